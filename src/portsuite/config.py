@@ -1,0 +1,423 @@
+"""
+The TOML config, read into frozen, validated objects.
+
+Every problem is collected, none raised at import: L{load} raises one L{ConfigError}
+that holds one line per problem, each naming the file, the service, the key and the
+fix, e.g.::
+
+    config.toml: [services.web] port: 70000 is out of range; use 0-65535 (0 = any free port)
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from portsuite.registry import Option, Registry, ServiceType
+
+SUITE_KEYS = ("host", "plugin_dirs")
+COMMON_KEYS = (
+    "type",
+    "port",
+    "host",
+    "udp",
+    "listen",
+    "max_connections",
+    "max_per_host",
+    "idle_timeout",
+    "trace",
+    "tls",
+)
+TLS_KEYS = ("cert", "key", "chain")
+LISTEN_PREFIXES = ("tcp", "tcp6", "unix", "ssl", "systemd", "udp")
+DEFAULT_HOST = "127.0.0.1"
+
+
+class ConfigError(Exception):
+    """A config that cannot run; C{errors} has one line per problem."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@attrs.frozen
+class TLSConfig:
+    cert: Path
+    key: Path
+    chain: Path | None = None
+
+
+@attrs.frozen
+class ServiceConfig:
+    """
+    One configured service: C{[services.NAME]}.
+
+    @ivar port: the TCP/UDP port (0 = any free port); None when C{listen} is used.
+    @ivar listen: Twisted endpoint descriptions that replace port/host.
+    @ivar options: the type's own options, converted, defaults filled in.
+    """
+
+    name: str
+    type: str
+    host: str = DEFAULT_HOST
+    port: int | None = None
+    udp: bool = False
+    tcp: bool = True
+    listen: tuple[str, ...] = ()
+    max_connections: int | None = None
+    max_per_host: int | None = None
+    idle_timeout: float | None = None
+    trace: bool = False
+    tls: TLSConfig | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    base_dir: Path = Path(".")
+
+
+@attrs.frozen
+class SuiteConfig:
+    path: Path | None
+    host: str
+    plugin_dirs: tuple[Path, ...]
+    services: tuple[ServiceConfig, ...]
+    registry: Registry = attrs.field(eq=False, repr=False)
+
+    def service(self, name: str) -> ServiceConfig:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
+
+
+def load(path: str | Path, registry: Registry | None = None) -> SuiteConfig:
+    """Read and validate a config file. @raise ConfigError: every problem at once."""
+    path = Path(path)
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(
+            [f"{label}: cannot read the config ({e.strerror}); check the path given to -c"]
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(
+            [f"{label}: TOML syntax error: {e}; fix the syntax (see config/config.toml)"]
+        ) from None
+    return from_dict(data, base_dir=path.resolve().parent, label=label, path=path, registry=registry)
+
+
+def from_dict(
+    data: Mapping[str, Any],
+    base_dir: str | Path = ".",
+    label: str = "<config>",
+    path: Path | None = None,
+    registry: Registry | None = None,
+) -> SuiteConfig:
+    """Validate a config already parsed (a dict shaped like the TOML file)."""
+    return _Validator(Path(base_dir).resolve(), label).suite(data, path, registry)
+
+
+def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+
+
+def _type_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            Path: "a path (string)", list: "a list of strings"}.get(kind, kind.__name__)
+
+
+class _Validator:
+    def __init__(self, base_dir: Path, label: str):
+        self.base_dir = base_dir
+        self.label = label
+        self.errors: list[str] = []
+
+    def err(self, where: str, key: str, text: str) -> None:
+        prefix = f"{self.label}: {where}" + (f" {key}" if key else "")
+        self.errors.append(f"{prefix}: {text}")
+
+    def suite(
+        self, data: Mapping[str, Any], path: Path | None, registry: Registry | None
+    ) -> SuiteConfig:
+        for key in data:
+            if key not in ("suite", "services"):
+                fix = (
+                    f"services go in [services.{key}]"
+                    if isinstance(data[key], dict)
+                    else "the top level has only [suite] and [services.NAME] tables"
+                )
+                self.err(f"[{key}]", "", f"unknown table; {fix}")
+        suite = data.get("suite", {})
+        if not isinstance(suite, dict):
+            self.err("[suite]", "", "must be a table; write it as [suite]")
+            suite = {}
+        for key in suite:
+            if key not in SUITE_KEYS:
+                self.err("[suite]", key, f"unknown key; {_suggest(key, SUITE_KEYS)}")
+        host = self.host("[suite]", suite.get("host", DEFAULT_HOST))
+        plugin_dirs: list[Path] = []
+        raw_dirs = suite.get("plugin_dirs", [])
+        if not isinstance(raw_dirs, list) or not all(isinstance(d, str) for d in raw_dirs):
+            self.err("[suite]", "plugin_dirs", 'must be a list of folders, e.g. ["../plugins"]')
+        else:
+            for d in raw_dirs:
+                folder = self.resolve(d)
+                if not folder.is_dir():
+                    self.err("[suite]", "plugin_dirs", f"{folder} is not a folder; create it or fix the path")
+                else:
+                    plugin_dirs.append(folder)
+        if registry is None:
+            registry = Registry.discover(tuple(plugin_dirs))
+        services = data.get("services", {})
+        if not isinstance(services, dict):
+            self.err("[services]", "", "must be tables, e.g. [services.echo]")
+            services = {}
+        if not services:
+            self.err("[services]", "", 'no service configured; add e.g. [services.echo] type = "echo"')
+        built = []
+        for name, table in services.items():
+            svc = self.service(name, table, host, registry)
+            if svc is not None:
+                built.append(svc)
+        self.clashes(built)
+        if self.errors:
+            raise ConfigError(self.errors)
+        return SuiteConfig(
+            path=path,
+            host=host,
+            plugin_dirs=tuple(plugin_dirs),
+            services=tuple(built),
+            registry=registry,
+        )
+
+    def resolve(self, value: str) -> Path:
+        return (self.base_dir / Path(value).expanduser()).resolve()
+
+    def host(self, where: str, value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            self.err(where, "host", 'must be an address string, e.g. "127.0.0.1" or "0.0.0.0"')
+            return DEFAULT_HOST
+        return value
+
+    def service(
+        self, name: str, table: Any, suite_host: str, registry: Registry
+    ) -> ServiceConfig | None:
+        where = f"[services.{name}]"
+        if not isinstance(table, dict):
+            self.err(where, "", "must be a table with at least type = \"…\"")
+            return None
+        tname = table.get("type")
+        if not isinstance(tname, str):
+            self.err(where, "type", 'missing; add e.g. type = "echo" (portsuite plugins lists the types)')
+            return None
+        try:
+            stype = registry.resolve(tname)
+        except LookupError as e:
+            self.err(where, "type", str(e))
+            return None
+        errors_before = len(self.errors)
+        option_names = tuple(o.name for o in stype.options)
+        for key in table:
+            if key not in COMMON_KEYS and key not in option_names:
+                self.err(where, key, f"unknown key for type {tname!r}; {_suggest(key, COMMON_KEYS + option_names)}")
+        host = self.host(where, table.get("host", suite_host))
+        listen = self.listen(where, table.get("listen"))
+        port = None
+        if "port" in table:
+            port = self.port(where, table["port"])
+        elif not listen:
+            if stype.default_port is None:
+                self.err(where, "port", "missing; set port = N (0 = any free port the OS picks)")
+            else:
+                port = stype.default_port
+        udp = self.flag(where, table, "udp")
+        if udp and "udp" not in stype.transports:
+            self.err(where, "udp", f"type {tname!r} speaks only {'/'.join(sorted(stype.transports))}; remove udp")
+        if stype.transports == {"udp"}:
+            udp = True
+        tls = self.tls(where, table.get("tls"))
+        if tls is not None and "tcp" not in stype.transports:
+            self.err(where, "tls", f"type {tname!r} has no TCP listener to put TLS on; remove tls")
+        options = {}
+        for opt in stype.options:
+            value = self.option(where, opt, table)
+            if value is not None or not opt.required:
+                options[opt.name] = value
+        svc = ServiceConfig(
+            name=name,
+            type=tname,
+            host=host,
+            port=port,
+            udp=udp,
+            tcp="tcp" in stype.transports,
+            listen=listen,
+            max_connections=self.limit(where, table, "max_connections", int),
+            max_per_host=self.limit(where, table, "max_per_host", int),
+            idle_timeout=self.limit(where, table, "idle_timeout", float),
+            trace=self.flag(where, table, "trace"),
+            tls=tls,
+            options=options,
+            base_dir=self.base_dir,
+        )
+        if len(self.errors) == errors_before:
+            if stype.check is not None:
+                for text in stype.check(svc):
+                    self.errors.append(f"{self.label}: {where} {text}")
+            if tls is not None:
+                from portsuite import tls as tlsmod
+
+                for text in tlsmod.check(tls):
+                    self.errors.append(f"{self.label}: {where} tls: {text}")
+        return svc
+
+    def port(self, where: str, value: Any) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.err(where, "port", f"{value!r} is not a port number; use an integer 0-65535")
+            return None
+        if not 0 <= value <= 65535:
+            self.err(where, "port", f"{value} is out of range; use 0-65535 (0 = any free port)")
+            return None
+        return value
+
+    def flag(self, where: str, table: Mapping[str, Any], key: str) -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            self.err(where, key, f"{value!r} is not true or false; write {key} = true")
+            return False
+        return value
+
+    def limit(self, where: str, table: Mapping[str, Any], key: str, kind: type) -> Any:
+        if key not in table:
+            return None
+        value = table[key]
+        ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+        if not ok or value <= 0:
+            self.err(where, key, f"{value!r} must be a positive {'number' if kind is float else 'integer'}; "
+                     f"remove it for no limit")
+            return None
+        return kind(value)
+
+    def listen(self, where: str, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.err(where, "listen", 'must be a list of endpoint descriptions, e.g. ["tcp:7007", "unix:/tmp/x.sock"]')
+            return ()
+        out = []
+        for desc in value:
+            prefix = desc.split(":", 1)[0]
+            if prefix not in LISTEN_PREFIXES:
+                self.err(where, "listen", f"{desc!r} has an unknown endpoint kind {prefix!r}; "
+                         f"use one of {', '.join(LISTEN_PREFIXES)}")
+                continue
+            out.append(self.resolve_endpoint(desc))
+        return tuple(out)
+
+    def resolve_endpoint(self, desc: str) -> str:
+        """Make the file paths of a description absolute, relative to the config."""
+        parts = desc.split(":")
+        if parts[0] == "unix" and len(parts) > 1 and "=" not in parts[1]:
+            parts[1] = str(self.resolve(parts[1]))
+        for i, part in enumerate(parts):
+            key, eq, val = part.partition("=")
+            if eq and key in ("privateKey", "certKey", "extraCertChain", "caCertsDir", "address") and val:
+                parts[i] = f"{key}={self.resolve(val)}"
+        return ":".join(parts)
+
+    def tls(self, where: str, value: Any) -> TLSConfig | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.err(where, "tls", 'must be a table: tls = { cert = "server.crt", key = "server.key" }')
+            return None
+        for key in value:
+            if key not in TLS_KEYS:
+                self.err(where, f"tls.{key}", f"unknown key; {_suggest(key, TLS_KEYS)}")
+        paths = {}
+        for key in TLS_KEYS:
+            v = value.get(key)
+            if v is None:
+                if key != "chain":
+                    self.err(where, f"tls.{key}", "missing; portsuite cert makes a cert and key for localhost")
+                continue
+            if not isinstance(v, str):
+                self.err(where, f"tls.{key}", "must be a file path string")
+                continue
+            paths[key] = self.resolve(v)
+        if "cert" not in paths or "key" not in paths:
+            return None
+        return TLSConfig(cert=paths["cert"], key=paths["key"], chain=paths.get("chain"))
+
+    def option(self, where: str, opt: Option, table: Mapping[str, Any]) -> Any:
+        if opt.name not in table:
+            if opt.required:
+                self.err(where, opt.name, f"missing; this type needs it ({opt.help or _type_name(opt.kind)})")
+            return opt.default
+        raw = table[opt.name]
+        value: Any
+        if opt.kind is bool:
+            ok = isinstance(raw, bool)
+            value = raw
+        elif opt.kind is int:
+            ok = isinstance(raw, int) and not isinstance(raw, bool)
+            value = raw
+        elif opt.kind is float:
+            ok = isinstance(raw, (int, float)) and not isinstance(raw, bool)
+            value = float(raw) if ok else raw
+        elif opt.kind is Path:
+            ok = isinstance(raw, str) and raw != ""
+            value = self.resolve(raw) if ok else raw
+        elif opt.kind is list:
+            ok = isinstance(raw, list) and all(isinstance(v, str) for v in raw)
+            value = tuple(raw) if ok else raw
+        else:
+            ok = isinstance(raw, str)
+            value = raw
+        if not ok:
+            hint = f" ({opt.help})" if opt.help else ""
+            self.err(where, opt.name, f"{raw!r} is not {_type_name(opt.kind)}{hint}")
+            return opt.default
+        if opt.choices is not None and value not in opt.choices:
+            self.err(where, opt.name, f"{raw!r} is not allowed; use one of {', '.join(map(repr, opt.choices))}")
+            return opt.default
+        if opt.check is not None:
+            problem = opt.check(value)
+            if problem:
+                self.err(where, opt.name, problem)
+                return opt.default
+        return value
+
+    def clashes(self, services: list[ServiceConfig]) -> None:
+        """Two services on the same transport, port and (overlapping) host."""
+        taken: list[tuple[str, str, int, str]] = []
+        for svc in services:
+            if not svc.port or svc.listen:
+                continue
+            transports = (["tcp"] if svc.tcp else []) + (["udp"] if svc.udp else [])
+            for t in transports:
+                for t2, host2, port2, name2 in taken:
+                    if t == t2 and svc.port == port2 and _overlap(svc.host, host2):
+                        self.err(
+                            f"[services.{svc.name}]", "port",
+                            f"{t} {svc.host}:{svc.port} is already taken by [services.{name2}]; "
+                            f"choose another port (1 service = 1 port)",
+                        )
+                        break
+                else:
+                    taken.append((t, svc.host, svc.port, svc.name))
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Would binding the same port on hosts a and b clash?"""
+    wildcard = ("0.0.0.0", "", "::")
+    return a == b or a in wildcard or b in wildcard

@@ -1,0 +1,274 @@
+"""
+Service types: what kinds of server the suite can start, and where each came from.
+
+A L{ServiceType} knows its transports, its default port, its options and how to build
+its Twisted factory. Every type reaches the suite through one L{Registry}, whatever its
+origin:
+
+  - built-in types and installed packages: entry points in the group
+    C{portsuite.services} (portsuite's own built-ins are declared there too);
+  - drop-in modules in a C{plugin_dirs} folder that define a C{ServiceType} at module
+    level;
+  - C{type = "module:Class"}: any C{Protocol}, C{ServerFactory} or
+    C{DatagramProtocol} subclass importable from a plugin dir or the import path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, ServerFactory
+
+if TYPE_CHECKING:
+    from portsuite.config import ServiceConfig
+    from portsuite.stats import ServiceStats
+
+ENTRY_POINT_GROUP = "portsuite.services"
+TRANSPORTS = frozenset({"tcp", "udp"})
+
+
+@attrs.frozen
+class Option:
+    """
+    One type-specific config key of a service, e.g. C{root} of C{http}.
+
+    @ivar kind: C{str}, C{int}, C{float}, C{bool}, C{Path} (resolved against the
+        config file's folder) or C{list} (of strings).
+    @ivar check: optional validator of the converted value; returns an error text
+        ("must be …") or None.
+    @ivar choices: allowed values, if the option is an enumeration.
+    """
+
+    name: str
+    kind: type = str
+    default: Any = None
+    required: bool = False
+    help: str = ""
+    check: Callable[[Any], str | None] | None = None
+    choices: tuple[Any, ...] | None = None
+
+
+@attrs.define
+class ServiceContext:
+    """
+    What a service type gets when the suite builds it.
+
+    @ivar reactor: the reactor (or a clock in tests); never import the global one.
+    @ivar config: this service's validated L{ServiceConfig}.
+    @ivar stats: this service's counters, shared with the dashboard.
+    @ivar suite: the running suite (for types that show the whole suite, like the
+        dashboard), or None when a type is built alone in a test.
+    """
+
+    reactor: Any
+    config: ServiceConfig
+    stats: ServiceStats
+    suite: Any = None
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self.config.options
+
+
+def _no_refusal(reason: str) -> bytes | None:
+    return None
+
+
+def line_refusal(reason: str) -> bytes:
+    """A one-line notice for text protocols: what a telnet user sees when refused."""
+    return f"portsuite: {reason}\r\n".encode()
+
+
+@attrs.frozen
+class ServiceType:
+    """
+    A kind of server.
+
+    @ivar tcp_factory: builds the C{ServerFactory} for a TCP (or TLS, unix) listener.
+    @ivar udp_protocol: builds the C{DatagramProtocol} for a UDP listener.
+    @ivar refusal: the bytes a client refused by a limit is sent before the close
+        (C{reason} is e.g. "too many connections"), or None to close silently where
+        the protocol has no room for a notice.
+    @ivar check: optional cross-option validation of a whole service; returns error
+        texts, each "key: problem; fix".
+    @ivar source: where the registry found it (filled in by the registry).
+    """
+
+    name: str
+    description: str
+    default_port: int | None
+    transports: frozenset[str] = frozenset({"tcp"})
+    options: tuple[Option, ...] = ()
+    tcp_factory: Callable[[ServiceContext], Factory] | None = None
+    udp_protocol: Callable[[ServiceContext], DatagramProtocol] | None = None
+    refusal: Callable[[str], bytes | None] = line_refusal
+    check: Callable[[ServiceConfig], list[str]] | None = None
+    rfc: str = ""
+    source: str = "built-in"
+
+    def option(self, name: str) -> Option | None:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        return None
+
+
+def type_from_class(spec: str, cls: type) -> ServiceType:
+    """
+    The ad-hoc type behind C{type = "module:Class"}: no registration needed.
+    """
+    doc = (cls.__doc__ or "").strip().splitlines()
+    description = doc[0] if doc else f"{cls.__qualname__} from {cls.__module__}"
+    if isinstance(cls, type) and issubclass(cls, DatagramProtocol):
+        return ServiceType(
+            name=spec,
+            description=description,
+            default_port=None,
+            transports=frozenset({"udp"}),
+            udp_protocol=lambda ctx: cls(),
+            source=f"class {spec}",
+        )
+    if isinstance(cls, type) and issubclass(cls, Factory):
+        return ServiceType(
+            name=spec,
+            description=description,
+            default_port=None,
+            tcp_factory=lambda ctx: cls(),
+            source=f"class {spec}",
+        )
+    if isinstance(cls, type) and issubclass(cls, Protocol):
+        return ServiceType(
+            name=spec,
+            description=description,
+            default_port=None,
+            tcp_factory=lambda ctx: ServerFactory.forProtocol(cls),
+            source=f"class {spec}",
+        )
+    raise TypeError(
+        f"{spec} is not a Protocol, ServerFactory or DatagramProtocol subclass"
+    )
+
+
+@attrs.define
+class Registry:
+    """
+    Every service type the suite can see, by name; errors met while looking are kept
+    in C{problems} (shown by C{portsuite plugins}) rather than raised.
+    """
+
+    types: dict[str, ServiceType] = attrs.field(factory=dict)
+    problems: list[str] = attrs.field(factory=list)
+    plugin_dirs: tuple[Path, ...] = ()
+
+    def add(self, stype: ServiceType, source: str) -> None:
+        if stype.name in self.types:
+            self.problems.append(
+                f"type {stype.name!r} from {source} ignored: "
+                f"already defined by {self.types[stype.name].source}"
+            )
+            return
+        if not stype.transports <= TRANSPORTS:
+            self.problems.append(
+                f"type {stype.name!r} from {source} ignored: "
+                f"transports must be among {sorted(TRANSPORTS)}"
+            )
+            return
+        self.types[stype.name] = attrs.evolve(stype, source=source)
+
+    @classmethod
+    def discover(cls, plugin_dirs: tuple[Path, ...] = ()) -> Registry:
+        """Look at entry points, then at every module of each plugin dir."""
+        reg = cls(plugin_dirs=tuple(plugin_dirs))
+        reg._load_entry_points()
+        for folder in plugin_dirs:
+            reg._load_plugin_dir(folder)
+        return reg
+
+    def _load_entry_points(self) -> None:
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist is not None else "?"
+            source = (
+                "built-in" if dist == "portsuite" else f"entry point ({dist})"
+            )
+            try:
+                stype = ep.load()
+            except Exception as e:
+                self.problems.append(
+                    f"entry point {ep.name} = {ep.value} ({dist}) failed to load: {e!r}"
+                )
+                continue
+            if not isinstance(stype, ServiceType):
+                self.problems.append(
+                    f"entry point {ep.name} = {ep.value} ({dist}) is not a ServiceType"
+                )
+                continue
+            self.add(stype, source)
+
+    def _load_plugin_dir(self, folder: Path) -> None:
+        if not folder.is_dir():
+            self.problems.append(f"plugin dir {folder} does not exist")
+            return
+        _add_to_path(folder)
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            try:
+                module = importlib.import_module(path.stem)
+            except Exception as e:
+                self.problems.append(f"plugin {path} failed to import: {e!r}")
+                continue
+            if getattr(module, "__file__", None) and Path(module.__file__).resolve() != path.resolve():
+                # a module of the same name elsewhere on the path shadows this file
+                continue
+            for value in vars(module).values():
+                if isinstance(value, ServiceType):
+                    self.add(value, f"plugin dir ({path})")
+
+    def resolve(self, name: str) -> ServiceType:
+        """
+        The type called C{name}: a registered name, or C{module:Class}.
+
+        @raise LookupError: with a text that says what to do.
+        """
+        if name in self.types:
+            return self.types[name]
+        if ":" in name:
+            module_name, _, attr = name.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as e:
+                where = ", ".join(str(d) for d in self.plugin_dirs) or "no plugin_dirs set"
+                raise LookupError(
+                    f"cannot import module {module_name!r} ({e}); put {module_name}.py "
+                    f"in a plugin dir ({where}) or install it"
+                ) from None
+            cls = module
+            for part in attr.split("."):
+                cls = getattr(cls, part, None)
+                if cls is None:
+                    raise LookupError(
+                        f"module {module_name!r} has no {attr!r}; "
+                        f"check the class name after the colon"
+                    )
+            try:
+                return type_from_class(name, cls)  # type: ignore[arg-type]
+            except TypeError as e:
+                raise LookupError(str(e)) from None
+        known = ", ".join(sorted(self.types)) or "none"
+        raise LookupError(
+            f"unknown type {name!r}; known types: {known} (or use \"module:Class\")"
+        )
+
+
+def _add_to_path(folder: Path) -> None:
+    entry = str(folder.resolve())
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+    importlib.invalidate_caches()

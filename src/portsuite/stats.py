@@ -1,0 +1,108 @@
+"""
+Per-service counters and the clients connected right now.
+
+One L{ServiceStats} per service, kept by the shared connection wrapper (see
+L{portsuite.wrappers}) and read by the dashboard, the metrics and C{portsuite check}.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import attrs
+
+
+def port_class(port: int) -> str:
+    """The IANA range a port number falls in, as the course names them."""
+    if port < 1024:
+        return "well-known"
+    if port < 49152:
+        return "registered"
+    return "dynamic"
+
+
+@attrs.define(eq=False)
+class ClientInfo:
+    """One connected client: its address (with its ephemeral port) and its traffic."""
+
+    peer: str
+    since: float
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "peer": self.peer,
+            "since": self.since,
+            "seconds": round(now - self.since, 3),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+        }
+
+
+@attrs.define(eq=False)
+class Listener:
+    """Where one service listens: filled in once the port is bound."""
+
+    transport: str  # "tcp", "udp", "unix", …
+    host: str
+    port: int | None  # the bound port (None for unix sockets)
+    description: str  # the endpoint description, e.g. "tcp:7007:interface=127.0.0.1"
+    tls: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "transport": self.transport,
+            "host": self.host,
+            "port": self.port,
+            "port_class": port_class(self.port) if self.port is not None else None,
+            "tls": self.tls,
+            "endpoint": self.description,
+        }
+
+
+@attrs.define(eq=False)
+class ServiceStats:
+    """Counters of one service, across all its listeners."""
+
+    name: str
+    type: str
+    description: str = ""
+    listeners: list[Listener] = attrs.field(factory=list)
+    open: int = 0
+    total: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    refused: int = 0
+    errors: int = 0
+    datagrams_in: int = 0
+    datagrams_out: int = 0
+    dropped: int = 0
+    clients: dict[int, ClientInfo] = attrs.field(factory=dict)
+    # recent transcripts (see portsuite.trace): bounded, newest last
+    transcripts: deque[Any] = attrs.field(factory=lambda: deque(maxlen=5))
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        first = self.listeners[0] if self.listeners else None
+        return {
+            "name": self.name,
+            "type": self.type,
+            "description": self.description,
+            "transports": sorted({li.transport for li in self.listeners}),
+            "host": first.host if first else None,
+            "port": first.port if first else None,
+            "port_class": port_class(first.port) if first and first.port is not None else None,
+            "tls": any(li.tls for li in self.listeners),
+            "listeners": [li.as_dict() for li in self.listeners],
+            "connections": {"open": self.open, "total": self.total, "refused": self.refused},
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "errors": self.errors,
+            "datagrams": {
+                "in": self.datagrams_in,
+                "out": self.datagrams_out,
+                "dropped": self.dropped,
+            },
+            "clients": [c.as_dict(now) for c in self.clients.values()],
+        }

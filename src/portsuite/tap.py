@@ -1,0 +1,52 @@
+"""
+twistd glue: C{twistd -n portsuite -c config.toml}.
+
+The config is read and validated while the options are parsed, before anything is
+bound or the process daemonizes: a bad config prints every problem, one line each,
+and exits with status 2, without a traceback or the usage text.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.python import usage
+
+from portsuite import config as configmod
+
+
+class Options(usage.Options):
+    synopsis = "-c CONFIG [--ready-file PATH]"
+    longdesc = (
+        "Start every service of a portsuite TOML config in one reactor, each on its "
+        "own port. Check a config first with: portsuite check -c CONFIG"
+    )
+    optParameters = [
+        ["config", "c", "config.toml", "the suite's TOML config file"],
+        [
+            "ready-file",
+            None,
+            None,
+            "once every listener is bound, write the bound ports there as JSON "
+            "(for scripts and tests that use port = 0)",
+        ],
+    ]
+
+    def postOptions(self) -> None:
+        try:
+            self["suite_config"] = configmod.load(self["config"])
+        except configmod.ConfigError as e:
+            for line in e.errors:
+                print(line, file=sys.stderr)
+            print(
+                f"portsuite: {len(e.errors)} problem(s) in {self['config']}; nothing was started",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+
+
+def makeService(options: Options) -> Any:
+    from portsuite.suite import Suite
+
+    return Suite(options["suite_config"], ready_file=options["ready-file"])

@@ -1,0 +1,307 @@
+"""
+The one connection wrapper every service gets, plugins included: counters, the list
+of connected clients, limits (max_connections, max_per_host, idle_timeout), the
+open/close log lines, and a guard that closes only the connection whose protocol
+raised.
+
+Built on Twisted's own L{twisted.protocols.policies.WrappingFactory}. Twisted's
+C{LimitConnectionsByPeer} is not reused: it indexes C{addr[0]} on an attrs address
+and so fails on every connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import DatagramProtocol, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+from zope.interface import directlyProvides, providedBy
+
+from portsuite.stats import ClientInfo, ServiceStats
+
+log = Logger(namespace="portsuite")
+
+
+def format_peer(addr: IAddress | tuple[str, int] | None) -> str:
+    """C{host:port} of a peer (C{[v6]:port} for IPv6), as a student reads it."""
+    if isinstance(addr, IPv6Address):
+        return f"[{addr.host}]:{addr.port}"
+    if isinstance(addr, IPv4Address):
+        return f"{addr.host}:{addr.port}"
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host, port = addr[0], addr[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return "local"  # unix sockets have no peer port
+
+
+def peer_host(addr: Any) -> str:
+    return getattr(addr, "host", None) or "local"
+
+
+class _Refuse(Protocol):
+    """Tells a refused client why (if the protocol allows), then closes."""
+
+    def __init__(self, message: bytes | None):
+        self.message = message
+
+    def connectionMade(self) -> None:
+        if self.message:
+            self.transport.write(self.message)
+        self.transport.loseConnection()
+
+
+class ServiceProtocol(ProtocolWrapper):
+    """Counts bytes, keeps the client's entry, enforces idle_timeout, guards errors."""
+
+    factory: ServiceFactory
+    _idle: Any = None
+
+    def __init__(self, factory: ServiceFactory, wrappedProtocol: Any, client: ClientInfo):
+        ProtocolWrapper.__init__(self, factory, wrappedProtocol)
+        self.client = client
+        self.stats = factory.stats
+
+    def makeConnection(self, transport: Any) -> None:
+        factory = self.factory
+        directlyProvides(self, providedBy(transport))
+        Protocol.makeConnection(self, transport)
+        factory.registerProtocol(self)
+        if factory.idle_timeout:
+            self._idle = factory.reactor.callLater(factory.idle_timeout, self._idleExpired)
+        log.info(
+            "{service}: {peer} connected ({open} open)",
+            service=self.stats.name,
+            peer=self.client.peer,
+            open=self.stats.open,
+        )
+        try:
+            self.wrappedProtocol.makeConnection(self)
+        except Exception:
+            self._crashed(Failure(), "connectionMade")
+
+    def _touch(self) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.reset(self.factory.idle_timeout)
+
+    def _idleExpired(self) -> None:
+        self._idle = None
+        log.info(
+            "{service}: {peer} idle for {timeout}s, closing",
+            service=self.stats.name,
+            peer=self.client.peer,
+            timeout=self.factory.idle_timeout,
+        )
+        self.transport.loseConnection()
+
+    def _crashed(self, failure: Failure, where: str) -> None:
+        self.stats.errors += 1
+        log.failure(
+            "{service}: protocol error in {where} for {peer}; closing this connection only",
+            failure,
+            service=self.stats.name,
+            where=where,
+            peer=self.client.peer,
+        )
+        self.transport.abortConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        n = len(data)
+        self.client.bytes_in += n
+        self.stats.bytes_in += n
+        if self._idle is not None:
+            self._touch()
+        try:
+            self.wrappedProtocol.dataReceived(data)
+        except Exception:
+            self._crashed(Failure(), "dataReceived")
+
+    def write(self, data: bytes) -> None:
+        n = len(data)
+        self.client.bytes_out += n
+        self.stats.bytes_out += n
+        if self._idle is not None:
+            self._touch()
+        self.transport.write(data)
+
+    def writeSequence(self, data: Any) -> None:
+        data = list(data)
+        n = sum(map(len, data))
+        self.client.bytes_out += n
+        self.stats.bytes_out += n
+        if self._idle is not None:
+            self._touch()
+        self.transport.writeSequence(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._idle = None
+        client = self.client
+        try:
+            ProtocolWrapper.connectionLost(self, reason)
+        except Exception:
+            self.stats.errors += 1
+            log.failure(
+                "{service}: protocol error in connectionLost for {peer}",
+                service=self.stats.name,
+                peer=client.peer,
+            )
+        log.info(
+            "{service}: {peer} closed after {duration:.3f}s, {bytes_in} B in, {bytes_out} B out",
+            service=self.stats.name,
+            peer=client.peer,
+            duration=self.factory.reactor.seconds() - client.since,
+            bytes_in=client.bytes_in,
+            bytes_out=client.bytes_out,
+        )
+
+
+class ServiceFactory(WrappingFactory):
+    """
+    Wraps a service type's factory: every protocol it builds goes through
+    L{ServiceProtocol}, and the limits are checked before it is built.
+    """
+
+    protocol = ServiceProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        wrappedFactory: Any,
+        stats: ServiceStats,
+        reactor: Any,
+        *,
+        max_connections: int | None = None,
+        max_per_host: int | None = None,
+        idle_timeout: float | None = None,
+        refusal: Any = None,
+        protocol_class: type[ServiceProtocol] | None = None,
+    ):
+        WrappingFactory.__init__(self, wrappedFactory)
+        wrappedFactory.noisy = False
+        self.stats = stats
+        self.reactor = reactor
+        self.max_connections = max_connections
+        self.max_per_host = max_per_host
+        self.idle_timeout = idle_timeout
+        self.refusal = refusal
+        self.per_host: dict[str, int] = {}
+        if protocol_class is not None:
+            self.protocol = protocol_class
+
+    def logPrefix(self) -> str:
+        return self.stats.name
+
+    def _refuse(self, addr: Any, reason: str) -> Protocol:
+        self.stats.refused += 1
+        log.warn(
+            "{service}: refused {peer}: {reason}",
+            service=self.stats.name,
+            peer=format_peer(addr),
+            reason=reason,
+        )
+        message = self.refusal(reason) if self.refusal is not None else None
+        p = _Refuse(message)
+        p.factory = self
+        return p
+
+    def buildProtocol(self, addr: Any) -> Any:
+        stats = self.stats
+        if self.max_connections is not None and stats.open >= self.max_connections:
+            return self._refuse(addr, f"too many connections (max_connections = {self.max_connections})")
+        host = peer_host(addr)
+        if self.max_per_host is not None and self.per_host.get(host, 0) >= self.max_per_host:
+            return self._refuse(
+                addr, f"too many connections from {host} (max_per_host = {self.max_per_host})"
+            )
+        inner = self.wrappedFactory.buildProtocol(addr)
+        if inner is None:
+            return None
+        client = ClientInfo(peer=format_peer(addr), since=self.reactor.seconds())
+        return self.protocol(self, inner, client)
+
+    def registerProtocol(self, p: Any) -> None:
+        stats = self.stats
+        stats.open += 1
+        stats.total += 1
+        stats.clients[id(p)] = p.client
+        host = peer_host(p.getPeer())
+        self.per_host[host] = self.per_host.get(host, 0) + 1
+        self.protocols[p] = 1
+
+    def unregisterProtocol(self, p: Any) -> None:
+        stats = self.stats
+        if stats.clients.pop(id(p), None) is None:
+            return
+        stats.open -= 1
+        host = peer_host(p.getPeer())
+        left = self.per_host.get(host, 1) - 1
+        if left:
+            self.per_host[host] = left
+        else:
+            self.per_host.pop(host, None)
+        self.protocols.pop(p, None)
+
+
+class DatagramWrapper(DatagramProtocol):
+    """
+    Counts datagrams of a UDP service and stands as the transport of the wrapped
+    C{DatagramProtocol}, so that its replies pass through L{allowReply} (where the
+    UDP guards of L{portsuite.udp} sit).
+    """
+
+    noisy = False
+
+    def __init__(self, wrapped: DatagramProtocol, stats: ServiceStats):
+        wrapped.noisy = False
+        self.wrapped = wrapped
+        self.stats = stats
+
+    def startProtocol(self) -> None:
+        self.wrapped.makeConnection(self)
+
+    def stopProtocol(self) -> None:
+        self.wrapped.doStop()
+
+    def allowRequest(self, data: bytes, addr: Any) -> bool:
+        """Whether to hand this datagram to the service at all."""
+        return True
+
+    def allowReply(self, data: bytes, addr: Any) -> bool:
+        """Whether to send this reply."""
+        return True
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.stats.datagrams_in += 1
+        self.stats.bytes_in += len(data)
+        if not self.allowRequest(data, addr):
+            self.stats.dropped += 1
+            return
+        try:
+            self.wrapped.datagramReceived(data, addr)
+        except Exception:
+            self.stats.errors += 1
+            log.failure(
+                "{service}: protocol error for datagram from {peer}",
+                service=self.stats.name,
+                peer=format_peer(addr),
+            )
+
+    # the wrapped protocol's transport
+    def write(self, data: bytes, addr: Any = None) -> None:
+        if not self.allowReply(data, addr):
+            self.stats.dropped += 1
+            return
+        self.stats.datagrams_out += 1
+        self.stats.bytes_out += len(data)
+        self.transport.write(data, addr)
+
+    def getHost(self) -> Any:
+        return self.transport.getHost()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
