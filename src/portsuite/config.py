@@ -33,7 +33,7 @@ COMMON_KEYS = (
     "trace",
     "tls",
 )
-TLS_KEYS = ("cert", "key", "chain")
+TLS_KEYS = ("cert", "key", "chain", "handshake_timeout")
 LISTEN_PREFIXES = ("tcp", "tcp6", "unix", "ssl", "systemd", "udp")
 DEFAULT_HOST = "127.0.0.1"
 
@@ -51,6 +51,7 @@ class TLSConfig:
     cert: Path
     key: Path
     chain: Path | None = None
+    handshake_timeout: float = 10.0
 
 
 @attrs.frozen
@@ -344,7 +345,11 @@ class _Validator:
             if key not in TLS_KEYS:
                 self.err(where, f"tls.{key}", f"unknown key; {_suggest(key, TLS_KEYS)}")
         paths = {}
-        for key in TLS_KEYS:
+        timeout = value.get("handshake_timeout", 10.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            self.err(where, "tls.handshake_timeout", f"{timeout!r} must be a positive number of seconds")
+            timeout = 10.0
+        for key in ("cert", "key", "chain"):
             v = value.get(key)
             if v is None:
                 if key != "chain":
@@ -356,7 +361,10 @@ class _Validator:
             paths[key] = self.resolve(v)
         if "cert" not in paths or "key" not in paths:
             return None
-        return TLSConfig(cert=paths["cert"], key=paths["key"], chain=paths.get("chain"))
+        return TLSConfig(
+            cert=paths["cert"], key=paths["key"], chain=paths.get("chain"),
+            handshake_timeout=float(timeout),
+        )
 
     def option(self, where: str, opt: Option, table: Mapping[str, Any]) -> Any:
         if opt.name not in table:
