@@ -90,6 +90,7 @@ class Suite(MultiService):
                 name=svc.name, type=svc.type, description=stype.description
             )
         self._bound: list[_Bound] = []
+        self.listening = False
 
     @property
     def reactor(self) -> Any:
@@ -111,8 +112,8 @@ class Suite(MultiService):
         MultiService.privilegedStartService(self)
 
     def startService(self) -> None:
-        if not self._bound:
-            # not started through twistd's privileged step (e.g. testing, twist)
+        if not self.listening:
+            # not started through twistd's privileged step
             self.privilegedStartService()
         MultiService.startService(self)
 
@@ -147,6 +148,7 @@ class Suite(MultiService):
                 type=self.stats[b.service].type,
                 extra=extra,
             )
+        self.listening = True
         if self.ready_file:
             self._write_ready()
         return [b.listener for b in self._bound]
@@ -312,6 +314,7 @@ class Suite(MultiService):
                 if transport is not None:
                     transport.loseConnection()
         self._bound.clear()
+        self.listening = False
         log.info("portsuite: all listeners closed")
         return defer.DeferredList(waits, consumeErrors=True)
 
