@@ -107,7 +107,7 @@ class Suite(MultiService):
             self.listen()
         except StartupError as e:
             log.critical("{line}", line=str(e))
-            print(f"portsuite: {e}", file=sys.stderr, flush=True)
+            print(f"portsuite: {e}", file=sys.__stderr__, flush=True)
             raise SystemExit(1) from None
         MultiService.privilegedStartService(self)
 
