@@ -106,7 +106,7 @@ class ServiceProtocol(ProtocolWrapper):
             where=where,
             peer=self.client.peer,
         )
-        self.transport.abortConnection()
+        self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         n = len(data)
