@@ -1,0 +1,144 @@
+"""End to end: twistd itself in a subprocess, as a user starts it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess as sp
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from portsuite.testing import suite_running, twistd_command, write_config
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).parents[2]
+BIN = Path(sys.executable).parent
+
+
+def shipped_config_on_free_ports(tmp_path: Path) -> Path:
+    """config/config.toml with every port set to 0 and paths made absolute."""
+    data = tomllib.loads((ROOT / "config" / "config.toml").read_text())
+    data["suite"]["plugin_dirs"] = [str((ROOT / "config" / d).resolve()) for d in data["suite"].get("plugin_dirs", [])]
+    for svc in data["services"].values():
+        svc["port"] = 0
+        for key, value in list(svc.items()):
+            if key in ("root", "data", "quotes") and isinstance(value, str):
+                svc[key] = str(tmp_path / Path(value).name) if key == "data" else str((ROOT / "config" / value).resolve())
+    return write_config(data, tmp_path)
+
+
+def test_shipped_config_starts_every_service(tmp_path: Path) -> None:
+    path = shipped_config_on_free_ports(tmp_path)
+    with suite_running(path, subprocess=True) as s:
+        names = [svc["name"] for svc in s.ready["services"]]
+        assert names
+        for svc in s.ready["services"]:
+            for li in svc["listeners"]:
+                if li["transport"] == "tcp":
+                    socket.create_connection(("127.0.0.1", li["port"]), timeout=5).close()
+        c = socket.create_connection(("127.0.0.1", s.port("echo")), timeout=5)
+        c.sendall(b"over the wire\r\n")
+        assert c.recv(100) == b"over the wire\r\n"
+        c.close()
+    log = s.log()
+    assert "echo: listening on tcp 127.0.0.1:" in log
+    # every connection is logged with the client's ephemeral port, duration and bytes
+    assert "closed after" in log and "15 B in, 15 B out" in log
+
+
+def test_bad_config_stops_before_binding_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[services.a]\ntype = "echo"\nport = 99999\n[services.b]\ntype = "ehco"\n')
+    r = sp.run([*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(bad)],
+               capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines[0] == f"{bad}: [services.a] port: 99999 is out of range; use 0-65535 (0 = any free port)"
+    assert lines[1].startswith(f"{bad}: [services.b] type: unknown type 'ehco'; known types: ")
+    assert "Traceback" not in r.stderr + r.stdout
+    check = sp.run([str(BIN / "portsuite"), "check", "-c", str(bad)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 2 and check.stderr.splitlines()[:2] == lines[:2]
+
+
+def test_port_in_use_stops_the_whole_suite_with_one_line(tmp_path: Path) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    path = write_config({"services": {"a": {"type": "echo", "port": 0},
+                                      "b": {"type": "echo", "port": taken}}}, tmp_path)
+    try:
+        r = sp.run([*twistd_command(), "-n", "--pidfile=", f"--logfile={tmp_path}/log", "portsuite", "-c", str(path)],
+                   capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    finally:
+        blocker.close()
+    assert r.returncode == 1
+    assert r.stderr.strip() == (
+        f"portsuite: cannot start [services.b] on tcp 127.0.0.1:{taken}: port {taken} is already in use "
+        f"by another program (see: ss -lnp 'sport = :{taken}'); stop it or choose another port"
+    )
+    assert "Traceback" not in r.stderr + (tmp_path / "log").read_text()
+
+
+def test_twist_runs_the_plugin_too(tmp_path: Path) -> None:
+    path = write_config({"services": {"e": {"type": "echo", "port": 0}}}, tmp_path)
+    ready = tmp_path / "ready.json"
+    proc = sp.Popen([str(BIN / "twist"), "portsuite", "-c", str(path), "--ready-file", str(ready)],
+                    stdout=sp.PIPE, stderr=sp.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), proc.stdout.read1().decode() if proc.poll() is not None else "no ready file"  # type: ignore[union-attr]
+        port = __import__("json").loads(ready.read_text())["services"][0]["port"]
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.sendall(b"twist")
+        assert c.recv(10) == b"twist"
+        c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+
+
+def test_daemonized_twistd_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -> None:
+    path = write_config({"services": {"e": {"type": "echo", "port": 0}}}, tmp_path)
+    pidfile, ready = tmp_path / "ps.pid", tmp_path / "ready.json"
+    r = sp.run([*twistd_command(), f"--pidfile={pidfile}", f"--logfile={tmp_path}/ps.log",
+                "portsuite", "-c", str(path), "--ready-file", str(ready)],
+               capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    pid = int(pidfile.read_text())
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        port = __import__("json").loads(ready.read_text())["services"][0]["port"]
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pidfile.exists()
+
+
+def test_check_shows_each_listener_with_its_port_class(tmp_path: Path) -> None:
+    path = write_config({"services": {
+        "echo": {"type": "echo", "port": 7, "udp": True},
+        "web": {"type": "echo", "port": 8080},
+        "high": {"type": "echo", "port": 50000},
+    }}, tmp_path)
+    r = sp.run([str(BIN / "portsuite"), "check", "-c", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert ["echo", "echo", "tcp", "127.0.0.1", "7", "well-known", "-"] in rows
+    assert ["echo", "echo", "udp", "127.0.0.1", "7", "well-known", "-"] in rows
+    assert ["web", "echo", "tcp", "127.0.0.1", "8080", "registered", "-"] in rows
+    assert ["high", "echo", "tcp", "127.0.0.1", "50000", "dynamic", "-"] in rows
+    if os.geteuid() != 0:
+        assert "port 7 is well-known (0-1023) and needs root or CAP_NET_BIND_SERVICE" in r.stdout
