@@ -5,6 +5,7 @@ The C{portsuite} command.
     portsuite ports [-c config.toml]   the port ranges, and where each service falls
     portsuite plugins [-c config.toml] every service type the suite can see
     portsuite cert [--dir certs]       a local CA and a TLS cert for localhost
+    portsuite trace SERVICE            follow a traced service's bytes live
 
 A subcommand is a function C{run(args) -> exit status} plus one C{add_*} function that
 declares its arguments; both are listed in L{COMMANDS}.
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from portsuite import certs
+from portsuite import certs, trace
 from portsuite import config as configmod
 from portsuite.registry import Registry
 from portsuite.stats import port_class
@@ -214,6 +215,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "ports": ("the port ranges, and where a config's services fall", add_ports, run_ports),
     "plugins": ("list every service type the suite can see", add_plugins, run_plugins),
     "cert": ("make a local CA and a TLS cert for localhost, 127.0.0.1 and ::1", certs.add_arguments, certs.run),
+    "trace": ("follow the live transcript of a service that has trace = true", trace.add_arguments, trace.run),
 }
 
 

@@ -267,7 +267,9 @@ class Suite(MultiService):
 
     def udp_wrapper(self, protocol: Any, ctx: ServiceContext) -> DatagramWrapper:
         """The wrapper every UDP service gets: counters and the UDP guards."""
-        return DatagramWrapper(protocol, ctx.stats)
+        from portsuite.udp import GuardedDatagramWrapper
+
+        return GuardedDatagramWrapper.for_context(protocol, ctx)
 
     def _write_ready(self) -> None:
         assert self.ready_file
