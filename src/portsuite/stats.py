@@ -72,8 +72,10 @@ class ServiceStats:
     listeners: list[Listener] = attrs.field(factory=list)
     open: int = 0
     total: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
+    # bytes of connections already closed (and of datagrams); the live ones are summed
+    # from their ClientInfo when read, so the hot path counts each byte only once
+    closed_bytes_in: int = 0
+    closed_bytes_out: int = 0
     refused: int = 0
     errors: int = 0
     datagrams_in: int = 0
@@ -82,6 +84,30 @@ class ServiceStats:
     clients: dict[int, ClientInfo] = attrs.field(factory=dict)
     # recent transcripts (see portsuite.trace): bounded, newest last
     transcripts: deque[Any] = attrs.field(factory=lambda: deque(maxlen=5))
+
+    @property
+    def bytes_in(self) -> int:
+        return self.closed_bytes_in + sum(c.bytes_in for c in self.clients.values())
+
+    @bytes_in.setter
+    def bytes_in(self, value: int) -> None:
+        self.closed_bytes_in += value - self.bytes_in
+
+    @property
+    def bytes_out(self) -> int:
+        return self.closed_bytes_out + sum(c.bytes_out for c in self.clients.values())
+
+    @bytes_out.setter
+    def bytes_out(self, value: int) -> None:
+        self.closed_bytes_out += value - self.bytes_out
+
+    def client_closed(self, key: int) -> ClientInfo | None:
+        """Forget a client, keeping its bytes in the service's totals."""
+        client = self.clients.pop(key, None)
+        if client is not None:
+            self.closed_bytes_in += client.bytes_in
+            self.closed_bytes_out += client.bytes_out
+        return client
 
     def as_dict(self, now: float) -> dict[str, Any]:
         first = self.listeners[0] if self.listeners else None

@@ -109,9 +109,7 @@ class ServiceProtocol(ProtocolWrapper):
         self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
-        n = len(data)
-        self.client.bytes_in += n
-        self.stats.bytes_in += n
+        self.client.bytes_in += len(data)
         if self._idle is not None:
             self._touch()
         try:
@@ -120,18 +118,14 @@ class ServiceProtocol(ProtocolWrapper):
             self._crashed(Failure(), "dataReceived")
 
     def write(self, data: bytes) -> None:
-        n = len(data)
-        self.client.bytes_out += n
-        self.stats.bytes_out += n
+        self.client.bytes_out += len(data)
         if self._idle is not None:
             self._touch()
         self.transport.write(data)
 
     def writeSequence(self, data: Any) -> None:
         data = list(data)
-        n = sum(map(len, data))
-        self.client.bytes_out += n
-        self.stats.bytes_out += n
+        self.client.bytes_out += sum(map(len, data))
         if self._idle is not None:
             self._touch()
         self.transport.writeSequence(data)
@@ -235,7 +229,7 @@ class ServiceFactory(WrappingFactory):
 
     def unregisterProtocol(self, p: Any) -> None:
         stats = self.stats
-        if stats.clients.pop(id(p), None) is None:
+        if stats.client_closed(id(p)) is None:
             return
         stats.open -= 1
         host = peer_host(p.getPeer())
@@ -277,7 +271,7 @@ class DatagramWrapper(DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         self.stats.datagrams_in += 1
-        self.stats.bytes_in += len(data)
+        self.stats.closed_bytes_in += len(data)
         if not self.allowRequest(data, addr):
             self.stats.dropped += 1
             return
@@ -297,7 +291,7 @@ class DatagramWrapper(DatagramProtocol):
             self.stats.dropped += 1
             return
         self.stats.datagrams_out += 1
-        self.stats.bytes_out += len(data)
+        self.stats.closed_bytes_out += len(data)
         self.transport.write(data, addr)
 
     def getHost(self) -> Any:
