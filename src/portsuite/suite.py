@@ -212,8 +212,19 @@ class Suite(MultiService):
             endpoint: Any = cls(self.reactor, svc.port, interface=svc.host)
             shown = f"tcp {svc.host}:{svc.port}"
         else:
-            endpoint = serverFromString(self.reactor, desc)
             shown = desc
+            try:
+                endpoint = serverFromString(self.reactor, desc)
+            except Exception as e:
+                hint = (
+                    "no socket was passed by systemd (LISTEN_FDS/LISTEN_FDNAMES)"
+                    if desc.startswith("systemd:") and isinstance(e, (IndexError, KeyError))
+                    else str(e) or type(e).__name__
+                )
+                raise StartupError(
+                    f"cannot start [services.{svc.name}] on {desc}: {hint}; "
+                    f"fix the listen description (see Twisted's endpoint syntax)"
+                ) from None
         results: list[Any] = []
         endpoint.listen(factory).addBoth(results.append)
         if not results:

@@ -142,3 +142,38 @@ def test_check_shows_each_listener_with_its_port_class(tmp_path: Path) -> None:
     assert ["high", "echo", "tcp", "127.0.0.1", "50000", "dynamic", "-"] in rows
     if os.geteuid() != 0:
         assert "port 7 is well-known (0-1023) and needs root or CAP_NET_BIND_SERVICE" in r.stdout
+
+
+def test_systemd_socket_activation(tmp_path: Path) -> None:
+    """listen = ["systemd:..."]: the socket is inherited as fd 3, as systemd passes it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    path = write_config({"services": {"e": {"type": "echo", "listen": ["systemd:domain=INET:index=0"]}}}, tmp_path)
+    launcher = (
+        "import os, sys\n"
+        "fd = int(sys.argv[1])\n"
+        "os.dup2(fd, 3)\n"
+        "os.environ.update(LISTEN_FDS='1', LISTEN_FDNAMES='echo', LISTEN_PID=str(os.getpid()))\n"
+        "os.execv(sys.argv[2], sys.argv[2:])\n"
+    )
+    ready = tmp_path / "ready.json"
+    cmd = [sys.executable, "-c", launcher, str(sock.fileno()), *twistd_command(), "-n", "--pidfile=",
+           f"--logfile={tmp_path}/log", "portsuite", "-c", str(path), "--ready-file", str(ready)]
+    if len(twistd_command()) > 1:
+        pytest.skip("needs the twistd script next to python")
+    proc = sp.Popen(cmd, pass_fds=(sock.fileno(),), start_new_session=True)
+    sock.close()
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert ready.exists(), (tmp_path / "log").read_text()
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.sendall(b"activated")
+        assert c.recv(20) == b"activated"
+        c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)

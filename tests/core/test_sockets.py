@@ -177,3 +177,16 @@ def test_unix_socket_listen() -> None:
         assert recv_exactly(c, 5) == b"local"
         listener = s.service("e")["listeners"][0]
         assert listener["transport"] == "unix" and listener["port"] is None
+
+
+def test_ipv6_host_and_tcp6_listen_description() -> None:
+    config = {"services": {"e": {"type": "echo", "port": 0, "host": "::1"},
+                           "f": {"type": "echo", "listen": ["tcp6:0:interface=\\:\\:1"]}}}
+    with suite_running(config) as s:
+        for name in ("e", "f"):
+            c = socket.create_connection(("::1", s.port(name)))
+            c.sendall(b"six")
+            assert recv_exactly(c, 3) == b"six"
+            peer = s.service(name)["clients"][0]["peer"]
+            assert peer == "[::1]:%d" % c.getsockname()[1]
+            c.close()
