@@ -1,0 +1,518 @@
+"""
+Static files from one folder, safely (RFC 9110: GET, HEAD, conditional requests,
+single byte ranges).
+
+Safety rules, checked on every path before the file system is touched:
+
+  - the URL path is percent-decoded once, segment by segment; a segment that decodes
+    to C{..}, C{.}, or that holds a slash, a backslash or a NUL is refused (400);
+  - no dotfile or dot-folder is served (404), nor C{.rpy}/C{.epy} scripts, which are
+    neither run nor shown (403);
+  - the real path (symlinks resolved) must stay inside C{root}: a symlink that leads
+    out of it is answered 404 like a missing file;
+  - only regular files are opened (never a FIFO or a device).
+
+Speed: the metadata and prebuilt headers of every file served, and the bodies of
+small files, are cached by URL path; each hit costs one C{stat} to check that the
+file did not change (inode, size and mtime), else the entry is rebuilt. Files above
+the body cache limit are streamed by Twisted's static producers.
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+import os
+import stat
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes
+
+import attrs
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.static import NoRangeStaticProducer, SingleRangeStaticProducer
+
+log = Logger(namespace="portsuite.http")
+
+# bodies up to this size are kept in memory
+SMALL = 4 << 20
+CACHE_BYTES = 64 << 20
+CACHE_ENTRIES = 4096
+INDEX_FILES = ("index.html", "index.htm")
+SCRIPT_SUFFIXES = (".rpy", ".epy")
+
+_types = mimetypes.MimeTypes()
+_EXTRA_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".json": "application/json",
+    ".wasm": "application/wasm",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+    ".ico": "image/vnd.microsoft.icon",
+    ".md": "text/markdown",
+    ".toml": "application/toml",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".py": "text/x-python",
+    ".gz": "application/gzip",
+    ".bz2": "application/x-bzip2",
+    ".xz": "application/x-xz",
+    ".zst": "application/zstd",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+}
+
+
+def content_type(name: str) -> bytes:
+    """The Content-Type for a file name; text types say they are UTF-8."""
+    ext = os.path.splitext(name)[1].lower()
+    ctype = _EXTRA_TYPES.get(ext)
+    if ctype is None:
+        ctype, _encoding = _types.guess_type(name, strict=False)
+        if ctype is None:
+            ctype = "application/octet-stream"
+    if ctype.startswith("text/") or ctype in ("application/json", "image/svg+xml"):
+        ctype += "; charset=utf-8"
+    return ctype.encode("ascii")
+
+
+@attrs.define(eq=False)
+class Entry:
+    """A file as served: its identity (to notice changes), headers, maybe its body."""
+
+    path: str  # the path below root, symlinks not resolved (stat follows them)
+    key: tuple[int, int, int, int]  # (ino, dev, size, mtime_ns)
+    size: int
+    mtime: int  # whole seconds, as Last-Modified shows it
+    etag: bytes
+    last_modified: bytes
+    head: bytes  # the header lines of a full 200 answer
+    validators: bytes  # ETag and Last-Modified lines (for 304 and 206)
+    ctype: bytes
+    body: bytes | None = None
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+
+
+class Refused(Exception):
+    """A path we do not serve: C{code} and a reason for the page and the log."""
+
+    def __init__(self, code: int, reason: str, location: bytes | None = None):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.location = location
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font: 20px/1.5 system-ui, sans-serif; margin: 3em auto; max-width: 46em;
+       padding: 0 1em; color: #1d2330; background: #f6f7fb; }}
+h1 {{ font-size: 2em; margin-bottom: .2em; }} code {{ background: #e8ebf3; padding: 0 .3em; }}
+a {{ color: #1457b8; }} table {{ border-collapse: collapse; width: 100%; }}
+td {{ padding: .25em .6em; border-bottom: 1px solid #dde1ea; }} td.n {{ text-align: right; }}
+footer {{ margin-top: 2em; color: #5a6478; font-size: .85em; }}
+</style></head>
+<body><h1>{title}</h1>
+{body}
+<footer>portsuite &middot; <a href="/">home</a>{dash}</footer>
+</body></html>
+"""
+
+
+def page(title: str, body: str, dashboard: bool) -> bytes:
+    dash = ' &middot; <a href="/_portsuite/">dashboard</a>' if dashboard else ""
+    return _PAGE.format(title=html.escape(title), body=body, dash=dash).encode("utf-8")
+
+
+def _parse_range(value: bytes, size: int) -> tuple[int, int] | None | bool:
+    """
+    One byte range of C{Range: bytes=…} (RFC 9110, 14.2).
+
+    @return: (first, last) for one satisfiable range; False when the single range
+        cannot be satisfied (416); None to ignore the header and send the whole file
+        (bad syntax, another unit, or several ranges: several or overlapping ranges
+        are not worth the multipart answer and its amplification risks).
+    """
+    unit, sep, spec = value.partition(b"=")
+    if not sep or unit.strip().lower() != b"bytes" or b"," in spec:
+        return None
+    first_s, dash, last_s = spec.strip().partition(b"-")
+    if not dash:
+        return None
+    if not first_s:
+        if not last_s.isdigit():
+            return None
+        suffix = int(last_s)
+        if suffix == 0 or size == 0:
+            return False
+        return (max(0, size - suffix), size - 1)
+    if not first_s.isdigit() or (last_s and not last_s.isdigit()):
+        return None
+    first = int(first_s)
+    last = int(last_s) if last_s else size - 1
+    if last < first:
+        return None
+    if first >= size:
+        return False
+    return (first, min(last, size - 1))
+
+
+class StaticFiles:
+    """
+    Serves the files of C{root} (see the module docstring for the rules).
+
+    @ivar listing: show an index of folders without an C{index.html}.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, listing: bool = False, dashboard: bool = True
+    ):
+        self.root = os.path.realpath(os.fspath(root))
+        self.listing = listing
+        self.dashboard = dashboard
+        self._cache: dict[bytes, Entry] = {}
+        self._cache_bytes = 0
+
+    # -- looking a path up -----------------------------------------------------
+
+    def _segments(self, raw: bytes) -> list[str]:
+        if not raw.startswith(b"/"):
+            raise Refused(400, "the request target must start with /")
+        out = []
+        for part in raw[1:].split(b"/"):
+            if not part:
+                continue
+            seg = unquote_to_bytes(part)
+            if b"\x00" in seg or b"/" in seg or b"\\" in seg or seg in (b".", b".."):
+                raise Refused(400, "the path tries to leave the served folder")
+            if seg.startswith(b"."):
+                raise Refused(404, "dotfiles are not served")
+            out.append(os.fsdecode(seg))
+        return out
+
+    def _inside(self, real: str) -> bool:
+        root = self.root
+        if real == root:
+            return True
+        if not real.startswith(root.rstrip(os.sep) + os.sep):
+            return False
+        rel = real[len(root) :].split(os.sep)
+        return not any(p.startswith(".") for p in rel)
+
+    def lookup(self, raw: bytes) -> Entry | tuple[str, list[str]]:
+        """
+        The cached entry for a URL path, or (folder path, segments) for a folder
+        that has no index file.
+
+        @raise Refused: for every path not served.
+        """
+        entry = self._cache.get(raw)
+        if entry is not None:
+            try:
+                st = os.stat(entry.path)
+            except OSError:
+                st = None
+            if st is not None and _key(st) == entry.key:
+                return entry
+            self._forget(raw)
+        segments = self._segments(raw)
+        path = os.path.join(self.root, *segments)
+        real = os.path.realpath(path)
+        if not self._inside(real):
+            log.warn("refused {path}: it leads out of root (symlink?)", path=raw)
+            raise Refused(404, "not found")
+        try:
+            st = os.stat(real)
+        except OSError:
+            raise Refused(404, "not found") from None
+        if stat.S_ISDIR(st.st_mode):
+            if segments and not raw.endswith(b"/"):
+                raise Refused(301, "a folder", location=raw + b"/")
+            for index in INDEX_FILES:
+                candidate = os.path.join(path, index)
+                try:
+                    ist = os.stat(candidate)
+                except OSError:
+                    continue
+                if stat.S_ISREG(ist.st_mode) and self._inside(os.path.realpath(candidate)):
+                    return self._remember(raw, candidate, ist)
+            return (real, segments)
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(404, "not found")
+        if segments and segments[-1].lower().endswith(SCRIPT_SUFFIXES):
+            raise Refused(403, "scripts (.rpy, .epy) are neither run nor shown here")
+        if raw.endswith(b"/"):
+            raise Refused(404, "not found")
+        return self._remember(raw, path, st)
+
+    def _remember(self, raw: bytes, path: str, st: os.stat_result) -> Entry:
+        mtime = int(st.st_mtime)
+        etag = b'"%x-%x"' % (st.st_mtime_ns, st.st_size)
+        last_modified = http.datetimeToString(mtime)
+        ctype = content_type(path)
+        validators = b"ETag: %s\r\nLast-Modified: %s\r\n" % (etag, last_modified)
+        head = (
+            b"Content-Type: %s\r\nContent-Length: %d\r\nAccept-Ranges: bytes\r\n"
+            b"X-Content-Type-Options: nosniff\r\n%s" % (ctype, st.st_size, validators)
+        )
+        entry = Entry(
+            path=path,
+            key=_key(st),
+            size=st.st_size,
+            mtime=mtime,
+            etag=etag,
+            last_modified=last_modified,
+            head=head,
+            validators=validators,
+            ctype=ctype,
+        )
+        if st.st_size <= SMALL:
+            try:
+                with open(path, "rb") as f:
+                    body = f.read(SMALL + 1)
+                    fst = os.fstat(f.fileno())
+            except OSError:
+                raise Refused(404, "not found") from None
+            if _key(fst) != entry.key or len(body) != st.st_size:
+                # changed while we read it: stream it this time, keep nothing
+                return entry
+            entry.body = body
+        if len(self._cache) >= CACHE_ENTRIES or self._cache_bytes > CACHE_BYTES:
+            self._cache.clear()
+            self._cache_bytes = 0
+        self._cache[raw] = entry
+        self._cache_bytes += len(entry.body or b"")
+        return entry
+
+    def _forget(self, raw: bytes) -> None:
+        entry = self._cache.pop(raw, None)
+        if entry is not None:
+            self._cache_bytes -= len(entry.body or b"")
+
+    # -- answering ----------------------------------------------------------------
+
+    def serve(self, request: Any) -> None:
+        method = request.method
+        if method != b"GET" and method != b"HEAD":
+            request.setHeader(b"Allow", b"GET, HEAD")
+            self.error(
+                request,
+                405,
+                f"{_safe(method)} is not allowed here; this server only reads files (GET, HEAD)",
+            )
+            return
+        try:
+            found = self.lookup(request.path)
+        except Refused as r:
+            self.refused(request, r)
+            return
+        if isinstance(found, tuple):
+            self.folder(request, *found)
+            return
+        self.send(request, found)
+
+    def send(self, request: Any, entry: Entry) -> None:
+        head_only = request.method == b"HEAD"
+        headers = request.requestHeaders
+        # conditional GET (RFC 9110, 13.1): If-None-Match wins over If-Modified-Since
+        inm = headers.getRawHeaders(b"if-none-match")
+        if inm is not None:
+            if _etag_matches(b",".join(inm), entry.etag):
+                request.send_whole(304, b"Not Modified", entry.validators, b"", 0)
+                return
+        else:
+            ims = headers.getRawHeaders(b"if-modified-since")
+            if ims is not None:
+                try:
+                    since = http.stringToDatetime(ims[0].split(b";", 1)[0])
+                except ValueError:
+                    since = None
+                if since is not None and since >= entry.mtime:
+                    request.send_whole(304, b"Not Modified", entry.validators, b"", 0)
+                    return
+        rng = headers.getRawHeaders(b"range")
+        if rng is not None and not head_only:
+            if_range = headers.getRawHeaders(b"if-range")
+            if if_range is None or if_range[0] in (entry.etag, entry.last_modified):
+                wanted = _parse_range(rng[0], entry.size)
+                if wanted is False:
+                    request.send_whole(
+                        416,
+                        b"Range Not Satisfiable",
+                        b"Content-Range: bytes */%d\r\nContent-Length: 0\r\n" % entry.size,
+                        b"",
+                        0,
+                    )
+                    return
+                if wanted is not None:
+                    self.send_range(request, entry, *wanted)  # type: ignore[misc]
+                    return
+        if entry.body is not None:
+            if head_only:
+                request.send_whole(200, b"OK", entry.head, b"", 0)
+            else:
+                request.send_whole(200, b"OK", entry.head, entry.body, entry.size)
+            return
+        self.stream(request, entry, None)
+
+    def send_range(self, request: Any, entry: Entry, first: int, last: int) -> None:
+        length = last - first + 1
+        head = (
+            b"Content-Type: %s\r\nContent-Length: %d\r\nContent-Range: bytes %d-%d/%d\r\n"
+            b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n%s"
+            % (entry.ctype, length, first, last, entry.size, entry.validators)
+        )
+        if entry.body is not None:
+            request.send_whole(206, b"Partial Content", head, entry.body[first : last + 1], length)
+            return
+        self.stream(request, entry, (first, length, head))
+
+    def stream(self, request: Any, entry: Entry, part: tuple[int, int, bytes] | None) -> None:
+        """Big files: Twisted's pull producers, 64 KiB at a time."""
+        try:
+            f = open(entry.path, "rb")
+        except OSError:
+            self.error(request, 404, "not found")
+            return
+        request.set_common_headers()
+        request.responseHeaders.setRawHeaders(b"Content-Type", [entry.ctype])
+        request.responseHeaders.setRawHeaders(b"Accept-Ranges", [b"bytes"])
+        request.responseHeaders.setRawHeaders(b"X-Content-Type-Options", [b"nosniff"])
+        request.responseHeaders.setRawHeaders(b"ETag", [entry.etag])
+        request.responseHeaders.setRawHeaders(b"Last-Modified", [entry.last_modified])
+        if part is None:
+            request.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % entry.size])
+            producer: Any = NoRangeStaticProducer(request, f)
+        else:
+            first, length, _head = part
+            request.setResponseCode(206)
+            request.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % length])
+            request.responseHeaders.setRawHeaders(
+                b"Content-Range", [b"bytes %d-%d/%d" % (first, first + length - 1, entry.size)]
+            )
+            producer = SingleRangeStaticProducer(request, f, first, length)
+        producer.start()
+
+    # -- pages ----------------------------------------------------------------------
+
+    def refused(self, request: Any, r: Refused) -> None:
+        if r.code == 301:
+            location = r.location or b"/"
+            query = request.uri.partition(b"?")[2]
+            if query:
+                location += b"?" + query
+            body = page(
+                "Moved",
+                f'<p>This is a folder: <a href="{html.escape(location.decode("latin-1"))}">follow the link with a slash</a>.</p>',
+                self.dashboard,
+            )
+            request.set_common_headers()
+            request.setResponseCode(301)
+            request.setHeader(b"Location", location)
+            request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+            request.setHeader(b"Content-Length", b"%d" % len(body))
+            request.write(b"" if request.method == b"HEAD" else body)
+            request.finish()
+            return
+        messages = {
+            400: ("400 Bad Request", r.reason),
+            403: ("403 Forbidden", r.reason),
+            404: ("404 Not Found", "There is no file at this address."),
+        }
+        title, text = messages.get(r.code, (f"{r.code}", r.reason))
+        self.error(request, r.code, text, title=title)
+
+    def error(self, request: Any, code: int, text: str, title: str | None = None) -> None:
+        if title is None:
+            title = f"{code} {http.RESPONSES.get(code, b'').decode()}"
+        path = html.escape(request.path.decode("latin-1"))
+        body = page(
+            title,
+            f"<p>{html.escape(text)}</p>\n<p>You asked for <code>{path}</code>.</p>",
+            self.dashboard,
+        )
+        request.set_common_headers()
+        request.setResponseCode(code)
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        request.write(b"" if request.method == b"HEAD" else body)
+        request.finish()
+
+    def folder(self, request: Any, real: str, segments: list[str]) -> None:
+        if not self.listing:
+            self.error(
+                request,
+                403,
+                "This folder has no index.html, and folder listings are off "
+                "(listing = true in the service's config turns them on).",
+                title="403 No listing here",
+            )
+            return
+        rows = []
+        if segments:
+            rows.append('<tr><td><a href="../">../</a></td><td></td></tr>')
+        try:
+            names = sorted(os.listdir(real))
+        except OSError:
+            self.error(request, 403, "This folder cannot be read.")
+            return
+        items = []
+        for name in names:
+            if name.startswith(".") or name.lower().endswith(SCRIPT_SUFFIXES):
+                continue
+            full = os.path.join(real, name)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            if not self._inside(os.path.realpath(full)):
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            items.append((not is_dir, name, is_dir, st.st_size))
+        for _, name, is_dir, size in sorted(items):
+            href = quote(name) + ("/" if is_dir else "")
+            shown = html.escape(name) + ("/" if is_dir else "")
+            rows.append(
+                f'<tr><td><a href="{href}">{shown}</a></td>'
+                f'<td class="n">{"" if is_dir else _human(size)}</td></tr>'
+            )
+        where = "/" + "/".join(segments) + ("/" if segments else "")
+        body = page(
+            f"Index of {where}",
+            "<table>\n" + "\n".join(rows) + "\n</table>",
+            self.dashboard,
+        )
+        request.set_common_headers()
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        request.write(b"" if request.method == b"HEAD" else body)
+        request.finish()
+
+
+def _etag_matches(header: bytes, etag: bytes) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110, 13.1.2)."""
+    for tag in header.split(b","):
+        tag = tag.strip()
+        if tag == b"*" or tag.removeprefix(b"W/") == etag:
+            return True
+    return False
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _safe(method: bytes) -> str:
+    return method.decode("latin-1")[:20]
