@@ -77,8 +77,15 @@ class Server:
         else:
             config = tmp / "echo.toml"
             config.write_text(f'[services.echo]\ntype = "echo"\nport = {self.port}\n')
-            cmd = [str(BIN / "twistd"), "-n", "--pidfile=", f"--logfile={tmp}/portsuite.log",
-                   "portsuite", "-c", str(config)]
+            cmd = [
+                str(BIN / "twistd"),
+                "-n",
+                "--pidfile=",
+                f"--logfile={tmp}/portsuite.log",
+                "portsuite",
+                "-c",
+                str(config),
+            ]
         t0 = time.monotonic()
         self.proc = sp.Popen([*pin(0), *cmd], stdout=sp.DEVNULL, stderr=sp.DEVNULL)
         wait_accepting(self.port, self.proc)
@@ -209,7 +216,9 @@ def idle(server: Server, count: int) -> tuple[int, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--idle", type=int, default=10000)
@@ -230,8 +239,12 @@ def main() -> None:
                     res = results[name]
                     res.setdefault("startup s", []).append(server.startup)
                     res.setdefault("MiB/s", []).append(throughput(server.port, args.seconds))
-                    res.setdefault("rtt/s", []).append(round_trips(server.port, args.seconds / 1.5, 1))
-                    res.setdefault("rr50/s", []).append(round_trips(server.port, args.seconds / 1.5, 50))
+                    res.setdefault("rtt/s", []).append(
+                        round_trips(server.port, args.seconds / 1.5, 1)
+                    )
+                    res.setdefault("rr50/s", []).append(
+                        round_trips(server.port, args.seconds / 1.5, 50)
+                    )
                     if r == 0 and args.idle:
                         held, per_1k = idle(server, args.idle)
                         res["idle held"] = [held]
@@ -248,8 +261,10 @@ def main() -> None:
         ratio = b / a if a else float("nan")
         summary[m] = round(ratio, 3)
         print(f"{m:<14}{a:>14.2f}{b:>14.2f}{ratio:>8.2f}")
-    print("(ratio = portsuite / twisted Echo; for throughput and round trips higher is better, "
-          "target >= 0.9; for startup and MiB/1k lower is better)")
+    print(
+        "(ratio = portsuite / twisted Echo; for throughput and round trips higher is better, "
+        "target >= 0.9; for startup and MiB/1k lower is better)"
+    )
     print("SUMMARY " + json.dumps(summary))
 
 

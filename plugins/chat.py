@@ -34,7 +34,9 @@ class ChatClient(LineReceiver):
         peer = self.transport.getPeer()
         self.name = f"{peer.host}:{peer.port}"
         others = len(self.factory.clients)
-        self.sendLine(f"{self.factory.greeting} You are {self.name}; {others} other(s) here.".encode())
+        self.sendLine(
+            f"{self.factory.greeting} You are {self.name}; {others} other(s) here.".encode()
+        )
         self.factory.broadcast(self, f"* {self.name} joined")
         self.factory.clients.append(self)
 
@@ -81,8 +83,13 @@ CHAT = ServiceType(
     default_port=7200,
     options=(
         Option("greeting", str, default="Welcome to the chat!", help="first line each client sees"),
-        Option("max_line", int, default=500, help="longest line, in characters",
-               check=_between(1, 10000)),
+        Option(
+            "max_line",
+            int,
+            default=500,
+            help="longest line, in characters",
+            check=_between(1, 10000),
+        ),
     ),
     tcp_factory=_room,
 )

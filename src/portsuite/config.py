@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from portsuite.registry import Option, Registry, ServiceType
+from portsuite.registry import Option, Registry
 
 SUITE_KEYS = ("host", "plugin_dirs")
 COMMON_KEYS = (
@@ -111,7 +111,9 @@ def load(path: str | Path, registry: Registry | None = None) -> SuiteConfig:
         raise ConfigError(
             [f"{label}: TOML syntax error: {e}; fix the syntax (see config/config.toml)"]
         ) from None
-    return from_dict(data, base_dir=path.resolve().parent, label=label, path=path, registry=registry)
+    return from_dict(
+        data, base_dir=path.resolve().parent, label=label, path=path, registry=registry
+    )
 
 
 def from_dict(
@@ -131,8 +133,14 @@ def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
 
 
 def _type_name(kind: type) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            Path: "a path (string)", list: "a list of strings"}.get(kind, kind.__name__)
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        Path: "a path (string)",
+        list: "a list of strings",
+    }.get(kind, kind.__name__)
 
 
 class _Validator:
@@ -172,7 +180,11 @@ class _Validator:
             for d in raw_dirs:
                 folder = self.resolve(d)
                 if not folder.is_dir():
-                    self.err("[suite]", "plugin_dirs", f"{folder} is not a folder; create it or fix the path")
+                    self.err(
+                        "[suite]",
+                        "plugin_dirs",
+                        f"{folder} is not a folder; create it or fix the path",
+                    )
                 else:
                     plugin_dirs.append(folder)
         if registry is None:
@@ -182,7 +194,9 @@ class _Validator:
             self.err("[services]", "", "must be tables, e.g. [services.echo]")
             services = {}
         if not services:
-            self.err("[services]", "", 'no service configured; add e.g. [services.echo] type = "echo"')
+            self.err(
+                "[services]", "", 'no service configured; add e.g. [services.echo] type = "echo"'
+            )
         built = []
         for name, table in services.items():
             svc = self.service(name, table, host, registry)
@@ -213,11 +227,13 @@ class _Validator:
     ) -> ServiceConfig | None:
         where = f"[services.{name}]"
         if not isinstance(table, dict):
-            self.err(where, "", "must be a table with at least type = \"…\"")
+            self.err(where, "", 'must be a table with at least type = "…"')
             return None
         tname = table.get("type")
         if not isinstance(tname, str):
-            self.err(where, "type", 'missing; add e.g. type = "echo" (portsuite plugins lists the types)')
+            self.err(
+                where, "type", 'missing; add e.g. type = "echo" (portsuite plugins lists the types)'
+            )
             return None
         try:
             stype = registry.resolve(tname)
@@ -228,7 +244,11 @@ class _Validator:
         option_names = tuple(o.name for o in stype.options)
         for key in table:
             if key not in COMMON_KEYS and key not in option_names:
-                self.err(where, key, f"unknown key for type {tname!r}; {_suggest(key, COMMON_KEYS + option_names)}")
+                self.err(
+                    where,
+                    key,
+                    f"unknown key for type {tname!r}; {_suggest(key, COMMON_KEYS + option_names)}",
+                )
         host = self.host(where, table.get("host", suite_host))
         listen = self.listen(where, table.get("listen"))
         port = None
@@ -241,7 +261,11 @@ class _Validator:
                 port = stype.default_port
         udp = self.flag(where, table, "udp")
         if udp and "udp" not in stype.transports:
-            self.err(where, "udp", f"type {tname!r} speaks only {'/'.join(sorted(stype.transports))}; remove udp")
+            self.err(
+                where,
+                "udp",
+                f"type {tname!r} speaks only {'/'.join(sorted(stype.transports))}; remove udp",
+            )
         if stype.transports == {"udp"}:
             udp = True
         tls = self.tls(where, table.get("tls"))
@@ -299,10 +323,16 @@ class _Validator:
         if key not in table:
             return None
         value = table[key]
-        ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(
+            value, bool
+        )
         if not ok or value <= 0:
-            self.err(where, key, f"{value!r} must be a positive {'number' if kind is float else 'integer'}; "
-                     f"remove it for no limit")
+            self.err(
+                where,
+                key,
+                f"{value!r} must be a positive {'number' if kind is float else 'integer'}; "
+                f"remove it for no limit",
+            )
             return None
         return kind(value)
 
@@ -312,14 +342,22 @@ class _Validator:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.err(where, "listen", 'must be a list of endpoint descriptions, e.g. ["tcp:7007", "unix:/tmp/x.sock"]')
+            self.err(
+                where,
+                "listen",
+                'must be a list of endpoint descriptions, e.g. ["tcp:7007", "unix:/tmp/x.sock"]',
+            )
             return ()
         out = []
         for desc in value:
             prefix = desc.split(":", 1)[0]
             if prefix not in LISTEN_PREFIXES:
-                self.err(where, "listen", f"{desc!r} has an unknown endpoint kind {prefix!r}; "
-                         f"use one of {', '.join(LISTEN_PREFIXES)}")
+                self.err(
+                    where,
+                    "listen",
+                    f"{desc!r} has an unknown endpoint kind {prefix!r}; "
+                    f"use one of {', '.join(LISTEN_PREFIXES)}",
+                )
                 continue
             out.append(self.resolve_endpoint(desc))
         return tuple(out)
@@ -331,7 +369,11 @@ class _Validator:
             parts[1] = str(self.resolve(parts[1]))
         for i, part in enumerate(parts):
             key, eq, val = part.partition("=")
-            if eq and key in ("privateKey", "certKey", "extraCertChain", "caCertsDir", "address") and val:
+            if (
+                eq
+                and key in ("privateKey", "certKey", "extraCertChain", "caCertsDir", "address")
+                and val
+            ):
                 parts[i] = f"{key}={self.resolve(val)}"
         return ":".join(parts)
 
@@ -339,7 +381,9 @@ class _Validator:
         if value is None:
             return None
         if not isinstance(value, dict):
-            self.err(where, "tls", 'must be a table: tls = { cert = "server.crt", key = "server.key" }')
+            self.err(
+                where, "tls", 'must be a table: tls = { cert = "server.crt", key = "server.key" }'
+            )
             return None
         for key in value:
             if key not in TLS_KEYS:
@@ -347,13 +391,19 @@ class _Validator:
         paths = {}
         timeout = value.get("handshake_timeout", 10.0)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            self.err(where, "tls.handshake_timeout", f"{timeout!r} must be a positive number of seconds")
+            self.err(
+                where, "tls.handshake_timeout", f"{timeout!r} must be a positive number of seconds"
+            )
             timeout = 10.0
         for key in ("cert", "key", "chain"):
             v = value.get(key)
             if v is None:
                 if key != "chain":
-                    self.err(where, f"tls.{key}", "missing; portsuite cert makes a cert and key for localhost")
+                    self.err(
+                        where,
+                        f"tls.{key}",
+                        "missing; portsuite cert makes a cert and key for localhost",
+                    )
                 continue
             if not isinstance(v, str):
                 self.err(where, f"tls.{key}", "must be a file path string")
@@ -362,14 +412,20 @@ class _Validator:
         if "cert" not in paths or "key" not in paths:
             return None
         return TLSConfig(
-            cert=paths["cert"], key=paths["key"], chain=paths.get("chain"),
+            cert=paths["cert"],
+            key=paths["key"],
+            chain=paths.get("chain"),
             handshake_timeout=float(timeout),
         )
 
     def option(self, where: str, opt: Option, table: Mapping[str, Any]) -> Any:
         if opt.name not in table:
             if opt.required:
-                self.err(where, opt.name, f"missing; this type needs it ({opt.help or _type_name(opt.kind)})")
+                self.err(
+                    where,
+                    opt.name,
+                    f"missing; this type needs it ({opt.help or _type_name(opt.kind)})",
+                )
             return opt.default
         raw = table[opt.name]
         value: Any
@@ -396,7 +452,11 @@ class _Validator:
             self.err(where, opt.name, f"{raw!r} is not {_type_name(opt.kind)}{hint}")
             return opt.default
         if opt.choices is not None and value not in opt.choices:
-            self.err(where, opt.name, f"{raw!r} is not allowed; use one of {', '.join(map(repr, opt.choices))}")
+            self.err(
+                where,
+                opt.name,
+                f"{raw!r} is not allowed; use one of {', '.join(map(repr, opt.choices))}",
+            )
             return opt.default
         if opt.check is not None:
             problem = opt.check(value)
@@ -416,7 +476,8 @@ class _Validator:
                 for t2, host2, port2, name2 in taken:
                     if t == t2 and svc.port == port2 and _overlap(svc.host, host2):
                         self.err(
-                            f"[services.{svc.name}]", "port",
+                            f"[services.{svc.name}]",
+                            "port",
                             f"{t} {svc.host}:{svc.port} is already taken by [services.{name2}]; "
                             f"choose another port (1 service = 1 port)",
                         )

@@ -151,9 +151,7 @@ def type_from_class(spec: str, cls: type) -> ServiceType:
             tcp_factory=lambda ctx: ServerFactory.forProtocol(cls),
             source=f"class {spec}",
         )
-    raise TypeError(
-        f"{spec} is not a Protocol, ServerFactory or DatagramProtocol subclass"
-    )
+    raise TypeError(f"{spec} is not a Protocol, ServerFactory or DatagramProtocol subclass")
 
 
 @attrs.define
@@ -194,9 +192,7 @@ class Registry:
     def _load_entry_points(self) -> None:
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist is not None else "?"
-            source = (
-                "built-in" if dist == "portsuite" else f"entry point ({dist})"
-            )
+            source = "built-in" if dist == "portsuite" else f"entry point ({dist})"
             try:
                 stype = ep.load()
             except Exception as e:
@@ -224,7 +220,10 @@ class Registry:
             except Exception as e:
                 self.problems.append(f"plugin {path} failed to import: {e!r}")
                 continue
-            if getattr(module, "__file__", None) and Path(module.__file__).resolve() != path.resolve():
+            if (
+                getattr(module, "__file__", None)
+                and Path(module.__file__).resolve() != path.resolve()
+            ):
                 # a module of the same name elsewhere on the path shadows this file
                 continue
             for value in vars(module).values():
@@ -262,9 +261,7 @@ class Registry:
             except TypeError as e:
                 raise LookupError(str(e)) from None
         known = ", ".join(sorted(self.types)) or "none"
-        raise LookupError(
-            f"unknown type {name!r}; known types: {known} (or use \"module:Class\")"
-        )
+        raise LookupError(f'unknown type {name!r}; known types: {known} (or use "module:Class")')
 
 
 def _add_to_path(folder: Path) -> None:

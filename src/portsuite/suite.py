@@ -160,7 +160,9 @@ class Suite(MultiService):
         tcp_port: int | None = None
         if svc.tcp and stype.tcp_factory is not None:
             factory = self._tcp_factory(svc, stype, ctx)
-            descriptions = [d for d in svc.listen if not d.startswith("udp:")] if svc.listen else [None]
+            descriptions = (
+                [d for d in svc.listen if not d.startswith("udp:")] if svc.listen else [None]
+            )
             for desc in descriptions:
                 bound = self._listen_tcp(svc, factory, desc)
                 if tcp_port is None:
@@ -228,7 +230,9 @@ class Suite(MultiService):
         results: list[Any] = []
         endpoint.listen(factory).addBoth(results.append)
         if not results:
-            raise StartupError(f"[services.{svc.name}] {shown}: the endpoint did not bind at startup")
+            raise StartupError(
+                f"[services.{svc.name}] {shown}: the endpoint did not bind at startup"
+            )
         result = results[0]
         if isinstance(result, Failure):
             err = result.value
@@ -268,7 +272,9 @@ class Suite(MultiService):
             ) from None
         address = listening.getHost()
         listener = Listener(
-            transport="udp", host=address.host, port=address.port,
+            transport="udp",
+            host=address.host,
+            port=address.port,
             description=f"udp:{address.port}:interface={host}",
         )
         self.stats[svc.name].listeners.append(listener)
@@ -342,4 +348,3 @@ def _parse_udp(desc: str, default_host: str) -> tuple[str, int]:
         if key == "interface":
             host = value
     return host, port
-

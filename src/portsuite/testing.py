@@ -171,20 +171,37 @@ def twistd_command() -> list[str]:
 class SubprocessSuite:
     """C{twistd -n portsuite -c CONFIG} in a child process."""
 
-    def __init__(self, config_path: Path, workdir: Path, env: Mapping[str, str] | None = None,
-                 args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        config_path: Path,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ):
         self.config_path = config_path
         self.workdir = workdir
         self.ready_file = workdir / "ready.json"
         self.log_file = workdir / "twistd.log"
         self.ready_file.unlink(missing_ok=True)
         cmd = [
-            *twistd_command(), "-n", "--pidfile=", f"--logfile={self.log_file}", *args,
-            "portsuite", "-c", str(config_path), "--ready-file", str(self.ready_file),
+            *twistd_command(),
+            "-n",
+            "--pidfile=",
+            f"--logfile={self.log_file}",
+            *args,
+            "portsuite",
+            "-c",
+            str(config_path),
+            "--ready-file",
+            str(self.ready_file),
         ]
         self.proc = sp.Popen(
-            cmd, cwd=workdir, stdout=sp.PIPE, stderr=sp.PIPE,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            cmd,
+            cwd=workdir,
+            stdout=sp.PIPE,
+            stderr=sp.PIPE,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
         self.ready: dict[str, Any] = {}
 
@@ -253,8 +270,13 @@ def write_config(config: Mapping[str, Any], folder: Path) -> Path:
     return Path(name)
 
 
-def _start_subprocess(config: Config, base_dir: str | Path | None, timeout: float,
-                      env: Mapping[str, str] | None, args: tuple[str, ...]) -> SubprocessSuite:
+def _start_subprocess(
+    config: Config,
+    base_dir: str | Path | None,
+    timeout: float,
+    env: Mapping[str, str] | None,
+    args: tuple[str, ...],
+) -> SubprocessSuite:
     workdir = Path(tempfile.mkdtemp(prefix="portsuite-run-"))
     if isinstance(config, (str, Path)):
         path = Path(config).resolve()
@@ -265,9 +287,15 @@ def _start_subprocess(config: Config, base_dir: str | Path | None, timeout: floa
     return s
 
 
-def start_suite(config: Config, *, base_dir: str | Path | None = None, subprocess: bool = False,
-                timeout: float = 30.0, env: Mapping[str, str] | None = None,
-                args: tuple[str, ...] = ()) -> InProcessSuite | SubprocessSuite:
+def start_suite(
+    config: Config,
+    *,
+    base_dir: str | Path | None = None,
+    subprocess: bool = False,
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> InProcessSuite | SubprocessSuite:
     """Start a suite and wait until every listener is bound; the caller stops it."""
     if subprocess:
         return _start_subprocess(config, base_dir, timeout, env, args)

@@ -206,7 +206,9 @@ class ServiceFactory(WrappingFactory):
     def buildProtocol(self, addr: Any) -> Any:
         stats = self.stats
         if self.max_connections is not None and stats.open >= self.max_connections:
-            return self._refuse(addr, f"too many connections (max_connections = {self.max_connections})")
+            return self._refuse(
+                addr, f"too many connections (max_connections = {self.max_connections})"
+            )
         host = peer_host(addr)
         if self.max_per_host is not None and self.per_host.get(host, 0) >= self.max_per_host:
             return self._refuse(

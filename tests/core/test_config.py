@@ -68,8 +68,12 @@ def test_every_error_at_once_one_line_each(tmp_path: Path) -> None:
 
 def test_wildcard_host_clashes_with_loopback_on_same_port(tmp_path: Path) -> None:
     errs = errors_of(
-        {"services": {"a": {"type": "echo", "port": 7007, "host": "0.0.0.0"},
-                      "b": {"type": "echo", "port": 7007}}},
+        {
+            "services": {
+                "a": {"type": "echo", "port": 7007, "host": "0.0.0.0"},
+                "b": {"type": "echo", "port": 7007},
+            }
+        },
         tmp_path,
     )
     assert len(errs) == 1 and "already taken by [services.a]" in errs[0]
@@ -83,9 +87,13 @@ def test_same_port_on_tcp_and_udp_of_different_services_is_no_clash(tmp_path: Pa
         "class Quiet(DatagramProtocol):\n    pass\n"
     )
     cfg = config.from_dict(
-        {"suite": {"plugin_dirs": ["plug"]},
-         "services": {"t": {"type": "echo", "port": 7007},
-                      "u": {"type": "dgram:Quiet", "port": 7007}}},
+        {
+            "suite": {"plugin_dirs": ["plug"]},
+            "services": {
+                "t": {"type": "echo", "port": 7007},
+                "u": {"type": "dgram:Quiet", "port": 7007},
+            },
+        },
         base_dir=tmp_path,
     )
     assert cfg.service("u").udp and not cfg.service("u").tcp
@@ -141,8 +149,13 @@ def test_missing_required_option_and_bad_option_value(tmp_path: Path) -> None:
         "    tcp_factory=_factory)\n"
     )
     errs = errors_of(
-        {"suite": {"plugin_dirs": ["p"]},
-         "services": {"n": {"type": "needy"}, "m": {"type": "needy", "port": 7301, "root": "x", "level": 9}}},
+        {
+            "suite": {"plugin_dirs": ["p"]},
+            "services": {
+                "n": {"type": "needy"},
+                "m": {"type": "needy", "port": 7301, "root": "x", "level": 9},
+            },
+        },
         tmp_path,
     )
     assert errs == [
@@ -153,11 +166,15 @@ def test_missing_required_option_and_bad_option_value(tmp_path: Path) -> None:
 
 def test_udp_on_a_tcp_only_type_is_refused(tmp_path: Path) -> None:
     errs = errors_of(
-        {"suite": {"plugin_dirs": []},
-         "services": {"r": {"type": "twisted.protocols.wire:Discard", "port": 0, "udp": True}}},
+        {
+            "suite": {"plugin_dirs": []},
+            "services": {"r": {"type": "twisted.protocols.wire:Discard", "port": 0, "udp": True}},
+        },
         tmp_path,
     )
-    assert errs == ["lab.toml: [services.r] udp: type 'twisted.protocols.wire:Discard' speaks only tcp; remove udp"]
+    assert errs == [
+        "lab.toml: [services.r] udp: type 'twisted.protocols.wire:Discard' speaks only tcp; remove udp"
+    ]
 
 
 def test_listen_rejects_unknown_endpoint_kinds(tmp_path: Path) -> None:

@@ -23,12 +23,18 @@ BIN = Path(sys.executable).parent
 def shipped_config_on_free_ports(tmp_path: Path) -> Path:
     """config/config.toml with every port set to 0 and paths made absolute."""
     data = tomllib.loads((ROOT / "config" / "config.toml").read_text())
-    data["suite"]["plugin_dirs"] = [str((ROOT / "config" / d).resolve()) for d in data["suite"].get("plugin_dirs", [])]
+    data["suite"]["plugin_dirs"] = [
+        str((ROOT / "config" / d).resolve()) for d in data["suite"].get("plugin_dirs", [])
+    ]
     for svc in data["services"].values():
         svc["port"] = 0
         for key, value in list(svc.items()):
             if key in ("root", "data", "quotes") and isinstance(value, str):
-                svc[key] = str(tmp_path / Path(value).name) if key == "data" else str((ROOT / "config" / value).resolve())
+                svc[key] = (
+                    str(tmp_path / Path(value).name)
+                    if key == "data"
+                    else str((ROOT / "config" / value).resolve())
+                )
     return write_config(data, tmp_path)
 
 
@@ -54,14 +60,27 @@ def test_shipped_config_starts_every_service(tmp_path: Path) -> None:
 def test_bad_config_stops_before_binding_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[services.a]\ntype = "echo"\nport = 99999\n[services.b]\ntype = "ehco"\n')
-    r = sp.run([*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(bad)],
-               capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    r = sp.run(
+        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert lines[0] == f"{bad}: [services.a] port: 99999 is out of range; use 0-65535 (0 = any free port)"
+    assert (
+        lines[0]
+        == f"{bad}: [services.a] port: 99999 is out of range; use 0-65535 (0 = any free port)"
+    )
     assert lines[1].startswith(f"{bad}: [services.b] type: unknown type 'ehco'; known types: ")
     assert "Traceback" not in r.stderr + r.stdout
-    check = sp.run([str(BIN / "portsuite"), "check", "-c", str(bad)], capture_output=True, text=True, timeout=60)
+    check = sp.run(
+        [str(BIN / "portsuite"), "check", "-c", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 2 and check.stderr.splitlines()[:2] == lines[:2]
 
 
@@ -70,11 +89,26 @@ def test_port_in_use_stops_the_whole_suite_with_one_line(tmp_path: Path) -> None
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     taken = blocker.getsockname()[1]
-    path = write_config({"services": {"a": {"type": "echo", "port": 0},
-                                      "b": {"type": "echo", "port": taken}}}, tmp_path)
+    path = write_config(
+        {"services": {"a": {"type": "echo", "port": 0}, "b": {"type": "echo", "port": taken}}},
+        tmp_path,
+    )
     try:
-        r = sp.run([*twistd_command(), "-n", "--pidfile=", f"--logfile={tmp_path}/log", "portsuite", "-c", str(path)],
-                   capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        r = sp.run(
+            [
+                *twistd_command(),
+                "-n",
+                "--pidfile=",
+                f"--logfile={tmp_path}/log",
+                "portsuite",
+                "-c",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
     finally:
         blocker.close()
     assert r.returncode == 1
@@ -88,13 +122,19 @@ def test_port_in_use_stops_the_whole_suite_with_one_line(tmp_path: Path) -> None
 def test_twist_runs_the_plugin_too(tmp_path: Path) -> None:
     path = write_config({"services": {"e": {"type": "echo", "port": 0}}}, tmp_path)
     ready = tmp_path / "ready.json"
-    proc = sp.Popen([str(BIN / "twist"), "portsuite", "-c", str(path), "--ready-file", str(ready)],
-                    stdout=sp.PIPE, stderr=sp.STDOUT, start_new_session=True)
+    proc = sp.Popen(
+        [str(BIN / "twist"), "portsuite", "-c", str(path), "--ready-file", str(ready)],
+        stdout=sp.PIPE,
+        stderr=sp.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert ready.exists(), proc.stdout.read1().decode() if proc.poll() is not None else "no ready file"  # type: ignore[union-attr]
+        assert ready.exists(), (
+            proc.stdout.read1().decode() if proc.poll() is not None else "no ready file"
+        )  # type: ignore[union-attr]
         port = __import__("json").loads(ready.read_text())["services"][0]["port"]
         c = socket.create_connection(("127.0.0.1", port), timeout=5)
         c.sendall(b"twist")
@@ -108,9 +148,22 @@ def test_twist_runs_the_plugin_too(tmp_path: Path) -> None:
 def test_daemonized_twistd_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -> None:
     path = write_config({"services": {"e": {"type": "echo", "port": 0}}}, tmp_path)
     pidfile, ready = tmp_path / "ps.pid", tmp_path / "ready.json"
-    r = sp.run([*twistd_command(), f"--pidfile={pidfile}", f"--logfile={tmp_path}/ps.log",
-                "portsuite", "-c", str(path), "--ready-file", str(ready)],
-               capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    r = sp.run(
+        [
+            *twistd_command(),
+            f"--pidfile={pidfile}",
+            f"--logfile={tmp_path}/ps.log",
+            "portsuite",
+            "-c",
+            str(path),
+            "--ready-file",
+            str(ready),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     pid = int(pidfile.read_text())
     try:
@@ -128,12 +181,22 @@ def test_daemonized_twistd_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -
 
 
 def test_check_shows_each_listener_with_its_port_class(tmp_path: Path) -> None:
-    path = write_config({"services": {
-        "echo": {"type": "echo", "port": 7, "udp": True},
-        "web": {"type": "echo", "port": 8080},
-        "high": {"type": "echo", "port": 50000},
-    }}, tmp_path)
-    r = sp.run([str(BIN / "portsuite"), "check", "-c", str(path)], capture_output=True, text=True, timeout=60)
+    path = write_config(
+        {
+            "services": {
+                "echo": {"type": "echo", "port": 7, "udp": True},
+                "web": {"type": "echo", "port": 8080},
+                "high": {"type": "echo", "port": 50000},
+            }
+        },
+        tmp_path,
+    )
+    r = sp.run(
+        [str(BIN / "portsuite"), "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     rows = [line.split() for line in r.stdout.splitlines()]
     assert ["echo", "echo", "tcp", "127.0.0.1", "7", "well-known", "-"] in rows
@@ -150,7 +213,9 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen()
     port = sock.getsockname()[1]
-    path = write_config({"services": {"e": {"type": "echo", "listen": ["systemd:domain=INET:index=0"]}}}, tmp_path)
+    path = write_config(
+        {"services": {"e": {"type": "echo", "listen": ["systemd:domain=INET:index=0"]}}}, tmp_path
+    )
     launcher = (
         "import os, sys\n"
         "fd = int(sys.argv[1])\n"
@@ -159,8 +224,21 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
         "os.execv(sys.argv[2], sys.argv[2:])\n"
     )
     ready = tmp_path / "ready.json"
-    cmd = [sys.executable, "-c", launcher, str(sock.fileno()), *twistd_command(), "-n", "--pidfile=",
-           f"--logfile={tmp_path}/log", "portsuite", "-c", str(path), "--ready-file", str(ready)]
+    cmd = [
+        sys.executable,
+        "-c",
+        launcher,
+        str(sock.fileno()),
+        *twistd_command(),
+        "-n",
+        "--pidfile=",
+        f"--logfile={tmp_path}/log",
+        "portsuite",
+        "-c",
+        str(path),
+        "--ready-file",
+        str(ready),
+    ]
     if len(twistd_command()) > 1:
         pytest.skip("needs the twistd script next to python")
     proc = sp.Popen(cmd, pass_fds=(sock.fileno(),), start_new_session=True)

@@ -37,7 +37,7 @@ def test_echo_tcp_and_udp_on_one_port_many_clients() -> None:
         info = s.service("echo")
         assert info["connections"]["open"] == 20
         peers = {c["peer"] for c in info["clients"]}
-        assert peers == {"127.0.0.1:%d" % c.getsockname()[1] for c in clients}
+        assert peers == {f"127.0.0.1:{c.getsockname()[1]}" for c in clients}
         for c in clients:
             c.close()
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -105,8 +105,10 @@ def test_limits_apply_to_plugin_types_too() -> None:
 
 
 def test_chat_one_server_many_clients() -> None:
-    config = {"suite": {"plugin_dirs": [PLUGINS]},
-              "services": {"chat": {"type": "chat", "port": 0, "greeting": "Hi class."}}}
+    config = {
+        "suite": {"plugin_dirs": [PLUGINS]},
+        "services": {"chat": {"type": "chat", "port": 0, "greeting": "Hi class."}},
+    }
     with suite_running(config) as s:
         port = s.port("chat")
         a = socket.create_connection(("127.0.0.1", port))
@@ -118,7 +120,7 @@ def test_chat_one_server_many_clients() -> None:
         a.settimeout(5)
         assert b"joined" in a.recv(200)
         a.sendall(b"hello b\n")
-        name = "127.0.0.1:%d" % a.getsockname()[1]
+        name = f"127.0.0.1:{a.getsockname()[1]}"
         assert b.recv(200) == f"<{name}> hello b\n".encode()
 
 
@@ -130,9 +132,10 @@ def test_exception_in_a_plugin_closes_that_connection_only(tmp_path: Path) -> No
         "        if data.startswith(b'boom'):\n            raise ValueError('client sent boom')\n"
         "        self.transport.write(data)\n"
     )
-    config = {"suite": {"plugin_dirs": [str(tmp_path)]},
-              "services": {"f": {"type": "fragile:Fragile", "port": 0},
-                           "e": {"type": "echo", "port": 0}}}
+    config = {
+        "suite": {"plugin_dirs": [str(tmp_path)]},
+        "services": {"f": {"type": "fragile:Fragile", "port": 0}, "e": {"type": "echo", "port": 0}},
+    }
     with suite_running(config) as s:
         bad = socket.create_connection(("127.0.0.1", s.port("f")))
         good = socket.create_connection(("127.0.0.1", s.port("f")))
@@ -152,8 +155,12 @@ def test_failed_bind_leaves_nothing_half_started() -> None:
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     taken = blocker.getsockname()[1]
-    config = {"services": {"first": {"type": "echo", "port": 0},
-                           "second": {"type": "echo", "port": taken}}}
+    config = {
+        "services": {
+            "first": {"type": "echo", "port": 0},
+            "second": {"type": "echo", "port": taken},
+        }
+    }
     try:
         with pytest.raises(StartupError) as info:
             with suite_running(config):
@@ -180,13 +187,17 @@ def test_unix_socket_listen() -> None:
 
 
 def test_ipv6_host_and_tcp6_listen_description() -> None:
-    config = {"services": {"e": {"type": "echo", "port": 0, "host": "::1"},
-                           "f": {"type": "echo", "listen": ["tcp6:0:interface=\\:\\:1"]}}}
+    config = {
+        "services": {
+            "e": {"type": "echo", "port": 0, "host": "::1"},
+            "f": {"type": "echo", "listen": ["tcp6:0:interface=\\:\\:1"]},
+        }
+    }
     with suite_running(config) as s:
         for name in ("e", "f"):
             c = socket.create_connection(("::1", s.port(name)))
             c.sendall(b"six")
             assert recv_exactly(c, 3) == b"six"
             peer = s.service(name)["clients"][0]["peer"]
-            assert peer == "[::1]:%d" % c.getsockname()[1]
+            assert peer == f"[::1]:{c.getsockname()[1]}"
             c.close()

@@ -18,14 +18,19 @@ from portsuite.wrappers import ServiceFactory
 def make(inner: type[Protocol] = Echo, **limits: Any) -> tuple[ServiceFactory, MemoryReactorClock]:
     clock = MemoryReactorClock()
     factory = ServiceFactory(
-        ServerFactory.forProtocol(inner), ServiceStats("svc", "echo"), clock,
-        refusal=line_refusal, **limits,
+        ServerFactory.forProtocol(inner),
+        ServiceStats("svc", "echo"),
+        clock,
+        refusal=line_refusal,
+        **limits,
     )
     factory.doStart()
     return factory, clock
 
 
-def connect(factory: ServiceFactory, host: str = "127.0.0.1", port: int = 50000) -> tuple[Any, StringTransport]:
+def connect(
+    factory: ServiceFactory, host: str = "127.0.0.1", port: int = 50000
+) -> tuple[Any, StringTransport]:
     addr = IPv4Address("TCP", host, port)
     proto = factory.buildProtocol(addr)
     transport = StringTransport(peerAddress=addr)
