@@ -25,6 +25,7 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
+from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
@@ -42,6 +43,56 @@ EXPIRY_WARNING = datetime.timedelta(days=14)
 _MAKE_ONE = "portsuite cert makes a CA and a cert/key for localhost"
 
 
+def _negotiation_factory(factory: Any) -> Any:
+    """The first factory, from the outside in, that names its ALPN protocols."""
+    for _ in range(5):
+        if factory is None:
+            return None
+        found = IProtocolNegotiationFactory(factory, None)
+        if found is not None:
+            return found
+        factory = getattr(factory, "wrappedFactory", None)
+    return None
+
+
+def _alpn_select(conn: SSL.Connection, offered: list[bytes]) -> Any:
+    """
+    ALPN (RFC 7301) on the server: the first protocol the service names (twisted.web
+    names http/1.1) that the client offered; else no ALPN at all, and the handshake
+    goes on, as with a server that never heard of ALPN.
+    """
+    tls_protocol = conn.get_app_data()
+    factory = getattr(getattr(tls_protocol, "factory", None), "wrappedFactory", None)
+    negotiation = _negotiation_factory(factory)
+    if negotiation is not None:
+        for proto in negotiation.acceptableProtocols():
+            if proto in offered:
+                return proto
+    return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+class ServerOptions(CertificateOptions):
+    """
+    L{CertificateOptions} whose ALPN answer works with OpenSSL 3: Twisted's own
+    callback answers "no common protocol" with an empty name, which OpenSSL turns
+    into an internal-error alert, failing every client that offers ALPN (curl,
+    browsers) on a service that names no protocol.
+    """
+
+    def _makeContext(self, skipCiphers: bool = False) -> SSL.Context:
+        try:
+            # keep the context mutable until our callback is in place
+            ctx = super()._makeContext(skipCiphers=True)
+            ciphers_later = True
+        except TypeError:  # a Twisted without skipCiphers: contexts stay mutable
+            ctx = super()._makeContext()
+            ciphers_later = False
+        ctx.set_alpn_select_callback(_alpn_select)
+        if ciphers_later and not skipCiphers:
+            ctx.set_cipher_list(self._cipherString.encode("ascii"))
+        return ctx
+
+
 @attrs.frozen
 class Material:
     """A loaded, matching certificate and key, plus the chain sent after the leaf."""
@@ -52,10 +103,24 @@ class Material:
 
     def options(self) -> CertificateOptions:
         """Twisted's TLS server options: TLS >= 1.2, 1.3 offered, no compression."""
-        return CertificateOptions(
-            privateKey=crypto.PKey.from_cryptography_key(self.key),
-            certificate=crypto.X509.from_cryptography(self.cert),
-            extraCertChain=[crypto.X509.from_cryptography(c) for c in self.chain],
+        try:
+            # pyOpenSSL >= 24.3 takes cryptography objects (and deprecates its own)
+            options = self._options(self.key, self.cert, list(self.chain))
+            options.getContext()
+        except TypeError:
+            options = self._options(
+                crypto.PKey.from_cryptography_key(self.key),
+                crypto.X509.from_cryptography(self.cert),
+                [crypto.X509.from_cryptography(c) for c in self.chain],
+            )
+        return options
+
+    @staticmethod
+    def _options(key: Any, cert: Any, chain: list[Any]) -> CertificateOptions:
+        return ServerOptions(
+            privateKey=key,
+            certificate=cert,
+            extraCertChain=chain,
             raiseMinimumTo=MINIMUM_VERSION,
         )
 

@@ -201,3 +201,16 @@ def test_a_plain_client_does_not_break_the_listener(echo, certdir: Path) -> None
         c.sendall(b"still fine\n")
         assert c.recv(100) == b"still fine\n"
     assert echo.service("echo")["errors"] == 0
+
+
+def test_s_client_offering_alpn_still_connects(echo, certdir: Path) -> None:  # type: ignore[no-untyped-def]
+    r = s_client(
+        echo.port("echo"),
+        "-alpn",
+        "h2,http/1.1",
+        "-CAfile",
+        str(certdir / "ca.crt"),
+        "-verify_return_error",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "CONNECTION ESTABLISHED" in r.stdout + r.stderr

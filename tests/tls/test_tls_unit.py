@@ -225,3 +225,31 @@ def test_files_broken_after_the_check_stop_startup_with_one_line(
     config = TLSConfig(cert=tmp_path / "gone.crt", key=certdir / "server.key")
     with pytest.raises(StartupError, match=r"^tls: cert file .*gone.crt does not exist"):
         tls.wrap_factory(ServerFactory(), config, MemoryReactorClock())
+
+
+def test_alpn_client_gets_no_protocol_from_a_service_that_names_none(certdir: Path) -> None:
+    """curl and browsers offer ALPN; a service without ALPN must still shake hands."""
+    s = Server(certdir)
+    conn = s.client(certdir)
+    conn.set_alpn_protos([b"h2", b"http/1.1"])
+    s.handshake(conn)
+    assert conn.get_alpn_proto_negotiated() == b""
+    conn.send(b"x")
+    s.pump(conn)
+    assert conn.recv(10) == b"x"
+
+
+def test_alpn_picks_what_the_service_names(certdir: Path) -> None:
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+
+    class Web(Site):
+        def __init__(self) -> None:
+            Site.__init__(self, Resource())
+
+    s = Server(certdir)
+    s.factory.wrappedFactory.wrappedFactory = Web()  # twisted.web names http/1.1
+    conn = s.client(certdir)
+    conn.set_alpn_protos([b"h2", b"http/1.1"])
+    s.handshake(conn)
+    assert conn.get_alpn_proto_negotiated() == b"http/1.1"
