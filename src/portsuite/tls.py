@@ -347,8 +347,9 @@ class TimedTLSProtocol(BufferingTLSTransport):
     def _peer(self) -> str:
         from portsuite.wrappers import format_peer
 
+        transport: Any = self.transport
         try:
-            return format_peer(self.transport.getPeer())
+            return format_peer(transport.getPeer())
         except Exception:
             return "?"
 
