@@ -1,0 +1,148 @@
+"""
+The command table: every command a client can send, with Redis's arity and flags.
+
+A handler is C{f(client, argv) -> reply}; it raises L{CommandError} (whose text is
+the reply, e.g. C{"ERR syntax error"}) for a client's mistake. Commands that change
+the keyspace are flagged C{write}: what they change goes to the append-only file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from portsuite.services.kv.resp import LLONG_MAX, LLONG_MIN, string2ll
+
+
+class CommandError(Exception):
+    """A reply error; C{str(e)} is the text after the C{-} (C{"ERR ..."})."""
+
+
+SYNTAX = "ERR syntax error"
+NOT_INT = "ERR value is not an integer or out of range"
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+OVERFLOW = "ERR increment or decrement would overflow"
+NO_SUCH_KEY = "ERR no such key"
+NO_REPLY = object()  # the handler already pushed its replies (SUBSCRIBE)
+
+
+@attrs.frozen
+class Command:
+    """
+    @ivar arity: Redis's convention: N = exactly N words (the name included),
+        -N = at least N.
+    @ivar flags: C{write}, C{readonly}, C{noauth} (allowed before AUTH),
+        C{pubsub} (allowed while subscribed in RESP2), C{admin}, C{fast}.
+    @ivar subcommands: for container commands (CONFIG, CLIENT, COMMAND).
+    """
+
+    name: str
+    handler: Callable[[Any, list[bytes]], Any]
+    arity: int
+    flags: frozenset[str]
+    group: str = "generic"
+    summary: str = ""
+    first_key: int = 1
+    last_key: int = 1
+    key_step: int = 1
+    subcommands: dict[bytes, Command] = attrs.field(factory=dict)
+    parent: str | None = None
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.parent}|{self.name}" if self.parent else self.name
+
+    @property
+    def write(self) -> bool:
+        return "write" in self.flags
+
+
+COMMANDS: dict[bytes, Command] = {}
+
+
+def command(
+    name: str,
+    arity: int,
+    flags: str = "",
+    group: str = "generic",
+    summary: str = "",
+    keys: tuple[int, int, int] = (1, 1, 1),
+    parent: str | None = None,
+) -> Callable[[Callable[[Any, list[bytes]], Any]], Callable[[Any, list[bytes]], Any]]:
+    """Register a handler under C{name} (or as a subcommand of C{parent})."""
+
+    def register(f: Callable[[Any, list[bytes]], Any]) -> Callable[[Any, list[bytes]], Any]:
+        cmd = Command(
+            name=name,
+            handler=f,
+            arity=arity,
+            flags=frozenset(flags.split()),
+            group=group,
+            summary=summary or (f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else summary,
+            first_key=keys[0],
+            last_key=keys[1],
+            key_step=keys[2],
+            parent=parent,
+        )
+        if parent is None:
+            COMMANDS[name.encode()] = cmd
+        else:
+            COMMANDS[parent.encode()].subcommands[name.encode()] = cmd
+        return f
+
+    return register
+
+
+def container(name: str, group: str, summary: str) -> None:
+    """A command that only groups subcommands (CONFIG, CLIENT, COMMAND)."""
+
+    def no_subcommand(c: Any, argv: list[bytes]) -> Any:  # pragma: no cover
+        raise CommandError(f"ERR wrong number of arguments for '{name}' command")
+
+    COMMANDS[name.encode()] = Command(
+        name=name,
+        handler=no_subcommand,
+        arity=-2,
+        flags=frozenset(),
+        group=group,
+        summary=summary,
+        first_key=0,
+        last_key=0,
+        key_step=0,
+    )
+
+
+# -- argument helpers ------------------------------------------------------------
+
+
+def to_int(b: bytes, error: str = NOT_INT) -> int:
+    v = string2ll(b)
+    if v is None:
+        raise CommandError(error)
+    return v
+
+
+def check_overflow(v: int, error: str = OVERFLOW) -> int:
+    if v > LLONG_MAX or v < LLONG_MIN:
+        raise CommandError(error)
+    return v
+
+
+def wrongtype() -> CommandError:
+    return CommandError(WRONGTYPE)
+
+
+def wrong_arity(name: str) -> CommandError:
+    return CommandError(f"ERR wrong number of arguments for '{name}' command")
+
+
+def _register_all() -> None:
+    import importlib
+
+    for module in ("strings", "keys", "containers", "server"):
+        importlib.import_module(f"portsuite.services.kv.commands.{module}")
+
+
+_register_all()

@@ -1,0 +1,358 @@
+"""
+RESP, the REdis Serialization Protocol (RESP2 and RESP3), as a Redis server reads
+and writes it.
+
+L{RequestParser} reads what clients send: multibulk requests (C{*2\\r\\n$3\\r\\nGET...})
+and inline commands typed in telnet or nc, with Redis's quoting rules
+(C{sdssplitargs}) and Redis's exact C{Protocol error: ...} texts and limits. Declared
+lengths are never preallocated: a bulk is taken only once all its bytes have arrived.
+
+L{encode2} and L{encode3} turn a command's reply value into RESP2 or RESP3 bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INLINE_MAX = 64 * 1024
+DEFAULT_MAX_BULK = 512 * 1024 * 1024
+INT_MAX = 2**31 - 1
+LLONG_MAX = 2**63 - 1
+LLONG_MIN = -(2**63)
+
+
+class ProtocolError(Exception):
+    """Malformed request: the client gets C{-ERR Protocol error: <text>} and is closed."""
+
+
+def string2ll(s: bytes) -> int | None:
+    """Redis's strict C{string2ll}: no sign but '-', no leading zeros or spaces."""
+    n = len(s)
+    if n == 0 or n > 20:
+        return None
+    if s == b"0":
+        return 0
+    start = 1 if s[0] == 45 else 0  # '-'
+    if start == n or not (49 <= s[start] <= 57):
+        return None
+    if not s[start:].isdigit():
+        return None
+    v = int(s)
+    if v > LLONG_MAX or v < LLONG_MIN:
+        return None
+    return v
+
+
+_SPACE = frozenset(b" \t\n\v\f\r")
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def split_args(line: bytes) -> list[bytes] | None:
+    """
+    Redis's C{sdssplitargs}: split an inline command line into arguments, honouring
+    "double quotes" (with \\n \\r \\t \\b \\a \\xHH escapes) and 'single quotes'.
+
+    @return: the arguments, or None for unbalanced quotes.
+    """
+    nul = line.find(b"\0")
+    if nul >= 0:  # C string semantics: the line ends at the first NUL
+        line = line[:nul]
+    if b'"' not in line and b"'" not in line and b"\v" not in line and b"\f" not in line:
+        return line.split()
+    out: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in _SPACE:
+            i += 1
+        if i >= n:
+            return out
+        cur = bytearray()
+        inq = insq = False
+        while True:
+            c = line[i] if i < n else 0
+            if inq:
+                if (
+                    c == 92
+                    and i + 3 < n
+                    and line[i + 1] == 120
+                    and line[i + 2] in _HEX
+                    and line[i + 3] in _HEX
+                ):
+                    cur.append(int(line[i + 2 : i + 4], 16))
+                    i += 3
+                elif c == 92 and i + 1 < n:
+                    i += 1
+                    e = line[i]
+                    cur.append(_ESCAPES.get(e, e))
+                elif c == 34:  # closing "
+                    if i + 1 < n and line[i + 1] not in _SPACE:
+                        return None
+                    i += 1
+                    break
+                elif i >= n:
+                    return None
+                else:
+                    cur.append(c)
+            elif insq:
+                if c == 92 and i + 1 < n and line[i + 1] == 39:
+                    i += 1
+                    cur.append(39)
+                elif c == 39:
+                    if i + 1 < n and line[i + 1] not in _SPACE:
+                        return None
+                    i += 1
+                    break
+                elif i >= n:
+                    return None
+                else:
+                    cur.append(c)
+            else:
+                if i >= n or c in (32, 10, 13, 9):
+                    break
+                if c == 34:
+                    inq = True
+                elif c == 39:
+                    insq = True
+                else:
+                    cur.append(c)
+            i += 1
+        out.append(bytes(cur))
+
+
+class RequestParser:
+    """
+    Incremental request reader with Redis's semantics (C{processInputBuffer}).
+
+    C{feed(data)} returns the complete commands (lists of byte strings) found so far;
+    it raises L{ProtocolError} after the commands that preceded the bad input, which
+    are kept in C{ready} for the caller to run first.
+    """
+
+    __slots__ = ("buf", "need", "argv", "left", "max_bulk", "ready", "locked")
+
+    def __init__(self, max_bulk: int = DEFAULT_MAX_BULK, locked: bool = False):
+        self.buf = bytearray()  # unconsumed bytes
+        self.need = 0  # do not parse again before buf holds this many bytes
+        self.argv: list[bytes] | None = None  # the multibulk being read
+        self.left = 0  # arguments still to read in it
+        self.max_bulk = max_bulk
+        self.locked = locked  # not authenticated yet: small requests only
+        self.ready: list[list[bytes]] = []
+
+    def feed(self, data: bytes) -> list[list[bytes]]:
+        buf = self.buf
+        if buf:
+            buf += data
+            if len(buf) < self.need:
+                return []
+            data = bytes(buf)
+            buf.clear()
+        self.ready = cmds = []
+        need = 0
+        pos = 0
+        end = len(data)
+        argv = self.argv
+        left = self.left
+        while pos < end:
+            if argv is None:
+                if data[pos] != 42:  # not '*': inline
+                    nl = data.find(b"\n", pos)
+                    if nl < 0:
+                        if end - pos > INLINE_MAX:
+                            raise ProtocolError("too big inline request")
+                        break
+                    stop = nl - 1 if nl > pos and data[nl - 1] == 13 else nl
+                    if stop - pos > INLINE_MAX:
+                        raise ProtocolError("too big inline request")
+                    args = split_args(data[pos:stop])
+                    if args is None:
+                        raise ProtocolError("unbalanced quotes in request")
+                    pos = nl + 1
+                    if args:
+                        cmds.append(args)
+                    continue
+                cr = data.find(b"\r", pos)
+                if cr < 0:
+                    if end - pos > INLINE_MAX:
+                        raise ProtocolError("too big mbulk count string")
+                    break
+                if cr > end - 2:
+                    break
+                n = string2ll(data[pos + 1 : cr])
+                if n is None or n > INT_MAX:
+                    raise ProtocolError("invalid multibulk length")
+                if n > 10 and self.locked:
+                    raise ProtocolError("unauthenticated multibulk length")
+                pos = cr + 2
+                if n <= 0:
+                    continue
+                argv = []
+                left = n
+            # the arguments of a multibulk: $len\r\nbytes\r\n each
+            while left:
+                cr = data.find(b"\r", pos)
+                if cr < 0:
+                    if end - pos > INLINE_MAX:
+                        raise ProtocolError("too big bulk count string")
+                    break
+                if cr > end - 2:
+                    break
+                if data[pos] != 36:  # '$'
+                    raise ProtocolError(f"expected '$', got '{chr(data[pos])}'")
+                n = string2ll(data[pos + 1 : cr])
+                if n is None or n < 0 or n > self.max_bulk:
+                    raise ProtocolError("invalid bulk length")
+                if n > 16384 and self.locked:
+                    raise ProtocolError("unauthenticated bulk length")
+                start = cr + 2
+                stop = start + n
+                if stop + 2 > end:
+                    # wait for the whole bulk; keep from its header on
+                    need = stop + 2 - pos
+                    break
+                argv.append(data[start:stop])
+                pos = stop + 2
+                left -= 1
+            if left:
+                break
+            cmds.append(argv)
+            argv = None
+        if pos < end:
+            self.need = need or end - pos + 1
+            buf += data[pos:] if pos else data
+        else:
+            self.need = 0
+        self.argv = argv
+        self.left = left
+        return cmds
+
+
+# -- replies ----------------------------------------------------------------------
+
+
+class Simple(str):
+    """A simple string reply (C{+OK})."""
+
+
+class ErrorReply(str):
+    """An error reply value (C{-ERR ...}), e.g. inside an array."""
+
+
+class Map(list):  # type: ignore[type-arg]
+    """A map reply: a list of (key, value) pairs. RESP2: a flat array."""
+
+
+class SetReply(list):  # type: ignore[type-arg]
+    """A set reply. RESP2: an array."""
+
+
+class Push(list):  # type: ignore[type-arg]
+    """An out-of-band push (pub/sub message). RESP2: an array."""
+
+
+class Double(float):
+    """A double reply. RESP2: a bulk string."""
+
+
+class Verbatim(str):
+    """A verbatim text (INFO). RESP2: a bulk string."""
+
+
+class _NullArray:
+    """The null array: C{*-1} in RESP2, C{_} in RESP3."""
+
+
+NULL_ARRAY = _NullArray()
+OK = Simple("OK")
+
+
+def _double(v: float) -> bytes:
+    if v != v:
+        return b"nan"
+    if v in (float("inf"), float("-inf")):
+        return b"inf" if v > 0 else b"-inf"
+    r = repr(float(v)).encode()
+    return r[:-2] if r.endswith(b".0") else r
+
+
+def encode2(r: Any, out: list[bytes]) -> None:
+    """Append the RESP2 bytes of reply C{r} to C{out}."""
+    t = type(r)
+    if t is bytes:
+        out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+    elif t is int:
+        out.append(b":%d\r\n" % r)
+    elif r is None:
+        out.append(b"$-1\r\n")
+    elif t is Simple:
+        out.append(b"+%s\r\n" % r.encode())
+    elif t is list or t is Map or t is SetReply or t is Push or t is tuple:
+        if t is Map:
+            out.append(b"*%d\r\n" % (2 * len(r)))
+            for k, v in r:
+                encode2(k, out)
+                encode2(v, out)
+            return
+        out.append(b"*%d\r\n" % len(r))
+        for x in r:
+            encode2(x, out)
+    elif t is ErrorReply:
+        out.append(b"-%s\r\n" % r.encode())
+    elif t is Double:
+        b = _double(r)
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    elif t is Verbatim or t is str:
+        b = r.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    elif r is NULL_ARRAY:
+        out.append(b"*-1\r\n")
+    elif t is bool:
+        out.append(b":1\r\n" if r else b":0\r\n")
+    else:
+        raise TypeError(f"cannot encode {r!r}")
+
+
+def encode3(r: Any, out: list[bytes]) -> None:
+    """Append the RESP3 bytes of reply C{r} to C{out}."""
+    t = type(r)
+    if t is bytes:
+        out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+    elif t is int:
+        out.append(b":%d\r\n" % r)
+    elif r is None or r is NULL_ARRAY:
+        out.append(b"_\r\n")
+    elif t is Simple:
+        out.append(b"+%s\r\n" % r.encode())
+    elif t is list or t is tuple or t is SetReply or t is Push:
+        prefix = b"*" if t is list or t is tuple else (b"~" if t is SetReply else b">")
+        out.append(b"%s%d\r\n" % (prefix, len(r)))
+        for x in r:
+            encode3(x, out)
+    elif t is Map:
+        out.append(b"%%%d\r\n" % len(r))
+        for k, v in r:
+            encode3(k, out)
+            encode3(v, out)
+    elif t is ErrorReply:
+        out.append(b"-%s\r\n" % r.encode())
+    elif t is Double:
+        out.append(b",%s\r\n" % _double(r))
+    elif t is Verbatim:
+        b = r.encode()
+        out.append(b"=%d\r\ntxt:%s\r\n" % (len(b) + 4, b))
+    elif t is str:
+        b = r.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    elif t is bool:
+        out.append(b"#t\r\n" if r else b"#f\r\n")
+    else:
+        raise TypeError(f"cannot encode {r!r}")
+
+
+def command_bytes(argv: list[bytes]) -> bytes:
+    """A command as a RESP multibulk (what the append-only file stores)."""
+    parts = [b"*%d\r\n" % len(argv)]
+    for a in argv:
+        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(parts)

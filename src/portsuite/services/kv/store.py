@@ -1,0 +1,124 @@
+"""
+The keyspace: one database of keys holding strings (bytes), hashes (dict), lists
+(deque) and sets (set), with expiry times in milliseconds since the epoch.
+
+Expiry is lazy (a key past its time is deleted when it is looked up) and active
+(L{Store.expire_cycle}, called by the server every 100 ms, deletes keys whose time
+has come, due-first from a heap, a bounded number per call). Each deletion by
+expiry is reported to C{on_expired} so the append-only file records a DEL, as
+Redis does.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
+
+
+class Store:
+    """One database (Redis's db 0)."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock  # seconds since the epoch (the reactor's clock)
+        self.data: dict[bytes, Any] = {}
+        self.expires: dict[bytes, int] = {}
+        self._heap: list[tuple[int, bytes]] = []
+        self.dirty = 0  # changes since start (INFO: rdb_changes_since_last_save)
+        self.expired_keys = 0
+        self.on_expired: Callable[[bytes], None] | None = None
+        self.loading = False
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- lookups (lazy expiry) -------------------------------------------------
+
+    def get(self, key: bytes) -> Any:
+        """The value at C{key}, or None; deletes it first if it has expired."""
+        if self.expires and key in self.expires and not self.loading:
+            if self.expires[key] <= self.now_ms():
+                self._expire(key)
+                return None
+        return self.data.get(key)
+
+    def _expire(self, key: bytes) -> None:
+        del self.data[key]
+        del self.expires[key]
+        self.expired_keys += 1
+        self.dirty += 1
+        if self.on_expired is not None:
+            self.on_expired(key)
+
+    def exists(self, key: bytes) -> bool:
+        return self.get(key) is not None
+
+    # -- changes ---------------------------------------------------------------
+
+    def set(self, key: bytes, value: Any, keepttl: bool = False) -> None:
+        """Store C{value}; the key's TTL is cleared unless C{keepttl}."""
+        self.data[key] = value
+        if not keepttl and self.expires:
+            self.expires.pop(key, None)
+        self.dirty += 1
+
+    def delete(self, key: bytes) -> bool:
+        if self.get(key) is None:
+            return False
+        del self.data[key]
+        if self.expires:
+            self.expires.pop(key, None)
+        self.dirty += 1
+        return True
+
+    def set_expire(self, key: bytes, when_ms: int) -> None:
+        self.expires[key] = when_ms
+        heapq.heappush(self._heap, (when_ms, key))
+        if len(self._heap) > 2 * len(self.expires) + 1024:
+            self._heap = [(w, k) for k, w in self.expires.items()]
+            heapq.heapify(self._heap)
+
+    def ttl_ms(self, key: bytes) -> int:
+        """The absolute expiry time of a key, or -1."""
+        return self.expires.get(key, -1)
+
+    def persist(self, key: bytes) -> bool:
+        return self.expires.pop(key, None) is not None
+
+    def rename(self, old: bytes, new: bytes) -> None:
+        value = self.data.pop(old)
+        when = self.expires.pop(old, None)
+        self.data[new] = value
+        self.expires.pop(new, None)
+        if when is not None:
+            self.set_expire(new, when)
+        self.dirty += 1
+
+    def flush(self) -> None:
+        self.data.clear()
+        self.expires.clear()
+        self._heap.clear()
+        self.dirty += 1
+
+    def expire_cycle(self, limit: int = 2000) -> int:
+        """Active expiry: delete up to C{limit} keys whose time has come."""
+        heap = self._heap
+        if not heap or self.loading:
+            return 0
+        now = self.now_ms()
+        done = 0
+        while heap and heap[0][0] <= now and done < limit:
+            when, key = heapq.heappop(heap)
+            if self.expires.get(key) == when:
+                self._expire(key)
+                done += 1
+        return done
+
+    def type_name(self, value: Any) -> str:
+        return TYPE_NAMES[type(value)]
+
+    def __len__(self) -> int:
+        return len(self.data)
