@@ -207,3 +207,69 @@ def test_redis_py_rejects_an_untrusted_server(kv: Any, tmp_path: Path) -> None:
     with pytest.raises(redis.exceptions.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         r.ping()
     r.close()
+
+
+# -- a browser that trusts the CA (as the portsuite cert instructions say) ---------------
+
+
+def chromium_get(url: str, home: Path) -> sp.CompletedProcess[str]:
+    exe = need("chromium")
+    return sp.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={home / 'profile'}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def nss_home(tmp_path: Path, ca: Path | None) -> Path:
+    """A HOME whose NSS database (what Chromium on Linux trusts) holds the CA, or nothing."""
+    certutil = need("certutil")
+    home = tmp_path / ("home-ca" if ca else "home-empty")
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    sp.run([certutil, "-d", f"sql:{db}", "-N", "--empty-password"], check=True, timeout=30)
+    if ca is not None:
+        sp.run(
+            [
+                certutil,
+                "-d",
+                f"sql:{db}",
+                "-A",
+                "-t",
+                "C,,",
+                "-n",
+                "portsuite local CA",
+                "-i",
+                str(ca),
+            ],
+            check=True,
+            timeout=30,
+        )
+    return home
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_chromium_trusts_the_imported_ca(
+    web: Any, certdir: Path, tmp_path: Path, host: str
+) -> None:
+    home = nss_home(tmp_path, certdir / "ca.crt")
+    r = chromium_get(f"https://{host}:{web.port('web')}/hello.txt", home)
+    assert "hello over https" in r.stdout, r.stderr[-2000:]
+
+
+def test_chromium_without_the_ca_refuses(web: Any, tmp_path: Path) -> None:
+    home = nss_home(tmp_path, None)
+    r = chromium_get(f"https://localhost:{web.port('web')}/hello.txt", home)
+    assert "hello over https" not in r.stdout
+    assert "ERR_CERT_AUTHORITY_INVALID" in r.stderr
