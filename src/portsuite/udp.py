@@ -334,7 +334,11 @@ class GuardedDatagramWrapper(DatagramWrapper):
             self._request_size = None
 
     def write(self, data: bytes, addr: Any = None) -> None:
-        before = self.stats.datagrams_out
-        DatagramWrapper.write(self, data, addr)
-        if self.tracer is not None and self.stats.datagrams_out != before:
-            self.tracer.sent(addr, data)
+        if not self.allowReply(data, addr):
+            self.stats.dropped += 1
+            return
+        if self.tracer is not None:
+            self.tracer.sent(addr, data)  # before it leaves: the transcript never lags the peer
+        self.stats.datagrams_out += 1
+        self.stats.bytes_out += len(data)
+        self.transport.write(data, addr)
