@@ -276,7 +276,7 @@ def test_trace_on_a_plugin_service_over_real_sockets(trace_dir: Path, tmp_path: 
         c.settimeout(5)
         c.sendall(b"hello\n")
         assert c.recv(100) == b"HELLO\n"
-        peer = "127.0.0.1:%d" % c.getsockname()[1]
+        peer = f"127.0.0.1:{c.getsockname()[1]}"
         c.close()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
