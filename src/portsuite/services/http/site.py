@@ -20,18 +20,30 @@ log, service name first.
 
 from __future__ import annotations
 
+import re
 import time
 from io import BytesIO
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import http, resource, server
+from twisted.web import resource, server
+from twisted.web.http import (
+    INTERNAL_SERVER_ERROR,
+    HTTPChannel,
+    datetimeToString,
+    unquote,
+)
+from zope.interface import implementer
 
 log = Logger(namespace="portsuite.http")
 
 SERVER = b"portsuite"
+# access log lines are emitted in batches: at most this late, at most this many
+LOG_FLUSH = 0.25
+LOG_BATCH = 200
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -59,10 +71,15 @@ def _log_time(now: float) -> str:
     )
 
 
+_PLAIN = re.compile(rb"[\x20\x21\x23-\x5b\x5d-\x7e]*").fullmatch
+
+
 def _quoted(value: bytes | None) -> str:
     """A request field as the combined log format shows it: quoted, escaped."""
     if not value:
         return "-"
+    if _PLAIN(value):
+        return value.decode("ascii")
     return (
         value.decode("latin-1")
         .replace("\\", "\\\\")
@@ -82,19 +99,21 @@ def peer_of(address: Any) -> str:
     return "local"
 
 
-class Channel(http.HTTPChannel):
+class Channel(HTTPChannel):
     """
     HTTP/1.1 (RFC 9112) connection with a request-head deadline and a body cap.
     """
 
     site: Site
     _head_call: Any = None
+    _host: Any = None
+    _peer: Any = None
     # True while we wait for (or read) a request head
     _awaiting_head = True
     _refused = False
 
     def connectionMade(self) -> None:
-        http.HTTPChannel.connectionMade(self)
+        HTTPChannel.connectionMade(self)
         # the first head's clock starts with the connection: a client that
         # connects and says nothing is cut off as well
         self._head_call = self.callLater(self.site.head_timeout, self._head_expired)
@@ -104,12 +123,25 @@ class Channel(http.HTTPChannel):
             return
         if self._awaiting_head and self._head_call is None:
             self._head_call = self.callLater(self.site.head_timeout, self._head_expired)
-        http.HTTPChannel.dataReceived(self, data)
+        HTTPChannel.dataReceived(self, data)
 
     def rawDataReceived(self, data: bytes) -> None:
         if self._refused:
             return
-        http.HTTPChannel.rawDataReceived(self, data)
+        HTTPChannel.rawDataReceived(self, data)
+
+    # the addresses do not change: ask the socket once, not once per request
+    def getHost(self) -> Any:
+        host = self._host
+        if host is None:
+            host = self._host = self.transport.getHost()
+        return host
+
+    def getPeer(self) -> Any:
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self.transport.getPeer()
+        return peer
 
     def _cancel_head(self) -> None:
         call = self._head_call
@@ -151,7 +183,7 @@ class Channel(http.HTTPChannel):
             # "100 Continue" invites the client to send it)
             self.refuse_body(length)
             return
-        http.HTTPChannel.allHeadersReceived(self)
+        HTTPChannel.allHeadersReceived(self)
 
     def refuse_body(self, length: int | None = None) -> None:
         """Answer 413 and close: the request body is larger than C{max_body}."""
@@ -182,11 +214,11 @@ class Channel(http.HTTPChannel):
     def allContentReceived(self) -> None:
         if self._refused:
             return
-        http.HTTPChannel.allContentReceived(self)
+        HTTPChannel.allContentReceived(self)
 
     def requestDone(self, request: Any) -> None:
         self._awaiting_head = True
-        http.HTTPChannel.requestDone(self, request)
+        HTTPChannel.requestDone(self, request)
 
     def timeoutConnection(self) -> None:
         # the idle timeout (between requests): no log line per idle browser socket
@@ -195,7 +227,32 @@ class Channel(http.HTTPChannel):
 
     def connectionLost(self, reason: Failure) -> None:
         self._cancel_head()
-        http.HTTPChannel.connectionLost(self, reason)
+        HTTPChannel.connectionLost(self, reason)
+
+
+@implementer(IPushProducer)
+class _Rest:
+    """Writes the rest of a cached body once the transport asks for more."""
+
+    def __init__(self, request: Request, rest: bytes):
+        self.request: Request | None = request
+        self.rest = rest
+        self.paused = False
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        request = self.request
+        if request is None:
+            return
+        self.request = None
+        request.channel.transport.write(self.rest)
+        request.unregisterProducer()
+        request.finish()
+
+    def stopProducing(self) -> None:
+        self.request = None
 
 
 class Request(server.Request):
@@ -230,7 +287,7 @@ class Request(server.Request):
             ):
                 self.setHeader(b"Server", SERVER)
                 self.setHeader(b"Date", site.date)
-                self.postpath = [http.unquote(p) for p in path[1:].split(b"/")]
+                self.postpath = [unquote(p) for p in path[1:].split(b"/")]
                 self.render(resource.getChildForRequest(site.root, self))
             else:
                 site.static.serve(self)
@@ -271,6 +328,42 @@ class Request(server.Request):
         )
         self.finish()
 
+    def send_big(
+        self, code: int, reason: bytes, head: bytes, first: bytes, rest: bytes, sent: int
+    ) -> None:
+        """
+        Like L{send_whole}, for a body cached in two parts: the head and C{first}
+        (at least the transport's buffer size) are written now, C{rest} once the
+        transport has sent them. C{rest} then reaches the socket as is: one big
+        C{write} of head and body would make Twisted copy the whole body into a
+        fresh buffer for every response.
+        """
+        self.code = code
+        self.code_message = reason
+        self.startedWriting = 1
+        self.sentLength = sent
+        extra = b""
+        connection = self.responseHeaders.getRawHeaders(b"Connection")
+        if connection:
+            extra = b"Connection: " + connection[0] + b"\r\n"
+        producer = _Rest(self, rest)
+        self.registerProducer(producer, True)
+        self.channel.transport.writeSequence(
+            (
+                self.clientproto,
+                b" %d %s\r\nServer: portsuite\r\nDate: " % (code, reason),
+                self.site.date,
+                b"\r\n",
+                head,
+                extra,
+                b"\r\n",
+                first,
+            )
+        )
+        if not producer.paused:
+            # the transport did not push back (TLS, tests): no reason to wait
+            producer.resumeProducing()
+
     def processingFailed(self, reason: Failure) -> Any:
         log.failure(
             "{service}: error while answering {method} {uri}",
@@ -283,7 +376,7 @@ class Request(server.Request):
             self.channel.transport.loseConnection()
             return reason
         body = b"portsuite: internal error (logged on the server)\n"
-        self.setResponseCode(http.INTERNAL_SERVER_ERROR)
+        self.setResponseCode(INTERNAL_SERVER_ERROR)
         self.responseHeaders.setRawHeaders(b"Content-Type", [b"text/plain; charset=utf-8"])
         self.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % len(body)])
         self.write(body)
@@ -325,8 +418,10 @@ class Site(server.Site):
         self.head_timeout = head_timeout
         self.max_body = max_body
         self.access_log = access_log
-        self.date = http.datetimeToString(reactor.seconds())
+        self.date = datetimeToString(reactor.seconds())
         self._log_time = _log_time(reactor.seconds())
+        self._log_lines: list[str] = []
+        self._log_call: Any = None
 
     def buildProtocol(self, addr: Any) -> Any:
         channel = self.protocol()
@@ -339,7 +434,8 @@ class Site(server.Site):
 
     def _updateLogDateTime(self) -> None:
         now = self.reactor.seconds()
-        self.date = http.datetimeToString(now)
+        self.static.tick()
+        self.date = datetimeToString(now)
         self._log_time = _log_time(now)
         # next update on the next whole second
         self._logDateTimeCall = self.reactor.callLater(1.0 - now % 1.0, self._updateLogDateTime)
@@ -352,20 +448,42 @@ class Site(server.Site):
         if self._logDateTimeCall is not None and self._logDateTimeCall.active():
             self._logDateTimeCall.cancel()
         self._logDateTimeCall = None
+        self.flush_log()
+
+    def flush_log(self) -> None:
+        """Emit the access log lines gathered since the last flush, as one event."""
+        call = self._log_call
+        self._log_call = None
+        if call is not None and call.active():
+            call.cancel()
+        lines = self._log_lines
+        if not lines:
+            return
+        self._log_lines = []
+        log.info(
+            "{access_log}", access_log="\n".join(lines), service=self.service, requests=len(lines)
+        )
 
     def log(self, request: Any) -> None:
-        """One access log line, combined format, with the client's port."""
+        """
+        One access log line, combined format, with the client's port.
+
+        Lines are gathered and emitted together every L{LOG_FLUSH} seconds (or
+        every L{LOG_BATCH} lines): one log event per request would cost more than
+        the request itself under load.
+        """
         if not self.access_log:
             return
         headers = request.requestHeaders
         referer = headers.getRawHeaders(b"referer")
         agent = headers.getRawHeaders(b"user-agent")
-        log.info(
-            "{line}",
-            line=(
-                f"{self.service}: {peer_of(request.client)} - - {self._log_time} "
-                f'"{_quoted(request.method)} {_quoted(request.uri)} {_quoted(request.clientproto)}" '
-                f"{request.code} {request.sentLength or '-'} "
-                f'"{_quoted(referer[0] if referer else None)}" "{_quoted(agent[0] if agent else None)}"'
-            ),
+        self._log_lines.append(
+            f"{self.service}: {peer_of(request.client)} - - {self._log_time} "
+            f'"{_quoted(request.method)} {_quoted(request.uri)} {_quoted(request.clientproto)}" '
+            f"{request.code} {request.sentLength or '-'} "
+            f'"{_quoted(referer[0] if referer else None)}" "{_quoted(agent[0] if agent else None)}"'
         )
+        if self._log_call is None:
+            self._log_call = self.reactor.callLater(LOG_FLUSH, self.flush_log)
+        elif len(self._log_lines) >= LOG_BATCH:
+            self.flush_log()

@@ -13,9 +13,10 @@ Safety rules, checked on every path before the file system is touched:
   - only regular files are opened (never a FIFO or a device).
 
 Speed: the metadata and prebuilt headers of every file served, and the bodies of
-small files, are cached by URL path; each hit costs one C{stat} to check that the
-file did not change (inode, size and mtime), else the entry is rebuilt. Files above
-the body cache limit are streamed by Twisted's static producers.
+files up to L{SMALL}, are cached by URL path. An entry is checked against the file
+(inode, size, mtime: one C{stat}) at most once per L{tick} (the site ticks every
+second), so an edited file is served fresh within a second. Bigger files are streamed
+by Twisted's static producers.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ log = Logger(namespace="portsuite.http")
 
 # bodies up to this size are kept in memory
 SMALL = 4 << 20
+# bodies above this size are written in two steps (see Request.send_big)
+SPLIT = 1 << 16
 CACHE_BYTES = 64 << 20
 CACHE_ENTRIES = 4096
 INDEX_FILES = ("index.html", "index.htm")
@@ -90,7 +93,25 @@ class Entry:
     head: bytes  # the header lines of a full 200 answer
     validators: bytes  # ETag and Last-Modified lines (for 304 and 206)
     ctype: bytes
-    body: bytes | None = None
+    body: bytes | None = None  # the whole body, when cached and up to SPLIT
+    first: bytes = b""  # a body above SPLIT, cached in two parts
+    rest: bytes = b""
+    checked: int = 0  # the StaticFiles.generation it was last checked in
+
+    @property
+    def cached(self) -> bool:
+        return self.body is not None or bool(self.rest)
+
+    def part(self, start: int, stop: int) -> bytes:
+        """Bytes [start, stop) of a cached body."""
+        if self.body is not None:
+            return self.body[start:stop]
+        n = len(self.first)
+        if stop <= n:
+            return self.first[start:stop]
+        if start >= n:
+            return self.rest[start - n : stop - n]
+        return self.first[start:] + self.rest[: stop - n]
 
 
 def _key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -179,6 +200,11 @@ class StaticFiles:
         self.dashboard = dashboard
         self._cache: dict[bytes, Entry] = {}
         self._cache_bytes = 0
+        self.generation = 1
+
+    def tick(self) -> None:
+        """Cached entries are checked against their files again after a tick."""
+        self.generation += 1
 
     # -- looking a path up -----------------------------------------------------
 
@@ -215,11 +241,14 @@ class StaticFiles:
         """
         entry = self._cache.get(raw)
         if entry is not None:
+            if entry.checked == self.generation:
+                return entry
             try:
                 st = os.stat(entry.path)
             except OSError:
                 st = None
             if st is not None and _key(st) == entry.key:
+                entry.checked = self.generation
                 return entry
             self._forget(raw)
         segments = self._segments(raw)
@@ -272,6 +301,7 @@ class StaticFiles:
             head=head,
             validators=validators,
             ctype=ctype,
+            checked=self.generation,
         )
         if st.st_size <= SMALL:
             try:
@@ -283,18 +313,21 @@ class StaticFiles:
             if _key(fst) != entry.key or len(body) != st.st_size:
                 # changed while we read it: stream it this time, keep nothing
                 return entry
-            entry.body = body
+            if len(body) > SPLIT:
+                entry.first, entry.rest = body[:SPLIT], body[SPLIT:]
+            else:
+                entry.body = body
         if len(self._cache) >= CACHE_ENTRIES or self._cache_bytes > CACHE_BYTES:
             self._cache.clear()
             self._cache_bytes = 0
         self._cache[raw] = entry
-        self._cache_bytes += len(entry.body or b"")
+        self._cache_bytes += entry.size if entry.cached else 0
         return entry
 
     def _forget(self, raw: bytes) -> None:
         entry = self._cache.pop(raw, None)
         if entry is not None:
-            self._cache_bytes -= len(entry.body or b"")
+            self._cache_bytes -= entry.size if entry.cached else 0
 
     # -- answering ----------------------------------------------------------------
 
@@ -354,13 +387,14 @@ class StaticFiles:
                 if wanted is not None:
                     self.send_range(request, entry, *wanted)  # type: ignore[misc]
                     return
-        if entry.body is not None:
-            if head_only:
-                request.send_whole(200, b"OK", entry.head, b"", 0)
-            else:
-                request.send_whole(200, b"OK", entry.head, entry.body, entry.size)
-            return
-        self.stream(request, entry, None)
+        if head_only:
+            request.send_whole(200, b"OK", entry.head, b"", 0)
+        elif entry.body is not None:
+            request.send_whole(200, b"OK", entry.head, entry.body, entry.size)
+        elif entry.rest:
+            request.send_big(200, b"OK", entry.head, entry.first, entry.rest, entry.size)
+        else:
+            self.stream(request, entry, None)
 
     def send_range(self, request: Any, entry: Entry, first: int, last: int) -> None:
         length = last - first + 1
@@ -369,8 +403,8 @@ class StaticFiles:
             b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n%s"
             % (entry.ctype, length, first, last, entry.size, entry.validators)
         )
-        if entry.body is not None:
-            request.send_whole(206, b"Partial Content", head, entry.body[first : last + 1], length)
+        if entry.cached:
+            request.send_whole(206, b"Partial Content", head, entry.part(first, last + 1), length)
             return
         self.stream(request, entry, (first, length, head))
 
