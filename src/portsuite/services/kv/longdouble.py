@@ -65,9 +65,10 @@ def incr_float(current: bytes, incr: bytes) -> bytes | str:
         if a is None or b is None:
             return "value"
         r = _libm.fmal(a, _LD(1.0), b)
-        if math.isnan(r.value) or math.isinf(r.value):
+        out = _format_c(r)
+        if out[-3:] in (b"inf", b"nan"):
             return "result"
-        return _format_c(r)
+        return out
     try:  # pragma: no cover - fallback
         with localcontext() as ctx:
             ctx.prec = 19

@@ -269,7 +269,7 @@ class KVProtocol(Protocol):
                     name=argv[0].decode("latin-1"),
                 )
                 self.closed = True
-                self.transport.abortConnection()
+                self.transport.loseConnection()
                 return
             out.append(_unknown(argv))
             return

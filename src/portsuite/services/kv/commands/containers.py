@@ -284,10 +284,10 @@ def lrange(c: Any, argv: list[bytes]) -> Any:
 
 @command("lindex", 3, "readonly", L, "Get an element from a list by its index")
 def lindex(c: Any, argv: list[bytes]) -> Any:
-    idx = to_int(argv[2])
     lst = _get(c, argv[1], deque)
     if lst is None:
         return None
+    idx = to_int(argv[2])
     if idx < 0:
         idx += len(lst)
     if 0 <= idx < len(lst):
@@ -297,10 +297,10 @@ def lindex(c: Any, argv: list[bytes]) -> Any:
 
 @command("lset", 4, "write denyoom", L, "Set the value of an element in a list by its index")
 def lset(c: Any, argv: list[bytes]) -> Any:
-    idx = to_int(argv[2])
     lst = _get(c, argv[1], deque)
     if lst is None:
         raise CommandError(NO_SUCH_KEY)
+    idx = to_int(argv[2])
     if idx < 0:
         idx += len(lst)
     if not 0 <= idx < len(lst):
