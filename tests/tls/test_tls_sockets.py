@@ -214,3 +214,16 @@ def test_s_client_offering_alpn_still_connects(echo, certdir: Path) -> None:  # 
     )
     assert r.returncode == 0, r.stderr
     assert "CONNECTION ESTABLISHED" in r.stdout + r.stderr
+
+
+def test_tls_on_a_module_class_plugin(certdir: Path, tmp_path: Path) -> None:
+    """Any TCP type gets TLS, a bare Protocol class named as module:Class included."""
+    config = tls_echo(certdir)
+    config["services"]["echo"]["type"] = "twisted.protocols.wire:Echo"
+    with suite_running(config, base_dir=tmp_path) as s:
+        ctx = ssl.create_default_context(cafile=str(certdir / "ca.crt"))
+        raw = socket.create_connection(("127.0.0.1", s.port("echo")), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname="localhost") as c:
+            c.sendall(b"plugin\n")
+            assert c.recv(100) == b"plugin\n"
+        assert s.service("echo")["tls"] is True
