@@ -71,6 +71,9 @@ def _log_time(now: float) -> str:
     )
 
 
+_ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0x100))}
+_ESCAPES[ord('"')] = '\\"'
+_ESCAPES[ord("\\")] = "\\\\"
 _PLAIN = re.compile(rb"[\x20\x21\x23-\x5b\x5d-\x7e]*").fullmatch
 
 
@@ -80,15 +83,7 @@ def _quoted(value: bytes | None) -> str:
         return "-"
     if _PLAIN(value):
         return value.decode("ascii")
-    return (
-        value.decode("latin-1")
-        .replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .encode("ascii", "backslashreplace")
-        .decode("ascii")
-        .replace("\r", "\\r")
-        .replace("\n", "\\n")
-    )
+    return value.decode("latin-1").translate(_ESCAPES)
 
 
 def peer_of(address: Any) -> str:
