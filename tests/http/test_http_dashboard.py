@@ -148,7 +148,7 @@ def test_api_lists_every_service_and_who_is_connected(portsuite: Any, docroot: P
     with socket.create_connection(("127.0.0.1", s.port("echo")), timeout=5) as c:
         c.sendall(b"hello\n")
         assert c.recv(100) == b"hello\n"
-        me = "127.0.0.1:%d" % c.getsockname()[1]
+        me = f"127.0.0.1:{c.getsockname()[1]}"
         echo = _wait_for(
             lambda: (e := _service(_json(url), "echo"))["connections"]["open"] == 1 and e
         )

@@ -164,8 +164,8 @@ def test_no_deadline_call_is_left_behind(docroot: Path) -> None:
     web = Web(docroot, head_timeout=3.0)
     channel, t = web.connect()
     channel.dataReceived(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-    from twisted.python.failure import Failure
     from twisted.internet.error import ConnectionDone
+    from twisted.python.failure import Failure
 
     channel.connectionLost(Failure(ConnectionDone()))
     pending = [c for c in web.clock.getDelayedCalls() if c.func.__name__ == "_head_expired"]
