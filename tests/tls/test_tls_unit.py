@@ -253,3 +253,35 @@ def test_alpn_picks_what_the_service_names(certdir: Path) -> None:
     conn.set_alpn_protos([b"h2", b"http/1.1"])
     s.handshake(conn)
     assert conn.get_alpn_proto_negotiated() == b"http/1.1"
+
+
+@pytest.mark.parametrize(
+    "start_days, days, text", [(-360, 365, "expires on"), (2, 30, "is not valid before")]
+)
+def test_cert_about_to_expire_or_not_yet_valid_is_a_warning(
+    certdir: Path, tmp_path: Path, start_days: int, days: int, text: str
+) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from twisted.logger import globalLogPublisher
+
+    from portsuite import certs
+
+    ca = x509.load_pem_x509_certificate((certdir / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((certdir / "ca.key").read_bytes(), None)
+    start = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=start_days)
+    cert, key = certs.make_server(ca, ca_key, days=days, now=start)
+    (tmp_path / "s.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    certs._write(tmp_path / "s.key", certs._key_pem(key), 0o600)
+    config = TLSConfig(cert=tmp_path / "s.crt", key=tmp_path / "s.key")
+    assert tls.check(config) == []  # not an error: the suite starts
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        tls.wrap_factory(ServerFactory(), config, MemoryReactorClock())
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [e for e in events if e.get("log_level") and e["log_level"].name == "warn"]
+    assert len(warnings) == 1 and text in warnings[0]["log_format"]
