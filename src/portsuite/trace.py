@@ -428,7 +428,8 @@ def format_record(rec: dict[str, Any]) -> str | None:
         return f"{clock} ── {rec.get('service')}: {peer} connected ({rec.get('transport', 'tcp')})"
     if event in ("data", "cut"):
         arrow = ARROWS.get(rec.get("dir", ""), "?")
-        return f"  +{rec.get('t', 0):8.3f}s {peer} {arrow} {rec.get('text', '')}"
+        offset = f"+{rec.get('t', 0):.3f}s"
+        return f"  {offset:<10} {peer} {arrow} {rec.get('text', '')}"
     if event == "close":
         omitted = rec.get("omitted") or {}
         extra = ""

@@ -245,6 +245,9 @@ class GuardedDatagramWrapper(DatagramWrapper):
             trace=bool(getattr(ctx.config, "trace", False)),
         )
 
+    def logPrefix(self) -> str:
+        return self.stats.name  # "echo starting on 7", not the class name
+
     # -- the guards ------------------------------------------------------------
 
     def own_address(self, host: str, port: int) -> bool:
