@@ -108,7 +108,7 @@ class KVProtocol(Protocol):
         self.queue: list[bytes] = []
         self.queued = 0
         self.created = self.last = server.clock()
-        self.last_cmd = b"NULL"
+        self.last_cmd: Any = None
         self.peer = "?"
 
     # -- connection ----------------------------------------------------------------
@@ -292,7 +292,7 @@ class KVProtocol(Protocol):
                 b"-ERR wrong number of arguments for '%s' command\r\n" % cmd.fullname.encode()
             )
             return
-        if not self.authenticated and "noauth" not in cmd.flags:
+        if not self.authenticated and not cmd.noauth:
             out.append(b"-NOAUTH Authentication required.\r\n")
             return
         if self.resp == 2 and (self.channels or self.patterns) and name not in SUBSCRIBED_OK:
@@ -301,7 +301,7 @@ class KVProtocol(Protocol):
                 b"/ RESET are allowed in this context\r\n" % cmd.fullname.encode()
             )
             return
-        self.last_cmd = cmd.fullname.encode()
+        self.last_cmd = cmd
         store = self.store
         write = cmd.write
         if write:
@@ -336,7 +336,7 @@ class KVProtocol(Protocol):
             f"age={int(now - self.created)} idle={int(now - self.last)} flags={flags} db=0 "
             f"sub={len(self.channels)} psub={len(self.patterns)} multi=-1 "
             f"obl=0 oll={len(self.queue)} omem={self.queued} "
-            f"cmd={self.last_cmd.decode('latin-1')} user=default "
+            f"cmd={self.last_cmd.fullname if self.last_cmd else 'NULL'} user=default "
             f"lib-name={lib.get(b'lib-name', b'').decode('latin-1')} "
             f"lib-ver={lib.get(b'lib-ver', b'').decode('latin-1')} resp={self.resp}"
         )

@@ -14,6 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+try:
+    from hiredis import ProtocolError as _HiredisError
+    from hiredis import Reader as _HiredisReader
+except ImportError:  # pragma: no cover - the pure-Python parser does everything
+    _HiredisReader = None
+
 INLINE_MAX = 64 * 1024
 DEFAULT_MAX_BULK = 512 * 1024 * 1024
 INT_MAX = 2**31 - 1
@@ -129,7 +135,7 @@ class RequestParser:
     are kept in C{ready} for the caller to run first.
     """
 
-    __slots__ = ("buf", "need", "argv", "left", "max_bulk", "ready", "locked")
+    __slots__ = ("buf", "need", "argv", "left", "max_bulk", "ready", "locked", "_fast")
 
     def __init__(self, max_bulk: int = DEFAULT_MAX_BULK, locked: bool = False):
         self.buf = bytearray()  # unconsumed bytes
@@ -139,9 +145,56 @@ class RequestParser:
         self.max_bulk = max_bulk
         self.locked = locked  # not authenticated yet: small requests only
         self.ready: list[list[bytes]] = []
+        self._fast = _HiredisReader() if _HiredisReader is not None else None
+
+    def _feed_fast(self, data: bytes) -> list[list[bytes]] | None:
+        """
+        hiredis's C reader, for a batch of well-formed, complete multibulk requests
+        (what clients send nearly always); None when this batch needs the exact
+        reader below (partial requests, inline commands, anything unusual). Only
+        whole batches are accepted, so the two readers never disagree.
+        """
+        reader = self._fast
+        try:
+            reader.feed(data)  # type: ignore[union-attr]
+            cmds = []
+            while True:
+                argv = reader.gets()  # type: ignore[union-attr]
+                if argv is False:
+                    break
+                if type(argv) is not list:
+                    if argv is None:  # *-1: Redis skips it too
+                        continue
+                    raise ValueError
+                if not argv:  # *0
+                    continue
+                for a in argv:
+                    if type(a) is not bytes:
+                        raise ValueError
+                cmds.append(argv)
+            if reader.has_data():  # type: ignore[union-attr]
+                raise ValueError
+            return cmds
+        except (_HiredisError, ValueError):
+            self._fast = _HiredisReader()
+            return None
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         buf = self.buf
+        if (
+            not buf
+            and self.argv is None
+            and self._fast is not None
+            and data[:1] == b"*"
+            and not self.locked
+            and len(data) < self.max_bulk
+            and b"\r\n+" not in data  # simple strings and verbatims also read as bytes
+            and b"\r\n=" not in data
+        ):
+            fast = self._feed_fast(data)
+            if fast is not None:
+                self.ready = fast
+                return fast
         if buf:
             buf += data
             if len(buf) < self.need:
@@ -278,6 +331,9 @@ def _double(v: float) -> bytes:
 
 def encode2(r: Any, out: list[bytes]) -> None:
     """Append the RESP2 bytes of reply C{r} to C{out}."""
+    if r is OK:
+        out.append(b"+OK\r\n")
+        return
     t = type(r)
     if t is bytes:
         out.append(b"$%d\r\n%s\r\n" % (len(r), r))
@@ -315,6 +371,9 @@ def encode2(r: Any, out: list[bytes]) -> None:
 
 def encode3(r: Any, out: list[bytes]) -> None:
     """Append the RESP3 bytes of reply C{r} to C{out}."""
+    if r is OK:
+        out.append(b"+OK\r\n")
+        return
     t = type(r)
     if t is bytes:
         out.append(b"$%d\r\n%s\r\n" % (len(r), r))

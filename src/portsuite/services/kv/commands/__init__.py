@@ -49,14 +49,15 @@ class Command:
     key_step: int = 1
     subcommands: dict[bytes, Command] = attrs.field(factory=dict)
     parent: str | None = None
+    write: bool = attrs.field(init=False)
+    noauth: bool = attrs.field(init=False)
+    fullname: str = attrs.field(init=False)
 
-    @property
-    def fullname(self) -> str:
-        return f"{self.parent}|{self.name}" if self.parent else self.name
-
-    @property
-    def write(self) -> bool:
-        return "write" in self.flags
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "write", "write" in self.flags)
+        object.__setattr__(self, "noauth", "noauth" in self.flags)
+        full = f"{self.parent}|{self.name}" if self.parent else self.name
+        object.__setattr__(self, "fullname", full)
 
 
 COMMANDS: dict[bytes, Command] = {}
