@@ -210,6 +210,8 @@ class GuardedDatagramWrapper(DatagramWrapper):
     described in this module, and the transcript when the service has C{trace = true}.
     """
 
+    transport: Any
+
     def __init__(
         self,
         wrapped: Any,

@@ -86,6 +86,8 @@ class Chargen(Protocol):
     connections are served too.
     """
 
+    transport: Any
+
     burst = 8  # turns of the pattern per reactor turn (8 x 7030 bytes)
 
     def __init__(self, reactor: Any):
@@ -139,6 +141,8 @@ class ChargenDatagram(DatagramProtocol):
     datagram of whole pattern lines (444 bytes, at most 512), the pattern continuing
     from one answer to the next.
     """
+
+    transport: Any
 
     def __init__(self) -> None:
         self.line = 0
@@ -253,6 +257,8 @@ class QuoteBook:
 class SendAndClose(Protocol):
     """Sends one message as soon as the client connects, then closes (RFC 865/867/868)."""
 
+    transport: Any
+
     def __init__(self, message: Callable[[], bytes]):
         self.message = message
 
@@ -266,6 +272,8 @@ class SendAndClose(Protocol):
 
 class AnswerDatagram(DatagramProtocol):
     """Answers every datagram (its content ignored) with one message (RFC 865/867/868)."""
+
+    transport: Any
 
     def __init__(self, message: Callable[[], bytes]):
         self.message = message
