@@ -187,7 +187,8 @@ def _private_key(data: bytes, path: Path, errors: list[str]) -> Any:
     if b"PRIVATE KEY-----" not in data:
         if b"-----BEGIN CERTIFICATE-----" in data:
             errors.append(
-                f"key file {path} holds a certificate, not a private key; are cert and key swapped?"
+                f"key file {path} holds a certificate, not a private key; point key at "
+                f"the cert's private key (are cert and key swapped?)"
             )
         else:
             errors.append(
@@ -220,6 +221,15 @@ def _utc(when: datetime.datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _is_portsuite_ca(cert: x509.Certificate) -> bool:
+    try:
+        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+    orgs = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+    return ca and any(o.value == "portsuite" for o in orgs)
+
+
 def load(tls: TLSConfig, now: datetime.datetime | None = None) -> tuple[Material | None, list[str]]:
     """
     Read the cert, key and chain of C{tls}; every problem is one C{"problem; fix"} text.
@@ -231,7 +241,8 @@ def load(tls: TLSConfig, now: datetime.datetime | None = None) -> tuple[Material
     now = now or datetime.datetime.now(datetime.UTC)
     cert_data = _read(tls.cert, "cert", errors)
     key_data = _read(tls.key, "key", errors)
-    _key_mode(tls.key, errors)
+    if key_data is not None and b"PRIVATE KEY-----" in key_data:
+        _key_mode(tls.key, errors)
     chain_data = _read(tls.chain, "chain", errors) if tls.chain is not None else None
     certs = _certs(cert_data, tls.cert, "cert", errors) if cert_data is not None else []
     key = _private_key(key_data, tls.key, errors) if key_data is not None else None
@@ -251,6 +262,12 @@ def load(tls: TLSConfig, now: datetime.datetime | None = None) -> tuple[Material
                 f"holds another public key); use the key made with this cert "
                 f"(portsuite cert writes server.crt with server.key)"
             )
+    if leaf is not None and _is_portsuite_ca(leaf):
+        errors.append(
+            f"cert {tls.cert} is the local CA that portsuite cert made, not a server "
+            f"certificate; use server.crt and server.key from the same folder (clients "
+            f"get ca.crt)"
+        )
     if leaf is not None and leaf.not_valid_after_utc < now:
         errors.append(
             f"cert {tls.cert} expired on {_utc(leaf.not_valid_after_utc)}; clients "

@@ -104,7 +104,6 @@ def test_folder_instead_of_file(pair: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_swapped_cert_and_key(pair: dict[str, Path]) -> None:
-    pair["cert"].chmod(0o600)  # so that only the swap is reported
     errors = config_errors(pair["key"], pair["cert"])
     assert any("holds a private key, not a certificate" in e and "swapped" in e for e in errors)
     assert any("holds a certificate, not a private key" in e for e in errors)
@@ -181,3 +180,15 @@ def test_several_problems_are_all_reported(pair: dict[str, Path], tmp_path: Path
     errors = config_errors(tmp_path / "missing.crt", pair["key"])
     assert len(errors) == 2
     assert "does not exist" in errors[0] and "chmod 600" in errors[1]
+
+
+def test_a_cert_file_as_key_gets_no_chmod_advice(pair: dict[str, Path]) -> None:
+    errors = config_errors(pair["cert"], pair["ca"])  # ca.crt is 0644, and not a key
+    assert len(errors) == 1
+    assert "holds a certificate, not a private key" in errors[0] and "chmod" not in errors[0]
+
+
+def test_the_ca_as_server_cert_says_use_server_crt(certdir: Path) -> None:
+    errors = config_errors(certdir / "ca.crt", certdir / "ca.key")
+    assert len(errors) == 1
+    assert "is the local CA that portsuite cert made" in errors[0] and "server.crt" in errors[0]
