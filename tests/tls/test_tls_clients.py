@@ -273,3 +273,41 @@ def test_chromium_without_the_ca_refuses(web: Any, tmp_path: Path) -> None:
     r = chromium_get(f"https://localhost:{web.port('web')}/hello.txt", home)
     assert "hello over https" not in r.stdout
     assert "ERR_CERT_AUTHORITY_INVALID" in r.stderr
+
+
+def test_dashboard_over_https_marks_the_tls_listener(certdir: Path, tmp_path: Path) -> None:
+    """The live dashboard, served over https itself, shows which listeners speak TLS."""
+    import re
+
+    need_type("portsuite.services.http", "HTTP")
+    pytest.importorskip("portsuite.dashboard", reason="the dashboard is not written yet")
+    root = tmp_path / "www"
+    root.mkdir()
+    config = {
+        "services": {
+            "web": {"type": "http", "port": 0, "root": str(root), "tls": tls_table(certdir)},
+            "plain": {"type": "echo", "port": 0},
+        }
+    }
+    home = nss_home(tmp_path, certdir / "ca.crt")
+    with suite_running(config, base_dir=tmp_path) as s:
+        exe = need("chromium")
+        r = sp.run(
+            [
+                exe,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={home / 'profile'}",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+                f"https://localhost:{s.port('web')}/_portsuite/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+        )
+    marks = re.findall(r'<span class="proto (\w+)">', r.stdout)
+    assert sorted(marks) == ["tcp", "tls"], r.stdout[-3000:]
