@@ -174,11 +174,12 @@ class DropLog:
         self.last: dict[str, float] = {}
         self.suppressed: dict[str, int] = {}
 
-    def drop(self, kind: str, text: str, now: float) -> None:
+    def drop(self, kind: str, text: str, now: float) -> bool:
+        """Count a drop; log it unless one of its kind was logged recently. True if logged."""
         last = self.last.get(kind)
         if last is not None and now - last < self.every:
             self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
-            return
+            return False
         more = self.suppressed.pop(kind, 0)
         self.last[kind] = now
         log.warn(
@@ -187,6 +188,7 @@ class DropLog:
             text=text,
             more=f" (and {more} more like it in the last {self.every:g}s)" if more else "",
         )
+        return True
 
 
 def suite_ports(suite: Any) -> set[tuple[str, int]]:
@@ -302,8 +304,8 @@ class GuardedDatagramWrapper(DatagramWrapper):
                     ),
                 )
         if reason is not None:
-            self.drops.drop(reason[0], reason[1], now)
-            if self.tracer is not None:
+            logged = self.drops.drop(reason[0], reason[1], now)
+            if logged and self.tracer is not None:  # as rate-limited as the log
                 self.tracer.dropped(addr, data, reason[1])
             return False
         if self.tracer is not None:
