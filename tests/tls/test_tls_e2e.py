@@ -119,3 +119,30 @@ def test_portsuite_check_shows_tls_and_refuses_a_bad_key(conf: Path) -> None:
     assert r.returncode == 2
     assert f"chmod 600 {conf.parent / 'tls' / 'server.key'}" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_sigterm_with_tls_clients_connected_exits_cleanly(conf: Path) -> None:
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(conf.parent / "tls" / "ca.crt"))
+    with suite_running(conf, subprocess=True) as s:
+        done = ctx.wrap_socket(
+            socket.create_connection(("127.0.0.1", s.port("secure")), timeout=10),
+            server_hostname="localhost",
+        )
+        done.sendall(b"x")
+        assert done.recv(1) == b"x"
+        stalled = socket.create_connection(("127.0.0.1", s.port("secure")), timeout=10)
+        status = s.stop()
+        # twistd re-raises the SIGTERM it handled; -9 would mean it had to be killed
+        assert status in (0, -15)
+        for c in (done, stalled):
+            try:
+                assert c.recv(10) == b""  # the suite hung up on both
+            except (ConnectionResetError, ssl.SSLError):
+                pass
+            c.close()
+    log = s.log()
+    assert "portsuite: all listeners closed" in log and "Server Shut Down." in log
+    assert "Traceback" not in log
