@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""
+bench/http.py: static GET throughput of portsuite's http service against its peers,
+in one run: python -m http.server, twistd web --path (same Twisted), nginx (1 worker,
+if installed).
+
+    .venv/bin/python bench/http.py                 # 3 rounds x 4 s, 1 KiB and 1 MiB
+    .venv/bin/python bench/http.py --rounds 1 --duration 2 --peers twistd-web
+
+Every server is started here on a free 127.0.0.1 port (pinned to cpu 0, wrk to cpu 1
+when there are two cpus), checked to serve the exact bytes, then loaded with
+`wrk -t1 -c50 --latency`, servers and files interleaved round by round (a noisy
+neighbour hits everyone alike). Printed: medians of req/s, p50, p99, the server's CPU
+time per request (robust when the machine is shared), the ratios and the targets.
+Every process started is stopped at the end (its own process group).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# this file is named http.py: keep its folder from shadowing the stdlib's http package
+sys.path[:] = [
+    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
+]
+
+import argparse  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV_BIN = Path(sys.executable).parent
+FILES = {"1k.bin": 1024, "1m.bin": 1024 * 1024}
+TARGETS = [  # (file, peer, minimum ratio of portsuite's req/s)
+    ("1k.bin", "twistd-web", 1.5),
+    ("1k.bin", "http.server", 3.0),
+    ("1m.bin", "twistd-web", 1.0),
+]
+
+
+STARTED: dict[str, Server] = {}  # everything started, stopped at the end whatever happens
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cpu: int, cmd: list[str]) -> list[str]:
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", str(cpu), *cmd]
+    return cmd
+
+
+class Server:
+    """One server under test, in its own process group."""
+
+    def __init__(self, name: str, cmd: list[str], port: int, workdir: Path):
+        self.name = name
+        self.port = port
+        self.log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            pinned(0, cmd),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=workdir,
+        )
+
+    def wait(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited early; see its log in {self.log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"{self.name} did not listen on {self.port} within {timeout}s")
+
+    def cpu_seconds(self) -> float:
+        """User + system time of every process in the server's process group."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.proc.pid:  # pgrp
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+def start_servers(peers: list[str], docroot: Path, workdir: Path) -> dict[str, Server]:
+    servers = STARTED
+    twistd = str(VENV_BIN / "twistd")
+    for name in [*peers, "portsuite"]:
+        port = free_port()
+        if name == "http.server":
+            cmd = [
+                sys.executable,
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                str(docroot),
+                str(port),
+            ]
+        elif name == "twistd-web":
+            cmd = [
+                twistd,
+                "-n",
+                "--pidfile=",
+                f"--logfile={workdir}/twistd-web.access",
+                "web",
+                "--path",
+                str(docroot),
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+            ]
+        elif name == "nginx":
+            conf = workdir / "nginx.conf"
+            user = "user nobody nogroup;" if os.geteuid() == 0 else ""
+            conf.write_text(
+                f"{user}\nworker_processes 1;\ndaemon off;\npid {workdir}/nginx.pid;\n"
+                f"error_log {workdir}/nginx.error warn;\nevents {{ worker_connections 4096; }}\n"
+                f"http {{ default_type application/octet-stream; access_log {workdir}/nginx.access;\n"
+                f"  sendfile on; client_body_temp_path {workdir}/nb; proxy_temp_path {workdir}/np;\n"
+                f"  fastcgi_temp_path {workdir}/nf; uwsgi_temp_path {workdir}/nu; scgi_temp_path {workdir}/ns;\n"
+                f"  server {{ listen 127.0.0.1:{port}; root {docroot}; }} }}\n"
+            )
+            cmd = ["nginx", "-p", f"{workdir}/", "-e", f"{workdir}/nginx.error", "-c", str(conf)]
+        elif name == "portsuite":
+            cfg = workdir / "portsuite.toml"
+            cfg.write_text(f'[services.web]\ntype = "http"\nport = {port}\nroot = "{docroot}"\n')
+            cmd = [
+                twistd,
+                "-n",
+                "--pidfile=",
+                f"--logfile={workdir}/portsuite.twistd.log",
+                "portsuite",
+                "-c",
+                str(cfg),
+            ]
+        else:
+            raise SystemExit(f"unknown peer {name!r}")
+        servers[name] = Server(name, cmd, port, workdir)
+    for s in servers.values():
+        s.wait()
+    for s in servers.values():
+        for fname in FILES:
+            with urllib.request.urlopen(f"http://127.0.0.1:{s.port}/{fname}", timeout=10) as r:
+                if r.read() != (docroot / fname).read_bytes():
+                    raise SystemExit(f"{s.name} did not serve /{fname} correctly")
+    return servers
+
+
+def to_ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url: str, seconds: float, conns: int) -> dict[str, float]:
+    out = subprocess.run(
+        pinned(
+            1,
+            [
+                "wrk",
+                "-t1",
+                f"-c{conns}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "5s",
+                "--latency",
+                url,
+            ],
+        ),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not rps:
+        raise SystemExit(f"cannot parse wrk output:\n{out}")
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    total = re.search(r"(\d+) requests in", out)
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(rps.group(1)),
+        "p50": to_ms(p50.group(1)) if p50 else float("nan"),
+        "p99": to_ms(p99.group(1)) if p99 else float("nan"),
+        "requests": float(total.group(1)) if total else 0.0,
+        "errors": float(errors + (int(non2xx.group(1)) if non2xx else 0)),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=4.0)
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--conns", type=int, default=50)
+    default_peers = ["http.server", "twistd-web"] + (["nginx"] if shutil.which("nginx") else [])
+    ap.add_argument("--peers", nargs="*", default=default_peers)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+
+    workdir = Path(tempfile.mkdtemp(prefix="portsuite-bench-http-"))
+    docroot = workdir / "www"
+    docroot.mkdir()
+    for fname, size in FILES.items():
+        (docroot / fname).write_bytes(os.urandom(size))
+        (docroot / fname).chmod(0o644)
+    workdir.chmod(0o755)  # nginx's worker runs as nobody
+    docroot.chmod(0o755)
+    servers: dict[str, Server] = {}
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    try:
+        servers.update(start_servers(args.peers, docroot, workdir))
+        for r in range(1, args.rounds + 1):
+            for fname in FILES:
+                for name, s in servers.items():
+                    url = f"http://127.0.0.1:{s.port}/{fname}"
+                    if args.warmup:
+                        wrk(url, args.warmup, args.conns)
+                    cpu0 = s.cpu_seconds()
+                    res = wrk(url, args.duration, args.conns)
+                    res["cpu_us"] = (s.cpu_seconds() - cpu0) / max(res["requests"], 1) * 1e6
+                    results.setdefault((fname, name), []).append(res)
+                    print(
+                        f"  round {r} {fname:7} {name:12} {res['rps']:9.0f} req/s  "
+                        f"p50 {res['p50']:7.2f} ms  p99 {res['p99']:7.2f} ms  "
+                        f"{res['cpu_us']:7.1f} us cpu/req",
+                        flush=True,
+                    )
+    finally:
+        for s in STARTED.values():
+            s.stop()
+
+    def med(fname: str, name: str, key: str) -> float:
+        return statistics.median(x[key] for x in results[(fname, name)])
+
+    print(
+        f"\nhttp bench: wrk -t1 -c{args.conns} -d{args.duration:g}s, {args.rounds} round(s), medians"
+        f" (load avg {os.getloadavg()[0]:.2f}, {os.cpu_count()} cpus)"
+    )
+    names = list(servers)
+    print(
+        f"{'file':7} {'server':12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>7} "
+        f"{'cpu us/req':>10} {'errors':>6} "
+        + " ".join(f"{'x ' + n:>13}" for n in names if n != "portsuite")
+    )
+    for fname in FILES:
+        for name in names:
+            rps = med(fname, name, "rps")
+            p50, p99 = med(fname, name, "p50"), med(fname, name, "p99")
+            ratios = " ".join(
+                f"{rps / med(fname, n, 'rps'):13.2f}" for n in names if n != "portsuite"
+            )
+            errors = sum(x["errors"] for x in results[(fname, name)])
+            print(
+                f"{fname:7} {name:12} {rps:9.0f} {p50:8.2f} {p99:8.2f} {p99 / p50:7.2f} "
+                f"{med(fname, name, 'cpu_us'):10.1f} {errors:6.0f} {ratios}"
+            )
+    print()
+    ok = True
+    for fname, peer, want in TARGETS:
+        if peer not in servers:
+            continue
+        got = med(fname, "portsuite", "rps") / med(fname, peer, "rps")
+        cpu = med(fname, peer, "cpu_us") / med(fname, "portsuite", "cpu_us")
+        verdict = "ok" if got >= want else "MISSED"
+        ok &= got >= want
+        print(
+            f"target {fname} portsuite >= {want}x {peer}: {got:.2f}x req/s "
+            f"({cpu:.2f}x less cpu per request) {verdict}"
+        )
+    for fname in FILES:
+        ratio = med(fname, "portsuite", "p99") / med(fname, "portsuite", "p50")
+        verdict = "ok" if ratio <= 3 else "MISSED"
+        ok &= ratio <= 3
+        print(f"target {fname} portsuite p99 <= 3x p50: {ratio:.2f}x {verdict}")
+    print(f"(logs and configs: {workdir})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
