@@ -530,8 +530,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--from-start", action="store_true", help="print the transcripts already written first"
     )
     parser.add_argument("--once", action="store_true", help="print what is there and exit")
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help="the suite's config: check that SERVICE exists and has trace = true",
+    )
+
+
+def check_traced(config_path: str, service: str) -> str | None:
+    """Why C{service} of that config cannot be followed, or None."""
+    from portsuite import config as configmod
+
+    try:
+        cfg = configmod.load(config_path)
+    except configmod.ConfigError as e:
+        return "\n".join(e.errors)
+    names = [svc.name for svc in cfg.services]
+    if service not in names:
+        return f"{config_path} has no service {service!r}; its services: {', '.join(names)}"
+    if not cfg.service(service).trace:
+        return (
+            f"[services.{service}] in {config_path} is not traced; add trace = true "
+            f"to it and restart the suite"
+        )
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     """C{portsuite trace SERVICE}: follow a traced service live."""
+    if args.config:
+        problem = check_traced(args.config, args.service)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
     return follow(args.service, args.dir, from_start=args.from_start or args.once, once=args.once)

@@ -312,3 +312,16 @@ def test_udp_trace_over_real_sockets(trace_dir: Path) -> None:
         data = [(r["dir"], r["text"]) for r in recs if r["event"] == "data"]
         assert data == [("c2s", "\\n"), ("s2c", "hex: " + answer.hex(" "))]
         assert recs[0]["transport"] == "udp"
+
+
+def test_cli_says_when_a_service_is_not_traced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from portsuite import cli
+
+    config = tmp_path / "c.toml"
+    config.write_text('[services.echo]\ntype = "echo"\nport = 0\n')
+    assert cli.main(["trace", "echo", "-c", str(config)]) == 2
+    assert "add trace = true" in capsys.readouterr().err
+    assert cli.main(["trace", "ehco", "-c", str(config)]) == 2
+    assert "has no service 'ehco'" in capsys.readouterr().err
