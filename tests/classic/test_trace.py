@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import Clock
@@ -325,3 +327,11 @@ def test_cli_says_when_a_service_is_not_traced(
     assert "add trace = true" in capsys.readouterr().err
     assert cli.main(["trace", "ehco", "-c", str(config)]) == 2
     assert "has no service 'ehco'" in capsys.readouterr().err
+
+
+@given(st.binary(max_size=3000))
+def test_render_any_bytes_is_one_printable_bounded_line(data: bytes) -> None:
+    text = trace.render(data)
+    assert "\n" not in text and "\r" not in text and "\x1b" not in text
+    assert all(ch.isprintable() for ch in text)
+    assert len(text) <= trace.MAX_CHUNK + 40
