@@ -294,7 +294,7 @@ class KVProtocol(Protocol):
                 return
             out.append(_unknown(argv))
             return
-        if cmd.subcommands:
+        if cmd.subcommands and (len(argv) > 1 or cmd.arity != -1):
             if len(argv) == 1:
                 out.append(b"-ERR wrong number of arguments for '%s' command\r\n" % name)
                 return

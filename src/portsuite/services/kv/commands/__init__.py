@@ -96,16 +96,18 @@ def command(
     return register
 
 
-def container(name: str, group: str, summary: str) -> None:
-    """A command that only groups subcommands (CONFIG, CLIENT, COMMAND)."""
+def container(
+    name: str, group: str, summary: str, alone: Callable[[Any, list[bytes]], Any] | None = None
+) -> None:
+    """A command that groups subcommands (CONFIG, CLIENT); C{alone} answers it bare (COMMAND)."""
 
     def no_subcommand(c: Any, argv: list[bytes]) -> Any:  # pragma: no cover
         raise CommandError(f"ERR wrong number of arguments for '{name}' command")
 
     COMMANDS[name.encode()] = Command(
         name=name,
-        handler=no_subcommand,
-        arity=-2,
+        handler=alone or no_subcommand,
+        arity=-1 if alone else -2,
         flags=frozenset(),
         group=group,
         summary=summary,

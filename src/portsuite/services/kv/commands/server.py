@@ -264,7 +264,10 @@ def _command_docs(cmd: Command) -> Map:
     return Map(doc)
 
 
-container("command", S, "Get array of Redis command details")
+container(
+    "command", S, "Get array of Redis command details",
+    alone=lambda c, argv: [_command_info(cmd) for cmd in COMMANDS.values()],
+)
 
 
 @command("count", 2, "", S, "Get total number of Redis commands", parent="command")
