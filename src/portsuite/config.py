@@ -269,6 +269,9 @@ class _Validator:
         if stype.transports == {"udp"}:
             udp = True
         tls = self.tls(where, table.get("tls"))
+        if tls is not None and any(d.startswith("ssl:") for d in listen):
+            self.err(where, "tls", "the listen list has an ssl: endpoint too, which would wrap TLS twice; "
+                     "use tcp: endpoints with tls, or drop tls")
         if tls is not None and "tcp" not in stype.transports:
             self.err(where, "tls", f"type {tname!r} has no TCP listener to put TLS on; remove tls")
         options = {}

@@ -192,3 +192,14 @@ def test_shipped_config_is_valid_and_unprivileged() -> None:
     for svc in cfg.services:
         assert svc.port is None or svc.port >= 1024, svc
         assert svc.host == "127.0.0.1"
+
+
+def test_tls_table_and_an_ssl_listen_endpoint_are_refused_together(tmp_path: Path) -> None:
+    errs = errors_of(
+        {"services": {"e": {"type": "echo", "listen": ["ssl:7443"], "tls": {"cert": "c", "key": "k"}}}},
+        tmp_path,
+    )
+    assert errs == [
+        "lab.toml: [services.e] tls: the listen list has an ssl: endpoint too, which would wrap TLS "
+        "twice; use tcp: endpoints with tls, or drop tls"
+    ]
