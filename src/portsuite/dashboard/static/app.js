@@ -3,7 +3,8 @@
 "use strict";
 
 const POLL_MS = 1000;
-const MAX_CLIENTS_SHOWN = 8;
+const MAX_CLIENTS_SHOWN = 6;
+const FLASH = new Set(["open", "total", "refused"]);
 const MAX_TRANSCRIPTS = 4;
 const MAX_TRANSCRIPT_LINES = 12;
 const MAX_TRANSCRIPT_TEXT = 160;
@@ -45,7 +46,8 @@ function numberCell(svc, field, value, shown, extra) {
   td.dataset.field = field;
   td.dataset.value = value;
   const key = svc.name + "/" + field;
-  if (previous.has(key) && previous.get(key) !== value) td.classList.add("flash");
+  // flash the connection counts when they move (bytes move all the time: no flash)
+  if (FLASH.has(field) && previous.has(key) && previous.get(key) !== value) td.classList.add("flash");
   previous.set(key, value);
   return td;
 }
@@ -93,8 +95,9 @@ function clientsCell(svc, now) {
   for (const c of clients.slice(0, MAX_CLIENTS_SHOWN)) {
     const li = el("li");
     li.append(el("span", "peer", c.peer));
-    li.append(" ", el("span", "since", duration(c.seconds !== undefined ? c.seconds : now - c.since)));
-    li.append(" ", el("span", "io", bytes(c.bytes_in) + " in / " + bytes(c.bytes_out) + " out"));
+    li.append(el("span", "detail",
+      duration(c.seconds !== undefined ? c.seconds : now - c.since) + " · " +
+      bytes(c.bytes_in) + " in · " + bytes(c.bytes_out) + " out"));
     ul.append(li);
   }
   if (clients.length > MAX_CLIENTS_SHOWN) {
