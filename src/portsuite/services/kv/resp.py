@@ -312,6 +312,16 @@ class Verbatim(str):
     """A verbatim text (INFO). RESP2: a bulk string."""
 
 
+class Preencoded:
+    """A reply already in RESP2 and RESP3 bytes (Redis's own COMMAND DOCS)."""
+
+    __slots__ = ("r2", "r3")
+
+    def __init__(self, r2: bytes, r3: bytes):
+        self.r2 = r2
+        self.r3 = r3
+
+
 class _NullArray:
     """The null array: C{*-1} in RESP2, C{_} in RESP3."""
 
@@ -365,6 +375,8 @@ def encode2(r: Any, out: list[bytes]) -> None:
         out.append(b"*-1\r\n")
     elif t is bool:
         out.append(b":1\r\n" if r else b":0\r\n")
+    elif t is Preencoded:
+        out.append(r.r2)
     else:
         raise TypeError(f"cannot encode {r!r}")
 
@@ -405,6 +417,8 @@ def encode3(r: Any, out: list[bytes]) -> None:
         out.append(b"$%d\r\n%s\r\n" % (len(b), b))
     elif t is bool:
         out.append(b"#t\r\n" if r else b"#f\r\n")
+    elif t is Preencoded:
+        out.append(r.r3)
     else:
         raise TypeError(f"cannot encode {r!r}")
 

@@ -6,9 +6,11 @@ SUBSCRIBE PUBLISH ...
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from portsuite.services.kv import glob
@@ -23,7 +25,15 @@ from portsuite.services.kv.commands import (
     to_int,
     wrong_arity,
 )
-from portsuite.services.kv.resp import OK, Map, Push, Simple, Verbatim, string2ll
+from portsuite.services.kv.resp import (
+    OK,
+    Map,
+    Preencoded,
+    Push,
+    Simple,
+    Verbatim,
+    string2ll,
+)
 
 REDIS_VERSION = "7.0.15"
 C = "connection"
@@ -232,7 +242,30 @@ def client_help(c: Any, argv: list[bytes]) -> Any:
 # -- COMMAND ---------------------------------------------------------------------
 
 
-def _command_info(cmd: Command) -> list[Any]:
+def _load_redis_replies() -> dict[str, dict[str, str]]:
+    """redis-server 7.0's own COMMAND INFO/DOCS replies (see C{_capture.py})."""
+    path = Path(__file__).with_name("redis_commands.json")
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return {}
+
+
+_REDIS = _load_redis_replies()
+_CONTAINERS = ("client", "config", "command")  # ours have fewer subcommands than Redis's
+
+
+def _captured(cmd: Command, kind: str) -> Preencoded | None:
+    entry = _REDIS.get(cmd.name) if cmd.parent is None and cmd.name not in _CONTAINERS else None
+    if not entry or f"{kind}2" not in entry or f"{kind}3" not in entry:
+        return None
+    return Preencoded(entry[f"{kind}2"].encode("latin-1"), entry[f"{kind}3"].encode("latin-1"))
+
+
+def _command_info(cmd: Command) -> Any:
+    captured = _captured(cmd, "info")
+    if captured is not None:
+        return captured
     return [
         cmd.fullname.encode(),
         cmd.arity,
@@ -248,7 +281,10 @@ def _command_info(cmd: Command) -> list[Any]:
     ]
 
 
-def _command_docs(cmd: Command) -> Map:
+def _command_docs(cmd: Command) -> Any:
+    captured = _captured(cmd, "docs")
+    if captured is not None:
+        return captured
     doc: list[tuple[bytes, Any]] = [
         (b"summary", cmd.summary.encode()),
         (b"since", b"1.0.0"),
@@ -265,7 +301,9 @@ def _command_docs(cmd: Command) -> Map:
 
 
 container(
-    "command", S, "Get array of Redis command details",
+    "command",
+    S,
+    "Get array of Redis command details",
     alone=lambda c, argv: [_command_info(cmd) for cmd in COMMANDS.values()],
 )
 
