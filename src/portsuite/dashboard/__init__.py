@@ -70,7 +70,8 @@ class _Leaf(resource.Resource):
         return self._render(request)  # type: ignore[no-any-return]
 
     def render_HEAD(self, request: Any) -> bytes:
-        self._render(request)
+        body = self._render(request)
+        request.setHeader(b"Content-Length", b"%d" % len(body))
         return b""
 
 
