@@ -259,6 +259,31 @@ def test_access_log_is_combined_format_with_peer_port_service_first(web: Web) ->
     assert '"GET /nope HTTP/1.1" 404 ' in lines[1] and lines[1].endswith('"-" "-"')
 
 
+def test_access_log_is_immediate_when_quiet_and_batched_under_load(web: Web) -> None:
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        web.get("/a.txt")
+        assert len([e for e in events if "access_log" in e]) == 1  # at once, no waiting
+        for _ in range(50):
+            web.get("/a.txt")
+        assert len([e for e in events if "access_log" in e]) == 1  # gathered...
+        web.clock.advance(LOG_FLUSH)
+        batched = [e for e in events if "access_log" in e]
+        assert len(batched) == 2 and batched[1]["requests"] == 50  # ...and written together
+        web.clock.advance(LOG_FLUSH * 2)  # quiet again
+        web.get("/a.txt")
+        assert len([e for e in events if "access_log" in e]) == 3
+        web.get("/a.txt")
+        web.site.stopFactory()  # nothing is lost at shutdown
+        assert len([e for e in events if "access_log" in e]) == 4
+        assert not [
+            c for c in web.clock.getDelayedCalls() if c.active() and c.func == web.site.flush_log
+        ]
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+
+
 def test_access_log_escapes_quotes_and_control_bytes(web: Web) -> None:
     events: list[dict] = []
     globalLogPublisher.addObserver(events.append)

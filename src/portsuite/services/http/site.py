@@ -443,9 +443,9 @@ class Site(server.Site):
         if self._logDateTimeCall is not None and self._logDateTimeCall.active():
             self._logDateTimeCall.cancel()
         self._logDateTimeCall = None
-        self.flush_log()
+        self.flush_log(rearm=False)
 
-    def flush_log(self) -> None:
+    def flush_log(self, rearm: bool = True) -> None:
         """Emit the access log lines gathered since the last flush, as one event."""
         call = self._log_call
         self._log_call = None
@@ -453,32 +453,41 @@ class Site(server.Site):
             call.cancel()
         lines = self._log_lines
         if not lines:
-            return
+            return  # quiet again: the next line is written at once
         self._log_lines = []
-        log.info(
-            "{access_log}", access_log="\n".join(lines), service=self.service, requests=len(lines)
-        )
+        self._emit("\n".join(lines), len(lines))
+        if rearm:
+            # still busy: keep gathering for another period
+            self._log_call = self.reactor.callLater(LOG_FLUSH, self.flush_log)
+
+    def _emit(self, text: str, count: int) -> None:
+        log.info("{access_log}", access_log=text, service=self.service, requests=count)
 
     def log(self, request: Any) -> None:
         """
         One access log line, combined format, with the client's port.
 
-        Lines are gathered and emitted together every L{LOG_FLUSH} seconds (or
-        every L{LOG_BATCH} lines): one log event per request would cost more than
-        the request itself under load.
+        When the service is quiet the line is written at once; under load, lines are
+        gathered and emitted together every L{LOG_FLUSH} seconds (or every
+        L{LOG_BATCH} lines): one log event per request would cost more than the
+        request itself.
         """
         if not self.access_log:
             return
         headers = request.requestHeaders
         referer = headers.getRawHeaders(b"referer")
         agent = headers.getRawHeaders(b"user-agent")
-        self._log_lines.append(
+        line = (
             f"{self.service}: {peer_of(request.client)} - - {self._log_time} "
             f'"{_quoted(request.method)} {_quoted(request.uri)} {_quoted(request.clientproto)}" '
             f"{request.code} {request.sentLength or '-'} "
             f'"{_quoted(referer[0] if referer else None)}" "{_quoted(agent[0] if agent else None)}"'
         )
         if self._log_call is None:
+            # quiet until now: write it, and gather what follows for a while
+            self._emit(line, 1)
             self._log_call = self.reactor.callLater(LOG_FLUSH, self.flush_log)
-        elif len(self._log_lines) >= LOG_BATCH:
+            return
+        self._log_lines.append(line)
+        if len(self._log_lines) >= LOG_BATCH:
             self.flush_log()
