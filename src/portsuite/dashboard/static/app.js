@@ -94,6 +94,7 @@ function clientsCell(svc, now) {
   const ul = el("ul", "clients");
   for (const c of clients.slice(0, MAX_CLIENTS_SHOWN)) {
     const li = el("li");
+    li.title = "connected since " + new Date(c.since * 1000).toLocaleTimeString();
     li.append(el("span", "peer", c.peer));
     li.append(el("span", "detail",
       duration(c.seconds !== undefined ? c.seconds : now - c.since) + " · " +
