@@ -447,14 +447,25 @@ def _normalise(cmd: tuple[str, ...], reply: bytes) -> object:
     return reply
 
 
+def _pipelined(raw: Raw, cmds: list[tuple[str, ...]]) -> list[object]:
+    payload = b"".join(
+        b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in c)
+        for c in cmds
+    )
+    raw.send(payload)
+    return [_normalise(c, raw.reply()) for c in cmds]
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(COMMAND, min_size=1, max_size=25))
 def test_generated_sequences_match_redis(
-    redis_port: int, kv_port: int, cmds: list[tuple[str, ...]]
+    redis_port: int, kv_port: int, resp3: bool, cmds: list[tuple[str, ...]]
 ) -> None:
-    ref, ours = Raw(redis_port), Raw(kv_port)
+    """One command at a time, then the whole sequence pipelined in one write."""
+    ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
     try:
         ref.call("FLUSHALL")
         ours.call("FLUSHALL")
@@ -462,6 +473,9 @@ def test_generated_sequences_match_redis(
             want = _normalise(cmd, ref.call(*cmd))
             got = _normalise(cmd, ours.call(*cmd))
             assert got == want, f"{cmd}: redis {want!r}, kv {got!r}"
+        ref.call("FLUSHALL")
+        ours.call("FLUSHALL")
+        assert _pipelined(ours, cmds) == _pipelined(ref, cmds)
     finally:
         ref.close()
         ours.close()
