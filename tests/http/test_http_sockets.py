@@ -215,3 +215,30 @@ def test_twistd_without_root_says_the_fix(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert b'[services.web] root: missing; set root = "../www"' in proc.stderr
+
+
+def test_https_with_the_suites_own_ca(portsuite: Any, docroot: Path, tmp_path: Path) -> None:
+    from portsuite import certs
+
+    issued = certs.make(tmp_path / "certs")
+    s = portsuite(
+        {
+            "services": {
+                "web": {
+                    "type": "http",
+                    "port": 0,
+                    "root": str(docroot),
+                    "tls": {"cert": str(issued.cert), "key": str(issued.key)},
+                }
+            }
+        }
+    )
+    base = f"https://localhost:{s.port('web')}"
+    resolve = f"localhost:{s.port('web')}:127.0.0.1"
+    out = curl("--cacert", str(issued.ca_cert), "--resolve", resolve, f"{base}/mid.bin")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (docroot / "mid.bin").read_bytes()
+    out = curl(
+        "--cacert", str(issued.ca_cert), "--resolve", resolve, f"{base}/_portsuite/api/services"
+    )
+    assert b'"tls": true' in out.stdout
