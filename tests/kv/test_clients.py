@@ -81,3 +81,19 @@ def test_telnet_style_inline(kv_port: int) -> None:
     assert raw.reply() == b"+OK\r\n"
     assert raw.reply() == b"$8\r\ntab\there\r\n"
     raw.close()
+
+
+def test_big_values_and_long_pipelines(kv_port: int) -> None:
+    """Requests split across many reads take the exact reader; nothing is lost."""
+    r = redis.Redis(port=kv_port)
+    big = bytes(range(256)) * 20_000  # 5 MB, with CRLFs and '*' inside
+    assert r.set("big", big)
+    assert r.get("big") == big
+    assert r.append("big", b"\r\n") == len(big) + 2
+    pipe = r.pipeline(transaction=False)
+    for i in range(20_000):
+        pipe.rpush("list", b"item-%d" % i)
+    pipe.llen("list")
+    assert pipe.execute()[-1] == 20_000
+    assert r.lrange("list", -2, -1) == [b"item-19998", b"item-19999"]
+    r.delete("big", "list")
