@@ -460,30 +460,35 @@ def follow(
     JSON-lines file, following rotations). C{once}: print what is there and return.
     """
     path = find_trace_file(service, directory)
+    deadline = None if stop_after is None else time.monotonic() + stop_after
+    handle: Any = None
+    inode = None
+    buffer = b""
+
+    def reopen(at_end: bool) -> Any:
+        nonlocal inode
+        try:
+            f = open(path, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            return None
+        inode = os.fstat(f.fileno()).st_ino
+        if at_end:
+            f.seek(0, os.SEEK_END)
+        return f
+
+    # like tail -f: what is already there is skipped (unless from_start); a file that
+    # appears or replaces this one later is read from its start
+    handle = reopen(at_end=not from_start)
     print(
         f"following {service} transcripts in {path} (Ctrl-C to stop); "
         f"the service needs trace = true in its config",
         file=out,
         flush=True,
     )
-    deadline = None if stop_after is None else time.monotonic() + stop_after
-    handle: Any = None
-    inode = None
-    first = True
-    buffer = b""
     try:
         while True:
             if handle is None:
-                try:
-                    handle = open(path, "rb")  # noqa: SIM115
-                    st = os.fstat(handle.fileno())
-                    inode = st.st_ino
-                    if first and not from_start:
-                        handle.seek(0, os.SEEK_END)
-                    first = False
-                except FileNotFoundError:
-                    handle = None
-                    first = False
+                handle = reopen(at_end=False)
             if handle is not None:
                 chunk = handle.read()
                 if chunk:

@@ -253,7 +253,9 @@ def test_follow_picks_up_new_lines_and_rotation(tmp_path: Path) -> None:
         kwargs={"out": out, "poll": 0.02, "stop_after": 3.0},
     )
     th.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while "following" not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the banner comes once the file is open, at its end
     for i in range(60):  # crosses a rotation
         f.append(
             {"event": "data", "peer": "p", "dir": "c2s", "t": i, "text": f"msg{i:02d}" + "." * 40}

@@ -207,7 +207,10 @@ def test_real_echo_chargen_loop_attempt_stops_at_once() -> None:
             bound[0].port.write(b"start the storm", ("127.0.0.1", chargen_port))
 
         call_in_reactor(kick)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 5
+        while s.service("chargen")["datagrams"]["dropped"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # room for a storm to show, had one started
         echo, chargen = s.service("echo"), s.service("chargen")
         assert chargen["datagrams"]["dropped"] == 1  # chargen refused echo's port
         assert chargen["datagrams"]["out"] == 1  # only the ordinary client got an answer
