@@ -272,7 +272,7 @@ class GuardedDatagramWrapper(DatagramWrapper):
         if port == 0:
             return "port", f"a datagram from {format_peer(addr)}: source port 0"
         if blocked_source_port(port):
-            kind = "well-known" if port < 1024 else "a UDP service's"
+            kind = "a well-known" if port < 1024 else "a UDP service's"
             return "port", (
                 f"a datagram from {format_peer(addr)}: source port {port} is {kind} port, "
                 f"where services (not clients) live; answering could start a loop"
