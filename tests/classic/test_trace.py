@@ -337,3 +337,31 @@ def test_render_any_bytes_is_one_printable_bounded_line(data: bytes) -> None:
     assert "\n" not in text and "\r" not in text and "\x1b" not in text
     assert all(ch.isprintable() for ch in text)
     assert len(text) <= trace.MAX_CHUNK + 40
+
+
+def test_trace_inside_tls_shows_the_plaintext(trace_dir: Path, tmp_path: Path) -> None:
+    """The transcript sits inside TLS: the class sees the protocol, not ciphertext."""
+    import ssl
+
+    from portsuite import certs
+
+    certs.make(tmp_path / "certs")
+    config = {
+        "services": {
+            "secure": {
+                "type": "echo",
+                "port": 0,
+                "trace": True,
+                "tls": {"cert": "certs/server.crt", "key": "certs/server.key"},
+            }
+        }
+    }
+    with suite_running(config, base_dir=tmp_path) as s:
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "certs" / "ca.crt"))
+        with socket.create_connection(("127.0.0.1", s.port("secure"))) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as c:
+                c.settimeout(5)
+                c.sendall(b"secret hello\r\n")
+                assert c.recv(100) == b"secret hello\r\n"
+        texts = [r.get("text") for r in records(trace_dir, "secure") if r["event"] == "data"]
+        assert texts == ["secret hello\\r\\n", "secret hello\\r\\n"]
