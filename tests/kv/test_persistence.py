@@ -147,3 +147,32 @@ def test_sigterm_flushes_and_corrupt_file_stops_twistd(tmp_path: Path) -> None:
     assert "corrupt at byte" in run.stderr
     assert "Traceback" not in run.stderr
     time.sleep(0)
+
+
+def test_disk_full_refuses_writes_instead_of_lying(tmp_path: Path) -> None:
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    aof = tmp_path / "kv.aof"
+    clock = Clock()
+    server = KVServer(Settings(data=aof, fsync="always"), clock)
+    server.startFactory()
+    good_fd = server.aof.fd
+    server.aof.fd = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    peer = IPv4Address("TCP", "127.0.0.1", 1)
+    p, t = server.buildProtocol(peer), StringTransport(peerAddress=peer)
+    p.makeConnection(t)
+    p.dataReceived(b"SET a 1\r\n")
+    assert t.value() == b"" and t.disconnected  # not on disk: not acknowledged
+    p, t = server.buildProtocol(peer), StringTransport(peerAddress=peer)
+    p.makeConnection(t)
+    p.dataReceived(b"SET b 2\r\nGET a\r\n")
+    assert t.value().startswith(b"-MISCONF Errors writing to the AOF file: No space left")
+    os.close(server.aof.fd)
+    server.aof.fd = good_fd  # space again: the retry writes the pending record
+    clock.advance(0.1)
+    t.clear()
+    p.dataReceived(b"SET b 2\r\n")
+    assert t.value() == b"+OK\r\n"
+    server.stopFactory()
+    assert b"$1\r\na\r\n$1\r\n1\r\n" in aof.read_bytes()

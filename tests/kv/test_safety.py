@@ -181,3 +181,25 @@ def test_keys_with_hostile_pattern_is_bounded() -> None:
     p.dataReceived(b"KEYS " + b"*a" * 40 + b"*b\r\n")
     assert t.value() == b"*0\r\n"
     assert time.perf_counter() - start < 5.0
+
+
+def test_parser_gives_the_same_commands_however_the_bytes_are_split() -> None:
+    from portsuite.services.kv.resp import RequestParser
+
+    stream = (
+        b"*3\r\n$3\r\nSET\r\n$5\r\nk\r\n*x\r\n$4\r\n\x00\xff\r\n\r\n"
+        b"PING\r\n*1\r\n$4\r\nPING\r\n*0\r\nECHO 'a b'\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"
+    )
+    whole = RequestParser().feed(stream)
+    assert whole == [
+        [b"SET", b"k\r\n*x", b"\x00\xff\r\n"],
+        [b"PING"],
+        [b"PING"],
+        [b"ECHO", b"a b"],
+        [b"ECHO", b""],
+    ]
+    for cut in range(1, len(stream)):
+        p = RequestParser()
+        assert p.feed(stream[:cut]) + p.feed(stream[cut:]) == whole, cut
+    p = RequestParser()
+    assert [c for i in range(len(stream)) for c in p.feed(stream[i : i + 1])] == whole

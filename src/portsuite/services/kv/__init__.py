@@ -118,6 +118,13 @@ def build(ctx: ServiceContext) -> KVServer:
         from portsuite.suite import StartupError
 
         raise StartupError(f"cannot start [services.{svc.name}]: {e}") from None
+    except OSError as e:
+        from portsuite.suite import StartupError
+
+        raise StartupError(
+            f"cannot start [services.{svc.name}]: data file {e.filename or ctx.options.get('data')}: "
+            f"{e.strerror}; check that the folder exists and is writable by this user"
+        ) from None
 
 
 def check(svc: Any) -> list[str]:

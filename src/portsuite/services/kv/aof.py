@@ -127,6 +127,7 @@ class AOF:
         self.rewrites = 0
         self.unsynced = False
         self.ok = True
+        self.error = ""
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,13 +146,22 @@ class AOF:
         data = b"".join(self.buf)
         self.buf.clear()
         view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+            if self.fsync == "always":
+                os.fsync(self.fd)
+        except OSError as e:
+            # keep what was not written; writes are refused until a retry succeeds
+            if view:
+                self.buf.append(bytes(view))
+            self.ok = False
+            self.error = e.strerror or str(e)
+            raise
+        self.ok = True
         self.size += len(data)
-        if self.fsync == "always":
-            os.fsync(self.fd)
-        else:
+        if self.fsync != "always":
             self.unsynced = True
 
     def sync(self) -> None:

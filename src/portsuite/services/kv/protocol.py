@@ -268,8 +268,19 @@ class KVProtocol(Protocol):
                 "kv: protocol error from {peer}: {error}; closing", peer=self.peer, error=error
             )
         aof = server.aof
-        if aof is not None and aof.buf:
-            aof.flush()
+        if aof is not None and aof.buf and aof.ok:
+            try:
+                aof.flush()
+            except OSError:
+                # not on disk: acknowledge nothing of this batch
+                log.error(
+                    "kv: cannot write {path}: {error}; writes are refused (MISCONF) until it works",
+                    path=str(aof.path),
+                    error=aof.error,
+                )
+                self.closed = True
+                self.transport.abortConnection()
+                return
         if out:
             self.send(b"".join(out))
         if self.close_after_reply:
@@ -326,6 +337,11 @@ class KVProtocol(Protocol):
         store = self.store
         write = cmd.write
         if write:
+            if server.aof is not None and not server.aof.ok:
+                out.append(
+                    b"-MISCONF Errors writing to the AOF file: %s\r\n" % server.aof.error.encode()
+                )
+                return
             self.also = None
             dirty = store.dirty
         try:
@@ -522,7 +538,7 @@ class KVServer(ServerFactory):
     def startFactory(self) -> None:
         self._every(0.1, self._cron)
         if self.aof is not None and self.settings.fsync == "everysec":
-            self._every(1.0, self.aof.sync)
+            self._every(1.0, self._sync)
 
     def _every(self, interval: float, f: Any) -> None:
         loop = LoopingCall(f)
@@ -530,10 +546,19 @@ class KVServer(ServerFactory):
         loop.start(interval, now=False)
         self._loops.append(loop)
 
+    def _sync(self) -> None:
+        try:
+            self.aof.sync()  # type: ignore[union-attr]
+        except OSError as e:
+            log.error("kv: fsync of the data file failed: {error}", error=e)
+
     def _cron(self) -> None:
         """Every 100 ms: active expiry, idle clients, AOF growth."""
-        if self.store.expire_cycle() and self.aof is not None:
-            self.aof.flush()
+        if self.store.expire_cycle() and self.aof is not None and self.aof.ok:
+            try:
+                self.aof.flush()
+            except OSError:
+                pass
         timeout = self.settings.timeout
         if timeout:
             now = self.clock()
@@ -545,7 +570,15 @@ class KVServer(ServerFactory):
                     client.closed = True
                     client.transport.loseConnection()
         aof = self.aof
-        if aof is not None and aof.needs_rewrite(self.settings.aof_rewrite_min_size):
+        if aof is None:
+            return
+        if not aof.ok:
+            try:
+                aof.flush()  # retry: writes are accepted again once this works
+                log.info("kv: {path} is writable again", path=str(aof.path))
+            except OSError:
+                return
+        if aof.needs_rewrite(self.settings.aof_rewrite_min_size):
             self.rewrite_aof()
 
     def stopFactory(self) -> None:

@@ -172,7 +172,11 @@ class RequestParser:
                     if type(a) is not bytes:
                         raise ValueError
                 cmds.append(argv)
-            if reader.has_data():  # type: ignore[union-attr]
+            # Did the batch end between two requests? A reader at the top level reads
+            # this probe as an empty request; one inside a request makes it part of it.
+            reader.feed(b"*0\r\n")  # type: ignore[union-attr]
+            probe = reader.gets()  # type: ignore[union-attr]
+            if type(probe) is not list or probe or reader.has_data():  # type: ignore[union-attr]
                 raise ValueError
             return cmds
         except (_HiredisError, ValueError):
