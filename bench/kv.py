@@ -65,17 +65,43 @@ def start(kind: str, aof: bool, tmp: Path) -> tuple[subprocess.Popen[bytes], int
     if kind == "redis":
         d = tmp / "redis"
         d.mkdir(exist_ok=True)
-        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--dir", str(d), "--appendonly", "yes" if aof else "no",
-               "--appendfsync", "everysec", "--logfile", ""]
+        cmd = [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(d),
+            "--appendonly",
+            "yes" if aof else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            "",
+        ]
     else:
         cfg = tmp / "kv.toml"
         data = f'data = "{tmp / "kv.aof"}"\nfsync = "everysec"\n' if aof else ""
         cfg.write_text(f'[services.kv]\ntype = "kv"\nport = {port}\n{data}')
-        cmd = [TWISTD, "-n", "--pidfile=", "--logfile", str(tmp / "twistd.log"),
-               "portsuite", "-c", str(cfg)]
-    proc = subprocess.Popen([*pin(0), *cmd], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+        cmd = [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "--logfile",
+            str(tmp / "twistd.log"),
+            "portsuite",
+            "-c",
+            str(cfg),
+        ]
+    proc = subprocess.Popen(
+        [*pin(0), *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_port(port, proc, kind)
     return proc, port
 
@@ -92,9 +118,27 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def bench(port: int, pipeline: int, n: int) -> dict[str, float]:
     out = subprocess.run(
-        [*pin(1), "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set,get",
-         "-c", str(CLIENTS), "-P", str(pipeline), "-n", str(n), "--csv"],
-        capture_output=True, text=True, timeout=300, check=True,
+        [
+            *pin(1),
+            "redis-benchmark",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-t",
+            "set,get",
+            "-c",
+            str(CLIENTS),
+            "-P",
+            str(pipeline),
+            "-n",
+            str(n),
+            "--csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     ).stdout
     rows = list(csv.reader(io.StringIO(out)))
     return {r[0]: float(r[1]) for r in rows[1:] if r and r[0] in ("SET", "GET")}
@@ -114,22 +158,30 @@ def main() -> None:
                     for pipeline, n in ((1, N1), (PIPE, NP)):
                         for test, ops in bench(port, pipeline, n).items():
                             results.setdefault((setup, kind, pipeline, test), []).append(ops)
-                        print(f"  {setup:12} round {r + 1} {kind:5} -P {pipeline:<2} done",
-                              file=sys.stderr)
+                        print(
+                            f"  {setup:12} round {r + 1} {kind:5} -P {pipeline:<2} done",
+                            file=sys.stderr,
+                        )
                 finally:
                     stop(proc)
                     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nredis-benchmark -t set,get -c {CLIENTS}, medians of {ROUNDS} round(s); "
-          f"servers on cpu 0, client on cpu 1")
-    print(f"{'setup':13} {'test':4} {'-P':>3} {'redis ops/s':>12} {'kv ops/s':>10} {'kv/redis':>9} {'target':>7}")
+    print(
+        f"\nredis-benchmark -t set,get -c {CLIENTS}, medians of {ROUNDS} round(s); "
+        f"servers on cpu 0, client on cpu 1"
+    )
+    print(
+        f"{'setup':13} {'test':4} {'-P':>3} {'redis ops/s':>12} {'kv ops/s':>10} {'kv/redis':>9} {'target':>7}"
+    )
     for setup in ("memory", "aof everysec"):
         for pipeline in (1, PIPE):
             for test in ("SET", "GET"):
                 ref = statistics.median(results[(setup, "redis", pipeline, test)])
                 ours = statistics.median(results[(setup, "kv", pipeline, test)])
                 target = 0.6 if pipeline == 1 else 0.3
-                print(f"{setup:13} {test:4} {pipeline:>3} {ref:12.0f} {ours:10.0f} "
-                      f"{ours / ref:9.2f} {target:7.1f}")
+                print(
+                    f"{setup:13} {test:4} {pipeline:>3} {ref:12.0f} {ours:10.0f} "
+                    f"{ours / ref:9.2f} {target:7.1f}"
+                )
 
 
 if __name__ == "__main__":
