@@ -14,12 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
 from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
-from zope.interface import directlyProvides, providedBy
+from zope.interface import directlyProvides, implementer, providedBy
 
 from portsuite.stats import ClientInfo, ServiceStats
 
@@ -54,8 +54,15 @@ class _Refuse(Protocol):
         self.transport.loseConnection()
 
 
+@implementer(IHalfCloseableProtocol)
 class ServiceProtocol(ProtocolWrapper):
-    """Counts bytes, keeps the client's entry, enforces idle_timeout, guards errors."""
+    """
+    Counts bytes, keeps the client's entry, enforces idle_timeout, guards errors.
+
+    A client that sends and then half-closes (C{printf 'hi\\n' | nc -N host 7}) still
+    gets its answer: on end of input the wrapped protocol is told if it handles
+    half-close, otherwise the connection is closed only after the replies are sent.
+    """
 
     factory: ServiceFactory
     _idle: Any = None
@@ -129,6 +136,21 @@ class ServiceProtocol(ProtocolWrapper):
         if self._idle is not None:
             self._touch()
         self.transport.writeSequence(data)
+
+    def readConnectionLost(self) -> None:
+        wrapped = self.wrappedProtocol
+        if IHalfCloseableProtocol.providedBy(wrapped):
+            try:
+                wrapped.readConnectionLost()
+            except Exception:
+                self._crashed(Failure(), "readConnectionLost")
+        else:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        wrapped = self.wrappedProtocol
+        if IHalfCloseableProtocol.providedBy(wrapped):
+            wrapped.writeConnectionLost()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if self._idle is not None and self._idle.active():

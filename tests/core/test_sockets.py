@@ -201,3 +201,18 @@ def test_ipv6_host_and_tcp6_listen_description() -> None:
             peer = s.service(name)["clients"][0]["peer"]
             assert peer == f"[::1]:{c.getsockname()[1]}"
             c.close()
+
+
+def test_half_close_still_gets_the_reply() -> None:
+    """printf 'hi\\n' | nc -N 127.0.0.1 7: the client shuts its side after sending."""
+    config = {
+        "suite": {"plugin_dirs": [PLUGINS]},
+        "services": {"echo": {"type": "echo", "port": 0}, "shout": {"type": "upper:Upper", "port": 0}},
+    }
+    with suite_running(config) as s:
+        for name, reply in (("echo", b"hi there\n"), ("shout", b"HI THERE\n")):
+            c = socket.create_connection(("127.0.0.1", s.port(name)))
+            c.sendall(b"hi there\n")
+            c.shutdown(socket.SHUT_WR)
+            assert recv_exactly(c, 100) == reply  # then end of stream
+            c.close()
