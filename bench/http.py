@@ -233,6 +233,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--conns", type=int, default=50)
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, configs)")
     default_peers = ["http.server", "twistd-web"] + (["nginx"] if shutil.which("nginx") else [])
     ap.add_argument("--peers", nargs="*", default=default_peers)
     args = ap.parse_args()
@@ -270,6 +271,8 @@ def main() -> int:
     finally:
         for s in STARTED.values():
             s.stop()
+        if not results:
+            print(f"(logs and configs: {workdir})")
 
     def med(fname: str, name: str, key: str) -> float:
         return statistics.median(x[key] for x in results[(fname, name)])
@@ -314,7 +317,10 @@ def main() -> int:
         verdict = "ok" if ratio <= 3 else "MISSED"
         ok &= ratio <= 3
         print(f"target {fname} portsuite p99 <= 3x p50: {ratio:.2f}x {verdict}")
-    print(f"(logs and configs: {workdir})")
+    if args.keep:
+        print(f"(logs and configs: {workdir})")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
 
 
