@@ -67,6 +67,8 @@ def _one(tok: object, ch: int) -> bool:
         return True
     if type(tok) is int:
         return tok == ch
+    members: frozenset[int]
+    neg: bool
     members, neg = tok  # type: ignore[misc]
     return (ch in members) != neg
 

@@ -75,6 +75,8 @@ def is_loopback(addr: Any) -> bool:
 
 
 class _Refuse(Protocol):
+    transport: Any
+
     def __init__(self, message: bytes):
         self.message = message
 
@@ -86,6 +88,8 @@ class _Refuse(Protocol):
 @implementer(IPushProducer)
 class KVProtocol(Protocol):
     """One client of the Redis-compatible store (RESP2/RESP3, inline commands)."""
+
+    transport: Any
 
     def __init__(self, server: KVServer):
         self.server = server

@@ -18,7 +18,7 @@ try:
     from hiredis import ProtocolError as _HiredisError
     from hiredis import Reader as _HiredisReader
 except ImportError:  # pragma: no cover - the pure-Python parser does everything
-    _HiredisReader = None
+    _HiredisReader = None  # type: ignore[assignment,misc]
 
 INLINE_MAX = 64 * 1024
 DEFAULT_MAX_BULK = 512 * 1024 * 1024

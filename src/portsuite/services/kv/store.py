@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
+TYPE_NAMES: dict[type, str] = {bytes: "string", dict: "hash", deque: "list", set: "set"}
 
 
 class Store:

@@ -47,7 +47,7 @@ def _strip(reply: bytes, header_lines: int) -> bytes:
 
 
 def main(port: int) -> None:
-    out = {}
+    out: dict[str, dict[str, str]] = {}
     for resp in (2, 3):
         conn = _Conn(port, resp == 3)
         for name in COMMANDS:
