@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Web
+from httphelp import Web
 from prometheus_client.parser import text_string_to_metric_families
 
 from portsuite.dashboard.metrics import SuiteCollector

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, Web, parse_responses
+from httphelp import SECRET, Web, parse_responses
 
 
 @pytest.mark.parametrize(

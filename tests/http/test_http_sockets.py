@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SECRET
+from httphelp import SECRET
 
 from portsuite.testing import need
 

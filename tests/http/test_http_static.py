@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import MID_SIZE, Web, parse_responses
+from httphelp import MID_SIZE, Web, parse_responses
 from twisted.logger import globalLogPublisher
 
 from portsuite.config import ConfigError, from_dict
