@@ -82,10 +82,10 @@ class Dashboard(resource.Resource):
         resource.Resource.__init__(self)
         self.snapshot = Snapshot(suite, stats, reactor)
         self.registry = registry_for(suite, self.snapshot)
-        api = resource.Resource()
+        api: Any = resource.Resource()
         api.putChild(b"services", _Leaf(self.render_services))
         self.putChild(b"api", api)
-        self.putChild(b"metrics", _Leaf(self.render_metrics))
+        self.putChild(b"metrics", _Leaf(self.render_metrics))  # type: ignore[arg-type]
         self._assets: dict[bytes, bytes] = {}
 
     def getChild(self, path: bytes, request: Any) -> resource.Resource:

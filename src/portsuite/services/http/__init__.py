@@ -99,7 +99,7 @@ HTTP = ServiceType(
             "access_log", kind=bool, default=True, help="one combined-format log line per request"
         ),
     ),
-    tcp_factory=build_site,
+    tcp_factory=build_site,  # type: ignore[arg-type]
     refusal=http_refusal,
     check=_check,
     rfc="RFC 9110, RFC 9112",

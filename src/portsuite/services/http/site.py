@@ -100,6 +100,8 @@ class Channel(HTTPChannel):
     """
 
     site: Site
+    transport: Any
+    callLater: Any
     _head_call: Any = None
     _host: Any = None
     _peer: Any = None
@@ -220,7 +222,7 @@ class Channel(HTTPChannel):
         self._cancel_head()
         self._close_soon()
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._cancel_head()
         HTTPChannel.connectionLost(self, reason)
 
@@ -257,6 +259,8 @@ class Request(server.Request):
 
     channel: Channel
     site: Site
+    content: Any
+    sitepath: list[bytes]
     defaultContentType = b"text/html; charset=utf-8"
 
     def gotLength(self, length: int | None) -> None:
@@ -386,6 +390,7 @@ class Site(server.Site):
     """
 
     protocol = Channel  # type: ignore[assignment]
+    reactor: Any
     requestFactory = Request
     displayTracebacks = False
     noisy = False
@@ -419,7 +424,7 @@ class Site(server.Site):
         self._log_call: Any = None
 
     def buildProtocol(self, addr: Any) -> Any:
-        channel = self.protocol()
+        channel: Any = self.protocol()
         channel.factory = self
         channel.site = self
         channel.requestFactory = self.requestFactory
@@ -440,8 +445,9 @@ class Site(server.Site):
             self._updateLogDateTime()
 
     def stopFactory(self) -> None:
-        if self._logDateTimeCall is not None and self._logDateTimeCall.active():
-            self._logDateTimeCall.cancel()
+        call: Any = self._logDateTimeCall
+        if call is not None and call.active():
+            call.cancel()
         self._logDateTimeCall = None
         self.flush_log(rearm=False)
 
