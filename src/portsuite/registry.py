@@ -220,10 +220,8 @@ class Registry:
             except Exception as e:
                 self.problems.append(f"plugin {path} failed to import: {e!r}")
                 continue
-            if (
-                getattr(module, "__file__", None)
-                and Path(module.__file__).resolve() != path.resolve()
-            ):
+            origin = getattr(module, "__file__", None)
+            if origin and Path(origin).resolve() != path.resolve():
                 # a module of the same name elsewhere on the path shadows this file
                 continue
             for value in vars(module).values():
@@ -248,7 +246,7 @@ class Registry:
                     f"cannot import module {module_name!r} ({e}); put {module_name}.py "
                     f"in a plugin dir ({where}) or install it"
                 ) from None
-            cls = module
+            cls: Any = module
             for part in attr.split("."):
                 cls = getattr(cls, part, None)
                 if cls is None:

@@ -91,7 +91,7 @@ def _reactor() -> Any:
     with _reactor_lock:
         if _reactor_thread is None:
             _reactor_thread = threading.Thread(
-                target=reactor.run,
+                target=reactor.run,  # type: ignore[misc]
                 kwargs={"installSignalHandlers": False},
                 name="portsuite-reactor",
                 daemon=True,

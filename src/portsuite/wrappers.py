@@ -45,6 +45,8 @@ def peer_host(addr: Any) -> str:
 class _Refuse(Protocol):
     """Tells a refused client why (if the protocol allows), then closes."""
 
+    transport: Any
+
     def __init__(self, message: bytes | None):
         self.message = message
 
@@ -65,6 +67,8 @@ class ServiceProtocol(ProtocolWrapper):
     """
 
     factory: ServiceFactory
+    transport: Any
+    wrappedProtocol: Any
     _idle: Any = None
 
     def __init__(self, factory: ServiceFactory, wrappedProtocol: Any, client: ClientInfo):
@@ -176,7 +180,7 @@ class ServiceProtocol(ProtocolWrapper):
         )
 
 
-class ServiceFactory(WrappingFactory):
+class ServiceFactory(WrappingFactory[ServiceProtocol]):
     """
     Wraps a service type's factory: every protocol it builds goes through
     L{ServiceProtocol}, and the limits are checked before it is built.
@@ -197,7 +201,7 @@ class ServiceFactory(WrappingFactory):
         refusal: Any = None,
         protocol_class: type[ServiceProtocol] | None = None,
     ):
-        WrappingFactory.__init__(self, wrappedFactory)
+        super().__init__(wrappedFactory)
         wrappedFactory.noisy = False
         self.stats = stats
         self.reactor = reactor
@@ -273,6 +277,8 @@ class DatagramWrapper(DatagramProtocol):
     """
 
     noisy = False
+    transport: Any
+    wrapped: Any
 
     def __init__(self, wrapped: DatagramProtocol, stats: ServiceStats):
         wrapped.noisy = False

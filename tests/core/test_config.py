@@ -196,7 +196,11 @@ def test_shipped_config_is_valid_and_unprivileged() -> None:
 
 def test_tls_table_and_an_ssl_listen_endpoint_are_refused_together(tmp_path: Path) -> None:
     errs = errors_of(
-        {"services": {"e": {"type": "echo", "listen": ["ssl:7443"], "tls": {"cert": "c", "key": "k"}}}},
+        {
+            "services": {
+                "e": {"type": "echo", "listen": ["ssl:7443"], "tls": {"cert": "c", "key": "k"}}
+            }
+        },
         tmp_path,
     )
     assert errs == [

@@ -207,7 +207,10 @@ def test_half_close_still_gets_the_reply() -> None:
     """printf 'hi\\n' | nc -N 127.0.0.1 7: the client shuts its side after sending."""
     config = {
         "suite": {"plugin_dirs": [PLUGINS]},
-        "services": {"echo": {"type": "echo", "port": 0}, "shout": {"type": "upper:Upper", "port": 0}},
+        "services": {
+            "echo": {"type": "echo", "port": 0},
+            "shout": {"type": "upper:Upper", "port": 0},
+        },
     }
     with suite_running(config) as s:
         for name, reply in (("echo", b"hi there\n"), ("shout", b"HI THERE\n")):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import DatagramProtocol, Protocol, ServerFactory
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, ServerFactory
 from zope.interface import implementer
 
 from portsuite.registry import ServiceContext, ServiceType
@@ -20,6 +20,8 @@ from portsuite.registry import ServiceContext, ServiceType
 @implementer(IPushProducer)
 class Echo(Protocol):
     """Echo (RFC 862) over TCP, with backpressure."""
+
+    transport: Any
 
     def connectionMade(self) -> None:
         # We produce what we write from what we read: when the transport's write
@@ -42,11 +44,13 @@ class Echo(Protocol):
 class EchoDatagram(DatagramProtocol):
     """Echo (RFC 862) over UDP: each datagram is sent back to where it came from."""
 
+    transport: Any
+
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         self.transport.write(data, addr)
 
 
-def _factory(ctx: ServiceContext) -> ServerFactory:
+def _factory(ctx: ServiceContext) -> Factory:
     return ServerFactory.forProtocol(Echo)
 
 
