@@ -65,6 +65,11 @@ function whereCell(svc) {
     else where = (String(li.host).includes(":") ? "[" + li.host + "]" : li.host) + ":" + li.port;
     line.append(document.createTextNode(where));
     td.append(line);
+    if (li.transport === "udp" && svc.datagrams) {
+      const d = svc.datagrams;
+      td.append(el("div", "datagrams",
+        d.in + " datagrams in · " + d.out + " out" + (d.dropped ? " · " + d.dropped + " dropped" : "")));
+    }
   }
   return td;
 }
