@@ -110,3 +110,26 @@ def test_the_welcome_page_links_to_the_dashboard(portsuite: Any, tmp_path: Path)
     dom = chromium(f"http://127.0.0.1:{s.port('web')}/", tmp_path / "profile", "--dump-dom")
     assert 'href="/_portsuite/"' in dom
     assert "well-known" in dom and "registered" in dom and "dynamic" in dom
+
+
+def test_transcripts_of_traced_services_are_shown(
+    portsuite: Any, docroot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORTSUITE_TRACE_DIR", str(tmp_path / "trace"))
+    s = portsuite(
+        {
+            "services": {
+                "web": {"type": "http", "port": 0, "root": str(docroot)},
+                "talk": {"type": "echo", "port": 0, "trace": True},
+            }
+        }
+    )
+    with socket.create_connection(("127.0.0.1", s.port("talk")), timeout=5) as c:
+        c.sendall(b"<b>hello</b> class\n")
+        assert c.recv(100) == b"<b>hello</b> class\n"
+    dom = chromium(f"http://127.0.0.1:{s.port('web')}/_portsuite/", tmp_path / "p", "--dump-dom")
+    assert "Recent conversations" in dom
+    assert "talk ⇄ 127.0.0.1:" in dom
+    # the client's bytes are shown as text, never run as HTML
+    assert "client → server" in dom and "&lt;b&gt;hello&lt;/b&gt; class\\n" in dom
+    assert "<b>hello</b>" not in dom
