@@ -97,3 +97,27 @@ def test_big_values_and_long_pipelines(kv_port: int) -> None:
     assert pipe.execute()[-1] == 20_000
     assert r.lrange("list", -2, -1) == [b"item-19998", b"item-19999"]
     r.delete("big", "list")
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_redis_py_transactions(kv_port: int, protocol: int) -> None:
+    """redis-py's default pipeline is MULTI/EXEC; transaction() retries on WATCH."""
+    r = redis.Redis(port=kv_port, protocol=protocol)
+    r.delete("balance", "log")
+    with r.pipeline() as pipe:
+        pipe.set("balance", 100).incrby("balance", -30).rpush("log", "withdraw 30")
+        assert pipe.execute() == [True, 70, 1]
+    other = redis.Redis(port=kv_port, protocol=protocol)
+    attempts = []
+
+    def double(pipe: redis.client.Pipeline) -> None:
+        value = int(pipe.get("balance"))
+        attempts.append(value)
+        if len(attempts) == 1:
+            other.set("balance", 1)  # someone else writes between WATCH and EXEC
+        pipe.multi()
+        pipe.set("balance", value * 2)
+
+    r.transaction(double, "balance")
+    assert attempts == [70, 1]  # the first try was discarded, the retry saw the new value
+    assert r.get("balance") == b"2"

@@ -44,6 +44,7 @@ DENIED = (
     b"protected_mode = false there if this network is trusted.\r\n"
 )
 MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
+NOT_QUEUED = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
 
 
 @attrs.define
@@ -113,6 +114,10 @@ class KVProtocol(Protocol):
         self.queued = 0
         self.created = self.last = server.clock()
         self.last_cmd: Any = None
+        self.multi: list[tuple[Any, list[bytes]]] | None = None  # commands queued by MULTI
+        self.multi_failed = False
+        self.watching: set[bytes] = set()
+        self.watch_dirty = False
         self._raw: Any = None
         self._counted: Any = None
         self.peer = "?"
@@ -136,6 +141,7 @@ class KVProtocol(Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.closed = True
+        self.unwatch()
         server = self.server
         server.clients.pop(self.id, None)
         for ch in self.channels:
@@ -166,7 +172,43 @@ class KVProtocol(Protocol):
         self.resp = version
         self.enc = encode3 if version == 3 else encode2
 
+    def exec_multi(self) -> bytes:
+        """EXEC: run the queued commands, one after the other, replies in one array."""
+        queued, self.multi = self.multi or [], None
+        failed, self.multi_failed = self.multi_failed, False
+        dirty = self.watch_dirty
+        self.unwatch()
+        if failed:
+            return b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+        if dirty:  # a watched key changed: nothing is run
+            return b"*-1\r\n" if self.resp == 2 else b"_\r\n"
+        out: list[bytes] = [b"*%d\r\n" % len(queued)]
+        for cmd, argv in queued:
+            self.run(cmd, argv, out)
+        return b"".join(out)
+
+    def watch(self, keys: list[bytes]) -> None:
+        for key in keys:
+            self.store.get(key)  # an expired key goes now, not later as a "change"
+            if key not in self.watching:
+                self.watching.add(key)
+                self.server.watched.setdefault(key, set()).add(self)
+
+    def unwatch(self) -> None:
+        watched = self.server.watched
+        for key in self.watching:
+            clients = watched.get(key)
+            if clients is not None:
+                clients.discard(self)
+                if not clients:
+                    del watched[key]
+        self.watching = set()
+        self.watch_dirty = False
+
     def reset(self) -> None:
+        self.unwatch()
+        self.multi = None
+        self.multi_failed = False
         self.set_resp(2)
         self.name = None
         self.connectionLost()
@@ -308,10 +350,14 @@ class KVProtocol(Protocol):
                 self.transport.loseConnection()
                 return
             out.append(_unknown(argv))
+            if self.multi is not None:
+                self.multi_failed = True
             return
         if cmd.subcommands and (len(argv) > 1 or cmd.arity != -1):
             if len(argv) == 1:
                 out.append(b"-ERR wrong number of arguments for '%s' command\r\n" % name)
+                if self.multi is not None:
+                    self.multi_failed = True
                 return
             sub = cmd.subcommands.get(argv[1].lower())
             if sub is None:
@@ -319,6 +365,8 @@ class KVProtocol(Protocol):
                     b"-ERR unknown subcommand '%s'. Try %s HELP.\r\n"
                     % (_clip(argv[1], 128), _clean(argv[0].upper()))
                 )
+                if self.multi is not None:
+                    self.multi_failed = True
                 return
             cmd = sub
         arity = cmd.arity
@@ -327,6 +375,8 @@ class KVProtocol(Protocol):
             out.append(
                 b"-ERR wrong number of arguments for '%s' command\r\n" % cmd.fullname.encode()
             )
+            if self.multi is not None:
+                self.multi_failed = True
             return
         if not self.authenticated and not cmd.noauth:
             out.append(b"-NOAUTH Authentication required.\r\n")
@@ -337,6 +387,15 @@ class KVProtocol(Protocol):
                 b"/ RESET are allowed in this context\r\n" % cmd.fullname.encode()
             )
             return
+        if self.multi is not None and name not in NOT_QUEUED:
+            self.multi.append((cmd, argv))
+            out.append(b"+QUEUED\r\n")
+            return
+        self.run(cmd, argv, out)
+
+    def run(self, cmd: Any, argv: list[bytes], out: list[bytes]) -> None:
+        """Run a checked command (directly, or queued by MULTI and run by EXEC)."""
+        server = self.server
         self.last_cmd = cmd
         store = self.store
         write = cmd.write
@@ -353,6 +412,8 @@ class KVProtocol(Protocol):
         except CommandError as e:
             out.append(b"-%s\r\n" % str(e).encode())
             return
+        if write and store.dirty != dirty and server.watched:
+            server.touch(cmd, argv)
         if write and store.dirty != dirty and server.aof is not None:
             if self.also is None:
                 server.aof.feed(argv)
@@ -454,6 +515,7 @@ class KVServer(ServerFactory):
         self.store = Store(reactor.seconds)
         self.store.on_expired = self._expired
         self.clients: dict[int, KVProtocol] = {}
+        self.watched: dict[bytes, set[KVProtocol]] = {}  # WATCHed keys and who watches
         self.channels: dict[bytes, set[KVProtocol]] = {}
         self.patterns: dict[bytes, set[KVProtocol]] = {}
         self._ids = 0
@@ -471,7 +533,21 @@ class KVServer(ServerFactory):
         self._ids += 1
         return self._ids
 
+    def touch(self, cmd: Any, argv: list[bytes]) -> None:
+        """A write changed the keys of C{argv}: transactions WATCHing them will fail."""
+        watched = self.watched
+        if cmd.name in ("flushall", "flushdb"):
+            return  # done before the flush, for the keys that existed
+        else:
+            last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
+            keys = argv[cmd.first_key : last + 1 : cmd.key_step or 1] if cmd.first_key else []
+        for key in keys:
+            for client in watched.get(key, ()):
+                client.watch_dirty = True
+
     def _expired(self, key: bytes) -> None:
+        for client in self.watched.get(key, ()):
+            client.watch_dirty = True
         if self.aof is not None:
             self.aof.feed([b"DEL", key])
 

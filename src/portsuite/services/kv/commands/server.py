@@ -168,6 +168,59 @@ def reset(c: Any, argv: list[bytes]) -> Any:
     return Simple("RESET")
 
 
+# -- transactions ------------------------------------------------------------------
+
+T = "transactions"
+
+
+@command("multi", 1, "fast", T, "Mark the start of a transaction block", keys=(0, 0, 0))
+def multi(c: Any, argv: list[bytes]) -> Any:
+    if c.multi is not None:
+        raise CommandError("ERR MULTI calls can not be nested")
+    c.multi = []
+    c.multi_failed = False
+    return OK
+
+
+@command("exec", 1, "", T, "Execute all commands issued after MULTI", keys=(0, 0, 0))
+def exec_(c: Any, argv: list[bytes]) -> Any:
+    if c.multi is None:
+        raise CommandError("ERR EXEC without MULTI")
+    raw = c.exec_multi()
+    return Preencoded(raw, raw)
+
+
+@command("discard", 1, "fast", T, "Discard all commands issued after MULTI", keys=(0, 0, 0))
+def discard(c: Any, argv: list[bytes]) -> Any:
+    if c.multi is None:
+        raise CommandError("ERR DISCARD without MULTI")
+    c.multi = None
+    c.multi_failed = False
+    c.unwatch()
+    return OK
+
+
+@command(
+    "watch",
+    -2,
+    "fast",
+    T,
+    "Watch keys to determine execution of the MULTI/EXEC block",
+    keys=(1, -1, 1),
+)
+def watch(c: Any, argv: list[bytes]) -> Any:
+    if c.multi is not None:
+        raise CommandError("ERR WATCH inside MULTI is not allowed")
+    c.watch(argv[1:])
+    return OK
+
+
+@command("unwatch", 1, "fast", T, "Forget about all watched keys", keys=(0, 0, 0))
+def unwatch(c: Any, argv: list[bytes]) -> Any:
+    c.unwatch()
+    return OK
+
+
 # -- CLIENT ----------------------------------------------------------------------
 
 container("client", C, "A container for client connection commands")
@@ -430,6 +483,10 @@ def dbsize(c: Any, argv: list[bytes]) -> Any:
 def _flush(c: Any, argv: list[bytes], name: str) -> Any:
     if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"sync", b"async")):
         raise CommandError(SYNTAX)
+    for key, watchers in c.server.watched.items():
+        if c.store.get(key) is not None:
+            for client in watchers:
+                client.watch_dirty = True
     c.store.flush()
     c.also = [[b"FLUSHALL"]]
     return OK
