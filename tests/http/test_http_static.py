@@ -90,6 +90,21 @@ def test_a_file_name_with_a_space(web: Web) -> None:
     assert web.get("/sub/with%20space.txt").body == b"spaced"
 
 
+def test_absolute_form_request_target(web: Web) -> None:
+    assert web.get("http://localhost/a.txt").body == b"0123456789abcdefghij"
+
+
+def test_non_utf8_and_unicode_file_names(docroot: Path) -> None:
+    (docroot / "sub" / "café.txt").write_bytes(b"coffee")
+    os.makedirs(os.fsencode(docroot / "raw"))
+    (Path(os.fsdecode(os.fsencode(docroot / "raw") + b"/caf\xe9.txt"))).write_bytes(b"latin")
+    web = Web(docroot, listing=True)
+    assert web.get("/sub/caf%C3%A9.txt").body == b"coffee"
+    assert web.get("/raw/caf%E9.txt").body == b"latin"
+    listing = web.get("/raw/")
+    assert listing.status == 200 and b'href="caf%E9.txt"' in listing.body
+
+
 def test_symlink_inside_root_is_served(web: Web) -> None:
     assert web.get("/alias.txt").body == b"0123456789abcdefghij"
 

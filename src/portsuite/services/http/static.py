@@ -149,7 +149,8 @@ footer {{ margin-top: 2em; color: #5a6478; font-size: .85em; }}
 
 def page(title: str, body: str, dashboard: bool) -> bytes:
     dash = ' &middot; <a href="/_portsuite/">dashboard</a>' if dashboard else ""
-    return _PAGE.format(title=html.escape(title), body=body, dash=dash).encode("utf-8")
+    # names that are not UTF-8 on disk show a "?" where their odd bytes are
+    return _PAGE.format(title=html.escape(title), body=body, dash=dash).encode("utf-8", "replace")
 
 
 def _parse_range(value: bytes, size: int) -> tuple[int, int] | None | bool:
@@ -209,6 +210,10 @@ class StaticFiles:
     # -- looking a path up -----------------------------------------------------
 
     def _segments(self, raw: bytes) -> list[str]:
+        if raw[:7].lower() == b"http://" or raw[:8].lower() == b"https://":
+            # absolute-form (RFC 9112, 3.2.2), as sent to proxies: keep the path
+            parts = raw.split(b"/", 3)
+            raw = b"/" + (parts[3] if len(parts) > 3 else b"")
         if not raw.startswith(b"/"):
             raise Refused(400, "the request target must start with /")
         out = []
@@ -511,7 +516,7 @@ class StaticFiles:
             is_dir = stat.S_ISDIR(st.st_mode)
             items.append((not is_dir, name, is_dir, st.st_size))
         for _, name, is_dir, size in sorted(items):
-            href = quote(name) + ("/" if is_dir else "")
+            href = quote(os.fsencode(name)) + ("/" if is_dir else "")
             shown = html.escape(name) + ("/" if is_dir else "")
             rows.append(
                 f'<tr><td><a href="{href}">{shown}</a></td>'
