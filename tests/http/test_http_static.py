@@ -247,6 +247,27 @@ def test_only_get_and_head(web: Web, method: str) -> None:
     assert r.header("allow") == "GET, HEAD"
 
 
+def test_an_unexpected_error_is_a_500_without_traceback(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(raw: bytes) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(web.site.static, "lookup", boom)
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        r = web.get("/a.txt")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert r.status == 500 and r.header("server") == "portsuite"
+    assert b"disk on fire" not in r.raw and b"Traceback" not in r.raw
+    assert any(e.get("log_failure") is not None and e.get("service") == "web" for e in events)
+    # the service goes on
+    monkeypatch.undo()
+    assert web.get("/a.txt").status == 200
+
+
 def test_unknown_method_gets_405_not_a_traceback(web: Web) -> None:
     r = web.request("BREW", "/a.txt")
     assert r.status == 405

@@ -375,6 +375,7 @@ class Request(server.Request):
             self.channel.transport.loseConnection()
             return reason
         body = b"portsuite: internal error (logged on the server)\n"
+        self.setHeader(b"Server", SERVER)
         self.setResponseCode(INTERNAL_SERVER_ERROR)
         self.responseHeaders.setRawHeaders(b"Content-Type", [b"text/plain; charset=utf-8"])
         self.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % len(body)])
