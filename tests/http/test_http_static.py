@@ -176,6 +176,8 @@ def test_etag_gives_304(web: Web) -> None:
     r = web.get("/a.txt", if_none_match=etag)
     assert r.status == 304 and r.body == b""
     assert r.header("etag") == etag
+    # browsers must revalidate before showing a kept copy: edits show on reload
+    assert first.header("cache-control") == "no-cache"
     assert web.get("/a.txt", if_none_match=f'"x", W/{etag}').status == 304
     assert web.get("/a.txt", if_none_match='"other"').status == 200
 

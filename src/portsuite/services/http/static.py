@@ -291,7 +291,12 @@ class StaticFiles:
         etag = b'"%x-%x"' % (st.st_mtime_ns, st.st_size)
         last_modified = http.datetimeToString(mtime)
         ctype = content_type(path)
-        validators = b"ETag: %s\r\nLast-Modified: %s\r\n" % (etag, last_modified)
+        # no-cache: browsers may keep the file but must ask (a cheap 304) before
+        # showing it, so an edited page shows on the next reload
+        validators = b"ETag: %s\r\nLast-Modified: %s\r\nCache-Control: no-cache\r\n" % (
+            etag,
+            last_modified,
+        )
         head = (
             b"Content-Type: %s\r\nContent-Length: %d\r\nAccept-Ranges: bytes\r\n"
             b"X-Content-Type-Options: nosniff\r\n%s" % (ctype, st.st_size, validators)
@@ -426,6 +431,7 @@ class StaticFiles:
         request.responseHeaders.setRawHeaders(b"X-Content-Type-Options", [b"nosniff"])
         request.responseHeaders.setRawHeaders(b"ETag", [entry.etag])
         request.responseHeaders.setRawHeaders(b"Last-Modified", [entry.last_modified])
+        request.responseHeaders.setRawHeaders(b"Cache-Control", [b"no-cache"])
         if part is None:
             request.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % entry.size])
             producer: Any = NoRangeStaticProducer(request, f)
