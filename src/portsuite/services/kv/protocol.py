@@ -138,6 +138,12 @@ class KVProtocol(Protocol):
         self.server.total_connections += 1
         self.transport.registerProducer(self, True)
         self._raw, self._counted = _direct_transport(self.transport)
+        nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if nodelay is not None:
+            try:
+                nodelay(True)  # replies go out now, not when the last one is acknowledged
+            except OSError:
+                pass
 
     def connectionLost(self, reason: Any = None) -> None:
         self.closed = True
