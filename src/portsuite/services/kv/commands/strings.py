@@ -142,14 +142,14 @@ def getdel(c: Any, argv: list[bytes]) -> Any:
 @command("getex", -2, "write fast", G, "Get the value of a key and optionally set its expiration")
 def getex(c: Any, argv: list[bytes]) -> Any:
     opts = parse_set_options(argv, 2, "getex")
-    when = None
-    if "unit" in opts:
-        unit, absolute = opts["unit"]
-        when = expire_ms(c, opts["expire"], unit, absolute, "getex")
     key = argv[1]
     v = get_string(c, key)
     if v is None:
         return None
+    when = None
+    if "unit" in opts:
+        unit, absolute = opts["unit"]
+        when = expire_ms(c, opts["expire"], unit, absolute, "getex")
     store = c.store
     if when is not None:
         if when <= store.now_ms() and not store.loading:
