@@ -10,9 +10,9 @@ import shlex
 
 import hiredis
 import pytest
-from conftest import Raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kv_raw import Raw
 
 # Each case: commands written as redis-cli would take them (shlex-split).
 CASES = {
@@ -526,7 +526,9 @@ def _pipelined(raw: Raw, cmds: list[tuple[str, ...]]) -> list[object]:
 
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 @settings(
-    max_examples=int(os.environ.get("KV_HYPOTHESIS_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("KV_HYPOTHESIS_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(st.lists(COMMAND, min_size=1, max_size=25))
 def test_generated_sequences_match_redis(

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import redis
-from conftest import Raw
+from kv_raw import Raw
 
 from portsuite.testing import need
 
