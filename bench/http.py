@@ -90,9 +90,14 @@ class Server:
                 time.sleep(0.1)
         raise SystemExit(f"{self.name} did not listen on {self.port} within {timeout}s")
 
-    def cpu_seconds(self) -> float:
-        """User + system time of every process in the server's process group."""
+    def cpu_seconds(self) -> tuple[float, float]:
+        """
+        User + system time of every process in the server's process group, and the
+        time they waited for a cpu while runnable (other programs on a shared
+        machine: what shows up in p99, whoever the server is).
+        """
         total = 0.0
+        waited = 0.0
         tick = os.sysconf("SC_CLK_TCK")
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -104,7 +109,12 @@ class Server:
                 continue
             if int(fields[2]) == self.proc.pid:  # pgrp
                 total += (int(fields[11]) + int(fields[12])) / tick
-        return total
+                try:
+                    with open(f"/proc/{entry}/schedstat") as f:
+                        waited += int(f.read().split()[1]) / 1e9
+                except (OSError, IndexError, ValueError):
+                    pass
+        return total, waited
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -258,14 +268,16 @@ def main() -> int:
                     url = f"http://127.0.0.1:{s.port}/{fname}"
                     if args.warmup:
                         wrk(url, args.warmup, args.conns)
-                    cpu0 = s.cpu_seconds()
+                    cpu0, wait0 = s.cpu_seconds()
                     res = wrk(url, args.duration, args.conns)
-                    res["cpu_us"] = (s.cpu_seconds() - cpu0) / max(res["requests"], 1) * 1e6
+                    cpu1, wait1 = s.cpu_seconds()
+                    res["cpu_us"] = (cpu1 - cpu0) / max(res["requests"], 1) * 1e6
+                    res["waited_ms"] = (wait1 - wait0) * 1000
                     results.setdefault((fname, name), []).append(res)
                     print(
                         f"  round {r} {fname:7} {name:12} {res['rps']:9.0f} req/s  "
                         f"p50 {res['p50']:7.2f} ms  p99 {res['p99']:7.2f} ms  "
-                        f"{res['cpu_us']:7.1f} us cpu/req",
+                        f"{res['cpu_us']:7.1f} us cpu/req  waited for a cpu {res['waited_ms']:6.0f} ms",
                         flush=True,
                     )
     finally:
@@ -284,7 +296,7 @@ def main() -> int:
     names = list(servers)
     print(
         f"{'file':7} {'server':12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>7} "
-        f"{'cpu us/req':>10} {'errors':>6} "
+        f"{'cpu us/req':>10} {'waited ms':>9} {'errors':>6} "
         + " ".join(f"{'x ' + n:>13}" for n in names if n != "portsuite")
     )
     for fname in FILES:
@@ -297,9 +309,13 @@ def main() -> int:
             errors = sum(x["errors"] for x in results[(fname, name)])
             print(
                 f"{fname:7} {name:12} {rps:9.0f} {p50:8.2f} {p99:8.2f} {p99 / p50:7.2f} "
-                f"{med(fname, name, 'cpu_us'):10.1f} {errors:6.0f} {ratios}"
+                f"{med(fname, name, 'cpu_us'):10.1f} {med(fname, name, 'waited_ms'):9.0f} "
+                f"{errors:6.0f} {ratios}"
             )
-    print()
+    print(
+        "(waited ms = time the server was runnable while another program had its cpu, per"
+        " measurement: on a shared machine that, not the server, is most of p99)\n"
+    )
     ok = True
     for fname, peer, want in TARGETS:
         if peer not in servers:
