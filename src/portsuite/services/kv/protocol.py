@@ -189,8 +189,8 @@ class KVProtocol(Protocol):
         if dirty:  # a watched key changed: nothing is run
             return b"*-1\r\n" if self.resp == 2 else b"_\r\n"
         out: list[bytes] = [b"*%d\r\n" % len(queued)]
-        for cmd, argv in queued:
-            self.run(cmd, argv, out)
+        for _cmd, argv in queued:
+            self.execute(argv, out)  # not queued again: self.multi is None now
         return b"".join(out)
 
     def watch(self, keys: list[bytes]) -> None:
@@ -397,11 +397,6 @@ class KVProtocol(Protocol):
             self.multi.append((cmd, argv))
             out.append(b"+QUEUED\r\n")
             return
-        self.run(cmd, argv, out)
-
-    def run(self, cmd: Any, argv: list[bytes], out: list[bytes]) -> None:
-        """Run a checked command (directly, or queued by MULTI and run by EXEC)."""
-        server = self.server
         self.last_cmd = cmd
         store = self.store
         write = cmd.write
