@@ -29,9 +29,10 @@ from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 import attrs
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.web import http
-from twisted.web.static import NoRangeStaticProducer, SingleRangeStaticProducer
+from zope.interface import implementer
 
 log = Logger(namespace="portsuite.http")
 
@@ -419,31 +420,36 @@ class StaticFiles:
         self.stream(request, entry, (first, length, head))
 
     def stream(self, request: Any, entry: Entry, part: tuple[int, int, bytes] | None) -> None:
-        """Big files: Twisted's pull producers, 64 KiB at a time."""
+        """Files too big for the cache: read and sent 64 KiB at a time (L{FileProducer})."""
         try:
             f = open(entry.path, "rb")
         except OSError:
-            self.error(request, 404, "not found")
+            self.error(request, 404, "There is no file at this address.", title="404 Not Found")
+            return
+        if _key(os.fstat(f.fileno())) != entry.key:
+            # not the file that was checked (replaced since, maybe by a symlink out)
+            f.close()
+            self._forget(request.path)
+            self.error(request, 404, "There is no file at this address.", title="404 Not Found")
             return
         request.set_common_headers()
-        request.responseHeaders.setRawHeaders(b"Content-Type", [entry.ctype])
-        request.responseHeaders.setRawHeaders(b"Accept-Ranges", [b"bytes"])
-        request.responseHeaders.setRawHeaders(b"X-Content-Type-Options", [b"nosniff"])
-        request.responseHeaders.setRawHeaders(b"ETag", [entry.etag])
-        request.responseHeaders.setRawHeaders(b"Last-Modified", [entry.last_modified])
-        request.responseHeaders.setRawHeaders(b"Cache-Control", [b"no-cache"])
+        headers = request.responseHeaders
+        headers.setRawHeaders(b"Content-Type", [entry.ctype])
+        headers.setRawHeaders(b"Accept-Ranges", [b"bytes"])
+        headers.setRawHeaders(b"X-Content-Type-Options", [b"nosniff"])
+        headers.setRawHeaders(b"ETag", [entry.etag])
+        headers.setRawHeaders(b"Last-Modified", [entry.last_modified])
+        headers.setRawHeaders(b"Cache-Control", [b"no-cache"])
         if part is None:
-            request.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % entry.size])
-            producer: Any = NoRangeStaticProducer(request, f)
+            first, length = 0, entry.size
         else:
             first, length, _head = part
             request.setResponseCode(206)
-            request.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % length])
-            request.responseHeaders.setRawHeaders(
+            headers.setRawHeaders(
                 b"Content-Range", [b"bytes %d-%d/%d" % (first, first + length - 1, entry.size)]
             )
-            producer = SingleRangeStaticProducer(request, f, first, length)
-        producer.start()
+        headers.setRawHeaders(b"Content-Length", [b"%d" % length])
+        FileProducer(request, f, first, length).start()
 
     # -- pages ----------------------------------------------------------------------
 
@@ -539,6 +545,58 @@ class StaticFiles:
         request.setHeader(b"Content-Length", b"%d" % len(body))
         request.write(b"" if request.method == b"HEAD" else body)
         request.finish()
+
+
+@implementer(IPushProducer)
+class FileProducer:
+    """
+    Sends bytes [offset, offset + length) of an open file to a request, a chunk at a
+    time, as fast as the transport takes them (a push producer: the transport pauses
+    it when its buffer is full, resumes it when drained; no timer, no global reactor).
+    """
+
+    chunk = 1 << 16
+
+    def __init__(self, request: Any, f: Any, offset: int, length: int):
+        self.request: Any = request
+        self.file = f
+        self.offset = offset
+        self.remaining = length
+        self.paused = False
+
+    def start(self) -> None:
+        self.file.seek(self.offset)
+        self.request.registerProducer(self, True)
+        self.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        while not self.paused and self.request is not None:
+            data = self.file.read(min(self.chunk, self.remaining))
+            if not data:
+                # the file shrank under us: the promised length cannot be kept
+                request = self._done()
+                transport = request.channel.transport
+                request.finish()
+                transport.loseConnection()
+                return
+            self.remaining -= len(data)
+            self.request.write(data)
+            if self.remaining <= 0 and self.request is not None:
+                self._done().finish()
+
+    def stopProducing(self) -> None:
+        self.request = None
+        self.file.close()
+
+    def _done(self) -> Any:
+        request, self.request = self.request, None
+        self.file.close()
+        request.unregisterProducer()
+        return request
 
 
 def _etag_matches(header: bytes, etag: bytes) -> bool:
