@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from twisted.web import resource
+from twisted.web.pages import notFound
 
 from portsuite.dashboard.metrics import registry_for
 
@@ -88,10 +89,10 @@ class Dashboard(resource.Resource):
         self.putChild(b"metrics", _Leaf(self.render_metrics))  # type: ignore[arg-type]
         self._assets: dict[bytes, bytes] = {}
 
-    def getChild(self, path: bytes, request: Any) -> resource.Resource:
+    def getChild(self, path: bytes, request: Any) -> Any:
         if path in _ASSETS:
             return _Leaf(lambda req: self.render_asset(path, req))
-        return resource.NoResource("No such dashboard page; the dashboard is at /_portsuite/")
+        return notFound("No such dashboard page", "The dashboard is at /_portsuite/")
 
     def render(self, request: Any) -> bytes:
         # /_portsuite without the slash: relative links need the slash
