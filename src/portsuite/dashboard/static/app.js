@@ -196,8 +196,10 @@ async function poll() {
   try {
     const r = await fetch("api/services", { cache: "no-store" });
     if (!r.ok) throw new Error("HTTP " + r.status);
-    render(await r.json());
-    setStatus(true, "live · " + new Date().toLocaleTimeString());
+    const data = await r.json();
+    render(data);
+    const up = data.started_at ? " · up " + duration(data.now - data.started_at) : "";
+    setStatus(true, "live · " + new Date().toLocaleTimeString() + up);
   } catch (e) {
     setStatus(false, "cannot reach the suite (" + e.message + ") · retrying");
   } finally {
