@@ -21,8 +21,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from portsuite.services.kv.aof import AOF, read_records
-from portsuite.services.kv.commands import COMMANDS, NO_REPLY, CommandError
+from portsuite.services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite.services.kv.resp import (
+    OK,
     ProtocolError,
     Push,
     RequestParser,
@@ -306,6 +307,7 @@ class KVProtocol(Protocol):
         out: list[bytes] = []
         self._out = out
         execute = self.execute
+        server.total_commands += len(cmds)
         for argv in cmds:
             execute(argv, out)
             if self.close_after_reply or self.closed:
@@ -340,10 +342,14 @@ class KVProtocol(Protocol):
 
     def execute(self, argv: list[bytes], out: list[bytes]) -> None:
         """Run one command; its reply (if any) is appended to C{out}."""
-        name = argv[0].lower()
-        cmd = COMMANDS.get(name)
+        name = argv[0]
+        cmd = COMMANDS_ANY_CASE.get(name)  # GET and get without lower()
+        if cmd is None:
+            name = name.lower()
+            cmd = COMMANDS.get(name)
+        else:
+            name = cmd.lname
         server = self.server
-        server.total_commands += 1
         if cmd is None:
             if name == b"post" or name == b"host:":
                 log.warn(
@@ -423,9 +429,10 @@ class KVProtocol(Protocol):
                     server.aof.feed(a)
         if r is NO_REPLY:
             return
-        t = type(r)
-        if t is bytes:
+        if type(r) is bytes:
             out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        elif r is OK:
+            out.append(b"+OK\r\n")
         else:
             self.enc(r, out)
 

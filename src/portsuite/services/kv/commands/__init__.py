@@ -52,15 +52,18 @@ class Command:
     write: bool = attrs.field(init=False)
     noauth: bool = attrs.field(init=False)
     fullname: str = attrs.field(init=False)
+    lname: bytes = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "write", "write" in self.flags)
         object.__setattr__(self, "noauth", "noauth" in self.flags)
         full = f"{self.parent}|{self.name}" if self.parent else self.name
         object.__setattr__(self, "fullname", full)
+        object.__setattr__(self, "lname", self.name.encode())
 
 
 COMMANDS: dict[bytes, Command] = {}
+COMMANDS_ANY_CASE: dict[bytes, Command] = {}  # also GET, Get: found without lower()
 
 
 def command(
@@ -89,6 +92,8 @@ def command(
         )
         if parent is None:
             COMMANDS[name.encode()] = cmd
+            COMMANDS_ANY_CASE[name.encode()] = cmd
+            COMMANDS_ANY_CASE[name.upper().encode()] = cmd
         else:
             COMMANDS[parent.encode()].subcommands[name.encode()] = cmd
         return f
@@ -104,7 +109,9 @@ def container(
     def no_subcommand(c: Any, argv: list[bytes]) -> Any:  # pragma: no cover
         raise CommandError(f"ERR wrong number of arguments for '{name}' command")
 
-    COMMANDS[name.encode()] = Command(
+    COMMANDS[name.encode()] = COMMANDS_ANY_CASE[name.encode()] = COMMANDS_ANY_CASE[
+        name.upper().encode()
+    ] = Command(
         name=name,
         handler=alone or no_subcommand,
         arity=-1 if alone else -2,
