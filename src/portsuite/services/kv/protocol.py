@@ -419,14 +419,16 @@ class KVProtocol(Protocol):
         except CommandError as e:
             out.append(b"-%s\r\n" % str(e).encode())
             return
-        if write and store.dirty != dirty and server.watched:
-            server.touch(cmd, argv)
-        if write and store.dirty != dirty and server.aof is not None:
-            if self.also is None:
-                server.aof.feed(argv)
-            else:
-                for a in self.also:
-                    server.aof.feed(a)
+        if write and store.dirty != dirty:
+            if server.watched:
+                server.touch(cmd, argv)
+            aof = server.aof
+            if aof is not None:
+                if self.also is None:
+                    aof.feed(argv)
+                else:
+                    for a in self.also:
+                        aof.feed(a)
         if r is NO_REPLY:
             return
         if type(r) is bytes:
