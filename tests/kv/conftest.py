@@ -12,13 +12,22 @@ import pytest
 from portsuite.testing import free_port, need, suite_running
 
 
-@pytest.fixture(scope="session")
-def redis_port() -> Iterator[int]:
-    """A real redis-server 7 (the reference), memory-only, on a free port."""
+def _redis(*extra: str) -> Iterator[int]:
     exe = need("redis-server")
     port = free_port()
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            *extra,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -32,6 +41,26 @@ def redis_port() -> Iterator[int]:
     yield port
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_port() -> Iterator[int]:
+    """A real redis-server 7 (the reference), memory-only, on a free port."""
+    yield from _redis()
+
+
+@pytest.fixture(scope="session")
+def redis_auth_port() -> Iterator[int]:
+    """The reference with a password."""
+    yield from _redis("--requirepass", "s3cret")
+
+
+@pytest.fixture(scope="session")
+def kv_auth_port() -> Iterator[int]:
+    """kv with a password."""
+    config = {"services": {"kv": {"type": "kv", "port": 0, "password": "s3cret"}}}
+    with suite_running(config) as s:
+        yield s.port("kv")
 
 
 @pytest.fixture(scope="session")
