@@ -595,3 +595,35 @@ def test_generated_sequences_match_redis(
     finally:
         ref.close()
         ours.close()
+
+
+def _until_pong(port: int, payload: bytes) -> bytes:
+    raw = Raw(port)
+    raw.send(payload + b"\r\nPING\r\n")
+    raw.sock.settimeout(3)
+    out = b""
+    try:
+        while not out.endswith(b"+PONG\r\n"):
+            chunk = raw.sock.recv(65536)
+            if not chunk:
+                out += b"<closed>"
+                break
+            out += chunk
+    finally:
+        raw.close()
+    return out
+
+
+INLINE = st.text(alphabet=st.sampled_from(list("ab \t\"'\\xn0f{}")), max_size=24)
+
+
+@settings(
+    max_examples=int(os.environ.get("KV_HYPOTHESIS_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(st.one_of(INLINE.map(lambda t: "ECHO " + t), INLINE))
+def test_inline_quoting_matches_redis(redis_port: int, kv_port: int, line: str) -> None:
+    """telnet-style lines: quotes, escapes (\\n, \\xHH), unbalanced quotes, as Redis splits them."""
+    payload = line.encode()
+    assert _until_pong(kv_port, payload) == _until_pong(redis_port, payload)
