@@ -627,3 +627,49 @@ def test_inline_quoting_matches_redis(redis_port: int, kv_port: int, line: str) 
     """telnet-style lines: quotes, escapes (\\n, \\xHH), unbalanced quotes, as Redis splits them."""
     payload = line.encode()
     assert _until_pong(kv_port, payload) == _until_pong(redis_port, payload)
+
+
+def _until_closed(port: int, payload: bytes) -> bytes:
+    raw = Raw(port)
+    raw.send(payload + b"\r\n" + b"QUIT\r\n" * 12)
+    out = raw.rest(timeout=3.0)
+    raw.close()
+    return out
+
+
+FRAGMENT = st.sampled_from(
+    [
+        b"*",
+        b"$",
+        b"-",
+        b"+",
+        b":",
+        b"0",
+        b"1",
+        b"2",
+        b"3",
+        b"\r\n",
+        b"\r",
+        b"\n",
+        b"PING",
+        b"ECHO",
+        b"x",
+        b" ",
+        b'"',
+        b"*1\r\n",
+        b"*2\r\n",
+        b"$4\r\n",
+        b"$1\r\n",
+    ]
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("KV_HYPOTHESIS_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(FRAGMENT, min_size=1, max_size=12).map(b"".join))
+def test_malformed_protocol_matches_redis(redis_port: int, kv_port: int, payload: bytes) -> None:
+    """Random RESP-ish bytes: same replies, same protocol errors, same closes."""
+    assert _until_closed(kv_port, payload) == _until_closed(redis_port, payload)

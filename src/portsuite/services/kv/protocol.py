@@ -316,7 +316,7 @@ class KVProtocol(Protocol):
         if self.closed:
             return
         if error is not None and not self.close_after_reply:
-            out.append(b"-ERR Protocol error: %s\r\n" % error.encode())
+            out.append(b"-ERR Protocol error: %s\r\n" % error.encode("latin-1"))
             self.close_after_reply = True
             log.info(
                 "kv: protocol error from {peer}: {error}; closing", peer=self.peer, error=error

@@ -256,7 +256,8 @@ class RequestParser:
                 if cr > end - 2:
                     break
                 if data[pos] != 36:  # '$'
-                    raise ProtocolError(f"expected '$', got '{chr(data[pos])}'")
+                    got = chr(data[pos]) if data[pos] not in (10, 13) else " "
+                    raise ProtocolError(f"expected '$', got '{got}'")
                 n = string2ll(data[pos + 1 : cr])
                 if n is None or n < 0 or n > self.max_bulk:
                     raise ProtocolError("invalid bulk length")
