@@ -11,9 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from twisted.logger import Logger
+
 from portsuite.registry import Option, ServiceContext, ServiceType
 from portsuite.services.kv.aof import FSYNC_CHOICES, AOFError, check_file
 from portsuite.services.kv.protocol import KVProtocol, KVServer, Settings
+
+log = Logger(namespace="portsuite.kv")
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 __all__ = ["KV", "KVProtocol", "KVServer", "Settings", "build"]
 
@@ -112,8 +117,17 @@ def build(ctx: ServiceContext) -> KVServer:
         file, the byte, the fix), so startup stops and nothing is left half-started.
     """
     svc = ctx.config
+    settings = settings_from(ctx.options)
+    if settings.protected_mode and not settings.password and svc.host not in LOOPBACK_HOSTS:
+        log.warn(
+            "{service}: listening on {host} without a password: clients from other machines "
+            "get -DENIED (protected mode); set password (or protected_mode = false on a "
+            "trusted network)",
+            service=svc.name,
+            host=svc.host,
+        )
     try:
-        return KVServer(settings_from(ctx.options), ctx.reactor, name=svc.name, port=svc.port)
+        return KVServer(settings, ctx.reactor, name=svc.name, port=svc.port)
     except AOFError as e:
         from portsuite.suite import StartupError
 
