@@ -97,6 +97,11 @@ class Server:
                 return int(line.split()[1])
         return 0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -149,7 +154,7 @@ def throughput(port: int, seconds: float, conns: int = 8) -> float:
     return sum(st[1] for st in state.values()) / elapsed / 2**20
 
 
-def round_trips(port: int, seconds: float, conns: int) -> float:
+def round_trips(port: int, seconds: float, conns: int) -> tuple[float, int]:
     """Round trips per second of 64-byte messages, one in flight per connection."""
     msg = b"m" * 64
     sel = selectors.DefaultSelector()
@@ -178,7 +183,7 @@ def round_trips(port: int, seconds: float, conns: int) -> float:
     elapsed = time.monotonic() - t0
     for s in pending:
         s.close()
-    return done / elapsed
+    return done / elapsed, done
 
 
 def idle(server: Server, count: int) -> tuple[int, float]:
@@ -240,11 +245,14 @@ def main() -> None:
                     res.setdefault("startup s", []).append(server.startup)
                     res.setdefault("MiB/s", []).append(throughput(server.port, args.seconds))
                     res.setdefault("rtt/s", []).append(
-                        round_trips(server.port, args.seconds / 1.5, 1)
+                        round_trips(server.port, args.seconds / 1.5, 1)[0]
                     )
-                    res.setdefault("rr50/s", []).append(
-                        round_trips(server.port, args.seconds / 1.5, 50)
-                    )
+                    cpu0 = server.cpu_seconds()
+                    rate, done = round_trips(server.port, args.seconds / 1.5, 50)
+                    res.setdefault("rr50/s", []).append(rate)
+                    # CPU per message: what the server spends, whatever else the machine runs
+                    cpu = server.cpu_seconds() - cpu0
+                    res.setdefault("rr50 cpu us/rt", []).append(cpu / max(done, 1) * 1e6)
                     if r == 0 and args.idle:
                         held, per_1k = idle(server, args.idle)
                         res["idle held"] = [held]
