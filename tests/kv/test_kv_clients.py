@@ -121,3 +121,18 @@ def test_redis_py_transactions(kv_port: int, protocol: int) -> None:
     r.transaction(double, "balance")
     assert attempts == [70, 1]  # the first try was discarded, the retry saw the new value
     assert r.get("balance") == b"2"
+
+
+def test_suite_counts_every_byte() -> None:
+    """Replies written straight to the socket still show in the suite's counters."""
+    from portsuite.testing import suite_running
+
+    with suite_running({"services": {"kv": {"type": "kv", "port": 0}}}) as s:
+        raw = Raw(s.port("kv"))
+        sent = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+        raw.send(sent)
+        got = raw.reply() + raw.reply()
+        assert got == b"+OK\r\n$5\r\nhello\r\n"
+        svc = s.service("kv")
+        assert (svc["bytes_in"], svc["bytes_out"]) == (len(sent), len(got))
+        raw.close()

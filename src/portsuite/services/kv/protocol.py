@@ -270,9 +270,10 @@ class KVProtocol(Protocol):
                 n = raw.writeSomeData(data)
                 if type(n) is int:
                     counted = self._counted
-                    if counted is not None:
+                    if counted is not None:  # what the wrapper's write() would do
                         counted.client.bytes_out += n
-                        counted.stats.bytes_out += n
+                        if counted._idle is not None:
+                            counted._touch()
                     if n == len(data):
                         return
                     data = data[n:]
