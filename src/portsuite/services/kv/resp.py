@@ -12,6 +12,7 @@ L{encode2} and L{encode3} turn a command's reply value into RESP2 or RESP3 bytes
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 try:
@@ -20,6 +21,7 @@ try:
 except ImportError:  # pragma: no cover - the pure-Python parser does everything
     _HiredisReader = None  # type: ignore[assignment,misc]
 
+_chain = chain.from_iterable
 INLINE_MAX = 64 * 1024
 DEFAULT_MAX_BULK = 512 * 1024 * 1024
 INT_MAX = 2**31 - 1
@@ -157,29 +159,27 @@ class RequestParser:
         reader = self._fast
         try:
             reader.feed(data)  # type: ignore[union-attr]
+            gets = reader.gets  # type: ignore[union-attr]
             cmds = []
             while True:
-                argv = reader.gets()  # type: ignore[union-attr]
-                if argv is False:
+                argv = gets()
+                if type(argv) is list:
+                    if argv:  # (*0 is skipped, as Redis does)
+                        cmds.append(argv)
+                elif argv is False:
                     break
-                if type(argv) is not list:
-                    if argv is None:  # *-1: Redis skips it too
-                        continue
+                elif argv is not None:  # (*-1 is skipped too)
                     raise ValueError
-                if not argv:  # *0
-                    continue
-                for a in argv:
-                    if type(a) is not bytes:
-                        raise ValueError
-                cmds.append(argv)
+            # every argument a bulk string? join() refuses ints, nested arrays, nulls…
+            b"".join(_chain(cmds))
             # Did the batch end between two requests? A reader at the top level reads
             # this probe as an empty request; one inside a request makes it part of it.
             reader.feed(b"*0\r\n")  # type: ignore[union-attr]
-            probe = reader.gets()  # type: ignore[union-attr]
+            probe = gets()
             if type(probe) is not list or probe or reader.has_data():  # type: ignore[union-attr]
                 raise ValueError
             return cmds
-        except (_HiredisError, ValueError):
+        except (_HiredisError, ValueError, TypeError):
             self._fast = _HiredisReader()
             return None
 
