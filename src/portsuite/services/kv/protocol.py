@@ -117,6 +117,7 @@ class KVProtocol(Protocol):
         self.last_cmd: Any = None
         self.multi: list[tuple[Any, list[bytes]]] | None = None  # commands queued by MULTI
         self.multi_failed = False
+        self.plain = self.authenticated
         self.watching: set[bytes] = set()
         self.watch_dirty = False
         self._raw: Any = None
@@ -171,9 +172,16 @@ class KVProtocol(Protocol):
     def subscribed(self) -> bool:
         return bool(self.channels or self.patterns)
 
+    def refresh(self) -> None:
+        """After AUTH, MULTI, SUBSCRIBE…: can the next command skip the state checks?"""
+        self.plain = (
+            self.authenticated and self.multi is None and not (self.channels or self.patterns)
+        )
+
     def set_authenticated(self) -> None:
         self.authenticated = True
         self.parser.locked = False
+        self.refresh()
 
     def set_resp(self, version: int) -> None:
         self.resp = version
@@ -223,6 +231,7 @@ class KVProtocol(Protocol):
         self.server.clients[self.id] = self
         self.authenticated = not self.server.settings.password
         self.parser.locked = not self.authenticated
+        self.refresh()
 
     # -- flow control: a client that does not read cannot grow our memory ----------
 
@@ -391,19 +400,20 @@ class KVProtocol(Protocol):
             if self.multi is not None:
                 self.multi_failed = True
             return
-        if not self.authenticated and not cmd.noauth:
-            out.append(b"-NOAUTH Authentication required.\r\n")
-            return
-        if self.resp == 2 and (self.channels or self.patterns) and name not in SUBSCRIBED_OK:
-            out.append(
-                b"-ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT "
-                b"/ RESET are allowed in this context\r\n" % cmd.fullname.encode()
-            )
-            return
-        if self.multi is not None and name not in NOT_QUEUED:
-            self.multi.append((cmd, argv))
-            out.append(b"+QUEUED\r\n")
-            return
+        if not self.plain:  # not authenticated, subscribed (RESP2) or in MULTI
+            if not self.authenticated and not cmd.noauth:
+                out.append(b"-NOAUTH Authentication required.\r\n")
+                return
+            if self.resp == 2 and (self.channels or self.patterns) and name not in SUBSCRIBED_OK:
+                out.append(
+                    b"-ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING "
+                    b"/ QUIT / RESET are allowed in this context\r\n" % cmd.fullname.encode()
+                )
+                return
+            if self.multi is not None and name not in NOT_QUEUED:
+                self.multi.append((cmd, argv))
+                out.append(b"+QUEUED\r\n")
+                return
         self.last_cmd = cmd
         store = self.store
         write = cmd.write
@@ -419,7 +429,11 @@ class KVProtocol(Protocol):
             r = cmd.handler(self, argv)
         except CommandError as e:
             out.append(b"-%s\r\n" % str(e).encode())
+            if cmd.stateful:
+                self.refresh()
             return
+        if cmd.stateful:
+            self.refresh()
         if write and store.dirty != dirty:
             if server.watched:
                 server.touch(cmd, argv)

@@ -53,6 +53,7 @@ class Command:
     noauth: bool = attrs.field(init=False)
     fullname: str = attrs.field(init=False)
     lname: bytes = attrs.field(init=False)
+    stateful: bool = attrs.field(init=False)  # may change AUTH/MULTI/SUBSCRIBE state
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "write", "write" in self.flags)
@@ -60,8 +61,23 @@ class Command:
         full = f"{self.parent}|{self.name}" if self.parent else self.name
         object.__setattr__(self, "fullname", full)
         object.__setattr__(self, "lname", self.name.encode())
+        object.__setattr__(self, "stateful", self.parent is None and self.name in STATEFUL)
 
 
+STATEFUL = frozenset(
+    (
+        "auth",
+        "hello",
+        "multi",
+        "exec",
+        "discard",
+        "subscribe",
+        "unsubscribe",
+        "psubscribe",
+        "punsubscribe",
+        "reset",
+    )
+)
 COMMANDS: dict[bytes, Command] = {}
 COMMANDS_ANY_CASE: dict[bytes, Command] = {}  # also GET, Get: found without lower()
 
