@@ -304,6 +304,52 @@ CASES = {
         "SCAN 0 FOO",
         "SCAN 0 TYPE hash COUNT 100",
     ],
+    "more": [
+        "RPUSH l a b c d",
+        "LTRIM l 1 -2",
+        "LRANGE l 0 -1",
+        "LTRIM l x 1",
+        "LTRIM nol 0 1",
+        "LINSERT l before c X",
+        "LINSERT l after zz X",
+        "LINSERT l middle c X",
+        "LINSERT nol before a b",
+        "LRANGE l 0 -1",
+        "LTRIM l 5 10",
+        "EXISTS l",
+        "SADD s1 a b c",
+        "SADD s2 b c d",
+        "SMOVE s1 s2 a",
+        "SMOVE s1 s2 zz",
+        "SMOVE nos s2 a",
+        "SMOVE s1 s1 b",
+        "SET str x",
+        "SMOVE s1 str b",
+        "SINTER s1 nos",
+        "SINTER nos s1",
+        "SINTER str s1",
+        "SINTER nos str",
+        "SINTER s1 s2",
+        "SDIFF nos s1",
+        "SDIFF s2 s1",
+        "SUNION nos str",
+        "SUNION s1 s2 nos",
+        "SADD n 3 1 2",
+        "SADD m 2 3 4",
+        "SINTER n m",
+        "SUNION n m",
+        "SDIFF m n",
+        "HSET h f 1.5",
+        "HINCRBYFLOAT h f 0.1",
+        "HINCRBYFLOAT h g abc",
+        "HSET h i x",
+        "HINCRBYFLOAT h i 1",
+        "HINCRBYFLOAT h f 1e400",
+        "HINCRBYFLOAT h f inf",
+        "HINCRBYFLOAT h new 3",
+        "HGETALL h",
+        "HINCRBYFLOAT str f 1",
+    ],
     "transactions": [
         "MULTI",
         "MULTI",
@@ -366,7 +412,7 @@ CASES = {
     ],
 }
 
-UNORDERED = {"SMEMBERS", "KEYS", "HKEYS", "HVALS", "HGETALL"}
+UNORDERED = {"SMEMBERS", "KEYS", "HKEYS", "HVALS", "HGETALL", "SINTER", "SUNION", "SDIFF"}
 
 
 def _run(raw: Raw, line: str) -> bytes:
@@ -539,6 +585,11 @@ COMMAND = st.one_of(
     ),
     st.tuples(st.sampled_from(["HKEYS", "HVALS", "SMISMEMBER"]), KEYS, VALUES),
     st.tuples(st.just("LPOP"), KEYS, st.sampled_from(["0", "1", "3", "-1"])),
+    st.tuples(st.just("LTRIM"), KEYS, INTS, INTS),
+    st.tuples(st.just("LINSERT"), KEYS, st.sampled_from(["BEFORE", "after", "x"]), VALUES, VALUES),
+    st.tuples(st.just("SMOVE"), KEYS, KEYS, VALUES),
+    st.tuples(st.sampled_from(["SINTER", "SUNION", "SDIFF"]), KEYS, KEYS),
+    st.tuples(st.just("HINCRBYFLOAT"), KEYS, FIELDS, st.sampled_from(["0.1", "-2", "x", "1e3"])),
 )
 
 TIMED = {"TTL", "PTTL", "EXPIRETIME"}
@@ -556,6 +607,8 @@ def _normalise(cmd: tuple[str, ...], reply: bytes) -> object:
         value = reader.gets()
         if name == "SCAN" and isinstance(value, list):
             return ("scan", value[0], sorted(value[1]))
+        if isinstance(value, dict):  # a RESP3 map
+            return ("map", sorted(value.items()))
         if isinstance(value, list):
             return ("sorted", sorted(map(repr, value)))
     return reply

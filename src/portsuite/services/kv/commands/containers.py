@@ -6,7 +6,7 @@ from collections import deque
 from itertools import islice
 from typing import Any
 
-from portsuite.services.kv import glob
+from portsuite.services.kv import glob, longdouble
 from portsuite.services.kv.commands import (
     NO_SUCH_KEY,
     NOT_INT,
@@ -418,3 +418,137 @@ def scard(c: Any, argv: list[bytes]) -> Any:
 
 
 __all__ = ["NOT_INT"]
+
+
+# -- more list, set and hash commands ----------------------------------------------
+
+
+@command("ltrim", 4, "write", L, "Trim a list to the specified range")
+def ltrim(c: Any, argv: list[bytes]) -> Any:
+    start = to_int(argv[2])
+    end = to_int(argv[3])
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return OK
+    n = len(lst)
+    if start < 0:
+        start += n
+    if end < 0:
+        end += n
+    if start < 0:
+        start = 0
+    if start > end or start >= n:
+        keep: list[bytes] = []
+    else:
+        keep = list(islice(lst, start, min(end, n - 1) + 1))
+    if len(keep) != n:
+        lst.clear()
+        lst.extend(keep)
+        c.store.dirty += 1
+        _drop_if_empty(c, argv[1], lst)
+    return OK
+
+
+@command(
+    "linsert", 5, "write denyoom", L, "Insert an element before or after another element in a list"
+)
+def linsert(c: Any, argv: list[bytes]) -> Any:
+    where = argv[2].lower()
+    if where not in (b"before", b"after"):
+        raise CommandError("ERR syntax error")
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return 0
+    try:
+        i = lst.index(argv[3])
+    except ValueError:
+        return -1
+    lst.insert(i if where == b"before" else i + 1, argv[4])
+    c.store.dirty += 1
+    return len(lst)
+
+
+@command("smove", 4, "write fast", S, "Move a member from one set to another", keys=(1, 2, 1))
+def smove(c: Any, argv: list[bytes]) -> Any:
+    src = c.store.get(argv[1])
+    dst = c.store.get(argv[2])
+    if src is None:
+        return 0
+    if type(src) is not set or (dst is not None and type(dst) is not set):
+        raise wrongtype()
+    member = argv[3]
+    if src is dst:
+        return int(member in src)
+    if member not in src:
+        return 0
+    src.discard(member)
+    _drop_if_empty(c, argv[1], src)
+    if dst is None:
+        dst = set()
+        c.store.set(argv[2], dst)
+    dst.add(member)
+    c.store.dirty += 1
+    return 1
+
+
+def _sets(c: Any, keys: list[bytes]) -> list[set[bytes] | None]:
+    out = []
+    for key in keys:
+        v = c.store.get(key)
+        if v is not None and type(v) is not set:
+            raise wrongtype()
+        out.append(v)
+    return out
+
+
+@command("sinter", -2, "readonly", S, "Intersect multiple sets", keys=(1, -1, 1))
+def sinter(c: Any, argv: list[bytes]) -> Any:
+    sets = _sets(c, argv[1:])
+    if any(s is None for s in sets):
+        return SetReply()
+    return SetReply(_intset_order(set.intersection(*sets)))  # type: ignore[arg-type]
+
+
+@command("sunion", -2, "readonly", S, "Add multiple sets", keys=(1, -1, 1))
+def sunion(c: Any, argv: list[bytes]) -> Any:
+    sets = [s for s in _sets(c, argv[1:]) if s is not None]
+    return SetReply(_intset_order(set().union(*sets)))
+
+
+@command("sdiff", -2, "readonly", S, "Subtract multiple sets", keys=(1, -1, 1))
+def sdiff(c: Any, argv: list[bytes]) -> Any:
+    sets = _sets(c, argv[1:])
+    if sets[0] is None:
+        return SetReply()
+    return SetReply(_intset_order(sets[0].difference(*[s for s in sets[1:] if s])))
+
+
+@command(
+    "hincrbyfloat",
+    4,
+    "write denyoom fast",
+    H,
+    "Increment the float value of a hash field by the given amount",
+)
+def hincrbyfloat(c: Any, argv: list[bytes]) -> Any:
+    if not longdouble.valid_float(argv[3]):
+        raise CommandError("ERR value is not a valid float")
+    if argv[3].lower().lstrip(b"+-") in (b"inf", b"infinity"):
+        raise CommandError("ERR value is NaN or Infinity")
+    h = _get(c, argv[1], dict)
+    old = h.get(argv[2]) if h is not None else None
+    if old is not None and not longdouble.valid_float(old):
+        raise CommandError("ERR hash value is not a float")
+    r = longdouble.incr_float(old if old is not None else b"0", argv[3])
+    if r == "value":
+        raise CommandError("ERR hash value is not a float")
+    if r == "result":
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    assert isinstance(r, bytes)
+    if h is None:
+        h = {}
+        c.store.set(argv[1], h)
+    h[argv[2]] = r
+    c.store.dirty += 1
+    c.also = [[b"HSET", argv[1], argv[2], r]]
+    return r
