@@ -481,6 +481,8 @@ def _direct_transport(transport: Any) -> tuple[Any, Any]:
 
     counted = None
     if type(transport) is ServiceProtocol:
+        if not all(hasattr(transport, a) for a in ("client", "_idle", "_touch")):
+            return None, None  # the wrapper changed: let its write() do its job
         counted = transport
         transport = transport.transport
     if isinstance(transport, Connection) and hasattr(transport, "_tempDataLen"):
