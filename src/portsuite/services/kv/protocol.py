@@ -553,6 +553,7 @@ class KVServer(ServerFactory):
         self.last_save = time.time()
         self.aof: AOF | None = None
         self._loops: list[LoopingCall] = []
+        self._ticks = 0
         if settings.data is not None:
             self.load(settings.data)
 
@@ -666,8 +667,9 @@ class KVServer(ServerFactory):
                 self.aof.flush()
             except OSError:
                 pass
+        self._ticks += 1
         timeout = self.settings.timeout
-        if timeout:
+        if timeout and self._ticks % 10 == 0:  # idle clients: once a second is enough
             now = self.clock()
             for client in list(self.clients.values()):
                 if not client.subscribed and now - client.last > timeout:
