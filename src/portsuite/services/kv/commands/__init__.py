@@ -167,7 +167,7 @@ def wrong_arity(name: str) -> CommandError:
 def _register_all() -> None:
     import importlib
 
-    for module in ("strings", "keys", "containers", "server"):
+    for module in ("strings", "keys", "containers", "connection", "server", "pubsub"):
         importlib.import_module(f"portsuite.services.kv.commands.{module}")
 
 
