@@ -15,7 +15,8 @@ from twisted.logger import Logger
 
 from portsuite.registry import Option, ServiceContext, ServiceType
 from portsuite.services.kv.aof import FSYNC_CHOICES, AOFError, check_file
-from portsuite.services.kv.protocol import KVProtocol, KVServer, Settings
+from portsuite.services.kv.protocol import KVProtocol
+from portsuite.services.kv.server import KVServer, Settings
 
 log = Logger(namespace="portsuite.kv")
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
