@@ -89,17 +89,9 @@ class ServiceStats:
     def bytes_in(self) -> int:
         return self.closed_bytes_in + sum(c.bytes_in for c in self.clients.values())
 
-    @bytes_in.setter
-    def bytes_in(self, value: int) -> None:
-        self.closed_bytes_in += value - self.bytes_in
-
     @property
     def bytes_out(self) -> int:
         return self.closed_bytes_out + sum(c.bytes_out for c in self.clients.values())
-
-    @bytes_out.setter
-    def bytes_out(self, value: int) -> None:
-        self.closed_bytes_out += value - self.bytes_out
 
     def client_closed(self, key: int) -> ClientInfo | None:
         """Forget a client, keeping its bytes in the service's totals."""

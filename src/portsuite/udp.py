@@ -347,5 +347,5 @@ class GuardedDatagramWrapper(DatagramWrapper):
         if self.tracer is not None:
             self.tracer.sent(addr, data)  # before it leaves: the transcript never lags the peer
         self.stats.datagrams_out += 1
-        self.stats.bytes_out += len(data)
+        self.stats.closed_bytes_out += len(data)
         self.transport.write(data, addr)

@@ -134,6 +134,15 @@ class ServiceProtocol(ProtocolWrapper):
             self._touch()
         self.transport.write(data)
 
+    def sent(self, n: int) -> None:
+        """
+        Count C{n} bytes that the wrapped protocol wrote to the socket itself, past
+        L{write} (kv does, for replies that can leave at once).
+        """
+        self.client.bytes_out += n
+        if self._idle is not None:
+            self._touch()
+
     def writeSequence(self, data: Any) -> None:
         data = list(data)
         self.client.bytes_out += sum(map(len, data))

@@ -261,10 +261,8 @@ class KVProtocol(Protocol):
                 n = raw.writeSomeData(data)
                 if type(n) is int:
                     counted = self._counted
-                    if counted is not None:  # what the wrapper's write() would do
-                        counted.client.bytes_out += n
-                        if counted._idle is not None:
-                            counted._touch()
+                    if counted is not None:  # what the wrapper's write() would count
+                        counted.sent(n)
                     if n == len(data):
                         return
                     data = data[n:]
@@ -463,8 +461,6 @@ def _direct_transport(transport: Any) -> tuple[Any, Any]:
 
     counted = None
     if type(transport) is ServiceProtocol:
-        if not all(hasattr(transport, a) for a in ("client", "_idle", "_touch")):
-            return None, None  # the wrapper changed: let its write() do its job
         counted = transport
         transport = transport.transport
     if isinstance(transport, Connection) and hasattr(transport, "_tempDataLen"):
