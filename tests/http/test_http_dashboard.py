@@ -68,7 +68,7 @@ def test_api_of_a_service_built_alone(web: Web) -> None:
 def test_metrics_text_is_prometheus_and_counts(web: Web) -> None:
     web.stats.total = 7
     web.stats.open = 2
-    web.stats.bytes_out = 1234
+    web.stats.closed_bytes_out = 1234
     r = web.get("/_portsuite/metrics")
     assert r.status == 200
     assert r.header("content-type").startswith("text/plain; version=0.0.4")
