@@ -219,3 +219,34 @@ def test_half_close_still_gets_the_reply() -> None:
             c.shutdown(socket.SHUT_WR)
             assert recv_exactly(c, 100) == reply  # then end of stream
             c.close()
+
+
+def test_permission_denied_below_1024_names_the_fix() -> None:
+    """What a normal user sees for port 7 (the kernel's EACCES, without needing a non-root run)."""
+    import errno
+
+    from twisted.internet.error import CannotListenError
+    from twisted.internet.testing import MemoryReactorClock
+
+    from portsuite import config
+    from portsuite.suite import Suite
+
+    class NoPrivileges(MemoryReactorClock):
+        def listenTCP(self, port, factory, backlog=50, interface=""):  # type: ignore[no-untyped-def]
+            if port < 1024:
+                raise CannotListenError(interface, port, OSError(errno.EACCES, "Permission denied"))
+            return super().listenTCP(port, factory, backlog, interface)
+
+    reactor = NoPrivileges()
+    cfg = config.from_dict(
+        {"services": {"alt": {"type": "echo", "port": 7007}, "echo": {"type": "echo", "port": 7}}}
+    )
+    suite = Suite(cfg, reactor=reactor)
+    with pytest.raises(StartupError) as info:
+        suite.listen()
+    assert str(info.value) == (
+        "cannot start [services.echo] on tcp 127.0.0.1:7: permission denied: port 7 is well-known "
+        "(0-1023) and needs root or CAP_NET_BIND_SERVICE; run as root with twistd --uid/--gid, "
+        "or use a port >= 1024"
+    )
+    assert not suite.listening and suite.stats["alt"].listeners == []
