@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import free_port, pin
+
 BIN = Path(sys.executable).parent
 TWISTED_PEER = (
     "import sys\n"
@@ -39,18 +41,6 @@ TWISTED_PEER = (
     "reactor.listenTCP(int(sys.argv[1]), protocol.Factory.forProtocol(Chargen), interface='127.0.0.1')\n"
     "reactor.run()\n"
 )
-
-
-def pin(cpu: int) -> list[str]:
-    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
-        return ["taskset", "-c", str(cpu)]
-    return []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import cpu_seconds, free_port, pin
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 PEER = (
@@ -41,18 +43,6 @@ PEER = (
     "reactor.listenTCP(int(sys.argv[1]), protocol.Factory.forProtocol(Echo), backlog=1024, interface='127.0.0.1')\n"
     "reactor.run()\n"
 )
-
-
-def pin(cpu: int) -> list[str]:
-    if os.cpu_count() and os.cpu_count() >= 2 and Path("/usr/bin/taskset").exists():  # type: ignore[operator]
-        return ["taskset", "-c", str(cpu)]
-    return []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_accepting(port: int, proc: sp.Popen[bytes], timeout: float = 30) -> None:
@@ -99,8 +89,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -25,24 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import cpu_seconds, free_port, pin
+
 N1 = int(os.environ.get("N1", "50000"))
 NP = int(os.environ.get("NP", "400000"))
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
 CLIENTS = int(os.environ.get("CLIENTS", "50"))
 PIPE = int(os.environ.get("PIPE", "16"))
 TWISTD = str(Path(sys.executable).parent / "twistd")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pin(cpu: int) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu)]
-    return []
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -114,12 +104,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench(pid: int, port: int, pipeline: int, n: int) -> dict[str, tuple[float, float]]:

@@ -32,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchlib import free_port, pin
+
 BIN = Path(sys.executable).parent
 PEER = (
     "import sys\n"
@@ -43,18 +45,6 @@ PEER = (
     "ep.listen(protocol.Factory.forProtocol(Echo))\n"
     "reactor.run()\n"
 )
-
-
-def pin(cpu: int) -> list[str]:
-    if (os.cpu_count() or 1) >= 2 and Path("/usr/bin/taskset").exists():
-        return ["taskset", "-c", str(cpu)]
-    return []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
