@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,19 @@ from portsuite.testing import suite_running, twistd_command, write_config
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
+
+
+def first_port_when_ready(
+    ready: Path, proc: sp.Popen[bytes] | None = None, timeout: float = 30
+) -> int:
+    """Wait for a --ready-file (while the process lives); the first listener's port."""
+    deadline = time.monotonic() + timeout
+    while not ready.exists() and time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert ready.exists(), "the suite never wrote its ready file"
+    return int(json.loads(ready.read_text())["services"][0]["listeners"][0]["port"])
 
 
 def shipped_config_on_free_ports(tmp_path: Path) -> Path:
@@ -129,13 +143,7 @@ def test_twist_runs_the_plugin_too(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not ready.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ready.exists(), (
-            proc.stdout.read1().decode() if proc.poll() is not None else "no ready file"
-        )  # type: ignore[union-attr]
-        port = __import__("json").loads(ready.read_text())["services"][0]["port"]
+        port = first_port_when_ready(ready, proc)
         c = socket.create_connection(("127.0.0.1", port), timeout=5)
         c.sendall(b"twist")
         assert c.recv(10) == b"twist"
@@ -167,10 +175,7 @@ def test_daemonized_twistd_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -
     assert r.returncode == 0, r.stderr
     pid = int(pidfile.read_text())
     try:
-        deadline = time.monotonic() + 30
-        while not ready.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        port = __import__("json").loads(ready.read_text())["services"][0]["port"]
+        port = first_port_when_ready(ready)
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
     finally:
         os.kill(pid, signal.SIGTERM)
@@ -244,10 +249,7 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
     proc = sp.Popen(cmd, pass_fds=(sock.fileno(),), start_new_session=True)
     sock.close()
     try:
-        deadline = time.monotonic() + 30
-        while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert ready.exists(), (tmp_path / "log").read_text()
+        first_port_when_ready(ready, proc)
         c = socket.create_connection(("127.0.0.1", port), timeout=5)
         c.sendall(b"activated")
         assert c.recv(20) == b"activated"
