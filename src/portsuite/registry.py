@@ -161,15 +161,29 @@ class Registry:
     in C{problems} (shown by C{portsuite plugins}) rather than raised.
     """
 
-    types: dict[str, ServiceType] = attrs.field(factory=dict)
+    loaded: dict[str, ServiceType] = attrs.field(factory=dict)
+    # entry points found but not imported yet: a suite imports only the types it uses
+    pending: dict[str, Any] = attrs.field(factory=dict)
     problems: list[str] = attrs.field(factory=list)
     plugin_dirs: tuple[Path, ...] = ()
 
+    @property
+    def types(self) -> dict[str, ServiceType]:
+        """Every type, each entry point imported (for listings such as C{portsuite plugins})."""
+        for name in list(self.pending):
+            self._load(name)
+        return self.loaded
+
+    def names(self) -> list[str]:
+        """Every type name, without importing anything."""
+        return sorted(set(self.loaded) | set(self.pending))
+
     def add(self, stype: ServiceType, source: str) -> None:
-        if stype.name in self.types:
+        if stype.name in self.loaded or stype.name in self.pending:
+            other = self.loaded.get(stype.name)
+            where = other.source if other else "an entry point"
             self.problems.append(
-                f"type {stype.name!r} from {source} ignored: "
-                f"already defined by {self.types[stype.name].source}"
+                f"type {stype.name!r} from {source} ignored: already defined by {where}"
             )
             return
         if not stype.transports <= TRANSPORTS:
@@ -178,34 +192,45 @@ class Registry:
                 f"transports must be among {sorted(TRANSPORTS)}"
             )
             return
-        self.types[stype.name] = attrs.evolve(stype, source=source)
+        self.loaded[stype.name] = attrs.evolve(stype, source=source)
 
     @classmethod
     def discover(cls, plugin_dirs: tuple[Path, ...] = ()) -> Registry:
         """Look at entry points, then at every module of each plugin dir."""
         reg = cls(plugin_dirs=tuple(plugin_dirs))
-        reg._load_entry_points()
+        reg._find_entry_points()
         for folder in plugin_dirs:
             reg._load_plugin_dir(folder)
         return reg
 
-    def _load_entry_points(self) -> None:
+    def _find_entry_points(self) -> None:
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = ep.dist.name if ep.dist is not None else "?"
-            source = "built-in" if dist == "portsuite" else f"entry point ({dist})"
-            try:
-                stype = ep.load()
-            except Exception as e:
+            if ep.name in self.pending:
                 self.problems.append(
-                    f"entry point {ep.name} = {ep.value} ({dist}) failed to load: {e!r}"
+                    f"entry point {ep.name} = {ep.value} ignored: the name is taken"
                 )
                 continue
-            if not isinstance(stype, ServiceType):
-                self.problems.append(
-                    f"entry point {ep.name} = {ep.value} ({dist}) is not a ServiceType"
-                )
-                continue
-            self.add(stype, source)
+            self.pending[ep.name] = ep
+
+    def _load(self, name: str) -> ServiceType | None:
+        """Import one pending entry point; None (and a problem noted) if it fails."""
+        ep = self.pending.pop(name)
+        dist = ep.dist.name if ep.dist is not None else "?"
+        source = "built-in" if dist == "portsuite" else f"entry point ({dist})"
+        try:
+            stype = ep.load()
+        except Exception as e:
+            self.problems.append(
+                f"entry point {ep.name} = {ep.value} ({dist}) failed to load: {e!r}"
+            )
+            return None
+        if not isinstance(stype, ServiceType) or stype.name != ep.name:
+            self.problems.append(
+                f"entry point {ep.name} = {ep.value} ({dist}) is not a ServiceType named {ep.name!r}"
+            )
+            return None
+        self.add(stype, source)
+        return self.loaded.get(stype.name)
 
     def _load_plugin_dir(self, folder: Path) -> None:
         if not folder.is_dir():
@@ -234,8 +259,13 @@ class Registry:
 
         @raise LookupError: with a text that says what to do.
         """
-        if name in self.types:
-            return self.types[name]
+        if name in self.loaded:
+            return self.loaded[name]
+        if name in self.pending:
+            stype = self._load(name)
+            if stype is None:
+                raise LookupError(f"type {name!r} cannot be loaded: {self.problems[-1]}")
+            return stype
         if ":" in name:
             module_name, _, attr = name.partition(":")
             try:
@@ -258,7 +288,7 @@ class Registry:
                 return type_from_class(name, cls)  # type: ignore[arg-type]
             except TypeError as e:
                 raise LookupError(str(e)) from None
-        known = ", ".join(sorted(self.types)) or "none"
+        known = ", ".join(self.names()) or "none"
         raise LookupError(f'unknown type {name!r}; known types: {known} (or use "module:Class")')
 
 
