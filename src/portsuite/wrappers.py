@@ -80,6 +80,9 @@ class ServiceProtocol(ProtocolWrapper):
         factory = self.factory
         directlyProvides(self, providedBy(transport))
         Protocol.makeConnection(self, transport)
+        # bound once: these two calls are on every chunk each way
+        self._deliver = self.wrappedProtocol.dataReceived
+        self._send = transport.write
         factory.registerProtocol(self)
         if factory.idle_timeout:
             self._idle = factory.reactor.callLater(factory.idle_timeout, self._idleExpired)
@@ -124,7 +127,7 @@ class ServiceProtocol(ProtocolWrapper):
         if self._idle is not None:
             self._touch()
         try:
-            self.wrappedProtocol.dataReceived(data)
+            self._deliver(data)
         except Exception:
             self._crashed(Failure(), "dataReceived")
 
@@ -132,7 +135,7 @@ class ServiceProtocol(ProtocolWrapper):
         self.client.bytes_out += len(data)
         if self._idle is not None:
             self._touch()
-        self.transport.write(data)
+        self._send(data)
 
     def sent(self, n: int) -> None:
         """
