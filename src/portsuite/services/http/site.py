@@ -297,14 +297,8 @@ class Request(server.Request):
         self.setHeader(b"Server", SERVER)
         self.setHeader(b"Date", self.site.date)
 
-    def send_whole(self, code: int, reason: bytes, head: bytes, body: bytes, sent: int) -> None:
-        """
-        Write a prebuilt response in one go and finish.
-
-        @param head: the header lines (each ending in CRLF) after Server and Date.
-        @param body: the body to send (empty for HEAD or 304).
-        @param sent: the length to log.
-        """
+    def _start(self, code: int, reason: bytes, head: bytes, sent: int) -> tuple[bytes, ...]:
+        """Mark the response started; its status line and headers, ready to write."""
         self.code = code
         self.code_message = reason
         self.startedWriting = 1
@@ -313,18 +307,25 @@ class Request(server.Request):
         connection = self.responseHeaders.getRawHeaders(b"Connection")
         if connection:
             extra = b"Connection: " + connection[0] + b"\r\n"
-        self.channel.transport.writeSequence(
-            (
-                self.clientproto,
-                b" %d %s\r\nServer: portsuite\r\nDate: " % (code, reason),
-                self.site.date,
-                b"\r\n",
-                head,
-                extra,
-                b"\r\n",
-                body,
-            )
+        return (
+            self.clientproto,
+            b" %d %s\r\nServer: portsuite\r\nDate: " % (code, reason),
+            self.site.date,
+            b"\r\n",
+            head,
+            extra,
+            b"\r\n",
         )
+
+    def send_whole(self, code: int, reason: bytes, head: bytes, body: bytes, sent: int) -> None:
+        """
+        Write a prebuilt response in one go and finish.
+
+        @param head: the header lines (each ending in CRLF) after Server and Date.
+        @param body: the body to send (empty for HEAD or 304).
+        @param sent: the length to log.
+        """
+        self.channel.transport.writeSequence((*self._start(code, reason, head, sent), body))
         self.finish()
 
     def send_big(
@@ -337,28 +338,10 @@ class Request(server.Request):
         C{write} of head and body would make Twisted copy the whole body into a
         fresh buffer for every response.
         """
-        self.code = code
-        self.code_message = reason
-        self.startedWriting = 1
-        self.sentLength = sent
-        extra = b""
-        connection = self.responseHeaders.getRawHeaders(b"Connection")
-        if connection:
-            extra = b"Connection: " + connection[0] + b"\r\n"
+        parts = self._start(code, reason, head, sent)
         producer = _Rest(self, rest)
         self.registerProducer(producer, True)
-        self.channel.transport.writeSequence(
-            (
-                self.clientproto,
-                b" %d %s\r\nServer: portsuite\r\nDate: " % (code, reason),
-                self.site.date,
-                b"\r\n",
-                head,
-                extra,
-                b"\r\n",
-                first,
-            )
-        )
+        self.channel.transport.writeSequence((*parts, first))
         if not producer.paused:
             # the transport did not push back (TLS, tests): no reason to wait
             producer.resumeProducing()
