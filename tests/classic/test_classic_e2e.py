@@ -104,7 +104,11 @@ def test_root_binds_well_known_ports_then_runs_as_nobody(tmp_path: Path, shared_
     ports = dict(zip(names, _free_privileged_ports(len(names)), strict=True))
     for name, table in data["services"].items():
         table["port"] = ports[name]  # a well-known port, but one that is free now
-    data["services"]["web"]["root"] = str(ROOT / "www")
+    # a copy the dropped user can read wherever the checkout lives (a clone under /root is not)
+    www = shutil.copytree(ROOT / "www", shared_dir / "www")
+    for path in [www, *www.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    data["services"]["web"]["root"] = str(www)
     config = {"suite": data["suite"], "services": data["services"]}
     with suite_running(
         config,
