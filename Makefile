@@ -9,10 +9,10 @@ CONFIG ?= config/config.toml
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml plugins/portsuite-rot13/pyproject.toml
+$(VENV)/.installed: pyproject.toml services/pyproject.toml services/setup.py plugins/portsuite-rot13/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]' -e plugins/portsuite-rot13
+	$(BIN)/pip install --quiet -e '.[test]' -e services -e plugins/portsuite-rot13
 	touch $@
 
 run: venv
@@ -22,12 +22,12 @@ check: venv
 	$(BIN)/portsuite check -c $(CONFIG)
 
 test: venv
-	$(BIN)/ruff check src tests plugins bench
+	$(BIN)/ruff check src services tests plugins bench
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check src tests plugins bench
-	$(BIN)/ruff format --check src tests plugins bench
+	$(BIN)/ruff check src services tests plugins bench
+	$(BIN)/ruff format --check src services tests plugins bench
 	$(BIN)/mypy
 
 bench: venv

@@ -21,7 +21,7 @@ from typing import Any
 from twisted.internet.protocol import ServerFactory
 from twisted.protocols.basic import LineReceiver
 
-from portsuite.registry import Option, ServiceContext, ServiceType
+from portsuite.api import Option, ServiceContext, ServiceType
 
 
 class ChatClient(LineReceiver):

@@ -20,15 +20,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from portsuite import certs, trace
+from portsuite import certs, loader, trace
 from portsuite import config as configmod
+from portsuite.api import ConfigError, port_class
 from portsuite.registry import Registry
-from portsuite.stats import port_class
 
 CAP_NET_BIND_SERVICE = 10
 RANGES = (
-    ("well-known", 0, 1023, "system services (echo 7, http 80…): binding needs root or CAP_NET_BIND_SERVICE"),
-    ("registered", 1024, 49151, "assigned by IANA to applications (mysql 3306, redis 6379, http-alt 8080…)"),
+    (
+        "well-known",
+        0,
+        1023,
+        "system services (echo 7, http 80…): binding needs root or CAP_NET_BIND_SERVICE",
+    ),
+    (
+        "registered",
+        1024,
+        49151,
+        "assigned by IANA to applications (mysql 3306, redis 6379, http-alt 8080…)",
+    ),
     ("dynamic", 49152, 65535, "never assigned: the OS hands them out as ephemeral client ports"),
 )
 
@@ -63,16 +73,39 @@ def listener_rows(cfg: configmod.SuiteConfig) -> list[dict[str, Any]]:
             for desc in svc.listen:
                 kind = desc.split(":", 1)[0]
                 port = _desc_port(desc)
-                rows.append(dict(service=svc.name, type=svc.type, transport=kind,
-                                 host=_desc_host(desc, svc.host), port=port,
-                                 tls="tls" if tls or kind == "ssl" else ""))
+                rows.append(
+                    dict(
+                        service=svc.name,
+                        type=svc.type,
+                        transport=kind,
+                        host=_desc_host(desc, svc.host),
+                        port=port,
+                        tls="tls" if tls or kind == "ssl" else "",
+                    )
+                )
             continue
         if svc.tcp and stype.tcp_factory is not None:
-            rows.append(dict(service=svc.name, type=svc.type, transport="tcp", host=svc.host,
-                             port=svc.port, tls=tls))
+            rows.append(
+                dict(
+                    service=svc.name,
+                    type=svc.type,
+                    transport="tcp",
+                    host=svc.host,
+                    port=svc.port,
+                    tls=tls,
+                )
+            )
         if svc.udp:
-            rows.append(dict(service=svc.name, type=svc.type, transport="udp", host=svc.host,
-                             port=svc.port, tls=""))
+            rows.append(
+                dict(
+                    service=svc.name,
+                    type=svc.type,
+                    transport="udp",
+                    host=svc.host,
+                    port=svc.port,
+                    tls="",
+                )
+            )
     return rows
 
 
@@ -108,13 +141,15 @@ def _class_of(port: int | None) -> str:
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def _load(args: argparse.Namespace) -> configmod.SuiteConfig | None:
     try:
-        return configmod.load(args.config)
-    except configmod.ConfigError as e:
+        return loader.load(args.config)
+    except ConfigError as e:
         for line in e.errors:
             print(line, file=sys.stderr)
         print(f"portsuite: {len(e.errors)} problem(s) in {args.config}", file=sys.stderr)
@@ -139,8 +174,17 @@ def run_check(args: argparse.Namespace) -> int:
     privileged = can_bind_privileged()
     for r in rows:
         port = r["port"]
-        table.append([r["service"], r["type"], r["transport"], r["host"],
-                      "-" if port is None else str(port), _class_of(port), r["tls"] or "-"])
+        table.append(
+            [
+                r["service"],
+                r["type"],
+                r["transport"],
+                r["host"],
+                "-" if port is None else str(port),
+                _class_of(port),
+                r["tls"] or "-",
+            ]
+        )
         if port and port < low and not privileged:
             warnings.append(
                 f"warning: [services.{r['service']}] port {port} is well-known (0-1023) and needs "
@@ -204,18 +248,30 @@ def run_plugins(args: argparse.Namespace) -> int:
         desc = t.description + (f" ({t.rfc})" if t.rfc else "")
         table.append([name, port, "/".join(sorted(t.transports)), t.source, desc])
     print(_table(table))
-    print('\nAny Protocol, ServerFactory or DatagramProtocol class also works as type = "module:Class".')
+    print(
+        '\nAny Protocol, ServerFactory or DatagramProtocol class also works as type = "module:Class".'
+    )
     for problem in registry.problems:
         print(f"problem: {problem}", file=sys.stderr)
     return 0
 
 
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {
     "check": ("validate a config without binding; show every listener", add_check, run_check),
     "ports": ("the port ranges, and where a config's services fall", add_ports, run_ports),
     "plugins": ("list every service type the suite can see", add_plugins, run_plugins),
-    "cert": ("make a local CA and a TLS cert for localhost, 127.0.0.1 and ::1", certs.add_arguments, certs.run),
-    "trace": ("follow the live transcript of a service that has trace = true", trace.add_arguments, trace.run),
+    "cert": (
+        "make a local CA and a TLS cert for localhost, 127.0.0.1 and ::1",
+        certs.add_arguments,
+        certs.run,
+    ),
+    "trace": (
+        "follow the live transcript of a service that has trace = true",
+        trace.add_arguments,
+        trace.run,
+    ),
 }
 
 

@@ -12,13 +12,25 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from portsuite.registry import Option, Registry
+from portsuite.api import (
+    DEFAULT_HOST,
+    ConfigError,
+    Option,
+    ServiceConfig,
+    ServiceType,
+    TLSConfig,
+)
+
+# What the parser needs from the registry, without importing it: the plugin dirs in,
+# something that resolves a type name (or raises LookupError with the fix) out.
+TypeResolver = Any
+MakeRegistry = Callable[[tuple[Path, ...]], TypeResolver]
 
 SUITE_KEYS = ("host", "plugin_dirs")
 COMMON_KEYS = (
@@ -35,49 +47,6 @@ COMMON_KEYS = (
 )
 TLS_KEYS = ("cert", "key", "chain", "handshake_timeout")
 LISTEN_PREFIXES = ("tcp", "tcp6", "unix", "ssl", "systemd", "udp")
-DEFAULT_HOST = "127.0.0.1"
-
-
-class ConfigError(Exception):
-    """A config that cannot run; C{errors} has one line per problem."""
-
-    def __init__(self, errors: list[str]):
-        super().__init__("\n".join(errors))
-        self.errors = errors
-
-
-@attrs.frozen
-class TLSConfig:
-    cert: Path
-    key: Path
-    chain: Path | None = None
-    handshake_timeout: float = 10.0
-
-
-@attrs.frozen
-class ServiceConfig:
-    """
-    One configured service: C{[services.NAME]}.
-
-    @ivar port: the TCP/UDP port (0 = any free port); None when C{listen} is used.
-    @ivar listen: Twisted endpoint descriptions that replace port/host.
-    @ivar options: the type's own options, converted, defaults filled in.
-    """
-
-    name: str
-    type: str
-    host: str = DEFAULT_HOST
-    port: int | None = None
-    udp: bool = False
-    tcp: bool = True
-    listen: tuple[str, ...] = ()
-    max_connections: int | None = None
-    max_per_host: int | None = None
-    idle_timeout: float | None = None
-    trace: bool = False
-    tls: TLSConfig | None = None
-    options: Mapping[str, Any] = attrs.field(factory=dict)
-    base_dir: Path = Path(".")
 
 
 @attrs.frozen
@@ -86,7 +55,7 @@ class SuiteConfig:
     host: str
     plugin_dirs: tuple[Path, ...]
     services: tuple[ServiceConfig, ...]
-    registry: Registry = attrs.field(eq=False, repr=False)
+    registry: TypeResolver = attrs.field(eq=False, repr=False)
 
     def service(self, name: str) -> ServiceConfig:
         for svc in self.services:
@@ -95,36 +64,70 @@ class SuiteConfig:
         raise KeyError(name)
 
 
-def load(path: str | Path, registry: Registry | None = None) -> SuiteConfig:
-    """Read and validate a config file. @raise ConfigError: every problem at once."""
+CONFIG_HINT = "config/config.toml"
+
+
+@attrs.frozen
+class Unchecked:
+    """
+    Services the file checks pass over: C{options}, those whose options could not
+    all be read (a cross-option check would judge defaults); C{faulty}, those with
+    any problem already (their TLS files are not worth opening yet).
+    """
+
+    options: set[str]
+    faulty: set[str]
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """
+    The TOML of a config file, as a dict. @raise ConfigError: one line (cannot read,
+    not UTF-8, TOML syntax), naming the file and the fix.
+    """
     path = Path(path)
     label = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as e:
+        fix = "check the path given to -c"
+        if not path.exists() and path.name == "config.toml" and Path(CONFIG_HINT).is_file():
+            fix = f"there is none in this folder; use -c {CONFIG_HINT}"
+        raise ConfigError([f"{label}: cannot read the config ({e.strerror}); {fix}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
         raise ConfigError(
-            [f"{label}: cannot read the config ({e.strerror}); check the path given to -c"]
+            [
+                f"{label}: line {line}: not valid UTF-8 (byte 0x{raw[e.start]:02x}); "
+                f"save the file as UTF-8"
+            ]
         ) from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(
-            [f"{label}: TOML syntax error: {e}; fix the syntax (see config/config.toml)"]
+            [f"{label}: TOML syntax error: {e}; fix the syntax (see {CONFIG_HINT})"]
         ) from None
-    return from_dict(
-        data, base_dir=path.resolve().parent, label=label, path=path, registry=registry
-    )
 
 
-def from_dict(
+def parse(
     data: Mapping[str, Any],
+    make_registry: MakeRegistry,
     base_dir: str | Path = ".",
     label: str = "<config>",
     path: Path | None = None,
-    registry: Registry | None = None,
-) -> SuiteConfig:
-    """Validate a config already parsed (a dict shaped like the TOML file)."""
-    return _Validator(Path(base_dir).resolve(), label).suite(data, path, registry)
+) -> tuple[SuiteConfig, list[str], Unchecked]:
+    """
+    Validate a config already read (a dict shaped like the TOML file): every key of
+    the suite and of each service, against the types that C{make_registry} finds.
+    Returns the config, the problems found (one line each; the config is only usable
+    when there are none) and which services the later checks should pass over. Checks that need the file system beyond the plugin
+    dirs (a type's own C{check}, TLS files) are L{portsuite.loader}'s.
+    """
+    v = _Validator(Path(base_dir).resolve(), label)
+    cfg = v.suite(data, path, make_registry)
+    return cfg, v.errors, Unchecked(options=v.unchecked, faulty=v.faulty)
 
 
 def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
@@ -148,13 +151,15 @@ class _Validator:
         self.base_dir = base_dir
         self.label = label
         self.errors: list[str] = []
+        self.unchecked: set[str] = set()  # services whose options are not all readable
+        self.faulty: set[str] = set()  # services with any problem
 
     def err(self, where: str, key: str, text: str) -> None:
         prefix = f"{self.label}: {where}" + (f" {key}" if key else "")
         self.errors.append(f"{prefix}: {text}")
 
     def suite(
-        self, data: Mapping[str, Any], path: Path | None, registry: Registry | None
+        self, data: Mapping[str, Any], path: Path | None, make_registry: MakeRegistry
     ) -> SuiteConfig:
         for key in data:
             if key not in ("suite", "services"):
@@ -187,8 +192,7 @@ class _Validator:
                     )
                 else:
                     plugin_dirs.append(folder)
-        if registry is None:
-            registry = Registry.discover(tuple(plugin_dirs))
+        registry = make_registry(tuple(plugin_dirs))
         services = data.get("services", {})
         if not isinstance(services, dict):
             self.err("[services]", "", "must be tables, e.g. [services.echo]")
@@ -203,8 +207,6 @@ class _Validator:
             if svc is not None:
                 built.append(svc)
         self.clashes(built)
-        if self.errors:
-            raise ConfigError(self.errors)
         return SuiteConfig(
             path=path,
             host=host,
@@ -223,7 +225,7 @@ class _Validator:
         return value
 
     def service(
-        self, name: str, table: Any, suite_host: str, registry: Registry
+        self, name: str, table: Any, suite_host: str, registry: TypeResolver
     ) -> ServiceConfig | None:
         where = f"[services.{name}]"
         if not isinstance(table, dict):
@@ -236,7 +238,7 @@ class _Validator:
             )
             return None
         try:
-            stype = registry.resolve(tname)
+            stype: ServiceType = registry.resolve(tname)
         except LookupError as e:
             self.err(where, "type", str(e))
             return None
@@ -270,11 +272,16 @@ class _Validator:
             udp = True
         tls = self.tls(where, table.get("tls"))
         if tls is not None and any(d.startswith("ssl:") for d in listen):
-            self.err(where, "tls", "the listen list has an ssl: endpoint too, which would wrap TLS twice; "
-                     "use tcp: endpoints with tls, or drop tls")
+            self.err(
+                where,
+                "tls",
+                "the listen list has an ssl: endpoint too, which would wrap TLS twice; "
+                "use tcp: endpoints with tls, or drop tls",
+            )
         if tls is not None and "tcp" not in stype.transports:
             self.err(where, "tls", f"type {tname!r} has no TCP listener to put TLS on; remove tls")
         options = {}
+        before_options = len(self.errors)
         for opt in stype.options:
             value = self.option(where, opt, table)
             if value is not None or not opt.required:
@@ -295,15 +302,11 @@ class _Validator:
             options=options,
             base_dir=self.base_dir,
         )
-        if len(self.errors) == errors_before:
-            if stype.check is not None:
-                for text in stype.check(svc):
-                    self.errors.append(f"{self.label}: {where} {text}")
-            if tls is not None:
-                from portsuite import tls as tlsmod
-
-                for text in tlsmod.check(tls):
-                    self.errors.append(f"{self.label}: {where} tls: {text}")
+        if len(self.errors) != before_options:
+            # its options are not all as written: a cross-option check would judge defaults
+            self.unchecked.add(name)
+        if len(self.errors) != errors_before:
+            self.faulty.add(name)
         return svc
 
     def port(self, where: str, value: Any) -> int | None:

@@ -18,106 +18,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, ServerFactory
 
-if TYPE_CHECKING:
-    from portsuite.config import ServiceConfig
-    from portsuite.stats import ServiceStats
+from portsuite.api import TRANSPORTS, ServiceType
 
 ENTRY_POINT_GROUP = "portsuite.services"
-TRANSPORTS = frozenset({"tcp", "udp"})
-
-
-@attrs.frozen
-class Option:
-    """
-    One type-specific config key of a service, e.g. C{root} of C{http}.
-
-    @ivar kind: C{str}, C{int}, C{float}, C{bool}, C{Path} (resolved against the
-        config file's folder) or C{list} (of strings).
-    @ivar check: optional validator of the converted value; returns an error text
-        ("must be …") or None.
-    @ivar choices: allowed values, if the option is an enumeration.
-    """
-
-    name: str
-    kind: type = str
-    default: Any = None
-    required: bool = False
-    help: str = ""
-    check: Callable[[Any], str | None] | None = None
-    choices: tuple[Any, ...] | None = None
-
-
-@attrs.define
-class ServiceContext:
-    """
-    What a service type gets when the suite builds it.
-
-    @ivar reactor: the reactor (or a clock in tests); never import the global one.
-    @ivar config: this service's validated L{ServiceConfig}.
-    @ivar stats: this service's counters, shared with the dashboard.
-    @ivar suite: the running suite (for types that show the whole suite, like the
-        dashboard), or None when a type is built alone in a test.
-    """
-
-    reactor: Any
-    config: ServiceConfig
-    stats: ServiceStats
-    suite: Any = None
-
-    @property
-    def options(self) -> Mapping[str, Any]:
-        return self.config.options
-
-
-def _no_refusal(reason: str) -> bytes | None:
-    return None
-
-
-def line_refusal(reason: str) -> bytes:
-    """A one-line notice for text protocols: what a telnet user sees when refused."""
-    return f"portsuite: {reason}\r\n".encode()
-
-
-@attrs.frozen
-class ServiceType:
-    """
-    A kind of server.
-
-    @ivar tcp_factory: builds the C{ServerFactory} for a TCP (or TLS, unix) listener.
-    @ivar udp_protocol: builds the C{DatagramProtocol} for a UDP listener.
-    @ivar refusal: the bytes a client refused by a limit is sent before the close
-        (C{reason} is e.g. "too many connections"), or None to close silently where
-        the protocol has no room for a notice.
-    @ivar check: optional cross-option validation of a whole service; returns error
-        texts, each "key: problem; fix".
-    @ivar source: where the registry found it (filled in by the registry).
-    """
-
-    name: str
-    description: str
-    default_port: int | None
-    transports: frozenset[str] = frozenset({"tcp"})
-    options: tuple[Option, ...] = ()
-    tcp_factory: Callable[[ServiceContext], Factory] | None = None
-    udp_protocol: Callable[[ServiceContext], DatagramProtocol] | None = None
-    refusal: Callable[[str], bytes | None] = line_refusal
-    check: Callable[[ServiceConfig], list[str]] | None = None
-    rfc: str = ""
-    source: str = "built-in"
-
-    def option(self, name: str) -> Option | None:
-        for opt in self.options:
-            if opt.name == name:
-                return opt
-        return None
+# the distributions whose types are portsuite's own (services/pyproject.toml)
+BUILTIN_DISTRIBUTIONS = ("portsuite", "portsuite-services")
 
 
 def type_from_class(spec: str, cls: type) -> ServiceType:
@@ -216,7 +128,7 @@ class Registry:
         """Import one pending entry point; None (and a problem noted) if it fails."""
         ep = self.pending.pop(name)
         dist = ep.dist.name if ep.dist is not None else "?"
-        source = "built-in" if dist == "portsuite" else f"entry point ({dist})"
+        source = "built-in" if dist in BUILTIN_DISTRIBUTIONS else f"entry point ({dist})"
         try:
             stype = ep.load()
         except Exception as e:

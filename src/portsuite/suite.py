@@ -33,16 +33,12 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from portsuite.config import ServiceConfig, SuiteConfig
-from portsuite.registry import ServiceContext, ServiceType
-from portsuite.stats import Listener, ServiceStats, port_class
+from portsuite.api import ServiceConfig, ServiceContext, ServiceType, StartupError
+from portsuite.api.stats import Listener, ServiceStats, port_class
+from portsuite.config import SuiteConfig
 from portsuite.wrappers import DatagramWrapper, ServiceFactory, ServiceProtocol
 
 log = Logger(namespace="portsuite")
-
-
-class StartupError(Exception):
-    """A listener could not be bound; the text is the one line shown to the user."""
 
 
 @attrs.define(eq=False)

@@ -13,7 +13,8 @@ from typing import Any
 
 from twisted.python import usage
 
-from portsuite import config as configmod
+from portsuite import loader
+from portsuite.api import ConfigError
 
 
 class Options(usage.Options):
@@ -35,8 +36,8 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         try:
-            self["suite_config"] = configmod.load(self["config"])
-        except configmod.ConfigError as e:
+            self["suite_config"] = loader.load(self["config"])
+        except ConfigError as e:
             for line in e.errors:
                 print(line, file=sys.stderr)
             print(

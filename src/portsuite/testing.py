@@ -135,11 +135,11 @@ class InProcessSuite:
 
 
 def _load(config: Config, base_dir: str | Path | None) -> Any:
-    from portsuite import config as configmod
+    from portsuite import loader
 
     if isinstance(config, (str, Path)):
-        return configmod.load(config)
-    return configmod.from_dict(config, base_dir=base_dir or os.getcwd())
+        return loader.load(config)
+    return loader.from_dict(config, base_dir=base_dir or os.getcwd())
 
 
 def _start_in_process(config: Config, base_dir: str | Path | None) -> InProcessSuite:

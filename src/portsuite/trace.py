@@ -39,8 +39,9 @@ from typing import Any, TextIO
 
 from twisted.logger import Logger
 
-from portsuite.stats import ServiceStats
-from portsuite.wrappers import ServiceProtocol, format_peer
+from portsuite.api import format_peer
+from portsuite.api.stats import ServiceStats
+from portsuite.wrappers import ServiceProtocol
 
 log = Logger(namespace="portsuite.trace")
 
@@ -545,11 +546,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_traced(config_path: str, service: str) -> str | None:
     """Why C{service} of that config cannot be followed, or None."""
-    from portsuite import config as configmod
+    from portsuite import loader
+    from portsuite.api import ConfigError
 
     try:
-        cfg = configmod.load(config_path)
-    except configmod.ConfigError as e:
+        cfg = loader.load(config_path)
+    except ConfigError as e:
         return "\n".join(e.errors)
     names = [svc.name for svc in cfg.services]
     if service not in names:

@@ -43,8 +43,9 @@ from typing import Any
 import attrs
 from twisted.logger import Logger
 
-from portsuite.stats import ServiceStats
-from portsuite.wrappers import DatagramWrapper, format_peer
+from portsuite.api import format_peer
+from portsuite.api.stats import ServiceStats
+from portsuite.wrappers import DatagramWrapper
 
 log = Logger(namespace="portsuite")
 

@@ -13,33 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
-from portsuite.stats import ClientInfo, ServiceStats
+from portsuite import fastpath
+from portsuite.api import ClientInfo, ServiceStats
+from portsuite.api.peers import format_peer, peer_host
 
 log = Logger(namespace="portsuite")
-
-
-def format_peer(addr: IAddress | tuple[str, int] | None) -> str:
-    """C{host:port} of a peer (C{[v6]:port} for IPv6), as a student reads it."""
-    if isinstance(addr, IPv6Address):
-        return f"[{addr.host}]:{addr.port}"
-    if isinstance(addr, IPv4Address):
-        return f"{addr.host}:{addr.port}"
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        host, port = addr[0], addr[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return "local"  # unix sockets have no peer port
-
-
-def peer_host(addr: Any) -> str:
-    return getattr(addr, "host", None) or "local"
 
 
 class _Refuse(Protocol):
@@ -82,7 +67,7 @@ class ServiceProtocol(ProtocolWrapper):
         Protocol.makeConnection(self, transport)
         # bound once: these two calls are on every chunk each way
         self._deliver = self.wrappedProtocol.dataReceived
-        self._send = transport.write
+        self._send = fastpath.writer(transport)
         factory.registerProtocol(self)
         if factory.idle_timeout:
             self._idle = factory.reactor.callLater(factory.idle_timeout, self._idleExpired)
@@ -136,15 +121,6 @@ class ServiceProtocol(ProtocolWrapper):
         if self._idle is not None:
             self._touch()
         self._send(data)
-
-    def sent(self, n: int) -> None:
-        """
-        Count C{n} bytes that the wrapped protocol wrote to the socket itself, past
-        L{write} (kv does, for replies that can leave at once).
-        """
-        self.client.bytes_out += n
-        if self._idle is not None:
-            self._touch()
 
     def writeSequence(self, data: Any) -> None:
         data = list(data)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from portsuite import config
-from portsuite.config import ConfigError
+from portsuite import loader as config
+from portsuite.api import ConfigError
 
 
 def errors_of(data: dict, tmp_path: Path) -> list[str]:
@@ -119,8 +119,8 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "roomy.py").write_text(
         "from pathlib import Path\n"
-        "from portsuite.registry import Option, ServiceType\n"
-        "from portsuite.services.echo import _factory\n"
+        "from portsuite.api import Option, ServiceType\n"
+        "from portsuite_services.echo import _factory\n"
         "ROOMY = ServiceType(name='roomy', description='d', default_port=None,\n"
         "    options=(Option('data', Path, required=True, help='a file'),), tcp_factory=_factory)\n"
     )
@@ -141,8 +141,8 @@ def test_missing_required_option_and_bad_option_value(tmp_path: Path) -> None:
     plugins = tmp_path / "p"
     plugins.mkdir()
     (plugins / "needy.py").write_text(
-        "from portsuite.registry import Option, ServiceType\n"
-        "from portsuite.services.echo import _factory\n"
+        "from portsuite.api import Option, ServiceType\n"
+        "from portsuite_services.echo import _factory\n"
         "NEEDY = ServiceType(name='needy', description='d', default_port=7300,\n"
         "    options=(Option('root', str, required=True, help='the folder to serve'),\n"
         "             Option('level', int, default=1, check=lambda v: None if v < 5 else 'must be < 5; lower it')),\n"

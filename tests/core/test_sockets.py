@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from portsuite.suite import StartupError
+from portsuite.api import StartupError
 from portsuite.testing import suite_running
 
 PLUGINS = str(Path(__file__).parents[2] / "plugins")
@@ -228,7 +228,7 @@ def test_permission_denied_below_1024_names_the_fix() -> None:
     from twisted.internet.error import CannotListenError
     from twisted.internet.testing import MemoryReactorClock
 
-    from portsuite import config
+    from portsuite import loader as config
     from portsuite.suite import Suite
 
     class NoPrivileges(MemoryReactorClock):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from portsuite_services.echo import Echo
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 
-from portsuite.registry import line_refusal
-from portsuite.services.echo import Echo
-from portsuite.stats import ServiceStats
+from portsuite.api import ServiceStats, line_refusal
 from portsuite.wrappers import ServiceFactory
 
 

@@ -7,7 +7,7 @@ import codecs
 from twisted.internet.protocol import ServerFactory
 from twisted.protocols.basic import LineReceiver
 
-from portsuite.registry import ServiceContext, ServiceType
+from portsuite.api import ServiceContext, ServiceType
 
 
 class Rot13(LineReceiver):

@@ -1,0 +1,126 @@
+"""
+The live dashboard, mounted by every C{http} service at C{/_portsuite/}.
+
+  - C{/_portsuite/}: a page meant to be projected in class: every service, its port
+    and port class, its counters and the clients connected right now; it polls the
+    JSON below every second, so it updates without a reload;
+  - C{/_portsuite/api/services}: C{suite.snapshot()} as JSON, C{{"services": [...]}};
+  - C{/_portsuite/metrics}: the same counters as Prometheus / OpenMetrics text
+    (L{portsuite_services.http.dashboard.metrics}).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from portsuite_services.http.dashboard.metrics import registry_for
+from twisted.web import resource
+from twisted.web.pages import notFound
+
+_ASSETS = {
+    b"": ("index.html", b"text/html; charset=utf-8"),
+    b"index.html": ("index.html", b"text/html; charset=utf-8"),
+    b"app.js": ("app.js", b"text/javascript; charset=utf-8"),
+    b"style.css": ("style.css", b"text/css; charset=utf-8"),
+}
+
+
+def _asset(name: str) -> bytes:
+    return (
+        resources.files("portsuite_services.http.dashboard").joinpath("static", name).read_bytes()
+    )
+
+
+class Snapshot:
+    """What the dashboard shows: the whole suite, or one service built alone."""
+
+    def __init__(self, suite: Any, stats: Any, reactor: Any):
+        self.suite = suite
+        self.stats = stats
+        self.reactor = reactor
+
+    def __call__(self) -> dict[str, Any]:
+        if self.suite is not None:
+            snap = self.suite.snapshot()
+            stats = self.suite.stats
+        else:
+            now = self.reactor.seconds()
+            snap = {
+                "started_at": None,
+                "now": now,
+                "config": None,
+                "services": [self.stats.as_dict(now)],
+            }
+            stats = {self.stats.name: self.stats}
+        for svc in snap["services"]:
+            # the recent transcripts of services with trace = true
+            own = stats.get(svc["name"])
+            svc.setdefault("transcripts", list(own.transcripts) if own is not None else [])
+        return snap
+
+
+class _Leaf(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, render: Any):
+        resource.Resource.__init__(self)
+        self._render = render
+
+    def render_GET(self, request: Any) -> bytes:
+        return self._render(request)  # type: ignore[no-any-return]
+
+    def render_HEAD(self, request: Any) -> bytes:
+        body = self._render(request)
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        return b""
+
+
+class Dashboard(resource.Resource):
+    """C{/_portsuite/}: the page, its script and style, the JSON and the metrics."""
+
+    def __init__(self, suite: Any, stats: Any, reactor: Any):
+        resource.Resource.__init__(self)
+        self.snapshot = Snapshot(suite, stats, reactor)
+        self.registry = registry_for(suite, self.snapshot)
+        api: Any = resource.Resource()
+        api.putChild(b"services", _Leaf(self.render_services))
+        self.putChild(b"api", api)
+        self.putChild(b"metrics", _Leaf(self.render_metrics))  # type: ignore[arg-type]
+        self._assets: dict[bytes, bytes] = {}
+
+    def getChild(self, path: bytes, request: Any) -> Any:
+        if path in _ASSETS:
+            return _Leaf(lambda req: self.render_asset(path, req))
+        return notFound("No such dashboard page", "The dashboard is at /_portsuite/")
+
+    def render(self, request: Any) -> bytes:
+        # /_portsuite without the slash: relative links need the slash
+        request.setResponseCode(301)
+        request.setHeader(b"Location", b"/_portsuite/")
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"the dashboard is at /_portsuite/\n"
+
+    def render_asset(self, name: bytes, request: Any) -> bytes:
+        fname, ctype = _ASSETS[name]
+        body = self._assets.get(name)
+        if body is None:
+            body = self._assets[name] = _asset(fname)
+        request.setHeader(b"Content-Type", ctype)
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return body
+
+    def render_services(self, request: Any) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json.dumps(self.snapshot(), indent=1).encode("utf-8")
+
+    def render_metrics(self, request: Any) -> bytes:
+        from prometheus_client.exposition import choose_encoder
+
+        accept = request.getHeader(b"accept") or b""
+        encoder, ctype = choose_encoder(accept.decode("latin-1"))
+        request.setHeader(b"Content-Type", ctype.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        return encoder(self.registry)  # type: ignore[no-any-return]

@@ -1,0 +1,170 @@
+"""
+kv: a Redis-compatible key-value store (RESP2/RESP3, inline commands, pub/sub),
+memory-only or persisted in an append-only file.
+
+It listens on 3306 by default: the classic database port (MySQL's), here hosting
+a key-value store that redis-cli, redis-py or telnet reach (Redis itself uses 6379).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from portsuite_services.kv.aof import FSYNC_CHOICES, AOFError, check_file
+from portsuite_services.kv.protocol import KVProtocol
+from portsuite_services.kv.server import KVServer, Settings
+from twisted.logger import Logger
+
+from portsuite.api import Option, ServiceContext, ServiceType
+
+log = Logger(namespace="portsuite.kv")
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+__all__ = ["KV", "KVProtocol", "KVServer", "Settings", "build"]
+
+
+def _non_negative(v: int) -> str | None:
+    return None if v >= 0 else "must be 0 or more"
+
+
+def _positive(v: int) -> str | None:
+    return None if v > 0 else "must be 1 or more"
+
+
+def _password(v: str) -> str | None:
+    if not v:
+        return "must not be empty; remove the key for no password"
+    if any(ord(ch) < 33 or ord(ch) > 126 for ch in v):
+        return "must be printable ASCII without spaces (it is typed in AUTH)"
+    return None
+
+
+OPTIONS = (
+    Option("data", Path, None, help="append-only file; without it the data lives in memory only"),
+    Option(
+        "fsync",
+        str,
+        "everysec",
+        choices=FSYNC_CHOICES,
+        help="when appended writes reach the disk: always (before each reply), everysec, no",
+    ),
+    Option(
+        "password",
+        str,
+        None,
+        check=_password,
+        help="clients must AUTH with it; without it only loopback clients are served",
+    ),
+    Option(
+        "protected_mode",
+        bool,
+        True,
+        help="without a password, refuse clients that are not on the loopback interface",
+    ),
+    Option("maxclients", int, 10000, check=_positive, help="clients connected at once"),
+    Option(
+        "proto_max_bulk_len",
+        int,
+        512 * 1024 * 1024,
+        check=_positive,
+        help="largest string a client may send, in bytes (Redis's proto-max-bulk-len)",
+    ),
+    Option(
+        "client_output_buffer_limit",
+        int,
+        32 * 1024 * 1024,
+        check=_non_negative,
+        help="bytes of replies queued for a client that does not read before it is "
+        "disconnected (0 = no limit)",
+    ),
+    Option(
+        "timeout",
+        int,
+        0,
+        check=_non_negative,
+        help="close a client idle for this many seconds (0 = never), as Redis's timeout",
+    ),
+    Option(
+        "aof_rewrite_min_size",
+        int,
+        64 * 1024 * 1024,
+        check=_positive,
+        help="compact the data file once it is this big and twice its size after the "
+        "last compaction",
+    ),
+)
+
+
+def settings_from(options: Any) -> Settings:
+    return Settings(
+        data=options.get("data"),
+        fsync=options.get("fsync") or "everysec",
+        password=options.get("password"),
+        protected_mode=options.get("protected_mode", True),
+        maxclients=options.get("maxclients") or 10000,
+        proto_max_bulk_len=options.get("proto_max_bulk_len") or 512 * 1024 * 1024,
+        client_output_buffer_limit=options.get("client_output_buffer_limit", 32 * 1024 * 1024),
+        timeout=options.get("timeout") or 0,
+        aof_rewrite_min_size=options.get("aof_rewrite_min_size") or 64 * 1024 * 1024,
+    )
+
+
+def build(ctx: ServiceContext) -> KVServer:
+    """
+    The kv factory; loads the data file now.
+
+    @raise portsuite.suite.StartupError: the data file is corrupt (one line: the
+        file, the byte, the fix), so startup stops and nothing is left half-started.
+    """
+    svc = ctx.config
+    settings = settings_from(ctx.options)
+    if settings.protected_mode and not settings.password and svc.host not in LOOPBACK_HOSTS:
+        log.warn(
+            "{service}: listening on {host} without a password: clients from other machines "
+            "get -DENIED (protected mode); set password (or protected_mode = false on a "
+            "trusted network)",
+            service=svc.name,
+            host=svc.host,
+        )
+    try:
+        return KVServer(settings, ctx.reactor, name=svc.name, port=svc.port)
+    except AOFError as e:
+        from portsuite.api import StartupError
+
+        raise StartupError(f"cannot start [services.{svc.name}]: {e}") from None
+    except OSError as e:
+        from portsuite.api import StartupError
+
+        raise StartupError(
+            f"cannot start [services.{svc.name}]: data file {e.filename or ctx.options.get('data')}: "
+            f"{e.strerror}; check that the folder exists and is writable by this user"
+        ) from None
+
+
+def check(svc: Any) -> list[str]:
+    """C{portsuite check}: a data file that cannot be loaded is reported too."""
+    data = svc.options.get("data")
+    if data is None:
+        return []
+    problem = check_file(Path(data))
+    return [f"data: {problem}"] if problem else []
+
+
+def _refusal(reason: str) -> bytes:
+    return f"-ERR {reason}\r\n".encode()
+
+
+KV = ServiceType(
+    name="kv",
+    description=(
+        "Redis-compatible key-value store (redis-cli, redis-py, telnet); on 3306, the "
+        "classic database port"
+    ),
+    default_port=3306,
+    options=OPTIONS,
+    tcp_factory=build,
+    refusal=_refusal,
+    check=check,
+    rfc="RESP (Redis serialization protocol)",
+)

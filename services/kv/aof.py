@@ -1,0 +1,252 @@
+"""
+Persistence: an append-only file (AOF) of RESP commands, as Redis writes one.
+
+Every change is appended as the command that makes it (relative expiry times
+turned absolute, so a replay gives the same result later). C{fsync} decides when
+the bytes are forced to the disk:
+
+  - C{always}: before the replies of a batch are sent, so every acknowledged write
+    survives a crash (kill -9, power loss);
+  - C{everysec}: the file is written after each batch (a kill -9 loses nothing
+    acknowledged; a power loss at most about a second);
+  - C{no}: the file is written after each batch; the OS decides when to flush.
+
+Compaction writes the whole keyspace to a temp file, fsyncs it, renames it over
+the file and fsyncs the folder: at every instant the file on disk is either the
+old one or the new one, complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from portsuite_services.kv.resp import command_bytes
+
+FSYNC_CHOICES = ("always", "everysec", "no")
+
+
+class AOFError(Exception):
+    """The data file cannot be loaded; the text is the one line to show."""
+
+
+def read_records(path: Path) -> tuple[list[list[bytes]], int, int, str | None]:
+    """
+    Parse an AOF.
+
+    @return: (commands, good_size, file_size, truncated_reason): C{good_size} is
+        where the last complete record ends; C{truncated_reason} is set when an
+        incomplete record ends the file (a crash mid-write).
+    @raise AOFError: a malformed record before the end of the file.
+    """
+    data = path.read_bytes()
+    size = len(data)
+    cmds: list[list[bytes]] = []
+    pos = 0
+
+    def corrupt(at: int, why: str) -> AOFError:
+        return AOFError(
+            f"data file {path} is corrupt at byte {at} of {size} ({why}); nothing was "
+            f"started: repair it with `redis-check-aof --fix {path}` (drops everything from "
+            f"that byte on) or move it away"
+        )
+
+    while pos < size:
+        start = pos
+        if data[pos] != 42:  # '*'
+            raise corrupt(pos, f"expected '*', found {data[pos : pos + 1]!r}")
+        nl = data.find(b"\r\n", pos)
+        if nl < 0:
+            return cmds, start, size, "the last record has no end"
+        try:
+            n = int(data[pos + 1 : nl])
+        except ValueError:
+            raise corrupt(pos, "bad argument count") from None
+        if n < 1:
+            raise corrupt(pos, "bad argument count")
+        pos = nl + 2
+        argv = []
+        for _ in range(n):
+            if pos >= size:
+                return cmds, start, size, "the last record is cut short"
+            if data[pos] != 36:  # '$'
+                raise corrupt(pos, f"expected '$', found {data[pos : pos + 1]!r}")
+            nl = data.find(b"\r\n", pos)
+            if nl < 0:
+                return cmds, start, size, "the last record is cut short"
+            try:
+                length = int(data[pos + 1 : nl])
+            except ValueError:
+                raise corrupt(pos, "bad bulk length") from None
+            if length < 0:
+                raise corrupt(pos, "bad bulk length")
+            body = nl + 2
+            if body + length + 2 > size:
+                return cmds, start, size, "the last record is cut short"
+            if data[body + length : body + length + 2] != b"\r\n":
+                raise corrupt(body + length, "a bulk is not followed by CRLF")
+            argv.append(data[body : body + length])
+            pos = body + length + 2
+        cmds.append(argv)
+    return cmds, pos, size, None
+
+
+def check_file(path: Path) -> str | None:
+    """For C{portsuite check}: the corruption line, or None when loadable."""
+    if not path.exists():
+        return None
+    try:
+        read_records(path)
+    except AOFError as e:
+        return str(e)
+    except OSError as e:
+        return f"data file {path} cannot be read ({e.strerror}); fix its permissions"
+    return None
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AOF:
+    """The open append-only file of one kv service."""
+
+    def __init__(self, path: Path, fsync: str):
+        self.path = path
+        self.fsync = fsync
+        self.buf: list[bytes] = []
+        self.fd = -1
+        self.size = 0
+        self.base_size = 0
+        self.rewrites = 0
+        self.unsynced = False
+        self.ok = True
+        self.error = ""
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.size = os.fstat(self.fd).st_size
+        if not self.base_size:
+            self.base_size = self.size
+
+    def feed(self, argv: list[bytes]) -> None:
+        self.buf.append(command_bytes(argv))
+
+    def flush(self) -> None:
+        """Write what the last batch changed (and fsync it with C{always})."""
+        if not self.buf or self.fd < 0:
+            return
+        data = b"".join(self.buf)
+        self.buf.clear()
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+            if self.fsync == "always":
+                os.fsync(self.fd)
+        except OSError as e:
+            # keep what was not written; writes are refused until a retry succeeds
+            if view:
+                self.buf.append(bytes(view))
+            self.ok = False
+            self.error = e.strerror or str(e)
+            raise
+        self.ok = True
+        self.size += len(data)
+        if self.fsync != "always":
+            self.unsynced = True
+
+    def sync(self) -> None:
+        """The once-a-second fsync of C{everysec}."""
+        if self.unsynced and self.fd >= 0:
+            self.unsynced = False
+            os.fsync(self.fd)
+
+    def needs_rewrite(self, min_size: int) -> bool:
+        return self.size >= min_size and self.size >= 2 * max(self.base_size, 1)
+
+    def rewrite(self, store: Any) -> None:
+        """Compact: the keyspace as a fresh file, swapped in atomically."""
+        self.flush()
+        tmp = self.path.with_name(f"{self.path.name}.rewrite-{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        size = 0
+        try:
+            chunk: list[bytes] = []
+            pending = 0
+            for argv in dump_commands(store):
+                b = command_bytes(argv)
+                chunk.append(b)
+                pending += len(b)
+                if pending > 1 << 20:
+                    size += _write_all(fd, b"".join(chunk))
+                    chunk.clear()
+                    pending = 0
+            size += _write_all(fd, b"".join(chunk))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
+        self.open()
+        self.size = self.base_size = size
+        self.rewrites += 1
+        self.unsynced = False
+
+    def truncate(self, good_size: int) -> None:
+        os.truncate(self.path, good_size)
+
+    def close(self) -> None:
+        """Flush, fsync and close (SIGTERM, suite stop)."""
+        if self.fd < 0:
+            return
+        self.flush()
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+    return len(data)
+
+
+def dump_commands(store: Any) -> Any:
+    """The commands that rebuild the keyspace (what a compacted file holds)."""
+    now = store.now_ms()
+    expires = store.expires
+    for key, value in list(store.data.items()):
+        when = expires.get(key)
+        if when is not None and when <= now:
+            continue
+        t = type(value)
+        if t is bytes:
+            yield [b"SET", key, value]
+        elif t is dict:
+            items = [x for kv in value.items() for x in kv]
+            for i in range(0, len(items), 128):
+                yield [b"HSET", key, *items[i : i + 128]]
+        elif t is deque:
+            items = list(value)
+            for i in range(0, len(items), 64):
+                yield [b"RPUSH", key, *items[i : i + 64]]
+        elif t is set:
+            items = list(value)
+            for i in range(0, len(items), 64):
+                yield [b"SADD", key, *items[i : i + 64]]
+        if when is not None:
+            yield [b"PEXPIREAT", key, b"%d" % when]

@@ -1,0 +1,173 @@
+"""
+The command table: every command a client can send, with Redis's arity and flags.
+
+A handler is C{f(client, argv) -> reply}; it raises L{CommandError} (whose text is
+the reply, e.g. C{"ERR syntax error"}) for a client's mistake. Commands that change
+the keyspace are flagged C{write}: what they change goes to the append-only file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from portsuite_services.kv.resp import LLONG_MAX, LLONG_MIN, string2ll
+
+
+class CommandError(Exception):
+    """A reply error; C{str(e)} is the text after the C{-} (C{"ERR ..."})."""
+
+
+SYNTAX = "ERR syntax error"
+NOT_INT = "ERR value is not an integer or out of range"
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+OVERFLOW = "ERR increment or decrement would overflow"
+NO_SUCH_KEY = "ERR no such key"
+NO_REPLY = object()  # the handler already pushed its replies (SUBSCRIBE)
+
+
+@attrs.frozen
+class Command:
+    """
+    @ivar arity: Redis's convention: N = exactly N words (the name included),
+        -N = at least N.
+    @ivar flags: C{write}, C{readonly}, C{noauth} (allowed before AUTH),
+        C{pubsub} (allowed while subscribed in RESP2), C{admin}, C{fast}.
+    @ivar subcommands: for container commands (CONFIG, CLIENT, COMMAND).
+    """
+
+    name: str
+    handler: Callable[[Any, list[bytes]], Any]
+    arity: int
+    flags: frozenset[str]
+    group: str = "generic"
+    summary: str = ""
+    first_key: int = 1
+    last_key: int = 1
+    key_step: int = 1
+    subcommands: dict[bytes, Command] = attrs.field(factory=dict)
+    parent: str | None = None
+    write: bool = attrs.field(init=False)
+    noauth: bool = attrs.field(init=False)
+    fullname: str = attrs.field(init=False)
+    lname: bytes = attrs.field(init=False)
+    stateful: bool = attrs.field(init=False)  # may change AUTH/MULTI/SUBSCRIBE state
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "write", "write" in self.flags)
+        object.__setattr__(self, "noauth", "noauth" in self.flags)
+        full = f"{self.parent}|{self.name}" if self.parent else self.name
+        object.__setattr__(self, "fullname", full)
+        object.__setattr__(self, "lname", self.name.encode())
+        object.__setattr__(self, "stateful", self.parent is None and self.name in STATEFUL)
+
+
+STATEFUL = frozenset(
+    (
+        "auth",
+        "hello",
+        "multi",
+        "exec",
+        "discard",
+        "subscribe",
+        "unsubscribe",
+        "psubscribe",
+        "punsubscribe",
+        "reset",
+    )
+)
+COMMANDS: dict[bytes, Command] = {}
+COMMANDS_ANY_CASE: dict[bytes, Command] = {}  # also GET, Get: found without lower()
+
+
+def command(
+    name: str,
+    arity: int,
+    flags: str = "",
+    group: str = "generic",
+    summary: str = "",
+    keys: tuple[int, int, int] = (1, 1, 1),
+    parent: str | None = None,
+) -> Callable[[Callable[[Any, list[bytes]], Any]], Callable[[Any, list[bytes]], Any]]:
+    """Register a handler under C{name} (or as a subcommand of C{parent})."""
+
+    def register(f: Callable[[Any, list[bytes]], Any]) -> Callable[[Any, list[bytes]], Any]:
+        cmd = Command(
+            name=name,
+            handler=f,
+            arity=arity,
+            flags=frozenset(flags.split()),
+            group=group,
+            summary=summary or (f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else summary,
+            first_key=keys[0],
+            last_key=keys[1],
+            key_step=keys[2],
+            parent=parent,
+        )
+        if parent is None:
+            COMMANDS[name.encode()] = cmd
+            COMMANDS_ANY_CASE[name.encode()] = cmd
+            COMMANDS_ANY_CASE[name.upper().encode()] = cmd
+        else:
+            COMMANDS[parent.encode()].subcommands[name.encode()] = cmd
+        return f
+
+    return register
+
+
+def container(
+    name: str, group: str, summary: str, alone: Callable[[Any, list[bytes]], Any] | None = None
+) -> None:
+    """A command that groups subcommands (CONFIG, CLIENT); C{alone} answers it bare (COMMAND)."""
+
+    def no_subcommand(c: Any, argv: list[bytes]) -> Any:  # pragma: no cover
+        raise CommandError(f"ERR wrong number of arguments for '{name}' command")
+
+    COMMANDS[name.encode()] = COMMANDS_ANY_CASE[name.encode()] = COMMANDS_ANY_CASE[
+        name.upper().encode()
+    ] = Command(
+        name=name,
+        handler=alone or no_subcommand,
+        arity=-1 if alone else -2,
+        flags=frozenset(),
+        group=group,
+        summary=summary,
+        first_key=0,
+        last_key=0,
+        key_step=0,
+    )
+
+
+# -- argument helpers ------------------------------------------------------------
+
+
+def to_int(b: bytes, error: str = NOT_INT) -> int:
+    v = string2ll(b)
+    if v is None:
+        raise CommandError(error)
+    return v
+
+
+def check_overflow(v: int, error: str = OVERFLOW) -> int:
+    if v > LLONG_MAX or v < LLONG_MIN:
+        raise CommandError(error)
+    return v
+
+
+def wrongtype() -> CommandError:
+    return CommandError(WRONGTYPE)
+
+
+def wrong_arity(name: str) -> CommandError:
+    return CommandError(f"ERR wrong number of arguments for '{name}' command")
+
+
+def _register_all() -> None:
+    import importlib
+
+    for module in ("strings", "keys", "containers", "connection", "server", "pubsub"):
+        importlib.import_module(f"portsuite_services.kv.commands.{module}")
+
+
+_register_all()

@@ -1,0 +1,276 @@
+"""Connection commands: PING ECHO QUIT AUTH HELLO SELECT RESET, MULTI/EXEC/WATCH, CLIENT."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from portsuite_services.kv.commands import (
+    SYNTAX,
+    CommandError,
+    command,
+    container,
+    wrong_arity,
+)
+from portsuite_services.kv.resp import (
+    OK,
+    Map,
+    Preencoded,
+    Simple,
+    Verbatim,
+    string2ll,
+)
+
+REDIS_VERSION = "7.0.15"  # what clients read in HELLO and INFO
+C = "connection"
+
+WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+
+
+@command("ping", -1, "fast pubsub", C, "Ping the server", keys=(0, 0, 0))
+def ping(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 2:
+        raise wrong_arity("ping")
+    if c.subscribed and c.resp == 2:
+        return [b"pong", argv[1] if len(argv) == 2 else b""]
+    return argv[1] if len(argv) == 2 else Simple("PONG")
+
+
+@command("echo", 2, "fast", C, "Echo the given string", keys=(0, 0, 0))
+def echo(c: Any, argv: list[bytes]) -> Any:
+    return argv[1]
+
+
+@command("quit", -1, "noauth pubsub fast", C, "Close the connection", keys=(0, 0, 0))
+def quit_(c: Any, argv: list[bytes]) -> Any:
+    c.close_after_reply = True
+    return OK
+
+
+def check_password(c: Any, user: bytes, password: bytes) -> bool:
+    secret = c.server.settings.password
+    if user != b"default":
+        return False
+    if not secret:
+        return True
+    return hmac.compare_digest(password, secret.encode())
+
+
+@command("auth", -2, "noauth fast", C, "Authenticate to the server", keys=(0, 0, 0))
+def auth(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3:
+        raise CommandError(SYNTAX)
+    if len(argv) == 2:
+        if not c.server.settings.password:
+            raise CommandError(
+                "ERR AUTH <password> called without any password configured for the default "
+                "user. Are you sure your configuration is correct?"
+            )
+        user, password = b"default", argv[1]
+    else:
+        user, password = argv[1], argv[2]
+    if not check_password(c, user, password):
+        raise CommandError(WRONGPASS)
+    c.set_authenticated()
+    return OK
+
+
+def _valid_name(name: bytes) -> None:
+    if any(b < 33 or b > 126 for b in name):
+        raise CommandError(
+            "ERR Client names cannot contain spaces, newlines or special characters."
+        )
+
+
+@command("hello", -1, "noauth fast", C, "Handshake with Redis", keys=(0, 0, 0))
+def hello(c: Any, argv: list[bytes]) -> Any:
+    ver = 0
+    j = 1
+    if len(argv) >= 2:
+        v = string2ll(argv[1])
+        if v is None:
+            raise CommandError("ERR Protocol version is not an integer or out of range")
+        if v < 2 or v > 3:
+            raise CommandError("NOPROTO unsupported protocol version")
+        ver = v
+        j = 2
+    user = password = name = None
+    while j < len(argv):
+        more = len(argv) - 1 - j
+        opt = argv[j].lower()
+        if opt == b"auth" and more >= 2:
+            user, password = argv[j + 1], argv[j + 2]
+            j += 3
+        elif opt == b"setname" and more >= 1:
+            name = argv[j + 1]
+            _valid_name(name)
+            j += 2
+        else:
+            raise CommandError(
+                f"ERR Syntax error in HELLO option '{argv[j].decode('utf-8', 'replace')}'"
+            )
+    if user is not None and password is not None:
+        if not check_password(c, user, password):
+            raise CommandError(WRONGPASS)
+        c.set_authenticated()
+    if not c.authenticated:
+        raise CommandError(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+            "HELLO AUTH <user> <pass> option can be used to authenticate the client and select "
+            "the RESP protocol version at the same time"
+        )
+    if name is not None:
+        c.name = name
+    if ver:
+        c.set_resp(ver)
+    return Map(
+        [
+            (b"server", b"redis"),
+            (b"version", REDIS_VERSION.encode()),
+            (b"proto", c.resp),
+            (b"id", c.id),
+            (b"mode", b"standalone"),
+            (b"role", b"master"),
+            (b"modules", []),
+        ]
+    )
+
+
+@command("select", 2, "fast", C, "Change the selected database (only db 0 exists)", keys=(0, 0, 0))
+def select(c: Any, argv: list[bytes]) -> Any:
+    db = string2ll(argv[1])
+    if db is None or db > 2**31 - 1 or db < -(2**31):
+        raise CommandError("ERR value is not an integer or out of range")
+    if db != 0:
+        raise CommandError("ERR DB index is out of range")
+    return OK
+
+
+@command("reset", 1, "noauth pubsub fast", C, "Reset the connection", keys=(0, 0, 0))
+def reset(c: Any, argv: list[bytes]) -> Any:
+    c.reset()
+    return Simple("RESET")
+
+
+# -- transactions ------------------------------------------------------------------
+
+T = "transactions"
+
+
+@command("multi", 1, "fast", T, "Mark the start of a transaction block", keys=(0, 0, 0))
+def multi(c: Any, argv: list[bytes]) -> Any:
+    if c.multi is not None:
+        raise CommandError("ERR MULTI calls can not be nested")
+    c.multi = []
+    c.multi_failed = False
+    return OK
+
+
+@command("exec", 1, "", T, "Execute all commands issued after MULTI", keys=(0, 0, 0))
+def exec_(c: Any, argv: list[bytes]) -> Any:
+    if c.multi is None:
+        raise CommandError("ERR EXEC without MULTI")
+    raw = c.exec_multi()
+    return Preencoded(raw, raw)
+
+
+@command("discard", 1, "fast", T, "Discard all commands issued after MULTI", keys=(0, 0, 0))
+def discard(c: Any, argv: list[bytes]) -> Any:
+    if c.multi is None:
+        raise CommandError("ERR DISCARD without MULTI")
+    c.multi = None
+    c.multi_failed = False
+    c.unwatch()
+    return OK
+
+
+@command(
+    "watch",
+    -2,
+    "fast",
+    T,
+    "Watch keys to determine execution of the MULTI/EXEC block",
+    keys=(1, -1, 1),
+)
+def watch(c: Any, argv: list[bytes]) -> Any:
+    if c.multi is not None:
+        raise CommandError("ERR WATCH inside MULTI is not allowed")
+    c.watch(argv[1:])
+    return OK
+
+
+@command("unwatch", 1, "fast", T, "Forget about all watched keys", keys=(0, 0, 0))
+def unwatch(c: Any, argv: list[bytes]) -> Any:
+    c.unwatch()
+    return OK
+
+
+# -- CLIENT ----------------------------------------------------------------------
+
+container("client", C, "A container for client connection commands")
+
+
+@command("id", 2, "fast", C, "Returns the client ID for the current connection", parent="client")
+def client_id(c: Any, argv: list[bytes]) -> Any:
+    return c.id
+
+
+@command("setname", 3, "fast", C, "Set the current connection name", parent="client")
+def client_setname(c: Any, argv: list[bytes]) -> Any:
+    _valid_name(argv[2])
+    c.name = argv[2] or None
+    return OK
+
+
+@command("getname", 2, "fast", C, "Get the current connection name", parent="client")
+def client_getname(c: Any, argv: list[bytes]) -> Any:
+    return c.name
+
+
+@command("setinfo", 4, "fast", C, "Set client or connection specific info", parent="client")
+def client_setinfo(c: Any, argv: list[bytes]) -> Any:
+    attr = argv[2].lower()
+    if attr not in (b"lib-name", b"lib-ver"):
+        raise CommandError(f"ERR Unrecognized option '{argv[2].decode('utf-8', 'replace')}'")
+    if any(b < 33 or b > 126 for b in argv[3]):
+        raise CommandError(
+            f"ERR {attr.decode()} cannot contain spaces, newlines or special characters."
+        )
+    c.lib[attr] = argv[3]
+    return OK
+
+
+@command("list", -2, "admin", C, "Get the list of client connections", parent="client")
+def client_list(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim("".join(cl.info_line() + "\n" for cl in c.server.clients.values()))
+
+
+@command(
+    "info", 2, "", C, "Returns information about the current client connection", parent="client"
+)
+def client_info(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim(c.info_line() + "\n")
+
+
+@command("help", 2, "", C, "Show helpful text about the different subcommands", parent="client")
+def client_help(c: Any, argv: list[bytes]) -> Any:
+    return [
+        Simple(s)
+        for s in (
+            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ID",
+            "    Return the ID of the current connection.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <LIB-NAME|LIB-VER> <value>",
+            "    Set client library name or version.",
+            "LIST",
+            "    Return information about client connections.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "HELP",
+            "    Print this help.",
+        )
+    ]

@@ -1,0 +1,554 @@
+"""Hash, list and set commands. An emptied container deletes its key, as in Redis."""
+
+from __future__ import annotations
+
+from collections import deque
+from itertools import islice
+from typing import Any
+
+from portsuite_services.kv import glob, longdouble
+from portsuite_services.kv.commands import (
+    NO_SUCH_KEY,
+    NOT_INT,
+    OVERFLOW,
+    CommandError,
+    check_overflow,
+    command,
+    to_int,
+    wrong_arity,
+    wrongtype,
+)
+from portsuite_services.kv.commands.keys import scan_reply
+from portsuite_services.kv.resp import NULL_ARRAY, OK, Map, SetReply, string2ll
+
+
+def _get(c: Any, key: bytes, kind: type) -> Any:
+    v = c.store.get(key)
+    if v is None or type(v) is kind:
+        return v
+    raise wrongtype()
+
+
+def _drop_if_empty(c: Any, key: bytes, v: Any) -> None:
+    if not v:
+        c.store.delete(key)
+
+
+# -- hashes ----------------------------------------------------------------------
+
+H = "hash"
+
+
+@command("hset", -4, "write denyoom fast", H, "Set the string value of a hash field")
+def hset(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) % 2:
+        raise wrong_arity("hset")
+    h = _get(c, argv[1], dict)
+    if h is None:
+        h = {}
+        c.store.set(argv[1], h)
+    added = 0
+    for i in range(2, len(argv), 2):
+        if argv[i] not in h:
+            added += 1
+        h[argv[i]] = argv[i + 1]
+    c.store.dirty += 1
+    return added
+
+
+@command("hmset", -4, "write denyoom fast", H, "Set multiple hash fields to multiple values")
+def hmset(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) % 2:
+        raise wrong_arity("hmset")
+    hset(c, argv)
+    return OK
+
+
+@command(
+    "hsetnx",
+    4,
+    "write denyoom fast",
+    H,
+    "Set the value of a hash field, only if the field does not exist",
+)
+def hsetnx(c: Any, argv: list[bytes]) -> Any:
+    h = _get(c, argv[1], dict)
+    if h is not None and argv[2] in h:
+        return 0
+    return hset(c, argv)
+
+
+@command("hget", 3, "readonly fast", H, "Get the value of a hash field")
+def hget(c: Any, argv: list[bytes]) -> Any:
+    h = _get(c, argv[1], dict)
+    return None if h is None else h.get(argv[2])
+
+
+@command("hmget", -3, "readonly fast", H, "Get the values of all the given hash fields")
+def hmget(c: Any, argv: list[bytes]) -> Any:
+    h = _get(c, argv[1], dict) or {}
+    return [h.get(f) for f in argv[2:]]
+
+
+@command("hdel", -3, "write fast", H, "Delete one or more hash fields")
+def hdel(c: Any, argv: list[bytes]) -> Any:
+    h = _get(c, argv[1], dict)
+    if h is None:
+        return 0
+    n = 0
+    for f in argv[2:]:
+        if h.pop(f, None) is not None:
+            n += 1
+    if n:
+        c.store.dirty += 1
+        _drop_if_empty(c, argv[1], h)
+    return n
+
+
+@command("hgetall", 2, "readonly", H, "Get all the fields and values in a hash")
+def hgetall(c: Any, argv: list[bytes]) -> Any:
+    h = _get(c, argv[1], dict) or {}
+    return Map(h.items())
+
+
+@command("hkeys", 2, "readonly", H, "Get all the fields in a hash")
+def hkeys(c: Any, argv: list[bytes]) -> Any:
+    return list(_get(c, argv[1], dict) or ())
+
+
+@command("hvals", 2, "readonly", H, "Get all the values in a hash")
+def hvals(c: Any, argv: list[bytes]) -> Any:
+    return list((_get(c, argv[1], dict) or {}).values())
+
+
+@command("hlen", 2, "readonly fast", H, "Get the number of fields in a hash")
+def hlen(c: Any, argv: list[bytes]) -> Any:
+    return len(_get(c, argv[1], dict) or ())
+
+
+@command("hstrlen", 3, "readonly fast", H, "Get the length of the value of a hash field")
+def hstrlen(c: Any, argv: list[bytes]) -> Any:
+    return len((_get(c, argv[1], dict) or {}).get(argv[2], b""))
+
+
+@command("hexists", 3, "readonly fast", H, "Determine if a hash field exists")
+def hexists(c: Any, argv: list[bytes]) -> Any:
+    return int(argv[2] in (_get(c, argv[1], dict) or ()))
+
+
+@command(
+    "hincrby",
+    4,
+    "write denyoom fast",
+    H,
+    "Increment the integer value of a hash field by the given number",
+)
+def hincrby(c: Any, argv: list[bytes]) -> Any:
+    by = to_int(argv[3])
+    h = _get(c, argv[1], dict)
+    cur = 0
+    if h is not None and argv[2] in h:
+        v = string2ll(h[argv[2]])
+        if v is None:
+            raise CommandError("ERR hash value is not an integer")
+        cur = v
+    new = check_overflow(cur + by, OVERFLOW)
+    if h is None:
+        h = {}
+        c.store.set(argv[1], h)
+    h[argv[2]] = b"%d" % new
+    c.store.dirty += 1
+    return new
+
+
+def _small(h: dict[bytes, bytes]) -> bool:
+    """Whether Redis would keep this hash as a listpack (HSCAN returns it whole)."""
+    return len(h) <= 128 and all(len(k) <= 64 and len(v) <= 64 for k, v in h.items())
+
+
+@command("hscan", -3, "readonly", H, "Incrementally iterate hash fields and associated values")
+def hscan(c: Any, argv: list[bytes]) -> Any:
+    h = _get(c, argv[1], dict)
+    if h is None:
+        scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
+        return [b"0", []]
+    if _small(h):
+        _, _ = scan_reply([], argv[2], argv, 3, c, False)
+        pattern = _match_arg(argv)
+        out: list[bytes] = []
+        for k, v in h.items():
+            if pattern is None or glob.match(pattern, k):
+                out += (k, v)
+        return [b"0", out]
+    nxt, fields = scan_reply(list(h), argv[2], argv, 3, c, False)
+    flat: list[bytes] = []
+    for k in fields:
+        flat += (k, h[k])
+    return [b"%d" % nxt, flat]
+
+
+def _match_arg(argv: list[bytes]) -> bytes | None:
+    for j in range(3, len(argv) - 1, 2):
+        if argv[j].lower() == b"match":
+            return argv[j + 1]
+    return None
+
+
+# -- lists -----------------------------------------------------------------------
+
+L = "list"
+
+
+def _push(c: Any, argv: list[bytes], left: bool) -> Any:
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        lst = deque()
+        c.store.set(argv[1], lst)
+    if left:
+        lst.extendleft(argv[2:])
+    else:
+        lst.extend(argv[2:])
+    c.store.dirty += 1
+    return len(lst)
+
+
+@command("lpush", -3, "write denyoom fast", L, "Prepend one or multiple elements to a list")
+def lpush(c: Any, argv: list[bytes]) -> Any:
+    return _push(c, argv, True)
+
+
+@command("rpush", -3, "write denyoom fast", L, "Append one or multiple elements to a list")
+def rpush(c: Any, argv: list[bytes]) -> Any:
+    return _push(c, argv, False)
+
+
+def _pop(c: Any, argv: list[bytes], left: bool) -> Any:
+    if len(argv) > 3:
+        raise wrong_arity("lpop" if left else "rpop")
+    count = None
+    if len(argv) == 3:
+        count = string2ll(argv[2])
+        if count is None or count < 0:
+            raise CommandError("ERR value is out of range, must be positive")
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return None if count is None else NULL_ARRAY
+    pop = lst.popleft if left else lst.pop
+    if count is None:
+        v = pop()
+        c.store.dirty += 1
+        _drop_if_empty(c, argv[1], lst)
+        return v
+    out = [pop() for _ in range(min(count, len(lst)))]
+    if out:
+        c.store.dirty += 1
+        _drop_if_empty(c, argv[1], lst)
+    return out
+
+
+@command("lpop", -2, "write fast", L, "Remove and get the first elements in a list")
+def lpop(c: Any, argv: list[bytes]) -> Any:
+    return _pop(c, argv, True)
+
+
+@command("rpop", -2, "write fast", L, "Remove and get the last elements in a list")
+def rpop(c: Any, argv: list[bytes]) -> Any:
+    return _pop(c, argv, False)
+
+
+@command("llen", 2, "readonly fast", L, "Get the length of a list")
+def llen(c: Any, argv: list[bytes]) -> Any:
+    return len(_get(c, argv[1], deque) or ())
+
+
+@command("lrange", 4, "readonly", L, "Get a range of elements from a list")
+def lrange(c: Any, argv: list[bytes]) -> Any:
+    start = to_int(argv[2])
+    end = to_int(argv[3])
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return []
+    n = len(lst)
+    if start < 0:
+        start = n + start
+    if end < 0:
+        end = n + end
+    if start < 0:
+        start = 0
+    if start > end or start >= n:
+        return []
+    if end >= n:
+        end = n - 1
+    return list(islice(lst, start, end + 1))
+
+
+@command("lindex", 3, "readonly", L, "Get an element from a list by its index")
+def lindex(c: Any, argv: list[bytes]) -> Any:
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return None
+    idx = to_int(argv[2])
+    if idx < 0:
+        idx += len(lst)
+    if 0 <= idx < len(lst):
+        return lst[idx]
+    return None
+
+
+@command("lset", 4, "write denyoom", L, "Set the value of an element in a list by its index")
+def lset(c: Any, argv: list[bytes]) -> Any:
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        raise CommandError(NO_SUCH_KEY)
+    idx = to_int(argv[2])
+    if idx < 0:
+        idx += len(lst)
+    if not 0 <= idx < len(lst):
+        raise CommandError("ERR index out of range")
+    lst[idx] = argv[3]
+    c.store.dirty += 1
+    return OK
+
+
+@command("lrem", 4, "write", L, "Remove elements from a list")
+def lrem(c: Any, argv: list[bytes]) -> Any:
+    count = to_int(argv[2])
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return 0
+    value = argv[3]
+    items = list(lst)
+    removed = 0
+    if count >= 0:
+        keep = []
+        for x in items:
+            if x == value and (count == 0 or removed < count):
+                removed += 1
+            else:
+                keep.append(x)
+    else:
+        keep_rev = []
+        for x in reversed(items):
+            if x == value and removed < -count:
+                removed += 1
+            else:
+                keep_rev.append(x)
+        keep = keep_rev[::-1]
+    if removed:
+        lst.clear()
+        lst.extend(keep)
+        c.store.dirty += 1
+        _drop_if_empty(c, argv[1], lst)
+    return removed
+
+
+# -- sets ------------------------------------------------------------------------
+
+S = "set"
+
+
+@command("sadd", -3, "write denyoom fast", S, "Add one or more members to a set")
+def sadd(c: Any, argv: list[bytes]) -> Any:
+    s = _get(c, argv[1], set)
+    if s is None:
+        s = set()
+        c.store.set(argv[1], s)
+    before = len(s)
+    s.update(argv[2:])
+    added = len(s) - before
+    if added:
+        c.store.dirty += 1
+    return added
+
+
+@command("srem", -3, "write fast", S, "Remove one or more members from a set")
+def srem(c: Any, argv: list[bytes]) -> Any:
+    s = _get(c, argv[1], set)
+    if s is None:
+        return 0
+    before = len(s)
+    s.difference_update(argv[2:])
+    removed = before - len(s)
+    if removed:
+        c.store.dirty += 1
+        _drop_if_empty(c, argv[1], s)
+    return removed
+
+
+def _intset_order(s: set[bytes]) -> list[bytes]:
+    """Small all-integer sets come out sorted, as Redis's intset encoding does."""
+    if len(s) <= 512:
+        nums = []
+        for m in s:
+            v = string2ll(m)
+            if v is None:
+                return list(s)
+            nums.append((v, m))
+        nums.sort()
+        return [m for _, m in nums]
+    return list(s)
+
+
+@command("smembers", 2, "readonly", S, "Get all the members in a set")
+def smembers(c: Any, argv: list[bytes]) -> Any:
+    s = _get(c, argv[1], set)
+    return SetReply(_intset_order(s) if s else ())
+
+
+@command("sismember", 3, "readonly fast", S, "Determine if a given value is a member of a set")
+def sismember(c: Any, argv: list[bytes]) -> Any:
+    return int(argv[2] in (_get(c, argv[1], set) or ()))
+
+
+@command(
+    "smismember",
+    -3,
+    "readonly fast",
+    S,
+    "Returns the membership associated with the given elements",
+)
+def smismember(c: Any, argv: list[bytes]) -> Any:
+    s = _get(c, argv[1], set) or ()
+    return [int(m in s) for m in argv[2:]]
+
+
+@command("scard", 2, "readonly fast", S, "Get the number of members in a set")
+def scard(c: Any, argv: list[bytes]) -> Any:
+    return len(_get(c, argv[1], set) or ())
+
+
+__all__ = ["NOT_INT"]
+
+
+# -- more list, set and hash commands ----------------------------------------------
+
+
+@command("ltrim", 4, "write", L, "Trim a list to the specified range")
+def ltrim(c: Any, argv: list[bytes]) -> Any:
+    start = to_int(argv[2])
+    end = to_int(argv[3])
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return OK
+    n = len(lst)
+    if start < 0:
+        start += n
+    if end < 0:
+        end += n
+    if start < 0:
+        start = 0
+    if start > end or start >= n:
+        keep: list[bytes] = []
+    else:
+        keep = list(islice(lst, start, min(end, n - 1) + 1))
+    if len(keep) != n:
+        lst.clear()
+        lst.extend(keep)
+        c.store.dirty += 1
+        _drop_if_empty(c, argv[1], lst)
+    return OK
+
+
+@command(
+    "linsert", 5, "write denyoom", L, "Insert an element before or after another element in a list"
+)
+def linsert(c: Any, argv: list[bytes]) -> Any:
+    where = argv[2].lower()
+    if where not in (b"before", b"after"):
+        raise CommandError("ERR syntax error")
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return 0
+    try:
+        i = lst.index(argv[3])
+    except ValueError:
+        return -1
+    lst.insert(i if where == b"before" else i + 1, argv[4])
+    c.store.dirty += 1
+    return len(lst)
+
+
+@command("smove", 4, "write fast", S, "Move a member from one set to another", keys=(1, 2, 1))
+def smove(c: Any, argv: list[bytes]) -> Any:
+    src = c.store.get(argv[1])
+    dst = c.store.get(argv[2])
+    if src is None:
+        return 0
+    if type(src) is not set or (dst is not None and type(dst) is not set):
+        raise wrongtype()
+    member = argv[3]
+    if src is dst:
+        return int(member in src)
+    if member not in src:
+        return 0
+    src.discard(member)
+    _drop_if_empty(c, argv[1], src)
+    if dst is None:
+        dst = set()
+        c.store.set(argv[2], dst)
+    dst.add(member)
+    c.store.dirty += 1
+    return 1
+
+
+def _sets(c: Any, keys: list[bytes]) -> list[set[bytes] | None]:
+    out = []
+    for key in keys:
+        v = c.store.get(key)
+        if v is not None and type(v) is not set:
+            raise wrongtype()
+        out.append(v)
+    return out
+
+
+@command("sinter", -2, "readonly", S, "Intersect multiple sets", keys=(1, -1, 1))
+def sinter(c: Any, argv: list[bytes]) -> Any:
+    sets = _sets(c, argv[1:])
+    if any(s is None for s in sets):
+        return SetReply()
+    return SetReply(_intset_order(set.intersection(*sets)))  # type: ignore[arg-type]
+
+
+@command("sunion", -2, "readonly", S, "Add multiple sets", keys=(1, -1, 1))
+def sunion(c: Any, argv: list[bytes]) -> Any:
+    sets = [s for s in _sets(c, argv[1:]) if s is not None]
+    return SetReply(_intset_order(set().union(*sets)))
+
+
+@command("sdiff", -2, "readonly", S, "Subtract multiple sets", keys=(1, -1, 1))
+def sdiff(c: Any, argv: list[bytes]) -> Any:
+    sets = _sets(c, argv[1:])
+    if sets[0] is None:
+        return SetReply()
+    return SetReply(_intset_order(sets[0].difference(*[s for s in sets[1:] if s])))
+
+
+@command(
+    "hincrbyfloat",
+    4,
+    "write denyoom fast",
+    H,
+    "Increment the float value of a hash field by the given amount",
+)
+def hincrbyfloat(c: Any, argv: list[bytes]) -> Any:
+    if not longdouble.valid_float(argv[3]):
+        raise CommandError("ERR value is not a valid float")
+    if argv[3].lower().lstrip(b"+-") in (b"inf", b"infinity"):
+        raise CommandError("ERR value is NaN or Infinity")
+    h = _get(c, argv[1], dict)
+    old = h.get(argv[2]) if h is not None else None
+    if old is not None and not longdouble.valid_float(old):
+        raise CommandError("ERR hash value is not a float")
+    r = longdouble.incr_float(old if old is not None else b"0", argv[3])
+    if r == "value":
+        raise CommandError("ERR hash value is not a float")
+    if r == "result":
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    assert isinstance(r, bytes)
+    if h is None:
+        h = {}
+        c.store.set(argv[1], h)
+    h[argv[2]] = r
+    c.store.dirty += 1
+    c.also = [[b"HSET", argv[1], argv[2], r]]
+    return r

@@ -1,0 +1,280 @@
+"""Generic key commands: DEL EXISTS TYPE KEYS SCAN RENAME EXPIRE TTL ..."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from portsuite_services.kv import glob
+from portsuite_services.kv.commands import (
+    NO_SUCH_KEY,
+    SYNTAX,
+    CommandError,
+    command,
+    to_int,
+)
+from portsuite_services.kv.resp import LLONG_MAX, LLONG_MIN, Simple, string2ll
+
+G = "generic"
+
+
+@command("del", -2, "write", G, "Delete a key", keys=(1, -1, 1))
+def del_(c: Any, argv: list[bytes]) -> Any:
+    delete = c.store.delete
+    return sum(1 for key in argv[1:] if delete(key))
+
+
+@command("unlink", -2, "write fast", G, "Delete a key asynchronously", keys=(1, -1, 1))
+def unlink(c: Any, argv: list[bytes]) -> Any:
+    return del_(c, argv)
+
+
+@command("exists", -2, "readonly fast", G, "Determine if a key exists", keys=(1, -1, 1))
+def exists(c: Any, argv: list[bytes]) -> Any:
+    get = c.store.get
+    return sum(1 for key in argv[1:] if get(key) is not None)
+
+
+@command("type", 2, "readonly fast", G, "Determine the type stored at key")
+def type_(c: Any, argv: list[bytes]) -> Any:
+    v = c.store.get(argv[1])
+    return Simple("none" if v is None else c.store.type_name(v))
+
+
+def _live_keys(c: Any) -> list[bytes]:
+    store = c.store
+    if store.expires:
+        now = store.now_ms()
+        exp = store.expires
+        return [k for k in store.data if k not in exp or exp[k] > now]
+    return list(store.data)
+
+
+@command("keys", 2, "readonly", G, "Find all keys matching the given pattern", keys=(0, 0, 0))
+def keys(c: Any, argv: list[bytes]) -> Any:
+    pattern = argv[1]
+    live = _live_keys(c)
+    if pattern == b"*":
+        return live
+    m = glob.match
+    return [k for k in live if m(pattern, k)]
+
+
+def scan_reply(
+    items: list[bytes], cursor_raw: bytes, argv: list[bytes], start: int, c: Any, with_type: bool
+) -> tuple[int, list[bytes]]:
+    """
+    SCAN's cursor over C{items}: the cursor is a position in the 32-bit hash space,
+    so a key present from the first call to the last is returned at least once,
+    whatever is added or deleted in between.
+    """
+    cursor = string2ll(cursor_raw)
+    if cursor is None or cursor < 0:
+        raise CommandError("ERR invalid cursor")
+    count = 10
+    pattern = None
+    type_filter = None
+    j = start
+    while j < len(argv):
+        opt = argv[j].lower()
+        left = len(argv) - j - 1
+        if opt == b"count" and left >= 1:
+            count = to_int(argv[j + 1])
+            if count < 1:
+                raise CommandError(SYNTAX)
+            j += 2
+        elif opt == b"match" and left >= 1:
+            pattern = argv[j + 1]
+            j += 2
+        elif opt == b"type" and left >= 1 and with_type:
+            type_filter = argv[j + 1].decode("latin-1").lower()
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    hashed = sorted((hash(k) & 0xFFFFFFFF, k) for k in items if (hash(k) & 0xFFFFFFFF) >= cursor)
+    batch = hashed[:count]
+    if len(hashed) > count:
+        last = batch[-1][0]
+        i = count
+        while i < len(hashed) and hashed[i][0] == last:
+            batch.append(hashed[i])
+            i += 1
+        nxt = last + 1 if i < len(hashed) else 0
+    else:
+        nxt = 0
+    out = [k for _, k in batch]
+    if pattern is not None and pattern != b"*":
+        out = [k for k in out if glob.match(pattern, k)]
+    if type_filter is not None:
+        out = [
+            k
+            for k in out
+            if (v := c.store.get(k)) is not None and c.store.type_name(v) == type_filter
+        ]
+    return nxt, out
+
+
+@command("scan", -2, "readonly", G, "Incrementally iterate the keys space", keys=(0, 0, 0))
+def scan(c: Any, argv: list[bytes]) -> Any:
+    nxt, out = scan_reply(_live_keys(c), argv[1], argv, 2, c, True)
+    return [b"%d" % nxt, out]
+
+
+@command("randomkey", 1, "readonly", G, "Return a random key from the keyspace", keys=(0, 0, 0))
+def randomkey(c: Any, argv: list[bytes]) -> Any:
+    live = _live_keys(c)
+    return random.choice(live) if live else None
+
+
+def _rename(c: Any, argv: list[bytes], nx: bool) -> Any:
+    store = c.store
+    old, new = argv[1], argv[2]
+    if store.get(old) is None:
+        raise CommandError(NO_SUCH_KEY)
+    if old == new:
+        return 0 if nx else Simple("OK")
+    if nx and store.get(new) is not None:
+        return 0
+    store.get(new)
+    store.rename(old, new)
+    return 1 if nx else Simple("OK")
+
+
+@command("rename", 3, "write", G, "Rename a key", keys=(1, 2, 1))
+def rename(c: Any, argv: list[bytes]) -> Any:
+    return _rename(c, argv, False)
+
+
+@command(
+    "renamenx",
+    3,
+    "write fast",
+    G,
+    "Rename a key, only if the new key does not exist",
+    keys=(1, 2, 1),
+)
+def renamenx(c: Any, argv: list[bytes]) -> Any:
+    return _rename(c, argv, True)
+
+
+def _expire(c: Any, argv: list[bytes], unit: int, absolute: bool, name: str) -> Any:
+    flags = set()
+    for raw in argv[3:]:
+        opt = raw.lower()
+        if opt in (b"nx", b"xx", b"gt", b"lt"):
+            flags.add(opt)
+        else:
+            raise CommandError(f"ERR Unsupported option {raw.decode('utf-8', 'replace')}")
+    if b"nx" in flags and (b"xx" in flags or b"gt" in flags or b"lt" in flags):
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if b"gt" in flags and b"lt" in flags:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    when = to_int(argv[2])
+    invalid = CommandError(f"ERR invalid expire time in '{name}' command")
+    if unit == 1000:
+        if when > LLONG_MAX // 1000 or when < -(-LLONG_MIN // 1000):
+            raise invalid
+        when *= 1000
+    store = c.store
+    if not absolute:
+        now = store.now_ms()
+        if when > LLONG_MAX - now:
+            raise invalid
+        when += now
+    key = argv[1]
+    if store.get(key) is None:
+        return 0
+    if flags:
+        cur = store.ttl_ms(key)
+        if b"nx" in flags and cur != -1:
+            return 0
+        if b"xx" in flags and cur == -1:
+            return 0
+        if b"gt" in flags and (cur == -1 or when <= cur):
+            return 0
+        if b"lt" in flags and cur != -1 and when >= cur:
+            return 0
+    if when <= store.now_ms() and not store.loading:
+        store.delete(key)
+        c.also = [[b"DEL", key]]
+    else:
+        store.set_expire(key, when)
+        store.dirty += 1
+        c.also = [[b"PEXPIREAT", key, b"%d" % when]]
+    return 1
+
+
+@command("expire", -3, "write fast", G, "Set a key's time to live in seconds")
+def expire(c: Any, argv: list[bytes]) -> Any:
+    return _expire(c, argv, 1000, False, "expire")
+
+
+@command("pexpire", -3, "write fast", G, "Set a key's time to live in milliseconds")
+def pexpire(c: Any, argv: list[bytes]) -> Any:
+    return _expire(c, argv, 1, False, "pexpire")
+
+
+@command("expireat", -3, "write fast", G, "Set the expiration for a key as a UNIX timestamp")
+def expireat(c: Any, argv: list[bytes]) -> Any:
+    return _expire(c, argv, 1000, True, "expireat")
+
+
+@command(
+    "pexpireat",
+    -3,
+    "write fast",
+    G,
+    "Set the expiration for a key as a UNIX timestamp in milliseconds",
+)
+def pexpireat(c: Any, argv: list[bytes]) -> Any:
+    return _expire(c, argv, 1, True, "pexpireat")
+
+
+def _ttl(c: Any, key: bytes, ms: bool, absolute: bool) -> int:
+    store = c.store
+    if store.get(key) is None:
+        return -2
+    when = store.ttl_ms(key)
+    if when == -1:
+        return -1
+    ttl = when if absolute else when - store.now_ms()
+    if ttl < 0:
+        ttl = 0
+    return ttl if ms else (ttl + 500) // 1000
+
+
+@command("ttl", 2, "readonly fast", G, "Get the time to live for a key in seconds")
+def ttl(c: Any, argv: list[bytes]) -> Any:
+    return _ttl(c, argv[1], False, False)
+
+
+@command("pttl", 2, "readonly fast", G, "Get the time to live for a key in milliseconds")
+def pttl(c: Any, argv: list[bytes]) -> Any:
+    return _ttl(c, argv[1], True, False)
+
+
+@command("expiretime", 2, "readonly fast", G, "Get the expiration Unix timestamp for a key")
+def expiretime(c: Any, argv: list[bytes]) -> Any:
+    return _ttl(c, argv[1], False, True)
+
+
+@command(
+    "pexpiretime",
+    2,
+    "readonly fast",
+    G,
+    "Get the expiration Unix timestamp for a key in milliseconds",
+)
+def pexpiretime(c: Any, argv: list[bytes]) -> Any:
+    return _ttl(c, argv[1], True, True)
+
+
+@command("persist", 2, "write fast", G, "Remove the expiration from a key")
+def persist(c: Any, argv: list[bytes]) -> Any:
+    store = c.store
+    if store.get(argv[1]) is None:
+        return 0
+    if store.persist(argv[1]):
+        store.dirty += 1
+        return 1
+    return 0

@@ -1,0 +1,335 @@
+"""Server commands: COMMAND (with Redis's own docs), INFO, CONFIG, DBSIZE, FLUSHALL, SAVE ..."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from portsuite_services.kv import glob
+from portsuite_services.kv.commands import (
+    COMMANDS,
+    SYNTAX,
+    Command,
+    CommandError,
+    command,
+    container,
+    wrong_arity,
+)
+from portsuite_services.kv.commands.connection import REDIS_VERSION
+from portsuite_services.kv.resp import (
+    OK,
+    Map,
+    Preencoded,
+    Simple,
+    Verbatim,
+)
+
+S = "server"
+
+
+# -- COMMAND ---------------------------------------------------------------------
+
+
+def _load_redis_replies() -> dict[str, dict[str, str]]:
+    """redis-server 7.0's own COMMAND INFO/DOCS replies (see C{_capture.py})."""
+    path = Path(__file__).with_name("redis_commands.json")
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return {}
+
+
+_REDIS = _load_redis_replies()
+_CONTAINERS = ("client", "config", "command")  # ours have fewer subcommands than Redis's
+
+
+def _captured(cmd: Command, kind: str) -> Preencoded | None:
+    entry = _REDIS.get(cmd.name) if cmd.parent is None and cmd.name not in _CONTAINERS else None
+    if not entry or f"{kind}2" not in entry or f"{kind}3" not in entry:
+        return None
+    return Preencoded(entry[f"{kind}2"].encode("latin-1"), entry[f"{kind}3"].encode("latin-1"))
+
+
+def _command_info(cmd: Command) -> Any:
+    captured = _captured(cmd, "info")
+    if captured is not None:
+        return captured
+    return [
+        cmd.fullname.encode(),
+        cmd.arity,
+        [Simple(f) for f in sorted(cmd.flags) if f not in ("pubsub", "noauth")]
+        + ([Simple("no_auth")] if "noauth" in cmd.flags else []),
+        cmd.first_key,
+        cmd.last_key,
+        cmd.key_step,
+        [Simple(f"@{cmd.group}")],
+        [],
+        [],
+        [_command_info(s) for s in cmd.subcommands.values()],
+    ]
+
+
+def _command_docs(cmd: Command) -> Any:
+    captured = _captured(cmd, "docs")
+    if captured is not None:
+        return captured
+    doc: list[tuple[bytes, Any]] = [
+        (b"summary", cmd.summary.encode()),
+        (b"since", b"1.0.0"),
+        (b"group", cmd.group.encode()),
+    ]
+    if cmd.subcommands:
+        doc.append(
+            (
+                b"subcommands",
+                Map((s.fullname.encode(), _command_docs(s)) for s in cmd.subcommands.values()),
+            )
+        )
+    return Map(doc)
+
+
+container(
+    "command",
+    S,
+    "Get array of Redis command details",
+    alone=lambda c, argv: [_command_info(cmd) for cmd in COMMANDS.values()],
+)
+
+
+@command("count", 2, "", S, "Get total number of Redis commands", parent="command")
+def command_count(c: Any, argv: list[bytes]) -> Any:
+    return len(COMMANDS)
+
+
+@command("info", -2, "", S, "Get array of specific Redis command details", parent="command")
+def command_info(c: Any, argv: list[bytes]) -> Any:
+    names = argv[2:] or list(COMMANDS)
+    return [_command_info(COMMANDS[n.lower()]) if n.lower() in COMMANDS else None for n in names]
+
+
+@command("docs", -2, "", S, "Get array of specific Redis command documentation", parent="command")
+def command_docs(c: Any, argv: list[bytes]) -> Any:
+    names = [n.lower() for n in argv[2:]] or list(COMMANDS)
+    return Map((n, _command_docs(COMMANDS[n])) for n in names if n in COMMANDS)
+
+
+@command("list", -2, "", S, "Get an array of Redis command names", parent="command")
+def command_list(c: Any, argv: list[bytes]) -> Any:
+    return list(COMMANDS)
+
+
+# -- INFO, CONFIG, keyspace-wide commands ------------------------------------------
+
+
+def info_text(c: Any, sections: list[bytes]) -> str:
+    server = c.server
+    store = c.store
+    now = time.time()
+    wanted = {s.lower() for s in sections} or {b"default"}
+    everything = wanted & {b"all", b"everything"}
+    out: list[str] = []
+
+    def section(name: str, fields: list[tuple[str, Any]]) -> None:
+        if everything or b"default" in wanted or name.lower().encode() in wanted:
+            out.append(f"# {name}")
+            out.extend(f"{k}:{v}" for k, v in fields)
+            out.append("")
+
+    uptime = int(now - server.started)
+    section(
+        "Server",
+        [
+            ("redis_version", REDIS_VERSION),
+            ("redis_mode", "standalone"),
+            ("portsuite_service", server.name),
+            ("os", f"{os.uname().sysname} {os.uname().release} {os.uname().machine}"),
+            ("arch_bits", 64),
+            ("multiplexing_api", "twisted"),
+            ("python_version", sys.version.split()[0]),
+            ("process_id", os.getpid()),
+            ("tcp_port", server.port or 0),
+            ("uptime_in_seconds", uptime),
+            ("uptime_in_days", uptime // 86400),
+            ("executable", sys.argv[0] if sys.argv else ""),
+        ],
+    )
+    section(
+        "Clients",
+        [
+            ("connected_clients", len(server.clients)),
+            ("maxclients", server.settings.maxclients),
+            ("blocked_clients", 0),
+            ("pubsub_clients", sum(1 for cl in server.clients.values() if cl.subscribed)),
+        ],
+    )
+    section("Memory", [("used_memory", 0), ("maxmemory", 0), ("maxmemory_policy", "noeviction")])
+    aof = server.aof
+    section(
+        "Persistence",
+        [
+            ("loading", 0),
+            ("rdb_changes_since_last_save", store.dirty),
+            ("aof_enabled", int(aof is not None)),
+            ("aof_rewrite_in_progress", 0),
+            ("aof_last_bgrewrite_status", "ok"),
+            ("aof_last_write_status", "ok" if aof is None or aof.ok else "err"),
+            ("aof_current_size", aof.size if aof else 0),
+            ("aof_base_size", aof.base_size if aof else 0),
+            ("aof_rewrites", aof.rewrites if aof else 0),
+            ("aof_fsync", server.settings.fsync if aof else "none"),
+        ],
+    )
+    section(
+        "Stats",
+        [
+            ("total_connections_received", server.total_connections),
+            ("total_commands_processed", server.total_commands),
+            ("rejected_connections", server.rejected),
+            ("expired_keys", store.expired_keys),
+            ("pubsub_channels", len(server.channels)),
+            ("pubsub_patterns", len(server.patterns)),
+        ],
+    )
+    section("Replication", [("role", "master"), ("connected_slaves", 0)])
+    keyspace = []
+    if len(store):
+        keyspace.append(("db0", f"keys={len(store)},expires={len(store.expires)},avg_ttl=0"))
+    section("Keyspace", keyspace)
+    return "\r\n".join(out)
+
+
+@command("info", -1, "", S, "Get information and statistics about the server", keys=(0, 0, 0))
+def info(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim(info_text(c, argv[1:]))
+
+
+@command(
+    "dbsize",
+    1,
+    "readonly fast",
+    S,
+    "Return the number of keys in the selected database",
+    keys=(0, 0, 0),
+)
+def dbsize(c: Any, argv: list[bytes]) -> Any:
+    return len(c.store)
+
+
+def _flush(c: Any, argv: list[bytes], name: str) -> Any:
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"sync", b"async")):
+        raise CommandError(SYNTAX)
+    for key, watchers in c.server.watched.items():
+        if c.store.get(key) is not None:
+            for client in watchers:
+                client.watch_dirty = True
+    c.store.flush()
+    c.also = [[b"FLUSHALL"]]
+    return OK
+
+
+@command("flushdb", -1, "write", S, "Remove all keys from the current database", keys=(0, 0, 0))
+def flushdb(c: Any, argv: list[bytes]) -> Any:
+    return _flush(c, argv, "flushdb")
+
+
+@command("flushall", -1, "write", S, "Remove all keys from all databases", keys=(0, 0, 0))
+def flushall(c: Any, argv: list[bytes]) -> Any:
+    return _flush(c, argv, "flushall")
+
+
+@command("time", 1, "fast", S, "Return the current server time", keys=(0, 0, 0))
+def time_(c: Any, argv: list[bytes]) -> Any:
+    now = c.store.clock()
+    sec = int(now)
+    return [b"%d" % sec, b"%d" % int((now - sec) * 1_000_000)]
+
+
+@command(
+    "lastsave",
+    1,
+    "fast",
+    S,
+    "Get the UNIX time stamp of the last successful save to disk",
+    keys=(0, 0, 0),
+)
+def lastsave(c: Any, argv: list[bytes]) -> Any:
+    return int(c.server.last_save)
+
+
+@command(
+    "save",
+    1,
+    "admin",
+    S,
+    "Synchronously save the dataset to disk (compacts the append-only file)",
+    keys=(0, 0, 0),
+)
+def save(c: Any, argv: list[bytes]) -> Any:
+    if c.server.aof is None:
+        raise CommandError('ERR no data file configured: kv runs memory-only (set data = "kv.aof")')
+    c.server.rewrite_aof()
+    return OK
+
+
+@command("bgsave", -1, "admin", S, "Asynchronously save the dataset to disk", keys=(0, 0, 0))
+def bgsave(c: Any, argv: list[bytes]) -> Any:
+    save(c, argv[:1])
+    return Simple("Background saving started")
+
+
+@command(
+    "bgrewriteaof", 1, "admin", S, "Asynchronously rewrite the append-only file", keys=(0, 0, 0)
+)
+def bgrewriteaof(c: Any, argv: list[bytes]) -> Any:
+    save(c, argv)
+    return Simple("Background append only file rewriting started")
+
+
+container("config", S, "A container for server configuration commands")
+
+
+@command("get", -3, "admin", S, "Get the values of configuration parameters", parent="config")
+def config_get(c: Any, argv: list[bytes]) -> Any:
+    params = c.server.config_params()
+    out = []
+    seen = set()
+    for pattern in argv[2:]:
+        pattern = pattern.lower()
+        for name, value in params.items():
+            if name not in seen and glob.match(pattern, name.encode()):
+                seen.add(name)
+                out.append((name.encode(), value.encode()))
+    return Map(out)
+
+
+@command("set", -4, "admin", S, "Set configuration parameters to the given values", parent="config")
+def config_set(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) % 2:
+        raise wrong_arity("config|set")
+    pairs = [
+        (argv[i].lower().decode("utf-8", "replace"), argv[i + 1]) for i in range(2, len(argv), 2)
+    ]
+    for name, value in pairs:
+        error = c.server.config_set(name, value, check_only=True)
+        if error:
+            raise CommandError(error)
+    for name, value in pairs:
+        c.server.config_set(name, value)
+    return OK
+
+
+@command("resetstat", 2, "admin", S, "Reset the stats returned by INFO", parent="config")
+def config_resetstat(c: Any, argv: list[bytes]) -> Any:
+    c.server.total_commands = 0
+    c.server.rejected = 0
+    c.store.expired_keys = 0
+    return OK
+
+
+@command("rewrite", 2, "admin", S, "Rewrite the configuration file", parent="config")
+def config_rewrite(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError("ERR The server is running without a config file")

@@ -1,0 +1,457 @@
+"""
+L{KVProtocol}: one client connection of the kv service (its factory, holding the
+keyspace, the append-only file and the channels, is L{portsuite_services.kv.server}).
+
+A batch of pipelined commands (one C{dataReceived}) is parsed, run, appended to
+the AOF (fsynced first with C{fsync = always}) and answered with one write.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
+from portsuite_services.kv.resp import (
+    OK,
+    ProtocolError,
+    Push,
+    RequestParser,
+    encode2,
+    encode3,
+)
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+log = Logger(namespace="portsuite.kv")
+
+SUBSCRIBED_OK = frozenset(
+    (b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe", b"ping", b"quit", b"reset")
+)
+DENIED = (
+    b"-DENIED Redis is running in protected mode because protected mode is enabled and no "
+    b"password is set for the default user. In this mode connections are only accepted from "
+    b"the loopback interface. If you want to connect from external computers, set a password "
+    b'(password = "..." in [services.kv] of the portsuite config), or set '
+    b"protected_mode = false there if this network is trusted.\r\n"
+)
+MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
+NOT_QUEUED = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
+
+
+def is_loopback(addr: Any) -> bool:
+    host = getattr(addr, "host", None)
+    if host is None:
+        return True  # unix socket, or an in-memory transport
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+class _Refuse(Protocol):
+    transport: Any
+
+    def __init__(self, message: bytes):
+        self.message = message
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.message)
+        self.transport.loseConnection()
+
+
+@implementer(IPushProducer)
+class KVProtocol(Protocol):
+    """One client of the Redis-compatible store (RESP2/RESP3, inline commands)."""
+
+    transport: Any
+
+    def __init__(self, server: Any):  # the KVServer (server.py) that built it
+        self.server = server
+        self.store = server.store
+        s = server.settings
+        self.authenticated = not s.password
+        self.parser = RequestParser(s.proto_max_bulk_len, locked=not self.authenticated)
+        self.resp = 2
+        self.enc = encode2
+        self.id = server.next_id()
+        self.name: bytes | None = None
+        self.lib: dict[bytes, bytes] = {}
+        self.channels: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        self.close_after_reply = False
+        self.closed = False
+        self.also: list[list[bytes]] | None = None
+        self._out: list[bytes] | None = None
+        self.paused = False
+        self.queue: list[bytes] = []
+        self.queued = 0
+        self.created = self.last = server.clock()
+        self.last_cmd: Any = None
+        self.multi: list[tuple[Any, list[bytes]]] | None = None  # commands queued by MULTI
+        self.multi_failed = False
+        self.plain = self.authenticated
+        self.watching: set[bytes] = set()
+        self.watch_dirty = False
+        self.peer = "?"
+
+    # -- connection ----------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peer = _format(peer)
+        s = self.server.settings
+        if s.protected_mode and not s.password and not is_loopback(peer):
+            log.warn("kv: refused {peer}: protected mode (no password set)", peer=self.peer)
+            self.closed = True
+            self.transport.write(DENIED)
+            self.transport.loseConnection()
+            return
+        self.server.clients[self.id] = self
+        self.server.total_connections += 1
+        self.transport.registerProducer(self, True)
+        nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if nodelay is not None:
+            try:
+                nodelay(True)  # replies go out now, not when the last one is acknowledged
+            except OSError:
+                pass
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed = True
+        self.unwatch()
+        server = self.server
+        server.clients.pop(self.id, None)
+        for ch in self.channels:
+            subs = server.channels.get(ch)
+            if subs is not None:
+                subs.discard(self)
+                if not subs:
+                    del server.channels[ch]
+        for pat in self.patterns:
+            subs = server.patterns.get(pat)
+            if subs is not None:
+                subs.discard(self)
+                if not subs:
+                    del server.patterns[pat]
+        self.channels = set()
+        self.patterns = set()
+        self.queue = []
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self.channels or self.patterns)
+
+    def refresh(self) -> None:
+        """After AUTH, MULTI, SUBSCRIBE…: can the next command skip the state checks?"""
+        self.plain = (
+            self.authenticated and self.multi is None and not (self.channels or self.patterns)
+        )
+
+    def set_authenticated(self) -> None:
+        self.authenticated = True
+        self.parser.locked = False
+        self.refresh()
+
+    def set_resp(self, version: int) -> None:
+        self.resp = version
+        self.enc = encode3 if version == 3 else encode2
+
+    def exec_multi(self) -> bytes:
+        """EXEC: run the queued commands, one after the other, replies in one array."""
+        queued, self.multi = self.multi or [], None
+        failed, self.multi_failed = self.multi_failed, False
+        dirty = self.watch_dirty
+        self.unwatch()
+        if failed:
+            return b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+        if dirty:  # a watched key changed: nothing is run
+            return b"*-1\r\n" if self.resp == 2 else b"_\r\n"
+        out: list[bytes] = [b"*%d\r\n" % len(queued)]
+        for _cmd, argv in queued:
+            self.execute(argv, out)  # not queued again: self.multi is None now
+        return b"".join(out)
+
+    def watch(self, keys: list[bytes]) -> None:
+        for key in keys:
+            self.store.get(key)  # an expired key goes now, not later as a "change"
+            if key not in self.watching:
+                self.watching.add(key)
+                self.server.watched.setdefault(key, set()).add(self)
+
+    def unwatch(self) -> None:
+        watched = self.server.watched
+        for key in self.watching:
+            clients = watched.get(key)
+            if clients is not None:
+                clients.discard(self)
+                if not clients:
+                    del watched[key]
+        self.watching = set()
+        self.watch_dirty = False
+
+    def reset(self) -> None:
+        self.unwatch()
+        self.multi = None
+        self.multi_failed = False
+        self.set_resp(2)
+        self.name = None
+        self.connectionLost()
+        self.closed = False
+        self.server.clients[self.id] = self
+        self.authenticated = not self.server.settings.password
+        self.parser.locked = not self.authenticated
+        self.refresh()
+
+    # -- flow control: a client that does not read cannot grow our memory ----------
+
+    def pauseProducing(self) -> None:
+        # the transport's buffer is full: stop reading this client's requests
+        self.paused = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        queue, self.queue, self.queued = self.queue, [], 0
+        if queue:
+            self.transport.write(b"".join(queue))
+        if not self.paused and not self.closed:
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
+
+    def send(self, data: bytes) -> None:
+        if self.paused:
+            self.queue.append(data)
+            self.queued += len(data)
+            limit = self.server.settings.client_output_buffer_limit
+            if limit and self.queued > limit:
+                log.warn(
+                    "kv: closing {peer}: output buffer over {limit} bytes "
+                    "(the client sends commands but does not read the replies)",
+                    peer=self.peer,
+                    limit=limit,
+                )
+                self.closed = True
+                self.queue = []
+                self.transport.abortConnection()
+        else:
+            self.transport.write(data)
+
+    def push(self, reply: Any) -> None:
+        """An out-of-band reply (pub/sub): now, or with the current batch."""
+        if type(reply) is list:
+            reply = Push(reply)
+        if self.closed:
+            return
+        out: list[bytes] = []
+        self.enc(reply, out)
+        if self._out is not None:
+            self._out.extend(out)
+        else:
+            self.send(b"".join(out))
+
+    # -- requests --------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closed or self.close_after_reply:
+            return
+        server = self.server
+        self.last = server.clock()
+        error = None
+        try:
+            cmds = self.parser.feed(data)
+        except ProtocolError as e:
+            cmds = self.parser.ready
+            error = str(e)
+        out: list[bytes] = []
+        self._out = out
+        execute = self.execute
+        server.total_commands += len(cmds)
+        for argv in cmds:
+            execute(argv, out)
+            if self.close_after_reply or self.closed:
+                break
+        self._out = None
+        if self.closed:
+            return
+        if error is not None and not self.close_after_reply:
+            out.append(b"-ERR Protocol error: %s\r\n" % error.encode("latin-1"))
+            self.close_after_reply = True
+            log.info(
+                "kv: protocol error from {peer}: {error}; closing", peer=self.peer, error=error
+            )
+        aof = server.aof
+        if aof is not None and aof.buf and aof.ok:
+            try:
+                aof.flush()
+            except OSError:
+                # not on disk: acknowledge nothing of this batch
+                log.error(
+                    "kv: cannot write {path}: {error}; writes are refused (MISCONF) until it works",
+                    path=str(aof.path),
+                    error=aof.error,
+                )
+                self.closed = True
+                self.transport.abortConnection()
+                return
+        if out:
+            self.send(b"".join(out))
+        if self.close_after_reply:
+            self.transport.loseConnection()
+
+    def execute(self, argv: list[bytes], out: list[bytes]) -> None:
+        """Run one command; its reply (if any) is appended to C{out}."""
+        name = argv[0]
+        cmd = COMMANDS_ANY_CASE.get(name)  # GET and get without lower()
+        if cmd is None:
+            name = name.lower()
+            cmd = COMMANDS.get(name)
+        else:
+            name = cmd.lname
+        server = self.server
+        if cmd is None:
+            if name == b"post" or name == b"host:":
+                log.warn(
+                    "kv: possible SECURITY ATTACK from {peer}: an HTTP request ({name}) was "
+                    "sent to the kv port (cross-protocol scripting); connection closed",
+                    peer=self.peer,
+                    name=argv[0].decode("latin-1"),
+                )
+                self.closed = True
+                self.transport.loseConnection()
+                return
+            out.append(_unknown(argv))
+            if self.multi is not None:
+                self.multi_failed = True
+            return
+        if cmd.subcommands and (len(argv) > 1 or cmd.arity != -1):
+            if len(argv) == 1:
+                out.append(b"-ERR wrong number of arguments for '%s' command\r\n" % name)
+                if self.multi is not None:
+                    self.multi_failed = True
+                return
+            sub = cmd.subcommands.get(argv[1].lower())
+            if sub is None:
+                out.append(
+                    b"-ERR unknown subcommand '%s'. Try %s HELP.\r\n"
+                    % (_clip(argv[1], 128), _clean(argv[0].upper()))
+                )
+                if self.multi is not None:
+                    self.multi_failed = True
+                return
+            cmd = sub
+        arity = cmd.arity
+        n = len(argv)
+        if (arity > 0 and n != arity) or n < -arity:
+            out.append(
+                b"-ERR wrong number of arguments for '%s' command\r\n" % cmd.fullname.encode()
+            )
+            if self.multi is not None:
+                self.multi_failed = True
+            return
+        if not self.plain:  # not authenticated, subscribed (RESP2) or in MULTI
+            if not self.authenticated and not cmd.noauth:
+                out.append(b"-NOAUTH Authentication required.\r\n")
+                return
+            if self.resp == 2 and (self.channels or self.patterns) and name not in SUBSCRIBED_OK:
+                out.append(
+                    b"-ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING "
+                    b"/ QUIT / RESET are allowed in this context\r\n" % cmd.fullname.encode()
+                )
+                return
+            if self.multi is not None and name not in NOT_QUEUED:
+                self.multi.append((cmd, argv))
+                out.append(b"+QUEUED\r\n")
+                return
+        self.last_cmd = cmd
+        store = self.store
+        write = cmd.write
+        if write:
+            if server.aof is not None and not server.aof.ok:
+                out.append(
+                    b"-MISCONF Errors writing to the AOF file: %s\r\n" % server.aof.error.encode()
+                )
+                return
+            self.also = None
+            dirty = store.dirty
+        try:
+            r = cmd.handler(self, argv)
+        except CommandError as e:
+            out.append(b"-%s\r\n" % str(e).encode())
+            if cmd.stateful:
+                self.refresh()
+            return
+        if cmd.stateful:
+            self.refresh()
+        if write and store.dirty != dirty:
+            if server.watched:
+                server.touch(cmd, argv)
+            aof = server.aof
+            if aof is not None:
+                if self.also is None:
+                    aof.feed(argv)
+                else:
+                    for a in self.also:
+                        aof.feed(a)
+        if r is NO_REPLY:
+            return
+        if type(r) is bytes:
+            out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        elif r is OK:
+            out.append(b"+OK\r\n")
+        else:
+            self.enc(r, out)
+
+    def info_line(self) -> str:
+        now = self.server.clock()
+        flags = "P" if self.subscribed else "N"
+        name = (self.name or b"").decode("latin-1")
+        lib = self.lib
+        return (
+            f"id={self.id} addr={self.peer} laddr={self.server.laddr} name={name} "
+            f"age={int(now - self.created)} idle={int(now - self.last)} flags={flags} db=0 "
+            f"sub={len(self.channels)} psub={len(self.patterns)} multi=-1 "
+            f"obl=0 oll={len(self.queue)} omem={self.queued} "
+            f"cmd={self.last_cmd.fullname if self.last_cmd else 'NULL'} user=default "
+            f"lib-name={lib.get(b'lib-name', b'').decode('latin-1')} "
+            f"lib-ver={lib.get(b'lib-ver', b'').decode('latin-1')} resp={self.resp}"
+        )
+
+
+def _clip(b: bytes, n: int) -> bytes:
+    nul = b.find(b"\0")
+    if nul >= 0:
+        b = b[:nul]
+    return _clean(b[:n])
+
+
+def _clean(b: bytes) -> bytes:
+    return b.replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+def _unknown(argv: list[bytes]) -> bytes:
+    """Redis's text: the name and the first arguments, 128 bytes at most."""
+    args = b""
+    for a in argv[1:]:
+        if len(args) >= 128:
+            break
+        args += b"'%s' " % _clip(a, 128 - len(args))
+    return b"-ERR unknown command '%s', with args beginning with: %s\r\n" % (
+        _clip(argv[0], 128),
+        _clean(args),
+    )
+
+
+def _format(addr: Any) -> str:
+    host = getattr(addr, "host", None)
+    if host is None:
+        return "local"
+    port = getattr(addr, "port", 0)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

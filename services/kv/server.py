@@ -1,0 +1,279 @@
+"""
+L{KVServer}: the factory of the kv service. It holds the keyspace, the append-only
+file, the pub/sub channels and the clients; it loads the data file when built (so a
+corrupt file stops startup), runs expiry and compaction every 100 ms, and flushes and
+fsyncs the file when stopped (SIGTERM, suite stop).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+from portsuite_services.kv.aof import AOF, read_records
+from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol, _Refuse
+from portsuite_services.kv.store import Store
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+log = Logger(namespace="portsuite.kv")
+
+
+@attrs.define
+class Settings:
+    """The options of a kv service (CONFIG GET/SET reads and changes some)."""
+
+    data: Path | None = None
+    fsync: str = "everysec"
+    password: str | None = None
+    maxclients: int = 10000
+    proto_max_bulk_len: int = 512 * 1024 * 1024
+    client_output_buffer_limit: int = 32 * 1024 * 1024
+    timeout: int = 0
+    protected_mode: bool = True
+    aof_rewrite_min_size: int = 64 * 1024 * 1024
+
+
+class KVServer(ServerFactory):
+    """
+    The kv service: the keyspace, its append-only file and its clients.
+
+    Built once per service by L{portsuite_services.kv.build}; loads the data file
+    when built (so a corrupt file stops startup), flushes and fsyncs it when stopped.
+    """
+
+    noisy = False
+
+    def __init__(self, settings: Settings, reactor: Any, name: str = "kv", port: int | None = None):
+        self.settings = settings
+        self.reactor = reactor
+        self.name = name
+        self.port = port
+        self.laddr = f"127.0.0.1:{port}"
+        self.clock = reactor.seconds
+        self.store = Store(reactor.seconds)
+        self.store.on_expired = self._expired
+        self.clients: dict[int, KVProtocol] = {}
+        self.watched: dict[bytes, set[KVProtocol]] = {}  # WATCHed keys and who watches
+        self.channels: dict[bytes, set[KVProtocol]] = {}
+        self.patterns: dict[bytes, set[KVProtocol]] = {}
+        self._ids = 0
+        self.total_connections = 0
+        self.total_commands = 0
+        self.rejected = 0
+        self.started = time.time()
+        self.last_save = time.time()
+        self.aof: AOF | None = None
+        self._loops: list[LoopingCall] = []
+        self._ticks = 0
+        if settings.data is not None:
+            self.load(settings.data)
+
+    def next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def touch(self, cmd: Any, argv: list[bytes]) -> None:
+        """A write changed the keys of C{argv}: transactions WATCHing them will fail."""
+        watched = self.watched
+        if cmd.name in ("flushall", "flushdb"):
+            return  # done before the flush, for the keys that existed
+        else:
+            last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
+            keys = argv[cmd.first_key : last + 1 : cmd.key_step or 1] if cmd.first_key else []
+        for key in keys:
+            for client in watched.get(key, ()):
+                client.watch_dirty = True
+
+    def _expired(self, key: bytes) -> None:
+        for client in self.watched.get(key, ()):
+            client.watch_dirty = True
+        if self.aof is not None:
+            self.aof.feed([b"DEL", key])
+
+    # -- persistence -------------------------------------------------------------------
+
+    def load(self, path: Path) -> None:
+        """
+        Replay the data file. A truncated last record is dropped (with a warning);
+        anything else wrong raises L{portsuite_services.kv.aof.AOFError}.
+        """
+        from portsuite_services.kv.aof import AOFError
+
+        aof = AOF(path, self.settings.fsync)
+        if path.exists():
+            cmds, good, size, truncated = read_records(path)
+            if truncated:
+                log.warn(
+                    "kv: {path}: {why} (a crash while writing?); dropping the last "
+                    "{n} bytes and loading the {count} complete records before them",
+                    path=str(path),
+                    why=truncated,
+                    n=size - good,
+                    count=len(cmds),
+                )
+                aof.truncate(good)
+            loader = KVProtocol(self)
+            loader.set_authenticated()
+            self.store.loading = True
+            try:
+                for i, argv in enumerate(cmds):
+                    out: list[bytes] = []
+                    loader.execute(argv, out)
+                    if out and out[0].startswith(b"-"):
+                        raise AOFError(
+                            f"data file {path}: record {i + 1} "
+                            f"({argv[0].decode('latin-1')}) fails: "
+                            f"{out[0][1:].decode('latin-1').strip()}; nothing was started: repair "
+                            f"or move the file away"
+                        )
+            finally:
+                self.store.loading = False
+            self.total_commands = 0
+            self._ids = 0
+            log.info("kv: loaded {n} keys from {path}", n=len(self.store), path=str(path))
+        aof.open()
+        self.aof = aof
+
+    def rewrite_aof(self) -> None:
+        if self.aof is None:
+            return
+        self.aof.rewrite(self.store)
+        self.last_save = time.time()
+        log.info(
+            "kv: compacted {path} to {size} bytes", path=str(self.aof.path), size=self.aof.size
+        )
+
+    # -- factory ---------------------------------------------------------------------
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        if len(self.clients) >= self.settings.maxclients:
+            self.rejected += 1
+            p: Protocol = _Refuse(MAX_CLIENTS)
+        else:
+            p = KVProtocol(self)
+        p.factory = self
+        return p
+
+    def startFactory(self) -> None:
+        self._every(0.1, self._cron)
+        if self.aof is not None and self.settings.fsync == "everysec":
+            self._every(1.0, self._sync)
+
+    def _every(self, interval: float, f: Any) -> None:
+        loop = LoopingCall(f)
+        loop.clock = self.reactor
+        loop.start(interval, now=False)
+        self._loops.append(loop)
+
+    def _sync(self) -> None:
+        try:
+            self.aof.sync()  # type: ignore[union-attr]
+        except OSError as e:
+            log.error("kv: fsync of the data file failed: {error}", error=e)
+
+    def _cron(self) -> None:
+        """Every 100 ms: active expiry, idle clients, AOF growth."""
+        if self.store.expire_cycle() and self.aof is not None and self.aof.ok:
+            try:
+                self.aof.flush()
+            except OSError:
+                pass
+        self._ticks += 1
+        timeout = self.settings.timeout
+        if timeout and self._ticks % 10 == 0:  # idle clients: once a second is enough
+            now = self.clock()
+            for client in list(self.clients.values()):
+                if not client.subscribed and now - client.last > timeout:
+                    log.info(
+                        "kv: closing {peer}: idle for {t}s (timeout)", peer=client.peer, t=timeout
+                    )
+                    client.closed = True
+                    client.transport.loseConnection()
+        aof = self.aof
+        if aof is None:
+            return
+        if not aof.ok:
+            try:
+                aof.flush()  # retry: writes are accepted again once this works
+                log.info("kv: {path} is writable again", path=str(aof.path))
+            except OSError:
+                return
+        if aof.needs_rewrite(self.settings.aof_rewrite_min_size):
+            self.rewrite_aof()
+
+    def stopFactory(self) -> None:
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops.clear()
+        if self.aof is not None:
+            self.aof.close()
+            log.info("kv: {path} flushed and fsynced", path=str(self.aof.path))
+
+    # -- CONFIG GET/SET ------------------------------------------------------------------
+
+    def config_params(self) -> dict[str, str]:
+        s = self.settings
+        limit = s.client_output_buffer_limit
+        return {
+            "maxclients": str(s.maxclients),
+            "timeout": str(s.timeout),
+            "requirepass": s.password or "",
+            "proto-max-bulk-len": str(s.proto_max_bulk_len),
+            "client-output-buffer-limit": f"normal {limit} {limit} 0 slave 0 0 0 pubsub {limit} {limit} 0",
+            "appendonly": "yes" if self.aof is not None else "no",
+            "appendfsync": s.fsync,
+            "appendfilename": s.data.name if s.data else "",
+            "dir": str(s.data.parent) if s.data else "",
+            "save": "",
+            "databases": "1",
+            "protected-mode": "yes" if s.protected_mode else "no",
+            "port": str(self.port or 0),
+            "maxmemory": "0",
+            "maxmemory-policy": "noeviction",
+        }
+
+    _INT_SETTINGS = {
+        "maxclients": "maxclients",
+        "timeout": "timeout",
+        "proto-max-bulk-len": "proto_max_bulk_len",
+    }
+
+    def config_set(self, name: str, value: bytes, check_only: bool = False) -> str | None:
+        text = value.decode("utf-8", "replace")
+        if name in self._INT_SETTINGS:
+            try:
+                v = int(text)
+                if v < 0:
+                    raise ValueError
+            except ValueError:
+                return (
+                    f"ERR CONFIG SET failed (possibly related to argument '{name}') - argument "
+                    f"couldn't be parsed into an integer"
+                )
+            if not check_only:
+                setattr(self.settings, self._INT_SETTINGS[name], v)
+            return None
+        if name == "requirepass":
+            if not check_only:
+                self.settings.password = text or None
+            return None
+        if name == "appendfsync":
+            if text not in ("always", "everysec", "no"):
+                return f"ERR CONFIG SET failed (possibly related to argument '{name}') - argument(s) must be one of the following: always, everysec, no"
+            if not check_only:
+                self.settings.fsync = text
+                if self.aof is not None:
+                    self.aof.fsync = text
+            return None
+        if name == "protected-mode":
+            if text not in ("yes", "no"):
+                return f"ERR CONFIG SET failed (possibly related to argument '{name}') - argument must be 'yes' or 'no'"
+            if not check_only:
+                self.settings.protected_mode = text == "yes"
+            return None
+        return f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"

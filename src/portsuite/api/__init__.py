@@ -1,0 +1,42 @@
+"""
+The plugin API: the one module plugins and built-in service types import.
+
+Everything a service type needs is here: the contract (L{ServiceType}, L{Option},
+L{ServiceContext}), the validated config it receives (L{ServiceConfig},
+L{TLSConfig}), the errors it may raise (L{ConfigError}, L{StartupError}), the
+refusal helpers and the stats view. These are leaf modules: they import nothing of
+the suite's runtime, so a plugin never pulls in (or depends on) the core's insides.
+"""
+
+from portsuite.api.contract import (
+    TRANSPORTS,
+    Option,
+    ServiceContext,
+    ServiceType,
+    line_refusal,
+    no_refusal,
+)
+from portsuite.api.errors import ConfigError, StartupError
+from portsuite.api.peers import format_peer, peer_host
+from portsuite.api.settings import DEFAULT_HOST, ServiceConfig, TLSConfig
+from portsuite.api.stats import ClientInfo, Listener, ServiceStats, port_class
+
+__all__ = [
+    "DEFAULT_HOST",
+    "TRANSPORTS",
+    "ClientInfo",
+    "ConfigError",
+    "Listener",
+    "Option",
+    "ServiceConfig",
+    "ServiceContext",
+    "ServiceStats",
+    "ServiceType",
+    "StartupError",
+    "TLSConfig",
+    "line_refusal",
+    "no_refusal",
+    "format_peer",
+    "peer_host",
+    "port_class",
+]

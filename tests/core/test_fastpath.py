@@ -1,0 +1,64 @@
+"""
+The one use of Twisted's private API (portsuite.fastpath): if a Twisted upgrade
+changes the fields it reads, these tests fail loudly, and the wrapper quietly takes
+the public path meanwhile.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet import tcp
+from twisted.internet.protocol import Protocol
+from twisted.internet.testing import MemoryReactor, StringTransport
+
+from portsuite import fastpath
+
+
+def _connection() -> tuple[tcp.Connection, socket.socket, MemoryReactor]:
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    peer.settimeout(5)
+    reactor = MemoryReactor()
+    conn = tcp.Connection(ours, Protocol(), reactor=reactor)
+    conn.connected = True
+    return conn, peer, reactor
+
+
+def test_twisted_tcp_connections_still_have_the_fields_the_fast_path_reads() -> None:
+    conn, peer, _ = _connection()
+    missing = [f for f in fastpath.PRIVATE_FIELDS if not hasattr(conn, f)]
+    assert missing == [], f"Twisted changed tcp.Connection: {missing}; update portsuite.fastpath"
+    assert fastpath.supported(conn)
+    peer.close()
+
+
+def test_an_idle_connection_sends_at_once_without_the_reactor() -> None:
+    conn, peer, reactor = _connection()
+    fastpath.writer(conn)(b"hello")
+    assert peer.recv(100) == b"hello"  # already on the wire
+    assert conn not in reactor.writers  # no writable event was needed
+    peer.close()
+
+
+def test_bytes_queued_before_keep_their_order() -> None:
+    conn, peer, reactor = _connection()
+    write = fastpath.writer(conn)
+    conn.write(b"first ")  # the public path: queued until the reactor says writable
+    write(b"second")
+    peer.setblocking(False)
+    try:
+        early = peer.recv(100)
+    except BlockingIOError:
+        early = b""
+    assert early == b""  # nothing overtook the queue
+    conn.doWrite()
+    peer.setblocking(True)
+    assert peer.recv(100) == b"first second"
+    peer.close()
+
+
+def test_other_transports_take_the_public_write() -> None:
+    transport = StringTransport()
+    assert not fastpath.supported(transport)
+    assert fastpath.writer(transport) == transport.write

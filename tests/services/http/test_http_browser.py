@@ -1,0 +1,135 @@
+"""
+The dashboard in a real browser: headless Chromium loads /_portsuite/, runs its
+script, lists the services, and shows a client when one connects.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portsuite.testing import need
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+class _Rows(HTMLParser):
+    """The dashboard table as the browser left it: service -> {field: value}."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, str]] = {}
+        self.summary_open: str | None = None
+        self._service: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "tr" and a.get("data-service"):
+            self._service = a["data-service"]
+            self.rows[self._service or ""] = {}
+        elif tag == "td" and self._service and a.get("data-field"):
+            self.rows[self._service][a["data-field"] or ""] = a.get("data-value") or ""
+        elif a.get("id") == "summary":
+            self.summary_open = a.get("data-open")
+
+
+def chromium(url: str, profile: Path, *extra: str) -> str:
+    exe = need("chromium")
+    proc = subprocess.run(
+        [exe, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=3000", *extra, url],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    return proc.stdout.decode("utf-8", errors="replace")
+
+
+def rows(dom: str) -> _Rows:
+    parser = _Rows()
+    parser.feed(dom)
+    return parser
+
+
+@pytest.fixture
+def suite(portsuite: Any, docroot: Path) -> Any:
+    return portsuite(
+        {
+            "services": {
+                "web": {"type": "http", "port": 0, "root": str(docroot)},
+                "echo": {"type": "echo", "port": 0, "udp": True},
+                "quiet": {"type": "discard", "port": 0},
+            }
+        }
+    )
+
+
+def test_the_page_lists_the_services_and_a_count_changes_when_a_client_connects(
+    suite: Any, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{suite.port('web')}/_portsuite/"
+    before = rows(chromium(url, tmp_path / "profile", "--dump-dom"))
+    assert list(before.rows) == ["web", "echo", "quiet"], before.rows
+    assert before.rows["echo"]["open"] == "0"
+    assert before.rows["web"]["open"] != ""  # the browser itself is a client of web
+
+    with socket.create_connection(("127.0.0.1", suite.port("echo")), timeout=5) as client:
+        client.sendall(b"hi\n")
+        assert client.recv(10) == b"hi\n"
+        me = f"127.0.0.1:{client.getsockname()[1]}"
+        dom = chromium(url, tmp_path / "profile", "--dump-dom")
+        during = rows(dom)
+        assert during.rows["echo"]["open"] == "1"
+        assert during.rows["echo"]["total"] == "1"
+        assert me in dom  # who is connected: ip and the client's own port
+        assert "registered" in dom or "dynamic" in dom  # the port class is shown
+
+    shot = tmp_path / "dashboard.png"
+    chromium(url, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,900")
+    assert shot.stat().st_size > 10_000
+
+
+def test_the_welcome_page_links_to_the_dashboard(portsuite: Any, tmp_path: Path) -> None:
+    www = Path(__file__).resolve().parents[3] / "www"
+    s = portsuite({"services": {"web": {"type": "http", "port": 0, "root": str(www)}}})
+    dom = chromium(f"http://127.0.0.1:{s.port('web')}/", tmp_path / "profile", "--dump-dom")
+    assert 'href="/_portsuite/"' in dom
+    assert "well-known" in dom and "registered" in dom and "dynamic" in dom
+
+
+def test_transcripts_of_traced_services_are_shown(
+    portsuite: Any, docroot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORTSUITE_TRACE_DIR", str(tmp_path / "trace"))
+    s = portsuite(
+        {
+            "services": {
+                "web": {"type": "http", "port": 0, "root": str(docroot)},
+                "talk": {"type": "echo", "port": 0, "trace": True},
+            }
+        }
+    )
+    with socket.create_connection(("127.0.0.1", s.port("talk")), timeout=5) as c:
+        c.sendall(b"<b>hello</b> class\n")
+        assert c.recv(100) == b"<b>hello</b> class\n"
+    dom = chromium(f"http://127.0.0.1:{s.port('web')}/_portsuite/", tmp_path / "p", "--dump-dom")
+    assert "Recent conversations" in dom
+    assert "talk ⇄ 127.0.0.1:" in dom
+    # the client's bytes are shown as text, never run as HTML
+    assert "client → server" in dom and "&lt;b&gt;hello&lt;/b&gt; class\\n" in dom
+    assert "<b>hello</b>" not in dom
