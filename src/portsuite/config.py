@@ -20,12 +20,14 @@ import attrs
 
 from portsuite.api import (
     DEFAULT_HOST,
+    Accounts,
     ConfigError,
     Option,
     ServiceConfig,
     ServiceType,
     TLSConfig,
 )
+from portsuite.api.accounts import parse_users
 
 # What the parser needs from the registry, without importing it: the plugin dirs in,
 # something that resolves a type name (or raises LookupError with the fix) out.
@@ -44,6 +46,7 @@ COMMON_KEYS = (
     "idle_timeout",
     "trace",
     "tls",
+    "users",
 )
 TLS_KEYS = ("cert", "key", "chain", "handshake_timeout")
 LISTEN_PREFIXES = ("tcp", "tcp6", "unix", "ssl", "systemd", "udp")
@@ -56,6 +59,7 @@ class SuiteConfig:
     plugin_dirs: tuple[Path, ...]
     services: tuple[ServiceConfig, ...]
     registry: TypeResolver = attrs.field(eq=False, repr=False)
+    accounts: Accounts = attrs.field(factory=Accounts, repr=False)
 
     def service(self, name: str) -> ServiceConfig:
         for svc in self.services:
@@ -151,6 +155,7 @@ class _Validator:
         self.base_dir = base_dir
         self.label = label
         self.errors: list[str] = []
+        self.accounts = Accounts()
         self.unchecked: set[str] = set()  # services whose options are not all readable
         self.faulty: set[str] = set()  # services with any problem
 
@@ -162,11 +167,11 @@ class _Validator:
         self, data: Mapping[str, Any], path: Path | None, make_registry: MakeRegistry
     ) -> SuiteConfig:
         for key in data:
-            if key not in ("suite", "services"):
+            if key not in ("suite", "services", "users"):
                 fix = (
                     f"services go in [services.{key}]"
                     if isinstance(data[key], dict)
-                    else "the top level has only [suite] and [services.NAME] tables"
+                    else "the top level has only [suite], [users] and [services.NAME] tables"
                 )
                 self.err(f"[{key}]", "", f"unknown table; {fix}")
         suite = data.get("suite", {})
@@ -193,6 +198,8 @@ class _Validator:
                 else:
                     plugin_dirs.append(folder)
         registry = make_registry(tuple(plugin_dirs))
+        self.accounts, user_errors = parse_users(data.get("users"), self.label)
+        self.errors.extend(user_errors)
         services = data.get("services", {})
         if not isinstance(services, dict):
             self.err("[services]", "", "must be tables, e.g. [services.echo]")
@@ -213,6 +220,7 @@ class _Validator:
             plugin_dirs=tuple(plugin_dirs),
             services=tuple(built),
             registry=registry,
+            accounts=self.accounts,
         )
 
     def resolve(self, value: str) -> Path:
@@ -301,6 +309,7 @@ class _Validator:
             tls=tls,
             options=options,
             base_dir=self.base_dir,
+            users=self.users(where, table),
         )
         if len(self.errors) != before_options:
             # its options are not all as written: a cross-option check would judge defaults
@@ -308,6 +317,24 @@ class _Validator:
         if len(self.errors) != errors_before:
             self.faulty.add(name)
         return svc
+
+    def users(self, where: str, table: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """C{users = ["alice", …]}: the accounts of [users] this service accepts."""
+        if "users" not in table:
+            return None
+        value = table["users"]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.err(where, "users", 'must be a list of names from [users], e.g. ["alice"]')
+            return None
+        for name in value:
+            if name not in self.accounts:
+                known = ", ".join(self.accounts.names()) or "none yet"
+                self.err(
+                    where,
+                    "users",
+                    f"{name!r} is not in [users] (known: {known}); add it there or remove it here",
+                )
+        return tuple(value)
 
     def port(self, where: str, value: Any) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -152,7 +152,13 @@ class Suite(MultiService):
     def _listen_service(self, svc: ServiceConfig) -> None:
         stype = self.types[svc.name]
         stats = self.stats[svc.name]
-        ctx = ServiceContext(reactor=self.reactor, config=svc, stats=stats, suite=self)
+        ctx = ServiceContext(
+            reactor=self.reactor,
+            config=svc,
+            stats=stats,
+            suite=self,
+            accounts=self.config.accounts.narrow(svc.users),
+        )
         tcp_port: int | None = None
         if svc.tcp and stype.tcp_factory is not None:
             factory = self._tcp_factory(svc, stype, ctx)

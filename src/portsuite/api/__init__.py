@@ -8,6 +8,7 @@ refusal helpers and the stats view. These are leaf modules: they import nothing 
 the suite's runtime, so a plugin never pulls in (or depends on) the core's insides.
 """
 
+from portsuite.api.accounts import Account, Accounts, hash_password
 from portsuite.api.contract import (
     TRANSPORTS,
     Option,
@@ -22,6 +23,9 @@ from portsuite.api.settings import DEFAULT_HOST, ServiceConfig, TLSConfig
 from portsuite.api.stats import ClientInfo, Listener, ServiceStats, port_class
 
 __all__ = [
+    "Account",
+    "Accounts",
+    "hash_password",
     "DEFAULT_HOST",
     "TRANSPORTS",
     "ClientInfo",

@@ -1,0 +1,236 @@
+"""
+The suite's accounts: the C{[users]} table, once for every service that logs users in.
+
+    [users]
+    alice = "wonderland"                      # a password, in clear (a lab's choice)
+    bob = "$2b$12$…"                          # or a bcrypt hash: portsuite passwd
+    carol = { password = "…", keys = ["ssh-ed25519 AAAA… carol@laptop"] }
+
+Mail, FTP, SSH, telnet and SQL log users in through L{Accounts.checker}, a
+C{twisted.cred} credentials checker; a service narrows the accounts with
+C{users = ["alice", …]} (L{Accounts.narrow}). Parsing and checking the table is
+L{parse_users}: one line per problem, never a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from zope.interface import implementer
+
+# bcrypt's modular crypt format: $2b$ (or 2a/2y), a two-digit cost, 53 characters
+BCRYPT = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
+KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+# what a failed check costs in time, so a wrong guess is not free (bcrypt costs more)
+_DUMMY_HASH = b"$2b$10$" + b"." * 53
+
+
+@attrs.frozen
+class Account:
+    """
+    One user. C{secret} is the password in clear, or a bcrypt hash (C{$2b$…}); C{keys}
+    are SSH public keys in C{authorized_keys} form (C{"ssh-ed25519 AAAA… comment"}).
+    """
+
+    name: str
+    secret: str | None = None
+    keys: tuple[str, ...] = ()
+
+    @property
+    def hashed(self) -> bool:
+        return self.secret is not None and self.secret.startswith("$")
+
+    def check_password(self, password: bytes | str) -> bool:
+        """Does C{password} open this account? Constant time for clear passwords."""
+        if isinstance(password, str):
+            password = password.encode("utf-8")
+        if self.secret is None:
+            return False
+        if self.hashed:
+            import bcrypt
+
+            try:
+                return bool(bcrypt.checkpw(password, self.secret.encode("ascii")))
+            except ValueError:
+                return False
+        return hmac.compare_digest(password, self.secret.encode("utf-8"))
+
+    def key_blobs(self) -> list[bytes]:
+        """The public keys as SSH wire blobs (what a client's key is compared with)."""
+        out = []
+        for line in self.keys:
+            parts = line.split()
+            if len(parts) >= 2:
+                try:
+                    out.append(base64.b64decode(parts[1], validate=True))
+                except ValueError:
+                    continue
+        return out
+
+
+@implementer(ICredentialsChecker)
+class PasswordChecker:
+    """
+    A C{twisted.cred} checker of username/password credentials against L{Accounts};
+    the avatar id is the account name (C{str}). Unknown users cost as much time as a
+    wrong password, so a client cannot tell which names exist.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, accounts: Accounts):
+        self.accounts = accounts
+
+    def requestAvatarId(self, credentials: Any) -> defer.Deferred[str]:
+        name = credentials.username
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        account = self.accounts.get(name)
+        password = credentials.password
+        if account is not None and account.check_password(password):
+            return defer.succeed(account.name)
+        if account is None:
+            _burn_time(password)
+        return defer.fail(UnauthorizedLogin("wrong user name or password"))
+
+
+def _burn_time(password: bytes | str) -> None:
+    """As long as a bcrypt check, for a name that does not exist."""
+    try:
+        import bcrypt
+
+        bcrypt.checkpw(b"x", _DUMMY_HASH)
+    except (ImportError, ValueError):
+        pass
+
+
+@attrs.frozen
+class Accounts:
+    """Every account of the suite (or of one service, once narrowed), by name."""
+
+    by_name: Mapping[str, Account] = attrs.field(factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.by_name)
+
+    def get(self, name: str) -> Account | None:
+        return self.by_name.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.by_name
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    def narrow(self, names: Iterable[str] | None) -> Accounts:
+        """Only these accounts (a service's C{users = [...]}); None keeps them all."""
+        if names is None:
+            return self
+        keep = set(names)
+        return Accounts({n: a for n, a in self.by_name.items() if n in keep})
+
+    def checker(self) -> PasswordChecker:
+        """A C{twisted.cred} checker for a C{Portal}: username and password."""
+        return PasswordChecker(self)
+
+
+def hash_password(password: str, rounds: int = 12) -> str:
+    """A bcrypt hash for C{[users]} (what C{portsuite passwd} prints)."""
+    import bcrypt
+
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def _check_secret(where: str, value: str, errors: list[str]) -> None:
+    if value == "":
+        errors.append(f"{where}: an empty password; set one, or a hash from portsuite passwd")
+    elif value.startswith("$"):
+        if not BCRYPT.match(value):
+            errors.append(
+                f"{where}: {value[:12]!r}… is not a bcrypt hash ($2b$NN$ and 53 characters); "
+                f"paste the whole line that portsuite passwd prints"
+            )
+
+
+def _check_key(where: str, key: Any, errors: list[str]) -> None:
+    if not isinstance(key, str):
+        errors.append(f'{where}: keys must be strings, e.g. "ssh-ed25519 AAAA… you@laptop"')
+        return
+    parts = key.split()
+    if len(parts) < 2 or parts[0] not in KEY_TYPES:
+        errors.append(
+            f"{where}: {key[:30]!r} is not a public key line; paste the line of your "
+            f"~/.ssh/id_ed25519.pub (it starts with ssh-ed25519, ssh-rsa or ecdsa-…)"
+        )
+        return
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        errors.append(f"{where}: the key's base64 is damaged; paste the .pub line again")
+        return
+    if not blob.startswith(len(parts[0]).to_bytes(4, "big") + parts[0].encode()):
+        errors.append(f"{where}: the key's body is not a {parts[0]} key; paste the .pub line again")
+
+
+def parse_users(table: Any, label: str) -> tuple[Accounts, list[str]]:
+    """The C{[users]} table as L{Accounts}, and its problems, one line each."""
+    errors: list[str] = []
+    if table is None:
+        return Accounts(), errors
+    if not isinstance(table, dict):
+        return Accounts(), [f'{label}: [users]: must be a table: [users] then alice = "password"']
+    accounts = {}
+    for name, value in table.items():
+        where = f"{label}: [users] {name}"
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}", name):
+            errors.append(
+                f"{where}: not a usable user name; use letters, digits, '_', '.', '-' "
+                f"(at most 32, not starting with '.' or '-')"
+            )
+            continue
+        if isinstance(value, str):
+            _check_secret(where, value, errors)
+            accounts[name] = Account(name, secret=value)
+        elif isinstance(value, dict):
+            for key in value:
+                if key not in ("password", "keys"):
+                    errors.append(f"{where}.{key}: unknown key; use password and keys")
+            secret = value.get("password")
+            if secret is not None and not isinstance(secret, str):
+                errors.append(f"{where}.password: must be a string (a password or a hash)")
+                secret = None
+            if secret is not None:
+                _check_secret(f"{where}.password", secret, errors)
+            keys = value.get("keys", [])
+            if not isinstance(keys, list):
+                errors.append(f'{where}.keys: must be a list, e.g. keys = ["ssh-ed25519 AAAA…"]')
+                keys = []
+            for key in keys:
+                _check_key(f"{where}.keys", key, errors)
+            if secret is None and not keys:
+                errors.append(f"{where}: needs a password or keys (or both)")
+            accounts[name] = Account(
+                name, secret=secret, keys=tuple(k for k in keys if isinstance(k, str))
+            )
+        else:
+            errors.append(
+                f'{where}: must be a password string or a table {{ password = "…", keys = [...] }}'
+            )
+    return Accounts(accounts), errors
