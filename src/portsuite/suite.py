@@ -86,6 +86,8 @@ class Suite(MultiService):
                 name=svc.name, type=svc.type, description=stype.description
             )
         self._bound: list[_Bound] = []
+        # pages the services show on the dashboard: "api/mail" -> a twisted.web resource
+        self.published: dict[str, Any] = {}
         self.listening = False
 
     @property

@@ -77,22 +77,45 @@ class _Leaf(resource.Resource):
         return b""
 
 
+class _Published(resource.Resource):
+    """A folder of the dashboard (C{api/}) where services may publish pages too."""
+
+    def __init__(self, dashboard: Any, prefix: bytes):
+        resource.Resource.__init__(self)
+        self.dashboard = dashboard
+        self.prefix = prefix
+
+    def getChild(self, path: bytes, request: Any) -> Any:
+        page = self.dashboard.published((self.prefix + b"/" + path).decode("utf-8", "replace"))
+        if page is not None:
+            return page
+        return notFound("No such dashboard page", "The dashboard is at /_portsuite/")
+
+
 class Dashboard(resource.Resource):
     """C{/_portsuite/}: the page, its script and style, the JSON and the metrics."""
 
     def __init__(self, suite: Any, stats: Any, reactor: Any):
         resource.Resource.__init__(self)
+        self.suite = suite
         self.snapshot = Snapshot(suite, stats, reactor)
         self.registry = registry_for(suite, self.snapshot)
-        api: Any = resource.Resource()
+        api: Any = _Published(self, b"api")
         api.putChild(b"services", _Leaf(self.render_services))
         self.putChild(b"api", api)
         self.putChild(b"metrics", _Leaf(self.render_metrics))  # type: ignore[arg-type]
         self._assets: dict[bytes, bytes] = {}
 
+    def published(self, path: str) -> Any:
+        """A page another service published at /_portsuite/PATH (ServiceContext.publish)."""
+        return getattr(self.suite, "published", {}).get(path)
+
     def getChild(self, path: bytes, request: Any) -> Any:
         if path in _ASSETS:
             return _Leaf(lambda req: self.render_asset(path, req))
+        page = self.published(path.decode("utf-8", "replace"))
+        if page is not None:
+            return page
         return notFound("No such dashboard page", "The dashboard is at /_portsuite/")
 
     def render(self, request: Any) -> bytes:

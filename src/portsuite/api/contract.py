@@ -65,6 +65,15 @@ class ServiceContext:
     def options(self) -> Mapping[str, Any]:
         return self.config.options
 
+    def publish(self, path: str, page: Any) -> None:
+        """
+        Show a C{twisted.web} resource on the dashboard of every http service of the
+        suite, at C{/_portsuite/PATH} (e.g. C{"api/mail"} for a JSON API, C{"mail"}
+        for a page). A service built alone (no suite) publishes nothing.
+        """
+        if self.suite is not None:
+            self.suite.published[path.strip("/")] = page
+
 
 def no_refusal(reason: str) -> bytes | None:
     """For protocols with no room for a notice: a refused client is closed silently."""

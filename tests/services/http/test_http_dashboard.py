@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,32 @@ def test_metrics_over_a_running_suite(portsuite: Any, docroot: Path) -> None:
 @pytest.mark.parametrize("path", ["/_portsuite/", "/_portsuite/app.js", "/_portsuite/style.css"])
 def test_assets_are_shipped_with_the_package(path: str, web: Web) -> None:
     assert web.get(path).status == 200
+
+
+def test_a_service_publishes_a_page_on_the_dashboard(portsuite: Any, tmp_path: Path) -> None:
+    """ServiceContext.publish: another service's JSON appears under /_portsuite/api/."""
+    (tmp_path / "pub.py").write_text(
+        "from twisted.internet.protocol import ServerFactory, Protocol\n"
+        "from twisted.web.static import Data\n"
+        "from portsuite.api import ServiceType\n"
+        "def build(ctx):\n"
+        "    ctx.publish('api/demo', Data(b'{\"port\": %d}' % 1, 'application/json'))\n"
+        "    return ServerFactory.forProtocol(Protocol)\n"
+        "DEMO = ServiceType(name='demo', description='publishes', default_port=None,\n"
+        "                   tcp_factory=build)\n"
+    )
+    s = portsuite(
+        {
+            "suite": {"plugin_dirs": [str(tmp_path)]},
+            "services": {
+                "web": {"type": "http", "port": 0, "root": str(tmp_path)},
+                "demo": {"type": "demo", "port": 0},
+            },
+        }
+    )
+    base = f"http://127.0.0.1:{s.port('web')}/_portsuite"
+    with urllib.request.urlopen(f"{base}/api/demo") as r:
+        assert json.loads(r.read()) == {"port": 1}
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"{base}/api/nothing")
+    assert e.value.code == 404
