@@ -14,9 +14,7 @@ from portsuite import loader
 from portsuite.api import ConfigError, hash_password
 from portsuite.api.accounts import parse_users
 
-KEY = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@laptop"
-)
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@laptop"
 
 
 def _errors(data: dict, tmp_path: Path) -> list[str]:
