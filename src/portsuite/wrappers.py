@@ -20,7 +20,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
-from portsuite import fastpath
+from portsuite import internals
 from portsuite.api import ClientInfo, ServiceStats
 from portsuite.api.peers import format_peer, peer_host
 
@@ -67,7 +67,7 @@ class ServiceProtocol(ProtocolWrapper):
         Protocol.makeConnection(self, transport)
         # bound once: these two calls are on every chunk each way
         self._deliver = self.wrappedProtocol.dataReceived
-        self._send = fastpath.writer(transport)
+        self._send = internals.writer(transport)
         factory.registerProtocol(self)
         if factory.idle_timeout:
             self._idle = factory.reactor.callLater(factory.idle_timeout, self._idleExpired)

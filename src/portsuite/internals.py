@@ -10,7 +10,7 @@ L{writer} gives the wrapper a write function for a transport: the immediate one 
 a C{twisted.internet.tcp.Connection} whose private fields are the ones this module
 knows (L{PRIVATE_FIELDS}), else the transport's public C{write}: TLS, unix sockets,
 another reactor, or a Twisted whose internals changed all take the public path.
-C{tests/core/test_fastpath.py} fails loudly when a Twisted upgrade changes them.
+C{tests/core/test_internals.py} fails loudly when a Twisted upgrade changes them.
 """
 
 from __future__ import annotations

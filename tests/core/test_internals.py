@@ -1,5 +1,5 @@
 """
-The one use of Twisted's private API (portsuite.fastpath): if a Twisted upgrade
+The one use of Twisted's private API (portsuite.internals): if a Twisted upgrade
 changes the fields it reads, these tests fail loudly, and the wrapper quietly takes
 the public path meanwhile.
 """
@@ -12,7 +12,7 @@ from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
 
-from portsuite import fastpath
+from portsuite import internals
 
 
 def _connection() -> tuple[tcp.Connection, socket.socket, MemoryReactor]:
@@ -27,15 +27,15 @@ def _connection() -> tuple[tcp.Connection, socket.socket, MemoryReactor]:
 
 def test_twisted_tcp_connections_still_have_the_fields_the_fast_path_reads() -> None:
     conn, peer, _ = _connection()
-    missing = [f for f in fastpath.PRIVATE_FIELDS if not hasattr(conn, f)]
-    assert missing == [], f"Twisted changed tcp.Connection: {missing}; update portsuite.fastpath"
-    assert fastpath.supported(conn)
+    missing = [f for f in internals.PRIVATE_FIELDS if not hasattr(conn, f)]
+    assert missing == [], f"Twisted changed tcp.Connection: {missing}; update portsuite.internals"
+    assert internals.supported(conn)
     peer.close()
 
 
 def test_an_idle_connection_sends_at_once_without_the_reactor() -> None:
     conn, peer, reactor = _connection()
-    fastpath.writer(conn)(b"hello")
+    internals.writer(conn)(b"hello")
     assert peer.recv(100) == b"hello"  # already on the wire
     assert conn not in reactor.writers  # no writable event was needed
     peer.close()
@@ -43,7 +43,7 @@ def test_an_idle_connection_sends_at_once_without_the_reactor() -> None:
 
 def test_bytes_queued_before_keep_their_order() -> None:
     conn, peer, reactor = _connection()
-    write = fastpath.writer(conn)
+    write = internals.writer(conn)
     conn.write(b"first ")  # the public path: queued until the reactor says writable
     write(b"second")
     peer.setblocking(False)
@@ -60,5 +60,5 @@ def test_bytes_queued_before_keep_their_order() -> None:
 
 def test_other_transports_take_the_public_write() -> None:
     transport = StringTransport()
-    assert not fastpath.supported(transport)
-    assert fastpath.writer(transport) == transport.write
+    assert not internals.supported(transport)
+    assert internals.writer(transport) == transport.write
