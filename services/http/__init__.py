@@ -18,10 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from portsuite.api import Option, ServiceContext, ServiceType
 from portsuite_services.http.site import Site, http_refusal
 from portsuite_services.http.static import StaticFiles
-
-from portsuite.api import Option, ServiceContext, ServiceType
 
 __all__ = ["HTTP", "build_site"]
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from portsuite_services.kv.aof import FSYNC_CHOICES, AOFError, check_file
-from portsuite_services.kv.protocol import KVProtocol
-from portsuite_services.kv.server import KVServer, Settings
 from twisted.logger import Logger
 
 from portsuite.api import Option, ServiceContext, ServiceType
+from portsuite_services.kv.aof import FSYNC_CHOICES, AOFError, check_file
+from portsuite_services.kv.protocol import KVProtocol
+from portsuite_services.kv.server import KVServer, Settings
 
 log = Logger(namespace="portsuite.kv")
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")

@@ -11,6 +11,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite_services.kv.resp import (
     OK,
@@ -20,10 +25,6 @@ from portsuite_services.kv.resp import (
     encode2,
     encode3,
 )
-from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
-from zope.interface import implementer
 
 log = Logger(namespace="portsuite.kv")
 

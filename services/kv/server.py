@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from portsuite_services.kv.aof import AOF, read_records
-from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol, _Refuse
-from portsuite_services.kv.store import Store
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+
+from portsuite_services.kv.aof import AOF, read_records
+from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol, _Refuse
+from portsuite_services.kv.store import Store
 
 log = Logger(namespace="portsuite.kv")
 

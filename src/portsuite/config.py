@@ -147,6 +147,7 @@ def _type_name(kind: type) -> str:
         bool: "true or false",
         Path: "a path (string)",
         list: "a list of strings",
+        dict: "a table",
     }.get(kind, kind.__name__)
 
 
@@ -269,7 +270,7 @@ class _Validator:
                 self.err(where, "port", "missing; set port = N (0 = any free port the OS picks)")
             else:
                 port = stype.default_port
-        udp = self.flag(where, table, "udp")
+        udp = self.flag(where, table, "udp", default=stype.udp_default)
         if udp and "udp" not in stype.transports:
             self.err(
                 where,
@@ -345,8 +346,8 @@ class _Validator:
             return None
         return value
 
-    def flag(self, where: str, table: Mapping[str, Any], key: str) -> bool:
-        value = table.get(key, False)
+    def flag(self, where: str, table: Mapping[str, Any], key: str, default: bool = False) -> bool:
+        value = table.get(key, default)
         if not isinstance(value, bool):
             self.err(where, key, f"{value!r} is not true or false; write {key} = true")
             return False
@@ -477,6 +478,9 @@ class _Validator:
         elif opt.kind is list:
             ok = isinstance(raw, list) and all(isinstance(v, str) for v in raw)
             value = tuple(raw) if ok else raw
+        elif opt.kind is dict:
+            ok = isinstance(raw, dict)
+            value = raw
         else:
             ok = isinstance(raw, str)
             value = raw

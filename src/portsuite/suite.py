@@ -288,9 +288,11 @@ class Suite(MultiService):
 
     def udp_wrapper(self, protocol: Any, ctx: ServiceContext) -> DatagramWrapper:
         """The wrapper every UDP service gets: counters and the UDP guards."""
-        from portsuite.udp import GuardedDatagramWrapper
+        from portsuite.udp import GuardedDatagramWrapper, UdpPolicy
 
-        return GuardedDatagramWrapper.for_context(protocol, ctx)
+        own = self.types[ctx.config.name].udp_policy
+        policy = attrs.evolve(UdpPolicy(), **own) if own else None
+        return GuardedDatagramWrapper.for_context(protocol, ctx, policy=policy)
 
     def _write_ready(self) -> None:
         assert self.ready_file

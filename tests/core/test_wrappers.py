@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from portsuite_services.echo import Echo
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -12,6 +11,7 @@ from twisted.logger import globalLogPublisher
 
 from portsuite.api import ServiceStats, line_refusal
 from portsuite.wrappers import ServiceFactory
+from portsuite_services.echo import Echo
 
 
 def make(inner: type[Protocol] = Echo, **limits: Any) -> tuple[ServiceFactory, MemoryReactorClock]:

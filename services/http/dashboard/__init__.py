@@ -15,9 +15,10 @@ import json
 from importlib import resources
 from typing import Any
 
-from portsuite_services.http.dashboard.metrics import registry_for
 from twisted.web import resource
 from twisted.web.pages import notFound
+
+from portsuite_services.http.dashboard.metrics import registry_for
 
 _ASSETS = {
     b"": ("index.html", b"text/html; charset=utf-8"),

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+
 from portsuite_services.kv.resp import LLONG_MAX, LLONG_MIN, string2ll
 
 

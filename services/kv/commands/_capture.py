@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import hiredis
+
 from portsuite_services.kv.commands import COMMANDS
 
 

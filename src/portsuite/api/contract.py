@@ -97,6 +97,10 @@ class ServiceType:
         the protocol has no room for a notice.
     @ivar check: optional cross-option validation of a whole service; returns error
         texts, each "key: problem; fix".
+    @ivar udp_default: listen on UDP too unless the config says C{udp = false} (DNS).
+    @ivar udp_policy: the type's own settings of the suite's UDP guards, by name
+        (C{rate}, C{burst}, C{total_rate}, C{total_burst}, C{max_reply}): for a type
+        that limits its answers itself (DNS's response rate limiting).
     @ivar stateless: True when each connection stands alone (no state shared between
         clients), so the service may run in several worker processes.
     @ivar source: where the registry found it (filled in by the registry).
@@ -112,6 +116,8 @@ class ServiceType:
     refusal: Callable[[str], bytes | None] = line_refusal
     check: Callable[[ServiceConfig], list[str]] | None = None
     rfc: str = ""
+    udp_default: bool = False
+    udp_policy: Mapping[str, float] = attrs.field(factory=dict)
     stateless: bool = False
     source: str = "built-in"
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from OpenSSL import SSL
-from portsuite_services.echo import Echo
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol, ServerFactory
@@ -21,6 +20,7 @@ from twisted.python.failure import Failure
 from portsuite import tls, tlscheck
 from portsuite.api import ServiceStats, TLSConfig
 from portsuite.wrappers import ServiceFactory
+from portsuite_services.echo import Echo
 
 
 class Server:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from portsuite_services import classic
 
 from portsuite import cli
 from portsuite.testing import suite_running
+from portsuite_services import classic
 
 ROOT = Path(__file__).parents[3]
 CLASSIC = ROOT / "config" / "classic.toml"

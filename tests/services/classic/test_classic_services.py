@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from portsuite_services import classic
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -16,6 +15,7 @@ from portsuite import api as configmod
 from portsuite import loader
 from portsuite.api import ServiceContext, ServiceStats
 from portsuite.registry import Registry
+from portsuite_services import classic
 
 # 2026-11-24 01:35:07 UTC
 NOW = 1795484107

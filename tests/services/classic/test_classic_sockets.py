@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from portsuite_services import classic
 
 from portsuite.testing import suite_running
+from portsuite_services import classic
 
 TYPES = ("discard", "chargen", "qotd", "daytime", "time")
 

@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from portsuite_services import classic
-from portsuite_services.echo import Echo, EchoDatagram
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import Clock
@@ -25,6 +23,8 @@ from portsuite import trace, udp
 from portsuite.api import ServiceStats
 from portsuite.testing import suite_running
 from portsuite.wrappers import ServiceFactory
+from portsuite_services import classic
+from portsuite_services.echo import Echo, EchoDatagram
 
 PLUGINS = str(Path(__file__).parents[3] / "plugins")
 

@@ -7,13 +7,13 @@ import time
 from typing import Any
 
 import pytest
-from portsuite_services import classic
-from portsuite_services.echo import EchoDatagram
 from twisted.internet.task import Clock
 
 from portsuite import udp
 from portsuite.api import Listener, ServiceStats
 from portsuite.testing import call_in_reactor, suite_running
+from portsuite_services import classic
+from portsuite_services.echo import EchoDatagram
 
 CLIENT = ("127.0.0.1", 40000)
 

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from portsuite_services.http import build_site
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from portsuite.api import ServiceContext, ServiceStats
 from portsuite.loader import from_dict
+from portsuite_services.http import build_site
 
 SECRET = b"TOPSECRET-outside-root"
 MID_SIZE = 200_000  # above the split size: cached in two parts

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from httphelp import Web
-from portsuite_services.http.dashboard.metrics import SuiteCollector
 from prometheus_client.parser import text_string_to_metric_families
+
+from portsuite_services.http.dashboard.metrics import SuiteCollector
 
 
 def test_page_and_assets(web: Web) -> None:
@@ -88,8 +89,9 @@ def test_metrics_speak_openmetrics_when_asked(web: Web) -> None:
 
 
 def test_each_suite_has_its_own_registry() -> None:
-    from portsuite_services.http.dashboard.metrics import registry_for
     from prometheus_client import REGISTRY
+
+    from portsuite_services.http.dashboard.metrics import registry_for
 
     class FakeSuite:
         pass

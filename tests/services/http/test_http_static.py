@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from httphelp import MID_SIZE, Web, parse_responses
-from portsuite_services.http import HTTP
-from portsuite_services.http.site import LOG_FLUSH, http_refusal
 from twisted.logger import globalLogPublisher
 
 from portsuite.api import ConfigError
 from portsuite.loader import from_dict
+from portsuite_services.http import HTTP
+from portsuite_services.http.site import LOG_FLUSH, http_refusal
 
 
 def test_root_serves_index_html(web: Web) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from portsuite_services.kv import KVServer, Settings, check
-from portsuite_services.kv.aof import AOFError
 from twisted.internet.task import Clock
 
 from portsuite import api as configmod
 from portsuite import loader
 from portsuite.testing import suite_running
+from portsuite_services.kv import KVServer, Settings, check
+from portsuite_services.kv.aof import AOFError
 
 
 def _cfg(path: Path, **extra: object) -> dict:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
-from portsuite_services.kv import KVServer, Settings, glob
-from portsuite_services.kv.protocol import KVProtocol
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+
+from portsuite_services.kv import KVServer, Settings, glob
+from portsuite_services.kv.protocol import KVProtocol
 
 
 def _server(**kw: object) -> tuple[KVServer, Clock]:
