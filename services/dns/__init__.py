@@ -135,7 +135,12 @@ def build(ctx: ServiceContext) -> tuple[list[Any], Counters, RateLimiter]:
     def dynamic() -> Mapping[bytes, list[Any]]:
         return _srv_records(origin, ctx.suite, ttl) if ctx.suite is not None else {}
 
-    zones: list[Any] = [zonemod.LabAuthority(origin, records, soa, dynamic)]
+    def signature() -> Any:
+        return tuple(_listeners(ctx.suite)) if ctx.suite is not None else None
+
+    zones: list[Any] = [
+        zonemod.LabAuthority(origin, records, soa, dynamic, signature, ctx.reactor.seconds)
+    ]
     # reverse zones: a PTR for every address named in the zone
     reverse: dict[bytes, dict[bytes, list[Any]]] = {}
     for name, recs in records.items():

@@ -36,6 +36,7 @@ become a flood of log lines.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import OrderedDict
 from typing import Any
@@ -75,6 +76,7 @@ def blocked_source_port(port: int) -> bool:
     return port < 1024 or port in SERVICE_PORTS_ABOVE_1023
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the text: parse each host once
 def bad_source_address(host: str) -> str | None:
     """Why a datagram from this address cannot come from a real client, or None."""
     try:
