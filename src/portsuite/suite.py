@@ -1,11 +1,15 @@
 """
 The suite: every service of one config, bound to its ports in one reactor.
 
-L{Suite} is a C{MultiService}. It binds every listener in
-C{privilegedStartService} (so C{twistd --uid/--gid} can bind well-known ports as root
-and then drop privileges); if any bind fails, it closes what it had bound, says which
-service and port failed and how to fix it, in one line, and stops startup: nothing is
-left half-started.
+L{Suite} is a C{MultiService} with one named child per configured service
+(L{ConfiguredService}: C{suite.getServiceNamed("kv")}), whose children are its
+listeners: L{StreamListener} (an endpoint and a factory, as
+C{twisted.application.strports.service} builds them) and L{DatagramListener} (as
+C{internet.UDPServer}). The suite binds every listener in C{privilegedStartService}
+(so C{twistd --uid/--gid} can bind well-known ports as root and then drop
+privileges); if any bind fails, it closes what it had bound, says which service and
+port failed and how to fix it, in one line, and stops startup: nothing is left
+half-started.
 
 Each TCP factory is wrapped by L{portsuite.wrappers.ServiceFactory} (counters, limits,
 open/close log, error guard; the tracing subclass where C{trace = true}), then by TLS
@@ -22,17 +26,13 @@ import sys
 from typing import Any
 
 import attrs
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer
-from twisted.internet.endpoints import (
-    TCP4ServerEndpoint,
-    TCP6ServerEndpoint,
-    serverFromString,
-)
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from portsuite import endpoints
 from portsuite.api import ServiceConfig, ServiceContext, ServiceType, StartupError
 from portsuite.api.stats import Listener, ServiceStats, port_class
 from portsuite.config import SuiteConfig
@@ -49,11 +49,21 @@ class _Bound:
     factory: Any
 
 
-def _bind_fix(err: BaseException, transport: str, host: str, port: int | None) -> str:
+def _bind_fix(
+    err: BaseException, transport: str, host: str, port: int | None, holder: str | None = None
+) -> str:
     code = getattr(getattr(err, "socketError", None), "errno", None) or getattr(err, "errno", None)
+    return bind_fix(code, str(err), host, port, holder)
+
+
+def bind_fix(
+    code: int | None, text: str, host: str, port: int | None, holder: str | None = None
+) -> str:
+    """What a failed bind means and how to fix it, for one errno (also C{portsuite check}'s)."""
     if code == errno.EADDRINUSE:
+        by = holder or "another program"
         return (
-            f"port {port} is already in use by another program "
+            f"port {port} is already in use by {by} "
             f"(see: ss -lnp 'sport = :{port}'); stop it or choose another port"
         )
     if code == errno.EACCES:
@@ -65,11 +75,238 @@ def _bind_fix(err: BaseException, transport: str, host: str, port: int | None) -
         return "permission denied; check the path or the user running the suite"
     if code in (errno.EADDRNOTAVAIL, socket.EAI_NONAME if hasattr(socket, "EAI_NONAME") else -2):
         return f"{host!r} is not an address of this machine; use 127.0.0.1, ::1 or 0.0.0.0"
-    return f"{err}; check host and port"
+    return f"{text}; check host and port"
+
+
+class StreamListener(Service):
+    """
+    One stream listener of a service: an endpoint description and the service's
+    factory, as C{twisted.application.strports.service} builds them, except that it
+    binds at once and a failure is a L{StartupError} of one line (the service, the
+    port, the fix) instead of a logged traceback.
+    """
+
+    def __init__(self, unit: ConfiguredService, description: str, shown: str, listed: bool):
+        self.unit = unit
+        self.description = description
+        self.shown = shown  # how the error line names it: "tcp 127.0.0.1:7007" or the entry
+        self.listed = listed  # written in the config's listen list (else from port/host)
+        self.bound: _Bound | None = None
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        if self.bound is None:
+            self.bind()
+
+    def startService(self) -> None:
+        Service.startService(self)
+        if self.bound is None:
+            self.bind()
+
+    def bind(self) -> _Bound:
+        unit = self.unit
+        svc = unit.config
+        factory = unit.factory()
+        desc = self.description
+        try:
+            endpoint = endpoints.server_endpoint(unit.reactor, desc)
+        except Exception as e:
+            hint = (
+                "no socket was passed by systemd (LISTEN_FDS/LISTEN_FDNAMES)"
+                if desc.startswith("systemd:") and isinstance(e, (IndexError, KeyError))
+                else str(e) or type(e).__name__
+            )
+            raise StartupError(
+                f"cannot start [services.{svc.name}] on {desc}: {hint}; "
+                f"fix the listen description (see Twisted's endpoint syntax)"
+            ) from None
+        results: list[Any] = []
+        endpoint.listen(factory).addBoth(results.append)
+        if not results:
+            raise StartupError(
+                f"[services.{svc.name}] {self.shown}: the endpoint did not bind at startup"
+            )
+        result = results[0]
+        if isinstance(result, Failure):
+            parsed = endpoints.parse(desc)
+            host = parsed.host(svc.host)
+            port = parsed.port
+            raise StartupError(
+                f"cannot start [services.{svc.name}] on {self.shown}: "
+                f"{_bind_fix(result.value, 'tcp', host, port)}"
+            )
+        address = result.getHost()
+        port_number = getattr(address, "port", None)
+        host = getattr(address, "host", None) or getattr(address, "name", "") or ""
+        if isinstance(host, bytes):
+            host = host.decode()
+        kind = "tcp" if port_number is not None else desc.split(":", 1)[0]
+        listener = Listener(
+            transport=kind,
+            host=str(host),
+            port=port_number,
+            description=desc if self.listed else f"tcp:{port_number}:interface={svc.host}",
+            tls=svc.tls is not None or desc.startswith("ssl:"),
+        )
+        self.bound = unit.suite._record(svc.name, listener, result, factory)
+        return self.bound
+
+    def stopService(self) -> defer.Deferred[Any]:
+        Service.stopService(self)
+        bound, self.bound = self.bound, None
+        if bound is None:
+            return defer.succeed(None)
+        d = defer.maybeDeferred(bound.port.stopListening)
+        protocols = getattr(bound.factory, "protocols", None)
+        if protocols is None:
+            protocols = getattr(getattr(bound.factory, "wrappedFactory", None), "protocols", {})
+        for p in list(protocols):
+            transport = getattr(p, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+        return d
+
+
+class DatagramListener(Service):
+    """
+    One UDP listener of a service, as C{twisted.application.internet.UDPServer}
+    (C{reactor.listenUDP}) with the UDP guards in front of the protocol. C{port} None:
+    the number the service's TCP listener got (C{port = 0}: one service, one number),
+    else any free port.
+    """
+
+    def __init__(self, unit: ConfiguredService, host: str, port: int | None):
+        self.unit = unit
+        self.host = host
+        self.port = port
+        self.bound: _Bound | None = None
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        if self.bound is None:
+            self.bind()
+
+    def startService(self) -> None:
+        Service.startService(self)
+        if self.bound is None:
+            self.bind()
+
+    def bind(self) -> _Bound:
+        if self.port is not None:
+            self.bound = self._bind(self.port)
+            return self.bound
+        tcp_port = self.unit.tcp_port()
+        try:
+            self.bound = self._bind(tcp_port or 0)
+        except StartupError:
+            if not tcp_port:
+                raise
+            self.bound = self._bind(0)
+        return self.bound
+
+    def _bind(self, port: int) -> _Bound:
+        unit = self.unit
+        svc, stype = unit.config, unit.stype
+        assert stype.udp_protocol is not None
+        wrapper = unit.suite.udp_wrapper(stype.udp_protocol(unit.context), unit.context)
+        try:
+            listening = unit.reactor.listenUDP(port, wrapper, interface=self.host)
+        except CannotListenError as e:
+            raise StartupError(
+                f"cannot start [services.{svc.name}] on udp {self.host}:{port}: "
+                f"{_bind_fix(e, 'udp', self.host, port)}"
+            ) from None
+        address = listening.getHost()
+        listener = Listener(
+            transport="udp",
+            host=address.host,
+            port=address.port,
+            description=f"udp:{address.port}:interface={self.host}",
+        )
+        return unit.suite._record(svc.name, listener, listening, wrapper)
+
+    def stopService(self) -> defer.Deferred[Any]:
+        Service.stopService(self)
+        bound, self.bound = self.bound, None
+        if bound is None:
+            return defer.succeed(None)
+        return defer.maybeDeferred(bound.port.stopListening)
+
+
+class ConfiguredService(MultiService):
+    """
+    One C{[services.NAME]} of the config, a named child of the suite; its children are
+    its listeners (TCP first, so UDP can take the same port number).
+    """
+
+    def __init__(self, suite: Suite, svc: ServiceConfig, stype: ServiceType):
+        MultiService.__init__(self)
+        self.setName(svc.name)
+        self.suite = suite
+        self.config = svc
+        self.stype = stype
+        self.stats = suite.stats[svc.name]
+        self.context = ServiceContext(
+            reactor=suite.reactor,
+            config=svc,
+            stats=self.stats,
+            suite=suite,
+            accounts=suite.config.accounts.narrow(svc.users),
+        )
+        self._factory: Any = None
+        parsed = [endpoints.parse(d) for d in svc.listen]
+        if svc.tcp and stype.tcp_factory is not None:
+            if svc.listen:
+                for d in parsed:
+                    if d.kind != "udp":
+                        StreamListener(self, d.text, d.text, listed=True).setServiceParent(self)
+            else:
+                assert svc.port is not None
+                desc = endpoints.for_port(svc.host, svc.port)
+                shown = f"tcp {svc.host}:{svc.port}"
+                StreamListener(self, desc, shown, listed=False).setServiceParent(self)
+        if stype.udp_protocol is not None:
+            if svc.listen:
+                for d in parsed:
+                    if d.kind == "udp":
+                        port = d.port
+                        assert port is not None
+                        DatagramListener(self, d.host(svc.host), port).setServiceParent(self)
+            elif svc.udp:
+                assert svc.port is not None
+                DatagramListener(self, svc.host, svc.port or None).setServiceParent(self)
+
+    @property
+    def reactor(self) -> Any:
+        return self.suite.reactor
+
+    def factory(self) -> Any:
+        """The service's wrapped TCP factory, built once (a type's factory may refuse to start)."""
+        if self._factory is None:
+            self._factory = self.suite._tcp_factory(self.config, self.stype, self.context)
+        return self._factory
+
+    def tcp_port(self) -> int | None:
+        for child in self:
+            if isinstance(child, StreamListener) and child.bound is not None:
+                port: int | None = child.bound.listener.port
+                if port is not None:
+                    return port
+        return None
+
+    def bind(self) -> None:
+        """Bind every listener of this service now. @raise StartupError: one line."""
+        for child in self:
+            if child.bound is None:  # type: ignore[attr-defined]
+                child.bind()  # type: ignore[attr-defined]
+
+    def privilegedStartService(self) -> None:
+        self.bind()
+        MultiService.privilegedStartService(self)
 
 
 class Suite(MultiService):
-    """All services of a L{SuiteConfig}."""
+    """All services of a L{SuiteConfig}, each a named child (L{ConfiguredService})."""
 
     def __init__(self, config: SuiteConfig, reactor: Any = None, ready_file: str | None = None):
         MultiService.__init__(self)
@@ -79,6 +316,9 @@ class Suite(MultiService):
         self.started_at: float | None = None
         self.stats: dict[str, ServiceStats] = {}
         self.types: dict[str, ServiceType] = {}
+        # twistd in daemon mode: a failure raises (twistd reports it through its status
+        # pipe and removes the pidfile) instead of exiting
+        self.daemon = False
         for svc in config.services:
             stype = config.registry.resolve(svc.type)
             self.types[svc.name] = stype
@@ -89,6 +329,8 @@ class Suite(MultiService):
         # pages the services show on the dashboard: "api/mail" -> a twisted.web resource
         self.published: dict[str, Any] = {}
         self.listening = False
+        for svc in config.services:
+            ConfiguredService(self, svc, self.types[svc.name]).setServiceParent(self)
 
     @property
     def reactor(self) -> Any:
@@ -101,12 +343,15 @@ class Suite(MultiService):
     # -- startup ---------------------------------------------------------------
 
     def privilegedStartService(self) -> None:
-        try:
-            self.listen()
-        except StartupError as e:
-            log.critical("{line}", line=str(e))
-            print(f"portsuite: {e}", file=sys.__stderr__, flush=True)
-            raise SystemExit(1) from None
+        if not self.listening:
+            try:
+                self.listen()
+            except StartupError as e:
+                log.critical("{line}", line=str(e))
+                print(f"portsuite: {e}", file=sys.__stderr__, flush=True)
+                if self.daemon:
+                    raise
+                raise SystemExit(1) from None
         MultiService.privilegedStartService(self)
 
     def startService(self) -> None:
@@ -124,14 +369,10 @@ class Suite(MultiService):
         """
         self.started_at = self.reactor.seconds()
         try:
-            for svc in self.config.services:
-                self._listen_service(svc)
+            for unit in self:
+                unit.bind()  # type: ignore[attr-defined]
         except StartupError:
-            for b in self._bound:
-                b.port.stopListening()
-            self._bound.clear()
-            for stats in self.stats.values():
-                stats.listeners.clear()
+            self._rollback()
             raise
         for b in self._bound:
             li = b.listener
@@ -151,42 +392,22 @@ class Suite(MultiService):
             self._write_ready()
         return [b.listener for b in self._bound]
 
-    def _listen_service(self, svc: ServiceConfig) -> None:
-        stype = self.types[svc.name]
-        stats = self.stats[svc.name]
-        ctx = ServiceContext(
-            reactor=self.reactor,
-            config=svc,
-            stats=stats,
-            suite=self,
-            accounts=self.config.accounts.narrow(svc.users),
-        )
-        tcp_port: int | None = None
-        if svc.tcp and stype.tcp_factory is not None:
-            factory = self._tcp_factory(svc, stype, ctx)
-            descriptions = (
-                [d for d in svc.listen if not d.startswith("udp:")] if svc.listen else [None]
-            )
-            for desc in descriptions:
-                bound = self._listen_tcp(svc, factory, desc)
-                if tcp_port is None:
-                    tcp_port = bound.listener.port
-        if svc.udp and stype.udp_protocol is not None:
-            if svc.listen:
-                for desc in svc.listen:
-                    if desc.startswith("udp:"):
-                        host, port = _parse_udp(desc, svc.host)
-                        self._listen_udp(svc, stype, ctx, host, port)
-            else:
-                assert svc.port is not None
-                # port = 0: try the number TCP got, so one service keeps one port number
-                port = svc.port or tcp_port or 0
-                try:
-                    self._listen_udp(svc, stype, ctx, svc.host, port)
-                except StartupError:
-                    if svc.port != 0 or not port:
-                        raise
-                    self._listen_udp(svc, stype, ctx, svc.host, 0)
+    def _record(self, service: str, listener: Listener, port: Any, factory: Any) -> _Bound:
+        self.stats[service].listeners.append(listener)
+        bound = _Bound(service, listener, port, factory)
+        self._bound.append(bound)
+        return bound
+
+    def _rollback(self) -> None:
+        """Close whatever was bound: a failed startup leaves nothing listening."""
+        for unit in self:
+            for child in unit:  # type: ignore[attr-defined]
+                if child.bound is not None:
+                    child.bound.port.stopListening()
+                    child.bound = None
+        self._bound.clear()
+        for stats in self.stats.values():
+            stats.listeners.clear()
 
     def _tcp_factory(self, svc: ServiceConfig, stype: ServiceType, ctx: ServiceContext) -> Any:
         assert stype.tcp_factory is not None
@@ -210,81 +431,6 @@ class Suite(MultiService):
 
             factory = tls.wrap_factory(factory, svc.tls, self.reactor)
         return factory
-
-    def _listen_tcp(self, svc: ServiceConfig, factory: Any, desc: str | None) -> _Bound:
-        if desc is None:
-            assert svc.port is not None
-            cls = TCP6ServerEndpoint if ":" in svc.host else TCP4ServerEndpoint
-            endpoint: Any = cls(self.reactor, svc.port, interface=svc.host)
-            shown = f"tcp {svc.host}:{svc.port}"
-        else:
-            shown = desc
-            try:
-                endpoint = serverFromString(self.reactor, desc)
-            except Exception as e:
-                hint = (
-                    "no socket was passed by systemd (LISTEN_FDS/LISTEN_FDNAMES)"
-                    if desc.startswith("systemd:") and isinstance(e, (IndexError, KeyError))
-                    else str(e) or type(e).__name__
-                )
-                raise StartupError(
-                    f"cannot start [services.{svc.name}] on {desc}: {hint}; "
-                    f"fix the listen description (see Twisted's endpoint syntax)"
-                ) from None
-        results: list[Any] = []
-        endpoint.listen(factory).addBoth(results.append)
-        if not results:
-            raise StartupError(
-                f"[services.{svc.name}] {shown}: the endpoint did not bind at startup"
-            )
-        result = results[0]
-        if isinstance(result, Failure):
-            err = result.value
-            host = getattr(endpoint, "_interface", svc.host)
-            port = getattr(endpoint, "_port", svc.port)
-            raise StartupError(
-                f"cannot start [services.{svc.name}] on {shown}: {_bind_fix(err, 'tcp', host, port)}"
-            )
-        address = result.getHost()
-        port_number = getattr(address, "port", None)
-        host = getattr(address, "host", None) or getattr(address, "name", "") or ""
-        if isinstance(host, bytes):
-            host = host.decode()
-        kind = "tcp" if port_number is not None else (desc or "tcp").split(":", 1)[0]
-        listener = Listener(
-            transport=kind,
-            host=str(host),
-            port=port_number,
-            description=desc or f"tcp:{port_number}:interface={svc.host}",
-            tls=svc.tls is not None or (desc or "").startswith("ssl:"),
-        )
-        self.stats[svc.name].listeners.append(listener)
-        bound = _Bound(svc.name, listener, result, factory)
-        self._bound.append(bound)
-        return bound
-
-    def _listen_udp(
-        self, svc: ServiceConfig, stype: ServiceType, ctx: ServiceContext, host: str, port: int
-    ) -> _Bound:
-        assert stype.udp_protocol is not None
-        wrapper = self.udp_wrapper(stype.udp_protocol(ctx), ctx)
-        try:
-            listening = self.reactor.listenUDP(port, wrapper, interface=host)
-        except CannotListenError as e:
-            raise StartupError(
-                f"cannot start [services.{svc.name}] on udp {host}:{port}: {_bind_fix(e, 'udp', host, port)}"
-            ) from None
-        address = listening.getHost()
-        listener = Listener(
-            transport="udp",
-            host=address.host,
-            port=address.port,
-            description=f"udp:{address.port}:interface={host}",
-        )
-        self.stats[svc.name].listeners.append(listener)
-        bound = _Bound(svc.name, listener, listening, wrapper)
-        self._bound.append(bound)
-        return bound
 
     def udp_wrapper(self, protocol: Any, ctx: ServiceContext) -> DatagramWrapper:
         """The wrapper every UDP service gets: counters and the UDP guards."""
@@ -327,30 +473,8 @@ class Suite(MultiService):
     # -- shutdown --------------------------------------------------------------
 
     def stopService(self) -> defer.Deferred[Any]:
-        MultiService.stopService(self)
-        waits = []
-        for b in self._bound:
-            waits.append(defer.maybeDeferred(b.port.stopListening))
-            protocols = getattr(b.factory, "protocols", None)
-            if protocols is None:
-                protocols = getattr(getattr(b.factory, "wrappedFactory", None), "protocols", {})
-            for p in list(protocols):
-                transport = getattr(p, "transport", None)
-                if transport is not None:
-                    transport.loseConnection()
+        d = MultiService.stopService(self)
         self._bound.clear()
         self.listening = False
         log.info("portsuite: all listeners closed")
-        return defer.DeferredList(waits, consumeErrors=True)
-
-
-def _parse_udp(desc: str, default_host: str) -> tuple[str, int]:
-    """C{udp:PORT[:interface=HOST]}, portsuite's own description for a UDP listener."""
-    parts = desc.split(":")
-    port = int(parts[1])
-    host = default_host
-    for part in parts[2:]:
-        key, _, value = part.partition("=")
-        if key == "interface":
-            host = value
-    return host, port
+        return d

@@ -48,6 +48,24 @@ class Options(usage.Options):
 
 
 def makeService(options: Options) -> Any:
+    """
+    The suite. As a daemon (twistd without C{-n}) it binds here, before twistd forks:
+    a port that cannot be bound is then reported on the terminal that started it, in
+    the same one line as in the foreground, exit status 1, no pidfile left behind.
+    (Binding later, in the daemon, the line would go to /dev/null and twistd's parent
+    would wait on its status pipe.) Binding still happens as the user that started
+    twistd, before C{--uid/--gid} drop privileges.
+    """
+    from portsuite.api import StartupError
     from portsuite.suite import Suite
 
-    return Suite(options["suite_config"], ready_file=options["ready-file"])
+    suite = Suite(options["suite_config"], ready_file=options["ready-file"])
+    parent = getattr(options, "parent", None)
+    if parent is not None and "nodaemon" in parent and not parent["nodaemon"]:
+        suite.daemon = True
+        try:
+            suite.listen()
+        except StartupError as e:
+            print(f"portsuite: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+    return suite
