@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from portsuite import endpoints
 from portsuite.api import (
     DEFAULT_HOST,
     Accounts,
@@ -49,7 +50,7 @@ COMMON_KEYS = (
     "users",
 )
 TLS_KEYS = ("cert", "key", "chain", "handshake_timeout")
-LISTEN_PREFIXES = ("tcp", "tcp6", "unix", "ssl", "systemd", "udp")
+LISTEN_PREFIXES = endpoints.KINDS
 
 
 @attrs.frozen
@@ -279,6 +280,22 @@ class _Validator:
             )
         if stype.transports == {"udp"}:
             udp = True
+        kinds = {endpoints.parse(d).kind for d in listen}
+        if "udp" in kinds:
+            if "udp" in stype.transports:
+                udp = True  # listen = ["udp:…"] binds UDP, as written, without udp = true
+            else:
+                self.err(
+                    where,
+                    "listen",
+                    f"type {tname!r} speaks only tcp; remove the udp: entries",
+                )
+        if kinds - {"udp"} and "tcp" not in stype.transports:
+            self.err(
+                where,
+                "listen",
+                f"type {tname!r} speaks only udp; listen on it with udp:PORT",
+            )
         tls = self.tls(where, table.get("tls"))
         if tls is not None and any(d.startswith("ssl:") for d in listen):
             self.err(
@@ -384,32 +401,13 @@ class _Validator:
             return ()
         out = []
         for desc in value:
-            prefix = desc.split(":", 1)[0]
-            if prefix not in LISTEN_PREFIXES:
-                self.err(
-                    where,
-                    "listen",
-                    f"{desc!r} has an unknown endpoint kind {prefix!r}; "
-                    f"use one of {', '.join(LISTEN_PREFIXES)}",
-                )
+            try:
+                endpoints.parse(desc)
+            except endpoints.DescriptionError as e:
+                self.err(where, "listen", str(e))
                 continue
-            out.append(self.resolve_endpoint(desc))
+            out.append(endpoints.resolve_paths(desc, self.resolve))
         return tuple(out)
-
-    def resolve_endpoint(self, desc: str) -> str:
-        """Make the file paths of a description absolute, relative to the config."""
-        parts = desc.split(":")
-        if parts[0] == "unix" and len(parts) > 1 and "=" not in parts[1]:
-            parts[1] = str(self.resolve(parts[1]))
-        for i, part in enumerate(parts):
-            key, eq, val = part.partition("=")
-            if (
-                eq
-                and key in ("privateKey", "certKey", "extraCertChain", "caCertsDir", "address")
-                and val
-            ):
-                parts[i] = f"{key}={self.resolve(val)}"
-        return ":".join(parts)
 
     def tls(self, where: str, value: Any) -> TLSConfig | None:
         if value is None:

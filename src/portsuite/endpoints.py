@@ -167,3 +167,72 @@ def server_endpoint(reactor: Any, desc: str) -> Any:
     from twisted.internet.endpoints import serverFromString
 
     return serverFromString(reactor, desc)
+
+
+@attrs.frozen
+class Planned:
+    """One listener a service will bind: what C{check} shows and the suite binds."""
+
+    transport: str  # the kind: tcp, tcp6, unix, ssl, systemd, udp
+    host: str  # unescaped; the socket path for unix
+    port: int | None  # 0: any free port (UDP: the number TCP got, if it can)
+    tls: bool
+    description: str  # stream listeners: the description the endpoint is made from
+    shown: str  # how a failure names it: "tcp 127.0.0.1:7007" or the listen entry
+    listed: bool  # written in the config's listen list
+
+
+def plan(svc: Any, stype: Any) -> list[Planned]:
+    """
+    The listeners of a validated service (L{portsuite.api.ServiceConfig}) of a type
+    (L{portsuite.api.ServiceType}): its C{listen} list as written, else TCP on
+    C{host:port} and, with C{udp = true}, UDP on the same port; TCP first.
+    """
+    out: list[Planned] = []
+    tls = svc.tls is not None
+    if svc.listen:
+        for text in svc.listen:
+            d = parse(text)
+            if d.kind == "udp" and stype.udp_protocol is None:
+                continue
+            if d.kind != "udp" and (not svc.tcp or stype.tcp_factory is None):
+                continue
+            out.append(
+                Planned(
+                    transport=d.kind,
+                    host=d.host(svc.host),
+                    port=d.port,
+                    tls=d.kind != "udp" and (tls or d.tls),
+                    description=text,
+                    shown=text,
+                    listed=True,
+                )
+            )
+        # stream listeners first, as the suite binds them
+        return sorted(out, key=lambda p: p.transport == "udp")
+    assert svc.port is not None
+    if svc.tcp and stype.tcp_factory is not None:
+        out.append(
+            Planned(
+                transport="tcp",
+                host=svc.host,
+                port=svc.port,
+                tls=tls,
+                description=for_port(svc.host, svc.port),
+                shown=f"tcp {svc.host}:{svc.port}",
+                listed=False,
+            )
+        )
+    if svc.udp and stype.udp_protocol is not None:
+        out.append(
+            Planned(
+                transport="udp",
+                host=svc.host,
+                port=svc.port,
+                tls=False,
+                description=f"udp:{svc.port}:interface={escape(svc.host)}",
+                shown=f"udp {svc.host}:{svc.port}",
+                listed=False,
+            )
+        )
+    return out

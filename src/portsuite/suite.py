@@ -254,27 +254,15 @@ class ConfiguredService(MultiService):
             accounts=suite.config.accounts.narrow(svc.users),
         )
         self._factory: Any = None
-        parsed = [endpoints.parse(d) for d in svc.listen]
-        if svc.tcp and stype.tcp_factory is not None:
-            if svc.listen:
-                for d in parsed:
-                    if d.kind != "udp":
-                        StreamListener(self, d.text, d.text, listed=True).setServiceParent(self)
+        for planned in endpoints.plan(svc, stype):
+            child: Service
+            if planned.transport == "udp":
+                # port = 0 without a listen list: try the number TCP got (1 service = 1 port)
+                shared = not planned.listed and planned.port == 0
+                child = DatagramListener(self, planned.host, None if shared else planned.port)
             else:
-                assert svc.port is not None
-                desc = endpoints.for_port(svc.host, svc.port)
-                shown = f"tcp {svc.host}:{svc.port}"
-                StreamListener(self, desc, shown, listed=False).setServiceParent(self)
-        if stype.udp_protocol is not None:
-            if svc.listen:
-                for d in parsed:
-                    if d.kind == "udp":
-                        port = d.port
-                        assert port is not None
-                        DatagramListener(self, d.host(svc.host), port).setServiceParent(self)
-            elif svc.udp:
-                assert svc.port is not None
-                DatagramListener(self, svc.host, svc.port or None).setServiceParent(self)
+                child = StreamListener(self, planned.description, planned.shown, planned.listed)
+            child.setServiceParent(self)
 
     @property
     def reactor(self) -> Any:

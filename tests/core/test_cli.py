@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 
 from portsuite import cli
+from portsuite.cli import check
 from portsuite.testing import write_config
 
 
 def test_check_warns_about_well_known_ports_for_a_normal_user(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "can_bind_privileged", lambda: False)
-    monkeypatch.setattr(cli, "unprivileged_port_start", lambda: 1024)
+    monkeypatch.setattr(check, "can_bind_privileged", lambda: False)
+    monkeypatch.setattr(check, "unprivileged_port_start", lambda: 1024)
     path = write_config(
         {"services": {"echo": {"type": "echo", "port": 7}, "alt": {"type": "echo", "port": 7007}}},
         tmp_path,

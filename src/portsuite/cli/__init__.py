@@ -1,0 +1,50 @@
+"""
+The C{portsuite} command.
+
+    portsuite check -c config.toml     validate; one row per listener, with its port class
+    portsuite ports [-c config.toml]   the port ranges, and where each service falls
+    portsuite plugins [-c config.toml] every service type the suite can see
+    portsuite passwd [NAME]            a [users] line with a bcrypt hash
+    portsuite cert [--dir certs]       a local CA and a TLS cert for localhost
+    portsuite trace SERVICE            follow a traced service's bytes live
+
+One module per subcommand in this package, each with C{HELP}, C{add_arguments(parser)}
+and C{run(args) -> exit status}; L{COMMANDS} lists them in the order C{--help} shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+from portsuite.cli import cert, check, passwd, plugins, ports, trace
+
+COMMANDS: dict[str, ModuleType] = {
+    "check": check,
+    "ports": ports,
+    "plugins": plugins,
+    "cert": cert,
+    "passwd": passwd,
+    "trace": trace,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="portsuite",
+        description="A multi-protocol server suite. Run it with: twistd -n portsuite -c CONFIG",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module in COMMANDS.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(run=module.run)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+__all__ = ["COMMANDS", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""C{portsuite plugins}: every service type the suite can see."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from portsuite.cli.common import load_config, table
+from portsuite.registry import Registry
+
+HELP = "list every service type the suite can see"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", default=None, help="also look in this config's plugin_dirs")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.config:
+        cfg = load_config(args.config)
+        if cfg is None:
+            return 2
+        registry = cfg.registry
+    else:
+        registry = Registry.discover()
+    rows = [["TYPE", "PORT", "TRANSPORTS", "SOURCE", "DESCRIPTION"]]
+    for name in sorted(registry.types):
+        t = registry.types[name]
+        port = "-" if t.default_port is None else str(t.default_port)
+        desc = t.description + (f" ({t.rfc})" if t.rfc else "")
+        rows.append([name, port, "/".join(sorted(t.transports)), t.source, desc])
+    print(table(rows))
+    print(
+        '\nAny Protocol, ServerFactory or DatagramProtocol class also works as type = "module:Class".'
+    )
+    for problem in registry.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return 0
