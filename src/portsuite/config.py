@@ -75,12 +75,13 @@ CONFIG_HINT = "config/config.toml"
 @attrs.frozen
 class Unchecked:
     """
-    Services the file checks pass over: C{options}, those whose options could not
-    all be read (a cross-option check would judge defaults); C{faulty}, those with
-    any problem already (their TLS files are not worth opening yet).
+    What the file checks must not judge again: C{options}, per service, the options
+    that could not be read (a type's check still runs, but its lines about those keys
+    are dropped: they would judge the default put in their place); C{faulty}, the
+    services with any problem already (their TLS files are not worth opening yet).
     """
 
-    options: set[str]
+    options: dict[str, set[str]]
     faulty: set[str]
 
 
@@ -157,13 +158,19 @@ class _Validator:
         self.base_dir = base_dir
         self.label = label
         self.errors: list[str] = []
+        self.error_keys: list[str] = []  # the key of each line of errors
         self.accounts = Accounts()
-        self.unchecked: set[str] = set()  # services whose options are not all readable
+        self.unchecked: dict[str, set[str]] = {}  # per service, the options not readable
         self.faulty: set[str] = set()  # services with any problem
 
     def err(self, where: str, key: str, text: str) -> None:
         prefix = f"{self.label}: {where}" + (f" {key}" if key else "")
         self.errors.append(f"{prefix}: {text}")
+        self.error_keys.append(key)
+
+    def _keys_since(self, count: int) -> set[str]:
+        """The keys of the problems found since there were C{count}."""
+        return set(self.error_keys[count:])
 
     def suite(
         self, data: Mapping[str, Any], path: Path | None, make_registry: MakeRegistry
@@ -202,6 +209,7 @@ class _Validator:
         registry = make_registry(tuple(plugin_dirs))
         self.accounts, user_errors = parse_users(data.get("users"), self.label)
         self.errors.extend(user_errors)
+        self.error_keys.extend("users" for _ in user_errors)
         services = data.get("services", {})
         if not isinstance(services, dict):
             self.err("[services]", "", "must be tables, e.g. [services.echo]")
@@ -330,8 +338,10 @@ class _Validator:
             users=self.users(where, table),
         )
         if len(self.errors) != before_options:
-            # its options are not all as written: a cross-option check would judge defaults
-            self.unchecked.add(name)
+            # these options are not as written: a type's check would judge their defaults
+            self.unchecked[name] = {
+                opt.name for opt in stype.options if opt.name in self._keys_since(before_options)
+            }
         if len(self.errors) != errors_before:
             self.faulty.add(name)
         return svc

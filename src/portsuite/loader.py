@@ -53,15 +53,20 @@ def from_dict(
 
 def file_checks(cfg: SuiteConfig, label: str, skip: Unchecked | None = None) -> list[str]:
     """What a service's type and its TLS files say about it, one line each."""
-    skip = skip or Unchecked(options=set(), faulty=set())
+    skip = skip or Unchecked(options={}, faulty=set())
     from portsuite import tlscheck
 
     errors = []
     for svc in cfg.services:
         where = f"{label}: [services.{svc.name}]"
         stype = cfg.registry.resolve(svc.type)
-        if stype.check is not None and svc.name not in skip.options:
-            errors.extend(f"{where} {text}" for text in stype.check(svc))
+        if stype.check is not None:
+            unread = skip.options.get(svc.name, set())
+            errors.extend(
+                f"{where} {text}"
+                for text in stype.check(svc)
+                if text.split(":", 1)[0].split(".", 1)[0] not in unread
+            )
         if svc.tls is not None and svc.name not in skip.faulty:
             errors.extend(f"{where} tls: {text}" for text in tlscheck.check(svc.tls))
     return errors

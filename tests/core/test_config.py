@@ -207,3 +207,62 @@ def test_tls_table_and_an_ssl_listen_endpoint_are_refused_together(tmp_path: Pat
         "lab.toml: [services.e] tls: the listen list has an ssl: endpoint too, which would wrap TLS "
         "twice; use tcp: endpoints with tls, or drop tls"
     ]
+
+
+def test_not_utf8_is_one_line_naming_the_line_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[services.e]\ntype = "echo"\n# café\n'.encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert info.value.errors == [
+        f"{path}: line 3: not valid UTF-8 (byte 0xe9); save the file as UTF-8"
+    ]
+
+
+def test_every_problem_of_one_service_at_once_a_missing_root_too(tmp_path: Path) -> None:
+    """A missing http root shows with the service's other mistakes, not after they are fixed."""
+    errs = errors_of(
+        {"services": {"web": {"type": "http", "port": 99999, "prot": 8080, "listing": "yes"}}},
+        tmp_path,
+    )
+    assert len(errs) == 4, errs
+    assert errs[0] == (
+        "lab.toml: [services.web] prot: unknown key for type 'http'; did you mean 'root'?"
+    )
+    assert any("port: 99999 is out of range" in e for e in errs)
+    assert any("listing: 'yes' is not true or false" in e for e in errs)
+    assert errs[-1].startswith("lab.toml: [services.web] root: missing; set root = ")
+
+
+def test_listen_descriptions_are_checked_when_read(tmp_path: Path) -> None:
+    errs = errors_of(
+        {
+            "services": {
+                "e": {"type": "echo", "listen": ["udp:seven", "tcp"]},
+                "r": {"type": "twisted.protocols.wire:Discard", "listen": ["udp:0"]},
+            }
+        },
+        tmp_path,
+    )
+    assert errs == [
+        "lab.toml: [services.e] listen: 'udp:seven': 'seven' is not a port number 0-65535; "
+        "write e.g. 'udp:7007:interface=127.0.0.1'",
+        "lab.toml: [services.e] listen: 'tcp' has no port; write e.g. 'tcp:7007'",
+        "lab.toml: [services.r] listen: type 'twisted.protocols.wire:Discard' speaks only tcp; "
+        "remove the udp: entries",
+    ]
+
+
+def test_listen_paths_resolve_and_escapes_survive(tmp_path: Path) -> None:
+    cfg = config.from_dict(
+        {
+            "services": {
+                "e": {"type": "echo", "listen": ["unix:e.sock", "tcp6:0:interface=\\:\\:1"]}
+            }
+        },
+        base_dir=tmp_path,
+    )
+    assert cfg.service("e").listen == (
+        f"unix:{tmp_path.resolve() / 'e.sock'}",
+        "tcp6:0:interface=\\:\\:1",
+    )
