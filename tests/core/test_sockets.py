@@ -250,3 +250,71 @@ def test_permission_denied_below_1024_names_the_fix() -> None:
         "or use a port >= 1024"
     )
     assert not suite.listening and suite.stats["alt"].listeners == []
+
+
+def test_udp_listen_entry_binds_without_udp_true() -> None:
+    """listen = ["udp:…"] is bound as written, as check lists it (no udp = true needed)."""
+    config = {"services": {"e": {"type": "echo", "listen": ["tcp:0", "udp:0"]}}}
+    with suite_running(config) as s:
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(5)
+        u.sendto(b"by udp", ("127.0.0.1", s.port("e", "udp")))
+        assert u.recvfrom(100)[0] == b"by udp"
+        u.close()
+        c = socket.create_connection(("127.0.0.1", s.port("e")))
+        c.sendall(b"by tcp")
+        assert recv_exactly(c, 6) == b"by tcp"
+        c.close()
+
+
+def test_each_service_is_a_named_child_with_its_listeners() -> None:
+    config = {
+        "services": {
+            "echo": {"type": "echo", "port": 0, "udp": True},
+            "day": {"type": "daytime", "port": 0},
+        }
+    }
+    with suite_running(config) as s:
+        echo = s.suite.getServiceNamed("echo")
+        assert echo.running and [type(c).__name__ for c in echo] == [
+            "StreamListener",
+            "DatagramListener",
+        ]
+        assert s.suite.getServiceNamed("day").running
+        assert [svc.name for svc in s.suite] == ["echo", "day"]
+
+
+def test_a_failed_bind_closes_the_earlier_services_ports_again() -> None:
+    """Rollback: the first service's TCP and UDP port is free again once the second fails."""
+    from portsuite.testing import free_port
+
+    first = free_port()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    config = {
+        "services": {
+            "first": {"type": "echo", "port": first, "udp": True},
+            "second": {"type": "echo", "port": taken},
+        }
+    }
+    try:
+        with pytest.raises(StartupError) as info:
+            with suite_running(config):
+                pass
+    finally:
+        blocker.close()
+    assert f"[services.second] on tcp 127.0.0.1:{taken}" in str(info.value)
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        # the reactor closes a port on its next turn: allow it that, generously
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket(socket.AF_INET, kind) as again:
+                try:
+                    again.bind(("127.0.0.1", first))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise  # EADDRINUSE: the suite kept the port of a failed startup
+            time.sleep(0.05)
