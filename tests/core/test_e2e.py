@@ -9,12 +9,11 @@ import socket
 import subprocess as sp
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import tomli_w
+from corehelp import repo_copy
 
 from portsuite.testing import suite_running, twistd_command, write_config
 
@@ -46,33 +45,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60) -> bool:
     return True
 
 
-def shipped_config_copy(tmp_path: Path) -> Path:
-    """
-    The repository's config/ folder in tmp_path, every port set to 0: config.toml rewritten,
-    everything beside it (and beside config/ in the repository: plugins, www…) linked,
-    so each relative path of the config (plugin_dirs, root, tls files…) means what it
-    means in the repository. Data files go to the copy, never into the repository.
-    """
-    for entry in ROOT.iterdir():
-        if entry.name not in ("config", ".git", ".venv"):
-            (tmp_path / entry.name).symlink_to(entry)
-    folder = tmp_path / "config"
-    folder.mkdir()
-    for entry in (ROOT / "config").iterdir():
-        if entry.name != "config.toml":
-            (folder / entry.name).symlink_to(entry)
-    data = tomllib.loads((ROOT / "config" / "config.toml").read_text())
-    for svc in data["services"].values():
-        svc["port"] = 0
-        if isinstance(svc.get("data"), str):
-            svc["data"] = str(tmp_path / "data" / Path(svc["data"]).name)
-    path = folder / "config.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path
-
-
 def test_shipped_config_starts_every_service(tmp_path: Path) -> None:
-    path = shipped_config_copy(tmp_path)
+    path = repo_copy(tmp_path)
     with suite_running(path, subprocess=True) as s:
         names = [svc["name"] for svc in s.ready["services"]]
         assert names
@@ -296,7 +270,7 @@ def test_config_toml_from_the_repo_root_points_at_config_folder(tmp_path: Path) 
 
 def test_config_toml_from_the_config_folder_starts(tmp_path: Path) -> None:
     """cd config && twistd -n portsuite -c config.toml: the same relative paths as in the repo."""
-    path = shipped_config_copy(tmp_path)
+    path = repo_copy(tmp_path)
     ready = tmp_path / "ready.json"
     proc = sp.Popen(
         [
