@@ -56,7 +56,7 @@ def file_checks(cfg: SuiteConfig, label: str, skip: Unchecked | None = None) -> 
     skip = skip or Unchecked(options={}, faulty=set())
     from portsuite import tlscheck
 
-    errors = []
+    errors: list[str] = []
     for svc in cfg.services:
         where = f"{label}: [services.{svc.name}]"
         stype = cfg.registry.resolve(svc.type)

@@ -285,8 +285,8 @@ class ConfiguredService(MultiService):
     def bind(self) -> None:
         """Bind every listener of this service now. @raise StartupError: one line."""
         for child in self:
-            if child.bound is None:  # type: ignore[attr-defined]
-                child.bind()  # type: ignore[attr-defined]
+            if child.bound is None:
+                child.bind()
 
     def privilegedStartService(self) -> None:
         self.bind()
@@ -358,7 +358,7 @@ class Suite(MultiService):
         self.started_at = self.reactor.seconds()
         try:
             for unit in self:
-                unit.bind()  # type: ignore[attr-defined]
+                unit.bind()
         except StartupError:
             self._rollback()
             raise
@@ -389,7 +389,7 @@ class Suite(MultiService):
     def _rollback(self) -> None:
         """Close whatever was bound: a failed startup leaves nothing listening."""
         for unit in self:
-            for child in unit:  # type: ignore[attr-defined]
+            for child in unit:
                 if child.bound is not None:
                     child.bound.port.stopListening()
                     child.bound = None
