@@ -54,7 +54,9 @@ def makeService(options: Options) -> Any:
     the same one line as in the foreground, exit status 1, no pidfile left behind.
     (Binding later, in the daemon, the line would go to /dev/null and twistd's parent
     would wait on its status pipe.) Binding still happens as the user that started
-    twistd, before C{--uid/--gid} drop privileges.
+    twistd, before C{--uid/--gid} drop privileges. So a type's C{tcp_factory} must not
+    start threads of its own: they would not survive the fork (reactor timers, open
+    files and the reactor's thread pool, which starts when the reactor runs, do).
     """
     from portsuite.api import StartupError
     from portsuite.suite import Suite
