@@ -20,10 +20,32 @@ entry point) does the same and stops every suite at teardown::
         s = portsuite({"services": {"echo": {"type": "echo", "port": 0}}})
 
 Use C{port = 0} in configs: the OS picks free ports, and C{s.port(name)} tells which.
+
+In memory, with no socket at all (unit tests of wrappers, TLS, kv…): the same
+L{Suite} on a L{MemoryReactorClock}, whose clock the test moves, and clients joined to
+a service by name through C{twisted.test.iosim}'s L{FakeTransport} and L{IOPump}::
+
+    from portsuite.testing import memory_suite
+
+    with memory_suite({"services": {"kv": {"type": "kv", "port": 0}}}) as s:
+        c = s.connect("kv")               # a client that keeps what it receives
+        c.send(b"PING\r\n")              # written, then pumped both ways
+        assert c.received() == b"+PONG\r\n"
+        s.advance(60)                     # timers: idle_timeout, kv's expiry …
+        c.close()
+        s.service("kv")["connections"]    # the dashboard's counters
+
+C{s.connect(name, client, peer=("10.0.0.1", 1234), tls=creator)} takes any client
+C{Protocol} (L{Recorder} by default), the client's address (C{max_per_host}, kv's
+protected mode) and, for a TLS service, a client connection creator such as
+C{twisted.internet.ssl.optionsForClientTLS(...)}; C{s.datagram(name, data)} sends one
+datagram to a UDP service and returns the replies. Ports are numbered from 1
+(C{port = 0} gets the next one); nothing is bound.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -39,11 +61,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.testing import MemoryReactorClock
+from twisted.test import iosim
+
 __all__ = [
     "InProcessSuite",
+    "MemoryConnection",
+    "MemoryReactor",
+    "MemorySuite",
+    "Recorder",
     "SubprocessSuite",
     "call_in_reactor",
     "free_port",
+    "memory_suite",
     "need",
     "start_suite",
     "suite_running",
@@ -310,3 +343,271 @@ def suite_running(config: Config, **kwargs: Any) -> Iterator[Any]:
         yield s
     finally:
         s.stop()
+
+
+# -- in memory: a MemoryReactorClock and iosim, no sockets ---------------------------
+
+
+def _address(kind: str, host: str, port: int) -> Any:
+    kind_: Any = kind  # "TCP" or "UDP"
+    return IPv6Address(kind_, host, port) if ":" in host else IPv4Address(kind_, host, port)
+
+
+class MemoryPort:
+    """
+    A listener of L{MemoryReactor}: starts and stops its factory (or datagram
+    protocol) like a real port, and is the transport of a datagram protocol.
+    """
+
+    def __init__(self, reactor: MemoryReactor, kind: str, port: int, factory: Any, host: str):
+        self.reactor = reactor
+        self.kind = kind  # "TCP" or "UDP"
+        self.port = port
+        self.factory = factory
+        self.host = host or "0.0.0.0"
+        self.listening = True
+        self.sent: list[tuple[bytes, Any]] = []  # UDP: what the protocol wrote, and to whom
+
+    def getHost(self) -> Any:
+        return _address(self.kind, self.host, self.port)
+
+    def write(self, data: bytes, addr: Any = None) -> None:
+        self.sent.append((data, addr))
+
+    def stopListening(self) -> None:
+        if self.listening:
+            self.listening = False
+            self.reactor.ports.pop((self.kind, self.port), None)
+            self.factory.doStop()
+
+
+class MemoryReactor(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} whose C{listenTCP}/C{listenUDP} give each listener a port
+    number (C{0}: the next free one), start its factory or datagram protocol as a
+    real reactor does, and keep it in L{ports} for clients to reach.
+    """
+
+    def __init__(self) -> None:
+        MemoryReactorClock.__init__(self)
+        self.ports: dict[tuple[str, int], MemoryPort] = {}
+        self._next_port = 1
+
+    def _port(self, kind: str, port: int, factory: Any, host: str) -> MemoryPort:
+        if port == 0:
+            while (kind, self._next_port) in self.ports:
+                self._next_port += 1
+            port = self._next_port
+        if (kind, port) in self.ports:
+            raise CannotListenError(host, port, OSError(errno.EADDRINUSE, "Address in use"))
+        p = self.ports[kind, port] = MemoryPort(self, kind, port, factory, host)
+        return p
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        MemoryReactorClock.listenTCP(self, port, factory, backlog, interface)  # recorded too
+        p = self._port("TCP", port, factory, interface)
+        factory.doStart()
+        return p
+
+    def listenUDP(
+        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> Any:
+        p = self._port("UDP", port, protocol, interface)
+        protocol.makeConnection(p)
+        return p
+
+
+class Recorder(Protocol):
+    """The default in-memory client: keeps what it receives and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.closed = False
+        self.reason: Any = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed = True
+        self.reason = reason
+
+
+class _Refused(Protocol):
+    """Stands for the connection of a factory that built no protocol: closed at once."""
+
+    transport: Any
+
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()
+
+
+class MemoryConnection:
+    """
+    One client joined in memory to a service: C{client} and C{server} are the two
+    protocols (the server's is the suite's wrapper, TLS outside it where configured),
+    C{pump} the L{iosim.IOPump} between them.
+    """
+
+    def __init__(self, client: Any, server: Any, pump: Any, client_protocol: Any):
+        self.client = client_protocol  # what the test passed (inside TLS, if any)
+        self.server = server
+        self.pump = pump
+        self.client_transport = pump.clientIO
+        self.server_transport = pump.serverIO
+        self._wire_client = client
+
+    def flush(self) -> None:
+        """Move bytes both ways until nothing moves (and run calls due now)."""
+        self.pump.flush()
+
+    def send(self, data: bytes) -> MemoryConnection:
+        """Write C{data} as the client, then pump."""
+        self.client.transport.write(data)
+        self.flush()
+        return self
+
+    def received(self, clear: bool = True) -> bytes:
+        """What the default L{Recorder} client has received (and forget it)."""
+        got = b"".join(self.client.data)
+        if clear:
+            self.client.data.clear()
+        return got
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (by either side), once pumped."""
+        self.flush()
+        return bool(self.server_transport.disconnected or self.client_transport.disconnected)
+
+    def close(self) -> None:
+        """The client closes; both sides see it."""
+        self.client.transport.loseConnection()
+        self.flush()
+
+
+class MemorySuite:
+    """A L{portsuite.suite.Suite} on a L{MemoryReactor}: see this module's docstring."""
+
+    def __init__(self, suite: Any, reactor: MemoryReactor):
+        self.suite = suite
+        self.reactor = reactor
+        self.connections: list[MemoryConnection] = []
+        self._peer_ports = iter(range(50000, 65536))
+
+    def __enter__(self) -> MemorySuite:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def port(self, name: str, transport: str = "tcp") -> int:
+        return int(self.suite.port(name, transport))
+
+    def stats(self, name: str) -> Any:
+        """The L{portsuite.api.ServiceStats} of a service (live)."""
+        return self.suite.stats[name]
+
+    def service(self, name: str) -> dict[str, Any]:
+        """The dashboard's entry of one service (counters, clients, listeners, transcripts)."""
+        for svc in self.suite.snapshot()["services"]:
+            if svc["name"] == name:
+                return svc  # type: ignore[no-any-return]
+        raise KeyError(name)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock (timers fire), then pump every open connection."""
+        self.reactor.advance(seconds)
+        self.flush()
+
+    def flush(self) -> None:
+        for c in self.connections:
+            c.flush()
+
+    def _peer(self, peer: tuple[str, int] | None) -> tuple[str, int]:
+        if peer is None:
+            return ("127.0.0.1", next(self._peer_ports))
+        return peer
+
+    def connect(
+        self,
+        name: str,
+        client: Any = None,
+        *,
+        peer: tuple[str, int] | None = None,
+        tls: Any = None,
+        greet: bool = True,
+    ) -> MemoryConnection:
+        """
+        Join a client protocol to the TCP service C{name}, as if it connected from
+        C{peer} (127.0.0.1 and the next ephemeral port by default). C{tls}: a client
+        connection creator, to speak TLS to a TLS service. A connection the service
+        refuses (its factory builds no protocol) comes back already closed.
+        """
+        port = self.port(name)
+        listening = self.reactor.ports["TCP", port]
+        host, peer_port = self._peer(peer)
+        peer_addr = _address("TCP", host, peer_port)
+        server_addr = _address("TCP", listening.host, port)
+        client_protocol = client if client is not None else Recorder()
+        wire_client = client_protocol
+        if tls is not None:
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+
+            inner: Any = ClientFactory.forProtocol(lambda: client_protocol)
+            clock: Any = self.reactor
+            tls_factory = TLSMemoryBIOFactory(
+                tls,
+                True,
+                inner,
+                clock=clock,  # its small writes are flushed on this clock
+            )
+            wire_client = tls_factory.buildProtocol(server_addr)
+        server = listening.factory.buildProtocol(peer_addr)
+        if server is None:
+            server = _Refused()  # what a real port does: close at once
+        pump = iosim.connect(
+            server,
+            iosim.FakeTransport(server, True, hostAddress=server_addr, peerAddress=peer_addr),
+            wire_client,
+            iosim.FakeTransport(wire_client, False, hostAddress=peer_addr, peerAddress=server_addr),
+            greet=greet,
+            clock=self.reactor,
+        )
+        conn = MemoryConnection(wire_client, server, pump, client_protocol)
+        self.connections.append(conn)
+        return conn
+
+    def datagram(
+        self, name: str, data: bytes, source: tuple[str, int] = ("127.0.0.1", 40000)
+    ) -> list[bytes]:
+        """Send one datagram to the UDP service C{name}; the replies sent back to C{source}."""
+        port = self.reactor.ports["UDP", self.port(name, "udp")]
+        before = len(port.sent)
+        port.factory.datagramReceived(data, source)
+        self.reactor.advance(0)
+        return [d for d, addr in port.sent[before:] if addr == source]
+
+    def stop(self) -> None:
+        """Stop the suite as twistd would (every client told), and pump the goodbyes."""
+        if self.suite.running:
+            self.suite.stopService()
+        self.flush()
+
+
+def memory_suite(
+    config: Config, *, base_dir: str | Path | None = None, start_time: float = 0.0
+) -> MemorySuite:
+    """
+    The suite of C{config} (a dict or a file) started on a fresh L{MemoryReactor}
+    whose clock reads C{start_time}: see this module's docstring.
+    """
+    from portsuite.suite import Suite
+
+    reactor = MemoryReactor()
+    if start_time:
+        reactor.advance(start_time)
+    suite = Suite(_load(config, base_dir), reactor=reactor)
+    suite.listen()
+    suite.startService()
+    return MemorySuite(suite, reactor)
