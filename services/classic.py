@@ -437,4 +437,5 @@ TIME = ServiceType(
     udp_protocol=lambda ctx: AnswerDatagram(lambda: rfc868_time(ctx.reactor.seconds())),
     refusal=_no_notice,
     rfc="RFC 868",
+    trace_hex=frozenset({"s2c"}),  # a 4-byte number, even when it looks like UTF-8
 )

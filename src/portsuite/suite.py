@@ -403,7 +403,7 @@ class Suite(MultiService):
         if svc.trace:
             from portsuite.trace import TraceProtocol
 
-            protocol_class = TraceProtocol
+            protocol_class = TraceProtocol.for_context(ctx)
         factory: Any = ServiceFactory(
             stype.tcp_factory(ctx),
             ctx.stats,

@@ -46,6 +46,7 @@ from twisted.logger import Logger
 
 from portsuite.api import format_peer
 from portsuite.api.stats import ServiceStats
+from portsuite.trace import DatagramTracer, ServiceTrace
 from portsuite.wrappers import DatagramWrapper
 
 log = Logger(namespace="portsuite")
@@ -224,7 +225,7 @@ class GuardedDatagramWrapper(DatagramWrapper):
         reactor: Any,
         suite: Any = None,
         policy: UdpPolicy | None = None,
-        trace: bool = False,
+        trace: bool | ServiceTrace = False,
     ):
         DatagramWrapper.__init__(self, wrapped, stats)
         self.reactor = reactor
@@ -237,9 +238,9 @@ class GuardedDatagramWrapper(DatagramWrapper):
         self._request_size: int | None = None
         self.tracer: Any = None
         if trace:
-            from portsuite.trace import DatagramTracer
-
-            self.tracer = DatagramTracer(stats, reactor)
+            self.tracer = DatagramTracer(
+                stats, reactor, trace if isinstance(trace, ServiceTrace) else None
+            )
 
     @classmethod
     def for_context(cls, protocol: Any, ctx: Any, policy: UdpPolicy | None = None) -> Any:
@@ -249,7 +250,7 @@ class GuardedDatagramWrapper(DatagramWrapper):
             ctx.reactor,
             suite=ctx.suite,
             policy=policy,
-            trace=bool(getattr(ctx.config, "trace", False)),
+            trace=ServiceTrace.for_context(ctx) if ctx.config.trace else False,
         )
 
     def logPrefix(self) -> str:

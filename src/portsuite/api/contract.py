@@ -101,6 +101,10 @@ class ServiceType:
     @ivar udp_policy: the type's own settings of the suite's UDP guards, by name
         (C{rate}, C{burst}, C{total_rate}, C{total_burst}, C{max_reply}): for a type
         that limits its answers itself (DNS's response rate limiting).
+    @ivar trace_hex: the directions of a transcript (C{trace = true}) that are binary
+        data and always shown as hex: C{"s2c"} what the server sends, C{"c2s"} what
+        clients send (e.g. C{frozenset({"s2c"})} for the time service's 4-byte
+        replies); other chunks are shown as text unless they are mostly binary.
     @ivar stateless: True when each connection stands alone (no state shared between
         clients), so the service may run in several worker processes.
     @ivar source: where the registry found it (filled in by the registry).
@@ -119,6 +123,7 @@ class ServiceType:
     udp_default: bool = False
     udp_policy: Mapping[str, float] = attrs.field(factory=dict)
     stateless: bool = False
+    trace_hex: frozenset[str] = frozenset()
     source: str = "built-in"
 
     def option(self, name: str) -> Option | None:

@@ -21,7 +21,7 @@ from twisted.internet.testing import StringTransport
 
 from portsuite import trace, udp
 from portsuite.api import ServiceStats
-from portsuite.testing import suite_running
+from portsuite.testing import memory_suite, suite_running
 from portsuite.wrappers import ServiceFactory
 from portsuite_services import classic
 from portsuite_services.echo import Echo, EchoDatagram
@@ -365,3 +365,114 @@ def test_trace_inside_tls_shows_the_plaintext(trace_dir: Path, tmp_path: Path) -
                 assert c.recv(100) == b"secret hello\r\n"
         texts = [r.get("text") for r in records(trace_dir, "secure") if r["event"] == "data"]
         assert texts == ["secret hello\\r\\n", "secret hello\\r\\n"]
+
+
+# -- binary protocols: hex per service, not per chunk ----------------------------------------
+
+# a time reply (2026-04-12) whose 4 bytes happen to be valid UTF-8: "한!"
+LOOKS_LIKE_TEXT = b"\xed\x95\x9c!"
+
+
+def test_time_replies_are_hex_even_when_they_look_like_text(trace_dir: Path) -> None:
+    """The flake of the UDP trace test: judged alone, such a reply reads as text."""
+    assert trace.render(LOOKS_LIKE_TEXT) == "한!"  # what the chunk alone looks like
+    when = int.from_bytes(LOOKS_LIKE_TEXT, "big") - classic.EPOCH_1900
+    assert classic.rfc868_time(when) == LOOKS_LIKE_TEXT
+    config = {"services": {"t": {"type": "time", "port": 0, "udp": True, "trace": True}}}
+    with memory_suite(config, start_time=when) as s:
+        c = s.connect("t")
+        assert c.received() == LOOKS_LIKE_TEXT and c.closed
+        assert s.datagram("t", b"\n", ("127.0.0.1", 40000)) == [LOOKS_LIKE_TEXT]
+        tcp, udp_session = s.stats("t").transcripts
+    assert [line["text"] for line in tcp["lines"]] == ["hex: ed 95 9c 21"]
+    assert [(line["dir"], line["text"]) for line in udp_session["lines"]] == [
+        ("c2s", "\\n"),  # what the client sent is still judged as it comes
+        ("s2c", "hex: ed 95 9c 21"),
+    ]
+    data = [r["text"] for r in records(trace_dir, "t") if r["event"] == "data"]
+    assert data == ["hex: ed 95 9c 21", "\\n", "hex: ed 95 9c 21"]
+
+
+def test_a_type_declares_its_binary_directions() -> None:
+    clock = Clock()
+    stats = ServiceStats("bin", "bin")
+    both = trace.ServiceTrace(stats, clock, hex=("c2s", "s2c"))
+    session = both.session("127.0.0.1:1")
+    session.add("c2s", b"GET /\r\n")
+    session.add("s2c", b"ok")
+    assert [line["text"] for line in session.record["lines"]] == [
+        "hex: 47 45 54 20 2f 0d 0a",
+        "hex: 6f 6b",
+    ]
+    assert classic.TIME.trace_hex == {"s2c"}
+    assert classic.DAYTIME.trace_hex == frozenset()  # text protocols keep the per-chunk view
+
+
+# -- one folder per suite ------------------------------------------------------------------
+
+
+def _suite_config(folder: Path) -> Path:
+    folder.mkdir()
+    path = folder / "config.toml"
+    path.write_text('[services.echo]\ntype = "echo"\nport = 0\ntrace = true\n')
+    return path
+
+
+def test_two_suites_keep_their_transcripts_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two suites with a service of the same name: each transcript in its suite's folder."""
+    import tempfile
+
+    from portsuite import cli
+
+    monkeypatch.delenv("PORTSUITE_TRACE_DIR")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # instead of /tmp
+    (tmp_path / "tmp").mkdir()
+    first = _suite_config(tmp_path / "first")
+    second = _suite_config(tmp_path / "second")
+    with memory_suite(first) as a, memory_suite(second) as b:
+        a.connect("echo", peer=("127.0.0.1", 41111)).send(b"from the first suite\n").close()
+        b.connect("echo", peer=("127.0.0.1", 42222)).send(b"from the second suite\n").close()
+    folders = sorted(p.parent for p in (tmp_path / "tmp").glob("portsuite-trace-*/*/echo.jsonl"))
+    assert [f.name for f in folders] == sorted([trace.suite_key(first), trace.suite_key(second)])
+    assert folders[0].name.startswith("config-")
+    texts = {
+        f.name: [
+            json.loads(line).get("text") for line in (f / "echo.jsonl").read_text().splitlines()
+        ]
+        for f in folders
+    }
+    assert "from the first suite\\n" in texts[trace.suite_key(first)]
+    assert not any("second" in (t or "") for t in texts[trace.suite_key(first)])
+    assert not any("first" in (t or "") for t in texts[trace.suite_key(second)])
+    # portsuite trace SERVICE -c CONFIG follows that suite, from any folder
+    monkeypatch.chdir(tmp_path / "second")
+    assert cli.main(["trace", "echo", "-c", "config.toml", "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "127.0.0.1:42222 C→S from the second suite\\n" in out
+    assert "first suite" not in out
+    assert cli.main(["trace", "echo", "-c", str(first), "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "127.0.0.1:41111 C→S from the first suite\\n" in out
+    assert "second suite" not in out
+    # without -c: the newest, and a word about the other
+    assert cli.main(["trace", "echo", "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "traced by 2 suites" in out and "-c CONFIG" in out
+
+
+def test_the_suite_folder_must_belong_to_the_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder planted in the shared /tmp (a link elsewhere) is not written through."""
+    import tempfile
+
+    monkeypatch.delenv("PORTSUITE_TRACE_DIR")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    trace.user_dir().symlink_to(elsewhere)
+    f = trace.TraceFile("svc", trace.trace_dir(tmp_path / "c.toml"))
+    f.append({"event": "open"})
+    assert f.broken and list(elsewhere.iterdir()) == []
