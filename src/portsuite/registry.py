@@ -11,15 +11,25 @@ origin:
     level;
   - C{type = "module:Class"}: any C{Protocol}, C{ServerFactory} or
     C{DatagramProtocol} subclass importable from a plugin dir or the import path.
+
+Plugin-dir modules are imported under a package of their own (L{PluginPackage}:
+C{portsuite_plugins.FOLDER_DIGEST.MODULE}), never from C{sys.path}: a plugin file
+named C{http.py} or C{time.py} neither shadows the standard library nor is shadowed by
+it, and two folders may hold modules of the same name. A plugin module imports its
+neighbours relatively (C{from . import helpers}). C{module:Class} looks in the plugin
+dirs first (in their order), then on the import path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -36,34 +46,64 @@ def type_from_class(spec: str, cls: type) -> ServiceType:
     """
     The ad-hoc type behind C{type = "module:Class"}: no registration needed.
     """
-    doc = (cls.__doc__ or "").strip().splitlines()
-    description = doc[0] if doc else f"{cls.__qualname__} from {cls.__module__}"
+    how: dict[str, Any]
     if isinstance(cls, type) and issubclass(cls, DatagramProtocol):
-        return ServiceType(
-            name=spec,
-            description=description,
-            default_port=None,
-            transports=frozenset({"udp"}),
-            udp_protocol=lambda ctx: cls(),
-            source=f"class {spec}",
-        )
-    if isinstance(cls, type) and issubclass(cls, Factory):
-        return ServiceType(
-            name=spec,
-            description=description,
-            default_port=None,
-            tcp_factory=lambda ctx: cls(),
-            source=f"class {spec}",
-        )
-    if isinstance(cls, type) and issubclass(cls, Protocol):
-        return ServiceType(
-            name=spec,
-            description=description,
-            default_port=None,
-            tcp_factory=lambda ctx: ServerFactory.forProtocol(cls),
-            source=f"class {spec}",
-        )
-    raise TypeError(f"{spec} is not a Protocol, ServerFactory or DatagramProtocol subclass")
+        how = {"transports": frozenset({"udp"}), "udp_protocol": lambda ctx: cls()}
+    elif isinstance(cls, type) and issubclass(cls, Factory):
+        how = {"tcp_factory": lambda ctx: cls()}
+    elif isinstance(cls, type) and issubclass(cls, Protocol):
+        how = {"tcp_factory": lambda ctx: ServerFactory.forProtocol(cls)}
+    else:
+        raise TypeError(f"{spec} is not a Protocol, ServerFactory or DatagramProtocol subclass")
+    doc = (cls.__doc__ or "").strip().splitlines()
+    module = cls.__module__.rpartition(".")[2] if cls.__module__.startswith(PLUGINS) else None
+    description = doc[0] if doc else f"{cls.__qualname__} from {module or cls.__module__}"
+    return ServiceType(
+        name=spec, description=description, default_port=None, source=f"class {spec}", **how
+    )
+
+
+PLUGINS = "portsuite_plugins"  # the package every plugin dir's package lives in
+
+
+class PluginPackage:
+    """
+    The package a plugin dir's modules are imported under:
+    C{portsuite_plugins.NAME_DIGEST}, its C{__path__} the folder alone, so the
+    standard import machinery finds C{NAME_DIGEST.http} in it and nowhere else.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder.resolve()
+        digest = hashlib.sha256(str(self.folder).encode("utf-8", "surrogateescape"))
+        stem = "".join(c if c.isalnum() else "_" for c in self.folder.name) or "plugins"
+        self.name = f"{PLUGINS}.{stem}_{digest.hexdigest()[:10]}"
+        _package(PLUGINS, [])
+        _package(self.name, [str(self.folder)])
+
+    def has(self, module_name: str) -> bool:
+        """Whether the folder holds the (first part of the) dotted C{module_name}."""
+        first = module_name.split(".", 1)[0]
+        return (self.folder / f"{first}.py").is_file() or (
+            self.folder / first / "__init__.py"
+        ).is_file()
+
+    def import_module(self, module_name: str) -> ModuleType:
+        return importlib.import_module(f"{self.name}.{module_name}")
+
+
+def _package(name: str, path: list[str]) -> ModuleType:
+    """A package with no code of its own (like a namespace package), made once."""
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = path
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, module)
+    return module
 
 
 @attrs.define
@@ -78,6 +118,7 @@ class Registry:
     pending: dict[str, Any] = attrs.field(factory=dict)
     problems: list[str] = attrs.field(factory=list)
     plugin_dirs: tuple[Path, ...] = ()
+    packages: list[PluginPackage] = attrs.field(factory=list)
 
     @property
     def types(self) -> dict[str, ServiceType]:
@@ -148,18 +189,15 @@ class Registry:
         if not folder.is_dir():
             self.problems.append(f"plugin dir {folder} does not exist")
             return
-        _add_to_path(folder)
+        package = PluginPackage(folder)
+        self.packages.append(package)
         for path in sorted(folder.glob("*.py")):
             if path.name.startswith("_"):
                 continue
             try:
-                module = importlib.import_module(path.stem)
+                module = package.import_module(path.stem)
             except Exception as e:
                 self.problems.append(f"plugin {path} failed to import: {e!r}")
-                continue
-            origin = getattr(module, "__file__", None)
-            if origin and Path(origin).resolve() != path.resolve():
-                # a module of the same name elsewhere on the path shadows this file
                 continue
             for value in vars(module).values():
                 if isinstance(value, ServiceType):
@@ -181,7 +219,7 @@ class Registry:
         if ":" in name:
             module_name, _, attr = name.partition(":")
             try:
-                module = importlib.import_module(module_name)
+                module = self._import(module_name)
             except ImportError as e:
                 where = ", ".join(str(d) for d in self.plugin_dirs) or "no plugin_dirs set"
                 raise LookupError(
@@ -203,9 +241,9 @@ class Registry:
         known = ", ".join(self.names()) or "none"
         raise LookupError(f'unknown type {name!r}; known types: {known} (or use "module:Class")')
 
-
-def _add_to_path(folder: Path) -> None:
-    entry = str(folder.resolve())
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
-    importlib.invalidate_caches()
+    def _import(self, module_name: str) -> ModuleType:
+        """C{module_name} from the first plugin dir that has it, else from the import path."""
+        for package in self.packages:
+            if package.has(module_name):
+                return package.import_module(module_name)
+        return importlib.import_module(module_name)

@@ -71,3 +71,91 @@ def test_installed_package_entry_point_is_listed(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("rot13"))
     assert "entry point (portsuite-rot13)" in row and "7013" in row
+
+
+def _stdlib_named_plugins(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "http.py").write_text(
+        '"""A plugin module named like the standard library\'s http package."""\n'
+        "from http import HTTPStatus  # the standard library's, not this file\n"
+        "from twisted.internet.protocol import Protocol\n"
+        "from portsuite.api import ServiceType\n"
+        "from twisted.internet.protocol import ServerFactory\n"
+        "class Web(Protocol):\n"
+        '    """Answers every chunk with the status line of 200."""\n'
+        "    def dataReceived(self, data):\n"
+        "        self.transport.write(f'{HTTPStatus.OK.value} {HTTPStatus.OK.phrase}\\n'.encode())\n"
+        "WEBISH = ServiceType(name='webish', description='from http.py', default_port=None,\n"
+        "    tcp_factory=lambda ctx: ServerFactory.forProtocol(Web))\n"
+    )
+    (folder / "time.py").write_text(
+        "import time  # the standard library's: this file is not on sys.path\n"
+        "from twisted.internet.protocol import DatagramProtocol\n"
+        "STARTED = time.time()\n"
+        "class Clock(DatagramProtocol):\n"
+        '    """Tells the time."""\n'
+        "    def datagramReceived(self, data, addr):\n"
+        "        self.transport.write(b'%d' % time.time(), addr)\n"
+    )
+    (folder / "calendar.py").write_text("from . import time as sibling  # neighbours: relative\n")
+    return folder
+
+
+def test_plugin_files_named_like_the_standard_library(tmp_path: Path) -> None:
+    """http.py and time.py in a plugin dir: neither shadows the standard library nor is shadowed."""
+    import http
+    import sys
+    import time
+
+    folder = _stdlib_named_plugins(tmp_path / "plugins")
+    reg = Registry.discover((folder,))
+    assert not reg.problems
+    assert reg.types["webish"].source == f"plugin dir ({folder / 'http.py'})"
+    proto = reg.resolve("http:Web").tcp_factory(None).buildProtocol(None)  # type: ignore[misc,arg-type]
+    t = StringTransport()
+    proto.makeConnection(t)
+    proto.dataReceived(b"GET /\r\n")
+    assert t.value() == b"200 OK\n"
+    clock = reg.resolve("time:Clock")
+    assert clock.transports == {"udp"} and clock.description == "Tells the time."
+    # the standard library is untouched, and nothing was put on sys.path
+    assert sys.modules["http"] is http and sys.modules["time"] is time
+    assert http.HTTPStatus.NOT_FOUND == 404 and time.time() > 0
+    assert str(folder) not in sys.path
+    # module:Class still finds the import path when no plugin dir has the module
+    assert reg.resolve("twisted.protocols.wire:Echo").transports == {"tcp"}
+
+
+def test_plugin_files_never_shadow_a_module_imported_later(tmp_path: Path) -> None:
+    """In a fresh interpreter: the plugins load first, then the standard modules are the real ones."""
+    import subprocess
+    import sys
+
+    folder = _stdlib_named_plugins(tmp_path / "plugins")
+    script = (
+        "import sys\n"
+        "from portsuite.registry import Registry\n"
+        "from pathlib import Path\n"
+        f"reg = Registry.discover((Path({str(folder)!r}),))\n"
+        "assert not reg.problems, reg.problems\n"
+        "import calendar, http.client, time\n"
+        "assert calendar.monthrange(2024, 2) == (3, 29), calendar.__file__\n"
+        "assert http.client.OK == 200 and time.time() > 0\n"
+        "plugin = sys.modules[reg.packages[0].name + '.calendar']\n"
+        "assert plugin.sibling.Clock.__doc__ == 'Tells the time.'\n"
+        "print(reg.resolve('time:Clock').description)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Tells the time."
+
+
+def test_two_plugin_dirs_may_hold_modules_of_the_same_name(tmp_path: Path) -> None:
+    for name, text in (("a", "A"), ("b", "B")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "same.py").write_text(
+            f"from twisted.internet.protocol import Protocol\nclass P(Protocol):\n    '''{text}'''\n"
+        )
+    first = Registry.discover((tmp_path / "a", tmp_path / "b"))
+    assert first.resolve("same:P").description == "A"  # the first dir wins, like a path
+    assert Registry.discover((tmp_path / "b",)).resolve("same:P").description == "B"
