@@ -25,7 +25,6 @@ import time
 from io import BytesIO
 from typing import Any
 
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -37,6 +36,8 @@ from twisted.web.http import (
     unquote,
 )
 from zope.interface import implementer
+
+from portsuite.api import format_peer
 
 log = Logger(namespace="portsuite.http")
 
@@ -84,14 +85,6 @@ def _quoted(value: bytes | None) -> str:
     if _PLAIN(value):
         return value.decode("ascii")
     return value.decode("latin-1").translate(_ESCAPES)
-
-
-def peer_of(address: Any) -> str:
-    if isinstance(address, IPv6Address):
-        return f"[{address.host}]:{address.port}"
-    if isinstance(address, IPv4Address):
-        return f"{address.host}:{address.port}"
-    return "local"
 
 
 class Channel(HTTPChannel):
@@ -153,7 +146,7 @@ class Channel(HTTPChannel):
         log.info(
             "{service}: {peer} did not send a complete request head within {timeout}s; closing",
             service=self.site.service,
-            peer=peer_of(self.transport.getPeer()),
+            peer=format_peer(self.transport.getPeer()),
             timeout=self.site.head_timeout,
         )
         self.transport.write(
@@ -193,7 +186,7 @@ class Channel(HTTPChannel):
         log.info(
             "{service}: {peer} sent {said} of request body, over max_body = {cap}; answered 413",
             service=self.site.service,
-            peer=peer_of(self.transport.getPeer()),
+            peer=format_peer(self.transport.getPeer()),
             said=said,
             cap=cap,
         )
@@ -468,7 +461,7 @@ class Site(server.Site):
         referer = headers.getRawHeaders(b"referer")
         agent = headers.getRawHeaders(b"user-agent")
         line = (
-            f"{self.service}: {peer_of(request.client)} - - {self._log_time} "
+            f"{self.service}: {format_peer(request.client)} - - {self._log_time} "
             f'"{_quoted(request.method)} {_quoted(request.uri)} {_quoted(request.clientproto)}" '
             f"{request.code} {request.sentLength or '-'} "
             f'"{_quoted(referer[0] if referer else None)}" "{_quoted(agent[0] if agent else None)}"'

@@ -13,13 +13,12 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from portsuite.api import Option, ServiceContext, ServiceType
+from portsuite.api import Option, ServiceContext, ServiceType, is_loopback_host
 from portsuite_services.kv.aof import FSYNC_CHOICES, AOFError, check_file
 from portsuite_services.kv.protocol import KVProtocol
 from portsuite_services.kv.server import KVServer, Settings
 
 log = Logger(namespace="portsuite.kv")
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 __all__ = ["KV", "KVProtocol", "KVServer", "Settings", "build"]
 
@@ -119,7 +118,7 @@ def build(ctx: ServiceContext) -> KVServer:
     """
     svc = ctx.config
     settings = settings_from(ctx.options)
-    if settings.protected_mode and not settings.password and svc.host not in LOOPBACK_HOSTS:
+    if settings.protected_mode and not settings.password and not is_loopback_host(svc.host):
         log.warn(
             "{service}: listening on {host} without a password: clients from other machines "
             "get -DENIED (protected mode); set password (or protected_mode = false on a "

@@ -8,7 +8,6 @@ the AOF (fsynced first with C{fsync = always}) and answered with one write.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
@@ -16,6 +15,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from portsuite.api import format_peer, is_loopback
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite_services.kv.resp import (
     OK,
@@ -40,30 +40,6 @@ DENIED = (
 )
 MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
 NOT_QUEUED = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
-
-
-def is_loopback(addr: Any) -> bool:
-    host = getattr(addr, "host", None)
-    if host is None:
-        return True  # unix socket, or an in-memory transport
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
-class _Refuse(Protocol):
-    transport: Any
-
-    def __init__(self, message: bytes):
-        self.message = message
-
-    def connectionMade(self) -> None:
-        self.transport.write(self.message)
-        self.transport.loseConnection()
 
 
 @implementer(IPushProducer)
@@ -105,7 +81,7 @@ class KVProtocol(Protocol):
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
-        self.peer = _format(peer)
+        self.peer = format_peer(peer)
         s = self.server.settings
         if s.protected_mode and not s.password and not is_loopback(peer):
             log.warn("kv: refused {peer}: protected mode (no password set)", peer=self.peer)
@@ -448,11 +424,3 @@ def _unknown(argv: list[bytes]) -> bytes:
         _clip(argv[0], 128),
         _clean(args),
     )
-
-
-def _format(addr: Any) -> str:
-    host = getattr(addr, "host", None)
-    if host is None:
-        return "local"
-    port = getattr(addr, "port", 0)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -16,8 +16,9 @@ from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from portsuite.api import RefusingProtocol
 from portsuite_services.kv.aof import AOF, read_records
-from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol, _Refuse
+from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol
 from portsuite_services.kv.store import Store
 
 log = Logger(namespace="portsuite.kv")
@@ -153,7 +154,7 @@ class KVServer(ServerFactory):
     def buildProtocol(self, addr: Any) -> Protocol:
         if len(self.clients) >= self.settings.maxclients:
             self.rejected += 1
-            p: Protocol = _Refuse(MAX_CLIENTS)
+            p: Protocol = RefusingProtocol(MAX_CLIENTS)
         else:
             p = KVProtocol(self)
         p.factory = self

@@ -74,6 +74,7 @@ __all__ = [
     "MemorySuite",
     "Recorder",
     "SubprocessSuite",
+    "DatagramRecorder",
     "call_in_reactor",
     "free_port",
     "memory_suite",
@@ -353,26 +354,33 @@ def _address(kind: str, host: str, port: int) -> Any:
     return IPv6Address(kind_, host, port) if ":" in host else IPv4Address(kind_, host, port)
 
 
-class MemoryPort:
+class DatagramRecorder:
+    """A datagram transport that keeps what is written: C{sent}, a list of (data, addr)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def write(self, data: bytes, addr: Any = None) -> None:
+        self.sent.append((data, addr))
+
+
+class MemoryPort(DatagramRecorder):
     """
     A listener of L{MemoryReactor}: starts and stops its factory (or datagram
     protocol) like a real port, and is the transport of a datagram protocol.
     """
 
     def __init__(self, reactor: MemoryReactor, kind: str, port: int, factory: Any, host: str):
+        DatagramRecorder.__init__(self)
         self.reactor = reactor
         self.kind = kind  # "TCP" or "UDP"
         self.port = port
         self.factory = factory
         self.host = host or "0.0.0.0"
         self.listening = True
-        self.sent: list[tuple[bytes, Any]] = []  # UDP: what the protocol wrote, and to whom
 
     def getHost(self) -> Any:
         return _address(self.kind, self.host, self.port)
-
-    def write(self, data: bytes, addr: Any = None) -> None:
-        self.sent.append((data, addr))
 
     def stopListening(self) -> None:
         if self.listening:
@@ -446,20 +454,21 @@ class MemoryConnection:
     """
     One client joined in memory to a service: C{client} and C{server} are the two
     protocols (the server's is the suite's wrapper, TLS outside it where configured),
-    C{pump} the L{iosim.IOPump} between them.
+    C{pump} the L{iosim.IOPump} between them. Sending, reading and closing pump every
+    connection of the suite (what one client does may be for another: pub/sub, chat).
     """
 
-    def __init__(self, client: Any, server: Any, pump: Any, client_protocol: Any):
-        self.client = client_protocol  # what the test passed (inside TLS, if any)
+    def __init__(self, suite: MemorySuite, client: Any, server: Any, pump: Any):
+        self.suite = suite
+        self.client = client  # what the test passed (inside TLS, if any)
         self.server = server
         self.pump = pump
         self.client_transport = pump.clientIO
         self.server_transport = pump.serverIO
-        self._wire_client = client
 
     def flush(self) -> None:
-        """Move bytes both ways until nothing moves (and run calls due now)."""
-        self.pump.flush()
+        """Move bytes both ways on every connection until nothing moves."""
+        self.suite.flush()
 
     def send(self, data: bytes) -> MemoryConnection:
         """Write C{data} as the client, then pump."""
@@ -468,7 +477,8 @@ class MemoryConnection:
         return self
 
     def received(self, clear: bool = True) -> bytes:
-        """What the default L{Recorder} client has received (and forget it)."""
+        """What the default L{Recorder} client has received so far (and forget it)."""
+        self.flush()
         got = b"".join(self.client.data)
         if clear:
             self.client.data.clear()
@@ -515,14 +525,28 @@ class MemorySuite:
                 return svc  # type: ignore[no-any-return]
         raise KeyError(name)
 
-    def advance(self, seconds: float) -> None:
-        """Move the clock (timers fire), then pump every open connection."""
-        self.reactor.advance(seconds)
+    def advance(self, seconds: float, step: float | None = None) -> None:
+        """
+        Move the clock (timers fire), then pump every connection. C{step}: move in
+        steps of that many seconds, so a periodic task runs as often as it would
+        (kv's 100 ms cron, a LoopingCall) instead of once for the whole jump.
+        """
+        if step is None or step >= seconds:
+            self.reactor.advance(seconds)
+        else:
+            ticks = int(round(seconds / step))
+            for _ in range(ticks):
+                self.reactor.advance(step)
+                self.flush()
+            self.reactor.advance(max(0.0, seconds - ticks * step))
         self.flush()
 
     def flush(self) -> None:
-        for c in self.connections:
-            c.flush()
+        """Pump every connection until none moves a byte (and run the calls due now)."""
+        for _ in range(1000):
+            if not any([c.pump.flush() for c in self.connections]):
+                return
+        raise AssertionError("the connections never went quiet (a producer without end?)")
 
     def _peer(self, peer: tuple[str, int] | None) -> tuple[str, int]:
         if peer is None:
@@ -574,7 +598,7 @@ class MemorySuite:
             greet=greet,
             clock=self.reactor,
         )
-        conn = MemoryConnection(wire_client, server, pump, client_protocol)
+        conn = MemoryConnection(self, client_protocol, server, pump)
         self.connections.append(conn)
         return conn
 

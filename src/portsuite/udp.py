@@ -44,7 +44,7 @@ from typing import Any
 import attrs
 from twisted.logger import Logger
 
-from portsuite.api import format_peer
+from portsuite.api import format_peer, ip_of
 from portsuite.api.stats import ServiceStats
 from portsuite.trace import DatagramTracer, ServiceTrace
 from portsuite.wrappers import DatagramWrapper
@@ -80,12 +80,9 @@ def blocked_source_port(port: int) -> bool:
 @functools.lru_cache(maxsize=4096)  # a pure function of the text: parse each host once
 def bad_source_address(host: str) -> str | None:
     """Why a datagram from this address cannot come from a real client, or None."""
-    try:
-        ip: Any = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
+    ip = ip_of(host)  # an IPv4-mapped address is judged as the IPv4 address it carries
+    if ip is None:
         return None  # not an IP address (cannot happen for UDP/IP): let the other guards decide
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     if ip.is_multicast:
         return "multicast source address"
     if ip.is_unspecified:
@@ -333,9 +330,11 @@ class GuardedDatagramWrapper(DatagramWrapper):
                 now,
             )
             return False
+        if self.tracer is not None:
+            self.tracer.sent(addr, data)  # before it leaves: the transcript never lags the peer
         return True
 
-    # -- counting and tracing ----------------------------------------------------
+    # -- the request a reply is compared with ---------------------------------------
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         self._request_size = len(data)
@@ -343,13 +342,3 @@ class GuardedDatagramWrapper(DatagramWrapper):
             DatagramWrapper.datagramReceived(self, data, addr)
         finally:
             self._request_size = None
-
-    def write(self, data: bytes, addr: Any = None) -> None:
-        if not self.allowReply(data, addr):
-            self.stats.dropped += 1
-            return
-        if self.tracer is not None:
-            self.tracer.sent(addr, data)  # before it leaves: the transcript never lags the peer
-        self.stats.datagrams_out += 1
-        self.stats.closed_bytes_out += len(data)
-        self.transport.write(data, addr)

@@ -16,35 +16,22 @@ from typing import Any
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 from portsuite import internals
 from portsuite.api import ClientInfo, ServiceStats
-from portsuite.api.peers import format_peer, peer_host
+from portsuite.api.peers import RefusingProtocol, format_peer, peer_host
 
 log = Logger(namespace="portsuite")
 
 
-class _Refuse(Protocol):
-    """Tells a refused client why (if the protocol allows), then closes."""
-
-    transport: Any
-
-    def __init__(self, message: bytes | None):
-        self.message = message
-
-    def connectionMade(self) -> None:
-        if self.message:
-            self.transport.write(self.message)
-        self.transport.loseConnection()
-
-
 @implementer(IHalfCloseableProtocol)
-class ServiceProtocol(ProtocolWrapper):
+class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
     """
-    Counts bytes, keeps the client's entry, enforces idle_timeout, guards errors.
+    Counts bytes, keeps the client's entry, enforces idle_timeout (a L{TimeoutMixin}
+    timer on the suite's clock, reset by traffic either way), guards errors.
 
     A client that sends and then half-closes (C{printf 'hi\\n' | nc -N host 7}) still
     gets its answer: on end of input the wrapped protocol is told if it handles
@@ -54,7 +41,6 @@ class ServiceProtocol(ProtocolWrapper):
     factory: ServiceFactory
     transport: Any
     wrappedProtocol: Any
-    _idle: Any = None
 
     def __init__(self, factory: ServiceFactory, wrappedProtocol: Any, client: ClientInfo):
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
@@ -70,7 +56,7 @@ class ServiceProtocol(ProtocolWrapper):
         self._send = internals.writer(transport)
         factory.registerProtocol(self)
         if factory.idle_timeout:
-            self._idle = factory.reactor.callLater(factory.idle_timeout, self._idleExpired)
+            self.setTimeout(factory.idle_timeout)
         log.info(
             "{service}: {peer} connected ({open} open)",
             service=self.stats.name,
@@ -82,12 +68,10 @@ class ServiceProtocol(ProtocolWrapper):
         except Exception:
             self._crashed(Failure(), "connectionMade")
 
-    def _touch(self) -> None:
-        if self._idle is not None and self._idle.active():
-            self._idle.reset(self.factory.idle_timeout)
+    def callLater(self, period: float, func: Any) -> Any:  # TimeoutMixin's clock
+        return self.factory.reactor.callLater(period, func)
 
-    def _idleExpired(self) -> None:
-        self._idle = None
+    def timeoutConnection(self) -> None:
         log.info(
             "{service}: {peer} idle for {timeout}s, closing",
             service=self.stats.name,
@@ -109,8 +93,8 @@ class ServiceProtocol(ProtocolWrapper):
 
     def dataReceived(self, data: bytes) -> None:
         self.client.bytes_in += len(data)
-        if self._idle is not None:
-            self._touch()
+        if self.timeOut is not None:
+            self.resetTimeout()
         try:
             self._deliver(data)
         except Exception:
@@ -118,15 +102,15 @@ class ServiceProtocol(ProtocolWrapper):
 
     def write(self, data: bytes) -> None:
         self.client.bytes_out += len(data)
-        if self._idle is not None:
-            self._touch()
+        if self.timeOut is not None:
+            self.resetTimeout()
         self._send(data)
 
     def writeSequence(self, data: Any) -> None:
         data = list(data)
         self.client.bytes_out += sum(map(len, data))
-        if self._idle is not None:
-            self._touch()
+        if self.timeOut is not None:
+            self.resetTimeout()
         self.transport.writeSequence(data)
 
     def readConnectionLost(self) -> None:
@@ -145,9 +129,7 @@ class ServiceProtocol(ProtocolWrapper):
             wrapped.writeConnectionLost()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
-        self._idle = None
+        self.setTimeout(None)
         client = self.client
         try:
             ProtocolWrapper.connectionLost(self, reason)
@@ -213,7 +195,7 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
             reason=reason,
         )
         message = self.refusal(reason) if self.refusal is not None else None
-        p = _Refuse(message)
+        p = RefusingProtocol(message)
         p.factory = self
         return p
 

@@ -10,6 +10,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 
 from portsuite.api import ServiceStats, line_refusal
+from portsuite.testing import MemorySuite, memory_suite
 from portsuite.wrappers import ServiceFactory
 from portsuite_services.echo import Echo
 
@@ -41,58 +42,94 @@ def close(proto: Any) -> None:
     proto.connectionLost(None)
 
 
+def memory(**limits: Any) -> MemorySuite:
+    """An echo service called svc, in memory, with these limits."""
+    return memory_suite({"services": {"svc": {"type": "echo", "port": 0, **limits}}})
+
+
 def test_counts_bytes_each_way_and_lists_clients() -> None:
-    factory, clock = make()
-    p1, t1 = connect(factory, port=50001)
-    p2, t2 = connect(factory, port=50002)
-    clock.advance(2)
-    p1.dataReceived(b"hello")
-    assert t1.value() == b"hello"
-    stats = factory.stats
-    assert (stats.open, stats.total, stats.bytes_in, stats.bytes_out) == (2, 2, 5, 5)
-    clients = {c["peer"]: c for c in stats.as_dict(clock.seconds())["clients"]}
-    assert clients["127.0.0.1:50001"]["bytes_in"] == 5
-    assert clients["127.0.0.1:50001"]["seconds"] == 2
-    close(p1)
-    assert stats.open == 1 and stats.total == 2
-    assert [c.peer for c in stats.clients.values()] == ["127.0.0.1:50002"]
+    with memory() as s:
+        c1 = s.connect("svc", peer=("127.0.0.1", 50001))
+        s.connect("svc", peer=("127.0.0.1", 50002))
+        s.advance(2)
+        c1.send(b"hello")
+        assert c1.received() == b"hello"
+        stats = s.stats("svc")
+        assert (stats.open, stats.total, stats.bytes_in, stats.bytes_out) == (2, 2, 5, 5)
+        clients = {c["peer"]: c for c in s.service("svc")["clients"]}
+        assert clients["127.0.0.1:50001"]["bytes_in"] == 5
+        assert clients["127.0.0.1:50001"]["seconds"] == 2
+        c1.close()
+        assert stats.open == 1 and stats.total == 2
+        assert [c.peer for c in stats.clients.values()] == ["127.0.0.1:50002"]
+        assert s.service("svc")["bytes_in"] == 5  # a closed client's bytes stay counted
 
 
 def test_max_connections_tells_the_client_why_and_others_keep_working() -> None:
-    factory, _ = make(max_connections=2)
-    p1, t1 = connect(factory)
-    connect(factory)
-    p3, t3 = connect(factory)
-    assert b"too many connections (max_connections = 2)" in t3.value()
-    assert t3.disconnecting
-    assert factory.stats.refused == 1 and factory.stats.open == 2
-    p1.dataReceived(b"still here")
-    assert t1.value() == b"still here"
-    close(p1)
-    p4, t4 = connect(factory)
-    assert not t4.disconnecting
+    with memory(max_connections=2) as s:
+        c1 = s.connect("svc")
+        s.connect("svc")
+        c3 = s.connect("svc")
+        assert b"too many connections (max_connections = 2)" in c3.received()
+        assert c3.closed
+        stats = s.stats("svc")
+        assert stats.refused == 1 and stats.open == 2
+        c1.send(b"still here")
+        assert c1.received() == b"still here"
+        c1.close()
+        c4 = s.connect("svc")
+        assert not c4.closed
 
 
 def test_max_per_host_counts_each_address_separately() -> None:
-    factory, _ = make(max_per_host=1)
-    connect(factory, host="10.0.0.1")
-    _, refused = connect(factory, host="10.0.0.1", port=50009)
-    _, other = connect(factory, host="10.0.0.2")
-    assert b"too many connections from 10.0.0.1 (max_per_host = 1)" in refused.value()
-    assert refused.disconnecting and not other.disconnecting
+    with memory(max_per_host=1) as s:
+        s.connect("svc", peer=("10.0.0.1", 50000))
+        refused = s.connect("svc", peer=("10.0.0.1", 50009))
+        other = s.connect("svc", peer=("10.0.0.2", 50000))
+        assert b"too many connections from 10.0.0.1 (max_per_host = 1)" in refused.received()
+        assert refused.closed and not other.closed
 
 
 def test_idle_timeout_closes_only_idle_clients() -> None:
-    factory, clock = make(idle_timeout=30)
-    busy, tb = connect(factory, port=1)
-    _, ti = connect(factory, port=2)
-    for _ in range(5):
-        clock.advance(10)
-        busy.dataReceived(b"x")
-    assert ti.disconnecting
-    assert not tb.disconnecting
-    clock.advance(30)
-    assert tb.disconnecting
+    with memory(idle_timeout=30) as s:
+        busy = s.connect("svc", peer=("127.0.0.1", 1))
+        idle = s.connect("svc", peer=("127.0.0.1", 2))
+        for _ in range(5):
+            s.advance(10)
+            busy.send(b"x")
+        assert idle.closed
+        assert not busy.closed
+        s.advance(30)
+        assert busy.closed
+        assert s.stats("svc").open == 0
+
+
+def test_the_idle_timer_goes_with_the_connection() -> None:
+    """A TimeoutMixin timer per connection: none is left behind once the client is gone."""
+    with memory(idle_timeout=30) as s:
+        c = s.connect("svc")
+        assert len(s.reactor.getDelayedCalls()) == 1
+        c.send(b"x")
+        (call,) = s.reactor.getDelayedCalls()
+        assert call.getTime() == 30  # reset by traffic, not stacked
+        c.close()
+        assert s.reactor.getDelayedCalls() == []
+
+
+def test_what_the_server_writes_resets_the_idle_timer_too() -> None:
+    """A client that only listens (a kv subscriber) is not idle while it is sent messages."""
+    config = {"services": {"kv": {"type": "kv", "port": 0, "idle_timeout": 5}}}
+    with memory_suite(config) as s:
+        sub = s.connect("kv")
+        sub.send(b"SUBSCRIBE news\r\n")
+        assert sub.received().startswith(b"*3\r\n$9\r\nsubscribe")
+        for i in range(4):
+            s.advance(3)
+            s.connect("kv").send(b"PUBLISH news %d\r\n" % i).close()
+            assert sub.received().endswith(b"$1\r\n%d\r\n" % i)
+        assert not sub.closed  # 12 s in, never a word from it
+        s.advance(6)
+        assert sub.closed
 
 
 class Fragile(Protocol):
@@ -129,3 +166,31 @@ def test_echo_registers_backpressure_and_pauses_reading() -> None:
     assert transport.producerState == "paused"
     transport.producer.resumeProducing()
     assert transport.producerState == "producing"
+
+
+def test_tls_sits_outside_the_wrapper_in_memory(tmp_path: Any) -> None:
+    """The wrapper counts and limits what the protocol sees: plaintext, inside TLS."""
+    from twisted.internet import ssl
+
+    from portsuite import certs
+
+    certs.make(tmp_path / "certs")
+    config = {
+        "services": {
+            "secure": {
+                "type": "echo",
+                "port": 0,
+                "max_connections": 1,
+                "tls": {"cert": "certs/server.crt", "key": "certs/server.key"},
+            }
+        }
+    }
+    ca = ssl.Certificate.loadPEM((tmp_path / "certs" / "ca.crt").read_bytes())
+    with memory_suite(config, base_dir=tmp_path) as s:
+        c = s.connect("secure", tls=ssl.optionsForClientTLS("localhost", trustRoot=ca))
+        c.send(b"secret hello\r\n")
+        assert c.received() == b"secret hello\r\n"
+        assert s.stats("secure").bytes_in == 14  # not the TLS records around them
+        second = s.connect("secure", tls=ssl.optionsForClientTLS("localhost", trustRoot=ca))
+        assert second.received() == b"portsuite: too many connections (max_connections = 1)\r\n"
+        assert second.closed

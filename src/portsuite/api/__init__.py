@@ -4,7 +4,8 @@ The plugin API: the one module plugins and built-in service types import.
 Everything a service type needs is here: the contract (L{ServiceType}, L{Option},
 L{ServiceContext}), the validated config it receives (L{ServiceConfig},
 L{TLSConfig}), the errors it may raise (L{ConfigError}, L{StartupError}), the
-refusal helpers and the stats view. These are leaf modules: they import nothing of
+refusal helpers (and L{RefusingProtocol}), the stats view, and how peers are
+named and judged (L{format_peer}, L{is_loopback}). These are leaf modules: they import nothing of
 the suite's runtime, so a plugin never pulls in (or depends on) the core's insides.
 """
 
@@ -18,7 +19,14 @@ from portsuite.api.contract import (
     no_refusal,
 )
 from portsuite.api.errors import ConfigError, StartupError
-from portsuite.api.peers import format_peer, peer_host
+from portsuite.api.peers import (
+    RefusingProtocol,
+    format_peer,
+    ip_of,
+    is_loopback,
+    is_loopback_host,
+    peer_host,
+)
 from portsuite.api.settings import DEFAULT_HOST, ServiceConfig, TLSConfig
 from portsuite.api.stats import ClientInfo, Listener, ServiceStats, port_class
 
@@ -40,7 +48,11 @@ __all__ = [
     "TLSConfig",
     "line_refusal",
     "no_refusal",
+    "RefusingProtocol",
     "format_peer",
+    "ip_of",
+    "is_loopback",
+    "is_loopback_host",
     "peer_host",
     "port_class",
 ]

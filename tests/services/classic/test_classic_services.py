@@ -15,6 +15,7 @@ from portsuite import api as configmod
 from portsuite import loader
 from portsuite.api import ServiceContext, ServiceStats
 from portsuite.registry import Registry
+from portsuite.testing import DatagramRecorder as FakeUDP
 from portsuite_services import classic
 
 # 2026-11-24 01:35:07 UTC
@@ -41,14 +42,6 @@ def connect(stype: Any, clock: Clock, **options: Any) -> tuple[Any, StringTransp
     transport = StringTransport()
     proto.makeConnection(transport)
     return proto, transport
-
-
-class FakeUDP:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, Any]] = []
-
-    def write(self, data: bytes, addr: Any = None) -> None:
-        self.sent.append((data, addr))
 
 
 def datagram(stype: Any, clock: Clock, data: bytes = b"x", **options: Any) -> list[bytes]:

@@ -21,7 +21,7 @@ from twisted.internet.testing import StringTransport
 
 from portsuite import trace, udp
 from portsuite.api import ServiceStats
-from portsuite.testing import memory_suite, suite_running
+from portsuite.testing import DatagramRecorder, memory_suite, suite_running
 from portsuite.wrappers import ServiceFactory
 from portsuite_services import classic
 from portsuite_services.echo import Echo, EchoDatagram
@@ -198,12 +198,7 @@ def test_udp_datagrams_traced_per_peer_and_drops_noted(trace_dir: Path) -> None:
     clock.advance(100)
     stats = ServiceStats("echo", "echo")
     w = udp.GuardedDatagramWrapper(EchoDatagram(), stats, clock, trace=True)
-
-    class T:
-        def write(self, data: bytes, addr: Any) -> None:
-            pass
-
-    w.makeConnection(T())
+    w.makeConnection(DatagramRecorder())
     w.datagramReceived(b"ping", ("127.0.0.1", 40000))
     clock.advance(1)
     w.datagramReceived(b"ping2", ("127.0.0.1", 40000))

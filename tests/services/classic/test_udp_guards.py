@@ -11,19 +11,12 @@ from twisted.internet.task import Clock
 
 from portsuite import udp
 from portsuite.api import Listener, ServiceStats
+from portsuite.testing import DatagramRecorder as FakeUDP
 from portsuite.testing import call_in_reactor, suite_running
 from portsuite_services import classic
 from portsuite_services.echo import EchoDatagram
 
 CLIENT = ("127.0.0.1", 40000)
-
-
-class FakeUDP:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, Any]] = []
-
-    def write(self, data: bytes, addr: Any = None) -> None:
-        self.sent.append((data, addr))
 
 
 class FakeSuite:
