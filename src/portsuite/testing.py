@@ -39,8 +39,9 @@ C{s.connect(name, client, peer=("10.0.0.1", 1234), tls=creator)} takes any clien
 C{Protocol} (L{Recorder} by default), the client's address (C{max_per_host}, kv's
 protected mode) and, for a TLS service, a client connection creator such as
 C{twisted.internet.ssl.optionsForClientTLS(...)}; C{s.datagram(name, data)} sends one
-datagram to a UDP service and returns the replies. Ports are numbered from 1
-(C{port = 0} gets the next one); nothing is bound.
+datagram to a UDP service and returns the replies; C{s.advance(seconds, step=0.1)}
+moves the clock in steps, so periodic tasks (kv's 100 ms cron) run as often as they
+would. Ports are numbered from 1 (C{port = 0} gets the next one); nothing is bound.
 """
 
 from __future__ import annotations

@@ -128,23 +128,27 @@ def follow(
     # like tail -f: what is already there is skipped (unless from_start); a file that
     # appears or replaces this one later is read from its start
     handle = reopen(at_end=not from_start)
-    where = path or Path(tempfile.gettempdir()) / f"{PREFIX}*" / "*" / f"{safe_name(service)}.jsonl"
-    print(
-        f"following {service} transcripts in {where} (Ctrl-C to stop); "
-        f"the service needs trace = true in its config",
-        file=out,
-        flush=True,
-    )
-    if directory is None and config is None and not os.environ.get("PORTSUITE_TRACE_DIR"):
-        others = [p for p in trace_candidates(service) if p != path]
-        if others:
-            print(
-                f"{service} is traced by {len(others) + 1} suites; this is the newest. "
-                f"Choose one with -c CONFIG (others: {', '.join(str(p.parent) for p in others)})",
-                file=out,
-                flush=True,
-            )
     try:
+        where = (
+            path or Path(tempfile.gettempdir()) / f"{PREFIX}*" / "*" / f"{safe_name(service)}.jsonl"
+        )
+        print(
+            f"following {service} transcripts in {where} (Ctrl-C to stop); "
+            f"the service needs trace = true in its config",
+            file=out,
+            flush=True,
+        )
+        if directory is None and config is None and not os.environ.get("PORTSUITE_TRACE_DIR"):
+            others = [p for p in trace_candidates(service) if p != path]
+            if others:
+                shown = ", ".join(str(p.parent) for p in others[:3])
+                more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+                print(
+                    f"{service} is traced by {len(others) + 1} suites; this is the newest. "
+                    f"Choose one with -c CONFIG (others: {shown}{more})",
+                    file=out,
+                    flush=True,
+                )
         while True:
             if handle is None:
                 handle = reopen(at_end=False)
@@ -174,6 +178,11 @@ def follow(
                 return 0
             time.sleep(poll)
     except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # portsuite trace echo | head
+        if out is sys.stdout:
+            # nothing more can be printed; keep the interpreter's exit quiet too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
         if handle is not None:
