@@ -175,16 +175,8 @@ def test_tls_sits_outside_the_wrapper_in_memory(tmp_path: Any) -> None:
     from portsuite import certs
 
     certs.make(tmp_path / "certs")
-    config = {
-        "services": {
-            "secure": {
-                "type": "echo",
-                "port": 0,
-                "max_connections": 1,
-                "tls": {"cert": "certs/server.crt", "key": "certs/server.key"},
-            }
-        }
-    }
+    tls = {"cert": "certs/server.crt", "key": "certs/server.key"}
+    config = {"services": {"secure": {"type": "echo", "port": 0, "max_connections": 1, "tls": tls}}}
     ca = ssl.Certificate.loadPEM((tmp_path / "certs" / "ca.crt").read_bytes())
     with memory_suite(config, base_dir=tmp_path) as s:
         c = s.connect("secure", tls=ssl.optionsForClientTLS("localhost", trustRoot=ca))
