@@ -160,6 +160,22 @@ def wrongtype() -> CommandError:
     return CommandError(WRONGTYPE)
 
 
+def expire_at(c: Any, key: bytes, when: int) -> None:
+    """
+    Give C{key} the absolute expiry C{when} (ms, Unix time): deleted at once when that
+    is past (not while the AOF is replayed), and C{c.also} says it to the AOF the way
+    Redis propagates it (C{DEL}, or C{PEXPIREAT} with the absolute time).
+    """
+    store = c.store
+    if when <= store.now_ms() and not store.loading:
+        store.delete(key)
+        c.also = [[b"DEL", key]]
+    else:
+        store.set_expire(key, when)
+        store.dirty += 1
+        c.also = [[b"PEXPIREAT", key, b"%d" % when]]
+
+
 def wrong_arity(name: str) -> CommandError:
     return CommandError(f"ERR wrong number of arguments for '{name}' command")
 

@@ -11,6 +11,7 @@ from portsuite_services.kv.commands import (
     SYNTAX,
     CommandError,
     command,
+    expire_at,
     to_int,
 )
 from portsuite_services.kv.resp import LLONG_MAX, LLONG_MIN, Simple, string2ll
@@ -194,13 +195,7 @@ def _expire(c: Any, argv: list[bytes], unit: int, absolute: bool, name: str) -> 
             return 0
         if b"lt" in flags and cur != -1 and when >= cur:
             return 0
-    if when <= store.now_ms() and not store.loading:
-        store.delete(key)
-        c.also = [[b"DEL", key]]
-    else:
-        store.set_expire(key, when)
-        store.dirty += 1
-        c.also = [[b"PEXPIREAT", key, b"%d" % when]]
+    expire_at(c, key, when)
     return 1
 
 

@@ -12,6 +12,7 @@ from portsuite_services.kv.commands import (
     CommandError,
     check_overflow,
     command,
+    expire_at,
     to_int,
     wrong_arity,
     wrongtype,
@@ -152,13 +153,7 @@ def getex(c: Any, argv: list[bytes]) -> Any:
         when = expire_ms(c, opts["expire"], unit, absolute, "getex")
     store = c.store
     if when is not None:
-        if when <= store.now_ms() and not store.loading:
-            store.delete(key)
-            c.also = [[b"DEL", key]]
-        else:
-            store.set_expire(key, when)
-            store.dirty += 1
-            c.also = [[b"PEXPIREAT", key, b"%d" % when]]
+        expire_at(c, key, when)
     elif "persist" in opts:
         if store.persist(key):
             store.dirty += 1
