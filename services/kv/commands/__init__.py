@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from portsuite_services.kv import longdouble
 from portsuite_services.kv.resp import LLONG_MAX, LLONG_MIN, string2ll
 
 
@@ -158,6 +159,22 @@ def check_overflow(v: int, error: str = OVERFLOW) -> int:
 
 def wrongtype() -> CommandError:
     return CommandError(WRONGTYPE)
+
+
+def incr_float(old: bytes | None, by: bytes, not_float: str) -> bytes:
+    """
+    C{old} (a missing value counts as 0) plus C{by}, as INCRBYFLOAT and HINCRBYFLOAT
+    compute and print it (long double); C{not_float}: the error when C{old} is no number.
+    """
+    if old is not None and not longdouble.valid_float(old):
+        raise CommandError(not_float)
+    r = longdouble.incr_float(old if old is not None else b"0", by)
+    if r == "value":
+        raise CommandError(not_float)
+    if r == "result":
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    assert isinstance(r, bytes)
+    return r
 
 
 def expire_at(c: Any, key: bytes, when: int) -> None:

@@ -14,6 +14,7 @@ from portsuite_services.kv.commands import (
     CommandError,
     check_overflow,
     command,
+    incr_float,
     to_int,
     wrong_arity,
     wrongtype,
@@ -537,14 +538,7 @@ def hincrbyfloat(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR value is NaN or Infinity")
     h = _get(c, argv[1], dict)
     old = h.get(argv[2]) if h is not None else None
-    if old is not None and not longdouble.valid_float(old):
-        raise CommandError("ERR hash value is not a float")
-    r = longdouble.incr_float(old if old is not None else b"0", argv[3])
-    if r == "value":
-        raise CommandError("ERR hash value is not a float")
-    if r == "result":
-        raise CommandError("ERR increment would produce NaN or Infinity")
-    assert isinstance(r, bytes)
+    r = incr_float(old, argv[3], "ERR hash value is not a float")
     if h is None:
         h = {}
         c.store.set(argv[1], h)

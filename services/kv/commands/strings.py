@@ -13,6 +13,7 @@ from portsuite_services.kv.commands import (
     check_overflow,
     command,
     expire_at,
+    incr_float,
     to_int,
     wrong_arity,
     wrongtype,
@@ -304,12 +305,7 @@ def incrbyfloat(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR value is not a valid float")
     if not longdouble.valid_float(argv[2]):
         raise CommandError("ERR value is not a valid float")
-    r = longdouble.incr_float(old if old is not None else b"0", argv[2])
-    if r == "value":
-        raise CommandError("ERR value is not a valid float")
-    if r == "result":
-        raise CommandError("ERR increment would produce NaN or Infinity")
-    assert isinstance(r, bytes)
+    r = incr_float(old, argv[2], "ERR value is not a valid float")
     c.store.set(key, r, keepttl=True)
     c.also = [[b"SET", key, r, b"KEEPTTL"]]
     return r
