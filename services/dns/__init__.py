@@ -196,6 +196,7 @@ DNS = ServiceType(
     # the suite's generic 20/s per source would throttle every resolver behind one
     # address; DNS limits its replies itself (response rate limiting, truncation)
     udp_policy={"rate": 100000, "burst": 100000, "total_rate": 1000000, "total_burst": 1000000},
+    trace_hex=frozenset({"c2s", "s2c"}),  # DNS messages are binary both ways
     options=(
         Option(
             "zone",

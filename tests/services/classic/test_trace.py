@@ -471,3 +471,24 @@ def test_the_suite_folder_must_belong_to_the_user(
     f = trace.TraceFile("svc", trace.trace_dir(tmp_path / "c.toml"))
     f.append({"event": "open"})
     assert f.broken and list(elsewhere.iterdir()) == []
+
+
+def test_dns_transcripts_are_hex_both_ways(trace_dir: Path) -> None:
+    """A DNS message is binary, even when its long names make it look like text."""
+    from twisted.names import dns
+
+    query = dns.Message(id=0x6C61, recDes=False)  # "la": even the id reads as text
+    query.addQuery(b"a" * 63 + b"." + b"b" * 63 + b".lab.test", dns.A)  # label lengths: "?"
+    raw = query.toStr()
+    assert not trace.is_binary(raw)  # judged alone, the query would show as text
+    config = {"services": {"d": {"type": "dns", "port": 0, "trace": True}}}
+    with memory_suite(config) as s:
+        (answer,) = s.datagram("d", raw, ("127.0.0.1", 40000))
+        (session,) = s.stats("d").transcripts
+    reply = dns.Message()
+    reply.fromStr(answer)
+    assert reply.id == 0x6C61 and reply.rCode == dns.ENAME  # no such name in the zone
+    assert [(line["dir"], line["text"]) for line in session["lines"]] == [
+        ("c2s", trace.render_hex(raw)),
+        ("s2c", trace.render_hex(answer)),
+    ]
