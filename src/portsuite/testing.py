@@ -41,7 +41,8 @@ protected mode) and, for a TLS service, a client connection creator such as
 C{twisted.internet.ssl.optionsForClientTLS(...)}; C{s.datagram(name, data)} sends one
 datagram to a UDP service and returns the replies; C{s.advance(seconds, step=0.1)}
 moves the clock in steps, so periodic tasks (kv's 100 ms cron) run as often as they
-would. Ports are numbered from 1 (C{port = 0} gets the next one); nothing is bound.
+would. Listeners are numbered from 20000 (C{port = 0} gets the next one; clients come
+from 50000 up): nothing is bound.
 """
 
 from __future__ import annotations
@@ -400,7 +401,7 @@ class MemoryReactor(MemoryReactorClock):
     def __init__(self) -> None:
         MemoryReactorClock.__init__(self)
         self.ports: dict[tuple[str, int], MemoryPort] = {}
-        self._next_port = 1
+        self._next_port = 20000  # a registered port, apart from the clients' 50000 and up
 
     def _port(self, kind: str, port: int, factory: Any, host: str) -> MemoryPort:
         if port == 0:
