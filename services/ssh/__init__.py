@@ -1,0 +1,111 @@
+"""
+ssh and telnet: the same lab shell, encrypted (RFC 4251-4254, twisted.conch) and in
+clear (RFC 854, twisted.conch.telnet).
+
+    [services.ssh]
+    type = "ssh"                 # port 22
+    host_keys = "../data/ssh"    # ed25519 and RSA host keys, made at first start, mode 0600
+    # files = "../ftp"           # what ls/cat and SFTP see, read-only unless writable
+    [services.telnet]
+    type = "telnet"              # port 23
+
+Accounts are the suite's [users] (passwords, and keys for ssh). The lab shell runs no
+program of the machine (L{portsuite_services.ssh.shell}).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+
+from portsuite.api import Option, ServiceConfig, ServiceContext, ServiceType, StartupError
+from portsuite_services.ssh import hostkeys
+from portsuite_services.ssh.common import ShellService
+
+log = Logger(namespace="portsuite.ssh")
+
+
+def _files_check(svc: ServiceConfig) -> list[str]:
+    files = svc.options.get("files")
+    if files is not None and not Path(files).is_dir():
+        return [f"files: {files} is not a folder; create it or fix the path"]
+    return []
+
+
+def _ssh_check(svc: ServiceConfig) -> list[str]:
+    errors = _files_check(svc)
+    errors += hostkeys.check(Path(svc.options["host_keys"]))
+    return errors
+
+
+def _grace(value: float) -> str | None:
+    return None if 0 < value <= 3600 else "must be 1-3600 seconds"
+
+
+def ssh_factory(ctx: ServiceContext) -> ServerFactory:
+    from portsuite_services.ssh.server import LabSSHFactory
+
+    folder = Path(ctx.options["host_keys"])
+    try:
+        keys = hostkeys.load_or_make(folder)
+    except (OSError, ValueError) as e:
+        raise StartupError(f"cannot start [services.{ctx.config.name}]: {e}") from None
+    for kind, key in keys.items():
+        log.info(
+            "{service}: host key {kind} {fp} (ssh asks you to trust this fingerprint)",
+            service=ctx.config.name,
+            kind=kind.upper(),
+            fp=hostkeys.fingerprint(key),
+        )
+    shell = ShellService(ctx, ctx.options["files"], ctx.options["writable"])
+    return LabSSHFactory(keys, shell, ctx.reactor, ctx.options["login_grace"])
+
+
+def telnet_factory(ctx: ServiceContext) -> ServerFactory:
+    from portsuite_services.ssh.telnet import LabTelnetFactory
+
+    shell = ShellService(ctx, ctx.options["files"], False)
+    shell.login_grace = ctx.options["login_grace"]
+    return LabTelnetFactory(shell)
+
+
+def _files_options(writable: bool) -> tuple[Option, ...]:
+    opts: tuple[Option, ...] = (
+        Option("files", Path, help="the folder the shell's ls/cat (and SFTP) show"),
+        Option("login_grace", float, default=120.0, help="seconds to log in", check=_grace),
+    )
+    if writable:
+        opts += (Option("writable", bool, default=False, help="SFTP may write in files"),)
+    return opts
+
+
+def _no_notice(reason: str) -> Any:
+    return None  # ssh: a text line would be a protocol error to the client
+
+
+SSH = ServiceType(
+    name="ssh",
+    description="SSH: the lab shell, encrypted; SFTP in files (twisted.conch)",
+    default_port=22,
+    options=(
+        Option("host_keys", Path, required=True, help="a folder for the host keys, e.g. ../data/ssh"),
+        *_files_options(writable=True),
+    ),
+    tcp_factory=ssh_factory,
+    refusal=_no_notice,
+    check=_ssh_check,
+    rfc="RFC 4251-4254",
+)
+
+TELNET = ServiceType(
+    name="telnet",
+    description="telnet: the same lab shell, in clear (passwords too: compare the transcripts)",
+    default_port=23,
+    options=_files_options(writable=False),
+    tcp_factory=telnet_factory,
+    check=_files_check,
+    rfc="RFC 854",
+)

@@ -1,0 +1,59 @@
+"""
+telnet (RFC 854) with twisted.conch.telnet: a login prompt, then the same lab shell as
+ssh — in clear, on purpose: a traced telnet service shows every keystroke, the
+password included.
+
+Options negotiated: ECHO (RFC 857: the server echoes, so the password is not shown),
+SUPPRESS-GO-AHEAD (RFC 858), NAWS (RFC 1073: the window size), TERMINAL-TYPE (RFC 1091).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.conch import telnet
+from twisted.conch.insults import insults
+from twisted.internet.protocol import ServerFactory
+
+from portsuite.api import format_peer
+from portsuite_services.ssh.shell import LabShell
+
+TTYPE = b"\x18"  # RFC 1091
+TTYPE_IS, TTYPE_SEND = b"\x00", b"\x01"
+
+
+class LabTelnetBootstrap(telnet.TelnetBootstrapProtocol):
+    """Twisted's bootstrap (NAWS, SGA, ECHO, LINEMODE) plus the terminal type."""
+
+    terminal_type = ""
+
+    def connectionMade(self) -> None:
+        self.transport.negotiationMap[TTYPE] = self.telnet_TTYPE
+        self.transport.do(TTYPE).addErrback(lambda f: None)
+        telnet.TelnetBootstrapProtocol.connectionMade(self)
+
+    def enableRemote(self, opt: bytes) -> bool:
+        if opt == TTYPE:
+            self.transport.requestNegotiation(TTYPE, TTYPE_SEND)
+            return True
+        return bool(telnet.TelnetBootstrapProtocol.enableRemote(self, opt))
+
+    def telnet_TTYPE(self, data: list[bytes]) -> None:
+        raw = b"".join(data)
+        if raw[:1] == TTYPE_IS:
+            self.terminal_type = raw[1:41].decode("ascii", "replace")
+
+
+class LabTelnetFactory(ServerFactory):
+    """Each connection: telnet transport → bootstrap → terminal → lab shell (login first)."""
+
+    def __init__(self, shell: Any):
+        self.shell = shell
+
+    def buildProtocol(self, addr: Any) -> Any:
+        peer = format_peer(addr)
+        proto = telnet.TelnetTransport(
+            LabTelnetBootstrap, insults.ServerProtocol, LabShell, self.shell, None, peer, "telnet"
+        )
+        proto.factory = self
+        return proto
