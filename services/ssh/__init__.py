@@ -68,7 +68,6 @@ def telnet_factory(ctx: ServiceContext) -> ServerFactory:
     from portsuite_services.ssh.telnet import LabTelnetFactory
 
     shell = ShellService(ctx, ctx.options["files"], False)
-    shell.login_grace = ctx.options["login_grace"]
     return LabTelnetFactory(shell)
 
 
@@ -76,6 +75,13 @@ def _files_options(writable: bool) -> tuple[Option, ...]:
     opts: tuple[Option, ...] = (
         Option("files", Path, help="the folder the shell's ls/cat (and SFTP) show"),
         Option("login_grace", float, default=120.0, help="seconds to log in", check=_grace),
+        Option(
+            "login_failures",
+            int,
+            default=10,
+            help="failed logins from one address (in 5 minutes) before it is refused",
+            check=lambda v: None if 1 <= v <= 1000 else "must be 1-1000",
+        ),
     )
     if writable:
         opts += (Option("writable", bool, default=False, help="SFTP may write in files"),)
@@ -91,7 +97,9 @@ SSH = ServiceType(
     description="SSH: the lab shell, encrypted; SFTP in files (twisted.conch)",
     default_port=22,
     options=(
-        Option("host_keys", Path, required=True, help="a folder for the host keys, e.g. ../data/ssh"),
+        Option(
+            "host_keys", Path, required=True, help="a folder for the host keys, e.g. ../data/ssh"
+        ),
         *_files_options(writable=True),
     ),
     tcp_factory=ssh_factory,

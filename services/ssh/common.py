@@ -58,7 +58,8 @@ class ShellService:
         self.clock_source = ctx.reactor
         self.jail = Jail(files, writable)
         self.sessions: Sessions = sessions_of(ctx)
-        self.failures = HostFailures(ctx.reactor)
+        self.failures = HostFailures(ctx.reactor, limit=ctx.options["login_failures"])
+        self.login_grace = ctx.options["login_grace"]
         self.accounts = ctx.accounts
 
     def clock(self) -> float:

@@ -29,7 +29,9 @@ def _problem(path: Path) -> str | None:
     try:
         keys.Key.fromFile(str(path))
     except Exception as e:  # BadKeyError, EncryptedKeyError, ValueError…
-        return f"host_keys: {path} is not a usable private key ({e}); move it away to make a new one"
+        return (
+            f"host_keys: {path} is not a usable private key ({e}); move it away to make a new one"
+        )
     return None
 
 
@@ -45,7 +47,9 @@ def check(folder: Path) -> list[str]:
             if problem:
                 errors.append(problem)
         elif folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
-            errors.append(f"host_keys: cannot create {path} (folder not writable); fix its permissions")
+            errors.append(
+                f"host_keys: cannot create {path} (folder not writable); fix its permissions"
+            )
     return errors
 
 

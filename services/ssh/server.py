@@ -51,6 +51,7 @@ class LabTransport(transport.SSHServerTransport):
     supportedPublicKeys = HOST_KEY_ALGORITHMS
     supportedCompressions = [b"none"]
     _grace: Any = None
+    password_failures = 0
 
     def connectionMade(self) -> None:
         transport.SSHServerTransport.connectionMade(self)
@@ -95,7 +96,6 @@ class LabUserAuth(userauth.SSHUserAuthServer):
     attemptsBeforeDisconnect = 6  # OpenSSH's MaxAuthTries (keys offered count too)
     passwordDelay = 2
     loginTimeout = 120
-    password_failures = 0
 
     def auth_password(self, packet: bytes) -> Any:
         password = common.getNS(packet[1:])[0]
@@ -111,8 +111,9 @@ class LabUserAuth(userauth.SSHUserAuthServer):
     def _password_failed(self, failure: Failure, host: str, shell: ShellService) -> Any:
         failure.trap(UnauthorizedLogin)
         shell.failures.failed(host)
-        self.password_failures += 1
-        if self.password_failures >= shell.max_tries:
+        # counted on the connection: a client may start the userauth service again
+        self.transport.password_failures += 1
+        if self.transport.password_failures >= shell.max_tries:
             self.transport.sendDisconnect(
                 transport.DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, b"too many wrong passwords"
             )
@@ -180,9 +181,7 @@ class LabSession(components.Adapter):
     def openShell(self, proto: Any) -> None:
         user: LabUser = self.original
         term = terminal_protocol(user.shell, user.name, user.peer, "ssh")
-        proto.makeConnection(
-            _Glue(write=term.dataReceived, loseConnection=lambda: _close(proto))
-        )
+        proto.makeConnection(_Glue(write=term.dataReceived, loseConnection=lambda: _close(proto)))
         term.makeConnection(_Glue(write=proto.write, loseConnection=lambda: _close(proto)))
         term.terminalProtocol.terminalSize(self.width, self.height)
         self.term = term
@@ -252,7 +251,10 @@ class LabRealm:
 
 class LabSSHFactory(factory.SSHFactory):
     protocol = LabTransport
-    services = {b"ssh-userauth": LabUserAuth, b"ssh-connection": factory.SSHFactory.services[b"ssh-connection"]}
+    services = {
+        b"ssh-userauth": LabUserAuth,
+        b"ssh-connection": factory.SSHFactory.services[b"ssh-connection"],
+    }
 
     def __init__(
         self, host_keys: dict[str, keys.Key], shell: ShellService, reactor: Any, login_grace: float
@@ -294,4 +296,3 @@ class LabSSHFactory(factory.SSHFactory):
 
     def getPrimes(self) -> None:
         return None  # no diffie-hellman-group-exchange: curve25519 / ECDH / ML-KEM only
-

@@ -146,7 +146,11 @@ class Commands:
         return socket.gethostname() + "\n", 0, None
 
     def cmd_date(self, args: list[str]) -> tuple[str, int, None]:
-        return time.strftime("%a %d %b %Y %H:%M:%S %Z", time.localtime(self.clock())) + "\n", 0, None
+        return (
+            time.strftime("%a %d %b %Y %H:%M:%S %Z", time.localtime(self.clock())) + "\n",
+            0,
+            None,
+        )
 
     def cmd_uptime(self, args: list[str]) -> tuple[str, int, None]:
         up = int(self.clock() - self.started) if self.started is not None else 0
@@ -239,6 +243,7 @@ class LabShell(recvline.HistoricRecvLine):
         self.login_name = ""
         self.failures = 0
         self.closing = False
+        self.grace: Any = None
 
     # -- connection ---------------------------------------------------------------
 
@@ -249,6 +254,21 @@ class LabShell(recvline.HistoricRecvLine):
         self.keyHandlers[b"\x0c"] = self.handle_CTRL_L
         self.keyHandlers[b"\x7f"] = self.handle_BACKSPACE
         self.keyHandlers[b"\x08"] = self.handle_BACKSPACE
+        if self.login_state is not None and self.service.login_grace:
+            clock = self.service.clock_source
+            self.grace = clock.callLater(self.service.login_grace, self.grace_over)
+
+    def grace_over(self) -> None:
+        self.grace = None
+        if self.login_state is not None:
+            self.terminal.nextLine()
+            self.write_text(f"Login timed out after {self.service.login_grace:g} seconds.\n")
+            self.bye()
+
+    def cancel_grace(self) -> None:
+        if self.grace is not None and self.grace.active():
+            self.grace.cancel()
+        self.grace = None
 
     def initializeScreen(self) -> None:
         self.terminal.reset()
@@ -283,6 +303,8 @@ class LabShell(recvline.HistoricRecvLine):
         self.terminal.write(self.prompt())
 
     def connectionLost(self, reason: Any = None) -> None:
+        self.cancel_grace()
+        self.closing = True
         if self.session is not None:
             self.service.sessions.remove(self.session)
             self.session = None
@@ -370,6 +392,7 @@ class LabShell(recvline.HistoricRecvLine):
             return
         self.user = user
         self.login_state = None
+        self.cancel_grace()
         self.historyLines = []  # the password must not be in the history
         self.historyPosition = 0
         self.start_session()
@@ -415,6 +438,8 @@ class TooManyFailures(Exception):
     """This client's address failed to log in too often lately."""
 
 
-def terminal_protocol(service: Any, user: str | None, peer: str, via: str) -> insults.ServerProtocol:
+def terminal_protocol(
+    service: Any, user: str | None, peer: str, via: str
+) -> insults.ServerProtocol:
     """The terminal (insults) around a lab shell, for a pty or a telnet connection."""
     return insults.ServerProtocol(LabShell, service, user, peer, via)

@@ -22,15 +22,28 @@ TTYPE = b"\x18"  # RFC 1091
 TTYPE_IS, TTYPE_SEND = b"\x00", b"\x01"
 
 
+def _quiet(failure: Any) -> None:
+    return None  # refused or unanswered: the session goes on without that option
+
+
 class LabTelnetBootstrap(telnet.TelnetBootstrapProtocol):
     """Twisted's bootstrap (NAWS, SGA, ECHO, LINEMODE) plus the terminal type."""
 
     terminal_type = ""
 
     def connectionMade(self) -> None:
-        self.transport.negotiationMap[TTYPE] = self.telnet_TTYPE
-        self.transport.do(TTYPE).addErrback(lambda f: None)
-        telnet.TelnetBootstrapProtocol.connectionMade(self)
+        # Twisted's, with quiet errbacks: a client that leaves before answering every
+        # option (a port scan, nc -z) is no error worth a traceback in the log
+        t = self.transport
+        t.negotiationMap[telnet.NAWS] = self.telnet_NAWS
+        t.negotiationMap[telnet.LINEMODE] = self.telnet_LINEMODE
+        t.negotiationMap[TTYPE] = self.telnet_TTYPE
+        for opt in (telnet.LINEMODE, telnet.NAWS, telnet.SGA, TTYPE):
+            t.do(opt).addErrback(_quiet)
+        t.will(telnet.ECHO).addErrback(_quiet)
+        self.protocol = self.protocolFactory(*self.protocolArgs, **self.protocolKwArgs)
+        self.protocol.factory = getattr(self, "factory", None)
+        self.protocol.makeConnection(self)
 
     def enableRemote(self, opt: bytes) -> bool:
         if opt == TTYPE:
