@@ -17,7 +17,16 @@ from typing import Any
 from twisted.conch import avatar, error
 from twisted.conch.checkers import InMemorySSHKeyDB, SSHPublicKeyChecker
 from twisted.conch.interfaces import IConchUser, ISession
-from twisted.conch.ssh import common, factory, filetransfer, keys, session, transport, userauth
+from twisted.conch.ssh import (
+    common,
+    connection,
+    factory,
+    filetransfer,
+    keys,
+    session,
+    transport,
+    userauth,
+)
 from twisted.cred import portal
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -30,6 +39,7 @@ from zope.interface import implementer
 
 from portsuite.api import format_peer
 from portsuite_services.ssh.common import ShellService
+from portsuite_services.ssh.quiet import quiet_logger
 from portsuite_services.ssh.sftp import JailedSFTP
 from portsuite_services.ssh.shell import Commands, terminal_protocol
 
@@ -50,6 +60,7 @@ class LabTransport(transport.SSHServerTransport):
     supportedMACs = MACS
     supportedPublicKeys = HOST_KEY_ALGORITHMS
     supportedCompressions = [b"none"]
+    _log = quiet_logger()
     _grace: Any = None
     password_failures = 0
 
@@ -93,6 +104,7 @@ class LabTransport(transport.SSHServerTransport):
 class LabUserAuth(userauth.SSHUserAuthServer):
     """Password failures: 3 per connection, each told after a delay, counted per host."""
 
+    _log = quiet_logger()
     attemptsBeforeDisconnect = 6  # OpenSSH's MaxAuthTries (keys offered count too)
     passwordDelay = 2
     loginTimeout = 120
@@ -135,6 +147,7 @@ class LabUserAuth(userauth.SSHUserAuthServer):
 class LabSSHSession(session.SSHSession):
     """A session channel that ends when the client of a subsystem (SFTP) says EOF."""
 
+    _log = quiet_logger()
     subsystem = False
 
     def request_subsystem(self, data: bytes) -> int:
@@ -152,15 +165,25 @@ class LabSSHSession(session.SSHSession):
         session.SSHSession.eofReceived(self)
 
 
+class LabConnection(connection.SSHConnection):
+    _log = quiet_logger()
+
+
+class LabFileTransferServer(filetransfer.FileTransferServer):
+    _log = quiet_logger()
+
+
 class LabUser(avatar.ConchUser):
     """A logged-in account: a session channel (shell, exec, sftp), nothing else."""
+
+    _log = quiet_logger()
 
     def __init__(self, name: str, shell: ShellService):
         avatar.ConchUser.__init__(self)
         self.name = name
         self.shell = shell
         self.channelLookup[b"session"] = LabSSHSession
-        self.subsystemLookup[b"sftp"] = filetransfer.FileTransferServer
+        self.subsystemLookup[b"sftp"] = LabFileTransferServer
 
     @property
     def peer(self) -> str:
@@ -251,9 +274,10 @@ class LabRealm:
 
 class LabSSHFactory(factory.SSHFactory):
     protocol = LabTransport
+    _log = quiet_logger()
     services = {
         b"ssh-userauth": LabUserAuth,
-        b"ssh-connection": factory.SSHFactory.services[b"ssh-connection"],
+        b"ssh-connection": LabConnection,
     }
 
     def __init__(

@@ -116,7 +116,10 @@ def test_root_binds_well_known_ports_then_runs_as_nobody(tmp_path: Path, shared_
     for path in [www, *www.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     data["services"]["web"]["root"] = str(www)
-    config = {"suite": data["suite"], "services": data["services"]}
+    for name, table in data["services"].items():
+        if "host_keys" in table:  # made by root at start: keep them out of /var/lib here
+            table["host_keys"] = str(tmp_path / f"{name}-keys")
+    config = {k: data[k] for k in ("suite", "users", "services") if k in data}
     with suite_running(
         config,
         base_dir=tmp_path,

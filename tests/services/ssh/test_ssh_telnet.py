@@ -70,3 +70,36 @@ def test_a_login_that_never_comes_is_dropped(portsuite: Any, lab: Any) -> None:
     tn.expect("login: ")
     tn.expect("Login timed out")
     tn.expect(pexpect.EOF)
+
+
+def test_the_transcripts_show_the_password_over_telnet_and_not_over_ssh(
+    portsuite: Any, lab: Any
+) -> None:
+    s = shell_suite(portsuite, lab, ssh={"trace": True}, telnet={"trace": True})
+    tn = _telnet(s.port("telnet"))
+    tn.expect("login: ")
+    tn.send("alice\r")
+    tn.expect("Password: ")
+    tn.send("wonderland\r")
+    tn.expect(r"alice@lab:/\$ ")
+    tn.send("exit\r")
+    tn.expect(pexpect.EOF)
+    from sshhelp import ssh
+
+    assert ssh(s.port("ssh"), "whoami").stdout == "alice\n"
+
+    def said(service: str) -> tuple[str, str]:
+        """What the client sent, as the transcript shows it: the text, and the hex."""
+        from portsuite.testing import call_in_reactor
+
+        sessions = call_in_reactor(lambda: list(s.suite.stats[service].transcripts))
+        assert sessions, f"no transcript for {service}"
+        lines = [x for sess in sessions for x in sess["lines"] if x["dir"] == "c2s"]
+        text = "".join(x["text"] for x in lines)
+        return text, text.replace(" ", "").lower()
+
+    text, _ = said("telnet")
+    assert "wonderland" in text  # every keystroke crossed in clear
+    text, hexed = said("ssh")
+    assert text.startswith("SSH-2.0-")  # the banners are clear text
+    assert "wonderland" not in text and b"wonderland".hex() not in hexed  # the rest: ciphertext
