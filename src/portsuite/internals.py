@@ -28,6 +28,8 @@ PRIVATE_FIELDS = (
     "disconnecting",
     "producerPaused",
     "writeSomeData",
+    "producer",
+    "streamingProducer",
 )
 
 
@@ -52,6 +54,8 @@ def writer(transport: Any) -> Callable[[bytes], None]:
             and raw.offset == len(raw.dataBuffer)
             and not raw.disconnecting
             and not raw.producerPaused
+            # a pull producer (FileSender) is asked for more only by doWrite: queue
+            and (raw.producer is None or raw.streamingProducer)
         ):
             n = write_some(data)
             if type(n) is int:
