@@ -30,6 +30,7 @@ PRIVATE_FIELDS = (
     "writeSomeData",
     "producer",
     "streamingProducer",
+    "TLS",
 )
 
 
@@ -54,6 +55,8 @@ def writer(transport: Any) -> Callable[[bytes], None]:
             and raw.offset == len(raw.dataBuffer)
             and not raw.disconnecting
             and not raw.producerPaused
+            # after startTLS (SMTP STARTTLS, POP3 STLS) bytes must go through TLS
+            and not raw.TLS
             # a pull producer (FileSender) is asked for more only by doWrite: queue
             and (raw.producer is None or raw.streamingProducer)
         ):

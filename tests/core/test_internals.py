@@ -91,3 +91,26 @@ def test_a_pull_producer_still_gets_asked_for_more() -> None:
     assert len(asked) >= 3  # asked again after each chunk, until it had nothing more
     assert peer.recv(100) == b"chunk chunk "
     peer.close()
+
+
+def test_after_starttls_bytes_go_through_the_tls_layer() -> None:
+    """STARTTLS/STLS turn TLS on in the same tcp.Connection: no raw write after that."""
+    conn, peer, _ = _connection()
+    write = internals.writer(conn)
+    through_tls = []
+
+    class TLSLayer:
+        def write(self, data: bytes) -> None:
+            through_tls.append(data)
+
+    conn.protocol = TLSLayer()  # what twisted.internet._newtls.startTLS does
+    conn.TLS = True
+    write(b"secret")
+    assert through_tls == [b"secret"]
+    peer.setblocking(False)
+    try:
+        leaked = peer.recv(100)
+    except BlockingIOError:
+        leaked = b""
+    assert leaked == b""
+    peer.close()
