@@ -275,8 +275,8 @@ class MailSMTP(smtp.ESMTP):
             self._end_of_data()
             return
         self._prev_crlf = crlf
-        if line[:1] == b"." and crlf:
-            line = line[1:]  # dot-stuffing (RFC 5321 4.5.2)
+        if line[:1] == b"." and line != b".":
+            line = line[1:]  # dot-stuffing (RFC 5321 4.5.2); a bare-LF "." stays "."
         if self._data_error is not None or self._data is None:
             return
         self._data_size += len(line) + 1

@@ -33,6 +33,7 @@ def mail_config(tmp: Path, **smtp: Any) -> dict[str, Any]:
                 "mailboxes": box,
                 **smtp,
             },
+            "pop3": {"type": "pop3", "port": 0, "mailboxes": box},
             "echo": {"type": "echo", "port": 0},
         },
     }
