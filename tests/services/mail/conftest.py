@@ -34,6 +34,7 @@ def mail_config(tmp: Path, **smtp: Any) -> dict[str, Any]:
                 **smtp,
             },
             "pop3": {"type": "pop3", "port": 0, "mailboxes": box},
+            "imap": {"type": "imap", "port": 0, "mailboxes": box},
             "echo": {"type": "echo", "port": 0},
         },
     }
