@@ -202,7 +202,7 @@ def build_smtp(ctx: ServiceContext) -> Any:
         max_recipients=ctx.options.get("max_recipients") or 100,
         tls_context=_tls(ctx),
     )
-    publish(ctx, store)
+    publish(ctx, store, primary=True)
     return factory
 
 
