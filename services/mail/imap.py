@@ -19,6 +19,7 @@ from email.utils import formatdate
 from typing import Any
 
 from portsuite_services.mail.guard import LoginGuard
+from portsuite_services.mail.lines import no_delay
 from portsuite_services.mail.store import (
     FLAG_LETTERS,
     IMAP_TO_LETTER,
@@ -416,6 +417,7 @@ class MailIMAP(imap4.IMAP4Server):
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.reactor.callLater  # TimeoutMixin: our reactor
+        no_delay(self.transport)
         imap4.IMAP4Server.connectionMade(self)
 
     def connectionLost(self, reason: Any) -> None:

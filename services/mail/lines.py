@@ -65,3 +65,14 @@ class BoundedLines:
                 self._lskip = True
             rest = b""
         self._lbuf = rest
+
+
+def no_delay(transport: Any) -> None:
+    """
+    TCP_NODELAY: replies go out at once. Without it a reply written in two parts (POP3's
+    "+OK" then the message) waits for the client's delayed ACK, 40 ms a message.
+    """
+    try:
+        transport.setTcpNoDelay(True)
+    except (AttributeError, OSError, NotImplementedError):
+        pass

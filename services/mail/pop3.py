@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from portsuite_services.mail.guard import LoginGuard
-from portsuite_services.mail.lines import BoundedLines
+from portsuite_services.mail.lines import BoundedLines, no_delay
 from portsuite_services.mail.store import Mailbox, MailStore
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -103,6 +103,7 @@ class MailPOP3(BoundedLines, pop3.POP3):
         self.callLater = self.factory.reactor.callLater  # TimeoutMixin: our reactor
         self.portal = self.factory.portal
         self.startedTLS = False
+        no_delay(self.transport)
         pop3.POP3.connectionMade(self)
 
     def connectionLost(self, reason: Any) -> None:

@@ -26,6 +26,7 @@ from email.utils import formatdate
 from typing import Any
 
 from portsuite_services.mail.guard import LoginGuard
+from portsuite_services.mail.lines import no_delay
 from portsuite_services.mail.store import MailStore, valid_name
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
@@ -127,6 +128,7 @@ class MailSMTP(smtp.ESMTP):
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.reactor.callLater  # TimeoutMixin: our reactor
+        no_delay(self.transport)
         smtp.ESMTP.connectionMade(self)
 
     def greeting(self) -> bytes:
