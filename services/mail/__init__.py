@@ -153,9 +153,9 @@ def _tls_context(svc: ServiceConfig) -> Any:
     certs = x509.load_pem_x509_certificates(_resolve(svc, value["cert"]).read_bytes())
     key = load_pem_private_key(_resolve(svc, value["key"]).read_bytes(), None)
     options = CertificateOptions(
-        privateKey=key,
-        certificate=certs[0],
-        extraCertChain=certs[1:],
+        privateKey=key,  # type: ignore[arg-type]
+        certificate=certs[0],  # type: ignore[arg-type]
+        extraCertChain=certs[1:],  # type: ignore[arg-type]
         raiseMinimumTo=TLSVersion.TLSv1_2,
     )
     options.getContext()  # a key that does not match the cert fails here, at startup

@@ -404,6 +404,8 @@ class MailIMAP(imap4.IMAP4Server):
     """One IMAP session (RFC 3501)."""
 
     factory: IMAPFactory
+    transport: Any
+    mbox: Any
     timeOut = 1800  # RFC 3501 5.4: an autologout timer of at least 30 minutes
     POSTAUTH_TIMEOUT = 1800
     IDENT = b"portsuite IMAP4rev1 ready"
@@ -413,14 +415,14 @@ class MailIMAP(imap4.IMAP4Server):
     def __init__(self, factory: IMAPFactory):
         imap4.IMAP4Server.__init__(self, {}, factory.tls_context)
         self.factory = factory
-        self.portal = factory.portal
+        self.portal = factory.portal  # type: ignore[assignment]
 
     def connectionMade(self) -> None:
-        self.callLater = self.factory.reactor.callLater  # TimeoutMixin: our reactor
+        self.callLater = self.factory.reactor.callLater  # type: ignore[method-assign]  # TimeoutMixin: our reactor
         no_delay(self.transport)
         imap4.IMAP4Server.connectionMade(self)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any) -> None:  # type: ignore[override]
         self._lost = True
         if self.mbox is not None:
             self.mbox.removeListener(self)
@@ -458,7 +460,7 @@ class MailIMAP(imap4.IMAP4Server):
             self.startedTLS = True
             self.clearLineBuffer()  # plain-text bytes sent with the command are dropped
 
-    unauth_STARTTLS = (do_STARTTLS,)
+    unauth_STARTTLS = (do_STARTTLS,)  # type: ignore[assignment]
 
     # -- LOGIN: a delay on failure, a per-host limit ----------------------------------
 
@@ -472,12 +474,12 @@ class MailIMAP(imap4.IMAP4Server):
             self.sendLine(b"* BYE closing")
             self.transport.loseConnection()
             return
-        self.blocked = []
-        d = self.portal.login(UsernamePassword(user, passwd), None, IAccountIMAP)
+        self.blocked = []  # type: ignore[assignment]
+        d = self.portal.login(UsernamePassword(user, passwd), None, IAccountIMAP)  # type: ignore[attr-defined]
         d.addCallbacks(self._logged_in, self._login_failed, callbackArgs=(tag,), errbackArgs=(tag,))
         d.addErrback(self._login_error, tag)
 
-    unauth_LOGIN = (do_LOGIN, imap4.IMAP4Server.arg_astring, imap4.IMAP4Server.arg_finalastring)
+    unauth_LOGIN = (do_LOGIN, imap4.IMAP4Server.arg_astring, imap4.IMAP4Server.arg_finalastring)  # type: ignore[assignment]
 
     def _logged_in(self, result: Any, tag: bytes) -> None:
         _iface, avatar, logout = result
@@ -516,7 +518,7 @@ class MailIMAP(imap4.IMAP4Server):
                 self.mbox.mark_seen(messages, bool(uid))
         imap4.IMAP4Server.do_FETCH(self, tag, messages, query, uid)
 
-    select_FETCH = (do_FETCH, imap4.IMAP4Server.arg_seqset, imap4.IMAP4Server.arg_fetchatt)
+    select_FETCH = (do_FETCH, imap4.IMAP4Server.arg_seqset, imap4.IMAP4Server.arg_fetchatt)  # type: ignore[assignment]
 
     # -- SEARCH on header fields (Twisted compares its bytes query with str values) --
 
@@ -574,7 +576,7 @@ def _sets_seen(part: Any) -> bool:
 
 
 class IMAPFactory(ServerFactory):
-    protocol = MailIMAP
+    protocol = MailIMAP  # type: ignore[assignment]
     noisy = False
 
     def __init__(
@@ -594,12 +596,12 @@ class IMAPFactory(ServerFactory):
         self.tls_context = tls_context
         self.max_message_size = max_message_size
         self.guard = guard or LoginGuard(reactor)
-        portal = Portal(AccountRealm(self))
+        portal = Portal(AccountRealm(self))  # type: ignore[arg-type]
         if accounts is not None:
             portal.registerChecker(accounts.checker())
         self.portal = portal
 
-    def buildProtocol(self, addr: Any) -> MailIMAP:
+    def buildProtocol(self, addr: Any) -> MailIMAP:  # type: ignore[override]
         return MailIMAP(self)
 
 

@@ -91,7 +91,10 @@ class MaildropRealm:
 class MailPOP3(BoundedLines, pop3.POP3):
     """One POP3 session (RFC 1939)."""
 
-    factory: POP3Factory
+    factory: POP3Factory  # type: ignore[assignment]
+    transport: Any
+    mbox: Any
+    _userIs: Any
     timeOut = 600  # RFC 1939 3: an autologout timer of at least 10 minutes
     AUTH_CMDS = [b"CAPA", b"USER", b"PASS", b"APOP", b"AUTH", b"QUIT", b"STLS", b"NOOP"]
     magic = b"portsuite POP3 server ready"
@@ -100,13 +103,13 @@ class MailPOP3(BoundedLines, pop3.POP3):
     _first_line = True
 
     def connectionMade(self) -> None:
-        self.callLater = self.factory.reactor.callLater  # TimeoutMixin: our reactor
-        self.portal = self.factory.portal
+        self.callLater = self.factory.reactor.callLater  # type: ignore[method-assign]  # TimeoutMixin: our reactor
+        self.portal = self.factory.portal  # type: ignore[assignment]
         self.startedTLS = False
         no_delay(self.transport)
         pop3.POP3.connectionMade(self)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any) -> None:  # type: ignore[override]
         self._lost = True
         self._release_lock()
         pop3.POP3.connectionLost(self, reason)
@@ -217,8 +220,8 @@ class MailPOP3(BoundedLines, pop3.POP3):
             self.transport.loseConnection()
             return
         password = b" ".join((password, *words))
-        self.blocked = []  # hold pipelined commands until this answer is sent
-        d = self.portal.login(UsernamePassword(user, password), None, IMailboxPOP3)
+        self.blocked = []  # type: ignore[assignment]  # hold pipelined commands until answered
+        d = self.portal.login(UsernamePassword(user, password), None, IMailboxPOP3)  # type: ignore[attr-defined]
         d.addCallbacks(self._logged_in, self._login_failed, callbackArgs=(user,))
         d.addErrback(self._login_error)
 
@@ -351,7 +354,7 @@ class POP3Factory(ServerFactory):
         self.tls_context = tls_context
         self.guard = guard or LoginGuard(reactor)
         self.in_use: set[str] = set()
-        portal = Portal(MaildropRealm(self))
+        portal = Portal(MaildropRealm(self))  # type: ignore[arg-type]
         if accounts is not None:
             portal.registerChecker(accounts.checker())
         self.portal = portal

@@ -104,6 +104,7 @@ class MailSMTP(smtp.ESMTP):
     """One SMTP session (RFC 5321)."""
 
     factory: SMTPFactory
+    transport: Any
     timeout = 300  # RFC 5321 4.5.3.2.7: the server waits 5 minutes for a command
 
     def __init__(self, factory: SMTPFactory):
@@ -111,8 +112,8 @@ class MailSMTP(smtp.ESMTP):
         smtp.ESMTP.__init__(self, chal, factory.tls_context)
         self.factory = factory
         self.host = factory.hostname
-        self.portal = factory.portal
-        self.delivery = Delivery(factory)
+        self.portal = factory.portal  # type: ignore[assignment]
+        self.delivery = Delivery(factory)  # type: ignore[assignment]
         self.noisy = False
         self._buf = b""
         self._skipping = False
@@ -127,7 +128,7 @@ class MailSMTP(smtp.ESMTP):
     # -- the session -----------------------------------------------------------
 
     def connectionMade(self) -> None:
-        self.callLater = self.factory.reactor.callLater  # TimeoutMixin: our reactor
+        self.callLater = self.factory.reactor.callLater  # type: ignore[method-assign]  # TimeoutMixin: our reactor
         no_delay(self.transport)
         smtp.ESMTP.connectionMade(self)
 
@@ -264,7 +265,7 @@ class MailSMTP(smtp.ESMTP):
         self._from = None
         self._to = []
         self._recipients = [box for _user, box in recipients]
-        header = self.delivery.receivedHeader(helo, origin, [u for u, _ in recipients])
+        header = self.delivery.receivedHeader(helo, origin, [u for u, _ in recipients])  # type: ignore[attr-defined]
         self._data = [b"Return-Path: <" + str(origin).encode("utf-8", "replace") + b">", header]
         self._data_size = sum(len(x) + 1 for x in self._data)
         self._data_error = None
@@ -375,7 +376,7 @@ class MailSMTP(smtp.ESMTP):
         self.mode = smtp.COMMAND
         self.challenger = None
         self._hold()
-        d = self.portal.login(chal, None, IMessageDelivery)
+        d = self.portal.login(chal, None, IMessageDelivery)  # type: ignore[attr-defined]
         d.addCallbacks(self._logged_in, self._login_failed)
         d.addErrback(self._login_error)
 
@@ -509,7 +510,7 @@ class MailSMTP(smtp.ESMTP):
         self.sendCode(421, b"4.4.2 " + self.host + b" idle too long; closing")
         self.transport.loseConnection()
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any) -> None:  # type: ignore[override]
         self._lost = True
         self._data = None
         self._buf = b""
@@ -519,7 +520,7 @@ class MailSMTP(smtp.ESMTP):
 class SMTPFactory(ServerFactory):
     """Shared by every session of one smtp service."""
 
-    protocol = MailSMTP
+    protocol = MailSMTP  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -547,7 +548,7 @@ class SMTPFactory(ServerFactory):
         self.guard = guard or LoginGuard(reactor)
         self.hostname = (sorted(self.domains)[0] if self.domains else "localhost").encode()
         self.delivered = 0
-        portal = Portal(DeliveryRealm(self))
+        portal = Portal(DeliveryRealm(self))  # type: ignore[arg-type]
         if accounts is not None:
             portal.registerChecker(accounts.checker())
         self.portal = portal
@@ -562,5 +563,5 @@ class SMTPFactory(ServerFactory):
             return self.catch_all
         return None
 
-    def buildProtocol(self, addr: Any) -> MailSMTP:
+    def buildProtocol(self, addr: Any) -> MailSMTP:  # type: ignore[override]
         return MailSMTP(self)
