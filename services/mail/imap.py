@@ -18,16 +18,6 @@ import re
 from email.utils import formatdate
 from typing import Any
 
-from portsuite_services.mail.guard import LoginGuard
-from portsuite_services.mail.lines import no_delay
-from portsuite_services.mail.store import (
-    FLAG_LETTERS,
-    IMAP_TO_LETTER,
-    Mailbox,
-    MailStore,
-    Message,
-    crlf,
-)
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
@@ -44,6 +34,17 @@ from twisted.mail.interfaces import (
     IMessageIMAPPart,
 )
 from zope.interface import implementer
+
+from portsuite_services.mail.guard import LoginGuard
+from portsuite_services.mail.lines import no_delay
+from portsuite_services.mail.store import (
+    FLAG_LETTERS,
+    IMAP_TO_LETTER,
+    Mailbox,
+    MailStore,
+    Message,
+    crlf,
+)
 
 log = Logger(namespace="portsuite.imap")
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")

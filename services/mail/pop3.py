@@ -16,9 +16,6 @@ import io
 import re
 from typing import Any
 
-from portsuite_services.mail.guard import LoginGuard
-from portsuite_services.mail.lines import BoundedLines, no_delay
-from portsuite_services.mail.store import Mailbox, MailStore
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
@@ -28,6 +25,10 @@ from twisted.logger import Logger
 from twisted.mail import pop3
 from twisted.mail.interfaces import IMailboxPOP3
 from zope.interface import implementer
+
+from portsuite_services.mail.guard import LoginGuard
+from portsuite_services.mail.lines import BoundedLines, no_delay
+from portsuite_services.mail.store import Mailbox, MailStore
 
 log = Logger(namespace="portsuite.pop3")
 UIDL_OK = re.compile(r"[\x21-\x7e]{1,70}")

@@ -25,9 +25,6 @@ import re
 from email.utils import formatdate
 from typing import Any
 
-from portsuite_services.mail.guard import LoginGuard
-from portsuite_services.mail.lines import no_delay
-from portsuite_services.mail.store import MailStore, valid_name
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.interfaces import ISSLTransport
@@ -37,6 +34,10 @@ from twisted.mail import smtp
 from twisted.mail._cred import LOGINCredentials, PLAINCredentials
 from twisted.mail.interfaces import IMessageDelivery
 from zope.interface import implementer
+
+from portsuite_services.mail.guard import LoginGuard
+from portsuite_services.mail.lines import no_delay
+from portsuite_services.mail.store import MailStore, valid_name
 
 log = Logger(namespace="portsuite.smtp")
 

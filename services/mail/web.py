@@ -27,8 +27,9 @@ from email.utils import getaddresses, parsedate_to_datetime
 from importlib import resources
 from typing import Any
 
+from twisted.web import pages, resource
+
 from portsuite_services.mail.store import FLAG_LETTERS, Mailbox, MailStore, Message, valid_name
-from twisted.web import resource
 
 HTML_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
@@ -310,7 +311,7 @@ class MailPage(resource.Resource):
     def getChild(self, path: bytes, request: Any) -> Any:
         if path in self.ASSETS and not request.postpath:
             return _Asset(*self.ASSETS[path])
-        return resource.NoResource("No such mail page; the mail view is at /_portsuite/mail/")
+        return pages.notFound("No such mail page", "The mail view is at /_portsuite/mail/")
 
     def render_GET(self, request: Any) -> bytes:
         request.setResponseCode(301)

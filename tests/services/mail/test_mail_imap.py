@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from conftest import mail_config
 from mailhelp import Raw, echo_works, stored, wait_for
-from portsuite_services.mail.imap import IMAPFactory
-from portsuite_services.mail.store import MailStore
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from portsuite.api import Accounts
 from portsuite.testing import need
+from portsuite_services.mail.imap import IMAPFactory
+from portsuite_services.mail.store import MailStore
 
 
 def send(port: int, to: str, subject: str, body: str = "hello") -> None:

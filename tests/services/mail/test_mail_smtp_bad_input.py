@@ -11,12 +11,12 @@ from typing import Any
 
 from conftest import mail_config
 from mailhelp import Raw, echo_works, smtp_session, stored
-from portsuite_services.mail.smtp import SMTPFactory
-from portsuite_services.mail.store import MailStore
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from portsuite.api import Accounts
+from portsuite_services.mail.smtp import SMTPFactory
+from portsuite_services.mail.store import MailStore
 
 
 def test_data_before_rcpt_is_503(mail: Any) -> None:

@@ -221,3 +221,8 @@ def test_browser_shows_the_mail_and_the_html_body_loads_nothing(web: Any, tmp_pa
         assert tracker.hits == []
     finally:
         tracker.close()
+
+
+def test_unknown_mail_page_is_404(web: Any) -> None:
+    code, _h, body = call(f"{web.base}/_portsuite/mail/nope.js")
+    assert code == 404 and b"/_portsuite/mail/" in body
