@@ -189,8 +189,7 @@ class Inbox:
         box.scan()
         self.msgs: list[Message] = list(box.messages)
         self.listeners: list[Any] = []
-        self._watch = self._arrived
-        box.listeners.append(self._watch)
+        self._watch = self._arrived  # on the Maildir while a session listens (SELECT)
 
     # -- info ---------------------------------------------------------------------
 
@@ -238,6 +237,8 @@ class Inbox:
 
     def addListener(self, listener: Any) -> None:
         self.listeners.append(listener)
+        if self._watch not in self.box.listeners:
+            self.box.listeners.append(self._watch)
 
     def removeListener(self, listener: Any) -> None:
         if listener in self.listeners:

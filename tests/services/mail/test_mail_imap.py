@@ -257,3 +257,17 @@ def test_pop3_deleting_under_an_imap_session_does_not_break_it(mail: Any) -> Non
     assert typ == "OK"  # an empty message, not an error or a dropped connection
     assert m.noop()[0] == "OK"
     m.logout()
+
+
+def test_status_polling_holds_nothing(mail: Any) -> None:
+    """STATUS opens INBOX without selecting it: nothing may stay attached to the mailbox."""
+    send(mail.port("smtp"), "alice@lab.test", "one")
+    m = login(mail.port("imap"))
+    for _ in range(50):
+        typ, data = m.status("INBOX", "(MESSAGES UNSEEN UIDNEXT)")
+        assert typ == "OK" and b"MESSAGES 1" in data[0]
+    m.logout()
+    from portsuite_services.mail.store import store_for
+
+    store = store_for(mail.maildir, None, None)
+    assert store.boxes["alice"].listeners == []
