@@ -27,6 +27,7 @@ from typing import Any
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
+from twisted.internet import defer
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
@@ -44,6 +45,48 @@ log = Logger(namespace="portsuite.smtp")
 MAX_LINE = 1000  # octets, CRLF included (RFC 5321 4.5.3.1.4 and 4.5.3.1.6)
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 _PARAM = re.compile(rb"^([A-Za-z0-9][A-Za-z0-9-]*)(?:=(\S*))?$")
+_MAIL = re.compile(rb"\s*FROM:\s*<([^<>\s]*)>(?:\s+(.*?))?\s*$", re.I)
+_RCPT = re.compile(rb"\s*TO:\s*<([^<>\s]*)>(?:\s+(.*?))?\s*$", re.I)
+
+
+class _UTF8Address:
+    """An RFC 6531 address (UTF-8 local part and domain), as Twisted's Address is used."""
+
+    def __init__(self, local: bytes, domain: bytes):
+        self.local = local
+        self.domain = domain
+
+    @classmethod
+    def parse(cls, path: bytes, allow_empty: bool = False) -> _UTF8Address | None:
+        if path == b"" and allow_empty:
+            return cls(b"", b"")
+        local, at, domain = path.rpartition(b"@")
+        try:
+            path.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if not at or not local or not domain or any(c < 33 for c in path):
+            return None
+        return cls(local, domain)
+
+    def __bytes__(self) -> bytes:
+        return self.local + b"@" + self.domain if self.local else b""
+
+    def __str__(self) -> str:
+        return bytes(self).decode("utf-8")
+
+
+class _UTF8User:
+    """What Twisted's User holds, for a UTF-8 recipient."""
+
+    def __init__(self, dest: _UTF8Address, helo: Any, protocol: Any, orig: Any):
+        self.dest = dest
+        self.helo = helo
+        self.protocol = protocol
+        self.orig = orig
+
+    def __str__(self) -> str:
+        return str(self.dest)
 
 
 class IllegalResponse(Exception):
@@ -75,11 +118,11 @@ class Delivery:
         dest = user.dest
         domain = dest.domain.decode("utf-8", "replace").lower()
         if domain not in self.factory.domains:
-            raise smtp.SMTPBadRcpt(user, 550, "5.7.1 relaying denied")
+            raise smtp.SMTPServerError(550, "5.7.1 relaying denied")
         local = dest.local.decode("utf-8", "replace")
         box = self.factory.mailbox_for(local)
         if box is None:
-            raise smtp.SMTPBadRcpt(user, 550, "5.1.1 no such user here")
+            raise smtp.SMTPServerError(550, "5.1.1 no such user here")
         return box
 
 
@@ -150,6 +193,7 @@ class MailSMTP(smtp.ESMTP):
         ext[b"8BITMIME"] = None
         ext[b"PIPELINING"] = None
         ext[b"ENHANCEDSTATUSCODES"] = None
+        ext[b"SMTPUTF8"] = None
         if self.canStartTLS and not self._secure():
             ext[b"STARTTLS"] = None
         if self._auth_allowed() and not self.authenticated:
@@ -206,30 +250,46 @@ class MailSMTP(smtp.ESMTP):
         if self._from:
             self.sendCode(503, b"5.5.1 nested MAIL command")
             return
+        self._utf8 = False
+        bracketed = _MAIL.match(rest)
         m = self.mail_re.match(rest)
-        if m and m.group("opts"):
-            for param in m.group("opts").split():
-                p = _PARAM.match(param)
-                if p is None:
-                    self.sendCode(501, b"5.5.4 bad MAIL parameter")
+        opts = bracketed.group(2) if bracketed else (m.group("opts") if m else None)
+        for param in (opts or b"").split():
+            p = _PARAM.match(param)
+            if p is None:
+                self.sendCode(501, b"5.5.4 bad MAIL parameter")
+                return
+            key, value = p.group(1).upper(), p.group(2)
+            if key == b"SIZE":
+                if value is None or not value.isdigit() or len(value) > 20:
+                    self.sendCode(501, b"5.5.4 SIZE=octets")
                     return
-                key, value = p.group(1).upper(), p.group(2)
-                if key == b"SIZE":
-                    if value is None or not value.isdigit() or len(value) > 20:
-                        self.sendCode(501, b"5.5.4 SIZE=octets")
-                        return
-                    if int(value) > self.factory.max_message_size:
-                        self.sendCode(552, b"5.3.4 message too big for this server")
-                        return
-                elif key == b"BODY":
-                    if (value or b"").upper() not in (b"7BIT", b"8BITMIME"):
-                        self.sendCode(501, b"5.5.4 BODY=7BIT or BODY=8BITMIME")
-                        return
-                elif key == b"AUTH":
-                    pass  # RFC 4954 5: accepted, not trusted
-                else:
-                    self.sendCode(555, b"5.5.4 MAIL parameter not recognized")
+                if int(value) > self.factory.max_message_size:
+                    self.sendCode(552, b"5.3.4 message too big for this server")
                     return
+            elif key == b"BODY":
+                if (value or b"").upper() not in (b"7BIT", b"8BITMIME"):
+                    self.sendCode(501, b"5.5.4 BODY=7BIT or BODY=8BITMIME")
+                    return
+            elif key == b"SMTPUTF8" and value is None:
+                self._utf8 = True
+            elif key == b"AUTH":
+                pass  # RFC 4954 5: accepted, not trusted
+            else:
+                self.sendCode(555, b"5.5.4 MAIL parameter not recognized")
+                return
+        if bracketed and not bracketed.group(1).isascii():
+            # RFC 6531: a UTF-8 address, which Twisted's (ASCII) parser cannot read
+            if not self._utf8:
+                self.sendCode(553, b"5.6.7 a non-ASCII address needs the SMTPUTF8 parameter")
+                return
+            origin = _UTF8Address.parse(bracketed.group(1), allow_empty=True)
+            if origin is None:
+                self.sendCode(501, b"5.1.7 bad sender address")
+                return
+            d = defer.maybeDeferred(self.validateFrom, self._helo, origin)
+            d.addCallbacks(self._cbFromValidate, self._ebFromValidate)
+            return
         smtp.ESMTP.do_MAIL(self, rest)
 
     def _cbFromValidate(self, fromEmail: Any, code: int = 250, msg: bytes = b"") -> None:
@@ -243,6 +303,23 @@ class MailSMTP(smtp.ESMTP):
         m = self.rcpt_re.match(rest)
         if m and m.group("opts"):
             self.sendCode(555, b"5.5.4 RCPT parameters not recognized")
+            return
+        bracketed = _RCPT.match(rest)
+        utf8_from = isinstance(self._from, _UTF8Address)
+        if self._from and bracketed and (utf8_from or not bracketed.group(1).isascii()):
+            if bracketed.group(2):
+                self.sendCode(555, b"5.5.4 RCPT parameters not recognized")
+                return
+            if not self._utf8:
+                self.sendCode(553, b"5.6.7 a non-ASCII address needs SMTPUTF8 in MAIL FROM")
+                return
+            dest = _UTF8Address.parse(bracketed.group(1))
+            if dest is None:
+                self.sendCode(501, b"5.1.3 bad recipient address")
+                return
+            user = _UTF8User(dest, self._helo, self, self._from)
+            d = defer.maybeDeferred(self.validateTo, user)
+            d.addCallbacks(self._cbToValidate, self._ebToValidate, callbackArgs=(user,))
             return
         smtp.ESMTP.do_RCPT(self, rest)
 
@@ -430,6 +507,7 @@ class MailSMTP(smtp.ESMTP):
     # -- lines: our own splitting, bounded, in order ----------------------------
 
     _discard_rest = False
+    _utf8 = False
     _paused = False
     _lost = False
 

@@ -209,3 +209,35 @@ def test_curl_smtp_relay_is_refused(mail: Any, tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "550 5.7.1 relaying denied" in out.stderr
+
+
+def test_smtputf8_addresses_with_smtplib(portsuite: Any, tmp_path: Path) -> None:
+    s = portsuite(mail_config(tmp_path, catch_all="autres"))
+    msg = "From: Élève <élève@école.test>\r\nSubject: accentué\r\n\r\nBonjour\r\n".encode()
+    with smtplib.SMTP("127.0.0.1", s.port("smtp"), timeout=30) as c:
+        c.ehlo("client.test")
+        assert c.has_extn("smtputf8")
+        refused = c.sendmail(
+            "élève@école.test", ["alice@lab.test", "josé@lab.test"], msg, mail_options=["SMTPUTF8"]
+        )
+        assert refused == {}
+        # a UTF-8 recipient in another domain is still no relay
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+            c.sendmail("élève@école.test", ["zoë@ailleurs.test"], msg, mail_options=["SMTPUTF8"])
+        assert info.value.recipients["zoë@ailleurs.test"] == (550, b"5.7.1 relaying denied")
+    [got] = stored(tmp_path / "mail", "alice")
+    assert got.startswith("Return-Path: <élève@école.test>\n".encode())
+    assert "Subject: accentué".encode() in got
+    assert len(stored(tmp_path / "mail", "autres")) == 1  # josé: no account, the catch-all
+
+
+def test_a_utf8_address_without_smtputf8_is_553(mail: Any) -> None:
+    from mailhelp import smtp_session
+
+    r = smtp_session(mail.port("smtp"))
+    assert r.cmd("MAIL FROM:<élève@école.test>".encode()).startswith(b"553 5.6.7")
+    assert r.cmd(b"MAIL FROM:<a@b.test>").startswith(b"250")
+    assert r.cmd("RCPT TO:<josé@lab.test>".encode()).startswith(b"553 5.6.7")
+    assert r.cmd("MAIL FROM:<\xff\xfe@x> SMTPUTF8".encode("latin-1")).startswith(b"503")
+    assert r.cmd(b"RSET").startswith(b"250")
+    assert r.cmd(b"MAIL FROM:<\xff\xfe@x.test> SMTPUTF8").startswith(b"501")
