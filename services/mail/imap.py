@@ -48,6 +48,7 @@ from portsuite_services.mail.store import (
 
 log = Logger(namespace="portsuite.imap")
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+MAX_WAITING = 100  # pipelined commands held while a FETCH is streamed
 SYSTEM_FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"]
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
@@ -446,6 +447,21 @@ class MailIMAP(imap4.IMAP4Server):
         cap[b"IDLE"] = None
         cap[b"NAMESPACE"] = None
         return cap
+
+    _held = False
+
+    def lineReceived(self, line: bytes) -> None:
+        if self.blocked is not None and len(self.blocked) > MAX_WAITING and not self._held:
+            # pipelined commands wait for a FETCH in progress: stop reading more
+            self._held = True
+            self.transport.pauseProducing()
+        imap4.IMAP4Server.lineReceived(self, line)
+
+    def _unblock(self) -> None:
+        imap4.IMAP4Server._unblock(self)
+        if self._held and self.blocked is None and not self._lost:
+            self._held = False
+            self.transport.resumeProducing()
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.sendLine(b"* BYE line too long (over 8192 octets)")

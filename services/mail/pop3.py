@@ -31,6 +31,7 @@ from portsuite_services.mail.lines import BoundedLines, no_delay
 from portsuite_services.mail.store import Mailbox, MailStore
 
 log = Logger(namespace="portsuite.pop3")
+MAX_WAITING = 100  # pipelined commands held while a reply is streamed
 UIDL_OK = re.compile(r"[\x21-\x7e]{1,70}")
 
 
@@ -102,6 +103,7 @@ class MailPOP3(BoundedLines, pop3.POP3):
     _user_name: str | None = None
     _lost = False
     _first_line = True
+    _held = False
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.reactor.callLater  # type: ignore[method-assign]  # TimeoutMixin: our reactor
@@ -141,7 +143,7 @@ class MailPOP3(BoundedLines, pop3.POP3):
             self.failResponse(b"empty command")
             return
         if self.blocked is not None:
-            self.blocked.append((parts[0], tuple(parts[1:])))
+            self.processCommand(*parts)  # held until the reply in progress is sent
             return
         cmd = parts[0]
         if not cmd.isalpha() or len(cmd) > 8:
@@ -152,6 +154,10 @@ class MailPOP3(BoundedLines, pop3.POP3):
     def processCommand(self, command: bytes, *args: bytes) -> Any:
         if self.blocked is not None:
             self.blocked.append((command, args))
+            if len(self.blocked) > MAX_WAITING and not self._held:
+                # pipelined commands wait for a reply in progress: stop reading more
+                self._held = True
+                self.transport.pauseProducing()
             return None
         try:
             return self._dispatch(command.upper(), *args)
@@ -172,6 +178,12 @@ class MailPOP3(BoundedLines, pop3.POP3):
         if f is None:
             raise pop3.POP3Error(b"unknown command " + command)
         return f(*args)
+
+    def _unblock(self, _: Any) -> None:
+        pop3.POP3._unblock(self, _)
+        if self._held and self.blocked is None and not self._lost:
+            self._held = False
+            self.transport.resumeProducing()
 
     # -- capabilities, TLS --------------------------------------------------------
 

@@ -28,7 +28,7 @@ from typing import Any
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.mail import smtp
@@ -174,6 +174,9 @@ class MailSMTP(smtp.ESMTP):
     def connectionMade(self) -> None:
         self.callLater = self.factory.reactor.callLater  # type: ignore[method-assign]  # TimeoutMixin: our reactor
         no_delay(self.transport)
+        # a client that sends but never reads: when our replies fill the transport's
+        # buffer, stop reading its commands until it reads them
+        self.transport.registerProducer(_WriteWatch(self), True)
         smtp.ESMTP.connectionMade(self)
 
     def greeting(self) -> bytes:
@@ -516,19 +519,45 @@ class MailSMTP(smtp.ESMTP):
 
     def _release(self) -> None:
         self._busy = False
-        if self._lost:
+        if self._lost or self._write_full:
             return
         if self._paused:
             self._paused = False
-            self.transport.resumeProducing()
+            self._reading()
         if self._buf:
             self.dataReceived(b"")
+
+    _write_full = False
+
+    def _reading(self) -> None:
+        """Stop reading the client while its buffered input waits (see dataReceived)."""
+        if self._paused and not self._not_reading:
+            self._not_reading = True
+            self.transport.pauseProducing()
+        elif not self._paused and self._not_reading and not self._lost:
+            self._not_reading = False
+            self.transport.resumeProducing()
+
+    _not_reading = False
+
+    def _writable(self, full: bool) -> None:
+        """
+        The transport's write buffer is full (a client that sends but does not read, or
+        a TLS handshake in progress): hold its commands; go on once it drains.
+        """
+        self._write_full = full
+        if not full and not self._busy and not self._lost:
+            if self._paused:
+                self._paused = False
+                self._reading()
+            if self._buf:
+                self.dataReceived(b"")
 
     def dataReceived(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
         start = 0
         limit = MAX_LINE - 2
-        while not self._busy:
+        while not self._busy and not self._write_full:
             if self.transport.disconnecting:
                 buf, start = b"", 0
                 break
@@ -552,11 +581,11 @@ class MailSMTP(smtp.ESMTP):
                 buf, start = b"", 0
                 break
         rest = buf[start:] if start else buf
-        if self._busy:
+        if self._busy or self._write_full:
             self._buf = rest
             if len(rest) > 64 * 1024 and not self._paused:
                 self._paused = True
-                self.transport.pauseProducing()
+                self._reading()
             return
         if len(rest) > limit:
             if not self._skipping:
@@ -594,6 +623,23 @@ class MailSMTP(smtp.ESMTP):
         self._data = None
         self._buf = b""
         smtp.ESMTP.connectionLost(self, reason)
+
+
+@implementer(IPushProducer)
+class _WriteWatch:
+    """Told by the transport when its write buffer is full (pause) and drained (resume)."""
+
+    def __init__(self, proto: MailSMTP):
+        self.proto = proto
+
+    def pauseProducing(self) -> None:
+        self.proto._writable(True)
+
+    def resumeProducing(self) -> None:
+        self.proto._writable(False)
+
+    def stopProducing(self) -> None:
+        pass
 
 
 class SMTPFactory(ServerFactory):

@@ -271,3 +271,19 @@ def test_status_polling_holds_nothing(mail: Any) -> None:
 
     store = store_for(mail.maildir, None, None)
     assert store.boxes["alice"].listeners == []
+
+
+def test_commands_piling_up_behind_a_fetch_stop_the_reading() -> None:
+    clock = Clock()
+    factory = IMAPFactory(
+        name="imap", store=MailStore(None, clock), accounts=Accounts(), reactor=clock
+    )
+    proto = factory.buildProtocol(None)
+    transport = StringTransport(peerAddress=_Addr())
+    proto.makeConnection(transport)
+    proto.blocked = []  # what a FETCH in progress does
+    proto.dataReceived(b"a NOOP\r\n" * 150)
+    assert transport.producerState == "paused"
+    proto._unblock()  # the FETCH is done: the waiting commands run, reading resumes
+    assert transport.producerState == "producing"
+    assert transport.value().count(b"a OK NOOP") == 150

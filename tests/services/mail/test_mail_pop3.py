@@ -249,3 +249,30 @@ def test_idle_client_is_closed_after_the_rfc_10_minutes() -> None:
     clock.advance(2)
     assert transport.disconnecting
     assert transport.value().endswith(b"-ERR autologout: idle too long\r\n")
+
+
+def test_commands_piling_up_behind_a_retr_stop_the_reading() -> None:
+    """A client pipelining without reading: past 100 waiting commands it is not read."""
+    clock = Clock()
+    store = MailStore(None, clock)
+    store.deliver(["alice"], b"Subject: x\n\n" + b"y" * 100000 + b"\n")
+    factory = POP3Factory(
+        name="pop3", store=store, accounts=Accounts.__new__(Accounts), reactor=clock
+    )
+    from portsuite.api import Account
+
+    factory.portal.checkers.clear()
+    factory.portal.registerChecker(Accounts({"alice": Account("alice", "pw")}).checker())
+    proto = factory.buildProtocol(None)
+    transport = StringTransport(peerAddress=_Addr())
+    proto.makeConnection(transport)
+    proto.dataReceived(b"USER alice\r\nPASS pw\r\nRETR 1\r\n")
+    assert transport.producer is not None  # the message is being streamed
+    proto.dataReceived(b"NOOP\r\n" * 150)
+    assert transport.producerState == "paused"
+    for _ in range(100):  # the client reads: the message goes out, the commands are answered
+        if transport.producer is None:
+            break
+        transport.producer.resumeProducing()
+    assert transport.producerState == "producing"
+    assert transport.value().count(b"+OK \r\n") == 150  # NOOP: "+OK "

@@ -297,3 +297,54 @@ def test_raw_bytes_flood_without_newline_is_bounded(mail: Any) -> None:
     r.send(b"\r\n")
     assert r.reply() == b"500 5.5.2 line too long (over 1000 octets)"
     assert r.cmd(b"NOOP") == b"250 2.0.0 OK"
+
+
+def _flood_without_reading(port: int, line: bytes, seconds: float = 4.0) -> int:
+    """Send LINE over and over for SECONDS without ever reading; return the bytes sent."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.setblocking(False)
+    chunk = line * (65536 // len(line))
+    sent = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and sent < 64 * 1024 * 1024:
+        try:
+            sent += s.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.01)
+    s.close()
+    return sent
+
+
+def test_when_replies_pile_up_the_client_is_not_read() -> None:
+    """The transport says its write buffer is full: smtp stops reading until it drains."""
+    from portsuite_services.mail.smtp import MailSMTP
+
+    clock = Clock()
+    factory = SMTPFactory(
+        name="smtp",
+        store=MailStore(None, clock),
+        domains=["lab.test"],
+        accounts=Accounts(),
+        reactor=clock,
+    )
+    proto = MailSMTP(factory)
+    transport = StringTransport(peerAddress=_Addr("127.0.0.1"))
+    proto.makeConnection(transport)
+    assert transport.streaming and transport.producer is not None
+    greeting = transport.value()
+    transport.producer.pauseProducing()  # what a full write buffer does
+    proto.dataReceived(b"NOOP\r\n")
+    assert transport.value() == greeting  # held: no more replies while it does not read
+    proto.dataReceived(b"NOOP\r\n" * 12000)  # 72 KB waiting: stop reading the client
+    assert transport.producerState == "paused"
+    transport.producer.resumeProducing()  # it read: the commands are answered, in order
+    assert transport.producerState == "producing"
+    assert transport.value()[len(greeting) :] == b"250 2.0.0 OK\r\n" * 12001
+
+
+def test_a_client_that_never_reads_does_not_stop_the_others(mail: Any) -> None:
+    _flood_without_reading(mail.port("smtp"), b"NOOP\r\n", seconds=2.0)
+    r = smtp_session(mail.port("smtp"))
+    assert r.cmd(b"NOOP") == b"250 2.0.0 OK"
+    assert echo_works(mail.port("echo"))
