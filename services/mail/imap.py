@@ -35,6 +35,7 @@ from twisted.mail.interfaces import (
 )
 from zope.interface import implementer
 
+from portsuite.api import is_loopback
 from portsuite_services.mail.guard import LoginGuard
 from portsuite_services.mail.lines import no_delay
 from portsuite_services.mail.store import (
@@ -47,7 +48,6 @@ from portsuite_services.mail.store import (
 )
 
 log = Logger(namespace="portsuite.imap")
-LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 MAX_WAITING = 100  # pipelined commands held while a FETCH is streamed
 SYSTEM_FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"]
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -442,7 +442,7 @@ class MailIMAP(imap4.IMAP4Server):
         cap: dict[bytes, Any] = {}
         if self.ctx is not None and self.canStartTLS and not self._secure():
             cap[b"STARTTLS"] = None
-            if self._peer_host() not in LOOPBACK:
+            if not is_loopback(self.transport.getPeer()):
                 cap[b"LOGINDISABLED"] = None
         cap[b"IDLE"] = None
         cap[b"NAMESPACE"] = None

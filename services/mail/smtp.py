@@ -36,6 +36,7 @@ from twisted.mail._cred import LOGINCredentials, PLAINCredentials
 from twisted.mail.interfaces import IMessageDelivery
 from zope.interface import implementer
 
+from portsuite.api import is_loopback
 from portsuite_services.mail.guard import LoginGuard
 from portsuite_services.mail.lines import no_delay
 from portsuite_services.mail.store import MailStore, valid_name
@@ -43,7 +44,6 @@ from portsuite_services.mail.store import MailStore, valid_name
 log = Logger(namespace="portsuite.smtp")
 
 MAX_LINE = 1000  # octets, CRLF included (RFC 5321 4.5.3.1.4 and 4.5.3.1.6)
-LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 _PARAM = re.compile(rb"^([A-Za-z0-9][A-Za-z0-9-]*)(?:=(\S*))?$")
 _MAIL = re.compile(rb"\s*FROM:\s*<([^<>\s]*)>(?:\s+(.*?))?\s*$", re.I)
 _RCPT = re.compile(rb"\s*TO:\s*<([^<>\s]*)>(?:\s+(.*?))?\s*$", re.I)
@@ -189,7 +189,7 @@ class MailSMTP(smtp.ESMTP):
         return self.startedTLS or ISSLTransport(self.transport, None) is not None
 
     def _auth_allowed(self) -> bool:
-        return self._secure() or self._peer_host() in LOOPBACK
+        return self._secure() or is_loopback(self.transport.getPeer())
 
     def extensions(self) -> dict[bytes, Any]:
         ext: dict[bytes, Any] = {b"SIZE": [b"%d" % self.factory.max_message_size]}
