@@ -28,6 +28,9 @@ PRIVATE_FIELDS = (
     "disconnecting",
     "producerPaused",
     "writeSomeData",
+    "producer",
+    "streamingProducer",
+    "TLS",
 )
 
 
@@ -52,6 +55,10 @@ def writer(transport: Any) -> Callable[[bytes], None]:
             and raw.offset == len(raw.dataBuffer)
             and not raw.disconnecting
             and not raw.producerPaused
+            # after startTLS (SMTP STARTTLS, POP3 STLS) bytes must go through TLS
+            and not raw.TLS
+            # a pull producer (FileSender) is asked for more only by doWrite: queue
+            and (raw.producer is None or raw.streamingProducer)
         ):
             n = write_some(data)
             if type(n) is int:

@@ -266,3 +266,21 @@ def test_listen_paths_resolve_and_escapes_survive(tmp_path: Path) -> None:
         f"unix:{tmp_path.resolve() / 'e.sock'}",
         "tcp6:0:interface=\\:\\:1",
     )
+
+
+def test_a_table_option_is_passed_as_is_and_a_string_is_refused(tmp_path: Path) -> None:
+    plugins = tmp_path / "p"
+    plugins.mkdir()
+    (plugins / "tabled.py").write_text(
+        "from portsuite.api import Option, ServiceType\n"
+        "from portsuite_services.echo import _factory\n"
+        "TABLED = ServiceType(name='tabled', description='d', default_port=7302,\n"
+        "    options=(Option('extra', dict, None, help='a table'),), tcp_factory=_factory)\n"
+    )
+    base = {"suite": {"plugin_dirs": ["p"]}}
+    cfg = config.from_dict(
+        {**base, "services": {"t": {"type": "tabled", "extra": {"a": "b"}}}}, base_dir=tmp_path
+    )
+    assert cfg.services[0].options["extra"] == {"a": "b"}
+    errs = errors_of({**base, "services": {"t": {"type": "tabled", "extra": "b"}}}, tmp_path)
+    assert errs == ["lab.toml: [services.t] extra: 'b' is not a table (a table)"]

@@ -62,3 +62,55 @@ def test_other_transports_take_the_public_write() -> None:
     transport = StringTransport()
     assert not internals.supported(transport)
     assert internals.writer(transport) == transport.write
+
+
+def test_a_pull_producer_still_gets_asked_for_more() -> None:
+    """FileSender (POP3 RETR) writes one chunk per resumeProducing, which only doWrite calls."""
+    from twisted.internet.interfaces import IPullProducer
+    from zope.interface import implementer
+
+    conn, peer, reactor = _connection()
+    write = internals.writer(conn)
+    asked = []
+
+    @implementer(IPullProducer)
+    class Chunks:
+        def resumeProducing(self) -> None:
+            asked.append(1)
+            if len(asked) < 3:
+                write(b"chunk ")
+
+        def stopProducing(self) -> None:
+            pass
+
+    conn.registerProducer(Chunks(), False)
+    for _ in range(10):  # what the reactor does: doWrite while the connection wants to write
+        if conn not in reactor.writers:
+            break
+        conn.doWrite()
+    assert len(asked) >= 3  # asked again after each chunk, until it had nothing more
+    assert peer.recv(100) == b"chunk chunk "
+    peer.close()
+
+
+def test_after_starttls_bytes_go_through_the_tls_layer() -> None:
+    """STARTTLS/STLS turn TLS on in the same tcp.Connection: no raw write after that."""
+    conn, peer, _ = _connection()
+    write = internals.writer(conn)
+    through_tls = []
+
+    class TLSLayer:
+        def write(self, data: bytes) -> None:
+            through_tls.append(data)
+
+    conn.protocol = TLSLayer()  # what twisted.internet._newtls.startTLS does
+    conn.TLS = True
+    write(b"secret")
+    assert through_tls == [b"secret"]
+    peer.setblocking(False)
+    try:
+        leaked = peer.recv(100)
+    except BlockingIOError:
+        leaked = b""
+    assert leaked == b""
+    peer.close()

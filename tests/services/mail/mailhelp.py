@@ -1,0 +1,85 @@
+"""Helpers of the mail tests: raw SMTP lines, reading the Maildirs, a still-alive check."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+
+def stored(maildir: Path, user: str) -> list[bytes]:
+    """Every message in USER's Maildir (new/ and cur/), oldest first."""
+    files: list[Path] = []
+    for sub in ("new", "cur"):
+        folder = maildir / user / sub
+        if folder.is_dir():
+            files.extend(folder.iterdir())
+    return [p.read_bytes() for p in sorted(files, key=lambda p: p.stat().st_mtime)]
+
+
+def wait_for(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+class Raw:
+    """A plain socket speaking SMTP/POP3 lines, as telnet would."""
+
+    def __init__(self, port: int, timeout: float = 20.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self) -> bytes:
+        """One SMTP reply (the last line of a multi-line one)."""
+        while True:
+            line = self.line()
+            if line[3:4] != b"-":
+                return line
+
+    def cmd(self, text: bytes) -> bytes:
+        self.send(text + b"\r\n")
+        return self.reply()
+
+    def closed(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def echo_works(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(b"still here\r\n")
+        got = b""
+        while len(got) < 12:
+            chunk = s.recv(100)
+            if not chunk:
+                break
+            got += chunk
+        return got == b"still here\r\n"
+
+
+def smtp_session(port: int) -> Raw:
+    r = Raw(port)
+    assert r.reply().startswith(b"220 ")
+    assert r.cmd(b"EHLO client.test").startswith(b"250 ")
+    return r

@@ -1,0 +1,158 @@
+"""Garbage in every state of smtp, pop3 and imap: a reply each time, never an exception."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from portsuite.api import Account, Accounts
+from portsuite_services.mail.imap import IMAPFactory
+from portsuite_services.mail.pop3 import POP3Factory
+from portsuite_services.mail.smtp import SMTPFactory
+from portsuite_services.mail.store import MailStore
+
+ACCOUNTS = Accounts({"alice": Account("alice", "wonderland")})
+
+
+class _Addr:
+    host = "127.0.0.1"
+    port = 4000
+    type = "TCP"
+
+
+def _connect(proto: Any) -> StringTransport:
+    transport = StringTransport(peerAddress=_Addr())
+    proto.makeConnection(transport)
+    return transport
+
+
+VERBS = [
+    b"HELO",
+    b"EHLO",
+    b"MAIL FROM:",
+    b"RCPT TO:",
+    b"DATA",
+    b"RSET",
+    b"NOOP",
+    b"VRFY",
+    b"AUTH",
+    b"AUTH PLAIN",
+    b"AUTH LOGIN",
+    b"STARTTLS",
+    b"BDAT",
+    b"",
+    b"USER",
+    b"PASS",
+    b"STAT",
+    b"LIST",
+    b"RETR",
+    b"DELE",
+    b"TOP",
+    b"UIDL",
+    b"CAPA",
+    b"STLS",
+    b"a LOGIN",
+    b"a SELECT",
+    b"a FETCH",
+    b"a STORE",
+    b"a SEARCH",
+    b"a UID",
+    b"a APPEND",
+    b"a IDLE",
+    b"a EXAMINE",
+    b"a STATUS",
+    b"a LIST",
+    b"DONE",
+]
+ARGS = st.one_of(
+    st.binary(max_size=60),
+    st.sampled_from(
+        [
+            b"<a@lab.test>",
+            b"<alice@lab.test> SIZE=99999999999",
+            b"<>",
+            b"1",
+            b"0",
+            b"-1",
+            b"*",
+            b"1:*",
+            b"INBOX",
+            b"alice wonderland",
+            b"{5}",
+            b"(FLAGS)",
+            b"(BODY[])",
+            b"+FLAGS (\\Seen)",
+            "<é@x>".encode(),
+            b"AGFsaWNlAHdvbmRlcmxhbmQ=",
+            b"=",
+            b"\x00\xff",
+        ]
+    ),
+)
+LINES = st.lists(st.tuples(st.sampled_from(VERBS), ARGS), min_size=1, max_size=12)
+
+
+def _feed(proto: Any, transport: StringTransport, lines: list[tuple[bytes, bytes]]) -> None:
+    for verb, arg in lines:
+        if transport.disconnecting:
+            break
+        proto.dataReceived(verb + b" " + arg.replace(b"\n", b" ") + b"\r\n")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(LINES)
+def test_smtp_never_raises(lines: list[tuple[bytes, bytes]]) -> None:
+    clock = Clock()
+    factory = SMTPFactory(
+        name="smtp",
+        store=MailStore(None, clock),
+        domains=["lab.test"],
+        accounts=ACCOUNTS,
+        reactor=clock,
+    )
+    proto = factory.buildProtocol(None)
+    transport = _connect(proto)
+    _feed(proto, transport, lines)
+    clock.advance(5)  # delayed answers (wrong passwords) go out too
+    assert transport.value().startswith(b"220 ")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(LINES)
+def test_pop3_never_raises(lines: list[tuple[bytes, bytes]]) -> None:
+    clock = Clock()
+    store = MailStore(None, clock)
+    store.deliver(["alice"], b"Subject: x\n\nbody\n")
+    factory = POP3Factory(name="pop3", store=store, accounts=ACCOUNTS, reactor=clock)
+    proto = factory.buildProtocol(None)
+    transport = _connect(proto)
+    _feed(proto, transport, [(b"USER", b"alice"), (b"PASS", b"wonderland"), *lines])
+    clock.advance(5)
+    assert transport.value().startswith(b"+OK ")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(LINES)
+def test_imap_never_raises(lines: list[tuple[bytes, bytes]]) -> None:
+    clock = Clock()
+    store = MailStore(None, clock)
+    store.deliver(["alice"], b"Subject: x\n\nbody\n")
+    factory = IMAPFactory(name="imap", store=store, accounts=ACCOUNTS, reactor=clock)
+    proto = factory.buildProtocol(None)
+    proto._scheduler = lambda it: _run_now(it)
+    transport = _connect(proto)
+    _feed(proto, transport, [(b"a LOGIN", b"alice wonderland"), (b"a SELECT", b"INBOX"), *lines])
+    clock.advance(5)
+    assert transport.value().startswith(b"* OK ")
+
+
+def _run_now(iterator: Any) -> Any:
+    from twisted.internet import defer
+
+    for _ in iterator:
+        pass
+    return defer.succeed(None)
