@@ -80,6 +80,7 @@ Commands of the lab shell (it runs no program of the machine):
   ls [FOLDER]       the files you may see;  cd FOLDER;  pwd
   cat FILE          show a file
   history           the commands you typed
+  true, false       do nothing, successfully or not (exit status 0 or 1)
   clear             clear the screen
   exit              leave (also: logout, Ctrl-D)
 """
@@ -214,6 +215,12 @@ class Commands:
 
     def cmd_history(self, args: list[str]) -> tuple[str, int, None]:
         return "".join(f"{i:>4}  {h}\n" for i, h in enumerate(self.history, 1)), 0, None
+
+    def cmd_true(self, args: list[str]) -> tuple[str, int, None]:
+        return "", 0, None
+
+    def cmd_false(self, args: list[str]) -> tuple[str, int, None]:
+        return "", 1, None
 
     def cmd_clear(self, args: list[str]) -> tuple[str, int, str]:
         return "", 0, "clear"
