@@ -41,6 +41,25 @@ def _ssh_check(svc: ServiceConfig) -> list[str]:
     return errors
 
 
+def _notes(svc: ServiceConfig) -> list[str]:
+    """The host keys' fingerprints: what ssh asks a student to trust at first login."""
+    folder = Path(svc.options["host_keys"])
+    out = []
+    for kind, name in hostkeys.KINDS.items():
+        path = folder / name
+        if not path.exists():
+            out.append(f"host key {kind.upper()}: made at first start in {folder}")
+            continue
+        try:
+            from twisted.conch.ssh import keys
+
+            fp = hostkeys.fingerprint(keys.Key.fromFile(str(path)))
+        except Exception:
+            continue  # the config check says what is wrong with it
+        out.append(f"host key {kind.upper()} {fp} (ssh asks you to trust this fingerprint)")
+    return out
+
+
 def _grace(value: float) -> str | None:
     return None if 0 < value <= 3600 else "must be 1-3600 seconds"
 
@@ -105,6 +124,7 @@ SSH = ServiceType(
     tcp_factory=ssh_factory,
     refusal=_no_notice,
     check=_ssh_check,
+    notes=_notes,
     rfc="RFC 4251-4254",
 )
 

@@ -208,7 +208,8 @@ class DatagramListener(Service):
         unit = self.unit
         svc, stype = unit.config, unit.stype
         assert stype.udp_protocol is not None
-        wrapper = unit.suite.udp_wrapper(stype.udp_protocol(unit.context), unit.context)
+        protocol = _built(stype.udp_protocol, unit.context)
+        wrapper = unit.suite.udp_wrapper(protocol, unit.context)
         try:
             listening = unit.reactor.listenUDP(port, wrapper, interface=self.host)
         except CannotListenError as e:
@@ -405,7 +406,7 @@ class Suite(MultiService):
 
             protocol_class = TraceProtocol.for_context(ctx)
         factory: Any = ServiceFactory(
-            stype.tcp_factory(ctx),
+            _built(stype.tcp_factory, ctx),
             ctx.stats,
             self.reactor,
             max_connections=svc.max_connections,
@@ -466,3 +467,24 @@ class Suite(MultiService):
         self.listening = False
         log.info("portsuite: all listeners closed")
         return d
+
+
+def _built(build: Any, ctx: ServiceContext) -> Any:
+    """
+    What a type's C{tcp_factory}/C{udp_protocol} builds; a bug in it (any exception but
+    L{StartupError}) is logged with its traceback and stops startup with one line.
+    """
+    try:
+        return build(ctx)
+    except StartupError:
+        raise
+    except Exception as e:
+        log.failure(
+            "{service}: the type {type!r} failed to build its server",
+            service=ctx.config.name,
+            type=ctx.config.type,
+        )
+        raise StartupError(
+            f"cannot start [services.{ctx.config.name}]: type {ctx.config.type!r} failed to "
+            f"build its server ({e.__class__.__name__}: {e}); the log has the traceback"
+        ) from None

@@ -318,3 +318,34 @@ def test_a_failed_bind_closes_the_earlier_services_ports_again() -> None:
                     if time.monotonic() > deadline:
                         raise  # EADDRINUSE: the suite kept the port of a failed startup
             time.sleep(0.05)
+
+
+def test_a_type_that_fails_to_build_stops_startup_with_one_line(tmp_path: Path) -> None:
+    """A bug in a type's factory: one line naming the service, the rest closed again."""
+    from portsuite.api import StartupError
+    from portsuite.loader import from_dict
+    from portsuite.suite import Suite
+
+    (tmp_path / "broken.py").write_text(
+        "from portsuite.api import ServiceType\n"
+        "def build(ctx):\n"
+        "    return 1 / 0\n"
+        "BROKEN = ServiceType(name='broken', description='fails', default_port=None,\n"
+        "                     tcp_factory=build)\n"
+    )
+    cfg = from_dict(
+        {
+            "suite": {"plugin_dirs": [str(tmp_path)]},
+            "services": {
+                "echo": {"type": "echo", "port": 0},
+                "oops": {"type": "broken", "port": 0},
+            },
+        },
+        base_dir=tmp_path,
+    )
+    suite = Suite(cfg)
+    with pytest.raises(StartupError) as e:
+        suite.listen()
+    assert str(e.value).startswith("cannot start [services.oops]: type 'broken' failed to build")
+    assert "ZeroDivisionError" in str(e.value)
+    assert suite.ports("echo") == []  # what was bound before is closed again

@@ -105,6 +105,8 @@ class ServiceType:
         data and always shown as hex: C{"s2c"} what the server sends, C{"c2s"} what
         clients send (e.g. C{frozenset({"s2c"})} for the time service's 4-byte
         replies); other chunks are shown as text unless they are mostly binary.
+    @ivar notes: optional lines C{portsuite check} shows about a service, e.g. the
+        ssh host keys' fingerprints ("what ssh will ask you to trust").
     @ivar stateless: True when each connection stands alone (no state shared between
         clients), so the service may run in several worker processes.
     @ivar source: where the registry found it (filled in by the registry).
@@ -121,6 +123,7 @@ class ServiceType:
     check: Callable[[ServiceConfig], list[str]] | None = None
     rfc: str = ""
     udp_default: bool = False
+    notes: Callable[[ServiceConfig], list[str]] | None = None
     udp_policy: Mapping[str, float] = attrs.field(factory=dict)
     stateless: bool = False
     trace_hex: frozenset[str] = frozenset()

@@ -94,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
     print(table(out))
     for w in dict.fromkeys(warnings):
         print(w)
+    for svc in cfg.services:
+        stype = cfg.registry.resolve(svc.type)
+        if stype.notes is not None:
+            for note in stype.notes(svc):
+                print(f"note: [services.{svc.name}] {note}")
     print(f"ok: {len(cfg.services)} service(s), {len(rows)} listener(s) in {args.config}")
     return 0
 

@@ -194,3 +194,20 @@ def test_host_keys_are_made_once_and_never_overwritten(tmp_path: Path) -> None:
     assert {k: v.fingerprint() for k, v in first.items()} == {
         k: v.fingerprint() for k, v in again.items()
     }
+
+
+def test_portsuite_check_shows_the_fingerprints_ssh_will_show(
+    lab: Any, tmp_path: Path, capsys: Any
+) -> None:
+    from twisted.conch.ssh import keys
+
+    from portsuite import cli
+    from portsuite_services.ssh import hostkeys
+
+    config = tmp_path / "lab.toml"
+    config.write_text(f'[services.ssh]\ntype = "ssh"\nport = 0\nhost_keys = "{lab["keys"]}"\n')
+    assert cli.main(["check", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    for kind, name in hostkeys.KINDS.items():
+        fp = hostkeys.fingerprint(keys.Key.fromFile(str(lab["keys"] / name)))
+        assert f"note: [services.ssh] host key {kind.upper()} {fp}" in out
