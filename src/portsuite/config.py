@@ -148,7 +148,7 @@ def _type_name(kind: type) -> str:
         float: "a number",
         bool: "true or false",
         Path: "a path (string)",
-        list: "a list of strings",
+        list: "a list of strings (or of integers)",
         dict: "a table",
     }.get(kind, kind.__name__)
 
@@ -484,7 +484,11 @@ class _Validator:
             ok = isinstance(raw, str) and raw != ""
             value = self.resolve(raw) if ok else raw
         elif opt.kind is list:
-            ok = isinstance(raw, list) and all(isinstance(v, str) for v in raw)
+            # a list of strings, or of integers (ftp's passive_ports = [30000, 30099])
+            ok = isinstance(raw, list) and (
+                all(isinstance(v, str) for v in raw)
+                or all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
+            )
             value = tuple(raw) if ok else raw
         elif opt.kind is dict:
             ok = isinstance(raw, dict)

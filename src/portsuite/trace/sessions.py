@@ -32,8 +32,8 @@ MAX_TEXT = 16_000  # characters of text kept per session
 UDP_SESSION_GAP = 10.0  # seconds of silence after which a UDP peer starts a new session
 UDP_PEERS = 64  # UDP peers followed at once per service
 CUT = "… cut …"
-ARROWS = {"c2s": "C→S", "s2c": "S→C"}
-DIRECTIONS = frozenset(ARROWS)
+ARROWS = {"c2s": "C→S", "s2c": "S→C", "note": "··"}  # note: a line the service adds
+DIRECTIONS = frozenset({"c2s", "s2c"})
 
 _session_ids = itertools.count(1)
 
@@ -176,6 +176,26 @@ class Session:
             text=text,
         )
 
+    def note(self, text: str) -> None:
+        """
+        A line the service adds to explain what just went by (direction C{"note"}):
+        e.g. ftp decodes the data port of C{227 Entering Passive Mode (…)}.
+        """
+        if self.cut:
+            return
+        t = round(self.reactor.seconds() - self.started, 3)
+        text = text[:MAX_CHUNK]
+        self.text_size += len(text)
+        self.record["lines"].append({"dir": "note", "t": t, "text": text})
+        self._emit("data", dir="note", t=t, bytes=0, text=text)
+        log.info(
+            "{service}: {peer} ·· +{t:.3f}s {text}",
+            service=self.stats.name,
+            peer=self.peer,
+            t=t,
+            text=text,
+        )
+
     def close(self) -> None:
         duration = round(self.reactor.seconds() - self.started, 3)
         self._emit("close", t=duration, omitted=dict(self.omitted))
@@ -235,6 +255,15 @@ class TraceProtocol(ServiceProtocol):
             if joined:
                 self.session.add("s2c", joined)
         super().writeSequence(data)
+
+    def annotate(self, text: str) -> None:
+        """
+        Public hook for the wrapped protocol: add an explanatory line to this
+        connection's transcript (a protocol finds it with C{getattr(self.transport,
+        "annotate", None)}; untraced connections have none).
+        """
+        if self.session is not None:
+            self.session.note(text)
 
     def connectionLost(self, reason: Any = None) -> None:
         try:

@@ -146,7 +146,8 @@ function transcripts(services) {
     box.append(el("h3", null, t.service + " ⇄ " + t.peer + (t.cut ? " (cut)" : "")));
     const pre = el("pre");
     for (const line of (t.lines || []).slice(-MAX_TRANSCRIPT_LINES)) {
-      const arrow = line.dir === "c2s" ? "client → server" : "server → client";
+      const arrow =
+        line.dir === "c2s" ? "client → server" : line.dir === "note" ? "  (note)      " : "server → client";
       const t0 = typeof line.t === "number" ? line.t.toFixed(3).padStart(7) + " s  " : "";
       let text = String(line.text);
       if (text.length > MAX_TRANSCRIPT_TEXT) text = text.slice(0, MAX_TRANSCRIPT_TEXT) + " …";

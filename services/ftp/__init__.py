@@ -1,0 +1,179 @@
+"""
+ftp: an FTP server on C{twisted.protocols.ftp} — the protocol with two connections.
+
+A control connection on port 21 (commands and replies, like any text protocol),
+and a new data connection, on another port, for every listing and transfer:
+the lesson of "1 service = 1 port" and its limits. Anonymous users see C{root},
+read-only; each C{[users]} account gets C{homes/NAME}, read-write. Nothing outside
+those folders is reachable (C{..}, absolute paths and symlinks included), and the
+data connections go only to, and come only from, the client's own address.
+
+    [services.ftp]
+    type = "ftp"
+    port = 2121
+    root = "../ftp"
+    anonymous = true
+    homes = "../data/ftp-homes"
+    passive_ports = [30000, 30099]
+    # max_upload = 104857600
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from portsuite_services.ftp.protocol import FTPServer, FTPSession
+from portsuite_services.ftp.shell import JailShell, Realm
+from twisted.cred.checkers import AllowAnonymousAccess
+from twisted.cred.portal import Portal
+from twisted.python.filepath import FilePath
+from twisted.web.resource import Resource
+
+from portsuite.api import Option, ServiceContext, ServiceType, StartupError
+
+__all__ = ["FTP", "FTPServer", "FTPSession", "JailShell", "Realm", "build"]
+
+DEFAULT_IDLE = 300.0
+
+
+def _passive(v: Any) -> str | None:
+    if len(v) != 2 or not all(isinstance(p, int) for p in v) or not 1024 <= v[0] <= v[1] <= 65535:
+        return "must be two ports [first, last] with 1024 <= first <= last <= 65535, e.g. [30000, 30099]"
+    return None
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "must be more than 0"
+
+
+OPTIONS = (
+    Option(
+        "root",
+        Path,
+        None,
+        required=True,
+        help='the folder anonymous users see, read-only, e.g. root = "../ftp"',
+    ),
+    Option("anonymous", bool, True, help="allow anonymous (user anonymous or ftp) logins"),
+    Option(
+        "homes",
+        Path,
+        None,
+        help="each [users] account gets homes/NAME, read-write (created at first login); "
+        "without it accounts see root, read-only",
+    ),
+    Option(
+        "passive_ports",
+        list,
+        None,
+        check=_passive,
+        help="ports for passive data connections, [first, last]; default: any free port",
+    ),
+    Option(
+        "max_upload",
+        int,
+        100 * 1024 * 1024,
+        check=_positive,
+        help="largest file a client may upload, in bytes (552 beyond, nothing kept)",
+    ),
+    Option(
+        "data_timeout",
+        float,
+        30.0,
+        check=_positive,
+        help="seconds to wait for a data connection after PASV/PORT before 425",
+    ),
+)
+
+
+class SessionsAPI(Resource):
+    """C{/_portsuite/api/ftp}: every FTP session and its data connections, as JSON."""
+
+    isLeaf = True
+
+    def __init__(self, servers: list[FTPServer]):
+        super().__init__()
+        self.servers = servers
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        body = {"services": [s.as_dict() for s in self.servers]}
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def _publish(ctx: ServiceContext, server: FTPServer) -> None:
+    suite = ctx.suite
+    if suite is None:
+        return
+    existing = getattr(suite, "published", {}).get("api/ftp")
+    if isinstance(existing, SessionsAPI):
+        existing.servers.append(server)  # several ftp services share one page
+    else:
+        ctx.publish("api/ftp", SessionsAPI([server]))
+
+
+def build(ctx: ServiceContext) -> FTPServer:
+    svc = ctx.config
+    opts = ctx.options
+    root = FilePath(str(opts["root"]))
+    homes = FilePath(str(opts["homes"])) if opts.get("homes") else None
+    if homes is not None and not homes.isdir():
+        try:
+            os.makedirs(homes.path, 0o755, exist_ok=True)
+        except OSError as e:
+            raise StartupError(
+                f"cannot start [services.{svc.name}]: homes {homes.path}: {e.strerror}; "
+                f"create the folder or fix the path"
+            ) from None
+    portal = Portal(Realm(root, homes))
+    if ctx.accounts is not None and len(ctx.accounts):
+        portal.registerChecker(ctx.accounts.checker())
+    if opts.get("anonymous", True):
+        portal.registerChecker(AllowAnonymousAccess())
+    ports = opts.get("passive_ports")
+    server = FTPServer(
+        svc.name,
+        ctx.reactor,
+        portal,
+        anonymous=bool(opts.get("anonymous", True)),
+        passive_range=(ports[0], ports[1]) if ports else None,
+        max_upload=opts.get("max_upload"),
+        data_timeout=float(opts.get("data_timeout") or 30.0),
+        idle_timeout=float(svc.idle_timeout or DEFAULT_IDLE),
+    )
+    _publish(ctx, server)
+    return server
+
+
+def check(svc: Any) -> list[str]:
+    errors = []
+    root = svc.options.get("root")
+    if root is not None and not Path(root).is_dir():
+        errors.append(f"root: {root} is not a folder; create it or fix the path")
+    homes = svc.options.get("homes")
+    if homes is not None and Path(homes).exists() and not Path(homes).is_dir():
+        errors.append(f"homes: {homes} is not a folder; remove it or fix the path")
+    return errors
+
+
+def _refusal(reason: str) -> bytes:
+    return f"421 {reason}\r\n".encode()
+
+
+FTP = ServiceType(
+    name="ftp",
+    description=(
+        "FTP file server (curl, lftp, ftp, ftplib, FileZilla): a control connection "
+        "plus one data connection per transfer"
+    ),
+    default_port=21,
+    options=OPTIONS,
+    tcp_factory=build,
+    refusal=_refusal,
+    check=check,
+    rfc="RFC 959",
+)

@@ -1,0 +1,362 @@
+"""
+FTP's second connection: the data channel of one transfer (RFC 959 §3.2, RFC 2428).
+
+A L{DataChannel} is what PASV/EPSV (the server listens, the client connects) or
+PORT/EPRT (the client listens, the server connects) set up. It accepts exactly one
+connection, only from the control connection's client address (no third party can
+steal a transfer: RFC 2577), within C{timeout} seconds, and then stops listening.
+Each channel is kept, bounded, for the dashboard: its mode, both ends and ports,
+the command it carried and its bytes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IPullProducer
+from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
+from twisted.logger import Logger
+from zope.interface import implementer
+
+log = Logger(namespace="portsuite.ftp")
+EARLY_BYTES = 1024 * 1024
+
+
+def same_host(a: str, b: str) -> bool:
+    """Two addresses of the same host (C{::ffff:127.0.0.1} is C{127.0.0.1})."""
+    try:
+        x, y = ipaddress.ip_address(a.split("%")[0]), ipaddress.ip_address(b.split("%")[0])
+    except ValueError:
+        return a == b
+    if isinstance(x, ipaddress.IPv6Address) and x.ipv4_mapped:
+        x = x.ipv4_mapped
+    if isinstance(y, ipaddress.IPv6Address) and y.ipv4_mapped:
+        y = y.ipv4_mapped
+    return x == y
+
+
+class DataConnection(Protocol):
+    """The data connection itself: bytes in to an upload, or out from a producer."""
+
+    channel: DataChannel
+    transport: Any
+
+    def connectionMade(self) -> None:
+        self.channel.connected(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.channel.received(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.channel.lost(reason)
+
+
+class _PassiveFactory(ServerFactory):
+    noisy = False
+
+    def __init__(self, channel: DataChannel):
+        self.channel = channel
+
+    def buildProtocol(self, addr: Any) -> Any:
+        return self.channel.accept(addr)
+
+
+class _ActiveFactory(ClientFactory):
+    noisy = False
+
+    def __init__(self, channel: DataChannel):
+        self.channel = channel
+
+    def buildProtocol(self, addr: Any) -> Any:
+        p = DataConnection()
+        p.channel = self.channel
+        return p
+
+    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+        self.channel.failed(reason)
+
+
+@implementer(IPullProducer)
+class FileSender:
+    """Sends an open file on a data connection in big chunks (a pull producer)."""
+
+    def __init__(self, f: Any, conn: DataConnection, chunk: int, ascii: bool = False):
+        self.f = f
+        self.conn = conn
+        self.chunk = chunk
+        self.ascii = ascii
+        self.ok = False  # every byte read and written, then the connection closed
+
+    def start(self) -> None:
+        self.conn.transport.registerProducer(self, False)
+
+    def resumeProducing(self) -> None:
+        if self.f is None:
+            return
+        try:
+            data = self.f.read(self.chunk)
+        except OSError as e:
+            self._finish(e)
+            return
+        if not data:
+            self._finish(None)
+            return
+        if self.ascii:
+            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        self.conn.channel.bytes += len(data)
+        self.conn.transport.write(data)
+
+    def stopProducing(self) -> None:
+        self._finish(error.ConnectionLost("data connection closed by the client"))
+
+    def _finish(self, problem: BaseException | None) -> None:
+        if self.f is None:
+            return
+        self.f.close()
+        self.f = None
+        transport = self.conn.transport
+        transport.unregisterProducer()
+        if problem is None:
+            self.ok = True
+            transport.loseConnection()  # after every queued byte has left
+        else:
+            transport.abortConnection()
+
+
+class DataChannel:
+    """
+    One data channel of an FTP session.
+
+    @ivar mode: C{"passive"} (PASV/EPSV: the server listens on C{server_port}) or
+        C{"active"} (PORT/EPRT: the server connects to C{client_host:client_port}).
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        mode: str,
+        reactor: Any,
+        client_host: str,
+        timeout: float,
+        client_port: int | None = None,
+    ):
+        self.session = session
+        self.mode = mode
+        self.reactor = reactor
+        self.client_host = client_host
+        self.client_port = client_port
+        self.timeout = timeout
+        self.server_host: str | None = None
+        self.server_port: int | None = None
+        self.listening: Any = None
+        self.connector: Any = None
+        self.conn: DataConnection | None = None
+        self.state = "waiting"
+        self.command: str | None = None
+        self.bytes = 0
+        self.opened_at = reactor.seconds()
+        self.closed_at: float | None = None
+        self.refused = 0  # connections from another address, refused
+        self._waiters: list[defer.Deferred[DataConnection]] = []
+        self._timer: Any = None
+        self._sink: Any = None  # upload: receives the bytes
+        self._early: list[bytes] = []  # bytes that came before the upload command
+        self._stall: Any = None
+        self.finished: defer.Deferred[Any] = defer.Deferred()
+        self.problem: str | None = None
+        self.clean = False  # closed by a FIN after the transfer, not reset or aborted
+
+    # -- setting up ----------------------------------------------------------------
+
+    def listen(self, ports: Any, interface: str) -> None:
+        """Listen on the first free port of C{ports} (passive); CannotListenError if none."""
+        factory = _PassiveFactory(self)
+        last: Exception | None = None
+        for port in ports:
+            try:
+                self.listening = self.reactor.listenTCP(
+                    port, factory, backlog=2, interface=interface
+                )
+            except error.CannotListenError as e:
+                last = e
+                continue
+            self.server_host = interface
+            self.server_port = self.listening.getHost().port
+            self._timer = self.reactor.callLater(self.timeout, self._expired)
+            return
+        raise last or error.CannotListenError(interface, 0, "no port")
+
+    def connect(self, bind_host: str) -> None:
+        """Connect to the client's port (active)."""
+        self.state = "connecting"
+        self.connector = self.reactor.connectTCP(
+            self.client_host,
+            self.client_port,
+            _ActiveFactory(self),
+            timeout=max(1, int(self.timeout)),
+            bindAddress=(bind_host, 0),
+        )
+        self._timer = self.reactor.callLater(self.timeout, self._expired)
+
+    def accept(self, addr: Any) -> DataConnection | None:
+        if self.conn is not None or self.state != "waiting":
+            return None
+        if not same_host(addr.host, self.client_host):
+            self.refused += 1
+            log.warn(
+                "{service}: data connection from {host}:{port} refused: the control "
+                "connection is from {client} (no FTP bounce/theft, RFC 2577)",
+                service=self.session.service_name,
+                host=addr.host,
+                port=addr.port,
+                client=self.client_host,
+            )
+            return None
+        p = DataConnection()
+        p.channel = self
+        return p
+
+    # -- events ----------------------------------------------------------------------
+
+    def connected(self, conn: DataConnection) -> None:
+        self.conn = conn
+        self.state = "open"
+        peer = conn.transport.getPeer()
+        host = conn.transport.getHost()
+        self.client_port = peer.port
+        self.server_host = host.host
+        self.server_port = host.port
+        self._cancel_timer()
+        self._stop_listening()
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(conn)
+
+    def failed(self, reason: Any) -> None:
+        self.problem = "connection failed"
+        self._fail(reason)
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.conn is None:
+            self.problem = f"no data connection within {self.timeout:g}s"
+            if self.connector is not None:
+                self.connector.disconnect()
+            self._fail(error.TimeoutError(self.problem))
+
+    def _fail(self, reason: Any) -> None:
+        if self.state in ("closed", "failed"):
+            return
+        self.state = "failed"
+        self.closed_at = self.reactor.seconds()
+        self._cancel_timer()
+        self._stop_listening()
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.errback(reason if isinstance(reason, BaseException) else error.ConnectError())
+
+    def received(self, data: bytes) -> None:
+        self.bytes += len(data)
+        if self._sink is not None:
+            self._sink(data)
+        elif self.conn is not None:
+            # a client may send before the server has read STOR: hold one read's worth
+            # and stop reading until the upload starts
+            self._early.append(data)
+            self.conn.transport.pauseProducing()
+            if sum(map(len, self._early)) > EARLY_BYTES:
+                self.conn.transport.abortConnection()
+
+    def lost(self, reason: Any) -> None:
+        if self._stall is not None and self._stall.active():
+            self._stall.cancel()
+        self._stall = None
+        self.state = "closed"
+        self.closed_at = self.reactor.seconds()
+        self.clean = reason is None or bool(reason.check(error.ConnectionDone))
+        if not self.finished.called:
+            self.finished.callback(self.clean)
+
+    # -- used by the session ----------------------------------------------------------
+
+    def ready(self) -> defer.Deferred[DataConnection]:
+        """Fires with the connection once it is there (or fails on timeout)."""
+        if self.conn is not None and self.state == "open":
+            return defer.succeed(self.conn)
+        if self.state in ("failed", "closed"):
+            return defer.fail(error.ConnectError(self.problem or "no data connection"))
+        d: defer.Deferred[DataConnection] = defer.Deferred()
+        self._waiters.append(d)
+        return d
+
+    def receive_into(self, sink: Any) -> None:
+        self._sink = sink
+        early, self._early = self._early, []
+        for chunk in early:
+            sink(chunk)
+        if self.conn is not None and self.state == "open":
+            self.conn.transport.resumeProducing()
+
+    def stall_timer(self, seconds: float) -> None:
+        """Abort the transfer if no byte moves for C{seconds} (client gone silent)."""
+        last = self.bytes
+
+        def check() -> None:
+            nonlocal last
+            self._stall = None
+            if self.state != "open" or self.conn is None:
+                return
+            if self.bytes == last:
+                self.problem = f"no byte moved for {seconds:g}s"
+                self.conn.transport.abortConnection()
+                return
+            last = self.bytes
+            self._stall = self.reactor.callLater(seconds, check)
+
+        self._stall = self.reactor.callLater(seconds, check)
+
+    def close(self) -> None:
+        """Drop everything now (a new PASV/PORT, ABOR, the session ending)."""
+        self._cancel_timer()
+        self._stop_listening()
+        if self.connector is not None and self.conn is None:
+            self.connector.disconnect()
+        if self.conn is not None and self.state == "open":
+            self.conn.transport.abortConnection()
+        if self.state not in ("closed", "failed"):
+            self._fail(error.ConnectionAborted("data channel closed"))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _stop_listening(self) -> None:
+        if self.listening is not None:
+            listening, self.listening = self.listening, None
+            listening.stopListening()
+
+    def as_dict(self) -> dict[str, Any]:
+        now = self.reactor.seconds()
+        return {
+            "mode": self.mode,
+            "state": self.state,
+            "server": _hp(self.server_host, self.server_port),
+            "server_port": self.server_port,
+            "client": _hp(self.client_host, self.client_port),
+            "client_port": self.client_port,
+            "command": self.command,
+            "bytes": self.bytes,
+            "seconds": round((self.closed_at or now) - self.opened_at, 3),
+            "refused": self.refused,
+            "problem": self.problem,
+        }
+
+
+def _hp(host: str | None, port: int | None) -> str | None:
+    if host is None:
+        return None
+    p = "?" if port is None else str(port)
+    return f"[{host}]:{p}" if ":" in host else f"{host}:{p}"

@@ -1,0 +1,975 @@
+"""
+The FTP control connection (RFC 959, RFC 2428 EPSV/EPRT, RFC 3659 MLSD/MLST/SIZE/
+MDTM/REST, RFC 2389 FEAT/OPTS, RFC 2640 UTF-8, RFC 2577 security), on Twisted's
+C{twisted.protocols.ftp.FTP}.
+
+Twisted's protocol gives the login state machine (USER/PASS through a C{Portal}),
+C{toSegments}, CWD/CDUP/TYPE/STRU/MODE/DELE/RMD and its reply table. This subclass
+adds what a real client expects and what a shared lab server must hold to:
+
+  - transfers that do not block the control connection while a data connection is
+    awaited (PASV replies at once; the transfer command waits for the connection,
+    up to C{data_timeout}, then 425), REST (resume) for RETR and STOR, APPE, MLSD,
+    MLST, SIZE/MDTM on plain files only, FEAT, OPTS UTF8, ABOR, EPSV ALL;
+  - no FTP bounce: PORT/EPRT only to the client's own address and a port >= 1024
+    (else 504), passive connections accepted only from the client's address;
+  - the passive port range, 425 when it is used up; a wrong password costs
+    C{LOGIN_DELAY} seconds and C{MAX_FAILURES} within C{FAILURE_WINDOW} shut the
+    client's address out (421) for the rest of the window;
+  - uploads to a temporary name, renamed when complete; over C{max_upload} → 552 and
+    nothing kept;
+  - lines are UTF-8, at most C{MAX_LENGTH} bytes; anything that is not a command → 500;
+    the reactor is the suite's (Twisted's own code reaches for the global one).
+"""
+
+from __future__ import annotations
+
+import collections
+import fnmatch
+import ipaddress
+import random
+import time
+from typing import Any
+
+from portsuite_services.ftp.data import DataChannel, FileSender, same_host
+from portsuite_services.ftp.shell import Escape, list_line, mlsx_facts
+from twisted.cred import credentials
+from twisted.cred import error as cred_error
+from twisted.internet import defer, error
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+from twisted.protocols import ftp as tftp
+from twisted.protocols.ftp import (
+    FTP,
+    FTPCmdError,
+    IFTPShell,
+    InvalidPath,
+    toSegments,
+)
+from twisted.python.failure import Failure
+
+log = Logger(namespace="portsuite.ftp")
+
+LOGIN_DELAY = 1.0  # seconds a wrong password costs
+MAX_FAILURES = 5  # wrong passwords per client address …
+FAILURE_WINDOW = 300.0  # … within this many seconds, then refused for the rest of it
+FAILURE_HOSTS = 10_000  # addresses remembered at most
+SEND_CHUNK = 256 * 1024
+RECENT_CHANNELS = 8  # data connections kept per session for the dashboard
+RECENT_SESSIONS = 10
+FEATURES = (
+    "EPRT",
+    "EPSV",
+    "MDTM",
+    "MLST type*;size*;modify*;perm*;",
+    "PASV",
+    "REST STREAM",
+    "SIZE",
+    "TVFS",
+    "UTF8",
+)
+PUBLIC = {"FEAT", "QUIT", "NOOP", "SYST", "OPTS", "HELP"}
+
+
+class Reply(Exception):
+    """Answer the current command with this line (raised from deep inside)."""
+
+
+def _path_reply(e: BaseException, name: str) -> str:
+    if isinstance(e, FTPCmdError):
+        return (
+            e.response().decode("utf-8", "replace")
+            if isinstance(e.response(), bytes)
+            else str(e.response())
+        )
+    if isinstance(e, (Escape, InvalidPath)):
+        return f"550 {name}: No such file or directory."
+    if isinstance(e, OSError):
+        return f"550 {name}: {e.strerror or 'cannot be used'}."
+    raise e
+
+
+def _quote(path: str) -> str:
+    return path.replace('"', '""')
+
+
+class FTPSession(FTP):
+    """One FTP control connection (the server-PI of RFC 959)."""
+
+    delimiter = b"\n"  # and a trailing \r is dropped: some clients send bare \n
+    MAX_LENGTH = 4096
+    factory: FTPServer
+    shell: Any = None
+    user: str | None = None
+    channel: DataChannel | None = None  # set up by PASV/EPSV/PORT/EPRT, not used yet
+    busy: DataChannel | None = None  # carrying a transfer right now
+    _rest = 0
+    _fromName: str | None = None
+
+    # -- connection ---------------------------------------------------------------
+
+    def callLater(self, period: float, func: Any) -> Any:  # TimeoutMixin, our reactor
+        return self.factory.reactor.callLater(period, func)
+
+    def connectionMade(self) -> None:
+        self.state = self.UNAUTH
+        self.workingDirectory: list[str] = []
+        self.peer_host = self.transport.getPeer().host
+        self.local_host = self.transport.getHost().host
+        self.since = self.factory.reactor.seconds()
+        self.channels: collections.deque[DataChannel] = collections.deque(maxlen=RECENT_CHANNELS)
+        self.service_name = self.factory.name
+        self.factory.sessions[id(self)] = self
+        self.setTimeout(self.factory.idle_timeout)
+        self.sendLine("220 portsuite FTP server ready.")
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.disconnected = True
+        self.setTimeout(None)
+        for ch in (self.channel, self.busy):
+            if ch is not None:
+                ch.close()
+        self.channel = self.busy = None
+        self.factory.session_ended(self)
+        self.shell = None
+
+    def timeoutConnection(self) -> None:
+        self.sendLine(f"421 Idle for {self.factory.idle_timeout:g}s; closing control connection.")
+        self.transport.loseConnection()
+
+    def sendLine(self, line: Any) -> None:
+        if self.disconnected or self.transport is None:
+            return
+        if isinstance(line, str):
+            line = line.encode("utf-8", "surrogateescape")
+        self.transport.write(line + b"\r\n")
+
+    def reply(self, key: str, *args: Any) -> None:
+        self.sendLine(tftp.RESPONSE[key] % args)
+
+    def annotate(self, text: str) -> None:
+        """A line in this connection's transcript (trace = true), if traced."""
+        note = getattr(self.transport, "annotate", None)
+        if note is not None:
+            note(text)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.sendLine(f"500 Command line too long (at most {self.MAX_LENGTH} bytes).")
+        self.transport.loseConnection()
+
+    # -- commands -----------------------------------------------------------------
+
+    def lineReceived(self, line: bytes) -> None:
+        if self.disconnected:
+            return
+        self.resetTimeout()
+        line = line.rstrip(b"\r").lstrip(b"\xff\xf4\xf2")  # telnet IP/DM before ABOR
+        text = line.decode("utf-8", "surrogateescape")
+        cmd, sep, arg = text.partition(" ")
+        cmd = cmd.upper()
+        if not (cmd.isascii() and cmd.isalpha() and hasattr(self, "ftp_" + cmd)):
+            shown = cmd[:20].encode("ascii", "backslashreplace").decode("ascii")
+            self.sendLine(f"500 Unknown command {shown!r}.")
+            return
+        self.pauseProducing()
+
+        def failed(err: Any) -> None:
+            if err.check(FTPCmdError):
+                self.sendLine(err.value.response())
+            elif err.check(Reply):
+                self.sendLine(str(err.value))
+            elif err.check(TypeError) and "positional argument" in str(err.value):
+                self.sendLine(f"501 {cmd} needs an argument.")
+            else:
+                log.failure(
+                    "{service}: {cmd} failed for {peer}",
+                    err,
+                    service=self.service_name,
+                    cmd=cmd,
+                    peer=self.peer_host,
+                )
+                self.sendLine("451 Local error; the command was not done.")
+
+        def succeeded(result: Any) -> None:
+            if isinstance(result, tuple):
+                self.reply(*result)
+            elif isinstance(result, str) and result[:3].isdigit():
+                self.sendLine(result)
+            elif result is not None:
+                self.reply(result)
+
+        def resume(_: Any) -> None:
+            if not self.disconnected:
+                self.resumeProducing()
+
+        args = (arg,) if sep else ()
+        d = defer.maybeDeferred(self.processCommand, cmd, *args)
+        d.addCallbacks(succeeded, failed)
+        d.addErrback(lambda f: log.failure("{service}: reply", f, service=self.service_name))
+        # LineReceiver must not be resumed from inside lineReceived
+        self.factory.reactor.callLater(0, d.addBoth, resume)
+
+    def processCommand(self, cmd: str, *params: str) -> Any:
+        method = getattr(self, "ftp_" + cmd)
+        if cmd in PUBLIC:
+            return method(*params)
+        if self.state == self.UNAUTH:
+            if cmd == "USER":
+                return method(*params)
+            if cmd == "PASS":
+                return "503 Login with USER first."
+            return "530 Please login with USER and PASS."
+        if self.state == self.INAUTH:
+            if cmd in ("USER", "PASS"):
+                return method(*params)
+            return "530 Please login with USER and PASS."
+        if self.state == self.RENAMING and cmd != "RNTO":
+            self.state = self.AUTHED
+            self._fromName = None
+        if cmd != "REST" and cmd not in (
+            "RETR",
+            "STOR",
+            "APPE",
+            "TYPE",
+            "PASV",
+            "EPSV",
+            "PORT",
+            "EPRT",
+            "NOOP",
+        ):
+            self._rest = 0
+        return method(*params)
+
+    # -- login ----------------------------------------------------------------------
+
+    def ftp_USER(self, username: str) -> Any:
+        if not username:
+            return "501 USER needs a user name."
+        self.user = None
+        self.shell = None
+        self._user = username
+        self.state = self.INAUTH
+        if self.factory.anonymous and username.lower() in ("anonymous", "ftp"):
+            return "331 Anonymous login ok; send your e-mail address as password."
+        return f"331 Password required for {username[:64]}."
+
+    def ftp_PASS(self, password: str = "") -> Any:
+        factory = self.factory
+        host = self.peer_host
+        wait = factory.refused_for(host)
+        if wait:
+            self.sendLine(f"421 Too many failed logins from {host}; try again in {int(wait) + 1}s.")
+            self.transport.loseConnection()
+            return None
+        user = self._user
+        anonymous = factory.anonymous and user.lower() in ("anonymous", "ftp")
+        if anonymous:
+            creds: Any = credentials.Anonymous()
+        else:
+            creds = credentials.UsernamePassword(user, password)
+
+        def ok(result: Any) -> str:
+            iface, shell, logout = result
+            self.shell = shell
+            self.user = "anonymous" if anonymous else user
+            self.workingDirectory = []
+            self.state = self.AUTHED
+            log.info(
+                "{service}: {peer} logged in as {user}",
+                service=self.service_name,
+                peer=host,
+                user=self.user,
+            )
+            if anonymous:
+                return "230 Anonymous login ok; read-only access to the public files."
+            if shell.writable:
+                return f"230 User {user} logged in; your home folder is /."
+            return f"230 User {user} logged in; read-only access."
+
+        def bad(failure: Any) -> Any:
+            failure.trap(cred_error.UnauthorizedLogin, cred_error.UnhandledCredentials)
+            self.state = self.UNAUTH
+            refused = factory.login_failed(host)
+            log.warn(
+                "{service}: {peer} failed to log in as {user}",
+                service=self.service_name,
+                peer=host,
+                user=user[:64],
+            )
+            d = defer.Deferred()
+
+            def answer() -> None:
+                if refused:
+                    self.sendLine("530 Login incorrect.")
+                    self.sendLine(f"421 Too many failed logins from {host}; closing.")
+                    if self.transport is not None:
+                        self.transport.loseConnection()
+                    d.callback(None)
+                else:
+                    d.callback("530 Login incorrect.")
+
+            factory.reactor.callLater(factory.login_delay, answer)
+            return d
+
+        del self._user
+        d = factory.portal.login(creds, None, IFTPShell)
+        d.addCallbacks(ok, bad)
+        return d
+
+    # -- information -----------------------------------------------------------------
+
+    def ftp_FEAT(self) -> None:
+        self.sendLine("211-Features:")
+        for f in FEATURES:
+            self.sendLine(" " + f)
+        self.sendLine("211 End")
+
+    def ftp_OPTS(self, option: str = "") -> str:
+        name, _, value = option.partition(" ")
+        name = name.upper()
+        if name == "UTF8" and value.upper() in ("ON", ""):
+            return "200 Always in UTF8 mode."
+        if name == "UTF8":
+            return "504 UTF8 cannot be turned off; names are always UTF-8."
+        if name == "MLST":
+            return "200 MLST OPTS type;size;modify;perm;"
+        return f"501 Option {name[:20]!r} not understood."
+
+    def ftp_SYST(self) -> str:
+        return "215 UNIX Type: L8"
+
+    def ftp_HELP(self, arg: str = "") -> None:
+        names = sorted(n[4:] for n in dir(self) if n.startswith("ftp_"))
+        self.sendLine("214-The following commands are recognized:")
+        for i in range(0, len(names), 10):
+            self.sendLine(" " + " ".join(names[i : i + 10]))
+        self.sendLine("214 Help OK.")
+
+    def ftp_NOOP(self) -> str:
+        return "200 NOOP ok."
+
+    def ftp_STAT(self, path: str = "") -> Any:
+        if path:
+            return "504 STAT with a path: use LIST or MLST."
+        self.sendLine("211-portsuite FTP server status:")
+        self.sendLine(f"     Connected to {self.peer_host}")
+        self.sendLine(f"     Logged in as {self.user}")
+        self.sendLine(f"     TYPE: {'BINARY' if self.binary else 'ASCII'}")
+        self.sendLine("211 End of status.")
+        return None
+
+    def ftp_ALLO(self, arg: str = "") -> str:
+        return "202 ALLO is not needed here."
+
+    def ftp_QUIT(self) -> None:
+        self.sendLine("221 Goodbye.")
+        self.transport.loseConnection()
+        self.disconnected = True
+
+    # -- paths ------------------------------------------------------------------------
+
+    def _segments(self, path: str) -> list[str]:
+        if "\0" in path:
+            raise Reply("501 A path cannot contain NUL.")
+        try:
+            return toSegments(self.workingDirectory, path)
+        except InvalidPath:
+            raise Reply(f"550 {path[:200]}: No such file or directory.") from None
+
+    def _show(self, segments: list[str]) -> str:
+        return "/" + "/".join(segments)
+
+    def ftp_PWD(self) -> str:
+        return f'257 "{_quote(self._show(self.workingDirectory))}" is the current directory.'
+
+    def ftp_CWD(self, path: str) -> Any:
+        segs = self._segments(path)
+        d = self.shell.access(segs)
+        d.addCallback(lambda _: setattr(self, "workingDirectory", segs))
+        d.addCallback(lambda _: "250 Directory successfully changed.")
+        d.addErrback(lambda f: f"550 {path[:200]}: Failed to change directory.")
+        return d
+
+    def ftp_XPWD(self) -> str:
+        return self.ftp_PWD()
+
+    def ftp_XCUP(self) -> Any:
+        return self.ftp_CDUP()
+
+    def ftp_SIZE(self, path: str) -> str:
+        segs = self._segments(path)
+        try:
+            p, st = self.shell.stat_entry(segs)
+        except Exception as e:
+            return _path_reply(e, path)
+        if not p.isfile():
+            return f"550 {path[:200]}: not a plain file."
+        return f"213 {st.st_size}"
+
+    def ftp_MDTM(self, path: str) -> str:
+        segs = self._segments(path)
+        try:
+            p, st = self.shell.stat_entry(segs)
+        except Exception as e:
+            return _path_reply(e, path)
+        if not p.isfile():
+            return f"550 {path[:200]}: not a plain file."
+        return "213 " + time.strftime("%Y%m%d%H%M%S", time.gmtime(st.st_mtime))
+
+    def ftp_MLST(self, path: str = "") -> Any:
+        segs = self._segments(path)
+        try:
+            p, st = self.shell.stat_entry(segs)
+        except Exception as e:
+            return _path_reply(e, path)
+        facts = mlsx_facts(st, None, self.shell.writable)
+        self.sendLine(f"250-Listing {path or self._show(segs)}")
+        self.sendLine(f" {facts} {self._show(segs)}")
+        self.sendLine("250 End.")
+        return None
+
+    def ftp_MKD(self, path: str) -> Any:
+        segs = self._segments(path)
+        d = self.shell.makeDirectory(segs)
+        d.addCallback(lambda _: f'257 "{_quote(self._show(segs))}" created.')
+        return d
+
+    def ftp_XMKD(self, path: str) -> Any:
+        return self.ftp_MKD(path)
+
+    def ftp_RMD(self, path: str) -> Any:
+        segs = self._segments(path)
+        d = self.shell.removeDirectory(segs)
+        d.addCallback(lambda _: "250 Remove directory operation successful.")
+        return d
+
+    def ftp_XRMD(self, path: str) -> Any:
+        return self.ftp_RMD(path)
+
+    def ftp_DELE(self, path: str) -> Any:
+        segs = self._segments(path)
+        d = self.shell.removeFile(segs)
+        d.addCallback(lambda _: "250 Delete operation successful.")
+        return d
+
+    def ftp_RNFR(self, path: str) -> Any:
+        segs = self._segments(path)
+        if not self.shell.writable:
+            return "550 Permission denied: read-only access."
+        try:
+            self.shell.stat_entry(segs)
+        except Exception as e:
+            return _path_reply(e, path)
+        self._fromName = path
+        self.state = self.RENAMING
+        return "350 Ready for RNTO."
+
+    def ftp_RNTO(self, path: str) -> Any:
+        if self.state != self.RENAMING or self._fromName is None:
+            return "503 RNFR required first."
+        fromName, self._fromName = self._fromName, None
+        self.state = self.AUTHED
+        src = self._segments(fromName)
+        dst = self._segments(path)
+        d = self.shell.rename(src, dst)
+        d.addCallback(lambda _: "250 Rename successful.")
+        return d
+
+    def ftp_REST(self, offset: str) -> str:
+        if not offset.isdigit() or len(offset) > 18:
+            return "501 REST needs a byte offset (a whole number)."
+        self._rest = int(offset)
+        return f"350 Restart position accepted ({self._rest})."
+
+    # -- data connections ----------------------------------------------------------------
+
+    def _new_channel(
+        self, mode: str, client_host: str, client_port: int | None = None
+    ) -> DataChannel:
+        if self.channel is not None:
+            self.channel.close()
+        ch = DataChannel(
+            self,
+            mode,
+            self.factory.reactor,
+            client_host,
+            self.factory.data_timeout,
+            client_port,
+        )
+        self.channel = ch
+        self.channels.append(ch)
+        return ch
+
+    def _listen(self, mode: str) -> DataChannel | str:
+        ch = self._new_channel(mode, self.peer_host)
+        try:
+            ch.listen(self.factory.passive_ports(), self.local_host)
+        except error.CannotListenError:
+            ch.problem = "no passive port free"
+            ch.close()
+            self.channel = None
+            lo, hi = self.factory.passive_range or (0, 0)
+            log.warn(
+                "{service}: {peer}: every passive port ({lo}-{hi}) is in use",
+                service=self.service_name,
+                peer=self.peer_host,
+                lo=lo,
+                hi=hi,
+            )
+            return f"425 No passive port free ({lo}-{hi} all in use); try again later."
+        return ch
+
+    def ftp_PASV(self) -> str:
+        if self._epsvAll:
+            return "503 PASV not allowed after EPSV ALL."
+        host = self.local_host
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return "502 PASV needs an IPv4 control connection; use EPSV."
+        if isinstance(addr, ipaddress.IPv6Address):
+            if addr.ipv4_mapped is None:
+                return "502 PASV is IPv4 only; use EPSV on IPv6."
+            addr = addr.ipv4_mapped
+        ch = self._listen("passive")
+        if isinstance(ch, str):
+            return ch
+        port = ch.server_port or 0
+        p1, p2 = divmod(port, 256)
+        numbers = ",".join(str(addr).split(".") + [str(p1), str(p2)])
+        self.sendLine(f"227 Entering Passive Mode ({numbers}).")
+        self.annotate(
+            f"227: data port = {p1}×256 + {p2} = {port}; the client opens a second TCP "
+            f"connection to {addr}:{port} for the next transfer"
+        )
+        return None  # type: ignore[return-value]
+
+    def ftp_EPSV(self, protocol: str = "") -> str:
+        if protocol.upper() == "ALL":
+            self._epsvAll = True
+            return "200 EPSV ALL ok: only EPSV from now on."
+        v6 = ":" in self.local_host and not self.local_host.startswith("::ffff:")
+        if protocol:
+            if protocol not in ("1", "2"):
+                return "522 Network protocol not supported, use (1,2)"
+            if (protocol == "2") != v6:
+                return f"522 Network protocol not supported, use ({'2' if v6 else '1'})"
+        ch = self._listen("passive")
+        if isinstance(ch, str):
+            return ch
+        self.sendLine(f"229 Entering Extended Passive Mode (|||{ch.server_port}|).")
+        self.annotate(
+            f"229: data port = {ch.server_port}; the client opens a second TCP connection "
+            f"to the same server address on that port"
+        )
+        return None  # type: ignore[return-value]
+
+    def _active(self, host: str, port: int, how: str) -> str:
+        if not same_host(host, self.peer_host):
+            log.warn(
+                "{service}: {peer}: {how} to {host}:{port} refused (FTP bounce)",
+                service=self.service_name,
+                peer=self.peer_host,
+                how=how,
+                host=host,
+                port=port,
+            )
+            return (
+                f"504 {how} to {host} refused: only your own address ({self.peer_host}) "
+                f"is allowed (no FTP bounce, RFC 2577)."
+            )
+        if port < 1024:
+            return f"504 {how} to port {port} refused: use a port of 1024 or more (RFC 2577)."
+        self._new_channel("active", self.peer_host, port)
+        return ""
+
+    def ftp_PORT(self, address: str) -> str:
+        if self._epsvAll:
+            return "503 PORT not allowed after EPSV ALL."
+        parts = address.strip().split(",")
+        if len(parts) != 6 or not all(p.strip().isdigit() and int(p) < 256 for p in parts):
+            return "501 PORT needs h1,h2,h3,h4,p1,p2 (six numbers 0-255)."
+        n = [int(p) for p in parts]
+        host = ".".join(map(str, n[:4]))
+        port = n[4] * 256 + n[5]
+        problem = self._active(host, port, "PORT")
+        if problem:
+            return problem
+        self.annotate(
+            f"PORT: data port = {n[4]}×256 + {n[5]} = {port}; the server will connect to "
+            f"the client at {host}:{port} for the next transfer"
+        )
+        return "200 PORT command successful. Consider using PASV."
+
+    def ftp_EPRT(self, extended: str) -> str:
+        if self._epsvAll:
+            return "503 EPRT not allowed after EPSV ALL."
+        try:
+            proto, host, port = tftp.decodeExtendedAddress(extended)
+            ip = ipaddress.ip_address(host)
+        except (ValueError, TypeError):
+            return "501 EPRT needs |1|h.h.h.h|port| or |2|v6::addr|port|."
+        if proto not in (1, 2) or (proto == 2) != isinstance(ip, ipaddress.IPv6Address):
+            return "522 Network protocol not supported, use (1,2)"
+        if not 0 < port < 65536:
+            return "501 EPRT port must be 1-65535."
+        problem = self._active(str(ip), port, "EPRT")
+        if problem:
+            return problem
+        self.annotate(f"EPRT: the server will connect to the client at {host} port {port}")
+        return "200 EPRT command successful. Consider using EPSV."
+
+    def _transfer(self, command: str, start: Any, on_nodata: Any = None) -> Any:
+        """
+        Run a transfer on the channel set up by PASV/EPSV/PORT/EPRT: wait for the data
+        connection, then C{start(conn, channel)} which sends the 150 line and returns a
+        Deferred of the final reply.
+        """
+        ch, self.channel = self.channel, None
+        if ch is None or ch.state in ("failed", "closed"):
+            if on_nodata is not None:
+                on_nodata()
+            return "425 Use PORT, PASV, EPRT or EPSV first."
+        ch.command = command
+        self.busy = ch
+        if ch.mode == "active":
+            ch.connect(self.local_host)
+        self.setTimeout(None)
+        d = ch.ready()
+
+        def go(conn: Any) -> Any:
+            self.annotate(
+                f"data connection {ch.as_dict()['client']} ⇄ {ch.as_dict()['server']} "
+                f"opened ({ch.mode}) for {command}"
+            )
+            ch.stall_timer(self.factory.idle_timeout)
+            return start(conn, ch)
+
+        def nodata(failure: Any) -> str:
+            if on_nodata is not None:
+                on_nodata()
+            ch.close()
+            return f"425 Can't open data connection: {ch.problem or 'failed'}."
+
+        def done(result: Any) -> Any:
+            self.busy = None
+            if isinstance(result, Failure):
+                ch.close()
+                if on_nodata is not None:
+                    on_nodata()
+            if ch.state == "closed":
+                self.annotate(
+                    f"data connection port {ch.server_port} closed after {ch.bytes} bytes"
+                )
+            if not self.disconnected:
+                self.setTimeout(self.factory.idle_timeout)
+            return result
+
+        d.addCallbacks(go, nodata)
+        d.addBoth(done)
+        return d
+
+    def _listing_path(self, arg: str) -> str:
+        # ls-style flags some clients send: LIST -la, LIST -a /pub
+        words = arg.split(" ")
+        while words and words[0].startswith("-"):
+            words.pop(0)
+        return " ".join(words)
+
+    def _send_bytes(self, data: bytes, opening: str) -> Any:
+        def start(conn: Any, ch: DataChannel) -> Any:
+            self.sendLine(opening)
+            ch.bytes += len(data)
+            conn.transport.write(data)
+            conn.transport.loseConnection()
+            return ch.finished.addCallback(
+                lambda clean: (
+                    "226 Directory send OK."
+                    if clean
+                    else "426 Connection closed; transfer aborted."
+                )
+            )
+
+        return start
+
+    def ftp_LIST(self, path: str = "") -> Any:
+        arg = self._listing_path(path)
+        segs = self._segments(arg)
+        try:
+            entries = list(self.shell.entries(segs))
+        except Exception as e:
+            self._drop_channel()
+            return _path_reply(e, arg)
+        now = time.time()
+        lines = [list_line(_fs(name), st, now) + b"\r\n" for name, _p, st in entries]
+        return self._transfer(
+            f"LIST {arg}".strip(),
+            self._send_bytes(b"".join(lines), "150 Here comes the directory listing."),
+        )
+
+    def ftp_NLST(self, path: str = "") -> Any:
+        arg = self._listing_path(path)
+        glob = None
+        segs = self._segments(arg)
+        if segs and any(c in segs[-1] for c in "*?["):
+            glob = segs.pop()
+        try:
+            entries = list(self.shell.entries(segs))
+        except Exception as e:
+            self._drop_channel()
+            return _path_reply(e, arg)
+        names = [n for n, _p, _st in entries if glob is None or fnmatch.fnmatch(n, glob)]
+        data = b"".join(_fs(n) + b"\r\n" for n in names)
+        return self._transfer(
+            f"NLST {arg}".strip(), self._send_bytes(data, "150 Here comes the directory listing.")
+        )
+
+    def ftp_MLSD(self, path: str = "") -> Any:
+        segs = self._segments(path)
+        try:
+            p, st = self.shell.stat_entry(segs)
+            if not p.isdir():
+                self._drop_channel()
+                return f"501 {path[:200]}: not a directory (MLSD lists folders; use MLST)."
+            entries = list(self.shell.entries(segs))
+        except Exception as e:
+            self._drop_channel()
+            return _path_reply(e, path)
+        w = self.shell.writable
+        lines = [f"{mlsx_facts(st, 'cdir', w)} .\r\n".encode()]
+        lines += [
+            mlsx_facts(est, None, w).encode() + b" " + _fs(n) + b"\r\n" for n, _p, est in entries
+        ]
+        return self._transfer(
+            f"MLSD {path}".strip(),
+            self._send_bytes(b"".join(lines), "150 Here comes the directory listing."),
+        )
+
+    def _drop_channel(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+
+    def ftp_RETR(self, path: str) -> Any:
+        segs = self._segments(path)
+        offset, self._rest = self._rest, 0
+        try:
+            f = self.shell.open_read(segs, offset)
+        except Exception as e:
+            self._drop_channel()
+            return _path_reply(e, path)
+        import os
+
+        size = os.fstat(f.fileno()).st_size
+        if offset > size:
+            f.close()
+            self._drop_channel()
+            return f"554 REST {offset} is past the end of {path[:200]} ({size} bytes)."
+        binary = self.binary
+        name = self._show(segs)
+
+        def start(conn: Any, ch: DataChannel) -> Any:
+            mode = "BINARY" if binary else "ASCII"
+            left = f", from byte {offset}" if offset else ""
+            self.sendLine(
+                f"150 Opening {mode} mode data connection for {name} ({size} bytes{left})."
+            )
+            sender = FileSender(f, conn, SEND_CHUNK, ascii=not binary)
+            sender.start()
+
+            def finished(clean: bool) -> str:
+                sender.stopProducing()
+                if sender.ok and clean:
+                    return "226 Transfer complete."
+                return "426 Connection closed; transfer aborted."
+
+            return ch.finished.addCallback(finished)
+
+        return self._transfer(f"RETR {name}", start, on_nodata=f.close)
+
+    def ftp_STOR(self, path: str) -> Any:
+        offset, self._rest = self._rest, 0
+        return self._store(path, offset or None, append=False)
+
+    def ftp_APPE(self, path: str) -> Any:
+        self._rest = 0
+        return self._store(path, None, append=True)
+
+    def _store(self, path: str, offset: int | None, append: bool) -> Any:
+        segs = self._segments(path)
+        limit = self.factory.max_upload
+        try:
+            up = self.shell.open_write(segs, offset, append)
+        except Exception as e:
+            self._drop_channel()
+            return _path_reply(e, path)
+        if limit and up.start > limit:
+            up.abort()
+            self._drop_channel()
+            return f"552 {path[:200]} is already over max_upload ({limit} bytes)."
+        binary = self.binary
+        name = self._show(segs)
+        verb = "APPE" if append else "STOR"
+
+        def start(conn: Any, ch: DataChannel) -> Any:
+            self.sendLine("150 Ok to send data.")
+            state: dict[str, Any] = {"over": False, "error": None}
+
+            def sink(data: bytes) -> None:
+                if state["over"] or state["error"]:
+                    return
+                if not binary:
+                    data = data.replace(b"\r\n", b"\n")
+                if limit and up.size + len(data) > limit:
+                    state["over"] = True
+                    up.abort()
+                    conn.transport.abortConnection()
+                    return
+                try:
+                    up.write(data)
+                except OSError as e:
+                    state["error"] = e
+                    up.abort()
+                    conn.transport.abortConnection()
+
+            ch.receive_into(sink)
+
+            def finished(clean: bool) -> str:
+                if state["over"]:
+                    log.info(
+                        "{service}: {peer}: upload of {name} over max_upload, dropped",
+                        service=self.service_name,
+                        peer=self.peer_host,
+                        name=name,
+                    )
+                    return (
+                        f"552 Exceeded storage allocation: {name} is over max_upload "
+                        f"({limit} bytes); nothing kept."
+                    )
+                if state["error"] is not None:
+                    return f"451 Cannot write {name}: {state['error'].strerror}; nothing kept."
+                if clean:
+                    try:
+                        up.commit()
+                    except OSError as e:
+                        up.abort()
+                        return f"451 Cannot save {name}: {e.strerror}."
+                    return "226 Transfer complete."
+                up.abort()
+                return "426 Connection closed; transfer aborted; nothing kept."
+
+            return ch.finished.addCallback(finished)
+
+        return self._transfer(f"{verb} {name}", start, on_nodata=up.abort)
+
+    def ftp_ABOR(self) -> str:
+        if self.channel is not None:
+            self._drop_channel()
+        return "225 No transfer to abort."
+
+
+def _fs(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
+
+
+class FTPServer(ServerFactory):
+    """The factory of one ftp service: settings, sessions, the login-failure table."""
+
+    protocol = FTPSession
+    noisy = False
+
+    def __init__(
+        self,
+        name: str,
+        reactor: Any,
+        portal: Any,
+        *,
+        anonymous: bool,
+        passive_range: tuple[int, int] | None,
+        max_upload: int | None,
+        data_timeout: float,
+        idle_timeout: float,
+        login_delay: float = LOGIN_DELAY,
+    ):
+        self.name = name
+        self.reactor = reactor
+        self.portal = portal
+        self.anonymous = anonymous
+        self.passive_range = passive_range
+        self.max_upload = max_upload
+        self.data_timeout = data_timeout
+        self.idle_timeout = idle_timeout
+        self.login_delay = login_delay
+        self.sessions: dict[int, FTPSession] = {}
+        self.ended: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_SESSIONS)
+        self.failures: collections.OrderedDict[str, collections.deque[float]] = (
+            collections.OrderedDict()
+        )
+        self._rand = random.Random()
+
+    def buildProtocol(self, addr: Any) -> FTPSession:
+        p = FTPSession()
+        p.factory = self
+        return p
+
+    def passive_ports(self) -> list[int]:
+        """The passive range from a random start (so sessions spread over it), or [0]."""
+        if self.passive_range is None:
+            return [0]
+        lo, hi = self.passive_range
+        ports = list(range(lo, hi + 1))
+        k = self._rand.randrange(len(ports))
+        return ports[k:] + ports[:k]
+
+    # -- wrong passwords -------------------------------------------------------------
+
+    def refused_for(self, host: str) -> float:
+        """Seconds this address is still shut out for (0 if it is not)."""
+        times = self.failures.get(host)
+        if times is None or len(times) < MAX_FAILURES:
+            return 0.0
+        left = times[0] + FAILURE_WINDOW - self.reactor.seconds()
+        return max(0.0, left)
+
+    def login_failed(self, host: str) -> bool:
+        """Count a wrong password; True when the address is now shut out."""
+        times = self.failures.pop(host, None)
+        if times is None:
+            times = collections.deque(maxlen=MAX_FAILURES)
+        now = self.reactor.seconds()
+        while times and now - times[0] > FAILURE_WINDOW:
+            times.popleft()
+        times.append(now)
+        self.failures[host] = times
+        while len(self.failures) > FAILURE_HOSTS:
+            self.failures.popitem(last=False)
+        return self.refused_for(host) > 0
+
+    # -- the dashboard -------------------------------------------------------------------
+
+    def session_ended(self, s: FTPSession) -> None:
+        if self.sessions.pop(id(s), None) is not None:
+            self.ended.append(self._session_dict(s, open_=False))
+
+    def _session_dict(self, s: FTPSession, open_: bool = True) -> dict[str, Any]:
+        now = self.reactor.seconds()
+        host = s.peer_host
+        peer = s.transport.getPeer() if (open_ and s.transport is not None) else None
+        return {
+            "client": f"[{host}]:{peer.port}"
+            if peer and ":" in host
+            else (f"{host}:{peer.port}" if peer else host),
+            "user": s.user,
+            "cwd": "/" + "/".join(s.workingDirectory),
+            "open": open_,
+            "seconds": round(now - s.since, 3),
+            "data_connections": [ch.as_dict() for ch in s.channels],
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.name,
+            "passive_ports": list(self.passive_range) if self.passive_range else None,
+            "sessions": [self._session_dict(s) for s in list(self.sessions.values())],
+            "recent": list(self.ended),
+        }

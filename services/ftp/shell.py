@@ -1,0 +1,396 @@
+"""
+The files an FTP user sees: a jail (C{root} for anonymous, C{homes/NAME} for an
+account) that no path, C{..}, absolute path or symlink leaves.
+
+L{JailShell} is an C{IFTPShell} (twisted.protocols.ftp) built on Twisted's
+C{FTPShell}: segments come from C{toSegments} (which already refuses C{..} above the
+root), then every path is resolved with C{realpath} and must still be inside the
+jail's real path, so a symlink pointing out is refused like a missing file.
+Uploads go to a temporary name in the same folder and are renamed when complete.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat as statmod
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from twisted.cred import checkers
+from twisted.cred.portal import IRealm
+from twisted.internet import defer
+from twisted.protocols.ftp import (
+    AnonUserDeniedError,
+    FileNotFoundError,
+    FTPShell,
+    IFTPShell,
+    IsADirectoryError,
+    PermissionDeniedError,
+    errnoToFailure,
+)
+from twisted.python.filepath import FilePath, InsecurePath
+from zope.interface import implementer
+
+TEMP_PREFIX = ".portsuite-upload-"
+READ_CHUNK = 256 * 1024
+
+
+class Escape(Exception):
+    """A path that would leave the jail."""
+
+
+class Jail:
+    """A folder no path leaves; C{resolve} is the one gate."""
+
+    def __init__(self, root: FilePath):
+        self.root = root
+        self.real = os.path.realpath(root.path)
+
+    def inside(self, real: str) -> bool:
+        return real == self.real or real.startswith(self.real + os.sep)
+
+    def resolve(self, segments: list[str]) -> FilePath:
+        for seg in segments:
+            if "\0" in seg or "/" in seg or seg in ("..", "."):
+                raise Escape(seg)
+        try:
+            p = self.root.descendant(segments) if segments else self.root
+        except InsecurePath:
+            raise Escape("/".join(segments)) from None
+        if not self.inside(os.path.realpath(p.path)):
+            raise Escape("/".join(segments))
+        return p
+
+
+def _fail(segments: list[str], e: BaseException) -> defer.Deferred[Any]:
+    name = "/".join(segments)
+    if isinstance(e, Escape):
+        # what lies outside does not exist, as far as the client can tell
+        return defer.fail(FileNotFoundError(name))
+    if isinstance(e, OSError) and e.errno is not None:
+        if e.errno == errno.ENAMETOOLONG:
+            return defer.fail(FileNotFoundError(name))
+        return errnoToFailure(e.errno, name)
+    return defer.fail(e)
+
+
+def mode_string(st: os.stat_result) -> str:
+    return statmod.filemode(st.st_mode)
+
+
+def list_line(name: bytes, st: os.stat_result, now: float) -> bytes:
+    """One C{ls -l} line, as every FTP client parses it (owner and group hidden)."""
+    mtime = time.gmtime(st.st_mtime)
+    if abs(now - st.st_mtime) < 180 * 86400:
+        when = time.strftime("%b %d %H:%M", mtime)
+    else:
+        when = time.strftime("%b %d  %Y", mtime)
+    size = st.st_size if not statmod.S_ISDIR(st.st_mode) else 4096
+    head = f"{mode_string(st)} {st.st_nlink:>3} ftp      ftp      {size:>12} {when} "
+    return head.encode("ascii") + name
+
+
+def mlsx_facts(st: os.stat_result, kind: str | None, writable: bool) -> str:
+    """RFC 3659 facts: C{type=file;size=12;modify=20261201040000;perm=r;}."""
+    is_dir = statmod.S_ISDIR(st.st_mode)
+    if kind is None:
+        kind = "dir" if is_dir else "file"
+    modify = time.strftime("%Y%m%d%H%M%S", time.gmtime(st.st_mtime))
+    if is_dir:
+        perm = "elcmfp" if writable else "el"
+        return f"type={kind};modify={modify};perm={perm};"
+    perm = "radfw" if writable else "r"
+    return f"type={kind};size={st.st_size};modify={modify};perm={perm};"
+
+
+@implementer(IFTPShell)
+class JailShell(FTPShell):
+    """
+    An C{IFTPShell} jailed in one folder; read-only unless C{writable}.
+
+    Methods take segments (from C{toSegments}) and return Deferreds, as
+    C{IFTPShell} says; the portsuite protocol also uses L{open_read},
+    L{open_write}, L{entries} and L{stat_entry} for REST, APPE, MLSD and the
+    upload limit.
+    """
+
+    def __init__(self, root: FilePath, writable: bool):
+        FTPShell.__init__(self, root)
+        self.jail = Jail(root)
+        self.writable = writable
+
+    # -- the gate ---------------------------------------------------------------
+
+    def _path(self, path: list[str]) -> FilePath:
+        return self.jail.resolve(path)
+
+    def _deny_write(self) -> defer.Deferred[Any] | None:
+        if not self.writable:
+            return defer.fail(AnonUserDeniedError())
+        return None
+
+    # -- IFTPShell ---------------------------------------------------------------
+
+    def access(self, path: list[str]) -> defer.Deferred[Any]:
+        try:
+            p = self._path(path)
+            if not p.isdir():
+                return defer.fail(FileNotFoundError("/".join(path)))
+            os.listdir(p.path)
+        except Exception as e:
+            return _fail(path, e)
+        return defer.succeed(None)
+
+    def stat(self, path: list[str], keys: Any = ()) -> defer.Deferred[Any]:
+        try:
+            p = self._path(path)
+            if not p.exists():
+                return defer.fail(FileNotFoundError("/".join(path)))
+            return defer.succeed(self._statNode(p, keys))
+        except Exception as e:
+            return _fail(path, e)
+
+    def list(self, path: list[str], keys: Any = ()) -> defer.Deferred[Any]:
+        try:
+            out = []
+            for name, p, _st in self.entries(path):
+                out.append((name, self._statNode(p, keys) if keys else []))
+            return defer.succeed(out)
+        except Exception as e:
+            return _fail(path, e)
+
+    def makeDirectory(self, path: list[str]) -> defer.Deferred[Any]:
+        denied = self._deny_write()
+        if denied is not None:
+            return denied
+        try:
+            os.mkdir(self._path(path).path, 0o755)
+        except Exception as e:
+            return _fail(path, e)
+        return defer.succeed(None)
+
+    def removeDirectory(self, path: list[str]) -> defer.Deferred[Any]:
+        denied = self._deny_write()
+        if denied is not None:
+            return denied
+        if not path:
+            return defer.fail(PermissionDeniedError("/"))
+        try:
+            p = self._path(path)
+            if os.path.islink(p.path) or not p.isdir():
+                return defer.fail(FileNotFoundError("/".join(path)))
+            os.rmdir(p.path)
+        except Exception as e:
+            return _fail(path, e)
+        return defer.succeed(None)
+
+    def removeFile(self, path: list[str]) -> defer.Deferred[Any]:
+        denied = self._deny_write()
+        if denied is not None:
+            return denied
+        try:
+            p = self._path(path)
+            if p.isdir():
+                return defer.fail(IsADirectoryError("/".join(path)))
+            os.unlink(p.path)
+        except Exception as e:
+            return _fail(path, e)
+        return defer.succeed(None)
+
+    def rename(self, fromPath: list[str], toPath: list[str]) -> defer.Deferred[Any]:
+        denied = self._deny_write()
+        if denied is not None:
+            return denied
+        if not fromPath or not toPath:
+            return defer.fail(PermissionDeniedError("/"))
+        try:
+            src = self._path(fromPath)
+            dst = self._path(toPath)
+            if not os.path.lexists(src.path):
+                return defer.fail(FileNotFoundError("/".join(fromPath)))
+            os.rename(src.path, dst.path)
+        except Exception as e:
+            return _fail(fromPath, e)
+        return defer.succeed(None)
+
+    def openForReading(self, path: list[str]) -> defer.Deferred[Any]:
+        try:
+            return defer.succeed(self.open_read(path, 0))
+        except Exception as e:
+            return _fail(path, e)
+
+    def openForWriting(self, path: list[str]) -> defer.Deferred[Any]:
+        denied = self._deny_write()
+        if denied is not None:
+            return denied
+        try:
+            return defer.succeed(self.open_write(path))
+        except Exception as e:
+            return _fail(path, e)
+
+    # -- what the portsuite protocol uses directly (raise instead of Deferreds) ----
+
+    def visible(self, name: str) -> bool:
+        return not name.startswith(TEMP_PREFIX)
+
+    def entries(self, path: list[str]) -> Iterator[tuple[str, FilePath, os.stat_result]]:
+        """(name, FilePath, stat) of a folder's visible entries, or of one file."""
+        p = self._path(path)
+        if p.isdir():
+            names = sorted(os.listdir(p.path))
+            for name in names:
+                if not self.visible(name):
+                    continue
+                child = p.child(name)
+                try:
+                    real = os.path.realpath(child.path)
+                    if not self.jail.inside(real):
+                        continue  # a symlink pointing out is not shown
+                    st = os.stat(child.path)
+                except OSError:
+                    continue
+                yield name, child, st
+        elif p.isfile():
+            yield p.basename(), p, os.stat(p.path)
+        else:
+            raise FileNotFoundError("/".join(path))
+
+    def stat_entry(self, path: list[str]) -> tuple[FilePath, os.stat_result]:
+        p = self._path(path)
+        return p, os.stat(p.path)
+
+    def open_read(self, path: list[str], offset: int) -> Any:
+        p = self._path(path)
+        if p.isdir():
+            raise IsADirectoryError("/".join(path))
+        f = open(p.path, "rb")  # noqa: SIM115  (closed by the sender)
+        try:
+            if not statmod.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise FileNotFoundError("/".join(path))
+            if offset:
+                f.seek(offset)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def open_write(
+        self, path: list[str], offset: int | None = None, append: bool = False
+    ) -> Upload:
+        if not self.writable:
+            raise AnonUserDeniedError()
+        if not path:
+            raise IsADirectoryError("/")
+        p = self._path(path)
+        if p.isdir():
+            raise IsADirectoryError("/".join(path))
+        if not p.parent().isdir():
+            raise FileNotFoundError("/".join(path))
+        if append or offset:
+            return Upload.in_place(p.path, offset, append)
+        return Upload.fresh(p.path)
+
+
+class Upload:
+    """
+    One file being received. A new file is written under a temporary name in the
+    same folder (hidden from listings) and renamed over the target when complete,
+    so an interrupted upload never leaves a file that looks complete. REST + STOR
+    and APPE continue the existing file in place (resuming is what they are for);
+    on failure it is cut back to its size before the transfer.
+    """
+
+    def __init__(self, target: str, fd: int, temp: str | None, start: int):
+        self.target = target
+        self.fd = fd
+        self.temp = temp
+        self.start = start
+        self.size = start  # the file's size once this transfer's bytes are in
+        self.closed = False
+
+    @classmethod
+    def fresh(cls, target: str) -> Upload:
+        folder, name = os.path.split(target)
+        temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"[:255])
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        return cls(target, fd, temp, 0)
+
+    @classmethod
+    def in_place(cls, target: str, offset: int | None, append: bool) -> Upload:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if append:
+                start = size
+            else:
+                start = min(offset or 0, size)
+                os.ftruncate(fd, start)
+            os.lseek(fd, start, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(target, fd, None, start)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.size += len(data)
+
+    def commit(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        os.close(self.fd)
+        if self.temp is not None:
+            os.replace(self.temp, self.target)
+
+    def abort(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.temp is None:
+                os.ftruncate(self.fd, self.start)
+        finally:
+            os.close(self.fd)
+            if self.temp is not None:
+                try:
+                    os.unlink(self.temp)
+                except OSError:
+                    pass
+
+
+@implementer(IRealm)
+class Realm:
+    """
+    Anonymous gets a read-only view of C{root}; an account gets C{homes/NAME},
+    read-write (created on first login). Without C{homes}, accounts get C{root}
+    read-only too.
+    """
+
+    def __init__(self, root: FilePath, homes: FilePath | None):
+        self.root = root
+        self.homes = homes
+
+    def home(self, name: str) -> FilePath:
+        assert self.homes is not None
+        home = self.homes.child(name)
+        if not home.isdir():
+            os.makedirs(home.path, 0o755, exist_ok=True)
+        return home
+
+    def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> Any:
+        if IFTPShell not in interfaces:
+            raise NotImplementedError("only IFTPShell")
+        if avatarId is checkers.ANONYMOUS or self.homes is None:
+            shell = JailShell(self.root, writable=False)
+            shell.user = "anonymous" if avatarId is checkers.ANONYMOUS else avatarId
+        else:
+            shell = JailShell(self.home(avatarId), writable=True)
+            shell.user = avatarId
+        return IFTPShell, shell, lambda: None
