@@ -605,7 +605,8 @@ class FTPSession(FTP):
         if self._epsvAll:
             return "503 EPRT not allowed after EPSV ALL."
         try:
-            proto, host, port = tftp.decodeExtendedAddress(extended)
+            proto_text, host, port = tftp.decodeExtendedAddress(extended)
+            proto = int(proto_text)
             ip = ipaddress.ip_address(host)
         except (ValueError, TypeError):
             return "501 EPRT needs |1|h.h.h.h|port| or |2|v6::addr|port|."
