@@ -610,8 +610,11 @@ class FTPSession(FTP):
             ip = ipaddress.ip_address(host)
         except (ValueError, TypeError):
             return "501 EPRT needs |1|h.h.h.h|port| or |2|v6::addr|port|."
+        v6 = ":" in self.peer_host and not self.peer_host.startswith("::ffff:")
         if proto not in (1, 2) or (proto == 2) != isinstance(ip, ipaddress.IPv6Address):
             return "522 Network protocol not supported, use (1,2)"
+        if (proto == 2) != v6:
+            return f"522 Network protocol not supported, use ({'2' if v6 else '1'})"
         if not 0 < port < 65536:
             return "501 EPRT port must be 1-65535."
         problem = self._active(str(ip), port, "EPRT")

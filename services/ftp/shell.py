@@ -35,7 +35,7 @@ from twisted.python.filepath import FilePath, InsecurePath
 from zope.interface import implementer
 
 TEMP_PREFIX = ".portsuite-upload-"
-READ_CHUNK = 256 * 1024
+MAX_NAME = 255 - 32  # bytes of a file name an upload may create (room for the temp prefix)
 
 
 class Escape(Exception):
@@ -284,6 +284,8 @@ class JailShell(FTPShell):
             raise AnonUserDeniedError()
         if not path:
             raise IsADirectoryError("/")
+        if len(os.fsencode(path[-1])) > MAX_NAME:
+            raise OSError(errno.ENAMETOOLONG, f"File name too long (at most {MAX_NAME} bytes)")
         p = self._path(path)
         if p.isdir():
             raise IsADirectoryError("/".join(path))

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ftphelp import PASSWORD
 
 
@@ -53,5 +52,3 @@ def ftp_suite(portsuite: Any, tree: Path) -> Callable[..., Any]:
         return s
 
     return start
-
-

@@ -9,8 +9,13 @@ from typing import Any
 PASSWORD = "wonderland"
 
 
-def login(s: Any, user: str = "anonymous", password: str = "guest@", host: str = "127.0.0.1",
-          passive: bool = True) -> ftplib.FTP:
+def login(
+    s: Any,
+    user: str = "anonymous",
+    password: str = "guest@",
+    host: str = "127.0.0.1",
+    passive: bool = True,
+) -> ftplib.FTP:
     f = ftplib.FTP(timeout=30)
     f.connect(host, s.ftp_port)
     f.login(user, password)

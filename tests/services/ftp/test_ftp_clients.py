@@ -39,7 +39,7 @@ def test_curl_lists_gets_and_puts(ftp_suite: Any, tmp_path: Path) -> None:
     listing = curl(f"{base}/").stdout.decode()
     assert "README.txt" in listing and "pub" in listing
     assert "secret" not in listing and "dir-out" not in listing  # symlinks out are hidden
-    assert curl(f"{base}/README.txt").stdout == "Bonjour ! Hello!\n".encode()
+    assert curl(f"{base}/README.txt").stdout == b"Bonjour ! Hello!\n"
     # the same over PASV (no EPSV) and active mode (PORT)
     assert curl("--disable-epsv", f"{base}/pub/data.bin").stdout == bytes(range(256)) * 400
     assert curl("--ftp-port", "127.0.0.1", f"{base}/README.txt").stdout.startswith(b"Bonjour")
@@ -78,8 +78,7 @@ def test_curl_resumes_a_download_and_an_upload(ftp_suite: Any, tmp_path: Path) -
 def lftp(port: int, script: str, user: str = "anonymous,guest@", host: str = "127.0.0.1") -> str:
     exe = need("lftp")
     settings = (
-        "set net:max-retries 1; set net:timeout 20; set ftp:ssl-allow no; "
-        "set cmd:fail-exit yes; "
+        "set net:max-retries 1; set net:timeout 20; set ftp:ssl-allow no; set cmd:fail-exit yes; "
     )
     proc = subprocess.run(
         [exe, "-u", user, "-p", str(port), "-e", settings + script + "; bye", host],
@@ -111,9 +110,19 @@ def test_lftp_browses_downloads_uploads_and_renames(ftp_suite: Any, tmp_path: Pa
     assert "data.bin" in out
     exe = need("lftp")
     proc = subprocess.run(
-        [exe, "-u", "anonymous,x", "-p", str(s.ftp_port), "-e",
-         f"set net:max-retries 1; set ftp:ssl-allow no; put {src} -o nope.txt; bye", "127.0.0.1"],
-        capture_output=True, timeout=90, check=False,
+        [
+            exe,
+            "-u",
+            "anonymous,x",
+            "-p",
+            str(s.ftp_port),
+            "-e",
+            f"set net:max-retries 1; set ftp:ssl-allow no; put {src} -o nope.txt; bye",
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
     )
     assert proc.returncode != 0 and not (s.tree / "root" / "nope.txt").exists()
 
@@ -176,8 +185,13 @@ def test_classic_ftp_client(ftp_suite: Any, tmp_path: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
     exe = need("ftp")
     s = ftp_suite()
-    child = pexpect.spawn(exe, ["-n", "-p", "127.0.0.1", str(s.ftp_port)], cwd=str(tmp_path),
-                          timeout=30, encoding="utf-8")
+    child = pexpect.spawn(
+        exe,
+        ["-n", "-p", "127.0.0.1", str(s.ftp_port)],
+        cwd=str(tmp_path),
+        timeout=30,
+        encoding="utf-8",
+    )
     try:
         child.expect("220")
         child.expect("ftp> ")
@@ -221,7 +235,7 @@ def test_ipv6(ftp_suite: Any, passive: bool) -> None:
     f = login(s, host="::1", passive=passive)  # ftplib uses EPSV/EPRT on IPv6
     got = io.BytesIO()
     f.retrbinary("RETR README.txt", got.write)
-    assert got.getvalue() == "Bonjour ! Hello!\n".encode()
+    assert got.getvalue() == b"Bonjour ! Hello!\n"
     assert "README.txt" in f.nlst()
     with pytest.raises(ftplib.error_perm, match="^502"):
         f.sendcmd("PASV")  # PASV is IPv4 only
