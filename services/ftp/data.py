@@ -12,6 +12,7 @@ the command it carried and its bytes.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 
 from twisted.internet import defer, error
@@ -22,6 +23,7 @@ from zope.interface import implementer
 
 log = Logger(namespace="portsuite.ftp")
 EARLY_BYTES = 1024 * 1024
+SOCKET_BUFFER = 4 * 1024 * 1024  # kernel buffers of a data connection: fewer wakeups
 
 
 def same_host(a: str, b: str) -> bool:
@@ -44,6 +46,13 @@ class DataConnection(Protocol):
     transport: Any
 
     def connectionMade(self) -> None:
+        try:
+            self.transport.setTcpNoDelay(True)  # the last small segment leaves at once
+            sock = self.transport.getHandle()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+        except (AttributeError, OSError):
+            pass
         self.channel.connected(self)
 
     def dataReceived(self, data: bytes) -> None:

@@ -120,6 +120,7 @@ class FTPSession(FTP):
         self.channels: collections.deque[DataChannel] = collections.deque(maxlen=RECENT_CHANNELS)
         self.service_name = self.factory.name
         self.factory.sessions[id(self)] = self
+        _nodelay(self.transport)  # replies are small and each waits for the next command
         self.setTimeout(self.factory.idle_timeout)
         self.sendLine("220 portsuite FTP server ready.")
 
@@ -146,6 +147,10 @@ class FTPSession(FTP):
 
     def reply(self, key: str, *args: Any) -> None:
         self.sendLine(tftp.RESPONSE[key] % args)
+
+    @property
+    def traced(self) -> bool:
+        return getattr(self.transport, "annotate", None) is not None
 
     def annotate(self, text: str) -> None:
         """A line in this connection's transcript (trace = true), if traced."""
@@ -642,10 +647,12 @@ class FTPSession(FTP):
         d = ch.ready()
 
         def go(conn: Any) -> Any:
-            self.annotate(
-                f"data connection {ch.as_dict()['client']} ⇄ {ch.as_dict()['server']} "
-                f"opened ({ch.mode}) for {command}"
-            )
+            if self.traced:
+                info = ch.as_dict()
+                self.annotate(
+                    f"data connection {info['client']} ⇄ {info['server']} "
+                    f"opened ({ch.mode}) for {command}"
+                )
             ch.stall_timer(self.factory.idle_timeout)
             return start(conn, ch)
 
@@ -661,7 +668,7 @@ class FTPSession(FTP):
                 ch.close()
                 if on_nodata is not None:
                     on_nodata()
-            if ch.state == "closed":
+            if ch.state == "closed" and self.traced:
                 self.annotate(
                     f"data connection port {ch.server_port} closed after {ch.bytes} bytes"
                 )
@@ -870,6 +877,13 @@ class FTPSession(FTP):
         if self.channel is not None:
             self._drop_channel()
         return "225 No transfer to abort."
+
+
+def _nodelay(transport: Any) -> None:
+    try:
+        transport.setTcpNoDelay(True)
+    except (AttributeError, OSError):
+        pass  # not TCP (a unix socket, a test transport)
 
 
 def _fs(name: str) -> bytes:
