@@ -31,7 +31,7 @@ import random
 import time
 from typing import Any
 
-from portsuite_services.ftp.data import DataChannel, FileSender, same_host
+from portsuite_services.ftp.data import DataChannel, FileSender, SendfileSender, same_host
 from portsuite_services.ftp.shell import Escape, list_line, mlsx_facts
 from twisted.cred import credentials
 from twisted.cred import error as cred_error
@@ -55,6 +55,7 @@ MAX_FAILURES = 5  # wrong passwords per client address …
 FAILURE_WINDOW = 300.0  # … within this many seconds, then refused for the rest of it
 FAILURE_HOSTS = 10_000  # addresses remembered at most
 SEND_CHUNK = 256 * 1024
+SENDFILE_CHUNK = 4 * 1024 * 1024
 RECENT_CHANNELS = 8  # data connections kept per session for the dashboard
 RECENT_SESSIONS = 10
 FEATURES = (
@@ -785,7 +786,11 @@ class FTPSession(FTP):
             self.sendLine(
                 f"150 Opening {mode} mode data connection for {name} ({size} bytes{left})."
             )
-            sender = FileSender(f, conn, SEND_CHUNK, ascii=not binary)
+            reactor = self.factory.reactor
+            if binary and SendfileSender.usable(conn, reactor):
+                sender: Any = SendfileSender(f, conn, reactor, SENDFILE_CHUNK)
+            else:
+                sender = FileSender(f, conn, SEND_CHUNK, ascii=not binary)
             sender.start()
 
             def finished(clean: bool) -> str:

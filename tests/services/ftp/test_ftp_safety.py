@@ -383,3 +383,27 @@ def test_upload_names_are_checked(ftp_suite: Any, tmp_path: Path) -> None:
         f.storbinary("STOR " + "n" * 300, io.BytesIO(b"x"))  # name too long
     assert list((s.tree / "homes" / "alice").iterdir()) == []
     f.quit()
+
+
+def test_client_that_drops_a_download_gets_426_and_the_session_goes_on(ftp_suite: Any) -> None:
+    s = ftp_suite()
+    (s.tree / "root" / "big.bin").write_bytes(b"b" * 20_000_000)
+    r = Raw(s.ftp_port)
+    r.login()
+    for _ in range(2):
+        port = _pasv_port(r.cmd("PASV"))
+        data = socket.create_connection(("127.0.0.1", port), timeout=20)
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        assert r.cmd("RETR big.bin").startswith("150")
+        assert data.recv(1000)
+        data.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        data.close()  # RST in the middle of the file
+        assert r.reply().startswith("426")
+    assert r.cmd("NOOP").startswith("200")
+    f = login(s)
+    assert f.size("big.bin") == 20_000_000
+    got = bytearray()
+    f.retrbinary("RETR big.bin", got.extend, rest=19_999_000)
+    assert bytes(got) == b"b" * 1000
+    f.quit()
+    r.close()
