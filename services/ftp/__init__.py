@@ -135,6 +135,15 @@ def build(ctx: ServiceContext) -> FTPServer:
     if opts.get("anonymous", True):
         portal.registerChecker(AllowAnonymousAccess())
     ports = opts.get("passive_ports")
+    options = None
+    if svc.tls is not None:
+        try:
+            options = tls_options(svc.tls)
+        except Exception as e:
+            raise StartupError(
+                f"cannot start [services.{svc.name}]: tls: {e}; check cert and key "
+                f"(portsuite cert makes a pair)"
+            ) from None
     server = FTPServer(
         svc.name,
         ctx.reactor,
@@ -144,9 +153,46 @@ def build(ctx: ServiceContext) -> FTPServer:
         max_upload=opts.get("max_upload"),
         data_timeout=float(opts.get("data_timeout") or 30.0),
         idle_timeout=float(svc.idle_timeout or DEFAULT_IDLE),
+        tls_options=options,
     )
     _publish(ctx, server)
     return server
+
+
+def tls_options(tls: Any) -> Any:
+    """
+    Twisted's server TLS options (TLS >= 1.2) from the service's C{tls = {cert, key,
+    chain}}, for AUTH TLS and PROT P: the files are read with cryptography and handed
+    over as cryptography objects (pyOpenSSL >= 24.3), as the suite's own TLS does.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from twisted.internet import ssl
+
+    key = load_pem_private_key(Path(tls.key).read_bytes(), password=None)
+    pems = Path(tls.cert).read_bytes() + (Path(tls.chain).read_bytes() if tls.chain else b"")
+    certs = x509.load_pem_x509_certificates(pems)
+
+    def build(k: Any, c: Any, chain: list[Any]) -> Any:
+        return ssl.CertificateOptions(
+            privateKey=k,
+            certificate=c,
+            extraCertChain=chain,
+            raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        )
+
+    try:
+        options = build(key, certs[0], certs[1:])
+        options.getContext()
+    except TypeError:  # an older pyOpenSSL: its own objects
+        from OpenSSL import crypto
+
+        options = build(
+            crypto.PKey.from_cryptography_key(key),
+            crypto.X509.from_cryptography(certs[0]),
+            [crypto.X509.from_cryptography(c) for c in certs[1:]],
+        )
+    return options
 
 
 def check(svc: Any) -> list[str]:
@@ -175,5 +221,6 @@ FTP = ServiceType(
     tcp_factory=build,
     refusal=_refusal,
     check=check,
-    rfc="RFC 959",
+    rfc="RFC 959, RFC 4217 (AUTH TLS)",
+    starttls=True,
 )

@@ -255,6 +255,7 @@ class DataChannel:
         self.finished: defer.Deferred[Any] = defer.Deferred()
         self.problem: str | None = None
         self.clean = False  # closed by a FIN after the transfer, not reset or aborted
+        self.tls_options: Any = None  # PROT P: TLS on this data connection
 
     # -- setting up ----------------------------------------------------------------
 
@@ -309,6 +310,10 @@ class DataChannel:
     # -- events ----------------------------------------------------------------------
 
     def connected(self, conn: DataConnection) -> None:
+        if self.tls_options is not None:
+            # PROT P: the client is the TLS client on every data connection (RFC 4217 §7),
+            # whichever side opened it
+            conn.transport.startTLS(self.tls_options, self.mode == "passive")
         self.conn = conn
         self.state = "open"
         peer = conn.transport.getPeer()
@@ -440,6 +445,7 @@ class DataChannel:
             "seconds": round((self.closed_at or now) - self.opened_at, 3),
             "refused": self.refused,
             "problem": self.problem,
+            "tls": self.tls_options is not None,
         }
 
 

@@ -69,7 +69,7 @@ FEATURES = (
     "TVFS",
     "UTF8",
 )
-PUBLIC = {"FEAT", "QUIT", "NOOP", "SYST", "OPTS", "HELP"}
+PUBLIC = {"FEAT", "QUIT", "NOOP", "SYST", "OPTS", "HELP", "AUTH", "PBSZ", "PROT"}
 
 
 class Reply(Exception):
@@ -326,9 +326,51 @@ class FTPSession(FTP):
 
     def ftp_FEAT(self) -> None:
         self.sendLine("211-Features:")
-        for f in FEATURES:
+        features = list(FEATURES)
+        if self.factory.tls_options is not None:
+            features += ["AUTH TLS", "PBSZ", "PROT"]
+        for f in sorted(features):
             self.sendLine(" " + f)
         self.sendLine("211 End")
+
+    # -- FTPS (RFC 4217): AUTH TLS, PBSZ, PROT ------------------------------------------
+
+    tls = False  # the control connection is encrypted
+    protect = False  # PROT P: data connections are encrypted too
+
+    def ftp_AUTH(self, mechanism: str) -> Any:
+        if mechanism.upper() not in ("TLS", "TLS-C", "SSL"):
+            return f"504 AUTH {mechanism[:20]} not supported; use AUTH TLS."
+        if self.factory.tls_options is None:
+            return "502 AUTH TLS not available: this service has no tls certificate."
+        if self.tls:
+            return "503 Already using TLS."
+        self.sendLine("234 AUTH TLS ok; starting TLS.")
+        self.transport.startTLS(self.factory.tls_options)
+        self.tls = True
+        # a new session starts, encrypted: log in again (RFC 4217 §4)
+        self.state = self.UNAUTH
+        self.shell = None
+        self.user = None
+        self.annotate("TLS starts here: from now on the bytes on the wire are encrypted")
+        return None
+
+    def ftp_PBSZ(self, size: str) -> str:
+        if not self.tls:
+            return "503 PBSZ needs AUTH TLS first."
+        return "200 PBSZ=0"
+
+    def ftp_PROT(self, level: str) -> str:
+        if not self.tls:
+            return "503 PROT needs AUTH TLS first."
+        level = level.upper()
+        if level == "P":
+            self.protect = True
+            return "200 Protection level set to P (data connections encrypted)."
+        if level == "C":
+            self.protect = False
+            return "200 Protection level set to C (data connections in clear)."
+        return f"536 PROT {level[:5]} not supported; use P or C."
 
     def ftp_OPTS(self, option: str = "") -> str:
         name, _, value = option.partition(" ")
@@ -502,6 +544,8 @@ class FTPSession(FTP):
             self.factory.data_timeout,
             client_port,
         )
+        if self.protect:
+            ch.tls_options = self.factory.tls_options
         self.channel = ch
         self.channels.append(ch)
         return ch
@@ -913,6 +957,7 @@ class FTPServer(ServerFactory):
         data_timeout: float,
         idle_timeout: float,
         login_delay: float = LOGIN_DELAY,
+        tls_options: Any = None,
     ):
         self.name = name
         self.reactor = reactor
@@ -923,6 +968,7 @@ class FTPServer(ServerFactory):
         self.data_timeout = data_timeout
         self.idle_timeout = idle_timeout
         self.login_delay = login_delay
+        self.tls_options = tls_options  # for AUTH TLS and PROT P; None: no FTPS
         self.sessions: dict[int, FTPSession] = {}
         self.ended: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_SESSIONS)
         self.failures: collections.OrderedDict[str, collections.deque[float]] = (
