@@ -56,6 +56,7 @@ FAILURE_WINDOW = 300.0  # … within this many seconds, then refused for the res
 FAILURE_HOSTS = 10_000  # addresses remembered at most
 SEND_CHUNK = 256 * 1024
 SENDFILE_CHUNK = 4 * 1024 * 1024
+SENDFILE_MIN = 1024 * 1024  # smaller files: one read and one write cost fewer syscalls
 RECENT_CHANNELS = 8  # data connections kept per session for the dashboard
 RECENT_SESSIONS = 10
 FEATURES = (
@@ -177,7 +178,6 @@ class FTPSession(FTP):
             shown = cmd[:20].encode("ascii", "backslashreplace").decode("ascii")
             self.sendLine(f"500 Unknown command {shown!r}.")
             return
-        self.pauseProducing()
 
         def failed(err: Any) -> None:
             if err.check(FTPCmdError):
@@ -212,8 +212,13 @@ class FTPSession(FTP):
         d = defer.maybeDeferred(self.processCommand, cmd, *args)
         d.addCallbacks(succeeded, failed)
         d.addErrback(lambda f: log.failure("{service}: reply", f, service=self.service_name))
-        # LineReceiver must not be resumed from inside lineReceived
-        self.factory.reactor.callLater(0, d.addBoth, resume)
+        if d.called:
+            return  # answered already: the next line may follow at once
+        # the answer comes later (a login, a transfer): read no further command until
+        # then, so replies keep their order and a client cannot queue up work
+        self.pauseProducing()
+        # resumed on a later turn of the reactor, never from inside lineReceived
+        d.addBoth(lambda _: self.factory.reactor.callLater(0, resume, None))
 
     def processCommand(self, cmd: str, *params: str) -> Any:
         method = getattr(self, "ftp_" + cmd)
@@ -831,7 +836,7 @@ class FTPSession(FTP):
                 f"150 Opening {mode} mode data connection for {name} ({size} bytes{left})."
             )
             reactor = self.factory.reactor
-            if binary and SendfileSender.usable(conn, reactor):
+            if binary and size - offset > SENDFILE_MIN and SendfileSender.usable(conn, reactor):
                 sender: Any = SendfileSender(f, conn, reactor, SENDFILE_CHUNK)
             else:
                 sender = FileSender(f, conn, SEND_CHUNK, ascii=not binary)
