@@ -25,14 +25,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from portsuite_services.ftp.protocol import FTPServer, FTPSession
-from portsuite_services.ftp.shell import JailShell, Realm
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
 from twisted.python.filepath import FilePath
 from twisted.web.resource import Resource
 
 from portsuite.api import Option, ServiceContext, ServiceType, StartupError
+from portsuite_services.ftp.protocol import FTPServer, FTPSession
+from portsuite_services.ftp.shell import JailShell, Realm
 
 __all__ = ["FTP", "FTPServer", "FTPSession", "JailShell", "Realm", "build"]
 

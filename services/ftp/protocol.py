@@ -31,8 +31,6 @@ import random
 import time
 from typing import Any
 
-from portsuite_services.ftp.data import DataChannel, FileSender, SendfileSender, same_host
-from portsuite_services.ftp.shell import Escape, list_line, mlsx_facts
 from twisted.cred import credentials
 from twisted.cred import error as cred_error
 from twisted.internet import defer, error
@@ -47,6 +45,9 @@ from twisted.protocols.ftp import (
     toSegments,
 )
 from twisted.python.failure import Failure
+
+from portsuite_services.ftp.data import DataChannel, FileSender, SendfileSender, same_host
+from portsuite_services.ftp.shell import Escape, list_line, mlsx_facts
 
 log = Logger(namespace="portsuite.ftp")
 
