@@ -5,6 +5,7 @@ twistd dropping to nobody:nogroup right after.
 
 from __future__ import annotations
 
+import ftplib
 import grp
 import json
 import os
@@ -116,6 +117,10 @@ def test_root_binds_well_known_ports_then_runs_as_nobody(tmp_path: Path, shared_
     for path in [www, *www.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     data["services"]["web"]["root"] = str(www)
+    pub = shutil.copytree(ROOT / "ftp", shared_dir / "ftp")  # ftp's anonymous root, the same way
+    for path in [pub, *pub.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    data["services"]["ftp"]["root"] = str(pub)
     for name, table in data["services"].items():
         if "host_keys" in table:  # made by root at start: keep them out of /var/lib here
             table["host_keys"] = str(tmp_path / f"{name}-keys")
@@ -159,6 +164,11 @@ def test_root_binds_well_known_ports_then_runs_as_nobody(tmp_path: Path, shared_
             c.sendall(b"PING\r\n")
             c.settimeout(5)
             assert c.recv(100) == b"+PONG\r\n"
+        ftp = ftplib.FTP(timeout=20)  # ftp: files read by nobody, a data connection
+        ftp.connect("127.0.0.1", ports["ftp"])
+        ftp.login()
+        assert "README.txt" in ftp.nlst()
+        ftp.quit()
         # the echo transcript was written by the dropped user, readable by the student
         trace_file = shared_dir / "echo.jsonl"
         deadline = time.monotonic() + 5
