@@ -80,6 +80,12 @@ OPTIONS = (
         help="largest file a client may upload, in bytes (552 beyond, nothing kept)",
     ),
     Option(
+        "starttls",
+        dict,
+        None,
+        help='offer AUTH TLS (FTPS, RFC 4217) with this pair: starttls = { cert = "server.crt", key = "server.key" }',
+    ),
+    Option(
         "data_timeout",
         float,
         30.0,
@@ -135,15 +141,19 @@ def build(ctx: ServiceContext) -> FTPServer:
     if opts.get("anonymous", True):
         portal.registerChecker(AllowAnonymousAccess())
     ports = opts.get("passive_ports")
-    options = None
-    if svc.tls is not None:
-        try:
-            options = tls_options(svc.tls)
-        except Exception as e:
-            raise StartupError(
-                f"cannot start [services.{svc.name}]: tls: {e}; check cert and key "
-                f"(portsuite cert makes a pair)"
-            ) from None
+    options = implicit = None
+    try:
+        if opts.get("starttls") is not None:
+            options = tls_options(_tls_files(svc, opts["starttls"]))
+        if svc.tls is not None:
+            # tls = {…}: the suite makes the whole control port TLS (implicit FTPS, as on
+            # port 990); the same certificate then protects the data connections
+            implicit = tls_options(svc.tls)
+    except Exception as e:
+        raise StartupError(
+            f"cannot start [services.{svc.name}]: tls: {e}; check cert and key "
+            f"(portsuite cert makes a pair)"
+        ) from None
     server = FTPServer(
         svc.name,
         ctx.reactor,
@@ -153,7 +163,8 @@ def build(ctx: ServiceContext) -> FTPServer:
         max_upload=opts.get("max_upload"),
         data_timeout=float(opts.get("data_timeout") or 30.0),
         idle_timeout=float(svc.idle_timeout or DEFAULT_IDLE),
-        tls_options=options,
+        tls_options=options or implicit,
+        implicit_tls=implicit is not None,
     )
     _publish(ctx, server)
     return server
@@ -195,8 +206,55 @@ def tls_options(tls: Any) -> Any:
     return options
 
 
+class _Files:
+    def __init__(self, cert: Path, key: Path, chain: Path | None = None):
+        self.cert, self.key, self.chain = cert, key, chain
+
+
+def _tls_files(svc: Any, table: Any) -> _Files:
+    def resolve(value: Any) -> Path:
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() else Path(svc.base_dir) / path
+
+    chain = table.get("chain")
+    return _Files(resolve(table["cert"]), resolve(table["key"]), resolve(chain) if chain else None)
+
+
+def _check_starttls(svc: Any) -> list[str]:
+    table = svc.options.get("starttls")
+    if table is None:
+        return []
+    errors = [
+        f"starttls.{k}: unknown key; use starttls = {{ cert = …, key = … }}"
+        for k in table
+        if k not in ("cert", "key", "chain")
+    ]
+    for k in ("cert", "key"):
+        if not isinstance(table.get(k), str):
+            errors.append(
+                f'starttls: needs {k}, e.g. starttls = {{ cert = "server.crt", key = "server.key" }}'
+                " (portsuite cert makes a pair)"
+            )
+    if errors:
+        return errors
+    files = _tls_files(svc, table)
+    for k in ("cert", "key"):
+        if not getattr(files, k).is_file():
+            errors.append(
+                f"starttls.{k}: {getattr(files, k)} does not exist; make one with portsuite cert"
+            )
+    if not errors:
+        try:
+            tls_options(files)
+        except Exception as e:
+            errors.append(
+                f"starttls: cannot load the cert and key ({e}); check they are a PEM pair"
+            )
+    return errors
+
+
 def check(svc: Any) -> list[str]:
-    errors = []
+    errors = _check_starttls(svc)
     root = svc.options.get("root")
     if root is not None and not Path(root).is_dir():
         errors.append(f"root: {root} is not a folder; create it or fix the path")
@@ -222,5 +280,4 @@ FTP = ServiceType(
     refusal=_refusal,
     check=check,
     rfc="RFC 959, RFC 4217 (AUTH TLS)",
-    starttls=True,
 )

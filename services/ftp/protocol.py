@@ -123,6 +123,7 @@ class FTPSession(FTP):
         self.channels: collections.deque[DataChannel] = collections.deque(maxlen=RECENT_CHANNELS)
         self.service_name = self.factory.name
         self.factory.sessions[id(self)] = self
+        self.tls = self.factory.implicit_tls
         _nodelay(self.transport)  # replies are small and each waits for the next command
         self.setTimeout(self.factory.idle_timeout)
         self.sendLine("220 portsuite FTP server ready.")
@@ -333,7 +334,9 @@ class FTPSession(FTP):
     def ftp_FEAT(self) -> None:
         self.sendLine("211-Features:")
         features = list(FEATURES)
-        if self.factory.tls_options is not None:
+        if self.factory.implicit_tls:
+            features += ["PBSZ", "PROT"]
+        elif self.factory.tls_options is not None:
             features += ["AUTH TLS", "PBSZ", "PROT"]
         for f in sorted(features):
             self.sendLine(" " + f)
@@ -348,7 +351,7 @@ class FTPSession(FTP):
         if mechanism.upper() not in ("TLS", "TLS-C", "SSL"):
             return f"504 AUTH {mechanism[:20]} not supported; use AUTH TLS."
         if self.factory.tls_options is None:
-            return "502 AUTH TLS not available: this service has no tls certificate."
+            return "502 AUTH TLS not available: this service has no starttls certificate."
         if self.tls:
             return "503 Already using TLS."
         self.sendLine("234 AUTH TLS ok; starting TLS.")
@@ -964,6 +967,7 @@ class FTPServer(ServerFactory):
         idle_timeout: float,
         login_delay: float = LOGIN_DELAY,
         tls_options: Any = None,
+        implicit_tls: bool = False,
     ):
         self.name = name
         self.reactor = reactor
@@ -975,6 +979,7 @@ class FTPServer(ServerFactory):
         self.idle_timeout = idle_timeout
         self.login_delay = login_delay
         self.tls_options = tls_options  # for AUTH TLS and PROT P; None: no FTPS
+        self.implicit_tls = implicit_tls  # the control port itself is TLS (tls = {…})
         self.sessions: dict[int, FTPSession] = {}
         self.ended: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_SESSIONS)
         self.failures: collections.OrderedDict[str, collections.deque[float]] = (

@@ -415,7 +415,7 @@ class Suite(MultiService):
             refusal=stype.refusal,
             protocol_class=protocol_class,
         )
-        if svc.tls is not None and not stype.starttls:
+        if svc.tls is not None:
             from portsuite import tls
 
             factory = tls.wrap_factory(factory, svc.tls, self.reactor)

@@ -113,15 +113,6 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
             self.resetTimeout()
         self.transport.writeSequence(data)
 
-    def startTLS(self, context: Any, normal: bool = True) -> None:
-        """
-        Upgrade this connection to TLS (STARTTLS, AUTH TLS): TLS slides in under this
-        wrapper, which goes on seeing (and tracing) plaintext; writes take the
-        transport's public path from now on, the fast path would bypass TLS.
-        """
-        self.transport.startTLS(context, normal)
-        self._send = self.transport.write
-
     def readConnectionLost(self) -> None:
         wrapped = self.wrappedProtocol
         if IHalfCloseableProtocol.providedBy(wrapped):

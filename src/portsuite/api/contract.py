@@ -109,9 +109,6 @@ class ServiceType:
         ssh host keys' fingerprints ("what ssh will ask you to trust").
     @ivar stateless: True when each connection stands alone (no state shared between
         clients), so the service may run in several worker processes.
-    @ivar starttls: True when the protocol upgrades to TLS itself (STARTTLS, FTP's
-        AUTH TLS) with the service's C{tls} certificate: the suite then does not wrap
-        the listener in TLS, and the protocol calls C{self.transport.startTLS(…)}.
     @ivar source: where the registry found it (filled in by the registry).
     """
 
@@ -130,7 +127,6 @@ class ServiceType:
     udp_policy: Mapping[str, float] = attrs.field(factory=dict)
     stateless: bool = False
     trace_hex: frozenset[str] = frozenset()
-    starttls: bool = False
     source: str = "built-in"
 
     def option(self, name: str) -> Option | None:

@@ -1,12 +1,14 @@
 """
-FTPS, explicit (RFC 4217): AUTH TLS on the control connection, PROT P on the data
-connections, with the service's tls certificate; curl, lftp and ftplib's FTP_TLS.
+FTPS: explicit (RFC 4217, C{starttls = {cert, key}}): AUTH TLS on the control
+connection, PROT P on the data connections; curl, lftp and ftplib's FTP_TLS. Implicit
+(C{tls = {cert, key}}, the whole control port in TLS, as on port 990): curl ftps://.
 """
 
 from __future__ import annotations
 
 import ftplib
 import io
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -28,8 +30,8 @@ def certdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def ftps(ftp_suite: Any, certdir: Path) -> Any:
-    tls = {"cert": str(certdir / "server.crt"), "key": str(certdir / "server.key")}
-    s = ftp_suite(tls=tls, trace=True)
+    pair = {"cert": str(certdir / "server.crt"), "key": str(certdir / "server.key")}
+    s = ftp_suite(starttls=pair, trace=True)
     s.ca = certdir / "ca.crt"
     return s
 
@@ -107,3 +109,50 @@ def test_ftps_commands_in_the_wrong_place(ftp_suite: Any, ftps: Any) -> None:
     assert r.cmd("PROT P").startswith("503")
     assert r.cmd("AUTH KERBEROS").startswith("504")
     r.close()
+
+
+def test_implicit_ftps_with_curl(ftp_suite: Any, certdir: Path, tmp_path: Path) -> None:
+    exe = need("curl")
+    pair = {"cert": str(certdir / "server.crt"), "key": str(certdir / "server.key")}
+    s = ftp_suite(tls=pair)  # the control port speaks TLS from the first byte
+    base = ["--cacert", str(certdir / "ca.crt"), "-sS", "--max-time", "60"]
+    url = f"ftps://127.0.0.1:{s.ftp_port}"
+    proc = subprocess.run(
+        [exe, *base, f"{url}/README.txt"], capture_output=True, timeout=90, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert proc.stdout == b"Bonjour ! Hello!\n"
+    src = tmp_path / "i.txt"
+    src.write_bytes(b"implicit\n")
+    proc = subprocess.run(
+        [exe, *base, "-T", str(src), f"ftps://alice:{PASSWORD}@127.0.0.1:{s.ftp_port}/i.txt"],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert (s.tree / "homes" / "alice" / "i.txt").read_bytes() == b"implicit\n"
+    # plain FTP on that port gets nowhere
+    with socket.create_connection(("127.0.0.1", s.ftp_port), timeout=20) as sock:
+        sock.sendall(b"USER anonymous\r\n")
+        assert not sock.recv(100).startswith(b"220")  # a TLS alert, or the door closed
+
+
+def test_starttls_config_errors_are_one_line(ftp_suite: Any, tree: Path) -> None:
+    from portsuite import loader
+    from portsuite.api import ConfigError
+
+    config = {
+        "services": {
+            "ftp": {
+                "type": "ftp",
+                "port": 0,
+                "root": str(tree / "root"),
+                "starttls": {"cert": "missing.crt", "key": "missing.key", "x": 1},
+            }
+        }
+    }
+    with pytest.raises(ConfigError) as e:
+        loader.from_dict(config, base_dir=tree)
+    text = "\n".join(e.value.errors)
+    assert "starttls.x: unknown key" in text
