@@ -74,6 +74,9 @@ class Catalog:
     def __init__(self, folder: Path):
         self.folder = folder
         self.lock = threading.Lock()
+        # the highest AUTO_INCREMENT value handed out, per (database, table): as in
+        # InnoDB, a rolled-back insert does not give its id back
+        self.high: dict[tuple[str, str], int] = {}
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.db"
@@ -207,6 +210,7 @@ class Session:
         self.deadline = 0.0
         self._tables: dict[str, TableDef] = {}
         self._schema_version = -1
+        self._touched: set[str] = set()
 
     # -- connection ------------------------------------------------------------------
 
@@ -359,6 +363,7 @@ class Session:
                 self._run(f"ROLLBACK TO {_q(tree.args['savepoint'].name)}")
             elif self.conn.in_transaction:
                 self._run("ROLLBACK")
+            self._keep_ids()
             return Result()
         if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() in (
             "DATABASE",
@@ -369,7 +374,10 @@ class Session:
             "DATABASE",
             "SCHEMA",
         ):
-            return self.drop_database(tree.this.name, bool(tree.args.get("exists")))
+            target = tree.this if tree.this is not None else (tree.args.get("tables") or [None])[0]
+            if target is None:
+                raise E.syntax(sql)
+            return self.drop_database(target.name, bool(tree.args.get("exists")))
         if isinstance(tree, exp.Command):
             return self.command(sql, tree)
         if isinstance(tree, exp.Describe):
@@ -814,6 +822,33 @@ class Session:
             return Result(affected=n)
         raise E.unsupported(verb)
 
+    def _burn_id(self, table: str) -> None:
+        """InnoDB hands out the id before a duplicate or foreign key check fails."""
+        key = (self.db or "", table)
+        try:
+            seq = self.conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)
+            ).fetchone()
+        except sqlite3.Error:
+            return
+        with self.catalog.lock:
+            self.catalog.high[key] = max(self.catalog.high.get(key, 0), seq[0] if seq else 0) + 1
+        self._touched.add(table)
+        self._keep_ids()
+
+    def _keep_ids(self) -> None:
+        """After a rollback: ids handed out stay used (sqlite_sequence moves back up)."""
+        if self.conn.in_transaction or self.db is None:
+            return
+        touched, self._touched = self._touched, set()
+        for table in touched:
+            high = self.catalog.high.get((self.db, table), 0)
+            if high:
+                self._run(
+                    "UPDATE sqlite_sequence SET seq = ? WHERE name = ? AND seq < ?",
+                    (high, table, high),
+                )
+
     def _has_sequence(self) -> bool:
         return bool(
             self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'").fetchone()
@@ -863,15 +898,15 @@ class Session:
             if isinstance(node, exp.Anonymous):
                 fname = node.name.upper()
                 if fname == "LAST_INSERT_ID" and not node.expressions:
-                    return exp.Literal.number(self.last_insert_id)
+                    return exp.cast(exp.Literal.number(self.last_insert_id), "BIGINT")
                 if fname in ("USER", "SESSION_USER", "SYSTEM_USER"):
                     return exp.Literal.string(f"{self.user}@{self.host}")
                 if fname == "VERSION":
                     return exp.Literal.string(VERSION)
                 if fname == "CONNECTION_ID":
-                    return exp.Literal.number(self.conn_id)
+                    return exp.cast(exp.Literal.number(self.conn_id), "BIGINT")
                 if fname == "ROW_COUNT":
-                    return exp.Literal.number(self.row_count)
+                    return exp.cast(exp.Literal.number(self.row_count), "BIGINT")
                 if fname == "DATABASE":
                     return exp.Null() if self.db is None else exp.Literal.string(self.db)
             if isinstance(node, exp.Table) and node.args.get("db") is not None:
@@ -1042,6 +1077,10 @@ class Session:
             typed_sel = typed_selects[i] if i < len(typed_selects) else None
             if isinstance(sel, exp.Alias) or (typed_sel is not None and not texts):
                 name = sel.alias_or_name
+            elif isinstance(sel, exp.Column) and not isinstance(sel.this, exp.Star):
+                name = sel.name
+            elif isinstance(sel, exp.Literal) and sel.is_string:
+                name = sel.this
             elif i < len(texts) and texts[i]:
                 name = texts[i]
             else:
@@ -1130,7 +1169,18 @@ class Session:
         except SqlglotError as e:
             raise E.unsupported(str(e)[:60]) from None
         before = self.conn.total_changes
-        cur = self._run(text, args, "INSERT", cols)
+        try:
+            cur = self._run(text, args, "INSERT", cols)
+        except MySQLError as e:
+            if (
+                e.code in (1062, 1452)
+                and tdef is not None
+                and tdef.auto
+                and cols is not None
+                and tdef.auto.lower() not in cols
+            ):
+                self._burn_id(tdef.name)
+            raise
         n = max(cur.rowcount, 0) if cur.rowcount >= 0 else self.conn.total_changes - before
         last = 0
         if tdef is not None and tdef.auto and n:
@@ -1143,6 +1193,11 @@ class Session:
             if not given:
                 last = (cur.lastrowid or 0) - n + 1
                 self.last_insert_id = last
+            key = (self.db or "", tdef.name)
+            with self.catalog.lock:
+                self.catalog.high[key] = max(self.catalog.high.get(key, 0), cur.lastrowid or 0)
+            if self.conn.in_transaction:
+                self._touched.add(tdef.name)
         self.row_count = n
         rows_given = (
             len(tree.expression.expressions) if isinstance(tree.expression, exp.Values) else n
@@ -1201,7 +1256,9 @@ class Session:
         self._need_db()
         self._implicit_commit()
         missing = []
-        tables = tree.expressions or [tree.this]
+        tables = [
+            t for t in (tree.args.get("tables") or tree.expressions or [tree.this]) if t is not None
+        ]
         for t in tables:
             if self.table(t.name) is None:
                 missing.append(t.name)
@@ -1428,7 +1485,9 @@ def _mysql_type(node: exp.Expression | None, schema: Any) -> exp.DataType | None
     if isinstance(node, (exp.Add, exp.Sub, exp.Mul)):
         lt, rt = _mysql_type(node.this, schema), _mysql_type(node.expression, schema)
         if _is_int(lt) and _is_int(rt):
-            return exp.DataType.build("BIGINT")
+            ld, rd = _digits(node.this, lt), _digits(node.expression, rt)
+            digits = ld + rd if isinstance(node, exp.Mul) else max(ld, rd) + 1
+            return exp.DataType.build("INT" if digits < 11 else "BIGINT")
         if (
             lt is not None
             and rt is not None
@@ -1441,6 +1500,22 @@ def _mysql_type(node: exp.Expression | None, schema: Any) -> exp.DataType | None
                 else max(_scale(lt), _scale(rt))
             )
             return exp.DataType.build(f"DECIMAL(20,{s})")
+    if isinstance(node, (exp.Coalesce, exp.If, exp.Case)):
+        args = [node.this, *node.expressions] if isinstance(node, exp.Coalesce) else []
+        if isinstance(node, exp.If):
+            args = [node.args.get("true"), node.args.get("false")]
+        kinds = {
+            (_mysql_type(a, schema) or exp.DataType.build("TEXT")).this
+            for a in args
+            if a is not None and not isinstance(a, exp.Null)
+        }
+        if len(kinds) == 1:
+            return _mysql_type(
+                next(a for a in args if a is not None and not isinstance(a, exp.Null)), schema
+            )
+        if kinds and kinds <= set(INT_RANGES):
+            return exp.DataType.build("BIGINT")
+        return None
     if isinstance(node, (exp.Max, exp.Min)) and node.this is not None:
         return _mysql_type(node.this, schema) or node.this.type
     if isinstance(node, exp.Paren):
@@ -1468,6 +1543,29 @@ def _mysql_type(node: exp.Expression | None, schema: Any) -> exp.DataType | None
     if t.this == DT.TEXT and not isinstance(node, exp.Column):
         return None  # string expressions: typed from their values (VARCHAR)
     return t
+
+
+_DIGITS = {
+    DT.TINYINT: 4,
+    DT.UTINYINT: 3,
+    DT.SMALLINT: 6,
+    DT.USMALLINT: 5,
+    DT.MEDIUMINT: 9,
+    DT.UMEDIUMINT: 8,
+    DT.INT: 11,
+    DT.UINT: 10,
+    DT.BIGINT: 20,
+    DT.UBIGINT: 20,
+    DT.BOOLEAN: 1,
+}
+
+
+def _digits(node: exp.Expression, dtype: exp.DataType) -> int:
+    if isinstance(node, exp.Literal) and not node.is_string:
+        return len(node.this)
+    if isinstance(node, (exp.Add, exp.Sub, exp.Mul)) and dtype.this == DT.INT:
+        return 10
+    return _DIGITS.get(dtype.this, 20)
 
 
 def _all_null_auto(tree: exp.Insert, index: int) -> bool:
