@@ -515,7 +515,7 @@ class Session:
             t = self.table(target_name)
             if t is None:
                 raise E.unknown_table(self.db or "", target_name)
-            return _rows_result(["Table", "Create Table"], [(t.name, t.ddl)])
+            return _rows_result(["Table", "Create Table"], [(t.name, _show_create(t))])
         if what == "CREATE DATABASE":
             if not self.catalog.exists(target_name):
                 raise E.unknown_database(target_name)
@@ -891,6 +891,8 @@ class Session:
                         else exp.Literal.string(str(v))
                     )
                 )
+            if isinstance(node, exp.CurrentVersion):
+                return exp.Literal.string(VERSION)
             if isinstance(node, exp.CurrentSchema):
                 return exp.Null() if self.db is None else exp.Literal.string(self.db)
             if isinstance(node, (exp.CurrentUser,)):
@@ -1079,7 +1081,12 @@ class Session:
                 name = sel.alias_or_name
             elif isinstance(sel, exp.Column) and not isinstance(sel.this, exp.Star):
                 name = sel.name
-            elif isinstance(sel, exp.Literal) and sel.is_string:
+            elif (
+                isinstance(sel, exp.Literal)
+                and sel.is_string
+                and i < len(texts)
+                and texts[i][:1] in ("'", '"')
+            ):
                 name = sel.this
             elif i < len(texts) and texts[i]:
                 name = texts[i]
@@ -1722,6 +1729,78 @@ def _indexes(t: TableDef) -> list[tuple[str, list[str], bool]]:
                     out.append((name, cols, False))
     out.sort(key=lambda o: (o[0] != "PRIMARY", not o[2]))
     return out
+
+
+def _bq(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _show_create(t: TableDef) -> str:
+    """SHOW CREATE TABLE in MySQL's own layout (ORMs parse it line by line)."""
+    lines = []
+    for col, dtype, cdef in t.columns:
+        bits = [_bq(col), _type_text(dtype)]
+        not_null = _not_null(cdef) or t.keys.get(col.lower()) == "PRI"
+        if not_null:
+            bits.append("NOT NULL")
+        if t.auto and t.auto.lower() == col.lower():
+            bits.append("AUTO_INCREMENT")
+        else:
+            has_default = any(
+                isinstance(c.kind, exp.DefaultColumnConstraint) for c in cdef.constraints
+            )
+            default = _default(cdef)
+            if has_default and default is not None:
+                text = str(default)
+                bits.append(
+                    "DEFAULT "
+                    + (
+                        text
+                        if text.upper().startswith("CURRENT_TIMESTAMP")
+                        else "'" + text.replace("'", "''") + "'"
+                    )
+                )
+            elif not not_null:
+                bits.append("DEFAULT NULL")
+        lines.append("  " + " ".join(bits))
+    for key_name, cols, unique in _indexes(t):
+        cols_text = ",".join(_bq(c) for c in cols)
+        if key_name == "PRIMARY":
+            lines.append(f"  PRIMARY KEY ({cols_text})")
+        elif unique:
+            lines.append(f"  UNIQUE KEY {_bq(key_name)} ({cols_text})")
+        else:
+            lines.append(f"  KEY {_bq(key_name)} ({cols_text})")
+    tree = sqlglot.parse_one(t.ddl, read="mysql")
+    n = 0
+    for item in tree.this.expressions:
+        fks = []
+        cname = None
+        if isinstance(item, exp.ForeignKey):
+            fks = [item]
+        elif isinstance(item, exp.Constraint):
+            fks = [e for e in item.expressions if isinstance(e, exp.ForeignKey)]
+            cname = item.this.name
+        for fk in fks:
+            n += 1
+            ref = fk.args.get("reference")
+            if ref is None:
+                continue
+            rtable = ref.this.this.name if isinstance(ref.this, exp.Schema) else ref.this.name
+            rcols = (
+                [e.name for e in ref.this.expressions] if isinstance(ref.this, exp.Schema) else []
+            )
+            opts = " ".join(str(o) for o in ref.args.get("options") or [])
+            lines.append(
+                f"  CONSTRAINT {_bq(cname or f'{t.name}_ibfk_{n}')} FOREIGN KEY ({','.join(_bq(e.name) for e in fk.expressions)}) "
+                f"REFERENCES {_bq(rtable)} ({','.join(_bq(c) for c in rcols)})"
+                + (f" {opts}" if opts else "")
+            )
+    return (
+        f"CREATE TABLE {_bq(t.name)} (\n"
+        + ",\n".join(lines)
+        + "\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
+    )
 
 
 def _table_def(name: str, ddl: str) -> TableDef:
