@@ -275,6 +275,14 @@ class MySQLProtocol(Protocol, TimeoutMixin):
             self.state = "auth-switch"
             self.send(b"\xfe" + SHA2.encode() + b"\0" + self.nonce + b"\0")
             return
+        if not auth and plugin != self.plugin:
+            # the client answered for another plugin than the greeting's, with no data
+            # (libmariadb's --default-auth): ask again, with that plugin and a new nonce
+            self.plugin = plugin
+            self.nonce = bytes(b % 94 + 33 for b in os.urandom(20))
+            self.state = "auth-switch"
+            self.send(b"\xfe" + plugin.encode() + b"\0" + self.nonce + b"\0")
+            return
         self.plugin = plugin
         self.auth_data(auth)
 
