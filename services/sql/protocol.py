@@ -35,6 +35,7 @@ SHA2 = "caching_sha2_password"
 CLEAR = "mysql_clear_password"
 MAX_STATEMENTS = 1024  # prepared statements per connection
 HANDSHAKE_TIMEOUT = 30
+MALFORMED = MySQLError(1835, "HY000", "Malformed communication packet.")
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
@@ -182,7 +183,7 @@ class MySQLProtocol(Protocol, TimeoutMixin):
             except MySQLError as e:
                 self.error(e)
             except ValueError:
-                self.error(MySQLError(1047, "08S01", "Unknown command"))
+                self.error(MALFORMED)
 
     def _too_big(self) -> None:
         self.error(MySQLError(1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes"))
@@ -466,6 +467,8 @@ class MySQLProtocol(Protocol, TimeoutMixin):
             return
         if failure.check(MySQLError):
             self.error(failure.value)
+        elif failure.check(ValueError):
+            self.error(MALFORMED)
         else:
             log.failure("{service}: statement failed", failure, service=self.server.name)
             self.error(
