@@ -77,6 +77,8 @@ class Catalog:
         # the highest AUTO_INCREMENT value handed out, per (database, table): as in
         # InnoDB, a rolled-back insert does not give its id back
         self.high: dict[tuple[str, str], int] = {}
+        # bumped by every CREATE/DROP of any session: cached translations are then stale
+        self.ddl_count = 0
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.db"
@@ -211,6 +213,9 @@ class Session:
         self._tables: dict[str, TableDef] = {}
         self._schema_version = -1
         self._touched: set[str] = set()
+        # translated SELECTs by their text (prepared statements run the same text again)
+        self._cache: dict[str, tuple[str | None, int, str, list[Column]]] = {}
+        self._volatile = False
 
     # -- connection ------------------------------------------------------------------
 
@@ -316,15 +321,26 @@ class Session:
             if self.settings.max_execution_time
             else 0.0
         )
+        ddl = sql.lstrip()[:8].upper().startswith(("CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME"))
+        if ddl:
+            self.catalog.ddl_count += 1
         try:
             result = self._statement(sql.strip().rstrip(";").strip(), args)
         finally:
             self.deadline = 0.0
+            if ddl:
+                self.catalog.ddl_count += 1
         return result
 
     def _statement(self, sql: str, args: tuple[Any, ...]) -> Result:
         if not sql:
             raise MySQLError(1065, "42000", "Query was empty")
+        cached = self._cache.get(sql)
+        if cached is not None and cached[0] == self.db and cached[1] == self.catalog.ddl_count:
+            columns = cached[3]
+            if any(c.decimals == 0x1F and c.type == P.T_VAR_STRING for c in columns):
+                columns = [attrs.evolve(c) for c in columns]  # typed from values: per result
+            return self._run_select(cached[2], columns, args)
         first = sql.split(None, 1)[0].upper().rstrip("(")
         if first == "REPLACE":
             try:
@@ -799,6 +815,7 @@ class Session:
                 ) if self._has_sequence() else None
                 n += 1
             return Result()
+        self._volatile = False
         tree = self._rewrite(tree)
         verb = sql.split(None, 1)[0].upper()
         if isinstance(tree, (exp.Select, exp.Union)) or verb in (
@@ -808,7 +825,7 @@ class Session:
             "VALUES",
             "TABLE",
         ):
-            return self.select(sql, tree, args)
+            return self.select(sql, tree, args, cacheable=not self._volatile)
         if isinstance(tree, exp.Insert):
             return self.insert(tree, args, verb)
         if isinstance(tree, (exp.Update, exp.Delete)):
@@ -863,6 +880,12 @@ class Session:
         variables = None
 
         def fix(node: exp.Expression) -> exp.Expression:
+            new = substitute(node)
+            if new is not node:
+                self._volatile = True
+            return new
+
+        def substitute(node: exp.Expression) -> exp.Expression:
             nonlocal variables
             if isinstance(node, exp.SessionParameter):
                 if variables is None:
@@ -1025,14 +1048,33 @@ class Session:
                 continue
         return out
 
-    def select(self, sql: str, tree: exp.Expression, args: tuple[Any, ...]) -> Result:
-        if self.db is not None and self.db != "information_schema":
-            self._implicit_begin()
+    def _version(self) -> int:
+        if self.db is None or self.db == "information_schema":
+            return -1
+        return int(self.conn.execute("PRAGMA schema_version").fetchone()[0])
+
+    def select(
+        self, sql: str, tree: exp.Expression, args: tuple[Any, ...], cacheable: bool = False
+    ) -> Result:
         columns = self.columns_of(sql, tree)
         try:
             text = tree.sql("sqlite")
         except SqlglotError as e:
             raise E.unsupported(str(e)[:60]) from None
+        if cacheable and self.db != "information_schema":
+            if len(self._cache) >= 256:
+                self._cache.clear()
+            self._cache[sql] = (
+                self.db,
+                self.catalog.ddl_count,
+                text,
+                [attrs.evolve(c) for c in columns],
+            )
+        return self._run_select(text, columns, args)
+
+    def _run_select(self, text: str, columns: list[Column], args: tuple[Any, ...]) -> Result:
+        if self.db is not None and self.db != "information_schema":
+            self._implicit_begin()
         cur = self._run(text, args, "SELECT")
         names = [d[0] for d in cur.description or ()]
         rows = cur.fetchmany(self.settings.max_rows + 1)
