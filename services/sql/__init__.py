@@ -156,12 +156,11 @@ class SQLServer(ServerFactory):
         return next(self._ids)
 
     def startFactory(self) -> None:
-        from twisted.python.threadpool import ThreadPool
+        from portsuite_services.sql.workers import Workers
 
-        self.pool = ThreadPool(
-            minthreads=0, maxthreads=self.threads, name=f"portsuite-sql-{self.name}"
-        )
-        self.pool.start()
+        if self.pool is None:
+            self.pool = Workers(self.reactor, self.threads, f"portsuite-sql-{self.name}")
+            self.pool.start()
 
     def stopFactory(self) -> None:
         if self.pool is not None:
@@ -178,11 +177,10 @@ class SQLServer(ServerFactory):
         return p
 
     def run(self, f: Any, *args: Any) -> Any:
-        from twisted.internet.threads import deferToThreadPool
-
+        """f(*args) on a worker thread; a Deferred of its result, fired on the reactor."""
         if self.pool is None:
             self.startFactory()
-        return deferToThreadPool(self.reactor, self.pool, f, *args)
+        return self.pool.run(f, *args)
 
     def account(self, name: str) -> Any:
         return None if self.accounts is None else self.accounts.get(name)

@@ -341,6 +341,14 @@ class Session:
             if any(c.decimals == 0x1F and c.type == P.T_VAR_STRING for c in columns):
                 columns = [attrs.evolve(c) for c in columns]  # typed from values: per result
             return self._run_select(cached[2], columns, args)
+        upper = sql.upper()
+        if upper in ("BEGIN", "START TRANSACTION", "BEGIN WORK"):
+            self._begin()
+            return Result()
+        if upper in ("COMMIT", "COMMIT WORK"):
+            if self.conn.in_transaction:
+                self._run("COMMIT")
+            return Result()
         first = sql.split(None, 1)[0].upper().rstrip("(")
         if first == "REPLACE":
             try:
@@ -839,7 +847,38 @@ class Session:
             return Result(affected=n)
         raise E.unsupported(verb)
 
-    def _burn_id(self, table: str) -> None:
+    def _burn_ids(
+        self, tree: exp.Insert, table: str, e: MySQLError, args: tuple[Any, ...], cols: Any
+    ) -> None:
+        """
+        A failed INSERT uses up ids as InnoDB's (consecutive lock mode) does: a
+        statement of N rows reserves N ids at its first row written, so they are gone
+        when a later row, or a key check of any row, fails.
+        """
+        rows = tree.expression.expressions if isinstance(tree.expression, exp.Values) else []
+        n = max(len(rows), 1)
+        if e.code not in (1062, 1452):
+            if n == 1 or args:
+                return
+            first_bad = n
+            for i, row in enumerate(rows):
+                one = tree.copy()
+                one.set("expression", exp.Values(expressions=[row.copy()]))
+                try:
+                    self.conn.execute("SAVEPOINT __probe")
+                    try:
+                        self.conn.execute(one.sql("sqlite"))
+                    finally:
+                        self.conn.execute("ROLLBACK TO __probe")
+                        self.conn.execute("RELEASE __probe")
+                except sqlite3.Error:
+                    first_bad = i
+                    break
+            if first_bad == 0:
+                return
+        self._burn_id(table, n)
+
+    def _burn_id(self, table: str, n: int = 1) -> None:
         """InnoDB hands out the id before a duplicate or foreign key check fails."""
         key = (self.db or "", table)
         try:
@@ -849,7 +888,7 @@ class Session:
         except sqlite3.Error:
             return
         with self.catalog.lock:
-            self.catalog.high[key] = max(self.catalog.high.get(key, 0), seq[0] if seq else 0) + 1
+            self.catalog.high[key] = max(self.catalog.high.get(key, 0), seq[0] if seq else 0) + n
         self._touched.add(table)
         self._keep_ids()
 
@@ -864,6 +903,11 @@ class Session:
                 self._run(
                     "UPDATE sqlite_sequence SET seq = ? WHERE name = ? AND seq < ?",
                     (high, table, high),
+                )
+                self._run(
+                    "INSERT INTO sqlite_sequence (name, seq) SELECT ?, ? "
+                    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?)",
+                    (table, high, table),
                 )
 
     def _has_sequence(self) -> bool:
@@ -1222,13 +1266,12 @@ class Session:
             cur = self._run(text, args, "INSERT", cols)
         except MySQLError as e:
             if (
-                e.code in (1062, 1452)
-                and tdef is not None
+                tdef is not None
                 and tdef.auto
                 and cols is not None
                 and tdef.auto.lower() not in cols
             ):
-                self._burn_id(tdef.name)
+                self._burn_ids(tree, tdef.name, e, args, cols)
             raise
         n = max(cur.rowcount, 0) if cur.rowcount >= 0 else self.conn.total_changes - before
         last = 0

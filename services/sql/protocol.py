@@ -77,6 +77,7 @@ class MySQLProtocol(Protocol, TimeoutMixin):
         self.session: Session | None = None
         self.user = ""
         self.busy = False
+        self.paused = False
         self.closed = False
         self.tls = False
         self.plugin = server.default_auth
@@ -153,6 +154,12 @@ class MySQLProtocol(Protocol, TimeoutMixin):
 
     def dataReceived(self, data: bytes) -> None:
         self.buffer += data
+        if self.busy:
+            # one command runs at a time; past one packet's worth queued, stop reading
+            if not self.paused and len(self.buffer) > self.server.max_allowed_packet:
+                self.paused = True
+                self.transport.pauseProducing()
+            return
         self._drain()
 
     def _drain(self) -> None:
@@ -453,7 +460,6 @@ class MySQLProtocol(Protocol, TimeoutMixin):
     def work(self, f: Any, arg: Any) -> None:
         """Run f(arg) on a worker thread; it returns the reply's packets."""
         self.busy = True
-        self.transport.pauseProducing()
         d = self.server.run(f, arg)
         d.addCallbacks(self._reply, self._failed)
         d.addBoth(self._done)
@@ -478,7 +484,9 @@ class MySQLProtocol(Protocol, TimeoutMixin):
     def _done(self, _: Any) -> None:
         self.busy = False
         if not self.closed:
-            self.transport.resumeProducing()
+            if self.paused:
+                self.paused = False
+                self.transport.resumeProducing()
             if self.buffer:
                 self._drain()
 

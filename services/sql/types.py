@@ -62,8 +62,15 @@ class Column:
     org_table: str = ""
     org_name: str = ""
     db: str = ""
+    cached: bytes | None = attrs.field(default=None, eq=False, repr=False)
 
     def packet(self) -> bytes:
+        """The column definition packet (computed once: cached result sets reuse it)."""
+        if self.cached is None:
+            self.cached = self._packet()
+        return self.cached
+
+    def _packet(self) -> bytes:
         s = P.lenenc_str
         return (
             s(b"def")
