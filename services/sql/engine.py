@@ -810,7 +810,8 @@ class Session:
         if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
             return self.drop_table(tree)
         if isinstance(tree, (exp.Alter,)):
-            raise E.unsupported("ALTER TABLE")
+            self._need_db()
+            return self.alter(tree)
         if isinstance(tree, exp.TruncateTable):
             self._need_db()
             n = 0
@@ -823,6 +824,16 @@ class Session:
                 ) if self._has_sequence() else None
                 n += 1
             return Result()
+        if isinstance(tree, (exp.Insert, exp.Update, exp.Delete)) and any(
+            (t.args.get("db") is not None and t.args["db"].name.lower() == "information_schema")
+            or (t.args.get("db") is None and self.db == "information_schema")
+            for t in tree.find_all(exp.Table)
+        ):
+            raise MySQLError(
+                1044,
+                "42000",
+                f"Access denied for user '{self.user}'@'%' to database 'information_schema'",
+            )
         self._volatile = False
         tree = self._rewrite(tree)
         verb = sql.split(None, 1)[0].upper()
@@ -1337,6 +1348,89 @@ class Session:
                 f"CREATE TABLE IF NOT EXISTS {META} (name TEXT PRIMARY KEY COLLATE NOCASE, ddl TEXT NOT NULL)"
             )
             self._run(f"INSERT OR REPLACE INTO {META} VALUES (?, ?)", (name, mysql_ddl))
+            self._run("COMMIT")
+        except MySQLError:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        return Result()
+
+    def alter(self, tree: exp.Alter) -> Result:
+        """ALTER TABLE: ADD / DROP / RENAME COLUMN and RENAME TO, as SQLite can do them."""
+        table = tree.this
+        tdef = self.table(table.name)
+        if tdef is None:
+            raise E.unknown_table(self.db or "", table.name)
+        mysql = sqlglot.parse_one(tdef.ddl, read="mysql")
+        schema = mysql.this
+        steps: list[str] = []
+        new_name = tdef.name
+        for action in tree.args.get("actions") or []:
+            if isinstance(action, exp.ColumnDef):
+                if any(c.lower() == action.name.lower() for c, _, _ in tdef.columns):
+                    raise MySQLError(1060, "42S21", f"Duplicate column name '{action.name}'")
+                one = exp.Create(
+                    this=exp.Schema(
+                        this=exp.to_table("__portsuite_probe"), expressions=[action.copy()]
+                    ),
+                    kind="TABLE",
+                )
+                ddl, _indexes_unused, _ = _translate_create(one, self)
+                body = ddl[ddl.index("(") + 1 : ddl.rindex(")")]
+                steps.append(
+                    f"ALTER TABLE {_q(tdef.name)} ADD COLUMN "
+                    + " ".join(p.strip() for p in body.split(",\n"))
+                )
+                last = max(
+                    (i for i, e in enumerate(schema.expressions) if isinstance(e, exp.ColumnDef)),
+                    default=-1,
+                )
+                schema.expressions.insert(last + 1, action.copy())
+            elif (
+                isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "COLUMN"
+            ):
+                target = (
+                    action.this
+                    if action.this is not None
+                    else (action.args.get("tables") or [None])[0]
+                )
+                name = target.name if target is not None else ""
+                if not any(c.lower() == name.lower() for c, _, _ in tdef.columns):
+                    raise MySQLError(
+                        1091, "42000", f"Can't DROP COLUMN `{name}`; check that it exists"
+                    )
+                steps.append(f"ALTER TABLE {_q(tdef.name)} DROP COLUMN {_q(name)}")
+                schema.set(
+                    "expressions",
+                    [
+                        e
+                        for e in schema.expressions
+                        if not (isinstance(e, exp.ColumnDef) and e.name.lower() == name.lower())
+                    ],
+                )
+            elif isinstance(action, exp.RenameColumn):
+                old, new = action.this.name, action.args["to"].name
+                steps.append(f"ALTER TABLE {_q(tdef.name)} RENAME COLUMN {_q(old)} TO {_q(new)}")
+                for e in schema.find_all(exp.ColumnDef, exp.Identifier):
+                    if isinstance(e, exp.ColumnDef) and e.name.lower() == old.lower():
+                        e.set("this", exp.to_identifier(new))
+            elif isinstance(action, exp.AlterRename):
+                new_name = action.this.name
+                if self.table(new_name) is not None:
+                    raise MySQLError(1050, "42S01", f"Table '{new_name}' already exists")
+                steps.append(f"ALTER TABLE {_q(tdef.name)} RENAME TO {_q(new_name)}")
+                schema.set("this", exp.to_table(new_name))
+            else:
+                raise E.unsupported(f"ALTER TABLE {action.sql('mysql')[:40]}")
+        self._implicit_commit()
+        self._run("BEGIN")
+        try:
+            for step in steps:
+                self._run(step, verb="ALTER")
+            self._run(f"DELETE FROM {META} WHERE name = ?", (tdef.name,))
+            self._run(
+                f"INSERT INTO {META} VALUES (?, ?)", (new_name, mysql.sql("mysql", pretty=True))
+            )
             self._run("COMMIT")
         except MySQLError:
             if self.conn.in_transaction:

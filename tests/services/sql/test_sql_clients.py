@@ -155,3 +155,65 @@ def test_ping_init_db_and_bad_database(sql_port: int) -> None:
     with pytest.raises(pymysql.err.OperationalError) as e:
         pymysql.connect(host="127.0.0.1", port=sql_port, user="x", database="missing")
     assert e.value.args[0] == 1049
+
+
+def test_show_describe_and_information_schema(sql_port: int) -> None:
+    """What GUI tools and ORMs read: SHOW, DESCRIBE, information_schema, COM_FIELD_LIST."""
+    conn = pymysql.connect(
+        host="127.0.0.1", port=sql_port, user="x", autocommit=True, ssl_disabled=True
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE IF NOT EXISTS meta_db")
+            cur.execute("USE meta_db")
+            cur.execute(
+                "CREATE TABLE cls (id INT AUTO_INCREMENT PRIMARY KEY, code CHAR(4) NOT NULL UNIQUE, "
+                "label VARCHAR(40) DEFAULT 'none')"
+            )
+            cur.execute(
+                "CREATE TABLE pupil (id INT AUTO_INCREMENT PRIMARY KEY, cls_id INT, FOREIGN KEY (cls_id) REFERENCES cls(id))"
+            )
+            cur.execute("SHOW DATABASES LIKE 'meta%'")
+            assert cur.fetchall() == (("meta_db",),)
+            cur.execute("SHOW FULL TABLES")
+            assert cur.fetchall() == (("cls", "BASE TABLE"), ("pupil", "BASE TABLE"))
+            cur.execute("SHOW COLUMNS FROM cls")
+            assert [r[:5] for r in cur.fetchall()] == [
+                ("id", "int(11)", "NO", "PRI", None),
+                ("code", "char(4)", "NO", "UNI", None),
+                ("label", "varchar(40)", "YES", "", "none"),
+            ]
+            cur.execute("SHOW INDEX FROM cls")
+            assert [(r[2], r[4], r[1]) for r in cur.fetchall()] == [
+                ("PRIMARY", "id", 0),
+                ("code", "code", 0),
+            ]
+            cur.execute("SHOW CREATE TABLE pupil")
+            create = cur.fetchone()[1]
+            assert "`cls_id` int(11) DEFAULT NULL" in create
+            assert "FOREIGN KEY (`cls_id`) REFERENCES `cls` (`id`)" in create
+            cur.execute(
+                "SELECT table_name, column_name, data_type, column_key FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() ORDER BY table_name, ordinal_position"
+            )
+            assert cur.fetchall() == (
+                ("cls", "id", "int", "PRI"),
+                ("cls", "code", "char", "UNI"),
+                ("cls", "label", "varchar", ""),
+                ("pupil", "id", "int", "PRI"),
+                ("pupil", "cls_id", "int", "MUL"),
+            )
+            cur.execute(
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'meta_db'"
+            )
+            assert cur.fetchall() == (("meta_db",),)
+            cur.execute("SELECT @@autocommit, @@version LIKE '8.0%'")
+            assert cur.fetchone() == (1, 1)
+            with pytest.raises(pymysql.err.OperationalError) as e:
+                cur.execute("INSERT INTO information_schema.tables VALUES (1)")
+            assert e.value.args[0] == 1044
+    finally:
+        conn.close()
+    out = _cli(sql_port, "SHOW TABLES;\n", "--auto-rehash", db="meta_db")  # COM_FIELD_LIST
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Tables_in_meta_db", "cls", "pupil"]

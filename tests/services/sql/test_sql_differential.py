@@ -170,3 +170,33 @@ def test_generated_sequences_match(mariadb_port: int, sql_port: int, program: li
         for conn, name in ((ref, ref_db), (ours, our_db)):
             outcome(conn, f"DROP DATABASE {name}")
             conn.close()
+
+
+SCHEMA_CHANGES = [
+    "CREATE TABLE member (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(30) NOT NULL)",
+    "INSERT INTO member (name) VALUES ('ines'), ('karim')",
+    "ALTER TABLE member ADD COLUMN city VARCHAR(20) NOT NULL DEFAULT 'Lyon'",
+    "ALTER TABLE member ADD email VARCHAR(50)",
+    "SELECT * FROM member ORDER BY id",
+    "INSERT INTO member (name, city, email) VALUES ('lea', 'Nantes', 'lea@example.org')",
+    "INSERT INTO member (name, city) VALUES ('tom', 'a city name far too long')",
+    "ALTER TABLE member RENAME COLUMN email TO mail",
+    "SELECT name, mail FROM member ORDER BY id",
+    "ALTER TABLE member DROP COLUMN mail",
+    "ALTER TABLE member DROP COLUMN nope",
+    "ALTER TABLE member ADD COLUMN city INT",
+    "ALTER TABLE member RENAME TO club_member",
+    "SELECT * FROM member",
+    "SELECT id, name, city FROM club_member ORDER BY id",
+    "SHOW TABLES",
+]
+
+
+def test_schema_changes_match_mariadb(both) -> None:  # type: ignore[no-untyped-def]
+    ref, ours = both
+    mismatches = []
+    for sql in SCHEMA_CHANGES:
+        expected, got = outcome(ref, sql), outcome(ours, sql)
+        if expected != got:
+            mismatches.append(f"{sql}\n  mariadb:   {expected}\n  portsuite: {got}")
+    assert not mismatches, "\n".join(mismatches)
