@@ -208,7 +208,6 @@ def _tls_material(ssl: Any, name: str) -> tuple[Any, Any, bytes]:
     """The SSL context options and the RSA key of caching_sha2_password's key exchange."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from twisted.internet import ssl as tssl
 
     key_pem: bytes
     cert_pem: bytes
@@ -216,7 +215,7 @@ def _tls_material(ssl: Any, name: str) -> tuple[Any, Any, bytes]:
         try:
             cert_pem = Path(ssl["cert"]).read_bytes()
             key_pem = Path(ssl["key"]).read_bytes()
-            options = tssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem).options()
+            options = _options(cert_pem, key_pem)
         except OSError as e:
             raise StartupError(
                 f"cannot start [services.{name}]: ssl: {e.filename}: {e.strerror}; fix the path of cert/key"
@@ -231,11 +230,35 @@ def _tls_material(ssl: Any, name: str) -> tuple[Any, Any, bytes]:
     else:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         cert_pem, key_pem = _self_signed(key)
-        options = tssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem).options()
+        options = _options(cert_pem, key_pem)
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return options, key, public
+
+
+def _options(cert_pem: bytes, key_pem: bytes) -> Any:
+    """Server TLS options (TLS 1.2 at least) from PEM; cryptography objects where accepted."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from OpenSSL import crypto
+    from twisted.internet.ssl import CertificateOptions, TLSVersion
+
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    try:
+        # pyOpenSSL >= 24.3 takes cryptography objects (and deprecates its own)
+        options = CertificateOptions(
+            privateKey=key, certificate=cert, raiseMinimumTo=TLSVersion.TLSv1_2
+        )
+        options.getContext()
+    except TypeError:
+        options = CertificateOptions(
+            privateKey=crypto.PKey.from_cryptography_key(key),
+            certificate=crypto.X509.from_cryptography(cert),
+            raiseMinimumTo=TLSVersion.TLSv1_2,
+        )
+    return options
 
 
 def _self_signed(key: Any) -> tuple[bytes, bytes]:

@@ -26,15 +26,16 @@ from typing import Any
 
 import attrs
 import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+
 from portsuite_services.sql import errors as E
 from portsuite_services.sql import functions
 from portsuite_services.sql import packets as P
 from portsuite_services.sql.errors import MySQLError
 from portsuite_services.sql.types import INT_RANGES, Column, column_for, column_from_value, params
-from sqlglot import exp
-from sqlglot.errors import ParseError, SqlglotError, TokenError
-from sqlglot.optimizer.annotate_types import annotate_types
-from sqlglot.optimizer.qualify import qualify
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 

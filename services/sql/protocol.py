@@ -19,14 +19,15 @@ import os
 import struct
 from typing import Any
 
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+
 from portsuite_services.sql import errors as E
 from portsuite_services.sql import packets as P
 from portsuite_services.sql.engine import VERSION, Result, Session, _split
 from portsuite_services.sql.errors import MySQLError
 from portsuite_services.sql.types import Column, binary_row, column_for, text_value
-from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 
 log = Logger(namespace="portsuite.sql")
 

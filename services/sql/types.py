@@ -12,8 +12,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import attrs
-from portsuite_services.sql import packets as P
 from sqlglot import exp
+
+from portsuite_services.sql import packets as P
 
 DT = exp.DataType.Type
 
