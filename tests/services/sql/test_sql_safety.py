@@ -188,3 +188,49 @@ def test_garbage_and_oversized_packets(portsuite) -> None:  # type: ignore[no-un
         cur.execute("SELECT 1")
         assert cur.fetchone() == (1,)
     ok.close()
+
+
+def test_client_gone_mid_statement_frees_its_worker(portsuite) -> None:  # type: ignore[no-untyped-def]
+    """A client that hangs up during a long statement: the statement stops, the worker is free."""
+    s = portsuite({"services": {"db": {"type": "sql", "port": 0, "threads": 1}}})
+    conn = _connect(s.port("db"))
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE gone")
+    sock = conn._sock
+    query = (
+        b"\x03WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
+        b"SELECT COUNT(*) FROM c"
+    )
+    sock.sendall(struct.pack("<I", len(query))[:3] + b"\x00" + query)
+    time.sleep(0.5)
+    sock.shutdown(socket.SHUT_RDWR)  # PyMySQL's file object would keep the socket open
+    sock.close()
+    # with one worker thread, this answers only once the abandoned statement has stopped
+    started = time.monotonic()
+    other = _connect(s.port("db"))
+    with other.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    other.close()
+    assert time.monotonic() - started < 30
+
+
+def test_prepared_statements_are_bounded(sql_port: int) -> None:
+    conn = _connect(sql_port)
+    sock = conn._sock
+    try:
+        codes = set()
+        for _ in range(1030):
+            payload = b"\x16SELECT 1"
+            sock.sendall(struct.pack("<I", len(payload))[:3] + b"\x00" + payload)
+            first = _read_packet(sock)
+            if first[0] == 0xFF:
+                codes.add(struct.unpack("<H", first[1:3])[0])
+                break
+            # column definition and EOF follow an OK for a SELECT with one column
+            _read_packet(sock)
+            _read_packet(sock)
+        assert codes == {1461}
+    finally:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
