@@ -20,6 +20,7 @@ import re
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -1857,7 +1858,8 @@ def _checks(col: str, dtype: exp.DataType) -> list[str]:
             out.append(f"CONSTRAINT {_q('__range_' + col)} CHECK (abs({q}) < {limit})")
     elif t in (DT.VARCHAR, DT.NVARCHAR, DT.CHAR, DT.NCHAR):
         n = (params(dtype) or [1])[0]
-        out.append(f"CONSTRAINT {_q('__len_' + col)} CHECK (length({q}) <= {n})")
+        # trailing spaces past the length are cut, not refused (as MySQL's strict mode)
+        out.append(f"CONSTRAINT {_q('__len_' + col)} CHECK (length(rtrim({q}, ' ')) <= {n})")
     elif t == DT.DATE:
         out.append(f"CONSTRAINT {_q('__type_' + col)} CHECK ({q} IS NULL OR date({q}) = {q})")
     elif t in (DT.DATETIME, DT.TIMESTAMP):
@@ -2083,6 +2085,30 @@ def _translate_create(tree: exp.Create, session: Session) -> tuple[str, list[str
                 bits.append("NOT NULL")
             parts.append(" ".join(bits))
             checks.extend(_checks(col, dtype))
+            if dtype.this in (DT.VARCHAR, DT.NVARCHAR, DT.CHAR, DT.NCHAR):
+                n = (params(dtype) or [1])[0]
+                for event in ("INSERT", f"UPDATE OF {_q(col)}"):
+                    trigger = _q(
+                        f"__cut_{name}_{col}_{event.split()[0].lower()}_{uuid.uuid4().hex[:8]}"
+                    )
+                    indexes.append(
+                        f"CREATE TRIGGER {trigger} AFTER {event} ON {_q(name)} "
+                        f"WHEN length(NEW.{_q(col)}) > {n} BEGIN "
+                        f"UPDATE {_q(name)} SET {_q(col)} = substr(NEW.{_q(col)}, 1, {n}) "
+                        f"WHERE rowid = NEW.rowid; END"
+                    )
+            if dtype.this in (DT.DATETIME, DT.TIMESTAMP):
+                # MySQL stores a bare date given to a DATETIME as midnight of that day
+                for event in ("INSERT", f"UPDATE OF {_q(col)}"):
+                    trigger = _q(
+                        f"__midnight_{name}_{col}_{event.split()[0].lower()}_{uuid.uuid4().hex[:8]}"
+                    )
+                    indexes.append(
+                        f"CREATE TRIGGER {trigger} AFTER {event} ON {_q(name)} "
+                        f"WHEN length(NEW.{_q(col)}) = 10 BEGIN "
+                        f"UPDATE {_q(name)} SET {_q(col)} = NEW.{_q(col)} || ' 00:00:00' "
+                        f"WHERE rowid = NEW.rowid; END"
+                    )
         elif isinstance(item, exp.PrimaryKey):
             if len(pk_cols) > 1:
                 checks.append("PRIMARY KEY (" + ", ".join(_q(c) for c in pk_cols) + ")")
