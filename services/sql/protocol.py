@@ -79,6 +79,7 @@ class MySQLProtocol(Protocol, TimeoutMixin):
         self.user = ""
         self.busy = False
         self.paused = False
+        self.running: Any = None
         self.closed = False
         self.tls = False
         self.plugin = server.default_auth
@@ -204,7 +205,12 @@ class MySQLProtocol(Protocol, TimeoutMixin):
         session, self.session = self.session, None
         if session is not None:
             session.deadline = 1.0  # interrupt a statement still running
-            self.server.run(session.close)
+            running = self.running
+            if running is not None and self.busy:
+                # close its SQLite connection only once the statement has let go of it
+                running.addBoth(lambda _: self.server.run(session.close))
+            else:
+                self.server.run(session.close)
 
     # -- handshake and authentication ----------------------------------------------------
 
@@ -382,6 +388,7 @@ class MySQLProtocol(Protocol, TimeoutMixin):
                 lambda _: self.send(P.ok_packet(status=self._status())), self._failed_login
             )
             d.addBoth(self._done)
+            self.running = d
             return
         self.send(P.ok_packet(status=self._status()))
 
@@ -464,6 +471,7 @@ class MySQLProtocol(Protocol, TimeoutMixin):
         d = self.server.run(f, arg)
         d.addCallbacks(self._reply, self._failed)
         d.addBoth(self._done)
+        self.running = d
 
     def _reply(self, payloads: list[bytes]) -> None:
         if not self.closed:
