@@ -21,7 +21,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -306,16 +305,6 @@ class Session:
         }
 
     # -- statements ------------------------------------------------------------------
-
-    def execute(self, sql: str, multi: bool = False) -> list[Result]:
-        """Run one COM_QUERY: a statement, or several when the client allows it."""
-        parts = _split(sql) if multi else [sql]
-        if not multi and len(_split(sql)) > 1:
-            raise E.syntax(_split(sql)[1])
-        out = []
-        for part in parts:
-            out.append(self.statement(part))
-        return out
 
     def statement(self, sql: str, args: tuple[Any, ...] = ()) -> Result:
         self.deadline = (
@@ -1548,12 +1537,6 @@ INFO_TABLES = {
 }
 
 
-def _concat(*args: Any) -> Any:
-    if any(a is None for a in args):
-        return None
-    return "".join(str(a) for a in args)
-
-
 def _number(text: str) -> Any:
     try:
         return int(text)
@@ -2177,6 +2160,3 @@ def _translate_create(tree: exp.Create, session: Session) -> tuple[str, list[str
     mysql.set("properties", None)
     mysql_text = mysql.sql("mysql", pretty=True) + " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
     return ddl, indexes, mysql_text
-
-
-Callback = Callable[..., Any]
