@@ -160,7 +160,7 @@ KV = ServiceType(
         "Redis-compatible key-value store (redis-cli, redis-py, telnet); on 3306, the "
         "classic database port"
     ),
-    default_port=3306,
+    default_port=6379,
     options=OPTIONS,
     tcp_factory=build,
     refusal=_refusal,

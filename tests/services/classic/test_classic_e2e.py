@@ -41,7 +41,8 @@ def test_classic_toml_names_the_real_ports(capsys: pytest.CaptureFixture[str]) -
         assert services[name]["type"] == name and services[name]["port"] == port
         assert services[name]["udp"] is True
     assert (services["web"]["type"], services["web"]["port"]) == ("http", 80)
-    assert (services["kv"]["type"], services["kv"]["port"]) == ("kv", 3306)
+    assert (services["kv"]["type"], services["kv"]["port"]) == ("kv", 6379)
+    assert (services["sql"]["type"], services["sql"]["port"]) == ("sql", 3306)
     assert cli.main(["check", "-c", str(CLASSIC)]) == 0
     out = capsys.readouterr().out
     for port in (*WELL_KNOWN.values(), 80):
