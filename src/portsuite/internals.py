@@ -1,5 +1,6 @@
 """
-The one module that uses Twisted's private API, for a measured speed-up.
+The one module that uses Twisted's private API: a measured speed-up (L{writer}) and
+one TLS fallback (L{tls_context}).
 
 Twisted buffers every C{write()} until the reactor's next writable event. When
 nothing is queued for a plain TCP connection, the bytes can leave at once instead:
@@ -11,6 +12,12 @@ a C{twisted.internet.tcp.Connection} whose private fields are the ones this modu
 knows (L{PRIVATE_FIELDS}), else the transport's public C{write}: TLS, unix sockets,
 another reactor, or a Twisted whose internals changed all take the public path.
 C{tests/core/test_internals.py} fails loudly when a Twisted upgrade changes them.
+
+L{tls_context} is L{portsuite.tls}'s fallback when pyOpenSSL (25.x) freezes the
+context C{CertificateOptions.getContext()} returns before portsuite can set its ALPN
+callback: it builds one through C{CertificateOptions._makeContext(skipCiphers=True)}
+and sets the cipher list (C{_cipherString}) last. Where those are missing it answers
+None and L{portsuite.tls} keeps Twisted's own context.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet import tcp
 
 # what the immediate path reads or calls on a tcp.Connection
@@ -68,3 +76,25 @@ def writer(transport: Any) -> Callable[[bytes], None]:
         public(data)
 
     return write
+
+
+# what the TLS fallback reads or calls on a twisted.internet.ssl.CertificateOptions
+TLS_PRIVATE_FIELDS = ("_makeContext", "_cipherString")
+
+
+def tls_context(options: Any, configure: Callable[[SSL.Context], None]) -> SSL.Context | None:
+    """
+    A new context for C{options}, C{configure}d before its cipher list is set (which
+    freezes a context on pyOpenSSL 25); None where Twisted's internals differ.
+    """
+    make = getattr(options, "_makeContext", None)
+    ciphers = getattr(options, "_cipherString", None)
+    if make is None or not isinstance(ciphers, str):
+        return None
+    try:
+        ctx: SSL.Context = make(skipCiphers=True)
+    except TypeError:  # a Twisted without skipCiphers
+        return None
+    configure(ctx)
+    ctx.set_cipher_list(ciphers.encode("ascii"))
+    return ctx

@@ -11,20 +11,34 @@ called by L{portsuite.suite} for each TCP listener.
 
 A client that connects and then stalls in the handshake (C{nc}, a port scanner, a
 slowloris) is dropped after C{handshake_timeout} seconds (default 10).
+
+Only Twisted's public API: L{IHandshakeListener} and a L{TimeoutMixin} timer for the
+handshake, L{IProtocolNegotiationFactory} for ALPN, an
+L{IOpenSSLServerConnectionCreator} for the connections. The one private fallback
+(an older pyOpenSSL) is in L{portsuite.internals}.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL
-from twisted.internet.interfaces import IProtocolNegotiationFactory
+from twisted.internet.interfaces import (
+    IHandshakeListener,
+    IOpenSSLServerConnectionCreator,
+    IProtocolNegotiationFactory,
+)
+from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.protocols.policies import TimeoutMixin
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from portsuite import internals
 from portsuite.api import StartupError, TLSConfig, format_peer
 from portsuite.tlscheck import Material, certificate_options, load, openssl_reason, utc_text
 
@@ -48,14 +62,19 @@ def _negotiation_factory(factory: Any) -> Any:
     return None
 
 
-def _alpn_select(conn: SSL.Connection, offered: list[bytes]) -> Any:
+def alpn_select(factory: Any, offered: list[bytes]) -> Any:
     """
-    ALPN (RFC 7301) on the server: the first protocol the service names (twisted.web
-    names http/1.1) that the client offered; else no ALPN at all, and the handshake
-    goes on, as with a server that never heard of ALPN.
+    ALPN (RFC 7301) on the server: the first protocol the service's factory names
+    through L{IProtocolNegotiationFactory} (twisted.web names http/1.1) that the
+    client offered; else no ALPN at all, and the handshake goes on, as with a server
+    that never heard of ALPN.
+
+    Twisted's own callback answers "no common protocol" with an empty name, which
+    OpenSSL 3 turns into an internal-error alert: every client that offers ALPN (curl,
+    browsers, C{openssl s_client -alpn}) then fails on a service that names none.
+    Twisted also only asks the factory right inside TLS, which here is the shared
+    wrapper, never the service's own factory.
     """
-    tls_protocol = conn.get_app_data()
-    factory = getattr(getattr(tls_protocol, "factory", None), "wrappedFactory", None)
     negotiation = _negotiation_factory(factory)
     if negotiation is not None:
         for proto in negotiation.acceptableProtocols():
@@ -64,31 +83,55 @@ def _alpn_select(conn: SSL.Connection, offered: list[bytes]) -> Any:
     return SSL.NO_OVERLAPPING_PROTOCOLS
 
 
-class ServerOptions(CertificateOptions):
+def server_context(options: CertificateOptions, select: Any) -> SSL.Context:
     """
-    L{CertificateOptions} whose ALPN answer works with OpenSSL 3: Twisted's own
-    callback answers "no common protocol" with an empty name, which OpenSSL turns
-    into an internal-error alert, failing every client that offers ALPN (curl,
-    browsers) on a service that names no protocol.
+    The OpenSSL context of C{options} with C{select} as its ALPN callback.
+
+    The public way first: the context C{getContext()} returns stays mutable until a
+    connection is made from it (pyOpenSSL >= 26). pyOpenSSL 25 froze it while checking
+    the cipher list; then L{portsuite.internals.tls_context} builds one through
+    Twisted's private C{_makeContext}, the callback set before the cipher list. Where
+    neither works, Twisted's own ALPN answer stays, and a warning says what breaks.
+    """
+    ctx = options.getContext()
+    try:
+        ctx.set_alpn_select_callback(select)
+        return ctx
+    except ValueError:  # "Context has already been used to create a Connection"
+        pass
+    fixed = internals.tls_context(options, lambda c: c.set_alpn_select_callback(select))
+    if fixed is not None:
+        return fixed
+    log.warn(
+        "TLS: this Twisted/pyOpenSSL pair keeps Twisted's ALPN answer: clients that "
+        "offer ALPN (curl, browsers) fail on services that name no ALPN protocol"
+    )
+    return ctx
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerConnections:
+    """
+    The TLS connections of one listener: Twisted's L{CertificateOptions} settings,
+    with L{alpn_select} asking the service's factory (found from C{factory()}, the
+    factory right inside TLS) which protocols it speaks.
     """
 
-    def _makeContext(self, skipCiphers: bool = False) -> SSL.Context:
-        try:
-            # keep the context mutable until our callback is in place
-            ctx = super()._makeContext(skipCiphers=True)
-            ciphers_later = True
-        except TypeError:  # a Twisted without skipCiphers: contexts stay mutable
-            ctx = super()._makeContext()
-            ciphers_later = False
-        ctx.set_alpn_select_callback(_alpn_select)
-        if ciphers_later and not skipCiphers:
-            ctx.set_cipher_list(self._cipherString.encode("ascii"))
-        return ctx
+    def __init__(self, options: CertificateOptions, factory: Callable[[], Any]):
+        self.options = options
+        self.context = server_context(options, self._select)
+        self._factory = factory
+
+    def _select(self, conn: SSL.Connection, offered: list[bytes]) -> Any:
+        return alpn_select(self._factory(), offered)
+
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
+        return SSL.Connection(self.context, None)
 
 
 def server_options(material: Material) -> CertificateOptions:
-    """Twisted's TLS server options for C{material}, with the ALPN answer fixed."""
-    return certificate_options(material, ServerOptions)
+    """Twisted's TLS server options for C{material} (the context is L{server_context})."""
+    return certificate_options(material)
 
 
 _HINTS = {
@@ -117,55 +160,64 @@ def _service_name(factory: Any) -> str:
     return getattr(stats, "name", None) or factory.logPrefix()
 
 
-class TimedTLSProtocol(BufferingTLSTransport):
+@implementer(IHandshakeListener)
+class HandshakeGuard(Protocol, TimeoutMixin):
     """
-    TLS (RFC 8446) around one connection, dropped if the handshake takes longer than
-    the factory's C{handshake_timeout}; a failed handshake is logged with its reason.
+    The protocol right inside TLS (RFC 8446), in front of the service's wrapped
+    protocol: drops a client that has not finished the handshake after the factory's
+    C{handshake_timeout} (C{nc}, a port scanner, a slowloris), and logs why a
+    handshake failed, with a hint. Twisted tells it through L{IHandshakeListener};
+    a failed handshake's L{SSL.Error} is the reason its C{connectionLost} gets.
+
+    The service's protocol gets the TLS transport itself: its writes never pass here.
     """
 
-    factory: TLSFactory
-    _handshake_timer: Any = None
+    transport: Any
+    handshake_done = False
+
+    def __init__(self, factory: TLSFactory, wrappedProtocol: Any):
+        self.factory = factory
+        self.wrappedProtocol = wrappedProtocol
+        self.callLater = factory.reactor.callLater  # type: ignore[method-assign]
 
     def makeConnection(self, transport: Any) -> None:
-        timeout = self.factory.handshake_timeout
-        if timeout:
-            self._handshake_timer = self.factory.reactor.callLater(timeout, self._handshakeExpired)
-        super().makeConnection(transport)
+        self.transport = transport
+        if self.factory.handshake_timeout:
+            self.setTimeout(self.factory.handshake_timeout)
+        self.wrappedProtocol.makeConnection(transport)
 
-    def _checkHandshakeStatus(self) -> None:
-        super()._checkHandshakeStatus()
-        if self._handshakeDone:
-            self._cancelHandshakeTimer()
+    def logPrefix(self) -> str:
+        prefix = getattr(self.wrappedProtocol, "logPrefix", None)
+        return prefix() if prefix is not None else self.wrappedProtocol.__class__.__name__
 
-    def _cancelHandshakeTimer(self) -> None:
-        if self._handshake_timer is not None and self._handshake_timer.active():
-            self._handshake_timer.cancel()
-        self._handshake_timer = None
+    def dataReceived(self, data: bytes) -> None:
+        self.wrappedProtocol.dataReceived(data)
+
+    def handshakeCompleted(self) -> None:
+        self.handshake_done = True
+        self.setTimeout(None)
+        if IHandshakeListener.providedBy(self.wrappedProtocol):
+            self.wrappedProtocol.handshakeCompleted()
 
     def _peer(self) -> str:
-        transport: Any = self.transport
         try:
-            return format_peer(transport.getPeer())
+            return format_peer(self.transport.getPeer())
         except Exception:
             return "?"
 
-    def _handshakeExpired(self) -> None:
-        self._handshake_timer = None
-        if self._handshakeDone or self._lostTLSConnection:
-            return
+    def timeoutConnection(self) -> None:
         log.info(
             "{service}: {peer} did not finish the TLS handshake in {timeout}s, closing",
             service=_service_name(self.factory),
             peer=self._peer(),
             timeout=self.factory.handshake_timeout,
         )
-        self.abortConnection()
+        self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self._cancelHandshakeTimer()
-        why = self._reason or reason
-        if not self._handshakeDone and why is not None and why.check(SSL.Error):
-            text = openssl_reason(why.value)
+        self.setTimeout(None)
+        if not self.handshake_done and reason is not None and reason.check(SSL.Error):
+            text = openssl_reason(reason.value)
             log.info(
                 "{service}: TLS handshake with {peer} failed: {reason}{hint}",
                 service=_service_name(self.factory),
@@ -173,22 +225,24 @@ class TimedTLSProtocol(BufferingTLSTransport):
                 reason=text,
                 hint=handshake_hint(text),
             )
-        super().connectionLost(reason)
+        self.wrappedProtocol.connectionLost(reason)
 
 
 class TLSFactory(TLSMemoryBIOFactory):
-    """TLS server side around a service's (wrapped) factory, with a handshake timeout."""
-
-    protocol = TimedTLSProtocol
+    """
+    TLS server side around a service's (wrapped) factory: Twisted's buffering TLS
+    transport, L{HandshakeGuard} right inside it, connections from L{ServerConnections}.
+    """
 
     def __init__(
         self,
-        options: Any,
+        options: CertificateOptions,
         wrappedFactory: Any,
         reactor: Any,
         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
     ):
-        super().__init__(options, False, wrappedFactory, clock=reactor)
+        self.connections = ServerConnections(options, lambda: self.wrappedFactory)
+        super().__init__(self.connections, False, wrappedFactory, clock=reactor)
         self.reactor = reactor
         self.handshake_timeout = handshake_timeout
 
@@ -196,7 +250,7 @@ class TLSFactory(TLSMemoryBIOFactory):
         inner = self.wrappedFactory.buildProtocol(addr)
         if inner is None:
             return None
-        return self.protocol(self, inner)
+        return self.protocol(self, HandshakeGuard(self, inner))
 
 
 def wrap_factory(factory: Any, tls: TLSConfig, reactor: Any) -> TLSFactory:

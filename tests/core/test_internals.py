@@ -1,13 +1,17 @@
 """
-The one use of Twisted's private API (portsuite.internals): if a Twisted upgrade
-changes the fields it reads, these tests fail loudly, and the wrapper quietly takes
+The uses of Twisted's private API (portsuite.internals): if a Twisted upgrade
+changes the fields they read, these tests fail loudly, and portsuite quietly takes
 the public path meanwhile.
 """
 
 from __future__ import annotations
 
+import inspect
 import socket
+from typing import Any
 
+import pytest
+from OpenSSL import SSL
 from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
@@ -114,3 +118,91 @@ def test_after_starttls_bytes_go_through_the_tls_layer() -> None:
         leaked = b""
     assert leaked == b""
     peer.close()
+
+
+# -- TLS: the ALPN fallback ------------------------------------------------------------
+
+
+def _server_ctx_options() -> Any:
+    from twisted.internet.ssl import CertificateOptions
+
+    from portsuite import certs
+
+    ca, ca_key = certs.make_ca()
+    cert, key = certs.make_server(ca, ca_key)
+    return CertificateOptions(privateKey=key, certificate=cert)
+
+
+def _alpn_handshake(server_ctx: SSL.Context, app_data: Any = None) -> bytes:
+    """A memory handshake, the client offering h2 and http/1.1; the negotiated name."""
+    client_ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    client = SSL.Connection(client_ctx, None)
+    client.set_alpn_protos([b"h2", b"http/1.1"])
+    client.set_connect_state()
+    server = SSL.Connection(server_ctx, None)
+    server.set_accept_state()
+    server.set_app_data(app_data)
+    for _ in range(10):
+        done = 0
+        for a, b in ((client, server), (server, client)):
+            try:
+                a.do_handshake()
+                done += 1
+            except SSL.WantReadError:
+                pass
+            try:
+                b.bio_write(a.bio_read(65536))
+            except SSL.WantReadError:
+                pass
+        if done == 2:
+            return client.get_alpn_proto_negotiated()
+    raise AssertionError("no handshake")
+
+
+def test_twisted_certificate_options_still_have_what_the_tls_fallback_uses() -> None:
+    from twisted.internet.ssl import CertificateOptions
+
+    options = _server_ctx_options()
+    missing = [f for f in internals.TLS_PRIVATE_FIELDS if not hasattr(options, f)]
+    assert missing == [] and isinstance(options._cipherString, str), (
+        f"Twisted changed CertificateOptions: {missing}; update portsuite.internals.tls_context"
+    )
+    assert "skipCiphers" in inspect.signature(CertificateOptions._makeContext).parameters
+
+
+def test_the_fallback_context_has_our_callback_and_the_ciphers() -> None:
+    options = _server_ctx_options()
+    seen: list[list[bytes]] = []
+
+    def select(conn: SSL.Connection, offered: list[bytes]) -> Any:
+        seen.append(offered)
+        return SSL.NO_OVERLAPPING_PROTOCOLS
+
+    ctx = internals.tls_context(options, lambda c: c.set_alpn_select_callback(select))
+    assert ctx is not None
+    assert _alpn_handshake(ctx) == b""  # no ALPN, and the handshake went on
+    assert seen == [[b"h2", b"http/1.1"]]
+    cipher_names = SSL.Connection(ctx, None).get_cipher_list()
+    assert cipher_names and all("RC4" not in c and "NULL" not in c for c in cipher_names)
+
+
+def test_a_twisted_without_the_internals_gets_none() -> None:
+    assert internals.tls_context(object(), lambda c: None) is None
+
+
+def test_twisted_still_answers_alpn_with_an_empty_name() -> None:
+    """
+    The bug portsuite.tls works around: Twisted's own ALPN callback answers "no
+    common protocol" with b"", which OpenSSL 3 fails with an internal-error alert.
+    If this fails, Twisted fixed it: portsuite.tls can keep Twisted's callback.
+    """
+    from twisted.internet.protocol import Factory
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    options = _server_ctx_options()
+    tls_protocol = TLSMemoryBIOFactory(options, False, Factory.forProtocol(Protocol)).buildProtocol(
+        None
+    )
+    with pytest.raises(SSL.Error) as info:
+        _alpn_handshake(options.getContext(), tls_protocol)
+    assert "internal error" in str(info.value) or "alert" in str(info.value)

@@ -313,3 +313,35 @@ def test_dashboard_over_https_marks_the_tls_listener(certdir: Path, tmp_path: Pa
         )
     marks = re.findall(r'<span class="proto (\w+)">', r.stdout)
     assert sorted(marks) == ["tcp", "tls"], r.stdout[-3000:]
+
+
+# -- ALPN: curl offers h2 and http/1.1 ------------------------------------------------------
+
+
+def test_curl_gets_http_1_1_by_alpn(web: Any, certdir: Path) -> None:
+    r = curl(web.port("web"), "--verbose", "--cacert", str(certdir / "ca.crt"))
+    assert r.returncode == 0, r.stderr
+    assert "ALPN: server accepted http/1.1" in r.stderr
+    assert r.stdout == "hello over https\n"
+
+
+def test_curl_offering_alpn_to_a_service_that_names_none_gets_through(
+    certdir: Path, tmp_path: Path
+) -> None:
+    """
+    echo names no ALPN protocol: the handshake goes on without one (Twisted's own
+    answer, an empty name, made OpenSSL 3 fail it: curl exit 35, internal error).
+    """
+    config = {"services": {"echo": {"type": "echo", "port": 0, "tls": tls_table(certdir)}}}
+    with suite_running(config, base_dir=tmp_path) as s:
+        r = curl(
+            s.port("echo"),
+            "--verbose",
+            "--cacert",
+            str(certdir / "ca.crt"),
+            url="https://localhost:{port}/",
+        )
+    assert "SSL connection using TLSv1.3" in r.stderr
+    assert "ALPN: server did not agree on a protocol" in r.stderr
+    # echo sent curl's own request back: not an HTTP reply, which curl says
+    assert r.returncode == 1 and "Received HTTP/0.9" in r.stderr, r.stderr

@@ -26,7 +26,13 @@ from portsuite_services.echo import Echo
 class Server:
     """One TLS connection to an echo service, driven by hand."""
 
-    def __init__(self, certdir: Path, handshake_timeout: float = 10.0, inner: Any = Echo):
+    def __init__(
+        self,
+        certdir: Path,
+        handshake_timeout: float = 10.0,
+        inner: Any = Echo,
+        options: Any = None,
+    ):
         self.clock = MemoryReactorClock()
         self.stats = ServiceStats(name="echo", type="echo")
         service = ServiceFactory(ServerFactory.forProtocol(inner), self.stats, self.clock)
@@ -35,7 +41,10 @@ class Server:
             key=certdir / "server.key",
             handshake_timeout=handshake_timeout,
         )
-        self.factory = tls.wrap_factory(service, config, self.clock)
+        if options is None:
+            self.factory = tls.wrap_factory(service, config, self.clock)
+        else:
+            self.factory = tls.TLSFactory(options, service, self.clock, handshake_timeout)
         addr = IPv4Address("TCP", "127.0.0.1", 50000)
         self.protocol = self.factory.buildProtocol(addr)
         self.transport = StringTransport(peerAddress=addr)
@@ -101,8 +110,10 @@ def test_options_disable_compression_and_versions_below_1_2(certdir: Path) -> No
         TLSConfig(cert=certdir / "server.crt", key=certdir / "server.key")
     )
     assert material is not None and errors == []
-    # a fresh, still mutable context; set_options(0) returns the options in force
-    options = tls.server_options(material)._makeContext(skipCiphers=True).set_options(0)
+    # the listener's context, still mutable (no connection yet); set_options(0)
+    # returns the options in force
+    connections = tls.ServerConnections(tls.server_options(material), lambda: None)
+    options = connections.context.set_options(0)
     assert options & SSL.OP_NO_COMPRESSION
     assert options & SSL.OP_NO_TLSv1 and options & SSL.OP_NO_TLSv1_1
     assert not options & SSL.OP_NO_TLSv1_2
@@ -286,3 +297,20 @@ def test_cert_about_to_expire_or_not_yet_valid_is_a_warning(
         globalLogPublisher.removeObserver(events.append)
     warnings = [e for e in events if e.get("log_level") and e["log_level"].name == "warn"]
     assert len(warnings) == 1 and text in warnings[0]["log_format"]
+
+
+def test_alpn_still_works_when_the_options_context_is_already_frozen(certdir: Path) -> None:
+    """pyOpenSSL 25 froze getContext()'s context: the private fallback builds another."""
+    material, _ = tlscheck.load(TLSConfig(cert=certdir / "server.crt", key=certdir / "server.key"))
+    assert material is not None
+    options = tls.server_options(material)
+    SSL.Connection(options.getContext(), None)  # "used": no more changes allowed
+    s = Server(certdir, options=options)
+    assert s.factory.connections.context is not options.getContext()
+    conn = s.client(certdir)
+    conn.set_alpn_protos([b"h2", b"http/1.1"])
+    s.handshake(conn)
+    assert conn.get_alpn_proto_negotiated() == b""
+    conn.send(b"y")
+    s.pump(conn)
+    assert conn.recv(10) == b"y"
