@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from OpenSSL import SSL
 from twisted.internet.interfaces import (
@@ -242,7 +242,9 @@ class TLSFactory(TLSMemoryBIOFactory):
         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
     ):
         self.connections = ServerConnections(options, lambda: self.wrappedFactory)
-        super().__init__(self.connections, False, wrappedFactory, clock=reactor)
+        # zope's @implementer is invisible to mypy: say what ServerConnections provides
+        creator = cast(IOpenSSLServerConnectionCreator, self.connections)
+        super().__init__(creator, False, wrappedFactory, clock=reactor)
         self.reactor = reactor
         self.handshake_timeout = handshake_timeout
 
