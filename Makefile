@@ -29,8 +29,8 @@ test: lint
 	$(BIN)/pytest
 
 lint: venv mypy
-	$(BIN)/ruff check src services tests plugins bench
-	$(BIN)/ruff format --check src services tests plugins bench
+	$(BIN)/ruff check src services tests plugins bench .ci
+	$(BIN)/ruff format --check src services tests plugins bench .ci
 
 # plain mypy on src/portsuite and services/, --strict's checks on the plugin API
 mypy: venv $(MYPY_LINK)
