@@ -2,8 +2,9 @@
 """
 CI: both ways to install portsuite give a working `twistd portsuite` with every built-in.
 
-  plain     a scratch venv, `pip install . ./services` from the clone (no -e): what a
-            user gets from a clone; the packages must come from site-packages.
+  plain     a scratch venv, `pip install . ./services` (no -e) from a copy of the clone's
+            files (so the build leaves nothing in the clone): what a user gets from a
+            clone; the packages must come from site-packages.
   editable  the project's .venv (`make venv`: pip install -e . -e services): the
             built-ins come from services/ through setuptools' editable finder, which
             twistd's plugin discovery must survive.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess as sp
@@ -34,8 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("VENV", ROOT / ".venv"))
-# options a built-in cannot start without (anything else runs on its defaults)
-REQUIRED = {"http": {"root": "www"}}
+# options a built-in cannot start without (anything else runs on its defaults); a new
+# type with a required option makes this check fail, showing what twistd printed
+REQUIRED = {"http": {"root": "www"}, "ssh": {"host_keys": "keys"}}
 
 
 def fail(message: str) -> None:
@@ -129,12 +132,25 @@ def check(bindir: Path, label: str, types: list[str], work: Path) -> None:
     print(f"install check ({label}): twistd --help lists portsuite; built-ins: {' '.join(types)}")
 
 
+def copy_of_the_clone(dest: Path) -> Path:
+    """The clone's files (tracked, and new ones not ignored): setuptools builds in the
+    source folder, and must neither leave build/ there nor pick up a stale one."""
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT)
+    for name in filter(None, listed.split("\0")):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 def plain(types: list[str], scratch: Path) -> None:
     venv = scratch / "venv"
+    clone = copy_of_the_clone(scratch / "clone")
     run([sys.executable, "-m", "venv", str(venv)], scratch)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     run([*pip, "--upgrade", "pip"], scratch, timeout=600)
-    run([*pip, str(ROOT), str(ROOT / "services")], scratch, timeout=900)
+    run([*pip, str(clone), str(clone / "services")], scratch, timeout=900)
     for module in ("portsuite", "portsuite_services"):
         path = where(venv / "bin" / "python", module, scratch)
         if not path.is_relative_to(venv.resolve()):
