@@ -13,9 +13,9 @@ knows (L{PRIVATE_FIELDS}), else the transport's public C{write}: TLS, unix socke
 another reactor, or a Twisted whose internals changed all take the public path.
 C{tests/core/test_internals.py} fails loudly when a Twisted upgrade changes them.
 
-L{tls_context} is L{portsuite.tls}'s fallback when pyOpenSSL (25.x) freezes the
-context C{CertificateOptions.getContext()} returns before portsuite can set its ALPN
-callback: it builds one through C{CertificateOptions._makeContext(skipCiphers=True)}
+L{tls_context} is L{portsuite.tls}'s fallback for a pyOpenSSL that has already frozen
+the context C{CertificateOptions.getContext()} returns (marked it used) before
+portsuite can set its ALPN callback: it builds one through C{CertificateOptions._makeContext(skipCiphers=True)}
 and sets the cipher list (C{_cipherString}) last. Where those are missing it answers
 None and L{portsuite.tls} keeps Twisted's own context.
 """
@@ -85,7 +85,7 @@ TLS_PRIVATE_FIELDS = ("_makeContext", "_cipherString")
 def tls_context(options: Any, configure: Callable[[SSL.Context], None]) -> SSL.Context | None:
     """
     A new context for C{options}, C{configure}d before its cipher list is set (which
-    freezes a context on pyOpenSSL 25); None where Twisted's internals differ.
+    froze a context on some pyOpenSSL releases); None where Twisted's internals differ.
     """
     make = getattr(options, "_makeContext", None)
     ciphers = getattr(options, "_cipherString", None)

@@ -88,10 +88,12 @@ def server_context(options: CertificateOptions, select: Any) -> SSL.Context:
     The OpenSSL context of C{options} with C{select} as its ALPN callback.
 
     The public way first: the context C{getContext()} returns stays mutable until a
-    connection is made from it (pyOpenSSL >= 26). pyOpenSSL 25 froze it while checking
-    the cipher list; then L{portsuite.internals.tls_context} builds one through
-    Twisted's private C{_makeContext}, the callback set before the cipher list. Where
-    neither works, Twisted's own ALPN answer stays, and a warning says what breaks.
+    connection is made from it (pyOpenSSL >= 26.2 refuses changes after that). Should
+    a pyOpenSSL mark it used earlier (some checked the cipher list with a throwaway
+    connection, which is why Twisted grew C{_makeContext(skipCiphers=True)}),
+    L{portsuite.internals.tls_context} builds one through that private method, the
+    callback set before the cipher list. Where neither works, Twisted's own ALPN
+    answer stays, and a warning says what breaks.
     """
     ctx = options.getContext()
     try:

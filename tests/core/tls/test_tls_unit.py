@@ -300,7 +300,7 @@ def test_cert_about_to_expire_or_not_yet_valid_is_a_warning(
 
 
 def test_alpn_still_works_when_the_options_context_is_already_frozen(certdir: Path) -> None:
-    """pyOpenSSL 25 froze getContext()'s context: the private fallback builds another."""
+    """A pyOpenSSL that froze getContext()'s context: the private fallback builds another."""
     material, _ = tlscheck.load(TLSConfig(cert=certdir / "server.crt", key=certdir / "server.key"))
     assert material is not None
     options = tls.server_options(material)
