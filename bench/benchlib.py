@@ -26,3 +26,19 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def before_bin() -> Path | None:
+    """
+    C{PORTSUITE_BEFORE_BIN}: the bin folder of another portsuite install (a venv made
+    from an older commit, say). The scripts then also load that build, interleaved
+    with the others, and print this build's figures over that one's: a before/after
+    from one run, which a busy machine disturbs far less than two runs would.
+    """
+    value = os.environ.get("PORTSUITE_BEFORE_BIN")
+    if not value:
+        return None
+    path = Path(value)
+    if not (path / "twistd").exists():
+        raise SystemExit(f"PORTSUITE_BEFORE_BIN={value}: no twistd there")
+    return path

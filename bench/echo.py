@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import cpu_seconds, free_port, pin
+from benchlib import before_bin, cpu_seconds, free_port, pin
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -65,13 +65,15 @@ class Server:
         if name == "twisted":
             cmd = [sys.executable, "-c", PEER, str(self.port)]
         else:
-            config = tmp / "echo.toml"
+            config = tmp / f"echo-{name}.toml"
             config.write_text(f'[services.echo]\ntype = "echo"\nport = {self.port}\n')
+            bindir = before_bin() if name == "before" else BIN
+            assert bindir is not None
             cmd = [
-                str(BIN / "twistd"),
+                str(bindir / "twistd"),
                 "-n",
                 "--pidfile=",
-                f"--logfile={tmp}/portsuite.log",
+                f"--logfile={tmp}/{name}.log",
                 "portsuite",
                 "-c",
                 str(config),
@@ -222,7 +224,7 @@ def main() -> None:
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     os.sched_setaffinity(0, {1}) if os.cpu_count() and os.cpu_count() >= 2 else None  # type: ignore[func-returns-value,operator]
-    names = ["twisted", "portsuite"]
+    names = ["twisted", "portsuite"] + (["before"] if before_bin() else [])
     results: dict[str, dict[str, list[float]]] = {n: {} for n in names}
     with tempfile.TemporaryDirectory(prefix="portsuite-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -263,6 +265,27 @@ def main() -> None:
         "target >= 0.9; for startup and MiB/1k lower is better)"
     )
     print("SUMMARY " + json.dumps(summary))
+    if "before" in results:
+        print(
+            f"\n{'metric':<14}{'before':>14}{'portsuite':>14}{'now/before':>11}{'before x Echo':>14}"
+        )
+        for m in metrics:
+            a = statistics.median(results["before"][m])
+            b = statistics.median(results["portsuite"][m])
+            peer = statistics.median(results["twisted"][m])
+            print(
+                f"{m:<14}{a:>14.2f}{b:>14.2f}{b / a if a else float('nan'):>11.2f}{a / peer if peer else float('nan'):>14.2f}"
+            )
+        print(f"(before = {before_bin()}/twistd, loaded in the same rounds)")
+        rounds = {
+            m: [
+                round(b / a, 3)
+                for a, b in zip(results["before"][m], results["portsuite"][m], strict=False)
+                if a
+            ]
+            for m in metrics
+        }
+        print("BEFORE " + json.dumps(rounds))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.append(str(HERE))  # last, now that the stdlib's http is imported
+from benchlib import before_bin  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 FILES = {"1k.bin": 1024, "1m.bin": 1024 * 1024}
 TARGETS = [  # (file, peer, minimum ratio of portsuite's req/s)
@@ -130,7 +133,8 @@ class Server:
 def start_servers(peers: list[str], docroot: Path, workdir: Path) -> dict[str, Server]:
     servers = STARTED
     twistd = str(VENV_BIN / "twistd")
-    for name in [*peers, "portsuite"]:
+    before = before_bin()
+    for name in [*peers, *(["before"] if before else []), "portsuite"]:
         port = free_port()
         if name == "http.server":
             cmd = [
@@ -167,14 +171,14 @@ def start_servers(peers: list[str], docroot: Path, workdir: Path) -> dict[str, S
                 f"  server {{ listen 127.0.0.1:{port}; root {docroot}; }} }}\n"
             )
             cmd = ["nginx", "-p", f"{workdir}/", "-e", f"{workdir}/nginx.error", "-c", str(conf)]
-        elif name == "portsuite":
-            cfg = workdir / "portsuite.toml"
+        elif name in ("portsuite", "before"):
+            cfg = workdir / f"{name}.toml"
             cfg.write_text(f'[services.web]\ntype = "http"\nport = {port}\nroot = "{docroot}"\n')
             cmd = [
-                twistd,
+                str(before / "twistd") if name == "before" and before else twistd,
                 "-n",
                 "--pidfile=",
-                f"--logfile={workdir}/portsuite.twistd.log",
+                f"--logfile={workdir}/{name}.twistd.log",
                 "portsuite",
                 "-c",
                 str(cfg),
@@ -316,6 +320,18 @@ def main() -> int:
         "(waited ms = time the server was runnable while another program had its cpu, per"
         " measurement: on a shared machine that, not the server, is most of p99)\n"
     )
+    if "before" in servers:
+        for fname in FILES:
+            now = [x["rps"] for x in results[(fname, "portsuite")]]
+            old = [x["rps"] for x in results[(fname, "before")]]
+            per_round = " ".join(f"{b / a:.2f}" for a, b in zip(old, now, strict=False))
+            cpu = med(fname, "before", "cpu_us") / med(fname, "portsuite", "cpu_us")
+            print(
+                f"{fname} portsuite / before ({before_bin()}): "
+                f"{med(fname, 'portsuite', 'rps') / med(fname, 'before', 'rps'):.2f}x req/s "
+                f"(rounds: {per_round}), {cpu:.2f}x less cpu per request"
+            )
+        print()
     ok = True
     for fname, peer, want in TARGETS:
         if peer not in servers:

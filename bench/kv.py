@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import cpu_seconds, free_port, pin
+from benchlib import before_bin, cpu_seconds, free_port, pin
 
 N1 = int(os.environ.get("N1", "50000"))
 NP = int(os.environ.get("NP", "400000"))
@@ -76,8 +76,9 @@ def start(kind: str, aof: bool, tmp: Path) -> tuple[subprocess.Popen[bytes], int
         cfg = tmp / "kv.toml"
         data = f'data = "{tmp / "kv.aof"}"\nfsync = "everysec"\n' if aof else ""
         cfg.write_text(f'[services.kv]\ntype = "kv"\nport = {port}\n{data}')
+        bindir = before_bin() if kind == "before" else None
         cmd = [
-            TWISTD,
+            str(bindir / "twistd") if bindir else TWISTD,
             "-n",
             "--pidfile=",
             "--logfile",
@@ -148,7 +149,7 @@ def main() -> None:
     results: dict[tuple[str, str, int, str], list[tuple[float, float]]] = {}
     for setup in ("memory", "aof everysec"):
         for r in range(ROUNDS):
-            for kind in ("redis", "kv"):
+            for kind in ("redis", "kv") + (("before",) if before_bin() else ()):
                 tmp = Path(tempfile.mkdtemp(prefix="kv-bench-"))
                 proc, port = start(kind, setup != "memory", tmp)
                 try:
@@ -187,6 +188,29 @@ def main() -> None:
                     f"{k_ops / r_ops:9.2f} {target:7.1f} {r_cpu:17.2f} {k_cpu:14.2f} "
                     f"{r_cpu / k_cpu if k_cpu else 0:13.2f}"
                 )
+    if before_bin():
+        print(f"\nkv now against kv before ({before_bin()}/twistd), same rounds:")
+        print(
+            f"{'setup':13} {'test':4} {'-P':>3} {'before ops/s':>13} {'now ops/s':>10} "
+            f"{'now/before':>11} {'before/redis':>13} {'before cpu/now cpu':>19}  now/before by round"
+        )
+        for setup in ("memory", "aof everysec"):
+            for pipeline in (1, PIPE):
+                for test in ("SET", "GET"):
+                    old = results[(setup, "before", pipeline, test)]
+                    new = results[(setup, "kv", pipeline, test)]
+                    ref = results[(setup, "redis", pipeline, test)]
+                    o_ops = statistics.median(x[0] for x in old)
+                    n_ops = statistics.median(x[0] for x in new)
+                    r_ops = statistics.median(x[0] for x in ref)
+                    o_cpu = statistics.median(x[1] for x in old)
+                    n_cpu = statistics.median(x[1] for x in new)
+                    print(
+                        f"{setup:13} {test:4} {pipeline:>3} {o_ops:13.0f} {n_ops:10.0f} "
+                        f"{n_ops / o_ops:11.2f} {o_ops / r_ops:13.2f} "
+                        f"{o_cpu / n_cpu if n_cpu else 0:19.2f}  "
+                        + " ".join(f"{b[0] / a[0]:.2f}" for a, b in zip(old, new, strict=False))
+                    )
 
 
 if __name__ == "__main__":
