@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import free_port, pin
+from benchlib import before_bin, free_port, pin
 
 BIN = Path(sys.executable).parent
 PEER = (
@@ -55,16 +55,18 @@ class Server:
         if name == "twisted":
             cmd = [sys.executable, "-c", PEER, str(self.port), str(cert), str(key)]
         else:
-            config = tmp / "tls.toml"
+            config = tmp / f"tls-{name}.toml"
             config.write_text(
                 f'[services.echo]\ntype = "echo"\nport = {self.port}\n'
                 f'tls = {{ cert = "{cert}", key = "{key}" }}\n'
             )
+            bindir = before_bin() if name == "before" else BIN
+            assert bindir is not None
             cmd = [
-                str(BIN / "twistd"),
+                str(bindir / "twistd"),
                 "-n",
                 "--pidfile=",
-                f"--logfile={tmp}/portsuite.log",
+                f"--logfile={tmp}/{name}.log",
                 "portsuite",
                 "-c",
                 str(config),
@@ -192,7 +194,7 @@ def main() -> None:
         os.sched_setaffinity(0, {1})
     from portsuite import certs
 
-    names = ["twisted", "portsuite"]
+    names = ["twisted", "portsuite"] + (["before"] if before_bin() else [])
     results: dict[str, dict[str, list[float]]] = {n: {} for n in names}
     with tempfile.TemporaryDirectory(prefix="portsuite-bench-tls-") as tmpdir:
         tmp = Path(tmpdir)
@@ -224,6 +226,14 @@ def main() -> None:
         print(f"{m:<14}{a:>14.2f}{b:>14.2f}{ratio:>8.2f}")
     print("(ratio = portsuite / bare Twisted TLS echo; higher is better, target >= 0.9)")
     print("SUMMARY " + json.dumps(summary))
+    if "before" in results:
+        print(f"\n{'metric':<14}{'before':>14}{'portsuite':>14}{'now/before':>11}  by round")
+        for m in results["twisted"]:
+            old, new = results["before"][m], results["portsuite"][m]
+            a, b = statistics.median(old), statistics.median(new)
+            rounds = " ".join(f"{y / x:.2f}" for x, y in zip(old, new, strict=False) if x)
+            print(f"{m:<14}{a:>14.2f}{b:>14.2f}{b / a if a else float('nan'):>11.2f}  {rounds}")
+        print(f"(before = {before_bin()}/twistd, loaded in the same rounds)")
 
 
 if __name__ == "__main__":
