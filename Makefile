@@ -28,9 +28,10 @@ check: venv
 test: lint
 	$(BIN)/pytest
 
-lint: venv mypy
+lint: venv $(MYPY_LINK)
 	$(BIN)/ruff check src services tests plugins bench .ci
 	$(BIN)/ruff format --check src services tests plugins bench .ci
+	$(BIN)/mypy
 
 # plain mypy on src/portsuite and services/, --strict's checks on the plugin API
 mypy: venv $(MYPY_LINK)
