@@ -206,3 +206,25 @@ def test_twisted_still_answers_alpn_with_an_empty_name() -> None:
     with pytest.raises(SSL.Error) as info:
         _alpn_handshake(options.getContext(), tls_protocol)
     assert "internal error" in str(info.value) or "alert" in str(info.value)
+
+
+def test_a_big_write_is_queued_whole() -> None:
+    """One send would leave most of it over, and keeping the rest would copy it."""
+    conn, peer, reactor = _connection()
+    big = bytes(range(256)) * 4096  # 1 MiB
+    internals.writer(conn)(big)
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(100)  # nothing sent yet
+    assert conn in reactor.writers  # the reactor sends it, as with transport.write
+    got = b""
+    for _ in range(10000):
+        if len(got) == len(big):
+            break
+        conn.doWrite()
+        try:
+            got += peer.recv(1 << 20)
+        except BlockingIOError:
+            pass
+    assert got == big
+    peer.close()
