@@ -75,14 +75,14 @@ def check(svc: ServiceConfig) -> list[str]:
     return _static(svc)[3]
 
 
-def _listeners(suite: Any) -> list[tuple[str, str, str, int, bool]]:
-    """(service, type, transport, port, tls) of every bound listener of the suite."""
+def _listeners(suite: Any) -> list[tuple[str, str, str, int, bool, str]]:
+    """(service, type, transport, port, tls, host) of every bound listener of the suite."""
     out = []
     for name, stats in sorted(getattr(suite, "stats", {}).items()):
         for li in stats.listeners:
             if li.port is not None and li.transport in ("tcp", "udp"):
                 out.append((name, stats.type, li.transport, li.port, bool(li.tls), li.host))
-    return out  # type: ignore[return-value]
+    return out
 
 
 def _srv_records(origin: bytes, suite: Any, ttl: int) -> dict[bytes, list[Any]]:

@@ -171,17 +171,23 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
 class _Parser(authority.BindAuthority):
     """Twisted's BindAuthority, fed one line at a time so errors know their line."""
 
+    # Twisted's FileAuthority sets both to None in its class body
+    records: dict[bytes, list[Any]]  # type: ignore[assignment]
+    soa: tuple[bytes, Any] | None  # type: ignore[assignment]
+
     def __init__(self) -> None:  # no file: loadFile is not used
-        self.records: dict[bytes, list[Any]] = {}
+        self.records = {}
         self.soa = None
 
     def class_IN(self, ttl: int, type: str, domain: bytes, rdata: list[bytes]) -> None:
         texts = [r.decode("utf-8", "replace") for r in rdata]
+        record: Any
         if type == "TXT":
             value = " ".join(t[1:-1] if t.startswith('"') and t.endswith('"') else t for t in texts)
             record = dns.Record_TXT(*[s.encode() for s in [value]], ttl=ttl)
         elif type == "SOA":
-            record = dns.Record_SOA(*rdata[:2], *(int(dns.str2time(x)) for x in rdata[2:]), ttl=ttl)
+            times = (int(dns.str2time(x)) for x in rdata[2:])
+            record = dns.Record_SOA(*rdata[:2], *times, ttl=ttl)  # type: ignore[misc]
             self.soa = (domain.lower(), record)
         else:
             record = _record(type, " ".join(texts), self.origin.rstrip(b"."), ttl)
@@ -275,6 +281,10 @@ class LabAuthority(authority.FileAuthority):
     from a file, plus the records that C{dynamic} adds at query time (the SRV
     records of the suite's services, whose ports may be known only once bound).
     """
+
+    # Twisted's FileAuthority sets both to None in its class body
+    records: dict[bytes, list[Any]]  # type: ignore[assignment]
+    soa: tuple[bytes, Any] | None  # type: ignore[assignment]
 
     def __init__(
         self,

@@ -348,7 +348,7 @@ class MailPOP3(BoundedLines, pop3.POP3):
 
 
 class POP3Factory(ServerFactory):
-    protocol = MailPOP3
+    protocol = MailPOP3  # type: ignore[assignment]  # twisted.mail's POP3 has no .factory
     noisy = False
 
     def __init__(
@@ -372,7 +372,7 @@ class POP3Factory(ServerFactory):
             portal.registerChecker(accounts.checker())
         self.portal = portal
 
-    def buildProtocol(self, addr: Any) -> MailPOP3:
+    def buildProtocol(self, addr: Any) -> Any:  # a MailPOP3
         p = MailPOP3()
         p.factory = self
         return p

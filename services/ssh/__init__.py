@@ -80,7 +80,8 @@ def ssh_factory(ctx: ServiceContext) -> ServerFactory:
             fp=hostkeys.fingerprint(key),
         )
     shell = ShellService(ctx, ctx.options["files"], ctx.options["writable"])
-    return LabSSHFactory(keys, shell, ctx.reactor, ctx.options["login_grace"])
+    factory: Any = LabSSHFactory(keys, shell, ctx.reactor, ctx.options["login_grace"])
+    return factory  # builds conch's transport, not a _ProtoWithFactory
 
 
 def telnet_factory(ctx: ServiceContext) -> ServerFactory:

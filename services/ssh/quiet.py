@@ -33,4 +33,7 @@ def _not_a_goodbye(event: dict[str, Any]) -> PredicateResult:
 def quiet_logger() -> Logger:
     """A Logger for a conch subclass's C{_log}: warnings and errors only."""
     levels = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
-    return Logger(observer=FilteringLogObserver(globalLogPublisher, [levels, _not_a_goodbye]))
+    predicates: list[Any] = [levels, _not_a_goodbye]  # ILogFilterPredicate, through zope
+    publisher: Any = globalLogPublisher
+    observer: Any = FilteringLogObserver(publisher, predicates)
+    return Logger(observer=observer)

@@ -63,6 +63,8 @@ class LabTransport(transport.SSHServerTransport):
     _log = quiet_logger()
     _grace: Any = None
     password_failures = 0
+    factory: Any  # the LabSSHFactory (conch types it as an optional SSHFactory)
+    transport: Any  # the TCP transport (typed as an optional ITransport)
 
     def connectionMade(self) -> None:
         transport.SSHServerTransport.connectionMade(self)
@@ -108,6 +110,7 @@ class LabUserAuth(userauth.SSHUserAuthServer):
     attemptsBeforeDisconnect = 6  # OpenSSH's MaxAuthTries (keys offered count too)
     passwordDelay = 2
     loginTimeout = 120
+    transport: Any  # the LabTransport (conch types it as an optional SSHTransportBase)
 
     def auth_password(self, packet: bytes) -> Any:
         password = common.getNS(packet[1:])[0]
@@ -134,7 +137,7 @@ class LabUserAuth(userauth.SSHUserAuthServer):
 
     def _later(self, failure: Failure) -> defer.Deferred[Any]:
         d: defer.Deferred[Any] = defer.Deferred()
-        self.clock.callLater(self.passwordDelay, d.errback, failure)
+        self.clock.callLater(self.passwordDelay, d.errback, failure)  # type: ignore[arg-type]
         return d
 
     def auth_publickey(self, packet: bytes) -> Any:
@@ -197,13 +200,14 @@ class LabSession(components.Adapter):
     """One session channel of a L{LabUser}: the lab shell, one command, or SFTP."""
 
     width, height = 80, 24
+    term: Any = None
 
     def getPty(self, term: bytes, windowSize: Any, modes: Any) -> None:
         self.height, self.width = windowSize[:2]
 
     def openShell(self, proto: Any) -> None:
         user: LabUser = self.original
-        term = terminal_protocol(user.shell, user.name, user.peer, "ssh")
+        term: Any = terminal_protocol(user.shell, user.name, user.peer, "ssh")
         proto.makeConnection(_Glue(write=term.dataReceived, loseConnection=lambda: _close(proto)))
         term.makeConnection(_Glue(write=proto.write, loseConnection=lambda: _close(proto)))
         term.terminalProtocol.terminalSize(self.width, self.height)
@@ -289,7 +293,7 @@ class LabSSHFactory(factory.SSHFactory):
         self.login_grace = login_grace
         self.service_name = shell.ctx.config.name
         realm = LabRealm(shell)
-        self.portal = portal.Portal(realm)
+        self.portal = portal.Portal(realm)  # type: ignore[arg-type]  # zope: an IRealm
         if shell.accounts is not None:
             self.portal.registerChecker(shell.accounts.checker())
             db = {}
@@ -303,7 +307,8 @@ class LabSSHFactory(factory.SSHFactory):
                         continue  # the config check reported it
                 if parsed:
                     db[name.encode()] = parsed
-            self.portal.registerChecker(SSHPublicKeyChecker(InMemorySSHKeyDB(db)))
+            checker: Any = SSHPublicKeyChecker(InMemorySSHKeyDB(db))  # type: ignore[arg-type]
+            self.portal.registerChecker(checker)  # zope's interfaces, unseen by mypy
 
     def getPublicKeys(self) -> dict[bytes, keys.Key]:
         return {k.sshType(): k.public() for k in self.host_keys.values()}

@@ -30,6 +30,8 @@ class LabTelnetBootstrap(telnet.TelnetBootstrapProtocol):
     """Twisted's bootstrap (NAWS, SGA, ECHO, LINEMODE) plus the terminal type."""
 
     terminal_type = ""
+    transport: Any  # the TelnetTransport (typed as an optional ITransport)
+    protocol: Any
 
     def connectionMade(self) -> None:
         # Twisted's, with quiet errbacks: a client that leaves before answering every

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -425,7 +426,7 @@ class Suite(MultiService):
         """The wrapper every UDP service gets: counters and the UDP guards."""
         from portsuite.udp import GuardedDatagramWrapper, UdpPolicy
 
-        own = self.types[ctx.config.name].udp_policy
+        own: Mapping[str, Any] = self.types[ctx.config.name].udp_policy
         policy = attrs.evolve(UdpPolicy(), **own) if own else None
         return GuardedDatagramWrapper.for_context(protocol, ctx, policy=policy)
 
