@@ -37,12 +37,16 @@ def _files_check(svc: ServiceConfig) -> list[str]:
 
 def _ssh_check(svc: ServiceConfig) -> list[str]:
     errors = _files_check(svc)
-    errors += hostkeys.check(Path(svc.options["host_keys"]))
+    folder = svc.options.get("host_keys")
+    if folder is not None:  # missing: the config already says so
+        errors += hostkeys.check(Path(folder))
     return errors
 
 
 def _notes(svc: ServiceConfig) -> list[str]:
     """The host keys' fingerprints: what ssh asks a student to trust at first login."""
+    if svc.options.get("host_keys") is None:
+        return []
     folder = Path(svc.options["host_keys"])
     out = []
     for kind, name in hostkeys.KINDS.items():

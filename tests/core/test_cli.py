@@ -183,3 +183,25 @@ def test_check_refuses_an_unknown_uid(tmp_path: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().err.strip() == (
         "portsuite check: --uid no-such-user-here: no such user on this machine"
     )
+
+
+def test_plugins_piped_into_a_reader_that_left_ends_quietly() -> None:
+    """portsuite plugins | head: the reader may be gone before a line is written."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already left: every write fails with EPIPE
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "portsuite.cli", "plugins"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert out.returncode == 0
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr

@@ -15,6 +15,7 @@ and C{run(args) -> exit status}; L{COMMANDS} lists them in the order C{--help} s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from types import ModuleType
 
@@ -41,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         module.add_arguments(p)
         p.set_defaults(run=module.run)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:  # portsuite plugins | head: the reader left, nothing to say
+        # point stdout at /dev/null so the interpreter's final flush does not fail too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 __all__ = ["COMMANDS", "main"]

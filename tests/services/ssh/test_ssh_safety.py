@@ -211,3 +211,12 @@ def test_portsuite_check_shows_the_fingerprints_ssh_will_show(
     for kind, name in hostkeys.KINDS.items():
         fp = hostkeys.fingerprint(keys.Key.fromFile(str(lab["keys"] / name)))
         assert f"note: [services.ssh] host key {kind.upper()} {fp}" in out
+
+
+def test_an_ssh_service_without_host_keys_is_one_config_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        loader.from_dict(
+            {"services": {"ssh": {"type": "ssh", "port": 0}}}, base_dir=tmp_path, label="lab.toml"
+        )
+    (line,) = e.value.errors
+    assert line.startswith("lab.toml: [services.ssh] host_keys: missing")
