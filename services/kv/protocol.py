@@ -39,6 +39,9 @@ DENIED = (
     b"protected_mode = false there if this network is trusted.\r\n"
 )
 MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
+FLUSH_SIZE = 64 * 1024  # replies of one batch past this size are written before the next
+SLICE = 256 * 1024  # a bigger reply is handed to the transport in slices, as it drains
+BIG_REPLY = 1024 * 1024  # a string this long is sent as it is, not copied into its reply
 NOT_QUEUED = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
 
 
@@ -66,7 +69,9 @@ class KVProtocol(Protocol):
         self.also: list[list[bytes]] | None = None
         self._out: list[bytes] | None = None
         self.paused = False
-        self.queue: list[bytes] = []
+        self.pending: tuple[list[list[bytes]], str | None] | None = None  # waiting to run
+        self.queue: list[bytes] = []  # output waiting for the transport to drain
+        self.qoff = 0  # how much of queue[0] was already written
         self.queued = 0
         self.created = self.last = server.clock()
         self.last_cmd: Any = None
@@ -119,6 +124,9 @@ class KVProtocol(Protocol):
         self.channels = set()
         self.patterns = set()
         self.queue = []
+        self.queued = 0
+        self.qoff = 0
+        self.pending = None
 
     @property
     def subscribed(self) -> bool:
@@ -178,7 +186,9 @@ class KVProtocol(Protocol):
         self.multi_failed = False
         self.set_resp(2)
         self.name = None
+        kept = self.queue, self.queued, self.qoff, self.pending  # still owed to the client
         self.connectionLost()
+        self.queue, self.queued, self.qoff, self.pending = kept
         self.closed = False
         self.server.clients[self.id] = self
         self.authenticated = not self.server.settings.password
@@ -186,6 +196,14 @@ class KVProtocol(Protocol):
         self.refresh()
 
     # -- flow control: a client that does not read cannot grow our memory ----------
+    #
+    # Every byte queued for a client counts: the transport's buffer (over its 64 KiB
+    # it pauses us, synchronously, from inside write()), then our own queue. While
+    # paused we stop *executing* the client's pipelined commands (they wait in
+    # C{pending}, no reply is built for them) and stop reading its socket; when the
+    # transport has sent everything it resumes us and we go on. Only what one reply
+    # or a pub/sub push adds can go past that, and past client_output_buffer_limit
+    # the client is disconnected, as Redis does.
 
     def pauseProducing(self) -> None:
         # the transport's buffer is full: stop reading this client's requests
@@ -193,33 +211,64 @@ class KVProtocol(Protocol):
         self.transport.pauseProducing()
 
     def resumeProducing(self) -> None:
+        # everything the transport held has been sent
         self.paused = False
-        queue, self.queue, self.queued = self.queue, [], 0
-        if queue:
-            self.transport.write(b"".join(queue))
-        if not self.paused and not self.closed:
+        self._drain()
+        if self.closed or self.paused or self.queue:
+            return
+        if self.pending is not None:
+            cmds, error = self.pending
+            self.pending = None
+            self.run(cmds, error)
+        if not self.paused and not self.closed and self.pending is None and not self.queue:
             self.transport.resumeProducing()
 
     def stopProducing(self) -> None:
         pass
 
+    def _drain(self) -> None:
+        """Hand queued output to the transport, a slice at a time, until it pauses us."""
+        queue = self.queue
+        while queue and not self.paused and not self.closed:
+            item = queue[0]
+            if self.qoff == 0 and len(item) <= SLICE:
+                queue.pop(0)
+                self.queued -= len(item)
+                self.transport.write(item)
+                continue
+            piece = item[self.qoff : self.qoff + SLICE]
+            self.qoff += len(piece)
+            self.queued -= len(piece)
+            if self.qoff >= len(item):
+                queue.pop(0)
+                self.qoff = 0
+            self.transport.write(piece)
+
     def send(self, data: bytes) -> None:
-        if self.paused:
-            self.queue.append(data)
-            self.queued += len(data)
-            limit = self.server.settings.client_output_buffer_limit
-            if limit and self.queued > limit:
-                log.warn(
-                    "kv: closing {peer}: output buffer over {limit} bytes "
-                    "(the client sends commands but does not read the replies)",
-                    peer=self.peer,
-                    limit=limit,
-                )
-                self.closed = True
-                self.queue = []
-                self.transport.abortConnection()
-        else:
+        if not self.paused and not self.queue and len(data) <= SLICE:
             self.transport.write(data)
+            return
+        self.queue.append(data)
+        self.queued += len(data)
+        limit = self.server.settings.client_output_buffer_limit
+        # (one big reply alone may pass the limit, as a normal client's may in Redis;
+        # replies and pushes piling up behind it may not)
+        if limit and self.queued - len(self.queue[0]) + self.qoff > limit:
+            log.warn(
+                "kv: closing {peer}: output buffer over {limit} bytes "
+                "(the client sends commands but does not read the replies)",
+                peer=self.peer,
+                limit=limit,
+            )
+            self.closed = True
+            self.queue = []
+            self.queued = 0
+            self.qoff = 0
+            self.pending = None
+            self.transport.abortConnection()
+            return
+        if not self.paused:
+            self._drain()
 
     def push(self, reply: Any) -> None:
         """An out-of-band reply (pub/sub): now, or with the current batch."""
@@ -239,22 +288,54 @@ class KVProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closed or self.close_after_reply:
             return
-        server = self.server
-        self.last = server.clock()
+        self.last = self.server.clock()
         error = None
         try:
             cmds = self.parser.feed(data)
         except ProtocolError as e:
             cmds = self.parser.ready
             error = str(e)
+        if self.pending is not None:  # still waiting for the client to read
+            old, olderror = self.pending
+            self.pending = (old + cmds, olderror or error)
+            return
+        self.run(cmds, error)
+
+    def run(self, cmds: list[list[bytes]], error: str | None) -> None:
+        """
+        Run a batch of pipelined commands; their replies go out in one write, or in
+        several when they are big. Stops (commands left in C{pending}) as soon as the
+        client's pending output is over the transport's high mark.
+        """
+        server = self.server
         out: list[bytes] = []
         self._out = out
         execute = self.execute
-        server.total_commands += len(cmds)
+        size = 0
+        done = 0
         for argv in cmds:
+            mark = len(out)
             execute(argv, out)
+            done += 1
             if self.close_after_reply or self.closed:
                 break
+            added = len(out) - mark
+            if added == 1:
+                size += len(out[mark])
+            elif added:
+                size += sum(map(len, out[mark:]))
+            if size > FLUSH_SIZE:
+                if not self._flush(out, size):
+                    return
+                out.clear()
+                size = 0
+                if self.paused and done < len(cmds):
+                    # over the high mark: the rest waits until the client reads
+                    server.total_commands += done
+                    self.pending = (cmds[done:], error)
+                    self._out = None
+                    return
+        server.total_commands += done
         self._out = None
         if self.closed:
             return
@@ -264,7 +345,14 @@ class KVProtocol(Protocol):
             log.info(
                 "kv: protocol error from {peer}: {error}; closing", peer=self.peer, error=error
             )
-        aof = server.aof
+        if out and not self._flush(out, size):
+            return
+        if self.close_after_reply:
+            self.transport.loseConnection()
+
+    def _flush(self, out: list[bytes], size: int) -> bool:
+        """The AOF first (nothing is acknowledged before it is written), then the replies."""
+        aof = self.server.aof
         if aof is not None and aof.buf and aof.ok:
             try:
                 aof.flush()
@@ -276,12 +364,15 @@ class KVProtocol(Protocol):
                     error=aof.error,
                 )
                 self.closed = True
+                self._out = None
                 self.transport.abortConnection()
-                return
-        if out:
-            self.send(b"".join(out))
-        if self.close_after_reply:
-            self.transport.loseConnection()
+                return False
+        if size > BIG_REPLY:  # no copy of big values: one write each
+            for part in out:
+                self.send(part)
+        elif out:
+            self.send(out[0] if len(out) == 1 else b"".join(out))
+        return True
 
     def execute(self, argv: list[bytes], out: list[bytes]) -> None:
         """Run one command; its reply (if any) is appended to C{out}."""
@@ -380,7 +471,10 @@ class KVProtocol(Protocol):
         if r is NO_REPLY:
             return
         if type(r) is bytes:
-            out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+            if len(r) < BIG_REPLY:
+                out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+            else:
+                out += (b"$%d\r\n" % len(r), r, b"\r\n")
         elif r is OK:
             out.append(b"+OK\r\n")
         else:
