@@ -158,8 +158,14 @@ class KVProtocol(Protocol):
         if dirty:  # a watched key changed: nothing is run
             return b"*-1\r\n" if self.resp == 2 else b"_\r\n"
         out: list[bytes] = [b"*%d\r\n" % len(queued)]
+        aof = self.server.aof
+        mark = len(aof.buf) if aof is not None else 0
         for _cmd, argv in queued:
             self.execute(argv, out)  # not queued again: self.multi is None now
+        if aof is not None and len(aof.buf) - mark > 1:
+            # all or nothing after a crash too: a file ending inside MULTI is cut there
+            aof.buf.insert(mark, b"*1\r\n$5\r\nMULTI\r\n")
+            aof.buf.append(b"*1\r\n$4\r\nEXEC\r\n")
         return b"".join(out)
 
     def watch(self, keys: list[bytes]) -> None:
