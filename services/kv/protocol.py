@@ -66,7 +66,8 @@ class KVProtocol(Protocol):
         self.patterns: set[bytes] = set()
         self.close_after_reply = False
         self.closed = False
-        self.also: list[list[bytes]] | None = None
+        self.also: list[list[bytes]] | None = None  # what goes to the AOF instead of argv
+        self.touched: list[bytes] | None = None  # the keys a write changed, if not all of argv's
         self._out: list[bytes] | None = None
         self.paused = False
         self.pending: tuple[list[list[bytes]], str | None] | None = None  # waiting to run
@@ -441,6 +442,10 @@ class KVProtocol(Protocol):
                 )
                 return
             if self.multi is not None and name not in NOT_QUEUED:
+                if "nomulti" in cmd.flags:
+                    out.append(b"-ERR Command not allowed inside a transaction\r\n")
+                    self.multi_failed = True
+                    return
                 self.multi.append((cmd, argv))
                 out.append(b"+QUEUED\r\n")
                 return
@@ -454,11 +459,16 @@ class KVProtocol(Protocol):
                 )
                 return
             self.also = None
+            self.touched = None
             dirty = store.dirty
         try:
             r = cmd.handler(self, argv)
         except CommandError as e:
-            out.append(b"-%s\r\n" % str(e).encode())
+            text = str(e)
+            out.append(b"-%s\r\n" % text.encode())
+            kind = text.split(" ", 1)[0]
+            stats = server.error_stats
+            stats[kind] = stats.get(kind, 0) + 1
             if cmd.stateful:
                 self.refresh()
             return
@@ -466,7 +476,7 @@ class KVProtocol(Protocol):
             self.refresh()
         if write and store.dirty != dirty:
             if server.watched:
-                server.touch(cmd, argv)
+                server.touch(cmd, argv, self.touched)
             aof = server.aof
             if aof is not None:
                 if self.also is None:

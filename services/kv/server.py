@@ -93,6 +93,7 @@ class KVServer(ServerFactory):
         self.total_connections = 0
         self.total_commands = 0
         self.rejected = 0
+        self.error_stats: dict[str, int] = {}  # INFO errorstats: ERR, WRONGTYPE…
         self.started = time.time()
         self.last_save = time.time()
         self.aof: AOF | None = None
@@ -105,11 +106,13 @@ class KVServer(ServerFactory):
         self._ids += 1
         return self._ids
 
-    def touch(self, cmd: Any, argv: list[bytes]) -> None:
+    def touch(self, cmd: Any, argv: list[bytes], touched: list[bytes] | None = None) -> None:
         """A write changed the keys of C{argv}: transactions WATCHing them will fail."""
         watched = self.watched
         if cmd.name in ("flushall", "flushdb"):
             return  # done before the flush, for the keys that existed
+        if touched is not None:  # the command said which (SMOVE to a set holding it)
+            keys = touched
         else:
             last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
             keys = argv[cmd.first_key : last + 1 : cmd.key_step or 1] if cmd.first_key else []
