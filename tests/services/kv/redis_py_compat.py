@@ -30,6 +30,7 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 FILES = ["tests/test_commands.py", "tests/test_pipeline.py", "tests/test_pubsub.py"]
 MARKS = "not onlycluster and not redismod and not ssl and not replica"
@@ -106,15 +107,24 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def run_suite(root: Path, port: int, protocol: int, xml: Path) -> dict[str, str]:
     """{test id: passed | failed | skipped}."""
+    with open(xml.with_suffix(".log"), "wb") as log:
+        _pytest(root, port, protocol, xml, log)
+    return _parse(xml)
+
+
+def _pytest(root: Path, port: int, protocol: int, xml: Path, log: Any) -> None:
     subprocess.run(
         [PY, "-m", "pytest", *FILES, f"--redis-url=redis://127.0.0.1:{port}/0"]
         + [f"--protocol={protocol}", "-m", MARKS, "-q", "-p", "no:cacheprovider"]
-        + ["--timeout=60", f"--junitxml={xml}"],
+        + ["--timeout=20", "--tb=no", "--durations=15", f"--junitxml={xml}"],
         cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=1800,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        timeout=3600,
     )
+
+
+def _parse(xml: Path) -> dict[str, str]:
     out = {}
     for case in ET.parse(xml).iter("testcase"):
         name = f"{case.get('classname')}::{case.get('name')}"
@@ -131,13 +141,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--protocol", type=int, action="append", choices=(2, 3))
     ap.add_argument("--failures", action="store_true", help="list kv's missing passes")
+    ap.add_argument("--keep", type=Path, help="keep the junit XML and logs in this folder")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "portsuite-redis-py")
     args = ap.parse_args()
     if not shutil.which("redis-server"):
         raise SystemExit("redis-server is missing: apt-get install redis-server")
     root = sdist(args.cache)
     ok = True
-    tmp = Path(tempfile.mkdtemp(prefix="redis-py-compat-"))
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="redis-py-compat-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     try:
         for protocol in args.protocol or [2, 3]:
             servers = {kind: start(kind, tmp / kind) for kind in ("redis-server", "kv")}
@@ -165,7 +177,8 @@ def main() -> int:
                 for t in sorted(ref - ours):
                     print(f"  kv fails: {t}")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0 if ok else 1
 
 
