@@ -25,12 +25,12 @@ except ImportError:  # pragma: no cover - the pure-Python parser does everything
 
 _chain = chain.from_iterable
 # hiredis's reader allocates an aggregate of the declared count before its elements
-# arrive (*400000000 is 3 GB, *4294967295 a MemoryError): a batch with any
-# aggregate header (* % ~ > |) of five characters or more after the type goes to
-# the exact reader below, which checks the count against Redis's limits and
-# allocates only for what arrives. (A false match inside a bulk's bytes only costs
-# the fast path.)
-_BIG_COUNT = re.compile(rb"(?:\A|\n)[*%~>|][^\r\n]{5}")
+# arrive (*400000000 is 3 GB, *4294967295 a MemoryError): a batch with an array
+# header of five characters or more after the '*', or any RESP3 aggregate (% ~ > |,
+# which no client sends), goes to the exact reader below, which checks the count
+# against Redis's limits and allocates only for what arrives. (A false match inside
+# a bulk's bytes only costs the fast path. A leading literal keeps the regex fast.)
+_BIG_COUNT = re.compile(rb"\*[^\r\n]{5}")
 INLINE_MAX = 64 * 1024
 BIG_ARG = 1024 * 1024  # a bulk this long or longer is read by _feed_big
 DEFAULT_MAX_BULK = 512 * 1024 * 1024
@@ -225,30 +225,31 @@ class RequestParser:
         self.left -= 1
         return data[take:]
 
-    def feed(self, data: bytes) -> list[list[bytes]]:
+    def _feed_after_big(self, data: bytes) -> list[list[bytes]]:
+        """C{feed} while a big bulk is being read."""
         done: list[list[bytes]] = []
+        data = self._feed_big(data)
         if self.big is not None:
-            data = self._feed_big(data)
-            if self.big is not None:
-                self.ready = []
-                return []
-            if not self.left:
-                done.append(self.argv)  # type: ignore[arg-type]
-                self.argv = None
-            if not data:
-                self.ready = done
-                return done
+            self.ready = done
+            return done
+        if not self.left:
+            done.append(self.argv)  # type: ignore[arg-type]
+            self.argv = None
+        if not data:
+            self.ready = done
+            return done
         try:
-            cmds = self._feed(data)
+            cmds = self.feed(data)
         except ProtocolError:
             self.ready[:0] = done
             raise
-        if done:
-            cmds[:0] = done
-            self.ready = cmds
+        cmds[:0] = done
+        self.ready = cmds
         return cmds
 
-    def _feed(self, data: bytes) -> list[list[bytes]]:
+    def feed(self, data: bytes) -> list[list[bytes]]:
+        if self.big is not None:
+            return self._feed_after_big(data)
         buf = self.buf
         if (
             not buf
@@ -260,6 +261,10 @@ class RequestParser:
             and b"\r\n+" not in data  # simple strings and verbatims also read as bytes
             and b"\r\n=" not in data
             and _BIG_COUNT.search(data) is None
+            and b"\n%" not in data
+            and b"\n~" not in data
+            and b"\n>" not in data
+            and b"\n|" not in data
         ):
             fast = self._feed_fast(data)
             if fast is not None:
