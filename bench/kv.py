@@ -8,6 +8,14 @@ second (redis: appendonly yes, appendfsync everysec; kv: data = "...", fsync =
 machine has two CPUs. Prints ops/s and the ratio kv / redis.
 
     .venv/bin/python bench/kv.py            # N1=50000 NP=400000 ROUNDS=2 to change
+    .venv/bin/python bench/kv.py --hostile  # echo round trips while kv clients attack
+    .venv/bin/python bench/kv.py --memory   # bytes per small key, kv vs redis used_memory
+
+--hostile: a suite of kv + echo in twistd; one thread measures echo round trips every
+few ms while hostile kv clients run (a pipeline of 2,000 GET of a 1 MiB value never
+read, declared counts *4294967295 / *400000000 / *2147483647 opened and closed, a
+100 MB bulk, a 1,000,000-argument request); prints the worst and the 99th percentile
+round trip during each attack, and the server's RSS growth.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchlib import before_bin, cpu_seconds, free_port, pin
 
@@ -142,7 +151,170 @@ def bench(pid: int, port: int, pipeline: int, n: int) -> dict[str, tuple[float, 
     return out
 
 
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _cmd(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def _pinger(port: int, stop_flag: Any, mark: Any, out: Any) -> None:
+    """One echo round trip every 5 ms until told to stop; sends [(t, rtt)] back."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    start_at = time.monotonic()
+    samples = []
+    while not stop_flag.is_set():
+        t = time.perf_counter()
+        s.sendall(b"x")
+        s.recv(1)
+        samples.append((time.monotonic() - start_at, time.perf_counter() - t))
+        time.sleep(0.005)
+    s.close()
+    out.send(samples)
+
+
+def hostile() -> None:
+    import threading
+
+    tmp = Path(tempfile.mkdtemp(prefix="kv-hostile-"))
+    kv, echo = free_port(), free_port()
+    cfg = tmp / "suite.toml"
+    cfg.write_text(
+        f'[services.kv]\ntype = "kv"\nport = {kv}\n[services.echo]\ntype = "echo"\nport = {echo}\n'
+    )
+    cmd = [TWISTD, "-n", "--pidfile=", "--logfile", str(tmp / "t.log"), "portsuite", "-c", str(cfg)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    wait_port(kv, proc, "kv")
+    import multiprocessing
+
+    # the pinger is a process of its own: the attackers' threads must not hold its GIL
+    ctx = multiprocessing.get_context("fork")
+    stop_flag = ctx.Event()
+    mark = ctx.Value("i", 0)
+    parent_end, child_end = ctx.Pipe()
+    pinger = ctx.Process(target=_pinger, args=(echo, stop_flag, mark, child_end), daemon=True)
+
+    with socket.create_connection(("127.0.0.1", kv)) as s:
+        s.sendall(_cmd(b"SET", b"big", b"x" * 2**20))
+        s.recv(16)
+
+    def pipeline_never_read() -> None:
+        h = socket.create_connection(("127.0.0.1", kv))
+        h.sendall(_cmd(b"GET", b"big") * 2000)
+        time.sleep(3)
+        h.close()
+
+    def counts() -> None:
+        for payload in (b"*4294967295\r\n", b"*400000000\r\n", b"*2147483647\r\n$3\r\nGET\r\n"):
+            for _ in range(20):
+                with socket.create_connection(("127.0.0.1", kv)) as h:
+                    h.sendall(payload)
+                    time.sleep(0.01)
+
+    def big_bulk() -> None:
+        with socket.create_connection(("127.0.0.1", kv)) as h:
+            h.sendall(_cmd(b"SET", b"huge", b"y" * 100 * 2**20))
+            h.recv(16)
+            h.sendall(_cmd(b"GET", b"huge"))  # and the reply back
+            got = 0
+            while got < 100 * 2**20 + 14:
+                got += len(h.recv(1 << 20))
+            h.sendall(_cmd(b"DEL", b"huge"))
+            h.recv(16)
+
+    def many_args() -> None:
+        with socket.create_connection(("127.0.0.1", kv)) as h:
+            h.sendall(b"*1000001\r\n$4\r\nSADD\r\n" + b"$1\r\nx\r\n" * 1000000)
+            time.sleep(1)  # (the key name is "x"; one request)
+            h.sendall(_cmd(b"DEL", b"x"))
+            h.recv(16)
+
+    pinger.start()
+    time.sleep(1)
+    t0 = time.monotonic()
+    print(f"{'attack':28} {'echo rtt max ms':>16} {'p99 ms':>7} {'rss growth MiB':>15}")
+    rows = []
+    for name, attack in (
+        ("pipeline 2000 x GET 1MiB", pipeline_never_read),
+        ("declared counts x60", counts),
+        ("SET+GET of a 100 MB value", big_bulk),
+        ("1,000,000 arguments", many_args),
+    ):
+        rss0 = _rss(proc.pid)
+        peak = rss0
+        begin = time.monotonic()
+        t = threading.Thread(target=attack)
+        t.start()
+        while t.is_alive():
+            peak = max(peak, _rss(proc.pid))
+            time.sleep(0.02)
+        time.sleep(0.3)
+        rows.append((name, begin - t0, time.monotonic() - t0, (peak - rss0) // 2**20))
+    stop_flag.set()
+    samples = parent_end.recv()  # [(when since start, rtt)]
+    pinger.join(10)
+    base = [r for w, r in samples if w < 1]
+    rows.insert(0, ("(none: baseline)", -1.0, 1.0, 0))
+    for name, a, b, grown in rows:
+        # (the pinger started about 1 s before t0)
+        during = [r for w, r in samples if a <= w - 1 <= b] if a >= 0 else base
+        q = statistics.quantiles(during, n=100)[98] * 1000 if len(during) > 2 else 0
+        print(f"{name:28} {max(during) * 1000:16.1f} {q:7.1f} {grown:15}")
+    stop(proc)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def memory(n: int = 1_000_000) -> None:
+    """Bytes per small key (SET key:N value-of-8-bytes), kv's RSS vs redis's used_memory."""
+    print(f"{n} keys of ~10 bytes with 8-byte values")
+    for kind in ("redis", "kv"):
+        tmp = Path(tempfile.mkdtemp(prefix="kv-mem-"))
+        proc, port = start(kind, False, tmp)
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+
+                def info() -> int:
+                    s.sendall(_cmd(b"INFO", b"memory"))
+                    data = b""
+                    while not data.endswith(b"\r\n") or data.count(b"\r\n") < 2:
+                        data += s.recv(65536)
+                    for line in data.split(b"\r\n"):
+                        if line.startswith(b"used_memory:"):
+                            return int(line.split(b":")[1])
+                    return 0
+
+                before, rss0 = info(), _rss(proc.pid)
+                batch = 10000
+                for i in range(0, n, batch):
+                    s.sendall(
+                        b"".join(
+                            _cmd(b"SET", b"key:%d" % j, b"v%07d" % j) for j in range(i, i + batch)
+                        )
+                    )
+                    got = 0
+                    while got < batch:
+                        got += s.recv(1 << 20).count(b"+OK")
+                after, rss1 = info(), _rss(proc.pid)
+            print(
+                f"{kind:6} used_memory {(after - before) / n:6.1f} B/key   "
+                f"RSS {(rss1 - rss0) / n:6.1f} B/key"
+            )
+        finally:
+            stop(proc)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
+    if "--hostile" in sys.argv:
+        return hostile()
+    if "--memory" in sys.argv:
+        return memory()
     for tool in ("redis-server", "redis-benchmark"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: apt-get install redis-server redis-tools")

@@ -14,9 +14,9 @@ from typing import Any
 from twisted.logger import Logger
 
 from portsuite.api import Option, ServiceContext, ServiceType, is_loopback_host
-from portsuite_services.kv.aof import FSYNC_CHOICES, AOFError, check_file
+from portsuite_services.kv.aof import FSYNC_CHOICES, AOFError
 from portsuite_services.kv.protocol import KVProtocol
-from portsuite_services.kv.server import KVServer, Settings
+from portsuite_services.kv.server import KVServer, Settings, check_data_file
 
 log = Logger(namespace="portsuite.kv")
 
@@ -146,7 +146,7 @@ def check(svc: Any) -> list[str]:
     data = svc.options.get("data")
     if data is None:
         return []
-    problem = check_file(Path(data))
+    problem = check_data_file(Path(data))
     return [f"data: {problem}"] if problem else []
 
 

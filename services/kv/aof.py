@@ -23,22 +23,27 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from portsuite_services.kv.resp import command_bytes
+from portsuite_services.kv.resp import command_bytes, string2ll
 
 FSYNC_CHOICES = ("always", "everysec", "no")
+TEMP_INFIX = ".rewrite-"  # kv.aof.rewrite-PID.tmp: a compaction in progress
 
 
 class AOFError(Exception):
     """The data file cannot be loaded; the text is the one line to show."""
 
 
-def read_records(path: Path) -> tuple[list[list[bytes]], int, int, str | None]:
+def read_records(
+    path: Path, starts: list[int] | None = None
+) -> tuple[list[list[bytes]], int, int, str | None]:
     """
-    Parse an AOF.
+    Parse an AOF. Counts and lengths are read as strictly as Redis reads a request
+    (C{string2ll}: no sign but '-', no spaces, no leading zeros or underscores).
 
     @return: (commands, good_size, file_size, truncated_reason): C{good_size} is
         where the last complete record ends; C{truncated_reason} is set when an
         incomplete record ends the file (a crash mid-write).
+    @param starts: if given, the byte where each record starts is appended to it.
     @raise AOFError: a malformed record before the end of the file.
     """
     data = path.read_bytes()
@@ -60,11 +65,8 @@ def read_records(path: Path) -> tuple[list[list[bytes]], int, int, str | None]:
         nl = data.find(b"\r\n", pos)
         if nl < 0:
             return cmds, start, size, "the last record has no end"
-        try:
-            n = int(data[pos + 1 : nl])
-        except ValueError:
-            raise corrupt(pos, "bad argument count") from None
-        if n < 1:
+        n = string2ll(data[pos + 1 : nl])
+        if n is None or n < 1:
             raise corrupt(pos, "bad argument count")
         pos = nl + 2
         argv = []
@@ -76,11 +78,8 @@ def read_records(path: Path) -> tuple[list[list[bytes]], int, int, str | None]:
             nl = data.find(b"\r\n", pos)
             if nl < 0:
                 return cmds, start, size, "the last record is cut short"
-            try:
-                length = int(data[pos + 1 : nl])
-            except ValueError:
-                raise corrupt(pos, "bad bulk length") from None
-            if length < 0:
+            length = string2ll(data[pos + 1 : nl])
+            if length is None or length < 0:
                 raise corrupt(pos, "bad bulk length")
             body = nl + 2
             if body + length + 2 > size:
@@ -90,20 +89,9 @@ def read_records(path: Path) -> tuple[list[list[bytes]], int, int, str | None]:
             argv.append(data[body : body + length])
             pos = body + length + 2
         cmds.append(argv)
+        if starts is not None:
+            starts.append(start)
     return cmds, pos, size, None
-
-
-def check_file(path: Path) -> str | None:
-    """For C{portsuite check}: the corruption line, or None when loadable."""
-    if not path.exists():
-        return None
-    try:
-        read_records(path)
-    except AOFError as e:
-        return str(e)
-    except OSError as e:
-        return f"data file {path} cannot be read ({e.strerror}); fix its permissions"
-    return None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -176,7 +164,7 @@ class AOF:
     def rewrite(self, store: Any) -> None:
         """Compact: the keyspace as a fresh file, swapped in atomically."""
         self.flush()
-        tmp = self.path.with_name(f"{self.path.name}.rewrite-{os.getpid()}.tmp")
+        tmp = self.path.with_name(f"{self.path.name}{TEMP_INFIX}{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         size = 0
         try:

@@ -20,13 +20,16 @@ class _LD(ctypes.c_longdouble):
 
 
 try:
-    _libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)  # strtold sets ERANGE
     _libm = ctypes.CDLL(ctypes.util.find_library("m"))
     _libc.strtold.restype = _LD
     _libc.strtold.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p)]
     _libm.fmal.restype = _LD
     _libm.fmal.argtypes = [_LD, _LD, _LD]
     _libc.snprintf.restype = ctypes.c_int
+    _fpclassify = _libm.__fpclassifyl  # glibc: FP_INFINITE 1, FP_ZERO 2
+    _fpclassify.restype = ctypes.c_int
+    _fpclassify.argtypes = [_LD]
     _HAVE_C = True
 except (OSError, AttributeError):  # pragma: no cover - not glibc
     _HAVE_C = False
@@ -40,7 +43,11 @@ def _parse_c(s: bytes) -> _LD | None:
     ctypes.set_errno(0)
     v = _libc.strtold(buf, ctypes.byref(end))
     consumed = ctypes.cast(end, ctypes.c_void_p).value - ctypes.addressof(buf)  # type: ignore[operator]
-    if consumed != len(s) or ctypes.get_errno() == 34 or math.isnan(v.value):
+    if consumed != len(s) or math.isnan(v.value):
+        return None
+    # Redis's string2ld: ERANGE is an error for an overflow or an underflow to zero
+    # (a denormal result is kept)
+    if ctypes.get_errno() == 34 and _fpclassify(v) in (1, 2):
         return None
     return v
 

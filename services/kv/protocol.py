@@ -39,6 +39,12 @@ DENIED = (
     b"protected_mode = false there if this network is trusted.\r\n"
 )
 MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
+FLUSH_SIZE = 64 * 1024  # replies of one batch past this size are written before the next
+# A batch of at most this many commands runs whole, replies counted at the end: big
+# strings are the stored values themselves, not copies, so it holds little more.
+SMALL_BATCH = 32
+SLICE = 256 * 1024  # a bigger reply is handed to the transport in slices, as it drains
+BIG_REPLY = 1024 * 1024  # a string this long is sent as it is, not copied into its reply
 NOT_QUEUED = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
 
 
@@ -63,10 +69,13 @@ class KVProtocol(Protocol):
         self.patterns: set[bytes] = set()
         self.close_after_reply = False
         self.closed = False
-        self.also: list[list[bytes]] | None = None
+        self.also: list[list[bytes]] | None = None  # what goes to the AOF instead of argv
+        self.touched: list[bytes] | None = None  # the keys a write changed, if not all of argv's
         self._out: list[bytes] | None = None
         self.paused = False
-        self.queue: list[bytes] = []
+        self.pending: tuple[list[list[bytes]], str | None] | None = None  # waiting to run
+        self.queue: list[bytes] = []  # output waiting for the transport to drain
+        self.qoff = 0  # how much of queue[0] was already written
         self.queued = 0
         self.created = self.last = server.clock()
         self.last_cmd: Any = None
@@ -119,6 +128,9 @@ class KVProtocol(Protocol):
         self.channels = set()
         self.patterns = set()
         self.queue = []
+        self.queued = 0
+        self.qoff = 0
+        self.pending = None
 
     @property
     def subscribed(self) -> bool:
@@ -150,8 +162,14 @@ class KVProtocol(Protocol):
         if dirty:  # a watched key changed: nothing is run
             return b"*-1\r\n" if self.resp == 2 else b"_\r\n"
         out: list[bytes] = [b"*%d\r\n" % len(queued)]
+        aof = self.server.aof
+        mark = len(aof.buf) if aof is not None else 0
         for _cmd, argv in queued:
             self.execute(argv, out)  # not queued again: self.multi is None now
+        if aof is not None and len(aof.buf) - mark > 1:
+            # all or nothing after a crash too: a file ending inside MULTI is cut there
+            aof.buf.insert(mark, b"*1\r\n$5\r\nMULTI\r\n")
+            aof.buf.append(b"*1\r\n$4\r\nEXEC\r\n")
         return b"".join(out)
 
     def watch(self, keys: list[bytes]) -> None:
@@ -178,7 +196,9 @@ class KVProtocol(Protocol):
         self.multi_failed = False
         self.set_resp(2)
         self.name = None
+        kept = self.queue, self.queued, self.qoff, self.pending  # still owed to the client
         self.connectionLost()
+        self.queue, self.queued, self.qoff, self.pending = kept
         self.closed = False
         self.server.clients[self.id] = self
         self.authenticated = not self.server.settings.password
@@ -186,6 +206,14 @@ class KVProtocol(Protocol):
         self.refresh()
 
     # -- flow control: a client that does not read cannot grow our memory ----------
+    #
+    # Every byte queued for a client counts: the transport's buffer (over its 64 KiB
+    # it pauses us, synchronously, from inside write()), then our own queue. While
+    # paused we stop *executing* the client's pipelined commands (they wait in
+    # C{pending}, no reply is built for them) and stop reading its socket; when the
+    # transport has sent everything it resumes us and we go on. Only what one reply
+    # or a pub/sub push adds can go past that, and past client_output_buffer_limit
+    # the client is disconnected, as Redis does.
 
     def pauseProducing(self) -> None:
         # the transport's buffer is full: stop reading this client's requests
@@ -193,33 +221,64 @@ class KVProtocol(Protocol):
         self.transport.pauseProducing()
 
     def resumeProducing(self) -> None:
+        # everything the transport held has been sent
         self.paused = False
-        queue, self.queue, self.queued = self.queue, [], 0
-        if queue:
-            self.transport.write(b"".join(queue))
-        if not self.paused and not self.closed:
+        self._drain()
+        if self.closed or self.paused or self.queue:
+            return
+        if self.pending is not None:
+            cmds, error = self.pending
+            self.pending = None
+            self.run(cmds, error)
+        if not self.paused and not self.closed and self.pending is None and not self.queue:
             self.transport.resumeProducing()
 
     def stopProducing(self) -> None:
         pass
 
+    def _drain(self) -> None:
+        """Hand queued output to the transport, a slice at a time, until it pauses us."""
+        queue = self.queue
+        while queue and not self.paused and not self.closed:
+            item = queue[0]
+            if self.qoff == 0 and len(item) <= SLICE:
+                queue.pop(0)
+                self.queued -= len(item)
+                self.transport.write(item)
+                continue
+            piece = item[self.qoff : self.qoff + SLICE]
+            self.qoff += len(piece)
+            self.queued -= len(piece)
+            if self.qoff >= len(item):
+                queue.pop(0)
+                self.qoff = 0
+            self.transport.write(piece)
+
     def send(self, data: bytes) -> None:
-        if self.paused:
-            self.queue.append(data)
-            self.queued += len(data)
-            limit = self.server.settings.client_output_buffer_limit
-            if limit and self.queued > limit:
-                log.warn(
-                    "kv: closing {peer}: output buffer over {limit} bytes "
-                    "(the client sends commands but does not read the replies)",
-                    peer=self.peer,
-                    limit=limit,
-                )
-                self.closed = True
-                self.queue = []
-                self.transport.abortConnection()
-        else:
+        if not self.paused and not self.queue and len(data) <= SLICE:
             self.transport.write(data)
+            return
+        self.queue.append(data)
+        self.queued += len(data)
+        limit = self.server.settings.client_output_buffer_limit
+        # (one big reply alone may pass the limit, as a normal client's may in Redis;
+        # replies and pushes piling up behind it may not)
+        if limit and self.queued - len(self.queue[0]) + self.qoff > limit:
+            log.warn(
+                "kv: closing {peer}: output buffer over {limit} bytes "
+                "(the client sends commands but does not read the replies)",
+                peer=self.peer,
+                limit=limit,
+            )
+            self.closed = True
+            self.queue = []
+            self.queued = 0
+            self.qoff = 0
+            self.pending = None
+            self.transport.abortConnection()
+            return
+        if not self.paused:
+            self._drain()
 
     def push(self, reply: Any) -> None:
         """An out-of-band reply (pub/sub): now, or with the current batch."""
@@ -239,22 +298,62 @@ class KVProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closed or self.close_after_reply:
             return
-        server = self.server
-        self.last = server.clock()
+        self.last = self.server.clock()
         error = None
         try:
             cmds = self.parser.feed(data)
         except ProtocolError as e:
             cmds = self.parser.ready
             error = str(e)
+        if self.pending is not None:  # still waiting for the client to read
+            old, olderror = self.pending
+            self.pending = (old + cmds, olderror or error)
+            return
+        self.run(cmds, error)
+
+    def run(self, cmds: list[list[bytes]], error: str | None) -> None:
+        """
+        Run a batch of pipelined commands; their replies go out in one write, or in
+        several when they are big. Stops (commands left in C{pending}) as soon as the
+        client's pending output is over the transport's high mark.
+        """
+        server = self.server
         out: list[bytes] = []
         self._out = out
         execute = self.execute
-        server.total_commands += len(cmds)
+        size = 0
+        done = 0
+        if len(cmds) <= SMALL_BATCH:  # what pipelining clients send: no accounting per reply
+            for argv in cmds:
+                execute(argv, out)
+                done += 1
+                if self.close_after_reply or self.closed:
+                    break
+            size = sum(map(len, out))
+            cmds = ()  # type: ignore[assignment]
         for argv in cmds:
+            mark = len(out)
             execute(argv, out)
+            done += 1
             if self.close_after_reply or self.closed:
                 break
+            added = len(out) - mark
+            if added == 1:
+                size += len(out[mark])
+            elif added:
+                size += sum(map(len, out[mark:]))
+            if size > FLUSH_SIZE:
+                if not self._flush(out, size):
+                    return
+                out.clear()
+                size = 0
+                if self.paused and done < len(cmds):
+                    # over the high mark: the rest waits until the client reads
+                    server.total_commands += done
+                    self.pending = (cmds[done:], error)
+                    self._out = None
+                    return
+        server.total_commands += done
         self._out = None
         if self.closed:
             return
@@ -264,7 +363,14 @@ class KVProtocol(Protocol):
             log.info(
                 "kv: protocol error from {peer}: {error}; closing", peer=self.peer, error=error
             )
-        aof = server.aof
+        if out and not self._flush(out, size):
+            return
+        if self.close_after_reply:
+            self.transport.loseConnection()
+
+    def _flush(self, out: list[bytes], size: int) -> bool:
+        """The AOF first (nothing is acknowledged before it is written), then the replies."""
+        aof = self.server.aof
         if aof is not None and aof.buf and aof.ok:
             try:
                 aof.flush()
@@ -276,12 +382,15 @@ class KVProtocol(Protocol):
                     error=aof.error,
                 )
                 self.closed = True
+                self._out = None
                 self.transport.abortConnection()
-                return
-        if out:
-            self.send(b"".join(out))
-        if self.close_after_reply:
-            self.transport.loseConnection()
+                return False
+        if size > BIG_REPLY:  # no copy of big values: one write each
+            for part in out:
+                self.send(part)
+        elif out:
+            self.send(out[0] if len(out) == 1 else b"".join(out))
+        return True
 
     def execute(self, argv: list[bytes], out: list[bytes]) -> None:
         """Run one command; its reply (if any) is appended to C{out}."""
@@ -344,6 +453,10 @@ class KVProtocol(Protocol):
                 )
                 return
             if self.multi is not None and name not in NOT_QUEUED:
+                if "nomulti" in cmd.flags:
+                    out.append(b"-ERR Command not allowed inside a transaction\r\n")
+                    self.multi_failed = True
+                    return
                 self.multi.append((cmd, argv))
                 out.append(b"+QUEUED\r\n")
                 return
@@ -357,11 +470,16 @@ class KVProtocol(Protocol):
                 )
                 return
             self.also = None
+            self.touched = None
             dirty = store.dirty
         try:
             r = cmd.handler(self, argv)
         except CommandError as e:
-            out.append(b"-%s\r\n" % str(e).encode())
+            text = str(e)
+            out.append(b"-%s\r\n" % text.encode())
+            kind = text.split(" ", 1)[0]
+            stats = server.error_stats
+            stats[kind] = stats.get(kind, 0) + 1
             if cmd.stateful:
                 self.refresh()
             return
@@ -369,7 +487,7 @@ class KVProtocol(Protocol):
             self.refresh()
         if write and store.dirty != dirty:
             if server.watched:
-                server.touch(cmd, argv)
+                server.touch(cmd, argv, self.touched)
             aof = server.aof
             if aof is not None:
                 if self.also is None:
@@ -380,7 +498,10 @@ class KVProtocol(Protocol):
         if r is NO_REPLY:
             return
         if type(r) is bytes:
-            out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+            if len(r) < BIG_REPLY:
+                out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+            else:
+                out += (b"$%d\r\n" % len(r), r, b"\r\n")
         elif r is OK:
             out.append(b"+OK\r\n")
         else:

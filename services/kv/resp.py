@@ -12,6 +12,8 @@ L{encode2} and L{encode3} turn a command's reply value into RESP2 or RESP3 bytes
 
 from __future__ import annotations
 
+import re
+from io import BytesIO
 from itertools import chain
 from typing import Any
 
@@ -22,7 +24,15 @@ except ImportError:  # pragma: no cover - the pure-Python parser does everything
     _HiredisReader = None  # type: ignore[assignment,misc]
 
 _chain = chain.from_iterable
+# hiredis's reader allocates an aggregate of the declared count before its elements
+# arrive (*400000000 is 3 GB, *4294967295 a MemoryError): a batch with an array
+# header of five characters or more after the '*', or any RESP3 aggregate (% ~ > |,
+# which no client sends), goes to the exact reader below, which checks the count
+# against Redis's limits and allocates only for what arrives. (A false match inside
+# a bulk's bytes only costs the fast path. A leading literal keeps the regex fast.)
+_BIG_COUNT = re.compile(rb"\*[^\r\n]{5}")
 INLINE_MAX = 64 * 1024
+BIG_ARG = 1024 * 1024  # a bulk this long or longer is read by _feed_big
 DEFAULT_MAX_BULK = 512 * 1024 * 1024
 INT_MAX = 2**31 - 1
 LLONG_MAX = 2**63 - 1
@@ -137,11 +147,27 @@ class RequestParser:
     are kept in C{ready} for the caller to run first.
     """
 
-    __slots__ = ("buf", "need", "argv", "left", "max_bulk", "ready", "locked", "_fast")
+    __slots__ = (
+        "buf",
+        "need",
+        "argv",
+        "left",
+        "max_bulk",
+        "ready",
+        "locked",
+        "_fast",
+        "big",
+        "big_left",
+    )
 
     def __init__(self, max_bulk: int = DEFAULT_MAX_BULK, locked: bool = False):
         self.buf = bytearray()  # unconsumed bytes
         self.need = 0  # do not parse again before buf holds this many bytes
+        # a big bulk being read (Redis's PROTO_MBULK_BIG_ARG): its bytes go straight
+        # into a BytesIO as they arrive, whose getvalue() is the value without a copy
+        # (copying 100 MB at once would stall every client for a good part of a second)
+        self.big: BytesIO | None = None
+        self.big_left = 0  # bytes of it still to come, its CRLF included
         self.argv: list[bytes] | None = None  # the multibulk being read
         self.left = 0  # arguments still to read in it
         self.max_bulk = max_bulk
@@ -183,7 +209,47 @@ class RequestParser:
             self._fast = _HiredisReader()
             return None
 
+    def _feed_big(self, data: bytes) -> bytes:
+        """Take the big bulk's bytes from C{data}; what follows it is returned."""
+        big = self.big
+        assert big is not None
+        take = min(len(data), self.big_left)
+        value_left = self.big_left - 2  # (the CRLF is skipped, unchecked, as Redis does)
+        if value_left > 0:
+            big.write(memoryview(data)[: min(take, value_left)])
+        self.big_left -= take
+        if self.big_left:
+            return b""
+        self.big = None
+        self.argv.append(big.getvalue())  # type: ignore[union-attr]
+        self.left -= 1
+        return data[take:]
+
+    def _feed_after_big(self, data: bytes) -> list[list[bytes]]:
+        """C{feed} while a big bulk is being read."""
+        done: list[list[bytes]] = []
+        data = self._feed_big(data)
+        if self.big is not None:
+            self.ready = done
+            return done
+        if not self.left:
+            done.append(self.argv)  # type: ignore[arg-type]
+            self.argv = None
+        if not data:
+            self.ready = done
+            return done
+        try:
+            cmds = self.feed(data)
+        except ProtocolError:
+            self.ready[:0] = done
+            raise
+        cmds[:0] = done
+        self.ready = cmds
+        return cmds
+
     def feed(self, data: bytes) -> list[list[bytes]]:
+        if self.big is not None:
+            return self._feed_after_big(data)
         buf = self.buf
         if (
             not buf
@@ -194,6 +260,11 @@ class RequestParser:
             and len(data) < self.max_bulk
             and b"\r\n+" not in data  # simple strings and verbatims also read as bytes
             and b"\r\n=" not in data
+            and _BIG_COUNT.search(data) is None
+            and b"\n%" not in data
+            and b"\n~" not in data
+            and b"\n>" not in data
+            and b"\n|" not in data
         ):
             fast = self._feed_fast(data)
             if fast is not None:
@@ -265,6 +336,13 @@ class RequestParser:
                     raise ProtocolError("unauthenticated bulk length")
                 start = cr + 2
                 stop = start + n
+                if stop + 2 > end and n >= BIG_ARG:
+                    # a big bulk: no copy of what arrived so far, none at the end
+                    self.big = big = BytesIO()
+                    big.write(memoryview(data)[start:stop])
+                    self.big_left = stop + 2 - end
+                    pos = end
+                    break
                 if stop + 2 > end:
                     # wait for the whole bulk; keep from its header on
                     need = stop + 2 - pos

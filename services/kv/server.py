@@ -8,6 +8,7 @@ fsyncs the file when stopped (SIGTERM, suite stop).
 from __future__ import annotations
 
 import time
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,37 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from portsuite.api import RefusingProtocol
-from portsuite_services.kv.aof import AOF, read_records
+from portsuite_services.kv.aof import AOF, TEMP_INFIX, AOFError, read_records
+from portsuite_services.kv.commands import COMMANDS
 from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol
 from portsuite_services.kv.store import Store
 
 log = Logger(namespace="portsuite.kv")
+AOF_CONTROL = frozenset((b"multi", b"exec", b"select"))  # records that are not writes
+
+
+class _WallClock:
+    """The clock of a server built only to check a data file."""
+
+    seconds = staticmethod(time.time)
+
+
+def check_data_file(path: Path) -> str | None:
+    """
+    For C{portsuite check}: None when the data file would load, else the line
+    startup would stop with. The file is read and replayed in memory exactly as
+    startup does, and left untouched.
+    """
+    if not path.exists():
+        return None
+    try:
+        cmds, _, _, _ = read_records(path)
+        KVServer(Settings(), _WallClock()).replay(cmds, path)
+    except AOFError as e:
+        return str(e)
+    except OSError as e:
+        return f"data file {path} cannot be read ({e.strerror}); fix its permissions"
+    return None
 
 
 @attrs.define
@@ -66,6 +93,7 @@ class KVServer(ServerFactory):
         self.total_connections = 0
         self.total_commands = 0
         self.rejected = 0
+        self.error_stats: dict[str, int] = {}  # INFO errorstats: ERR, WRONGTYPE…
         self.started = time.time()
         self.last_save = time.time()
         self.aof: AOF | None = None
@@ -78,11 +106,13 @@ class KVServer(ServerFactory):
         self._ids += 1
         return self._ids
 
-    def touch(self, cmd: Any, argv: list[bytes]) -> None:
+    def touch(self, cmd: Any, argv: list[bytes], touched: list[bytes] | None = None) -> None:
         """A write changed the keys of C{argv}: transactions WATCHing them will fail."""
         watched = self.watched
         if cmd.name in ("flushall", "flushdb"):
             return  # done before the flush, for the keys that existed
+        if touched is not None:  # the command said which (SMOVE to a set holding it)
+            keys = touched
         else:
             last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
             keys = argv[cmd.first_key : last + 1 : cmd.key_step or 1] if cmd.first_key else []
@@ -100,14 +130,21 @@ class KVServer(ServerFactory):
 
     def load(self, path: Path) -> None:
         """
-        Replay the data file. A truncated last record is dropped (with a warning);
-        anything else wrong raises L{portsuite_services.kv.aof.AOFError}.
+        Replay the data file. A truncated last record is dropped, and so is a
+        transaction the file ends inside (with a warning each); anything else
+        wrong raises L{AOFError}. Temp files of a compaction killed half-way are
+        removed.
         """
-        from portsuite_services.kv.aof import AOFError
-
         aof = AOF(path, self.settings.fsync)
+        for tmp in path.parent.glob(f"{glob_escape(path.name)}{TEMP_INFIX}*.tmp"):
+            log.warn(
+                "kv: removing {tmp}, left by a compaction that did not finish",
+                tmp=str(tmp),
+            )
+            tmp.unlink(missing_ok=True)
         if path.exists():
-            cmds, good, size, truncated = read_records(path)
+            starts: list[int] = []
+            cmds, good, size, truncated = read_records(path, starts)
             if truncated:
                 log.warn(
                     "kv: {path}: {why} (a crash while writing?); dropping the last "
@@ -117,28 +154,64 @@ class KVServer(ServerFactory):
                     n=size - good,
                     count=len(cmds),
                 )
+            multi_at = self.replay(cmds, path)
+            if multi_at is not None:
+                good = starts[multi_at]
+                log.warn(
+                    "kv: {path} ends inside a transaction (MULTI at byte {at} without EXEC, a "
+                    "crash while writing?); dropping its {n} queued records",
+                    path=str(path),
+                    at=good,
+                    n=len(cmds) - multi_at - 1,
+                )
+            if good < size:
                 aof.truncate(good)
-            loader = KVProtocol(self)
-            loader.set_authenticated()
-            self.store.loading = True
-            try:
-                for i, argv in enumerate(cmds):
-                    out: list[bytes] = []
-                    loader.execute(argv, out)
-                    if out and out[0].startswith(b"-"):
-                        raise AOFError(
-                            f"data file {path}: record {i + 1} "
-                            f"({argv[0].decode('latin-1')}) fails: "
-                            f"{out[0][1:].decode('latin-1').strip()}; nothing was started: repair "
-                            f"or move the file away"
-                        )
-            finally:
-                self.store.loading = False
-            self.total_commands = 0
-            self._ids = 0
             log.info("kv: loaded {n} keys from {path}", n=len(self.store), path=str(path))
         aof.open()
         self.aof = aof
+
+    def replay(self, cmds: list[list[bytes]], path: Path) -> int | None:
+        """
+        Run the records of a data file, as startup and C{portsuite check} do.
+
+        @return: the index of the MULTI record when the file ends inside a
+            transaction (its records are dropped), else None.
+        @raise AOFError: a record that is not a change, or that fails.
+        """
+        loader = KVProtocol(self)
+        loader.set_authenticated()
+        self.store.loading = True
+        multi_at = None
+        try:
+            for i, argv in enumerate(cmds):
+                name = argv[0].lower()
+                cmd = COMMANDS.get(name)
+                if cmd is None or not (cmd.write or name in AOF_CONTROL):
+                    raise AOFError(
+                        f"data file {path}: record {i + 1} "
+                        f"({argv[0][:64].decode('latin-1')}) is not a change a data file "
+                        f"holds; nothing was started: repair or move the file away"
+                    )
+                if name == b"multi":
+                    multi_at = i
+                elif name == b"exec":
+                    multi_at = None
+                out: list[bytes] = []
+                loader.execute(argv, out)
+                if out and out[0].startswith(b"-"):
+                    raise AOFError(
+                        f"data file {path}: record {i + 1} "
+                        f"({argv[0][:64].decode('latin-1')}) fails: "
+                        f"{out[0][1:].decode('latin-1').strip()}; nothing was started: repair "
+                        f"or move the file away"
+                    )
+        finally:
+            self.store.loading = False
+            loader.multi = None
+            loader.closed = True
+        self.total_commands = 0
+        self._ids = 0
+        return multi_at
 
     def rewrite_aof(self) -> None:
         if self.aof is None:

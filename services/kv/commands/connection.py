@@ -242,7 +242,28 @@ def client_setinfo(c: Any, argv: list[bytes]) -> Any:
 
 @command("list", -2, "admin", C, "Get the list of client connections", parent="client")
 def client_list(c: Any, argv: list[bytes]) -> Any:
-    return Verbatim("".join(cl.info_line() + "\n" for cl in c.server.clients.values()))
+    clients = list(c.server.clients.values())
+    if len(argv) == 4 and argv[2].lower() == b"type":
+        kind = argv[3].lower()
+        if kind == b"pubsub":
+            clients = [cl for cl in clients if cl.subscribed]
+        elif kind == b"normal":
+            clients = [cl for cl in clients if not cl.subscribed]
+        elif kind in (b"master", b"slave", b"replica"):
+            clients = []
+        else:
+            raise CommandError(f"ERR Unknown client type '{argv[3].decode('utf-8', 'replace')}'")
+    elif len(argv) > 3 and argv[2].lower() == b"id":
+        ids = set()
+        for a in argv[3:]:
+            cid = string2ll(a)
+            if cid is None:
+                raise CommandError("ERR Invalid client ID")
+            ids.add(cid)
+        clients = [cl for cl in clients if cl.id in ids]
+    elif len(argv) != 2:
+        raise CommandError(SYNTAX)
+    return Verbatim("".join(cl.info_line() + "\n" for cl in clients))
 
 
 @command(

@@ -487,6 +487,8 @@ def smove(c: Any, argv: list[bytes]) -> Any:
     if dst is None:
         dst = set()
         c.store.set(argv[2], dst)
+    if member in dst:  # the destination does not change: a WATCH on it holds
+        c.touched = [argv[1]]
     dst.add(member)
     c.store.dirty += 1
     return 1

@@ -194,7 +194,32 @@ def info_text(c: Any, sections: list[bytes]) -> str:
             ("pubsub_patterns", len(server.patterns)),
         ],
     )
-    section("Replication", [("role", "master"), ("connected_slaves", 0)])
+    section(
+        "Replication",
+        [
+            ("role", "master"),
+            ("connected_slaves", 0),
+            ("master_failover_state", "no-failover"),
+            ("master_repl_offset", 0),
+        ],
+    )
+    cpu = os.times()
+    section(
+        "CPU",
+        [
+            ("used_cpu_sys", f"{cpu.system:.6f}"),
+            ("used_cpu_user", f"{cpu.user:.6f}"),
+            ("used_cpu_sys_children", f"{cpu.children_system:.6f}"),
+            ("used_cpu_user_children", f"{cpu.children_user:.6f}"),
+        ],
+    )
+    if everything or b"modules" in wanted:  # (not in the default set, as in Redis)
+        out.extend(["# Modules", ""])
+    if everything or b"errorstats" in wanted:
+        out.append("# Errorstats")
+        out.extend(f"errorstat_{k}:count={v}" for k, v in sorted(server.error_stats.items()))
+        out.append("")
+    section("Cluster", [("cluster_enabled", 0)])
     keyspace = []
     if len(store):
         keyspace.append(("db0", f"keys={len(store)},expires={len(store.expires)},avg_ttl=0"))
@@ -263,7 +288,7 @@ def lastsave(c: Any, argv: list[bytes]) -> Any:
 @command(
     "save",
     1,
-    "admin",
+    "admin nomulti",
     S,
     "Synchronously save the dataset to disk (compacts the append-only file)",
     keys=(0, 0, 0),

@@ -177,3 +177,113 @@ def test_disk_full_refuses_writes_instead_of_lying(tmp_path: Path) -> None:
     assert t.value() == b"+OK\r\n"
     server.stopFactory()
     assert b"$1\r\na\r\n$1\r\n1\r\n" in aof.read_bytes()
+
+
+def _rec(*argv: bytes) -> bytes:
+    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv)
+
+
+SET_A = _rec(b"SET", b"a", b"1")
+
+
+@pytest.mark.parametrize(
+    ("records", "why"),
+    [
+        (_rec(b"EXEC"), "EXEC without MULTI"),
+        (_rec(b"AUTH", b"pw"), "(AUTH) is not a change"),
+        (_rec(b"NOSUCH", b"x"), "(NOSUCH) is not a change"),
+        (_rec(b"SELECT", b"99"), "DB index is out of range"),
+        (_rec(b"SUBSCRIBE", b"ch"), "(SUBSCRIBE) is not a change"),
+        (_rec(b"GET", b"a"), "(GET) is not a change"),
+        (_rec(b"SET", b"a"), "wrong number of arguments"),
+    ],
+)
+def test_check_replays_the_file_as_startup_does(tmp_path: Path, records: bytes, why: str) -> None:
+    aof = tmp_path / "kv.aof"
+    aof.write_bytes(SET_A + records + SET_A)
+    with pytest.raises(AOFError) as started:
+        KVServer(Settings(data=aof), Clock())
+    assert why in str(started.value)
+    checked = check(configmod.ServiceConfig(name="kv", type="kv", options={"data": aof}))
+    assert checked == [f"data: {started.value}"]  # the same verdict, the same line
+    assert aof.read_bytes() == SET_A + records + SET_A  # check leaves the file alone
+
+
+@pytest.mark.e2e
+def test_subscribe_record_stops_twistd_with_one_line(tmp_path: Path) -> None:
+    aof = tmp_path / "kv.aof"
+    aof.write_bytes(_rec(b"SUBSCRIBE", b"ch"))
+    cfg = tmp_path / "ps.toml"
+    cfg.write_text(f'[services.kv]\ntype = "kv"\nport = 0\ndata = "{aof}"\n')
+    from portsuite.testing import twistd_command
+
+    run = subprocess.run(
+        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert run.returncode != 0
+    assert "record 1 (SUBSCRIBE) is not a change" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_file_ending_inside_multi_drops_the_transaction(tmp_path: Path) -> None:
+    aof = tmp_path / "kv.aof"
+    head = SET_A + _rec(b"MULTI") + _rec(b"SET", b"b", b"2")
+    aof.write_bytes(head + _rec(b"SET", b"c", b"3"))
+    assert check(configmod.ServiceConfig(name="kv", type="kv", options={"data": aof})) == []
+    server = KVServer(Settings(data=aof), Clock())
+    assert server.store.data == {b"a": b"1"}
+    assert aof.read_bytes() == SET_A  # cut before MULTI: what is appended next is valid
+    server.stopFactory()
+
+
+def test_transactions_are_written_between_multi_and_exec(tmp_path: Path) -> None:
+    aof = tmp_path / "kv.aof"
+    with suite_running(_cfg(aof, fsync="always"), base_dir=tmp_path) as s:
+        r = redis.Redis(port=s.port("kv"))
+        with r.pipeline(transaction=True) as p:
+            p.set("x", 1).incr("x").get("x")
+            assert p.execute() == [True, 2, b"2"]
+    text = aof.read_bytes()
+    assert text == (
+        _rec(b"MULTI") + _rec(b"SET", b"x", b"1") + _rec(b"INCRBY", b"x", b"1") + _rec(b"EXEC")
+    )
+    # a crash after MULTI and the first write: on restart, nothing of it
+    aof.write_bytes(text[: text.index(b"*3\r\n$6\r\nINCRBY")])
+    server = KVServer(Settings(data=aof), Clock())
+    assert server.store.data == {}
+    server.stopFactory()
+
+
+def test_temp_files_of_a_killed_compaction_are_removed(tmp_path: Path) -> None:
+    aof = tmp_path / "kv.aof"
+    aof.write_bytes(SET_A)
+    left = tmp_path / "kv.aof.rewrite-4242.tmp"
+    left.write_bytes(SET_A[:10])
+    other = tmp_path / "other.aof.rewrite-1.tmp"  # another service's: not ours to remove
+    other.write_bytes(b"x")
+    server = KVServer(Settings(data=aof), Clock())
+    assert not left.exists() and other.exists()
+    assert server.store.data == {b"a": b"1"}
+    server.stopFactory()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"*+2\r\n$3\r\nGET\r\n$1\r\na\r\n",
+        b"*2\r\n$ 3\r\nGET\r\n$1\r\na\r\n",
+        b"*1_0\r\n",
+        b"*02\r\n$3\r\nGET\r\n$1\r\na\r\n",
+        b"*2\r\n$+3\r\nGET\r\n$1\r\na\r\n",
+        b"*2\r\n$3 \r\nGET\r\n$1\r\na\r\n",
+    ],
+)
+def test_headers_are_read_strictly(tmp_path: Path, bad: bytes) -> None:
+    aof = tmp_path / "kv.aof"
+    aof.write_bytes(SET_A + bad + SET_A)
+    with pytest.raises(AOFError, match="is corrupt at byte"):
+        KVServer(Settings(data=aof), Clock())

@@ -1,0 +1,355 @@
+"""
+List, set and string extras: LPUSHX RPUSHX RPOPLPUSH LMOVE LPOS, SINTERSTORE SUNIONSTORE
+SDIFFSTORE SINTERCARD SPOP SRANDMEMBER, TOUCH SUBSTR, SETBIT GETBIT BITCOUNT.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any
+
+from portsuite_services.kv.commands import (
+    SYNTAX,
+    CommandError,
+    command,
+    to_int,
+    wrongtype,
+)
+from portsuite_services.kv.commands.containers import _drop_if_empty, _get, _sets
+from portsuite_services.kv.commands.strings import getrange
+from portsuite_services.kv.resp import SetReply
+
+L, S, G, B, K = "list", "set", "string", "bitmap", "generic"
+MAX_RANDOM = 1 << 24  # SRANDMEMBER key -COUNT: members drawn at most
+
+
+# -- lists ----------------------------------------------------------------------------
+
+
+def _pushx(c: Any, argv: list[bytes], left: bool) -> Any:
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return 0
+    if left:
+        lst.extendleft(argv[2:])
+    else:
+        lst.extend(argv[2:])
+    c.store.dirty += 1
+    return len(lst)
+
+
+@command("lpushx", -3, "write denyoom fast", L, "Prepend elements to a list, only if it exists")
+def lpushx(c: Any, argv: list[bytes]) -> Any:
+    return _pushx(c, argv, True)
+
+
+@command("rpushx", -3, "write denyoom fast", L, "Append elements to a list, only if it exists")
+def rpushx(c: Any, argv: list[bytes]) -> Any:
+    return _pushx(c, argv, False)
+
+
+def _move(c: Any, src: bytes, dst: bytes, from_left: bool, to_left: bool) -> Any:
+    lst = _get(c, src, deque)
+    if lst is None:
+        return None
+    target = _get(c, dst, deque)  # WRONGTYPE before anything moves
+    v = lst.popleft() if from_left else lst.pop()
+    if target is None:
+        if src == dst:
+            target = lst
+        else:
+            target = deque()
+            c.store.set(dst, target)
+    if to_left:
+        target.appendleft(v)
+    else:
+        target.append(v)
+    _drop_if_empty(c, src, lst)
+    c.store.dirty += 1
+    return v
+
+
+@command(
+    "rpoplpush",
+    3,
+    "write denyoom",
+    L,
+    "Remove the last element of a list and prepend it to another",
+    keys=(1, 2, 1),
+)
+def rpoplpush(c: Any, argv: list[bytes]) -> Any:
+    return _move(c, argv[1], argv[2], False, True)
+
+
+def _side(b: bytes) -> bool:
+    s = b.lower()
+    if s == b"left":
+        return True
+    if s == b"right":
+        return False
+    raise CommandError(SYNTAX)
+
+
+@command(
+    "lmove",
+    5,
+    "write denyoom",
+    L,
+    "Pop an element from a list, push it to another list and return it",
+    keys=(1, 2, 1),
+)
+def lmove(c: Any, argv: list[bytes]) -> Any:
+    return _move(c, argv[1], argv[2], _side(argv[3]), _side(argv[4]))
+
+
+@command("lpos", -3, "readonly", L, "Return the index of matching elements on a list")
+def lpos(c: Any, argv: list[bytes]) -> Any:
+    rank, count, maxlen = 1, None, 0
+    i = 3
+    while i < len(argv):
+        opt = argv[i].lower()
+        if i + 1 >= len(argv):
+            raise CommandError(SYNTAX)
+        if opt == b"rank":
+            rank = to_int(argv[i + 1])
+            if rank == 0 or rank == -(2**63):
+                raise CommandError(
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the "
+                    "second ... or use negative to start from the end of the list"
+                )
+        elif opt == b"count":
+            count = to_int(argv[i + 1])
+            if count < 0:
+                raise CommandError("ERR COUNT can't be negative")
+        elif opt == b"maxlen":
+            maxlen = to_int(argv[i + 1])
+            if maxlen < 0:
+                raise CommandError("ERR MAXLEN can't be negative")
+        else:
+            raise CommandError(SYNTAX)
+        i += 2
+    lst = _get(c, argv[1], deque)
+    if lst is None:
+        return [] if count is not None else None
+    n = len(lst)
+    indexes = range(n) if rank > 0 else range(n - 1, -1, -1)
+    skip = abs(rank) - 1
+    found: list[int] = []
+    want = count if count else n
+    elem = argv[2]
+    for seen, idx in enumerate(indexes):
+        if maxlen and seen >= maxlen:
+            break
+        if lst[idx] == elem:
+            if skip:
+                skip -= 1
+                continue
+            found.append(idx)
+            if len(found) >= want:
+                break
+    if count is None:
+        return found[0] if found else None
+    return found
+
+
+# -- sets -----------------------------------------------------------------------------
+
+
+def _store_set(c: Any, dst: bytes, members: set[bytes]) -> Any:
+    existed = c.store.get(dst) is not None
+    if members:
+        c.store.set(dst, members)
+    elif existed:
+        c.store.delete(dst)
+    else:
+        c.touched = []  # nothing changed
+    c.store.dirty += 1
+    return len(members)
+
+
+@command(
+    "sinterstore", -3, "write denyoom", S, "Intersect sets and store the result", keys=(1, -1, 1)
+)
+def sinterstore(c: Any, argv: list[bytes]) -> Any:
+    sets = _sets(c, argv[2:])
+    result = set() if any(s is None for s in sets) else set.intersection(*sets)  # type: ignore[arg-type]
+    return _store_set(c, argv[1], set(result))
+
+
+@command("sunionstore", -3, "write denyoom", S, "Add sets and store the result", keys=(1, -1, 1))
+def sunionstore(c: Any, argv: list[bytes]) -> Any:
+    sets = [s for s in _sets(c, argv[2:]) if s is not None]
+    return _store_set(c, argv[1], set().union(*sets))
+
+
+@command(
+    "sdiffstore", -3, "write denyoom", S, "Subtract sets and store the result", keys=(1, -1, 1)
+)
+def sdiffstore(c: Any, argv: list[bytes]) -> Any:
+    sets = _sets(c, argv[2:])
+    result = set() if sets[0] is None else sets[0].difference(*[s for s in sets[1:] if s])
+    return _store_set(c, argv[1], result)
+
+
+@command(
+    "sintercard",
+    -3,
+    "readonly",
+    S,
+    "Intersect multiple sets and return the cardinality of the result",
+    keys=(0, 0, 0),
+)
+def sintercard(c: Any, argv: list[bytes]) -> Any:
+    numkeys = to_int(argv[1], "ERR numkeys should be greater than 0")
+    if numkeys <= 0:
+        raise CommandError("ERR numkeys should be greater than 0")
+    if numkeys > len(argv) - 2:
+        raise CommandError("ERR Number of keys can't be greater than number of args")
+    limit = 0
+    rest = argv[2 + numkeys :]
+    i = 0
+    while i < len(rest):
+        if rest[i].lower() == b"limit" and i + 1 < len(rest):
+            limit = to_int(rest[i + 1], "ERR LIMIT can't be negative")
+            if limit < 0:
+                raise CommandError("ERR LIMIT can't be negative")
+            i += 2
+        else:
+            raise CommandError(SYNTAX)
+    sets = _sets(c, argv[2 : 2 + numkeys])
+    if any(s is None for s in sets):
+        return 0
+    n = len(set.intersection(*sets))  # type: ignore[arg-type]
+    return min(n, limit) if limit else n
+
+
+@command("spop", -2, "write fast", S, "Remove and return one or multiple random members")
+def spop(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3:
+        raise CommandError(SYNTAX)
+    count = None
+    if len(argv) == 3:
+        count = to_int(argv[2], "ERR value is out of range, must be positive")
+        if count < 0:
+            raise CommandError("ERR value is out of range, must be positive")
+    s = _get(c, argv[1], set)
+    if s is None:
+        return None if count is None else SetReply()
+    if count == 0:
+        return SetReply()
+    picked = random.sample(list(s), min(count or 1, len(s)))
+    s.difference_update(picked)
+    c.also = [[b"SREM", argv[1], *picked]]  # the AOF replays what was taken, not a new draw
+    _drop_if_empty(c, argv[1], s)
+    c.store.dirty += 1
+    return picked[0] if count is None else SetReply(picked)
+
+
+@command("srandmember", -2, "readonly", S, "Get one or multiple random members from a set")
+def srandmember(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3:
+        raise CommandError(SYNTAX)
+    s = _get(c, argv[1], set)
+    if len(argv) == 2:
+        return random.choice(list(s)) if s else None
+    count = to_int(argv[2], "ERR value is out of range")
+    if s is None or count == 0:
+        return []
+    members = list(s)
+    if count > 0:
+        return random.sample(members, min(count, len(members)))
+    if -count > MAX_RANDOM:  # (Redis answers up to 2^62; a reply this big is refused here)
+        raise CommandError("ERR value is out of range")
+    return [random.choice(members) for _ in range(-count)]
+
+
+# -- strings and keys -----------------------------------------------------------------
+
+
+@command(
+    "touch", -2, "readonly fast", K, "Alters the last access time of a key(s)", keys=(1, -1, 1)
+)
+def touch(c: Any, argv: list[bytes]) -> Any:
+    return sum(1 for k in argv[1:] if c.store.get(k) is not None)
+
+
+@command("substr", 4, "readonly", G, "Get a substring of the string stored at a key")
+def substr(c: Any, argv: list[bytes]) -> Any:
+    return getrange(c, argv)
+
+
+def _string(c: Any, key: bytes) -> bytes | None:
+    v = c.store.get(key)
+    if v is not None and type(v) is not bytes:
+        raise wrongtype()
+    return v
+
+
+@command("getbit", 3, "readonly fast", B, "Returns the bit value at offset in the string value")
+def getbit(c: Any, argv: list[bytes]) -> Any:
+    off = _bit_offset(argv[2])
+    v = _string(c, argv[1])
+    if v is None or off >> 3 >= len(v):
+        return 0
+    return (v[off >> 3] >> (7 - (off & 7))) & 1
+
+
+def _bit_offset(b: bytes) -> int:
+    off = to_int(b, "ERR bit offset is not an integer or out of range")
+    if off < 0 or off >= 512 * 1024 * 1024 * 8:
+        raise CommandError("ERR bit offset is not an integer or out of range")
+    return off
+
+
+@command("setbit", 4, "write denyoom", B, "Sets or clears the bit at offset in the string value")
+def setbit(c: Any, argv: list[bytes]) -> Any:
+    off = _bit_offset(argv[2])
+    if argv[3] not in (b"0", b"1"):
+        raise CommandError("ERR bit is not an integer or out of range")
+    v = _string(c, argv[1])
+    buf = bytearray(v or b"")
+    byte = off >> 3
+    if byte >= len(buf):
+        buf.extend(b"\0" * (byte + 1 - len(buf)))
+    mask = 1 << (7 - (off & 7))
+    old = 1 if buf[byte] & mask else 0
+    if argv[3] == b"1":
+        buf[byte] |= mask
+    else:
+        buf[byte] &= ~mask
+    c.store.set(argv[1], bytes(buf), keepttl=True)
+    return old
+
+
+@command("bitcount", -2, "readonly", B, "Count set bits in a string")
+def bitcount(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) not in (2, 4, 5):
+        raise CommandError(SYNTAX)
+    v = _string(c, argv[1])
+    if len(argv) == 2:
+        return int.from_bytes(v, "big").bit_count() if v else 0
+    start, end = to_int(argv[2]), to_int(argv[3])
+    bits = False
+    if len(argv) == 5:
+        unit = argv[4].lower()
+        if unit == b"bit":
+            bits = True
+        elif unit != b"byte":
+            raise CommandError(SYNTAX)
+    if v is None:
+        return 0
+    total = len(v) * 8 if bits else len(v)
+    if start < 0:
+        start = max(total + start, 0)
+    if end < 0:
+        end = max(total + end, 0)
+    if end >= total:
+        end = total - 1
+    if start > end:
+        return 0
+    if not bits:
+        return int.from_bytes(v[start : end + 1], "big").bit_count()
+    n = int.from_bytes(v, "big")
+    width = end - start + 1
+    return ((n >> (total - 1 - end)) & ((1 << width) - 1)).bit_count()
