@@ -2,8 +2,8 @@
 kv: a Redis-compatible key-value store (RESP2/RESP3, inline commands, pub/sub),
 memory-only or persisted in an append-only file.
 
-It listens on 3306 by default: the classic database port (MySQL's), here hosting
-a key-value store that redis-cli, redis-py or telnet reach (Redis itself uses 6379).
+It listens on 6379 by default, Redis's own port, so redis-cli and redis-py reach it
+with no -p; MySQL's 3306 belongs to the sql service.
 """
 
 from __future__ import annotations
@@ -157,8 +157,7 @@ def _refusal(reason: str) -> bytes:
 KV = ServiceType(
     name="kv",
     description=(
-        "Redis-compatible key-value store (redis-cli, redis-py, telnet); on 3306, the "
-        "classic database port"
+        "Redis-compatible key-value store (redis-cli, redis-py, telnet), on Redis's port"
     ),
     default_port=6379,
     options=OPTIONS,
