@@ -371,6 +371,7 @@ DISCARD = ServiceType(
     tcp_factory=lambda ctx: ServerFactory.forProtocol(Discard),
     udp_protocol=lambda ctx: DiscardDatagram(),
     rfc="RFC 863",
+    stateless=True,
 )
 
 
@@ -388,6 +389,7 @@ CHARGEN = ServiceType(
     tcp_factory=_chargen_factory,
     udp_protocol=lambda ctx: ChargenDatagram(),
     rfc="RFC 864",
+    stateless=True,
 )
 
 QOTD = ServiceType(
@@ -415,6 +417,7 @@ QOTD = ServiceType(
     udp_protocol=lambda ctx: AnswerDatagram(_quote_book(ctx).pick),
     check=_check_qotd,
     rfc="RFC 865",
+    stateless=True,
 )
 
 DAYTIME = ServiceType(
@@ -426,6 +429,7 @@ DAYTIME = ServiceType(
     udp_protocol=lambda ctx: AnswerDatagram(lambda: daytime_text(ctx.reactor.seconds())),
     refusal=line_refusal,
     rfc="RFC 867",
+    stateless=True,
 )
 
 TIME = ServiceType(
@@ -437,5 +441,6 @@ TIME = ServiceType(
     udp_protocol=lambda ctx: AnswerDatagram(lambda: rfc868_time(ctx.reactor.seconds())),
     refusal=_no_notice,
     rfc="RFC 868",
+    stateless=True,
     trace_hex=frozenset({"s2c"}),  # a 4-byte number, even when it looks like UTF-8
 )

@@ -66,4 +66,5 @@ ECHO = ServiceType(
     tcp_factory=_factory,
     udp_protocol=_datagram,
     rfc="RFC 862",
+    stateless=True,
 )

@@ -103,4 +103,5 @@ HTTP = ServiceType(
     refusal=http_refusal,
     check=_check,
     rfc="RFC 9110, RFC 9112",
+    stateless=True,  # static files: any worker can answer (workers = N)
 )

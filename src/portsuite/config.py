@@ -48,6 +48,7 @@ COMMON_KEYS = (
     "trace",
     "tls",
     "users",
+    "workers",
 )
 TLS_KEYS = ("cert", "key", "chain", "handshake_timeout")
 LISTEN_PREFIXES = endpoints.KINDS
@@ -70,6 +71,28 @@ class SuiteConfig:
 
 
 CONFIG_HINT = "config/config.toml"
+MAX_WORKERS = 64
+
+# past one machine, the real server each stateful type's clients reach unchanged
+_REAL_SERVER = {
+    "kv": "a real Redis/Valkey",
+    "sql": "a real MySQL/MariaDB",
+    "smtp": "a real mail server (Postfix, Dovecot)",
+    "pop3": "a real mail server (Postfix, Dovecot)",
+    "imap": "a real mail server (Postfix, Dovecot)",
+    "ssh": "a real OpenSSH server",
+    "telnet": "a real telnetd",
+    "dns": "a real DNS server (Unbound, BIND)",
+}
+
+
+def _stateful_fix(stype: ServiceType) -> str:
+    real = _REAL_SERVER.get(stype.name, "the real server of its protocol")
+    return (
+        f"type {stype.name!r} keeps state shared by all its clients, so it runs in one "
+        f"process; remove workers (past one machine, use {real}, which its clients reach "
+        f"unchanged)"
+    )
 
 
 @attrs.frozen
@@ -336,6 +359,7 @@ class _Validator:
             options=options,
             base_dir=self.base_dir,
             users=self.users(where, table),
+            workers=self.workers(where, table, stype, listen),
         )
         if len(self.errors) != before_options:
             # these options are not as written: a type's check would judge their defaults
@@ -345,6 +369,39 @@ class _Validator:
         if len(self.errors) != errors_before:
             self.faulty.add(name)
         return svc
+
+    def workers(
+        self, where: str, table: Mapping[str, Any], stype: ServiceType, listen: tuple[str, ...]
+    ) -> int:
+        """C{workers = N}: N processes accept on the service's port (stateless types only)."""
+        if "workers" not in table:
+            return 1
+        value = table["workers"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+            self.err(
+                where,
+                "workers",
+                f"{value!r} must be an integer 1-{MAX_WORKERS} (processes accepting on the port); "
+                f"remove it for one",
+            )
+            return 1
+        if value == 1:
+            return 1
+        if not stype.stateless:
+            self.err(where, "workers", _stateful_fix(stype))
+            return 1
+        if "tcp" not in stype.transports:
+            self.err(where, "workers", f"type {stype.name!r} has no TCP listener; remove workers")
+            return 1
+        if any(endpoints.parse(d).kind not in ("tcp", "tcp6", "unix", "udp") for d in listen):
+            self.err(
+                where,
+                "workers",
+                "work only with tcp: and unix: listeners (TLS: use tls = {…}); "
+                "fix listen or remove workers",
+            )
+            return 1
+        return value
 
     def users(self, where: str, table: Mapping[str, Any]) -> tuple[str, ...] | None:
         """C{users = ["alice", …]}: the accounts of [users] this service accepts."""

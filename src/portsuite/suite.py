@@ -265,10 +265,19 @@ class ConfiguredService(MultiService):
             else:
                 child = StreamListener(self, planned.description, planned.shown, planned.listed)
             child.setServiceParent(self)
+        if svc.workers > 1:
+            # last child: started after the listeners are bound, stopped before they close
+            from portsuite.workers import WorkerPool
+
+            WorkerPool(self, svc.workers).setServiceParent(self)
 
     @property
     def reactor(self) -> Any:
         return self.suite.reactor
+
+    def listening_ports(self) -> list[Any]:
+        """The bound stream ports (what the workers accept on)."""
+        return [c.bound.port for c in self if isinstance(c, StreamListener) and c.bound is not None]
 
     def factory(self) -> Any:
         """The service's wrapped TCP factory, built once (a type's factory may refuse to start)."""
@@ -287,7 +296,7 @@ class ConfiguredService(MultiService):
     def bind(self) -> None:
         """Bind every listener of this service now. @raise StartupError: one line."""
         for child in self:
-            if child.bound is None:
+            if isinstance(child, (StreamListener, DatagramListener)) and child.bound is None:
                 child.bind()
 
     def privilegedStartService(self) -> None:
@@ -319,6 +328,10 @@ class Suite(MultiService):
         # pages the services show on the dashboard: "api/mail" -> a twisted.web resource
         self.published: dict[str, Any] = {}
         self.listening = False
+        # in a worker process: the service's max_connections shared across its workers
+        self.gates: dict[str, Any] = {}
+        # in a worker process: the suite's snapshot as the main process sees it (JSON)
+        self.mirror: bytes | None = None
         for svc in config.services:
             ConfiguredService(self, svc, self.types[svc.name]).setServiceParent(self)
 
@@ -392,7 +405,7 @@ class Suite(MultiService):
         """Close whatever was bound: a failed startup leaves nothing listening."""
         for unit in self:
             for child in unit:
-                if child.bound is not None:
+                if getattr(child, "bound", None) is not None:
                     child.bound.port.stopListening()
                     child.bound = None
         self._bound.clear()
@@ -415,6 +428,7 @@ class Suite(MultiService):
             idle_timeout=svc.idle_timeout,
             refusal=stype.refusal,
             protocol_class=protocol_class,
+            gate=self.gates.get(svc.name),
         )
         if svc.tls is not None:
             from portsuite import tls
@@ -442,6 +456,10 @@ class Suite(MultiService):
 
     def snapshot(self) -> dict[str, Any]:
         """Every service, its listeners and counters: the dashboard's JSON."""
+        if self.mirror is not None:
+            # a worker of a service with workers = N shows the whole suite, summed
+            snap: dict[str, Any] = json.loads(self.mirror)
+            return snap
         now = self.reactor.seconds()
         return {
             "started_at": self.started_at,

@@ -170,8 +170,12 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
         idle_timeout: float | None = None,
         refusal: Any = None,
         protocol_class: type[ServiceProtocol] | None = None,
+        gate: Any = None,
     ):
         super().__init__(wrappedFactory)
+        # with workers = N: max_connections counted across the service's processes
+        # (a portsuite.workers.SharedCount), else by this factory alone
+        self.gate = gate
         wrappedFactory.noisy = False
         self.stats = stats
         self.reactor = reactor
@@ -201,17 +205,21 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
 
     def buildProtocol(self, addr: Any) -> Any:
         stats = self.stats
-        if self.max_connections is not None and stats.open >= self.max_connections:
-            return self._refuse(
-                addr, f"too many connections (max_connections = {self.max_connections})"
-            )
+        gate = self.gate
+        limit = self.max_connections
+        if limit is not None and gate is None and stats.open >= limit:
+            return self._refuse(addr, f"too many connections (max_connections = {limit})")
         host = peer_host(addr)
         if self.max_per_host is not None and self.per_host.get(host, 0) >= self.max_per_host:
             return self._refuse(
                 addr, f"too many connections from {host} (max_per_host = {self.max_per_host})"
             )
+        if gate is not None and not gate.take():
+            return self._refuse(addr, f"too many connections (max_connections = {limit})")
         inner = self.wrappedFactory.buildProtocol(addr)
         if inner is None:
+            if gate is not None:
+                gate.give()
             return None
         client = ClientInfo(peer=format_peer(addr), since=self.reactor.seconds())
         return self.protocol(self, inner, client)
@@ -230,6 +238,8 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
         if stats.client_closed(id(p)) is None:
             return
         stats.open -= 1
+        if self.gate is not None:
+            self.gate.give()
         host = peer_host(p.getPeer())
         left = self.per_host.get(host, 1) - 1
         if left:

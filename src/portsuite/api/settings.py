@@ -31,6 +31,8 @@ class ServiceConfig:
     @ivar options: the type's own options, converted, defaults filled in.
     @ivar users: the account names this service accepts (C{users = [...]}), or None
         for every account of the suite's C{[users]} table.
+    @ivar workers: processes accepting on the service's port (C{workers = N},
+        stateless types only); 1 is the suite's own process.
     """
 
     name: str
@@ -48,3 +50,4 @@ class ServiceConfig:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     base_dir: Path = Path(".")
     users: tuple[str, ...] | None = None
+    workers: int = 1

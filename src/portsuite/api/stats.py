@@ -81,7 +81,8 @@ class ServiceStats:
     datagrams_in: int = 0
     datagrams_out: int = 0
     dropped: int = 0
-    clients: dict[int, ClientInfo] = attrs.field(factory=dict)
+    workers: int = 1  # processes serving it (workers = N), summed into these counters
+    clients: dict[Any, ClientInfo] = attrs.field(factory=dict)
     # recent transcripts (see portsuite.trace): bounded, newest last
     transcripts: deque[Any] = attrs.field(factory=lambda: deque(maxlen=5))
 
@@ -117,6 +118,7 @@ class ServiceStats:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "errors": self.errors,
+            "workers": self.workers,
             "datagrams": {
                 "in": self.datagrams_in,
                 "out": self.datagrams_out,

@@ -1,0 +1,136 @@
+"""
+One worker process of a service with C{workers = N} (see L{portsuite.workers}).
+
+Started by the suite as C{python -m portsuite.workerproc CONFIG SERVICE SLOT FAMILIES
+SHARED_FD}: the listening sockets are fds 3, 4, … (one per family in C{FAMILIES}),
+the shared connection count is C{SHARED_FD}; stdin and stdout are pipes to the suite.
+It reads the same config, builds the service's wrapped factory as the suite would,
+adopts the sockets and reports its counters and log lines on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+
+class _Channel:
+    """The pipes to the suite: reports out; the end of stdin (the suite gone) stops us."""
+
+    def __init__(self, reactor: Any):
+        from twisted.internet.protocol import Protocol
+
+        channel = self
+
+        class _Pipe(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                channel.received(data)
+
+            def connectionLost(self, reason: Any = None) -> None:
+                channel.gone = True
+                if reactor.running:
+                    reactor.stop()
+
+        self.gone = False
+        self.pipe = _Pipe()
+        self.buffer = b""
+        self.suite: Any = None
+
+    def received(self, data: bytes) -> None:
+        """The suite's snapshot, one JSON line at a time: what our dashboard shows."""
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        if len(self.buffer) > 16 << 20:
+            self.buffer = b""
+        if lines and self.suite is not None:
+            self.suite.mirror = lines[-1]
+
+    def send(self, msg: dict[str, Any]) -> None:
+        transport = self.pipe.transport
+        if transport is not None and not self.gone:
+            transport.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+
+
+def _observer(channel: _Channel) -> Any:
+    from twisted.logger import LogLevel, formatEvent
+
+    def observe(event: dict[str, Any]) -> None:
+        level = event.get("log_level", LogLevel.info)
+        if level < LogLevel.info:
+            return
+        text = formatEvent(event)
+        failure = event.get("log_failure")
+        if failure is not None:
+            text += "\n" + failure.getTraceback()
+        channel.send({"log": text, "level": level.name})
+
+    return observe
+
+
+def _report(stats: Any) -> dict[str, Any]:
+    from portsuite.workers import MAX_CLIENTS_REPORTED
+
+    clients = list(stats.clients.values())[:MAX_CLIENTS_REPORTED]
+    return {
+        "open": stats.open,
+        "total": stats.total,
+        "refused": stats.refused,
+        "errors": stats.errors,
+        "closed_in": stats.closed_bytes_in,
+        "closed_out": stats.closed_bytes_out,
+        "clients": [
+            {"peer": c.peer, "since": c.since, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out}
+            for c in clients
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    config_path, name, slot_text, families_text, shared_text = (argv or sys.argv[1:])[:5]
+    slot, shared_fd = int(slot_text), int(shared_text)
+    families = [int(f) for f in families_text.split(",") if f]
+
+    from twisted.internet import reactor
+    from twisted.internet.stdio import StandardIO
+    from twisted.internet.task import LoopingCall
+    from twisted.logger import globalLogBeginner
+
+    from portsuite import loader
+    from portsuite.api import ConfigError, StartupError
+    from portsuite.suite import Suite
+    from portsuite.workers import REPORT_INTERVAL, SharedCount
+
+    channel = _Channel(reactor)
+    StandardIO(channel.pipe, reactor=reactor)
+    globalLogBeginner.beginLoggingTo([_observer(channel)], redirectStandardIO=False)
+    try:
+        cfg = loader.load(config_path)
+        suite = Suite(cfg, reactor=reactor)
+        svc = cfg.service(name)
+        suite.gates[name] = SharedCount(shared_fd, slot, svc.max_connections)
+        factory = suite.getServiceNamed(name).factory()
+        channel.suite = suite
+    except (ConfigError, StartupError, KeyError) as e:
+        print(f"portsuite worker {slot + 1} of [services.{name}]: {e}", file=sys.stderr)
+        return 1
+    for i, family in enumerate(families):
+        reactor.adoptStreamPort(3 + i, family, factory)
+        os.close(3 + i)
+    stats = suite.stats[name]
+    last: list[Any] = [None]
+
+    def report() -> None:
+        msg = _report(stats)
+        if msg != last[0]:
+            last[0] = msg
+            channel.send(msg)
+
+    LoopingCall(report).start(REPORT_INTERVAL)
+    reactor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

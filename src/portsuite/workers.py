@@ -1,0 +1,357 @@
+"""
+C{workers = N}: N processes accept on one service's port, seen as one service.
+
+The suite binds the service's listeners itself (as root where needed, before
+C{--uid/--gid} drop privileges), stops reading on them, and hands each listening
+socket to N child processes (C{python -m portsuite.workerproc}), which take it with
+C{reactor.adoptStreamPort} and serve it with the same wrapped factory as in one
+process. The kernel spreads the connections over them.
+
+A child reports over its stdout pipe, one JSON line at a time: its counters and
+connected clients (at most every L{REPORT_INTERVAL} seconds, when they changed) and
+its log lines, which the suite logs as its own. The suite sums the counters into the
+service's one L{ServiceStats}, so the dashboard and the metrics see one service.
+C{max_connections} holds for the whole service: one count per worker in a shared
+memory page (L{SharedCount}), read and changed under a POSIX record lock. A worker
+that dies is started again (after a pause that grows while it keeps dying at once);
+its counters stay in the totals. Its stdin is a pipe from the suite: when the suite
+goes away, the worker stops.
+
+Only types that declare C{stateless = True} may have workers (the config refuses
+the others): each worker has its own copy of the service's state.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import mmap
+import os
+import struct
+import sys
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger, LogLevel
+
+from portsuite.api import ClientInfo, StartupError
+
+log = Logger(namespace="portsuite")
+
+REPORT_INTERVAL = 0.25
+MIRROR_INTERVAL = 0.5
+MAX_LINE = 1 << 20  # a report line longer than this is dropped (bounded buffer)
+MAX_CLIENTS_REPORTED = 500  # per worker, in each report
+_SLOT = struct.Struct("q")
+
+
+class SharedCount:
+    """
+    One connection count per worker in a shared memory page; C{take} admits a
+    connection only while the sum is below C{limit}. POSIX record locks belong to
+    the process, so the workers exclude each other even sharing one file description.
+    """
+
+    def __init__(self, fd: int, slot: int, limit: int | None):
+        self.fd = fd
+        self.slot = slot
+        self.limit = limit
+        self.map = mmap.mmap(fd, mmap.PAGESIZE)
+        self.slots = mmap.PAGESIZE // _SLOT.size
+
+    @classmethod
+    def create(cls, name: str) -> SharedCount:
+        fd = os.memfd_create(f"portsuite-{name}", 0)
+        os.ftruncate(fd, mmap.PAGESIZE)
+        return cls(fd, -1, None)
+
+    def _get(self, slot: int) -> int:
+        value: int = _SLOT.unpack_from(self.map, slot * _SLOT.size)[0]
+        return value
+
+    def _set(self, slot: int, value: int) -> None:
+        _SLOT.pack_into(self.map, slot * _SLOT.size, value)
+
+    def total(self) -> int:
+        return sum(_SLOT.unpack_from(self.map, i * _SLOT.size)[0] for i in range(self.slots))
+
+    def take(self) -> bool:
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            if self.limit is not None and self.total() >= self.limit:
+                return False
+            self._set(self.slot, self._get(self.slot) + 1)
+            return True
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    def give(self) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            self._set(self.slot, max(0, self._get(self.slot) - 1))
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    def reset(self, slot: int) -> None:
+        """A worker died: its connections died with it."""
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            self._set(slot, 0)
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.map.close()
+        os.close(self.fd)
+
+
+class _Report:
+    """The last counters one worker reported."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.total = 0
+        self.refused = 0
+        self.errors = 0
+        self.closed_in = 0
+        self.closed_out = 0
+        self.clients: list[dict[str, Any]] = []
+
+    def update(self, msg: dict[str, Any]) -> None:
+        self.open = int(msg.get("open", 0))
+        self.total = int(msg.get("total", 0))
+        self.refused = int(msg.get("refused", 0))
+        self.errors = int(msg.get("errors", 0))
+        self.closed_in = int(msg.get("closed_in", 0))
+        self.closed_out = int(msg.get("closed_out", 0))
+        self.clients = list(msg.get("clients", []))[:MAX_CLIENTS_REPORTED]
+
+
+class _WorkerProtocol(ProcessProtocol):
+    def __init__(self, pool: WorkerPool, slot: int):
+        self.pool = pool
+        self.slot = slot
+        self.buffer = b""
+        self.report = _Report()
+        self.ended: defer.Deferred[None] = defer.Deferred()
+        self.started = pool.reactor.seconds()
+
+    @property
+    def pid(self) -> int | None:
+        return getattr(self.transport, "pid", None)
+
+    def outReceived(self, data: bytes) -> None:
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        if len(self.buffer) > MAX_LINE:
+            self.buffer = b""
+        for line in lines:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(msg, dict):
+                continue
+            if "log" in msg:
+                try:
+                    level = LogLevel.levelWithName(str(msg.get("level", "info")))
+                except Exception:
+                    level = LogLevel.info
+                log.emit(
+                    level,
+                    "{text}",
+                    text=f"{msg['log']} (worker {self.slot + 1})",
+                )
+            else:
+                self.report.update(msg)
+                self.pool.sum()
+
+    def processEnded(self, reason: Any) -> None:
+        self.pool.ended(self, reason)
+        self.ended.callback(None)
+
+
+class WorkerPool(Service):
+    """
+    The worker processes of one service: a child of its L{ConfiguredService}, after
+    its listeners, so they are bound before the workers start and closed after.
+    """
+
+    def __init__(self, unit: Any, count: int):
+        self.unit = unit
+        self.count = count
+        self.name = f"{unit.name}-workers"
+        self.workers: dict[int, _WorkerProtocol] = {}
+        self.delay: dict[int, float] = {}
+        self.shared: SharedCount | None = None
+        self.fds: list[tuple[int, int]] = []  # (fd, address family) of each listener
+        # the counters of workers that died, kept in the totals
+        self.retired = _Report()
+        self.restarts = 0
+
+    @property
+    def reactor(self) -> Any:
+        return self.unit.reactor
+
+    @property
+    def stats(self) -> Any:
+        return self.unit.stats
+
+    def startService(self) -> None:
+        Service.startService(self)
+        svc = self.unit.config
+        path = self.unit.suite.config.path
+        if path is None:
+            raise StartupError(
+                f"[services.{svc.name}] workers: the worker processes read the config "
+                f"file; start the suite from a file (twistd portsuite -c FILE)"
+            )
+        self.config_path = os.path.abspath(path)
+        self.fds = []
+        for port in self.unit.listening_ports():
+            port.stopReading()  # the workers accept; this process only watches them
+            sock = port.socket
+            self.fds.append((sock.fileno(), sock.family))
+        self.shared = SharedCount.create(svc.name)
+        self.stats.workers = self.count
+        for slot in range(self.count):
+            self.spawn(slot)
+        from twisted.internet.task import LoopingCall
+
+        self.mirror_loop = LoopingCall(self.mirror)
+        self.mirror_loop.clock = self.reactor
+        self.mirror_loop.start(MIRROR_INTERVAL, now=False)
+        self.last_mirror = b""
+
+    def mirror(self) -> None:
+        """Send the workers the suite's snapshot: their dashboard shows the whole suite."""
+        data = json.dumps(self.unit.suite.snapshot(), separators=(",", ":")).encode()
+        if data == self.last_mirror:
+            return
+        self.last_mirror = data
+        for proto in self.workers.values():
+            if proto.transport is not None:
+                proto.transport.write(data + b"\n")
+
+    def spawn(self, slot: int) -> None:
+        assert self.shared is not None
+        self.shared.reset(slot)
+        proto = _WorkerProtocol(self, slot)
+        child_fds: dict[int, Any] = {0: "w", 1: "r", 2: 2}
+        families = []
+        for i, (fd, family) in enumerate(self.fds):
+            child_fds[3 + i] = fd
+            families.append(str(int(family)))
+        shared_fd = 3 + len(self.fds)
+        child_fds[shared_fd] = self.shared.fd
+        args = [
+            sys.executable,
+            "-m",
+            "portsuite.workerproc",
+            self.config_path,
+            self.unit.config.name,
+            str(slot),
+            ",".join(families),
+            str(shared_fd),
+        ]
+        self.reactor.spawnProcess(
+            proto, sys.executable, args, env=dict(os.environ), childFDs=child_fds
+        )
+        self.workers[slot] = proto
+        log.info(
+            "{service}: worker {n} started (pid {pid})",
+            service=self.unit.config.name,
+            n=slot + 1,
+            pid=proto.pid,
+        )
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.workers.values() if p.pid is not None]
+
+    def ended(self, proto: _WorkerProtocol, reason: Any) -> None:
+        slot = proto.slot
+        if self.workers.get(slot) is not proto:
+            return
+        del self.workers[slot]
+        r, gone = self.retired, proto.report
+        r.total += gone.total
+        r.refused += gone.refused
+        r.errors += gone.errors
+        r.closed_in += gone.closed_in + sum(int(c.get("bytes_in", 0)) for c in gone.clients)
+        r.closed_out += gone.closed_out + sum(int(c.get("bytes_out", 0)) for c in gone.clients)
+        if self.shared is not None:
+            self.shared.reset(slot)
+        self.sum()
+        if not self.running:
+            return
+        self.restarts += 1
+        # dying again at once: wait longer each time (up to 10 s), not a busy loop
+        quick = self.reactor.seconds() - proto.started < 2.0
+        delay = min(10.0, self.delay.get(slot, 0.1) * 2) if quick else 0.1
+        self.delay[slot] = delay
+        log.warn(
+            "{service}: worker {n} (pid {pid}) ended ({why}); starting it again in {delay:.1f}s",
+            service=self.unit.config.name,
+            n=slot + 1,
+            pid=proto.pid,
+            why=reason.value,
+            delay=delay,
+        )
+        self.reactor.callLater(delay, self._respawn, slot)
+
+    def _respawn(self, slot: int) -> None:
+        if self.running and slot not in self.workers:
+            self.spawn(slot)
+
+    def sum(self) -> None:
+        """The service's counters: the workers' sums, plus those of workers gone."""
+        stats, r = self.stats, self.retired
+        reports = [p.report for p in self.workers.values()]
+        stats.open = sum(x.open for x in reports)
+        stats.total = r.total + sum(x.total for x in reports)
+        stats.refused = r.refused + sum(x.refused for x in reports)
+        stats.errors = r.errors + sum(x.errors for x in reports)
+        stats.closed_bytes_in = r.closed_in + sum(x.closed_in for x in reports)
+        stats.closed_bytes_out = r.closed_out + sum(x.closed_out for x in reports)
+        clients = {}
+        for slot, p in self.workers.items():
+            for i, c in enumerate(p.report.clients):
+                clients[(slot, i)] = ClientInfo(
+                    peer=str(c.get("peer", "")),
+                    since=float(c.get("since", 0.0)),
+                    bytes_in=int(c.get("bytes_in", 0)),
+                    bytes_out=int(c.get("bytes_out", 0)),
+                )
+        stats.clients = clients
+
+    def stopService(self) -> defer.Deferred[Any]:
+        Service.stopService(self)
+        if self.mirror_loop.running:
+            self.mirror_loop.stop()
+        waits = []
+        for proto in list(self.workers.values()):
+            waits.append(proto.ended)
+            try:
+                proto.transport.signalProcess("TERM")
+            except Exception:  # already gone
+                continue
+            kill = self.reactor.callLater(5.0, self._kill, proto)
+            proto.ended.addBoth(lambda r, k=kill: k.cancel() if k.active() else None)
+        d = defer.DeferredList(waits)
+
+        def done(_: Any) -> None:
+            if self.shared is not None:
+                self.shared.close()
+                self.shared = None
+
+        d.addCallback(done)
+        return d
+
+    def _kill(self, proto: _WorkerProtocol) -> None:
+        if not proto.ended.called:
+            try:
+                proto.transport.signalProcess("KILL")
+            except Exception:
+                pass
