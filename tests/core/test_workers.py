@@ -1,0 +1,172 @@
+"""
+workers = N: real twistd, real curl and sockets. N processes accept on one port, the
+suite shows one service (counters summed), max_connections holds for the whole
+service, a killed worker comes back, stateful types refuse workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess as sp
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portsuite import loader
+from portsuite.api import ConfigError
+from portsuite.testing import need, suite_running
+
+BODY = b"x" * 1024
+
+
+def _errors(services: dict[str, Any], tmp_path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        loader.from_dict({"services": services}, base_dir=tmp_path, label="lab.toml")
+    return info.value.errors
+
+
+def test_stateful_types_refuse_workers_and_say_what_to_use(tmp_path: Path) -> None:
+    (kv,) = _errors({"kv": {"type": "kv", "port": 0, "workers": 2}}, tmp_path)
+    assert kv.startswith("lab.toml: [services.kv] workers: ")
+    assert "shared by all its clients" in kv and "Redis/Valkey" in kv
+    (smtp,) = _errors({"m": {"type": "smtp", "port": 0, "workers": 4}}, tmp_path)
+    assert "[services.m] workers" in smtp and "remove workers" in smtp
+    assert "\n" not in kv + smtp
+
+
+def test_workers_must_be_a_small_positive_integer(tmp_path: Path) -> None:
+    for bad in (0, -1, "2", True, 1000):
+        (line,) = _errors({"e": {"type": "echo", "port": 0, "workers": bad}}, tmp_path)
+        assert "[services.e] workers: " in line and "integer 1-64" in line
+    cfg = loader.from_dict(
+        {"services": {"e": {"type": "echo", "port": 0, "workers": 3}}}, base_dir=tmp_path
+    )
+    assert cfg.service("e").workers == 3
+
+
+def _wait(what: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout}s: {what}")
+        time.sleep(0.1)
+
+
+def _workers(pid: int) -> set[int]:
+    out = sp.run(["pgrep", "-P", str(pid), "-f", "portsuite.workerproc"], capture_output=True)
+    return {int(x) for x in out.stdout.split()}
+
+
+def _service(port: int, name: str) -> dict[str, Any]:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{port}/_portsuite/api/services", timeout=10
+    ) as r:
+        snap = json.load(r)
+    return next(s for s in snap["services"] if s["name"] == name)
+
+
+def _curl(port: int, count: int) -> list[str]:
+    urls = [a for _ in range(count) for a in ("-o", "/dev/null", f"http://127.0.0.1:{port}/1k.txt")]
+    out = sp.run(
+        [
+            need("curl"),
+            "-s",
+            "-H",
+            "Connection: close",
+            "-w",
+            "%{http_code}\\n",
+            "--max-time",
+            "20",
+            *urls,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out.stdout.split()
+
+
+def test_http_with_two_workers_serves_counts_as_one_and_survives_a_killed_worker(
+    tmp_path: Path,
+) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "1k.txt").write_bytes(BODY)
+    config = {"services": {"web": {"type": "http", "port": 0, "root": "www", "workers": 2}}}
+    with suite_running(config, subprocess=True, base_dir=tmp_path) as s:
+        port = s.port("web")
+        first = _wait(lambda: len(_workers(s.pid)) == 2 and _workers(s.pid))
+        assert _curl(port, 60) == ["200"] * 60
+        # counters of both workers, summed (reports arrive within a second)
+        svc = _wait(lambda: (v := _service(port, "web"))["connections"]["total"] >= 60 and v)
+        assert svc["workers"] == 2
+        assert svc["bytes_out"] >= 60 * 1024
+        log = s.log()
+        assert "(worker 1)" in log and "(worker 2)" in log  # both started and logging
+        # a worker killed outright is started again; the service never stops answering
+        victim = sorted(first)[0]
+        os.kill(victim, signal.SIGKILL)
+        again = _wait(lambda: len(w := _workers(s.pid)) == 2 and victim not in w and w)
+        assert victim not in again
+        assert _curl(port, 20) == ["200"] * 20
+        # the dead worker's requests stay in the totals
+        _wait(lambda: _service(port, "web")["connections"]["total"] >= 80)
+        assert "ended" in s.log() and "starting it again" in s.log()
+    assert s.proc.returncode in (0, -signal.SIGTERM)
+    _wait(lambda: not _workers(s.pid), timeout=10)
+    for pid in first | again:
+        assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()
+
+
+def _echo(port: int) -> tuple[socket.socket, bytes]:
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.sendall(b"ping\n")
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = c.recv(200)
+        if not chunk:
+            break
+        data += chunk
+    return c, data
+
+
+def test_max_connections_holds_across_workers(tmp_path: Path) -> None:
+    config = {
+        "services": {
+            "echo": {"type": "echo", "port": 0, "workers": 2, "max_connections": 3},
+            "web": {"type": "http", "port": 0, "root": "."},
+        }
+    }
+    with suite_running(config, subprocess=True, base_dir=tmp_path) as s:
+        port = s.port("echo")
+        _wait(lambda: len(_workers(s.pid)) == 2)
+        held = []
+        for _ in range(3):
+            c, data = _echo(port)
+            assert data == b"ping\n"
+            held.append(c)
+        for _ in range(4):  # whichever worker takes them: refused
+            c, data = _echo(port)
+            assert data == b"portsuite: too many connections (max_connections = 3)\r\n"
+            c.close()
+        svc = _wait(
+            lambda: (v := _service(s.port("web"), "echo"))["connections"]["refused"] >= 4 and v
+        )
+        assert svc["connections"]["open"] == 3
+        assert len(svc["clients"]) == 3
+        held.pop().close()
+        # the place freed in one worker is free for the whole service
+        c, data = _wait(lambda: (r := _echo(port))[1] == b"ping\n" and r)
+        c.close()
+        for c in held:
+            c.close()
