@@ -54,8 +54,6 @@ def from_dict(
 def file_checks(cfg: SuiteConfig, label: str, skip: Unchecked | None = None) -> list[str]:
     """What a service's type and its TLS files say about it, one line each."""
     skip = skip or Unchecked(options={}, faulty=set())
-    from portsuite import tlscheck
-
     errors: list[str] = []
     for svc in cfg.services:
         where = f"{label}: [services.{svc.name}]"
@@ -68,5 +66,8 @@ def file_checks(cfg: SuiteConfig, label: str, skip: Unchecked | None = None) -> 
                 if text.split(":", 1)[0].split(".", 1)[0] not in unread
             )
         if svc.tls is not None and svc.name not in skip.faulty:
+            # only here: pyOpenSSL and cryptography cost a config without TLS ~6 MiB
+            from portsuite import tlscheck
+
             errors.extend(f"{where} tls: {text}" for text in tlscheck.check(svc.tls))
     return errors
