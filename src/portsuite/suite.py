@@ -295,6 +295,11 @@ class ConfiguredService(MultiService):
 
     def bind(self) -> None:
         """Bind every listener of this service now. @raise StartupError: one line."""
+        if self.config.workers > 1 and self.suite.config.path is None:
+            raise StartupError(
+                f"[services.{self.config.name}] workers: the worker processes read the "
+                f"config file; start the suite from a file (twistd portsuite -c FILE)"
+            )
         for child in self:
             if isinstance(child, (StreamListener, DatagramListener)) and child.bound is None:
                 child.bind()

@@ -36,7 +36,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger, LogLevel
 
-from portsuite.api import ClientInfo, StartupError
+from portsuite.api import ClientInfo
 
 log = Logger(namespace="portsuite")
 
@@ -203,11 +203,7 @@ class WorkerPool(Service):
         Service.startService(self)
         svc = self.unit.config
         path = self.unit.suite.config.path
-        if path is None:
-            raise StartupError(
-                f"[services.{svc.name}] workers: the worker processes read the config "
-                f"file; start the suite from a file (twistd portsuite -c FILE)"
-            )
+        assert path is not None  # checked when binding
         self.config_path = os.path.abspath(path)
         self.fds = []
         for port in self.unit.listening_ports():

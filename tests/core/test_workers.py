@@ -170,3 +170,18 @@ def test_max_connections_holds_across_workers(tmp_path: Path) -> None:
         c.close()
         for c in held:
             c.close()
+
+
+def test_workers_need_a_config_file_and_say_so(tmp_path: Path) -> None:
+    from portsuite.api import StartupError
+    from portsuite.suite import Suite
+    from portsuite.testing import MemoryReactor
+
+    cfg = loader.from_dict(
+        {"services": {"e": {"type": "echo", "port": 0, "workers": 2}}}, base_dir=tmp_path
+    )
+    suite = Suite(cfg, reactor=MemoryReactor())
+    with pytest.raises(StartupError) as info:
+        suite.listen()
+    assert "[services.e] workers" in str(info.value) and "-c FILE" in str(info.value)
+    assert suite.stats["e"].listeners == []
