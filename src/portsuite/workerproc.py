@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = loader.load(config_path)
         suite = Suite(cfg, reactor=reactor)
         svc = cfg.service(name)
-        suite.gates[name] = SharedCount(shared_fd, slot, svc.max_connections)
+        if svc.max_connections is not None:
+            suite.gates[name] = SharedCount(shared_fd, slot, svc.max_connections)
         factory = suite.getServiceNamed(name).factory()
         channel.suite = suite
     except (ConfigError, StartupError, KeyError) as e:

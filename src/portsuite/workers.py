@@ -37,6 +37,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger, LogLevel
 
 from portsuite.api import ClientInfo
+from portsuite.config import MAX_WORKERS
 
 log = Logger(namespace="portsuite")
 
@@ -59,7 +60,7 @@ class SharedCount:
         self.slot = slot
         self.limit = limit
         self.map = mmap.mmap(fd, mmap.PAGESIZE)
-        self.slots = mmap.PAGESIZE // _SLOT.size
+        self.slots = MAX_WORKERS
 
     @classmethod
     def create(cls, name: str) -> SharedCount:
