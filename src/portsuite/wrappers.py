@@ -107,11 +107,13 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         self._send(data)
 
     def writeSequence(self, data: Any) -> None:
-        data = list(data)
-        self.client.bytes_out += sum(map(len, data))
+        # one buffer through the same write path as write(): an http response (head and
+        # body) leaves at once when nothing is queued, not at the next writable event
+        joined = b"".join(data)
+        self.client.bytes_out += len(joined)
         if self.timeOut is not None:
             self.resetTimeout()
-        self.transport.writeSequence(data)
+        self._send(joined)
 
     def readConnectionLost(self) -> None:
         wrapped = self.wrappedProtocol

@@ -1,0 +1,62 @@
+"""
+The wrapper's one write path: write() and writeSequence() (what twisted.web's responses
+use) both leave at once on an idle TCP connection, counted exactly.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.internet import tcp
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactorClock
+
+from portsuite.api import ServiceStats
+from portsuite.wrappers import ServiceFactory
+
+
+class _Conn(tcp.Connection):
+    def getPeer(self) -> Any:
+        return IPv4Address("TCP", "127.0.0.1", 40000)
+
+    def getHost(self) -> Any:
+        return IPv4Address("TCP", "127.0.0.1", 7)
+
+
+def _wrapped() -> tuple[Any, _Conn, socket.socket, MemoryReactorClock, ServiceStats]:
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    peer.settimeout(5)
+    reactor = MemoryReactorClock()
+    stats = ServiceStats(name="s", type="echo")
+    factory = ServiceFactory(Factory.forProtocol(Protocol), stats, reactor)
+    proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    conn = _Conn(ours, proto, reactor=reactor)
+    conn.connected = True
+    proto.makeConnection(conn)
+    return proto, conn, peer, reactor, stats
+
+
+def test_write_sequence_leaves_at_once_in_one_piece_and_is_counted() -> None:
+    proto, conn, peer, reactor, stats = _wrapped()
+    proto.writeSequence(iter([b"HTTP/1.1 200 OK\r\n", b"\r\n", b"body"]))
+    assert peer.recv(100) == b"HTTP/1.1 200 OK\r\n\r\nbody"
+    assert conn not in reactor.writers  # no writable event was needed
+    proto.write(b"!")
+    assert peer.recv(100) == b"!"
+    assert stats.bytes_out == len(b"HTTP/1.1 200 OK\r\n\r\nbody!")
+    peer.close()
+
+
+def test_write_sequence_behind_queued_bytes_keeps_the_order() -> None:
+    proto, conn, peer, reactor, stats = _wrapped()
+    conn.write(b"first ")  # queued by the public path
+    proto.writeSequence([b"sec", b"ond"])
+    conn.doWrite()
+    got = b""
+    while len(got) < 12:
+        got += peer.recv(100)
+    assert got == b"first second"
+    peer.close()
