@@ -48,7 +48,7 @@ class _Channel:
             self.suite.mirror = lines[-1]
 
     def send(self, msg: dict[str, Any]) -> None:
-        transport = self.pipe.transport
+        transport: Any = self.pipe.transport
         if transport is not None and not self.gone:
             transport.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     slot, shared_fd = int(slot_text), int(shared_text)
     families = [int(f) for f in families_text.split(",") if f]
 
-    from twisted.internet import reactor
+    from twisted.internet import reactor as _reactor
     from twisted.internet.stdio import StandardIO
     from twisted.internet.task import LoopingCall
     from twisted.logger import globalLogBeginner
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from portsuite.suite import Suite
     from portsuite.workers import REPORT_INTERVAL, SharedCount
 
+    reactor: Any = _reactor
     channel = _Channel(reactor)
     StandardIO(channel.pipe, reactor=reactor)
     globalLogBeginner.beginLoggingTo([_observer(channel)], redirectStandardIO=False)

@@ -131,6 +131,8 @@ class _Report:
 
 
 class _WorkerProtocol(ProcessProtocol):
+    transport: Any
+
     def __init__(self, pool: WorkerPool, slot: int):
         self.pool = pool
         self.slot = slot
@@ -174,6 +176,12 @@ class _WorkerProtocol(ProcessProtocol):
         self.ended.callback(None)
 
 
+def _cancel(result: Any, call: Any) -> Any:
+    if call.active():
+        call.cancel()
+    return result
+
+
 class WorkerPool(Service):
     """
     The worker processes of one service: a child of its L{ConfiguredService}, after
@@ -183,7 +191,7 @@ class WorkerPool(Service):
     def __init__(self, unit: Any, count: int):
         self.unit = unit
         self.count = count
-        self.name = f"{unit.name}-workers"
+        self.setName(f"{unit.name}-workers")
         self.workers: dict[int, _WorkerProtocol] = {}
         self.delay: dict[int, float] = {}
         self.shared: SharedCount | None = None
@@ -335,7 +343,7 @@ class WorkerPool(Service):
             except Exception:  # already gone
                 continue
             kill = self.reactor.callLater(5.0, self._kill, proto)
-            proto.ended.addBoth(lambda r, k=kill: k.cancel() if k.active() else None)
+            proto.ended.addBoth(_cancel, kill)
         d = defer.DeferredList(waits)
 
         def done(_: Any) -> None:
