@@ -121,6 +121,7 @@ def start_nsd(folder: Path) -> tuple[subprocess.Popen[bytes], int] | None:
         '  username: ""\n'
         '  chroot: ""\n'
         "  verbosity: 0\n"
+        "  rrl-ratelimit: 0\n"  # NSD's own rate limiting would drop a benchmark's queries
         "remote-control:\n"
         "  control-enable: no\n"
         "zone:\n"
@@ -188,6 +189,8 @@ def main() -> int:
                 except RuntimeError as e:
                     print(f"{name}: {e}; left out")
                     del results[name]
+            for name in results:  # a first short run each, not counted (caches, first replies)
+                dnsperf(servers[name][1], 1.0, queries)
             for _ in range(args.rounds):
                 for name in results:
                     results[name].append(dnsperf(servers[name][1], args.seconds, queries))
