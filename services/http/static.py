@@ -25,6 +25,7 @@ import html
 import mimetypes
 import os
 import stat
+import time
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
@@ -179,12 +180,13 @@ def _parse_range(value: bytes, size: int) -> tuple[int, int] | None | bool:
     if not first_s.isdigit() or (last_s and not last_s.isdigit()):
         return None
     first = int(first_s)
-    last = int(last_s) if last_s else size - 1
-    if last < first:
+    last = int(last_s) if last_s else None
+    if last is not None and last < first:
         return None
     if first >= size:
+        # "bytes=N-" at or past the end too: curl -C - on a complete file stops here
         return False
-    return (first, min(last, size - 1))
+    return (first, size - 1 if last is None else min(last, size - 1))
 
 
 class StaticFiles:
@@ -269,7 +271,10 @@ class StaticFiles:
             raise Refused(404, "not found") from None
         if stat.S_ISDIR(st.st_mode):
             if segments and not raw.endswith(b"/"):
-                raise Refused(301, "a folder", location=raw + b"/")
+                # built from the clean segments: "//docs" must not become "//docs/",
+                # which a browser reads as another host (an open redirect)
+                where = "".join("/" + quote(os.fsencode(seg)) for seg in segments) + "/"
+                raise Refused(301, "a folder", location=where.encode("ascii"))
             for index in INDEX_FILES:
                 candidate = os.path.join(path, index)
                 try:
@@ -365,6 +370,19 @@ class StaticFiles:
     def send(self, request: Any, entry: Entry) -> None:
         head_only = request.method == b"HEAD"
         headers = request.requestHeaders
+        # preconditions in RFC 9110's order (13.2.2): If-Match, else If-Unmodified-Since
+        im = headers.getRawHeaders(b"if-match")
+        if im is not None:
+            if not _etag_matches(b",".join(im), entry.etag, strong=True):
+                self.failed_precondition(request, entry, "If-Match")
+                return
+        else:
+            ius = headers.getRawHeaders(b"if-unmodified-since")
+            if ius is not None:
+                since = _http_date(ius[0])
+                if since is not None and entry.mtime > since:
+                    self.failed_precondition(request, entry, "If-Unmodified-Since")
+                    return
         # conditional GET (RFC 9110, 13.1): If-None-Match wins over If-Modified-Since
         inm = headers.getRawHeaders(b"if-none-match")
         if inm is not None:
@@ -374,11 +392,9 @@ class StaticFiles:
         else:
             ims = headers.getRawHeaders(b"if-modified-since")
             if ims is not None:
-                try:
-                    since = http.stringToDatetime(ims[0].split(b";", 1)[0])
-                except ValueError:
-                    since = None
-                if since is not None and since >= entry.mtime:
+                since = _http_date(ims[0])
+                # a date in the future is ignored (RFC 9110, 13.1.3), as nginx does
+                if since is not None and entry.mtime <= since <= time.time():
                     request.send_whole(304, b"Not Modified", entry.validators, b"", 0)
                     return
         rng = headers.getRawHeaders(b"range")
@@ -387,12 +403,17 @@ class StaticFiles:
             if if_range is None or if_range[0] in (entry.etag, entry.last_modified):
                 wanted = _parse_range(rng[0], entry.size)
                 if wanted is False:
+                    text = (
+                        b"portsuite: the range starts at or past the end of the file (%d bytes)\n"
+                        % (entry.size)
+                    )
                     request.send_whole(
                         416,
                         b"Range Not Satisfiable",
-                        b"Content-Range: bytes */%d\r\nContent-Length: 0\r\n" % entry.size,
-                        b"",
-                        0,
+                        b"Content-Range: bytes */%d\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        b"Content-Length: %d\r\n" % (entry.size, len(text)),
+                        text,
+                        len(text),
                     )
                     return
                 if wanted is not None:
@@ -406,6 +427,16 @@ class StaticFiles:
             request.send_big(200, b"OK", entry.head, entry.first, entry.rest, entry.size)
         else:
             self.stream(request, entry, None)
+
+    def failed_precondition(self, request: Any, entry: Entry, header: str) -> None:
+        request.setHeader(b"ETag", entry.etag)
+        request.setHeader(b"Last-Modified", entry.last_modified)
+        self.error(
+            request,
+            412,
+            f"The {header} condition of this request does not hold for the file as "
+            "it is now (it changed since your copy).",
+        )
 
     def send_range(self, request: Any, entry: Entry, first: int, last: int) -> None:
         length = last - first + 1
@@ -599,13 +630,28 @@ class FileProducer:
         return request
 
 
-def _etag_matches(header: bytes, etag: bytes) -> bool:
-    """If-None-Match uses the weak comparison (RFC 9110, 13.1.2)."""
+def _etag_matches(header: bytes, etag: bytes, strong: bool = False) -> bool:
+    """
+    If-None-Match uses the weak comparison (RFC 9110, 13.1.2), If-Match the strong
+    one (13.1.1): a weak tag never matches.
+    """
     for tag in header.split(b","):
         tag = tag.strip()
-        if tag == b"*" or tag.removeprefix(b"W/") == etag:
+        if tag == b"*":
+            return True
+        if strong:
+            if tag == etag:
+                return True
+        elif tag.removeprefix(b"W/") == etag:
             return True
     return False
+
+
+def _http_date(value: bytes) -> int | None:
+    try:
+        return int(http.stringToDatetime(value.split(b";", 1)[0]))
+    except (ValueError, IndexError, OverflowError):
+        return None
 
 
 def _human(size: int) -> str:
