@@ -538,7 +538,7 @@ class Request(server.Request):
                 self.postpath = [unquote(p) for p in path[1:].split(b"/")]
                 self.render(resource.getChildForRequest(site.root, self))
             else:
-                site.static.serve(self)
+                self.render(site.static)
         except Exception:
             self.processingFailed(Failure())
 
@@ -676,6 +676,7 @@ class Site(server.Site):
         self._log_time = _log_time(reactor.seconds())
         self._log_lines: list[str] = []
         self._log_call: Any = None
+        self._tick_call: Any = None
 
     def acceptableProtocols(self) -> list[bytes]:
         """What TLS offers by ALPN: C{h2} first when twisted.web can speak it."""
@@ -706,23 +707,25 @@ class Site(server.Site):
         channel.timeOut = self.timeOut
         return channel
 
-    def _updateLogDateTime(self) -> None:
+    def tick(self) -> None:
+        """Once a second: the cached Date and log time, and the file cache's checks."""
         now = self.reactor.seconds()
         self.static.tick()
         self.date = datetimeToString(now)
         self._log_time = _log_time(now)
         # next update on the next whole second
-        self._logDateTimeCall = self.reactor.callLater(1.0 - now % 1.0, self._updateLogDateTime)
+        self._tick_call = self.reactor.callLater(1.0 - now % 1.0, self.tick)
 
     def startFactory(self) -> None:
-        if self._logDateTimeCall is None:
-            self._updateLogDateTime()
+        # not HTTPFactory's: it would open a log file this site never writes
+        if self._tick_call is None:
+            self.tick()
 
     def stopFactory(self) -> None:
-        call: Any = self._logDateTimeCall
+        call: Any = self._tick_call
         if call is not None and call.active():
             call.cancel()
-        self._logDateTimeCall = None
+        self._tick_call = None
         self.flush_log(rearm=False)
 
     def flush_log(self, rearm: bool = True) -> None:
