@@ -678,6 +678,20 @@ class Site(server.Site):
         self._log_call: Any = None
         self._tick_call: Any = None
 
+    def reply_to_plain_text(self, data: bytes) -> bytes | None:
+        """
+        What a plain HTTP request sent to this site's TLS port reads (the core's TLS
+        listener asks): a 400 that says to use https://, as nginx does.
+        """
+        if not re.match(rb"[A-Z]{3,10} ", data):
+            return None
+        return plain_response(
+            400,
+            b"Bad Request",
+            "400 Bad Request\n\nportsuite: the plain HTTP request was sent to HTTPS port; "
+            "use https:// (this port speaks TLS)\n",
+        )
+
     def acceptableProtocols(self) -> list[bytes]:
         """What TLS offers by ALPN: C{h2} first when twisted.web can speak it."""
         return [b"h2", b"http/1.1"] if H2 is not None and self.h2 else [b"http/1.1"]

@@ -120,3 +120,36 @@ def test_h2load_many_streams_all_succeed(tls_site: Any) -> None:
     text = out.stdout.decode()
     assert "300 succeeded" in text and "0 failed" in text, text[-800:]
     assert "h2" in text
+
+
+def test_plain_http_to_the_tls_port_gets_a_readable_400(tls_site: Any) -> None:
+    need("curl")
+    port = tls_site.port("web")
+    out = subprocess.run(
+        ["curl", "-sS", "-i", "--max-time", "20", f"http://127.0.0.1:{port}/a.txt"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.stdout.startswith(b"HTTP/1.1 400 Bad Request")
+    assert b"plain HTTP request was sent to HTTPS port" in out.stdout
+
+
+def test_tls_sessions_resume_with_tickets(tls_site: Any, tmp_path: Path) -> None:
+    need("openssl")
+    port = tls_site.port("web")
+    sess = tmp_path / "sess.pem"
+
+    def s_client(*extra: str) -> str:
+        return subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2", *extra],
+            input=b"",
+            capture_output=True,
+            timeout=30,
+            check=False,
+        ).stdout.decode(errors="replace")
+
+    first = s_client("-sess_out", str(sess))
+    assert "TLS session ticket:" in first or "TLS session ticket lifetime hint" in first
+    again = s_client("-sess_in", str(sess))
+    assert "Reused, TLSv1.2" in again
