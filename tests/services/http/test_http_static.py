@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from httphelp import MID_SIZE, Web, parse_responses
+from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 
 from portsuite.api import ConfigError
@@ -484,3 +485,34 @@ def test_type_metadata() -> None:
     assert {"root", "listing", "dashboard", "head_timeout", "max_body"} <= names
     assert HTTP.option("listing").default is False
     assert HTTP.option("dashboard").default is True
+
+
+class _FullSocket(StringTransport):
+    """A transport whose buffer is 'full' past 64 KiB: it pauses its producer."""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.io.getvalue()) > 65536 and self.producer is not None:
+            self.producer.pauseProducing()
+
+
+def test_a_slow_reader_of_a_big_cached_file_holds_a_bounded_buffer(docroot: Path) -> None:
+    from portsuite_services.http.site import SLICE
+
+    body = bytes(range(256)) * (3 * 1024 * 1024 // 256) + b"THE-END"  # cached (< 4 MiB)
+    (docroot / "big.bin").write_bytes(body)
+    web = Web(docroot)
+    channel = web.site.buildProtocol(None)
+    t = _FullSocket()
+    channel.makeConnection(t)
+    channel.dataReceived(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    # the client reads nothing: what was handed to the socket stays small
+    assert len(t.value()) < 65536 + SLICE + 1024
+    got = t.value()
+    while not got.endswith(b"THE-END"):
+        t.clear()
+        channel.resumeProducing()  # the client read it all: the socket drained
+        assert t.value(), "stalled"
+        assert len(t.value()) <= SLICE + 65536  # never the whole rest at once
+        got += t.value()
+    assert got.split(b"\r\n\r\n", 1)[1] == body
