@@ -63,7 +63,7 @@ LOG_BATCH = 200
 # bytes of pipelined requests held while one is answered before reading pauses
 PIPELINE_BUFFER = 1 << 16
 # a big cached body is written in slices of this size
-SLICE = 1 << 18
+SLICE = 1 << 16
 # what the channel is doing: reading a head, reading a body, waiting for an answer
 HEAD, BODY, WAIT = "head", "body", "wait"
 
