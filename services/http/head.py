@@ -100,12 +100,44 @@ def _too_large(text: str) -> HeadError:
     return HeadError(431, b"Request Header Fields Too Large", text)
 
 
+# the common case, checked by two regular expressions: CRLF lines, a request line
+# "METHOD /path HTTP/1.1", well-formed fields none of which frames a body
+_FAST_LINE = re.compile(rb"([A-Z]{1,20}) (/[\x21-\x7e]{0,8191}) HTTP/1\.([01])").fullmatch
+_FAST_FIELDS = re.compile(
+    rb"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}:[ \t]*[^\x00\r\n]{0,7900})*"
+).fullmatch
+_FAST_SPECIAL = re.compile(
+    rb"\n(host|content-length|transfer-encoding|expect):[ \t]*([^\r]*)", re.IGNORECASE
+).findall
+
+
 def parse(head: bytes) -> Head:
     """
     Check one request head (without the empty line that ends it).
 
     @raise HeadError: for every head not served, with the status to answer.
     """
+    end = head.find(b"\r\n")
+    if end > 0:
+        line = _FAST_LINE(head, 0, end)
+        if line is not None and head.count(b"\n") <= MAX_HEADERS and _FAST_FIELDS(head, end):
+            special = _FAST_SPECIAL(head, end)
+            if (
+                len(special) == 1
+                and special[0][0].lower() == b"host"
+                and _HOST(special[0][1].rstrip(b" \t"))
+            ):
+                return Head(
+                    method=line.group(1),
+                    target=line.group(2),
+                    version=b"HTTP/1.1" if line.group(3) == b"1" else b"HTTP/1.0",
+                    forward=head + b"\r\n\r\n",
+                )
+    return _parse(head)
+
+
+def _parse(head: bytes) -> Head:
+    """L{parse}, line by line: every case, and the sentence for every mistake."""
     lines = head.split(b"\n")
     clean = head.count(b"\n") == head.count(b"\r\n")
     lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]

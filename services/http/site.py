@@ -38,6 +38,7 @@ from portsuite_services.http.head import (
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from twisted.web.http import (
@@ -229,13 +230,15 @@ class Channel(HTTPChannel):
             buffer = self._pending = buffer.lstrip(b"\r\n")
         if not buffer:
             return False
-        if self._head_call is None:
-            self._head_call = self.callLater(self.site.head_timeout, self._head_expired)
         end = END.search(buffer)
         if end is None:
             error = incomplete(buffer)
             if error is not None:
                 self.refuse(error)
+            elif self._head_call is None:
+                # the head's clock starts with its first byte (a whole head in one
+                # packet, the common case, never needs it)
+                self._head_call = self.callLater(self.site.head_timeout, self._head_expired)
             return False
         self._pending = buffer[end.end() :]
         self._cancel_head()
@@ -307,7 +310,8 @@ class Channel(HTTPChannel):
     def _forward(self, request: bytes) -> None:
         """Hand one whole, checked request to twisted.web's parser."""
         self._phase = WAIT
-        HTTPChannel.dataReceived(self, request)
+        # LineReceiver's, not HTTPChannel's: the idle timer was reset on arrival
+        LineReceiver.dataReceived(self, request)
 
     def requestDone(self, request: Any) -> None:
         HTTPChannel.requestDone(self, request)

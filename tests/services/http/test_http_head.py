@@ -190,3 +190,32 @@ def test_pipelined_requests_wait_bounded(web: Web) -> None:
     channel.dataReceived(many)
     rs = parse_responses(t.value())
     assert all(r.status == 200 for r in rs) and len(rs) >= 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX-Trap: Host: ok\r\nHost: a/b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"v" * 8190 + b"\r\n\r\n",
+    ],
+)
+def test_the_fast_path_agrees_with_the_careful_one(raw: bytes) -> None:
+    from portsuite_services.http.head import HeadError, _parse, parse
+
+    head = raw[: raw.index(b"\r\n\r\n")]
+    results = []
+    for check in (parse, _parse):
+        try:
+            h = check(head)
+            results.append((h.method, h.target, h.version, h.length, h.forward))
+        except HeadError as e:
+            results.append((e.code, e.text))
+    assert results[0] == results[1]
