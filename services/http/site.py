@@ -180,9 +180,7 @@ class Channel(HTTPChannel):
         self.resetTimeout()
         self._pending += data
         if self._phase == WAIT:
-            if len(self._pending) > PIPELINE_BUFFER and not self._paused:
-                self._paused = True
-                self.transport.pauseProducing()
+            self._hold()
             return
         if self._phase == BODY and self._body_call is not None:
             self._body_call.reset(self.site.body_timeout)
@@ -222,6 +220,14 @@ class Channel(HTTPChannel):
                     return
         finally:
             self._busy = False
+        if self._phase == WAIT:
+            self._hold()
+
+    def _hold(self) -> None:
+        """Stop reading while too much is pipelined behind the request being answered."""
+        if len(self._pending) > PIPELINE_BUFFER and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
 
     def _read_head(self) -> bool:
         buffer = self._pending

@@ -153,3 +153,16 @@ def test_tls_sessions_resume_with_tickets(tls_site: Any, tmp_path: Path) -> None
     assert "TLS session ticket:" in first or "TLS session ticket lifetime hint" in first
     again = s_client("-sess_in", str(sess))
     assert "Reused, TLSv1.2" in again
+
+
+def test_twisted_web_still_offers_what_the_h2_switch_uses() -> None:
+    """Fails loudly when a Twisted upgrade moves what Channel._switch_to_h2 relies on."""
+    pytest.importorskip("h2")
+    from portsuite_services.http.site import H2
+
+    assert H2 is not None, "h2 is installed but twisted.web.http.H2Connection is gone"
+    h2 = H2(None)
+    for name in ("requestFactory", "site", "factory", "timeOut", "callLater"):
+        setattr(h2, name, None)
+    for method in ("makeConnection", "dataReceived", "connectionLost", "pauseProducing"):
+        assert callable(getattr(h2, method)), method

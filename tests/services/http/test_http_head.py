@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from httphelp import Web, parse_responses
+from twisted.internet.testing import StringTransport
 
 
 def answer(web: Web, raw: bytes) -> tuple[int, bytes, bool]:
@@ -183,13 +184,32 @@ def test_bad_chunk_sizes_are_400(web: Web) -> None:
     assert (status, closed) == (400, True) and b"hex" in body
 
 
-def test_pipelined_requests_wait_bounded(web: Web) -> None:
-    channel, t = web.connect()
-    many = b"GET /mid.bin HTTP/1.1\r\nHost: x\r\n\r\n" * 200
-    t.producerState = "producing"
-    channel.dataReceived(many)
-    rs = parse_responses(t.value())
-    assert all(r.status == 200 for r in rs) and len(rs) >= 1
+class _PushBack(StringTransport):
+    """A socket that is full past 64 KiB: it pauses its producer, like a real one."""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.io.getvalue()) > 65536 and self.producer is not None:
+            self.producer.pauseProducing()
+
+
+def test_pipelined_requests_wait_bounded_and_are_all_answered(web: Web) -> None:
+    channel = web.site.buildProtocol(None)
+    t = _PushBack()
+    channel.makeConnection(t)
+    big = b"GET /mid.bin HTTP/1.1\r\nHost: x\r\n\r\n"  # fills the socket
+    small = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+    channel.dataReceived(big + small * 3000)  # 96 KB of requests behind it, never read
+    assert t.producerState == "paused"  # we stopped reading the socket
+    got = t.value()
+    assert got.count(b"HTTP/1.1 200") <= 2
+    for _ in range(10_000):
+        if got.count(b"HTTP/1.1 200 OK") == 3001:
+            break
+        t.clear()
+        channel.resumeProducing()  # the client read everything: the socket drained
+        got += t.value()
+    assert got.count(b"HTTP/1.1 200 OK") == 3001
 
 
 @pytest.mark.parametrize(
