@@ -259,6 +259,7 @@ def start_h2_servers(docroot: Path, workdir: Path) -> dict[str, Server]:
         f"http {{ default_type application/octet-stream; access_log off;\n"
         f"  client_body_temp_path {workdir}/nb; proxy_temp_path {workdir}/np;\n"
         f"  fastcgi_temp_path {workdir}/nf; uwsgi_temp_path {workdir}/nu; scgi_temp_path {workdir}/ns;\n"
+        f"  keepalive_requests 1000000;\n"
         f"  server {{ listen 127.0.0.1:{port} ssl http2; root {docroot};\n"
         f"    ssl_certificate {issued.cert}; ssl_certificate_key {issued.key}; }} }}\n"
     )
