@@ -25,16 +25,6 @@ import time
 from io import BytesIO
 from typing import Any
 
-from portsuite_services.http.head import (
-    END,
-    MAX_HEAD,
-    MAX_HEADERS,
-    ChunkedBody,
-    Head,
-    HeadError,
-    incomplete,
-    parse,
-)
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
@@ -49,7 +39,16 @@ from twisted.web.http import (
 )
 from zope.interface import implementer
 
-from portsuite.api import format_peer
+from portsuite_services.http.head import (
+    END,
+    MAX_HEAD,
+    MAX_HEADERS,
+    ChunkedBody,
+    Head,
+    HeadError,
+    incomplete,
+    parse,
+)
 
 log = Logger(namespace="portsuite.http")
 

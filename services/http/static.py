@@ -30,6 +30,11 @@ from typing import Any
 from urllib.parse import quote
 
 import attrs
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.web import http, resource, server
+from zope.interface import implementer
+
 from portsuite_services.http.conditions import etag_matches, http_date, parse_range
 from portsuite_services.http.pages import human_size, page
 from portsuite_services.http.paths import (
@@ -39,10 +44,6 @@ from portsuite_services.http.paths import (
     inside,
 )
 from portsuite_services.http.paths import segments as segments_of
-from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
-from twisted.web import http, resource, server
-from zope.interface import implementer
 
 log = Logger(namespace="portsuite.http")
 
