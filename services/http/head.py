@@ -33,6 +33,8 @@ _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}").fullmatch
 _VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])").fullmatch
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?").fullmatch
 _TARGET_BAD = re.compile(rb"[\x00-\x20\x7f]").search
+_NON_ASCII = re.compile(rb"[\x80-\xff]").search
+_NON_ASCII_SUB = re.compile(rb"[\x80-\xff]").sub
 _METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE")
 _HOP = (b"transfer-encoding", b"content-length", b"expect")
 
@@ -180,6 +182,11 @@ def _parse(head: bytes) -> Head:
         clean = False
     if _TARGET_BAD(target):
         raise _bad(f"the request target holds control characters: {_shown(target)!r}")
+    if _NON_ASCII(target):
+        # raw UTF-8 typed in an address (curl "http://h/é"): served, as nginx does,
+        # once percent-encoded (twisted.web would refuse it with a bare 400)
+        target = _NON_ASCII_SUB(lambda m: b"%%%02X" % m.group()[0], target)
+        clean = False
     if not (
         target.startswith(b"/")
         or target[:7].lower() == b"http://"

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 from httphelp import Web, parse_responses
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.testing import StringTransport
+
+
+@pytest.fixture(scope="module")
+def docroot_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fuzz") / "www"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"0123456789abcdefghij")
+    return root
 
 
 def answer(web: Web, raw: bytes) -> tuple[int, bytes, bool]:
@@ -239,3 +249,67 @@ def test_the_fast_path_agrees_with_the_careful_one(raw: bytes) -> None:
         except HeadError as e:
             results.append((e.code, e.text))
     assert results[0] == results[1]
+
+
+def test_raw_utf8_in_the_address_is_served_like_nginx(web: Web, docroot: Path) -> None:
+    (docroot / "café.txt").write_bytes(b"coffee")
+    status, body, _closed = answer(
+        web, "GET /café.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert (status, body) == (200, b"coffee")
+
+
+_PIECES = [
+    b"GET",
+    b"get",
+    b"POST",
+    b" ",
+    b"  ",
+    b"/",
+    b"/a.txt",
+    b"*",
+    b"http://x/a.txt",
+    b"\xc3\xa9",
+    b"\x00",
+    b"\x7f",
+    b"\xb5",
+    b"HTTP/1.1",
+    b"HTTP/1.0",
+    b"HTTP/2.0",
+    b"HTTP/1.9",
+    b"HTTP/x",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b"Host: x",
+    b"Host:",
+    b"Host: a b",
+    b"Content-Length: 3",
+    b"Content-Length: -1",
+    b"Content-Length: 99999999999999999999",
+    b"Transfer-Encoding: chunked",
+    b"Transfer-Encoding: gzip, chunked",
+    b"Expect: 100-continue",
+    b"X:",
+    b":",
+    b"Na me: v",
+    b"\t",
+    b"3\r\nabc\r\n0\r\n\r\n",
+    b"zz\r\n",
+    b"abc",
+]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=25))
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_input_gets_a_bare_400_or_a_traceback(docroot_once: Path, parts: list[bytes]) -> None:
+    web = Web(docroot_once)
+    channel, t = web.connect()
+    channel.dataReceived(b"".join(parts) + b"\r\n\r\n")
+    out = t.value()
+    assert b"HTTP/1.1 400 Bad Request\r\n\r\n" not in out  # twisted.web's bare answer
+    assert b"Traceback" not in out
+    if out.startswith(b"HTTP/1.1 4") or out.startswith(b"HTTP/1.1 5"):
+        status = int(out[9:12])
+        if status not in (405, 412, 416) and b"Content-Type: text/plain" in out[:300]:
+            assert b"portsuite: " in out

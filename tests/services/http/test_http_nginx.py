@@ -24,6 +24,7 @@ def www(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "docs").mkdir(parents=True)
     (root / "index.html").write_text("<h1>home</h1>\n")
     (root / "a.txt").write_bytes(b"0123456789abcdefghij")
+    (root / "é.txt").write_bytes(b"accent")
     (root / "docs" / "index.html").write_text("<h1>docs</h1>\n")
     os.chmod(root.parent, 0o755)
     return root
@@ -103,6 +104,7 @@ SAME = {
     "HTTP/2.0 line": b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
     "HTTP/1.2": b"GET /a.txt HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n",
     "long line": b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "raw UTF-8 target": "GET /é.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
     "range past end": b"GET /a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=20-\r\nConnection: close\r\n\r\n",
     "POST body": b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
     "If-Match fails": b'GET /a.txt HTTP/1.1\r\nHost: x\r\nIf-Match: "nope"\r\nConnection: close\r\n\r\n',
