@@ -529,14 +529,28 @@ class Request(server.Request):
         # channel from Content-Length, and below for chunked bodies).
         self.content = BytesIO()
 
+    too_large = False
+
     def handleContentChunk(self, data: bytes) -> None:
-        # already bounded by the channel (max_body)
-        self.content.write(data)
+        # HTTP/1.1 bodies are bounded by the channel already; HTTP/2 streams are
+        # bounded here: past max_body the rest is dropped and the answer is 413
+        content = self.content
+        if self.too_large or content.tell() + len(data) > self.channel.site.max_body:
+            self.too_large = True
+            return
+        content.write(data)
 
     def process(self) -> None:
         site = self.site = self.channel.site
         self.sitepath = []
         self.prepath = []
+        if self.too_large:
+            site.static.error(
+                self,
+                413,
+                f"Request bodies are limited to {site.max_body} bytes (max_body).",
+            )
+            return
         try:
             path = self.path
             if site.dashboard is not None and (

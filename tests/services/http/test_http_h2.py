@@ -166,3 +166,30 @@ def test_twisted_web_still_offers_what_the_h2_switch_uses() -> None:
         setattr(h2, name, None)
     for method in ("makeConnection", "dataReceived", "connectionLost", "pauseProducing"):
         assert callable(getattr(h2, method)), method
+
+
+def test_an_h2_body_over_max_body_is_413_and_not_kept(
+    portsuite: Any, docroot: Path, tmp_path: Path
+) -> None:
+    from portsuite import certs
+
+    issued = certs.make(tmp_path / "certs")
+    s = portsuite(
+        {
+            "services": {
+                "web": {
+                    "type": "http",
+                    "port": 0,
+                    "root": str(docroot),
+                    "max_body": 10000,
+                    "tls": {"cert": str(issued.cert), "key": str(issued.key)},
+                }
+            }
+        }
+    )
+    s.ca = str(issued.ca_cert)
+    body = tmp_path / "body.bin"
+    body.write_bytes(b"x" * 300_000)
+    out = curl(s, "-i", "--data-binary", f"@{body}", "BASE/_portsuite/api/services")
+    assert head_of(out.stdout)[0].split() == ["HTTP/2", "413"]
+    assert b"max_body" in out.stdout
