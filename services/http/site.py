@@ -1,21 +1,29 @@
 """
-The HTTP/1.1 server side (RFC 9110, RFC 9112) on twisted.web, with portsuite's guards.
+The HTTP/1.1 server side (RFC 9110, RFC 9112) on twisted.web, with portsuite's guards,
+and HTTP/2 (RFC 9113) on TLS listeners that negotiate it by ALPN.
 
-L{Channel} is Twisted's C{HTTPChannel} with two limits added:
+L{Channel} reads each request head itself (L{portsuite_services.http.head}: bare LF
+accepted, every mistake a page that says what was wrong) and hands twisted.web's
+C{HTTPChannel} one checked, CRLF-framed request at a time. Its limits:
 
-  - a deadline for the whole request head: from the first byte of a request (or the
-    connection, for the first one) to the blank line that ends its headers. A client
-    that dribbles its headers byte by byte is cut off after C{head_timeout} seconds,
-    however active it looks (the idle timeout alone cannot catch that);
+  - a deadline for the whole request head (C{head_timeout}, 60 s as nginx): from the
+    first byte of a request (or the connection, for the first one) to the blank line
+    that ends its headers, however active the client looks;
+  - a deadline between two reads of a body (C{body_timeout});
   - a cap on the request body: a C{Content-Length} above C{max_body} is answered
     C{413} from the head, before any byte of the body is read; a chunked body is
     counted as it arrives and cut at the cap. Bodies are kept in memory (they are
-    bounded), never spooled to a temporary file.
+    bounded), never spooled to a temporary file;
+  - a request with a body to a method the files refuse gets 405 from its head;
+  - what is pipelined behind a request being answered is bounded (reading pauses).
+
+When TLS negotiated C{h2}, the channel hands the connection to twisted.web's own
+C{H2Connection} and only passes bytes on.
 
 L{Request} answers with C{Server: portsuite} (no version) and a cached C{Date}, and
-sends the static files' prebuilt responses in one write. L{Site} writes one access
-log line per request, in the combined format with the client's port, to the Twisted
-log, service name first.
+sends the static files' prebuilt responses in one write (HTTP/1.1) or through the
+public Request API (HTTP/2). L{Site} writes one access log line per request, in the
+combined format with the client's port, to the Twisted log, service name first.
 """
 
 from __future__ import annotations
