@@ -82,8 +82,9 @@ def main() -> int:
     os.chmod(work, 0o755)
     results = []
     try:
-        servers = bench_http.start_servers(["nginx"], docroot, work)
         for fname in FILES:
+            # fresh servers for each file: memory freed by one round would hide the next
+            servers = bench_http.start_servers(["nginx"], docroot, work)
             for name, server in servers.items():
                 # warm the cache: the file's own bytes are not the readers' cost
                 slow_readers(server.port, fname, 1)[0].close()
@@ -94,7 +95,6 @@ def main() -> int:
                 after = rss_mb(server.proc.pid)
                 for s in socks:
                     s.close()
-                time.sleep(1.0)
                 per_1000 = (after - before) / args.readers * 1000
                 results.append((fname, name, before, after, per_1000))
                 print(
@@ -102,9 +102,12 @@ def main() -> int:
                     f"{per_1000:7.1f} MB per 1,000 slow readers",
                     flush=True,
                 )
+            for server in bench_http.STARTED.values():
+                server.stop()
+            bench_http.STARTED.clear()
     finally:
-        for s in bench_http.STARTED.values():
-            s.stop()
+        for server in bench_http.STARTED.values():
+            server.stop()
     print(f"\nslow readers: {args.readers} clients that never read, RSS of the server's processes")
     by = {(f, n): p for f, n, _b, _a, p in results}
     for fname in FILES:
