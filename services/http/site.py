@@ -33,7 +33,6 @@ import time
 from io import BytesIO
 from typing import Any
 
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -47,6 +46,7 @@ from twisted.web.http import (
 )
 from zope.interface import implementer
 
+from portsuite.api import format_peer
 from portsuite_services.http.head import (
     END,
     MAX_HEAD,
@@ -372,7 +372,7 @@ class Channel(HTTPChannel):
         log.info(
             "{service}: {peer} did not send a complete request head within {timeout}s; closing",
             service=self.site.service,
-            peer=peer_of(self.getPeer()),
+            peer=format_peer(self.getPeer()),
             timeout=timeout,
         )
         self.refuse(
@@ -392,7 +392,7 @@ class Channel(HTTPChannel):
         log.info(
             "{service}: {peer} sent nothing of its request body for {timeout}s; closing",
             service=self.site.service,
-            peer=peer_of(self.getPeer()),
+            peer=format_peer(self.getPeer()),
             timeout=timeout,
         )
         self.refuse(
@@ -416,7 +416,7 @@ class Channel(HTTPChannel):
             log.info(
                 "{service}: {peer} answered {code}: {text}",
                 service=self.site.service,
-                peer=peer_of(self.getPeer()),
+                peer=format_peer(self.getPeer()),
                 code=error.code,
                 text=error.text,
             )
@@ -443,7 +443,7 @@ class Channel(HTTPChannel):
         log.info(
             "{service}: {peer} sent {said} of request body, over max_body = {cap}; answered 413",
             service=self.site.service,
-            peer=peer_of(self.getPeer()),
+            peer=format_peer(self.getPeer()),
             said=said,
             cap=cap,
         )
