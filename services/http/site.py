@@ -434,7 +434,7 @@ class Channel(HTTPChannel):
         """Close after what was written is sent; abort if the client does not read it."""
         if self._abort_call is None and self.abortTimeout is not None:
             self._abort_call = self.callLater(self.abortTimeout, self.transport.abortConnection)
-        self.transport.loseConnection()
+        self.loseConnection()
 
     def refuse_body(self, length: int | None = None) -> None:
         """Answer 413 and close: the request body is larger than C{max_body}."""
