@@ -48,6 +48,8 @@ TARGETS = [  # (file, peer, minimum ratio of portsuite's req/s)
     ("1k.bin", "twistd-web", 1.5),
     ("1k.bin", "http.server", 3.0),
     ("1m.bin", "twistd-web", 1.0),
+    ("1k.bin", "nginx", 0.39),
+    ("1m.bin", "nginx", 0.95),
 ]
 
 
@@ -241,6 +243,58 @@ def wrk(url: str, seconds: float, conns: int) -> dict[str, float]:
     }
 
 
+def start_h2_servers(docroot: Path, workdir: Path) -> dict[str, Server]:
+    """nginx (1 worker, http2 on) and portsuite, both on TLS with the same certificate."""
+    sys.path.insert(0, str(REPO / "src"))
+    from portsuite import certs
+
+    issued = certs.make(workdir / "certs")
+    servers: dict[str, Server] = {}
+    port = free_port()
+    conf = workdir / "nginx-h2.conf"
+    user = "user nobody nogroup;" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"{user}\nworker_processes 1;\ndaemon off;\npid {workdir}/nginx-h2.pid;\n"
+        f"error_log {workdir}/nginx-h2.error warn;\nevents {{ worker_connections 4096; }}\n"
+        f"http {{ default_type application/octet-stream; access_log off;\n"
+        f"  client_body_temp_path {workdir}/nb; proxy_temp_path {workdir}/np;\n"
+        f"  fastcgi_temp_path {workdir}/nf; uwsgi_temp_path {workdir}/nu; scgi_temp_path {workdir}/ns;\n"
+        f"  keepalive_requests 1000000;\n"
+        f"  server {{ listen 127.0.0.1:{port} ssl http2; root {docroot};\n"
+        f"    ssl_certificate {issued.cert}; ssl_certificate_key {issued.key}; }} }}\n"
+    )
+    cmd = ["nginx", "-p", f"{workdir}/", "-e", f"{workdir}/nginx-h2.error", "-c", str(conf)]
+    servers["nginx-h2"] = STARTED["nginx-h2"] = Server("nginx-h2", cmd, port, workdir)
+    port = free_port()
+    cfg = workdir / "portsuite-h2.toml"
+    cfg.write_text(
+        f'[services.web]\ntype = "http"\nport = {port}\nroot = "{docroot}"\naccess_log = false\n'
+        f'tls = {{ cert = "{issued.cert}", key = "{issued.key}" }}\n'
+    )
+    twistd = str(VENV_BIN / "twistd")
+    cmd = [twistd, "-n", "--pidfile=", f"--logfile={workdir}/portsuite-h2.log"]
+    cmd += ["portsuite", "-c", str(cfg)]
+    servers["portsuite-h2"] = STARTED["portsuite-h2"] = Server("portsuite-h2", cmd, port, workdir)
+    for s in servers.values():
+        s.wait()
+    return servers
+
+
+def h2load(url: str, requests: int) -> dict[str, float]:
+    out = subprocess.run(
+        pinned(1, ["h2load", "-t1", "-c10", "-m10", f"-n{requests}", url]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    ).stdout
+    rps = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
+    done = re.search(r"(\d+) succeeded, (\d+) failed", out)
+    if not rps or not done or "h2" not in out:
+        raise SystemExit(f"cannot parse h2load output:\n{out}")
+    return {"rps": float(rps.group(1)), "failed": float(done.group(2))}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -250,6 +304,12 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, configs)")
     default_peers = ["http.server", "twistd-web"] + (["nginx"] if shutil.which("nginx") else [])
     ap.add_argument("--peers", nargs="*", default=default_peers)
+    ap.add_argument(
+        "--h2-requests",
+        type=int,
+        default=20000,
+        help="HTTP/2 round: h2load -c10 -m10 requests per file (0: skip; needs nginx, h2load)",
+    )
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -349,11 +409,44 @@ def main() -> int:
         verdict = "ok" if ratio <= 3 else "MISSED"
         ok &= ratio <= 3
         print(f"target {fname} portsuite p99 <= 3x p50: {ratio:.2f}x {verdict}")
+    if args.h2_requests and shutil.which("h2load") and shutil.which("nginx"):
+        ok &= h2_bench(docroot, workdir, args.rounds, min(args.h2_requests, 200_000))
     if args.keep:
         print(f"(logs and configs: {workdir})")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
+
+
+def h2_bench(docroot: Path, workdir: Path, rounds: int, requests: int) -> bool:
+    """HTTP/2 over TLS: h2load against portsuite and nginx's http2, ratios printed."""
+    h2: dict[tuple[str, str], list[float]] = {}
+    try:
+        servers = start_h2_servers(docroot, workdir)
+        for r in range(1, rounds + 1):
+            for fname in FILES:
+                n = requests if fname == "1k.bin" else max(200, requests // 20)
+                for name, s in servers.items():
+                    res = h2load(f"https://127.0.0.1:{s.port}/{fname}", n)
+                    h2.setdefault((fname, name), []).append(res["rps"])
+                    print(
+                        f"  h2 round {r} {fname:7} {name:12} {res['rps']:9.0f} req/s "
+                        f"failed {res['failed']:.0f}",
+                        flush=True,
+                    )
+    finally:
+        for name in ("nginx-h2", "portsuite-h2"):
+            if name in STARTED:
+                STARTED.pop(name).stop()
+    print("\nHTTP/2 over TLS: h2load -c10 -m10, medians")
+    for fname in FILES:
+        mine = statistics.median(h2[(fname, "portsuite-h2")])
+        theirs = statistics.median(h2[(fname, "nginx-h2")])
+        print(
+            f"h2 {fname:7} portsuite {mine:9.0f} req/s  nginx {theirs:9.0f} req/s  "
+            f"{mine / theirs:.2f}x nginx"
+        )
+    return True
 
 
 if __name__ == "__main__":

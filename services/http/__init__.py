@@ -62,7 +62,8 @@ def build_site(ctx: ServiceContext) -> Site:
         service=ctx.config.name,
         reactor=ctx.reactor,
         dashboard=dashboard,
-        head_timeout=float(options.get("head_timeout") or 10.0),
+        head_timeout=float(options.get("head_timeout") or 60.0),
+        body_timeout=float(options.get("body_timeout") or 60.0),
         max_body=int(options.get("max_body") or (1 << 20)),
         access_log=bool(options.get("access_log", True)),
     )
@@ -84,8 +85,15 @@ HTTP = ServiceType(
         Option(
             "head_timeout",
             kind=float,
-            default=10.0,
-            help="seconds a client has to send a whole request head",
+            default=60.0,
+            help="seconds a client has to send a whole request head (nginx: 60)",
+            check=_positive,
+        ),
+        Option(
+            "body_timeout",
+            kind=float,
+            default=60.0,
+            help="seconds a request body may stall between two reads (nginx: 60)",
             check=_positive,
         ),
         Option(

@@ -1,21 +1,29 @@
 """
-The HTTP/1.1 server side (RFC 9110, RFC 9112) on twisted.web, with portsuite's guards.
+The HTTP/1.1 server side (RFC 9110, RFC 9112) on twisted.web, with portsuite's guards,
+and HTTP/2 (RFC 9113) on TLS listeners that negotiate it by ALPN.
 
-L{Channel} is Twisted's C{HTTPChannel} with two limits added:
+L{Channel} reads each request head itself (L{portsuite_services.http.head}: bare LF
+accepted, every mistake a page that says what was wrong) and hands twisted.web's
+C{HTTPChannel} one checked, CRLF-framed request at a time. Its limits:
 
-  - a deadline for the whole request head: from the first byte of a request (or the
-    connection, for the first one) to the blank line that ends its headers. A client
-    that dribbles its headers byte by byte is cut off after C{head_timeout} seconds,
-    however active it looks (the idle timeout alone cannot catch that);
+  - a deadline for the whole request head (C{head_timeout}, 60 s as nginx): from the
+    first byte of a request (or the connection, for the first one) to the blank line
+    that ends its headers, however active the client looks;
+  - a deadline between two reads of a body (C{body_timeout});
   - a cap on the request body: a C{Content-Length} above C{max_body} is answered
     C{413} from the head, before any byte of the body is read; a chunked body is
     counted as it arrives and cut at the cap. Bodies are kept in memory (they are
-    bounded), never spooled to a temporary file.
+    bounded), never spooled to a temporary file;
+  - a request with a body to a method the files refuse gets 405 from its head;
+  - what is pipelined behind a request being answered is bounded (reading pauses).
+
+When TLS negotiated C{h2}, the channel hands the connection to twisted.web's own
+C{H2Connection} and only passes bytes on.
 
 L{Request} answers with C{Server: portsuite} (no version) and a cached C{Date}, and
-sends the static files' prebuilt responses in one write. L{Site} writes one access
-log line per request, in the combined format with the client's port, to the Twisted
-log, service name first.
+sends the static files' prebuilt responses in one write (HTTP/1.1) or through the
+public Request API (HTTP/2). L{Site} writes one access log line per request, in the
+combined format with the client's port, to the Twisted log, service name first.
 """
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 from twisted.web.http import (
     INTERNAL_SERVER_ERROR,
     HTTPChannel,
@@ -38,24 +47,54 @@ from twisted.web.http import (
 from zope.interface import implementer
 
 from portsuite.api import format_peer
+from portsuite_services.http.head import (
+    END,
+    MAX_HEAD,
+    MAX_HEADERS,
+    ChunkedBody,
+    Head,
+    HeadError,
+    incomplete,
+    parse,
+)
 
 log = Logger(namespace="portsuite.http")
+
+# twisted.web's HTTP/2 connection, when the h2 package is installed
+H2: Any = getattr(http, "H2Connection", None) if getattr(http, "H2_ENABLED", False) else None
 
 SERVER = b"portsuite"
 # access log lines are emitted in batches: at most this late, at most this many
 LOG_FLUSH = 0.25
 LOG_BATCH = 200
 
+# bytes of pipelined requests held while one is answered before reading pauses
+PIPELINE_BUFFER = 1 << 16
+# a big cached body is written in slices of this size
+SLICE = 1 << 16
+# what the channel is doing: reading a head, reading a body, waiting for an answer
+HEAD, BODY, WAIT = "head", "body", "wait"
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def plain_response(code: int, reason: bytes, text: str, close: bool = True) -> bytes:
+def plain_response(
+    code: int, reason: bytes, text: str, close: bool = True, extra: bytes = b""
+) -> bytes:
     """A whole short text/plain response, for answers sent outside a L{Request}."""
     body = text.encode("utf-8")
     return (
         b"HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        b"Content-Length: %d\r\n%s\r\n%s"
-        % (code, reason, SERVER, len(body), b"Connection: close\r\n" if close else b"", body)
+        b"Content-Length: %d\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n%s"
+        % (
+            code,
+            reason,
+            SERVER,
+            len(body),
+            extra,
+            b"Connection: close\r\n" if close else b"",
+            body,
+        )
     )
 
 
@@ -89,36 +128,214 @@ def _quoted(value: bytes | None) -> str:
 
 class Channel(HTTPChannel):
     """
-    HTTP/1.1 (RFC 9112) connection with a request-head deadline and a body cap.
+    HTTP/1.1 (RFC 9112) connection: the request head is read and checked here
+    (L{portsuite_services.http.head}), then given to twisted.web's parser, one
+    request at a time, as well-formed CRLF text.
+
+    Limits: a deadline for the whole request head (C{head_timeout}, 60 s like
+    nginx's client_header_timeout): from the first byte of a request (or the
+    connection, for the first one) to the empty line that ends its headers, however
+    active the client looks; a deadline between two reads of a body
+    (C{body_timeout}, nginx's client_body_timeout); a cap on the body (C{max_body}):
+    a C{Content-Length} above it is answered 413 from the head, before any byte of
+    the body is read or "100 Continue" invites it. Bodies are kept in memory (they
+    are bounded), never spooled to a temporary file. Requests pipelined behind one
+    being answered wait here, bounded: reading pauses past L{PIPELINE_BUFFER}.
     """
 
     site: Site
     transport: Any
     callLater: Any
+    # twisted.web's own head limits stay above ours: ours answer first, with a page
+    totalHeadersSize = MAX_HEAD * 2
+    maxHeaders = MAX_HEADERS * 2
+    MAX_LENGTH = MAX_HEAD * 2
+
     _head_call: Any = None
+    _body_call: Any = None
+    _abort_call: Any = None
     _host: Any = None
     _peer: Any = None
-    # True while we wait for (or read) a request head
-    _awaiting_head = True
     _refused = False
+    _h2: Any = None  # the HTTP/2 connection this one became (ALPN h2)
+    _checked_alpn = False
+    _busy = False  # inside _advance
+    _paused = False  # reading paused: too much pipelined
 
     def connectionMade(self) -> None:
         HTTPChannel.connectionMade(self)
+        self._pending = b""
+        self._phase = HEAD
+        self._head: Head | None = None
+        self._body: Any = None
         # the first head's clock starts with the connection: a client that
         # connects and says nothing is cut off as well
         self._head_call = self.callLater(self.site.head_timeout, self._head_expired)
 
     def dataReceived(self, data: bytes) -> None:
+        h2 = self._h2
+        if h2 is not None:
+            h2.dataReceived(data)
+            return
         if self._refused:
             return
-        if self._awaiting_head and self._head_call is None:
-            self._head_call = self.callLater(self.site.head_timeout, self._head_expired)
-        HTTPChannel.dataReceived(self, data)
+        if not self._checked_alpn:
+            self._checked_alpn = True
+            if getattr(self.transport, "negotiatedProtocol", None) == b"h2" and H2 is not None:
+                self._switch_to_h2(data)
+                return
+        self.resetTimeout()
+        self._pending += data
+        if self._phase == WAIT:
+            self._hold()
+            return
+        if self._phase == BODY and self._body_call is not None:
+            self._body_call.reset(self.site.body_timeout)
+        self._advance()
 
-    def rawDataReceived(self, data: bytes) -> None:
-        if self._refused:
+    def _switch_to_h2(self, data: bytes) -> None:
+        """
+        TLS negotiated C{h2} by ALPN (RFC 7301): twisted.web's own HTTP/2 connection
+        (RFC 9113) takes over this transport; this channel only passes bytes on.
+        """
+        self._cancel_head()
+        self.setTimeout(None)
+        transport = self.transport
+        transport.unregisterProducer()
+        h2: Any = H2(self.site.reactor)
+        h2.requestFactory = self.requestFactory
+        h2.site = self.site
+        h2.factory = self.factory
+        h2.timeOut = self.timeOut
+        h2.callLater = self.callLater
+        self._h2 = h2
+        h2.makeConnection(transport)
+        transport.registerProducer(h2, True)
+        h2.dataReceived(data)
+
+    def _advance(self) -> None:
+        """Read heads and bodies from the buffer while no request is being answered."""
+        if self._busy:
             return
-        HTTPChannel.rawDataReceived(self, data)
+        self._busy = True
+        try:
+            while not self._refused and self._phase != WAIT:
+                if self._phase == HEAD:
+                    if not self._read_head():
+                        return
+                elif not self._read_body():
+                    return
+        finally:
+            self._busy = False
+        if self._phase == WAIT:
+            self._hold()
+
+    def _hold(self) -> None:
+        """Stop reading while too much is pipelined behind the request being answered."""
+        if len(self._pending) > PIPELINE_BUFFER and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
+
+    def _read_head(self) -> bool:
+        buffer = self._pending
+        if buffer[:1] in (b"\r", b"\n"):
+            # empty lines before a request line are ignored (RFC 9112, 2.2)
+            buffer = self._pending = buffer.lstrip(b"\r\n")
+        if not buffer:
+            return False
+        end = END.search(buffer)
+        if end is None:
+            error = incomplete(buffer)
+            if error is not None:
+                self.refuse(error)
+            elif self._head_call is None:
+                # the head's clock starts with its first byte (a whole head in one
+                # packet, the common case, never needs it)
+                self._head_call = self.callLater(self.site.head_timeout, self._head_expired)
+            return False
+        self._pending = buffer[end.end() :]
+        self._cancel_head()
+        text = buffer[: end.start()]
+        if text.endswith(b"\r"):
+            text = text[:-1]
+        try:
+            head = parse(text)
+        except HeadError as e:
+            self.refuse(e)
+            return False
+        if not head.has_body:
+            self._forward(head.forward)
+            return True
+        if head.length > self.site.max_body:
+            self.refuse_body(head.length)
+            return False
+        allow = self.site.refuses_body(head.method, head.target)
+        if allow is not None:
+            self.refuse(
+                HeadError(
+                    405,
+                    b"Method Not Allowed",
+                    f"{head.method.decode('latin-1')} is not allowed here; this server "
+                    f"only reads files ({allow.decode()})",
+                ),
+                extra=b"Allow: " + allow + b"\r\n",
+            )
+            return False
+        if head.expect_continue and head.version == b"HTTP/1.1":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self._head = head
+        self._body = ChunkedBody(self.site.max_body) if head.chunked else []
+        self._got = 0
+        self._phase = BODY
+        self._body_call = self.callLater(self.site.body_timeout, self._body_expired)
+        return True
+
+    def _read_body(self) -> bool:
+        head = self._head
+        assert head is not None
+        body = self._body
+        if isinstance(body, ChunkedBody):
+            try:
+                done, self._pending = body.feed(self._pending)
+            except HeadError as e:
+                if e.code == 413:
+                    self.refuse_body(None)
+                else:
+                    self.refuse(e)
+                return False
+            if not done:
+                return False
+            whole = b"".join(body.parts)
+        else:
+            want = head.length - self._got
+            take = self._pending[:want]
+            self._pending = self._pending[len(take) :]
+            body.append(take)
+            self._got += len(take)
+            if self._got < head.length:
+                return False
+            whole = b"".join(body)
+        self._cancel_body()
+        self._head = self._body = None
+        self._forward(head.with_body(whole))
+        return True
+
+    def _forward(self, request: bytes) -> None:
+        """Hand one whole, checked request to twisted.web's parser."""
+        self._phase = WAIT
+        # LineReceiver's, not HTTPChannel's: the idle timer was reset on arrival
+        LineReceiver.dataReceived(self, request)
+
+    def requestDone(self, request: Any) -> None:
+        HTTPChannel.requestDone(self, request)
+        if not self.persistent or self._refused:
+            return
+        self._phase = HEAD
+        if self._paused:
+            self._paused = False
+            self.transport.resumeProducing()
+        if self._pending:
+            self._advance()
 
     # the addresses do not change: ask the socket once, not once per request
     def getHost(self) -> Any:
@@ -140,106 +357,165 @@ class Channel(HTTPChannel):
             if call.active():
                 call.cancel()
 
+    def _cancel_body(self) -> None:
+        call = self._body_call
+        if call is not None:
+            self._body_call = None
+            if call.active():
+                call.cancel()
+
     def _head_expired(self) -> None:
         self._head_call = None
-        self._refused = True
+        if getattr(self.transport, "negotiatedProtocol", None) == b"h2":
+            return  # the connection went to HTTP/2: its own timeouts apply
+        timeout = self.site.head_timeout
         log.info(
             "{service}: {peer} did not send a complete request head within {timeout}s; closing",
             service=self.site.service,
-            peer=format_peer(self.transport.getPeer()),
-            timeout=self.site.head_timeout,
+            peer=format_peer(self.getPeer()),
+            timeout=timeout,
         )
-        self.transport.write(
-            plain_response(
+        self.refuse(
+            HeadError(
                 408,
                 b"Request Timeout",
-                f"portsuite: the request head must arrive within {self.site.head_timeout:g}s\n",
+                f"the request head (request line, headers and the empty line that ends "
+                f"them) must arrive within {timeout:g} s; raise head_timeout in the "
+                f"service's config to allow more",
+            ),
+            log_it=False,
+        )
+
+    def _body_expired(self) -> None:
+        self._body_call = None
+        timeout = self.site.body_timeout
+        log.info(
+            "{service}: {peer} sent nothing of its request body for {timeout}s; closing",
+            service=self.site.service,
+            peer=format_peer(self.getPeer()),
+            timeout=timeout,
+        )
+        self.refuse(
+            HeadError(
+                408,
+                b"Request Timeout",
+                f"the request body stalled: nothing arrived for {timeout:g} s; raise "
+                f"body_timeout in the service's config to allow more",
+            ),
+            log_it=False,
+        )
+
+    def refuse(self, error: HeadError, extra: bytes = b"", log_it: bool = True) -> None:
+        """Answer a request we do not serve with a page that says why, and close."""
+        if self._refused:
+            return
+        self._refused = True
+        self._cancel_head()
+        self._cancel_body()
+        if log_it:
+            log.info(
+                "{service}: {peer} answered {code}: {text}",
+                service=self.site.service,
+                peer=format_peer(self.getPeer()),
+                code=error.code,
+                text=error.text,
+            )
+        self.transport.write(
+            plain_response(
+                error.code,
+                error.reason,
+                f"{error.code} {error.reason.decode()}\n\nportsuite: {error.text}\n",
+                extra=extra,
             )
         )
         self._close_soon()
 
     def _close_soon(self) -> None:
         """Close after what was written is sent; abort if the client does not read it."""
-        if self.abortTimeout is not None and self._abortingCall is None:
-            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        if self._abort_call is None and self.abortTimeout is not None:
+            self._abort_call = self.callLater(self.abortTimeout, self.transport.abortConnection)
         self.loseConnection()
-
-    def allHeadersReceived(self) -> None:
-        self._cancel_head()
-        self._awaiting_head = False
-        length = self.length
-        if length is not None and length > self.site.max_body:
-            # answered from the head, before the body is read (and before any
-            # "100 Continue" invites the client to send it)
-            self.refuse_body(length)
-            return
-        HTTPChannel.allHeadersReceived(self)
 
     def refuse_body(self, length: int | None = None) -> None:
         """Answer 413 and close: the request body is larger than C{max_body}."""
-        if self._refused:
-            return
-        self._refused = True
         cap = self.site.max_body
         said = f"{length} bytes" if length is not None else "a chunked body that grew"
-        request = self.requests[-1] if self.requests else None
         log.info(
             "{service}: {peer} sent {said} of request body, over max_body = {cap}; answered 413",
             service=self.site.service,
-            peer=format_peer(self.transport.getPeer()),
+            peer=format_peer(self.getPeer()),
             said=said,
             cap=cap,
         )
-        if request is not None:
-            request.content = BytesIO()
-        self.transport.write(
-            plain_response(
+        self.refuse(
+            HeadError(
                 413,
                 b"Content Too Large",
-                f"portsuite: request bodies are limited to {cap} bytes (max_body)\n",
-            )
+                f"request bodies are limited to {cap} bytes (max_body)",
+            ),
+            log_it=False,
         )
-        self._close_soon()
-
-    def allContentReceived(self) -> None:
-        if self._refused:
-            return
-        HTTPChannel.allContentReceived(self)
-
-    def requestDone(self, request: Any) -> None:
-        self._awaiting_head = True
-        HTTPChannel.requestDone(self, request)
 
     def timeoutConnection(self) -> None:
+        if self._phase == HEAD and self._pending:
+            self._head_expired()  # a head in progress: say which deadline it was
+            return
+        if self._phase == BODY:
+            self._body_expired()
+            return
         # the idle timeout (between requests): no log line per idle browser socket
         self._cancel_head()
         self._close_soon()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self._h2 is not None:
+            self._h2.connectionLost(reason)
+            return
         self._cancel_head()
+        self._cancel_body()
+        call = self._abort_call
+        if call is not None and call.active():
+            call.cancel()
         HTTPChannel.connectionLost(self, reason)
 
 
 @implementer(IPushProducer)
 class _Rest:
-    """Writes the rest of a cached body once the transport asks for more."""
+    """
+    Writes the rest of a cached body in slices of L{SLICE} bytes while the
+    transport takes them: paused as soon as its buffer is full, so what a slow
+    reader holds is bounded.
+    """
 
     def __init__(self, request: Request, rest: bytes):
         self.request: Request | None = request
-        self.rest = rest
+        self.rest = memoryview(rest)
+        self.offset = 0
         self.paused = False
 
     def pauseProducing(self) -> None:
         self.paused = True
 
     def resumeProducing(self) -> None:
+        self.paused = False
         request = self.request
         if request is None:
             return
-        self.request = None
-        request.channel.transport.write(self.rest)
-        request.unregisterProducer()
-        request.finish()
+        write = request.channel.transport.write
+        rest = self.rest
+        size = len(rest)
+        while not self.paused and self.offset < size:
+            end = self.offset + SLICE
+            write(
+                rest[self.offset : end].tobytes() if end < size else rest[self.offset :].tobytes()
+            )
+            self.offset = end
+            if self.request is None:
+                return
+        if self.offset >= size:
+            self.request = None
+            request.unregisterProducer()
+            request.finish()
 
     def stopProducing(self) -> None:
         self.request = None
@@ -261,10 +537,14 @@ class Request(server.Request):
         # channel from Content-Length, and below for chunked bodies).
         self.content = BytesIO()
 
+    too_large = False
+
     def handleContentChunk(self, data: bytes) -> None:
+        # HTTP/1.1 bodies are bounded by the channel already; HTTP/2 streams are
+        # bounded here: past max_body the rest is dropped and the answer is 413
         content = self.content
-        if content.tell() + len(data) > self.channel.site.max_body:
-            self.channel.refuse_body()
+        if self.too_large or content.tell() + len(data) > self.channel.site.max_body:
+            self.too_large = True
             return
         content.write(data)
 
@@ -272,6 +552,13 @@ class Request(server.Request):
         site = self.site = self.channel.site
         self.sitepath = []
         self.prepath = []
+        if self.too_large:
+            site.static.error(
+                self,
+                413,
+                f"Request bodies are limited to {site.max_body} bytes (max_body).",
+            )
+            return
         try:
             path = self.path
             if site.dashboard is not None and (
@@ -282,7 +569,7 @@ class Request(server.Request):
                 self.postpath = [unquote(p) for p in path[1:].split(b"/")]
                 self.render(resource.getChildForRequest(site.root, self))
             else:
-                site.static.serve(self)
+                self.render(site.static)
         except Exception:
             self.processingFailed(Failure())
 
@@ -318,6 +605,9 @@ class Request(server.Request):
         @param body: the body to send (empty for HEAD or 304).
         @param sent: the length to log.
         """
+        if type(self.channel) is not Channel:
+            self._send_public(code, reason, head, body)
+            return
         self.channel.transport.writeSequence((*self._start(code, reason, head, sent), body))
         self.finish()
 
@@ -326,18 +616,32 @@ class Request(server.Request):
     ) -> None:
         """
         Like L{send_whole}, for a body cached in two parts: the head and C{first}
-        (at least the transport's buffer size) are written now, C{rest} once the
-        transport has sent them. C{rest} then reaches the socket as is: one big
-        C{write} of head and body would make Twisted copy the whole body into a
-        fresh buffer for every response.
+        are written now, C{rest} in slices while the transport takes them (L{_Rest}:
+        a slow reader holds at most a slice and the socket's buffer, never a copy of
+        the whole body).
         """
+        if type(self.channel) is not Channel:
+            self._send_public(code, reason, head, first + rest)
+            return
         parts = self._start(code, reason, head, sent)
         producer = _Rest(self, rest)
         self.registerProducer(producer, True)
         self.channel.transport.writeSequence((*parts, first))
         if not producer.paused:
-            # the transport did not push back (TLS, tests): no reason to wait
             producer.resumeProducing()
+
+    def _send_public(self, code: int, reason: bytes, head: bytes, body: bytes) -> None:
+        """The same answer through twisted.web's public Request API (HTTP/2 streams)."""
+        self.setResponseCode(code, reason)
+        self.set_common_headers()
+        headers = self.responseHeaders
+        for line in head.split(b"\r\n"):
+            name, sep, value = line.partition(b": ")
+            if sep:
+                headers.setRawHeaders(name, [value])
+        if body and self.method != b"HEAD":
+            self.write(body)
+        self.finish()
 
     def processingFailed(self, reason: Failure) -> Any:
         log.failure(
@@ -379,10 +683,12 @@ class Site(server.Site):
         service: str,
         reactor: Any,
         dashboard: Any = None,
-        head_timeout: float = 10.0,
+        head_timeout: float = 60.0,
+        body_timeout: float = 60.0,
         max_body: int = 1 << 20,
         idle_timeout: float = 60.0,
         access_log: bool = True,
+        h2: bool = True,
     ):
         root = resource.Resource()
         if dashboard is not None:
@@ -393,12 +699,49 @@ class Site(server.Site):
         self.dashboard = dashboard
         self.service = service
         self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
+        self.h2 = h2
         self.max_body = max_body
         self.access_log = access_log
         self.date = datetimeToString(reactor.seconds())
         self._log_time = _log_time(reactor.seconds())
         self._log_lines: list[str] = []
         self._log_call: Any = None
+        self._tick_call: Any = None
+
+    def reply_to_plain_text(self, data: bytes) -> bytes | None:
+        """
+        What a plain HTTP request sent to this site's TLS port reads (the core's TLS
+        listener asks): a 400 that says to use https://, as nginx does.
+        """
+        if not re.match(rb"[A-Z]{3,10} ", data):
+            return None
+        return plain_response(
+            400,
+            b"Bad Request",
+            "400 Bad Request\n\nportsuite: the plain HTTP request was sent to HTTPS port; "
+            "use https:// (this port speaks TLS)\n",
+        )
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """What TLS offers by ALPN: C{h2} first when twisted.web can speak it."""
+        return [b"h2", b"http/1.1"] if H2 is not None and self.h2 else [b"http/1.1"]
+
+    def refuses_body(self, method: bytes, target: bytes) -> bytes | None:
+        """
+        The Allow value when a request with a body is refused from its head (405
+        before the body is read); None when the body is wanted (the dashboard's
+        pages decide for themselves).
+        """
+        if method in (b"GET", b"HEAD"):
+            return None
+        if self.dashboard is not None:
+            path = target.partition(b"?")[0]
+            if path[:7].lower() in (b"http://", b"https:/"):
+                path = b"/" + path.split(b"/", 3)[-1] if path.count(b"/") >= 3 else b"/"
+            if path == b"/_portsuite" or path.startswith(b"/_portsuite/"):
+                return None
+        return b"GET, HEAD"
 
     def buildProtocol(self, addr: Any) -> Any:
         channel: Any = self.protocol()
@@ -409,23 +752,25 @@ class Site(server.Site):
         channel.timeOut = self.timeOut
         return channel
 
-    def _updateLogDateTime(self) -> None:
+    def tick(self) -> None:
+        """Once a second: the cached Date and log time, and the file cache's checks."""
         now = self.reactor.seconds()
         self.static.tick()
         self.date = datetimeToString(now)
         self._log_time = _log_time(now)
         # next update on the next whole second
-        self._logDateTimeCall = self.reactor.callLater(1.0 - now % 1.0, self._updateLogDateTime)
+        self._tick_call = self.reactor.callLater(1.0 - now % 1.0, self.tick)
 
     def startFactory(self) -> None:
-        if self._logDateTimeCall is None:
-            self._updateLogDateTime()
+        # not HTTPFactory's: it would open a log file this site never writes
+        if self._tick_call is None:
+            self.tick()
 
     def stopFactory(self) -> None:
-        call: Any = self._logDateTimeCall
+        call: Any = self._tick_call
         if call is not None and call.active():
             call.cancel()
-        self._logDateTimeCall = None
+        self._tick_call = None
         self.flush_log(rearm=False)
 
     def flush_log(self, rearm: bool = True) -> None:

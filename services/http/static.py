@@ -25,14 +25,25 @@ import html
 import mimetypes
 import os
 import stat
+import time
 from typing import Any
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote
 
 import attrs
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
-from twisted.web import http
+from twisted.web import http, resource, server
 from zope.interface import implementer
+
+from portsuite_services.http.conditions import etag_matches, http_date, parse_range
+from portsuite_services.http.pages import human_size, page
+from portsuite_services.http.paths import (
+    INDEX_FILES,
+    SCRIPT_SUFFIXES,
+    Refused,
+    inside,
+)
+from portsuite_services.http.paths import segments as segments_of
 
 log = Logger(namespace="portsuite.http")
 
@@ -42,8 +53,6 @@ SMALL = 4 << 20
 SPLIT = 1 << 16
 CACHE_BYTES = 64 << 20
 CACHE_ENTRIES = 4096
-INDEX_FILES = ("index.html", "index.htm")
-SCRIPT_SUFFIXES = (".rpy", ".epy")
 
 _types = mimetypes.MimeTypes()
 _EXTRA_TYPES = {
@@ -119,75 +128,7 @@ def _key(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
 
 
-class Refused(Exception):
-    """A path we do not serve: C{code} and a reason for the page and the log."""
-
-    def __init__(self, code: int, reason: str, location: bytes | None = None):
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-        self.location = location
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ font: 20px/1.5 system-ui, sans-serif; margin: 3em auto; max-width: 46em;
-       padding: 0 1em; color: #1d2330; background: #f6f7fb; }}
-h1 {{ font-size: 2em; margin-bottom: .2em; }} code {{ background: #e8ebf3; padding: 0 .3em; }}
-a {{ color: #1457b8; }} table {{ border-collapse: collapse; width: 100%; }}
-td {{ padding: .25em .6em; border-bottom: 1px solid #dde1ea; }} td.n {{ text-align: right; }}
-footer {{ margin-top: 2em; color: #5a6478; font-size: .85em; }}
-</style></head>
-<body><h1>{title}</h1>
-{body}
-<footer>portsuite &middot; <a href="/">home</a>{dash}</footer>
-</body></html>
-"""
-
-
-def page(title: str, body: str, dashboard: bool) -> bytes:
-    dash = ' &middot; <a href="/_portsuite/">dashboard</a>' if dashboard else ""
-    # names that are not UTF-8 on disk show a "?" where their odd bytes are
-    return _PAGE.format(title=html.escape(title), body=body, dash=dash).encode("utf-8", "replace")
-
-
-def _parse_range(value: bytes, size: int) -> tuple[int, int] | None | bool:
-    """
-    One byte range of C{Range: bytes=…} (RFC 9110, 14.2).
-
-    @return: (first, last) for one satisfiable range; False when the single range
-        cannot be satisfied (416); None to ignore the header and send the whole file
-        (bad syntax, another unit, or several ranges: several or overlapping ranges
-        are not worth the multipart answer and its amplification risks).
-    """
-    unit, sep, spec = value.partition(b"=")
-    if not sep or unit.strip().lower() != b"bytes" or b"," in spec:
-        return None
-    first_s, dash, last_s = spec.strip().partition(b"-")
-    if not dash:
-        return None
-    if not first_s:
-        if not last_s.isdigit():
-            return None
-        suffix = int(last_s)
-        if suffix == 0 or size == 0:
-            return False
-        return (max(0, size - suffix), size - 1)
-    if not first_s.isdigit() or (last_s and not last_s.isdigit()):
-        return None
-    first = int(first_s)
-    last = int(last_s) if last_s else size - 1
-    if last < first:
-        return None
-    if first >= size:
-        return False
-    return (first, min(last, size - 1))
-
-
-class StaticFiles:
+class StaticFiles(resource.Resource):
     """
     Serves the files of C{root} (see the module docstring for the rules).
 
@@ -197,6 +138,7 @@ class StaticFiles:
     def __init__(
         self, root: str | os.PathLike[str], *, listing: bool = False, dashboard: bool = True
     ):
+        resource.Resource.__init__(self)
         self.root = os.path.realpath(os.fspath(root))
         self.listing = listing
         self.dashboard = dashboard
@@ -210,33 +152,8 @@ class StaticFiles:
 
     # -- looking a path up -----------------------------------------------------
 
-    def _segments(self, raw: bytes) -> list[str]:
-        if raw[:7].lower() == b"http://" or raw[:8].lower() == b"https://":
-            # absolute-form (RFC 9112, 3.2.2), as sent to proxies: keep the path
-            parts = raw.split(b"/", 3)
-            raw = b"/" + (parts[3] if len(parts) > 3 else b"")
-        if not raw.startswith(b"/"):
-            raise Refused(400, "the request target must start with /")
-        out = []
-        for part in raw[1:].split(b"/"):
-            if not part:
-                continue
-            seg = unquote_to_bytes(part)
-            if b"\x00" in seg or b"/" in seg or b"\\" in seg or seg in (b".", b".."):
-                raise Refused(400, "the path tries to leave the served folder")
-            if seg.startswith(b"."):
-                raise Refused(404, "dotfiles are not served")
-            out.append(os.fsdecode(seg))
-        return out
-
-    def _inside(self, real: str) -> bool:
-        root = self.root
-        if real == root:
-            return True
-        if not real.startswith(root.rstrip(os.sep) + os.sep):
-            return False
-        rel = real[len(root) :].split(os.sep)
-        return not any(p.startswith(".") for p in rel)
+    def inside(self, real: str) -> bool:
+        return inside(self.root, real)
 
     def lookup(self, raw: bytes) -> Entry | tuple[str, list[str]]:
         """
@@ -257,10 +174,10 @@ class StaticFiles:
                 entry.checked = self.generation
                 return entry
             self._forget(raw)
-        segments = self._segments(raw)
+        segments = segments_of(raw)
         path = os.path.join(self.root, *segments)
         real = os.path.realpath(path)
-        if not self._inside(real):
+        if not self.inside(real):
             log.warn("refused {path}: it leads out of root (symlink?)", path=raw)
             raise Refused(404, "not found")
         try:
@@ -269,14 +186,17 @@ class StaticFiles:
             raise Refused(404, "not found") from None
         if stat.S_ISDIR(st.st_mode):
             if segments and not raw.endswith(b"/"):
-                raise Refused(301, "a folder", location=raw + b"/")
+                # built from the clean segments: "//docs" must not become "//docs/",
+                # which a browser reads as another host (an open redirect)
+                where = "".join("/" + quote(os.fsencode(seg)) for seg in segments) + "/"
+                raise Refused(301, "a folder", location=where.encode("ascii"))
             for index in INDEX_FILES:
                 candidate = os.path.join(path, index)
                 try:
                     ist = os.stat(candidate)
                 except OSError:
                     continue
-                if stat.S_ISREG(ist.st_mode) and self._inside(os.path.realpath(candidate)):
+                if stat.S_ISREG(ist.st_mode) and self.inside(os.path.realpath(candidate)):
                     return self._remember(raw, candidate, ist)
             return (real, segments)
         if not stat.S_ISREG(st.st_mode):
@@ -342,6 +262,13 @@ class StaticFiles:
 
     # -- answering ----------------------------------------------------------------
 
+    isLeaf = True
+
+    def render(self, request: Any) -> Any:
+        """twisted.web's entry point: every method, every path below this resource."""
+        self.serve(request)
+        return server.NOT_DONE_YET
+
     def serve(self, request: Any) -> None:
         method = request.method
         if method != b"GET" and method != b"HEAD":
@@ -365,34 +292,50 @@ class StaticFiles:
     def send(self, request: Any, entry: Entry) -> None:
         head_only = request.method == b"HEAD"
         headers = request.requestHeaders
+        # preconditions in RFC 9110's order (13.2.2): If-Match, else If-Unmodified-Since
+        im = headers.getRawHeaders(b"if-match")
+        if im is not None:
+            if not etag_matches(b",".join(im), entry.etag, strong=True):
+                self.failed_precondition(request, entry, "If-Match")
+                return
+        else:
+            ius = headers.getRawHeaders(b"if-unmodified-since")
+            if ius is not None:
+                since = http_date(ius[0])
+                if since is not None and entry.mtime > since:
+                    self.failed_precondition(request, entry, "If-Unmodified-Since")
+                    return
         # conditional GET (RFC 9110, 13.1): If-None-Match wins over If-Modified-Since
         inm = headers.getRawHeaders(b"if-none-match")
         if inm is not None:
-            if _etag_matches(b",".join(inm), entry.etag):
+            if etag_matches(b",".join(inm), entry.etag):
                 request.send_whole(304, b"Not Modified", entry.validators, b"", 0)
                 return
         else:
             ims = headers.getRawHeaders(b"if-modified-since")
             if ims is not None:
-                try:
-                    since = http.stringToDatetime(ims[0].split(b";", 1)[0])
-                except ValueError:
-                    since = None
-                if since is not None and since >= entry.mtime:
+                since = http_date(ims[0])
+                # a date in the future is ignored (RFC 9110, 13.1.3), as nginx does
+                if since is not None and entry.mtime <= since <= time.time():
                     request.send_whole(304, b"Not Modified", entry.validators, b"", 0)
                     return
         rng = headers.getRawHeaders(b"range")
         if rng is not None and not head_only:
             if_range = headers.getRawHeaders(b"if-range")
             if if_range is None or if_range[0] in (entry.etag, entry.last_modified):
-                wanted = _parse_range(rng[0], entry.size)
+                wanted = parse_range(rng[0], entry.size)
                 if wanted is False:
+                    text = (
+                        b"portsuite: the range starts at or past the end of the file (%d bytes)\n"
+                        % (entry.size)
+                    )
                     request.send_whole(
                         416,
                         b"Range Not Satisfiable",
-                        b"Content-Range: bytes */%d\r\nContent-Length: 0\r\n" % entry.size,
-                        b"",
-                        0,
+                        b"Content-Range: bytes */%d\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        b"Content-Length: %d\r\n" % (entry.size, len(text)),
+                        text,
+                        len(text),
                     )
                     return
                 if wanted is not None:
@@ -406,6 +349,16 @@ class StaticFiles:
             request.send_big(200, b"OK", entry.head, entry.first, entry.rest, entry.size)
         else:
             self.stream(request, entry, None)
+
+    def failed_precondition(self, request: Any, entry: Entry, header: str) -> None:
+        request.setHeader(b"ETag", entry.etag)
+        request.setHeader(b"Last-Modified", entry.last_modified)
+        self.error(
+            request,
+            412,
+            f"The {header} condition of this request does not hold for the file as "
+            "it is now (it changed since your copy).",
+        )
 
     def send_range(self, request: Any, entry: Entry, first: int, last: int) -> None:
         length = last - first + 1
@@ -523,7 +476,7 @@ class StaticFiles:
                 st = os.stat(full)
             except OSError:
                 continue
-            if not self._inside(os.path.realpath(full)):
+            if not self.inside(os.path.realpath(full)):
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
             items.append((not is_dir, name, is_dir, st.st_size))
@@ -532,7 +485,7 @@ class StaticFiles:
             shown = html.escape(name) + ("/" if is_dir else "")
             rows.append(
                 f'<tr><td><a href="{href}">{shown}</a></td>'
-                f'<td class="n">{"" if is_dir else _human(size)}</td></tr>'
+                f'<td class="n">{"" if is_dir else human_size(size)}</td></tr>'
             )
         where = "/" + "/".join(segments) + ("/" if segments else "")
         body = page(
@@ -597,24 +550,6 @@ class FileProducer:
         self.file.close()
         request.unregisterProducer()
         return request
-
-
-def _etag_matches(header: bytes, etag: bytes) -> bool:
-    """If-None-Match uses the weak comparison (RFC 9110, 13.1.2)."""
-    for tag in header.split(b","):
-        tag = tag.strip()
-        if tag == b"*" or tag.removeprefix(b"W/") == etag:
-            return True
-    return False
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def _safe(method: bytes) -> str:

@@ -34,7 +34,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -162,6 +162,24 @@ def _service_name(factory: Any) -> str:
     return getattr(stats, "name", None) or factory.logPrefix()
 
 
+def plain_text_reply(factory: Any, data: bytes) -> bytes | None:
+    """
+    What to answer a client whose first bytes are plain text, not a TLS record
+    (C{http://} typed for an C{https://} port): the service's own words, from the
+    first factory, outside in, that has C{reply_to_plain_text(data)}; else None.
+    """
+    if not data or data[0] == 0x16:  # a TLS handshake record
+        return None
+    for _ in range(5):
+        if factory is None:
+            return None
+        reply = getattr(factory, "reply_to_plain_text", None)
+        if reply is not None:
+            return reply(data)  # type: ignore[no-any-return]
+        factory = getattr(factory, "wrappedFactory", None)
+    return None
+
+
 @implementer(IHandshakeListener)
 class HandshakeGuard(Protocol, TimeoutMixin):
     """
@@ -230,11 +248,34 @@ class HandshakeGuard(Protocol, TimeoutMixin):
         self.wrappedProtocol.connectionLost(reason)
 
 
+class PlainTextAwareTLS(BufferingTLSTransport):
+    """
+    Twisted's buffering TLS transport that answers a first packet of plain text (not
+    a TLS record) with the service's own words (L{plain_text_reply}) instead of a
+    silent close: like nginx's "400 The plain HTTP request was sent to HTTPS port".
+    """
+
+    _first_bytes = True
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._first_bytes:
+            self._first_bytes = False
+            reply = plain_text_reply(self.factory.wrappedFactory, data)
+            if reply is not None:
+                transport: Any = self.transport
+                transport.write(reply)
+                transport.loseConnection()
+                return
+        super().dataReceived(data)
+
+
 class TLSFactory(TLSMemoryBIOFactory):
     """
     TLS server side around a service's (wrapped) factory: Twisted's buffering TLS
     transport, L{HandshakeGuard} right inside it, connections from L{ServerConnections}.
     """
+
+    protocol = PlainTextAwareTLS
 
     def __init__(
         self,

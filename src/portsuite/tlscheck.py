@@ -213,8 +213,14 @@ def certificate_options(
     """Twisted's TLS server options: TLS >= 1.2, 1.3 offered, no compression."""
 
     def build(key: Any, cert: Any, chain: list[Any]) -> CertificateOptions:
+        # session tickets (RFC 5077 / RFC 8446 resumption): a returning client
+        # skips the full handshake; Twisted turns them off unless asked
         return cls(
-            privateKey=key, certificate=cert, extraCertChain=chain, raiseMinimumTo=MINIMUM_VERSION
+            privateKey=key,
+            certificate=cert,
+            extraCertChain=chain,
+            raiseMinimumTo=MINIMUM_VERSION,
+            enableSessionTickets=True,
         )
 
     try:

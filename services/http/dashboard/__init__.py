@@ -11,14 +11,17 @@ The live dashboard, mounted by every C{http} service at C{/_portsuite/}.
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
 from importlib import resources
 from typing import Any
 
-from twisted.web import resource
-from twisted.web.pages import notFound
+from twisted.web import http, resource
 
+from portsuite_services.http.conditions import etag_matches, http_date
 from portsuite_services.http.dashboard.metrics import registry_for
+from portsuite_services.http.pages import page
 
 _ASSETS = {
     b"": ("index.html", b"text/html; charset=utf-8"),
@@ -62,20 +65,50 @@ class Snapshot:
         return snap
 
 
+def error_page(request: Any, code: int, text: str) -> bytes:
+    """The dashboard's errors, in the style of the rest of the server."""
+    title = f"{code} {http.RESPONSES.get(code, b'').decode()}"
+    path = html.escape(request.path.decode("latin-1"))
+    body = page(
+        title, f"<p>{html.escape(text)}</p>\n<p>You asked for <code>{path}</code>.</p>", True
+    )
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    return b"" if request.method == b"HEAD" else body
+
+
+class NotFound(resource.Resource):
+    """A styled 404 for every address of the dashboard that is not one of its pages."""
+
+    isLeaf = True
+
+    def render(self, request: Any) -> bytes:
+        return error_page(request, 404, "There is no dashboard page here; it is at /_portsuite/.")
+
+
 class _Leaf(resource.Resource):
+    """A page of the dashboard: GET and HEAD, anything else a styled 405."""
+
     isLeaf = True
 
     def __init__(self, render: Any):
         resource.Resource.__init__(self)
         self._render = render
 
-    def render_GET(self, request: Any) -> bytes:
-        return self._render(request)  # type: ignore[no-any-return]
-
-    def render_HEAD(self, request: Any) -> bytes:
-        body = self._render(request)
+    def render(self, request: Any) -> bytes:
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"Allow", b"GET, HEAD")
+            return error_page(
+                request,
+                405,
+                f"{request.method.decode('latin-1')[:20]} is not allowed here (GET, HEAD)",
+            )
+        body: bytes = self._render(request)
         request.setHeader(b"Content-Length", b"%d" % len(body))
-        return b""
+        return b"" if request.method == b"HEAD" or request.code == 304 else body
 
 
 class _Published(resource.Resource):
@@ -86,11 +119,14 @@ class _Published(resource.Resource):
         self.dashboard = dashboard
         self.prefix = prefix
 
+    def render(self, request: Any) -> bytes:
+        return NotFound().render(request)
+
     def getChild(self, path: bytes, request: Any) -> Any:
         page = self.dashboard.published((self.prefix + b"/" + path).decode("utf-8", "replace"))
         if page is not None:
             return page
-        return notFound("No such dashboard page", "The dashboard is at /_portsuite/")
+        return NotFound()
 
 
 class Dashboard(resource.Resource):
@@ -105,7 +141,9 @@ class Dashboard(resource.Resource):
         api.putChild(b"services", _Leaf(self.render_services))
         self.putChild(b"api", api)
         self.putChild(b"metrics", _Leaf(self.render_metrics))  # type: ignore[arg-type]
-        self._assets: dict[bytes, bytes] = {}
+        self._assets: dict[bytes, tuple[bytes, bytes]] = {}
+        self.started = http.datetimeToString(int(reactor.seconds()))
+        self.started_at = int(reactor.seconds())
 
     def published(self, path: str) -> Any:
         """A page another service published at /_portsuite/PATH (ServiceContext.publish)."""
@@ -117,7 +155,7 @@ class Dashboard(resource.Resource):
         page = self.published(path.decode("utf-8", "replace"))
         if page is not None:
             return page
-        return notFound("No such dashboard page", "The dashboard is at /_portsuite/")
+        return NotFound()
 
     def render(self, request: Any) -> bytes:
         # /_portsuite without the slash: relative links need the slash
@@ -127,12 +165,30 @@ class Dashboard(resource.Resource):
         return b"the dashboard is at /_portsuite/\n"
 
     def render_asset(self, name: bytes, request: Any) -> bytes:
+        """The page, its script and style, with validators (a reload costs a 304)."""
         fname, ctype = _ASSETS[name]
-        body = self._assets.get(name)
-        if body is None:
-            body = self._assets[name] = _asset(fname)
+        cached = self._assets.get(name)
+        if cached is None:
+            body = _asset(fname)
+            etag = b'"%s"' % hashlib.sha256(body).hexdigest()[:20].encode("ascii")
+            cached = self._assets[name] = (body, etag)
+        body, etag = cached
         request.setHeader(b"Content-Type", ctype)
         request.setHeader(b"Cache-Control", b"no-cache")
+        request.setHeader(b"ETag", etag)
+        request.setHeader(b"Last-Modified", self.started)
+        inm = request.requestHeaders.getRawHeaders(b"if-none-match")
+        ims = request.requestHeaders.getRawHeaders(b"if-modified-since")
+        if inm is not None:
+            fresh = etag_matches(b",".join(inm), etag)
+        elif ims is not None:
+            since = http_date(ims[0])
+            fresh = since is not None and since >= self.started_at
+        else:
+            fresh = False
+        if fresh:
+            request.setResponseCode(304)
+            return b""
         return body
 
     def render_services(self, request: Any) -> bytes:
@@ -144,7 +200,12 @@ class Dashboard(resource.Resource):
         from prometheus_client.exposition import choose_encoder
 
         accept = request.getHeader(b"accept") or b""
-        encoder, ctype = choose_encoder(accept.decode("latin-1"))
+        try:
+            encoder, ctype = choose_encoder(accept.decode("latin-1"))
+        except Exception:
+            # prometheus_client cannot parse every Accept (a bad version=...):
+            # the classic text format is always acceptable (RFC 9110, 12.5.1)
+            encoder, ctype = choose_encoder("")
         request.setHeader(b"Content-Type", ctype.encode("ascii"))
         request.setHeader(b"Cache-Control", b"no-store")
         return encoder(self.registry)  # type: ignore[no-any-return]

@@ -223,3 +223,47 @@ def test_a_service_publishes_a_page_on_the_dashboard(portsuite: Any, tmp_path: P
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"{base}/api/nothing")
     assert e.value.code == 404
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/openmetrics-text; version=x",
+        "application/openmetrics-text; version=9.9.9",
+        "application/openmetrics-text;;;",
+        "*/*",
+        "\x01garbage",
+    ],
+)
+def test_metrics_answer_any_accept_without_a_500(web: Web, accept: str) -> None:
+    r = web.get("/_portsuite/metrics", accept=accept)
+    assert r.status in (200, 406)
+    assert b"portsuite_connections" in r.body
+
+
+@pytest.mark.parametrize("path", ["/_portsuite/nope", "/_portsuite/api", "/_portsuite/api/nope"])
+def test_dashboard_404s_are_styled_like_the_rest(web: Web, path: str) -> None:
+    r = web.get(path)
+    assert r.status == 404
+    assert r.header("content-type") == "text/html; charset=utf-8"
+    assert b"<h1>404 Not Found</h1>" in r.body and b"/_portsuite/" in r.body
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE", "PUT", "FOO"])
+def test_dashboard_refuses_other_methods_with_405(web: Web, method: str) -> None:
+    r = web.request(method, "/_portsuite/api/services")
+    assert r.status == 405  # never twisted.web's 501 "Huh?"
+    assert r.header("allow") == "GET, HEAD"
+    assert b"<h1>405 Method Not Allowed</h1>" in r.body
+
+
+@pytest.mark.parametrize("path", ["/_portsuite/", "/_portsuite/app.js", "/_portsuite/style.css"])
+def test_dashboard_assets_carry_validators(web: Web, path: str) -> None:
+    r = web.get(path)
+    assert r.status == 200 and r.header("x-content-type-options") == "nosniff"
+    etag, last_modified = r.header("etag"), r.header("last-modified")
+    assert etag and last_modified
+    again = web.get(path, if_none_match=etag)
+    assert again.status == 304 and again.body == b""
+    assert web.get(path, if_modified_since=last_modified).status == 304
+    assert web.get(path, if_none_match='"other"').status == 200

@@ -203,7 +203,7 @@ def test_a_declared_body_over_the_cap_is_413_before_it_is_sent(
     assert b"1000 bytes" in out
     assert t.disconnecting
     channel.dataReceived(b"x" * 100_000)  # what arrives anyway is dropped
-    assert channel.requests[-1].content is None or channel.requests[-1].content.tell() == 0
+    assert channel.requests == []  # twisted.web never saw the request
     assert no_temp_files == []
 
 
@@ -212,7 +212,10 @@ def test_a_chunked_body_growing_over_the_cap_is_cut(
 ) -> None:
     web = Web(docroot, max_body=1000)
     channel, t = web.connect()
-    channel.dataReceived(b"POST /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    # a dashboard address: the static files refuse bodies from the head (405)
+    channel.dataReceived(
+        b"POST /_portsuite/api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     channel.dataReceived(b"200\r\n" + b"a" * 0x200 + b"\r\n")
     assert t.value() == b""  # 512 bytes: still fine
     channel.dataReceived(b"400\r\n" + b"b" * 0x400 + b"\r\n" + b"0\r\n\r\n")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from httphelp import MID_SIZE, Web, parse_responses
+from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 
 from portsuite.api import ConfigError
@@ -190,7 +191,39 @@ def test_unsatisfiable_range_is_416(web: Web) -> None:
     r = web.get("/a.txt", range="bytes=20-30")
     assert r.status == 416
     assert r.header("content-range") == "bytes */20"
-    assert r.body == b""
+    assert b"past the end of the file (20 bytes)" in r.body
+
+
+def test_a_range_from_the_end_is_416_so_curl_resume_stops(web: Web) -> None:
+    # curl -C - on a complete download asks for bytes=SIZE-
+    r = web.get("/a.txt", range="bytes=20-")
+    assert r.status == 416 and r.header("content-range") == "bytes */20"
+    assert web.get("/a.txt", range="bytes=19-").body == b"j"
+
+
+def test_if_match_and_if_unmodified_since_give_412(web: Web) -> None:
+    etag = web.get("/a.txt").header("etag")
+    assert web.get("/a.txt", if_match='"other"').status == 412
+    assert web.get("/a.txt", if_match=f"W/{etag}").status == 412  # strong comparison
+    assert web.get("/a.txt", if_match=etag).status == 200
+    assert web.get("/a.txt", if_match="*").status == 200
+    old = "Sat, 01 Jan 2000 00:00:00 GMT"
+    assert web.get("/a.txt", if_unmodified_since=old).status == 412
+    future = "Fri, 01 Jan 2100 00:00:00 GMT"
+    assert web.get("/a.txt", if_unmodified_since=future).status == 200
+
+
+def test_if_modified_since_in_the_future_is_ignored(web: Web) -> None:
+    r = web.get("/a.txt", if_modified_since="Fri, 01 Jan 2100 00:00:00 GMT")
+    assert r.status == 200 and r.body == b"0123456789abcdefghij"
+
+
+def test_a_folder_redirect_stays_on_this_host(web: Web) -> None:
+    for path in ("//docs", "///docs", "/sub//..%2f/docs"):
+        r = web.get(path)
+        if r.status == 301:
+            assert r.header("location") == "/docs/", path
+    assert web.get("//docs").header("location") == "/docs/"
 
 
 @pytest.mark.parametrize(
@@ -452,3 +485,34 @@ def test_type_metadata() -> None:
     assert {"root", "listing", "dashboard", "head_timeout", "max_body"} <= names
     assert HTTP.option("listing").default is False
     assert HTTP.option("dashboard").default is True
+
+
+class _FullSocket(StringTransport):
+    """A transport whose buffer is 'full' past 64 KiB: it pauses its producer."""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.io.getvalue()) > 65536 and self.producer is not None:
+            self.producer.pauseProducing()
+
+
+def test_a_slow_reader_of_a_big_cached_file_holds_a_bounded_buffer(docroot: Path) -> None:
+    from portsuite_services.http.site import SLICE
+
+    body = bytes(range(256)) * (3 * 1024 * 1024 // 256) + b"THE-END"  # cached (< 4 MiB)
+    (docroot / "big.bin").write_bytes(body)
+    web = Web(docroot)
+    channel = web.site.buildProtocol(None)
+    t = _FullSocket()
+    channel.makeConnection(t)
+    channel.dataReceived(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    # the client reads nothing: what was handed to the socket stays small
+    assert len(t.value()) < 65536 + SLICE + 1024
+    got = t.value()
+    while not got.endswith(b"THE-END"):
+        t.clear()
+        channel.resumeProducing()  # the client read it all: the socket drained
+        assert t.value(), "stalled"
+        assert len(t.value()) <= SLICE + 65536  # never the whole rest at once
+        got += t.value()
+    assert got.split(b"\r\n\r\n", 1)[1] == body
