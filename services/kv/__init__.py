@@ -156,9 +156,7 @@ def _refusal(reason: str) -> bytes:
 
 KV = ServiceType(
     name="kv",
-    description=(
-        "Redis-compatible key-value store (redis-cli, redis-py, telnet), on Redis's port"
-    ),
+    description=("Redis-compatible key-value store (redis-cli, redis-py, telnet), on Redis's port"),
     default_port=6379,
     options=OPTIONS,
     tcp_factory=build,
