@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from twisted.cred.checkers import AllowAnonymousAccess
-from twisted.cred.portal import Portal
+from twisted.cred.checkers import AllowAnonymousAccess, ICredentialsChecker
+from twisted.cred.portal import IRealm, Portal
 from twisted.python.filepath import FilePath
 from twisted.web.resource import Resource
 
@@ -135,11 +135,12 @@ def build(ctx: ServiceContext) -> FTPServer:
                 f"cannot start [services.{svc.name}]: homes {homes.path}: {e.strerror}; "
                 f"create the folder or fix the path"
             ) from None
-    portal = Portal(Realm(root, homes))
+    # both implement their interface through zope, which mypy cannot see
+    portal = Portal(cast(IRealm, Realm(root, homes)))
     if ctx.accounts is not None and len(ctx.accounts):
         portal.registerChecker(ctx.accounts.checker())
     if opts.get("anonymous", True):
-        portal.registerChecker(AllowAnonymousAccess())
+        portal.registerChecker(cast(ICredentialsChecker, AllowAnonymousAccess()))
     ports = opts.get("passive_ports")
     options = implicit = None
     try:
@@ -199,7 +200,9 @@ def tls_options(tls: Any) -> Any:
         from OpenSSL import crypto
 
         options = build(
-            crypto.PKey.from_cryptography_key(key),
+            # pyOpenSSL's stubs name fewer key types than cryptography loads; any other
+            # raises here, as it did before
+            crypto.PKey.from_cryptography_key(key),  # type: ignore[arg-type]
             crypto.X509.from_cryptography(certs[0]),
             [crypto.X509.from_cryptography(c) for c in certs[1:]],
         )

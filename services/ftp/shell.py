@@ -106,6 +106,11 @@ def mlsx_facts(st: os.stat_result, kind: str | None, writable: bool) -> str:
     return f"type={kind};size={st.st_size};modify={modify};perm={perm};"
 
 
+# the path segments of a request; an alias, since JailShell.list shadows the builtin in
+# the class body
+Segments = list[str]
+
+
 @implementer(IFTPShell)
 class JailShell(FTPShell):
     """
@@ -117,6 +122,8 @@ class JailShell(FTPShell):
     upload limit.
     """
 
+    user: str  # set by the Realm: "anonymous" or the account name
+
     def __init__(self, root: FilePath, writable: bool):
         FTPShell.__init__(self, root)
         self.jail = Jail(root)
@@ -124,7 +131,7 @@ class JailShell(FTPShell):
 
     # -- the gate ---------------------------------------------------------------
 
-    def _path(self, path: list[str]) -> FilePath:
+    def _path(self, path: Segments) -> FilePath:
         return self.jail.resolve(path)
 
     def _deny_write(self) -> defer.Deferred[Any] | None:
@@ -134,7 +141,7 @@ class JailShell(FTPShell):
 
     # -- IFTPShell ---------------------------------------------------------------
 
-    def access(self, path: list[str]) -> defer.Deferred[Any]:
+    def access(self, path: Segments) -> defer.Deferred[Any]:
         try:
             p = self._path(path)
             if not p.isdir():
@@ -144,7 +151,7 @@ class JailShell(FTPShell):
             return _fail(path, e)
         return defer.succeed(None)
 
-    def stat(self, path: list[str], keys: Any = ()) -> defer.Deferred[Any]:
+    def stat(self, path: Segments, keys: Any = ()) -> defer.Deferred[Any]:
         try:
             p = self._path(path)
             if not p.exists():
@@ -153,7 +160,7 @@ class JailShell(FTPShell):
         except Exception as e:
             return _fail(path, e)
 
-    def list(self, path: list[str], keys: Any = ()) -> defer.Deferred[Any]:
+    def list(self, path: Segments, keys: Any = ()) -> defer.Deferred[Any]:
         try:
             out = []
             for name, p, _st in self.entries(path):
@@ -162,7 +169,7 @@ class JailShell(FTPShell):
         except Exception as e:
             return _fail(path, e)
 
-    def makeDirectory(self, path: list[str]) -> defer.Deferred[Any]:
+    def makeDirectory(self, path: Segments) -> defer.Deferred[Any]:
         denied = self._deny_write()
         if denied is not None:
             return denied
@@ -172,7 +179,7 @@ class JailShell(FTPShell):
             return _fail(path, e)
         return defer.succeed(None)
 
-    def removeDirectory(self, path: list[str]) -> defer.Deferred[Any]:
+    def removeDirectory(self, path: Segments) -> defer.Deferred[Any]:
         denied = self._deny_write()
         if denied is not None:
             return denied
@@ -187,7 +194,7 @@ class JailShell(FTPShell):
             return _fail(path, e)
         return defer.succeed(None)
 
-    def removeFile(self, path: list[str]) -> defer.Deferred[Any]:
+    def removeFile(self, path: Segments) -> defer.Deferred[Any]:
         denied = self._deny_write()
         if denied is not None:
             return denied
@@ -200,7 +207,7 @@ class JailShell(FTPShell):
             return _fail(path, e)
         return defer.succeed(None)
 
-    def rename(self, fromPath: list[str], toPath: list[str]) -> defer.Deferred[Any]:
+    def rename(self, fromPath: Segments, toPath: Segments) -> defer.Deferred[Any]:
         denied = self._deny_write()
         if denied is not None:
             return denied
@@ -216,13 +223,13 @@ class JailShell(FTPShell):
             return _fail(fromPath, e)
         return defer.succeed(None)
 
-    def openForReading(self, path: list[str]) -> defer.Deferred[Any]:
+    def openForReading(self, path: Segments) -> defer.Deferred[Any]:
         try:
             return defer.succeed(self.open_read(path, 0))
         except Exception as e:
             return _fail(path, e)
 
-    def openForWriting(self, path: list[str]) -> defer.Deferred[Any]:
+    def openForWriting(self, path: Segments) -> defer.Deferred[Any]:
         denied = self._deny_write()
         if denied is not None:
             return denied
@@ -236,7 +243,7 @@ class JailShell(FTPShell):
     def visible(self, name: str) -> bool:
         return not name.startswith(TEMP_PREFIX)
 
-    def entries(self, path: list[str]) -> Iterator[tuple[str, FilePath, os.stat_result]]:
+    def entries(self, path: Segments) -> Iterator[tuple[str, FilePath, os.stat_result]]:
         """(name, FilePath, stat) of a folder's visible entries, or of one file."""
         p = self._path(path)
         if p.isdir():
@@ -258,11 +265,11 @@ class JailShell(FTPShell):
         else:
             raise FileNotFoundError("/".join(path))
 
-    def stat_entry(self, path: list[str]) -> tuple[FilePath, os.stat_result]:
+    def stat_entry(self, path: Segments) -> tuple[FilePath, os.stat_result]:
         p = self._path(path)
         return p, os.stat(p.path)
 
-    def open_read(self, path: list[str], offset: int) -> Any:
+    def open_read(self, path: Segments, offset: int) -> Any:
         p = self._path(path)
         if p.isdir():
             raise IsADirectoryError("/".join(path))
@@ -277,9 +284,7 @@ class JailShell(FTPShell):
             raise
         return f
 
-    def open_write(
-        self, path: list[str], offset: int | None = None, append: bool = False
-    ) -> Upload:
+    def open_write(self, path: Segments, offset: int | None = None, append: bool = False) -> Upload:
         if not self.writable:
             raise AnonUserDeniedError()
         if not path:

@@ -255,13 +255,18 @@ def _options(cert_pem: bytes, key_pem: bytes) -> Any:
     key = serialization.load_pem_private_key(key_pem, password=None)
     try:
         # pyOpenSSL >= 24.3 takes cryptography objects (and deprecates its own)
+        # Twisted's stubs still name pyOpenSSL's own PKey and X509 here
         options = CertificateOptions(
-            privateKey=key, certificate=cert, raiseMinimumTo=TLSVersion.TLSv1_2
+            privateKey=key,  # type: ignore[arg-type]
+            certificate=cert,  # type: ignore[arg-type]
+            raiseMinimumTo=TLSVersion.TLSv1_2,
         )
         options.getContext()
     except TypeError:
         options = CertificateOptions(
-            privateKey=crypto.PKey.from_cryptography_key(key),
+            # pyOpenSSL's stubs name fewer key types than cryptography loads; any other
+            # raises here, as it did before
+            privateKey=crypto.PKey.from_cryptography_key(key),  # type: ignore[arg-type]
             certificate=crypto.X509.from_cryptography(cert),
             raiseMinimumTo=TLSVersion.TLSv1_2,
         )

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import attrs
 import sqlglot
@@ -348,7 +348,8 @@ class Session:
                 raise E.syntax(sql[7:]) from None
             if not isinstance(tree, exp.Insert):
                 raise E.syntax(sql[7:])
-            return self.insert(self._rewrite(tree), args, "INSERT", replace=True)
+            rewritten = cast(exp.Insert, self._rewrite(tree))  # _rewrite keeps the root node
+            return self.insert(rewritten, args, "INSERT", replace=True)
         if first in ("SHOW",):
             return self.show(sql)
         if first in ("DESCRIBE", "DESC") or (first == "EXPLAIN" and len(sql.split()) == 2):
@@ -397,7 +398,8 @@ class Session:
             return self.command(sql, tree)
         if isinstance(tree, exp.Describe):
             return self.describe(tree.this.name)
-        return self.dml(sql, tree, args)
+        # parse_one is typed as sqlglot's Expr base; what it returns is an Expression
+        return self.dml(sql, tree, args)  # type: ignore[arg-type]
 
     def _need_db(self) -> str:
         if self.db is None:
@@ -549,8 +551,11 @@ class Session:
                 _like([("Threads_connected", "1"), ("Uptime", "1")], pattern),
             )
         if what in ("WARNINGS", "ERRORS"):
-            rows = [w for w in self.warnings if what == "WARNINGS" or w[0] == "Error"]
-            res = _rows_result(["Level", "Code", "Message"], rows)
+            shown: list[tuple[Any, ...]] = [
+                w for w in self.warnings if what == "WARNINGS" or w[0] == "Error"
+            ]
+            res = _rows_result(["Level", "Code", "Message"], shown)
+            assert res.columns is not None  # _rows_result sets them
             res.columns[1] = column_for("Code", exp.DataType.build("INT UNSIGNED"))
             return res
         if what == "PROCESSLIST":
@@ -659,7 +664,7 @@ class Session:
         t = self.table(name)
         if t is None:
             raise E.unknown_table(self.db or "", name)
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for col, dtype, cdef in t.columns:
             nullable = "NO" if _not_null(cdef) or t.keys.get(col.lower()) == "PRI" else "YES"
             default = _default(cdef)
@@ -807,11 +812,12 @@ class Session:
             self._need_db()
             n = 0
             for t in tree.expressions:
-                if self.table(t.name) is None:
+                table = self.table(t.name)
+                if table is None:
                     raise E.unknown_table(self.db or "", t.name)
-                self._run(f"DELETE FROM {_q(self.table(t.name).name)}")
+                self._run(f"DELETE FROM {_q(table.name)}")
                 self._run(
-                    "DELETE FROM sqlite_sequence WHERE name = ?", (self.table(t.name).name,)
+                    "DELETE FROM sqlite_sequence WHERE name = ?", (table.name,)
                 ) if self._has_sequence() else None
                 n += 1
             return Result()
@@ -1068,7 +1074,7 @@ class Session:
                                     "auto_increment"
                                     if t.auto and t.auto.lower() == col.lower()
                                     else "",
-                                    (params(dtype) or [None])[0] if _is_text(dtype) else None,
+                                    next(iter(params(dtype)), None) if _is_text(dtype) else None,
                                 )
                             )
         if rows:
@@ -1140,7 +1146,8 @@ class Session:
         """The result set's column definitions: names as MySQL shows them, types inferred."""
         texts = _projection_texts(sql)
         tables = self.tables()
-        schema = self.schema()
+        # dict[str, object] in sqlglot's stubs (invariant): ours holds dict[str, str]s
+        schema: dict[str, Any] = self.schema()
         selects = tree.selects if isinstance(tree, (exp.Select, exp.Union)) else []
         out: list[Column] = []
         try:
@@ -1156,7 +1163,9 @@ class Session:
                 schema=schema,
                 dialect="mysql",
             )
-            typed_selects = typed.selects
+            # sqlglot types the result as a plain Expression; several node types (not only
+            # Query) have .selects, and one without it raises, caught below
+            typed_selects = typed.selects  # type: ignore[attr-defined]
         except Exception:
             typed_selects = []
         if typed_selects and len(typed_selects) != len(selects):
@@ -1479,7 +1488,7 @@ class Session:
                 tree = sqlglot.parse_one(sql, read="mysql")
             except SqlglotError:
                 raise E.syntax(sql) from None
-            tree = self._rewrite(tree)
+            tree = self._rewrite(tree)  # type: ignore[arg-type]  # as in _statement: an Expression
             columns = self.columns_of(sql, tree)
             try:
                 cur = self._run(
@@ -1616,7 +1625,7 @@ def _scale(dtype: exp.DataType | None) -> int:
     return 0
 
 
-def _is_int(dtype: exp.DataType | None) -> bool:
+def _is_int(dtype: exp.DataType | None) -> TypeGuard[exp.DataType]:
     return dtype is not None and dtype.this in INT_RANGES
 
 
@@ -1988,8 +1997,8 @@ def _table_def(name: str, ddl: str) -> TableDef:
         if first and first not in keys:
             keys[first] = kind
         if key_name == "PRIMARY":
-            for c in cols:
-                keys[c.lower()] = "PRI"
+            for col in cols:
+                keys[col.lower()] = "PRI"
         t.index_names[",".join(f"{name}.{c}" for c in cols)] = key_name
     return t
 

@@ -25,6 +25,11 @@ def _dt(v: Any) -> datetime.datetime | None:
         return None
 
 
+def _dt_format(v: Any, fmt: str) -> str | None:
+    d = _dt(v)
+    return None if d is None else d.strftime(fmt)
+
+
 def _part(attr: str) -> Any:
     def f(v: Any) -> Any:
         d = _dt(v)
@@ -147,12 +152,12 @@ def install(conn: sqlite3.Connection) -> None:
     fn(
         "MONTHNAME",
         1,
-        lambda v: None if _dt(v) is None else _dt(v).strftime("%B"),
+        lambda v: _dt_format(v, "%B"),
         deterministic=True,
     )
     fn(
         "DAYNAME",
         1,
-        lambda v: None if _dt(v) is None else _dt(v).strftime("%A"),
+        lambda v: _dt_format(v, "%A"),
         deterministic=True,
     )

@@ -443,12 +443,12 @@ class MySQLProtocol(Protocol, TimeoutMixin):
             self.send(P.ok_packet(status=self._status()))
         elif cmd == P.COM_STMT_SEND_LONG_DATA:
             r = P.Reader(body)
-            stmt = self.statements.get(r.int4())
+            target = self.statements.get(r.int4())
             index = r.int2()
-            if stmt is not None and index < stmt.nparams:
-                data = stmt.long_data.get(index, b"") + r.rest()
+            if target is not None and index < target.nparams:
+                data = target.long_data.get(index, b"") + r.rest()
                 if len(data) <= self.server.max_allowed_packet:
-                    stmt.long_data[index] = data
+                    target.long_data[index] = data
         elif cmd == P.COM_SET_OPTION:
             option = P.Reader(body).int2()
             if option not in (0, 1):
