@@ -28,6 +28,7 @@ from OpenSSL import SSL
 from twisted.internet.interfaces import (
     IHandshakeListener,
     IOpenSSLServerConnectionCreator,
+    IProtocol,
     IProtocolNegotiationFactory,
 )
 from twisted.internet.protocol import Protocol
@@ -295,7 +296,8 @@ class TLSFactory(TLSMemoryBIOFactory):
         inner = self.wrappedFactory.buildProtocol(addr)
         if inner is None:
             return None
-        return self.protocol(self, HandshakeGuard(self, inner))
+        guard = cast(IProtocol, HandshakeGuard(self, inner))  # @implementer: invisible to mypy
+        return self.protocol(self, guard)
 
 
 def wrap_factory(factory: Any, tls: TLSConfig, reactor: Any) -> TLSFactory:
