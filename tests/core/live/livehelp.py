@@ -46,6 +46,14 @@ def ctl(s: SubprocessSuite, *argv: str) -> sp.CompletedProcess[str]:
     )
 
 
+def ask(s: SubprocessSuite, command: str, **payload: Any) -> dict[str, Any]:
+    """One request on the suite's control socket, as the CLI sends it (without its start-up)."""
+    from portsuite import live
+
+    path = Path(s.config_path).parent / "run" / live.socket_path(s.config_path).name
+    return live.request(path, {"command": command, **payload})
+
+
 def snapshot(s: SubprocessSuite) -> dict[str, Any]:
     """The ready file, which the suite writes again after every change."""
     data: dict[str, Any] = json.loads(s.ready_file.read_text())
@@ -89,7 +97,7 @@ class Talker:
         self.sock.settimeout(within)
         try:
             return self.sock.recv(1) == b""
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return False
         except ConnectionResetError:
             return True
