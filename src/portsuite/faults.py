@@ -379,6 +379,8 @@ class Session:
 
     def hold_eof(self, then: Callable[[], None]) -> bool:
         """The client half-closed: tell the protocol after the bytes still held (True)."""
+        if self.blackhole:
+            return True  # timeout: nothing gets through, the end of input neither
         if self.inbound.queue and not self.closed:
             self.eof = then
             return True
