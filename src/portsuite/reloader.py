@@ -17,6 +17,7 @@ file is fixed.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -82,14 +83,15 @@ class Watcher:
                 call.cancel()
         self.pending.clear()
         if self.notifier is not None:
-            self.notifier.connectionLost(None)
+            self.notifier.loseConnection()
             self.notifier = None
         if self.poller is not None and self.poller.running:
             self.poller.stop()
         self.poller = None
 
     def _notified(self, ignored: Any, filepath: Any, mask: int) -> None:
-        self._soon(Path(filepath.path))
+        raw = filepath.path
+        self._soon(Path(os.fsdecode(raw)))
 
     def _soon(self, path: Path) -> None:
         if path.suffix != ".py" or path.name.startswith((".", "_")):
