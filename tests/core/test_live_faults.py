@@ -123,7 +123,7 @@ def test_slow_close_close_after_timeout_with_nc(portsuite) -> None:
 
 def test_plugins_get_faults_too(portsuite) -> None:
     need("nc")
-    plugins = str(Path(__file__).parents[3] / "plugins")
+    plugins = str(Path(__file__).parents[2] / "plugins")
     s = portsuite(
         {
             "suite": {"plugin_dirs": [plugins]},

@@ -215,3 +215,39 @@ def test_twenty_reloads_lose_no_connection(suite) -> None:
     for t in talkers:
         assert t.say("end") == "end"
         t.close()
+
+
+def test_the_readme_live_commands_run_from_the_root(tmp_path: Path) -> None:
+    """The README's Live control commands, as written, against a copy of config/config.toml."""
+    import re
+    import subprocess as sp
+    import sys
+
+    from corehelp import ROOT, repo_copy
+
+    from portsuite.testing import SubprocessSuite
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Live control", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^\.venv/bin/(portsuite [^#\n]*?)\s*(?:#.*)?$", section, flags=re.M)
+    assert len(commands) >= 6
+    config = repo_copy(tmp_path)
+    env = {"PORTSUITE_RUN_DIR": str(tmp_path / "run")}
+    s = SubprocessSuite(Path("config/config.toml"), tmp_path, env=env)
+    s.wait_ready(60)
+    try:
+        for command in commands:
+            argv = command.split()
+            r = sp.run(
+                [str(Path(sys.executable).parent / argv[0]), *argv[1:]],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=tmp_path,
+                env={**os.environ, **env},
+            )
+            assert r.returncode == 0, (command, r.stderr)
+            assert "Traceback" not in r.stderr
+    finally:
+        s.stop()
+    assert config.exists()
