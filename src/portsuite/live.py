@@ -282,6 +282,7 @@ class ControlProtocol(LineOnlyReceiver, TimeoutMixin):
     MAX_LENGTH = MAX_REQUEST
     delimiter = b"\n"
     factory: ControlFactory
+    transport: Any
 
     def connectionMade(self) -> None:
         self.setTimeout(30)
@@ -339,7 +340,7 @@ def _peer_uid(transport: Any) -> int | None:
 
 
 class ControlFactory(Factory):
-    protocol = ControlProtocol
+    protocol: Any = ControlProtocol
     noisy = False
 
     def __init__(self, suite: Any):

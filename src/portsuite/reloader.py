@@ -253,7 +253,7 @@ def swap(suite: Any, unit: Any, stype: ServiceType) -> None:
         factory.wrappedFactory = inner
     for child in unit:
         bound = getattr(child, "bound", None)
-        wrapper = getattr(bound, "factory", None)
+        wrapper: Any = getattr(bound, "factory", None)
         if bound is None or not hasattr(wrapper, "wrapped") or stype.udp_protocol is None:
             continue
         old = wrapper.wrapped
