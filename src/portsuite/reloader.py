@@ -181,6 +181,9 @@ def reload_file(suite: Any, path: Path) -> bool:
                 raise
             return _failed(suite, path, e)
         modules[name] = module
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules:
+            setattr(sys.modules[parent], child, module)
     if suite.plugin_errors.pop(str(path), None):
         log.info("plugins: {path} is fixed", path=path)
     moved = []
