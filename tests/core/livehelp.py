@@ -25,10 +25,12 @@ def write(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def start(tmp_path: Path, config: dict[str, Any], args: tuple[str, ...] = ()) -> SubprocessSuite:
+def start(
+    tmp_path: Path, config: dict[str, Any], args: tuple[str, ...] = (), run: Path | None = None
+) -> SubprocessSuite:
     """C{twistd -n portsuite -c tmp_path/suite.toml}, its control socket in tmp_path/run."""
     path = write(tmp_path / "suite.toml", config)
-    env = {"PORTSUITE_RUN_DIR": str(tmp_path / "run")}
+    env = {"PORTSUITE_RUN_DIR": str(run or tmp_path / "run")}
     s = start_suite(path, subprocess=True, env=env, args=args)
     assert isinstance(s, SubprocessSuite)
     return s

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import stat
+import sys
 import threading
 from pathlib import Path
 
@@ -251,3 +252,47 @@ def test_the_readme_live_commands_run_from_the_root(tmp_path: Path) -> None:
     finally:
         s.stop()
     assert config.exists()
+
+
+def test_another_user_cannot_use_the_control_socket(tmp_path: Path) -> None:
+    """
+    Another user cannot reach the socket (its folder is 0700), and even with the folder
+    and the socket opened up, the suite refuses a peer of another uid (SO_PEERCRED).
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    import shutil
+    import subprocess as sp
+    import tempfile
+
+    from portsuite.testing import need
+
+    setpriv = need("setpriv")
+    base = Path(tempfile.mkdtemp(prefix="portsuite-live-"))
+    os.chmod(base, 0o755)  # everyone may walk to the run folder
+    s = start(tmp_path, BASE, run=base / "run")
+    sock = base / "run" / live.socket_path(s.config_path).name
+    probe = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "s.settimeout(20)\n"
+        "try:\n"
+        f"    s.connect({str(sock)!r})\n"
+        "except PermissionError:\n"
+        "    sys.exit(3)\n"
+        "print(s.makefile().readline())\n"  # the refusal comes first, unasked
+    )
+    argv = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c"]
+    try:
+        r = sp.run([*argv, probe], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 3, (r.stdout, r.stderr)
+        os.chmod(base / "run", 0o755)
+        os.chmod(sock, 0o666)
+        r = sp.run([*argv, probe], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        answer = json.loads(r.stdout)
+        assert answer["ok"] is False and "only the suite's owner" in answer["lines"][0]
+        assert service(s, "keep")["state"] == "listening"  # type: ignore[index]
+    finally:
+        s.stop()
+        shutil.rmtree(base, ignore_errors=True)
