@@ -468,8 +468,13 @@ class Suite(MultiService):
             self.privilegedStartService()
         MultiService.startService(self)
         self._start_live_control()
-        # written once the suite runs (its control socket and SIGHUP handler included)
-        self.changed()
+        # again, with the control socket (a daemon run as --uid may not write there: it
+        # was written before, as the user that started it)
+        if self.ready_file:
+            try:
+                self._write_ready()
+            except OSError as e:
+                log.warn("cannot write {path} again: {e}", path=self.ready_file, e=e)
 
     # -- live control (portsuite.live) -------------------------------------------
 
@@ -479,17 +484,22 @@ class Suite(MultiService):
         if self.config_file is not None and self.control_path is not False:
             path = self.control_path or live.socket_path(self.config_file)
             self.control = live.listen(self, path)
-        if self.config_file is not None:
-            import signal
-            import threading
-
-            if threading.current_thread() is threading.main_thread():
-                previous = signal.signal(signal.SIGHUP, self._on_sighup)
-                self._sighup = previous if previous is not None else signal.SIG_DFL
+        self._install_sighup()
         if self.dev or self.config.reload_plugins:
             from portsuite import reloader
 
             self.watcher = reloader.watch(self)
+
+    def _install_sighup(self) -> None:
+        """SIGHUP reloads (installed before the ready file says the suite is up)."""
+        import signal
+        import threading
+
+        if self.config_file is None or self._sighup is not None:
+            return
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGHUP, self._on_sighup)
+            self._sighup = previous if previous is not None else signal.SIG_DFL
 
     def _on_sighup(self, signum: int, frame: Any) -> None:
         self.reactor.callFromThread(self._reload_logged)
@@ -534,7 +544,10 @@ class Suite(MultiService):
     def changed(self) -> None:
         """Listeners came or went: the ready file follows."""
         if self.ready_file:
-            self._write_ready()
+            try:
+                self._write_ready()
+            except OSError as e:
+                log.warn("cannot write {path}: {e}", path=self.ready_file, e=e)
 
     def listen(self) -> list[Listener]:
         """
@@ -565,6 +578,9 @@ class Suite(MultiService):
                 extra=extra,
             )
         self.listening = True
+        self._install_sighup()
+        if self.ready_file:
+            self._write_ready()
         return [b.listener for b in self._bound]
 
     def _record(
@@ -647,6 +663,8 @@ class Suite(MultiService):
             "config": str(self.config.path) if self.config.path else None,
             "services": [self._service_snapshot(s.name, now) for s in self.config.services],
             "plugin_errors": list(self.plugin_errors.values()),
+            # the control socket (portsuite status/reload/…), once the suite runs
+            "control": str(self.control.port) if self.control is not None else None,
         }
 
     def _service_snapshot(self, name: str, now: float) -> dict[str, Any]:

@@ -33,6 +33,8 @@ def start(
     env = {"PORTSUITE_RUN_DIR": str(run or tmp_path / "run")}
     s = start_suite(path, subprocess=True, env=env, args=args)
     assert isinstance(s, SubprocessSuite)
+    # the ready file is written once bound, then again once the control socket is open
+    assert wait_for(lambda: snapshot(s).get("control") is not None, timeout=30), s.log()
     return s
 
 

@@ -236,6 +236,7 @@ def test_the_readme_live_commands_run_from_the_root(tmp_path: Path) -> None:
     env = {"PORTSUITE_RUN_DIR": str(tmp_path / "run")}
     s = SubprocessSuite(Path("config/config.toml"), tmp_path, env=env)
     s.wait_ready(60)
+    assert wait_for(lambda: json.loads(s.ready_file.read_text()).get("control"), timeout=30)
     try:
         for command in commands:
             argv = command.split()
