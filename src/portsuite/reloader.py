@@ -189,9 +189,14 @@ def reload_file(suite: Any, path: Path) -> bool:
     moved = []
     for unit in list(suite):
         stype = _new_type(unit, path, modules)
-        if stype is not None:
+        if stype is None:
+            continue
+        try:
             swap(suite, unit, stype)
-            moved.append(unit.name)
+        except Exception as e:
+            # the new code cannot build its server: the old one goes on
+            return _failed(suite, path, e)
+        moved.append(unit.name)
     log.info(
         "plugins: {path} reloaded; {services}",
         path=path,
@@ -242,15 +247,17 @@ def _new_type(unit: Any, path: Path, modules: dict[str, Any]) -> ServiceType | N
 
 def swap(suite: Any, unit: Any, stype: ServiceType) -> None:
     """The unit's next connections (its next datagrams) go to the new type's code."""
+    factory = unit._service_factory()
+    inner = None
+    if factory is not None and stype.tcp_factory is not None:
+        inner = stype.tcp_factory(unit.context)  # may raise: then nothing has changed yet
     unit.stype = stype
     suite.types[unit.name] = stype
     registry = getattr(suite.config, "registry", None)
     loaded = getattr(registry, "loaded", None)
     if isinstance(loaded, dict) and stype.name in loaded:
         loaded[stype.name] = stype
-    factory = unit._service_factory()
-    if factory is not None and stype.tcp_factory is not None:
-        inner = stype.tcp_factory(unit.context)
+    if inner is not None:
         inner.noisy = False
         inner.doStart()
         factory.wrappedFactory = inner
