@@ -35,7 +35,7 @@ from portsuite.api.accounts import parse_users
 TypeResolver = Any
 MakeRegistry = Callable[[tuple[Path, ...]], TypeResolver]
 
-SUITE_KEYS = ("host", "plugin_dirs")
+SUITE_KEYS = ("host", "plugin_dirs", "reload_plugins")
 COMMON_KEYS = (
     "type",
     "port",
@@ -49,6 +49,7 @@ COMMON_KEYS = (
     "tls",
     "users",
     "workers",
+    "faults",
 )
 TLS_KEYS = ("cert", "key", "chain", "handshake_timeout")
 LISTEN_PREFIXES = endpoints.KINDS
@@ -62,6 +63,10 @@ class SuiteConfig:
     services: tuple[ServiceConfig, ...]
     registry: TypeResolver = attrs.field(eq=False, repr=False)
     accounts: Accounts = attrs.field(factory=Accounts, repr=False)
+    # [suite] reload_plugins: pick up edits to plugin-dir modules without a restart
+    reload_plugins: bool = False
+    # [services.NAME.faults], by service name (portsuite.faults.Faults); none: no entry
+    faults: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     def service(self, name: str) -> ServiceConfig:
         for svc in self.services:
@@ -185,6 +190,7 @@ class _Validator:
         self.accounts = Accounts()
         self.unchecked: dict[str, set[str]] = {}  # per service, the options not readable
         self.faulty: set[str] = set()  # services with any problem
+        self.faults: dict[str, Any] = {}  # service name -> portsuite.faults.Faults
 
     def err(self, where: str, key: str, text: str) -> None:
         prefix = f"{self.label}: {where}" + (f" {key}" if key else "")
@@ -229,6 +235,7 @@ class _Validator:
                     )
                 else:
                     plugin_dirs.append(folder)
+        reload_plugins = self.flag("[suite]", suite, "reload_plugins")
         registry = make_registry(tuple(plugin_dirs))
         self.accounts, user_errors = parse_users(data.get("users"), self.label)
         self.errors.extend(user_errors)
@@ -254,6 +261,8 @@ class _Validator:
             services=tuple(built),
             registry=registry,
             accounts=self.accounts,
+            reload_plugins=reload_plugins,
+            faults=self.faults,
         )
 
     def resolve(self, value: str) -> Path:
@@ -361,6 +370,17 @@ class _Validator:
             users=self.users(where, table),
             workers=self.workers(where, table, stype, listen),
         )
+        if "faults" in table:
+            from portsuite import faults
+
+            transports = {"tcp"} if svc.tcp else set()
+            transports |= {"udp"} if svc.udp else set()
+            found, problems = faults.check(table["faults"], transports)
+            for line in problems:
+                key, _, text = line.partition(": ")
+                self.err(where, key, text)
+            if found is not None and found.active:
+                self.faults[name] = found
         if len(self.errors) != before_options:
             # these options are not as written: a type's check would judge their defaults
             self.unchecked[name] = {

@@ -30,6 +30,7 @@ import attrs
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -149,22 +150,24 @@ class StreamListener(Service):
             description=desc if self.listed else f"tcp:{port_number}:interface={svc.host}",
             tls=svc.tls is not None or desc.startswith("ssl:"),
         )
-        self.bound = unit.suite._record(svc.name, listener, result, factory)
+        if not self.listed and port_number:
+            # port = 0: the same number again when the service is enabled after a disable
+            self.description = endpoints.for_port(svc.host, port_number)
+        self.bound = unit.suite._record(unit, listener, result, factory)
         return self.bound
 
-    def stopService(self) -> defer.Deferred[Any]:
-        Service.stopService(self)
+    def unbind(self) -> defer.Deferred[Any]:
+        """Stop listening; the open connections go on."""
         bound, self.bound = self.bound, None
         if bound is None:
             return defer.succeed(None)
-        d = defer.maybeDeferred(bound.port.stopListening)
-        protocols = getattr(bound.factory, "protocols", None)
-        if protocols is None:
-            protocols = getattr(getattr(bound.factory, "wrappedFactory", None), "protocols", {})
-        for p in list(protocols):
-            transport = getattr(p, "transport", None)
-            if transport is not None:
-                transport.loseConnection()
+        self.unit.suite._forget(self.unit, bound)
+        return defer.maybeDeferred(bound.port.stopListening)
+
+    def stopService(self) -> defer.Deferred[Any]:
+        Service.stopService(self)
+        d = self.unbind()
+        self.unit.close_connections()
         return d
 
 
@@ -211,6 +214,7 @@ class DatagramListener(Service):
         assert stype.udp_protocol is not None
         protocol = _built(stype.udp_protocol, unit.context)
         wrapper = unit.suite.udp_wrapper(protocol, unit.context)
+        wrapper.faults = unit.faults
         try:
             listening = unit.reactor.listenUDP(port, wrapper, interface=self.host)
         except CannotListenError as e:
@@ -225,14 +229,19 @@ class DatagramListener(Service):
             port=address.port,
             description=f"udp:{address.port}:interface={self.host}",
         )
-        return unit.suite._record(svc.name, listener, listening, wrapper)
+        self.port = address.port  # the same number again after a disable
+        return unit.suite._record(unit, listener, listening, wrapper)
 
-    def stopService(self) -> defer.Deferred[Any]:
-        Service.stopService(self)
+    def unbind(self) -> defer.Deferred[Any]:
         bound, self.bound = self.bound, None
         if bound is None:
             return defer.succeed(None)
+        self.unit.suite._forget(self.unit, bound)
         return defer.maybeDeferred(bound.port.stopListening)
+
+    def stopService(self) -> defer.Deferred[Any]:
+        Service.stopService(self)
+        return self.unbind()
 
 
 class ConfiguredService(MultiService):
@@ -256,6 +265,9 @@ class ConfiguredService(MultiService):
             accounts=suite.config.accounts.narrow(svc.users),
         )
         self._factory: Any = None
+        self.faults: Any = suite.config.faults.get(svc.name)  # portsuite.faults.Faults
+        self.disabled = False
+        self.grace: float | None = None  # removed by a reload: seconds left to open connections
         for planned in endpoints.plan(svc, stype):
             child: Service
             if planned.transport == "udp":
@@ -283,7 +295,69 @@ class ConfiguredService(MultiService):
         """The service's wrapped TCP factory, built once (a type's factory may refuse to start)."""
         if self._factory is None:
             self._factory = self.suite._tcp_factory(self.config, self.stype, self.context)
+            self._service_factory().faults = self.faults
         return self._factory
+
+    def _service_factory(self) -> Any:
+        """The L{ServiceFactory} (under TLS, if any), or None before the first bind."""
+        factory = self._factory
+        while factory is not None and not isinstance(factory, ServiceFactory):
+            factory = getattr(factory, "wrappedFactory", None)
+        return factory
+
+    def set_faults(self, faults: Any) -> None:
+        """Faults for the next connections (and the next datagrams)."""
+        self.faults = faults if faults is not None and faults.active else None
+        factory = self._service_factory()
+        if factory is not None:
+            factory.faults = self.faults
+        for child in self:
+            if isinstance(child, DatagramListener) and child.bound is not None:
+                child.bound.factory.faults = self.faults
+
+    def connections(self) -> list[Any]:
+        """The open connections of this service (its wrapped protocols)."""
+        factory = self._service_factory()
+        return list(factory.protocols) if factory is not None else []
+
+    def close_connections(self) -> None:
+        for p in self.connections():
+            transport = getattr(p, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+
+    @property
+    def state(self) -> str:
+        if self.grace is not None:
+            return "stopping"
+        if self.disabled:
+            return "disabled"
+        return "listening" if any(c.bound is not None for c in self) else "stopped"
+
+    def unbind(self) -> defer.Deferred[Any]:
+        """Stop listening on every port; the open connections go on."""
+        return defer.gatherResults([child.unbind() for child in self], consumeErrors=True)
+
+    @defer.inlineCallbacks
+    def drain(self, grace: float) -> Any:
+        """
+        Stop listening, let the open connections finish for C{grace} seconds, then
+        close what is left (a removed or restarted service).
+        """
+        self.grace = grace
+        yield self.unbind()
+        deadline = self.reactor.seconds() + grace
+        while self.connections() and self.reactor.seconds() < deadline:
+            yield deferLater(self.reactor, min(0.2, grace), lambda: None)
+        left = self.connections()
+        if left:
+            log.info(
+                "{service}: closing {n} connection(s) left after {grace}s",
+                service=self.name,
+                n=len(left),
+                grace=grace,
+            )
+            self.close_connections()
 
     def tcp_port(self) -> int | None:
         for child in self:
@@ -305,8 +379,22 @@ class ConfiguredService(MultiService):
                 child.bind()
 
     def privilegedStartService(self) -> None:
-        self.bind()
+        if not self.disabled:
+            self.bind()
         MultiService.privilegedStartService(self)
+
+    def startService(self) -> None:
+        Service.startService(self)
+        if not self.disabled:
+            for child in self:
+                child.startService()
+
+    def stopService(self) -> defer.Deferred[Any]:
+        if self.grace is not None:
+            # removed by a reload: the drain closes the connections
+            Service.stopService(self)
+            return defer.succeed(None)
+        return MultiService.stopService(self)
 
 
 class Suite(MultiService):
@@ -337,6 +425,18 @@ class Suite(MultiService):
         self.gates: dict[str, Any] = {}
         # in a worker process: the suite's snapshot as the main process sees it (JSON)
         self.mirror: bytes | None = None
+        # live control (portsuite.live): the control socket, services draining after a
+        # reload, plugin reload on save (--dev or [suite] reload_plugins)
+        self.control: Any = None
+        # absolute: a daemon changes its folder after the fork
+        self.config_file = config.path.resolve() if config.path is not None else None
+        self.control_path: Any = None  # None: the default for the config file
+        self.draining: set[ConfiguredService] = set()
+        self.dev = False
+        self.watcher: Any = None
+        self.plugin_errors: dict[str, str] = {}  # file -> "file:line: message"
+        self._reloading = defer.DeferredLock()
+        self._sighup: Any = None
         for svc in config.services:
             ConfiguredService(self, svc, self.types[svc.name]).setServiceParent(self)
 
@@ -367,6 +467,87 @@ class Suite(MultiService):
             # not started through twistd's privileged step
             self.privilegedStartService()
         MultiService.startService(self)
+        self._start_live_control()
+        # again, with the control socket (a daemon run as --uid may not write there: it
+        # was written before, as the user that started it)
+        if self.ready_file:
+            try:
+                self._write_ready()
+            except OSError as e:
+                log.warn("cannot write {path} again: {e}", path=self.ready_file, e=e)
+
+    # -- live control (portsuite.live) -------------------------------------------
+
+    def _start_live_control(self) -> None:
+        from portsuite import live
+
+        if self.config_file is not None and self.control_path is not False:
+            path = self.control_path or live.socket_path(self.config_file)
+            self.control = live.listen(self, path)
+        self._install_sighup()
+        if self.dev or self.config.reload_plugins:
+            from portsuite import reloader
+
+            self.watcher = reloader.watch(self)
+
+    def _install_sighup(self) -> None:
+        """SIGHUP reloads (installed before the ready file says the suite is up)."""
+        import signal
+        import threading
+
+        if self.config_file is None or self._sighup is not None:
+            return
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGHUP, self._on_sighup)
+            self._sighup = previous if previous is not None else signal.SIG_DFL
+
+    def _on_sighup(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self._reload_logged)
+
+    def _reload_logged(self) -> None:
+        def report(result: tuple[bool, list[str]]) -> None:
+            ok, lines = result
+            if not ok:
+                for line in lines:
+                    log.error("reload (SIGHUP): {line}", line=line)
+
+        self.reload().addCallback(report)
+
+    def reload(self, grace: float | None = None) -> defer.Deferred[tuple[bool, list[str]]]:
+        """Read the config file again and apply it (see L{portsuite.live}); (ok, lines)."""
+        from portsuite import live
+
+        return self._reloading.run(live.reload, self, live.GRACE if grace is None else grace)
+
+    def adopt(self, config: SuiteConfig, fresh: list[str]) -> None:
+        """A reload's new config; C{fresh}: the services about to be (re)built from it."""
+        self.config = config
+        for name in fresh:
+            svc = config.service(name)
+            stype = config.registry.resolve(svc.type)
+            self.types[name] = stype
+            self.stats[name] = ServiceStats(
+                name=svc.name, type=svc.type, description=stype.description
+            )
+
+    def new_unit(self, svc: ServiceConfig) -> ConfiguredService:
+        """A service built from the current config, not yet bound nor in the suite."""
+        return ConfiguredService(self, svc, self.types[svc.name])
+
+    def retire(self, unit: ConfiguredService, grace: float) -> None:
+        """Take a service out of the suite; its open connections get C{grace} seconds."""
+        unit.grace = grace
+        self.removeService(unit)
+        self.draining.add(unit)
+        unit.drain(grace).addBoth(lambda _: self.draining.discard(unit))
+
+    def changed(self) -> None:
+        """Listeners came or went: the ready file follows."""
+        if self.ready_file:
+            try:
+                self._write_ready()
+            except OSError as e:
+                log.warn("cannot write {path}: {e}", path=self.ready_file, e=e)
 
     def listen(self) -> list[Listener]:
         """
@@ -378,7 +559,8 @@ class Suite(MultiService):
         self.started_at = self.reactor.seconds()
         try:
             for unit in self:
-                unit.bind()
+                if not unit.disabled:
+                    unit.bind()
         except StartupError:
             self._rollback()
             raise
@@ -396,15 +578,24 @@ class Suite(MultiService):
                 extra=extra,
             )
         self.listening = True
+        self._install_sighup()
         if self.ready_file:
             self._write_ready()
         return [b.listener for b in self._bound]
 
-    def _record(self, service: str, listener: Listener, port: Any, factory: Any) -> _Bound:
-        self.stats[service].listeners.append(listener)
-        bound = _Bound(service, listener, port, factory)
+    def _record(
+        self, unit: ConfiguredService, listener: Listener, port: Any, factory: Any
+    ) -> _Bound:
+        unit.stats.listeners.append(listener)
+        bound = _Bound(unit.config.name, listener, port, factory)
         self._bound.append(bound)
         return bound
+
+    def _forget(self, unit: ConfiguredService, bound: _Bound) -> None:
+        if bound.listener in unit.stats.listeners:
+            unit.stats.listeners.remove(bound.listener)
+        if bound in self._bound:
+            self._bound.remove(bound)
 
     def _rollback(self) -> None:
         """Close whatever was bound: a failed startup leaves nothing listening."""
@@ -470,8 +661,19 @@ class Suite(MultiService):
             "started_at": self.started_at,
             "now": now,
             "config": str(self.config.path) if self.config.path else None,
-            "services": [self.stats[s.name].as_dict(now) for s in self.config.services],
+            "services": [self._service_snapshot(s.name, now) for s in self.config.services],
+            "plugin_errors": list(self.plugin_errors.values()),
+            # the control socket (portsuite status/reload/…), once the suite runs
+            "control": str(self.control.port) if self.control is not None else None,
         }
+
+    def _service_snapshot(self, name: str, now: float) -> dict[str, Any]:
+        out = self.stats[name].as_dict(now)
+        unit = self.namedServices.get(name)
+        out["state"] = unit.state if unit is not None else "stopped"
+        faults = getattr(unit, "faults", None)
+        out["faults"] = faults.as_dict() if faults is not None else {}
+        return out
 
     def ports(self, name: str) -> list[int]:
         """The bound port numbers of a service (what tests connect to)."""
@@ -486,7 +688,26 @@ class Suite(MultiService):
     # -- shutdown --------------------------------------------------------------
 
     def stopService(self) -> defer.Deferred[Any]:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self._sighup is not None:
+            import signal
+
+            previous, self._sighup = self._sighup, None
+            try:
+                signal.signal(signal.SIGHUP, previous)
+            except (TypeError, ValueError):
+                pass
+        for unit in list(self.draining):
+            unit.close_connections()
+        stops = []
+        if self.control is not None:
+            stops.append(defer.maybeDeferred(self.control.stopListening))
+            self.control = None
         d = MultiService.stopService(self)
+        if stops:
+            d = defer.gatherResults([d, *stops], consumeErrors=True)
         self._bound.clear()
         self.listening = False
         log.info("portsuite: all listeners closed")

@@ -23,6 +23,13 @@ class Options(usage.Options):
         "Start every service of a portsuite TOML config in one reactor, each on its "
         "own port. Check a config first with: portsuite check -c CONFIG"
     )
+    optFlags = [
+        [
+            "dev",
+            None,
+            "reload plugin-dir modules when they are saved (as [suite] reload_plugins = true)",
+        ],
+    ]
     optParameters = [
         ["config", "c", "config.toml", "the suite's TOML config file"],
         [
@@ -62,6 +69,7 @@ def makeService(options: Options) -> Any:
     from portsuite.suite import Suite
 
     suite = Suite(options["suite_config"], ready_file=options["ready-file"])
+    suite.dev = bool(options["dev"])
     parent = getattr(options, "parent", None)
     if parent is not None and "nodaemon" in parent and not parent["nodaemon"]:
         suite.daemon = True

@@ -20,7 +20,7 @@ from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFa
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
-from portsuite import internals
+from portsuite import faults, internals
 from portsuite.api import ClientInfo, ServiceStats
 from portsuite.api.peers import RefusingProtocol, format_peer, peer_host
 
@@ -41,6 +41,7 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
     factory: ServiceFactory
     transport: Any
     wrappedProtocol: Any
+    _fault: Any = None  # a portsuite.faults.Session while the service has faults
 
     def __init__(self, factory: ServiceFactory, wrappedProtocol: Any, client: ClientInfo):
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
@@ -54,6 +55,8 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         # bound once: these two calls are on every chunk each way
         self._deliver = self.wrappedProtocol.dataReceived
         self._send = internals.writer(transport)
+        if factory.faults is not None:
+            self._fault = faults.attach(self, factory.faults, factory.reactor)
         factory.registerProtocol(self)
         if factory.idle_timeout:
             self.setTimeout(factory.idle_timeout)
@@ -115,7 +118,19 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
             self.resetTimeout()
         self._send(joined)
 
+    def loseConnection(self) -> None:
+        self.disconnecting = 1
+        if self._fault is not None:
+            self._fault.close()
+        else:
+            self.transport.loseConnection()
+
     def readConnectionLost(self) -> None:
+        if self._fault is not None and self._fault.hold_eof(self._readConnectionLost):
+            return
+        self._readConnectionLost()
+
+    def _readConnectionLost(self) -> None:
         wrapped = self.wrappedProtocol
         if IHalfCloseableProtocol.providedBy(wrapped):
             try:
@@ -123,7 +138,7 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
             except Exception:
                 self._crashed(Failure(), "readConnectionLost")
         else:
-            self.transport.loseConnection()
+            self.loseConnection()
 
     def writeConnectionLost(self) -> None:
         wrapped = self.wrappedProtocol
@@ -131,6 +146,8 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
             wrapped.writeConnectionLost()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self._fault is not None:
+            self._fault.stop()
         self.setTimeout(None)
         client = self.client
         try:
@@ -185,6 +202,8 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
         self.max_per_host = max_per_host
         self.idle_timeout = idle_timeout
         self.refusal = refusal
+        # portsuite.faults.Faults for the next connections (config, or portsuite fault)
+        self.faults: Any = None
         self.per_host: dict[str, int] = {}
         if protocol_class is not None:
             self.protocol = protocol_class
@@ -261,6 +280,7 @@ class DatagramWrapper(DatagramProtocol):
     noisy = False
     transport: Any
     wrapped: Any
+    faults: Any = None  # portsuite.faults.Faults: drop
 
     def __init__(self, wrapped: DatagramProtocol, stats: ServiceStats):
         wrapped.noisy = False
@@ -284,7 +304,7 @@ class DatagramWrapper(DatagramProtocol):
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         self.stats.datagrams_in += 1
         self.stats.closed_bytes_in += len(data)
-        if not self.allowRequest(data, addr):
+        if not self.allowRequest(data, addr) or not faults.datagram_passes(self.faults):
             self.stats.dropped += 1
             return
         try:

@@ -7,6 +7,9 @@ The C{portsuite} command.
     portsuite passwd [NAME]            a [users] line with a bcrypt hash
     portsuite cert [--dir certs]       a local CA and a TLS cert for localhost
     portsuite trace SERVICE            follow a traced service's bytes live
+    portsuite status / reload          the running suite: its services; read the config again
+    portsuite disable|enable NAME      a service stops / resumes listening
+    portsuite fault NAME latency=200ms faults on a service's next connections (or: clear)
 
 One module per subcommand in this package, each with C{HELP}, C{add_arguments(parser)}
 and C{run(args) -> exit status}; L{COMMANDS} lists them in the order C{--help} shows.
@@ -19,7 +22,19 @@ import os
 import sys
 from types import ModuleType
 
-from portsuite.cli import cert, check, passwd, plugins, ports, trace
+from portsuite.cli import (
+    cert,
+    check,
+    disable,
+    enable,
+    fault,
+    passwd,
+    plugins,
+    ports,
+    reload,
+    status,
+    trace,
+)
 
 COMMANDS: dict[str, ModuleType] = {
     "check": check,
@@ -28,6 +43,11 @@ COMMANDS: dict[str, ModuleType] = {
     "cert": cert,
     "passwd": passwd,
     "trace": trace,
+    "status": status,
+    "reload": reload,
+    "disable": disable,
+    "enable": enable,
+    "fault": fault,
 }
 
 

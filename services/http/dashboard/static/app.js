@@ -120,6 +120,11 @@ function row(svc, now) {
   name.append(el("div", "name", svc.name));
   name.append(el("div", "type", svc.type));
   if (svc.description) name.title = svc.description;
+  // live control: portsuite disable/enable, portsuite fault
+  if (svc.state && svc.state !== "listening") name.append(el("div", "state", svc.state));
+  const faults = Object.entries(svc.faults || {}).map(([k, v]) => k + "=" + v).join(" ");
+  if (faults) name.append(el("div", "faults", "faults: " + faults));
+  if (svc.state === "disabled") tr.classList.add("disabled");
   tr.append(name, whereCell(svc), classCell(svc));
   const c = svc.connections || { open: 0, total: 0, refused: 0 };
   tr.append(

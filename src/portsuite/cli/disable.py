@@ -1,0 +1,18 @@
+"""C{portsuite disable NAME}: a service stops listening (its open connections go on)."""
+
+from __future__ import annotations
+
+import argparse
+
+from portsuite import live
+
+HELP = "a service of the running suite stops listening, without a restart"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("service", help="the service's name, as in [services.NAME]")
+    live.add_target_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    return live.main(args, {"command": "disable", "service": args.service})
