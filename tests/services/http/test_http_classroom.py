@@ -235,3 +235,28 @@ def test_the_favicon_is_served_everywhere_a_browser_asks(classroom: Any) -> None
     for path in ("/favicon.ico", "/_portsuite/favicon.ico", "/_portsuite/favicon.svg"):
         r = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
         assert r.status == 200 and len(r.read()) > 100, path
+
+
+def test_every_lab_page_exists_in_both_languages_with_the_same_placeholders() -> None:
+    from portsuite_services.http.dashboard import learn
+
+    for slug in learn.CONCEPTS + learn.WORKSHEETS:
+        en, fr = learn.content("en", slug), learn.content("fr", slug)
+        assert learn.title_of(en) and learn.title_of(fr), slug
+        assert sorted(set(learn._VAR.findall(en))) == sorted(set(learn._VAR.findall(fr))), slug
+        for name, arg in learn._VAR.findall(en):
+            assert name in ("port", "host", "eph_lo", "eph_hi", "eph_iana"), (slug, name)
+            assert not arg or arg in learn.SHIPPED, (slug, arg)
+
+
+def test_every_page_can_be_used_with_the_keyboard(classroom: Any) -> None:
+    """A skip link first, a visible focus ring, links (not click handlers) for everything."""
+    base = f"http://127.0.0.1:{classroom.port('web')}/_portsuite/"
+    for path in ("", "learn/", "learn/tp-mail", "learn/service/echo", "learn/sequences"):
+        page = fetch(base + path)
+        assert re.search(r'<body[^>]*>\s*<a class="skip" href="#main">', page), path
+        assert '<main id="main" tabindex="-1">' in page
+        assert "onclick" not in page and 'tabindex="-1"' in page
+    css = fetch(base + "style.css")
+    assert ":focus-visible { outline: 3px solid var(--focus)" in css
+    assert "@media print" in css

@@ -105,7 +105,7 @@ function card(svc, now) {
   const mine = (svc.clients || []).filter(mineOf).length;
   const open = Math.max(0, c.open - mine);
   const head = el("div", "card-head");
-  const title = el("h3", "name");
+  const title = el("h2", "name");
   const link = el("a", null, svc.name);
   link.href = "learn/service/" + encodeURIComponent(svc.name);
   title.append(link);
