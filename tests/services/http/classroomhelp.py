@@ -9,7 +9,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def shipped_config(**traced: bool) -> dict[str, Any]:
+def shipped_config(scratch: Path, **traced: bool) -> dict[str, Any]:
     data = tomllib.loads((ROOT / "config" / "config.toml").read_text())
     data["suite"]["plugin_dirs"] = [str(ROOT / "plugins")]
     for name, svc in data["services"].items():
@@ -17,6 +17,12 @@ def shipped_config(**traced: bool) -> dict[str, Any]:
         svc.pop("data", None)
         if svc["type"] == "http":
             svc["root"] = str(ROOT / "www")
+        if "files" in svc:
+            svc["files"] = str(ROOT / "www")
+        if "host_keys" in svc:
+            svc["host_keys"] = str(scratch / "ssh")
+        if "mailboxes" in svc:
+            svc["mailboxes"] = str(scratch / "mail")
         if name in traced:
             svc["trace"] = traced[name]
     return data

@@ -56,6 +56,31 @@ def browse(url: str, profile: Path, *extra: str, lang: str = "en") -> tuple[str,
     return proc.stdout.decode("utf-8", errors="replace"), err
 
 
+def screenshots(jobs: list[tuple[str, Path, str, Path]]) -> None:
+    """Several screenshots at once (url, profile, window size, png): one Chromium each."""
+    exe = need("chromium")
+    procs = []
+    for url, profile, size, png in jobs:
+        cmd = [
+            exe,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            f"--window-size={size}",
+            f"--screenshot={png}",
+            url,
+        ]
+        procs.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE), png))
+    for proc, png in procs:
+        _, err = proc.communicate(timeout=120)
+        text = err.decode("utf-8", errors="replace")
+        assert proc.returncode == 0, text[-2000:]
+        assert not console_errors(text), console_errors(text)
+        assert png.stat().st_size > 10_000, png
+
+
 def console_errors(stderr: str) -> list[str]:
     """The page's own console messages that are errors (Chromium logs them as CONSOLE)."""
     return [
@@ -65,10 +90,32 @@ def console_errors(stderr: str) -> list[str]:
     ]
 
 
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made once: the ssh host keys (slow to make) and the mailboxes."""
+    return tmp_path_factory.mktemp("classroom")
+
+
 @pytest.fixture
-def classroom(portsuite: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def classroom(
+    portsuite: Any, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """config/config.toml as shipped, on free ports, echo, daytime and dns traced."""
     monkeypatch.setenv("PORTSUITE_TRACE_DIR", str(tmp_path / "trace"))
-    return portsuite(shipped_config(echo=True, daytime=True, dns=True))
+    return portsuite(shipped_config(scratch, echo=True, daytime=True, dns=True))
+
+
+@pytest.fixture
+def small(portsuite: Any) -> Any:
+    www = str(Path(__file__).resolve().parents[3] / "www")
+    return portsuite(
+        {
+            "services": {
+                "web": {"type": "http", "port": 0, "root": www},
+                "echo": {"type": "echo", "port": 0},
+            }
+        }
+    )
 
 
 def traffic(s: Any) -> list[socket.socket]:
@@ -143,11 +190,17 @@ def test_the_projected_dashboard_shows_every_service_and_the_class_at_work(
         if eph:
             assert f"{eph[0]}–{eph[1]}" in dom  # this machine's client ports
         shots = shots_dir(tmp_path)
-        for size_name, size in SIZES.items():
-            shot = shots / f"dashboard-{lang}-{size_name}.png"
-            _, err = browse(url, tmp_path / "s", f"--window-size={size}", f"--screenshot={shot}")
-            assert not console_errors(err), console_errors(err)
-            assert shot.stat().st_size > 20_000
+        screenshots(
+            [
+                (
+                    url,
+                    tmp_path / f"s-{size_name}",
+                    size,
+                    shots / f"dashboard-{lang}-{size_name}.png",
+                )
+                for size_name, size in SIZES.items()
+            ]
+        )
     finally:
         for c in keep:
             c.close()
@@ -185,17 +238,18 @@ def test_lab_pages_sequences_and_worksheets_in_both_languages(
     assert sequences.count('class="seq"') >= 3
     assert "hex: " in sequences  # dns is binary: shown as hex
     shots = shots_dir(tmp_path)
-    for name, path in (("service-echo", "service/echo"), ("worksheet-http", "tp-http")):
-        for size_name, size in SIZES.items():
-            shot = shots / f"{name}-{lang}-{size_name}.png"
-            _, err = browse(
+    screenshots(
+        [
+            (
                 base + path + f"?lang={lang}",
-                tmp_path / "s",
-                f"--window-size={size}",
-                f"--screenshot={shot}",
+                tmp_path / f"s-{name}-{size_name}",
+                size,
+                shots / f"{name}-{lang}-{size_name}.png",
             )
-            assert not console_errors(err), console_errors(err)
-            assert shot.stat().st_size > 10_000
+            for name, path in (("service-echo", "service/echo"), ("worksheet-http", "tp-http"))
+            for size_name, size in SIZES.items()
+        ]
+    )
 
 
 def fetch(url: str) -> str:
@@ -204,8 +258,8 @@ def fetch(url: str) -> str:
         return str(r.read().decode("utf-8"))
 
 
-def test_accept_language_picks_the_page_language_and_the_switch_sticks(classroom: Any) -> None:
-    url = f"http://127.0.0.1:{classroom.port('web')}/_portsuite/learn/"
+def test_accept_language_picks_the_page_language_and_the_switch_sticks(small: Any) -> None:
+    url = f"http://127.0.0.1:{small.port('web')}/_portsuite/learn/"
     fr = urllib.request.urlopen(
         urllib.request.Request(url, headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}),
         timeout=10,
@@ -230,8 +284,8 @@ def test_accept_language_picks_the_page_language_and_the_switch_sticks(classroom
     assert 'href="?lang=fr"' in body and 'href="?lang=en"' in body
 
 
-def test_the_favicon_is_served_everywhere_a_browser_asks(classroom: Any) -> None:
-    port = classroom.port("web")
+def test_the_favicon_is_served_everywhere_a_browser_asks(small: Any) -> None:
+    port = small.port("web")
     for path in ("/favicon.ico", "/_portsuite/favicon.ico", "/_portsuite/favicon.svg"):
         r = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
         assert r.status == 200 and len(r.read()) > 100, path
@@ -249,9 +303,9 @@ def test_every_lab_page_exists_in_both_languages_with_the_same_placeholders() ->
             assert not arg or arg in learn.SHIPPED, (slug, arg)
 
 
-def test_every_page_can_be_used_with_the_keyboard(classroom: Any) -> None:
+def test_every_page_can_be_used_with_the_keyboard(small: Any) -> None:
     """A skip link first, a visible focus ring, links (not click handlers) for everything."""
-    base = f"http://127.0.0.1:{classroom.port('web')}/_portsuite/"
+    base = f"http://127.0.0.1:{small.port('web')}/_portsuite/"
     for path in ("", "learn/", "learn/tp-mail", "learn/service/echo", "learn/sequences"):
         page = fetch(base + path)
         assert re.search(r'<body[^>]*>\s*<a class="skip" href="#main">', page), path
