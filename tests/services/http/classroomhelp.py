@@ -21,6 +21,10 @@ def shipped_config(scratch: Path, **traced: bool) -> dict[str, Any]:
             svc["files"] = str(ROOT / "www")
         if "host_keys" in svc:
             svc["host_keys"] = str(scratch / "ssh")
+        if svc["type"] == "ftp":
+            svc["root"] = str(ROOT / "ftp")
+            svc["homes"] = str(scratch / "ftp-homes")
+            svc.pop("passive_ports", None)  # any free port, not the shipped fixed range
         if "mailboxes" in svc:
             svc["mailboxes"] = str(scratch / "mail")
         if name in traced:
