@@ -116,9 +116,9 @@ class Dashboard(resource.Resource):
         # the page itself (in the reader's language) and the lab guide
         self.own = getattr(stats, "name", None)
         self.viewers: dict[str, None] = {}  # peers that loaded dashboard pages, newest last
-        self.putChild(b"", DashboardPage())
-        self.putChild(b"index.html", DashboardPage())
-        self.putChild(b"learn", Learn(suite, stats))
+        self.putChild(b"", DashboardPage())  # type: ignore[arg-type]
+        self.putChild(b"index.html", DashboardPage())  # type: ignore[arg-type]
+        self.putChild(b"learn", Learn(suite, stats))  # type: ignore[arg-type]
 
     def published(self, path: str) -> Any:
         """A page another service published at /_portsuite/PATH (ServiceContext.publish)."""
