@@ -9,7 +9,7 @@ CONFIG ?= config/config.toml
 # portsuite_services: this link, on mypy_path (pyproject.toml), gives it that name.
 MYPY_LINK := build/mypy/portsuite_services
 
-.PHONY: run test lint mypy check venv bench clean
+.PHONY: run test lint mypy check venv bench clean i18n
 
 venv: $(VENV)/.installed
 
@@ -43,6 +43,14 @@ $(MYPY_LINK):
 
 bench: venv
 	$(BIN)/python bench/echo.py
+
+# French and English: extract the messages (babel.cfg), merge them into the .po (translate
+# what is new there), compile the .mo that the packages ship (tests check both)
+i18n: venv
+	mkdir -p build
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ --no-location --sort-output -o build/portsuite.pot .
+	$(BIN)/pybabel update -i build/portsuite.pot -d src/portsuite/locale -D portsuite --no-wrap --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d src/portsuite/locale -D portsuite --statistics
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

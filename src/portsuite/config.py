@@ -29,13 +29,15 @@ from portsuite.api import (
     TLSConfig,
 )
 from portsuite.api.accounts import parse_users
+from portsuite.api.i18n import normalize
+from portsuite.lang import _
 
 # What the parser needs from the registry, without importing it: the plugin dirs in,
 # something that resolves a type name (or raises LookupError with the fix) out.
 TypeResolver = Any
 MakeRegistry = Callable[[tuple[Path, ...]], TypeResolver]
 
-SUITE_KEYS = ("host", "plugin_dirs", "reload_plugins")
+SUITE_KEYS = ("host", "plugin_dirs", "reload_plugins", "lang")
 COMMON_KEYS = (
     "type",
     "port",
@@ -166,7 +168,9 @@ def parse(
 
 def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
-    return f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+    if close:
+        return _("did you mean {key!r}?").format(key=close[0])
+    return _("known keys: {keys}").format(keys=", ".join(known))
 
 
 def _type_name(kind: type) -> str:
@@ -211,14 +215,23 @@ class _Validator:
                     if isinstance(data[key], dict)
                     else "the top level has only [suite], [users] and [services.NAME] tables"
                 )
-                self.err(f"[{key}]", "", f"unknown table; {fix}")
+                self.err(f"[{key}]", "", _("unknown table; {fix}").format(fix=fix))
         suite = data.get("suite", {})
         if not isinstance(suite, dict):
             self.err("[suite]", "", "must be a table; write it as [suite]")
             suite = {}
         for key in suite:
             if key not in SUITE_KEYS:
-                self.err("[suite]", key, f"unknown key; {_suggest(key, SUITE_KEYS)}")
+                self.err(
+                    "[suite]", key, _("unknown key; {hint}").format(hint=_suggest(key, SUITE_KEYS))
+                )
+        lang = suite.get("lang")
+        if lang is not None and (not isinstance(lang, str) or normalize(lang) != lang.lower()):
+            self.err(
+                "[suite]",
+                "lang",
+                _('{value!r} is not a language here; use "en" or "fr"').format(value=lang),
+            )
         host = self.host("[suite]", suite.get("host", DEFAULT_HOST))
         plugin_dirs: list[Path] = []
         raw_dirs = suite.get("plugin_dirs", [])
@@ -299,7 +312,9 @@ class _Validator:
                 self.err(
                     where,
                     key,
-                    f"unknown key for type {tname!r}; {_suggest(key, COMMON_KEYS + option_names)}",
+                    _("unknown key for type {type!r}; {hint}").format(
+                        type=tname, hint=_suggest(key, COMMON_KEYS + option_names)
+                    ),
                 )
         host = self.host(where, table.get("host", suite_host))
         listen = self.listen(where, table.get("listen"))
@@ -377,7 +392,7 @@ class _Validator:
             transports |= {"udp"} if svc.udp else set()
             found, problems = faults.check(table["faults"], transports)
             for line in problems:
-                key, _, text = line.partition(": ")
+                key, _sep, text = line.partition(": ")
                 self.err(where, key, text)
             if found is not None and found.active:
                 self.faults[name] = found
@@ -443,17 +458,31 @@ class _Validator:
 
     def port(self, where: str, value: Any) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.err(where, "port", f"{value!r} is not a port number; use an integer 0-65535")
+            self.err(
+                where,
+                "port",
+                _("{value!r} is not a port number; use an integer 0-65535").format(value=value),
+            )
             return None
         if not 0 <= value <= 65535:
-            self.err(where, "port", f"{value} is out of range; use 0-65535 (0 = any free port)")
+            self.err(
+                where,
+                "port",
+                _("{value} is out of range; use 0-65535 (0 = any free port)").format(value=value),
+            )
             return None
         return value
 
     def flag(self, where: str, table: Mapping[str, Any], key: str, default: bool = False) -> bool:
         value = table.get(key, default)
         if not isinstance(value, bool):
-            self.err(where, key, f"{value!r} is not true or false; write {key} = true")
+            self.err(
+                where,
+                key,
+                _("{value!r} is not true or false; write {key} = true").format(
+                    value=value, key=key
+                ),
+            )
             return False
         return value
 
@@ -604,8 +633,10 @@ class _Validator:
                         self.err(
                             f"[services.{svc.name}]",
                             "port",
-                            f"{t} {svc.host}:{svc.port} is already taken by [services.{name2}]; "
-                            f"choose another port (1 service = 1 port)",
+                            _(
+                                "{transport} {host}:{port} is already taken by "
+                                "[services.{other}]; choose another port (1 service = 1 port)"
+                            ).format(transport=t, host=svc.host, port=svc.port, other=name2),
                         )
                         break
                 else:

@@ -226,7 +226,14 @@ class HandshakeGuard(Protocol, TimeoutMixin):
         except Exception:
             return "?"
 
+    def _count_failure(self) -> None:
+        """One more failed handshake in the service's counters (the dashboard shows it)."""
+        stats = getattr(self.factory.wrappedFactory, "stats", None)
+        if stats is not None and hasattr(stats, "tls_failed"):
+            stats.tls_failed += 1
+
     def timeoutConnection(self) -> None:
+        self._count_failure()
         log.info(
             "{service}: {peer} did not finish the TLS handshake in {timeout}s, closing",
             service=_service_name(self.factory),
@@ -239,6 +246,7 @@ class HandshakeGuard(Protocol, TimeoutMixin):
         self.setTimeout(None)
         if not self.handshake_done and reason is not None and reason.check(SSL.Error):
             text = openssl_reason(reason.value)
+            self._count_failure()
             log.info(
                 "{service}: TLS handshake with {peer} failed: {reason}{hint}",
                 service=_service_name(self.factory),

@@ -19,16 +19,23 @@ from typing import Any
 
 from twisted.web import http, resource
 
+from portsuite.api import format_peer
 from portsuite_services.http.conditions import etag_matches, http_date
+from portsuite_services.http.dashboard.learn import Learn
 from portsuite_services.http.dashboard.metrics import registry_for
+from portsuite_services.http.dashboard.page import DashboardPage
 from portsuite_services.http.pages import page
 
 _ASSETS = {
-    b"": ("index.html", b"text/html; charset=utf-8"),
-    b"index.html": ("index.html", b"text/html; charset=utf-8"),
     b"app.js": ("app.js", b"text/javascript; charset=utf-8"),
+    b"seq.js": ("seq.js", b"text/javascript; charset=utf-8"),
     b"style.css": ("style.css", b"text/css; charset=utf-8"),
+    b"favicon.svg": ("favicon.svg", b"image/svg+xml"),
+    b"favicon.ico": ("favicon.ico", b"image/x-icon"),
 }
+
+
+MAX_VIEWERS = 256
 
 
 def _asset(name: str) -> bytes:
@@ -144,10 +151,29 @@ class Dashboard(resource.Resource):
         self._assets: dict[bytes, tuple[bytes, bytes]] = {}
         self.started = http.datetimeToString(int(reactor.seconds()))
         self.started_at = int(reactor.seconds())
+        # the page itself (in the reader's language) and the lab guide
+        self.own = getattr(stats, "name", None)
+        self.viewers: dict[str, None] = {}  # peers that loaded dashboard pages, newest last
+        self.putChild(b"", DashboardPage())  # type: ignore[arg-type]
+        self.putChild(b"index.html", DashboardPage())  # type: ignore[arg-type]
+        self.putChild(b"learn", Learn(suite, stats))  # type: ignore[arg-type]
 
     def published(self, path: str) -> Any:
         """A page another service published at /_portsuite/PATH (ServiceContext.publish)."""
         return getattr(self.suite, "published", {}).get(path)
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Any:
+        # remember the connections that load the dashboard: they are not the class's clients
+        try:
+            peer = format_peer(request.transport.getPeer())
+        except Exception:
+            peer = None
+        if peer is not None:
+            self.viewers.pop(peer, None)
+            self.viewers[peer] = None
+            while len(self.viewers) > MAX_VIEWERS:
+                self.viewers.pop(next(iter(self.viewers)))
+        return resource.Resource.getChildWithDefault(self, path, request)
 
     def getChild(self, path: bytes, request: Any) -> Any:
         if path in _ASSETS:
@@ -194,7 +220,27 @@ class Dashboard(resource.Resource):
     def render_services(self, request: Any) -> bytes:
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Cache-Control", b"no-store")
-        return json.dumps(self.snapshot(), indent=1).encode("utf-8")
+        return json.dumps(self.mark_this_page(self.snapshot(), request), indent=1).encode("utf-8")
+
+    def mark_this_page(self, snap: dict[str, Any], request: Any) -> dict[str, Any]:
+        """
+        The connection asking (this page, polling) marked C{this_page}, the other
+        connections that loaded dashboard pages C{dashboard}: the page does not count
+        them as the class's clients.
+        """
+        try:
+            me = format_peer(request.transport.getPeer())
+        except Exception:
+            return snap
+        for svc in snap["services"]:
+            if svc["name"] != self.own:
+                continue
+            for c in svc.get("clients", []):
+                if c.get("peer") == me:
+                    c["this_page"] = True
+                elif c.get("peer") in self.viewers:
+                    c["dashboard"] = True
+        return snap
 
     def render_metrics(self, request: Any) -> bytes:
         from prometheus_client.exposition import choose_encoder

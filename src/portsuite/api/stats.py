@@ -78,6 +78,7 @@ class ServiceStats:
     closed_bytes_out: int = 0
     refused: int = 0
     errors: int = 0
+    tls_failed: int = 0  # TLS handshakes that failed or timed out
     datagrams_in: int = 0
     datagrams_out: int = 0
     dropped: int = 0
@@ -119,6 +120,7 @@ class ServiceStats:
             "bytes_out": self.bytes_out,
             "errors": self.errors,
             "workers": self.workers,
+            "tls_failed": self.tls_failed,
             "datagrams": {
                 "in": self.datagrams_in,
                 "out": self.datagrams_out,

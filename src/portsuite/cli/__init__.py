@@ -35,6 +35,7 @@ from portsuite.cli import (
     status,
     trace,
 )
+from portsuite.lang import N_, _
 
 COMMANDS: dict[str, ModuleType] = {
     "check": check,
@@ -51,14 +52,17 @@ COMMANDS: dict[str, ModuleType] = {
 }
 
 
+DESCRIPTION = N_("A multi-protocol server suite. Run it with: twistd -n portsuite -c CONFIG")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="portsuite",
-        description="A multi-protocol server suite. Run it with: twistd -n portsuite -c CONFIG",
+        description=_(DESCRIPTION),
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(name, help=_(module.HELP), description=_(module.HELP))
         module.add_arguments(p)
         p.set_defaults(run=module.run)
     args = parser.parse_args(argv)

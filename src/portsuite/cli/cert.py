@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from portsuite.certs import add_arguments, run
+from portsuite.lang import N_
 
-HELP = "make a local CA and a TLS cert for localhost, 127.0.0.1 and ::1"
+HELP = N_("make a local CA and a TLS cert for localhost, 127.0.0.1 and ::1")
 
 __all__ = ["HELP", "add_arguments", "run"]

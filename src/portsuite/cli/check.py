@@ -31,8 +31,9 @@ from portsuite.cli.common import (
     unprivileged_port_start,
 )
 from portsuite.config import SuiteConfig
+from portsuite.lang import N_, _
 
-HELP = "validate a config without binding; show every listener"
+HELP = N_("validate a config without binding; show every listener")
 PROBED = ("tcp", "tcp6", "ssl", "udp")
 
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg is None:
         return 2
     rows = listener_rows(cfg)
-    out = [["SERVICE", "TYPE", "TRANSPORT", "HOST", "PORT", "CLASS", "TLS"]]
+    out = [[_("SERVICE"), _("TYPE"), _("TRANSPORT"), _("HOST"), _("PORT"), _("CLASS"), _("TLS")]]
     warnings = []
     low = unprivileged_port_start()
     privileged = can_bind_privileged()
@@ -81,14 +82,23 @@ def run(args: argparse.Namespace) -> int:
         )
         if port and port < low and not privileged:
             warnings.append(
-                f"warning: [services.{r['service']}] port {port} is well-known (0-1023) and needs "
-                f"root or CAP_NET_BIND_SERVICE; run as root with twistd --uid/--gid, or use a port >= 1024"
+                _(
+                    "warning: [services.{service}] port {port} is well-known (0-1023) and needs "
+                    "root or CAP_NET_BIND_SERVICE; run as root with twistd --uid/--gid, "
+                    "or use a port >= 1024"
+                ).format(service=r["service"], port=port)
             )
         elif r["transport"] in PROBED and port is not None:
             problem = probe(r["transport"], r["host"], port)
             if problem:
                 warnings.append(
-                    f"warning: [services.{r['service']}] {r['transport']} {r['host']}:{port}: {problem}"
+                    _("warning: [services.{service}] {transport} {host}:{port}: {problem}").format(
+                        service=r["service"],
+                        transport=r["transport"],
+                        host=r["host"],
+                        port=port,
+                        problem=problem,
+                    )
                 )
     warnings.extend(folder_warnings(cfg, who))
     print(table(out))
@@ -98,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
         stype = cfg.registry.resolve(svc.type)
         if stype.notes is not None:
             for note in stype.notes(svc):
-                print(f"note: [services.{svc.name}] {note}")
-    print(f"ok: {len(cfg.services)} service(s), {len(rows)} listener(s) in {args.config}")
+                print(_("note: [services.{service}] {note}").format(service=svc.name, note=note))
+    print(
+        _("ok: {services} service(s), {listeners} listener(s) in {path}").format(
+            services=len(cfg.services), listeners=len(rows), path=args.config
+        )
+    )
     return 0
 
 

@@ -10,23 +10,30 @@ from typing import Any
 from portsuite import endpoints, loader
 from portsuite.api import ConfigError, port_class
 from portsuite.config import SuiteConfig
+from portsuite.lang import N_, _, configured_language, set_language
 
 CAP_NET_BIND_SERVICE = 10
+# the IANA classes (RFC 6335); the texts go through the catalogs (portsuite.lang._)
 RANGES = (
     (
         "well-known",
         0,
         1023,
-        "system services (echo 7, http 80…): binding needs root or CAP_NET_BIND_SERVICE",
+        N_("system services (echo 7, http 80…): binding needs root or CAP_NET_BIND_SERVICE"),
     ),
     (
         "registered",
         1024,
         49151,
-        "assigned by IANA to applications (mysql 3306, redis 6379, http-alt 8080…)",
+        N_("assigned by IANA to applications (mysql 3306, redis 6379, http-alt 8080…)"),
     ),
-    ("dynamic", 49152, 65535, "never assigned: the OS hands them out as ephemeral client ports"),
+    ("dynamic", 49152, 65535, N_("never assigned by IANA: free for ephemeral client ports")),
 )
+CLASS_NAMES = {
+    "well-known": N_("well-known"),
+    "registered": N_("registered"),
+    "dynamic": N_("dynamic"),
+}
 
 
 def unprivileged_port_start() -> int:
@@ -72,8 +79,8 @@ def class_of(port: int | None) -> str:
     if port is None:
         return "-"
     if port == 0:
-        return "any free port"
-    return port_class(port)
+        return _("any free port")
+    return _(CLASS_NAMES[port_class(port)])
 
 
 def table(rows: list[list[str]]) -> str:
@@ -85,10 +92,14 @@ def table(rows: list[list[str]]) -> str:
 
 def load_config(path: str) -> SuiteConfig | None:
     """The validated config, or None after printing every problem (one line each)."""
+    set_language(configured_language(path))
     try:
         return loader.load(path)
     except ConfigError as e:
         for line in e.errors:
             print(line, file=sys.stderr)
-        print(f"portsuite: {len(e.errors)} problem(s) in {path}", file=sys.stderr)
+        print(
+            _("portsuite: {n} problem(s) in {path}").format(n=len(e.errors), path=path),
+            file=sys.stderr,
+        )
         return None

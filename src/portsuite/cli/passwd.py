@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "print a [users] line with a bcrypt hash of a password (read from the terminal)"
+from portsuite.lang import N_
+
+HELP = N_("print a [users] line with a bcrypt hash of a password (read from the terminal)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

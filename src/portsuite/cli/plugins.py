@@ -6,9 +6,10 @@ import argparse
 import sys
 
 from portsuite.cli.common import load_config, table
+from portsuite.lang import N_, _
 from portsuite.registry import Registry
 
-HELP = "list every service type the suite can see"
+HELP = N_("list every service type the suite can see")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         registry = cfg.registry
     else:
         registry = Registry.discover()
-    rows = [["TYPE", "PORT", "TRANSPORTS", "SOURCE", "DESCRIPTION"]]
+    rows = [[_("TYPE"), _("PORT"), _("TRANSPORTS"), _("SOURCE"), _("DESCRIPTION")]]
     for name in sorted(registry.types):
         t = registry.types[name]
         port = "-" if t.default_port is None else str(t.default_port)
@@ -31,8 +32,12 @@ def run(args: argparse.Namespace) -> int:
         rows.append([name, port, "/".join(sorted(t.transports)), t.source, desc])
     print(table(rows))
     print(
-        '\nAny Protocol, ServerFactory or DatagramProtocol class also works as type = "module:Class".'
+        "\n"
+        + _(
+            "Any Protocol, ServerFactory or DatagramProtocol class also works as "
+            'type = "module:Class".'
+        )
     )
     for problem in registry.problems:
-        print(f"problem: {problem}", file=sys.stderr)
+        print(_("problem: {problem}").format(problem=problem), file=sys.stderr)
     return 0

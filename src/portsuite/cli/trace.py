@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from portsuite.lang import N_
 from portsuite.trace import add_arguments, run
 
-HELP = "follow the live transcript of a service that has trace = true"
+HELP = N_("follow the live transcript of a service that has trace = true")
 
 __all__ = ["HELP", "add_arguments", "run"]

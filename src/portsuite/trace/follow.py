@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from portsuite.lang import _, configured_language, set_language
 from portsuite.trace.sessions import ARROWS
 from portsuite.trace.sink import PREFIX, safe_name, suite_key, trace_dir, user_dir
 
@@ -69,7 +70,9 @@ def format_record(rec: dict[str, Any]) -> str | None:
     peer = rec.get("peer", "?")
     clock = time.strftime("%H:%M:%S", time.localtime(rec.get("time", 0)))
     if event == "open":
-        return f"{clock} ── {rec.get('service')}: {peer} connected ({rec.get('transport', 'tcp')})"
+        return f"{clock} ── " + _("{service}: {peer} connected ({transport})").format(
+            service=rec.get("service"), peer=peer, transport=rec.get("transport", "tcp")
+        )
     if event in ("data", "cut"):
         arrow = ARROWS.get(rec.get("dir", ""), "?")
         offset = f"+{rec.get('t', 0):.3f}s"
@@ -78,11 +81,13 @@ def format_record(rec: dict[str, Any]) -> str | None:
         omitted = rec.get("omitted") or {}
         extra = ""
         if any(omitted.values()):
-            extra = (
-                f"; not shown: {omitted.get('c2s', 0)} B client→server, "
-                f"{omitted.get('s2c', 0)} B server→client"
+            extra = _("; not shown: {c2s} B client→server, {s2c} B server→client").format(
+                c2s=omitted.get("c2s", 0), s2c=omitted.get("s2c", 0)
             )
-        return f"{clock} ── {rec.get('service')}: {peer} closed after {rec.get('t', 0):.3f}s{extra}"
+        closed = _("{service}: {peer} closed after {t:.3f}s").format(
+            service=rec.get("service"), peer=peer, t=rec.get("t", 0)
+        )
+        return f"{clock} ── {closed}{extra}"
     if event == "drop":
         return f"{clock} !! {rec.get('service')}: dropped {rec.get('text', '')}"
     return None  # "rotated", and whatever a later version adds
@@ -133,8 +138,10 @@ def follow(
             path or Path(tempfile.gettempdir()) / f"{PREFIX}*" / "*" / f"{safe_name(service)}.jsonl"
         )
         print(
-            f"following {service} transcripts in {where} (Ctrl-C to stop); "
-            f"the service needs trace = true in its config",
+            _(
+                "following {service} transcripts in {where} (Ctrl-C to stop); "
+                "the service needs trace = true in its config"
+            ).format(service=service, where=where),
             file=out,
             flush=True,
         )
@@ -223,18 +230,21 @@ def check_traced(config_path: str, service: str) -> str | None:
         return "\n".join(e.errors)
     names = [svc.name for svc in cfg.services]
     if service not in names:
-        return f"{config_path} has no service {service!r}; its services: {', '.join(names)}"
-    if not cfg.service(service).trace:
-        return (
-            f"[services.{service}] in {config_path} is not traced; add trace = true "
-            f"to it and restart the suite"
+        return _("{path} has no service {service!r}; its services: {names}").format(
+            path=config_path, service=service, names=", ".join(names)
         )
+    if not cfg.service(service).trace:
+        return _(
+            "[services.{service}] in {path} is not traced; add trace = true "
+            "to it and restart the suite"
+        ).format(service=service, path=config_path)
     return None
 
 
 def run(args: argparse.Namespace) -> int:
     """C{portsuite trace SERVICE}: follow a traced service live."""
     if args.config:
+        set_language(configured_language(args.config))
         problem = check_traced(args.config, args.service)
         if problem:
             print(problem, file=sys.stderr)

@@ -110,8 +110,10 @@ class Session:
             "service": stats.name,
             "peer": peer,
             "started": self.started,
+            "transport": transport,
             "lines": [],
             "cut": False,
+            "closed": None,  # seconds from the open to the close, once closed
         }
         stats.transcripts.append(self.record)
         self._emit("open")
@@ -198,6 +200,7 @@ class Session:
 
     def close(self) -> None:
         duration = round(self.reactor.seconds() - self.started, 3)
+        self.record["closed"] = duration
         self._emit("close", t=duration, omitted=dict(self.omitted))
         if self.cut:
             log.info(

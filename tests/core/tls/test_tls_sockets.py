@@ -201,6 +201,7 @@ def test_a_plain_client_does_not_break_the_listener(echo, certdir: Path) -> None
         c.sendall(b"still fine\n")
         assert c.recv(100) == b"still fine\n"
     assert echo.service("echo")["errors"] == 0
+    assert echo.service("echo")["tls_failed"] == 1  # the dashboard shows the failed handshake
 
 
 def test_s_client_offering_alpn_still_connects(echo, certdir: Path) -> None:  # type: ignore[no-untyped-def]

@@ -97,6 +97,8 @@ def test_tcp_session_format_for_the_dashboard(trace_dir: Path) -> None:
             {"dir": "s2c", "t": 0.25, "text": "hello\\r\\n"},
         ],
         "cut": False,
+        "transport": "tcp",
+        "closed": 0.25,  # seconds after the open: the close arrow of the sequence diagram
     }
     events = [(r["event"], r.get("dir")) for r in records(trace_dir, "echo")]
     assert events == [("open", None), ("data", "c2s"), ("data", "s2c"), ("close", None)]

@@ -29,7 +29,7 @@ FLAGS = [
 
 
 class _Rows(HTMLParser):
-    """The dashboard table as the browser left it: service -> {field: value}."""
+    """The dashboard's cards as the browser left them: service -> {field: value}."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -39,10 +39,10 @@ class _Rows(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
-        if tag == "tr" and a.get("data-service"):
+        if tag == "article" and a.get("data-service"):
             self._service = a["data-service"]
             self.rows[self._service or ""] = {}
-        elif tag == "td" and self._service and a.get("data-field"):
+        elif self._service and a.get("data-field"):
             self.rows[self._service][a["data-field"] or ""] = a.get("data-value") or ""
         elif a.get("id") == "summary":
             self.summary_open = a.get("data-open")
@@ -83,10 +83,12 @@ def test_the_page_lists_the_services_and_a_count_changes_when_a_client_connects(
     suite: Any, tmp_path: Path
 ) -> None:
     url = f"http://127.0.0.1:{suite.port('web')}/_portsuite/"
-    before = rows(chromium(url, tmp_path / "profile", "--dump-dom"))
+    before_dom = chromium(url, tmp_path / "profile", "--dump-dom")
+    before = rows(before_dom)
     assert list(before.rows) == ["web", "echo", "quiet"], before.rows
     assert before.rows["echo"]["open"] == "0"
-    assert before.rows["web"]["open"] != ""  # the browser itself is a client of web
+    assert before.rows["web"]["open"] == "0"  # the browser itself: "this page", not counted
+    assert 'class="this-page"' in before_dom
 
     with socket.create_connection(("127.0.0.1", suite.port("echo")), timeout=5) as client:
         client.sendall(b"hi\n")
@@ -110,6 +112,9 @@ def test_the_welcome_page_links_to_the_dashboard(portsuite: Any, tmp_path: Path)
     dom = chromium(f"http://127.0.0.1:{s.port('web')}/", tmp_path / "profile", "--dump-dom")
     assert 'href="/_portsuite/"' in dom
     assert "well-known" in dom and "registered" in dom and "dynamic" in dom
+    # the client ports as Linux gives them, not only IANA's 49152-65535
+    assert "32768" in dom and "ip_local_port_range" in dom
+    assert 'rel="icon"' in dom
 
 
 def test_transcripts_of_traced_services_are_shown(
@@ -129,7 +134,8 @@ def test_transcripts_of_traced_services_are_shown(
         assert c.recv(100) == b"<b>hello</b> class\n"
     dom = chromium(f"http://127.0.0.1:{s.port('web')}/_portsuite/", tmp_path / "p", "--dump-dom")
     assert "Recent conversations" in dom
-    assert "talk ⇄ 127.0.0.1:" in dom
+    assert '<figure class="seq" data-service="talk">' in dom
+    assert f"127.0.0.1:{s.port('talk')}" in dom  # the server's lifeline
     # the client's bytes are shown as text, never run as HTML
     assert "client → server" in dom and "&lt;b&gt;hello&lt;/b&gt; class\\n" in dom
     assert "<b>hello</b>" not in dom

@@ -24,7 +24,15 @@ def test_page_and_assets(web: Web) -> None:
     page = web.get("/_portsuite/")
     assert page.status == 200
     assert page.header("content-type") == "text/html; charset=utf-8"
-    assert b'id="services"' in page.body and b'src="app.js"' in page.body
+    assert b'id="cards"' in page.body and b'src="/_portsuite/app.js"' in page.body
+    assert b'src="/_portsuite/seq.js"' in page.body and b'href="learn/"' in page.body
+    for icon, ctype in (("favicon.svg", "image/svg+xml"), ("favicon.ico", "image/x-icon")):
+        assert web.get("/_portsuite/" + icon).header("content-type") == ctype
+    assert web.get("/_portsuite/learn/").status == 200
+    assert web.get("/_portsuite/learn/tp-mail").status == 200
+    assert web.get("/_portsuite/learn/service/web").status == 200
+    assert web.get("/_portsuite/learn/service/nope").status == 404
+    assert web.get("/_portsuite/learn/../../etc/passwd").status in (400, 404)
     js = web.get("/_portsuite/app.js")
     assert js.header("content-type") == "text/javascript; charset=utf-8"
     assert b"api/services" in js.body

@@ -1,26 +1,13 @@
-// portsuite dashboard: polls api/services every second and redraws the table.
-// Everything from the server goes into the page as text (textContent), never as HTML.
+// portsuite dashboard: polls api/services every second and redraws one card per
+// service. Needs seq.js (el, _, drawSequences). Server data goes in as text only.
 "use strict";
 
 const POLL_MS = 1000;
-const MAX_CLIENTS_SHOWN = 6;
-const FLASH = new Set(["open", "total", "refused"]);
-const MAX_TRANSCRIPTS = 4;
-const MAX_TRANSCRIPT_LINES = 12;
-const MAX_TRANSCRIPT_TEXT = 160;
-const RANGES = {
-  "well-known": "0–1023",
-  registered: "1024–49151",
-  dynamic: "49152–65535",
-};
+const MAX_CLIENTS_SHOWN = 3;
+const MAX_SEQUENCES = 3;
+const FLASH = new Set(["open", "total", "refused", "errors", "tls_failed"]);
 const previous = new Map(); // "service/field" -> last value, to flash changes
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  return e;
-}
+const CLASS_NAMES = { "well-known": _("well-known"), registered: _("registered"), dynamic: _("dynamic") };
 
 function bytes(n) {
   if (n < 1024) return n + " B";
@@ -41,155 +28,141 @@ function duration(s) {
   return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
 }
 
-function numberCell(svc, field, value, shown, extra) {
-  const td = el("td", "num " + field + (extra ? " " + extra : ""), shown);
-  td.dataset.field = field;
-  td.dataset.value = value;
+function counter(svc, field, value, label, shown, bad) {
+  const span = el("span", "count " + field + (bad && value ? " bad" : ""));
+  span.dataset.field = field;
+  span.dataset.value = value;
+  span.append(el("b", null, shown === undefined ? value : shown), document.createTextNode(" " + label));
   const key = svc.name + "/" + field;
-  // flash the connection counts when they move (bytes move all the time: no flash)
-  if (FLASH.has(field) && previous.has(key) && previous.get(key) !== value) td.classList.add("flash");
+  if (FLASH.has(field) && previous.has(key) && previous.get(key) !== value) span.classList.add("flash");
   previous.set(key, value);
-  return td;
+  return span;
 }
 
-function whereCell(svc) {
-  const td = el("td", "where");
-  const listeners = svc.listeners && svc.listeners.length ? svc.listeners : [];
-  if (!listeners.length) td.append(el("span", "nobody", "not listening"));
+function listenerLines(svc) {
+  const box = el("div", "where");
+  const listeners = svc.listeners || [];
+  if (!listeners.length) box.append(el("span", "nobody", _("not listening")));
   for (const li of listeners) {
-    const line = el("div");
+    const line = el("div", "listener");
     const kind = li.tls ? "tls" : li.transport;
     line.append(el("span", "proto " + kind, kind));
     let where;
     if (li.port === null || li.port === undefined) where = li.endpoint || li.host;
-    else where = (String(li.host).includes(":") ? "[" + li.host + "]" : li.host) + ":" + li.port;
-    line.append(document.createTextNode(where));
-    td.append(line);
-    if (li.transport === "udp" && svc.datagrams) {
+    else where = hostPort(li.host, li.port);
+    line.append(el("span", "addr", where));
+    if (li.port_class) line.append(el("span", "badge " + li.port_class, CLASS_NAMES[li.port_class]));
+    if (li.transport === "udp" && svc.datagrams && (svc.datagrams.in || svc.datagrams.out)) {
       const d = svc.datagrams;
-      td.append(el("div", "datagrams",
-        d.in + " datagrams in · " + d.out + " out" + (d.dropped ? " · " + d.dropped + " dropped" : "")));
+      line.append(el("span", "datagrams",
+        d.in + " " + _("datagrams in") + " · " + d.out + " " + _("out") +
+        (d.dropped ? " · " + d.dropped + " " + _("dropped") : "")));
     }
+    box.append(line);
   }
-  return td;
+  return box;
 }
 
-function classCell(svc) {
-  const td = el("td", "class");
-  const seen = new Set();
-  for (const li of svc.listeners || []) {
-    if (!li.port_class || seen.has(li.port_class)) continue;
-    seen.add(li.port_class);
-    const wrap = el("div");
-    wrap.append(el("span", "badge " + li.port_class, li.port_class));
-    wrap.append(el("span", "range", "ports " + RANGES[li.port_class]));
-    td.append(wrap);
-  }
-  if (!seen.size) td.append(el("span", "nobody", "—"));
-  return td;
+// the connections of dashboard pages (this one, polling, and the others): not the class's
+function mineOf(c) {
+  return Boolean(c.this_page || c.dashboard);
 }
 
-function clientsCell(svc, now) {
-  const td = el("td", "clients-cell");
+function clientList(svc, now) {
   const clients = (svc.clients || []).slice().sort((a, b) => a.since - b.since);
-  if (!clients.length) {
-    td.append(el("span", "nobody", "nobody"));
-    return td;
-  }
   const ul = el("ul", "clients");
-  for (const c of clients.slice(0, MAX_CLIENTS_SHOWN)) {
+  const others = clients.filter((c) => !mineOf(c));
+  for (const c of others.slice(0, MAX_CLIENTS_SHOWN)) {
     const li = el("li");
-    li.title = "connected since " + new Date(c.since * 1000).toLocaleTimeString();
     li.append(el("span", "peer", c.peer));
     li.append(el("span", "detail",
       duration(c.seconds !== undefined ? c.seconds : now - c.since) + " · " +
-      bytes(c.bytes_in) + " in · " + bytes(c.bytes_out) + " out"));
+      bytes(c.bytes_in) + " " + _("in") + " · " + bytes(c.bytes_out) + " " + _("out")));
     ul.append(li);
   }
-  if (clients.length > MAX_CLIENTS_SHOWN) {
-    ul.append(el("li", "more", "… and " + (clients.length - MAX_CLIENTS_SHOWN) + " more"));
+  if (others.length > MAX_CLIENTS_SHOWN) {
+    ul.append(el("li", "more", _("… and more:") + " " + (others.length - MAX_CLIENTS_SHOWN)));
   }
-  td.append(ul);
-  return td;
+  // the dashboard's own connections, on one line: this page (polling) and the others
+  const page = clients.find((c) => c.this_page);
+  const dash = clients.filter((c) => c.dashboard).length;
+  if (page || dash) {
+    const li = el("li", "this-page");
+    if (page) li.append(el("span", "peer", page.peer));
+    li.append(el("span", "detail",
+      (page ? _("this page") : "") + (page && dash ? " + " : "") +
+      (dash ? dash + " " + _("other dashboard connections") : "") + " · " + _("not counted")));
+    ul.append(li);
+  }
+  if (!others.length && !page && !dash) ul.append(el("li", "nobody", _("no client connected")));
+  return ul;
 }
 
-function row(svc, now) {
-  const tr = el("tr");
-  tr.dataset.service = svc.name;
-  const name = el("td");
-  name.append(el("div", "name", svc.name));
-  name.append(el("div", "type", svc.type));
-  if (svc.description) name.title = svc.description;
-  // live control: portsuite disable/enable, portsuite fault
-  if (svc.state && svc.state !== "listening") name.append(el("div", "state", svc.state));
-  const faults = Object.entries(svc.faults || {}).map(([k, v]) => k + "=" + v).join(" ");
-  if (faults) name.append(el("div", "faults", "faults: " + faults));
-  if (svc.state === "disabled") tr.classList.add("disabled");
-  tr.append(name, whereCell(svc), classCell(svc));
+function card(svc, now) {
+  const art = el("article", "card");
+  art.dataset.service = svc.name;
+  if (svc.state === "disabled") art.classList.add("disabled");
   const c = svc.connections || { open: 0, total: 0, refused: 0 };
-  tr.append(
-    numberCell(svc, "open", c.open, c.open, c.open ? "" : "zero"),
-    numberCell(svc, "total", c.total, c.total),
-    numberCell(svc, "refused", c.refused, c.refused),
-    numberCell(svc, "bytes_in", svc.bytes_in, bytes(svc.bytes_in)),
-    numberCell(svc, "bytes_out", svc.bytes_out, bytes(svc.bytes_out)),
-    clientsCell(svc, now),
+  const mine = (svc.clients || []).filter(mineOf).length;
+  const open = Math.max(0, c.open - mine);
+  const head = el("div", "card-head");
+  const title = el("h2", "name");
+  const link = el("a", null, svc.name);
+  link.href = "learn/service/" + encodeURIComponent(svc.name);
+  title.append(link);
+  head.append(title, el("span", "type", svc.type));
+  // live control: portsuite disable/enable, portsuite fault
+  if (svc.state && svc.state !== "listening") head.append(el("span", "state", svc.state));
+  const faults = Object.entries(svc.faults || {}).map(([k, v]) => k + "=" + v).join(" ");
+  if (faults) head.append(el("span", "faults", "faults: " + faults));
+  const big = counter(svc, "open", open, open === 1 ? _("client now") : _("clients now"));
+  big.classList.add("open-now");
+  if (!open) big.classList.add("zero");
+  head.append(big);
+  art.append(head, listenerLines(svc));
+  const counts = el("div", "counts");
+  counts.append(
+    counter(svc, "total", c.total - mine, _("connections")),
+    counter(svc, "refused", c.refused, _("refused"), undefined, true),
+    counter(svc, "errors", svc.errors || 0, _("errors"), undefined, true),
   );
-  return tr;
-}
-
-function transcripts(services) {
-  const section = document.getElementById("transcripts");
-  const list = document.getElementById("transcript-list");
-  const items = [];
-  for (const svc of services) for (const t of svc.transcripts || []) items.push(t);
-  items.sort((a, b) => (a.started || 0) - (b.started || 0));
-  section.hidden = items.length === 0;
-  list.replaceChildren();
-  for (const t of items.slice(-MAX_TRANSCRIPTS).reverse()) {
-    const box = el("div", "transcript");
-    box.append(el("h3", null, t.service + " ⇄ " + t.peer + (t.cut ? " (cut)" : "")));
-    const pre = el("pre");
-    for (const line of (t.lines || []).slice(-MAX_TRANSCRIPT_LINES)) {
-      const arrow =
-        line.dir === "c2s" ? "client → server" : line.dir === "note" ? "  (note)      " : "server → client";
-      const t0 = typeof line.t === "number" ? line.t.toFixed(3).padStart(7) + " s  " : "";
-      let text = String(line.text);
-      if (text.length > MAX_TRANSCRIPT_TEXT) text = text.slice(0, MAX_TRANSCRIPT_TEXT) + " …";
-      pre.append(el("span", line.dir, t0 + arrow + "  " + text + "\n"));
-    }
-    box.append(pre);
-    list.append(box);
-  }
+  if (svc.tls) counts.append(counter(svc, "tls_failed", svc.tls_failed || 0, _("TLS failed"), undefined, true));
+  counts.append(
+    counter(svc, "bytes_in", svc.bytes_in, _("in"), bytes(svc.bytes_in)),
+    counter(svc, "bytes_out", svc.bytes_out, _("out"), bytes(svc.bytes_out)),
+  );
+  art.append(counts, clientList(svc, now));
+  if (svc.description) art.title = svc.description;
+  return art;
 }
 
 function render(data) {
   const services = data.services || [];
   const now = data.now || Date.now() / 1000;
-  const tbody = document.getElementById("rows");
-  const rows = services.map((svc) => row(svc, now));
-  if (!rows.length) {
-    const tr = el("tr");
-    const td = el("td", "empty", "no services");
-    td.colSpan = 9;
-    tr.append(td);
-    rows.push(tr);
-  }
-  tbody.replaceChildren(...rows);
+  const cards = document.getElementById("cards");
+  const items = services.map((svc) => card(svc, now));
+  if (!items.length) items.push(el("p", "empty", _("no services")));
+  cards.replaceChildren(...items);
   let open = 0;
   let total = 0;
   for (const s of services) {
-    open += (s.connections || {}).open || 0;
+    const mine = (s.clients || []).filter(mineOf).length;
+    open += ((s.connections || {}).open || 0) - mine;
     total += (s.connections || {}).total || 0;
   }
   const summary = document.getElementById("summary");
   summary.replaceChildren(
-    el("b", null, services.length), document.createTextNode(services.length === 1 ? " service · " : " services · "),
-    el("b", null, open), document.createTextNode(open === 1 ? " client connected now · " : " clients connected now · "),
-    el("b", null, total), document.createTextNode(" connections since start"),
+    el("b", null, services.length), document.createTextNode(" " + _("services") + " · "),
+    el("b", null, open), document.createTextNode(" " + _("clients connected now") + " · "),
+    el("b", null, total), document.createTextNode(" " + _("connections since start")),
   );
   summary.dataset.open = open;
-  transcripts(services);
+  // does every card fit on the screen, without scrolling? (for the projector; tests read it)
+  const last = cards.lastElementChild;
+  if (last) cards.dataset.fits = String(last.getBoundingClientRect().bottom <= window.innerHeight);
+  const section = document.getElementById("sequences");
+  const n = drawSequences(services, document.getElementById("sequence-list"), null, MAX_SEQUENCES, true);
+  section.hidden = n === 0;
 }
 
 function setStatus(ok, text) {
@@ -204,10 +177,10 @@ async function poll() {
     if (!r.ok) throw new Error("HTTP " + r.status);
     const data = await r.json();
     render(data);
-    const up = data.started_at ? " · up " + duration(data.now - data.started_at) : "";
-    setStatus(true, "live · " + new Date().toLocaleTimeString() + up);
+    const up = data.started_at ? " · " + _("up") + " " + duration(data.now - data.started_at) : "";
+    setStatus(true, _("live") + " · " + new Date().toLocaleTimeString(PAGE.lang) + up);
   } catch (e) {
-    setStatus(false, "cannot reach the suite (" + e.message + ") · retrying");
+    setStatus(false, _("cannot reach the suite") + " (" + e.message + ") · " + _("retrying"));
   } finally {
     setTimeout(poll, POLL_MS);
   }

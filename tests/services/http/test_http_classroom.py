@@ -1,0 +1,316 @@
+"""
+The classroom, checked in a real browser: the dashboard projected (1920×1080 and
+1366×768, French and English) with traffic, the sequence diagrams, a lab page and a
+worksheet; screenshots kept (set PORTSUITE_SCREENSHOTS=folder to keep them there).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from classroomhelp import shipped_config
+from test_http_browser import FLAGS
+
+from portsuite.api.i18n import ephemeral_range
+from portsuite.testing import need
+
+SIZES = {"projector": "1920,1080", "laptop": "1366,768"}
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("PORTSUITE_SCREENSHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def browse(url: str, profile: Path, *extra: str, lang: str = "en") -> tuple[str, str]:
+    """Chromium on C{url}: (the DOM as its script left it, its console on stderr)."""
+    exe = need("chromium")
+    proc = subprocess.run(
+        [
+            exe,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--lang={lang}",
+            f"--accept-lang={lang}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    err = proc.stderr.decode("utf-8", errors="replace")
+    assert proc.returncode == 0, err[-2000:]
+    return proc.stdout.decode("utf-8", errors="replace"), err
+
+
+def screenshots(jobs: list[tuple[str, Path, str, Path]]) -> None:
+    """Several screenshots at once (url, profile, window size, png): one Chromium each."""
+    exe = need("chromium")
+    procs = []
+    for url, profile, size, png in jobs:
+        cmd = [
+            exe,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            f"--window-size={size}",
+            f"--screenshot={png}",
+            url,
+        ]
+        procs.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE), png))
+    for proc, png in procs:
+        _, err = proc.communicate(timeout=120)
+        text = err.decode("utf-8", errors="replace")
+        assert proc.returncode == 0, text[-2000:]
+        assert not console_errors(text), console_errors(text)
+        assert png.stat().st_size > 10_000, png
+
+
+def console_errors(stderr: str) -> list[str]:
+    """The page's own console messages that are errors (Chromium logs them as CONSOLE)."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if "CONSOLE" in line and ("Uncaught" in line or "Error" in line or "error" in line)
+    ]
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made once: the ssh host keys (slow to make) and the mailboxes."""
+    return tmp_path_factory.mktemp("classroom")
+
+
+@pytest.fixture
+def classroom(
+    portsuite: Any, scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """config/config.toml as shipped, on free ports, echo, daytime and dns traced."""
+    monkeypatch.setenv("PORTSUITE_TRACE_DIR", str(tmp_path / "trace"))
+    return portsuite(shipped_config(scratch, echo=True, daytime=True, dns=True))
+
+
+@pytest.fixture
+def small(portsuite: Any) -> Any:
+    www = str(Path(__file__).resolve().parents[3] / "www")
+    return portsuite(
+        {
+            "services": {
+                "web": {"type": "http", "port": 0, "root": www},
+                "echo": {"type": "echo", "port": 0},
+            }
+        }
+    )
+
+
+def traffic(s: Any) -> list[socket.socket]:
+    """A class at work: two clients on chat, one on echo that talked, a daytime and a DNS query."""
+    keep = []
+    for _ in range(2):
+        c = socket.create_connection(("127.0.0.1", s.port("chat")), timeout=10)
+        keep.append(c)
+    e = socket.create_connection(("127.0.0.1", s.port("echo")), timeout=10)
+    e.sendall(b"still here\n")
+    assert e.recv(100) == b"still here\n"
+    keep.append(e)
+    with socket.create_connection(("127.0.0.1", s.port("daytime")), timeout=10) as c:
+        assert c.recv(100)
+    with socket.create_connection(("127.0.0.1", s.port("echo")), timeout=10) as c:
+        c.sendall(b"<b>bonjour</b> la classe\r\n")
+        assert c.recv(100) == b"<b>bonjour</b> la classe\r\n"
+    dig = need("dig")
+    out = subprocess.run(
+        [dig, "@127.0.0.1", "-p", str(s.port("dns")), "www.lab.test", "+short", "+tcp"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "127.0.0.1" in out.stdout
+    return keep
+
+
+def wait_closed(s: Any, service: str) -> None:
+    """Until the suite has seen the closes (the diagrams then show them)."""
+    for _ in range(100):
+        if all(t.get("closed") is not None for t in s.suite.stats[service].transcripts):
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_the_projected_dashboard_shows_every_service_and_the_class_at_work(
+    classroom: Any, tmp_path: Path, lang: str
+) -> None:
+    keep = traffic(classroom)
+    try:
+        wait_closed(classroom, "daytime")
+        wait_closed(classroom, "dns")
+        url = f"http://127.0.0.1:{classroom.port('web')}/_portsuite/?lang={lang}"
+        dom, err = browse(url, tmp_path / "p", f"--window-size={SIZES['projector']}", "--dump-dom")
+        assert not console_errors(err), console_errors(err)
+        names = re.findall(r'<article class="card" data-service="([^"]+)"', dom)
+        assert names == [svc.name for svc in classroom.suite.config.services]
+        # every service on a 1080p projector at once, without scrolling
+        assert 'data-fits="true"' in dom, "the cards do not fit in 1920×1080"
+        # the chat's two clients, each with its own ephemeral port
+        chat = dom.split('data-service="chat"')[1].split("</article>")[0]
+        assert 'data-field="open" data-value="2"' in chat
+        for c in keep[:2]:
+            assert f"127.0.0.1:{c.getsockname()[1]}" in chat
+        # the page's own polling connection is marked, and not counted
+        web = dom.split('data-service="web"')[1].split("</article>")[0]
+        assert 'class="this-page"' in web
+        assert 'data-field="open" data-value="0"' in web
+        # the sequence diagrams: the echo exchange, escaped, and daytime's close
+        assert "&lt;b&gt;bonjour&lt;/b&gt; la classe\\r\\n" in dom
+        assert "<b>bonjour</b>" not in dom
+        assert 'data-service="daytime"' in dom.split('id="sequence-list"')[1]
+        if lang == "fr":
+            assert "processus client" in dom and "processus serveur" in dom
+            assert "fermeture (FIN)" in dom
+            assert "enregistrés" in dom and "Classes de ports" in dom
+        else:
+            assert "client process" in dom and "close (FIN)" in dom
+        eph = ephemeral_range()
+        if eph:
+            assert f"{eph[0]}–{eph[1]}" in dom  # this machine's client ports
+        shots = shots_dir(tmp_path)
+        screenshots(
+            [
+                (
+                    url,
+                    tmp_path / f"s-{size_name}",
+                    size,
+                    shots / f"dashboard-{lang}-{size_name}.png",
+                )
+                for size_name, size in SIZES.items()
+            ]
+        )
+    finally:
+        for c in keep:
+            c.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_lab_pages_sequences_and_worksheets_in_both_languages(
+    classroom: Any, tmp_path: Path, lang: str
+) -> None:
+    for c in traffic(classroom):
+        c.close()
+    wait_closed(classroom, "echo")
+    base = f"http://127.0.0.1:{classroom.port('web')}/_portsuite/learn/"
+    # the pages without script: every concept, every worksheet, filled in from this suite
+    guide = fetch(base + f"?lang={lang}")
+    slugs = re.findall(r'<li><a href="((?:tp-)?[a-z-]+)">', guide)
+    assert len(slugs) == 9, slugs
+    for slug in slugs:
+        page = fetch(base + slug + f"?lang={lang}")
+        assert f'<html lang="{lang}">' in page and "{{" not in page, slug
+    tp = fetch(base + f"tp-http?lang={lang}")
+    assert f"curl -v http://127.0.0.1:{classroom.port('web')}/" in tp
+    assert ("Parler HTTP" if lang == "fr" else "Speak HTTP") in tp
+    classes = fetch(base + f"port-classes?lang={lang}")
+    eph = ephemeral_range()
+    if eph:
+        assert f"{eph[0]}–{eph[1]}" in classes and "49152–65535" in classes
+    # the pages the browser draws: a service's page with its live diagram, all diagrams
+    service, err = browse(base + f"service/echo?lang={lang}", tmp_path / "p", "--dump-dom")
+    assert not console_errors(err), console_errors(err)
+    assert f"nc 127.0.0.1 {classroom.port('echo')}" in service  # this suite's real port
+    assert "RFC 862" in service and 'class="seq"' in service
+    sequences, err = browse(base + f"sequences?lang={lang}", tmp_path / "p", "--dump-dom")
+    assert not console_errors(err), console_errors(err)
+    assert sequences.count('class="seq"') >= 3
+    assert "hex: " in sequences  # dns is binary: shown as hex
+    shots = shots_dir(tmp_path)
+    screenshots(
+        [
+            (
+                base + path + f"?lang={lang}",
+                tmp_path / f"s-{name}-{size_name}",
+                size,
+                shots / f"{name}-{lang}-{size_name}.png",
+            )
+            for name, path in (("service-echo", "service/echo"), ("worksheet-http", "tp-http"))
+            for size_name, size in SIZES.items()
+        ]
+    )
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200, url
+        return str(r.read().decode("utf-8"))
+
+
+def test_accept_language_picks_the_page_language_and_the_switch_sticks(small: Any) -> None:
+    url = f"http://127.0.0.1:{small.port('web')}/_portsuite/learn/"
+    fr = urllib.request.urlopen(
+        urllib.request.Request(url, headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}),
+        timeout=10,
+    )
+    body = fr.read().decode()
+    assert '<html lang="fr">' in body and "Guide de TP" in body
+    assert fr.headers["Content-Language"] == "fr"
+    en = urllib.request.urlopen(
+        urllib.request.Request(url + "?lang=en", headers={"Accept-Language": "fr"}), timeout=10
+    )
+    assert '<html lang="en">' in en.read().decode()
+    cookie = en.headers["Set-Cookie"]
+    assert cookie.startswith("portsuite_lang=en")
+    again = urllib.request.urlopen(
+        urllib.request.Request(
+            url, headers={"Accept-Language": "fr", "Cookie": "portsuite_lang=en"}
+        ),
+        timeout=10,
+    )
+    assert '<html lang="en">' in again.read().decode()
+    # and the visible switch is on every page
+    assert 'href="?lang=fr"' in body and 'href="?lang=en"' in body
+
+
+def test_the_favicon_is_served_everywhere_a_browser_asks(small: Any) -> None:
+    port = small.port("web")
+    for path in ("/favicon.ico", "/_portsuite/favicon.ico", "/_portsuite/favicon.svg"):
+        r = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+        assert r.status == 200 and len(r.read()) > 100, path
+
+
+def test_every_lab_page_exists_in_both_languages_with_the_same_placeholders() -> None:
+    from portsuite_services.http.dashboard import learn
+
+    for slug in learn.CONCEPTS + learn.WORKSHEETS:
+        en, fr = learn.content("en", slug), learn.content("fr", slug)
+        assert learn.title_of(en) and learn.title_of(fr), slug
+        assert sorted(set(learn._VAR.findall(en))) == sorted(set(learn._VAR.findall(fr))), slug
+        for name, arg in learn._VAR.findall(en):
+            assert name in ("port", "host", "eph_lo", "eph_hi", "eph_iana"), (slug, name)
+            assert not arg or arg in learn.SHIPPED, (slug, arg)
+
+
+def test_every_page_can_be_used_with_the_keyboard(small: Any) -> None:
+    """A skip link first, a visible focus ring, links (not click handlers) for everything."""
+    base = f"http://127.0.0.1:{small.port('web')}/_portsuite/"
+    for path in ("", "learn/", "learn/tp-mail", "learn/service/echo", "learn/sequences"):
+        page = fetch(base + path)
+        assert re.search(r'<body[^>]*>\s*<a class="skip" href="#main">', page), path
+        assert '<main id="main" tabindex="-1">' in page
+        assert "onclick" not in page and 'tabindex="-1"' in page
+    css = fetch(base + "style.css")
+    assert ":focus-visible { outline: 3px solid var(--focus)" in css
+    assert "@media print" in css
