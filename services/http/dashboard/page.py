@@ -29,6 +29,16 @@ def port_classes(lang: str) -> str:
 class DashboardPage(resource.Resource):
     isLeaf = True
 
+    def __init__(self, suite: Any = None):
+        resource.Resource.__init__(self)
+        self.suite = suite
+
+    def service_pages(self) -> str:
+        """Links to the pages services published (mail's message view…), after the guide."""
+        published = getattr(self.suite, "published", {}) or {}
+        names = sorted(p for p in published if p and not p.startswith("api/"))
+        return "".join(f' · <a href="{escape(n)}/">{escape(n)}</a>' for n in names)
+
     def render_GET(self, request: Any) -> bytes:
         lang = choose_lang(request)
         _ = gettext_for(lang)
@@ -42,7 +52,7 @@ class DashboardPage(resource.Resource):
 <noscript><p>{_("This page updates itself with JavaScript, which is off. The same data, as JSON:")}
 <a href="api/services">api/services</a>.</p></noscript>
 <p class="lead">{_("One service = one port. Each card is a server of this suite; the numbers change as clients connect, talk and leave.")}
-<a href="learn/">{_("Lab guide")} →</a></p>
+<a href="learn/">{_("Lab guide")} →</a>{self.service_pages()}</p>
 <div id="cards" class="cards" aria-label="{_("Services")}"><p class="empty">{_("waiting for the suite…")}</p></div>
 <section class="legend" aria-labelledby="classes-title">
 <h2 id="classes-title">{_("Port classes (IANA)")}</h2>

@@ -226,3 +226,19 @@ def test_browser_shows_the_mail_and_the_html_body_loads_nothing(web: Any, tmp_pa
 def test_unknown_mail_page_is_404(web: Any) -> None:
     code, _h, body = call(f"{web.base}/_portsuite/mail/nope.js")
     assert code == 404 and b"/_portsuite/mail/" in body
+
+
+def test_the_dashboard_links_to_the_mail_page(portsuite: Any, tmp_path: Path) -> None:
+    import urllib.request
+
+    s = portsuite(
+        {
+            "services": {
+                "smtp": {"type": "smtp", "port": 0, "domains": ["lab.test"]},
+                "web": {"type": "http", "port": 0, "root": str(tmp_path)},
+            }
+        }
+    )
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.port('web')}/_portsuite/", timeout=30) as r:
+        page = r.read().decode()
+    assert '<a href="mail/">mail</a>' in page
