@@ -154,8 +154,9 @@ class Dashboard(resource.Resource):
         # the page itself (in the reader's language) and the lab guide
         self.own = getattr(stats, "name", None)
         self.viewers: dict[str, None] = {}  # peers that loaded dashboard pages, newest last
-        self.putChild(b"", DashboardPage(suite))  # type: ignore[arg-type]
-        self.putChild(b"index.html", DashboardPage(suite))  # type: ignore[arg-type]
+        started = int(reactor.seconds())
+        self.putChild(b"", DashboardPage(suite, started))  # type: ignore[arg-type]
+        self.putChild(b"index.html", DashboardPage(suite, started))  # type: ignore[arg-type]
         self.putChild(b"learn", Learn(suite, stats))  # type: ignore[arg-type]
 
     def published(self, path: str) -> Any:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from twisted.web import resource
+from twisted.web import http, resource
 
 from portsuite.api.i18n import IANA_DYNAMIC, ephemeral_range
 from portsuite_services.http.dashboard.pages import choose_lang, escape, gettext_for, layout
@@ -29,9 +30,29 @@ def port_classes(lang: str) -> str:
 class DashboardPage(resource.Resource):
     isLeaf = True
 
-    def __init__(self, suite: Any = None):
+    def __init__(self, suite: Any = None, started_at: int | None = None):
         resource.Resource.__init__(self)
         self.suite = suite
+        self.started_at = started_at  # Last-Modified: the page changes only with the suite
+
+    def render(self, request: Any) -> bytes:
+        """GET/HEAD with validators (a reload costs a 304) and nosniff, as the assets."""
+        body = resource.Resource.render(self, request)
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Cache-Control", b"no-cache")
+        etag = b'"%s"' % hashlib.sha256(body).hexdigest()[:20].encode("ascii")
+        # language and suite make the page: the tag changes with either
+        request.setHeader(b"Vary", b"Accept-Language, Cookie")
+        cached = request.setETag(etag)
+        if self.started_at is not None:
+            if request.getHeader(b"if-none-match") is None:
+                cached = request.setLastModified(self.started_at)
+            else:  # RFC 9110 13.2.2: If-None-Match decides; say Last-Modified, judge nothing
+                request.setHeader(b"Last-Modified", http.datetimeToString(self.started_at))
+        if cached == http.CACHED:
+            request.setHeader(b"Content-Length", b"0")
+            return b""
+        return body
 
     def service_pages(self) -> str:
         """Links to the pages services published (mail's message view…), after the guide."""
