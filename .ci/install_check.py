@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("VENV", ROOT / ".venv"))
 # options a built-in cannot start without (anything else runs on its defaults); a new
 # type with a required option makes this check fail, showing what twistd printed
-REQUIRED = {"http": {"root": "www"}, "ssh": {"host_keys": "keys"}}
+REQUIRED = {"http": {"root": "www"}, "ssh": {"host_keys": "keys"}, "ftp": {"root": "www"}}
 
 
 def fail(message: str) -> None:
