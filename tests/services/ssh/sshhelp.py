@@ -80,3 +80,15 @@ def sftp(
         text=True,
         timeout=60,
     )
+
+
+def ssh_shell(port: int, user: str = "alice", password: str = "wonderland") -> Any:
+    """An interactive ssh session on a terminal (pexpect), as a student opens one."""
+    import pexpect
+
+    return pexpect.spawn(
+        need("sshpass"),
+        ["-p", password, need("ssh"), *SSH_OPTS, "-tt", "-p", str(port), f"{user}@127.0.0.1"],
+        timeout=30,
+        encoding="utf-8",
+    )

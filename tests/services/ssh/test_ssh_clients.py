@@ -10,7 +10,7 @@ from typing import Any
 import paramiko
 import pexpect
 import pytest
-from sshhelp import SSH_OPTS, sftp, shell_suite, ssh
+from sshhelp import SSH_OPTS, sftp, shell_suite, ssh, ssh_shell
 
 from portsuite.testing import need
 from portsuite_services.ssh import hostkeys
@@ -81,21 +81,7 @@ def test_public_key_login(portsuite: Any, lab: Any, tmp_path: Path) -> None:
 
 def test_an_interactive_session_edits_lines_and_keeps_history(portsuite: Any, lab: Any) -> None:
     s = shell_suite(portsuite, lab)
-    child = pexpect.spawn(
-        need("sshpass"),
-        [
-            "-p",
-            "wonderland",
-            need("ssh"),
-            *SSH_OPTS,
-            "-tt",
-            "-p",
-            str(s.port("ssh")),
-            "alice@127.0.0.1",
-        ],
-        timeout=30,
-        encoding="utf-8",
-    )
+    child = ssh_shell(s.port("ssh"))
     child.expect(r"alice@lab:/\$ ")
     child.send("echo helo")
     child.send("\x1b[D\x1b[D")  # two steps left

@@ -78,27 +78,10 @@ def test_odd_lines_get_an_answer_not_a_crash(lab: Any) -> None:
 
 
 def test_a_very_long_line_is_cut_and_the_session_goes_on(portsuite: Any, lab: Any) -> None:
-    import pexpect
-    from sshhelp import SSH_OPTS
-
-    from portsuite.testing import need
+    from sshhelp import ssh_shell
 
     s = shell_suite(portsuite, lab)
-    child = pexpect.spawn(
-        need("sshpass"),
-        [
-            "-p",
-            "wonderland",
-            need("ssh"),
-            *SSH_OPTS,
-            "-tt",
-            "-p",
-            str(s.port("ssh")),
-            "alice@127.0.0.1",
-        ],
-        timeout=30,
-        encoding="utf-8",
-    )
+    child = ssh_shell(s.port("ssh"))
     child.expect(r"alice@lab:/\$ ")
     child.send("echo " + "x" * (MAX_LINE + 500) + "\x01\x02\x1b[Z\r")  # control keys ignored
     child.expect("x" * (MAX_LINE - 10))
