@@ -1,10 +1,18 @@
-"""Helpers of the mail tests: raw SMTP lines, reading the Maildirs, a still-alive check."""
+"""Helpers of the mail tests: raw SMTP lines, reading the Maildirs, a still-alive check,
+the idle timers on a Clock."""
 
 from __future__ import annotations
 
 import socket
 import time
 from pathlib import Path
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from portsuite.api import Accounts
+from portsuite_services.mail.store import MailStore
 
 
 def stored(maildir: Path, user: str) -> list[bytes]:
@@ -83,3 +91,37 @@ def smtp_session(port: int) -> Raw:
     assert r.reply().startswith(b"220 ")
     assert r.cmd(b"EHLO client.test").startswith(b"250 ")
     return r
+
+
+class _Addr:
+    host = "127.0.0.1"
+    port = 4000
+    type = "TCP"
+
+
+def on_clock(factory_class: Any, name: str, store: MailStore | None = None) -> tuple[Any, Any]:
+    """
+    A C{factory_class} (POP3/IMAP) server on a Clock with one client connected through a
+    StringTransport: C{(protocol, transport)}; the clock is C{protocol.factory.reactor}.
+    """
+    clock = Clock()
+    factory = factory_class(
+        name=name, store=store or MailStore(None, clock), accounts=Accounts(), reactor=clock
+    )
+    proto = factory.buildProtocol(None)
+    transport = StringTransport(peerAddress=_Addr())
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def idle_close(factory_class: Any, name: str, seconds: int) -> bytes:
+    """
+    What a client of a C{factory_class} server that says nothing gets: still open a second
+    before C{seconds}, closed a second after; returns what it was sent.
+    """
+    proto, transport = on_clock(factory_class, name)
+    proto.factory.reactor.advance(seconds - 1)
+    assert not transport.disconnecting
+    proto.factory.reactor.advance(2)
+    assert transport.disconnecting
+    return bytes(transport.value())

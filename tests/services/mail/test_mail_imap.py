@@ -13,14 +13,10 @@ from typing import Any
 
 import pytest
 from conftest import mail_config
-from mailhelp import Raw, echo_works, stored, wait_for
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from mailhelp import Raw, echo_works, idle_close, on_clock, stored, wait_for
 
-from portsuite.api import Accounts
 from portsuite.testing import need
 from portsuite_services.mail.imap import IMAPFactory
-from portsuite_services.mail.store import MailStore
 
 
 def send(port: int, to: str, subject: str, body: str = "hello") -> None:
@@ -220,25 +216,10 @@ def test_bad_input_gets_bad_or_no_and_the_session_goes_on(mail: Any) -> None:
     assert login(mail.port("imap")).noop()[0] == "OK"
 
 
-class _Addr:
-    host = "127.0.0.1"
-    port = 4000
-    type = "TCP"
-
-
 def test_idle_client_is_closed_after_the_rfc_30_minutes() -> None:
-    clock = Clock()
-    factory = IMAPFactory(
-        name="imap", store=MailStore(None, clock), accounts=Accounts(), reactor=clock
+    assert idle_close(IMAPFactory, "imap", 1800).endswith(
+        b"* BYE autologout; idle for too long\r\n"
     )
-    proto = factory.buildProtocol(None)
-    transport = StringTransport(peerAddress=_Addr())
-    proto.makeConnection(transport)
-    clock.advance(1799)
-    assert not transport.disconnecting
-    clock.advance(2)
-    assert transport.disconnecting
-    assert transport.value().endswith(b"* BYE autologout; idle for too long\r\n")
 
 
 def test_pop3_deleting_under_an_imap_session_does_not_break_it(mail: Any) -> None:
@@ -274,13 +255,7 @@ def test_status_polling_holds_nothing(mail: Any) -> None:
 
 
 def test_commands_piling_up_behind_a_fetch_stop_the_reading() -> None:
-    clock = Clock()
-    factory = IMAPFactory(
-        name="imap", store=MailStore(None, clock), accounts=Accounts(), reactor=clock
-    )
-    proto = factory.buildProtocol(None)
-    transport = StringTransport(peerAddress=_Addr())
-    proto.makeConnection(transport)
+    proto, transport = on_clock(IMAPFactory, "imap")
     proto.blocked = []  # what a FETCH in progress does
     proto.dataReceived(b"a NOOP\r\n" * 150)
     assert transport.producerState == "paused"

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 from conftest import mail_config
-from mailhelp import Raw, echo_works, stored
+from mailhelp import Raw, echo_works, idle_close, on_clock, stored
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 
-from portsuite.api import Accounts
+from portsuite.api import Account, Accounts
 from portsuite.testing import need
 from portsuite_services.mail.pop3 import POP3Factory
 from portsuite_services.mail.store import MailStore
@@ -230,42 +229,18 @@ def test_pipelined_commands_are_answered_in_order(mail: Any) -> None:
     assert r.line().startswith(b"+OK")
 
 
-class _Addr:
-    host = "127.0.0.1"
-    port = 4000
-    type = "TCP"
-
-
 def test_idle_client_is_closed_after_the_rfc_10_minutes() -> None:
-    clock = Clock()
-    factory = POP3Factory(
-        name="pop3", store=MailStore(None, clock), accounts=Accounts(), reactor=clock
-    )
-    proto = factory.buildProtocol(None)
-    transport = StringTransport(peerAddress=_Addr())
-    proto.makeConnection(transport)
-    clock.advance(599)
-    assert not transport.disconnecting
-    clock.advance(2)
-    assert transport.disconnecting
-    assert transport.value().endswith(b"-ERR autologout: idle too long\r\n")
+    assert idle_close(POP3Factory, "pop3", 600).endswith(b"-ERR autologout: idle too long\r\n")
 
 
 def test_commands_piling_up_behind_a_retr_stop_the_reading() -> None:
     """A client pipelining without reading: past 100 waiting commands it is not read."""
-    clock = Clock()
-    store = MailStore(None, clock)
+    store = MailStore(None, Clock())
     store.deliver(["alice"], b"Subject: x\n\n" + b"y" * 100000 + b"\n")
-    factory = POP3Factory(
-        name="pop3", store=store, accounts=Accounts.__new__(Accounts), reactor=clock
-    )
-    from portsuite.api import Account
-
-    factory.portal.checkers.clear()
-    factory.portal.registerChecker(Accounts({"alice": Account("alice", "pw")}).checker())
-    proto = factory.buildProtocol(None)
-    transport = StringTransport(peerAddress=_Addr())
-    proto.makeConnection(transport)
+    proto, transport = on_clock(POP3Factory, "pop3", store)
+    portal = proto.factory.portal
+    portal.checkers.clear()
+    portal.registerChecker(Accounts({"alice": Account("alice", "pw")}).checker())
     proto.dataReceived(b"USER alice\r\nPASS pw\r\nRETR 1\r\n")
     assert transport.producer is not None  # the message is being streamed
     proto.dataReceived(b"NOOP\r\n" * 150)
