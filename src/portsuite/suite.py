@@ -80,7 +80,41 @@ def bind_fix(
     return f"{text}; check host and port"
 
 
-class StreamListener(Service):
+class _Listener(Service):
+    """What a service's stream and datagram listeners share: bind when started (the
+    privileged start binds first, as twistd binds before it drops privileges), stop
+    listening when stopped."""
+
+    unit: ConfiguredService
+    bound: _Bound | None
+
+    def bind(self) -> _Bound:
+        raise NotImplementedError
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        if self.bound is None:
+            self.bind()
+
+    def startService(self) -> None:
+        Service.startService(self)
+        if self.bound is None:
+            self.bind()
+
+    def unbind(self) -> defer.Deferred[Any]:
+        """Stop listening; the open connections go on."""
+        bound, self.bound = self.bound, None
+        if bound is None:
+            return defer.succeed(None)
+        self.unit.suite._forget(self.unit, bound)
+        return defer.maybeDeferred(bound.port.stopListening)
+
+    def stopService(self) -> defer.Deferred[Any]:
+        Service.stopService(self)
+        return self.unbind()
+
+
+class StreamListener(_Listener):
     """
     One stream listener of a service: an endpoint description and the service's
     factory, as C{twisted.application.strports.service} builds them, except that it
@@ -94,16 +128,6 @@ class StreamListener(Service):
         self.shown = shown  # how the error line names it: "tcp 127.0.0.1:7007" or the entry
         self.listed = listed  # written in the config's listen list (else from port/host)
         self.bound: _Bound | None = None
-
-    def privilegedStartService(self) -> None:
-        Service.privilegedStartService(self)
-        if self.bound is None:
-            self.bind()
-
-    def startService(self) -> None:
-        Service.startService(self)
-        if self.bound is None:
-            self.bind()
 
     def bind(self) -> _Bound:
         unit = self.unit
@@ -156,22 +180,13 @@ class StreamListener(Service):
         self.bound = unit.suite._record(unit, listener, result, factory)
         return self.bound
 
-    def unbind(self) -> defer.Deferred[Any]:
-        """Stop listening; the open connections go on."""
-        bound, self.bound = self.bound, None
-        if bound is None:
-            return defer.succeed(None)
-        self.unit.suite._forget(self.unit, bound)
-        return defer.maybeDeferred(bound.port.stopListening)
-
     def stopService(self) -> defer.Deferred[Any]:
-        Service.stopService(self)
-        d = self.unbind()
+        d = _Listener.stopService(self)
         self.unit.close_connections()
         return d
 
 
-class DatagramListener(Service):
+class DatagramListener(_Listener):
     """
     One UDP listener of a service, as C{twisted.application.internet.UDPServer}
     (C{reactor.listenUDP}) with the UDP guards in front of the protocol. C{port} None:
@@ -184,16 +199,6 @@ class DatagramListener(Service):
         self.host = host
         self.port = port
         self.bound: _Bound | None = None
-
-    def privilegedStartService(self) -> None:
-        Service.privilegedStartService(self)
-        if self.bound is None:
-            self.bind()
-
-    def startService(self) -> None:
-        Service.startService(self)
-        if self.bound is None:
-            self.bind()
 
     def bind(self) -> _Bound:
         if self.port is not None:
@@ -231,17 +236,6 @@ class DatagramListener(Service):
         )
         self.port = address.port  # the same number again after a disable
         return unit.suite._record(unit, listener, listening, wrapper)
-
-    def unbind(self) -> defer.Deferred[Any]:
-        bound, self.bound = self.bound, None
-        if bound is None:
-            return defer.succeed(None)
-        self.unit.suite._forget(self.unit, bound)
-        return defer.maybeDeferred(bound.port.stopListening)
-
-    def stopService(self) -> defer.Deferred[Any]:
-        Service.stopService(self)
-        return self.unbind()
 
 
 class ConfiguredService(MultiService):
