@@ -140,6 +140,26 @@ def _parse(xml: Path) -> dict[str, str]:
     return out
 
 
+def measure(root: Path, protocol: int, tmp: Path) -> tuple[set[str], set[str]]:
+    """
+    redis-py's selection run against a redis-server and a kv at once: the tests each
+    passes, as C{(redis-server's, kv's)}.
+    """
+    servers = {kind: start(kind, tmp / kind) for kind in ("redis-server", "kv")}
+    try:
+        with ThreadPoolExecutor(2) as pool:  # both at once: half the wall time
+            futures = {
+                kind: pool.submit(run_suite, root, port, protocol, tmp / f"{kind}-{protocol}.xml")
+                for kind, (_, port) in servers.items()
+            }
+            results = {kind: f.result() for kind, f in futures.items()}
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
+    ref, ours = ({t for t, r in results[k].items() if r == "passed"} for k in servers)
+    return ref, ours
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--protocol", type=int, action="append", choices=(2, 3))
@@ -155,21 +175,7 @@ def main() -> int:
     tmp.mkdir(parents=True, exist_ok=True)
     try:
         for protocol in args.protocol or [2, 3]:
-            servers = {kind: start(kind, tmp / kind) for kind in ("redis-server", "kv")}
-            try:
-                with ThreadPoolExecutor(2) as pool:  # both at once: half the wall time
-                    futures = {
-                        kind: pool.submit(
-                            run_suite, root, port, protocol, tmp / f"{kind}-{protocol}.xml"
-                        )
-                        for kind, (_, port) in servers.items()
-                    }
-                    results = {kind: f.result() for kind, f in futures.items()}
-            finally:
-                for proc, _ in servers.values():
-                    stop(proc)
-            ref = {t for t, r in results["redis-server"].items() if r == "passed"}
-            ours = {t for t, r in results["kv"].items() if r == "passed"}
+            ref, ours = measure(root, protocol, tmp)
             ratio = len(ours) / len(ref) if ref else 0.0
             ok = ok and ratio >= TARGET
             print(
