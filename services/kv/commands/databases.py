@@ -14,11 +14,21 @@ SAME = "ERR source and destination objects are the same"
 OUT_OF_RANGE = "ERR DB index is out of range"
 
 
-def db_index(c: Any, raw: bytes, error: str = "ERR value is not an integer or out of range") -> Any:
+def int_arg(raw: bytes, error: str | None = None) -> int:
+    """Redis's C{getIntFromObjectOrReply}: a C int, with its two error texts."""
+    v = string2ll(raw)
+    if v is None:
+        raise CommandError(error or "ERR value is not an integer or out of range")
+    if not -(2**31) <= v < 2**31:
+        raise CommandError(
+            error or "ERR value is out of range, value must between -2147483648 and 2147483647"
+        )
+    return v
+
+
+def db_index(c: Any, raw: bytes) -> Any:
     """A database number as Redis reads it (an int), checked against C{databases}."""
-    db = string2ll(raw)
-    if db is None or not -(2**31) <= db < 2**31:
-        raise CommandError(error)
+    db = int_arg(raw)
     if not 0 <= db < len(c.server.dbs):
         raise CommandError(OUT_OF_RANGE)
     return c.server.dbs[db]
@@ -101,12 +111,8 @@ def copy_(c: Any, argv: list[bytes]) -> Any:
 @command("swapdb", 3, "write fast", G, "Swaps two Redis databases", keys=(0, 0, 0))
 def swapdb(c: Any, argv: list[bytes]) -> Any:
     server = c.server
-    a = string2ll(argv[1])
-    if a is None or not -(2**31) <= a < 2**31:
-        raise CommandError("ERR invalid first DB index")
-    b = string2ll(argv[2])
-    if b is None or not -(2**31) <= b < 2**31:
-        raise CommandError("ERR invalid second DB index")
+    a = int_arg(argv[1], "ERR invalid first DB index")
+    b = int_arg(argv[2], "ERR invalid second DB index")
     n = len(server.dbs)
     if not (0 <= a < n and 0 <= b < n):
         raise CommandError(OUT_OF_RANGE)
