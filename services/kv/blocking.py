@@ -109,11 +109,13 @@ def block_on(
     timeout_ms: int,
     attempt: Callable[[], Any],
     timeout_reply: Any,
+    deny_reply: Any = NOT_READY,
 ) -> Any:
     """
     Serve now, answer at once (inside MULTI/EXEC), or block C{c} on C{keys}; a
     re-run (C{argv}, the command as the client sent it) serves it or keeps it waiting.
 
+    @param deny_reply: what it answers inside MULTI, if not C{timeout_reply}.
     @return: the reply, or C{NO_REPLY} when the client now waits.
     """
     from portsuite_services.kv.commands import NO_REPLY
@@ -125,8 +127,8 @@ def block_on(
         return r
     if c.blocked is not None:  # woken, but someone else got it: keep waiting
         return NO_REPLY
-    if c.deny_blocking:
-        return timeout_reply
+    if c.deny_blocking:  # (BLMOVE answers a null there, and a null array on timeout)
+        return timeout_reply if deny_reply is NOT_READY else deny_reply
     server = c.server
     store = c.store
     state = Blocked(argv, dict.fromkeys(keys), store, timeout_reply)

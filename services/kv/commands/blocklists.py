@@ -135,7 +135,8 @@ def blmove(c: Any, argv: list[bytes]) -> Any:
     timeout = parse_timeout(argv[5])
     src, dst = argv[1], argv[2]
     record = [b"LMOVE", src, dst, argv[3], argv[4]]
-    return block_on(c, argv, [src], timeout, lambda: _lmove(c, src, dst, frm, to, record), None)
+    attempt = lambda: _lmove(c, src, dst, frm, to, record)  # noqa: E731
+    return block_on(c, argv, [src], timeout, attempt, NULL_ARRAY, None)
 
 
 @command(
@@ -151,7 +152,8 @@ def brpoplpush(c: Any, argv: list[bytes]) -> Any:
     timeout = parse_timeout(argv[3])
     src, dst = argv[1], argv[2]
     record = [b"RPOPLPUSH", src, dst]
-    return block_on(c, argv, [src], timeout, lambda: _lmove(c, src, dst, False, True, record), None)
+    attempt = lambda: _lmove(c, src, dst, False, True, record)  # noqa: E731
+    return block_on(c, argv, [src], timeout, attempt, NULL_ARRAY, None)
 
 
 def _range_arg(raw: bytes, error: str) -> int:

@@ -363,9 +363,7 @@ def test_select_out_of_range_in_the_file_is_one_line_for_check_and_startup(
     tmp_path: Path,
 ) -> None:
     aof = tmp_path / "kv.aof"
-    aof.write_bytes(
-        b"*2\r\n$6\r\nSELECT\r\n$2\r\n99\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n"
-    )
+    aof.write_bytes(b"*2\r\n$6\r\nSELECT\r\n$2\r\n99\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n")
     with pytest.raises(AOFError) as started:
         KVServer(Settings(data=aof), Clock())
     assert "record 1 (SELECT) fails: ERR DB index is out of range" in str(started.value)
