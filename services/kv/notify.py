@@ -117,16 +117,23 @@ def notify_before(c: Any, cmd: Any, argv: list[bytes]) -> dict[bytes, bool] | No
     return {k: get(k) is not None for k in argv[cmd.first_key : last + 1 : cmd.key_step or 1]}
 
 
-def notify_after(c: Any, cmd: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
-    """The events of a command that ran (a write that changed something, or a read)."""
-    if not cmd.write:
-        if pre:
-            for key, existed in pre.items():
-                if not existed:
-                    notify(c, "m", "keymiss", key)
+def notify_after(
+    c: Any, cmd: Any, argv: list[bytes], reply: Any, pre: Any, changed: bool = True
+) -> None:
+    """The events of a command that ran: key misses of its reads, then its changes."""
+    if pre and c.server.notify_flags & CLASSES["m"]:
+        if not cmd.write:
+            missed: Any = pre
+        else:  # a write's lookups that are reads in Redis (GETDEL, SINTERSTORE's sources…)
+            where = _READ_LOOKUPS.get(cmd.name)
+            missed = argv[where:] if cmd.name.endswith("store") else argv[where:2] if where else ()
+        for key in missed:
+            if pre.get(key) is False:
+                notify(c, "m", "keymiss", key)
+    if not cmd.write or not changed:
         return
     pre = pre or {}
-    if c.server.notify_flags & CLASSES["n"]:
+    if c.server.notify_flags & CLASSES["n"] and cmd.name not in _NEW_INLINE:
         data = c.store.data
         for key, existed in pre.items():
             if not existed and key in data:
@@ -142,9 +149,23 @@ def _gone(c: Any, key: bytes, pre: dict[bytes, bool]) -> None:
         notify(c, "g", "del", key)
 
 
+def _new(c: Any, key: bytes, pre: Any, db: Any = None) -> None:
+    """Redis's "new" (class n) for a key the command created (in db C{db}, else c's)."""
+    server = c.server
+    if not server.notify_flags & CLASSES["n"]:
+        return
+    if db is None:
+        if not pre.get(key) and key in c.store.data:
+            notify(c, "n", "new", key)
+    elif key in db.data:
+        notify_db(server, db.id, "n", "new", key)
+
+
 def _simple(kind: str, event: str, step: int = 1) -> Callable[..., None]:
     def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
         for key in argv[1 : len(argv) if step > 1 else 2 : step]:
+            if step > 1:  # MSET: each key's "new" just before its "set"
+                _new(c, key, pre)
             notify(c, kind, event, key)
 
     return spec
@@ -194,8 +215,10 @@ def _rename(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
 
 
 def _move(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
-    notify(c, "g", "move_from", argv[1])
     db = string2ll(argv[2])
+    if db is not None:
+        _new(c, argv[1], {}, c.server.dbs[db])
+    notify(c, "g", "move_from", argv[1])
     if db is not None and c.server.notify_flags:
         notify_db(c.server, db, "g", "move_to", argv[1])
 
@@ -205,6 +228,8 @@ def _copy(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
     for i in range(3, len(argv) - 1):
         if argv[i].lower() == b"db":
             db = string2ll(argv[i + 1]) or 0
+    if c.server.notify_flags & CLASSES["n"]:  # a copy is always added anew (dbAdd)
+        notify_db(c.server, db, "n", "new", argv[2])
     if c.server.notify_flags:
         notify_db(c.server, db, "g", "copy_to", argv[2])
 
@@ -252,6 +277,7 @@ def _mpop(numkeys_at: int) -> Callable[..., None]:
 def _smove(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
     notify(c, "s", "srem", argv[1])
     _gone(c, argv[1], pre)
+    _new(c, argv[2], pre)
     if c.touched is None:  # the member was not in the destination already
         notify(c, "s", "sadd", argv[2])
 
@@ -337,5 +363,16 @@ EVENTS: dict[str, Callable[[Any, list[bytes], Any, Any], None]] = {
     "sunionstore": _store("sunionstore"),
     "sdiffstore": _store("sdiffstore"),
 }
+# writes whose lookups of argv[n:] (SINTERSTORE…) or argv[n] are reads (a key miss is told)
+_READ_LOOKUPS = {
+    "getdel": 1,
+    "getex": 1,
+    "copy": 1,
+    "sinterstore": 2,
+    "sunionstore": 2,
+    "sdiffstore": 2,
+}
+# commands whose "new" events come inside their own (specs call _new)
+_NEW_INLINE = frozenset(("mset", "msetnx", "move", "copy", "smove"))
 # reads that look a key up without a key-miss event in Redis
-_NO_MISS = frozenset(("exists", "type", "touch", "scan", "keys", "object"))
+_NO_MISS = frozenset(("type", "touch", "scan", "keys", "object"))

@@ -560,7 +560,7 @@ class KVProtocol(Protocol):
             if server.ready_keys and not self.deny_blocking:
                 handle_ready(server)  # clients blocked on what this made ready
         elif notifying and pre:
-            notify_after(self, cmd, argv, r, pre)  # key misses of a read
+            notify_after(self, cmd, argv, r, pre, False)  # key misses (or nothing changed)
         if r is NO_REPLY:
             return
         if type(r) is bytes:
