@@ -43,7 +43,9 @@ def check_data_file(path: Path, settings: Settings | None = None) -> str | None:
         return None
     try:
         cmds, _, _, _ = read_records(path)
-        KVServer(settings or Settings(), _WallClock()).replay(cmds, path)
+        # the service's settings (databases…) but no data file: replayed, never opened
+        checker = attrs.evolve(settings or Settings(), data=None)
+        KVServer(checker, _WallClock()).replay(cmds, path)
     except AOFError as e:
         return str(e)
     except OSError as e:
@@ -313,7 +315,11 @@ class KVServer(ServerFactory):
         if timeout and self._ticks % 10 == 0:  # idle clients: once a second is enough
             now = self.clock()
             for client in list(self.clients.values()):
-                if not client.subscribed and now - client.last > timeout:
+                if (
+                    not client.subscribed
+                    and client.blocked is None  # (a blocked client waits, as in Redis)
+                    and now - client.last > timeout
+                ):
                     log.info(
                         "kv: closing {peer}: idle for {t}s (timeout)", peer=client.peer, t=timeout
                     )

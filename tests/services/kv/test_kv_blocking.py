@@ -383,3 +383,15 @@ def test_timeouts_run_on_the_reactor_clock() -> None:
     assert clock.getDelayedCalls() == []  # the timer was cancelled
     clock.advance(10)
     assert ta.value() == b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n"
+
+
+def test_idle_timeout_spares_a_blocked_client() -> None:
+    clock = Clock()
+    server = KVServer(Settings(timeout=1), clock)
+    a, ta = _client(server)
+    b, tb = _client(server)
+    a.dataReceived(_cmd("BLPOP", "q", "0"))  # type: ignore[attr-defined]
+    clock.advance(5)
+    for _ in range(10):  # the idle check runs once a second (every 10 ticks)
+        server._cron()
+    assert not ta.disconnecting and tb.disconnecting  # as Redis: blocked clients wait

@@ -371,7 +371,9 @@ def test_select_out_of_range_in_the_file_is_one_line_for_check_and_startup(
     assert checked == [f"data: {started.value}"]
     # with 100 databases the same file loads, for check and for startup
     options = {"data": aof, "databases": 100}
+    before = aof.read_bytes()
     assert check(configmod.ServiceConfig(name="kv", type="kv", options=options)) == []
+    assert aof.read_bytes() == before  # check replays it, never opens it for writing
     server = KVServer(Settings(data=aof, databases=100), Clock())
     assert server.dbs[99].data == {b"a": b"1"}
     server.stopFactory()
