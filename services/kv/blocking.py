@@ -115,6 +115,8 @@ def block_on(
     Serve now, answer at once (inside MULTI/EXEC), or block C{c} on C{keys}; a
     re-run (C{argv}, the command as the client sent it) serves it or keeps it waiting.
 
+    @param argv: the command a wake-up re-runs; pass a rewritten one when the first run
+        resolves something the re-run must not (XREAD's C{$} becomes the last ID then).
     @param deny_reply: what it answers inside MULTI, if not C{timeout_reply}.
     @return: the reply, or C{NO_REPLY} when the client now waits.
     """
