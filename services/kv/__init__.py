@@ -39,6 +39,21 @@ def _password(v: str) -> str | None:
     return None
 
 
+MAX_DATABASES = 10000
+
+
+def _databases(v: int) -> str | None:
+    return None if 1 <= v <= MAX_DATABASES else f"must be 1 to {MAX_DATABASES}"
+
+
+def _notify_flags(v: str) -> str | None:
+    from portsuite_services.kv.notify import parse_flags
+
+    if parse_flags(v) is None:
+        return 'must be made of Redis\'s letters K E g $ l s h z x e t m d n A (e.g. "KEA")'
+    return None
+
+
 OPTIONS = (
     Option("data", Path, None, help="append-only file; without it the data lives in memory only"),
     Option(
@@ -92,6 +107,21 @@ OPTIONS = (
         help="compact the data file once it is this big and twice its size after the "
         "last compaction",
     ),
+    Option(
+        "databases",
+        int,
+        16,
+        check=_databases,
+        help="number of databases (SELECT 0 to databases-1), as Redis's databases",
+    ),
+    Option(
+        "notify_keyspace_events",
+        str,
+        "",
+        check=_notify_flags,
+        help='keyspace notifications, Redis\'s notify-keyspace-events letters ("KEA" = all; '
+        '"" = off)',
+    ),
 )
 
 
@@ -106,6 +136,8 @@ def settings_from(options: Any) -> Settings:
         client_output_buffer_limit=options.get("client_output_buffer_limit", 32 * 1024 * 1024),
         timeout=options.get("timeout") or 0,
         aof_rewrite_min_size=options.get("aof_rewrite_min_size") or 64 * 1024 * 1024,
+        databases=options.get("databases") or 16,
+        notify_keyspace_events=options.get("notify_keyspace_events") or "",
     )
 
 
@@ -146,7 +178,7 @@ def check(svc: Any) -> list[str]:
     data = svc.options.get("data")
     if data is None:
         return []
-    problem = check_data_file(Path(data))
+    problem = check_data_file(Path(data), settings_from(svc.options))
     return [f"data: {problem}"] if problem else []
 
 

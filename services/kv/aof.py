@@ -109,6 +109,7 @@ class AOF:
         self.path = path
         self.fsync = fsync
         self.buf: list[bytes] = []
+        self.db = 0  # the database the file's next record applies to (its last SELECT)
         self.fd = -1
         self.size = 0
         self.base_size = 0
@@ -126,6 +127,16 @@ class AOF:
 
     def feed(self, argv: list[bytes]) -> None:
         self.buf.append(command_bytes(argv))
+
+    def feed_db(self, db: int, argv: list[bytes]) -> None:
+        """A record for database C{db}: preceded by a SELECT when the db changes, as Redis."""
+        if db != self.db:
+            self.select(db)
+        self.buf.append(command_bytes(argv))
+
+    def select(self, db: int) -> None:
+        self.db = db
+        self.buf.append(command_bytes([b"SELECT", b"%d" % db]))
 
     def flush(self) -> None:
         """Write what the last batch changed (and fsync it with C{always})."""
@@ -161,8 +172,8 @@ class AOF:
     def needs_rewrite(self, min_size: int) -> bool:
         return self.size >= min_size and self.size >= 2 * max(self.base_size, 1)
 
-    def rewrite(self, store: Any) -> None:
-        """Compact: the keyspace as a fresh file, swapped in atomically."""
+    def rewrite(self, dbs: Any) -> None:
+        """Compact: the keyspace (every database) as a fresh file, swapped in atomically."""
         self.flush()
         tmp = self.path.with_name(f"{self.path.name}{TEMP_INFIX}{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -170,7 +181,8 @@ class AOF:
         try:
             chunk: list[bytes] = []
             pending = 0
-            for argv in dump_commands(store):
+            where = [0]
+            for argv in dump_databases(dbs if isinstance(dbs, list) else [dbs], where):
                 b = command_bytes(argv)
                 chunk.append(b)
                 pending += len(b)
@@ -188,6 +200,7 @@ class AOF:
             os.close(self.fd)
         self.fd = -1
         self.open()
+        self.db = where[0]
         self.size = self.base_size = size
         self.rewrites += 1
         self.unsynced = False
@@ -211,6 +224,17 @@ def _write_all(fd: int, data: bytes) -> int:
         n = os.write(fd, view)
         view = view[n:]
     return len(data)
+
+
+def dump_databases(dbs: list[Any], where: list[int]) -> Any:
+    """The commands that rebuild every database: SELECT n before each non-empty db but 0."""
+    for db in dbs:
+        if not db.data:
+            continue
+        if db.id != where[0]:
+            where[0] = db.id
+            yield [b"SELECT", b"%d" % db.id]
+        yield from dump_commands(db)
 
 
 def dump_commands(store: Any) -> Any:

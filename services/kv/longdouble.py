@@ -98,3 +98,15 @@ def valid_float(s: bytes) -> bool:
         return Decimal(s.decode()).is_finite()
     except (InvalidOperation, UnicodeDecodeError):  # pragma: no cover
         return False
+
+
+def parse(s: bytes) -> float | None:
+    """C{s} as Redis's C{string2ld} reads it (then as a float), or None."""
+    if _HAVE_C:
+        v = _parse_c(s)
+        return None if v is None else float(v.value)
+    try:  # pragma: no cover
+        d = Decimal(s.decode())
+        return None if d.is_nan() else float(d)
+    except (InvalidOperation, UnicodeDecodeError):  # pragma: no cover
+        return None

@@ -16,7 +16,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from portsuite.api import format_peer, is_loopback
+from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
+from portsuite_services.kv.notify import notify_after, notify_before
 from portsuite_services.kv.resp import (
     OK,
     ProtocolError,
@@ -45,6 +47,7 @@ FLUSH_SIZE = 64 * 1024  # replies of one batch past this size are written before
 SMALL_BATCH = 32
 SLICE = 256 * 1024  # a bigger reply is handed to the transport in slices, as it drains
 BIG_REPLY = 1024 * 1024  # a string this long is sent as it is, not copied into its reply
+MAX_WAITING = 100_000  # commands sent behind a blocked one before we stop reading
 NOT_QUEUED = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
 
 
@@ -56,7 +59,10 @@ class KVProtocol(Protocol):
 
     def __init__(self, server: Any):  # the KVServer (server.py) that built it
         self.server = server
-        self.store = server.store
+        self.store = server.store  # the selected database (SELECT changes both)
+        self.db = 0
+        self.blocked: Any = None  # what a blocking command waits for (blocking.py)
+        self.deny_blocking = False  # inside EXEC, or replaying the AOF: never block
         s = server.settings
         self.authenticated = not s.password
         self.parser = RequestParser(s.proto_max_bulk_len, locked=not self.authenticated)
@@ -82,7 +88,7 @@ class KVProtocol(Protocol):
         self.multi: list[tuple[Any, list[bytes]]] | None = None  # commands queued by MULTI
         self.multi_failed = False
         self.plain = self.authenticated
-        self.watching: set[bytes] = set()
+        self.watching: set[tuple[int, bytes]] = set()  # (db, key)
         self.watch_dirty = False
         self.peer = "?"
 
@@ -110,6 +116,8 @@ class KVProtocol(Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.closed = True
+        if self.blocked is not None:
+            unblock(self)
         self.unwatch()
         server = self.server
         server.clients.pop(self.id, None)
@@ -147,6 +155,28 @@ class KVProtocol(Protocol):
         self.parser.locked = False
         self.refresh()
 
+    def select(self, db: int) -> None:
+        self.store = self.server.dbs[db]
+        self.db = db
+
+    def resume_after_block(self, out: list[bytes]) -> None:
+        """Unblocked: the reply goes out, then the commands that waited behind it run."""
+        if self.closed:
+            return
+        if out:
+            self._flush(out, sum(map(len, out)))
+        if self.pending is not None and not self.paused:
+            self.server.reactor.callLater(0, self._run_pending)
+
+    def _run_pending(self) -> None:
+        if self.closed or self.paused or self.blocked is not None or self.pending is None:
+            return
+        cmds, error = self.pending
+        self.pending = None
+        self.run(cmds, error)
+        if not self.paused and not self.closed and self.pending is None and not self.queue:
+            self.transport.resumeProducing()
+
     def set_resp(self, version: int) -> None:
         self.resp = version
         self.enc = encode3 if version == 3 else encode2
@@ -162,26 +192,35 @@ class KVProtocol(Protocol):
         if dirty:  # a watched key changed: nothing is run
             return b"*-1\r\n" if self.resp == 2 else b"_\r\n"
         out: list[bytes] = [b"*%d\r\n" % len(queued)]
-        aof = self.server.aof
+        server = self.server
+        aof = server.aof
         mark = len(aof.buf) if aof is not None else 0
-        for _cmd, argv in queued:
-            self.execute(argv, out)  # not queued again: self.multi is None now
+        self.deny_blocking = True  # blocking commands answer at once
+        try:
+            for _cmd, argv in queued:
+                self.execute(argv, out)  # not queued again: self.multi is None now
+        finally:
+            self.deny_blocking = False
         if aof is not None and len(aof.buf) - mark > 1:
             # all or nothing after a crash too: a file ending inside MULTI is cut there
             aof.buf.insert(mark, b"*1\r\n$5\r\nMULTI\r\n")
             aof.buf.append(b"*1\r\n$4\r\nEXEC\r\n")
+        if server.ready_keys:  # pushed inside the transaction: served after EXEC
+            handle_ready(server)
         return b"".join(out)
 
     def watch(self, keys: list[bytes]) -> None:
+        store = self.store
         for key in keys:
-            self.store.get(key)  # an expired key goes now, not later as a "change"
-            if key not in self.watching:
-                self.watching.add(key)
-                self.server.watched.setdefault(key, set()).add(self)
+            store.get(key)  # an expired key goes now, not later as a "change"
+            if (store.id, key) not in self.watching:
+                self.watching.add((store.id, key))
+                store.watched.setdefault(key, set()).add(self)
 
     def unwatch(self) -> None:
-        watched = self.server.watched
-        for key in self.watching:
+        dbs = self.server.dbs
+        for db, key in self.watching:
+            watched = dbs[db].watched
             clients = watched.get(key)
             if clients is not None:
                 clients.discard(self)
@@ -196,6 +235,7 @@ class KVProtocol(Protocol):
         self.multi_failed = False
         self.set_resp(2)
         self.name = None
+        self.select(0)
         kept = self.queue, self.queued, self.qoff, self.pending  # still owed to the client
         self.connectionLost()
         self.queue, self.queued, self.qoff, self.pending = kept
@@ -224,7 +264,7 @@ class KVProtocol(Protocol):
         # everything the transport held has been sent
         self.paused = False
         self._drain()
-        if self.closed or self.paused or self.queue:
+        if self.closed or self.paused or self.queue or self.blocked is not None:
             return
         if self.pending is not None:
             cmds, error = self.pending
@@ -305,9 +345,11 @@ class KVProtocol(Protocol):
         except ProtocolError as e:
             cmds = self.parser.ready
             error = str(e)
-        if self.pending is not None:  # still waiting for the client to read
+        if self.pending is not None:  # still waiting for the client to read (or blocked)
             old, olderror = self.pending
             self.pending = (old + cmds, olderror or error)
+            if self.blocked is not None and len(self.pending[0]) > MAX_WAITING:
+                self.transport.pauseProducing()  # read again once unblocked
             return
         self.run(cmds, error)
 
@@ -323,19 +365,25 @@ class KVProtocol(Protocol):
         execute = self.execute
         size = 0
         done = 0
+        rest: list[list[bytes]] = []
         if len(cmds) <= SMALL_BATCH:  # what pipelining clients send: no accounting per reply
             for argv in cmds:
                 execute(argv, out)
                 done += 1
-                if self.close_after_reply or self.closed:
+                if self.close_after_reply or self.closed or self.blocked is not None:
                     break
             size = sum(map(len, out))
+            if self.blocked is not None:
+                rest = cmds[done:]
             cmds = ()  # type: ignore[assignment]
         for argv in cmds:
             mark = len(out)
             execute(argv, out)
             done += 1
             if self.close_after_reply or self.closed:
+                break
+            if self.blocked is not None:
+                rest = cmds[done:]
                 break
             added = len(out) - mark
             if added == 1:
@@ -357,6 +405,9 @@ class KVProtocol(Protocol):
         self._out = None
         if self.closed:
             return
+        if self.blocked is not None:  # what follows a blocked command waits for its reply
+            self.pending = (rest, error)
+            error = None
         if error is not None and not self.close_after_reply:
             out.append(b"-ERR Protocol error: %s\r\n" % error.encode("latin-1"))
             self.close_after_reply = True
@@ -472,6 +523,9 @@ class KVProtocol(Protocol):
             self.also = None
             self.touched = None
             dirty = store.dirty
+        notifying = server.notify_flags
+        if notifying:  # keyspace notifications on: which keys exist before
+            pre = notify_before(self, cmd, argv)
         try:
             r = cmd.handler(self, argv)
         except CommandError as e:
@@ -486,15 +540,27 @@ class KVProtocol(Protocol):
         if cmd.stateful:
             self.refresh()
         if write and store.dirty != dirty:
-            if server.watched:
-                server.touch(cmd, argv, self.touched)
+            if store.watched or store.blocking:
+                keys = server.command_keys(cmd, argv, self.touched)
+                if store.watched:
+                    server.touch(store, keys)
+                if store.blocking:
+                    server.signal_ready(store, keys)
             aof = server.aof
             if aof is not None:
+                if aof.db != store.id:
+                    aof.select(store.id)
                 if self.also is None:
                     aof.feed(argv)
                 else:
                     for a in self.also:
                         aof.feed(a)
+            if notifying:
+                notify_after(self, cmd, argv, r, pre)
+            if server.ready_keys and not self.deny_blocking:
+                handle_ready(server)  # clients blocked on what this made ready
+        elif notifying and pre:
+            notify_after(self, cmd, argv, r, pre, False)  # key misses (or nothing changed)
         if r is NO_REPLY:
             return
         if type(r) is bytes:
@@ -509,12 +575,12 @@ class KVProtocol(Protocol):
 
     def info_line(self) -> str:
         now = self.server.clock()
-        flags = "P" if self.subscribed else "N"
+        flags = "P" if self.subscribed else "b" if self.blocked is not None else "N"
         name = (self.name or b"").decode("latin-1")
         lib = self.lib
         return (
             f"id={self.id} addr={self.peer} laddr={self.server.laddr} name={name} "
-            f"age={int(now - self.created)} idle={int(now - self.last)} flags={flags} db=0 "
+            f"age={int(now - self.created)} idle={int(now - self.last)} flags={flags} db={self.db} "
             f"sub={len(self.channels)} psub={len(self.patterns)} multi=-1 "
             f"obl=0 oll={len(self.queue)} omem={self.queued} "
             f"cmd={self.last_cmd.fullname if self.last_cmd else 'NULL'} user=default "

@@ -33,7 +33,7 @@ class _WallClock:
     seconds = staticmethod(time.time)
 
 
-def check_data_file(path: Path) -> str | None:
+def check_data_file(path: Path, settings: Settings | None = None) -> str | None:
     """
     For C{portsuite check}: None when the data file would load, else the line
     startup would stop with. The file is read and replayed in memory exactly as
@@ -43,7 +43,9 @@ def check_data_file(path: Path) -> str | None:
         return None
     try:
         cmds, _, _, _ = read_records(path)
-        KVServer(Settings(), _WallClock()).replay(cmds, path)
+        # the service's settings (databases…) but no data file: replayed, never opened
+        checker = attrs.evolve(settings or Settings(), data=None)
+        KVServer(checker, _WallClock()).replay(cmds, path)
     except AOFError as e:
         return str(e)
     except OSError as e:
@@ -64,6 +66,8 @@ class Settings:
     timeout: int = 0
     protected_mode: bool = True
     aof_rewrite_min_size: int = 64 * 1024 * 1024
+    databases: int = 16
+    notify_keyspace_events: str = ""
 
 
 class KVServer(ServerFactory):
@@ -83,13 +87,25 @@ class KVServer(ServerFactory):
         self.port = port
         self.laddr = f"127.0.0.1:{port}"
         self.clock = reactor.seconds
-        self.store = Store(reactor.seconds)
-        self.store.on_expired = self._expired
+        self.dbs = [Store(reactor.seconds, i) for i in range(settings.databases)]
+        for db in self.dbs:
+            db.on_expired = self._expired
+        self.store = self.dbs[0]
         self.clients: dict[int, KVProtocol] = {}
-        self.watched: dict[bytes, set[KVProtocol]] = {}  # WATCHed keys and who watches
+        # blocking commands (blocking.py): clients waiting, keys made ready by a write
+        self.blocked_clients: set[KVProtocol] = set()
+        self.ready_keys: list[tuple[Store, bytes]] = []
+        self.ready_set: set[tuple[int, bytes]] = set()
+        self.serving = False
+        self.notify_flags = 0  # keyspace notifications (notify.py): 0 = off
+        if settings.notify_keyspace_events:
+            from portsuite_services.kv.notify import parse_flags
+
+            self.notify_flags = parse_flags(settings.notify_keyspace_events) or 0
         self.channels: dict[bytes, set[KVProtocol]] = {}
         self.patterns: dict[bytes, set[KVProtocol]] = {}
         self._ids = 0
+        self._replayed_db = 0
         self.total_connections = 0
         self.total_commands = 0
         self.rejected = 0
@@ -106,25 +122,49 @@ class KVServer(ServerFactory):
         self._ids += 1
         return self._ids
 
-    def touch(self, cmd: Any, argv: list[bytes], touched: list[bytes] | None = None) -> None:
-        """A write changed the keys of C{argv}: transactions WATCHing them will fail."""
-        watched = self.watched
-        if cmd.name in ("flushall", "flushdb"):
-            return  # done before the flush, for the keys that existed
-        if touched is not None:  # the command said which (SMOVE to a set holding it)
-            keys = touched
-        else:
-            last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
-            keys = argv[cmd.first_key : last + 1 : cmd.key_step or 1] if cmd.first_key else []
+    @staticmethod
+    def command_keys(cmd: Any, argv: list[bytes], touched: list[bytes] | None) -> Any:
+        """The keys a write changed: C{touched} when the command said (SMOVE), else argv's."""
+        if touched is not None:
+            return touched
+        if not cmd.first_key:
+            return ()
+        last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
+        return argv[cmd.first_key : last + 1 : cmd.key_step or 1]
+
+    def touch(self, store: Store, keys: Any) -> None:
+        """A write changed C{keys} of C{store}: transactions WATCHing them will fail."""
+        watched = store.watched
         for key in keys:
             for client in watched.get(key, ()):
                 client.watch_dirty = True
 
-    def _expired(self, key: bytes) -> None:
-        for client in self.watched.get(key, ()):
+    def touch_all(self, store: Store) -> None:
+        """FLUSHDB/FLUSHALL/SWAPDB: every WATCHed key of C{store} that exists changes."""
+        for key, watchers in store.watched.items():
+            if key in store.data:
+                for client in watchers:
+                    client.watch_dirty = True
+
+    def signal_ready(self, store: Store, keys: Any) -> None:
+        """A write changed C{keys} of C{store}: clients blocked on them get a try."""
+        blocking = store.blocking
+        for key in keys:
+            if key in blocking:
+                mark = (store.id, key)
+                if mark not in self.ready_set:
+                    self.ready_set.add(mark)
+                    self.ready_keys.append((store, key))
+
+    def _expired(self, store: Store, key: bytes) -> None:
+        for client in store.watched.get(key, ()):
             client.watch_dirty = True
         if self.aof is not None:
-            self.aof.feed([b"DEL", key])
+            self.aof.feed_db(store.id, [b"DEL", key])
+        if self.notify_flags:
+            from portsuite_services.kv.notify import notify_db
+
+            notify_db(self, store.id, "x", b"expired", key)
 
     # -- persistence -------------------------------------------------------------------
 
@@ -166,8 +206,13 @@ class KVServer(ServerFactory):
                 )
             if good < size:
                 aof.truncate(good)
-            log.info("kv: loaded {n} keys from {path}", n=len(self.store), path=str(path))
+            log.info(
+                "kv: loaded {n} keys from {path}",
+                n=sum(len(db) for db in self.dbs),
+                path=str(path),
+            )
         aof.open()
+        aof.db = self._replayed_db
         self.aof = aof
 
     def replay(self, cmds: list[list[bytes]], path: Path) -> int | None:
@@ -180,7 +225,9 @@ class KVServer(ServerFactory):
         """
         loader = KVProtocol(self)
         loader.set_authenticated()
-        self.store.loading = True
+        loader.deny_blocking = True
+        for db in self.dbs:
+            db.loading = True
         multi_at = None
         try:
             for i, argv in enumerate(cmds):
@@ -206,9 +253,11 @@ class KVServer(ServerFactory):
                         f"or move the file away"
                     )
         finally:
-            self.store.loading = False
+            for db in self.dbs:
+                db.loading = False
             loader.multi = None
             loader.closed = True
+            self._replayed_db = loader.db  # where the file's next record is
         self.total_commands = 0
         self._ids = 0
         return multi_at
@@ -216,7 +265,7 @@ class KVServer(ServerFactory):
     def rewrite_aof(self) -> None:
         if self.aof is None:
             return
-        self.aof.rewrite(self.store)
+        self.aof.rewrite(self.dbs)
         self.last_save = time.time()
         log.info(
             "kv: compacted {path} to {size} bytes", path=str(self.aof.path), size=self.aof.size
@@ -252,7 +301,11 @@ class KVServer(ServerFactory):
 
     def _cron(self) -> None:
         """Every 100 ms: active expiry, idle clients, AOF growth."""
-        if self.store.expire_cycle() and self.aof is not None and self.aof.ok:
+        expired = 0
+        for db in self.dbs:
+            if db._heap:
+                expired += db.expire_cycle()
+        if expired and self.aof is not None and self.aof.ok:
             try:
                 self.aof.flush()
             except OSError:
@@ -262,7 +315,11 @@ class KVServer(ServerFactory):
         if timeout and self._ticks % 10 == 0:  # idle clients: once a second is enough
             now = self.clock()
             for client in list(self.clients.values()):
-                if not client.subscribed and now - client.last > timeout:
+                if (
+                    not client.subscribed
+                    and client.blocked is None  # (a blocked client waits, as in Redis)
+                    and now - client.last > timeout
+                ):
                     log.info(
                         "kv: closing {peer}: idle for {t}s (timeout)", peer=client.peer, t=timeout
                     )
@@ -305,7 +362,8 @@ class KVServer(ServerFactory):
             "appendfilename": s.data.name if s.data else "",
             "dir": str(s.data.parent) if s.data else "",
             "save": "",
-            "databases": "1",
+            "databases": str(s.databases),
+            "notify-keyspace-events": self.notify_text(),
             "protected-mode": "yes" if s.protected_mode else "no",
             "port": str(self.port or 0),
             "maxmemory": "0",
@@ -351,4 +409,26 @@ class KVServer(ServerFactory):
             if not check_only:
                 self.settings.protected_mode = text == "yes"
             return None
+        if name == "notify-keyspace-events":
+            from portsuite_services.kv.notify import parse_flags
+
+            flags = parse_flags(text)
+            if flags is None:
+                return (
+                    f"ERR CONFIG SET failed (possibly related to argument '{name}') - Invalid "
+                    f"event class character. Use 'Ag$lshzxeKEtmdn'."
+                )
+            if not check_only:
+                self.notify_flags = flags
+            return None
+        if name == "databases":
+            return (
+                f"ERR CONFIG SET failed (possibly related to argument '{name}') - can't set "
+                f"immutable config"
+            )
         return f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+
+    def notify_text(self) -> str:
+        from portsuite_services.kv.notify import flags_text
+
+        return flags_text(self.notify_flags)

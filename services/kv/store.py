@@ -20,16 +20,23 @@ TYPE_NAMES: dict[type, str] = {bytes: "string", dict: "hash", deque: "list", set
 
 
 class Store:
-    """One database (Redis's db 0)."""
+    """
+    One database (Redis's db 0 … 15). Beside the keys, a database holds who
+    WATCHes its keys (C{watched}) and who is blocked on them (C{blocking}, see
+    L{portsuite_services.kv.blocking}); SWAPDB swaps the keys, not those.
+    """
 
-    def __init__(self, clock: Callable[[], float]):
+    def __init__(self, clock: Callable[[], float], id: int = 0):
         self.clock = clock  # seconds since the epoch (the reactor's clock)
+        self.id = id
+        self.watched: dict[bytes, set[Any]] = {}  # WATCHed keys and the clients watching
+        self.blocking: dict[bytes, dict[Any, None]] = {}  # key -> clients, in arrival order
         self.data: dict[bytes, Any] = {}
         self.expires: dict[bytes, int] = {}
         self._heap: list[tuple[int, bytes]] = []
         self.dirty = 0  # changes since start (INFO: rdb_changes_since_last_save)
         self.expired_keys = 0
-        self.on_expired: Callable[[bytes], None] | None = None
+        self.on_expired: Callable[[Store, bytes], None] | None = None
         self.loading = False
 
     def now_ms(self) -> int:
@@ -51,7 +58,7 @@ class Store:
         self.expired_keys += 1
         self.dirty += 1
         if self.on_expired is not None:
-            self.on_expired(key)
+            self.on_expired(self, key)
 
     def exists(self, key: bytes) -> bool:
         return self.get(key) is not None
@@ -102,6 +109,14 @@ class Store:
         self.expires.clear()
         self._heap.clear()
         self.dirty += 1
+
+    def swap(self, other: Store) -> None:
+        """SWAPDB: the keys of two databases change places (clients stay where they are)."""
+        self.data, other.data = other.data, self.data
+        self.expires, other.expires = other.expires, self.expires
+        self._heap, other._heap = other._heap, self._heap
+        self.dirty += 1
+        other.dirty += 1
 
     def expire_cycle(self, limit: int = 2000) -> int:
         """Active expiry: delete up to C{limit} keys whose time has come."""

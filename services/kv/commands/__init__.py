@@ -200,7 +200,17 @@ def wrong_arity(name: str) -> CommandError:
 def _register_all() -> None:
     import importlib
 
-    for module in ("strings", "keys", "containers", "extras", "connection", "server", "pubsub"):
+    for module in (
+        "strings",
+        "keys",
+        "containers",
+        "extras",
+        "connection",
+        "server",
+        "pubsub",
+        "databases",
+        "blocklists",
+    ):
         importlib.import_module(f"portsuite_services.kv.commands.{module}")
 
 

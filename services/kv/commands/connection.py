@@ -136,13 +136,11 @@ def hello(c: Any, argv: list[bytes]) -> Any:
     )
 
 
-@command("select", 2, "fast", C, "Change the selected database (only db 0 exists)", keys=(0, 0, 0))
+@command("select", 2, "fast", C, "Change the selected database", keys=(0, 0, 0))
 def select(c: Any, argv: list[bytes]) -> Any:
-    db = string2ll(argv[1])
-    if db is None or db > 2**31 - 1 or db < -(2**31):
-        raise CommandError("ERR value is not an integer or out of range")
-    if db != 0:
-        raise CommandError("ERR DB index is out of range")
+    from portsuite_services.kv.commands.databases import db_index
+
+    c.select(db_index(c, argv[1]).id)
     return OK
 
 

@@ -127,7 +127,6 @@ def command_list(c: Any, argv: list[bytes]) -> Any:
 
 def info_text(c: Any, sections: list[bytes]) -> str:
     server = c.server
-    store = c.store
     now = time.time()
     wanted = {s.lower() for s in sections} or {b"default"}
     everything = wanted & {b"all", b"everything"}
@@ -162,7 +161,7 @@ def info_text(c: Any, sections: list[bytes]) -> str:
         [
             ("connected_clients", len(server.clients)),
             ("maxclients", server.settings.maxclients),
-            ("blocked_clients", 0),
+            ("blocked_clients", len(server.blocked_clients)),
             ("pubsub_clients", sum(1 for cl in server.clients.values() if cl.subscribed)),
         ],
     )
@@ -172,7 +171,7 @@ def info_text(c: Any, sections: list[bytes]) -> str:
         "Persistence",
         [
             ("loading", 0),
-            ("rdb_changes_since_last_save", store.dirty),
+            ("rdb_changes_since_last_save", sum(db.dirty for db in server.dbs)),
             ("aof_enabled", int(aof is not None)),
             ("aof_rewrite_in_progress", 0),
             ("aof_last_bgrewrite_status", "ok"),
@@ -189,7 +188,7 @@ def info_text(c: Any, sections: list[bytes]) -> str:
             ("total_connections_received", server.total_connections),
             ("total_commands_processed", server.total_commands),
             ("rejected_connections", server.rejected),
-            ("expired_keys", store.expired_keys),
+            ("expired_keys", sum(db.expired_keys for db in server.dbs)),
             ("pubsub_channels", len(server.channels)),
             ("pubsub_patterns", len(server.patterns)),
         ],
@@ -220,11 +219,22 @@ def info_text(c: Any, sections: list[bytes]) -> str:
         out.extend(f"errorstat_{k}:count={v}" for k, v in sorted(server.error_stats.items()))
         out.append("")
     section("Cluster", [("cluster_enabled", 0)])
-    keyspace = []
-    if len(store):
-        keyspace.append(("db0", f"keys={len(store)},expires={len(store.expires)},avg_ttl=0"))
+    keyspace = [
+        (f"db{db.id}", f"keys={len(db)},expires={len(db.expires)},avg_ttl={_avg_ttl(db)}")
+        for db in server.dbs
+        if len(db)
+    ]
     section("Keyspace", keyspace)
     return "\r\n".join(out)
+
+
+def _avg_ttl(db: Any) -> int:
+    """The mean time to live of the db's keys with one, in ms (from a sample of 1000)."""
+    if not db.expires:
+        return 0
+    now = db.now_ms()
+    sample = [w - now for _, w in zip(range(1000), db.expires.values(), strict=False)]
+    return max(0, sum(sample) // len(sample))
 
 
 @command("info", -1, "", S, "Get information and statistics about the server", keys=(0, 0, 0))
@@ -247,12 +257,11 @@ def dbsize(c: Any, argv: list[bytes]) -> Any:
 def _flush(c: Any, argv: list[bytes], name: str) -> Any:
     if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"sync", b"async")):
         raise CommandError(SYNTAX)
-    for key, watchers in c.server.watched.items():
-        if c.store.get(key) is not None:
-            for client in watchers:
-                client.watch_dirty = True
-    c.store.flush()
-    c.also = [[b"FLUSHALL"]]
+    server = c.server
+    for db in server.dbs if name == "flushall" else [c.store]:
+        server.touch_all(db)
+        db.flush()
+    c.store.dirty += 1
     return OK
 
 
@@ -351,7 +360,8 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
 def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     c.server.total_commands = 0
     c.server.rejected = 0
-    c.store.expired_keys = 0
+    for db in c.server.dbs:
+        db.expired_keys = 0
     return OK
 
 

@@ -1,0 +1,378 @@
+"""
+Keyspace notifications (Redis's C{notify-keyspace-events}): a change to a key is
+published on C{__keyspace@<db>__:<key>} (the message is the event, e.g. C{lpush}) and
+C{__keyevent@<db>__:<event>} (the message is the key), as Redis's C{notify.c}.
+
+Which classes are sent is a string of Redis's letters: K (keyspace channel), E
+(keyevent channel), g (generic: del expire rename…), $ (strings), l (lists), s
+(sets), h (hashes), z (sorted sets), x (expired), e (evicted), t (streams), m (key
+misses), d (module types), n (new keys), A (= g$lshzxetd). Set in the TOML
+(C{notify_keyspace_events = "KEA"}) or with CONFIG SET notify-keyspace-events.
+
+Off (the default), it costs one attribute test per command. On, the dispatcher
+notes which of a command's keys exist before it runs (L{notify_before}) and, once a
+write has changed something, publishes the events Redis publishes for it
+(L{notify_after}, from the table L{EVENTS}). A command group that is not in the
+table (sorted sets, streams…) calls L{notify} itself, one call per event::
+
+    notify(c, "z", "zadd", key)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from portsuite_services.kv import glob
+from portsuite_services.kv.resp import Push, string2ll
+
+KEYSPACE, KEYEVENT = 1, 2
+CLASSES = {
+    "g": 4,
+    "$": 8,
+    "l": 16,
+    "s": 32,
+    "h": 64,
+    "z": 128,
+    "x": 256,
+    "e": 512,
+    "t": 1024,
+    "m": 2048,
+    "d": 4096,
+    "n": 8192,
+}
+ALL = sum(CLASSES[ch] for ch in "g$lshzxetd")  # 'A'
+_ORDER = "g$lshzxetdn"
+
+
+def parse_flags(text: str) -> int | None:
+    """Redis's C{keyspaceEventsStringToFlags}: the bits, or None for a bad letter."""
+    flags = 0
+    for ch in text:
+        if ch == "A":
+            flags |= ALL
+        elif ch == "K":
+            flags |= KEYSPACE
+        elif ch == "E":
+            flags |= KEYEVENT
+        elif ch in CLASSES:
+            flags |= CLASSES[ch]
+        else:
+            return None
+    return flags
+
+
+def flags_text(flags: int) -> str:
+    """Redis's C{keyspaceEventsFlagsToString} (what CONFIG GET shows)."""
+    if flags & ALL == ALL:
+        out = "A"
+    else:
+        out = "".join(ch for ch in _ORDER if flags & CLASSES[ch])
+    if flags & KEYSPACE:
+        out += "K"
+    if flags & KEYEVENT:
+        out += "E"
+    if flags & CLASSES["m"]:
+        out += "m"
+    return out
+
+
+def notify(c: Any, kind: str, event: str | bytes, key: bytes) -> None:
+    """Publish the event C{event} of class C{kind} (a flag letter) on C{key} of c's db."""
+    if c.server.notify_flags:
+        notify_db(c.server, c.store.id, kind, event, key)
+
+
+def notify_db(server: Any, db: int, kind: str, event: str | bytes, key: bytes) -> None:
+    flags = server.notify_flags
+    if not flags & CLASSES[kind]:
+        return
+    ev = event.encode() if isinstance(event, str) else event
+    if flags & KEYSPACE:
+        _publish(server, b"__keyspace@%d__:%s" % (db, key), ev)
+    if flags & KEYEVENT:
+        _publish(server, b"__keyevent@%d__:%s" % (db, ev), key)
+
+
+def _publish(server: Any, channel: bytes, message: bytes) -> None:
+    for sub in list(server.channels.get(channel, ())):
+        sub.push(Push([b"message", channel, message]))
+    for pattern, subs in list(server.patterns.items()):
+        if glob.match(pattern, channel):
+            for sub in list(subs):
+                sub.push(Push([b"pmessage", pattern, channel, message]))
+
+
+# -- what the dispatcher calls ---------------------------------------------------------
+
+
+def notify_before(c: Any, cmd: Any, argv: list[bytes]) -> dict[bytes, bool] | None:
+    """Which of the command's keys exist (for del/new events, and key misses of reads)."""
+    if not cmd.write and not c.server.notify_flags & CLASSES["m"]:
+        return None
+    if not cmd.first_key or cmd.name in _NO_MISS:
+        return None
+    last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
+    get = c.store.get
+    return {k: get(k) is not None for k in argv[cmd.first_key : last + 1 : cmd.key_step or 1]}
+
+
+def notify_after(
+    c: Any, cmd: Any, argv: list[bytes], reply: Any, pre: Any, changed: bool = True
+) -> None:
+    """The events of a command that ran: key misses of its reads, then its changes."""
+    if pre and c.server.notify_flags & CLASSES["m"]:
+        if not cmd.write:
+            missed: Any = pre
+        else:  # a write's lookups that are reads in Redis (GETDEL, SINTERSTORE's sources…)
+            where = _READ_LOOKUPS.get(cmd.name)
+            missed = argv[where:] if cmd.name.endswith("store") else argv[where:2] if where else ()
+        for key in missed:
+            if pre.get(key) is False:
+                notify(c, "m", "keymiss", key)
+    if not cmd.write or not changed:
+        return
+    pre = pre or {}
+    if c.server.notify_flags & CLASSES["n"] and cmd.name not in _NEW_INLINE:
+        data = c.store.data
+        for key, existed in pre.items():
+            if not existed and key in data:
+                notify(c, "n", "new", key)
+    spec = EVENTS.get(cmd.name)
+    if spec is not None:
+        spec(c, argv, reply, pre)
+
+
+def _gone(c: Any, key: bytes, pre: dict[bytes, bool]) -> None:
+    """An emptied container was deleted: Redis's "del" after the command's event."""
+    if pre.get(key) and key not in c.store.data:
+        notify(c, "g", "del", key)
+
+
+def _new(c: Any, key: bytes, pre: Any, db: Any = None) -> None:
+    """Redis's "new" (class n) for a key the command created (in db C{db}, else c's)."""
+    server = c.server
+    if not server.notify_flags & CLASSES["n"]:
+        return
+    if db is None:
+        if not pre.get(key) and key in c.store.data:
+            notify(c, "n", "new", key)
+    elif key in db.data:
+        notify_db(server, db.id, "n", "new", key)
+
+
+def _simple(kind: str, event: str, step: int = 1) -> Callable[..., None]:
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        for key in argv[1 : len(argv) if step > 1 else 2 : step]:
+            if step > 1:  # MSET: each key's "new" just before its "set"
+                _new(c, key, pre)
+            notify(c, kind, event, key)
+
+    return spec
+
+
+def _and_gone(kind: str, event: str) -> Callable[..., None]:
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        notify(c, kind, event, argv[1])
+        _gone(c, argv[1], pre)
+
+    return spec
+
+
+def _set(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    notify(c, "$", "set", argv[1])
+    also = c.also
+    if also and b"PXAT" in also[0]:
+        notify(c, "g", "expire", argv[1])
+
+
+def _del(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    data = c.store.data
+    for key, existed in pre.items():
+        if existed and key not in data:
+            notify(c, "g", "del", key)
+
+
+def _expire(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    also = c.also
+    if also and also[0][0] == b"DEL":
+        notify(c, "g", "del", argv[1])
+    else:
+        notify(c, "g", "expire", argv[1])
+
+
+def _getex(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    also = c.also
+    if also:
+        kind = also[0][0]
+        event = "del" if kind == b"DEL" else "persist" if kind == b"PERSIST" else "expire"
+        notify(c, "g", event, argv[1])
+
+
+def _rename(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    notify(c, "g", "rename_from", argv[1])
+    notify(c, "g", "rename_to", argv[2])
+
+
+def _move(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    db = string2ll(argv[2])
+    if db is not None:
+        _new(c, argv[1], {}, c.server.dbs[db])
+    notify(c, "g", "move_from", argv[1])
+    if db is not None and c.server.notify_flags:
+        notify_db(c.server, db, "g", "move_to", argv[1])
+
+
+def _copy(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    db = c.store.id
+    for i in range(3, len(argv) - 1):
+        if argv[i].lower() == b"db":
+            db = string2ll(argv[i + 1]) or 0
+    if c.server.notify_flags & CLASSES["n"]:  # a copy is always added anew (dbAdd)
+        notify_db(c.server, db, "n", "new", argv[2])
+    if c.server.notify_flags:
+        notify_db(c.server, db, "g", "copy_to", argv[2])
+
+
+def _side(b: bytes) -> str:
+    return "l" if b.lower() == b"left" else "r"
+
+
+def _lmove_events(c: Any, src: bytes, dst: bytes, frm: str, to: str, pre: Any) -> None:
+    notify(c, "l", f"{to}push", dst)
+    notify(c, "l", f"{frm}pop", src)
+    _gone(c, src, pre)
+
+
+def _rpoplpush(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    _lmove_events(c, argv[1], argv[2], "r", "l", pre)
+
+
+def _lmove(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    _lmove_events(c, argv[1], argv[2], _side(argv[3]), _side(argv[4]), pre)
+
+
+def _bpop(side: str) -> Callable[..., None]:
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        if isinstance(reply, list) and reply:
+            notify(c, "l", f"{side}pop", reply[0])
+            _gone(c, reply[0], pre)
+
+    return spec
+
+
+def _mpop(numkeys_at: int) -> Callable[..., None]:
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        if not (isinstance(reply, list) and reply):
+            return
+        n = string2ll(argv[numkeys_at]) or 0
+        side = _side(argv[numkeys_at + n + 1])
+        notify(c, "l", f"{side}pop", reply[0])
+        if reply[0] not in c.store.data:
+            notify(c, "g", "del", reply[0])
+
+    return spec
+
+
+def _smove(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    notify(c, "s", "srem", argv[1])
+    _gone(c, argv[1], pre)
+    _new(c, argv[2], pre)
+    if c.touched is None:  # the member was not in the destination already
+        notify(c, "s", "sadd", argv[2])
+
+
+def _store(event: str) -> Callable[..., None]:
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        if argv[1] in c.store.data:
+            notify(c, "s", event, argv[1])
+        elif pre.get(argv[1]):
+            notify(c, "g", "del", argv[1])
+
+    return spec
+
+
+def _setex(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    notify(c, "$", "set", argv[1])
+    notify(c, "g", "expire", argv[1])
+
+
+EVENTS: dict[str, Callable[[Any, list[bytes], Any, Any], None]] = {
+    # strings
+    "set": _set,
+    "setnx": _simple("$", "set"),
+    "getset": _simple("$", "set"),
+    "setex": _setex,
+    "psetex": _setex,
+    "mset": _simple("$", "set", 2),
+    "msetnx": _simple("$", "set", 2),
+    "append": _simple("$", "append"),
+    "setrange": _simple("$", "setrange"),
+    "incr": _simple("$", "incrby"),
+    "decr": _simple("$", "incrby"),
+    "incrby": _simple("$", "incrby"),
+    "decrby": _simple("$", "incrby"),
+    "incrbyfloat": _simple("$", "incrbyfloat"),
+    "getdel": _simple("g", "del"),
+    "getex": _getex,
+    "setbit": _simple("$", "setbit"),
+    # keys
+    "del": _del,
+    "unlink": _del,
+    "expire": _expire,
+    "pexpire": _expire,
+    "expireat": _expire,
+    "pexpireat": _expire,
+    "persist": _simple("g", "persist"),
+    "rename": _rename,
+    "renamenx": _rename,
+    "move": _move,
+    "copy": _copy,
+    # lists
+    "lpush": _simple("l", "lpush"),
+    "lpushx": _simple("l", "lpush"),
+    "rpush": _simple("l", "rpush"),
+    "rpushx": _simple("l", "rpush"),
+    "lpop": _and_gone("l", "lpop"),
+    "rpop": _and_gone("l", "rpop"),
+    "linsert": _simple("l", "linsert"),
+    "lset": _simple("l", "lset"),
+    "lrem": _and_gone("l", "lrem"),
+    "ltrim": _and_gone("l", "ltrim"),
+    "rpoplpush": _rpoplpush,
+    "brpoplpush": _rpoplpush,
+    "lmove": _lmove,
+    "blmove": _lmove,
+    "blpop": _bpop("l"),
+    "brpop": _bpop("r"),
+    "lmpop": _mpop(1),
+    "blmpop": _mpop(2),
+    # hashes
+    "hset": _simple("h", "hset"),
+    "hmset": _simple("h", "hset"),
+    "hsetnx": _simple("h", "hset"),
+    "hincrby": _simple("h", "hincrby"),
+    "hincrbyfloat": _simple("h", "hincrbyfloat"),
+    "hdel": _and_gone("h", "hdel"),
+    # sets
+    "sadd": _simple("s", "sadd"),
+    "srem": _and_gone("s", "srem"),
+    "spop": _and_gone("s", "spop"),
+    "smove": _smove,
+    "sinterstore": _store("sinterstore"),
+    "sunionstore": _store("sunionstore"),
+    "sdiffstore": _store("sdiffstore"),
+}
+# writes whose lookups of argv[n:] (SINTERSTORE…) or argv[n] are reads (a key miss is told)
+_READ_LOOKUPS = {
+    "getdel": 1,
+    "getex": 1,
+    "copy": 1,
+    "sinterstore": 2,
+    "sunionstore": 2,
+    "sdiffstore": 2,
+}
+# commands whose "new" events come inside their own (specs call _new)
+_NEW_INLINE = frozenset(("mset", "msetnx", "move", "copy", "smove"))
+# reads that look a key up without a key-miss event in Redis
+_NO_MISS = frozenset(("type", "touch", "scan", "keys", "object"))

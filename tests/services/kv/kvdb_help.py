@@ -1,0 +1,38 @@
+"""Helpers of the databases/blocking/notification tests: the same commands to both servers."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kv_raw import Raw
+
+
+def same_replies(redis_port: int, kv_port: int, lines: list[str], resp3: bool) -> None:
+    """Run C{lines} (redis-cli syntax) on one connection to each server; replies byte-equal."""
+    ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
+    try:
+        for r in (ref, ours):
+            r.call("FLUSHALL")
+        for line in lines:
+            args = shlex.split(line)
+            want, got = ref.call(*args), ours.call(*args)
+            assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
+    finally:
+        for r in (ref, ours):
+            r.call("FLUSHALL")
+            r.close()
+
+
+def wait_for(what: Callable[[], Any], timeout: float = 30.0, message: str = "") -> Any:
+    """Poll until C{what()} is true (generous deadline: the machine may be busy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = what()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message or what}")
+        time.sleep(0.02)
