@@ -11,13 +11,19 @@ the command it carried and its bytes.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
 from typing import Any
 
 from twisted.internet import defer, error
-from twisted.internet.interfaces import IPullProducer, ISSLTransport, IWriteDescriptor
+from twisted.internet.interfaces import (
+    IPullProducer,
+    IReadDescriptor,
+    ISSLTransport,
+    IWriteDescriptor,
+)
 from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -29,6 +35,8 @@ SOCKET_BUFFER = 4 * 1024 * 1024  # kernel buffers of a data connection: fewer wa
 
 def same_host(a: str, b: str) -> bool:
     """Two addresses of the same host (C{::ffff:127.0.0.1} is C{127.0.0.1})."""
+    if a == b:
+        return True
     try:
         x, y = ipaddress.ip_address(a.split("%")[0]), ipaddress.ip_address(b.split("%")[0])
     except ValueError:
@@ -63,14 +71,114 @@ class DataConnection(Protocol):
         self.channel.lost(reason)
 
 
-class _PassiveFactory(ServerFactory):
+class _Handover(ServerFactory):
+    """Gives the one accepted data connection its (already chosen) protocol."""
+
     noisy = False
 
-    def __init__(self, channel: DataChannel):
-        self.channel = channel
+    def __init__(self, protocol: DataConnection):
+        self.protocol_ = protocol
 
     def buildProtocol(self, addr: Any) -> Any:
-        return self.channel.accept(addr)
+        return self.protocol_
+
+
+# accept() errors that say the process or the kernel is out of something: waiting for
+# the same listener to become readable again would spin, so the channel fails instead
+_OUT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+@implementer(IReadDescriptor)
+class PassiveListener:
+    """
+    The listening socket of one passive data connection (PASV/EPSV): it accepts one
+    connection from the client's address, hands it to the reactor, and closes.
+
+    A C{listenTCP} port per transfer costs a Twisted C{Port}, a deferred
+    C{stopListening} and two log lines ("starting on", "Port Closed"): a third of the
+    server's CPU per small file. This is the same socket work on public interfaces:
+    C{IReactorFDSet.addReader} while listening, C{IReactorSocket.adoptStreamConnection}
+    for the accepted connection (Twisted's own tcp.Server from then on).
+    """
+
+    def __init__(self, reactor: Any, channel: DataChannel, sock: socket.socket):
+        self.reactor = reactor
+        self.channel = channel
+        self.sock: socket.socket | None = sock
+        self.family = sock.family
+        self.port: int = sock.getsockname()[1]
+
+    @classmethod
+    def open(
+        cls, reactor: Any, channel: DataChannel, ports: Any, interface: str
+    ) -> PassiveListener:
+        """Listen on the first free port of C{ports}; CannotListenError if none is."""
+        family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+        last: OSError | None = None
+        port = 0
+        for port in ports:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setblocking(False)
+                if family == socket.AF_INET6:
+                    addr = socket.getaddrinfo(
+                        interface, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+                    )[0][4]
+                else:
+                    addr = (interface, port)
+                sock.bind(addr)
+                sock.listen(2)
+            except OSError as e:
+                sock.close()
+                last = e
+                continue
+            listener = cls(reactor, channel, sock)
+            reactor.addReader(listener)
+            return listener
+        raise error.CannotListenError(interface, port, last)
+
+    def fileno(self) -> int:
+        return self.sock.fileno() if self.sock is not None else -1
+
+    def logPrefix(self) -> str:
+        return "ftp-pasv"
+
+    def doRead(self) -> None:
+        while self.sock is not None:
+            try:
+                conn, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in _OUT_OF:
+                    self.stopListening()
+                    self.channel.problem = f"cannot accept: {e.strerror}"
+                    self.channel.failed(e)
+                return  # ECONNABORTED and the like: that one is gone, keep listening
+            protocol = self.channel.accept(addr[0], addr[1])
+            if protocol is None:
+                conn.close()  # not the client's address: closed without a byte
+                continue
+            self.stopListening()
+            try:
+                conn.setblocking(False)
+                # Twisted duplicates the descriptor; ours is closed right after
+                self.reactor.adoptStreamConnection(conn.fileno(), self.family, _Handover(protocol))
+            except OSError as e:
+                self.channel.failed(e)
+            finally:
+                conn.close()
+            return
+
+    def connectionLost(self, reason: Any) -> None:
+        self.stopListening()
+
+    def stopListening(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            self.reactor.removeReader(self)
+            sock.close()
 
 
 class _ActiveFactory(ClientFactory):
@@ -261,21 +369,10 @@ class DataChannel:
 
     def listen(self, ports: Any, interface: str) -> None:
         """Listen on the first free port of C{ports} (passive); CannotListenError if none."""
-        factory = _PassiveFactory(self)
-        last: Exception | None = None
-        for port in ports:
-            try:
-                self.listening = self.reactor.listenTCP(
-                    port, factory, backlog=2, interface=interface
-                )
-            except error.CannotListenError as e:
-                last = e
-                continue
-            self.server_host = interface
-            self.server_port = self.listening.getHost().port
-            self._timer = self.reactor.callLater(self.timeout, self._expired)
-            return
-        raise last or error.CannotListenError(interface, 0, "no port")
+        self.listening = PassiveListener.open(self.reactor, self, ports, interface)
+        self.server_host = interface
+        self.server_port = self.listening.port
+        self._timer = self.reactor.callLater(self.timeout, self._expired)
 
     def connect(self, bind_host: str) -> None:
         """Connect to the client's port (active)."""
@@ -289,17 +386,17 @@ class DataChannel:
         )
         self._timer = self.reactor.callLater(self.timeout, self._expired)
 
-    def accept(self, addr: Any) -> DataConnection | None:
+    def accept(self, host: str, port: int) -> DataConnection | None:
         if self.conn is not None or self.state != "waiting":
             return None
-        if not same_host(addr.host, self.client_host):
+        if not same_host(host, self.client_host):
             self.refused += 1
             log.warn(
                 "{service}: data connection from {host}:{port} refused: the control "
                 "connection is from {client} (no FTP bounce/theft, RFC 2577)",
                 service=self.session.service_name,
-                host=addr.host,
-                port=addr.port,
+                host=host,
+                port=port,
                 client=self.client_host,
             )
             return None
@@ -328,7 +425,7 @@ class DataChannel:
             d.callback(conn)
 
     def failed(self, reason: Any) -> None:
-        self.problem = "connection failed"
+        self.problem = self.problem or "connection failed"
         self._fail(reason)
 
     def _expired(self) -> None:

@@ -31,7 +31,7 @@ from twisted.protocols.ftp import (
     PermissionDeniedError,
     errnoToFailure,
 )
-from twisted.python.filepath import FilePath, InsecurePath
+from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 TEMP_PREFIX = ".portsuite-upload-"
@@ -54,15 +54,29 @@ class Jail:
 
     def resolve(self, segments: list[str]) -> FilePath:
         for seg in segments:
-            if "\0" in seg or "/" in seg or seg in ("..", "."):
+            if not seg or "\0" in seg or "/" in seg or seg in ("..", "."):
                 raise Escape(seg)
-        try:
-            p = self.root.descendant(segments) if segments else self.root
-        except InsecurePath:
-            raise Escape("/".join(segments)) from None
-        if not self.inside(os.path.realpath(p.path)):
+        # from the jail's real path, one lstat per segment: a path with no symlink in
+        # it stays inside (no segment is ".."); the first symlink, or anything odd, and
+        # the whole path is resolved with realpath and must still be inside
+        path = self.real
+        for i, seg in enumerate(segments):
+            path = os.path.join(path, seg)
+            try:
+                mode = os.lstat(path).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                # nothing further exists, so nothing further can point out
+                return FilePath(os.path.join(path, *segments[i + 1 :]))
+            except OSError:
+                break
+            if statmod.S_ISLNK(mode):
+                break
+        else:
+            return FilePath(path)
+        path = os.path.join(self.real, *segments)
+        if not self.inside(os.path.realpath(path)):
             raise Escape("/".join(segments))
-        return p
+        return FilePath(path)
 
 
 def _fail(segments: list[str], e: BaseException) -> defer.Deferred[Any]:
@@ -253,10 +267,11 @@ class JailShell(FTPShell):
                     continue
                 child = p.child(name)
                 try:
-                    real = os.path.realpath(child.path)
-                    if not self.jail.inside(real):
-                        continue  # a symlink pointing out is not shown
-                    st = os.stat(child.path)
+                    st = os.lstat(child.path)
+                    if statmod.S_ISLNK(st.st_mode):
+                        if not self.jail.inside(os.path.realpath(child.path)):
+                            continue  # a symlink pointing out is not shown
+                        st = os.stat(child.path)
                 except OSError:
                     continue
                 yield name, child, st
