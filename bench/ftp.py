@@ -113,7 +113,7 @@ def big_upload(port: int, src: Path, size: int) -> float:
     return size / t / 2**20
 
 
-def small_files(port: int, n: int, upload: bool) -> float:
+def small_files(port: int, n: int, upload: bool, folder: str = "put") -> float:
     f = ftplib.FTP()
     f.connect("127.0.0.1", port, timeout=60)
     f.login(USER, PASSWORD)
@@ -121,7 +121,7 @@ def small_files(port: int, n: int, upload: bool) -> float:
     start = time.perf_counter()
     if upload:
         for i in range(n):
-            f.storbinary(f"STOR put/{i:04d}.txt", io.BytesIO(payload))
+            f.storbinary(f"STOR {folder}/{i:04d}.txt", io.BytesIO(payload))
     else:
         sink = io.BytesIO()
         for i in range(n):
@@ -159,6 +159,17 @@ def main() -> None:
     for i in range(args.files):
         (home / "small" / f"{i:04d}.txt").write_bytes(b"s" * SMALL)
 
+    folders = iter(range(10**6))
+
+    def fresh_folder() -> str:
+        # every put run writes new files, as an upload of new files does: had a run
+        # overwritten the files of the run before, pyftpdlib would truncate them in
+        # place while portsuite writes a new file under a temporary name and renames it
+        # (interrupted uploads never look complete), a new inode each time
+        name = f"put/{next(folders)}"
+        (home / name).mkdir()
+        return name
+
     servers = {}
     try:
         servers["portsuite"] = start_portsuite(work, home)
@@ -167,7 +178,9 @@ def main() -> None:
             "download MiB/s": lambda p: big_download(p, size),
             "upload MiB/s": lambda p: big_upload(p, src, size),
             f"get {args.files} files, files/s": lambda p: small_files(p, args.files, False),
-            f"put {args.files} files, files/s": lambda p: small_files(p, args.files, True),
+            f"put {args.files} files, files/s": lambda p: small_files(
+                p, args.files, True, fresh_folder()
+            ),
         }
         tests = {k: v for k, v in tests.items() if args.only in k}
         results: dict[str, dict[str, list[float]]] = {t: {s: [] for s in servers} for t in tests}

@@ -846,6 +846,24 @@ class FTPSession(FTP):
                 f"150 Opening {mode} mode data connection for {name} ({size} bytes{left})."
             )
             reactor = self.factory.reactor
+            if size - offset <= SEND_CHUNK:
+                # a small file: one read, one write, closed once the bytes have left
+                try:
+                    data = f.read()
+                finally:
+                    f.close()
+                if not binary:
+                    data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                ch.bytes += len(data)
+                conn.transport.write(data)
+                conn.transport.loseConnection()
+                return ch.finished.addCallback(
+                    lambda clean: (
+                        "226 Transfer complete."
+                        if clean
+                        else "426 Connection closed; transfer aborted."
+                    )
+                )
             if binary and size - offset > SENDFILE_MIN and SendfileSender.usable(conn, reactor):
                 sender: Any = SendfileSender(f, conn, reactor, SENDFILE_CHUNK)
             else:

@@ -64,10 +64,10 @@ class Jail:
             path = os.path.join(path, seg)
             try:
                 mode = os.lstat(path).st_mode
-            except (FileNotFoundError, NotADirectoryError):
-                # nothing further exists, so nothing further can point out
-                return FilePath(os.path.join(path, *segments[i + 1 :]))
-            except OSError:
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                    # nothing further exists, so nothing further can point out
+                    return FilePath(os.path.join(path, *segments[i + 1 :]))
                 break
             if statmod.S_ISLNK(mode):
                 break
