@@ -8,11 +8,14 @@ refused further logins until the window has passed (its connection is closed).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
+
+from portsuite.api import FailedLogins
 
 
 class LoginGuard:
+    """The delay of mail's logins, over the suite's per-host table (L{FailedLogins})."""
+
     def __init__(
         self,
         reactor: Any,
@@ -23,34 +26,19 @@ class LoginGuard:
     ):
         self.reactor = reactor
         self.delay = delay
-        self.max_failures = max_failures
-        self.window = window
-        self.max_hosts = max_hosts
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
-
-    def _recent(self, host: str) -> list[float]:
-        now = self.reactor.seconds()
-        times = [t for t in self._failures.get(host, ()) if now - t < self.window]
-        if times:
-            self._failures[host] = times
-        else:
-            self._failures.pop(host, None)
-        return times
+        self.failures = FailedLogins(
+            reactor, limit=max_failures, window=window, max_hosts=max_hosts
+        )
 
     def blocked(self, host: str) -> bool:
         """Has this host used up its failures?"""
-        return len(self._recent(host)) >= self.max_failures
+        return self.failures.blocked(host)
 
     def failed(self, host: str, answer: Any) -> bool:
         """
         Count a failure of C{host}; call C{answer()} after the delay. Returns True
         when the host is now blocked (the caller closes the connection after answering).
         """
-        times = self._recent(host)
-        times.append(self.reactor.seconds())
-        self._failures[host] = times
-        self._failures.move_to_end(host)
-        while len(self._failures) > self.max_hosts:
-            self._failures.popitem(last=False)
+        blocked = self.failures.failed(host)
         self.reactor.callLater(self.delay, answer)
-        return len(times) >= self.max_failures
+        return blocked

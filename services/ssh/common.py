@@ -2,50 +2,18 @@
 
 from __future__ import annotations
 
-import collections
 from typing import Any
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 
-from portsuite.api import ServiceContext
+from portsuite.api import FailedLogins, ServiceContext
 from portsuite_services.ssh.files import Jail
 from portsuite_services.ssh.shell import Sessions, TooManyFailures, sessions_of
 
 FAIL_DELAY = 2.0  # seconds before "Login incorrect" / a password failure is told
-HOST_FAILURES = 10  # failed logins from one address …
-HOST_WINDOW = 300.0  # … within this many seconds: that address is refused for a while
-
-
-class HostFailures:
-    """Failed logins per client address, in a bounded table (a brute-force brake)."""
-
-    def __init__(self, clock: Any, limit: int = HOST_FAILURES, window: float = HOST_WINDOW):
-        self.clock = clock
-        self.limit = limit
-        self.window = window
-        self.seen: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
-
-    def _recent(self, host: str) -> list[float]:
-        now = self.clock.seconds()
-        times = [t for t in self.seen.get(host, []) if now - t < self.window]
-        if times:
-            self.seen[host] = times
-            self.seen.move_to_end(host)
-        else:
-            self.seen.pop(host, None)
-        return times
-
-    def blocked(self, host: str) -> bool:
-        return len(self._recent(host)) >= self.limit
-
-    def failed(self, host: str) -> None:
-        times = self._recent(host)
-        times.append(self.clock.seconds())
-        self.seen[host] = times[-self.limit :]
-        while len(self.seen) > 4096:
-            self.seen.popitem(last=False)
+HOST_WINDOW = 300.0  # login_failures within this many seconds: that address is refused a while
 
 
 class ShellService:
@@ -58,7 +26,9 @@ class ShellService:
         self.clock_source = ctx.reactor
         self.jail = Jail(files, writable)
         self.sessions: Sessions = sessions_of(ctx)
-        self.failures = HostFailures(ctx.reactor, limit=ctx.options["login_failures"])
+        self.failures = FailedLogins(
+            ctx.reactor, limit=ctx.options["login_failures"], window=HOST_WINDOW, max_hosts=4096
+        )
         self.login_grace = ctx.options["login_grace"]
         self.accounts = ctx.accounts
 

@@ -9,7 +9,7 @@ named and judged (L{format_peer}, L{is_loopback}). These are leaf modules: they 
 the suite's runtime, so a plugin never pulls in (or depends on) the core's insides.
 """
 
-from portsuite.api.accounts import Account, Accounts, hash_password
+from portsuite.api.accounts import Account, Accounts, Clock, FailedLogins, hash_password
 from portsuite.api.contract import (
     TRANSPORTS,
     Option,
@@ -33,6 +33,8 @@ from portsuite.api.stats import ClientInfo, Listener, ServiceStats, port_class
 __all__ = [
     "Account",
     "Accounts",
+    "Clock",
+    "FailedLogins",
     "hash_password",
     "DEFAULT_HOST",
     "TRANSPORTS",

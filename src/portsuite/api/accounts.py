@@ -17,8 +17,9 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from twisted.cred.checkers import ICredentialsChecker
@@ -149,6 +150,85 @@ class Accounts:
     def checker(self) -> PasswordChecker:
         """A C{twisted.cred} checker for a C{Portal}: username and password."""
         return PasswordChecker(self)
+
+
+class Clock(Protocol):
+    """What L{FailedLogins} needs of a reactor: C{seconds()} (any C{IReactorTime})."""
+
+    def seconds(self) -> float: ...
+
+
+class FailedLogins:
+    """
+    Failed logins per client address, in one bounded table: the brute-force brake of
+    every service that logs users in (ssh and telnet, smtp/pop3/imap, ftp).
+
+    An address with C{limit} failures within the last C{window} seconds is
+    L{blocked} until the oldest of them is C{window} seconds old. Memory is bounded
+    whatever clients do: at most C{max_hosts} addresses (the one that failed least
+    recently is forgotten first) and at most C{limit} times each. The clock is the
+    service's reactor (or a C{twisted.internet.task.Clock} in a test).
+
+        failures = FailedLogins(ctx.reactor, limit=5, window=300)
+        if failures.blocked(host): refuse …
+        if failures.failed(host): that was the last try allowed …
+    """
+
+    def __init__(
+        self, clock: Clock, limit: int = 10, window: float = 300.0, max_hosts: int = 10_000
+    ):
+        if limit < 1 or window <= 0 or max_hosts < 1:
+            raise ValueError("limit and max_hosts must be at least 1, window more than 0")
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self.max_hosts = max_hosts
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        """Addresses remembered right now (never more than C{max_hosts})."""
+        return len(self._seen)
+
+    def _recent(self, host: str) -> deque[float] | None:
+        times = self._seen.get(host)
+        if times is None:
+            return None
+        now = self.clock.seconds()
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        if not times:
+            del self._seen[host]
+            return None
+        return times
+
+    def count(self, host: str) -> int:
+        """Failures of C{host} within the window (at most C{limit})."""
+        times = self._recent(host)
+        return 0 if times is None else len(times)
+
+    def retry_after(self, host: str) -> float:
+        """Seconds until C{host} may try again; 0.0 when it is not blocked."""
+        times = self._recent(host)
+        if times is None or len(times) < self.limit:
+            return 0.0
+        return max(0.0, times[0] + self.window - self.clock.seconds())
+
+    def blocked(self, host: str) -> bool:
+        """Has C{host} used up its failures for now?"""
+        return self.retry_after(host) > 0
+
+    def failed(self, host: str) -> bool:
+        """Count one failure of C{host}; True when C{host} is now blocked."""
+        times = self._recent(host)
+        if times is None:
+            times = deque(maxlen=self.limit)
+            self._seen[host] = times
+        else:
+            self._seen.move_to_end(host)
+        times.append(self.clock.seconds())
+        while len(self._seen) > self.max_hosts:
+            self._seen.popitem(last=False)
+        return self.blocked(host)
 
 
 def hash_password(password: str, rounds: int = 12) -> str:
