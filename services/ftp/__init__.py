@@ -168,6 +168,7 @@ def build(ctx: ServiceContext) -> FTPServer:
         implicit_tls=implicit is not None,
     )
     _publish(ctx, server)
+    ctx.stats.set_detail(server.detail)  # the dashboard page: sessions and data connections
     return server
 
 

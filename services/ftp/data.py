@@ -536,12 +536,15 @@ class DataChannel:
         now = self.reactor.seconds()
         return {
             "mode": self.mode,
+            "kind": self.mode,
             "state": self.state,
-            "server": _hp(self.server_host, self.server_port),
+            "server": host_port(self.server_host, self.server_port),
             "server_port": self.server_port,
-            "client": _hp(self.client_host, self.client_port),
+            "client": host_port(self.client_host, self.client_port),
             "client_port": self.client_port,
             "command": self.command,
+            "text": self.command,
+            "direction": _direction(self.command),
             "bytes": self.bytes,
             "seconds": round((self.closed_at or now) - self.opened_at, 3),
             "refused": self.refused,
@@ -550,7 +553,17 @@ class DataChannel:
         }
 
 
-def _hp(host: str | None, port: int | None) -> str | None:
+def _direction(command: str | None) -> str | None:
+    """Which way a transfer's bytes go: "down" (server to client) or "up"."""
+    verb = (command or "").split(" ", 1)[0]
+    if verb in ("RETR", "LIST", "NLST", "MLSD"):
+        return "down"
+    if verb in ("STOR", "APPE"):
+        return "up"
+    return None
+
+
+def host_port(host: str | None, port: int | None) -> str | None:
     if host is None:
         return None
     p = "?" if port is None else str(port)

@@ -46,7 +46,14 @@ from twisted.protocols.ftp import (
 )
 from twisted.python.failure import Failure
 
-from portsuite_services.ftp.data import DataChannel, FileSender, SendfileSender, same_host
+from portsuite.api import FailedLogins
+from portsuite_services.ftp.data import (
+    DataChannel,
+    FileSender,
+    SendfileSender,
+    host_port,
+    same_host,
+)
 from portsuite_services.ftp.shell import Escape, list_line, mlsx_facts
 
 log = Logger(namespace="portsuite.ftp")
@@ -60,6 +67,8 @@ SENDFILE_CHUNK = 4 * 1024 * 1024
 SENDFILE_MIN = 1024 * 1024  # smaller files: one read and one write cost fewer syscalls
 RECENT_CHANNELS = 8  # data connections kept per session for the dashboard
 RECENT_SESSIONS = 10
+DETAIL_SESSIONS = 20  # sessions the dashboard is given …
+DETAIL_CHANNELS = 4  # … each with its latest data connections
 FEATURES = (
     "EPRT",
     "EPSV",
@@ -1008,8 +1017,8 @@ class FTPServer(ServerFactory):
         self.implicit_tls = implicit_tls  # the control port itself is TLS (tls = {…})
         self.sessions: dict[int, FTPSession] = {}
         self.ended: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_SESSIONS)
-        self.failures: collections.OrderedDict[str, collections.deque[float]] = (
-            collections.OrderedDict()
+        self.failures = FailedLogins(
+            reactor, limit=MAX_FAILURES, window=FAILURE_WINDOW, max_hosts=FAILURE_HOSTS
         )
         self._rand = random.Random()
 
@@ -1031,25 +1040,11 @@ class FTPServer(ServerFactory):
 
     def refused_for(self, host: str) -> float:
         """Seconds this address is still shut out for (0 if it is not)."""
-        times = self.failures.get(host)
-        if times is None or len(times) < MAX_FAILURES:
-            return 0.0
-        left = times[0] + FAILURE_WINDOW - self.reactor.seconds()
-        return max(0.0, left)
+        return self.failures.retry_after(host)
 
     def login_failed(self, host: str) -> bool:
         """Count a wrong password; True when the address is now shut out."""
-        times = self.failures.pop(host, None)
-        if times is None:
-            times = collections.deque(maxlen=MAX_FAILURES)
-        now = self.reactor.seconds()
-        while times and now - times[0] > FAILURE_WINDOW:
-            times.popleft()
-        times.append(now)
-        self.failures[host] = times
-        while len(self.failures) > FAILURE_HOSTS:
-            self.failures.popitem(last=False)
-        return self.refused_for(host) > 0
+        return self.failures.failed(host)
 
     # -- the dashboard -------------------------------------------------------------------
 
@@ -1071,6 +1066,29 @@ class FTPServer(ServerFactory):
             "seconds": round(now - s.since, 3),
             "data_connections": [ch.as_dict() for ch in s.channels],
         }
+
+    def detail(self) -> list[dict[str, Any]]:
+        """
+        The dashboard's rows (ServiceStats.set_detail): each open session's control
+        connection and its latest data connections, live.
+        """
+        rows = []
+        for s in list(self.sessions.values())[:DETAIL_SESSIONS]:
+            if s.transport is None:
+                continue
+            server = s.transport.getHost()
+            who = s.user or "not logged in"
+            rows.append(
+                {
+                    "kind": "control",
+                    "client": host_port(s.peer_host, s.transport.getPeer().port),
+                    "server": host_port(server.host, server.port),
+                    "text": f"{who} · /{'/'.join(s.workingDirectory)}",
+                    "state": "open",
+                    "links": [ch.as_dict() for ch in list(s.channels)[-DETAIL_CHANNELS:]],
+                }
+            )
+        return rows
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,7 @@ L{portsuite.wrappers}) and read by the dashboard, the metrics and C{portsuite ch
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -86,6 +87,35 @@ class ServiceStats:
     clients: dict[Any, ClientInfo] = attrs.field(factory=dict)
     # recent transcripts (see portsuite.trace): bounded, newest last
     transcripts: deque[Any] = attrs.field(factory=lambda: deque(maxlen=5))
+    # the service's own view of its connections, shown on the dashboard under its
+    # clients (C{"detail"} in L{as_dict}); see L{ServiceStats.set_detail}
+    detail: Callable[[], list[dict[str, Any]]] | None = None
+
+    def set_detail(self, detail: Callable[[], list[dict[str, Any]]] | None) -> None:
+        """
+        Show more than the wrapper sees: C{detail()} returns, when the dashboard asks
+        (about once a second), one dict per session, each a connection with the
+        connections it opened (FTP's control connection and its data connections)::
+
+            {"kind": "control", "client": "127.0.0.1:50312", "server": "127.0.0.1:2121",
+             "text": "alice · /pub", "state": "open",
+             "links": [{"kind": "passive", "client": "127.0.0.1:50313",
+                        "server": "127.0.0.1:30001", "direction": "down",
+                        "text": "RETR /big.bin", "bytes": 1234, "state": "open"}]}
+
+        C{direction} is C{"down"} (server to client), C{"up"} or None; every key but
+        C{client} may be left out. Keep the list short: the page shows a few.
+        """
+        self.detail = detail
+
+    def detail_rows(self) -> list[dict[str, Any]]:
+        """What L{set_detail}'s function returns now; [] without one, or if it fails."""
+        if self.detail is None:
+            return []
+        try:
+            return list(self.detail())
+        except Exception:  # a service's bug must not take the dashboard down
+            return [{"kind": "error", "text": "detail unavailable", "links": []}]
 
     @property
     def bytes_in(self) -> int:
@@ -127,4 +157,5 @@ class ServiceStats:
                 "dropped": self.dropped,
             },
             "clients": [c.as_dict(now) for c in self.clients.values()],
+            "detail": self.detail_rows(),
         }

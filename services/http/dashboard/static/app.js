@@ -98,6 +98,51 @@ function clientList(svc, now) {
   return ul;
 }
 
+// what a service shows of its own connections (ServiceStats.set_detail), e.g. each FTP
+// session: its control connection, then its data connections (passive/active, both
+// ends, which way the bytes go, how many)
+const MAX_SESSIONS_SHOWN = 3;
+const MAX_LINKS_SHOWN = 3;
+
+function ends(c) {
+  const arrow = c.direction === "down" ? " ← " : c.direction === "up" ? " → " : " ⇄ ";
+  return (c.client || "?") + arrow + (c.server || "?");
+}
+
+function connLine(tag, c, withBytes) {
+  const line = el(tag, "conn " + (c.kind || ""));
+  line.dataset.kind = c.kind || "";
+  line.dataset.state = c.state || "";
+  line.append(el("span", "kind", _(c.kind || "")), el("span", "ends " + (c.direction || ""), ends(c)));
+  const bits = [];
+  if (c.text) bits.push(c.text);
+  if (withBytes && typeof c.bytes === "number" && c.state !== "waiting") bits.push(bytes(c.bytes));
+  if (c.state && c.state !== "open") bits.push(_(c.state));
+  if (bits.length) line.append(el("span", "text", bits.join(" · ")));
+  return line;
+}
+
+function sessionList(svc) {
+  const rows = svc.detail || [];
+  if (!rows.length) return null;
+  const ul = el("ul", "sessions");
+  for (const row of rows.slice(0, MAX_SESSIONS_SHOWN)) {
+    const li = el("li", "session");
+    li.append(connLine("div", row, false));
+    const links = (row.links || []).slice(-MAX_LINKS_SHOWN);
+    if (links.length) {
+      const sub = el("ul", "links");
+      for (const c of links) sub.append(connLine("li", c, true));
+      li.append(sub);
+    }
+    ul.append(li);
+  }
+  if (rows.length > MAX_SESSIONS_SHOWN) {
+    ul.append(el("li", "more", _("… and more:") + " " + (rows.length - MAX_SESSIONS_SHOWN)));
+  }
+  return ul;
+}
+
 function card(svc, now) {
   const art = el("article", "card");
   art.dataset.service = svc.name;
@@ -132,6 +177,8 @@ function card(svc, now) {
     counter(svc, "bytes_out", svc.bytes_out, _("out"), bytes(svc.bytes_out)),
   );
   art.append(counts, clientList(svc, now));
+  const sessions = sessionList(svc);
+  if (sessions) art.append(sessions);
   if (svc.description) art.title = svc.description;
   return art;
 }
