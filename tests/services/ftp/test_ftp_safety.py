@@ -198,6 +198,13 @@ def test_data_connection_that_never_comes_times_out(ftp_suite: Any) -> None:
     assert reply.startswith("425") and "within 1s" in reply
     assert _refused_soon(port)  # no longer listening
     assert r.cmd("NOOP").startswith("200")  # the session goes on
+    # a passive port opened and then left alone (no transfer command, no connection):
+    # closed after data_timeout all the same
+    idle = _pasv_port(r.cmd("PASV"))
+    time.sleep(2)
+    assert r.cmd("RETR README.txt").startswith("425")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", idle), timeout=5).close()
     # active mode towards a port nobody listens on: 425 too
     dead = free_port()
     assert r.cmd(f"PORT 127,0,0,1,{dead // 256},{dead % 256}").startswith("200")
