@@ -612,10 +612,11 @@ class FTPSession(FTP):
         p1, p2 = divmod(port, 256)
         numbers = ",".join(str(addr).split(".") + [str(p1), str(p2)])
         self.sendLine(f"227 Entering Passive Mode ({numbers}).")
-        self.annotate(
-            f"227: data port = {p1}×256 + {p2} = {port}; the client opens a second TCP "
-            f"connection to {addr}:{port} for the next transfer"
-        )
+        if self.traced:  # the note's text is built only for a transcript
+            self.annotate(
+                f"227: data port = {p1}×256 + {p2} = {port}; the client opens a second TCP "
+                f"connection to {addr}:{port} for the next transfer"
+            )
         return None  # type: ignore[return-value]
 
     def ftp_EPSV(self, protocol: str = "") -> str:
@@ -632,10 +633,11 @@ class FTPSession(FTP):
         if isinstance(ch, str):
             return ch
         self.sendLine(f"229 Entering Extended Passive Mode (|||{ch.server_port}|).")
-        self.annotate(
-            f"229: data port = {ch.server_port}; the client opens a second TCP connection "
-            f"to the same server address on that port"
-        )
+        if self.traced:  # the note's text is built only for a transcript
+            self.annotate(
+                f"229: data port = {ch.server_port}; the client opens a second TCP connection "
+                f"to the same server address on that port"
+            )
         return None  # type: ignore[return-value]
 
     def _active(self, host: str, port: int, how: str) -> str:
@@ -669,10 +671,11 @@ class FTPSession(FTP):
         problem = self._active(host, port, "PORT")
         if problem:
             return problem
-        self.annotate(
-            f"PORT: data port = {n[4]}×256 + {n[5]} = {port}; the server will connect to "
-            f"the client at {host}:{port} for the next transfer"
-        )
+        if self.traced:  # the note's text is built only for a transcript
+            self.annotate(
+                f"PORT: data port = {n[4]}×256 + {n[5]} = {port}; the server will connect to "
+                f"the client at {host}:{port} for the next transfer"
+            )
         return "200 PORT command successful. Consider using PASV."
 
     def ftp_EPRT(self, extended: str) -> str:
@@ -694,7 +697,8 @@ class FTPSession(FTP):
         problem = self._active(str(ip), port, "EPRT")
         if problem:
             return problem
-        self.annotate(f"EPRT: the server will connect to the client at {host} port {port}")
+        if self.traced:  # the note's text is built only for a transcript
+            self.annotate(f"EPRT: the server will connect to the client at {host} port {port}")
         return "200 EPRT command successful. Consider using EPSV."
 
     def _transfer(self, command: str, start: Any, on_nodata: Any = None) -> Any:
