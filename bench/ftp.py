@@ -9,6 +9,9 @@ interleaved: curl downloads and uploads one big file (MiB/s), then Python's ftpl
 gets and puts N small files in one session, one data connection each (files/s).
 Medians of the rounds, the server's CPU seconds per operation, and a SUMMARY line of
 ratios portsuite / pyftpdlib (>= 1.0: portsuite is as fast or faster).
+
+PORTSUITE_BEFORE_BIN=/path/to/other/venv/bin also runs that build's twistd, interleaved
+with the other two, and prints this build over that one (before/after from one run).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import cpu_seconds, free_port, pin  # noqa: E402
+from benchlib import before_bin, cpu_seconds, free_port, pin  # noqa: E402
 
 USER, PASSWORD = "alice", "wonderland"
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,15 +52,17 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30
     raise SystemExit(f"nothing listening on {port}")
 
 
-def start_portsuite(work: Path, home: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_portsuite(
+    work: Path, home: Path, bin_dir: Path = VENV_BIN, name: str = "portsuite"
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    cfg = work / "bench-ftp.toml"
+    cfg = work / f"bench-{name}.toml"
     cfg.write_text(
         f'[users]\n{USER} = "{PASSWORD}"\n\n'
         f'[services.ftp]\ntype = "ftp"\nport = {port}\nroot = "{work / "public"}"\n'
         f'homes = "{home.parent}"\nmax_upload = {2**31}\nanonymous = false\n'
     )
-    twistd = VENV_BIN / "twistd"
+    twistd = bin_dir / "twistd"
     proc = subprocess.Popen(
         [
             *pin(0),
@@ -174,6 +179,9 @@ def main() -> None:
     try:
         servers["portsuite"] = start_portsuite(work, home)
         servers["pyftpdlib"] = start_pyftpdlib(home)
+        before = before_bin()
+        if before is not None:  # an older build, interleaved: before/after from one run
+            servers["before"] = start_portsuite(work, home, before, "before")
         tests = {
             "download MiB/s": lambda p: big_download(p, size),
             "upload MiB/s": lambda p: big_upload(p, src, size),
@@ -212,6 +220,17 @@ def main() -> None:
         summary.append(f"{test.split(',')[0]} {ratio:.2f}x")
         print(f"{test:34} {ps:10.1f} {py:10.1f} {ratio:6.2f}x   {cps:.2f} / {cpy:.2f}")
     print("SUMMARY ftp/pyftpdlib: " + ", ".join(summary))
+    if "before" in servers:
+        print(f"\nthis build / the one in {before_bin()} (same run):")
+        for test in tests:
+            ps = statistics.median(results[test]["portsuite"])
+            old = statistics.median(results[test]["before"])
+            cps = statistics.median(cpu[test]["portsuite"])
+            cold = statistics.median(cpu[test]["before"])
+            print(
+                f"{test:34} {ps:10.1f} {old:10.1f} {ps / old:6.2f}x   "
+                f"server cpu s {cps:.2f} / {cold:.2f}"
+            )
 
 
 if __name__ == "__main__":
