@@ -136,6 +136,7 @@ class FTPSession(FTP):
         self.service_name = self.factory.name
         self.factory.sessions[id(self)] = self
         self.tls = self.factory.implicit_tls
+        self._note = getattr(self.transport, "annotate", None)
         _nodelay(self.transport)  # replies are small and each waits for the next command
         self.setTimeout(self.factory.idle_timeout)
         self.sendLine("220 portsuite FTP server ready.")
@@ -166,15 +167,18 @@ class FTPSession(FTP):
         assert isinstance(template, str)  # all are, but FEAT's lines (ftp_FEAT sends its own)
         self.sendLine(template % args)
 
+    # the transcript's hook (trace = true), looked up once: the wrapper a connection has
+    # does not change, and a miss costs a trip through ProtocolWrapper.__getattr__
+    _note: Any = None
+
     @property
     def traced(self) -> bool:
-        return getattr(self.transport, "annotate", None) is not None
+        return self._note is not None
 
     def annotate(self, text: str) -> None:
         """A line in this connection's transcript (trace = true), if traced."""
-        note = getattr(self.transport, "annotate", None)
-        if note is not None:
-            note(text)
+        if self._note is not None:
+            self._note(text)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.sendLine(f"500 Command line too long (at most {self.MAX_LENGTH} bytes).")
@@ -195,38 +199,23 @@ class FTPSession(FTP):
             self.sendLine(f"500 Unknown command {shown!r}.")
             return
 
-        def failed(err: Any) -> None:
-            if err.check(FTPCmdError):
-                self.sendLine(err.value.response())
-            elif err.check(Reply):
-                self.sendLine(str(err.value))
-            elif err.check(TypeError) and "positional argument" in str(err.value):
-                self.sendLine(f"501 {cmd} needs an argument.")
-            else:
-                log.failure(
-                    "{service}: {cmd} failed for {peer}",
-                    err,
-                    service=self.service_name,
-                    cmd=cmd,
-                    peer=self.peer_host,
-                )
-                self.sendLine("451 Local error; the command was not done.")
-
-        def succeeded(result: Any) -> None:
-            if isinstance(result, tuple):
-                self.reply(*result)
-            elif isinstance(result, str) and result[:3].isdigit():
-                self.sendLine(result)
-            elif result is not None:
-                self.reply(result)
-
-        def resume(_: Any) -> None:
-            if not self.disconnected:
-                self.resumeProducing()
-
         args = (arg,) if sep else ()
-        d = defer.maybeDeferred(self.processCommand, cmd, *args)
-        d.addCallbacks(succeeded, failed)
+        try:
+            result = self.processCommand(cmd, *args)
+        except Exception:
+            result = Failure()
+        if not isinstance(result, defer.Deferred):
+            # answered at once (most commands): no Deferred to build
+            try:
+                if isinstance(result, Failure):
+                    self._failed(result, cmd)
+                else:
+                    self._answer(result)
+            except Exception:
+                log.failure("{service}: reply", service=self.service_name)
+            return
+        d = result
+        d.addCallbacks(self._answer, self._failed, errbackArgs=(cmd,))
         d.addErrback(lambda f: log.failure("{service}: reply", f, service=self.service_name))
         if d.called:
             return  # answered already: the next line may follow at once
@@ -234,7 +223,36 @@ class FTPSession(FTP):
         # then, so replies keep their order and a client cannot queue up work
         self.pauseProducing()
         # resumed on a later turn of the reactor, never from inside lineReceived
-        d.addBoth(lambda _: self.factory.reactor.callLater(0, resume, None))
+        d.addBoth(lambda _: self.factory.reactor.callLater(0, self._resume))
+
+    def _resume(self) -> None:
+        if not self.disconnected:
+            self.resumeProducing()
+
+    def _answer(self, result: Any) -> None:
+        if isinstance(result, tuple):
+            self.reply(*result)
+        elif isinstance(result, str) and result[:3].isdigit():
+            self.sendLine(result)
+        elif result is not None:
+            self.reply(result)
+
+    def _failed(self, err: Any, cmd: str) -> None:
+        if err.check(FTPCmdError):
+            self.sendLine(err.value.response())
+        elif err.check(Reply):
+            self.sendLine(str(err.value))
+        elif err.check(TypeError) and "positional argument" in str(err.value):
+            self.sendLine(f"501 {cmd} needs an argument.")
+        else:
+            log.failure(
+                "{service}: {cmd} failed for {peer}",
+                err,
+                service=self.service_name,
+                cmd=cmd,
+                peer=self.peer_host,
+            )
+            self.sendLine("451 Local error; the command was not done.")
 
     def processCommand(self, cmd: str, *params: str) -> Any:
         method = getattr(self, "ftp_" + cmd)
