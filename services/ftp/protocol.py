@@ -29,6 +29,7 @@ import fnmatch
 import ipaddress
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from twisted.cred import credentials
@@ -67,6 +68,7 @@ SENDFILE_CHUNK = 4 * 1024 * 1024
 SENDFILE_MIN = 1024 * 1024  # smaller files: one read and one write cost fewer syscalls
 RECENT_CHANNELS = 8  # data connections kept per session for the dashboard
 RECENT_SESSIONS = 10
+PASSIVE_TRIES = 512  # ports of passive_ports tried per PASV/EPSV before 425
 DETAIL_SESSIONS = 20  # sessions the dashboard is given …
 DETAIL_CHANNELS = 4  # … each with its latest data connections
 FEATURES = (
@@ -1049,14 +1051,20 @@ class FTPServer(ServerFactory):
         p.factory = self
         return p
 
-    def passive_ports(self) -> list[int]:
-        """The passive range from a random start (so sessions spread over it), or [0]."""
+    def passive_ports(self) -> Iterator[int]:
+        """
+        The passive range from a random start (so sessions spread over it), at most
+        C{PASSIVE_TRIES} of it (a wide range that is nearly full must not hold the
+        reactor for tens of thousands of binds), or [0].
+        """
         if self.passive_range is None:
-            return [0]
+            yield 0
+            return
         lo, hi = self.passive_range
-        ports = list(range(lo, hi + 1))
-        k = self._rand.randrange(len(ports))
-        return ports[k:] + ports[:k]
+        n = hi - lo + 1
+        k = self._rand.randrange(n)
+        for i in range(min(n, PASSIVE_TRIES)):
+            yield lo + (k + i) % n
 
     # -- wrong passwords -------------------------------------------------------------
 
