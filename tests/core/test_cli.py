@@ -14,7 +14,7 @@ import pytest
 
 from portsuite import cli
 from portsuite.cli import check
-from portsuite.testing import need, write_config
+from portsuite.testing import free_port, need, write_config
 
 
 def test_check_warns_about_well_known_ports_for_a_normal_user(
@@ -22,8 +22,9 @@ def test_check_warns_about_well_known_ports_for_a_normal_user(
 ) -> None:
     monkeypatch.setattr(check, "can_bind_privileged", lambda: False)
     monkeypatch.setattr(check, "unprivileged_port_start", lambda: 1024)
+    free = free_port()  # a fixed registered port may be in use: check would say so too
     path = write_config(
-        {"services": {"echo": {"type": "echo", "port": 7}, "alt": {"type": "echo", "port": 7007}}},
+        {"services": {"echo": {"type": "echo", "port": 7}, "alt": {"type": "echo", "port": free}}},
         tmp_path,
     )
     assert cli.main(["check", "-c", str(path)]) == 0
