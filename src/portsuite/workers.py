@@ -7,15 +7,18 @@ socket to N child processes (C{python -m portsuite.workerproc}), which take it w
 C{reactor.adoptStreamPort} and serve it with the same wrapped factory as in one
 process. The kernel spreads the connections over them.
 
-A child reports over its stdout pipe, one JSON line at a time: its counters and
-connected clients (at most every L{REPORT_INTERVAL} seconds, when they changed) and
-its log lines, which the suite logs as its own. The suite sums the counters into the
+A child reports over a unix socket (its stdin), one JSON line at a time: its counters
+and connected clients (at most every L{REPORT_INTERVAL} seconds, when they changed)
+and its log lines, which the suite logs as its own. The same socket carries the
+suite's orders: stop accepting (C{portsuite disable}, a reload that replaces the
+service; the open connections go on) and accept on these new sockets, passed with
+C{SCM_RIGHTS} (C{portsuite enable}). The suite sums the counters into the
 service's one L{ServiceStats}, so the dashboard and the metrics see one service.
 C{max_connections} holds for the whole service: one count per worker in a shared
 memory page (L{SharedCount}), read and changed under a POSIX record lock. A worker
 that dies is started again (after a pause that grows while it keeps dying at once);
-its counters stay in the totals. Its stdin is a pipe from the suite: when the suite
-goes away, the worker stops.
+its counters stay in the totals. When the suite goes away, its end of the socket
+closes and the worker stops.
 
 Only types that declare C{stateless = True} may have workers (the config refuses
 the others): each worker has its own copy of the service's state.
@@ -27,13 +30,14 @@ import fcntl
 import json
 import mmap
 import os
+import socket
 import struct
 import sys
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.logger import Logger, LogLevel
 
 from portsuite.api import ClientInfo
@@ -130,6 +134,22 @@ class _Report:
         self.clients = list(msg.get("clients", []))[:MAX_CLIENTS_REPORTED]
 
 
+class _Control(Protocol):
+    """The suite's end of a worker's socket: its reports in, the suite's orders out."""
+
+    transport: Any
+
+    def __init__(self, worker: _WorkerProtocol):
+        self.worker = worker
+
+    def dataReceived(self, data: bytes) -> None:
+        self.worker.outReceived(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.worker.control = None
+        self.worker.unlistened()  # (a worker that is gone accepts nothing)
+
+
 class _WorkerProtocol(ProcessProtocol):
     transport: Any
 
@@ -140,10 +160,35 @@ class _WorkerProtocol(ProcessProtocol):
         self.report = _Report()
         self.ended: defer.Deferred[None] = defer.Deferred()
         self.started = pool.reactor.seconds()
+        self.control: _Control | None = None
+        self.waiting: list[defer.Deferred[None]] = []  # for its {"unlistened": true}
 
     @property
     def pid(self) -> int | None:
         return getattr(self.transport, "pid", None)
+
+    def send(self, msg: dict[str, Any], fds: list[int] = ()) -> bool:  # type: ignore[assignment]
+        control = self.control
+        if control is None or control.transport is None:
+            return False
+        for fd in fds:
+            control.transport.sendFileDescriptor(fd)
+        control.transport.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+        return True
+
+    def unlisten(self) -> defer.Deferred[None]:
+        """Tell the worker to stop accepting; fires once it has (or is gone)."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if not self.send({"op": "unlisten"}):
+            d.callback(None)
+            return d
+        self.waiting.append(d)
+        return d
+
+    def unlistened(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.callback(None)
 
     def outReceived(self, data: bytes) -> None:
         self.buffer += data
@@ -157,7 +202,9 @@ class _WorkerProtocol(ProcessProtocol):
                 continue
             if not isinstance(msg, dict):
                 continue
-            if "log" in msg:
+            if "unlistened" in msg:
+                self.unlistened()
+            elif "log" in msg:
                 try:
                     level = LogLevel.levelWithName(str(msg.get("level", "info")))
                 except Exception:
@@ -172,6 +219,7 @@ class _WorkerProtocol(ProcessProtocol):
                 self.pool.sum()
 
     def processEnded(self, reason: Any) -> None:
+        self.unlistened()
         self.pool.ended(self, reason)
         self.ended.callback(None)
 
@@ -214,11 +262,7 @@ class WorkerPool(Service):
         path = self.unit.suite.config.path
         assert path is not None  # checked when binding
         self.config_path = os.path.abspath(path)
-        self.fds = []
-        for port in self.unit.listening_ports():
-            port.stopReading()  # the workers accept; this process only watches them
-            sock = port.socket
-            self.fds.append((sock.fileno(), sock.family))
+        self.take_ports()
         self.shared = SharedCount.create(svc.name)
         self.stats.workers = self.count
         for slot in range(self.count):
@@ -230,6 +274,52 @@ class WorkerPool(Service):
         self.mirror_loop.start(MIRROR_INTERVAL, now=False)
         self.last_mirror = b""
 
+    def take_ports(self) -> None:
+        """The service's listening sockets, bound by this process, are the workers' to accept on."""
+        self.fds = []
+        for port in self.unit.listening_ports():
+            port.stopReading()  # the workers accept; this process only holds them
+            sock = port.socket
+            self.fds.append((sock.fileno(), sock.family))
+
+    def bind(self) -> None:
+        """C{portsuite enable}: the listeners were bound again; the workers accept on them."""
+        self.take_ports()
+        families = [int(family) for _, family in self.fds]
+        for proto in self.workers.values():
+            proto.send({"op": "listen", "families": families}, [fd for fd, _ in self.fds])
+
+    def unbind(self) -> defer.Deferred[Any]:
+        """
+        C{portsuite disable}, or a reload that replaces the service: every worker stops
+        accepting (its open connections go on). Fires once all have: only then is the
+        port closed (each worker holds the listening socket too).
+        """
+        self.fds = []
+        if not self.running:
+            return defer.succeed(None)
+        waits = [proto.unlisten() for proto in self.workers.values()]
+        d = defer.DeferredList(waits)
+        # a worker that does not answer within 5 s is stopped: the port must close
+        timers = [self.reactor.callLater(5.0, self._unresponsive, p) for p in self.workers.values()]
+
+        def answered(result: Any) -> Any:
+            for timer in timers:
+                if timer.active():
+                    timer.cancel()
+            return result
+
+        return d.addBoth(answered)
+
+    def _unresponsive(self, proto: _WorkerProtocol) -> None:
+        if proto.waiting:
+            log.warn(
+                "{service}: worker {n} did not stop accepting within 5s; stopping it",
+                service=self.unit.config.name,
+                n=proto.slot + 1,
+            )
+            self._kill(proto)
+
     def mirror(self) -> None:
         """Send the workers the suite's snapshot: their dashboard shows the whole suite."""
         data = json.dumps(self.unit.suite.snapshot(), separators=(",", ":")).encode()
@@ -237,14 +327,15 @@ class WorkerPool(Service):
             return
         self.last_mirror = data
         for proto in self.workers.values():
-            if proto.transport is not None:
-                proto.transport.write(data + b"\n")
+            if proto.control is not None and proto.control.transport is not None:
+                proto.control.transport.write(data + b"\n")
 
     def spawn(self, slot: int) -> None:
         assert self.shared is not None
         self.shared.reset(slot)
         proto = _WorkerProtocol(self, slot)
-        child_fds: dict[int, Any] = {0: "w", 1: "r", 2: 2}
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        child_fds: dict[int, Any] = {0: theirs.fileno(), 1: "r", 2: 2}
         families = []
         for i, (fd, family) in enumerate(self.fds):
             child_fds[3 + i] = fd
@@ -261,9 +352,19 @@ class WorkerPool(Service):
             ",".join(families),
             str(shared_fd),
         ]
-        self.reactor.spawnProcess(
-            proto, sys.executable, args, env=dict(os.environ), childFDs=child_fds
+        try:
+            self.reactor.spawnProcess(
+                proto, sys.executable, args, env=dict(os.environ), childFDs=child_fds
+            )
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        control = _Control(proto)
+        self.reactor.adoptStreamConnection(
+            ours.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: control)
         )
+        ours.close()  # (the reactor holds its own copy)
+        proto.control = control
         self.workers[slot] = proto
         log.info(
             "{service}: worker {n} started (pid {pid})",
