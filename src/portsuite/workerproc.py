@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = loader.load(config_path)
         suite = Suite(cfg, reactor=reactor)
         svc = cfg.service(name)
-        if svc.max_connections is not None:
-            suite.gates[name] = SharedCount(shared_fd, slot, svc.max_connections)
+        if svc.max_connections is not None or svc.max_per_host is not None:
+            suite.gates[name] = SharedCount(shared_fd, slot, svc.max_connections, svc.max_per_host)
         factory = suite.getServiceNamed(name).factory()
         channel.suite = suite
     except (ConfigError, StartupError, KeyError) as e:

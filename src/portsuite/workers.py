@@ -14,8 +14,8 @@ suite's orders: stop accepting (C{portsuite disable}, a reload that replaces the
 service; the open connections go on) and accept on these new sockets, passed with
 C{SCM_RIGHTS} (C{portsuite enable}). The suite sums the counters into the
 service's one L{ServiceStats}, so the dashboard and the metrics see one service.
-C{max_connections} holds for the whole service: one count per worker in a shared
-memory page (L{SharedCount}), read and changed under a POSIX record lock. A worker
+C{max_connections} and C{max_per_host} hold for the whole service: counts per worker
+in shared memory (L{SharedCount}), read and changed under a POSIX record lock. A worker
 that dies is started again (after a pause that grows while it keeps dying at once);
 its counters stay in the totals. When the suite goes away, its end of the socket
 closes and the worker stops.
@@ -27,6 +27,7 @@ the others): each worker has its own copy of the service's state.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import mmap
 import os
@@ -50,26 +51,45 @@ MIRROR_INTERVAL = 0.5
 MAX_LINE = 1 << 20  # a report line longer than this is dropped (bounded buffer)
 MAX_CLIENTS_REPORTED = 500  # per worker, in each report
 _SLOT = struct.Struct("q")
+HOSTS = 1024  # hosts with connections open at once that max_per_host counts exactly
+_KEY = struct.Struct("Q")
+_COUNT = struct.Struct("i")
+_COUNTS = struct.Struct(f"{MAX_WORKERS}i")
+_ENTRY = struct.Struct(f"Q{MAX_WORKERS}i")
+_ZEROS = (0,) * MAX_WORKERS
+_SIZE = mmap.PAGESIZE + HOSTS * _ENTRY.size  # (memory is used only for the pages touched)
 
 
 class SharedCount:
     """
-    One connection count per worker in a shared memory page; C{take} admits a
-    connection only while the sum is below C{limit}. POSIX record locks belong to
-    the process, so the workers exclude each other even sharing one file description.
+    The connection counts of a service's workers in shared memory: one total per
+    worker (the first page), and a table of per-host counts, one column per worker
+    (L{HOSTS} entries: an 8-byte hash of the host, then one 4-byte count per worker).
+    C{take} admits a connection only while the service's total is below C{limit}
+    and the host's total is below C{per_host}. Everything is read and changed under a
+    POSIX record lock; those belong to the process, so the workers exclude each other
+    even sharing one file description. One column per worker: a worker that dies
+    takes exactly its own connections out of the counts (L{reset}).
+
+    A host's entry stays in the table when its count falls to zero and is reused for
+    the next new host on its probe path. If more than L{HOSTS} different hosts have
+    connections open at once, the next new ones are admitted without a per-host count
+    (logged once): the limit then holds per worker only for them.
     """
 
-    def __init__(self, fd: int, slot: int, limit: int | None):
+    def __init__(self, fd: int, slot: int, limit: int | None, per_host: int | None = None):
         self.fd = fd
         self.slot = slot
         self.limit = limit
-        self.map = mmap.mmap(fd, mmap.PAGESIZE)
+        self.per_host = per_host
+        self.map = mmap.mmap(fd, _SIZE)
         self.slots = MAX_WORKERS
+        self.full_logged = False
 
     @classmethod
     def create(cls, name: str) -> SharedCount:
         fd = os.memfd_create(f"portsuite-{name}", 0)
-        os.ftruncate(fd, mmap.PAGESIZE)
+        os.ftruncate(fd, _SIZE)
         return cls(fd, -1, None)
 
     def _get(self, slot: int) -> int:
@@ -82,34 +102,116 @@ class SharedCount:
     def total(self) -> int:
         return sum(_SLOT.unpack_from(self.map, i * _SLOT.size)[0] for i in range(self.slots))
 
-    def take(self) -> bool:
-        fcntl.lockf(self.fd, fcntl.LOCK_EX)
-        try:
-            if self.limit is not None and self.total() >= self.limit:
-                return False
-            self._set(self.slot, self._get(self.slot) + 1)
-            return True
-        finally:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+    # -- the per-host table ----------------------------------------------------------
 
-    def give(self) -> None:
-        fcntl.lockf(self.fd, fcntl.LOCK_EX)
-        try:
+    def _find(self, host: str, insert: bool) -> int | None:
+        """The offset of C{host}'s entry (a new one if C{insert}), or None."""
+        key = _host_key(host)
+        m = self.map
+        start = key % HOSTS
+        reuse = None
+        for i in range(HOSTS):
+            at = mmap.PAGESIZE + ((start + i) % HOSTS) * _ENTRY.size
+            found = _KEY.unpack_from(m, at)[0]
+            if found == key:
+                return at
+            if found == 0:  # the end of this key's probe path
+                break
+            if reuse is None and insert and not any(_COUNTS.unpack_from(m, at + _KEY.size)):
+                reuse = at  # a host with no connection left: its place can be taken
+        else:
+            at = None
+        if not insert:
+            return None
+        at = reuse if reuse is not None else at
+        if at is None:
+            return None
+        _COUNTS.pack_into(m, at + _KEY.size, *_ZEROS)
+        _KEY.pack_into(m, at, key)
+        return at
+
+    def host_count(self, host: str) -> int:
+        """The host's open connections, over all the workers."""
+        with self._locked():
+            at = self._find(host, insert=False)
+            return 0 if at is None else sum(_COUNTS.unpack_from(self.map, at + _KEY.size))
+
+    def _column(self, at: int, slot: int) -> int:
+        return at + _KEY.size + slot * _COUNT.size
+
+    # -- admission -------------------------------------------------------------------
+
+    def _locked(self) -> Any:
+        return _Lock(self.fd)
+
+    def take(self, host: str | None = None) -> str | None:
+        """
+        Count one connection of C{host} for this worker if the limits allow it.
+
+        @return: None when admitted, else what refused it: C{"total"} or C{"host"}.
+        """
+        with self._locked():
+            if self.limit is not None and self.total() >= self.limit:
+                return "total"
+            if self.per_host is not None and host is not None:
+                at = self._find(host, insert=True)
+                if at is None:
+                    if not self.full_logged:
+                        self.full_logged = True
+                        log.warn(
+                            "more than {n} hosts connected at once: max_per_host is counted "
+                            "per worker for the next new ones",
+                            n=HOSTS,
+                        )
+                else:
+                    if sum(_COUNTS.unpack_from(self.map, at + _KEY.size)) >= self.per_host:
+                        return "host"
+                    col = self._column(at, self.slot)
+                    _COUNT.pack_into(self.map, col, _COUNT.unpack_from(self.map, col)[0] + 1)
+            self._set(self.slot, self._get(self.slot) + 1)
+            return None
+
+    def give(self, host: str | None = None) -> None:
+        with self._locked():
             self._set(self.slot, max(0, self._get(self.slot) - 1))
-        finally:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+            if self.per_host is not None and host is not None:
+                at = self._find(host, insert=False)
+                if at is not None:
+                    col = self._column(at, self.slot)
+                    _COUNT.pack_into(
+                        self.map, col, max(0, _COUNT.unpack_from(self.map, col)[0] - 1)
+                    )
 
     def reset(self, slot: int) -> None:
         """A worker died: its connections died with it."""
-        fcntl.lockf(self.fd, fcntl.LOCK_EX)
-        try:
+        with self._locked():
             self._set(slot, 0)
-        finally:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+            m = self.map
+            for i in range(HOSTS):
+                at = mmap.PAGESIZE + i * _ENTRY.size
+                if _KEY.unpack_from(m, at)[0]:
+                    _COUNT.pack_into(m, self._column(at, slot), 0)
 
     def close(self) -> None:
         self.map.close()
         os.close(self.fd)
+
+
+class _Lock:
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: Any) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+
+def _host_key(host: str) -> int:
+    """A host's key in the shared table: the same in every process (hash() is not), never 0."""
+    digest = hashlib.blake2b(host.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") | 1
 
 
 class _Report:

@@ -103,16 +103,17 @@ def test_reload_replaces_every_worker_and_lets_open_connections_finish(suite) ->
         suite.config_path,
         {"services": {"e": {"type": "echo", "port": port, "workers": 3, "idle_timeout": 600}}},
     )
-    r = ctl(suite, "reload", "--grace", "2")
+    r = ctl(suite, "reload", "--grace", "5")
     assert r.returncode == 0, r.stderr
     assert "e: restarted, listening on tcp 127.0.0.1:" in r.stdout
-    assert "1 open connection(s) of the old one get 2s to finish" in r.stdout
+    assert "1 open connection(s) of the old one get 5s to finish" in r.stdout
+    # the old client finishes its exchange with its old worker
+    assert held.say("still") == "still"
     # the new service's three workers take new clients at once
     assert wait_for(lambda: len(_workers(suite.pid) - old) == 3, timeout=30), suite.log()
     new = [Talker(port) for _ in range(6)]
     assert all(t.say("new") == "new" for t in new)
-    # the old client finishes its exchange, then is closed after the grace with its worker
-    assert held.say("still") == "still"
+    # then is closed after the grace, with its worker
     assert held.closed(within=30)
     assert wait_for(lambda: not (_workers(suite.pid) & old), timeout=30), suite.log()
     assert "listening (3 workers)" in _row(suite, "e")
