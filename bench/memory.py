@@ -163,7 +163,7 @@ def main() -> None:
         for kind in kinds:
             m = statistics.median(rss[kind])
             print(f"{kind:<12}{m / 1024:>9.1f}{m / base:>11.2f}{m / bare:>10.2f}")
-        print("(RSS once the port echoes, medians of %d round(s))" % args.rounds)
+        print(f"(RSS once the port echoes, medians of {args.rounds} round(s))")
         if args.modules:
             extra = modules("portsuite", tmp) - modules("twistd", tmp)
             tops = sorted({m.split(".")[0] for m in extra})
