@@ -308,6 +308,9 @@ class ConfiguredService(MultiService):
         for child in self:
             if isinstance(child, DatagramListener) and child.bound is not None:
                 child.bound.factory.faults = self.faults
+        pool = self.pool
+        if pool is not None:
+            pool.set_faults(self.faults)  # the workers serve the connections
 
     @property
     def pool(self) -> Any:

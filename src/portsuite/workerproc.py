@@ -11,7 +11,8 @@ The suite's messages on it, one JSON line each: its snapshot (what this worker's
 dashboard shows), C{{"op": "unlisten"}} (C{portsuite disable}, or a reload that
 replaces the service: stop accepting, answer C{{"unlistened": true}}, let the open
 connections go on) and C{{"op": "listen", "families": [...]}}, the new listening
-sockets passed along with it (C{SCM_RIGHTS}; C{portsuite enable}).
+sockets passed along with it (C{SCM_RIGHTS}; C{portsuite enable}) and
+C{{"op": "faults", "faults": {...}}} (C{portsuite fault}).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class _Channel:
         self.fds: list[int] = []  # listening sockets received, not yet adopted
         self.ports: list[Any] = []  # the listening ports this worker accepts on
         self.service_factory: Any = None
+        self.name = ""  # the service's
 
     def received(self, data: bytes) -> None:
         self.buffer += data
@@ -87,6 +89,15 @@ class _Channel:
             for port in ports:
                 port.stopListening()
             self.send({"unlistened": True})
+        elif op == "faults" and self.suite is not None:
+            from portsuite import faults as faultsmod
+
+            table = msg.get("faults") or {}
+            try:
+                new = faultsmod.parse(table, faultsmod.Faults()) if table else None
+            except (faultsmod.FaultError, TypeError):
+                return
+            self.suite.getServiceNamed(self.name).set_faults(new)
         elif op == "listen":
             families = [int(f) for f in msg.get("families", [])]
             fds, self.fds = self.fds[: len(families)], self.fds[len(families) :]
@@ -160,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             suite.gates[name] = SharedCount(shared_fd, slot, svc.max_connections, svc.max_per_host)
         factory = suite.getServiceNamed(name).factory()
         channel.suite = suite
+        channel.name = name
     except (ConfigError, StartupError, KeyError) as e:
         print(f"portsuite worker {slot + 1} of [services.{name}]: {e}", file=sys.stderr)
         return 1

@@ -349,6 +349,7 @@ class WorkerPool(Service):
         # the counters of workers that died, kept in the totals
         self.retired = _Report()
         self.restarts = 0
+        self.faults: dict[str, Any] | None = None  # set live (portsuite fault), as_dict()
 
     @property
     def reactor(self) -> Any:
@@ -413,6 +414,12 @@ class WorkerPool(Service):
 
         return d.addBoth(answered)
 
+    def set_faults(self, faults: Any) -> None:
+        """C{portsuite fault}: every worker, and those started later, get these faults."""
+        self.faults = faults.as_dict() if faults is not None else {}
+        for proto in self.workers.values():
+            proto.send({"op": "faults", "faults": self.faults})
+
     def _unresponsive(self, proto: _WorkerProtocol) -> None:
         if proto.waiting:
             log.warn(
@@ -468,6 +475,8 @@ class WorkerPool(Service):
         ours.close()  # (the reactor holds its own copy)
         proto.control = control
         self.workers[slot] = proto
+        if self.faults is not None:  # set live after the start: not in the config file
+            proto.send({"op": "faults", "faults": self.faults})
         log.info(
             "{service}: worker {n} started (pid {pid})",
             service=self.unit.config.name,

@@ -133,3 +133,21 @@ def test_status_sums_open_connections_across_workers(suite) -> None:
     time.sleep(0.1)
     for t in talkers[4:]:
         t.close()
+
+
+def test_faults_set_live_reach_every_worker(suite) -> None:
+    port = tcp_port(suite, "e")
+    r = ctl(suite, "fault", "e", "latency=500ms")
+    assert r.returncode == 0, r.stderr
+    time.sleep(1)  # (the order travels to the workers over their sockets)
+    # whichever worker takes them: every new connection's replies are late
+    talkers = [Talker(port) for _ in range(6)]
+    for t in talkers:
+        start = time.monotonic()
+        assert t.say("slow") == "slow"
+        assert time.monotonic() - start >= 0.45
+        t.close()
+    assert ctl(suite, "fault", "e", "clear").returncode == 0
+    t = Talker(port)
+    assert t.say("back") == "back"
+    t.close()
