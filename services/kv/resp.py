@@ -241,6 +241,19 @@ class RequestParser:
             except IndexError:  # a bulk of 1 KiB or more
                 ok = heads == [b"$%d" % len(a) for a in argv]
             return [argv] if ok else None
+        stride = n + 1  # the lines of one request
+        if last % stride == 0 and parts[0:last:stride] == [parts[0]] * (last // stride):
+            # a pipeline of requests of one size (16 GET, 16 SET…): column by column
+            cols = [parts[k:last:stride] for k in range(2, stride, 2)]
+            for k, col in zip(range(1, stride, 2), cols, strict=True):
+                heads = parts[k:last:stride]
+                try:
+                    ok = heads == list(map(_head, map(len, col)))
+                except IndexError:
+                    ok = heads == [b"$%d" % len(a) for a in col]
+                if not ok:
+                    return None
+            return list(map(list, zip(*cols, strict=True)))
         cmds: list[list[bytes]] = []
         heads = []
         i = 0
