@@ -1,5 +1,6 @@
 """
-bench/echo.py: portsuite's echo against a bare twisted.protocols.wire.Echo, in one run.
+bench/echo.py: portsuite's echo against a bare twisted.protocols.wire.Echo and a stdlib
+asyncio echo (Protocol API, default event loop), in one run.
 
 What the shared wrapper (counters, client list, limits, error guard, backpressure, the
 connection log) costs, as ratios against the same protocol without it:
@@ -10,7 +11,7 @@ connection log) costs, as ratios against the same protocol without it:
   idle         --idle connections held open (each checked to echo), RSS per 1,000
   startup      seconds from exec to the port accepting (portsuite: all its ports)
 
-Both servers run as subprocesses pinned to cpu 0, this client to cpu 1 (when there are
+The servers run as subprocesses pinned to cpu 0, this client to cpu 1 (when there are
 two cpus). Rounds are interleaved; medians are printed. Every loop is bounded in time.
 
     .venv/bin/python bench/echo.py [--rounds 3] [--seconds 3] [--idle 10000]
@@ -43,6 +44,20 @@ PEER = (
     "reactor.listenTCP(int(sys.argv[1]), protocol.Factory.forProtocol(Echo), backlog=1024, interface='127.0.0.1')\n"
     "reactor.run()\n"
 )
+ASYNCIO_PEER = (
+    "import asyncio, sys\n"
+    "class Echo(asyncio.Protocol):\n"
+    "    def connection_made(self, transport):\n"
+    "        self.transport = transport\n"
+    "    def data_received(self, data):\n"
+    "        self.transport.write(data)\n"
+    "async def serve():\n"
+    "    server = await asyncio.get_running_loop().create_server(\n"
+    "        Echo, '127.0.0.1', int(sys.argv[1]), backlog=1024)\n"
+    "    async with server:\n"
+    "        await server.serve_forever()\n"
+    "asyncio.run(serve())\n"
+)
 
 
 def wait_accepting(port: int, proc: sp.Popen[bytes], timeout: float = 30) -> None:
@@ -64,6 +79,8 @@ class Server:
         self.port = free_port()
         if name == "twisted":
             cmd = [sys.executable, "-c", PEER, str(self.port)]
+        elif name == "asyncio":
+            cmd = [sys.executable, "-c", ASYNCIO_PEER, str(self.port)]
         else:
             config = tmp / f"echo-{name}.toml"
             config.write_text(f'[services.echo]\ntype = "echo"\nport = {self.port}\n')
@@ -224,7 +241,7 @@ def main() -> None:
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     os.sched_setaffinity(0, {1}) if os.cpu_count() and os.cpu_count() >= 2 else None  # type: ignore[func-returns-value,operator]
-    names = ["twisted", "portsuite"] + (["before"] if before_bin() else [])
+    names = ["twisted", "asyncio", "portsuite"] + (["before"] if before_bin() else [])
     results: dict[str, dict[str, list[float]]] = {n: {} for n in names}
     with tempfile.TemporaryDirectory(prefix="portsuite-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -235,9 +252,11 @@ def main() -> None:
                     res = results[name]
                     res.setdefault("startup s", []).append(server.startup)
                     res.setdefault("MiB/s", []).append(throughput(server.port, args.seconds))
-                    res.setdefault("rtt/s", []).append(
-                        round_trips(server.port, args.seconds / 1.5, 1)[0]
-                    )
+                    cpu0 = server.cpu_seconds()
+                    rate, done = round_trips(server.port, args.seconds / 1.5, 1)
+                    res.setdefault("rtt/s", []).append(rate)
+                    cpu = server.cpu_seconds() - cpu0
+                    res.setdefault("rtt cpu us/rt", []).append(cpu / max(done, 1) * 1e6)
                     cpu0 = server.cpu_seconds()
                     rate, done = round_trips(server.port, args.seconds / 1.5, 50)
                     res.setdefault("rr50/s", []).append(rate)
@@ -252,17 +271,24 @@ def main() -> None:
                     server.stop()
                 print(f"round {r + 1}/{args.rounds}: {name} done", file=sys.stderr)
     metrics = list(results["twisted"])
-    print(f"{'metric':<14}{'twisted Echo':>14}{'portsuite':>14}{'ratio':>8}")
+    print(
+        f"{'metric':<14}{'twisted Echo':>14}{'asyncio':>10}{'portsuite':>11}"
+        f"{'x Echo':>8}{'x asyncio':>10}"
+    )
     summary = {}
     for m in metrics:
         a = statistics.median(results["twisted"][m])
+        c = statistics.median(results["asyncio"][m])
         b = statistics.median(results["portsuite"][m])
         ratio = b / a if a else float("nan")
+        ratio_a = b / c if c else float("nan")
         summary[m] = round(ratio, 3)
-        print(f"{m:<14}{a:>14.2f}{b:>14.2f}{ratio:>8.2f}")
+        summary[f"{m} x asyncio"] = round(ratio_a, 3)
+        print(f"{m:<14}{a:>14.2f}{c:>10.2f}{b:>11.2f}{ratio:>8.2f}{ratio_a:>10.2f}")
     print(
-        "(ratio = portsuite / twisted Echo; for throughput and round trips higher is better, "
-        "target >= 0.9; for startup and MiB/1k lower is better)"
+        "(ratio = portsuite / peer; for throughput and round trips higher is better; for CPU "
+        "per round trip, startup and MiB/1k lower is better. With a busy machine, CPU per "
+        "round trip is the steady figure: wall-clock rates follow what else runs)"
     )
     print("SUMMARY " + json.dumps(summary))
     if "before" in results:

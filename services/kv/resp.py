@@ -32,6 +32,14 @@ _chain = chain.from_iterable
 # a bulk's bytes only costs the fast path. A leading literal keeps the regex fast.)
 _BIG_COUNT = re.compile(rb"\*[^\r\n]{5}")
 INLINE_MAX = 64 * 1024
+# A batch up to this size made of small multibulk requests only (*1 to *64, every
+# bulk's $length the canonical one) is read by _split: one bytes.split and a few
+# C-level comparisons, about a third of what hiredis plus its guards cost for one
+# GET (redis-benchmark -P 1), and less for a pipeline of 16.
+SPLIT_MAX = 64 * 1024
+_NARGS = {b"*%d" % n: 2 * n for n in range(1, 65)}  # header -> its number of lines
+_HEADS = [b"$%d" % n for n in range(1024)]  # length -> its bulk header
+_head = _HEADS.__getitem__
 BIG_ARG = 1024 * 1024  # a bulk this long or longer is read by _feed_big
 DEFAULT_MAX_BULK = 512 * 1024 * 1024
 INT_MAX = 2**31 - 1
@@ -209,6 +217,65 @@ class RequestParser:
             self._fast = _HiredisReader()
             return None
 
+    @staticmethod
+    def _split(data: bytes) -> list[list[bytes]] | None:
+        """
+        The requests of a batch of whole, small multibulk requests, split on CRLF; None
+        for anything else (the readers below then take the batch). Exact: a bulk that
+        holds a CRLF leaves a shorter piece after its header, which then does not
+        match, so every piece checked is where the exact reader would find it.
+        """
+        parts = data.split(b"\r\n")
+        if parts[-1]:  # not ending with a CRLF: a request is cut
+            return None
+        last = len(parts) - 1
+        nargs = _NARGS.get
+        n = nargs(parts[0])
+        if n is None:
+            return None
+        if n == last - 1:  # one request (redis-benchmark -P 1, most clients)
+            argv = parts[2:last:2]
+            heads = parts[1:last:2]
+            try:
+                ok = heads == list(map(_head, map(len, argv)))
+            except IndexError:  # a bulk of 1 KiB or more
+                ok = heads == [b"$%d" % len(a) for a in argv]
+            return [argv] if ok else None
+        stride = n + 1  # the lines of one request
+        if last % stride == 0 and parts[0:last:stride] == [parts[0]] * (last // stride):
+            # a pipeline of requests of one size (16 GET, 16 SET…): column by column
+            cols = [parts[k:last:stride] for k in range(2, stride, 2)]
+            for k, col in zip(range(1, stride, 2), cols, strict=True):
+                heads = parts[k:last:stride]
+                try:
+                    ok = heads == list(map(_head, map(len, col)))
+                except IndexError:
+                    ok = heads == [b"$%d" % len(a) for a in col]
+                if not ok:
+                    return None
+            return list(map(list, zip(*cols, strict=True)))
+        cmds: list[list[bytes]] = []
+        heads = []
+        i = 0
+        while True:
+            i += 1
+            end = i + n
+            cmds.append(parts[i + 1 : end : 2])
+            heads += parts[i:end:2]
+            i = end
+            if i >= last:
+                break
+            n = nargs(parts[i])
+            if n is None:
+                return None
+        if i != last:
+            return None
+        try:
+            ok = heads == list(map(_head, map(len, _chain(cmds))))
+        except IndexError:
+            ok = heads == [b"$%d" % len(a) for a in _chain(cmds)]
+        return cmds if ok else None
+
     def _feed_big(self, data: bytes) -> bytes:
         """Take the big bulk's bytes from C{data}; what follows it is returned."""
         big = self.big
@@ -251,6 +318,17 @@ class RequestParser:
         if self.big is not None:
             return self._feed_after_big(data)
         buf = self.buf
+        if (
+            not buf
+            and self.argv is None
+            and not self.locked
+            and len(data) <= SPLIT_MAX
+            and len(data) < self.max_bulk
+        ):
+            cmds = self._split(data)
+            if cmds is not None:
+                self.ready = cmds
+                return cmds
         if (
             not buf
             and self.argv is None

@@ -10,7 +10,6 @@ fix, e.g.::
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -167,6 +166,8 @@ def parse(
 
 
 def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
+    import difflib  # (only for a config with a mistake: not in every worker's memory)
+
     close = difflib.get_close_matches(key, known, n=1)
     if close:
         return _("did you mean {key!r}?").format(key=close[0])

@@ -39,7 +39,7 @@ PRIVATE_FIELDS = (
     "dataBuffer",
     "disconnecting",
     "producerPaused",
-    "writeSomeData",
+    "socket",
     "producer",
     "streamingProducer",
     "TLS",
@@ -62,7 +62,9 @@ def writer(transport: Any) -> Callable[[bytes], None]:
     if not supported(transport):
         return public
     raw = transport
-    write_some = raw.writeSomeData
+    # the socket's own send: Twisted's writeSomeData adds a memoryview, a slice and an
+    # EINTR loop around it, on every reply
+    send = raw.socket.send
 
     def write(data: bytes) -> None:
         if (
@@ -76,10 +78,15 @@ def writer(transport: Any) -> Callable[[bytes], None]:
             # a pull producer (FileSender) is asked for more only by doWrite: queue
             and (raw.producer is None or raw.streamingProducer)
         ):
-            n = write_some(data)
-            if type(n) is int:
-                if n == len(data):
-                    return
+            try:
+                n = send(data)
+            except OSError:
+                # EAGAIN or EINTR: queue it all; a broken connection: queue it too, and
+                # Twisted's next write attempt finds the error and closes it as usual
+                n = 0
+            if n == len(data):
+                return
+            if n:
                 data = data[n:]
         public(data)
 

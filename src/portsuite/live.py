@@ -112,7 +112,7 @@ def status_lines(suite: Any) -> list[str]:
             [
                 unit.name,
                 unit.config.type,
-                unit.state,
+                unit.state + (f" ({unit.stats.workers} workers)" if unit.pool is not None else ""),
                 _where(unit),
                 str(unit.stats.open),
                 " ".join(f"{k}={v}" for k, v in f.items()) or "-",

@@ -308,13 +308,27 @@ class ConfiguredService(MultiService):
         for child in self:
             if isinstance(child, DatagramListener) and child.bound is not None:
                 child.bound.factory.faults = self.faults
+        pool = self.pool
+        if pool is not None:
+            pool.set_faults(self.faults)  # the workers serve the connections
+
+    @property
+    def pool(self) -> Any:
+        """The L{portsuite.workers.WorkerPool} of a service with C{workers = N}, else None."""
+        for child in self:
+            if child.name == f"{self.name}-workers":
+                return child
+        return None
 
     def connections(self) -> list[Any]:
-        """The open connections of this service (its wrapped protocols)."""
+        """The open connections of this service in this process (its wrapped protocols)."""
         factory = self._service_factory()
         return list(factory.protocols) if factory is not None else []
 
     def close_connections(self) -> None:
+        pool = self.pool
+        if pool is not None and pool.running:
+            pool.stopService()  # the workers hold the connections: they stop
         for p in self.connections():
             transport = getattr(p, "transport", None)
             if transport is not None:
@@ -326,7 +340,8 @@ class ConfiguredService(MultiService):
             return "stopping"
         if self.disabled:
             return "disabled"
-        return "listening" if any(c.bound is not None for c in self) else "stopped"
+        bound = any(getattr(c, "bound", None) is not None for c in self)
+        return "listening" if bound else "stopped"
 
     def unbind(self) -> defer.Deferred[Any]:
         """Stop listening on every port; the open connections go on."""
@@ -341,16 +356,23 @@ class ConfiguredService(MultiService):
         self.grace = grace
         yield self.unbind()
         deadline = self.reactor.seconds() + grace
-        while self.connections() and self.reactor.seconds() < deadline:
+        pool = self.pool
+
+        def left() -> int:
+            # with workers: the open connections they report (summed), else our own
+            return self.stats.open if pool is not None else len(self.connections())
+
+        while left() and self.reactor.seconds() < deadline:
             yield deferLater(self.reactor, min(0.2, grace), lambda: None)
-        left = self.connections()
-        if left:
+        n = left()
+        if n:
             log.info(
                 "{service}: closing {n} connection(s) left after {grace}s",
                 service=self.name,
-                n=len(left),
+                n=n,
                 grace=grace,
             )
+        if n or pool is not None:
             self.close_connections()
 
     def tcp_port(self) -> int | None:
@@ -371,6 +393,9 @@ class ConfiguredService(MultiService):
         for child in self:
             if isinstance(child, (StreamListener, DatagramListener)) and child.bound is None:
                 child.bind()
+        pool = self.pool
+        if pool is not None and pool.running:
+            pool.bind()  # (enable: at startup the pool takes them when it starts)
 
     def privilegedStartService(self) -> None:
         if not self.disabled:

@@ -3,28 +3,44 @@ One worker process of a service with C{workers = N} (see L{portsuite.workers}).
 
 Started by the suite as C{python -m portsuite.workerproc CONFIG SERVICE SLOT FAMILIES
 SHARED_FD}: the listening sockets are fds 3, 4, … (one per family in C{FAMILIES}),
-the shared connection count is C{SHARED_FD}; stdin and stdout are pipes to the suite.
+the shared connection count is C{SHARED_FD}; stdin is a unix socket to the suite.
 It reads the same config, builds the service's wrapped factory as the suite would,
-adopts the sockets and reports its counters and log lines on stdout.
+adopts the sockets and reports its counters and log lines on that socket.
+
+The suite's messages on it, one JSON line each: its snapshot (what this worker's
+dashboard shows), C{{"op": "unlisten"}} (C{portsuite disable}, or a reload that
+replaces the service: stop accepting, answer C{{"unlistened": true}}, let the open
+connections go on) and C{{"op": "listen", "families": [...]}}, the new listening
+sockets passed along with it (C{SCM_RIGHTS}; C{portsuite enable}) and
+C{{"op": "faults", "faults": {...}}} (C{portsuite fault}).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from typing import Any
 
+OP = b'{"op":'  # how a message of the suite starts (a snapshot starts otherwise)
+
 
 class _Channel:
-    """The pipes to the suite: reports out; the end of stdin (the suite gone) stops us."""
+    """The socket to the suite: reports out, its messages in; its end (the suite gone) stops us."""
 
     def __init__(self, reactor: Any):
-        from twisted.internet.protocol import Protocol
+        from twisted.internet.interfaces import IFileDescriptorReceiver
+        from twisted.internet.protocol import Factory, Protocol
+        from zope.interface import implementer
 
         channel = self
 
+        @implementer(IFileDescriptorReceiver)
         class _Pipe(Protocol):
+            def fileDescriptorReceived(self, descriptor: int) -> None:
+                channel.fds.append(descriptor)
+
             def dataReceived(self, data: bytes) -> None:
                 channel.received(data)
 
@@ -33,19 +49,60 @@ class _Channel:
                 if reactor.running:
                     reactor.stop()
 
+        self.reactor = reactor
         self.gone = False
         self.pipe = _Pipe()
+        self.factory = Factory.forProtocol(lambda: self.pipe)
         self.buffer = b""
         self.suite: Any = None
+        self.fds: list[int] = []  # listening sockets received, not yet adopted
+        self.ports: list[Any] = []  # the listening ports this worker accepts on
+        self.service_factory: Any = None
+        self.name = ""  # the service's
 
     def received(self, data: bytes) -> None:
-        """The suite's snapshot, one JSON line at a time: what our dashboard shows."""
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
         if len(self.buffer) > 16 << 20:
             self.buffer = b""
-        if lines and self.suite is not None:
-            self.suite.mirror = lines[-1]
+        mirror = None
+        for line in lines:
+            if line.startswith(OP):
+                try:
+                    self.command(json.loads(line))
+                except ValueError:
+                    continue
+            else:
+                mirror = line
+        if mirror is not None and self.suite is not None:
+            self.suite.mirror = mirror
+
+    def adopt(self, fds: list[int], families: list[int]) -> None:
+        for fd, family in zip(fds, families, strict=True):
+            self.ports.append(self.reactor.adoptStreamPort(fd, family, self.service_factory))
+            os.close(fd)
+
+    def command(self, msg: Any) -> None:
+        op = msg.get("op") if isinstance(msg, dict) else None
+        if op == "unlisten":
+            ports, self.ports = self.ports, []
+            for port in ports:
+                port.stopListening()
+            self.send({"unlistened": True})
+        elif op == "faults" and self.suite is not None:
+            from portsuite import faults as faultsmod
+
+            table = msg.get("faults") or {}
+            try:
+                new = faultsmod.parse(table, faultsmod.Faults()) if table else None
+            except (faultsmod.FaultError, TypeError):
+                return
+            self.suite.getServiceNamed(self.name).set_faults(new)
+        elif op == "listen":
+            families = [int(f) for f in msg.get("families", [])]
+            fds, self.fds = self.fds[: len(families)], self.fds[len(families) :]
+            if len(fds) == len(families):
+                self.adopt(fds, families)
 
     def send(self, msg: dict[str, Any]) -> None:
         transport: Any = self.pipe.transport
@@ -93,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     families = [int(f) for f in families_text.split(",") if f]
 
     from twisted.internet import reactor as _reactor
-    from twisted.internet.stdio import StandardIO
     from twisted.internet.task import LoopingCall
     from twisted.logger import globalLogBeginner
 
@@ -104,22 +160,23 @@ def main(argv: list[str] | None = None) -> int:
 
     reactor: Any = _reactor
     channel = _Channel(reactor)
-    StandardIO(channel.pipe, reactor=reactor)
+    os.set_blocking(0, False)
+    reactor.adoptStreamConnection(0, socket.AF_UNIX, channel.factory)
     globalLogBeginner.beginLoggingTo([_observer(channel)], redirectStandardIO=False)
     try:
         cfg = loader.load(config_path)
         suite = Suite(cfg, reactor=reactor)
         svc = cfg.service(name)
-        if svc.max_connections is not None:
-            suite.gates[name] = SharedCount(shared_fd, slot, svc.max_connections)
+        if svc.max_connections is not None or svc.max_per_host is not None:
+            suite.gates[name] = SharedCount(shared_fd, slot, svc.max_connections, svc.max_per_host)
         factory = suite.getServiceNamed(name).factory()
         channel.suite = suite
+        channel.name = name
     except (ConfigError, StartupError, KeyError) as e:
         print(f"portsuite worker {slot + 1} of [services.{name}]: {e}", file=sys.stderr)
         return 1
-    for i, family in enumerate(families):
-        reactor.adoptStreamPort(3 + i, family, factory)
-        os.close(3 + i)
+    channel.service_factory = factory
+    channel.adopt([3 + i for i in range(len(families))], families)
     stats = suite.stats[name]
     last: list[Any] = [None]
 

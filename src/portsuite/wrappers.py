@@ -192,7 +192,8 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
         gate: Any = None,
     ):
         super().__init__(wrappedFactory)
-        # with workers = N: max_connections counted across the service's processes
+        # with workers = N: max_connections and max_per_host counted across the
+        # service's processes
         # (a portsuite.workers.SharedCount), else by this factory alone
         self.gate = gate
         wrappedFactory.noisy = False
@@ -228,19 +229,25 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
         stats = self.stats
         gate = self.gate
         limit = self.max_connections
-        if limit is not None and gate is None and stats.open >= limit:
-            return self._refuse(addr, f"too many connections (max_connections = {limit})")
         host = peer_host(addr)
-        if self.max_per_host is not None and self.per_host.get(host, 0) >= self.max_per_host:
+        if gate is not None:  # counted over all the workers of the service
+            refused = gate.take(host)
+        elif limit is not None and stats.open >= limit:
+            refused = "total"
+        elif self.max_per_host is not None and self.per_host.get(host, 0) >= self.max_per_host:
+            refused = "host"
+        else:
+            refused = None
+        if refused == "total":
+            return self._refuse(addr, f"too many connections (max_connections = {limit})")
+        if refused == "host":
             return self._refuse(
                 addr, f"too many connections from {host} (max_per_host = {self.max_per_host})"
             )
-        if gate is not None and not gate.take():
-            return self._refuse(addr, f"too many connections (max_connections = {limit})")
         inner = self.wrappedFactory.buildProtocol(addr)
         if inner is None:
             if gate is not None:
-                gate.give()
+                gate.give(host)
             return None
         client = ClientInfo(peer=format_peer(addr), since=self.reactor.seconds())
         return self.protocol(self, inner, client)
@@ -259,9 +266,9 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
         if stats.client_closed(id(p)) is None:
             return
         stats.open -= 1
-        if self.gate is not None:
-            self.gate.give()
         host = peer_host(p.getPeer())
+        if self.gate is not None:
+            self.gate.give(host)
         left = self.per_host.get(host, 1) - 1
         if left:
             self.per_host[host] = left

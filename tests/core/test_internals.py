@@ -228,3 +228,40 @@ def test_a_big_write_is_queued_whole() -> None:
             pass
     assert got == big
     peer.close()
+
+
+def test_a_full_socket_buffer_queues_the_rest_in_order() -> None:
+    conn, peer, reactor = _connection()
+    write = internals.writer(conn)
+    chunk = bytes(range(256)) * 200  # 50 KiB: sent at once while the buffer has room
+    sent = b""
+    for _ in range(200):  # a socketpair's buffer holds a few hundred KiB at most
+        write(chunk)
+        sent += chunk
+        if conn in reactor.writers:
+            break
+    assert conn in reactor.writers  # the buffer filled up: the rest waits for the reactor
+    peer.setblocking(False)
+    got = b""
+    for _ in range(100000):
+        if len(got) == len(sent):
+            break
+        conn.doWrite()
+        try:
+            got += peer.recv(1 << 20)
+        except BlockingIOError:
+            pass
+    assert got == sent
+    peer.close()
+
+
+def test_a_write_to_a_broken_connection_is_left_to_twisted() -> None:
+    """No exception in the protocol's write: Twisted finds the error on its next try."""
+    conn, peer, reactor = _connection()
+    peer.close()
+    write = internals.writer(conn)
+    write(b"x")
+    write(b"y")
+    assert conn in reactor.writers
+    result = conn.doWrite()  # what the reactor does next
+    assert isinstance(result, Exception)  # and it then closes the connection with it

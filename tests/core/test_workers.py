@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess as sp
@@ -185,3 +186,119 @@ def test_workers_need_a_config_file_and_say_so(tmp_path: Path) -> None:
         suite.listen()
     assert "[services.e] workers" in str(info.value) and "-c FILE" in str(info.value)
     assert suite.stats["e"].listeners == []
+
+
+def test_shared_count_per_host_over_workers_and_a_dead_workers_share() -> None:
+    """Two workers' views of one shared table: the host's total is over both."""
+    from portsuite.workers import SharedCount
+
+    parent = SharedCount.create("t")
+    try:
+        w1 = SharedCount(parent.fd, 0, 10, per_host=3)
+        w2 = SharedCount(parent.fd, 1, 10, per_host=3)
+        assert w1.take("10.0.0.1") is None and w2.take("10.0.0.1") is None
+        assert w1.take("10.0.0.1") is None
+        assert w2.take("10.0.0.1") == "host"  # 3 open over both workers
+        assert w2.take("10.0.0.2") is None  # another host is not counted with it
+        assert parent.host_count("10.0.0.1") == 3 and parent.total() == 4
+        w1.give("10.0.0.1")
+        assert w2.take("10.0.0.1") is None  # the place freed in worker 1 is free for 2
+        parent.reset(0)  # worker 1 died: only its connections go
+        assert parent.host_count("10.0.0.1") == 2 and parent.total() == 3
+        for _ in range(7):
+            assert w2.take(None) is None
+        assert w1.take("10.0.0.3") == "total"  # max_connections = 10 over both
+        w1.map.close()
+        w2.map.close()
+    finally:
+        parent.close()
+
+
+def test_shared_count_reuses_places_and_stays_bounded() -> None:
+    from portsuite.workers import HOSTS, SharedCount
+
+    parent = SharedCount.create("t")
+    try:
+        w = SharedCount(parent.fd, 0, None, per_host=1)
+        for i in range(3 * HOSTS):  # hosts come and go: the table never fills up
+            host = f"10.1.{i // 256}.{i % 256}"
+            assert w.take(host) is None
+            assert w.take(host) == "host"
+            w.give(host)
+        held = [f"10.2.{i // 256}.{i % 256}" for i in range(HOSTS + 5)]
+        for host in held:  # more hosts at once than places: admitted, logged once
+            assert w.take(host) is None
+        assert w.full_logged
+        w.map.close()
+    finally:
+        parent.close()
+
+
+def _holders(log: str) -> list[int]:
+    """The worker (1, 2…) of each connection accepted, in order, from the suite's log."""
+    return [int(n) for n in re.findall(r"connected \(\d+ open\) \(worker (\d+)\)", log)]
+
+
+def _worker_pids(log: str) -> dict[int, int]:
+    return {int(n): int(p) for n, p in re.findall(r"worker (\d+) started \(pid (\d+)\)", log)}
+
+
+def _connect_from(source: str, port: int) -> tuple[socket.socket, bytes]:
+    c = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    c.sendall(b"ping\n")
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = c.recv(200)
+        if not chunk:
+            break
+        data += chunk
+    return c, data
+
+
+def test_max_per_host_holds_across_workers(tmp_path: Path) -> None:
+    config = {
+        "services": {
+            "echo": {"type": "echo", "port": 0, "workers": 2, "max_per_host": 2},
+            "web": {"type": "http", "port": 0, "root": "."},
+        }
+    }
+    with suite_running(config, subprocess=True, base_dir=tmp_path) as s:
+        port = s.port("echo")
+        _wait(lambda: len(_workers(s.pid)) == 2)
+        held = []
+        for _ in range(2):
+            c, data = _connect_from("127.0.0.1", port)
+            assert data == b"ping\n"
+            held.append(c)
+        refusal = b"portsuite: too many connections from 127.0.0.1 (max_per_host = 2)\r\n"
+        # which workers hold the two? If one holds both, it is stopped for a moment so
+        # that the other, which holds none, takes the next one: refused all the same
+        holders = _wait(lambda: len(h := _holders(s.log())) == 2 and h)
+        stopped = None
+        if holders[0] == holders[1]:
+            stopped = _worker_pids(s.log())[holders[0]]
+            os.kill(stopped, signal.SIGSTOP)
+        try:
+            c, data = _connect_from("127.0.0.1", port)
+            assert data == refusal
+            c.close()
+        finally:
+            if stopped is not None:
+                os.kill(stopped, signal.SIGCONT)
+        for _ in range(5):  # whichever worker takes them: refused
+            c, data = _connect_from("127.0.0.1", port)
+            assert data == refusal
+            c.close()
+        # another host of the loopback range has its own two
+        other = [_connect_from("127.0.0.2", port) for _ in range(2)]
+        assert [d for _, d in other] == [b"ping\n", b"ping\n"]
+        svc = _wait(
+            lambda: (v := _service(s.port("web"), "echo"))["connections"]["refused"] >= 6 and v
+        )
+        assert svc["connections"]["open"] == 4
+        held.pop().close()
+        # the place freed in one worker is free in both
+        c, data = _wait(lambda: (r := _connect_from("127.0.0.1", port))[1] == b"ping\n" and r)
+        c.close()
+        for c in held + [c for c, _ in other]:
+            c.close()

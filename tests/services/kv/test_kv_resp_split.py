@@ -1,0 +1,128 @@
+"""
+The split reader (RequestParser._split, the fast path for batches of small multibulk
+requests) against the exact reader, on batches a client could send: whatever the
+split reader accepts, the exact reader reads the same way; what it refuses still gets
+read (or refused) by the readers behind it.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from portsuite_services.kv.resp import ProtocolError, RequestParser
+
+
+def _request(args: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def _exact(data: bytes) -> tuple[list[list[bytes]], str | None, bool]:
+    """
+    In chunks of at most 10 bytes: shorter than any whole request (11 bytes at least),
+    so only the exact reader reads.
+    """
+    p = RequestParser()
+    p._fast = None
+    cmds: list[list[bytes]] = []
+    rng = random.Random(len(data))
+    i = 0
+    while i < len(data):
+        step = rng.randint(1, 10)
+        chunk, i = data[i : i + step], i + step
+        try:
+            cmds += p.feed(chunk)
+        except ProtocolError as e:
+            return cmds + p.ready, str(e), False
+    return cmds, None, not p.buf and p.argv is None
+
+
+def _whole(data: bytes) -> tuple[list[list[bytes]], str | None]:
+    p = RequestParser()
+    try:
+        return p.feed(data), None
+    except ProtocolError as e:
+        return p.ready, str(e)
+
+
+ODD_ARGS = [
+    b"",
+    b"GET",
+    b"a\r\nb",  # a CRLF inside a bulk shifts every piece after it
+    b"\r\n",
+    b"$3",
+    b"*2",
+    b"\r\n$3\r\nGET\r\n",
+    b"x" * 1023,
+    b"x" * 1024,  # past the table of bulk headers
+    b"y" * 2000,
+]
+PLAIN_ARGS = [b"GET", b"SET", b"key:000012345", b"value", b"", b"x" * 100]
+
+
+def _random_batch(rng: random.Random) -> bytes:
+    out = b""
+    for _ in range(rng.randint(1, 20)):
+        n = rng.randint(1, 12)
+        out += _request(
+            [rng.choice(ODD_ARGS if rng.random() < 0.02 else PLAIN_ARGS) for _ in range(n)]
+        )
+    return out
+
+
+def test_split_reads_a_pipeline_as_the_exact_reader_does() -> None:
+    rng = random.Random(1905)
+    taken = 0
+    for _ in range(400):
+        data = _random_batch(rng)
+        split = RequestParser._split(data)
+        exact, error, whole = _exact(data)
+        assert error is None and whole
+        if split is not None:
+            taken += 1
+            assert split == exact
+        assert _whole(data) == (exact, None)
+    assert taken > 100  # (the fast path was taken, and checked)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _request([b"GET", b"k"])[:-1],  # cut inside the last CRLF
+        _request([b"GET", b"k"])[:-3],  # cut inside the last bulk
+        _request([b"GET", b"k"]) + b"*2\r\n$3\r\nGET\r\n",  # the next request half there
+        b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n",  # a non-canonical length
+        b"*2\r\n$3\r\nGET\r\n$2\r\nk\r\n",  # a length that does not match
+        b"*2\r\n$3\r\nGET\r\n$0\r\nk\r\n",
+        b"*02\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+        b"*+2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+        b"*0\r\n",
+        b"*-1\r\n",
+        b"*2\r\n$3\r\nGET\r\n$-1\r\n",
+        b"*2\r\n$3\r\nGET\r\n:1\r\n",
+        b"*2\r\n$3\r\nGET\r\n+k\r\n",
+        b"*1\r\n*1\r\n$1\r\nk\r\n",
+        b"GET k\r\n",
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n",  # CRLF inside a value
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na\r\nb\r\n",  # ... and a lying length
+        b"*65\r\n" + b"$1\r\nx\r\n" * 65,
+        b"",
+        b"\r\n",
+    ],
+)
+def test_what_split_refuses_is_read_as_before(data: bytes) -> None:
+    split = RequestParser._split(data)
+    exact, error, whole = _exact(data)
+    if split is not None:
+        assert (split, None, True) == (exact, error, whole)
+    got, got_error = _whole(data)
+    assert got == exact
+    assert got_error == error
+
+
+def test_split_is_not_used_before_auth() -> None:
+    """A client that has not authenticated keeps Redis's smaller limits."""
+    p = RequestParser(locked=True)
+    with pytest.raises(ProtocolError, match="unauthenticated multibulk length"):
+        p.feed(_request([b"x"] * 11))
