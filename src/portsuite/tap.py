@@ -78,4 +78,25 @@ def makeService(options: Options) -> Any:
         except StartupError as e:
             print(f"portsuite: {e}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
+    _stop_cleanly_on_early_sigterm()
     return suite
+
+
+def _stop_cleanly_on_early_sigterm() -> None:
+    """
+    The ready file is written, and the ports answer, before twistd runs the reactor,
+    which is when Twisted installs its SIGTERM handler. A SIGTERM in between (a script
+    that stops the suite as soon as it is ready) would kill the process at once and
+    leave the pidfile behind: until the reactor's handler replaces this one, a SIGTERM
+    stops the reactor as soon as it runs, through the normal shutdown.
+    """
+    import signal
+
+    from twisted.internet import reactor as installed
+
+    reactor: Any = installed
+
+    def stop_when_running(signum: int, frame: Any) -> None:
+        reactor.callWhenRunning(reactor.stop)
+
+    signal.signal(signal.SIGTERM, stop_when_running)

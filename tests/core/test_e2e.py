@@ -176,6 +176,27 @@ def test_daemonized_twistd_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -
     assert wait_until(lambda: not pidfile.exists()), "twistd left its pidfile behind"
 
 
+def test_a_sigterm_before_the_reactor_runs_still_shuts_down_cleanly() -> None:
+    """
+    twistd starts the suite (ports bound, ready file written) before it runs the reactor,
+    which installs Twisted's own SIGTERM handler: a SIGTERM in between must still go
+    through the normal shutdown (the pidfile removed), not kill the process at once.
+    """
+    script = (
+        "import os, signal\n"
+        "from portsuite import tap\n"
+        "from twisted.internet import reactor\n"
+        "tap._stop_cleanly_on_early_sigterm()\n"
+        "reactor.addSystemEventTrigger('before', 'shutdown', print, 'shutdown ran')\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "reactor.callLater(30, print, 'still running')\n"
+        "reactor.run()\n"
+    )
+    r = sp.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["shutdown ran"]
+
+
 def test_check_shows_each_listener_with_its_port_class(tmp_path: Path) -> None:
     path = write_config(
         {
