@@ -57,7 +57,11 @@ def supported(transport: Any) -> bool:
 
 
 def writer(transport: Any) -> Callable[[bytes], None]:
-    """C{transport.write}, sending at once when nothing is queued (where supported)."""
+    """
+    C{transport.write}, sending at once when nothing is queued (where supported).
+    Where supported, the function also takes a C{memoryview} (a slice of a cached
+    body, sent without a copy when the socket takes it all): see L{takes_views}.
+    """
     public = transport.write
     if not supported(transport):
         return public
@@ -81,9 +85,16 @@ def writer(transport: Any) -> Callable[[bytes], None]:
                 if n == len(data):
                     return
                 data = data[n:]
+        if type(data) is not bytes:
+            data = bytes(data)  # a memoryview: Twisted's buffer takes bytes only
         public(data)
 
     return write
+
+
+def takes_views(write: Callable[[bytes], None], transport: Any) -> bool:
+    """Does C{write}, from L{writer}C{(transport)}, take memoryviews as well as bytes?"""
+    return write != transport.write
 
 
 # what the TLS fallback reads or calls on a twisted.internet.ssl.CertificateOptions

@@ -42,6 +42,7 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
     transport: Any
     wrappedProtocol: Any
     _fault: Any = None  # a portsuite.faults.Session while the service has faults
+    writes_views = False
 
     def __init__(self, factory: ServiceFactory, wrappedProtocol: Any, client: ClientInfo):
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
@@ -55,8 +56,11 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         # bound once: these two calls are on every chunk each way
         self._deliver = self.wrappedProtocol.dataReceived
         self._send = internals.writer(transport)
+        # write() takes a memoryview too (a slice of a cached http body, no copy)
+        self.writes_views = internals.takes_views(self._send, transport)
         if factory.faults is not None:
             self._fault = faults.attach(self, factory.faults, factory.reactor)
+            self.writes_views = False  # faults may hold and cut what is written: bytes
         factory.registerProtocol(self)
         if factory.idle_timeout:
             self.setTimeout(factory.idle_timeout)

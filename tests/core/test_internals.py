@@ -228,3 +228,22 @@ def test_a_big_write_is_queued_whole() -> None:
             pass
     assert got == big
     peer.close()
+
+
+def test_a_memoryview_is_sent_at_once_or_queued_as_bytes() -> None:
+    conn, peer, reactor = _connection()
+    write = internals.writer(conn)
+    assert internals.takes_views(write, conn)
+    body = memoryview(b"0123456789")
+    write(body[:4])
+    assert peer.recv(100) == b"0123"  # on the wire, no copy needed
+    conn.write(b"-")  # now something is queued: the view must wait behind it
+    write(body[4:])
+    assert conn._tempDataBuffer == [b"-", b"456789"]
+    assert all(type(x) is bytes for x in conn._tempDataBuffer)  # Twisted's buffer: bytes only
+    peer.close()
+
+
+def test_the_public_path_does_not_claim_to_take_views() -> None:
+    transport = StringTransport()
+    assert not internals.takes_views(internals.writer(transport), transport)
