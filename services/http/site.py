@@ -36,7 +36,7 @@ from typing import Any
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import http, resource, server
+from twisted.web import resource, server
 from twisted.web.http import (
     INTERNAL_SERVER_ERROR,
     HTTPChannel,
@@ -46,6 +46,7 @@ from twisted.web.http import (
 from zope.interface import implementer
 
 from portsuite.api import format_peer
+from portsuite_services.http.h2fast import connection_class
 from portsuite_services.http.head import (
     END,
     MAX_HEAD,
@@ -59,8 +60,9 @@ from portsuite_services.http.head import (
 
 log = Logger(namespace="portsuite.http")
 
-# twisted.web's HTTP/2 connection, when the h2 package is installed
-H2: Any = getattr(http, "H2Connection", None) if getattr(http, "H2_ENABLED", False) else None
+# twisted.web's HTTP/2 connection, when the h2 package is installed (h2fast: many
+# frames per reactor pass where Twisted's internals allow)
+H2: Any = connection_class()
 
 SERVER = b"portsuite"
 # access log lines are emitted in batches: at most this late, at most this many
@@ -646,7 +648,7 @@ class Request(server.Request):
         the whole body).
         """
         if type(self.channel) is not Channel:
-            self._send_public(code, reason, head, first + rest)
+            self._send_public(code, reason, head, first, rest)
             return
         parts = self._start(code, reason, head, sent)
         producer = _Rest(self, rest)
@@ -655,7 +657,9 @@ class Request(server.Request):
         if not producer.paused:
             producer.resumeProducing()
 
-    def _send_public(self, code: int, reason: bytes, head: bytes, body: bytes) -> None:
+    def _send_public(
+        self, code: int, reason: bytes, head: bytes, body: bytes, rest: bytes = b""
+    ) -> None:
         """The same answer through twisted.web's public Request API (HTTP/2 streams)."""
         self.setResponseCode(code, reason)
         self.set_common_headers()
@@ -666,6 +670,8 @@ class Request(server.Request):
                 headers.setRawHeaders(name, [value])
         if body and self.method != b"HEAD":
             self.write(body)
+            if rest:
+                self.write(rest)  # queued as it is: HTTP/2 frames slice it (h2fast)
         self.finish()
 
     def processingFailed(self, reason: Failure) -> Any:
