@@ -507,15 +507,20 @@ class Channel(HTTPChannel):
 @implementer(IPushProducer)
 class _Rest:
     """
-    Writes the rest of a cached body in slices of L{SLICE} bytes while the
-    transport takes them: paused as soon as its buffer is full, so what a slow
-    reader holds is bounded.
+    Sends the rest of a cached body while the socket takes it, never a copy of it.
+
+    Where the connection offers C{send_some} (plain TCP): the socket is given
+    slices of the cached bytes as they are; what it does not take stays here, and
+    the producer waits (paused) until the socket drains. A client that stops
+    reading holds no copy of the body at all (only the kernel's socket buffer).
+    Elsewhere (TLS): slices of L{SLICE} bytes through C{write}, paused as soon as
+    the transport's buffer is full.
     """
 
-    def __init__(self, request: Request, rest: bytes):
+    def __init__(self, request: Request, parts: list[bytes]):
         self.request: Request | None = request
-        self.rest = memoryview(rest)
-        self.offset = 0
+        self.parts = [memoryview(p) for p in parts if p]
+        self.offset = 0  # in parts[0]
         self.paused = False
 
     def pauseProducing(self) -> None:
@@ -527,25 +532,43 @@ class _Rest:
         if request is None:
             return
         transport = request.channel.transport
-        write = transport.write
-        # slices of the cached body as they are (no copy) where the write path takes them
-        views = getattr(transport, "writes_views", False)
-        rest = self.rest
-        size = len(rest)
-        while not self.paused and self.offset < size:
-            end = self.offset + SLICE
-            piece = rest[self.offset : end]
-            write(piece if views else piece.tobytes())
-            self.offset = end
-            if self.request is None:
-                return
-        if self.offset >= size:
+        parts = self.parts
+        if getattr(transport, "sends_some", False):
+            send = transport.send_some
+            while parts and not self.paused:
+                part = parts[0]
+                offset = self.offset
+                n = send(part[offset:] if offset else part)
+                if self.request is None:
+                    return  # lost meanwhile
+                if offset + n < len(part):
+                    self.offset = offset + n
+                    return  # the socket is full: resumed when it drains
+                parts.pop(0)
+                self.offset = 0
+        else:
+            write = transport.write
+            views = getattr(transport, "writes_views", False)
+            while parts and not self.paused:
+                part = parts[0]
+                end = self.offset + SLICE
+                piece = part[self.offset : end]
+                write(piece if views else piece.tobytes())
+                if self.request is None:
+                    return
+                if end >= len(part):
+                    parts.pop(0)
+                    self.offset = 0
+                else:
+                    self.offset = end
+        if not parts:
             self.request = None
             request.unregisterProducer()
             request.finish()
 
     def stopProducing(self) -> None:
         self.request = None
+        self.parts = []
 
 
 class Request(server.Request):
@@ -651,9 +674,16 @@ class Request(server.Request):
             self._send_public(code, reason, head, first, rest)
             return
         parts = self._start(code, reason, head, sent)
-        producer = _Rest(self, rest)
-        self.registerProducer(producer, True)
-        self.channel.transport.writeSequence((*parts, first))
+        transport = self.channel.transport
+        if getattr(transport, "sends_some", False):
+            # the head alone (small, sent at once), the body straight from the cache
+            producer = _Rest(self, [first, rest])
+            self.registerProducer(producer, True)
+            transport.writeSequence(parts)
+        else:
+            producer = _Rest(self, [rest])
+            self.registerProducer(producer, True)
+            transport.writeSequence((*parts, first))
         if not producer.paused:
             producer.resumeProducing()
 

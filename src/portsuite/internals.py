@@ -92,6 +92,54 @@ def writer(transport: Any) -> Callable[[bytes], None]:
     return write
 
 
+def sender(transport: Any) -> Callable[[Any], int] | None:
+    """
+    For a big body held in memory: a function that sends what the socket takes of
+    C{data} (bytes or a memoryview) at once, without queuing the rest, and returns
+    how many bytes it took. When it took less than all, the connection's streaming
+    producer has been paused and Twisted resumes it once the socket is writable
+    again (as it does for a producer it paused itself): the caller keeps the rest
+    (no copy in Twisted's buffer, so a client that stops reading holds nothing).
+    None where not supported (TLS, another transport or Twisted: use C{write}).
+    """
+    if not supported(transport):
+        return None
+    raw = transport
+    write_some = raw.writeSomeData
+    public = transport.write
+    limit = getattr(raw, "SEND_LIMIT", 131072)
+
+    def send(data: Any) -> int:
+        size = len(data)
+        sent = 0
+        if (
+            not raw._tempDataLen
+            and raw.offset == len(raw.dataBuffer)
+            and not raw.disconnecting
+            and not raw.TLS
+        ):
+            while sent < size:
+                n = write_some(data[sent:] if sent else data)
+                if type(n) is not int or n <= 0:
+                    break  # full, or an error the reactor's next write reports
+                sent += n
+                if n < min(limit, size - sent + n):
+                    break  # the socket took less than offered: it is full
+        if sent < size:
+            producer = raw.producer
+            if producer is None or not raw.streamingProducer:
+                # nobody to resume: queue the rest the usual way
+                public(bytes(data[sent:]))
+                return size
+            if not raw.producerPaused:
+                raw.producerPaused = True
+                producer.pauseProducing()
+            raw.startWriting()
+        return sent
+
+    return send
+
+
 def takes_views(write: Callable[[bytes], None], transport: Any) -> bool:
     """Does C{write}, from L{writer}C{(transport)}, take memoryviews as well as bytes?"""
     return write != transport.write

@@ -43,6 +43,7 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
     wrappedProtocol: Any
     _fault: Any = None  # a portsuite.faults.Session while the service has faults
     writes_views = False
+    sends_some = False  # send_some() is available
 
     def __init__(self, factory: ServiceFactory, wrappedProtocol: Any, client: ClientInfo):
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
@@ -58,9 +59,12 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         self._send = internals.writer(transport)
         # write() takes a memoryview too (a slice of a cached http body, no copy)
         self.writes_views = internals.takes_views(self._send, transport)
+        self._sender = internals.sender(transport)
+        self.sends_some = self._sender is not None
         if factory.faults is not None:
             self._fault = faults.attach(self, factory.faults, factory.reactor)
-            self.writes_views = False  # faults may hold and cut what is written: bytes
+            # faults may hold and cut what is written: bytes, through write() only
+            self.writes_views = self.sends_some = False
         factory.registerProtocol(self)
         if factory.idle_timeout:
             self.setTimeout(factory.idle_timeout)
@@ -112,6 +116,21 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         if self.timeOut is not None:
             self.resetTimeout()
         self._send(data)
+
+    def send_some(self, data: Any) -> int:
+        """
+        Send what the socket takes of C{data} (bytes or memoryview) now, queue
+        nothing, and return how many bytes went: when fewer than all, the
+        registered streaming producer is paused and resumed once the socket drains
+        (see L{portsuite.internals.sender}). Only when L{sends_some} is true.
+        """
+        assert self._sender is not None
+        n = self._sender(data)
+        if n:
+            self.client.bytes_out += n
+            if self.timeOut is not None:
+                self.resetTimeout()
+        return n
 
     def writeSequence(self, data: Any) -> None:
         # one buffer through the same write path as write(): an http response (head and

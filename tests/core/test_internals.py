@@ -247,3 +247,60 @@ def test_a_memoryview_is_sent_at_once_or_queued_as_bytes() -> None:
 def test_the_public_path_does_not_claim_to_take_views() -> None:
     transport = StringTransport()
     assert not internals.takes_views(internals.writer(transport), transport)
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.events.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.events.append("resume")
+
+    def stopProducing(self) -> None:
+        self.events.append("stop")
+
+
+def test_send_some_keeps_the_rest_and_resumes_the_producer_when_the_socket_drains() -> None:
+    conn, peer, reactor = _connection()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    send = internals.sender(conn)
+    assert send is not None
+    body = memoryview(bytes(range(256)) * 40_000)  # ~10 MB: more than the socket holds
+    sent = send(body)
+    assert 0 < sent < len(body)
+    assert producer.events == ["pause"]  # the rest stays with the caller
+    assert conn._tempDataLen == 0 and conn.dataBuffer == b""  # nothing copied into Twisted
+    assert conn in reactor.writers  # told when the socket can take more
+    got = b""
+    while len(got) < sent:
+        got += peer.recv(1 << 20)
+    assert got == body[:sent]
+    conn.doWrite()  # the reactor's writable event
+    assert producer.events == ["pause", "resume"]
+    peer.close()
+
+
+def test_send_some_waits_behind_bytes_already_queued() -> None:
+    conn, peer, reactor = _connection()
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    send = internals.sender(conn)
+    assert send is not None
+    conn.write(b"first ")
+    assert send(b"second") == 0  # nothing may overtake the queue
+    assert producer.events == ["pause"]
+    conn.doWrite()
+    assert peer.recv(100) == b"first "
+    assert producer.events == ["pause", "resume"]
+    assert send(b"second") == 6
+    assert peer.recv(100) == b"second"
+    peer.close()
+
+
+def test_send_some_is_not_offered_on_other_transports() -> None:
+    assert internals.sender(StringTransport()) is None
