@@ -527,6 +527,13 @@ class FileProducer:
 
     def resumeProducing(self) -> None:
         self.paused = False
+        request = self.request
+        if request is None:
+            return
+        transport = request.channel.transport
+        if getattr(transport, "sends_files", False):
+            self._send_file(transport)
+            return
         while not self.paused and self.request is not None:
             data = self.file.read(min(self.chunk, self.remaining))
             if not data:
@@ -540,6 +547,33 @@ class FileProducer:
             self.request.write(data)
             if self.remaining <= 0 and self.request is not None:
                 self._done().finish()
+
+    def _send_file(self, transport: Any) -> None:
+        """
+        Plain TCP: the kernel copies the file to the socket (C{sendfile}), as fast
+        as the client reads; nothing of it is buffered here, however slow the
+        client is (the producer waits, paused, until the socket drains).
+        """
+        request = self.request
+        if not request.startedWriting:
+            request.write(b"")  # the status line and headers, through twisted.web
+        fd = self.file.fileno()
+        while not self.paused and self.request is not None and self.remaining > 0:
+            try:
+                n = transport.send_file(fd, self.offset, self.remaining)
+            except (EOFError, OSError):
+                # the file shrank under us: the promised length cannot be kept
+                request = self._done()
+                request.finish()
+                transport.loseConnection()
+                return
+            self.offset += n
+            self.remaining -= n
+            request.sentLength += n  # what the access log shows
+            if self.remaining > 0:
+                return  # the socket is full: resumed when it drains
+        if self.remaining <= 0 and self.request is not None:
+            self._done().finish()
 
     def stopProducing(self) -> None:
         self.request = None

@@ -26,6 +26,7 @@ None and L{portsuite.tls} keeps Twisted's own context.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -134,6 +135,54 @@ def sender(transport: Any) -> Callable[[Any], int] | None:
             if not raw.producerPaused:
                 raw.producerPaused = True
                 producer.pauseProducing()
+            raw.startWriting()
+        return sent
+
+    return send
+
+
+def file_sender(transport: Any) -> Callable[[int, int, int], int] | None:
+    """
+    For a file: a function C{send(fd, offset, count)} that hands up to C{count}
+    bytes of file C{fd} from C{offset} to the socket with C{os.sendfile} (no copy
+    through Python, no buffer) when nothing is queued, and returns how many bytes
+    went; when fewer than C{count}, the streaming producer is paused and resumed
+    once the socket drains, as with L{sender}. Raises C{EOFError} when the file
+    ends before C{offset + count}. None where not supported (TLS, no sendfile).
+    """
+    if not supported(transport) or not hasattr(os, "sendfile"):
+        return None
+    raw = transport
+    sock = getattr(raw, "socket", None)
+    if sock is None:
+        return None
+    out = sock.fileno()
+
+    def send(fd: int, offset: int, count: int) -> int:
+        sent = 0
+        if (
+            not raw._tempDataLen
+            and raw.offset == len(raw.dataBuffer)
+            and not raw.disconnecting
+            and not raw.TLS
+            and raw.connected
+        ):
+            while sent < count:
+                try:
+                    n = os.sendfile(out, fd, offset + sent, count - sent)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    break  # the reactor's next write on this socket reports it
+                if n == 0:
+                    raise EOFError(f"the file ended at {offset + sent}")
+                sent += n
+        if sent < count:
+            if raw.producer is None or not raw.streamingProducer:
+                raise OSError("no streaming producer to resume")
+            if not raw.producerPaused:
+                raw.producerPaused = True
+                raw.producer.pauseProducing()
             raw.startWriting()
         return sent
 

@@ -304,3 +304,28 @@ def test_send_some_waits_behind_bytes_already_queued() -> None:
 
 def test_send_some_is_not_offered_on_other_transports() -> None:
     assert internals.sender(StringTransport()) is None
+
+
+def test_send_file_hands_a_file_to_the_socket_and_waits_when_it_is_full(tmp_path: Any) -> None:
+    conn, peer, reactor = _connection()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    send = internals.file_sender(conn)
+    assert send is not None
+    body = bytes(range(256)) * 40_000
+    (tmp_path / "f").write_bytes(body)
+    with open(tmp_path / "f", "rb") as f:
+        sent = send(f.fileno(), 100, len(body) - 100)
+        assert 0 < sent < len(body) - 100
+        assert producer.events == ["pause"]  # the socket is full: wait for it
+        assert conn._tempDataLen == 0 and conn.dataBuffer == b""
+        got = b""
+        while len(got) < sent:
+            got += peer.recv(1 << 20)
+        assert got == body[100 : 100 + sent]
+        conn.doWrite()
+        assert producer.events == ["pause", "resume"]
+        with pytest.raises(EOFError):
+            send(f.fileno(), len(body), 10)  # past the end: the file shrank
+    peer.close()
