@@ -16,7 +16,10 @@ Speed: the metadata and prebuilt headers of every file served, and the bodies of
 files up to L{SMALL}, are cached by URL path. An entry is checked against the file
 (inode, size, mtime: one C{stat}) at most once per L{tick} (the site ticks every
 second), so an edited file is served fresh within a second. Bigger files are streamed
-by Twisted's static producers.
+by L{FileProducer}. On plain TCP, every body above L{SPLIT} (cached or not) goes out
+by C{sendfile}: the kernel copies the file to the socket, and a client that stops
+reading holds nothing here. On TLS and HTTP/2 the cached copy is written (or the file
+read 64 KiB at a time).
 """
 
 from __future__ import annotations
