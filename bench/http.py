@@ -62,8 +62,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# --workers N: nginx's worker_processes and portsuite's workers (unpinned then)
+WORKERS = 1
+
+
 def pinned(cpu: int, cmd: list[str]) -> list[str]:
-    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+    if WORKERS == 1 and (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
         return ["taskset", "-c", str(cpu), *cmd]
     return cmd
 
@@ -165,7 +169,7 @@ def start_servers(peers: list[str], docroot: Path, workdir: Path) -> dict[str, S
             conf = workdir / "nginx.conf"
             user = "user nobody nogroup;" if os.geteuid() == 0 else ""
             conf.write_text(
-                f"{user}\nworker_processes 1;\ndaemon off;\npid {workdir}/nginx.pid;\n"
+                f"{user}\nworker_processes {WORKERS};\ndaemon off;\npid {workdir}/nginx.pid;\n"
                 f"error_log {workdir}/nginx.error warn;\nevents {{ worker_connections 4096; }}\n"
                 f"http {{ default_type application/octet-stream; access_log {workdir}/nginx.access;\n"
                 f"  sendfile on; client_body_temp_path {workdir}/nb; proxy_temp_path {workdir}/np;\n"
@@ -175,7 +179,10 @@ def start_servers(peers: list[str], docroot: Path, workdir: Path) -> dict[str, S
             cmd = ["nginx", "-p", f"{workdir}/", "-e", f"{workdir}/nginx.error", "-c", str(conf)]
         elif name in ("portsuite", "before"):
             cfg = workdir / f"{name}.toml"
-            cfg.write_text(f'[services.web]\ntype = "http"\nport = {port}\nroot = "{docroot}"\n')
+            cfg.write_text(
+                f'[services.web]\ntype = "http"\nport = {port}\nroot = "{docroot}"\n'
+                + (f"workers = {WORKERS}\n" if WORKERS > 1 else "")
+            )
             cmd = [
                 str(before / "twistd") if name == "before" and before else twistd,
                 "-n",
@@ -310,7 +317,15 @@ def main() -> int:
         default=20000,
         help="HTTP/2 round: h2load -c10 -m10 requests per file (0: skip; needs nginx, h2load)",
     )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="nginx worker_processes and portsuite workers = N (servers and wrk unpinned)",
+    )
     args = ap.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 

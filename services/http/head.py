@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import re
 
-import attrs
-
 MAX_LINE = 8192
 MAX_HEAD = 32768
 MAX_HEADERS = 100
@@ -58,25 +56,36 @@ def _shown(data: bytes, limit: int = 60) -> str:
     return text + ("..." if len(data) > limit else "")
 
 
-@attrs.define
 class Head:
-    """One checked request head, and the bytes twisted.web will be given for it."""
+    """One checked request head: what twisted.web's Request is given for it."""
 
-    method: bytes
-    target: bytes
-    version: bytes  # b"HTTP/1.0" or b"HTTP/1.1"
-    length: int = 0  # Content-Length (0 when chunked: see chunked)
-    chunked: bool = False
-    expect_continue: bool = False
-    forward: bytes = b""  # the head as twisted.web reads it, CRLF ends, without body framing
+    __slots__ = ("method", "target", "version", "fields", "length", "chunked", "expect_continue")
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        version: bytes,  # b"HTTP/1.0" or b"HTTP/1.1"
+        fields: list[tuple[bytes, bytes]],
+        length: int = 0,  # Content-Length (0 when chunked: see chunked)
+        chunked: bool = False,
+        expect_continue: bool = False,
+    ):
+        self.method = method
+        self.target = target
+        self.version = version
+        # the header fields twisted.web's Request is given: (name, value) in
+        # order, values trimmed, without the body's framing (Content-Length,
+        # Transfer-Encoding, Expect: the channel reads the body and tells the
+        # Request its length)
+        self.fields = fields
+        self.length = length
+        self.chunked = chunked
+        self.expect_continue = expect_continue
 
     @property
     def has_body(self) -> bool:
         return self.chunked or self.length > 0
-
-    def with_body(self, body: bytes) -> bytes:
-        """The whole request, body framed by Content-Length, for twisted.web."""
-        return self.forward[:-2] + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
 def incomplete(buffer: bytes) -> HeadError | None:
@@ -102,15 +111,18 @@ def _too_large(text: str) -> HeadError:
     return HeadError(431, b"Request Header Fields Too Large", text)
 
 
-# the common case, checked by two regular expressions: CRLF lines, a request line
-# "METHOD /path HTTP/1.1", well-formed fields none of which frames a body
-_FAST_LINE = re.compile(rb"([A-Z]{1,20}) (/[\x21-\x7e]{0,8191}) HTTP/1\.([01])").fullmatch
-_FAST_FIELDS = re.compile(
-    rb"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}:[ \t]*[^\x00\r\n]{0,7900})*"
+# the common case, checked by one regular expression: CRLF lines, a request line
+# "METHOD /path HTTP/1.1", well-formed fields (no blank at the end of a value), none
+# of which frames a body
+_FAST = re.compile(
+    rb"([A-Z]{1,20}) (/[\x21-\x7e]{0,8191}) HTTP/1\.([01])"
+    rb"((?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}:[ \t]*(?:[^\x00\r\n]{0,7899}[^\x00\r\n \t])?)*)"
 ).fullmatch
 _FAST_SPECIAL = re.compile(
     rb"\n(host|content-length|transfer-encoding|expect):[ \t]*([^\r]*)", re.IGNORECASE
 ).findall
+# the fields of a head _FAST accepted: name and value
+_FAST_PAIRS = re.compile(rb"\n([^:]+):[ \t]*([^\r]*)").findall
 
 
 def parse(head: bytes) -> Head:
@@ -119,29 +131,23 @@ def parse(head: bytes) -> Head:
 
     @raise HeadError: for every head not served, with the status to answer.
     """
-    end = head.find(b"\r\n")
-    if end > 0:
-        line = _FAST_LINE(head, 0, end)
-        if line is not None and head.count(b"\n") <= MAX_HEADERS and _FAST_FIELDS(head, end):
-            special = _FAST_SPECIAL(head, end)
-            if (
-                len(special) == 1
-                and special[0][0].lower() == b"host"
-                and _HOST(special[0][1].rstrip(b" \t"))
-            ):
-                return Head(
-                    method=line.group(1),
-                    target=line.group(2),
-                    version=b"HTTP/1.1" if line.group(3) == b"1" else b"HTTP/1.0",
-                    forward=head + b"\r\n\r\n",
-                )
+    m = _FAST(head)
+    if m is not None and head.count(b"\n") <= MAX_HEADERS:
+        start = m.start(4)
+        special = _FAST_SPECIAL(head, start)
+        if len(special) == 1 and special[0][0].lower() == b"host" and _HOST(special[0][1]):
+            return Head(
+                m.group(1),
+                m.group(2),
+                b"HTTP/1.1" if m.group(3) == b"1" else b"HTTP/1.0",
+                _FAST_PAIRS(head, start),
+            )
     return _parse(head)
 
 
 def _parse(head: bytes) -> Head:
     """L{parse}, line by line: every case, and the sentence for every mistake."""
     lines = head.split(b"\n")
-    clean = head.count(b"\n") == head.count(b"\r\n")
     lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
     line = lines[0]
     if len(line) > MAX_LINE:
@@ -179,14 +185,12 @@ def _parse(head: bytes) -> Head:
         )
     if minor != b"0" and minor != b"1":
         version = b"HTTP/1.1"
-        clean = False
     if _TARGET_BAD(target):
         raise _bad(f"the request target holds control characters: {_shown(target)!r}")
     if _NON_ASCII(target):
         # raw UTF-8 typed in an address (curl "http://h/é"): served, as nginx does,
         # once percent-encoded (twisted.web would refuse it with a bare 400)
         target = _NON_ASCII_SUB(lambda m: b"%%%02X" % m.group()[0], target)
-        clean = False
     if not (
         target.startswith(b"/")
         or target[:7].lower() == b"http://"
@@ -202,7 +206,7 @@ def _parse(head: bytes) -> Head:
     lengths: list[bytes] = []
     codings: list[bytes] = []
     expect = False
-    framing = False
+    fields: list[tuple[bytes, bytes]] = []
     for field in lines[1:]:
         if len(field) > MAX_LINE:
             raise _too_large(f"a header line is longer than {MAX_LINE} bytes")
@@ -224,13 +228,14 @@ def _parse(head: bytes) -> Head:
         if lower == b"host":
             hosts.append(value)
         elif lower in _HOP:
-            framing = True
             if lower == b"content-length":
                 lengths.extend(v.strip(b" \t") for v in value.split(b","))
             elif lower == b"transfer-encoding":
                 codings.extend(v.strip(b" \t").lower() for v in value.split(b","))
             elif value.lower() == b"100-continue":
                 expect = True
+            continue
+        fields.append((name, value))
 
     if len(hosts) > 1:
         raise _bad("the request has two Host headers; send exactly one")
@@ -239,7 +244,7 @@ def _parse(head: bytes) -> Head:
     if not hosts and version == b"HTTP/1.1":
         raise _bad("HTTP/1.1 requests need a Host header, e.g. Host: localhost")
 
-    parsed = Head(method=method, target=target, version=version, expect_continue=expect)
+    parsed = Head(method, target, version, fields, expect_continue=expect)
     if codings:
         if lengths:
             raise _bad("the request has both Content-Length and Transfer-Encoding")
@@ -257,14 +262,6 @@ def _parse(head: bytes) -> Head:
         if not all(v.isdigit() and len(v) <= 18 for v in lengths) or len(set(lengths)) != 1:
             raise _bad("the Content-Length header is not one decimal number")
         parsed.length = int(lengths[0])
-
-    if clean and not framing:
-        parsed.forward = head + b"\r\n\r\n"
-    else:
-        kept = [f for f in lines[1:] if f.partition(b":")[0].strip(b" \t").lower() not in _HOP]
-        parsed.forward = b"\r\n".join([method + b" " + target + b" " + version, *kept, b""]) + (
-            b"\r\n"
-        )
     return parsed
 
 

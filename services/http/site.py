@@ -35,9 +35,8 @@ from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from twisted.web import http, resource, server
+from twisted.web import resource, server
 from twisted.web.http import (
     INTERNAL_SERVER_ERROR,
     HTTPChannel,
@@ -47,6 +46,7 @@ from twisted.web.http import (
 from zope.interface import implementer
 
 from portsuite.api import format_peer
+from portsuite_services.http.h2fast import connection_class
 from portsuite_services.http.head import (
     END,
     MAX_HEAD,
@@ -60,8 +60,9 @@ from portsuite_services.http.head import (
 
 log = Logger(namespace="portsuite.http")
 
-# twisted.web's HTTP/2 connection, when the h2 package is installed
-H2: Any = getattr(http, "H2Connection", None) if getattr(http, "H2_ENABLED", False) else None
+# twisted.web's HTTP/2 connection, when the h2 package is installed (h2fast: many
+# frames per reactor pass where Twisted's internals allow)
+H2: Any = connection_class()
 
 SERVER = b"portsuite"
 # access log lines are emitted in batches: at most this late, at most this many
@@ -161,6 +162,7 @@ class Channel(HTTPChannel):
     _checked_alpn = False
     _busy = False  # inside _advance
     _paused = False  # reading paused: too much pipelined
+    log_peer: str | None = None  # the client as the access log shows it
 
     def connectionMade(self) -> None:
         HTTPChannel.connectionMade(self)
@@ -264,7 +266,7 @@ class Channel(HTTPChannel):
             self.refuse(e)
             return False
         if not head.has_body:
-            self._forward(head.forward)
+            self._dispatch(head, None)
             return True
         if head.length > self.site.max_body:
             self.refuse_body(head.length)
@@ -317,14 +319,33 @@ class Channel(HTTPChannel):
             whole = b"".join(body)
         self._cancel_body()
         self._head = self._body = None
-        self._forward(head.with_body(whole))
+        self._dispatch(head, whole)
         return True
 
-    def _forward(self, request: bytes) -> None:
-        """Hand one whole, checked request to twisted.web's parser."""
+    def _dispatch(self, head: Head, body: bytes | None) -> None:
+        """
+        Hand one whole, checked request to a twisted.web L{Request}, as
+        C{HTTPChannel} does once it has parsed a head (its line parser is not used:
+        the head was read and checked here already, and parsing it twice was a fifth
+        of the server's time per request).
+        """
         self._phase = WAIT
-        # LineReceiver's, not HTTPChannel's: the idle timer was reset on arrival
-        LineReceiver.dataReceived(self, request)
+        request = self.requestFactory(self)
+        self.requests.append(request)
+        add = request.requestHeaders.addRawHeader
+        for name, value in head.fields:
+            add(name, value)
+        if body is not None:
+            add(b"Content-Length", b"%d" % len(body))
+        request.parseCookies()
+        self.persistent = self.checkPersistence(request, head.version)
+        # the idle timer keeps running while a request is answered (timeoutConnection
+        # re-arms it then): cheaper than cancelling and re-creating it per request
+        self._handlingRequest = True
+        request.gotLength(len(body) if body is not None else 0)
+        if body:
+            request.handleContentChunk(body)
+        request.requestReceived(head.method, head.target, head.version)
 
     def requestDone(self, request: Any) -> None:
         HTTPChannel.requestDone(self, request)
@@ -457,6 +478,10 @@ class Channel(HTTPChannel):
         )
 
     def timeoutConnection(self) -> None:
+        if self._phase == WAIT and self.requests:
+            # a request is being answered: the idle deadline is for between requests
+            self.resetTimeout()
+            return
         if self._phase == HEAD and self._pending:
             self._head_expired()  # a head in progress: say which deadline it was
             return
@@ -482,15 +507,20 @@ class Channel(HTTPChannel):
 @implementer(IPushProducer)
 class _Rest:
     """
-    Writes the rest of a cached body in slices of L{SLICE} bytes while the
-    transport takes them: paused as soon as its buffer is full, so what a slow
-    reader holds is bounded.
+    Sends the rest of a cached body while the socket takes it, never a copy of it.
+
+    Where the connection offers C{send_some} (plain TCP): the socket is given
+    slices of the cached bytes as they are; what it does not take stays here, and
+    the producer waits (paused) until the socket drains. A client that stops
+    reading holds no copy of the body at all (only the kernel's socket buffer).
+    Elsewhere (TLS): slices of L{SLICE} bytes through C{write}, paused as soon as
+    the transport's buffer is full.
     """
 
-    def __init__(self, request: Request, rest: bytes):
+    def __init__(self, request: Request, parts: list[bytes]):
         self.request: Request | None = request
-        self.rest = memoryview(rest)
-        self.offset = 0
+        self.parts = [memoryview(p) for p in parts if p]
+        self.offset = 0  # in parts[0]
         self.paused = False
 
     def pauseProducing(self) -> None:
@@ -501,24 +531,44 @@ class _Rest:
         request = self.request
         if request is None:
             return
-        write = request.channel.transport.write
-        rest = self.rest
-        size = len(rest)
-        while not self.paused and self.offset < size:
-            end = self.offset + SLICE
-            write(
-                rest[self.offset : end].tobytes() if end < size else rest[self.offset :].tobytes()
-            )
-            self.offset = end
-            if self.request is None:
-                return
-        if self.offset >= size:
+        transport = request.channel.transport
+        parts = self.parts
+        if getattr(transport, "sends_some", False):
+            send = transport.send_some
+            while parts and not self.paused:
+                part = parts[0]
+                offset = self.offset
+                n = send(part[offset:] if offset else part)
+                if self.request is None:
+                    return  # lost meanwhile
+                if offset + n < len(part):
+                    self.offset = offset + n
+                    return  # the socket is full: resumed when it drains
+                parts.pop(0)
+                self.offset = 0
+        else:
+            write = transport.write
+            views = getattr(transport, "writes_views", False)
+            while parts and not self.paused:
+                part = parts[0]
+                end = self.offset + SLICE
+                piece = part[self.offset : end]
+                write(piece if views else piece.tobytes())
+                if self.request is None:
+                    return
+                if end >= len(part):
+                    parts.pop(0)
+                    self.offset = 0
+                else:
+                    self.offset = end
+        if not parts:
             self.request = None
             request.unregisterProducer()
             request.finish()
 
     def stopProducing(self) -> None:
         self.request = None
+        self.parts = []
 
 
 class Request(server.Request):
@@ -621,16 +671,25 @@ class Request(server.Request):
         the whole body).
         """
         if type(self.channel) is not Channel:
-            self._send_public(code, reason, head, first + rest)
+            self._send_public(code, reason, head, first, rest)
             return
         parts = self._start(code, reason, head, sent)
-        producer = _Rest(self, rest)
-        self.registerProducer(producer, True)
-        self.channel.transport.writeSequence((*parts, first))
+        transport = self.channel.transport
+        if getattr(transport, "sends_some", False):
+            # the head alone (small, sent at once), the body straight from the cache
+            producer = _Rest(self, [first, rest])
+            self.registerProducer(producer, True)
+            transport.writeSequence(parts)
+        else:
+            producer = _Rest(self, [rest])
+            self.registerProducer(producer, True)
+            transport.writeSequence((*parts, first))
         if not producer.paused:
             producer.resumeProducing()
 
-    def _send_public(self, code: int, reason: bytes, head: bytes, body: bytes) -> None:
+    def _send_public(
+        self, code: int, reason: bytes, head: bytes, body: bytes, rest: bytes = b""
+    ) -> None:
         """The same answer through twisted.web's public Request API (HTTP/2 streams)."""
         self.setResponseCode(code, reason)
         self.set_common_headers()
@@ -641,6 +700,8 @@ class Request(server.Request):
                 headers.setRawHeaders(name, [value])
         if body and self.method != b"HEAD":
             self.write(body)
+            if rest:
+                self.write(rest)  # queued as it is: HTTP/2 frames slice it (h2fast)
         self.finish()
 
     def processingFailed(self, reason: Failure) -> Any:
@@ -805,8 +866,15 @@ class Site(server.Site):
         headers = request.requestHeaders
         referer = headers.getRawHeaders(b"referer")
         agent = headers.getRawHeaders(b"user-agent")
+        channel = request.channel
+        # the client's address, formatted once per connection
+        peer = getattr(channel, "log_peer", None)
+        if peer is None:
+            peer = format_peer(request.client)
+            if isinstance(channel, Channel):
+                channel.log_peer = peer
         line = (
-            f"{self.service}: {format_peer(request.client)} - - {self._log_time} "
+            f"{self.service}: {peer} - - {self._log_time} "
             f'"{_quoted(request.method)} {_quoted(request.uri)} {_quoted(request.clientproto)}" '
             f"{request.code} {request.sentLength or '-'} "
             f'"{_quoted(referer[0] if referer else None)}" "{_quoted(agent[0] if agent else None)}"'

@@ -16,7 +16,10 @@ Speed: the metadata and prebuilt headers of every file served, and the bodies of
 files up to L{SMALL}, are cached by URL path. An entry is checked against the file
 (inode, size, mtime: one C{stat}) at most once per L{tick} (the site ticks every
 second), so an edited file is served fresh within a second. Bigger files are streamed
-by Twisted's static producers.
+by L{FileProducer}. On plain TCP, every body above L{SPLIT} (cached or not) goes out
+by C{sendfile}: the kernel copies the file to the socket, and a client that stops
+reading holds nothing here. On TLS and HTTP/2 the cached copy is written (or the file
+read 64 KiB at a time).
 """
 
 from __future__ import annotations
@@ -346,7 +349,12 @@ class StaticFiles(resource.Resource):
         elif entry.body is not None:
             request.send_whole(200, b"OK", entry.head, entry.body, entry.size)
         elif entry.rest:
-            request.send_big(200, b"OK", entry.head, entry.first, entry.rest, entry.size)
+            if getattr(getattr(request.channel, "transport", None), "sends_files", False):
+                # plain TCP: the kernel sends the file (sendfile), a third less cpu
+                # per MiB than writing the cached copy, and nothing held per client
+                self.stream(request, entry, None)
+            else:
+                request.send_big(200, b"OK", entry.head, entry.first, entry.rest, entry.size)
         else:
             self.stream(request, entry, None)
 
@@ -527,6 +535,13 @@ class FileProducer:
 
     def resumeProducing(self) -> None:
         self.paused = False
+        request = self.request
+        if request is None:
+            return
+        transport = request.channel.transport
+        if getattr(transport, "sends_files", False):
+            self._send_file(transport)
+            return
         while not self.paused and self.request is not None:
             data = self.file.read(min(self.chunk, self.remaining))
             if not data:
@@ -540,6 +555,33 @@ class FileProducer:
             self.request.write(data)
             if self.remaining <= 0 and self.request is not None:
                 self._done().finish()
+
+    def _send_file(self, transport: Any) -> None:
+        """
+        Plain TCP: the kernel copies the file to the socket (C{sendfile}), as fast
+        as the client reads; nothing of it is buffered here, however slow the
+        client is (the producer waits, paused, until the socket drains).
+        """
+        request = self.request
+        if not request.startedWriting:
+            request.write(b"")  # the status line and headers, through twisted.web
+        fd = self.file.fileno()
+        while not self.paused and self.request is not None and self.remaining > 0:
+            try:
+                n = transport.send_file(fd, self.offset, self.remaining)
+            except (EOFError, OSError):
+                # the file shrank under us: the promised length cannot be kept
+                request = self._done()
+                request.finish()
+                transport.loseConnection()
+                return
+            self.offset += n
+            self.remaining -= n
+            request.sentLength += n  # what the access log shows
+            if self.remaining > 0:
+                return  # the socket is full: resumed when it drains
+        if self.remaining <= 0 and self.request is not None:
+            self._done().finish()
 
     def stopProducing(self) -> None:
         self.request = None

@@ -26,6 +26,7 @@ None and L{portsuite.tls} keeps Twisted's own context.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -57,7 +58,11 @@ def supported(transport: Any) -> bool:
 
 
 def writer(transport: Any) -> Callable[[bytes], None]:
-    """C{transport.write}, sending at once when nothing is queued (where supported)."""
+    """
+    C{transport.write}, sending at once when nothing is queued (where supported).
+    Where supported, the function also takes a C{memoryview} (a slice of a cached
+    body, sent without a copy when the socket takes it all): see L{takes_views}.
+    """
     public = transport.write
     if not supported(transport):
         return public
@@ -88,9 +93,112 @@ def writer(transport: Any) -> Callable[[bytes], None]:
                 return
             if n:
                 data = data[n:]
+        if type(data) is not bytes:
+            data = bytes(data)  # a memoryview: Twisted's buffer takes bytes only
         public(data)
 
     return write
+
+
+def sender(transport: Any) -> Callable[[Any], int] | None:
+    """
+    For a big body held in memory: a function that sends what the socket takes of
+    C{data} (bytes or a memoryview) at once, without queuing the rest, and returns
+    how many bytes it took. When it took less than all, the connection's streaming
+    producer has been paused and Twisted resumes it once the socket is writable
+    again (as it does for a producer it paused itself): the caller keeps the rest
+    (no copy in Twisted's buffer, so a client that stops reading holds nothing).
+    None where not supported (TLS, another transport or Twisted: use C{write}).
+    """
+    if not supported(transport):
+        return None
+    raw = transport
+    write_some = raw.writeSomeData
+    public = transport.write
+    limit = getattr(raw, "SEND_LIMIT", 131072)
+
+    def send(data: Any) -> int:
+        size = len(data)
+        sent = 0
+        if (
+            not raw._tempDataLen
+            and raw.offset == len(raw.dataBuffer)
+            and not raw.disconnecting
+            and not raw.TLS
+        ):
+            while sent < size:
+                n = write_some(data[sent:] if sent else data)
+                if type(n) is not int or n <= 0:
+                    break  # full, or an error the reactor's next write reports
+                sent += n
+                if n < min(limit, size - sent + n):
+                    break  # the socket took less than offered: it is full
+        if sent < size:
+            producer = raw.producer
+            if producer is None or not raw.streamingProducer:
+                # nobody to resume: queue the rest the usual way
+                public(bytes(data[sent:]))
+                return size
+            if not raw.producerPaused:
+                raw.producerPaused = True
+                producer.pauseProducing()
+            raw.startWriting()
+        return sent
+
+    return send
+
+
+def file_sender(transport: Any) -> Callable[[int, int, int], int] | None:
+    """
+    For a file: a function C{send(fd, offset, count)} that hands up to C{count}
+    bytes of file C{fd} from C{offset} to the socket with C{os.sendfile} (no copy
+    through Python, no buffer) when nothing is queued, and returns how many bytes
+    went; when fewer than C{count}, the streaming producer is paused and resumed
+    once the socket drains, as with L{sender}. Raises C{EOFError} when the file
+    ends before C{offset + count}. None where not supported (TLS, no sendfile).
+    """
+    if not supported(transport) or not hasattr(os, "sendfile"):
+        return None
+    raw = transport
+    sock = getattr(raw, "socket", None)
+    if sock is None:
+        return None
+    out = sock.fileno()
+
+    def send(fd: int, offset: int, count: int) -> int:
+        sent = 0
+        if (
+            not raw._tempDataLen
+            and raw.offset == len(raw.dataBuffer)
+            and not raw.disconnecting
+            and not raw.TLS
+            and raw.connected
+        ):
+            while sent < count:
+                try:
+                    n = os.sendfile(out, fd, offset + sent, count - sent)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    break  # the reactor's next write on this socket reports it
+                if n == 0:
+                    raise EOFError(f"the file ended at {offset + sent}")
+                sent += n
+        if sent < count:
+            if raw.producer is None or not raw.streamingProducer:
+                raise OSError("no streaming producer to resume")
+            if not raw.producerPaused:
+                raw.producerPaused = True
+                raw.producer.pauseProducing()
+            raw.startWriting()
+        return sent
+
+    return send
+
+
+def takes_views(write: Callable[[bytes], None], transport: Any) -> bool:
+    """Does C{write}, from L{writer}C{(transport)}, take memoryviews as well as bytes?"""
+    return write != transport.write
 
 
 # what the TLS fallback reads or calls on a twisted.internet.ssl.CertificateOptions

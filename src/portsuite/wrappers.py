@@ -42,6 +42,9 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
     transport: Any
     wrappedProtocol: Any
     _fault: Any = None  # a portsuite.faults.Session while the service has faults
+    writes_views = False
+    sends_some = False  # send_some() is available
+    sends_files = False  # send_file() is available
 
     def __init__(self, factory: ServiceFactory, wrappedProtocol: Any, client: ClientInfo):
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
@@ -55,8 +58,16 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         # bound once: these two calls are on every chunk each way
         self._deliver = self.wrappedProtocol.dataReceived
         self._send = internals.writer(transport)
+        # write() takes a memoryview too (a slice of a cached http body, no copy)
+        self.writes_views = internals.takes_views(self._send, transport)
+        self._sender = internals.sender(transport)
+        self.sends_some = self._sender is not None
+        self._file_sender = internals.file_sender(transport)
+        self.sends_files = self._file_sender is not None
         if factory.faults is not None:
             self._fault = faults.attach(self, factory.faults, factory.reactor)
+            # faults may hold and cut what is written: bytes, through write() only
+            self.writes_views = self.sends_some = self.sends_files = False
         factory.registerProtocol(self)
         if factory.idle_timeout:
             self.setTimeout(factory.idle_timeout)
@@ -108,6 +119,36 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         if self.timeOut is not None:
             self.resetTimeout()
         self._send(data)
+
+    def send_some(self, data: Any) -> int:
+        """
+        Send what the socket takes of C{data} (bytes or memoryview) now, queue
+        nothing, and return how many bytes went: when fewer than all, the
+        registered streaming producer is paused and resumed once the socket drains
+        (see L{portsuite.internals.sender}). Only when L{sends_some} is true.
+        """
+        assert self._sender is not None
+        n = self._sender(data)
+        if n:
+            self.client.bytes_out += n
+            if self.timeOut is not None:
+                self.resetTimeout()
+        return n
+
+    def send_file(self, fd: int, offset: int, count: int) -> int:
+        """
+        Send up to C{count} bytes of file C{fd} from C{offset} with C{os.sendfile},
+        queue nothing, return how many went (fewer: the producer is paused until
+        the socket drains; see L{portsuite.internals.file_sender}). Only when
+        L{sends_files} is true.
+        """
+        assert self._file_sender is not None
+        n = self._file_sender(fd, offset, count)
+        if n:
+            self.client.bytes_out += n
+            if self.timeOut is not None:
+                self.resetTimeout()
+        return n
 
     def writeSequence(self, data: Any) -> None:
         # one buffer through the same write path as write(): an http response (head and

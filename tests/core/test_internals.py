@@ -265,3 +265,104 @@ def test_a_write_to_a_broken_connection_is_left_to_twisted() -> None:
     assert conn in reactor.writers
     result = conn.doWrite()  # what the reactor does next
     assert isinstance(result, Exception)  # and it then closes the connection with it
+
+
+def test_a_memoryview_is_sent_at_once_or_queued_as_bytes() -> None:
+    conn, peer, reactor = _connection()
+    write = internals.writer(conn)
+    assert internals.takes_views(write, conn)
+    body = memoryview(b"0123456789")
+    write(body[:4])
+    assert peer.recv(100) == b"0123"  # on the wire, no copy needed
+    conn.write(b"-")  # now something is queued: the view must wait behind it
+    write(body[4:])
+    assert conn._tempDataBuffer == [b"-", b"456789"]
+    assert all(type(x) is bytes for x in conn._tempDataBuffer)  # Twisted's buffer: bytes only
+    peer.close()
+
+
+def test_the_public_path_does_not_claim_to_take_views() -> None:
+    transport = StringTransport()
+    assert not internals.takes_views(internals.writer(transport), transport)
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.events.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.events.append("resume")
+
+    def stopProducing(self) -> None:
+        self.events.append("stop")
+
+
+def test_send_some_keeps_the_rest_and_resumes_the_producer_when_the_socket_drains() -> None:
+    conn, peer, reactor = _connection()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    send = internals.sender(conn)
+    assert send is not None
+    body = memoryview(bytes(range(256)) * 40_000)  # ~10 MB: more than the socket holds
+    sent = send(body)
+    assert 0 < sent < len(body)
+    assert producer.events == ["pause"]  # the rest stays with the caller
+    assert conn._tempDataLen == 0 and conn.dataBuffer == b""  # nothing copied into Twisted
+    assert conn in reactor.writers  # told when the socket can take more
+    got = b""
+    while len(got) < sent:
+        got += peer.recv(1 << 20)
+    assert got == body[:sent]
+    conn.doWrite()  # the reactor's writable event
+    assert producer.events == ["pause", "resume"]
+    peer.close()
+
+
+def test_send_some_waits_behind_bytes_already_queued() -> None:
+    conn, peer, reactor = _connection()
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    send = internals.sender(conn)
+    assert send is not None
+    conn.write(b"first ")
+    assert send(b"second") == 0  # nothing may overtake the queue
+    assert producer.events == ["pause"]
+    conn.doWrite()
+    assert peer.recv(100) == b"first "
+    assert producer.events == ["pause", "resume"]
+    assert send(b"second") == 6
+    assert peer.recv(100) == b"second"
+    peer.close()
+
+
+def test_send_some_is_not_offered_on_other_transports() -> None:
+    assert internals.sender(StringTransport()) is None
+
+
+def test_send_file_hands_a_file_to_the_socket_and_waits_when_it_is_full(tmp_path: Any) -> None:
+    conn, peer, reactor = _connection()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    send = internals.file_sender(conn)
+    assert send is not None
+    body = bytes(range(256)) * 40_000
+    (tmp_path / "f").write_bytes(body)
+    with open(tmp_path / "f", "rb") as f:
+        sent = send(f.fileno(), 100, len(body) - 100)
+        assert 0 < sent < len(body) - 100
+        assert producer.events == ["pause"]  # the socket is full: wait for it
+        assert conn._tempDataLen == 0 and conn.dataBuffer == b""
+        got = b""
+        while len(got) < sent:
+            got += peer.recv(1 << 20)
+        assert got == body[100 : 100 + sent]
+        conn.doWrite()
+        assert producer.events == ["pause", "resume"]
+        with pytest.raises(EOFError):
+            send(f.fileno(), len(body), 10)  # past the end: the file shrank
+    peer.close()

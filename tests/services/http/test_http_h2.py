@@ -193,3 +193,28 @@ def test_an_h2_body_over_max_body_is_413_and_not_kept(
     out = curl(s, "-i", "--data-binary", f"@{body}", "BASE/_portsuite/api/services")
     assert head_of(out.stdout)[0].split() == ["HTTP/2", "413"]
     assert b"max_body" in out.stdout
+
+
+def test_the_fast_h2_sender_still_finds_what_it_uses_in_twisted() -> None:
+    """Fails loudly when a Twisted upgrade changes what h2fast reads (it falls back)."""
+    pytest.importorskip("h2")
+    from portsuite_services.http import h2fast
+    from portsuite_services.http.site import H2
+
+    assert h2fast.supported(), f"twisted.web's H2Connection changed: see {h2fast.PRIVATE_FIELDS}"
+    assert H2 is h2fast.H2Connection
+
+
+def test_parallel_streams_on_one_connection_each_get_their_whole_file(
+    tls_site: Any, docroot: Path, tmp_path: Path
+) -> None:
+    # one connection, many streams at once: the sender interleaves frames of every
+    # stream in one pass; each file must still arrive whole and in order
+    paths = ["mid.bin", "big.bin", "a.txt"] * 3
+    args = ["--parallel", "--parallel-max", "9"]
+    for i, path in enumerate(paths):
+        args += ["-o", str(tmp_path / f"got{i}"), f"BASE/{path}"]
+    out = curl(tls_site, *args)
+    assert out.returncode == 0, out.stderr
+    for i, path in enumerate(paths):
+        assert (tmp_path / f"got{i}").read_bytes() == (docroot / path).read_bytes(), path

@@ -245,7 +245,7 @@ def test_the_fast_path_agrees_with_the_careful_one(raw: bytes) -> None:
     for check in (parse, _parse):
         try:
             h = check(head)
-            results.append((h.method, h.target, h.version, h.length, h.forward))
+            results.append((h.method, h.target, h.version, h.length, h.fields))
         except HeadError as e:
             results.append((e.code, e.text))
     assert results[0] == results[1]

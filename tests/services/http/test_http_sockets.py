@@ -242,3 +242,31 @@ def test_https_with_the_suites_own_ca(portsuite: Any, docroot: Path, tmp_path: P
         "--cacert", str(issued.ca_cert), "--resolve", resolve, f"{base}/_portsuite/api/services"
     )
     assert b'"tls": true' in out.stdout
+
+
+def test_a_reader_that_stops_then_reads_gets_a_cached_file_whole_then_the_next(
+    site: Any, docroot: Path
+) -> None:
+    # a cached body (< 4 MiB) is sent from the cache as the socket takes it; while
+    # the client does not read, the rest waits (nothing copied), then all of it comes
+    body = bytes(range(256)) * (3 * 1024 * 1024 // 256) + b"THE-END"
+    (docroot / "cached.bin").write_bytes(body)
+    with socket.socket() as s:
+        s.settimeout(20)
+        # a small window (set before connecting: a 4 KiB one makes the kernel
+        # itself crawl), so the server's sends fill it while the client waits
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.connect(("127.0.0.1", site.port("web")))
+        s.sendall(
+            b"GET /cached.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        time.sleep(0.5)  # not reading: the server must wait, not fail
+        data = b""
+        while chunk := s.recv(1 << 20):
+            data += chunk
+    first, _, rest = data.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    assert rest[: len(body)] == body
+    second = rest[len(body) :]
+    assert second.startswith(b"HTTP/1.1 200 OK") and second.endswith(b"0123456789abcdefghij")
