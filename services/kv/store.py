@@ -16,7 +16,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from portsuite_services.kv.stream import Stream
+
 TYPE_NAMES: dict[type, str] = {bytes: "string", dict: "hash", deque: "list", set: "set"}
+TYPE_NAMES[Stream] = "stream"
 
 
 class Store:

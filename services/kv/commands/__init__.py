@@ -212,6 +212,8 @@ def _register_all() -> None:
         "blocklists",
     ):
         importlib.import_module(f"portsuite_services.kv.commands.{module}")
+    for module in ("streams",):  # kvx's Redis 7 groups
+        importlib.import_module(f"portsuite_services.kv.commands.{module}")
 
 
 _register_all()

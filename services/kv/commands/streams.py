@@ -1,0 +1,1256 @@
+"""
+Stream commands (Redis 7.0): XADD XRANGE XREVRANGE XLEN XREAD XDEL XTRIM XSETID,
+consumer groups (XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM) and XINFO.
+
+Replies and error texts are Redis's (t_stream.c). XREADGROUP is written to the AOF
+as Redis propagates it (XCLAIM ... FORCE JUSTID LASTID / XGROUP SETID), so a replay
+rebuilds the pending entries lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portsuite_services.kv.commands import (
+    NOT_INT,
+    SYNTAX,
+    CommandError,
+    command,
+    container,
+    to_int,
+    wrong_arity,
+    wrongtype,
+)
+from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, string2ll
+from portsuite_services.kv.stream import (
+    INVALID_READ,
+    MAX_ID,
+    NACK,
+    U64,
+    ZERO,
+    Consumer,
+    Group,
+    Stream,
+    fmt,
+)
+
+X = "stream"
+INVALID_ID = "ERR Invalid stream ID specified as stream command argument"
+LONG_MAX = LLONG_MAX
+TRIM_DEFAULT_LIMIT = 100 * 100  # 100 * stream-node-max-entries
+
+
+def _stream(c: Any, key: bytes) -> Stream | None:
+    v = c.store.get(key)
+    if v is None or type(v) is Stream:
+        return v
+    raise wrongtype()
+
+
+def _strtoull(b: bytes) -> int | None:
+    """Redis's string2ull: string2ll, else strtoull's rules (spaces, sign, wrap)."""
+    v = string2ll(b)
+    if v is not None:
+        return v if v >= 0 else None
+    s = b.lstrip(b" \t\n\v\f\r")
+    neg = False
+    if s[:1] in (b"+", b"-"):
+        neg = s[:1] == b"-"
+        s = s[1:]
+    if not s or not s.isdigit():
+        return None
+    n = int(s)
+    if n > U64:
+        return None
+    return (-n) & U64 if neg else n
+
+
+def parse_id(
+    b: bytes, missing_seq: int = 0, strict: bool = False, allow_star_seq: bool = False
+) -> tuple[int, int] | tuple[int, None]:
+    """streamGenericParseIDOrReply; (ms, None) is C{ms-*} (XADD only)."""
+    if len(b) > 127:
+        raise CommandError(INVALID_ID)
+    if strict and (b == b"-" or b == b"+"):
+        raise CommandError(INVALID_ID)
+    if b == b"-":
+        return ZERO
+    if b == b"+":
+        return MAX_ID
+    dash = b.find(b"-")
+    if dash > 0:
+        ms = _strtoull(b[:dash])
+        rest = b[dash + 1 :]
+        if allow_star_seq and rest == b"*":
+            if ms is None:
+                raise CommandError(INVALID_ID)
+            return (ms, None)
+        seq = _strtoull(rest)
+        if ms is None or seq is None:
+            raise CommandError(INVALID_ID)
+        return (ms, seq)
+    ms = _strtoull(b)
+    if ms is None:
+        raise CommandError(INVALID_ID)
+    return (ms, missing_seq)
+
+
+def _sid(b: bytes, missing_seq: int = 0) -> tuple[int, int]:
+    return parse_id(b, missing_seq, strict=True)  # type: ignore[return-value]
+
+
+def _interval(b: bytes, missing_seq: int, end: bool) -> tuple[tuple[int, int], bool]:
+    """An XRANGE bound; C{(} makes it exclusive. Returns (id, exclusive)."""
+    if b[:1] == b"(" and len(b) > 1:
+        return parse_id(b[1:], missing_seq, strict=True), True  # type: ignore[return-value]
+    return parse_id(b, missing_seq), False  # type: ignore[return-value]
+
+
+def _incr(i: tuple[int, int]) -> tuple[int, int] | None:
+    ms, seq = i
+    if seq == U64:
+        if ms == U64:
+            return None
+        return (ms + 1, 0)
+    return (ms, seq + 1)
+
+
+def _decr(i: tuple[int, int]) -> tuple[int, int] | None:
+    ms, seq = i
+    if seq == 0:
+        if ms == 0:
+            return None
+        return (ms - 1, U64)
+    return (ms, seq - 1)
+
+
+def entry(s: Stream, i: tuple[int, int]) -> list[Any]:
+    return [fmt(i), list(s.entries[i])]
+
+
+# -- XADD, XTRIM --------------------------------------------------------------------
+
+
+class TrimArgs:
+    __slots__ = ("maxlen", "minid", "approx", "limit", "nomkstream", "id_pos", "given_limit")
+
+    def __init__(self) -> None:
+        self.maxlen: int | None = None
+        self.minid: tuple[int, int] | None = None
+        self.approx = False
+        self.limit = -1
+        self.nomkstream = False
+        self.id_pos = 0
+        self.given_limit = False
+
+
+def _trim_args(argv: list[bytes], xadd: bool) -> TrimArgs:
+    """streamParseAddOrTrimArgsOrReply."""
+    a = TrimArgs()
+    i = 2
+    n = len(argv)
+    while i < n:
+        left = n - i - 1
+        opt = argv[i].lower()
+        if (
+            xadd
+            and argv[i] == b"*"
+            or (xadd and opt not in (b"maxlen", b"minid", b"limit", b"nomkstream"))
+        ):
+            break
+        if opt == b"maxlen" and left >= 1:
+            nxt = argv[i + 1]
+            if nxt in (b"~", b"=") and left >= 2:
+                a.approx = nxt == b"~"
+                i += 1
+            a.maxlen = to_int(argv[i + 1])
+            if a.maxlen < 0:
+                raise CommandError("ERR The MAXLEN argument must be >= 0.")
+            i += 2
+            if a.minid is not None:
+                raise CommandError(
+                    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible"
+                )
+        elif opt == b"minid" and left >= 1:
+            nxt = argv[i + 1]
+            if nxt in (b"~", b"=") and left >= 2:
+                a.approx = nxt == b"~"
+                i += 1
+            a.minid = _sid(argv[i + 1])
+            i += 2
+            if a.maxlen is not None:
+                raise CommandError(
+                    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible"
+                )
+        elif opt == b"limit" and left >= 1:
+            lim = string2ll(argv[i + 1])
+            if lim is None or lim < 0:
+                raise CommandError("ERR The LIMIT argument must be >= 0.")
+            a.limit = lim
+            a.given_limit = True
+            i += 2
+        elif xadd and opt == b"nomkstream":
+            a.nomkstream = True
+            i += 1
+        else:
+            if xadd:
+                break
+            raise CommandError(SYNTAX)
+    if a.given_limit and not a.approx:
+        raise CommandError("ERR syntax error, LIMIT cannot be used without the special ~ option")
+    if a.limit < 0:
+        a.limit = TRIM_DEFAULT_LIMIT if a.approx else 0
+    if not xadd and a.maxlen is None and a.minid is None:
+        raise CommandError(SYNTAX)
+    a.id_pos = i
+    return a
+
+
+def _trim(s: Stream, a: TrimArgs) -> int:
+    if a.maxlen is None and a.minid is None:
+        return 0
+    return s.trim(a.maxlen, a.minid, a.approx, a.limit)
+
+
+@command("xadd", -5, "write denyoom fast", X, "Appends a new entry to a stream")
+def xadd(c: Any, argv: list[bytes]) -> Any:
+    a = _trim_args(argv, True)
+    pos = a.id_pos
+    if pos >= len(argv):
+        raise wrong_arity("xadd")
+    raw = argv[pos]
+    nfields = len(argv) - pos - 1
+    if nfields < 2 or nfields % 2:
+        raise wrong_arity("xadd")
+    want: tuple[int, int] | tuple[int, None] | None = None
+    if raw != b"*":
+        want = parse_id(raw, 0, strict=True, allow_star_seq=True)
+        if want == ZERO:
+            raise CommandError("ERR The ID specified in XADD must be greater than 0-0")
+    s = _stream(c, argv[1])
+    if s is None:
+        if a.nomkstream:
+            return None
+        s = Stream()
+        created = True
+    else:
+        created = False
+    last = s.last_id
+    if want is None:
+        if last == MAX_ID:
+            raise CommandError(
+                "ERR The stream has exhausted the last possible ID, unable to add more items"
+            )
+        ms = max(c.store.now_ms(), last[0])
+        new = (ms, last[1] + 1) if ms == last[0] else (ms, 0)
+        if new[1] > U64:
+            new = (ms + 1, 0)
+    elif want[1] is None:
+        ms = want[0]
+        if ms == last[0]:
+            if last[1] == U64:
+                raise CommandError(
+                    "ERR The ID specified in XADD is equal or smaller than the target stream "
+                    "top item"
+                )
+            new = (ms, last[1] + 1)
+        elif ms > last[0]:
+            new = (ms, 0)
+        else:
+            raise CommandError(
+                "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+            )
+    else:
+        new = want  # type: ignore[assignment]
+        if new <= last:
+            raise CommandError(
+                "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+            )
+    if created:
+        c.store.set(argv[1], s, keepttl=True)
+    s.append(new, list(argv[pos + 1 :]))
+    _trim(s, a)
+    c.store.dirty += 1
+    newid = fmt(new)
+    if raw != newid:  # the AOF gets the ID chosen, as Redis rewrites it
+        out = list(argv)
+        out[pos] = newid
+        c.also = [out]
+    return newid
+
+
+@command("xtrim", -4, "write", X, "Deletes messages from the beginning of a stream")
+def xtrim(c: Any, argv: list[bytes]) -> Any:
+    a = _trim_args(argv, False)
+    s = _stream(c, argv[1])
+    if a.id_pos != len(argv):
+        raise CommandError(SYNTAX)
+    if s is None:
+        return 0
+    n = _trim(s, a)
+    if n:
+        c.store.dirty += 1
+    return n
+
+
+# -- XRANGE XREVRANGE XLEN XDEL -----------------------------------------------------
+
+
+def _range(c: Any, argv: list[bytes], rev: bool) -> Any:
+    lo_raw, hi_raw = (argv[3], argv[2]) if rev else (argv[2], argv[3])
+    lo, lo_ex = _interval(lo_raw, 0, False)
+    if lo_ex:
+        nlo = _incr(lo)
+        if nlo is None:
+            raise CommandError("ERR invalid start ID for the interval")
+        lo = nlo
+    hi, hi_ex = _interval(hi_raw, U64, True)
+    if hi_ex:
+        nhi = _decr(hi)
+        if nhi is None:
+            raise CommandError("ERR invalid end ID for the interval")
+        hi = nhi
+    count = -1
+    j = 4
+    while j < len(argv):
+        if argv[j].lower() == b"count" and j + 1 < len(argv):
+            count = to_int(argv[j + 1])
+            if count < 0:
+                count = 0
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    s = _stream(c, argv[1])
+    if s is None or count == 0:
+        return []
+    if lo > hi:
+        return []
+    return [entry(s, i) for i in s.range(lo, hi, max(count, 0), rev)]
+
+
+@command("xrange", -4, "readonly", X, "Return a range of elements in a stream")
+def xrange(c: Any, argv: list[bytes]) -> Any:
+    return _range(c, argv, False)
+
+
+@command("xrevrange", -4, "readonly", X, "Return a range of elements in a stream, in reverse")
+def xrevrange(c: Any, argv: list[bytes]) -> Any:
+    return _range(c, argv, True)
+
+
+@command("xlen", 2, "readonly fast", X, "Return the number of entries in a stream")
+def xlen(c: Any, argv: list[bytes]) -> Any:
+    s = _stream(c, argv[1])
+    return 0 if s is None else len(s)
+
+
+@command("xdel", -3, "write fast", X, "Removes the specified entries from the stream")
+def xdel(c: Any, argv: list[bytes]) -> Any:
+    ids = [_sid(b) for b in argv[2:]]
+    s = _stream(c, argv[1])
+    if s is None:
+        return 0
+    n = sum(1 for i in ids if s.delete(i))
+    if n:
+        c.store.dirty += 1
+    return n
+
+
+@command("xsetid", -3, "write denyoom fast", X, "Set the last entry ID of a stream")
+def xsetid(c: Any, argv: list[bytes]) -> Any:
+    new = _sid(argv[2])
+    added = -1
+    maxdel = ZERO
+    j = 3
+    while j < len(argv):
+        opt = argv[j].lower()
+        if opt == b"entriesadded" and j + 1 < len(argv):
+            added = to_int(argv[j + 1])
+            if added < 0:
+                raise CommandError("ERR entries_added must be positive")
+            j += 2
+        elif opt == b"maxdeletedid" and j + 1 < len(argv):
+            maxdel = _sid(argv[j + 1])
+            if new < maxdel:
+                raise CommandError(
+                    "ERR The ID specified in XSETID is smaller than the provided "
+                    "max_deleted_entry_id"
+                )
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    s = _stream(c, argv[1])
+    if s is None:
+        raise CommandError("ERR no such key")
+    if len(s):
+        if new < s.last_valid():
+            raise CommandError(
+                "ERR The ID specified in XSETID is smaller than the target stream top item"
+            )
+        if added != -1 and len(s) > added:
+            raise CommandError(
+                "ERR The entries_added specified in XSETID is smaller than the target stream length"
+            )
+    s.last_id = new
+    if added != -1:
+        s.entries_added = added
+    if maxdel != ZERO:
+        s.max_deleted = maxdel
+    c.store.dirty += 1
+    return OK
+
+
+# -- XREAD XREADGROUP ---------------------------------------------------------------
+
+
+def _keyed(c: Any, pairs: list[tuple[bytes, Any]]) -> Any:
+    if c.resp == 3:
+        return Map(pairs)
+    return [[k, v] for k, v in pairs]
+
+
+def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
+    name = "xreadgroup" if group_mode else "xread"
+    count = 0
+    block = -1
+    noack = False
+    gname = cname = None
+    streams_at = -1
+    j = 1
+    n = len(argv)
+    while j < n:
+        opt = argv[j].lower()
+        left = n - j - 1
+        if opt == b"block" and left >= 1:
+            block = to_int(argv[j + 1], "ERR timeout is not an integer or out of range")
+            if block < 0:
+                raise CommandError("ERR timeout is negative")
+            j += 2
+        elif opt == b"count" and left >= 1:
+            count = to_int(argv[j + 1])
+            if count < 0:
+                count = 0
+            j += 2
+        elif opt == b"streams" and left >= 1:
+            streams_at = j + 1
+            break
+        elif opt == b"group" and left >= 2:
+            if not group_mode:
+                raise CommandError(
+                    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD "
+                    "instead."
+                )
+            gname, cname = argv[j + 1], argv[j + 2]
+            j += 3
+        elif opt == b"noack":
+            if not group_mode:
+                raise CommandError(
+                    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD "
+                    "instead."
+                )
+            noack = True
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+    if streams_at < 0:
+        raise CommandError(SYNTAX)
+    rest = argv[streams_at:]
+    if len(rest) % 2:
+        raise CommandError(
+            f"ERR Unbalanced '{name}' list of streams: for each stream key an ID or '$' must "
+            "be specified."
+        )
+    if group_mode and gname is None:
+        raise CommandError("ERR Missing GROUP option for XREADGROUP")
+    nk = len(rest) // 2
+    keys, raw_ids = rest[:nk], rest[nk:]
+    targets: list[tuple[bytes, Stream | None, Group | None, Any]] = []
+    for key, raw in zip(keys, raw_ids, strict=True):
+        s = _stream(c, key)
+        g = None
+        if group_mode:
+            g = s.groups.get(gname) if s is not None else None  # type: ignore[arg-type]
+            if g is None:
+                raise CommandError(
+                    f"NOGROUP No such key '{key.decode('utf-8', 'replace')}' or consumer group "
+                    f"'{gname.decode('utf-8', 'replace')}' in XREADGROUP with GROUP option"  # type: ignore[union-attr]
+                )
+        if raw == b"$":
+            if group_mode:
+                raise CommandError(
+                    "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read "
+                    "the history of this consumer by specifying a proper ID, or use the > ID to "
+                    "get new messages. The $ ID would just return an empty result set."
+                )
+            targets.append((key, s, g, s.last_id if s is not None else ZERO))
+        elif raw == b">":
+            if not group_mode:
+                raise CommandError(
+                    "ERR The > ID can be specified only when calling XREADGROUP using the "
+                    "GROUP <group> <consumer> option."
+                )
+            targets.append((key, s, g, None))
+        else:
+            targets.append((key, s, g, _sid(raw)))
+    now = c.store.now_ms()
+    out: list[tuple[bytes, Any]] = []
+    also: list[list[bytes]] = []
+    for key, s, g, start in targets:
+        if s is None:
+            continue
+        if not group_mode:
+            got = s.after(start, count)
+            if got:
+                out.append((key, [entry(s, i) for i in got]))
+            continue
+        assert g is not None and cname is not None
+        cons = g.consumers.get(cname)
+        if cons is None:
+            cons = g.consumers[cname] = Consumer(cname, now)
+            also.append([b"XGROUP", b"CREATECONSUMER", key, gname, cname])  # type: ignore[list-item]
+        cons.seen = now
+        if start is None:  # '>': new entries
+            got = s.after(g.last_id, count)
+            if not got:
+                continue
+            entries = []
+            for i in got:
+                s.group_read(g, i)
+                entries.append(entry(s, i))
+                if not noack:
+                    old = g.pel.get(i)
+                    if old is not None:
+                        del old.consumer.pel[i]
+                    nack = NACK(cons, now, 1)
+                    g.pel[i] = nack
+                    cons.pel[i] = nack
+                    also.append(_xclaim_prop(key, g, cons.name, i, nack))
+            if noack:
+                also.append(_setid_prop(key, g))
+            out.append((key, entries))
+        else:  # history: this consumer's pending entries after the ID
+            ids = sorted(i for i in cons.pel if i > start)
+            if count:
+                ids = ids[:count]
+            entries = []
+            for i in ids:
+                if i in s.entries:
+                    nack = cons.pel[i]
+                    nack.time = now
+                    nack.count += 1
+                    entries.append(entry(s, i))
+                else:
+                    entries.append([fmt(i), NULL_ARRAY])
+            out.append((key, entries))
+    if group_mode and also:
+        c.store.dirty += 1
+        c.also = also
+    if not out:
+        return NULL_ARRAY
+    return _keyed(c, out)
+
+
+def _xclaim_prop(key: bytes, g: Group, cname: bytes, i: tuple[int, int], nack: NACK) -> list[bytes]:
+    return [
+        b"XCLAIM",
+        key,
+        g.name,
+        cname,
+        b"0",
+        fmt(i),
+        b"TIME",
+        b"%d" % nack.time,
+        b"RETRYCOUNT",
+        b"%d" % nack.count,
+        b"FORCE",
+        b"JUSTID",
+        b"LASTID",
+        fmt(g.last_id),
+    ]
+
+
+def _setid_prop(key: bytes, g: Group) -> list[bytes]:
+    return [
+        b"XGROUP",
+        b"SETID",
+        key,
+        g.name,
+        fmt(g.last_id),
+        b"ENTRIESREAD",
+        b"%d" % g.entries_read,
+    ]
+
+
+@command("xread", -4, "readonly", X, "Return new entries from multiple streams", keys=(0, 0, 0))
+def xread(c: Any, argv: list[bytes]) -> Any:
+    return _xread(c, argv, False)
+
+
+@command(
+    "xreadgroup",
+    -7,
+    "write",
+    X,
+    "Return new entries from a stream using a consumer group",
+    keys=(0, 0, 0),
+)
+def xreadgroup(c: Any, argv: list[bytes]) -> Any:
+    return _xread(c, argv, True)
+
+
+# -- XGROUP -------------------------------------------------------------------------
+
+container("xgroup", X, "A container for consumer groups commands")
+
+
+def _nogroup(key: bytes, group: bytes) -> CommandError:
+    return CommandError(
+        f"NOGROUP No such consumer group '{group.decode('utf-8', 'replace')}' for key name "
+        f"'{key.decode('utf-8', 'replace')}'"
+    )
+
+
+def _need_stream(c: Any, key: bytes) -> Stream:
+    s = _stream(c, key)
+    if s is None:
+        raise CommandError(
+            "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may "
+            "want to use the MKSTREAM option to create an empty stream automatically."
+        )
+    return s
+
+
+def _entries_read(b: bytes) -> int:
+    v = to_int(b)
+    if v < 0 and v != INVALID_READ:
+        raise CommandError("ERR value for ENTRIESREAD must be positive or -1")
+    return v
+
+
+@command(
+    "create", -5, "write denyoom", X, "Create a consumer group", keys=(2, 2, 1), parent="xgroup"
+)
+def xgroup_create(c: Any, argv: list[bytes]) -> Any:
+    mkstream = False
+    entries_read = INVALID_READ
+    j = 5
+    while j < len(argv):
+        opt = argv[j].lower()
+        if opt == b"mkstream":
+            mkstream = True
+            j += 1
+        elif opt == b"entriesread" and j + 1 < len(argv):
+            entries_read = _entries_read(argv[j + 1])
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    key = argv[2]
+    s = _stream(c, key)
+    if s is None and not mkstream:
+        _need_stream(c, key)
+    raw = argv[4]
+    if raw == b"$":
+        gid = s.last_id if s is not None else ZERO
+    else:
+        gid = _sid(raw)
+    if s is None:
+        s = Stream()
+        c.store.set(key, s)
+    if argv[3] in s.groups:
+        raise CommandError("BUSYGROUP Consumer Group name already exists")
+    s.groups[argv[3]] = Group(argv[3], gid, entries_read)
+    c.store.dirty += 1
+    if raw == b"$":
+        c.also = [[b"XGROUP", b"CREATE", key, argv[3], fmt(gid), *argv[5:]]]
+    return OK
+
+
+@command(
+    "setid",
+    -5,
+    "write",
+    X,
+    "Set a consumer group's last delivered ID",
+    keys=(2, 2, 1),
+    parent="xgroup",
+)
+def xgroup_setid(c: Any, argv: list[bytes]) -> Any:
+    entries_read = INVALID_READ
+    j = 5
+    while j < len(argv):
+        if argv[j].lower() == b"entriesread" and j + 1 < len(argv):
+            entries_read = _entries_read(argv[j + 1])
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    key = argv[2]
+    s = _need_stream(c, key)
+    raw = argv[4]
+    gid = s.last_id if raw == b"$" else _sid(raw)
+    g = s.groups.get(argv[3])
+    if g is None:
+        raise _nogroup(key, argv[3])
+    g.last_id = gid
+    g.entries_read = entries_read
+    c.store.dirty += 1
+    c.also = [[b"XGROUP", b"SETID", key, argv[3], fmt(gid), b"ENTRIESREAD", b"%d" % entries_read]]
+    return OK
+
+
+def _group(c: Any, key: bytes, group: bytes) -> tuple[Stream, Group]:
+    s = _need_stream(c, key)
+    g = s.groups.get(group)
+    if g is None:
+        raise _nogroup(key, group)
+    return s, g
+
+
+@command("destroy", 4, "write", X, "Destroy a consumer group", keys=(2, 2, 1), parent="xgroup")
+def xgroup_destroy(c: Any, argv: list[bytes]) -> Any:
+    s = _need_stream(c, argv[2])
+    if s.groups.pop(argv[3], None) is None:
+        return 0
+    c.store.dirty += 1
+    return 1
+
+
+@command(
+    "createconsumer",
+    5,
+    "write denyoom",
+    X,
+    "Create a consumer in a consumer group",
+    keys=(2, 2, 1),
+    parent="xgroup",
+)
+def xgroup_createconsumer(c: Any, argv: list[bytes]) -> Any:
+    _, g = _group(c, argv[2], argv[3])
+    if argv[4] in g.consumers:
+        return 0
+    g.consumers[argv[4]] = Consumer(argv[4], c.store.now_ms())
+    c.store.dirty += 1
+    return 1
+
+
+@command(
+    "delconsumer",
+    5,
+    "write",
+    X,
+    "Delete a consumer from a consumer group",
+    keys=(2, 2, 1),
+    parent="xgroup",
+)
+def xgroup_delconsumer(c: Any, argv: list[bytes]) -> Any:
+    _, g = _group(c, argv[2], argv[3])
+    cons = g.consumers.pop(argv[4], None)
+    if cons is None:
+        return 0
+    for i in cons.pel:
+        g.pel.pop(i, None)
+    c.store.dirty += 1
+    return len(cons.pel)
+
+
+XGROUP_HELP = [
+    "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CREATE <key> <groupname> <id|$> [option]",
+    "    Create a new consumer group. Options are:",
+    "    * MKSTREAM",
+    "      Create the empty stream if it does not exist.",
+    "    * ENTRIESREAD entries_read",
+    "      Set the group's entries_read counter (internal use).",
+    "CREATECONSUMER <key> <groupname> <consumer>",
+    "    Create a new consumer in the specified group.",
+    "DELCONSUMER <key> <groupname> <consumer>",
+    "    Remove the specified consumer.",
+    "DESTROY <key> <groupname>",
+    "    Remove the specified group.",
+    "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+    "    Set the current group ID and entries_read counter.",
+    "HELP",
+    "    Print this help.",
+]
+
+
+@command(
+    "help",
+    2,
+    "loading stale",
+    X,
+    "Show helpful text about the different subcommands",
+    keys=(0, 0, 0),
+    parent="xgroup",
+)
+def xgroup_help(c: Any, argv: list[bytes]) -> Any:
+    from portsuite_services.kv.resp import Simple
+
+    return [Simple(s) for s in XGROUP_HELP]
+
+
+# -- XACK XPENDING XCLAIM XAUTOCLAIM ------------------------------------------------
+
+
+@command("xack", -4, "write fast", X, "Marks a pending message as correctly processed")
+def xack(c: Any, argv: list[bytes]) -> Any:
+    ids = [_sid(b) for b in argv[3:]]
+    s = _stream(c, argv[1])
+    if s is None:
+        return 0
+    g = s.groups.get(argv[2])
+    if g is None:
+        return 0
+    n = 0
+    for i in ids:
+        nack = g.pel.pop(i, None)
+        if nack is not None:
+            nack.consumer.pel.pop(i, None)
+            n += 1
+    if n:
+        c.store.dirty += 1
+    return n
+
+
+@command("xpending", -3, "readonly", X, "Return information about pending entries of a group")
+def xpending(c: Any, argv: list[bytes]) -> Any:
+    n = len(argv)
+    justinfo = n == 3
+    if n != 3 and n < 6:
+        raise CommandError(SYNTAX)
+    min_idle = 0
+    start = end = ZERO
+    count = 0
+    consumer = None
+    if not justinfo:
+        j = 3
+        if argv[3].lower() == b"idle":
+            min_idle = to_int(argv[4])
+            if n < 8:
+                raise CommandError(SYNTAX)
+            j = 5
+        start, sx = _interval(argv[j], 0, False)
+        if sx:
+            ns = _incr(start)
+            if ns is None:
+                raise CommandError("ERR invalid start ID for the interval")
+            start = ns
+        end, ex = _interval(argv[j + 1], U64, True)
+        if ex:
+            ne = _decr(end)
+            if ne is None:
+                raise CommandError("ERR invalid end ID for the interval")
+            end = ne
+        count = to_int(argv[j + 2])
+        if count < 0:
+            count = 0
+        if j + 3 < n:
+            consumer = argv[j + 3]
+            if j + 4 < n:
+                raise CommandError(SYNTAX)
+    s = _stream(c, argv[1])
+    g = s.groups.get(argv[2]) if s is not None else None
+    if g is None:
+        raise CommandError(
+            f"NOGROUP No such key '{argv[1].decode('utf-8', 'replace')}' or consumer group "
+            f"'{argv[2].decode('utf-8', 'replace')}'"
+        )
+    if justinfo:
+        if not g.pel:
+            return [0, None, None, NULL_ARRAY]
+        ids = g.sorted_pel()
+        per: dict[bytes, int] = {}
+        for cname, cons in g.consumers.items():
+            if cons.pel:
+                per[cname] = len(cons.pel)
+        return [
+            len(ids),
+            fmt(ids[0]),
+            fmt(ids[-1]),
+            [[k, b"%d" % v] for k, v in sorted(per.items())],
+        ]
+    now = c.store.now_ms()
+    if consumer is not None:
+        cons = g.consumers.get(consumer)
+        pel = cons.pel if cons is not None else {}
+    else:
+        pel = g.pel
+    out = []
+    if count and start <= end:
+        for i in sorted(pel):
+            if i < start:
+                continue
+            if i > end or len(out) >= count:
+                break
+            nack = pel[i]
+            idle = max(now - nack.time, 0)
+            if min_idle and idle < min_idle:
+                continue
+            out.append([fmt(i), nack.consumer.name, idle, nack.count])
+    return out
+
+
+def _claim_opts(c: Any, argv: list[bytes], j: int) -> dict[str, Any]:
+    now = c.store.now_ms()
+    o: dict[str, Any] = {
+        "time": now,
+        "retry": None,
+        "force": False,
+        "justid": False,
+        "lastid": None,
+    }
+    n = len(argv)
+    while j < n:
+        opt = argv[j].lower()
+        left = n - j - 1
+        if opt == b"force":
+            o["force"] = True
+        elif opt == b"justid":
+            o["justid"] = True
+        elif opt == b"idle" and left >= 1:
+            j += 1
+            v = to_int(argv[j], "ERR Invalid IDLE option argument for XCLAIM")
+            o["time"] = now - v
+        elif opt == b"time" and left >= 1:
+            j += 1
+            o["time"] = to_int(argv[j], "ERR Invalid TIME option argument for XCLAIM")
+        elif opt == b"retrycount" and left >= 1:
+            j += 1
+            o["retry"] = to_int(argv[j], "ERR Invalid RETRYCOUNT option argument for XCLAIM")
+        elif opt == b"lastid" and left >= 1:
+            j += 1
+            o["lastid"] = _sid(argv[j])
+        else:
+            raise CommandError(
+                f"ERR Unrecognized XCLAIM option '{argv[j].decode('utf-8', 'replace')}'"
+            )
+        j += 1
+    if o["time"] > now:
+        o["time"] = now
+    return o
+
+
+@command("xclaim", -6, "write fast", X, "Changes the ownership of a pending message")
+def xclaim(c: Any, argv: list[bytes]) -> Any:
+    s = _stream(c, argv[1])
+    g = s.groups.get(argv[2]) if s is not None else None
+    if g is None:
+        raise CommandError(
+            f"NOGROUP No such key '{argv[1].decode('utf-8', 'replace')}' or consumer group "
+            f"'{argv[2].decode('utf-8', 'replace')}'"
+        )
+    min_idle = to_int(argv[4], "ERR Invalid min-idle-time argument for XCLAIM")
+    if min_idle < 0:
+        min_idle = 0
+    j = 5
+    ids = []
+    while j < len(argv):
+        try:
+            ids.append(_sid(argv[j]))
+        except CommandError:
+            break
+        j += 1
+    o = _claim_opts(c, argv, j)
+    assert s is not None
+    now = c.store.now_ms()
+    if o["lastid"] is not None and o["lastid"] > g.last_id:
+        g.last_id = o["lastid"]
+    cons = None
+    out: list[Any] = []
+    also: list[list[bytes]] = []
+    changed = o["lastid"] is not None
+    for i in ids:
+        nack = g.pel.get(i)
+        if i not in s.entries:
+            if nack is not None:
+                del g.pel[i]
+                nack.consumer.pel.pop(i, None)
+                changed = True
+            continue
+        if o["force"] and nack is None:
+            if cons is None:
+                cons = _consumer(g, argv[3], now)
+            nack = NACK(cons, now, 0)
+            g.pel[i] = nack
+            cons.pel[i] = nack
+        if nack is None:
+            continue
+        if min_idle and now - nack.time < min_idle:
+            continue
+        if cons is None:
+            cons = _consumer(g, argv[3], now)
+        if nack.consumer is not cons:
+            nack.consumer.pel.pop(i, None)
+            nack.consumer = cons
+            cons.pel[i] = nack
+        nack.time = o["time"]
+        if o["retry"] is not None:
+            nack.count = o["retry"]
+        elif not o["justid"]:
+            nack.count += 1
+        cons.seen = now
+        changed = True
+        out.append(fmt(i) if o["justid"] else entry(s, i))
+        also.append(_xclaim_prop(argv[1], g, cons.name, i, nack))
+    if changed:
+        c.store.dirty += 1
+        if also:
+            c.also = also
+    return out
+
+
+def _consumer(g: Group, name: bytes, now: int) -> Consumer:
+    cons = g.consumers.get(name)
+    if cons is None:
+        cons = g.consumers[name] = Consumer(name, now)
+    cons.seen = now
+    return cons
+
+
+@command("xautoclaim", -6, "write fast", X, "Changes the ownership of pending messages")
+def xautoclaim(c: Any, argv: list[bytes]) -> Any:
+    s = _stream(c, argv[1])
+    g = s.groups.get(argv[2]) if s is not None else None
+    if g is None:
+        raise CommandError(
+            f"NOGROUP No such key '{argv[1].decode('utf-8', 'replace')}' or consumer group "
+            f"'{argv[2].decode('utf-8', 'replace')}'"
+        )
+    min_idle = to_int(argv[4], "ERR Invalid min-idle-time argument for XAUTOCLAIM")
+    if min_idle < 0:
+        min_idle = 0
+    start, ex = _interval(argv[5], 0, False)
+    if ex:
+        ns = _incr(start)
+        if ns is None:
+            raise CommandError("ERR invalid start ID for the interval")
+        start = ns
+    count = 100
+    justid = False
+    j = 6
+    while j < len(argv):
+        opt = argv[j].lower()
+        if opt == b"count" and j + 1 < len(argv):
+            count = to_int(argv[j + 1], "ERR COUNT must be > 0")
+            if count < 1 or count > LONG_MAX // 10:
+                raise CommandError("ERR COUNT must be > 0")
+            j += 2
+        elif opt == b"justid":
+            justid = True
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+    assert s is not None
+    now = c.store.now_ms()
+    attempts = count * 10
+    cons = None
+    claimed: list[Any] = []
+    deleted: list[bytes] = []
+    also: list[list[bytes]] = []
+    ids = [i for i in g.sorted_pel() if i >= start]
+    nxt = ZERO
+    k = 0
+    while k < len(ids) and attempts > 0 and len(claimed) < count:
+        i = ids[k]
+        k += 1
+        attempts -= 1
+        nack = g.pel[i]
+        if i not in s.entries:
+            del g.pel[i]
+            nack.consumer.pel.pop(i, None)
+            deleted.append(fmt(i))
+            continue
+        if min_idle and now - nack.time < min_idle:
+            continue
+        if cons is None:
+            cons = _consumer(g, argv[3], now)
+        if nack.consumer is not cons:
+            nack.consumer.pel.pop(i, None)
+            nack.consumer = cons
+            cons.pel[i] = nack
+        nack.time = now
+        if not justid:
+            nack.count += 1
+        claimed.append(fmt(i) if justid else entry(s, i))
+        also.append(_xclaim_prop(argv[1], g, cons.name, i, nack))
+    if k < len(ids):
+        nxt = ids[k]
+    if claimed or deleted:
+        c.store.dirty += 1
+        if also and not deleted:
+            c.also = also
+    return [fmt(nxt), claimed, deleted]
+
+
+# -- XINFO --------------------------------------------------------------------------
+
+container("xinfo", X, "A container for stream introspection commands")
+
+
+def _rax_nodes(s: Stream) -> int:
+    # Redis's radix tree of 128-bit keys: an estimate (one more node than keys, at least)
+    return len(s.nodes) + 1 if s.nodes else 1
+
+
+@command(
+    "stream", -3, "readonly", X, "Get information about a stream", keys=(2, 2, 1), parent="xinfo"
+)
+def xinfo_stream(c: Any, argv: list[bytes]) -> Any:
+    full = False
+    count = 10
+    if len(argv) > 3:
+        if argv[3].lower() != b"full":
+            raise CommandError(SYNTAX)
+        full = True
+        if len(argv) == 6 and argv[4].lower() == b"count":
+            count = to_int(argv[5])
+            if count < 0:
+                count = 0
+        elif len(argv) != 4:
+            raise CommandError(SYNTAX)
+    s = _stream(c, argv[2])
+    if s is None:
+        raise CommandError(NO_KEY)
+    head = [
+        ("length", len(s)),
+        ("radix-tree-keys", len(s.nodes)),
+        ("radix-tree-nodes", _rax_nodes(s)),
+        ("last-generated-id", fmt(s.last_id)),
+        ("max-deleted-entry-id", fmt(s.max_deleted)),
+        ("entries-added", s.entries_added),
+        ("recorded-first-entry-id", fmt(s.first_id)),
+    ]
+    if not full:
+        first = entry(s, s.ids[0]) if s.ids else None
+        last = entry(s, s.ids[-1]) if s.ids else None
+        return Map(
+            [
+                *head,
+                ("groups", len(s.groups)),
+                ("first-entry", first if first is not None else None),
+                ("last-entry", last if last is not None else None),
+            ]
+        )
+    ids = s.ids[:count] if count else s.ids
+    groups = []
+    for g in s.groups.values():
+        pel = g.sorted_pel()
+        pel_c = pel[:count] if count else pel
+        consumers = []
+        for cons in g.consumers.values():
+            cp = sorted(cons.pel)
+            cp = cp[:count] if count else cp
+            consumers.append(
+                Map(
+                    [
+                        ("name", cons.name),
+                        ("seen-time", cons.seen),
+                        ("pel-count", len(cons.pel)),
+                        ("pending", [[fmt(i), cons.pel[i].time, cons.pel[i].count] for i in cp]),
+                    ]
+                )
+            )
+        groups.append(
+            Map(
+                [
+                    ("name", g.name),
+                    ("last-delivered-id", fmt(g.last_id)),
+                    ("entries-read", g.entries_read if g.entries_read != INVALID_READ else None),
+                    ("lag", s.lag(g)),
+                    ("pel-count", len(g.pel)),
+                    (
+                        "pending",
+                        [
+                            [fmt(i), g.pel[i].consumer.name, g.pel[i].time, g.pel[i].count]
+                            for i in pel_c
+                        ],
+                    ),
+                    ("consumers", consumers),
+                ]
+            )
+        )
+    return Map([*head, ("entries", [entry(s, i) for i in ids]), ("groups", groups)])
+
+
+NO_KEY = "ERR no such key"
+
+
+@command(
+    "groups",
+    3,
+    "readonly",
+    X,
+    "List the consumer groups of a stream",
+    keys=(2, 2, 1),
+    parent="xinfo",
+)
+def xinfo_groups(c: Any, argv: list[bytes]) -> Any:
+    s = _stream(c, argv[2])
+    if s is None:
+        raise CommandError(NO_KEY)
+    return [
+        Map(
+            [
+                ("name", g.name),
+                ("consumers", len(g.consumers)),
+                ("pending", len(g.pel)),
+                ("last-delivered-id", fmt(g.last_id)),
+                ("entries-read", g.entries_read if g.entries_read != INVALID_READ else None),
+                ("lag", s.lag(g)),
+            ]
+        )
+        for g in s.groups.values()
+    ]
+
+
+@command(
+    "consumers",
+    4,
+    "readonly",
+    X,
+    "List the consumers in a consumer group",
+    keys=(2, 2, 1),
+    parent="xinfo",
+)
+def xinfo_consumers(c: Any, argv: list[bytes]) -> Any:
+    s = _stream(c, argv[2])
+    if s is None:
+        raise CommandError(NO_KEY)
+    g = s.groups.get(argv[3])
+    if g is None:
+        raise _nogroup(argv[2], argv[3])
+    now = c.store.now_ms()
+    return [
+        Map([("name", cons.name), ("pending", len(cons.pel)), ("idle", max(now - cons.seen, 0))])
+        for cons in g.consumers.values()
+    ]
+
+
+XINFO_HELP = [
+    "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CONSUMERS <key> <groupname>",
+    "    Show consumers of <groupname>.",
+    "GROUPS <key>",
+    "    Show the stream consumer groups.",
+    "STREAM <key> [FULL [COUNT <count>]",
+    "    Show information about the stream.",
+    "HELP",
+    "    Print this help.",
+]
+
+
+@command(
+    "help",
+    2,
+    "loading stale",
+    X,
+    "Show helpful text about the different subcommands",
+    keys=(0, 0, 0),
+    parent="xinfo",
+)
+def xinfo_help(c: Any, argv: list[bytes]) -> Any:
+    from portsuite_services.kv.resp import Simple
+
+    return [Simple(s) for s in XINFO_HELP]
+
+
+_ = NOT_INT

@@ -1,0 +1,308 @@
+"""
+The stream value type (Redis 7's TYPE C{stream}): entries by ID, consumer groups,
+their pending entries lists (PEL) and consumers.
+
+Entries are kept as a sorted list of live IDs and a dict ID -> fields. Redis keeps
+them in radix-tree nodes of at most 100 entries (C{stream-node-max-entries}); the
+nodes are modelled too (L{Node}), because approximate trimming (C{MAXLEN ~},
+C{MINID ~}) only removes whole nodes, and XLEN after it must be Redis's.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+U64 = (1 << 64) - 1
+MAX_ID = (U64, U64)
+ZERO = (0, 0)
+INVALID_READ = -1  # SCG_INVALID_ENTRIES_READ
+NODE_MAX_ENTRIES = 100  # stream-node-max-entries
+NODE_MAX_BYTES = 4096  # stream-node-max-bytes
+
+
+def fmt(i: tuple[int, int]) -> bytes:
+    return b"%d-%d" % i
+
+
+class Node:
+    """One radix-tree node (a listpack): its master ID, live and total entries."""
+
+    __slots__ = ("master", "live", "total", "last", "size")
+
+    def __init__(self, master: tuple[int, int]):
+        self.master = master
+        self.live = 0
+        self.total = 0  # live + marked deleted
+        self.last = master
+        self.size = 0  # estimated listpack bytes
+
+
+class NACK:
+    """A pending entry: who has it, since when, how many deliveries."""
+
+    __slots__ = ("consumer", "time", "count")
+
+    def __init__(self, consumer: Consumer, time: int, count: int = 1):
+        self.consumer = consumer
+        self.time = time
+        self.count = count
+
+
+class Consumer:
+    __slots__ = ("name", "seen", "pel")
+
+    def __init__(self, name: bytes, seen: int):
+        self.name = name
+        self.seen = seen
+        self.pel: dict[tuple[int, int], NACK] = {}
+
+
+class Group:
+    __slots__ = ("name", "last_id", "entries_read", "pel", "consumers")
+
+    def __init__(self, name: bytes, last_id: tuple[int, int], entries_read: int):
+        self.name = name
+        self.last_id = last_id
+        self.entries_read = entries_read
+        self.pel: dict[tuple[int, int], NACK] = {}
+        self.consumers: dict[bytes, Consumer] = {}
+
+    def sorted_pel(self) -> list[tuple[int, int]]:
+        return sorted(self.pel)
+
+
+class Stream:
+    def __init__(self) -> None:
+        self.ids: list[tuple[int, int]] = []
+        self.entries: dict[tuple[int, int], list[bytes]] = {}
+        self.nodes: list[Node] = []
+        self.last_id = ZERO
+        self.first_id = ZERO
+        self.max_deleted = ZERO
+        self.entries_added = 0
+        self.groups: dict[bytes, Group] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __bool__(self) -> bool:  # an empty stream is still a key
+        return True
+
+    # -- entries --------------------------------------------------------------------
+
+    def append(self, i: tuple[int, int], fields: list[bytes]) -> None:
+        self.ids.append(i)
+        self.entries[i] = fields
+        size = sum(len(f) for f in fields) + 2 * len(fields) + 4
+        node = self.nodes[-1] if self.nodes else None
+        if node is None or node.total >= NODE_MAX_ENTRIES or node.size + size >= NODE_MAX_BYTES:
+            node = Node(i)
+            node.size = 16 + size
+            self.nodes.append(node)
+        node.live += 1
+        node.total += 1
+        node.size += size
+        node.last = i
+        self.last_id = i
+        self.entries_added += 1
+        if len(self.ids) == 1:
+            self.first_id = i
+
+    def _node_of(self, i: tuple[int, int]) -> int:
+        masters = [n.master for n in self.nodes]
+        return bisect.bisect_right(masters, i) - 1
+
+    def delete(self, i: tuple[int, int]) -> bool:
+        if i not in self.entries:
+            return False
+        del self.entries[i]
+        pos = bisect.bisect_left(self.ids, i)
+        del self.ids[pos]
+        n = self._node_of(i)
+        if n >= 0:
+            node = self.nodes[n]
+            node.live -= 1
+            if node.live <= 0:
+                del self.nodes[n]
+        if i > self.max_deleted:
+            self.max_deleted = i
+        if i == self.first_id:
+            self.first_id = self.ids[0] if self.ids else ZERO
+        return True
+
+    def trim(
+        self, maxlen: int | None, minid: tuple[int, int] | None, approx: bool, limit: int
+    ) -> int:
+        """Redis's streamTrim: whole nodes first; within a node only when exact."""
+        deleted = 0
+        while self.nodes:
+            if maxlen is not None and len(self.ids) <= maxlen:
+                break
+            node = self.nodes[0]
+            if limit and deleted + node.live > limit:
+                break
+            if maxlen is not None:
+                remove = len(self.ids) - node.live >= maxlen
+            else:
+                remove = node.last < minid  # type: ignore[operator]
+            if remove:
+                # the node's live entries: the first node.live ids
+                for i in self.ids[: node.live]:
+                    del self.entries[i]
+                del self.ids[: node.live]
+                deleted += node.live
+                del self.nodes[0]
+                continue
+            if approx:
+                break
+            k = 0
+            while k < node.live:
+                if maxlen is not None and len(self.ids) - k <= maxlen:
+                    break
+                if minid is not None and self.ids[k] >= minid:
+                    break
+                k += 1
+            for i in self.ids[:k]:
+                del self.entries[i]
+            del self.ids[:k]
+            node.live -= k
+            deleted += k
+            break
+        self.first_id = self.ids[0] if self.ids else ZERO
+        return deleted
+
+    def range(
+        self, start: tuple[int, int], end: tuple[int, int], count: int = 0, rev: bool = False
+    ) -> list[tuple[int, int]]:
+        ids = self.ids
+        lo = bisect.bisect_left(ids, start)
+        hi = bisect.bisect_right(ids, end)
+        if lo >= hi:
+            return []
+        if not rev:
+            return ids[lo : lo + count if count else hi][: hi - lo]
+        if count:
+            return ids[max(lo, hi - count) : hi][::-1]
+        return ids[lo:hi][::-1]
+
+    def after(self, i: tuple[int, int], count: int) -> list[tuple[int, int]]:
+        lo = bisect.bisect_right(self.ids, i)
+        return self.ids[lo : lo + count] if count else self.ids[lo:]
+
+    def last_valid(self) -> tuple[int, int]:
+        return self.ids[-1] if self.ids else ZERO
+
+    # -- groups (Redis 7.0's counters) -----------------------------------------------
+
+    def has_tombstones(self, start: tuple[int, int] | None, end: tuple[int, int] | None) -> bool:
+        if not self.ids or self.max_deleted == ZERO:
+            return False
+        if self.first_id > self.max_deleted:
+            return False
+        s = start if start is not None else ZERO
+        e = end if end is not None else MAX_ID
+        return s <= self.max_deleted <= e
+
+    def estimate_distance(self, i: tuple[int, int]) -> int:
+        if not self.entries_added:
+            return 0
+        if not self.ids and i <= self.last_id:
+            return self.entries_added
+        if i == self.last_id:
+            return self.entries_added
+        if i > self.last_id:
+            return INVALID_READ
+        if self.max_deleted == ZERO or self.max_deleted < self.first_id:
+            if i < self.first_id:
+                return self.entries_added - len(self.ids)
+            if i == self.first_id:
+                return self.entries_added - len(self.ids) + 1
+        return INVALID_READ
+
+    def lag(self, g: Group) -> int | None:
+        if not self.entries_added:
+            return 0
+        if g.entries_read != INVALID_READ and not self.has_tombstones(g.last_id, None):
+            return self.entries_added - g.entries_read
+        r = self.estimate_distance(g.last_id)
+        if r != INVALID_READ:
+            return self.entries_added - r
+        return None
+
+    def group_read(self, g: Group, i: tuple[int, int]) -> None:
+        """A group was delivered entry C{i} (streamReplyWithRange's bookkeeping)."""
+        if i > g.last_id:
+            if g.entries_read != INVALID_READ and not self.has_tombstones(i, None):
+                g.entries_read += 1
+            elif self.entries_added:
+                g.entries_read = self.estimate_distance(i)
+            g.last_id = i
+
+    def copy(self) -> Stream:
+        s = Stream()
+        s.ids = list(self.ids)
+        s.entries = {k: list(v) for k, v in self.entries.items()}
+        for n in self.nodes:
+            m = Node(n.master)
+            m.live, m.total, m.last, m.size = n.live, n.total, n.last, n.size
+            s.nodes.append(m)
+        s.last_id, s.first_id, s.max_deleted = self.last_id, self.first_id, self.max_deleted
+        s.entries_added = self.entries_added
+        for name, g in self.groups.items():
+            h = Group(name, g.last_id, g.entries_read)
+            for cname, cons in g.consumers.items():
+                h.consumers[cname] = Consumer(cname, cons.seen)
+            for i, nack in g.pel.items():
+                c2 = h.consumers[nack.consumer.name]
+                n2 = NACK(c2, nack.time, nack.count)
+                h.pel[i] = n2
+                c2.pel[i] = n2
+            s.groups[name] = h
+        return s
+
+    def rewrite_commands(self, key: bytes) -> Any:
+        """What Redis's AOF rewrite writes for a stream (rewriteStreamObject)."""
+        if self.ids:
+            for i in self.ids:
+                yield [b"XADD", key, fmt(i), *self.entries[i]]
+        else:
+            yield [b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]
+        yield [
+            b"XSETID",
+            key,
+            fmt(self.last_id),
+            b"ENTRIESADDED",
+            b"%d" % self.entries_added,
+            b"MAXDELETEDID",
+            fmt(self.max_deleted),
+        ]
+        for name, g in self.groups.items():
+            yield [
+                b"XGROUP",
+                b"CREATE",
+                key,
+                name,
+                fmt(g.last_id),
+                b"ENTRIESREAD",
+                b"%d" % g.entries_read,
+            ]
+            for i in g.sorted_pel():
+                nack = g.pel[i]
+                yield [
+                    b"XCLAIM",
+                    key,
+                    name,
+                    nack.consumer.name,
+                    b"0",
+                    fmt(i),
+                    b"TIME",
+                    b"%d" % nack.time,
+                    b"RETRYCOUNT",
+                    b"%d" % nack.count,
+                    b"JUSTID",
+                    b"FORCE",
+                ]
+            for cname, cons in g.consumers.items():
+                if not cons.pel:
+                    yield [b"XGROUP", b"CREATECONSUMER", key, name, cname]
