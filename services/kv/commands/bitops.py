@@ -1,0 +1,420 @@
+"""
+Bitmap and string algorithms: BITOP BITPOS BITFIELD BITFIELD_RO LCS (Redis 7.0).
+
+Whole-string work is done on Python big integers or C-level bytes methods (BITOP
+on two 100 MB strings is a handful of linear C passes, as in Redis). LCS uses the
+bit-parallel algorithm (Allison-Dix/Hyyrö) for its table, rows kept as big
+integers, and backtracks exactly as Redis does, so the same match is reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portsuite_services.kv.commands import (
+    NOT_INT,
+    SYNTAX,
+    CommandError,
+    command,
+    to_int,
+    wrongtype,
+)
+from portsuite_services.kv.resp import Map
+
+B = "bitmap"
+BIT_OFFSET = "ERR bit offset is not an integer or out of range"
+LCS_MAX_CELLS = 1 << 28  # (alen+1)*(blen+1): Redis would allocate 1 GiB of table
+
+
+def _string(c: Any, key: bytes) -> bytes | None:
+    v = c.store.get(key)
+    if v is not None and type(v) is not bytes:
+        raise wrongtype()
+    return v
+
+
+def _max_bulk(c: Any) -> int:
+    return c.server.settings.proto_max_bulk_len
+
+
+# -- BITOP ---------------------------------------------------------------------------
+
+
+@command(
+    "bitop", -4, "write denyoom", B, "Perform bitwise operations between strings", keys=(2, -1, 1)
+)
+def bitop(c: Any, argv: list[bytes]) -> Any:
+    op = argv[1].lower()
+    if op not in (b"and", b"or", b"xor", b"not"):
+        raise CommandError(SYNTAX)
+    srcs = argv[3:]
+    if op == b"not" and len(srcs) != 1:
+        raise CommandError("ERR BITOP NOT must be called with a single source key.")
+    values = [_string(c, k) or b"" for k in srcs]
+    maxlen = max(len(v) for v in values)
+    dest = argv[2]
+    if maxlen == 0:
+        c.store.delete(dest)
+        c.store.dirty += 1
+        return 0
+    if op == b"not":
+        n = int.from_bytes(values[0], "big") ^ ((1 << (8 * maxlen)) - 1)
+    else:
+        ints = [int.from_bytes(v, "big") << (8 * (maxlen - len(v))) for v in values]
+        n = ints[0]
+        if op == b"and":
+            for x in ints[1:]:
+                n &= x
+        elif op == b"or":
+            for x in ints[1:]:
+                n |= x
+        else:
+            for x in ints[1:]:
+                n ^= x
+    c.store.set(dest, n.to_bytes(maxlen, "big"))
+    return maxlen
+
+
+# -- BITPOS --------------------------------------------------------------------------
+
+
+def _first_bit(v: bytes, bit: int, start_bit: int, end_bit: int) -> int:
+    """The first bit equal to C{bit} in [start_bit, end_bit] of C{v}, or -1."""
+    sb, eb = start_bit >> 3, end_bit >> 3
+    chunk = bytearray(v[sb : eb + 1])
+    # bits outside the range count as "not found": set them to the other value
+    head = start_bit & 7
+    tail = 7 - (end_bit & 7)
+    if head:
+        mask = (0xFF << (8 - head)) & 0xFF
+        chunk[0] = chunk[0] | mask if bit == 0 else chunk[0] & ~mask & 0xFF
+    if tail:
+        mask = (1 << tail) - 1
+        chunk[-1] = chunk[-1] | mask if bit == 0 else chunk[-1] & ~mask & 0xFF
+    skip = b"\0" if bit == 1 else b"\xff"
+    rest = bytes(chunk).lstrip(skip)
+    if not rest:
+        return -1
+    at = len(chunk) - len(rest)
+    byte = rest[0] if bit == 1 else rest[0] ^ 0xFF
+    return (sb + at) * 8 + (8 - byte.bit_length())
+
+
+@command("bitpos", -3, "readonly", B, "Find first bit set or clear in a string")
+def bitpos(c: Any, argv: list[bytes]) -> Any:
+    bit = to_int(argv[2])
+    if bit not in (0, 1):
+        raise CommandError("ERR The bit argument should be 1 or 0.")
+    n = len(argv)
+    if n > 6:
+        raise CommandError(SYNTAX)
+    v = _string(c, argv[1])
+    if v is None:
+        return -1 if bit else 0
+    bits_mode = False
+    end_given = False
+    start = 0
+    end = -1
+    if n >= 4:
+        start = to_int(argv[3])
+        if n >= 5:
+            end = to_int(argv[4])
+            end_given = True
+        if n == 6:
+            unit = argv[5].lower()
+            if unit == b"bit":
+                bits_mode = True
+            elif unit != b"byte":
+                raise CommandError(SYNTAX)
+    total = len(v) * 8 if bits_mode else len(v)
+    if start < 0:
+        start += total
+    if end < 0:
+        end += total
+    start = max(start, 0)
+    end = max(end, 0)
+    if end >= total:
+        end = total - 1
+    if start > end:
+        return -1
+    sbit, ebit = (start, end) if bits_mode else (start * 8, end * 8 + 7)
+    pos = _first_bit(v, bit, sbit, ebit)
+    if pos == -1 and bit == 0 and not end_given:
+        return ebit + 1
+    return pos
+
+
+# -- BITFIELD ------------------------------------------------------------------------
+
+_WRAP, _SAT, _FAIL = 0, 1, 2
+
+
+def _bf_type(b: bytes) -> tuple[bool, int]:
+    bad = CommandError(
+        "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported "
+        "but i64 is."
+    )
+    if len(b) < 2 or b[:1] not in (b"i", b"u", b"I", b"U"):
+        raise bad
+    signed = b[:1] in (b"i", b"I")
+    digits = b[1:]
+    # Redis: string2ll on the digits
+    from portsuite_services.kv.resp import string2ll
+
+    bits = string2ll(digits)
+    if bits is None or bits < 1 or (signed and bits > 64) or (not signed and bits > 63):
+        raise bad
+    return signed, bits
+
+
+def _bf_offset(c: Any, b: bytes, bits: int) -> int:
+    hashed = b[:1] == b"#"
+    raw = b[1:] if hashed else b
+    from portsuite_services.kv.resp import string2ll
+
+    off = string2ll(raw)
+    if off is None:
+        raise CommandError(BIT_OFFSET)
+    if hashed:
+        off *= bits
+    if off < 0 or (off >> 3) >= _max_bulk(c):
+        raise CommandError(BIT_OFFSET)
+    return off
+
+
+def _get_bits(buf: bytes | bytearray, off: int, bits: int, signed: bool) -> int:
+    first = off >> 3
+    last = (off + bits - 1) >> 3
+    chunk = bytes(buf[first : last + 1])
+    need = last - first + 1
+    if len(chunk) < need:
+        chunk += b"\0" * (need - len(chunk))
+    x = int.from_bytes(chunk, "big")
+    shift = (need * 8) - (off & 7) - bits
+    v = (x >> shift) & ((1 << bits) - 1)
+    if signed and v >> (bits - 1):
+        v -= 1 << bits
+    return v
+
+
+def _set_bits(buf: bytearray, off: int, bits: int, value: int) -> None:
+    first = off >> 3
+    last = (off + bits - 1) >> 3
+    need = last - first + 1
+    x = int.from_bytes(buf[first : last + 1], "big")
+    shift = (need * 8) - (off & 7) - bits
+    mask = ((1 << bits) - 1) << shift
+    x = (x & ~mask) | ((value & ((1 << bits) - 1)) << shift)
+    buf[first : last + 1] = x.to_bytes(need, "big")
+
+
+def _overflow(value: int, signed: bool, bits: int, mode: int) -> int | None:
+    """The value after Redis's overflow rule, or None (FAIL)."""
+    if signed:
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        lo, hi = 0, (1 << bits) - 1
+    if lo <= value <= hi:
+        return value
+    if mode == _FAIL:
+        return None
+    if mode == _SAT:
+        return hi if value > hi else lo
+    v = value & ((1 << bits) - 1)
+    if signed and v >> (bits - 1):
+        v -= 1 << bits
+    return v
+
+
+def _bitfield(c: Any, argv: list[bytes], readonly: bool) -> Any:
+    ops: list[tuple[str, bool, int, int, int, int]] = []
+    mode = _WRAP
+    j = 2
+    n = len(argv)
+    writes = False
+    while j < n:
+        sub = argv[j].lower()
+        left = n - j - 1
+        if sub == b"get" and left >= 2:
+            signed, bits = _bf_type(argv[j + 1])
+            off = _bf_offset(c, argv[j + 2], bits)
+            ops.append(("get", signed, bits, off, 0, mode))
+            j += 3
+        elif sub in (b"set", b"incrby") and left >= 3:
+            signed, bits = _bf_type(argv[j + 1])
+            off = _bf_offset(c, argv[j + 2], bits)
+            arg = to_int(argv[j + 3], NOT_INT)
+            ops.append((sub.decode(), signed, bits, off, arg, mode))
+            writes = True
+            j += 4
+        elif sub == b"overflow" and left >= 1:
+            o = argv[j + 1].lower()
+            if o == b"wrap":
+                mode = _WRAP
+            elif o == b"sat":
+                mode = _SAT
+            elif o == b"fail":
+                mode = _FAIL
+            else:
+                raise CommandError("ERR Invalid OVERFLOW type specified")
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    if readonly and writes:
+        raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
+    v = _string(c, argv[1])
+    if not writes:
+        buf: bytes | bytearray = v or b""
+        return [_get_bits(buf, off, bits, signed) for _, signed, bits, off, _, _ in ops]
+    wbuf = bytearray(v or b"")
+    out: list[Any] = []
+    changed = False
+    for kind, signed, bits, off, arg, omode in ops:
+        if kind == "get":
+            out.append(_get_bits(wbuf, off, bits, signed))
+            continue
+        need = (off + bits - 1) // 8 + 1
+        if len(wbuf) < need:  # grown even if the operation then fails, as in Redis
+            wbuf.extend(b"\0" * (need - len(wbuf)))
+            changed = True
+        old = _get_bits(wbuf, off, bits, signed)
+        if kind == "set":
+            val = arg if signed else arg & ((1 << 64) - 1)
+            new = _overflow(val, signed, bits, omode)
+            if new is None:
+                out.append(None)
+                continue
+            _set_bits(wbuf, off, bits, new)
+            out.append(old)
+        else:
+            new = _overflow(old + arg, signed, bits, omode)
+            if new is None:
+                out.append(None)
+                continue
+            _set_bits(wbuf, off, bits, new)
+            out.append(new)
+        changed = True
+    if changed:
+        c.store.set(argv[1], bytes(wbuf), keepttl=True)
+    return out
+
+
+@command(
+    "bitfield", -2, "write denyoom", B, "Perform arbitrary bitfield integer operations on strings"
+)
+def bitfield(c: Any, argv: list[bytes]) -> Any:
+    return _bitfield(c, argv, False)
+
+
+@command(
+    "bitfield_ro",
+    -2,
+    "readonly fast",
+    B,
+    "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD",
+)
+def bitfield_ro(c: Any, argv: list[bytes]) -> Any:
+    return _bitfield(c, argv, True)
+
+
+# -- LCS -----------------------------------------------------------------------------
+
+
+def lcs_rows(a: bytes, b: bytes) -> list[int]:
+    """
+    Row i (0..len(a)) of the LCS table as a bit vector S_i over b: the LCS of a[:i]
+    and b[:j] is j minus the set bits of S_i among its j low bits.
+    """
+    m = len(b)
+    full = (1 << m) - 1
+    masks: dict[int, int] = {}
+    for j, ch in enumerate(b):
+        masks[ch] = masks.get(ch, 0) | (1 << j)
+    s = full
+    rows = [s]
+    for ch in a:
+        u = s & masks.get(ch, 0)
+        s = ((s + u) | (s - u)) & full
+        rows.append(s)
+    return rows
+
+
+@command("lcs", -3, "readonly", "string", "Find longest common substring", keys=(1, 2, 1))
+def lcs(c: Any, argv: list[bytes]) -> Any:
+    want_len = want_idx = withmatchlen = False
+    minmatchlen = 0
+    j = 3
+    while j < len(argv):
+        opt = argv[j].lower()
+        if opt == b"idx":
+            want_idx = True
+        elif opt == b"len":
+            want_len = True
+        elif opt == b"withmatchlen":
+            withmatchlen = True
+        elif opt == b"minmatchlen" and j + 1 < len(argv):
+            minmatchlen = to_int(argv[j + 1])
+            if minmatchlen < 0:
+                minmatchlen = 0
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    va, vb = c.store.get(argv[1]), c.store.get(argv[2])
+    if (va is not None and type(va) is not bytes) or (vb is not None and type(vb) is not bytes):
+        raise CommandError("ERR The specified keys must contain string values")
+    if want_idx and want_len:
+        raise CommandError("ERR If you want both the length and indexes, please just use IDX.")
+    a, b = va or b"", vb or b""
+    alen, blen = len(a), len(b)
+    if (alen + 1) * (blen + 1) > LCS_MAX_CELLS:
+        raise CommandError("ERR Insufficient memory, failed allocating transient memory for LCS")
+    rows = lcs_rows(a, b)
+
+    def table(i: int, jj: int) -> int:
+        return jj - (rows[i] & ((1 << jj) - 1)).bit_count()
+
+    total = table(alen, blen)
+    if want_len:
+        return total
+    result = bytearray(total)
+    idx = total
+    i, jj = alen, blen
+    arange_start = alen
+    arange_end = brange_start = brange_end = 0
+    matches: list[Any] = []
+    while i > 0 and jj > 0:
+        emit = False
+        if a[i - 1] == b[jj - 1]:
+            result[idx - 1] = a[i - 1]
+            if arange_start == alen:
+                arange_start = arange_end = i - 1
+                brange_start = brange_end = jj - 1
+            elif arange_start == i and brange_start == jj:
+                arange_start -= 1
+                brange_start -= 1
+            else:
+                emit = True
+            if arange_start == 0 or brange_start == 0:
+                emit = True
+            idx -= 1
+            i -= 1
+            jj -= 1
+        else:
+            if table(i - 1, jj) > table(i, jj - 1):
+                i -= 1
+            else:
+                jj -= 1
+            if arange_start != alen:
+                emit = True
+        if emit:
+            match_len = arange_end - arange_start + 1
+            if want_idx and (minmatchlen == 0 or match_len >= minmatchlen):
+                m: list[Any] = [[arange_start, arange_end], [brange_start, brange_end]]
+                if withmatchlen:
+                    m.append(match_len)
+                matches.append(m)
+            arange_start = alen
+    if want_idx:
+        return Map([("matches", matches), ("len", total)])
+    return bytes(result)
