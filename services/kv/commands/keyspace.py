@@ -1,0 +1,446 @@
+"""
+Key-level Redis 7 commands and container extras: COPY, OBJECT, DUMP, RESTORE,
+LOLWUT, LMPOP, HRANDFIELD, SSCAN.
+
+C{copy_value} is the deep copy COPY makes; the databases helper (COPY ... DB n) can
+call L{copy_into} with another database's store.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any
+
+from portsuite_services.kv import glob, rdb
+from portsuite_services.kv.commands import (
+    NOT_INT,
+    SYNTAX,
+    CommandError,
+    command,
+    container,
+    to_int,
+    wrongtype,
+)
+from portsuite_services.kv.commands.connection import REDIS_VERSION
+from portsuite_services.kv.commands.containers import _drop_if_empty, _get
+from portsuite_services.kv.commands.keys import scan_reply
+from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Simple, Verbatim, string2ll
+
+K = "generic"
+MAX_RANDOM = 1 << 24  # HRANDFIELD key -COUNT: fields drawn at most (as SRANDMEMBER)
+SHARED_INTEGERS = 10000  # OBJ_SHARED_INTEGERS: their REFCOUNT is INT_MAX
+OBJ_SHARED_REFCOUNT = 2147483647
+
+
+# -- COPY ---------------------------------------------------------------------------
+
+
+def copy_value(v: Any) -> Any:
+    """A copy of a value that shares nothing mutable with it."""
+    t = type(v)
+    if t is bytes:
+        return v
+    if t is dict:
+        return dict(v)
+    if t is set:
+        return set(v)
+    if t is deque:
+        return deque(v)
+    cp = getattr(v, "copy", None)
+    if cp is None:  # pragma: no cover - every value type has one
+        raise CommandError("ERR COPY of this type is not supported")
+    return cp()
+
+
+def copy_into(src_store: Any, dst_store: Any, src: bytes, dst: bytes, replace: bool) -> int:
+    """COPY's work between two stores (the same store for COPY without DB)."""
+    v = src_store.get(src)
+    if v is None:
+        return 0
+    if dst_store.get(dst) is not None:
+        if not replace:
+            return 0
+        dst_store.delete(dst)
+    dst_store.set(dst, copy_value(v))
+    when = src_store.ttl_ms(src)
+    if when != -1:
+        dst_store.set_expire(dst, when)
+    return 1
+
+
+@command("copy", -3, "write denyoom", K, "Copy a key", keys=(1, 2, 1))
+def copy(c: Any, argv: list[bytes]) -> Any:
+    replace = False
+    db = None
+    j = 3
+    while j < len(argv):
+        opt = argv[j].lower()
+        if opt == b"replace":
+            replace = True
+        elif opt == b"db" and j + 1 < len(argv):
+            db = to_int(argv[j + 1], "ERR value is not an integer or out of range")
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    if db is not None and db != getattr(c, "db", 0):
+        other = getattr(c.server, "database", None)  # the databases helper's hook
+        if other is None or db < 0:
+            raise CommandError("ERR DB index is out of range")
+        return copy_into(c.store, other(db), argv[1], argv[2], replace)
+    if argv[1] == argv[2]:
+        raise CommandError("ERR source and destination objects are the same")
+    return copy_into(c.store, c.store, argv[1], argv[2], replace)
+
+
+# -- OBJECT -------------------------------------------------------------------------
+
+container("object", K, "A container for object introspection commands")
+
+
+def encoding(v: Any) -> str:
+    """The encoding Redis 7.0 would use for this value (its default thresholds)."""
+    t = type(v)
+    if t is bytes:
+        if len(v) <= 20 and string2ll(v) is not None:
+            return "int"
+        return "embstr" if len(v) <= 44 else "raw"
+    if t is deque:
+        return "quicklist"
+    if t is dict:
+        if len(v) <= 128 and all(len(k) <= 64 and len(x) <= 64 for k, x in v.items()):
+            return "listpack"
+        return "hashtable"
+    if t is set:
+        if len(v) <= 512 and all(string2ll(m) is not None for m in v):
+            return "intset"
+        return "hashtable"
+    from portsuite_services.kv.store import TYPE_NAMES
+
+    name = TYPE_NAMES.get(t, "")
+    if name == "stream":
+        return "stream"
+    if name == "zset":
+        try:
+            n = len(v)
+        except TypeError:  # pragma: no cover
+            n = 0
+        return "listpack" if n <= 128 else "skiplist"
+    return "raw"
+
+
+@command(
+    "encoding",
+    3,
+    "readonly",
+    K,
+    "Inspect the internal encoding of a Redis object",
+    keys=(2, 2, 1),
+    parent="object",
+)
+def object_encoding(c: Any, argv: list[bytes]) -> Any:
+    v = c.store.get(argv[2])
+    return None if v is None else encoding(v).encode()
+
+
+@command(
+    "freq",
+    3,
+    "readonly",
+    K,
+    "Get the logarithmic access frequency counter of a Redis object",
+    keys=(2, 2, 1),
+    parent="object",
+)
+def object_freq(c: Any, argv: list[bytes]) -> Any:
+    if c.store.get(argv[2]) is None:
+        return None
+    raise CommandError(
+        "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
+        "that when switching between policies at runtime LRU and LFU data will take some time "
+        "to adjust."
+    )
+
+
+def _idle_since(c: Any) -> dict[bytes, int]:
+    d = getattr(c.store, "idle_since", None)
+    if d is None:
+        d = c.store.idle_since = {}
+    return d
+
+
+@command(
+    "idletime",
+    3,
+    "readonly",
+    K,
+    "Get the time since a Redis object was last accessed",
+    keys=(2, 2, 1),
+    parent="object",
+)
+def object_idletime(c: Any, argv: list[bytes]) -> Any:
+    if c.store.get(argv[2]) is None:
+        return None
+    since = _idle_since(c).get(argv[2])
+    if since is None:
+        return 0
+    return max(c.store.now_ms() - since, 0) // 1000
+
+
+@command(
+    "refcount",
+    3,
+    "readonly",
+    K,
+    "Get the number of references to the value of the key",
+    keys=(2, 2, 1),
+    parent="object",
+)
+def object_refcount(c: Any, argv: list[bytes]) -> Any:
+    v = c.store.get(argv[2])
+    if v is None:
+        return None
+    if type(v) is bytes:
+        n = string2ll(v) if len(v) <= 20 else None
+        if n is not None and 0 <= n < SHARED_INTEGERS:
+            return OBJ_SHARED_REFCOUNT
+    return 1
+
+
+OBJECT_HELP = [
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Print this help.",
+]
+
+
+@command(
+    "help",
+    2,
+    "loading stale",
+    K,
+    "Show helpful text about the different subcommands",
+    keys=(0, 0, 0),
+    parent="object",
+)
+def object_help(c: Any, argv: list[bytes]) -> Any:
+    return [Simple(s) for s in OBJECT_HELP]
+
+
+# -- DUMP RESTORE -------------------------------------------------------------------
+
+
+@command(
+    "dump", 2, "readonly", K, "Return a serialized version of the value stored at the specified key"
+)
+def dump(c: Any, argv: list[bytes]) -> Any:
+    v = c.store.get(argv[1])
+    if v is None:
+        return None
+    payload = rdb.dump(v)
+    if payload is None:
+        raise CommandError(
+            f"ERR DUMP of a {c.store.type_name(v)} is not supported by kv (strings, lists, sets "
+            "and hashes are)"
+        )
+    return payload
+
+
+@command("restore", -4, "write denyoom", K, "Create a key using the provided serialized value")
+def restore(c: Any, argv: list[bytes]) -> Any:
+    replace = absttl = False
+    idle = freq = -1
+    j = 4
+    while j < len(argv):
+        opt = argv[j].lower()
+        more = j + 1 < len(argv)
+        if opt == b"replace":
+            replace = True
+        elif opt == b"absttl":
+            absttl = True
+        elif opt == b"idletime" and more and freq == -1:
+            idle = to_int(argv[j + 1])
+            if idle < 0:
+                raise CommandError("ERR Invalid IDLETIME value, must be >= 0")
+            j += 1
+        elif opt == b"freq" and more and idle == -1:
+            freq = to_int(argv[j + 1])
+            if freq < 0 or freq > 255:
+                raise CommandError("ERR Invalid FREQ value, must be >= 0 and <= 255")
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    key = argv[1]
+    store = c.store
+    if not replace and store.get(key) is not None:
+        raise CommandError("BUSYKEY Target key name already exists.")
+    ttl = to_int(argv[2], NOT_INT)
+    if ttl < 0:
+        raise CommandError("ERR Invalid TTL value, must be >= 0")
+    payload = argv[3]
+    if not rdb.verify(payload):
+        raise CommandError("ERR DUMP payload version or checksum are wrong")
+    try:
+        value = rdb.load(payload)
+    except rdb.BadPayload:
+        raise CommandError("ERR Bad data format") from None
+    existed = store.get(key) is not None
+    if replace and existed:
+        store.delete(key)
+    now = store.now_ms()
+    if ttl and not absttl:
+        if ttl > LLONG_MAX - now:
+            ttl = LLONG_MAX
+        else:
+            ttl += now
+    if ttl and ttl <= now and not store.loading:
+        c.also = [[b"DEL", key]] if existed else []
+        store.dirty += 1
+        return OK
+    store.set(key, value)
+    if ttl:
+        store.set_expire(key, ttl)
+    if idle >= 0:
+        _idle_since(c)[key] = now - idle * 1000
+    else:
+        _idle_since(c).pop(key, None)
+    c.also = [[b"RESTORE", key, b"%d" % ttl, payload, b"ABSTTL", b"REPLACE"]]
+    return OK
+
+
+# -- LOLWUT -------------------------------------------------------------------------
+
+
+@command(
+    "lolwut",
+    -1,
+    "readonly fast",
+    "server",
+    "Display some computer art and the Redis version",
+    keys=(0, 0, 0),
+)
+def lolwut(c: Any, argv: list[bytes]) -> Any:
+    j = 1
+    while j < len(argv):
+        if argv[j].lower() == b"version" and j + 1 < len(argv):
+            to_int(argv[j + 1])
+            j += 2
+        else:
+            j += 1
+    return Verbatim(f"Redis ver. {REDIS_VERSION}\n")
+
+
+# -- LMPOP HRANDFIELD SSCAN ---------------------------------------------------------
+
+
+@command("lmpop", -4, "write", "list", "Pop elements from the first non-empty list", keys=(0, 0, 0))
+def lmpop(c: Any, argv: list[bytes]) -> Any:
+    numkeys = string2ll(argv[1])
+    if numkeys is None or numkeys <= 0:
+        raise CommandError("ERR numkeys should be greater than 0")
+    where_at = 2 + numkeys
+    if where_at >= len(argv):
+        raise CommandError(SYNTAX)
+    where = argv[where_at].lower()
+    if where not in (b"left", b"right"):
+        raise CommandError(SYNTAX)
+    count = -1
+    j = where_at + 1
+    while j < len(argv):
+        if argv[j].lower() == b"count" and j + 1 < len(argv) and count == -1:
+            count = string2ll(argv[j + 1])  # type: ignore[assignment]
+            if count is None or count <= 0:
+                raise CommandError("ERR count should be greater than 0")
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    if count == -1:
+        count = 1
+    for key in argv[2:where_at]:
+        lst = _get(c, key, deque)
+        if not lst:
+            continue
+        n = min(count, len(lst))
+        pop = lst.popleft if where == b"left" else lst.pop
+        got = [pop() for _ in range(n)]
+        _drop_if_empty(c, key, lst)
+        c.store.dirty += 1
+        side = b"LPOP" if where == b"left" else b"RPOP"
+        c.also = [[side, key, b"%d" % n]]
+        c.touched = [key]
+        return [key, got]
+    return NULL_ARRAY
+
+
+@command("hrandfield", -2, "readonly", "hash", "Get one or multiple random fields from a hash")
+def hrandfield(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 4:
+        raise CommandError(SYNTAX)
+    withvalues = False
+    if len(argv) == 4:
+        if argv[3].lower() != b"withvalues":
+            raise CommandError(SYNTAX)
+        withvalues = True
+    count = None
+    if len(argv) >= 3:
+        count = string2ll(argv[2])
+        if count is None:
+            raise CommandError(NOT_INT)
+        if count < -LLONG_MAX or (
+            withvalues and (count < -LLONG_MAX // 2 or count > LLONG_MAX // 2)
+        ):
+            raise CommandError("ERR value is out of range")
+    h = _get(c, argv[1], dict)
+    if count is None:
+        return random.choice(list(h)) if h else None
+    if not h or count == 0:
+        return []
+    fields = list(h)
+    if count > 0:
+        picked = random.sample(fields, min(count, len(fields)))
+    else:
+        if -count > MAX_RANDOM:
+            raise CommandError("ERR value is out of range")
+        picked = [random.choice(fields) for _ in range(-count)]
+    if not withvalues:
+        return picked
+    if c.resp == 3:
+        return [[f, h[f]] for f in picked]
+    out: list[bytes] = []
+    for f in picked:
+        out += (f, h[f])
+    return out
+
+
+@command("sscan", -3, "readonly", "set", "Incrementally iterate Set elements")
+def sscan(c: Any, argv: list[bytes]) -> Any:
+    s = _get(c, argv[1], set)
+    if s is None:
+        scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
+        return [b"0", []]
+    if encoding(s) == "intset":  # Redis returns a small encoding whole
+        scan_reply([], argv[2], argv, 3, c, False)
+        pattern = None
+        for j in range(3, len(argv) - 1, 2):
+            if argv[j].lower() == b"match":
+                pattern = argv[j + 1]
+        return [b"0", [m for m in s if pattern is None or glob.match(pattern, m)]]
+    nxt, out = scan_reply(list(s), argv[2], argv, 3, c, False)
+    return [b"%d" % nxt, out]
+
+
+_ = (Map, wrongtype)
