@@ -236,11 +236,11 @@ def xadd(c: Any, argv: list[bytes]) -> Any:
     else:
         created = False
     last = s.last_id
+    if last == MAX_ID:
+        raise CommandError(
+            "ERR The stream has exhausted the last possible ID, unable to add more items"
+        )
     if want is None:
-        if last == MAX_ID:
-            raise CommandError(
-                "ERR The stream has exhausted the last possible ID, unable to add more items"
-            )
         ms = max(c.store.now_ms(), last[0])
         new = (ms, last[1] + 1) if ms == last[0] else (ms, 0)
         if new[1] > U64:
@@ -321,7 +321,9 @@ def _range(c: Any, argv: list[bytes], rev: bool) -> Any:
         else:
             raise CommandError(SYNTAX)
     s = _stream(c, argv[1])
-    if s is None or count == 0:
+    if count == 0:
+        return NULL_ARRAY
+    if s is None:
         return []
     if lo > hi:
         return []
@@ -457,7 +459,7 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     rest = argv[streams_at:]
     if len(rest) % 2:
         raise CommandError(
-            f"ERR Unbalanced '{name}' list of streams: for each stream key an ID or '$' must "
+            f"ERR Unbalanced {name.upper()} list of streams: for each stream key an ID or '$' must "
             "be specified."
         )
     if group_mode and gname is None:
@@ -610,14 +612,11 @@ def _nogroup(key: bytes, group: bytes) -> CommandError:
     )
 
 
-def _need_stream(c: Any, key: bytes) -> Stream:
-    s = _stream(c, key)
-    if s is None:
-        raise CommandError(
-            "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may "
-            "want to use the MKSTREAM option to create an empty stream automatically."
-        )
-    return s
+def _subsyntax(argv: list[bytes]) -> CommandError:
+    return CommandError(
+        "ERR unknown subcommand or wrong number of arguments for "
+        f"'{argv[1][:128].decode('utf-8', 'replace')}'. Try {argv[0].decode('utf-8', 'replace').upper()} HELP."
+    )
 
 
 def _entries_read(b: bytes) -> int:
@@ -627,129 +626,99 @@ def _entries_read(b: bytes) -> int:
     return v
 
 
-@command(
-    "create", -5, "write denyoom", X, "Create a consumer group", keys=(2, 2, 1), parent="xgroup"
-)
-def xgroup_create(c: Any, argv: list[bytes]) -> Any:
+def _xgroup(c: Any, argv: list[bytes]) -> Any:
+    """xgroupCommand, checks in Redis's order."""
+    opt = argv[1].lower()
+    n = len(argv)
+    key, gname = argv[2], argv[3]
+    s = _stream(c, key)
     mkstream = False
     entries_read = INVALID_READ
-    j = 5
-    while j < len(argv):
-        opt = argv[j].lower()
-        if opt == b"mkstream":
-            mkstream = True
-            j += 1
-        elif opt == b"entriesread" and j + 1 < len(argv):
-            entries_read = _entries_read(argv[j + 1])
-            j += 2
+    if n >= 6 and opt == b"create":
+        i = 5
+        while i < n:
+            o = argv[i].lower()
+            if o == b"mkstream":
+                mkstream = True
+                i += 1
+            elif o == b"entriesread" and i + 1 < n:
+                entries_read = _entries_read(argv[i + 1])
+                i += 2
+            else:
+                raise _subsyntax(argv)
+    if n == 7 and opt == b"setid":
+        if argv[5].lower() != b"entriesread":
+            raise _subsyntax(argv)
+        entries_read = _entries_read(argv[6])
+    g = None
+    if not mkstream:
+        if s is None:
+            raise CommandError(
+                "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you "
+                "may want to use the MKSTREAM option to create an empty stream automatically."
+            )
+        g = s.groups.get(gname)
+        if g is None and opt in (b"setid", b"createconsumer", b"delconsumer"):
+            raise _nogroup(key, gname)
+    if opt == b"create" and 5 <= n <= 8:
+        raw = argv[4]
+        if raw == b"$":
+            gid = s.last_id if s is not None else ZERO
         else:
-            raise CommandError(SYNTAX)
-    key = argv[2]
-    s = _stream(c, key)
-    if s is None and not mkstream:
-        _need_stream(c, key)
-    raw = argv[4]
-    if raw == b"$":
-        gid = s.last_id if s is not None else ZERO
-    else:
-        gid = _sid(raw)
-    if s is None:
-        s = Stream()
-        c.store.set(key, s)
-    if argv[3] in s.groups:
-        raise CommandError("BUSYGROUP Consumer Group name already exists")
-    s.groups[argv[3]] = Group(argv[3], gid, entries_read)
-    c.store.dirty += 1
-    if raw == b"$":
-        c.also = [[b"XGROUP", b"CREATE", key, argv[3], fmt(gid), *argv[5:]]]
-    return OK
+            gid = _sid(raw)
+        if s is None:
+            s = Stream()
+            c.store.set(key, s)
+        if gname in s.groups:
+            raise CommandError("BUSYGROUP Consumer Group name already exists")
+        s.groups[gname] = Group(gname, gid, entries_read)
+        c.store.dirty += 1
+        c.also = [
+            [b"XGROUP", b"CREATE", key, gname, fmt(gid), b"ENTRIESREAD", b"%d" % entries_read]
+        ]
+        return OK
+    assert s is not None
+    if opt == b"setid" and n in (5, 7):
+        raw = argv[4]
+        gid = s.last_id if raw == b"$" else _sid(raw)
+        assert g is not None
+        g.last_id = gid
+        g.entries_read = entries_read
+        c.store.dirty += 1
+        c.also = [[b"XGROUP", b"SETID", key, gname, fmt(gid), b"ENTRIESREAD", b"%d" % entries_read]]
+        return OK
+    if opt == b"destroy" and n == 4:
+        if s.groups.pop(gname, None) is None:
+            return 0
+        c.store.dirty += 1
+        return 1
+    if opt == b"createconsumer" and n == 5:
+        assert g is not None
+        if argv[4] in g.consumers:
+            return 0
+        g.consumers[argv[4]] = Consumer(argv[4], c.store.now_ms())
+        c.store.dirty += 1
+        return 1
+    if opt == b"delconsumer" and n == 5:
+        assert g is not None
+        cons = g.consumers.pop(argv[4], None)
+        if cons is None:
+            return 0
+        for i in cons.pel:
+            g.pel.pop(i, None)
+        c.store.dirty += 1
+        return len(cons.pel)
+    raise _subsyntax(argv)
 
 
-@command(
-    "setid",
-    -5,
-    "write",
-    X,
-    "Set a consumer group's last delivered ID",
-    keys=(2, 2, 1),
-    parent="xgroup",
-)
-def xgroup_setid(c: Any, argv: list[bytes]) -> Any:
-    entries_read = INVALID_READ
-    j = 5
-    while j < len(argv):
-        if argv[j].lower() == b"entriesread" and j + 1 < len(argv):
-            entries_read = _entries_read(argv[j + 1])
-            j += 2
-        else:
-            raise CommandError(SYNTAX)
-    key = argv[2]
-    s = _need_stream(c, key)
-    raw = argv[4]
-    gid = s.last_id if raw == b"$" else _sid(raw)
-    g = s.groups.get(argv[3])
-    if g is None:
-        raise _nogroup(key, argv[3])
-    g.last_id = gid
-    g.entries_read = entries_read
-    c.store.dirty += 1
-    c.also = [[b"XGROUP", b"SETID", key, argv[3], fmt(gid), b"ENTRIESREAD", b"%d" % entries_read]]
-    return OK
-
-
-def _group(c: Any, key: bytes, group: bytes) -> tuple[Stream, Group]:
-    s = _need_stream(c, key)
-    g = s.groups.get(group)
-    if g is None:
-        raise _nogroup(key, group)
-    return s, g
-
-
-@command("destroy", 4, "write", X, "Destroy a consumer group", keys=(2, 2, 1), parent="xgroup")
-def xgroup_destroy(c: Any, argv: list[bytes]) -> Any:
-    s = _need_stream(c, argv[2])
-    if s.groups.pop(argv[3], None) is None:
-        return 0
-    c.store.dirty += 1
-    return 1
-
-
-@command(
-    "createconsumer",
-    5,
-    "write denyoom",
-    X,
-    "Create a consumer in a consumer group",
-    keys=(2, 2, 1),
-    parent="xgroup",
-)
-def xgroup_createconsumer(c: Any, argv: list[bytes]) -> Any:
-    _, g = _group(c, argv[2], argv[3])
-    if argv[4] in g.consumers:
-        return 0
-    g.consumers[argv[4]] = Consumer(argv[4], c.store.now_ms())
-    c.store.dirty += 1
-    return 1
-
-
-@command(
-    "delconsumer",
-    5,
-    "write",
-    X,
-    "Delete a consumer from a consumer group",
-    keys=(2, 2, 1),
-    parent="xgroup",
-)
-def xgroup_delconsumer(c: Any, argv: list[bytes]) -> Any:
-    _, g = _group(c, argv[2], argv[3])
-    cons = g.consumers.pop(argv[4], None)
-    if cons is None:
-        return 0
-    for i in cons.pel:
-        g.pel.pop(i, None)
-    c.store.dirty += 1
-    return len(cons.pel)
+for _name, _arity, _flags, _summary in (
+    ("create", -5, "write denyoom", "Create a consumer group"),
+    ("setid", -5, "write", "Set a consumer group's last delivered ID"),
+    ("destroy", 4, "write", "Destroy a consumer group"),
+    ("createconsumer", 5, "write denyoom", "Create a consumer in a consumer group"),
+    ("delconsumer", 5, "write", "Delete a consumer from a consumer group"),
+):
+    command(_name, _arity, _flags, X, _summary, keys=(2, 2, 1), parent="xgroup")(_xgroup)
 
 
 XGROUP_HELP = [
@@ -844,9 +813,7 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
         if count < 0:
             count = 0
         if j + 3 < n:
-            consumer = argv[j + 3]
-            if j + 4 < n:
-                raise CommandError(SYNTAX)
+            consumer = argv[j + 3]  # (Redis ignores what follows)
     s = _stream(c, argv[1])
     g = s.groups.get(argv[2]) if s is not None else None
     if g is None:
@@ -969,7 +936,7 @@ def xclaim(c: Any, argv: list[bytes]) -> Any:
         if o["force"] and nack is None:
             if cons is None:
                 cons = _consumer(g, argv[3], now)
-            nack = NACK(cons, now, 0)
+            nack = NACK(cons, now, 1)
             g.pel[i] = nack
             cons.pel[i] = nack
         if nack is None:
@@ -1081,6 +1048,11 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
     return [fmt(nxt), claimed, deleted]
 
 
+def _by_name(d: dict[bytes, Any]) -> list[Any]:
+    """Groups and consumers in Redis's order (its radix trees sort by name)."""
+    return [d[k] for k in sorted(d)]
+
+
 # -- XINFO --------------------------------------------------------------------------
 
 container("xinfo", X, "A container for stream introspection commands")
@@ -1098,8 +1070,8 @@ def xinfo_stream(c: Any, argv: list[bytes]) -> Any:
     full = False
     count = 10
     if len(argv) > 3:
-        if argv[3].lower() != b"full":
-            raise CommandError(SYNTAX)
+        if argv[3].lower() != b"full" or len(argv) in (5,) or len(argv) > 6:
+            raise _subsyntax(argv)
         full = True
         if len(argv) == 6 and argv[4].lower() == b"count":
             count = to_int(argv[5])
@@ -1132,11 +1104,11 @@ def xinfo_stream(c: Any, argv: list[bytes]) -> Any:
         )
     ids = s.ids[:count] if count else s.ids
     groups = []
-    for g in s.groups.values():
+    for g in _by_name(s.groups):
         pel = g.sorted_pel()
         pel_c = pel[:count] if count else pel
         consumers = []
-        for cons in g.consumers.values():
+        for cons in _by_name(g.consumers):
             cp = sorted(cons.pel)
             cp = cp[:count] if count else cp
             consumers.append(
@@ -1198,7 +1170,7 @@ def xinfo_groups(c: Any, argv: list[bytes]) -> Any:
                 ("lag", s.lag(g)),
             ]
         )
-        for g in s.groups.values()
+        for g in _by_name(s.groups)
     ]
 
 
@@ -1221,7 +1193,7 @@ def xinfo_consumers(c: Any, argv: list[bytes]) -> Any:
     now = c.store.now_ms()
     return [
         Map([("name", cons.name), ("pending", len(cons.pel)), ("idle", max(now - cons.seen, 0))])
-        for cons in g.consumers.values()
+        for cons in _by_name(g.consumers)
     ]
 
 
