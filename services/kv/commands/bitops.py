@@ -104,7 +104,7 @@ def _first_bit(v: bytes, bit: int, start_bit: int, end_bit: int) -> int:
 def bitpos(c: Any, argv: list[bytes]) -> Any:
     bit = to_int(argv[2])
     if bit not in (0, 1):
-        raise CommandError("ERR The bit argument should be 1 or 0.")
+        raise CommandError("ERR The bit argument must be 1 or 0.")
     n = len(argv)
     if n > 6:
         raise CommandError(SYNTAX)
