@@ -223,7 +223,7 @@ OBJECT_HELP = [
     "    Return the number of references of the value associated with the specified",
     "    <key>.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ]
 
 
@@ -400,9 +400,12 @@ def hrandfield(c: Any, argv: list[bytes]) -> Any:
         count = string2ll(argv[2])
         if count is None:
             raise CommandError(NOT_INT)
-        if count < -LLONG_MAX or (
-            withvalues and (count < -LLONG_MAX // 2 or count > LLONG_MAX // 2)
-        ):
+        if count < -LLONG_MAX:
+            raise CommandError(
+                "ERR value is out of range, value must between -9223372036854775807 and "
+                "9223372036854775807"
+            )
+        if withvalues and (count < -LLONG_MAX // 2 or count > LLONG_MAX // 2):
             raise CommandError("ERR value is out of range")
     h = _get(c, argv[1], dict)
     if count is None:

@@ -738,7 +738,7 @@ XGROUP_HELP = [
     "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
     "    Set the current group ID and entries_read counter.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ]
 
 
@@ -1206,7 +1206,7 @@ XINFO_HELP = [
     "STREAM <key> [FULL [COUNT <count>]",
     "    Show information about the stream.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ]
 
 

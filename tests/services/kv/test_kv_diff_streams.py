@@ -248,6 +248,8 @@ CASES = {
         "XGROUP",
         "XINFO GROUPS s",
         "XINFO FOO",
+        "XINFO HELP",
+        "XGROUP HELP",
         "XINFO",
     ],
     "lag": [
