@@ -233,6 +233,8 @@ class KVServer(ServerFactory):
             for i, argv in enumerate(cmds):
                 name = argv[0].lower()
                 cmd = COMMANDS.get(name)
+                if cmd is not None and cmd.subcommands and len(argv) > 1:  # XGROUP CREATE
+                    cmd = cmd.subcommands.get(argv[1].lower())
                 if cmd is None or not (cmd.write or name in AOF_CONTROL):
                     raise AOFError(
                         f"data file {path}: record {i + 1} "

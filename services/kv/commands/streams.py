@@ -928,7 +928,8 @@ def xclaim(c: Any, argv: list[bytes]) -> Any:
     for i in ids:
         nack = g.pel.get(i)
         if i not in s.entries:
-            if nack is not None:
+            if nack is not None:  # (propagated: the replay drops it from the PEL too)
+                also.append(_xclaim_prop(argv[1], g, nack.consumer.name, i, nack))
                 del g.pel[i]
                 nack.consumer.pel.pop(i, None)
                 changed = True
@@ -1022,6 +1023,7 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
         attempts -= 1
         nack = g.pel[i]
         if i not in s.entries:
+            also.append(_xclaim_prop(argv[1], g, nack.consumer.name, i, nack))
             del g.pel[i]
             nack.consumer.pel.pop(i, None)
             deleted.append(fmt(i))
@@ -1043,8 +1045,7 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
         nxt = ids[k]
     if claimed or deleted:
         c.store.dirty += 1
-        if also and not deleted:
-            c.also = also
+        c.also = also
     return [fmt(nxt), claimed, deleted]
 
 
