@@ -35,7 +35,13 @@ except ImportError:  # pragma: no cover - the pure-Python fallback (slow on big 
         return crc
 
 
+try:
+    import lzf as _lzf  # python-lzf: liblzf, Redis's own compressor
+except ImportError:  # pragma: no cover - the pure-Python decoder below
+    _lzf = None
+
 RDB_VERSION = 10  # Redis 7.0
+MAX_STRING = 512 * 1024 * 1024  # a string longer than proto-max-bulk-len is refused
 T_STRING, T_LIST, T_SET, T_ZSET, T_HASH, T_ZSET_2 = 0, 1, 2, 3, 4, 5
 T_INTSET, T_LIST_QUICKLIST, T_HASH_LISTPACK, T_ZSET_LISTPACK, T_LIST_QUICKLIST_2 = (
     11,
@@ -163,6 +169,16 @@ class _Reader:
 
 
 def lzf_decompress(data: bytes, ulen: int) -> bytes:
+    if ulen > MAX_STRING or ulen == 0:
+        raise BadPayload
+    if _lzf is not None:
+        try:
+            got = _lzf.decompress(data, ulen)
+        except (ValueError, OverflowError, MemoryError):
+            got = None
+        if got is None or len(got) != ulen:
+            raise BadPayload
+        return bytes(got)
     out = bytearray()
     i, n = 0, len(data)
     while i < n:
@@ -188,8 +204,11 @@ def lzf_decompress(data: bytes, ulen: int) -> bytes:
             if ref < 0:
                 raise BadPayload
             length += 2
-            for k in range(length):  # may overlap what it copies
-                out.append(out[ref + k])
+            dist = len(out) - ref
+            if dist >= length:
+                out += out[ref : ref + length]
+            else:  # overlapping: the copy repeats the last `dist` bytes
+                out += (bytes(out[ref:]) * (length // dist + 1))[:length]
         if len(out) > ulen:
             raise BadPayload
     if len(out) != ulen:
