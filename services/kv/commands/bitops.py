@@ -23,7 +23,7 @@ from portsuite_services.kv.resp import Map
 
 B = "bitmap"
 BIT_OFFSET = "ERR bit offset is not an integer or out of range"
-LCS_MAX_CELLS = 1 << 28  # (alen+1)*(blen+1): Redis would allocate 1 GiB of table
+LCS_MAX_LEN = 1 << 20  # longer strings: refused (Redis's own bound is its table's size)
 
 
 def _string(c: Any, key: bytes) -> bytes | None:
@@ -60,7 +60,12 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
     if op == b"not":
         n = int.from_bytes(values[0], "big") ^ ((1 << (8 * maxlen)) - 1)
     else:
-        ints = [int.from_bytes(v, "big") << (8 * (maxlen - len(v))) for v in values]
+        ints = [
+            int.from_bytes(v, "big") << (8 * (maxlen - len(v)))
+            if len(v) < maxlen
+            else int.from_bytes(v, "big")
+            for v in values
+        ]
         n = ints[0]
         if op == b"and":
             for x in ints[1:]:
@@ -81,23 +86,43 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
 def _first_bit(v: bytes, bit: int, start_bit: int, end_bit: int) -> int:
     """The first bit equal to C{bit} in [start_bit, end_bit] of C{v}, or -1."""
     sb, eb = start_bit >> 3, end_bit >> 3
-    chunk = bytearray(v[sb : eb + 1])
-    # bits outside the range count as "not found": set them to the other value
     head = start_bit & 7
     tail = 7 - (end_bit & 7)
+    # bits outside the range count as "not found": set them to the other value
+    first = v[sb]
     if head:
         mask = (0xFF << (8 - head)) & 0xFF
-        chunk[0] = chunk[0] | mask if bit == 0 else chunk[0] & ~mask & 0xFF
+        first = first | mask if bit == 0 else first & ~mask & 0xFF
+    if sb == eb and tail:
+        mask = (1 << tail) - 1
+        first = first | mask if bit == 0 else first & ~mask & 0xFF
+    skip = 0 if bit == 1 else 0xFF
+    if first != skip:
+        return _in_byte(sb, first, bit)
+    if sb == eb:
+        return -1
+    # the middle bytes, a slice at a time (no copy of a big string)
+    skipb = bytes([skip])
+    pos = sb + 1
+    while pos < eb:
+        stop = min(pos + 65536, eb)
+        chunk = v[pos:stop]
+        rest = chunk.lstrip(skipb)
+        if rest:
+            return _in_byte(pos + len(chunk) - len(rest), rest[0], bit)
+        pos = stop
+    last = v[eb]
     if tail:
         mask = (1 << tail) - 1
-        chunk[-1] = chunk[-1] | mask if bit == 0 else chunk[-1] & ~mask & 0xFF
-    skip = b"\0" if bit == 1 else b"\xff"
-    rest = bytes(chunk).lstrip(skip)
-    if not rest:
-        return -1
-    at = len(chunk) - len(rest)
-    byte = rest[0] if bit == 1 else rest[0] ^ 0xFF
-    return (sb + at) * 8 + (8 - byte.bit_length())
+        last = last | mask if bit == 0 else last & ~mask & 0xFF
+    if last != skip:
+        return _in_byte(eb, last, bit)
+    return -1
+
+
+def _in_byte(at: int, byte: int, bit: int) -> int:
+    b = byte if bit == 1 else byte ^ 0xFF
+    return at * 8 + (8 - b.bit_length())
 
 
 @command("bitpos", -3, "readonly", B, "Find first bit set or clear in a string")
@@ -367,12 +392,27 @@ def lcs(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR If you want both the length and indexes, please just use IDX.")
     a, b = va or b"", vb or b""
     alen, blen = len(a), len(b)
-    if (alen + 1) * (blen + 1) > LCS_MAX_CELLS:
-        raise CommandError("ERR Insufficient memory, failed allocating transient memory for LCS")
-    rows = lcs_rows(a, b)
+    if (alen + 1) * (blen + 1) * 4 > _max_bulk(c):
+        raise CommandError(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+        )
+    if max(alen, blen) > LCS_MAX_LEN:
+        raise CommandError(
+            f"ERR LCS of a string longer than {LCS_MAX_LEN} bytes is refused by kv (it would "
+            "stall the server)"
+        )
+    # the table as bit vectors over the longer string, one per byte of the shorter
+    if alen <= blen:
+        rows = lcs_rows(a, b)
 
-    def table(i: int, jj: int) -> int:
-        return jj - (rows[i] & ((1 << jj) - 1)).bit_count()
+        def table(i: int, jj: int) -> int:
+            return jj - (rows[i] & ((1 << jj) - 1)).bit_count()
+
+    else:
+        rows = lcs_rows(b, a)
+
+        def table(i: int, jj: int) -> int:
+            return i - (rows[jj] & ((1 << i) - 1)).bit_count()
 
     total = table(alen, blen)
     if want_len:
