@@ -19,20 +19,24 @@ from typing import Any
 try:
     import crcmod
 
-    _crc64 = crcmod.mkCrcFun(0x1AD93D23594C935A9, initCrc=0, rev=True, xorOut=0)
+    _crcfun = crcmod.mkCrcFun(0x1AD93D23594C935A9, initCrc=0, rev=True, xorOut=0)
 except ImportError:  # pragma: no cover - the pure-Python fallback (slow on big values)
-    _TABLE = []
-    for _i in range(256):
-        _c = _i
-        for _ in range(8):
-            _c = (_c >> 1) ^ 0x95AC9329AC4BC9B5 if _c & 1 else _c >> 1
-        _TABLE.append(_c)
+    _crcfun = None  # type: ignore[assignment]
 
-    def _crc64(data: bytes, crc: int = 0) -> int:
-        t = _TABLE
-        for b in data:
-            crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
-        return crc
+_TABLE: list[int] = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x95AC9329AC4BC9B5 if _c & 1 else _c >> 1
+    _TABLE.append(_c)
+
+
+def _crc64_py(data: bytes) -> int:
+    crc = 0
+    t = _TABLE
+    for b in data:
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc
 
 
 try:
@@ -58,7 +62,10 @@ class BadPayload(Exception):
 
 
 def crc64(data: bytes) -> int:
-    return _crc64(data)
+    """Redis's CRC64 (Jones polynomial, reflected, no final xor)."""
+    if _crcfun is not None:
+        return int(_crcfun(data))
+    return _crc64_py(data)
 
 
 # -- writing ------------------------------------------------------------------------

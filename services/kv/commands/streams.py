@@ -704,8 +704,8 @@ def _xgroup(c: Any, argv: list[bytes]) -> Any:
         cons = g.consumers.pop(argv[4], None)
         if cons is None:
             return 0
-        for i in cons.pel:
-            g.pel.pop(i, None)
+        for pid in cons.pel:
+            g.pel.pop(pid, None)
         c.store.dirty += 1
         return len(cons.pel)
     raise _subsyntax(argv)
@@ -837,11 +837,11 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
         ]
     now = c.store.now_ms()
     if consumer is not None:
-        cons = g.consumers.get(consumer)
-        pel = cons.pel if cons is not None else {}
+        owner = g.consumers.get(consumer)
+        pel = owner.pel if owner is not None else {}
     else:
         pel = g.pel
-    out = []
+    out: list[Any] = []
     if count and start <= end:
         for i in sorted(pel):
             if i < start:
