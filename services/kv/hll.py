@@ -11,8 +11,10 @@ estimator (Ertl's improved estimator), so PFCOUNT gives the same numbers.
 
 from __future__ import annotations
 
+import bisect
 import math
 import struct
+from typing import Any
 
 P = 14
 REGISTERS = 1 << P  # 16384
@@ -212,3 +214,176 @@ def count(regs: bytearray | bytes) -> int:
 
 def _histogram(regs: bytearray | bytes) -> list[tuple[int, int]]:
     return [(v, regs.count(v)) for v in set(regs)]
+
+
+# -- the sparse form, updated exactly as Redis's hllSparseSet does ----------------------
+
+SPARSE_MAX_BYTES = 3000  # hll-sparse-max-bytes
+VAL_MAX_VALUE = 32
+VAL_MAX_LEN = 4
+ZERO_MAX_LEN = 64
+_ZERO, _VAL = 0, 1
+
+
+def empty_sparse() -> bytes:
+    """createHLLObject: one XZERO over the 16384 registers, cardinality 0 cached."""
+    return bytes(bytearray(b"HYLL\x01\x00\x00\x00" + b"\x00" * 8 + b"\x7f\xff"))
+
+
+class Sparse:
+    """
+    A sparse HLL being changed: its opcodes as a list (kind, value, run length, is
+    XZERO) with the first register of each, so finding an opcode is a bisection.
+    L{set} is hllSparseSet step by step; False from it means "promote to dense".
+    """
+
+    def __init__(self, v: bytes):
+        self.header = bytearray(v[:HDR])
+        self.ops: list[list[int]] = []
+        self.starts: list[int] = []
+        self.size = len(v)
+        first = 0
+        p = HDR
+        end = len(v)
+        while p < end:
+            b = v[p]
+            if b & 0xC0 == 0:
+                op = [_ZERO, 0, (b & 0x3F) + 1, 0]
+                p += 1
+            elif b & 0xC0 == 0x40:
+                if p + 1 >= end:
+                    raise Invalid(CORRUPT)
+                op = [_ZERO, 0, (((b & 0x3F) << 8) | v[p + 1]) + 1, 1]
+                p += 2
+            else:
+                op = [_VAL, ((b >> 2) & 0x1F) + 1, (b & 3) + 1, 0]
+                p += 1
+            self.ops.append(op)
+            self.starts.append(first)
+            first += op[2]
+        if first != REGISTERS:
+            raise Invalid(CORRUPT)
+        self.enc = [_enc(op) for op in self.ops]
+
+    def set(self, index: int, count: int) -> int:
+        """1: changed, 0: already as big, -1: must be promoted (nothing changed)."""
+        if count > VAL_MAX_VALUE:
+            return -1
+
+        pos = bisect.bisect_right(self.starts, index) - 1
+        ops = self.ops
+        kind, val, run, xz = ops[pos]
+        first = self.starts[pos]
+        if kind == _VAL:
+            if val >= count:
+                return 0
+            if run == 1:
+                ops[pos] = op = [_VAL, count, 1, 0]
+                self.enc[pos] = _enc(op)
+                self._merge(pos)
+                return 1
+        if kind == _ZERO and not xz and run == 1:
+            ops[pos] = op = [_VAL, count, 1, 0]
+            self.enc[pos] = _enc(op)
+            self._merge(pos)
+            return 1
+        last = first + run - 1
+        seq: list[list[int]] = []
+        if kind == _ZERO:
+            if index != first:
+                n = index - first
+                seq.append([_ZERO, 0, n, 1 if n > ZERO_MAX_LEN else 0])
+            seq.append([_VAL, count, 1, 0])
+            if index != last:
+                n = last - index
+                seq.append([_ZERO, 0, n, 1 if n > ZERO_MAX_LEN else 0])
+        else:
+            if index != first:
+                seq.append([_VAL, val, index - first, 0])
+            seq.append([_VAL, count, 1, 0])
+            if index != last:
+                seq.append([_VAL, val, last - index, 0])
+        seqlen = sum(2 if op[3] else 1 for op in seq)
+        delta = seqlen - (2 if xz else 1)
+        if delta > 0 and self.size + delta > SPARSE_MAX_BYTES:
+            return -1
+        starts = []
+        s = first
+        for op in seq:
+            starts.append(s)
+            s += op[2]
+        ops[pos : pos + 1] = seq
+        self.starts[pos : pos + 1] = starts
+        self.enc[pos : pos + 1] = [_enc(op) for op in seq]
+        self.size += delta
+        self._merge(pos)
+        return 1
+
+    def _merge(self, pos: int) -> None:
+        """Step 4: merge adjacent VALs of one value, up to 5 opcodes from the previous."""
+        ops, starts, enc = self.ops, self.starts, self.enc
+        p = pos - 1 if pos > 0 else 0
+        scan = 5
+        while p < len(ops) and scan:
+            scan -= 1
+            a = ops[p]
+            if a[0] == _ZERO:
+                p += 1
+                continue
+            if p + 1 < len(ops):
+                b = ops[p + 1]
+                if b[0] == _VAL and a[1] == b[1] and a[2] + b[2] <= VAL_MAX_LEN:
+                    ops[p + 1] = op = [_VAL, a[1], a[2] + b[2], 0]
+                    enc[p + 1] = _enc(op)
+                    starts[p + 1] = starts[p]
+                    del ops[p]
+                    del starts[p]
+                    del enc[p]
+                    self.size -= 1
+                    continue
+            p += 1
+
+    def registers(self) -> bytearray:
+        out = bytearray(REGISTERS)
+        for (kind, val, run, _), s in zip(self.ops, self.starts, strict=True):
+            if kind == _VAL:
+                out[s : s + run] = bytes([val]) * run
+        return out
+
+    def to_bytes(self) -> bytes:
+        return bytes(self.header) + b"".join(self.enc)
+
+
+def _enc(op: list[int]) -> bytes:
+    kind, val, run, xz = op
+    if kind == _VAL:
+        return bytes([0x80 | ((val - 1) << 2) | (run - 1)])
+    if xz:
+        n = run - 1
+        return bytes([0x40 | (n >> 8), n & 0xFF])
+    return bytes([run - 1])
+
+
+# the last sparse HLL written by PFADD/PFMERGE, parsed: the next change to the same
+# value (the same bytes object, still stored) starts from it instead of re-reading it
+_last: list[Any] = [None, None]
+
+
+def sparse_of(v: bytes) -> Sparse:
+    if _last[0] is v:
+        sp: Sparse = _last[1]
+        _last[0] = _last[1] = None  # taken: it will be changed
+        return sp
+    return Sparse(v)
+
+
+def remember(v: bytes, sp: Sparse) -> None:
+    _last[0], _last[1] = v, sp
+
+
+def sparse_to_dense(sp: Sparse) -> bytearray:
+    """hllSparseToDense: the header is kept (its cache too), the encoding becomes dense."""
+    b = bytearray(dense(sp.registers()))
+    b[:HDR] = sp.header
+    b[4] = DENSE
+    return b

@@ -53,6 +53,7 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
     values = [_string(c, k) or b"" for k in srcs]
     maxlen = max(len(v) for v in values)
     dest = argv[2]
+    c.touched = [dest]
     if maxlen == 0:
         c.store.delete(dest)
         c.store.dirty += 1
@@ -77,6 +78,7 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
             for x in ints[1:]:
                 n ^= x
     c.store.set(dest, n.to_bytes(maxlen, "big"))
+    c.touched = [dest]
     return maxlen
 
 

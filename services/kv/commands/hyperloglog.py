@@ -31,28 +31,64 @@ def _regs(v: bytes) -> bytearray:
         raise CommandError(str(e)) from None
 
 
+class _Target:
+    """The HLL string being changed: sparse while it can be, dense once promoted."""
+
+    def __init__(self, v: bytes):
+        self.sparse: hll.Sparse | None = None
+        self.dense: bytearray | None = None
+        try:
+            if v[4] == hll.DENSE:
+                self.dense = bytearray(v)
+            else:
+                self.sparse = hll.sparse_of(v)
+        except hll.Invalid as e:
+            raise CommandError(str(e)) from None
+
+    def promote(self) -> bytearray:
+        assert self.sparse is not None
+        self.dense = hll.sparse_to_dense(self.sparse)
+        self.sparse = None
+        return self.dense
+
+    def set(self, index: int, count: int) -> bool:
+        if self.sparse is not None:
+            r = self.sparse.set(index, count)
+            if r >= 0:
+                return r == 1
+            self.promote()
+        assert self.dense is not None
+        return hll.set_dense_register(self.dense, index, count)
+
+    def value(self, changed: bool) -> bytes:
+        if self.sparse is not None:
+            if changed:
+                self.sparse.header[15] |= 0x80
+            out = self.sparse.to_bytes()
+            hll.remember(out, self.sparse)
+            return out
+        assert self.dense is not None
+        if changed:
+            hll.set_cache(self.dense, None)
+        return bytes(self.dense)
+
+
 @command("pfadd", -2, "write denyoom fast", H, "Adds the specified elements to a HyperLogLog")
 def pfadd(c: Any, argv: list[bytes]) -> Any:
     v = _hll(c, argv[1])
     created = v is None
-    if v is None:
-        b = hll.empty_dense()
-    elif v[4] == hll.DENSE:
-        b = bytearray(v)
-    else:
-        b = bytearray(hll.dense(_regs(v)))
+    t = _Target(hll.empty_sparse() if v is None else v)
     changed = False
-    setreg = hll.set_dense_register
     pat = hll.pat_len
     for ele in argv[2:]:
         index, n = pat(ele)
-        if setreg(b, index, n):
+        if t.set(index, n):
             changed = True
     if changed or created:
-        if changed:
-            hll.set_cache(b, None)
-        c.store.set(argv[1], bytes(b), keepttl=True)
+        c.store.set(argv[1], t.value(True), keepttl=True)
         return 1
+    if v is not None and t.sparse is not None:
+        hll.remember(v, t.sparse)  # unchanged: still the stored value, parsed
     return 0
 
 
@@ -101,9 +137,21 @@ def _max_into(into: bytearray, regs: bytearray) -> None:
 )
 def pfmerge(c: Any, argv: list[bytes]) -> Any:
     merged = bytearray(hll.REGISTERS)
-    values = [_hll(c, key) for key in argv[1:]]
-    for v in values:
-        if v is not None:
-            _max_into(merged, _regs(v))
-    c.store.set(argv[1], hll.dense(merged), keepttl=True)
+    use_dense = False
+    for key in argv[1:]:
+        v = _hll(c, key)
+        if v is None:
+            continue
+        if v[4] == hll.DENSE:
+            use_dense = True
+        _max_into(merged, _regs(v))
+    v = _hll(c, argv[1])
+    t = _Target(hll.empty_sparse() if v is None else v)
+    if use_dense and t.sparse is not None:
+        t.promote()
+    for j, r in enumerate(merged):
+        if r:
+            t.set(j, r)
+    c.store.set(argv[1], t.value(True), keepttl=True)
+    c.touched = [argv[1]]
     return OK

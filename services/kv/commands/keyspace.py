@@ -14,6 +14,7 @@ from typing import Any
 
 from portsuite_services.kv import glob, rdb
 from portsuite_services.kv.commands import (
+    COMMANDS,
     NOT_INT,
     SYNTAX,
     CommandError,
@@ -69,7 +70,6 @@ def copy_into(src_store: Any, dst_store: Any, src: bytes, dst: bytes, replace: b
     return 1
 
 
-@command("copy", -3, "write denyoom", K, "Copy a key", keys=(1, 2, 1))
 def copy(c: Any, argv: list[bytes]) -> Any:
     replace = False
     db = None
@@ -91,7 +91,12 @@ def copy(c: Any, argv: list[bytes]) -> Any:
         return copy_into(c.store, other(db), argv[1], argv[2], replace)
     if argv[1] == argv[2]:
         raise CommandError("ERR source and destination objects are the same")
+    c.touched = [argv[2]]
     return copy_into(c.store, c.store, argv[1], argv[2], replace)
+
+
+if b"copy" not in COMMANDS:  # the databases module's COPY (with DB n) comes first
+    command("copy", -3, "write denyoom", K, "Copy a key", keys=(1, 2, 1))(copy)
 
 
 # -- OBJECT -------------------------------------------------------------------------

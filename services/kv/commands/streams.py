@@ -547,6 +547,7 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     if group_mode and also:
         c.store.dirty += 1
         c.also = also
+        c.touched = [t[0] for t in targets]  # (WATCH: the streams read, not the words around)
     if not out:
         return NULL_ARRAY
     return _keyed(c, out)

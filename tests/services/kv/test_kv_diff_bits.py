@@ -18,13 +18,16 @@ CASES = {
         "PFADD h",
         "PFADD new",
         "PFCOUNT new",
+        "GET h",
         "PFCOUNT h",
+        "GET h",
         "PFCOUNT h h",
         "PFCOUNT h nope",
         "PFCOUNT nope",
         "PFADD h2 c d e f",
         "PFMERGE m h h2",
         "PFCOUNT m",
+        "GET m",
         "PFMERGE m",
         "PFMERGE m2 nope",
         "PFCOUNT m2",
@@ -187,18 +190,20 @@ def _both(redis_port: int, kv_port: int) -> tuple[redis.Redis, redis.Redis]:
 
 
 def test_hll_counts_equal_redis_and_strings_cross_over(redis_port: int, kv_port: int) -> None:
-    """Same elements, same counts (a few thousand); each server reads the other's HLL."""
+    """Same elements, same strings and counts (a few thousand); each reads the other's."""
     kv, ref = _both(redis_port, kv_port)
     rng = random.Random(1)
     elements = [rng.randbytes(rng.randint(0, 24)) for _ in range(4000)]
     for n in (1, 7, 150, 1000, 4000):
         for r in (kv, ref):
             r.pfadd(f"h{n}", *elements[:n])
+        assert kv.get(f"h{n}") == ref.get(f"h{n}")  # sparse, then dense: Redis's bytes
         assert kv.pfcount(f"h{n}") == ref.pfcount(f"h{n}")
     assert kv.pfcount("h7", "h1000") == ref.pfcount("h7", "h1000")
     for r in (kv, ref):
         r.pfmerge("m", "h7", "h150", "h4000")
     assert kv.pfcount("m") == ref.pfcount("m")
+    assert kv.get("m") == ref.get("m")
     # kv's dense string in redis-server, and redis-server's sparse and dense ones in kv
     ref.set("from_kv", kv.get("h1000"))
     assert ref.pfcount("from_kv") == kv.pfcount("h1000")
