@@ -272,11 +272,21 @@ def xadd(c: Any, argv: list[bytes]) -> Any:
     _trim(s, a)
     c.store.dirty += 1
     newid = fmt(new)
-    if raw != newid:  # the AOF gets the ID chosen, as Redis rewrites it
+    if a.approx:  # the AOF gets the exact trim, so a replay keeps what was kept
+        c.also = [[b"XADD", argv[1], *_exact_trim(s, a), newid, *argv[pos + 1 :]]]
+    elif raw != newid:  # the AOF gets the ID chosen, as Redis rewrites it
         out = list(argv)
         out[pos] = newid
         c.also = [out]
     return newid
+
+
+def _exact_trim(s: Stream, a: TrimArgs) -> list[bytes]:
+    """Redis's streamRewriteApproxSpecifier/TrimArgument: `~ N` becomes what it did."""
+    head = [b"NOMKSTREAM"] if a.nomkstream else []
+    if a.maxlen is not None or not s.ids:
+        return [*head, b"MAXLEN", b"=", b"%d" % len(s)]
+    return [*head, b"MINID", b"=", fmt(s.ids[0])]
 
 
 @command("xtrim", -4, "write", X, "Deletes messages from the beginning of a stream")
@@ -290,6 +300,8 @@ def xtrim(c: Any, argv: list[bytes]) -> Any:
     n = _trim(s, a)
     if n:
         c.store.dirty += 1
+        if a.approx:
+            c.also = [[b"XTRIM", argv[1], *_exact_trim(s, a)]]
     return n
 
 

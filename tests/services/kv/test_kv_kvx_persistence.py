@@ -41,6 +41,10 @@ def _build(r: redis.Redis) -> None:
     r.xadd("capped", {"x": "1"}, maxlen=3)
     for _ in range(5):
         r.xadd("capped", {"x": "1"}, maxlen=3)
+    for i in range(250):  # approximate trims: whole nodes of 100, written exact to the AOF
+        r.xadd("approx", {"i": i}, maxlen=120, approximate=True)
+    r.xtrim("approx", minid="0-1", approximate=True, limit=10)
+    r.xdel("approx", *[e[0] for e in r.xrange("approx", count=30)])
     r.pfadd("hll", *[f"e{i}" for i in range(500)])
     r.bitfield("bf").set("u8", 0, 200).incrby("i16", 8, -5).execute()
     r.setbit("bits", 100, 1)
@@ -54,7 +58,7 @@ def _build(r: redis.Redis) -> None:
 
 def _snapshot(r: redis.Redis) -> dict:
     out: dict = {}
-    for key in ("s", "empty", "capped"):
+    for key in ("s", "empty", "capped", "approx"):
         info = r.xinfo_stream(key)
         info.pop("radix-tree-nodes", None)
         info.pop("radix-tree-keys", None)
