@@ -39,9 +39,9 @@ def _crc64_py(data: bytes) -> int:
     return crc
 
 
-try:
-    import lzf as _lzf  # python-lzf: liblzf, Redis's own compressor
-except ImportError:  # pragma: no cover - the pure-Python decoder below
+try:  # python-lzf (liblzf, Redis's own), if installed: optional, it has no wheel
+    import lzf as _lzf
+except ImportError:  # the pure-Python decoder below
     _lzf = None
 
 RDB_VERSION = 10  # Redis 7.0
