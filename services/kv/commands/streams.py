@@ -34,6 +34,11 @@ from portsuite_services.kv.stream import (
     fmt,
 )
 
+try:  # the databases helper's blocking mechanism (XREAD BLOCK waits with it)
+    from portsuite_services.kv import blocking as _blocking  # type: ignore[attr-defined]
+except ImportError:  # without it, BLOCK answers at once: data, or the timeout's null
+    _blocking = None
+
 X = "stream"
 INVALID_ID = "ERR Invalid stream ID specified as stream command argument"
 LONG_MAX = LLONG_MAX
@@ -507,22 +512,60 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
         else:
             targets.append((key, s, g, _sid(raw)))
     now = c.store.now_ms()
+    created: list[list[bytes]] = []  # consumers this call creates (the AOF gets them)
+    if group_mode:
+        assert cname is not None and gname is not None
+        for key, _s, g, _start in targets:
+            assert g is not None
+            cons = g.consumers.get(cname)
+            if cons is None:
+                g.consumers[cname] = Consumer(cname, now)
+                created.append([b"XGROUP", b"CREATECONSUMER", key, gname, cname])
+            g.consumers[cname].seen = now
+    history = any(t[3] is not None for t in targets) if group_mode else False
+    can_block = block >= 0 and _blocking is not None and not history
+
+    def attempt() -> Any:
+        out, also = _xread_now(c, targets, count, noack, cname, now)
+        also[:0] = created
+        if group_mode and also:
+            c.store.dirty += 1
+            c.also = also
+            c.touched = [t[0] for t in targets]  # (WATCH: the streams read)
+        if not out:
+            return _blocking.NOT_READY if can_block else NULL_ARRAY  # type: ignore[union-attr]
+        return _keyed(c, out)
+
+    if not can_block:
+        return attempt()
+    # a re-run after a wake-up must not read '$' again: it becomes the ID it meant
+    rerun = list(argv)
+    for k, (_key, st, _g, _start) in enumerate(targets):
+        if raw_ids[k] == b"$":
+            rerun[streams_at + nk + k] = fmt(st.last_id if st is not None else ZERO)
+    r = _blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY)  # type: ignore[union-attr]
+    if created and c.also is None:
+        c.store.dirty += 1
+        c.also = created
+    return r
+
+
+def _xread_now(
+    c: Any, targets: list[Any], count: int, noack: bool, cname: bytes | None, now: int
+) -> tuple[list[tuple[bytes, Any]], list[list[bytes]]]:
+    """What XREAD/XREADGROUP can deliver now (and what the AOF gets for it)."""
     out: list[tuple[bytes, Any]] = []
     also: list[list[bytes]] = []
     for key, s, g, start in targets:
         if s is None:
             continue
-        if not group_mode:
+        if g is None:
             got = s.after(start, count)
             if got:
                 out.append((key, [entry(s, i) for i in got]))
             continue
-        assert g is not None and cname is not None
-        cons = g.consumers.get(cname)
-        if cons is None:
-            cons = g.consumers[cname] = Consumer(cname, now)
-            also.append([b"XGROUP", b"CREATECONSUMER", key, gname, cname])  # type: ignore[list-item]
-        cons.seen = now
+        assert cname is not None
+        cons = g.consumers[cname]
         if start is None:  # '>': new entries
             got = s.after(g.last_id, count)
             if not got:
@@ -556,13 +599,7 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
                 else:
                     entries.append([fmt(i), NULL_ARRAY])
             out.append((key, entries))
-    if group_mode and also:
-        c.store.dirty += 1
-        c.also = also
-        c.touched = [t[0] for t in targets]  # (WATCH: the streams read, not the words around)
-    if not out:
-        return NULL_ARRAY
-    return _keyed(c, out)
+    return out, also
 
 
 def _xclaim_prop(key: bytes, g: Group, cname: bytes, i: tuple[int, int], nack: NACK) -> list[bytes]:
