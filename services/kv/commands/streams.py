@@ -338,10 +338,10 @@ def _range(c: Any, argv: list[bytes], rev: bool) -> Any:
         else:
             raise CommandError(SYNTAX)
     s = _stream(c, argv[1])
-    if count == 0:
-        return NULL_ARRAY
     if s is None:
         return []
+    if count == 0:
+        return NULL_ARRAY
     if lo > hi:
         return []
     return [entry(s, i) for i in s.range(lo, hi, max(count, 0), rev)]
@@ -512,22 +512,11 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
         else:
             targets.append((key, s, g, _sid(raw)))
     now = c.store.now_ms()
-    created: list[list[bytes]] = []  # consumers this call creates (the AOF gets them)
-    if group_mode:
-        assert cname is not None and gname is not None
-        for key, _s, g, _start in targets:
-            assert g is not None
-            cons = g.consumers.get(cname)
-            if cons is None:
-                g.consumers[cname] = Consumer(cname, now)
-                created.append([b"XGROUP", b"CREATECONSUMER", key, gname, cname])
-            g.consumers[cname].seen = now
     history = any(t[3] is not None for t in targets) if group_mode else False
     can_block = block >= 0 and _blocking is not None and not history
 
     def attempt() -> Any:
         out, also = _xread_now(c, targets, count, noack, cname, now)
-        also[:0] = created
         if group_mode and also:
             c.store.dirty += 1
             c.also = also
@@ -543,11 +532,7 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     for k, (_key, st, _g, _start) in enumerate(targets):
         if raw_ids[k] == b"$":
             rerun[streams_at + nk + k] = fmt(st.last_id if st is not None else ZERO)
-    r = _blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY)  # type: ignore[union-attr]
-    if created and c.also is None:
-        c.store.dirty += 1
-        c.also = created
-    return r
+    return _blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY)  # type: ignore[union-attr]
 
 
 def _xread_now(
@@ -565,7 +550,13 @@ def _xread_now(
                 out.append((key, [entry(s, i) for i in got]))
             continue
         assert cname is not None
-        cons = g.consumers[cname]
+        if start is None and not (s.ids and s.ids[-1] > g.last_id):
+            continue  # nothing new: no consumer is made (Redis serves nothing now)
+        cons = g.consumers.get(cname)
+        if cons is None:
+            cons = g.consumers[cname] = Consumer(cname, now)
+            also.append([b"XGROUP", b"CREATECONSUMER", key, g.name, cname])
+        cons.seen = now
         if start is None:  # '>': new entries
             got = s.after(g.last_id, count)
             if not got:

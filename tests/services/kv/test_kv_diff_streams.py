@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from kvx_diff import compare
 
@@ -281,3 +283,45 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_streams_like_redis(name: str, resp3: bool, redis_port: int, kv_port: int) -> None:
     compare(redis_port, kv_port, CASES[name], resp3)
+
+
+def _random_line(rng: random.Random, step: int) -> str:
+    """One stream command over two keys, two groups, three consumers, colliding IDs."""
+    key = rng.choice(["s", "t"])
+    ids = [f"{rng.randint(1, 30)}-{rng.randint(0, 3)}" for _ in range(3)]
+    g, cons = rng.choice(["g", "h"]), rng.choice(["a", "b", "c"])
+    trim = rng.choice(["", "NOMKSTREAM ", "MAXLEN ~ 5 ", "MAXLEN = 8 ", f"MINID = {ids[0]} "])
+    choices = [
+        f"XADD {key} {trim}{step}-{rng.randint(0, 2)} f {step}",
+        f"XADD {key} MAXLEN {rng.randint(0, 10)} {step}-* f v",
+        f"XDEL {key} {' '.join(ids)}",
+        f"XTRIM {key} {rng.choice(['MAXLEN 3', 'MINID ~ ' + ids[1], 'MINID ' + ids[1]])}",
+        f"XRANGE {key} {rng.choice(['-', ids[0], '(' + ids[0]])} + COUNT {rng.randint(0, 5)}",
+        f"XREVRANGE {key} + - COUNT {rng.randint(1, 5)}",
+        f"XGROUP CREATE {key} {g} {rng.choice(['0', '$', ids[0]])} {rng.choice(['', 'MKSTREAM'])}",
+        f"XGROUP SETID {key} {g} {rng.choice(['0', '$', ids[0]])}",
+        f"XREADGROUP GROUP {g} {cons} COUNT {rng.randint(1, 4)} {rng.choice(['', 'NOACK'])} "
+        f"STREAMS {key} {rng.choice(['>', '>', '0', ids[0]])}",
+        f"XACK {key} {g} {' '.join(ids)}",
+        f"XCLAIM {key} {g} {cons} 0 {' '.join(ids)} {rng.choice(['', 'JUSTID', 'FORCE'])}",
+        f"XAUTOCLAIM {key} {g} {cons} 0 {rng.choice(['0', ids[0]])} COUNT {rng.randint(1, 4)}",
+        f"XPENDING {key} {g} - + 10 {rng.choice(['', cons])}",
+        f"XPENDING {key} {g}",
+        f"XINFO GROUPS {key}",
+        f"XINFO CONSUMERS {key} {g}",
+        f"XINFO STREAM {key} FULL",
+        f"XGROUP DELCONSUMER {key} {g} {cons}",
+        f"XREAD COUNT 3 STREAMS s t {ids[0]} {ids[1]}",
+        f"XSETID {key} {rng.randint(25, 40)}-0",
+    ]
+    return rng.choice(choices)
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+@pytest.mark.parametrize("seed", range(6))
+def test_random_stream_sequences_like_redis(
+    seed: int, resp3: bool, redis_port: int, kv_port: int
+) -> None:
+    """Generated sequences (seeded): 120 commands each, compared one by one."""
+    rng = random.Random(seed)
+    compare(redis_port, kv_port, [_random_line(rng, step) for step in range(1, 121)], resp3)
