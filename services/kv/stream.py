@@ -49,13 +49,43 @@ class NACK:
         self.count = count
 
 
+class PEL(dict):  # type: ignore[type-arg]
+    """A pending entries list: a dict ID -> NACK that also keeps its IDs sorted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[tuple[int, int]] = []
+
+    def __setitem__(self, i: tuple[int, int], nack: NACK) -> None:
+        if i not in self:
+            bisect.insort(self.order, i)
+        super().__setitem__(i, nack)
+
+    def __delitem__(self, i: tuple[int, int]) -> None:
+        super().__delitem__(i)
+        del self.order[bisect.bisect_left(self.order, i)]
+
+    def pop(self, i: tuple[int, int], *default: Any) -> Any:  # type: ignore[override]
+        if i in self:
+            nack = self[i]
+            del self[i]
+            return nack
+        if default:
+            return default[0]
+        raise KeyError(i)
+
+    def after(self, i: tuple[int, int], inclusive: bool = False) -> int:
+        """Where the IDs greater than C{i} (or equal, if inclusive) start in C{order}."""
+        return (bisect.bisect_left if inclusive else bisect.bisect_right)(self.order, i)
+
+
 class Consumer:
     __slots__ = ("name", "seen", "pel")
 
     def __init__(self, name: bytes, seen: int):
         self.name = name
         self.seen = seen
-        self.pel: dict[tuple[int, int], NACK] = {}
+        self.pel = PEL()
 
 
 class Group:
@@ -65,11 +95,11 @@ class Group:
         self.name = name
         self.last_id = last_id
         self.entries_read = entries_read
-        self.pel: dict[tuple[int, int], NACK] = {}
+        self.pel = PEL()
         self.consumers: dict[bytes, Consumer] = {}
 
     def sorted_pel(self) -> list[tuple[int, int]]:
-        return sorted(self.pel)
+        return self.pel.order
 
 
 class Stream:

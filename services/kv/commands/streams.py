@@ -26,6 +26,7 @@ from portsuite_services.kv.stream import (
     INVALID_READ,
     MAX_ID,
     NACK,
+    PEL,
     U64,
     ZERO,
     Consumer,
@@ -577,9 +578,8 @@ def _xread_now(
                 also.append(_setid_prop(key, g))
             out.append((key, entries))
         else:  # history: this consumer's pending entries after the ID
-            ids = sorted(i for i in cons.pel if i > start)
-            if count:
-                ids = ids[:count]
+            lo = cons.pel.after(start)
+            ids = cons.pel.order[lo : lo + count] if count else cons.pel.order[lo:]
             entries = []
             for i in ids:
                 if i in s.entries:
@@ -879,14 +879,14 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
     now = c.store.now_ms()
     if consumer is not None:
         owner = g.consumers.get(consumer)
-        pel = owner.pel if owner is not None else {}
+        pel = owner.pel if owner is not None else PEL()
     else:
         pel = g.pel
     out: list[Any] = []
     if count and start <= end:
-        for i in sorted(pel):
-            if i < start:
-                continue
+        order = pel.order
+        for k in range(pel.after(start, inclusive=True), len(order)):
+            i = order[k]
             if i > end or len(out) >= count:
                 break
             nack = pel[i]
@@ -1055,7 +1055,8 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
     claimed: list[Any] = []
     deleted: list[bytes] = []
     also: list[list[bytes]] = []
-    ids = [i for i in g.sorted_pel() if i >= start]
+    lo = g.pel.after(start, inclusive=True)
+    ids = g.pel.order[lo : lo + attempts + 1]  # (a copy: the loop changes the PEL)
     nxt = ZERO
     k = 0
     while k < len(ids) and attempts > 0 and len(claimed) < count:
@@ -1151,8 +1152,7 @@ def xinfo_stream(c: Any, argv: list[bytes]) -> Any:
         pel_c = pel[:count] if count else pel
         consumers = []
         for cons in _by_name(g.consumers):
-            cp = sorted(cons.pel)
-            cp = cp[:count] if count else cp
+            cp = cons.pel.order[:count] if count else cons.pel.order
             consumers.append(
                 Map(
                     [

@@ -66,7 +66,7 @@ def test_huge_counts_and_ranges_are_bounded(redis_port: int, kv_port: int) -> No
     for r in (kv, ref):  # (idle times differ by a few ms)
         assert len(r.execute_command("XPENDING", "s", "g", "-", "+", big)) == n
     _both(kv, ref, "XAUTOCLAIM", "s", "g", "d", "0", "0", "COUNT", big)
-    _both(kv, ref, "XADD", "s", "MAXLEN", "~", big, "LIMIT", big, "*", "f", "v")
+    _both(kv, ref, "XADD", "s", "MAXLEN", "~", big, "LIMIT", big, "5000-1", "f", "v")
     _both(kv, ref, "XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "0")
     _both(kv, ref, "XTRIM", "s", "MINID", "18446744073709551615-18446744073709551615")
     _both(kv, ref, "XLEN", "s")
