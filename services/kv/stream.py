@@ -50,20 +50,37 @@ class NACK:
 
 
 class PEL(dict):  # type: ignore[type-arg]
-    """A pending entries list: a dict ID -> NACK that also keeps its IDs sorted."""
+    """
+    A pending entries list: a dict ID -> NACK that also keeps its IDs sorted
+    (C{order}). A removed ID stays in C{order} until half of it is removed ones (then
+    it is compacted): XACK of the oldest entries, the usual order, costs no shifting.
+    Readers take live IDs with L{live_from}.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.order: list[tuple[int, int]] = []
+        self.dead = 0
 
     def __setitem__(self, i: tuple[int, int], nack: NACK) -> None:
         if i not in self:
-            bisect.insort(self.order, i)
+            order = self.order
+            if not order or i > order[-1]:
+                order.append(i)
+            else:
+                pos = bisect.bisect_left(order, i)
+                if pos < len(order) and order[pos] == i:
+                    self.dead -= 1  # it comes back where it was
+                else:
+                    order.insert(pos, i)
         super().__setitem__(i, nack)
 
     def __delitem__(self, i: tuple[int, int]) -> None:
         super().__delitem__(i)
-        del self.order[bisect.bisect_left(self.order, i)]
+        self.dead += 1
+        if self.dead > 1024 and self.dead * 2 > len(self.order):
+            self.order = [x for x in self.order if x in self]
+            self.dead = 0
 
     def pop(self, i: tuple[int, int], *default: Any) -> Any:  # type: ignore[override]
         if i in self:
@@ -77,6 +94,33 @@ class PEL(dict):  # type: ignore[type-arg]
     def after(self, i: tuple[int, int], inclusive: bool = False) -> int:
         """Where the IDs greater than C{i} (or equal, if inclusive) start in C{order}."""
         return (bisect.bisect_left if inclusive else bisect.bisect_right)(self.order, i)
+
+    def live_from(self, pos: int, n: int = 0) -> list[tuple[int, int]]:
+        """Up to C{n} (0: all) live IDs from position C{pos} of C{order}, in order."""
+        order = self.order
+        if not self.dead:
+            return order[pos : pos + n] if n else order[pos:]
+        out = []
+        for k in range(pos, len(order)):
+            i = order[k]
+            if i in self:
+                out.append(i)
+                if n and len(out) >= n:
+                    break
+        return out
+
+    def ids(self) -> list[tuple[int, int]]:
+        return self.live_from(0)
+
+    def first(self) -> tuple[int, int]:
+        return self.live_from(0, 1)[0]
+
+    def last(self) -> tuple[int, int]:
+        order = self.order
+        for k in range(len(order) - 1, -1, -1):
+            if order[k] in self:
+                return order[k]
+        raise KeyError("empty")
 
 
 class Consumer:
@@ -99,7 +143,7 @@ class Group:
         self.consumers: dict[bytes, Consumer] = {}
 
     def sorted_pel(self) -> list[tuple[int, int]]:
-        return self.pel.order
+        return self.pel.ids()
 
 
 class Stream:

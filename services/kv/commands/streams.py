@@ -578,8 +578,7 @@ def _xread_now(
                 also.append(_setid_prop(key, g))
             out.append((key, entries))
         else:  # history: this consumer's pending entries after the ID
-            lo = cons.pel.after(start)
-            ids = cons.pel.order[lo : lo + count] if count else cons.pel.order[lo:]
+            ids = cons.pel.live_from(cons.pel.after(start), count)
             entries = []
             for i in ids:
                 if i in s.entries:
@@ -865,15 +864,14 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
     if justinfo:
         if not g.pel:
             return [0, None, None, NULL_ARRAY]
-        ids = g.sorted_pel()
         per: dict[bytes, int] = {}
         for cname, cons in g.consumers.items():
             if cons.pel:
                 per[cname] = len(cons.pel)
         return [
-            len(ids),
-            fmt(ids[0]),
-            fmt(ids[-1]),
+            len(g.pel),
+            fmt(g.pel.first()),
+            fmt(g.pel.last()),
             [[k, b"%d" % v] for k, v in sorted(per.items())],
         ]
     now = c.store.now_ms()
@@ -887,6 +885,8 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
         order = pel.order
         for k in range(pel.after(start, inclusive=True), len(order)):
             i = order[k]
+            if i not in pel:
+                continue
             if i > end or len(out) >= count:
                 break
             nack = pel[i]
@@ -1055,8 +1055,7 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
     claimed: list[Any] = []
     deleted: list[bytes] = []
     also: list[list[bytes]] = []
-    lo = g.pel.after(start, inclusive=True)
-    ids = g.pel.order[lo : lo + attempts + 1]  # (a copy: the loop changes the PEL)
+    ids = g.pel.live_from(g.pel.after(start, inclusive=True), attempts + 1)
     nxt = ZERO
     k = 0
     while k < len(ids) and attempts > 0 and len(claimed) < count:
@@ -1152,7 +1151,7 @@ def xinfo_stream(c: Any, argv: list[bytes]) -> Any:
         pel_c = pel[:count] if count else pel
         consumers = []
         for cons in _by_name(g.consumers):
-            cp = cons.pel.order[:count] if count else cons.pel.order
+            cp = cons.pel.live_from(0, count)
             consumers.append(
                 Map(
                     [

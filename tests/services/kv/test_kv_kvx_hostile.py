@@ -126,3 +126,24 @@ def test_big_bitop_leaves_other_clients_served(kv_port: int) -> None:
     assert r.bitpos("d", 1, -1) == (size - 1) * 8 + 2
     assert r.bitcount("d") == 2 * size
     r.delete("a", "b", "d")
+
+
+def test_pending_entries_list_stays_sorted_through_acks_and_claims() -> None:
+    """The PEL's sorted IDs (with lazily dropped acks) agree with a plain dict, always."""
+    import random
+
+    from portsuite_services.kv.stream import PEL
+
+    rng = random.Random(3)
+    pel, model = PEL(), {}
+    for step in range(40000):
+        i = (rng.randint(0, 3000), 0)
+        if rng.random() < 0.5:
+            pel[i] = model[i] = step  # type: ignore[assignment]
+        else:
+            pel.pop(i, None)
+            model.pop(i, None)
+        if step % 4000 == 0:
+            assert pel.ids() == sorted(model)
+    assert pel.ids() == sorted(model) and dict(pel) == model
+    assert pel.first() == min(model) and pel.last() == max(model)
