@@ -1,9 +1,7 @@
 """
-Key-level Redis 7 commands and container extras: COPY, OBJECT, DUMP, RESTORE,
-LOLWUT, LMPOP, HRANDFIELD, SSCAN.
-
-C{copy_value} is the deep copy COPY makes; the databases helper (COPY ... DB n) can
-call L{copy_into} with another database's store.
+Key-level Redis 7 commands and container extras: OBJECT, DUMP, RESTORE, LOLWUT,
+LMPOP, HRANDFIELD, SSCAN. (COPY is the databases module's; it copies any value
+that has a C{copy()}, streams included.)
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from typing import Any
 
 from portsuite_services.kv import glob, rdb
 from portsuite_services.kv.commands import (
-    COMMANDS,
     NOT_INT,
     SYNTAX,
     CommandError,
@@ -32,71 +29,6 @@ K = "generic"
 MAX_RANDOM = 1 << 24  # HRANDFIELD key -COUNT: fields drawn at most (as SRANDMEMBER)
 SHARED_INTEGERS = 10000  # OBJ_SHARED_INTEGERS: their REFCOUNT is INT_MAX
 OBJ_SHARED_REFCOUNT = 2147483647
-
-
-# -- COPY ---------------------------------------------------------------------------
-
-
-def copy_value(v: Any) -> Any:
-    """A copy of a value that shares nothing mutable with it."""
-    t = type(v)
-    if t is bytes:
-        return v
-    if t is dict:
-        return dict(v)
-    if t is set:
-        return set(v)
-    if t is deque:
-        return deque(v)
-    cp = getattr(v, "copy", None)
-    if cp is None:  # pragma: no cover - every value type has one
-        raise CommandError("ERR COPY of this type is not supported")
-    return cp()
-
-
-def copy_into(src_store: Any, dst_store: Any, src: bytes, dst: bytes, replace: bool) -> int:
-    """COPY's work between two stores (the same store for COPY without DB)."""
-    v = src_store.get(src)
-    if v is None:
-        return 0
-    if dst_store.get(dst) is not None:
-        if not replace:
-            return 0
-        dst_store.delete(dst)
-    dst_store.set(dst, copy_value(v))
-    when = src_store.ttl_ms(src)
-    if when != -1:
-        dst_store.set_expire(dst, when)
-    return 1
-
-
-def copy(c: Any, argv: list[bytes]) -> Any:
-    replace = False
-    db = None
-    j = 3
-    while j < len(argv):
-        opt = argv[j].lower()
-        if opt == b"replace":
-            replace = True
-        elif opt == b"db" and j + 1 < len(argv):
-            db = to_int(argv[j + 1], "ERR value is not an integer or out of range")
-            j += 1
-        else:
-            raise CommandError(SYNTAX)
-        j += 1
-    if db is not None and db != getattr(c, "db", 0):
-        other = getattr(c.server, "database", None)  # the databases helper's hook
-        if other is None or db < 0:
-            raise CommandError("ERR DB index is out of range")
-        return copy_into(c.store, other(db), argv[1], argv[2], replace)
-    if argv[1] == argv[2]:
-        raise CommandError("ERR source and destination objects are the same")
-    c.touched = [argv[2]]
-    return copy_into(c.store, c.store, argv[1], argv[2], replace)
-
-
-if b"copy" not in COMMANDS:  # the databases module's COPY (with DB n) comes first
-    command("copy", -3, "write denyoom", K, "Copy a key", keys=(1, 2, 1))(copy)
 
 
 # -- OBJECT -------------------------------------------------------------------------

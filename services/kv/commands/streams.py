@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from portsuite_services.kv import blocking  # XREAD BLOCK waits as the blocking pops do
 from portsuite_services.kv.commands import (
     NOT_INT,
     SYNTAX,
@@ -34,11 +35,6 @@ from portsuite_services.kv.stream import (
     Stream,
     fmt,
 )
-
-try:  # the databases helper's blocking mechanism (XREAD BLOCK waits with it)
-    from portsuite_services.kv import blocking as _blocking  # type: ignore[attr-defined]
-except ImportError:  # without it, BLOCK answers at once: data, or the timeout's null
-    _blocking = None
 
 X = "stream"
 INVALID_ID = "ERR Invalid stream ID specified as stream command argument"
@@ -514,7 +510,7 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
             targets.append((key, s, g, _sid(raw)))
     now = c.store.now_ms()
     history = any(t[3] is not None for t in targets) if group_mode else False
-    can_block = block >= 0 and _blocking is not None and not history
+    can_block = block >= 0 and not history
 
     def attempt() -> Any:
         out, also = _xread_now(c, targets, count, noack, cname, now)
@@ -523,7 +519,7 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
             c.also = also
             c.touched = [t[0] for t in targets]  # (WATCH: the streams read)
         if not out:
-            return _blocking.NOT_READY if can_block else NULL_ARRAY  # type: ignore[union-attr]
+            return blocking.NOT_READY if can_block else NULL_ARRAY
         return _keyed(c, out)
 
     if not can_block:
@@ -533,7 +529,7 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     for k, (_key, st, _g, _start) in enumerate(targets):
         if raw_ids[k] == b"$":
             rerun[streams_at + nk + k] = fmt(st.last_id if st is not None else ZERO)
-    return _blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY)  # type: ignore[union-attr]
+    return blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY)
 
 
 def _xread_now(

@@ -8,14 +8,6 @@ import time
 import pytest
 import redis
 
-from portsuite_services.kv.commands import streams
-
-
-@pytest.fixture(autouse=True)
-def _need_blocking() -> None:
-    if streams._blocking is None:
-        pytest.skip("the blocking mechanism is not there: BLOCK answers at once")
-
 
 def _later(port: int, *cmd: object) -> threading.Thread:
     def run() -> None:
