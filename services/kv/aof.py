@@ -260,5 +260,7 @@ def dump_commands(store: Any) -> Any:
             items = list(value)
             for i in range(0, len(items), 64):
                 yield [b"SADD", key, *items[i : i + 64]]
+        elif hasattr(value, "aof_commands"):  # the other types say how (zset: ZADD batches)
+            yield from value.aof_commands(key)
         if when is not None:
             yield [b"PEXPIREAT", key, b"%d" % when]

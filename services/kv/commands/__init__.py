@@ -212,6 +212,8 @@ def _register_all() -> None:
         "blocklists",
     ):
         importlib.import_module(f"portsuite_services.kv.commands.{module}")
+    for module in ("zsets", "geo", "sort"):  # sorted sets, geo, SORT
+        importlib.import_module(f"portsuite_services.kv.commands.{module}")
 
 
 _register_all()
