@@ -116,15 +116,22 @@ def _move_y(bits: int, step: int, d: int) -> int:
     return x | y
 
 
+def _c(f: Any, x: float) -> float:
+    """C's libm: NaN for a domain error (cos(inf), asin(2)), never ValueError."""
+    try:
+        return f(x)
+    except (ValueError, OverflowError):
+        return math.nan
+
+
 def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     """Redis's haversine (geohashGetDistance)."""
     lat1r, lon1r = lat1 * D_R, lon1 * D_R
     lat2r, lon2r = lat2 * D_R, lon2 * D_R
-    u = math.sin((lat2r - lat1r) / 2)
-    v = math.sin((lon2r - lon1r) / 2)
-    return (
-        2.0 * EARTH_RADIUS * math.asin(math.sqrt(u * u + math.cos(lat1r) * math.cos(lat2r) * v * v))
-    )
+    u = _c(math.sin, (lat2r - lat1r) / 2)
+    v = _c(math.sin, (lon2r - lon1r) / 2)
+    a = u * u + _c(math.cos, lat1r) * _c(math.cos, lat2r) * v * v
+    return 2.0 * EARTH_RADIUS * _c(math.asin, _c(math.sqrt, a))
 
 
 def _steps(range_m: float, lat: float) -> int:
@@ -173,11 +180,11 @@ class Shape:
             height = self.conversion * self.height / 2
             width = self.conversion * self.width / 2
             hw, hh = self.width / 2, self.height / 2
-            radius_m = math.sqrt(hw * hw + hh * hh)  # (inf, not OverflowError)
+            radius_m = _c(math.sqrt, hw * hw + hh * hh)  # (inf, not OverflowError)
         radius_m *= self.conversion
         lat_delta = (height / EARTH_RADIUS) / D_R
-        top = (width / EARTH_RADIUS / math.cos((lat + lat_delta) * D_R)) / D_R
-        bottom = (width / EARTH_RADIUS / math.cos((lat - lat_delta) * D_R)) / D_R
+        top = (width / EARTH_RADIUS / _c(math.cos, (lat + lat_delta) * D_R)) / D_R
+        bottom = (width / EARTH_RADIUS / _c(math.cos, (lat - lat_delta) * D_R)) / D_R
         south = lat < 0
         min_lon = lon - bottom if south else lon - top
         max_lon = lon + bottom if south else lon + top

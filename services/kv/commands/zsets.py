@@ -9,6 +9,7 @@ forms (BZPOPMIN, BZPOPMAX, BZMPOP) call.
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -707,30 +708,50 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
     elif op == INTER:
         order = sorted(range(setnum), key=lambda i: len(srcs[i]) if srcs[i] else 0)
         if all(srcs):
-            i0 = order[0]
-            rest = order[1:]
-            for m, s in _pairs(srcs[i0]):
-                score = _weigh(weights[i0], s)
-                for i in rest:
-                    other = _has(srcs[i], m)
-                    if other is None:
-                        break
-                    score = _aggregate(agg, score, other * weights[i])
-                else:
+            # the members in all of them, found by C-level set intersections
+            common = set(_keys(srcs[order[0]]))
+            for i in order[1:]:
+                common.intersection_update(_keys(srcs[i]))
+                if not common:
+                    break
+            if card:
+                return min(len(common), limit) if limit else len(common)
+            dicts = [_as_dict(srcs[i]) for i in order]
+            ws = [weights[i] for i in order]
+            d0, w0 = dicts[0], ws[0]
+            rest = list(zip(dicts[1:], ws[1:], strict=True))
+            if agg == "sum" and all(w == 1.0 for w in ws):
+                for m in common:  # (inline: a call per member costs as much as the rest)
+                    score = d0[m]
+                    for d, _ in rest:
+                        score += d[m]
+                        if score != score:
+                            score = 0.0
                     result[m] = score
-                    if card and limit and len(result) >= limit:
-                        break
+            else:
+                for m in common:
+                    score = _weigh(w0, d0[m])
+                    for d, w in rest:
+                        score = _aggregate(agg, score, d[m] * w)
+                    result[m] = score
     else:
         order = sorted(range(setnum), key=lambda i: len(srcs[i]) if srcs[i] else 0)
         for i in order:
             src = srcs[i]
             if not src:
                 continue
-            w = weights[i]
-            for m, s in _pairs(src):
-                score = _weigh(w, s)
-                old = result.get(m)
-                result[m] = score if old is None else _aggregate(agg, old, score)
+            vals = _weighted(src, weights[i])
+            if not result:
+                result = vals
+                continue
+            if agg == "sum":
+                for m in result.keys() & vals.keys():
+                    v = result[m] + vals.pop(m)
+                    result[m] = v if v == v else 0.0
+            else:
+                for m in result.keys() & vals.keys():
+                    result[m] = _aggregate(agg, result[m], vals.pop(m))
+            result.update(vals)
     if card:
         return len(result)
     if dest is not None:
@@ -741,13 +762,33 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
             return 0
         z = ZSet()
         z.dict = result
-        z.sl.update((s, m) for m, s in result.items())
+        z.sl.update(zip(result.values(), result.keys(), strict=True))
         c.store.set(dest, z)
         return len(z)
     ordered = sorted((s, m) for m, s in result.items())
     if withscores:
         return with_scores(c, ordered)
     return [m for _, m in ordered]
+
+
+def _as_dict(v: Any) -> dict[bytes, float]:
+    return v.dict if type(v) is ZSet else dict.fromkeys(v, 1.0)
+
+
+def _keys(v: Any) -> Any:
+    return v.dict.keys() if type(v) is ZSet else v
+
+
+def _weighted(v: Any, w: float) -> dict[bytes, float]:
+    """A new dict member → weight × score (NaN counts as 0), at C speed when it can."""
+    if type(v) is not ZSet:
+        return dict.fromkeys(v, _weigh(w, 1.0))
+    d = v.dict
+    if w == 1.0:
+        return dict(d)
+    if w != 0.0 and not math.isinf(w):  # (no NaN possible: scores are finite or inf)
+        return {m: w * s for m, s in d.items()}
+    return {m: _weigh(w, s) for m, s in d.items()}
 
 
 def _weigh(w: float, s: float) -> float:
