@@ -132,6 +132,13 @@ class ZSet:
         stop = self._stop_lex(None if hi is PLUS else hi[0], hi[1])  # type: ignore[index]
         return start, max(start, stop)
 
+    def copy(self) -> ZSet:
+        """An independent copy (COPY, RESTORE)."""
+        z = ZSet()
+        z.dict = dict(self.dict)
+        z.sl = SortedList(self.sl)
+        return z
+
     def aof_commands(self, key: bytes) -> Iterator[list[bytes]]:
         """ZADD batches that rebuild it (the AOF rewrite)."""
         batch: list[bytes] = []
