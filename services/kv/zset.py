@@ -52,6 +52,7 @@ class ZSet:
 
     def add(self, member: bytes, score: float) -> bool:
         """Set C{member}'s score; True if it was new."""
+        score += 0.0  # -0 is stored as 0 (as Redis's listpack stores it)
         d = self.dict
         old = d.get(member)
         if old is None:
@@ -128,6 +129,9 @@ class ZSet:
     def lex_span(self, lo: LexBound, hi: LexBound) -> tuple[int, int]:
         if lo is PLUS or hi is MINUS:
             return 0, 0
+        if lo is not MINUS and hi is not PLUS:  # a range that is always empty
+            if lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1])):
+                return 0, 0
         start = self._first_lex(None if lo is MINUS else lo[0], lo[1])  # type: ignore[index]
         stop = self._stop_lex(None if hi is PLUS else hi[0], hi[1])  # type: ignore[index]
         return start, max(start, stop)
