@@ -126,12 +126,18 @@ class ZSet:
                 hi = mid
         return lo
 
-    def lex_span(self, lo: LexBound, hi: LexBound) -> tuple[int, int]:
+    def lex_span(self, lo: LexBound, hi: LexBound, rev: bool = False) -> tuple[int, int]:
+        """
+        Ranks [start, stop) of the members within the range. (With mixed scores the
+        result is Redis's too for a small set, walked as its listpack is.)
+        """
         if lo is PLUS or hi is MINUS:
             return 0, 0
         if lo is not MINUS and hi is not PLUS:  # a range that is always empty
             if lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1])):
                 return 0, 0
+        if len(self.sl) <= 128 and all(len(m) <= 64 for m in self.dict):
+            return self._listpack_lex_span(lo, hi, rev)
         start = self._first_lex(None if lo is MINUS else lo[0], lo[1])  # type: ignore[index]
         stop = self._stop_lex(None if hi is PLUS else hi[0], hi[1])  # type: ignore[index]
         return start, max(start, stop)
@@ -142,6 +148,36 @@ class ZSet:
         z.dict = dict(self.dict)
         z.sl = SortedList(self.sl)
         return z
+
+    def _listpack_lex_span(self, lo: LexBound, hi: LexBound, rev: bool) -> tuple[int, int]:
+        """Redis's listpack walk (zzlFirstInLexRange / zzlLastInLexRange)."""
+        members = [m for _, m in self.sl]
+        if not members:
+            return 0, 0
+        gte = _gte_min
+        lte = _lte_max
+        if not gte(members[-1], lo) or not lte(members[0], hi):
+            return 0, 0
+        n = len(members)
+        if not rev:
+            i = 0
+            while i < n and not gte(members[i], lo):
+                i += 1
+            if i == n or not lte(members[i], hi):
+                return 0, 0
+            j = i
+            while j < n and lte(members[j], hi):
+                j += 1
+            return i, j
+        k = n - 1
+        while k >= 0 and not lte(members[k], hi):
+            k -= 1
+        if k < 0 or not gte(members[k], lo):
+            return 0, 0
+        f = k
+        while f >= 0 and gte(members[f], lo):
+            f -= 1
+        return f + 1, k + 1
 
     def aof_commands(self, key: bytes) -> Iterator[list[bytes]]:
         """ZADD batches that rebuild it (the AOF rewrite)."""
@@ -175,6 +211,22 @@ def lex_bound(b: bytes) -> LexBound | None:
     if b[:1] == b"(":
         return (b[1:], True)
     return None
+
+
+def _gte_min(m: bytes, lo: LexBound) -> bool:
+    if lo is MINUS:
+        return True
+    if lo is PLUS:
+        return False
+    return m > lo[0] if lo[1] else m >= lo[0]
+
+
+def _lte_max(m: bytes, hi: LexBound) -> bool:
+    if hi is PLUS:
+        return True
+    if hi is MINUS:
+        return False
+    return m < hi[0] if hi[1] else m <= hi[0]
 
 
 def lex_ok(member: bytes, lo: LexBound, hi: LexBound) -> bool:

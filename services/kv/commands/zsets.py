@@ -349,7 +349,7 @@ def zrange_generic(
         if kind == SCORE:
             start, stop = z.score_span(*srange)
         else:
-            start, stop = z.lex_span(*lrange)
+            start, stop = z.lex_span(*lrange, rev)
         if rev:  # ranks counted from the top
             start, stop = size - stop, size - start
         if offset < 0:
@@ -754,6 +754,8 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
             result.update(vals)
     if card:
         return len(result)
+    for m in [m for m, v in result.items() if v == 0.0]:
+        result[m] = 0.0  # (-0 is stored as 0)
     if dest is not None:
         c.touched = [dest]
         if not result:

@@ -6,9 +6,11 @@ included).
 
 from __future__ import annotations
 
+import random
 import shlex
 
 import pytest
+import redis
 from kv_raw import Raw
 
 CASES = {
@@ -540,6 +542,105 @@ def test_zsets_geo_sort_match_redis(name: str, resp3: bool, redis_port: int, kv_
         for r in (ref, ours):
             r.call("FLUSHALL")
         for line in CASES[name]:
+            args = shlex.split(line)
+            want, got = ref.call(*args), ours.call(*args)
+            assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
+    finally:
+        ref.close()
+        ours.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_geo_searches_match_redis_point_for_point(seed: int, redis_port: int, kv_port: int) -> None:
+    """Random points (poles, the antimeridian, a dense cluster) and searches of every
+    size: members, order (unsorted too), distances, hashes and coordinates as Redis's."""
+    rng = random.Random(seed)
+    ref, ours = redis.Redis(port=redis_port), redis.Redis(port=kv_port)
+    points: list[object] = []
+    for i in range(300):
+        lon, lat = rng.uniform(-180, 180), rng.uniform(-85.05, 85.05)
+        if i % 3 == 0:
+            lon, lat = rng.uniform(10, 12), rng.uniform(40, 42)
+        if i % 7 == 0:
+            lon = rng.choice([-180, 180, 179.9999, -179.9999])
+        points += [lon, lat, f"p{i}"]
+    for r in (ref, ours):
+        r.delete("g")
+        r.geoadd("g", points)
+    assert ours.zrange("g", 0, -1, withscores=True) == ref.zrange("g", 0, -1, withscores=True)
+    for t in range(120):
+        lon = rng.uniform(-180, 180) if t % 2 else rng.uniform(10, 12)
+        lat = rng.uniform(-85.05, 85.05) if t % 2 else rng.uniform(40, 42)
+        if t % 5 == 0:
+            lat = rng.choice([84.9, -84.9, 0.0])
+        rad = rng.choice([1, 50, 200, 1000, 5000, 20000])
+        unit = rng.choice(["m", "km", "mi", "ft"])
+        for cmd in (
+            [
+                "GEOSEARCH",
+                "g",
+                "FROMLONLAT",
+                lon,
+                lat,
+                "BYRADIUS",
+                rad,
+                "km",
+                "WITHDIST",
+                "WITHHASH",
+            ],
+            ["GEOSEARCH", "g", "FROMLONLAT", lon, lat, "BYBOX", rad * 2, rad, unit, "WITHCOORD"],
+            ["GEORADIUS", "g", lon, lat, rad, "km", "COUNT", 5, "ANY"],
+            ["GEOSEARCH", "g", "FROMMEMBER", f"p{t}", "BYRADIUS", rad, unit, "DESC", "COUNT", 3],
+        ):
+            assert ours.execute_command(*cmd) == ref.execute_command(*cmd), cmd
+    names = [f"p{i}" for i in range(300)]
+    assert ours.geohash("g", *names) == ref.geohash("g", *names)
+    assert ours.geopos("g", *names) == ref.geopos("g", *names)
+
+
+ZOPS = [
+    "ZADD z {s} {m}",
+    "ZADD z GT CH {s} {m} {s2} {m2}",
+    "ZADD z LT INCR {s} {m}",
+    "ZINCRBY z {s} {m}",
+    "ZREM z {m} {m2}",
+    "ZRANGE z {i} {j} WITHSCORES",
+    "ZRANGE z ({s} {s2} BYSCORE LIMIT {i} {j}",
+    "ZRANGE z [{m} ({m2} BYLEX",
+    "ZREVRANGEBYSCORE z {s2} {s} WITHSCORES LIMIT {i} 3",
+    "ZCOUNT z {s} ({s2}",
+    "ZRANK z {m}",
+    "ZREVRANK z {m}",
+    "ZPOPMIN z {n}",
+    "ZPOPMAX z",
+    "ZREMRANGEBYSCORE z {s} {s2}",
+    "ZREMRANGEBYRANK z {i} {j}",
+    "ZUNIONSTORE u 2 z u WEIGHTS {s} 1 AGGREGATE MAX",
+    "ZINTER 2 z u WITHSCORES",
+    "ZDIFF 2 u z WITHSCORES",
+    "ZMPOP 2 u z MAX COUNT {n}",
+    "ZRANGESTORE u z {i} {j}",
+    "ZCARD z",
+]
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+def test_random_zset_sequences_match_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
+    rng = random.Random(7)
+    ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
+    try:
+        for r in (ref, ours):
+            r.call("FLUSHALL")
+        for _ in range(1500):
+            line = rng.choice(ZOPS).format(
+                s=rng.choice(["1", "2.5", "-3", "inf", "-inf", "0", "1e3", "0.1"]),
+                s2=rng.choice(["1", "2.5", "-3", "+inf", "7", "0.3"]),
+                m=rng.choice("abcdefgh"),
+                m2=rng.choice("abcdefgh"),
+                i=rng.randint(-5, 5),
+                j=rng.randint(-5, 5),
+                n=rng.randint(1, 4),
+            )
             args = shlex.split(line)
             want, got = ref.call(*args), ours.call(*args)
             assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
