@@ -754,14 +754,14 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
             result.update(vals)
     if card:
         return len(result)
-    for m in [m for m, v in result.items() if v == 0.0]:
-        result[m] = 0.0  # (-0 is stored as 0)
     if dest is not None:
         c.touched = [dest]
         if not result:
             if c.store.delete(dest):
                 c.store.dirty += 1
             return 0
+        for m in [m for m, v in result.items() if v == 0.0]:
+            result[m] = 0.0  # (-0 is stored as 0; ZUNION's reply keeps it)
         z = ZSet()
         z.dict = result
         z.sl.update(zip(result.values(), result.keys(), strict=True))
