@@ -8,6 +8,7 @@ Redis scans, in its order, so replies (order included) match redis-server's.
 from __future__ import annotations
 
 import math
+from math import asin, cos, sin, sqrt
 from typing import Any
 
 from portsuite_services.kv.commands import SYNTAX, CommandError, command, to_int, wrongtype
@@ -84,9 +85,37 @@ def decode_area(bits: int, step: int) -> tuple[float, float, float, float]:
     )
 
 
+def _spread(b: int) -> tuple[int, int]:
+    ev = od = 0
+    for k in range(4):
+        ev |= ((b >> (2 * k)) & 1) << k
+        od |= ((b >> (2 * k + 1)) & 1) << k
+    return ev, od
+
+
+_BYTE = [_spread(b) for b in range(256)]  # a byte's (even bits, odd bits)
+_LAT_SCALE = LAT_MAX - LAT_MIN
+_LON_SCALE = LONG_MAX - LONG_MIN
+_DIV26 = float(1 << STEP_MAX)
+
+
 def decode_score(score: float) -> tuple[float, float]:
     """The (longitude, latitude) at the centre of a score's box, as Redis decodes it."""
-    lon_min, lon_max, lat_min, lat_max = decode_area(int(score) & _M64, STEP_MAX)
+    bits = int(score) & _M64
+    ilat = ilon = 0
+    shift = 0
+    while bits:  # (a byte at a time: what deinterleave does, a few times faster)
+        ev, od = _BYTE[bits & 0xFF]
+        ilat |= ev << shift
+        ilon |= od << shift
+        bits >>= 8
+        shift += 4
+    ilat &= 0xFFFFFFFF
+    ilon &= 0xFFFFFFFF
+    lon_min = LONG_MIN + (ilon * 1.0 / _DIV26) * _LON_SCALE
+    lon_max = LONG_MIN + ((ilon + 1) * 1.0 / _DIV26) * _LON_SCALE
+    lat_min = LAT_MIN + (ilat * 1.0 / _DIV26) * _LAT_SCALE
+    lat_max = LAT_MIN + ((ilat + 1) * 1.0 / _DIV26) * _LAT_SCALE
     lon = (lon_min + lon_max) / 2
     lat = (lat_min + lat_max) / 2
     return min(max(lon, LONG_MIN), LONG_MAX), min(max(lat, LAT_MIN), LAT_MAX)
@@ -128,10 +157,15 @@ def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     """Redis's haversine (geohashGetDistance)."""
     lat1r, lon1r = lat1 * D_R, lon1 * D_R
     lat2r, lon2r = lat2 * D_R, lon2 * D_R
-    u = _c(math.sin, (lat2r - lat1r) / 2)
-    v = _c(math.sin, (lon2r - lon1r) / 2)
-    a = u * u + _c(math.cos, lat1r) * _c(math.cos, lat2r) * v * v
-    return 2.0 * EARTH_RADIUS * _c(math.asin, _c(math.sqrt, a))
+    try:
+        u = sin((lat2r - lat1r) / 2)
+        v = sin((lon2r - lon1r) / 2)
+        return 2.0 * EARTH_RADIUS * asin(sqrt(u * u + cos(lat1r) * cos(lat2r) * v * v))
+    except ValueError:  # (coordinates are checked: not reached with stored points)
+        u = _c(math.sin, (lat2r - lat1r) / 2)
+        v = _c(math.sin, (lon2r - lon1r) / 2)
+        a = u * u + _c(math.cos, lat1r) * _c(math.cos, lat2r) * v * v
+        return 2.0 * EARTH_RADIUS * _c(math.asin, _c(math.sqrt, a))
 
 
 def _steps(range_m: float, lat: float) -> int:
