@@ -24,7 +24,7 @@ from portsuite_services.kv.commands import (
     wrongtype,
 )
 from portsuite_services.kv.commands.keys import scan_reply
-from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, Double, string2ll
+from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, Double, Preencoded, string2ll
 from portsuite_services.kv.zset import (
     ZSet,
     format_score,
@@ -60,8 +60,33 @@ def _long(b: bytes) -> int:
     return to_int(b, NOT_INT)
 
 
-def with_scores(c: Any, pairs: Any) -> list[Any]:
+BIG = 256  # a reply of this many members is encoded here, in one go
+
+
+def members_reply(pairs: Any) -> Any:
+    """The members of C{(score, member)} pairs as an array reply."""
+    members = [m for _, m in pairs]
+    if len(members) < BIG:
+        return members
+    raw = b"*%d\r\n%s" % (len(members), b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for m in members]))
+    return Preencoded(raw, raw)
+
+
+def with_scores(c: Any, pairs: Any) -> Any:
     """C{(score, member)} pairs as a WITHSCORES reply (flat in RESP2, pairs in RESP3)."""
+    if not isinstance(pairs, list):
+        pairs = list(pairs)
+    if len(pairs) >= BIG:  # (the same bytes encode2/encode3 would write, without a call each)
+        f = format_score
+        if c.resp == 2:
+            body = b"".join(
+                [b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(m), m, len(x := f(s)), x) for s, m in pairs]
+            )
+            raw = b"*%d\r\n%s" % (2 * len(pairs), body)
+        else:
+            body = b"".join([b"*2\r\n$%d\r\n%s\r\n,%s\r\n" % (len(m), m, f(s)) for s, m in pairs])
+            raw = b"*%d\r\n%s" % (len(pairs), body)
+        return Preencoded(raw, raw)
     if c.resp == 2:
         out: list[Any] = []
         for s, m in pairs:
@@ -363,7 +388,7 @@ def zrange_generic(
         return _store_range(c, store, list(pairs))
     if withscores:
         return with_scores(c, pairs)
-    return [m for _, m in pairs]
+    return members_reply(pairs)
 
 
 def _store_range(c: Any, dest: bytes, pairs: list[tuple[float, bytes]]) -> int:
@@ -630,7 +655,7 @@ def zrandmember(c: Any, argv: list[bytes]) -> Any:
     pairs = [sl[i] for i in picked]
     if withscores:
         return with_scores(c, pairs)
-    return [m for _, m in pairs]
+    return members_reply(pairs)
 
 
 # -- ZUNION, ZINTER, ZDIFF -----------------------------------------------------------
@@ -770,7 +795,7 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
     ordered = sorted((s, m) for m, s in result.items())
     if withscores:
         return with_scores(c, ordered)
-    return [m for _, m in ordered]
+    return members_reply(ordered)
 
 
 def _as_dict(v: Any) -> dict[bytes, float]:

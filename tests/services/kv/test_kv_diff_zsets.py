@@ -687,3 +687,31 @@ def test_random_zset_sequences_match_redis(resp3: bool, redis_port: int, kv_port
     finally:
         ref.close()
         ours.close()
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+def test_big_replies_match_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
+    """Replies of hundreds of members (encoded in one go by kv) are Redis's bytes."""
+    ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
+    args: list[str] = []
+    for i in range(600):
+        args += [["inf", "-inf", str(i / 7), str(-i), "1e300"][i % 5], f"m{i:04d}\x00\xff"]
+    try:
+        for r in (ref, ours):
+            r.call("FLUSHALL")
+            r.call("ZADD", "z", *args)
+            r.call("ZADD", "y", *args[:400])
+        for line in (
+            ["ZRANGE", "z", "0", "-1"],
+            ["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+            ["ZREVRANGEBYSCORE", "z", "+inf", "-inf", "WITHSCORES", "LIMIT", "3", "500"],
+            ["ZUNION", "2", "z", "y", "WITHSCORES"],
+            ["ZINTER", "2", "z", "y"],
+            ["ZPOPMIN", "z", "300"],
+            ["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        ):
+            want, got = ref.call(*line), ours.call(*line)
+            assert got == want, line
+    finally:
+        ref.close()
+        ours.close()
