@@ -14,6 +14,7 @@ import random
 from typing import Any
 
 from portsuite_services.kv import glob
+from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NOT_INT,
     SYNTAX,
@@ -901,3 +902,79 @@ def zscan(c: Any, argv: list[bytes]) -> Any:
     for m in members:
         flat += (m, format_score(d[m]))
     return [b"%d" % nxt, flat]
+
+
+# -- blocking pops (on kv's blocking mechanism) ---------------------------------------
+
+
+def _zset_waking(c: Any, key: bytes) -> ZSet | None:
+    """The sorted set at C{key}; a woken client re-trying ignores another type (Redis 7.0)."""
+    v = c.store.get(key)
+    if v is None or type(v) is ZSet:
+        return v
+    if retrying(c):
+        return None
+    raise wrongtype()
+
+
+def _bzpop(c: Any, argv: list[bytes], maximum: bool) -> Any:
+    timeout = parse_timeout(argv[-1])
+    keys = argv[1:-1]
+
+    def attempt() -> Any:
+        for key in keys:
+            z = _zset_waking(c, key)
+            if not z:
+                continue
+            (s, m) = pop_entries(c, key, z, 1, maximum)[0]
+            c.touched = [key]
+            c.also = [[b"ZPOPMAX" if maximum else b"ZPOPMIN", key]]
+            return [key, m, Double(s)]
+        return NOT_READY
+
+    return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
+
+
+@command(
+    "bzpopmin",
+    -3,
+    "write noscript blocking fast",
+    Z,
+    "Remove and return the member with the lowest score, or block until one is available",
+    keys=(1, -2, 1),
+)
+def bzpopmin(c: Any, argv: list[bytes]) -> Any:
+    return _bzpop(c, argv, False)
+
+
+@command(
+    "bzpopmax",
+    -3,
+    "write noscript blocking fast",
+    Z,
+    "Remove and return the member with the highest score, or block until one is available",
+    keys=(1, -2, 1),
+)
+def bzpopmax(c: Any, argv: list[bytes]) -> Any:
+    return _bzpop(c, argv, True)
+
+
+@command(
+    "bzmpop",
+    -5,
+    "write noscript blocking",
+    Z,
+    "Remove and return members from the first non-empty sorted set, or block",
+    keys=(0, 0, 0),
+)
+def bzmpop(c: Any, argv: list[bytes]) -> Any:
+    keys, maximum, count = parse_zmpop(argv, 2)
+    timeout = parse_timeout(argv[1])
+
+    def attempt() -> Any:
+        for key in keys:
+            if _zset_waking(c, key):
+                return zmpop_keys(c, [key], maximum, count)
+        return NOT_READY
+
+    return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)

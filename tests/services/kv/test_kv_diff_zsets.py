@@ -6,14 +6,42 @@ included).
 
 from __future__ import annotations
 
+import concurrent.futures
 import random
 import shlex
+import time
 
 import pytest
 import redis
 from kv_raw import Raw
 
 CASES = {
+    "blocking_zset_pops_served_at_once": [
+        "ZADD z 1 a 2 b 3 c",
+        "ZADD y 5 x",
+        "BZPOPMIN z 0",
+        "BZPOPMAX z 0",
+        "BZPOPMIN nokey y 0",
+        "BZPOPMIN z x",
+        "BZPOPMIN z -1",
+        "BZPOPMIN z",
+        "SET str v",
+        "BZPOPMIN str 0.01",
+        "BZMPOP 0 2 nokey z MIN",
+        "ZADD z 1 a 2 b 3 c",
+        "BZMPOP 0 2 nokey z MAX COUNT 5",
+        "BZMPOP x 1 z MIN",
+        "BZMPOP 0.01 1 z FOO",
+        "BZMPOP 0.01 0 z MIN",
+        "BZMPOP 0.01 1 str MIN",
+        "BZPOPMIN nokey 0.01",
+        "BZMPOP 0.01 1 nokey MIN",
+        "MULTI",
+        "BZPOPMIN nokey 0",
+        "BZMPOP 0 1 nokey MAX",
+        "EXEC",
+        "EXISTS z",
+    ],
     "sort_by_and_get_hash_fields": [
         "RPUSH l a b c d",
         "HSET w_a k 3",
@@ -715,3 +743,22 @@ def test_big_replies_match_redis(resp3: bool, redis_port: int, kv_port: int) -> 
     finally:
         ref.close()
         ours.close()
+
+
+def test_bzpopmin_waits_for_a_zadd(kv_port: int) -> None:
+    """A blocked BZPOPMIN is served by another client's ZADD; BZMPOP times out with nil."""
+    waiter, writer = redis.Redis(port=kv_port, socket_timeout=30), redis.Redis(port=kv_port)
+    writer.delete("bz")
+    assert waiter.bzmpop(0.05, 1, ["bz"], min=True) is None
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        got = pool.submit(waiter.bzpopmin, ["bz"], 10)
+        deadline = time.monotonic() + 10
+        while not any(c.get("cmd") == "bzpopmin" for c in writer.client_list()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        writer.zadd("bz", {"m": 2.5, "n": 3})
+        assert got.result(20) == (b"bz", b"m", 2.5)
+        assert writer.zrange("bz", 0, -1) == [b"n"]
+    finally:
+        pool.shutdown()
