@@ -260,7 +260,7 @@ def dump_commands(store: Any) -> Any:
             items = list(value)
             for i in range(0, len(items), 64):
                 yield [b"SADD", key, *items[i : i + 64]]
-        else:  # streams (and any type that knows how to write itself back)
+        else:  # streams, sorted sets: each type knows how to write itself back
             yield from value.rewrite_commands(key)
         if when is not None:
             yield [b"PEXPIREAT", key, b"%d" % when]

@@ -492,12 +492,8 @@ OK = Simple("OK")
 
 
 def _double(v: float) -> bytes:
-    if v != v:
-        return b"nan"
-    if v in (float("inf"), float("-inf")):
-        return b"inf" if v > 0 else b"-inf"
-    r = repr(float(v)).encode()
-    return r[:-2] if r.endswith(b".0") else r
+    """A double as Redis 7.0's addReplyDouble prints it (C{%.17g}, C{inf}, C{-inf})."""
+    return b"%.17g" % v
 
 
 def encode2(r: Any, out: list[bytes]) -> None:

@@ -212,7 +212,7 @@ def _register_all() -> None:
         "blocklists",
     ):
         importlib.import_module(f"portsuite_services.kv.commands.{module}")
-    for module in ("streams", "hyperloglog", "bitops", "keyspace"):  # kvx's Redis 7 groups
+    for module in ("streams", "hyperloglog", "bitops", "keyspace", "zsets", "geo", "sort"):
         importlib.import_module(f"portsuite_services.kv.commands.{module}")
 
 

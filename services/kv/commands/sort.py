@@ -1,0 +1,185 @@
+"""
+SORT and SORT_RO over lists, sets and sorted sets (Redis 7's sort.c): BY (a
+pattern, or a constant such as C{nosort} to keep the native order), LIMIT, GET
+(C{#}, C{key_*}, C{hash_*->field}), ASC/DESC, ALPHA, STORE.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from functools import cmp_to_key
+from typing import Any
+
+from portsuite_services.kv.commands import SYNTAX, CommandError, command, to_int, wrongtype
+from portsuite_services.kv.zset import ZSet, _strtod
+
+NOT_DOUBLE = "ERR One or more scores can't be converted into double"
+
+
+def lookup_by_pattern(c: Any, pattern: bytes, subst: bytes) -> bytes | None:
+    """Redis's C{lookupKeyByPattern}: C{#}, C{prefix*suffix} or C{prefix*suffix->field}."""
+    if pattern == b"#":
+        return subst
+    star = pattern.find(b"*")
+    if star < 0:
+        return None
+    arrow = pattern.find(b"->", star + 1)
+    field = None
+    if arrow >= 0 and arrow + 2 < len(pattern):
+        field = pattern[arrow + 2 :]
+        key = pattern[:star] + subst + pattern[star + 1 : arrow]
+    else:
+        key = pattern[:star] + subst + pattern[star + 1 :]
+    v = c.store.get(key)
+    if v is None:
+        return None
+    if field is not None:
+        return v.get(field) if type(v) is dict else None
+    return v if type(v) is bytes else None
+
+
+def _number(b: bytes) -> float | None:
+    v, end, erange = _strtod(b, 0)
+    if (end < len(b) and b[end] != 0) or erange or v != v:
+        return None
+    return v
+
+
+def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
+    desc = alpha = dontsort = False
+    limit_start, limit_count = 0, -1
+    store: bytes | None = None
+    sortby: bytes | None = None
+    gets: list[bytes] = []
+    j = 2
+    n = len(argv)
+    while j < n:
+        o = argv[j].lower()
+        left = n - j - 1
+        if o == b"asc":
+            desc = False
+        elif o == b"desc":
+            desc = True
+        elif o == b"alpha":
+            alpha = True
+        elif o == b"limit" and left >= 2:
+            limit_start = to_int(argv[j + 1])
+            limit_count = to_int(argv[j + 2])
+            j += 2
+        elif not readonly and o == b"store" and left >= 1:
+            store = argv[j + 1]
+            j += 1
+        elif o == b"by" and left >= 1:
+            sortby = argv[j + 1]
+            dontsort = b"*" not in sortby
+            j += 1
+        elif o == b"get" and left >= 1:
+            gets.append(argv[j + 1])
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    value = c.store.get(argv[1])
+    t = type(value)
+    if value is not None and t is not deque and t is not set and t is not ZSet:
+        raise wrongtype()
+    if value is None:
+        value, t = deque(), deque
+    if dontsort and t is set and store is not None:
+        dontsort, alpha, sortby = False, True, None  # a set's order must be reproducible
+    size = len(value)
+    start = max(limit_start, 0)
+    end = size - 1 if limit_count < 0 else start + limit_count - 1
+    if start >= size:
+        start, end = size - 1, size - 2
+    end = min(end, size - 1)
+    if dontsort and t is not set:
+        # the native order (from the tail with DESC), only the range asked
+        if end >= start:
+            if t is ZSet:
+                items = [m for _, m in value.items(start, end + 1, desc)]
+            else:
+                it = reversed(value) if desc else iter(value)
+                items = []
+                for i, x in enumerate(it):
+                    if i > end:
+                        break
+                    if i >= start:
+                        items.append(x)
+        else:
+            items = []
+        start, end = 0, len(items) - 1
+    else:
+        items = list(value.dict) if t is ZSet else list(value)
+    if not dontsort:
+        items = _sorted(c, items, sortby, alpha, desc, store is not None)
+    out_items = items[start : end + 1] if end >= start else []
+    if store is None:
+        if not gets:
+            return out_items
+        out: list[Any] = []
+        for x in out_items:
+            for g in gets:
+                out.append(lookup_by_pattern(c, g, x))
+        return out
+    result: deque[bytes] = deque()
+    if not gets:
+        result.extend(out_items)
+    else:
+        for x in out_items:
+            for g in gets:
+                v = lookup_by_pattern(c, g, x)
+                result.append(b"" if v is None else v)
+    c.touched = [store]
+    if result:
+        c.store.set(store, result)
+    elif c.store.delete(store):
+        c.store.dirty += 1
+    return len(result)
+
+
+def _sorted(
+    c: Any, items: list[bytes], sortby: bytes | None, alpha: bool, desc: bool, storing: bool
+) -> list[bytes]:
+    if alpha:
+        if sortby is None:
+            return sorted(items, reverse=desc)
+        keyed = [(lookup_by_pattern(c, sortby, x), x) for x in items]
+
+        def cmp(a: tuple[bytes | None, bytes], b: tuple[bytes | None, bytes]) -> int:
+            x, y = a[0], b[0]
+            if x is None or y is None:
+                r = 0 if x is y else (-1 if x is None else 1)
+            else:
+                if not storing:  # strcoll: C strings (up to a NUL)
+                    x, y = x.split(b"\0", 1)[0], y.split(b"\0", 1)[0]
+                r = (x > y) - (x < y)
+            return -r if desc else r
+
+        return [x for _, x in sorted(keyed, key=cmp_to_key(cmp))]
+    scored: list[tuple[float, bytes]] = []
+    bad = False
+    for x in items:
+        by = x if sortby is None else lookup_by_pattern(c, sortby, x)
+        if by is None:
+            scored.append((0.0, x))
+            continue
+        v = _number(by)
+        if v is None:
+            bad = True
+            v = 0.0
+        scored.append((v, x))
+    if bad:
+        raise CommandError(NOT_DOUBLE)
+    scored.sort(reverse=desc)
+    return [x for _, x in scored]
+
+
+@command("sort", -2, "write denyoom", "generic", "Sort the elements in a list, set or sorted set")
+def sort(c: Any, argv: list[bytes]) -> Any:
+    return sort_generic(c, argv, False)
+
+
+@command("sort_ro", -2, "readonly", "generic", "Sort the elements (read-only variant of SORT)")
+def sort_ro(c: Any, argv: list[bytes]) -> Any:
+    return sort_generic(c, argv, True)

@@ -1,0 +1,980 @@
+"""
+Sorted set commands (Redis 7's t_zset.c): replies, errors and edge cases as Redis
+gives them. Scores are L{Double} replies: bulk strings in RESP2, doubles in RESP3;
+WITHSCORES pairs are flat in RESP2 and nested in RESP3.
+
+The pop logic (L{pop_entries}, L{zmpop_keys}) is kept in functions the blocking
+forms (BZPOPMIN, BZPOPMAX, BZMPOP) call.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from portsuite_services.kv import glob
+from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
+from portsuite_services.kv.commands import (
+    NOT_INT,
+    SYNTAX,
+    CommandError,
+    command,
+    to_int,
+    wrong_arity,
+    wrongtype,
+)
+from portsuite_services.kv.commands.keys import scan_reply
+from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, Double, Preencoded, string2ll
+from portsuite_services.kv.zset import (
+    ZSet,
+    format_score,
+    lex_bound,
+    score_bound,
+    strict_float,
+)
+
+Z = "sorted-set"
+NOT_FLOAT = "ERR value is not a valid float"
+RANGE_NOT_FLOAT = "ERR min or max is not a float"
+LEX_INVALID = "ERR min or max not valid string range item"
+NAN_SCORE = "ERR resulting score is not a number (NaN)"
+POSITIVE = "ERR value is out of range, must be positive"
+MAX_RANDOM = 1 << 24  # ZRANDMEMBER key -COUNT: members drawn at most (Redis: ~2^62)
+
+
+def get_zset(c: Any, key: bytes) -> ZSet | None:
+    v = c.store.get(key)
+    if v is None or type(v) is ZSet:
+        return v
+    raise wrongtype()
+
+
+def _score(b: bytes, error: str = NOT_FLOAT) -> float:
+    v = strict_float(b)
+    if v is None:
+        raise CommandError(error)
+    return v
+
+
+def _long(b: bytes) -> int:
+    return to_int(b, NOT_INT)
+
+
+BIG = 256  # a reply of this many members is encoded here, in one go
+
+
+def members_reply(pairs: Any) -> Any:
+    """The members of C{(score, member)} pairs as an array reply."""
+    members = [m for _, m in pairs]
+    if len(members) < BIG:
+        return members
+    raw = b"*%d\r\n%s" % (len(members), b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for m in members]))
+    return Preencoded(raw, raw)
+
+
+def with_scores(c: Any, pairs: Any) -> Any:
+    """C{(score, member)} pairs as a WITHSCORES reply (flat in RESP2, pairs in RESP3)."""
+    if not isinstance(pairs, list):
+        pairs = list(pairs)
+    if len(pairs) >= BIG:  # (the same bytes encode2/encode3 would write, without a call each)
+        f = format_score
+        if c.resp == 2:
+            body = b"".join(
+                [b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(m), m, len(x := f(s)), x) for s, m in pairs]
+            )
+            raw = b"*%d\r\n%s" % (2 * len(pairs), body)
+        else:
+            body = b"".join([b"*2\r\n$%d\r\n%s\r\n,%s\r\n" % (len(m), m, f(s)) for s, m in pairs])
+            raw = b"*%d\r\n%s" % (len(pairs), body)
+        return Preencoded(raw, raw)
+    if c.resp == 2:
+        out: list[Any] = []
+        for s, m in pairs:
+            out += (m, Double(s))
+        return out
+    return [[m, Double(s)] for s, m in pairs]
+
+
+def _drop_if_empty(c: Any, key: bytes, z: ZSet) -> None:
+    if not z:
+        c.store.delete(key)
+
+
+# -- adding ------------------------------------------------------------------------
+
+
+@command("zadd", -4, "write denyoom fast", Z, "Add members to a sorted set, or update scores")
+def zadd(c: Any, argv: list[bytes]) -> Any:
+    nx = xx = ch = incr = gt = lt = False
+    i = 2
+    n = len(argv)
+    while i < n:
+        o = argv[i].lower()
+        if o == b"nx":
+            nx = True
+        elif o == b"xx":
+            xx = True
+        elif o == b"ch":
+            ch = True
+        elif o == b"incr":
+            incr = True
+        elif o == b"gt":
+            gt = True
+        elif o == b"lt":
+            lt = True
+        else:
+            break
+        i += 1
+    elements = n - i
+    if elements % 2 or not elements:
+        raise CommandError(SYNTAX)
+    if incr and elements > 2:
+        raise CommandError("ERR INCR option supports a single increment-element pair")
+    if nx and xx:
+        raise CommandError("ERR XX and NX options at the same time are not compatible")
+    if (gt and nx) or (lt and nx) or (gt and lt):
+        raise CommandError("ERR GT, LT, and/or NX options at the same time are not compatible")
+    scores = [_score(argv[j]) for j in range(i, n, 2)]
+    key = argv[1]
+    z = get_zset(c, key)
+    if z is None:
+        if xx:
+            return None if incr else 0
+        z = ZSet()
+        c.store.set(key, z)
+    added = updated = 0
+    processed = 0
+    d = z.dict
+    new_score = 0.0
+    for k, score in enumerate(scores):
+        member = argv[i + 2 * k + 1]
+        cur = d.get(member)
+        if cur is not None:
+            if nx:
+                continue
+            if incr:
+                score = cur + score
+                if score != score:
+                    _drop_if_empty(c, key, z)
+                    raise CommandError(NAN_SCORE)
+            if (lt and score >= cur) or (gt and score <= cur):
+                continue
+            new_score = score
+            if score != cur:
+                z.add(member, score)
+                updated += 1
+            processed += 1
+        else:
+            if xx:
+                continue
+            z.add(member, score)
+            new_score = score
+            added += 1
+            processed += 1
+    if added or updated:
+        c.store.dirty += 1
+    else:
+        _drop_if_empty(c, key, z)
+    if incr:
+        return Double(new_score) if processed else None
+    return added + updated if ch else added
+
+
+@command("zincrby", 4, "write denyoom fast", Z, "Increment the score of a member in a sorted set")
+def zincrby(c: Any, argv: list[bytes]) -> Any:
+    by = _score(argv[2])
+    key = argv[1]
+    z = get_zset(c, key)
+    created = z is None
+    if z is None:
+        z = ZSet()
+    cur = z.dict.get(argv[3], 0.0)
+    score = cur + by
+    if score != score:
+        raise CommandError(NAN_SCORE)
+    if created:
+        c.store.set(key, z)
+    z.add(argv[3], score)
+    c.store.dirty += 1
+    return Double(score)
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+@command("zcard", 2, "readonly fast", Z, "Get the number of members in a sorted set")
+def zcard(c: Any, argv: list[bytes]) -> Any:
+    z = get_zset(c, argv[1])
+    return len(z) if z is not None else 0
+
+
+@command("zscore", 3, "readonly fast", Z, "Get the score associated with the given member")
+def zscore(c: Any, argv: list[bytes]) -> Any:
+    z = get_zset(c, argv[1])
+    if z is None:
+        return None
+    s = z.dict.get(argv[2])
+    return None if s is None else Double(s)
+
+
+@command("zmscore", -3, "readonly fast", Z, "Get the score associated with the given members")
+def zmscore(c: Any, argv: list[bytes]) -> Any:
+    z = get_zset(c, argv[1])
+    d = z.dict if z is not None else {}
+    out = []
+    for m in argv[2:]:
+        s = d.get(m)
+        out.append(None if s is None else Double(s))
+    return out
+
+
+def _rank(c: Any, argv: list[bytes], rev: bool) -> Any:
+    if len(argv) > 4:
+        raise wrong_arity(argv[0].decode("latin-1").lower())
+    withscore = False
+    if len(argv) == 4:
+        if argv[3].lower() != b"withscore":
+            raise CommandError(SYNTAX)
+        withscore = True
+    null = NULL_ARRAY if withscore else None
+    z = get_zset(c, argv[1])
+    if z is None:
+        return null
+    r = z.rank(argv[2])
+    if r is None:
+        return null
+    if rev:
+        r = len(z) - 1 - r
+    if withscore:
+        return [r, Double(z.dict[argv[2]])]
+    return r
+
+
+@command("zrank", -3, "readonly fast", Z, "Determine the index of a member in a sorted set")
+def zrank(c: Any, argv: list[bytes]) -> Any:
+    return _rank(c, argv, False)
+
+
+@command("zrevrank", -3, "readonly fast", Z, "Determine the index of a member, high to low")
+def zrevrank(c: Any, argv: list[bytes]) -> Any:
+    return _rank(c, argv, True)
+
+
+def _score_range(lo: bytes, hi: bytes) -> tuple[float, bool, float, bool]:
+    a, b = score_bound(lo), score_bound(hi)
+    if a is None or b is None:
+        raise CommandError(RANGE_NOT_FLOAT)
+    return a[0], a[1], b[0], b[1]
+
+
+def _lex_range(lo: bytes, hi: bytes) -> tuple[Any, Any]:
+    a, b = lex_bound(lo), lex_bound(hi)
+    if a is None or b is None:
+        raise CommandError(LEX_INVALID)
+    return a, b
+
+
+@command("zcount", 4, "readonly fast", Z, "Count the members in a sorted set with scores within")
+def zcount(c: Any, argv: list[bytes]) -> Any:
+    rng = _score_range(argv[2], argv[3])
+    z = get_zset(c, argv[1])
+    if z is None:
+        return 0
+    start, stop = z.score_span(*rng)
+    return stop - start
+
+
+@command("zlexcount", 4, "readonly fast", Z, "Count the members between a lexicographical range")
+def zlexcount(c: Any, argv: list[bytes]) -> Any:
+    lo, hi = _lex_range(argv[2], argv[3])
+    z = get_zset(c, argv[1])
+    if z is None:
+        return 0
+    start, stop = z.lex_span(lo, hi)
+    return stop - start
+
+
+# -- ZRANGE and its older forms ----------------------------------------------------
+
+RANK, SCORE, LEX = "rank", "score", "lex"
+
+
+def _rank_span(n: int, start: int, end: int) -> tuple[int, int]:
+    if start < 0:
+        start = n + start
+    if end < 0:
+        end = n + end
+    if start < 0:
+        start = 0
+    if start > end or start >= n:
+        return 0, 0
+    if end >= n:
+        end = n - 1
+    return start, end + 1
+
+
+def zrange_generic(
+    c: Any,
+    argv: list[bytes],
+    src_at: int,
+    kind: str | None,
+    rev: bool | None,
+    store: bytes | None = None,
+) -> Any:
+    """
+    Redis's C{zrangeGenericCommand}: C{kind}/C{rev} None when the arguments say
+    (ZRANGE, ZRANGESTORE); the older commands fix them.
+    """
+    withscores = False
+    offset, limit = 0, -1
+    j = src_at + 3
+    n = len(argv)
+    while j < n:
+        o = argv[j].lower()
+        left = n - j - 1
+        if o == b"withscores" and store is None:
+            withscores = True
+        elif o == b"limit" and left >= 2:
+            offset = _long(argv[j + 1])
+            limit = _long(argv[j + 2])
+            j += 2
+        elif rev is None and o == b"rev":
+            rev = True
+        elif kind is None and o == b"bylex":
+            kind = LEX
+        elif kind is None and o == b"byscore":
+            kind = SCORE
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    rev = bool(rev)
+    kind = kind or RANK
+    if limit != -1 and kind == RANK:
+        raise CommandError(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+        )
+    if withscores and kind == LEX:
+        raise CommandError("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+    lo_arg, hi_arg = argv[src_at + 1], argv[src_at + 2]
+    if rev and kind != RANK:
+        lo_arg, hi_arg = hi_arg, lo_arg
+    if kind == RANK:
+        rstart, rend = _long(lo_arg), _long(hi_arg)
+    elif kind == SCORE:
+        srange = _score_range(lo_arg, hi_arg)
+    else:
+        lrange = _lex_range(lo_arg, hi_arg)
+    z = get_zset(c, argv[src_at])
+    if z is None:
+        return _store_range(c, store, []) if store is not None else []
+    size = len(z)
+    if kind == RANK:
+        start, stop = _rank_span(size, rstart, rend)
+    else:
+        if kind == SCORE:
+            start, stop = z.score_span(*srange)
+        else:
+            start, stop = z.lex_span(*lrange, rev)
+        if rev:  # ranks counted from the top
+            start, stop = size - stop, size - start
+        if offset < 0:
+            start = stop
+        else:
+            start = min(stop, start + offset)
+        if limit >= 0:
+            stop = min(stop, start + limit)
+    pairs = z.items(start, stop, rev)
+    if store is not None:
+        return _store_range(c, store, list(pairs))
+    if withscores:
+        return with_scores(c, pairs)
+    return members_reply(pairs)
+
+
+def _store_range(c: Any, dest: bytes, pairs: list[tuple[float, bytes]]) -> int:
+    c.touched = [dest]
+    if not pairs:
+        if c.store.delete(dest):
+            c.store.dirty += 1
+        return 0
+    z = ZSet()
+    for s, m in pairs:
+        z.add(m, s)
+    c.store.set(dest, z)
+    return len(z)
+
+
+@command("zrange", -4, "readonly", Z, "Return a range of members in a sorted set")
+def zrange(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, None, None)
+
+
+@command(
+    "zrangestore",
+    -5,
+    "write denyoom",
+    Z,
+    "Store a range of members from sorted set into another key",
+    keys=(1, 2, 1),
+)
+def zrangestore(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 2, None, None, store=argv[1])
+
+
+@command("zrevrange", -4, "readonly", Z, "Return a range of members, by index, high to low")
+def zrevrange(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, RANK, True)
+
+
+@command("zrangebyscore", -4, "readonly", Z, "Return a range of members by score")
+def zrangebyscore(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, SCORE, False)
+
+
+@command("zrevrangebyscore", -4, "readonly", Z, "Return a range of members by score, high to low")
+def zrevrangebyscore(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, SCORE, True)
+
+
+@command("zrangebylex", -4, "readonly", Z, "Return a range of members by lexicographical range")
+def zrangebylex(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, LEX, False)
+
+
+@command("zrevrangebylex", -4, "readonly", Z, "Return a range of members by lex range, high to low")
+def zrevrangebylex(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, LEX, True)
+
+
+# -- removing ----------------------------------------------------------------------
+
+
+@command("zrem", -3, "write fast", Z, "Remove one or more members from a sorted set")
+def zrem(c: Any, argv: list[bytes]) -> Any:
+    z = get_zset(c, argv[1])
+    if z is None:
+        return 0
+    n = 0
+    for m in argv[2:]:
+        if z.remove(m):
+            n += 1
+    if n:
+        c.store.dirty += 1
+        _drop_if_empty(c, argv[1], z)
+    return n
+
+
+def _remove_span(c: Any, key: bytes, z: ZSet, start: int, stop: int) -> int:
+    if stop <= start:
+        return 0
+    sl = z.sl
+    d = z.dict
+    if stop - start > len(sl) // 2:  # rebuild rather than delete one by one
+        kept = list(sl.islice(0, start)) + list(sl.islice(stop, len(sl)))
+        for _, m in sl.islice(start, stop):
+            del d[m]
+        sl.clear()
+        sl.update(kept)
+    else:
+        for _, m in list(sl.islice(start, stop)):
+            del d[m]
+        del sl[start:stop]
+    c.store.dirty += 1
+    _drop_if_empty(c, key, z)
+    return stop - start
+
+
+@command("zremrangebyrank", 4, "write", Z, "Remove all members within the given indexes")
+def zremrangebyrank(c: Any, argv: list[bytes]) -> Any:
+    start, end = _long(argv[2]), _long(argv[3])
+    z = get_zset(c, argv[1])
+    if z is None:
+        return 0
+    a, b = _rank_span(len(z), start, end)
+    return _remove_span(c, argv[1], z, a, b)
+
+
+@command("zremrangebyscore", 4, "write", Z, "Remove all members within the given scores")
+def zremrangebyscore(c: Any, argv: list[bytes]) -> Any:
+    rng = _score_range(argv[2], argv[3])
+    z = get_zset(c, argv[1])
+    if z is None:
+        return 0
+    return _remove_span(c, argv[1], z, *z.score_span(*rng))
+
+
+@command("zremrangebylex", 4, "write", Z, "Remove all members within the given lex range")
+def zremrangebylex(c: Any, argv: list[bytes]) -> Any:
+    lo, hi = _lex_range(argv[2], argv[3])
+    z = get_zset(c, argv[1])
+    if z is None:
+        return 0
+    return _remove_span(c, argv[1], z, *z.lex_span(lo, hi))
+
+
+# -- popping -----------------------------------------------------------------------
+
+
+def pop_entries(
+    c: Any, key: bytes, z: ZSet, count: int, maximum: bool
+) -> list[tuple[float, bytes]]:
+    """Take C{count} members off the bottom (or the top); deletes an emptied key."""
+    sl = z.sl
+    count = min(count, len(sl))
+    if maximum:
+        popped = list(sl.islice(len(sl) - count, len(sl), reverse=True))
+        del sl[len(sl) - count :]
+    else:
+        popped = list(sl.islice(0, count))
+        del sl[:count]
+    d = z.dict
+    for _, m in popped:
+        del d[m]
+    if popped:
+        c.store.dirty += 1
+        _drop_if_empty(c, key, z)
+    return popped
+
+
+def _zpop(c: Any, argv: list[bytes], maximum: bool) -> Any:
+    if len(argv) > 3:
+        raise CommandError(SYNTAX)
+    count = -1
+    if len(argv) == 3:
+        count = to_int(argv[2], POSITIVE)
+        if count < 0:
+            raise CommandError(POSITIVE)
+    z = get_zset(c, argv[1])
+    if z is None or count == 0:
+        return []
+    popped = pop_entries(c, argv[1], z, 1 if count == -1 else count, maximum)
+    if count == -1 and c.resp != 2:
+        s, m = popped[0]
+        return [m, Double(s)]
+    return with_scores(c, popped)
+
+
+@command("zpopmin", -2, "write fast", Z, "Remove and return members with the lowest scores")
+def zpopmin(c: Any, argv: list[bytes]) -> Any:
+    return _zpop(c, argv, False)
+
+
+@command("zpopmax", -2, "write fast", Z, "Remove and return members with the highest scores")
+def zpopmax(c: Any, argv: list[bytes]) -> Any:
+    return _zpop(c, argv, True)
+
+
+def parse_zmpop(argv: list[bytes], at: int) -> tuple[list[bytes], bool, int]:
+    """C{numkeys key... MIN|MAX [COUNT n]} from C{argv[at]}: (keys, max, count)."""
+    numkeys = string2ll(argv[at])
+    if numkeys is None or numkeys < 1:
+        raise CommandError("ERR numkeys should be greater than 0")
+    where = at + numkeys + 1
+    if where >= len(argv):
+        raise CommandError(SYNTAX)
+    keys = argv[at + 1 : where]
+    w = argv[where].lower()
+    if w not in (b"min", b"max"):
+        raise CommandError(SYNTAX)
+    count = -1
+    j = where + 1
+    while j < len(argv):
+        if argv[j].lower() == b"count" and j + 1 < len(argv) and count == -1:
+            count = string2ll(argv[j + 1]) or 0
+            if count < 1:
+                raise CommandError("ERR count should be greater than 0")
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    return keys, w == b"max", max(count, 1)
+
+
+def zmpop_keys(c: Any, keys: list[bytes], maximum: bool, count: int) -> Any:
+    """Pop from the first non-empty sorted set of C{keys}: [key, [[member, score]...]] or None."""
+    for key in keys:
+        z = get_zset(c, key)
+        if z is None:
+            continue
+        popped = pop_entries(c, key, z, count, maximum)
+        c.touched = [key]
+        c.also = [[b"ZPOPMAX" if maximum else b"ZPOPMIN", key, b"%d" % len(popped)]]
+        return [key, [[m, Double(s)] for s, m in popped]]
+    return None
+
+
+@command(
+    "zmpop",
+    -4,
+    "write",
+    Z,
+    "Remove and return members with scores from the first non-empty sorted set",
+    keys=(0, 0, 0),
+)
+def zmpop(c: Any, argv: list[bytes]) -> Any:
+    keys, maximum, count = parse_zmpop(argv, 1)
+    r = zmpop_keys(c, keys, maximum, count)
+    return NULL_ARRAY if r is None else r
+
+
+# -- random members ----------------------------------------------------------------
+
+
+@command("zrandmember", -2, "readonly", Z, "Get one or multiple random members from a sorted set")
+def zrandmember(c: Any, argv: list[bytes]) -> Any:
+    n = len(argv)
+    if n > 4:
+        raise CommandError(SYNTAX)
+    if n == 2:
+        z = get_zset(c, argv[1])
+        if z is None:
+            return None
+        return z.sl[random.randrange(len(z))][1]
+    withscores = False
+    if n == 4:
+        if argv[3].lower() != b"withscores":
+            raise CommandError(SYNTAX)
+        withscores = True
+    count = to_int(argv[2])
+    if count < -LLONG_MAX:
+        raise CommandError(
+            f"ERR value is out of range, value must between {-LLONG_MAX} and {LLONG_MAX}"
+        )
+    if withscores and count < -LLONG_MAX // 2:
+        raise CommandError("ERR value is out of range")
+    z = get_zset(c, argv[1])
+    if z is None or count == 0:
+        return []
+    size = len(z)
+    if count > 0:
+        picked = random.sample(range(size), min(count, size))
+    else:
+        if -count > MAX_RANDOM:  # (a reply this big is refused here)
+            raise CommandError("ERR value is out of range")
+        picked = [random.randrange(size) for _ in range(-count)]
+    sl = z.sl
+    pairs = [sl[i] for i in picked]
+    if withscores:
+        return with_scores(c, pairs)
+    return members_reply(pairs)
+
+
+# -- ZUNION, ZINTER, ZDIFF -----------------------------------------------------------
+
+UNION, INTER, DIFF = "union", "inter", "diff"
+
+
+def _source(c: Any, key: bytes) -> Any:
+    v = c.store.get(key)
+    if v is None or type(v) is ZSet or type(v) is set:
+        return v
+    raise wrongtype()
+
+
+def _pairs(v: Any) -> Any:
+    """(member, score) of a source: plain set members count as score 1."""
+    if type(v) is ZSet:
+        return v.dict.items()
+    return ((m, 1.0) for m in v)
+
+
+def _has(v: Any, m: bytes) -> float | None:
+    if type(v) is ZSet:
+        return v.dict.get(m)
+    return 1.0 if m in v else None
+
+
+def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, card: bool) -> Any:
+    """Redis's C{zunionInterDiffGenericCommand}; C{argv[at]} is numkeys."""
+    name = argv[0].decode("latin-1").lower()
+    setnum = _long(argv[at])
+    if setnum < 1:
+        raise CommandError(f"ERR at least 1 input key is needed for '{name}' command")
+    if setnum > len(argv) - (at + 1):
+        raise CommandError(SYNTAX)
+    keys = argv[at + 1 : at + 1 + setnum]
+    srcs = [_source(c, k) for k in keys]
+    weights = [1.0] * setnum
+    agg = "sum"
+    withscores = False
+    limit = 0
+    j = at + 1 + setnum
+    n = len(argv)
+    while j < n:
+        left = n - j
+        o = argv[j].lower()
+        if op != DIFF and left >= setnum + 1 and o == b"weights":
+            for i in range(setnum):
+                weights[i] = _score(argv[j + 1 + i], "ERR weight value is not a float")
+            j += setnum + 1
+        elif op != DIFF and left >= 2 and o == b"aggregate":
+            a = argv[j + 1].lower()
+            if a not in (b"sum", b"min", b"max"):
+                raise CommandError(SYNTAX)
+            agg = a.decode()
+            j += 2
+        elif left >= 1 and dest is None and not card and o == b"withscores":
+            withscores = True
+            j += 1
+        elif card and left >= 2 and o == b"limit":
+            limit = to_int(argv[j + 1], "ERR LIMIT can't be negative")
+            if limit < 0:
+                raise CommandError("ERR LIMIT can't be negative")
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    result: dict[bytes, float] = {}
+    if op == DIFF:
+        first = srcs[0]
+        if first is not None:
+            others = [s for s in srcs[1:] if s]
+            for m, s in _pairs(first):
+                if not any(_has(o, m) is not None for o in others):
+                    result[m] = s
+    elif op == INTER:
+        order = sorted(range(setnum), key=lambda i: len(srcs[i]) if srcs[i] else 0)
+        if all(srcs):
+            # the members in all of them, found by C-level set intersections
+            common = set(_keys(srcs[order[0]]))
+            for i in order[1:]:
+                common.intersection_update(_keys(srcs[i]))
+                if not common:
+                    break
+            if card:
+                return min(len(common), limit) if limit else len(common)
+            dicts = [_as_dict(srcs[i]) for i in order]
+            ws = [weights[i] for i in order]
+            d0, w0 = dicts[0], ws[0]
+            rest = list(zip(dicts[1:], ws[1:], strict=True))
+            if agg == "sum" and all(w == 1.0 for w in ws):
+                for m in common:  # (inline: a call per member costs as much as the rest)
+                    score = d0[m]
+                    for d, _ in rest:
+                        score += d[m]
+                        if score != score:
+                            score = 0.0
+                    result[m] = score
+            else:
+                for m in common:
+                    score = _weigh(w0, d0[m])
+                    for d, w in rest:
+                        score = _aggregate(agg, score, d[m] * w)
+                    result[m] = score
+    else:
+        order = sorted(range(setnum), key=lambda i: len(srcs[i]) if srcs[i] else 0)
+        for i in order:
+            src = srcs[i]
+            if not src:
+                continue
+            vals = _weighted(src, weights[i])
+            if not result:
+                result = vals
+                continue
+            if agg == "sum":
+                for m in result.keys() & vals.keys():
+                    v = result[m] + vals.pop(m)
+                    result[m] = v if v == v else 0.0
+            else:
+                for m in result.keys() & vals.keys():
+                    result[m] = _aggregate(agg, result[m], vals.pop(m))
+            result.update(vals)
+    if card:
+        return len(result)
+    if dest is not None:
+        c.touched = [dest]
+        if not result:
+            if c.store.delete(dest):
+                c.store.dirty += 1
+            return 0
+        for m in [m for m, v in result.items() if v == 0.0]:
+            result[m] = 0.0  # (-0 is stored as 0; ZUNION's reply keeps it)
+        z = ZSet()
+        z.dict = result
+        z.sl.update(zip(result.values(), result.keys(), strict=True))
+        c.store.set(dest, z)
+        return len(z)
+    ordered = sorted((s, m) for m, s in result.items())
+    if withscores:
+        return with_scores(c, ordered)
+    return members_reply(ordered)
+
+
+def _as_dict(v: Any) -> dict[bytes, float]:
+    return v.dict if type(v) is ZSet else dict.fromkeys(v, 1.0)
+
+
+def _keys(v: Any) -> Any:
+    return v.dict.keys() if type(v) is ZSet else v
+
+
+def _weighted(v: Any, w: float) -> dict[bytes, float]:
+    """A new dict member → weight × score (NaN counts as 0), at C speed when it can."""
+    if type(v) is not ZSet:
+        return dict.fromkeys(v, _weigh(w, 1.0))
+    d = v.dict
+    if w == 1.0:
+        return dict(d)
+    if w != 0.0 and not math.isinf(w):  # (no NaN possible: scores are finite or inf)
+        return {m: w * s for m, s in d.items()}
+    return {m: _weigh(w, s) for m, s in d.items()}
+
+
+def _weigh(w: float, s: float) -> float:
+    v = w * s
+    return 0.0 if v != v else v
+
+
+def _aggregate(agg: str, a: float, b: float) -> float:
+    if agg == "sum":
+        v = a + b
+        return 0.0 if v != v else v
+    if agg == "min":
+        return b if b < a else a
+    return b if b > a else a
+
+
+_KEYS = (0, 0, 0)
+
+
+@command("zunion", -3, "readonly", Z, "Add multiple sorted sets", keys=_KEYS)
+def zunion(c: Any, argv: list[bytes]) -> Any:
+    return combine(c, argv, 1, UNION, None, False)
+
+
+@command("zinter", -3, "readonly", Z, "Intersect multiple sorted sets", keys=_KEYS)
+def zinter(c: Any, argv: list[bytes]) -> Any:
+    return combine(c, argv, 1, INTER, None, False)
+
+
+@command("zdiff", -3, "readonly", Z, "Subtract multiple sorted sets", keys=_KEYS)
+def zdiff(c: Any, argv: list[bytes]) -> Any:
+    return combine(c, argv, 1, DIFF, None, False)
+
+
+@command("zintercard", -3, "readonly", Z, "Intersect sorted sets and count the result", keys=_KEYS)
+def zintercard(c: Any, argv: list[bytes]) -> Any:
+    return combine(c, argv, 1, INTER, None, True)
+
+
+@command("zunionstore", -4, "write denyoom", Z, "Add multiple sorted sets and store the result")
+def zunionstore(c: Any, argv: list[bytes]) -> Any:
+    return combine(c, argv, 2, UNION, argv[1], False)
+
+
+@command("zinterstore", -4, "write denyoom", Z, "Intersect sorted sets and store the result")
+def zinterstore(c: Any, argv: list[bytes]) -> Any:
+    return combine(c, argv, 2, INTER, argv[1], False)
+
+
+@command("zdiffstore", -4, "write denyoom", Z, "Subtract multiple sorted sets and store the result")
+def zdiffstore(c: Any, argv: list[bytes]) -> Any:
+    return combine(c, argv, 2, DIFF, argv[1], False)
+
+
+# -- ZSCAN -------------------------------------------------------------------------
+
+
+def _small(z: ZSet) -> bool:
+    """Whether Redis would keep it as a listpack (ZSCAN returns it whole)."""
+    return len(z) <= 128 and all(len(m) <= 64 for m in z.dict)
+
+
+@command("zscan", -3, "readonly", Z, "Incrementally iterate sorted sets elements and scores")
+def zscan(c: Any, argv: list[bytes]) -> Any:
+    z = get_zset(c, argv[1])
+    if z is None:
+        scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
+        return [b"0", []]
+    if _small(z):
+        scan_reply([], argv[2], argv, 3, c, False)
+        pattern = None
+        for j in range(3, len(argv) - 1, 2):
+            if argv[j].lower() == b"match":
+                pattern = argv[j + 1]
+        out: list[bytes] = []
+        for s, m in z.sl:
+            if pattern is None or glob.match(pattern, m):
+                out += (m, format_score(s))
+        return [b"0", out]
+    nxt, members = scan_reply(list(z.dict), argv[2], argv, 3, c, False)
+    flat: list[bytes] = []
+    d = z.dict
+    for m in members:
+        flat += (m, format_score(d[m]))
+    return [b"%d" % nxt, flat]
+
+
+# -- blocking pops (on kv's blocking mechanism) ---------------------------------------
+
+
+def _zset_waking(c: Any, key: bytes) -> ZSet | None:
+    """The sorted set at C{key}; a woken client re-trying ignores another type (Redis 7.0)."""
+    v = c.store.get(key)
+    if v is None or type(v) is ZSet:
+        return v
+    if retrying(c):
+        return None
+    raise wrongtype()
+
+
+def _bzpop(c: Any, argv: list[bytes], maximum: bool) -> Any:
+    timeout = parse_timeout(argv[-1])
+    keys = argv[1:-1]
+
+    def attempt() -> Any:
+        for key in keys:
+            z = _zset_waking(c, key)
+            if not z:
+                continue
+            (s, m) = pop_entries(c, key, z, 1, maximum)[0]
+            c.touched = [key]
+            c.also = [[b"ZPOPMAX" if maximum else b"ZPOPMIN", key]]
+            return [key, m, Double(s)]
+        return NOT_READY
+
+    return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
+
+
+@command(
+    "bzpopmin",
+    -3,
+    "write noscript blocking fast",
+    Z,
+    "Remove and return the member with the lowest score, or block until one is available",
+    keys=(1, -2, 1),
+)
+def bzpopmin(c: Any, argv: list[bytes]) -> Any:
+    return _bzpop(c, argv, False)
+
+
+@command(
+    "bzpopmax",
+    -3,
+    "write noscript blocking fast",
+    Z,
+    "Remove and return the member with the highest score, or block until one is available",
+    keys=(1, -2, 1),
+)
+def bzpopmax(c: Any, argv: list[bytes]) -> Any:
+    return _bzpop(c, argv, True)
+
+
+@command(
+    "bzmpop",
+    -5,
+    "write noscript blocking",
+    Z,
+    "Remove and return members from the first non-empty sorted set, or block",
+    keys=(0, 0, 0),
+)
+def bzmpop(c: Any, argv: list[bytes]) -> Any:
+    keys, maximum, count = parse_zmpop(argv, 2)
+    timeout = parse_timeout(argv[1])
+
+    def attempt() -> Any:
+        for key in keys:
+            if _zset_waking(c, key):
+                return zmpop_keys(c, [key], maximum, count)
+        return NOT_READY
+
+    return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
