@@ -390,7 +390,7 @@ class _ServicePages(resource.Resource):
             for d, text, note in lines
         )
         return (
-            f'<h2>{_("An annotated sample session")}</h2>'
+            f"<h2>{_('An annotated sample session')}</h2>"
             f'<p class="caption">{caption}</p><ol class="sample">{items}</ol>'
         )
 

@@ -78,8 +78,8 @@ SAMPLES: dict[str, list[Step]] = {
     "chargen": [
         (
             "s2c",
-            ' !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\\\]^_`abcdefg\\r\\n'
-            '!"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\\\]^_`abcdefgh\\r\\n…',
+            " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\\\]^_`abcdefg\\r\\n"
+            "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\\\]^_`abcdefgh\\r\\n…",
             N_("lines of characters, each shifted by one, without end until the client closes"),
             ".",
         )
@@ -165,7 +165,12 @@ SAMPLES: dict[str, list[Step]] = {
         ),
     ],
     "smtp": [
-        ("s2c", "220 lab.test ESMTP portsuite\\r\\n", N_("the server greets first (code 220)"), r"^220"),
+        (
+            "s2c",
+            "220 lab.test ESMTP portsuite\\r\\n",
+            N_("the server greets first (code 220)"),
+            r"^220",
+        ),
         ("c2s", "EHLO vm\\r\\n", N_("the client says who it is"), r"^(EHLO|HELO)"),
         (
             "s2c",
@@ -195,7 +200,12 @@ SAMPLES: dict[str, list[Step]] = {
         ("s2c", "550 5.1.1 …", N_("5xx: refused, for good"), r"^5\d\d"),
     ],
     "pop3": [
-        ("s2c", "+OK portsuite POP3 server ready\\r\\n", N_("the server greets first"), r"^\+OK .*ready"),
+        (
+            "s2c",
+            "+OK portsuite POP3 server ready\\r\\n",
+            N_("the server greets first"),
+            r"^\+OK .*ready",
+        ),
         ("c2s", "USER alice\\r\\n", N_("the client gives its user name"), r"^USER "),
         ("s2c", "+OK send PASS\\r\\n", N_("+OK: accepted, -ERR: refused"), r"^\+OK send"),
         ("c2s", "PASS wonderland\\r\\n", N_("the password, in clear"), r"^PASS "),
@@ -206,7 +216,12 @@ SAMPLES: dict[str, list[Step]] = {
             r"maildrop",
         ),
         ("c2s", "RETR 1\\r\\n", N_("fetch message 1"), r"^RETR "),
-        ("s2c", "+OK 346\\r\\n", N_("the message follows, ended by a line with a dot"), r"^\+OK \d+"),
+        (
+            "s2c",
+            "+OK 346\\r\\n",
+            N_("the message follows, ended by a line with a dot"),
+            r"^\+OK \d+",
+        ),
         ("c2s", "QUIT\\r\\n", N_("the client ends the session"), r"^QUIT"),
         ("s2c", "-ERR …", N_("+OK: accepted, -ERR: refused"), r"^-ERR"),
     ],
@@ -247,7 +262,12 @@ SAMPLES: dict[str, list[Step]] = {
         ("s2c", "* BYE Nice talking to you\\r\\n", N_("the server says goodbye"), r"^\* BYE"),
     ],
     "ftp": [
-        ("s2c", "220 portsuite FTP server ready.\\r\\n", N_("the server greets first (220)"), r"^220"),
+        (
+            "s2c",
+            "220 portsuite FTP server ready.\\r\\n",
+            N_("the server greets first (220)"),
+            r"^220",
+        ),
         ("c2s", "USER anonymous\\r\\n", N_("the user name (here anonymous)"), r"^USER "),
         (
             "s2c",
@@ -257,21 +277,36 @@ SAMPLES: dict[str, list[Step]] = {
         ),
         ("c2s", "PASS ftp@example.com\\r\\n", N_("the password, in clear"), r"^PASS "),
         ("s2c", "230 Anonymous login ok; …\\r\\n", N_("230: logged in"), r"^230"),
-        ("c2s", "EPSV\\r\\n", N_("the client asks for a data port (passive mode)"), r"^(EPSV|PASV)"),
+        (
+            "c2s",
+            "EPSV\\r\\n",
+            N_("the client asks for a data port (passive mode)"),
+            r"^(EPSV|PASV)",
+        ),
         (
             "s2c",
             "229 Entering Extended Passive Mode (|||50003|).\\r\\n",
             N_("the server's answer: the port of the data connection (here 50003)"),
             r"^22[79]",
         ),
-        ("c2s", "LIST\\r\\n", N_("list the folder: it comes on the data connection"), r"^(LIST|NLST|MLSD)"),
+        (
+            "c2s",
+            "LIST\\r\\n",
+            N_("list the folder: it comes on the data connection"),
+            r"^(LIST|NLST|MLSD)",
+        ),
         (
             "s2c",
             "150 Here comes the directory listing.\\r\\n",
             N_("150: the second connection is open, the data flows there"),
             r"^150",
         ),
-        ("s2c", "226 Directory send OK.\\r\\n", N_("226: the data connection is closed, all sent"), r"^226"),
+        (
+            "s2c",
+            "226 Directory send OK.\\r\\n",
+            N_("226: the data connection is closed, all sent"),
+            r"^226",
+        ),
         ("c2s", "RETR hello.txt\\r\\n", N_("fetch a file: on the data connection too"), r"^RETR "),
         ("c2s", "QUIT\\r\\n", N_("the client ends the session"), r"^QUIT"),
         ("s2c", "221 Goodbye.\\r\\n", N_("221: the server closes"), r"^221"),
@@ -298,13 +333,17 @@ SAMPLES: dict[str, list[Step]] = {
         (
             "c2s",
             "hex: 4f 07 78 7b 6e 0f 28 57 05 97 46 54 40 f4 aa 86 …",
-            N_("binary: the key exchange, then everything encrypted, the password and the commands too"),
+            N_(
+                "binary: the key exchange, then everything encrypted, the password and the commands too"
+            ),
             r"^hex: ",
         ),
         (
             "s2c",
             "hex: d8 7f 48 a6 90 e1 d7 a1 e8 37 be 08 25 74 01 a1 …",
-            N_("binary: the key exchange, then everything encrypted, the password and the commands too"),
+            N_(
+                "binary: the key exchange, then everything encrypted, the password and the commands too"
+            ),
             r"^hex: ",
         ),
     ],
@@ -330,17 +369,17 @@ SAMPLES: dict[str, list[Step]] = {
         ),
         (
             "c2s",
-            "w o n d e r l a n d",
-            N_("the password's keystrokes: not echoed, but they cross the network in clear"),
-            r"Password: =>^.",
-        ),
-        (
-            "c2s",
             "a l i c e",
             N_("each keystroke is sent as soon as it is typed (the server echoes it back)"),
             r"^.",
         ),
         ("s2c", "Password: ", N_("now the password"), r"Password: "),
+        (
+            "c2s",
+            "w o n d e r l a n d",
+            N_("the password's keystrokes: not echoed, but they cross the network in clear"),
+            r"Password: =>^.",
+        ),
         (
             "s2c",
             "Welcome, alice. Type help for the commands.\\r\\n",
@@ -389,7 +428,8 @@ def note_for(tname: str, direction: str, text: str, previous: str = "") -> str |
     (a pattern C{BEFORE=>PATTERN} also needs the previous line of the other side to
     match C{BEFORE}: the keystrokes after C{Password:}).
     """
-    for d, _text, note, pattern in steps(tname):
+    ordered = sorted(steps(tname), key=lambda step: "=>" not in step[3])
+    for d, _text, note, pattern in ordered:
         before, arrow, pattern = pattern.rpartition("=>")
         if arrow and not re.search(before, previous):
             continue

@@ -217,7 +217,7 @@ def test_lab_pages_sequences_and_worksheets_in_both_languages(
     # the pages without script: every concept, every worksheet, filled in from this suite
     guide = fetch(base + f"?lang={lang}")
     slugs = re.findall(r'<li><a href="((?:tp-)?[a-z-]+)">', guide)
-    assert len(slugs) == 9, slugs
+    assert len(slugs) == 11, slugs
     for slug in slugs:
         page = fetch(base + slug + f"?lang={lang}")
         assert f'<html lang="{lang}">' in page and "{{" not in page, slug
