@@ -23,8 +23,8 @@ from twisted.web.pages import notFound
 
 from portsuite.api import port_class
 from portsuite.api.i18n import IANA_DYNAMIC, ephemeral_range
-from portsuite_services.http.dashboard.page import port_classes
 from portsuite_services.http.dashboard import samples
+from portsuite_services.http.dashboard.page import port_classes
 from portsuite_services.http.dashboard.pages import choose_lang, escape, gettext_for, layout
 
 

@@ -314,3 +314,66 @@ def test_every_page_can_be_used_with_the_keyboard(small: Any) -> None:
     css = fetch(base + "style.css")
     assert ":focus-visible { outline: 3px solid var(--focus)" in css
     assert "@media print" in css
+
+
+def test_every_service_type_of_the_shipped_config_has_an_annotated_sample() -> None:
+    import tomllib
+
+    from portsuite_services.http.dashboard import samples
+
+    shipped = tomllib.loads(
+        (Path(__file__).resolve().parents[3] / "config/config.toml").read_text()
+    )
+    for name, svc in shipped["services"].items():
+        steps = samples.steps(svc["type"])
+        assert steps, f"{name} ({svc['type']}) has no sample session"
+        assert samples.sample_type(svc["type"]) in samples.RECORDED_WITH, name
+        for direction, text, note, pattern in steps:
+            assert direction in ("c2s", "s2c") and text and note
+            # each recorded line is recognised by its own pattern (live annotation)
+            assert re.search(pattern.rpartition("=>")[2], text), (name, text, pattern)
+
+
+def test_a_traced_services_page_annotates_its_own_last_conversation(classroom: Any) -> None:
+    """ftp is traced as shipped: curl's session is the sample; imap is not: the recorded one."""
+    curl = need("curl")
+    port = classroom.port("ftp")
+    out = subprocess.run(
+        [curl, "-s", f"ftp://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=60
+    )
+    assert "pub" in out.stdout
+    for _ in range(100):
+        if any(t.get("closed") is not None for t in classroom.suite.stats["ftp"].transcripts):
+            break
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{classroom.port('web')}/_portsuite/learn/service/"
+    ftp = fetch(base + "ftp?lang=fr")
+    assert "Pris en direct dans la transcription de cette suite" in ftp
+    assert "USER anonymous" in ftp and "le serveur salue en premier (220)" in ftp
+    assert "EPSV" in ftp and "le client demande un port de données (mode passif)" in ftp
+    imap = fetch(base + "imap?lang=en")
+    assert "Recorded against this suite with a real client" in imap
+    assert f"curl imap://alice:wonderland@127.0.0.1:{classroom.port('imap')}/INBOX" in imap
+    assert "A002 LOGIN alice wonderland" in imap and "the login, password in clear" in imap
+    for name in ("sql", "ssh", "telnet", "shout", "chat", "discard", "chargen"):
+        assert "An annotated sample session" in fetch(base + name), name
+
+
+def test_telnet_keystrokes_read_as_words_in_the_live_sample() -> None:
+    from portsuite_services.http.dashboard import samples
+
+    lines = [("s2c", "login: ")]
+    for ch in "alice":
+        lines += [("c2s", ch), ("s2c", ch)]
+    lines += [("c2s", "hex: 0d 00"), ("s2c", "Password: ")]
+    lines += [("c2s", ch) for ch in "wonderland"] + [("c2s", "hex: 0d 00")]
+    shown = samples.annotate(
+        "telnet", {"lines": [{"dir": d, "text": t} for d, t in lines], "closed": 1.0}
+    )
+    assert [text for _d, text, _n in shown] == [
+        "login: ",
+        "a l i c e⏎",
+        "Password: ",
+        "w o n d e r l a n d⏎",
+    ]
+    assert "in clear" in (shown[3][2] or "")
