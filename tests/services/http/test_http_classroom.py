@@ -377,3 +377,62 @@ def test_telnet_keystrokes_read_as_words_in_the_live_sample() -> None:
         "w o n d e r l a n d⏎",
     ]
     assert "in clear" in (shown[3][2] or "")
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_keyboard_walk_visible_focus_contrast_and_no_console_error(
+    classroom: Any, tmp_path: Path, lang: str
+) -> None:
+    """
+    Real Tab presses on the dashboard (with traffic and a redraw during the walk), a lab
+    page, a worksheet and the sequence diagrams: every control is reached, the focus is
+    always visible (a 2px+ outline) and survives the dashboard's redraws; every text's
+    computed colour on its computed background is WCAG AA (one theme: light, also when
+    the system asks for dark); and the console stays clean.
+    """
+    from cdphelp import CONTRAST, CONTROLS, FOCUSED, Browser
+
+    keep = traffic(classroom)
+    base = f"http://127.0.0.1:{classroom.port('web')}/_portsuite/"
+    browser = Browser(tmp_path / "cdp", size=(1366, 768))
+    try:
+        for path in ("", "learn/service/telnet", "learn/tp-telnet-ssh", "learn/sequences"):
+            for scheme in ("light", "dark"):
+                browser.call(
+                    "Emulation.setEmulatedMedia",
+                    session=True,
+                    features=[{"name": "prefers-color-scheme", "value": scheme}],
+                )
+                browser.goto(f"{base}{path}?lang={lang}")
+                low = [c for c in browser.evaluate(CONTRAST) if c["ratio"] < c["minimum"]]
+                assert not low, (path, scheme, low[:5])
+            controls = browser.evaluate(CONTROLS)
+            assert len(controls) >= 8, (path, controls)
+            reached = []
+            for i in range(len(controls) + 2):
+                if path == "" and i == len(controls) // 2:
+                    # the dashboard polls and redraws its cards: the focus must stay put
+                    before = browser.evaluate(FOCUSED)
+                    browser.evaluate("new Promise(r => setTimeout(r, 2500))")
+                    after = browser.evaluate(FOCUSED)
+                    assert after is not None and after["key"] == before["key"], (before, after)
+                browser.press("Tab")
+                focused = browser.evaluate(FOCUSED)
+                if focused is None:
+                    continue  # past the last control, the browser's own chrome
+                assert focused["focusVisible"] and focused["outline"], (path, focused)
+                assert focused["onScreen"], (path, focused)  # scrolled into view
+                reached.append(focused["key"])
+            assert reached[0].split("|")[2] == "#main", reached[0]  # the skip link first
+            missing = [c for c in controls if c not in reached]
+            assert not missing, (path, missing)
+        # Enter on the skip link moves on to the content
+        browser.goto(f"{base}learn/?lang={lang}")
+        browser.press("Tab")
+        browser.press("Enter", 13)
+        assert browser.evaluate("document.activeElement.id") == "main"
+        assert not browser.console_errors(), browser.console_errors()
+    finally:
+        browser.close()
+        for c in keep:
+            c.close()
