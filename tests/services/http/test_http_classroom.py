@@ -348,6 +348,7 @@ def test_a_traced_services_page_annotates_its_own_last_conversation(classroom: A
         time.sleep(0.05)
     base = f"http://127.0.0.1:{classroom.port('web')}/_portsuite/learn/service/"
     ftp = fetch(base + "ftp?lang=fr")
+    assert "Une session commentée, en exemple" in ftp
     assert "Pris en direct dans la transcription de cette suite" in ftp
     assert "USER anonymous" in ftp and "le serveur salue en premier (220)" in ftp
     assert "EPSV" in ftp and "le client demande un port de données (mode passif)" in ftp

@@ -168,7 +168,7 @@ function card(svc, now) {
   art.append(head, listenerLines(svc));
   const counts = el("div", "counts");
   counts.append(
-    counter(svc, "total", c.total - mine, _("connections")),
+    counter(svc, "total", c.total - mine, c.total - mine === 1 ? _("connection") : _("connections")),
     counter(svc, "refused", c.refused, _("refused"), undefined, true),
     counter(svc, "errors", svc.errors || 0, _("errors"), undefined, true),
   );

@@ -116,7 +116,7 @@ function drawSequences(services, list, only, max, onePerService) {
   const items = [];
   for (const svc of services) {
     if (only && svc.name !== only) continue;
-    for (const t of svc.transcripts || []) items.push([svc, t]);
+    for (const t of svc.transcripts || []) if (!t.dashboard) items.push([svc, t]);
   }
   items.sort((a, b) => (b[1].started || 0) - (a[1].started || 0));
   let chosen = items;
