@@ -82,9 +82,10 @@ def set_current(lang: str | None) -> None:
 
 def current() -> str:
     """The language of the CLI and config errors: as set, else the locale's."""
-    if _current[0] is None:
-        _current[0] = from_environment(None)
-    return _current[0]
+    lang = _current[0]
+    if lang is None:
+        lang = _current[0] = from_environment(None)
+    return lang
 
 
 def gettext(message: str) -> str:
