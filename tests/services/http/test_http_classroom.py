@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -437,3 +438,110 @@ def test_keyboard_walk_visible_focus_contrast_and_no_console_error(
         browser.close()
         for c in keep:
             c.close()
+
+
+def typed(command: list[str], lines: list[str], timeout: float = 30) -> str:
+    """An interactive client in a pseudo-terminal, each line typed a key at a time."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the client itself
+        os.execvp(command[0], command)
+    out = b""
+
+    def read_for(seconds: float) -> None:
+        nonlocal out
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                out += chunk
+
+    try:
+        read_for(2)
+        for line in lines:
+            for key in line + "\r":
+                os.write(fd, key.encode())
+                time.sleep(0.02)
+            read_for(1.5)
+        read_for(1)
+    finally:
+        os.close(fd)
+        deadline = time.monotonic() + timeout
+        while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return out.decode("utf-8", "replace")
+
+
+def test_the_telnet_versus_ssh_worksheet_works_as_written(
+    classroom: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its commands, with this suite's ports, run with the real telnet, ssh, dig and portsuite."""
+    import html
+
+    telnet, ssh, sshpass, dig = need("telnet"), need("ssh"), need("sshpass"), need("dig")
+    page = fetch(f"http://127.0.0.1:{classroom.port('web')}/_portsuite/learn/tp-telnet-ssh")
+    commands = [html.unescape(c) for c in re.findall(r"<pre>(.*?)</pre>", page, re.S)]
+    tport, sport, dport = classroom.port("telnet"), classroom.port("ssh"), classroom.port("dns")
+    assert f"telnet 127.0.0.1 {tport}" in commands
+    assert f"ssh -p {sport} alice@127.0.0.1" in commands
+    # step 2: telnet, alice / wonderland as the worksheet says
+    screen = typed([telnet, "127.0.0.1", str(tport)], ["alice", "wonderland", "whoami", "exit"])
+    assert "Welcome, alice" in screen and "wonderland" not in screen  # the password is not echoed
+    session = classroom.suite.stats["telnet"].transcripts[-1]
+    # Q1: in clear, C→S, a keystroke (or a few, as TCP groups them) per chunk
+    chunks = [li["text"] for li in session["lines"] if li["dir"] == "c2s"]
+    assert "wonderland" in "".join(c for c in chunks if not c.startswith("hex:"))
+    assert max(len(c) for c in chunks if "w" in c and not c.startswith("hex:")) < 10
+    follow = subprocess.run(
+        [str(Path(sys.executable).parent / "portsuite"), "trace", "telnet", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    typed_in = "".join(re.findall(r"C→S (\S{1,9})$", follow.stdout, re.M))
+    assert "wonderland" in typed_in, follow.stdout[-2000:]
+    # step 3: ssh, the same account
+    r = subprocess.run(
+        [
+            sshpass,
+            "-p",
+            "wonderland",
+            ssh,
+            "-p",
+            str(sport),
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+            "alice@127.0.0.1",
+            "whoami",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.stdout.strip() == "alice", r.stderr
+    for _ in range(100):
+        if classroom.suite.stats["ssh"].transcripts[-1].get("closed") is not None:
+            break
+        time.sleep(0.05)
+    lines = classroom.suite.stats["ssh"].transcripts[-1]["lines"]
+    assert lines[0]["text"].startswith("SSH-2.0-")  # Q3: the version lines, in clear
+    assert any("curve25519" in li["text"] for li in lines)  # and the algorithms' names
+    everything = " ".join(li["text"] for li in lines)
+    assert "wonderland" not in everything and "whoami" not in everything  # Q4
+    assert sum(li["text"].startswith("hex:") for li in lines) >= 5
+    # step 4: the ports, from the lab's DNS, exactly as written
+    for command, port in (("_telnet", tport), ("_ssh", sport)):
+        line = next(c for c in "\n".join(commands).splitlines() if command in c)
+        assert line.startswith(f"dig @127.0.0.1 -p {dport} SRV"), line
+        out = subprocess.run([dig, *line.split()[1:]], capture_output=True, text=True, timeout=30)
+        assert out.stdout.split() == ["0", "0", str(port), "lab.test."], out.stdout
