@@ -545,3 +545,33 @@ def test_the_telnet_versus_ssh_worksheet_works_as_written(
         assert line.startswith(f"dig @127.0.0.1 -p {dport} SRV"), line
         out = subprocess.run([dig, *line.split()[1:]], capture_output=True, text=True, timeout=30)
         assert out.stdout.split() == ["0", "0", str(port), "lab.test."], out.stdout
+
+
+def test_the_dns_worksheet_works_as_written(classroom: Any) -> None:
+    """Each dig of the worksheet, as written with this suite's ports; the SRV port is the web's."""
+    import html
+
+    dig, curl = need("dig"), need("curl")
+    page = fetch(f"http://127.0.0.1:{classroom.port('web')}/_portsuite/learn/tp-dns?lang=fr")
+    lines = [
+        line
+        for block in re.findall(r"<pre>(.*?)</pre>", page, re.S)
+        for line in html.unescape(block).splitlines()
+    ]
+    assert len(lines) == 5 and all(line.startswith("dig @127.0.0.1 -p ") for line in lines)
+    out = {}
+    for line in lines:
+        r = subprocess.run([dig, *line.split()[1:]], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, (line, r.stdout)
+        out[line] = r.stdout
+    assert "www.lab.test.\t\t300\tIN\tA\t127.0.0.1" in out[lines[0]]
+    assert "(TCP)" in out[lines[4]] and "(UDP)" in out[lines[0]]
+    web = out[lines[1]].split()
+    assert web == ["0", "0", str(classroom.port("web")), "lab.test."]
+    assert out[lines[2]].split()[2] == str(classroom.port("smtp"))
+    zone = out[lines[3]]  # AXFR: every service, echo over both transports
+    assert f"_echo._udp.lab.test.\t300\tIN\tSRV\t0 0 {classroom.port('echo')}" in zone
+    head = subprocess.run(
+        [curl, "-sI", f"http://127.0.0.1:{web[2]}/"], capture_output=True, text=True, timeout=30
+    )
+    assert head.stdout.startswith("HTTP/1.1 200"), head.stdout
