@@ -456,7 +456,8 @@ def annotate(tname: str, transcript: dict[str, Any]) -> list[tuple[str, str, str
     """
     The first lines of a live transcript, each with its note (or None), text shortened.
     Typed keystrokes (telnet) read as words: a server's echo of a keystroke is left
-    out, and the keystrokes of one line are joined, up to the Enter key (⏎).
+    out, and the keystrokes of one line are joined, up to the Enter key (⏎); lines in a
+    row of the same direction and the same note are one line.
     """
     out: list[tuple[str, str, str | None]] = []
     typing = False  # the last line of out is a run of keystrokes still being typed
@@ -480,6 +481,13 @@ def annotate(tname: str, transcript: dict[str, Any]) -> list[tuple[str, str, str
             text = text[:MAX_LIVE_TEXT] + "…"
         note = note_for(tname, d, text, previous["s2c" if d == "c2s" else "c2s"])
         previous[d] = text
+        if note and out and out[-1][0] == d and out[-1][2] == note and not typing:
+            # the same step again (telnet's options, SMTP's 250- lines): one line, one note
+            joined = out[-1][1] + " · " + text
+            if len(joined) > 2 * MAX_LIVE_TEXT:
+                joined = joined[: 2 * MAX_LIVE_TEXT] + "…"
+            out[-1] = (d, joined, note)
+            continue
         out.append((d, text, note))
         if len(out) >= MAX_LIVE_LINES:
             break

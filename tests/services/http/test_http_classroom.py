@@ -575,3 +575,18 @@ def test_the_dns_worksheet_works_as_written(classroom: Any) -> None:
         [curl, "-sI", f"http://127.0.0.1:{web[2]}/"], capture_output=True, text=True, timeout=30
     )
     assert head.stdout.startswith("HTTP/1.1 200"), head.stdout
+
+
+def test_repeated_steps_of_a_live_sample_are_one_line() -> None:
+    from portsuite_services.http.dashboard import samples
+
+    lines = [("s2c", "220 lab.test ESMTP portsuite\\r\\n"), ("c2s", "EHLO vm\\r\\n")]
+    lines += [
+        ("s2c", f"250-{ext}\\r\\n") for ext in ("lab.test Hello", "SIZE 10485760", "8BITMIME")
+    ]
+    lines += [("s2c", "250 AUTH PLAIN LOGIN\\r\\n")]
+    shown = samples.annotate("smtp", {"lines": [{"dir": d, "text": t} for d, t in lines]})
+    assert [t for _d, t, _n in shown][2] == (
+        "250-lab.test Hello\\r\\n · 250-SIZE 10485760\\r\\n · 250-8BITMIME\\r\\n"
+    )
+    assert len(shown) == 4 and shown[3][2] == "250: accepted"
