@@ -247,7 +247,11 @@ def test_lab_pages_sequences_and_worksheets_in_both_languages(
                 size,
                 shots / f"{name}-{lang}-{size_name}.png",
             )
-            for name, path in (("service-echo", "service/echo"), ("worksheet-http", "tp-http"))
+            for name, path in (
+                ("service-echo", "service/echo"),
+                ("worksheet-http", "tp-http"),
+                ("sequences", "sequences"),
+            )
             for size_name, size in SIZES.items()
         ]
     )
