@@ -151,8 +151,11 @@ HUMAN_FACING = [
 ]
 # three words or more: a sentence, not a key, a format or a command
 PROSE = re.compile(r"[A-Za-z']+[ ,;:]+[A-Za-z']+[ ,;:(]+[A-Za-z(']+")
-# prose that stays English on purpose: a twisted.cred error no person reads
-NOT_PROSE = {"wrong user name or password"}
+# prose that stays English on purpose: a twisted.cred error no person reads, a programming error
+NOT_PROSE = {
+    "wrong user name or password",
+    "limit and max_hosts must be at least 1, window more than 0",
+}
 
 
 def untranslated(source: str) -> list[tuple[int, str]]:
