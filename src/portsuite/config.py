@@ -29,7 +29,7 @@ from portsuite.api import (
 )
 from portsuite.api.accounts import parse_users
 from portsuite.api.i18n import normalize
-from portsuite.lang import _
+from portsuite.lang import N_, _
 
 # What the parser needs from the registry, without importing it: the plugin dirs in,
 # something that resolves a type name (or raises LookupError with the fix) out.
@@ -81,24 +81,22 @@ MAX_WORKERS = 64
 
 # past one machine, the real server each stateful type's clients reach unchanged
 _REAL_SERVER = {
-    "kv": "a real Redis/Valkey",
-    "sql": "a real MySQL/MariaDB",
-    "smtp": "a real mail server (Postfix, Dovecot)",
-    "pop3": "a real mail server (Postfix, Dovecot)",
-    "imap": "a real mail server (Postfix, Dovecot)",
-    "ssh": "a real OpenSSH server",
-    "telnet": "a real telnetd",
-    "dns": "a real DNS server (Unbound, BIND)",
+    "kv": N_("a real Redis/Valkey"),
+    "sql": N_("a real MySQL/MariaDB"),
+    "smtp": N_("a real mail server (Postfix, Dovecot)"),
+    "pop3": N_("a real mail server (Postfix, Dovecot)"),
+    "imap": N_("a real mail server (Postfix, Dovecot)"),
+    "ssh": N_("a real OpenSSH server"),
+    "telnet": N_("a real telnetd"),
+    "dns": N_("a real DNS server (Unbound, BIND)"),
 }
 
 
 def _stateful_fix(stype: ServiceType) -> str:
-    real = _REAL_SERVER.get(stype.name, "the real server of its protocol")
-    return (
-        f"type {stype.name!r} keeps state shared by all its clients, so it runs in one "
-        f"process; remove workers (past one machine, use {real}, which its clients reach "
-        f"unchanged)"
-    )
+    real = _(_REAL_SERVER.get(stype.name, N_("the real server of its protocol")))
+    return _(
+        "type {name!r} keeps state shared by all its clients, so it runs in one process; remove workers (past one machine, use {real}, which its clients reach unchanged)"
+    ).format(name=stype.name, real=real)
 
 
 @attrs.frozen
@@ -124,25 +122,38 @@ def read(path: str | Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        fix = "check the path given to -c"
+        fix = _("check the path given to -c")
         if not path.exists() and path.name == "config.toml" and Path(CONFIG_HINT).is_file():
-            fix = f"there is none in this folder; use -c {CONFIG_HINT}"
-        raise ConfigError([f"{label}: cannot read the config ({e.strerror}); {fix}"]) from None
+            fix = _("there is none in this folder; use -c {CONFIG_HINT}").format(
+                CONFIG_HINT=CONFIG_HINT
+            )
+        raise ConfigError(
+            [
+                _("{label}: cannot read the config ({strerror}); {fix}").format(
+                    label=label, strerror=e.strerror, fix=fix
+                )
+            ]
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise ConfigError(
             [
-                f"{label}: line {line}: not valid UTF-8 (byte 0x{raw[e.start]:02x}); "
-                f"save the file as UTF-8"
+                _(
+                    "{label}: line {line}: not valid UTF-8 (byte 0x{raw_e_start:02x}); save the file as UTF-8"
+                ).format(label=label, line=line, raw_e_start=raw[e.start])
             ]
         ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(
-            [f"{label}: TOML syntax error: {e}; fix the syntax (see {CONFIG_HINT})"]
+            [
+                _("{label}: TOML syntax error: {e}; fix the syntax (see {CONFIG_HINT})").format(
+                    label=label, e=e, CONFIG_HINT=CONFIG_HINT
+                )
+            ]
         ) from None
 
 
@@ -176,13 +187,13 @@ def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
 
 def _type_name(kind: type) -> str:
     return {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        Path: "a path (string)",
-        list: "a list of strings (or of integers)",
-        dict: "a table",
+        str: _("a string"),
+        int: _("an integer"),
+        float: _("a number"),
+        bool: _("true or false"),
+        Path: _("a path (string)"),
+        list: _("a list of strings (or of integers)"),
+        dict: _("a table"),
     }.get(kind, kind.__name__)
 
 
@@ -212,14 +223,14 @@ class _Validator:
         for key in data:
             if key not in ("suite", "services", "users"):
                 fix = (
-                    f"services go in [services.{key}]"
+                    _("services go in [services.{key}]").format(key=key)
                     if isinstance(data[key], dict)
-                    else "the top level has only [suite], [users] and [services.NAME] tables"
+                    else _("the top level has only [suite], [users] and [services.NAME] tables")
                 )
                 self.err(f"[{key}]", "", _("unknown table; {fix}").format(fix=fix))
         suite = data.get("suite", {})
         if not isinstance(suite, dict):
-            self.err("[suite]", "", "must be a table; write it as [suite]")
+            self.err("[suite]", "", _("must be a table; write it as [suite]"))
             suite = {}
         for key in suite:
             if key not in SUITE_KEYS:
@@ -237,7 +248,7 @@ class _Validator:
         plugin_dirs: list[Path] = []
         raw_dirs = suite.get("plugin_dirs", [])
         if not isinstance(raw_dirs, list) or not all(isinstance(d, str) for d in raw_dirs):
-            self.err("[suite]", "plugin_dirs", 'must be a list of folders, e.g. ["../plugins"]')
+            self.err("[suite]", "plugin_dirs", _('must be a list of folders, e.g. ["../plugins"]'))
         else:
             for d in raw_dirs:
                 folder = self.resolve(d)
@@ -245,7 +256,9 @@ class _Validator:
                     self.err(
                         "[suite]",
                         "plugin_dirs",
-                        f"{folder} is not a folder; create it or fix the path",
+                        _("{folder} is not a folder; create it or fix the path").format(
+                            folder=folder
+                        ),
                     )
                 else:
                     plugin_dirs.append(folder)
@@ -256,11 +269,11 @@ class _Validator:
         self.error_keys.extend("users" for _ in user_errors)
         services = data.get("services", {})
         if not isinstance(services, dict):
-            self.err("[services]", "", "must be tables, e.g. [services.echo]")
+            self.err("[services]", "", _("must be tables, e.g. [services.echo]"))
             services = {}
         if not services:
             self.err(
-                "[services]", "", 'no service configured; add e.g. [services.echo] type = "echo"'
+                "[services]", "", _('no service configured; add e.g. [services.echo] type = "echo"')
             )
         built = []
         for name, table in services.items():
@@ -284,7 +297,7 @@ class _Validator:
 
     def host(self, where: str, value: Any) -> str:
         if not isinstance(value, str) or not value:
-            self.err(where, "host", 'must be an address string, e.g. "127.0.0.1" or "0.0.0.0"')
+            self.err(where, "host", _('must be an address string, e.g. "127.0.0.1" or "0.0.0.0"'))
             return DEFAULT_HOST
         return value
 
@@ -293,12 +306,14 @@ class _Validator:
     ) -> ServiceConfig | None:
         where = f"[services.{name}]"
         if not isinstance(table, dict):
-            self.err(where, "", 'must be a table with at least type = "…"')
+            self.err(where, "", _('must be a table with at least type = "…"'))
             return None
         tname = table.get("type")
         if not isinstance(tname, str):
             self.err(
-                where, "type", 'missing; add e.g. type = "echo" (portsuite plugins lists the types)'
+                where,
+                "type",
+                _('missing; add e.g. type = "echo" (portsuite plugins lists the types)'),
             )
             return None
         try:
@@ -324,7 +339,7 @@ class _Validator:
             port = self.port(where, table["port"])
         elif not listen:
             if stype.default_port is None:
-                self.err(where, "port", "missing; set port = N (0 = any free port the OS picks)")
+                self.err(where, "port", _("missing; set port = N (0 = any free port the OS picks)"))
             else:
                 port = stype.default_port
         udp = self.flag(where, table, "udp", default=stype.udp_default)
@@ -332,7 +347,9 @@ class _Validator:
             self.err(
                 where,
                 "udp",
-                f"type {tname!r} speaks only {'/'.join(sorted(stype.transports))}; remove udp",
+                _("type {type!r} speaks only {transports}; remove udp").format(
+                    type=tname, transports="/".join(sorted(stype.transports))
+                ),
             )
         if stype.transports == {"udp"}:
             udp = True
@@ -344,24 +361,33 @@ class _Validator:
                 self.err(
                     where,
                     "listen",
-                    f"type {tname!r} speaks only tcp; remove the udp: entries",
+                    _("type {tname!r} speaks only tcp; remove the udp: entries").format(
+                        tname=tname
+                    ),
                 )
         if kinds - {"udp"} and "tcp" not in stype.transports:
             self.err(
                 where,
                 "listen",
-                f"type {tname!r} speaks only udp; listen on it with udp:PORT",
+                _("type {tname!r} speaks only udp; listen on it with udp:PORT").format(tname=tname),
             )
         tls = self.tls(where, table.get("tls"))
         if tls is not None and any(d.startswith("ssl:") for d in listen):
             self.err(
                 where,
                 "tls",
-                "the listen list has an ssl: endpoint too, which would wrap TLS twice; "
-                "use tcp: endpoints with tls, or drop tls",
+                _(
+                    "the listen list has an ssl: endpoint too, which would wrap TLS twice; use tcp: endpoints with tls, or drop tls"
+                ),
             )
         if tls is not None and "tcp" not in stype.transports:
-            self.err(where, "tls", f"type {tname!r} has no TCP listener to put TLS on; remove tls")
+            self.err(
+                where,
+                "tls",
+                _("type {tname!r} has no TCP listener to put TLS on; remove tls").format(
+                    tname=tname
+                ),
+            )
         options = {}
         before_options = len(self.errors)
         for opt in stype.options:
@@ -417,8 +443,9 @@ class _Validator:
             self.err(
                 where,
                 "workers",
-                f"{value!r} must be an integer 1-{MAX_WORKERS} (processes accepting on the port); "
-                f"remove it for one",
+                _(
+                    "{value!r} must be an integer 1-{MAX_WORKERS} (processes accepting on the port); remove it for one"
+                ).format(value=value, MAX_WORKERS=MAX_WORKERS),
             )
             return 1
         if value == 1:
@@ -427,14 +454,19 @@ class _Validator:
             self.err(where, "workers", _stateful_fix(stype))
             return 1
         if "tcp" not in stype.transports:
-            self.err(where, "workers", f"type {stype.name!r} has no TCP listener; remove workers")
+            self.err(
+                where,
+                "workers",
+                _("type {name!r} has no TCP listener; remove workers").format(name=stype.name),
+            )
             return 1
         if any(endpoints.parse(d).kind not in ("tcp", "tcp6", "unix", "udp") for d in listen):
             self.err(
                 where,
                 "workers",
-                "work only with tcp: and unix: listeners (TLS: use tls = {…}); "
-                "fix listen or remove workers",
+                _(
+                    "work only with tcp: and unix: listeners (TLS: use tls = {…}); fix listen or remove workers"
+                ),
             )
             return 1
         return value
@@ -445,15 +477,17 @@ class _Validator:
             return None
         value = table["users"]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.err(where, "users", 'must be a list of names from [users], e.g. ["alice"]')
+            self.err(where, "users", _('must be a list of names from [users], e.g. ["alice"]'))
             return None
         for name in value:
             if name not in self.accounts:
-                known = ", ".join(self.accounts.names()) or "none yet"
+                known = ", ".join(self.accounts.names()) or _("none yet")
                 self.err(
                     where,
                     "users",
-                    f"{name!r} is not in [users] (known: {known}); add it there or remove it here",
+                    _(
+                        "{name!r} is not in [users] (known: {known}); add it there or remove it here"
+                    ).format(name=name, known=known),
                 )
         return tuple(value)
 
@@ -498,8 +532,9 @@ class _Validator:
             self.err(
                 where,
                 key,
-                f"{value!r} must be a positive {'number' if kind is float else 'integer'}; "
-                f"remove it for no limit",
+                _("{value!r} must be a positive {kind}; remove it for no limit").format(
+                    value=value, kind=_("number") if kind is float else _("integer")
+                ),
             )
             return None
         return kind(value)
@@ -513,7 +548,7 @@ class _Validator:
             self.err(
                 where,
                 "listen",
-                'must be a list of endpoint descriptions, e.g. ["tcp:7007", "unix:/tmp/x.sock"]',
+                _('must be a list of endpoint descriptions, e.g. ["tcp:7007", "unix:/tmp/x.sock"]'),
             )
             return ()
         out = []
@@ -531,17 +566,25 @@ class _Validator:
             return None
         if not isinstance(value, dict):
             self.err(
-                where, "tls", 'must be a table: tls = { cert = "server.crt", key = "server.key" }'
+                where,
+                "tls",
+                _('must be a table: tls = { cert = "server.crt", key = "server.key" }'),
             )
             return None
         for key in value:
             if key not in TLS_KEYS:
-                self.err(where, f"tls.{key}", f"unknown key; {_suggest(key, TLS_KEYS)}")
+                self.err(
+                    where,
+                    f"tls.{key}",
+                    _("unknown key; {hint}").format(hint=_suggest(key, TLS_KEYS)),
+                )
         paths = {}
         timeout = value.get("handshake_timeout", 10.0)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             self.err(
-                where, "tls.handshake_timeout", f"{timeout!r} must be a positive number of seconds"
+                where,
+                "tls.handshake_timeout",
+                _("{timeout!r} must be a positive number of seconds").format(timeout=timeout),
             )
             timeout = 10.0
         for key in ("cert", "key", "chain"):
@@ -551,11 +594,11 @@ class _Validator:
                     self.err(
                         where,
                         f"tls.{key}",
-                        "missing; portsuite cert makes a cert and key for localhost",
+                        _("missing; portsuite cert makes a cert and key for localhost"),
                     )
                 continue
             if not isinstance(v, str):
-                self.err(where, f"tls.{key}", "must be a file path string")
+                self.err(where, f"tls.{key}", _("must be a file path string"))
                 continue
             paths[key] = self.resolve(v)
         if "cert" not in paths or "key" not in paths:
@@ -573,7 +616,9 @@ class _Validator:
                 self.err(
                     where,
                     opt.name,
-                    f"missing; this type needs it ({opt.help or _type_name(opt.kind)})",
+                    _("missing; this type needs it ({opt_help_or__typ})").format(
+                        opt_help_or__typ=opt.help or _type_name(opt.kind)
+                    ),
                 )
             return opt.default
         raw = table[opt.name]
@@ -605,13 +650,21 @@ class _Validator:
             value = raw
         if not ok:
             hint = f" ({opt.help})" if opt.help else ""
-            self.err(where, opt.name, f"{raw!r} is not {_type_name(opt.kind)}{hint}")
+            self.err(
+                where,
+                opt.name,
+                _("{value!r} is not {kind}{hint}").format(
+                    value=raw, kind=_type_name(opt.kind), hint=hint
+                ),
+            )
             return opt.default
         if opt.choices is not None and value not in opt.choices:
             self.err(
                 where,
                 opt.name,
-                f"{raw!r} is not allowed; use one of {', '.join(map(repr, opt.choices))}",
+                _("{raw!r} is not allowed; use one of {join_map_repr_op}").format(
+                    raw=raw, join_map_repr_op=", ".join(map(repr, opt.choices))
+                ),
             )
             return opt.default
         if opt.check is not None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from portsuite.lang import _
+
 KINDS = ("tcp", "tcp6", "unix", "ssl", "systemd", "udp")
 # keyword fields that name files, made absolute relative to the config
 PATH_KEYS = ("privateKey", "certKey", "extraCertChain", "caCertsDir", "address")
@@ -105,7 +107,9 @@ def parse(desc: str) -> Description:
     kind = fields[0]
     if kind not in KINDS:
         raise DescriptionError(
-            f"{desc!r} has an unknown endpoint kind {kind!r}; use one of {', '.join(KINDS)}"
+            _("{desc!r} has an unknown endpoint kind {kind!r}; use one of {join_KINDS}").format(
+                desc=desc, kind=kind, join_KINDS=", ".join(KINDS)
+            )
         )
     args: list[str] = []
     kwargs: dict[str, str] = {}
@@ -121,12 +125,18 @@ def parse(desc: str) -> Description:
         if raw_port is None or not raw_port.isdigit() or not 0 <= int(raw_port) <= 65535:
             example = f"{kind}:7007" + (":interface=127.0.0.1" if kind == "udp" else "")
             raise DescriptionError(
-                f"{desc!r}: {raw_port!r} is not a port number 0-65535; write e.g. {example!r}"
+                _(
+                    "{desc!r}: {raw_port!r} is not a port number 0-65535; write e.g. {example!r}"
+                ).format(desc=desc, raw_port=raw_port, example=example)
                 if raw_port is not None
-                else f"{desc!r} has no port; write e.g. {example!r}"
+                else _("{desc!r} has no port; write e.g. {example!r}").format(
+                    desc=desc, example=example
+                )
             )
     if kind == "unix" and not (args or "address" in kwargs):
-        raise DescriptionError(f"{desc!r} has no socket path; write e.g. 'unix:/tmp/echo.sock'")
+        raise DescriptionError(
+            _("{desc!r} has no socket path; write e.g. 'unix:/tmp/echo.sock'").format(desc=desc)
+        )
     return d
 
 

@@ -37,6 +37,8 @@ from typing import Any
 
 import attrs
 
+from portsuite.lang import _
+
 DURATIONS = ("latency", "jitter", "slow_close", "timeout", "reset_peer", "close_after")
 SIZES = ("reset_after", "limit_data")
 KINDS = (*DURATIONS, "bandwidth", *SIZES, "drop")
@@ -67,28 +69,41 @@ class FaultError(ValueError):
 
 def _duration(kind: str, raw: Any) -> float:
     if isinstance(raw, bool):
-        raise FaultError(f'{kind}: {raw!r} is not a duration; write e.g. {kind} = "200ms"')
+        raise FaultError(
+            _('{kind}: {raw!r} is not a duration; write e.g. {kind} = "200ms"').format(
+                kind=kind, raw=raw
+            )
+        )
     if isinstance(raw, (int, float)):
         seconds = raw / 1000.0
     elif isinstance(raw, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*", raw)
         if not m:
             raise FaultError(
-                f'{kind}: {raw!r} is not a duration; write e.g. "200ms", "1.5s" '
-                f"(a bare number is milliseconds)"
+                _(
+                    '{kind}: {raw!r} is not a duration; write e.g. "200ms", "1.5s" (a bare number is milliseconds)'
+                ).format(kind=kind, raw=raw)
             )
         seconds = float(m.group(1)) * (_UNITS[m.group(2)] if m.group(2) else 0.001)
     else:
-        raise FaultError(f'{kind}: {raw!r} is not a duration; write e.g. "200ms"')
+        raise FaultError(
+            _('{kind}: {raw!r} is not a duration; write e.g. "200ms"').format(kind=kind, raw=raw)
+        )
     if not 0 <= seconds <= MAX_DURATION:
-        raise FaultError(f"{kind}: {raw!r} is out of range; use 0 to 1 hour")
+        raise FaultError(
+            _("{kind}: {raw!r} is out of range; use 0 to 1 hour").format(kind=kind, raw=raw)
+        )
     return seconds
 
 
 def _size(kind: str, raw: Any, per_second: bool = False) -> int:
     example = '"10KiB/s"' if per_second else '"4KiB"'
     if isinstance(raw, bool):
-        raise FaultError(f"{kind}: {raw!r} is not a size; write e.g. {kind} = {example}")
+        raise FaultError(
+            _("{kind}: {raw!r} is not a size; write e.g. {kind} = {example}").format(
+                kind=kind, raw=raw, example=example
+            )
+        )
     if isinstance(raw, int):
         value = raw
     elif isinstance(raw, str):
@@ -96,12 +111,22 @@ def _size(kind: str, raw: Any, per_second: bool = False) -> int:
         m = re.fullmatch(pattern, raw, re.IGNORECASE)
         unit = (m.group(2) or "").lower() if m else ""
         if not m or unit not in _SIZES:
-            raise FaultError(f"{kind}: {raw!r} is not a size; write e.g. {example}")
+            raise FaultError(
+                _("{kind}: {raw!r} is not a size; write e.g. {example}").format(
+                    kind=kind, raw=raw, example=example
+                )
+            )
         value = int(float(m.group(1)) * _SIZES[unit])
     else:
-        raise FaultError(f"{kind}: {raw!r} is not a size; write e.g. {example}")
+        raise FaultError(
+            _("{kind}: {raw!r} is not a size; write e.g. {example}").format(
+                kind=kind, raw=raw, example=example
+            )
+        )
     if value < 1 or value > 1024**3:
-        raise FaultError(f"{kind}: {raw!r} is out of range; use 1 byte to 1GiB")
+        raise FaultError(
+            _("{kind}: {raw!r} is out of range; use 1 byte to 1GiB").format(kind=kind, raw=raw)
+        )
     return value
 
 
@@ -157,8 +182,12 @@ def parse(table: Mapping[str, Any], base: Faults | None = None) -> Faults:
             import difflib
 
             close = difflib.get_close_matches(kind, KINDS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(KINDS)}"
-            raise FaultError(f"{kind}: unknown fault; {hint}")
+            hint = (
+                _("did you mean {close_0!r}?").format(close_0=close[0])
+                if close
+                else f"known: {', '.join(KINDS)}"
+            )
+            raise FaultError(_("{kind}: unknown fault; {hint}").format(kind=kind, hint=hint))
         if isinstance(raw, str) and raw.strip().lower() in ("off", "none"):
             values[kind] = getattr(Faults(), kind)
         elif kind in DURATIONS:
@@ -174,7 +203,9 @@ def parse(table: Mapping[str, Any], base: Faults | None = None) -> Faults:
                 share = -1.0
             if isinstance(raw, bool) or not 0 <= share <= 1:
                 raise FaultError(
-                    f"drop: {raw!r} is out of range; use a share from 0 to 1 (0.1 = 10%)"
+                    _("drop: {raw!r} is out of range; use a share from 0 to 1 (0.1 = 10%)").format(
+                        raw=raw
+                    )
                 )
             values[kind] = share
     return Faults(**values)
@@ -183,7 +214,7 @@ def parse(table: Mapping[str, Any], base: Faults | None = None) -> Faults:
 def check(table: Any, transports: set[str] | frozenset[str]) -> tuple[Faults | None, list[str]]:
     """A service's C{faults} table: the faults and the problems (one line each, no prefix)."""
     if not isinstance(table, dict):
-        return None, ['faults: must be a table, e.g. faults = { latency = "200ms" }']
+        return None, [_('faults: must be a table, e.g. faults = { latency = "200ms" }')]
     errors: list[str] = []
     faults = Faults()
     for kind, raw in table.items():
@@ -199,11 +230,15 @@ def transport_problems(faults: Faults, transports: set[str] | frozenset[str]) ->
     """Faults a service cannot have: C{drop} without UDP, stream faults without TCP."""
     out = []
     if faults.drop and "udp" not in transports:
-        out.append("drop: applies to UDP datagrams and this service has no UDP; remove it")
+        out.append(_("drop: applies to UDP datagrams and this service has no UDP; remove it"))
     if "tcp" not in transports:
         for kind in KINDS:
             if kind not in UDP_KINDS and getattr(faults, kind) != getattr(Faults(), kind):
-                out.append(f"{kind}: applies to TCP connections and this service is UDP only")
+                out.append(
+                    _("{kind}: applies to TCP connections and this service is UDP only").format(
+                        kind=kind
+                    )
+                )
     return out
 
 
@@ -213,7 +248,9 @@ def parse_words(words: list[str], base: Faults) -> Faults:
     for word in words:
         kind, eq, value = word.partition("=")
         if not eq or not kind:
-            raise FaultError(f"{word}: write KIND=VALUE, e.g. latency=200ms, or clear")
+            raise FaultError(
+                _("{word}: write KIND=VALUE, e.g. latency=200ms, or clear").format(word=word)
+            )
         table[kind.strip()] = value.strip()
     return parse(table, base)
 

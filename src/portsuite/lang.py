@@ -9,22 +9,19 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from portsuite.api import i18n
 from portsuite.api.i18n import from_environment, translator
-
-_current: list[str | None] = [None]
 
 
 def set_language(lang: str | None) -> str:
     """Use C{lang} from now on (None: the locale's); returns the language chosen."""
     chosen = from_environment(lang)
-    _current[0] = chosen
+    i18n.set_current(chosen)
     return chosen
 
 
 def language() -> str:
-    if _current[0] is None:
-        return set_language(None)
-    return _current[0]
+    return i18n.current()
 
 
 def _(message: str) -> str:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-_CALL = re.compile(r"""\b(?:N_|_)\("((?:[^"\\\n]|\\.)*)"\)""")
+_CALL = re.compile(r"""\b(?:N_|_)\((?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\\\n]|\\.)*)')\)""")
 
 
 def extract(fileobj: Any, keywords: Any, comment_tags: Any, options: Any) -> Iterator[Any]:
@@ -25,7 +25,10 @@ def extract(fileobj: Any, keywords: Any, comment_tags: Any, options: Any) -> Ite
         yield item
     text = source.decode("utf-8") if isinstance(source, bytes) else source
     for m in _CALL.finditer(text):
-        msgid = ast.literal_eval('"' + m.group(1) + '"')
+        quote = '"' if m.group(1) is not None else "'"
+        msgid = ast.literal_eval(
+            quote + (m.group(1) if m.group(1) is not None else m.group(2)) + quote
+        )
         if msgid not in seen:
             seen.add(msgid)
             yield (text.count("\n", 0, m.start()) + 1, "_", msgid, [])

@@ -42,11 +42,13 @@ from twisted.protocols.policies import TimeoutMixin
 from portsuite import faults as faultsmod
 from portsuite import loader
 from portsuite.api import ConfigError, StartupError
+from portsuite.lang import N_, _
 
 log = Logger(namespace="portsuite")
 
 GRACE = 10.0  # seconds a removed/restarted service's open connections get to finish
 MAX_REQUEST = 64 * 1024
+STATES = (N_("listening"), N_("disabled"), N_("stopped"))  # a unit's state, in status
 
 
 # -- where the control socket lives ----------------------------------------------------
@@ -75,7 +77,11 @@ def ensure_run_dir(folder: Path) -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = folder.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise OSError(f"{folder} is not a folder of this user; remove it or set PORTSUITE_RUN_DIR")
+        raise OSError(
+            _("{folder} is not a folder of this user; remove it or set PORTSUITE_RUN_DIR").format(
+                folder=folder
+            )
+        )
     if st.st_mode & 0o077:
         os.chmod(folder, 0o700)
 
@@ -84,8 +90,8 @@ def ensure_run_dir(folder: Path) -> None:
 
 
 def _unknown(suite: Any, name: str) -> str:
-    known = ", ".join(u.name for u in suite) or "none"
-    return f"unknown service {name!r}; services: {known}"
+    known = ", ".join(u.name for u in suite) or _("none")
+    return _("unknown service {name!r}; services: {known}").format(name=name, known=known)
 
 
 def _unit(suite: Any, name: str) -> Any:
@@ -105,14 +111,19 @@ def _where(unit: Any) -> str:
 
 
 def status_lines(suite: Any) -> list[str]:
-    rows = [["SERVICE", "TYPE", "STATE", "LISTENING", "OPEN", "FAULTS"]]
+    rows = [[_("SERVICE"), _("TYPE"), _("STATE"), _("LISTENING"), _("OPEN"), _("FAULTS")]]
     for unit in suite:
         f = unit.faults.as_dict() if unit.faults is not None else {}
         rows.append(
             [
                 unit.name,
                 unit.config.type,
-                unit.state + (f" ({unit.stats.workers} workers)" if unit.pool is not None else ""),
+                _(unit.state)
+                + (
+                    _(" ({n} workers)").format(n=unit.stats.workers)
+                    if unit.pool is not None
+                    else ""
+                ),
                 _where(unit),
                 str(unit.stats.open),
                 " ".join(f"{k}={v}" for k, v in f.items()) or "-",
@@ -121,7 +132,7 @@ def status_lines(suite: Any) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for error in getattr(suite, "plugin_errors", {}).values():
-        lines.append(f"plugin error: {error}")
+        lines.append(_("plugin error: {error}").format(error=error))
     return lines
 
 
@@ -131,13 +142,15 @@ def disable(suite: Any, name: str) -> Any:
     if unit is None:
         return False, [_unknown(suite, name)]
     if unit.disabled:
-        return True, [f"{name}: already disabled"]
+        return True, [_("{name}: already disabled").format(name=name)]
     unit.disabled = True
     yield unit.unbind()
     suite.changed()
     log.info("{service}: disabled (no longer listening)", service=name)
     return True, [
-        f"{name}: disabled; no longer listening ({unit.stats.open} open connection(s) go on)"
+        _("{name}: disabled; no longer listening ({open} open connection(s) go on)").format(
+            name=name, open=unit.stats.open
+        )
     ]
 
 
@@ -146,17 +159,21 @@ def enable(suite: Any, name: str) -> tuple[bool, list[str]]:
     if unit is None:
         return False, [_unknown(suite, name)]
     if not unit.disabled:
-        return True, [f"{name}: already enabled ({_where(unit)})"]
+        return True, [
+            _("{name}: already enabled ({where_unit})").format(name=name, where_unit=_where(unit))
+        ]
     try:
         unit.bind()
     except StartupError as e:
         for child in unit:
             child.unbind()
-        return False, [f"{e}; {name} stays disabled"]
+        return False, [_("{error}; {name} stays disabled").format(error=e, name=name)]
     unit.disabled = False
     suite.changed()
     log.info("{service}: enabled on {where}", service=name, where=_where(unit))
-    return True, [f"{name}: enabled, listening on {_where(unit)}"]
+    return True, [
+        _("{name}: enabled, listening on {where_unit}").format(name=name, where_unit=_where(unit))
+    ]
 
 
 def fault(suite: Any, name: str, words: list[str]) -> tuple[bool, list[str]]:
@@ -164,24 +181,28 @@ def fault(suite: Any, name: str, words: list[str]) -> tuple[bool, list[str]]:
     if unit is None:
         return False, [_unknown(suite, name)]
     if not words:
-        return False, ["say which faults, e.g. latency=200ms, or clear"]
+        return False, [_("say which faults, e.g. latency=200ms, or clear")]
     if words == ["clear"]:
         unit.set_faults(None)
         log.info("{service}: faults cleared", service=name)
-        return True, [f"{name}: faults cleared (for the next connections)"]
+        return True, [_("{name}: faults cleared (for the next connections)").format(name=name)]
     try:
         new = faultsmod.parse_words(words, unit.faults or faultsmod.Faults())
     except faultsmod.FaultError as e:
-        return False, [f"{name}: {e}; nothing was changed"]
+        return False, [_("{name}: {e}; nothing was changed").format(name=name, e=e)]
     transports = {li.transport for li in unit.stats.listeners} or set(unit.stype.transports)
     transports = {"udp" if t == "udp" else "tcp" for t in transports}
     problems = faultsmod.transport_problems(new, transports)
     if problems:
-        return False, [f"{name}: {problems[0]}; nothing was changed"]
+        return False, [
+            _("{name}: {problems_0}; nothing was changed").format(name=name, problems_0=problems[0])
+        ]
     unit.set_faults(new)
-    shown = " ".join(f"{k}={v}" for k, v in new.as_dict().items()) or "none"
+    shown = " ".join(f"{k}={v}" for k, v in new.as_dict().items()) or _("none")
     log.info("{service}: faults {faults}", service=name, faults=shown)
-    return True, [f"{name}: faults {shown} (for the next connections)"]
+    return True, [
+        _("{name}: faults {shown} (for the next connections)").format(name=name, shown=shown)
+    ]
 
 
 def _differs(unit: Any, svc: Any, old_cfg: Any, new_cfg: Any) -> bool:
@@ -195,11 +216,14 @@ def reload(suite: Any, grace: float = GRACE) -> Any:
     """Read the config file again and apply the difference; (ok, lines)."""
     path = suite.config_file
     if path is None:
-        return False, ["this suite was not started from a config file; nothing to reload"]
+        return False, [_("this suite was not started from a config file; nothing to reload")]
     try:
         new = loader.load(path)
     except ConfigError as e:
-        return False, [*e.errors, f"{len(e.errors)} problem(s) in {path}; nothing was changed"]
+        return False, [
+            *e.errors,
+            _("{n} problem(s) in {path}; nothing was changed").format(n=len(e.errors), path=path),
+        ]
     old = suite.config
     units = {u.name: u for u in suite}
     names = [s.name for s in new.services]
@@ -221,12 +245,16 @@ def reload(suite: Any, grace: float = GRACE) -> Any:
         for unit in fresh:
             yield unit.unbind()
         suite.config, suite.types, suite.stats = saved
-        return False, [_line(e), "nothing was changed"]
+        return False, [_line(e), _("nothing was changed")]
 
     lines = []
     for unit in fresh:
         unit.setServiceParent(suite)
-        lines.append(f"{unit.name}: added, listening on {_where(unit)}")
+        lines.append(
+            _("{name}: added, listening on {where_unit}").format(
+                name=unit.name, where_unit=_where(unit)
+            )
+        )
     for svc in changed:
         before = units[svc.name]
         yield before.unbind()
@@ -238,29 +266,45 @@ def reload(suite: Any, grace: float = GRACE) -> Any:
                 unit.bind()
         except Exception as e:
             yield unit.unbind()
-            lines.append(f"{_line(e)}; {svc.name} is stopped")
+            lines.append(_("{error}; {name} is stopped").format(error=_line(e), name=svc.name))
             continue
         unit.setServiceParent(suite)
         n = before.stats.open
         lines.append(
-            f"{svc.name}: restarted, listening on {_where(unit)}"
-            + (f" ({n} open connection(s) of the old one get {grace:g}s to finish)" if n else "")
+            _("{name}: restarted, listening on {where_unit}").format(
+                name=svc.name, where_unit=_where(unit)
+            )
+            + (
+                _(" ({n} open connection(s) of the old one get {grace:g}s to finish)").format(
+                    n=n, grace=grace
+                )
+                if n
+                else ""
+            )
         )
     for unit in removed:
         n = unit.stats.open
         yield unit.unbind()
         suite.retire(unit, grace)
         lines.append(
-            f"{unit.name}: removed"
-            + (f" ({n} open connection(s) get {grace:g}s to finish)" if n else "")
+            _("{name}: removed").format(name=unit.name)
+            + (
+                _(" ({n} open connection(s) get {grace:g}s to finish)").format(n=n, grace=grace)
+                if n
+                else ""
+            )
         )
     for unit in kept:
         want = new.faults.get(unit.name)
         if want != old.faults.get(unit.name):
             unit.set_faults(want)
-            lines.append(f"{unit.name}: faults now {want.as_dict() if want else 'none'}")
+            lines.append(
+                _("{name}: faults now {faults}").format(
+                    name=unit.name, faults=want.as_dict() if want else _("none")
+                )
+            )
     if kept:
-        lines.append(f"unchanged: {', '.join(u.name for u in kept)}")
+        lines.append(_("unchanged: {names}").format(names=", ".join(u.name for u in kept)))
     suite.changed()
     for line in lines:
         log.info("reload: {line}", line=line)
@@ -288,11 +332,13 @@ class ControlProtocol(LineOnlyReceiver, TimeoutMixin):
         self.setTimeout(30)
         uid = _peer_uid(self.transport)
         if uid is not None and uid not in (os.getuid(), 0):
-            self._answer(False, ["refused: only the suite's owner may control it"])
+            self._answer(False, [_("refused: only the suite's owner may control it")])
             self.transport.loseConnection()
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self._answer(False, [f"request longer than {MAX_REQUEST} bytes"])
+        self._answer(
+            False, [_("request longer than {MAX_REQUEST} bytes").format(MAX_REQUEST=MAX_REQUEST)]
+        )
         self.transport.loseConnection()
 
     def timeoutConnection(self) -> None:
@@ -305,13 +351,17 @@ class ControlProtocol(LineOnlyReceiver, TimeoutMixin):
             if not isinstance(request, dict) or not isinstance(request.get("command"), str):
                 raise ValueError
         except ValueError:
-            self._answer(False, ['bad request; send one JSON object: {"command": "status"}'])
+            self._answer(False, [_('bad request; send one JSON object: {"command": "status"}')])
             return
         d = defer.maybeDeferred(self.factory.handle, request)
 
         def failed(f: Any) -> tuple[bool, list[str]]:
             log.failure("control: {command} failed", f, command=request.get("command"))
-            return False, [f"{request.get('command')} failed: {f.getErrorMessage()}"]
+            return False, [
+                _("{command} failed: {error}").format(
+                    command=request.get("command"), error=f.getErrorMessage()
+                )
+            ]
 
         d.addErrback(failed)
         d.addCallback(lambda r: self._answer(*r))
@@ -359,20 +409,24 @@ class ControlFactory(Factory):
                 or not isinstance(grace, (int, float))
                 or not 0 <= grace <= 3600
             ):
-                return False, ["reload: grace must be 0 to 3600 seconds; nothing was changed"]
+                return False, [_("reload: grace must be 0 to 3600 seconds; nothing was changed")]
             return suite.reload(float(grace))
         if command in ("disable", "enable", "fault"):
             if not isinstance(name, str):
-                return False, [f"{command}: say which service"]
+                return False, [_("{command}: say which service").format(command=command)]
             if command == "disable":
                 return disable(suite, name)
             if command == "enable":
                 return enable(suite, name)
             words = request.get("args") or []
             if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-                return False, ["fault: args must be a list of KIND=VALUE words"]
+                return False, [_("fault: args must be a list of KIND=VALUE words")]
             return fault(suite, name, words)
-        return False, [f"unknown command {command!r}; use status, reload, disable, enable, fault"]
+        return False, [
+            _("unknown command {command!r}; use status, reload, disable, enable, fault").format(
+                command=command
+            )
+        ]
 
 
 def listen(suite: Any, path: Path) -> Any:
@@ -424,7 +478,9 @@ def request(path: Path, payload: dict[str, Any], timeout: float = 60) -> dict[st
             if not chunk:
                 break
             data += chunk
-    answer: dict[str, Any] = json.loads(data or b'{"ok": false, "lines": ["no answer"]}')
+    answer: dict[str, Any] = json.loads(
+        data or json.dumps({"ok": False, "lines": [_("no answer")]})
+    )
     return answer
 
 
@@ -435,13 +491,17 @@ def main(args: Any, payload: dict[str, Any]) -> int:
         answer = request(path, payload)
     except FileNotFoundError:
         print(
-            f"portsuite: no suite is running with {args.config} (no control socket {path}); "
-            f"start one with: twistd -n portsuite -c {args.config}",
+            _(
+                "portsuite: no suite is running with {config} (no control socket {path}); start one with: twistd -n portsuite -c {config}"
+            ).format(config=args.config, path=path),
             file=sys.stderr,
         )
         return 1
     except (OSError, ValueError) as e:
-        print(f"portsuite: cannot talk to the suite on {path}: {e}", file=sys.stderr)
+        print(
+            _("portsuite: cannot talk to the suite on {path}: {e}").format(path=path, e=e),
+            file=sys.stderr,
+        )
         return 1
     out = sys.stdout if answer.get("ok") else sys.stderr
     for line in answer.get("lines", []):
@@ -454,6 +514,6 @@ def add_target_arguments(p: Any) -> None:
         "-c",
         "--config",
         default="config.toml",
-        help="the config the suite was started with (finds its control socket)",
+        help=_("the config the suite was started with (finds its control socket)"),
     )
-    p.add_argument("--socket", default=None, help="the control socket itself")
+    p.add_argument("--socket", default=None, help=_("the control socket itself"))

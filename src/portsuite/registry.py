@@ -36,6 +36,7 @@ import attrs
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, ServerFactory
 
 from portsuite.api import TRANSPORTS, ServiceType
+from portsuite.lang import _
 
 ENTRY_POINT_GROUP = "portsuite.services"
 # the distributions whose types are portsuite's own (services/pyproject.toml)
@@ -54,7 +55,11 @@ def type_from_class(spec: str, cls: type) -> ServiceType:
     elif isinstance(cls, type) and issubclass(cls, Protocol):
         how = {"tcp_factory": lambda ctx: ServerFactory.forProtocol(cls)}
     else:
-        raise TypeError(f"{spec} is not a Protocol, ServerFactory or DatagramProtocol subclass")
+        raise TypeError(
+            _("{spec} is not a Protocol, ServerFactory or DatagramProtocol subclass").format(
+                spec=spec
+            )
+        )
     doc = (cls.__doc__ or "").strip().splitlines()
     module = cls.__module__.rpartition(".")[2] if cls.__module__.startswith(PLUGINS) else None
     description = doc[0] if doc else f"{cls.__qualname__} from {module or cls.__module__}"
@@ -100,7 +105,7 @@ def _package(name: str, path: list[str]) -> ModuleType:
         spec.submodule_search_locations = path
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        parent, _, child = name.rpartition(".")
+        parent, _dot, child = name.rpartition(".")
         if parent:
             setattr(sys.modules[parent], child, module)
     return module
@@ -134,15 +139,18 @@ class Registry:
     def add(self, stype: ServiceType, source: str) -> None:
         if stype.name in self.loaded or stype.name in self.pending:
             other = self.loaded.get(stype.name)
-            where = other.source if other else "an entry point"
+            where = other.source if other else _("an entry point")
             self.problems.append(
-                f"type {stype.name!r} from {source} ignored: already defined by {where}"
+                _("type {name!r} from {source} ignored: already defined by {where}").format(
+                    name=stype.name, source=source, where=where
+                )
             )
             return
         if not stype.transports <= TRANSPORTS:
             self.problems.append(
-                f"type {stype.name!r} from {source} ignored: "
-                f"transports must be among {sorted(TRANSPORTS)}"
+                _(
+                    "type {name!r} from {source} ignored: transports must be among {sorted_TRANSPORT}"
+                ).format(name=stype.name, source=source, sorted_TRANSPORT=sorted(TRANSPORTS))
             )
             return
         self.loaded[stype.name] = attrs.evolve(stype, source=source)
@@ -160,7 +168,9 @@ class Registry:
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if ep.name in self.pending:
                 self.problems.append(
-                    f"entry point {ep.name} = {ep.value} ignored: the name is taken"
+                    _("entry point {name} = {value} ignored: the name is taken").format(
+                        name=ep.name, value=ep.value
+                    )
                 )
                 continue
             self.pending[ep.name] = ep
@@ -169,17 +179,25 @@ class Registry:
         """Import one pending entry point; None (and a problem noted) if it fails."""
         ep = self.pending.pop(name)
         dist = ep.dist.name if ep.dist is not None else "?"
-        source = "built-in" if dist in BUILTIN_DISTRIBUTIONS else f"entry point ({dist})"
+        source = (
+            "built-in"
+            if dist in BUILTIN_DISTRIBUTIONS
+            else _("entry point ({dist})").format(dist=dist)
+        )
         try:
             stype = ep.load()
         except Exception as e:
             self.problems.append(
-                f"entry point {ep.name} = {ep.value} ({dist}) failed to load: {e!r}"
+                _("entry point {name} = {value} ({dist}) failed to load: {e!r}").format(
+                    name=ep.name, value=ep.value, dist=dist, e=e
+                )
             )
             return None
         if not isinstance(stype, ServiceType) or stype.name != ep.name:
             self.problems.append(
-                f"entry point {ep.name} = {ep.value} ({dist}) is not a ServiceType named {ep.name!r}"
+                _(
+                    "entry point {name} = {value} ({dist}) is not a ServiceType named {name!r}"
+                ).format(name=ep.name, value=ep.value, dist=dist)
             )
             return None
         self.add(stype, source)
@@ -187,7 +205,7 @@ class Registry:
 
     def _load_plugin_dir(self, folder: Path) -> None:
         if not folder.is_dir():
-            self.problems.append(f"plugin dir {folder} does not exist")
+            self.problems.append(_("plugin dir {folder} does not exist").format(folder=folder))
             return
         package = PluginPackage(folder)
         self.packages.append(package)
@@ -197,11 +215,13 @@ class Registry:
             try:
                 module = package.import_module(path.stem)
             except Exception as e:
-                self.problems.append(f"plugin {path} failed to import: {e!r}")
+                self.problems.append(
+                    _("plugin {path} failed to import: {e!r}").format(path=path, e=e)
+                )
                 continue
             for value in vars(module).values():
                 if isinstance(value, ServiceType):
-                    self.add(value, f"plugin dir ({path})")
+                    self.add(value, _("plugin dir ({path})").format(path=path))
 
     def resolve(self, name: str) -> ServiceType:
         """
@@ -214,31 +234,37 @@ class Registry:
         if name in self.pending:
             stype = self._load(name)
             if stype is None:
-                raise LookupError(f"type {name!r} cannot be loaded: {self.problems[-1]}")
+                raise LookupError(
+                    _("type {name!r} cannot be loaded: {self_problems_1}").format(
+                        name=name, self_problems_1=self.problems[-1]
+                    )
+                )
             return stype
         if ":" in name:
-            module_name, _, attr = name.partition(":")
+            module_name, _colon, attr = name.partition(":")
             try:
                 module = self._import(module_name)
             except ImportError as e:
                 where = ", ".join(str(d) for d in self.plugin_dirs) or "no plugin_dirs set"
                 raise LookupError(
-                    f"cannot import module {module_name!r} ({e}); put {module_name}.py "
-                    f"in a plugin dir ({where}) or install it"
+                    _(
+                        "cannot import module {module_name!r} ({e}); put {module_name}.py in a plugin dir ({where}) or install it"
+                    ).format(module_name=module_name, e=e, where=where)
                 ) from None
             cls: Any = module
             for part in attr.split("."):
                 cls = getattr(cls, part, None)
                 if cls is None:
                     raise LookupError(
-                        f"module {module_name!r} has no {attr!r}; "
-                        f"check the class name after the colon"
+                        _(
+                            "module {module_name!r} has no {attr!r}; check the class name after the colon"
+                        ).format(module_name=module_name, attr=attr)
                     )
             try:
                 return type_from_class(name, cls)  # type: ignore[arg-type]
             except TypeError as e:
                 raise LookupError(str(e)) from None
-        known = ", ".join(self.names()) or "none"
+        known = ", ".join(self.names()) or _("none")
         raise LookupError(f'unknown type {name!r}; known types: {known} (or use "module:Class")')
 
     def _import(self, module_name: str) -> ModuleType:

@@ -18,8 +18,9 @@ from OpenSSL import SSL, crypto
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 
 from portsuite.api import TLSConfig
+from portsuite.lang import N_, _
 
-_MAKE_ONE = "portsuite cert makes a CA and a cert/key for localhost"
+_MAKE_ONE = N_("portsuite cert makes a CA and a cert/key for localhost")
 MINIMUM_VERSION = TLSVersion.TLSv1_2
 
 
@@ -40,15 +41,21 @@ def _read(path: Path, what: str, errors: list[str]) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         errors.append(
-            f"{what} file {path} does not exist; fix the path (relative to the "
-            f"config file) or make one: {_MAKE_ONE}"
+            _(
+                "{what} file {path} does not exist; fix the path (relative to the config file) or make one: {MAKE_ONE}"
+            ).format(what=what, path=path, MAKE_ONE=_(_MAKE_ONE))
         )
     except IsADirectoryError:
-        errors.append(f"{what} file {path} is a folder; point {what} at the PEM file itself")
+        errors.append(
+            _("{what} file {path} is a folder; point {what} at the PEM file itself").format(
+                what=what, path=path
+            )
+        )
     except OSError as e:
         errors.append(
-            f"cannot read {what} file {path} ({e.strerror}); let the user running "
-            f"the suite read it (see ls -l {path})"
+            _(
+                "cannot read {what} file {path} ({strerror}); let the user running the suite read it (see ls -l {path})"
+            ).format(what=what, path=path, strerror=e.strerror)
         )
     return None
 
@@ -57,22 +64,24 @@ def _certs(data: bytes, path: Path, what: str, errors: list[str]) -> list[x509.C
     if b"-----BEGIN CERTIFICATE-----" not in data:
         if b"PRIVATE KEY-----" in data:
             errors.append(
-                f"{what} file {path} holds a private key, not a certificate; "
-                f"are cert and key swapped?"
+                _(
+                    "{what} file {path} holds a private key, not a certificate; are cert and key swapped?"
+                ).format(what=what, path=path)
             )
         else:
             errors.append(
-                f"{what} file {path} holds no PEM certificate "
-                f"(-----BEGIN CERTIFICATE-----); point {what} at a PEM certificate "
-                f"(convert DER with: openssl x509 -inform der -in FILE -out FILE.pem)"
+                _(
+                    "{what} file {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----); point {what} at a PEM certificate (convert DER with: openssl x509 -inform der -in FILE -out FILE.pem)"
+                ).format(what=what, path=path)
             )
         return []
     try:
         return x509.load_pem_x509_certificates(data)
     except ValueError as e:
         errors.append(
-            f"{what} file {path} does not parse as PEM certificates ({e}); "
-            f"replace it with an intact copy ({_MAKE_ONE})"
+            _(
+                "{what} file {path} does not parse as PEM certificates ({e}); replace it with an intact copy ({MAKE_ONE})"
+            ).format(what=what, path=path, e=e, MAKE_ONE=_(_MAKE_ONE))
         )
         return []
 
@@ -83,10 +92,11 @@ def _key_mode(path: Path, errors: list[str]) -> None:
     except OSError:
         return  # reported by _read
     if mode & 0o077:
-        who = "readable" if mode & 0o044 else "accessible"
+        who = _("readable") if mode & 0o044 else _("accessible")
         errors.append(
-            f"private key {path} is {who} by group or others (mode {mode:04o}); "
-            f"make it private: chmod 600 {path}"
+            _(
+                "private key {path} is {who} by group or others (mode {mode:04o}); make it private: chmod 600 {path}"
+            ).format(path=path, who=who, mode=mode)
         )
 
 
@@ -94,26 +104,30 @@ def _private_key(data: bytes, path: Path, errors: list[str]) -> Any:
     if b"PRIVATE KEY-----" not in data:
         if b"-----BEGIN CERTIFICATE-----" in data:
             errors.append(
-                f"key file {path} holds a certificate, not a private key; point key at "
-                f"the cert's private key (are cert and key swapped?)"
+                _(
+                    "key file {path} holds a certificate, not a private key; point key at the cert's private key (are cert and key swapped?)"
+                ).format(path=path)
             )
         else:
             errors.append(
-                f"key file {path} holds no PEM private key (-----BEGIN PRIVATE KEY-----); "
-                f"point key at the private key of the cert"
+                _(
+                    "key file {path} holds no PEM private key (-----BEGIN PRIVATE KEY-----); point key at the private key of the cert"
+                ).format(path=path)
             )
         return None
     try:
         return serialization.load_pem_private_key(data, password=None)
     except TypeError:
         errors.append(
-            f"private key {path} is protected by a passphrase, which the suite cannot "
-            f"ask for; write a copy without it: openssl pkey -in {path} -out NEW.key "
-            f"(then chmod 600 NEW.key)"
+            _(
+                "private key {path} is protected by a passphrase, which the suite cannot ask for; write a copy without it: openssl pkey -in {path} -out NEW.key (then chmod 600 NEW.key)"
+            ).format(path=path)
         )
     except (ValueError, Exception) as e:  # unsupported algorithm, corrupt file
         errors.append(
-            f"private key {path} does not parse ({e}); replace it with an intact copy ({_MAKE_ONE})"
+            _(
+                "private key {path} does not parse ({e}); replace it with an intact copy ({MAKE_ONE})"
+            ).format(path=path, e=e, MAKE_ONE=_(_MAKE_ONE))
         )
     return None
 
@@ -165,20 +179,21 @@ def load(tls: TLSConfig, now: datetime.datetime | None = None) -> tuple[Material
             match = False
         if not match:
             errors.append(
-                f"cert {tls.cert} and key {tls.key} do not belong together (the cert "
-                f"holds another public key); use the key made with this cert "
-                f"(portsuite cert writes server.crt with server.key)"
+                _(
+                    "cert {cert} and key {key} do not belong together (the cert holds another public key); use the key made with this cert (portsuite cert writes server.crt with server.key)"
+                ).format(cert=tls.cert, key=tls.key)
             )
     if leaf is not None and _is_portsuite_ca(leaf):
         errors.append(
-            f"cert {tls.cert} is the local CA that portsuite cert made, not a server "
-            f"certificate; use server.crt and server.key from the same folder (clients "
-            f"get ca.crt)"
+            _(
+                "cert {cert} is the local CA that portsuite cert made, not a server certificate; use server.crt and server.key from the same folder (clients get ca.crt)"
+            ).format(cert=tls.cert)
         )
     if leaf is not None and leaf.not_valid_after_utc < now:
         errors.append(
-            f"cert {tls.cert} expired on {utc_text(leaf.not_valid_after_utc)}; clients "
-            f"refuse it: make a new one (portsuite cert --force for localhost)"
+            _(
+                "cert {cert} expired on {utc_text_leaf_no}; clients refuse it: make a new one (portsuite cert --force for localhost)"
+            ).format(cert=tls.cert, utc_text_leaf_no=utc_text(leaf.not_valid_after_utc))
         )
     if errors or leaf is None or key is None:
         return None, errors
@@ -187,13 +202,21 @@ def load(tls: TLSConfig, now: datetime.datetime | None = None) -> tuple[Material
         certificate_options(material).getContext()
     except SSL.Error as e:
         errors.append(
-            f"OpenSSL refuses cert {tls.cert} with key {tls.key} "
-            f"({openssl_reason(e)}); make a new pair ({_MAKE_ONE})"
+            _(
+                "OpenSSL refuses cert {cert} with key {key} ({openssl_reason_e}); make a new pair ({MAKE_ONE})"
+            ).format(
+                cert=tls.cert,
+                key=tls.key,
+                openssl_reason_e=openssl_reason(e),
+                MAKE_ONE=_(_MAKE_ONE),
+            )
         )
         return None, errors
     except Exception as e:  # never a traceback for a file problem
         errors.append(
-            f"cannot use cert {tls.cert} with key {tls.key} ({e}); make a new pair ({_MAKE_ONE})"
+            _("cannot use cert {cert} with key {key} ({e}); make a new pair ({MAKE_ONE})").format(
+                cert=tls.cert, key=tls.key, e=e, MAKE_ONE=_(_MAKE_ONE)
+            )
         )
         return None, errors
     return material, []
@@ -204,7 +227,11 @@ def check(tls: TLSConfig) -> list[str]:
     try:
         return load(tls)[1]
     except Exception as e:  # pragma: no cover - a last guard: no traceback ever
-        return [f"cannot use cert {tls.cert} with key {tls.key} ({e!r}); {_MAKE_ONE}"]
+        return [
+            _("cannot use cert {cert} with key {key} ({e!r}); {MAKE_ONE}").format(
+                cert=tls.cert, key=tls.key, e=e, MAKE_ONE=_(_MAKE_ONE)
+            )
+        ]
 
 
 def certificate_options(

@@ -135,3 +135,105 @@ def test_suite_lang_in_the_config_wins_and_a_bad_one_is_one_line(tmp_path: Path)
     assert any("lang" in x and 'mettez "en" ou "fr"' in x for x in lines), lines
     assert any("port" in x and "hors limites" in x for x in lines), lines
     assert lines[-1].startswith("portsuite : 2 problème(s) dans")
+
+
+# the modules whose words reach a person: config errors, the CLI, live control's answers
+HUMAN_FACING = [
+    "src/portsuite/config.py",
+    "src/portsuite/loader.py",
+    "src/portsuite/registry.py",
+    "src/portsuite/endpoints.py",
+    "src/portsuite/faults.py",
+    "src/portsuite/tlscheck.py",
+    "src/portsuite/live.py",
+    "src/portsuite/api/accounts.py",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src/portsuite/cli").glob("*.py")),
+]
+# three words or more: a sentence, not a key, a format or a command
+PROSE = re.compile(r"[A-Za-z']+[ ,;:]+[A-Za-z']+[ ,;:(]+[A-Za-z(']+")
+# prose that stays English on purpose: a twisted.cred error no person reads, a programming error
+NOT_PROSE = {
+    "wrong user name or password",
+    "limit and max_hosts must be at least 1, window more than 0",
+}
+
+
+def untranslated(source: str) -> list[tuple[int, str]]:
+    """The sentences of a module that do not go through _() or N_() (docstrings and logs aside)."""
+    import ast
+
+    tree = ast.parse(source)
+    parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+        else:
+            continue
+        parent = parents.get(node)
+        if not PROSE.search(text) or text in NOT_PROSE or isinstance(parent, ast.JoinedStr):
+            continue
+        if isinstance(parent, ast.Expr) and isinstance(
+            parents.get(parent), ast.Module | ast.FunctionDef | ast.ClassDef
+        ):
+            continue  # a docstring
+        up, through_catalog = node, False
+        while up in parents and not through_catalog:
+            up = parents[up]
+            if isinstance(up, ast.Call):
+                f = up.func
+                name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", "")
+                owner = (
+                    f.value.id
+                    if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                    else ""
+                )
+                through_catalog = name in ("_", "N_", "ngettext") or owner == "log"
+        if not through_catalog:
+            found.append((node.lineno, text))
+    return found
+
+
+@pytest.mark.parametrize("path", HUMAN_FACING)
+def test_every_sentence_of_the_cli_and_config_errors_goes_through_the_catalog(path: str) -> None:
+    # an f-string or a bare literal cannot be translated: each must be _("…").format(…)
+    # (the test above then fails until the French catalog has it)
+    found = untranslated((ROOT / path).read_text("utf-8"))
+    assert not found, f"{path}: not through the catalog: {found}"
+
+
+def test_the_prose_finder_finds_an_untranslated_sentence() -> None:
+    bad = 'def f(x):\n    """A docstring, left alone."""\n    raise OSError(f"{x} is not a folder here")\n'
+    good = 'def f(x):\n    raise OSError(_("{x} is not a folder here").format(x=x))\n'
+    assert untranslated(bad) == [(3, "{} is not a folder here")]
+    assert untranslated(good) == []
+
+
+def test_live_control_and_config_errors_speak_french(tmp_path: Path) -> None:
+    """What a French student reads: a config error, the live-control CLI's help and its answer."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[suite]\nlang = "fr"\n[services.echo]\ntype = "echo"\nport = 7\nworkers = 0\n'
+        '[services.web]\ntype = "echo"\nport = 1\nlisten = ["bogus:1"]\n'
+    )
+    r = cli("check", "-c", str(bad), env={"LANG": "C.UTF-8"})
+    assert r.returncode == 2
+    assert "doit être un entier 1-64" in r.stderr, r.stderr
+    assert "genre de point d'écoute inconnu 'bogus'" in r.stderr, r.stderr
+    for command in ("status", "reload", "disable", "enable", "fault"):
+        h = cli(command, "--help", env={"LANG": "fr_FR.UTF-8"})
+        assert h.returncode == 0, h.stderr
+        assert "la configuration avec laquelle la suite a été lancée" in h.stdout, (
+            command,
+            h.stdout,
+        )
+    r = cli(
+        "status",
+        "-c",
+        str(tmp_path / "none.toml"),
+        env={"LANG": "fr_FR.UTF-8", "PORTSUITE_RUN_DIR": str(tmp_path)},
+    )
+    assert r.returncode == 1
+    assert r.stderr.startswith("portsuite : aucune suite ne tourne avec"), r.stderr

@@ -241,6 +241,13 @@ class Dashboard(resource.Resource):
                     c["this_page"] = True
                 elif c.get("peer") in self.viewers:
                     c["dashboard"] = True
+            # a traced dashboard service: its pages' own polling is not a conversation to draw
+            svc["transcripts"] = [
+                dict(t, dashboard=True)
+                if t.get("peer") == me or t.get("peer") in self.viewers
+                else t
+                for t in svc.get("transcripts", [])
+            ]
         return snap
 
     def render_metrics(self, request: Any) -> bytes:

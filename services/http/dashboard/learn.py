@@ -23,6 +23,7 @@ from twisted.web.pages import notFound
 
 from portsuite.api import port_class
 from portsuite.api.i18n import IANA_DYNAMIC, ephemeral_range
+from portsuite_services.http.dashboard import samples
 from portsuite_services.http.dashboard.page import port_classes
 from portsuite_services.http.dashboard.pages import choose_lang, escape, gettext_for, layout
 
@@ -32,7 +33,7 @@ def N_(message: str) -> str:
 
 
 CONCEPTS = ("protocol", "client-server", "many-clients", "one-port", "port-classes")
-WORKSHEETS = ("tp-ephemeral", "tp-many-clients", "tp-http", "tp-mail")
+WORKSHEETS = ("tp-ephemeral", "tp-many-clients", "tp-http", "tp-mail", "tp-telnet-ssh", "tp-dns")
 # the ports of config/config.toml as shipped, for a worksheet about a service not running
 SHIPPED = {
     "echo": 7007,
@@ -96,72 +97,6 @@ TRY = {
         "dig @{host} -p {port} SRV _http._tcp.lab.test +short",
     ],
     "chat": ["nc {host} {port}"],
-}
-# an annotated sample session per type: (direction, text, note)
-SAMPLES: dict[str, list[tuple[str, str, str]]] = {
-    "echo": [
-        ("c2s", "hello\\n", N_("the client sends a line")),
-        ("s2c", "hello\\n", N_("the server sends the same bytes back")),
-    ],
-    "daytime": [
-        (
-            "s2c",
-            "Tuesday, December 1, 2026 05:00:00-UTC\\r\\n",
-            N_("the server speaks first, then closes"),
-        )
-    ],
-    "qotd": [
-        (
-            "s2c",
-            '"Simplicity is prerequisite for reliability."\\r\\n',
-            N_("a quote, then the server closes"),
-        )
-    ],
-    "time": [("s2c", "hex: ec b6 0a 50", N_("4 bytes: seconds since 1900, binary"))],
-    "http": [
-        (
-            "c2s",
-            "GET / HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n",
-            N_("the request: method, path, version, headers, an empty line"),
-        ),
-        (
-            "s2c",
-            "HTTP/1.1 200 OK\\r\\nContent-Type: text/html\\r\\n…",
-            N_("the response: a status code, headers, then the body"),
-        ),
-    ],
-    "kv": [
-        (
-            "c2s",
-            "*1\\r\\n$4\\r\\nPING\\r\\n",
-            N_("the request, in RESP: an array of one bulk string"),
-        ),
-        ("s2c", "+PONG\\r\\n", N_("the reply: a simple string")),
-    ],
-    "smtp": [
-        ("s2c", "220 lab.test ESMTP\\r\\n", N_("the server greets first (code 220)")),
-        ("c2s", "HELO client\\r\\n", N_("the client says who it is")),
-        ("s2c", "250 lab.test\\r\\n", N_("250: accepted")),
-        ("c2s", "MAIL FROM:<alice@lab.test>\\r\\n", N_("the envelope: who sends")),
-        ("s2c", "250 OK\\r\\n", N_("250: accepted")),
-    ],
-    "pop3": [
-        ("s2c", "+OK POP3 ready\\r\\n", N_("the server greets first")),
-        ("c2s", "USER alice\\r\\n", N_("the client logs in")),
-        ("s2c", "+OK\\r\\n", N_("+OK: accepted, -ERR: refused")),
-    ],
-    "dns": [
-        (
-            "c2s",
-            "hex: 12 34 01 00 00 01 00 00 …",
-            N_("a query: binary, with an id and the name asked"),
-        ),
-        ("s2c", "hex: 12 34 81 80 00 01 00 01 …", N_("the answer: the same id, the records")),
-    ],
-    "chat": [
-        ("c2s", "hello\\n", N_("one client writes a line")),
-        ("s2c", "<127.0.0.1:45678> hello\\n", N_("the server sends it to every connected client")),
-    ],
 }
 DESCRIBE = {
     "echo": N_("sends back every byte it receives: the simplest request → response"),
@@ -396,17 +331,7 @@ class _ServicePages(resource.Resource):
         elif svc.get("tls"):
             cmds = ["openssl s_client -connect {host}:{port}"] + cmds
         tries = "\n".join(escape(c.format(host=host, port=port or "PORT")) for c in cmds)
-        sample = SAMPLES.get(tname)
-        sample_html = ""
-        if sample:
-            items = "".join(
-                f'<li class="{d}"><span class="arrow">{_("client → server") if d == "c2s" else _("server → client")}</span> '
-                f"<code>{escape(text)}</code> <span class=note>{_(note)}</span></li>"
-                for d, text, note in sample
-            )
-            sample_html = (
-                f'<h2>{_("An annotated sample session")}</h2><ol class="sample">{items}</ol>'
-            )
+        sample_html = self._sample(svc, _, host, port)
         traced = (
             _(
                 "This service is traced (trace = true): its last conversations, live, as sequence diagrams."
@@ -435,6 +360,38 @@ class _ServicePages(resource.Resource):
             section="learn",
             scripts=("seq.js",),
             data={"mode": "service", "service": svc["name"]},
+        )
+
+    def _sample(self, svc: dict[str, Any], _: Any, host: str, port: Any) -> str:
+        """The annotated sample session: the service's own last one when traced, else recorded."""
+        tname = svc["type"]
+        own = getattr(self.lab.suite, "stats", {}).get(svc["name"])
+        recent = svc.get("transcripts") or list(getattr(own, "transcripts", []))
+        live = samples.last_conversation(recent) if self._traced(svc) else None
+        if live is not None:
+            lines = samples.annotate(tname, live)
+            caption = _(
+                "Taken live from this suite's transcript: the last conversation of client {peer}."
+            ).format(peer=f"<code>{escape(str(live.get('peer', '')))}</code>")
+        else:
+            lines = [(d, text, note) for d, text, note, _p in samples.steps(tname)]
+            if not lines:
+                return ""
+            cmd = samples.RECORDED_WITH.get(samples.sample_type(tname), "")
+            caption = _("Recorded against this suite with a real client: {command}").format(
+                command=f"<code>{escape(cmd.format(host=host, port=port or 'PORT'))}</code>"
+            )
+        arrows = {"c2s": _("client → server"), "s2c": _("server → client")}
+        items = "".join(
+            f'<li class="{d}"><span class="arrow">{arrows[d]}</span> '
+            f"<code>{escape(text)}</code>"
+            + (f" <span class=note>{_(note)}</span>" if note else "")
+            + "</li>"
+            for d, text, note in lines
+        )
+        return (
+            f"<h2>{_('An annotated sample session')}</h2>"
+            f'<p class="caption">{caption}</p><ol class="sample">{items}</ol>'
         )
 
     def _traced(self, svc: dict[str, Any]) -> bool:

@@ -28,6 +28,8 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from zope.interface import implementer
 
+from portsuite.api.i18n import gettext as _
+
 # bcrypt's modular crypt format: $2b$ (or 2a/2y), a two-digit cost, 53 characters
 BCRYPT = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
 KEY_TYPES = (
@@ -240,33 +242,49 @@ def hash_password(password: str, rounds: int = 12) -> str:
 
 def _check_secret(where: str, value: str, errors: list[str]) -> None:
     if value == "":
-        errors.append(f"{where}: an empty password; set one, or a hash from portsuite passwd")
+        errors.append(
+            _("{where}: an empty password; set one, or a hash from portsuite passwd").format(
+                where=where
+            )
+        )
     elif value.startswith("$"):
         if not BCRYPT.match(value):
             errors.append(
-                f"{where}: {value[:12]!r}… is not a bcrypt hash ($2b$NN$ and 53 characters); "
-                f"paste the whole line that portsuite passwd prints"
+                _(
+                    "{where}: {value_12!r}… is not a bcrypt hash ($2b$NN$ and 53 characters); paste the whole line that portsuite passwd prints"
+                ).format(where=where, value_12=value[:12])
             )
 
 
 def _check_key(where: str, key: Any, errors: list[str]) -> None:
     if not isinstance(key, str):
-        errors.append(f'{where}: keys must be strings, e.g. "ssh-ed25519 AAAA… you@laptop"')
+        errors.append(
+            _('{where}: keys must be strings, e.g. "ssh-ed25519 AAAA… you@laptop"').format(
+                where=where
+            )
+        )
         return
     parts = key.split()
     if len(parts) < 2 or parts[0] not in KEY_TYPES:
         errors.append(
-            f"{where}: {key[:30]!r} is not a public key line; paste the line of your "
-            f"~/.ssh/id_ed25519.pub (it starts with ssh-ed25519, ssh-rsa or ecdsa-…)"
+            _(
+                "{where}: {key_30!r} is not a public key line; paste the line of your ~/.ssh/id_ed25519.pub (it starts with ssh-ed25519, ssh-rsa or ecdsa-…)"
+            ).format(where=where, key_30=key[:30])
         )
         return
     try:
         blob = base64.b64decode(parts[1], validate=True)
     except ValueError:
-        errors.append(f"{where}: the key's base64 is damaged; paste the .pub line again")
+        errors.append(
+            _("{where}: the key's base64 is damaged; paste the .pub line again").format(where=where)
+        )
         return
     if not blob.startswith(len(parts[0]).to_bytes(4, "big") + parts[0].encode()):
-        errors.append(f"{where}: the key's body is not a {parts[0]} key; paste the .pub line again")
+        errors.append(
+            _("{where}: the key's body is not a {parts_0} key; paste the .pub line again").format(
+                where=where, parts_0=parts[0]
+            )
+        )
 
 
 def parse_users(table: Any, label: str) -> tuple[Accounts, list[str]]:
@@ -275,14 +293,19 @@ def parse_users(table: Any, label: str) -> tuple[Accounts, list[str]]:
     if table is None:
         return Accounts(), errors
     if not isinstance(table, dict):
-        return Accounts(), [f'{label}: [users]: must be a table: [users] then alice = "password"']
+        return Accounts(), [
+            _('{label}: [users]: must be a table: [users] then alice = "password"').format(
+                label=label
+            )
+        ]
     accounts = {}
     for name, value in table.items():
         where = f"{label}: [users] {name}"
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}", name):
             errors.append(
-                f"{where}: not a usable user name; use letters, digits, '_', '.', '-' "
-                f"(at most 32, not starting with '.' or '-')"
+                _(
+                    "{where}: not a usable user name; use letters, digits, '_', '.', '-' (at most 32, not starting with '.' or '-')"
+                ).format(where=where)
             )
             continue
         if isinstance(value, str):
@@ -291,26 +314,40 @@ def parse_users(table: Any, label: str) -> tuple[Accounts, list[str]]:
         elif isinstance(value, dict):
             for key in value:
                 if key not in ("password", "keys"):
-                    errors.append(f"{where}.{key}: unknown key; use password and keys")
+                    errors.append(
+                        _("{where}.{key}: unknown key; use password and keys").format(
+                            where=where, key=key
+                        )
+                    )
             secret = value.get("password")
             if secret is not None and not isinstance(secret, str):
-                errors.append(f"{where}.password: must be a string (a password or a hash)")
+                errors.append(
+                    _("{where}.password: must be a string (a password or a hash)").format(
+                        where=where
+                    )
+                )
                 secret = None
             if secret is not None:
                 _check_secret(f"{where}.password", secret, errors)
             keys = value.get("keys", [])
             if not isinstance(keys, list):
-                errors.append(f'{where}.keys: must be a list, e.g. keys = ["ssh-ed25519 AAAA…"]')
+                errors.append(
+                    _('{where}.keys: must be a list, e.g. keys = ["ssh-ed25519 AAAA…"]').format(
+                        where=where
+                    )
+                )
                 keys = []
             for key in keys:
                 _check_key(f"{where}.keys", key, errors)
             if secret is None and not keys:
-                errors.append(f"{where}: needs a password or keys (or both)")
+                errors.append(_("{where}: needs a password or keys (or both)").format(where=where))
             accounts[name] = Account(
                 name, secret=secret, keys=tuple(k for k in keys if isinstance(k, str))
             )
         else:
             errors.append(
-                f'{where}: must be a password string or a table {{ password = "…", keys = [...] }}'
+                _(
+                    '{where}: must be a password string or a table {{ password = "…", keys = [...] }}'
+                ).format(where=where)
             )
     return Accounts(accounts), errors

@@ -14,7 +14,7 @@ L{translator}C{(lang)} and calls its C{gettext}.
 
 from __future__ import annotations
 
-import gettext
+import gettext as _gettext
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -26,12 +26,12 @@ DEFAULT = "en"
 
 
 @lru_cache(maxsize=16)
-def translator(lang: str | None = None) -> gettext.NullTranslations:
+def translator(lang: str | None = None) -> _gettext.NullTranslations:
     """The catalog of C{lang} (C{"fr"}, C{"en"}…); English, the identity, otherwise."""
     lang = normalize(lang)
     if lang == DEFAULT:
-        return gettext.NullTranslations()
-    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
+        return _gettext.NullTranslations()
+    return _gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
 
 
 def normalize(lang: str | None) -> str:
@@ -72,6 +72,27 @@ def from_environment(configured: str | None = None) -> str:
     return DEFAULT
 
 
+_current: list[str | None] = [None]
+
+
+def set_current(lang: str | None) -> None:
+    """The language of the CLI and config errors from now on (None: the locale's)."""
+    _current[0] = lang
+
+
+def current() -> str:
+    """The language of the CLI and config errors: as set, else the locale's."""
+    lang = _current[0]
+    if lang is None:
+        lang = _current[0] = from_environment(None)
+    return lang
+
+
+def gettext(message: str) -> str:
+    """C{message} in the CLI's language (L{current}): for the plugin API's own messages."""
+    return translator(current()).gettext(message)
+
+
 def ephemeral_range() -> tuple[int, int] | None:
     """This machine's ephemeral (client) port range, from Linux; None where unknown."""
     try:
@@ -88,9 +109,12 @@ __all__ = [
     "IANA_DYNAMIC",
     "LANGUAGES",
     "LOCALE_DIR",
+    "current",
     "ephemeral_range",
     "from_environment",
+    "gettext",
     "negotiate",
     "normalize",
+    "set_current",
     "translator",
 ]

@@ -38,18 +38,18 @@ PROBED = ("tcp", "tcp6", "ssl", "udp")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", default="config.toml", help="the TOML config")
+    p.add_argument("-c", "--config", default="config.toml", help=_("the TOML config"))
     p.add_argument(
         "-u",
         "--uid",
         default=None,
-        help="the user twistd will run as (twistd --uid): check its access to root/data folders",
+        help=_("the user twistd will run as (twistd --uid): check its access to root/data folders"),
     )
     p.add_argument(
         "-g",
         "--gid",
         default=None,
-        help="the group twistd will run as (twistd --gid; default: the --uid user's group)",
+        help=_("the group twistd will run as (twistd --gid; default: the --uid user's group)"),
     )
 
 
@@ -226,7 +226,9 @@ def _lookup_user(value: str) -> int:
     try:
         return pwd.getpwnam(value).pw_uid
     except KeyError:
-        raise LookupError(f"--uid {value}: no such user on this machine") from None
+        raise LookupError(
+            _("--uid {value}: no such user on this machine").format(value=value)
+        ) from None
 
 
 def _lookup_group(value: str) -> int:
@@ -235,7 +237,9 @@ def _lookup_group(value: str) -> int:
     try:
         return grp.getgrnam(value).gr_gid
     except KeyError:
-        raise LookupError(f"--gid {value}: no such group on this machine") from None
+        raise LookupError(
+            _("--gid {value}: no such group on this machine").format(value=value)
+        ) from None
 
 
 def access_problem(path: Path, who: User, write: bool) -> str | None:
@@ -248,25 +252,30 @@ def access_problem(path: Path, who: User, write: bool) -> str | None:
         existing = existing.parent
     for folder in reversed(existing.parents):
         if not who.may(folder, "x"):
-            return f"{folder} cannot be entered by {who.label}; chmod o+x {folder} or use another --uid"
+            return _(
+                "{folder} cannot be entered by {label}; chmod o+x {folder} or use another --uid"
+            ).format(folder=folder, label=who.label)
     if existing != path:
         # not there yet: the suite creates it in the nearest folder that exists
         if write and not who.may(existing, "wx"):
-            return f"{existing} is not writable by {who.label}; chmod or chown it, or use another --uid"
+            return _(
+                "{existing} is not writable by {label}; chmod or chown it, or use another --uid"
+            ).format(existing=existing, label=who.label)
         return None
     is_dir = path.is_dir()
     want = ("r" if not write else "w") + ("x" if is_dir else "")
     if write and is_dir:
         want = "rwx"
     if not who.may(path, want):
-        verb = "writable" if write else "readable"
+        verb = _("writable") if write else _("readable")
         mode = "u+rwX" if write else "o+rX"
-        return f"{path} is not {verb} by {who.label}; chmod {mode} {path} (or chown it), or use another --uid"
+        return _(
+            "{path} is not {verb} by {label}; chmod {mode} {path} (or chown it), or use another --uid"
+        ).format(path=path, verb=verb, label=who.label, mode=mode)
     if write and not is_dir and not who.may(path.parent, "wx"):
-        return (
-            f"{path.parent} (where {path.name} is rewritten) is not writable by {who.label}; "
-            f"chmod or chown it, or use another --uid"
-        )
+        return _(
+            "{parent} (where {name} is rewritten) is not writable by {label}; chmod or chown it, or use another --uid"
+        ).format(parent=path.parent, name=path.name, label=who.label)
     return None
 
 

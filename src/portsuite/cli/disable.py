@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 from portsuite import live
+from portsuite.lang import N_, _
 
-HELP = "a service of the running suite stops listening, without a restart"
+HELP = N_("a service of the running suite stops listening, without a restart")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("service", help="the service's name, as in [services.NAME]")
+    p.add_argument("service", help=_("the service's name, as in [services.NAME]"))
     live.add_target_arguments(p)
 
 

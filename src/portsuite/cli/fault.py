@@ -9,17 +9,22 @@ from __future__ import annotations
 import argparse
 
 from portsuite import faults, live
+from portsuite.lang import N_, _
 
-HELP = "faults on a running service's next connections: latency=200ms, bandwidth=10KiB/s… or clear"
+HELP = N_(
+    "faults on a running service's next connections: latency=200ms, bandwidth=10KiB/s… or clear"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("service", help="the service's name, as in [services.NAME]")
+    p.add_argument("service", help=_("the service's name, as in [services.NAME]"))
     p.add_argument(
         "faults",
         nargs="+",
         metavar="KIND=VALUE",
-        help=f"one or more of: {', '.join(faults.KINDS)} (KIND=off removes one); or clear",
+        help=_("one or more of: {join_faults_KIND} (KIND=off removes one); or clear").format(
+            join_faults_KIND=", ".join(faults.KINDS)
+        ),
     )
     live.add_target_arguments(p)
 

@@ -13,7 +13,7 @@ HELP = N_("list every service type the suite can see")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", default=None, help="also look in this config's plugin_dirs")
+    p.add_argument("-c", "--config", default=None, help=_("also look in this config's plugin_dirs"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from portsuite import live
+from portsuite.lang import N_, _
 
-HELP = "the running suite reads its config again: added services start, removed ones stop"
+HELP = N_("the running suite reads its config again: added services start, removed ones stop")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,7 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--grace",
         type=float,
         default=live.GRACE,
-        help=f"seconds the open connections of a removed or changed service get (default {live.GRACE:g})",
+        help=_(
+            "seconds the open connections of a removed or changed service get (default {GRACE:g})"
+        ).format(GRACE=live.GRACE),
     )
 
 

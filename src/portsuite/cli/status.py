@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from portsuite import live
+from portsuite.lang import N_
 
-HELP = "every service of the running suite: listening or disabled, ports, open connections"
+HELP = N_("every service of the running suite: listening or disabled, ports, open connections")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -157,9 +157,10 @@ function card(svc, now) {
   title.append(link);
   head.append(title, el("span", "type", svc.type));
   // live control: portsuite disable/enable, portsuite fault
-  if (svc.state && svc.state !== "listening") head.append(el("span", "state", svc.state));
+  const STATES = { disabled: _("disabled"), stopped: _("stopped") };
+  if (svc.state && svc.state !== "listening") head.append(el("span", "state", STATES[svc.state] || svc.state));
   const faults = Object.entries(svc.faults || {}).map(([k, v]) => k + "=" + v).join(" ");
-  if (faults) head.append(el("span", "faults", "faults: " + faults));
+  if (faults) head.append(el("span", "faults", _("faults:") + " " + faults));
   const big = counter(svc, "open", open, open === 1 ? _("client now") : _("clients now"));
   big.classList.add("open-now");
   if (!open) big.classList.add("zero");
@@ -167,7 +168,7 @@ function card(svc, now) {
   art.append(head, listenerLines(svc));
   const counts = el("div", "counts");
   counts.append(
-    counter(svc, "total", c.total - mine, _("connections")),
+    counter(svc, "total", c.total - mine, c.total - mine === 1 ? _("connection") : _("connections")),
     counter(svc, "refused", c.refused, _("refused"), undefined, true),
     counter(svc, "errors", svc.errors || 0, _("errors"), undefined, true),
   );
@@ -183,13 +184,29 @@ function card(svc, now) {
   return art;
 }
 
+// A redraw replaces the cards: the keyboard focus goes to the same link in the new ones,
+// so that a keyboard user does not lose their place at every poll.
+function keepFocus(box, redraw) {
+  const had = document.activeElement;
+  const key = had && box.contains(had) && had !== box
+    ? [had.closest("[data-service]")?.dataset.service, had.getAttribute("href"), had.tagName] : null;
+  redraw();
+  if (!key) return;
+  for (const cand of box.querySelectorAll(key[2])) {
+    if (cand.closest("[data-service]")?.dataset.service === key[0] && cand.getAttribute("href") === key[1]) {
+      cand.focus({ preventScroll: true });
+      return;
+    }
+  }
+}
+
 function render(data) {
   const services = data.services || [];
   const now = data.now || Date.now() / 1000;
   const cards = document.getElementById("cards");
   const items = services.map((svc) => card(svc, now));
   if (!items.length) items.push(el("p", "empty", _("no services")));
-  cards.replaceChildren(...items);
+  keepFocus(cards, () => cards.replaceChildren(...items));
   let open = 0;
   let total = 0;
   for (const s of services) {

@@ -116,7 +116,7 @@ function drawSequences(services, list, only, max, onePerService) {
   const items = [];
   for (const svc of services) {
     if (only && svc.name !== only) continue;
-    for (const t of svc.transcripts || []) items.push([svc, t]);
+    for (const t of svc.transcripts || []) if (!t.dashboard) items.push([svc, t]);
   }
   items.sort((a, b) => (b[1].started || 0) - (a[1].started || 0));
   let chosen = items;
@@ -126,7 +126,13 @@ function drawSequences(services, list, only, max, onePerService) {
     chosen = items.filter(([svc]) => !seen.has(svc.name) && seen.add(svc.name));
   }
   const figs = chosen.slice(0, max).map(([svc, t]) => drawSequence(svc, t));
-  if (figs.length) list.replaceChildren(...figs);
+  if (figs.length) {
+    // the focus (a diagram is focusable, to scroll it) stays on the same diagram
+    const had = document.activeElement;
+    const at = had && list.contains(had) ? [...list.querySelectorAll("[tabindex], a[href]")].indexOf(had) : -1;
+    list.replaceChildren(...figs);
+    if (at >= 0) list.querySelectorAll("[tabindex], a[href]")[at]?.focus({ preventScroll: true });
+  }
   return figs.length;
 }
 
