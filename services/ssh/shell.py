@@ -422,7 +422,8 @@ class LabShell(recvline.HistoricRecvLine):
     # -- output -----------------------------------------------------------------------
 
     def write_text(self, text: str) -> None:
-        self.terminal.write(text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8"))
+        # the terminal (insults) turns each "\n" into "\r\n" itself
+        self.terminal.write(text.replace("\r\n", "\n").encode("utf-8"))
 
     def notify(self, message: str) -> None:
         """A message from another user: on its own line, then the prompt redrawn."""

@@ -47,6 +47,11 @@ class LabTelnetBootstrap(telnet.TelnetBootstrapProtocol):
         self.protocol.factory = getattr(self, "factory", None)
         self.protocol.makeConnection(self)
 
+    def write(self, data: bytes) -> None:
+        # the terminal (insults) above already ends lines with CRLF; Twisted's mixin
+        # would turn each "\n" into "\r\n" once more (a client saw "\r\r\r\r\n")
+        self.transport.write(data)
+
     def enableRemote(self, opt: bytes) -> bool:
         if opt == TTYPE:
             self.transport.requestNegotiation(TTYPE, TTYPE_SEND)
@@ -59,6 +64,15 @@ class LabTelnetBootstrap(telnet.TelnetBootstrapProtocol):
             self.terminal_type = raw[1:41].decode("ascii", "replace")
 
 
+class LabTelnetTransport(telnet.TelnetTransport):
+    """Twisted's, writing the lines as they come: only IAC is doubled (RFC 854)."""
+
+    transport: Any
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data.replace(telnet.IAC, telnet.IAC + telnet.IAC))
+
+
 class LabTelnetFactory(ServerFactory):
     """Each connection: telnet transport → bootstrap → terminal → lab shell (login first)."""
 
@@ -67,7 +81,7 @@ class LabTelnetFactory(ServerFactory):
 
     def buildProtocol(self, addr: Any) -> Any:
         peer = format_peer(addr)
-        proto = telnet.TelnetTransport(
+        proto = LabTelnetTransport(
             LabTelnetBootstrap, insults.ServerProtocol, LabShell, self.shell, None, peer, "telnet"
         )
         proto.factory = self

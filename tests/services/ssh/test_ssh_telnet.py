@@ -103,3 +103,23 @@ def test_the_transcripts_show_the_password_over_telnet_and_not_over_ssh(
     text, hexed = said("ssh")
     assert text.startswith("SSH-2.0-")  # the banners are clear text
     assert "wonderland" not in text and b"wonderland".hex() not in hexed  # the rest: ciphertext
+
+
+def test_telnet_lines_end_with_one_crlf(portsuite: Any, lab: Any) -> None:
+    """
+    A line the lab shell writes reaches a telnet client ending in one CR LF (RFC 854's
+    end of line): Twisted's telnet layers each turn LF into CR LF, which a raw client
+    (nc, a transcript) saw as "\\r\\r\\r\\r\\n".
+    """
+    import socket
+
+    s = shell_suite(portsuite, lab)
+    got = b""
+    with socket.create_connection(("127.0.0.1", s.port("telnet")), timeout=20) as c:
+        while b"login: " not in got:
+            got += c.recv(4096)
+        c.sendall(b"alice\r\nwonderland\r\nhelp\r\n")
+        while b"whoami" not in got:
+            got += c.recv(4096)
+    assert b"IN CLEAR" in got and b"\r\r" not in got
+    assert b"Password: \r\nWelcome, alice." in got
