@@ -114,7 +114,19 @@ def notify_before(c: Any, cmd: Any, argv: list[bytes]) -> dict[bytes, bool] | No
         return None
     last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
     get = c.store.get
-    return {k: get(k) is not None for k in argv[cmd.first_key : last + 1 : cmd.key_step or 1]}
+    pre = {k: get(k) is not None for k in argv[cmd.first_key : last + 1 : cmd.key_step or 1]}
+    if cmd.name in _STORE_OPTION:  # SORT … STORE dst: a key the key spec does not name
+        dst = _store_key(argv)
+        if dst is not None:
+            pre[dst] = get(dst) is not None
+    return pre
+
+
+def _store_key(argv: list[bytes]) -> bytes | None:
+    for i in range(len(argv) - 2, 1, -1):
+        if argv[i].lower() in (b"store", b"storedist"):
+            return argv[i + 1]
+    return None
 
 
 def notify_after(
@@ -138,7 +150,7 @@ def notify_after(
         for key, existed in pre.items():
             if not existed and key in data:
                 notify(c, "n", "new", key)
-    spec = EVENTS.get(cmd.name)
+    spec = EVENTS.get(cmd.fullname)  # "xgroup|create" for a subcommand
     if spec is not None:
         spec(c, argv, reply, pre)
 
@@ -282,12 +294,85 @@ def _smove(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
         notify(c, "s", "sadd", argv[2])
 
 
-def _store(event: str) -> Callable[..., None]:
+def _store(event: str, kind: str = "s", at: int = 1) -> Callable[..., None]:
+    """A command that stores its result in argv[at]: its event, or "del" when empty."""
+
     def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
-        if argv[1] in c.store.data:
-            notify(c, "s", event, argv[1])
-        elif pre.get(argv[1]):
-            notify(c, "g", "del", argv[1])
+        dst = argv[at]
+        if dst in c.store.data:
+            notify(c, kind, event, dst)
+        elif pre.get(dst):
+            notify(c, "g", "del", dst)
+
+    return spec
+
+
+def _store_option(event: str, kind: str) -> Callable[..., None]:
+    """SORT … STORE dst, GEORADIUS … STORE|STOREDIST dst: as L{_store}, when given."""
+
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        dst = _store_key(argv)
+        if dst is None:
+            return
+        if dst in c.store.data:
+            notify(c, kind, event, dst)
+        elif pre.get(dst):
+            notify(c, "g", "del", dst)
+
+    return spec
+
+
+def _zadd(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    incr = any(a.lower() == b"incr" for a in argv[2:-2])
+    notify(c, "z", "zincr" if incr else "zadd", argv[1])
+
+
+def _bzpop(event: str) -> Callable[..., None]:
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        if isinstance(reply, list) and reply:
+            notify(c, "z", event, reply[0])
+            _gone(c, reply[0], pre)
+
+    return spec
+
+
+def _zmpop(numkeys_at: int) -> Callable[..., None]:
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        if not (isinstance(reply, list) and reply):
+            return
+        n = string2ll(argv[numkeys_at]) or 0
+        side = argv[numkeys_at + n + 1].lower()
+        notify(c, "z", "zpopmin" if side == b"min" else "zpopmax", reply[0])
+        if reply[0] not in c.store.data:
+            notify(c, "g", "del", reply[0])
+
+    return spec
+
+
+def _bitop(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+    if argv[2] in c.store.data:
+        notify(c, "$", "set", argv[2])
+    elif pre.get(argv[2]):
+        notify(c, "g", "del", argv[2])
+
+
+def _if_some(kind: str, event: str) -> Callable[..., None]:
+    """Told only when the reply counts something done (XDEL, XTRIM: how many went)."""
+
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        if reply:
+            notify(c, kind, event, argv[1])
+            _gone(c, argv[1], pre)
+
+    return spec
+
+
+def _xgroup(event: str, at: int = 2, always: bool = False) -> Callable[..., None]:
+    def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        # +OK, or 1 (a consumer made, a group destroyed); DELCONSUMER answers how many
+        # entries were pending (0 too): it is told whenever it changed something
+        if reply or always:
+            notify(c, "t", event, argv[at])
 
     return spec
 
@@ -362,6 +447,44 @@ EVENTS: dict[str, Callable[[Any, list[bytes], Any, Any], None]] = {
     "sinterstore": _store("sinterstore"),
     "sunionstore": _store("sunionstore"),
     "sdiffstore": _store("sdiffstore"),
+    # sorted sets, geo, SORT
+    "zadd": _zadd,
+    "zincrby": _simple("z", "zincr"),
+    "zrem": _and_gone("z", "zrem"),
+    "zremrangebyscore": _and_gone("z", "zremrangebyscore"),
+    "zremrangebyrank": _and_gone("z", "zremrangebyrank"),
+    "zremrangebylex": _and_gone("z", "zremrangebylex"),
+    "zpopmin": _and_gone("z", "zpopmin"),
+    "zpopmax": _and_gone("z", "zpopmax"),
+    "bzpopmin": _bzpop("zpopmin"),
+    "bzpopmax": _bzpop("zpopmax"),
+    "zmpop": _zmpop(1),
+    "bzmpop": _zmpop(2),
+    "zunionstore": _store("zunionstore", "z"),
+    "zinterstore": _store("zinterstore", "z"),
+    "zdiffstore": _store("zdiffstore", "z"),
+    "zrangestore": _store("zrangestore", "z"),
+    "geoadd": _simple("z", "zadd"),
+    "geosearchstore": _store("geosearchstore", "z"),
+    "georadius": _store_option("georadiusstore", "z"),
+    "georadiusbymember": _store_option("georadiusstore", "z"),
+    "sort": _store_option("sortstore", "l"),
+    # strings: bitmaps, HyperLogLog; RESTORE
+    "bitop": _bitop,
+    "bitfield": _simple("$", "setbit"),
+    "pfadd": _simple("$", "pfadd"),
+    "pfmerge": _simple("$", "pfadd"),
+    "restore": _simple("g", "restore"),
+    # streams
+    "xadd": _simple("t", "xadd"),
+    "xtrim": _if_some("t", "xtrim"),
+    "xdel": _if_some("t", "xdel"),
+    "xsetid": _simple("t", "xsetid"),
+    "xgroup|create": _xgroup("xgroup-create"),
+    "xgroup|setid": _xgroup("xgroup-setid"),
+    "xgroup|destroy": _xgroup("xgroup-destroy"),
+    "xgroup|createconsumer": _xgroup("xgroup-createconsumer"),
+    "xgroup|delconsumer": _xgroup("xgroup-delconsumer", always=True),
 }
 # writes whose lookups of argv[n:] (SINTERSTORE…) or argv[n] are reads (a key miss is told)
 _READ_LOOKUPS = {
@@ -372,6 +495,7 @@ _READ_LOOKUPS = {
     "sunionstore": 2,
     "sdiffstore": 2,
 }
+_STORE_OPTION = frozenset(("sort", "georadius", "georadiusbymember"))
 # commands whose "new" events come inside their own (specs call _new)
 _NEW_INLINE = frozenset(("mset", "msetnx", "move", "copy", "smove"))
 # reads that look a key up without a key-miss event in Redis

@@ -120,14 +120,70 @@ STORY = [
 ]
 
 
-def _messages(port: int, flags: str, resp3: bool) -> list[object]:
+# the Redis 7 types added since: sorted sets, geo, SORT, bitmaps, HyperLogLog, streams
+STORY_TYPES = [
+    "ZADD z 1 a 2 b 3 c",
+    "ZADD z XX 5 a",
+    "ZADD z NX 1 a",
+    "ZADD z INCR 2 b",
+    "ZINCRBY z 1 c",
+    "ZREM z nothere",
+    "ZREM z a",
+    "ZADD z 7 d 8 e 9 f",
+    "ZREMRANGEBYSCORE z 9 9",
+    "ZREMRANGEBYRANK z 0 0",
+    "ZREMRANGEBYLEX z [d [d",
+    "ZPOPMIN z",
+    "ZPOPMAX z",
+    "ZADD y 1 a 2 b",
+    "ZMPOP 1 y MIN",
+    "ZMPOP 1 y MAX COUNT 5",
+    "ZADD z1 1 a 2 b",
+    "ZADD z2 2 b 3 c",
+    "ZUNIONSTORE zu 2 z1 z2",
+    "ZINTERSTORE zi 2 z1 z2",
+    "ZDIFFSTORE zd 2 z1 z2",
+    "ZINTERSTORE zu 2 z1 nokey",
+    "ZRANGESTORE zr z1 0 -1",
+    "BZPOPMIN z1 0.01",
+    "GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
+    "GEOSEARCHSTORE gs g FROMMEMBER Palermo BYRADIUS 200 km",
+    "GEORADIUS g 15 37 200 km STORE gr",
+    "RPUSH l 3 1 2",
+    "SORT l STORE ls",
+    "SORT nokey STORE ls",
+    "SETBIT b1 3 1",
+    "SET b2 x",
+    "BITOP AND b3 b1 b2",
+    "BITOP AND b3 nokey nokey2",
+    "BITFIELD bf SET u8 0 200",
+    "PFADD h a b c",
+    "PFADD h a",
+    "PFMERGE h2 h",
+    "XADD x 1-1 f v",
+    "XADD x 2-1 f v",
+    "XDEL x 9-9",
+    "XDEL x 1-1",
+    "XTRIM x MAXLEN 0",
+    "XSETID x 5-5",
+    "XGROUP CREATE x grp 0",
+    "XGROUP SETID x grp $",
+    "XGROUP CREATECONSUMER x grp alice",
+    "XGROUP DELCONSUMER x grp alice",
+    "XGROUP DESTROY x grp",
+    "SET r 1",
+    "DEL r",
+]
+
+
+def _messages(port: int, flags: str, resp3: bool, story: list[str] = STORY) -> list[object]:
     sub, w = Raw(port, resp3), Raw(port)
     w.call("FLUSHALL")
     assert w.call("CONFIG", "SET", "notify-keyspace-events", flags) == b"+OK\r\n"
     try:
         sub.call("PSUBSCRIBE", "__key*__:*")
         sub.call("SUBSCRIBE", "end")
-        for line in STORY:
+        for line in story:
             w.call(*shlex.split(line))
         w.call("PUBLISH", "end", "x")
         out: list[object] = []
@@ -162,6 +218,16 @@ def test_same_messages_as_redis(flags: str, resp3: bool, redis_port: int, kv_por
     got = _messages(kv_port, flags, resp3)
     assert got == want
     assert want  # the story notifies something
+
+
+@pytest.mark.parametrize(("flags", "resp3"), [("KEA", False), ("AKEn", True)])
+def test_same_messages_as_redis_for_the_redis_7_types(
+    flags: str, resp3: bool, redis_port: int, kv_port: int
+) -> None:
+    want = _messages(redis_port, flags, resp3, STORY_TYPES)
+    got = _messages(kv_port, flags, resp3, STORY_TYPES)
+    assert got == want
+    assert len(want) > 40
 
 
 @pytest.mark.parametrize("value", ["KEA", "Kg", "g", "AKEnm", "Kx$lshzetdgE", "", "Kq", "KEn"])
