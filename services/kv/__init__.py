@@ -14,6 +14,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from portsuite.api import Option, ServiceContext, ServiceType, is_loopback_host
+from portsuite_services.kv.acl import check_lines
 from portsuite_services.kv.aof import FSYNC_CHOICES, AOFError
 from portsuite_services.kv.protocol import KVProtocol
 from portsuite_services.kv.server import KVServer, Settings, check_data_file
@@ -69,6 +70,14 @@ OPTIONS = (
         None,
         check=_password,
         help="clients must AUTH with it; without it only loopback clients are served",
+    ),
+    Option(
+        "acl",
+        list,
+        None,
+        help="ACL users, one Redis aclfile line each: "
+        '"user alice on >secret ~app:* &news +@all -@dangerous"; a [users] account named '
+        "here with no password rule logs in with its suite password",
     ),
     Option(
         "protected_mode",
@@ -138,6 +147,7 @@ def settings_from(options: Any) -> Settings:
         aof_rewrite_min_size=options.get("aof_rewrite_min_size") or 64 * 1024 * 1024,
         databases=options.get("databases") or 16,
         notify_keyspace_events=options.get("notify_keyspace_events") or "",
+        acl=list(options.get("acl") or []),
     )
 
 
@@ -159,7 +169,7 @@ def build(ctx: ServiceContext) -> KVServer:
             host=svc.host,
         )
     try:
-        return KVServer(settings, ctx.reactor, name=svc.name, port=svc.port)
+        server = KVServer(settings, ctx.reactor, name=svc.name, port=svc.port)
     except AOFError as e:
         from portsuite.api import StartupError
 
@@ -171,15 +181,37 @@ def build(ctx: ServiceContext) -> KVServer:
             f"cannot start [services.{svc.name}]: data file {e.filename or ctx.options.get('data')}: "
             f"{e.strerror}; check that the folder exists and is writable by this user"
         ) from None
+    _account_passwords(server, ctx.accounts)
+    return server
+
+
+def _account_passwords(server: KVServer, accounts: Any) -> None:
+    """ACL users named after [users] accounts, with no password of their own, get theirs."""
+    if accounts is None:
+        return
+    for name, user in server.users.items():
+        account = accounts.get(name) if name != "default" else None
+        if account is None or user.passwords or user.nopass or not account.secret:
+            continue
+        if account.hashed:  # bcrypt on every AUTH would stall the reactor
+            log.warn(
+                "{service}: ACL user {name}: the [users] password is a bcrypt hash, which kv "
+                "cannot check on AUTH; give the acl line a >password or #sha256",
+                service=server.name,
+                name=name,
+            )
+            continue
+        user.apply([b">" + account.secret.encode()])
 
 
 def check(svc: Any) -> list[str]:
-    """C{portsuite check}: a data file that cannot be loaded is reported too."""
+    """C{portsuite check}: bad ACL lines, and a data file that cannot be loaded."""
+    errors = check_lines(svc.options.get("password"), svc.options.get("acl"))
     data = svc.options.get("data")
     if data is None:
-        return []
+        return errors
     problem = check_data_file(Path(data), settings_from(svc.options))
-    return [f"data: {problem}"] if problem else []
+    return errors + ([f"data: {problem}"] if problem else [])
 
 
 def _refusal(reason: str) -> bytes:

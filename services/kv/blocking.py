@@ -238,8 +238,11 @@ def client_unblock(c: Any, argv: list[bytes]) -> Any:
     """CLIENT UNBLOCK client-id [TIMEOUT|ERROR]."""
     from portsuite_services.kv.commands import CommandError
 
-    if len(argv) > 4:
-        raise CommandError("ERR syntax error")
+    if len(argv) > 4:  # Redis's words for too many arguments here
+        raise CommandError(
+            f"ERR unknown subcommand or wrong number of arguments for "
+            f"'{argv[1].decode('utf-8', 'replace')}'. Try CLIENT HELP."
+        )
     error = False
     if len(argv) == 4:
         how = argv[3].lower()

@@ -8,6 +8,7 @@ the AOF (fsynced first with C{fsync = always}) and answered with one write.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
@@ -31,7 +32,17 @@ from portsuite_services.kv.resp import (
 log = Logger(namespace="portsuite.kv")
 
 SUBSCRIBED_OK = frozenset(
-    (b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe", b"ping", b"quit", b"reset")
+    (
+        b"subscribe",
+        b"unsubscribe",
+        b"psubscribe",
+        b"punsubscribe",
+        b"ssubscribe",
+        b"sunsubscribe",
+        b"ping",
+        b"quit",
+        b"reset",
+    )
 )
 DENIED = (
     b"-DENIED Redis is running in protected mode because protected mode is enabled and no "
@@ -48,6 +59,9 @@ SMALL_BATCH = 32
 SLICE = 256 * 1024  # a bigger reply is handed to the transport in slices, as it drains
 BIG_REPLY = 1024 * 1024  # a string this long is sent as it is, not copied into its reply
 MAX_WAITING = 100_000  # commands sent behind a blocked one before we stop reading
+MAY_REPLICATE = frozenset(
+    ("publish", "spublish", "eval", "evalsha", "fcall", "script", "function", "pfcount")
+)
 NOT_QUEUED = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
 
 
@@ -64,7 +78,9 @@ class KVProtocol(Protocol):
         self.blocked: Any = None  # what a blocking command waits for (blocking.py)
         self.deny_blocking = False  # inside EXEC, or replaying the AOF: never block
         s = server.settings
-        self.authenticated = not s.password
+        self.user = server.users["default"]
+        self.acl_user = None if self.user.unrestricted else self.user  # checked on dispatch
+        self.authenticated = self.user.open
         self.parser = RequestParser(s.proto_max_bulk_len, locked=not self.authenticated)
         self.resp = 2
         self.enc = encode2
@@ -73,6 +89,7 @@ class KVProtocol(Protocol):
         self.lib: dict[bytes, bytes] = {}
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
+        self.shards: set[bytes] = set()  # SSUBSCRIBE's shard channels
         self.close_after_reply = False
         self.closed = False
         self.also: list[list[bytes]] | None = None  # what goes to the AOF instead of argv
@@ -91,14 +108,27 @@ class KVProtocol(Protocol):
         self.watching: set[tuple[int, bytes]] = set()  # (db, key)
         self.watch_dirty = False
         self.peer = "?"
+        self.laddr = server.laddr
+        self.reply_mode: str | None = None  # CLIENT REPLY: None (on), "off", "skip", "skip-this"
+        self._quiet = False
+        self.waiting: bool | str = (
+            False  # a command waits for CLIENT PAUSE to end (it is in pending)
+        )
+        self.in_exec = False
+        self.monitor = False
+        self.refresh()
 
     # -- connection ----------------------------------------------------------------
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peer = format_peer(peer)
+        try:
+            self.laddr = format_peer(self.transport.getHost())
+        except Exception:  # a test transport may have none
+            self.laddr = self.server.laddr
         s = self.server.settings
-        if s.protected_mode and not s.password and not is_loopback(peer):
+        if s.protected_mode and self.server.users["default"].open and not is_loopback(peer):
             log.warn("kv: refused {peer}: protected mode (no password set)", peer=self.peer)
             self.closed = True
             self.transport.write(DENIED)
@@ -121,6 +151,10 @@ class KVProtocol(Protocol):
         self.unwatch()
         server = self.server
         server.clients.pop(self.id, None)
+        if self.monitor:
+            self.monitor = False
+            server.remove_monitor(self)
+        server.paused_clients.discard(self)
         for ch in self.channels:
             subs = server.channels.get(ch)
             if subs is not None:
@@ -133,8 +167,15 @@ class KVProtocol(Protocol):
                 subs.discard(self)
                 if not subs:
                     del server.patterns[pat]
+        for ch in self.shards:
+            subs = server.shards.get(ch)
+            if subs is not None:
+                subs.discard(self)
+                if not subs:
+                    del server.shards[ch]
         self.channels = set()
         self.patterns = set()
+        self.shards = set()
         self.queue = []
         self.queued = 0
         self.qoff = 0
@@ -142,17 +183,29 @@ class KVProtocol(Protocol):
 
     @property
     def subscribed(self) -> bool:
-        return bool(self.channels or self.patterns)
+        return bool(self.channels or self.patterns or self.shards)
 
     def refresh(self) -> None:
         """After AUTH, MULTI, SUBSCRIBE…: can the next command skip the state checks?"""
         self.plain = (
-            self.authenticated and self.multi is None and not (self.channels or self.patterns)
+            self.authenticated
+            and self.multi is None
+            and not (self.channels or self.patterns or self.shards)
+            and self.acl_user is None
+            and not self.server.every_command
         )
 
-    def set_authenticated(self) -> None:
+    def set_user(self, user: Any) -> None:
+        """Log in as C{user} (AUTH, HELLO AUTH), or follow its new rules (ACL SETUSER)."""
+        self.user = user
+        self.acl_user = None if user.unrestricted else user
+        self.refresh()
+
+    def set_authenticated(self, user: Any = None) -> None:
         self.authenticated = True
         self.parser.locked = False
+        if user is not None:
+            self.set_user(user)
         self.refresh()
 
     def select(self, db: int) -> None:
@@ -177,6 +230,82 @@ class KVProtocol(Protocol):
         if not self.paused and not self.closed and self.pending is None and not self.queue:
             self.transport.resumeProducing()
 
+    def kill(self) -> None:
+        """CLIENT KILL, ACL DELUSER: gone now (not in CLIENT LIST), output dropped."""
+        self.connectionLost()
+        self.transport.abortConnection()
+
+    def set_reply_mode(self, mode: str | None) -> None:
+        """CLIENT REPLY: while not on, commands go through L{_execute_quiet}."""
+        self.reply_mode = mode
+        if self._out is not None and not self._quiet:
+            self.waiting = "rebatch"  # the rest of this batch runs through the new execute
+        if mode is None:
+            self.__dict__.pop("execute", None)
+        else:
+            self.execute = self._execute_quiet  # type: ignore[method-assign]
+
+    def _execute_quiet(self, argv: list[bytes], out: list[bytes]) -> None:
+        if self._quiet:  # a command inside EXEC: its reply is part of EXEC's
+            KVProtocol.execute(self, argv, out)
+            return
+        before = self.reply_mode
+        mark = len(out)
+        self._quiet = True
+        try:
+            KVProtocol.execute(self, argv, out)
+        finally:
+            self._quiet = False
+        if self.waiting:
+            return
+        after = self.reply_mode
+        if after == "skip-this":  # CLIENT REPLY SKIP: no reply, nor to the next command
+            del out[mark:]
+            self.reply_mode = "skip"
+        elif after == "off":
+            del out[mark:]
+        elif before == "skip" and after == "skip":
+            del out[mark:]
+            self.set_reply_mode(None)
+
+    def must_wait(self, cmd: Any, argv: list[bytes]) -> bool:
+        """CLIENT PAUSE is on: does this command wait for its end?"""
+        server = self.server
+        if not server.pause_end or self.in_exec:
+            return False
+        if cmd.fullname == "client|unpause":
+            return False  # (Redis makes it wait too under ALL; then nothing could end a pause)
+        if server.pause_all or cmd.write or cmd.name in MAY_REPLICATE:
+            return True
+        if cmd.name == "exec" and self.multi:
+            return any(q.write or q.name in MAY_REPLICATE for q, _ in self.multi)
+        return False
+
+    def end_wait(self) -> None:
+        """The pause is over: run the commands that waited."""
+        self.waiting = False
+        if (
+            self.closed
+            or self.paused
+            or self.queue
+            or self.pending is None
+            or self.blocked is not None
+        ):
+            return
+        cmds, error = self.pending
+        self.pending = None
+        self.run(cmds, error)
+        if not self.paused and not self.closed and self.pending is None and not self.queue:
+            self.transport.resumeProducing()
+
+    def acl_denied(self, cmd: Any, argv: list[bytes], denied: tuple[str, str]) -> bytes:
+        """The NOPERM reply for a denied command; the denial goes to ACL LOG."""
+        from portsuite_services.kv.commands.security import noperm_text
+
+        context = "multi" if self.multi is not None else "toplevel"
+        self.server.acl_log.add(denied[0], context, denied[1], self.user.name, self.info_line())
+        return b"-NOPERM %s\r\n" % noperm_text(denied, cmd).encode()
+
     def set_resp(self, version: int) -> None:
         self.resp = version
         self.enc = encode3 if version == 3 else encode2
@@ -196,11 +325,13 @@ class KVProtocol(Protocol):
         aof = server.aof
         mark = len(aof.buf) if aof is not None else 0
         self.deny_blocking = True  # blocking commands answer at once
+        self.in_exec = True
         try:
             for _cmd, argv in queued:
                 self.execute(argv, out)  # not queued again: self.multi is None now
         finally:
             self.deny_blocking = False
+            self.in_exec = False
         if aof is not None and len(aof.buf) - mark > 1:
             # all or nothing after a crash too: a file ending inside MULTI is cut there
             aof.buf.insert(mark, b"*1\r\n$5\r\nMULTI\r\n")
@@ -236,12 +367,15 @@ class KVProtocol(Protocol):
         self.set_resp(2)
         self.name = None
         self.select(0)
+        self.set_reply_mode(None)
         kept = self.queue, self.queued, self.qoff, self.pending  # still owed to the client
         self.connectionLost()
         self.queue, self.queued, self.qoff, self.pending = kept
         self.closed = False
         self.server.clients[self.id] = self
-        self.authenticated = not self.server.settings.password
+        self.user = self.server.users["default"]
+        self.acl_user = None if self.user.unrestricted else self.user
+        self.authenticated = self.user.open
         self.parser.locked = not self.authenticated
         self.refresh()
 
@@ -324,7 +458,7 @@ class KVProtocol(Protocol):
         """An out-of-band reply (pub/sub): now, or with the current batch."""
         if type(reply) is list:
             reply = Push(reply)
-        if self.closed:
+        if self.closed or self.reply_mode == "off":
             return
         out: list[bytes] = []
         self.enc(reply, out)
@@ -351,7 +485,17 @@ class KVProtocol(Protocol):
             if self.blocked is not None and len(self.pending[0]) > MAX_WAITING:
                 self.transport.pauseProducing()  # read again once unblocked
             return
+        server = self.server
+        if server.slowlog_threshold < 0 or not cmds:
+            self.run(cmds, error)
+            return
+        # SLOWLOG: timed per request (a pipeline is one), not per command, to keep
+        # the dispatch path free of clock reads
+        t0 = perf_counter()
         self.run(cmds, error)
+        micros = int((perf_counter() - t0) * 1_000_000)
+        if micros >= server.slowlog_threshold:
+            server.slow(self, cmds[0], micros, len(cmds) - 1)
 
     def run(self, cmds: list[list[bytes]], error: str | None) -> None:
         """
@@ -366,11 +510,17 @@ class KVProtocol(Protocol):
         size = 0
         done = 0
         rest: list[list[bytes]] = []
+        every = cmds
         if len(cmds) <= SMALL_BATCH:  # what pipelining clients send: no accounting per reply
             for argv in cmds:
                 execute(argv, out)
                 done += 1
-                if self.close_after_reply or self.closed or self.blocked is not None:
+                if (
+                    self.close_after_reply
+                    or self.closed
+                    or self.blocked is not None
+                    or self.waiting
+                ):
                     break
             size = sum(map(len, out))
             if self.blocked is not None:
@@ -380,7 +530,7 @@ class KVProtocol(Protocol):
             mark = len(out)
             execute(argv, out)
             done += 1
-            if self.close_after_reply or self.closed:
+            if self.close_after_reply or self.closed or self.waiting:
                 break
             if self.blocked is not None:
                 rest = cmds[done:]
@@ -401,8 +551,25 @@ class KVProtocol(Protocol):
                     self.pending = (cmds[done:], error)
                     self._out = None
                     return
-        server.total_commands += done
         self._out = None
+        if self.waiting == "rebatch":  # CLIENT REPLY changed how commands answer
+            self.waiting = False
+            server.total_commands += done
+            if self.reply_mode in ("off", "skip-this") and out and out[-1] == b"+OK\r\n":
+                out.pop()  # CLIENT REPLY OFF/SKIP is not answered either
+                if self.reply_mode == "skip-this":
+                    self.reply_mode = "skip"
+            if out and not self._flush(out, sum(map(len, out))):
+                return
+            self.run(every[done:], error)
+            return
+        if self.waiting:  # CLIENT PAUSE: this command and the rest wait for its end
+            done -= 1
+            self.pending = (every[done:], error)
+            error = None
+            server.paused_clients.add(self)
+            self.transport.pauseProducing()
+        server.total_commands += done
         if self.closed:
             return
         if self.blocked is not None:  # what follows a blocked command waits for its reply
@@ -497,12 +664,26 @@ class KVProtocol(Protocol):
             if not self.authenticated and not cmd.noauth:
                 out.append(b"-NOAUTH Authentication required.\r\n")
                 return
-            if self.resp == 2 and (self.channels or self.patterns) and name not in SUBSCRIBED_OK:
+            acl = self.acl_user
+            if acl is not None:
+                denied = acl.denies(cmd, argv)
+                if denied is not None:
+                    out.append(self.acl_denied(cmd, argv, denied))
+                    if self.multi is not None:
+                        self.multi_failed = True
+                    return
+            if self.resp == 2 and self.subscribed and name not in SUBSCRIBED_OK:
                 out.append(
                     b"-ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING "
                     b"/ QUIT / RESET are allowed in this context\r\n" % cmd.fullname.encode()
                 )
                 return
+            if server.every_command:
+                if server.pause_end and self.must_wait(cmd, argv):
+                    self.waiting = True
+                    return
+                if server.monitors and "admin" not in cmd.flags:
+                    server.feed_monitors(self, argv)
             if self.multi is not None and name not in NOT_QUEUED:
                 if "nomulti" in cmd.flags:
                     out.append(b"-ERR Command not allowed inside a transaction\r\n")
@@ -574,18 +755,38 @@ class KVProtocol(Protocol):
             self.enc(r, out)
 
     def info_line(self) -> str:
+        """CLIENT LIST/INFO: Redis 7's fields (memory ones are kv's own counts)."""
         now = self.server.clock()
-        flags = "P" if self.subscribed else "b" if self.blocked is not None else "N"
+        flags = ""
+        if self.monitor:
+            flags += "O"
+        if self.subscribed:
+            flags += "P"
+        if self.multi is not None:
+            flags += "x"
+        if self.close_after_reply:
+            flags += "c"
+        if self.blocked is not None:
+            flags += "b"
         name = (self.name or b"").decode("latin-1")
         lib = self.lib
+        fd = getattr(self.transport, "fileno", None)
+        try:
+            fd = fd() if fd is not None else -1
+        except Exception:  # a closed or fake transport has none
+            fd = -1
         return (
-            f"id={self.id} addr={self.peer} laddr={self.server.laddr} name={name} "
-            f"age={int(now - self.created)} idle={int(now - self.last)} flags={flags} db={self.db} "
-            f"sub={len(self.channels)} psub={len(self.patterns)} multi=-1 "
-            f"obl=0 oll={len(self.queue)} omem={self.queued} "
-            f"cmd={self.last_cmd.fullname if self.last_cmd else 'NULL'} user=default "
+            f"id={self.id} addr={self.peer} laddr={self.laddr} fd={fd} name={name} "
+            f"age={int(now - self.created)} idle={int(now - self.last)} flags={flags or 'N'} "
+            f"db={self.db} sub={len(self.channels)} psub={len(self.patterns)} ssub={len(self.shards)} "
+            f"multi={len(self.multi) if self.multi is not None else -1} "
+            f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 "
+            f"obl=0 oll={len(self.queue)} omem={self.queued} tot-mem={self.queued} "
+            f"events={'r' if not self.queue else 'rw'} "
+            f"cmd={self.last_cmd.fullname if self.last_cmd else 'NULL'} user={self.user.name} "
+            f"redir=-1 resp={self.resp} "
             f"lib-name={lib.get(b'lib-name', b'').decode('latin-1')} "
-            f"lib-ver={lib.get(b'lib-ver', b'').decode('latin-1')} resp={self.resp}"
+            f"lib-ver={lib.get(b'lib-ver', b'').decode('latin-1')}"
         )
 
 

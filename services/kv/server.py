@@ -18,6 +18,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from portsuite.api import RefusingProtocol
+from portsuite_services.kv import tuning
+from portsuite_services.kv.acl import ACLLog, User, build_users
 from portsuite_services.kv.aof import AOF, TEMP_INFIX, AOFError, read_records
 from portsuite_services.kv.commands import COMMANDS
 from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol
@@ -68,6 +70,31 @@ class Settings:
     aof_rewrite_min_size: int = 64 * 1024 * 1024
     databases: int = 16
     notify_keyspace_events: str = ""
+    acl: list[str] = attrs.field(factory=list)  # aclfile lines: "user alice on >pw ~* +@all"
+
+
+def _repr(arg: bytes) -> bytes:
+    """Redis's C{sdscatrepr}: the argument quoted, with C-style escapes."""
+    out = bytearray(b'"')
+    for b in arg:
+        if b == 0x5C or b == 0x22:
+            out += b"\\" + bytes((b,))
+        elif b == 10:
+            out += b"\\n"
+        elif b == 13:
+            out += b"\\r"
+        elif b == 9:
+            out += b"\\t"
+        elif b == 7:
+            out += b"\\a"
+        elif b == 8:
+            out += b"\\b"
+        elif 32 <= b < 127:
+            out.append(b)
+        else:
+            out += b"\\x%02x" % b
+    out += b'"'
+    return bytes(out)
 
 
 class KVServer(ServerFactory):
@@ -102,8 +129,24 @@ class KVServer(ServerFactory):
             from portsuite_services.kv.notify import parse_flags
 
             self.notify_flags = parse_flags(settings.notify_keyspace_events) or 0
+        self.users: dict[str, User] = build_users(settings.password, settings.acl)
+        self.acl_log = ACLLog(time.time)
+        # MONITOR and CLIENT PAUSE look at every command: while one is on, no client
+        # takes the fast dispatch path (KVProtocol.plain)
+        self.every_command = False
+        self.monitors: set[KVProtocol] = set()
+        self.pause_end = 0.0  # reactor time a CLIENT PAUSE ends, 0 = not paused
+        self.pause_all = False
+        self._pause_call: Any = None
+        self.paused_clients: set[KVProtocol] = set()
+        self.tuning = dict(tuning.DEFAULTS)  # Redis's parameters kv keeps but has no use for
+        self.slowlog: list[list[Any]] = []  # newest first
+        self.slowlog_ids = 0
+        self.slowlog_threshold = 10000  # microseconds; < 0: off
+        self.slowlog_max = 128
         self.channels: dict[bytes, set[KVProtocol]] = {}
         self.patterns: dict[bytes, set[KVProtocol]] = {}
+        self.shards: dict[bytes, set[KVProtocol]] = {}  # SSUBSCRIBE
         self._ids = 0
         self._replayed_db = 0
         self.total_connections = 0
@@ -165,6 +208,127 @@ class KVServer(ServerFactory):
             from portsuite_services.kv.notify import notify_db
 
             notify_db(self, store.id, "x", b"expired", key)
+
+    # -- ACL users ---------------------------------------------------------------------
+
+    def user_changed(self, name: str, user: User | None) -> None:
+        """ACL SETUSER/DELUSER: clients logged in as C{name} follow (deleted: disconnected)."""
+        for client in list(self.clients.values()):
+            if client.user.name != name:
+                continue
+            if user is None:
+                client.kill()
+            else:
+                client.set_user(user)
+
+    # -- MONITOR, CLIENT PAUSE --------------------------------------------------------
+
+    def _every_command_changed(self) -> None:
+        on = bool(self.monitors) or bool(self.pause_end)
+        if on != self.every_command:
+            self.every_command = on
+            for client in self.clients.values():
+                client.refresh()
+
+    def add_monitor(self, client: KVProtocol) -> None:
+        client.monitor = True
+        self.monitors.add(client)
+        self._every_command_changed()
+
+    def remove_monitor(self, client: KVProtocol) -> None:
+        self.monitors.discard(client)
+        self._every_command_changed()
+
+    def feed_monitors(self, client: KVProtocol, argv: list[bytes]) -> None:
+        """One line per command to every MONITOR client, as Redis writes it."""
+        now = self.clock()
+        name = argv[0].lower()
+        if name == b"auth":
+            argv = argv[:1] + [b"(redacted)"] * (len(argv) - 1)
+        elif name == b"hello":
+            argv = list(argv)
+            for i in range(1, len(argv) - 2):
+                if argv[i].lower() == b"auth":
+                    argv[i + 1] = argv[i + 2] = b"(redacted)"
+        line = b"+%.6f [%d %s] %s\r\n" % (
+            now,
+            client.db,
+            client.peer.encode(),
+            b" ".join(_repr(a) for a in argv),
+        )
+        for mon in list(self.monitors):
+            if not mon.closed:
+                mon.send(line)
+
+    def pause(self, seconds: float, everything: bool) -> None:
+        """CLIENT PAUSE: a longer or stricter pause replaces the current one, as in Redis."""
+        end = self.clock() + seconds
+        if self.pause_end and end <= self.pause_end and (self.pause_all or not everything):
+            return
+        if self.pause_end and self.pause_all and not everything:
+            everything = True
+        self.pause_end = max(end, self.pause_end)
+        self.pause_all = everything
+        if self._pause_call is not None and self._pause_call.active():
+            self._pause_call.cancel()
+        delay = min(self.pause_end - self.clock(), 10**9)  # (1e18 ms: some thirty years)
+        self._pause_call = self.reactor.callLater(max(delay, 0), self.unpause)
+        self._every_command_changed()
+
+    def unpause(self) -> None:
+        if self._pause_call is not None and self._pause_call.active():
+            self._pause_call.cancel()
+        self._pause_call = None
+        self.pause_end = 0.0
+        self.pause_all = False
+        self._every_command_changed()
+        waiting = sorted(self.paused_clients, key=lambda c: c.id)
+        self.paused_clients.clear()
+        for client in waiting:
+            client.end_wait()
+
+    def note_memory_only_save(self) -> None:
+        log.info(
+            "kv {name}: BGSAVE asked, but kv runs memory-only: nothing written "
+            '(set data = "kv.aof" to persist)',
+            name=self.name,
+        )
+
+    def slow(self, client: KVProtocol, argv: list[bytes], micros: int, more: int) -> None:
+        """A request that took C{micros} µs goes to SLOWLOG (C{more}: pipelined after it)."""
+        args = (
+            argv[:31]
+            if len(argv) <= 32
+            else argv[:31] + [b"... (%d more arguments)" % (len(argv) - 31)]
+        )
+        args = [
+            a if len(a) <= 128 else a[:128] + b"... (%d more bytes)" % (len(a) - 128) for a in args
+        ]
+        if args and args[0].lower() == b"auth":
+            args = args[:1] + [b"(redacted)"] * (len(args) - 1)
+        if more:
+            args.append(b"... (and %d more pipelined commands)" % more)
+        self.slowlog.insert(
+            0,
+            [
+                self.slowlog_ids,
+                int(time.time()),
+                micros,
+                args,
+                client.peer.encode(),
+                client.name or b"",
+            ],
+        )
+        self.slowlog_ids += 1
+        del self.slowlog[self.slowlog_max :]
+
+    def set_default_password(self, password: str | None) -> None:
+        """CONFIG SET requirepass: the default user's password (empty: nopass)."""
+        self.settings.password = password
+        user = self.users["default"].copy()
+        user.apply([b"resetpass", b">" + password.encode()] if password else [b"nopass"])
+        self.users["default"] = user
+        self.user_changed("default", user)
 
     # -- persistence -------------------------------------------------------------------
 
@@ -353,7 +517,7 @@ class KVServer(ServerFactory):
     def config_params(self) -> dict[str, str]:
         s = self.settings
         limit = s.client_output_buffer_limit
-        return {
+        return self.tuning | {
             "maxclients": str(s.maxclients),
             "timeout": str(s.timeout),
             "requirepass": s.password or "",
@@ -368,8 +532,6 @@ class KVServer(ServerFactory):
             "notify-keyspace-events": self.notify_text(),
             "protected-mode": "yes" if s.protected_mode else "no",
             "port": str(self.port or 0),
-            "maxmemory": "0",
-            "maxmemory-policy": "noeviction",
         }
 
     _INT_SETTINGS = {
@@ -395,7 +557,7 @@ class KVServer(ServerFactory):
             return None
         if name == "requirepass":
             if not check_only:
-                self.settings.password = text or None
+                self.set_default_password(text or None)
             return None
         if name == "appendfsync":
             if text not in ("always", "everysec", "no"):
@@ -428,6 +590,25 @@ class KVServer(ServerFactory):
                 f"ERR CONFIG SET failed (possibly related to argument '{name}') - can't set "
                 f"immutable config"
             )
+        if name in self.tuning:
+            error, stored = tuning.check(name, value)
+            if error:
+                return error
+            if not check_only:
+                self.tuning[name] = stored
+                if name == "client-output-buffer-limit":  # kv has one limit: normal's hard one
+                    words = stored.split()
+                    for i in range(0, len(words), 4):
+                        if words[i].lower() == "normal":
+                            self.settings.client_output_buffer_limit = (
+                                tuning.memory_value(words[i + 1]) or 0
+                            )
+                elif name == "slowlog-log-slower-than":
+                    self.slowlog_threshold = int(stored)
+                elif name == "slowlog-max-len":
+                    self.slowlog_max = int(stored)
+                    del self.slowlog[self.slowlog_max :]
+            return None
         return f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
 
     def notify_text(self) -> str:

@@ -74,6 +74,8 @@ STATEFUL = frozenset(
         "discard",
         "subscribe",
         "unsubscribe",
+        "ssubscribe",
+        "sunsubscribe",
         "psubscribe",
         "punsubscribe",
         "reset",
@@ -210,6 +212,10 @@ def _register_all() -> None:
         "pubsub",
         "databases",
         "blocklists",
+        "security",
+        "clients",
+        "shard",
+        "ops",
     ):
         importlib.import_module(f"portsuite_services.kv.commands.{module}")
     for module in ("streams", "hyperloglog", "bitops", "keyspace", "zsets", "geo", "sort"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from portsuite_services.kv.commands import (
@@ -47,13 +46,14 @@ def quit_(c: Any, argv: list[bytes]) -> Any:
     return OK
 
 
-def check_password(c: Any, user: bytes, password: bytes) -> bool:
-    secret = c.server.settings.password
-    if user != b"default":
-        return False
-    if not secret:
-        return True
-    return hmac.compare_digest(password, secret.encode())
+def check_password(c: Any, user: bytes, password: bytes) -> Any:
+    """The ACL user C{user}/C{password} opens, else None (and the failure goes to ACL LOG)."""
+    name = user.decode("utf-8", "replace")
+    found = c.server.users.get(name)
+    if found is not None and found.check_password(password):
+        return found
+    c.server.acl_log.add("auth", "toplevel", "AUTH", name, c.info_line())
+    return None
 
 
 @command("auth", -2, "noauth fast", C, "Authenticate to the server", keys=(0, 0, 0))
@@ -61,7 +61,7 @@ def auth(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3:
         raise CommandError(SYNTAX)
     if len(argv) == 2:
-        if not c.server.settings.password:
+        if c.server.users["default"].nopass:
             raise CommandError(
                 "ERR AUTH <password> called without any password configured for the default "
                 "user. Are you sure your configuration is correct?"
@@ -69,9 +69,10 @@ def auth(c: Any, argv: list[bytes]) -> Any:
         user, password = b"default", argv[1]
     else:
         user, password = argv[1], argv[2]
-    if not check_password(c, user, password):
+    found = check_password(c, user, password)
+    if found is None:
         raise CommandError(WRONGPASS)
-    c.set_authenticated()
+    c.set_authenticated(found)
     return OK
 
 
@@ -110,9 +111,10 @@ def hello(c: Any, argv: list[bytes]) -> Any:
                 f"ERR Syntax error in HELLO option '{argv[j].decode('utf-8', 'replace')}'"
             )
     if user is not None and password is not None:
-        if not check_password(c, user, password):
+        found = check_password(c, user, password)
+        if found is None:
             raise CommandError(WRONGPASS)
-        c.set_authenticated()
+        c.set_authenticated(found)
     if not c.authenticated:
         raise CommandError(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the "

@@ -125,6 +125,14 @@ def pubsub(c: Any, argv: list[bytes]) -> Any:
         return [x for ch in argv[2:] for x in (ch, len(c.server.channels.get(ch, ())))]
     if sub == b"numpat" and len(argv) == 2:
         return len(c.server.patterns)
+    if sub == b"shardchannels" and len(argv) <= 3:
+        from portsuite_services.kv.commands.shard import shardchannels
+
+        return shardchannels(c, argv[2] if len(argv) == 3 else None)
+    if sub == b"shardnumsub":
+        from portsuite_services.kv.commands.shard import shardnumsub
+
+        return shardnumsub(c, argv[2:])
     raise CommandError(
         f"ERR unknown subcommand '{argv[1].decode('utf-8', 'replace')}'. Try PUBSUB HELP."
     )

@@ -1,0 +1,899 @@
+"""
+Server operations: SLOWLOG, MEMORY, LATENCY, ROLE, REPLICAOF, FUNCTION/SCRIPT and the
+scripting commands (kv runs no Lua), COMMAND GETKEYS/LIST FILTERBY, WAIT, LOLWUT,
+DEBUG, SHUTDOWN.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from portsuite_services.kv import glob
+from portsuite_services.kv.acl import REDIS_CATEGORIES, category_names
+from portsuite_services.kv.commands import (
+    COMMANDS,
+    SYNTAX,
+    CommandError,
+    command,
+    container,
+)
+from portsuite_services.kv.commands.connection import REDIS_VERSION
+from portsuite_services.kv.resp import OK, Double, Map, Simple, Verbatim, string2ll
+
+S = "server"
+
+
+def _help(name: str, lines: tuple[str, ...]) -> list[Any]:
+    return [Simple(f"{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")] + [
+        Simple(x) for x in lines + ("HELP", "    Print this help.")
+    ]
+
+
+# -- SLOWLOG -------------------------------------------------------------------------
+
+container("slowlog", S, "A container for slow log commands")
+
+
+@command("get", -2, "admin loading stale", S, "Get the slow log's entries", parent="slowlog")
+def slowlog_get(c: Any, argv: list[bytes]) -> Any:
+    count = 10
+    if len(argv) > 3:
+        raise CommandError("ERR wrong number of arguments for 'slowlog|get' command")
+    if len(argv) == 3:
+        v = string2ll(argv[2])
+        if v is None or v < -1:
+            raise CommandError("ERR count should be greater than or equal to -1")
+        count = len(c.server.slowlog) if v == -1 else v
+    return c.server.slowlog[:count]
+
+
+@command("len", 2, "admin loading stale", S, "Get the slow log's length", parent="slowlog")
+def slowlog_len(c: Any, argv: list[bytes]) -> Any:
+    return len(c.server.slowlog)
+
+
+@command(
+    "reset", 2, "admin loading stale", S, "Clear all entries from the slow log", parent="slowlog"
+)
+def slowlog_reset(c: Any, argv: list[bytes]) -> Any:
+    c.server.slowlog.clear()
+    return OK
+
+
+@command(
+    "help",
+    2,
+    "loading stale",
+    S,
+    "Show helpful text about the different subcommands",
+    parent="slowlog",
+)
+def slowlog_help(c: Any, argv: list[bytes]) -> Any:
+    return _help(
+        "SLOWLOG",
+        (
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+        ),
+    )
+
+
+# -- MEMORY ----------------------------------------------------------------------------
+
+
+def rss() -> int:
+    """The process's resident memory (the whole suite: kv shares its process)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _size(v: Any) -> int:
+    """Bytes an element takes, roughly as Redis counts it (sds header + data)."""
+    if isinstance(v, (bytes, bytearray)):
+        return len(v) + 9
+    if isinstance(v, (int, float)):
+        return 8
+    if isinstance(v, tuple):
+        return sum(_size(x) for x in v) + 8
+    return sys.getsizeof(v)
+
+
+def usage(key: bytes, value: Any, samples: int) -> int:
+    """MEMORY USAGE: the key, its value and, for containers, sampled elements × count."""
+    base = len(key) + 9 + 16 + 24  # key sds, robj, dict entry
+    if isinstance(value, (bytes, bytearray)):
+        return base + len(value) + 9
+    try:
+        n = len(value)
+    except TypeError:
+        return base + sys.getsizeof(value)
+    if n == 0:
+        return base + 16
+    items: list[Any] = []
+    if isinstance(value, dict):
+        it = iter(value.items())
+    else:
+        it = iter(value)
+    limit = n if samples == 0 else min(samples, n)
+    for _ in range(limit):
+        try:
+            items.append(next(it))
+        except StopIteration:
+            break
+    per = sum(_size(x) + 16 for x in items) / max(len(items), 1)
+    return int(base + 16 + per * n)
+
+
+container("memory", S, "A container for memory diagnostics commands")
+
+
+@command("usage", -3, "readonly", S, "Estimate the memory usage of a key", parent="memory")
+def memory_usage(c: Any, argv: list[bytes]) -> Any:
+    samples = 5
+    if len(argv) > 3:
+        if len(argv) != 5 or argv[3].lower() != b"samples":
+            raise CommandError(SYNTAX)
+        v = string2ll(argv[4])
+        if v is None or v < 0:
+            raise CommandError(
+                "ERR value is out of range, must be positive"
+                if v is not None
+                else "ERR value is not an integer or out of range"
+            )
+        samples = v
+    value = c.store.get(argv[2])
+    if value is None:
+        return None
+    return usage(argv[2], value, samples)
+
+
+@command("stats", 2, "", S, "Show memory usage details", parent="memory")
+def memory_stats(c: Any, argv: list[bytes]) -> Any:
+    total = rss()
+    keys = len(c.store)
+    clients = sum(cl.queued for cl in c.server.clients.values())
+    return Map(
+        [
+            (b"peak.allocated", total),
+            (b"total.allocated", total),
+            (b"startup.allocated", 0),
+            (b"replication.backlog", 0),
+            (b"clients.slaves", 0),
+            (b"clients.normal", clients),
+            (b"cluster.links", 0),
+            (b"aof.buffer", sum(map(len, c.server.aof.buf)) if c.server.aof is not None else 0),
+            (b"lua.caches", 0),
+            (b"functions.caches", 0),
+            (b"overhead.total", clients),
+            (b"keys.count", keys),
+            (b"keys.bytes-per-key", total // keys if keys else 0),
+            (b"dataset.bytes", total),
+            (b"dataset.percentage", Double(100.0)),
+            (b"peak.percentage", Double(100.0)),
+            (b"allocator.allocated", total),
+            (b"allocator.active", total),
+            (b"allocator.resident", total),
+            (b"allocator-fragmentation.ratio", Double(1.0)),
+            (b"allocator-fragmentation.bytes", 0),
+            (b"allocator-rss.ratio", Double(1.0)),
+            (b"allocator-rss.bytes", 0),
+            (b"rss-overhead.ratio", Double(1.0)),
+            (b"rss-overhead.bytes", 0),
+            (b"fragmentation", Double(1.0)),
+            (b"fragmentation.bytes", 0),
+        ]
+        + (
+            [
+                (
+                    b"db.0",
+                    Map(
+                        [
+                            (b"overhead.hashtable.main", keys * 24),
+                            (b"overhead.hashtable.expires", len(c.store.expires) * 24),
+                        ]
+                    ),
+                )
+            ]
+            if keys
+            else []
+        )
+    )
+
+
+@command("doctor", 2, "", S, "Output a memory problems report", parent="memory")
+def memory_doctor(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim(
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for "
+        "what occurs on this base.\n"
+        if len(c.store)
+        else "Hi Sam, this instance is empty or is using very little memory, my issues "
+        "detector can't be used in these conditions. Please, leave for your mission on Earth "
+        "and fill it with some data. The new Sam and I will be back to our programming as "
+        "soon as I finished rebooting.\n"
+    )
+
+
+@command("malloc-stats", 2, "", S, "Show allocator internal stats", parent="memory")
+def memory_malloc_stats(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim(
+        f"Stats not supported for the current allocator (kv runs in Python {sys.version.split()[0]}; "
+        f"process resident memory: {rss()} bytes)\n"
+    )
+
+
+@command("purge", 2, "", S, "Ask the allocator to release memory", parent="memory")
+def memory_purge(c: Any, argv: list[bytes]) -> Any:
+    return OK
+
+
+@command(
+    "help",
+    2,
+    "loading stale",
+    S,
+    "Show helpful text about the different subcommands",
+    parent="memory",
+)
+def memory_help(c: Any, argv: list[bytes]) -> Any:
+    return _help(
+        "MEMORY",
+        (
+            "DOCTOR",
+            "    Return memory problems reports.",
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
+            "STATS",
+            "    Return information about the memory usage of the server.",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+        ),
+    )
+
+
+# -- LATENCY (no latency monitor: a quiet Redis's answers) ------------------------------
+
+container("latency", S, "A container for latency diagnostics commands")
+
+
+@command(
+    "latest",
+    2,
+    "admin loading stale",
+    S,
+    "Return the latest latency samples for all events",
+    parent="latency",
+)
+def latency_latest(c: Any, argv: list[bytes]) -> Any:
+    return []
+
+
+@command(
+    "history",
+    3,
+    "admin loading stale",
+    S,
+    "Return timestamp-latency samples for the event",
+    parent="latency",
+)
+def latency_history(c: Any, argv: list[bytes]) -> Any:
+    return []
+
+
+@command(
+    "reset",
+    -2,
+    "admin loading stale",
+    S,
+    "Reset latency data for one or more events",
+    parent="latency",
+)
+def latency_reset(c: Any, argv: list[bytes]) -> Any:
+    return 0
+
+
+@command(
+    "graph", 3, "admin loading stale", S, "Return a latency graph for the event", parent="latency"
+)
+def latency_graph(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError(f"ERR No samples available for event '{argv[2].decode('utf-8', 'replace')}'")
+
+
+@command(
+    "doctor",
+    2,
+    "admin loading stale",
+    S,
+    "Return a human readable latency analysis report",
+    parent="latency",
+)
+def latency_doctor(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim(
+        "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis "
+        'instance. You may use "CONFIG SET latency-monitor-threshold <milliseconds>." in '
+        "order to enable it. If we weren't in a deep space mission I'd suggest to take a look "
+        "at https://redis.io/topics/latency-monitor.\n"
+    )
+
+
+@command(
+    "histogram",
+    -2,
+    "admin loading stale",
+    S,
+    "Return the cumulative distribution of latencies of a subset of commands or all",
+    parent="latency",
+)
+def latency_histogram(c: Any, argv: list[bytes]) -> Any:
+    return Map([])  # kv does not time each command (it would slow every one down)
+
+
+@command(
+    "help",
+    2,
+    "loading stale",
+    S,
+    "Show helpful text about the different subcommands",
+    parent="latency",
+)
+def latency_help(c: Any, argv: list[bytes]) -> Any:
+    return _help(
+        "LATENCY",
+        (
+            "DOCTOR",
+            "    Return a human readable latency analysis report.",
+            "GRAPH <event>",
+            "    Return an ASCII latency graph for the <event> class.",
+            "HISTORY <event>",
+            "    Return time-latency samples for the <event> class.",
+            "LATEST",
+            "    Return the latest latency samples for all events.",
+            "RESET [<event> ...]",
+            "    Reset latency data of one or more <event> classes.",
+            "    (default: reset all data for all event classes)",
+            "HISTOGRAM [COMMAND ...]",
+            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+            "    If no commands are specified then all histograms are replied.",
+        ),
+    )
+
+
+# -- replication: a master with no replicas -----------------------------------------
+
+
+@command(
+    "role",
+    1,
+    "noscript loading stale fast",
+    S,
+    "Return the role of the instance in the context of replication",
+    keys=(0, 0, 0),
+)
+def role(c: Any, argv: list[bytes]) -> Any:
+    return [b"master", 0, []]
+
+
+def _replicaof(c: Any, argv: list[bytes]) -> Any:
+    if argv[1].lower() == b"no" and argv[2].lower() == b"one":
+        return OK
+    raise CommandError(
+        "ERR kv cannot be a replica (it has no replication): REPLICAOF NO ONE is the only form it accepts"
+    )
+
+
+@command(
+    "replicaof",
+    3,
+    "admin noscript stale",
+    S,
+    "Make the server a replica of another instance, or promote it as master",
+    keys=(0, 0, 0),
+)
+def replicaof(c: Any, argv: list[bytes]) -> Any:
+    return _replicaof(c, argv)
+
+
+@command(
+    "slaveof",
+    3,
+    "admin noscript stale",
+    S,
+    "Make the server a replica of another instance, or promote it as master",
+    keys=(0, 0, 0),
+)
+def slaveof(c: Any, argv: list[bytes]) -> Any:
+    return _replicaof(c, argv)
+
+
+@command(
+    "wait",
+    3,
+    "noscript",
+    S,
+    "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+    keys=(0, 0, 0),
+)
+def wait(c: Any, argv: list[bytes]) -> Any:
+    for a in argv[1:]:
+        if string2ll(a) is None:
+            raise CommandError("ERR value is not an integer or out of range")
+    if string2ll(argv[2]) < 0:  # type: ignore[operator]
+        raise CommandError("ERR timeout is negative")
+    return 0  # no replicas: none acknowledged, at once
+
+
+@command(
+    "waitaof",
+    4,
+    "noscript",
+    S,
+    "Wait for all write commands sent by the client to be fsynced to the AOF",
+    keys=(0, 0, 0),
+)
+def waitaof(c: Any, argv: list[bytes]) -> Any:
+    nums = [string2ll(a) for a in argv[1:]]
+    if any(n is None for n in nums):
+        raise CommandError("ERR value is not an integer or out of range")
+    if nums[2] < 0:  # type: ignore[operator]
+        raise CommandError("ERR timeout is negative")
+    aof = c.server.aof
+    if nums[0] and aof is None:  # type: ignore[index]
+        raise CommandError(
+            "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."
+        )
+    if aof is not None:
+        try:
+            aof.flush()
+            aof.sync()
+        except OSError:
+            return [0, 0]
+    return [1 if aof is not None else 0, 0]
+
+
+# -- scripting: kv runs no Lua ------------------------------------------------------
+
+NO_LUA = (
+    "ERR kv does not run Lua scripts (EVAL, SCRIPT LOAD, FUNCTION LOAD): it has no "
+    "scripting engine; use MULTI/EXEC or client-side logic"
+)
+
+
+def _numkeys(argv: list[bytes]) -> None:
+    n = string2ll(argv[2])
+    if n is None:
+        raise CommandError("ERR value is not an integer or out of range")
+    if n < 0:
+        raise CommandError("ERR Number of keys can't be negative")
+    if n > len(argv) - 3:
+        raise CommandError("ERR Number of keys can't be greater than number of args")
+
+
+@command(
+    "eval", -3, "noscript stale", "scripting", "Execute a Lua script server side", keys=(0, 0, 0)
+)
+def eval_(c: Any, argv: list[bytes]) -> Any:
+    _numkeys(argv)
+    raise CommandError(NO_LUA)
+
+
+@command(
+    "eval_ro",
+    -3,
+    "noscript stale readonly",
+    "scripting",
+    "Execute a read-only Lua script server side",
+    keys=(0, 0, 0),
+)
+def eval_ro(c: Any, argv: list[bytes]) -> Any:
+    return eval_(c, argv)
+
+
+@command(
+    "evalsha", -3, "noscript stale", "scripting", "Execute a Lua script server side", keys=(0, 0, 0)
+)
+def evalsha(c: Any, argv: list[bytes]) -> Any:
+    _numkeys(argv)
+    raise CommandError("NOSCRIPT No matching script. Please use EVAL.")  # there are none
+
+
+@command(
+    "evalsha_ro",
+    -3,
+    "noscript stale readonly",
+    "scripting",
+    "Execute a read-only Lua script server side",
+    keys=(0, 0, 0),
+)
+def evalsha_ro(c: Any, argv: list[bytes]) -> Any:
+    return evalsha(c, argv)
+
+
+@command("fcall", -3, "noscript stale", "scripting", "Invoke a function", keys=(0, 0, 0))
+def fcall(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError("ERR Function not found")  # there are none
+
+
+@command(
+    "fcall_ro",
+    -3,
+    "noscript stale readonly",
+    "scripting",
+    "Invoke a read-only function",
+    keys=(0, 0, 0),
+)
+def fcall_ro(c: Any, argv: list[bytes]) -> Any:
+    return fcall(c, argv)
+
+
+container("script", "scripting", "A container for Lua scripts management commands")
+
+
+@command(
+    "exists",
+    -3,
+    "noscript",
+    "scripting",
+    "Check existence of scripts in the script cache",
+    parent="script",
+)
+def script_exists(c: Any, argv: list[bytes]) -> Any:
+    return [0] * (len(argv) - 2)
+
+
+@command(
+    "flush",
+    -2,
+    "noscript",
+    "scripting",
+    "Remove all the scripts from the script cache",
+    parent="script",
+)
+def script_flush(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() not in (b"sync", b"async")):
+        raise CommandError("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+    return OK
+
+
+@command(
+    "load",
+    3,
+    "noscript stale",
+    "scripting",
+    "Load the specified Lua script into the script cache",
+    parent="script",
+)
+def script_load(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError(NO_LUA)
+
+
+@command(
+    "kill", 2, "noscript", "scripting", "Kill the script currently in execution", parent="script"
+)
+def script_kill(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError("NOTBUSY No scripts in execution right now.")
+
+
+def _flush_mode(argv: list[bytes]) -> None:
+    if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() not in (b"sync", b"async")):
+        raise CommandError(SYNTAX)
+
+
+container("function", "scripting", "A container for function commands")
+
+
+@command("flush", -2, "write noscript", "scripting", "Deleting all functions", parent="function")
+def function_flush(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() not in (b"sync", b"async")):
+        raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+    return OK
+
+
+@command(
+    "list",
+    -2,
+    "noscript",
+    "scripting",
+    "List information about all the functions",
+    parent="function",
+)
+def function_list(c: Any, argv: list[bytes]) -> Any:
+    i = 2
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt == b"withcode":
+            i += 1
+        elif opt == b"libraryname" and i + 1 < len(argv):
+            i += 2
+        else:
+            raise CommandError(f"ERR Unknown argument {argv[i].decode('utf-8', 'replace')}")
+    return []
+
+
+# Redis 7.0's FUNCTION DUMP of no functions: the RDB version and checksum only
+EMPTY_DUMP = b"\n\x00]\x9b\\@\x0f\x7f\xa2\xda"
+
+
+@command(
+    "dump",
+    2,
+    "noscript",
+    "scripting",
+    "Dump all functions into a serialized binary payload",
+    parent="function",
+)
+def function_dump(c: Any, argv: list[bytes]) -> Any:
+    return EMPTY_DUMP
+
+
+@command(
+    "restore",
+    -3,
+    "write denyoom noscript",
+    "scripting",
+    "Restore all the functions on the given payload",
+    parent="function",
+)
+def function_restore(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 4 or (
+        len(argv) == 4 and argv[3].lower() not in (b"append", b"replace", b"flush")
+    ):
+        raise CommandError(
+            "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
+        )
+    if argv[2] == EMPTY_DUMP:
+        return OK
+    if not argv[2].startswith(b"\xf5"):
+        raise CommandError("ERR DUMP payload version or checksum are wrong")
+    raise CommandError(NO_LUA)
+
+
+@command(
+    "load",
+    -3,
+    "write denyoom noscript",
+    "scripting",
+    "Create a function with the given arguments (name, code, description)",
+    parent="function",
+)
+def function_load(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError(NO_LUA)
+
+
+@command("delete", 3, "write noscript", "scripting", "Delete a function by name", parent="function")
+def function_delete(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError("ERR Library not found")
+
+
+@command(
+    "kill",
+    2,
+    "noscript",
+    "scripting",
+    "Kill the function currently in execution.",
+    parent="function",
+)
+def function_kill(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError("NOTBUSY No scripts in execution right now.")
+
+
+@command(
+    "stats",
+    2,
+    "noscript",
+    "scripting",
+    "Return information about the function currently running (name, description, duration)",
+    parent="function",
+)
+def function_stats(c: Any, argv: list[bytes]) -> Any:
+    return Map(
+        [
+            (b"running_script", None),
+            (b"engines", Map([(b"LUA", Map([(b"libraries_count", 0), (b"functions_count", 0)]))])),
+        ]
+    )
+
+
+# -- COMMAND GETKEYS / GETKEYSANDFLAGS / LIST FILTERBY ---------------------------------
+
+
+def _load_specs() -> dict[str, list[Any]]:
+    """redis-server 7.0's key specs (begin_search/find_keys) of every command."""
+    try:
+        return json.loads(Path(__file__).with_name("key_specs.json").read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):  # pragma: no cover
+        return {}
+
+
+KEY_SPECS = _load_specs()
+
+
+def keys_of(name: str, argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
+    """Redis's C{getKeysUsingKeySpecs}: the keys of C{argv} with their flags."""
+    argc = len(argv)
+    out: list[tuple[bytes, list[str]]] = []
+    for flags, bs_type, bs, fk_type, fk in KEY_SPECS.get(name, ()):
+        if bs_type == "index":
+            first = bs["index"]
+        elif bs_type == "keyword":
+            kw = bs["keyword"].encode().lower()
+            start = bs["startfrom"]
+            rng = range(start, argc) if start >= 0 else range(argc + start, 0, -1)
+            first = 0
+            for i in rng:
+                if 0 < i < argc and argv[i].lower() == kw:
+                    first = i + 1
+                    break
+            if not first:
+                continue
+        else:
+            continue
+        if first >= argc:
+            continue
+        if fk_type == "range":
+            lastkey, step, limit = fk["lastkey"], fk["keystep"], fk["limit"]
+            if lastkey >= 0:
+                last = first + lastkey
+            elif not limit:
+                last = argc + lastkey
+            else:
+                last = first + ((argc - first) // limit + lastkey)
+        elif fk_type == "keynum":
+            n = string2ll(argv[first + fk["keynumidx"]]) if first + fk["keynumidx"] < argc else None
+            if n is None or n < 0:
+                raise CommandError("ERR Invalid arguments specified for command")
+            step = fk["keystep"]
+            first += fk["firstkey"]
+            last = first + (n - 1) * step
+            if n == 0:
+                continue
+        else:
+            continue
+        if last >= argc or last < first:
+            raise CommandError("ERR Invalid arguments specified for command")
+        if "variable_flags" in flags:  # SET, BITFIELD: the flags depend on the arguments
+            reads = any(a.lower() == b"get" for a in argv[2:])
+            if name == "set":
+                flags = ["RW", "access", "update"] if reads else ["OW", "update"]
+            else:
+                flags = [f for f in flags if f != "variable_flags"]
+        for i in range(first, last + 1, step or 1):
+            out.append((argv[i], flags))
+    return out
+
+
+def _getkeys(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
+    args = argv[2:]
+    cmd = COMMANDS.get(args[0].lower())
+    name = args[0].lower().decode("utf-8", "replace")
+    if cmd is not None and cmd.subcommands and len(args) > 1:
+        sub = cmd.subcommands.get(args[1].lower())
+        if sub is not None:
+            cmd, name = sub, sub.fullname
+    if cmd is None and name in KEY_SPECS:  # a Redis command kv does not have (yet)
+        keys = keys_of(name, args)
+        if not keys:
+            raise CommandError("ERR The command has no key arguments")
+        return keys
+    if cmd is None:
+        raise CommandError("ERR Invalid command specified")
+    if (cmd.arity > 0 and len(args) != cmd.arity) or len(args) < -cmd.arity:
+        raise CommandError("ERR Invalid number of arguments specified for command")
+    if name in KEY_SPECS:
+        keys = keys_of(name, args)
+    else:  # a command Redis 7.0 does not have: kv's first/last/step
+        last = cmd.last_key if cmd.last_key >= 0 else len(args) + cmd.last_key
+        keys = (
+            [(k, []) for k in args[cmd.first_key : last + 1 : cmd.key_step or 1]]
+            if cmd.first_key
+            else []
+        )
+    if not keys:
+        raise CommandError("ERR The command has no key arguments")
+    return keys
+
+
+@command("getkeys", -4, "", S, "Extract keys given a full Redis command", parent="command")
+def command_getkeys(c: Any, argv: list[bytes]) -> Any:
+    return [k for k, _ in _getkeys(argv)]
+
+
+@command(
+    "getkeysandflags",
+    -4,
+    "",
+    S,
+    "Extract keys and access flags given a full Redis command",
+    parent="command",
+)
+def command_getkeysandflags(c: Any, argv: list[bytes]) -> Any:
+    return [[k, [Simple(f) for f in flags]] for k, flags in _getkeys(argv)]
+
+
+@command("list", -2, "", S, "Get an array of Redis command names", parent="command")
+def command_list(c: Any, argv: list[bytes]) -> Any:
+    names = list(COMMANDS)
+    if len(argv) == 2:
+        return names
+    if len(argv) != 5 or argv[2].lower() != b"filterby":
+        raise CommandError(SYNTAX)
+    kind, arg = argv[3].lower(), argv[4]
+    if kind == b"module":
+        return []
+    if kind == b"aclcat":
+        cat = arg.lower().decode("utf-8", "replace")
+        inside = category_names(cat)
+        return [n for n in names if n.decode() in inside]
+    if kind == b"pattern":
+        return [n for n in names if glob.match(arg.lower(), n)]
+    raise CommandError(SYNTAX)
+
+
+# -- the rest ------------------------------------------------------------------------
+
+
+@command(
+    "lolwut",
+    -1,
+    "readonly fast",
+    S,
+    "Display some computer art and the Redis version",
+    keys=(0, 0, 0),
+)
+def lolwut(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim(
+        "kv, the key-value store of portsuite, speaks Redis's protocol.\n"
+        f"Redis ver. {REDIS_VERSION}\n"
+    )
+
+
+@command(
+    "debug",
+    -2,
+    "admin noscript loading stale",
+    S,
+    "A container for debugging commands",
+    keys=(0, 0, 0),
+)
+def debug(c: Any, argv: list[bytes]) -> Any:
+    # what Redis 7 answers with its default enable-debug-command no
+    raise CommandError(
+        'ERR DEBUG command not allowed. If the enable-debug-command option is set to "local", '
+        "you can run it from a local connection, otherwise you need to set this option in the "
+        "configuration file, and then restart the server."
+    )
+
+
+@command(
+    "shutdown",
+    -1,
+    "admin noscript loading stale",
+    S,
+    "Synchronously save the dataset to disk and then shut down the server",
+    keys=(0, 0, 0),
+)
+def shutdown(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError(
+        "ERR SHUTDOWN is refused: kv runs inside portsuite with the other services, and a "
+        "client may not stop them all; stop the suite itself (Ctrl-C, or SIGTERM to twistd)"
+    )
+
+
+__all__ = ["REDIS_CATEGORIES"]

@@ -1,0 +1,305 @@
+"""ACL: users, their passwords and command/key/channel rules (Redis 7.0's ACL commands)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from portsuite_services.kv.acl import CATEGORIES, ACLError, User, category_names
+from portsuite_services.kv.commands import COMMANDS, NOT_INT, CommandError, command, container
+from portsuite_services.kv.resp import OK, Double, Map, SetReply, Simple, string2ll
+
+S = "server"
+
+container("acl", S, "A container for Access List Control commands")
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+@command(
+    "cat", -2, "", S, "List the ACL categories or the commands inside a category", parent="acl"
+)
+def acl_cat(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3:
+        raise CommandError("ERR wrong number of arguments for 'acl|cat' command")
+    if len(argv) == 2:
+        return [cat.encode() for cat in CATEGORIES]
+    cat = argv[2].lower().decode("utf-8", "replace")
+    if cat not in CATEGORIES:
+        raise CommandError(f"ERR Unknown category '{_text(argv[2])}'")
+    return [n.encode() for n in sorted(category_names(cat))]
+
+
+@command(
+    "setuser",
+    -3,
+    "admin noscript loading stale",
+    S,
+    "Modify or create the rules for a specific ACL user",
+    parent="acl",
+)
+def acl_setuser(c: Any, argv: list[bytes]) -> Any:
+    name = _text(argv[2])
+    if any(b <= 32 for b in argv[2]):
+        raise CommandError("ERR Usernames can't contain spaces or null characters")
+    users = c.server.users
+    old = users.get(name)
+    user = User(name) if old is None else old.copy()
+    try:
+        user.apply(argv[3:])
+    except ACLError as e:
+        raise CommandError(f"ERR {e}") from None
+    users[name] = user
+    c.server.user_changed(name, user)
+    return OK
+
+
+@command(
+    "getuser",
+    3,
+    "admin noscript loading stale",
+    S,
+    "Get the rules for a specific ACL user",
+    parent="acl",
+)
+def acl_getuser(c: Any, argv: list[bytes]) -> Any:
+    user = c.server.users.get(_text(argv[2]))
+    if user is None:
+        return None
+    return Map(
+        [
+            (b"flags", SetReply([f.encode() for f in user.flags()])),
+            (b"passwords", [p.encode() for p in user.passwords]),
+            (b"commands", user.commands_text().encode()),
+            (b"keys", user.keys_text().encode()),
+            (b"channels", user.channels_text().encode()),
+            (b"selectors", []),
+        ]
+    )
+
+
+@command(
+    "deluser", -3, "admin noscript loading stale", S, "Remove the specified ACL users", parent="acl"
+)
+def acl_deluser(c: Any, argv: list[bytes]) -> Any:
+    names = [_text(a) for a in argv[2:]]
+    if "default" in names:
+        raise CommandError("ERR The 'default' user cannot be removed")
+    n = 0
+    for name in names:
+        if c.server.users.pop(name, None) is not None:
+            n += 1
+            c.server.user_changed(name, None)
+    return n
+
+
+@command(
+    "users",
+    2,
+    "admin noscript loading stale",
+    S,
+    "List the username of all the configured ACL users",
+    parent="acl",
+)
+def acl_users(c: Any, argv: list[bytes]) -> Any:
+    return [n.encode() for n in sorted(c.server.users)]
+
+
+@command(
+    "list",
+    2,
+    "admin noscript loading stale",
+    S,
+    "List the current ACL rules in ACL config file format",
+    parent="acl",
+)
+def acl_list(c: Any, argv: list[bytes]) -> Any:
+    return [c.server.users[n].describe().encode() for n in sorted(c.server.users)]
+
+
+@command(
+    "whoami",
+    2,
+    "noscript loading stale",
+    S,
+    "Return the name of the user associated to the current connection",
+    parent="acl",
+)
+def acl_whoami(c: Any, argv: list[bytes]) -> Any:
+    return c.user.name.encode()
+
+
+@command(
+    "genpass",
+    -2,
+    "noscript loading stale",
+    S,
+    "Generate a pseudorandom secure password to use for ACL users",
+    parent="acl",
+)
+def acl_genpass(c: Any, argv: list[bytes]) -> Any:
+    bits = 256
+    if len(argv) > 3:
+        raise CommandError("ERR wrong number of arguments for 'acl|genpass' command")
+    if len(argv) == 3:
+        v = string2ll(argv[2])
+        if v is None:
+            raise CommandError(NOT_INT)
+        if v <= 0 or v > 4096:
+            raise CommandError(
+                "ERR ACL GENPASS argument must be the number of bits for the output password, "
+                "a positive number up to 4096"
+            )
+        bits = v
+    chars = (bits + 3) // 4
+    return secrets.token_hex((chars + 1) // 2)[:chars].encode()
+
+
+@command(
+    "log",
+    -2,
+    "admin noscript loading stale",
+    S,
+    "List latest events denied because of ACLs in place",
+    parent="acl",
+)
+def acl_log(c: Any, argv: list[bytes]) -> Any:
+    log = c.server.acl_log
+    count = len(log.entries)
+    if len(argv) > 3:
+        raise CommandError("ERR wrong number of arguments for 'acl|log' command")
+    if len(argv) == 3:
+        if argv[2].lower() == b"reset":
+            log.entries.clear()
+            return OK
+        v = string2ll(argv[2])
+        if v is None or v < 0:
+            raise CommandError(NOT_INT)
+        count = v
+    now = log.clock()
+    return [
+        Map(
+            [
+                (b"count", e["count"]),
+                (b"reason", e["reason"].encode()),
+                (b"context", e["context"].encode()),
+                (b"object", e["object"].encode()),
+                (b"username", e["username"].encode()),
+                (b"age-seconds", Double(round(now - e["created"], 3))),
+                (b"client-info", e["client-info"].encode()),
+            ]
+        )
+        for e in log.entries[:count]
+    ]
+
+
+@command(
+    "dryrun",
+    -4,
+    "admin noscript loading stale",
+    S,
+    "Returns whether the user can execute the given command without executing the command",
+    parent="acl",
+)
+def acl_dryrun(c: Any, argv: list[bytes]) -> Any:
+    user = c.server.users.get(_text(argv[2]))
+    if user is None:
+        raise CommandError(f"ERR User '{_text(argv[2])}' not found")
+    args = argv[3:]
+    cmd = COMMANDS.get(args[0].lower())
+    if cmd is None:
+        raise CommandError(f"ERR Command '{_text(args[0])}' not found")
+    if cmd.subcommands and len(args) > 1:
+        sub = cmd.subcommands.get(args[1].lower())
+        if sub is not None:
+            cmd = sub
+    if (cmd.arity > 0 and len(args) != cmd.arity) or len(args) < -cmd.arity:
+        raise CommandError(f"ERR wrong number of arguments for '{cmd.fullname}' command")
+    denied = user.denies(cmd, args)
+    if denied is None:
+        return OK
+    return noperm_text(denied, cmd, dryrun=True).encode()
+
+
+def noperm_text(denied: tuple[str, str], cmd: Any, dryrun: bool = False) -> str:
+    """Redis 7.0's words: C{this user has no permissions to run the 'get' command}…"""
+    reason, obj = denied
+    who = "This user" if dryrun else "this user"
+    if reason == "command":
+        return f"{who} has no permissions to run the '{cmd.fullname}' command"
+    if dryrun:
+        return f"{who} has no permissions to access the '{obj}' {reason}"
+    if reason == "key":
+        return f"{who} has no permissions to access one of the keys used as arguments"
+    return f"{who} has no permissions to access one of the channels used as arguments"
+
+
+@command(
+    "load",
+    2,
+    "admin noscript loading stale",
+    S,
+    "Reload the ACLs from the configured ACL file",
+    parent="acl",
+)
+def acl_load(c: Any, argv: list[bytes]) -> Any:
+    raise CommandError(
+        "ERR This Redis instance is not configured to use an ACL file. You may want to "
+        "specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming "
+        "you have a Redis configuration file set) in order to store users in the Redis "
+        "configuration."
+    )
+
+
+@command(
+    "save",
+    2,
+    "admin noscript loading stale",
+    S,
+    "Save the current ACL rules in the configured ACL file",
+    parent="acl",
+)
+def acl_save(c: Any, argv: list[bytes]) -> Any:
+    acl_load(c, argv)
+
+
+_HELP = (
+    "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CAT [<category>]",
+    "    List all commands that belong to <category>, or all command categories",
+    "    when no category is specified.",
+    "DELUSER <username> [<username> ...]",
+    "    Delete a list of users.",
+    "DRYRUN <username> <command> [<arg> ...]",
+    "    Returns whether the user can execute the given command without executing the command.",
+    "GETUSER <username>",
+    "    Get the user's details.",
+    "GENPASS [<bits>]",
+    "    Generate a secure 256-bit user password. The optional `bits` argument can",
+    "    be used to specify a different size.",
+    "LIST",
+    "    Show users details in config file format.",
+    "LOAD",
+    "    Reload users from the ACL file.",
+    "LOG [<count> | RESET]",
+    "    Show the ACL log entries.",
+    "SAVE",
+    "    Save the current config to the ACL file.",
+    "SETUSER <username> <attribute> [<attribute> ...]",
+    "    Create or modify a user with the specified attributes.",
+    "USERS",
+    "    List all the registered usernames.",
+    "WHOAMI",
+    "    Return the current connection username.",
+    "HELP",
+    "    Prints this help.",
+)
+
+
+@command(
+    "help", 2, "loading stale", S, "Show helpful text about the different subcommands", parent="acl"
+)
+def acl_help(c: Any, argv: list[bytes]) -> Any:
+    return [Simple(s) for s in _HELP]
