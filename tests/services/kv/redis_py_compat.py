@@ -46,15 +46,24 @@ def free_port() -> int:
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until the server started as C{proc} answers on C{port}: its own INFO says
+    its pid (on a busy machine another program may have taken the port in between)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{proc.args[0]} exited with {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"INFO server\r\n")
+                info = b""
+                while b"\r\n\r\n" not in info[-4:] and len(info) < 65536:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    info += chunk
+            if b"process_id:%d\r\n" % proc.pid in info:
+                return
+            raise SystemExit(f"another program answers on {port}: try again")
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"nothing answers on {port}")
