@@ -79,9 +79,11 @@ OPTIONS = (
         "acl",
         list,
         None,
-        help="ACL users, one Redis aclfile line each: "
-        '"user alice on >secret ~app:* &news +@all -@dangerous"; a [users] account named '
-        "here with no password rule logs in with its suite password",
+        help=N_(
+            "ACL users, one Redis aclfile line each: "
+            '"user alice on >secret ~app:* &news +@all -@dangerous"; a [users] account named '
+            "here with no password rule logs in with its suite password"
+        ),
     ),
     Option(
         "protected_mode",

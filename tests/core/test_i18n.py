@@ -246,6 +246,8 @@ SERVICE_CONFIG: dict[str, tuple[str, ...]] = {
     "services/http/__init__.py": (),
     "services/kv/__init__.py": (),
     "services/kv/server.py": ("check_data_file",),
+    # its rules' errors (User.apply) are ACL SETUSER's replies too: English on the wire
+    "services/kv/acl.py": ("check_lines",),
     "services/mail/__init__.py": (),
     "services/sql/__init__.py": (),
     "services/ssh/__init__.py": (),
@@ -326,7 +328,7 @@ def test_the_service_types_config_errors_speak_french_or_english(tmp_path: Path)
         '[suite]\nlang = "{lang}"\n'
         '[services.ftp]\ntype = "ftp"\nport = 0\nroot = "."\npassive_ports = [30099, 30000]\n'
         'max_upload = "big"\n'
-        '[services.kv]\ntype = "kv"\nport = 0\ndatabases = 0\n'
+        '[services.kv]\ntype = "kv"\nport = 0\ndatabases = 0\nacl = ["bogus"]\n'
         '[services.dns]\ntype = "dns"\nport = 0\nzone = "bad name!"\n'
         '[services.dns.records]\n"www" = "not-an-address"\n'
         '[services.web]\ntype = "http"\nport = 0\nroot = "nowhere"\n'
@@ -357,6 +359,10 @@ def test_the_service_types_config_errors_speak_french_or_english(tmp_path: Path)
             "upload, in bytes",
         ),
         (
+            "[services.kv] acl[0] ('bogus'): doit commencer par 'user NOM'",
+            "[services.kv] acl[0] ('bogus'): must start with 'user NAME'",
+        ),
+        (
             "[services.kv] databases: doit être entre 1 et 10000",
             "[services.kv] databases: must be 1 to 10000",
         ),
@@ -385,5 +391,5 @@ def test_the_service_types_config_errors_speak_french_or_english(tmp_path: Path)
         assert french in fr, (french, fr)
         assert english in en, (english, en)
         assert english not in fr and french not in en
-    assert fr.splitlines()[-1].startswith("portsuite : 7 problème(s) dans"), fr
-    assert en.splitlines()[-1].startswith("portsuite: 7 problem(s) in"), en
+    assert fr.splitlines()[-1].startswith("portsuite : 8 problème(s) dans"), fr
+    assert en.splitlines()[-1].startswith("portsuite: 8 problem(s) in"), en
