@@ -381,7 +381,7 @@ def _no_notice(reason: str) -> bytes | None:
 
 DISCARD = ServiceType(
     name="discard",
-    description="Discard: throws away everything it receives",
+    description=N_("Discard: throws away everything it receives"),
     default_port=9,
     transports=frozenset({"tcp", "udp"}),
     tcp_factory=lambda ctx: ServerFactory.forProtocol(Discard),
@@ -399,7 +399,7 @@ def _chargen_factory(ctx: ServiceContext) -> Factory:
 
 CHARGEN = ServiceType(
     name="chargen",
-    description="Character generator: 72-character lines of printable ASCII, endlessly",
+    description=N_("Character generator: 72-character lines of printable ASCII, endlessly"),
     default_port=19,
     transports=frozenset({"tcp", "udp"}),
     tcp_factory=_chargen_factory,
@@ -410,7 +410,7 @@ CHARGEN = ServiceType(
 
 QOTD = ServiceType(
     name="qotd",
-    description="Quote of the day: one short quote, then the connection closes",
+    description=N_("Quote of the day: one short quote, then the connection closes"),
     default_port=17,
     transports=frozenset({"tcp", "udp"}),
     options=(
@@ -440,7 +440,7 @@ QOTD = ServiceType(
 
 DAYTIME = ServiceType(
     name="daytime",
-    description="Daytime: the date and time as one line of text",
+    description=N_("Daytime: the date and time as one line of text"),
     default_port=13,
     transports=frozenset({"tcp", "udp"}),
     tcp_factory=lambda ctx: _SendFactory(lambda: daytime_text(ctx.reactor.seconds())),
@@ -452,7 +452,7 @@ DAYTIME = ServiceType(
 
 TIME = ServiceType(
     name="time",
-    description="Time: seconds since 1900 as a 32-bit binary number (4 bytes)",
+    description=N_("Time: seconds since 1900 as a 32-bit binary number (4 bytes)"),
     default_port=37,
     transports=frozenset({"tcp", "udp"}),
     tcp_factory=lambda ctx: _SendFactory(lambda: rfc868_time(ctx.reactor.seconds())),

@@ -193,7 +193,9 @@ def udp_protocol(ctx: ServiceContext) -> DatagramProtocol:
 
 DNS = ServiceType(
     name="dns",
-    description="Authoritative DNS for the lab's zone, the suite's services published as SRV records",
+    description=N_(
+        "Authoritative DNS for the lab's zone, the suite's services published as SRV records"
+    ),
     default_port=53,
     transports=frozenset({"tcp", "udp"}),
     udp_default=True,

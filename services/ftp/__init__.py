@@ -294,7 +294,7 @@ def _refusal(reason: str) -> bytes:
 
 FTP = ServiceType(
     name="ftp",
-    description=(
+    description=N_(
         "FTP file server (curl, lftp, ftp, ftplib, FileZilla): a control connection "
         "plus one data connection per transfer"
     ),

@@ -85,7 +85,7 @@ def build_site(ctx: ServiceContext) -> Site:
 
 HTTP = ServiceType(
     name="http",
-    description="HTTP/1.1 static files from root, and the live dashboard at /_portsuite/",
+    description=N_("HTTP/1.1 static files from root, and the live dashboard at /_portsuite/"),
     default_port=80,
     options=(
         Option(

@@ -231,7 +231,9 @@ def _refusal(reason: str) -> bytes:
 
 KV = ServiceType(
     name="kv",
-    description=("Redis-compatible key-value store (redis-cli, redis-py, telnet), on Redis's port"),
+    description=N_(
+        "Redis-compatible key-value store (redis-cli, redis-py, telnet), on Redis's port"
+    ),
     default_port=6379,
     options=OPTIONS,
     tcp_factory=build,

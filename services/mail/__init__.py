@@ -271,7 +271,9 @@ def _imap_refusal(reason: str) -> bytes:
 
 SMTP = ServiceType(
     name="smtp",
-    description="SMTP mail server (swaks, telnet, smtplib): delivers to local Maildirs, never relays",
+    description=N_(
+        "SMTP mail server (swaks, telnet, smtplib): delivers to local Maildirs, never relays"
+    ),
     default_port=25,
     options=SMTP_OPTIONS,
     tcp_factory=build_smtp,
@@ -282,7 +284,7 @@ SMTP = ServiceType(
 
 POP3 = ServiceType(
     name="pop3",
-    description="POP3 server (telnet, poplib, curl pop3://): reads the mailboxes smtp fills",
+    description=N_("POP3 server (telnet, poplib, curl pop3://): reads the mailboxes smtp fills"),
     default_port=110,
     options=(MAILBOXES, STARTTLS),
     tcp_factory=build_pop3,
@@ -293,7 +295,9 @@ POP3 = ServiceType(
 
 IMAP = ServiceType(
     name="imap",
-    description="IMAP4rev1 server (imaplib, curl imap://, mail clients) over the same mailboxes",
+    description=N_(
+        "IMAP4rev1 server (imaplib, curl imap://, mail clients) over the same mailboxes"
+    ),
     default_port=143,
     options=(
         MAILBOXES,

@@ -353,7 +353,7 @@ def _refusal(reason: str) -> bytes:
 
 SQL = ServiceType(
     name="sql",
-    description="MySQL's protocol over an embedded SQLite (mysql, PyMySQL, PDO, SQLAlchemy)",
+    description=N_("MySQL's protocol over an embedded SQLite (mysql, PyMySQL, PDO, SQLAlchemy)"),
     default_port=3306,
     options=OPTIONS,
     tcp_factory=build,

@@ -128,7 +128,7 @@ def _no_notice(reason: str) -> Any:
 
 SSH = ServiceType(
     name="ssh",
-    description="SSH: the lab shell, encrypted; SFTP in files (twisted.conch)",
+    description=N_("SSH: the lab shell, encrypted; SFTP in files (twisted.conch)"),
     default_port=22,
     options=(
         Option(
@@ -148,7 +148,7 @@ SSH = ServiceType(
 
 TELNET = ServiceType(
     name="telnet",
-    description="telnet: the same lab shell, in clear (passwords too: compare the transcripts)",
+    description=N_("telnet: the same lab shell, in clear (passwords too: compare the transcripts)"),
     default_port=23,
     options=_files_options(writable=False),
     tcp_factory=telnet_factory,

@@ -207,7 +207,8 @@ def config_time(tree: ast.Module, also: tuple[str, ...] = ()) -> list[ast.AST]:
     The parts of a service type's module that speak at config time (C{portsuite check}):
     its C{check=} and C{notes=} functions (a type's and an C{Option}'s, lambdas
     included), the functions C{also} names (a module's checks that its type's check
-    calls), the functions of the module they call, and the C{help=} of its options. The
+    calls), the functions of the module they call, the C{help=} of its options and its
+    C{description=} (C{portsuite plugins}). The
     rest (the protocol's replies, which stay English on the wire) is left alone.
     """
     functions = {
@@ -219,7 +220,7 @@ def config_time(tree: ast.Module, also: tuple[str, ...] = ()) -> list[ast.AST]:
         for kw in call.keywords:
             if kw.arg in ("check", "notes") and isinstance(kw.value, ast.Name):
                 todo.append(kw.value.id)
-            elif kw.arg in ("check", "notes", "help"):
+            elif kw.arg in ("check", "notes", "help", "description"):
                 roots.append(kw.value)
     seen: set[str] = set()
     while todo:
@@ -242,6 +243,7 @@ SERVICE_CONFIG: dict[str, tuple[str, ...]] = {
     "services/classic.py": (),
     "services/dns/__init__.py": (),
     "services/dns/zone.py": ("records_from_table", "records_from_file"),
+    "services/echo.py": (),
     "services/ftp/__init__.py": (),
     "services/http/__init__.py": (),
     "services/kv/__init__.py": (),
@@ -393,3 +395,12 @@ def test_the_service_types_config_errors_speak_french_or_english(tmp_path: Path)
         assert english not in fr and french not in en
     assert fr.splitlines()[-1].startswith("portsuite : 8 problème(s) dans"), fr
     assert en.splitlines()[-1].startswith("portsuite: 8 problem(s) in"), en
+
+
+def test_plugins_describes_the_built_in_types_in_the_locales_language() -> None:
+    fr = cli("plugins", env={"LANG": "fr_FR.UTF-8"})
+    assert fr.returncode == 0, fr.stderr
+    assert "Echo : renvoie chaque octet qu'il reçoit (RFC 862)" in fr.stdout, fr.stdout
+    assert "Serveur de fichiers FTP" in fr.stdout and "FTP file server" not in fr.stdout
+    en = cli("plugins", env={"LANG": "C.UTF-8"})
+    assert "Echo: sends back every byte it receives (RFC 862)" in en.stdout, en.stdout
