@@ -34,6 +34,8 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, Serve
 from zope.interface import implementer
 
 from portsuite.api import Option, ServiceContext, ServiceType, line_refusal
+from portsuite.api.i18n import N_
+from portsuite.api.i18n import gettext as _
 
 if TYPE_CHECKING:
     from portsuite.api import ServiceConfig
@@ -128,7 +130,7 @@ class Chargen(Protocol):
 
     def _produce(self) -> None:
         self._call = None
-        for _ in range(self.burst):
+        for _burst in range(self.burst):
             if self.paused or self.stopped:
                 return
             self.transport.write(CYCLE)
@@ -201,22 +203,36 @@ def check_quotes(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return [f"quotes: {path} does not exist; create it or remove the key for the shipped list"]
+        return [
+            _(
+                "quotes: {path} does not exist; create it or remove the key for the shipped list"
+            ).format(path=path)
+        ]
     except UnicodeDecodeError:
-        return [f"quotes: {path} is not UTF-8 text; save it as UTF-8"]
+        return [_("quotes: {path} is not UTF-8 text; save it as UTF-8").format(path=path)]
     except OSError as e:
-        return [f"quotes: cannot read {path} ({e.strerror}); check the path and its permissions"]
+        return [
+            _("quotes: cannot read {path} ({error}); check the path and its permissions").format(
+                path=path, error=e.strerror
+            )
+        ]
     quotes = parse_quotes(text)
     if not quotes:
-        return [f"quotes: {path} holds no quote; write quotes separated by lines with a single %"]
+        return [
+            _(
+                "quotes: {path} holds no quote; write quotes separated by lines with a single %"
+            ).format(path=path)
+        ]
     problems = []
     for i, q in enumerate(quotes, 1):
         size = len(encode_quote(q))
         if size >= QOTD_LIMIT:
             first = q.splitlines()[0][:40]
             problems.append(
-                f"quotes: quote {i} of {path} ({first!r}…) is {size} bytes; RFC 865 wants "
-                f"fewer than {QOTD_LIMIT}: shorten or split it"
+                _(
+                    "quotes: quote {number} of {path} ({first!r}…) is {size} bytes; RFC 865 "
+                    "wants fewer than {limit}: shorten or split it"
+                ).format(number=i, path=path, first=first, size=size, limit=QOTD_LIMIT)
             )
     return problems
 
@@ -365,7 +381,7 @@ def _no_notice(reason: str) -> bytes | None:
 
 DISCARD = ServiceType(
     name="discard",
-    description="Discard: throws away everything it receives",
+    description=N_("Discard: throws away everything it receives"),
     default_port=9,
     transports=frozenset({"tcp", "udp"}),
     tcp_factory=lambda ctx: ServerFactory.forProtocol(Discard),
@@ -383,7 +399,7 @@ def _chargen_factory(ctx: ServiceContext) -> Factory:
 
 CHARGEN = ServiceType(
     name="chargen",
-    description="Character generator: 72-character lines of printable ASCII, endlessly",
+    description=N_("Character generator: 72-character lines of printable ASCII, endlessly"),
     default_port=19,
     transports=frozenset({"tcp", "udp"}),
     tcp_factory=_chargen_factory,
@@ -394,7 +410,7 @@ CHARGEN = ServiceType(
 
 QOTD = ServiceType(
     name="qotd",
-    description="Quote of the day: one short quote, then the connection closes",
+    description=N_("Quote of the day: one short quote, then the connection closes"),
     default_port=17,
     transports=frozenset({"tcp", "udp"}),
     options=(
@@ -402,15 +418,17 @@ QOTD = ServiceType(
             "quotes",
             kind=Path,
             default=None,
-            help="a text file of quotes separated by lines holding only %; "
-            "default: the list shipped with portsuite",
+            help=N_(
+                "a text file of quotes separated by lines holding only %; "
+                "default: the list shipped with portsuite"
+            ),
         ),
         Option(
             "order",
             kind=str,
             default="cycle",
             choices=QUOTE_ORDERS,
-            help="cycle: each client the next quote; daily: one quote per UTC day; random",
+            help=N_("cycle: each client the next quote; daily: one quote per UTC day; random"),
         ),
     ),
     tcp_factory=lambda ctx: _SendFactory(_quote_book(ctx).pick),
@@ -422,7 +440,7 @@ QOTD = ServiceType(
 
 DAYTIME = ServiceType(
     name="daytime",
-    description="Daytime: the date and time as one line of text",
+    description=N_("Daytime: the date and time as one line of text"),
     default_port=13,
     transports=frozenset({"tcp", "udp"}),
     tcp_factory=lambda ctx: _SendFactory(lambda: daytime_text(ctx.reactor.seconds())),
@@ -434,7 +452,7 @@ DAYTIME = ServiceType(
 
 TIME = ServiceType(
     name="time",
-    description="Time: seconds since 1900 as a 32-bit binary number (4 bytes)",
+    description=N_("Time: seconds since 1900 as a 32-bit binary number (4 bytes)"),
     default_port=37,
     transports=frozenset({"tcp", "udp"}),
     tcp_factory=lambda ctx: _SendFactory(lambda: rfc868_time(ctx.reactor.seconds())),

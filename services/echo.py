@@ -15,6 +15,7 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, Serve
 from zope.interface import implementer
 
 from portsuite.api import ServiceContext, ServiceType
+from portsuite.api.i18n import N_
 
 
 @implementer(IPushProducer)
@@ -60,7 +61,7 @@ def _datagram(ctx: ServiceContext) -> DatagramProtocol:
 
 ECHO = ServiceType(
     name="echo",
-    description="Echo: sends back every byte it receives",
+    description=N_("Echo: sends back every byte it receives"),
     default_port=7,
     transports=frozenset({"tcp", "udp"}),
     tcp_factory=_factory,

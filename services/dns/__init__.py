@@ -25,6 +25,8 @@ from twisted.internet.protocol import DatagramProtocol, ServerFactory
 from twisted.names import dns
 
 from portsuite.api import Option, ServiceConfig, ServiceContext, ServiceType, no_refusal
+from portsuite.api.i18n import N_
+from portsuite.api.i18n import gettext as _
 from portsuite_services.dns import zone as zonemod
 from portsuite_services.dns.server import (
     Counters,
@@ -41,8 +43,8 @@ def _zone_name(value: str) -> str | None:
     try:
         zonemod.name_bytes(value.rstrip(".") + ".", b"")
     except (zonemod.ZoneError, UnicodeError):
-        return f"{value!r} is not a domain name; use e.g. lab.test"
-    return None if "." in value.strip(".") or value.strip(".") else "must not be empty"
+        return _("{value!r} is not a domain name; use e.g. lab.test").format(value=value)
+    return None if "." in value.strip(".") or value.strip(".") else _("must not be empty")
 
 
 def _networks(values: tuple[str, ...]) -> str | None:
@@ -50,7 +52,9 @@ def _networks(values: tuple[str, ...]) -> str | None:
         try:
             ipaddress.ip_network(v, strict=False)
         except ValueError:
-            return f"{v!r} is not a network; write e.g. 127.0.0.0/8 or ::1/128"
+            return _("{value!r} is not a network; write e.g. 127.0.0.0/8 or ::1/128").format(
+                value=v
+            )
     return None
 
 
@@ -189,7 +193,9 @@ def udp_protocol(ctx: ServiceContext) -> DatagramProtocol:
 
 DNS = ServiceType(
     name="dns",
-    description="Authoritative DNS for the lab's zone, the suite's services published as SRV records",
+    description=N_(
+        "Authoritative DNS for the lab's zone, the suite's services published as SRV records"
+    ),
     default_port=53,
     transports=frozenset({"tcp", "udp"}),
     udp_default=True,
@@ -202,30 +208,30 @@ DNS = ServiceType(
             "zone",
             str,
             default="lab.test",
-            help="the zone answered, e.g. lab.test",
+            help=N_("the zone answered, e.g. lab.test"),
             check=_zone_name,
         ),
-        Option("zone_file", Path, help="a BIND-format zone file"),
-        Option("records", dict, default=None, help='a table: "www" = "127.0.0.1"'),
+        Option("zone_file", Path, help=N_("a BIND-format zone file")),
+        Option("records", dict, default=None, help=N_('a table: "www" = "127.0.0.1"')),
         Option(
             "ttl",
             int,
             default=zonemod.DEFAULT_TTL,
-            help="seconds records may be cached",
-            check=lambda v: None if 0 <= v <= 2**31 - 1 else "must be 0-2147483647",
+            help=N_("seconds records may be cached"),
+            check=lambda v: None if 0 <= v <= 2**31 - 1 else _("must be 0-2147483647"),
         ),
         Option(
             "rate_limit",
             float,
             default=100.0,
-            help="UDP replies per second per source network; 0 = no limit",
-            check=lambda v: None if v >= 0 else "must be >= 0 (0 = no limit)",
+            help=N_("UDP replies per second per source network; 0 = no limit"),
+            check=lambda v: None if v >= 0 else _("must be >= 0 (0 = no limit)"),
         ),
         Option(
             "rate_limit_exempt",
             list,
             default=tuple(DEFAULT_EXEMPT),
-            help="networks not rate-limited",
+            help=N_("networks not rate-limited"),
             check=_networks,
         ),
     ),

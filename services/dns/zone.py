@@ -18,6 +18,8 @@ from typing import Any
 
 from twisted.names import authority, dns
 
+from portsuite.api.i18n import gettext as _
+
 DEFAULT_TTL = 300
 SUPPORTED = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "PTR")
 
@@ -61,7 +63,9 @@ def name_bytes(name: str, origin: bytes) -> bytes:
         full = raw + b"." + origin
     labels = full.split(b".")
     if len(full) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise ZoneError(f"{name!r} is not a valid DNS name (letters, digits, '-', dots)")
+        raise ZoneError(
+            _("{name!r} is not a valid DNS name (letters, digits, '-', dots)").format(name=name)
+        )
     return full.lower()
 
 
@@ -77,27 +81,37 @@ def _record(rtype: str, value: str, origin: bytes, ttl: int) -> Any:
         try:
             ipaddress.IPv4Address(value.strip())
         except ValueError:
-            raise ZoneError(f"A {value!r} is not an IPv4 address, e.g. 127.0.0.1") from None
+            raise ZoneError(
+                _("A {value!r} is not an IPv4 address, e.g. 127.0.0.1").format(value=value)
+            ) from None
         return dns.Record_A(value.strip(), ttl=ttl)
     if rtype == "AAAA":
         try:
             ipaddress.IPv6Address(value.strip())
         except ValueError:
-            raise ZoneError(f"AAAA {value!r} is not an IPv6 address, e.g. ::1") from None
+            raise ZoneError(
+                _("AAAA {value!r} is not an IPv6 address, e.g. ::1").format(value=value)
+            ) from None
         return dns.Record_AAAA(value.strip(), ttl=ttl)
     if rtype in ("CNAME", "NS", "PTR"):
         if len(parts) != 1:
-            raise ZoneError(f"{rtype} takes one name, e.g. www.lab.test.")
+            raise ZoneError(_("{rtype} takes one name, e.g. www.lab.test.").format(rtype=rtype))
         cls = {"CNAME": dns.Record_CNAME, "NS": dns.Record_NS, "PTR": dns.Record_PTR}[rtype]
         return cls(name_bytes(parts[0], origin), ttl=ttl)
     if rtype == "MX":
         if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) > 65535:
-            raise ZoneError(f'MX {value!r}: write "PREFERENCE HOST", e.g. "10 mail.lab.test."')
+            raise ZoneError(
+                _('MX {value!r}: write "PREFERENCE HOST", e.g. "10 mail.lab.test."').format(
+                    value=value
+                )
+            )
         return dns.Record_MX(int(parts[0]), name_bytes(parts[1], origin), ttl=ttl)
     if rtype == "SRV":
         if len(parts) != 4 or not all(p.isdigit() and int(p) <= 65535 for p in parts[:3]):
             raise ZoneError(
-                f'SRV {value!r}: write "PRIORITY WEIGHT PORT TARGET", e.g. "0 0 8080 lab.test."'
+                _(
+                    'SRV {value!r}: write "PRIORITY WEIGHT PORT TARGET", e.g. "0 0 8080 lab.test."'
+                ).format(value=value)
             )
         prio, weight, port = (int(p) for p in parts[:3])
         return dns.Record_SRV(prio, weight, port, name_bytes(parts[3], origin), ttl=ttl)
@@ -106,7 +120,11 @@ def _record(rtype: str, value: str, origin: bytes, ttl: int) -> Any:
         # a TXT record is strings of at most 255 bytes each (RFC 1035 3.3.14)
         chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
         return dns.Record_TXT(*chunks, ttl=ttl)
-    raise ZoneError(f"record type {rtype!r} is not served here; use one of {', '.join(SUPPORTED)}")
+    raise ZoneError(
+        _("record type {rtype!r} is not served here; use one of {types}").format(
+            rtype=rtype, types=", ".join(SUPPORTED)
+        )
+    )
 
 
 def records_from_table(
@@ -123,25 +141,41 @@ def records_from_table(
             errors.append(f"{where}: {e}")
             continue
         if not in_zone(name, origin):
-            errors.append(f"{where}: outside the zone {origin.decode()}; name it relative")
+            errors.append(
+                _("{where}: outside the zone {zone}; name it relative").format(
+                    where=where, zone=origin.decode()
+                )
+            )
             continue
         if isinstance(value, str):
             value = {"AAAA" if ":" in value else "A": value}
         if not isinstance(value, dict):
-            errors.append(f'{where}: write an address, or a table {{ A = "…", MX = "…" }}')
+            errors.append(
+                _('{where}: write an address, or a table {{ A = "…", MX = "…" }}').format(
+                    where=where
+                )
+            )
             continue
         for rtype, texts in value.items():
             kind = rtype.upper()
             for text in texts if isinstance(texts, list) else [texts]:
                 if not isinstance(text, (str, int)):
-                    errors.append(f"{where}.{rtype}: must be a string (or a list of strings)")
+                    errors.append(
+                        _("{where}.{rtype}: must be a string (or a list of strings)").format(
+                            where=where, rtype=rtype
+                        )
+                    )
                     continue
                 try:
                     out.setdefault(name, []).append(_record(kind, str(text), origin, ttl))
                 except ZoneError as e:
                     errors.append(f"{where}.{rtype}: {e}")
         if len(out.get(name, [])) > 1 and any(r.TYPE == dns.CNAME for r in out[name]):
-            errors.append(f"{where}: a CNAME cannot stand beside other records (RFC 1034)")
+            errors.append(
+                _("{where}: a CNAME cannot stand beside other records (RFC 1034)").format(
+                    where=where
+                )
+            )
     return out, errors
 
 
@@ -199,7 +233,11 @@ def records_from_file(path: Path, origin: bytes) -> tuple[dict[bytes, list[Any]]
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        return {}, None, [f"zone_file: cannot read {path} ({e}); fix the path"]
+        return (
+            {},
+            None,
+            [_("zone_file: cannot read {path} ({error}); fix the path").format(path=path, error=e)],
+        )
     parser = _Parser()
     parser.origin = origin + b"."
     ttl = DEFAULT_TTL
@@ -215,25 +253,36 @@ def records_from_file(path: Path, origin: bytes) -> tuple[dict[bytes, list[Any]]
             elif words[0] == b"$ORIGIN":
                 parser.origin = words[1] if words[1].endswith(b".") else words[1] + b"."
             elif words[0].startswith(b"$"):
-                raise ZoneError(f"{words[0].decode()} is not supported; use $ORIGIN and $TTL")
+                raise ZoneError(
+                    _("{directive} is not supported; use $ORIGIN and $TTL").format(
+                        directive=words[0].decode()
+                    )
+                )
             else:
                 before = sum(map(len, parser.records.values()))
                 parser.parseRecordLine(parser.origin, ttl, words)
                 if sum(map(len, parser.records.values())) == before:
-                    raise ZoneError("no record on this line")
+                    raise ZoneError(_("no record on this line"))
         except ZoneError as e:
             errors.append(f"{where}: {e}")
         except NotImplementedError as e:
-            errors.append(f"{where}: {e}; use one of {', '.join(SUPPORTED)} in class IN")
+            errors.append(
+                _("{where}: {error}; use one of {types} in class IN").format(
+                    where=where, error=e, types=", ".join(SUPPORTED)
+                )
+            )
         except (IndexError, ValueError, TypeError) as e:
             errors.append(
-                f"{where}: cannot read {line.strip()[:60]!r} ({e or 'too few fields'}); "
-                f"write NAME [TTL] [IN] TYPE DATA"
+                _(
+                    "{where}: cannot read {line!r} ({error}); write NAME [TTL] [IN] TYPE DATA"
+                ).format(where=where, line=line.strip()[:60], error=e or _("too few fields"))
             )
     for name in parser.records:
         if not in_zone(name, origin):
             errors.append(
-                f"zone_file: {path}: {name.decode()} is outside the zone {origin.decode()}"
+                _("zone_file: {path}: {name} is outside the zone {zone}").format(
+                    path=path, name=name.decode(), zone=origin.decode()
+                )
             )
     return parser.records, parser.soa, errors
 

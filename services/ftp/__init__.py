@@ -31,6 +31,8 @@ from twisted.python.filepath import FilePath
 from twisted.web.resource import Resource
 
 from portsuite.api import Option, ServiceContext, ServiceType, StartupError
+from portsuite.api.i18n import N_
+from portsuite.api.i18n import gettext as _
 from portsuite_services.ftp.protocol import FTPServer, FTPSession
 from portsuite_services.ftp.shell import JailShell, Realm
 
@@ -41,12 +43,15 @@ DEFAULT_IDLE = 300.0
 
 def _passive(v: Any) -> str | None:
     if len(v) != 2 or not all(isinstance(p, int) for p in v) or not 1024 <= v[0] <= v[1] <= 65535:
-        return "must be two ports [first, last] with 1024 <= first <= last <= 65535, e.g. [30000, 30099]"
+        return _(
+            "must be two ports [first, last] with 1024 <= first <= last <= 65535, "
+            "e.g. [30000, 30099]"
+        )
     return None
 
 
 def _positive(v: Any) -> str | None:
-    return None if v > 0 else "must be more than 0"
+    return None if v > 0 else _("must be more than 0")
 
 
 OPTIONS = (
@@ -55,42 +60,47 @@ OPTIONS = (
         Path,
         None,
         required=True,
-        help='the folder anonymous users see, read-only, e.g. root = "../ftp"',
+        help=N_('the folder anonymous users see, read-only, e.g. root = "../ftp"'),
     ),
-    Option("anonymous", bool, True, help="allow anonymous (user anonymous or ftp) logins"),
+    Option("anonymous", bool, True, help=N_("allow anonymous (user anonymous or ftp) logins")),
     Option(
         "homes",
         Path,
         None,
-        help="each [users] account gets homes/NAME, read-write (created at first login); "
-        "without it accounts see root, read-only",
+        help=N_(
+            "each [users] account gets homes/NAME, read-write (created at first login); "
+            "without it accounts see root, read-only"
+        ),
     ),
     Option(
         "passive_ports",
         list,
         None,
         check=_passive,
-        help="ports for passive data connections, [first, last]; default: any free port",
+        help=N_("ports for passive data connections, [first, last]; default: any free port"),
     ),
     Option(
         "max_upload",
         int,
         100 * 1024 * 1024,
         check=_positive,
-        help="largest file a client may upload, in bytes (552 beyond, nothing kept)",
+        help=N_("largest file a client may upload, in bytes (552 beyond, nothing kept)"),
     ),
     Option(
         "starttls",
         dict,
         None,
-        help='offer AUTH TLS (FTPS, RFC 4217) with this pair: starttls = { cert = "server.crt", key = "server.key" }',
+        help=N_(
+            "offer AUTH TLS (FTPS, RFC 4217) with this pair: "
+            'starttls = { cert = "server.crt", key = "server.key" }'
+        ),
     ),
     Option(
         "data_timeout",
         float,
         30.0,
         check=_positive,
-        help="seconds to wait for a data connection after PASV/PORT before 425",
+        help=N_("seconds to wait for a data connection after PASV/PORT before 425"),
     ),
 )
 
@@ -229,15 +239,17 @@ def _check_starttls(svc: Any) -> list[str]:
     if table is None:
         return []
     errors = [
-        f"starttls.{k}: unknown key; use starttls = {{ cert = …, key = … }}"
+        _("starttls.{key}: unknown key; use starttls = {{ cert = …, key = … }}").format(key=k)
         for k in table
         if k not in ("cert", "key", "chain")
     ]
     for k in ("cert", "key"):
         if not isinstance(table.get(k), str):
             errors.append(
-                f'starttls: needs {k}, e.g. starttls = {{ cert = "server.crt", key = "server.key" }}'
-                " (portsuite cert makes a pair)"
+                _(
+                    'starttls: needs {key}, e.g. starttls = {{ cert = "server.crt", '
+                    'key = "server.key" }} (portsuite cert makes a pair)'
+                ).format(key=k)
             )
     if errors:
         return errors
@@ -245,14 +257,18 @@ def _check_starttls(svc: Any) -> list[str]:
     for k in ("cert", "key"):
         if not getattr(files, k).is_file():
             errors.append(
-                f"starttls.{k}: {getattr(files, k)} does not exist; make one with portsuite cert"
+                _("starttls.{key}: {path} does not exist; make one with portsuite cert").format(
+                    key=k, path=getattr(files, k)
+                )
             )
     if not errors:
         try:
             tls_options(files)
         except Exception as e:
             errors.append(
-                f"starttls: cannot load the cert and key ({e}); check they are a PEM pair"
+                _(
+                    "starttls: cannot load the cert and key ({error}); check they are a PEM pair"
+                ).format(error=e)
             )
     return errors
 
@@ -261,10 +277,14 @@ def check(svc: Any) -> list[str]:
     errors = _check_starttls(svc)
     root = svc.options.get("root")
     if root is not None and not Path(root).is_dir():
-        errors.append(f"root: {root} is not a folder; create it or fix the path")
+        errors.append(
+            _("root: {path} is not a folder; create it or fix the path").format(path=root)
+        )
     homes = svc.options.get("homes")
     if homes is not None and Path(homes).exists() and not Path(homes).is_dir():
-        errors.append(f"homes: {homes} is not a folder; remove it or fix the path")
+        errors.append(
+            _("homes: {path} is not a folder; remove it or fix the path").format(path=homes)
+        )
     return errors
 
 
@@ -274,7 +294,7 @@ def _refusal(reason: str) -> bytes:
 
 FTP = ServiceType(
     name="ftp",
-    description=(
+    description=N_(
         "FTP file server (curl, lftp, ftp, ftplib, FileZilla): a control connection "
         "plus one data connection per transfer"
     ),

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from portsuite.api import Option, ServiceContext, ServiceType
+from portsuite.api.i18n import N_
+from portsuite.api.i18n import gettext as _
 from portsuite_services.http.site import Site, http_refusal
 from portsuite_services.http.static import StaticFiles
 
@@ -27,7 +29,7 @@ __all__ = ["HTTP", "build_site"]
 
 def _positive(value: float) -> str | None:
     if value <= 0:
-        return "must be a positive number; e.g. 10"
+        return _("must be a positive number; e.g. 10")
     return None
 
 
@@ -35,12 +37,24 @@ def _check(svc: Any) -> list[str]:
     root = svc.options.get("root")
     if root is None:
         return [
-            'root: missing; set root = "../www" (the folder to serve, relative to the config file)'
+            _(
+                'root: missing; set root = "../www" (the folder to serve, relative to the '
+                "config file)"
+            )
         ]
     root = Path(root)
     if not root.is_dir():
-        what = "does not exist" if not root.exists() else "is not a folder"
-        return [f"root: {root} {what}; create it or point root at the folder to serve"]
+        if not root.exists():
+            return [
+                _(
+                    "root: {path} does not exist; create it or point root at the folder to serve"
+                ).format(path=root)
+            ]
+        return [
+            _(
+                "root: {path} is not a folder; create it or point root at the folder to serve"
+            ).format(path=root)
+        ]
     return []
 
 
@@ -71,40 +85,45 @@ def build_site(ctx: ServiceContext) -> Site:
 
 HTTP = ServiceType(
     name="http",
-    description="HTTP/1.1 static files from root, and the live dashboard at /_portsuite/",
+    description=N_("HTTP/1.1 static files from root, and the live dashboard at /_portsuite/"),
     default_port=80,
     options=(
         Option(
             "root",
             kind=Path,
             default=None,
-            help='the folder to serve, e.g. "../www" (relative to the config file)',
+            help=N_('the folder to serve, e.g. "../www" (relative to the config file)'),
         ),
-        Option("listing", kind=bool, default=False, help="list folders that have no index.html"),
-        Option("dashboard", kind=bool, default=True, help="the live dashboard at /_portsuite/"),
+        Option(
+            "listing", kind=bool, default=False, help=N_("list folders that have no index.html")
+        ),
+        Option("dashboard", kind=bool, default=True, help=N_("the live dashboard at /_portsuite/")),
         Option(
             "head_timeout",
             kind=float,
             default=60.0,
-            help="seconds a client has to send a whole request head (nginx: 60)",
+            help=N_("seconds a client has to send a whole request head (nginx: 60)"),
             check=_positive,
         ),
         Option(
             "body_timeout",
             kind=float,
             default=60.0,
-            help="seconds a request body may stall between two reads (nginx: 60)",
+            help=N_("seconds a request body may stall between two reads (nginx: 60)"),
             check=_positive,
         ),
         Option(
             "max_body",
             kind=int,
             default=1 << 20,
-            help="largest request body accepted, in bytes (larger: 413)",
-            check=lambda v: None if v >= 0 else "must be 0 or more bytes",
+            help=N_("largest request body accepted, in bytes (larger: 413)"),
+            check=lambda v: None if v >= 0 else _("must be 0 or more bytes"),
         ),
         Option(
-            "access_log", kind=bool, default=True, help="one combined-format log line per request"
+            "access_log",
+            kind=bool,
+            default=True,
+            help=N_("one combined-format log line per request"),
         ),
     ),
     tcp_factory=build_site,  # type: ignore[arg-type]

@@ -14,6 +14,8 @@ from typing import Any
 from twisted.logger import Logger
 
 from portsuite.api import Option, ServiceContext, ServiceType, is_loopback_host
+from portsuite.api.i18n import N_
+from portsuite.api.i18n import gettext as _
 from portsuite_services.kv.acl import check_lines
 from portsuite_services.kv.aof import FSYNC_CHOICES, AOFError
 from portsuite_services.kv.protocol import KVProtocol
@@ -25,18 +27,18 @@ __all__ = ["KV", "KVProtocol", "KVServer", "Settings", "build"]
 
 
 def _non_negative(v: int) -> str | None:
-    return None if v >= 0 else "must be 0 or more"
+    return None if v >= 0 else _("must be 0 or more")
 
 
 def _positive(v: int) -> str | None:
-    return None if v > 0 else "must be 1 or more"
+    return None if v > 0 else _("must be 1 or more")
 
 
 def _password(v: str) -> str | None:
     if not v:
-        return "must not be empty; remove the key for no password"
+        return _("must not be empty; remove the key for no password")
     if any(ord(ch) < 33 or ord(ch) > 126 for ch in v):
-        return "must be printable ASCII without spaces (it is typed in AUTH)"
+        return _("must be printable ASCII without spaces (it is typed in AUTH)")
     return None
 
 
@@ -44,92 +46,101 @@ MAX_DATABASES = 10000
 
 
 def _databases(v: int) -> str | None:
-    return None if 1 <= v <= MAX_DATABASES else f"must be 1 to {MAX_DATABASES}"
+    return None if 1 <= v <= MAX_DATABASES else _("must be 1 to {max}").format(max=MAX_DATABASES)
 
 
 def _notify_flags(v: str) -> str | None:
     from portsuite_services.kv.notify import parse_flags
 
     if parse_flags(v) is None:
-        return 'must be made of Redis\'s letters K E g $ l s h z x e t m d n A (e.g. "KEA")'
+        return _('must be made of Redis\'s letters K E g $ l s h z x e t m d n A (e.g. "KEA")')
     return None
 
 
 OPTIONS = (
-    Option("data", Path, None, help="append-only file; without it the data lives in memory only"),
+    Option(
+        "data", Path, None, help=N_("append-only file; without it the data lives in memory only")
+    ),
     Option(
         "fsync",
         str,
         "everysec",
         choices=FSYNC_CHOICES,
-        help="when appended writes reach the disk: always (before each reply), everysec, no",
+        help=N_("when appended writes reach the disk: always (before each reply), everysec, no"),
     ),
     Option(
         "password",
         str,
         None,
         check=_password,
-        help="clients must AUTH with it; without it only loopback clients are served",
+        help=N_("clients must AUTH with it; without it only loopback clients are served"),
     ),
     Option(
         "acl",
         list,
         None,
-        help="ACL users, one Redis aclfile line each: "
-        '"user alice on >secret ~app:* &news +@all -@dangerous"; a [users] account named '
-        "here with no password rule logs in with its suite password",
+        help=N_(
+            "ACL users, one Redis aclfile line each: "
+            '"user alice on >secret ~app:* &news +@all -@dangerous"; a [users] account named '
+            "here with no password rule logs in with its suite password"
+        ),
     ),
     Option(
         "protected_mode",
         bool,
         True,
-        help="without a password, refuse clients that are not on the loopback interface",
+        help=N_("without a password, refuse clients that are not on the loopback interface"),
     ),
-    Option("maxclients", int, 10000, check=_positive, help="clients connected at once"),
+    Option("maxclients", int, 10000, check=_positive, help=N_("clients connected at once")),
     Option(
         "proto_max_bulk_len",
         int,
         512 * 1024 * 1024,
         check=_positive,
-        help="largest string a client may send, in bytes (Redis's proto-max-bulk-len)",
+        help=N_("largest string a client may send, in bytes (Redis's proto-max-bulk-len)"),
     ),
     Option(
         "client_output_buffer_limit",
         int,
         32 * 1024 * 1024,
         check=_non_negative,
-        help="bytes of replies queued for a client that does not read before it is "
-        "disconnected (0 = no limit)",
+        help=N_(
+            "bytes of replies queued for a client that does not read before it is "
+            "disconnected (0 = no limit)"
+        ),
     ),
     Option(
         "timeout",
         int,
         0,
         check=_non_negative,
-        help="close a client idle for this many seconds (0 = never), as Redis's timeout",
+        help=N_("close a client idle for this many seconds (0 = never), as Redis's timeout"),
     ),
     Option(
         "aof_rewrite_min_size",
         int,
         64 * 1024 * 1024,
         check=_positive,
-        help="compact the data file once it is this big and twice its size after the "
-        "last compaction",
+        help=N_(
+            "compact the data file once it is this big and twice its size after the last compaction"
+        ),
     ),
     Option(
         "databases",
         int,
         16,
         check=_databases,
-        help="number of databases (SELECT 0 to databases-1), as Redis's databases",
+        help=N_("number of databases (SELECT 0 to databases-1), as Redis's databases"),
     ),
     Option(
         "notify_keyspace_events",
         str,
         "",
         check=_notify_flags,
-        help='keyspace notifications, Redis\'s notify-keyspace-events letters ("KEA" = all; '
-        '"" = off)',
+        help=N_(
+            'keyspace notifications, Redis\'s notify-keyspace-events letters ("KEA" = all; '
+            '"" = off)'
+        ),
     ),
 )
 
@@ -220,7 +231,9 @@ def _refusal(reason: str) -> bytes:
 
 KV = ServiceType(
     name="kv",
-    description=("Redis-compatible key-value store (redis-cli, redis-py, telnet), on Redis's port"),
+    description=N_(
+        "Redis-compatible key-value store (redis-cli, redis-py, telnet), on Redis's port"
+    ),
     default_port=6379,
     options=OPTIONS,
     tcp_factory=build,

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from portsuite.api.i18n import gettext as _
 from portsuite_services.kv import glob
 
 
@@ -413,11 +414,11 @@ def parse_line(line: str) -> tuple[str, list[bytes]]:
     words = line.split()
     if not words or words[0] != "user" or len(words) < 2:
         raise ACLError(
-            "must start with 'user NAME' (aclfile syntax: user alice on >secret ~* +@all)"
+            _("must start with 'user NAME' (aclfile syntax: user alice on >secret ~* +@all)")
         )
     name = words[1]
     if any(ord(ch) < 33 for ch in name):
-        raise ACLError("Usernames can't contain spaces or null characters")
+        raise ACLError(_("Usernames can't contain spaces or null characters"))
     return name, [w.encode() for w in words[2:]]
 
 
@@ -438,7 +439,9 @@ def check_lines(password: str | None, lines: Any) -> list[str]:
     if lines is None:
         return []
     if not isinstance(lines, (list, tuple)) or not all(isinstance(x, str) for x in lines):
-        return ['acl: must be a list of strings, e.g. acl = ["user alice on >secret ~app:* +@all"]']
+        return [
+            _('acl: must be a list of strings, e.g. acl = ["user alice on >secret ~app:* +@all"]')
+        ]
     errors = []
     seen: dict[str, User] = {"default": default_user(password)}
     for i, line in enumerate(lines):
@@ -446,7 +449,7 @@ def check_lines(password: str | None, lines: Any) -> list[str]:
             name, rules = parse_line(line)
             if name == "default" and password and any(r[:1] in (b">", b"#") for r in rules):
                 raise ACLError(
-                    "the default user's password is the 'password' option; set it in one place"
+                    _("the default user's password is the 'password' option; set it in one place")
                 )
             seen.setdefault(name, User(name)).apply(rules)
         except ACLError as e:

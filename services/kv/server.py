@@ -18,6 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from portsuite.api import RefusingProtocol
+from portsuite.api.i18n import gettext as _
 from portsuite_services.kv import tuning
 from portsuite_services.kv.acl import ACLLog, User, build_users
 from portsuite_services.kv.aof import AOF, TEMP_INFIX, AOFError, read_records
@@ -44,14 +45,16 @@ def check_data_file(path: Path, settings: Settings | None = None) -> str | None:
     if not path.exists():
         return None
     try:
-        cmds, _, _, _ = read_records(path)
+        cmds = read_records(path)[0]
         # the service's settings (databases…) but no data file: replayed, never opened
         checker = attrs.evolve(settings or Settings(), data=None)
         KVServer(checker, _WallClock()).replay(cmds, path)
     except AOFError as e:
         return str(e)
     except OSError as e:
-        return f"data file {path} cannot be read ({e.strerror}); fix its permissions"
+        return _("data file {path} cannot be read ({error}); fix its permissions").format(
+            path=path, error=e.strerror
+        )
     return None
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from portsuite.api import Option, ServiceConfig, ServiceContext, ServiceType, StartupError
+from portsuite.api.i18n import N_
+from portsuite.api.i18n import gettext as _
 
 __all__ = ["IMAP", "POP3", "SMTP"]
 
@@ -25,21 +27,21 @@ MAILBOX_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
 def _positive(v: int) -> str | None:
-    return None if v > 0 else "must be 1 or more"
+    return None if v > 0 else _("must be 1 or more")
 
 
 def _domains(v: list[str]) -> str | None:
     if not v:
-        return 'needs at least one domain, e.g. domains = ["lab.test"]'
+        return _('needs at least one domain, e.g. domains = ["lab.test"]')
     for d in v:
         if not DOMAIN.fullmatch(d):
-            return f'{d!r} is not a domain name; write it like "lab.test"'
+            return _('{value!r} is not a domain name; write it like "lab.test"').format(value=d)
     return None
 
 
 def _mailbox_name(v: str) -> str | None:
     if not MAILBOX_NAME.fullmatch(v):
-        return (
+        return _(
             "must be a mailbox name: letters, digits, '_', '.', '-' (not starting with '.' or '-')"
         )
     return None
@@ -49,13 +51,13 @@ MAILBOXES = Option(
     "mailboxes",
     Path,
     None,
-    help="folder of the Maildirs, one per user (FOLDER/alice/new/…); without it, memory only",
+    help=N_("folder of the Maildirs, one per user (FOLDER/alice/new/…); without it, memory only"),
 )
 STARTTLS = Option(
     "starttls",
     dict,
     None,
-    help='offer STARTTLS on this plain listener: { cert = "server.crt", key = "server.key" }',
+    help=N_('offer STARTTLS on this plain listener: { cert = "server.crt", key = "server.key" }'),
 )
 
 SMTP_OPTIONS = (
@@ -64,7 +66,7 @@ SMTP_OPTIONS = (
         list,
         ["localhost"],
         check=_domains,
-        help="mail for these domains is delivered here; every other recipient gets 550 5.7.1",
+        help=N_("mail for these domains is delivered here; every other recipient gets 550 5.7.1"),
     ),
     MAILBOXES,
     Option(
@@ -72,16 +74,18 @@ SMTP_OPTIONS = (
         int,
         10 * 1024 * 1024,
         check=_positive,
-        help="largest message in octets (advertised as SIZE); 552 above it, nothing stored",
+        help=N_("largest message in octets (advertised as SIZE); 552 above it, nothing stored"),
     ),
-    Option("max_recipients", int, 100, check=_positive, help="recipients per message; 452 beyond"),
+    Option(
+        "max_recipients", int, 100, check=_positive, help=N_("recipients per message; 452 beyond")
+    ),
     STARTTLS,
     Option(
         "catch_all",
         str,
         None,
         check=_mailbox_name,
-        help="mailbox for local recipients that are not in [users] (without it: 550 5.1.1)",
+        help=N_("mailbox for local recipients that are not in [users] (without it: 550 5.1.1)"),
     ),
 )
 
@@ -98,25 +102,35 @@ def _check_starttls(svc: ServiceConfig) -> list[str]:
     errors = []
     for key in value:
         if key not in ("cert", "key"):
-            errors.append(f"starttls.{key}: unknown key; use starttls = {{ cert = …, key = … }}")
+            errors.append(
+                _("starttls.{key}: unknown key; use starttls = {{ cert = …, key = … }}").format(
+                    key=key
+                )
+            )
     for key in ("cert", "key"):
         if key not in value:
             errors.append(
-                f'starttls: needs {key}, e.g. starttls = {{ cert = "server.crt", key = "server.key" }}'
-                " (portsuite cert makes a pair)"
+                _(
+                    'starttls: needs {key}, e.g. starttls = {{ cert = "server.crt", '
+                    'key = "server.key" }} (portsuite cert makes a pair)'
+                ).format(key=key)
             )
         elif not isinstance(value[key], str):
-            errors.append(f"starttls.{key}: must be a file name (a string)")
+            errors.append(_("starttls.{key}: must be a file name (a string)").format(key=key))
         elif not _resolve(svc, value[key]).is_file():
             errors.append(
-                f"starttls.{key}: {_resolve(svc, value[key])} does not exist; make one with portsuite cert"
+                _("starttls.{key}: {path} does not exist; make one with portsuite cert").format(
+                    key=key, path=_resolve(svc, value[key])
+                )
             )
     if not errors:
         try:
             _tls_context(svc)
         except Exception as e:
             errors.append(
-                f"starttls: cannot load the cert and key ({e}); check they are a PEM pair"
+                _(
+                    "starttls: cannot load the cert and key ({error}); check they are a PEM pair"
+                ).format(error=e)
             )
     return errors
 
@@ -127,12 +141,18 @@ def _check_mailboxes(svc: ServiceConfig) -> list[str]:
         return []
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        return [f"mailboxes: {folder} is a file; name a folder (it holds one Maildir per user)"]
+        return [
+            _("mailboxes: {path} is a file; name a folder (it holds one Maildir per user)").format(
+                path=folder
+            )
+        ]
     for parent in folder.parents:
         if parent.exists():
             if not parent.is_dir():
                 return [
-                    f"mailboxes: {parent} is a file; name a folder (it holds one Maildir per user)"
+                    _(
+                        "mailboxes: {path} is a file; name a folder (it holds one Maildir per user)"
+                    ).format(path=parent)
                 ]
             break
     return []
@@ -251,7 +271,9 @@ def _imap_refusal(reason: str) -> bytes:
 
 SMTP = ServiceType(
     name="smtp",
-    description="SMTP mail server (swaks, telnet, smtplib): delivers to local Maildirs, never relays",
+    description=N_(
+        "SMTP mail server (swaks, telnet, smtplib): delivers to local Maildirs, never relays"
+    ),
     default_port=25,
     options=SMTP_OPTIONS,
     tcp_factory=build_smtp,
@@ -262,7 +284,7 @@ SMTP = ServiceType(
 
 POP3 = ServiceType(
     name="pop3",
-    description="POP3 server (telnet, poplib, curl pop3://): reads the mailboxes smtp fills",
+    description=N_("POP3 server (telnet, poplib, curl pop3://): reads the mailboxes smtp fills"),
     default_port=110,
     options=(MAILBOXES, STARTTLS),
     tcp_factory=build_pop3,
@@ -273,7 +295,9 @@ POP3 = ServiceType(
 
 IMAP = ServiceType(
     name="imap",
-    description="IMAP4rev1 server (imaplib, curl imap://, mail clients) over the same mailboxes",
+    description=N_(
+        "IMAP4rev1 server (imaplib, curl imap://, mail clients) over the same mailboxes"
+    ),
     default_port=143,
     options=(
         MAILBOXES,
@@ -283,7 +307,7 @@ IMAP = ServiceType(
             int,
             10 * 1024 * 1024,
             check=_positive,
-            help="largest message APPEND accepts, in octets",
+            help=N_("largest message APPEND accepts, in octets"),
         ),
     ),
     tcp_factory=build_imap,

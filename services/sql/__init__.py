@@ -39,6 +39,8 @@ from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
 from portsuite.api import Account, Option, ServiceContext, ServiceType, StartupError, peer_host
+from portsuite.api.i18n import N_
+from portsuite.api.i18n import gettext as _
 
 log = Logger(namespace="portsuite.sql")
 
@@ -46,16 +48,16 @@ __all__ = ["SQL", "SQLServer"]
 
 
 def _positive(v: Any) -> str | None:
-    return None if v > 0 else "must be more than 0"
+    return None if v > 0 else _("must be more than 0")
 
 
 def _non_negative(v: Any) -> str | None:
-    return None if v >= 0 else "must be 0 or more"
+    return None if v >= 0 else _("must be 0 or more")
 
 
 def _ssl(v: Any) -> str | None:
     if not isinstance(v, dict) or set(v) - {"cert", "key"} or not {"cert", "key"} <= set(v):
-        return 'must be a table { cert = "server.crt", key = "server.key" }'
+        return _('must be a table { cert = "server.crt", key = "server.key" }')
     return None
 
 
@@ -64,46 +66,51 @@ OPTIONS = (
         "data",
         Path,
         None,
-        help="folder of the databases (one SQLite file each); omit for memory only",
+        help=N_("folder of the databases (one SQLite file each); omit for memory only"),
     ),
     Option(
         "max_execution_time",
         float,
         0.0,
         check=_non_negative,
-        help="seconds a statement may run (0 = no limit); past it: error 3024",
+        help=N_("seconds a statement may run (0 = no limit); past it: error 3024"),
     ),
     Option(
         "ssl",
         dict,
         None,
         check=_ssl,
-        help="MySQL's in-protocol SSL: { cert, key } (PEM files); omitted: a self-signed certificate",
+        help=N_(
+            "MySQL's in-protocol SSL: { cert, key } (PEM files); omitted: a self-signed certificate"
+        ),
     ),
     Option(
         "default_auth",
         str,
         "caching_sha2_password",
         choices=("caching_sha2_password", "mysql_native_password"),
-        help="the authentication plugin named in the greeting",
+        help=N_("the authentication plugin named in the greeting"),
     ),
     Option(
-        "require_secure_transport", bool, False, help="refuse clients that do not upgrade to SSL"
+        "require_secure_transport",
+        bool,
+        False,
+        help=N_("refuse clients that do not upgrade to SSL"),
     ),
-    Option("threads", int, 8, check=_positive, help="worker threads running statements"),
+    Option("threads", int, 8, check=_positive, help=N_("worker threads running statements")),
     Option(
         "max_allowed_packet",
         int,
         64 * 1024 * 1024,
         check=_positive,
-        help="largest packet (statement) a client may send, in bytes",
+        help=N_("largest packet (statement) a client may send, in bytes"),
     ),
     Option(
         "max_rows",
         int,
         1_000_000,
         check=_positive,
-        help="rows of one result set held in memory; past it the statement fails",
+        help=N_("rows of one result set held in memory; past it the statement fails"),
     ),
 )
 
@@ -310,8 +317,10 @@ def check(svc: Any) -> list[str]:
     out = []
     if svc.tls is not None:
         out.append(
-            "tls: MySQL upgrades to SSL inside its protocol, so a TLS-wrapped listener "
-            'would reach no MySQL client; use ssl = { cert = "…", key = "…" } instead'
+            _(
+                "tls: MySQL upgrades to SSL inside its protocol, so a TLS-wrapped listener "
+                'would reach no MySQL client; use ssl = { cert = "…", key = "…" } instead'
+            )
         )
     ssl = svc.options.get("ssl")
     if ssl is not None:
@@ -320,10 +329,18 @@ def check(svc: Any) -> list[str]:
             if not p.is_absolute():
                 p = Path(svc.base_dir) / p
             if not p.is_file():
-                out.append(f"ssl: {k} {p} does not exist; give the path of a PEM file")
+                out.append(
+                    _("ssl: {key} {path} does not exist; give the path of a PEM file").format(
+                        key=k, path=p
+                    )
+                )
     data = svc.options.get("data")
     if data is not None and Path(data).exists() and not Path(data).is_dir():
-        out.append(f"data: {data} is a file; give a folder (one SQLite file per database)")
+        out.append(
+            _("data: {path} is a file; give a folder (one SQLite file per database)").format(
+                path=data
+            )
+        )
     return out
 
 
@@ -336,7 +353,7 @@ def _refusal(reason: str) -> bytes:
 
 SQL = ServiceType(
     name="sql",
-    description="MySQL's protocol over an embedded SQLite (mysql, PyMySQL, PDO, SQLAlchemy)",
+    description=N_("MySQL's protocol over an embedded SQLite (mysql, PyMySQL, PDO, SQLAlchemy)"),
     default_port=3306,
     options=OPTIONS,
     tcp_factory=build,

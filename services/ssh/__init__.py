@@ -22,6 +22,8 @@ from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
 from portsuite.api import Option, ServiceConfig, ServiceContext, ServiceType, StartupError
+from portsuite.api.i18n import N_
+from portsuite.api.i18n import gettext as _
 from portsuite_services.ssh import hostkeys
 from portsuite_services.ssh.common import ShellService
 
@@ -31,7 +33,7 @@ log = Logger(namespace="portsuite.ssh")
 def _files_check(svc: ServiceConfig) -> list[str]:
     files = svc.options.get("files")
     if files is not None and not Path(files).is_dir():
-        return [f"files: {files} is not a folder; create it or fix the path"]
+        return [_("files: {path} is not a folder; create it or fix the path").format(path=files)]
     return []
 
 
@@ -52,7 +54,11 @@ def _notes(svc: ServiceConfig) -> list[str]:
     for kind, name in hostkeys.KINDS.items():
         path = folder / name
         if not path.exists():
-            out.append(f"host key {kind.upper()}: made at first start in {folder}")
+            out.append(
+                _("host key {kind}: made at first start in {folder}").format(
+                    kind=kind.upper(), folder=folder
+                )
+            )
             continue
         try:
             from twisted.conch.ssh import keys
@@ -60,12 +66,16 @@ def _notes(svc: ServiceConfig) -> list[str]:
             fp = hostkeys.fingerprint(keys.Key.fromFile(str(path)))
         except Exception:
             continue  # the config check says what is wrong with it
-        out.append(f"host key {kind.upper()} {fp} (ssh asks you to trust this fingerprint)")
+        out.append(
+            _("host key {kind} {fingerprint} (ssh asks you to trust this fingerprint)").format(
+                kind=kind.upper(), fingerprint=fp
+            )
+        )
     return out
 
 
 def _grace(value: float) -> str | None:
-    return None if 0 < value <= 3600 else "must be 1-3600 seconds"
+    return None if 0 < value <= 3600 else _("must be 1-3600 seconds")
 
 
 def ssh_factory(ctx: ServiceContext) -> ServerFactory:
@@ -97,18 +107,18 @@ def telnet_factory(ctx: ServiceContext) -> ServerFactory:
 
 def _files_options(writable: bool) -> tuple[Option, ...]:
     opts: tuple[Option, ...] = (
-        Option("files", Path, help="the folder the shell's ls/cat (and SFTP) show"),
-        Option("login_grace", float, default=120.0, help="seconds to log in", check=_grace),
+        Option("files", Path, help=N_("the folder the shell's ls/cat (and SFTP) show")),
+        Option("login_grace", float, default=120.0, help=N_("seconds to log in"), check=_grace),
         Option(
             "login_failures",
             int,
             default=10,
-            help="failed logins from one address (in 5 minutes) before it is refused",
-            check=lambda v: None if 1 <= v <= 1000 else "must be 1-1000",
+            help=N_("failed logins from one address (in 5 minutes) before it is refused"),
+            check=lambda v: None if 1 <= v <= 1000 else _("must be 1-1000"),
         ),
     )
     if writable:
-        opts += (Option("writable", bool, default=False, help="SFTP may write in files"),)
+        opts += (Option("writable", bool, default=False, help=N_("SFTP may write in files")),)
     return opts
 
 
@@ -118,11 +128,14 @@ def _no_notice(reason: str) -> Any:
 
 SSH = ServiceType(
     name="ssh",
-    description="SSH: the lab shell, encrypted; SFTP in files (twisted.conch)",
+    description=N_("SSH: the lab shell, encrypted; SFTP in files (twisted.conch)"),
     default_port=22,
     options=(
         Option(
-            "host_keys", Path, required=True, help="a folder for the host keys, e.g. ../data/ssh"
+            "host_keys",
+            Path,
+            required=True,
+            help=N_("a folder for the host keys, e.g. ../data/ssh"),
         ),
         *_files_options(writable=True),
     ),
@@ -135,7 +148,7 @@ SSH = ServiceType(
 
 TELNET = ServiceType(
     name="telnet",
-    description="telnet: the same lab shell, in clear (passwords too: compare the transcripts)",
+    description=N_("telnet: the same lab shell, in clear (passwords too: compare the transcripts)"),
     default_port=23,
     options=_files_options(writable=False),
     tcp_factory=telnet_factory,

@@ -13,6 +13,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from twisted.conch.ssh import keys
 
+from portsuite.api.i18n import gettext as _
+
 KINDS = {"ed25519": "ssh_host_ed25519_key", "rsa": "ssh_host_rsa_key"}
 
 
@@ -20,18 +22,20 @@ def _problem(path: Path) -> str | None:
     try:
         mode = path.stat().st_mode
     except OSError as e:
-        return f"host_keys: cannot read {path} ({e.strerror}); fix its permissions"
-    if mode & 0o077:
-        return (
-            f"host_keys: {path} is readable by others (mode {stat.S_IMODE(mode):o}); "
-            f"a host key must stay private: chmod 600 {path}"
+        return _("host_keys: cannot read {path} ({error}); fix its permissions").format(
+            path=path, error=e.strerror
         )
+    if mode & 0o077:
+        return _(
+            "host_keys: {path} is readable by others (mode {mode}); "
+            "a host key must stay private: chmod 600 {path}"
+        ).format(path=path, mode=f"{stat.S_IMODE(mode):o}")
     try:
         keys.Key.fromFile(str(path))
     except Exception as e:  # BadKeyError, EncryptedKeyError, ValueError…
-        return (
-            f"host_keys: {path} is not a usable private key ({e}); move it away to make a new one"
-        )
+        return _(
+            "host_keys: {path} is not a usable private key ({error}); move it away to make a new one"
+        ).format(path=path, error=e)
     return None
 
 
@@ -39,7 +43,9 @@ def check(folder: Path) -> list[str]:
     """Problems of the keys already there (missing ones are made at start)."""
     errors = []
     if folder.exists() and not folder.is_dir():
-        return [f"host_keys: {folder} is not a folder; point host_keys at a folder"]
+        return [
+            _("host_keys: {path} is not a folder; point host_keys at a folder").format(path=folder)
+        ]
     for name in KINDS.values():
         path = folder / name
         if path.exists():
@@ -48,7 +54,9 @@ def check(folder: Path) -> list[str]:
                 errors.append(problem)
         elif folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
             errors.append(
-                f"host_keys: cannot create {path} (folder not writable); fix its permissions"
+                _(
+                    "host_keys: cannot create {path} (folder not writable); fix its permissions"
+                ).format(path=path)
             )
     return errors
 

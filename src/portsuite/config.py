@@ -617,7 +617,7 @@ class _Validator:
                     where,
                     opt.name,
                     _("missing; this type needs it ({opt_help_or__typ})").format(
-                        opt_help_or__typ=opt.help or _type_name(opt.kind)
+                        opt_help_or__typ=_(opt.help) if opt.help else _type_name(opt.kind)
                     ),
                 )
             return opt.default
@@ -649,7 +649,7 @@ class _Validator:
             ok = isinstance(raw, str)
             value = raw
         if not ok:
-            hint = f" ({opt.help})" if opt.help else ""
+            hint = f" ({_(opt.help)})" if opt.help else ""  # an N_() of the type's module
             self.err(
                 where,
                 opt.name,

@@ -6,6 +6,7 @@ config's lang or the locale.
 
 from __future__ import annotations
 
+import ast
 import gettext
 import io
 import re
@@ -158,14 +159,19 @@ NOT_PROSE = {
 }
 
 
-def untranslated(source: str) -> list[tuple[int, str]]:
-    """The sentences of a module that do not go through _() or N_() (docstrings and logs aside)."""
-    import ast
-
+def untranslated(
+    source: str, config_time_only: bool = False, also: tuple[str, ...] = ()
+) -> list[tuple[int, str]]:
+    """
+    The sentences of a module that do not go through _() or N_() (docstrings and logs
+    aside); with C{config_time_only}, only those of its config checks (L{config_time}),
+    and of its functions named in C{also}.
+    """
     tree = ast.parse(source)
     parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
     found = []
-    for node in ast.walk(tree):
+    scope = config_time(tree, also) if config_time_only else [tree]
+    for node in (n for root in scope for n in ast.walk(root)):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
         elif isinstance(node, ast.JoinedStr):
@@ -196,12 +202,91 @@ def untranslated(source: str) -> list[tuple[int, str]]:
     return found
 
 
+def config_time(tree: ast.Module, also: tuple[str, ...] = ()) -> list[ast.AST]:
+    """
+    The parts of a service type's module that speak at config time (C{portsuite check}):
+    its C{check=} and C{notes=} functions (a type's and an C{Option}'s, lambdas
+    included), the functions C{also} names (a module's checks that its type's check
+    calls), the functions of the module they call, the C{help=} of its options and its
+    C{description=} (C{portsuite plugins}). The
+    rest (the protocol's replies, which stay English on the wire) is left alone.
+    """
+    functions = {
+        n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    roots: list[ast.AST] = []
+    todo: list[str] = list(also)
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        for kw in call.keywords:
+            if kw.arg in ("check", "notes") and isinstance(kw.value, ast.Name):
+                todo.append(kw.value.id)
+            elif kw.arg in ("check", "notes", "help", "description"):
+                roots.append(kw.value)
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in functions:
+            continue
+        seen.add(name)
+        roots.append(functions[name])
+        todo.extend(
+            c.func.id
+            for c in ast.walk(functions[name])
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+        )
+    return roots
+
+
+# the built-in types' config checks: what `portsuite check` says of a [services.X]
+# option; with the functions of other modules their checks call
+SERVICE_CONFIG: dict[str, tuple[str, ...]] = {
+    "services/classic.py": (),
+    "services/dns/__init__.py": (),
+    "services/dns/zone.py": ("records_from_table", "records_from_file"),
+    "services/echo.py": (),
+    "services/ftp/__init__.py": (),
+    "services/http/__init__.py": (),
+    "services/kv/__init__.py": (),
+    "services/kv/server.py": ("check_data_file",),
+    # its rules' errors (User.apply) are ACL SETUSER's replies too: English on the wire
+    "services/kv/acl.py": ("check_lines",),
+    "services/mail/__init__.py": (),
+    "services/sql/__init__.py": (),
+    "services/ssh/__init__.py": (),
+    "services/ssh/hostkeys.py": ("check",),
+}
+
+
 @pytest.mark.parametrize("path", HUMAN_FACING)
 def test_every_sentence_of_the_cli_and_config_errors_goes_through_the_catalog(path: str) -> None:
     # an f-string or a bare literal cannot be translated: each must be _("…").format(…)
     # (the test above then fails until the French catalog has it)
     found = untranslated((ROOT / path).read_text("utf-8"))
     assert not found, f"{path}: not through the catalog: {found}"
+
+
+@pytest.mark.parametrize("path", SERVICE_CONFIG)
+def test_every_sentence_of_the_service_types_config_checks_goes_through_the_catalog(
+    path: str,
+) -> None:
+    source = (ROOT / path).read_text("utf-8")
+    found = untranslated(source, config_time_only=True, also=SERVICE_CONFIG[path])
+    assert not found, f"{path}: a config check not through the catalog: {found}"
+
+
+def test_the_config_time_finder_leaves_protocol_replies_alone() -> None:
+    source = (
+        "def _refusal(reason):\n    return f'421 {reason} is what the wire says'\n"
+        "def _helper(v):\n    return 'must be more than zero here'\n"
+        "def _positive(v):\n    return None if v > 0 else _helper(v)\n"
+        "X = Option('a', int, check=_positive, help='seconds to wait for it')\n"
+        "Y = Option('b', int, check=lambda v: 'must be one or more')\n"
+    )
+    assert sorted(untranslated(source, config_time_only=True)) == [
+        (4, "must be more than zero here"),
+        (7, "seconds to wait for it"),
+        (8, "must be one or more"),
+    ]
 
 
 def test_the_prose_finder_finds_an_untranslated_sentence() -> None:
@@ -237,3 +322,85 @@ def test_live_control_and_config_errors_speak_french(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert r.stderr.startswith("portsuite : aucune suite ne tourne avec"), r.stderr
+
+
+def test_the_service_types_config_errors_speak_french_or_english(tmp_path: Path) -> None:
+    """What `portsuite check` says of bad [services.X] options of the built-in types."""
+    config = (
+        '[suite]\nlang = "{lang}"\n'
+        '[services.ftp]\ntype = "ftp"\nport = 0\nroot = "."\npassive_ports = [30099, 30000]\n'
+        'max_upload = "big"\n'
+        '[services.kv]\ntype = "kv"\nport = 0\ndatabases = 0\nacl = ["bogus"]\n'
+        '[services.dns]\ntype = "dns"\nport = 0\nzone = "bad name!"\n'
+        '[services.dns.records]\n"www" = "not-an-address"\n'
+        '[services.web]\ntype = "http"\nport = 0\nroot = "nowhere"\n'
+        '[services.ssh]\ntype = "ssh"\nport = 0\n'
+    )
+    said = {}
+    for lang in ("fr", "en"):
+        path = tmp_path / f"{lang}.toml"
+        path.write_text(config.format(lang=lang))
+        # the locale says the other language: the config's lang wins
+        r = cli(
+            "check", "-c", str(path), env={"LANG": "en_US.UTF-8" if lang == "fr" else "fr_FR.UTF-8"}
+        )
+        assert r.returncode == 2, r.stderr
+        said[lang] = r.stderr
+    fr, en = said["fr"], said["en"]
+    expected = [
+        (
+            "[services.ftp] passive_ports: doit être deux ports [premier, dernier] avec "
+            "1024 <= premier <= dernier <= 65535",
+            "[services.ftp] passive_ports: must be two ports [first, last] with "
+            "1024 <= first <= last <= 65535",
+        ),
+        (
+            "[services.ftp] max_upload: 'big' n'est pas un entier (plus gros fichier qu'un "
+            "client peut envoyer, en octets",
+            "[services.ftp] max_upload: 'big' is not an integer (largest file a client may "
+            "upload, in bytes",
+        ),
+        (
+            "[services.kv] acl[0] ('bogus'): doit commencer par 'user NOM'",
+            "[services.kv] acl[0] ('bogus'): must start with 'user NAME'",
+        ),
+        (
+            "[services.kv] databases: doit être entre 1 et 10000",
+            "[services.kv] databases: must be 1 to 10000",
+        ),
+        (
+            "[services.dns] zone: 'bad name!' n'est pas un nom de domaine ; utilisez par ex. lab.test",
+            "[services.dns] zone: 'bad name!' is not a domain name; use e.g. lab.test",
+        ),
+        (
+            "[services.dns] records.www.A: A 'not-an-address' n'est pas une adresse IPv4",
+            "[services.dns] records.www.A: A 'not-an-address' is not an IPv4 address",
+        ),
+        (
+            f"[services.web] root: {tmp_path / 'nowhere'} n'existe pas ; créez-le ou faites "
+            "pointer root vers le dossier à servir",
+            f"[services.web] root: {tmp_path / 'nowhere'} does not exist; create it or point "
+            "root at the folder to serve",
+        ),
+        (
+            "[services.ssh] host_keys: manquant ; ce type en a besoin (un dossier pour les "
+            "clés d'hôte, par ex. ../data/ssh)",
+            "[services.ssh] host_keys: missing; this type needs it (a folder for the host "
+            "keys, e.g. ../data/ssh)",
+        ),
+    ]
+    for french, english in expected:
+        assert french in fr, (french, fr)
+        assert english in en, (english, en)
+        assert english not in fr and french not in en
+    assert fr.splitlines()[-1].startswith("portsuite : 8 problème(s) dans"), fr
+    assert en.splitlines()[-1].startswith("portsuite: 8 problem(s) in"), en
+
+
+def test_plugins_describes_the_built_in_types_in_the_locales_language() -> None:
+    fr = cli("plugins", env={"LANG": "fr_FR.UTF-8"})
+    assert fr.returncode == 0, fr.stderr
+    assert "Echo : renvoie chaque octet qu'il reçoit (RFC 862)" in fr.stdout, fr.stdout
+    assert "Serveur de fichiers FTP" in fr.stdout and "FTP file server" not in fr.stdout
+    en = cli("plugins", env={"LANG": "C.UTF-8"})
+    assert "Echo: sends back every byte it receives (RFC 862)" in en.stdout, en.stdout

@@ -93,6 +93,11 @@ def gettext(message: str) -> str:
     return translator(current()).gettext(message)
 
 
+def N_(message: str) -> str:
+    """Mark C{message} for the catalogs (an C{Option}'s help); translated where it is shown."""
+    return message
+
+
 def ephemeral_range() -> tuple[int, int] | None:
     """This machine's ephemeral (client) port range, from Linux; None where unknown."""
     try:
@@ -109,6 +114,7 @@ __all__ = [
     "IANA_DYNAMIC",
     "LANGUAGES",
     "LOCALE_DIR",
+    "N_",
     "current",
     "ephemeral_range",
     "from_environment",

@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     for name in sorted(registry.types):
         t = registry.types[name]
         port = "-" if t.default_port is None else str(t.default_port)
-        desc = t.description + (f" ({t.rfc})" if t.rfc else "")
+        # a type's description is an N_() of its module: in the catalog for the built-ins
+        desc = (_(t.description) if t.description else "") + (f" ({t.rfc})" if t.rfc else "")
         rows.append([name, port, "/".join(sorted(t.transports)), t.source, desc])
     print(table(rows))
     print(
