@@ -38,6 +38,7 @@ from portsuite import endpoints
 from portsuite.api import ServiceConfig, ServiceContext, ServiceType, StartupError
 from portsuite.api.stats import Listener, ServiceStats, port_class
 from portsuite.config import SuiteConfig
+from portsuite.lang import _
 from portsuite.wrappers import DatagramWrapper, ServiceFactory, ServiceProtocol
 
 log = Logger(namespace="portsuite")
@@ -63,21 +64,23 @@ def bind_fix(
 ) -> str:
     """What a failed bind means and how to fix it, for one errno (also C{portsuite check}'s)."""
     if code == errno.EADDRINUSE:
-        by = holder or "another program"
-        return (
-            f"port {port} is already in use by {by} "
-            f"(see: ss -lnp 'sport = :{port}'); stop it or choose another port"
-        )
+        by = holder or _("another program")
+        return _(
+            "port {port} is already in use by {by} "
+            "(see: ss -lnp 'sport = :{port}'); stop it or choose another port"
+        ).format(port=port, by=by)
     if code == errno.EACCES:
         if port is not None and port < 1024:
-            return (
-                f"permission denied: port {port} is well-known (0-1023) and needs root or "
-                f"CAP_NET_BIND_SERVICE; run as root with twistd --uid/--gid, or use a port >= 1024"
-            )
-        return "permission denied; check the path or the user running the suite"
+            return _(
+                "permission denied: port {port} is well-known (0-1023) and needs root or "
+                "CAP_NET_BIND_SERVICE; run as root with twistd --uid/--gid, or use a port >= 1024"
+            ).format(port=port)
+        return _("permission denied; check the path or the user running the suite")
     if code in (errno.EADDRNOTAVAIL, socket.EAI_NONAME if hasattr(socket, "EAI_NONAME") else -2):
-        return f"{host!r} is not an address of this machine; use 127.0.0.1, ::1 or 0.0.0.0"
-    return f"{text}; check host and port"
+        return _("{host} is not an address of this machine; use 127.0.0.1, ::1 or 0.0.0.0").format(
+            host=repr(host)
+        )
+    return _("{error}; check host and port").format(error=text)
 
 
 class _Listener(Service):
@@ -138,19 +141,23 @@ class StreamListener(_Listener):
             endpoint = endpoints.server_endpoint(unit.reactor, desc)
         except Exception as e:
             hint = (
-                "no socket was passed by systemd (LISTEN_FDS/LISTEN_FDNAMES)"
+                _("no socket was passed by systemd (LISTEN_FDS/LISTEN_FDNAMES)")
                 if desc.startswith("systemd:") and isinstance(e, (IndexError, KeyError))
                 else str(e) or type(e).__name__
             )
             raise StartupError(
-                f"cannot start [services.{svc.name}] on {desc}: {hint}; "
-                f"fix the listen description (see Twisted's endpoint syntax)"
+                _(
+                    "cannot start [services.{name}] on {where}: {hint}; "
+                    "fix the listen description (see Twisted's endpoint syntax)"
+                ).format(name=svc.name, where=desc, hint=hint)
             ) from None
         results: list[Any] = []
         endpoint.listen(factory).addBoth(results.append)
         if not results:
             raise StartupError(
-                f"[services.{svc.name}] {self.shown}: the endpoint did not bind at startup"
+                _("[services.{name}] {where}: the endpoint did not bind at startup").format(
+                    name=svc.name, where=self.shown
+                )
             )
         result = results[0]
         if isinstance(result, Failure):
@@ -158,8 +165,9 @@ class StreamListener(_Listener):
             host = parsed.host(svc.host)
             port = parsed.port
             raise StartupError(
-                f"cannot start [services.{svc.name}] on {self.shown}: "
-                f"{_bind_fix(result.value, 'tcp', host, port)}"
+                _("cannot start [services.{name}] on {where}: {fix}").format(
+                    name=svc.name, where=self.shown, fix=_bind_fix(result.value, "tcp", host, port)
+                )
             )
         address = result.getHost()
         port_number = getattr(address, "port", None)
@@ -224,8 +232,11 @@ class DatagramListener(_Listener):
             listening = unit.reactor.listenUDP(port, wrapper, interface=self.host)
         except CannotListenError as e:
             raise StartupError(
-                f"cannot start [services.{svc.name}] on udp {self.host}:{port}: "
-                f"{_bind_fix(e, 'udp', self.host, port)}"
+                _("cannot start [services.{name}] on {where}: {fix}").format(
+                    name=svc.name,
+                    where=f"udp {self.host}:{port}",
+                    fix=_bind_fix(e, "udp", self.host, port),
+                )
             ) from None
         address = listening.getHost()
         listener = Listener(
@@ -387,8 +398,10 @@ class ConfiguredService(MultiService):
         """Bind every listener of this service now. @raise StartupError: one line."""
         if self.config.workers > 1 and self.suite.config.path is None:
             raise StartupError(
-                f"[services.{self.config.name}] workers: the worker processes read the "
-                f"config file; start the suite from a file (twistd portsuite -c FILE)"
+                _(
+                    "[services.{name}] workers: the worker processes read the "
+                    "config file; start the suite from a file (twistd portsuite -c FILE)"
+                ).format(name=self.config.name)
             )
         for child in self:
             if isinstance(child, (StreamListener, DatagramListener)) and child.bound is None:
@@ -749,6 +762,12 @@ def _built(build: Any, ctx: ServiceContext) -> Any:
             type=ctx.config.type,
         )
         raise StartupError(
-            f"cannot start [services.{ctx.config.name}]: type {ctx.config.type!r} failed to "
-            f"build its server ({e.__class__.__name__}: {e}); the log has the traceback"
+            _(
+                "cannot start [services.{name}]: type {type} failed to "
+                "build its server ({error}); the log has the traceback"
+            ).format(
+                name=ctx.config.name,
+                type=repr(ctx.config.type),
+                error=f"{e.__class__.__name__}: {e}",
+            )
         ) from None

@@ -144,6 +144,7 @@ HUMAN_FACING = [
     "src/portsuite/loader.py",
     "src/portsuite/registry.py",
     "src/portsuite/endpoints.py",
+    "src/portsuite/suite.py",
     "src/portsuite/faults.py",
     "src/portsuite/tlscheck.py",
     "src/portsuite/live.py",
@@ -404,3 +405,23 @@ def test_plugins_describes_the_built_in_types_in_the_locales_language() -> None:
     assert "Serveur de fichiers FTP" in fr.stdout and "FTP file server" not in fr.stdout
     en = cli("plugins", env={"LANG": "C.UTF-8"})
     assert "Echo: sends back every byte it receives (RFC 862)" in en.stdout, en.stdout
+
+
+def test_a_port_in_use_is_told_in_the_suites_language(tmp_path: Path) -> None:
+    """The error a student meets first: the port is taken (check, and startup, say why)."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        for lang, want in (
+            ("fr", f"le port {port} est déjà utilisé par"),
+            ("en", f"port {port} is already in use by"),
+        ):
+            cfg = tmp_path / f"{lang}.toml"
+            cfg.write_text(
+                f'[suite]\nlang = "{lang}"\n[services.echo]\ntype = "echo"\nport = {port}\n'
+            )
+            r = cli("check", "-c", str(cfg), env={"LANG": "C.UTF-8"})
+            assert want in r.stdout + r.stderr, (lang, r.stdout, r.stderr)
