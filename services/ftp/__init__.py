@@ -142,8 +142,10 @@ def build(ctx: ServiceContext) -> FTPServer:
             os.makedirs(homes.path, 0o755, exist_ok=True)
         except OSError as e:
             raise StartupError(
-                f"cannot start [services.{svc.name}]: homes {homes.path}: {e.strerror}; "
-                f"create the folder or fix the path"
+                _(
+                    "cannot start [services.{name}]: homes {folder}: {error}; "
+                    "create the folder or fix the path"
+                ).format(name=svc.name, folder=homes.path, error=e.strerror)
             ) from None
     # both implement their interface through zope, which mypy cannot see
     portal = Portal(cast(IRealm, Realm(root, homes)))
@@ -162,8 +164,10 @@ def build(ctx: ServiceContext) -> FTPServer:
             implicit = tls_options(svc.tls)
     except Exception as e:
         raise StartupError(
-            f"cannot start [services.{svc.name}]: tls: {e}; check cert and key "
-            f"(portsuite cert makes a pair)"
+            _(
+                "cannot start [services.{name}]: tls: {error}; check cert and key "
+                "(portsuite cert makes a pair)"
+            ).format(name=svc.name, error=e)
         ) from None
     server = FTPServer(
         svc.name,

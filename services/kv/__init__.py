@@ -184,13 +184,17 @@ def build(ctx: ServiceContext) -> KVServer:
     except AOFError as e:
         from portsuite.api import StartupError
 
-        raise StartupError(f"cannot start [services.{svc.name}]: {e}") from None
+        raise StartupError(
+            _("cannot start [services.{name}]: {error}").format(name=svc.name, error=e)
+        ) from None
     except OSError as e:
         from portsuite.api import StartupError
 
         raise StartupError(
-            f"cannot start [services.{svc.name}]: data file {e.filename or ctx.options.get('data')}: "
-            f"{e.strerror}; check that the folder exists and is writable by this user"
+            _(
+                "cannot start [services.{name}]: data file {file}: "
+                "{error}; check that the folder exists and is writable by this user"
+            ).format(name=svc.name, file=e.filename or ctx.options.get("data"), error=e.strerror)
         ) from None
     _account_passwords(server, ctx.accounts)
     return server

@@ -191,8 +191,10 @@ def _store(ctx: ServiceContext) -> Any:
             Path(folder).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StartupError(
-                f"cannot start [services.{ctx.config.name}]: mailboxes {folder}: {e.strerror}; "
-                f"check that the folder can be created by this user"
+                _(
+                    "cannot start [services.{name}]: mailboxes {folder}: {error}; "
+                    "check that the folder can be created by this user"
+                ).format(name=ctx.config.name, folder=folder, error=e.strerror)
             ) from None
     return store_for(folder, ctx.suite, ctx.reactor)
 
@@ -202,7 +204,9 @@ def _tls(ctx: ServiceContext) -> Any:
         return _tls_context(ctx.config)
     except Exception as e:
         raise StartupError(
-            f"cannot start [services.{ctx.config.name}]: starttls: {e}; check the cert and key"
+            _("cannot start [services.{name}]: starttls: {error}; check the cert and key").format(
+                name=ctx.config.name, error=e
+            )
         ) from None
 
 

@@ -140,8 +140,10 @@ class SQLServer(ServerFactory):
                 probe.unlink()
             except OSError as e:
                 raise StartupError(
-                    f"cannot start [services.{self.name}]: data folder {folder}: {e.strerror}; "
-                    "check that it is a folder this user can write"
+                    _(
+                        "cannot start [services.{name}]: data folder {folder}: {error}; "
+                        "check that it is a folder this user can write"
+                    ).format(name=self.name, folder=folder, error=e.strerror)
                 ) from None
         self.catalog = Catalog(folder)
         self.settings = Settings(
@@ -232,11 +234,16 @@ def _tls_material(ssl: Any, name: str) -> tuple[Any, Any, bytes]:
             options = _options(cert_pem, key_pem)
         except OSError as e:
             raise StartupError(
-                f"cannot start [services.{name}]: ssl: {e.filename}: {e.strerror}; fix the path of cert/key"
+                _(
+                    "cannot start [services.{name}]: ssl: {file}: {error}; fix the path of cert/key"
+                ).format(name=name, file=e.filename, error=e.strerror)
             ) from None
         except Exception as e:
             raise StartupError(
-                f"cannot start [services.{name}]: ssl: cannot load the certificate and key ({e}); give PEM files that match"
+                _(
+                    "cannot start [services.{name}]: ssl: cannot load the certificate and key "
+                    "({error}); give PEM files that match"
+                ).format(name=name, error=e)
             ) from None
         key = serialization.load_pem_private_key(key_pem, password=None)
         if not isinstance(key, rsa.RSAPrivateKey):

@@ -85,7 +85,9 @@ def ssh_factory(ctx: ServiceContext) -> ServerFactory:
     try:
         keys = hostkeys.load_or_make(folder)
     except (OSError, ValueError) as e:
-        raise StartupError(f"cannot start [services.{ctx.config.name}]: {e}") from None
+        raise StartupError(
+            _("cannot start [services.{name}]: {error}").format(name=ctx.config.name, error=e)
+        ) from None
     for kind, key in keys.items():
         log.info(
             "{service}: host key {kind} {fp} (ssh asks you to trust this fingerprint)",

@@ -15,6 +15,7 @@ from twisted.python import usage
 
 from portsuite import loader
 from portsuite.api import ConfigError
+from portsuite.lang import _, configured_language, set_language
 
 
 class Options(usage.Options):
@@ -42,13 +43,17 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
+        # [suite] lang (else the locale): config errors and startup failures in French too
+        set_language(configured_language(self["config"]))
         try:
             self["suite_config"] = loader.load(self["config"])
         except ConfigError as e:
             for line in e.errors:
                 print(line, file=sys.stderr)
             print(
-                f"portsuite: {len(e.errors)} problem(s) in {self['config']}; nothing was started",
+                _("portsuite: {n} problem(s) in {path}; nothing was started").format(
+                    n=len(e.errors), path=self["config"]
+                ),
                 file=sys.stderr,
             )
             raise SystemExit(2) from None

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from portsuite.api.i18n import LOCALE_DIR, negotiate, normalize, translator
+from portsuite.testing import twistd_command
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = LOCALE_DIR / "fr" / "LC_MESSAGES" / "portsuite.po"
@@ -425,3 +426,15 @@ def test_a_port_in_use_is_told_in_the_suites_language(tmp_path: Path) -> None:
             )
             r = cli("check", "-c", str(cfg), env={"LANG": "C.UTF-8"})
             assert want in r.stdout + r.stderr, (lang, r.stdout, r.stderr)
+            # and twistd, at startup: the one line, exit status 1
+            started = subprocess.run(
+                [*twistd_command(), "-n", "--pidfile=", "--logfile", str(tmp_path / "log")]
+                + ["portsuite", "-c", str(cfg)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                cwd=tmp_path,
+            )
+            assert started.returncode == 1
+            assert want in started.stderr, (lang, started.stderr)
