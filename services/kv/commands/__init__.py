@@ -143,6 +143,26 @@ def container(
     )
 
 
+def help_command(parent: str, group: str, lines: tuple[str, ...] | list[str]) -> None:
+    """Register C{PARENT HELP}: Redis's help text of a container, a simple string a line."""
+    from portsuite_services.kv.resp import Simple
+
+    reply = [Simple(s) for s in lines]
+
+    def help_(c: Any, argv: list[bytes]) -> Any:
+        return list(reply)
+
+    command(
+        "help",
+        2,
+        "loading stale",
+        group,
+        "Show helpful text about the different subcommands",
+        keys=(0, 0, 0),
+        parent=parent,
+    )(help_)
+
+
 # -- argument helpers ------------------------------------------------------------
 
 

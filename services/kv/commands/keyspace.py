@@ -17,13 +17,14 @@ from portsuite_services.kv.commands import (
     CommandError,
     command,
     container,
+    help_command,
     to_int,
     wrongtype,
 )
 from portsuite_services.kv.commands.connection import REDIS_VERSION
 from portsuite_services.kv.commands.containers import _drop_if_empty, _get
 from portsuite_services.kv.commands.keys import scan_reply
-from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Simple, Verbatim, string2ll
+from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Verbatim, string2ll
 
 K = "generic"
 MAX_RANDOM = 1 << 24  # HRANDFIELD key -COUNT: fields drawn at most (as SRANDMEMBER)
@@ -164,17 +165,7 @@ OBJECT_HELP = [
 ]
 
 
-@command(
-    "help",
-    2,
-    "loading stale",
-    K,
-    "Show helpful text about the different subcommands",
-    keys=(0, 0, 0),
-    parent="object",
-)
-def object_help(c: Any, argv: list[bytes]) -> Any:
-    return [Simple(s) for s in OBJECT_HELP]
+help_command("object", K, OBJECT_HELP)
 
 
 # -- DUMP RESTORE -------------------------------------------------------------------

@@ -6,8 +6,15 @@ import secrets
 from typing import Any
 
 from portsuite_services.kv.acl import CATEGORIES, ACLError, User, category_names
-from portsuite_services.kv.commands import COMMANDS, NOT_INT, CommandError, command, container
-from portsuite_services.kv.resp import OK, Double, Map, SetReply, Simple, string2ll
+from portsuite_services.kv.commands import (
+    COMMANDS,
+    NOT_INT,
+    CommandError,
+    command,
+    container,
+    help_command,
+)
+from portsuite_services.kv.resp import OK, Double, Map, SetReply, string2ll
 
 S = "server"
 
@@ -298,8 +305,4 @@ _HELP = (
 )
 
 
-@command(
-    "help", 2, "loading stale", S, "Show helpful text about the different subcommands", parent="acl"
-)
-def acl_help(c: Any, argv: list[bytes]) -> Any:
-    return [Simple(s) for s in _HELP]
+help_command("acl", S, _HELP)

@@ -18,6 +18,7 @@ from portsuite_services.kv.commands import (
     CommandError,
     command,
     container,
+    help_command,
     to_int,
     wrong_arity,
     wrongtype,
@@ -778,19 +779,7 @@ XGROUP_HELP = [
 ]
 
 
-@command(
-    "help",
-    2,
-    "loading stale",
-    X,
-    "Show helpful text about the different subcommands",
-    keys=(0, 0, 0),
-    parent="xgroup",
-)
-def xgroup_help(c: Any, argv: list[bytes]) -> Any:
-    from portsuite_services.kv.resp import Simple
-
-    return [Simple(s) for s in XGROUP_HELP]
+help_command("xgroup", X, XGROUP_HELP)
 
 
 # -- XACK XPENDING XCLAIM XAUTOCLAIM ------------------------------------------------
@@ -1247,19 +1236,7 @@ XINFO_HELP = [
 ]
 
 
-@command(
-    "help",
-    2,
-    "loading stale",
-    X,
-    "Show helpful text about the different subcommands",
-    keys=(0, 0, 0),
-    parent="xinfo",
-)
-def xinfo_help(c: Any, argv: list[bytes]) -> Any:
-    from portsuite_services.kv.resp import Simple
-
-    return [Simple(s) for s in XINFO_HELP]
+help_command("xinfo", X, XINFO_HELP)
 
 
 _ = NOT_INT
