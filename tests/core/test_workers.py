@@ -129,8 +129,9 @@ def test_http_with_two_workers_serves_counts_as_one_and_survives_a_killed_worker
         assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()
 
 
-def _echo(port: int) -> tuple[socket.socket, bytes]:
-    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+def _echo(port: int, source: str = "127.0.0.1") -> tuple[socket.socket, bytes]:
+    """A client of the echo service from address C{source}: its socket and the echo."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
     c.sendall(b"ping\n")
     data = b""
     while not data.endswith(b"\n"):
@@ -243,18 +244,6 @@ def _worker_pids(log: str) -> dict[int, int]:
     return {int(n): int(p) for n, p in re.findall(r"worker (\d+) started \(pid (\d+)\)", log)}
 
 
-def _connect_from(source: str, port: int) -> tuple[socket.socket, bytes]:
-    c = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
-    c.sendall(b"ping\n")
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = c.recv(200)
-        if not chunk:
-            break
-        data += chunk
-    return c, data
-
-
 def test_max_per_host_holds_across_workers(tmp_path: Path) -> None:
     config = {
         "services": {
@@ -267,7 +256,7 @@ def test_max_per_host_holds_across_workers(tmp_path: Path) -> None:
         _wait(lambda: len(_workers(s.pid)) == 2)
         held = []
         for _ in range(2):
-            c, data = _connect_from("127.0.0.1", port)
+            c, data = _echo(port)
             assert data == b"ping\n"
             held.append(c)
         refusal = b"portsuite: too many connections from 127.0.0.1 (max_per_host = 2)\r\n"
@@ -279,18 +268,18 @@ def test_max_per_host_holds_across_workers(tmp_path: Path) -> None:
             stopped = _worker_pids(s.log())[holders[0]]
             os.kill(stopped, signal.SIGSTOP)
         try:
-            c, data = _connect_from("127.0.0.1", port)
+            c, data = _echo(port)
             assert data == refusal
             c.close()
         finally:
             if stopped is not None:
                 os.kill(stopped, signal.SIGCONT)
         for _ in range(5):  # whichever worker takes them: refused
-            c, data = _connect_from("127.0.0.1", port)
+            c, data = _echo(port)
             assert data == refusal
             c.close()
         # another host of the loopback range has its own two
-        other = [_connect_from("127.0.0.2", port) for _ in range(2)]
+        other = [_echo(port, "127.0.0.2") for _ in range(2)]
         assert [d for _, d in other] == [b"ping\n", b"ping\n"]
         svc = _wait(
             lambda: (v := _service(s.port("web"), "echo"))["connections"]["refused"] >= 6 and v
@@ -298,7 +287,7 @@ def test_max_per_host_holds_across_workers(tmp_path: Path) -> None:
         assert svc["connections"]["open"] == 4
         held.pop().close()
         # the place freed in one worker is free in both
-        c, data = _wait(lambda: (r := _connect_from("127.0.0.1", port))[1] == b"ping\n" and r)
+        c, data = _wait(lambda: (r := _echo(port))[1] == b"ping\n" and r)
         c.close()
         for c in held + [c for c, _ in other]:
             c.close()
