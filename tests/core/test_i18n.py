@@ -123,6 +123,17 @@ def test_the_cli_speaks_the_locale_and_shows_this_machines_client_ports() -> Non
     assert f"{lo}-{hi}" in en.stdout and f"{lo}-{hi}" in fr.stdout
 
 
+def test_argparse_own_words_follow_the_locale() -> None:
+    fr = cli("ports", "--bogus", env={"LANG": "fr_FR.UTF-8"})
+    assert fr.returncode == 2
+    assert "usage : portsuite" in fr.stderr
+    assert "erreur : arguments non reconnus : --bogus" in fr.stderr
+    helped = cli("ports", "-h", env={"LANG": "fr_FR.UTF-8"})
+    assert "afficher cette aide et quitter" in helped.stdout
+    en = cli("ports", "--bogus", env={"LANG": "C.UTF-8"})
+    assert "error: unrecognized arguments: --bogus" in en.stderr and "erreur" not in en.stderr
+
+
 def test_suite_lang_in_the_config_wins_and_a_bad_one_is_one_line(tmp_path: Path) -> None:
     good = tmp_path / "fr.toml"
     good.write_text('[suite]\nlang = "fr"\n[services.echo]\ntype = "echo"\nport = 0\n')

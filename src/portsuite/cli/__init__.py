@@ -18,10 +18,12 @@ and C{run(args) -> exit status}; L{COMMANDS} lists them in the order C{--help} s
 from __future__ import annotations
 
 import argparse
+import gettext
 import os
 import sys
 from types import ModuleType
 
+from portsuite.api.i18n import DOMAIN, LOCALE_DIR
 from portsuite.cli import (
     cert,
     check,
@@ -54,8 +56,34 @@ COMMANDS: dict[str, ModuleType] = {
 
 DESCRIPTION = N_("A multi-protocol server suite. Run it with: twistd -n portsuite -c CONFIG")
 
+# argparse's own words, which it translates through gettext's current domain (Python's
+# argparse howto, "How to translate the argparse output"): listed here so that the
+# catalog carries them (make i18n), and main() makes our catalog that domain.
+ARGPARSE_MESSAGES = (
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("show this help message and exit"),
+    N_("%(prog)s: error: %(message)s\n"),
+    N_("unrecognized arguments: %s"),
+    N_("the following arguments are required: %s"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("expected one argument"),
+    N_("expected at most one argument"),
+    N_("expected at least one argument"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("not allowed with argument %s"),
+    N_("one of the arguments %s is required"),
+    N_("ignored explicit argument %r"),
+)
+
 
 def main(argv: list[str] | None = None) -> int:
+    # argparse speaks the locale's language too (its messages come before any config)
+    gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
+    gettext.textdomain(DOMAIN)
     parser = argparse.ArgumentParser(
         prog="portsuite",
         description=_(DESCRIPTION),
