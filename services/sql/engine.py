@@ -1110,7 +1110,7 @@ class Session:
     ) -> Result:
         columns = self.columns_of(sql, tree)
         try:
-            text = tree.sql("sqlite")
+            text = _first_spelling(tree, self.tables()).sql("sqlite")
         except SqlglotError as e:
             raise E.unsupported(str(e)[:60]) from None
         if cacheable and self.db != "information_schema":
@@ -1783,6 +1783,56 @@ def _default(cdef: exp.ColumnDef) -> Any:
                 return v.this
             return v.sql("mysql")
     return None
+
+
+def _first_spelling(tree: exp.Expression, tables: dict[str, TableDef]) -> exp.Expression:
+    """
+    C{SELECT s … GROUP BY s} on a text column: a group holds every spelling equal under
+    the case-insensitive collation ('Lyon', 'LYON'), and MariaDB shows the one of the
+    group's first row in the table's order, where SQLite shows whichever row it read
+    last (with MIN/MAX beside it). For a query on one table, the projected group
+    columns become C{FIRST_BY(s, rowid)}: the group's first row, as MariaDB.
+    """
+    if not any(_text_group_keys(s, tables) for s in tree.find_all(exp.Select)):
+        return tree
+    tree = tree.copy()  # the parsed tree may be cached: rewrite a copy
+    for select in list(tree.find_all(exp.Select)):
+        found = _text_group_keys(select, tables)
+        if not found:
+            continue
+        ref, keys = found
+        for sel in list(select.expressions):
+            inner = sel.this if isinstance(sel, exp.Alias) else sel
+            if isinstance(inner, exp.Column) and inner.name.lower() in keys:
+                first = exp.Anonymous(
+                    this="FIRST_BY", expressions=[inner.copy(), exp.column("rowid", table=ref)]
+                )
+                # NOCASE still: ORDER BY and HAVING on the name compare as the column does
+                collated = exp.Collate(this=first, expression=exp.var("NOCASE"))
+                sel.replace(exp.alias_(collated, sel.alias_or_name))
+    return tree
+
+
+def _text_group_keys(
+    select: exp.Select, tables: dict[str, TableDef]
+) -> tuple[str, set[str]] | None:
+    """(the table's name in the query, the text columns grouped by) of a one-table GROUP BY."""
+    group, source = select.args.get("group"), select.args.get("from_")
+    if group is None or source is None or select.args.get("joins"):
+        return None
+    table = source.this
+    if not isinstance(table, exp.Table) or table.args.get("db") is not None:
+        return None
+    tdef = tables.get(table.name.lower())
+    if tdef is None:
+        return None
+    texts = {c.lower() for c, dtype, _ in tdef.columns if _is_text(dtype)}
+    keys = {
+        g.name.lower()
+        for g in group.expressions
+        if isinstance(g, exp.Column) and g.name.lower() in texts
+    }
+    return (table.alias_or_name, keys) if keys else None
 
 
 def _is_text(dtype: exp.DataType) -> bool:

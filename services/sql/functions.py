@@ -116,8 +116,24 @@ def _regexp(pattern: Any, value: Any) -> Any:
     return 1 if rx.search(str(value)) else 0
 
 
+class _FirstBy:
+    """C{FIRST_BY(value, order)}: the value of the row with the smallest C{order}."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.order: Any = None
+
+    def step(self, value: Any, order: Any) -> None:
+        if self.order is None or (order is not None and order < self.order):
+            self.value, self.order = value, order
+
+    def finalize(self) -> Any:
+        return self.value
+
+
 def install(conn: sqlite3.Connection) -> None:
     """Define the MySQL functions on one SQLite connection."""
+    conn.create_aggregate("FIRST_BY", 2, _FirstBy)
     fn = conn.create_function
     fn("NOW", 0, _now)
     fn("SYSDATE", 0, _now)

@@ -91,6 +91,11 @@ CORPUS = [
     "SELECT name FROM author ORDER BY id",
     "INSERT INTO author (name) VALUES ('Stendhal')",
     "SELECT LAST_INSERT_ID()",
+    # a group of spellings equal but for case shows its first row's (MIN/MAX beside it)
+    "INSERT INTO loan (book_id, reader) VALUES (2, 'INES'), (4, 'Karim'), (5, 'KARIM')",
+    "SELECT reader, COUNT(*), MIN(book_id), MAX(id) FROM loan GROUP BY reader ORDER BY reader",
+    "SELECT l.reader AS who, MAX(l.book_id) FROM loan l GROUP BY l.reader HAVING who = 'KARIM'",
+    "SELECT reader, COUNT(*) FROM loan GROUP BY reader ORDER BY reader DESC",
     "DROP TABLE loan",
     "SHOW TABLES",
 ]
