@@ -123,7 +123,8 @@ class _FirstBy:
         self.value: Any = None
         self.order: Any = None
 
-    def step(self, value: Any, order: Any) -> None:
+    def step(self, *args: Any) -> None:  # (value, order): typeshed knows 1-argument steps
+        value, order = args
         if self.order is None or (order is not None and order < self.order):
             self.value, self.order = value, order
 
