@@ -6,26 +6,13 @@ script, lists the services, and shows a client when one connects.
 from __future__ import annotations
 
 import socket
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from portsuite.testing import need
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+from portsuite.testing import chromium
 
 
 class _Rows(HTMLParser):
@@ -46,18 +33,6 @@ class _Rows(HTMLParser):
             self.rows[self._service][a["data-field"] or ""] = a.get("data-value") or ""
         elif a.get("id") == "summary":
             self.summary_open = a.get("data-open")
-
-
-def chromium(url: str, profile: Path, *extra: str) -> str:
-    exe = need("chromium")
-    proc = subprocess.run(
-        [exe, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=3000", *extra, url],
-        capture_output=True,
-        timeout=90,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
-    return proc.stdout.decode("utf-8", errors="replace")
 
 
 def rows(dom: str) -> _Rows:
