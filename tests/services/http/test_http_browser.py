@@ -92,6 +92,36 @@ def test_the_welcome_page_links_to_the_dashboard(portsuite: Any, tmp_path: Path)
     assert 'rel="icon"' in dom
 
 
+def test_the_welcome_page_looks_the_same_in_both_languages(portsuite: Any, tmp_path: Path) -> None:
+    """index.html and index.fr.html share www/welcome.css: both load it, and each links the other."""
+    from cdphelp import Browser
+
+    www = Path(__file__).resolve().parents[3] / "www"
+    s = portsuite({"services": {"web": {"type": "http", "port": 0, "root": str(www)}}})
+    base = f"http://127.0.0.1:{s.port('web')}"
+    browser = Browser(tmp_path / "cdp", size=(1280, 900))
+    try:
+        for page, lang, other in (("/", "en", "/index.fr.html"), ("/index.fr.html", "fr", "/")):
+            browser.goto(base + page)
+            assert browser.evaluate("document.documentElement.lang") == lang
+            assert browser.evaluate("new URL(document.querySelector('.lang a').href).pathname") == (
+                other
+            )
+            look = browser.evaluate(
+                "[...document.querySelectorAll('header, .cta, .badge.wk')]"
+                ".map(el => getComputedStyle(el).backgroundColor)"
+            )
+            assert look == [
+                "rgb(29, 35, 48)",
+                "rgb(20, 87, 184)",
+                "rgb(20, 87, 184)",
+                "rgb(179, 38, 30)",
+            ]
+        assert not browser.console_errors(), browser.console_errors()
+    finally:
+        browser.close()
+
+
 def test_transcripts_of_traced_services_are_shown(
     portsuite: Any, docroot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
