@@ -123,3 +123,61 @@ def test_telnet_lines_end_with_one_crlf(portsuite: Any, lab: Any) -> None:
             got += c.recv(4096)
     assert b"IN CLEAR" in got and b"\r\r" not in got
     assert b"Password: \r\nWelcome, alice." in got
+
+
+def test_a_telnet_fed_by_a_pipe_never_shows_the_password(portsuite: Any, lab: Any) -> None:
+    """
+    printf 'alice\\r\\nwonderland\\r\\n' | telnet: the client turns each CR LF of the pipe
+    into CR NUL CR LF (a CR, then an end of line). That is one Enter, not two: an empty
+    password went first, and the real one, typed while it was checked, came back on screen.
+    """
+    import select
+    import subprocess
+    import time
+
+    s = shell_suite(portsuite, lab)
+    proc = subprocess.Popen(
+        [need("telnet"), "127.0.0.1", str(s.port("telnet"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"alice\r\nwonderland\r\nwhoami\r\n")
+    proc.stdin.flush()
+    out = b""
+    deadline = time.monotonic() + 30
+    while out.count(b"alice@lab:/$ ") < 2 and time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 1)[0]:
+            chunk = proc.stdout.read1(4096)
+            if not chunk:
+                break
+            out += chunk
+    proc.stdin.close()
+    proc.wait(30)
+    proc.stdout.close()
+    assert b"Password: \r\nWelcome, alice." in out, out
+    assert b"alice@lab:/$ whoami\r\nalice\r\n" in out, out
+    assert b"wonderland" not in out and b"Login incorrect" not in out, out
+
+
+def test_what_comes_while_a_password_is_checked_is_never_shown(portsuite: Any, lab: Any) -> None:
+    """
+    An empty password, then the real one and a command before "Login incorrect": what came
+    during the check is neither echoed nor taken as the next login name or password.
+    """
+    import socket
+
+    s = shell_suite(portsuite, lab)
+    got = b""
+    with socket.create_connection(("127.0.0.1", s.port("telnet")), timeout=20) as c:
+        while b"login: " not in got:
+            got += c.recv(4096)
+        c.sendall(b"alice\r\n\r\nwonderland\r\nwhoami\r\n")
+        while got.count(b"login: ") < 2:
+            got += c.recv(4096)
+        c.sendall(b"alice\r\n")
+        while b"Password: " not in got.rsplit(b"login: ", 1)[1]:
+            got += c.recv(4096)
+    assert b"Login incorrect\r\nlogin: alice\r\nPassword: " in got, got
+    assert b"wonderland" not in got and b"whoami" not in got and b"Welcome" not in got, got
