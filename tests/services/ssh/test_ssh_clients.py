@@ -35,22 +35,12 @@ def test_public_key_login(portsuite: Any, lab: Any, tmp_path: Path) -> None:
     )
     pub = (tmp_path / "id_ed25519.pub").read_text().strip()
     s = shell_suite(portsuite, lab, users={"carol": {"keys": [pub]}})
-    r = subprocess.run(
-        [
-            need("ssh"),
-            *SSH_OPTS,
-            "-o",
-            "BatchMode=yes",
-            "-i",
-            str(key),
-            "-p",
-            str(s.port("ssh")),
-            "carol@127.0.0.1",
-            "whoami",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    r = ssh(
+        s.port("ssh"),
+        "whoami",
+        user="carol",
+        password=None,
+        opts=("-o", "BatchMode=yes", "-i", str(key)),
     )
     assert (r.returncode, r.stdout) == (0, "carol\n")
     other = tmp_path / "other"
@@ -59,22 +49,12 @@ def test_public_key_login(portsuite: Any, lab: Any, tmp_path: Path) -> None:
         check=True,
         timeout=60,
     )
-    r = subprocess.run(
-        [
-            need("ssh"),
-            *SSH_OPTS,
-            "-o",
-            "BatchMode=yes",
-            "-i",
-            str(other),
-            "-p",
-            str(s.port("ssh")),
-            "carol@127.0.0.1",
-            "whoami",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    r = ssh(
+        s.port("ssh"),
+        "whoami",
+        user="carol",
+        password=None,
+        opts=("-o", "BatchMode=yes", "-i", str(other)),
     )
     assert r.returncode == 255 and "Permission denied" in r.stderr
 

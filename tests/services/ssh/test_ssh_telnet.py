@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import pexpect
-from sshhelp import SSH_OPTS, shell_suite
+from sshhelp import shell_suite, ssh_shell
 
 from portsuite.testing import need
 
@@ -14,13 +16,18 @@ def _telnet(port: int) -> pexpect.spawn:
     return pexpect.spawn(need("telnet"), ["127.0.0.1", str(port)], timeout=30, encoding="utf-8")
 
 
-def _ssh_shell(port: int) -> pexpect.spawn:
-    return pexpect.spawn(
-        need("sshpass"),
-        ["-p", "builder", need("ssh"), *SSH_OPTS, "-tt", "-p", str(port), "bob@127.0.0.1"],
-        timeout=30,
-        encoding="utf-8",
-    )
+def _raw(port: int) -> socket.socket:
+    """A raw client, as nc is: it answers no telnet option."""
+    return socket.create_connection(("127.0.0.1", port), timeout=20)
+
+
+def _read_until(c: socket.socket, got: bytes, done: Callable[[bytes], bool]) -> bytes:
+    """C{got} and what C{c} receives next, until C{done} says it is all there."""
+    while not done(got):
+        chunk = c.recv(4096)
+        assert chunk, f"closed first: {got!r}"
+        got += chunk
+    return got
 
 
 def test_the_telnet_exercise_logs_in_and_meets_the_ssh_user(portsuite: Any, lab: Any) -> None:
@@ -33,7 +40,7 @@ def test_the_telnet_exercise_logs_in_and_meets_the_ssh_user(portsuite: Any, lab:
     tn.send("wonderland\r")
     tn.expect(r"alice@lab:/\$ ")
     assert "wonderland" not in tn.before  # the server did not echo it
-    sh = _ssh_shell(s.port("ssh"))
+    sh = ssh_shell(s.port("ssh"), "bob", "builder")
     sh.expect(r"bob@lab:/\$ ")
     tn.send("who\r")
     tn.expect(r"alice\s+telnet\s+127\.0\.0\.1:\d+.*\(you\)")
@@ -111,16 +118,11 @@ def test_telnet_lines_end_with_one_crlf(portsuite: Any, lab: Any) -> None:
     end of line): Twisted's telnet layers each turn LF into CR LF, which a raw client
     (nc, a transcript) saw as "\\r\\r\\r\\r\\n".
     """
-    import socket
-
     s = shell_suite(portsuite, lab)
-    got = b""
-    with socket.create_connection(("127.0.0.1", s.port("telnet")), timeout=20) as c:
-        while b"login: " not in got:
-            got += c.recv(4096)
+    with _raw(s.port("telnet")) as c:
+        got = _read_until(c, b"", lambda got: b"login: " in got)
         c.sendall(b"alice\r\nwonderland\r\nhelp\r\n")
-        while b"whoami" not in got:
-            got += c.recv(4096)
+        got = _read_until(c, got, lambda got: b"whoami" in got)
     assert b"IN CLEAR" in got and b"\r\r" not in got
     assert b"Password: \r\nWelcome, alice." in got
 
@@ -166,18 +168,12 @@ def test_what_comes_while_a_password_is_checked_is_never_shown(portsuite: Any, l
     An empty password, then the real one and a command before "Login incorrect": what came
     during the check is neither echoed nor taken as the next login name or password.
     """
-    import socket
-
     s = shell_suite(portsuite, lab)
-    got = b""
-    with socket.create_connection(("127.0.0.1", s.port("telnet")), timeout=20) as c:
-        while b"login: " not in got:
-            got += c.recv(4096)
+    with _raw(s.port("telnet")) as c:
+        got = _read_until(c, b"", lambda got: b"login: " in got)
         c.sendall(b"alice\r\n\r\nwonderland\r\nwhoami\r\n")
-        while got.count(b"login: ") < 2:
-            got += c.recv(4096)
+        got = _read_until(c, got, lambda got: got.count(b"login: ") == 2)
         c.sendall(b"alice\r\n")
-        while b"Password: " not in got.rsplit(b"login: ", 1)[1]:
-            got += c.recv(4096)
+        got = _read_until(c, got, lambda got: b"Password: " in got.rsplit(b"login: ", 1)[1])
     assert b"Login incorrect\r\nlogin: alice\r\nPassword: " in got, got
     assert b"wonderland" not in got and b"whoami" not in got and b"Welcome" not in got, got
