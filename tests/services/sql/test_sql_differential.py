@@ -6,6 +6,8 @@ sets, column names and types, affected rows, insert ids and error codes must mat
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -105,14 +107,18 @@ def both(mariadb_port: int, sql_port: int):  # type: ignore[no-untyped-def]
     ours.close()
 
 
-def test_corpus_matches_mariadb(both) -> None:  # type: ignore[no-untyped-def]
-    ref, ours = both
+def same_outcomes(ref: Any, ours: Any, statements: Iterable[str]) -> None:
+    """Each statement in turn on both servers: every outcome that differs, in one failure."""
     mismatches = []
-    for sql in CORPUS:
+    for sql in statements:
         expected, got = outcome(ref, sql), outcome(ours, sql)
         if expected != got:
             mismatches.append(f"{sql}\n  mariadb:   {expected}\n  portsuite: {got}")
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_corpus_matches_mariadb(both) -> None:  # type: ignore[no-untyped-def]
+    same_outcomes(*both, CORPUS)
 
 
 ident = st.sampled_from(["a", "b", "c"])
@@ -196,13 +202,7 @@ SCHEMA_CHANGES = [
 
 
 def test_schema_changes_match_mariadb(both) -> None:  # type: ignore[no-untyped-def]
-    ref, ours = both
-    mismatches = []
-    for sql in SCHEMA_CHANGES:
-        expected, got = outcome(ref, sql), outcome(ours, sql)
-        if expected != got:
-            mismatches.append(f"{sql}\n  mariadb:   {expected}\n  portsuite: {got}")
-    assert not mismatches, "\n".join(mismatches)
+    same_outcomes(*both, SCHEMA_CHANGES)
 
 
 prices = st.one_of(
