@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -93,23 +94,30 @@ def smtp_session(port: int) -> Raw:
     return r
 
 
-class _Addr:
-    host = "127.0.0.1"
-    port = 4000
-    type = "TCP"
-
-
-def on_clock(factory_class: Any, name: str, store: MailStore | None = None) -> tuple[Any, Any]:
+def on_clock(
+    factory_class: Any,
+    name: str,
+    store: MailStore | None = None,
+    *,
+    accounts: Accounts | None = None,
+    peer: str = "127.0.0.1",
+    **options: Any,
+) -> tuple[Any, Any]:
     """
-    A C{factory_class} (POP3/IMAP) server on a Clock with one client connected through a
+    A C{factory_class} (SMTP/POP3/IMAP; C{options}: its other arguments, such as smtp's
+    C{domains}) server on a Clock with one client, from C{peer}, connected through a
     StringTransport: C{(protocol, transport)}; the clock is C{protocol.factory.reactor}.
     """
     clock = Clock()
     factory = factory_class(
-        name=name, store=store or MailStore(None, clock), accounts=Accounts(), reactor=clock
+        name=name,
+        store=store or MailStore(None, clock),
+        accounts=accounts or Accounts(),
+        reactor=clock,
+        **options,
     )
     proto = factory.buildProtocol(None)
-    transport = StringTransport(peerAddress=_Addr())
+    transport = StringTransport(peerAddress=IPv4Address("TCP", peer, 4000))
     proto.makeConnection(transport)
     return proto, transport
 

@@ -10,13 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from conftest import mail_config
-from mailhelp import Raw, echo_works, smtp_session, stored
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from mailhelp import Raw, echo_works, on_clock, smtp_session, stored
 
-from portsuite.api import Accounts
 from portsuite_services.mail.smtp import SMTPFactory
-from portsuite_services.mail.store import MailStore
 
 
 def test_data_before_rcpt_is_503(mail: Any) -> None:
@@ -194,45 +190,16 @@ def test_starttls_drops_commands_pipelined_in_plain_text(
 
 
 def test_auth_is_not_offered_in_plain_text_off_loopback(mail: Any) -> None:
-    from portsuite_services.mail.smtp import MailSMTP
-
-    factory = SMTPFactory(
-        name="smtp",
-        store=MailStore(None, Clock()),
-        domains=["lab.test"],
-        accounts=Accounts(),
-        reactor=Clock(),
-    )
-    proto = MailSMTP(factory)
-    transport = StringTransport(peerAddress=_Addr("192.0.2.7"))
-    proto.makeConnection(transport)
+    proto, transport = on_clock(SMTPFactory, "smtp", domains=["lab.test"], peer="192.0.2.7")
     proto.dataReceived(b"EHLO far.test\r\nAUTH PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n")
     out = transport.value()
     assert b"AUTH" not in out.split(b"\r\n538")[0].split(b"250-", 1)[1]
     assert b"538 5.7.11 encryption required" in out
 
 
-class _Addr:
-    def __init__(self, host: str):
-        self.host = host
-        self.port = 4000
-        self.type = "TCP"
-
-
 def test_idle_client_gets_421_after_the_rfc_5_minutes() -> None:
-    from portsuite_services.mail.smtp import MailSMTP
-
-    clock = Clock()
-    factory = SMTPFactory(
-        name="smtp",
-        store=MailStore(None, clock),
-        domains=["lab.test"],
-        accounts=Accounts(),
-        reactor=clock,
-    )
-    proto = MailSMTP(factory)
-    transport = StringTransport(peerAddress=_Addr("127.0.0.1"))
-    proto.makeConnection(transport)
+    proto, transport = on_clock(SMTPFactory, "smtp", domains=["lab.test"])
+    clock = proto.factory.reactor
     clock.advance(299)
     assert not transport.disconnecting
     proto.dataReceived(b"NOOP\r\n")
@@ -318,19 +285,7 @@ def _flood_without_reading(port: int, line: bytes, seconds: float = 4.0) -> int:
 
 def test_when_replies_pile_up_the_client_is_not_read() -> None:
     """The transport says its write buffer is full: smtp stops reading until it drains."""
-    from portsuite_services.mail.smtp import MailSMTP
-
-    clock = Clock()
-    factory = SMTPFactory(
-        name="smtp",
-        store=MailStore(None, clock),
-        domains=["lab.test"],
-        accounts=Accounts(),
-        reactor=clock,
-    )
-    proto = MailSMTP(factory)
-    transport = StringTransport(peerAddress=_Addr("127.0.0.1"))
-    proto.makeConnection(transport)
+    proto, transport = on_clock(SMTPFactory, "smtp", domains=["lab.test"])
     assert transport.streaming and transport.producer is not None
     greeting = transport.value()
     transport.producer.pauseProducing()  # what a full write buffer does
