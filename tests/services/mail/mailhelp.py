@@ -4,6 +4,7 @@ the idle timers on a Clock."""
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from portsuite.api import Accounts
+from portsuite.testing import need
 from portsuite_services.mail.store import MailStore
 
 
@@ -92,6 +94,16 @@ def smtp_session(port: int) -> Raw:
     assert r.reply().startswith(b"220 ")
     assert r.cmd(b"EHLO client.test").startswith(b"250 ")
     return r
+
+
+def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """curl on C{url} (pop3://, imap://, smtp://…), at most 30 s; checked by the caller."""
+    return subprocess.run(
+        [need("curl"), "-sS", "--max-time", "30", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def on_clock(

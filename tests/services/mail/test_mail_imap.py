@@ -5,7 +5,6 @@ from __future__ import annotations
 import imaplib
 import smtplib
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,9 +12,8 @@ from typing import Any
 
 import pytest
 from conftest import mail_config
-from mailhelp import Raw, echo_works, idle_close, on_clock, stored, wait_for
+from mailhelp import Raw, curl, echo_works, idle_close, on_clock, stored, wait_for
 
-from portsuite.testing import need
 from portsuite_services.mail.imap import IMAPFactory
 
 
@@ -113,20 +111,12 @@ def test_append_and_its_size_limit(portsuite: Any, tmp_path: Path) -> None:
 
 
 def test_curl_imap_lists_and_fetches(mail: Any) -> None:
-    curl = need("curl")
     send(mail.port("smtp"), "bob@lab.test", "via curl imap", "le corps")
     base = f"imap://bob:builder@127.0.0.1:{mail.port('imap')}"
-    out = subprocess.run(
-        [curl, "-sS", "--max-time", "30", base + "/"], capture_output=True, text=True, timeout=60
-    )
+    out = curl(base + "/")
     assert out.returncode == 0, out.stderr
     assert '"INBOX"' in out.stdout
-    out = subprocess.run(
-        [curl, "-sS", "--max-time", "30", base + "/INBOX;UID=1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = curl(base + "/INBOX;UID=1")
     assert out.returncode == 0, out.stderr
     assert "Subject: via curl imap" in out.stdout and "le corps" in out.stdout
 

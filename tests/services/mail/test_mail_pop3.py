@@ -5,7 +5,6 @@ from __future__ import annotations
 import poplib
 import smtplib
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,11 +12,10 @@ from typing import Any
 
 import pytest
 from conftest import mail_config
-from mailhelp import Raw, echo_works, idle_close, on_clock, stored
+from mailhelp import Raw, curl, echo_works, idle_close, on_clock, stored
 from twisted.internet.task import Clock
 
 from portsuite.api import Account, Accounts
-from portsuite.testing import need
 from portsuite_services.mail.pop3 import POP3Factory
 from portsuite_services.mail.store import MailStore
 
@@ -105,17 +103,12 @@ def test_a_dropped_session_deletes_nothing(mail: Any) -> None:
 
 
 def test_curl_pop3_lists_and_retrieves(mail: Any) -> None:
-    curl = need("curl")
     send(mail.port("smtp"), "alice@lab.test", "via curl", "corps du message\n")
     base = f"pop3://alice:wonderland@127.0.0.1:{mail.port('pop3')}"
-    listing = subprocess.run(
-        [curl, "-sS", "--max-time", "30", base + "/"], capture_output=True, text=True, timeout=60
-    )
+    listing = curl(base + "/")
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout.split()[0] == "1"
-    msg = subprocess.run(
-        [curl, "-sS", "--max-time", "30", base + "/1"], capture_output=True, text=True, timeout=60
-    )
+    msg = curl(base + "/1")
     assert msg.returncode == 0, msg.stderr
     assert "Subject: via curl" in msg.stdout and "corps du message" in msg.stdout
 
