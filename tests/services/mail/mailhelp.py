@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,23 @@ def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def at_once(attempt: Callable[[], tuple[bytes, float]], clients: int = 10) -> list[bytes]:
+    """
+    C{attempt} (one client's wrong password: the answer, and how long it took) from
+    C{clients} connections at once; the answers, once each came only after the
+    one-second delay: a wrong guess is slow even when many are tried together.
+    """
+    answers: list[tuple[bytes, float]] = []
+    threads = [threading.Thread(target=lambda: answers.append(attempt())) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == clients
+    assert all(took >= 0.9 for _, took in answers), answers
+    return [answer for answer, _ in answers]
 
 
 def on_clock(
