@@ -117,6 +117,22 @@ def same_outcomes(ref: Any, ours: Any, statements: Iterable[str]) -> None:
     assert not mismatches, "\n".join(mismatches)
 
 
+def same_program(mariadb_port: int, sql_port: int, program: list[str]) -> None:
+    """
+    A generated program in a fresh database on each server (dropped after): it stops at
+    the first statement whose outcome differs, for Hypothesis to shrink.
+    """
+    ref, ref_db = fresh_database(mariadb_port)
+    ours, our_db = fresh_database(sql_port)
+    try:
+        for sql in program:
+            assert outcome(ours, sql) == outcome(ref, sql), sql
+    finally:
+        for conn, name in ((ref, ref_db), (ours, our_db)):
+            outcome(conn, f"DROP DATABASE {name}")
+            conn.close()
+
+
 def test_corpus_matches_mariadb(both) -> None:  # type: ignore[no-untyped-def]
     same_outcomes(*both, CORPUS)
 
@@ -166,19 +182,8 @@ statements = st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(statements, min_size=1, max_size=8))
 def test_generated_sequences_match(mariadb_port: int, sql_port: int, program: list[str]) -> None:
-    ref, ref_db = fresh_database(mariadb_port)
-    ours, our_db = fresh_database(sql_port)
-    try:
-        schema = (
-            "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, a INT, b BIGINT, c VARCHAR(10))"
-        )
-        assert outcome(ref, schema) == outcome(ours, schema)
-        for sql in program:
-            assert outcome(ours, sql) == outcome(ref, sql), sql
-    finally:
-        for conn, name in ((ref, ref_db), (ours, our_db)):
-            outcome(conn, f"DROP DATABASE {name}")
-            conn.close()
+    schema = "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, a INT, b BIGINT, c VARCHAR(10))"
+    same_program(mariadb_port, sql_port, [schema, *program])
 
 
 SCHEMA_CHANGES = [
@@ -249,17 +254,8 @@ def test_generated_typed_sequences_match(
     mariadb_port: int, sql_port: int, program: list[str]
 ) -> None:
     """DECIMAL, DATE and VARCHAR: formatting, case-insensitive comparison, aggregates."""
-    ref, ref_db = fresh_database(mariadb_port)
-    ours, our_db = fresh_database(sql_port)
-    try:
-        schema = "CREATE TABLE t2 (id INT AUTO_INCREMENT PRIMARY KEY, p DECIMAL(6,2), d DATE, s VARCHAR(8) NOT NULL)"
-        assert outcome(ref, schema) == outcome(ours, schema)
-        for sql in program:
-            assert outcome(ours, sql) == outcome(ref, sql), sql
-    finally:
-        for conn, name in ((ref, ref_db), (ours, our_db)):
-            outcome(conn, f"DROP DATABASE {name}")
-            conn.close()
+    schema = "CREATE TABLE t2 (id INT AUTO_INCREMENT PRIMARY KEY, p DECIMAL(6,2), d DATE, s VARCHAR(8) NOT NULL)"
+    same_program(mariadb_port, sql_port, [schema, *program])
 
 
 def test_rename_then_create_again_matches_mariadb(both) -> None:  # type: ignore[no-untyped-def]
