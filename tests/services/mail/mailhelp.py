@@ -98,6 +98,13 @@ def smtp_session(port: int) -> Raw:
     return r
 
 
+def start_data(r: Raw) -> None:
+    """A message from a@b.test to alice@lab.test, up to DATA's 354: the content may follow."""
+    assert r.cmd(b"MAIL FROM:<a@b.test>").startswith(b"250")
+    assert r.cmd(b"RCPT TO:<alice@lab.test>").startswith(b"250")
+    assert r.cmd(b"DATA").startswith(b"354")
+
+
 def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """curl on C{url} (pop3://, imap://, smtp://…), at most 30 s; checked by the caller."""
     return subprocess.run(

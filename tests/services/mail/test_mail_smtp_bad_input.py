@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import mail_config
-from mailhelp import Raw, at_once, echo_works, on_clock, smtp_session, stored
+from mailhelp import Raw, at_once, echo_works, on_clock, smtp_session, start_data, stored
 
 from portsuite_services.mail.smtp import SMTPFactory
 
@@ -66,9 +66,7 @@ def test_a_line_over_1000_octets_is_500_and_dropped(mail: Any) -> None:
     # exactly 1000 octets with CRLF is fine
     assert r.cmd(b"NOOP " + b"z" * (998 - 5)) == b"250 2.0.0 OK"
     # in DATA: the message is refused (never stored cut), the session goes on
-    assert r.cmd(b"MAIL FROM:<a@b.test>").startswith(b"250")
-    assert r.cmd(b"RCPT TO:<alice@lab.test>").startswith(b"250")
-    assert r.cmd(b"DATA").startswith(b"354")
+    start_data(r)
     r.send(b"Subject: long\r\n\r\n" + b"w" * 3000 + b"\r\nshort\r\n")
     assert r.cmd(b".").startswith(b"500 5.5.2 line too long")
     assert stored(mail.maildir, "alice") == []
@@ -92,9 +90,7 @@ def test_a_message_over_the_size_limit_is_552_and_not_stored(
     assert stored(tmp_path / "mail", "alice") == []
     assert not list((tmp_path / "mail").glob("*/tmp/*"))
     # the session is still usable: a small message goes through
-    assert r.cmd(b"MAIL FROM:<a@b.test>").startswith(b"250")
-    assert r.cmd(b"RCPT TO:<alice@lab.test>").startswith(b"250")
-    assert r.cmd(b"DATA").startswith(b"354")
+    start_data(r)
     assert r.cmd(b"Subject: small\r\n\r\nok\r\n.").startswith(b"250")
     assert len(stored(tmp_path / "mail", "alice")) == 1
 
@@ -137,9 +133,7 @@ def test_garbage_commands_get_500_and_the_session_goes_on(mail: Any) -> None:
 
 def test_dot_stuffed_line_arrives_as_a_dot(mail: Any) -> None:
     r = smtp_session(mail.port("smtp"))
-    assert r.cmd(b"MAIL FROM:<a@b.test>").startswith(b"250")
-    assert r.cmd(b"RCPT TO:<alice@lab.test>").startswith(b"250")
-    assert r.cmd(b"DATA").startswith(b"354")
+    start_data(r)
     r.send(b"Subject: dots\r\n\r\n..\r\n...\r\n..leading\r\n")
     assert r.cmd(b".").startswith(b"250")
     [msg] = stored(mail.maildir, "alice")
@@ -149,9 +143,7 @@ def test_dot_stuffed_line_arrives_as_a_dot(mail: Any) -> None:
 def test_bare_lf_is_a_line_end_but_never_ends_the_data(mail: Any) -> None:
     """As Postfix (smtpd_forbid_bare_newline = normalize): LF.LF does not end DATA."""
     r = smtp_session(mail.port("smtp"))
-    assert r.cmd(b"MAIL FROM:<a@b.test>").startswith(b"250")
-    assert r.cmd(b"RCPT TO:<alice@lab.test>").startswith(b"250")
-    assert r.cmd(b"DATA").startswith(b"354")
+    start_data(r)
     # a smuggling attempt: a bare-LF dot, then a second envelope
     r.send(b"Subject: lf\nline one\nline two\r\n\n.\nMAIL FROM:<evil@x.test>\r\n")
     assert r.cmd(b".").startswith(b"250")
@@ -234,9 +226,7 @@ def test_wrong_passwords_are_slow_and_limited_per_host(mail: Any) -> None:
 
 def test_a_client_that_vanishes_mid_data_leaves_nothing(mail: Any) -> None:
     r = smtp_session(mail.port("smtp"))
-    assert r.cmd(b"MAIL FROM:<a@b.test>").startswith(b"250")
-    assert r.cmd(b"RCPT TO:<alice@lab.test>").startswith(b"250")
-    assert r.cmd(b"DATA").startswith(b"354")
+    start_data(r)
     r.send(b"Subject: cut\r\n\r\n" + b"half a message\r\n" * 100)
     r.sock.shutdown(socket.SHUT_RDWR)
     r.close()
