@@ -257,6 +257,7 @@ class LabShell(recvline.HistoricRecvLine):
         self.closing = False
         self.grace: Any = None
         self.after_cr = False  # the last key was CR: an LF now ends no second line
+        self.echo = True  # False: a telnet client that echoes itself (it refused ours)
         self.typeahead: list[tuple[Any, Any]] = []  # keys that came while "checking"
 
     # -- connection ---------------------------------------------------------------
@@ -335,6 +336,9 @@ class LabShell(recvline.HistoricRecvLine):
             if len(self.typeahead) < MAX_TYPEAHEAD:
                 self.typeahead.append((keyID, modifier))
             return
+        if not self.echo:
+            self.line_key(keyID)
+            return
         handler = self.keyHandlers.get(keyID)
         if handler is not None:
             handler()
@@ -346,6 +350,27 @@ class LabShell(recvline.HistoricRecvLine):
                 return
             self.characterReceived(keyID, False)
         # other control characters and unknown keys: ignored, silently
+
+    def line_key(self, keyID: Any) -> None:
+        """
+        A key from a telnet client that echoes for itself (it refused our ECHO, RFC 857):
+        the line is kept, nothing of it is drawn, as a real telnetd does then.
+        """
+        if keyID in (b"\r", b"\n"):
+            line = b"".join(self.lineBuffer)
+            self.lineBuffer = []
+            if line and self.login_state is None:
+                self.historyLines.append(line)
+                self.historyPosition = len(self.historyLines)
+            self.lineReceived(line)
+        elif keyID in (b"\x7f", b"\x08"):
+            self.lineBuffer[-1:] = []
+        elif keyID in (b"\x03", b"\x04"):
+            self.keyHandlers[keyID]()
+        elif isinstance(keyID, bytes) and (keyID in self._printableChars or keyID >= b"\x80"):
+            if keyID not in b"\t\x0b\x0c" and len(self.lineBuffer) < MAX_LINE:
+                self.lineBuffer.append(keyID)
+        self.lineBufferIndex = len(self.lineBuffer)
 
     def characterReceived(self, ch: bytes, moreCharactersComing: bool) -> None:
         if self.login_state == "password":

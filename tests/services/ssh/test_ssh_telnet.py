@@ -177,3 +177,24 @@ def test_what_comes_while_a_password_is_checked_is_never_shown(portsuite: Any, l
         got = _read_until(c, got, lambda got: b"Password: " in got.rsplit(b"login: ", 1)[1])
     assert b"Login incorrect\r\nlogin: alice\r\nPassword: " in got, got
     assert b"wonderland" not in got and b"whoami" not in got and b"Welcome" not in got, got
+
+
+def test_a_client_that_refuses_echo_gets_nothing_echoed(portsuite: Any, lab: Any) -> None:
+    """
+    RFC 857: a client that refuses the server's ECHO echoes for itself. As a real telnetd
+    then, the server draws nothing the client types (the login name neither), and the
+    session goes on.
+    """
+    refuse = bytes([255, 252, 34, 255, 252, 31, 255, 252, 3, 255, 252, 24])  # WONT: LINEMODE…
+    refuse += bytes([255, 254, 1])  # DONT ECHO
+    s = shell_suite(portsuite, lab)
+    with _raw(s.port("telnet")) as c:
+        got = _read_until(c, b"", lambda got: b"login: " in got)
+        c.sendall(refuse + b"alice\r\n")
+        got = _read_until(c, got, lambda got: b"Password: " in got)
+        c.sendall(b"wonderland\r\nwhoami\r\n")
+        got = _read_until(c, got, lambda got: got.count(b"alice@lab:/$ ") == 2)
+    typed = got.split(b"login: ", 1)[1]
+    assert b"alice" not in typed.split(b"Welcome, alice.")[0], got
+    assert b"wonderland" not in got and b"whoami" not in got, got
+    assert b"alice@lab:/$ alice\r\nalice@lab:/$ " in got, got
