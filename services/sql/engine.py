@@ -21,6 +21,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeGuard, cast
 
@@ -927,6 +929,18 @@ class Session:
         if self.conn.in_transaction:
             self._run("COMMIT")  # DDL commits, as in MySQL
 
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """A table's SQLite DDL and its MySQL definition in META: both, or neither."""
+        self._run("BEGIN")
+        try:
+            yield
+            self._run("COMMIT")
+        except MySQLError:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
     def _rewrite(self, tree: exp.Expression) -> exp.Expression:
         """Session functions and @@variables become constants; information_schema a temp copy."""
         variables = None
@@ -1339,8 +1353,7 @@ class Session:
             raise MySQLError(1050, "42S01", f"Table '{name}' already exists")
         ddl_sqlite, indexes, mysql_ddl = _translate_create(tree, self)
         self._implicit_commit()
-        self._run("BEGIN")
-        try:
+        with self._atomic():
             self._run(ddl_sqlite, verb="CREATE")
             for stmt in indexes:
                 self._run(stmt, verb="CREATE")
@@ -1348,11 +1361,6 @@ class Session:
                 f"CREATE TABLE IF NOT EXISTS {META} (name TEXT PRIMARY KEY COLLATE NOCASE, ddl TEXT NOT NULL)"
             )
             self._run(f"INSERT OR REPLACE INTO {META} VALUES (?, ?)", (name, mysql_ddl))
-            self._run("COMMIT")
-        except MySQLError:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
         return Result()
 
     def alter(self, tree: exp.Alter) -> Result:
@@ -1423,19 +1431,13 @@ class Session:
             else:
                 raise E.unsupported(f"ALTER TABLE {action.sql('mysql')[:40]}")
         self._implicit_commit()
-        self._run("BEGIN")
-        try:
+        with self._atomic():
             for step in steps:
                 self._run(step, verb="ALTER")
             self._run(f"DELETE FROM {META} WHERE name = ?", (tdef.name,))
             self._run(
                 f"INSERT INTO {META} VALUES (?, ?)", (new_name, mysql.sql("mysql", pretty=True))
             )
-            self._run("COMMIT")
-        except MySQLError:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
         return Result()
 
     def drop_table(self, tree: exp.Drop) -> Result:
@@ -1456,14 +1458,9 @@ class Session:
             tdef = self.table(t.name)
             if tdef is None:
                 continue
-            self._run("BEGIN")
-            try:
+            with self._atomic():
                 self._run(f"DROP TABLE {_q(tdef.name)}", verb="DROP")
                 self._run(f"DELETE FROM {META} WHERE name = ?", (tdef.name,))
-                self._run("COMMIT")
-            except MySQLError:
-                self.conn.execute("ROLLBACK")
-                raise
         if missing:
             self.warnings = [("Note", 1051, f"Unknown table '{self.db}.{m}'") for m in missing]
             return Result(warnings=len(missing))

@@ -26,6 +26,7 @@ from twisted.conch.insults import insults
 from portsuite_services.ssh.files import Jail, JailError
 
 MAX_LINE = 1024  # characters a command line may hold
+MAX_TYPEAHEAD = 4096  # keys held while a password is checked
 MAX_CAT = 256 * 1024  # bytes cat shows of a file
 HISTORY = 200
 
@@ -234,7 +235,11 @@ class Commands:
 class LabShell(recvline.HistoricRecvLine):
     """
     The interactive shell on a terminal (ssh pty or telnet): line editing, history,
-    Ctrl-C, Ctrl-D; for telnet, a login prompt first (password not echoed).
+    Ctrl-C, Ctrl-D; for telnet, a login prompt first. The password is never echoed:
+    neither its keys nor what comes while it is checked (type-ahead, such as the
+    password again when an empty line went first), which is held, then run by the
+    shell when the login succeeds and dropped when it fails. CR LF is one Enter (a
+    telnet client fed by a pipe turns the pipe's CR LF into CR NUL CR LF).
     """
 
     ps = (b"$ ", b"$ ")
@@ -251,6 +256,9 @@ class LabShell(recvline.HistoricRecvLine):
         self.failures = 0
         self.closing = False
         self.grace: Any = None
+        self.after_cr = False  # the last key was CR: an LF now ends no second line
+        self.echo = True  # False: a telnet client that echoes itself (it refused ours)
+        self.typeahead: list[tuple[Any, Any]] = []  # keys that came while "checking"
 
     # -- connection ---------------------------------------------------------------
 
@@ -321,6 +329,16 @@ class LabShell(recvline.HistoricRecvLine):
     def keystrokeReceived(self, keyID: Any, modifier: Any) -> None:
         if self.closing:
             return
+        after_cr, self.after_cr = self.after_cr, keyID == b"\r"
+        if keyID == b"\n" and after_cr:
+            return  # CR LF: one Enter
+        if self.login_state == "checking":
+            if len(self.typeahead) < MAX_TYPEAHEAD:
+                self.typeahead.append((keyID, modifier))
+            return
+        if not self.echo:
+            self.line_key(keyID)
+            return
         handler = self.keyHandlers.get(keyID)
         if handler is not None:
             handler()
@@ -332,6 +350,27 @@ class LabShell(recvline.HistoricRecvLine):
                 return
             self.characterReceived(keyID, False)
         # other control characters and unknown keys: ignored, silently
+
+    def line_key(self, keyID: Any) -> None:
+        """
+        A key from a telnet client that echoes for itself (it refused our ECHO, RFC 857):
+        the line is kept, nothing of it is drawn, as a real telnetd does then.
+        """
+        if keyID in (b"\r", b"\n"):
+            line = b"".join(self.lineBuffer)
+            self.lineBuffer = []
+            if line and self.login_state is None:
+                self.historyLines.append(line)
+                self.historyPosition = len(self.historyLines)
+            self.lineReceived(line)
+        elif keyID in (b"\x7f", b"\x08"):
+            self.lineBuffer[-1:] = []
+        elif keyID in (b"\x03", b"\x04"):
+            self.keyHandlers[keyID]()
+        elif isinstance(keyID, bytes) and (keyID in self._printableChars or keyID >= b"\x80"):
+            if keyID not in b"\t\x0b\x0c" and len(self.lineBuffer) < MAX_LINE:
+                self.lineBuffer.append(keyID)
+        self.lineBufferIndex = len(self.lineBuffer)
 
     def characterReceived(self, ch: bytes, moreCharactersComing: bool) -> None:
         if self.login_state == "password":
@@ -403,11 +442,15 @@ class LabShell(recvline.HistoricRecvLine):
         self.historyLines = []  # the password must not be in the history
         self.historyPosition = 0
         self.start_session()
+        keys, self.typeahead = self.typeahead, []
+        for key, modifier in keys:  # what was typed after the password: commands
+            self.keystrokeReceived(key, modifier)
 
     def login_failed(self, failure: Any) -> None:
         if self.closing:
             return
         self.failures += 1
+        self.typeahead = []  # perhaps the password again: never shown, never a login name
         self.historyLines = []
         self.historyPosition = 0
         self.terminal.nextLine()

@@ -3,7 +3,8 @@ telnet (RFC 854) with twisted.conch.telnet: a login prompt, then the same lab sh
 ssh — in clear, on purpose: a traced telnet service shows every keystroke, the
 password included.
 
-Options negotiated: ECHO (RFC 857: the server echoes, so the password is not shown),
+Options negotiated: ECHO (RFC 857: the server echoes, so the password is not shown; a
+client that refuses it echoes for itself, and the server then echoes nothing),
 SUPPRESS-GO-AHEAD (RFC 858), NAWS (RFC 1073: the window size), TERMINAL-TYPE (RFC 1091).
 """
 
@@ -42,10 +43,30 @@ class LabTelnetBootstrap(telnet.TelnetBootstrapProtocol):
         t.negotiationMap[TTYPE] = self.telnet_TTYPE
         for opt in (telnet.LINEMODE, telnet.NAWS, telnet.SGA, TTYPE):
             t.do(opt).addErrback(_quiet)
-        t.will(telnet.ECHO).addErrback(_quiet)
+        t.will(telnet.ECHO).addErrback(self.echo_refused)
         self.protocol = self.protocolFactory(*self.protocolArgs, **self.protocolKwArgs)
         self.protocol.factory = getattr(self, "factory", None)
         self.protocol.makeConnection(self)
+
+    def echo_refused(self, failure: Any) -> None:
+        if failure.check(telnet.OptionRefused):
+            self.shell_echoes(False)
+
+    def enableLocal(self, opt: bytes) -> bool:
+        if opt == telnet.ECHO:
+            self.shell_echoes(True)  # the client accepted our ECHO, or asked for it
+        return bool(telnet.TelnetBootstrapProtocol.enableLocal(self, opt))
+
+    def disableLocal(self, opt: bytes) -> None:
+        if opt == telnet.ECHO:
+            self.shell_echoes(False)
+        telnet.TelnetBootstrapProtocol.disableLocal(self, opt)
+
+    def shell_echoes(self, echo: bool) -> None:
+        """RFC 857: we echo what the client types only while ECHO is on; else it does."""
+        shell = getattr(getattr(self, "protocol", None), "terminalProtocol", None)
+        if shell is not None:
+            shell.echo = echo
 
     def write(self, data: bytes) -> None:
         # the terminal (insults) above already ends lines with CRLF; Twisted's mixin

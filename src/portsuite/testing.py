@@ -43,6 +43,18 @@ datagram to a UDP service and returns the replies; C{s.advance(seconds, step=0.1
 moves the clock in steps, so periodic tasks (kv's 100 ms cron) run as often as they
 would. Listeners are numbered from 20000 (C{port = 0} gets the next one; clients come
 from 50000 up): nothing is bound.
+
+In a real browser: headless Chromium on a page, as a person would see it (the DOM its
+scripts left, a screenshot); skipped when Chromium is missing, failed under
+C{PORTSUITE_REQUIRE_TOOLS=1}, like any L{need}ed tool::
+
+    from portsuite.testing import chromium
+
+    dom = chromium(f"http://127.0.0.1:{s.port('web')}/", tmp_path / "profile", "--dump-dom")
+
+C{chromium_command(profile, *args)} is the command line alone (L{CHROMIUM_FLAGS}, a
+profile folder of the test's own), for a Chromium the test drives itself (C{Popen},
+C{--remote-debugging-pipe}).
 """
 
 from __future__ import annotations
@@ -70,6 +82,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.test import iosim
 
 __all__ = [
+    "CHROMIUM_FLAGS",
     "InProcessSuite",
     "MemoryConnection",
     "MemoryReactor",
@@ -78,6 +91,8 @@ __all__ = [
     "SubprocessSuite",
     "DatagramRecorder",
     "call_in_reactor",
+    "chromium",
+    "chromium_command",
     "free_port",
     "memory_suite",
     "need",
@@ -112,6 +127,57 @@ def need(tool: str) -> str:
         pytest.fail(message)
     pytest.skip(message)
     raise AssertionError("unreachable")
+
+
+# -- a real browser: headless Chromium -----------------------------------------------
+
+#: Headless, no sandbox (root in CI), and nothing that reaches past this machine or waits
+#: on it (QUIC, updates, sync, background fetches); /tmp instead of a small /dev/shm.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+def chromium_command(profile: Path, *args: str) -> list[str]:
+    """
+    Headless Chromium's command line with its own C{profile} folder, then C{args}.
+    Skips the test when Chromium is missing (fails it in CI): see L{need}.
+    """
+    return [need("chromium"), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+
+
+def chromium(
+    url: str,
+    profile: Path,
+    *args: str,
+    budget: int = 3000,
+    timeout: float = 120,
+) -> str:
+    """
+    Run headless Chromium on C{url} until its page has had C{budget} ms of virtual
+    time; its stdout. C{args} say what to keep (C{--dump-dom}: the DOM on stdout;
+    C{--screenshot=PNG}). A Chromium that exits non-zero fails the test with the end
+    of its stderr.
+    """
+    proc = sp.run(
+        chromium_command(profile, f"--virtual-time-budget={budget}", *args, url),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
 
 
 # -- in-process: the global reactor in a background thread -------------------------

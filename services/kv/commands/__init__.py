@@ -143,11 +143,15 @@ def container(
     )
 
 
-def help_command(parent: str, group: str, lines: tuple[str, ...] | list[str]) -> None:
-    """Register C{PARENT HELP}: Redis's help text of a container, a simple string a line."""
+def help_command(parent: str, group: str, lines: tuple[str, ...]) -> None:
+    """
+    Register C{PARENT HELP}: the container's subcommands, C{lines}, between the head
+    and the tail that Redis's C{addReplyHelp} puts around them; a simple string a line.
+    """
     from portsuite_services.kv.resp import Simple
 
-    reply = [Simple(s) for s in lines]
+    head = f"{parent.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    reply = [Simple(s) for s in (head, *lines, "HELP", "    Prints this help.")]
 
     def help_(c: Any, argv: list[bytes]) -> Any:
         return list(reply)

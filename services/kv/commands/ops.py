@@ -20,17 +20,12 @@ from portsuite_services.kv.commands import (
     CommandError,
     command,
     container,
+    help_command,
 )
 from portsuite_services.kv.commands.connection import REDIS_VERSION
 from portsuite_services.kv.resp import OK, Double, Map, Simple, Verbatim, string2ll
 
 S = "server"
-
-
-def _help(name: str, lines: tuple[str, ...]) -> list[Any]:
-    return [Simple(f"{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")] + [
-        Simple(x) for x in lines + ("HELP", "    Print this help.")
-    ]
 
 
 # -- SLOWLOG -------------------------------------------------------------------------
@@ -64,29 +59,21 @@ def slowlog_reset(c: Any, argv: list[bytes]) -> Any:
     return OK
 
 
-@command(
-    "help",
-    2,
-    "loading stale",
+help_command(
+    "slowlog",
     S,
-    "Show helpful text about the different subcommands",
-    parent="slowlog",
+    (
+        "GET [<count>]",
+        "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+        "    Entries are made of:",
+        "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+        "    client name",
+        "LEN",
+        "    Return the length of the slowlog.",
+        "RESET",
+        "    Reset the slowlog.",
+    ),
 )
-def slowlog_help(c: Any, argv: list[bytes]) -> Any:
-    return _help(
-        "SLOWLOG",
-        (
-            "GET [<count>]",
-            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-            "    Entries are made of:",
-            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-            "    client name",
-            "LEN",
-            "    Return the length of the slowlog.",
-            "RESET",
-            "    Reset the slowlog.",
-        ),
-    )
 
 
 # -- MEMORY ----------------------------------------------------------------------------
@@ -242,31 +229,23 @@ def memory_purge(c: Any, argv: list[bytes]) -> Any:
     return OK
 
 
-@command(
-    "help",
-    2,
-    "loading stale",
+help_command(
+    "memory",
     S,
-    "Show helpful text about the different subcommands",
-    parent="memory",
+    (
+        "DOCTOR",
+        "    Return memory problems reports.",
+        "MALLOC-STATS",
+        "    Return internal statistics report from the memory allocator.",
+        "PURGE",
+        "    Attempt to purge dirty pages for reclamation by the allocator.",
+        "STATS",
+        "    Return information about the memory usage of the server.",
+        "USAGE <key> [SAMPLES <count>]",
+        "    Return memory in bytes used by <key> and its value. Nested values are",
+        "    sampled up to <count> times (default: 5, 0 means sample all).",
+    ),
 )
-def memory_help(c: Any, argv: list[bytes]) -> Any:
-    return _help(
-        "MEMORY",
-        (
-            "DOCTOR",
-            "    Return memory problems reports.",
-            "MALLOC-STATS",
-            "    Return internal statistics report from the memory allocator.",
-            "PURGE",
-            "    Attempt to purge dirty pages for reclamation by the allocator.",
-            "STATS",
-            "    Return information about the memory usage of the server.",
-            "USAGE <key> [SAMPLES <count>]",
-            "    Return memory in bytes used by <key> and its value. Nested values are",
-            "    sampled up to <count> times (default: 5, 0 means sample all).",
-        ),
-    )
 
 
 # -- LATENCY (no latency monitor: a quiet Redis's answers) ------------------------------
@@ -346,34 +325,26 @@ def latency_histogram(c: Any, argv: list[bytes]) -> Any:
     return Map([])  # kv does not time each command (it would slow every one down)
 
 
-@command(
-    "help",
-    2,
-    "loading stale",
+help_command(
+    "latency",
     S,
-    "Show helpful text about the different subcommands",
-    parent="latency",
+    (
+        "DOCTOR",
+        "    Return a human readable latency analysis report.",
+        "GRAPH <event>",
+        "    Return an ASCII latency graph for the <event> class.",
+        "HISTORY <event>",
+        "    Return time-latency samples for the <event> class.",
+        "LATEST",
+        "    Return the latest latency samples for all events.",
+        "RESET [<event> ...]",
+        "    Reset latency data of one or more <event> classes.",
+        "    (default: reset all data for all event classes)",
+        "HISTOGRAM [COMMAND ...]",
+        "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+        "    If no commands are specified then all histograms are replied.",
+    ),
 )
-def latency_help(c: Any, argv: list[bytes]) -> Any:
-    return _help(
-        "LATENCY",
-        (
-            "DOCTOR",
-            "    Return a human readable latency analysis report.",
-            "GRAPH <event>",
-            "    Return an ASCII latency graph for the <event> class.",
-            "HISTORY <event>",
-            "    Return time-latency samples for the <event> class.",
-            "LATEST",
-            "    Return the latest latency samples for all events.",
-            "RESET [<event> ...]",
-            "    Reset latency data of one or more <event> classes.",
-            "    (default: reset all data for all event classes)",
-            "HISTOGRAM [COMMAND ...]",
-            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
-            "    If no commands are specified then all histograms are replied.",
-        ),
-    )
 
 
 # -- replication: a master with no replicas -----------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from portsuite.testing import need, suite_running
+from portsuite.testing import chromium_command, need, suite_running
 
 
 def need_type(module: str, attr: str) -> None:
@@ -213,19 +213,10 @@ def test_redis_py_rejects_an_untrusted_server(kv: Any, tmp_path: Path) -> None:
 # -- a browser that trusts the CA (as the portsuite cert instructions say) ---------------
 
 
-def chromium_get(url: str, home: Path) -> sp.CompletedProcess[str]:
-    exe = need("chromium")
+def chromium_get(url: str, home: Path, *extra: str) -> sp.CompletedProcess[str]:
+    """Chromium's DOM of C{url} (not checked: a refused certificate is a result too)."""
     return sp.run(
-        [
-            exe,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            f"--user-data-dir={home / 'profile'}",
-            "--dump-dom",
-            url,
-        ],
+        chromium_command(home / "profile", *extra, "--dump-dom", url),
         capture_output=True,
         text=True,
         timeout=90,
@@ -294,23 +285,8 @@ def test_dashboard_over_https_marks_the_tls_listener(certdir: Path, tmp_path: Pa
     }
     home = nss_home(tmp_path, certdir / "ca.crt")
     with suite_running(config, base_dir=tmp_path) as s:
-        exe = need("chromium")
-        r = sp.run(
-            [
-                exe,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                f"--user-data-dir={home / 'profile'}",
-                "--virtual-time-budget=5000",
-                "--dump-dom",
-                f"https://localhost:{s.port('web')}/_portsuite/",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=90,
-            env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+        r = chromium_get(
+            f"https://localhost:{s.port('web')}/_portsuite/", home, "--virtual-time-budget=5000"
         )
     marks = re.findall(r'<span class="proto (\w+)">', r.stdout)
     assert sorted(marks) == ["tcp", "tls"], r.stdout[-3000:]

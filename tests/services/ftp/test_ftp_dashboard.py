@@ -11,38 +11,13 @@ import io
 import os
 import re
 import socket
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 from ftphelp import login
 
-from portsuite.testing import need
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-
-def chromium(url: str, profile: Path, *extra: str) -> str:
-    exe = need("chromium")
-    proc = subprocess.run(
-        [exe, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=3000", *extra, url],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
-    return proc.stdout.decode("utf-8", errors="replace")
+from portsuite.testing import chromium
 
 
 class _Connections(HTMLParser):

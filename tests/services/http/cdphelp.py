@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from test_http_browser import FLAGS
-
-from portsuite.testing import need
+from portsuite.testing import chromium_command
 
 
 class Browser:
     def __init__(self, profile: Path, size: tuple[int, int] = (1366, 768)):
-        exe = need("chromium")
+        command = chromium_command(  # first: skips before any pipe is open
+            profile, "--remote-debugging-pipe", f"--window-size={size[0]},{size[1]}", "about:blank"
+        )
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 
@@ -30,14 +30,7 @@ class Browser:
             os.dup2(from_chrome_w, 4)
 
         self.proc = subprocess.Popen(
-            [
-                exe,
-                *FLAGS,
-                "--remote-debugging-pipe",
-                f"--user-data-dir={profile}",
-                f"--window-size={size[0]},{size[1]}",
-                "about:blank",
-            ],
+            command,
             pass_fds=(3, 4, to_chrome_r, from_chrome_w),
             preexec_fn=fds,
             stdout=subprocess.DEVNULL,

@@ -6,26 +6,13 @@ script, lists the services, and shows a client when one connects.
 from __future__ import annotations
 
 import socket
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from portsuite.testing import need
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+from portsuite.testing import chromium
 
 
 class _Rows(HTMLParser):
@@ -46,18 +33,6 @@ class _Rows(HTMLParser):
             self.rows[self._service][a["data-field"] or ""] = a.get("data-value") or ""
         elif a.get("id") == "summary":
             self.summary_open = a.get("data-open")
-
-
-def chromium(url: str, profile: Path, *extra: str) -> str:
-    exe = need("chromium")
-    proc = subprocess.run(
-        [exe, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=3000", *extra, url],
-        capture_output=True,
-        timeout=90,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
-    return proc.stdout.decode("utf-8", errors="replace")
 
 
 def rows(dom: str) -> _Rows:
@@ -115,6 +90,36 @@ def test_the_welcome_page_links_to_the_dashboard(portsuite: Any, tmp_path: Path)
     # the client ports as Linux gives them, not only IANA's 49152-65535
     assert "32768" in dom and "ip_local_port_range" in dom
     assert 'rel="icon"' in dom
+
+
+def test_the_welcome_page_looks_the_same_in_both_languages(portsuite: Any, tmp_path: Path) -> None:
+    """index.html and index.fr.html share www/welcome.css: both load it, and each links the other."""
+    from cdphelp import Browser
+
+    www = Path(__file__).resolve().parents[3] / "www"
+    s = portsuite({"services": {"web": {"type": "http", "port": 0, "root": str(www)}}})
+    base = f"http://127.0.0.1:{s.port('web')}"
+    browser = Browser(tmp_path / "cdp", size=(1280, 900))
+    try:
+        for page, lang, other in (("/", "en", "/index.fr.html"), ("/index.fr.html", "fr", "/")):
+            browser.goto(base + page)
+            assert browser.evaluate("document.documentElement.lang") == lang
+            assert browser.evaluate("new URL(document.querySelector('.lang a').href).pathname") == (
+                other
+            )
+            look = browser.evaluate(
+                "[...document.querySelectorAll('header, .cta, .badge.wk')]"
+                ".map(el => getComputedStyle(el).backgroundColor)"
+            )
+            assert look == [
+                "rgb(29, 35, 48)",
+                "rgb(20, 87, 184)",
+                "rgb(20, 87, 184)",
+                "rgb(179, 38, 30)",
+            ]
+        assert not browser.console_errors(), browser.console_errors()
+    finally:
+        browser.close()
 
 
 def test_transcripts_of_traced_services_are_shown(

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 from classroomhelp import shipped_config
-from test_http_browser import FLAGS
 
 from portsuite.api.i18n import ephemeral_range
-from portsuite.testing import need
+from portsuite.testing import chromium_command, need
 
 SIZES = {"projector": "1920,1080", "laptop": "1366,768"}
 
@@ -34,12 +33,9 @@ def shots_dir(tmp_path: Path) -> Path:
 
 def browse(url: str, profile: Path, *extra: str, lang: str = "en") -> tuple[str, str]:
     """Chromium on C{url}: (the DOM as its script left it, its console on stderr)."""
-    exe = need("chromium")
     proc = subprocess.run(
-        [
-            exe,
-            *FLAGS,
-            f"--user-data-dir={profile}",
+        chromium_command(
+            profile,
             f"--lang={lang}",
             f"--accept-lang={lang}",
             "--enable-logging=stderr",
@@ -47,7 +43,7 @@ def browse(url: str, profile: Path, *extra: str, lang: str = "en") -> tuple[str,
             "--virtual-time-budget=3000",
             *extra,
             url,
-        ],
+        ),
         capture_output=True,
         timeout=120,
         check=False,
@@ -59,20 +55,17 @@ def browse(url: str, profile: Path, *extra: str, lang: str = "en") -> tuple[str,
 
 def screenshots(jobs: list[tuple[str, Path, str, Path]]) -> None:
     """Several screenshots at once (url, profile, window size, png): one Chromium each."""
-    exe = need("chromium")
     procs = []
     for url, profile, size, png in jobs:
-        cmd = [
-            exe,
-            *FLAGS,
-            f"--user-data-dir={profile}",
+        cmd = chromium_command(
+            profile,
             "--enable-logging=stderr",
             "--v=0",
             "--virtual-time-budget=3000",
             f"--window-size={size}",
             f"--screenshot={png}",
             url,
-        ]
+        )
         procs.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE), png))
     for proc, png in procs:
         _, err = proc.communicate(timeout=120)

@@ -177,6 +177,14 @@ CASES = {
         "SAVE",
         "DISCARD",
     ],
+    "help": [
+        *(
+            f"{c} HELP"
+            for c in ("CLIENT", "SLOWLOG", "MEMORY", "LATENCY", "OBJECT", "ACL", "XGROUP", "XINFO")
+        ),
+        "CLIENT HELP x",
+        "SLOWLOG help x",
+    ],
     "sharded pub/sub": [
         "SPUBLISH ch m",
         "SPUBLISH ch",

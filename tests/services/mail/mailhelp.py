@@ -4,14 +4,19 @@ the idle timers on a Clock."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from portsuite.api import Accounts
+from portsuite.testing import need
 from portsuite_services.mail.store import MailStore
 
 
@@ -93,23 +98,64 @@ def smtp_session(port: int) -> Raw:
     return r
 
 
-class _Addr:
-    host = "127.0.0.1"
-    port = 4000
-    type = "TCP"
+def start_data(r: Raw) -> None:
+    """A message from a@b.test to alice@lab.test, up to DATA's 354: the content may follow."""
+    assert r.cmd(b"MAIL FROM:<a@b.test>").startswith(b"250")
+    assert r.cmd(b"RCPT TO:<alice@lab.test>").startswith(b"250")
+    assert r.cmd(b"DATA").startswith(b"354")
 
 
-def on_clock(factory_class: Any, name: str, store: MailStore | None = None) -> tuple[Any, Any]:
+def curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """curl on C{url} (pop3://, imap://, smtp://…), at most 30 s; checked by the caller."""
+    return subprocess.run(
+        [need("curl"), "-sS", "--max-time", "30", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def at_once(attempt: Callable[[], tuple[bytes, float]], clients: int = 10) -> list[bytes]:
     """
-    A C{factory_class} (POP3/IMAP) server on a Clock with one client connected through a
+    C{attempt} (one client's wrong password: the answer, and how long it took) from
+    C{clients} connections at once; the answers, once each came only after the
+    one-second delay: a wrong guess is slow even when many are tried together.
+    """
+    answers: list[tuple[bytes, float]] = []
+    threads = [threading.Thread(target=lambda: answers.append(attempt())) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == clients
+    assert all(took >= 0.9 for _, took in answers), answers
+    return [answer for answer, _ in answers]
+
+
+def on_clock(
+    factory_class: Any,
+    name: str,
+    store: MailStore | None = None,
+    *,
+    accounts: Accounts | None = None,
+    peer: str = "127.0.0.1",
+    **options: Any,
+) -> tuple[Any, Any]:
+    """
+    A C{factory_class} (SMTP/POP3/IMAP; C{options}: its other arguments, such as smtp's
+    C{domains}) server on a Clock with one client, from C{peer}, connected through a
     StringTransport: C{(protocol, transport)}; the clock is C{protocol.factory.reactor}.
     """
     clock = Clock()
     factory = factory_class(
-        name=name, store=store or MailStore(None, clock), accounts=Accounts(), reactor=clock
+        name=name,
+        store=store or MailStore(None, clock),
+        accounts=accounts or Accounts(),
+        reactor=clock,
+        **options,
     )
     proto = factory.buildProtocol(None)
-    transport = StringTransport(peerAddress=_Addr())
+    transport = StringTransport(peerAddress=IPv4Address("TCP", peer, 4000))
     proto.makeConnection(transport)
     return proto, transport
 

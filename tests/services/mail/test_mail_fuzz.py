@@ -6,6 +6,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mailhelp import on_clock
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -18,16 +19,11 @@ from portsuite_services.mail.store import MailStore
 ACCOUNTS = Accounts({"alice": Account("alice", "wonderland")})
 
 
-class _Addr:
-    host = "127.0.0.1"
-    port = 4000
-    type = "TCP"
-
-
-def _connect(proto: Any) -> StringTransport:
-    transport = StringTransport(peerAddress=_Addr())
-    proto.makeConnection(transport)
-    return transport
+def _one_message() -> MailStore:
+    """A store (in memory) where alice has one message."""
+    store = MailStore(None, Clock())
+    store.deliver(["alice"], b"Subject: x\n\nbody\n")
+    return store
 
 
 VERBS = [
@@ -106,47 +102,28 @@ def _feed(proto: Any, transport: StringTransport, lines: list[tuple[bytes, bytes
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(LINES)
 def test_smtp_never_raises(lines: list[tuple[bytes, bytes]]) -> None:
-    clock = Clock()
-    factory = SMTPFactory(
-        name="smtp",
-        store=MailStore(None, clock),
-        domains=["lab.test"],
-        accounts=ACCOUNTS,
-        reactor=clock,
-    )
-    proto = factory.buildProtocol(None)
-    transport = _connect(proto)
+    proto, transport = on_clock(SMTPFactory, "smtp", accounts=ACCOUNTS, domains=["lab.test"])
     _feed(proto, transport, lines)
-    clock.advance(5)  # delayed answers (wrong passwords) go out too
+    proto.factory.reactor.advance(5)  # delayed answers (wrong passwords) go out too
     assert transport.value().startswith(b"220 ")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(LINES)
 def test_pop3_never_raises(lines: list[tuple[bytes, bytes]]) -> None:
-    clock = Clock()
-    store = MailStore(None, clock)
-    store.deliver(["alice"], b"Subject: x\n\nbody\n")
-    factory = POP3Factory(name="pop3", store=store, accounts=ACCOUNTS, reactor=clock)
-    proto = factory.buildProtocol(None)
-    transport = _connect(proto)
+    proto, transport = on_clock(POP3Factory, "pop3", _one_message(), accounts=ACCOUNTS)
     _feed(proto, transport, [(b"USER", b"alice"), (b"PASS", b"wonderland"), *lines])
-    clock.advance(5)
+    proto.factory.reactor.advance(5)
     assert transport.value().startswith(b"+OK ")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(LINES)
 def test_imap_never_raises(lines: list[tuple[bytes, bytes]]) -> None:
-    clock = Clock()
-    store = MailStore(None, clock)
-    store.deliver(["alice"], b"Subject: x\n\nbody\n")
-    factory = IMAPFactory(name="imap", store=store, accounts=ACCOUNTS, reactor=clock)
-    proto = factory.buildProtocol(None)
+    proto, transport = on_clock(IMAPFactory, "imap", _one_message(), accounts=ACCOUNTS)
     proto._scheduler = lambda it: _run_now(it)
-    transport = _connect(proto)
     _feed(proto, transport, [(b"a LOGIN", b"alice wonderland"), (b"a SELECT", b"INBOX"), *lines])
-    clock.advance(5)
+    proto.factory.reactor.advance(5)
     assert transport.value().startswith(b"* OK ")
 
 

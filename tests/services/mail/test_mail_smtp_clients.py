@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import mail_config
-from mailhelp import stored
+from mailhelp import curl, stored
 
 from portsuite.testing import need
 
@@ -158,26 +158,12 @@ def test_smtplib_message_is_on_disk_when_250_arrives(mail: Any) -> None:
 
 
 def test_curl_smtp_upload(mail: Any, tmp_path: Path) -> None:
-    curl = need("curl")
     mailfile = tmp_path / "mail.txt"
     mailfile.write_bytes(b"From: curl@dev.test\r\nSubject: from curl\r\n\r\nhello from curl\r\n")
-    out = subprocess.run(
-        [
-            curl,
-            "-sS",
-            f"smtp://127.0.0.1:{mail.port('smtp')}/client.test",
-            "--mail-from",
-            "curl@dev.test",
-            "--mail-rcpt",
-            "bob@lab.test",
-            "--upload-file",
-            str(mailfile),
-            "--max-time",
-            "30",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    out = curl(
+        f"smtp://127.0.0.1:{mail.port('smtp')}/client.test",
+        *("--mail-from", "curl@dev.test", "--mail-rcpt", "bob@lab.test"),
+        *("--upload-file", str(mailfile)),
     )
     assert out.returncode == 0, out.stderr
     [msg] = stored(mail.maildir, "bob")
@@ -185,27 +171,12 @@ def test_curl_smtp_upload(mail: Any, tmp_path: Path) -> None:
 
 
 def test_curl_smtp_relay_is_refused(mail: Any, tmp_path: Path) -> None:
-    curl = need("curl")
     mailfile = tmp_path / "mail.txt"
     mailfile.write_bytes(b"Subject: spam\r\n\r\nx\r\n")
-    out = subprocess.run(
-        [
-            curl,
-            "-sS",
-            "-v",
-            f"smtp://127.0.0.1:{mail.port('smtp')}/client.test",
-            "--mail-from",
-            "a@b.test",
-            "--mail-rcpt",
-            "victim@example.com",
-            "--upload-file",
-            str(mailfile),
-            "--max-time",
-            "30",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    out = curl(
+        f"smtp://127.0.0.1:{mail.port('smtp')}/client.test",
+        *("-v", "--mail-from", "a@b.test", "--mail-rcpt", "victim@example.com"),
+        *("--upload-file", str(mailfile)),
     )
     assert out.returncode != 0
     assert "550 5.7.1 relaying denied" in out.stderr

@@ -10,7 +10,6 @@ import http.client
 import json
 import smtplib
 import socket
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -23,19 +22,7 @@ import pytest
 from conftest import mail_config
 from mailhelp import stored
 
-from portsuite.testing import need
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+from portsuite.testing import chromium
 
 
 @pytest.fixture
@@ -188,35 +175,23 @@ def test_page_is_served_with_a_strict_policy(web: Any) -> None:
     conn.close()
 
 
-def chromium(url: str, profile: Path) -> str:
-    exe = need("chromium")
-    proc = subprocess.run(
-        [
-            exe,
-            *FLAGS,
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=4000",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        timeout=90,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
-    return proc.stdout.decode("utf-8", errors="replace")
-
-
 def test_browser_shows_the_mail_and_the_html_body_loads_nothing(web: Any, tmp_path: Path) -> None:
     tracker = Tracker()
     try:
         html_mail(web.port("smtp"), "bob@lab.test", tracker.url)
-        dom = chromium(f"{web.base}/_portsuite/mail/", tmp_path / "profile")
+        dom = chromium(
+            f"{web.base}/_portsuite/mail/", tmp_path / "profile", "--dump-dom", budget=4000
+        )
         assert "Votre facture" in dom and "Shop &lt;shop@dev.test&gt;" in dom
         assert "bob (1, 1 new)" in dom
         [m] = api(web, "bob")["messages"]
         # the HTML body itself, opened as a page: its image, style and script stay blocked
-        dom = chromium(f"{web.base}/_portsuite/api/mail/bob/{m['id']}/html", tmp_path / "p2")
+        dom = chromium(
+            f"{web.base}/_portsuite/api/mail/bob/{m['id']}/html",
+            tmp_path / "p2",
+            "--dump-dom",
+            budget=4000,
+        )
         assert "Facture" in dom and "<title>pwned" not in dom  # the script never ran
         assert tracker.hits == []
     finally:

@@ -6,6 +6,8 @@ sets, column names and types, affected rows, insert ids and error codes must mat
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -110,14 +112,34 @@ def both(mariadb_port: int, sql_port: int):  # type: ignore[no-untyped-def]
     ours.close()
 
 
-def test_corpus_matches_mariadb(both) -> None:  # type: ignore[no-untyped-def]
-    ref, ours = both
+def same_outcomes(ref: Any, ours: Any, statements: Iterable[str]) -> None:
+    """Each statement in turn on both servers: every outcome that differs, in one failure."""
     mismatches = []
-    for sql in CORPUS:
+    for sql in statements:
         expected, got = outcome(ref, sql), outcome(ours, sql)
         if expected != got:
             mismatches.append(f"{sql}\n  mariadb:   {expected}\n  portsuite: {got}")
     assert not mismatches, "\n".join(mismatches)
+
+
+def same_program(mariadb_port: int, sql_port: int, program: list[str]) -> None:
+    """
+    A generated program in a fresh database on each server (dropped after): it stops at
+    the first statement whose outcome differs, for Hypothesis to shrink.
+    """
+    ref, ref_db = fresh_database(mariadb_port)
+    ours, our_db = fresh_database(sql_port)
+    try:
+        for sql in program:
+            assert outcome(ours, sql) == outcome(ref, sql), sql
+    finally:
+        for conn, name in ((ref, ref_db), (ours, our_db)):
+            outcome(conn, f"DROP DATABASE {name}")
+            conn.close()
+
+
+def test_corpus_matches_mariadb(both) -> None:  # type: ignore[no-untyped-def]
+    same_outcomes(*both, CORPUS)
 
 
 ident = st.sampled_from(["a", "b", "c"])
@@ -165,19 +187,8 @@ statements = st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(statements, min_size=1, max_size=8))
 def test_generated_sequences_match(mariadb_port: int, sql_port: int, program: list[str]) -> None:
-    ref, ref_db = fresh_database(mariadb_port)
-    ours, our_db = fresh_database(sql_port)
-    try:
-        schema = (
-            "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, a INT, b BIGINT, c VARCHAR(10))"
-        )
-        assert outcome(ref, schema) == outcome(ours, schema)
-        for sql in program:
-            assert outcome(ours, sql) == outcome(ref, sql), sql
-    finally:
-        for conn, name in ((ref, ref_db), (ours, our_db)):
-            outcome(conn, f"DROP DATABASE {name}")
-            conn.close()
+    schema = "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, a INT, b BIGINT, c VARCHAR(10))"
+    same_program(mariadb_port, sql_port, [schema, *program])
 
 
 SCHEMA_CHANGES = [
@@ -201,13 +212,7 @@ SCHEMA_CHANGES = [
 
 
 def test_schema_changes_match_mariadb(both) -> None:  # type: ignore[no-untyped-def]
-    ref, ours = both
-    mismatches = []
-    for sql in SCHEMA_CHANGES:
-        expected, got = outcome(ref, sql), outcome(ours, sql)
-        if expected != got:
-            mismatches.append(f"{sql}\n  mariadb:   {expected}\n  portsuite: {got}")
-    assert not mismatches, "\n".join(mismatches)
+    same_outcomes(*both, SCHEMA_CHANGES)
 
 
 prices = st.one_of(
@@ -254,17 +259,8 @@ def test_generated_typed_sequences_match(
     mariadb_port: int, sql_port: int, program: list[str]
 ) -> None:
     """DECIMAL, DATE and VARCHAR: formatting, case-insensitive comparison, aggregates."""
-    ref, ref_db = fresh_database(mariadb_port)
-    ours, our_db = fresh_database(sql_port)
-    try:
-        schema = "CREATE TABLE t2 (id INT AUTO_INCREMENT PRIMARY KEY, p DECIMAL(6,2), d DATE, s VARCHAR(8) NOT NULL)"
-        assert outcome(ref, schema) == outcome(ours, schema)
-        for sql in program:
-            assert outcome(ours, sql) == outcome(ref, sql), sql
-    finally:
-        for conn, name in ((ref, ref_db), (ours, our_db)):
-            outcome(conn, f"DROP DATABASE {name}")
-            conn.close()
+    schema = "CREATE TABLE t2 (id INT AUTO_INCREMENT PRIMARY KEY, p DECIMAL(6,2), d DATE, s VARCHAR(8) NOT NULL)"
+    same_program(mariadb_port, sql_port, [schema, *program])
 
 
 def test_rename_then_create_again_matches_mariadb(both) -> None:  # type: ignore[no-untyped-def]

@@ -234,3 +234,22 @@ def test_prepared_statements_are_bounded(sql_port: int) -> None:
     finally:
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
+
+
+def test_a_create_table_that_fails_half_way_leaves_nothing(sql_port: int) -> None:
+    """
+    The table's SQLite DDL runs, then its second index with the same name fails: the
+    table is not left behind (neither in SHOW TABLES nor under its name), as in MySQL.
+    """
+    from sqldiff import fresh_database
+
+    conn, _ = fresh_database(sql_port)
+    with conn.cursor() as cur:
+        with pytest.raises(pymysql.err.MySQLError):
+            cur.execute("CREATE TABLE half (a INT, KEY k (a), KEY k (a))")
+        cur.execute("SHOW TABLES")
+        assert cur.fetchall() == ()
+        cur.execute("CREATE TABLE half (a INT, KEY k (a))")  # the name is free
+        cur.execute("SHOW TABLES")
+        assert cur.fetchall() == (("half",),)
+    conn.close()

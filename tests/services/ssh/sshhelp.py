@@ -36,16 +36,16 @@ def shell_suite(portsuite: Any, lab: dict[str, Any], users: Any = None, **extra:
 def ssh(
     port: int,
     *command: str,
-    password: str = "wonderland",
+    password: str | None = "wonderland",
     user: str = "alice",
     opts: tuple[str, ...] = (),
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
+    """OpenSSH's ssh running C{command}; typing C{password} (None: keys in C{opts} only)."""
+    typist = [] if password is None else [need("sshpass"), "-p", password]
     return subprocess.run(
         [
-            need("sshpass"),
-            "-p",
-            password,
+            *typist,
             need("ssh"),
             *opts,
             *SSH_OPTS,

@@ -27,55 +27,36 @@ def test_exec_runs_a_lab_shell_command_with_its_exit_status(portsuite: Any, lab:
 
 
 def test_public_key_login(portsuite: Any, lab: Any, tmp_path: Path) -> None:
-    key = tmp_path / "id_ed25519"
-    subprocess.run(
-        [need("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", "carol@laptop", "-f", str(key)],
-        check=True,
-        timeout=60,
-    )
+    def keypair(name: str) -> Path:
+        key = tmp_path / name
+        subprocess.run(
+            [
+                need("ssh-keygen"),
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "carol@laptop",
+                "-f",
+                str(key),
+            ],
+            check=True,
+            timeout=60,
+        )
+        return key
+
+    def whoami(key: Path) -> subprocess.CompletedProcess[str]:
+        opts = ("-o", "BatchMode=yes", "-i", str(key))
+        return ssh(s.port("ssh"), "whoami", user="carol", password=None, opts=opts)
+
+    key, other = keypair("id_ed25519"), keypair("other")
     pub = (tmp_path / "id_ed25519.pub").read_text().strip()
     s = shell_suite(portsuite, lab, users={"carol": {"keys": [pub]}})
-    r = subprocess.run(
-        [
-            need("ssh"),
-            *SSH_OPTS,
-            "-o",
-            "BatchMode=yes",
-            "-i",
-            str(key),
-            "-p",
-            str(s.port("ssh")),
-            "carol@127.0.0.1",
-            "whoami",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = whoami(key)
     assert (r.returncode, r.stdout) == (0, "carol\n")
-    other = tmp_path / "other"
-    subprocess.run(
-        [need("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
-        check=True,
-        timeout=60,
-    )
-    r = subprocess.run(
-        [
-            need("ssh"),
-            *SSH_OPTS,
-            "-o",
-            "BatchMode=yes",
-            "-i",
-            str(other),
-            "-p",
-            str(s.port("ssh")),
-            "carol@127.0.0.1",
-            "whoami",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = whoami(other)
     assert r.returncode == 255 and "Permission denied" in r.stderr
 
 

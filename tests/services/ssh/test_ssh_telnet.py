@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import pexpect
-from sshhelp import SSH_OPTS, shell_suite
+from sshhelp import shell_suite, ssh_shell
 
 from portsuite.testing import need
 
@@ -14,13 +16,18 @@ def _telnet(port: int) -> pexpect.spawn:
     return pexpect.spawn(need("telnet"), ["127.0.0.1", str(port)], timeout=30, encoding="utf-8")
 
 
-def _ssh_shell(port: int) -> pexpect.spawn:
-    return pexpect.spawn(
-        need("sshpass"),
-        ["-p", "builder", need("ssh"), *SSH_OPTS, "-tt", "-p", str(port), "bob@127.0.0.1"],
-        timeout=30,
-        encoding="utf-8",
-    )
+def _raw(port: int) -> socket.socket:
+    """A raw client, as nc is: it answers no telnet option."""
+    return socket.create_connection(("127.0.0.1", port), timeout=20)
+
+
+def _read_until(c: socket.socket, got: bytes, done: Callable[[bytes], bool]) -> bytes:
+    """C{got} and what C{c} receives next, until C{done} says it is all there."""
+    while not done(got):
+        chunk = c.recv(4096)
+        assert chunk, f"closed first: {got!r}"
+        got += chunk
+    return got
 
 
 def test_the_telnet_exercise_logs_in_and_meets_the_ssh_user(portsuite: Any, lab: Any) -> None:
@@ -33,7 +40,7 @@ def test_the_telnet_exercise_logs_in_and_meets_the_ssh_user(portsuite: Any, lab:
     tn.send("wonderland\r")
     tn.expect(r"alice@lab:/\$ ")
     assert "wonderland" not in tn.before  # the server did not echo it
-    sh = _ssh_shell(s.port("ssh"))
+    sh = ssh_shell(s.port("ssh"), "bob", "builder")
     sh.expect(r"bob@lab:/\$ ")
     tn.send("who\r")
     tn.expect(r"alice\s+telnet\s+127\.0\.0\.1:\d+.*\(you\)")
@@ -111,15 +118,83 @@ def test_telnet_lines_end_with_one_crlf(portsuite: Any, lab: Any) -> None:
     end of line): Twisted's telnet layers each turn LF into CR LF, which a raw client
     (nc, a transcript) saw as "\\r\\r\\r\\r\\n".
     """
-    import socket
-
     s = shell_suite(portsuite, lab)
-    got = b""
-    with socket.create_connection(("127.0.0.1", s.port("telnet")), timeout=20) as c:
-        while b"login: " not in got:
-            got += c.recv(4096)
+    with _raw(s.port("telnet")) as c:
+        got = _read_until(c, b"", lambda got: b"login: " in got)
         c.sendall(b"alice\r\nwonderland\r\nhelp\r\n")
-        while b"whoami" not in got:
-            got += c.recv(4096)
+        got = _read_until(c, got, lambda got: b"whoami" in got)
     assert b"IN CLEAR" in got and b"\r\r" not in got
     assert b"Password: \r\nWelcome, alice." in got
+
+
+def test_a_telnet_fed_by_a_pipe_never_shows_the_password(portsuite: Any, lab: Any) -> None:
+    """
+    printf 'alice\\r\\nwonderland\\r\\n' | telnet: the client turns each CR LF of the pipe
+    into CR NUL CR LF (a CR, then an end of line). That is one Enter, not two: an empty
+    password went first, and the real one, typed while it was checked, came back on screen.
+    """
+    import select
+    import subprocess
+    import time
+
+    s = shell_suite(portsuite, lab)
+    proc = subprocess.Popen(
+        [need("telnet"), "127.0.0.1", str(s.port("telnet"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"alice\r\nwonderland\r\nwhoami\r\n")
+    proc.stdin.flush()
+    out = b""
+    deadline = time.monotonic() + 30
+    while out.count(b"alice@lab:/$ ") < 2 and time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 1)[0]:
+            chunk = proc.stdout.read1(4096)
+            if not chunk:
+                break
+            out += chunk
+    proc.stdin.close()
+    proc.wait(30)
+    proc.stdout.close()
+    assert b"Password: \r\nWelcome, alice." in out, out
+    assert b"alice@lab:/$ whoami\r\nalice\r\n" in out, out
+    assert b"wonderland" not in out and b"Login incorrect" not in out, out
+
+
+def test_what_comes_while_a_password_is_checked_is_never_shown(portsuite: Any, lab: Any) -> None:
+    """
+    An empty password, then the real one and a command before "Login incorrect": what came
+    during the check is neither echoed nor taken as the next login name or password.
+    """
+    s = shell_suite(portsuite, lab)
+    with _raw(s.port("telnet")) as c:
+        got = _read_until(c, b"", lambda got: b"login: " in got)
+        c.sendall(b"alice\r\n\r\nwonderland\r\nwhoami\r\n")
+        got = _read_until(c, got, lambda got: got.count(b"login: ") == 2)
+        c.sendall(b"alice\r\n")
+        got = _read_until(c, got, lambda got: b"Password: " in got.rsplit(b"login: ", 1)[1])
+    assert b"Login incorrect\r\nlogin: alice\r\nPassword: " in got, got
+    assert b"wonderland" not in got and b"whoami" not in got and b"Welcome" not in got, got
+
+
+def test_a_client_that_refuses_echo_gets_nothing_echoed(portsuite: Any, lab: Any) -> None:
+    """
+    RFC 857: a client that refuses the server's ECHO echoes for itself. As a real telnetd
+    then, the server draws nothing the client types (the login name neither), and the
+    session goes on.
+    """
+    refuse = bytes([255, 252, 34, 255, 252, 31, 255, 252, 3, 255, 252, 24])  # WONT: LINEMODE…
+    refuse += bytes([255, 254, 1])  # DONT ECHO
+    s = shell_suite(portsuite, lab)
+    with _raw(s.port("telnet")) as c:
+        got = _read_until(c, b"", lambda got: b"login: " in got)
+        c.sendall(refuse + b"alice\r\n")
+        got = _read_until(c, got, lambda got: b"Password: " in got)
+        c.sendall(b"wonderland\r\nwhoami\r\n")
+        got = _read_until(c, got, lambda got: got.count(b"alice@lab:/$ ") == 2)
+    typed = got.split(b"login: ", 1)[1]
+    assert b"alice" not in typed.split(b"Welcome, alice.")[0], got
+    assert b"wonderland" not in got and b"whoami" not in got, got
+    assert b"alice@lab:/$ alice\r\nalice@lab:/$ " in got, got
