@@ -301,6 +301,23 @@ def test_every_lab_page_exists_in_both_languages_with_the_same_placeholders() ->
             assert not arg or arg in learn.SHIPPED, (slug, arg)
 
 
+def test_the_welcome_page_shows_the_same_commands_and_ports_in_both_languages() -> None:
+    """www/index.fr.html is a translation of www/index.html: no command or port left out."""
+    www = Path(__file__).resolve().parents[3] / "www"
+
+    def facts(page: str) -> tuple[list[str], list[str]]:
+        html = (www / page).read_text()
+        block = re.search(r"<pre>(.*?)</pre>", html, re.S)
+        assert block, page
+        commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+        table = re.search(r"<table>(.*?)</table>", html, re.S)
+        assert table, page
+        # "HTTP 80", "MySQL 3306": each class of ports with its examples
+        return commands, re.findall(r"\b([A-Za-z][\w-]* \d{1,5})\b", table.group(1))
+
+    assert facts("index.fr.html") == facts("index.html")
+
+
 def test_every_page_can_be_used_with_the_keyboard(small: Any) -> None:
     """A skip link first, a visible focus ring, links (not click handlers) for everything."""
     base = f"http://127.0.0.1:{small.port('web')}/_portsuite/"
