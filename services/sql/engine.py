@@ -1911,32 +1911,67 @@ def _checks(col: str, dtype: exp.DataType) -> list[str]:
     return out
 
 
+def _key_names(schema: exp.Schema) -> dict[int, str]:
+    """
+    MySQL's name for each key of a CREATE TABLE (by C{id} of its node; a column's UNIQUE
+    by its constraint's), in the order they are written: a named key keeps its name,
+    twice is error 1061; an unnamed one takes its first column's name, then C{_2},
+    C{_3}… past the names already taken (KEY (a), KEY (a) → a, a_2).
+    """
+    taken: set[str] = {"primary"}
+    names: dict[int, str] = {}
+
+    def take(node: exp.Expression, given: str | None, cols: list[str]) -> None:
+        if given:
+            if given.lower() in taken:
+                raise MySQLError(1061, "42000", f"Duplicate key name '{given}'")
+            chosen = given
+        else:
+            chosen, n = cols[0], 2
+            while chosen.lower() in taken:
+                chosen, n = f"{cols[0]}_{n}", n + 1
+        taken.add(chosen.lower())
+        names[id(node)] = chosen
+
+    for item in schema.expressions:
+        if isinstance(item, exp.ColumnDef):
+            for c in item.constraints:
+                if isinstance(c.kind, exp.UniqueColumnConstraint):
+                    take(c, None, [item.name])
+        elif isinstance(item, exp.UniqueColumnConstraint):
+            sch = item.this
+            cols = [e.name for e in sch.expressions] if isinstance(sch, exp.Schema) else []
+            given = sch.this.name if isinstance(sch, exp.Schema) and sch.this is not None else None
+            if cols:
+                take(item, given, cols)
+        elif isinstance(item, exp.IndexColumnConstraint):
+            cols = [e.name for e in item.expressions]
+            if cols:
+                take(item, item.this.name if item.this is not None else None, cols)
+    return names
+
+
 def _indexes(t: TableDef) -> list[tuple[str, list[str], bool]]:
     tree = sqlglot.parse_one(t.ddl, read="mysql")
     out: list[tuple[str, list[str], bool]] = []
     schema = tree.this
-    for cname, _dtype, cdef in t.columns:
-        for c in cdef.constraints:
-            if isinstance(c.kind, exp.PrimaryKeyColumnConstraint):
-                out.append(("PRIMARY", [cname], True))
-            elif isinstance(c.kind, exp.UniqueColumnConstraint):
-                out.append((cname, [cname], True))
+    names = _key_names(schema)
     for item in schema.expressions:
-        if isinstance(item, exp.PrimaryKey):
+        if isinstance(item, exp.ColumnDef):
+            for c in item.constraints:
+                if isinstance(c.kind, exp.PrimaryKeyColumnConstraint):
+                    out.append(("PRIMARY", [item.name], True))
+                elif isinstance(c.kind, exp.UniqueColumnConstraint):
+                    out.append((names[id(c)], [item.name], True))
+        elif isinstance(item, exp.PrimaryKey):
             out.append(("PRIMARY", [e.name for e in item.expressions], True))
         elif isinstance(item, exp.UniqueColumnConstraint):
             s = item.this
             cols = [e.name for e in s.expressions] if isinstance(s, exp.Schema) else []
-            name = (
-                s.this.name
-                if isinstance(s, exp.Schema) and s.this is not None
-                else (cols[0] if cols else "")
-            )
-            out.append((name, cols, True))
+            out.append((names.get(id(item), ""), cols, True))
         elif isinstance(item, exp.IndexColumnConstraint):
             cols = [e.name for e in item.expressions]
-            name = item.this.name if item.this is not None else cols[0]
-            out.append((name, cols, False))
+            out.append((names[id(item)], cols, False))
         elif isinstance(item, exp.Constraint) or isinstance(item, exp.ForeignKey):
             fks = (
                 [item]
@@ -2054,6 +2089,7 @@ def _translate_create(tree: exp.Create, session: Session) -> tuple[str, list[str
     """SQLite's CREATE TABLE (+ CREATE INDEX) and the MySQL definition kept for SHOW."""
     schema = tree.this
     name = schema.this.name
+    key_names = _key_names(schema)  # 1061 for a name given twice, before anything is made
     parts: list[str] = []
     checks: list[str] = []
     indexes: list[str] = []
@@ -2158,7 +2194,7 @@ def _translate_create(tree: exp.Create, session: Session) -> tuple[str, list[str
                 checks.append("UNIQUE (" + ", ".join(_q(c) for c in cols) + ")")
         elif isinstance(item, exp.IndexColumnConstraint):
             cols = [e.name for e in item.expressions]
-            iname = item.this.name if item.this is not None else cols[0]
+            iname = key_names[id(item)]
             indexes.append(
                 f"CREATE INDEX {_q(name + '__' + iname)} ON {_q(name)} ("
                 + ", ".join(_q(c) for c in cols)
