@@ -195,10 +195,13 @@ SCHEMA_CHANGES = [
     # key names: an unnamed key takes its first column's name, then _2, _3; a name twice: 1061
     "CREATE TABLE k1 (a INT, b INT, KEY (a), KEY (a), UNIQUE (b), KEY (b), KEY (a, b))",
     "SHOW CREATE TABLE k1",
+    "SHOW INDEX FROM k1",
     "CREATE TABLE k2 (a INT, b INT, KEY k (a), KEY k (b))",
     "CREATE TABLE k3 (a INT, b INT, UNIQUE KEY k (a), KEY K (b))",
     "CREATE TABLE k4 (a INT PRIMARY KEY, b INT, KEY (b), KEY b (a))",
     "SHOW CREATE TABLE k4",
+    "CREATE TABLE k5 (id INT AUTO_INCREMENT PRIMARY KEY, a INT NOT NULL, b INT, UNIQUE KEY u (a, b))",
+    "SHOW INDEX FROM k5",
     "SHOW TABLES",
     "CREATE TABLE member (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(30) NOT NULL)",
     "INSERT INTO member (name) VALUES ('ines'), ('karim')",
