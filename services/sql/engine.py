@@ -724,9 +724,9 @@ class Session:
                     (t.name, 0 if unique else 1, key_name, seq, col, "A", distinct, None, None)
                     + ("YES" if col.lower() in nullable else "", "BTREE", "", "", "NO")
                 )
-        types = ("VARCHAR(64)", "BIGINT", "VARCHAR(64)", "INT UNSIGNED", "VARCHAR(64)")
-        types += ("VARCHAR(1)", "BIGINT", "BIGINT", "VARCHAR(10)", "VARCHAR(3)", "VARCHAR(16)")
-        types += ("VARCHAR(16)", "VARCHAR(1024)", "VARCHAR(3)")
+        types = ["VARCHAR(64)", "BIGINT", "VARCHAR(64)", "INT UNSIGNED", "VARCHAR(64)"]
+        types += ["VARCHAR(1)", "BIGINT", "BIGINT", "VARCHAR(10)", "VARCHAR(3)", "VARCHAR(16)"]
+        types += ["VARCHAR(16)", "VARCHAR(1024)", "VARCHAR(3)"]
         names = ["Table", "Non_unique", "Key_name", "Seq_in_index", "Column_name", "Collation"]
         names += ["Cardinality", "Sub_part", "Packed", "Null", "Index_type", "Comment"]
         names += ["Index_comment", "Ignored"]
