@@ -300,10 +300,12 @@ class KVProtocol(Protocol):
 
     def acl_denied(self, cmd: Any, argv: list[bytes], denied: tuple[str, str]) -> bytes:
         """The NOPERM reply for a denied command; the denial goes to ACL LOG."""
-        from portsuite_services.kv.commands.security import noperm_text
+        from portsuite_services.kv.commands.security import exec_noperm_text, noperm_text
 
-        context = "multi" if self.multi is not None else "toplevel"
+        context = "multi" if self.multi is not None or self.in_exec else "toplevel"
         self.server.acl_log.add(denied[0], context, denied[1], self.user.name, self.info_line())
+        if self.in_exec:  # the rules changed since the command was queued
+            return b"-NOPERM %s\r\n" % exec_noperm_text(denied).encode()
         return b"-NOPERM %s\r\n" % noperm_text(denied, cmd).encode()
 
     def set_resp(self, version: int) -> None:

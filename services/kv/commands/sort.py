@@ -45,6 +45,15 @@ def _number(b: bytes) -> float | None:
     return v
 
 
+def _full_key_access(c: Any) -> bool:
+    """
+    BY and GET read keys named by a pattern, which no key spec can show the ACL:
+    as Redis 7, only a user that may read every key can use them.
+    """
+    user = getattr(c, "acl_user", None)
+    return user is None or user.full_key_access()
+
+
 def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
     desc = alpha = dontsort = False
     limit_start, limit_count = 0, -1
@@ -72,8 +81,16 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
         elif o == b"by" and left >= 1:
             sortby = argv[j + 1]
             dontsort = b"*" not in sortby
+            if not dontsort and not _full_key_access(c):
+                raise CommandError(
+                    "ERR BY option of SORT denied due to insufficient ACL permissions."
+                )
             j += 1
         elif o == b"get" and left >= 1:
+            if not _full_key_access(c):
+                raise CommandError(
+                    "ERR GET option of SORT denied due to insufficient ACL permissions."
+                )
             gets.append(argv[j + 1])
             j += 1
         else:
