@@ -287,3 +287,49 @@ def test_getkeys_as_redis(line: str, redis_port: int, kv_port: int) -> None:
     finally:
         ref.close()
         ours.close()
+
+
+def _exec_after_rules_change(port: int) -> list[object]:
+    admin, user = Raw(port), Raw(port)
+    try:
+        admin.call("FLUSHALL")
+        admin.call("ACL", "LOG", "RESET")
+        admin.call("ACL", "SETUSER", "u4", "reset", "on", ">pw", "~a*", "~b*", "+@all")
+        out: list[object] = [user.call("AUTH", "u4", "pw"), user.call("MULTI")]
+        out += [user.call("SET", "a1", "v"), user.call("SET", "b1", "v")]
+        admin.call("ACL", "SETUSER", "u4", "resetkeys", "~a*")
+        out += [user.call("EXEC"), _log(admin)]
+        return out
+    finally:
+        admin.call("ACL", "DELUSER", "u4")
+        admin.close()
+        user.close()
+
+
+def test_exec_rechecks_rules_as_redis(redis_port: int, kv_port: int) -> None:
+    assert _exec_after_rules_change(kv_port) == _exec_after_rules_change(redis_port)
+
+
+def test_repeated_store_keyword_checks_every_target(kv_port: int) -> None:
+    """
+    GEORADIUS … STORE a STORE b writes b; Redis 7.0's spec checks only a (and
+    writes b for a user limited to a*). kv checks every key its handler may write.
+    """
+    admin, user = Raw(kv_port), Raw(kv_port)
+    try:
+        admin.call("ACL", "SETUSER", "u5", "reset", "on", ">pw", "~a*", "+@all")
+        admin.call("GEOADD", "ageo", "13.36", "38.11", "palermo")
+        assert user.call("AUTH", "u5", "pw") == b"+OK\r\n"
+        reply = user.call(
+            "GEORADIUS", "ageo", "15", "37", "200", "km", "STORE", "adest", "STORE", "zdest"
+        )
+        assert reply.startswith(b"-NOPERM")
+        assert admin.call("EXISTS", "adest", "zdest") == b":0\r\n"
+        assert user.call("GEORADIUS", "ageo", "15", "37", "200", "km", "STORE", "adest") == (
+            b":1\r\n"
+        )
+    finally:
+        admin.call("ACL", "DELUSER", "u5")
+        admin.call("DEL", "ageo", "adest")
+        admin.close()
+        user.close()
