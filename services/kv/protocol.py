@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from portsuite.api import format_peer, is_loopback
+from portsuite_services.kv.bigreply import Sending
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite_services.kv.notify import notify_after, notify_before
@@ -401,6 +402,8 @@ class KVProtocol(Protocol):
         self.paused = False
         self._drain()
         if self.closed or self.paused or self.queue or self.blocked is not None:
+            if type(self.blocked) is Sending and not self.closed:
+                self.blocked.resume()  # a big reply's next slice (bigreply.py)
             return
         if self.pending is not None:
             cmds, error = self.pending

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from portsuite_services.kv import glob
+from portsuite_services.kv import bigreply, glob
 from portsuite_services.kv.commands import (
     NO_SUCH_KEY,
     SYNTAX,
@@ -56,9 +56,9 @@ def keys(c: Any, argv: list[bytes]) -> Any:
     pattern = argv[1]
     live = _live_keys(c)
     if pattern == b"*":
-        return live
+        return bigreply.array(c, live)
     m = glob.match
-    return [k for k in live if m(pattern, k)]
+    return bigreply.array(c, [k for k in live if m(pattern, k)])
 
 
 def scan_reply(

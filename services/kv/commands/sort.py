@@ -10,6 +10,7 @@ from collections import deque
 from functools import cmp_to_key
 from typing import Any
 
+from portsuite_services.kv import bigreply
 from portsuite_services.kv.commands import SYNTAX, CommandError, command, to_int, wrongtype
 from portsuite_services.kv.zset import ZSet, _strtod
 
@@ -133,7 +134,7 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
     out_items = items[start : end + 1] if end >= start else []
     if store is None:
         if not gets:
-            return out_items
+            return bigreply.array(c, out_items)
         out: list[Any] = []
         for x in out_items:
             for g in gets:
