@@ -183,7 +183,7 @@ def hscan(c: Any, argv: list[bytes]) -> Any:
             if pattern is None or glob.match(pattern, k):
                 out += (k, v)
         return [b"0", out]
-    nxt, fields = scan_reply(list(h), argv[2], argv, 3, c, False)
+    nxt, fields = scan_reply(h, argv[2], argv, 3, c, False)
     flat: list[bytes] = []
     for k in fields:
         flat += (k, h[k])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Collection
 from typing import Any
 
 from portsuite_services.kv import bigreply, glob
@@ -15,6 +16,7 @@ from portsuite_services.kv.commands import (
     to_int,
 )
 from portsuite_services.kv.resp import LLONG_MAX, LLONG_MIN, Simple, string2ll
+from portsuite_services.kv.scan import step as scan_step
 
 G = "generic"
 
@@ -62,12 +64,17 @@ def keys(c: Any, argv: list[bytes]) -> Any:
 
 
 def scan_reply(
-    items: list[bytes], cursor_raw: bytes, argv: list[bytes], start: int, c: Any, with_type: bool
+    coll: Collection[bytes],
+    cursor_raw: bytes,
+    argv: list[bytes],
+    start: int,
+    c: Any,
+    with_type: bool,
+    present: Callable[[bytes], bool] | None = None,
 ) -> tuple[int, list[bytes]]:
     """
-    SCAN's cursor over C{items}: the cursor is a position in the 32-bit hash space,
-    so a key present from the first call to the last is returned at least once,
-    whatever is added or deleted in between.
+    One SCAN-family call over the live collection C{coll} (L{scan.step}: O(COUNT)
+    once the scan has started); C{present} tells whether an element is still there.
     """
     cursor = string2ll(cursor_raw)
     if cursor is None or cursor < 0:
@@ -92,18 +99,9 @@ def scan_reply(
             j += 2
         else:
             raise CommandError(SYNTAX)
-    hashed = sorted((hash(k) & 0xFFFFFFFF, k) for k in items if (hash(k) & 0xFFFFFFFF) >= cursor)
-    batch = hashed[:count]
-    if len(hashed) > count:
-        last = batch[-1][0]
-        i = count
-        while i < len(hashed) and hashed[i][0] == last:
-            batch.append(hashed[i])
-            i += 1
-        nxt = last + 1 if i < len(hashed) else 0
-    else:
-        nxt = 0
-    out = [k for _, k in batch]
+    if not coll:
+        return 0, []
+    nxt, out = scan_step(c.server.scans, coll, cursor, count, present or coll.__contains__)
     if pattern is not None and pattern != b"*":
         out = [k for k in out if glob.match(pattern, k)]
     if type_filter is not None:
@@ -117,7 +115,8 @@ def scan_reply(
 
 @command("scan", -2, "readonly", G, "Incrementally iterate the keys space", keys=(0, 0, 0))
 def scan(c: Any, argv: list[bytes]) -> Any:
-    nxt, out = scan_reply(_live_keys(c), argv[1], argv, 2, c, True)
+    store = c.store
+    nxt, out = scan_reply(store.data, argv[1], argv, 2, c, True, lambda k: store.get(k) is not None)
     return [b"%d" % nxt, out]
 
 

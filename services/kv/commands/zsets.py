@@ -903,7 +903,7 @@ def zscan(c: Any, argv: list[bytes]) -> Any:
             if pattern is None or glob.match(pattern, m):
                 out += (m, format_score(s))
         return [b"0", out]
-    nxt, members = scan_reply(list(z.dict), argv[2], argv, 3, c, False)
+    nxt, members = scan_reply(z.dict, argv[2], argv, 3, c, False)
     flat: list[bytes] = []
     d = z.dict
     for m in members:
