@@ -23,8 +23,15 @@ G = "generic"
 
 @command("del", -2, "write", G, "Delete a key", keys=(1, -1, 1))
 def del_(c: Any, argv: list[bytes]) -> Any:
-    delete = c.store.delete
-    return sum(1 for key in argv[1:] if delete(key))
+    store = c.store
+    free = c.server.lazyfree.free
+    n = 0
+    for key in argv[1:]:
+        v = store.get(key)
+        if v is not None and store.delete(key):
+            n += 1
+            free(v)  # a big value is freed a slice at a time, DEL as UNLINK
+    return n
 
 
 @command("unlink", -2, "write fast", G, "Delete a key asynchronously", keys=(1, -1, 1))

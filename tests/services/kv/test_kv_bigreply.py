@@ -208,3 +208,39 @@ def _big_session(port: int, resp3: bool) -> list[Any]:
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 def test_big_replies_as_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
     assert _big_session(kv_port, resp3) == _big_session(redis_port, resp3)
+
+
+# -- lazy free: DEL, UNLINK, FLUSHALL of big values ----------------------------------
+
+
+@pytest.mark.parametrize("command", ["DEL", "UNLINK"])
+def test_big_values_are_freed_in_slices(command: str) -> None:
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    _fill(server)
+    values = [server.store.data[k] for k in (b"s", b"h", b"z", b"l")]
+    a, ta = _client(server)
+    a.dataReceived(_cmd(command, "s", "h", "z", "l", "nothing") + _cmd("EXISTS", "s", "h"))
+    assert ta.value() == b":4\r\n:0\r\n"  # gone at once for every client
+    assert server.lazyfree.pending == 4 and all(len(v) == N for v in values)
+    clock.advance(0)
+    assert server.lazyfree.pending == 0 and all(len(v) == 0 for v in values)
+    assert clock.getDelayedCalls() == []
+
+
+def test_flushall_frees_the_old_keyspace_in_slices() -> None:
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    _fill(server)
+    a, ta = _client(server)
+    for i in range(200):
+        a.dataReceived(_cmd("SET", f"k{i}", "v") + _cmd("EXPIRE", f"k{i}", "100"))
+    big = server.store.data[b"s"]
+    ta.clear()
+    a.dataReceived(_cmd("FLUSHALL") + _cmd("DBSIZE") + _cmd("INFO", "memory"))
+    flushed, dbsize, info = _replies(ta.value())
+    assert flushed == b"OK" and dbsize == 0 and b"lazyfree_pending_objects:2" in info
+    a.dataReceived(_cmd("SADD", "s", "x") + _cmd("SCARD", "s"))  # a new keyspace at once
+    assert _replies(ta.value())[-2:] == [1, 1]
+    clock.advance(0)
+    assert server.lazyfree.pending == 0 and len(big) == 0
