@@ -28,13 +28,14 @@ from portsuite_services.kv.blocking import Blocked, unblock
 from portsuite_services.kv.resp import Map, SetReply
 
 SLICE_ITEMS = 4096  # elements encoded per turn of the reactor (a few ms)
+SLICE_BYTES = 256 * 1024  # fewer elements a slice when they are big
 BIG = 2 * SLICE_ITEMS  # a smaller reply is answered whole, as before
 
 
 class Sending(Blocked):
     """A reply going out in slices: the client's C{blocked} until the last slice."""
 
-    __slots__ = ("client", "count", "encode", "pos", "call", "done")
+    __slots__ = ("client", "count", "encode", "pos", "per", "call", "done")
 
     def __init__(self, c: Any, count: int, encode: Callable[[int, int], bytes]):
         super().__init__([], {}, c.store, None)
@@ -42,6 +43,7 @@ class Sending(Blocked):
         self.count = count
         self.encode = encode
         self.pos = 0
+        self.per = SLICE_ITEMS
         self.call: Any = None
         self.done = False
 
@@ -54,8 +56,9 @@ class Sending(Blocked):
             return
         if c.paused or c.queue:
             return  # the transport resumes us (L{resume}) once it has sent what it holds
-        hi = min(self.count, self.pos + SLICE_ITEMS)
+        hi = min(self.count, self.pos + self.per)
         data = self.encode(self.pos, hi)
+        self.adapt(hi - self.pos, len(data))
         self.pos = hi
         if hi >= self.count:
             self._release()
@@ -65,6 +68,11 @@ class Sending(Blocked):
         c.send(data)
         if not c.closed:
             self.call = c.server.reactor.callLater(0, self.step)
+
+    def adapt(self, items: int, size: int) -> None:
+        """Aim at C{SLICE_BYTES} a slice: big members (1 MiB each) go a few at a time."""
+        if size > SLICE_BYTES:
+            self.per = max(1, items * SLICE_BYTES // size)
 
     def resume(self) -> None:
         """The client's transport drained: go on (unless a step is already due)."""
@@ -105,8 +113,13 @@ def start(c: Any, header: bytes, count: int, encode: Callable[[int, int], bytes]
     from portsuite_services.kv.commands import NO_REPLY
 
     sending = Sending(c, count, encode)
-    hi = min(count, SLICE_ITEMS)
-    c._out.append(header + encode(0, hi))
+    probe = min(count, 64)  # (how big are the elements?)
+    first = encode(0, probe)
+    sending.adapt(probe, len(first))
+    hi = min(count, max(probe, sending.per))
+    if hi > probe:
+        first += encode(probe, hi)
+    c._out.append(header + first)
     sending.pos = hi
     c.blocked = sending
     sending.call = c.server.reactor.callLater(0, sending.step)

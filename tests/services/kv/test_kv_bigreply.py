@@ -18,7 +18,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from portsuite_services.kv import KVServer, Settings
-from portsuite_services.kv.bigreply import BIG, SLICE_ITEMS
+from portsuite_services.kv.bigreply import BIG, SLICE_BYTES, SLICE_ITEMS
 
 N = BIG + 3 * SLICE_ITEMS + 17  # a few slices, the last one short
 
@@ -244,3 +244,28 @@ def test_flushall_frees_the_old_keyspace_in_slices() -> None:
     assert _replies(ta.value())[-2:] == [1, 1]
     clock.advance(0)
     assert server.lazyfree.pending == 0 and len(big) == 0
+
+
+def test_big_members_go_a_few_a_slice() -> None:
+    """A slice aims at SLICE_BYTES: a list of 4 KiB members is not sent 4,096 at a time."""
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    a, ta = _client(server)
+    member = b"x" * 4096
+    for _ in range(BIG // 512):
+        a.dataReceived(_cmd("RPUSH", "l", *([member] * 512)))
+    ta.clear()
+    a.dataReceived(_cmd("LRANGE", "l", "0", "-1"))
+    assert len(ta.value()) <= 4 * SLICE_BYTES
+    a.pauseProducing()
+    sizes = []
+    for _ in range(6):
+        before = len(ta.value())
+        a.resumeProducing()  # the transport drained: at most one slice, then full again
+        a.pauseProducing()
+        clock.advance(0)
+        sizes.append(len(ta.value()) - before)
+    assert max(sizes) > 0 and all(s <= 4 * SLICE_BYTES for s in sizes)
+    a.resumeProducing()
+    _drive(clock, lambda: a.blocked is None)
+    assert len(_replies(ta.value())[0]) == BIG
