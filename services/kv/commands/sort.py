@@ -182,7 +182,8 @@ def _sorted(
         if by is None:
             scored.append((0.0, x))
             continue
-        v = _number(by)
+        # (plain digits, the usual case, are parsed in C: strtod would give the same)
+        v = float(by) if len(by) < 16 and by.isdigit() else _number(by)
         if v is None:
             bad = True
             v = 0.0
