@@ -21,19 +21,16 @@ import multiprocessing
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import hiredis
-from benchlib import free_port, pin
-from kv import _cmd, _pinger, start, stop, wait_port
+from benchlib import pin
+from kv import _cmd, _pinger, start, start_kv_and_echo, stop
 
 N = int(os.environ.get("N", "1000000"))
-TWISTD = str(Path(sys.executable).parent / "twistd")
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the command names
 
 COMMANDS: list[tuple[str, list[bytes]]] = [
@@ -154,20 +151,8 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kv-big-"))
-    kv, echo = free_port(), free_port()
-    cfg = tmp / "suite.toml"
-    cfg.write_text(
-        f'[services.kv]\ntype = "kv"\nport = {kv}\n[services.echo]\ntype = "echo"\nport = {echo}\n'
-    )
-    cmd = [TWISTD, "-n", "--pidfile=", "--logfile", str(tmp / "t.log"), "portsuite", "-c", str(cfg)]
-    proc = subprocess.Popen(
-        [*pin(0), *cmd],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc, kv, echo = start_kv_and_echo(tmp, pin(0))
     try:
-        wait_port(kv, proc, "kv")
         ours = run(kv, echo)
     finally:
         stop(proc)
