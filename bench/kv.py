@@ -177,10 +177,8 @@ def _pinger(port: int, stop_flag: Any, mark: Any, out: Any) -> None:
     out.send(samples)
 
 
-def hostile() -> None:
-    import threading
-
-    tmp = Path(tempfile.mkdtemp(prefix="kv-hostile-"))
+def start_kv_and_echo(tmp: Path, prefix: list[str]) -> tuple[subprocess.Popen[bytes], int, int]:
+    """A suite of kv + echo in twistd (C{prefix}: a pinning command, or []): (proc, kv, echo)."""
     kv, echo = free_port(), free_port()
     cfg = tmp / "suite.toml"
     cfg.write_text(
@@ -188,9 +186,20 @@ def hostile() -> None:
     )
     cmd = [TWISTD, "-n", "--pidfile=", "--logfile", str(tmp / "t.log"), "portsuite", "-c", str(cfg)]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        [*prefix, *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     wait_port(kv, proc, "kv")
+    return proc, kv, echo
+
+
+def hostile() -> None:
+    import threading
+
+    tmp = Path(tempfile.mkdtemp(prefix="kv-hostile-"))
+    proc, kv, echo = start_kv_and_echo(tmp, [])
     import multiprocessing
 
     # the pinger is a process of its own: the attackers' threads must not hold its GIL

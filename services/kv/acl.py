@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from portsuite.api.i18n import gettext as _
-from portsuite_services.kv import glob
+from portsuite_services.kv import glob, keyspecs
 
 
 def _load_categories() -> tuple[list[str], dict[str, list[str]]]:
@@ -334,11 +334,9 @@ class User:
             firsts = self.first_args.get(name)
             if firsts is None or len(argv) < 2 or argv[1].lower() not in firsts:
                 return ("command", name)
-        if not self.all_keys and cmd.first_key > 0:
-            last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
-            write = cmd.write
-            for key in argv[cmd.first_key : last + 1 : cmd.key_step or 1]:
-                if not self._key_ok(key, write):
+        if not self.all_keys:
+            for key, flags in keyspecs.acl_keys(cmd, argv):
+                if not self._key_ok(key, flags):
                     return ("key", key.decode("utf-8", "replace"))
         if not self.all_channels:
             top = cmd.name if cmd.parent is None else ""
@@ -355,11 +353,20 @@ class User:
                     return ("channel", ch.decode("utf-8", "replace"))
         return None
 
-    def _key_ok(self, key: bytes, write: bool) -> bool:
-        for pat, read, wr in self.keys:
-            if (wr if write else read) and glob.match(pat, key):
+    def _key_ok(self, key: bytes, flags: list[str]) -> bool:
+        """Redis's C{ACLSelectorCheckKey}: a pattern with every permission the flags need."""
+        read = "access" in flags
+        write = "insert" in flags or "delete" in flags or "update" in flags
+        for pat, r, w in self.keys:
+            if (r or not read) and (w or not write) and glob.match(pat, key):
                 return True
         return False
+
+    def full_key_access(self, read: bool = True, write: bool = False) -> bool:
+        """Redis's C{ACLSelectorHasUnrestrictedKeyAccess}: a C{*} pattern with those rights."""
+        if self.all_keys:
+            return True
+        return any(pat == b"*" and (r or not read) and (w or not write) for pat, r, w in self.keys)
 
     def _channel_ok(self, ch: bytes, pattern: bool) -> bool:
         for pat in self.channels:
@@ -468,7 +475,7 @@ class ACLLog:
 
     def add(self, reason: str, context: str, obj: str, username: str, client_info: str) -> None:
         now = self.clock()
-        for e in self.entries:
+        for e in self.entries[:10]:  # as Redis, only the 10 latest are looked at for a match
             if (
                 e["reason"] == reason
                 and e["context"] == context

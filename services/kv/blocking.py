@@ -254,7 +254,7 @@ def client_unblock(c: Any, argv: list[bytes]) -> Any:
     if cid is None:
         raise CommandError("ERR value is not an integer or out of range")
     target = c.server.clients.get(cid)
-    if target is None or target.blocked is None:
+    if target is None or type(target.blocked) is not Blocked:  # (not a reply in slices)
         return 0
     if error:
         wake(target, CommandError("UNBLOCKED client unblocked via CLIENT UNBLOCK"))

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from portsuite.api import format_peer, is_loopback
+from portsuite_services.kv.bigreply import Sending
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite_services.kv.notify import notify_after, notify_before
@@ -300,10 +301,12 @@ class KVProtocol(Protocol):
 
     def acl_denied(self, cmd: Any, argv: list[bytes], denied: tuple[str, str]) -> bytes:
         """The NOPERM reply for a denied command; the denial goes to ACL LOG."""
-        from portsuite_services.kv.commands.security import noperm_text
+        from portsuite_services.kv.commands.security import exec_noperm_text, noperm_text
 
-        context = "multi" if self.multi is not None else "toplevel"
+        context = "multi" if self.multi is not None or self.in_exec else "toplevel"
         self.server.acl_log.add(denied[0], context, denied[1], self.user.name, self.info_line())
+        if self.in_exec:  # the rules changed since the command was queued
+            return b"-NOPERM %s\r\n" % exec_noperm_text(denied).encode()
         return b"-NOPERM %s\r\n" % noperm_text(denied, cmd).encode()
 
     def set_resp(self, version: int) -> None:
@@ -399,6 +402,8 @@ class KVProtocol(Protocol):
         self.paused = False
         self._drain()
         if self.closed or self.paused or self.queue or self.blocked is not None:
+            if type(self.blocked) is Sending and not self.closed:
+                self.blocked.resume()  # a big reply's next slice (bigreply.py)
             return
         if self.pending is not None:
             cmds, error = self.pending

@@ -23,7 +23,9 @@ from portsuite_services.kv import tuning
 from portsuite_services.kv.acl import ACLLog, User, build_users
 from portsuite_services.kv.aof import AOF, TEMP_INFIX, AOFError, read_records
 from portsuite_services.kv.commands import COMMANDS
+from portsuite_services.kv.lazyfree import LazyFree
 from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol
+from portsuite_services.kv.scan import Snapshots
 from portsuite_services.kv.store import Store
 
 log = Logger(namespace="portsuite.kv")
@@ -161,6 +163,8 @@ class KVServer(ServerFactory):
         self.aof: AOF | None = None
         self._loops: list[LoopingCall] = []
         self._ticks = 0
+        self.scans = Snapshots()  # SCAN-family cursors (scan.py)
+        self.lazyfree = LazyFree(reactor)  # big values deleted, freed in slices (lazyfree.py)
         if settings.data is not None:
             self.load(settings.data)
 

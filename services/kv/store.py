@@ -113,6 +113,14 @@ class Store:
         self._heap.clear()
         self.dirty += 1
 
+    def take_all(self) -> tuple[dict[bytes, Any], dict[bytes, int]]:
+        """FLUSHALL of a big database: empty now; the caller frees the old keys (lazyfree.py)."""
+        data, expires = self.data, self.expires
+        self.data, self.expires = {}, {}
+        self._heap = []
+        self.dirty += 1
+        return data, expires
+
     def swap(self, other: Store) -> None:
         """SWAPDB: the keys of two databases change places (clients stay where they are)."""
         self.data, other.data = other.data, self.data

@@ -6,7 +6,7 @@ from collections import deque
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import glob, longdouble
+from portsuite_services.kv import bigreply, glob, longdouble
 from portsuite_services.kv.commands import (
     NO_SUCH_KEY,
     NOT_INT,
@@ -109,17 +109,19 @@ def hdel(c: Any, argv: list[bytes]) -> Any:
 @command("hgetall", 2, "readonly", H, "Get all the fields and values in a hash")
 def hgetall(c: Any, argv: list[bytes]) -> Any:
     h = _get(c, argv[1], dict) or {}
+    if bigreply.possible(c, len(h)):  # (two C-level copies: a snapshot, no tuple each)
+        return bigreply.hash_map(c, list(h), list(h.values()))
     return Map(h.items())
 
 
 @command("hkeys", 2, "readonly", H, "Get all the fields in a hash")
 def hkeys(c: Any, argv: list[bytes]) -> Any:
-    return list(_get(c, argv[1], dict) or ())
+    return bigreply.array(c, list(_get(c, argv[1], dict) or ()))
 
 
 @command("hvals", 2, "readonly", H, "Get all the values in a hash")
 def hvals(c: Any, argv: list[bytes]) -> Any:
-    return list((_get(c, argv[1], dict) or {}).values())
+    return bigreply.array(c, list((_get(c, argv[1], dict) or {}).values()))
 
 
 @command("hlen", 2, "readonly fast", H, "Get the number of fields in a hash")
@@ -181,7 +183,7 @@ def hscan(c: Any, argv: list[bytes]) -> Any:
             if pattern is None or glob.match(pattern, k):
                 out += (k, v)
         return [b"0", out]
-    nxt, fields = scan_reply(list(h), argv[2], argv, 3, c, False)
+    nxt, fields = scan_reply(h, argv[2], argv, 3, c, False)
     flat: list[bytes] = []
     for k in fields:
         flat += (k, h[k])
@@ -280,7 +282,9 @@ def lrange(c: Any, argv: list[bytes]) -> Any:
         return []
     if end >= n:
         end = n - 1
-    return list(islice(lst, start, end + 1))
+    if start == 0 and end == n - 1:
+        return bigreply.array(c, list(lst))
+    return bigreply.array(c, list(islice(lst, start, end + 1)))
 
 
 @command("lindex", 3, "readonly", L, "Get an element from a list by its index")
@@ -393,7 +397,7 @@ def _intset_order(s: set[bytes]) -> list[bytes]:
 @command("smembers", 2, "readonly", S, "Get all the members in a set")
 def smembers(c: Any, argv: list[bytes]) -> Any:
     s = _get(c, argv[1], set)
-    return SetReply(_intset_order(s) if s else ())
+    return bigreply.set_members(c, _intset_order(s) if s else [])
 
 
 @command("sismember", 3, "readonly fast", S, "Determine if a given value is a member of a set")
@@ -509,13 +513,13 @@ def sinter(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[1:])
     if any(s is None for s in sets):
         return SetReply()
-    return SetReply(_intset_order(set.intersection(*sets)))  # type: ignore[arg-type]
+    return bigreply.set_members(c, _intset_order(set.intersection(*sets)))  # type: ignore[arg-type]
 
 
 @command("sunion", -2, "readonly", S, "Add multiple sets", keys=(1, -1, 1))
 def sunion(c: Any, argv: list[bytes]) -> Any:
     sets = [s for s in _sets(c, argv[1:]) if s is not None]
-    return SetReply(_intset_order(set().union(*sets)))
+    return bigreply.set_members(c, _intset_order(set().union(*sets)))
 
 
 @command("sdiff", -2, "readonly", S, "Subtract multiple sets", keys=(1, -1, 1))
@@ -523,7 +527,7 @@ def sdiff(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[1:])
     if sets[0] is None:
         return SetReply()
-    return SetReply(_intset_order(sets[0].difference(*[s for s in sets[1:] if s])))
+    return bigreply.set_members(c, _intset_order(sets[0].difference(*[s for s in sets[1:] if s])))
 
 
 @command(

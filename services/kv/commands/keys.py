@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Collection
 from typing import Any
 
-from portsuite_services.kv import glob
+from portsuite_services.kv import bigreply, glob
 from portsuite_services.kv.commands import (
     NO_SUCH_KEY,
     SYNTAX,
@@ -15,14 +16,22 @@ from portsuite_services.kv.commands import (
     to_int,
 )
 from portsuite_services.kv.resp import LLONG_MAX, LLONG_MIN, Simple, string2ll
+from portsuite_services.kv.scan import step as scan_step
 
 G = "generic"
 
 
 @command("del", -2, "write", G, "Delete a key", keys=(1, -1, 1))
 def del_(c: Any, argv: list[bytes]) -> Any:
-    delete = c.store.delete
-    return sum(1 for key in argv[1:] if delete(key))
+    store = c.store
+    free = c.server.lazyfree.free
+    n = 0
+    for key in argv[1:]:
+        v = store.get(key)
+        if v is not None and store.delete(key):
+            n += 1
+            free(v)  # a big value is freed a slice at a time, DEL as UNLINK
+    return n
 
 
 @command("unlink", -2, "write fast", G, "Delete a key asynchronously", keys=(1, -1, 1))
@@ -56,18 +65,23 @@ def keys(c: Any, argv: list[bytes]) -> Any:
     pattern = argv[1]
     live = _live_keys(c)
     if pattern == b"*":
-        return live
+        return bigreply.array(c, live)
     m = glob.match
-    return [k for k in live if m(pattern, k)]
+    return bigreply.array(c, [k for k in live if m(pattern, k)])
 
 
 def scan_reply(
-    items: list[bytes], cursor_raw: bytes, argv: list[bytes], start: int, c: Any, with_type: bool
+    coll: Collection[bytes],
+    cursor_raw: bytes,
+    argv: list[bytes],
+    start: int,
+    c: Any,
+    with_type: bool,
+    present: Callable[[bytes], bool] | None = None,
 ) -> tuple[int, list[bytes]]:
     """
-    SCAN's cursor over C{items}: the cursor is a position in the 32-bit hash space,
-    so a key present from the first call to the last is returned at least once,
-    whatever is added or deleted in between.
+    One SCAN-family call over the live collection C{coll} (L{scan.step}: O(COUNT)
+    once the scan has started); C{present} tells whether an element is still there.
     """
     cursor = string2ll(cursor_raw)
     if cursor is None or cursor < 0:
@@ -92,18 +106,9 @@ def scan_reply(
             j += 2
         else:
             raise CommandError(SYNTAX)
-    hashed = sorted((hash(k) & 0xFFFFFFFF, k) for k in items if (hash(k) & 0xFFFFFFFF) >= cursor)
-    batch = hashed[:count]
-    if len(hashed) > count:
-        last = batch[-1][0]
-        i = count
-        while i < len(hashed) and hashed[i][0] == last:
-            batch.append(hashed[i])
-            i += 1
-        nxt = last + 1 if i < len(hashed) else 0
-    else:
-        nxt = 0
-    out = [k for _, k in batch]
+    if not coll:
+        return 0, []
+    nxt, out = scan_step(c.server.scans, coll, cursor, count, present or coll.__contains__)
     if pattern is not None and pattern != b"*":
         out = [k for k in out if glob.match(pattern, k)]
     if type_filter is not None:
@@ -117,7 +122,8 @@ def scan_reply(
 
 @command("scan", -2, "readonly", G, "Incrementally iterate the keys space", keys=(0, 0, 0))
 def scan(c: Any, argv: list[bytes]) -> Any:
-    nxt, out = scan_reply(_live_keys(c), argv[1], argv, 2, c, True)
+    store = c.store
+    nxt, out = scan_reply(store.data, argv[1], argv, 2, c, True, lambda k: store.get(k) is not None)
     return [b"%d" % nxt, out]
 
 

@@ -368,7 +368,7 @@ def sscan(c: Any, argv: list[bytes]) -> Any:
             if argv[j].lower() == b"match":
                 pattern = argv[j + 1]
         return [b"0", [m for m in s if pattern is None or glob.match(pattern, m)]]
-    nxt, out = scan_reply(list(s), argv[2], argv, 3, c, False)
+    nxt, out = scan_reply(s, argv[2], argv, 3, c, False)
     return [b"%d" % nxt, out]
 
 

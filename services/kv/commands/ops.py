@@ -6,13 +6,11 @@ DEBUG, SHUTDOWN.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
-from portsuite_services.kv import glob
+from portsuite_services.kv import glob, keyspecs
 from portsuite_services.kv.acl import REDIS_CATEGORIES, category_names
 from portsuite_services.kv.commands import (
     COMMANDS,
@@ -685,72 +683,8 @@ def function_stats(c: Any, argv: list[bytes]) -> Any:
 # -- COMMAND GETKEYS / GETKEYSANDFLAGS / LIST FILTERBY ---------------------------------
 
 
-def _load_specs() -> dict[str, list[Any]]:
-    """redis-server 7.0's key specs (begin_search/find_keys) of every command."""
-    try:
-        return json.loads(Path(__file__).with_name("key_specs.json").read_text())  # type: ignore[no-any-return]
-    except (OSError, ValueError):  # pragma: no cover
-        return {}
-
-
-KEY_SPECS = _load_specs()
-
-
-def keys_of(name: str, argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
-    """Redis's C{getKeysUsingKeySpecs}: the keys of C{argv} with their flags."""
-    argc = len(argv)
-    out: list[tuple[bytes, list[str]]] = []
-    for flags, bs_type, bs, fk_type, fk in KEY_SPECS.get(name, ()):
-        if bs_type == "index":
-            first = bs["index"]
-        elif bs_type == "keyword":
-            kw = bs["keyword"].encode().lower()
-            start = bs["startfrom"]
-            rng = range(start, argc) if start >= 0 else range(argc + start, 0, -1)
-            first = 0
-            for i in rng:
-                if 0 < i < argc and argv[i].lower() == kw:
-                    first = i + 1
-                    break
-            if not first:
-                continue
-        else:
-            continue
-        if first >= argc:
-            continue
-        if fk_type == "range":
-            lastkey, step, limit = fk["lastkey"], fk["keystep"], fk["limit"]
-            if lastkey >= 0:
-                last = first + lastkey
-            elif not limit:
-                last = argc + lastkey
-            else:
-                last = first + ((argc - first) // limit + lastkey)
-        elif fk_type == "keynum":
-            n = string2ll(argv[first + fk["keynumidx"]]) if first + fk["keynumidx"] < argc else None
-            if n is None or n < 0:
-                raise CommandError("ERR Invalid arguments specified for command")
-            step = fk["keystep"]
-            first += fk["firstkey"]
-            last = first + (n - 1) * step
-            if n == 0:
-                continue
-        else:
-            continue
-        if last >= argc or last < first:
-            raise CommandError("ERR Invalid arguments specified for command")
-        if "variable_flags" in flags:  # SET, BITFIELD: the flags depend on the arguments
-            reads = any(a.lower() == b"get" for a in argv[2:])
-            if name == "set":
-                flags = ["RW", "access", "update"] if reads else ["OW", "update"]
-            else:
-                flags = [f for f in flags if f != "variable_flags"]
-        for i in range(first, last + 1, step or 1):
-            out.append((argv[i], flags))
-    return out
-
-
 def _getkeys(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
+    """Redis's C{commandGetKeys}: the same keys the ACL checks (L{keyspecs.acl_keys})."""
     args = argv[2:]
     cmd = COMMANDS.get(args[0].lower())
     name = args[0].lower().decode("utf-8", "replace")
@@ -758,26 +692,18 @@ def _getkeys(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
         sub = cmd.subcommands.get(args[1].lower())
         if sub is not None:
             cmd, name = sub, sub.fullname
-    if cmd is None and name in KEY_SPECS:  # a Redis command kv does not have (yet)
-        keys = keys_of(name, args)
-        if not keys:
-            raise CommandError("ERR The command has no key arguments")
-        return keys
-    if cmd is None:
+    if cmd is None and name not in keyspecs.KEY_SPECS:
         raise CommandError("ERR Invalid command specified")
-    if (cmd.arity > 0 and len(args) != cmd.arity) or len(args) < -cmd.arity:
-        raise CommandError("ERR Invalid number of arguments specified for command")
-    if name in KEY_SPECS:
-        keys = keys_of(name, args)
-    else:  # a command Redis 7.0 does not have: kv's first/last/step
-        last = cmd.last_key if cmd.last_key >= 0 else len(args) + cmd.last_key
-        keys = (
-            [(k, []) for k in args[cmd.first_key : last + 1 : cmd.key_step or 1]]
-            if cmd.first_key
-            else []
-        )
-    if not keys:
+    if not keyspecs.has_keys(name, cmd):
         raise CommandError("ERR The command has no key arguments")
+    if cmd is not None and ((cmd.arity > 0 and len(args) != cmd.arity) or len(args) < -cmd.arity):
+        raise CommandError("ERR Invalid number of arguments specified for command")
+    if name in keyspecs.KEY_SPECS:
+        keys = keyspecs.command_keys(name, args)
+    else:  # a command Redis 7.0 does not have: kv's first/last/step
+        keys = keyspecs.acl_keys(cmd, args)
+    if not keys and name not in keyspecs.NO_MANDATORY_KEYS:
+        raise CommandError("ERR Invalid arguments specified for command")
     return keys
 
 

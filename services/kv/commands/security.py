@@ -174,7 +174,7 @@ def acl_genpass(c: Any, argv: list[bytes]) -> Any:
 )
 def acl_log(c: Any, argv: list[bytes]) -> Any:
     log = c.server.acl_log
-    count = len(log.entries)
+    count = 10  # Redis's default: the 10 latest
     if len(argv) > 3:
         raise CommandError("ERR wrong number of arguments for 'acl|log' command")
     if len(argv) == 3:
@@ -228,6 +228,19 @@ def acl_dryrun(c: Any, argv: list[bytes]) -> Any:
     if denied is None:
         return OK
     return noperm_text(denied, cmd, dryrun=True).encode()
+
+
+def exec_noperm_text(denied: tuple[str, str]) -> str:
+    """Redis 7.0's EXEC answer for a queued command the ACL no longer allows."""
+    reason = {
+        "command": "no permission to execute the command or subcommand",
+        "key": "no permission to touch the specified keys",
+        "channel": "no permission to access one of the channels used as arguments",
+    }[denied[0]]
+    return (
+        "ACLs rules changed between the moment the transaction was accumulated and the "
+        f"EXEC call. This command is no longer allowed for the following reason: {reason}"
+    )
 
 
 def noperm_text(denied: tuple[str, str], cmd: Any, dryrun: bool = False) -> str:

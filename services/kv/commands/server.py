@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from portsuite_services.kv import glob
+from portsuite_services.kv import glob, lazyfree
 from portsuite_services.kv.commands import (
     COMMANDS,
     SYNTAX,
@@ -178,6 +178,8 @@ def info_text(c: Any, sections: list[bytes]) -> str:
             ("maxmemory", server.tuning.get("maxmemory", "0")),
             ("maxmemory_policy", server.tuning.get("maxmemory-policy", "noeviction")),
             ("mem_allocator", "python"),
+            ("lazyfree_pending_objects", server.lazyfree.pending),
+            ("lazyfreed_objects", server.lazyfree.freed),
         ],
     )
     aof = server.aof
@@ -278,7 +280,12 @@ def _flush(c: Any, argv: list[bytes], name: str) -> Any:
     server = c.server
     for db in server.dbs if name == "flushall" else [c.store]:
         server.touch_all(db)
-        db.flush()
+        if len(db) > lazyfree.THRESHOLD:  # SYNC or ASYNC: the old keys are freed in slices
+            data, expires = db.take_all()
+            server.lazyfree.free(data)
+            server.lazyfree.free(expires)
+        else:
+            db.flush()
     c.store.dirty += 1
     return OK
 

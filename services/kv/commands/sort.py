@@ -10,6 +10,7 @@ from collections import deque
 from functools import cmp_to_key
 from typing import Any
 
+from portsuite_services.kv import bigreply
 from portsuite_services.kv.commands import SYNTAX, CommandError, command, to_int, wrongtype
 from portsuite_services.kv.zset import ZSet, _strtod
 
@@ -45,6 +46,15 @@ def _number(b: bytes) -> float | None:
     return v
 
 
+def _full_key_access(c: Any) -> bool:
+    """
+    BY and GET read keys named by a pattern, which no key spec can show the ACL:
+    as Redis 7, only a user that may read every key can use them.
+    """
+    user = getattr(c, "acl_user", None)
+    return user is None or user.full_key_access()
+
+
 def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
     desc = alpha = dontsort = False
     limit_start, limit_count = 0, -1
@@ -72,8 +82,16 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
         elif o == b"by" and left >= 1:
             sortby = argv[j + 1]
             dontsort = b"*" not in sortby
+            if not dontsort and not _full_key_access(c):
+                raise CommandError(
+                    "ERR BY option of SORT denied due to insufficient ACL permissions."
+                )
             j += 1
         elif o == b"get" and left >= 1:
+            if not _full_key_access(c):
+                raise CommandError(
+                    "ERR GET option of SORT denied due to insufficient ACL permissions."
+                )
             gets.append(argv[j + 1])
             j += 1
         else:
@@ -116,7 +134,7 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
     out_items = items[start : end + 1] if end >= start else []
     if store is None:
         if not gets:
-            return out_items
+            return bigreply.array(c, out_items)
         out: list[Any] = []
         for x in out_items:
             for g in gets:
@@ -164,7 +182,8 @@ def _sorted(
         if by is None:
             scored.append((0.0, x))
             continue
-        v = _number(by)
+        # (plain digits, the usual case, are parsed in C: strtod would give the same)
+        v = float(by) if len(by) < 16 and by.isdigit() else _number(by)
         if v is None:
             bad = True
             v = 0.0

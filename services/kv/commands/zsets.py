@@ -13,7 +13,7 @@ import math
 import random
 from typing import Any
 
-from portsuite_services.kv import glob
+from portsuite_services.kv import bigreply, glob
 from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NOT_INT,
@@ -64,8 +64,12 @@ def _long(b: bytes) -> int:
 BIG = 256  # a reply of this many members is encoded here, in one go
 
 
-def members_reply(pairs: Any) -> Any:
+def members_reply(c: Any, pairs: Any) -> Any:
     """The members of C{(score, member)} pairs as an array reply."""
+    if not isinstance(pairs, list):
+        pairs = list(pairs)
+    if bigreply.possible(c, len(pairs)):
+        return bigreply.members(c, pairs)
     members = [m for _, m in pairs]
     if len(members) < BIG:
         return members
@@ -77,6 +81,9 @@ def with_scores(c: Any, pairs: Any) -> Any:
     """C{(score, member)} pairs as a WITHSCORES reply (flat in RESP2, pairs in RESP3)."""
     if not isinstance(pairs, list):
         pairs = list(pairs)
+    sliced = bigreply.scored(c, pairs, format_score)
+    if sliced is not None:
+        return sliced
     if len(pairs) >= BIG:  # (the same bytes encode2/encode3 would write, without a call each)
         f = format_score
         if c.resp == 2:
@@ -389,7 +396,7 @@ def zrange_generic(
         return _store_range(c, store, list(pairs))
     if withscores:
         return with_scores(c, pairs)
-    return members_reply(pairs)
+    return members_reply(c, pairs)
 
 
 def _store_range(c: Any, dest: bytes, pairs: list[tuple[float, bytes]]) -> int:
@@ -656,7 +663,7 @@ def zrandmember(c: Any, argv: list[bytes]) -> Any:
     pairs = [sl[i] for i in picked]
     if withscores:
         return with_scores(c, pairs)
-    return members_reply(pairs)
+    return members_reply(c, pairs)
 
 
 # -- ZUNION, ZINTER, ZDIFF -----------------------------------------------------------
@@ -796,7 +803,7 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
     ordered = sorted((s, m) for m, s in result.items())
     if withscores:
         return with_scores(c, ordered)
-    return members_reply(ordered)
+    return members_reply(c, ordered)
 
 
 def _as_dict(v: Any) -> dict[bytes, float]:
@@ -896,7 +903,7 @@ def zscan(c: Any, argv: list[bytes]) -> Any:
             if pattern is None or glob.match(pattern, m):
                 out += (m, format_score(s))
         return [b"0", out]
-    nxt, members = scan_reply(list(z.dict), argv[2], argv, 3, c, False)
+    nxt, members = scan_reply(z.dict, argv[2], argv, 3, c, False)
     flat: list[bytes] = []
     d = z.dict
     for m in members:

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""
+Whole-collection kv commands against the rest of the suite: how long one kv client's
+SMEMBERS / HGETALL / LRANGE 0 -1 / ZRANGE 0 -1 WITHSCORES / SUNION / KEYS * / SORT /
+DEL / UNLINK / FLUSHALL of a value with N members holds the event loop every service
+shares (issue 10's target: no kv input delays another service by more than 50 ms).
+
+A suite of kv + echo runs in twistd (pinned to cpu 0); a process of its own sends one
+echo round trip every 5 ms all along; a client loads N-member values (a set, a second
+set, a hash, a sorted set, a list, and N small string keys for KEYS) and runs each
+command, reading the whole reply. Prints, per command: its time as the client sees it
+and the worst echo round trip while it ran; redis-server's time for the same command
+is printed beside it as the reference.
+
+    flock /tmp/bench.lock .venv/bin/python bench/kv_big.py     # N=1000000 to change
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import hiredis
+from benchlib import pin
+from kv import _cmd, _pinger, start, start_kv_and_echo, stop
+
+N = int(os.environ.get("N", "1000000"))
+ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the command names
+
+COMMANDS: list[tuple[str, list[bytes]]] = [
+    ("SMEMBERS", [b"SMEMBERS", b"s"]),
+    ("HGETALL", [b"HGETALL", b"h"]),
+    ("HKEYS", [b"HKEYS", b"h"]),
+    ("HVALS", [b"HVALS", b"h"]),
+    ("LRANGE 0 -1", [b"LRANGE", b"l", b"0", b"-1"]),
+    ("ZRANGE 0 -1 WITHSCORES", [b"ZRANGE", b"z", b"0", b"-1", b"WITHSCORES"]),
+    ("SUNION", [b"SUNION", b"s", b"s2"]),
+    ("SINTER", [b"SINTER", b"s", b"s2"]),
+    ("SDIFF", [b"SDIFF", b"s", b"s2"]),
+    ("SSCAN COUNT 10 (x100)", [b"SSCAN", b"s", b"0", b"COUNT", b"10"]),
+    ("KEYS *", [b"KEYS", b"*"]),
+    ("SORT list", [b"SORT", b"l"]),
+    ("DEL set", [b"DEL", b"s2"]),
+    ("UNLINK hash", [b"UNLINK", b"h"]),
+    ("DEL zset", [b"DEL", b"z"]),
+    ("FLUSHALL ASYNC", [b"FLUSHALL", b"ASYNC"]),
+]
+
+
+class Client:
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=300)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+
+    def call(self, *argv: bytes) -> Any:
+        self.sock.sendall(_cmd(*argv))
+        return self.read()
+
+    def read(self) -> Any:
+        reader = hiredis.Reader()
+        while True:
+            got = reader.gets()
+            if got is not False:
+                return got
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("closed")
+            reader.feed(data)
+
+    def pipeline(self, cmds: list[list[bytes]]) -> None:
+        self.sock.sendall(b"".join(_cmd(*c) for c in cmds))
+        reader = hiredis.Reader()
+        left = len(cmds)
+        while left:
+            got = reader.gets()
+            if got is False:
+                reader.feed(self.sock.recv(1 << 20))
+                continue
+            left -= 1
+
+
+def load(port: int) -> None:
+    c = Client(port)
+    step = 1000
+    for lo in range(0, N, step * 50):
+        batch = []
+        for i in range(lo, min(N, lo + step * 50), step):
+            r = range(i, min(N, i + step))
+            batch.append([b"SADD", b"s", *(b"m%d" % j for j in r)])
+            batch.append([b"SADD", b"s2", *(b"m%d" % (j * 2) for j in r)])
+            batch.append([b"HSET", b"h", *(x for j in r for x in (b"f%d" % j, b"v%d" % j))])
+            batch.append([b"ZADD", b"z", *(x for j in r for x in (b"%d" % j, b"m%d" % j))])
+            batch.append([b"RPUSH", b"l", *(b"%d" % ((j * 7919) % N) for j in r)])
+            batch.append([b"MSET", *(x for j in r for x in (b"k%d" % j, b"v"))])
+        c.pipeline(batch)
+    c.sock.close()
+
+
+def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
+    """{command: (seconds, worst echo round trip in ms or -1)}."""
+    load(port)
+    out = {}
+    pinger = None
+    if echo is not None:
+        ctx = multiprocessing.get_context("fork")
+        stop_flag = ctx.Event()
+        parent_end, child_end = ctx.Pipe()
+        pinger = ctx.Process(
+            target=_pinger, args=(echo, stop_flag, ctx.Value("i", 0), child_end), daemon=True
+        )
+        pinger.start()
+        time.sleep(0.5)
+    c = Client(port)
+    spans = []
+    t0 = time.monotonic()
+    for name, argv in COMMANDS:
+        if ONLY and name not in ONLY.split(","):
+            continue
+        time.sleep(0.2)
+        a = time.monotonic()
+        t = time.perf_counter()
+        if "x100" in name:  # 100 calls of one scan, following its cursor
+            cursor = b"0"
+            for _ in range(100):
+                cursor = c.call(*argv[:2], cursor, *argv[3:])[0]
+        else:
+            c.call(*argv)
+        out[name] = (time.perf_counter() - t, -1.0)
+        spans.append((name, a - t0, time.monotonic() - t0))
+    time.sleep(0.3)
+    c.sock.close()
+    if pinger is not None:
+        stop_flag.set()
+        samples = parent_end.recv()
+        pinger.join(10)
+        # the pinger's clock started about 0.5 s before t0
+        base = samples[0][0]
+        for name, a, b in spans:
+            during = [r for w, r in samples if a - 0.01 <= w - base - 0.5 <= b + 0.05]
+            out[name] = (out[name][0], max(during, default=0) * 1000)
+        quiet = [r for w, r in samples if w - base < 0.5]
+        out["(baseline)"] = (0.0, max(quiet, default=0) * 1000)
+    return out
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="kv-big-"))
+    proc, kv, echo = start_kv_and_echo(tmp, pin(0))
+    try:
+        ours = run(kv, echo)
+    finally:
+        stop(proc)
+    ref: dict[str, tuple[float, float]] = {}
+    if shutil.which("redis-server"):
+        rproc, rport = start("redis", False, tmp)
+        try:
+            ref = run(rport, None)
+        finally:
+            stop(rproc)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\nN = {N:,} members; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{'command':26} {'kv s':>7} {'redis s':>8} {'kv/redis':>9} "
+        f"{'worst echo rtt ms':>18} {'target':>7}"
+    )
+    print(f"{'(baseline)':26} {'':>7} {'':>8} {'':>9} {ours['(baseline)'][1]:18.1f}")
+    for name, _ in COMMANDS:
+        if name not in ours:
+            continue
+        k, worst = ours[name]
+        r = ref.get(name, (0.0, 0.0))[0]
+        ratio = f"{k / r:9.1f}" if r else f"{'':>9}"
+        print(f"{name:26} {k:7.2f} {r:8.2f} {ratio} {worst:18.1f} {'50':>7}")
+    print(
+        "SUMMARY worst echo rtt ms: "
+        + " ".join(f"{n.split()[0]}={ours[n][1]:.0f}" for n, _ in COMMANDS if n in ours)
+    )
+
+
+if __name__ == "__main__":
+    main()

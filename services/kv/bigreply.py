@@ -1,0 +1,202 @@
+"""
+Whole-collection replies (SMEMBERS, HGETALL, LRANGE 0 -1, ZRANGE 0 -1 WITHSCORES,
+KEYS, SUNION…) in slices, so a reply of a million elements never holds the event
+loop every service of the suite shares.
+
+The handler takes a snapshot of the elements (a C-level copy: C{list(a_set)} of a
+million members is tens of milliseconds, where encoding them is most of a second)
+and returns L{start}'s C{NO_REPLY}. The reply's header and first slice go out with
+the client's batch; each later slice is encoded on a later turn of the reactor
+(C{callLater(0)}: other connections are served in between), and only while the
+client's transport has room: a client that reads slowly holds its snapshot, never
+more than one slice of encoded output.
+
+Atomicity is Redis's: the reply is the collection at the time of the command (the
+snapshot), and the client's next command runs only once its reply is complete.
+Meanwhile the client is "busy" the way a blocked client is (L{Sending} is its
+C{blocked}): what it pipelines waits in C{pending}, and reading stops past
+C{MAX_WAITING} commands. Inside MULTI/EXEC, while the AOF is replayed, under CLIENT
+REPLY OFF/SKIP or for a small reply, the handler answers the whole reply as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from portsuite_services.kv.blocking import Blocked, unblock
+from portsuite_services.kv.resp import Map, SetReply
+
+SLICE_ITEMS = 4096  # elements encoded per turn of the reactor (a few ms)
+SLICE_BYTES = 256 * 1024  # fewer elements a slice when they are big
+BIG = 2 * SLICE_ITEMS  # a smaller reply is answered whole, as before
+
+
+class Sending(Blocked):
+    """A reply going out in slices: the client's C{blocked} until the last slice."""
+
+    __slots__ = ("client", "count", "encode", "pos", "per", "call", "done")
+
+    def __init__(self, c: Any, count: int, encode: Callable[[int, int], bytes]):
+        super().__init__([], {}, c.store, None)
+        self.client = c
+        self.count = count
+        self.encode = encode
+        self.pos = 0
+        self.per = SLICE_ITEMS
+        self.call: Any = None
+        self.done = False
+
+    def step(self) -> None:
+        """Encode and send one slice; then wait for the next turn, or for the client."""
+        self.call = None
+        c = self.client
+        if c.closed or c.blocked is not self:
+            self._release()
+            return
+        if c.paused or c.queue:
+            return  # the transport resumes us (L{resume}) once it has sent what it holds
+        hi = min(self.count, self.pos + self.per)
+        data = self.encode(self.pos, hi)
+        self.adapt(hi - self.pos, len(data))
+        self.pos = hi
+        if hi >= self.count:
+            self._release()
+            unblock(c)
+            c.resume_after_block([data])
+            return
+        c.send(data)
+        if not c.closed:
+            self.call = c.server.reactor.callLater(0, self.step)
+
+    def adapt(self, items: int, size: int) -> None:
+        """Aim at C{SLICE_BYTES} a slice: big members (1 MiB each) go a few at a time."""
+        if size > SLICE_BYTES:
+            self.per = max(1, items * SLICE_BYTES // size)
+
+    def resume(self) -> None:
+        """The client's transport drained: go on (unless a step is already due)."""
+        if self.call is None and not self.done:
+            self.step()
+
+    def _release(self) -> None:
+        self.done = True
+        self.encode = _nothing  # the snapshot is dropped with the closure
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.call = None
+
+
+def _nothing(lo: int, hi: int) -> bytes:
+    return b""
+
+
+def possible(c: Any, count: int) -> bool:
+    """Is a reply of C{count} elements to go out in slices?"""
+    return (
+        count >= BIG
+        and getattr(c, "_out", None) is not None  # inside a batch of a live connection
+        and c.blocked is None
+        and not c.in_exec
+        and not c.deny_blocking
+        and c.reply_mode is None
+        and not c.closed
+        and not c.subscribed  # (a RESP3 push must not land inside the reply)
+    )
+
+
+def start(c: Any, header: bytes, count: int, encode: Callable[[int, int], bytes]) -> Any:
+    """
+    Answer C{header} then C{encode(lo, hi)} for every slice of C{range(count)}: the
+    header and the first slice with the batch's replies, the rest on later turns.
+    """
+    from portsuite_services.kv.commands import NO_REPLY
+
+    sending = Sending(c, count, encode)
+    probe = min(count, 64)  # (how big are the elements?)
+    first = encode(0, probe)
+    sending.adapt(probe, len(first))
+    hi = min(count, max(probe, sending.per))
+    if hi > probe:
+        first += encode(probe, hi)
+    c._out.append(header + first)
+    sending.pos = hi
+    c.blocked = sending
+    sending.call = c.server.reactor.callLater(0, sending.step)
+    return NO_REPLY
+
+
+def _bulks(items: Sequence[bytes]) -> Callable[[int, int], bytes]:
+    return lambda lo, hi: b"".join([b"$%d\r\n%s\r\n" % (len(x), x) for x in items[lo:hi]])
+
+
+def array(c: Any, items: list[bytes]) -> Any:
+    """An array of bulk strings (LRANGE, HKEYS, HVALS, KEYS…)."""
+    if not possible(c, len(items)):
+        return items
+    return start(c, b"*%d\r\n" % len(items), len(items), _bulks(items))
+
+
+def set_members(c: Any, items: list[bytes]) -> Any:
+    """A set reply (SMEMBERS, SUNION…): C{~} in RESP3, an array in RESP2."""
+    if not possible(c, len(items)):
+        return SetReply(items)
+    header = b"%s%d\r\n" % (b"~" if c.resp == 3 else b"*", len(items))
+    return start(c, header, len(items), _bulks(items))
+
+
+def hash_map(c: Any, fields: list[bytes], values: list[bytes]) -> Any:
+    """A map of fields to values (HGETALL): C{%} in RESP3, a flat array in RESP2."""
+    n = len(fields)
+    if not possible(c, n):
+        return Map(zip(fields, values, strict=True))
+    header = b"%%%d\r\n" % n if c.resp == 3 else b"*%d\r\n" % (2 * n)
+
+    def encode(lo: int, hi: int) -> bytes:
+        return b"".join(
+            [
+                b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(f), f, len(v), v)
+                for f, v in zip(fields[lo:hi], values[lo:hi], strict=True)
+            ]
+        )
+
+    return start(c, header, n, encode)
+
+
+def members(c: Any, pairs: list[tuple[float, bytes]]) -> Any:
+    """The members of C{(score, member)} pairs (ZRANGE without scores); only when L{possible}."""
+    return start(
+        c,
+        b"*%d\r\n" % len(pairs),
+        len(pairs),
+        lambda lo, hi: b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for _, m in pairs[lo:hi]]),
+    )
+
+
+def scored(c: Any, pairs: list[tuple[float, bytes]], fmt: Callable[[float], bytes]) -> Any:
+    """
+    C{(score, member)} pairs as a WITHSCORES reply (flat in RESP2, pairs in RESP3),
+    or None when small (the caller answers as before).
+    """
+    n = len(pairs)
+    if not possible(c, n):
+        return None
+    if c.resp == 2:
+        header = b"*%d\r\n" % (2 * n)
+
+        def encode(lo: int, hi: int) -> bytes:
+            return b"".join(
+                [
+                    b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(m), m, len(x := fmt(s)), x)
+                    for s, m in pairs[lo:hi]
+                ]
+            )
+    else:
+        header = b"*%d\r\n" % n
+
+        def encode(lo: int, hi: int) -> bytes:
+            return b"".join(
+                [b"*2\r\n$%d\r\n%s\r\n,%s\r\n" % (len(m), m, fmt(s)) for s, m in pairs[lo:hi]]
+            )
+
+    return start(c, header, n, encode)
