@@ -11,8 +11,12 @@ meanwhile are dropped from the slice they would be in.
 
 Snapshots are kept for the latest scans, up to C{MAX_REFS} elements in all (least
 recently used first out). A cursor whose snapshot is gone (evicted, or a cursor kv
-did not give) answers every element the collection holds now, with cursor 0: COUNT
-is a hint in Redis too, and every element present all along is still returned once.
+did not give) starts the scan again on a new snapshot: every element present all
+along is still returned (some twice, which Redis allows too), and no call ever
+answers more than COUNT elements, so a forged cursor on a collection of millions
+cannot hold the event loop with one giant reply. (The price: a client whose
+snapshot is evicted again and again, by scans of C{MAX_REFS} elements between each
+of its calls, starts over each time.)
 """
 
 from __future__ import annotations
@@ -68,16 +72,16 @@ def step(
     present: Callable[[Any], bool],
 ) -> tuple[int, list[Any]]:
     """One SCAN call over C{coll}: the next cursor and up to C{count} elements."""
-    if cursor == 0:
+    found = None
+    if cursor:
+        sid, pos = cursor >> POSITION_BITS, cursor & ((1 << POSITION_BITS) - 1)
+        found = snaps.get(sid, coll)
+    if found is None:  # a new scan, or one whose snapshot is gone: from the start
         items = list(coll)
         if len(items) <= count:
             return 0, items
         sid, pos = snaps.start(coll, items), 0
     else:
-        sid, pos = cursor >> POSITION_BITS, cursor & ((1 << POSITION_BITS) - 1)
-        found = snaps.get(sid, coll)
-        if found is None:  # no snapshot for this cursor: everything, and done
-            return 0, [x for x in list(coll) if present(x)]
         items = found
     end = pos + count
     out = [x for x in items[pos:end] if present(x)]
