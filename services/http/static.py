@@ -155,6 +155,17 @@ class StaticFiles(resource.Resource):
 
     # -- looking a path up -----------------------------------------------------
 
+    def fresh(self, raw: bytes) -> Entry | None:
+        """
+        The cached entry of a small file for a URL path when it was checked against
+        its file in this tick already (what L{lookup} would answer without touching
+        the file system); None otherwise (L{lookup} then decides).
+        """
+        entry = self._cache.get(raw)
+        if entry is not None and entry.checked == self.generation and entry.body is not None:
+            return entry
+        return None
+
     def inside(self, real: str) -> bool:
         return inside(self.root, real)
 
