@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import time
 from io import BytesIO
-from typing import Any
+from typing import Any, Literal
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
@@ -79,6 +79,9 @@ HEAD, BODY, WAIT = "head", "body", "wait"
 
 # what every response of Channel._answer_quick starts with (as Request._start writes)
 _QUICK_START = b"HTTP/1.1 200 OK\r\nServer: portsuite\r\nDate: "
+# request heads remembered by Site.learn_quick: how many, and the longest
+QUICK_HEADS = 256
+QUICK_HEAD_BYTES = 2048
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -167,6 +170,7 @@ class Channel(HTTPChannel):
     _busy = False  # inside _advance
     _paused = False  # reading paused: too much pipelined
     log_peer: str | None = None  # the client as the access log shows it
+    log_prefix: str | None = None  # the access log line's start: service and client
 
     def connectionMade(self) -> None:
         HTTPChannel.connectionMade(self)
@@ -213,27 +217,27 @@ class Channel(HTTPChannel):
         bytes L{Request.send_whole} would write for it, and the same access log line.
         False, having done nothing, for every other request.
         """
-        found = quick(data)
-        if found is None:
-            return False
-        method, target, referer, agent = found
-        path = target.partition(b"?")[0]
-        if path.startswith(b"/_portsuite"):
-            return False  # the dashboard's, or one the full path checks for it
         site = self.site
+        known = site.quick_heads.get(data)
+        if known is None:
+            known = site.learn_quick(data)
+        if not known:
+            return False
+        path, head_only, said, agents = known
         entry = site.static.fresh(path)
         if entry is None:
             return False
         self._cancel_head()
-        body = entry.body if method == b"GET" else b""
-        self.transport.write(
-            b"".join((_QUICK_START, site.date, b"\r\n", entry.head, b"\r\n", body))
-        )
+        if head_only:
+            self.transport.write(b"".join((_QUICK_START, site.date, b"\r\n", entry.head, b"\r\n")))
+            sent = "-"
+        else:
+            self.transport.write(
+                b"".join((_QUICK_START, site.date, b"\r\n", entry.head, b"\r\n", entry.body))
+            )
+            sent = entry.size_text
         if site.access_log:
-            peer = self.log_peer
-            if peer is None:
-                peer = self.log_peer = format_peer(self.getPeer())
-            site.log_line(peer, method, target, b"HTTP/1.1", 200, len(body), referer, agent)
+            site.log_quick(self, said, sent, agents)
         return True
 
     def _switch_to_h2(self, data: bytes) -> None:
@@ -810,6 +814,8 @@ class Site(server.Site):
         self._log_lines: list[str] = []
         self._log_call: Any = None
         self._tick_call: Any = None
+        # request heads seen, and what Channel._answer_quick makes of each
+        self.quick_heads: dict[bytes, tuple[bytes, bool, str, str] | Literal[False]] = {}
 
     def reply_to_plain_text(self, data: bytes) -> bytes | None:
         """
@@ -828,6 +834,35 @@ class Site(server.Site):
     def acceptableProtocols(self) -> list[bytes]:
         """What TLS offers by ALPN: C{h2} first when twisted.web can speak it."""
         return [b"h2", b"http/1.1"] if H2 is not None and self.h2 else [b"http/1.1"]
+
+    def learn_quick(self, data: bytes) -> tuple[bytes, bool, str, str] | Literal[False]:
+        """
+        What L{Channel._answer_quick} needs of a whole request head, remembered in
+        L{quick_heads} (clients repeat theirs byte for byte): the URL path, HEAD or
+        not, and the request's parts of the access log line; False for a request
+        that takes the full path (also remembered).
+        """
+        found = quick(data)
+        if found is None:
+            known: tuple[bytes, bool, str, str] | Literal[False] = False
+        else:
+            method, target, referer, agent = found
+            path = target.partition(b"?")[0]
+            if path.startswith(b"/_portsuite"):
+                known = False  # the dashboard's, or one the full path checks for it
+            else:
+                known = (
+                    path,
+                    method == b"HEAD",
+                    f'"{_quoted(method)} {_quoted(target)} HTTP/1.1" 200 ',
+                    f' "{_quoted(referer)}" "{_quoted(agent)}"',
+                )
+        if len(data) <= QUICK_HEAD_BYTES:
+            heads = self.quick_heads
+            if len(heads) >= QUICK_HEADS:
+                heads.clear()
+            heads[data] = known
+        return known
 
     def refuses_body(self, method: bytes, target: bytes) -> bytes | None:
         """
@@ -925,6 +960,16 @@ class Site(server.Site):
             agent[0] if agent else None,
         )
 
+    def log_quick(self, channel: Channel, said: str, sent: str, agents: str) -> None:
+        """L{log_line} for a request answered by L{Channel._answer_quick}."""
+        prefix = channel.log_prefix
+        if prefix is None:
+            peer = channel.log_peer
+            if peer is None:
+                peer = channel.log_peer = format_peer(channel.getPeer())
+            prefix = channel.log_prefix = f"{self.service}: {peer} - - "
+        self._add_line(f"{prefix}{self._log_time} {said}{sent}{agents}")
+
     def log_line(
         self,
         peer: str,
@@ -943,6 +988,9 @@ class Site(server.Site):
             f"{code} {sent or '-'} "
             f'"{_quoted(referer)}" "{_quoted(agent)}"'
         )
+        self._add_line(line)
+
+    def _add_line(self, line: str) -> None:
         if self._log_call is None:
             # quiet until now: write it, and gather what follows for a while
             self._emit(line, 1)

@@ -110,6 +110,10 @@ class Entry:
     first: bytes = b""  # a body above SPLIT, cached in two parts
     rest: bytes = b""
     checked: int = 0  # the StaticFiles.generation it was last checked in
+    size_text: str = attrs.field(init=False)  # the size as the access log shows it
+
+    def __attrs_post_init__(self) -> None:
+        self.size_text = str(self.size) if self.size else "-"
 
     @property
     def cached(self) -> bool:
