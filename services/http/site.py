@@ -23,8 +23,8 @@ C{H2Connection} and only passes bytes on.
 The commonest request (a plain GET or HEAD on HTTP/1.1 of a small file cached and
 checked in this tick, see L{portsuite_services.http.head.quick}) is answered by the
 channel itself from its raw head, without a twisted.web Request: the bytes
-L{Request.send_whole} writes and the line L{Site.log} logs for it, a quarter of the
-cpu. Every other request takes the full path.
+L{Request.send_whole} writes and the line L{Site.log} logs for it, a quarter to a
+third of the cpu. Every other request takes the full path.
 
 L{Request} answers with C{Server: portsuite} (no version) and a cached C{Date}, and
 sends the static files' prebuilt responses in one write (HTTP/1.1) or through the
