@@ -48,7 +48,7 @@ TARGETS = [  # (file, peer, minimum ratio of portsuite's req/s)
     ("1k.bin", "twistd-web", 1.5),
     ("1k.bin", "http.server", 3.0),
     ("1m.bin", "twistd-web", 1.0),
-    ("1k.bin", "nginx", 0.39),
+    ("1k.bin", "nginx", 0.5),  # issue 19 (issue 11 asked 0.39)
     ("1m.bin", "nginx", 0.95),
 ]
 

@@ -125,6 +125,58 @@ _FAST_SPECIAL = re.compile(
 _FAST_PAIRS = re.compile(rb"\n([^:]+):[ \t]*([^\r]*)").findall
 
 
+# the commonest request of all, whole in one read: GET or HEAD of a path on HTTP/1.1,
+# the fields _FAST accepts, then the empty line (nothing pipelined behind it)
+_QUICK = re.compile(
+    rb"(GET|HEAD) (/[\x21-\x7e]{0,8191}) HTTP/1\.1"
+    rb"((?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}:[ \t]*(?:[^\x00\r\n]{0,7899}[^\x00\r\n \t])?)*)"
+    rb"\r\n\r\n"
+).fullmatch
+# the fields that matter to a plain GET: Host (checked), Connection (persistence),
+# Referer and User-Agent (the access log); the rest of these change the answer
+# (conditionals, ranges) or frame a body: such requests take the full path
+_QUICK_SPECIAL = re.compile(
+    rb"\n(host|connection|referer|user-agent|if-[a-z-]*|range|content-length"
+    rb"|transfer-encoding|expect):[ \t]*([^\r]*)",
+    re.IGNORECASE,
+).findall
+
+
+def quick(data: bytes) -> tuple[bytes, bytes, bytes | None, bytes | None] | None:
+    """
+    The common request recognised from its raw bytes: a GET or HEAD on HTTP/1.1, one
+    valid Host, no field that changes the answer (conditionals, Range), frames a body
+    or ends the connection, and nothing after the head. Every such head is one that
+    L{parse} accepts as it is.
+
+    @return: (method, target, Referer, User-Agent), the last two as the access log
+        shows them (the first of each, or None); None for every other request.
+    """
+    m = _QUICK(data)
+    if m is None or data.count(b"\n") > MAX_HEADERS + 2:
+        return None
+    host = referer = agent = None
+    for name, value in _QUICK_SPECIAL(data, m.start(3)):
+        lower = name.lower()
+        if lower == b"host":
+            if host is not None:
+                return None
+            host = value
+        elif lower == b"user-agent":
+            if agent is None:
+                agent = value
+        elif lower == b"referer":
+            if referer is None:
+                referer = value
+        elif lower != b"connection" or value.lower() != b"keep-alive":
+            # twisted.web reads only the first Connection field: a second one,
+            # or any other value, takes the full path
+            return None
+    if host is None or not _HOST(host):
+        return None
+    return m.group(1), m.group(2), referer, agent
+
+
 def parse(head: bytes) -> Head:
     """
     Check one request head (without the empty line that ends it).

@@ -110,6 +110,10 @@ class Entry:
     first: bytes = b""  # a body above SPLIT, cached in two parts
     rest: bytes = b""
     checked: int = 0  # the StaticFiles.generation it was last checked in
+    size_text: str = attrs.field(init=False)  # the size as the access log shows it
+
+    def __attrs_post_init__(self) -> None:
+        self.size_text = str(self.size) if self.size else "-"
 
     @property
     def cached(self) -> bool:
@@ -154,6 +158,17 @@ class StaticFiles(resource.Resource):
         self.generation += 1
 
     # -- looking a path up -----------------------------------------------------
+
+    def fresh(self, raw: bytes) -> Entry | None:
+        """
+        The cached entry of a small file for a URL path when it was checked against
+        its file in this tick already (what L{lookup} would answer without touching
+        the file system); None otherwise (L{lookup} then decides).
+        """
+        entry = self._cache.get(raw)
+        if entry is not None and entry.checked == self.generation and entry.body is not None:
+            return entry
+        return None
 
     def inside(self, real: str) -> bool:
         return inside(self.root, real)

@@ -270,3 +270,31 @@ def test_a_reader_that_stops_then_reads_gets_a_cached_file_whole_then_the_next(
     assert rest[: len(body)] == body
     second = rest[len(body) :]
     assert second.startswith(b"HTTP/1.1 200 OK") and second.endswith(b"0123456789abcdefghij")
+
+
+def test_repeated_gets_on_one_socket_read_the_same_bytes_and_are_counted(site: Any) -> None:
+    """
+    The first GET of a file takes twisted.web's full path, the next ones the fast
+    path (the file is cached by then): a client reads the same response each time
+    (but the Date), and the service's byte counters hold every byte of both.
+    """
+    raw = b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", site.port("web")), timeout=10) as s:
+        answers = []
+        for _ in range(3):
+            s.sendall(raw)
+            data = b""
+            while not data.endswith(b"0123456789abcdefghij"):
+                chunk = s.recv(65536)
+                assert chunk, f"closed after {data!r}"
+                data += chunk
+            answers.append(data)
+        web = site.service("web")
+        assert web["bytes_in"] == 3 * len(raw)
+        assert web["bytes_out"] == sum(len(a) for a in answers)
+    without_date = [
+        b"\r\n".join(line for line in a.split(b"\r\n") if not line.startswith(b"Date: "))
+        for a in answers
+    ]
+    assert without_date[0] == without_date[1] == without_date[2]
+    assert answers[0].startswith(b"HTTP/1.1 200 OK\r\n")
