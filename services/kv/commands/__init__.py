@@ -143,15 +143,20 @@ def container(
     )
 
 
-def help_command(parent: str, group: str, lines: tuple[str, ...]) -> None:
+def help_reply(parent: str, lines: tuple[str, ...]) -> list[Any]:
     """
-    Register C{PARENT HELP}: the container's subcommands, C{lines}, between the head
-    and the tail that Redis's C{addReplyHelp} puts around them; a simple string a line.
+    C{PARENT HELP}'s reply: the subcommands, C{lines}, between the head and the tail
+    that Redis's C{addReplyHelp} puts around them; a simple string a line.
     """
     from portsuite_services.kv.resp import Simple
 
     head = f"{parent.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    reply = [Simple(s) for s in (head, *lines, "HELP", "    Prints this help.")]
+    return [Simple(s) for s in (head, *lines, "HELP", "    Prints this help.")]
+
+
+def help_command(parent: str, group: str, lines: tuple[str, ...]) -> None:
+    """Register C{PARENT HELP} for a container: L{help_reply}."""
+    reply = help_reply(parent, lines)
 
     def help_(c: Any, argv: list[bytes]) -> Any:
         return list(reply)

@@ -9,7 +9,9 @@ from portsuite_services.kv.commands import (
     NO_REPLY,
     CommandError,
     command,
+    help_reply,
     to_int,
+    wrong_arity,
 )
 from portsuite_services.kv.resp import (
     Push,
@@ -115,6 +117,24 @@ def publish(c: Any, argv: list[bytes]) -> Any:
     return n
 
 
+PUBSUB_HELP = help_reply(
+    "pubsub",
+    (
+        "CHANNELS [<pattern>]",
+        "    Return the currently active channels matching a <pattern> (default: '*').",
+        "NUMPAT",
+        "    Return number of subscriptions to patterns.",
+        "NUMSUB [<channel> ...]",
+        "    Return the number of subscribers for the specified channels, excluding",
+        "    pattern subscriptions(default: no channels).",
+        "SHARDCHANNELS [<pattern>]",
+        "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+        "SHARDNUMSUB [<shardchannel> ...]",
+        "    Return the number of subscribers for the specified shard level channel(s)",
+    ),
+)
+
+
 @command("pubsub", -2, "", P, "Inspect the state of the Pub/Sub subsystem", keys=(0, 0, 0))
 def pubsub(c: Any, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
@@ -133,6 +153,10 @@ def pubsub(c: Any, argv: list[bytes]) -> Any:
         from portsuite_services.kv.commands.shard import shardnumsub
 
         return shardnumsub(c, argv[2:])
+    if sub == b"help":
+        if len(argv) != 2:
+            raise wrong_arity("pubsub|help")
+        return list(PUBSUB_HELP)
     raise CommandError(
         f"ERR unknown subcommand '{argv[1].decode('utf-8', 'replace')}'. Try PUBSUB HELP."
     )

@@ -17,6 +17,7 @@ from portsuite_services.kv.commands import (
     CommandError,
     command,
     container,
+    help_command,
     wrong_arity,
 )
 from portsuite_services.kv.commands.connection import REDIS_VERSION
@@ -97,6 +98,32 @@ container(
     S,
     "Get array of Redis command details",
     alone=lambda c, argv: [_command_info(cmd) for cmd in COMMANDS.values()],
+)
+
+
+help_command(
+    "command",
+    S,
+    (
+        "(no subcommand)",
+        "    Return details about all Redis commands.",
+        "COUNT",
+        "    Return the total number of commands in this Redis server.",
+        "LIST",
+        "    Return a list of all commands in this Redis server.",
+        "INFO [<command-name> ...]",
+        "    Return details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "GETKEYS <full-command>",
+        "    Return the keys from a full Redis command.",
+        "GETKEYSANDFLAGS <full-command>",
+        "    Return the keys and the access flags from a full Redis command.",
+    ),
 )
 
 
@@ -355,6 +382,22 @@ def bgrewriteaof(c: Any, argv: list[bytes]) -> Any:
 
 
 container("config", S, "A container for server configuration commands")
+
+
+help_command(
+    "config",
+    S,
+    (
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value>.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "REWRITE",
+        "    Rewrite the configuration file.",
+    ),
+)
 
 
 @command("get", -3, "admin", S, "Get the values of configuration parameters", parent="config")

@@ -180,8 +180,12 @@ CASES = {
     "help": [
         *(
             f"{c} HELP"
-            for c in ("CLIENT", "SLOWLOG", "MEMORY", "LATENCY", "OBJECT", "ACL", "XGROUP", "XINFO")
+            for c in (
+                *("CLIENT", "SLOWLOG", "MEMORY", "LATENCY", "OBJECT", "ACL", "XGROUP", "XINFO"),
+                *("CONFIG", "PUBSUB", "COMMAND", "FUNCTION", "SCRIPT"),
+            )
         ),
+        "PUBSUB HELP x",
         "CLIENT HELP x",
         "SLOWLOG help x",
     ],
