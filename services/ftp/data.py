@@ -56,16 +56,12 @@ class DataConnection(Protocol):
     transport: Any
 
     def connectionMade(self) -> None:
-        try:
-            self.transport.setTcpNoDelay(True)  # the last small segment leaves at once
-            sock = self.transport.getHandle()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-            # an upload arrives in reads of this size (FileDescriptor.bufferSize, 64 KiB
-            # by default): a quarter of the Python calls per megabyte
-            self.transport.bufferSize = READ_SIZE
-        except (AttributeError, OSError):
-            pass
+        # no TCP_NODELAY: every transfer ends with a close, whose FIN pushes the last
+        # segment out at once; and the kernel's own buffer sizing (autotuning: a set
+        # SO_RCVBUF would freeze it, at rmem_max or below) — two syscalls per small file
+        # saved. An upload arrives in reads of this size (FileDescriptor.bufferSize,
+        # 64 KiB by default): a quarter of the Python calls per megabyte
+        self.transport.bufferSize = READ_SIZE
         self.channel.connected(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -73,6 +69,31 @@ class DataConnection(Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.channel.lost(reason)
+
+
+_wmem_max: int | None = None
+
+
+def big_send_buffer(conn: DataConnection) -> None:
+    """
+    A send buffer of C{SOCKET_BUFFER} for a big download (fewer, bigger sendfile
+    calls and wakeups), where the kernel lets a socket have that much: below
+    C{net.core.wmem_max} a set SO_SNDBUF would be smaller than what autotuning
+    reaches by itself (C{tcp_wmem}), and frozen there.
+    """
+    global _wmem_max
+    if _wmem_max is None:
+        try:
+            with open("/proc/sys/net/core/wmem_max") as f:
+                _wmem_max = int(f.read())
+        except (OSError, ValueError):
+            _wmem_max = 0
+    if _wmem_max < SOCKET_BUFFER:
+        return
+    try:
+        conn.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+    except (AttributeError, OSError):
+        pass
 
 
 class _Handover(ServerFactory):
@@ -166,8 +187,8 @@ class PassiveListener:
                 continue
             self.stopListening()
             try:
-                conn.setblocking(False)
-                # Twisted duplicates the descriptor; ours is closed right after
+                # Twisted duplicates the descriptor (and makes it non-blocking: the flag
+                # is the open file's, shared by both); ours is closed right after
                 self.reactor.adoptStreamConnection(conn.fileno(), self.family, _Handover(protocol))
             except OSError as e:
                 self.channel.failed(e)
@@ -417,11 +438,14 @@ class DataChannel:
             conn.transport.startTLS(self.tls_options, self.mode == "passive")
         self.conn = conn
         self.state = "open"
-        peer = conn.transport.getPeer()
-        host = conn.transport.getHost()
-        self.client_port = peer.port
-        self.server_host = host.host
-        self.server_port = host.port
+        if self.mode == "passive":
+            # the server end is the listener's address; the client's, accept()'s
+            self.client_port = conn.transport.getPeer().port
+        else:
+            # the server end: whatever port connect() was given (a getsockname)
+            host = conn.transport.getHost()
+            self.server_host = host.host
+            self.server_port = host.port
         self._cancel_timer()
         self._stop_listening()
         waiters, self._waiters = self._waiters, []
