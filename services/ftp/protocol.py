@@ -52,6 +52,7 @@ from portsuite_services.ftp.data import (
     DataChannel,
     FileSender,
     SendfileSender,
+    big_send_buffer,
     host_port,
     same_host,
 )
@@ -862,9 +863,7 @@ class FTPSession(FTP):
         except Exception as e:
             self._drop_channel()
             return _path_reply(e, path)
-        import os
-
-        size = os.fstat(f.fileno()).st_size
+        size = f.size
         if offset > size:
             f.close()
             self._drop_channel()
@@ -880,9 +879,10 @@ class FTPSession(FTP):
             )
             reactor = self.factory.reactor
             if size - offset <= SEND_CHUNK:
-                # a small file: one read, one write, closed once the bytes have left
+                # a small file: one read (of what it held when opened, as the 150 line
+                # said), one write, closed once the bytes have left
                 try:
-                    data = f.read()
+                    data = f.read(size - offset) if size > offset else b""
                 finally:
                     f.close()
                 if not binary:
@@ -897,6 +897,7 @@ class FTPSession(FTP):
                         else "426 Connection closed; transfer aborted."
                     )
                 )
+            big_send_buffer(conn)
             if binary and size - offset > SENDFILE_MIN and SendfileSender.usable(conn, reactor):
                 sender: Any = SendfileSender(f, conn, reactor, SENDFILE_CHUNK)
             else:
