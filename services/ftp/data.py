@@ -57,9 +57,8 @@ class DataConnection(Protocol):
 
     def connectionMade(self) -> None:
         # no TCP_NODELAY: every transfer ends with a close, whose FIN pushes the last
-        # segment out at once; and the kernel's own buffer sizing (autotuning: a set
-        # SO_RCVBUF would freeze it, at rmem_max or below) — two syscalls per small file
-        # saved. An upload arrives in reads of this size (FileDescriptor.bufferSize,
+        # segment out at once; kernel buffers only for what a transfer needs (see
+        # big_buffer). An upload arrives in reads of this size (FileDescriptor.bufferSize,
         # 64 KiB by default): a quarter of the Python calls per megabyte
         self.transport.bufferSize = READ_SIZE
         self.channel.connected(self)
@@ -71,27 +70,29 @@ class DataConnection(Protocol):
         self.channel.lost(reason)
 
 
-_wmem_max: int | None = None
+_MEM_MAX: dict[str, int] = {}  # net.core.wmem_max / rmem_max, read once
 
 
-def big_send_buffer(conn: DataConnection) -> None:
+def big_buffer(conn: DataConnection, upload: bool) -> None:
     """
-    A send buffer of C{SOCKET_BUFFER} for a big download (fewer, bigger sendfile
-    calls and wakeups), where the kernel lets a socket have that much: below
-    C{net.core.wmem_max} a set SO_SNDBUF would be smaller than what autotuning
-    reaches by itself (C{tcp_wmem}), and frozen there.
+    A kernel buffer of C{SOCKET_BUFFER} for a big transfer (for a download, fewer and
+    bigger sendfile calls; for an upload, fewer wakeups and fuller reads), where the
+    kernel lets a socket have that much: below C{net.core.wmem_max} / C{rmem_max} a
+    set SO_SNDBUF / SO_RCVBUF would be smaller than what autotuning reaches by itself
+    (C{tcp_wmem} / C{tcp_rmem}), and frozen there.
     """
-    global _wmem_max
-    if _wmem_max is None:
+    name = "rmem_max" if upload else "wmem_max"
+    if name not in _MEM_MAX:
         try:
-            with open("/proc/sys/net/core/wmem_max") as f:
-                _wmem_max = int(f.read())
+            with open(f"/proc/sys/net/core/{name}") as f:
+                _MEM_MAX[name] = int(f.read())
         except (OSError, ValueError):
-            _wmem_max = 0
-    if _wmem_max < SOCKET_BUFFER:
+            _MEM_MAX[name] = 0
+    if _MEM_MAX[name] < SOCKET_BUFFER:
         return
+    option = socket.SO_RCVBUF if upload else socket.SO_SNDBUF
     try:
-        conn.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+        conn.transport.getHandle().setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
     except (AttributeError, OSError):
         pass
 

@@ -52,7 +52,7 @@ from portsuite_services.ftp.data import (
     DataChannel,
     FileSender,
     SendfileSender,
-    big_send_buffer,
+    big_buffer,
     host_port,
     same_host,
 )
@@ -155,6 +155,11 @@ class FTPSession(FTP):
         self.shell = None
 
     def timeoutConnection(self) -> None:
+        if self.busy is not None:
+            # a transfer is not idleness (its own stall timer watches it): the idle
+            # timer runs on, rather than being stopped and made again for every file
+            self.resetTimeout()
+            return
         self.sendLine(f"421 Idle for {self.factory.idle_timeout:g}s; closing control connection.")
         self.transport.loseConnection()
 
@@ -197,7 +202,7 @@ class FTPSession(FTP):
         text = line.decode("utf-8", "surrogateescape")
         cmd, sep, arg = text.partition(" ")
         cmd = cmd.upper()
-        if not (cmd.isascii() and cmd.isalpha() and hasattr(self, "ftp_" + cmd)):
+        if not (cmd.isascii() and cmd.isalpha() and getattr(self, "ftp_" + cmd, None)):
             shown = cmd[:20].encode("ascii", "backslashreplace").decode("ascii")
             self.sendLine(f"500 Unknown command {shown!r}.")
             return
@@ -614,24 +619,39 @@ class FTPSession(FTP):
             return f"425 No passive port free ({lo}-{hi} all in use); try again later."
         return ch
 
+    _pasv: str | None = None
+
+    def _pasv_address(self) -> str:
+        """
+        The control connection's IPv4 address (PASV's reply names it), worked out once
+        per session; or the 502 reply when there is none.
+        """
+        if self._pasv is None:
+            try:
+                addr = ipaddress.ip_address(self.local_host)
+            except ValueError:
+                self._pasv = "502 PASV needs an IPv4 control connection; use EPSV."
+                return self._pasv
+            if isinstance(addr, ipaddress.IPv6Address):
+                if addr.ipv4_mapped is None:
+                    self._pasv = "502 PASV is IPv4 only; use EPSV on IPv6."
+                    return self._pasv
+                addr = addr.ipv4_mapped
+            self._pasv = str(addr)
+        return self._pasv
+
     def ftp_PASV(self) -> str:
         if self._epsvAll:
             return "503 PASV not allowed after EPSV ALL."
-        host = self.local_host
-        try:
-            addr = ipaddress.ip_address(host)
-        except ValueError:
-            return "502 PASV needs an IPv4 control connection; use EPSV."
-        if isinstance(addr, ipaddress.IPv6Address):
-            if addr.ipv4_mapped is None:
-                return "502 PASV is IPv4 only; use EPSV on IPv6."
-            addr = addr.ipv4_mapped
+        addr = self._pasv_address()
+        if addr.startswith("502"):
+            return addr
         ch = self._listen("passive")
         if isinstance(ch, str):
             return ch
         port = ch.server_port or 0
         p1, p2 = divmod(port, 256)
-        numbers = ",".join(str(addr).split(".") + [str(p1), str(p2)])
+        numbers = f"{addr.replace('.', ',')},{p1},{p2}"
         self.sendLine(f"227 Entering Passive Mode ({numbers}).")
         if self.traced:  # the note's text is built only for a transcript
             self.annotate(
@@ -737,7 +757,6 @@ class FTPSession(FTP):
         self.busy = ch
         if ch.mode == "active":
             ch.connect(self.local_host)
-        self.setTimeout(None)
         d = ch.ready()
 
         def go(conn: Any) -> Any:
@@ -767,7 +786,7 @@ class FTPSession(FTP):
                     f"data connection port {ch.server_port} closed after {ch.bytes} bytes"
                 )
             if not self.disconnected:
-                self.setTimeout(self.factory.idle_timeout)
+                self.resetTimeout()  # idle from the end of the transfer on
             return result
 
         d.addCallbacks(go, nodata)
@@ -897,7 +916,7 @@ class FTPSession(FTP):
                         else "426 Connection closed; transfer aborted."
                     )
                 )
-            big_send_buffer(conn)
+            big_buffer(conn, upload=False)
             if binary and size - offset > SENDFILE_MIN and SendfileSender.usable(conn, reactor):
                 sender: Any = SendfileSender(f, conn, reactor, SENDFILE_CHUNK)
             else:
@@ -939,6 +958,7 @@ class FTPSession(FTP):
         verb = "APPE" if append else "STOR"
 
         def start(conn: Any, ch: DataChannel) -> Any:
+            big_buffer(conn, upload=True)  # the size to come is unknown: room for a big one
             self.sendLine("150 Ok to send data.")
             state: dict[str, Any] = {"over": False, "error": None}
 
