@@ -36,6 +36,8 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 TEMP_PREFIX = ".portsuite-upload-"
+MISSING = -1  # Jail.locate: nothing at that path, in an existing folder
+NO_FOLDER = -2  # Jail.locate: nothing at that path, nor its folder
 MAX_NAME = 255 - 32  # bytes of a file name an upload may create (room for the temp prefix)
 
 
@@ -54,6 +56,14 @@ class Jail:
         return real == self.real or real.startswith(self.real + os.sep)
 
     def resolve(self, segments: list[str]) -> FilePath:
+        return FilePath(self.locate(segments)[0])
+
+    def locate(self, segments: list[str]) -> tuple[str, int | None]:
+        """
+        The path of C{segments} inside the jail, and what the walk learnt of it on the
+        way: its lstat mode, L{MISSING} (nothing there, in an existing folder),
+        L{NO_FOLDER} (its folder is missing too), or None (past a symlink: ask again).
+        """
         for seg in segments:
             if not seg or "\0" in seg or "/" in seg or seg in ("..", "."):
                 raise Escape(seg)
@@ -61,6 +71,8 @@ class Jail:
         # it stays inside (no segment is ".."); the first symlink, or anything odd, and
         # the whole path is resolved with realpath and must still be inside
         path = self.real
+        mode: int | None = statmod.S_IFDIR
+        last = len(segments) - 1
         for i, seg in enumerate(segments):
             path = os.path.join(path, seg)
             try:
@@ -68,16 +80,18 @@ class Jail:
             except OSError as e:
                 if e.errno in (errno.ENOENT, errno.ENOTDIR):
                     # nothing further exists, so nothing further can point out
-                    return FilePath(os.path.join(path, *segments[i + 1 :]))
+                    if i == last:
+                        return path, MISSING if e.errno == errno.ENOENT else NO_FOLDER
+                    return os.path.join(path, *segments[i + 1 :]), NO_FOLDER
                 break
             if statmod.S_ISLNK(mode):
                 break
         else:
-            return FilePath(path)
+            return path, mode
         path = os.path.join(self.real, *segments)
         if not self.inside(os.path.realpath(path)):
             raise Escape("/".join(segments))
-        return FilePath(path)
+        return path, None
 
 
 def _fail(segments: list[str], e: BaseException) -> defer.Deferred[Any]:
@@ -316,14 +330,22 @@ class JailShell(FTPShell):
             raise IsADirectoryError("/")
         if len(os.fsencode(path[-1])) > MAX_NAME:
             raise OSError(errno.ENAMETOOLONG, f"File name too long (at most {MAX_NAME} bytes)")
-        p = self._path(path)
-        if p.isdir():
-            raise IsADirectoryError("/".join(path))
-        if not p.parent().isdir():
+        # what the jail's walk saw there says it, without a stat of the target and one
+        # of its folder (past a symlink, ask the filesystem)
+        target, mode = self.jail.locate(path)
+        if mode is None:
+            p = FilePath(target)
+            if p.isdir():
+                raise IsADirectoryError("/".join(path))
+            if not p.parent().isdir():
+                raise FileNotFoundError("/".join(path))
+        elif mode == NO_FOLDER:
             raise FileNotFoundError("/".join(path))
+        elif mode != MISSING and statmod.S_ISDIR(mode):
+            raise IsADirectoryError("/".join(path))
         if append or offset:
-            return Upload.in_place(p.path, offset, append)
-        return Upload.fresh(p.path)
+            return Upload.in_place(target, offset, append)
+        return Upload.fresh(target)
 
 
 class Upload:

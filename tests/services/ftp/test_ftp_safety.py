@@ -392,6 +392,27 @@ def test_upload_names_are_checked(ftp_suite: Any, tmp_path: Path) -> None:
     f.quit()
 
 
+def test_upload_where_no_file_can_be(ftp_suite: Any) -> None:
+    # the jail's walk answers these without another stat: each must still be a 550 with
+    # nothing written, and a folder reached through a symlink inside the jail still works
+    s = ftp_suite()
+    home = s.tree / "homes" / "alice"
+    home.mkdir(parents=True)
+    (home / "folder").mkdir()
+    (home / "notes.txt").write_text("notes\n")
+    (home / "link").symlink_to(home / "folder")
+    f = login(s, "alice", PASSWORD)
+    for bad in ("folder", "missing/x.txt", "missing/deeper/x.txt", "notes.txt/x.txt", "link"):
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            f.storbinary(f"STOR {bad}", io.BytesIO(b"x"))
+    assert f.storbinary("STOR link/in.txt", io.BytesIO(b"through")).startswith("226")
+    assert (home / "folder" / "in.txt").read_bytes() == b"through"
+    assert sorted(p.name for p in home.iterdir()) == ["folder", "link", "notes.txt"]
+    assert sorted(p.name for p in (home / "folder").iterdir()) == ["in.txt"]
+    assert (home / "notes.txt").read_text() == "notes\n"
+    f.quit()
+
+
 def test_client_that_drops_a_download_gets_426_and_the_session_goes_on(ftp_suite: Any) -> None:
     s = ftp_suite()
     (s.tree / "root" / "big.bin").write_bytes(b"b" * 20_000_000)
