@@ -67,6 +67,7 @@ FAILURE_HOSTS = 10_000  # addresses remembered at most
 SEND_CHUNK = 256 * 1024
 SENDFILE_CHUNK = 4 * 1024 * 1024
 SENDFILE_MIN = 1024 * 1024  # smaller files: one read and one write cost fewer syscalls
+BIG_UPLOAD = 1024 * 1024  # an upload past this many bytes gets a big kernel buffer
 RECENT_CHANNELS = 8  # data connections kept per session for the dashboard
 RECENT_SESSIONS = 10
 PASSIVE_TRIES = 512  # ports of passive_ports tried per PASV/EPSV before 425
@@ -757,7 +758,6 @@ class FTPSession(FTP):
         self.busy = ch
         if ch.mode == "active":
             ch.connect(self.local_host)
-        d = ch.ready()
 
         def go(conn: Any) -> Any:
             if self.traced:
@@ -789,6 +789,17 @@ class FTPSession(FTP):
                 self.resetTimeout()  # idle from the end of the transfer on
             return result
 
+        if ch.conn is not None and ch.state == "open":
+            # the client connected before sending the command (as ftplib and curl do):
+            # start now, without a Deferred of the connection to chain through
+            try:
+                d = go(ch.conn)
+            except Exception:
+                d = defer.fail()
+            if not isinstance(d, defer.Deferred):
+                d = defer.succeed(d)
+            return d.addBoth(done)
+        d = ch.ready()
         d.addCallbacks(go, nodata)
         d.addBoth(done)
         return d
@@ -958,11 +969,14 @@ class FTPSession(FTP):
         verb = "APPE" if append else "STOR"
 
         def start(conn: Any, ch: DataChannel) -> Any:
-            big_buffer(conn, upload=True)  # the size to come is unknown: room for a big one
             self.sendLine("150 Ok to send data.")
             state: dict[str, Any] = {"over": False, "error": None}
+            # the size to come is unknown: a big buffer once the upload proves big
+            # (a small file's one read does not pay for the syscall)
+            grow_at = up.size + BIG_UPLOAD
 
             def sink(data: bytes) -> None:
+                nonlocal grow_at
                 if state["over"] or state["error"]:
                     return
                 if not binary:
@@ -972,6 +986,9 @@ class FTPSession(FTP):
                     up.abort()
                     conn.transport.abortConnection()
                     return
+                if up.size >= grow_at:
+                    grow_at = 2**63
+                    big_buffer(conn, upload=True)
                 try:
                     up.write(data)
                 except OSError as e:
