@@ -297,6 +297,12 @@ def main() -> None:
             f"{test:30} {ps:10.1f} {py:10.1f} {ps / py:6.2f}x   "
             f"{cps * scale:.3g} / {cpy * scale:.3g} {unit}, {cpy / cps:.2f}x"
         )
+    print("each round, in the order run:")
+    for test in tests:
+        rounds = "; ".join(
+            f"{name} " + " ".join(f"{v:.0f}" for v in results[test][name]) for name in servers
+        )
+        print(f"  {test.split(',')[0]:22} {rounds}")
     print(
         "servers' wait for a cpu while runnable: "
         + ", ".join(f"{name} {w:.2f}s" for name, w in waited.items())
