@@ -297,7 +297,7 @@ def main() -> None:
             f"{test:30} {ps:10.1f} {py:10.1f} {ps / py:6.2f}x   "
             f"{cps * scale:.3g} / {cpy * scale:.3g} {unit}, {cpy / cps:.2f}x"
         )
-    print("each round, in the order run:")
+    print("each round, first to last:")
     for test in tests:
         rounds = "; ".join(
             f"{name} " + " ".join(f"{v:.0f}" for v in results[test][name]) for name in servers
