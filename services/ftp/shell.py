@@ -307,7 +307,9 @@ class JailShell(FTPShell):
         path first, no buffered reader's tty check and tell).
         """
         p = self._path(path)
-        fd = os.open(p.path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO put in the folder must not hold the reactor until some
+        # writer opens it (it is refused below); a regular file's reads ignore the flag
+        fd = os.open(p.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             st = os.fstat(fd)
             if statmod.S_ISDIR(st.st_mode):

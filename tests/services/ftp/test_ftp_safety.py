@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import os
 import socket
 import threading
 import time
@@ -410,6 +411,21 @@ def test_upload_where_no_file_can_be(ftp_suite: Any) -> None:
     assert sorted(p.name for p in home.iterdir()) == ["folder", "link", "notes.txt"]
     assert sorted(p.name for p in (home / "folder").iterdir()) == ["in.txt"]
     assert (home / "notes.txt").read_text() == "notes\n"
+    f.quit()
+
+
+def test_download_of_a_fifo_or_folder_is_refused_at_once(ftp_suite: Any) -> None:
+    # opening a FIFO for reading waits for a writer: the server would stop for everyone
+    s = ftp_suite()
+    home = s.tree / "homes" / "alice"
+    home.mkdir(parents=True)
+    os.mkfifo(home / "pipe")
+    (home / "folder").mkdir()
+    f = login(s, "alice", PASSWORD)
+    for name in ("pipe", "folder"):
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            f.retrbinary(f"RETR {name}", io.BytesIO().write)
+    assert f.voidcmd("NOOP").startswith("200")
     f.quit()
 
 
