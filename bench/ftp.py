@@ -1,14 +1,21 @@
 """
 bench/ftp.py — the ftp service against pyftpdlib, in the same run.
 
-    .venv/bin/python bench/ftp.py [--rounds 3] [--size-mb 100] [--files 1000]
+    .venv/bin/python bench/ftp.py [--rounds 5] [--size-mb 100] [--files 1000]
 
 Both servers serve the same folder on 127.0.0.1 (free ports), logged in as the same
-user with write access, pinned on cpu 0; the clients run on cpu 1. Per round,
-interleaved: curl downloads and uploads one big file (MiB/s), then Python's ftplib
-gets and puts N small files in one session, one data connection each (files/s).
-Medians of the rounds, the server's CPU seconds per operation, and a SUMMARY line of
-ratios portsuite / pyftpdlib (>= 1.0: portsuite is as fast or faster).
+user with write access, pinned on cpu 0; the clients run on cpu 1. Per round, the
+servers in turn (the order flips every round): curl downloads the big file and
+uploads it under a new name (MiB/s from curl's own clock, so the start of the curl
+process is not counted; the file is deleted after, untimed: every upload writes a
+new file and no dirty pages pile up), then Python's ftplib gets and puts N small
+files, one data connection each, in blocks of N/10 that alternate between the
+servers (files/s): a busy machine's slow moments fall on both alike.
+
+Medians of the rounds, and each server's CPU per operation (every thread's run time
+from schedstat, in ns), which a machine shared with other work disturbs far less than
+the rates. SUMMARY: portsuite / pyftpdlib for each rate (>= 1.0: portsuite as fast or
+faster), and pyftpdlib's CPU / portsuite's (>= 1.0: portsuite uses no more CPU).
 
 PORTSUITE_BEFORE_BIN=/path/to/other/venv/bin also runs that build's twistd, interleaved
 with the other two, and prints this build over that one (before/after from one run).
@@ -26,15 +33,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import before_bin, cpu_seconds, free_port, pin  # noqa: E402
+from benchlib import before_bin, free_port, pin, run_seconds  # noqa: E402
 
 USER, PASSWORD = "alice", "wonderland"
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SMALL = 2048  # bytes per small file
+BLOCKS = 10  # the small files of a round, in this many blocks, servers alternating
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -103,9 +113,14 @@ def start_pyftpdlib(home: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def curl(*args: str) -> float:
-    start = time.perf_counter()
-    subprocess.run([*pin(1), "curl", "-sS", "--max-time", "300", *args], check=True)
-    return time.perf_counter() - start
+    """Seconds the transfer took by curl's own clock (connect, login, transfer, reply)."""
+    out = subprocess.run(
+        [*pin(1), "curl", "-sS", "--max-time", "300", "-w", "%{time_total}", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
 
 
 def big_download(port: int, size: int) -> float:
@@ -113,32 +128,40 @@ def big_download(port: int, size: int) -> float:
     return size / t / 2**20
 
 
-def big_upload(port: int, src: Path, size: int) -> float:
-    t = curl("-T", str(src), f"ftp://{USER}:{PASSWORD}@127.0.0.1:{port}/up.bin")
+def big_upload(port: int, src: Path, size: int, name: str) -> float:
+    t = curl("-T", str(src), f"ftp://{USER}:{PASSWORD}@127.0.0.1:{port}/{name}")
     return size / t / 2**20
 
 
-def small_files(port: int, n: int, upload: bool, folder: str = "put") -> float:
-    f = ftplib.FTP()
-    f.connect("127.0.0.1", port, timeout=60)
-    f.login(USER, PASSWORD)
-    payload = b"s" * SMALL
-    start = time.perf_counter()
-    if upload:
-        for i in range(n):
-            f.storbinary(f"STOR {folder}/{i:04d}.txt", io.BytesIO(payload))
-    else:
+class Session:
+    """One ftplib session on one server, for the small files."""
+
+    def __init__(self, port: int):
+        self.ftp = ftplib.FTP()
+        self.ftp.connect("127.0.0.1", port, timeout=60)
+        self.ftp.login(USER, PASSWORD)
+
+    def get(self, first: int, n: int) -> float:
         sink = io.BytesIO()
-        for i in range(n):
-            f.retrbinary(f"RETR small/{i:04d}.txt", sink.write)
-    t = time.perf_counter() - start
-    f.quit()
-    return n / t
+        start = time.perf_counter()
+        for i in range(first, first + n):
+            self.ftp.retrbinary(f"RETR small/{i:04d}.txt", sink.write)
+        return time.perf_counter() - start
+
+    def put(self, folder: str, first: int, n: int) -> float:
+        payload = b"s" * SMALL
+        start = time.perf_counter()
+        for i in range(first, first + n):
+            self.ftp.storbinary(f"STOR {folder}/{i:04d}.txt", io.BytesIO(payload))
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.ftp.quit()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--size-mb", type=int, default=100)
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--only", default="", help="run only the tests whose name has this word")
@@ -175,32 +198,76 @@ def main() -> None:
         (home / name).mkdir()
         return name
 
-    servers = {}
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    files = args.files
+    per_block = max(1, files // BLOCKS)
+    tests = [
+        "download MiB/s",
+        "upload MiB/s",
+        f"get {files} files, files/s",
+        f"put {files} files, files/s",
+    ]
+    tests = [t for t in tests if args.only in t]
+    # per test and server: the rate of each round, and the server's cpu seconds per
+    # operation (per MB for the big file, per file for the small ones)
+    results: dict[str, dict[str, list[float]]] = {}
+    cpu: dict[str, dict[str, list[float]]] = {}
+    waited: dict[str, float] = {}
     try:
         servers["portsuite"] = start_portsuite(work, home)
         servers["pyftpdlib"] = start_pyftpdlib(home)
         before = before_bin()
         if before is not None:  # an older build, interleaved: before/after from one run
             servers["before"] = start_portsuite(work, home, before, "before")
-        tests = {
-            "download MiB/s": lambda p: big_download(p, size),
-            "upload MiB/s": lambda p: big_upload(p, src, size),
-            f"get {args.files} files, files/s": lambda p: small_files(p, args.files, False),
-            f"put {args.files} files, files/s": lambda p: small_files(
-                p, args.files, True, fresh_folder()
-            ),
-        }
-        tests = {k: v for k, v in tests.items() if args.only in k}
-        results: dict[str, dict[str, list[float]]] = {t: {s: [] for s in servers} for t in tests}
-        cpu: dict[str, dict[str, list[float]]] = {t: {s: [] for s in servers} for t in tests}
+        results = {t: {s: [] for s in servers} for t in tests}
+        cpu = {t: {s: [] for s in servers} for t in tests}
+        waited = dict.fromkeys(servers, 0.0)
+
+        def measured(name: str, run: Callable[[], float]) -> tuple[float, float]:
+            pid = servers[name][0].pid
+            ran0, wait0 = run_seconds(pid)
+            value = run()
+            ran1, wait1 = run_seconds(pid)
+            waited[name] += wait1 - wait0
+            return value, ran1 - ran0
+
+        uploads = iter(range(10**6))
         for r in range(args.rounds):
-            for test, run in tests.items():
-                order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            for test in tests:
+                if test.startswith(("download", "upload")):
+                    for name in order:
+                        port = servers[name][1]
+                        if test.startswith("download"):
+                            rate, used = measured(name, partial(big_download, port, size))
+                        else:
+                            target = home / f"up-{next(uploads)}.bin"
+                            run = partial(big_upload, port, src, size, target.name)
+                            rate, used = measured(name, run)
+                            target.unlink()  # untimed: no dirty pages left for the next
+                        results[test][name].append(rate)
+                        cpu[test][name].append(used / args.size_mb)
+                    continue
+                upload = test.startswith("put")
+                sessions = {name: Session(servers[name][1]) for name in order}
+                folder = {name: fresh_folder() for name in order} if upload else {}
+                took = dict.fromkeys(order, 0.0)
+                used_all = dict.fromkeys(order, 0.0)
+                for b, first in enumerate(range(0, files, per_block)):
+                    n = min(per_block, files - first)
+                    for name in order if b % 2 == 0 else reversed(order):
+                        s = sessions[name]
+                        if upload:
+                            run = partial(s.put, folder[name], first, n)
+                        else:
+                            run = partial(s.get, first, n)
+                        t, used = measured(name, run)
+                        took[name] += t
+                        used_all[name] += used
                 for name in order:
-                    proc, port = servers[name]
-                    before = cpu_seconds(proc.pid)
-                    results[test][name].append(run(port))
-                    cpu[test][name].append(cpu_seconds(proc.pid) - before)
+                    sessions[name].close()
+                    results[test][name].append(files / took[name])
+                    cpu[test][name].append(used_all[name] / files)
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
         for proc, _port in servers.values():
@@ -208,17 +275,38 @@ def main() -> None:
             proc.wait(15)
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nftp: portsuite vs pyftpdlib, {args.size_mb} MB file, {args.files} files of {SMALL} B")
-    print(f"{'':34} {'portsuite':>10} {'pyftpdlib':>10} {'ratio':>7}   server cpu s (ps / pyftpd)")
+    load = os.getloadavg()
+    print(
+        f"\nftp: portsuite vs pyftpdlib, {args.size_mb} MB file, {files} files of {SMALL} B, "
+        f"{args.rounds} rounds; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    print(
+        f"{'':30} {'portsuite':>10} {'pyftpdlib':>10} {'ratio':>7}   "
+        "server cpu per MB / per file (ps / pyftpd), cpu ratio"
+    )
     summary = []
     for test in tests:
         ps = statistics.median(results[test]["portsuite"])
         py = statistics.median(results[test]["pyftpdlib"])
         cps = statistics.median(cpu[test]["portsuite"])
         cpy = statistics.median(cpu[test]["pyftpdlib"])
-        ratio = ps / py
-        summary.append(f"{test.split(',')[0]} {ratio:.2f}x")
-        print(f"{test:34} {ps:10.1f} {py:10.1f} {ratio:6.2f}x   {cps:.2f} / {cpy:.2f}")
+        unit = "ms/MB" if test.startswith(("download", "upload")) else "us/file"
+        scale = 1e3 if unit == "ms/MB" else 1e6
+        summary.append(f"{test.split(',')[0]} {ps / py:.2f}x (cpu {cpy / cps:.2f}x)")
+        print(
+            f"{test:30} {ps:10.1f} {py:10.1f} {ps / py:6.2f}x   "
+            f"{cps * scale:.3g} / {cpy * scale:.3g} {unit}, {cpy / cps:.2f}x"
+        )
+    print("each round, first to last:")
+    for test in tests:
+        rounds = "; ".join(
+            f"{name} " + " ".join(f"{v:.0f}" for v in results[test][name]) for name in servers
+        )
+        print(f"  {test.split(',')[0]:22} {rounds}")
+    print(
+        "servers' wait for a cpu while runnable: "
+        + ", ".join(f"{name} {w:.2f}s" for name, w in waited.items())
+    )
     print("SUMMARY ftp/pyftpdlib: " + ", ".join(summary))
     if "before" in servers:
         print(f"\nthis build / the one in {before_bin()} (same run):")
@@ -228,8 +316,8 @@ def main() -> None:
             cps = statistics.median(cpu[test]["portsuite"])
             cold = statistics.median(cpu[test]["before"])
             print(
-                f"{test:34} {ps:10.1f} {old:10.1f} {ps / old:6.2f}x   "
-                f"server cpu s {cps:.2f} / {cold:.2f}"
+                f"{test:30} {ps:10.1f} {old:10.1f} {ps / old:6.2f}x   "
+                f"server cpu {cps / cold:.2f}x of before's"
             )
 
 

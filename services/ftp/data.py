@@ -56,16 +56,11 @@ class DataConnection(Protocol):
     transport: Any
 
     def connectionMade(self) -> None:
-        try:
-            self.transport.setTcpNoDelay(True)  # the last small segment leaves at once
-            sock = self.transport.getHandle()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-            # an upload arrives in reads of this size (FileDescriptor.bufferSize, 64 KiB
-            # by default): a quarter of the Python calls per megabyte
-            self.transport.bufferSize = READ_SIZE
-        except (AttributeError, OSError):
-            pass
+        # no TCP_NODELAY: every transfer ends with a close, whose FIN pushes the last
+        # segment out at once; kernel buffers only for what a transfer needs (see
+        # big_buffer). An upload arrives in reads of this size (FileDescriptor.bufferSize,
+        # 64 KiB by default): a quarter of the Python calls per megabyte
+        self.transport.bufferSize = READ_SIZE
         self.channel.connected(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -73,6 +68,33 @@ class DataConnection(Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.channel.lost(reason)
+
+
+_MEM_MAX: dict[str, int] = {}  # net.core.wmem_max / rmem_max, read once
+
+
+def big_buffer(conn: DataConnection, upload: bool) -> None:
+    """
+    A kernel buffer of C{SOCKET_BUFFER} for a big transfer (for a download, fewer and
+    bigger sendfile calls; for an upload, fewer wakeups and fuller reads), where the
+    kernel lets a socket have that much: below C{net.core.wmem_max} / C{rmem_max} a
+    set SO_SNDBUF / SO_RCVBUF would be smaller than what autotuning reaches by itself
+    (C{tcp_wmem} / C{tcp_rmem}), and frozen there.
+    """
+    name = "rmem_max" if upload else "wmem_max"
+    if name not in _MEM_MAX:
+        try:
+            with open(f"/proc/sys/net/core/{name}") as f:
+                _MEM_MAX[name] = int(f.read())
+        except (OSError, ValueError):
+            _MEM_MAX[name] = 0
+    if _MEM_MAX[name] < SOCKET_BUFFER:
+        return
+    option = socket.SO_RCVBUF if upload else socket.SO_SNDBUF
+    try:
+        conn.transport.getHandle().setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+    except (AttributeError, OSError):
+        pass
 
 
 class _Handover(ServerFactory):
@@ -166,8 +188,8 @@ class PassiveListener:
                 continue
             self.stopListening()
             try:
-                conn.setblocking(False)
-                # Twisted duplicates the descriptor; ours is closed right after
+                # Twisted duplicates the descriptor (and makes it non-blocking: the flag
+                # is the open file's, shared by both); ours is closed right after
                 self.reactor.adoptStreamConnection(conn.fileno(), self.family, _Handover(protocol))
             except OSError as e:
                 self.channel.failed(e)
@@ -417,11 +439,14 @@ class DataChannel:
             conn.transport.startTLS(self.tls_options, self.mode == "passive")
         self.conn = conn
         self.state = "open"
-        peer = conn.transport.getPeer()
-        host = conn.transport.getHost()
-        self.client_port = peer.port
-        self.server_host = host.host
-        self.server_port = host.port
+        if self.mode == "passive":
+            # the server end is the listener's address; the client's, accept()'s
+            self.client_port = conn.transport.getPeer().port
+        else:
+            # the server end: whatever port connect() was given (a getsockname)
+            host = conn.transport.getHost()
+            self.server_host = host.host
+            self.server_port = host.port
         self._cancel_timer()
         self._stop_listening()
         waiters, self._waiters = self._waiters, []

@@ -52,6 +52,7 @@ from portsuite_services.ftp.data import (
     DataChannel,
     FileSender,
     SendfileSender,
+    big_buffer,
     host_port,
     same_host,
 )
@@ -66,6 +67,7 @@ FAILURE_HOSTS = 10_000  # addresses remembered at most
 SEND_CHUNK = 256 * 1024
 SENDFILE_CHUNK = 4 * 1024 * 1024
 SENDFILE_MIN = 1024 * 1024  # smaller files: one read and one write cost fewer syscalls
+BIG_UPLOAD = 1024 * 1024  # an upload past this many bytes gets a big kernel buffer
 RECENT_CHANNELS = 8  # data connections kept per session for the dashboard
 RECENT_SESSIONS = 10
 PASSIVE_TRIES = 512  # ports of passive_ports tried per PASV/EPSV before 425
@@ -154,6 +156,11 @@ class FTPSession(FTP):
         self.shell = None
 
     def timeoutConnection(self) -> None:
+        if self.busy is not None:
+            # a transfer is not idleness (its own stall timer watches it): the idle
+            # timer runs on, rather than being stopped and made again for every file
+            self.resetTimeout()
+            return
         self.sendLine(f"421 Idle for {self.factory.idle_timeout:g}s; closing control connection.")
         self.transport.loseConnection()
 
@@ -196,7 +203,7 @@ class FTPSession(FTP):
         text = line.decode("utf-8", "surrogateescape")
         cmd, sep, arg = text.partition(" ")
         cmd = cmd.upper()
-        if not (cmd.isascii() and cmd.isalpha() and hasattr(self, "ftp_" + cmd)):
+        if not (cmd.isascii() and cmd.isalpha() and getattr(self, "ftp_" + cmd, None)):
             shown = cmd[:20].encode("ascii", "backslashreplace").decode("ascii")
             self.sendLine(f"500 Unknown command {shown!r}.")
             return
@@ -613,24 +620,39 @@ class FTPSession(FTP):
             return f"425 No passive port free ({lo}-{hi} all in use); try again later."
         return ch
 
+    _pasv: str | None = None
+
+    def _pasv_address(self) -> str:
+        """
+        The control connection's IPv4 address (PASV's reply names it), worked out once
+        per session; or the 502 reply when there is none.
+        """
+        if self._pasv is None:
+            try:
+                addr = ipaddress.ip_address(self.local_host)
+            except ValueError:
+                self._pasv = "502 PASV needs an IPv4 control connection; use EPSV."
+                return self._pasv
+            if isinstance(addr, ipaddress.IPv6Address):
+                if addr.ipv4_mapped is None:
+                    self._pasv = "502 PASV is IPv4 only; use EPSV on IPv6."
+                    return self._pasv
+                addr = addr.ipv4_mapped
+            self._pasv = str(addr)
+        return self._pasv
+
     def ftp_PASV(self) -> str:
         if self._epsvAll:
             return "503 PASV not allowed after EPSV ALL."
-        host = self.local_host
-        try:
-            addr = ipaddress.ip_address(host)
-        except ValueError:
-            return "502 PASV needs an IPv4 control connection; use EPSV."
-        if isinstance(addr, ipaddress.IPv6Address):
-            if addr.ipv4_mapped is None:
-                return "502 PASV is IPv4 only; use EPSV on IPv6."
-            addr = addr.ipv4_mapped
+        addr = self._pasv_address()
+        if addr.startswith("502"):
+            return addr
         ch = self._listen("passive")
         if isinstance(ch, str):
             return ch
         port = ch.server_port or 0
         p1, p2 = divmod(port, 256)
-        numbers = ",".join(str(addr).split(".") + [str(p1), str(p2)])
+        numbers = f"{addr.replace('.', ',')},{p1},{p2}"
         self.sendLine(f"227 Entering Passive Mode ({numbers}).")
         if self.traced:  # the note's text is built only for a transcript
             self.annotate(
@@ -736,8 +758,6 @@ class FTPSession(FTP):
         self.busy = ch
         if ch.mode == "active":
             ch.connect(self.local_host)
-        self.setTimeout(None)
-        d = ch.ready()
 
         def go(conn: Any) -> Any:
             if self.traced:
@@ -766,9 +786,20 @@ class FTPSession(FTP):
                     f"data connection port {ch.server_port} closed after {ch.bytes} bytes"
                 )
             if not self.disconnected:
-                self.setTimeout(self.factory.idle_timeout)
+                self.resetTimeout()  # idle from the end of the transfer on
             return result
 
+        if ch.conn is not None and ch.state == "open":
+            # the client connected before sending the command (as ftplib and curl do):
+            # start now, without a Deferred of the connection to chain through
+            try:
+                d = go(ch.conn)
+            except Exception:
+                d = defer.fail()
+            if not isinstance(d, defer.Deferred):
+                d = defer.succeed(d)
+            return d.addBoth(done)
+        d = ch.ready()
         d.addCallbacks(go, nodata)
         d.addBoth(done)
         return d
@@ -862,9 +893,7 @@ class FTPSession(FTP):
         except Exception as e:
             self._drop_channel()
             return _path_reply(e, path)
-        import os
-
-        size = os.fstat(f.fileno()).st_size
+        size = f.size
         if offset > size:
             f.close()
             self._drop_channel()
@@ -880,9 +909,10 @@ class FTPSession(FTP):
             )
             reactor = self.factory.reactor
             if size - offset <= SEND_CHUNK:
-                # a small file: one read, one write, closed once the bytes have left
+                # a small file: one read (of what it held when opened, as the 150 line
+                # said), one write, closed once the bytes have left
                 try:
-                    data = f.read()
+                    data = f.read(size - offset) if size > offset else b""
                 finally:
                     f.close()
                 if not binary:
@@ -897,6 +927,7 @@ class FTPSession(FTP):
                         else "426 Connection closed; transfer aborted."
                     )
                 )
+            big_buffer(conn, upload=False)
             if binary and size - offset > SENDFILE_MIN and SendfileSender.usable(conn, reactor):
                 sender: Any = SendfileSender(f, conn, reactor, SENDFILE_CHUNK)
             else:
@@ -940,8 +971,12 @@ class FTPSession(FTP):
         def start(conn: Any, ch: DataChannel) -> Any:
             self.sendLine("150 Ok to send data.")
             state: dict[str, Any] = {"over": False, "error": None}
+            # the size to come is unknown: a big buffer once the upload proves big
+            # (a small file's one read does not pay for the syscall)
+            grow_at = up.size + BIG_UPLOAD
 
             def sink(data: bytes) -> None:
+                nonlocal grow_at
                 if state["over"] or state["error"]:
                     return
                 if not binary:
@@ -951,6 +986,9 @@ class FTPSession(FTP):
                     up.abort()
                     conn.transport.abortConnection()
                     return
+                if up.size >= grow_at:
+                    grow_at = 2**63
+                    big_buffer(conn, upload=True)
                 try:
                     up.write(data)
                 except OSError as e:

@@ -12,6 +12,7 @@ Uploads go to a temporary name in the same folder and are renamed when complete.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import secrets
 import stat as statmod
@@ -35,6 +36,8 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 TEMP_PREFIX = ".portsuite-upload-"
+MISSING = -1  # Jail.locate: nothing at that path, in an existing folder
+NO_FOLDER = -2  # Jail.locate: nothing at that path, nor its folder
 MAX_NAME = 255 - 32  # bytes of a file name an upload may create (room for the temp prefix)
 
 
@@ -53,6 +56,14 @@ class Jail:
         return real == self.real or real.startswith(self.real + os.sep)
 
     def resolve(self, segments: list[str]) -> FilePath:
+        return FilePath(self.locate(segments)[0])
+
+    def locate(self, segments: list[str]) -> tuple[str, int | None]:
+        """
+        The path of C{segments} inside the jail, and what the walk learnt of it on the
+        way: its lstat mode, L{MISSING} (nothing there, in an existing folder),
+        L{NO_FOLDER} (its folder is missing too), or None (past a symlink: ask again).
+        """
         for seg in segments:
             if not seg or "\0" in seg or "/" in seg or seg in ("..", "."):
                 raise Escape(seg)
@@ -60,6 +71,8 @@ class Jail:
         # it stays inside (no segment is ".."); the first symlink, or anything odd, and
         # the whole path is resolved with realpath and must still be inside
         path = self.real
+        mode: int | None = statmod.S_IFDIR
+        last = len(segments) - 1
         for i, seg in enumerate(segments):
             path = os.path.join(path, seg)
             try:
@@ -67,16 +80,18 @@ class Jail:
             except OSError as e:
                 if e.errno in (errno.ENOENT, errno.ENOTDIR):
                     # nothing further exists, so nothing further can point out
-                    return FilePath(os.path.join(path, *segments[i + 1 :]))
+                    if i == last:
+                        return path, MISSING if e.errno == errno.ENOENT else NO_FOLDER
+                    return os.path.join(path, *segments[i + 1 :]), NO_FOLDER
                 break
             if statmod.S_ISLNK(mode):
                 break
         else:
-            return FilePath(path)
+            return path, mode
         path = os.path.join(self.real, *segments)
         if not self.inside(os.path.realpath(path)):
             raise Escape("/".join(segments))
-        return FilePath(path)
+        return path, None
 
 
 def _fail(segments: list[str], e: BaseException) -> defer.Deferred[Any]:
@@ -285,18 +300,29 @@ class JailShell(FTPShell):
         return p, os.stat(p.path)
 
     def open_read(self, path: Segments, offset: int) -> Any:
+        """
+        The file at C{path}, open for reading from C{offset}: an unbuffered
+        C{io.FileIO} (the senders read big chunks or use sendfile) with its size at
+        opening as C{.size}. One open and one fstat say what it is (no stat of the
+        path first, no buffered reader's tty check and tell).
+        """
         p = self._path(path)
-        if p.isdir():
-            raise IsADirectoryError("/".join(path))
-        f = open(p.path, "rb")  # noqa: SIM115  (closed by the sender)
+        # O_NONBLOCK: a FIFO put in the folder must not hold the reactor until some
+        # writer opens it (it is refused below); a regular file's reads ignore the flag
+        fd = os.open(p.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            if not statmod.S_ISREG(os.fstat(f.fileno()).st_mode):
+            st = os.fstat(fd)
+            if statmod.S_ISDIR(st.st_mode):
+                raise IsADirectoryError("/".join(path))
+            if not statmod.S_ISREG(st.st_mode):
                 raise FileNotFoundError("/".join(path))
-            if offset:
-                f.seek(offset)
+            f = io.FileIO(fd, "rb")  # closes fd from now on (closed by the sender)
         except BaseException:
-            f.close()
+            os.close(fd)
             raise
+        f.size = st.st_size  # type: ignore[attr-defined]  # FileIO takes attributes
+        if offset:
+            f.seek(offset)
         return f
 
     def open_write(self, path: Segments, offset: int | None = None, append: bool = False) -> Upload:
@@ -306,14 +332,22 @@ class JailShell(FTPShell):
             raise IsADirectoryError("/")
         if len(os.fsencode(path[-1])) > MAX_NAME:
             raise OSError(errno.ENAMETOOLONG, f"File name too long (at most {MAX_NAME} bytes)")
-        p = self._path(path)
-        if p.isdir():
-            raise IsADirectoryError("/".join(path))
-        if not p.parent().isdir():
+        # what the jail's walk saw there says it, without a stat of the target and one
+        # of its folder (past a symlink, ask the filesystem)
+        target, mode = self.jail.locate(path)
+        if mode is None:
+            p = FilePath(target)
+            if p.isdir():
+                raise IsADirectoryError("/".join(path))
+            if not p.parent().isdir():
+                raise FileNotFoundError("/".join(path))
+        elif mode == NO_FOLDER:
             raise FileNotFoundError("/".join(path))
+        elif mode != MISSING and statmod.S_ISDIR(mode):
+            raise IsADirectoryError("/".join(path))
         if append or offset:
-            return Upload.in_place(p.path, offset, append)
-        return Upload.fresh(p.path)
+            return Upload.in_place(target, offset, append)
+        return Upload.fresh(target)
 
 
 class Upload:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import os
 import socket
 import threading
 import time
@@ -389,6 +390,42 @@ def test_upload_names_are_checked(ftp_suite: Any, tmp_path: Path) -> None:
     with pytest.raises(ftplib.error_perm, match="^550"):
         f.storbinary("STOR " + "n" * 300, io.BytesIO(b"x"))  # name too long
     assert list((s.tree / "homes" / "alice").iterdir()) == []
+    f.quit()
+
+
+def test_upload_where_no_file_can_be(ftp_suite: Any) -> None:
+    # the jail's walk answers these without another stat: each must still be a 550 with
+    # nothing written, and a folder reached through a symlink inside the jail still works
+    s = ftp_suite()
+    home = s.tree / "homes" / "alice"
+    home.mkdir(parents=True)
+    (home / "folder").mkdir()
+    (home / "notes.txt").write_text("notes\n")
+    (home / "link").symlink_to(home / "folder")
+    f = login(s, "alice", PASSWORD)
+    for bad in ("folder", "missing/x.txt", "missing/deeper/x.txt", "notes.txt/x.txt", "link"):
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            f.storbinary(f"STOR {bad}", io.BytesIO(b"x"))
+    assert f.storbinary("STOR link/in.txt", io.BytesIO(b"through")).startswith("226")
+    assert (home / "folder" / "in.txt").read_bytes() == b"through"
+    assert sorted(p.name for p in home.iterdir()) == ["folder", "link", "notes.txt"]
+    assert sorted(p.name for p in (home / "folder").iterdir()) == ["in.txt"]
+    assert (home / "notes.txt").read_text() == "notes\n"
+    f.quit()
+
+
+def test_download_of_a_fifo_or_folder_is_refused_at_once(ftp_suite: Any) -> None:
+    # opening a FIFO for reading waits for a writer: the server would stop for everyone
+    s = ftp_suite()
+    home = s.tree / "homes" / "alice"
+    home.mkdir(parents=True)
+    os.mkfifo(home / "pipe")
+    (home / "folder").mkdir()
+    f = login(s, "alice", PASSWORD)
+    for name in ("pipe", "folder"):
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            f.retrbinary(f"RETR {name}", io.BytesIO().write)
+    assert f.voidcmd("NOOP").startswith("200")
     f.quit()
 
 
