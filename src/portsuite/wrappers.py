@@ -58,6 +58,7 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         # bound once: these two calls are on every chunk each way
         self._deliver = self.wrappedProtocol.dataReceived
         self._send = internals.writer(transport)
+        internals.widen_reads(transport)  # a stream: a quarter of the reads and sends
         # write() takes a memoryview too (a slice of a cached http body, no copy)
         self.writes_views = internals.takes_views(self._send, transport)
         self._sender = internals.sender(transport)

@@ -366,3 +366,35 @@ def test_send_file_hands_a_file_to_the_socket_and_waits_when_it_is_full(tmp_path
         with pytest.raises(EOFError):
             send(f.fileno(), len(body), 10)  # past the end: the file shrank
     peer.close()
+
+
+def test_a_widened_connection_reads_a_stream_in_big_pieces() -> None:
+    """One doRead takes up to READ_SIZE (Twisted alone: 64 KiB), and the producer
+    threshold moves with it."""
+    got: list[bytes] = []
+
+    class Keep(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            got.append(data)
+
+    conn, peer, _ = _connection()
+    conn.protocol = Keep()
+    internals.widen_reads(conn)
+    assert conn.bufferSize == internals.READ_SIZE > 65536
+    peer.setblocking(False)
+    sent = 0
+    try:
+        while sent < internals.READ_SIZE:
+            sent += peer.send(b"s" * (internals.READ_SIZE - sent))
+    except BlockingIOError:
+        pass
+    assert sent > 65536  # a socketpair buffers more than one Twisted read
+    conn.doRead()
+    assert len(got) == 1 and len(got[0]) > 65536
+    peer.close()
+
+
+def test_other_transports_keep_their_read_size() -> None:
+    transport = StringTransport()
+    internals.widen_reads(transport)
+    assert not hasattr(transport, "bufferSize")
