@@ -1,6 +1,6 @@
 """
 The one module that uses Twisted's private API: measured speed-ups (L{writer},
-L{widen_reads}) and one TLS fallback (L{tls_context}).
+L{widen_reads}, L{install_reactor}) and one TLS fallback (L{tls_context}).
 
 Twisted buffers every C{write()} until the reactor's next writable event. When
 nothing is queued for a plain TCP connection, the bytes can leave at once instead:
@@ -16,6 +16,12 @@ knows (L{PRIVATE_FIELDS}), else the transport's public C{write}: TLS, unix socke
 another reactor, or a Twisted whose internals changed all take the public path.
 C{tests/core/test_internals.py} fails loudly when a Twisted upgrade changes them.
 
+L{install_reactor} installs, when nothing has chosen a reactor yet, Twisted's epoll
+reactor without its per-event log context: Twisted runs every C{doRead} and
+C{doWrite} through C{log.callWithLogger}, which copies two dicts and pushes a context
+so that old-style C{log.msg} lines carry the connection's prefix; that was 2-3 us of
+the 9 us of server CPU an echo round trip took (50 clients).
+
 L{tls_context} is L{portsuite.tls}'s fallback for a pyOpenSSL that has already frozen
 the context C{CertificateOptions.getContext()} returns (marked it used) before
 portsuite can set its ALPN callback: it builds one through
@@ -26,12 +32,16 @@ None and L{portsuite.tls} keeps Twisted's own context.
 
 from __future__ import annotations
 
+import errno
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet import tcp
+from twisted.python import log
+from twisted.python.failure import Failure
 
 # what the immediate path reads or calls on a tcp.Connection
 PRIVATE_FIELDS = (
@@ -237,3 +247,71 @@ def tls_context(options: Any, configure: Callable[[SSL.Context], None]) -> SSL.C
     configure(ctx)
     ctx.set_cipher_list(ciphers.encode("ascii"))
     return ctx
+
+
+# what the quiet reactor reads or calls on Twisted's EPollReactor
+REACTOR_PRIVATE_FIELDS = ("_poller", "_selectables", "_doReadOrWrite")
+
+
+def reactor_class() -> Any:
+    """
+    Twisted's C{EPollReactor} whose C{doPoll} hands each event to C{_doReadOrWrite}
+    directly, without C{log.callWithLogger}'s per-event log context. Errors are still
+    logged (with the connection's prefix) and close only that connection, as Twisted
+    does; old-style C{log.msg} lines written inside a connection's callbacks are
+    prefixed C{-} instead of the connection's C{logPrefix()} (portsuite logs through
+    C{twisted.logger} with the service's name). An instance whose fields are not the
+    ones this module knows polls exactly as Twisted's. None where there is no epoll.
+    """
+    try:
+        from twisted.internet.epollreactor import EPollReactor
+    except ImportError:
+        return None
+
+    class QuietEPollReactor(EPollReactor):
+        def __init__(self) -> None:
+            super().__init__()
+            if all(hasattr(self, f) for f in REACTOR_PRIVATE_FIELDS):
+                self.doIteration = self.doPoll = self._poll_quietly  # type: ignore[method-assign]
+
+        def _poll_quietly(self, timeout: float | None) -> None:
+            # Twisted's doPoll, calling _doReadOrWrite without log.callWithLogger
+            try:
+                events = self._poller.poll(
+                    -1 if timeout is None else timeout, len(self._selectables)
+                )
+            except OSError as err:
+                if err.errno == errno.EINTR:
+                    return
+                raise
+            selectables = self._selectables
+            dispatch = self._doReadOrWrite
+            for fd, event in events:
+                selectable = selectables.get(fd)
+                if selectable is None:
+                    continue
+                try:
+                    dispatch(selectable, fd, event)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:
+                    log.callWithLogger(selectable, log.err, Failure())
+
+    return QuietEPollReactor
+
+
+def install_reactor() -> bool:
+    """
+    Install L{reactor_class}'s reactor, unless a reactor is installed already
+    (C{twistd --reactor=...}, or a module that imported C{twisted.internet.reactor}) or
+    there is no epoll. Returns whether it did.
+    """
+    if "twisted.internet.reactor" in sys.modules:
+        return False
+    cls = reactor_class()
+    if cls is None:
+        return False
+    from twisted.internet.main import installReactor
+
+    installReactor(cls())
+    return True

@@ -146,6 +146,44 @@ def test_twist_runs_the_plugin_too(tmp_path: Path) -> None:
         proc.wait(15)
 
 
+@pytest.mark.parametrize(
+    ("choice", "reactor"),
+    [
+        ([], "portsuite.internals.QuietEPollReactor"),
+        (["--reactor=poll"], "twisted.internet.pollreactor.PollReactor"),
+    ],
+)
+def test_twistd_runs_on_the_reactor_chosen(tmp_path: Path, choice: list[str], reactor: str) -> None:
+    """No --reactor: portsuite's epoll (no per-event log context); --reactor: that one."""
+    path = write_config({"services": {"e": {"type": "echo", "port": 0}}}, tmp_path)
+    ready, logfile = tmp_path / "ready.json", tmp_path / "ps.log"
+    proc = sp.Popen(
+        [
+            *twistd_command(),
+            "-n",
+            "--pidfile=",
+            f"--logfile={logfile}",
+            *choice,
+            "portsuite",
+            "-c",
+            str(path),
+            "--ready-file",
+            str(ready),
+        ],
+        start_new_session=True,
+    )
+    try:
+        port = first_port_when_ready(ready, proc)
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.sendall(b"which reactor")
+        assert c.recv(100) == b"which reactor"
+        c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert f"reactor class: {reactor}." in logfile.read_text()
+
+
 def test_daemonized_twistd_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -> None:
     path = write_config({"services": {"e": {"type": "echo", "port": 0}}}, tmp_path)
     pidfile, ready = tmp_path / "ps.pid", tmp_path / "ready.json"
