@@ -83,25 +83,44 @@ def widen_reads(transport: Any) -> None:
         transport.bufferSize = READ_SIZE
 
 
-def writer(transport: Any) -> Callable[[bytes], None]:
+class _Count:
+    __slots__ = ("bytes_out",)
+
+    def __init__(self) -> None:
+        self.bytes_out = 0
+
+
+def writer(transport: Any, counter: Any = None) -> Callable[[bytes], None]:
     """
     C{transport.write}, sending at once when nothing is queued (where supported).
     Where supported, the function also takes a C{memoryview} (a slice of a cached
     body, sent without a copy when the socket takes it all): see L{takes_views}.
+    With a C{counter} (the wrapper's C{ClientInfo}), the function also adds what it
+    is given to C{counter.bytes_out}: the wrapper's whole C{write()} in one call.
     """
     public = transport.write
     if not supported(transport):
-        return public
+        if counter is None:
+            return public
+
+        def counted(data: bytes) -> None:
+            counter.bytes_out += len(data)
+            public(data)
+
+        return counted
     raw = transport
     # the socket's own send: Twisted's writeSomeData adds a memoryview, a slice and an
     # EINTR loop around it, on every reply
     send = raw.socket.send
+    count = _Count() if counter is None else counter
 
     def write(data: bytes) -> None:
+        count.bytes_out += len(data)
         if (
-            len(data) <= IMMEDIATE_MAX
-            and not raw._tempDataLen
-            and raw.offset == len(raw.dataBuffer)
+            not raw._tempDataLen
+            # nothing partly sent: doWrite empties dataBuffer once all of it went
+            and not raw.dataBuffer
+            and len(data) <= IMMEDIATE_MAX
             and not raw.disconnecting
             and not raw.producerPaused
             # after startTLS (SMTP STARTTLS, POP3 STLS) bytes must go through TLS
@@ -224,7 +243,7 @@ def file_sender(transport: Any) -> Callable[[int, int, int], int] | None:
 
 def takes_views(write: Callable[[bytes], None], transport: Any) -> bool:
     """Does C{write}, from L{writer}C{(transport)}, take memoryviews as well as bytes?"""
-    return write != transport.write
+    return write != transport.write and supported(transport)
 
 
 # what the TLS fallback reads or calls on a twisted.internet.ssl.CertificateOptions

@@ -17,6 +17,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
 
 from portsuite import internals
+from portsuite.api import ClientInfo
 
 
 def _connection() -> tuple[tcp.Connection, socket.socket, MemoryReactor]:
@@ -284,6 +285,11 @@ def test_a_memoryview_is_sent_at_once_or_queued_as_bytes() -> None:
 def test_the_public_path_does_not_claim_to_take_views() -> None:
     transport = StringTransport()
     assert not internals.takes_views(internals.writer(transport), transport)
+    client = ClientInfo(peer="p", since=0)
+    counted = internals.writer(transport, client)  # the wrapper's: counts, then writes
+    assert not internals.takes_views(counted, transport)
+    counted(b"abc")
+    assert (transport.value(), client.bytes_out) == (b"abc", 3)
 
 
 class _Producer:
