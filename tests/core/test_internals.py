@@ -566,3 +566,32 @@ def test_install_reactor_only_when_none_is_chosen(first: str, installed: str, na
     ).stdout.split()
     assert out[0] == installed
     assert out[1] == (name or "EPollReactor")
+
+
+def test_a_full_socket_pauses_the_streaming_producer_until_it_drains() -> None:
+    """What a client that never reads makes the server hold: one read's rest at most."""
+    conn, peer, reactor = _connection()
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    write = internals.writer(conn)
+    chunk = b"r" * internals.READ_SIZE
+    sent = 0
+    while "pause" not in producer.events and sent < 64 * internals.READ_SIZE:
+        write(chunk)
+        sent += len(chunk)
+    assert producer.events == ["pause"]  # paused at the first write the socket did not take
+    assert conn._tempDataLen <= len(chunk)  # Twisted's buffer holds that one's rest only
+    assert conn in reactor.writers
+    peer.setblocking(False)
+    got = 0
+    for _ in range(100000):
+        if got == sent:
+            break
+        conn.doWrite()
+        try:
+            got += len(peer.recv(1 << 20))
+        except BlockingIOError:
+            pass
+    assert got == sent
+    assert producer.events == ["pause", "resume"]  # drained: Twisted resumes it
+    peer.close()
