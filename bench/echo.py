@@ -5,7 +5,8 @@ asyncio echo (Protocol API, default event loop), in one run.
 What the shared wrapper (counters, client list, limits, error guard, backpressure, the
 connection log) costs, as ratios against the same protocol without it:
 
-  throughput   8 connections stream 64 KiB writes for --seconds, echoes read back
+  throughput   8 connections stream 64 KiB writes for --seconds, echoes read back;
+               and the server's CPU per MiB echoed
   rtt          1 connection, 64-byte request/response round trips per second
   rr50         50 connections, one 64-byte message in flight each
   idle         --idle connections held open (each checked to echo), RSS per 1,000
@@ -118,8 +119,8 @@ class Server:
             self.proc.kill()
 
 
-def throughput(port: int, seconds: float, conns: int = 8) -> float:
-    """MiB/s echoed, all bytes read back before the clock stops counting."""
+def throughput(port: int, seconds: float, conns: int = 8) -> tuple[float, float]:
+    """MiB/s echoed, all bytes read back before the clock stops counting; and MiB."""
     sel = selectors.DefaultSelector()
     chunk = b"\xa5" * 65536
     socks = []
@@ -159,7 +160,8 @@ def throughput(port: int, seconds: float, conns: int = 8) -> float:
     elapsed = time.monotonic() - t0
     for s in socks:
         s.close()
-    return sum(st[1] for st in state.values()) / elapsed / 2**20
+    mib = sum(st[1] for st in state.values()) / 2**20
+    return mib / elapsed, mib
 
 
 def round_trips(port: int, seconds: float, conns: int) -> tuple[float, int]:
@@ -251,7 +253,11 @@ def main() -> None:
                 try:
                     res = results[name]
                     res.setdefault("startup s", []).append(server.startup)
-                    res.setdefault("MiB/s", []).append(throughput(server.port, args.seconds))
+                    cpu0 = server.cpu_seconds()
+                    rate, mib = throughput(server.port, args.seconds)
+                    res.setdefault("MiB/s", []).append(rate)
+                    cpu = server.cpu_seconds() - cpu0
+                    res.setdefault("cpu ms/MiB", []).append(cpu / max(mib, 1e-9) * 1e3)
                     cpu0 = server.cpu_seconds()
                     rate, done = round_trips(server.port, args.seconds / 1.5, 1)
                     res.setdefault("rtt/s", []).append(rate)
@@ -287,7 +293,7 @@ def main() -> None:
         print(f"{m:<14}{a:>14.2f}{c:>10.2f}{b:>11.2f}{ratio:>8.2f}{ratio_a:>10.2f}")
     print(
         "(ratio = portsuite / peer; for throughput and round trips higher is better; for CPU "
-        "per round trip, startup and MiB/1k lower is better. With a busy machine, CPU per "
+        "per MiB or round trip, startup and MiB/1k lower is better. With a busy machine, CPU per "
         "round trip is the steady figure: wall-clock rates follow what else runs)"
     )
     print("SUMMARY " + json.dumps(summary))

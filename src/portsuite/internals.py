@@ -1,13 +1,13 @@
 """
-The one module that uses Twisted's private API: a measured speed-up (L{writer}) and
-one TLS fallback (L{tls_context}).
+The one module that uses Twisted's private API: measured speed-ups (L{writer},
+L{widen_reads}, L{install_reactor}) and one TLS fallback (L{tls_context}).
 
 Twisted buffers every C{write()} until the reactor's next writable event. When
 nothing is queued for a plain TCP connection, the bytes can leave at once instead:
 one trip through the event loop and two C{epoll_ctl} calls less per reply (kv at
 C{redis-benchmark -P 1}: about 1.3x the requests per second). Only for replies up to
-L{IMMEDIATE_MAX} bytes: a bigger one would mostly be left over after one C{send}, and
-keeping the rest would copy it (1 MiB http bodies under wrk -c 50: 2.2-2.4x the server
+L{IMMEDIATE_MAX} bytes (one read's worth, L{READ_SIZE}): a bigger one would mostly be
+left over after one C{send}, and keeping the rest would copy it (1 MiB http bodies under wrk -c 50: 2.2-2.4x the server
 CPU per request of the tree before the fast path), so it is queued whole, as Twisted does.
 
 L{writer} gives the wrapper a write function for a transport: the immediate one for
@@ -15,6 +15,12 @@ a C{twisted.internet.tcp.Connection} whose private fields are the ones this modu
 knows (L{PRIVATE_FIELDS}), else the transport's public C{write}: TLS, unix sockets,
 another reactor, or a Twisted whose internals changed all take the public path.
 C{tests/core/test_internals.py} fails loudly when a Twisted upgrade changes them.
+
+L{install_reactor} installs, when nothing has chosen a reactor yet, Twisted's epoll
+reactor without its per-event log context: Twisted runs every C{doRead} and
+C{doWrite} through C{log.callWithLogger}, which copies two dicts and pushes a context
+so that old-style C{log.msg} lines carry the connection's prefix; that was 2-3 us of
+the 9 us of server CPU an echo round trip took (50 clients).
 
 L{tls_context} is L{portsuite.tls}'s fallback for a pyOpenSSL that has already frozen
 the context C{CertificateOptions.getContext()} returns (marked it used) before
@@ -26,12 +32,16 @@ None and L{portsuite.tls} keeps Twisted's own context.
 
 from __future__ import annotations
 
+import errno
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet import tcp
+from twisted.python import log
+from twisted.python.failure import Failure
 
 # what the immediate path reads or calls on a tcp.Connection
 PRIVATE_FIELDS = (
@@ -44,10 +54,19 @@ PRIVATE_FIELDS = (
     "producer",
     "streamingProducer",
     "TLS",
+    "bufferSize",
 )
 
-# the largest write sent at once; bigger ones are queued whole (Twisted's bufferSize)
-IMMEDIATE_MAX = 65536
+# How much one read takes (C{FileDescriptor.bufferSize}; Twisted's default is 64 KiB,
+# asyncio reads 256 KiB). On a stream (bench/echo.py, 8 clients) the bigger read needs a
+# quarter of the recv and send calls per MiB, and the client gets bigger pieces back:
+# 0.6 ms of server CPU per MiB instead of 1.16 (128 KiB: 0.76). A client that never
+# reads holds no more for it: L{writer} pauses the streaming producer as soon as the
+# socket is full, so what waits in Twisted's buffer is at most one read's rest.
+READ_SIZE = 262144
+
+# the largest write sent at once (one read's worth); bigger ones are queued whole
+IMMEDIATE_MAX = READ_SIZE
 
 
 def supported(transport: Any) -> bool:
@@ -57,25 +76,50 @@ def supported(transport: Any) -> bool:
     )
 
 
-def writer(transport: Any) -> Callable[[bytes], None]:
+def widen_reads(transport: Any) -> None:
+    """Let C{transport} read up to L{READ_SIZE} bytes at a time, where supported."""
+    if supported(transport):
+        transport.bufferSize = READ_SIZE
+
+
+class _Count:
+    __slots__ = ("bytes_out",)
+
+    def __init__(self) -> None:
+        self.bytes_out = 0
+
+
+def writer(transport: Any, counter: Any = None) -> Callable[[bytes], None]:
     """
     C{transport.write}, sending at once when nothing is queued (where supported).
     Where supported, the function also takes a C{memoryview} (a slice of a cached
     body, sent without a copy when the socket takes it all): see L{takes_views}.
+    With a C{counter} (the wrapper's C{ClientInfo}), the function also adds what it
+    is given to C{counter.bytes_out}: the wrapper's whole C{write()} in one call.
     """
     public = transport.write
     if not supported(transport):
-        return public
+        if counter is None:
+            return public
+
+        def counted(data: bytes) -> None:
+            counter.bytes_out += len(data)
+            public(data)
+
+        return counted
     raw = transport
     # the socket's own send: Twisted's writeSomeData adds a memoryview, a slice and an
     # EINTR loop around it, on every reply
     send = raw.socket.send
+    count = _Count() if counter is None else counter
 
     def write(data: bytes) -> None:
+        count.bytes_out += len(data)
         if (
-            len(data) <= IMMEDIATE_MAX
-            and not raw._tempDataLen
-            and raw.offset == len(raw.dataBuffer)
+            not raw._tempDataLen
+            # nothing partly sent: doWrite empties dataBuffer once all of it went
+            and not raw.dataBuffer
+            and len(data) <= IMMEDIATE_MAX
             and not raw.disconnecting
             and not raw.producerPaused
             # after startTLS (SMTP STARTTLS, POP3 STLS) bytes must go through TLS
@@ -91,8 +135,15 @@ def writer(transport: Any) -> Callable[[bytes], None]:
                 n = 0
             if n == len(data):
                 return
-            if n:
-                data = data[n:]
+            public(bytes(data[n:]))
+            # The socket is full: a streaming producer (echo's reading) stops now, as
+            # asyncio's transports do, not once Twisted's buffer holds more than
+            # bufferSize, which a client that never reads would make us hold.
+            producer = raw.producer
+            if producer is not None and not raw.producerPaused:
+                raw.producerPaused = True
+                producer.pauseProducing()
+            return
         if type(data) is not bytes:
             data = bytes(data)  # a memoryview: Twisted's buffer takes bytes only
         public(data)
@@ -198,7 +249,7 @@ def file_sender(transport: Any) -> Callable[[int, int, int], int] | None:
 
 def takes_views(write: Callable[[bytes], None], transport: Any) -> bool:
     """Does C{write}, from L{writer}C{(transport)}, take memoryviews as well as bytes?"""
-    return write != transport.write
+    return write != transport.write and supported(transport)
 
 
 # what the TLS fallback reads or calls on a twisted.internet.ssl.CertificateOptions
@@ -221,3 +272,71 @@ def tls_context(options: Any, configure: Callable[[SSL.Context], None]) -> SSL.C
     configure(ctx)
     ctx.set_cipher_list(ciphers.encode("ascii"))
     return ctx
+
+
+# what the quiet reactor reads or calls on Twisted's EPollReactor
+REACTOR_PRIVATE_FIELDS = ("_poller", "_selectables", "_doReadOrWrite")
+
+
+def reactor_class() -> Any:
+    """
+    Twisted's C{EPollReactor} whose C{doPoll} hands each event to C{_doReadOrWrite}
+    directly, without C{log.callWithLogger}'s per-event log context. Errors are still
+    logged (with the connection's prefix) and close only that connection, as Twisted
+    does; old-style C{log.msg} lines written inside a connection's callbacks are
+    prefixed C{-} instead of the connection's C{logPrefix()} (portsuite logs through
+    C{twisted.logger} with the service's name). An instance whose fields are not the
+    ones this module knows polls exactly as Twisted's. None where there is no epoll.
+    """
+    try:
+        from twisted.internet.epollreactor import EPollReactor
+    except ImportError:
+        return None
+
+    class QuietEPollReactor(EPollReactor):
+        def __init__(self) -> None:
+            super().__init__()
+            if all(hasattr(self, f) for f in REACTOR_PRIVATE_FIELDS):
+                self.doIteration = self.doPoll = self._poll_quietly  # type: ignore[method-assign]
+
+        def _poll_quietly(self, timeout: float | None) -> None:
+            # Twisted's doPoll, calling _doReadOrWrite without log.callWithLogger
+            try:
+                events = self._poller.poll(
+                    -1 if timeout is None else timeout, len(self._selectables)
+                )
+            except OSError as err:
+                if err.errno == errno.EINTR:
+                    return
+                raise
+            selectables = self._selectables
+            dispatch = self._doReadOrWrite
+            for fd, event in events:
+                selectable = selectables.get(fd)
+                if selectable is None:
+                    continue
+                try:
+                    dispatch(selectable, fd, event)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:
+                    log.callWithLogger(selectable, log.err, Failure())
+
+    return QuietEPollReactor
+
+
+def install_reactor() -> bool:
+    """
+    Install L{reactor_class}'s reactor, unless a reactor is installed already
+    (C{twistd --reactor=...}, or a module that imported C{twisted.internet.reactor}) or
+    there is no epoll. Returns whether it did.
+    """
+    if "twisted.internet.reactor" in sys.modules:
+        return False
+    cls = reactor_class()
+    if cls is None:
+        return False
+    from twisted.internet.main import installReactor
+
+    installReactor(cls())
+    return True

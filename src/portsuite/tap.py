@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.python import usage
 
-from portsuite import loader
+from portsuite import internals, loader
 from portsuite.api import ConfigError
 from portsuite.lang import _, configured_language, set_language
 
@@ -43,6 +43,9 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
+        # first, before a service type's module imports the default reactor: epoll
+        # without Twisted's per-event log context, unless --reactor chose one
+        internals.install_reactor()
         # [suite] lang (else the locale): config errors and startup failures in French too
         set_language(configured_language(self["config"]))
         try:

@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     slot, shared_fd = int(slot_text), int(shared_text)
     families = [int(f) for f in families_text.split(",") if f]
 
+    from portsuite import internals
+
+    internals.install_reactor()  # as twistd portsuite does
     from twisted.internet import reactor as _reactor
     from twisted.internet.task import LoopingCall
     from twisted.logger import globalLogBeginner

@@ -128,24 +128,42 @@ def test_port_in_use_stops_the_whole_suite_with_one_line(tmp_path: Path) -> None
     assert "Traceback" not in r.stderr + (tmp_path / "log").read_text()
 
 
-def test_twist_runs_the_plugin_too(tmp_path: Path) -> None:
-    path = write_config({"services": {"e": {"type": "echo", "port": 0}}}, tmp_path)
-    ready = tmp_path / "ready.json"
-    proc = sp.Popen(
-        [str(BIN / "twist"), "portsuite", "-c", str(path), "--ready-file", str(ready)],
-        stdout=sp.PIPE,
-        stderr=sp.STDOUT,
-        start_new_session=True,
-    )
+def _echoes_then_stops(command: list[str], ready: Path, text: bytes) -> None:
+    """Run a suite of one echo service (written to C{ready}), check it echoes, SIGTERM it."""
+    proc = sp.Popen(command, stdout=sp.DEVNULL, stderr=sp.STDOUT, start_new_session=True)
     try:
         port = first_port_when_ready(ready, proc)
         c = socket.create_connection(("127.0.0.1", port), timeout=5)
-        c.sendall(b"twist")
-        assert c.recv(10) == b"twist"
+        c.sendall(text)
+        assert c.recv(100) == text
         c.close()
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(15)
+        proc.wait(30)
+
+
+def test_twist_runs_the_plugin_too(tmp_path: Path) -> None:
+    path = write_config({"services": {"e": {"type": "echo", "port": 0}}}, tmp_path)
+    ready = tmp_path / "ready.json"
+    command = [str(BIN / "twist"), "portsuite", "-c", str(path), "--ready-file", str(ready)]
+    _echoes_then_stops(command, ready, b"twist")
+
+
+@pytest.mark.parametrize(
+    ("choice", "reactor"),
+    [
+        ([], "portsuite.internals.QuietEPollReactor"),
+        (["--reactor=poll"], "twisted.internet.pollreactor.PollReactor"),
+    ],
+)
+def test_twistd_runs_on_the_reactor_chosen(tmp_path: Path, choice: list[str], reactor: str) -> None:
+    """No --reactor: portsuite's epoll (no per-event log context); --reactor: that one."""
+    path = write_config({"services": {"e": {"type": "echo", "port": 0}}}, tmp_path)
+    ready, logfile = tmp_path / "ready.json", tmp_path / "ps.log"
+    command = [*twistd_command(), "-n", "--pidfile=", f"--logfile={logfile}", *choice]
+    command += ["portsuite", "-c", str(path), "--ready-file", str(ready)]
+    _echoes_then_stops(command, ready, b"which reactor")
+    assert f"reactor class: {reactor}." in logfile.read_text()
 
 
 def test_daemonized_twistd_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
 
 from portsuite import internals
+from portsuite.api import ClientInfo
 
 
 def _connection() -> tuple[tcp.Connection, socket.socket, MemoryReactor]:
@@ -284,6 +285,11 @@ def test_a_memoryview_is_sent_at_once_or_queued_as_bytes() -> None:
 def test_the_public_path_does_not_claim_to_take_views() -> None:
     transport = StringTransport()
     assert not internals.takes_views(internals.writer(transport), transport)
+    client = ClientInfo(peer="p", since=0)
+    counted = internals.writer(transport, client)  # the wrapper's: counts, then writes
+    assert not internals.takes_views(counted, transport)
+    counted(b"abc")
+    assert (transport.value(), client.bytes_out) == (b"abc", 3)
 
 
 class _Producer:
@@ -365,4 +371,227 @@ def test_send_file_hands_a_file_to_the_socket_and_waits_when_it_is_full(tmp_path
         assert producer.events == ["pause", "resume"]
         with pytest.raises(EOFError):
             send(f.fileno(), len(body), 10)  # past the end: the file shrank
+    peer.close()
+
+
+def test_a_widened_connection_reads_a_stream_in_big_pieces() -> None:
+    """One doRead takes up to READ_SIZE (Twisted alone: 64 KiB), and the producer
+    threshold moves with it."""
+    got: list[bytes] = []
+
+    class Keep(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            got.append(data)
+
+    conn, peer, _ = _connection()
+    conn.protocol = Keep()
+    internals.widen_reads(conn)
+    assert conn.bufferSize == internals.READ_SIZE > 65536
+    peer.setblocking(False)
+    sent = 0
+    try:
+        while sent < internals.READ_SIZE:
+            sent += peer.send(b"s" * (internals.READ_SIZE - sent))
+    except BlockingIOError:
+        pass
+    assert sent > 65536  # a socketpair buffers more than one Twisted read
+    conn.doRead()
+    assert len(got) == 1 and len(got[0]) > 65536
+    peer.close()
+
+
+def test_other_transports_keep_their_read_size() -> None:
+    transport = StringTransport()
+    internals.widen_reads(transport)
+    assert not hasattr(transport, "bufferSize")
+
+
+# Twisted 26.10's EPollReactor.doPoll, which portsuite's quiet reactor copies with one
+# change (no log.callWithLogger per event). If Twisted changes it, this test fails:
+# compare the new doPoll with QuietEPollReactor._poll_quietly and bring it up to date.
+TWISTED_DOPOLL = """
+def doPoll(self, timeout):
+    if timeout is None:
+        timeout = -1
+    try:
+        l = self._poller.poll(timeout, len(self._selectables))
+    except OSError as err:
+        if err.errno == errno.EINTR:
+            return
+        raise
+    _drdw = self._doReadOrWrite
+    for fd, event in l:
+        try:
+            selectable = self._selectables[fd]
+        except KeyError:
+            pass
+        else:
+            log.callWithLogger(selectable, _drdw, selectable, fd, event)
+"""
+
+
+def _code(source: str) -> str:
+    """The function's code without its docstring and comments, as an AST dump."""
+    import ast
+    import textwrap
+
+    func = ast.parse(textwrap.dedent(source)).body[0]
+    assert isinstance(func, ast.FunctionDef)
+    body = func.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        func.body = body[1:]
+    return ast.dump(func)
+
+
+def _quiet_reactor() -> Any:
+    cls = internals.reactor_class()
+    if cls is None:
+        pytest.skip("no epoll on this system")
+    return cls()
+
+
+def test_twisted_epoll_still_polls_the_way_the_quiet_reactor_copies() -> None:
+    from twisted.internet.epollreactor import EPollReactor
+
+    assert _code(inspect.getsource(EPollReactor.doPoll)) == _code(TWISTED_DOPOLL), (
+        "Twisted changed EPollReactor.doPoll: update portsuite.internals.reactor_class"
+    )
+    reactor = _quiet_reactor()
+    missing = [f for f in internals.REACTOR_PRIVATE_FIELDS if not hasattr(reactor, f)]
+    assert missing == [], f"Twisted changed EPollReactor: {missing}"
+    assert reactor.doIteration == reactor._poll_quietly
+
+
+def test_the_quiet_reactor_reads_and_writes_without_a_log_context_per_event() -> None:
+    from twisted.python import context
+    from twisted.python.log import ILogContext
+
+    reactor = _quiet_reactor()
+    seen = []
+
+    class Answer(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            seen.append(context.get(ILogContext)["system"])
+            self.transport.write(data.upper())  # queued: a write event sends it
+
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    peer.settimeout(5)
+    conn = tcp.Connection(ours, Answer(), reactor=reactor)
+    conn.connected = True
+    conn.protocol.makeConnection(conn)
+    conn.startReading()
+    peer.sendall(b"ping")
+    for _ in range(10):
+        reactor.doIteration(0.5)
+        if conn not in reactor.getWriters() and seen:
+            break
+    assert peer.recv(10) == b"PING"
+    assert seen == ["-"]  # Twisted's doPoll would have said conn.logPrefix() here
+    conn.loseConnection()
+    peer.close()
+
+
+def test_the_quiet_reactor_closes_only_the_connection_that_raised_and_logs_it() -> None:
+    from twisted.logger import globalLogPublisher
+
+    reactor = _quiet_reactor()
+    lost: list[str] = []
+
+    class Broken(Protocol):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def dataReceived(self, data: bytes) -> None:
+            if self.name == "bad":
+                raise ValueError("boom")
+            self.transport.write(data)
+
+        def connectionLost(self, reason: Any = None) -> None:
+            lost.append(self.name)
+            if self.name == "bad":
+                raise RuntimeError("and again")  # past _doReadOrWrite: the poll loop's catch
+
+    pairs = []
+    for name in ("bad", "good"):
+        ours, peer = socket.socketpair()
+        ours.setblocking(False)
+        peer.settimeout(5)
+        conn = tcp.Connection(ours, Broken(name), reactor=reactor)
+        conn.connected = True
+        conn.protocol.makeConnection(conn)
+        conn.startReading()
+        peer.sendall(b"x")
+        pairs.append((conn, peer))
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for _ in range(10):
+            reactor.doIteration(0.5)
+            if lost:
+                break
+        reactor.doIteration(0.1)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert lost == ["bad"]
+    assert pairs[1][1].recv(10) == b"x"  # the other connection goes on
+    # old-style log.err events: the failure, and the system they were logged under
+    logged = {type(e["failure"].value): e["log_system"] for e in events if "failure" in e}
+    assert ValueError in logged  # Twisted's _doReadOrWrite logs it and closes the connection
+    # what escapes _doReadOrWrite is logged with the connection's prefix, as Twisted does
+    assert logged[RuntimeError] == pairs[0][0].logPrefix()
+    for _conn, peer in pairs:
+        peer.close()
+
+
+@pytest.mark.parametrize(
+    ("first", "installed", "name"),
+    [("", "True", "QuietEPollReactor"), ("from twisted.internet import reactor", "False", "")],
+)
+def test_install_reactor_only_when_none_is_chosen(first: str, installed: str, name: str) -> None:
+    import subprocess
+    import sys
+
+    if internals.reactor_class() is None:
+        pytest.skip("no epoll on this system")
+    script = (
+        f"{first}\n"
+        "from portsuite import internals\n"
+        "print(internals.install_reactor())\n"
+        "from twisted.internet import reactor\n"
+        "print(type(reactor).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out[0] == installed
+    assert out[1] == (name or "EPollReactor")
+
+
+def test_a_full_socket_pauses_the_streaming_producer_until_it_drains() -> None:
+    """What a client that never reads makes the server hold: one read's rest at most."""
+    conn, peer, reactor = _connection()
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    write = internals.writer(conn)
+    chunk = b"r" * internals.READ_SIZE
+    sent = 0
+    while "pause" not in producer.events and sent < 64 * internals.READ_SIZE:
+        write(chunk)
+        sent += len(chunk)
+    assert producer.events == ["pause"]  # paused at the first write the socket did not take
+    assert conn._tempDataLen <= len(chunk)  # Twisted's buffer holds that one's rest only
+    assert conn in reactor.writers
+    peer.setblocking(False)
+    got = 0
+    for _ in range(100000):
+        if got == sent:
+            break
+        conn.doWrite()
+        try:
+            got += len(peer.recv(1 << 20))
+        except BlockingIOError:
+            pass
+    assert got == sent
+    assert producer.events == ["pause", "resume"]  # drained: Twisted resumes it
     peer.close()

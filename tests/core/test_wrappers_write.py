@@ -25,13 +25,13 @@ class _Conn(tcp.Connection):
         return IPv4Address("TCP", "127.0.0.1", 7)
 
 
-def _wrapped() -> tuple[Any, _Conn, socket.socket, MemoryReactorClock, ServiceStats]:
+def _wrapped(**limits: Any) -> tuple[Any, _Conn, socket.socket, MemoryReactorClock, ServiceStats]:
     ours, peer = socket.socketpair()
     ours.setblocking(False)
     peer.settimeout(5)
     reactor = MemoryReactorClock()
     stats = ServiceStats(name="s", type="echo")
-    factory = ServiceFactory(Factory.forProtocol(Protocol), stats, reactor)
+    factory = ServiceFactory(Factory.forProtocol(Protocol), stats, reactor, **limits)
     proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
     conn = _Conn(ours, proto, reactor=reactor)
     conn.connected = True
@@ -59,4 +59,43 @@ def test_write_sequence_behind_queued_bytes_keeps_the_order() -> None:
     while len(got) < 12:
         got += peer.recv(100)
     assert got == b"first second"
+    peer.close()
+
+
+def test_a_full_socket_counts_every_byte_once_whether_sent_or_queued() -> None:
+    proto, conn, peer, reactor, stats = _wrapped()
+    chunk = bytes(range(256)) * 1024  # 256 KiB: more than a socketpair takes at once
+    written = 0
+    for _ in range(8):
+        proto.write(chunk)
+        written += len(chunk)
+    proto.writeSequence([b"end", b"!"])
+    written += 4
+    assert conn in reactor.writers  # some of it waits in Twisted's buffer
+    assert stats.bytes_out == written  # counted when written, sent or queued
+    peer.setblocking(False)
+    got = 0
+    for _ in range(100000):
+        if got == written:
+            break
+        conn.doWrite()
+        try:
+            got += len(peer.recv(1 << 20))
+        except BlockingIOError:
+            pass
+    assert got == written == stats.bytes_out
+    peer.close()
+
+
+def test_writes_reset_the_idle_timer_on_a_real_connection() -> None:
+    """With idle_timeout, write() still goes through the wrapper's timer reset."""
+    proto, conn, peer, reactor, stats = _wrapped(idle_timeout=10)
+    reactor.advance(8)
+    proto.write(b"still here")
+    assert peer.recv(100) == b"still here"
+    reactor.advance(8)  # 16 s since connecting, 8 since the write
+    assert not conn.disconnecting
+    reactor.advance(3)
+    assert conn.disconnecting  # idle for 11 s: closed
+    assert stats.bytes_out == len(b"still here")
     peer.close()
