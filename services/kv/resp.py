@@ -201,7 +201,7 @@ class RequestParser:
         try:
             reader.feed(data)  # type: ignore[union-attr]
             gets = reader.gets  # type: ignore[union-attr]
-            cmds = []
+            cmds: list[list[bytes]] = []
             append = cmds.append
             argv = gets()
             while argv is not False:
