@@ -10,6 +10,8 @@ machine has two CPUs. Prints ops/s and the ratio kv / redis.
     .venv/bin/python bench/kv.py            # N1=50000 NP=400000 ROUNDS=2 to change
     .venv/bin/python bench/kv.py --hostile  # echo round trips while kv clients attack
     .venv/bin/python bench/kv.py --memory   # bytes per small key, kv vs redis used_memory
+    .venv/bin/python bench/kv.py --floors   # memory-only, beside bare RESP servers
+                                            # (bench/resp_floor.py: Twisted, asyncio)
 
 --hostile: a suite of kv + echo in twistd; one thread measures echo round trips every
 few ms while hostile kv clients run (a pipeline of 2,000 GET of a 1 MiB value never
@@ -42,6 +44,7 @@ ROUNDS = int(os.environ.get("ROUNDS", "2"))
 CLIENTS = int(os.environ.get("CLIENTS", "50"))
 PIPE = int(os.environ.get("PIPE", "16"))
 TWISTD = str(Path(sys.executable).parent / "twistd")
+FLOORS = ("twisted", "twisted-direct", "asyncio")  # bench/resp_floor.py
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -81,6 +84,9 @@ def start(kind: str, aof: bool, tmp: Path) -> tuple[subprocess.Popen[bytes], int
             "--logfile",
             "",
         ]
+    elif kind in FLOORS:
+        # (-P: bench/http.py must not shadow the http package)
+        cmd = [sys.executable, "-P", str(Path(__file__).parent / "resp_floor.py"), kind, str(port)]
     else:
         cfg = tmp / "kv.toml"
         data = f'data = "{tmp / "kv.aof"}"\nfsync = "everysec"\n' if aof else ""
@@ -102,7 +108,13 @@ def start(kind: str, aof: bool, tmp: Path) -> tuple[subprocess.Popen[bytes], int
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    wait_port(port, proc, kind)
+    try:
+        wait_port(port, proc, kind)
+    except SystemExit:
+        log = tmp / "twistd.log"
+        if log.exists():  # why it did not start (a port taken in between, say)
+            print(log.read_text()[-2000:], file=sys.stderr)
+        raise
     return proc, port
 
 
@@ -319,11 +331,46 @@ def memory(n: int = 1_000_000) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def floors() -> None:
+    """Memory-only: redis, the bare RESP floors and kv (and before), CPU per request."""
+    kinds = ("redis", *FLOORS, "kv") + (("before",) if before_bin() else ())
+    results: dict[tuple[str, int, str], list[tuple[float, float]]] = {}
+    for r in range(ROUNDS):
+        for kind in kinds:
+            tmp = Path(tempfile.mkdtemp(prefix="kv-bench-"))
+            proc, port = start(kind, False, tmp)
+            try:
+                for pipeline, n in ((1, N1), (PIPE, NP)):
+                    for test, got in bench(proc.pid, port, pipeline, n).items():
+                        results.setdefault((kind, pipeline, test), []).append(got)
+                print(f"  round {r + 1} {kind} done", file=sys.stderr)
+            finally:
+                stop(proc)
+                shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"\nredis-benchmark -c {CLIENTS}, memory-only, medians of {ROUNDS} round(s): "
+        f"ops/s as x redis, then server CPU us per request"
+    )
+    print(f"{'test':4} {'-P':>3} " + " ".join(f"{k:>16}" for k in kinds))
+    for pipeline in (1, PIPE):
+        for test in ("SET", "GET"):
+            r_ops = statistics.median(x[0] for x in results[("redis", pipeline, test)])
+            cells = []
+            for kind in kinds:
+                got = results[(kind, pipeline, test)]
+                ops = statistics.median(x[0] for x in got)
+                cpu = statistics.median(x[1] for x in got)
+                cells.append(f"{ops / r_ops:5.2f}x {cpu:6.2f}us")
+            print(f"{test:4} {pipeline:>3} " + " ".join(f"{c:>16}" for c in cells))
+
+
 def main() -> None:
     if "--hostile" in sys.argv:
         return hostile()
     if "--memory" in sys.argv:
         return memory()
+    if "--floors" in sys.argv:
+        return floors()
     for tool in ("redis-server", "redis-benchmark"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: apt-get install redis-server redis-tools")

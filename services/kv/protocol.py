@@ -527,6 +527,13 @@ class KVProtocol(Protocol):
                     or self.waiting
                 ):
                     break
+            else:
+                if error is None:  # all ran, none blocked, paused or closed: the replies go
+                    self._out = None
+                    server.total_commands += done
+                    if out:
+                        self._flush(out, len(out[0]) if len(out) == 1 else sum(map(len, out)))
+                    return
             size = sum(map(len, out))
             if self.blocked is not None:
                 rest = cmds[done:]
@@ -617,90 +624,24 @@ class KVProtocol(Protocol):
 
     def execute(self, argv: list[bytes], out: list[bytes]) -> None:
         """Run one command; its reply (if any) is appended to C{out}."""
-        name = argv[0]
-        cmd = COMMANDS_ANY_CASE.get(name)  # GET and get without lower()
-        if cmd is None:
-            name = name.lower()
-            cmd = COMMANDS.get(name)
-        else:
-            name = cmd.lname
-        server = self.server
-        if cmd is None:
-            if name == b"post" or name == b"host:":
-                log.warn(
-                    "kv: possible SECURITY ATTACK from {peer}: an HTTP request ({name}) was "
-                    "sent to the kv port (cross-protocol scripting); connection closed",
-                    peer=self.peer,
-                    name=argv[0].decode("latin-1"),
-                )
-                self.closed = True
-                self.transport.loseConnection()
+        cmd = COMMANDS_ANY_CASE.get(argv[0])  # GET and get without lower()
+        if cmd is None or cmd.subcommands or not self.plain:
+            cmd = self._resolve(argv, out, cmd)
+            if cmd is None:
                 return
-            out.append(_unknown(argv))
-            if self.multi is not None:
-                self.multi_failed = True
-            return
-        if cmd.subcommands and (len(argv) > 1 or cmd.arity != -1):
-            if len(argv) == 1:
-                out.append(b"-ERR wrong number of arguments for '%s' command\r\n" % name)
-                if self.multi is not None:
-                    self.multi_failed = True
-                return
-            sub = cmd.subcommands.get(argv[1].lower())
-            if sub is None:
+        else:  # a known command from a client in no special state: only its arity to check
+            arity = cmd.arity
+            n = len(argv)
+            if n != arity and (arity > 0 or n < -arity):
                 out.append(
-                    b"-ERR unknown subcommand '%s'. Try %s HELP.\r\n"
-                    % (_clip(argv[1], 128), _clean(argv[0].upper()))
+                    b"-ERR wrong number of arguments for '%s' command\r\n" % cmd.fullname.encode()
                 )
-                if self.multi is not None:
-                    self.multi_failed = True
-                return
-            cmd = sub
-        arity = cmd.arity
-        n = len(argv)
-        if (arity > 0 and n != arity) or n < -arity:
-            out.append(
-                b"-ERR wrong number of arguments for '%s' command\r\n" % cmd.fullname.encode()
-            )
-            if self.multi is not None:
-                self.multi_failed = True
-            return
-        if not self.plain:  # not authenticated, subscribed (RESP2) or in MULTI
-            if not self.authenticated and not cmd.noauth:
-                out.append(b"-NOAUTH Authentication required.\r\n")
-                return
-            acl = self.acl_user
-            if acl is not None:
-                denied = acl.denies(cmd, argv)
-                if denied is not None:
-                    out.append(self.acl_denied(cmd, argv, denied))
-                    if self.multi is not None:
-                        self.multi_failed = True
-                    return
-            if self.resp == 2 and self.subscribed and name not in SUBSCRIBED_OK:
-                out.append(
-                    b"-ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING "
-                    b"/ QUIT / RESET are allowed in this context\r\n" % cmd.fullname.encode()
-                )
-                return
-            if server.every_command:
-                if server.pause_end and self.must_wait(cmd, argv):
-                    self.waiting = True
-                    return
-                if server.monitors and "admin" not in cmd.flags:
-                    server.feed_monitors(self, argv)
-            if self.multi is not None and name not in NOT_QUEUED:
-                if "nomulti" in cmd.flags:
-                    out.append(b"-ERR Command not allowed inside a transaction\r\n")
-                    self.multi_failed = True
-                    return
-                self.multi.append((cmd, argv))
-                out.append(b"+QUEUED\r\n")
                 return
         self.last_cmd = cmd
-        store = self.store
+        server = self.server
         write = cmd.write
         if write:
+            store = self.store
             if server.aof is not None and not server.aof.ok:
                 out.append(
                     b"-MISCONF Errors writing to the AOF file: %s\r\n" % server.aof.error.encode()
@@ -758,6 +699,92 @@ class KVProtocol(Protocol):
             out.append(b"+OK\r\n")
         else:
             self.enc(r, out)
+
+    def _resolve(self, argv: list[bytes], out: list[bytes], cmd: Any) -> Any:
+        """
+        L{execute}'s checks for an unknown command or a subcommand, or a client that
+        is not L{plain}: the command to run, or None when answered (an error,
+        QUEUED, or waiting for CLIENT PAUSE to end).
+        """
+        if cmd is None:
+            name = argv[0].lower()
+            cmd = COMMANDS.get(name)
+        else:
+            name = cmd.lname
+        server = self.server
+        if cmd is None:
+            if name == b"post" or name == b"host:":
+                log.warn(
+                    "kv: possible SECURITY ATTACK from {peer}: an HTTP request ({name}) was "
+                    "sent to the kv port (cross-protocol scripting); connection closed",
+                    peer=self.peer,
+                    name=argv[0].decode("latin-1"),
+                )
+                self.closed = True
+                self.transport.loseConnection()
+                return None
+            out.append(_unknown(argv))
+            if self.multi is not None:
+                self.multi_failed = True
+            return None
+        if cmd.subcommands and (len(argv) > 1 or cmd.arity != -1):
+            if len(argv) == 1:
+                out.append(b"-ERR wrong number of arguments for '%s' command\r\n" % name)
+                if self.multi is not None:
+                    self.multi_failed = True
+                return None
+            sub = cmd.subcommands.get(argv[1].lower())
+            if sub is None:
+                out.append(
+                    b"-ERR unknown subcommand '%s'. Try %s HELP.\r\n"
+                    % (_clip(argv[1], 128), _clean(argv[0].upper()))
+                )
+                if self.multi is not None:
+                    self.multi_failed = True
+                return None
+            cmd = sub
+        arity = cmd.arity
+        n = len(argv)
+        if (arity > 0 and n != arity) or n < -arity:
+            out.append(
+                b"-ERR wrong number of arguments for '%s' command\r\n" % cmd.fullname.encode()
+            )
+            if self.multi is not None:
+                self.multi_failed = True
+            return None
+        if not self.plain:  # not authenticated, subscribed (RESP2) or in MULTI
+            if not self.authenticated and not cmd.noauth:
+                out.append(b"-NOAUTH Authentication required.\r\n")
+                return None
+            acl = self.acl_user
+            if acl is not None:
+                denied = acl.denies(cmd, argv)
+                if denied is not None:
+                    out.append(self.acl_denied(cmd, argv, denied))
+                    if self.multi is not None:
+                        self.multi_failed = True
+                    return None
+            if self.resp == 2 and self.subscribed and name not in SUBSCRIBED_OK:
+                out.append(
+                    b"-ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING "
+                    b"/ QUIT / RESET are allowed in this context\r\n" % cmd.fullname.encode()
+                )
+                return None
+            if server.every_command:
+                if server.pause_end and self.must_wait(cmd, argv):
+                    self.waiting = True
+                    return None
+                if server.monitors and "admin" not in cmd.flags:
+                    server.feed_monitors(self, argv)
+            if self.multi is not None and name not in NOT_QUEUED:
+                if "nomulti" in cmd.flags:
+                    out.append(b"-ERR Command not allowed inside a transaction\r\n")
+                    self.multi_failed = True
+                    return None
+                self.multi.append((cmd, argv))
+                out.append(b"+QUEUED\r\n")
+                return None
+        return cmd
 
     def info_line(self) -> str:
         """CLIENT LIST/INFO: Redis 7's fields (memory ones are kv's own counts)."""
