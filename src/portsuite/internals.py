@@ -151,6 +151,11 @@ def writer(transport: Any, counter: Any = None) -> Callable[[bytes], None]:
     return write
 
 
+def sends_some(transport: Any) -> bool:
+    """Does L{sender}C{(transport)} give a function (not None)?"""
+    return supported(transport)
+
+
 def sender(transport: Any) -> Callable[[Any], int] | None:
     """
     For a big body held in memory: a function that sends what the socket takes of
@@ -161,7 +166,7 @@ def sender(transport: Any) -> Callable[[Any], int] | None:
     (no copy in Twisted's buffer, so a client that stops reading holds nothing).
     None where not supported (TLS, another transport or Twisted: use C{write}).
     """
-    if not supported(transport):
+    if not sends_some(transport):
         return None
     raw = transport
     write_some = raw.writeSomeData
@@ -199,6 +204,15 @@ def sender(transport: Any) -> Callable[[Any], int] | None:
     return send
 
 
+def sends_files(transport: Any) -> bool:
+    """Does L{file_sender}C{(transport)} give a function (not None)?"""
+    return (
+        supported(transport)
+        and hasattr(os, "sendfile")
+        and getattr(transport, "socket", None) is not None
+    )
+
+
 def file_sender(transport: Any) -> Callable[[int, int, int], int] | None:
     """
     For a file: a function C{send(fd, offset, count)} that hands up to C{count}
@@ -208,13 +222,10 @@ def file_sender(transport: Any) -> Callable[[int, int, int], int] | None:
     once the socket drains, as with L{sender}. Raises C{EOFError} when the file
     ends before C{offset + count}. None where not supported (TLS, no sendfile).
     """
-    if not supported(transport) or not hasattr(os, "sendfile"):
+    if not sends_files(transport):
         return None
     raw = transport
-    sock = getattr(raw, "socket", None)
-    if sock is None:
-        return None
-    out = sock.fileno()
+    out = raw.socket.fileno()
 
     def send(fd: int, offset: int, count: int) -> int:
         sent = 0
