@@ -117,13 +117,10 @@ class _Writer:
     too, and this is about a third of the closure's size.
     """
 
-    __slots__ = ("raw", "send", "count")
+    __slots__ = ("raw", "count")
 
     def __init__(self, raw: Any, count: Any) -> None:
         self.raw = raw
-        # the socket's own send: Twisted's writeSomeData adds a memoryview, a slice and
-        # an EINTR loop around it, on every reply
-        self.send = raw.socket.send
         self.count = count
 
     def write(self, data: bytes) -> None:
@@ -142,7 +139,10 @@ class _Writer:
             and (raw.producer is None or raw.streamingProducer)
         ):
             try:
-                n = self.send(data)
+                # the socket's own send (looked up per call: no bound method held per
+                # connection): Twisted's writeSomeData adds a memoryview, a slice and an
+                # EINTR loop around it, on every reply
+                n = raw.socket.send(data)
             except OSError:
                 # EAGAIN or EINTR: queue it all; a broken connection: queue it too, and
                 # Twisted's next write attempt finds the error and closes it as usual
