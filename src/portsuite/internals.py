@@ -107,14 +107,25 @@ def writer(transport: Any, counter: Any = None) -> Callable[[bytes], None]:
             public(data)
 
         return counted
-    raw = transport
-    # the socket's own send: Twisted's writeSomeData adds a memoryview, a slice and an
-    # EINTR loop around it, on every reply
-    send = raw.socket.send
-    count = _Count() if counter is None else counter
+    return _Writer(transport, _Count() if counter is None else counter).write
 
-    def write(data: bytes) -> None:
-        count.bytes_out += len(data)
+
+class _Writer:
+    """
+    L{writer}'s immediate write for one connection. A slotted object and its bound
+    C{write} (not a closure over four cells): every connection holds one, idle ones
+    too, and this is about a third of the closure's size.
+    """
+
+    __slots__ = ("raw", "count")
+
+    def __init__(self, raw: Any, count: Any) -> None:
+        self.raw = raw
+        self.count = count
+
+    def write(self, data: bytes) -> None:
+        raw = self.raw
+        self.count.bytes_out += len(data)
         if (
             not raw._tempDataLen
             # nothing partly sent: doWrite empties dataBuffer once all of it went
@@ -128,14 +139,17 @@ def writer(transport: Any, counter: Any = None) -> Callable[[bytes], None]:
             and (raw.producer is None or raw.streamingProducer)
         ):
             try:
-                n = send(data)
+                # the socket's own send (looked up per call: no bound method held per
+                # connection): Twisted's writeSomeData adds a memoryview, a slice and an
+                # EINTR loop around it, on every reply
+                n = raw.socket.send(data)
             except OSError:
                 # EAGAIN or EINTR: queue it all; a broken connection: queue it too, and
                 # Twisted's next write attempt finds the error and closes it as usual
                 n = 0
             if n == len(data):
                 return
-            public(bytes(data[n:]))
+            raw.write(bytes(data[n:]))
             # The socket is full: a streaming producer (echo's reading) stops now, as
             # asyncio's transports do, not once Twisted's buffer holds more than
             # bufferSize, which a client that never reads would make us hold.
@@ -146,9 +160,12 @@ def writer(transport: Any, counter: Any = None) -> Callable[[bytes], None]:
             return
         if type(data) is not bytes:
             data = bytes(data)  # a memoryview: Twisted's buffer takes bytes only
-        public(data)
+        raw.write(data)
 
-    return write
+
+def sends_some(transport: Any) -> bool:
+    """Does L{sender}C{(transport)} give a function (not None)?"""
+    return supported(transport)
 
 
 def sender(transport: Any) -> Callable[[Any], int] | None:
@@ -161,7 +178,7 @@ def sender(transport: Any) -> Callable[[Any], int] | None:
     (no copy in Twisted's buffer, so a client that stops reading holds nothing).
     None where not supported (TLS, another transport or Twisted: use C{write}).
     """
-    if not supported(transport):
+    if not sends_some(transport):
         return None
     raw = transport
     write_some = raw.writeSomeData
@@ -199,6 +216,15 @@ def sender(transport: Any) -> Callable[[Any], int] | None:
     return send
 
 
+def sends_files(transport: Any) -> bool:
+    """Does L{file_sender}C{(transport)} give a function (not None)?"""
+    return (
+        supported(transport)
+        and hasattr(os, "sendfile")
+        and getattr(transport, "socket", None) is not None
+    )
+
+
 def file_sender(transport: Any) -> Callable[[int, int, int], int] | None:
     """
     For a file: a function C{send(fd, offset, count)} that hands up to C{count}
@@ -208,13 +234,10 @@ def file_sender(transport: Any) -> Callable[[int, int, int], int] | None:
     once the socket drains, as with L{sender}. Raises C{EOFError} when the file
     ends before C{offset + count}. None where not supported (TLS, no sendfile).
     """
-    if not supported(transport) or not hasattr(os, "sendfile"):
+    if not sends_files(transport):
         return None
     raw = transport
-    sock = getattr(raw, "socket", None)
-    if sock is None:
-        return None
-    out = sock.fileno()
+    out = raw.socket.fileno()
 
     def send(fd: int, offset: int, count: int) -> int:
         sent = 0

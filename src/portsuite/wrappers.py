@@ -42,6 +42,9 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
     transport: Any
     wrappedProtocol: Any
     _fault: Any = None  # a portsuite.faults.Session while the service has faults
+    # built by the first send_some() / send_file() (http's big bodies), not per connection
+    _sender: Any = None
+    _file_sender: Any = None
     writes_views = False
     sends_some = False  # send_some() is available
     sends_files = False  # send_file() is available
@@ -62,10 +65,10 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         internals.widen_reads(transport)  # a stream: a quarter of the reads and sends
         # write() takes a memoryview too (a slice of a cached http body, no copy)
         self.writes_views = internals.takes_views(self._send, transport)
-        self._sender = internals.sender(transport)
-        self.sends_some = self._sender is not None
-        self._file_sender = internals.file_sender(transport)
-        self.sends_files = self._file_sender is not None
+        # the functions behind send_some and send_file are built on first use: an idle
+        # connection holds no closures for them (about 0.8 KiB a connection)
+        self.sends_some = internals.sends_some(transport)
+        self.sends_files = internals.sends_files(transport)
         if factory.faults is not None:
             self._fault = faults.attach(self, factory.faults, factory.reactor)
             # faults may hold and cut what is written: bytes, through write() only
@@ -132,8 +135,11 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         registered streaming producer is paused and resumed once the socket drains
         (see L{portsuite.internals.sender}). Only when L{sends_some} is true.
         """
-        assert self._sender is not None
-        n = self._sender(data)
+        sender = self._sender
+        if sender is None:
+            sender = self._sender = internals.sender(self.transport)
+            assert sender is not None
+        n = sender(data)
         if n:
             self.client.bytes_out += n
             if self.timeOut is not None:
@@ -147,8 +153,11 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
         the socket drains; see L{portsuite.internals.file_sender}). Only when
         L{sends_files} is true.
         """
-        assert self._file_sender is not None
-        n = self._file_sender(fd, offset, count)
+        send = self._file_sender
+        if send is None:
+            send = self._file_sender = internals.file_sender(self.transport)
+            assert send is not None
+        n = send(fd, offset, count)
         if n:
             self.client.bytes_out += n
             if self.timeOut is not None:
