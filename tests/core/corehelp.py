@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
@@ -35,3 +36,21 @@ def repo_copy(tmp_path: Path, ports_to_zero: bool = True) -> Path:
     path = folder / "config.toml"
     path.write_text(tomli_w.dumps(data))
     return path
+
+
+def drain(conn: Any, peer: Any, expected: int) -> bytes:
+    """
+    Let a real tcp.Connection write what it queued (its doWrite, as the reactor would)
+    while C{peer}, non-blocking, reads it; the bytes read, once C{expected} or bounded.
+    """
+    peer.setblocking(False)
+    got = bytearray()
+    for _ in range(100000):
+        if len(got) == expected:
+            break
+        conn.doWrite()
+        try:
+            got += peer.recv(1 << 20)
+        except BlockingIOError:
+            pass
+    return bytes(got)

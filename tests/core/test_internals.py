@@ -11,6 +11,7 @@ import socket
 from typing import Any
 
 import pytest
+from corehelp import drain
 from OpenSSL import SSL
 from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
@@ -242,16 +243,7 @@ def test_a_full_socket_buffer_queues_the_rest_in_order() -> None:
         if conn in reactor.writers:
             break
     assert conn in reactor.writers  # the buffer filled up: the rest waits for the reactor
-    peer.setblocking(False)
-    got = b""
-    for _ in range(100000):
-        if len(got) == len(sent):
-            break
-        conn.doWrite()
-        try:
-            got += peer.recv(1 << 20)
-        except BlockingIOError:
-            pass
+    got = drain(conn, peer, len(sent))
     assert got == sent
     peer.close()
 
@@ -582,16 +574,7 @@ def test_a_full_socket_pauses_the_streaming_producer_until_it_drains() -> None:
     assert producer.events == ["pause"]  # paused at the first write the socket did not take
     assert conn._tempDataLen <= len(chunk)  # Twisted's buffer holds that one's rest only
     assert conn in reactor.writers
-    peer.setblocking(False)
-    got = 0
-    for _ in range(100000):
-        if got == sent:
-            break
-        conn.doWrite()
-        try:
-            got += len(peer.recv(1 << 20))
-        except BlockingIOError:
-            pass
+    got = len(drain(conn, peer, sent))
     assert got == sent
     assert producer.events == ["pause", "resume"]  # drained: Twisted resumes it
     peer.close()
