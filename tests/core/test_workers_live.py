@@ -99,6 +99,8 @@ def test_reload_replaces_every_worker_and_lets_open_connections_finish(suite) ->
     old = _workers(suite.pid)
     held = Talker(port)
     assert held.say("before") == "before"
+    # the suite knows of it once its worker has reported (within a second, slower when busy)
+    assert wait_for(lambda: _open_in_row(_row(suite, "e")) == 1, timeout=20)
     write(
         suite.config_path,
         {"services": {"e": {"type": "echo", "port": port, "workers": 3, "idle_timeout": 600}}},
