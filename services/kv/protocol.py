@@ -156,24 +156,17 @@ class KVProtocol(Protocol):
             self.monitor = False
             server.remove_monitor(self)
         server.paused_clients.discard(self)
-        for ch in self.channels:
-            subs = server.channels.get(ch)
-            if subs is not None:
-                subs.discard(self)
-                if not subs:
-                    del server.channels[ch]
-        for pat in self.patterns:
-            subs = server.patterns.get(pat)
-            if subs is not None:
-                subs.discard(self)
-                if not subs:
-                    del server.patterns[pat]
-        for ch in self.shards:
-            subs = server.shards.get(ch)
-            if subs is not None:
-                subs.discard(self)
-                if not subs:
-                    del server.shards[ch]
+        for mine, where in (
+            (self.channels, server.channels),
+            (self.patterns, server.patterns),
+            (self.shards, server.shards),
+        ):
+            for ch in mine:
+                subs = where.get(ch)
+                if subs is not None:
+                    subs.discard(self)
+                    if not subs:
+                        del where[ch]
         self.channels = set()
         self.patterns = set()
         self.shards = set()
