@@ -16,8 +16,8 @@ machine has two CPUs. Prints ops/s and the ratio kv / redis.
 --hostile: a suite of kv + echo in twistd; one thread measures echo round trips every
 few ms while hostile kv clients run (a pipeline of 2,000 GET of a 1 MiB value never
 read, declared counts *4294967295 / *400000000 / *2147483647 opened and closed, a
-100 MB bulk, a 1,000,000-argument request); prints the worst and the 99th percentile
-round trip during each attack, and the server's RSS growth.
+100 MB bulk, a 1,000,000-argument request, FILL=1500000 small sets stored); prints the
+worst and the 99th percentile round trip during each attack, and the server's RSS growth.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ NP = int(os.environ.get("NP", "400000"))
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
 CLIENTS = int(os.environ.get("CLIENTS", "50"))
 PIPE = int(os.environ.get("PIPE", "16"))
+FILL = int(os.environ.get("FILL", "1500000"))  # --hostile: small sets stored
 TWISTD = str(Path(sys.executable).parent / "twistd")
 FLOORS = ("twisted", "twisted-direct", "asyncio")  # bench/resp_floor.py
 
@@ -256,6 +257,19 @@ def hostile() -> None:
             h.sendall(_cmd(b"DEL", b"x"))
             h.recv(16)
 
+    def fill_sets() -> None:
+        # many small containers: what a full garbage collection has to visit
+        # (portsuite.gcpause); FILL=0 leaves this attack out
+        with socket.create_connection(("127.0.0.1", kv)) as h:
+            batch = 10000
+            for i in range(0, FILL, batch):
+                h.sendall(b"".join(_cmd(b"SADD", b"s:%d" % j, b"m") for j in range(i, i + batch)))
+                got = 0
+                while got < batch:
+                    got += h.recv(1 << 20).count(b"\r\n")
+            h.sendall(_cmd(b"FLUSHALL"))
+            h.recv(16)
+
     pinger.start()
     time.sleep(1)
     t0 = time.monotonic()
@@ -266,7 +280,10 @@ def hostile() -> None:
         ("declared counts x60", counts),
         ("SET+GET of a 100 MB value", big_bulk),
         ("1,000,000 arguments", many_args),
+        (f"{FILL:,} small sets stored", fill_sets),
     ):
+        if attack is fill_sets and not FILL:
+            continue
         rss0 = _rss(proc.pid)
         peak = rss0
         begin = time.monotonic()

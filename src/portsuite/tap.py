@@ -87,7 +87,18 @@ def makeService(options: Options) -> Any:
             print(f"portsuite: {e}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
     _stop_cleanly_on_early_sigterm()
+    _short_collections()
     return suite
+
+
+def _short_collections() -> None:
+    """Full garbage collections on a timer, in short passes (L{portsuite.gcpause})."""
+    from twisted.internet import reactor
+
+    from portsuite import gcpause
+
+    if not reactor.running:  # twistd, about to run it (not a test's running reactor)
+        gcpause.install(reactor)
 
 
 def _stop_cleanly_on_early_sigterm() -> None:

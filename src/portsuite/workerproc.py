@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     from twisted.internet.task import LoopingCall
     from twisted.logger import globalLogBeginner
 
-    from portsuite import loader
+    from portsuite import gcpause, loader
     from portsuite.api import ConfigError, StartupError
     from portsuite.suite import Suite
     from portsuite.workers import REPORT_INTERVAL, SharedCount
@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             channel.send(msg)
 
     LoopingCall(report).start(REPORT_INTERVAL)
+    gcpause.install(reactor)  # as twistd portsuite does
     reactor.run()
     return 0
 
