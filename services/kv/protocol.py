@@ -57,6 +57,12 @@ FLUSH_SIZE = 64 * 1024  # replies of one batch past this size are written before
 # A batch of at most this many commands runs whole, replies counted at the end: big
 # strings are the stored values themselves, not copies, so it holds little more.
 SMALL_BATCH = 32
+# A pipeline runs for at most TURN seconds per reactor turn (the clock is read every
+# TURN_CHECK commands), then the rest waits for the next turn: a client that sends
+# thousands of commands at once does not hold the other clients and services (Redis
+# reads 16 KiB per turn; kv reads up to 256 KiB).
+TURN = 0.005
+TURN_CHECK = 32
 SLICE = 256 * 1024  # a bigger reply is handed to the transport in slices, as it drains
 BIG_REPLY = 1024 * 1024  # a string this long is sent as it is, not copied into its reply
 MAX_WAITING = 100_000  # commands sent behind a blocked one before we stop reading
@@ -531,6 +537,7 @@ class KVProtocol(Protocol):
             if self.blocked is not None:
                 rest = cmds[done:]
             cmds = ()  # type: ignore[assignment]
+        deadline = perf_counter() + TURN if cmds else 0.0
         for argv in cmds:
             mark = len(out)
             execute(argv, out)
@@ -556,6 +563,17 @@ class KVProtocol(Protocol):
                     self.pending = (cmds[done:], error)
                     self._out = None
                     return
+            if not done % TURN_CHECK and done < len(cmds) and perf_counter() > deadline:
+                # a long pipeline lets the reactor serve the others (clients, services)
+                # every TURN seconds, and goes on at the next turn
+                if out and not self._flush(out, size):
+                    return
+                server.total_commands += done
+                self.pending = (cmds[done:], error)
+                self._out = None
+                self.transport.pauseProducing()
+                server.reactor.callLater(0, self._run_pending)
+                return
         self._out = None
         if self.waiting == "rebatch":  # CLIENT REPLY changed how commands answer
             self.waiting = False

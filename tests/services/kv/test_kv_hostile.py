@@ -144,3 +144,26 @@ def test_count_over_redis_limit_is_refused_as_redis_does(suite: object) -> None:
             assert got == b"-ERR Protocol error: expected '$', got '*'\r\n"
         else:
             assert got == b"-ERR Protocol error: invalid multibulk length\r\n"
+
+
+def test_a_long_pipeline_lets_others_in(suite: object) -> None:
+    # 1,000 set unions of 2 x 5,000 members sent at once: about a second of work that
+    # fits one read. Another client is answered while the pipeline still runs (its
+    # last command has not run yet), and the pipeline's replies are all there, in order.
+    kv = suite.port("kv")  # type: ignore[attr-defined]
+    members = [b"m%d" % i for i in range(5000)]
+    _kv_call(kv, _cmd(b"SADD", b"u1", *members[:2500], *members[:100]), b":2500\r\n")
+    _kv_call(kv, _cmd(b"SADD", b"u2", *members[2500:]), b":2500\r\n")
+    _kv_call(kv, _cmd(b"DEL", b"u-done"), b":0\r\n")
+    pipeline = _cmd(b"SUNIONSTORE", b"u3", b"u1", b"u2") * 1000 + _cmd(b"SET", b"u-done", b"1")
+    with (
+        socket.create_connection(("127.0.0.1", kv), timeout=30) as hog,
+        socket.create_connection(("127.0.0.1", kv), timeout=30) as other,
+    ):
+        hog.sendall(pipeline)
+        time.sleep(0.02)  # the pipeline has started
+        other.sendall(_cmd(b"PING") + _cmd(b"GET", b"u-done"))
+        assert _recv_exactly(other, 12) == b"+PONG\r\n$-1\r\n"
+        expect = b":5000\r\n" * 1000 + b"+OK\r\n"
+        assert _recv_exactly(hog, len(expect)) == expect
+    _kv_call(kv, _cmd(b"GET", b"u-done"), b"$1\r\n1\r\n")
