@@ -1,6 +1,6 @@
 """
 The one module that uses Twisted's private API: measured speed-ups (L{writer},
-L{widen_reads}, L{install_reactor}) and one TLS fallback (L{tls_context}).
+L{widen_reads}, L{read_size}, L{install_reactor}) and one TLS fallback (L{tls_context}).
 
 Twisted buffers every C{write()} until the reactor's next writable event. When
 nothing is queued for a plain TCP connection, the bytes can leave at once instead:
@@ -78,8 +78,13 @@ def supported(transport: Any) -> bool:
 
 def widen_reads(transport: Any) -> None:
     """Let C{transport} read up to L{READ_SIZE} bytes at a time, where supported."""
+    read_size(transport, READ_SIZE)
+
+
+def read_size(transport: Any, size: int) -> None:
+    """Let C{transport} read up to C{size} bytes at a time, where supported."""
     if supported(transport):
-        transport.bufferSize = READ_SIZE
+        transport.bufferSize = size
 
 
 class _Count:

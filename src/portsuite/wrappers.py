@@ -128,6 +128,13 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
             self.resetTimeout()
         self._send(data)  # counts it
 
+    def read_at_most(self, size: int) -> None:
+        """
+        Read at most C{size} bytes at a time from this connection (else up to 256 KiB on
+        plain TCP): for a protocol that parses a whole read before the reactor moves on.
+        """
+        internals.read_size(self.transport, size)
+
     def send_some(self, data: Any) -> int:
         """
         Send what the socket takes of C{data} (bytes or memoryview) now, queue

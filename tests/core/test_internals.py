@@ -386,7 +386,26 @@ def test_a_widened_connection_reads_a_stream_in_big_pieces() -> None:
 def test_other_transports_keep_their_read_size() -> None:
     transport = StringTransport()
     internals.widen_reads(transport)
+    internals.read_size(transport, 4096)
     assert not hasattr(transport, "bufferSize")
+
+
+def test_a_protocol_can_read_less() -> None:
+    # kv parses a whole read before running it: it reads 64 KiB at a time
+    got: list[bytes] = []
+
+    class Keep(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            got.append(data)
+
+    conn, peer, _ = _connection()
+    conn.protocol = Keep()
+    internals.widen_reads(conn)
+    internals.read_size(conn, 4096)
+    peer.sendall(b"s" * 10000)
+    conn.doRead()
+    assert [len(g) for g in got] == [4096]
+    peer.close()
 
 
 # Twisted 26.10's EPollReactor.doPoll, which portsuite's quiet reactor copies with one
