@@ -107,6 +107,7 @@ __all__ = [
     "free_port",
     "memory_suite",
     "need",
+    "run_twistd",
     "start_suite",
     "suite_running",
     "wait_listening",
@@ -313,6 +314,24 @@ def twistd_command() -> list[str]:
     if here.exists():
         return [str(here)]
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def run_twistd(
+    config: str | Path, *args: str, cwd: str | Path | None = None, timeout: float = 60
+) -> sp.CompletedProcess[str]:
+    """
+    C{twistd -n --pidfile= ARGS portsuite -c CONFIG} in the foreground until it exits
+    (C{cwd}: the config's folder by default), its output as text: for a config the
+    suite must refuse (its exit status, the one line it says on stderr).
+    """
+    return sp.run(
+        [*twistd_command(), "-n", "--pidfile=", *args, "portsuite", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd if cwd is not None else Path(config).parent,
+        check=False,
+    )
 
 
 class SubprocessSuite:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from corehelp import repo_copy
 
-from portsuite.testing import suite_running, twistd_command, write_config
+from portsuite.testing import run_twistd, suite_running, twistd_command, write_config
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[2]
@@ -69,13 +69,7 @@ def test_shipped_config_starts_every_service(tmp_path: Path) -> None:
 def test_bad_config_stops_before_binding_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[services.a]\ntype = "echo"\nport = 99999\n[services.b]\ntype = "ehco"\n')
-    r = sp.run(
-        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    r = run_twistd(bad)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert (
@@ -103,21 +97,7 @@ def test_port_in_use_stops_the_whole_suite_with_one_line(tmp_path: Path) -> None
         tmp_path,
     )
     try:
-        r = sp.run(
-            [
-                *twistd_command(),
-                "-n",
-                "--pidfile=",
-                f"--logfile={tmp_path}/log",
-                "portsuite",
-                "-c",
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
+        r = run_twistd(path, f"--logfile={tmp_path}/log")
     finally:
         blocker.close()
     assert r.returncode == 1
@@ -293,13 +273,7 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
 
 def test_config_toml_from_the_repo_root_points_at_config_folder(tmp_path: Path) -> None:
     """The card's own line, run from the repository root: one line that says where it is."""
-    r = sp.run(
-        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", "config.toml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    r = run_twistd("config.toml", cwd=ROOT)
     assert r.returncode == 2
     assert r.stderr.splitlines()[0] == (
         "config.toml: cannot read the config (No such file or directory); "
