@@ -163,7 +163,7 @@ def wait_listening(
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             name = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
-            raise RuntimeError(f"{name} exited with {proc.returncode} before listening")
+            raise RuntimeError(f"{name!r} exited with {proc.returncode} before listening")
         try:
             with socket.create_connection((host, port), timeout=1) as sock:
                 sock.settimeout(5)
