@@ -87,27 +87,6 @@ def test_bad_config_stops_before_binding_without_traceback(tmp_path: Path) -> No
     assert check.returncode == 2 and check.stderr.splitlines()[:2] == lines[:2]
 
 
-def test_port_in_use_stops_the_whole_suite_with_one_line(tmp_path: Path) -> None:
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", 0))
-    blocker.listen()
-    taken = blocker.getsockname()[1]
-    path = write_config(
-        {"services": {"a": {"type": "echo", "port": 0}, "b": {"type": "echo", "port": taken}}},
-        tmp_path,
-    )
-    try:
-        r = run_twistd(path, f"--logfile={tmp_path}/log")
-    finally:
-        blocker.close()
-    assert r.returncode == 1
-    assert r.stderr.strip() == (
-        f"portsuite: cannot start [services.b] on tcp 127.0.0.1:{taken}: port {taken} is already in use "
-        f"by another program (see: ss -lnp 'sport = :{taken}'); stop it or choose another port"
-    )
-    assert "Traceback" not in r.stderr + (tmp_path / "log").read_text()
-
-
 def _echoes_then_stops(command: list[str], ready: Path, text: bytes) -> None:
     """Run a suite of one echo service (written to C{ready}), check it echoes, SIGTERM it."""
     proc = sp.Popen(command, stdout=sp.DEVNULL, stderr=sp.STDOUT, start_new_session=True)
@@ -338,8 +317,11 @@ def test_config_not_utf8_is_one_line_for_twistd_and_check(tmp_path: Path) -> Non
     assert not (tmp_path / "t.pid").exists()
 
 
-def test_port_in_use_as_a_daemon_is_the_same_line_and_no_hang(tmp_path: Path) -> None:
-    """twistd without -n: the one line on the terminal, exit 1, no pidfile left, no hang."""
+def test_port_in_use_stops_the_whole_suite_with_one_line(tmp_path: Path) -> None:
+    """
+    With -n and without (a daemon): the one line on the terminal, exit 1, no traceback,
+    no pidfile left, no hang.
+    """
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
@@ -372,4 +354,6 @@ def test_port_in_use_as_a_daemon_is_the_same_line_and_no_hang(tmp_path: Path) ->
     for mode, r in results.items():
         assert r.returncode == 1, (mode, r.stderr)
         assert r.stderr.strip() == line, mode
+        log = tmp_path / f"{mode}.log"
+        assert "Traceback" not in r.stderr + (log.read_text() if log.exists() else ""), mode
     assert not pidfile.exists()
