@@ -84,7 +84,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
@@ -110,10 +110,12 @@ __all__ = [
     "run_twistd",
     "start_suite",
     "suite_running",
+    "wait_for",
     "wait_listening",
 ]
 
 Config = Mapping[str, Any] | str | Path
+T = TypeVar("T")
 
 
 def free_port(kind: str = "tcp", host: str = "127.0.0.1") -> int:
@@ -140,6 +142,21 @@ def need(tool: str) -> str:
         pytest.fail(message)
     pytest.skip(message)
     raise AssertionError("unreachable")
+
+
+def wait_for(what: Callable[[], T], timeout: float = 30.0) -> T:
+    """
+    Ask C{what()} every 0.05 s until it is true: its first true value, or after
+    C{timeout} seconds its last, false one. Assert on it, with what explains a
+    failure: C{assert wait_for(lambda: "done" in s.log()), s.log()}. The bound is
+    generous on purpose (a busy machine is slow): it is no measure of time.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
 
 
 def wait_listening(

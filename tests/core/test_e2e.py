@@ -9,13 +9,12 @@ import socket
 import subprocess as sp
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from corehelp import repo_copy
 
-from portsuite.testing import run_twistd, suite_running, twistd_command, write_config
+from portsuite.testing import run_twistd, suite_running, twistd_command, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[2]
@@ -35,16 +34,6 @@ def first_port_when_ready(
     return int(json.loads(ready.read_text())["services"][0]["listeners"][0]["port"])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> bool:
-    """Poll a condition (a busy machine can be slow: the bound is generous, not a measure)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_shipped_config_starts_every_service(tmp_path: Path) -> None:
     path = repo_copy(tmp_path)
     with suite_running(path, subprocess=True) as s:
@@ -60,7 +49,7 @@ def test_shipped_config_starts_every_service(tmp_path: Path) -> None:
         c.close()
         # every connection is logged with the client's ephemeral port, duration and
         # bytes, once the server has seen the close (a busy machine may take a while)
-        assert wait_until(lambda: "15 B in, 15 B out" in s.log()), s.log()[-2000:]
+        assert wait_for(lambda: "15 B in, 15 B out" in s.log(), timeout=60), s.log()[-2000:]
     log = s.log()
     assert "echo: listening on tcp 127.0.0.1:" in log
     assert "closed after" in log
@@ -152,7 +141,7 @@ def test_daemonized_twistd_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -
     finally:
         os.kill(pid, signal.SIGTERM)
     # on a busy machine shutting down can take a while: wait for it, generously
-    assert wait_until(lambda: not pidfile.exists()), "twistd left its pidfile behind"
+    assert wait_for(lambda: not pidfile.exists(), timeout=60), "twistd left its pidfile behind"
 
 
 def test_a_sigterm_before_the_reactor_runs_still_shuts_down_cleanly() -> None:

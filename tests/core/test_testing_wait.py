@@ -1,4 +1,4 @@
-"""portsuite.testing.wait_listening: waiting for a peer the test started itself."""
+"""portsuite.testing.wait_for and wait_listening: polling, and a peer the test started itself."""
 
 from __future__ import annotations
 
@@ -9,12 +9,22 @@ import threading
 
 import pytest
 
-from portsuite.testing import free_port, wait_listening
+from portsuite.testing import free_port, wait_for, wait_listening
 
 
 def _pong(sock: socket.socket) -> bool:
     sock.sendall(b"PING\r\n")
     return sock.recv(7) == b"+PONG\r\n"
+
+
+def test_wait_for_gives_the_first_true_value() -> None:
+    answers = iter([0, None, "", [], {"ready": True}, "never asked"])
+    assert wait_for(lambda: next(answers), timeout=60) == {"ready": True}
+    assert next(answers) == "never asked"
+
+
+def test_wait_for_gives_the_last_false_value_once_the_time_is_up() -> None:
+    assert wait_for(lambda: "", timeout=0.2) == ""  # what() said, not a False of its own
 
 
 def test_returns_once_the_port_accepts() -> None:
