@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shlex
-import time
 from collections.abc import Callable
 from typing import Any
 
 from kv_raw import Raw
+
+from portsuite import testing
 
 #: how a reply is compared: C{normalise(line, reply)} (unordered members sorted,
 #: clock-dependent fields blanked…); the exact bytes by default
@@ -43,12 +44,7 @@ def same_replies(
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 30.0, message: str = "") -> Any:
-    """Poll until C{what()} is true (generous deadline: the machine may be busy)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message or what}")
-        time.sleep(0.02)
+    """L{portsuite.testing.wait_for}, failing the test when C{what()} never came true."""
+    got = testing.wait_for(what, timeout)
+    assert got, f"timed out waiting for {message or what}"
+    return got
