@@ -1,10 +1,15 @@
-"""The few helpers every bench script shares: free ports, cpu pinning, process CPU time."""
+"""The few helpers every bench script shares: free ports, waiting for a server, cpu pinning,
+process CPU time."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -13,6 +18,62 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_listening(
+    port: int,
+    proc: subprocess.Popen[bytes] | None = None,
+    what: str = "the server",
+    timeout: float = 30,
+    probe: Callable[[socket.socket], bool] | None = None,
+) -> None:
+    """
+    Wait until C{what} accepts connections on 127.0.0.1:C{port} and, with C{probe},
+    answers as it should (C{probe(sock)} true; a false or an OSError tries again).
+    Exits the script when C{proc} has exited or after C{timeout} seconds. Tries every
+    10 ms: echo.py times the startup with it. (The tests have
+    C{portsuite.testing.wait_listening}; the scripts, which do not import portsuite, this.)
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.settimeout(5)
+                if probe is None or probe(sock):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise SystemExit(f"{what} did not answer on port {port} within {timeout:g} s")
+
+
+def terminate(*procs: subprocess.Popen[bytes], group: bool = False, timeout: float = 10) -> None:
+    """
+    Stop servers: SIGTERM to each one still running (to its whole process group with
+    C{group}, for those started with C{start_new_session}), then wait up to C{timeout}
+    seconds for each; SIGKILL to any that is left.
+    """
+
+    def send(proc: subprocess.Popen[bytes], sig: int) -> None:
+        try:
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        send(proc, signal.SIGTERM)
+    for proc in running:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            send(proc, signal.SIGKILL)
+            proc.wait(timeout)
 
 
 def pin(cpu: int) -> list[str]:

@@ -22,7 +22,6 @@ import argparse
 import os
 import selectors
 import shutil
-import signal
 import socket
 import statistics
 import subprocess as sp
@@ -31,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import free_port, pin
+from benchlib import free_port, pin, terminate, wait_listening
 
 BIN = Path(sys.executable).parent
 TWISTED_PEER = (
@@ -62,19 +61,14 @@ class Server:
                    "portsuite", "-c", str(config)]  # fmt: skip
         self.proc = sp.Popen([*pin(0), *cmd], stdout=sp.DEVNULL, stderr=sp.DEVNULL,
                              start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{name} exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.settimeout(5)
-                    first = s.recv(74)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{name} not answering after 30 s") from None
-                time.sleep(0.02)
+        first = b""
+
+        def streams(s: socket.socket) -> bool:
+            nonlocal first
+            first = s.recv(74)
+            return True
+
+        wait_listening(self.port, self.proc, name, probe=streams)
         if name == "portsuite":
             assert first == bytes(range(32, 104))[: len(first)] + b"\r\n"[: max(0, len(first) - 72)]
 
@@ -91,11 +85,7 @@ class Server:
         return total
 
     def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
-        except (ProcessLookupError, sp.TimeoutExpired):
-            self.proc.kill()
+        terminate(self.proc, group=True)
 
 
 def children(pid: int) -> list[int]:

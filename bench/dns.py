@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import free_port, pin  # noqa: E402
+from benchlib import free_port, pin, terminate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv" / "bin"
@@ -195,13 +194,7 @@ def main() -> int:
                 for name in results:
                     results[name].append(dnsperf(servers[name][1], args.seconds, queries))
         finally:
-            for proc, _ in servers.values():
-                proc.send_signal(signal.SIGTERM)
-            for proc, _ in servers.values():
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            terminate(*(proc for proc, _ in servers.values()))
         medians = {name: statistics.median(v) for name, v in results.items() if v}
         print(f"{'server':<12} {'queries/s (median)':>20}  rounds")
         for name, value in medians.items():

@@ -25,7 +25,6 @@ import json
 import os
 import resource
 import selectors
-import signal
 import socket
 import statistics
 import subprocess as sp
@@ -34,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import before_bin, cpu_seconds, free_port, pin
+from benchlib import before_bin, cpu_seconds, free_port, pin, terminate, wait_listening
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -61,19 +60,6 @@ ASYNCIO_PEER = (
 )
 
 
-def wait_accepting(port: int, proc: sp.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.01)
-    raise SystemExit(f"nothing listening on {port} after {timeout}s")
-
-
 class Server:
     def __init__(self, name: str, tmp: Path):
         self.name = name
@@ -98,7 +84,7 @@ class Server:
             ]
         t0 = time.monotonic()
         self.proc = sp.Popen([*pin(0), *cmd], stdout=sp.DEVNULL, stderr=sp.DEVNULL)
-        wait_accepting(self.port, self.proc)
+        wait_listening(self.port, self.proc, self.name)
         self.startup = time.monotonic() - t0
 
     def rss_kib(self) -> int:
@@ -112,11 +98,7 @@ class Server:
         return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except sp.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc)
 
 
 def throughput(port: int, seconds: float, conns: int = 8) -> tuple[float, float]:

@@ -28,6 +28,7 @@ import ftplib
 import io
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import before_bin, free_port, pin, run_seconds  # noqa: E402
+from benchlib import before_bin, free_port, pin, run_seconds, terminate, wait_listening  # noqa: E402
 
 USER, PASSWORD = "alice", "wonderland"
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,19 +48,9 @@ SMALL = 2048  # bytes per small file
 BLOCKS = 10  # the small files of a round, in this many blocks, servers alternating
 
 
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early ({proc.returncode})")
-        try:
-            f = ftplib.FTP()
-            f.connect("127.0.0.1", port, timeout=2)
-            f.close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listening on {port}")
+def greets(sock: socket.socket) -> bool:
+    """The probe of an FTP server: its 220 greeting."""
+    return sock.recv(4).startswith(b"220")
 
 
 def start_portsuite(
@@ -88,7 +79,7 @@ def start_portsuite(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_listening(port, proc)
+    wait_listening(port, proc, name, probe=greets)
     return proc, port
 
 
@@ -108,7 +99,7 @@ def start_pyftpdlib(home: Path) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(
         [*pin(0), sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )  # pyftpdlib logs each command and transfer (to stderr, here /dev/null), as portsuite logs
-    wait_listening(port, proc)
+    wait_listening(port, proc, "pyftpdlib", probe=greets)
     return proc, port
 
 
@@ -270,9 +261,7 @@ def main() -> None:
                     cpu[test][name].append(used_all[name] / files)
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
-        for proc, _port in servers.values():
-            proc.terminate()
-            proc.wait(15)
+        terminate(*(proc for proc, _port in servers.values()), timeout=15)
         shutil.rmtree(work, ignore_errors=True)
 
     load = os.getloadavg()

@@ -28,19 +28,16 @@ sys.path[:] = [
 import argparse  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 import urllib.request  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.append(str(HERE))  # last, now that the stdlib's http is imported
-from benchlib import before_bin  # noqa: E402
+from benchlib import before_bin, free_port, terminate, wait_listening  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 FILES = {"1k.bin": 1024, "1m.bin": 1024 * 1024}
@@ -54,12 +51,6 @@ TARGETS = [  # (file, peer, minimum ratio of portsuite's req/s)
 
 
 STARTED: dict[str, Server] = {}  # everything started, stopped at the end whatever happens
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --workers N: nginx's worker_processes and portsuite's workers (unpinned then)
@@ -88,16 +79,7 @@ class Server:
         )
 
     def wait(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{self.name} exited early; see its log in {self.log.name}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit(f"{self.name} did not listen on {self.port} within {timeout}s")
+        wait_listening(self.port, self.proc, f"{self.name} (its log: {self.log.name})", timeout)
 
     def cpu_seconds(self) -> tuple[float, float]:
         """
@@ -126,13 +108,7 @@ class Server:
         return total, waited
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        terminate(self.proc, group=True, timeout=5)
         self.log.close()
 
 

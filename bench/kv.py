@@ -26,7 +26,6 @@ import csv
 import io
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import before_bin, cpu_seconds, free_port, pin
+from benchlib import before_bin, cpu_seconds, free_port, pin, terminate, wait_listening
 
 N1 = int(os.environ.get("N1", "50000"))
 NP = int(os.environ.get("NP", "400000"))
@@ -48,19 +47,10 @@ TWISTD = str(Path(sys.executable).parent / "twistd")
 FLOORS = ("twisted", "twisted-direct", "asyncio")  # bench/resp_floor.py
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not listen on {port} within 30 s")
+def pong(sock: socket.socket) -> bool:
+    """The probe of a RESP server: PING answered +PONG."""
+    sock.sendall(b"PING\r\n")
+    return sock.recv(16).startswith(b"+PONG")
 
 
 def start(kind: str, aof: bool, tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -110,7 +100,7 @@ def start(kind: str, aof: bool, tmp: Path) -> tuple[subprocess.Popen[bytes], int
         start_new_session=True,
     )
     try:
-        wait_port(port, proc, kind)
+        wait_listening(port, proc, kind, probe=pong)
     except SystemExit:
         log = tmp / "twistd.log"
         if log.exists():  # why it did not start (a port taken in between, say)
@@ -120,13 +110,7 @@ def start(kind: str, aof: bool, tmp: Path) -> tuple[subprocess.Popen[bytes], int
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    terminate(proc, group=True, timeout=20)
 
 
 def bench(pid: int, port: int, pipeline: int, n: int) -> dict[str, tuple[float, float]]:
@@ -204,7 +188,7 @@ def start_kv_and_echo(tmp: Path, prefix: list[str]) -> tuple[subprocess.Popen[by
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    wait_port(kv, proc, "kv")
+    wait_listening(kv, proc, "kv", probe=pong)
     return proc, kv, echo
 
 

@@ -26,7 +26,6 @@ import json
 import os
 import poplib
 import shutil
-import socket
 import statistics
 import subprocess as sp
 import sys
@@ -34,23 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import free_port, pin
+from benchlib import free_port, pin, terminate, wait_listening
 
 BIN = Path(sys.executable).parent
 MAX_MESSAGES = 200_000  # per run of the accept phase, whatever the speed
-
-
-def wait_accepting(port: int, proc: sp.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listening on {port} after {timeout}s")
 
 
 def message(size: int, n: int) -> bytes:
@@ -171,7 +157,7 @@ def start_portsuite(folder: Path) -> tuple[sp.Popen[bytes], dict[str, int]]:
         stderr=sp.DEVNULL,
     )
     for port in ports.values():
-        wait_accepting(port, proc)
+        wait_listening(port, proc, "portsuite")
     return proc, ports
 
 
@@ -192,17 +178,12 @@ def start_aiosmtpd() -> tuple[sp.Popen[bytes], int]:
         stdout=sp.DEVNULL,
         stderr=sp.DEVNULL,
     )
-    wait_accepting(port, proc)
+    wait_listening(port, proc, "aiosmtpd")
     return proc, port
 
 
 def stop(proc: sp.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except sp.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    terminate(proc, timeout=15)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import before_bin, free_port
+from benchlib import before_bin, free_port, terminate, wait_listening
 
 BIN = Path(sys.executable).parent
 SCRIPT = (
@@ -64,13 +64,10 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def echoed(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(b"ping\n")
-            return s.recv(16) == b"ping\n"
-    except OSError:
-        return False
+def echoes(s: socket.socket) -> bool:
+    """The probe of an echo server: a line comes back."""
+    s.sendall(b"ping\n")
+    return s.recv(16) == b"ping\n"
 
 
 def command(kind: str, port: int, tmp: Path) -> list[str]:
@@ -105,20 +102,11 @@ def measure(kind: str, tmp: Path) -> int:
         cwd=tmp,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not echoed(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{kind} did not start (exit {proc.returncode})")
-            time.sleep(0.1)
+        wait_listening(port, proc, kind, timeout=60, probe=echoes)
         time.sleep(0.5)
         return rss_kib(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except sp.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 def modules(kind: str, tmp: Path) -> set[str]:
@@ -139,8 +127,7 @@ def modules(kind: str, tmp: Path) -> set[str]:
         time.sleep(0.2)
         return set(out.read_text().split()) if out.exists() else set()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        terminate(proc)
 
 
 def main() -> None:

@@ -16,32 +16,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchlib import cpu_seconds, free_port, pin
+from benchlib import cpu_seconds, free_port, pin, terminate, wait_listening
 
 TABLE_SIZE = int(os.environ.get("TABLE_SIZE", "10000"))
 TIME = int(os.environ.get("TIME", "10"))
 THREADS = int(os.environ.get("THREADS", "4"))
 TWISTD = str(Path(sys.executable).parent / "twistd")
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{what} exited ({proc.returncode})")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"{what} did not listen on {port}")
 
 
 def sysbench(test: str, port: int, command: str) -> str:
@@ -143,8 +128,8 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         procs.append(ours)
-        wait_port(mport, maria, "mariadbd")
-        wait_port(sport, ours, "portsuite sql")
+        wait_listening(mport, maria, "mariadbd", timeout=60)
+        wait_listening(sport, ours, "portsuite sql", timeout=60)
         results: dict[str, dict[str, float]] = {}
         for name, port, proc in (("mariadb", mport, maria), ("sql", sport, ours)):
             create_db(port)
@@ -167,13 +152,7 @@ def main() -> None:
                 f"{r['mariadb_cpu_us']:>18.0f} / {r['sql_cpu_us']:.0f}"
             )
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        terminate(*procs, timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
 

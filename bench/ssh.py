@@ -15,7 +15,7 @@ import getpass
 import json
 import os
 import shutil
-import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import free_port, pin  # noqa: E402
+from benchlib import free_port, pin, terminate, wait_listening  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv" / "bin"
@@ -33,18 +33,9 @@ SSH = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
        "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]  # fmt: skip
 
 
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(8).startswith(b"SSH-"):
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing speaks SSH on port {port}")
+def speaks_ssh(sock: socket.socket) -> bool:
+    """The probe of an SSH server: its version line."""
+    return sock.recv(8).startswith(b"SSH-")
 
 
 def start_portsuite(folder: Path, user: str, pub: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -133,8 +124,8 @@ def main() -> int:
             n: {"logins": [], "sftp": []} for n in servers
         }
         try:
-            for _, port in servers.values():
-                wait_port(port)
+            for name, (proc, port) in servers.items():
+                wait_listening(port, proc, name, probe=speaks_ssh)
             for _ in range(args.rounds):
                 for name, (_, port) in servers.items():
                     results[name]["logins"].append(
@@ -144,13 +135,7 @@ def main() -> int:
                         download(port, key, user, remote[name], folder / "got.bin", args.mib)
                     )
         finally:
-            for proc, _ in servers.values():
-                proc.send_signal(signal.SIGTERM)
-            for proc, _ in servers.values():
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            terminate(*(proc for proc, _ in servers.values()))
         print(f"{'server':<10} {'logins/s':>10} {'SFTP MiB/s':>12}   (medians of {args.rounds})")
         med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
         for name, m in med.items():

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import selectors
-import signal
 import socket
 import ssl
 import statistics
@@ -32,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import before_bin, free_port, pin
+from benchlib import before_bin, free_port, pin, terminate, wait_listening
 
 BIN = Path(sys.executable).parent
 PEER = (
@@ -72,23 +71,10 @@ class Server:
                 str(config),
             ]
         self.proc = sp.Popen([*pin(0), *cmd], stdout=sp.DEVNULL, stderr=sp.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{name} exited with {self.proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise SystemExit(f"{name}: nothing listening on {self.port}")
+        wait_listening(self.port, self.proc, name)
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except sp.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc)
 
 
 def connect(ctx: ssl.SSLContext, port: int) -> ssl.SSLSocket:

@@ -21,6 +21,17 @@ entry point) does the same and stops every suite at teardown::
 
 Use C{port = 0} in configs: the OS picks free ports, and C{s.port(name)} tells which.
 
+A peer the test starts itself (redis-server, nginx): L{wait_listening} waits until it
+accepts connections (and answers as it should), failing at once if it exits::
+
+    proc = subprocess.Popen([need("redis-server"), "--port", str(port)])
+
+    def pong(sock: socket.socket) -> bool:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(7) == b"+PONG\r\n"
+
+    wait_listening(port, proc, probe=pong)
+
 In memory, with no socket at all (unit tests of wrappers, TLS, kv…): the same
 L{Suite} on a L{MemoryReactorClock}, whose clock the test moves, and clients joined to
 a service by name through C{twisted.test.iosim}'s L{FakeTransport} and L{IOPump}::
@@ -73,7 +84,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
@@ -96,11 +107,15 @@ __all__ = [
     "free_port",
     "memory_suite",
     "need",
+    "run_twistd",
     "start_suite",
     "suite_running",
+    "wait_for",
+    "wait_listening",
 ]
 
 Config = Mapping[str, Any] | str | Path
+T = TypeVar("T")
 
 
 def free_port(kind: str = "tcp", host: str = "127.0.0.1") -> int:
@@ -127,6 +142,54 @@ def need(tool: str) -> str:
         pytest.fail(message)
     pytest.skip(message)
     raise AssertionError("unreachable")
+
+
+def wait_for(what: Callable[[], T], timeout: float = 30.0) -> T:
+    """
+    Ask C{what()} every 0.05 s until it is true: its first true value, or after
+    C{timeout} seconds its last, false one. Assert on it, with what explains a
+    failure: C{assert wait_for(lambda: "done" in s.log()), s.log()}. The bound is
+    generous on purpose (a busy machine is slow): it is no measure of time.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def wait_listening(
+    port: int,
+    proc: sp.Popen[Any] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    timeout: float = 30.0,
+    probe: Callable[[socket.socket], bool] | None = None,
+) -> None:
+    """
+    Wait until a server started outside the suite (redis-server, nginx, a twistd of
+    its own) accepts connections on C{host}:C{port}, trying every 0.1 s.
+
+    C{proc}: the server's process; its exit ends the wait at once (L{RuntimeError}).
+    C{probe(sock)}: called on each connection made (5 s to read), true once the server
+    answers as it should (C{PING} then C{+PONG}); a false or an L{OSError} tries again,
+    anything else it raises ends the wait. L{TimeoutError} after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            name = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
+            raise RuntimeError(f"{name!r} exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=1) as sock:
+                sock.settimeout(5)
+                if probe is None or probe(sock):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing answered on {host}:{port} within {timeout}s")
 
 
 # -- a real browser: headless Chromium -----------------------------------------------
@@ -268,6 +331,24 @@ def twistd_command() -> list[str]:
     if here.exists():
         return [str(here)]
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def run_twistd(
+    config: str | Path, *args: str, cwd: str | Path | None = None, timeout: float = 60
+) -> sp.CompletedProcess[str]:
+    """
+    C{twistd -n --pidfile= ARGS portsuite -c CONFIG} in the foreground until it exits
+    (C{cwd}: the config's folder by default), its output as text: for a config the
+    suite must refuse (its exit status, the one line it says on stderr).
+    """
+    return sp.run(
+        [*twistd_command(), "-n", "--pidfile=", *args, "portsuite", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd if cwd is not None else Path(config).parent,
+        check=False,
+    )
 
 
 class SubprocessSuite:

@@ -7,13 +7,12 @@ import os
 import socket
 import subprocess as sp
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from portsuite.testing import SubprocessSuite, start_suite
+from portsuite.testing import SubprocessSuite, start_suite, wait_for
 
 PORTSUITE = str(Path(sys.executable).parent / "portsuite")
 
@@ -109,12 +108,3 @@ class Talker:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
-
-
-def wait_for(predicate: Any, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())

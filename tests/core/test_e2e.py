@@ -9,13 +9,12 @@ import socket
 import subprocess as sp
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from corehelp import repo_copy
 
-from portsuite.testing import suite_running, twistd_command, write_config
+from portsuite.testing import run_twistd, suite_running, twistd_command, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[2]
@@ -35,16 +34,6 @@ def first_port_when_ready(
     return int(json.loads(ready.read_text())["services"][0]["listeners"][0]["port"])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> bool:
-    """Poll a condition (a busy machine can be slow: the bound is generous, not a measure)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_shipped_config_starts_every_service(tmp_path: Path) -> None:
     path = repo_copy(tmp_path)
     with suite_running(path, subprocess=True) as s:
@@ -60,7 +49,7 @@ def test_shipped_config_starts_every_service(tmp_path: Path) -> None:
         c.close()
         # every connection is logged with the client's ephemeral port, duration and
         # bytes, once the server has seen the close (a busy machine may take a while)
-        assert wait_until(lambda: "15 B in, 15 B out" in s.log()), s.log()[-2000:]
+        assert wait_for(lambda: "15 B in, 15 B out" in s.log(), timeout=60), s.log()[-2000:]
     log = s.log()
     assert "echo: listening on tcp 127.0.0.1:" in log
     assert "closed after" in log
@@ -69,13 +58,7 @@ def test_shipped_config_starts_every_service(tmp_path: Path) -> None:
 def test_bad_config_stops_before_binding_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[services.a]\ntype = "echo"\nport = 99999\n[services.b]\ntype = "ehco"\n')
-    r = sp.run(
-        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    r = run_twistd(bad)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert (
@@ -91,41 +74,6 @@ def test_bad_config_stops_before_binding_without_traceback(tmp_path: Path) -> No
         timeout=60,
     )
     assert check.returncode == 2 and check.stderr.splitlines()[:2] == lines[:2]
-
-
-def test_port_in_use_stops_the_whole_suite_with_one_line(tmp_path: Path) -> None:
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", 0))
-    blocker.listen()
-    taken = blocker.getsockname()[1]
-    path = write_config(
-        {"services": {"a": {"type": "echo", "port": 0}, "b": {"type": "echo", "port": taken}}},
-        tmp_path,
-    )
-    try:
-        r = sp.run(
-            [
-                *twistd_command(),
-                "-n",
-                "--pidfile=",
-                f"--logfile={tmp_path}/log",
-                "portsuite",
-                "-c",
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
-    finally:
-        blocker.close()
-    assert r.returncode == 1
-    assert r.stderr.strip() == (
-        f"portsuite: cannot start [services.b] on tcp 127.0.0.1:{taken}: port {taken} is already in use "
-        f"by another program (see: ss -lnp 'sport = :{taken}'); stop it or choose another port"
-    )
-    assert "Traceback" not in r.stderr + (tmp_path / "log").read_text()
 
 
 def _echoes_then_stops(command: list[str], ready: Path, text: bytes) -> None:
@@ -193,7 +141,7 @@ def test_daemonized_twistd_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -
     finally:
         os.kill(pid, signal.SIGTERM)
     # on a busy machine shutting down can take a while: wait for it, generously
-    assert wait_until(lambda: not pidfile.exists()), "twistd left its pidfile behind"
+    assert wait_for(lambda: not pidfile.exists(), timeout=60), "twistd left its pidfile behind"
 
 
 def test_a_sigterm_before_the_reactor_runs_still_shuts_down_cleanly() -> None:
@@ -293,13 +241,7 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
 
 def test_config_toml_from_the_repo_root_points_at_config_folder(tmp_path: Path) -> None:
     """The card's own line, run from the repository root: one line that says where it is."""
-    r = sp.run(
-        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", "config.toml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    r = run_twistd("config.toml", cwd=ROOT)
     assert r.returncode == 2
     assert r.stderr.splitlines()[0] == (
         "config.toml: cannot read the config (No such file or directory); "
@@ -364,8 +306,11 @@ def test_config_not_utf8_is_one_line_for_twistd_and_check(tmp_path: Path) -> Non
     assert not (tmp_path / "t.pid").exists()
 
 
-def test_port_in_use_as_a_daemon_is_the_same_line_and_no_hang(tmp_path: Path) -> None:
-    """twistd without -n: the one line on the terminal, exit 1, no pidfile left, no hang."""
+def test_port_in_use_stops_the_whole_suite_with_one_line(tmp_path: Path) -> None:
+    """
+    With -n and without (a daemon): the one line on the terminal, exit 1, no traceback,
+    no pidfile left, no hang.
+    """
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
@@ -398,4 +343,6 @@ def test_port_in_use_as_a_daemon_is_the_same_line_and_no_hang(tmp_path: Path) ->
     for mode, r in results.items():
         assert r.returncode == 1, (mode, r.stderr)
         assert r.stderr.strip() == line, mode
+        log = tmp_path / f"{mode}.log"
+        assert "Traceback" not in r.stderr + (log.read_text() if log.exists() else ""), mode
     assert not pidfile.exists()

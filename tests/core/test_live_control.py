@@ -12,9 +12,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from livehelp import Talker, ask, ctl, refused, service, start, tcp_port, wait_for, write
+from livehelp import Talker, ask, ctl, refused, service, start, tcp_port, write
 
 from portsuite import live
+from portsuite.testing import wait_for
 
 
 def echo(**extra: object) -> dict[str, object]:

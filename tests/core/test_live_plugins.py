@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livehelp import wait_for
 
 from portsuite import reloader
-from portsuite.testing import call_in_reactor
+from portsuite.testing import call_in_reactor, wait_for
 
 CODE = """
 from twisted.protocols.basic import LineReceiver

@@ -150,24 +150,21 @@ def test_exception_in_a_plugin_closes_that_connection_only(tmp_path: Path) -> No
         assert s.service("f")["errors"] == 1
 
 
-def test_failed_bind_leaves_nothing_half_started() -> None:
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", 0))
-    blocker.listen()
-    taken = blocker.getsockname()[1]
-    config = {
-        "services": {
-            "first": {"type": "echo", "port": 0},
-            "second": {"type": "echo", "port": taken},
-        }
-    }
-    try:
+def _second_on_a_taken_port(first: dict[str, object]) -> tuple[int, str]:
+    """Start services C{first} and an echo C{second} on a port in use: the port, the error."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        config = {"services": {"first": first, "second": {"type": "echo", "port": taken}}}
         with pytest.raises(StartupError) as info:
             with suite_running(config):
                 pass
-    finally:
-        blocker.close()
-    line = str(info.value)
+    return taken, str(info.value)
+
+
+def test_failed_bind_leaves_nothing_half_started() -> None:
+    taken, line = _second_on_a_taken_port({"type": "echo", "port": 0})
     assert "\n" not in line
     assert f"cannot start [services.second] on tcp 127.0.0.1:{taken}" in line
     assert "already in use" in line and "choose another port" in line
@@ -289,23 +286,8 @@ def test_a_failed_bind_closes_the_earlier_services_ports_again() -> None:
     from portsuite.testing import free_port
 
     first = free_port()
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", 0))
-    blocker.listen()
-    taken = blocker.getsockname()[1]
-    config = {
-        "services": {
-            "first": {"type": "echo", "port": first, "udp": True},
-            "second": {"type": "echo", "port": taken},
-        }
-    }
-    try:
-        with pytest.raises(StartupError) as info:
-            with suite_running(config):
-                pass
-    finally:
-        blocker.close()
-    assert f"[services.second] on tcp 127.0.0.1:{taken}" in str(info.value)
+    taken, line = _second_on_a_taken_port({"type": "echo", "port": first, "udp": True})
+    assert f"[services.second] on tcp 127.0.0.1:{taken}" in line
     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
         # the reactor closes a port on its next turn: allow it that, generously
         deadline = time.monotonic() + 30

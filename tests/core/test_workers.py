@@ -12,7 +12,6 @@ import re
 import signal
 import socket
 import subprocess as sp
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from portsuite import loader
 from portsuite.api import ConfigError
-from portsuite.testing import need, suite_running
+from portsuite.testing import need, suite_running, wait_for
 
 BODY = b"x" * 1024
 
@@ -53,14 +52,9 @@ def test_workers_must_be_a_small_positive_integer(tmp_path: Path) -> None:
 
 
 def _wait(what: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {what}")
-        time.sleep(0.1)
+    value = wait_for(what, timeout)
+    assert value, f"not reached in {timeout}s: {what}"
+    return value
 
 
 def _workers(pid: int) -> set[int]:

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from livehelp import Talker, ctl, refused, start, tcp_port, wait_for, write
+from livehelp import Talker, ctl, refused, start, tcp_port, write
+
+from portsuite.testing import wait_for
 
 
 def _workers(pid: int) -> set[int]:

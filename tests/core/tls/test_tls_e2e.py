@@ -11,7 +11,7 @@ import pytest
 from tlshelp import s_client
 
 from portsuite import certs
-from portsuite.testing import suite_running, twistd_command
+from portsuite.testing import run_twistd, suite_running
 
 pytestmark = pytest.mark.e2e
 SCRIPT = Path(sys.executable).parent / "portsuite"
@@ -35,16 +35,6 @@ def conf(certdir: Path, tmp_path: Path) -> Path:
     for name in ("server.crt", "server.key", "ca.crt"):
         shutil.copy2(certdir / name, tmp_path / "tls" / name)
     return write_config(tmp_path)
-
-
-def twistd(config: Path) -> sp.CompletedProcess[str]:
-    return sp.run(
-        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=config.parent,
-    )
 
 
 def test_twistd_serves_tls_and_logs_it(conf: Path) -> None:
@@ -76,7 +66,7 @@ def test_twistd_serves_tls_and_logs_it(conf: Path) -> None:
 
 def refused(config: Path) -> list[str]:
     """twistd must exit 2 before binding, with one line per problem and no traceback."""
-    r = twistd(config)
+    r = run_twistd(config)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "Traceback" not in r.stderr + r.stdout
     lines = r.stderr.strip().splitlines()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from httphelp import Web
 from prometheus_client.parser import text_string_to_metric_families
 
+from portsuite.testing import wait_for
 from portsuite_services.http.dashboard.metrics import SuiteCollector
 
 
@@ -127,15 +127,6 @@ def _service(data: dict[str, Any], name: str) -> dict[str, Any]:
     return svc
 
 
-def _wait_for(predicate: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
 def test_api_lists_every_service_and_who_is_connected(portsuite: Any, docroot: Path) -> None:
     s = portsuite(
         {
@@ -158,7 +149,7 @@ def test_api_lists_every_service_and_who_is_connected(portsuite: Any, docroot: P
         c.sendall(b"hello\n")
         assert c.recv(100) == b"hello\n"
         me = f"127.0.0.1:{c.getsockname()[1]}"
-        echo = _wait_for(
+        echo = wait_for(
             lambda: (e := _service(_json(url), "echo"))["connections"]["open"] == 1 and e
         )
         assert echo, "the echo client never showed up"
@@ -166,7 +157,7 @@ def test_api_lists_every_service_and_who_is_connected(portsuite: Any, docroot: P
         assert client["peer"] == me
         assert client["bytes_in"] == 6 and client["bytes_out"] == 6
         assert echo["connections"]["total"] == 1
-    gone = _wait_for(lambda: _service(_json(url), "echo")["connections"]["open"] == 0)
+    gone = wait_for(lambda: _service(_json(url), "echo")["connections"]["open"] == 0)
     assert gone
     # the dashboard's own requests are connections of the web service
     assert _service(_json(url), "web")["connections"]["total"] >= 3

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from portsuite.testing import free_port, need
+from portsuite.testing import free_port, need, wait_listening
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +50,7 @@ def nginx(www: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("nginx did not start")
+        wait_listening(port, proc, timeout=30)
         yield port
     finally:
         proc.terminate()

@@ -202,19 +202,13 @@ def test_twistd_serves_the_shipped_welcome_page_and_logs_access(
 
 @pytest.mark.e2e
 def test_twistd_without_root_says_the_fix(tmp_path: Path) -> None:
-    from portsuite.testing import twistd_command
+    from portsuite.testing import run_twistd
 
     cfg = tmp_path / "c.toml"
     cfg.write_text('[services.web]\ntype = "http"\nport = 0\n')
-    proc = subprocess.run(
-        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(cfg)],
-        capture_output=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+    proc = run_twistd(cfg)
     assert proc.returncode == 2
-    assert b'[services.web] root: missing; set root = "../www"' in proc.stderr
+    assert '[services.web] root: missing; set root = "../www"' in proc.stderr
 
 
 def test_https_with_the_suites_own_ca(portsuite: Any, docroot: Path, tmp_path: Path) -> None:

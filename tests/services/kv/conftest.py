@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from portsuite.testing import free_port, need, suite_running
+from portsuite.testing import free_port, need, suite_running, wait_listening
 
 
 def _redis(*extra: str) -> Iterator[int]:
@@ -31,13 +29,7 @@ def _redis(*extra: str) -> Iterator[int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_listening(port, proc, timeout=10)
     yield port
     proc.terminate()
     proc.wait(10)

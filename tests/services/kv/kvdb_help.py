@@ -1,17 +1,32 @@
-"""Helpers of the databases/blocking/notification tests: the same commands to both servers."""
+"""Helpers of the kv tests: the same commands to both servers, side by side; polling."""
 
 from __future__ import annotations
 
 import shlex
-import time
 from collections.abc import Callable
 from typing import Any
 
 from kv_raw import Raw
 
+from portsuite import testing
 
-def same_replies(redis_port: int, kv_port: int, lines: list[str], resp3: bool) -> None:
-    """Run C{lines} (redis-cli syntax) on one connection to each server; replies byte-equal."""
+#: how a reply is compared: C{normalise(line, reply)} (unordered members sorted,
+#: clock-dependent fields blanked…); the exact bytes by default
+Normalise = Callable[[str, bytes], Any]
+
+
+def same_replies(
+    redis_port: int,
+    kv_port: int,
+    lines: list[str],
+    resp3: bool,
+    normalise: Normalise | None = None,
+) -> None:
+    """
+    Run C{lines} (redis-cli syntax) on one connection to each server, the databases
+    flushed before and after; the first reply that differs (byte for byte, or once
+    both are C{normalise}d) fails the test.
+    """
     ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
     try:
         for r in (ref, ours):
@@ -19,6 +34,8 @@ def same_replies(redis_port: int, kv_port: int, lines: list[str], resp3: bool) -
         for line in lines:
             args = shlex.split(line)
             want, got = ref.call(*args), ours.call(*args)
+            if normalise is not None:
+                want, got = normalise(line, want), normalise(line, got)
             assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
     finally:
         for r in (ref, ours):
@@ -27,12 +44,7 @@ def same_replies(redis_port: int, kv_port: int, lines: list[str], resp3: bool) -
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 30.0, message: str = "") -> Any:
-    """Poll until C{what()} is true (generous deadline: the machine may be busy)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message or what}")
-        time.sleep(0.02)
+    """L{portsuite.testing.wait_for}, failing the test when C{what()} never came true."""
+    got = testing.wait_for(what, timeout)
+    assert got, f"timed out waiting for {message or what}"
+    return got

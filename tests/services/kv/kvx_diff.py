@@ -10,7 +10,7 @@ import shlex
 from typing import Any
 
 import hiredis
-from kv_raw import Raw
+from kvdb_help import same_replies
 
 # XINFO/XPENDING fields that are times (ms since an event, or absolute) or Redis's
 # radix-tree internals: compared as "present", not by value
@@ -69,16 +69,5 @@ def normalise(line: str, reply: bytes) -> Any:
 
 
 def compare(redis_port: int, kv_port: int, lines: list[str], resp3: bool) -> None:
-    """Run C{lines} on both servers; the first difference fails the test."""
-    ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
-    try:
-        for r in (ref, ours):
-            r.call("FLUSHALL")
-        for line in lines:
-            args = shlex.split(line)
-            want = normalise(line, ref.call(*args))
-            got = normalise(line, ours.call(*args))
-            assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
-    finally:
-        ref.close()
-        ours.close()
+    """Run C{lines} on both servers, replies compared once L{normalise}d."""
+    same_replies(redis_port, kv_port, lines, resp3, normalise)

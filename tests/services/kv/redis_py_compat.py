@@ -25,12 +25,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from portsuite.testing import free_port, wait_listening
 
 FILES = ["tests/test_commands.py", "tests/test_pipeline.py", "tests/test_pubsub.py"]
 MARKS = "not onlycluster and not redismod and not ssl and not replica"
@@ -39,34 +40,23 @@ PY = sys.executable
 TWISTD = str(Path(PY).parent / "twistd")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     """Wait until the server started as C{proc} answers on C{port}: its own INFO says
     its pid (on a busy machine another program may have taken the port in between)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                s.sendall(b"INFO server\r\n")
-                info = b""
-                while b"\r\n\r\n" not in info[-4:] and len(info) < 65536:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    info += chunk
-            if b"process_id:%d\r\n" % proc.pid in info:
-                return
-            raise SystemExit(f"another program answers on {port}: try again")
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing answers on {port}")
+
+    def answers_as_proc(s: socket.socket) -> bool:
+        s.sendall(b"INFO server\r\n")
+        info = b""
+        while b"\r\n\r\n" not in info[-4:] and len(info) < 65536:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            info += chunk
+        if b"process_id:%d\r\n" % proc.pid in info:
+            return True
+        raise SystemExit(f"another program answers on {port}: try again")
+
+    wait_listening(port, proc, probe=answers_as_proc)
 
 
 def sdist(cache: Path) -> Path:

@@ -17,6 +17,7 @@ import hiredis
 import pytest
 import redis
 from kv_raw import Raw
+from kvdb_help import same_replies
 
 from portsuite import api as configmod
 from portsuite import loader
@@ -220,16 +221,7 @@ def _norm(line: str, reply: bytes) -> object:
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_replies_as_redis(name: str, resp3: bool, redis_port: int, kv_port: int) -> None:
-    ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
-    try:
-        for r in (ref, ours):
-            r.call("FLUSHALL")
-        for line in CASES[name]:
-            want, got = _norm(line, _run(ref, line)), _norm(line, _run(ours, line))
-            assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
-    finally:
-        ref.close()
-        ours.close()
+    same_replies(redis_port, kv_port, CASES[name], resp3, _norm)
 
 
 def _push_sequence(port: int, resp3: bool) -> list[bytes]:

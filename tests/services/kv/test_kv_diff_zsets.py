@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import random
-import shlex
 import time
 
 import pytest
 import redis
 from kv_raw import Raw
+from kvdb_help import same_replies
 
 CASES = {
     "blocking_zset_pops_served_at_once": [
@@ -605,17 +605,7 @@ CASES = {
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_zsets_geo_sort_match_redis(name: str, resp3: bool, redis_port: int, kv_port: int) -> None:
-    ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
-    try:
-        for r in (ref, ours):
-            r.call("FLUSHALL")
-        for line in CASES[name]:
-            args = shlex.split(line)
-            want, got = ref.call(*args), ours.call(*args)
-            assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
-    finally:
-        ref.close()
-        ours.close()
+    same_replies(redis_port, kv_port, CASES[name], resp3)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -695,26 +685,19 @@ ZOPS = [
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 def test_random_zset_sequences_match_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
     rng = random.Random(7)
-    ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
-    try:
-        for r in (ref, ours):
-            r.call("FLUSHALL")
-        for _ in range(1500):
-            line = rng.choice(ZOPS).format(
-                s=rng.choice(["1", "2.5", "-3", "inf", "-inf", "0", "1e3", "0.1"]),
-                s2=rng.choice(["1", "2.5", "-3", "+inf", "7", "0.3"]),
-                m=rng.choice("abcdefgh"),
-                m2=rng.choice("abcdefgh"),
-                i=rng.randint(-5, 5),
-                j=rng.randint(-5, 5),
-                n=rng.randint(1, 4),
-            )
-            args = shlex.split(line)
-            want, got = ref.call(*args), ours.call(*args)
-            assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
-    finally:
-        ref.close()
-        ours.close()
+    lines = [
+        rng.choice(ZOPS).format(
+            s=rng.choice(["1", "2.5", "-3", "inf", "-inf", "0", "1e3", "0.1"]),
+            s2=rng.choice(["1", "2.5", "-3", "+inf", "7", "0.3"]),
+            m=rng.choice("abcdefgh"),
+            m2=rng.choice("abcdefgh"),
+            i=rng.randint(-5, 5),
+            j=rng.randint(-5, 5),
+            n=rng.randint(1, 4),
+        )
+        for _ in range(1500)
+    ]
+    same_replies(redis_port, kv_port, lines, resp3)
 
 
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kv_raw import Raw
+from kvdb_help import same_replies
 
 # Each case: commands written as redis-cli would take them (shlex-split).
 CASES = {
@@ -540,26 +541,11 @@ CASES = {
 UNORDERED = {"SMEMBERS", "KEYS", "HKEYS", "HVALS", "HGETALL", "SINTER", "SUNION", "SDIFF"}
 
 
-def _run(raw: Raw, line: str) -> bytes:
-    return raw.call(*shlex.split(line))
-
-
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_replies_as_redis(name: str, resp3: bool, redis_port: int, kv_port: int) -> None:
-    ref, ours = Raw(redis_port, resp3), Raw(kv_port, resp3)
-    try:
-        for r in (ref, ours):
-            r.call("FLUSHALL")
-        for line in CASES[name]:
-            if resp3 and line.startswith(("HELLO 2 SETNAME 'a b'",)):
-                continue
-            cmd = tuple(shlex.split(line))
-            want, got = _normalise(cmd, _run(ref, line)), _normalise(cmd, _run(ours, line))
-            assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
-    finally:
-        ref.close()
-        ours.close()
+    lines = [line for line in CASES[name] if not (resp3 and line == "HELLO 2 SETNAME 'a b'")]
+    same_replies(redis_port, kv_port, lines, resp3, _normalise_line)
 
 
 AUTH_CASE = [
@@ -585,18 +571,13 @@ AUTH_CASE = [
 
 def test_same_replies_with_a_password(redis_auth_port: int, kv_auth_port: int) -> None:
     """Before AUTH only AUTH, HELLO and QUIT; then everything, as Redis with requirepass."""
-    ref, ours = Raw(redis_auth_port), Raw(kv_auth_port)
-    try:
-        for line in AUTH_CASE:
-            if line == "QUIT":
-                continue
-            # client ids differ between the two servers
-            want = re.sub(rb"\$2\r\nid\r\n:\d+", b"ID", _run(ref, line))
-            got = re.sub(rb"\$2\r\nid\r\n:\d+", b"ID", _run(ours, line))
-            assert got == want, f"{line!r}: redis {want!r}, kv {got!r}"
-    finally:
-        ref.close()
-        ours.close()
+    same_replies(
+        redis_auth_port,
+        kv_auth_port,
+        [line for line in AUTH_CASE if line != "QUIT"],
+        False,
+        lambda line, reply: re.sub(rb"\$2\r\nid\r\n:\d+", b"ID", reply),  # ids differ
+    )
     for port_pair in ((redis_auth_port, kv_auth_port),):
         outs = []
         for port in port_pair:
@@ -737,6 +718,10 @@ def _normalise(cmd: tuple[str, ...], reply: bytes) -> object:
         if isinstance(value, list):
             return ("sorted", sorted(map(repr, value)))
     return reply
+
+
+def _normalise_line(line: str, reply: bytes) -> object:
+    return _normalise(tuple(shlex.split(line)), reply)
 
 
 def _pipelined(raw: Raw, cmds: list[tuple[str, ...]]) -> list[object]:

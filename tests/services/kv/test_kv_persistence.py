@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from twisted.internet.task import Clock
 
 from portsuite import api as configmod
 from portsuite import loader
-from portsuite.testing import suite_running
+from portsuite.testing import run_twistd, suite_running
 from portsuite_services.kv import KVServer, Settings, check
 from portsuite_services.kv.aof import AOFError
 
@@ -135,15 +134,7 @@ def test_sigterm_flushes_and_corrupt_file_stops_twistd(tmp_path: Path) -> None:
     aof.write_bytes(aof.read_bytes() + b"junk\r\n*1\r\n$4\r\nPING\r\n")
     cfg = tmp_path / "ps.toml"
     cfg.write_text(f'[services.kv]\ntype = "kv"\nport = 0\ndata = "{aof}"\n')
-    from portsuite.testing import twistd_command
-
-    run = subprocess.run(
-        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    run = run_twistd(cfg)
     assert run.returncode != 0
     assert "corrupt at byte" in run.stderr
     assert "Traceback" not in run.stderr
@@ -215,15 +206,7 @@ def test_subscribe_record_stops_twistd_with_one_line(tmp_path: Path) -> None:
     aof.write_bytes(_rec(b"SUBSCRIBE", b"ch"))
     cfg = tmp_path / "ps.toml"
     cfg.write_text(f'[services.kv]\ntype = "kv"\nport = 0\ndata = "{aof}"\n')
-    from portsuite.testing import twistd_command
-
-    run = subprocess.run(
-        [*twistd_command(), "-n", "--pidfile=", "portsuite", "-c", str(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    run = run_twistd(cfg)
     assert run.returncode != 0
     assert "record 1 (SUBSCRIBE) is not a change" in run.stderr
     assert "Traceback" not in run.stderr

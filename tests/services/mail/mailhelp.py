@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,15 +27,6 @@ def stored(maildir: Path, user: str) -> list[bytes]:
         if folder.is_dir():
             files.extend(folder.iterdir())
     return [p.read_bytes() for p in sorted(files, key=lambda p: p.stat().st_mtime)]
-
-
-def wait_for(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 class Raw:

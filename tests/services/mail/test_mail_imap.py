@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from conftest import mail_config
-from mailhelp import Raw, at_once, curl, echo_works, idle_close, on_clock, stored, wait_for
+from mailhelp import Raw, at_once, curl, echo_works, idle_close, on_clock, stored
 
+from portsuite.testing import wait_for
 from portsuite_services.mail.imap import IMAPFactory
 
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from conftest import mail_config
-from mailhelp import Raw, at_once, curl, echo_works, idle_close, on_clock, stored, wait_for
+from mailhelp import Raw, at_once, curl, echo_works, idle_close, on_clock, stored
 from twisted.internet.task import Clock
 
 from portsuite.api import Account, Accounts
+from portsuite.testing import wait_for
 from portsuite_services.mail.pop3 import POP3Factory
 from portsuite_services.mail.store import MailStore
 

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from portsuite.api import hash_password
-from portsuite.testing import free_port, need, suite_running
+from portsuite.testing import free_port, need, suite_running, wait_listening
 
 BOB_PASSWORD = "b0b-secret"
-
-
-def _wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +80,7 @@ def mariadb_port() -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_port(port)
+        wait_listening(port, proc, timeout=60)
         yield port
     finally:
         proc.terminate()
