@@ -51,6 +51,7 @@ from portsuite.api import FailedLogins
 from portsuite_services.ftp.data import (
     DataChannel,
     FileSender,
+    PassiveListener,
     SendfileSender,
     big_buffer,
     host_port,
@@ -85,6 +86,10 @@ FEATURES = (
     "UTF8",
 )
 PUBLIC = {"FEAT", "QUIT", "NOOP", "SYST", "OPTS", "HELP", "AUTH", "PBSZ", "PROT"}
+# commands whose reply lines go out in one send at the end of the command: a download
+# or listing that completes at once (150 and 226), and the multi-line replies. Never
+# one that closes the connection or starts TLS after its reply (QUIT, PASS, AUTH)
+CORKED = {"RETR", "LIST", "NLST", "MLSD", "FEAT", "HELP", "STAT", "MLST"}
 
 
 class Reply(Exception):
@@ -121,9 +126,11 @@ class FTPSession(FTP):
     shell: Any = None
     user: str | None = None
     channel: DataChannel | None = None  # set up by PASV/EPSV/PORT/EPRT, not used yet
+    _listener: PassiveListener | None = None  # a passive port kept between transfers
     busy: DataChannel | None = None  # carrying a transfer right now
     _rest = 0
     _fromName: str | None = None
+    _cork: list[bytes] | None = None  # lines held until the command ends (CORKED)
 
     # -- connection ---------------------------------------------------------------
 
@@ -152,6 +159,9 @@ class FTPSession(FTP):
             if ch is not None:
                 ch.close()
         self.channel = self.busy = None
+        if self._listener is not None:
+            self._listener.stopListening()
+            self._listener = None
         self.factory.session_ended(self)
         self.shell = None
 
@@ -169,6 +179,9 @@ class FTPSession(FTP):
             return
         if isinstance(line, str):
             line = line.encode("utf-8", "surrogateescape")
+        if self._cork is not None:
+            self._cork.append(line + b"\r\n")
+            return
         self.transport.write(line + b"\r\n")
 
     def reply(self, key: str, *args: Any) -> None:
@@ -209,6 +222,21 @@ class FTPSession(FTP):
             return
 
         args = (arg,) if sep else ()
+        if cmd in CORKED and self._note is None:
+            # its lines leave in one send when the command ends: a small file's 150
+            # and 226 together (one wake-up of the client, not two); a transcript
+            # (traced) keeps each line in its place among the notes
+            self._cork = []
+            try:
+                self._run(cmd, args)
+            finally:
+                out, self._cork = self._cork, None
+                if out and not self.disconnected and self.transport is not None:
+                    self.transport.write(b"".join(out))
+        else:
+            self._run(cmd, args)
+
+    def _run(self, cmd: str, args: tuple[str, ...]) -> None:
         try:
             result = self.processCommand(cmd, *args)
         except Exception:
@@ -604,7 +632,15 @@ class FTPSession(FTP):
     def _listen(self, mode: str) -> DataChannel | str:
         ch = self._new_channel(mode, self.peer_host)
         try:
-            ch.listen(self.factory.passive_ports(), self.local_host)
+            ch.listen(self.factory.passive_ports(), self.local_host, self._listener)
+            if self.factory.passive_range is None and ch.listening is not None:
+                # any free port: the session keeps this one for its next transfers
+                # (what a new port per transfer costs: a socket, its bind, listen and
+                # close, and a bind(0) grows slow once thousands of closed data
+                # connections wait out TIME_WAIT); a passive_ports range is shared by
+                # every session, so there each port is let go after its transfer
+                ch.listening.kept = True
+                self._listener = ch.listening
         except error.CannotListenError:
             ch.problem = "no passive port free"
             ch.close()
@@ -758,6 +794,12 @@ class FTPSession(FTP):
         self.busy = ch
         if ch.mode == "active":
             ch.connect(self.local_host)
+        elif ch.conn is None and ch.listening is not None:
+            # the client connects before it sends the command (ftplib, curl): its
+            # connection is likely waiting already, though the poll that said so is
+            # not handled yet; taken now, the transfer starts at once (no Deferred
+            # of the connection, no pause of this connection)
+            ch.listening.doRead()
 
         def go(conn: Any) -> Any:
             if self.traced:
