@@ -161,6 +161,28 @@ def test_ftplib_session(ftp_suite: Any, passive: bool) -> None:
     f.quit()
 
 
+def test_big_listing_and_text_download(ftp_suite: Any) -> None:
+    # more than a socket takes at once: a listing of 3,000 names, and a 3 MB text file
+    # in TYPE A (read and converted chunk by chunk), each whole and in order
+    s = ftp_suite()
+    home = s.tree / "homes" / "alice"
+    (home / "many").mkdir(parents=True)
+    names = [f"file-{i:05d}-{'x' * 40}.txt" for i in range(3000)]
+    for name in names:
+        (home / "many" / name).touch()
+    text = [f"line {i} {'y' * 60}" for i in range(45_000)]
+    (home / "text.txt").write_text("\n".join(text) + "\n")
+    f = login(s, "alice", PASSWORD)
+    assert f.nlst("many") == names
+    listing: list[str] = []
+    f.retrlines("LIST many", listing.append)
+    assert [line.rsplit(" ", 1)[1] for line in listing] == names
+    lines: list[str] = []
+    f.retrlines("RETR text.txt", lines.append)  # TYPE A: \r\n on the wire
+    assert lines == text
+    f.quit()
+
+
 def test_feat_opts_and_help(ftp_suite: Any) -> None:
     s = ftp_suite()
     r = Raw(s.ftp_port)

@@ -169,6 +169,60 @@ def test_passive_connection_from_another_address_is_refused(ftp_suite: Any) -> N
     r.close()
 
 
+def _retr_on(r: Raw, port: int, name: str) -> bytes:
+    data = socket.create_connection(("127.0.0.1", port), timeout=20)
+    assert r.cmd(f"RETR {name}").startswith("150")
+    got = b""
+    while chunk := data.recv(65536):
+        got += chunk
+    data.close()
+    assert r.reply().startswith("226")
+    return got
+
+
+def test_a_kept_passive_port_takes_no_connection_between_transfers(ftp_suite: Any) -> None:
+    # no passive_ports: a session keeps its passive port from one transfer to the next
+    s = ftp_suite()
+    r = Raw(s.ftp_port)
+    r.login()
+    port = _pasv_port(r.cmd("PASV"))
+    assert _retr_on(r, port, "README.txt") == b"Bonjour ! Hello!\n"
+    # between transfers nothing waits for a connection: even one from the client's
+    # own address is closed without a byte
+    stray = socket.create_connection(("127.0.0.1", port), timeout=20)
+    assert stray.recv(100) == b""
+    stray.close()
+    assert _pasv_port(r.cmd("PASV")) == port
+    thief = socket.socket()
+    thief.settimeout(20)
+    thief.bind(("127.0.0.2", 0))
+    thief.connect(("127.0.0.1", port))
+    assert thief.recv(100) == b""  # still refused from another address
+    thief.close()
+    assert _retr_on(r, port, "pub/été.txt") == b"accents\n"
+    # EPSV keeps it too; left unused, then ABOR: the port is let go
+    epsv = r.cmd("EPSV")
+    assert epsv.startswith("229") and f"(|||{port}|)" in epsv
+    assert r.cmd("ABOR").startswith("225")
+    assert _refused_soon(port)
+    assert r.cmd("QUIT").startswith("221")
+    r.close()
+
+
+def test_a_passive_range_port_is_let_go_after_each_transfer(ftp_suite: Any) -> None:
+    port = free_port()
+    s = ftp_suite(passive_ports=[port, port])
+    a, b = Raw(s.ftp_port), Raw(s.ftp_port)
+    a.login()
+    b.login()
+    assert _retr_on(a, _pasv_port(a.cmd("PASV")), "README.txt") == b"Bonjour ! Hello!\n"
+    # the range is shared: a's session does not hold the one port once its transfer is done
+    assert _pasv_port(b.cmd("PASV")) == port
+    assert a.cmd("PASV").startswith("425")
+    a.close()
+    b.close()
+
+
 # -- the passive range and timeouts ---------------------------------------------------------
 
 
