@@ -27,6 +27,7 @@ from twisted.internet.interfaces import (
     ISSLTransport,
     IWriteDescriptor,
 )
+from twisted.internet.main import CONNECTION_DONE  # a shared Failure, as Twisted uses
 from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -294,7 +295,7 @@ class PlainData:
                 self._close(error.ConnectionLost(e.strerror), orderly=False)
                 return
             if not data:
-                self._close(error.ConnectionDone(), orderly=True)
+                self._close(CONNECTION_DONE, orderly=True)
                 return
             self.protocol.dataReceived(data)
             if len(data) == self.bufferSize:
@@ -322,7 +323,7 @@ class PlainData:
             return
         self._stop_writing()
         if self.disconnecting:
-            self._close(error.ConnectionDone(), orderly=True)
+            self._close(CONNECTION_DONE, orderly=True)
 
     def connectionLost(self, reason: Any) -> None:
         # the reactor's word: an error in doRead/doWrite, or a hang-up it saw
@@ -356,7 +357,7 @@ class PlainData:
         if self.queue or self.producer is not None:
             self.disconnecting = True  # closed once all is sent
             return
-        self._close(error.ConnectionDone(), orderly=True)
+        self._close(CONNECTION_DONE, orderly=True)
 
     def abortConnection(self) -> None:
         self._close(error.ConnectionAborted(), orderly=False)

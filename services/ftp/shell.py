@@ -305,10 +305,10 @@ class JailShell(FTPShell):
         and one fstat say what it is (no stat of the path first, no buffered reader's
         tty check and tell, no second fstat as C{io.FileIO} makes).
         """
-        p = self._path(path)
+        target = self.jail.locate(path)[0]  # the path, no FilePath (its abspath) made
         # O_NONBLOCK: a FIFO put in the folder must not hold the reactor until some
         # writer opens it (it is refused below); a regular file's reads ignore the flag
-        fd = os.open(p.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             st = os.fstat(fd)
             if statmod.S_ISDIR(st.st_mode):
