@@ -257,6 +257,9 @@ class PlainData:
     bufferSize = READ_SIZE
     disconnecting = False
     producer: Any = None  # a pull producer (FileSender), asked for more once all is sent
+    # a descriptor that has the socket meanwhile (SendfileSender): told before the
+    # socket closes, so it leaves the reactor while its descriptor is still valid
+    borrower: Any = None
 
     def __init__(self, reactor: Any, sock: socket.socket, peer: Any):
         self.reactor = reactor
@@ -415,6 +418,9 @@ class PlainData:
         self.socket = None
         self.fd = -1
         self.queue = []
+        borrower, self.borrower = self.borrower, None
+        if borrower is not None:
+            borrower.connectionLost(why)  # SendfileSender: removeWriter, then done
         try:
             if not orderly:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
@@ -528,7 +534,10 @@ class SendfileSender:
         )
 
     def start(self) -> None:
-        self.conn.transport.stopReading()
+        transport = self.conn.transport
+        transport.stopReading()
+        if isinstance(transport, PlainData):
+            transport.borrower = self  # its close takes this off the reactor first
         self.reactor.addWriter(self)
 
     def fileno(self) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from ftphelp import PASSWORD, Raw, login
 
-from portsuite.testing import free_port
+from portsuite.testing import free_port, start_suite
 
 
 def _pasv_port(reply: str) -> int:
@@ -505,3 +505,43 @@ def test_client_that_drops_a_download_gets_426_and_the_session_goes_on(ftp_suite
     assert bytes(got) == b"b" * 1000
     f.quit()
     r.close()
+
+
+def test_session_that_ends_during_a_download_stops_it_cleanly(tmp_path: Path) -> None:
+    # the control connection is closed (idle_timeout counts its silence during a
+    # transfer too) while sendfile waits on a data connection the client no longer
+    # reads: the data connection is reset, nothing is logged as an error, and the
+    # server goes on (and stops) as usual
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "big.bin").write_bytes(b"b" * 20_000_000)
+    (root / "small.txt").write_bytes(b"small\n")
+    svc = {"type": "ftp", "port": 0, "root": str(root), "idle_timeout": 1}
+    s = start_suite({"services": {"ftp": svc}}, subprocess=True, base_dir=tmp_path)
+    try:
+        port = s.port("ftp")
+        for _ in range(2):
+            r = Raw(port)
+            r.login()
+            data = socket.create_connection(("127.0.0.1", _pasv_port(r.cmd("PASV"))), timeout=20)
+            assert r.cmd("RETR big.bin").startswith("150")
+            assert data.recv(1000)  # the transfer runs, and this client reads no more
+            r.sock.settimeout(30)
+            assert r.file.read() == b""  # the server closes the silent session
+            r.close()
+            data.settimeout(20)
+            with pytest.raises(ConnectionResetError):
+                while data.recv(1 << 20):
+                    pass
+            data.close()
+        f = ftplib.FTP(timeout=30)
+        f.connect("127.0.0.1", port)
+        f.login()
+        got = io.BytesIO()
+        f.retrbinary("RETR small.txt", got.write)
+        assert got.getvalue() == b"small\n"
+        f.quit()
+    finally:
+        s.stop()
+    log = s.log()
+    assert "Traceback" not in log and "Unhandled" not in log, log[-3000:]
