@@ -53,9 +53,9 @@ from portsuite_services.ftp.data import (
     FileSender,
     PassiveListener,
     SendfileSender,
-    big_buffer,
     host_port,
     same_host,
+    upload_buffer,
 )
 from portsuite_services.ftp.shell import Escape, list_line, mlsx_facts
 
@@ -66,7 +66,9 @@ MAX_FAILURES = 5  # wrong passwords per client address …
 FAILURE_WINDOW = 300.0  # … within this many seconds, then refused for the rest of it
 FAILURE_HOSTS = 10_000  # addresses remembered at most
 SEND_CHUNK = 256 * 1024
-SENDFILE_CHUNK = 4 * 1024 * 1024
+# bytes per sendfile call: bigger calls (4 MiB) cost the server less per MB and the
+# client more (see upload_buffer); at 256 KiB both spend what they do with pyftpdlib
+SENDFILE_CHUNK = 256 * 1024
 SENDFILE_MIN = 1024 * 1024  # smaller files: one read and one write cost fewer syscalls
 BIG_UPLOAD = 1024 * 1024  # an upload past this many bytes gets a big kernel buffer
 RECENT_CHANNELS = 8  # data connections kept per session for the dashboard
@@ -969,7 +971,6 @@ class FTPSession(FTP):
                         else "426 Connection closed; transfer aborted."
                     )
                 )
-            big_buffer(conn, upload=False)
             if binary and size - offset > SENDFILE_MIN and SendfileSender.usable(conn, reactor):
                 sender: Any = SendfileSender(f, conn, reactor, SENDFILE_CHUNK)
             else:
@@ -1030,7 +1031,7 @@ class FTPSession(FTP):
                     return
                 if up.size >= grow_at:
                     grow_at = 2**63
-                    big_buffer(conn, upload=True)
+                    upload_buffer(conn)
                 try:
                     up.write(data)
                 except OSError as e:
