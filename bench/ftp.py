@@ -32,6 +32,7 @@ import argparse
 import ftplib
 import io
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -179,6 +180,13 @@ def scratch_folder(where: str) -> Path:
     return Path(tempfile.mkdtemp(prefix="portsuite-bench-ftp-"))
 
 
+def client_seconds() -> float:
+    """CPU seconds of this process (ftplib) and of its finished children (curl)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -239,6 +247,7 @@ def main() -> None:
     # per operation (per MB for the big file, per file for the small ones)
     results: dict[str, dict[str, list[float]]] = {}
     cpu: dict[str, dict[str, list[float]]] = {}
+    client_cpu: dict[str, dict[str, float]] = {}  # per test: the client's cpu per op
     waited: dict[str, float] = {}
     try:
         servers["portsuite"] = start_portsuite(work, home)
@@ -248,12 +257,16 @@ def main() -> None:
             servers["before"] = start_portsuite(work, home, before, "before")
         results = {t: {s: [] for s in servers} for t in tests}
         cpu = {t: {s: [] for s in servers} for t in tests}
+        client_cpu = {t: {} for t in tests}
         waited = dict.fromkeys(servers, 0.0)
+        client = dict.fromkeys(servers, 0.0)  # the clients' cpu seconds, per test
 
         def measured(name: str, run: Callable[[], float]) -> tuple[float, float]:
             pid = servers[name][0].pid
             ran0, wait0 = run_seconds(pid)
+            client0 = client_seconds()
             value = run()
+            client[name] += client_seconds() - client0
             ran1, wait1 = run_seconds(pid)
             waited[name] += wait1 - wait0
             return value, ran1 - ran0
@@ -262,6 +275,7 @@ def main() -> None:
         for r in range(args.rounds):
             order = list(servers) if r % 2 == 0 else list(reversed(servers))
             for test in tests:
+                client = dict.fromkeys(servers, 0.0)
                 if test.startswith(("download", "upload")):
                     # the servers in turn, the order flipping each time: A B C C B A …
                     for k in range(args.big):
@@ -276,6 +290,11 @@ def main() -> None:
                                 target.unlink()  # untimed: no dirty pages left for the next
                             results[test][name].append(rate)
                             cpu[test][name].append(used / args.size_mb)
+                    for name in servers:
+                        ops = args.size_mb * args.big * args.rounds
+                        client_cpu[test][name] = (
+                            client_cpu[test].get(name, 0.0) + client[name] / ops
+                        )
                     continue
                 upload = test.startswith("put")
                 sessions = {name: Session(servers[name][1]) for name in order}
@@ -297,6 +316,8 @@ def main() -> None:
                     sessions[name].close()
                     results[test][name].append(files / took[name])
                     cpu[test][name].append(used_all[name] / files)
+                    ops = files * args.rounds
+                    client_cpu[test][name] = client_cpu[test].get(name, 0.0) + client[name] / ops
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
         for proc, _port in servers.values():
@@ -335,6 +356,14 @@ def main() -> None:
             f"{name} " + " ".join(f"{v:.0f}" for v in results[test][name]) for name in servers
         )
         print(f"  {test.split(',')[0]:22} {rounds}")
+    print(
+        "the clients' cpu (curl, ftplib) per MB / per file, mean, with portsuite / pyftpdlib: "
+        + ", ".join(
+            f"{t.split(',')[0]} {client_cpu[t]['portsuite'] * (1e3 if t[0] in 'du' else 1e6):.3g}"
+            f" / {client_cpu[t]['pyftpdlib'] * (1e3 if t[0] in 'du' else 1e6):.3g}"
+            for t in tests
+        )
+    )
     print(
         "servers' wait for a cpu while runnable: "
         + ", ".join(f"{name} {w:.2f}s" for name, w in waited.items())
