@@ -1017,13 +1017,23 @@ class FTPSession(FTP):
             # the size to come is unknown: a big buffer once the upload proves big
             # (a small file's one read does not pay for the syscall)
             grow_at = up.size + BIG_UPLOAD
+            held_cr = False  # TYPE A: a read ended in \r, whose \n may start the next
 
             def sink(data: bytes) -> None:
-                nonlocal grow_at
+                nonlocal grow_at, held_cr
                 if state["over"] or state["error"]:
                     return
                 if not binary:
+                    if held_cr:
+                        data = b"\r" + data
+                    held_cr = data.endswith(b"\r")
+                    if held_cr:
+                        data = data[:-1]
                     data = data.replace(b"\r\n", b"\n")
+                store(data)
+
+            def store(data: bytes) -> None:
+                nonlocal grow_at
                 if limit and up.size + len(data) > limit:
                     state["over"] = True
                     up.abort()
@@ -1055,6 +1065,10 @@ class FTPSession(FTP):
                     )
                 if state["error"] is not None:
                     return f"451 Cannot write {name}: {state['error'].strerror}; nothing kept."
+                if clean and held_cr:
+                    store(b"\r")  # a \r at the very end, with no \n after it
+                    if state["over"] or state["error"] is not None:
+                        return finished(False)
                 if clean:
                     try:
                         up.commit()

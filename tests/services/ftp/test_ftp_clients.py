@@ -10,6 +10,7 @@ import io
 import json
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -305,3 +306,25 @@ def test_dashboard_shows_data_connections(ftp_suite: Any) -> None:
     assert done[0]["client_port"] and done[0]["server_port"]
     assert any(d["state"] == "waiting" and d["server_port"] == waiting for d in data)
     f.quit()
+
+
+def test_text_upload_whose_line_ends_are_split_between_reads(ftp_suite: Any) -> None:
+    # TYPE A: each \r\n becomes \n, also when the \r comes in one read and the \n in
+    # the next (a pause between the two sends; a bare \r at the very end is kept)
+    s = ftp_suite()
+    r = Raw(s.ftp_port)
+    r.login("alice", PASSWORD)
+    assert r.cmd("TYPE A").startswith("200")
+    reply = r.cmd("PASV")
+    numbers = reply[reply.index("(") + 1 : reply.index(")")].split(",")
+    data = socket.create_connection(
+        ("127.0.0.1", int(numbers[4]) * 256 + int(numbers[5])), timeout=20
+    )
+    assert r.cmd("STOR text.txt").startswith("150")
+    for part in (b"one\r", b"\ntwo\r", b"\n\r", b"\nthree\r"):
+        data.sendall(part)
+        time.sleep(0.2)  # most likely a read of its own
+    data.close()
+    assert r.reply().startswith("226")
+    assert (s.tree / "homes" / "alice" / "text.txt").read_bytes() == b"one\ntwo\n\nthree\r"
+    r.close()
