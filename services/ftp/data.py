@@ -466,6 +466,7 @@ class FileSender:
         self.conn = conn
         self.chunk = chunk
         self.ascii = ascii
+        self.held_cr = False  # ASCII: a chunk ended in \r, whose \n may start the next
         self.ok = False  # every byte read and written, then the connection closed
 
     def start(self) -> None:
@@ -480,9 +481,19 @@ class FileSender:
             self._finish(e)
             return
         if not data:
+            if self.held_cr:  # a \r at the very end, with no \n after it
+                self.held_cr = False
+                self.conn.channel.bytes += 1
+                self.conn.transport.write(b"\r")
+                return  # the next call finds the end again and finishes
             self._finish(None)
             return
         if self.ascii:
+            if self.held_cr:
+                data = b"\r" + data
+            self.held_cr = data.endswith(b"\r")
+            if self.held_cr:
+                data = data[:-1]
             data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         self.conn.channel.bytes += len(data)
         self.conn.transport.write(data)

@@ -181,6 +181,17 @@ def test_big_listing_and_text_download(ftp_suite: Any) -> None:
     lines: list[str] = []
     f.retrlines("RETR text.txt", lines.append)  # TYPE A: \r\n on the wire
     assert lines == text
+    # a file with \r\n line ends already, one of them across the server's 256 KiB reads:
+    # each sent as one \r\n, none doubled
+    crlf = b"a" * (256 * 1024 - 1) + b"\r\nnext\r\nlast\r"
+    (home / "crlf.txt").write_bytes(crlf)
+    f.sendcmd("TYPE A")
+    got = bytearray()
+    with f.transfercmd("RETR crlf.txt") as data:
+        while chunk := data.recv(65536):
+            got += chunk
+    f.voidresp()
+    assert bytes(got) == crlf
     f.quit()
 
 
