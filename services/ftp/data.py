@@ -27,7 +27,6 @@ from twisted.internet.interfaces import (
     ISSLTransport,
     IWriteDescriptor,
 )
-from twisted.internet.main import CONNECTION_DONE  # a shared Failure, as Twisted uses
 from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -235,6 +234,9 @@ class PassiveListener:
 
 
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
+# a clean end, one Failure for every connection (as Twisted's reactor shares its own):
+# building one walks its exception's classes, a cost on every small file
+_DONE = Failure(error.ConnectionDone())
 
 
 @implementer(IReadDescriptor, IWriteDescriptor, IPushProducer)
@@ -301,7 +303,7 @@ class PlainData:
                 self._close(error.ConnectionLost(e.strerror), orderly=False)
                 return
             if not data:
-                self._close(CONNECTION_DONE, orderly=True)
+                self._close(_DONE, orderly=True)
                 return
             self.protocol.dataReceived(data)
             if len(data) == self.bufferSize:
@@ -329,7 +331,7 @@ class PlainData:
             return
         self._stop_writing()
         if self.disconnecting:
-            self._close(CONNECTION_DONE, orderly=True)
+            self._close(_DONE, orderly=True)
 
     def connectionLost(self, reason: Any) -> None:
         # the reactor's word: an error in doRead/doWrite, or a hang-up it saw
@@ -363,7 +365,7 @@ class PlainData:
         if self.queue or self.producer is not None:
             self.disconnecting = True  # closed once all is sent
             return
-        self._close(CONNECTION_DONE, orderly=True)
+        self._close(_DONE, orderly=True)
 
     def abortConnection(self) -> None:
         self._close(error.ConnectionAborted(), orderly=False)
@@ -768,7 +770,9 @@ class DataChannel:
         self._cancel_timer()
         self.state = "closed"
         self.closed_at = self.reactor.seconds()
-        self.clean = reason is None or bool(reason.check(error.ConnectionDone))
+        # (isinstance: Failure.check names each class it is given, on every file)
+        value = getattr(reason, "value", reason)
+        self.clean = reason is None or isinstance(value, error.ConnectionDone)
         if not self.finished.called:
             self.finished.callback(self.clean)
 
