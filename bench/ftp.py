@@ -380,7 +380,8 @@ def main() -> None:
             cold = statistics.median(cpu[test]["before"])
             print(
                 f"{test:26} {ps:9.1f} {old:9.1f} {ps / old:5.2f}x {paired:5.2f}x   "
-                f"server cpu {cps / cold:.2f}x of before's"
+                f"server cpu {cps / cold:.2f}x of before's, the client's "
+                f"{client_cpu[test]['portsuite'] / client_cpu[test]['before']:.2f}x"
             )
 
 
