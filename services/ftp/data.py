@@ -15,22 +15,26 @@ import errno
 import ipaddress
 import os
 import socket
+import struct
 from typing import Any
 
 from twisted.internet import defer, error
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
     IPullProducer,
+    IPushProducer,
     IReadDescriptor,
     ISSLTransport,
     IWriteDescriptor,
 )
 from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 log = Logger(namespace="portsuite.ftp")
 EARLY_BYTES = 1024 * 1024
-SOCKET_BUFFER = 4 * 1024 * 1024  # kernel buffers of a data connection: fewer wakeups
+SOCKET_BUFFER = 4 * 1024 * 1024  # kernel receive buffer of a big upload: fewer wakeups
 READ_SIZE = 256 * 1024  # bytes per read of an upload
 
 
@@ -58,7 +62,7 @@ class DataConnection(Protocol):
     def connectionMade(self) -> None:
         # no TCP_NODELAY: every transfer ends with a close, whose FIN pushes the last
         # segment out at once; kernel buffers only for what a transfer needs (see
-        # big_buffer). An upload arrives in reads of this size (FileDescriptor.bufferSize,
+        # upload_buffer). An upload arrives in reads of this size (FileDescriptor.bufferSize,
         # 64 KiB by default): a quarter of the Python calls per megabyte
         self.transport.bufferSize = READ_SIZE
         self.channel.connected(self)
@@ -70,29 +74,32 @@ class DataConnection(Protocol):
         self.channel.lost(reason)
 
 
-_MEM_MAX: dict[str, int] = {}  # net.core.wmem_max / rmem_max, read once
+_RMEM_MAX: list[int] = []  # net.core.rmem_max, read once
 
 
-def big_buffer(conn: DataConnection, upload: bool) -> None:
+def upload_buffer(conn: DataConnection) -> None:
     """
-    A kernel buffer of C{SOCKET_BUFFER} for a big transfer (for a download, fewer and
-    bigger sendfile calls; for an upload, fewer wakeups and fuller reads), where the
-    kernel lets a socket have that much: below C{net.core.wmem_max} / C{rmem_max} a
-    set SO_SNDBUF / SO_RCVBUF would be smaller than what autotuning reaches by itself
-    (C{tcp_wmem} / C{tcp_rmem}), and frozen there.
+    A kernel receive buffer of C{SOCKET_BUFFER} for a big upload: fuller reads and
+    fewer wakeups, for the server and for the client that sends (bench/ftp.py: server
+    and curl both spend less CPU per MB). Only where C{net.core.rmem_max} lets a
+    socket have that much: below it a set SO_RCVBUF would be smaller than what
+    autotuning reaches by itself (C{tcp_rmem}), and frozen there.
+
+    A download gets no such buffer: a set SO_SNDBUF (4 MiB, with 4 MiB sendfile
+    calls) took a quarter of the server's CPU per MB off it only by moving more of
+    loopback's receive work onto the client (curl: 0.60-0.66 ms per MB against
+    0.45-0.54 from pyftpdlib), and a download is as fast as its client reads.
     """
-    name = "rmem_max" if upload else "wmem_max"
-    if name not in _MEM_MAX:
+    if not _RMEM_MAX:
         try:
-            with open(f"/proc/sys/net/core/{name}") as f:
-                _MEM_MAX[name] = int(f.read())
+            with open("/proc/sys/net/core/rmem_max") as f:
+                _RMEM_MAX.append(int(f.read()))
         except (OSError, ValueError):
-            _MEM_MAX[name] = 0
-    if _MEM_MAX[name] < SOCKET_BUFFER:
+            _RMEM_MAX.append(0)
+    if _RMEM_MAX[0] < SOCKET_BUFFER:
         return
-    option = socket.SO_RCVBUF if upload else socket.SO_SNDBUF
     try:
-        conn.transport.getHandle().setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+        conn.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
     except (AttributeError, OSError):
         pass
 
@@ -118,18 +125,21 @@ _OUT_OF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 class PassiveListener:
     """
     The listening socket of one passive data connection (PASV/EPSV): it accepts one
-    connection from the client's address, hands it to the reactor, and closes.
+    connection from the client's address, hands it over, and closes.
 
     A C{listenTCP} port per transfer costs a Twisted C{Port}, a deferred
     C{stopListening} and two log lines ("starting on", "Port Closed"): a third of the
     server's CPU per small file. This is the same socket work on public interfaces:
-    C{IReactorFDSet.addReader} while listening, C{IReactorSocket.adoptStreamConnection}
-    for the accepted connection (Twisted's own tcp.Server from then on).
+    C{IReactorFDSet.addReader} while listening; the accepted connection becomes a
+    L{PlainData} (plain TCP), or Twisted's own tcp.Server through
+    C{IReactorSocket.adoptStreamConnection} when TLS is to start on it (PROT P).
     """
+
+    kept = False  # the session keeps it from one transfer to the next (FTPSession._listen)
 
     def __init__(self, reactor: Any, channel: DataChannel, sock: socket.socket):
         self.reactor = reactor
-        self.channel = channel
+        self.channel: DataChannel | None = channel
         self.sock: socket.socket | None = sock
         self.family = sock.family
         self.port: int = sock.getsockname()[1]
@@ -178,21 +188,36 @@ class PassiveListener:
                 return
             except OSError as e:
                 if e.errno in _OUT_OF:
+                    channel = self.channel
                     self.stopListening()
-                    self.channel.problem = f"cannot accept: {e.strerror}"
-                    self.channel.failed(e)
+                    if channel is not None:
+                        channel.problem = f"cannot accept: {e.strerror}"
+                        channel.failed(e)
                 return  # ECONNABORTED and the like: that one is gone, keep listening
-            protocol = self.channel.accept(addr[0], addr[1])
-            if protocol is None:
-                conn.close()  # not the client's address: closed without a byte
+            channel = self.channel
+            protocol = channel.accept(addr[0], addr[1]) if channel is not None else None
+            if channel is None or protocol is None:
+                # not the client's address, or no transfer waits for one (between
+                # transfers of a kept listener): closed without a byte
+                conn.close()
                 continue
-            self.stopListening()
+            if not self.kept:
+                self.stopListening()
+            if channel.tls_options is None:
+                try:
+                    conn.setblocking(False)
+                except OSError as e:
+                    conn.close()
+                    channel.failed(e)
+                    return
+                PlainData(self.reactor, conn, addr).makeConnection(protocol)
+                return
             try:
                 # Twisted duplicates the descriptor (and makes it non-blocking: the flag
                 # is the open file's, shared by both); ours is closed right after
                 self.reactor.adoptStreamConnection(conn.fileno(), self.family, _Handover(protocol))
             except OSError as e:
-                self.channel.failed(e)
+                channel.failed(e)
             finally:
                 conn.close()
             return
@@ -202,9 +227,221 @@ class PassiveListener:
 
     def stopListening(self) -> None:
         sock, self.sock = self.sock, None
+        self.channel = None
         if sock is not None:
             self.reactor.removeReader(self)
             sock.close()
+
+
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
+# a clean end, one Failure for every connection (as Twisted's reactor shares its own):
+# building one walks its exception's classes, a cost on every small file
+_DONE = Failure(error.ConnectionDone())
+
+
+@implementer(IReadDescriptor, IWriteDescriptor, IPushProducer)
+class PlainData:
+    """
+    A plain-TCP passive data connection as a bare descriptor (the transport of a
+    L{DataConnection}): one transfer, one direction, then closed.
+
+    Twisted's tcp.Server, built per file by C{adoptStreamConnection}, costs a dup, a
+    getsockname, a getpeername and a second getsockname, address objects, and its
+    close waits for the next turn of the reactor (writing is switched on, the next
+    poll says writable, then shutdown and close). For a small file that is most of
+    the data connection's cost. This is the same work on the public
+    C{IReactorFDSet}: C{write} sends at once what the socket takes (and keeps the
+    rest until it is writable); C{loseConnection} closes at once when nothing is
+    left to send, and the protocol learns it right then; C{abortConnection} resets.
+    Reading starts only when asked (C{resumeProducing}, an upload): until then, what
+    a client sends early waits in the kernel's buffer, not here. Only what the FTP
+    data connection uses: no TLS (PROT P takes Twisted's tcp.Server), no
+    streaming producer, no half-close.
+    """
+
+    bufferSize = READ_SIZE
+    disconnecting = False
+    producer: Any = None  # a pull producer (FileSender), asked for more once all is sent
+    # a descriptor that has the socket meanwhile (SendfileSender): told before the
+    # socket closes, so it leaves the reactor while its descriptor is still valid
+    borrower: Any = None
+
+    def __init__(self, reactor: Any, sock: socket.socket, peer: Any):
+        self.reactor = reactor
+        self.socket: socket.socket | None = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.protocol: Any = None
+        self.queue: list[bytes] = []
+        self.reading = self.writing = False
+
+    def makeConnection(self, protocol: Any) -> None:
+        self.protocol = protocol
+        protocol.makeConnection(self)
+
+    # -- IReadDescriptor / IWriteDescriptor ------------------------------------------
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def logPrefix(self) -> str:
+        return "ftp-data"
+
+    def doRead(self) -> None:
+        # a full read: more is waiting, and the next poll says so (other clients
+        # first); a short one: once more, for the end of the file that often follows
+        # it (a small upload's bytes and its FIN come together: one wake-up, not two)
+        for _ in range(2):
+            sock = self.socket
+            if sock is None or not self.reading:
+                return
+            try:
+                data = sock.recv(self.bufferSize)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self._close(error.ConnectionLost(e.strerror), orderly=False)
+                return
+            if not data:
+                self._close(_DONE, orderly=True)
+                return
+            self.protocol.dataReceived(data)
+            if len(data) == self.bufferSize:
+                return
+
+    def doWrite(self) -> None:
+        sock = self.socket
+        if sock is None:
+            return
+        while self.queue:
+            data = self.queue[0]
+            try:
+                n = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self._close(error.ConnectionLost(e.strerror), orderly=False)
+                return
+            if n < len(data):
+                self.queue[0] = data[n:]
+                return
+            self.queue.pop(0)
+        if self.producer is not None:
+            self.producer.resumeProducing()  # writes more, or unregisters and closes
+            return
+        self._stop_writing()
+        if self.disconnecting:
+            self._close(_DONE, orderly=True)
+
+    def connectionLost(self, reason: Any) -> None:
+        # the reactor's word: an error in doRead/doWrite, or a hang-up it saw
+        self._close(reason, orderly=False)
+
+    # -- the transport -------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.socket is None or self.disconnecting or not data:
+            return
+        if not self.queue and self.producer is None:
+            try:
+                n = self.socket.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as e:
+                self._close(error.ConnectionLost(e.strerror), orderly=False)
+                return
+            if n == len(data):
+                return
+            data = data[n:]
+        self.queue.append(data)
+        self._start_writing()
+
+    def writeSequence(self, data: Any) -> None:
+        self.write(b"".join(data))
+
+    def loseConnection(self) -> None:
+        if self.socket is None:
+            return
+        if self.queue or self.producer is not None:
+            self.disconnecting = True  # closed once all is sent
+            return
+        self._close(_DONE, orderly=True)
+
+    def abortConnection(self) -> None:
+        self._close(error.ConnectionAborted(), orderly=False)
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        if streaming:
+            raise ValueError("PlainData takes pull producers only")
+        self.producer = producer
+        self._start_writing()  # doWrite, with nothing queued, asks it for the first chunk
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def stopReading(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.reactor.removeReader(self)
+
+    def startReading(self) -> None:
+        if not self.reading and self.socket is not None:
+            self.reading = True
+            self.reactor.addReader(self)
+
+    pauseProducing = stopReading
+    resumeProducing = startReading
+
+    def stopProducing(self) -> None:
+        self.abortConnection()
+
+    def getHandle(self) -> socket.socket | None:
+        return self.socket
+
+    def getPeer(self) -> Any:
+        return _address(self.peer)
+
+    def getHost(self) -> Any:
+        return _address(self.socket.getsockname() if self.socket is not None else ("", 0))
+
+    def _start_writing(self) -> None:
+        if not self.writing:
+            self.writing = True
+            self.reactor.addWriter(self)
+
+    def _stop_writing(self) -> None:
+        if self.writing:
+            self.writing = False
+            self.reactor.removeWriter(self)
+
+    def _close(self, why: BaseException | Failure, orderly: bool) -> None:
+        sock = self.socket
+        if sock is None:
+            return
+        self.stopReading()
+        self._stop_writing()
+        self.socket = None
+        self.fd = -1
+        self.queue = []
+        borrower, self.borrower = self.borrower, None
+        if borrower is not None:
+            borrower.connectionLost(why)  # SendfileSender: removeWriter, then done
+        try:
+            if not orderly:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        except OSError:
+            pass
+        sock.close()
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            producer.stopProducing()
+        self.protocol.connectionLost(why if isinstance(why, Failure) else Failure(why))
+
+
+def _address(addr: Any) -> Any:
+    if ":" in addr[0]:
+        return IPv6Address("TCP", addr[0], addr[1])
+    return IPv4Address("TCP", addr[0], addr[1])
 
 
 class _ActiveFactory(ClientFactory):
@@ -231,6 +468,7 @@ class FileSender:
         self.conn = conn
         self.chunk = chunk
         self.ascii = ascii
+        self.held_cr = False  # ASCII: a chunk ended in \r, whose \n may start the next
         self.ok = False  # every byte read and written, then the connection closed
 
     def start(self) -> None:
@@ -245,9 +483,19 @@ class FileSender:
             self._finish(e)
             return
         if not data:
+            if self.held_cr:  # a \r at the very end, with no \n after it
+                self.held_cr = False
+                self.conn.channel.bytes += 1
+                self.conn.transport.write(b"\r")
+                return  # the next call finds the end again and finishes
             self._finish(None)
             return
         if self.ascii:
+            if self.held_cr:
+                data = b"\r" + data
+            self.held_cr = data.endswith(b"\r")
+            if self.held_cr:
+                data = data[:-1]
             data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         self.conn.channel.bytes += len(data)
         self.conn.transport.write(data)
@@ -302,7 +550,10 @@ class SendfileSender:
         )
 
     def start(self) -> None:
-        self.conn.transport.stopReading()
+        transport = self.conn.transport
+        transport.stopReading()
+        if isinstance(transport, PlainData):
+            transport.borrower = self  # its close takes this off the reactor first
         self.reactor.addWriter(self)
 
     def fileno(self) -> int:
@@ -382,10 +633,14 @@ class DataChannel:
         self.closed_at: float | None = None
         self.refused = 0  # connections from another address, refused
         self._waiters: list[defer.Deferred[DataConnection]] = []
+        # one timer per channel: first the wait for the data connection (timeout),
+        # then, once a transfer runs, the check that bytes still move (stall_timer)
         self._timer: Any = None
+        self._stall: float | None = None  # seconds a transfer may go without a byte
+        self._moved = 0  # bytes at the last check …
+        self._checked = 0.0  # … and its time
         self._sink: Any = None  # upload: receives the bytes
         self._early: list[bytes] = []  # bytes that came before the upload command
-        self._stall: Any = None
         self.finished: defer.Deferred[Any] = defer.Deferred()
         self.problem: str | None = None
         self.clean = False  # closed by a FIN after the transfer, not reset or aborted
@@ -393,12 +648,18 @@ class DataChannel:
 
     # -- setting up ----------------------------------------------------------------
 
-    def listen(self, ports: Any, interface: str) -> None:
-        """Listen on the first free port of C{ports} (passive); CannotListenError if none."""
-        self.listening = PassiveListener.open(self.reactor, self, ports, interface)
+    def listen(self, ports: Any, interface: str, held: PassiveListener | None = None) -> None:
+        """
+        Listen on the first free port of C{ports} (passive), or on C{held}, a listener
+        the session kept from its last transfer; CannotListenError if no port is free.
+        """
+        if held is None or held.sock is None:
+            held = PassiveListener.open(self.reactor, self, ports, interface)
+        held.channel = self
+        self.listening = held
         self.server_host = interface
         self.server_port = self.listening.port
-        self._timer = self.reactor.callLater(self.timeout, self._expired)
+        self._timer = self.reactor.callLater(self.timeout, self._tick)
 
     def connect(self, bind_host: str) -> None:
         """Connect to the client's port (active)."""
@@ -410,7 +671,7 @@ class DataChannel:
             timeout=max(1, int(self.timeout)),
             bindAddress=(bind_host, 0),
         )
-        self._timer = self.reactor.callLater(self.timeout, self._expired)
+        self._timer = self.reactor.callLater(self.timeout, self._tick)
 
     def accept(self, host: str, port: int) -> DataConnection | None:
         if self.conn is not None or self.state != "waiting":
@@ -426,6 +687,7 @@ class DataChannel:
                 client=self.client_host,
             )
             return None
+        self.client_port = port
         p = DataConnection()
         p.channel = self
         return p
@@ -439,16 +701,15 @@ class DataChannel:
             conn.transport.startTLS(self.tls_options, self.mode == "passive")
         self.conn = conn
         self.state = "open"
-        if self.mode == "passive":
-            # the server end is the listener's address; the client's, accept()'s
-            self.client_port = conn.transport.getPeer().port
-        else:
-            # the server end: whatever port connect() was given (a getsockname)
+        if self.mode == "active":
+            # the server end: whatever port connect() was given (a getsockname); a
+            # passive one's ends are the listener's address and what accept() saw
             host = conn.transport.getHost()
             self.server_host = host.host
             self.server_port = host.port
-        self._cancel_timer()
-        self._stop_listening()
+        # the timer runs on: stall_timer turns it into the transfer's watch (an
+        # unused connection is left to the session: a new PASV or its end closes it)
+        self._stop_listening(done=True)
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(conn)
@@ -457,13 +718,30 @@ class DataChannel:
         self.problem = self.problem or "connection failed"
         self._fail(reason)
 
-    def _expired(self) -> None:
+    def _tick(self) -> None:
         self._timer = None
         if self.conn is None:
+            if self.state in ("closed", "failed"):
+                return
             self.problem = f"no data connection within {self.timeout:g}s"
             if self.connector is not None:
                 self.connector.disconnect()
             self._fail(error.TimeoutError(self.problem))
+            return
+        if self.state != "open" or self._stall is None:
+            return  # connected, no transfer yet: nothing to watch
+        now = self.reactor.seconds()
+        due = self._checked + self._stall
+        if now < due:  # the connection's timeout came first: check when due
+            self._timer = self.reactor.callLater(due - now, self._tick)
+            return
+        if self.bytes == self._moved:
+            self.problem = f"no byte moved for {self._stall:g}s"
+            self.conn.transport.abortConnection()
+            return
+        self._moved = self.bytes
+        self._checked = now
+        self._timer = self.reactor.callLater(self._stall, self._tick)
 
     def _fail(self, reason: Any) -> None:
         if self.state in ("closed", "failed"):
@@ -489,12 +767,12 @@ class DataChannel:
                 self.conn.transport.abortConnection()
 
     def lost(self, reason: Any) -> None:
-        if self._stall is not None and self._stall.active():
-            self._stall.cancel()
-        self._stall = None
+        self._cancel_timer()
         self.state = "closed"
         self.closed_at = self.reactor.seconds()
-        self.clean = reason is None or bool(reason.check(error.ConnectionDone))
+        # (isinstance: Failure.check names each class it is given, on every file)
+        value = getattr(reason, "value", reason)
+        self.clean = reason is None or isinstance(value, error.ConnectionDone)
         if not self.finished.called:
             self.finished.callback(self.clean)
 
@@ -520,21 +798,15 @@ class DataChannel:
 
     def stall_timer(self, seconds: float) -> None:
         """Abort the transfer if no byte moves for C{seconds} (client gone silent)."""
-        last = self.bytes
-
-        def check() -> None:
-            nonlocal last
-            self._stall = None
-            if self.state != "open" or self.conn is None:
-                return
-            if self.bytes == last:
-                self.problem = f"no byte moved for {seconds:g}s"
-                self.conn.transport.abortConnection()
-                return
-            last = self.bytes
-            self._stall = self.reactor.callLater(seconds, check)
-
-        self._stall = self.reactor.callLater(seconds, check)
+        self._stall = seconds
+        self._moved = self.bytes
+        self._checked = now = self.reactor.seconds()
+        timer = self._timer
+        if timer is None:
+            self._timer = self.reactor.callLater(seconds, self._tick)
+        elif timer.getTime() > now + seconds:
+            timer.reset(seconds)
+        # else the connection's timer, due sooner, checks and moves itself on
 
     def close(self) -> None:
         """Drop everything now (a new PASV/PORT, ABOR, the session ending)."""
@@ -552,9 +824,18 @@ class DataChannel:
             self._timer.cancel()
         self._timer = None
 
-    def _stop_listening(self) -> None:
-        if self.listening is not None:
-            listening, self.listening = self.listening, None
+    def _stop_listening(self, done: bool = False) -> None:
+        """
+        Stop waiting for a connection: close the listener, or, C{done} (connected)
+        and the listener is one the session keeps, leave it to the session's next
+        PASV/EPSV. A channel that failed or was dropped always closes it.
+        """
+        listening, self.listening = self.listening, None
+        if listening is None:
+            return
+        if done and listening.kept:
+            listening.channel = None  # a connection until the next PASV is closed
+        else:
             listening.stopListening()
 
     def as_dict(self) -> dict[str, Any]:

@@ -51,10 +51,11 @@ from portsuite.api import FailedLogins
 from portsuite_services.ftp.data import (
     DataChannel,
     FileSender,
+    PassiveListener,
     SendfileSender,
-    big_buffer,
     host_port,
     same_host,
+    upload_buffer,
 )
 from portsuite_services.ftp.shell import Escape, list_line, mlsx_facts
 
@@ -65,7 +66,9 @@ MAX_FAILURES = 5  # wrong passwords per client address …
 FAILURE_WINDOW = 300.0  # … within this many seconds, then refused for the rest of it
 FAILURE_HOSTS = 10_000  # addresses remembered at most
 SEND_CHUNK = 256 * 1024
-SENDFILE_CHUNK = 4 * 1024 * 1024
+# bytes per sendfile call: bigger calls (4 MiB) cost the server less per MB and the
+# client more (see upload_buffer); at 256 KiB both spend what they do with pyftpdlib
+SENDFILE_CHUNK = 256 * 1024
 SENDFILE_MIN = 1024 * 1024  # smaller files: one read and one write cost fewer syscalls
 BIG_UPLOAD = 1024 * 1024  # an upload past this many bytes gets a big kernel buffer
 RECENT_CHANNELS = 8  # data connections kept per session for the dashboard
@@ -85,6 +88,10 @@ FEATURES = (
     "UTF8",
 )
 PUBLIC = {"FEAT", "QUIT", "NOOP", "SYST", "OPTS", "HELP", "AUTH", "PBSZ", "PROT"}
+# commands whose reply lines go out in one send at the end of the command: a download
+# or listing that completes at once (150 and 226), and the multi-line replies. Never
+# one that closes the connection or starts TLS after its reply (QUIT, PASS, AUTH)
+CORKED = {"RETR", "LIST", "NLST", "MLSD", "FEAT", "HELP", "STAT", "MLST"}
 
 
 class Reply(Exception):
@@ -121,9 +128,11 @@ class FTPSession(FTP):
     shell: Any = None
     user: str | None = None
     channel: DataChannel | None = None  # set up by PASV/EPSV/PORT/EPRT, not used yet
+    _listener: PassiveListener | None = None  # a passive port kept between transfers
     busy: DataChannel | None = None  # carrying a transfer right now
     _rest = 0
     _fromName: str | None = None
+    _cork: list[bytes] | None = None  # lines held until the command ends (CORKED)
 
     # -- connection ---------------------------------------------------------------
 
@@ -152,6 +161,9 @@ class FTPSession(FTP):
             if ch is not None:
                 ch.close()
         self.channel = self.busy = None
+        if self._listener is not None:
+            self._listener.stopListening()
+            self._listener = None
         self.factory.session_ended(self)
         self.shell = None
 
@@ -169,6 +181,9 @@ class FTPSession(FTP):
             return
         if isinstance(line, str):
             line = line.encode("utf-8", "surrogateescape")
+        if self._cork is not None:
+            self._cork.append(line + b"\r\n")
+            return
         self.transport.write(line + b"\r\n")
 
     def reply(self, key: str, *args: Any) -> None:
@@ -209,6 +224,21 @@ class FTPSession(FTP):
             return
 
         args = (arg,) if sep else ()
+        if cmd in CORKED and self._note is None:
+            # its lines leave in one send when the command ends: a small file's 150
+            # and 226 together (one wake-up of the client, not two); a transcript
+            # (traced) keeps each line in its place among the notes
+            self._cork = []
+            try:
+                self._run(cmd, args)
+            finally:
+                out, self._cork = self._cork, None
+                if out and not self.disconnected and self.transport is not None:
+                    self.transport.write(b"".join(out))
+        else:
+            self._run(cmd, args)
+
+    def _run(self, cmd: str, args: tuple[str, ...]) -> None:
         try:
             result = self.processCommand(cmd, *args)
         except Exception:
@@ -604,7 +634,15 @@ class FTPSession(FTP):
     def _listen(self, mode: str) -> DataChannel | str:
         ch = self._new_channel(mode, self.peer_host)
         try:
-            ch.listen(self.factory.passive_ports(), self.local_host)
+            ch.listen(self.factory.passive_ports(), self.local_host, self._listener)
+            if self.factory.passive_range is None and ch.listening is not None:
+                # any free port: the session keeps this one for its next transfers
+                # (what a new port per transfer costs: a socket, its bind, listen and
+                # close, and a bind(0) grows slow once thousands of closed data
+                # connections wait out TIME_WAIT); a passive_ports range is shared by
+                # every session, so there each port is let go after its transfer
+                ch.listening.kept = True
+                self._listener = ch.listening
         except error.CannotListenError:
             ch.problem = "no passive port free"
             ch.close()
@@ -758,6 +796,12 @@ class FTPSession(FTP):
         self.busy = ch
         if ch.mode == "active":
             ch.connect(self.local_host)
+        elif ch.conn is None and ch.listening is not None:
+            # the client connects before it sends the command (ftplib, curl): its
+            # connection is likely waiting already, though the poll that said so is
+            # not handled yet; taken now, the transfer starts at once (no Deferred
+            # of the connection, no pause of this connection)
+            ch.listening.doRead()
 
         def go(conn: Any) -> Any:
             if self.traced:
@@ -927,7 +971,6 @@ class FTPSession(FTP):
                         else "426 Connection closed; transfer aborted."
                     )
                 )
-            big_buffer(conn, upload=False)
             if binary and size - offset > SENDFILE_MIN and SendfileSender.usable(conn, reactor):
                 sender: Any = SendfileSender(f, conn, reactor, SENDFILE_CHUNK)
             else:
@@ -974,13 +1017,23 @@ class FTPSession(FTP):
             # the size to come is unknown: a big buffer once the upload proves big
             # (a small file's one read does not pay for the syscall)
             grow_at = up.size + BIG_UPLOAD
+            held_cr = False  # TYPE A: a read ended in \r, whose \n may start the next
 
             def sink(data: bytes) -> None:
-                nonlocal grow_at
+                nonlocal grow_at, held_cr
                 if state["over"] or state["error"]:
                     return
                 if not binary:
+                    if held_cr:
+                        data = b"\r" + data
+                    held_cr = data.endswith(b"\r")
+                    if held_cr:
+                        data = data[:-1]
                     data = data.replace(b"\r\n", b"\n")
+                store(data)
+
+            def store(data: bytes) -> None:
+                nonlocal grow_at
                 if limit and up.size + len(data) > limit:
                     state["over"] = True
                     up.abort()
@@ -988,7 +1041,7 @@ class FTPSession(FTP):
                     return
                 if up.size >= grow_at:
                     grow_at = 2**63
-                    big_buffer(conn, upload=True)
+                    upload_buffer(conn)
                 try:
                     up.write(data)
                 except OSError as e:
@@ -1012,6 +1065,10 @@ class FTPSession(FTP):
                     )
                 if state["error"] is not None:
                     return f"451 Cannot write {name}: {state['error'].strerror}; nothing kept."
+                if clean and held_cr:
+                    store(b"\r")  # a \r at the very end, with no \n after it
+                    if state["over"] or state["error"] is not None:
+                        return finished(False)
                 if clean:
                     try:
                         up.commit()

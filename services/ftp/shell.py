@@ -12,7 +12,6 @@ Uploads go to a temporary name in the same folder and are renamed when complete.
 from __future__ import annotations
 
 import errno
-import io
 import os
 import secrets
 import stat as statmod
@@ -299,31 +298,29 @@ class JailShell(FTPShell):
         p = self._path(path)
         return p, os.stat(p.path)
 
-    def open_read(self, path: Segments, offset: int) -> Any:
+    def open_read(self, path: Segments, offset: int) -> ReadFile:
         """
-        The file at C{path}, open for reading from C{offset}: an unbuffered
-        C{io.FileIO} (the senders read big chunks or use sendfile) with its size at
-        opening as C{.size}. One open and one fstat say what it is (no stat of the
-        path first, no buffered reader's tty check and tell).
+        The file at C{path}, open for reading from C{offset}: a L{ReadFile} (the
+        senders read big chunks or use sendfile) with its size at opening. One open
+        and one fstat say what it is (no stat of the path first, no buffered reader's
+        tty check and tell, no second fstat as C{io.FileIO} makes).
         """
-        p = self._path(path)
+        target = self.jail.locate(path)[0]  # the path, no FilePath (its abspath) made
         # O_NONBLOCK: a FIFO put in the folder must not hold the reactor until some
         # writer opens it (it is refused below); a regular file's reads ignore the flag
-        fd = os.open(p.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             st = os.fstat(fd)
             if statmod.S_ISDIR(st.st_mode):
                 raise IsADirectoryError("/".join(path))
             if not statmod.S_ISREG(st.st_mode):
                 raise FileNotFoundError("/".join(path))
-            f = io.FileIO(fd, "rb")  # closes fd from now on (closed by the sender)
+            if offset:
+                os.lseek(fd, offset, os.SEEK_SET)
         except BaseException:
             os.close(fd)
             raise
-        f.size = st.st_size  # type: ignore[attr-defined]  # FileIO takes attributes
-        if offset:
-            f.seek(offset)
-        return f
+        return ReadFile(fd, st.st_size)  # closes fd from now on (closed by the sender)
 
     def open_write(self, path: Segments, offset: int | None = None, append: bool = False) -> Upload:
         if not self.writable:
@@ -348,6 +345,33 @@ class JailShell(FTPShell):
         if append or offset:
             return Upload.in_place(target, offset, append)
         return Upload.fresh(target)
+
+
+class ReadFile:
+    """
+    An open file being sent: its descriptor, read from the current offset, and its
+    size when it was opened. The little of a file object the senders use.
+    """
+
+    __slots__ = ("fd", "size")
+
+    def __init__(self, fd: int, size: int):
+        self.fd = fd
+        self.size = size
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read(self, n: int) -> bytes:
+        return os.read(self.fd, n)
+
+    def tell(self) -> int:
+        return os.lseek(self.fd, 0, os.SEEK_CUR)
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class Upload:

@@ -10,6 +10,7 @@ import io
 import json
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,39 @@ def test_ftplib_session(ftp_suite: Any, passive: bool) -> None:
     f.quit()
 
 
+def test_big_listing_and_text_download(ftp_suite: Any) -> None:
+    # more than a socket takes at once: a listing of 3,000 names, and a 3 MB text file
+    # in TYPE A (read and converted chunk by chunk), each whole and in order
+    s = ftp_suite()
+    home = s.tree / "homes" / "alice"
+    (home / "many").mkdir(parents=True)
+    names = [f"file-{i:05d}-{'x' * 40}.txt" for i in range(3000)]
+    for name in names:
+        (home / "many" / name).touch()
+    text = [f"line {i} {'y' * 60}" for i in range(45_000)]
+    (home / "text.txt").write_text("\n".join(text) + "\n")
+    f = login(s, "alice", PASSWORD)
+    assert f.nlst("many") == names
+    listing: list[str] = []
+    f.retrlines("LIST many", listing.append)
+    assert [line.rsplit(" ", 1)[1] for line in listing] == names
+    lines: list[str] = []
+    f.retrlines("RETR text.txt", lines.append)  # TYPE A: \r\n on the wire
+    assert lines == text
+    # a file with \r\n line ends already, one of them across the server's 256 KiB reads:
+    # each sent as one \r\n, none doubled
+    crlf = b"a" * (256 * 1024 - 1) + b"\r\nnext\r\nlast\r"
+    (home / "crlf.txt").write_bytes(crlf)
+    f.sendcmd("TYPE A")
+    got = bytearray()
+    with f.transfercmd("RETR crlf.txt") as data:
+        while chunk := data.recv(65536):
+            got += chunk
+    f.voidresp()
+    assert bytes(got) == crlf
+    f.quit()
+
+
 def test_feat_opts_and_help(ftp_suite: Any) -> None:
     s = ftp_suite()
     r = Raw(s.ftp_port)
@@ -283,3 +317,25 @@ def test_dashboard_shows_data_connections(ftp_suite: Any) -> None:
     assert done[0]["client_port"] and done[0]["server_port"]
     assert any(d["state"] == "waiting" and d["server_port"] == waiting for d in data)
     f.quit()
+
+
+def test_text_upload_whose_line_ends_are_split_between_reads(ftp_suite: Any) -> None:
+    # TYPE A: each \r\n becomes \n, also when the \r comes in one read and the \n in
+    # the next (a pause between the two sends; a bare \r at the very end is kept)
+    s = ftp_suite()
+    r = Raw(s.ftp_port)
+    r.login("alice", PASSWORD)
+    assert r.cmd("TYPE A").startswith("200")
+    reply = r.cmd("PASV")
+    numbers = reply[reply.index("(") + 1 : reply.index(")")].split(",")
+    data = socket.create_connection(
+        ("127.0.0.1", int(numbers[4]) * 256 + int(numbers[5])), timeout=20
+    )
+    assert r.cmd("STOR text.txt").startswith("150")
+    for part in (b"one\r", b"\ntwo\r", b"\n\r", b"\nthree\r"):
+        data.sendall(part)
+        time.sleep(0.2)  # most likely a read of its own
+    data.close()
+    assert r.reply().startswith("226")
+    assert (s.tree / "homes" / "alice" / "text.txt").read_bytes() == b"one\ntwo\n\nthree\r"
+    r.close()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from ftphelp import PASSWORD, Raw, login
 
-from portsuite.testing import free_port
+from portsuite.testing import free_port, start_suite
 
 
 def _pasv_port(reply: str) -> int:
@@ -146,26 +146,61 @@ def test_port_and_eprt_to_another_address_are_refused(ftp_suite: Any) -> None:
     r.close()
 
 
+def _thief_refused(port: int) -> bool:
+    """A connection to the passive port from another address is closed without a byte."""
+    thief = socket.socket()
+    thief.settimeout(20)
+    thief.bind(("127.0.0.2", 0))
+    thief.connect(("127.0.0.1", port))
+    closed = thief.recv(100) == b""
+    thief.close()
+    return closed
+
+
+def _retr_on(r: Raw, port: int, name: str) -> bytes:
+    """RETR over a connection to the passive port: the bytes, after 150 and 226."""
+    data = socket.create_connection(("127.0.0.1", port), timeout=20)
+    assert r.cmd(f"RETR {name}").startswith("150")
+    got = b""
+    while chunk := data.recv(65536):
+        got += chunk
+    data.close()
+    assert r.reply().startswith("226")
+    return got
+
+
 def test_passive_connection_from_another_address_is_refused(ftp_suite: Any) -> None:
     s = ftp_suite()
     r = Raw(s.ftp_port)
     r.login()
     port = _pasv_port(r.cmd("PASV"))
-    # a thief on another address connects first: it is closed without a byte
-    thief = socket.socket()
-    thief.settimeout(20)
-    thief.bind(("127.0.0.2", 0))
-    thief.connect(("127.0.0.1", port))
-    assert thief.recv(100) == b""
-    thief.close()
+    assert _thief_refused(port)  # a thief on another address connects first
     # the real client still gets its file
-    data = socket.create_connection(("127.0.0.1", port), timeout=20)
-    assert r.cmd("RETR README.txt").startswith("150")
-    got = b""
-    while chunk := data.recv(65536):
-        got += chunk
-    assert got == b"Bonjour ! Hello!\n"
-    assert r.reply().startswith("226")
+    assert _retr_on(r, port, "README.txt") == b"Bonjour ! Hello!\n"
+    r.close()
+
+
+def test_a_kept_passive_port_takes_no_connection_between_transfers(ftp_suite: Any) -> None:
+    # no passive_ports: a session keeps its passive port from one transfer to the next
+    s = ftp_suite()
+    r = Raw(s.ftp_port)
+    r.login()
+    port = _pasv_port(r.cmd("PASV"))
+    assert _retr_on(r, port, "README.txt") == b"Bonjour ! Hello!\n"
+    # between transfers nothing waits for a connection: even one from the client's
+    # own address is closed without a byte
+    stray = socket.create_connection(("127.0.0.1", port), timeout=20)
+    assert stray.recv(100) == b""
+    stray.close()
+    assert _pasv_port(r.cmd("PASV")) == port
+    assert _thief_refused(port)  # still refused from another address
+    assert _retr_on(r, port, "pub/été.txt") == b"accents\n"
+    # EPSV keeps it too; left unused, then ABOR: the port is let go
+    epsv = r.cmd("EPSV")
+    assert epsv.startswith("229") and f"(|||{port}|)" in epsv
+    assert r.cmd("ABOR").startswith("225")
+    assert _refused_soon(port)
+    assert r.cmd("QUIT").startswith("221")
     r.close()
 
 
@@ -185,7 +220,10 @@ def test_passive_range_exhausted_gets_425(ftp_suite: Any) -> None:
     assert b.cmd("EPSV").startswith("425")
     assert time.monotonic() - start < 20  # an answer, not a hang
     a.cmd("ABOR")  # frees the port
-    assert _pasv_port(b.cmd("PASV")) == port
+    # b's transfer done, the port is free again: a range is shared by every session,
+    # so none keeps a port of it between transfers
+    assert _retr_on(b, _pasv_port(b.cmd("PASV")), "README.txt") == b"Bonjour ! Hello!\n"
+    assert _pasv_port(a.cmd("PASV")) == port
     a.close()
     b.close()
 
@@ -451,3 +489,43 @@ def test_client_that_drops_a_download_gets_426_and_the_session_goes_on(ftp_suite
     assert bytes(got) == b"b" * 1000
     f.quit()
     r.close()
+
+
+def test_session_that_ends_during_a_download_stops_it_cleanly(tmp_path: Path) -> None:
+    # the control connection is closed (idle_timeout counts its silence during a
+    # transfer too) while sendfile waits on a data connection the client no longer
+    # reads: the data connection is reset, nothing is logged as an error, and the
+    # server goes on (and stops) as usual
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "big.bin").write_bytes(b"b" * 20_000_000)
+    (root / "small.txt").write_bytes(b"small\n")
+    svc = {"type": "ftp", "port": 0, "root": str(root), "idle_timeout": 1}
+    s = start_suite({"services": {"ftp": svc}}, subprocess=True, base_dir=tmp_path)
+    try:
+        port = s.port("ftp")
+        for _ in range(2):
+            r = Raw(port)
+            r.login()
+            data = socket.create_connection(("127.0.0.1", _pasv_port(r.cmd("PASV"))), timeout=20)
+            assert r.cmd("RETR big.bin").startswith("150")
+            assert data.recv(1000)  # the transfer runs, and this client reads no more
+            r.sock.settimeout(30)
+            assert r.file.read() == b""  # the server closes the silent session
+            r.close()
+            data.settimeout(20)
+            with pytest.raises(ConnectionResetError):
+                while data.recv(1 << 20):
+                    pass
+            data.close()
+        f = ftplib.FTP(timeout=30)
+        f.connect("127.0.0.1", port)
+        f.login()
+        got = io.BytesIO()
+        f.retrbinary("RETR small.txt", got.write)
+        assert got.getvalue() == b"small\n"
+        f.quit()
+    finally:
+        s.stop()
+    log = s.log()
+    assert "Traceback" not in log and "Unhandled" not in log, log[-3000:]
