@@ -470,7 +470,8 @@ class KVProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closed or self.close_after_reply:
             return
-        self.last = self.server.clock()
+        server = self.server
+        self.last = server.clock()
         error = None
         try:
             cmds = self.parser.feed(data)
@@ -483,7 +484,6 @@ class KVProtocol(Protocol):
             if self.blocked is not None and len(self.pending[0]) > MAX_WAITING:
                 self.transport.pauseProducing()  # read again once unblocked
             return
-        server = self.server
         if server.slowlog_threshold < 0 or not cmds:
             self.run(cmds, error)
             return
@@ -491,9 +491,9 @@ class KVProtocol(Protocol):
         # the dispatch path free of clock reads
         t0 = perf_counter()
         self.run(cmds, error)
-        micros = int((perf_counter() - t0) * 1_000_000)
-        if micros >= server.slowlog_threshold:
-            server.slow(self, cmds[0], micros, len(cmds) - 1)
+        micros = (perf_counter() - t0) * 1_000_000
+        if micros >= server.slowlog_threshold:  # (an int: the same as int(micros) >= it)
+            server.slow(self, cmds[0], int(micros), len(cmds) - 1)
 
     def run(self, cmds: list[list[bytes]], error: str | None) -> None:
         """
@@ -505,10 +505,7 @@ class KVProtocol(Protocol):
         out: list[bytes] = []
         self._out = out
         execute = self.execute
-        size = 0
         done = 0
-        rest: list[list[bytes]] = []
-        every = cmds
         if len(cmds) <= SMALL_BATCH:  # what pipelining clients send: no accounting per reply
             # GET and SET of a client in no special state: see LEAN
             lean = LEAN if self.plain and self.reply_mode is None else NO_LEAN
@@ -545,9 +542,13 @@ class KVProtocol(Protocol):
                             self._flush(out, size)
                     return
             size = sum(map(len, out))
-            if self.blocked is not None:
-                rest = cmds[done:]
+            rest = cmds[done:] if self.blocked is not None else []
+            every = cmds
             cmds = ()  # type: ignore[assignment]
+        else:
+            size = 0
+            rest = []
+            every = cmds
         for argv in cmds:
             mark = len(out)
             execute(argv, out)
