@@ -333,11 +333,11 @@ class RequestParser:
                 # first case, without its call and its other cases
                 parts = data.split(b"\r\n")
                 if _ONE.get(len(parts)) == parts[0] and not parts[-1]:
-                    argv = parts[2:-1:2]
+                    one = parts[2:-1:2]
                     try:
-                        if parts[1:-1:2] == list(map(_head, map(len, argv))):
-                            self.ready = cmds = [argv]
-                            return cmds
+                        if parts[1:-1:2] == list(map(_head, map(len, one))):
+                            self.ready = [one]
+                            return self.ready
                     except IndexError:  # a bulk of 1 KiB or more: _split below
                         pass
             if size <= FAST_MIN or self._fast is None:
