@@ -117,6 +117,7 @@ class KVProtocol(Protocol):
         )
         self.in_exec = False
         self.monitor = False
+        self.held = False  # replies wait in queue for the AOF's write (KVServer.hold)
         self.refresh()
 
     # -- connection ----------------------------------------------------------------
@@ -408,10 +409,28 @@ class KVProtocol(Protocol):
     def stopProducing(self) -> None:
         pass
 
+    def release(self) -> None:
+        """The AOF holds this client's writes now: its held replies go (KVServer.release)."""
+        self.held = False
+        if self.closed or self.paused:
+            return  # (paused: the transport resumes us once it has sent what it holds)
+        # what resumeProducing does once the transport drained, which it would not
+        # call now: it paused nothing while the replies were held
+        self._drain()
+        if type(self.blocked) is Sending:
+            self.blocked.resume()  # a big reply started meanwhile waits for the queue
+            return
+        if self.queue or self.paused or self.pending is None or self.blocked is not None:
+            return
+        if not self.waiting:
+            cmds, error = self.pending
+            self.pending = None
+            self.run(cmds, error)
+
     def _drain(self) -> None:
         """Hand queued output to the transport, a slice at a time, until it pauses us."""
         queue = self.queue
-        while queue and not self.paused and not self.closed:
+        while queue and not self.paused and not self.closed and not self.held:
             item = queue[0]
             if self.qoff == 0 and len(item) <= SLICE:
                 queue.pop(0)
@@ -531,13 +550,18 @@ class KVProtocol(Protocol):
                     if out:
                         size = len(out[0]) if len(out) == 1 else sum(map(len, out))
                         aof = server.aof
-                        if (
-                            size <= SLICE
-                            and (aof is None or not aof.buf)
-                            and not self.queue
-                            and not self.paused
-                        ):  # what _flush and send would do, two calls fewer
+                        if size > SLICE or self.queue or self.paused:
+                            self._flush(out, size)
+                        elif aof is None or not aof.buf:  # what _flush and send would do
                             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+                        elif server.call_after_poll is not None and aof.ok:
+                            # the AOF is written once for every client of this poll, then
+                            # these replies go (Redis's beforeSleep): they wait in queue
+                            data = out[0] if len(out) == 1 else b"".join(out)
+                            self.queue.append(data)
+                            self.queued += len(data)
+                            self.held = True
+                            server.hold(self)
                         else:
                             self._flush(out, size)
                     return

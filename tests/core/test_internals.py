@@ -475,6 +475,47 @@ def test_the_quiet_reactor_reads_and_writes_without_a_log_context_per_event() ->
     peer.close()
 
 
+def test_the_quiet_reactor_calls_back_after_the_events_of_a_poll() -> None:
+    reactor = _quiet_reactor()
+    order: list[str] = []
+
+    class Note(Protocol):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def dataReceived(self, data: bytes) -> None:
+            order.append(self.name)
+            if order == ["a"] or order == ["b"]:  # the first read asks for the call
+                reactor.call_after_poll(lambda: order.append("after"))
+                order.append("asked")  # (not called from inside the read)
+
+    peers = []
+    for name in ("a", "b"):
+        ours, peer = socket.socketpair()
+        ours.setblocking(False)
+        conn = tcp.Connection(ours, Note(name), reactor=reactor)
+        conn.connected = True
+        conn.protocol.makeConnection(conn)
+        conn.startReading()
+        peers.append((conn, peer))
+    for _conn, peer in peers:
+        peer.sendall(b"x")
+    for _ in range(10):  # (both sockets are readable: one poll, as a rule)
+        reactor.doIteration(0.5)
+        if "after" in order:
+            break
+    assert order[-1] == "after" and order[1] == "asked"
+    assert sorted(order[:-1]) in (["a", "asked", "b"], ["a", "asked"], ["asked", "b"])
+    # outside a poll's events: as soon as the reactor turns (callLater(0))
+    reactor.call_after_poll(lambda: order.append("later"))
+    assert order[-1] == "after"
+    reactor.runUntilCurrent()
+    assert order[-1] == "later"
+    for conn, peer in peers:
+        conn.loseConnection()
+        peer.close()
+
+
 def test_the_quiet_reactor_closes_only_the_connection_that_raised_and_logs_it() -> None:
     from twisted.logger import globalLogPublisher
 

@@ -4,17 +4,28 @@ that path skips must not be missed: a WATCH, keyspace notifications turned on wh
 the client is connected, MONITOR started after it connected, MULTI or AUTH in the same
 pipeline, RESP3, TTLs, wrong types, the append-only file, CLIENT LIST and INFO's
 counters. Side by side with redis-server where both can answer.
+
+And the append-only file written once a poll for every client served (Redis's
+beforeSleep): no reply before the write, pushes after the held reply, a failed
+write acknowledges nothing.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kv_raw import Raw
 from kvdb_help import wait_for
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 
 from portsuite.testing import suite_running
+from portsuite_services.kv import KVServer, Settings
 
 
 def _cmd(*args: str | bytes) -> bytes:
@@ -207,4 +218,114 @@ def test_aof_records_of_lean_sets(tmp_path: Path) -> None:
         assert c.call("GET", "a") == b"$1\r\n2\r\n"
         c.call("SELECT", "2")
         assert wait_for(lambda: c.call("STRLEN", "c") == b":300\r\n")
+        c.close()
+
+
+# -- the append-only file written once a poll (KVServer.hold / release) -------------
+
+
+class _PollingClock(Clock):
+    """A clock whose reactor calls back after a poll, as portsuite's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after: list[Any] = []
+
+    def call_after_poll(self, f: Any) -> None:
+        self.after.append(f)
+
+    def end_poll(self) -> None:
+        after, self.after = self.after, []
+        for f in after:
+            f()
+
+
+def _held_server(tmp_path: Path, fsync: str = "everysec") -> tuple[KVServer, _PollingClock]:
+    clock = _PollingClock()
+    server = KVServer(Settings(data=tmp_path / "kv.aof", fsync=fsync), clock)
+    server.startFactory()
+    return server, clock
+
+
+def _client(server: KVServer, resp3: bool = False) -> tuple[Any, StringTransport]:
+    proto = server.buildProtocol(None)
+    t = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5555))
+    proto.makeConnection(t)
+    if resp3:
+        proto.dataReceived(_cmd("HELLO", "3"))
+        t.clear()
+    return proto, t
+
+
+@pytest.mark.parametrize("fsync", ["everysec", "always"])
+def test_replies_wait_for_the_one_write_of_the_poll(tmp_path: Path, fsync: str) -> None:
+    server, clock = _held_server(tmp_path, fsync)
+    a, ta = _client(server, resp3=True)
+    b, tb = _client(server)
+    a.dataReceived(_cmd("SUBSCRIBE", "ch"))
+    ta.clear()
+    a.dataReceived(_cmd("SET", "k", "1"))
+    b.dataReceived(_cmd("PUBLISH", "ch", "m") + _cmd("SET", "j", "2") + _cmd("GET", "k"))
+    # nothing acknowledged before the file holds it
+    assert ta.value() == tb.value() == b""
+    assert (tmp_path / "kv.aof").read_bytes() == b""
+    clock.end_poll()
+    assert (tmp_path / "kv.aof").read_bytes() == _cmd("SET", "k", "1") + _cmd("SET", "j", "2")
+    # a's reply first, then the message published after it
+    assert ta.value() == b"+OK\r\n>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n"
+    assert tb.value() == b":1\r\n+OK\r\n$1\r\n1\r\n"
+    # a read with no write is answered at once
+    b.dataReceived(_cmd("GET", "j"))
+    assert tb.value().endswith(b"$1\r\n2\r\n") and not clock.after
+    server.stopFactory()
+
+
+def test_a_failed_write_acknowledges_nothing_of_the_poll(tmp_path: Path) -> None:
+    server, clock = _held_server(tmp_path)
+    a, ta = _client(server)
+    b, tb = _client(server)
+    a.dataReceived(_cmd("SET", "k", "1"))
+    b.dataReceived(_cmd("SET", "j", "2"))
+    aof = server.aof
+    assert aof is not None
+    good = aof.fd
+    aof.fd = os.open(tmp_path / "kv.aof", os.O_RDONLY)  # writes fail (EBADF)
+    clock.end_poll()
+    assert ta.value() == tb.value() == b""
+    assert a.closed and b.closed
+    os.close(aof.fd)
+    aof.fd = good
+    c, tc = _client(server)
+    c.dataReceived(_cmd("SET", "x", "1"))
+    assert tc.value().startswith(b"-MISCONF")
+    server.stopFactory()
+
+
+def test_many_clients_write_through_a_real_suite(tmp_path: Path) -> None:
+    aof = tmp_path / "kv.aof"
+    config = {"services": {"kv": {"type": "kv", "port": 0, "data": str(aof)}}}
+    with suite_running(config, base_dir=tmp_path, subprocess=True) as s:
+        port = s.port("kv")
+
+        def client(n: int) -> list[bytes]:
+            c = Raw(port)
+            got = []
+            for i in range(50):
+                c.send(_cmd("SET", f"k{n}:{i}", str(i)) + _cmd("GET", f"k{n}:{i}"))
+                got += [c.reply(), c.reply()]
+            c.close()
+            return got
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(client, range(8)))
+        for got in results:
+            assert got == [
+                r for i in range(50) for r in (b"+OK\r\n", b"$%d\r\n%d\r\n" % (len(str(i)), i))
+            ]
+    records = aof.read_bytes()
+    assert records.count(b"*3\r\n$3\r\nSET\r\n") == 400
+    with suite_running(config, base_dir=tmp_path) as s:
+        c = Raw(s.port("kv"))
+        assert c.call("DBSIZE") == b":400\r\n"
+        assert c.call("GET", "k7:49") == b"$2\r\n49\r\n"
         c.close()
