@@ -409,6 +409,12 @@ class KVProtocol(Protocol):
     def stopProducing(self) -> None:
         pass
 
+    def drop(self) -> None:
+        """The AOF could not be written: acknowledge nothing of this batch, close."""
+        self.closed = True
+        self._out = None
+        self.transport.abortConnection()
+
     def release(self) -> None:
         """The AOF holds this client's writes now: its held replies go (KVServer.release)."""
         self.held = False
@@ -635,21 +641,9 @@ class KVProtocol(Protocol):
 
     def _flush(self, out: list[bytes], size: int) -> bool:
         """The AOF first (nothing is acknowledged before it is written), then the replies."""
-        aof = self.server.aof
-        if aof is not None and aof.buf and aof.ok:
-            try:
-                aof.flush()
-            except OSError:
-                # not on disk: acknowledge nothing of this batch
-                log.error(
-                    "kv: cannot write {path}: {error}; writes are refused (MISCONF) until it works",
-                    path=str(aof.path),
-                    error=aof.error,
-                )
-                self.closed = True
-                self._out = None
-                self.transport.abortConnection()
-                return False
+        if not self.server.write_aof():
+            self.drop()
+            return False
         if size > BIG_REPLY:  # no copy of big values: one write each
             for part in out:
                 self.send(part)

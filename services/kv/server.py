@@ -185,6 +185,15 @@ class KVServer(ServerFactory):
         fsync with C{always}), then their replies; none if the write fails.
         """
         clients, self.held = self.held, []
+        written = self.write_aof()
+        for client in clients:
+            if written:
+                client.release()
+            elif not client.closed:
+                client.drop()
+
+    def write_aof(self) -> bool:
+        """Write what the AOF holds, before any reply acknowledges it; False if it failed."""
         aof = self.aof
         if aof is not None and aof.buf and aof.ok:
             try:
@@ -195,13 +204,8 @@ class KVServer(ServerFactory):
                     path=str(aof.path),
                     error=aof.error,
                 )
-                for client in clients:  # not on disk: acknowledge nothing of it
-                    if not client.closed:
-                        client.closed = True
-                        client.transport.abortConnection()
-                return
-        for client in clients:
-            client.release()
+                return False
+        return True
 
     def next_id(self) -> int:
         self._ids += 1

@@ -445,6 +445,18 @@ def test_twisted_epoll_still_polls_the_way_the_quiet_reactor_copies() -> None:
     assert reactor.doIteration == reactor._poll_quietly
 
 
+def _reading(reactor: Any, protocol: Protocol) -> tuple[tcp.Connection, socket.socket]:
+    """A connection of C{reactor} over a socket pair, reading; and its peer."""
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    peer.settimeout(5)
+    conn = tcp.Connection(ours, protocol, reactor=reactor)
+    conn.connected = True
+    conn.protocol.makeConnection(conn)
+    conn.startReading()
+    return conn, peer
+
+
 def test_the_quiet_reactor_reads_and_writes_without_a_log_context_per_event() -> None:
     from twisted.python import context
     from twisted.python.log import ILogContext
@@ -457,13 +469,7 @@ def test_the_quiet_reactor_reads_and_writes_without_a_log_context_per_event() ->
             seen.append(context.get(ILogContext)["system"])
             self.transport.write(data.upper())  # queued: a write event sends it
 
-    ours, peer = socket.socketpair()
-    ours.setblocking(False)
-    peer.settimeout(5)
-    conn = tcp.Connection(ours, Answer(), reactor=reactor)
-    conn.connected = True
-    conn.protocol.makeConnection(conn)
-    conn.startReading()
+    conn, peer = _reading(reactor, Answer())
     peer.sendall(b"ping")
     for _ in range(10):
         reactor.doIteration(0.5)
@@ -491,13 +497,7 @@ def test_the_quiet_reactor_calls_back_after_the_events_of_a_poll() -> None:
 
     peers = []
     for name in ("a", "b"):
-        ours, peer = socket.socketpair()
-        ours.setblocking(False)
-        conn = tcp.Connection(ours, Note(name), reactor=reactor)
-        conn.connected = True
-        conn.protocol.makeConnection(conn)
-        conn.startReading()
-        peers.append((conn, peer))
+        peers.append(_reading(reactor, Note(name)))
     for _conn, peer in peers:
         peer.sendall(b"x")
     for _ in range(10):  # (both sockets are readable: one poll, as a rule)
@@ -538,13 +538,7 @@ def test_the_quiet_reactor_closes_only_the_connection_that_raised_and_logs_it() 
 
     pairs = []
     for name in ("bad", "good"):
-        ours, peer = socket.socketpair()
-        ours.setblocking(False)
-        peer.settimeout(5)
-        conn = tcp.Connection(ours, Broken(name), reactor=reactor)
-        conn.connected = True
-        conn.protocol.makeConnection(conn)
-        conn.startReading()
+        conn, peer = _reading(reactor, Broken(name))
         peer.sendall(b"x")
         pairs.append((conn, peer))
     events: list[dict[str, Any]] = []
