@@ -127,6 +127,7 @@ class KVProtocol(Protocol):
         )
         self.in_exec = False
         self.monitor = False
+        self.held = False  # replies wait in queue for the AOF's write (KVServer.hold)
         self.refresh()
 
     # -- connection ----------------------------------------------------------------
@@ -421,10 +422,34 @@ class KVProtocol(Protocol):
     def stopProducing(self) -> None:
         pass
 
+    def drop(self) -> None:
+        """The AOF could not be written: acknowledge nothing of this batch, close."""
+        self.closed = True
+        self._out = None
+        self.transport.abortConnection()
+
+    def release(self) -> None:
+        """The AOF holds this client's writes now: its held replies go (KVServer.release)."""
+        self.held = False
+        if self.closed or self.paused:
+            return  # (paused: the transport resumes us once it has sent what it holds)
+        # what resumeProducing does once the transport drained, which it would not
+        # call now: it paused nothing while the replies were held
+        self._drain()
+        if type(self.blocked) is Sending:
+            self.blocked.resume()  # a big reply started meanwhile waits for the queue
+            return
+        if self.queue or self.paused or self.pending is None or self.blocked is not None:
+            return
+        if not self.waiting:
+            cmds, error = self.pending
+            self.pending = None
+            self.run(cmds, error)
+
     def _drain(self) -> None:
         """Hand queued output to the transport, a slice at a time, until it pauses us."""
         queue = self.queue
-        while queue and not self.paused and not self.closed:
+        while queue and not self.paused and not self.closed and not self.held:
             item = queue[0]
             if self.qoff == 0 and len(item) <= SLICE:
                 queue.pop(0)
@@ -483,7 +508,8 @@ class KVProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closed or self.close_after_reply:
             return
-        self.last = self.server.clock()
+        server = self.server
+        self.last = server.clock()
         error = None
         try:
             cmds = self.parser.feed(data)
@@ -496,7 +522,6 @@ class KVProtocol(Protocol):
             if self.blocked is not None and len(self.pending[0]) > MAX_WAITING:
                 self.transport.pauseProducing()  # read again once unblocked
             return
-        server = self.server
         if server.slowlog_threshold < 0 or not cmds:
             self.run(cmds, error)
             return
@@ -504,9 +529,9 @@ class KVProtocol(Protocol):
         # the dispatch path free of clock reads
         t0 = perf_counter()
         self.run(cmds, error)
-        micros = int((perf_counter() - t0) * 1_000_000)
-        if micros >= server.slowlog_threshold:
-            server.slow(self, cmds[0], micros, len(cmds) - 1)
+        micros = (perf_counter() - t0) * 1_000_000
+        if micros >= server.slowlog_threshold:  # (an int: the same as int(micros) >= it)
+            server.slow(self, cmds[0], int(micros), len(cmds) - 1)
 
     def run(self, cmds: list[list[bytes]], error: str | None) -> None:
         """
@@ -518,14 +543,16 @@ class KVProtocol(Protocol):
         out: list[bytes] = []
         self._out = out
         execute = self.execute
-        size = 0
         done = 0
-        rest: list[list[bytes]] = []
-        every = cmds
         if len(cmds) <= SMALL_BATCH:  # what pipelining clients send: no accounting per reply
+            # GET and SET of a client in no special state: see LEAN
+            lean = LEAN if self.plain and self.reply_mode is None else NO_LEAN
             for argv in cmds:
-                execute(argv, out)
+                fast = lean.get(argv[0])
                 done += 1
+                if fast is not None and fast(self, argv, out):
+                    continue
+                execute(argv, out)
                 if (
                     self.close_after_reply
                     or self.closed
@@ -533,17 +560,38 @@ class KVProtocol(Protocol):
                     or self.waiting
                 ):
                     break
+                # (the command may have been AUTH, MULTI, MONITOR, CLIENT REPLY…)
+                lean = LEAN if self.plain and self.reply_mode is None else NO_LEAN
             else:
                 if error is None:  # all ran, none blocked, paused or closed: the replies go
                     self._out = None
                     server.total_commands += done
                     if out:
-                        self._flush(out, len(out[0]) if len(out) == 1 else sum(map(len, out)))
+                        size = len(out[0]) if len(out) == 1 else sum(map(len, out))
+                        aof = server.aof
+                        if size > SLICE or self.queue or self.paused:
+                            self._flush(out, size)
+                        elif aof is None or not aof.buf:  # what _flush and send would do
+                            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+                        elif server.call_after_poll is not None and aof.ok:
+                            # the AOF is written once for every client of this poll, then
+                            # these replies go (Redis's beforeSleep): they wait in queue
+                            data = out[0] if len(out) == 1 else b"".join(out)
+                            self.queue.append(data)
+                            self.queued += len(data)
+                            self.held = True
+                            server.hold(self)
+                        else:
+                            self._flush(out, size)
                     return
             size = sum(map(len, out))
-            if self.blocked is not None:
-                rest = cmds[done:]
+            rest = cmds[done:] if self.blocked is not None else []
+            every = cmds
             cmds = ()  # type: ignore[assignment]
+        else:
+            size = 0
+            rest = []
+            every = cmds
         deadline = perf_counter() + TURN if cmds else 0.0
         for argv in cmds:
             mark = len(out)
@@ -618,21 +666,9 @@ class KVProtocol(Protocol):
 
     def _flush(self, out: list[bytes], size: int) -> bool:
         """The AOF first (nothing is acknowledged before it is written), then the replies."""
-        aof = self.server.aof
-        if aof is not None and aof.buf and aof.ok:
-            try:
-                aof.flush()
-            except OSError:
-                # not on disk: acknowledge nothing of this batch
-                log.error(
-                    "kv: cannot write {path}: {error}; writes are refused (MISCONF) until it works",
-                    path=str(aof.path),
-                    error=aof.error,
-                )
-                self.closed = True
-                self._out = None
-                self.transport.abortConnection()
-                return False
+        if not self.server.write_aof():
+            self.drop()
+            return False
         if size > BIG_REPLY:  # no copy of big values: one write each
             for part in out:
                 self.send(part)
@@ -838,6 +874,66 @@ class KVProtocol(Protocol):
             f"lib-name={lib.get(b'lib-name', b'').decode('latin-1')} "
             f"lib-ver={lib.get(b'lib-ver', b'').decode('latin-1')}"
         )
+
+
+# -- the lean path ------------------------------------------------------------------
+#
+# GET and SET are most of what clients send. For a client in no special state
+# (KVProtocol.plain: authenticated, no ACL rules, not in MULTI, not subscribed, no
+# MONITOR or CLIENT PAUSE on; and CLIENT REPLY on), and while nothing watches the
+# writes (no keyspace notifications, no WATCH or blocked client on the database, no
+# append-only file that cannot be written), they run here in one call instead of
+# execute's checks, the handler and the store's methods. Each answers False, having
+# changed nothing, for whatever it does not cover (another arity, a key with a TTL,
+# a wrong type, a big value, an AOF in another database); execute then runs it.
+# Everything a user sees stays as execute leaves it: the reply, the keyspace and
+# its dirty count, the AOF record, CLIENT LIST's cmd=, total_commands (run counts).
+
+
+def _lean_get(c: KVProtocol, argv: list[bytes], out: list[bytes]) -> bool:
+    store = c.store
+    if len(argv) != 2 or c.server.notify_flags or argv[1] in store.expires:
+        return False  # (a key with a TTL may have to expire first: a DEL, a notification)
+    v = store.data.get(argv[1])
+    if v is None:
+        out.append(b"$-1\r\n" if c.resp == 2 else b"_\r\n")
+    elif type(v) is bytes and len(v) < BIG_REPLY:
+        out.append(b"$%d\r\n%s\r\n" % (len(v), v))
+    else:
+        return False
+    c.last_cmd = GET
+    return True
+
+
+def _lean_set(c: KVProtocol, argv: list[bytes], out: list[bytes]) -> bool:
+    store = c.store
+    server = c.server
+    if len(argv) != 3 or server.notify_flags or store.watched or store.blocking:
+        return False
+    aof = server.aof
+    if aof is not None:
+        if not aof.ok or aof.db != store.id:
+            return False
+        name, key, value = argv
+        aof.buf.append(
+            b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+            % (len(name), name, len(key), key, len(value), value)
+        )
+    store.data[argv[1]] = argv[2]
+    if store.expires:
+        store.expires.pop(argv[1], None)
+    store.dirty += 1
+    c.last_cmd = SET
+    out.append(b"+OK\r\n")
+    return True
+
+
+GET = COMMANDS[b"get"]
+SET = COMMANDS[b"set"]
+LEAN: dict[bytes, Any] = {}
+for _name, _lean in ((b"get", _lean_get), (b"set", _lean_set)):
+    LEAN[_name] = LEAN[_name.upper()] = _lean
+NO_LEAN: dict[bytes, Any] = {}
 
 
 def _clip(b: bytes, n: int) -> bytes:

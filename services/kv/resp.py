@@ -45,6 +45,7 @@ INLINE_MAX = 64 * 1024
 # GET (redis-benchmark -P 1), and less for a pipeline of 16.
 SPLIT_MAX = 64 * 1024
 _NARGS = {b"*%d" % n: 2 * n for n in range(1, 65)}  # header -> its number of lines
+_ONE = {2 * n + 2: b"*%d" % n for n in range(1, 65)}  # lines of one request -> its header
 _HEADS = [b"$%d" % n for n in range(1024)]  # length -> its bulk header
 _head = _HEADS.__getitem__
 BIG_ARG = 1024 * 1024  # a bulk this long or longer is read by _feed_big
@@ -327,6 +328,18 @@ class RequestParser:
         buf = self.buf
         size = len(data)
         if not buf and self.argv is None and not self.locked and size < self.max_bulk:
+            if size <= FAST_MIN:
+                # one whole small request (redis-benchmark -P 1, most clients): _split's
+                # first case, without its call and its other cases
+                parts = data.split(b"\r\n")
+                if _ONE.get(len(parts)) == parts[0] and not parts[-1]:
+                    one = parts[2:-1:2]
+                    try:
+                        if parts[1:-1:2] == list(map(_head, map(len, one))):
+                            self.ready = [one]
+                            return self.ready
+                    except IndexError:  # a bulk of 1 KiB or more: _split below
+                        pass
             if size <= FAST_MIN or self._fast is None:
                 if size <= SPLIT_MAX:
                     cmds = self._split(data)

@@ -161,12 +161,51 @@ class KVServer(ServerFactory):
         self.started = time.time()
         self.last_save = time.time()
         self.aof: AOF | None = None
+        # the replies held until the AOF is written once for every client served in
+        # this poll (see hold); only on portsuite's reactor, which calls back after a
+        # poll's events (another reactor: the AOF is written after each read)
+        self.call_after_poll = getattr(reactor, "call_after_poll", None)
+        self.held: list[KVProtocol] = []
         self._loops: list[LoopingCall] = []
         self._ticks = 0
         self.scans = Snapshots()  # SCAN-family cursors (scan.py)
         self.lazyfree = LazyFree(reactor)  # big values deleted, freed in slices (lazyfree.py)
         if settings.data is not None:
             self.load(settings.data)
+
+    def hold(self, client: KVProtocol) -> None:
+        """C{client}'s replies wait in its queue until the AOF is written (L{release})."""
+        if not self.held:
+            self.call_after_poll(self.release)  # type: ignore[misc]
+        self.held.append(client)
+
+    def release(self) -> None:
+        """
+        After a poll: the AOF records of every client served, in one write (and one
+        fsync with C{always}), then their replies; none if the write fails.
+        """
+        clients, self.held = self.held, []
+        written = self.write_aof()
+        for client in clients:
+            if written:
+                client.release()
+            elif not client.closed:
+                client.drop()
+
+    def write_aof(self) -> bool:
+        """Write what the AOF holds, before any reply acknowledges it; False if it failed."""
+        aof = self.aof
+        if aof is not None and aof.buf and aof.ok:
+            try:
+                aof.flush()
+            except OSError:
+                log.error(
+                    "kv: cannot write {path}: {error}; writes are refused (MISCONF) until it works",
+                    path=str(aof.path),
+                    error=aof.error,
+                )
+                return False
+        return True
 
     def next_id(self) -> int:
         self._ids += 1

@@ -20,7 +20,9 @@ L{install_reactor} installs, when nothing has chosen a reactor yet, Twisted's ep
 reactor without its per-event log context: Twisted runs every C{doRead} and
 C{doWrite} through C{log.callWithLogger}, which copies two dicts and pushes a context
 so that old-style C{log.msg} lines carry the connection's prefix; that was 2-3 us of
-the 9 us of server CPU an echo round trip took (50 clients).
+the 9 us of server CPU an echo round trip took (50 clients). Its C{call_after_poll(f)}
+runs C{f} once the events of the current poll are handled (Redis's C{beforeSleep}):
+kv writes its append-only file there once for every client of the poll.
 
 L{tls_context} is L{portsuite.tls}'s fallback for a pyOpenSSL that has already frozen
 the context C{CertificateOptions.getContext()} returns (marked it used) before
@@ -324,8 +326,22 @@ def reactor_class() -> Any:
     class QuietEPollReactor(EPollReactor):
         def __init__(self) -> None:
             super().__init__()
+            self._after_poll: list[Callable[[], None]] = []
+            self._dispatching = False
             if all(hasattr(self, f) for f in REACTOR_PRIVATE_FIELDS):
                 self.doIteration = self.doPoll = self._poll_quietly  # type: ignore[method-assign]
+
+        def call_after_poll(self, f: Callable[[], None]) -> None:
+            """
+            Call C{f} once, after the events of the current poll are handled (Redis's
+            C{beforeSleep}): kv writes its append-only file there once for all the
+            clients it served, then their replies. Outside a poll's events (or on a
+            reactor polling as Twisted's does): C{callLater(0, f)}, as soon as that.
+            """
+            if self._dispatching:
+                self._after_poll.append(f)
+            else:
+                self.callLater(0, f)
 
         def _poll_quietly(self, timeout: float | None) -> None:
             # Twisted's doPoll, calling _doReadOrWrite without log.callWithLogger
@@ -339,16 +355,29 @@ def reactor_class() -> Any:
                 raise
             selectables = self._selectables
             dispatch = self._doReadOrWrite
-            for fd, event in events:
-                selectable = selectables.get(fd)
-                if selectable is None:
-                    continue
-                try:
-                    dispatch(selectable, fd, event)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException:
-                    log.callWithLogger(selectable, log.err, Failure())
+            self._dispatching = True
+            try:
+                for fd, event in events:
+                    selectable = selectables.get(fd)
+                    if selectable is None:
+                        continue
+                    try:
+                        dispatch(selectable, fd, event)
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException:
+                        log.callWithLogger(selectable, log.err, Failure())
+            finally:
+                self._dispatching = False
+            if self._after_poll:
+                after, self._after_poll = self._after_poll, []
+                for f in after:
+                    try:
+                        f()
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException:
+                        log.err(Failure(), "an after-poll call failed")
 
     return QuietEPollReactor
 

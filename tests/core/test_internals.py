@@ -464,6 +464,18 @@ def test_twisted_epoll_still_polls_the_way_the_quiet_reactor_copies() -> None:
     assert reactor.doIteration == reactor._poll_quietly
 
 
+def _reading(reactor: Any, protocol: Protocol) -> tuple[tcp.Connection, socket.socket]:
+    """A connection of C{reactor} over a socket pair, reading; and its peer."""
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    peer.settimeout(5)
+    conn = tcp.Connection(ours, protocol, reactor=reactor)
+    conn.connected = True
+    conn.protocol.makeConnection(conn)
+    conn.startReading()
+    return conn, peer
+
+
 def test_the_quiet_reactor_reads_and_writes_without_a_log_context_per_event() -> None:
     from twisted.python import context
     from twisted.python.log import ILogContext
@@ -476,13 +488,7 @@ def test_the_quiet_reactor_reads_and_writes_without_a_log_context_per_event() ->
             seen.append(context.get(ILogContext)["system"])
             self.transport.write(data.upper())  # queued: a write event sends it
 
-    ours, peer = socket.socketpair()
-    ours.setblocking(False)
-    peer.settimeout(5)
-    conn = tcp.Connection(ours, Answer(), reactor=reactor)
-    conn.connected = True
-    conn.protocol.makeConnection(conn)
-    conn.startReading()
+    conn, peer = _reading(reactor, Answer())
     peer.sendall(b"ping")
     for _ in range(10):
         reactor.doIteration(0.5)
@@ -492,6 +498,41 @@ def test_the_quiet_reactor_reads_and_writes_without_a_log_context_per_event() ->
     assert seen == ["-"]  # Twisted's doPoll would have said conn.logPrefix() here
     conn.loseConnection()
     peer.close()
+
+
+def test_the_quiet_reactor_calls_back_after_the_events_of_a_poll() -> None:
+    reactor = _quiet_reactor()
+    order: list[str] = []
+
+    class Note(Protocol):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def dataReceived(self, data: bytes) -> None:
+            order.append(self.name)
+            if order == ["a"] or order == ["b"]:  # the first read asks for the call
+                reactor.call_after_poll(lambda: order.append("after"))
+                order.append("asked")  # (not called from inside the read)
+
+    peers = []
+    for name in ("a", "b"):
+        peers.append(_reading(reactor, Note(name)))
+    for _conn, peer in peers:
+        peer.sendall(b"x")
+    for _ in range(10):  # (both sockets are readable: one poll, as a rule)
+        reactor.doIteration(0.5)
+        if "after" in order:
+            break
+    assert order[-1] == "after" and order[1] == "asked"
+    assert sorted(order[:-1]) in (["a", "asked", "b"], ["a", "asked"], ["asked", "b"])
+    # outside a poll's events: as soon as the reactor turns (callLater(0))
+    reactor.call_after_poll(lambda: order.append("later"))
+    assert order[-1] == "after"
+    reactor.runUntilCurrent()
+    assert order[-1] == "later"
+    for conn, peer in peers:
+        conn.loseConnection()
+        peer.close()
 
 
 def test_the_quiet_reactor_closes_only_the_connection_that_raised_and_logs_it() -> None:
@@ -516,13 +557,7 @@ def test_the_quiet_reactor_closes_only_the_connection_that_raised_and_logs_it() 
 
     pairs = []
     for name in ("bad", "good"):
-        ours, peer = socket.socketpair()
-        ours.setblocking(False)
-        peer.settimeout(5)
-        conn = tcp.Connection(ours, Broken(name), reactor=reactor)
-        conn.connected = True
-        conn.protocol.makeConnection(conn)
-        conn.startReading()
+        conn, peer = _reading(reactor, Broken(name))
         peer.sendall(b"x")
         pairs.append((conn, peer))
     events: list[dict[str, Any]] = []

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""
+kv's request path in instructions (callgrind), beside the bare RESP floor of
+bench/resp_floor.py: what one SET / GET costs in KVProtocol.dataReceived (parse,
+dispatch, reply) on a fake transport, alone and in a pipeline of 16, without the
+reactor and the sockets. Instruction counts do not move with the load of a shared
+machine, so small changes show; they are not time (C string scans, syscalls).
+
+    .venv/bin/python bench/kv_callgrind.py          # N=2000 to change
+    PORTSUITE_BEFORE_BIN=/tmp/before/.venv/bin .venv/bin/python bench/kv_callgrind.py
+
+Each case runs N and then 2N times with the instrumentation on (callgrind_control);
+the difference over N is the figure: the setup and the toggling cancel out.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+N = int(os.environ.get("N", "2000"))
+HERE = Path(__file__).resolve().parent
+
+
+def _cmd(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def inner() -> None:
+    """Under callgrind: the cases, each dumped twice (N, then 2N runs)."""
+    import time
+
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.task import Clock
+
+    from portsuite_services.kv.server import KVServer, Settings
+
+    sys.path.append(str(HERE))  # (appended: bench/http.py must not shadow http)
+    from resp_floor import Floor
+
+    class Transport:
+        disconnecting = False
+
+        def write(self, data: bytes) -> None:
+            pass
+
+        def getPeer(self) -> IPv4Address:
+            return IPv4Address("TCP", "127.0.0.1", 5555)
+
+        getHost = getPeer
+
+        def registerProducer(self, producer: object, streaming: bool) -> None:
+            pass
+
+    clock = Clock()
+    clock.seconds = time.time  # type: ignore[method-assign]
+    kv = KVServer(Settings(), clock).buildProtocol(None)
+    kv.makeConnection(Transport())
+    floor = Floor({})
+    set_ = _cmd(b"SET", b"key:__rand_int__", b"xxx")
+    get = _cmd(b"GET", b"key:__rand_int__")
+    done = []
+    for name, data, per in (
+        ("SET", set_, 1),
+        ("GET", get, 1),
+        ("SET x16", set_ * 16, 16),
+        ("GET x16", get * 16, 16),
+    ):
+        for who, run in (("kv", kv.dataReceived), ("floor", floor.replies)):
+            n = N // per
+            for _ in range(100):
+                run(data)
+            for k in (1, 2):
+                _control("-i", "on")
+                for _ in range(k * n):
+                    run(data)
+                _control("-d", f"{who}-{name}-{k}".replace(" ", "_"))
+                _control("-i", "off")
+            done.append((who, name, n * per))
+    print(repr(done))
+
+
+def _control(*args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True, capture_output=True)
+
+
+def measure(python: str) -> dict[tuple[str, str], float]:
+    """{(who, case): instructions per command} for one build's python."""
+    tmp = Path(tempfile.mkdtemp(prefix="kv-callgrind-"))
+    try:
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={tmp / 'cg.out'}",
+                python,
+                "-P",
+                str(Path(__file__).resolve()),
+                "--inner",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        cases = ast.literal_eval(out.strip().splitlines()[-1])
+
+        def total(part: int) -> int:
+            for line in (tmp / f"cg.out.{part}").read_text(errors="replace").splitlines():
+                if line.startswith("totals:"):
+                    return int(line.split()[1])
+            raise SystemExit(f"no totals in dump {part}")
+
+        return {
+            (who, name): (total(2 * i + 2) - total(2 * i + 1)) / n
+            for i, (who, name, n) in enumerate(cases)
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    if "--inner" in sys.argv:
+        return inner()
+    for tool in ("valgrind", "callgrind_control"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: apt-get install valgrind")
+    now = measure(sys.executable)
+    before_dir = os.environ.get("PORTSUITE_BEFORE_BIN")
+    before = measure(str(Path(before_dir) / "python")) if before_dir else None
+    print(f"instructions per command, KVProtocol.dataReceived on a fake transport, N={N}")
+    head = f"{'case':8} {'kv':>8}" + (f" {'before':>8} {'now/before':>10}" if before else "")
+    print(head + f" {'floor':>8} {'kv/floor':>8}")
+    for case in ("SET", "GET", "SET x16", "GET x16"):
+        kv, floor = now[("kv", case)], now[("floor", case)]
+        row = f"{case:8} {kv:8.0f}"
+        if before:
+            row += f" {before[('kv', case)]:8.0f} {kv / before[('kv', case)]:10.2f}"
+        print(row + f" {floor:8.0f} {kv / floor:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
