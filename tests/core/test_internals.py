@@ -357,9 +357,8 @@ def test_send_file_hands_a_file_to_the_socket_and_waits_when_it_is_full(tmp_path
     peer.close()
 
 
-def test_a_widened_connection_reads_a_stream_in_big_pieces() -> None:
-    """One doRead takes up to READ_SIZE (Twisted alone: 64 KiB), and the producer
-    threshold moves with it."""
+def _reading_connection() -> tuple[tcp.Connection, socket.socket, list[bytes]]:
+    """A widened connection whose protocol keeps each read it is given."""
     got: list[bytes] = []
 
     class Keep(Protocol):
@@ -369,6 +368,13 @@ def test_a_widened_connection_reads_a_stream_in_big_pieces() -> None:
     conn, peer, _ = _connection()
     conn.protocol = Keep()
     internals.widen_reads(conn)
+    return conn, peer, got
+
+
+def test_a_widened_connection_reads_a_stream_in_big_pieces() -> None:
+    """One doRead takes up to READ_SIZE (Twisted alone: 64 KiB), and the producer
+    threshold moves with it."""
+    conn, peer, got = _reading_connection()
     assert conn.bufferSize == internals.READ_SIZE > 65536
     peer.setblocking(False)
     sent = 0
@@ -392,15 +398,7 @@ def test_other_transports_keep_their_read_size() -> None:
 
 def test_a_protocol_can_read_less() -> None:
     # kv parses a whole read before running it: it reads 64 KiB at a time
-    got: list[bytes] = []
-
-    class Keep(Protocol):
-        def dataReceived(self, data: bytes) -> None:
-            got.append(data)
-
-    conn, peer, _ = _connection()
-    conn.protocol = Keep()
-    internals.widen_reads(conn)
+    conn, peer, got = _reading_connection()
     internals.read_size(conn, 4096)
     peer.sendall(b"s" * 10000)
     conn.doRead()
