@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from portsuite.api import format_peer, is_loopback
 from portsuite_services.kv.bigreply import Sending
+from portsuite_services.kv.bigwork import Working
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite_services.kv.notify import notify_after, notify_before
@@ -117,6 +118,7 @@ class KVProtocol(Protocol):
         )
         self.in_exec = False
         self.monitor = False
+        self.precomputed: Any = None  # a sliced command's result, for its second run (bigwork.py)
         self.refresh()
 
     # -- connection ----------------------------------------------------------------
@@ -265,6 +267,9 @@ class KVProtocol(Protocol):
     def must_wait(self, cmd: Any, argv: list[bytes]) -> bool:
         """CLIENT PAUSE is on: does this command wait for its end?"""
         server = self.server
+        busy = server.busy
+        if busy is not None:  # a command computed in slices: everything else waits
+            return busy.client is not self
         if not server.pause_end or self.in_exec:
             return False
         if cmd.fullname == "client|unpause":
@@ -679,7 +684,7 @@ class KVProtocol(Protocol):
                 notify_after(self, cmd, argv, r, pre)
             if server.ready_keys and not self.deny_blocking:
                 handle_ready(server)  # clients blocked on what this made ready
-        elif notifying and pre:
+        elif notifying and pre and type(self.blocked) is not Working:  # (told when it is done)
             notify_after(self, cmd, argv, r, pre, False)  # key misses (or nothing changed)
         if r is NO_REPLY:
             return
@@ -764,10 +769,10 @@ class KVProtocol(Protocol):
                 )
                 return None
             if server.every_command:
-                if server.pause_end and self.must_wait(cmd, argv):
+                if (server.pause_end or server.busy is not None) and self.must_wait(cmd, argv):
                     self.waiting = True
                     return None
-                if server.monitors and "admin" not in cmd.flags:
+                if server.monitors and "admin" not in cmd.flags and self.precomputed is None:
                     server.feed_monitors(self, argv)
             if self.multi is not None and name not in NOT_QUEUED:
                 if "nomulti" in cmd.flags:

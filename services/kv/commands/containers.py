@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, glob, longdouble
+from portsuite_services.kv import bigreply, bigwork, glob, longdouble
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NO_SUCH_KEY,
     NOT_INT,
     OVERFLOW,
@@ -380,7 +382,7 @@ def srem(c: Any, argv: list[bytes]) -> Any:
     return removed
 
 
-def _intset_order(s: set[bytes]) -> list[bytes]:
+def _intset_order(s: Collection[bytes]) -> list[bytes]:
     """Small all-integer sets come out sorted, as Redis's intset encoding does."""
     if len(s) <= 512:
         nums = []
@@ -391,13 +393,19 @@ def _intset_order(s: set[bytes]) -> list[bytes]:
             nums.append((v, m))
         nums.sort()
         return [m for _, m in nums]
-    return list(s)
+    return s if type(s) is list else list(s)
 
 
 @command("smembers", 2, "readonly", S, "Get all the members in a set")
 def smembers(c: Any, argv: list[bytes]) -> Any:
     s = _get(c, argv[1], set)
-    return bigreply.set_members(c, _intset_order(s) if s else [])
+    if not s:
+        return bigreply.set_members(c, [])
+    # the snapshot of a big set is copied in slices too (others wait meanwhile)
+    members = bigwork.compute(c, argv, len(s), lambda: bigwork.as_list(s))
+    if members is NO_REPLY:
+        return members
+    return bigreply.set_members(c, _intset_order(members))
 
 
 @command("sismember", 3, "readonly fast", S, "Determine if a given value is a member of a set")
@@ -508,26 +516,43 @@ def _sets(c: Any, keys: list[bytes]) -> list[set[bytes] | None]:
     return out
 
 
+def inter_cost(sets: list[set[bytes]]) -> int:
+    """About how many lookups an intersection makes: the smallest set's size, per set."""
+    return min(map(len, sets)) * len(sets)
+
+
+def _set_reply(c: Any, argv: list[bytes], cost: int, work: Any) -> Any:
+    """The reply of SINTER/SUNION/SDIFF: computed in slices when big (bigwork.py)."""
+    members = bigwork.compute(c, argv, cost, work)
+    if members is NO_REPLY:
+        return members
+    return bigreply.set_members(c, _intset_order(members))
+
+
 @command("sinter", -2, "readonly", S, "Intersect multiple sets", keys=(1, -1, 1))
 def sinter(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[1:])
     if any(s is None for s in sets):
         return SetReply()
-    return bigreply.set_members(c, _intset_order(set.intersection(*sets)))  # type: ignore[arg-type]
+    live: list[set[bytes]] = sets  # type: ignore[assignment]
+    return _set_reply(c, argv, inter_cost(live), lambda: bigwork.inter(live, []))
 
 
 @command("sunion", -2, "readonly", S, "Add multiple sets", keys=(1, -1, 1))
 def sunion(c: Any, argv: list[bytes]) -> Any:
     sets = [s for s in _sets(c, argv[1:]) if s is not None]
-    return bigreply.set_members(c, _intset_order(set().union(*sets)))
+    return _set_reply(c, argv, sum(map(len, sets)), lambda: bigwork.union_members(sets))
 
 
 @command("sdiff", -2, "readonly", S, "Subtract multiple sets", keys=(1, -1, 1))
 def sdiff(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[1:])
-    if sets[0] is None:
+    first = sets[0]
+    if first is None:
         return SetReply()
-    return bigreply.set_members(c, _intset_order(sets[0].difference(*[s for s in sets[1:] if s])))
+    others = [s for s in sets[1:] if s]
+    cost = len(first) * len(sets)
+    return _set_reply(c, argv, cost, lambda: bigwork.diff(first, others, []))
 
 
 @command(

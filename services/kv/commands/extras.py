@@ -9,14 +9,16 @@ import random
 from collections import deque
 from typing import Any
 
+from portsuite_services.kv import bigwork
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     SYNTAX,
     CommandError,
     command,
     to_int,
     wrongtype,
 )
-from portsuite_services.kv.commands.containers import _drop_if_empty, _get, _sets
+from portsuite_services.kv.commands.containers import _drop_if_empty, _get, _sets, inter_cost
 from portsuite_services.kv.commands.strings import getrange
 from portsuite_services.kv.resp import SetReply
 
@@ -161,11 +163,19 @@ def _store_set(c: Any, dst: bytes, members: set[bytes]) -> Any:
     if members:
         c.store.set(dst, members)
     elif existed:
-        c.store.delete(dst)
+        c.store.drop(dst)
     else:
         c.touched = []  # nothing changed
     c.store.dirty += 1
     return len(members)
+
+
+def _store_op(c: Any, argv: list[bytes], cost: int, work: Any) -> Any:
+    """SINTERSTORE/SUNIONSTORE/SDIFFSTORE: the result computed in slices when big."""
+    members = bigwork.compute(c, argv, cost, work)
+    if members is NO_REPLY:
+        return members
+    return _store_set(c, argv[1], members)
 
 
 @command(
@@ -173,14 +183,16 @@ def _store_set(c: Any, dst: bytes, members: set[bytes]) -> Any:
 )
 def sinterstore(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[2:])
-    result = set() if any(s is None for s in sets) else set.intersection(*sets)  # type: ignore[arg-type]
-    return _store_set(c, argv[1], set(result))
+    if any(s is None for s in sets):
+        return _store_set(c, argv[1], set())
+    live: list[set[bytes]] = sets  # type: ignore[assignment]
+    return _store_op(c, argv, inter_cost(live), lambda: bigwork.inter(live, set()))
 
 
 @command("sunionstore", -3, "write denyoom", S, "Add sets and store the result", keys=(1, -1, 1))
 def sunionstore(c: Any, argv: list[bytes]) -> Any:
     sets = [s for s in _sets(c, argv[2:]) if s is not None]
-    return _store_set(c, argv[1], set().union(*sets))
+    return _store_op(c, argv, sum(map(len, sets)), lambda: bigwork.union(sets))
 
 
 @command(
@@ -188,8 +200,11 @@ def sunionstore(c: Any, argv: list[bytes]) -> Any:
 )
 def sdiffstore(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[2:])
-    result = set() if sets[0] is None else sets[0].difference(*[s for s in sets[1:] if s])
-    return _store_set(c, argv[1], result)
+    first = sets[0]
+    if first is None:
+        return _store_set(c, argv[1], set())
+    others = [s for s in sets[1:] if s]
+    return _store_op(c, argv, len(first) * len(sets), lambda: bigwork.diff(first, others, set()))
 
 
 @command(
@@ -220,8 +235,8 @@ def sintercard(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[2 : 2 + numkeys])
     if any(s is None for s in sets):
         return 0
-    n = len(set.intersection(*sets))  # type: ignore[arg-type]
-    return min(n, limit) if limit else n
+    live: list[set[bytes]] = sets  # type: ignore[assignment]
+    return bigwork.compute(c, argv, inter_cost(live), lambda: bigwork.inter_count(live, limit))
 
 
 @command("spop", -2, "write fast", S, "Remove and return one or multiple random members")
@@ -318,7 +333,7 @@ def setbit(c: Any, argv: list[bytes]) -> Any:
         buf[byte] |= mask
     else:
         buf[byte] &= ~mask
-    c.store.set(argv[1], bytes(buf), keepttl=True)
+    c.store.set_raw(argv[1], bytes(buf), keepttl=True)
     return old
 
 

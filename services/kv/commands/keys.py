@@ -23,15 +23,8 @@ G = "generic"
 
 @command("del", -2, "write", G, "Delete a key", keys=(1, -1, 1))
 def del_(c: Any, argv: list[bytes]) -> Any:
-    store = c.store
-    free = c.server.lazyfree.free
-    n = 0
-    for key in argv[1:]:
-        v = store.get(key)
-        if v is not None and store.delete(key):
-            n += 1
-            free(v)  # a big value is freed a slice at a time, DEL as UNLINK
-    return n
+    drop = c.store.drop  # a big value is freed a slice at a time, DEL as UNLINK
+    return sum(1 for key in argv[1:] if drop(key))
 
 
 @command("unlink", -2, "write fast", G, "Delete a key asynchronously", keys=(1, -1, 1))

@@ -78,8 +78,13 @@ def encoding(v: Any) -> str:
     parent="object",
 )
 def object_encoding(c: Any, argv: list[bytes]) -> Any:
-    v = c.store.get(argv[2])
-    return None if v is None else encoding(v).encode()
+    store = c.store
+    v = store.get(argv[2])
+    if v is None:
+        return None
+    if type(v) is bytes and argv[2] in store.raw:
+        return b"raw"  # (APPEND, SETRANGE, SETBIT, BITOP, BITFIELD, PFADD… changed it)
+    return encoding(v).encode()
 
 
 @command(
@@ -226,7 +231,7 @@ def restore(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR Bad data format") from None
     existed = store.get(key) is not None
     if replace and existed:
-        store.delete(key)
+        store.drop(key)
     now = store.now_ms()
     if ttl and not absttl:
         if ttl > LLONG_MAX - now:

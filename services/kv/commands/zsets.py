@@ -402,7 +402,7 @@ def zrange_generic(
 def _store_range(c: Any, dest: bytes, pairs: list[tuple[float, bytes]]) -> int:
     c.touched = [dest]
     if not pairs:
-        if c.store.delete(dest):
+        if c.store.drop(dest):
             c.store.dirty += 1
         return 0
     z = ZSet()
@@ -790,7 +790,7 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
     if dest is not None:
         c.touched = [dest]
         if not result:
-            if c.store.delete(dest):
+            if c.store.drop(dest):
                 c.store.dirty += 1
             return 0
         for m in [m for m, v in result.items() if v == 0.0]:
