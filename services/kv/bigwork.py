@@ -39,6 +39,7 @@ Steps = Generator[Any, None, T]  # (what a step yields, if not None, is freed la
 PIECE = 4096  # elements a step of a generator handles (well under a millisecond)
 BIG = 32768  # elements touched: less is done at once
 BUDGET = 0.005  # seconds of steps per turn of the reactor
+MAX_STEPS = 8  # and at most this many steps a turn
 
 
 class Working(Blocked):
@@ -54,7 +55,7 @@ class Working(Blocked):
         self.result: Any = None
 
     def step(self) -> None:
-        """Run steps for C{BUDGET} seconds; then the next turn, or the end."""
+        """Run steps for C{BUDGET} seconds (C{MAX_STEPS} at most); then the next turn, or the end."""
         self.call = None
         c = self.client
         if c.closed or c.blocked is not self:
@@ -64,10 +65,12 @@ class Working(Blocked):
         free = c.server.lazyfree.free
         end = perf_counter() + BUDGET
         try:
-            while perf_counter() < end:
+            for _ in range(MAX_STEPS):
                 garbage = next(steps)
                 if garbage is not None:
                     free(garbage)  # a big temporary: freed a slice at a time too
+                if perf_counter() > end:
+                    break
         except StopIteration as done:
             self.result = done.value
         except Exception as e:  # noqa: BLE001 - the command's error (CommandError) or a bug
@@ -85,6 +88,7 @@ class Working(Blocked):
         unblock(c)
         waiting, c.pending = c.pending, None
         c.precomputed = self
+        server.total_commands -= 1  # (counted when it started)
         try:  # (still busy: the others wait, the clock of expiry stands still)
             c.run([self.argv], None)
         finally:

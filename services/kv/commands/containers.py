@@ -111,19 +111,37 @@ def hdel(c: Any, argv: list[bytes]) -> Any:
 @command("hgetall", 2, "readonly", H, "Get all the fields and values in a hash")
 def hgetall(c: Any, argv: list[bytes]) -> Any:
     h = _get(c, argv[1], dict) or {}
-    if bigreply.possible(c, len(h)):  # (two C-level copies: a snapshot, no tuple each)
-        return bigreply.hash_map(c, list(h), list(h.values()))
-    return Map(h.items())
+    if not bigreply.possible(c, len(h)):
+        return Map(h.items())
+    # a snapshot (fields, values: no tuple each), copied in slices when big
+    both = bigwork.compute(c, argv, 2 * len(h), lambda: _fields_values(h))
+    if both is NO_REPLY:
+        return both
+    return bigreply.hash_map(c, *both)
+
+
+def _fields_values(h: dict[bytes, bytes]) -> bigwork.Steps[tuple[list[bytes], list[bytes]]]:
+    fields = yield from bigwork.as_list(h)
+    values = yield from bigwork.as_list(h.values())
+    return fields, values
+
+
+def _snapshot_reply(c: Any, argv: list[bytes], items: Collection[bytes]) -> Any:
+    """A whole-collection reply (HKEYS, HVALS): its snapshot copied in slices when big."""
+    found = bigwork.compute(c, argv, len(items), lambda: bigwork.as_list(items))
+    if found is NO_REPLY:
+        return found
+    return bigreply.array(c, found)
 
 
 @command("hkeys", 2, "readonly", H, "Get all the fields in a hash")
 def hkeys(c: Any, argv: list[bytes]) -> Any:
-    return bigreply.array(c, list(_get(c, argv[1], dict) or ()))
+    return _snapshot_reply(c, argv, _get(c, argv[1], dict) or {})
 
 
 @command("hvals", 2, "readonly", H, "Get all the values in a hash")
 def hvals(c: Any, argv: list[bytes]) -> Any:
-    return bigreply.array(c, list((_get(c, argv[1], dict) or {}).values()))
+    return _snapshot_reply(c, argv, (_get(c, argv[1], dict) or {}).values())
 
 
 @command("hlen", 2, "readonly fast", H, "Get the number of fields in a hash")
@@ -178,14 +196,17 @@ def hscan(c: Any, argv: list[bytes]) -> Any:
         scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
         return [b"0", []]
     if _small(h):
-        _, _ = scan_reply([], argv[2], argv, 3, c, False)
+        scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
         pattern = _match_arg(argv)
         out: list[bytes] = []
         for k, v in h.items():
             if pattern is None or glob.match(pattern, k):
                 out += (k, v)
         return [b"0", out]
-    nxt, fields = scan_reply(h, argv[2], argv, 3, c, False)
+    r = scan_reply(h, argv[2], argv, 3, c, False)
+    if r is None:
+        return NO_REPLY
+    nxt, fields = r
     flat: list[bytes] = []
     for k in fields:
         flat += (k, h[k])

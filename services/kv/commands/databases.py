@@ -102,7 +102,10 @@ def copy_(c: Any, argv: list[bytes]) -> Any:
             return 0
         dst.drop(new)
     when = src.ttl_ms(key)
-    dst.set(new, copy_value(value))
+    if key in src.raw:  # (the copy keeps its encoding, as Redis's dupStringObject)
+        dst.set_raw(new, value)
+    else:
+        dst.set(new, copy_value(value))
     if when != -1:
         dst.set_expire(new, when)
     c.touched = [new] if dst is src else []  # the source is not changed

@@ -12,6 +12,7 @@ from typing import Any
 
 from portsuite_services.kv import glob, rdb
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NOT_INT,
     SYNTAX,
     CommandError,
@@ -373,8 +374,10 @@ def sscan(c: Any, argv: list[bytes]) -> Any:
             if argv[j].lower() == b"match":
                 pattern = argv[j + 1]
         return [b"0", [m for m in s if pattern is None or glob.match(pattern, m)]]
-    nxt, out = scan_reply(s, argv[2], argv, 3, c, False)
-    return [b"%d" % nxt, out]
+    r = scan_reply(s, argv[2], argv, 3, c, False)
+    if r is None:
+        return NO_REPLY
+    return [b"%d" % r[0], r[1]]
 
 
 _ = (Map, wrongtype)

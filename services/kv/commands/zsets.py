@@ -16,6 +16,7 @@ from typing import Any
 from portsuite_services.kv import bigreply, glob
 from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NOT_INT,
     SYNTAX,
     CommandError,
@@ -903,7 +904,10 @@ def zscan(c: Any, argv: list[bytes]) -> Any:
             if pattern is None or glob.match(pattern, m):
                 out += (m, format_score(s))
         return [b"0", out]
-    nxt, members = scan_reply(z.dict, argv[2], argv, 3, c, False)
+    r = scan_reply(z.dict, argv[2], argv, 3, c, False)
+    if r is None:
+        return NO_REPLY
+    nxt, members = r
     flat: list[bytes] = []
     d = z.dict
     for m in members:
