@@ -91,18 +91,25 @@ def _nothing(lo: int, hi: int) -> bytes:
     return b""
 
 
-def possible(c: Any, count: int) -> bool:
-    """Is a reply of C{count} elements to go out in slices?"""
+def may_slice(c: Any) -> bool:
+    """
+    Is C{c} running a batch of a live connection, in no state that wants its reply
+    whole (MULTI/EXEC, the AOF replayed, CLIENT REPLY OFF/SKIP, already blocked)?
+    """
     return (
-        count >= BIG
-        and getattr(c, "_out", None) is not None  # inside a batch of a live connection
+        getattr(c, "_out", None) is not None
         and c.blocked is None
         and not c.in_exec
         and not c.deny_blocking
         and c.reply_mode is None
         and not c.closed
-        and not c.subscribed  # (a RESP3 push must not land inside the reply)
     )
+
+
+def possible(c: Any, count: int) -> bool:
+    """Is a reply of C{count} elements to go out in slices?"""
+    # (subscribed: a RESP3 push must not land inside the reply)
+    return count >= BIG and may_slice(c) and not c.subscribed
 
 
 def start(c: Any, header: bytes, count: int, encode: Callable[[int, int], bytes]) -> Any:

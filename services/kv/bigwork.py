@@ -31,6 +31,7 @@ from itertools import islice
 from time import perf_counter
 from typing import Any, TypeVar
 
+from portsuite_services.kv.bigreply import may_slice
 from portsuite_services.kv.blocking import Blocked, unblock
 
 T = TypeVar("T")
@@ -131,16 +132,7 @@ def _done() -> Steps[None]:
 
 def possible(c: Any, cost: int) -> bool:
     """May work touching C{cost} elements run in slices for this client now?"""
-    return (
-        cost >= BIG
-        and getattr(c, "_out", None) is not None  # inside a batch of a live connection
-        and c.blocked is None
-        and not c.in_exec
-        and not c.deny_blocking
-        and c.reply_mode is None
-        and not c.closed
-        and c.server.busy is None
-    )
+    return cost >= BIG and may_slice(c) and c.server.busy is None
 
 
 def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any:
