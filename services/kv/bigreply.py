@@ -144,6 +144,21 @@ def array(c: Any, items: list[bytes]) -> Any:
     return start(c, b"*%d\r\n" % len(items), len(items), _bulks(items))
 
 
+def nullable_array(c: Any, items: list[bytes | None]) -> Any:
+    """An array of bulk strings and nils (SORT … GET)."""
+    if not possible(c, len(items)):
+        return items
+    nil = b"$-1\r\n" if c.resp == 2 else b"_\r\n"
+    return start(
+        c,
+        b"*%d\r\n" % len(items),
+        len(items),
+        lambda lo, hi: b"".join(
+            [nil if x is None else b"$%d\r\n%s\r\n" % (len(x), x) for x in items[lo:hi]]
+        ),
+    )
+
+
 def set_members(c: Any, items: list[bytes]) -> Any:
     """A set reply (SMEMBERS, SUNION…): C{~} in RESP3, an array in RESP2."""
     if not possible(c, len(items)):

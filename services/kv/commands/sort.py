@@ -131,7 +131,7 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
     if result is NO_REPLY:
         return result
     if store is None:
-        return bigreply.array(c, result) if not gets else result
+        return bigreply.nullable_array(c, result) if gets else bigreply.array(c, result)
     c.touched = [store]
     if result:
         c.store.set(store, deque(result))

@@ -64,6 +64,7 @@ BIG_COMMANDS = [
     ("SORT", "l", "DESC", "LIMIT", "10", "20"),
     ("SORT", "w", "ALPHA"),
     ("SORT", "l", "STORE", "dst"),
+    ("SORT", "l", "BY", "nosort", "GET", "#", "GET", "nothing_*"),
 ]
 
 
@@ -274,6 +275,7 @@ def _session(port: int, resp3: bool) -> list[Any]:
             ("SORT", "w", "ALPHA", "DESC", "LIMIT", "0", "1000"),
             ("SORT", "b", "BY", "weight_*"),
             ("SORT", "b", "BY", "weight_*", "GET", "#", "GET", "weight_*", "LIMIT", "0", "99"),
+            ("SORT", "b", "BY", "nosort", "GET", "#", "GET", "weight_*", "GET", "nothing_*"),
             ("SORT", "l", "STORE", "sl"),
             ("LRANGE", "sl", "0", "-1"),
             ("SINTERCARD", "2", "s", "s2"),
