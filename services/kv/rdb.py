@@ -4,9 +4,10 @@ and body, the RDB version (2 bytes, little endian) and a CRC64 (Jones polynomial
 8 bytes little endian) of everything before it.
 
 L{dump} writes strings, lists, sets and hashes in the simplest encodings every Redis
-since 2.6 loads (plain string, linked list, hashtable set, hashtable hash). L{load}
-reads those and the compact encodings Redis 7.0 writes (int-encoded and LZF
-strings, quicklist of listpacks, intset, listpack hash), so a DUMP from redis-server
+since 2.6 loads (plain string, linked list, hashtable set, hashtable hash), and
+streams as Redis 7.0 does (rdbstream.py). L{load} reads those and the compact
+encodings Redis 7.0 writes (int-encoded and LZF strings, quicklist of listpacks,
+intset, listpack hash, streams of Redis 5 to 7.2), so a DUMP from redis-server
 restores here and one from here restores there.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 import struct
 from collections import deque
 from typing import Any
+
+from portsuite_services.kv.stream import Stream
 
 try:
     import crcmod
@@ -101,6 +104,11 @@ def dump(value: Any) -> bytes | None:
         out += (bytes([T_HASH]), _len(len(value)))
         for k, v in value.items():
             out += (_str(k), _str(v))
+    elif t is Stream:
+        from portsuite_services.kv.rdbstream import T_STREAM_LISTPACKS_2, dump_stream
+
+        out.append(bytes([T_STREAM_LISTPACKS_2]))
+        out += dump_stream(value)
     else:
         return None
     body = b"".join(out) + struct.pack("<H", RDB_VERSION)
@@ -328,6 +336,10 @@ def load(payload: bytes) -> Any:
                     v.extend(listpack_entries(blob))
                 else:
                     raise BadPayload
+        elif t in (15, 19, 21):  # streams (rdbstream.py)
+            from portsuite_services.kv.rdbstream import load_stream
+
+            v = load_stream(r, t)
         else:
             raise BadPayload
     except (struct.error, IndexError, ValueError) as e:

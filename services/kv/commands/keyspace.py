@@ -185,8 +185,8 @@ def dump(c: Any, argv: list[bytes]) -> Any:
     payload = rdb.dump(v)
     if payload is None:
         raise CommandError(
-            f"ERR DUMP of a {c.store.type_name(v)} is not supported by kv (strings, lists, sets "
-            "and hashes are)"
+            f"ERR DUMP of a {c.store.type_name(v)} is not supported by kv (strings, lists, sets, "
+            "hashes and streams are)"
         )
     return payload
 

@@ -14,7 +14,7 @@ import random
 from typing import Any
 
 import pytest
-from test_kv_bigreply import _Conn, _client, _cmd, _drive, _replies
+from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings
