@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from itertools import islice
 from typing import Any
 
+from portsuite_services.kv.bigwork import PIECE, Steps, run_through
 from portsuite_services.kv.stream import Stream
 
 try:
@@ -71,6 +73,20 @@ def crc64(data: bytes) -> int:
     return _crc64_py(data)
 
 
+CRC_PIECE = 1 << 20  # bytes checksummed a step
+
+
+def crc64_steps(data: bytes, end: int) -> Steps[int]:
+    """C{crc64(data[:end])}, a MiB a step (a payload may be hundreds of MiB)."""
+    if _crcfun is None:  # pragma: no cover - the pure-Python fallback: at once
+        return _crc64_py(data[:end])
+    crc = 0
+    for i in range(0, end, CRC_PIECE):
+        crc = _crcfun(data[i : min(i + CRC_PIECE, end)], crc)
+        yield
+    return int(crc)
+
+
 # -- writing ------------------------------------------------------------------------
 
 
@@ -88,54 +104,81 @@ def _str(b: bytes) -> bytes:
     return _len(len(b)) + b
 
 
+def dumpable(value: Any) -> bool:
+    """Can L{dump} write this value?"""
+    t = type(value)
+    return t is bytes or t is deque or t is set or t is dict or t is Stream
+
+
+def effort(value: Any) -> int:
+    """About how many steps' worth of work DUMP of C{value} is (for bigwork.py)."""
+    if type(value) is bytes:
+        return len(value) // 256  # (copied and checksummed)
+    return len(value) * (4 if type(value) is Stream else 1)
+
+
 def dump(value: Any) -> bytes | None:
     """The DUMP payload of a value, or None for a type kv cannot serialize."""
+    if not dumpable(value):
+        return None
+    return run_through(dump_steps(value))
+
+
+def dump_steps(value: Any) -> Steps[bytes]:
+    """L{dump} a piece at a time (a value L{dumpable}, not changing meanwhile)."""
     t = type(value)
     out: list[bytes] = []
     if t is bytes:
         out += (bytes([T_STRING]), _str(value))
-    elif t is deque:
-        out += (bytes([T_LIST]), _len(len(value)))
-        out += [_str(x) for x in value]
-    elif t is set:
-        out += (bytes([T_SET]), _len(len(value)))
-        out += [_str(x) for x in value]
+    elif t is deque or t is set:
+        out += (bytes([T_LIST if t is deque else T_SET]), _len(len(value)))
+        it = iter(value)
+        for _ in range(0, len(value), PIECE):  # (a bytes a piece: no million parts to free)
+            out.append(b"".join([_str(x) for x in islice(it, PIECE)]))
+            yield
     elif t is dict:
         out += (bytes([T_HASH]), _len(len(value)))
-        for k, v in value.items():
-            out += (_str(k), _str(v))
-    elif t is Stream:
+        pairs = iter(value.items())
+        for _ in range(0, len(value), PIECE):
+            out.append(b"".join([_str(x) for kv in islice(pairs, PIECE) for x in kv]))
+            yield
+    else:
         from portsuite_services.kv.rdbstream import T_STREAM_LISTPACKS_2, dump_stream
 
         out.append(bytes([T_STREAM_LISTPACKS_2]))
-        out += dump_stream(value)
-    else:
-        return None
+        out += yield from dump_stream(value)
     body = b"".join(out) + struct.pack("<H", RDB_VERSION)
-    return body + struct.pack("<Q", crc64(body))
+    crc = yield from crc64_steps(body, len(body))
+    return body + struct.pack("<Q", crc)
 
 
 def verify(payload: bytes) -> bool:
     """verifyDumpPayload: long enough, a version we read, the right CRC."""
+    return run_through(verify_steps(payload))
+
+
+def verify_steps(payload: bytes) -> Steps[bool]:
+    """L{verify} a MiB a step."""
     if len(payload) < 10:
         return False
     ver = struct.unpack_from("<H", payload, len(payload) - 10)[0]
     if ver > RDB_VERSION:
         return False
     crc = struct.unpack_from("<Q", payload, len(payload) - 8)[0]
-    return crc64(payload[:-8]) == crc
+    return (yield from crc64_steps(payload, len(payload) - 8)) == crc
 
 
 # -- reading ------------------------------------------------------------------------
 
 
 class _Reader:
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, end: int):
         self.d = data
         self.p = 0
+        self.end = end  # (the payload's version and CRC follow: not read, not copied)
 
     def take(self, n: int) -> bytes:
-        if n < 0 or self.p + n > len(self.d):
+        if n < 0 or self.p + n > self.end:
             raise BadPayload
         b = self.d[self.p : self.p + n]
         self.p += n
@@ -233,6 +276,11 @@ def lzf_decompress(data: bytes, ulen: int) -> bytes:
 
 def listpack_entries(lp: bytes) -> list[bytes]:
     """The elements of a listpack (integers as their decimal text)."""
+    return run_through(listpack_steps(lp))
+
+
+def listpack_steps(lp: bytes) -> Steps[list[bytes]]:
+    """L{listpack_entries}, C{PIECE} elements a step."""
     if len(lp) < 7 or struct.unpack_from("<I", lp, 0)[0] != len(lp):
         raise BadPayload
     p = 6
@@ -274,6 +322,8 @@ def listpack_entries(lp: bytes) -> list[bytes]:
             raise BadPayload
         if p > n:
             raise BadPayload
+        if len(out) % PIECE == 0:
+            yield
         ln = p - start
         p += (
             1
@@ -304,24 +354,35 @@ def _intset(b: bytes) -> list[bytes]:
 
 def load(payload: bytes) -> Any:
     """The value of a verified payload; L{BadPayload} for what kv cannot read."""
-    r = _Reader(payload[:-10])
+    return run_through(load_steps(payload))
+
+
+def load_steps(payload: bytes) -> Steps[Any]:
+    """L{load}, a piece of the value a step."""
+    r = _Reader(payload, len(payload) - 10)
     t = r.byte()
     try:
         if t == T_STRING:
             v: Any = r.string()
-        elif t == T_LIST:
-            v = deque(r.string() for _ in range(r.plain_len()))
-        elif t == T_SET:
-            v = {r.string() for _ in range(r.plain_len())}
+        elif t == T_LIST or t == T_SET:
+            n = r.plain_len()
+            v = deque() if t == T_LIST else set()
+            add = v.extend if t == T_LIST else v.update
+            for i in range(0, n, PIECE):
+                add([r.string() for _ in range(min(PIECE, n - i))])
+                yield
         elif t == T_HASH:
             v = {}
-            for _ in range(r.plain_len()):
-                k = r.string()
-                v[k] = r.string()
+            n = r.plain_len()
+            for i in range(0, n, PIECE):
+                for _ in range(min(PIECE, n - i)):
+                    k = r.string()
+                    v[k] = r.string()
+                yield
         elif t == T_INTSET:
             v = set(_intset(r.string()))
         elif t == T_HASH_LISTPACK:
-            items = listpack_entries(r.string())
+            items = yield from listpack_steps(r.string())
             if len(items) % 2:
                 raise BadPayload
             v = dict(zip(items[::2], items[1::2], strict=True))
@@ -333,18 +394,19 @@ def load(payload: bytes) -> Any:
                 if container == 1:  # PLAIN: one big element
                     v.append(blob)
                 elif container == 2:  # PACKED: a listpack
-                    v.extend(listpack_entries(blob))
+                    v.extend((yield from listpack_steps(blob)))
                 else:
                     raise BadPayload
+                yield
         elif t in (15, 19, 21):  # streams (rdbstream.py)
             from portsuite_services.kv.rdbstream import load_stream
 
-            v = load_stream(r, t)
+            v = yield from load_stream(r, t)
         else:
             raise BadPayload
     except (struct.error, IndexError, ValueError) as e:
         raise BadPayload from e
-    if r.p != len(r.d):
+    if r.p != r.end:
         raise BadPayload
     if t != T_STRING and not v:
         raise BadPayload  # Redis refuses empty containers ("Bad data format")

@@ -20,7 +20,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from portsuite_services.kv.rdb import BadPayload, _len, listpack_entries
+from portsuite_services.kv.bigwork import PIECE, Steps
+from portsuite_services.kv.rdb import BadPayload, _len, listpack_steps
 from portsuite_services.kv.resp import string2ll
 from portsuite_services.kv.stream import NACK, U64, ZERO, Consumer, Group, Stream
 
@@ -92,8 +93,8 @@ def _raw_string(b: bytes) -> bytes:
     return _len(len(b)) + b
 
 
-def dump_stream(s: Stream) -> list[bytes]:
-    """The body of a stream's payload (after its type byte)."""
+def dump_stream(s: Stream) -> Steps[list[bytes]]:
+    """The body of a stream's payload (after its type byte), some nodes a step."""
     nodes = [n for n in s.nodes if n.live > 0]
     out = [_len(len(nodes))]
     ids, entries = s.ids, s.entries
@@ -120,6 +121,8 @@ def dump_stream(s: Stream) -> list[bytes]:
                 lp.append(_lp_int(len(fields) + 4))
         packed = listpack(lp)
         out += (_len(16), _id(node.master), _len(len(packed)), packed)
+        if pos % PIECE < node.live:
+            yield
     out.append(_len(len(ids)))
     for i in (s.last_id, s.first_id, s.max_deleted):
         out += (_len(i[0]), _len(i[1]))
@@ -146,7 +149,7 @@ def dump_stream(s: Stream) -> list[bytes]:
 # -- reading ------------------------------------------------------------------------
 
 
-def load_stream(r: Any, t: int) -> Stream:
+def load_stream(r: Any, t: int) -> Steps[Stream]:
     """A stream from reader C{r} (rdb.py's), payload type C{t}; L{BadPayload} if malformed."""
     bad = BadPayload
     s = Stream()
@@ -156,7 +159,7 @@ def load_stream(r: Any, t: int) -> Stream:
         if len(key) != 16:
             raise bad
         master = (int.from_bytes(key[:8], "big"), int.from_bytes(key[8:], "big"))
-        e = listpack_entries(r.string())
+        e = yield from listpack_steps(r.string())
         nums = _Ints(e, bad)
         nums.take()  # live count
         nums.take()  # deleted count
@@ -179,6 +182,8 @@ def load_stream(r: Any, t: int) -> Stream:
             if not flags & DELETED:
                 s.append(i, fields)
                 last = i
+                if len(s.ids) % PIECE == 0:
+                    yield
     if r.plain_len() != len(s.ids):
         raise bad
     s.last_id = (r.plain_len(), r.plain_len())
@@ -197,15 +202,19 @@ def load_stream(r: Any, t: int) -> Stream:
         group_last = (r.plain_len(), r.plain_len())
         read = r.plain_len() if t >= T_STREAM_LISTPACKS_2 else U64
         g = Group(name, group_last, -1 if read == U64 else read)
-        for _ in range(r.plain_len()):
+        for k in range(r.plain_len()):
             i = _read_id(r)
             g.pel[i] = NACK(None, _ms.unpack(r.take(8))[0], r.plain_len())  # type: ignore[arg-type]
+            if k % PIECE == PIECE - 1:
+                yield
         for _ in range(r.plain_len()):
             cname = r.string()
             consumer = Consumer(cname, _ms.unpack(r.take(8))[0])
             if t >= T_STREAM_LISTPACKS_3:
                 r.take(8)  # (active-time: Redis 7.2's, not kept)
-            for _ in range(r.plain_len()):
+            for k in range(r.plain_len()):
+                if k % PIECE == PIECE - 1:
+                    yield
                 i = _read_id(r)
                 nack = g.pel.get(i)
                 if nack is None or nack.consumer is not None:

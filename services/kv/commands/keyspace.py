@@ -10,7 +10,7 @@ import random
 from collections import deque
 from typing import Any
 
-from portsuite_services.kv import glob, rdb
+from portsuite_services.kv import bigwork, glob, rdb
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -182,13 +182,22 @@ def dump(c: Any, argv: list[bytes]) -> Any:
     v = c.store.get(argv[1])
     if v is None:
         return None
-    payload = rdb.dump(v)
-    if payload is None:
+    if not rdb.dumpable(v):
         raise CommandError(
             f"ERR DUMP of a {c.store.type_name(v)} is not supported by kv (strings, lists, sets, "
             "hashes and streams are)"
         )
-    return payload
+    return bigwork.compute(c, argv, rdb.effort(v), lambda: rdb.dump_steps(v))
+
+
+def _restored(payload: bytes) -> bigwork.Steps[Any]:
+    """RESTORE's value: the payload checked then read, in slices when big (bigwork.py)."""
+    if not (yield from rdb.verify_steps(payload)):
+        raise CommandError("ERR DUMP payload version or checksum are wrong")
+    try:
+        return (yield from rdb.load_steps(payload))
+    except rdb.BadPayload:
+        raise CommandError("ERR Bad data format") from None
 
 
 @command("restore", -4, "write denyoom", K, "Create a key using the provided serialized value")
@@ -224,12 +233,9 @@ def restore(c: Any, argv: list[bytes]) -> Any:
     if ttl < 0:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     payload = argv[3]
-    if not rdb.verify(payload):
-        raise CommandError("ERR DUMP payload version or checksum are wrong")
-    try:
-        value = rdb.load(payload)
-    except rdb.BadPayload:
-        raise CommandError("ERR Bad data format") from None
+    value = bigwork.compute(c, argv, len(payload) // 8, lambda: _restored(payload))
+    if value is NO_REPLY:
+        return value
     existed = store.get(key) is not None
     if replace and existed:
         store.drop(key)

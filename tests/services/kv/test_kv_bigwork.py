@@ -65,6 +65,9 @@ BIG_COMMANDS = [
     ("SORT", "w", "ALPHA"),
     ("SORT", "l", "STORE", "dst"),
     ("SORT", "l", "BY", "nosort", "GET", "#", "GET", "nothing_*"),
+    ("DUMP", "s"),
+    ("DUMP", "h"),
+    ("DUMP", "l"),
 ]
 
 
@@ -142,6 +145,32 @@ class _RecordingAOF:
 
     def flush(self) -> None:
         pass
+
+
+def test_a_big_restore_is_read_in_slices() -> None:
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    _fill(server)
+    a, ta = _client(server)
+    b, tb = _client(server)
+    a.dataReceived(_cmd("DUMP", "h"))
+    _drive(clock, lambda: a.blocked is None and ta.value() != b"")
+    payload = _replies(ta.value())[0]
+    ta.clear()
+    a.dataReceived(_cmd("RESTORE", "copy", "0", payload) + _cmd("HLEN", "copy"))
+    b.dataReceived(_cmd("EXISTS", "copy"))
+    assert ta.value() == tb.value() == b""  # read on the next turns; b waits for it
+    _turn(clock)
+    assert ta.value() == tb.value() == b"" and server.busy is not None
+    _drive(clock, lambda: len(_replies(ta.value())) == 2)
+    assert _replies(ta.value()) == [b"OK", N] and tb.value() == b":1\r\n"
+    assert server.store.data[b"copy"] == server.store.data[b"h"]
+    # a payload garbled past its first slice: the error, nothing stored
+    bad = payload[:-500000] + b"x" + payload[-499999:]
+    ta.clear()
+    a.dataReceived(_cmd("RESTORE", "bad", "0", bad) + _cmd("EXISTS", "bad"))
+    _drive(clock, lambda: len(_replies(ta.value())) == 2)
+    assert ta.value() == b"-ERR DUMP payload version or checksum are wrong\r\n:0\r\n"
 
 
 def test_an_error_found_in_a_slice_is_the_reply() -> None:
