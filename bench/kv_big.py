@@ -54,6 +54,8 @@ STEPS: list[tuple[str, list[list[bytes]]]] = [
     ("KEYS *", [[b"KEYS", b"*"]]),
     ("SORT list", [[b"SORT", b"l"]]),
     ("SORT list STORE", [[b"SORT", b"l", b"STORE", b"sl"]]),
+    ("DUMP of a set", [[b"DUMP", b"o1"]]),
+    ("RESTORE of it", [[b"RESTORE", b"o5", b"0", b"$last"]]),
     ("SET over a set", [[b"SET", b"o1", b"x"]]),
     ("RENAME over a set", [[b"RENAME", b"k1", b"o2"]]),
     ("expiry of a set", [[b"PEXPIRE", b"o3", b"20"], [b"sleep", b"0.4"]]),
@@ -140,6 +142,7 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
         time.sleep(0.5)
     c = Client(port)
     spans = []
+    last = b""
     t0 = time.monotonic()
     for name, cmds in STEPS:
         if ONLY and name not in ONLY.split(","):
@@ -156,8 +159,8 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
             for argv in cmds:
                 if argv[0] == b"sleep":
                     time.sleep(float(argv[1]))
-                else:
-                    c.call(*argv)
+                else:  # (b"$last": the previous step's reply, DUMP's payload)
+                    last = c.call(*[last if x == b"$last" else x for x in argv])
         out[name] = (time.perf_counter() - t, -1.0)
         spans.append((name, a - t0, time.monotonic() - t0))
     time.sleep(0.3)
