@@ -159,6 +159,20 @@ def nullable_array(c: Any, items: list[bytes | None]) -> Any:
     )
 
 
+def stream_entries(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]]) -> Any:
+    """XRANGE's entries (only when L{possible}): each its ID and its fields and values."""
+
+    def encode(lo: int, hi: int) -> bytes:
+        out = []
+        for (ms, seq), fv in zip(ids[lo:hi], fields[lo:hi], strict=True):
+            i = b"%d-%d" % (ms, seq)
+            out.append(b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(i), i, len(fv)))
+            out += [b"$%d\r\n%s\r\n" % (len(x), x) for x in fv]
+        return b"".join(out)
+
+    return start(c, b"*%d\r\n" % len(ids), len(ids), encode)
+
+
 def set_members(c: Any, items: list[bytes]) -> Any:
     """A set reply (SMEMBERS, SUNION…): C{~} in RESP3, an array in RESP2."""
     if not possible(c, len(items)):

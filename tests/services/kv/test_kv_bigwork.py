@@ -14,6 +14,7 @@ import random
 from typing import Any
 
 import pytest
+import redis
 from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies
 from twisted.internet.task import Clock
 
@@ -32,6 +33,9 @@ def _fill(server: KVServer, n: int = N) -> None:
     admin.dataReceived(_cmd("RPUSH", "w", *[b"w%d" % ((i * 7919) % n) for i in range(n)]))
     admin.dataReceived(_cmd("HSET", "h", *[x for i in range(n) for x in (b"f%d" % i, b"v")]))
     admin.dataReceived(_cmd("MSET", *[x for i in range(n) for x in (b"k%d" % i, b"v")]))
+    admin.dataReceived(
+        b"".join(_cmd("XADD", "x", f"{i + 1}-{i % 3}", "f", str(i)) for i in range(n))
+    )
 
 
 def _turn(clock: Clock) -> None:
@@ -68,6 +72,7 @@ BIG_COMMANDS = [
     ("DUMP", "s"),
     ("DUMP", "h"),
     ("DUMP", "l"),
+    ("DUMP", "x"),
 ]
 
 
@@ -295,6 +300,10 @@ def _session(port: int, resp3: bool) -> list[Any]:
         for i in range(0, 200):
             conn.call("SET", f"weight_{i}", str(rnd.randrange(50)))
         conn.call("RPUSH", "b", *[str(i) for i in range(200)] * 200)
+        pipe = redis.Redis(port=port).pipeline(transaction=False)
+        for i in range(n // 4):
+            pipe.xadd("x", {"f": str(i), "g": "v" * (i % 7)}, id=f"{i + 1}-{i % 3}")
+        pipe.execute()
         # sorted: element for element, as redis-server answers them
         for argv in (
             ("SORT", "l"),
@@ -307,6 +316,8 @@ def _session(port: int, resp3: bool) -> list[Any]:
             ("SORT", "b", "BY", "nosort", "GET", "#", "GET", "weight_*", "GET", "nothing_*"),
             ("SORT", "l", "STORE", "sl"),
             ("LRANGE", "sl", "0", "-1"),
+            ("XRANGE", "x", "-", "+"),
+            ("XREVRANGE", "x", "+", "-", "COUNT", "10000"),
             ("SINTERCARD", "2", "s", "s2"),
             ("SINTERCARD", "2", "s", "s2", "LIMIT", "1000"),
             ("SUNIONSTORE", "u", "s", "s2", "i"),
