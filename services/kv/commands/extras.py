@@ -5,12 +5,11 @@ SDIFFSTORE SINTERCARD SPOP SRANDMEMBER, TOUCH SUBSTR, SETBIT GETBIT BITCOUNT.
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigwork
+from portsuite_services.kv import bigwork, randompick
 from portsuite_services.kv.commands import (
     NO_REPLY,
     SYNTAX,
@@ -258,7 +257,7 @@ def spop(c: Any, argv: list[bytes]) -> Any:
         return None if count is None else SetReply()
     if count == 0:
         return SetReply()
-    picked = random.sample(list(s), min(count or 1, len(s)))
+    picked = randompick.sample(s, min(count or 1, len(s)))
     s.difference_update(picked)
     c.also = [[b"SREM", argv[1], *picked]]  # the AOF replays what was taken, not a new draw
     _drop_if_empty(c, argv[1], s)
@@ -272,16 +271,15 @@ def srandmember(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(SYNTAX)
     s = _get(c, argv[1], set)
     if len(argv) == 2:
-        return random.choice(list(s)) if s else None
+        return randompick.one(s) if s else None
     count = to_int(argv[2], "ERR value is out of range")
     if s is None or count == 0:
         return []
-    members = list(s)
     if count > 0:
-        return random.sample(members, min(count, len(members)))
+        return randompick.sample(s, min(count, len(s)))
     if -count > MAX_RANDOM:  # (Redis answers up to 2^62; a reply this big is refused here)
         raise CommandError("ERR value is out of range")
-    return [random.choice(members) for _ in range(-count)]
+    return randompick.choices(s, -count)
 
 
 # -- strings and keys -----------------------------------------------------------------

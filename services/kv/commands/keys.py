@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob
+from portsuite_services.kv import bigreply, bigwork, glob, randompick
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NO_SUCH_KEY,
@@ -163,7 +163,15 @@ def scan(c: Any, argv: list[bytes]) -> Any:
 
 @command("randomkey", 1, "readonly", G, "Return a random key from the keyspace", keys=(0, 0, 0))
 def randomkey(c: Any, argv: list[bytes]) -> Any:
-    live = _live_keys(c)
+    store = c.store
+    expires = store.expires
+    for _ in range(100):  # a key at random, not a copy of them all; an expired one: again
+        if not store.data:
+            return None
+        key = randompick.one(store.data)
+        if key not in expires or store.get(key) is not None:
+            return key
+    live = _live_keys(c)  # (mostly expired keys: the live ones)
     return random.choice(live) if live else None
 
 

@@ -6,11 +6,10 @@ that has a C{copy()}, streams included.)
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from typing import Any
 
-from portsuite_services.kv import bigwork, glob, rdb
+from portsuite_services.kv import bigwork, glob, randompick, rdb
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -347,16 +346,15 @@ def hrandfield(c: Any, argv: list[bytes]) -> Any:
             raise CommandError("ERR value is out of range")
     h = _get(c, argv[1], dict)
     if count is None:
-        return random.choice(list(h)) if h else None
+        return randompick.one(h) if h else None
     if not h or count == 0:
         return []
-    fields = list(h)
     if count > 0:
-        picked = random.sample(fields, min(count, len(fields)))
+        picked = randompick.sample(h, min(count, len(h)))
     else:
         if -count > MAX_RANDOM:
             raise CommandError("ERR value is out of range")
-        picked = [random.choice(fields) for _ in range(-count)]
+        picked = randompick.choices(h, -count)
     if not withvalues:
         return picked
     if c.resp == 3:
