@@ -38,6 +38,14 @@ def _fill(server: KVServer, n: int = N) -> None:
     )
 
 
+def _filled() -> tuple[Clock, KVServer]:
+    """A server on a Clock, holding the big values of L{_fill}."""
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    _fill(server)
+    return clock, server
+
+
 def _turn(clock: Clock) -> None:
     """One turn of the reactor: the calls due now, not those they schedule."""
     for call in [c for c in clock.getDelayedCalls() if c.getTime() <= clock.seconds()]:
@@ -78,9 +86,7 @@ BIG_COMMANDS = [
 
 @pytest.mark.parametrize("argv", BIG_COMMANDS, ids=" ".join)
 def test_others_are_served_between_slices_and_kv_clients_after(argv: tuple[str, ...]) -> None:
-    clock = Clock()
-    server = KVServer(Settings(), clock)
-    _fill(server)
+    clock, server = _filled()
     a, ta = _client(server)
     b, tb = _client(server)
     a.dataReceived(_cmd(*argv) + _cmd("PING", "after"))
@@ -101,9 +107,7 @@ def test_others_are_served_between_slices_and_kv_clients_after(argv: tuple[str, 
     _drive(clock, lambda: a.blocked is None and b"after" in ta.value())
     assert tb.value() == b":1\r\n:%d\r\n+PONG\r\n" % (N + 1)
     # the reply is the command's at the time it ran: as computed whole, in MULTI/EXEC
-    clock2 = Clock()
-    server2 = KVServer(Settings(), clock2)
-    _fill(server2)
+    _, server2 = _filled()
     whole, tw = _client(server2)
     whole.dataReceived(_cmd("MULTI") + _cmd(*argv) + _cmd("EXEC") + _cmd("PING", "after"))
     head = b"+OK\r\n+QUEUED\r\n*1\r\n"
@@ -112,9 +116,7 @@ def test_others_are_served_between_slices_and_kv_clients_after(argv: tuple[str, 
 
 
 def test_a_store_in_slices_is_recorded_and_watched_as_one_command() -> None:
-    clock = Clock()
-    server = KVServer(Settings(), clock)
-    _fill(server)
+    clock, server = _filled()
     records: list[list[bytes]] = []
     server.aof = _RecordingAOF(records)  # type: ignore[assignment]
     a, ta = _client(server)
@@ -153,9 +155,7 @@ class _RecordingAOF:
 
 
 def test_a_big_restore_is_read_in_slices() -> None:
-    clock = Clock()
-    server = KVServer(Settings(), clock)
-    _fill(server)
+    clock, server = _filled()
     a, ta = _client(server)
     b, tb = _client(server)
     a.dataReceived(_cmd("DUMP", "h"))
@@ -179,9 +179,7 @@ def test_a_big_restore_is_read_in_slices() -> None:
 
 
 def test_an_error_found_in_a_slice_is_the_reply() -> None:
-    clock = Clock()
-    server = KVServer(Settings(), clock)
-    _fill(server)
+    clock, server = _filled()
     a, ta = _client(server)
     a.dataReceived(_cmd("RPUSH", "l", "not-a-number"))
     ta.clear()
@@ -191,9 +189,7 @@ def test_an_error_found_in_a_slice_is_the_reply() -> None:
 
 
 def test_a_client_gone_mid_command_lets_the_others_go_on() -> None:
-    clock = Clock()
-    server = KVServer(Settings(), clock)
-    _fill(server)
+    clock, server = _filled()
     a, _ = _client(server)
     b, tb = _client(server)
     a.dataReceived(_cmd("SUNIONSTORE", "dst", "s", "s2"))
