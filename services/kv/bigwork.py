@@ -31,9 +31,12 @@ from itertools import islice
 from time import perf_counter
 from typing import Any, TypeVar
 
+from twisted.logger import Logger
+
 from portsuite_services.kv.bigreply import may_slice
 from portsuite_services.kv.blocking import Blocked, unblock
 
+log = Logger(namespace="portsuite.kv")
 T = TypeVar("T")
 Steps = Generator[Any, None, T]  # (what a step yields, if not None, is freed lazily)
 
@@ -92,6 +95,11 @@ class Working(Blocked):
         server.total_commands -= 1  # (counted when it started)
         try:  # (still busy: the others wait, the clock of expiry stands still)
             c.run([self.argv], None)
+        except Exception:  # a bug: logged, this client closed, the others go on
+            log.failure("kv {name}: {command} failed", name=server.name, command=self.argv[0])
+            c.closed = True
+            c.transport.abortConnection()
+            waiting = None
         finally:
             c.precomputed = None
             server.set_busy(None)
