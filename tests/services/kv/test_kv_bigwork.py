@@ -342,3 +342,37 @@ def _session(port: int, resp3: bool) -> list[Any]:
 def test_big_set_operations_and_sorts_as_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
     ours = _session(kv_port, resp3)
     assert ours == _session(redis_port, resp3)
+
+
+def test_a_set_still_freed_lazily_after_keys_come_and_go() -> None:
+    """SET skips looking at what it replaces only while no key holds a container."""
+    clock = Clock()
+    clock.advance(1000)
+    server = KVServer(Settings(), clock)
+    a, ta = _client(server)
+    members = [b"m%d" % i for i in range(1000)]
+    for argv in (
+        ("SADD", "a", *members),
+        ("RPUSH", "b", *members),
+        ("SET", "a", "now a string"),
+        ("DEL", "b"),
+        ("SADD", "c", *members),
+        ("RENAME", "c", "d"),
+        ("HSET", "e", "f", "v"),
+        ("PEXPIRE", "e", "1"),
+        ("SWAPDB", "0", "1"),
+        ("SWAPDB", "1", "0"),
+        ("SELECT", "1"),
+        ("SADD", "x", "y"),
+        ("FLUSHDB",),
+        ("SELECT", "0"),
+    ):
+        a.dataReceived(_cmd(*argv))
+    clock.advance(0.5)
+    a.dataReceived(_cmd("EXISTS", "e"))  # (expired now)
+    _drive(clock, lambda: server.lazyfree.pending == 0)
+    big = server.store.data[b"d"]
+    a.dataReceived(_cmd("SET", "d", "x"))
+    assert server.lazyfree.pending == 1 and len(big) == 1000  # not freed at once
+    _drive(clock, lambda: server.lazyfree.pending == 0)
+    assert len(big) == 0 and [db.boxed for db in server.dbs[:2]] == [0, 0]
