@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """
 Whole-collection kv commands against the rest of the suite: how long one kv client's
-SMEMBERS / HGETALL / LRANGE 0 -1 / ZRANGE 0 -1 WITHSCORES / SUNION / KEYS * / SORT /
-DEL / UNLINK / FLUSHALL of a value with N members holds the event loop every service
+SMEMBERS / HGETALL / LRANGE 0 -1 / ZRANGE 0 -1 WITHSCORES / SUNION / SINTER / SDIFF
+(and their STOREs, SINTERCARD) / KEYS * / SORT / DEL / UNLINK / FLUSHALL of a value with N
+members, or a SET, RENAME, expiry, DEL in MULTI or FLUSHDB that drops one, holds the event loop every service
 shares (issue 10's target: no kv input delays another service by more than 50 ms).
 
 A suite of kv + echo runs in twistd (pinned to cpu 0); a process of its own sends one
@@ -33,23 +34,41 @@ from kv import _cmd, _pinger, start, start_kv_and_echo, stop
 N = int(os.environ.get("N", "1000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the command names
 
-COMMANDS: list[tuple[str, list[bytes]]] = [
-    ("SMEMBERS", [b"SMEMBERS", b"s"]),
-    ("HGETALL", [b"HGETALL", b"h"]),
-    ("HKEYS", [b"HKEYS", b"h"]),
-    ("HVALS", [b"HVALS", b"h"]),
-    ("LRANGE 0 -1", [b"LRANGE", b"l", b"0", b"-1"]),
-    ("ZRANGE 0 -1 WITHSCORES", [b"ZRANGE", b"z", b"0", b"-1", b"WITHSCORES"]),
-    ("SUNION", [b"SUNION", b"s", b"s2"]),
-    ("SINTER", [b"SINTER", b"s", b"s2"]),
-    ("SDIFF", [b"SDIFF", b"s", b"s2"]),
-    ("SSCAN COUNT 10 (x100)", [b"SSCAN", b"s", b"0", b"COUNT", b"10"]),
-    ("KEYS *", [b"KEYS", b"*"]),
-    ("SORT list", [b"SORT", b"l"]),
-    ("DEL set", [b"DEL", b"s2"]),
-    ("UNLINK hash", [b"UNLINK", b"h"]),
-    ("DEL zset", [b"DEL", b"z"]),
-    ("FLUSHALL ASYNC", [b"FLUSHALL", b"ASYNC"]),
+# each step: a name and its commands (sent as one pipeline, timed together); a
+# b"sleep" argv waits that long (in s) within the step, for an expiry to happen
+STEPS: list[tuple[str, list[list[bytes]]]] = [
+    ("SMEMBERS", [[b"SMEMBERS", b"s"]]),
+    ("HGETALL", [[b"HGETALL", b"h"]]),
+    ("HKEYS", [[b"HKEYS", b"h"]]),
+    ("HVALS", [[b"HVALS", b"h"]]),
+    ("LRANGE 0 -1", [[b"LRANGE", b"l", b"0", b"-1"]]),
+    ("ZRANGE 0 -1 WITHSCORES", [[b"ZRANGE", b"z", b"0", b"-1", b"WITHSCORES"]]),
+    ("SUNION", [[b"SUNION", b"s", b"s2"]]),
+    ("SINTER", [[b"SINTER", b"s", b"s2"]]),
+    ("SDIFF", [[b"SDIFF", b"s", b"s2"]]),
+    ("SINTERCARD", [[b"SINTERCARD", b"2", b"s", b"s2"]]),
+    ("SUNIONSTORE", [[b"SUNIONSTORE", b"u", b"s", b"s2"]]),
+    ("SINTERSTORE", [[b"SINTERSTORE", b"i", b"s", b"s2"]]),
+    ("SDIFFSTORE", [[b"SDIFFSTORE", b"d", b"s", b"s2"]]),
+    ("SSCAN COUNT 10 (x100)", [[b"SSCAN", b"s", b"0", b"COUNT", b"10"]]),
+    ("KEYS *", [[b"KEYS", b"*"]]),
+    ("SORT list", [[b"SORT", b"l"]]),
+    ("SORT list STORE", [[b"SORT", b"l", b"STORE", b"sl"]]),
+    ("DUMP of a set", [[b"DUMP", b"o1"]]),
+    ("RESTORE of it", [[b"RESTORE", b"o5", b"0", b"$last"]]),
+    ("SET over a set", [[b"SET", b"o1", b"x"]]),
+    ("RENAME over a set", [[b"RENAME", b"k1", b"o2"]]),
+    ("expiry of a set", [[b"PEXPIRE", b"o3", b"20"], [b"sleep", b"0.4"]]),
+    ("DEL in MULTI", [[b"MULTI"], [b"DEL", b"o4"], [b"EXEC"]]),
+    (
+        "FLUSHDB (one big set)",
+        [[b"MOVE", b"s2", b"1"], [b"SELECT", b"1"], [b"FLUSHDB"], [b"SELECT", b"0"]],
+    ),
+    ("DEL stream", [[b"DEL", b"x"]]),
+    ("DEL set", [[b"DEL", b"s"]]),
+    ("UNLINK hash", [[b"UNLINK", b"h"]]),
+    ("DEL zset", [[b"DEL", b"z"]]),
+    ("FLUSHALL ASYNC", [[b"FLUSHALL", b"ASYNC"]]),
 ]
 
 
@@ -74,6 +93,7 @@ class Client:
             reader.feed(data)
 
     def pipeline(self, cmds: list[list[bytes]]) -> None:
+        """Send C{cmds} at once, read every reply."""
         self.sock.sendall(b"".join(_cmd(*c) for c in cmds))
         reader = hiredis.Reader()
         left = len(cmds)
@@ -98,6 +118,10 @@ def load(port: int) -> None:
             batch.append([b"ZADD", b"z", *(x for j in r for x in (b"%d" % j, b"m%d" % j))])
             batch.append([b"RPUSH", b"l", *(b"%d" % ((j * 7919) % N) for j in r)])
             batch.append([b"MSET", *(x for j in r for x in (b"k%d" % j, b"v"))])
+            for o in (b"o1", b"o2", b"o3", b"o4"):  # sets with members of their own, to drop
+                batch.append([b"SADD", o, *(o + b"%d" % j for j in r)])
+            if i // step % 4 == 0:  # a stream of N/4 entries
+                batch.extend([b"XADD", b"x", b"*", b"f", b"%d" % j] for j in r)
         c.pipeline(batch)
     c.sock.close()
 
@@ -118,19 +142,25 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
         time.sleep(0.5)
     c = Client(port)
     spans = []
+    last = b""
     t0 = time.monotonic()
-    for name, argv in COMMANDS:
+    for name, cmds in STEPS:
         if ONLY and name not in ONLY.split(","):
             continue
         time.sleep(0.2)
         a = time.monotonic()
         t = time.perf_counter()
         if "x100" in name:  # 100 calls of one scan, following its cursor
+            argv = cmds[0]
             cursor = b"0"
             for _ in range(100):
                 cursor = c.call(*argv[:2], cursor, *argv[3:])[0]
         else:
-            c.call(*argv)
+            for argv in cmds:
+                if argv[0] == b"sleep":
+                    time.sleep(float(argv[1]))
+                else:  # (b"$last": the previous step's reply, DUMP's payload)
+                    last = c.call(*[last if x == b"$last" else x for x in argv])
         out[name] = (time.perf_counter() - t, -1.0)
         spans.append((name, a - t0, time.monotonic() - t0))
     time.sleep(0.3)
@@ -170,7 +200,7 @@ def main() -> None:
         f"{'worst echo rtt ms':>18} {'target':>7}"
     )
     print(f"{'(baseline)':26} {'':>7} {'':>8} {'':>9} {ours['(baseline)'][1]:18.1f}")
-    for name, _ in COMMANDS:
+    for name, _ in STEPS:
         if name not in ours:
             continue
         k, worst = ours[name]
@@ -179,7 +209,7 @@ def main() -> None:
         print(f"{name:26} {k:7.2f} {r:8.2f} {ratio} {worst:18.1f} {'50':>7}")
     print(
         "SUMMARY worst echo rtt ms: "
-        + " ".join(f"{n.split()[0]}={ours[n][1]:.0f}" for n, _ in COMMANDS if n in ours)
+        + " ".join(f"{n.replace(' ', '_')}={ours[n][1]:.0f}" for n, _ in STEPS if n in ours)
     )
 
 

@@ -91,18 +91,25 @@ def _nothing(lo: int, hi: int) -> bytes:
     return b""
 
 
-def possible(c: Any, count: int) -> bool:
-    """Is a reply of C{count} elements to go out in slices?"""
+def may_slice(c: Any) -> bool:
+    """
+    Is C{c} running a batch of a live connection, in no state that wants its reply
+    whole (MULTI/EXEC, the AOF replayed, CLIENT REPLY OFF/SKIP, already blocked)?
+    """
     return (
-        count >= BIG
-        and getattr(c, "_out", None) is not None  # inside a batch of a live connection
+        getattr(c, "_out", None) is not None
         and c.blocked is None
         and not c.in_exec
         and not c.deny_blocking
         and c.reply_mode is None
         and not c.closed
-        and not c.subscribed  # (a RESP3 push must not land inside the reply)
     )
+
+
+def possible(c: Any, count: int) -> bool:
+    """Is a reply of C{count} elements to go out in slices?"""
+    # (subscribed: a RESP3 push must not land inside the reply)
+    return count >= BIG and may_slice(c) and not c.subscribed
 
 
 def start(c: Any, header: bytes, count: int, encode: Callable[[int, int], bytes]) -> Any:
@@ -135,6 +142,35 @@ def array(c: Any, items: list[bytes]) -> Any:
     if not possible(c, len(items)):
         return items
     return start(c, b"*%d\r\n" % len(items), len(items), _bulks(items))
+
+
+def nullable_array(c: Any, items: list[bytes | None]) -> Any:
+    """An array of bulk strings and nils (SORT … GET)."""
+    if not possible(c, len(items)):
+        return items
+    nil = b"$-1\r\n" if c.resp == 2 else b"_\r\n"
+    return start(
+        c,
+        b"*%d\r\n" % len(items),
+        len(items),
+        lambda lo, hi: b"".join(
+            [nil if x is None else b"$%d\r\n%s\r\n" % (len(x), x) for x in items[lo:hi]]
+        ),
+    )
+
+
+def stream_entries(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]]) -> Any:
+    """XRANGE's entries (only when L{possible}): each its ID and its fields and values."""
+
+    def encode(lo: int, hi: int) -> bytes:
+        out = []
+        for (ms, seq), fv in zip(ids[lo:hi], fields[lo:hi], strict=True):
+            i = b"%d-%d" % (ms, seq)
+            out.append(b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(i), i, len(fv)))
+            out += [b"$%d\r\n%s\r\n" % (len(x), x) for x in fv]
+        return b"".join(out)
+
+    return start(c, b"*%d\r\n" % len(ids), len(ids), encode)
 
 
 def set_members(c: Any, items: list[bytes]) -> Any:

@@ -1,7 +1,8 @@
 """
 Freeing big values a slice at a time (Redis's lazyfree): DEL, UNLINK, FLUSHALL and
-FLUSHDB of a value with a million members no longer hold the event loop the whole
-suite shares while Python deallocates every member.
+FLUSHDB of a value with a million members, or a SET, RENAME, RESTORE/COPY REPLACE,
+*STORE or expiry that drops one (L{Store.free}), no longer hold the event loop the
+whole suite shares while Python deallocates every member.
 
 The key is gone at once (the command's effect and reply are unchanged); the value,
 no longer reachable from the keyspace, goes to a queue that the reactor empties
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from portsuite_services.kv.stream import Stream
 from portsuite_services.kv.zset import ZSet
 
 THRESHOLD = 64  # Redis's LAZYFREE_THRESHOLD: smaller values are freed at once
@@ -28,6 +30,8 @@ def effort(value: Any) -> int:
     t = type(value)
     if t is set or t is dict or t is deque or t is list or t is ZSet:
         return len(value)
+    if t is Stream:
+        return len(value.entries)
     return 0
 
 
@@ -86,4 +90,10 @@ class LazyFree:
             for _ in range(n):
                 popitem()
                 pop()
+        elif t is Stream:  # its entries (the ids, nodes and groups go with the last piece)
+            n = min(n, len(v.entries))
+            del v.ids[-n:]
+            popitem = v.entries.popitem
+            for _ in range(n):
+                popitem()
         return max(n, 1)

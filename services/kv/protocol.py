@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from portsuite.api import format_peer, is_loopback
 from portsuite_services.kv.bigreply import Sending
+from portsuite_services.kv.bigwork import Working
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite_services.kv.notify import notify_after, notify_before
@@ -128,6 +129,7 @@ class KVProtocol(Protocol):
         self.in_exec = False
         self.monitor = False
         self.held = False  # replies wait in queue for the AOF's write (KVServer.hold)
+        self.precomputed: Any = None  # a sliced command's result, for its second run (bigwork.py)
         self.refresh()
 
     # -- connection ----------------------------------------------------------------
@@ -279,6 +281,9 @@ class KVProtocol(Protocol):
     def must_wait(self, cmd: Any, argv: list[bytes]) -> bool:
         """CLIENT PAUSE is on: does this command wait for its end?"""
         server = self.server
+        busy = server.busy
+        if busy is not None:  # a command computed in slices: everything else waits
+            return busy.client is not self
         if not server.pause_end or self.in_exec:
             return False
         if cmd.fullname == "client|unpause":
@@ -740,7 +745,7 @@ class KVProtocol(Protocol):
                 notify_after(self, cmd, argv, r, pre)
             if server.ready_keys and not self.deny_blocking:
                 handle_ready(server)  # clients blocked on what this made ready
-        elif notifying and pre:
+        elif notifying and pre and type(self.blocked) is not Working:  # (told when it is done)
             notify_after(self, cmd, argv, r, pre, False)  # key misses (or nothing changed)
         if r is NO_REPLY:
             return
@@ -825,10 +830,10 @@ class KVProtocol(Protocol):
                 )
                 return None
             if server.every_command:
-                if server.pause_end and self.must_wait(cmd, argv):
+                if (server.pause_end or server.busy is not None) and self.must_wait(cmd, argv):
                     self.waiting = True
                     return None
-                if server.monitors and "admin" not in cmd.flags:
+                if server.monitors and "admin" not in cmd.flags and self.precomputed is None:
                     server.feed_monitors(self, argv)
             if self.multi is not None and name not in NOT_QUEUED:
                 if "nomulti" in cmd.flags:
@@ -885,7 +890,9 @@ class KVProtocol(Protocol):
 # append-only file that cannot be written), they run here in one call instead of
 # execute's checks, the handler and the store's methods. Each answers False, having
 # changed nothing, for whatever it does not cover (another arity, a key with a TTL,
-# a wrong type, a big value, an AOF in another database); execute then runs it.
+# a wrong type, a big value, an AOF in another database, a SET over a container or a
+# "raw" string: Store.set frees the one lazily and forgets the other); execute then
+# runs it.
 # Everything a user sees stays as execute leaves it: the reply, the keyspace and
 # its dirty count, the AOF record, CLIENT LIST's cmd=, total_commands (run counts).
 
@@ -910,6 +917,10 @@ def _lean_set(c: KVProtocol, argv: list[bytes], out: list[bytes]) -> bool:
     server = c.server
     if len(argv) != 3 or server.notify_flags or store.watched or store.blocking:
         return False
+    if store.boxed or store.raw:  # the value replaced may be a container, or "raw"
+        old = store.data.get(argv[1])
+        if old is not None and (type(old) is not bytes or argv[1] in store.raw):
+            return False  # (Store.set frees a container lazily, forgets "raw")
     aof = server.aof
     if aof is not None:
         if not aof.ok or aof.db != store.id:

@@ -9,9 +9,10 @@ present from the first call to the last is in the snapshot, so it is returned;
 elements added meanwhile may or may not be (they are not); elements removed
 meanwhile are dropped from the slice they would be in.
 
-Snapshots are kept for the latest scans, up to C{MAX_REFS} elements in all (least
-recently used first out). A cursor whose snapshot is gone (evicted, or a cursor kv
-did not give) starts the scan again on a new snapshot: every element present all
+Snapshots are kept for the latest scans, up to C{MAX_REFS} elements in all (past
+that, the least recently used snapshot of the client holding the most goes first, so
+a client starting scan after scan evicts its own). A cursor whose snapshot is gone
+(evicted, or a cursor kv did not give) starts the scan again on a new snapshot: every element present all
 along is still returned (some twice, which Redis allows too), and no call ever
 answers more than COUNT elements, so a forged cursor on a collection of millions
 cannot hold the event loop with one giant reply. (The price: a client whose
@@ -31,37 +32,60 @@ MAX_ID = 1 << 30  # cursor = id << 32 | position stays a positive 63-bit integer
 
 
 class Snapshots:
-    """The snapshots of the scans in progress: id -> (collection, elements)."""
+    """
+    The snapshots of the scans in progress: id -> (collection, elements, owner).
+
+    Past C{max_refs} elements in all, the owner holding the most loses its least
+    recently used snapshot first: a client that starts scan after scan (SSCAN 0 in
+    a loop) evicts its own, not the scans other clients are in the middle of.
+    """
 
     def __init__(self, max_refs: int = MAX_REFS) -> None:
         self.max_refs = max_refs
-        self.entries: OrderedDict[int, tuple[Any, list[Any]]] = OrderedDict()
+        self.entries: dict[int, tuple[Any, list[Any], int]] = {}
+        self.mine: dict[int, OrderedDict[int, None]] = {}  # owner -> its ids, oldest first
+        self.held: dict[int, int] = {}  # owner -> elements its snapshots hold
         self.refs = 0
         self.last_id = 0
 
-    def start(self, coll: Any, items: list[Any]) -> int:
+    def start(self, coll: Any, items: list[Any], owner: int = 0) -> int:
         self.last_id = self.last_id % MAX_ID + 1
-        old = self.entries.pop(self.last_id, None)
-        if old is not None:
-            self.refs -= len(old[1])
-        self.entries[self.last_id] = (coll, items)
+        sid = self.last_id
+        self.done(sid)
+        self.entries[sid] = (coll, items, owner)
+        self.mine.setdefault(owner, OrderedDict())[sid] = None
+        self.held[owner] = self.held.get(owner, 0) + len(items)
         self.refs += len(items)
+        new = len(items)
+
+        def weight(o: int) -> float:  # (not counting the new one; the starter loses ties)
+            return self.held[o] - new + 0.5 if o == owner else self.held[o]
+
         while self.refs > self.max_refs and len(self.entries) > 1:
-            _, (_, gone) = self.entries.popitem(last=False)
-            self.refs -= len(gone)
-        return self.last_id
+            hog = max(self.held, key=weight)
+            self.done(next(i for i in self.mine[hog] if i != sid))
+        return sid
 
     def get(self, sid: int, coll: Any) -> list[Any] | None:
         entry = self.entries.get(sid)
         if entry is None or entry[0] is not coll:
             return None
-        self.entries.move_to_end(sid)
+        self.mine[entry[2]].move_to_end(sid)
         return entry[1]
 
     def done(self, sid: int) -> None:
         entry = self.entries.pop(sid, None)
-        if entry is not None:
-            self.refs -= len(entry[1])
+        if entry is None:
+            return
+        n, owner = len(entry[1]), entry[2]
+        self.refs -= n
+        ids = self.mine[owner]
+        del ids[sid]
+        if ids:
+            self.held[owner] -= n
+        else:
+            del self.mine[owner]
+            self.held.pop(owner, None)
 
 
 def step(
@@ -70,17 +94,25 @@ def step(
     cursor: int,
     count: int,
     present: Callable[[Any], bool],
-) -> tuple[int, list[Any]]:
-    """One SCAN call over C{coll}: the next cursor and up to C{count} elements."""
+    owner: int = 0,
+    take: Callable[[Collection[Any]], Any] = list,
+) -> tuple[int, list[Any]] | None:
+    """
+    One SCAN call over C{coll}: the next cursor and up to C{count} elements. A new
+    snapshot is C{take(coll)}; None from it (being copied in slices, see bigwork.py)
+    is None here: the command answers when it runs again.
+    """
     found = None
     if cursor:
         sid, pos = cursor >> POSITION_BITS, cursor & ((1 << POSITION_BITS) - 1)
         found = snaps.get(sid, coll)
     if found is None:  # a new scan, or one whose snapshot is gone: from the start
-        items = list(coll)
-        if len(items) <= count:
-            return 0, items
-        sid, pos = snaps.start(coll, items), 0
+        if len(coll) <= count:
+            return 0, list(coll)
+        items = take(coll)
+        if items is None:
+            return None
+        sid, pos = snaps.start(coll, items, owner), 0
     else:
         items = found
     end = pos + count

@@ -144,6 +144,7 @@ class KVServer(ServerFactory):
         self.pause_all = False
         self._pause_call: Any = None
         self.paused_clients: set[KVProtocol] = set()
+        self.busy: Any = None  # a command computed in slices (bigwork.py): the others wait
         self.tuning = dict(tuning.DEFAULTS)  # Redis's parameters kv keeps but has no use for
         self.slowlog: list[list[Any]] = []  # newest first
         self.slowlog_ids = 0
@@ -170,6 +171,8 @@ class KVServer(ServerFactory):
         self._ticks = 0
         self.scans = Snapshots()  # SCAN-family cursors (scan.py)
         self.lazyfree = LazyFree(reactor)  # big values deleted, freed in slices (lazyfree.py)
+        for db in self.dbs:
+            db.free = self.lazyfree.free
         if settings.data is not None:
             self.load(settings.data)
 
@@ -270,7 +273,7 @@ class KVServer(ServerFactory):
     # -- MONITOR, CLIENT PAUSE --------------------------------------------------------
 
     def _every_command_changed(self) -> None:
-        on = bool(self.monitors) or bool(self.pause_end)
+        on = bool(self.monitors) or bool(self.pause_end) or self.busy is not None
         if on != self.every_command:
             self.every_command = on
             for client in self.clients.values():
@@ -328,10 +331,26 @@ class KVServer(ServerFactory):
         self.pause_end = 0.0
         self.pause_all = False
         self._every_command_changed()
+        if self.busy is None:
+            self.release_waiting()
+
+    def set_busy(self, job: Any) -> None:
+        """
+        A command computed in slices starts (or ends): every other client waits, and
+        the clock of expiry stands still for it (Redis's command time snapshot).
+        """
+        self.busy = job
+        frozen = 0 if job is None else int(self.clock() * 1000)
+        for db in self.dbs:
+            db.frozen_ms = frozen
+        self._every_command_changed()
+
+    def release_waiting(self) -> None:
+        """A pause or a sliced command is over: the clients that waited run, in id order."""
         waiting = sorted(self.paused_clients, key=lambda c: c.id)
         self.paused_clients.clear()
         for client in waiting:
-            client.end_wait()
+            client.end_wait()  # (it waits again if a pause or another sliced command is on)
 
     def note_memory_only_save(self) -> None:
         log.info(
@@ -514,7 +533,7 @@ class KVServer(ServerFactory):
     def _cron(self) -> None:
         """Every 100 ms: active expiry, idle clients, AOF growth."""
         expired = 0
-        for db in self.dbs:
+        for db in self.dbs if self.busy is None else ():  # (no key changes under a sliced command)
             if db._heap:
                 expired += db.expire_cycle()
         if expired and self.aof is not None and self.aof.ok:

@@ -40,9 +40,18 @@ class Store:
         self.dirty = 0  # changes since start (INFO: rdb_changes_since_last_save)
         self.expired_keys = 0
         self.on_expired: Callable[[Store, bytes], None] | None = None
+        # a value dropped for good (overwritten, expired, flushed): freed by the server's
+        # lazyfree, a big one a slice per reactor turn (lazyfree.py); None: at once
+        self.free: Callable[[Any], None] | None = None
         self.loading = False
+        self.boxed = 0  # keys holding a container (not a string): 0 lets SET skip a lookup
+        self.raw: set[bytes] = set()  # strings APPEND, SETRANGE, SETBIT… made "raw" (OBJECT)
+        self.frozen_ms = 0  # while a command runs in slices (bigwork.py): its time, as Redis's
 
     def now_ms(self) -> int:
+        frozen = self.frozen_ms
+        if frozen:
+            return frozen
         return int(self.clock() * 1000)
 
     # -- lookups (lazy expiry) -------------------------------------------------
@@ -56,12 +65,18 @@ class Store:
         return self.data.get(key)
 
     def _expire(self, key: bytes) -> None:
-        del self.data[key]
+        value = self.data.pop(key)
         del self.expires[key]
+        if type(value) is not bytes:
+            self.boxed -= 1
+        if self.raw:
+            self.raw.discard(key)
         self.expired_keys += 1
         self.dirty += 1
         if self.on_expired is not None:
             self.on_expired(self, key)
+        if type(value) is not bytes and self.free is not None:
+            self.free(value)
 
     def exists(self, key: bytes) -> bool:
         return self.get(key) is not None
@@ -70,18 +85,59 @@ class Store:
 
     def set(self, key: bytes, value: Any, keepttl: bool = False) -> None:
         """Store C{value}; the key's TTL is cleared unless C{keepttl}."""
-        self.data[key] = value
+        if self.boxed or self.raw:  # a key may hold a container or a raw string: look first
+            self._set_over(key, value)
+        else:  # (every key holds a plain string: nothing to free or forget, no lookup)
+            self.data[key] = value
+            if type(value) is not bytes:
+                self.boxed = 1
         if not keepttl and self.expires:
             self.expires.pop(key, None)
         self.dirty += 1
 
+    def _set_over(self, key: bytes, value: Any) -> None:
+        """L{set} where the value it replaces may need freeing (lazily) or forgetting."""
+        data = self.data
+        old = data.get(key)
+        data[key] = value
+        if type(value) is not bytes:
+            if old is None or type(old) is bytes:
+                self.boxed += 1
+        elif old is not None and type(old) is not bytes:
+            self.boxed -= 1
+        if old is None:
+            return
+        if type(old) is bytes:
+            if self.raw:
+                self.raw.discard(key)  # (only a key holding a string can be in raw)
+        elif old is not value and self.free is not None:
+            self.free(old)  # (SET over a set of a million members)
+
+    def set_raw(self, key: bytes, value: bytes, keepttl: bool = False) -> None:
+        """A string changed in place, as Redis's APPEND, SETRANGE, SETBIT… do: "raw" (OBJECT)."""
+        self.set(key, value, keepttl)
+        self.raw.add(key)
+
     def delete(self, key: bytes) -> bool:
         if self.get(key) is None:
             return False
-        del self.data[key]
+        if type(self.data.pop(key)) is not bytes:
+            self.boxed -= 1
+        if self.raw:
+            self.raw.discard(key)
         if self.expires:
             self.expires.pop(key, None)
         self.dirty += 1
+        return True
+
+    def drop(self, key: bytes) -> bool:
+        """Delete C{key} for good (DEL, not MOVE): its value goes to C{free}."""
+        value = self.get(key)
+        if value is None:
+            return False
+        self.delete(key)
+        if type(value) is not bytes and self.free is not None:
+            self.free(value)
         return True
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
@@ -100,15 +156,25 @@ class Store:
 
     def rename(self, old: bytes, new: bytes) -> None:
         value = self.data.pop(old)
+        if type(value) is not bytes:
+            self.boxed -= 1  # (set counts it again)
         when = self.expires.pop(old, None)
-        self.data[new] = value
-        self.expires.pop(new, None)
+        self.set(new, value)  # (the value it replaces is freed lazily; dirty counts one)
+        if old in self.raw:
+            self.raw.discard(old)
+            self.raw.add(new)
         if when is not None:
             self.set_expire(new, when)
-        self.dirty += 1
 
     def flush(self) -> None:
+        """FLUSHDB of a small database (its big values are freed in slices, see C{free})."""
+        if self.free is not None:
+            for value in self.data.values():
+                if type(value) is not bytes:
+                    self.free(value)
         self.data.clear()
+        self.boxed = 0
+        self.raw.clear()
         self.expires.clear()
         self._heap.clear()
         self.dirty += 1
@@ -117,6 +183,8 @@ class Store:
         """FLUSHALL of a big database: empty now; the caller frees the old keys (lazyfree.py)."""
         data, expires = self.data, self.expires
         self.data, self.expires = {}, {}
+        self.boxed = 0
+        self.raw = set()
         self._heap = []
         self.dirty += 1
         return data, expires
@@ -125,6 +193,8 @@ class Store:
         """SWAPDB: the keys of two databases change places (clients stay where they are)."""
         self.data, other.data = other.data, self.data
         self.expires, other.expires = other.expires, self.expires
+        self.raw, other.raw = other.raw, self.raw
+        self.boxed, other.boxed = other.boxed, self.boxed
         self._heap, other._heap = other._heap, self._heap
         self.dirty += 1
         other.dirty += 1

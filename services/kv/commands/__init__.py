@@ -216,7 +216,7 @@ def expire_at(c: Any, key: bytes, when: int) -> None:
     """
     store = c.store
     if when <= store.now_ms() and not store.loading:
-        store.delete(key)
+        store.drop(key)
         c.also = [[b"DEL", key]]
     else:
         store.set_expire(key, when)

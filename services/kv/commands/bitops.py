@@ -55,7 +55,7 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
     dest = argv[2]
     c.touched = [dest]
     if maxlen == 0:
-        c.store.delete(dest)
+        c.store.drop(dest)
         c.store.dirty += 1
         return 0
     if op == b"not":
@@ -77,7 +77,7 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
         else:
             for x in ints[1:]:
                 n ^= x
-    c.store.set(dest, n.to_bytes(maxlen, "big"))
+    c.store.set_raw(dest, n.to_bytes(maxlen, "big"))
     c.touched = [dest]
     return maxlen
 
@@ -322,7 +322,7 @@ def _bitfield(c: Any, argv: list[bytes], readonly: bool) -> Any:
             out.append(new)
         changed = True
     if changed:
-        c.store.set(argv[1], bytes(wbuf), keepttl=True)
+        c.store.set_raw(argv[1], bytes(wbuf), keepttl=True)
     return out
 
 

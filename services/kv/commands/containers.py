@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, glob, longdouble
+from portsuite_services.kv import bigreply, bigwork, glob, longdouble
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NO_SUCH_KEY,
     NOT_INT,
     OVERFLOW,
@@ -109,19 +111,37 @@ def hdel(c: Any, argv: list[bytes]) -> Any:
 @command("hgetall", 2, "readonly", H, "Get all the fields and values in a hash")
 def hgetall(c: Any, argv: list[bytes]) -> Any:
     h = _get(c, argv[1], dict) or {}
-    if bigreply.possible(c, len(h)):  # (two C-level copies: a snapshot, no tuple each)
-        return bigreply.hash_map(c, list(h), list(h.values()))
-    return Map(h.items())
+    if not bigreply.possible(c, len(h)):
+        return Map(h.items())
+    # a snapshot (fields, values: no tuple each), copied in slices when big
+    both = bigwork.compute(c, argv, 2 * len(h), lambda: _fields_values(h))
+    if both is NO_REPLY:
+        return both
+    return bigreply.hash_map(c, *both)
+
+
+def _fields_values(h: dict[bytes, bytes]) -> bigwork.Steps[tuple[list[bytes], list[bytes]]]:
+    fields = yield from bigwork.as_list(h)
+    values = yield from bigwork.as_list(h.values())
+    return fields, values
+
+
+def _snapshot_reply(c: Any, argv: list[bytes], items: Collection[bytes]) -> Any:
+    """A whole-collection reply (HKEYS, HVALS): its snapshot copied in slices when big."""
+    found = bigwork.compute(c, argv, len(items), lambda: bigwork.as_list(items))
+    if found is NO_REPLY:
+        return found
+    return bigreply.array(c, found)
 
 
 @command("hkeys", 2, "readonly", H, "Get all the fields in a hash")
 def hkeys(c: Any, argv: list[bytes]) -> Any:
-    return bigreply.array(c, list(_get(c, argv[1], dict) or ()))
+    return _snapshot_reply(c, argv, _get(c, argv[1], dict) or {})
 
 
 @command("hvals", 2, "readonly", H, "Get all the values in a hash")
 def hvals(c: Any, argv: list[bytes]) -> Any:
-    return bigreply.array(c, list((_get(c, argv[1], dict) or {}).values()))
+    return _snapshot_reply(c, argv, (_get(c, argv[1], dict) or {}).values())
 
 
 @command("hlen", 2, "readonly fast", H, "Get the number of fields in a hash")
@@ -176,14 +196,17 @@ def hscan(c: Any, argv: list[bytes]) -> Any:
         scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
         return [b"0", []]
     if _small(h):
-        _, _ = scan_reply([], argv[2], argv, 3, c, False)
+        scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
         pattern = _match_arg(argv)
         out: list[bytes] = []
         for k, v in h.items():
             if pattern is None or glob.match(pattern, k):
                 out += (k, v)
         return [b"0", out]
-    nxt, fields = scan_reply(h, argv[2], argv, 3, c, False)
+    r = scan_reply(h, argv[2], argv, 3, c, False)
+    if r is None:
+        return NO_REPLY
+    nxt, fields = r
     flat: list[bytes] = []
     for k in fields:
         flat += (k, h[k])
@@ -380,7 +403,7 @@ def srem(c: Any, argv: list[bytes]) -> Any:
     return removed
 
 
-def _intset_order(s: set[bytes]) -> list[bytes]:
+def _intset_order(s: Collection[bytes]) -> list[bytes]:
     """Small all-integer sets come out sorted, as Redis's intset encoding does."""
     if len(s) <= 512:
         nums = []
@@ -391,13 +414,19 @@ def _intset_order(s: set[bytes]) -> list[bytes]:
             nums.append((v, m))
         nums.sort()
         return [m for _, m in nums]
-    return list(s)
+    return s if type(s) is list else list(s)
 
 
 @command("smembers", 2, "readonly", S, "Get all the members in a set")
 def smembers(c: Any, argv: list[bytes]) -> Any:
     s = _get(c, argv[1], set)
-    return bigreply.set_members(c, _intset_order(s) if s else [])
+    if not s:
+        return bigreply.set_members(c, [])
+    # the snapshot of a big set is copied in slices too (others wait meanwhile)
+    members = bigwork.compute(c, argv, len(s), lambda: bigwork.as_list(s))
+    if members is NO_REPLY:
+        return members
+    return bigreply.set_members(c, _intset_order(members))
 
 
 @command("sismember", 3, "readonly fast", S, "Determine if a given value is a member of a set")
@@ -508,26 +537,43 @@ def _sets(c: Any, keys: list[bytes]) -> list[set[bytes] | None]:
     return out
 
 
+def inter_cost(sets: list[set[bytes]]) -> int:
+    """About how many lookups an intersection makes: the smallest set's size, per set."""
+    return min(map(len, sets)) * len(sets)
+
+
+def _set_reply(c: Any, argv: list[bytes], cost: int, work: Any) -> Any:
+    """The reply of SINTER/SUNION/SDIFF: computed in slices when big (bigwork.py)."""
+    members = bigwork.compute(c, argv, cost, work)
+    if members is NO_REPLY:
+        return members
+    return bigreply.set_members(c, _intset_order(members))
+
+
 @command("sinter", -2, "readonly", S, "Intersect multiple sets", keys=(1, -1, 1))
 def sinter(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[1:])
     if any(s is None for s in sets):
         return SetReply()
-    return bigreply.set_members(c, _intset_order(set.intersection(*sets)))  # type: ignore[arg-type]
+    live: list[set[bytes]] = sets  # type: ignore[assignment]
+    return _set_reply(c, argv, inter_cost(live), lambda: bigwork.inter(live, []))
 
 
 @command("sunion", -2, "readonly", S, "Add multiple sets", keys=(1, -1, 1))
 def sunion(c: Any, argv: list[bytes]) -> Any:
     sets = [s for s in _sets(c, argv[1:]) if s is not None]
-    return bigreply.set_members(c, _intset_order(set().union(*sets)))
+    return _set_reply(c, argv, sum(map(len, sets)), lambda: bigwork.union_members(sets))
 
 
 @command("sdiff", -2, "readonly", S, "Subtract multiple sets", keys=(1, -1, 1))
 def sdiff(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[1:])
-    if sets[0] is None:
+    first = sets[0]
+    if first is None:
         return SetReply()
-    return bigreply.set_members(c, _intset_order(sets[0].difference(*[s for s in sets[1:] if s])))
+    others = [s for s in sets[1:] if s]
+    cost = len(first) * len(sets)
+    return _set_reply(c, argv, cost, lambda: bigwork.diff(first, others, []))
 
 
 @command(

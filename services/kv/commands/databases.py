@@ -53,7 +53,10 @@ def move(c: Any, argv: list[bytes]) -> Any:
     if value is None or dst.get(key) is not None:
         return 0
     when = src.ttl_ms(key)
-    dst.set(key, value)
+    if key in src.raw:
+        dst.set_raw(key, value)
+    else:
+        dst.set(key, value)
     if when != -1:
         dst.set_expire(key, when)
     src.delete(key)
@@ -97,9 +100,12 @@ def copy_(c: Any, argv: list[bytes]) -> Any:
     if dst.get(new) is not None:
         if not replace:
             return 0
-        dst.delete(new)
+        dst.drop(new)
     when = src.ttl_ms(key)
-    dst.set(new, copy_value(value))
+    if key in src.raw:  # (the copy keeps its encoding, as Redis's dupStringObject)
+        dst.set_raw(new, value)
+    else:
+        dst.set(new, copy_value(value))
     if when != -1:
         dst.set_expire(new, when)
     c.touched = [new] if dst is src else []  # the source is not changed

@@ -5,18 +5,20 @@ SDIFFSTORE SINTERCARD SPOP SRANDMEMBER, TOUCH SUBSTR, SETBIT GETBIT BITCOUNT.
 
 from __future__ import annotations
 
-import random
 from collections import deque
+from itertools import islice
 from typing import Any
 
+from portsuite_services.kv import bigwork, randompick
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     SYNTAX,
     CommandError,
     command,
     to_int,
     wrongtype,
 )
-from portsuite_services.kv.commands.containers import _drop_if_empty, _get, _sets
+from portsuite_services.kv.commands.containers import _drop_if_empty, _get, _sets, inter_cost
 from portsuite_services.kv.commands.strings import getrange
 from portsuite_services.kv.resp import SetReply
 
@@ -133,21 +135,25 @@ def lpos(c: Any, argv: list[bytes]) -> Any:
     if lst is None:
         return [] if count is not None else None
     n = len(lst)
-    indexes = range(n) if rank > 0 else range(n - 1, -1, -1)
+    limit = min(maxlen, n) if maxlen else n  # how many elements are looked at
+    # (a C-level copy of them, searched by list.index: a deque's [i] walks to i, so the
+    # loop over indexes it replaces took 33 s for a million elements and no match)
+    seq = list(islice(lst if rank > 0 else reversed(lst), limit))
     skip = abs(rank) - 1
     found: list[int] = []
     want = count if count else n
     elem = argv[2]
-    for seen, idx in enumerate(indexes):
-        if maxlen and seen >= maxlen:
+    pos = 0
+    while len(found) < want:
+        try:
+            j = seq.index(elem, pos)
+        except ValueError:
             break
-        if lst[idx] == elem:
-            if skip:
-                skip -= 1
-                continue
-            found.append(idx)
-            if len(found) >= want:
-                break
+        pos = j + 1
+        if skip:
+            skip -= 1
+            continue
+        found.append(j if rank > 0 else n - 1 - j)
     if count is None:
         return found[0] if found else None
     return found
@@ -161,11 +167,19 @@ def _store_set(c: Any, dst: bytes, members: set[bytes]) -> Any:
     if members:
         c.store.set(dst, members)
     elif existed:
-        c.store.delete(dst)
+        c.store.drop(dst)
     else:
         c.touched = []  # nothing changed
     c.store.dirty += 1
     return len(members)
+
+
+def _store_op(c: Any, argv: list[bytes], cost: int, work: Any) -> Any:
+    """SINTERSTORE/SUNIONSTORE/SDIFFSTORE: the result computed in slices when big."""
+    members = bigwork.compute(c, argv, cost, work)
+    if members is NO_REPLY:
+        return members
+    return _store_set(c, argv[1], members)
 
 
 @command(
@@ -173,14 +187,16 @@ def _store_set(c: Any, dst: bytes, members: set[bytes]) -> Any:
 )
 def sinterstore(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[2:])
-    result = set() if any(s is None for s in sets) else set.intersection(*sets)  # type: ignore[arg-type]
-    return _store_set(c, argv[1], set(result))
+    if any(s is None for s in sets):
+        return _store_set(c, argv[1], set())
+    live: list[set[bytes]] = sets  # type: ignore[assignment]
+    return _store_op(c, argv, inter_cost(live), lambda: bigwork.inter(live, set()))
 
 
 @command("sunionstore", -3, "write denyoom", S, "Add sets and store the result", keys=(1, -1, 1))
 def sunionstore(c: Any, argv: list[bytes]) -> Any:
     sets = [s for s in _sets(c, argv[2:]) if s is not None]
-    return _store_set(c, argv[1], set().union(*sets))
+    return _store_op(c, argv, sum(map(len, sets)), lambda: bigwork.union(sets))
 
 
 @command(
@@ -188,8 +204,11 @@ def sunionstore(c: Any, argv: list[bytes]) -> Any:
 )
 def sdiffstore(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[2:])
-    result = set() if sets[0] is None else sets[0].difference(*[s for s in sets[1:] if s])
-    return _store_set(c, argv[1], result)
+    first = sets[0]
+    if first is None:
+        return _store_set(c, argv[1], set())
+    others = [s for s in sets[1:] if s]
+    return _store_op(c, argv, len(first) * len(sets), lambda: bigwork.diff(first, others, set()))
 
 
 @command(
@@ -220,8 +239,8 @@ def sintercard(c: Any, argv: list[bytes]) -> Any:
     sets = _sets(c, argv[2 : 2 + numkeys])
     if any(s is None for s in sets):
         return 0
-    n = len(set.intersection(*sets))  # type: ignore[arg-type]
-    return min(n, limit) if limit else n
+    live: list[set[bytes]] = sets  # type: ignore[assignment]
+    return bigwork.compute(c, argv, inter_cost(live), lambda: bigwork.inter_count(live, limit))
 
 
 @command("spop", -2, "write fast", S, "Remove and return one or multiple random members")
@@ -238,7 +257,7 @@ def spop(c: Any, argv: list[bytes]) -> Any:
         return None if count is None else SetReply()
     if count == 0:
         return SetReply()
-    picked = random.sample(list(s), min(count or 1, len(s)))
+    picked = randompick.sample(s, min(count or 1, len(s)))
     s.difference_update(picked)
     c.also = [[b"SREM", argv[1], *picked]]  # the AOF replays what was taken, not a new draw
     _drop_if_empty(c, argv[1], s)
@@ -252,16 +271,15 @@ def srandmember(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(SYNTAX)
     s = _get(c, argv[1], set)
     if len(argv) == 2:
-        return random.choice(list(s)) if s else None
+        return randompick.one(s) if s else None
     count = to_int(argv[2], "ERR value is out of range")
     if s is None or count == 0:
         return []
-    members = list(s)
     if count > 0:
-        return random.sample(members, min(count, len(members)))
+        return randompick.sample(s, min(count, len(s)))
     if -count > MAX_RANDOM:  # (Redis answers up to 2^62; a reply this big is refused here)
         raise CommandError("ERR value is out of range")
-    return [random.choice(members) for _ in range(-count)]
+    return randompick.choices(s, -count)
 
 
 # -- strings and keys -----------------------------------------------------------------
@@ -318,7 +336,7 @@ def setbit(c: Any, argv: list[bytes]) -> Any:
         buf[byte] |= mask
     else:
         buf[byte] &= ~mask
-    c.store.set(argv[1], bytes(buf), keepttl=True)
+    c.store.set_raw(argv[1], bytes(buf), keepttl=True)
     return old
 
 

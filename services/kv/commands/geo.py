@@ -522,7 +522,7 @@ def georadius_generic(c: Any, argv: list[bytes], src_at: int, flags: int) -> Any
     if z is None:
         if store is not None:
             c.touched = [store]
-            if c.store.delete(store):
+            if c.store.drop(store):
                 c.store.dirty += 1
             return 0
         return []
@@ -553,7 +553,7 @@ def georadius_generic(c: Any, argv: list[bytes], src_at: int, flags: int) -> Any
         return out
     c.touched = [store]
     if not found:
-        if c.store.delete(store):
+        if c.store.drop(store):
             c.store.dirty += 1
         return 0
     result = ZSet()

@@ -85,7 +85,7 @@ def pfadd(c: Any, argv: list[bytes]) -> Any:
         if t.set(index, n):
             changed = True
     if changed or created:
-        c.store.set(argv[1], t.value(True), keepttl=True)
+        c.store.set_raw(argv[1], t.value(True), keepttl=True)
         return 1
     if v is not None and t.sparse is not None:
         hll.remember(v, t.sparse)  # unchanged: still the stored value, parsed
@@ -111,7 +111,7 @@ def pfcount(c: Any, argv: list[bytes]) -> Any:
         card = hll.count(_regs(v))
         b = bytearray(v)
         hll.set_cache(b, card)
-        c.store.set(argv[1], bytes(b), keepttl=True)
+        c.store.set_raw(argv[1], bytes(b), keepttl=True)
         return card
     merged = bytearray(hll.REGISTERS)
     for key in argv[1:]:
@@ -152,6 +152,6 @@ def pfmerge(c: Any, argv: list[bytes]) -> Any:
     for j, r in enumerate(merged):
         if r:
             t.set(j, r)
-    c.store.set(argv[1], t.value(True), keepttl=True)
+    c.store.set_raw(argv[1], t.value(True), keepttl=True)
     c.touched = [argv[1]]
     return OK

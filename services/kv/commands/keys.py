@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Collection
+from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, glob
+from portsuite_services.kv import bigreply, bigwork, glob, randompick
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NO_SUCH_KEY,
     SYNTAX,
     CommandError,
@@ -23,15 +25,8 @@ G = "generic"
 
 @command("del", -2, "write", G, "Delete a key", keys=(1, -1, 1))
 def del_(c: Any, argv: list[bytes]) -> Any:
-    store = c.store
-    free = c.server.lazyfree.free
-    n = 0
-    for key in argv[1:]:
-        v = store.get(key)
-        if v is not None and store.delete(key):
-            n += 1
-            free(v)  # a big value is freed a slice at a time, DEL as UNLINK
-    return n
+    drop = c.store.drop  # a big value is freed a slice at a time, DEL as UNLINK
+    return sum(1 for key in argv[1:] if drop(key))
 
 
 @command("unlink", -2, "write fast", G, "Delete a key asynchronously", keys=(1, -1, 1))
@@ -63,11 +58,29 @@ def _live_keys(c: Any) -> list[bytes]:
 @command("keys", 2, "readonly", G, "Find all keys matching the given pattern", keys=(0, 0, 0))
 def keys(c: Any, argv: list[bytes]) -> Any:
     pattern = argv[1]
-    live = _live_keys(c)
-    if pattern == b"*":
-        return bigreply.array(c, live)
-    m = glob.match
-    return bigreply.array(c, [k for k in live if m(pattern, k)])
+    store = c.store
+    found = bigwork.compute(c, argv, len(store.data), lambda: _matching(store, pattern))
+    if found is NO_REPLY:
+        return found
+    return bigreply.array(c, found)
+
+
+def _matching(store: Any, pattern: bytes) -> bigwork.Steps[list[bytes]]:
+    """The live keys matching C{pattern}, a piece of the keyspace a step."""
+    match = glob.match
+    expires = store.expires
+    now = store.now_ms()
+    out: list[bytes] = []
+    it = iter(store.data)
+    for _ in range(0, len(store.data), bigwork.PIECE):
+        piece = list(islice(it, bigwork.PIECE))
+        if expires:
+            piece = [k for k in piece if k not in expires or expires[k] > now]
+        if pattern != b"*":
+            piece = [k for k in piece if match(pattern, k)]
+        out += piece
+        yield
+    return out
 
 
 def scan_reply(
@@ -78,10 +91,12 @@ def scan_reply(
     c: Any,
     with_type: bool,
     present: Callable[[bytes], bool] | None = None,
-) -> tuple[int, list[bytes]]:
+) -> tuple[int, list[bytes]] | None:
     """
     One SCAN-family call over the live collection C{coll} (L{scan.step}: O(COUNT)
     once the scan has started); C{present} tells whether an element is still there.
+    None: a big collection's snapshot is being copied in slices (the command
+    answers when it runs again, see bigwork.py).
     """
     cursor = string2ll(cursor_raw)
     if cursor is None or cursor < 0:
@@ -108,7 +123,18 @@ def scan_reply(
             raise CommandError(SYNTAX)
     if not coll:
         return 0, []
-    nxt, out = scan_step(c.server.scans, coll, cursor, count, present or coll.__contains__)
+    stepped = scan_step(
+        c.server.scans,
+        coll,
+        cursor,
+        count,
+        present or coll.__contains__,
+        c.id,
+        lambda coll: _snapshot(c, argv, coll),
+    )
+    if stepped is None:
+        return None
+    nxt, out = stepped
     if pattern is not None and pattern != b"*":
         out = [k for k in out if glob.match(pattern, k)]
     if type_filter is not None:
@@ -120,16 +146,32 @@ def scan_reply(
     return nxt, out
 
 
+def _snapshot(c: Any, argv: list[bytes], coll: Collection[bytes]) -> list[bytes] | None:
+    """A new scan's snapshot of C{coll}; copied in slices when big (None meanwhile)."""
+    items = bigwork.compute(c, argv, len(coll), lambda: bigwork.as_list(coll))
+    return None if items is NO_REPLY else items
+
+
 @command("scan", -2, "readonly", G, "Incrementally iterate the keys space", keys=(0, 0, 0))
 def scan(c: Any, argv: list[bytes]) -> Any:
     store = c.store
-    nxt, out = scan_reply(store.data, argv[1], argv, 2, c, True, lambda k: store.get(k) is not None)
-    return [b"%d" % nxt, out]
+    r = scan_reply(store.data, argv[1], argv, 2, c, True, lambda k: store.get(k) is not None)
+    if r is None:
+        return NO_REPLY
+    return [b"%d" % r[0], r[1]]
 
 
 @command("randomkey", 1, "readonly", G, "Return a random key from the keyspace", keys=(0, 0, 0))
 def randomkey(c: Any, argv: list[bytes]) -> Any:
-    live = _live_keys(c)
+    store = c.store
+    expires = store.expires
+    for _ in range(100):  # a key at random, not a copy of them all; an expired one: again
+        if not store.data:
+            return None
+        key = randompick.one(store.data)
+        if key not in expires or store.get(key) is not None:
+            return key
+    live = _live_keys(c)  # (mostly expired keys: the live ones)
     return random.choice(live) if live else None
 
 

@@ -6,12 +6,12 @@ that has a C{copy()}, streams included.)
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from typing import Any
 
-from portsuite_services.kv import glob, rdb
+from portsuite_services.kv import bigwork, glob, randompick, rdb
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NOT_INT,
     SYNTAX,
     CommandError,
@@ -78,8 +78,13 @@ def encoding(v: Any) -> str:
     parent="object",
 )
 def object_encoding(c: Any, argv: list[bytes]) -> Any:
-    v = c.store.get(argv[2])
-    return None if v is None else encoding(v).encode()
+    store = c.store
+    v = store.get(argv[2])
+    if v is None:
+        return None
+    if type(v) is bytes and argv[2] in store.raw:
+        return b"raw"  # (APPEND, SETRANGE, SETBIT, BITOP, BITFIELD, PFADD… changed it)
+    return encoding(v).encode()
 
 
 @command(
@@ -176,13 +181,22 @@ def dump(c: Any, argv: list[bytes]) -> Any:
     v = c.store.get(argv[1])
     if v is None:
         return None
-    payload = rdb.dump(v)
-    if payload is None:
+    if not rdb.dumpable(v):
         raise CommandError(
-            f"ERR DUMP of a {c.store.type_name(v)} is not supported by kv (strings, lists, sets "
-            "and hashes are)"
+            f"ERR DUMP of a {c.store.type_name(v)} is not supported by kv (strings, lists, sets, "
+            "hashes and streams are)"
         )
-    return payload
+    return bigwork.compute(c, argv, rdb.effort(v), lambda: rdb.dump_steps(v))
+
+
+def _restored(payload: bytes) -> bigwork.Steps[Any]:
+    """RESTORE's value: the payload checked then read, in slices when big (bigwork.py)."""
+    if not (yield from rdb.verify_steps(payload)):
+        raise CommandError("ERR DUMP payload version or checksum are wrong")
+    try:
+        return (yield from rdb.load_steps(payload))
+    except rdb.BadPayload:
+        raise CommandError("ERR Bad data format") from None
 
 
 @command("restore", -4, "write denyoom", K, "Create a key using the provided serialized value")
@@ -218,15 +232,12 @@ def restore(c: Any, argv: list[bytes]) -> Any:
     if ttl < 0:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     payload = argv[3]
-    if not rdb.verify(payload):
-        raise CommandError("ERR DUMP payload version or checksum are wrong")
-    try:
-        value = rdb.load(payload)
-    except rdb.BadPayload:
-        raise CommandError("ERR Bad data format") from None
+    value = bigwork.compute(c, argv, len(payload) // 8, lambda: _restored(payload))
+    if value is NO_REPLY:
+        return value
     existed = store.get(key) is not None
     if replace and existed:
-        store.delete(key)
+        store.drop(key)
     now = store.now_ms()
     if ttl and not absttl:
         if ttl > LLONG_MAX - now:
@@ -335,16 +346,15 @@ def hrandfield(c: Any, argv: list[bytes]) -> Any:
             raise CommandError("ERR value is out of range")
     h = _get(c, argv[1], dict)
     if count is None:
-        return random.choice(list(h)) if h else None
+        return randompick.one(h) if h else None
     if not h or count == 0:
         return []
-    fields = list(h)
     if count > 0:
-        picked = random.sample(fields, min(count, len(fields)))
+        picked = randompick.sample(h, min(count, len(h)))
     else:
         if -count > MAX_RANDOM:
             raise CommandError("ERR value is out of range")
-        picked = [random.choice(fields) for _ in range(-count)]
+        picked = randompick.choices(h, -count)
     if not withvalues:
         return picked
     if c.resp == 3:
@@ -368,8 +378,10 @@ def sscan(c: Any, argv: list[bytes]) -> Any:
             if argv[j].lower() == b"match":
                 pattern = argv[j + 1]
         return [b"0", [m for m in s if pattern is None or glob.match(pattern, m)]]
-    nxt, out = scan_reply(s, argv[2], argv, 3, c, False)
-    return [b"%d" % nxt, out]
+    r = scan_reply(s, argv[2], argv, 3, c, False)
+    if r is None:
+        return NO_REPLY
+    return [b"%d" % r[0], r[1]]
 
 
 _ = (Map, wrongtype)

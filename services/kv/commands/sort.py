@@ -6,12 +6,21 @@ pattern, or a constant such as C{nosort} to keep the native order), LIMIT, GET
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from functools import cmp_to_key
+from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply
-from portsuite_services.kv.commands import SYNTAX, CommandError, command, to_int, wrongtype
+from portsuite_services.kv import bigreply, bigwork
+from portsuite_services.kv.commands import (
+    NO_REPLY,
+    SYNTAX,
+    CommandError,
+    command,
+    to_int,
+    wrongtype,
+)
 from portsuite_services.kv.zset import ZSet, _strtod
 
 NOT_DOUBLE = "ERR One or more scores can't be converted into double"
@@ -112,57 +121,77 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
         start, end = size - 1, size - 2
     end = min(end, size - 1)
     if dontsort and t is not set:
+        cost = max(0, end - start + 1) * (1 + len(gets))
+    else:
+        cost = size * (1 + len(gets))
+    work = lambda: _sort_steps(  # noqa: E731
+        c, value, t, dontsort, desc, alpha, sortby, gets, start, end, store is not None
+    )
+    result = bigwork.compute(c, argv, cost, work)
+    if result is NO_REPLY:
+        return result
+    if store is None:
+        return bigreply.nullable_array(c, result) if gets else bigreply.array(c, result)
+    c.touched = [store]
+    if result:
+        c.store.set(store, deque(result))
+    elif c.store.drop(store):
+        c.store.dirty += 1
+    return len(result)
+
+
+def _sort_steps(
+    c: Any,
+    value: Any,
+    t: type,
+    dontsort: bool,
+    desc: bool,
+    alpha: bool,
+    sortby: bytes | None,
+    gets: list[bytes],
+    start: int,
+    end: int,
+    storing: bool,
+) -> bigwork.Steps[list[Any]]:
+    """The elements of SORT's reply (or of what it stores), in slices when many."""
+    if dontsort and t is not set:
         # the native order (from the tail with DESC), only the range asked
         if end >= start:
             if t is ZSet:
                 items = [m for _, m in value.items(start, end + 1, desc)]
             else:
                 it = reversed(value) if desc else iter(value)
-                items = []
-                for i, x in enumerate(it):
-                    if i > end:
-                        break
-                    if i >= start:
-                        items.append(x)
+                items = list(islice(it, start, end + 1))
         else:
             items = []
         start, end = 0, len(items) - 1
     else:
         items = list(value.dict) if t is ZSet else list(value)
     if not dontsort:
-        items = _sorted(c, items, sortby, alpha, desc, store is not None)
+        items = yield from _sorted(c, items, sortby, alpha, desc, storing)
     out_items = items[start : end + 1] if end >= start else []
-    if store is None:
-        if not gets:
-            return bigreply.array(c, out_items)
-        out: list[Any] = []
-        for x in out_items:
-            for g in gets:
-                out.append(lookup_by_pattern(c, g, x))
-        return out
-    result: deque[bytes] = deque()
     if not gets:
-        result.extend(out_items)
-    else:
-        for x in out_items:
+        return out_items
+    out: list[Any] = []
+    for i in range(0, len(out_items), bigwork.PIECE):
+        for x in out_items[i : i + bigwork.PIECE]:
             for g in gets:
                 v = lookup_by_pattern(c, g, x)
-                result.append(b"" if v is None else v)
-    c.touched = [store]
-    if result:
-        c.store.set(store, result)
-    elif c.store.delete(store):
-        c.store.dirty += 1
-    return len(result)
+                out.append(b"" if v is None and storing else v)
+        yield
+    return out
 
 
 def _sorted(
     c: Any, items: list[bytes], sortby: bytes | None, alpha: bool, desc: bool, storing: bool
-) -> list[bytes]:
+) -> bigwork.Steps[list[bytes]]:
+    piece = bigwork.PIECE
     if alpha:
         if sortby is None:
-            return sorted(items, reverse=desc)
-        keyed = [(lookup_by_pattern(c, sortby, x), x) for x in items]
+            done = yield from bigwork.sort(items)
+            if desc:
+                done.reverse()
+            return done
 
         def cmp(a: tuple[bytes | None, bytes], b: tuple[bytes | None, bytes]) -> int:
             x, y = a[0], b[0]
@@ -174,24 +203,55 @@ def _sorted(
                 r = (x > y) - (x < y)
             return -r if desc else r
 
-        return [x for _, x in sorted(keyed, key=cmp_to_key(cmp))]
-    scored: list[tuple[float, bytes]] = []
+        key = cmp_to_key(cmp)
+        keyed = []
+        for i in range(0, len(items), piece):
+            keyed += [key((lookup_by_pattern(c, sortby, x), x)) for x in items[i : i + piece]]
+            yield
+        ordered = yield from bigwork.sort(keyed)
+        return [k.obj[1] for k in ordered]  # type: ignore[attr-defined]
+    keys: list[bytes] = []  # (score, element) as one bytes: no tuple each for the GC to walk
     bad = False
-    for x in items:
-        by = x if sortby is None else lookup_by_pattern(c, sortby, x)
-        if by is None:
-            scored.append((0.0, x))
-            continue
-        # (plain digits, the usual case, are parsed in C: strtod would give the same)
-        v = float(by) if len(by) < 16 and by.isdigit() else _number(by)
-        if v is None:
-            bad = True
-            v = 0.0
-        scored.append((v, x))
+    for i in range(0, len(items), piece):
+        for x in items[i : i + piece]:
+            by = x if sortby is None else lookup_by_pattern(c, sortby, x)
+            if by is None:
+                keys.append(ZERO_KEY + x)
+                continue
+            # (plain digits, the usual case, are parsed in C: strtod would give the same)
+            v = float(by) if len(by) < 16 and by.isdigit() else _number(by)
+            if v is None:
+                bad = True
+                v = 0.0
+            keys.append(_sortable(v) + x)
+        yield
     if bad:
         raise CommandError(NOT_DOUBLE)
-    scored.sort(reverse=desc)
-    return [x for _, x in scored]
+    yield items  # (done with: freed by lazyfree)
+    del items
+    keys = yield from bigwork.sort(keys)
+    if desc:
+        keys.reverse()
+    out: list[bytes] = []
+    for i in range(0, len(keys), piece):
+        out += [k[8:] for k in keys[i : i + piece]]
+        yield
+    yield keys
+    return out
+
+
+_double = struct.Struct(">d").pack
+SIGN = 1 << 63
+ALL = (1 << 64) - 1
+
+
+def _sortable(v: float) -> bytes:
+    """8 bytes that compare as C{v} does (-0.0 as 0.0): bytes sort as the scores."""
+    bits = int.from_bytes(_double(v + 0.0), "big")
+    return (bits ^ ALL if bits & SIGN else bits | SIGN).to_bytes(8, "big")
+
+
+ZERO_KEY = _sortable(0.0)
 
 
 @command("sort", -2, "write denyoom", "generic", "Sort the elements in a list, set or sorted set")

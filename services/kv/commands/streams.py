@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portsuite_services.kv import blocking  # XREAD BLOCK waits as the blocking pops do
+from portsuite_services.kv import bigreply, blocking  # (XREAD BLOCK waits as BLPOP does)
 from portsuite_services.kv.commands import (
     NOT_INT,
     SYNTAX,
@@ -342,7 +342,10 @@ def _range(c: Any, argv: list[bytes], rev: bool) -> Any:
         return NULL_ARRAY
     if lo > hi:
         return []
-    return [entry(s, i) for i in s.range(lo, hi, max(count, 0), rev)]
+    ids = s.range(lo, hi, max(count, 0), rev)
+    if bigreply.possible(c, len(ids)):  # a snapshot of the entries, sent in slices
+        return bigreply.stream_entries(c, ids, list(map(s.entries.__getitem__, ids)))
+    return [entry(s, i) for i in ids]
 
 
 @command("xrange", -4, "readonly", X, "Return a range of elements in a stream")

@@ -241,7 +241,7 @@ def append(c: Any, argv: list[bytes]) -> Any:
         return len(argv[2])
     _check_size(c, len(old) + len(argv[2]))
     new = old + argv[2]
-    c.store.set(argv[1], new, keepttl=True)
+    c.store.set_raw(argv[1], new, keepttl=True)
     return len(new)
 
 
@@ -354,7 +354,7 @@ def setrange(c: Any, argv: list[bytes]) -> Any:
         if not value:
             return 0
         _check_size(c, offset + len(value))
-        c.store.set(key, b"\0" * offset + value)
+        c.store.set_raw(key, b"\0" * offset + value)
         return offset + len(value)
     if not value:
         return len(old)
@@ -362,7 +362,7 @@ def setrange(c: Any, argv: list[bytes]) -> Any:
     if len(old) < offset:
         old = old + b"\0" * (offset - len(old))
     new = old[:offset] + value + old[offset + len(value) :]
-    c.store.set(key, new, keepttl=True)
+    c.store.set_raw(key, new, keepttl=True)
     return len(new)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from portsuite_services.kv import bigreply, glob
 from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NOT_INT,
     SYNTAX,
     CommandError,
@@ -402,7 +403,7 @@ def zrange_generic(
 def _store_range(c: Any, dest: bytes, pairs: list[tuple[float, bytes]]) -> int:
     c.touched = [dest]
     if not pairs:
-        if c.store.delete(dest):
+        if c.store.drop(dest):
             c.store.dirty += 1
         return 0
     z = ZSet()
@@ -790,7 +791,7 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
     if dest is not None:
         c.touched = [dest]
         if not result:
-            if c.store.delete(dest):
+            if c.store.drop(dest):
                 c.store.dirty += 1
             return 0
         for m in [m for m, v in result.items() if v == 0.0]:
@@ -903,7 +904,10 @@ def zscan(c: Any, argv: list[bytes]) -> Any:
             if pattern is None or glob.match(pattern, m):
                 out += (m, format_score(s))
         return [b"0", out]
-    nxt, members = scan_reply(z.dict, argv[2], argv, 3, c, False)
+    r = scan_reply(z.dict, argv[2], argv, 3, c, False)
+    if r is None:
+        return NO_REPLY
+    nxt, members = r
     flat: list[bytes] = []
     d = z.dict
     for m in members:

@@ -53,6 +53,9 @@ def _fill(server: KVServer) -> None:
     admin.dataReceived(
         _cmd("ZADD", "z", *[x for i, m in enumerate(members) for x in (b"%d" % i, m)])
     )
+    admin.dataReceived(
+        b"".join(_cmd("XADD", "x", f"{i + 1}-{i % 3}", "f", m) for i, m in enumerate(members))
+    )
 
 
 def _drive(clock: Clock, done: Callable[[], bool], turns: int = 1000) -> None:
@@ -100,6 +103,8 @@ def test_a_big_reply_is_a_snapshot_sent_a_slice_a_turn() -> None:
         ("SDIFF", "s", "nothing"),
         ("KEYS", "*"),
         ("SORT", "l", "ALPHA"),
+        ("XRANGE", "x", "-", "+"),
+        ("XREVRANGE", "x", "+", "-", "COUNT", str(N - 5)),
     ],
 )
 @pytest.mark.parametrize("resp", [2, 3])

@@ -98,3 +98,20 @@ def test_scan_iterators_over_big_collections(kv_port: int) -> None:
     finally:
         r.delete("big:s", "big:h", "big:z", *[f"big:k{i}" for i in range(n)])
         r.close()
+
+
+def test_a_client_starting_scan_after_scan_evicts_its_own() -> None:
+    """SSCAN 0 in a loop from one client does not make another's scan start over."""
+    s = {b"m%d" % i for i in range(1000)}
+    snaps = Snapshots(max_refs=2500)
+    cursor, seen = step(snaps, s, 0, 10, s.__contains__, owner=1)
+    for _ in range(20):  # another client starts scans and never goes on
+        step(snaps, s, 0, 10, s.__contains__, owner=2)
+        if cursor:
+            cursor, got = step(snaps, s, cursor, 10, s.__contains__, owner=1)
+            seen += got
+    while cursor:
+        cursor, got = step(snaps, s, cursor, 10, s.__contains__, owner=1)
+        seen += got
+    assert len(seen) == len(s) and set(seen) == s  # each once: never started over
+    assert snaps.refs <= 2500

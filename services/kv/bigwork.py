@@ -1,0 +1,317 @@
+"""
+Whole-collection computations (SUNION, SINTER, SDIFF, their STOREs, SINTERCARD,
+SORT) in slices, so a set operation or a sort over a million elements never holds
+the event loop every service of the suite shares.
+
+A handler writes its heavy part as a generator (L{Steps}: it yields between pieces
+of a few thousand elements and returns the result; what it yields, if not None, is
+a big temporary it is done with, freed by lazyfree) and asks L{compute} for its
+result. Small work, and work inside MULTI/EXEC, under CLIENT REPLY OFF/SKIP or
+while the AOF is replayed, runs through at once (the same generator, so the
+result is the same, element order included). Big work starts a L{Working} job and
+the command answers nothing yet (C{NO_REPLY}).
+
+Atomicity is Redis's, by pausing the rest of kv: while a job runs, the server is
+C{busy}, every other kv client's commands wait (as under CLIENT PAUSE ALL: they
+stay in C{pending} and the client is not read), active expiry waits, so nothing
+can change the keys the job reads; the job's own client waits too (the job is its
+C{blocked}). Other services of the suite are served between slices
+(C{callLater(0)}). When the generator is done, the command runs again, through the
+normal dispatch, with the result at hand (L{compute} returns it at once): so the
+store, the AOF record, WATCH, keyspace events and the reply (itself sent in
+slices by L{bigreply}) are exactly those of a command run whole. Then the clients
+that waited run, in the order they connected.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Collection, Generator, Iterable
+from itertools import islice
+from time import perf_counter
+from typing import Any, TypeVar
+
+from twisted.logger import Logger
+
+from portsuite_services.kv.bigreply import may_slice
+from portsuite_services.kv.blocking import Blocked, unblock
+
+log = Logger(namespace="portsuite.kv")
+T = TypeVar("T")
+Steps = Generator[Any, None, T]  # (what a step yields, if not None, is freed lazily)
+
+PIECE = 4096  # elements a step of a generator handles (well under a millisecond)
+BIG = 32768  # elements touched: less is done at once
+BUDGET = 0.005  # seconds of steps per turn of the reactor
+MAX_STEPS = 8  # and at most this many steps a turn
+
+
+class Working(Blocked):
+    """A job in progress: the client's C{blocked} and the server's C{busy}."""
+
+    __slots__ = ("client", "cmd", "steps", "call", "result")
+
+    def __init__(self, c: Any, argv: list[bytes], steps: Steps[Any]):
+        super().__init__(argv, {}, c.store, None)
+        self.client = c
+        self.steps = steps
+        self.call: Any = None
+        self.result: Any = None
+
+    def step(self) -> None:
+        """Run steps for C{BUDGET} seconds (C{MAX_STEPS} at most); then the next turn, or the end."""
+        self.call = None
+        c = self.client
+        if c.closed or c.blocked is not self:
+            self.stop()
+            return
+        steps = self.steps
+        free = c.server.lazyfree.free
+        end = perf_counter() + BUDGET
+        try:
+            for _ in range(MAX_STEPS):
+                garbage = next(steps)
+                if garbage is not None:
+                    free(garbage)  # a big temporary: freed a slice at a time too
+                if perf_counter() > end:
+                    break
+        except StopIteration as done:
+            self.result = done.value
+        except Exception as e:  # noqa: BLE001 - the command's error (CommandError) or a bug
+            self.result = Failed(e)
+        else:
+            self.call = c.server.reactor.callLater(0, self.step)
+            return
+        self.finish()
+
+    def finish(self) -> None:
+        """The result is known: run the command again with it, then the waiting clients."""
+        c = self.client
+        server = c.server
+        self.steps = _done()
+        unblock(c)
+        waiting, c.pending = c.pending, None
+        c.precomputed = self
+        server.total_commands -= 1  # (counted when it started)
+        try:  # (still busy: the others wait, the clock of expiry stands still)
+            c.run([self.argv], None)
+        except Exception:  # a bug: logged, this client closed, the others go on
+            log.failure("kv {name}: {command} failed", name=server.name, command=self.argv[0])
+            c.closed = True
+            c.transport.abortConnection()
+            waiting = None
+        finally:
+            c.precomputed = None
+            server.set_busy(None)
+        if waiting is not None:  # what the client pipelined behind the command
+            if c.pending is None:
+                c.pending = waiting
+            else:
+                c.pending = (c.pending[0] + waiting[0], c.pending[1] or waiting[1])
+        server.release_waiting()
+        if c.blocked is None and c.pending is not None:
+            c.resume_after_block([])
+
+    def stop(self) -> None:
+        """The client is gone: drop the work, let the others run."""
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.call = None
+        self.steps = _done()
+        server = self.client.server
+        if server.busy is self:
+            server.set_busy(None)
+            server.release_waiting()
+
+
+class Failed:
+    """A generator's exception, raised again by L{compute} in the command's second run."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _done() -> Steps[None]:
+    return
+    yield
+
+
+def possible(c: Any, cost: int) -> bool:
+    """May work touching C{cost} elements run in slices for this client now?"""
+    return cost >= BIG and may_slice(c) and c.server.busy is None
+
+
+def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any:
+    """
+    The result of C{make()}'s generator: computed at once when small, else in
+    slices (then C{NO_REPLY} now, and this returns the result when the command,
+    C{argv}, runs again). C{cost}: about how many elements the work touches.
+    """
+    done = getattr(c, "precomputed", None)
+    if done is not None:
+        c.precomputed = None
+        result = done.result
+        if type(result) is Failed:
+            raise result.error
+        return result
+    if not possible(c, cost):
+        return run_through(make())
+    from portsuite_services.kv.commands import NO_REPLY
+
+    job = Working(c, argv, make())
+    c.blocked = job
+    c.server.set_busy(job)
+    job.call = c.server.reactor.callLater(0, job.step)
+    return NO_REPLY
+
+
+def run_through(steps: Steps[T]) -> T:
+    """All the steps at once."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+# -- the pieces the commands are made of ------------------------------------------
+
+
+def _pieces(add: Callable[[Iterable[Any]], Any], items: Collection[Any]) -> Steps[None]:
+    """C{add(piece)} for each piece of C{items} (which must not change meanwhile)."""
+    it = iter(items)
+    for _ in range(0, len(items), PIECE):
+        add(islice(it, PIECE))
+        yield
+
+
+def as_list(items: Collection[Any]) -> Steps[list[Any]]:
+    """C{list(items)}, a piece at a time."""
+    out: list[Any] = []
+    yield from _pieces(out.extend, items)
+    return out
+
+
+def union(sets: list[Any]) -> Steps[set[Any]]:
+    """The union as a set (SUNIONSTORE): the biggest set's members, then the others'."""
+    out: set[Any] = set()
+    for s in sorted(sets, key=len, reverse=True):
+        yield from _pieces(out.update, s)
+    return out
+
+
+SHARDS = 64  # SUNION's extra members are told apart in this many small sets
+
+
+def union_members(sets: list[Any]) -> Steps[list[Any]]:
+    """
+    The union as a list (SUNION): the biggest set's members as they are (they are
+    distinct), then the members of the others that are not in it, told apart in
+    C{SHARDS} small sets by hash. (One set of millions would stall the loop while
+    it grows: each resize allocates and fills its whole table at once.)
+    """
+    if sum(map(len, sets)) < BIG:
+        return list(set().union(*sets))
+    sets = sorted(sets, key=len, reverse=True)
+    first = sets[0]
+    out = yield from as_list(first)
+    shards: list[set[Any]] = [set() for _ in range(SHARDS)]
+    adds = [shard.add for shard in shards]
+    mask = SHARDS - 1
+    for s in sets[1:]:
+        it = iter(s)
+        for _ in range(0, len(s), PIECE):
+            for x in set(islice(it, PIECE)).difference(first):
+                adds[hash(x) & mask](x)
+            yield
+    for shard in shards:
+        out.extend(shard)
+        yield shard  # (freed by lazyfree, not all at once)
+    return out
+
+
+def inter(sets: list[Any], out: Any) -> Steps[Any]:
+    """The intersection, added to C{out} (a list or a set), smallest set first."""
+    sets = sorted(sets, key=len)
+    first, others = sets[0], sets[1:]
+    add = out.extend if type(out) is list else out.update
+    it = iter(first)
+    for _ in range(0, len(first), PIECE):
+        add(set(islice(it, PIECE)).intersection(*others))
+        yield
+    return out
+
+
+def inter_count(sets: list[Any], limit: int) -> Steps[int]:
+    """How many members the intersection has (SINTERCARD), counting up to C{limit} (0: all)."""
+    sets = sorted(sets, key=len)
+    first, others = sets[0], sets[1:]
+    n = 0
+    it = iter(first)
+    for _ in range(0, len(first), PIECE):
+        n += len(set(islice(it, PIECE)).intersection(*others))
+        if limit and n >= limit:
+            return limit
+        yield
+    return min(n, limit) if limit else n
+
+
+def diff(first: Any, others: list[Any], out: Any) -> Steps[Any]:
+    """The members of C{first} in none of C{others}, added to C{out} (a list or a set)."""
+    add = out.extend if type(out) is list else out.update
+    it = iter(first)
+    for _ in range(0, len(first), PIECE):
+        piece = set(islice(it, PIECE))
+        for o in others:
+            piece = piece - o  # (iterates the piece, not the big set)
+        add(piece)
+        yield
+    return out
+
+
+RUN = 8192  # elements sorted at once before the runs are merged
+
+
+def sort(items: list[Any]) -> Steps[list[Any]]:
+    """
+    C{sorted(items)}, a piece at a time: runs of C{RUN} sorted, then merged two by
+    two (each step merges a window of both with one C-level sort). Stable, as
+    C{sorted} is: equal elements keep their order.
+    """
+    runs = []
+    for i in range(0, len(items), RUN):
+        runs.append(sorted(items[i : i + RUN]))
+        yield
+    if not runs:
+        return []
+    while len(runs) > 1:
+        merged = []
+        for i in range(0, len(runs) - 1, 2):
+            merged.append((yield from _merge(runs[i], runs[i + 1])))
+        if len(runs) % 2:
+            merged.append(runs[-1])
+        runs = merged
+    return runs[0]
+
+
+def _merge(a: list[Any], b: list[Any]) -> Steps[list[Any]]:
+    out: list[Any] = []
+    i = j = 0
+    la, lb = len(a), len(b)
+    while i < la and j < lb:
+        ia, jb = min(i + PIECE, la), min(j + PIECE, lb)
+        if not b[jb - 1] < a[ia - 1]:  # a's window ends first: all of it, b's below its last
+            jb = bisect_left(b, a[ia - 1], j, jb)
+        else:  # b's ends first: all of it, a's up to its last (a's equal ones first)
+            ia = bisect_right(a, b[jb - 1], i, ia)
+        piece = a[i:ia]
+        piece += b[j:jb]
+        piece.sort()  # (two sorted runs: a linear merge in C; stable, a's first)
+        out += piece
+        i, j = ia, jb
+        yield
+    out += a[i:]
+    out += b[j:]
+    return out
