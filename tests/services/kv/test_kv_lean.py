@@ -60,6 +60,11 @@ def test_pipelines_answer_as_redis(kv_port: int, redis_port: int, resp3: bool) -
         ("GET", "h"),  # WRONGTYPE
         ("SET", "h", "s"),  # SET replaces any type
         ("TYPE", "h"),
+        ("SET", "r", "a"),
+        ("APPEND", "r", "b"),
+        ("OBJECT", "ENCODING", "r"),  # raw
+        ("SET", "r", "cd"),  # a new string: embstr again
+        ("OBJECT", "ENCODING", "r"),
         ("GET", "k", "extra"),
         ("SET", "k"),
         ("MULTI",),
