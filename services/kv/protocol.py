@@ -597,7 +597,8 @@ class KVProtocol(Protocol):
             size = 0
             rest = []
             every = cmds
-        deadline = perf_counter() + TURN if cmds else 0.0
+        clock = server.clock  # (the reactor's: a test's Clock stands still)
+        deadline = clock() + TURN if cmds else 0.0
         for argv in cmds:
             mark = len(out)
             execute(argv, out)
@@ -623,7 +624,7 @@ class KVProtocol(Protocol):
                     self.pending = (cmds[done:], error)
                     self._out = None
                     return
-            if not done % TURN_CHECK and done < len(cmds) and perf_counter() > deadline:
+            if not done % TURN_CHECK and done < len(cmds) and clock() > deadline:
                 # a long pipeline lets the reactor serve the others (clients, services)
                 # every TURN seconds, and goes on at the next turn
                 if out and not self._flush(out, size):
