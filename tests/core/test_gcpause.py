@@ -48,10 +48,6 @@ def young_passes() -> None:
         gc.collect(1)
 
 
-def clock(owner: gcpause.OldGeneration) -> Any:
-    return owner.clock
-
-
 def test_allocations_never_collect_the_oldest_generation(owner: gcpause.OldGeneration) -> None:
     full: list[int] = []
 
@@ -75,7 +71,7 @@ def test_the_timer_reclaims_cycles(owner: gcpause.OldGeneration) -> None:
     ref = old_cycle()
     young_passes()
     assert ref() is not None  # young collections leave the oldest generation alone
-    clock(owner).advance(gcpause.PERIOD)
+    owner.clock.advance(gcpause.PERIOD)
     assert ref() is None
     assert owner.passes == 1
 
@@ -83,11 +79,11 @@ def test_the_timer_reclaims_cycles(owner: gcpause.OldGeneration) -> None:
 def test_an_idle_suite_collects_nothing(owner: gcpause.OldGeneration) -> None:
     ref = old_cycle()
     for _ in range(3):
-        clock(owner).advance(gcpause.PERIOD)
+        owner.clock.advance(gcpause.PERIOD)
     assert owner.passes == 0
     assert ref() is not None  # (reclaimed once allocations resume)
     young_passes()
-    clock(owner).advance(gcpause.PERIOD)
+    owner.clock.advance(gcpause.PERIOD)
     assert ref() is None
 
 
@@ -102,12 +98,12 @@ def test_a_slow_pass_freezes_its_survivors(owner: gcpause.OldGeneration) -> None
     kept = [[i] for i in range(5000)]
     owner.slow = float("inf")
     young_passes()
-    clock(owner).advance(gcpause.PERIOD)
+    owner.clock.advance(gcpause.PERIOD)
     assert (owner.passes, owner.freezes) == (1, 1)
     assert gc.get_freeze_count() == before
     owner.slow = 0.0  # every pass is slow now
     young_passes()
-    clock(owner).advance(gcpause.PERIOD)
+    owner.clock.advance(gcpause.PERIOD)
     assert (owner.passes, owner.freezes) == (2, 2)
     assert gc.get_freeze_count() >= before + len(kept)
 
