@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import random
+from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, glob
+from portsuite_services.kv import bigreply, bigwork, glob
 from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NO_REPLY,
@@ -731,80 +732,150 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
             j += 2
         else:
             raise CommandError(SYNTAX)
+    if op == INTER:
+        cost = min(len(s) if s else 0 for s in srcs) * setnum
+    elif op == DIFF:
+        cost = len(srcs[0]) * setnum if srcs[0] else 0
+    else:
+        cost = sum(len(s) for s in srcs if s)
+    stored = dest is not None
+    done = bigwork.compute(
+        c, argv, cost, lambda: _combined(op, srcs, weights, agg, card, limit, stored)
+    )
+    if done is NO_REPLY or card:
+        return done
+    if dest is not None:
+        c.touched = [dest]
+        if done is None:
+            if c.store.drop(dest):
+                c.store.dirty += 1
+            return 0
+        c.store.set(dest, done)
+        return len(done)
+    if withscores:
+        return with_scores(c, done)
+    return members_reply(c, done)
+
+
+def _combined(
+    op: str,
+    srcs: list[Any],
+    weights: list[float],
+    agg: str,
+    card: bool,
+    limit: int,
+    stored: bool,
+) -> bigwork.Steps[Any]:
+    """
+    The result of L{combine}, a piece at a time (bigwork.py): ZINTERCARD's count,
+    the ZSet to store (None: empty), or the C{(score, member)} pairs of the reply,
+    in order.
+    """
     result: dict[bytes, float] = {}
+    piece = bigwork.PIECE
     if op == DIFF:
         first = srcs[0]
         if first is not None:
             others = [s for s in srcs[1:] if s]
-            for m, s in _pairs(first):
-                if not any(_has(o, m) is not None for o in others):
-                    result[m] = s
+            it = iter(_pairs(first))
+            for _ in range(0, len(first), piece):
+                for m, s in islice(it, piece):
+                    if not any(_has(o, m) is not None for o in others):
+                        result[m] = s
+                yield
     elif op == INTER:
-        order = sorted(range(setnum), key=lambda i: len(srcs[i]) if srcs[i] else 0)
+        order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]) if srcs[i] else 0)
         if all(srcs):
-            # the members in all of them, found by C-level set intersections
-            common = set(_keys(srcs[order[0]]))
-            for i in order[1:]:
-                common.intersection_update(_keys(srcs[i]))
-                if not common:
-                    break
-            if card:
-                return min(len(common), limit) if limit else len(common)
+            smallest = srcs[order[0]]
+            others = [_keys(srcs[i]) for i in order[1:]]
             dicts = [_as_dict(srcs[i]) for i in order]
             ws = [weights[i] for i in order]
             d0, w0 = dicts[0], ws[0]
             rest = list(zip(dicts[1:], ws[1:], strict=True))
-            if agg == "sum" and all(w == 1.0 for w in ws):
-                for m in common:  # (inline: a call per member costs as much as the rest)
-                    score = d0[m]
-                    for d, _ in rest:
-                        score += d[m]
-                        if score != score:
-                            score = 0.0
-                    result[m] = score
-            else:
-                for m in common:
-                    score = _weigh(w0, d0[m])
-                    for d, w in rest:
-                        score = _aggregate(agg, score, d[m] * w)
-                    result[m] = score
+            plain = agg == "sum" and all(w == 1.0 for w in ws)
+            found = 0
+            it = iter(_keys(smallest))
+            for _ in range(0, len(smallest), piece):
+                # the members in all of them, found by C-level set intersections
+                common = set(islice(it, piece))
+                for keys in others:
+                    common = keys & common  # (iterates the piece, not the big set)
+                    if not common:
+                        break
+                if card:
+                    found += len(common)
+                    if limit and found >= limit:
+                        return limit
+                elif plain:
+                    for m in common:  # (inline: a call per member costs as much as the rest)
+                        score = d0[m]
+                        for d, _ in rest:
+                            score += d[m]
+                            if score != score:
+                                score = 0.0
+                        result[m] = score
+                else:
+                    for m in common:
+                        score = _weigh(w0, d0[m])
+                        for d, w in rest:
+                            score = _aggregate(agg, score, d[m] * w)
+                        result[m] = score
+                yield
+            if card:
+                return min(found, limit) if limit else found
     else:
-        order = sorted(range(setnum), key=lambda i: len(srcs[i]) if srcs[i] else 0)
+        order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]) if srcs[i] else 0)
         for i in order:
             src = srcs[i]
             if not src:
                 continue
-            vals = _weighted(src, weights[i])
-            if not result:
-                result = vals
-                continue
-            if agg == "sum":
-                for m in result.keys() & vals.keys():
-                    v = result[m] + vals.pop(m)
-                    result[m] = v if v == v else 0.0
-            else:
-                for m in result.keys() & vals.keys():
-                    result[m] = _aggregate(agg, result[m], vals.pop(m))
-            result.update(vals)
+            it = iter(_pairs(src))
+            for _ in range(0, len(src), piece):
+                vals = _weighted(src, it, weights[i])
+                if agg == "sum":
+                    for m in result.keys() & vals.keys():
+                        v = result[m] + vals.pop(m)
+                        result[m] = v if v == v else 0.0
+                else:
+                    for m in result.keys() & vals.keys():
+                        result[m] = _aggregate(agg, result[m], vals.pop(m))
+                result.update(vals)
+                yield
     if card:
         return len(result)
-    if dest is not None:
-        c.touched = [dest]
-        if not result:
-            if c.store.drop(dest):
-                c.store.dirty += 1
-            return 0
+    if stored:
+        return (yield from _zset_of(result))
+    ordered: list[tuple[float, bytes]] = []
+    pairs = zip(result.values(), result.keys())
+    for _ in range(0, len(result), piece):
+        ordered += islice(pairs, piece)
+        yield
+    return (yield from bigwork.sort(ordered))
+
+
+ADDS = bigwork.PIECE // 4  # members added to a SortedList a step (each costs a bisect and insort)
+
+
+def _zset_of(result: dict[bytes, float]) -> bigwork.Steps[ZSet | None]:
+    """A ZSet holding C{result} (which it takes), -0 stored as 0; None if empty."""
+    if not result:
+        return None
+    z = ZSet()
+    z.dict = result
+    if len(result) < bigwork.BIG:
         for m in [m for m, v in result.items() if v == 0.0]:
             result[m] = 0.0  # (-0 is stored as 0; ZUNION's reply keeps it)
-        z = ZSet()
-        z.dict = result
         z.sl.update(zip(result.values(), result.keys(), strict=True))
-        c.store.set(dest, z)
-        return len(z)
-    ordered = sorted((s, m) for m, s in result.items())
-    if withscores:
-        return with_scores(c, ordered)
-    return members_reply(c, ordered)
+        return z
+    add = z.sl.add  # (one update would sort them all at once)
+    it = iter(result.items())
+    for _ in range(0, len(result), ADDS):
+        for m, s in islice(it, ADDS):
+            if s == 0.0:
+                s = result[m] = 0.0  # (a value replaced: the dict's size is unchanged)
+            add((s, m))
+        yield
+    return z
 
 
 def _as_dict(v: Any) -> dict[bytes, float]:
@@ -815,16 +886,19 @@ def _keys(v: Any) -> Any:
     return v.dict.keys() if type(v) is ZSet else v
 
 
-def _weighted(v: Any, w: float) -> dict[bytes, float]:
-    """A new dict member → weight × score (NaN counts as 0), at C speed when it can."""
+def _weighted(v: Any, it: Any, w: float) -> dict[bytes, float]:
+    """
+    The next piece of C{it} (C{v}'s L{_pairs}) as a new dict member → weight ×
+    score (NaN counts as 0), at C speed when it can.
+    """
+    piece = islice(it, bigwork.PIECE)
     if type(v) is not ZSet:
-        return dict.fromkeys(v, _weigh(w, 1.0))
-    d = v.dict
+        return dict.fromkeys((m for m, _ in piece), _weigh(w, 1.0))
     if w == 1.0:
-        return dict(d)
+        return dict(piece)
     if w != 0.0 and not math.isinf(w):  # (no NaN possible: scores are finite or inf)
-        return {m: w * s for m, s in d.items()}
-    return {m: _weigh(w, s) for m, s in d.items()}
+        return {m: w * s for m, s in piece}
+    return {m: _weigh(w, s) for m, s in piece}
 
 
 def _weigh(w: float, s: float) -> float:
