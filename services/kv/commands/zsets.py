@@ -64,6 +64,7 @@ def _long(b: bytes) -> int:
 
 
 BIG = 256  # a reply of this many members is encoded here, in one go
+ADDS = bigwork.PIECE // 4  # members added to a SortedList a step (each costs a bisect and insort)
 
 
 def members_reply(c: Any, pairs: Any) -> Any:
@@ -376,7 +377,7 @@ def zrange_generic(
         lrange = _lex_range(lo_arg, hi_arg)
     z = get_zset(c, argv[src_at])
     if z is None:
-        return _store_range(c, store, []) if store is not None else []
+        return _store_range(c, store, None) if store is not None else []
     size = len(z)
     if kind == RANK:
         start, stop = _rank_span(size, rstart, rend)
@@ -395,23 +396,36 @@ def zrange_generic(
             stop = min(stop, start + limit)
     pairs = z.items(start, stop, rev)
     if store is not None:
-        return _store_range(c, store, list(pairs))
+        if stop <= start:
+            return _store_range(c, store, None)
+        made = bigwork.compute(c, argv, stop - start, lambda: _zset_from(pairs, stop - start))
+        if made is NO_REPLY:
+            return made
+        return _store_range(c, store, made)
     if withscores:
         return with_scores(c, pairs)
     return members_reply(c, pairs)
 
 
-def _store_range(c: Any, dest: bytes, pairs: list[tuple[float, bytes]]) -> int:
+def _store_range(c: Any, dest: bytes, z: ZSet | None) -> int:
     c.touched = [dest]
-    if not pairs:
+    if z is None:
         if c.store.drop(dest):
             c.store.dirty += 1
         return 0
-    z = ZSet()
-    for s, m in pairs:
-        z.add(m, s)
     c.store.set(dest, z)
     return len(z)
+
+
+def _zset_from(pairs: Any, n: int) -> bigwork.Steps[ZSet]:
+    """A ZSet of the C{n} C{(score, member)} pairs of C{pairs}, a piece at a time."""
+    z = ZSet()
+    add = z.add
+    for _ in range(0, n, ADDS):
+        for s, m in islice(pairs, ADDS):
+            add(m, s)
+        yield
+    return z
 
 
 @command("zrange", -4, "readonly", Z, "Return a range of members in a sorted set")
@@ -788,10 +802,8 @@ def _combined(
         if all(srcs):
             smallest = srcs[order[0]]
             others = [_keys(srcs[i]) for i in order[1:]]
-            dicts = [_as_dict(srcs[i]) for i in order]
             ws = [weights[i] for i in order]
-            d0, w0 = dicts[0], ws[0]
-            rest = list(zip(dicts[1:], ws[1:], strict=True))
+            w0 = ws[0]
             plain = agg == "sum" and all(w == 1.0 for w in ws)
             found = 0
             it = iter(_keys(smallest))
@@ -806,7 +818,12 @@ def _combined(
                     found += len(common)
                     if limit and found >= limit:
                         return limit
-                elif plain:
+                    yield
+                    continue
+                # the scores: a plain set's members count 1 (a dict for this piece)
+                d0, *dicts = [_scores(srcs[i], common) for i in order]
+                rest = list(zip(dicts, ws[1:], strict=True))
+                if plain:
                     for m in common:  # (inline: a call per member costs as much as the rest)
                         score = d0[m]
                         for d, _ in rest:
@@ -846,14 +863,11 @@ def _combined(
     if stored:
         return (yield from _zset_of(result))
     ordered: list[tuple[float, bytes]] = []
-    pairs = zip(result.values(), result.keys())
+    pairs = zip(result.values(), result.keys(), strict=True)
     for _ in range(0, len(result), piece):
         ordered += islice(pairs, piece)
         yield
     return (yield from bigwork.sort(ordered))
-
-
-ADDS = bigwork.PIECE // 4  # members added to a SortedList a step (each costs a bisect and insort)
 
 
 def _zset_of(result: dict[bytes, float]) -> bigwork.Steps[ZSet | None]:
@@ -878,8 +892,9 @@ def _zset_of(result: dict[bytes, float]) -> bigwork.Steps[ZSet | None]:
     return z
 
 
-def _as_dict(v: Any) -> dict[bytes, float]:
-    return v.dict if type(v) is ZSet else dict.fromkeys(v, 1.0)
+def _scores(v: Any, members: set[bytes]) -> dict[bytes, float]:
+    """A dict holding C{members}' scores in C{v}: its own, or 1 each for a plain set."""
+    return v.dict if type(v) is ZSet else dict.fromkeys(members, 1.0)
 
 
 def _keys(v: Any) -> Any:

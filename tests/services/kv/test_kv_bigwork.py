@@ -83,6 +83,9 @@ BIG_COMMANDS = [
     ("ZINTERCARD", "2", "z", "s3", "LIMIT", str(N // 2)),
     ("ZDIFF", "2", "s", "z2", "WITHSCORES"),
     ("ZDIFF", "3", "z", "s3", "z2"),
+    ("ZRANGESTORE", "dst", "z", "0", "-1"),
+    ("ZRANGESTORE", "dst", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "5", str(N)),
+    ("ZRANGESTORE", "dst", "z2", "[m", "(m9", "BYLEX"),
     ("SMEMBERS", "s"),
     ("HGETALL", "h"),
     ("HKEYS", "h"),
@@ -379,6 +382,10 @@ def _session(port: int, resp3: bool) -> list[Any]:
             ("ZINTERCARD", "2", "z", "s2", "LIMIT", "1000"),
             ("ZDIFF", "2", "z", "z2", "WITHSCORES"),
             ("ZDIFF", "3", "s", "z2", "i"),
+            ("ZRANGESTORE", "zr", "z", "100", "-100"),
+            ("ZRANGE", "zr", "0", "-1", "WITHSCORES"),
+            ("ZRANGESTORE", "zr", "z", "+inf", "(0", "BYSCORE", "REV", "LIMIT", "10", "100000"),
+            ("ZRANGE", "zr", "0", "-1", "WITHSCORES"),
         ):
             out.append(conn.call(*argv))
         # sets: the same members (their order is each server's own)
