@@ -67,12 +67,15 @@ BIG = 256  # a reply of this many members is encoded here, in one go
 ADDS = bigwork.PIECE // 4  # members added to a SortedList a step (each costs a bisect and insort)
 
 
-def members_reply(c: Any, pairs: Any) -> Any:
-    """The members of C{(score, member)} pairs as an array reply."""
+def members_reply(c: Any, pairs: Any, own: bool = False) -> Any:
+    """
+    The members of C{(score, member)} pairs as an array reply (C{own}: a list
+    nothing else holds, freed in slices after a reply sent in slices).
+    """
     if not isinstance(pairs, list):
-        pairs = list(pairs)
+        pairs, own = list(pairs), True
     if bigreply.possible(c, len(pairs)):
-        return bigreply.members(c, pairs)
+        return bigreply.members(c, pairs, own)
     members = [m for _, m in pairs]
     if len(members) < BIG:
         return members
@@ -80,11 +83,14 @@ def members_reply(c: Any, pairs: Any) -> Any:
     return Preencoded(raw, raw)
 
 
-def with_scores(c: Any, pairs: Any) -> Any:
-    """C{(score, member)} pairs as a WITHSCORES reply (flat in RESP2, pairs in RESP3)."""
+def with_scores(c: Any, pairs: Any, own: bool = False) -> Any:
+    """
+    C{(score, member)} pairs as a WITHSCORES reply (flat in RESP2, pairs in RESP3);
+    C{own} as for L{members_reply}.
+    """
     if not isinstance(pairs, list):
-        pairs = list(pairs)
-    sliced = bigreply.scored(c, pairs, format_score)
+        pairs, own = list(pairs), True
+    sliced = bigreply.scored(c, pairs, format_score, own)
     if sliced is not None:
         return sliced
     if len(pairs) >= BIG:  # (the same bytes encode2/encode3 would write, without a call each)
@@ -767,8 +773,8 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
         c.store.set(dest, done)
         return len(done)
     if withscores:
-        return with_scores(c, done)
-    return members_reply(c, done)
+        return with_scores(c, done, own=True)
+    return members_reply(c, done, own=True)
 
 
 def _combined(

@@ -440,3 +440,28 @@ def test_a_set_still_freed_lazily_after_keys_come_and_go() -> None:
     assert server.lazyfree.pending == 1 and len(big) == 1000  # not freed at once
     _drive(clock, lambda: server.lazyfree.pending == 0)
     assert len(big) == 0 and [db.boxed for db in server.dbs[:2]] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("ZUNION", "2", "z", "z2", "WITHSCORES"),
+        ("ZINTER", "2", "z", "s"),
+        ("ZRANGE", "z", "0", "-1"),
+    ],
+    ids=" ".join,
+)
+def test_the_pairs_of_a_sliced_zset_reply_are_freed_in_slices(argv: tuple[str, ...]) -> None:
+    """A million new (score, member) pairs dropped at once would hold the loop too."""
+    clock, server = _filled()
+    a, ta = _client(server)
+    a.dataReceived(_cmd(*argv))
+    while a.blocked is not None or not ta.value():
+        _turn(clock)
+    assert server.lazyfree.pending == 1  # the reply's list, not freed at once…
+    pairs = server.lazyfree.queue[0]
+    assert type(pairs) is list and len(pairs) >= N // 2
+    n = len(pairs)
+    _drive(clock, lambda: server.lazyfree.pending == 0)
+    assert pairs == []  # …but a slice per turn
+    assert len(_replies(ta.value())) == 1 and len(_replies(ta.value())[0]) >= n
