@@ -414,6 +414,7 @@ def zrange_generic(
 
 
 def _store_range(c: Any, dest: bytes, z: ZSet | None) -> int:
+    """ZRANGESTORE's, ZUNIONSTORE's… store: C{z}, or the key deleted (None: empty)."""
     c.touched = [dest]
     if z is None:
         if c.store.drop(dest):
@@ -765,13 +766,7 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
     if done is NO_REPLY or card:
         return done
     if dest is not None:
-        c.touched = [dest]
-        if done is None:
-            if c.store.drop(dest):
-                c.store.dirty += 1
-            return 0
-        c.store.set(dest, done)
-        return len(done)
+        return _store_range(c, dest, done)
     if withscores:
         return with_scores(c, done, own=True)
     return members_reply(c, done, own=True)
