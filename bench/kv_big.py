@@ -2,7 +2,7 @@
 """
 Whole-collection kv commands against the rest of the suite: how long one kv client's
 SMEMBERS / HGETALL / LRANGE 0 -1 / ZRANGE 0 -1 WITHSCORES / SUNION / SINTER / SDIFF
-(and their STOREs, SINTERCARD) / KEYS * / SORT / DEL / UNLINK / FLUSHALL of a value with N
+(and their STOREs, SINTERCARD) / ZUNION / ZINTER / ZDIFF (and their STOREs, ZINTERCARD) / KEYS * / SORT / DEL / UNLINK / FLUSHALL of a value with N
 members, or a SET, RENAME, expiry, DEL in MULTI or FLUSHDB that drops one, holds the event loop every service
 shares (issue 10's target: no kv input delays another service by more than 50 ms).
 
@@ -50,6 +50,13 @@ STEPS: list[tuple[str, list[list[bytes]]]] = [
     ("SUNIONSTORE", [[b"SUNIONSTORE", b"u", b"s", b"s2"]]),
     ("SINTERSTORE", [[b"SINTERSTORE", b"i", b"s", b"s2"]]),
     ("SDIFFSTORE", [[b"SDIFFSTORE", b"d", b"s", b"s2"]]),
+    ("ZUNIONSTORE", [[b"ZUNIONSTORE", b"zu", b"2", b"z", b"s2", b"WEIGHTS", b"1", b"2"]]),
+    ("ZINTERSTORE", [[b"ZINTERSTORE", b"zi", b"2", b"z", b"s2", b"AGGREGATE", b"MAX"]]),
+    ("ZDIFFSTORE", [[b"ZDIFFSTORE", b"zd", b"2", b"z", b"s2"]]),
+    ("ZUNION", [[b"ZUNION", b"2", b"z", b"s2", b"WITHSCORES"]]),
+    ("ZINTER", [[b"ZINTER", b"2", b"z", b"s2"]]),
+    ("ZDIFF", [[b"ZDIFF", b"2", b"z", b"s2"]]),
+    ("ZINTERCARD", [[b"ZINTERCARD", b"2", b"z", b"s2"]]),
     ("SSCAN COUNT 10 (x100)", [[b"SSCAN", b"s", b"0", b"COUNT", b"10"]]),
     ("KEYS *", [[b"KEYS", b"*"]]),
     ("SORT list", [[b"SORT", b"l"]]),

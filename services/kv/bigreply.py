@@ -35,7 +35,7 @@ BIG = 2 * SLICE_ITEMS  # a smaller reply is answered whole, as before
 class Sending(Blocked):
     """A reply going out in slices: the client's C{blocked} until the last slice."""
 
-    __slots__ = ("client", "count", "encode", "pos", "per", "call", "done")
+    __slots__ = ("client", "count", "encode", "pos", "per", "call", "done", "garbage")
 
     def __init__(self, c: Any, count: int, encode: Callable[[int, int], bytes]):
         super().__init__([], {}, c.store, None)
@@ -46,6 +46,7 @@ class Sending(Blocked):
         self.per = SLICE_ITEMS
         self.call: Any = None
         self.done = False
+        self.garbage: Any = None  # a big list made for this reply: freed by lazyfree after it
 
     def step(self) -> None:
         """Encode and send one slice; then wait for the next turn, or for the client."""
@@ -82,6 +83,9 @@ class Sending(Blocked):
     def _release(self) -> None:
         self.done = True
         self.encode = _nothing  # the snapshot is dropped with the closure
+        if self.garbage is not None:  # (a million new tuples would be freed at once)
+            self.client.server.lazyfree.free(self.garbage)
+            self.garbage = None
         if self.call is not None and self.call.active():
             self.call.cancel()
         self.call = None
@@ -112,14 +116,18 @@ def possible(c: Any, count: int) -> bool:
     return count >= BIG and may_slice(c) and not c.subscribed
 
 
-def start(c: Any, header: bytes, count: int, encode: Callable[[int, int], bytes]) -> Any:
+def start(
+    c: Any, header: bytes, count: int, encode: Callable[[int, int], bytes], garbage: Any = None
+) -> Any:
     """
     Answer C{header} then C{encode(lo, hi)} for every slice of C{range(count)}: the
     header and the first slice with the batch's replies, the rest on later turns.
+    C{garbage}: a big list C{encode} reads that nothing else holds, freed in slices after.
     """
     from portsuite_services.kv.commands import NO_REPLY
 
     sending = Sending(c, count, encode)
+    sending.garbage = garbage
     probe = min(count, 64)  # (how big are the elements?)
     first = encode(0, probe)
     sending.adapt(probe, len(first))
@@ -199,20 +207,26 @@ def hash_map(c: Any, fields: list[bytes], values: list[bytes]) -> Any:
     return start(c, header, n, encode)
 
 
-def members(c: Any, pairs: list[tuple[float, bytes]]) -> Any:
-    """The members of C{(score, member)} pairs (ZRANGE without scores); only when L{possible}."""
+def members(c: Any, pairs: list[tuple[float, bytes]], own: bool = False) -> Any:
+    """
+    The members of C{(score, member)} pairs (ZRANGE without scores); only when
+    L{possible}. C{own}: nothing else holds C{pairs} (freed in slices after).
+    """
     return start(
         c,
         b"*%d\r\n" % len(pairs),
         len(pairs),
         lambda lo, hi: b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for _, m in pairs[lo:hi]]),
+        pairs if own else None,
     )
 
 
-def scored(c: Any, pairs: list[tuple[float, bytes]], fmt: Callable[[float], bytes]) -> Any:
+def scored(
+    c: Any, pairs: list[tuple[float, bytes]], fmt: Callable[[float], bytes], own: bool = False
+) -> Any:
     """
     C{(score, member)} pairs as a WITHSCORES reply (flat in RESP2, pairs in RESP3),
-    or None when small (the caller answers as before).
+    or None when small (the caller answers as before). C{own}: as for L{members}.
     """
     n = len(pairs)
     if not possible(c, n):
@@ -235,4 +249,4 @@ def scored(c: Any, pairs: list[tuple[float, bytes]], fmt: Callable[[float], byte
                 [b"*2\r\n$%d\r\n%s\r\n,%s\r\n" % (len(m), m, fmt(s)) for s, m in pairs[lo:hi]]
             )
 
-    return start(c, header, n, encode)
+    return start(c, header, n, encode, pairs if own else None)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import random
+from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, glob
+from portsuite_services.kv import bigreply, bigwork, glob
 from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NO_REPLY,
@@ -63,14 +64,18 @@ def _long(b: bytes) -> int:
 
 
 BIG = 256  # a reply of this many members is encoded here, in one go
+ADDS = bigwork.PIECE // 4  # members added to a SortedList a step (each costs a bisect and insort)
 
 
-def members_reply(c: Any, pairs: Any) -> Any:
-    """The members of C{(score, member)} pairs as an array reply."""
+def members_reply(c: Any, pairs: Any, own: bool = False) -> Any:
+    """
+    The members of C{(score, member)} pairs as an array reply (C{own}: a list
+    nothing else holds, freed in slices after a reply sent in slices).
+    """
     if not isinstance(pairs, list):
-        pairs = list(pairs)
+        pairs, own = list(pairs), True
     if bigreply.possible(c, len(pairs)):
-        return bigreply.members(c, pairs)
+        return bigreply.members(c, pairs, own)
     members = [m for _, m in pairs]
     if len(members) < BIG:
         return members
@@ -78,11 +83,14 @@ def members_reply(c: Any, pairs: Any) -> Any:
     return Preencoded(raw, raw)
 
 
-def with_scores(c: Any, pairs: Any) -> Any:
-    """C{(score, member)} pairs as a WITHSCORES reply (flat in RESP2, pairs in RESP3)."""
+def with_scores(c: Any, pairs: Any, own: bool = False) -> Any:
+    """
+    C{(score, member)} pairs as a WITHSCORES reply (flat in RESP2, pairs in RESP3);
+    C{own} as for L{members_reply}.
+    """
     if not isinstance(pairs, list):
-        pairs = list(pairs)
-    sliced = bigreply.scored(c, pairs, format_score)
+        pairs, own = list(pairs), True
+    sliced = bigreply.scored(c, pairs, format_score, own)
     if sliced is not None:
         return sliced
     if len(pairs) >= BIG:  # (the same bytes encode2/encode3 would write, without a call each)
@@ -375,7 +383,7 @@ def zrange_generic(
         lrange = _lex_range(lo_arg, hi_arg)
     z = get_zset(c, argv[src_at])
     if z is None:
-        return _store_range(c, store, []) if store is not None else []
+        return _store_range(c, store, None) if store is not None else []
     size = len(z)
     if kind == RANK:
         start, stop = _rank_span(size, rstart, rend)
@@ -394,23 +402,37 @@ def zrange_generic(
             stop = min(stop, start + limit)
     pairs = z.items(start, stop, rev)
     if store is not None:
-        return _store_range(c, store, list(pairs))
+        if stop <= start:
+            return _store_range(c, store, None)
+        made = bigwork.compute(c, argv, stop - start, lambda: _zset_from(pairs, stop - start))
+        if made is NO_REPLY:
+            return made
+        return _store_range(c, store, made)
     if withscores:
         return with_scores(c, pairs)
     return members_reply(c, pairs)
 
 
-def _store_range(c: Any, dest: bytes, pairs: list[tuple[float, bytes]]) -> int:
+def _store_range(c: Any, dest: bytes, z: ZSet | None) -> int:
+    """ZRANGESTORE's, ZUNIONSTORE's… store: C{z}, or the key deleted (None: empty)."""
     c.touched = [dest]
-    if not pairs:
+    if z is None:
         if c.store.drop(dest):
             c.store.dirty += 1
         return 0
-    z = ZSet()
-    for s, m in pairs:
-        z.add(m, s)
     c.store.set(dest, z)
     return len(z)
+
+
+def _zset_from(pairs: Any, n: int) -> bigwork.Steps[ZSet]:
+    """A ZSet of the C{n} C{(score, member)} pairs of C{pairs}, a piece at a time."""
+    z = ZSet()
+    add = z.add
+    for _ in range(0, n, ADDS):
+        for s, m in islice(pairs, ADDS):
+            add(m, s)
+        yield
+    return z
 
 
 @command("zrange", -4, "readonly", Z, "Return a range of members in a sorted set")
@@ -731,100 +753,168 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
             j += 2
         else:
             raise CommandError(SYNTAX)
+    if op == INTER:
+        cost = min(len(s) if s else 0 for s in srcs) * setnum
+    elif op == DIFF:
+        cost = len(srcs[0]) * setnum if srcs[0] else 0
+    else:
+        cost = sum(len(s) for s in srcs if s)
+    stored = dest is not None
+    done = bigwork.compute(
+        c, argv, cost, lambda: _combined(op, srcs, weights, agg, card, limit, stored)
+    )
+    if done is NO_REPLY or card:
+        return done
+    if dest is not None:
+        return _store_range(c, dest, done)
+    if withscores:
+        return with_scores(c, done, own=True)
+    return members_reply(c, done, own=True)
+
+
+def _combined(
+    op: str,
+    srcs: list[Any],
+    weights: list[float],
+    agg: str,
+    card: bool,
+    limit: int,
+    stored: bool,
+) -> bigwork.Steps[Any]:
+    """
+    The result of L{combine}, a piece at a time (bigwork.py): ZINTERCARD's count,
+    the ZSet to store (None: empty), or the C{(score, member)} pairs of the reply,
+    in order.
+    """
     result: dict[bytes, float] = {}
+    piece = bigwork.PIECE
     if op == DIFF:
         first = srcs[0]
         if first is not None:
             others = [s for s in srcs[1:] if s]
-            for m, s in _pairs(first):
-                if not any(_has(o, m) is not None for o in others):
-                    result[m] = s
+            it = iter(_pairs(first))
+            for _ in range(0, len(first), piece):
+                for m, s in islice(it, piece):
+                    if not any(_has(o, m) is not None for o in others):
+                        result[m] = s
+                yield
     elif op == INTER:
-        order = sorted(range(setnum), key=lambda i: len(srcs[i]) if srcs[i] else 0)
+        order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]) if srcs[i] else 0)
         if all(srcs):
-            # the members in all of them, found by C-level set intersections
-            common = set(_keys(srcs[order[0]]))
-            for i in order[1:]:
-                common.intersection_update(_keys(srcs[i]))
-                if not common:
-                    break
-            if card:
-                return min(len(common), limit) if limit else len(common)
-            dicts = [_as_dict(srcs[i]) for i in order]
+            smallest = srcs[order[0]]
+            others = [_keys(srcs[i]) for i in order[1:]]
             ws = [weights[i] for i in order]
-            d0, w0 = dicts[0], ws[0]
-            rest = list(zip(dicts[1:], ws[1:], strict=True))
-            if agg == "sum" and all(w == 1.0 for w in ws):
-                for m in common:  # (inline: a call per member costs as much as the rest)
-                    score = d0[m]
-                    for d, _ in rest:
-                        score += d[m]
-                        if score != score:
-                            score = 0.0
-                    result[m] = score
-            else:
-                for m in common:
-                    score = _weigh(w0, d0[m])
-                    for d, w in rest:
-                        score = _aggregate(agg, score, d[m] * w)
-                    result[m] = score
+            w0 = ws[0]
+            plain = agg == "sum" and all(w == 1.0 for w in ws)
+            found = 0
+            it = iter(_keys(smallest))
+            for _ in range(0, len(smallest), piece):
+                # the members in all of them, found by C-level set intersections
+                common = set(islice(it, piece))
+                for keys in others:
+                    common = keys & common  # (iterates the piece, not the big set)
+                    if not common:
+                        break
+                if card:
+                    found += len(common)
+                    if limit and found >= limit:
+                        return limit
+                    yield
+                    continue
+                # the scores: a plain set's members count 1 (a dict for this piece)
+                d0, *dicts = [_scores(srcs[i], common) for i in order]
+                rest = list(zip(dicts, ws[1:], strict=True))
+                if plain:
+                    for m in common:  # (inline: a call per member costs as much as the rest)
+                        score = d0[m]
+                        for d, _ in rest:
+                            score += d[m]
+                            if score != score:
+                                score = 0.0
+                        result[m] = score
+                else:
+                    for m in common:
+                        score = _weigh(w0, d0[m])
+                        for d, w in rest:
+                            score = _aggregate(agg, score, d[m] * w)
+                        result[m] = score
+                yield
+            if card:
+                return min(found, limit) if limit else found
     else:
-        order = sorted(range(setnum), key=lambda i: len(srcs[i]) if srcs[i] else 0)
+        order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]) if srcs[i] else 0)
         for i in order:
             src = srcs[i]
             if not src:
                 continue
-            vals = _weighted(src, weights[i])
-            if not result:
-                result = vals
-                continue
-            if agg == "sum":
-                for m in result.keys() & vals.keys():
-                    v = result[m] + vals.pop(m)
-                    result[m] = v if v == v else 0.0
-            else:
-                for m in result.keys() & vals.keys():
-                    result[m] = _aggregate(agg, result[m], vals.pop(m))
-            result.update(vals)
+            it = iter(_pairs(src))
+            for _ in range(0, len(src), piece):
+                vals = _weighted(src, it, weights[i])
+                if agg == "sum":
+                    for m in result.keys() & vals.keys():
+                        v = result[m] + vals.pop(m)
+                        result[m] = v if v == v else 0.0
+                else:
+                    for m in result.keys() & vals.keys():
+                        result[m] = _aggregate(agg, result[m], vals.pop(m))
+                result.update(vals)
+                yield
     if card:
         return len(result)
-    if dest is not None:
-        c.touched = [dest]
-        if not result:
-            if c.store.drop(dest):
-                c.store.dirty += 1
-            return 0
+    if stored:
+        return (yield from _zset_of(result))
+    ordered: list[tuple[float, bytes]] = []
+    pairs = zip(result.values(), result.keys(), strict=True)
+    for _ in range(0, len(result), piece):
+        ordered += islice(pairs, piece)
+        yield
+    return (yield from bigwork.sort(ordered))
+
+
+def _zset_of(result: dict[bytes, float]) -> bigwork.Steps[ZSet | None]:
+    """A ZSet holding C{result} (which it takes), -0 stored as 0; None if empty."""
+    if not result:
+        return None
+    z = ZSet()
+    z.dict = result
+    if len(result) < bigwork.BIG:
         for m in [m for m, v in result.items() if v == 0.0]:
             result[m] = 0.0  # (-0 is stored as 0; ZUNION's reply keeps it)
-        z = ZSet()
-        z.dict = result
         z.sl.update(zip(result.values(), result.keys(), strict=True))
-        c.store.set(dest, z)
-        return len(z)
-    ordered = sorted((s, m) for m, s in result.items())
-    if withscores:
-        return with_scores(c, ordered)
-    return members_reply(c, ordered)
+        return z
+    add = z.sl.add  # (one update would sort them all at once)
+    it = iter(result.items())
+    for _ in range(0, len(result), ADDS):
+        for m, s in islice(it, ADDS):
+            if s == 0.0:
+                s = result[m] = 0.0  # (a value replaced: the dict's size is unchanged)
+            add((s, m))
+        yield
+    return z
 
 
-def _as_dict(v: Any) -> dict[bytes, float]:
-    return v.dict if type(v) is ZSet else dict.fromkeys(v, 1.0)
+def _scores(v: Any, members: set[bytes]) -> dict[bytes, float]:
+    """A dict holding C{members}' scores in C{v}: its own, or 1 each for a plain set."""
+    return v.dict if type(v) is ZSet else dict.fromkeys(members, 1.0)
 
 
 def _keys(v: Any) -> Any:
     return v.dict.keys() if type(v) is ZSet else v
 
 
-def _weighted(v: Any, w: float) -> dict[bytes, float]:
-    """A new dict member → weight × score (NaN counts as 0), at C speed when it can."""
+def _weighted(v: Any, it: Any, w: float) -> dict[bytes, float]:
+    """
+    The next piece of C{it} (C{v}'s L{_pairs}) as a new dict member → weight ×
+    score (NaN counts as 0), at C speed when it can.
+    """
+    piece = islice(it, bigwork.PIECE)
     if type(v) is not ZSet:
-        return dict.fromkeys(v, _weigh(w, 1.0))
-    d = v.dict
+        return dict.fromkeys((m for m, _ in piece), _weigh(w, 1.0))
     if w == 1.0:
-        return dict(d)
+        return dict(piece)
     if w != 0.0 and not math.isinf(w):  # (no NaN possible: scores are finite or inf)
-        return {m: w * s for m, s in d.items()}
-    return {m: _weigh(w, s) for m, s in d.items()}
+        return {m: w * s for m, s in piece}
+    return {m: _weigh(w, s) for m, s in piece}
 
 
 def _weigh(w: float, s: float) -> float:

@@ -10,6 +10,7 @@ redis-server on real sockets.
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -29,6 +30,12 @@ def _fill(server: KVServer, n: int = N) -> None:
     admin.dataReceived(_cmd("SADD", "s", *[b"m%d" % i for i in range(n)]))
     admin.dataReceived(_cmd("SADD", "s2", *[b"m%d" % (3 * i) for i in range(n)]))
     admin.dataReceived(_cmd("SADD", "s3", *[b"m%d" % (2 * i) for i in range(n)]))
+    admin.dataReceived(
+        _cmd("ZADD", "z", *[x for i in range(n) for x in (b"%d" % (i % 999 - 499), b"m%d" % i)])
+    )
+    admin.dataReceived(
+        _cmd("ZADD", "z2", *[x for i in range(n) for x in (b"%d.5" % (i % 77), b"m%d" % (3 * i))])
+    )
     admin.dataReceived(_cmd("RPUSH", "l", *[b"%d" % ((i * 7919) % n) for i in range(n)]))
     admin.dataReceived(_cmd("RPUSH", "w", *[b"w%d" % ((i * 7919) % n) for i in range(n)]))
     admin.dataReceived(_cmd("HSET", "h", *[x for i in range(n) for x in (b"f%d" % i, b"v")]))
@@ -63,6 +70,22 @@ BIG_COMMANDS = [
     ("SUNIONSTORE", "dst", "s2", "s3"),
     ("SINTERSTORE", "dst", "s", "s3"),
     ("SDIFFSTORE", "dst", "s", "s2"),
+    ("ZUNIONSTORE", "dst", "2", "z", "z2"),
+    ("ZUNIONSTORE", "dst", "3", "z", "z2", "s", "WEIGHTS", "2", "-1", "0.5", "AGGREGATE", "MAX"),
+    ("ZINTERSTORE", "dst", "2", "z", "z2", "WEIGHTS", "1", "3"),
+    ("ZINTERSTORE", "dst", "2", "z", "s", "AGGREGATE", "MIN"),
+    ("ZDIFFSTORE", "dst", "2", "z", "z2"),
+    ("ZUNION", "2", "z", "s", "WITHSCORES"),
+    ("ZUNION", "2", "z2", "z", "WEIGHTS", "-1", "0", "AGGREGATE", "MIN"),
+    ("ZINTER", "2", "z", "z2", "WITHSCORES"),
+    ("ZINTER", "2", "z2", "s"),
+    ("ZINTERCARD", "2", "z", "s"),
+    ("ZINTERCARD", "2", "z", "s3", "LIMIT", str(N // 2)),
+    ("ZDIFF", "2", "s", "z2", "WITHSCORES"),
+    ("ZDIFF", "3", "z", "s3", "z2"),
+    ("ZRANGESTORE", "dst", "z", "0", "-1"),
+    ("ZRANGESTORE", "dst", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "5", str(N)),
+    ("ZRANGESTORE", "dst", "z2", "[m", "(m9", "BYLEX"),
     ("SMEMBERS", "s"),
     ("HGETALL", "h"),
     ("HKEYS", "h"),
@@ -113,6 +136,10 @@ def test_others_are_served_between_slices_and_kv_clients_after(argv: tuple[str, 
     head = b"+OK\r\n+QUEUED\r\n*1\r\n"
     assert tw.value().startswith(head) and ta.value() == tw.value()[len(head) :]
     assert clock.getDelayedCalls() == [] and server.busy is None
+    if argv[0].startswith("Z") and argv[0].endswith("STORE"):  # the same sorted set stored
+        mine, whole_z = server.store.data[b"dst"], server2.store.data[b"dst"]
+        assert mine.dict == whole_z.dict and list(mine.sl) == list(whole_z.sl)
+        assert all(math.copysign(1, s) == 1 for s, _ in mine.sl if s == 0)  # (-0 stored as 0)
 
 
 def test_a_store_in_slices_is_recorded_and_watched_as_one_command() -> None:
@@ -289,6 +316,12 @@ def _session(port: int, resp3: bool) -> list[Any]:
         conn.call("SADD", "s", *[b"m%d" % i for i in range(n)])
         conn.call("SADD", "s2", *[b"m%d" % (3 * i) for i in range(n)])
         conn.call("SADD", "i", *[b"%d" % (5 * i) for i in range(n)])
+        conn.call(
+            "ZADD", "z", *[x for i in range(n) for x in (b"%d" % (i % 999 - 499), b"m%d" % i)]
+        )
+        conn.call(
+            "ZADD", "z2", *[x for i in range(n) for x in (b"%d.5" % (i % 77), b"m%d" % (7 * i))]
+        )
         nums = [b"%d" % rnd.randrange(-n, n) for _ in range(n)]
         nums += [b"1.5", b"-0", b"0", b"1e3", b"-inf", b"+inf", b"007"]
         conn.call("RPUSH", "l", *nums)
@@ -322,6 +355,37 @@ def _session(port: int, resp3: bool) -> list[Any]:
             ("SCARD", "u"),
             ("SCARD", "n"),
             ("SCARD", "d"),
+            (
+                "ZUNIONSTORE",
+                "zu",
+                "3",
+                "z",
+                "z2",
+                "s2",
+                "WEIGHTS",
+                "2",
+                "-1",
+                "0.5",
+                "AGGREGATE",
+                "MAX",
+            ),
+            ("ZRANGE", "zu", "0", "-1", "WITHSCORES"),
+            ("ZINTERSTORE", "zi", "2", "z", "z2", "WEIGHTS", "1", "3"),
+            ("ZRANGE", "zi", "0", "-1", "WITHSCORES"),
+            ("ZDIFFSTORE", "zd", "2", "z", "s2"),
+            ("ZRANGE", "zd", "0", "-1", "WITHSCORES"),
+            ("ZUNION", "2", "z", "s", "WITHSCORES"),
+            ("ZUNION", "2", "z2", "z", "WEIGHTS", "-1", "0", "AGGREGATE", "MIN"),
+            ("ZINTER", "2", "z", "z2", "WITHSCORES"),
+            ("ZINTER", "2", "z", "s2", "AGGREGATE", "MAX"),
+            ("ZINTERCARD", "2", "z", "s2"),
+            ("ZINTERCARD", "2", "z", "s2", "LIMIT", "1000"),
+            ("ZDIFF", "2", "z", "z2", "WITHSCORES"),
+            ("ZDIFF", "3", "s", "z2", "i"),
+            ("ZRANGESTORE", "zr", "z", "100", "-100"),
+            ("ZRANGE", "zr", "0", "-1", "WITHSCORES"),
+            ("ZRANGESTORE", "zr", "z", "+inf", "(0", "BYSCORE", "REV", "LIMIT", "10", "100000"),
+            ("ZRANGE", "zr", "0", "-1", "WITHSCORES"),
         ):
             out.append(conn.call(*argv))
         # sets: the same members (their order is each server's own)
@@ -376,3 +440,28 @@ def test_a_set_still_freed_lazily_after_keys_come_and_go() -> None:
     assert server.lazyfree.pending == 1 and len(big) == 1000  # not freed at once
     _drive(clock, lambda: server.lazyfree.pending == 0)
     assert len(big) == 0 and [db.boxed for db in server.dbs[:2]] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("ZUNION", "2", "z", "z2", "WITHSCORES"),
+        ("ZINTER", "2", "z", "s"),
+        ("ZRANGE", "z", "0", "-1"),
+    ],
+    ids=" ".join,
+)
+def test_the_pairs_of_a_sliced_zset_reply_are_freed_in_slices(argv: tuple[str, ...]) -> None:
+    """A million new (score, member) pairs dropped at once would hold the loop too."""
+    clock, server = _filled()
+    a, ta = _client(server)
+    a.dataReceived(_cmd(*argv))
+    while a.blocked is not None or not ta.value():
+        _turn(clock)
+    assert server.lazyfree.pending == 1  # the reply's list, not freed at once…
+    pairs = server.lazyfree.queue[0]
+    assert type(pairs) is list and len(pairs) >= N // 2
+    n = len(pairs)
+    _drive(clock, lambda: server.lazyfree.pending == 0)
+    assert pairs == []  # …but a slice per turn
+    assert len(_replies(ta.value())) == 1 and len(_replies(ta.value())[0]) >= n
