@@ -41,6 +41,12 @@ def redis_port() -> Iterator[int]:
     yield from _redis()
 
 
+@pytest.fixture
+def fresh_redis_port() -> Iterator[int]:
+    """A reference of its own, for replies that depend on what redis-server has seen."""
+    yield from _redis()
+
+
 @pytest.fixture(scope="session")
 def redis_auth_port() -> Iterator[int]:
     """The reference with a password."""
