@@ -53,22 +53,27 @@ class Sending(Blocked):
         self.call = None
         c = self.client
         if c.closed or c.blocked is not self:
-            self._release()
+            self.release()
             return
         if c.paused or c.queue:
             return  # the transport resumes us (L{resume}) once it has sent what it holds
-        hi = min(self.count, self.pos + self.per)
-        data = self.encode(self.pos, hi)
-        self.adapt(hi - self.pos, len(data))
-        self.pos = hi
-        if hi >= self.count:
-            self._release()
+        data = self.next_slice()
+        if self.pos >= self.count:
+            self.release()
             unblock(c)
             c.resume_after_block([data])
             return
         c.send(data)
         if not c.closed:
             self.call = c.server.reactor.callLater(0, self.step)
+
+    def next_slice(self) -> bytes:
+        """The next slice of the reply, encoded."""
+        hi = min(self.count, self.pos + self.per)
+        data = self.encode(self.pos, hi)
+        self.adapt(hi - self.pos, len(data))
+        self.pos = hi
+        return data
 
     def adapt(self, items: int, size: int) -> None:
         """Aim at C{SLICE_BYTES} a slice: big members (1 MiB each) go a few at a time."""
@@ -80,7 +85,8 @@ class Sending(Blocked):
         if self.call is None and not self.done:
             self.step()
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Done (or dropped): the snapshot and the big list made for the reply go."""
         self.done = True
         self.encode = _nothing  # the snapshot is dropped with the closure
         if self.garbage is not None:  # (a million new tuples would be freed at once)
@@ -98,13 +104,14 @@ def _nothing(lo: int, hi: int) -> bytes:
 def may_slice(c: Any) -> bool:
     """
     Is C{c} running a batch of a live connection, in no state that wants its reply
-    whole (MULTI/EXEC, the AOF replayed, CLIENT REPLY OFF/SKIP, already blocked)?
+    whole (the AOF replayed, CLIENT REPLY OFF/SKIP, already blocked)? Inside EXEC,
+    only when the transaction goes on across turns (L{multiwork}): it encodes the
+    slices into EXEC's reply.
     """
     return (
         getattr(c, "_out", None) is not None
         and c.blocked is None
-        and not c.in_exec
-        and not c.deny_blocking
+        and (not (c.in_exec or c.deny_blocking) or c.transaction is not None)
         and c.reply_mode is None
         and not c.closed
     )

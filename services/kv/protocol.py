@@ -17,13 +17,16 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from portsuite.api import format_peer, is_loopback
+from portsuite_services.kv import multiwork
 from portsuite_services.kv.bigreply import Sending
 from portsuite_services.kv.bigwork import Working
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite_services.kv.notify import notify_after, notify_before
 from portsuite_services.kv.resp import (
+    NULL_ARRAY,
     OK,
+    Preencoded,
     ProtocolError,
     Push,
     RequestParser,
@@ -54,6 +57,8 @@ DENIED = (
     b"protected_mode = false there if this network is trusted.\r\n"
 )
 MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
+_ABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+EXECABORT = Preencoded(_ABORT, _ABORT)
 FLUSH_SIZE = 64 * 1024  # replies of one batch past this size are written before the next
 # A batch of at most this many commands runs whole, replies counted at the end: big
 # strings are the stored values themselves, not copies, so it holds little more.
@@ -130,6 +135,7 @@ class KVProtocol(Protocol):
         self.monitor = False
         self.held = False  # replies wait in queue for the AOF's write (KVServer.hold)
         self.precomputed: Any = None  # a sliced command's result, for its second run (bigwork.py)
+        self.transaction: Any = None  # an EXEC going on across turns, while it runs (multiwork.py)
         self.refresh()
 
     # -- connection ----------------------------------------------------------------
@@ -283,7 +289,8 @@ class KVProtocol(Protocol):
         server = self.server
         busy = server.busy
         if busy is not None:  # a command computed in slices: everything else waits
-            return busy.client is not self
+            # (but for a blocked client served after it: the command has done its work)
+            return busy.client is not self and not server.serving
         if not server.pause_end or self.in_exec:
             return False
         if cmd.fullname == "client|unpause":
@@ -325,35 +332,21 @@ class KVProtocol(Protocol):
         self.resp = version
         self.enc = encode3 if version == 3 else encode2
 
-    def exec_multi(self) -> bytes:
+    def exec_multi(self) -> Any:
         """EXEC: run the queued commands, one after the other, replies in one array."""
+        done = self.precomputed
+        if done is not None:  # a transaction that went on across turns: its reply
+            self.precomputed = None
+            return multiwork.reply(self, done)
         queued, self.multi = self.multi or [], None
         failed, self.multi_failed = self.multi_failed, False
         dirty = self.watch_dirty
         self.unwatch()
         if failed:
-            return b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+            return EXECABORT
         if dirty:  # a watched key changed: nothing is run
-            return b"*-1\r\n" if self.resp == 2 else b"_\r\n"
-        out: list[bytes] = [b"*%d\r\n" % len(queued)]
-        server = self.server
-        aof = server.aof
-        mark = len(aof.buf) if aof is not None else 0
-        self.deny_blocking = True  # blocking commands answer at once
-        self.in_exec = True
-        try:
-            for _cmd, argv in queued:
-                self.execute(argv, out)  # not queued again: self.multi is None now
-        finally:
-            self.deny_blocking = False
-            self.in_exec = False
-        if aof is not None and len(aof.buf) - mark > 1:
-            # all or nothing after a crash too: a file ending inside MULTI is cut there
-            aof.buf.insert(mark, b"*1\r\n$5\r\nMULTI\r\n")
-            aof.buf.append(b"*1\r\n$4\r\nEXEC\r\n")
-        if server.ready_keys:  # pushed inside the transaction: served after EXEC
-            handle_ready(server)
-        return b"".join(out)
+            return NULL_ARRAY
+        return multiwork.execute(self, queued)  # at once, or across turns when long
 
     def watch(self, keys: list[bytes]) -> None:
         store = self.store
