@@ -109,7 +109,7 @@ class Working(Blocked):
         finally:
             c.precomputed = None
             server.set_busy(None)
-        if waiting is not None:  # what the client pipelined behind the command
+        if waiting is not None and not c.close_after_reply:  # what it pipelined behind
             if c.pending is None:
                 c.pending = waiting
             else:
