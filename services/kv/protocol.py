@@ -59,6 +59,16 @@ DENIED = (
 MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
 _ABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
 EXECABORT = Preencoded(_ABORT, _ABORT)
+# A command queued by MULTI holds about this much besides its arguments' bytes (its
+# tuple, its list, a bytes object per argument): counted against
+# client-query-buffer-limit (Redis's default 1 GB), so a client queuing for ever is
+# bounded (redis-server itself queues until maxmemory-clients or the OOM killer).
+QUEUED_MEM = 112
+ARG_MEM = 41
+MULTI_TOO_BIG = (
+    b"-ERR transaction discarded: the commands queued by MULTI hold more than "
+    b"client-query-buffer-limit\r\n"
+)
 FLUSH_SIZE = 64 * 1024  # replies of one batch past this size are written before the next
 # A batch of at most this many commands runs whole, replies counted at the end: big
 # strings are the stored values themselves, not copies, so it holds little more.
@@ -121,6 +131,7 @@ class KVProtocol(Protocol):
         self.last_cmd: Any = None
         self.multi: list[tuple[Any, list[bytes]]] | None = None  # commands queued by MULTI
         self.multi_failed = False
+        self.multi_mem = 0  # what the queued commands hold, about (CLIENT LIST multi-mem)
         self.plain = self.authenticated
         self.watching: set[tuple[int, bytes]] = set()  # (db, key)
         self.watch_dirty = False
@@ -834,10 +845,29 @@ class KVProtocol(Protocol):
                     out.append(b"-ERR Command not allowed inside a transaction\r\n")
                     self.multi_failed = True
                     return None
-                self.multi.append((cmd, argv))
+                if not (self.multi_failed or self.watch_dirty):  # (else EXEC runs nothing)
+                    self.multi.append((cmd, argv))
+                    self.multi_mem += sum(map(len, argv)) + ARG_MEM * len(argv) + QUEUED_MEM
+                    if self.multi_mem > server.query_buffer_limit:
+                        self.queue_overflow(out)
+                        return None
                 out.append(b"+QUEUED\r\n")
                 return None
         return cmd
+
+    def queue_overflow(self, out: list[bytes]) -> None:
+        """MULTI queued more than client-query-buffer-limit: the queue goes, EXEC aborts."""
+        log.warn(
+            "kv: {peer} queued {n} commands ({mem} bytes) in MULTI, past "
+            "client-query-buffer-limit: transaction discarded",
+            peer=self.peer,
+            n=len(self.multi or ()),
+            mem=self.multi_mem,
+        )
+        self.multi = []
+        self.multi_mem = 0
+        self.multi_failed = True
+        out.append(MULTI_TOO_BIG)
 
     def info_line(self) -> str:
         """CLIENT LIST/INFO: Redis 7's fields (memory ones are kv's own counts)."""
@@ -865,7 +895,8 @@ class KVProtocol(Protocol):
             f"age={int(now - self.created)} idle={int(now - self.last)} flags={flags or 'N'} "
             f"db={self.db} sub={len(self.channels)} psub={len(self.patterns)} ssub={len(self.shards)} "
             f"multi={len(self.multi) if self.multi is not None else -1} "
-            f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 "
+            f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={self.multi_mem if self.multi else 0} "
+            f"rbs=16384 rbp=0 "
             f"obl=0 oll={len(self.queue)} omem={self.queued} tot-mem={self.queued} "
             f"events={'r' if not self.queue else 'rw'} "
             f"cmd={self.last_cmd.fullname if self.last_cmd else 'NULL'} user={self.user.name} "

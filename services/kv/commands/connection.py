@@ -163,6 +163,7 @@ def multi(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR MULTI calls can not be nested")
     c.multi = []
     c.multi_failed = False
+    c.multi_mem = 0
     return OK
 
 

@@ -319,3 +319,44 @@ def test_a_client_blocked_on_what_a_sliced_command_stores_is_served() -> None:
     _drive(clock, lambda: len(_replies(ta.value())) == 2)
     assert _replies(tb.value()) == [[b"sl", b"1"]]  # (it was left waiting for ever)
     assert _replies(ta.value()) == [n, n - 1]
+
+
+def _multi_field(server: KVServer, c: Any, field: str) -> int:
+    line = c.info_line()
+    return int(line.split(f" {field}=")[1].split()[0])
+
+
+def test_the_queue_of_multi_is_bounded() -> None:
+    clock, server = _server()
+    a, ta = _client(server)
+    b, tb = _client(server)
+    b.dataReceived(_cmd("CONFIG", "SET", "client-query-buffer-limit", "1mb"))
+    assert tb.value() == b"+OK\r\n"
+    # counted as Redis's multi-mem: the arguments' bytes, and kv's own cost per command
+    a.dataReceived(_cmd("MULTI") + _cmd("SET", "k", "v" * 100))
+    mem = _multi_field(server, a, "multi-mem")
+    assert 100 + 2 < mem < 1000 and _multi_field(server, a, "multi") == 1
+    # a client queuing for ever: past the limit its queue goes, EXEC aborts
+    value = b"x" * 1000
+    for i in range(0, 2000, 100):
+        a.dataReceived(b"".join(_cmd("SET", b"k%d" % j, value) for j in range(i, i + 100)))
+    replies = _replies(ta.value())
+    first_error = next(i for i, r in enumerate(replies) if not isinstance(r, bytes))
+    assert "client-query-buffer-limit" in str(replies[first_error])
+    assert 800 < first_error < 1000  # (1 MB of 1 KB values, and what each costs)
+    assert all(r == b"QUEUED" for r in replies[first_error + 1 :])
+    assert _multi_field(server, a, "multi") == 0 and _multi_field(server, a, "multi-mem") == 0
+    ta.clear()
+    a.dataReceived(_cmd("EXEC"))
+    assert ta.value() == b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    assert server.store.data == {} and server.busy is None
+
+
+def test_nothing_more_is_queued_once_the_transaction_failed() -> None:
+    """As redis-server 7.0.15: after an error, QUEUED but not kept (multi= stays)."""
+    clock, server = _server()
+    a, ta = _client(server)
+    a.dataReceived(_transaction(("SET", "a", "1"), ("NOSUCH",), *[("SET", "b", "2")] * 10)[:-14])
+    assert _multi_field(server, a, "multi") == 1 and ta.value().endswith(b"+QUEUED\r\n")
+    a.dataReceived(_cmd("EXEC"))
+    assert ta.value().endswith(b"-EXECABORT Transaction discarded because of previous errors.\r\n")
