@@ -41,6 +41,7 @@ from portsuite_services.kv.resp import Preencoded
 log = Logger(namespace="portsuite.kv")
 
 MAX_COMMANDS = 1024  # queued commands run per turn at most (and BUDGET seconds)
+JOIN = 256  # parts of the reply joined into one as it grows
 MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
@@ -48,13 +49,14 @@ EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 class Transaction(Working):
     """An EXEC going on across turns: the client's C{blocked} and the server's C{busy}."""
 
-    __slots__ = ("queued", "pos", "out", "records", "inner", "sending")
+    __slots__ = ("queued", "pos", "out", "joined", "records", "inner", "sending")
 
-    def __init__(self, c: Any, queued: list[tuple[Any, list[bytes]]]):
+    def __init__(self, c: Any, queued: list[tuple[bytes, ...]]):
         super().__init__(c, [b"EXEC"], iter(()))  # type: ignore[arg-type]
         self.queued = queued
         self.pos = 0  # the next queued command to run
         self.out = [b"*%d\r\n" % len(queued)]  # EXEC's reply so far
+        self.joined = 0  # out[:joined] are parts of JOIN parts or more
         self.records: list[bytes] = []  # what the commands wrote to the AOF so far
         self.inner: Working | None = None  # a big command being computed
         self.sending: Sending | None = None  # a big reply being encoded
@@ -108,13 +110,16 @@ class Transaction(Working):
             elif self.pos < len(queued):
                 if end is not None and (n >= MAX_COMMANDS or perf_counter() > end):
                     return False
-                argv = queued[self.pos][1]
-                queued[self.pos] = None  # type: ignore[call-overload]  # (freed as it goes)
+                argv = queued[self.pos]
+                queued[self.pos] = ()  # (freed as it goes)
                 self.pos += 1
                 n += 1
-                c.execute(argv, out)
+                c.execute(list(argv), out)
             else:
                 return True
+            if len(out) - self.joined > JOIN:  # (millions of small parts would cost more
+                out[self.joined :] = [b"".join(out[self.joined :])]  # than the reply)
+                self.joined = len(out)
             left = c.blocked  # what the command left to go on with
             if left is not None:
                 c.blocked = None
@@ -149,7 +154,7 @@ class Transaction(Working):
         self.finish()  # bigwork's: EXEC runs again with the reply at hand
 
 
-def execute(c: Any, queued: list[tuple[Any, list[bytes]]]) -> Any:
+def execute(c: Any, queued: list[tuple[bytes, ...]]) -> Any:
     """
     EXEC's queued commands: their replies (at once), or C{NO_REPLY} and the rest
     goes on at the next turns (then EXEC runs again: L{reply}).
@@ -194,8 +199,6 @@ def execute(c: Any, queued: list[tuple[Any, list[bytes]]]) -> Any:
 
 def reply(c: Any, tx: Transaction) -> Any:
     """EXEC run again, once a transaction that went on across turns is done."""
-    from portsuite_services.kv.commands import NO_REPLY
-
     server = c.server
     aof = server.aof
     records = tx.records
@@ -210,8 +213,8 @@ def reply(c: Any, tx: Transaction) -> Any:
             server.write_aof()
     if server.ready_keys:
         handle_ready(server)
-    if c._out is None:
-        raw = b"".join(tx.out)
-        return Preencoded(raw, raw)
-    c._out += tx.out  # (the parts as they are: a big one is written without a copy)
-    return NO_REPLY
+    # one string, as a reply run whole: one big reply may pass client_output_buffer_limit
+    # (replies piling up behind it may not), a list of parts could not
+    raw = b"".join(tx.out)
+    tx.out = []
+    return Preencoded(raw, raw)

@@ -129,7 +129,10 @@ class KVProtocol(Protocol):
         self.queued = 0
         self.created = self.last = server.clock()
         self.last_cmd: Any = None
-        self.multi: list[tuple[Any, list[bytes]]] | None = None  # commands queued by MULTI
+        # the commands queued by MULTI: tuples of bytes, which Python's garbage collector
+        # stops tracking (a list each, 200,000 of them, made it walk them all again and again)
+        self.multi: list[tuple[bytes, ...]] | None = None
+        self.multi_writes = False  # one of them writes (EXEC waits for CLIENT PAUSE WRITE)
         self.multi_failed = False
         self.multi_mem = 0  # what the queued commands hold, about (CLIENT LIST multi-mem)
         self.plain = self.authenticated
@@ -309,7 +312,7 @@ class KVProtocol(Protocol):
         if server.pause_all or cmd.write or cmd.name in MAY_REPLICATE:
             return True
         if cmd.name == "exec" and self.multi:
-            return any(q.write or q.name in MAY_REPLICATE for q, _ in self.multi)
+            return self.multi_writes
         return False
 
     def end_wait(self) -> None:
@@ -846,7 +849,9 @@ class KVProtocol(Protocol):
                     self.multi_failed = True
                     return None
                 if not (self.multi_failed or self.watch_dirty):  # (else EXEC runs nothing)
-                    self.multi.append((cmd, argv))
+                    self.multi.append(tuple(argv))
+                    if cmd.write or cmd.name in MAY_REPLICATE:
+                        self.multi_writes = True
                     self.multi_mem += sum(map(len, argv)) + ARG_MEM * len(argv) + QUEUED_MEM
                     if self.multi_mem > server.query_buffer_limit:
                         self.queue_overflow(out)

@@ -164,6 +164,7 @@ def multi(c: Any, argv: list[bytes]) -> Any:
     c.multi = []
     c.multi_failed = False
     c.multi_mem = 0
+    c.multi_writes = False
     return OK
 
 
