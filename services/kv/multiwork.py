@@ -49,7 +49,7 @@ EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 class Transaction(Working):
     """An EXEC going on across turns: the client's C{blocked} and the server's C{busy}."""
 
-    __slots__ = ("queued", "pos", "out", "joined", "records", "inner", "sending")
+    __slots__ = ("queued", "pos", "out", "joined", "records", "inner", "sending", "rebatch")
 
     def __init__(self, c: Any, queued: list[tuple[bytes, ...]]):
         super().__init__(c, [b"EXEC"], iter(()))  # type: ignore[arg-type]
@@ -60,6 +60,7 @@ class Transaction(Working):
         self.records: list[bytes] = []  # what the commands wrote to the AOF so far
         self.inner: Working | None = None  # a big command being computed
         self.sending: Sending | None = None  # a big reply being encoded
+        self.rebatch = False  # a CLIENT REPLY inside: its "rebatch" waits for EXEC's end
 
     def advance(self, end: float | None) -> bool:
         """Run until C{end} (perf_counter; None: to the end, whole): True once done."""
@@ -69,9 +70,16 @@ class Transaction(Working):
         c.blocked = None
         c.in_exec = c.deny_blocking = True  # blocking commands answer at once
         c.transaction = self if end is not None else None
+        if self.rebatch:  # (the commands after a CLIENT REPLY inside answer in the array)
+            c.waiting = "rebatch"
+        done = False
         try:
-            return self._advance(end)
+            done = self._advance(end)
+            return done
         finally:
+            self.rebatch = not done and c.waiting == "rebatch"
+            if self.rebatch:  # (only for the batch that runs EXEC again, at the end)
+                c.waiting = False
             c._out = saved
             c.blocked = None if c.closed else blocked
             c.in_exec = c.deny_blocking = False

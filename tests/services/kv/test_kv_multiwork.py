@@ -360,3 +360,24 @@ def test_nothing_more_is_queued_once_the_transaction_failed() -> None:
     assert _multi_field(server, a, "multi") == 1 and ta.value().endswith(b"+QUEUED\r\n")
     a.dataReceived(_cmd("EXEC"))
     assert ta.value().endswith(b"-EXECABORT Transaction discarded because of previous errors.\r\n")
+
+
+@pytest.mark.parametrize("n", [0, N])
+def test_client_reply_off_inside_a_transaction(n: int) -> None:
+    """
+    As kv answers it run whole: the array whole, then OFF holds until ON. (redis-server
+    7.0 stops answering inside the array: a client cannot parse that, so kv keeps it.)
+    """
+    clock, server = _server()
+    a, ta = _client(server)
+    sets = [("SET", f"k{i}", "v") for i in range(n)]
+    a.dataReceived(
+        _transaction(("CLIENT", "REPLY", "OFF"), *sets, ("GET", "k0"))
+        + _cmd("PING", "off")
+        + _cmd("CLIENT", "REPLY", "ON")
+        + _cmd("PING")
+    )
+    _drive(clock, lambda: server.busy is None and a.pending is None)
+    reply = ta.value()[ta.value().rindex(b"QUEUED\r\n") + 8 :]
+    get = b"$1\r\nv\r\n" if n else b"$-1\r\n"
+    assert reply == b"*%d\r\n+OK\r\n" % (n + 2) + b"+OK\r\n" * n + get + b"+OK\r\n+PONG\r\n"
