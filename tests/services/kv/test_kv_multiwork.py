@@ -381,3 +381,35 @@ def test_client_reply_off_inside_a_transaction(n: int) -> None:
     reply = ta.value()[ta.value().rindex(b"QUEUED\r\n") + 8 :]
     get = b"$1\r\nv\r\n" if n else b"$-1\r\n"
     assert reply == b"*%d\r\n+OK\r\n" % (n + 2) + b"+OK\r\n" * n + get + b"+OK\r\n+PONG\r\n"
+
+
+def test_keyspace_events_are_those_of_the_commands_run_whole() -> None:
+    cmds = [
+        ("SUNIONSTORE", "u", "s", "s2"),
+        ("SINTERCARD", "2", "s", "nothing"),
+        *[("SET", f"k{i}", "v") for i in range(3000)],
+        ("SORT", "l", "STORE", "sl"),
+        ("DEL", "k1", "nothing"),
+        ("GET", "nothing"),
+    ]
+
+    def events(in_multi: bool) -> list[Any]:
+        clock, server = _server()
+        _fill(server)
+        sub, ts = _client(server)
+        a, ta = _client(server)
+        sub.dataReceived(_cmd("CONFIG", "SET", "notify-keyspace-events", "KEAm"))
+        sub.dataReceived(_cmd("PSUBSCRIBE", "__key*__:*"))
+        ts.clear()
+        if in_multi:
+            a.dataReceived(_transaction(*cmds))
+            assert server.busy is not None
+        else:
+            for c in cmds:
+                a.dataReceived(_cmd(*c))
+                _drive(clock, lambda: server.busy is None and a.blocked is None)
+        _drive(clock, lambda: server.busy is None and a.blocked is None)
+        return _replies(ts.value())
+
+    sliced = events(True)
+    assert len(sliced) > 6000 and sliced == events(False)
