@@ -413,3 +413,15 @@ def test_keyspace_events_are_those_of_the_commands_run_whole() -> None:
 
     sliced = events(True)
     assert len(sliced) > 6000 and sliced == events(False)
+
+
+def test_two_long_transactions_run_one_after_the_other() -> None:
+    clock, server = _server()
+    a, ta = _client(server)
+    b, tb = _client(server)
+    a.dataReceived(_transaction(*[("SET", f"k{i}", "a") for i in range(N)], ("GET", "k0")))
+    b.dataReceived(_transaction(*[("SET", f"k{i}", "b") for i in range(N)], ("GET", "k0")))
+    assert type(a.blocked) is Transaction and type(b.blocked) is not Transaction
+    _drive(clock, lambda: _replies(tb.value())[-1] != b"QUEUED" and server.busy is None)
+    assert _replies(ta.value())[-1][-1] == b"a" and _replies(tb.value())[-1][-1] == b"b"
+    assert {server.store.data[b"k%d" % i] for i in range(N)} == {b"b"}
