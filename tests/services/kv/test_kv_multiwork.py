@@ -422,6 +422,7 @@ def test_two_long_transactions_run_one_after_the_other() -> None:
     a.dataReceived(_transaction(*[("SET", f"k{i}", "a") for i in range(N)], ("GET", "k0")))
     b.dataReceived(_transaction(*[("SET", f"k{i}", "b") for i in range(N)], ("GET", "k0")))
     assert type(a.blocked) is Transaction and type(b.blocked) is not Transaction
-    _drive(clock, lambda: _replies(tb.value())[-1] != b"QUEUED" and server.busy is None)
+    assert tb.value() == b""  # (b's MULTI too waits for a's EXEC)
+    _drive(clock, lambda: tb.value().endswith(b"$1\r\nb\r\n") and server.busy is None)
     assert _replies(ta.value())[-1][-1] == b"a" and _replies(tb.value())[-1][-1] == b"b"
     assert {server.store.data[b"k%d" % i] for i in range(N)} == {b"b"}
