@@ -141,7 +141,8 @@ def start(
     hi = min(count, max(probe, sending.per))
     if hi > probe:
         first += encode(probe, hi)
-    c._out.append(header + first)
+    tx = getattr(c, "transaction", None)  # (inside EXEC: into its reply, multiwork.py)
+    (c._out if tx is None else tx.out).append(header + first)
     sending.pos = hi
     c.blocked = sending
     sending.call = c.server.reactor.callLater(0, sending.step)

@@ -49,7 +49,17 @@ EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 class Transaction(Working):
     """An EXEC going on across turns: the client's C{blocked} and the server's C{busy}."""
 
-    __slots__ = ("queued", "pos", "out", "joined", "records", "inner", "sending", "rebatch")
+    __slots__ = (
+        "queued",
+        "pos",
+        "out",
+        "joined",
+        "pushes",
+        "records",
+        "inner",
+        "sending",
+        "rebatch",
+    )
 
     def __init__(self, c: Any, queued: list[tuple[bytes, ...]]):
         super().__init__(c, [b"EXEC"], iter(()))  # type: ignore[arg-type]
@@ -57,6 +67,7 @@ class Transaction(Working):
         self.pos = 0  # the next queued command to run
         self.out = [b"*%d\r\n" % len(queued)]  # EXEC's reply so far
         self.joined = 0  # out[:joined] are parts of JOIN parts or more
+        self.pushes: list[bytes] = []  # pub/sub pushes to it meanwhile: before EXEC's reply
         self.records: list[bytes] = []  # what the commands wrote to the AOF so far
         self.inner: Working | None = None  # a big command being computed
         self.sending: Sending | None = None  # a big reply being encoded
@@ -66,7 +77,8 @@ class Transaction(Working):
         """Run until C{end} (perf_counter; None: to the end, whole): True once done."""
         c = self.client
         saved, blocked = c._out, c.blocked
-        c._out = self.out  # (what a command pushes to its own client is part of the reply)
+        if saved is None:  # a later turn: what the commands push to their own client goes
+            c._out = self.pushes  # out at the end of the turn, before EXEC's reply, as whole
         c.blocked = None
         c.in_exec = c.deny_blocking = True  # blocking commands answer at once
         c.transaction = self if end is not None else None
@@ -81,6 +93,10 @@ class Transaction(Working):
             if self.rebatch:  # (only for the batch that runs EXEC again, at the end)
                 c.waiting = False
             c._out = saved
+            if self.pushes:
+                if not c.closed:
+                    c.send(b"".join(self.pushes))
+                self.pushes.clear()
             c.blocked = None if c.closed else blocked
             c.in_exec = c.deny_blocking = False
             c.transaction = None

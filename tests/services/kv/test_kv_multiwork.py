@@ -426,3 +426,20 @@ def test_two_long_transactions_run_one_after_the_other() -> None:
     _drive(clock, lambda: tb.value().endswith(b"$1\r\nb\r\n") and server.busy is None)
     assert _replies(ta.value())[-1][-1] == b"a" and _replies(tb.value())[-1][-1] == b"b"
     assert {server.store.data[b"k%d" % i] for i in range(N)} == {b"b"}
+
+
+@pytest.mark.parametrize("n", [0, N])
+def test_pushes_to_the_client_itself_come_before_the_reply(n: int) -> None:
+    """A RESP3 client subscribed to what its transaction publishes: as run whole."""
+    clock, server = _server()
+    a, ta = _client(server)
+    a.dataReceived(_cmd("HELLO", "3") + _cmd("SUBSCRIBE", "ch"))
+    ta.clear()
+    sets = [("SET", f"k{i}", "v") for i in range(n)]
+    a.dataReceived(
+        _transaction(("PUBLISH", "ch", "x"), *sets, ("PUBLISH", "ch", "y"), ("SMEMBERS", "s"))
+    )
+    _drive(clock, lambda: server.busy is None and a.blocked is None)
+    replies = _replies(ta.value())[n + 4 :]  # (after OK and QUEUED)
+    assert replies[:2] == [[b"message", b"ch", b"x"], [b"message", b"ch", b"y"]]
+    assert replies[2:] == [[1, *[b"OK"] * n, 1, []]]
