@@ -321,7 +321,7 @@ def test_a_client_blocked_on_what_a_sliced_command_stores_is_served() -> None:
     assert _replies(ta.value()) == [n, n - 1]
 
 
-def _multi_field(server: KVServer, c: Any, field: str) -> int:
+def _multi_field(c: Any, field: str) -> int:
     line = c.info_line()
     return int(line.split(f" {field}=")[1].split()[0])
 
@@ -334,8 +334,8 @@ def test_the_queue_of_multi_is_bounded() -> None:
     assert tb.value() == b"+OK\r\n"
     # counted as Redis's multi-mem: the arguments' bytes, and kv's own cost per command
     a.dataReceived(_cmd("MULTI") + _cmd("SET", "k", "v" * 100))
-    mem = _multi_field(server, a, "multi-mem")
-    assert 100 + 2 < mem < 1000 and _multi_field(server, a, "multi") == 1
+    mem = _multi_field(a, "multi-mem")
+    assert 100 + 2 < mem < 1000 and _multi_field(a, "multi") == 1
     # a client queuing for ever: past the limit its queue goes, EXEC aborts
     value = b"x" * 1000
     for i in range(0, 2000, 100):
@@ -345,7 +345,7 @@ def test_the_queue_of_multi_is_bounded() -> None:
     assert "client-query-buffer-limit" in str(replies[first_error])
     assert 800 < first_error < 1000  # (1 MB of 1 KB values, and what each costs)
     assert all(r == b"QUEUED" for r in replies[first_error + 1 :])
-    assert _multi_field(server, a, "multi") == 0 and _multi_field(server, a, "multi-mem") == 0
+    assert _multi_field(a, "multi") == 0 and _multi_field(a, "multi-mem") == 0
     ta.clear()
     a.dataReceived(_cmd("EXEC"))
     assert ta.value() == b"-EXECABORT Transaction discarded because of previous errors.\r\n"
@@ -357,7 +357,7 @@ def test_nothing_more_is_queued_once_the_transaction_failed() -> None:
     clock, server = _server()
     a, ta = _client(server)
     a.dataReceived(_transaction(("SET", "a", "1"), ("NOSUCH",), *[("SET", "b", "2")] * 10)[:-14])
-    assert _multi_field(server, a, "multi") == 1 and ta.value().endswith(b"+QUEUED\r\n")
+    assert _multi_field(a, "multi") == 1 and ta.value().endswith(b"+QUEUED\r\n")
     a.dataReceived(_cmd("EXEC"))
     assert ta.value().endswith(b"-EXECABORT Transaction discarded because of previous errors.\r\n")
 
