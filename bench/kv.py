@@ -174,14 +174,16 @@ def _pinger(port: int, stop_flag: Any, mark: Any, out: Any) -> None:
     out.send(samples)
 
 
-def start_kv_and_echo(tmp: Path, prefix: list[str]) -> tuple[subprocess.Popen[bytes], int, int]:
+def start_kv_and_echo(
+    tmp: Path, prefix: list[str], twistd: str = TWISTD
+) -> tuple[subprocess.Popen[bytes], int, int]:
     """A suite of kv + echo in twistd (C{prefix}: a pinning command, or []): (proc, kv, echo)."""
     kv, echo = free_port(), free_port()
     cfg = tmp / "suite.toml"
     cfg.write_text(
         f'[services.kv]\ntype = "kv"\nport = {kv}\n[services.echo]\ntype = "echo"\nport = {echo}\n'
     )
-    cmd = [TWISTD, "-n", "--pidfile=", "--logfile", str(tmp / "t.log"), "portsuite", "-c", str(cfg)]
+    cmd = [twistd, "-n", "--pidfile=", "--logfile", str(tmp / "t.log"), "portsuite", "-c", str(cfg)]
     proc = subprocess.Popen(
         [*prefix, *cmd],
         stdout=subprocess.DEVNULL,

@@ -14,7 +14,9 @@ and the worst echo round trip while it ran; redis-server's time for the same com
 is printed beside it as the reference.
 
     flock /tmp/bench.lock .venv/bin/python bench/kv_big.py     # N=1000000 to change
-"""
+
+With C{PORTSUITE_BEFORE_BIN} (see bench/README.md), that build's worst round trips too,
+in the same run ("before ms"). C{ONLY="SUNION in MULTI,200k SET in MULTI"}: a subset."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import hiredis
-from benchlib import pin
+from benchlib import before_bin, pin
 from kv import _cmd, _pinger, start, start_kv_and_echo, stop
 
 N = int(os.environ.get("N", "1000000"))
@@ -70,6 +72,23 @@ STEPS: list[tuple[str, list[list[bytes]]]] = [
     (
         "FLUSHDB (one big set)",
         [[b"MOVE", b"s2", b"1"], [b"SELECT", b"1"], [b"FLUSHDB"], [b"SELECT", b"0"]],
+    ),
+    # MULTI/EXEC (sent as one pipeline): big commands inside, many small or medium ones
+    ("SUNION in MULTI", [[b"MULTI"], [b"SUNION", b"s", b"s2"], [b"EXEC"]]),
+    ("SUNIONSTORE in MULTI", [[b"MULTI"], [b"SUNIONSTORE", b"u", b"s", b"s2"], [b"EXEC"]]),
+    ("SMEMBERS in MULTI", [[b"MULTI"], [b"SMEMBERS", b"s"], [b"EXEC"]]),
+    ("200k SET pipelined", [*([b"SET", b"p%d" % i, b"v"] for i in range(200_000))]),
+    (
+        "200k SET in MULTI",
+        [[b"MULTI"], *([b"SET", b"t%d" % i, b"v"] for i in range(200_000)), [b"EXEC"]],
+    ),
+    (
+        "200k SADD in MULTI",
+        [[b"MULTI"], *([b"SADD", b"ts", b"%d" % i] for i in range(200_000)), [b"EXEC"]],
+    ),
+    (
+        "1000 LRANGE 0 2999 in MULTI",
+        [[b"MULTI"], *([b"LRANGE", b"l", b"0", b"2999"] for _ in range(1000)), [b"EXEC"]],
     ),
     ("DEL stream", [[b"DEL", b"x"]]),
     ("DEL set", [[b"DEL", b"s"]]),
@@ -157,7 +176,9 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
         time.sleep(0.2)
         a = time.monotonic()
         t = time.perf_counter()
-        if "x100" in name:  # 100 calls of one scan, following its cursor
+        if cmds[0] == [b"MULTI"] or len(cmds) > 100:
+            c.pipeline(cmds)  # (one send: MULTI, what it queues, EXEC)
+        elif "x100" in name:  # 100 calls of one scan, following its cursor
             argv = cmds[0]
             cursor = b"0"
             for _ in range(100):
@@ -188,6 +209,14 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kv-big-"))
+    before: dict[str, tuple[float, float]] = {}
+    bindir = before_bin()
+    if bindir is not None:  # PORTSUITE_BEFORE_BIN: that build first, in the same run
+        proc, kv, echo = start_kv_and_echo(tmp, pin(0), str(bindir / "twistd"))
+        try:
+            before = run(kv, echo)
+        finally:
+            stop(proc)
     proc, kv, echo = start_kv_and_echo(tmp, pin(0))
     try:
         ours = run(kv, echo)
@@ -203,17 +232,22 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nN = {N:,} members; load average {os.getloadavg()[0]:.2f}")
     print(
-        f"{'command':26} {'kv s':>7} {'redis s':>8} {'kv/redis':>9} "
-        f"{'worst echo rtt ms':>18} {'target':>7}"
+        f"{'command':30} {'kv s':>7} {'redis s':>8} {'kv/redis':>9} "
+        f"{'worst echo rtt ms':>18} {'target':>7}" + (f" {'before ms':>10}" if before else "")
     )
-    print(f"{'(baseline)':26} {'':>7} {'':>8} {'':>9} {ours['(baseline)'][1]:18.1f}")
+
+    def was(name: str) -> str:
+        return f" {before[name][1]:10.1f}" if name in before else ""
+
+    base = ours["(baseline)"][1]
+    print(f"{'(baseline)':30} {'':>7} {'':>8} {'':>9} {base:18.1f} {'':>7}{was('(baseline)')}")
     for name, _ in STEPS:
         if name not in ours:
             continue
         k, worst = ours[name]
         r = ref.get(name, (0.0, 0.0))[0]
         ratio = f"{k / r:9.1f}" if r else f"{'':>9}"
-        print(f"{name:26} {k:7.2f} {r:8.2f} {ratio} {worst:18.1f} {'50':>7}")
+        print(f"{name:30} {k:7.2f} {r:8.2f} {ratio} {worst:18.1f} {'50':>7}{was(name)}")
     print(
         "SUMMARY worst echo rtt ms: "
         + " ".join(f"{n.replace(' ', '_')}={ours[n][1]:.0f}" for n, _ in STEPS if n in ours)

@@ -6,10 +6,11 @@ the event loop every service of the suite shares.
 A handler writes its heavy part as a generator (L{Steps}: it yields between pieces
 of a few thousand elements and returns the result; what it yields, if not None, is
 a big temporary it is done with, freed by lazyfree) and asks L{compute} for its
-result. Small work, and work inside MULTI/EXEC, under CLIENT REPLY OFF/SKIP or
-while the AOF is replayed, runs through at once (the same generator, so the
+result. Small work, and work inside a MULTI/EXEC run whole, under CLIENT REPLY
+OFF/SKIP or while the AOF is replayed, runs through at once (the same generator, so the
 result is the same, element order included). Big work starts a L{Working} job and
-the command answers nothing yet (C{NO_REPLY}).
+the command answers nothing yet (C{NO_REPLY}); inside a transaction that goes on
+across turns, the transaction steps the job itself (multiwork.py).
 
 Atomicity is Redis's, by pausing the rest of kv: while a job runs, the server is
 C{busy}, every other kv client's commands wait (as under CLIENT PAUSE ALL: they
@@ -65,9 +66,15 @@ class Working(Blocked):
         if c.closed or c.blocked is not self:
             self.stop()
             return
+        if not self.run_steps(perf_counter() + BUDGET):
+            self.call = c.server.reactor.callLater(0, self.step)
+            return
+        self.finish()
+
+    def run_steps(self, end: float) -> bool:
+        """Steps until C{end} (perf_counter), C{MAX_STEPS} at most: True once the result is known."""
         steps = self.steps
-        free = c.server.lazyfree.free
-        end = perf_counter() + BUDGET
+        free = self.client.server.lazyfree.free
         try:
             for _ in range(MAX_STEPS):
                 garbage = next(steps)
@@ -77,12 +84,11 @@ class Working(Blocked):
                     break
         except StopIteration as done:
             self.result = done.value
+            return True
         except Exception as e:  # noqa: BLE001 - the command's error (CommandError) or a bug
             self.result = Failed(e)
-        else:
-            self.call = c.server.reactor.callLater(0, self.step)
-            return
-        self.finish()
+            return True
+        return False
 
     def finish(self) -> None:
         """The result is known: run the command again with it, then the waiting clients."""
@@ -103,7 +109,7 @@ class Working(Blocked):
         finally:
             c.precomputed = None
             server.set_busy(None)
-        if waiting is not None:  # what the client pipelined behind the command
+        if waiting is not None and not c.close_after_reply:  # what it pipelined behind
             if c.pending is None:
                 c.pending = waiting
             else:
@@ -156,9 +162,13 @@ def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
         if type(result) is Failed:
             raise result.error
         return result
+    from portsuite_services.kv.commands import NO_REPLY
+
+    if cost >= BIG and getattr(c, "transaction", None) is not None and may_slice(c):
+        c.blocked = Working(c, argv, make())  # stepped by the transaction (multiwork.py)
+        return NO_REPLY
     if not possible(c, cost):
         return run_through(make())
-    from portsuite_services.kv.commands import NO_REPLY
 
     job = Working(c, argv, make())
     c.blocked = job

@@ -17,13 +17,16 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from portsuite.api import format_peer, is_loopback
+from portsuite_services.kv import multiwork
 from portsuite_services.kv.bigreply import Sending
 from portsuite_services.kv.bigwork import Working
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite_services.kv.notify import notify_after, notify_before
 from portsuite_services.kv.resp import (
+    NULL_ARRAY,
     OK,
+    Preencoded,
     ProtocolError,
     Push,
     RequestParser,
@@ -54,6 +57,18 @@ DENIED = (
     b"protected_mode = false there if this network is trusted.\r\n"
 )
 MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
+_ABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+EXECABORT = Preencoded(_ABORT, _ABORT)
+# A command queued by MULTI holds about this much besides its arguments' bytes (its
+# tuple, its list, a bytes object per argument): counted against
+# client-query-buffer-limit (Redis's default 1 GB), so a client queuing for ever is
+# bounded (redis-server itself queues until maxmemory-clients or the OOM killer).
+QUEUED_MEM = 112
+ARG_MEM = 41
+MULTI_TOO_BIG = (
+    b"-ERR transaction discarded: the commands queued by MULTI hold more than "
+    b"client-query-buffer-limit\r\n"
+)
 FLUSH_SIZE = 64 * 1024  # replies of one batch past this size are written before the next
 # A batch of at most this many commands runs whole, replies counted at the end: big
 # strings are the stored values themselves, not copies, so it holds little more.
@@ -114,8 +129,12 @@ class KVProtocol(Protocol):
         self.queued = 0
         self.created = self.last = server.clock()
         self.last_cmd: Any = None
-        self.multi: list[tuple[Any, list[bytes]]] | None = None  # commands queued by MULTI
+        # the commands queued by MULTI: tuples of bytes, which Python's garbage collector
+        # stops tracking (a list each, 200,000 of them, made it walk them all again and again)
+        self.multi: list[tuple[bytes, ...]] | None = None
+        self.multi_writes = False  # one of them writes (EXEC waits for CLIENT PAUSE WRITE)
         self.multi_failed = False
+        self.multi_mem = 0  # what the queued commands hold, about (CLIENT LIST multi-mem)
         self.plain = self.authenticated
         self.watching: set[tuple[int, bytes]] = set()  # (db, key)
         self.watch_dirty = False
@@ -130,6 +149,7 @@ class KVProtocol(Protocol):
         self.monitor = False
         self.held = False  # replies wait in queue for the AOF's write (KVServer.hold)
         self.precomputed: Any = None  # a sliced command's result, for its second run (bigwork.py)
+        self.transaction: Any = None  # an EXEC going on across turns, while it runs (multiwork.py)
         self.refresh()
 
     # -- connection ----------------------------------------------------------------
@@ -283,7 +303,8 @@ class KVProtocol(Protocol):
         server = self.server
         busy = server.busy
         if busy is not None:  # a command computed in slices: everything else waits
-            return busy.client is not self
+            # (but for a blocked client served after it: the command has done its work)
+            return busy.client is not self and not server.serving
         if not server.pause_end or self.in_exec:
             return False
         if cmd.fullname == "client|unpause":
@@ -291,7 +312,7 @@ class KVProtocol(Protocol):
         if server.pause_all or cmd.write or cmd.name in MAY_REPLICATE:
             return True
         if cmd.name == "exec" and self.multi:
-            return any(q.write or q.name in MAY_REPLICATE for q, _ in self.multi)
+            return self.multi_writes
         return False
 
     def end_wait(self) -> None:
@@ -325,35 +346,21 @@ class KVProtocol(Protocol):
         self.resp = version
         self.enc = encode3 if version == 3 else encode2
 
-    def exec_multi(self) -> bytes:
+    def exec_multi(self) -> Any:
         """EXEC: run the queued commands, one after the other, replies in one array."""
+        done = self.precomputed
+        if done is not None:  # a transaction that went on across turns: its reply
+            self.precomputed = None
+            return multiwork.reply(self, done)
         queued, self.multi = self.multi or [], None
         failed, self.multi_failed = self.multi_failed, False
         dirty = self.watch_dirty
         self.unwatch()
         if failed:
-            return b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+            return EXECABORT
         if dirty:  # a watched key changed: nothing is run
-            return b"*-1\r\n" if self.resp == 2 else b"_\r\n"
-        out: list[bytes] = [b"*%d\r\n" % len(queued)]
-        server = self.server
-        aof = server.aof
-        mark = len(aof.buf) if aof is not None else 0
-        self.deny_blocking = True  # blocking commands answer at once
-        self.in_exec = True
-        try:
-            for _cmd, argv in queued:
-                self.execute(argv, out)  # not queued again: self.multi is None now
-        finally:
-            self.deny_blocking = False
-            self.in_exec = False
-        if aof is not None and len(aof.buf) - mark > 1:
-            # all or nothing after a crash too: a file ending inside MULTI is cut there
-            aof.buf.insert(mark, b"*1\r\n$5\r\nMULTI\r\n")
-            aof.buf.append(b"*1\r\n$4\r\nEXEC\r\n")
-        if server.ready_keys:  # pushed inside the transaction: served after EXEC
-            handle_ready(server)
-        return b"".join(out)
+            return NULL_ARRAY
+        return multiwork.execute(self, queued)  # at once, or across turns when long
 
     def watch(self, keys: list[bytes]) -> None:
         store = self.store
@@ -841,10 +848,31 @@ class KVProtocol(Protocol):
                     out.append(b"-ERR Command not allowed inside a transaction\r\n")
                     self.multi_failed = True
                     return None
-                self.multi.append((cmd, argv))
+                if not (self.multi_failed or self.watch_dirty):  # (else EXEC runs nothing)
+                    self.multi.append(tuple(argv))
+                    if cmd.write or cmd.name in MAY_REPLICATE:
+                        self.multi_writes = True
+                    self.multi_mem += sum(map(len, argv)) + ARG_MEM * len(argv) + QUEUED_MEM
+                    if self.multi_mem > server.query_buffer_limit:
+                        self.queue_overflow(out)
+                        return None
                 out.append(b"+QUEUED\r\n")
                 return None
         return cmd
+
+    def queue_overflow(self, out: list[bytes]) -> None:
+        """MULTI queued more than client-query-buffer-limit: the queue goes, EXEC aborts."""
+        log.warn(
+            "kv: {peer} queued {n} commands ({mem} bytes) in MULTI, past "
+            "client-query-buffer-limit: transaction discarded",
+            peer=self.peer,
+            n=len(self.multi or ()),
+            mem=self.multi_mem,
+        )
+        self.multi = []
+        self.multi_mem = 0
+        self.multi_failed = True
+        out.append(MULTI_TOO_BIG)
 
     def info_line(self) -> str:
         """CLIENT LIST/INFO: Redis 7's fields (memory ones are kv's own counts)."""
@@ -872,7 +900,8 @@ class KVProtocol(Protocol):
             f"age={int(now - self.created)} idle={int(now - self.last)} flags={flags or 'N'} "
             f"db={self.db} sub={len(self.channels)} psub={len(self.patterns)} ssub={len(self.shards)} "
             f"multi={len(self.multi) if self.multi is not None else -1} "
-            f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 "
+            f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem={self.multi_mem if self.multi else 0} "
+            f"rbs=16384 rbp=0 "
             f"obl=0 oll={len(self.queue)} omem={self.queued} tot-mem={self.queued} "
             f"events={'r' if not self.queue else 'rw'} "
             f"cmd={self.last_cmd.fullname if self.last_cmd else 'NULL'} user={self.user.name} "

@@ -146,6 +146,7 @@ class KVServer(ServerFactory):
         self.paused_clients: set[KVProtocol] = set()
         self.busy: Any = None  # a command computed in slices (bigwork.py): the others wait
         self.tuning = dict(tuning.DEFAULTS)  # Redis's parameters kv keeps but has no use for
+        self.query_buffer_limit = self._query_buffer_limit()  # bounds MULTI's queue
         self.slowlog: list[list[Any]] = []  # newest first
         self.slowlog_ids = 0
         self.slowlog_threshold = 10000  # microseconds; < 0: off
@@ -668,6 +669,8 @@ class KVServer(ServerFactory):
                             self.settings.client_output_buffer_limit = (
                                 tuning.memory_value(words[i + 1]) or 0
                             )
+                elif name == "client-query-buffer-limit":
+                    self.query_buffer_limit = self._query_buffer_limit()
                 elif name == "slowlog-log-slower-than":
                     self.slowlog_threshold = int(stored)
                 elif name == "slowlog-max-len":
@@ -675,6 +678,9 @@ class KVServer(ServerFactory):
                     del self.slowlog[self.slowlog_max :]
             return None
         return f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+
+    def _query_buffer_limit(self) -> int:
+        return tuning.memory_value(self.tuning["client-query-buffer-limit"]) or 1 << 30
 
     def notify_text(self) -> str:
         from portsuite_services.kv.notify import flags_text

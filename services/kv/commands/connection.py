@@ -15,7 +15,6 @@ from portsuite_services.kv.commands import (
 from portsuite_services.kv.resp import (
     OK,
     Map,
-    Preencoded,
     Simple,
     Verbatim,
     string2ll,
@@ -164,15 +163,16 @@ def multi(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR MULTI calls can not be nested")
     c.multi = []
     c.multi_failed = False
+    c.multi_mem = 0
+    c.multi_writes = False
     return OK
 
 
 @command("exec", 1, "", T, "Execute all commands issued after MULTI", keys=(0, 0, 0))
 def exec_(c: Any, argv: list[bytes]) -> Any:
-    if c.multi is None:
+    if c.multi is None and c.precomputed is None:  # (precomputed: run again, multiwork.py)
         raise CommandError("ERR EXEC without MULTI")
-    raw = c.exec_multi()
-    return Preencoded(raw, raw)
+    return c.exec_multi()
 
 
 @command("discard", 1, "fast", T, "Discard all commands issued after MULTI", keys=(0, 0, 0))

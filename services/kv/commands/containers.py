@@ -131,7 +131,7 @@ def _snapshot_reply(c: Any, argv: list[bytes], items: Collection[bytes]) -> Any:
     found = bigwork.compute(c, argv, len(items), lambda: bigwork.as_list(items))
     if found is NO_REPLY:
         return found
-    return bigreply.array(c, found)
+    return bigreply.array(c, found, own=True)
 
 
 @command("hkeys", 2, "readonly", H, "Get all the fields in a hash")
@@ -306,8 +306,8 @@ def lrange(c: Any, argv: list[bytes]) -> Any:
     if end >= n:
         end = n - 1
     if start == 0 and end == n - 1:
-        return bigreply.array(c, list(lst))
-    return bigreply.array(c, list(islice(lst, start, end + 1)))
+        return bigreply.array(c, list(lst), own=True)
+    return bigreply.array(c, list(islice(lst, start, end + 1)), own=True)
 
 
 @command("lindex", 3, "readonly", L, "Get an element from a list by its index")
@@ -426,7 +426,7 @@ def smembers(c: Any, argv: list[bytes]) -> Any:
     members = bigwork.compute(c, argv, len(s), lambda: bigwork.as_list(s))
     if members is NO_REPLY:
         return members
-    return bigreply.set_members(c, _intset_order(members))
+    return bigreply.set_members(c, _intset_order(members), own=True)
 
 
 @command("sismember", 3, "readonly fast", S, "Determine if a given value is a member of a set")
@@ -547,7 +547,7 @@ def _set_reply(c: Any, argv: list[bytes], cost: int, work: Any) -> Any:
     members = bigwork.compute(c, argv, cost, work)
     if members is NO_REPLY:
         return members
-    return bigreply.set_members(c, _intset_order(members))
+    return bigreply.set_members(c, _intset_order(members), own=True)
 
 
 @command("sinter", -2, "readonly", S, "Intersect multiple sets", keys=(1, -1, 1))

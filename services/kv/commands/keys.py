@@ -62,7 +62,7 @@ def keys(c: Any, argv: list[bytes]) -> Any:
     found = bigwork.compute(c, argv, len(store.data), lambda: _matching(store, pattern))
     if found is NO_REPLY:
         return found
-    return bigreply.array(c, found)
+    return bigreply.array(c, found, own=True)
 
 
 def _matching(store: Any, pattern: bytes) -> bigwork.Steps[list[bytes]]:

@@ -131,7 +131,8 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
     if result is NO_REPLY:
         return result
     if store is None:
-        return bigreply.nullable_array(c, result) if gets else bigreply.array(c, result)
+        reply = bigreply.nullable_array if gets else bigreply.array
+        return reply(c, result, own=True)
     c.touched = [store]
     if result:
         c.store.set(store, deque(result))
