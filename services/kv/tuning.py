@@ -116,6 +116,14 @@ def memory_value(text: str) -> int | None:
     return v if 0 <= v <= LLONG_MAX else None
 
 
+def zset_limits(params: dict[str, str]) -> tuple[int, int]:
+    """zset-max-listpack-entries and zset-max-listpack-value, as CONFIG SET left them."""
+    return (
+        int(params.get("zset-max-listpack-entries", "128")),
+        int(params.get("zset-max-listpack-value", "64")),
+    )
+
+
 def _fail(name: str, why: str) -> str:
     return f"ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
 

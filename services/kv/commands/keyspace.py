@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from portsuite_services.kv import bigwork, glob, randompick, rdb
+from portsuite_services.kv import bigwork, glob, randompick, rdb, tuning
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -25,6 +25,7 @@ from portsuite_services.kv.commands.connection import REDIS_VERSION
 from portsuite_services.kv.commands.containers import _drop_if_empty, _get
 from portsuite_services.kv.commands.keys import scan_reply
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Verbatim, string2ll
+from portsuite_services.kv.zset import LISTPACK_LIMITS, listpack_fits
 
 K = "generic"
 MAX_RANDOM = 1 << 24  # HRANDFIELD key -COUNT: fields drawn at most (as SRANDMEMBER)
@@ -37,8 +38,11 @@ OBJ_SHARED_REFCOUNT = 2147483647
 container("object", K, "A container for object introspection commands")
 
 
-def encoding(v: Any) -> str:
-    """The encoding Redis 7.0 would use for this value (its default thresholds)."""
+def encoding(v: Any, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -> str:
+    """
+    The encoding Redis 7.0 would use for this value (its default thresholds; for a
+    sorted set, C{zset_limits}: zset-max-listpack-entries and -value).
+    """
     t = type(v)
     if t is bytes:
         if len(v) <= 20 and string2ll(v) is not None:
@@ -60,11 +64,7 @@ def encoding(v: Any) -> str:
     if name == "stream":
         return "stream"
     if name == "zset":
-        try:
-            n = len(v)
-        except TypeError:  # pragma: no cover
-            n = 0
-        return "listpack" if n <= 128 else "skiplist"
+        return "listpack" if listpack_fits(v, zset_limits) else "skiplist"
     return "raw"
 
 
@@ -84,7 +84,7 @@ def object_encoding(c: Any, argv: list[bytes]) -> Any:
         return None
     if type(v) is bytes and argv[2] in store.raw:
         return b"raw"  # (APPEND, SETRANGE, SETBIT, BITOP, BITFIELD, PFADD… changed it)
-    return encoding(v).encode()
+    return encoding(v, tuning.zset_limits(c.server.tuning)).encode()
 
 
 @command(
