@@ -184,17 +184,19 @@ def dump(c: Any, argv: list[bytes]) -> Any:
     if not rdb.dumpable(v):
         raise CommandError(
             f"ERR DUMP of a {c.store.type_name(v)} is not supported by kv (strings, lists, sets, "
-            "hashes and streams are)"
+            "hashes, sorted sets and streams are)"
         )
-    return bigwork.compute(c, argv, rdb.effort(v), lambda: rdb.dump_steps(v))
+    limits = tuning.zset_limits(c.server.tuning)
+    lzf = c.server.tuning.get("rdbcompression") != "no"
+    return bigwork.compute(c, argv, rdb.effort(v), lambda: rdb.dump_steps(v, limits, lzf))
 
 
-def _restored(payload: bytes) -> bigwork.Steps[Any]:
+def _restored(payload: bytes, zset_limits: tuple[int, int]) -> bigwork.Steps[Any]:
     """RESTORE's value: the payload checked then read, in slices when big (bigwork.py)."""
     if not (yield from rdb.verify_steps(payload)):
         raise CommandError("ERR DUMP payload version or checksum are wrong")
     try:
-        return (yield from rdb.load_steps(payload))
+        return (yield from rdb.load_steps(payload, zset_limits))
     except rdb.BadPayload:
         raise CommandError("ERR Bad data format") from None
 
@@ -232,7 +234,8 @@ def restore(c: Any, argv: list[bytes]) -> Any:
     if ttl < 0:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     payload = argv[3]
-    value = bigwork.compute(c, argv, len(payload) // 8, lambda: _restored(payload))
+    limits = tuning.zset_limits(c.server.tuning)
+    value = bigwork.compute(c, argv, len(payload) // 8, lambda: _restored(payload, limits))
     if value is NO_REPLY:
         return value
     existed = store.get(key) is not None
