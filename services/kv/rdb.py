@@ -314,72 +314,66 @@ def lzf_compress(data: bytes) -> bytes | None:
     ip = lit = 0
     op = 1  # (a literal run's length byte is kept free in front of it)
     h = (data[0] << 8) | data[1]
-    while ip < n - 2:
-        h = ((h << 8) | data[ip + 2]) & 0xFFFFFFFF
-        slot = ((h >> 8) - h * 5) & 0xFFFF
-        ref = table.get(slot, 0)
-        table[slot] = ip
-        off = ip - ref - 1
-        if (
-            ref > 0
-            and off < 8192
-            and data[ref] == data[ip]
-            and data[ref + 1] == data[ip + 1]
-            and data[ref + 2] == data[ip + 2]
-        ):
-            size = 2
-            maxlen = min(n - ip - size, 264)
-            out[op - lit - 1] = (lit - 1) & 0xFF  # the run ends
-            if not lit:
-                op -= 1
-            if op + 4 >= cap:
-                return None
-            mismatch = False
-            if maxlen > 16:  # (liblzf compares 16 bytes unrolled first)
-                for _ in range(16):
-                    size += 1
-                    if data[ref + size] != data[ip + size]:
-                        mismatch = True
-                        break
-            if not mismatch:
-                size += 1
-                while size < maxlen and data[ref + size] == data[ip + size]:
-                    size += 1
-            size -= 2  # (the number of bytes - 1)
-            ip += 1
-            if size < 7:
-                out[op] = (off >> 8) + (size << 5)
-                op += 1
-            else:
-                out[op] = (off >> 8) + (7 << 5)
-                out[op + 1] = size - 7
-                op += 2
-            out[op] = off & 0xFF
-            op += 2
-            lit = 0
-            ip += size + 1
-            if ip >= n - 2:
-                break
-            ip -= 2
-            h = (data[ip] << 8) | data[ip + 1]
-            for _ in range(2):
-                h = ((h << 8) | data[ip + 2]) & 0xFFFFFFFF
-                table[((h >> 8) - h * 5) & 0xFFFF] = ip
-                ip += 1
-        else:
-            if op >= cap:
-                return None
-            out[op] = data[ip]
-            op += 1
-            ip += 1
-            lit += 1
-            if lit == 32:
-                out[op - lit - 1] = 31
-                lit = 0
-                op += 1
-    if op + 3 > cap:
-        return None
+    tail = False  # (the last two bytes: literals, once the output is known to have room)
     while ip < n:
+        if ip < n - 2:
+            h = ((h << 8) | data[ip + 2]) & 0xFFFFFFFF
+            slot = ((h >> 8) - h * 5) & 0xFFFF
+            ref = table.get(slot, 0)
+            table[slot] = ip
+            off = ip - ref - 1
+            if (
+                ref > 0
+                and off < 8192
+                and data[ref] == data[ip]
+                and data[ref + 1] == data[ip + 1]
+                and data[ref + 2] == data[ip + 2]
+            ):
+                size = 2
+                maxlen = min(n - ip - size, 264)
+                out[op - lit - 1] = (lit - 1) & 0xFF  # the run ends
+                if not lit:
+                    op -= 1
+                if op + 4 >= cap:
+                    return None
+                mismatch = False
+                if maxlen > 16:  # (liblzf compares 16 bytes unrolled first)
+                    for _ in range(16):
+                        size += 1
+                        if data[ref + size] != data[ip + size]:
+                            mismatch = True
+                            break
+                if not mismatch:
+                    size += 1
+                    while size < maxlen and data[ref + size] == data[ip + size]:
+                        size += 1
+                size -= 2  # (the number of bytes - 1)
+                ip += 1
+                if size < 7:
+                    out[op] = (off >> 8) + (size << 5)
+                    op += 1
+                else:
+                    out[op] = (off >> 8) + (7 << 5)
+                    out[op + 1] = size - 7
+                    op += 2
+                out[op] = off & 0xFF
+                op += 2
+                lit = 0
+                ip += size + 1
+                if ip < n - 2:
+                    ip -= 2
+                    h = (data[ip] << 8) | data[ip + 1]
+                    for _ in range(2):
+                        h = ((h << 8) | data[ip + 2]) & 0xFFFFFFFF
+                        table[((h >> 8) - h * 5) & 0xFFFF] = ip
+                        ip += 1
+                continue
+        elif not tail:
+            if op + 3 > cap:
+                return None
+            tail = True
+        if op >= cap:
+            return None
         out[op] = data[ip]
         op += 1
         ip += 1
@@ -388,6 +382,8 @@ def lzf_compress(data: bytes) -> bytes | None:
             out[op - lit - 1] = 31
             lit = 0
             op += 1
+    if not tail and op + 3 > cap:
+        return None
     out[op - lit - 1] = (lit - 1) & 0xFF
     if not lit:
         op -= 1
