@@ -18,6 +18,7 @@ import pytest
 import redis
 from kv_raw import Raw
 from test_kv_bigwork import _client, _cmd, _drive, _filled, _replies, _turn
+from test_kv_notify import _messages
 
 from portsuite.testing import suite_running
 from portsuite_services.kv import rdb
@@ -192,6 +193,23 @@ SAME: dict[str, bytes] = {
     "ziplist tail": _z12([b"a", 1, b"b", 2], tail=12),
     "ziplist back link": _z12([b"a", 1, b"b", 2], bump=1),
 }
+
+
+def test_lzf_output_decompresses_to_its_input() -> None:
+    """Redis's compressor, ported: valid LZF, and None when it would not save 4 bytes."""
+    rnd = random.Random(2)
+    packed = 0
+    for _ in range(2000):
+        size = rnd.choice([5, 6, 21, 40, 100, 300, 2000])
+        data = bytes(rnd.randrange(rnd.choice([2, 4, 16, 256])) for _ in range(size))
+        if rnd.random() < 0.3:
+            data = data[: size // 2] * 2
+        out = rdb.lzf_compress(data)
+        if out is not None:
+            assert len(out) <= len(data) - 4 and rdb.lzf_decompress(out, len(data)) == data
+            packed += 1
+    assert 500 < packed < 2000
+    assert rdb.lzf_compress(b"abcd") is None and rdb.lzf_compress(bytes(range(100))) is None
 
 
 def _same(ref: Raw, ours: Raw, *argv: bytes | str) -> bytes:
@@ -405,38 +423,17 @@ def test_copy_rename_and_ttl_of_a_restored_zset(redis_port: int, kv_port: int) -
             r.close()
 
 
-def _events(port: int, payload: bytes) -> list[object]:
-    sub, w = Raw(port), Raw(port)
-    w.call("FLUSHALL")
-    w.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
-    try:
-        sub.call("PSUBSCRIBE", "__key*__:*")
-        sub.call("SUBSCRIBE", "end")
-        w.call("RESTORE", "k", "0", payload)
-        w.call("RESTORE", "k", "0", payload, "REPLACE")
-        w.call("RESTORE", "bad", "0", payload[:-1] + bytes([payload[-1] ^ 1]))
-        w.call("ZADD", "k", "9", "zz")
-        w.call("PUBLISH", "end", "x")
-        out: list[object] = []
-        while True:
-            reader = hiredis.Reader()
-            reader.feed(sub.reply())
-            msg = reader.gets()
-            if msg[0] == b"message":
-                return out
-            if msg[0] == b"pmessage":
-                out.append(tuple(msg))
-    finally:
-        w.call("CONFIG", "SET", "notify-keyspace-events", "")
-        w.call("FLUSHALL")
-        sub.close()
-        w.close()
-
-
-def test_restore_notifies_as_redis(redis_port: int, kv_port: int) -> None:
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+def test_restore_notifies_as_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
     payload = _z5(_MANY)
-    want = _events(redis_port, payload)
-    assert _events(kv_port, payload) == want
+    story = [
+        [b"RESTORE", b"k", b"0", payload],
+        [b"RESTORE", b"k", b"0", payload, b"REPLACE"],
+        [b"RESTORE", b"bad", b"0", payload[:-1] + bytes([payload[-1] ^ 1])],
+        [b"ZADD", b"k", b"9", b"zz"],
+    ]
+    want = _messages(redis_port, "KEA", resp3, story)
+    assert _messages(kv_port, "KEA", resp3, story) == want
     assert [m[2] for m in want].count(b"__keyevent@0__:restore") == 2
 
 
