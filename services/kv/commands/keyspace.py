@@ -235,7 +235,7 @@ def restore(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     payload = argv[3]
     limits = tuning.zset_limits(c.server.tuning)
-    value = bigwork.compute(c, argv, len(payload) // 8, lambda: _restored(payload, limits))
+    value = bigwork.compute_growing(c, argv, len(payload) // 8, lambda: _restored(payload, limits))
     if value is NO_REPLY:
         return value
     existed = store.get(key) is not None

@@ -569,3 +569,38 @@ def test_a_big_zset_is_dumped_and_restored_in_slices() -> None:
         copy = server.store.data[b"copy"]
         assert _replies(ta.value()) == [b"OK", len(z)] and isinstance(copy, ZSet)
         assert copy.dict == z.dict and list(copy.sl) == list(z.sl)
+
+
+def _lzf_bomb(refs: int) -> bytes:
+    """A small payload whose LZF listpack expands to 528 one-byte entries per 3 bytes."""
+    size = 6 + 2 + 264 * refs + 1
+    head = size.to_bytes(4, "little") + b"\xff\xff\x01\x01"
+    packed = bytes([len(head) - 1]) + head + b"\xe0\xff\x01" * refs + b"\x00\xff"
+    return _payload(b"\x11\xc3" + _len(len(packed)) + _len(size) + packed)
+
+
+def test_a_small_payload_that_expands_is_read_in_slices() -> None:
+    """
+    90 KB of payload, 4 million listpack entries (an odd count: refused once read):
+    small enough to be read at once by its size, it goes on in slices after a few steps.
+    """
+    clock, server = _filled()
+    a, ta = _client(server)
+    b, tb = _client(server)
+    bomb = _lzf_bomb(30000)
+    assert len(bomb) < 100000
+    a.dataReceived(_cmd("RESTORE", "k", "0", bomb) + _cmd("EXISTS", "k"))
+    b.dataReceived(_cmd("PING"))
+    assert ta.value() == tb.value() == b"" and server.busy is not None
+    turns = 0
+    while server.busy is not None:
+        _turn(clock)
+        turns += 1
+    _drive(clock, lambda: len(_replies(ta.value())) == 2 and tb.value() != b"")
+    assert turns > 10 and ta.value() == BAD + b":0\r\n" and tb.value() == b"+PONG\r\n"
+    # a small one still answers at once
+    ta.clear()
+    a.dataReceived(
+        _cmd("RESTORE", "k", "0", _lzf_bomb(3)) + _cmd("RESTORE", "k", "0", SAME["listpack"])
+    )
+    assert ta.value() == BAD + b"+OK\r\n"
