@@ -308,6 +308,16 @@ DUMP_CASES: dict[str, list[list[bytes | str]]] = {
         ["CONFIG", "SET", "zset-max-listpack-value", "200"],
         ["ZADD", "z", "1", "x" * 150, "2", "y"],
     ],
+    "old names": [
+        ["CONFIG", "SET", "zset-max-ziplist-entries", "3", "zset-max-ziplist-value", "10"],
+        ["CONFIG", "GET", "zset-max-listpack-entries"],
+        ["CONFIG", "GET", "zset-max-listpack-value"],
+        ["ZADD", "z", "1", "a", "2", "b", "3", "c"],
+        ["OBJECT", "ENCODING", "z"],
+        ["ZADD", "z", "4", "0123456789x"],
+        ["CONFIG", "SET", "zset-max-listpack-value", "20"],
+        ["CONFIG", "GET", "zset-max-ziplist-value"],
+    ],
     "no compression": [
         ["CONFIG", "SET", "rdbcompression", "no"],
         ["ZADD", "z", *[x for i in range(40) for x in (str(i), f"member{i}")]],
