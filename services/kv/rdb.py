@@ -440,20 +440,18 @@ def listpack_steps(lp: bytes) -> Steps[list[bytes]]:
             raise BadPayload
         if len(out) % PIECE == 0:
             yield
-        ln = p - start
-        p += (
-            1
-            if ln <= 127
-            else 2
-            if ln < 16383
-            else 3
-            if ln < 2097151
-            else 4
-            if ln < 268435455
-            else 5
-        )
+        ln = p - start  # (the entry's back length must say so, as Redis's deep check wants)
+        if ln <= 127:
+            if lp[p] != ln:
+                raise BadPayload
+            p += 1
+        else:
+            back = _backlen(ln)
+            if lp[p : p + len(back)] != back:
+                raise BadPayload
+            p += len(back)
     count = struct.unpack_from("<H", lp, 4)[0]
-    if count != 65535 and count != len(out):
+    if p != n - 1 or (count != 65535 and count != len(out)):
         raise BadPayload
     return out
 

@@ -179,6 +179,10 @@ SAME: dict[str, bytes] = {
     "listpack empty": _z17([]),
     "listpack count": _z17([b"a", b"1", b"b", b"2"], count=6),
     "listpack count unknown": _z17([b"a", b"1", b"b", b"2"], count=65535),
+    "listpack back length": _payload(b"\x11" + _str(_lp([b"a", b"1"])[:11] + b"\x03\xff")),
+    "listpack after its end": _payload(
+        b"\x11" + _str(b"\x0f\x00\x00\x00\x02\x00" + _lp([b"a", b"1"])[6:] + b"\x00\xff")
+    ),
     "listpack size": _payload(b"\x11" + _str(_lp([b"a", b"1"])[:-1] + b"\x00\xff")),
     "ziplist": _z12(
         [b"c", -100, b"a", 0, b"g", b"7.5", b"b", 12, b"d", 3000, b"e", 70000, b"f", 1 << 40]
