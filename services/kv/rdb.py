@@ -8,8 +8,8 @@ since 2.6 loads (plain string, linked list, hashtable set, hashtable hash), and
 streams and sorted sets as Redis 7.0 does (see the end of this module). L{load} reads
 those and the compact encodings Redis 7.0 writes (int-encoded and LZF strings,
 quicklist of listpacks, intset, listpack hash, streams of Redis 5 to 7.2, sorted sets
-of every encoding since Redis 2.6), so a DUMP from redis-server restores here and one
-from here restores there.
+of every encoding since Redis 2.6) and the ziplists of Redis before 7.0 (lists and
+hashes too), so a DUMP from redis-server restores here and one from here restores there.
 """
 
 from __future__ import annotations
@@ -495,11 +495,21 @@ def load_steps(payload: bytes, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -
                 yield
         elif t == T_INTSET:
             v = set(_intset(r.string()))
-        elif t == T_HASH_LISTPACK:
-            items = yield from listpack_steps(r.string())
+        elif t == T_HASH_LISTPACK or t == T_HASH_ZIPLIST:
+            blob = r.string()
+            items = yield from (listpack_steps if t == T_HASH_LISTPACK else ziplist_steps)(blob)
             if len(items) % 2:
                 raise BadPayload
             v = dict(zip(items[::2], items[1::2], strict=True))
+            if 2 * len(v) != len(items):
+                raise BadPayload  # a field twice
+        elif t == T_LIST_ZIPLIST:  # (Redis before 3.2)
+            v = deque((yield from ziplist_steps(r.string())))
+        elif t == T_LIST_QUICKLIST:  # (Redis 3.2 to 6.2: a quicklist of ziplists)
+            v = deque()
+            for _ in range(r.plain_len()):
+                v.extend((yield from ziplist_steps(r.string())))
+                yield
         elif t == T_LIST_QUICKLIST_2:
             v = deque()
             for _ in range(r.plain_len()):

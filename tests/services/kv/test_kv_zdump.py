@@ -216,6 +216,40 @@ def test_lzf_output_decompresses_to_its_input() -> None:
     assert rdb.lzf_compress(b"abcd") is None and rdb.lzf_compress(bytes(range(100))) is None
 
 
+# lists and hashes in the ziplists of Redis before 7.0 (read by the same reader)
+OLD: dict[str, bytes] = {
+    "list ziplist": _payload(b"\x0a" + _str(_zl([b"a", 1, b"x" * 70, -5, b""]))),
+    "list ziplist empty": _payload(b"\x0a" + _str(_zl([]))),
+    "list quicklist": _payload(b"\x0e\x03" + _str(_zl([b"a", 2])) + _str(_zl([])) + _str(_zl([7]))),
+    "list quicklist bad node": _payload(b"\x0e\x02" + _str(_zl([b"a"])) + _str(_zl([1], count=5))),
+    "hash ziplist": _payload(b"\x0d" + _str(_zl([b"f", 1, b"g", b"x" * 64, b"", b""]))),
+    "hash ziplist duplicate": _payload(b"\x0d" + _str(_zl([b"f", 1, b"f", 2]))),
+    "hash ziplist odd": _payload(b"\x0d" + _str(_zl([b"f", 1, b"g"]))),
+    "hash listpack duplicate": _payload(b"\x10" + _str(_lp([b"f", b"1", b"f", b"2"]))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OLD))
+def test_old_lists_and_hashes_restore_like_redis(
+    name: str, redis_sanitize_port: int, kv_port: int
+) -> None:
+    ref, ours = Raw(redis_sanitize_port), Raw(kv_port)
+    try:
+        _same(ref, ours, "DEL", "k")
+        if _same(ref, ours, "RESTORE", "k", "0", OLD[name]) == b"+OK\r\n":
+            _same(ref, ours, "TYPE", "k")
+            _same(ref, ours, "OBJECT", "ENCODING", "k")
+            if name.startswith("list"):
+                _same(ref, ours, "LRANGE", "k", "0", "-1")
+            else:
+                _same(ref, ours, "HMGET", "k", "f", "g", "", "h")
+                _same(ref, ours, "HLEN", "k")
+    finally:
+        for r in (ref, ours):
+            r.call("DEL", "k")
+            r.close()
+
+
 def _same(ref: Raw, ours: Raw, *argv: bytes | str) -> bytes:
     want, got = ref.call(*argv), ours.call(*argv)
     assert got == want, f"{argv!r}: redis {want!r}, kv {got!r}"
