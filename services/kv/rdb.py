@@ -293,7 +293,7 @@ def lzf_decompress(data: bytes, ulen: int) -> bytes:
     return bytes(out)
 
 
-LZF_MAX = 1 << 16  # bytes kv compresses at most in one string (pure Python: ~1 µs a byte)
+LZF_MAX = 1 << 14  # bytes a DUMP compresses at most (pure Python, ~1 µs a byte, in one step)
 
 
 def lzf_compress(data: bytes) -> bytes | None:
@@ -803,7 +803,7 @@ class _Ints:
 # Redis 7.0 writes a sorted set as it holds it (rdb.c, t_zset.c): while it has at most
 # zset-max-listpack-entries members of at most zset-max-listpack-value bytes, its
 # listpack (C{RDB_TYPE_ZSET_LISTPACK}: member, score, member, score… in order, a score
-# as its C{%.17g} text, stored as an integer when it reads as one); else its skiplist
+# as Redis's d2string writes it, stored as an integer when it reads as one); else its skiplist
 # from the highest score down (C{RDB_TYPE_ZSET_2}: the count, then each member and its
 # score as a little-endian binary double). Strings go through rdbSaveRawString (short
 # integers int-encoded, over 20 bytes LZF-compressed when that saves 4 bytes).

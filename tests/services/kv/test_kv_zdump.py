@@ -336,6 +336,9 @@ DUMP_CASES: dict[str, list[list[bytes | str]]] = {
         ["ZADD", "z", "6", "x" * 64, "7", "-0", "8", "007", "9", "1.5", "9", "1e3"],
     ],
     "long member": [["ZADD", "z", "1", "a", "2", "x" * 100, "3", "yz" * 40]],
+    "full listpack": [
+        ["ZADD", "z", *[x for i in range(128) for x in (repr(i / 7), f"{i:064d}")]],
+    ],
     "129 members": [["ZADD", "z", *[x for i in range(129) for x in (str(i % 7), f"m{i}")]]],
     "129 integers": [["ZADD", "z", *[x for i in range(129) for x in (str(-i), str(i * 999))]]],
     "entries limit": [
