@@ -65,6 +65,8 @@ STEPS: list[tuple[str, list[list[bytes]]]] = [
     ("SORT list STORE", [[b"SORT", b"l", b"STORE", b"sl"]]),
     ("DUMP of a set", [[b"DUMP", b"o1"]]),
     ("RESTORE of it", [[b"RESTORE", b"o5", b"0", b"$last"]]),
+    ("DUMP of a zset", [[b"DUMP", b"z"]]),
+    ("RESTORE of the zset", [[b"RESTORE", b"z5", b"0", b"$last"]]),
     ("SET over a set", [[b"SET", b"o1", b"x"]]),
     ("RENAME over a set", [[b"RENAME", b"k1", b"o2"]]),
     ("expiry of a set", [[b"PEXPIRE", b"o3", b"20"], [b"sleep", b"0.4"]]),

@@ -177,6 +177,26 @@ def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
     return NO_REPLY
 
 
+def compute_growing(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any:
+    """
+    L{compute} for work whose size shows only as it runs (RESTORE: an LZF string of a
+    small payload may expand 90 times): where it would run at once, its first
+    C{MAX_STEPS} steps do, and what is left goes on in slices as big work does.
+    """
+    if cost >= BIG or getattr(c, "precomputed", None) is not None or not possible(c, BIG):
+        return compute(c, argv, cost, make)
+    steps = make()
+    free = c.server.lazyfree.free
+    for _ in range(MAX_STEPS):
+        try:
+            garbage = next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if garbage is not None:
+            free(garbage)
+    return compute(c, argv, BIG, lambda: steps)
+
+
 def run_through(steps: Steps[T]) -> T:
     """All the steps at once."""
     while True:

@@ -5,14 +5,16 @@ and body, the RDB version (2 bytes, little endian) and a CRC64 (Jones polynomial
 
 L{dump} writes strings, lists, sets and hashes in the simplest encodings every Redis
 since 2.6 loads (plain string, linked list, hashtable set, hashtable hash), and
-streams as Redis 7.0 does (see the end of this module). L{load} reads those and the compact
-encodings Redis 7.0 writes (int-encoded and LZF strings, quicklist of listpacks,
-intset, listpack hash, streams of Redis 5 to 7.2), so a DUMP from redis-server
-restores here and one from here restores there.
+streams and sorted sets as Redis 7.0 does (see the end of this module). L{load} reads
+those and the compact encodings Redis 7.0 writes (int-encoded and LZF strings,
+quicklist of listpacks, intset, listpack hash, streams of Redis 5 to 7.2, sorted sets
+of every encoding since Redis 2.6) and the ziplists of Redis before 7.0 (lists and
+hashes too), so a DUMP from redis-server restores here and one from here restores there.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import deque
 from itertools import islice
@@ -21,6 +23,14 @@ from typing import Any
 from portsuite_services.kv.bigwork import PIECE, Steps, run_through
 from portsuite_services.kv.resp import string2ll
 from portsuite_services.kv.stream import NACK, U64, ZERO, Consumer, Group, Stream
+from portsuite_services.kv.zset import (
+    LISTPACK_LIMITS,
+    ZSet,
+    format_score,
+    listpack_fits,
+    scanned_float,
+    stored_float,
+)
 
 try:
     import crcmod
@@ -108,25 +118,33 @@ def _str(b: bytes) -> bytes:
 def dumpable(value: Any) -> bool:
     """Can L{dump} write this value?"""
     t = type(value)
-    return t is bytes or t is deque or t is set or t is dict or t is Stream
+    return t is bytes or t is deque or t is set or t is dict or t is Stream or t is ZSet
 
 
 def effort(value: Any) -> int:
     """About how many steps' worth of work DUMP of C{value} is (for bigwork.py)."""
     if type(value) is bytes:
         return len(value) // 256  # (copied and checksummed)
-    return len(value) * (4 if type(value) is Stream else 1)
+    return len(value) * (4 if type(value) is Stream else 2 if type(value) is ZSet else 1)
 
 
-def dump(value: Any) -> bytes | None:
+def dump(
+    value: Any, zset_limits: tuple[int, int] = LISTPACK_LIMITS, lzf: bool = True
+) -> bytes | None:
     """The DUMP payload of a value, or None for a type kv cannot serialize."""
     if not dumpable(value):
         return None
-    return run_through(dump_steps(value))
+    return run_through(dump_steps(value, zset_limits, lzf))
 
 
-def dump_steps(value: Any) -> Steps[bytes]:
-    """L{dump} a piece at a time (a value L{dumpable}, not changing meanwhile)."""
+def dump_steps(
+    value: Any, zset_limits: tuple[int, int] = LISTPACK_LIMITS, lzf: bool = True
+) -> Steps[bytes]:
+    """
+    L{dump} a piece at a time (a value L{dumpable}, not changing meanwhile). A sorted
+    set is written as Redis holds it with these zset-max-listpack-entries/-value, its
+    strings compressed as with rdbcompression when C{lzf} (and small: L{LZF_MAX}).
+    """
     t = type(value)
     out: list[bytes] = []
     if t is bytes:
@@ -143,6 +161,8 @@ def dump_steps(value: Any) -> Steps[bytes]:
         for _ in range(0, len(value), PIECE):
             out.append(b"".join([_str(x) for kv in islice(pairs, PIECE) for x in kv]))
             yield
+    elif t is ZSet:
+        out += yield from dump_zset(value, zset_limits, lzf)
     else:
         out.append(bytes([T_STREAM_LISTPACKS_2]))
         out += yield from dump_stream(value)
@@ -273,6 +293,103 @@ def lzf_decompress(data: bytes, ulen: int) -> bytes:
     return bytes(out)
 
 
+LZF_MAX = 1 << 14  # bytes a DUMP compresses at most (pure Python, ~1 µs a byte, in one step)
+
+
+def lzf_compress(data: bytes) -> bytes | None:
+    """
+    What Redis's C{rdbSaveLzfStringObject} writes: liblzf 3.6's C{lzf_compress} (lzf_c.c
+    as Redis 7.0 builds it: HLOG 16, VERY_FAST) into a buffer of C{len(data) - 4} bytes,
+    so None when it does not save at least 4 bytes. The table of earlier positions starts
+    empty here; liblzf leaves it uninitialised on the stack, so redis-server's table still
+    holds the offsets of its previous compression and may find other matches (rarely: a
+    DUMP is Redis's byte for byte when it is the server's first compression).
+    """
+    n = len(data)
+    cap = n - 4  # out_len
+    if n < 5:
+        return None
+    out = bytearray(cap + 8)
+    table: dict[int, int] = {}
+    ip = lit = 0
+    op = 1  # (a literal run's length byte is kept free in front of it)
+    h = (data[0] << 8) | data[1]
+    tail = False  # (the last two bytes: literals, once the output is known to have room)
+    while ip < n:
+        if ip < n - 2:
+            h = ((h << 8) | data[ip + 2]) & 0xFFFFFFFF
+            slot = ((h >> 8) - h * 5) & 0xFFFF
+            ref = table.get(slot, 0)
+            table[slot] = ip
+            off = ip - ref - 1
+            if (
+                ref > 0
+                and off < 8192
+                and data[ref] == data[ip]
+                and data[ref + 1] == data[ip + 1]
+                and data[ref + 2] == data[ip + 2]
+            ):
+                size = 2
+                maxlen = min(n - ip - size, 264)
+                out[op - lit - 1] = (lit - 1) & 0xFF  # the run ends
+                if not lit:
+                    op -= 1
+                if op + 4 >= cap:
+                    return None
+                mismatch = False
+                if maxlen > 16:  # (liblzf compares 16 bytes unrolled first)
+                    for _ in range(16):
+                        size += 1
+                        if data[ref + size] != data[ip + size]:
+                            mismatch = True
+                            break
+                if not mismatch:
+                    size += 1
+                    while size < maxlen and data[ref + size] == data[ip + size]:
+                        size += 1
+                size -= 2  # (the number of bytes - 1)
+                ip += 1
+                if size < 7:
+                    out[op] = (off >> 8) + (size << 5)
+                    op += 1
+                else:
+                    out[op] = (off >> 8) + (7 << 5)
+                    out[op + 1] = size - 7
+                    op += 2
+                out[op] = off & 0xFF
+                op += 2
+                lit = 0
+                ip += size + 1
+                if ip < n - 2:
+                    ip -= 2
+                    h = (data[ip] << 8) | data[ip + 1]
+                    for _ in range(2):
+                        h = ((h << 8) | data[ip + 2]) & 0xFFFFFFFF
+                        table[((h >> 8) - h * 5) & 0xFFFF] = ip
+                        ip += 1
+                continue
+        elif not tail:
+            if op + 3 > cap:
+                return None
+            tail = True
+        if op >= cap:
+            return None
+        out[op] = data[ip]
+        op += 1
+        ip += 1
+        lit += 1
+        if lit == 32:
+            out[op - lit - 1] = 31
+            lit = 0
+            op += 1
+    if not tail and op + 3 > cap:
+        return None
+    out[op - lit - 1] = (lit - 1) & 0xFF
+    if not lit:
+        op -= 1
+    return bytes(out[:op])
+
+
 def listpack_entries(lp: bytes) -> list[bytes]:
     """The elements of a listpack (integers as their decimal text)."""
     return run_through(listpack_steps(lp))
@@ -323,20 +440,18 @@ def listpack_steps(lp: bytes) -> Steps[list[bytes]]:
             raise BadPayload
         if len(out) % PIECE == 0:
             yield
-        ln = p - start
-        p += (
-            1
-            if ln <= 127
-            else 2
-            if ln < 16383
-            else 3
-            if ln < 2097151
-            else 4
-            if ln < 268435455
-            else 5
-        )
+        ln = p - start  # (the entry's back length must say so, as Redis's deep check wants)
+        if ln <= 127:
+            if lp[p] != ln:
+                raise BadPayload
+            p += 1
+        else:
+            back = _backlen(ln)
+            if lp[p : p + len(back)] != back:
+                raise BadPayload
+            p += len(back)
     count = struct.unpack_from("<H", lp, 4)[0]
-    if count != 65535 and count != len(out):
+    if p != n - 1 or (count != 65535 and count != len(out)):
         raise BadPayload
     return out
 
@@ -351,13 +466,13 @@ def _intset(b: bytes) -> list[bytes]:
     return [b"%d" % v for v in struct.unpack_from(f"<{n}{fmt}", b, 8)]
 
 
-def load(payload: bytes) -> Any:
+def load(payload: bytes, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -> Any:
     """The value of a verified payload; L{BadPayload} for what kv cannot read."""
-    return run_through(load_steps(payload))
+    return run_through(load_steps(payload, zset_limits))
 
 
-def load_steps(payload: bytes) -> Steps[Any]:
-    """L{load}, a piece of the value a step."""
+def load_steps(payload: bytes, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -> Steps[Any]:
+    """L{load}, a piece of the value a step (C{zset_limits}: see L{load_zset})."""
     r = _Reader(payload, len(payload) - 10)
     t = r.byte()
     try:
@@ -380,11 +495,21 @@ def load_steps(payload: bytes) -> Steps[Any]:
                 yield
         elif t == T_INTSET:
             v = set(_intset(r.string()))
-        elif t == T_HASH_LISTPACK:
-            items = yield from listpack_steps(r.string())
+        elif t == T_HASH_LISTPACK or t == T_HASH_ZIPLIST:
+            blob = r.string()
+            items = yield from (listpack_steps if t == T_HASH_LISTPACK else ziplist_steps)(blob)
             if len(items) % 2:
                 raise BadPayload
             v = dict(zip(items[::2], items[1::2], strict=True))
+            if 2 * len(v) != len(items):
+                raise BadPayload  # a field twice
+        elif t == T_LIST_ZIPLIST:  # (Redis before 3.2)
+            v = deque((yield from ziplist_steps(r.string())))
+        elif t == T_LIST_QUICKLIST:  # (Redis 3.2 to 6.2: a quicklist of ziplists)
+            v = deque()
+            for _ in range(r.plain_len()):
+                v.extend((yield from ziplist_steps(r.string())))
+                yield
         elif t == T_LIST_QUICKLIST_2:
             v = deque()
             for _ in range(r.plain_len()):
@@ -399,6 +524,8 @@ def load_steps(payload: bytes) -> Steps[Any]:
                 yield
         elif t in (15, 19, 21):  # streams (below)
             v = yield from load_stream(r, t)
+        elif t in (T_ZSET, T_ZSET_2, T_ZSET_ZIPLIST, T_ZSET_LISTPACK):  # sorted sets (below)
+            v = yield from load_zset(r, t, zset_limits)
         else:
             raise BadPayload
     except (struct.error, IndexError, ValueError) as e:
@@ -469,10 +596,14 @@ def _backlen(n: int) -> bytes:
 
 def listpack(encoded: list[bytes]) -> bytes:
     """A listpack of already encoded elements."""
-    body = b"".join([e + _backlen(len(e)) for e in encoded])
+    return _lp_frame(b"".join([e + _backlen(len(e)) for e in encoded]), len(encoded))
+
+
+def _lp_frame(body: bytes, count: int) -> bytes:
+    """A listpack around C{body}, C{count} entries (each with its backlen)."""
     return (
         (6 + len(body) + 1).to_bytes(4, "little")
-        + min(len(encoded), 65535).to_bytes(2, "little")
+        + min(count, 65535).to_bytes(2, "little")
         + body
         + b"\xff"
     )
@@ -482,8 +613,11 @@ def _sid(i: tuple[int, int]) -> bytes:
     return i[0].to_bytes(8, "big") + i[1].to_bytes(8, "big")
 
 
-def _raw_string(b: bytes) -> bytes:
-    """rdbSaveRawString: short decimal integers int-encoded, as Redis writes them."""
+def _raw_string(b: bytes, lzf: bool = False) -> bytes:
+    """
+    rdbSaveRawString: short decimal integers int-encoded, as Redis writes them, and
+    with C{lzf} (rdbcompression) strings over 20 bytes compressed when that saves 4.
+    """
     v = string2ll(b) if len(b) <= 11 else None
     if v is not None:
         if -128 <= v <= 127:
@@ -492,6 +626,10 @@ def _raw_string(b: bytes) -> bytes:
             return b"\xc1" + struct.pack("<h", v)
         if -(1 << 31) <= v < 1 << 31:
             return b"\xc2" + struct.pack("<i", v)
+    if lzf and len(b) > 20:
+        packed = lzf_compress(b)
+        if packed is not None:
+            return b"\xc3" + _len(len(packed)) + _len(len(b)) + packed
     return _len(len(b)) + b
 
 
@@ -658,3 +796,206 @@ class _Ints:
         out = self.e[self.p : self.p + n]
         self.p += n
         return out
+
+
+# -- sorted sets --------------------------------------------------------------------
+#
+# Redis 7.0 writes a sorted set as it holds it (rdb.c, t_zset.c): while it has at most
+# zset-max-listpack-entries members of at most zset-max-listpack-value bytes, its
+# listpack (C{RDB_TYPE_ZSET_LISTPACK}: member, score, member, score… in order, a score
+# as Redis's d2string writes it, stored as an integer when it reads as one); else its skiplist
+# from the highest score down (C{RDB_TYPE_ZSET_2}: the count, then each member and its
+# score as a little-endian binary double). Strings go through rdbSaveRawString (short
+# integers int-encoded, over 20 bytes LZF-compressed when that saves 4 bytes).
+#
+# Read: those two, C{RDB_TYPE_ZSET} (Redis before 3.2: each score as text, a length
+# byte then the text read with sscanf %lg, or 253/254/255 for nan/inf/-inf) and
+# C{RDB_TYPE_ZSET_ZIPLIST} (Redis before 7.0: member, score pairs in a ziplist). As
+# Redis, a member twice, a NaN score, a count that is not what follows, or an empty
+# set is "Bad data format"; a listpack's score that is not a number is too (Redis
+# reads it as 0), and its pairs out of order are put in order (Redis keeps them so).
+
+_dbl = struct.Struct("<d")
+ZPIECE = PIECE // 4  # members a step (each costs some µs in Python: a step stays near 5 ms)
+
+
+def dump_zset(z: ZSet, limits: tuple[int, int], lzf: bool) -> Steps[list[bytes]]:
+    """A sorted set's type byte and body, as Redis 7.0 writes it, a piece a step."""
+    n = len(z)
+    if (yield from _fits(z, limits)):
+        parts = []
+        pairs = iter(z.sl)
+        for _ in range(0, n, ZPIECE):
+            parts.append(
+                b"".join(
+                    [
+                        e + _backlen(len(e))
+                        for s, m in islice(pairs, ZPIECE)
+                        for e in (_lp_str(m), _lp_str(_d2string(s)))
+                    ]
+                )
+            )
+            yield
+        lp = _lp_frame(b"".join(parts), 2 * n)
+        return [bytes([T_ZSET_LISTPACK]), _raw_string(lp, lzf and len(lp) <= LZF_MAX)]
+    lzf = lzf and n <= LZF_MAX // 20 and sum(len(m) for m in z.dict) <= LZF_MAX
+    out = [bytes([T_ZSET_2]), _len(n)]
+    pack = _dbl.pack
+    pairs = z.sl.islice(reverse=True)
+    for _ in range(0, n, ZPIECE):
+        out.append(b"".join([_raw_string(m, lzf) + pack(s) for s, m in islice(pairs, ZPIECE)]))
+        yield
+    return out
+
+
+_LL_HALF = float((1 << 63) // 2)  # (double)(LLONG_MAX/2)
+
+
+def _d2string(v: float) -> bytes:
+    """Redis 7.0's d2string (a listpack's score): integers up to 2^62 in full, else %.17g."""
+    if v == 0:
+        return b"-0" if math.copysign(1.0, v) < 0 else b"0"
+    if -_LL_HALF <= v <= _LL_HALF and v == int(v):
+        return b"%d" % int(v)
+    return format_score(v)
+
+
+def _fits(z: ZSet, limits: tuple[int, int]) -> Steps[bool]:
+    """L{listpack_fits}, a piece of the members a step (the limits may be set high)."""
+    if len(z) <= PIECE or len(z) > limits[0]:
+        return listpack_fits(z, limits)
+    members = iter(z.dict)
+    for _ in range(0, len(z), PIECE):
+        if max(map(len, islice(members, PIECE))) > limits[1]:
+            return False
+        yield
+    return True
+
+
+def load_zset(r: Any, t: int, limits: tuple[int, int]) -> Steps[ZSet]:
+    """
+    A sorted set from reader C{r}, payload type C{t}; L{BadPayload} if malformed. A
+    skiplist Redis would hold as a listpack (C{limits}) has its -0 scores made 0, as
+    Redis's conversion makes them.
+    """
+    scores: dict[bytes, float] = {}
+    if t == T_ZSET or t == T_ZSET_2:
+        n = r.plain_len()
+        take, unpack = r.take, _dbl.unpack
+        for i in range(0, n, ZPIECE):  # (never more than the payload holds: no preallocation)
+            for _ in range(min(ZPIECE, n - i)):
+                m = r.string()
+                s = unpack(take(8))[0] if t == T_ZSET_2 else _text_score(r)
+                if s != s:
+                    raise BadPayload  # NaN
+                scores[m] = s
+            yield
+        if len(scores) != n:
+            raise BadPayload  # a member twice
+        if 0 < n <= limits[0] and max(map(len, scores)) <= limits[1]:
+            for m in [m for m, s in scores.items() if s == 0.0]:
+                scores[m] = 0.0
+    else:
+        blob = r.string()
+        e = yield from (listpack_steps(blob) if t == T_ZSET_LISTPACK else ziplist_steps(blob))
+        if len(e) % 2:
+            raise BadPayload
+        for i in range(0, len(e), 2 * ZPIECE):
+            for m, text in zip(
+                e[i : i + 2 * ZPIECE : 2], e[i + 1 : i + 2 * ZPIECE : 2], strict=True
+            ):
+                s = stored_float(text)
+                if s is None:
+                    raise BadPayload
+                scores[m] = s
+            yield
+        if 2 * len(scores) != len(e):
+            raise BadPayload
+    return (yield from _indexed(scores))
+
+
+def _indexed(scores: dict[bytes, float]) -> Steps[ZSet]:
+    """A ZSet of C{scores} (which it takes), its index built a piece a step."""
+    z = ZSet()
+    z.dict = scores
+    pairs = zip(scores.values(), scores.keys(), strict=True)
+    if len(scores) <= PIECE:
+        z.sl.update(pairs)
+        return z
+    add = z.sl.add  # (one update would sort them all at once)
+    for _ in range(0, len(scores), ZPIECE):
+        for p in islice(pairs, ZPIECE):
+            add(p)
+        yield
+    return z
+
+
+def _text_score(r: Any) -> float:
+    """rdbLoadDoubleValue: a length byte then the text, or 253/254/255 for nan/inf/-inf."""
+    n = r.byte()
+    if n >= 253:
+        return (math.nan, math.inf, -math.inf)[n - 253]
+    v = scanned_float(r.take(n))
+    if v is None:
+        raise BadPayload
+    return v
+
+
+def ziplist_steps(zl: bytes) -> Steps[list[bytes]]:
+    """
+    The elements of a ziplist (Redis before 7.0; integers as their decimal text), its
+    header, lengths and back links checked as Redis's deep integrity check does.
+    """
+    n = len(zl)
+    if n < 11 or int.from_bytes(zl[:4], "little") != n or zl[-1] != 0xFF:
+        raise BadPayload
+    tail = int.from_bytes(zl[4:8], "little")
+    out: list[bytes] = []
+    p = last = 10
+    prev = 0
+    while zl[p] != 0xFF:
+        start = p
+        b = zl[p]
+        if b == 0xFE:
+            back = int.from_bytes(zl[p + 1 : p + 5], "little")
+            p += 5
+        else:
+            back = b
+            p += 1
+        if back != prev:
+            raise BadPayload
+        b = zl[p]
+        kind = b >> 6
+        if kind < 3:  # a string: 6-bit, 14-bit or 32-bit length (big endian)
+            if kind == 0:
+                size, p = b & 0x3F, p + 1
+            elif kind == 1:
+                size, p = ((b & 0x3F) << 8) | zl[p + 1], p + 2
+            elif b == 0x80:
+                size, p = int.from_bytes(zl[p + 1 : p + 5], "big"), p + 5
+            else:
+                raise BadPayload
+            out.append(zl[p : p + size])
+            p += size
+        elif 0xF1 <= b <= 0xFD:  # 0 to 12 in the encoding byte
+            out.append(b"%d" % ((b & 0x0F) - 1))
+            p += 1
+        else:
+            size = _ZIPINT.get(b, 0)
+            if not size:
+                raise BadPayload
+            out.append(b"%d" % int.from_bytes(zl[p + 1 : p + 1 + size], "little", signed=True))
+            p += 1 + size
+        if p >= n:
+            raise BadPayload
+        prev = p - start
+        last = start
+        if len(out) % PIECE == 0:
+            yield
+    count = int.from_bytes(zl[8:10], "little")
+    if p != n - 1 or tail != last or (count != 65535 and count != len(out)):
+        raise BadPayload
+    return out
+
+
+_ZIPINT = {0xC0: 2, 0xD0: 4, 0xE0: 8, 0xF0: 3, 0xFE: 1}  # integer encodings: their sizes

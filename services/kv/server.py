@@ -662,6 +662,8 @@ class KVServer(ServerFactory):
                 return error
             if not check_only:
                 self.tuning[name] = stored
+                if name in tuning.ALIASES:  # (one parameter, two names)
+                    self.tuning[tuning.ALIASES[name]] = stored
                 if name == "client-output-buffer-limit":  # kv has one limit: normal's hard one
                     words = stored.split()
                     for i in range(0, len(words), 4):

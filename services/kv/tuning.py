@@ -116,6 +116,24 @@ def memory_value(text: str) -> int | None:
     return v if 0 <= v <= LLONG_MAX else None
 
 
+_OLD_NAMES = {  # Redis 7.0's aliases: the ziplist names of the listpack parameters
+    "hash-max-ziplist-entries": "hash-max-listpack-entries",
+    "hash-max-ziplist-value": "hash-max-listpack-value",
+    "zset-max-ziplist-entries": "zset-max-listpack-entries",
+    "zset-max-ziplist-value": "zset-max-listpack-value",
+    "list-max-ziplist-size": "list-max-listpack-size",
+}
+ALIASES = _OLD_NAMES | {new: old for old, new in _OLD_NAMES.items()}
+
+
+def zset_limits(params: dict[str, str]) -> tuple[int, int]:
+    """zset-max-listpack-entries and zset-max-listpack-value, as CONFIG SET left them."""
+    return (
+        int(params.get("zset-max-listpack-entries", "128")),
+        int(params.get("zset-max-listpack-value", "64")),
+    )
+
+
 def _fail(name: str, why: str) -> str:
     return f"ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
 

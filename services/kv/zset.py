@@ -193,6 +193,18 @@ class ZSet:
 
 TYPE_NAMES[ZSet] = "zset"
 
+LISTPACK_LIMITS = (128, 64)  # Redis 7.0's zset-max-listpack-entries and zset-max-listpack-value
+
+
+def listpack_fits(z: ZSet, limits: tuple[int, int] = LISTPACK_LIMITS) -> bool:
+    """
+    Whether Redis keeps a sorted set like C{z} as a listpack (OBJECT ENCODING, ZSCAN,
+    DUMP): at most C{limits[0]} members, none longer than C{limits[1]} bytes.
+    """
+    entries, value = limits
+    return len(z) <= entries and all(len(m) <= value for m in z.dict)
+
+
 # -- lex bounds: (member, exclusive), or MINUS / PLUS ------------------------------
 
 MINUS = ("-", True)
@@ -310,6 +322,22 @@ def range_float(b: bytes) -> float | None:
     if v != v:
         return None
     return v
+
+
+def stored_float(b: bytes) -> float | None:
+    """A score as a listpack holds it (Redis reads it with C{strtod}): all of it a number, not NaN."""
+    if _SIMPLE.fullmatch(b):
+        return float(b)
+    v, end, _ = _strtod(b, 0)
+    if end == 0 or end != len(b) or v != v:
+        return None
+    return v
+
+
+def scanned_float(b: bytes) -> float | None:
+    """C{sscanf(b, "%lg")} (an RDB file's text scores): the number at the start, up to a NUL."""
+    v, end, _ = _strtod(b.split(b"\0", 1)[0], 0)
+    return None if end == 0 else v
 
 
 def score_bound(b: bytes) -> tuple[float, bool] | None:

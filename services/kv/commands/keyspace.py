@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from portsuite_services.kv import bigwork, glob, randompick, rdb
+from portsuite_services.kv import bigwork, glob, randompick, rdb, tuning
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -25,6 +25,7 @@ from portsuite_services.kv.commands.connection import REDIS_VERSION
 from portsuite_services.kv.commands.containers import _drop_if_empty, _get
 from portsuite_services.kv.commands.keys import scan_reply
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Verbatim, string2ll
+from portsuite_services.kv.zset import LISTPACK_LIMITS, listpack_fits
 
 K = "generic"
 MAX_RANDOM = 1 << 24  # HRANDFIELD key -COUNT: fields drawn at most (as SRANDMEMBER)
@@ -37,8 +38,11 @@ OBJ_SHARED_REFCOUNT = 2147483647
 container("object", K, "A container for object introspection commands")
 
 
-def encoding(v: Any) -> str:
-    """The encoding Redis 7.0 would use for this value (its default thresholds)."""
+def encoding(v: Any, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -> str:
+    """
+    The encoding Redis 7.0 would use for this value (its default thresholds; for a
+    sorted set, C{zset_limits}: zset-max-listpack-entries and -value).
+    """
     t = type(v)
     if t is bytes:
         if len(v) <= 20 and string2ll(v) is not None:
@@ -60,11 +64,7 @@ def encoding(v: Any) -> str:
     if name == "stream":
         return "stream"
     if name == "zset":
-        try:
-            n = len(v)
-        except TypeError:  # pragma: no cover
-            n = 0
-        return "listpack" if n <= 128 else "skiplist"
+        return "listpack" if listpack_fits(v, zset_limits) else "skiplist"
     return "raw"
 
 
@@ -84,7 +84,7 @@ def object_encoding(c: Any, argv: list[bytes]) -> Any:
         return None
     if type(v) is bytes and argv[2] in store.raw:
         return b"raw"  # (APPEND, SETRANGE, SETBIT, BITOP, BITFIELD, PFADD… changed it)
-    return encoding(v).encode()
+    return encoding(v, tuning.zset_limits(c.server.tuning)).encode()
 
 
 @command(
@@ -184,17 +184,19 @@ def dump(c: Any, argv: list[bytes]) -> Any:
     if not rdb.dumpable(v):
         raise CommandError(
             f"ERR DUMP of a {c.store.type_name(v)} is not supported by kv (strings, lists, sets, "
-            "hashes and streams are)"
+            "hashes, sorted sets and streams are)"
         )
-    return bigwork.compute(c, argv, rdb.effort(v), lambda: rdb.dump_steps(v))
+    limits = tuning.zset_limits(c.server.tuning)
+    lzf = c.server.tuning.get("rdbcompression") != "no"
+    return bigwork.compute(c, argv, rdb.effort(v), lambda: rdb.dump_steps(v, limits, lzf))
 
 
-def _restored(payload: bytes) -> bigwork.Steps[Any]:
+def _restored(payload: bytes, zset_limits: tuple[int, int]) -> bigwork.Steps[Any]:
     """RESTORE's value: the payload checked then read, in slices when big (bigwork.py)."""
     if not (yield from rdb.verify_steps(payload)):
         raise CommandError("ERR DUMP payload version or checksum are wrong")
     try:
-        return (yield from rdb.load_steps(payload))
+        return (yield from rdb.load_steps(payload, zset_limits))
     except rdb.BadPayload:
         raise CommandError("ERR Bad data format") from None
 
@@ -232,7 +234,8 @@ def restore(c: Any, argv: list[bytes]) -> Any:
     if ttl < 0:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     payload = argv[3]
-    value = bigwork.compute(c, argv, len(payload) // 8, lambda: _restored(payload))
+    limits = tuning.zset_limits(c.server.tuning)
+    value = bigwork.compute_growing(c, argv, len(payload) // 8, lambda: _restored(payload, limits))
     if value is NO_REPLY:
         return value
     existed = store.get(key) is not None

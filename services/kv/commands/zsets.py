@@ -14,7 +14,7 @@ import random
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob
+from portsuite_services.kv import bigreply, bigwork, glob, tuning
 from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NO_REPLY,
@@ -32,6 +32,7 @@ from portsuite_services.kv.zset import (
     ZSet,
     format_score,
     lex_bound,
+    listpack_fits,
     score_bound,
     strict_float,
 )
@@ -972,18 +973,13 @@ def zdiffstore(c: Any, argv: list[bytes]) -> Any:
 # -- ZSCAN -------------------------------------------------------------------------
 
 
-def _small(z: ZSet) -> bool:
-    """Whether Redis would keep it as a listpack (ZSCAN returns it whole)."""
-    return len(z) <= 128 and all(len(m) <= 64 for m in z.dict)
-
-
 @command("zscan", -3, "readonly", Z, "Incrementally iterate sorted sets elements and scores")
 def zscan(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     if z is None:
         scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
         return [b"0", []]
-    if _small(z):
+    if listpack_fits(z, tuning.zset_limits(c.server.tuning)):  # Redis returns it whole
         scan_reply([], argv[2], argv, 3, c, False)
         pattern = None
         for j in range(3, len(argv) - 1, 2):

@@ -48,6 +48,12 @@ def fresh_redis_port() -> Iterator[int]:
 
 
 @pytest.fixture(scope="session")
+def redis_sanitize_port() -> Iterator[int]:
+    """The reference checking RESTORE payloads deeply (without, a bad one can crash it)."""
+    yield from _redis("--sanitize-dump-payload", "yes")
+
+
+@pytest.fixture(scope="session")
 def redis_auth_port() -> Iterator[int]:
     """The reference with a password."""
     yield from _redis("--requirepass", "s3cret")

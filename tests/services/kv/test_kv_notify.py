@@ -176,7 +176,10 @@ STORY_TYPES = [
 ]
 
 
-def _messages(port: int, flags: str, resp3: bool, story: list[str] = STORY) -> list[object]:
+def _messages(
+    port: int, flags: str, resp3: bool, story: list[str] | list[list[bytes]] = STORY
+) -> list[object]:
+    """The events C{story} (redis-cli lines, or argv lists for binary arguments) publishes."""
     sub, w = Raw(port, resp3), Raw(port)
     w.call("FLUSHALL")
     assert w.call("CONFIG", "SET", "notify-keyspace-events", flags) == b"+OK\r\n"
@@ -184,7 +187,7 @@ def _messages(port: int, flags: str, resp3: bool, story: list[str] = STORY) -> l
         sub.call("PSUBSCRIBE", "__key*__:*")
         sub.call("SUBSCRIBE", "end")
         for line in story:
-            w.call(*shlex.split(line))
+            w.call(*(shlex.split(line) if isinstance(line, str) else line))
         w.call("PUBLISH", "end", "x")
         out: list[object] = []
         while True:
