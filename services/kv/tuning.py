@@ -134,6 +134,14 @@ def zset_limits(params: dict[str, str]) -> tuple[int, int]:
     )
 
 
+def hash_limits(params: dict[str, str]) -> tuple[int, int]:
+    """hash-max-listpack-entries and hash-max-listpack-value, as CONFIG SET left them."""
+    return (
+        int(params.get("hash-max-listpack-entries", "512")),
+        int(params.get("hash-max-listpack-value", "64")),
+    )
+
+
 def _fail(name: str, why: str) -> str:
     return f"ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
 

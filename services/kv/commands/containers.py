@@ -7,7 +7,7 @@ from collections.abc import Collection
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob, longdouble
+from portsuite_services.kv import bigreply, bigwork, glob, longdouble, tuning
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NO_SUCH_KEY,
@@ -184,9 +184,13 @@ def hincrby(c: Any, argv: list[bytes]) -> Any:
     return new
 
 
-def _small(h: dict[bytes, bytes]) -> bool:
-    """Whether Redis would keep this hash as a listpack (HSCAN returns it whole)."""
-    return len(h) <= 128 and all(len(k) <= 64 and len(v) <= 64 for k, v in h.items())
+def small_hash(h: dict[bytes, bytes], limits: tuple[int, int]) -> bool:
+    """
+    Whether Redis would keep this hash as a listpack (HSCAN returns it whole; OBJECT
+    ENCODING): C{limits} are hash-max-listpack-entries and -value (L{tuning.hash_limits}).
+    """
+    entries, value = limits
+    return len(h) <= entries and all(len(k) <= value and len(v) <= value for k, v in h.items())
 
 
 @command("hscan", -3, "readonly", H, "Incrementally iterate hash fields and associated values")
@@ -195,7 +199,7 @@ def hscan(c: Any, argv: list[bytes]) -> Any:
     if h is None:
         scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
         return [b"0", []]
-    if _small(h):
+    if small_hash(h, tuning.hash_limits(c.server.tuning)):
         scan_reply([], argv[2], argv, 3, c, False)  # validates the arguments
         pattern = _match_arg(argv)
         out: list[bytes] = []

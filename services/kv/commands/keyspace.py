@@ -22,13 +22,14 @@ from portsuite_services.kv.commands import (
     wrongtype,
 )
 from portsuite_services.kv.commands.connection import REDIS_VERSION
-from portsuite_services.kv.commands.containers import _drop_if_empty, _get
+from portsuite_services.kv.commands.containers import _drop_if_empty, _get, small_hash
 from portsuite_services.kv.commands.keys import scan_reply
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Verbatim, string2ll
 from portsuite_services.kv.zset import LISTPACK_LIMITS, listpack_fits
 
 K = "generic"
 MAX_RANDOM = 1 << 24  # HRANDFIELD key -COUNT: fields drawn at most (as SRANDMEMBER)
+HASH_LIMITS = (512, 64)  # Redis 7.0's hash-max-listpack-entries and -value (by default)
 SHARED_INTEGERS = 10000  # OBJ_SHARED_INTEGERS: their REFCOUNT is INT_MAX
 OBJ_SHARED_REFCOUNT = 2147483647
 
@@ -38,10 +39,15 @@ OBJ_SHARED_REFCOUNT = 2147483647
 container("object", K, "A container for object introspection commands")
 
 
-def encoding(v: Any, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -> str:
+def encoding(
+    v: Any,
+    zset_limits: tuple[int, int] = LISTPACK_LIMITS,
+    hash_limits: tuple[int, int] = HASH_LIMITS,
+) -> str:
     """
     The encoding Redis 7.0 would use for this value (its default thresholds; for a
-    sorted set, C{zset_limits}: zset-max-listpack-entries and -value).
+    sorted set, C{zset_limits}: zset-max-listpack-entries and -value; for a hash,
+    C{hash_limits}: hash-max-listpack-entries and -value).
     """
     t = type(v)
     if t is bytes:
@@ -51,9 +57,7 @@ def encoding(v: Any, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -> str:
     if t is deque:
         return "quicklist"
     if t is dict:
-        if len(v) <= 128 and all(len(k) <= 64 and len(x) <= 64 for k, x in v.items()):
-            return "listpack"
-        return "hashtable"
+        return "listpack" if small_hash(v, hash_limits) else "hashtable"
     if t is set:
         if len(v) <= 512 and all(string2ll(m) is not None for m in v):
             return "intset"
@@ -84,7 +88,8 @@ def object_encoding(c: Any, argv: list[bytes]) -> Any:
         return None
     if type(v) is bytes and argv[2] in store.raw:
         return b"raw"  # (APPEND, SETRANGE, SETBIT, BITOP, BITFIELD, PFADD… changed it)
-    return encoding(v, tuning.zset_limits(c.server.tuning)).encode()
+    params = c.server.tuning
+    return encoding(v, tuning.zset_limits(params), tuning.hash_limits(params)).encode()
 
 
 @command(
