@@ -145,11 +145,14 @@ def _bulks(items: Sequence[bytes]) -> Callable[[int, int], bytes]:
     return lambda lo, hi: b"".join([b"$%d\r\n%s\r\n" % (len(x), x) for x in items[lo:hi]])
 
 
-def array(c: Any, items: list[bytes]) -> Any:
-    """An array of bulk strings (LRANGE, HKEYS, HVALS, KEYS…)."""
+def array(c: Any, items: list[bytes], own: bool = False) -> Any:
+    """
+    An array of bulk strings (LRANGE, HKEYS, HVALS, KEYS…). C{own}: nothing else
+    holds C{items} (freed in slices after a reply sent in slices).
+    """
     if not possible(c, len(items)):
         return items
-    return start(c, b"*%d\r\n" % len(items), len(items), _bulks(items))
+    return start(c, b"*%d\r\n" % len(items), len(items), _bulks(items), items if own else None)
 
 
 def nullable_array(c: Any, items: list[bytes | None]) -> Any:
@@ -181,12 +184,12 @@ def stream_entries(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]]
     return start(c, b"*%d\r\n" % len(ids), len(ids), encode)
 
 
-def set_members(c: Any, items: list[bytes]) -> Any:
-    """A set reply (SMEMBERS, SUNION…): C{~} in RESP3, an array in RESP2."""
+def set_members(c: Any, items: list[bytes], own: bool = False) -> Any:
+    """A set reply (SMEMBERS, SUNION…): C{~} in RESP3, an array in RESP2; C{own}: as for L{array}."""
     if not possible(c, len(items)):
         return SetReply(items)
     header = b"%s%d\r\n" % (b"~" if c.resp == 3 else b"*", len(items))
-    return start(c, header, len(items), _bulks(items))
+    return start(c, header, len(items), _bulks(items), items if own else None)
 
 
 def hash_map(c: Any, fields: list[bytes], values: list[bytes]) -> Any:
@@ -205,6 +208,29 @@ def hash_map(c: Any, fields: list[bytes], values: list[bytes]) -> Any:
         )
 
     return start(c, header, n, encode)
+
+
+def field_value_pairs(c: Any, fields: list[bytes], values: list[bytes]) -> Any:
+    """
+    Fields with their values (HRANDFIELD … WITHVALUES): a flat array in RESP2, an
+    array of pairs in RESP3; only when L{possible}. C{fields} is freed in slices after
+    (C{values} holds the hash's own values: dropping it frees none of them).
+    """
+    n = len(fields)
+    if c.resp == 2:
+        header, pair = b"*%d\r\n" % (2 * n), b""
+    else:
+        header, pair = b"*%d\r\n" % n, b"*2\r\n"
+
+    def encode(lo: int, hi: int) -> bytes:
+        return b"".join(
+            [
+                b"%s$%d\r\n%s\r\n$%d\r\n%s\r\n" % (pair, len(f), f, len(v), v)
+                for f, v in zip(fields[lo:hi], values[lo:hi], strict=True)
+            ]
+        )
+
+    return start(c, header, n, encode, fields)
 
 
 def members(c: Any, pairs: list[tuple[float, bytes]], own: bool = False) -> Any:

@@ -9,7 +9,7 @@ from collections import deque
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigwork, randompick
+from portsuite_services.kv import bigreply, bigwork, randompick
 from portsuite_services.kv.commands import (
     NO_REPLY,
     SYNTAX,
@@ -257,12 +257,16 @@ def spop(c: Any, argv: list[bytes]) -> Any:
         return None if count is None else SetReply()
     if count == 0:
         return SetReply()
-    picked = randompick.sample(s, min(count or 1, len(s)))
-    s.difference_update(picked)
+    picked = randompick.pick(c, argv, s, min(count or 1, len(s)), True)
+    if picked is NO_REPLY:  # (drawn in slices: the command runs again with the draw)
+        return picked
+    if len(picked) == len(s):  # all of it: the key goes (its set freed by lazyfree)
+        c.store.drop(argv[1])
+    else:
+        s.difference_update(picked)
     c.also = [[b"SREM", argv[1], *picked]]  # the AOF replays what was taken, not a new draw
-    _drop_if_empty(c, argv[1], s)
     c.store.dirty += 1
-    return picked[0] if count is None else SetReply(picked)
+    return picked[0] if count is None else bigreply.set_members(c, picked, True)
 
 
 @command("srandmember", -2, "readonly", S, "Get one or multiple random members from a set")
@@ -276,10 +280,12 @@ def srandmember(c: Any, argv: list[bytes]) -> Any:
     if s is None or count == 0:
         return []
     if count > 0:
-        return randompick.sample(s, min(count, len(s)))
-    if -count > MAX_RANDOM:  # (Redis answers up to 2^62; a reply this big is refused here)
+        picked = randompick.pick(c, argv, s, min(count, len(s)), True)
+    elif -count > MAX_RANDOM:  # (Redis answers up to 2^62; a reply this big is refused here)
         raise CommandError("ERR value is out of range")
-    return randompick.choices(s, -count)
+    else:
+        picked = randompick.pick(c, argv, s, -count, False)
+    return picked if picked is NO_REPLY else bigreply.array(c, picked, True)
 
 
 # -- strings and keys -----------------------------------------------------------------

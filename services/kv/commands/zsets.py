@@ -14,7 +14,7 @@ import random
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob
+from portsuite_services.kv import bigreply, bigwork, glob, randompick
 from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NO_REPLY,
@@ -676,17 +676,23 @@ def zrandmember(c: Any, argv: list[bytes]) -> Any:
     if z is None or count == 0:
         return []
     size = len(z)
-    if count > 0:
-        picked = random.sample(range(size), min(count, size))
-    else:
-        if -count > MAX_RANDOM:  # (a reply this big is refused here)
-            raise CommandError("ERR value is out of range")
-        picked = [random.randrange(size) for _ in range(-count)]
-    sl = z.sl
-    pairs = [sl[i] for i in picked]
+    if count < 0 and -count > MAX_RANDOM:  # (a reply this big is refused here)
+        raise CommandError("ERR value is out of range")
+    k = min(count, size) if count > 0 else -count
+    if randompick.cost(size, k) >= bigwork.BIG:  # drawn in slices (bigwork), by a walk
+        pairs = randompick.pick(c, argv, z.sl, k, count > 0)
+        if pairs is NO_REPLY:
+            return pairs
+    else:  # by rank: each O(log n)
+        if count > 0:
+            picked = random.sample(range(size), k)
+        else:
+            picked = [random.randrange(size) for _ in range(k)]
+        sl = z.sl
+        pairs = [sl[i] for i in picked]
     if withscores:
-        return with_scores(c, pairs)
-    return members_reply(c, pairs)
+        return with_scores(c, pairs, True)
+    return members_reply(c, pairs, True)
 
 
 # -- ZUNION, ZINTER, ZDIFF -----------------------------------------------------------
