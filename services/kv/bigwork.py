@@ -315,3 +315,14 @@ def _merge(a: list[Any], b: list[Any]) -> Steps[list[Any]]:
     out += a[i:]
     out += b[j:]
     return out
+
+
+def sliced(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any | None:
+    """
+    L{compute} for a write that builds its new value aside (a copy, then the command's
+    changes: ZADD, SADD, HSET of a million arguments): None when it would run at once,
+    for the command to change the value in place as before.
+    """
+    if getattr(c, "precomputed", None) is None and not possible(c, cost):
+        return None
+    return compute(c, argv, cost, make)

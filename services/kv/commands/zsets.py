@@ -33,6 +33,7 @@ from portsuite_services.kv.zset import (
     format_score,
     lex_bound,
     score_bound,
+    sorted_list_steps,
     strict_float,
 )
 
@@ -151,19 +152,59 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR XX and NX options at the same time are not compatible")
     if (gt and nx) or (lt and nx) or (gt and lt):
         raise CommandError("ERR GT, LT, and/or NX options at the same time are not compatible")
-    scores = [_score(argv[j]) for j in range(i, n, 2)]
     key = argv[1]
     z = get_zset(c, key)
+    if z is None and xx:
+        return None if incr else 0
+    flags = (nx, xx, incr, gt, lt)
+    if elements >= 2 * ARGS_ZSET:  # a million members: the new zset built aside, in slices
+        cost = 2 * (elements + len(z or ()))
+        made = bigwork.sliced(c, argv, cost, lambda: _zadd_aside(z, argv, i, flags))
+        if made is NO_REPLY:
+            return made
+        if made is not None:
+            z2, (added, updated, processed, new_score) = made
+            if added or updated:
+                c.store.set(key, z2, keepttl=True)  # (the old zset freed lazily)
+            return _zadd_reply(incr, ch, added, updated, processed, new_score)
+    scores = [_score(argv[j]) for j in range(i, n, 2)]
     if z is None:
-        if xx:
-            return None if incr else 0
         z = ZSet()
         c.store.set(key, z)
+    try:
+        added, updated, processed, new_score = bigwork.run_through(
+            _zadd_steps(z, argv, i, scores, flags)
+        )
+    except CommandError:
+        _drop_if_empty(c, key, z)
+        raise
+    if added or updated:
+        c.store.dirty += 1
+    else:
+        _drop_if_empty(c, key, z)
+    return _zadd_reply(incr, ch, added, updated, processed, new_score)
+
+
+def _zadd_reply(
+    incr: bool, ch: bool, added: int, updated: int, processed: int, new_score: float
+) -> Any:
+    if incr:
+        return Double(new_score) if processed else None
+    return added + updated if ch else added
+
+
+def _zadd_steps(
+    z: ZSet, argv: list[bytes], i: int, scores: list[float], flags: tuple[bool, ...]
+) -> bigwork.Steps[tuple[int, int, int, float]]:
+    """ZADD's changes to C{z}, C{ADDS} members a step: (added, updated, processed, score)."""
+    nx, xx, incr, gt, lt = flags
     added = updated = 0
     processed = 0
     d = z.dict
     new_score = 0.0
     for k, score in enumerate(scores):
+        if k and not k % ADDS:
+            yield
         member = argv[i + 2 * k + 1]
         cur = d.get(member)
         if cur is not None:
@@ -172,7 +213,6 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
             if incr:
                 score = cur + score
                 if score != score:
-                    _drop_if_empty(c, key, z)
                     raise CommandError(NAN_SCORE)
             if (lt and score >= cur) or (gt and score <= cur):
                 continue
@@ -188,13 +228,55 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
             new_score = score
             added += 1
             processed += 1
-    if added or updated:
-        c.store.dirty += 1
-    else:
-        _drop_if_empty(c, key, z)
-    if incr:
-        return Double(new_score) if processed else None
-    return added + updated if ch else added
+    return added, updated, processed, new_score
+
+
+ARGS_ZSET = bigwork.BIG // 4  # ZADD's pairs from which the new zset is built aside (~20 ms)
+
+
+class _Scores:
+    """A sorted set being built aside by ZADD: its scores only (sorted at the end)."""
+
+    __slots__ = ("dict",)
+
+    def __init__(self, d: dict[bytes, float]):
+        self.dict = d
+
+    def add(self, member: bytes, score: float) -> bool:
+        self.dict[member] = score + 0.0  # (-0 stored as 0, as ZSet.add)
+        return True
+
+
+def _zadd_aside(
+    z: ZSet | None, argv: list[bytes], i: int, flags: tuple[bool, ...]
+) -> bigwork.Steps[tuple[ZSet, tuple[int, int, int, float]]]:
+    """
+    A big ZADD on a copy of C{z}'s scores (the scores checked first, as Redis), then
+    the sorted set built from them (L{zset_steps}).
+    """
+    n = len(argv)
+    scores: list[float] = []
+    for lo in range(i, n, 2 * bigwork.PIECE):
+        scores += [_score(argv[j]) for j in range(lo, min(n, lo + 2 * bigwork.PIECE), 2)]
+        yield
+    d = dict(z.dict) if z else {}
+    counts = yield from _zadd_steps(_Scores(d), argv, i, scores, flags)
+    made = yield from zset_steps(d)
+    return made, counts
+
+
+def zset_steps(d: dict[bytes, float]) -> bigwork.Steps[ZSet]:
+    """A ZSet of these scores (its own dict): pairs made, sorted and laid out in slices."""
+    pairs: list[tuple[float, bytes]] = []
+    it = iter(d.items())
+    for _ in range(0, len(d), bigwork.PIECE):
+        pairs += [(s, m) for m, s in islice(it, bigwork.PIECE)]
+        yield
+    pairs = yield from bigwork.sort(pairs)
+    z = ZSet()
+    z.dict = d
+    z.sl = yield from sorted_list_steps(pairs)
+    return z
 
 
 @command("zincrby", 4, "write denyoom fast", Z, "Increment the score of a member in a sorted set")

@@ -14,7 +14,7 @@ import random
 from typing import Any
 
 import pytest
-from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies
+from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies, _settle
 from test_kv_bigwork import _RecordingAOF, _turn
 from twisted.internet.task import Clock
 
@@ -35,6 +35,7 @@ def _server() -> tuple[Clock, KVServer]:
     admin.dataReceived(
         _cmd("ZADD", "z", *[x for i in range(N) for x in (b"%d.5" % (i % 99), b"m%d" % i)])
     )
+    _settle(server)
     return clock, server
 
 

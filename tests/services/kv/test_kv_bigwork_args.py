@@ -1,0 +1,177 @@
+"""
+A ZADD, SADD or HSET of a million arguments builds its new value aside in slices
+(bigwork.py): the rest of the suite is served between slices, every other kv client
+waits, and the reply, the stored value, its TTL, the AOF record and WATCH are those
+of the command run in place (as inside MULTI/EXEC). On a Clock first, then side by
+side with redis-server.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from sortedcontainers import SortedList
+from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies
+from test_kv_bigwork import _RecordingAOF, _turn
+from twisted.internet.task import Clock
+
+from portsuite_services.kv import KVServer, Settings, zset
+from portsuite_services.kv.commands.containers import ARGS_HASH, ARGS_SET
+from portsuite_services.kv.commands.zsets import ARGS_ZSET
+
+M = 3 * ARGS_ZSET + 5  # ZADD's pairs: a few turns
+
+
+def _zpairs(n: int, seed: int, members: int) -> list[bytes]:
+    """
+    C{n} score/member pairs, members drawn among C{members} (so repeated), inf among
+    the scores. (Not -0: kv stores it as 0 as Redis's listpack does, where a Redis
+    zset this big, a skiplist, keeps -0: a difference of ZADD's, in place or not.)
+    """
+    rnd = random.Random(seed)
+    scores = [b"0", b"+inf", b"-inf", b"1e3", b"-2.5", b"7", b"0.0"]
+    out: list[bytes] = []
+    for _ in range(n):
+        s = rnd.choice(scores) if rnd.random() < 0.1 else b"%d" % rnd.randrange(-50, 50)
+        out += (s, b"m%d" % rnd.randrange(members))
+    return out
+
+
+SETUP = [
+    ("ZADD", "z", *_zpairs(500, 1, 2000)),
+    ("PEXPIRE", "z", "100000000"),
+    ("SADD", "s", "a0", "a1", "x"),
+    ("HSET", "h", "f0", "old", "g", "v"),
+    ("EXPIRE", "h", "1000000"),
+]
+
+ARGS_COMMANDS = [
+    ("ZADD", "new", *_zpairs(M, 2, 3 * M // 4)),
+    ("ZADD", "z", *_zpairs(M, 3, 3000)),
+    ("ZADD", "z", "CH", *_zpairs(M, 4, M)),
+    ("ZADD", "z", "NX", *_zpairs(M, 5, 3000)),
+    ("ZADD", "z", "XX", "CH", *_zpairs(M, 6, 4000)),
+    ("ZADD", "z", "GT", "CH", *_zpairs(M, 7, 3000)),
+    ("ZADD", "z", "LT", *_zpairs(M, 8, 3000)),
+    ("ZADD", "nothing", "XX", *_zpairs(M, 9, 3000)),
+    ("ZADD", "z", *_zpairs(M, 10, 3000)[:-2], b"nan", b"m1"),  # an error: nothing changes
+    ("ZADD", "s", *_zpairs(M, 11, 3000)),  # WRONGTYPE
+    ("SADD", "s", *[b"a%d" % (i // 2) for i in range(ARGS_SET + 3)]),
+    ("HSET", "h", *[x for i in range(ARGS_HASH + 1) for x in (b"f%d" % (i % 70000), b"v%d" % i)]),
+]
+
+
+def _server(clock: Clock) -> KVServer:
+    server = KVServer(Settings(), clock)
+    admin, _ = _client(server)
+    for argv in SETUP:
+        admin.dataReceived(_cmd(*argv))
+    return server
+
+
+def _value(server: KVServer, key: bytes) -> Any:
+    v = server.store.data.get(key)
+    if type(v) is zset.ZSet:
+        assert len(v.sl) == len(v.dict) and all(v.dict[m] == s for s, m in v.sl)
+        return list(v.sl)
+    return v
+
+
+def _id(argv: tuple[Any, ...]) -> str:
+    flags = [str(a) for a in argv[2:4] if str(a).isalpha()]
+    return " ".join([argv[0], argv[1], *flags, str(len(argv))])
+
+
+@pytest.mark.parametrize("argv", ARGS_COMMANDS, ids=_id)
+def test_a_command_of_many_arguments_runs_in_slices(argv: tuple[Any, ...]) -> None:
+    clock = Clock()
+    clock.advance(1000)
+    server = _server(clock)
+    records: list[list[bytes]] = []
+    server.aof = _RecordingAOF(records)  # type: ignore[assignment]
+    a, ta = _client(server)
+    b, tb = _client(server)
+    w, tw = _client(server)
+    key = argv[1].encode()
+    w.dataReceived(_cmd("WATCH", key) + _cmd("MULTI") + _cmd("SET", "x", "1"))
+    a.dataReceived(_cmd(*argv) + _cmd("PTTL", key) + _cmd("TYPE", key))
+    b.dataReceived(_cmd("EXISTS", key))
+    w.dataReceived(_cmd("EXEC"))
+    turns = 0
+    other: list[int] = []
+    if server.busy is not None:  # (a wrong type or a missing key is answered at once)
+        assert ta.value() == tb.value() == b""
+        while server.busy is not None:
+            assert tb.value() == b""
+            clock.callLater(0, other.append, turns)
+            _turn(clock)
+            turns += 1
+        assert turns >= 2 and other == list(range(turns))
+    _drive(clock, lambda: len(_replies(ta.value())) == 3 and tb.value() != b"")
+    # as run in place, inside MULTI/EXEC
+    clock2 = Clock()
+    clock2.advance(1000)
+    server2 = _server(clock2)
+    whole, twhole = _client(server2)
+    whole.dataReceived(
+        _cmd("MULTI") + _cmd(*argv) + _cmd("EXEC") + _cmd("PTTL", key) + _cmd("TYPE", key)
+    )
+    head = b"+OK\r\n+QUEUED\r\n*1\r\n"
+    assert twhole.value().startswith(head) and ta.value() == twhole.value()[len(head) :]
+    assert _value(server, key) == _value(server2, key)
+    changed = server2.store.dirty != _server(Clock()).store.dirty
+    mine = [r for r in records if r[0] == argv[0].encode()]  # (EXEC's SET when it ran)
+    assert mine == ([[x.encode() if type(x) is str else x for x in argv]] if changed else [])
+    assert (_replies(tw.value())[-1] is None) == changed  # WATCH saw the change
+    assert tb.value() == b":%d\r\n" % (key in server.store.data)
+
+
+def test_a_sorted_list_laid_out_in_steps_is_a_sorted_list() -> None:
+    """sortedcontainers' private layout, filled by zset.sorted_list_steps: still its own."""
+    assert all(hasattr(SortedList(), name) for name in zset.LAYOUT)
+    pairs = sorted((float(i % 17), b"m%d" % i) for i in range(20 * 1000 + 3))
+    steps = zset.sorted_list_steps(pairs)
+    turns = 0
+    while True:
+        try:
+            next(steps)
+            turns += 1
+        except StopIteration as done:
+            sl = done.value
+            break
+    assert turns >= 2 and list(sl) == pairs and len(sl) == len(pairs)
+    sl._check()  # (its own invariants)
+    assert sl.index(pairs[4321]) == 4321 and sl[-1] == pairs[-1]
+    sl.add((3.5, b"x"))
+    sl.remove(pairs[0])
+    sl._check()
+    assert list(sl) == sorted([*pairs[1:], (3.5, b"x")])
+
+
+# -- side by side with redis-server -------------------------------------------------
+
+
+def _args_session(port: int, resp3: bool) -> list[bytes]:
+    conn = _Conn(port, resp3)
+    out = []
+    try:
+        conn.call("FLUSHALL")
+        for argv in SETUP:
+            conn.call(*argv)
+        for argv in ARGS_COMMANDS:
+            out.append(conn.call(*argv))
+            key = argv[1]
+            out.append(conn.call("TYPE", key))
+            out.append(conn.call("ZRANGE", key, "0", "-1", "WITHSCORES"))
+            out.append(conn.call("SCARD", key))
+            out.append(conn.call("HLEN", key))
+    finally:
+        conn.sock.close()
+    return out
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+def test_many_arguments_as_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
+    assert _args_session(kv_port, resp3) == _args_session(redis_port, resp3)
