@@ -36,7 +36,7 @@ TOP = _Top()
 
 
 # SortedList's private layout (sortedcontainers 2), filled directly by
-# L{sorted_list_steps}; tests/services/kv/test_kv_bigwork_args.py fails if it changes
+# L{sorted_list_steps}; tests/services/kv/test_kv_bigwork_writes.py fails if it changes
 LAYOUT = ("_lists", "_maxes", "_len", "_load", "_index")
 _HAS_LAYOUT = all(hasattr(SortedList(), name) for name in LAYOUT)
 CHUNKS = 8  # sublists of C{_load} pairs a step of L{sorted_list_steps} makes

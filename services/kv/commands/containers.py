@@ -385,30 +385,39 @@ def lrem(c: Any, argv: list[bytes]) -> Any:
     lst = _get(c, argv[1], deque)
     if lst is None:
         return 0
-    value = argv[3]
-    items = list(lst)
-    removed = 0
-    if count >= 0:
-        keep = []
-        for x in items:
-            if x == value and (count == 0 or removed < count):
-                removed += 1
-            else:
-                keep.append(x)
-    else:
-        keep_rev = []
-        for x in reversed(items):
-            if x == value and removed < -count:
-                removed += 1
-            else:
-                keep_rev.append(x)
-        keep = keep_rev[::-1]
+    made = bigwork.compute(c, argv, len(lst), lambda: _lrem_steps(lst, count, argv[3]))
+    if made is NO_REPLY:  # (a big list: read in slices, then the command runs again)
+        return made
+    removed, keep = made
     if removed:
         lst.clear()
         lst.extend(keep)
         c.store.dirty += 1
         _drop_if_empty(c, argv[1], lst)
     return removed
+
+
+def _lrem_steps(lst: deque[bytes], count: int, value: bytes) -> bigwork.Steps[Any]:
+    """LREM's (removed, what is kept): C{count} from the head (> 0), the tail (< 0) or all."""
+    removed = 0
+    keep: list[bytes] = []
+    backwards = count < 0
+    it = reversed(lst) if backwards else iter(lst)
+    count = abs(count)
+    for _ in range(0, len(lst), bigwork.PIECE):
+        piece = list(islice(it, bigwork.PIECE))
+        if (count and removed >= count) or value not in piece:  # (found in C)
+            keep += piece
+        else:
+            for x in piece:
+                if x == value and (count == 0 or removed < count):
+                    removed += 1
+                else:
+                    keep.append(x)
+        yield
+    if backwards:
+        keep.reverse()
+    return removed, keep
 
 
 # -- sets ------------------------------------------------------------------------

@@ -577,9 +577,24 @@ def zrem(c: Any, argv: list[bytes]) -> Any:
     return n
 
 
-def _remove_span(c: Any, key: bytes, z: ZSet, start: int, stop: int) -> int:
+def _remove_span(c: Any, argv: list[bytes], z: ZSet, start: int, stop: int) -> Any:
+    """ZREMRANGEBY*: the members at ranks [start, stop) removed (the rest kept aside when many)."""
     if stop <= start:
         return 0
+    key = argv[1]
+    if stop - start == len(z):  # all of it: the key goes (its zset freed lazily)
+        c.store.drop(key)
+        return stop - start
+    if stop - start >= bigwork.BIG:  # a million removed: the kept ones made a new zset, in slices
+        kept = bigwork.sliced(c, argv, len(z), lambda: _kept(z, start, stop))
+        if kept is NO_REPLY:
+            return kept
+        if kept is not None:
+            if kept:
+                c.store.set(key, kept, keepttl=True)  # (the old zset freed lazily)
+            else:
+                c.store.drop(key)
+            return stop - start
     sl = z.sl
     d = z.dict
     if stop - start > len(sl) // 2:  # rebuild rather than delete one by one
@@ -597,6 +612,20 @@ def _remove_span(c: Any, key: bytes, z: ZSet, start: int, stop: int) -> int:
     return stop - start
 
 
+def _kept(z: ZSet, start: int, stop: int) -> bigwork.Steps[ZSet]:
+    """A new ZSet of C{z}'s members outside ranks [start, stop), built a piece at a time."""
+    pairs = yield from bigwork.take(z.sl.islice(0, start), start)
+    pairs += yield from bigwork.take(z.sl.islice(stop, len(z)), len(z) - stop)
+    d: dict[bytes, float] = {}
+    for lo in range(0, len(pairs), bigwork.PIECE):
+        d.update([(m, s) for s, m in pairs[lo : lo + bigwork.PIECE]])
+        yield
+    kept = ZSet()
+    kept.dict = d
+    kept.sl = yield from sorted_list_steps(pairs)
+    return kept
+
+
 @command("zremrangebyrank", 4, "write", Z, "Remove all members within the given indexes")
 def zremrangebyrank(c: Any, argv: list[bytes]) -> Any:
     start, end = _long(argv[2]), _long(argv[3])
@@ -604,7 +633,7 @@ def zremrangebyrank(c: Any, argv: list[bytes]) -> Any:
     if z is None:
         return 0
     a, b = _rank_span(len(z), start, end)
-    return _remove_span(c, argv[1], z, a, b)
+    return _remove_span(c, argv, z, a, b)
 
 
 @command("zremrangebyscore", 4, "write", Z, "Remove all members within the given scores")
@@ -613,7 +642,7 @@ def zremrangebyscore(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     if z is None:
         return 0
-    return _remove_span(c, argv[1], z, *z.score_span(*rng))
+    return _remove_span(c, argv, z, *z.score_span(*rng))
 
 
 @command("zremrangebylex", 4, "write", Z, "Remove all members within the given lex range")
@@ -622,7 +651,7 @@ def zremrangebylex(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     if z is None:
         return 0
-    return _remove_span(c, argv[1], z, *z.lex_span(lo, hi))
+    return _remove_span(c, argv, z, *z.lex_span(lo, hi))
 
 
 # -- popping -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """
 A ZADD, SADD or HSET of a million arguments builds its new value aside in slices
-(bigwork.py): the rest of the suite is served between slices, every other kv client
+(bigwork.py), as do COPY of a big value, ZREMRANGEBY* of many members and LREM of
+a big list: the rest of the suite is served between slices, every other kv client
 waits, and the reply, the stored value, its TTL, the AOF record and WATCH are those
 of the command run in place (as inside MULTI/EXEC). On a Clock first, then side by
 side with redis-server.
@@ -9,17 +10,20 @@ side with redis-server.
 from __future__ import annotations
 
 import random
+from collections import deque
 from typing import Any
 
 import pytest
 from sortedcontainers import SortedList
-from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies
+from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies, _settle
 from test_kv_bigwork import _RecordingAOF, _turn
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings, zset
+from portsuite_services.kv.bigwork import BIG, PIECE
 from portsuite_services.kv.commands.containers import ARGS_HASH, ARGS_SET
 from portsuite_services.kv.commands.zsets import ARGS_ZSET
+from portsuite_services.kv.stream import Stream
 
 M = 3 * ARGS_ZSET + 5  # ZADD's pairs: a few turns
 
@@ -175,3 +179,100 @@ def _args_session(port: int, resp3: bool) -> list[bytes]:
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 def test_many_arguments_as_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
     assert _args_session(kv_port, resp3) == _args_session(redis_port, resp3)
+
+
+# -- whole values copied or cut down ------------------------------------------------
+
+W = BIG + 3 * PIECE + 11  # members of each value: more than a turn's work
+
+
+def _whole_values(clock: Clock, keys: set[str]) -> KVServer:
+    """A server holding those of z, zl, s, h, l and x named in C{keys}."""
+    fills = {
+        "z": [
+            _cmd("ZADD", "z", *[x for i in range(W) for x in (b"%d" % (i % 301), b"m%d" % i)]),
+            _cmd("PEXPIRE", "z", "100000000"),
+        ],
+        "zl": [_cmd("ZADD", "zl", *[x for i in range(W) for x in (b"0", b"m%d" % i)])],
+        "s": [_cmd("SADD", "s", *[b"m%d" % i for i in range(W)])],
+        "h": [_cmd("HSET", "h", *[x for i in range(W) for x in (b"f%d" % i, b"v")])],
+        "l": [_cmd("RPUSH", "l", *[b"v%d" % (i % 13) for i in range(W)])],
+        "x": [b"".join(_cmd("XADD", "x", f"{i + 1}-1", "f", str(i)) for i in range(W))],
+    }
+    server = KVServer(Settings(), clock)
+    admin, _ = _client(server)
+    for key in sorted(keys & set(fills)):
+        for data in fills[key]:
+            admin.dataReceived(data)
+    _settle(server)
+    return server
+
+
+WHOLE_COMMANDS = [
+    ("COPY", "s", "s2"),
+    ("COPY", "h", "h2"),
+    ("COPY", "z", "z2"),
+    ("COPY", "l", "l2"),
+    ("COPY", "x", "x2"),
+    ("COPY", "z", "s", "REPLACE"),
+    ("COPY", "h", "s"),
+    ("ZREMRANGEBYRANK", "z", "0", "-1"),
+    ("ZREMRANGEBYRANK", "z", "100", "-100"),
+    ("ZREMRANGEBYSCORE", "z", "-inf", "(250"),
+    ("ZREMRANGEBYLEX", "zl", "[m1", "(m5"),
+    ("LREM", "l", "0", "v3"),
+    ("LREM", "l", "-5", "v3"),
+    ("LREM", "l", "7", "v12"),
+    ("LREM", "l", "0", "nothing"),
+]
+
+
+AT_ONCE = [
+    ("COPY", "h", "s"),  # (nothing copied: s is there)
+    ("ZREMRANGEBYRANK", "z", "0", "-1"),  # (the key dropped, its value freed lazily)
+]
+
+
+def _state(server: KVServer, key: bytes) -> Any:
+    v = _value(server, key)
+    if type(v) is Stream:
+        return v.ids, v.entries, v.last_id, v.first_id, v.entries_added
+    return list(v) if type(v) is deque else v
+
+
+@pytest.mark.parametrize("argv", WHOLE_COMMANDS, ids=" ".join)
+def test_a_big_value_copied_or_cut_in_slices(argv: tuple[str, ...]) -> None:
+    clock = Clock()
+    clock.advance(1000)
+    server = _whole_values(clock, set(argv))
+    records: list[list[bytes]] = []
+    server.aof = _RecordingAOF(records)  # type: ignore[assignment]
+    a, ta = _client(server)
+    b, tb = _client(server)
+    dest = argv[2] if argv[0] == "COPY" else argv[1]
+    a.dataReceived(_cmd(*argv) + _cmd("PTTL", dest))
+    b.dataReceived(_cmd("EXISTS", dest))
+    if argv not in AT_ONCE:
+        assert ta.value() == tb.value() == b""
+        turns = 0
+        while server.busy is not None:
+            assert tb.value() == b""
+            _turn(clock)
+            turns += 1
+        assert turns >= 1
+    _drive(clock, lambda: len(_replies(ta.value())) == 2 and tb.value() != b"")
+    clock2 = Clock()
+    clock2.advance(1000)
+    server2 = _whole_values(clock2, set(argv))
+    whole, tw = _client(server2)
+    whole.dataReceived(_cmd("MULTI") + _cmd(*argv) + _cmd("EXEC") + _cmd("PTTL", dest))
+    head = b"+OK\r\n+QUEUED\r\n*1\r\n"
+    assert tw.value().startswith(head) and ta.value() == tw.value()[len(head) :]
+    for key in set(argv):
+        assert _state(server, key.encode()) == _state(server2, key.encode())
+    changed = _replies(ta.value())[0] not in (0, b"OK")
+    assert records == ([[x.encode() for x in argv]] if changed else [])
+    # (a copy shares nothing with its source)
+    if argv[0] == "COPY" and changed and dest != "s":
+        a.dataReceived(_cmd("DEL", argv[1]))
+        assert _state(server, dest.encode()) == _state(server2, dest.encode())
