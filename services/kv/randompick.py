@@ -182,3 +182,24 @@ def _at_steps(coll: Collection[Any], positions: list[int]) -> Any:
             skipped = 0
             yield
     return out
+
+
+def split_steps(coll: Collection[Any], k: int) -> Any:
+    """
+    SPOP of many (a bigwork generator): C{k} distinct elements at random and a new
+    set of the others, so that the command swaps the set rather than removes them
+    one by one (half a million: tens of milliseconds).
+    """
+    members = yield from bigwork.as_list(coll)
+    yield from _shuffle_head(members, k)
+    picked: list[Any] = []
+    kept: set[Any] = set()
+    for lo in range(0, len(members), STEP * 4):
+        hi = lo + STEP * 4
+        if lo < k:
+            picked += members[lo : min(k, hi)]
+        if hi > k:
+            kept.update(members[max(k, lo) : hi])
+        yield
+    yield members  # (freed by lazyfree)
+    return picked, kept

@@ -24,6 +24,7 @@ from portsuite_services.kv.resp import SetReply
 
 L, S, G, B, K = "list", "set", "string", "bitmap", "generic"
 MAX_RANDOM = 1 << 24  # SRANDMEMBER key -COUNT: members drawn at most
+SPLIT = 4 * bigwork.BIG  # SPOP of this many: the members left make a new set (bigwork)
 
 
 # -- lists ----------------------------------------------------------------------------
@@ -257,13 +258,23 @@ def spop(c: Any, argv: list[bytes]) -> Any:
         return None if count is None else SetReply()
     if count == 0:
         return SetReply()
-    picked = randompick.pick(c, argv, s, min(count or 1, len(s)), True)
-    if picked is NO_REPLY:  # (drawn in slices: the command runs again with the draw)
-        return picked
-    if len(picked) == len(s):  # all of it: the key goes (its set freed by lazyfree)
-        c.store.drop(argv[1])
+    k = min(count or 1, len(s))
+    made = None
+    if SPLIT <= k < len(s) and k * randompick.DENSE >= len(s):  # the others made a new set
+        made = bigwork.sliced(c, argv, 2 * len(s), lambda: randompick.split_steps(s, k))
+        if made is NO_REPLY:
+            return made
+    if made is not None:
+        picked, kept = made
+        c.store.set(argv[1], kept, keepttl=True)  # (the old set freed by lazyfree)
     else:
-        s.difference_update(picked)
+        picked = randompick.pick(c, argv, s, k, True)
+        if picked is NO_REPLY:  # (drawn in slices: the command runs again with the draw)
+            return picked
+        if len(picked) == len(s):  # all of it: the key goes (its set freed by lazyfree)
+            c.store.drop(argv[1])
+        else:
+            s.difference_update(picked)
     c.also = [[b"SREM", argv[1], *picked]]  # the AOF replays what was taken, not a new draw
     c.store.dirty += 1
     return picked[0] if count is None else bigreply.set_members(c, picked, True)

@@ -20,6 +20,7 @@ from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings, randompick
 from portsuite_services.kv.bigwork import BIG, run_through
+from portsuite_services.kv.commands.extras import SPLIT
 
 N = 24000  # each value: SPOP of half of it is just over bigwork.BIG's work
 assert N + N // 2 >= BIG
@@ -243,3 +244,33 @@ def test_big_random_replies_as_redis(resp3: bool, redis_port: int, kv_port: int)
     random.seed(10)
     ours = _random_session(kv_port, resp3)
     assert ours == _random_session(redis_port, resp3)
+
+
+def test_spop_of_many_leaves_the_others_in_a_new_set() -> None:
+    """Past SPLIT members popped, the set is swapped for one of the others (its TTL kept)."""
+    clock = Clock()
+    clock.advance(1000)
+    server = KVServer(Settings(), clock)
+    n = SPLIT + 9000
+    records: list[list[bytes]] = []
+    a, ta = _client(server)
+    w, tw = _client(server)
+    a.dataReceived(_cmd("SADD", "big", *_members(n)) + _cmd("PEXPIRE", "big", "100000000"))
+    _settle(server)
+    server.aof = _RecordingAOF(records)  # type: ignore[assignment]
+    old = server.store.data[b"big"]
+    ta.clear()
+    w.dataReceived(_cmd("WATCH", "big") + _cmd("MULTI") + _cmd("PING"))
+    a.dataReceived(_cmd("SPOP", "big", str(SPLIT)) + _cmd("PTTL", "big") + _cmd("SCARD", "big"))
+    w.dataReceived(_cmd("EXEC"))
+    _turn(clock)
+    assert ta.value() == b"" and server.busy is not None
+    _drive(clock, lambda: len(_replies(ta.value())) == 3)
+    popped, pttl, card = _replies(ta.value())
+    assert len(popped) == len(set(popped)) == SPLIT and 0 < pttl <= 100000000 and card == n - SPLIT
+    left = server.store.data[b"big"]
+    assert left is not old and not left & set(popped) and left | set(popped) == set(_members(n))
+    assert records == [[b"SREM", b"big", *popped]]
+    assert _replies(tw.value())[-1] is None  # the watched key changed
+    _drive(clock, lambda: server.lazyfree.pending == 0)
+    assert len(old) == 0  # (the old set freed in slices)
