@@ -209,7 +209,14 @@ def _sorted(
             keyed += [key((lookup_by_pattern(c, sortby, x), x)) for x in items[i : i + piece]]
             yield
         ordered = yield from bigwork.sort(keyed)
-        return [k.obj[1] for k in ordered]  # type: ignore[attr-defined]
+        yield keyed  # (done with: freed by lazyfree)
+        del keyed
+        out: list[bytes] = []
+        for i in range(0, len(ordered), piece):
+            out += [k.obj[1] for k in ordered[i : i + piece]]  # type: ignore[attr-defined]
+            yield
+        yield ordered  # (a million keys of their own: freed a slice at a time)
+        return out
     keys: list[bytes] = []  # (score, element) as one bytes: no tuple each for the GC to walk
     bad = False
     for i in range(0, len(items), piece):
@@ -232,7 +239,7 @@ def _sorted(
     keys = yield from bigwork.sort(keys)
     if desc:
         keys.reverse()
-    out: list[bytes] = []
+    out = []
     for i in range(0, len(keys), piece):
         out += [k[8:] for k in keys[i : i + piece]]
         yield

@@ -166,6 +166,9 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
             z2, (added, updated, processed, new_score) = made
             if added or updated:
                 c.store.set(key, z2, keepttl=True)  # (the old zset freed lazily)
+            # a million score strings nothing else holds: freed a slice per turn, once
+            # the dispatch (AOF, notifications) is done with argv
+            c.server.lazyfree.free(argv)
             return _zadd_reply(incr, ch, added, updated, processed, new_score)
     scores = [_score(argv[j]) for j in range(i, n, 2)]
     if z is None:
