@@ -276,3 +276,37 @@ def test_a_big_value_copied_or_cut_in_slices(argv: tuple[str, ...]) -> None:
     if argv[0] == "COPY" and changed and dest != "s":
         a.dataReceived(_cmd("DEL", argv[1]))
         assert _state(server, dest.encode()) == _state(server2, dest.encode())
+
+
+# -- SORT … BY … ALPHA of a big list -------------------------------------------------
+
+
+def _sort_session(port: int, resp3: bool) -> list[bytes]:
+    """Keys by pattern with ties, missing ones, NULs and prefixes of each other."""
+    rnd = random.Random(12)
+    conn = _Conn(port, resp3)
+    values = [b"", b"a", b"a\0b", b"a\0", b"ab", b"b", b"\0", b"\xff", b"a b"]
+    out = []
+    try:
+        conn.call("FLUSHALL")
+        n = BIG + 3 * PIECE
+        conn.call("RPUSH", "l", *[b"%d" % rnd.randrange(n) for _ in range(n)])
+        conn.call("MSET", *[x for i in range(0, n, 3) for x in (b"w_%d" % i, rnd.choice(values))])
+        for argv in (
+            ("SORT", "l", "BY", "w_*", "ALPHA"),
+            ("SORT", "l", "BY", "w_*", "ALPHA", "DESC"),
+            ("SORT", "l", "BY", "w_*", "ALPHA", "GET", "#", "GET", "w_*"),
+            ("SORT", "l", "BY", "w_*", "ALPHA", "STORE", "d"),
+            ("LRANGE", "d", "0", "-1"),
+            ("SORT", "l", "BY", "w_*", "ALPHA", "DESC", "STORE", "d"),
+            ("LRANGE", "d", "0", "-1"),
+        ):
+            out.append(conn.call(*argv))
+    finally:
+        conn.sock.close()
+    return out
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+def test_big_sort_by_alpha_as_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
+    assert _sort_session(kv_port, resp3) == _sort_session(redis_port, resp3)
