@@ -84,7 +84,7 @@ def copy_steps(v: Any) -> Any:
     """L{copy_value} a piece at a time (a bigwork generator: COPY of a million members)."""
     t = type(v)
     if t is dict or t is set:
-        out = t()
+        out: Any = t()
         yield from bigwork.fill(out.update, v.items() if t is dict else v)
         return out
     if t is deque:

@@ -197,7 +197,7 @@ def _zadd_reply(
 
 
 def _zadd_steps(
-    z: ZSet, argv: list[bytes], i: int, scores: list[float], flags: tuple[bool, ...]
+    z: ZSet | _Scores, argv: list[bytes], i: int, scores: list[float], flags: tuple[bool, ...]
 ) -> bigwork.Steps[tuple[int, int, int, float]]:
     """ZADD's changes to C{z}, C{ADDS} members a step: (added, updated, processed, score)."""
     nx, xx, incr, gt, lt = flags
