@@ -92,6 +92,38 @@ STEPS: list[tuple[str, list[list[bytes]]]] = [
         "1000 LRANGE 0 2999 in MULTI",
         [[b"MULTI"], *([b"LRANGE", b"l", b"0", b"2999"] for _ in range(1000)), [b"EXEC"]],
     ),
+    # (issue 10: those not computed in slices before; N is filled in by _argv)
+    ("SRANDMEMBER N", [[b"SRANDMEMBER", b"s", b"$N"]]),
+    ("SRANDMEMBER -N", [[b"SRANDMEMBER", b"s", b"-$N"]]),
+    ("HRANDFIELD N WITHVALUES", [[b"HRANDFIELD", b"h", b"$N", b"WITHVALUES"]]),
+    ("HRANDFIELD -N", [[b"HRANDFIELD", b"h", b"-$N"]]),
+    ("ZRANDMEMBER N WITHSCORES", [[b"ZRANDMEMBER", b"z", b"$N", b"WITHSCORES"]]),
+    ("ZRANDMEMBER -N", [[b"ZRANDMEMBER", b"z", b"-$N"]]),
+    ("MEMORY USAGE SAMPLES 0", [[b"MEMORY", b"USAGE", b"h", b"SAMPLES", b"0"]]),
+    ("SPOP N/2", [[b"SPOP", b"p", b"$N/2"]]),
+    ("SMOVE", [[b"SMOVE", b"p", b"s", b"m1"]]),
+    ("SADD N args", [[b"SADD", b"new", b"$args"]]),
+    ("HSET N args", [[b"HSET", b"newh", b"$pairs"]]),
+    ("ZADD N args", [[b"ZADD", b"newz", b"$pairs"]]),
+    ("RPUSH N args", [[b"RPUSH", b"newl", b"$args"]]),
+    ("LPOS of a missing one", [[b"LPOS", b"l", b"nothing"]]),
+    ("LINSERT at the end", [[b"LINSERT", b"l", b"BEFORE", b"nothing", b"x"]]),
+    ("LREM", [[b"LREM", b"newl", b"0", b"a1"]]),
+    (
+        "GETRANGE of 64 MB",
+        [[b"SETRANGE", b"str", b"67108863", b"x"], [b"GETRANGE", b"str", b"0", b"-1"]],
+    ),
+    ("APPEND to 64 MB", [[b"APPEND", b"str", b"y"]]),
+    ("SORT BY GET", [[b"SORT", b"newl", b"BY", b"w_*", b"GET", b"#", b"GET", b"w_*", b"ALPHA"]]),
+    ("COPY hash", [[b"COPY", b"h", b"hc"]]),
+    ("COPY set", [[b"COPY", b"s", b"sc"]]),
+    ("COPY zset", [[b"COPY", b"z", b"zc"]]),
+    ("COPY list", [[b"COPY", b"l", b"lc"]]),
+    ("COPY stream", [[b"COPY", b"x", b"xc"]]),
+    ("RENAME over a hash", [[b"RENAME", b"k2", b"hc"]]),
+    ("ZREMRANGEBYRANK", [[b"ZREMRANGEBYRANK", b"zc", b"0", b"-1"]]),
+    ("ZREMRANGEBYSCORE", [[b"ZREMRANGEBYSCORE", b"z", b"-inf", b"+inf"]]),
+    ("XTRIM MAXLEN 0", [[b"XTRIM", b"xc", b"MAXLEN", b"0"]]),
     ("DEL stream", [[b"DEL", b"x"]]),
     ("DEL set", [[b"DEL", b"s"]]),
     ("UNLINK hash", [[b"UNLINK", b"h"]]),
@@ -146,12 +178,25 @@ def load(port: int) -> None:
             batch.append([b"ZADD", b"z", *(x for j in r for x in (b"%d" % j, b"m%d" % j))])
             batch.append([b"RPUSH", b"l", *(b"%d" % ((j * 7919) % N) for j in r)])
             batch.append([b"MSET", *(x for j in r for x in (b"k%d" % j, b"v"))])
-            for o in (b"o1", b"o2", b"o3", b"o4"):  # sets with members of their own, to drop
+            for o in (b"o1", b"o2", b"o3", b"o4", b"p"):  # sets with members of their own, to drop
                 batch.append([b"SADD", o, *(o + b"%d" % j for j in r)])
             if i // step % 4 == 0:  # a stream of N/4 entries
                 batch.extend([b"XADD", b"x", b"*", b"f", b"%d" % j] for j in r)
         c.pipeline(batch)
     c.sock.close()
+
+
+def _argv(argv: list[bytes]) -> list[bytes]:
+    """$N, -$N, $N/2: the count; $args: N members; $pairs: N (score or field, member)."""
+    out: list[bytes] = []
+    for x in argv:
+        if x == b"$args":
+            out += (b"a%d" % j for j in range(N))
+        elif x == b"$pairs":
+            out += (y for j in range(N) for y in (b"%d" % j, b"a%d" % j))
+        else:
+            out.append(x.replace(b"$N/2", b"%d" % (N // 2)).replace(b"$N", b"%d" % N))
+    return out
 
 
 def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
@@ -190,7 +235,7 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
                 if argv[0] == b"sleep":
                     time.sleep(float(argv[1]))
                 else:  # (b"$last": the previous step's reply, DUMP's payload)
-                    last = c.call(*[last if x == b"$last" else x for x in argv])
+                    last = c.call(*_argv([last if x == b"$last" else x for x in argv]))
         out[name] = (time.perf_counter() - t, -1.0)
         spans.append((name, a - t0, time.monotonic() - t0))
     time.sleep(0.3)

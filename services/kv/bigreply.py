@@ -220,6 +220,29 @@ def hash_map(c: Any, fields: list[bytes], values: list[bytes]) -> Any:
     return start(c, header, n, encode)
 
 
+def field_value_pairs(c: Any, fields: list[bytes], values: list[bytes]) -> Any:
+    """
+    Fields with their values (HRANDFIELD … WITHVALUES): a flat array in RESP2, an
+    array of pairs in RESP3; only when L{possible}. C{fields} is freed in slices after
+    (C{values} holds the hash's own values: dropping it frees none of them).
+    """
+    n = len(fields)
+    if c.resp == 2:
+        header, pair = b"*%d\r\n" % (2 * n), b""
+    else:
+        header, pair = b"*%d\r\n" % n, b"*2\r\n"
+
+    def encode(lo: int, hi: int) -> bytes:
+        return b"".join(
+            [
+                b"%s$%d\r\n%s\r\n$%d\r\n%s\r\n" % (pair, len(f), f, len(v), v)
+                for f, v in zip(fields[lo:hi], values[lo:hi], strict=True)
+            ]
+        )
+
+    return start(c, header, n, encode, fields)
+
+
 def members(c: Any, pairs: list[tuple[float, bytes]], own: bool = False) -> Any:
     """
     The members of C{(score, member)} pairs (ZRANGE without scores); only when

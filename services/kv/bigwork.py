@@ -345,3 +345,29 @@ def _merge(a: list[Any], b: list[Any]) -> Steps[list[Any]]:
     out += a[i:]
     out += b[j:]
     return out
+
+
+def sliced(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any | None:
+    """
+    L{compute} for a write that builds its new value aside (a copy, then the command's
+    changes: ZADD, SADD, HSET of a million arguments): None when it would run at once,
+    for the command to change the value in place as before.
+    """
+    if getattr(c, "precomputed", None) is None and not possible(c, cost):
+        return None
+    return compute(c, argv, cost, make)
+
+
+def fill(add: Callable[[Iterable[Any]], Any], items: Collection[Any]) -> Steps[None]:
+    """C{add(piece)} for each piece of C{items} (a copy made in slices: COPY)."""
+    yield from _pieces(add, items)
+
+
+def take(it: Iterable[T], n: int) -> Steps[list[T]]:
+    """The first C{n} elements of C{it} (an iterator: a range of a SortedList), a piece at a time."""
+    out: list[T] = []
+    it = iter(it)
+    for _ in range(0, n, PIECE):
+        out += islice(it, PIECE)
+        yield
+    return out

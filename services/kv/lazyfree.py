@@ -50,8 +50,8 @@ class LazyFree:
 
     def free(self, value: Any) -> None:
         """Drop C{value} (already out of the keyspace): now if small, else in slices."""
-        if effort(value) <= THRESHOLD:
-            return
+        if effort(value) <= THRESHOLD or not hasattr(self.reactor, "callLater"):
+            return  # (no reactor to run the slices: a server only checking a data file)
         self.queue.append(value)
         if self.call is None:
             self.call = self.reactor.callLater(0, self._step)

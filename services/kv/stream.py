@@ -11,6 +11,8 @@ C{MINID ~}) only removes whole nodes, and XLEN after it must be Redis's.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Generator
+from itertools import islice
 from typing import Any
 
 U64 = (1 << 64) - 1
@@ -206,43 +208,55 @@ class Stream:
         return True
 
     def trim(
-        self, maxlen: int | None, minid: tuple[int, int] | None, approx: bool, limit: int
+        self,
+        maxlen: int | None,
+        minid: tuple[int, int] | None,
+        approx: bool,
+        limit: int,
+        dropped: list[Any] | None = None,
     ) -> int:
-        """Redis's streamTrim: whole nodes first; within a node only when exact."""
-        deleted = 0
-        while self.nodes:
-            if maxlen is not None and len(self.ids) <= maxlen:
+        """
+        Redis's streamTrim: whole nodes first; within a node only when exact. The
+        ids are cut once at the end (not a node at a time: each cut moved all the
+        others); C{dropped}, if given, receives the removed entries (to free lazily).
+        """
+        deleted = 0  # (the first C{deleted} ids are gone)
+        ids = self.ids
+        n = len(ids)
+        nodes = self.nodes
+        gone_nodes = 0
+        while gone_nodes < len(nodes):
+            if maxlen is not None and n - deleted <= maxlen:
                 break
-            node = self.nodes[0]
+            node = nodes[gone_nodes]
             if limit and deleted + node.live > limit:
                 break
             if maxlen is not None:
-                remove = len(self.ids) - node.live >= maxlen
+                remove = n - deleted - node.live >= maxlen
             else:
                 remove = node.last < minid  # type: ignore[operator]
-            if remove:
-                # the node's live entries: the first node.live ids
-                for i in self.ids[: node.live]:
-                    del self.entries[i]
-                del self.ids[: node.live]
+            if remove:  # the node's live entries: the next node.live ids
                 deleted += node.live
-                del self.nodes[0]
+                gone_nodes += 1
                 continue
             if approx:
                 break
             k = 0
             while k < node.live:
-                if maxlen is not None and len(self.ids) - k <= maxlen:
+                if maxlen is not None and n - deleted - k <= maxlen:
                     break
-                if minid is not None and self.ids[k] >= minid:
+                if minid is not None and ids[deleted + k] >= minid:
                     break
                 k += 1
-            for i in self.ids[:k]:
-                del self.entries[i]
-            del self.ids[:k]
             node.live -= k
             deleted += k
             break
+        del nodes[:gone_nodes]
+        pop = self.entries.pop
+        gone = [pop(i) for i in ids[:deleted]]
+        del ids[:deleted]
+        if dropped is not None:
+            dropped += gone
         self.first_id = self.ids[0] if self.ids else ZERO
         return deleted
 
@@ -314,9 +328,27 @@ class Stream:
             g.last_id = i
 
     def copy(self) -> Stream:
+        steps = self.copy_steps()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    COPIED = 4096  # entries a step of L{copy_steps} copies
+
+    def copy_steps(self) -> Generator[None, None, Stream]:
+        """L{copy} a piece of entries at a time (COPY of a big stream, in bigwork's slices)."""
         s = Stream()
-        s.ids = list(self.ids)
-        s.entries = {k: list(v) for k, v in self.entries.items()}
+        ids = self.ids
+        for lo in range(0, len(ids), self.COPIED):
+            s.ids += ids[lo : lo + self.COPIED]
+            yield
+        entries = self.entries
+        it = iter(entries.items())
+        for _ in range(0, len(entries), self.COPIED):
+            s.entries.update([(k, list(v)) for k, v in islice(it, self.COPIED)])
+            yield
         for n in self.nodes:
             m = Node(n.master)
             m.live, m.total, m.last, m.size = n.live, n.total, n.last, n.size

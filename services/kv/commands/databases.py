@@ -6,8 +6,12 @@ import copy
 from collections import deque
 from typing import Any
 
-from portsuite_services.kv.commands import SYNTAX, CommandError, command
+from portsuite_services.kv import bigwork
+from portsuite_services.kv.commands import NO_REPLY, SYNTAX, CommandError, command
+from portsuite_services.kv.lazyfree import effort
 from portsuite_services.kv.resp import OK, string2ll
+from portsuite_services.kv.stream import Stream
+from portsuite_services.kv.zset import ZSet, sorted_list_steps
 
 G = "generic"
 SAME = "ERR source and destination objects are the same"
@@ -76,6 +80,28 @@ def copy_value(v: Any) -> Any:
     return copy.deepcopy(v)
 
 
+def copy_steps(v: Any) -> Any:
+    """L{copy_value} a piece at a time (a bigwork generator: COPY of a million members)."""
+    t = type(v)
+    if t is dict or t is set:
+        out: Any = t()
+        yield from bigwork.fill(out.update, v.items() if t is dict else v)
+        return out
+    if t is deque:
+        return deque((yield from bigwork.as_list(v)))
+    if t is ZSet:
+        pairs = yield from bigwork.as_list(v.sl)
+        d: dict[bytes, float] = {}
+        yield from bigwork.fill(d.update, v.dict.items())
+        z = ZSet()
+        z.dict = d
+        z.sl = yield from sorted_list_steps(pairs)
+        return z
+    if t is Stream:
+        return (yield from v.copy_steps())
+    return copy_value(v)
+
+
 @command("copy", -3, "write denyoom", G, "Copy a key", keys=(1, 2, 1))
 def copy_(c: Any, argv: list[bytes]) -> Any:
     src = dst = c.store
@@ -97,15 +123,20 @@ def copy_(c: Any, argv: list[bytes]) -> Any:
     value = src.get(key)
     if value is None:
         return 0
-    if dst.get(new) is not None:
-        if not replace:
-            return 0
-        dst.drop(new)
+    if dst.get(new) is not None and not replace:
+        return 0
+    if effort(value) < bigwork.BIG:
+        made = copy_value(value)
+    else:  # a big value: copied in slices (bigwork), then the command runs again with it
+        made = bigwork.compute(c, argv, effort(value), lambda: copy_steps(value))
+        if made is NO_REPLY:
+            return made
+    dst.drop(new)
     when = src.ttl_ms(key)
     if key in src.raw:  # (the copy keeps its encoding, as Redis's dupStringObject)
         dst.set_raw(new, value)
     else:
-        dst.set(new, copy_value(value))
+        dst.set(new, made)
     if when != -1:
         dst.set_expire(new, when)
     c.touched = [new] if dst is src else []  # the source is not changed

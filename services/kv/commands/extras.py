@@ -9,7 +9,7 @@ from collections import deque
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigwork, randompick
+from portsuite_services.kv import bigreply, bigwork, randompick
 from portsuite_services.kv.commands import (
     NO_REPLY,
     SYNTAX,
@@ -24,6 +24,7 @@ from portsuite_services.kv.resp import SetReply
 
 L, S, G, B, K = "list", "set", "string", "bitmap", "generic"
 MAX_RANDOM = 1 << 24  # SRANDMEMBER key -COUNT: members drawn at most
+SPLIT = 4 * bigwork.BIG  # SPOP of this many: the members left make a new set (bigwork)
 
 
 # -- lists ----------------------------------------------------------------------------
@@ -257,12 +258,26 @@ def spop(c: Any, argv: list[bytes]) -> Any:
         return None if count is None else SetReply()
     if count == 0:
         return SetReply()
-    picked = randompick.sample(s, min(count or 1, len(s)))
-    s.difference_update(picked)
+    k = min(count or 1, len(s))
+    made = None
+    if SPLIT <= k < len(s) and k * randompick.DENSE >= len(s):  # the others made a new set
+        made = bigwork.sliced(c, argv, 2 * len(s), lambda: randompick.split_steps(s, k))
+        if made is NO_REPLY:
+            return made
+    if made is not None:
+        picked, kept = made
+        c.store.set(argv[1], kept, keepttl=True)  # (the old set freed by lazyfree)
+    else:
+        picked = randompick.pick(c, argv, s, k, True)
+        if picked is NO_REPLY:  # (drawn in slices: the command runs again with the draw)
+            return picked
+        if len(picked) == len(s):  # all of it: the key goes (its set freed by lazyfree)
+            c.store.drop(argv[1])
+        else:
+            s.difference_update(picked)
     c.also = [[b"SREM", argv[1], *picked]]  # the AOF replays what was taken, not a new draw
-    _drop_if_empty(c, argv[1], s)
     c.store.dirty += 1
-    return picked[0] if count is None else SetReply(picked)
+    return picked[0] if count is None else bigreply.set_members(c, picked, True)
 
 
 @command("srandmember", -2, "readonly", S, "Get one or multiple random members from a set")
@@ -276,10 +291,12 @@ def srandmember(c: Any, argv: list[bytes]) -> Any:
     if s is None or count == 0:
         return []
     if count > 0:
-        return randompick.sample(s, min(count, len(s)))
-    if -count > MAX_RANDOM:  # (Redis answers up to 2^62; a reply this big is refused here)
+        picked = randompick.pick(c, argv, s, min(count, len(s)), True)
+    elif -count > MAX_RANDOM:  # (Redis answers up to 2^62; a reply this big is refused here)
         raise CommandError("ERR value is out of range")
-    return randompick.choices(s, -count)
+    else:
+        picked = randompick.pick(c, argv, s, -count, False)
+    return picked if picked is NO_REPLY else bigreply.array(c, picked, True)
 
 
 # -- strings and keys -----------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from portsuite_services.kv import bigwork, glob, randompick, rdb, tuning
+from portsuite_services.kv import bigreply, bigwork, glob, randompick, rdb, tuning
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -357,19 +357,22 @@ def hrandfield(c: Any, argv: list[bytes]) -> Any:
         return randompick.one(h) if h else None
     if not h or count == 0:
         return []
-    if count > 0:
-        picked = randompick.sample(h, min(count, len(h)))
-    else:
-        if -count > MAX_RANDOM:
-            raise CommandError("ERR value is out of range")
-        picked = randompick.choices(h, -count)
-    if not withvalues:
+    if count < 0 and -count > MAX_RANDOM:
+        raise CommandError("ERR value is out of range")
+    k = min(count, len(h)) if count > 0 else -count
+    picked = randompick.pick(c, argv, h, k, count > 0, h if withvalues else None)
+    if picked is NO_REPLY:  # (drawn in slices: the command runs again with the draw)
         return picked
+    if not withvalues:
+        return bigreply.array(c, picked, True)
+    fields, values = picked
+    if bigreply.possible(c, len(fields)):
+        return bigreply.field_value_pairs(c, fields, values)
     if c.resp == 3:
-        return [[f, h[f]] for f in picked]
+        return [[f, v] for f, v in zip(fields, values, strict=True)]
     out: list[bytes] = []
-    for f in picked:
-        out += (f, h[f])
+    for pair in zip(fields, values, strict=True):
+        out += pair
     return out
 
 

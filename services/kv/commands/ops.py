@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import glob, keyspecs
+from portsuite_services.kv import bigwork, glob, keyspecs
 from portsuite_services.kv.acl import REDIS_CATEGORIES, category_names
 from portsuite_services.kv.commands import (
     COMMANDS,
@@ -21,6 +22,7 @@ from portsuite_services.kv.commands import (
     help_command,
 )
 from portsuite_services.kv.commands.connection import REDIS_VERSION
+from portsuite_services.kv.lazyfree import effort
 from portsuite_services.kv.resp import OK, Double, Map, Simple, Verbatim, string2ll
 
 S = "server"
@@ -101,6 +103,14 @@ def _size(v: Any) -> int:
 
 def usage(key: bytes, value: Any, samples: int) -> int:
     """MEMORY USAGE: the key, its value and, for containers, sampled elements × count."""
+    return bigwork.run_through(usage_steps(key, value, samples))
+
+
+SIZED = 1024  # elements a step of L{usage_steps} sizes (about a millisecond)
+
+
+def usage_steps(key: bytes, value: Any, samples: int) -> bigwork.Steps[int]:
+    """L{usage} in steps (bigwork): SAMPLES 0 sizes every element of a million."""
     base = len(key) + 9 + 16 + 24  # key sds, robj, dict entry
     if isinstance(value, (bytes, bytearray)):
         return base + len(value) + 9
@@ -110,18 +120,20 @@ def usage(key: bytes, value: Any, samples: int) -> int:
         return base + sys.getsizeof(value)
     if n == 0:
         return base + 16
-    items: list[Any] = []
     if isinstance(value, dict):
         it = iter(value.items())
     else:
         it = iter(value)
     limit = n if samples == 0 else min(samples, n)
-    for _ in range(limit):
-        try:
-            items.append(next(it))
-        except StopIteration:
+    total = seen = 0
+    for _ in range(0, limit, SIZED):
+        piece = list(islice(it, min(SIZED, limit - seen)))
+        total += sum(_size(x) + 16 for x in piece)
+        seen += len(piece)
+        if len(piece) < SIZED:
             break
-    per = sum(_size(x) + 16 for x in items) / max(len(items), 1)
+        yield
+    per = total / max(seen, 1)
     return int(base + 16 + per * n)
 
 
@@ -145,7 +157,9 @@ def memory_usage(c: Any, argv: list[bytes]) -> Any:
     value = c.store.get(argv[2])
     if value is None:
         return None
-    return usage(argv[2], value, samples)
+    n = effort(value)  # (elements sized: each costs about as much as 4 copied)
+    work = 4 * (min(n, samples) if samples else n)
+    return bigwork.compute(c, argv, work, lambda: usage_steps(argv[2], value, samples))
 
 
 @command("stats", 2, "", S, "Show memory usage details", parent="memory")

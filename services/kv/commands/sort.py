@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from functools import cmp_to_key
 from itertools import islice
 from typing import Any
 
@@ -194,23 +193,34 @@ def _sorted(
                 done.reverse()
             return done
 
-        def cmp(a: tuple[bytes | None, bytes], b: tuple[bytes | None, bytes]) -> int:
-            x, y = a[0], b[0]
-            if x is None or y is None:
-                r = 0 if x is y else (-1 if x is None else 1)
-            else:
-                if not storing:  # strcoll: C strings (up to a NUL)
-                    x, y = x.split(b"\0", 1)[0], y.split(b"\0", 1)[0]
-                r = (x > y) - (x < y)
-            return -r if desc else r
-
-        key = cmp_to_key(cmp)
-        keyed = []
-        for i in range(0, len(items), piece):
-            keyed += [key((lookup_by_pattern(c, sortby, x), x)) for x in items[i : i + piece]]
+        # (a key, its place) as one bytes string, no tuple nor key object each for the
+        # GC to walk: a missing key (None) first, then the values byte by byte (up to a
+        # NUL, as strcoll reads them, unless storing; NULs escaped, the end marked, so
+        # that a prefix sorts first), then the place: equal keys keep the elements'
+        # order, with DESC too (the place counted from the end, and all reversed)
+        n = len(items)
+        last = n - 1 if desc else 0
+        keyed: list[bytes] = []
+        for i in range(0, n, piece):
+            for j, x in enumerate(items[i : i + piece], i):
+                by = lookup_by_pattern(c, sortby, x)
+                place = abs(last - j).to_bytes(8, "big")
+                if by is None:
+                    keyed.append(b"\0" + place)
+                    continue
+                if not storing:
+                    by = by.split(b"\0", 1)[0]
+                keyed.append(b"\1" + by.replace(b"\0", b"\0\1") + b"\0\0" + place)
             yield
-        ordered = yield from bigwork.sort(keyed)
-        return [k.obj[1] for k in ordered]  # type: ignore[attr-defined]
+        keyed = yield from bigwork.sort(keyed)
+        if desc:
+            keyed.reverse()
+        out: list[bytes] = []
+        for i in range(0, n, piece):
+            out += [items[abs(last - int.from_bytes(k[-8:], "big"))] for k in keyed[i : i + piece]]
+            yield
+        yield keyed  # (done with: freed by lazyfree)
+        return out
     keys: list[bytes] = []  # (score, element) as one bytes: no tuple each for the GC to walk
     bad = False
     for i in range(0, len(items), piece):
@@ -233,7 +243,7 @@ def _sorted(
     keys = yield from bigwork.sort(keys)
     if desc:
         keys.reverse()
-    out: list[bytes] = []
+    out = []
     for i in range(0, len(keys), piece):
         out += [k[8:] for k in keys[i : i + piece]]
         yield

@@ -14,7 +14,7 @@ import random
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob, tuning
+from portsuite_services.kv import bigreply, bigwork, glob, randompick, tuning
 from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NO_REPLY,
@@ -34,6 +34,7 @@ from portsuite_services.kv.zset import (
     lex_bound,
     listpack_fits,
     score_bound,
+    sorted_list_steps,
     strict_float,
 )
 
@@ -152,19 +153,62 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR XX and NX options at the same time are not compatible")
     if (gt and nx) or (lt and nx) or (gt and lt):
         raise CommandError("ERR GT, LT, and/or NX options at the same time are not compatible")
-    scores = [_score(argv[j]) for j in range(i, n, 2)]
     key = argv[1]
     z = get_zset(c, key)
+    if z is None and xx:
+        return None if incr else 0
+    flags = (nx, xx, incr, gt, lt)
+    if elements >= 2 * ARGS_ZSET:  # a million members: the new zset built aside, in slices
+        cost = 2 * (elements + len(z or ()))
+        made = bigwork.sliced(c, argv, cost, lambda: _zadd_aside(z, argv, i, flags))
+        if made is NO_REPLY:
+            return made
+        if made is not None:
+            z2, (added, updated, processed, new_score) = made
+            if added or updated:
+                c.store.set(key, z2, keepttl=True)  # (the old zset freed lazily)
+            # a million score strings nothing else holds: freed a slice per turn, once
+            # the dispatch (AOF, notifications) is done with argv
+            c.server.lazyfree.free(argv)
+            return _zadd_reply(incr, ch, added, updated, processed, new_score)
+    scores = [_score(argv[j]) for j in range(i, n, 2)]
     if z is None:
-        if xx:
-            return None if incr else 0
         z = ZSet()
         c.store.set(key, z)
+    try:
+        added, updated, processed, new_score = bigwork.run_through(
+            _zadd_steps(z, argv, i, scores, flags)
+        )
+    except CommandError:
+        _drop_if_empty(c, key, z)
+        raise
+    if added or updated:
+        c.store.dirty += 1
+    else:
+        _drop_if_empty(c, key, z)
+    return _zadd_reply(incr, ch, added, updated, processed, new_score)
+
+
+def _zadd_reply(
+    incr: bool, ch: bool, added: int, updated: int, processed: int, new_score: float
+) -> Any:
+    if incr:
+        return Double(new_score) if processed else None
+    return added + updated if ch else added
+
+
+def _zadd_steps(
+    z: ZSet | _Scores, argv: list[bytes], i: int, scores: list[float], flags: tuple[bool, ...]
+) -> bigwork.Steps[tuple[int, int, int, float]]:
+    """ZADD's changes to C{z}, C{ADDS} members a step: (added, updated, processed, score)."""
+    nx, xx, incr, gt, lt = flags
     added = updated = 0
     processed = 0
     d = z.dict
     new_score = 0.0
     for k, score in enumerate(scores):
+        if k and not k % ADDS:
+            yield
         member = argv[i + 2 * k + 1]
         cur = d.get(member)
         if cur is not None:
@@ -173,7 +217,6 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
             if incr:
                 score = cur + score
                 if score != score:
-                    _drop_if_empty(c, key, z)
                     raise CommandError(NAN_SCORE)
             if (lt and score >= cur) or (gt and score <= cur):
                 continue
@@ -189,13 +232,55 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
             new_score = score
             added += 1
             processed += 1
-    if added or updated:
-        c.store.dirty += 1
-    else:
-        _drop_if_empty(c, key, z)
-    if incr:
-        return Double(new_score) if processed else None
-    return added + updated if ch else added
+    return added, updated, processed, new_score
+
+
+ARGS_ZSET = bigwork.BIG // 4  # ZADD's pairs from which the new zset is built aside (~20 ms)
+
+
+class _Scores:
+    """A sorted set being built aside by ZADD: its scores only (sorted at the end)."""
+
+    __slots__ = ("dict",)
+
+    def __init__(self, d: dict[bytes, float]):
+        self.dict = d
+
+    def add(self, member: bytes, score: float) -> bool:
+        self.dict[member] = score + 0.0  # (-0 stored as 0, as ZSet.add)
+        return True
+
+
+def _zadd_aside(
+    z: ZSet | None, argv: list[bytes], i: int, flags: tuple[bool, ...]
+) -> bigwork.Steps[tuple[ZSet, tuple[int, int, int, float]]]:
+    """
+    A big ZADD on a copy of C{z}'s scores (the scores checked first, as Redis), then
+    the sorted set built from them (L{zset_steps}).
+    """
+    n = len(argv)
+    scores: list[float] = []
+    for lo in range(i, n, 2 * bigwork.PIECE):
+        scores += [_score(argv[j]) for j in range(lo, min(n, lo + 2 * bigwork.PIECE), 2)]
+        yield
+    d = dict(z.dict) if z else {}
+    counts = yield from _zadd_steps(_Scores(d), argv, i, scores, flags)
+    made = yield from zset_steps(d)
+    return made, counts
+
+
+def zset_steps(d: dict[bytes, float]) -> bigwork.Steps[ZSet]:
+    """A ZSet of these scores (its own dict): pairs made, sorted and laid out in slices."""
+    pairs: list[tuple[float, bytes]] = []
+    it = iter(d.items())
+    for _ in range(0, len(d), bigwork.PIECE):
+        pairs += [(s, m) for m, s in islice(it, bigwork.PIECE)]
+        yield
+    pairs = yield from bigwork.sort(pairs)
+    z = ZSet()
+    z.dict = d
+    z.sl = yield from sorted_list_steps(pairs)
+    return z
 
 
 @command("zincrby", 4, "write denyoom fast", Z, "Increment the score of a member in a sorted set")
@@ -496,9 +581,24 @@ def zrem(c: Any, argv: list[bytes]) -> Any:
     return n
 
 
-def _remove_span(c: Any, key: bytes, z: ZSet, start: int, stop: int) -> int:
+def _remove_span(c: Any, argv: list[bytes], z: ZSet, start: int, stop: int) -> Any:
+    """ZREMRANGEBY*: the members at ranks [start, stop) removed (the rest kept aside when many)."""
     if stop <= start:
         return 0
+    key = argv[1]
+    if stop - start == len(z):  # all of it: the key goes (its zset freed lazily)
+        c.store.drop(key)
+        return stop - start
+    if stop - start >= bigwork.BIG:  # a million removed: the kept ones made a new zset, in slices
+        kept = bigwork.sliced(c, argv, len(z), lambda: _kept(z, start, stop))
+        if kept is NO_REPLY:
+            return kept
+        if kept is not None:
+            if kept:
+                c.store.set(key, kept, keepttl=True)  # (the old zset freed lazily)
+            else:
+                c.store.drop(key)
+            return stop - start
     sl = z.sl
     d = z.dict
     if stop - start > len(sl) // 2:  # rebuild rather than delete one by one
@@ -516,6 +616,20 @@ def _remove_span(c: Any, key: bytes, z: ZSet, start: int, stop: int) -> int:
     return stop - start
 
 
+def _kept(z: ZSet, start: int, stop: int) -> bigwork.Steps[ZSet]:
+    """A new ZSet of C{z}'s members outside ranks [start, stop), built a piece at a time."""
+    pairs = yield from bigwork.take(z.sl.islice(0, start), start)
+    pairs += yield from bigwork.take(z.sl.islice(stop, len(z)), len(z) - stop)
+    d: dict[bytes, float] = {}
+    for lo in range(0, len(pairs), bigwork.PIECE):
+        d.update([(m, s) for s, m in pairs[lo : lo + bigwork.PIECE]])
+        yield
+    kept = ZSet()
+    kept.dict = d
+    kept.sl = yield from sorted_list_steps(pairs)
+    return kept
+
+
 @command("zremrangebyrank", 4, "write", Z, "Remove all members within the given indexes")
 def zremrangebyrank(c: Any, argv: list[bytes]) -> Any:
     start, end = _long(argv[2]), _long(argv[3])
@@ -523,7 +637,7 @@ def zremrangebyrank(c: Any, argv: list[bytes]) -> Any:
     if z is None:
         return 0
     a, b = _rank_span(len(z), start, end)
-    return _remove_span(c, argv[1], z, a, b)
+    return _remove_span(c, argv, z, a, b)
 
 
 @command("zremrangebyscore", 4, "write", Z, "Remove all members within the given scores")
@@ -532,7 +646,7 @@ def zremrangebyscore(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     if z is None:
         return 0
-    return _remove_span(c, argv[1], z, *z.score_span(*rng))
+    return _remove_span(c, argv, z, *z.score_span(*rng))
 
 
 @command("zremrangebylex", 4, "write", Z, "Remove all members within the given lex range")
@@ -541,7 +655,7 @@ def zremrangebylex(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     if z is None:
         return 0
-    return _remove_span(c, argv[1], z, *z.lex_span(lo, hi))
+    return _remove_span(c, argv, z, *z.lex_span(lo, hi))
 
 
 # -- popping -----------------------------------------------------------------------
@@ -677,17 +791,23 @@ def zrandmember(c: Any, argv: list[bytes]) -> Any:
     if z is None or count == 0:
         return []
     size = len(z)
-    if count > 0:
-        picked = random.sample(range(size), min(count, size))
-    else:
-        if -count > MAX_RANDOM:  # (a reply this big is refused here)
-            raise CommandError("ERR value is out of range")
-        picked = [random.randrange(size) for _ in range(-count)]
-    sl = z.sl
-    pairs = [sl[i] for i in picked]
+    if count < 0 and -count > MAX_RANDOM:  # (a reply this big is refused here)
+        raise CommandError("ERR value is out of range")
+    k = min(count, size) if count > 0 else -count
+    if randompick.cost(size, k) >= bigwork.BIG:  # drawn in slices (bigwork), by a walk
+        pairs = randompick.pick(c, argv, z.sl, k, count > 0)
+        if pairs is NO_REPLY:
+            return pairs
+    else:  # by rank: each O(log n)
+        if count > 0:
+            picked = random.sample(range(size), k)
+        else:
+            picked = [random.randrange(size) for _ in range(k)]
+        sl = z.sl
+        pairs = [sl[i] for i in picked]
     if withscores:
-        return with_scores(c, pairs)
-    return members_reply(c, pairs)
+        return with_scores(c, pairs, True)
+    return members_reply(c, pairs, True)
 
 
 # -- ZUNION, ZINTER, ZDIFF -----------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import redis
-from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies
+from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies, _settle
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings
@@ -43,6 +43,7 @@ def _fill(server: KVServer, n: int = N) -> None:
     admin.dataReceived(
         b"".join(_cmd("XADD", "x", f"{i + 1}-{i % 3}", "f", str(i)) for i in range(n))
     )
+    _settle(server)
 
 
 def _filled() -> tuple[Clock, KVServer]:
