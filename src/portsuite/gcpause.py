@@ -17,13 +17,24 @@ So a suite run by twistd takes the oldest generation out of the allocator's hand
   of a second's new objects (a kv filled at 150,000 sets a second: 10-20 ms; once a
   second it was 30-57 ms);
 - a pass that took longer than L{SLOW} means the heap grew (a kv being filled): what
-  survived it is frozen too, and the next passes visit only what came after.
+  survived it is frozen too, and the next passes visit only what came after;
+- when a quarter of a second made far more objects than that (L{FREEZE_PASSES}
+  collections of the middle generation, each moving up to some 7,000 survivors: a kv
+  command building a million-member value in slices, a bulk load of big values), a
+  pass would visit them all at once (100-200 ms for a million pairs): they are frozen
+  without one.
+
+A service about to build or hold a container of a million elements (kv's work in
+slices, bigwork.py) calls L{freeze_young}: what is young is frozen at once, so no young
+collection walks the million elements of that container, and no timer pass either
+(a ZADD of a million pairs made young passes of 33-66 ms, and a timer pass of 57).
 
 Cyclic garbage is still reclaimed within a second, except in one case: an object
 frozen while in use that later becomes part of a reference cycle nobody holds (a
 connection that was open at a freeze and closes, about 20 objects) stays in memory.
-Freezes happen at startup and after slow passes only, that is while the data grows by
-tens of thousands of objects a second: what stays is a small fraction of that growth.
+Freezes happen at startup, after slow passes and after such bursts only, that is while
+the data grows by tens of thousands of objects a second: what stays is a small fraction
+of that growth.
 Young generations are collected as before.
 """
 
@@ -41,8 +52,15 @@ SLOW = 0.010
 PERIOD = 0.25
 #: collections of the middle generation before the oldest one is collected (CPython's)
 YOUNG_PASSES = 10
+#: more than this many since the last look: frozen without a pass (about 200,000 new
+#: objects, whose pass would take 10-20 ms or more)
+FREEZE_PASSES = 30
 #: the oldest generation's threshold while a timer owns it: never reached
 NEVER = 2**30
+#: L{freeze_young} freezes at most once in this many seconds
+FREEZE_EVERY = 0.05
+
+_owner: OldGeneration | None = None  # the timer running in this process, if any
 
 
 class OldGeneration:
@@ -53,7 +71,9 @@ class OldGeneration:
         self.slow = slow
         self.passes = 0
         self.freezes = 0
+        self.bursts = 0  # freezes without a pass (L{FREEZE_PASSES})
         self.longest = 0.0
+        self.last_freeze = 0.0
         self._loop: task.LoopingCall | None = None
         self._thresholds: tuple[int, int, int] | None = None
 
@@ -70,6 +90,9 @@ class OldGeneration:
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = self.clock
         self._loop.start(period, now=False)
+        self.last_freeze = self.clock.seconds()
+        global _owner
+        _owner = self
 
     def stop(self) -> None:
         """Give the oldest generation back to CPython (what is frozen stays frozen)."""
@@ -79,9 +102,29 @@ class OldGeneration:
         if self._thresholds is not None:
             gc.set_threshold(*self._thresholds)
             self._thresholds = None
+        global _owner
+        if _owner is self:
+            _owner = None
+
+    def freeze_young(self, now: bool = False) -> None:
+        """See the module's L{freeze_young}."""
+        when = self.clock.seconds()
+        if when - self.last_freeze < FREEZE_EVERY and not now:
+            return
+        self.last_freeze = when
+        gc.freeze()  # (O(1): the generations' lists are moved, not walked)
+        self.freezes += 1
 
     def tick(self) -> None:
-        if gc.get_count()[2] < YOUNG_PASSES:
+        young = gc.get_count()[2]
+        if young < YOUNG_PASSES:
+            return
+        if young > FREEZE_PASSES:
+            gc.freeze()  # (O(1): the generations' lists are moved, not walked)
+            gc.collect(2)  # of nothing now: sets the oldest generation's count back to 0
+            self.freezes += 1
+            self.bursts += 1
+            self.last_freeze = self.clock.seconds()
             return
         began = time.perf_counter()
         gc.collect(2)
@@ -93,6 +136,19 @@ class OldGeneration:
             # frozen here is exactly what survived the pass
             gc.freeze()
             self.freezes += 1
+            self.last_freeze = self.clock.seconds()
+
+
+def freeze_young(now: bool = False) -> None:
+    """
+    Freeze what is young now, so that no collection walks it again: for a service
+    that is building (at most once every L{FREEZE_EVERY} seconds) or has just made
+    (C{now}) a container of a great many elements. Its price is the module's: cyclic
+    garbage among what is frozen stays. Nothing when no timer owns the collector (an
+    in-process suite leaves the test process's collector alone).
+    """
+    if _owner is not None:
+        _owner.freeze_young(now)
 
 
 def install(reactor: Any) -> OldGeneration:

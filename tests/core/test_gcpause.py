@@ -140,3 +140,44 @@ def test_twistd_installs_it_when_the_reactor_starts() -> None:
     owner = gcpause.install(reactor)
     assert reactor.calls == [owner.start]
     assert reactor.triggers == [("after", "shutdown", owner.stop)]
+
+
+def test_a_burst_of_new_objects_is_frozen_without_a_pass(owner: gcpause.OldGeneration) -> None:
+    # far more new objects in a quarter of a second than a short pass can visit (a kv
+    # command building a million-member value): frozen, not walked
+    before = gc.get_freeze_count()
+    kept = [[i] for i in range(5000)]
+    for _ in range(gcpause.FREEZE_PASSES + 1):
+        gc.collect(1)
+    owner.clock.advance(gcpause.PERIOD)
+    assert (owner.passes, owner.bursts) == (0, 1)
+    assert gc.get_freeze_count() >= before + len(kept)
+    assert gc.get_count()[2] == 0  # the next look starts counting again
+    ref = old_cycle()  # and what comes after is collected by passes as before
+    young_passes()
+    owner.clock.advance(gcpause.PERIOD)
+    assert ref() is None and owner.passes == 1
+
+
+def test_freeze_young_freezes_what_is_young_at_most_so_often(
+    owner: gcpause.OldGeneration,
+) -> None:
+    owner.clock.advance(1)
+    before = gc.get_freeze_count()
+    kept = [[i] for i in range(5000)]
+    gcpause.freeze_young()
+    assert gc.get_freeze_count() >= before + len(kept)
+    more = [[i] for i in range(5000)]
+    gcpause.freeze_young()  # too soon: left to the collections
+    frozen = gc.get_freeze_count()
+    assert frozen < before + len(kept) + len(more)
+    owner.clock.advance(2 * gcpause.FREEZE_EVERY)
+    gcpause.freeze_young()
+    assert gc.get_freeze_count() >= frozen + len(more)
+
+
+def test_freeze_young_does_nothing_without_the_timer() -> None:
+    before = gc.get_freeze_count()
+    kept = [[i] for i in range(5000)]
+    gcpause.freeze_young()
+    assert gc.get_freeze_count() == before and kept

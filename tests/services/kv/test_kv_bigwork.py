@@ -10,6 +10,7 @@ redis-server on real sockets.
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 from typing import Any
@@ -19,6 +20,7 @@ import redis
 from test_kv_bigreply import _client, _cmd, _Conn, _drive, _replies, _settle
 from twisted.internet.task import Clock
 
+from portsuite import gcpause
 from portsuite_services.kv import KVServer, Settings
 from portsuite_services.kv.bigwork import BIG, MAX_STEPS, PIECE
 
@@ -468,3 +470,32 @@ def test_the_pairs_of_a_sliced_zset_reply_are_freed_in_slices(argv: tuple[str, .
     _drive(clock, lambda: server.lazyfree.pending == 0)
     assert pairs == []  # …but a slice per turn
     assert len(_replies(ta.value())) == 1 and len(_replies(ta.value())[0]) >= n
+
+
+def test_what_work_in_slices_builds_is_frozen_not_walked_by_collections() -> None:
+    # under twistd (portsuite.gcpause): a million-member result would otherwise be
+    # walked by young collections and timer passes while it grows (30-60 ms each)
+    clock = Clock()
+    clock.advance(1000)
+    server = KVServer(Settings(), clock)
+    admin, _ = _client(server)
+    admin.dataReceived(_cmd("SADD", "s2", *[b"m%d" % (3 * i) for i in range(N)]))
+    admin.dataReceived(_cmd("SADD", "s3", *[b"m%d" % (2 * i) for i in range(N)]))
+    owner = gcpause.OldGeneration(clock)
+    owner.start()
+    try:
+        a, ta = _client(server)
+        clock.advance(1)
+        before = owner.freezes
+        a.dataReceived(_cmd("SUNIONSTORE", "dst", "s2", "s3"))
+        turns = 0
+        while not _replies(ta.value()):
+            clock.advance(gcpause.FREEZE_EVERY / 4)  # (the reactor's turns take time)
+            turns += 1
+        assert before + 1 < owner.freezes <= before + 2 + turns // 4  # (and at the end)
+        union = server.store.data[b"dst"]
+        assert len(union) == len({3 * i for i in range(N)} | {2 * i for i in range(N)})
+        assert not any(o is union for o in gc.get_objects())  # frozen: no pass sees it
+    finally:
+        owner.stop()
+        gc.unfreeze()
