@@ -524,6 +524,7 @@ class KVProtocol(Protocol):
         if (
             self.lean
             and self.pending is None
+            and self.blocked is None
             and not self.queue
             and not self.paused
             and not server.notify_flags
@@ -1003,8 +1004,10 @@ NO_LEAN: dict[bytes, Any] = {}
 # split read (resp.split_alike): the values looked up by one map, the replies joined
 # once, a SET batch's AOF records the read itself (canonical requests are their own
 # records, as _lean_set writes them). Each answers None, having changed nothing, for
-# whatever it does not cover (what the lean path leaves to execute, and a reply over
-# SLICE); KVProtocol.run then runs the batch. What a user sees is what run leaves.
+# whatever it does not cover (what the lean path leaves to execute, and replies over
+# FLUSH_SIZE, which run writes before it checks whether the client reads); the parser
+# and KVProtocol.run then take the read. What a user sees is what run leaves. A read
+# is at most BATCH_MAX bytes: about 2,000 SETs or 3,000 GETs, a few ms at most.
 
 
 def _batch_get(c: KVProtocol, parts: list[bytes], data: bytes) -> bytes | None:
@@ -1017,7 +1020,7 @@ def _batch_get(c: KVProtocol, parts: list[bytes], data: bytes) -> bytes | None:
         v = store.data.get(key)
         if v is None:
             return b"$-1\r\n" if c.resp == 2 else b"_\r\n"
-        if type(v) is not bytes or len(v) > BATCH_MAX:
+        if type(v) is not bytes or len(v) > FLUSH_SIZE:
             return None
         try:
             return b"%s\r\n%s\r\n" % (BULK_HEADS[len(v)], v)
@@ -1030,7 +1033,7 @@ def _batch_get(c: KVProtocol, parts: list[bytes], data: bytes) -> bytes | None:
     if store.boxed and not {bytes, type(None)}.issuperset(map(type, values)):
         return None  # a container: WRONGTYPE
     reply = encode_bulks(values, b"$-1\r\n" if c.resp == 2 else b"_\r\n")
-    return reply if len(reply) <= SLICE else None
+    return reply if len(reply) <= FLUSH_SIZE else None  # (run() checks the output between)
 
 
 def _batch_set(c: KVProtocol, parts: list[bytes], data: bytes) -> bytes | None:

@@ -182,6 +182,7 @@ SETS = _cmd("SET", "a", "v1") + _cmd("SET", "h", "v2") + _cmd("SET", "t", "v3")
         ("an expired key", _expired),
         ("a raw string", _with(("SET", "a", "x"), ("SET", "h", "y"), ("APPEND", "h", "z"))),
         ("a big value", _with(("SET", "a", "x" * 300_000))),
+        ("replies over 64 KiB", _with(("SET", "a", "x" * 30_000), ("SET", "t", "y" * 20_000))),
         ("a watched key", _with(("WATCH", "h"), ("MULTI",), ("GET", "h"))),
         ("notifications", _with(("CONFIG", "SET", "notify-keyspace-events", "KEA"))),
         ("MULTI", _with(("MULTI",), client=True)),
@@ -207,7 +208,8 @@ def test_what_the_batch_leaves_to_the_parser_path(
         if name == "MULTI":  # the queued commands run too
             side.send(SETS)
 
-    batches = [GETS, SETS, GETS, _cmd("GET", "a"), _cmd("SET", "a", "b"), _cmd("GET", "t")]
+    batches = [GETS, _cmd("GET", "a") * 3, SETS, GETS, _cmd("GET", "a"), _cmd("SET", "a", "b")]
+    batches += [_cmd("GET", "t"), _cmd("GET", "t") * 4]
     if name == "MULTI":
         batches.append(_cmd("EXEC"))
     replies, _seen, _ = _both(tmp_path, story, batches)
