@@ -46,7 +46,8 @@ INLINE_MAX = 64 * 1024
 SPLIT_MAX = 64 * 1024
 _NARGS = {b"*%d" % n: 2 * n for n in range(1, 65)}  # header -> its number of lines
 _ONE = {2 * n + 2: b"*%d" % n for n in range(1, 65)}  # lines of one request -> its header
-_HEADS = [b"$%d" % n for n in range(1024)]  # length -> its bulk header
+BULK_HEADS = [b"$%d" % n for n in range(1024)]  # length (under 1 KiB) -> its bulk header
+_HEADS = BULK_HEADS
 _head = _HEADS.__getitem__
 BIG_ARG = 1024 * 1024  # a bulk this long or longer is read by _feed_big
 DEFAULT_MAX_BULK = 512 * 1024 * 1024
@@ -152,6 +153,44 @@ def split_args(line: bytes) -> list[bytes] | None:
                     cur.append(c)
             i += 1
         out.append(bytes(cur))
+
+
+def split_alike(data: bytes, stride: int) -> list[bytes] | None:
+    """
+    The lines (C{data} split on CRLF) of a batch of whole requests of the same shape
+    as the first one, whose first three lines (the count, the name's head and the
+    name) the caller has checked: every request has C{stride} lines (the count, then
+    a head and a bulk per argument), the same first three, and every bulk's head is
+    the canonical one of its length. None for anything else (the parser then reads
+    the batch). Exact for the reason L{RequestParser._split} is: a bulk holding a
+    CRLF leaves a piece whose head does not match.
+    """
+    parts = data.split(b"\r\n")
+    last = len(parts) - 1
+    if parts[last] or last % stride:
+        return None
+    n = last // stride
+    try:
+        if n == 1:  # one request (redis-benchmark -P 1, most clients): no loop for two bulks
+            if parts[3] != _HEADS[len(parts[4])]:
+                return None
+            if stride > 5 and parts[5] != _HEADS[len(parts[6])]:
+                return None
+            for k in range(7, stride, 2):
+                if parts[k] != _HEADS[len(parts[k + 1])]:
+                    return None
+            return parts
+        for k in range(3):
+            if parts[k:last:stride].count(parts[k]) != n:
+                return None
+        for k in range(3, stride, 2):
+            if parts[k:last:stride] != list(map(_head, map(len, parts[k + 1 : last : stride]))):
+                return None
+    except IndexError:  # a bulk of 1 KiB or more
+        for k in range(3, stride, 2):
+            if parts[k:last:stride] != [b"$%d" % len(a) for a in parts[k + 1 : last : stride]]:
+                return None
+    return parts
 
 
 class RequestParser:
@@ -586,6 +625,18 @@ def encode3(r: Any, out: list[bytes]) -> None:
         out.append(r.r3)
     else:
         raise TypeError(f"cannot encode {r!r}")
+
+
+def encode_bulks(values: list[Any], nil: bytes) -> bytes:
+    """The replies of C{values} (bulk strings, None: C{nil}), one after the other."""
+    lines: list[Any] = [None] * (2 * len(values))
+    try:  # $3 xxx $3 xxx ... joined by CRLF, in C
+        lines[0::2] = map(_head, map(len, values))
+    except (IndexError, TypeError):  # a value of 1 KiB or more, or None
+        return b"".join([nil if v is None else b"$%d\r\n%s\r\n" % (len(v), v) for v in values])
+    lines[1::2] = values
+    lines.append(b"")
+    return b"\r\n".join(lines)
 
 
 def command_bytes(argv: list[bytes]) -> bytes:
