@@ -122,6 +122,7 @@ def test_a_command_of_many_arguments_runs_in_slices(argv: tuple[Any, ...]) -> No
     whole.dataReceived(
         _cmd("MULTI") + _cmd(*argv) + _cmd("EXEC") + _cmd("PTTL", key) + _cmd("TYPE", key)
     )
+    _drive(clock2, lambda: server2.busy is None)  # (EXEC too may go on across turns)
     head = b"+OK\r\n+QUEUED\r\n*1\r\n"
     assert twhole.value().startswith(head) and ta.value() == twhole.value()[len(head) :]
     assert _value(server, key) == _value(server2, key)
@@ -266,6 +267,7 @@ def test_a_big_value_copied_or_cut_in_slices(argv: tuple[str, ...]) -> None:
     server2 = _whole_values(clock2, set(argv))
     whole, tw = _client(server2)
     whole.dataReceived(_cmd("MULTI") + _cmd(*argv) + _cmd("EXEC") + _cmd("PTTL", dest))
+    _drive(clock2, lambda: server2.busy is None)
     head = b"+OK\r\n+QUEUED\r\n*1\r\n"
     assert tw.value().startswith(head) and ta.value() == tw.value()[len(head) :]
     for key in set(argv):
