@@ -1061,6 +1061,8 @@ def _batch_get(c: KVProtocol, parts: list[bytes], data: bytes) -> bytes | None:
     values = list(map(store.data.get, keys))
     if store.boxed and not {bytes, type(None)}.issuperset(map(type, values)):
         return None  # a container: WRONGTYPE
+    if sum(map(len, filter(None, values))) > FLUSH_SIZE:
+        return None  # (not built to be dropped: 2,000 GETs of 1 MiB would be 2 GiB)
     reply = encode_bulks(values, b"$-1\r\n" if c.resp == 2 else b"_\r\n")
     return reply if len(reply) <= FLUSH_SIZE else None  # (run() checks the output between)
 

@@ -13,6 +13,7 @@ redis-server on real sockets.
 from __future__ import annotations
 
 import random
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from portsuite_services.kv import KVServer, Settings
+from portsuite_services.kv import KVServer, Settings, protocol
 from portsuite_services.kv.resp import RequestParser, split_alike
 
 
@@ -324,3 +325,22 @@ def test_batches_side_by_side_with_redis(kv_port: int, redis_port: int, resp3: b
             c.close()
 
     assert story(kv_port) == story(redis_port)
+
+
+def test_gets_of_big_values_are_not_built_as_a_batch_to_be_dropped() -> None:
+    # 2,000 pipelined GETs of a 1 MiB value (66 KB sent, never read) made the batch
+    # join 2 GiB before it saw the reply was too big for it: seconds of the whole suite
+    server = KVServer(Settings(), Clock())
+    proto = server.buildProtocol(None)
+    proto.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5555)))
+    proto.dataReceived(_cmd("SET", "big", b"x" * 2**20))
+    data = _cmd("GET", "big") * 200
+    parts = split_alike(data, 5)
+    assert parts is not None
+    tracemalloc.start()
+    try:
+        assert protocol._batch_get(proto, parts, data) is None  # left to the parser
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**22, f"{peak} bytes allocated"
