@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from twisted.logger import Logger
 
-from portsuite import gcpause
+from portsuite.api import freeze_young
 from portsuite_services.kv.bigreply import may_slice
 from portsuite_services.kv.blocking import Blocked, unblock
 
@@ -78,7 +78,7 @@ class Working(Blocked):
         free = self.client.server.lazyfree.free
         # what it builds (and its command's arguments) frozen, not walked by every
         # collection while it grows (a million pairs: 30-60 ms a pass)
-        gcpause.freeze_young()
+        freeze_young()
         try:
             for _ in range(MAX_STEPS):
                 garbage = next(steps)
@@ -98,7 +98,7 @@ class Working(Blocked):
         """The result is known: run the command again with it, then the waiting clients."""
         c = self.client
         server = c.server
-        gcpause.freeze_young(now=True)  # (the value it built, whole)
+        freeze_young(now=True)  # (the value it built, whole)
         self.steps = _done()
         unblock(c)
         waiting, c.pending = c.pending, None

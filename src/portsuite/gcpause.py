@@ -25,9 +25,10 @@ So a suite run by twistd takes the oldest generation out of the allocator's hand
   without one.
 
 A service about to build or hold a container of a million elements (kv's work in
-slices, bigwork.py) calls L{freeze_young}: what is young is frozen at once, so no young
-collection walks the million elements of that container, and no timer pass either
-(a ZADD of a million pairs made young passes of 33-66 ms, and a timer pass of 57).
+slices, bigwork.py) calls L{portsuite.api.freeze_young}: what is young is frozen at
+once, so no young collection walks the million elements of that container, and no
+timer pass either (a ZADD of a million pairs made young passes of 33-66 ms, and a timer
+pass of 57).
 
 Cyclic garbage is still reclaimed within a second, except in one case: an object
 frozen while in use that later becomes part of a reference cycle nobody holds (a
@@ -46,6 +47,8 @@ from typing import Any
 
 from twisted.internet import task
 
+from portsuite.api import collector
+
 #: a pass longer than this (seconds) freezes what survived it
 SLOW = 0.010
 #: how often the timer looks (seconds)
@@ -57,10 +60,8 @@ YOUNG_PASSES = 10
 FREEZE_PASSES = 30
 #: the oldest generation's threshold while a timer owns it: never reached
 NEVER = 2**30
-#: L{freeze_young} freezes at most once in this many seconds
+#: L{portsuite.api.freeze_young} freezes at most once in this many seconds
 FREEZE_EVERY = 0.05
-
-_owner: OldGeneration | None = None  # the timer running in this process, if any
 
 
 class OldGeneration:
@@ -91,8 +92,7 @@ class OldGeneration:
         self._loop.clock = self.clock
         self._loop.start(period, now=False)
         self.last_freeze = self.clock.seconds()
-        global _owner
-        _owner = self
+        collector.set_freezer(self.freeze_young)
 
     def stop(self) -> None:
         """Give the oldest generation back to CPython (what is frozen stays frozen)."""
@@ -102,12 +102,11 @@ class OldGeneration:
         if self._thresholds is not None:
             gc.set_threshold(*self._thresholds)
             self._thresholds = None
-        global _owner
-        if _owner is self:
-            _owner = None
+        if collector.freezer() == self.freeze_young:
+            collector.set_freezer(None)
 
     def freeze_young(self, now: bool = False) -> None:
-        """See the module's L{freeze_young}."""
+        """L{portsuite.api.freeze_young}, while this timer owns the collector."""
         when = self.clock.seconds()
         if when - self.last_freeze < FREEZE_EVERY and not now:
             return
@@ -137,18 +136,6 @@ class OldGeneration:
             gc.freeze()
             self.freezes += 1
             self.last_freeze = self.clock.seconds()
-
-
-def freeze_young(now: bool = False) -> None:
-    """
-    Freeze what is young now, so that no collection walks it again: for a service
-    that is building (at most once every L{FREEZE_EVERY} seconds) or has just made
-    (C{now}) a container of a great many elements. Its price is the module's: cyclic
-    garbage among what is frozen stays. Nothing when no timer owns the collector (an
-    in-process suite leaves the test process's collector alone).
-    """
-    if _owner is not None:
-        _owner.freeze_young(now)
 
 
 def install(reactor: Any) -> OldGeneration:

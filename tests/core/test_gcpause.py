@@ -14,6 +14,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from portsuite import gcpause
+from portsuite.api import freeze_young
 
 
 class Node:
@@ -165,19 +166,19 @@ def test_freeze_young_freezes_what_is_young_at_most_so_often(
     owner.clock.advance(1)
     before = gc.get_freeze_count()
     kept = [[i] for i in range(5000)]
-    gcpause.freeze_young()
+    freeze_young()
     assert gc.get_freeze_count() >= before + len(kept)
     more = [[i] for i in range(5000)]
-    gcpause.freeze_young()  # too soon: left to the collections
+    freeze_young()  # too soon: left to the collections
     frozen = gc.get_freeze_count()
     assert frozen < before + len(kept) + len(more)
     owner.clock.advance(2 * gcpause.FREEZE_EVERY)
-    gcpause.freeze_young()
+    freeze_young()
     assert gc.get_freeze_count() >= frozen + len(more)
 
 
 def test_freeze_young_does_nothing_without_the_timer() -> None:
     before = gc.get_freeze_count()
     kept = [[i] for i in range(5000)]
-    gcpause.freeze_young()
+    freeze_young()
     assert gc.get_freeze_count() == before and kept

@@ -5,11 +5,13 @@ Everything a service type needs is here: the contract (L{ServiceType}, L{Option}
 L{ServiceContext}), the validated config it receives (L{ServiceConfig},
 L{TLSConfig}), the errors it may raise (L{ConfigError}, L{StartupError}), the
 refusal helpers (and L{RefusingProtocol}), the stats view, and how peers are
-named and judged (L{format_peer}, L{is_loopback}). These are leaf modules: they import nothing of
+named and judged (L{format_peer}, L{is_loopback}), and the hint a service building a
+huge container gives the garbage-collection policy (L{freeze_young}). These are leaf modules: they import nothing of
 the suite's runtime, so a plugin never pulls in (or depends on) the core's insides.
 """
 
 from portsuite.api.accounts import Account, Accounts, Clock, FailedLogins, hash_password
+from portsuite.api.collector import freeze_young
 from portsuite.api.contract import (
     TRANSPORTS,
     Option,
@@ -36,6 +38,7 @@ __all__ = [
     "Clock",
     "FailedLogins",
     "hash_password",
+    "freeze_young",
     "DEFAULT_HOST",
     "TRANSPORTS",
     "ClientInfo",
