@@ -161,13 +161,15 @@ class Transaction(Working):
         c = self.client
         aof = c.server.aof
         mark = len(aof.buf) if aof is not None else 0
+        start = perf_counter()
         try:
-            done = self.advance(perf_counter() + BUDGET)
+            done = self.advance(start + BUDGET)
         except Exception:  # a bug: logged, this client closed, the transaction ends here
             log.failure("kv {name}: EXEC failed", name=c.server.name)
             c.closed = True
             c.transport.abortConnection()
             done = True
+        self.spent += perf_counter() - start
         if aof is not None and len(aof.buf) > mark:
             self.records += aof.buf[mark:]  # (recorded between MULTI and EXEC at the end)
             del aof.buf[mark:]

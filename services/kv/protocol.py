@@ -582,6 +582,10 @@ class KVProtocol(Protocol):
         t0 = perf_counter()
         self.run(cmds, error)
         micros = (perf_counter() - t0) * 1_000_000
+        job = self.blocked
+        if job is not None and job is server.busy and isinstance(job, Working):
+            job.spent += micros / 1_000_000  # (it goes on: logged whole when it ends)
+            return
         if micros >= server.slowlog_threshold:  # (an int: the same as int(micros) >= it)
             server.slow(self, cmds[0], int(micros), len(cmds) - 1)
 
