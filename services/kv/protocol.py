@@ -474,6 +474,8 @@ class KVProtocol(Protocol):
                 self.transport.write(item)
                 continue
             piece = item[self.qoff : self.qoff + SLICE]
+            if type(piece) is memoryview:  # (a GETRANGE's view: the transport wants bytes)
+                piece = piece.tobytes()
             self.qoff += len(piece)
             self.queued -= len(piece)
             if self.qoff >= len(item):

@@ -550,7 +550,10 @@ def encode2(r: Any, out: list[bytes]) -> None:
         return
     t = type(r)
     if t is bytes:
-        out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        if len(r) < BIG_ARG:
+            out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        else:  # no copy of a big value (MGET of a 100 MB one): sent as it is
+            out += (b"$%d\r\n" % len(r), r, b"\r\n")
     elif t is int:
         out.append(b":%d\r\n" % r)
     elif r is None:
@@ -581,6 +584,8 @@ def encode2(r: Any, out: list[bytes]) -> None:
         out.append(b":1\r\n" if r else b":0\r\n")
     elif t is Preencoded:
         out.append(r.r2)
+    elif t is memoryview:  # a big range of a stored string (GETRANGE), not copied
+        out += (b"$%d\r\n" % len(r), r, b"\r\n")
     else:
         raise TypeError(f"cannot encode {r!r}")
 
@@ -592,7 +597,10 @@ def encode3(r: Any, out: list[bytes]) -> None:
         return
     t = type(r)
     if t is bytes:
-        out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        if len(r) < BIG_ARG:
+            out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        else:  # no copy of a big value (MGET of a 100 MB one): sent as it is
+            out += (b"$%d\r\n" % len(r), r, b"\r\n")
     elif t is int:
         out.append(b":%d\r\n" % r)
     elif r is None or r is NULL_ARRAY:
@@ -623,6 +631,8 @@ def encode3(r: Any, out: list[bytes]) -> None:
         out.append(b"#t\r\n" if r else b"#f\r\n")
     elif t is Preencoded:
         out.append(r.r3)
+    elif t is memoryview:  # a big range of a stored string (GETRANGE), not copied
+        out += (b"$%d\r\n" % len(r), r, b"\r\n")
     else:
         raise TypeError(f"cannot encode {r!r}")
 
@@ -637,6 +647,14 @@ def encode_bulks(values: list[Any], nil: bytes) -> bytes:
     lines[1::2] = values
     lines.append(b"")
     return b"\r\n".join(lines)
+
+
+def command_parts(argv: list[bytes]) -> list[bytes]:
+    """L{command_bytes} in pieces, the arguments as they are (no copy of a big one)."""
+    parts = [b"*%d\r\n" % len(argv)]
+    for a in argv:
+        parts += (b"$%d\r\n" % len(a), a, b"\r\n")
+    return parts
 
 
 def command_bytes(argv: list[bytes]) -> bytes:
