@@ -13,8 +13,11 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import socket
+import time
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hiredis
@@ -23,11 +26,12 @@ import redis
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 
+from portsuite.testing import suite_running
 from portsuite_services.kv import KVServer, Settings
 from portsuite_services.kv.bigstr import SLICED
 
 MIB = 1 << 20
-SIZE = 4 * SLICED  # big enough to be sliced, with room under the bound below
+SIZE = 5 * SLICED  # big enough to be sliced, with room under the bound below
 BOUND = SIZE // 2  # no callback may allocate this much at once (a whole copy is SIZE)
 
 
@@ -369,3 +373,143 @@ def test_big_string_commands_answer_as_redis_does(
         r.close()
     assert replies[0] == replies[1]
     assert digests[0] == digests[1]
+
+
+# -- the append-only file and MONITOR ---------------------------------------------------
+
+
+def test_a_big_value_reaches_the_aof_without_a_copy(tmp_path: Path) -> None:
+    aof = tmp_path / "kv.aof"
+    clock = Clock()
+    server = KVServer(Settings(data=aof, fsync="always"), clock)
+    server.startFactory()
+    try:
+        c = server.buildProtocol(None)
+        c.makeConnection(_Reader())
+        big = random.Random(1).randbytes(SIZE)
+        records = [_cmd("SET", "a", "1"), _cmd("SET", "big", big), _cmd("SET", "b", "2")]
+        data = memoryview(b"".join(records))
+        tracemalloc.start()
+        try:
+            for i in range(0, len(data), 65536):  # (as kv reads)
+                c.dataReceived(bytes(data[i : i + 65536]))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < SIZE + BOUND  # the value as it arrived, and no copy of it
+        assert aof.read_bytes() == data
+        server.rewrite_aof()
+        again = KVServer(Settings(data=aof), Clock())
+        assert again.dbs[0].data == {b"a": b"1", b"big": big, b"b": b"2"}
+    finally:
+        server.stopFactory()
+
+
+def test_monitor_shows_every_byte_as_redis_does(kv_port: int, redis_port: int) -> None:
+    value = bytes(range(256)) + b"x" * MIB
+    lines = []
+    for port in (kv_port, redis_port):
+        mon = socket.create_connection(("127.0.0.1", port), timeout=10)
+        mon.sendall(_cmd("MONITOR"))
+        assert mon.recv(5) == b"+OK\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as cl:
+            cl.sendall(_cmd("SET", "m", value) + _cmd("DEL", "m"))
+            got = b""
+            while got.count(b"\r\n") < 2:
+                got += cl.recv(64)
+        data = b""
+        while data.count(b"\r\n") < 2:  # the SET and the DEL
+            data += mon.recv(1 << 20)
+        lines.append(data.split(b"\r\n", 1)[0].split(b"] ", 1)[1])  # the SET's line
+        mon.close()
+    assert lines[0] == lines[1]
+
+
+# -- hostile clients, on a real twistd ---------------------------------------------------
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _call(port: int, *argv: str | bytes) -> Any:
+    r = redis.Redis(port=port, socket_timeout=30)
+    try:
+        return r.execute_command(*argv)
+    finally:
+        r.close()
+
+
+def _echo(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"ping\n")
+        assert s.recv(5) == b"ping\n"
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    config = {
+        "services": {
+            "kv": {"type": "kv", "port": 0},
+            "echo": {"type": "echo", "port": 0},
+        }
+    }
+    base = tmp_path_factory.mktemp("bigstr")
+    with suite_running(config, subprocess=True, base_dir=base, timeout=60) as s:
+        yield s
+
+
+def test_a_huge_bulk_sent_slowly_then_dropped_holds_only_what_arrived(suite: Any) -> None:
+    kv, echo, pid = suite.port("kv"), suite.port("echo"), suite.pid
+    before = _rss(pid)
+    after = []
+    for _ in range(4):
+        s = socket.create_connection(("127.0.0.1", kv))
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$4\r\nhuge\r\n$536870912\r\n")  # 512 MB declared
+        for _ in range(16):
+            s.sendall(b"z" * MIB)
+            _echo(echo)  # the others are served all along
+            assert _call(kv, "PING") is True
+        assert _rss(pid) - before < 64 * MIB  # what arrived (16 MiB), not what was declared
+        s.close()  # mid-bulk
+        assert _call(kv, "EXISTS", "huge") == 0
+        after.append(_rss(pid))
+    # what each one sent was let go: the attacks do not add up (the allocator may keep
+    # the first one's 16 MiB for the next)
+    assert after[-1] - after[1] < 8 * MIB
+    assert max(after) - before < 32 * MIB
+
+
+def test_a_client_that_never_reads_huge_replies_costs_no_copy(suite: Any) -> None:
+    """
+    Pipelined GETs of a 128 MiB value, not read for a while: no copy of it is made,
+    nobody else waits, and the client, reading at last, gets every reply whole (it
+    was reset before: the replies after the first counted against the output limit).
+    """
+    kv, echo, pid = suite.port("kv"), suite.port("echo"), suite.pid
+    big = random.Random(2).randbytes(4 * SIZE)
+    assert _call(kv, "SET", "big", big) is True
+    before = _rss(pid)
+    hog = socket.socket()
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    hog.connect(("127.0.0.1", kv))
+    hog.sendall(_cmd("GET", "big") * 2 + _cmd("GETRANGE", "big", "1", "-2") + _cmd("STRLEN", "big"))
+    time.sleep(0.5)
+    _echo(echo)
+    assert _call(kv, "APPEND", "other", "x") == 1
+    assert _rss(pid) - before < 16 * MIB  # no copy of 128 MiB per reply
+    hog.settimeout(30)
+    reader = hiredis.Reader()
+    got: list[Any] = []
+    while len(got) < 4:
+        data = hog.recv(4 * MIB)
+        assert data
+        reader.feed(data)
+        while (r := reader.gets()) is not False:
+            got.append(r)
+    hog.close()
+    assert got == [big, big, big[1:-1], len(big)]
+    assert _call(kv, "DEL", "big", "other") == 2
