@@ -311,7 +311,7 @@ def _bitfield(c: Any, argv: list[bytes], readonly: bool) -> Any:
         raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
     v = _string(c, argv[1])
     if not writes:
-        buf: bytes | bytearray = v or b""
+        buf = v or b""
         return [_get_bits(buf, off, bits, signed) for _, signed, bits, off, _, _ in ops]
     wbuf = _Patched(v or b"")  # (no copy of a big string: the bytes changed, aside)
     out: list[Any] = []
