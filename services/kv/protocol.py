@@ -27,6 +27,7 @@ from portsuite_services.kv.resp import (
     BULK_HEADS,
     NULL_ARRAY,
     OK,
+    Chain,
     Preencoded,
     ProtocolError,
     Push,
@@ -127,7 +128,7 @@ class KVProtocol(Protocol):
         self._out: list[bytes] | None = None
         self.paused = False
         self.pending: tuple[list[list[bytes]], str | None] | None = None  # waiting to run
-        self.queue: list[bytes] = []  # output waiting for the transport to drain
+        self.queue: list[bytes | Chain] = []  # output waiting for the transport to drain
         self.qoff = 0  # how much of queue[0] was already written
         self.queued = 0
         self.created = self.last = server.clock()
@@ -477,8 +478,6 @@ class KVProtocol(Protocol):
                 self.transport.write(item)
                 continue
             piece = item[self.qoff : self.qoff + SLICE]
-            if type(piece) is memoryview:  # (a GETRANGE's view: the transport wants bytes)
-                piece = piece.tobytes()
             self.qoff += len(piece)
             self.queued -= len(piece)
             if self.qoff >= len(item):
@@ -486,7 +485,7 @@ class KVProtocol(Protocol):
                 self.qoff = 0
             self.transport.write(piece)
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | Chain) -> None:
         if not self.paused and not self.queue and len(data) <= SLICE:
             self.transport.write(data)
             return
@@ -749,9 +748,8 @@ class KVProtocol(Protocol):
         if not self.server.write_aof():
             self.drop()
             return False
-        if size > BIG_REPLY:  # no copy of big values: one write each
-            for part in out:
-                self.send(part)
+        if size > BIG_REPLY:  # no copy of big values: one reply, sent a slice at a time
+            self.send(Chain(out))
         elif out:
             self.send(out[0] if len(out) == 1 else b"".join(out))
         return True

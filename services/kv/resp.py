@@ -13,8 +13,9 @@ L{encode2} and L{encode3} turn a command's reply value into RESP2 or RESP3 bytes
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from io import BytesIO
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any
 
 try:
@@ -528,6 +529,52 @@ class Preencoded:
     def __init__(self, r2: bytes, r3: bytes):
         self.r2 = r2
         self.r3 = r3
+
+
+class Chain:
+    """
+    Replies holding big strings, as one reply that is not joined: its parts stay
+    where they are (a 512 MB value, a view of one) and a slice of it is copied out
+    only when sent (C{item[a:b]}, a few hundred KiB). Queued for a client, it counts as
+    one reply against C{client_output_buffer_limit}, as the same bytes joined would.
+    """
+
+    __slots__ = ("parts", "ends")
+
+    parts: list[Any]
+    ends: list[int]
+
+    def __init__(self, parts: list[Any]):
+        flat: list[Any] = []
+        for p in parts:
+            if type(p) is Chain:
+                flat += p.parts
+            else:
+                flat.append(p)
+        self.parts = flat
+        self.ends = list(accumulate(map(len, flat)))
+
+    def __len__(self) -> int:
+        return self.ends[-1] if self.ends else 0
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(len(self))
+        parts, ends = self.parts, self.ends
+        i = bisect_right(ends, start)
+        out = []
+        while start < stop:
+            first = ends[i] - len(parts[i])
+            out.append(memoryview(parts[i])[start - first : min(stop, ends[i]) - first])
+            start = min(stop, ends[i])
+            i += 1
+        return b"".join(out)
+
+
+def joined(parts: list[Any]) -> Any:
+    """C{b"".join(parts)}, or a L{Chain} of them when that would copy a big string."""
+    if sum(map(len, parts)) < BIG_ARG:
+        return b"".join(parts)
+    return Chain(parts)
 
 
 class _NullArray:

@@ -268,6 +268,22 @@ def test_other_clients_wait_for_a_sliced_string_command(kv: _Kv) -> None:
     assert t.replies == [SIZE + 1]
 
 
+def test_replies_holding_big_strings_are_not_joined(kv: _Kv) -> None:
+    """
+    MGET of two big values, or big ones inside EXEC's reply: sent from the values (a
+    join copied 64 MB in one go), and one reply to the output limit (the parts of an
+    MGET counted as replies piling up behind the first: the client was disconnected).
+    """
+    v = random.Random(9).randbytes(SIZE)
+    _fill(kv, "v", v)
+    assert kv.call("MGET", "v", "nothing", "v") == [v, None, v]
+    assert kv.peak < BOUND
+    kv.proto.dataReceived(_cmd("MULTI") + _cmd("GET", "v") + _cmd("APPEND", "v", "!"))
+    assert kv.t.replies[-3:] == [b"OK", b"QUEUED", b"QUEUED"]
+    assert kv.call("EXEC") == [v, SIZE + 1]
+    assert kv.peak < BOUND
+
+
 def _subsequence(s: bytes, of: bytes) -> bool:
     it = iter(of)
     return all(ch in it for ch in s)
