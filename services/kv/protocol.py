@@ -35,6 +35,7 @@ from portsuite_services.kv.resp import (
     encode2,
     encode3,
     encode_bulks,
+    joined,
     split_alike,
 )
 
@@ -749,7 +750,7 @@ class KVProtocol(Protocol):
             self.drop()
             return False
         if size > BIG_REPLY:  # no copy of big values: one reply, sent a slice at a time
-            self.send(Chain(out))
+            self.send(joined(out))
         elif out:
             self.send(out[0] if len(out) == 1 else b"".join(out))
         return True

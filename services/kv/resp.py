@@ -571,10 +571,27 @@ class Chain:
 
 
 def joined(parts: list[Any]) -> Any:
-    """C{b"".join(parts)}, or a L{Chain} of them when that would copy a big string."""
+    """
+    C{b"".join(parts)}; or, when that would copy a big string (a Chain, a view), a
+    L{Chain} of the big ones as they are and the runs of small ones between them joined.
+    """
     if sum(map(len, parts)) < BIG_ARG:
         return b"".join(parts)
-    return Chain(parts)
+    out: list[Any] = []
+    run: list[Any] = []
+    for p in parts:
+        if len(p) < BIG_ARG and type(p) is not Chain:
+            run.append(p)
+            continue
+        if run:
+            out.append(b"".join(run))
+            run = []
+        out.append(p)
+    if not out:  # (many small replies: one string, as before)
+        return b"".join(run)
+    if run:
+        out.append(b"".join(run))
+    return Chain(out)
 
 
 class _NullArray:
