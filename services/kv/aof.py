@@ -23,7 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from portsuite_services.kv.resp import BIG_ARG, command_bytes, command_parts, string2ll
+from portsuite_services.kv.resp import BIG_ARG, command_bytes, command_parts, runs, string2ll
 
 FSYNC_CHOICES = ("always", "everysec", "no")
 TEMP_INFIX = ".rewrite-"  # kv.aof.rewrite-PID.tmp: a compaction in progress
@@ -147,7 +147,7 @@ class AOF:
             return
         buf = self.buf
         size = sum(map(len, buf))
-        parts = [b"".join(buf)] if size < BIG_ARG else _joined_small(buf)
+        parts = [b"".join(buf)] if size < BIG_ARG else runs(buf)  # (no copy of a big value)
         buf.clear()
         view = memoryview(b"")
         done = 0  # parts written whole
@@ -234,23 +234,6 @@ class AOF:
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
-
-
-def _joined_small(buf: list[bytes]) -> list[bytes]:
-    """C{buf} with its runs of small records joined, its big values as they are (no copy)."""
-    out: list[bytes] = []
-    run: list[bytes] = []
-    for part in buf:
-        if len(part) < BIG_ARG:
-            run.append(part)
-            continue
-        if run:
-            out.append(b"".join(run))
-            run = []
-        out.append(part)
-    if run:
-        out.append(b"".join(run))
-    return out
 
 
 def _write_all(fd: int, data: bytes) -> int:

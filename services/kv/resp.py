@@ -570,13 +570,8 @@ class Chain:
         return b"".join(out)
 
 
-def joined(parts: list[Any]) -> Any:
-    """
-    C{b"".join(parts)}; or, when that would copy a big string (a Chain, a view), a
-    L{Chain} of the big ones as they are and the runs of small ones between them joined.
-    """
-    if sum(map(len, parts)) < BIG_ARG:
-        return b"".join(parts)
+def runs(parts: list[Any]) -> list[Any]:
+    """C{parts} with each run of small ones joined, the big ones (strings, views, Chains) apart."""
     out: list[Any] = []
     run: list[Any] = []
     for p in parts:
@@ -587,10 +582,21 @@ def joined(parts: list[Any]) -> Any:
             out.append(b"".join(run))
             run = []
         out.append(p)
-    if not out:  # (many small replies: one string, as before)
-        return b"".join(run)
     if run:
         out.append(b"".join(run))
+    return out
+
+
+def joined(parts: list[Any]) -> Any:
+    """
+    C{b"".join(parts)}; or, when that would copy a big string, a L{Chain} of the big
+    ones as they are and the runs of small ones between them joined (L{runs}).
+    """
+    if sum(map(len, parts)) < BIG_ARG:
+        return b"".join(parts)
+    out = runs(parts)
+    if len(out) == 1 and type(out[0]) is bytes:
+        return out[0]
     return Chain(out)
 
 
