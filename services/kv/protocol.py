@@ -637,7 +637,7 @@ class KVProtocol(Protocol):
             cmds = ()  # type: ignore[assignment]
             if self.big_out:  # a big string: the rest waits for the client to read it
                 self.big_out = False
-                if not self.blocked and not self.closed and not self.close_after_reply:
+                if not (self.blocked or self.closed or self.close_after_reply or self.waiting):
                     server.total_commands += done
                     every = cmds = every[done:]
                     done = 0
