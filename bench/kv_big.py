@@ -20,7 +20,6 @@ in the same run ("before ms"). C{ONLY="SUNION in MULTI,200k SET in MULTI"}: a su
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import socket
@@ -31,7 +30,7 @@ from typing import Any
 
 import hiredis
 from benchlib import before_bin, pin
-from kv import _cmd, _pinger, start, start_kv_and_echo, stop
+from kv import _cmd, start, start_kv_and_echo, start_pinger, stop
 
 N = int(os.environ.get("N", "1000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the command names
@@ -203,16 +202,7 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
     """{command: (seconds, worst echo round trip in ms or -1)}."""
     load(port)
     out = {}
-    pinger = None
-    if echo is not None:
-        ctx = multiprocessing.get_context("fork")
-        stop_flag = ctx.Event()
-        parent_end, child_end = ctx.Pipe()
-        pinger = ctx.Process(
-            target=_pinger, args=(echo, stop_flag, ctx.Value("i", 0), child_end), daemon=True
-        )
-        pinger.start()
-        time.sleep(0.5)
+    pinger = start_pinger(echo) if echo is not None else None
     c = Client(port)
     spans = []
     last = b""
@@ -241,9 +231,7 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
     time.sleep(0.3)
     c.sock.close()
     if pinger is not None:
-        stop_flag.set()
-        samples = parent_end.recv()
-        pinger.join(10)
+        samples = pinger()
         # the pinger's clock started about 0.5 s before t0
         base = samples[0][0]
         for name, a, b in spans:

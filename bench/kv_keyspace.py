@@ -21,7 +21,6 @@ same run ("before"). C{ONLY="SETEX"}: a subset of the loads.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import socket
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import before_bin, pin
-from kv import TWISTD, _cmd, _pinger, _rss, start_kv_and_echo, stop
+from kv import TWISTD, _cmd, _rss, start_kv_and_echo, start_pinger, stop
 
 N = int(os.environ.get("N", "3000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the load names
@@ -75,14 +74,7 @@ def _replies(sock: socket.socket, n: int) -> None:
 
 def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, int, float]]:
     """{load: (seconds, worst echo rtt ms, p99 ms, round trips over 50 ms, RSS bytes per key)}."""
-    ctx = multiprocessing.get_context("fork")
-    stop_flag = ctx.Event()
-    parent_end, child_end = ctx.Pipe()
-    pinger = ctx.Process(
-        target=_pinger, args=(echo, stop_flag, ctx.Value("i", 0), child_end), daemon=True
-    )
-    pinger.start()
-    time.sleep(0.5)
+    pinger = start_pinger(echo)
     sock = socket.create_connection(("127.0.0.1", port), timeout=300)
     spans = []
     t0 = time.monotonic()
@@ -114,9 +106,7 @@ def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, 
             _replies(sock, 1)
             time.sleep(1.5)
     sock.close()
-    stop_flag.set()
-    samples = parent_end.recv()
-    pinger.join(10)
+    samples = pinger()
     base = samples[0][0]  # (the pinger's clock started about 0.5 s before t0)
     out = {}
     for name, a, b, per_key in spans:
