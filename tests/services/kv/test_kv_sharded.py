@@ -332,3 +332,14 @@ def test_a_big_keyspace_answers_as_redis_server(kv_port: int, redis_port: int) -
     info_redis, info_kv = replies[0].pop(), replies[1].pop()
     assert replies[0] == replies[1]
     assert info_redis["keys"] == info_kv["keys"] and info_redis["expires"] == info_kv["expires"]
+
+
+def test_randomkey_among_keys_nearly_all_expired_answers_a_live_one() -> None:
+    """Draws that hit only expired keys 100 times: the live keys, told apart at once."""
+    clock, server = _server()
+    c, t = _client(server)
+    c.dataReceived(b"".join(_cmd("SET", b"x%d" % i, "v", "PX", "1") for i in range(5000)))
+    assert _call(c, t, "SET", "live", "1") == b"OK"
+    clock.advance(0.002)  # (before the cron's next tick: the expired keys are all there)
+    assert _call(c, t, "RANDOMKEY") == b"live"
+    assert _call(c, t, "DBSIZE") < 5000  # (the expired keys it drew are gone)
