@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,30 @@ def _pinger(port: int, stop_flag: Any, mark: Any, out: Any) -> None:
         time.sleep(0.005)
     s.close()
     out.send(samples)
+
+
+def start_pinger(echo: int) -> Callable[[], list[tuple[float, float]]]:
+    """L{_pinger} in a process of its own (the load's threads must not hold its GIL),
+    started half a second before this returns: call the result to stop it and get its
+    samples, [(seconds since it started, round trip)]."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    stop_flag = ctx.Event()
+    parent_end, child_end = ctx.Pipe()
+    pinger = ctx.Process(
+        target=_pinger, args=(echo, stop_flag, ctx.Value("i", 0), child_end), daemon=True
+    )
+    pinger.start()
+    time.sleep(0.5)
+
+    def done() -> list[tuple[float, float]]:
+        stop_flag.set()
+        samples: list[tuple[float, float]] = parent_end.recv()
+        pinger.join(10)
+        return samples
+
+    return done
 
 
 def start_kv_and_echo(

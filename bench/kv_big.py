@@ -29,7 +29,6 @@ trip and the server's RSS growth. The server holds at most about two values at o
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import socket
@@ -41,7 +40,7 @@ from typing import Any
 
 import hiredis
 from benchlib import before_bin, pin
-from kv import TWISTD, _cmd, _pinger, start, start_kv_and_echo, stop
+from kv import TWISTD, _cmd, start, start_kv_and_echo, start_pinger, stop
 
 N = int(os.environ.get("N", "1000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the command names
@@ -209,32 +208,11 @@ def _argv(argv: list[bytes]) -> list[bytes]:
     return out
 
 
-class Pinger:
-    """The echo round trips of L{_pinger}, in a process of its own, from now until L{samples}."""
-
-    def __init__(self, echo: int):
-        ctx = multiprocessing.get_context("fork")
-        self.stop_flag = ctx.Event()
-        self.parent_end, child_end = ctx.Pipe()
-        self.proc = ctx.Process(
-            target=_pinger, args=(echo, self.stop_flag, ctx.Value("i", 0), child_end), daemon=True
-        )
-        self.proc.start()
-        time.sleep(0.5)
-
-    def samples(self) -> list[tuple[float, float]]:
-        """[(when, round trip)]: the pinger's clock starts about 0.5 s before its first step."""
-        self.stop_flag.set()
-        samples: list[tuple[float, float]] = self.parent_end.recv()
-        self.proc.join(10)
-        return samples
-
-
 def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
     """{command: (seconds, worst echo round trip in ms or -1)}."""
     load(port)
     out = {}
-    pinger = None if echo is None else Pinger(echo)
+    pinger = start_pinger(echo) if echo is not None else None
     c = Client(port)
     spans = []
     last = b""
@@ -263,7 +241,7 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
     time.sleep(0.3)
     c.sock.close()
     if pinger is not None:
-        samples = pinger.samples()
+        samples = pinger()
         # the pinger's clock started about 0.5 s before t0
         base = samples[0][0]
         for name, a, b in spans:
@@ -390,7 +368,7 @@ def run_strings(
     import threading
 
     out = {}
-    pinger = None if echo is None else Pinger(echo)
+    pinger = start_pinger(echo) if echo is not None else None
     c = Client(port)
     spans = []
     t0 = time.monotonic()
@@ -428,7 +406,7 @@ def run_strings(
     time.sleep(0.3)
     c.sock.close()
     if pinger is not None:
-        samples = pinger.samples()
+        samples = pinger()
         base = samples[0][0]
         for name, a, b in spans:
             during = [r for w, r in samples if a - 0.01 <= w - base - 0.5 <= b + 0.05]

@@ -3,7 +3,8 @@
 kv's request path in instructions (callgrind), beside the bare RESP floor of
 bench/resp_floor.py: what one SET / GET costs in KVProtocol.dataReceived (parse,
 dispatch, reply) on a fake transport, alone and in a pipeline of 16, without the
-reactor and the sockets. Instruction counts do not move with the load of a shared
+reactor and the sockets; then the same in a database of 100,000 keys ("big": a
+sharded keyspace, see services/kv/sharded.py). Instruction counts do not move with the load of a shared
 machine, so small changes show; they are not time (C string scans, syscalls).
 
     .venv/bin/python bench/kv_callgrind.py          # N=2000 to change
@@ -24,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 N = int(os.environ.get("N", "2000"))
+BIG = 100_000  # keys of the "big" cases' database
+CASES = ("SET", "GET", "SET x16", "GET x16", "SET big", "GET big", "SET x16 big", "GET x16 big")
 HERE = Path(__file__).resolve().parent
 
 
@@ -61,17 +64,29 @@ def inner() -> None:
     clock.seconds = time.time  # type: ignore[method-assign]
     kv = KVServer(Settings(), clock).buildProtocol(None)
     kv.makeConnection(Transport())
+    # a database of BIG keys (sharded past 65,536 since services/kv/sharded.py; its
+    # old dict moved into the shards, as the cron does)
+    big = KVServer(Settings(), clock)
+    for i in range(BIG):
+        big.store.set(b"key:%d" % i, b"xxx")
+    getattr(big.store, "rehash", lambda n: 0)(BIG)
+    kv_big = big.buildProtocol(None)
+    kv_big.makeConnection(Transport())
     floor = Floor({})
     set_ = _cmd(b"SET", b"key:__rand_int__", b"xxx")
     get = _cmd(b"GET", b"key:__rand_int__")
     done = []
-    for name, data, per in (
-        ("SET", set_, 1),
-        ("GET", get, 1),
-        ("SET x16", set_ * 16, 16),
-        ("GET x16", get * 16, 16),
+    for name, data, per, proto in (
+        ("SET", set_, 1, kv),
+        ("GET", get, 1, kv),
+        ("SET x16", set_ * 16, 16, kv),
+        ("GET x16", get * 16, 16, kv),
+        ("SET big", set_, 1, kv_big),
+        ("GET big", get, 1, kv_big),
+        ("SET x16 big", set_ * 16, 16, kv_big),
+        ("GET x16 big", get * 16, 16, kv_big),
     ):
-        for who, run in (("kv", kv.dataReceived), ("floor", floor.replies)):
+        for who, run in (("kv", proto.dataReceived), ("floor", floor.replies)):
             n = N // per
             for _ in range(100):
                 run(data)
@@ -134,11 +149,11 @@ def main() -> None:
     before_dir = os.environ.get("PORTSUITE_BEFORE_BIN")
     before = measure(str(Path(before_dir) / "python")) if before_dir else None
     print(f"instructions per command, KVProtocol.dataReceived on a fake transport, N={N}")
-    head = f"{'case':8} {'kv':>8}" + (f" {'before':>8} {'now/before':>10}" if before else "")
+    head = f"{'case':12} {'kv':>8}" + (f" {'before':>8} {'now/before':>10}" if before else "")
     print(head + f" {'floor':>8} {'kv/floor':>8}")
-    for case in ("SET", "GET", "SET x16", "GET x16"):
+    for case in CASES:
         kv, floor = now[("kv", case)], now[("floor", case)]
-        row = f"{case:8} {kv:8.0f}"
+        row = f"{case:12} {kv:8.0f}"
         if before:
             row += f" {before[('kv', case)]:8.0f} {kv / before[('kv', case)]:10.2f}"
         print(row + f" {floor:8.0f} {kv / floor:8.2f}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from portsuite_services.kv.sharded import ShardedDict
 from portsuite_services.kv.stream import Stream
 from portsuite_services.kv.zset import ZSet
 
@@ -32,6 +33,8 @@ def effort(value: Any) -> int:
         return len(value)
     if t is Stream:
         return len(value.entries)
+    if t is ShardedDict:  # (FLUSHALL of a big keyspace)
+        return len(value)
     return 0
 
 
@@ -90,6 +93,9 @@ class LazyFree:
             for _ in range(n):
                 popitem()
                 pop()
+        elif t is ShardedDict:  # its dicts, each freed in turn
+            self.queue.extend(v.take_parts())
+            return 1
         elif t is Stream:  # its entries (the ids, nodes and groups go with the last piece)
             n = min(n, len(v.entries))
             del v.ids[-n:]

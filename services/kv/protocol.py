@@ -38,6 +38,7 @@ from portsuite_services.kv.resp import (
     joined,
     split_alike,
 )
+from portsuite_services.kv.sharded import SHARD_AT
 
 log = Logger(namespace="portsuite.kv")
 
@@ -1035,7 +1036,10 @@ def _lean_set(c: KVProtocol, argv: list[bytes], out: list[bytes]) -> bool:
             b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
             % (len(name), name, len(key), key, len(value), value)
         )
-    store.data[argv[1]] = argv[2]
+    table = store.data
+    table[argv[1]] = argv[2]
+    if len(table) > SHARD_AT and type(table) is dict:
+        store.grow()  # (past SHARD_AT keys: sharded, see sharded.py)
     if store.expires:
         store.expires.pop(argv[1], None)
     store.dirty += 1
@@ -1111,7 +1115,10 @@ def _batch_set(c: KVProtocol, parts: list[bytes], data: bytes) -> bytes | None:
                 return None  # (Store.set frees a container lazily, forgets "raw")
         if aof is not None:
             aof.buf.append(data)  # (canonical requests: their own records)
-        store.data[key] = parts[6]
+        table = store.data
+        table[key] = parts[6]
+        if len(table) > SHARD_AT and type(table) is dict:
+            store.grow()
         if store.expires:
             store.expires.pop(key, None)
         store.dirty += 1
@@ -1123,7 +1130,10 @@ def _batch_set(c: KVProtocol, parts: list[bytes], data: bytes) -> bytes | None:
         return None
     if aof is not None:
         aof.buf.append(data)
-    store.data.update(zip(keys, parts[6::7], strict=True))
+    table = store.data
+    table.update(zip(keys, parts[6::7], strict=True))  # (a read: 2,400 keys at most)
+    if len(table) > SHARD_AT and type(table) is dict:
+        store.grow()
     expires = store.expires
     if expires:
         for key in keys:

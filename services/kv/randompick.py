@@ -19,6 +19,7 @@ from itertools import islice
 from typing import Any
 
 from portsuite_services.kv import bigwork
+from portsuite_services.kv.sharded import ShardedDict
 
 DENSE = 8  # wanting more than 1/DENSE of the elements: copy them
 
@@ -39,6 +40,8 @@ def _at(coll: Collection[Any], positions: list[int]) -> list[Any]:
 
 def one(coll: Collection[Any]) -> Any:
     """An element at random (C{coll} not empty)."""
+    if type(coll) is ShardedDict:  # (a big keyspace: to its shard, then within it)
+        return coll.at(random.randrange(len(coll)))
     return next(islice(iter(coll), random.randrange(len(coll)), None))
 
 

@@ -26,6 +26,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any
 
+from portsuite_services.kv.sharded import ShardedDict
+
 POSITION_BITS = 32
 MAX_REFS = 8_000_000  # elements held by all snapshots together (8 bytes each)
 MAX_ID = 1 << 30  # cursor = id << 32 | position stays a positive 63-bit integer
@@ -68,8 +70,10 @@ class Snapshots:
 
     def get(self, sid: int, coll: Any) -> list[Any] | None:
         entry = self.entries.get(sid)
-        if entry is None or entry[0] is not coll:
+        if entry is None:
             return None
+        if entry[0] is not coll and not (type(coll) is ShardedDict and entry[0] is coll.grown_from):
+            return None  # (a keyspace sharded since the scan began still has its snapshot)
         self.mine[entry[2]].move_to_end(sid)
         return entry[1]
 

@@ -26,6 +26,7 @@ from portsuite_services.kv.commands import COMMANDS
 from portsuite_services.kv.lazyfree import LazyFree
 from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol
 from portsuite_services.kv.scan import Snapshots
+from portsuite_services.kv.sharded import MOVE
 from portsuite_services.kv.store import Store
 
 log = Logger(namespace="portsuite.kv")
@@ -528,11 +529,14 @@ class KVServer(ServerFactory):
             log.error("kv: fsync of the data file failed: {error}", error=e)
 
     def _cron(self) -> None:
-        """Every 100 ms: active expiry, idle clients, AOF growth."""
+        """Every 100 ms: active expiry, keyspaces being sharded, idle clients, AOF growth."""
         expired = 0
+        budget = MOVE  # (keys moved into a sharded keyspace's shards, all dbs together)
         for db in self.dbs if self.busy is None else ():  # (no key changes under a sliced command)
             if db._heap:
                 expired += db.expire_cycle()
+            if budget > 0:
+                budget -= db.rehash(budget)
         if expired and self.aof is not None and self.aof.ok:
             try:
                 self.aof.flush()

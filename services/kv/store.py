@@ -7,15 +7,19 @@ Expiry is lazy (a key past its time is deleted when it is looked up) and active
 has come, due-first from a heap, a bounded number per call). Each deletion by
 expiry is reported to C{on_expired} so the append-only file records a DEL, as
 Redis does.
+
+A database past C{SHARD_AT} keys (or keys with a TTL) holds them in a L{ShardedDict}
+(sharded.py), so that it never grows by copying one big table at once.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict
 from portsuite_services.kv.stream import Stream
 
 TYPE_NAMES: dict[type, str] = {bytes: "string", dict: "hash", deque: "list", set: "set"}
@@ -34,8 +38,10 @@ class Store:
         self.id = id
         self.watched: dict[bytes, set[Any]] = {}  # WATCHed keys and the clients watching
         self.blocking: dict[bytes, dict[Any, None]] = {}  # key -> clients, in arrival order
-        self.data: dict[bytes, Any] = {}
-        self.expires: dict[bytes, int] = {}
+        # plain dicts, sharded past SHARD_AT keys (grow); protocol.py's lean path writes
+        # data too, and checks its size as set does
+        self.data: MutableMapping[bytes, Any] = {}
+        self.expires: MutableMapping[bytes, int] = {}
         self._heap: list[tuple[int, bytes]] = []
         self.dirty = 0  # changes since start (INFO: rdb_changes_since_last_save)
         self.expired_keys = 0
@@ -88,7 +94,10 @@ class Store:
         if self.boxed or self.raw:  # a key may hold a container or a raw string: look first
             self._set_over(key, value)
         else:  # (every key holds a plain string: nothing to free or forget, no lookup)
-            self.data[key] = value
+            data = self.data
+            data[key] = value
+            if len(data) > SHARD_AT and type(data) is dict:
+                self.grow()
             if type(value) is not bytes:
                 self.boxed = 1
         if not keepttl and self.expires:
@@ -100,6 +109,8 @@ class Store:
         data = self.data
         old = data.get(key)
         data[key] = value
+        if len(data) > SHARD_AT and type(data) is dict:
+            self.grow()
         if type(value) is not bytes:
             if old is None or type(old) is bytes:
                 self.boxed += 1
@@ -140,8 +151,24 @@ class Store:
             self.free(value)
         return True
 
+    def grow(self) -> None:
+        """The keyspace passed SHARD_AT keys: sharded from now on (its keys move in steps)."""
+        if type(self.data) is dict:
+            self.data = ShardedDict(self.data)
+
+    def rehash(self, budget: int) -> int:
+        """Move up to C{budget} keys of a keyspace being sharded (the cron's); how many moved."""
+        moved = 0
+        for d in (self.data, self.expires):
+            if isinstance(d, ShardedDict) and d.old:
+                moved += d.move(budget - moved)
+        return moved
+
     def set_expire(self, key: bytes, when_ms: int) -> None:
-        self.expires[key] = when_ms
+        expires = self.expires
+        expires[key] = when_ms
+        if len(expires) > SHARD_AT and type(expires) is dict:
+            self.expires = ShardedDict(expires)
         heapq.heappush(self._heap, (when_ms, key))
         if len(self._heap) > 2 * len(self.expires) + 1024:
             self._heap = [(w, k) for k, w in self.expires.items()]
@@ -172,14 +199,20 @@ class Store:
             for value in self.data.values():
                 if type(value) is not bytes:
                     self.free(value)
-        self.data.clear()
+        if type(self.data) is dict:
+            self.data.clear()
+        else:  # (a keyspace once big, now small: plain again)
+            self.data = {}
         self.boxed = 0
         self.raw.clear()
-        self.expires.clear()
+        if type(self.expires) is dict:
+            self.expires.clear()
+        else:
+            self.expires = {}
         self._heap.clear()
         self.dirty += 1
 
-    def take_all(self) -> tuple[dict[bytes, Any], dict[bytes, int]]:
+    def take_all(self) -> tuple[MutableMapping[bytes, Any], MutableMapping[bytes, int]]:
         """FLUSHALL of a big database: empty now; the caller frees the old keys (lazyfree.py)."""
         data, expires = self.data, self.expires
         self.data, self.expires = {}, {}

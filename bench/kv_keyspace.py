@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""
+A keyspace of millions of keys against the rest of the suite: the worst round trip of
+an echo service of the same suite while one kv client loads N small keys (issue 10's
+target: no kv input delays another service by more than 50 ms). A Python dict grows
+by copying its whole table at once (at 0.7, 1.4, 2.8 million keys…); kv's keyspace is
+sharded past 65,536 keys (services/kv/sharded.py) so that no write does.
+
+A suite of kv + echo runs in twistd (pinned to cpu 0); a process of its own sends one
+echo round trip every 5 ms all along; the client (cpu 1) loads N keys three ways, each
+followed by a FLUSHALL: SET pipelined 10,000 at a time, MSET of 100 pairs (100 of them
+a batch), SETEX (every key with a TTL: the expiry times grow as the keys do). Prints
+per load its time, the worst echo round trip, its 99th percentile, how many were over
+50 ms, and the server's RSS growth per key.
+
+    flock /tmp/bench.lock .venv/bin/python bench/kv_keyspace.py     # N=3000000 to change
+
+With C{PORTSUITE_BEFORE_BIN} (see bench/README.md), that build's figures too, in the
+same run ("before"). C{ONLY="SETEX"}: a subset of the loads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchlib import before_bin, pin
+from kv import TWISTD, _cmd, _rss, start_kv_and_echo, start_pinger, stop
+
+N = int(os.environ.get("N", "3000000"))
+ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the load names
+BATCH = 10_000  # keys sent at once, their replies read before the next batch
+
+
+def _set(lo: int, hi: int) -> tuple[bytes, int]:
+    return b"".join(_cmd(b"SET", b"key:%d" % j, b"v%07d" % j) for j in range(lo, hi)), hi - lo
+
+
+def _mset(lo: int, hi: int) -> tuple[bytes, int]:
+    cmds = [
+        _cmd(b"MSET", *(x for j in range(i, min(hi, i + 100)) for x in (b"key:%d" % j, b"v")))
+        for i in range(lo, hi, 100)
+    ]
+    return b"".join(cmds), len(cmds)
+
+
+def _setex(lo: int, hi: int) -> tuple[bytes, int]:
+    return b"".join(_cmd(b"SETEX", b"key:%d" % j, b"3600", b"v") for j in range(lo, hi)), hi - lo
+
+
+LOADS: list[tuple[str, Callable[[int, int], tuple[bytes, int]]]] = [
+    ("SET pipelined", _set),
+    ("MSET x100", _mset),
+    ("SETEX", _setex),
+]
+
+
+def _replies(sock: socket.socket, n: int) -> None:
+    """Read n simple replies (+OK, or :n of FLUSHALL… all end a line)."""
+    got = 0
+    while got < n:
+        data = sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("closed")
+        got += data.count(b"\r\n")
+
+
+def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, int, float]]:
+    """{load: (seconds, worst echo rtt ms, p99 ms, round trips over 50 ms, RSS bytes per key)}."""
+    pinger = start_pinger(echo)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=300)
+    spans = []
+    t0 = time.monotonic()
+    for name, make in LOADS + [("FLUSHALL", _set)]:
+        if ONLY and name not in ONLY.split(","):
+            continue
+        if name == "FLUSHALL":  # (of a keyspace of N, loaded by SET first, untimed)
+            for lo in range(0, N, BATCH):
+                data, n = _set(lo, min(N, lo + BATCH))
+                sock.sendall(data)
+                _replies(sock, n)
+        time.sleep(0.3)
+        rss0 = _rss(pid)
+        a = time.monotonic()
+        if name == "FLUSHALL":
+            sock.sendall(_cmd(b"FLUSHALL"))
+            _replies(sock, 1)
+            time.sleep(1.0)  # (the old keys are freed a slice per turn meanwhile)
+        else:
+            for lo in range(0, N, BATCH):
+                data, n = make(lo, min(N, lo + BATCH))
+                sock.sendall(data)
+                _replies(sock, n)
+        b = time.monotonic()
+        per_key = (_rss(pid) - rss0) / N
+        spans.append((name, a - t0, b - t0, per_key))
+        if name != "FLUSHALL":
+            sock.sendall(_cmd(b"FLUSHALL"))
+            _replies(sock, 1)
+            time.sleep(1.5)
+    sock.close()
+    samples = pinger()
+    base = samples[0][0]  # (the pinger's clock started about 0.5 s before t0)
+    out = {}
+    for name, a, b, per_key in spans:
+        during = [r * 1000 for w, r in samples if a - 0.01 <= w - base - 0.5 <= b + 0.05]
+        p99 = statistics.quantiles(during, n=100)[98] if len(during) > 2 else 0.0
+        over = sum(1 for r in during if r > 50)
+        out[name] = (b - a, max(during, default=0), p99, over, per_key)
+    quiet = [r * 1000 for w, r in samples if w - base < 0.5]
+    out["(baseline)"] = (0.0, max(quiet, default=0), 0.0, 0, 0.0)
+    return out
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="kv-keyspace-"))
+    results: dict[str, dict[str, Any]] = {}
+    bindir = before_bin()
+    builds = [("before", str(bindir / "twistd"))] if bindir is not None else []
+    builds.append(("now", TWISTD))
+    for label, twistd in builds:
+        proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd)
+        try:
+            results[label] = run(kv, echo, proc.pid)
+        finally:
+            stop(proc)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\nN = {N:,} keys; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{'load':16} {'build':7} {'s':>6} {'worst echo rtt ms':>18} {'p99 ms':>7} "
+        f"{'> 50 ms':>8} {'RSS B/key':>10}"
+    )
+    for name in ["(baseline)", *(n for n, _ in LOADS), "FLUSHALL"]:
+        for label, _ in builds:
+            if name not in results[label]:
+                continue
+            s, worst, p99, over, per_key = results[label][name]
+            print(f"{name:16} {label:7} {s:6.1f} {worst:18.1f} {p99:7.1f} {over:8} {per_key:10.1f}")
+    print(
+        "SUMMARY worst echo rtt ms: "
+        + " ".join(
+            f"{label}:{n.replace(' ', '_')}={r[1]:.0f}"
+            for label, _ in builds
+            for n, r in results[label].items()
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
