@@ -27,7 +27,7 @@ from portsuite_services.kv.lazyfree import LazyFree
 from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol
 from portsuite_services.kv.scan import Snapshots
 from portsuite_services.kv.sharded import MOVE
-from portsuite_services.kv.store import Store
+from portsuite_services.kv.store import COMPACT, Store
 
 log = Logger(namespace="portsuite.kv")
 AOF_CONTROL = frozenset((b"multi", b"exec", b"select"))  # records that are not writes
@@ -533,8 +533,10 @@ class KVServer(ServerFactory):
         expired = 0
         budget = MOVE  # (keys moved into a sharded keyspace's shards, all dbs together)
         for db in self.dbs if self.busy is None else ():  # (no key changes under a sliced command)
-            if db._heap:
+            if db._heap or db._old:
                 expired += db.expire_cycle()
+                if db._old:
+                    db.compact(COMPACT)
             if budget > 0:
                 budget -= db.rehash(budget)
         if expired and self.aof is not None and self.aof.ok:
