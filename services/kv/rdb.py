@@ -21,7 +21,7 @@ from io import BytesIO
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv.bigwork import PIECE, Steps, fill, run_through
+from portsuite_services.kv.bigwork import BIG, PIECE, Steps, fill, run_through
 from portsuite_services.kv.resp import string2ll
 from portsuite_services.kv.stream import NACK, U64, ZERO, Consumer, Group, Stream
 from portsuite_services.kv.zset import (
@@ -135,9 +135,15 @@ def dumpable(value: Any) -> bool:
 
 def effort(value: Any) -> int:
     """About how many steps' worth of work DUMP of C{value} is (for bigwork.py)."""
-    if type(value) is bytes:
+    t = type(value)
+    if t is bytes:
         return len(value) // 32  # (copied and checksummed: 1 MiB is BIG)
-    return len(value) * (4 if type(value) is Stream else 2 if type(value) is ZSet else 1)
+    n = len(value) * (4 if t is Stream else 2 if t is ZSet else 1)
+    if n < BIG and t is not Stream:  # (a few elements, maybe huge ones: their bytes)
+        n += sum(map(len, value.dict if t is ZSet else value)) // 32
+        if t is dict:
+            n += sum(map(len, value.values())) // 32
+    return n
 
 
 def dump(
@@ -399,8 +405,10 @@ def lzf_steps(data: bytes, start: int, clen: int, ulen: int) -> Steps[bytes]:
     last LZF_BACK bytes kept for the back-references. Redis's limit on C{ulen} is
     proto-max-bulk-len's (512 MB); nothing is allocated for it before it is written.
     """
-    if ulen > MAX_STRING or ulen == 0:
+    if ulen > MAX_STRING:
         raise BadPayload
+    if ulen == 0:  # (liblzf stops at once, and Redis keeps the empty string)
+        return b""
     end = start + clen
     if _lzf is not None and ulen < STRING_PIECE and clen <= LZF_PIECE:
         try:  # (liblzf in C: one call, bounded by the sizes)
