@@ -175,15 +175,16 @@ class Client:
 
 
 def _payload(body: bytes) -> bytes:
-    """A RESTORE payload: C{body}, RDB version 10, its CRC64 (Redis's, rdb.py's)."""
-    from portsuite_services.kv import rdb
+    """A RESTORE payload: C{body}, RDB version 10, its CRC64 (Redis's, as rdb.py's)."""
+    import crcmod
 
+    crc64 = crcmod.mkCrcFun(0x1AD93D23594C935A9, initCrc=0, rev=True, xorOut=0)
     body += struct.pack("<H", 10)
-    return body + struct.pack("<Q", rdb.crc64(body))
+    return body + struct.pack("<Q", crc64(body))
 
 
 def _lzf_string(packed: bytes, ulen: int) -> bytes:
-    return b"\xc3\x80" + struct.pack(">I", len(packed)) + b"\x80" + struct.pack(">I", ulen)
+    return b"\xc3\x80" + struct.pack(">I", len(packed)) + b"\x80" + struct.pack(">I", ulen) + packed
 
 
 def _bomb(ulen: int) -> bytes:
