@@ -10,14 +10,14 @@ redis-server writes with big LZF strings restore here and back.
 from __future__ import annotations
 
 import random
-import struct
 from collections import deque
 from typing import Any
 
 import pytest
 import redis
 from kv_raw import Raw
-from test_kv_bigwork import _client, _cmd, _drive, _replies, _turn
+from test_kv_bigwork import _client, _cmd, _drive, _gone, _replies, _turn
+from test_kv_zdump import _len, _payload
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings, rdb
@@ -26,20 +26,6 @@ from portsuite_services.kv.bigwork import MAX_STEPS
 BAD = b"-ERR Bad data format\r\n"
 CRC = b"-ERR DUMP payload version or checksum are wrong\r\n"
 MAX_OUT = 88 * rdb.LZF_PIECE + 264  # the most one step of LZF may write (a token past it)
-
-
-def _payload(body: bytes) -> bytes:
-    """A RESTORE payload: C{body} (type byte and value), RDB version 10, its CRC64."""
-    body += struct.pack("<H", 10)
-    return body + struct.pack("<Q", rdb.crc64(body))
-
-
-def _len(n: int) -> bytes:
-    if n < 64:
-        return bytes([n])
-    if n < 16384:
-        return bytes([0x40 | n >> 8, n & 255])
-    return b"\x80" + n.to_bytes(4, "big")
 
 
 def _ref(dist: int, length: int) -> bytes:
@@ -302,13 +288,7 @@ def test_a_client_gone_mid_restore_lets_the_others_go_on() -> None:
     for _ in range(3):
         _turn(clock)
     assert tb.value() == b"" and server.busy is not None
-    a.connectionLost(None)
-    _drive(clock, lambda: tb.value() != b"")
-    assert tb.value() == b"+PONG\r\n" and server.busy is None
-    b.dataReceived(_cmd("EXISTS", "k"))
-    assert tb.value().endswith(b":0\r\n")  # never half stored
-    clock.advance(0)
-    assert clock.getDelayedCalls() == []
+    _gone(clock, server, a, b, tb, "k")
 
 
 def test_restore_replace_mid_way_is_atomic() -> None:
