@@ -127,6 +127,9 @@ def _str(b: bytes) -> bytes:
     return _len(len(b)) + b
 
 
+_SHORT = [bytes([n]) for n in range(64)]  # the length of a string under 64 bytes
+
+
 def dumpable(value: Any) -> bool:
     """Can L{dump} write this value?"""
     t = type(value)
@@ -194,7 +197,8 @@ def _put(out: list[bytes], items: list[bytes]) -> None:
     long (a step's worth): then each long one as it is, for L{_payload} to copy.
     """
     if sum(map(len, items)) < STEP_BYTES:
-        out.append(b"".join([_str(x) for x in items]))
+        short = _SHORT
+        out.append(b"".join([short[len(x)] + x if len(x) < 64 else _str(x) for x in items]))
         return
     for x in items:  # (8 KiB or more: not copied here)
         out += (_len(len(x)), x) if len(x) >= 1 << 13 else (_str(x),)
@@ -304,6 +308,13 @@ class _Reader:
         nothing read, for the caller to read it in L{string_steps}.
         """
         start = self.p
+        n = self.d[start]
+        if n < 64:  # (most strings: a 6-bit length; PIECE of them fit in a step)
+            end = start + 1 + n
+            if end > self.end:
+                raise BadPayload
+            self.p = end
+            return self.d[start + 1 : end]
         n, enc = self.length()
         if not enc:
             if n >= STRING_PIECE or self.spent >= STEP_BYTES:
