@@ -175,13 +175,17 @@ def _pinger(port: int, stop_flag: Any, mark: Any, out: Any) -> None:
 
 
 def start_kv_and_echo(
-    tmp: Path, prefix: list[str], twistd: str = TWISTD
+    tmp: Path, prefix: list[str], twistd: str = TWISTD, kv_options: str = ""
 ) -> tuple[subprocess.Popen[bytes], int, int]:
-    """A suite of kv + echo in twistd (C{prefix}: a pinning command, or []): (proc, kv, echo)."""
+    """
+    A suite of kv + echo in twistd (C{prefix}: a pinning command, or []): (proc, kv, echo).
+    C{kv_options}: more lines of the kv service's table (C{data = "…"}).
+    """
     kv, echo = free_port(), free_port()
     cfg = tmp / "suite.toml"
     cfg.write_text(
-        f'[services.kv]\ntype = "kv"\nport = {kv}\n[services.echo]\ntype = "echo"\nport = {echo}\n'
+        f'[services.kv]\ntype = "kv"\nport = {kv}\n{kv_options}'
+        f'[services.echo]\ntype = "echo"\nport = {echo}\n'
     )
     cmd = [twistd, "-n", "--pidfile=", "--logfile", str(tmp / "t.log"), "portsuite", "-c", str(cfg)]
     proc = subprocess.Popen(

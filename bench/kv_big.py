@@ -16,7 +16,16 @@ is printed beside it as the reference.
     flock /tmp/bench.lock .venv/bin/python bench/kv_big.py     # N=1000000 to change
 
 With C{PORTSUITE_BEFORE_BIN} (see bench/README.md), that build's worst round trips too,
-in the same run ("before ms"). C{ONLY="SUNION in MULTI,200k SET in MULTI"}: a subset."""
+in the same run ("before ms"). C{ONLY="SUNION in MULTI,200k SET in MULTI"}: a subset.
+
+    flock /tmp/bench.lock .venv/bin/python bench/kv_big.py --strings   # SIZE_MB=512 to change
+
+C{--strings}: the string commands on one huge value instead (SIZE_MB, 100 MB by default,
+up to proto-max-bulk-len's 512): SET, GET, GETRANGE, APPEND, SETRANGE, SETBIT, BITCOUNT,
+BITPOS, BITOP, BITFIELD, GETSET, COPY/RENAME/MOVE, MSET, LCS, DEL, the append-only file's
+record of a SET and its rewrite; per command the worst and 99th percentile echo round
+trip and the server's RSS growth. The server holds at most about two values at once
+(the client one more): 512 MB values need some 2 GB free."""
 
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ import os
 import shutil
 import socket
 import struct
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +42,7 @@ from typing import Any
 
 import hiredis
 from benchlib import before_bin, pin
-from kv import _cmd, _pinger, start, start_kv_and_echo, stop
+from kv import TWISTD, _cmd, _pinger, start, start_kv_and_echo, stop
 
 N = int(os.environ.get("N", "1000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the command names
@@ -261,21 +271,33 @@ def _peak_rss(pid: int | None, reset: bool = False) -> float:
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
+class Pinger:
+    """The echo round trips of L{_pinger}, in a process of its own, from now until L{samples}."""
+
+    def __init__(self, echo: int):
+        ctx = multiprocessing.get_context("fork")
+        self.stop_flag = ctx.Event()
+        self.parent_end, child_end = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=_pinger, args=(echo, self.stop_flag, ctx.Value("i", 0), child_end), daemon=True
+        )
+        self.proc.start()
+        time.sleep(0.5)
+
+    def samples(self) -> list[tuple[float, float]]:
+        """[(when, round trip)]: the pinger's clock starts about 0.5 s before its first step."""
+        self.stop_flag.set()
+        samples: list[tuple[float, float]] = self.parent_end.recv()
+        self.proc.join(10)
+        return samples
+
+
 def run(port: int, echo: int | None, pid: int | None = None) -> dict[str, tuple[float, float]]:
     """{command: (seconds, worst echo round trip in ms or -1)}; RSS peaks (MB) in RSS."""
     load(port)
     out = {}
     RSS.clear()
-    pinger = None
-    if echo is not None:
-        ctx = multiprocessing.get_context("fork")
-        stop_flag = ctx.Event()
-        parent_end, child_end = ctx.Pipe()
-        pinger = ctx.Process(
-            target=_pinger, args=(echo, stop_flag, ctx.Value("i", 0), child_end), daemon=True
-        )
-        pinger.start()
-        time.sleep(0.5)
+    pinger = None if echo is None else Pinger(echo)
     c = Client(port)
     spans = []
     last = b""
@@ -308,9 +330,7 @@ def run(port: int, echo: int | None, pid: int | None = None) -> dict[str, tuple[
     time.sleep(0.3)
     c.sock.close()
     if pinger is not None:
-        stop_flag.set()
-        samples = parent_end.recv()
-        pinger.join(10)
+        samples = pinger.samples()
         # the pinger's clock started about 0.5 s before t0
         base = samples[0][0]
         for name, a, b in spans:
@@ -324,7 +344,241 @@ def run(port: int, echo: int | None, pid: int | None = None) -> dict[str, tuple[
 RSS: dict[str, tuple[float, float]] = {}  # the last run's (RSS at its start, peak), MB
 
 
+SIZE = int(os.environ.get("SIZE_MB", "100")) << 20
+
+# each step: a name and its commands; b"$S" is a value of SIZE bytes (sent as it is
+# read, never built whole), b"$S/4" a quarter of it, b"$1M" a MiB, b"$n" a number
+# made of SIZE (the formula after it, in bytes or bits); "(aof)" steps run on a kv
+# with an append-only file
+STR_STEPS: list[tuple[str, list[list[bytes]]]] = [
+    ("SET", [[b"SET", b"s", b"$S"]]),
+    ("GET", [[b"GET", b"s"]]),
+    ("STRLEN", [[b"STRLEN", b"s"]]),
+    ("GETRANGE 0 -1", [[b"GETRANGE", b"s", b"0", b"-1"]]),
+    ("SUBSTR 1 -2", [[b"SUBSTR", b"s", b"1", b"-2"]]),
+    ("APPEND", [[b"APPEND", b"s", b"tail"]]),
+    ("SETRANGE in the middle", [[b"SETRANGE", b"s", b"$n:S/2", b"middle"]]),
+    ("BITCOUNT", [[b"BITCOUNT", b"s"]]),
+    ("BITCOUNT BIT range", [[b"BITCOUNT", b"s", b"3", b"-3", b"BIT"]]),
+    ("INCR (an error)", [[b"INCR", b"s"]]),
+    ("COPY", [[b"COPY", b"s", b"s2"]]),
+    ("RENAME", [[b"RENAME", b"s2", b"s3"]]),
+    ("MOVE", [[b"MOVE", b"s3", b"1"]]),
+    ("GETSET (drops it)", [[b"GETSET", b"s", b"small"]]),
+    ("DEL (in db 1)", [[b"SELECT", b"1"], [b"DEL", b"s3"], [b"SELECT", b"0"]]),
+    ("SETRANGE far (zero-fill)", [[b"SETRANGE", b"z", b"$n:S-1", b"x"]]),
+    ("BITPOS 1 (at the end)", [[b"BITPOS", b"z", b"1"]]),
+    ("GETDEL", [[b"GETDEL", b"z"]]),
+    ("SETBIT at the last bit", [[b"SETBIT", b"b", b"$n:8S-1", b"1"]]),
+    ("BITFIELD SET at the end", [[b"BITFIELD", b"b", b"SET", b"u8", b"$n:8S-16", b"255"]]),
+    ("BITOP NOT", [[b"BITOP", b"NOT", b"n", b"b"]]),
+    ("BITOP AND", [[b"DEL", b"n"], [b"BITOP", b"AND", b"n", b"b", b"b"]]),
+    ("DEL two", [[b"DEL", b"n", b"b"]]),
+    (
+        "MSET of 4 quarters",
+        [[b"MSET", b"m1", b"$S/4", b"m2", b"$S/4", b"m3", b"$S/4", b"m4", b"$S/4"]],
+    ),
+    ("MGET of them", [[b"MGET", b"m1", b"m2", b"m3", b"m4"]]),
+    (
+        "LCS of 1 MiB with 100 bytes",
+        [[b"SET", b"l1", b"$1M"], [b"SET", b"l2", b"$100"], [b"LCS", b"l1", b"l2"]],
+    ),
+    ("FLUSHALL", [[b"FLUSHALL"]]),
+    ("SET (aof)", [[b"SET", b"s", b"$S"]]),
+    ("BGREWRITEAOF (aof)", [[b"BGREWRITEAOF"]]),
+    ("DEL (aof)", [[b"DEL", b"s"]]),
+]
+
+
+def _size(arg: bytes) -> int:
+    """$n:S/2, $n:8S-1 …: the number, from SIZE."""
+    expr = arg[3:].decode().replace("8S", f"{8 * SIZE}").replace("S", f"{SIZE}")
+    return int(eval(expr, {}))  # (our own table's formulas)
+
+
+def _send_big(sock: socket.socket, argv: list[bytes]) -> None:
+    """One command whose $S/$S/4/$1M/$100 arguments are sent a MiB at a time, never built whole."""
+    piece = b"y" * (1 << 20)
+    sock.sendall(b"*%d\r\n" % len(argv))
+    for a in argv:
+        n = {b"$S": SIZE, b"$S/4": SIZE // 4, b"$1M": 1 << 20, b"$100": 100}.get(a)
+        if n is None:
+            if a.startswith(b"$n:"):
+                a = b"%d" % _size(a)
+            sock.sendall(b"$%d\r\n%s\r\n" % (len(a), a))
+            continue
+        sock.sendall(b"$%d\r\n" % n)
+        if n < 1 << 20:  # a short one, the alphabet: LCS has something to find
+            sock.sendall(bytes(range(97, 97 + 26)) * (n // 26) + b"y" * (n % 26) + b"\r\n")
+            continue
+        for _ in range(n >> 20):
+            sock.sendall(piece)
+        sock.sendall(piece[: n & ((1 << 20) - 1)] + b"\r\n")
+
+
+class _Skipper:
+    """Reads RESP2 replies off a socket keeping none of their bulks (a 512 MB GET is counted)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = b""
+
+    def _more(self) -> None:
+        data = self.sock.recv(1 << 22)
+        if not data:
+            raise ConnectionError("closed")
+        self.buf += data
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self._more()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self) -> int:
+        """Skip one reply; its size in bytes, about."""
+        line = self._line()
+        kind, n = line[:1], int(line[1:]) if line[1:2].isdigit() or line[1:2] == b"-" else 0
+        if kind == b"$" and n >= 0:
+            left = n + 2
+            while left > len(self.buf):
+                left -= len(self.buf)
+                self.buf = b""
+                self._more()
+            self.buf = self.buf[left:]
+            return n
+        if kind == b"*":
+            return sum(self.reply() for _ in range(max(n, 0)))
+        return len(line)
+
+
+def run_strings(
+    port: int, echo: int | None, pid: int | None, aof: bool
+) -> dict[str, tuple[float, float, float, int]]:
+    """{command: (seconds, worst echo rtt ms, p99 ms, peak RSS growth MiB)}; aof: the (aof) steps only."""
+    import statistics
+    import threading
+
+    out = {}
+    pinger = None if echo is None else Pinger(echo)
+    c = Client(port)
+    spans = []
+    t0 = time.monotonic()
+    for name, cmds in STR_STEPS:
+        if (ONLY and name not in ONLY.split(",")) or ("(aof)" in name) != aof:
+            continue
+        time.sleep(0.3)
+        rss0 = _rss_of(pid)
+        peak = [rss0]
+        done = threading.Event()
+
+        def watch(done: threading.Event = done, peak: list[int] = peak) -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], _rss_of(pid))
+                time.sleep(0.01)
+
+        w = threading.Thread(target=watch)
+        w.start()
+        a = time.monotonic()
+        t = time.perf_counter()
+        try:
+            skipper = _Skipper(c.sock)
+            for argv in cmds:
+                _send_big(c.sock, argv)
+                skipper.reply()
+            took = time.perf_counter() - t
+        except OSError:  # (the build before disconnected MGET of big values)
+            took = -1.0
+            c.sock.close()
+            c = Client(port)
+        done.set()
+        w.join()
+        out[name] = (took, -1.0, -1.0, (peak[0] - rss0) >> 20)
+        spans.append((name, a - t0, time.monotonic() - t0))
+    time.sleep(0.3)
+    c.sock.close()
+    if pinger is not None:
+        samples = pinger.samples()
+        base = samples[0][0]
+        for name, a, b in spans:
+            during = [r for w, r in samples if a - 0.01 <= w - base - 0.5 <= b + 0.05]
+            p99 = (
+                statistics.quantiles(during, n=100, method="inclusive")[98]
+                if len(during) > 2
+                else max(during, default=0)
+            )
+            k = out[name]
+            out[name] = (k[0], max(during, default=0) * 1000, p99 * 1000, k[3])
+        quiet = [r for w, r in samples if w - base < 0.5]
+        out["(baseline)"] = (0.0, max(quiet, default=0) * 1000, 0.0, 0)
+    return out
+
+
+def _rss_of(pid: int | None) -> int:
+    if pid is None:
+        return 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def strings() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="kv-bigstr-"))
+    builds: list[tuple[str, str]] = []
+    bindir = before_bin()
+    if bindir is not None:
+        builds.append(("before", str(bindir / "twistd")))
+    builds.append(("kv", TWISTD))
+    results: dict[str, dict[str, tuple[float, float, float, int]]] = {}
+    for label, twistd in builds:
+        res: dict[str, tuple[float, float, float, int]] = {}
+        for aof in (False, True):
+            extra = f'data = "{tmp / (label + ".aof")}"\nfsync = "no"\n' if aof else ""
+            proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd, extra)
+            try:
+                res.update(run_strings(kv, echo, proc.pid, aof))
+            finally:
+                stop(proc)
+        results[label] = res
+    ref: dict[str, tuple[float, float, float, int]] = {}
+    if shutil.which("redis-server"):
+        rproc, rport = start("redis", False, tmp)
+        try:
+            ref = run_strings(rport, None, rproc.pid, False)
+        finally:
+            stop(rproc)
+    shutil.rmtree(tmp, ignore_errors=True)
+    ours = results["kv"]
+    before = results.get("before", {})
+    print(f"\nvalues of {SIZE >> 20} MiB; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{'command':30} {'kv s':>6} {'redis s':>8} {'worst echo ms':>14} {'p99':>6} "
+        f"{'rss +MiB':>9}" + (f" {'before worst':>13} {'p99':>6} {'rss':>5}" if before else "")
+    )
+    for name in ["(baseline)"] + [n for n, _ in STR_STEPS]:
+        if name not in ours:
+            continue
+        k = ours[name]
+        r = ref.get(name, (0.0,))[0]
+        kv_s = f"{k[0]:6.2f}" if k[0] >= 0 else " reset"
+        line = f"{name:30} {kv_s} {r:8.2f} {k[1]:14.1f} {k[2]:6.1f} {k[3]:9d}"
+        if name in before:
+            b = before[name]
+            line += f" {b[1]:13.1f} {b[2]:6.1f} {b[3]:5d}" + (" reset" if b[0] < 0 else "")
+        print(line)
+    print(
+        "SUMMARY worst echo rtt ms: "
+        + " ".join(f"{n.replace(' ', '_')}={ours[n][1]:.0f}" for n, _ in STR_STEPS if n in ours)
+    )
+
+
 def main() -> None:
+    if "--strings" in sys.argv:
+        return strings()
     tmp = Path(tempfile.mkdtemp(prefix="kv-big-"))
     before: dict[str, tuple[float, float]] = {}
     bindir = before_bin()

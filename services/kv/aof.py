@@ -23,7 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from portsuite_services.kv.resp import command_bytes, string2ll
+from portsuite_services.kv.resp import BIG_ARG, command_bytes, command_parts, runs, string2ll
 
 FSYNC_CHOICES = ("always", "everysec", "no")
 TEMP_INFIX = ".rewrite-"  # kv.aof.rewrite-PID.tmp: a compaction in progress
@@ -126,13 +126,16 @@ class AOF:
             self.base_size = self.size
 
     def feed(self, argv: list[bytes]) -> None:
-        self.buf.append(command_bytes(argv))
+        if max(map(len, argv)) < BIG_ARG:
+            self.buf.append(command_bytes(argv))
+        else:  # a 512 MB SET: its value is written as it is, never copied into a record
+            self.buf += command_parts(argv)
 
     def feed_db(self, db: int, argv: list[bytes]) -> None:
         """A record for database C{db}: preceded by a SELECT when the db changes, as Redis."""
         if db != self.db:
             self.select(db)
-        self.buf.append(command_bytes(argv))
+        self.feed(argv)
 
     def select(self, db: int) -> None:
         self.db = db
@@ -142,24 +145,32 @@ class AOF:
         """Write what the last batch changed (and fsync it with C{always})."""
         if not self.buf or self.fd < 0:
             return
-        data = b"".join(self.buf)
-        self.buf.clear()
-        view = memoryview(data)
+        buf = self.buf
+        size = sum(map(len, buf))
+        parts = [b"".join(buf)] if size < BIG_ARG else runs(buf)  # (no copy of a big value)
+        buf.clear()
+        view = memoryview(b"")
+        done = 0  # parts written whole
         try:
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    n = os.write(self.fd, view)
+                    view = view[n:]
+                done += 1
             if self.fsync == "always":
                 os.fsync(self.fd)
         except OSError as e:
             # keep what was not written; writes are refused until a retry succeeds
             if view:
-                self.buf.append(bytes(view))
+                buf.append(bytes(view))
+                done += 1
+            buf += parts[done:]
             self.ok = False
             self.error = e.strerror or str(e)
             raise
         self.ok = True
-        self.size += len(data)
+        self.size += size
         if self.fsync != "always":
             self.unsynced = True
 
@@ -183,6 +194,13 @@ class AOF:
             pending = 0
             where = [0]
             for argv in dump_databases(dbs if isinstance(dbs, list) else [dbs], where):
+                if max(map(len, argv)) >= BIG_ARG:  # a big string: written as it is
+                    size += _write_all(fd, b"".join(chunk))
+                    chunk.clear()
+                    pending = 0
+                    for part in command_parts(argv):
+                        size += _write_all(fd, part)
+                    continue
                 b = command_bytes(argv)
                 chunk.append(b)
                 pending += len(b)

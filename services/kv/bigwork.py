@@ -51,7 +51,7 @@ MAX_STEPS = 8  # and at most this many steps a turn
 class Working(Blocked):
     """A job in progress: the client's C{blocked} and the server's C{busy}."""
 
-    __slots__ = ("client", "cmd", "steps", "call", "result")
+    __slots__ = ("client", "cmd", "steps", "call", "result", "spent")
 
     def __init__(self, c: Any, argv: list[bytes], steps: Steps[Any]):
         super().__init__(argv, {}, c.store, None)
@@ -59,6 +59,7 @@ class Working(Blocked):
         self.steps = steps
         self.call: Any = None
         self.result: Any = None
+        self.spent = 0.0  # seconds its steps ran, over all turns (SLOWLOG's time for it)
 
     def step(self) -> None:
         """Run steps for C{BUDGET} seconds (C{MAX_STEPS} at most); then the next turn, or the end."""
@@ -67,7 +68,10 @@ class Working(Blocked):
         if c.closed or c.blocked is not self:
             self.stop()
             return
-        if not self.run_steps(perf_counter() + BUDGET):
+        start = perf_counter()
+        done = self.run_steps(start + BUDGET)
+        self.spent += perf_counter() - start
+        if not done:
             self.call = c.server.reactor.callLater(0, self.step)
             return
         self.finish()
@@ -104,6 +108,7 @@ class Working(Blocked):
         waiting, c.pending = c.pending, None
         c.precomputed = self
         server.total_commands -= 1  # (counted when it started)
+        start = perf_counter()
         try:  # (still busy: the others wait, the clock of expiry stands still)
             c.run([self.argv], None)
         except Exception:  # a bug: logged, this client closed, the others go on
@@ -114,6 +119,10 @@ class Working(Blocked):
         finally:
             c.precomputed = None
             server.set_busy(None)
+        # SLOWLOG: the command's own time, all its turns together (Redis's, run whole)
+        micros = int((self.spent + perf_counter() - start) * 1_000_000)
+        if 0 <= server.slowlog_threshold <= micros:
+            server.slow(c, self.argv, micros, 0)
         if waiting is not None and not c.close_after_reply:  # what it pipelined behind
             if c.pending is None:
                 c.pending = waiting

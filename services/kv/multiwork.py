@@ -36,7 +36,7 @@ from twisted.logger import Logger
 from portsuite_services.kv.bigreply import Sending, may_slice
 from portsuite_services.kv.bigwork import BUDGET, Working
 from portsuite_services.kv.blocking import handle_ready
-from portsuite_services.kv.resp import Preencoded
+from portsuite_services.kv.resp import Preencoded, joined
 
 log = Logger(namespace="portsuite.kv")
 
@@ -142,7 +142,7 @@ class Transaction(Working):
             else:
                 return True
             if len(out) - self.joined > JOIN:  # (millions of small parts would cost more
-                out[self.joined :] = [b"".join(out[self.joined :])]  # than the reply)
+                out[self.joined :] = [joined(out[self.joined :])]  # than the reply)
                 self.joined = len(out)
             left = c.blocked  # what the command left to go on with
             if left is not None:
@@ -161,13 +161,15 @@ class Transaction(Working):
         c = self.client
         aof = c.server.aof
         mark = len(aof.buf) if aof is not None else 0
+        start = perf_counter()
         try:
-            done = self.advance(perf_counter() + BUDGET)
+            done = self.advance(start + BUDGET)
         except Exception:  # a bug: logged, this client closed, the transaction ends here
             log.failure("kv {name}: EXEC failed", name=c.server.name)
             c.closed = True
             c.transport.abortConnection()
             done = True
+        self.spent += perf_counter() - start
         if aof is not None and len(aof.buf) > mark:
             self.records += aof.buf[mark:]  # (recorded between MULTI and EXEC at the end)
             del aof.buf[mark:]
@@ -217,7 +219,7 @@ def execute(c: Any, queued: list[tuple[bytes, ...]]) -> Any:
         aof.buf.append(EXEC)
     if server.ready_keys:  # pushed inside the transaction: served after EXEC
         handle_ready(server)
-    raw = b"".join(tx.out)
+    raw = joined(tx.out)  # (a big string in it is not copied)
     return Preencoded(raw, raw)
 
 
@@ -237,8 +239,8 @@ def reply(c: Any, tx: Transaction) -> Any:
             server.write_aof()
     if server.ready_keys:
         handle_ready(server)
-    # one string, as a reply run whole: one big reply may pass client_output_buffer_limit
+    # one reply, as run whole: one big reply may pass client_output_buffer_limit
     # (replies piling up behind it may not), a list of parts could not
-    raw = b"".join(tx.out)
+    raw = joined(tx.out)  # (a big string in it is not copied)
     tx.out = []
     return Preencoded(raw, raw)

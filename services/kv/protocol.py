@@ -27,6 +27,7 @@ from portsuite_services.kv.resp import (
     BULK_HEADS,
     NULL_ARRAY,
     OK,
+    Chain,
     Preencoded,
     ProtocolError,
     Push,
@@ -34,6 +35,7 @@ from portsuite_services.kv.resp import (
     encode2,
     encode3,
     encode_bulks,
+    joined,
     split_alike,
 )
 
@@ -127,7 +129,7 @@ class KVProtocol(Protocol):
         self._out: list[bytes] | None = None
         self.paused = False
         self.pending: tuple[list[list[bytes]], str | None] | None = None  # waiting to run
-        self.queue: list[bytes] = []  # output waiting for the transport to drain
+        self.queue: list[bytes | Chain] = []  # output waiting for the transport to drain
         self.qoff = 0  # how much of queue[0] was already written
         self.queued = 0
         self.created = self.last = server.clock()
@@ -152,6 +154,7 @@ class KVProtocol(Protocol):
         self.monitor = False
         self.held = False  # replies wait in queue for the AOF's write (KVServer.hold)
         self.precomputed: Any = None  # a sliced command's result, for its second run (bigwork.py)
+        self.big_out = False  # the last command answered a big string (sent as it is)
         self.transaction: Any = None  # an EXEC going on across turns, while it runs (multiwork.py)
         self.refresh()
 
@@ -213,6 +216,8 @@ class KVProtocol(Protocol):
         self.queued = 0
         self.qoff = 0
         self.pending = None
+        self.parser.big = None  # (a big bulk cut off mid-way: up to 512 MB, let go now)
+        self.parser.argv = None
 
     @property
     def subscribed(self) -> bool:
@@ -481,7 +486,7 @@ class KVProtocol(Protocol):
                 self.qoff = 0
             self.transport.write(piece)
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | Chain) -> None:
         if not self.paused and not self.queue and len(data) <= SLICE:
             self.transport.write(data)
             return
@@ -582,6 +587,10 @@ class KVProtocol(Protocol):
         t0 = perf_counter()
         self.run(cmds, error)
         micros = (perf_counter() - t0) * 1_000_000
+        job = self.blocked
+        if job is not None and job is server.busy and isinstance(job, Working):
+            job.spent += micros / 1_000_000  # (it goes on: logged whole when it ends)
+            return
         if micros >= server.slowlog_threshold:  # (an int: the same as int(micros) >= it)
             server.slow(self, cmds[0], int(micros), len(cmds) - 1)
 
@@ -610,6 +619,7 @@ class KVProtocol(Protocol):
                     or self.closed
                     or self.blocked is not None
                     or self.waiting
+                    or self.big_out
                 ):
                     break
                 # (the command may have been AUTH, MULTI, MONITOR, CLIENT REPLY…)
@@ -629,6 +639,20 @@ class KVProtocol(Protocol):
             rest = cmds[done:] if self.blocked is not None else []
             every = cmds
             cmds = ()  # type: ignore[assignment]
+            if self.big_out:  # a big string: the rest waits for the client to read it
+                self.big_out = False
+                if not (self.blocked or self.closed or self.close_after_reply or self.waiting):
+                    server.total_commands += done
+                    every = cmds = every[done:]
+                    done = 0
+                    if not self._flush(out, size):
+                        return
+                    out.clear()
+                    size = 0
+                    if self.paused and cmds:
+                        self.pending = (cmds, error)
+                        self._out = None
+                        return
         else:
             size = 0
             rest = []
@@ -729,9 +753,8 @@ class KVProtocol(Protocol):
         if not self.server.write_aof():
             self.drop()
             return False
-        if size > BIG_REPLY:  # no copy of big values: one write each
-            for part in out:
-                self.send(part)
+        if size > BIG_REPLY:  # no copy of big values: one reply, sent a slice at a time
+            self.send(joined(out))
         elif out:
             self.send(out[0] if len(out) == 1 else b"".join(out))
         return True
@@ -809,10 +832,13 @@ class KVProtocol(Protocol):
                 out.append(b"$%d\r\n%s\r\n" % (len(r), r))
             else:
                 out += (b"$%d\r\n" % len(r), r, b"\r\n")
+                self.big_out = True
         elif r is OK:
             out.append(b"+OK\r\n")
         else:
             self.enc(r, out)
+            if type(r) is memoryview:  # (GETRANGE of a big range)
+                self.big_out = True
 
     def _resolve(self, argv: list[bytes], out: list[bytes], cmd: Any) -> Any:
         """
@@ -1003,6 +1029,8 @@ def _lean_set(c: KVProtocol, argv: list[bytes], out: list[bytes]) -> bool:
         if not aof.ok or aof.db != store.id:
             return False
         name, key, value = argv
+        if len(value) >= BIG_REPLY:
+            return False  # (AOF.feed writes a big value as it is, not copied into a record)
         aof.buf.append(
             b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
             % (len(name), name, len(key), key, len(value), value)

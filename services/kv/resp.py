@@ -13,8 +13,9 @@ L{encode2} and L{encode3} turn a command's reply value into RESP2 or RESP3 bytes
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from io import BytesIO
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any
 
 try:
@@ -530,6 +531,75 @@ class Preencoded:
         self.r3 = r3
 
 
+class Chain:
+    """
+    Replies holding big strings, as one reply that is not joined: its parts stay
+    where they are (a 512 MB value, a view of one) and a slice of it is copied out
+    only when sent (C{item[a:b]}, a few hundred KiB). Queued for a client, it counts as
+    one reply against C{client_output_buffer_limit}, as the same bytes joined would.
+    """
+
+    __slots__ = ("parts", "ends")
+
+    parts: list[Any]
+    ends: list[int]
+
+    def __init__(self, parts: list[Any]):
+        flat: list[Any] = []
+        for p in parts:
+            if type(p) is Chain:
+                flat += p.parts
+            else:
+                flat.append(p)
+        self.parts = flat
+        self.ends = list(accumulate(map(len, flat)))
+
+    def __len__(self) -> int:
+        return self.ends[-1] if self.ends else 0
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(len(self))
+        parts, ends = self.parts, self.ends
+        i = bisect_right(ends, start)
+        out = []
+        while start < stop:
+            first = ends[i] - len(parts[i])
+            out.append(memoryview(parts[i])[start - first : min(stop, ends[i]) - first])
+            start = min(stop, ends[i])
+            i += 1
+        return b"".join(out)
+
+
+def runs(parts: list[Any]) -> list[Any]:
+    """C{parts} with each run of small ones joined, the big ones (strings, views, Chains) apart."""
+    out: list[Any] = []
+    run: list[Any] = []
+    for p in parts:
+        if len(p) < BIG_ARG and type(p) is not Chain:
+            run.append(p)
+            continue
+        if run:
+            out.append(b"".join(run))
+            run = []
+        out.append(p)
+    if run:
+        out.append(b"".join(run))
+    return out
+
+
+def joined(parts: list[Any]) -> Any:
+    """
+    C{b"".join(parts)}; or, when that would copy a big string, a L{Chain} of the big
+    ones as they are and the runs of small ones between them joined (L{runs}).
+    """
+    if sum(map(len, parts)) < BIG_ARG:
+        return b"".join(parts)
+    out = runs(parts)
+    if len(out) == 1 and type(out[0]) is bytes:
+        return out[0]
+    return Chain(out)
+
+
 class _NullArray:
     """The null array: C{*-1} in RESP2, C{_} in RESP3."""
 
@@ -550,7 +620,10 @@ def encode2(r: Any, out: list[bytes]) -> None:
         return
     t = type(r)
     if t is bytes:
-        out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        if len(r) < BIG_ARG:
+            out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        else:  # no copy of a big value (MGET of a 100 MB one): sent as it is
+            out += (b"$%d\r\n" % len(r), r, b"\r\n")
     elif t is int:
         out.append(b":%d\r\n" % r)
     elif r is None:
@@ -581,6 +654,8 @@ def encode2(r: Any, out: list[bytes]) -> None:
         out.append(b":1\r\n" if r else b":0\r\n")
     elif t is Preencoded:
         out.append(r.r2)
+    elif t is memoryview:  # a big range of a stored string (GETRANGE), not copied
+        out += (b"$%d\r\n" % len(r), r, b"\r\n")
     else:
         raise TypeError(f"cannot encode {r!r}")
 
@@ -592,7 +667,10 @@ def encode3(r: Any, out: list[bytes]) -> None:
         return
     t = type(r)
     if t is bytes:
-        out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        if len(r) < BIG_ARG:
+            out.append(b"$%d\r\n%s\r\n" % (len(r), r))
+        else:  # no copy of a big value (MGET of a 100 MB one): sent as it is
+            out += (b"$%d\r\n" % len(r), r, b"\r\n")
     elif t is int:
         out.append(b":%d\r\n" % r)
     elif r is None or r is NULL_ARRAY:
@@ -623,6 +701,8 @@ def encode3(r: Any, out: list[bytes]) -> None:
         out.append(b"#t\r\n" if r else b"#f\r\n")
     elif t is Preencoded:
         out.append(r.r3)
+    elif t is memoryview:  # a big range of a stored string (GETRANGE), not copied
+        out += (b"$%d\r\n" % len(r), r, b"\r\n")
     else:
         raise TypeError(f"cannot encode {r!r}")
 
@@ -637,6 +717,14 @@ def encode_bulks(values: list[Any], nil: bytes) -> bytes:
     lines[1::2] = values
     lines.append(b"")
     return b"\r\n".join(lines)
+
+
+def command_parts(argv: list[bytes]) -> list[bytes]:
+    """L{command_bytes} in pieces, the arguments as they are (no copy of a big one)."""
+    parts = [b"*%d\r\n" % len(argv)]
+    for a in argv:
+        parts += (b"$%d\r\n" % len(a), a, b"\r\n")
+    return parts
 
 
 def command_bytes(argv: list[bytes]) -> bytes:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from portsuite_services.kv import bigstr, bigwork
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NOT_INT,
     SYNTAX,
     CommandError,
@@ -58,26 +60,10 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
         c.store.drop(dest)
         c.store.dirty += 1
         return 0
-    if op == b"not":
-        n = int.from_bytes(values[0], "big") ^ ((1 << (8 * maxlen)) - 1)
-    else:
-        ints = [
-            int.from_bytes(v, "big") << (8 * (maxlen - len(v)))
-            if len(v) < maxlen
-            else int.from_bytes(v, "big")
-            for v in values
-        ]
-        n = ints[0]
-        if op == b"and":
-            for x in ints[1:]:
-                n &= x
-        elif op == b"or":
-            for x in ints[1:]:
-                n |= x
-        else:
-            for x in ints[1:]:
-                n ^= x
-    c.store.set_raw(dest, n.to_bytes(maxlen, "big"))
+    result = bigstr.compute(c, argv, maxlen * len(values), lambda: bigstr.bitop(op, values, maxlen))
+    if result is NO_REPLY:
+        return result
+    c.store.set_raw(dest, result)
     c.touched = [dest]
     return maxlen
 
@@ -85,7 +71,7 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
 # -- BITPOS --------------------------------------------------------------------------
 
 
-def _first_bit(v: bytes, bit: int, start_bit: int, end_bit: int) -> int:
+def _first_bit(v: bytes, bit: int, start_bit: int, end_bit: int) -> bigwork.Steps[int]:
     """The first bit equal to C{bit} in [start_bit, end_bit] of C{v}, or -1."""
     sb, eb = start_bit >> 3, end_bit >> 3
     head = start_bit & 7
@@ -104,15 +90,9 @@ def _first_bit(v: bytes, bit: int, start_bit: int, end_bit: int) -> int:
     if sb == eb:
         return -1
     # the middle bytes, a slice at a time (no copy of a big string)
-    skipb = bytes([skip])
-    pos = sb + 1
-    while pos < eb:
-        stop = min(pos + 65536, eb)
-        chunk = v[pos:stop]
-        rest = chunk.lstrip(skipb)
-        if rest:
-            return _in_byte(pos + len(chunk) - len(rest), rest[0], bit)
-        pos = stop
+    pos = sb + 1 + (yield from bigstr.skip_run(memoryview(v)[sb + 1 : eb], skip))
+    if pos < eb:
+        return _in_byte(pos, v[pos], bit)
     last = v[eb]
     if tail:
         mask = (1 << tail) - 1
@@ -165,7 +145,9 @@ def bitpos(c: Any, argv: list[bytes]) -> Any:
     if start > end:
         return -1
     sbit, ebit = (start, end) if bits_mode else (start * 8, end * 8 + 7)
-    pos = _first_bit(v, bit, sbit, ebit)
+    pos = bigstr.compute(c, argv, (ebit - sbit) >> 3, lambda: _first_bit(v, bit, sbit, ebit))
+    if pos is NO_REPLY:
+        return pos
     if pos == -1 and bit == 0 and not end_given:
         return ebit + 1
     return pos
@@ -209,7 +191,45 @@ def _bf_offset(c: Any, b: bytes, bits: int) -> int:
     return off
 
 
-def _get_bits(buf: bytes | bytearray, off: int, bits: int, signed: bool) -> int:
+class _Patched:
+    """A string, zero-extended to C{size}, with a few bytes changed (BITFIELD's writes)."""
+
+    def __init__(self, base: bytes):
+        self.base = base
+        self.size = len(base)
+        self.changed: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop = s.start, min(s.stop, self.size)
+        got = bytearray(self.base[start:stop])
+        got += bytes(max(0, stop - start - len(got)))
+        for i in range(start, stop):
+            if i in self.changed:
+                got[i - start] = self.changed[i]
+        return bytes(got)
+
+    def __setitem__(self, s: slice, data: bytes) -> None:
+        for i, b in enumerate(data, s.start):
+            self.changed[i] = b
+
+    def parts(self) -> list[Any]:
+        """The new value, in pieces for L{bigstr.joined}."""
+        base = memoryview(self.base)
+        out: list[Any] = []
+        at = 0
+        for i in [*sorted(self.changed), self.size]:
+            out.append(base[at:i])
+            out.append(max(0, i - max(at, len(base))))  # (zeros past the old end)
+            if i < self.size:
+                out.append(bytes((self.changed[i],)))
+            at = i + 1
+        return [p for p in out if p]
+
+
+def _get_bits(buf: bytes | _Patched, off: int, bits: int, signed: bool) -> int:
     first = off >> 3
     last = (off + bits - 1) >> 3
     chunk = bytes(buf[first : last + 1])
@@ -224,7 +244,7 @@ def _get_bits(buf: bytes | bytearray, off: int, bits: int, signed: bool) -> int:
     return v
 
 
-def _set_bits(buf: bytearray, off: int, bits: int, value: int) -> None:
+def _set_bits(buf: _Patched, off: int, bits: int, value: int) -> None:
     first = off >> 3
     last = (off + bits - 1) >> 3
     need = last - first + 1
@@ -291,9 +311,9 @@ def _bitfield(c: Any, argv: list[bytes], readonly: bool) -> Any:
         raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
     v = _string(c, argv[1])
     if not writes:
-        buf: bytes | bytearray = v or b""
+        buf = v or b""
         return [_get_bits(buf, off, bits, signed) for _, signed, bits, off, _, _ in ops]
-    wbuf = bytearray(v or b"")
+    wbuf = _Patched(v or b"")  # (no copy of a big string: the bytes changed, aside)
     out: list[Any] = []
     changed = False
     for kind, signed, bits, off, arg, omode in ops:
@@ -302,7 +322,7 @@ def _bitfield(c: Any, argv: list[bytes], readonly: bool) -> Any:
             continue
         need = (off + bits - 1) // 8 + 1
         if len(wbuf) < need:  # grown even if the operation then fails, as in Redis
-            wbuf.extend(b"\0" * (need - len(wbuf)))
+            wbuf.size = need
             changed = True
         old = _get_bits(wbuf, off, bits, signed)
         if kind == "set":
@@ -322,7 +342,10 @@ def _bitfield(c: Any, argv: list[bytes], readonly: bool) -> Any:
             out.append(new)
         changed = True
     if changed:
-        c.store.set_raw(argv[1], bytes(wbuf), keepttl=True)
+        new = bigstr.joined(c, argv, wbuf.parts())  # (a big one in slices)
+        if new is NO_REPLY:
+            return new
+        c.store.set_raw(argv[1], new, keepttl=True)
     return out
 
 
@@ -347,23 +370,67 @@ def bitfield_ro(c: Any, argv: list[bytes]) -> Any:
 # -- LCS -----------------------------------------------------------------------------
 
 
-def lcs_rows(a: bytes, b: bytes) -> list[int]:
+ROW_BITS = 1 << 21  # bits of LCS table rows computed a step (a row of 1 Mi bits: ~1.4 ms)
+WALK_STEP = 256  # steps of LCS's backtrack a step (~10 us each)
+
+
+def lcs_rows(a: bytes, b: bytes) -> bigwork.Steps[list[int]]:
     """
     Row i (0..len(a)) of the LCS table as a bit vector S_i over b: the LCS of a[:i]
     and b[:j] is j minus the set bits of S_i among its j low bits.
     """
     m = len(b)
     full = (1 << m) - 1
+    # the positions of each byte of a in b, as a bit vector: b reversed, that byte as
+    # "1" and the others "0", read in base 2 (linear; setting a bit of an m-bit
+    # integer per position of b was quadratic: 19 s for 1 MiB)
+    rev = b[::-1]
     masks: dict[int, int] = {}
-    for j, ch in enumerate(b):
-        masks[ch] = masks.get(ch, 0) | (1 << j)
+    for ch in set(a):
+        table = bytearray(b"0" * 256)
+        table[ch] = 0x31
+        masks[ch] = int(rev.translate(table), 2) if m else 0
+        yield
     s = full
     rows = [s]
-    for ch in a:
-        u = s & masks.get(ch, 0)
+    per = max(1, ROW_BITS // max(m, 1))
+    for i, ch in enumerate(a, 1):
+        u = s & masks[ch]
         s = ((s + u) | (s - u)) & full
         rows.append(s)
+        if not i % per:
+            yield
     return rows
+
+
+class _LowBits:
+    """
+    C{low(x, y)}: the set bits of C{rows[x]} below bit C{y}, for LCS's backtrack, where
+    x and y only go down: each row is counted once, then kept up to date a bit at a
+    time (counting the bits of a 1 MiB row at every step made the walk quadratic:
+    LCS of 200 KB with 10 bytes took a second).
+    """
+
+    def __init__(self, rows: list[int], nbits: int):
+        self.rows = rows
+        self.nbytes = nbits // 8 + 1
+        self.seen: dict[int, list[Any]] = {}  # row -> [y, its count below y, its bytes]
+
+    def __call__(self, x: int, y: int) -> int:
+        e = self.seen.get(x)
+        if e is None or e[0] < y:
+            row = self.rows[x]
+            e = [y, (row & ((1 << y) - 1)).bit_count(), row.to_bytes(self.nbytes, "little")]
+            self.seen[x] = e
+            if len(self.seen) > 4:  # (the walk is past the highest row)
+                del self.seen[max(self.seen)]
+            return e[1]
+        top, n, bits = e
+        for k in range(y, top):
+            n -= (bits[k >> 3] >> (k & 7)) & 1
+        e[0] = y
+        e[1] = n
+        return n
 
 
 @command("lcs", -3, "readonly", "string", "Find longest common substring", keys=(1, 2, 1))
@@ -403,18 +470,29 @@ def lcs(c: Any, argv: list[bytes]) -> Any:
             f"ERR LCS of a string longer than {LCS_MAX_LEN} bytes is refused by kv (it would "
             "stall the server)"
         )
+    cost = alen * blen // 128  # (bigwork's elements: about 4 Mi table cells or more are sliced)
+    return bigwork.compute(
+        c, argv, cost, lambda: _lcs(a, b, want_len, want_idx, withmatchlen, minmatchlen)
+    )
+
+
+def _lcs(
+    a: bytes, b: bytes, want_len: bool, want_idx: bool, withmatchlen: bool, minmatchlen: int
+) -> bigwork.Steps[Any]:
+    """LCS's reply, in steps (L{bigwork}): the table's rows, then Redis's backtrack."""
+    alen, blen = len(a), len(b)
     # the table as bit vectors over the longer string, one per byte of the shorter
     if alen <= blen:
-        rows = lcs_rows(a, b)
+        low = _LowBits((yield from lcs_rows(a, b)), blen)
 
         def table(i: int, jj: int) -> int:
-            return jj - (rows[i] & ((1 << jj) - 1)).bit_count()
+            return jj - low(i, jj)
 
     else:
-        rows = lcs_rows(b, a)
+        low = _LowBits((yield from lcs_rows(b, a)), alen)
 
         def table(i: int, jj: int) -> int:
-            return i - (rows[jj] & ((1 << i) - 1)).bit_count()
+            return i - low(jj, i)
 
     total = table(alen, blen)
     if want_len:
@@ -425,7 +503,11 @@ def lcs(c: Any, argv: list[bytes]) -> Any:
     arange_start = alen
     arange_end = brange_start = brange_end = 0
     matches: list[Any] = []
+    walked = 0
     while i > 0 and jj > 0:
+        walked += 1
+        if not walked % WALK_STEP:
+            yield
         emit = False
         if a[i - 1] == b[jj - 1]:
             result[idx - 1] = a[i - 1]

@@ -9,7 +9,7 @@ from collections import deque
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, randompick
+from portsuite_services.kv import bigreply, bigstr, bigwork, randompick
 from portsuite_services.kv.commands import (
     NO_REPLY,
     SYNTAX,
@@ -342,19 +342,17 @@ def setbit(c: Any, argv: list[bytes]) -> Any:
     off = _bit_offset(argv[2])
     if argv[3] not in (b"0", b"1"):
         raise CommandError("ERR bit is not an integer or out of range")
-    v = _string(c, argv[1])
-    buf = bytearray(v or b"")
+    v = _string(c, argv[1]) or b""
     byte = off >> 3
-    if byte >= len(buf):
-        buf.extend(b"\0" * (byte + 1 - len(buf)))
     mask = 1 << (7 - (off & 7))
-    old = 1 if buf[byte] & mask else 0
-    if argv[3] == b"1":
-        buf[byte] |= mask
-    else:
-        buf[byte] &= ~mask
-    c.store.set_raw(argv[1], bytes(buf), keepttl=True)
-    return old
+    was = v[byte] if byte < len(v) else 0
+    new = bigstr.patched(  # (a big string in slices)
+        c, argv, v, byte, bytes([was | mask if argv[3] == b"1" else was & ~mask])
+    )
+    if new is NO_REPLY:
+        return new
+    c.store.set_raw(argv[1], new, keepttl=True)
+    return 1 if was & mask else 0
 
 
 @command("bitcount", -2, "readonly", B, "Count set bits in a string")
@@ -363,7 +361,7 @@ def bitcount(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(SYNTAX)
     v = _string(c, argv[1])
     if len(argv) == 2:
-        return int.from_bytes(v, "big").bit_count() if v else 0
+        return _bit_count(c, argv, v or b"", 0, len(v or b""))
     start, end = to_int(argv[2]), to_int(argv[3])
     bits = False
     if len(argv) == 5:
@@ -384,7 +382,19 @@ def bitcount(c: Any, argv: list[bytes]) -> Any:
     if start > end:
         return 0
     if not bits:
-        return int.from_bytes(v[start : end + 1], "big").bit_count()
-    n = int.from_bytes(v, "big")
-    width = end - start + 1
-    return ((n >> (total - 1 - end)) & ((1 << width) - 1)).bit_count()
+        return _bit_count(c, argv, v, start, end + 1)
+    # the bytes holding the range, less the bits before its start and after its end
+    sb, eb = start >> 3, end >> 3
+    n = _bit_count(c, argv, v, sb, eb + 1)
+    if n is NO_REPLY:
+        return n
+    head = start & 7
+    tail = 7 - (end & 7)
+    return n - (v[sb] >> (8 - head)).bit_count() - (v[eb] & ((1 << tail) - 1)).bit_count()
+
+
+def _bit_count(c: Any, argv: list[bytes], v: bytes, lo: int, hi: int) -> Any:
+    """The set bits of C{v[lo:hi]} (a big range in slices: C{NO_REPLY} meanwhile)."""
+    if hi - lo < bigstr.COUNT_STEP:
+        return int.from_bytes(v[lo:hi], "big").bit_count()
+    return bigstr.compute(c, argv, hi - lo, lambda: bigstr.bit_count(memoryview(v)[lo:hi]))

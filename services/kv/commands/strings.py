@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from portsuite_services.kv import longdouble
+from portsuite_services.kv import bigstr, longdouble
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NOT_INT,
     OVERFLOW,
     SYNTAX,
@@ -19,6 +20,8 @@ from portsuite_services.kv.commands import (
     wrongtype,
 )
 from portsuite_services.kv.resp import LLONG_MAX, LLONG_MIN, OK, string2ll
+
+VIEW = 1 << 20  # a GETRANGE this long answers a view of the value, not a copy (bigstr.py)
 
 G = "string"
 
@@ -240,7 +243,9 @@ def append(c: Any, argv: list[bytes]) -> Any:
         c.store.set(argv[1], argv[2])
         return len(argv[2])
     _check_size(c, len(old) + len(argv[2]))
-    new = old + argv[2]
+    new = bigstr.joined(c, argv, [old, argv[2]])  # (a big one in slices)
+    if new is NO_REPLY:
+        return new
     c.store.set_raw(argv[1], new, keepttl=True)
     return len(new)
 
@@ -333,6 +338,8 @@ def getrange(c: Any, argv: list[bytes]) -> Any:
         end = n - 1
     if start > end or n == 0:
         return b""
+    if end + 1 - start >= VIEW:  # no copy of a big range (the reply goes out in slices)
+        return memoryview(v)[start : end + 1]
     return v[start : end + 1]
 
 
@@ -350,19 +357,13 @@ def setrange(c: Any, argv: list[bytes]) -> Any:
     if offset < 0:
         raise CommandError("ERR offset is out of range")
     old = get_string(c, key)
-    if old is None:
-        if not value:
-            return 0
-        _check_size(c, offset + len(value))
-        c.store.set_raw(key, b"\0" * offset + value)
-        return offset + len(value)
     if not value:
-        return len(old)
+        return 0 if old is None else len(old)
     _check_size(c, offset + len(value))
-    if len(old) < offset:
-        old = old + b"\0" * (offset - len(old))
-    new = old[:offset] + value + old[offset + len(value) :]
-    c.store.set_raw(key, new, keepttl=True)
+    new = bigstr.patched(c, argv, old or b"", offset, value)  # (a big one in slices)
+    if new is NO_REPLY:
+        return new
+    c.store.set_raw(key, new, keepttl=old is not None)
     return len(new)
 
 

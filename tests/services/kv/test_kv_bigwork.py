@@ -27,33 +27,42 @@ from portsuite_services.kv.bigwork import BIG, MAX_STEPS, PIECE
 N = BIG + MAX_STEPS * PIECE + 123  # more than one turn of steps
 
 
-def _fill(server: KVServer, n: int = N) -> None:
+def _fill(server: KVServer, n: int = N, only: set[str] | None = None) -> None:
+    """The big values, or C{only} those named (C{"k"}: the keys k0, k1…)."""
     admin, _ = _client(server)
-    admin.dataReceived(_cmd("SADD", "s", *[b"m%d" % i for i in range(n)]))
-    admin.dataReceived(_cmd("SADD", "s2", *[b"m%d" % (3 * i) for i in range(n)]))
-    admin.dataReceived(_cmd("SADD", "s3", *[b"m%d" % (2 * i) for i in range(n)]))
-    admin.dataReceived(
-        _cmd("ZADD", "z", *[x for i in range(n) for x in (b"%d" % (i % 999 - 499), b"m%d" % i)])
-    )
-    admin.dataReceived(
-        _cmd("ZADD", "z2", *[x for i in range(n) for x in (b"%d.5" % (i % 77), b"m%d" % (3 * i))])
-    )
-    admin.dataReceived(_cmd("RPUSH", "l", *[b"%d" % ((i * 7919) % n) for i in range(n)]))
-    admin.dataReceived(_cmd("RPUSH", "w", *[b"w%d" % ((i * 7919) % n) for i in range(n)]))
-    admin.dataReceived(_cmd("HSET", "h", *[x for i in range(n) for x in (b"f%d" % i, b"v")]))
-    admin.dataReceived(_cmd("MSET", *[x for i in range(n) for x in (b"k%d" % i, b"v")]))
-    admin.dataReceived(
-        b"".join(_cmd("XADD", "x", f"{i + 1}-{i % 3}", "f", str(i)) for i in range(n))
-    )
+    values = {
+        "s": lambda: _cmd("SADD", "s", *[b"m%d" % i for i in range(n)]),
+        "s2": lambda: _cmd("SADD", "s2", *[b"m%d" % (3 * i) for i in range(n)]),
+        "s3": lambda: _cmd("SADD", "s3", *[b"m%d" % (2 * i) for i in range(n)]),
+        "z": lambda: _cmd(
+            "ZADD", "z", *[x for i in range(n) for x in (b"%d" % (i % 999 - 499), b"m%d" % i)]
+        ),
+        "z2": lambda: _cmd(
+            "ZADD", "z2", *[x for i in range(n) for x in (b"%d.5" % (i % 77), b"m%d" % (3 * i))]
+        ),
+        "l": lambda: _cmd("RPUSH", "l", *[b"%d" % ((i * 7919) % n) for i in range(n)]),
+        "w": lambda: _cmd("RPUSH", "w", *[b"w%d" % ((i * 7919) % n) for i in range(n)]),
+        "h": lambda: _cmd("HSET", "h", *[x for i in range(n) for x in (b"f%d" % i, b"v")]),
+        "k": lambda: _cmd("MSET", *[x for i in range(n) for x in (b"k%d" % i, b"v")]),
+        "x": lambda: b"".join(_cmd("XADD", "x", f"{i + 1}-{i % 3}", "f", str(i)) for i in range(n)),
+    }
+    for name, request in values.items():
+        if only is None or name in only:
+            admin.dataReceived(request())
     _settle(server)
 
 
-def _filled() -> tuple[Clock, KVServer]:
-    """A server on a Clock, holding the big values of L{_fill}."""
+def _filled(only: set[str] | None = None) -> tuple[Clock, KVServer]:
+    """A server on a Clock, holding the big values of L{_fill} (or C{only} those)."""
     clock = Clock()
     server = KVServer(Settings(), clock)
-    _fill(server)
+    _fill(server, only=only)
     return clock, server
+
+
+def _read_by(argv: tuple[str, ...]) -> set[str]:
+    """The values of L{_fill} a command reads (and "l", which the test changes meanwhile)."""
+    return {*argv, "l", *(["k"] if argv[0] in ("KEYS", "SCAN") else [])}
 
 
 def _turn(clock: Clock) -> None:
@@ -112,7 +121,7 @@ BIG_COMMANDS = [
 
 @pytest.mark.parametrize("argv", BIG_COMMANDS, ids=" ".join)
 def test_others_are_served_between_slices_and_kv_clients_after(argv: tuple[str, ...]) -> None:
-    clock, server = _filled()
+    clock, server = _filled(_read_by(argv))
     a, ta = _client(server)
     b, tb = _client(server)
     a.dataReceived(_cmd(*argv) + _cmd("PING", "after"))
@@ -134,7 +143,7 @@ def test_others_are_served_between_slices_and_kv_clients_after(argv: tuple[str, 
     assert tb.value() == b":1\r\n:%d\r\n+PONG\r\n" % (N + 1)
     # the reply is the command's at the time it ran: as in MULTI/EXEC (which steps the
     # work itself, multiwork.py)
-    clock2, server2 = _filled()
+    clock2, server2 = _filled(_read_by(argv))
     whole, tw = _client(server2)
     whole.dataReceived(_cmd("MULTI") + _cmd(*argv) + _cmd("EXEC") + _cmd("PING", "after"))
     _drive(clock2, lambda: b"after" in tw.value())
@@ -148,7 +157,7 @@ def test_others_are_served_between_slices_and_kv_clients_after(argv: tuple[str, 
 
 
 def test_a_store_in_slices_is_recorded_and_watched_as_one_command() -> None:
-    clock, server = _filled()
+    clock, server = _filled({"s2", "s3"})
     records: list[list[bytes]] = []
     server.aof = _RecordingAOF(records)  # type: ignore[assignment]
     a, ta = _client(server)
@@ -187,7 +196,7 @@ class _RecordingAOF:
 
 
 def test_a_big_restore_is_read_in_slices() -> None:
-    clock, server = _filled()
+    clock, server = _filled({"h"})
     a, ta = _client(server)
     b, tb = _client(server)
     a.dataReceived(_cmd("DUMP", "h"))
@@ -211,7 +220,7 @@ def test_a_big_restore_is_read_in_slices() -> None:
 
 
 def test_an_error_found_in_a_slice_is_the_reply() -> None:
-    clock, server = _filled()
+    clock, server = _filled({"l"})
     a, ta = _client(server)
     a.dataReceived(_cmd("RPUSH", "l", "not-a-number"))
     ta.clear()
@@ -221,7 +230,7 @@ def test_an_error_found_in_a_slice_is_the_reply() -> None:
 
 
 def test_a_client_gone_mid_command_lets_the_others_go_on() -> None:
-    clock, server = _filled()
+    clock, server = _filled({"s", "s2"})
     a, _ = _client(server)
     b, tb = _client(server)
     a.dataReceived(_cmd("SUNIONSTORE", "dst", "s", "s2"))
@@ -246,7 +255,7 @@ def test_a_key_expiring_meanwhile_is_seen_as_at_the_start() -> None:
     clock = Clock()
     clock.advance(1000)
     server = KVServer(Settings(), clock)
-    _fill(server)
+    _fill(server, only={"s2", "s3"})
     records: list[list[bytes]] = []
     server.aof = _RecordingAOF(records)  # type: ignore[assignment]
     a, ta = _client(server)
@@ -281,7 +290,7 @@ def test_dropped_values_are_freed_in_slices(commands: list[tuple[str, ...]]) -> 
     clock = Clock()
     clock.advance(1000)
     server = KVServer(Settings(), clock)
-    _fill(server)
+    _fill(server, only={"s", "s2", "s3"})
     big = server.store.data[b"s"]
     a, ta = _client(server)
     a.dataReceived(_cmd("SET", "payload", "x") + _cmd("DUMP", "payload"))
@@ -463,7 +472,7 @@ def test_a_set_still_freed_lazily_after_keys_come_and_go() -> None:
 )
 def test_the_pairs_of_a_sliced_zset_reply_are_freed_in_slices(argv: tuple[str, ...]) -> None:
     """A million new (score, member) pairs dropped at once would hold the loop too."""
-    clock, server = _filled()
+    clock, server = _filled(set(argv))
     a, ta = _client(server)
     a.dataReceived(_cmd(*argv))
     while a.blocked is not None or not ta.value():

@@ -1,0 +1,128 @@
+"""
+Work over huge strings (up to C{proto-max-bulk-len}, 512 MB) in slices, so one
+APPEND, SETRANGE, SETBIT, BITOP, BITFIELD, BITCOUNT or BITPOS on a 512 MB value
+never holds the event loop every service of the suite shares.
+
+A string stays one immutable C{bytes} (what every command, DUMP, the AOF and
+OBJECT ENCODING expect). A command that would copy or scan a big one whole does it
+as L{bigwork} work instead: a generator that copies or counts C{STEP} bytes a step
+(a C-level copy of 2 MiB is about a millisecond, its fresh pages faulted in
+included), run at once when the string is small, else across turns of the
+reactor, atomically (the other kv clients wait, as for any sliced command). A
+new value is written into a C{BytesIO} a piece at a time, whose C{getvalue()} is
+the value without a final copy (as the request reader does for a big bulk).
+
+What this cannot bound: freeing a 512 MB string (one C{munmap} of its pages, when
+the last reference goes) and its one C{write} to the append-only file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from io import BytesIO
+from typing import Any
+
+from portsuite_services.kv import bigwork
+
+STEP = 2 << 20  # bytes copied or scanned a step (about a millisecond, fresh pages included)
+COUNT_STEP = 1 << 20  # bytes whose bits are counted a step (int.from_bytes: ~2.5 ms a MiB)
+SLICED = 8 << 20  # work over fewer bytes runs at once, as before
+_ZEROS = memoryview(bytes(STEP))
+
+
+def compute(c: Any, argv: list[bytes], size: int, make: Callable[[], bigwork.Steps[Any]]) -> Any:
+    """L{bigwork.compute} for work over C{size} bytes: sliced from L{SLICED} bytes on."""
+    return bigwork.compute(c, argv, size * bigwork.BIG // SLICED, make)
+
+
+def build(parts: Sequence[Any]) -> bigwork.Steps[bytes]:
+    """
+    The concatenation of C{parts} (bytes-like, or an int: that many zero bytes), a
+    C{STEP} at a time.
+    """
+    out = BytesIO()
+    write = out.write
+    for part in parts:
+        if type(part) is int:
+            left = part
+            while left > 0:
+                write(_ZEROS[:left] if left < STEP else _ZEROS)
+                left -= STEP
+                yield
+            continue
+        view = memoryview(part)
+        for i in range(0, len(view), STEP):
+            write(view[i : i + STEP])
+            yield
+    return out.getvalue()
+
+
+def joined(c: Any, argv: list[bytes], parts: Sequence[Any]) -> Any:
+    """The concatenation of C{parts} (see L{build}), or C{NO_REPLY} while it is built."""
+    size = sum(p if type(p) is int else len(p) for p in parts)
+    if size < SLICED:
+        return b"".join(bytes(p) if type(p) is int else p for p in parts)
+    return compute(c, argv, size, lambda: build(parts))
+
+
+def patched(c: Any, argv: list[bytes], old: bytes, at: int, new: bytes) -> Any:
+    """
+    C{old} with C{new} written at byte C{at} (zero-filled up to it, as Redis's
+    SETRANGE/SETBIT grow a string), or C{NO_REPLY} while it is built.
+    """
+    view = memoryview(old)
+    if at > len(old):
+        parts: list[Any] = [old, at - len(old), new]
+    else:
+        parts = [view[:at], new, view[at + len(new) :]]
+    return joined(c, argv, [p for p in parts if p])
+
+
+def bit_count(view: memoryview) -> bigwork.Steps[int]:
+    """The set bits of C{view}, a C{COUNT_STEP} at a time."""
+    n = 0
+    for i in range(0, len(view), COUNT_STEP):
+        n += int.from_bytes(view[i : i + COUNT_STEP], "big").bit_count()
+        yield
+    return n
+
+
+def skip_run(view: memoryview, skip: int) -> bigwork.Steps[int]:
+    """How many bytes C{view} starts with that are C{skip} (0 or 0xFF), a C{STEP} at a time."""
+    strip = bytes([skip])
+    for i in range(0, len(view), STEP):
+        piece = bytes(view[i : i + STEP])
+        rest = piece.lstrip(strip)
+        if rest:
+            return i + len(piece) - len(rest)
+        yield
+    return len(view)
+
+
+def bitop(op: bytes, values: list[bytes], size: int) -> bigwork.Steps[bytes]:
+    """BITOP's result (shorter values padded with zero bytes), a piece at a time."""
+    out = BytesIO()
+    views = [memoryview(v) for v in values]
+    step = max(COUNT_STEP // len(values), 1 << 16)  # (each source's piece is read a step)
+    for i in range(0, size, step):
+        width = min(step, size - i)
+        ints = []
+        for v in views:
+            piece = v[i : i + width]
+            x = int.from_bytes(piece, "big") if len(piece) else 0
+            ints.append(x << (8 * (width - len(piece))))
+        n = ints[0]
+        if op == b"not":
+            n ^= (1 << (8 * width)) - 1
+        elif op == b"and":
+            for x in ints[1:]:
+                n &= x
+        elif op == b"or":
+            for x in ints[1:]:
+                n |= x
+        else:
+            for x in ints[1:]:
+                n ^= x
+        out.write(n.to_bytes(width, "big"))
+        yield
+    return out.getvalue()
