@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -44,6 +45,8 @@ from kv import TWISTD, _cmd, start, start_kv_and_echo, start_pinger, stop
 
 N = int(os.environ.get("N", "1000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the command names
+BIGSTR = int(os.environ.get("BIGSTR", "200"))  # MB: the string DUMPed and RESTOREd
+BOMB = int(os.environ.get("BOMB", "256"))  # MB: what the LZF bomb expands to
 
 # each step: a name and its commands (sent as one pipeline, timed together); a
 # b"sleep" argv waits that long (in s) within the step, for an expiry to happen
@@ -76,6 +79,12 @@ STEPS: list[tuple[str, list[list[bytes]]]] = [
     ("RESTORE of it", [[b"RESTORE", b"o5", b"0", b"$last"]]),
     ("DUMP of a zset", [[b"DUMP", b"z"]]),
     ("RESTORE of the zset", [[b"RESTORE", b"z5", b"0", b"$last"]]),
+    # big strings in DUMP/RESTORE (BIGSTR and BOMB MB; $bomb, $lzftext: payloads built here)
+    ("DUMP of a big string", [[b"DUMP", b"bigstr"]]),
+    ("RESTORE of it (plain)", [[b"RESTORE", b"bigstr2", b"0", b"$last"]]),
+    ("RESTORE of an LZF bomb", [[b"RESTORE", b"bomb", b"0", b"$bomb"]]),
+    ("RESTORE of LZF text (32 MB)", [[b"RESTORE", b"lzftext", b"0", b"$lzftext"]]),
+    ("RESTORE of a hash of 2 LZF bombs", [[b"RESTORE", b"bombs", b"0", b"$bombhash"]]),
     ("SET over a set", [[b"SET", b"o1", b"x"]]),
     ("RENAME over a set", [[b"RENAME", b"k1", b"o2"]]),
     ("expiry of a set", [[b"PEXPIRE", b"o3", b"20"], [b"sleep", b"0.4"]]),
@@ -174,8 +183,44 @@ class Client:
             left -= 1
 
 
+def _payload(body: bytes) -> bytes:
+    """A RESTORE payload: C{body}, RDB version 10, its CRC64 (Redis's, as rdb.py's)."""
+    import crcmod
+
+    crc64 = crcmod.mkCrcFun(0x1AD93D23594C935A9, initCrc=0, rev=True, xorOut=0)
+    body += struct.pack("<H", 10)
+    return body + struct.pack("<Q", crc64(body))
+
+
+def _lzf_string(packed: bytes, ulen: int) -> bytes:
+    return b"\xc3\x80" + struct.pack(">I", len(packed)) + b"\x80" + struct.pack(">I", ulen) + packed
+
+
+def _bomb(ulen: int) -> bytes:
+    """An RDB LZF string of C{ulen} bytes of 'a': 264 of them a token of 3 bytes."""
+    refs, rest = divmod(ulen - 1, 264)
+    packed = b"\x00a" + b"\xe0\xff\x00" * refs + b"\x00a" * rest
+    return _lzf_string(packed, ulen)
+
+
+def _lzf_text(ulen: int) -> bytes:
+    """An RDB LZF string as text compresses (2:1): 8-byte literal runs, 16-byte references."""
+    unit = b"\x07" + b"lorem ip" + b"\xe0\x07\x07"  # 8 literal bytes, then 16 from 8 back
+    return _lzf_string(unit * (ulen // 24), ulen // 24 * 24)
+
+
+PAYLOADS: dict[bytes, Any] = {
+    b"$bomb": lambda: _payload(b"\x00" + _bomb(BOMB << 20)),
+    b"$lzftext": lambda: _payload(b"\x00" + _lzf_text(32 << 20)),
+    b"$bombhash": lambda: _payload(
+        b"\x04\x02\x01f" + _bomb(BOMB << 19) + b"\x01g" + _bomb(BOMB << 19)
+    ),
+}
+
+
 def load(port: int) -> None:
     c = Client(port)
+    c.call(b"SET", b"bigstr", os.urandom(1 << 20) * BIGSTR)
     step = 1000
     for lo in range(0, N, step * 50):
         batch = []
@@ -203,15 +248,33 @@ def _argv(argv: list[bytes]) -> list[bytes]:
             out += (b"a%d" % j for j in range(N))
         elif x == b"$pairs":
             out += (y for j in range(N) for y in (b"%d" % j, b"a%d" % j))
+        elif len(x) > 64:  # (a payload: as it is)
+            out.append(x)
+        elif x in PAYLOADS:
+            out.append(PAYLOADS[x]())
         else:
             out.append(x.replace(b"$N/2", b"%d" % (N // 2)).replace(b"$N", b"%d" % N))
     return out
 
 
-def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
-    """{command: (seconds, worst echo round trip in ms or -1)}."""
+def _peak_rss(pid: int | None, reset: bool = False) -> float:
+    """The process's peak RSS (MB) since the last reset (Linux clear_refs 5), or -1."""
+    if pid is None:
+        return -1.0
+    try:
+        if reset:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return -1.0
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def run(port: int, echo: int | None, pid: int | None = None) -> dict[str, tuple[float, float]]:
+    """{command: (seconds, worst echo round trip in ms or -1)}; RSS peaks (MB) in RSS."""
     load(port)
     out = {}
+    RSS.clear()
     pinger = start_pinger(echo) if echo is not None else None
     c = Client(port)
     spans = []
@@ -221,6 +284,9 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
         if ONLY and name not in ONLY.split(","):
             continue
         time.sleep(0.2)
+        payloads = [[_argv([x])[0] if x in PAYLOADS else x for x in argv] for argv in cmds]
+        cmds = payloads  # (built before the clock starts)
+        before_rss = _peak_rss(pid, reset=True)
         a = time.monotonic()
         t = time.perf_counter()
         if cmds[0] == [b"MULTI"] or len(cmds) > 100:
@@ -238,6 +304,7 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
                     last = c.call(*_argv([last if x == b"$last" else x for x in argv]))
         out[name] = (time.perf_counter() - t, -1.0)
         spans.append((name, a - t0, time.monotonic() - t0))
+        RSS[name] = (before_rss, _peak_rss(pid))
     time.sleep(0.3)
     c.sock.close()
     if pinger is not None:
@@ -250,6 +317,9 @@ def run(port: int, echo: int | None) -> dict[str, tuple[float, float]]:
         quiet = [r for w, r in samples if w - base < 0.5]
         out["(baseline)"] = (0.0, max(quiet, default=0) * 1000)
     return out
+
+
+RSS: dict[str, tuple[float, float]] = {}  # the last run's (RSS at its start, peak), MB
 
 
 SIZE = int(os.environ.get("SIZE_MB", "100")) << 20
@@ -493,21 +563,25 @@ def main() -> None:
     if bindir is not None:  # PORTSUITE_BEFORE_BIN: that build first, in the same run
         proc, kv, echo = start_kv_and_echo(tmp, pin(0), str(bindir / "twistd"))
         try:
-            before = run(kv, echo)
+            before = run(kv, echo, proc.pid)
         finally:
             stop(proc)
+    before_rss = dict(RSS)
     proc, kv, echo = start_kv_and_echo(tmp, pin(0))
     try:
-        ours = run(kv, echo)
+        ours = run(kv, echo, proc.pid)
     finally:
         stop(proc)
+    ours_rss = dict(RSS)
     ref: dict[str, tuple[float, float]] = {}
+    ref_rss: dict[str, tuple[float, float]] = {}
     if shutil.which("redis-server"):
         rproc, rport = start("redis", False, tmp)
         try:
-            ref = run(rport, None)
+            ref = run(rport, None, rproc.pid)
         finally:
             stop(rproc)
+        ref_rss = dict(RSS)
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nN = {N:,} members; load average {os.getloadavg()[0]:.2f}")
     print(
@@ -527,6 +601,15 @@ def main() -> None:
         r = ref.get(name, (0.0, 0.0))[0]
         ratio = f"{k / r:9.1f}" if r else f"{'':>9}"
         print(f"{name:30} {k:7.2f} {r:8.2f} {ratio} {worst:18.1f} {'50':>7}{was(name)}")
+    print(
+        "\nRSS peak while it ran, MB (before it / peak): kv, redis-server"
+        + (", before" if before else "")
+    )
+    for name, _ in STEPS:
+        if name in ours_rss and ours_rss[name][1] - ours_rss[name][0] > 50:  # (the big ones)
+            row = [ours_rss[name], ref_rss.get(name, (-1, -1))]
+            row += [before_rss[name]] if name in before_rss else []
+            print(f"{name:30} " + "  ".join(f"{a:7.0f} / {b:7.0f}" for a, b in row))
     print(
         "SUMMARY worst echo rtt ms: "
         + " ".join(f"{n.replace(' ', '_')}={ours[n][1]:.0f}" for n, _ in STEPS if n in ours)

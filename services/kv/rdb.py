@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 import struct
 from collections import deque
+from io import BytesIO
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv.bigwork import PIECE, Steps, run_through
+from portsuite_services.kv.bigwork import BIG, PIECE, Steps, fill, run_through
 from portsuite_services.kv.resp import string2ll
 from portsuite_services.kv.stream import NACK, U64, ZERO, Consumer, Group, Stream
 from portsuite_services.kv.zset import (
@@ -47,8 +48,7 @@ for _i in range(256):
     _TABLE.append(_c)
 
 
-def _crc64_py(data: bytes) -> int:
-    crc = 0
+def _crc64_py(data: bytes | memoryview, crc: int = 0) -> int:
     t = _TABLE
     for b in data:
         crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
@@ -77,25 +77,37 @@ class BadPayload(Exception):
     pass
 
 
-def crc64(data: bytes) -> int:
-    """Redis's CRC64 (Jones polynomial, reflected, no final xor)."""
+def crc64(data: bytes | memoryview, crc: int = 0) -> int:
+    """Redis's CRC64 (Jones polynomial, reflected, no final xor), going on from C{crc}."""
     if _crcfun is not None:
-        return int(_crcfun(data))
-    return _crc64_py(data)
+        return int(_crcfun(data, crc))
+    return _crc64_py(data, crc)
 
 
 CRC_PIECE = 1 << 20  # bytes checksummed a step
+# A string of STRING_PIECE bytes or more is copied (and checksummed) a piece a step, into
+# one growing BytesIO whose getvalue() is the bytes without a last copy: a payload's 500
+# MB string is never sliced, joined or concatenated whole in one step (a 200 MB slice
+# took 150 ms here). Smaller strings are read whole, a piece of at most STEP_BYTES (or
+# PIECE strings) a step.
+STRING_PIECE = CRC_PIECE
+STEP_BYTES = 4 << 20
+# LZF is decoded in Python, LZF_PIECE bytes of input a step (1-2 ms: a token costs
+# ~0.3 us and takes 2 or 3 bytes; it writes at most 264, so a step writes at most
+# 88 times LZF_PIECE); an LZF string counts LZF_WEIGHT bytes of STEP_BYTES per byte.
+LZF_PIECE = 1 << 12
+LZF_WEIGHT = STEP_BYTES // (2 * LZF_PIECE)
+LZF_BACK = 8192  # the farthest a back-reference reaches: what is kept of the output
 
 
 def crc64_steps(data: bytes, end: int) -> Steps[int]:
     """C{crc64(data[:end])}, a MiB a step (a payload may be hundreds of MiB)."""
-    if _crcfun is None:  # pragma: no cover - the pure-Python fallback: at once
-        return _crc64_py(data[:end])
+    view = memoryview(data)
     crc = 0
     for i in range(0, end, CRC_PIECE):
-        crc = _crcfun(data[i : min(i + CRC_PIECE, end)], crc)
+        crc = crc64(view[i : min(i + CRC_PIECE, end)], crc)
         yield
-    return int(crc)
+    return crc
 
 
 # -- writing ------------------------------------------------------------------------
@@ -115,6 +127,9 @@ def _str(b: bytes) -> bytes:
     return _len(len(b)) + b
 
 
+_SHORT = [bytes([n]) for n in range(64)]  # the length of a string under 64 bytes
+
+
 def dumpable(value: Any) -> bool:
     """Can L{dump} write this value?"""
     t = type(value)
@@ -123,9 +138,15 @@ def dumpable(value: Any) -> bool:
 
 def effort(value: Any) -> int:
     """About how many steps' worth of work DUMP of C{value} is (for bigwork.py)."""
-    if type(value) is bytes:
-        return len(value) // 256  # (copied and checksummed)
-    return len(value) * (4 if type(value) is Stream else 2 if type(value) is ZSet else 1)
+    t = type(value)
+    if t is bytes:
+        return len(value) // 32  # (copied and checksummed: 1 MiB is BIG)
+    n = len(value) * (4 if t is Stream else 2 if t is ZSet else 1)
+    if n < BIG and t is not Stream:  # (a few elements, maybe huge ones: their bytes)
+        n += sum(map(len, value.dict if t is ZSet else value)) // 32
+        if t is dict:
+            n += sum(map(len, value.values())) // 32
+    return n
 
 
 def dump(
@@ -148,27 +169,74 @@ def dump_steps(
     t = type(value)
     out: list[bytes] = []
     if t is bytes:
-        out += (bytes([T_STRING]), _str(value))
+        out += (bytes([T_STRING]), _len(len(value)), value)  # (not copied: see _payload)
     elif t is deque or t is set:
         out += (bytes([T_LIST if t is deque else T_SET]), _len(len(value)))
         it = iter(value)
         for _ in range(0, len(value), PIECE):  # (a bytes a piece: no million parts to free)
-            out.append(b"".join([_str(x) for x in islice(it, PIECE)]))
+            _put(out, list(islice(it, PIECE)))
             yield
     elif t is dict:
         out += (bytes([T_HASH]), _len(len(value)))
         pairs = iter(value.items())
         for _ in range(0, len(value), PIECE):
-            out.append(b"".join([_str(x) for kv in islice(pairs, PIECE) for x in kv]))
+            _put(out, [x for kv in islice(pairs, PIECE) for x in kv])
             yield
     elif t is ZSet:
         out += yield from dump_zset(value, zset_limits, lzf)
     else:
         out.append(bytes([T_STREAM_LISTPACKS_2]))
         out += yield from dump_stream(value)
-    body = b"".join(out) + struct.pack("<H", RDB_VERSION)
-    crc = yield from crc64_steps(body, len(body))
-    return body + struct.pack("<Q", crc)
+    out.append(struct.pack("<H", RDB_VERSION))
+    return (yield from _payload(out))
+
+
+def _put(out: list[bytes], items: list[bytes]) -> None:
+    """
+    Append C{items} as RDB strings to C{out}: joined into one bytes, unless they are
+    long (a step's worth): then each long one as it is, for L{_payload} to copy.
+    """
+    if sum(map(len, items)) < STEP_BYTES:
+        short = _SHORT
+        out.append(b"".join([short[len(x)] + x if len(x) < 64 else _str(x) for x in items]))
+        return
+    for x in items:  # (8 KiB or more: not copied here)
+        out += (_len(len(x)), x) if len(x) >= 1 << 13 else (_str(x),)
+
+
+def _payload(parts: list[bytes]) -> Steps[bytes]:
+    """
+    C{parts} and their CRC64: a DUMP payload, written into one buffer and checksummed
+    a piece a step (small parts joined, long ones copied STRING_PIECE bytes at a time:
+    a 500 MB string is never concatenated, joined or copied whole in one step).
+    """
+    buf = BytesIO()
+    crc = 0
+    small: list[bytes] = []
+    size = 0
+    for k, part in enumerate(parts):
+        parts[k] = b""  # (written: not held twice)
+        if len(part) < STRING_PIECE:
+            small.append(part)
+            size += len(part)
+            if size < STRING_PIECE:
+                continue
+            part = b"".join(small)  # (under 2 MiB)
+        elif small:
+            joined = b"".join(small)
+            buf.write(joined)
+            crc = crc64(joined, crc)
+        small, size = [], 0
+        view = memoryview(part)
+        for i in range(0, len(view), STRING_PIECE):
+            piece = view[i : i + STRING_PIECE]
+            buf.write(piece)
+            crc = crc64(piece, crc)
+            yield
+    tail = b"".join(small)
+    buf.write(tail)
+    buf.write(struct.pack("<Q", crc64(tail, crc)))
+    return buf.getvalue()  # (its buffer, not a copy)
 
 
 def verify(payload: bytes) -> bool:
@@ -190,11 +258,16 @@ def verify_steps(payload: bytes) -> Steps[bool]:
 # -- reading ------------------------------------------------------------------------
 
 
+class _Big(Exception):
+    """The next string is big: L{_Reader.string} left it for L{_Reader.string_steps}."""
+
+
 class _Reader:
     def __init__(self, data: bytes, end: int):
         self.d = data
         self.p = 0
         self.end = end  # (the payload's version and CRC follow: not read, not copied)
+        self.spent = 0  # bytes' worth of work of the strings read (see STEP_BYTES)
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.p + n > self.end:
@@ -229,8 +302,25 @@ class _Reader:
         return n
 
     def string(self) -> bytes:
+        """
+        The next string, if small: a big one (STRING_PIECE bytes, or LZF_PIECE of LZF),
+        or any but an integer once a step's worth was read (L{due}), raises L{_Big},
+        nothing read, for the caller to read it in L{string_steps}.
+        """
+        start = self.p
+        n = self.d[start]
+        if n < 64:  # (most strings: a 6-bit length; PIECE of them fit in a step)
+            end = start + 1 + n
+            if end > self.end:
+                raise BadPayload
+            self.p = end
+            return self.d[start + 1 : end]
         n, enc = self.length()
         if not enc:
+            if n >= STRING_PIECE or self.spent >= STEP_BYTES:
+                self.p = start
+                raise _Big
+            self.spent += n
             return self.take(n)
         if n == 0:
             return b"%d" % struct.unpack("<b", self.take(1))[0]
@@ -241,56 +331,154 @@ class _Reader:
         if n == 3:
             clen = self.plain_len()
             ulen = self.plain_len()
+            if clen > LZF_PIECE or ulen >= STRING_PIECE or self.spent >= STEP_BYTES:
+                self.p = start
+                raise _Big
+            self.spent += clen * LZF_WEIGHT + ulen
             return lzf_decompress(self.take(clen), ulen)
         raise BadPayload
 
+    def string_steps(self) -> Steps[bytes]:
+        """The next string, a big one a piece a step (L{copy_steps}, L{lzf_steps})."""
+        try:
+            return self.string()
+        except _Big:
+            pass
+        n, enc = self.length()
+        if enc:  # (LZF: string() reads integers whatever was spent)
+            n = self.plain_len()
+            ulen = self.plain_len()
+        if self.p + n > self.end:
+            raise BadPayload  # (a declared length is never allocated before its bytes are seen)
+        if enc:
+            b = yield from lzf_steps(self.d, self.p, n, ulen)
+        else:
+            b = yield from copy_steps(self.d, self.p, n)
+        self.p += n
+        self.spent += STEP_BYTES  # (what reads strings in pieces ends its piece here)
+        return b
+
+    def due(self) -> bool:
+        """Has a step's worth of strings been read since the last time it said so?"""
+        if self.spent < STEP_BYTES:
+            return False
+        self.spent = 0
+        return True
+
+
+def strings(r: _Reader, n: int, add: Any, per: int = 1) -> Steps[None]:
+    """
+    C{n} strings from C{r}, given to C{add} a piece a step: C{PIECE} strings, fewer when
+    they are long (a step's worth, L{STEP_BYTES}), ending on a multiple of C{per}; a big
+    one is read in steps of its own.
+    """
+    string = r.string
+    while n > 0:
+        k = min(PIECE, n)
+        start = r.p
+        r.spent = 0
+        try:  # (the common case, at C speed)
+            piece = [string() for _ in range(k)]
+        except _Big:  # a big string or a long piece: read again, one by one
+            r.p = start
+            r.spent = 0
+            piece = []
+            for _ in range(k):
+                piece.append((yield from r.string_steps()))
+                if r.spent >= STEP_BYTES and not len(piece) % per:
+                    break
+        n -= len(piece)
+        add(piece)
+        yield
+
+
+def copy_steps(data: bytes, start: int, n: int) -> Steps[bytes]:
+    """C{data[start:start + n]}, written STRING_PIECE bytes a step into one buffer."""
+    if n < STRING_PIECE:
+        return data[start : start + n]
+    view = memoryview(data)
+    buf = BytesIO()
+    for i in range(start, start + n, STRING_PIECE):
+        buf.write(view[i : min(i + STRING_PIECE, start + n)])
+        yield
+    return buf.getvalue()  # (its buffer, not a copy)
+
 
 def lzf_decompress(data: bytes, ulen: int) -> bytes:
-    if ulen > MAX_STRING or ulen == 0:
+    """liblzf's C{lzf_decompress}: C{data} expanding to exactly C{ulen} bytes, or L{BadPayload}."""
+    return run_through(lzf_steps(data, 0, len(data), ulen))
+
+
+def lzf_steps(data: bytes, start: int, clen: int, ulen: int) -> Steps[bytes]:
+    """
+    L{lzf_decompress} of C{data[start:start + clen]}, LZF_PIECE bytes of it a step: the
+    output goes into one buffer as it comes (never more than C{ulen} and a token), the
+    last LZF_BACK bytes kept for the back-references. Redis's limit on C{ulen} is
+    proto-max-bulk-len's (512 MB); nothing is allocated for it before it is written.
+    """
+    if ulen > MAX_STRING:
         raise BadPayload
-    if _lzf is not None:
-        try:
-            got = _lzf.decompress(data, ulen)
+    if ulen == 0:  # (liblzf stops at once, and Redis keeps the empty string)
+        return b""
+    end = start + clen
+    if _lzf is not None and ulen < STRING_PIECE and clen <= LZF_PIECE:
+        try:  # (liblzf in C: one call, bounded by the sizes)
+            got = _lzf.decompress(data[start:end], ulen)
         except (ValueError, OverflowError, MemoryError):
             got = None
         if got is None or len(got) != ulen:
             raise BadPayload
         return bytes(got)
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
+    sink = BytesIO()
+    out = bytearray()  # the last LZF_BACK bytes of output, then this step's
+    base = 0  # where out starts in the output
+    i = start
+    while i < end:
+        try:
+            i = _lzf_run(data, i, min(end, i + LZF_PIECE), out)
+        except IndexError:
+            raise BadPayload from None
+        if i > end or base + len(out) > ulen:
+            raise BadPayload  # (a token past the end, or more than declared)
+        sink.write(memoryview(out)[sink.tell() - base :])
+        if len(out) > LZF_BACK:
+            base += len(out) - LZF_BACK
+            out = out[-LZF_BACK:]
+        if i < end:
+            yield
+    if sink.tell() != ulen:
+        raise BadPayload
+    return sink.getvalue()  # (its buffer, not a copy)
+
+
+def _lzf_run(data: bytes, i: int, stop: int, out: bytearray) -> int:
+    """
+    Decode LZF tokens from C{data[i]} until C{stop} into C{out}; where it stopped. A
+    token may run past C{stop} (the caller checks its end); a back-reference before the
+    start of C{out} raises L{BadPayload}.
+    """
+    while i < stop:
         ctrl = data[i]
-        i += 1
-        if ctrl < 32:
-            run = ctrl + 1
-            if i + run > n:
-                raise BadPayload
-            out += data[i : i + run]
-            i += run
-        else:
+        if ctrl < 32:  # a literal run of ctrl + 1 bytes
+            j = i + ctrl + 2
+            out += data[i + 1 : j]
+            i = j
+        else:  # a back-reference: length (3 bits, 7 = one more byte) + 2, distance + 1
             length = ctrl >> 5
-            if i >= n:
-                raise BadPayload
             if length == 7:
-                length += data[i]
+                length += data[i + 1]
                 i += 1
-                if i >= n:
-                    raise BadPayload
-            ref = len(out) - ((ctrl & 0x1F) << 8) - data[i] - 1
-            i += 1
+            dist = ((ctrl & 0x1F) << 8) + data[i + 1] + 1
+            i += 2
+            ref = len(out) - dist
             if ref < 0:
                 raise BadPayload
             length += 2
-            dist = len(out) - ref
             if dist >= length:
                 out += out[ref : ref + length]
             else:  # overlapping: the copy repeats the last `dist` bytes
-                out += (bytes(out[ref:]) * (length // dist + 1))[:length]
-        if len(out) > ulen:
-            raise BadPayload
-    if len(out) != ulen:
-        raise BadPayload
-    return bytes(out)
+                out += (out[ref:] * (length // dist + 1))[:length]
+    return i
 
 
 LZF_MAX = 1 << 14  # bytes a DUMP compresses at most (pure Python, ~1 µs a byte, in one step)
@@ -402,6 +590,7 @@ def listpack_steps(lp: bytes) -> Steps[list[bytes]]:
     p = 6
     out: list[bytes] = []
     n = len(lp)
+    spent = 0  # bytes of the long strings copied since the last step
     while True:
         if p >= n:
             raise BadPayload
@@ -426,10 +615,14 @@ def listpack_steps(lp: bytes) -> Steps[list[bytes]]:
             ln = ((b & 0x0F) << 8) | lp[p + 1]
             out.append(lp[p + 2 : p + 2 + ln])
             p += 2 + ln
+            spent += ln
         elif b == 0xF0:
             ln = struct.unpack_from("<I", lp, p + 1)[0]
-            out.append(lp[p + 5 : p + 5 + ln])
+            if p + 5 + ln > n:
+                raise BadPayload
+            out.append((yield from copy_steps(lp, p + 5, ln)))
             p += 5 + ln
+            spent += ln
         elif b in (0xF1, 0xF2, 0xF3, 0xF4):
             size = {0xF1: 2, 0xF2: 3, 0xF3: 4, 0xF4: 8}[b]
             out.append(b"%d" % int.from_bytes(lp[p + 1 : p + 1 + size], "little", signed=True))
@@ -438,7 +631,8 @@ def listpack_steps(lp: bytes) -> Steps[list[bytes]]:
             raise BadPayload
         if p > n:
             raise BadPayload
-        if len(out) % PIECE == 0:
+        if len(out) % PIECE == 0 or spent >= STEP_BYTES:
+            spent = 0
             yield
         ln = p - start  # (the entry's back length must say so, as Redis's deep check wants)
         if ln <= 127:
@@ -456,14 +650,20 @@ def listpack_steps(lp: bytes) -> Steps[list[bytes]]:
     return out
 
 
-def _intset(b: bytes) -> list[bytes]:
+def _intset(b: bytes) -> Steps[list[bytes]]:
+    """An intset's integers as their decimal text, a piece a step."""
     if len(b) < 8:
         raise BadPayload
     enc, n = struct.unpack_from("<II", b, 0)
     if enc not in (2, 4, 8) or len(b) != 8 + enc * n:
         raise BadPayload
     fmt = {2: "h", 4: "i", 8: "q"}[enc]
-    return [b"%d" % v for v in struct.unpack_from(f"<{n}{fmt}", b, 8)]
+    out: list[bytes] = []
+    for i in range(0, n, PIECE):
+        k = min(PIECE, n - i)
+        out += [b"%d" % v for v in struct.unpack_from(f"<{k}{fmt}", b, 8 + enc * i)]
+        yield
+    return out
 
 
 def load(payload: bytes, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -> Any:
@@ -472,53 +672,53 @@ def load(payload: bytes, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -> Any:
 
 
 def load_steps(payload: bytes, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -> Steps[Any]:
-    """L{load}, a piece of the value a step (C{zset_limits}: see L{load_zset})."""
+    """
+    L{load}, a piece of the value a step (C{zset_limits}: see L{load_zset}); a big
+    string (or LZF blob) a piece a step too (L{_Reader.string_steps}).
+    """
     r = _Reader(payload, len(payload) - 10)
     t = r.byte()
     try:
         if t == T_STRING:
-            v: Any = r.string()
+            v: Any = yield from r.string_steps()
         elif t == T_LIST or t == T_SET:
-            n = r.plain_len()
             v = deque() if t == T_LIST else set()
-            add = v.extend if t == T_LIST else v.update
-            for i in range(0, n, PIECE):
-                add([r.string() for _ in range(min(PIECE, n - i))])
-                yield
+            yield from strings(r, r.plain_len(), v.extend if t == T_LIST else v.update)
         elif t == T_HASH:
             v = {}
-            n = r.plain_len()
-            for i in range(0, n, PIECE):
-                for _ in range(min(PIECE, n - i)):
-                    k = r.string()
-                    v[k] = r.string()
-                yield
+            yield from strings(
+                r, 2 * r.plain_len(), lambda p: v.update(zip(p[::2], p[1::2], strict=True)), 2
+            )
         elif t == T_INTSET:
-            v = set(_intset(r.string()))
+            v = set()
+            yield from fill(v.update, (yield from _intset((yield from r.string_steps()))))
         elif t == T_HASH_LISTPACK or t == T_HASH_ZIPLIST:
-            blob = r.string()
+            blob = yield from r.string_steps()
             items = yield from (listpack_steps if t == T_HASH_LISTPACK else ziplist_steps)(blob)
             if len(items) % 2:
                 raise BadPayload
-            v = dict(zip(items[::2], items[1::2], strict=True))
+            v = {}
+            for i in range(0, len(items), 2 * PIECE):
+                v.update(
+                    zip(items[i : i + 2 * PIECE : 2], items[i + 1 : i + 2 * PIECE : 2], strict=True)
+                )
+                yield
             if 2 * len(v) != len(items):
                 raise BadPayload  # a field twice
         elif t == T_LIST_ZIPLIST:  # (Redis before 3.2)
-            v = deque((yield from ziplist_steps(r.string())))
-        elif t == T_LIST_QUICKLIST:  # (Redis 3.2 to 6.2: a quicklist of ziplists)
+            v = deque()
+            yield from fill(v.extend, (yield from ziplist_steps((yield from r.string_steps()))))
+        elif t == T_LIST_QUICKLIST or t == T_LIST_QUICKLIST_2:
+            # (Redis 3.2 to 6.2: a quicklist of ziplists; 7.0: of listpacks or plain nodes)
             v = deque()
             for _ in range(r.plain_len()):
-                v.extend((yield from ziplist_steps(r.string())))
-                yield
-        elif t == T_LIST_QUICKLIST_2:
-            v = deque()
-            for _ in range(r.plain_len()):
-                container = r.plain_len()
-                blob = r.string()
+                container = 2 if t == T_LIST_QUICKLIST else r.plain_len()
+                blob = yield from r.string_steps()
                 if container == 1:  # PLAIN: one big element
                     v.append(blob)
-                elif container == 2:  # PACKED: a listpack
-                    v.extend((yield from listpack_steps(blob)))
+                elif container == 2:  # PACKED: a listpack (a ziplist before 7.0)
+                    lp = listpack_steps if t == T_LIST_QUICKLIST_2 else ziplist_steps
+                    yield from fill(v.extend, (yield from lp(blob)))
                 else:
                     raise BadPayload
                 yield
@@ -695,11 +895,13 @@ def load_stream(r: Any, t: int) -> Steps[Stream]:
     s = Stream()
     last: tuple[int, int] | None = None
     for _ in range(r.plain_len()):
-        key = r.string()
+        key = yield from r.string_steps()
         if len(key) != 16:
             raise bad
         master = (int.from_bytes(key[:8], "big"), int.from_bytes(key[8:], "big"))
-        e = yield from listpack_steps(r.string())
+        e = yield from listpack_steps((yield from r.string_steps()))
+        if r.due():
+            yield
         nums = _Ints(e, bad)
         nums.take()  # live count
         nums.take()  # deleted count
@@ -738,7 +940,7 @@ def load_stream(r: Any, t: int) -> Steps[Stream]:
     if last is not None and last > s.last_id:
         raise bad
     for _ in range(r.plain_len()):
-        name = r.string()
+        name = yield from r.string_steps()
         group_last = (r.plain_len(), r.plain_len())
         read = r.plain_len() if t >= T_STREAM_LISTPACKS_2 else U64
         g = Group(name, group_last, -1 if read == U64 else read)
@@ -748,7 +950,9 @@ def load_stream(r: Any, t: int) -> Steps[Stream]:
             if k % PIECE == PIECE - 1:
                 yield
         for _ in range(r.plain_len()):
-            cname = r.string()
+            cname = yield from r.string_steps()
+            if r.due():
+                yield
             consumer = Consumer(cname, _ms.unpack(r.take(8))[0])
             if t >= T_STREAM_LISTPACKS_3:
                 r.take(8)  # (active-time: Redis 7.2's, not kept)
@@ -843,7 +1047,14 @@ def dump_zset(z: ZSet, limits: tuple[int, int], lzf: bool) -> Steps[list[bytes]]
     pack = _dbl.pack
     pairs = z.sl.islice(reverse=True)
     for _ in range(0, n, ZPIECE):
-        out.append(b"".join([_raw_string(m, lzf) + pack(s) for s, m in islice(pairs, ZPIECE)]))
+        piece = list(islice(pairs, ZPIECE))
+        if lzf or sum(len(m) for _, m in piece) < STEP_BYTES:
+            out.append(b"".join([_raw_string(m, lzf) + pack(s) for s, m in piece]))
+        else:  # (long members as they are, for _payload to copy: see _put)
+            for s, m in piece:
+                out += (
+                    (_len(len(m)), m, pack(s)) if len(m) >= 1 << 13 else (_raw_string(m) + pack(s),)
+                )
         yield
     return out
 
@@ -881,14 +1092,22 @@ def load_zset(r: Any, t: int, limits: tuple[int, int]) -> Steps[ZSet]:
     scores: dict[bytes, float] = {}
     if t == T_ZSET or t == T_ZSET_2:
         n = r.plain_len()
-        take, unpack = r.take, _dbl.unpack
-        for i in range(0, n, ZPIECE):  # (never more than the payload holds: no preallocation)
-            for _ in range(min(ZPIECE, n - i)):
-                m = r.string()
+        string, take, unpack = r.string, r.take, _dbl.unpack
+        left = n
+        while left:  # (never more than the payload holds: no preallocation)
+            for _ in range(min(ZPIECE, left)):
+                try:
+                    m = string()
+                except _Big:
+                    m = yield from r.string_steps()
                 s = unpack(take(8))[0] if t == T_ZSET_2 else _text_score(r)
                 if s != s:
                     raise BadPayload  # NaN
                 scores[m] = s
+                left -= 1
+                if r.spent >= STEP_BYTES:
+                    r.spent = 0
+                    break
             yield
         if len(scores) != n:
             raise BadPayload  # a member twice
@@ -896,7 +1115,7 @@ def load_zset(r: Any, t: int, limits: tuple[int, int]) -> Steps[ZSet]:
             for m in [m for m, s in scores.items() if s == 0.0]:
                 scores[m] = 0.0
     else:
-        blob = r.string()
+        blob = yield from r.string_steps()
         e = yield from (listpack_steps(blob) if t == T_ZSET_LISTPACK else ziplist_steps(blob))
         if len(e) % 2:
             raise BadPayload
@@ -953,6 +1172,7 @@ def ziplist_steps(zl: bytes) -> Steps[list[bytes]]:
     out: list[bytes] = []
     p = last = 10
     prev = 0
+    spent = 0  # bytes of the strings copied since the last step
     while zl[p] != 0xFF:
         start = p
         b = zl[p]
@@ -975,8 +1195,11 @@ def ziplist_steps(zl: bytes) -> Steps[list[bytes]]:
                 size, p = int.from_bytes(zl[p + 1 : p + 5], "big"), p + 5
             else:
                 raise BadPayload
-            out.append(zl[p : p + size])
+            if p + size >= n:
+                raise BadPayload
+            out.append((yield from copy_steps(zl, p, size)))
             p += size
+            spent += size
         elif 0xF1 <= b <= 0xFD:  # 0 to 12 in the encoding byte
             out.append(b"%d" % ((b & 0x0F) - 1))
             p += 1
@@ -990,7 +1213,8 @@ def ziplist_steps(zl: bytes) -> Steps[list[bytes]]:
             raise BadPayload
         prev = p - start
         last = start
-        if len(out) % PIECE == 0:
+        if len(out) % PIECE == 0 or spent >= STEP_BYTES:
+            spent = 0
             yield
     count = int.from_bytes(zl[8:10], "little")
     if p != n - 1 or tail != last or (count != 65535 and count != len(out)):

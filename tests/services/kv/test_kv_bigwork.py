@@ -236,10 +236,15 @@ def test_a_client_gone_mid_command_lets_the_others_go_on() -> None:
     a.dataReceived(_cmd("SUNIONSTORE", "dst", "s", "s2"))
     b.dataReceived(_cmd("PING"))
     assert tb.value() == b""
+    _gone(clock, server, a, b, tb, "dst")
+
+
+def _gone(clock: Clock, server: KVServer, a: Any, b: Any, tb: Any, key: str) -> None:
+    """Client C{a} goes mid-command: C{b}'s PING is answered, C{key} never half stored."""
     a.connectionLost(None)
     _drive(clock, lambda: tb.value() != b"")
     assert tb.value() == b"+PONG\r\n" and server.busy is None
-    b.dataReceived(_cmd("EXISTS", "dst"))
+    b.dataReceived(_cmd("EXISTS", key))
     assert tb.value().endswith(b":0\r\n")  # never half stored
     clock.advance(0)
     assert clock.getDelayedCalls() == []
