@@ -20,7 +20,8 @@ skipped unseen.
 
 Each family stays well under three minutes at N=1,000,000 on the dev VM.
 With C{PORTSUITE_BEFORE_BIN} (bench/README.md) the same steps on that build first,
-in the same run ("before" columns).
+in the same run ("before" columns); C{KV_SWEEP_TWISTD} runs another twistd instead of
+this tree's (a before table on its own while this tree is being edited).
 """
 
 from __future__ import annotations
@@ -898,7 +899,7 @@ def main() -> None:
         if bindir is not None:
             before[fam] = run_family(fam, str(bindir / "twistd"))[0]
         t = time.monotonic()
-        results[fam], loaded, table = run_family(fam, None)
+        results[fam], loaded, table = run_family(fam, os.environ.get("KV_SWEEP_TWISTD"))
         print(
             f"# {fam}: loaded in {loaded:.1f} s, run in {time.monotonic() - t:.0f} s, "
             f"load average {os.getloadavg()[0]:.2f}",
