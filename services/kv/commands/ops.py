@@ -24,6 +24,8 @@ from portsuite_services.kv.commands import (
 from portsuite_services.kv.commands.connection import REDIS_VERSION
 from portsuite_services.kv.lazyfree import effort
 from portsuite_services.kv.resp import OK, Double, Map, Simple, Verbatim, string2ll
+from portsuite_services.kv.stream import Stream
+from portsuite_services.kv.zset import ZSet
 
 S = "server"
 
@@ -96,7 +98,7 @@ def _size(v: Any) -> int:
         return len(v) + 9
     if isinstance(v, (int, float)):
         return 8
-    if isinstance(v, tuple):
+    if isinstance(v, (tuple, list)):  # (a zset's pair, a stream entry's fields)
         return sum(_size(x) for x in v) + 8
     return sys.getsizeof(v)
 
@@ -122,6 +124,10 @@ def usage_steps(key: bytes, value: Any, samples: int) -> bigwork.Steps[int]:
         return base + 16
     if isinstance(value, dict):
         it = iter(value.items())
+    elif isinstance(value, ZSet):  # (not iterable: its members and scores)
+        it = iter(value.dict.items())
+    elif isinstance(value, Stream):  # its entries' fields and values
+        it = iter(value.entries.values())
     else:
         it = iter(value)
     limit = n if samples == 0 else min(samples, n)
