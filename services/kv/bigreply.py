@@ -164,6 +164,14 @@ def array(c: Any, items: list[bytes], own: bool = False) -> Any:
     return start(c, b"*%d\r\n" % len(items), len(items), _bulks(items), items if own else None)
 
 
+def keyed_array(c: Any, key: bytes, items: list[bytes]) -> Any:
+    """C{[key, items]} (LMPOP, BLMPOP), C{items} (nothing else holds them) in slices when big."""
+    if not possible(c, len(items)):
+        return [key, items]
+    header = b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(key), key, len(items))
+    return start(c, header, len(items), _bulks(items), items)
+
+
 def nullable_array(c: Any, items: list[bytes | None], own: bool = False) -> Any:
     """An array of bulk strings and nils (SORT … GET); C{own}: as for L{array}."""
     if not possible(c, len(items)):
