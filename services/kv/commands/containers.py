@@ -104,7 +104,8 @@ def _store_grown(c: Any, key: bytes, made: Any) -> Any:
 def hmset(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2:
         raise wrong_arity("hmset")
-    hset(c, argv)
+    if hset(c, argv) is NO_REPLY:  # (a million fields: built in slices, then run again)
+        return NO_REPLY
     return OK
 
 

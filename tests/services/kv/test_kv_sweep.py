@@ -175,3 +175,15 @@ def test_pf_many_keys_as_redis(redis_port: int, kv_port: int) -> None:
         ],
         False,
     )
+
+
+# -- HMSET of many fields ----------------------------------------------------------
+
+
+def test_hmset_of_many_fields_answers_once() -> None:
+    """It answered OK twice (once when its slices started): every later reply shifted."""
+    from portsuite_services.kv.commands.containers import ARGS_HASH
+
+    fields = [x for i in range(ARGS_HASH + 10) for x in (b"f%d" % i, b"v")]
+    got = _in_slices([("HSET", "h", "f1", "old")], ("HMSET", "h", *fields), ("HLEN", "h"))
+    assert got == [b"OK", ARGS_HASH + 10]
