@@ -7,8 +7,10 @@ the reply is the one of the command run whole (inside MULTI/EXEC), and redis-ser
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import hiredis
 import pytest
 from kv_raw import Raw
 from kvdb_help import same_replies
@@ -17,6 +19,8 @@ from test_kv_bigwork import _turn
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings
+from portsuite_services.kv.bigwork import BIG
+from portsuite_services.kv.commands.containers import POP_ASIDE
 
 
 def _server(*setup: tuple[Any, ...]) -> tuple[Clock, KVServer]:
@@ -53,7 +57,7 @@ def _in_slices(
         _turn(clock)
         turns += 1
     assert turns >= 2 and served == list(range(turns))  # the suite is served between
-    _drive(clock, lambda: ta.value() != b"" and tb.value() != b"")
+    _drive(clock, lambda: _replies(ta.value()) != [] and _replies(tb.value()) != [])
     got = _replies(ta.value())
     clock2, server2 = _server(*setup)
     whole, tw = _client(server2)
@@ -177,6 +181,95 @@ def test_pf_many_keys_as_redis(redis_port: int, kv_port: int) -> None:
     )
 
 
+# -- LPOP, RPOP, LMPOP, BLMPOP with a big count; LTRIM of a big list ------------------
+
+LONG = POP_ASIDE + 9000  # a list whose rest, after popping POP_ASIDE, is built aside
+
+
+def _list(n: int = LONG) -> list[tuple[Any, ...]]:
+    return [("RPUSH", "l", *[b"e%d" % i for i in range(n)]), ("PEXPIRE", "l", "100000000")]
+
+
+POPS = [
+    ("LPOP", "l", str(POP_ASIDE)),  # the rest made aside
+    ("RPOP", "l", str(POP_ASIDE + 1)),
+    ("RPOP", "l", str(BIG + 5)),  # copied in slices, popped in place
+    ("LPOP", "l", str(10 * LONG)),  # all of it: the key goes
+    ("LMPOP", "2", "nothing", "l", "LEFT", "COUNT", str(POP_ASIDE)),
+    ("LMPOP", "1", "l", "RIGHT", "COUNT", str(10 * LONG)),
+    ("BLMPOP", "0", "1", "l", "RIGHT", "COUNT", str(POP_ASIDE)),
+    ("BLMPOP", "0", "1", "l", "LEFT", "COUNT", str(10 * LONG)),
+    ("LTRIM", "l", "1", "-2"),
+    ("LTRIM", "l", str(-BIG - 3), "-1"),
+]
+
+
+@pytest.mark.parametrize("argv", POPS, ids=" ".join)
+def test_many_popped_or_trimmed_in_slices(argv: tuple[str, ...]) -> None:
+    """LPOP of a million: 5 s of the whole suite (the reply encoded whole), LTRIM 100 ms."""
+    got = _in_slices(_list(), argv, ("LRANGE", "l", "0", "-1"))
+    left = got[1]
+    everything = [b"e%d" % i for i in range(LONG)]
+    if argv[0] == "LTRIM":
+        assert got[0] == b"OK"
+        assert left == everything[int(argv[2]) : LONG + int(argv[3]) + 1]
+        return
+    popped = got[0][1] if "MPOP" in argv[0] else got[0]
+    k = min(int(argv[-1]), LONG)
+    assert len(popped) == k and len(left) == LONG - k
+    if "LEFT" in argv or argv[0] == "LPOP":
+        assert popped == everything[:k] and left == everything[k:]
+    else:
+        assert popped == everything[::-1][:k] and left == everything[: LONG - k]
+
+
+def test_a_big_list_trimmed_to_a_few_is_freed_lazily() -> None:
+    clock, server = _server(*_list())
+    a, ta = _client(server)
+    a.dataReceived(
+        _cmd("LTRIM", "l", "5", "9") + _cmd("LRANGE", "l", "0", "-1") + _cmd("PTTL", "l")
+    )
+    ok, kept, ttl = _replies(ta.value())
+    assert ok == b"OK" and kept == [b"e%d" % i for i in range(5, 10)] and ttl > 0
+    assert server.lazyfree.pending == 1  # the old list, not cleared at once: a slice a turn
+    _drive(clock, lambda: server.lazyfree.pending == 0)
+
+
+def _call(s: socket.socket, *argv: str | bytes) -> bytes:
+    """One command, its whole reply's bytes (nothing pipelined: all that came is it)."""
+    s.sendall(_cmd(*argv))
+    reader, out = hiredis.Reader(), b""
+    while True:
+        data = s.recv(1 << 20)
+        assert data, "closed"
+        out += data
+        reader.feed(data)
+        if reader.gets() is not False:
+            return out
+
+
+def test_many_popped_as_redis(redis_port: int, kv_port: int) -> None:
+    """Each of L{POPS} on both servers, then the list and its TTL: the same bytes."""
+    conns = [socket.create_connection(("127.0.0.1", p), timeout=60) for p in (redis_port, kv_port)]
+    try:
+        for argv in [*POPS, ("LMPOP", "1", "l", "RIGHT", "COUNT", "3")]:
+            for proto in ("2", "3"):
+                got = []
+                for s in conns:
+                    _call(s, "HELLO", proto)
+                    _call(s, "DEL", "l")
+                    for setup in _list():
+                        _call(s, *setup)
+                    got.append(
+                        [_call(s, *argv), _call(s, "LRANGE", "l", "0", "-1"), _call(s, "TTL", "l")]
+                    )
+                assert got[0] == got[1], argv
+    finally:
+        for s in conns:
+            _call(s, "DEL", "l")
+            s.close()
+
+
 # -- HMSET of many fields ----------------------------------------------------------
 
 
@@ -187,3 +280,87 @@ def test_hmset_of_many_fields_answers_once() -> None:
     fields = [x for i in range(ARGS_HASH + 10) for x in (b"f%d" % i, b"v")]
     got = _in_slices([("HSET", "h", "f1", "old")], ("HMSET", "h", *fields), ("HLEN", "h"))
     assert got == [b"OK", ARGS_HASH + 10]
+
+
+# -- any big list reply goes out in slices ------------------------------------------
+
+
+def _sent_in_slices(setup: list[tuple[Any, ...]], argv: tuple[Any, ...]) -> Any:
+    """
+    C{argv}'s reply comes over several turns, another client answered in between
+    (and its own next command only after it); the same bytes as run whole in MULTI.
+    """
+    clock, server = _server(*setup)
+    a, ta = _client(server)
+    b, tb = _client(server)
+    a.dataReceived(_cmd(*argv) + _cmd("PING", "after"))
+    assert ta.value() != b"" and _replies(ta.value()) == []  # the header and a first slice
+    b.dataReceived(_cmd("PING"))
+    assert tb.value() == b"+PONG\r\n"  # served meanwhile
+    turns = 0
+    while len(_replies(ta.value())) < 2:
+        _turn(clock)
+        turns += 1
+        assert turns < 10000
+    assert turns >= 2
+    clock2, server2 = _server(*setup)
+    whole, whole_t = _client(server2)
+    whole.dataReceived(_cmd("MULTI") + _cmd(*argv) + _cmd("EXEC"))
+    _drive(clock2, lambda: len(_replies(whole_t.value())) == 3)
+    assert whole_t.value().endswith(b"*1\r\n" + ta.value()[: -len(b"$5\r\nafter\r\n")])
+    return _replies(ta.value())[0]
+
+
+MANY = 3 * BIG
+
+
+def _big_values() -> list[tuple[Any, ...]]:
+    return [
+        ("SADD", "s", *[b"m%d" % i for i in range(MANY)]),
+        ("HSET", "h", *[x for i in range(MANY) for x in (b"f%d" % i, b"v%d" % i)]),
+        ("ZADD", "z", *[x for i in range(MANY) for x in (b"%d" % i, b"m%d" % i)]),
+        ("MSET", *[x for i in range(MANY) for x in (b"k%d" % i, b"v")]),
+    ]
+
+
+LISTS = [
+    ("SMISMEMBER", "s", *[b"m%d" % (2 * i) for i in range(MANY)]),
+    ("HMGET", "h", *[b"f%d" % (2 * i) for i in range(MANY)]),
+    ("ZMSCORE", "z", *[b"m%d" % (2 * i) for i in range(MANY)]),
+    ("MGET", *[b"k%d" % (2 * i) for i in range(MANY)]),
+    ("SSCAN", "s", "0", "COUNT", "10000000"),
+    ("HSCAN", "h", "0", "COUNT", "10000000"),
+    ("ZSCAN", "z", "0", "COUNT", "10000000"),
+    ("SCAN", "0", "COUNT", "10000000"),
+]
+
+
+@pytest.mark.parametrize("argv", LISTS, ids=lambda a: " ".join(map(str, a[:5])))
+def test_a_big_list_reply_goes_out_in_slices(argv: tuple[Any, ...]) -> None:
+    """SMISMEMBER or HMGET of a million arguments, SSCAN … COUNT 10^7: 3.5-5 s whole."""
+    got = _sent_in_slices(_big_values(), argv)
+    if "SCAN" in argv[0]:
+        assert got[0] == b"0" and len(got[1]) >= MANY
+    else:
+        assert len(got) == MANY and got[0] not in (None, 0) and got[-1] in (None, 0)
+
+
+def test_big_list_replies_as_redis(redis_port: int, kv_port: int) -> None:
+    """The non-SCAN L{LISTS} on both servers, RESP2 and RESP3: the same bytes."""
+    conns = [socket.create_connection(("127.0.0.1", p), timeout=60) for p in (redis_port, kv_port)]
+    try:
+        for s in conns:
+            _call(s, "FLUSHALL")
+            for setup in _big_values():
+                _call(s, *setup)
+        for argv in [a for a in LISTS if "SCAN" not in a[0]]:
+            for proto in ("2", "3"):
+                got = []
+                for s in conns:
+                    _call(s, "HELLO", proto)
+                    got.append(_call(s, *argv))
+                assert got[0] == got[1], argv[:3]
+    finally:
+        for s in conns:
+            _call(s, "FLUSHALL")
+            s.close()
