@@ -29,6 +29,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from typing import Any
 
 import hiredis
 from benchlib import before_bin, pin
-from kv import _cmd, _pinger, start_kv_and_echo, stop
+from kv import _cmd, start_kv_and_echo, stop
 
 N = int(os.environ.get("N", "1000000"))
 BIGCOUNT = b"10000000"  # a count argument past every value's size
@@ -776,6 +777,21 @@ FAMILY_STEPS: dict[str, tuple[Callable[[Client], None], list[Step]]] = {
 # -- running -----------------------------------------------------------------------
 
 
+def _pinger(port: int, stop_flag: Any, out: Any) -> None:
+    """One echo round trip every 5 ms until told to stop; sends [(t, rtt)] back (a stall of minutes too)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=600)
+    start_at = time.monotonic()
+    samples = []
+    while not stop_flag.is_set():
+        t = time.perf_counter()
+        s.sendall(b"x")
+        s.recv(1)
+        samples.append((time.monotonic() - start_at, time.perf_counter() - t))
+        time.sleep(0.005)
+    s.close()
+    out.send(samples)
+
+
 def _short(reply: Any) -> str:
     if isinstance(reply, hiredis.ReplyError):
         return "-" + str(reply)[:40]
@@ -819,9 +835,7 @@ def run_family(name: str, twistd: str | None) -> tuple[dict[str, Row], float, li
         ctx = multiprocessing.get_context("fork")
         stop_flag = ctx.Event()
         parent_end, child_end = ctx.Pipe()
-        pinger = ctx.Process(
-            target=_pinger, args=(echo, stop_flag, ctx.Value("i", 0), child_end), daemon=True
-        )
+        pinger = ctx.Process(target=_pinger, args=(echo, stop_flag, child_end), daemon=True)
         pinger.start()
         time.sleep(0.5)
         t0 = time.monotonic()
@@ -848,6 +862,7 @@ def run_family(name: str, twistd: str | None) -> tuple[dict[str, Row], float, li
                 replies = [f"closed: {e}"]
                 c = Client(kv)
             del argvs
+            print(f"  {name} {step}: {time.perf_counter() - t:.2f} s", file=sys.stderr, flush=True)
             spans.append(
                 (step, a - t0, time.monotonic() - t0, time.perf_counter() - t, replies[-1:])
             )

@@ -204,6 +204,27 @@ def keyed_array(c: Any, key: bytes, items: list[bytes]) -> Any:
     return start(c, header, len(items), _bulks(items), items)
 
 
+def keyed_pairs(
+    c: Any, key: bytes, pairs: list[tuple[Any, Any]], make: Callable[[Any, Any], Any]
+) -> Any:
+    """
+    C{[key, [make(a, b) for (a, b) in pairs]]} (ZMPOP: [member, score] each), the
+    elements made and encoded a slice at a time when many (C{pairs}: nothing else holds it).
+    """
+    if not possible(c, len(pairs)):
+        return [key, [make(a, b) for a, b in pairs]]
+    header = b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(key), key, len(pairs))
+    enc = c.enc
+
+    def encode(lo: int, hi: int) -> bytes:
+        out: list[bytes] = []
+        for a, b in pairs[lo:hi]:
+            enc(make(a, b), out)
+        return b"".join(out)
+
+    return start(c, header, len(pairs), encode, pairs)
+
+
 def nullable_array(c: Any, items: list[bytes | None], own: bool = False) -> Any:
     """An array of bulk strings and nils (SORT … GET); C{own}: as for L{array}."""
     if not possible(c, len(items)):
