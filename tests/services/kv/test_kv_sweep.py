@@ -248,26 +248,40 @@ def _call(s: socket.socket, *argv: str | bytes) -> bytes:
             return out
 
 
-def test_many_popped_as_redis(redis_port: int, kv_port: int) -> None:
-    """Each of L{POPS} on both servers, then the list and its TTL: the same bytes."""
-    conns = [socket.create_connection(("127.0.0.1", p), timeout=60) for p in (redis_port, kv_port)]
+def _side_by_side(
+    ports: tuple[int, int],
+    setup: list[tuple[Any, ...]],
+    runs: list[tuple[Any, ...]],
+    after: list[tuple[Any, ...]],
+    fresh: bool = True,
+) -> None:
+    """
+    Each of C{runs} on redis-server and kv, in RESP2 and RESP3 (on C{setup} loaded
+    anew when C{fresh}), then C{after}: the same bytes, reply by reply.
+    """
+    conns = [socket.create_connection(("127.0.0.1", p), timeout=120) for p in ports]
     try:
-        for argv in [*POPS, ("LMPOP", "1", "l", "RIGHT", "COUNT", "3")]:
+        for argv in runs:
             for proto in ("2", "3"):
                 got = []
                 for s in conns:
                     _call(s, "HELLO", proto)
-                    _call(s, "DEL", "l")
-                    for setup in _list():
-                        _call(s, *setup)
-                    got.append(
-                        [_call(s, *argv), _call(s, "LRANGE", "l", "0", "-1"), _call(s, "TTL", "l")]
-                    )
-                assert got[0] == got[1], argv
+                    if fresh or argv is runs[0]:
+                        _call(s, "FLUSHALL")
+                        for line in setup:
+                            _call(s, *line)
+                    got.append([_call(s, *argv), *(_call(s, *a) for a in after)])
+                assert got[0] == got[1], argv[:8]
     finally:
         for s in conns:
-            _call(s, "DEL", "l")
+            _call(s, "FLUSHALL")
             s.close()
+
+
+def test_many_popped_as_redis(redis_port: int, kv_port: int) -> None:
+    """Each of L{POPS} on both servers, then the list and its TTL: the same bytes."""
+    runs = [*POPS, ("LMPOP", "1", "l", "RIGHT", "COUNT", "3")]
+    _side_by_side((redis_port, kv_port), _list(), runs, [("LRANGE", "l", "0", "-1"), ("TTL", "l")])
 
 
 # -- HMSET of many fields ----------------------------------------------------------
@@ -347,23 +361,8 @@ def test_a_big_list_reply_goes_out_in_slices(argv: tuple[Any, ...]) -> None:
 
 def test_big_list_replies_as_redis(redis_port: int, kv_port: int) -> None:
     """The non-SCAN L{LISTS} on both servers, RESP2 and RESP3: the same bytes."""
-    conns = [socket.create_connection(("127.0.0.1", p), timeout=60) for p in (redis_port, kv_port)]
-    try:
-        for s in conns:
-            _call(s, "FLUSHALL")
-            for setup in _big_values():
-                _call(s, *setup)
-        for argv in [a for a in LISTS if "SCAN" not in a[0]]:
-            for proto in ("2", "3"):
-                got = []
-                for s in conns:
-                    _call(s, "HELLO", proto)
-                    got.append(_call(s, *argv))
-                assert got[0] == got[1], argv[:3]
-    finally:
-        for s in conns:
-            _call(s, "FLUSHALL")
-            s.close()
+    runs = [a for a in LISTS if "SCAN" not in a[0]]
+    _side_by_side((redis_port, kv_port), _big_values(), runs, [], fresh=False)
 
 
 # -- ZPOPMIN, ZPOPMAX, ZMPOP, BZMPOP with a big count -------------------------------
@@ -398,21 +397,62 @@ def test_many_zset_members_popped_in_slices(argv: tuple[str, ...]) -> None:
 
 def test_many_zset_members_popped_as_redis(redis_port: int, kv_port: int) -> None:
     """Each of L{ZPOPS} on both servers, RESP2 and RESP3, then what is left and its TTL."""
-    conns = [socket.create_connection(("127.0.0.1", p), timeout=60) for p in (redis_port, kv_port)]
-    try:
-        for argv in [*ZPOPS, ("ZMPOP", "1", "z", "MIN", "COUNT", "3")]:
-            for proto in ("2", "3"):
-                got = []
-                for s in conns:
-                    _call(s, "HELLO", proto)
-                    _call(s, "DEL", "z")
-                    for setup in _zset():
-                        _call(s, *setup)
-                    popped = _call(s, *argv)
-                    after = [_call(s, "ZRANGE", "z", "0", "-1", "WITHSCORES"), _call(s, "TTL", "z")]
-                    got.append([popped, *after])
-                assert got[0] == got[1], argv
-    finally:
-        for s in conns:
-            _call(s, "DEL", "z")
-            s.close()
+    runs = [*ZPOPS, ("ZMPOP", "1", "z", "MIN", "COUNT", "3")]
+    after = [("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("TTL", "z")]
+    _side_by_side((redis_port, kv_port), _zset(), runs, after)
+
+
+# -- GEOSEARCH, GEORADIUS* over a big geo set -----------------------------------------
+
+GN = 12000  # members: a search over all of them is past bigwork.BIG's work
+
+
+def _geo() -> list[tuple[Any, ...]]:
+    points: list[bytes] = []
+    for i in range(GN):
+        lon, lat = -179.0 + (i * 0.02917) % 358, -80.0 + (i * 0.01313) % 160
+        points += (b"%.5f" % lon, b"%.5f" % lat, b"p%d" % i)
+    return [("GEOADD", "g", *points)]
+
+
+GEOS = [
+    ("GEOSEARCH", "g", "FROMLONLAT", "0", "0", "BYRADIUS", "20000", "km"),
+    (
+        "GEOSEARCH",
+        "g",
+        "FROMLONLAT",
+        "10",
+        "20",
+        "BYRADIUS",
+        "20000",
+        "km",
+        "ASC",
+        "WITHCOORD",
+        "WITHDIST",
+        "WITHHASH",
+    ),
+    ("GEOSEARCH", "g", "FROMMEMBER", "p5", "BYBOX", "40000", "40000", "km", "DESC", "COUNT", "100"),
+    ("GEOSEARCH", "g", "FROMLONLAT", "0", "0", "BYRADIUS", "20000", "km", "COUNT", "5", "ANY"),
+    ("GEORADIUS", "g", "0", "0", "20000", "km", "STORE", "dst"),
+    ("GEORADIUS", "g", "0", "0", "20000", "km", "STOREDIST", "dst"),
+    ("GEOSEARCHSTORE", "dst", "g", "FROMMEMBER", "p5", "BYBOX", "40000", "40000", "km"),
+    ("GEORADIUSBYMEMBER", "g", "p7", "8000", "km", "WITHDIST", "ASC"),
+    ("GEORADIUS_RO", "g", "30", "30", "3", "km"),  # (none found)
+]
+
+
+@pytest.mark.parametrize(
+    "argv", [a for a in GEOS if "ANY" not in a and a[0] != "GEORADIUS_RO"], ids=" ".join
+)  # (ANY: done at the first members found; a small radius: at once)
+def test_a_geo_search_over_many_members_in_slices(argv: tuple[str, ...]) -> None:
+    """A GEOSEARCH over a million members held the suite 4-14 s."""
+    got = _in_slices(_geo(), argv, ("ZCARD", "dst"))
+    if "STORE" in " ".join(argv):
+        assert got[0] == got[1] > GN // 2
+    else:
+        assert len(got[0]) > 4
+
+
+def test_a_geo_search_over_many_members_as_redis(redis_port: int, kv_port: int) -> None:
+    after = [("ZRANGE", "dst", "0", "-1", "WITHSCORES")]
+    _side_by_side((redis_port, kv_port), _geo(), GEOS, after, fresh=False)
