@@ -654,11 +654,11 @@ def _found_steps(
             pairs += [(f[1], f[4]) for f in found[lo : lo + piece]]
         yield
     result = ZSet()
-    d: dict[bytes, float] = {}
+    scores: dict[bytes, float] = {}
     for lo in range(0, len(pairs), piece):
-        d.update([(m, sc) for sc, m in pairs[lo : lo + piece]])
+        scores.update([(m, sc) for sc, m in pairs[lo : lo + piece]])
         yield
-    result.dict = d
+    result.dict = scores
     pairs = yield from bigwork.sort(pairs)
     result.sl = yield from sorted_list_steps(pairs)
     return result

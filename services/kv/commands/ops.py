@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
@@ -122,6 +123,7 @@ def usage_steps(key: bytes, value: Any, samples: int) -> bigwork.Steps[int]:
         return base + sys.getsizeof(value)
     if n == 0:
         return base + 16
+    it: Iterator[Any]
     if isinstance(value, dict):
         it = iter(value.items())
     elif isinstance(value, ZSet):  # (not iterable: its members and scores)
