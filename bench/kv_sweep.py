@@ -38,7 +38,7 @@ from typing import Any
 
 import hiredis
 from benchlib import before_bin, pin
-from kv import _cmd, start_kv_and_echo, stop
+from kv import _cmd, _pinger, start_kv_and_echo, stop
 
 N = int(os.environ.get("N", "1000000"))
 BIGCOUNT = b"10000000"  # a count argument past every value's size
@@ -55,6 +55,11 @@ Step = tuple[str, "list[Argv] | Callable[[], list[Argv]]"]
 
 def one(*argv: bytes) -> list[Argv]:
     return [list(argv)]
+
+
+def words(line: str) -> list[Argv]:
+    """One command written as its words."""
+    return [line.encode().split()]
 
 
 def members(prefix: bytes, n: int = N, start: int = 0) -> list[bytes]:
@@ -508,52 +513,15 @@ HLLGEO: list[Step] = [
     ),
     (
         "GEOSEARCH all ASC WITHCOORD WITHDIST",
-        one(
-            b"GEOSEARCH",
-            b"geo",
-            b"FROMLONLAT",
-            b"0",
-            b"0",
-            b"BYRADIUS",
-            b"20000",
-            b"km",
-            b"ASC",
-            b"WITHCOORD",
-            b"WITHDIST",
-            b"WITHHASH",
-        ),
+        words("GEOSEARCH geo FROMLONLAT 0 0 BYRADIUS 20000 km ASC WITHCOORD WITHDIST WITHHASH"),
     ),
     (
         "GEOSEARCH COUNT 10 ANY",
-        one(
-            b"GEOSEARCH",
-            b"geo",
-            b"FROMMEMBER",
-            b"p5",
-            b"BYBOX",
-            b"40000",
-            b"40000",
-            b"km",
-            b"COUNT",
-            b"10",
-            b"ANY",
-        ),
+        words("GEOSEARCH geo FROMMEMBER p5 BYBOX 40000 40000 km COUNT 10 ANY"),
     ),
     (
         "GEOSEARCH COUNT 10 ASC",
-        one(
-            b"GEOSEARCH",
-            b"geo",
-            b"FROMLONLAT",
-            b"0",
-            b"0",
-            b"BYRADIUS",
-            b"20000",
-            b"km",
-            b"COUNT",
-            b"10",
-            b"ASC",
-        ),
+        words("GEOSEARCH geo FROMLONLAT 0 0 BYRADIUS 20000 km COUNT 10 ASC"),
     ),
     ("GEORADIUS all", one(b"GEORADIUS", b"geo", b"0", b"0", b"20000", b"km")),
     ("GEORADIUS_RO all DESC", one(b"GEORADIUS_RO", b"geo", b"0", b"0", b"20000", b"km", b"DESC")),
@@ -564,32 +532,11 @@ HLLGEO: list[Step] = [
     ),
     (
         "GEOSEARCHSTORE all",
-        one(
-            b"GEOSEARCHSTORE",
-            b"gs",
-            b"geo",
-            b"FROMLONLAT",
-            b"0",
-            b"0",
-            b"BYRADIUS",
-            b"20000",
-            b"km",
-        ),
+        words("GEOSEARCHSTORE gs geo FROMLONLAT 0 0 BYRADIUS 20000 km"),
     ),
     (
         "GEOSEARCHSTORE STOREDIST",
-        one(
-            b"GEOSEARCHSTORE",
-            b"gs",
-            b"geo",
-            b"FROMLONLAT",
-            b"0",
-            b"0",
-            b"BYRADIUS",
-            b"20000",
-            b"km",
-            b"STOREDIST",
-        ),
+        words("GEOSEARCHSTORE gs geo FROMLONLAT 0 0 BYRADIUS 20000 km STOREDIST"),
     ),
     ("GEORADIUS STORE", one(b"GEORADIUS", b"geo", b"0", b"0", b"20000", b"km", b"STORE", b"gs2")),
     ("GEOPOS N args", lambda: [[b"GEOPOS", b"geo", *members(b"p")]]),
@@ -775,21 +722,6 @@ FAMILY_STEPS: dict[str, tuple[Callable[[Client], None], list[Step]]] = {
 
 
 # -- running -----------------------------------------------------------------------
-
-
-def _pinger(port: int, stop_flag: Any, out: Any) -> None:
-    """One echo round trip every 5 ms until told to stop; sends [(t, rtt)] back (a stall of minutes too)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=600)
-    start_at = time.monotonic()
-    samples = []
-    while not stop_flag.is_set():
-        t = time.perf_counter()
-        s.sendall(b"x")
-        s.recv(1)
-        samples.append((time.monotonic() - start_at, time.perf_counter() - t))
-        time.sleep(0.005)
-    s.close()
-    out.send(samples)
 
 
 def _short(reply: Any) -> str:

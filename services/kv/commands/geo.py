@@ -20,7 +20,7 @@ from portsuite_services.kv.commands import (
     to_int,
     wrongtype,
 )
-from portsuite_services.kv.commands.zsets import NOT_FLOAT, get_zset, zadd
+from portsuite_services.kv.commands.zsets import NOT_FLOAT, _store_range, get_zset, zadd
 from portsuite_services.kv.resp import NULL_ARRAY, Preencoded
 from portsuite_services.kv.zset import ZSet, sorted_list_steps, strict_float
 
@@ -570,17 +570,9 @@ def georadius_generic(c: Any, argv: list[bytes], src_at: int, flags: int) -> Any
             c, z, shape, ranks, count, any_, sort, store, storedist, (withdist, withhash, withcoord)
         ),
     )
-    if made is NO_REPLY:
+    if made is NO_REPLY or store is None:
         return made
-    if store is None:
-        return made
-    c.touched = [store]
-    if made is None:
-        if c.store.drop(store):
-            c.store.dirty += 1
-        return 0
-    c.store.set(store, made)
-    return len(made)
+    return _store_range(c, store, made)
 
 
 def _found_steps(
