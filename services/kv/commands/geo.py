@@ -8,6 +8,7 @@ Redis scans, in its order, so replies (order included) match redis-server's.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from math import asin, cos, sin, sqrt
 from typing import Any
 
@@ -394,14 +395,25 @@ def geoadd(c: Any, argv: list[bytes]) -> Any:
 def geopos(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     d = z.dict if z is not None else {}
+    return bigwork.compute(c, argv, 4 * len(argv), lambda: _each_member(d, argv, _position))
+
+
+def _position(s: float) -> Any:
+    lon, lat = decode_score(s)
+    return [human(lon), human(lat)]
+
+
+def _each_member(
+    d: dict[bytes, float], argv: list[bytes], f: Callable[[float], Any], missing: Any = NULL_ARRAY
+) -> bigwork.Steps[list[Any]]:
+    """C{f(score)} of each member C{argv[2:]} names, or C{missing}, C{GEO_PIECE} a step."""
     out: list[Any] = []
-    for m in argv[2:]:
-        s = d.get(m)
-        if s is None:
-            out.append(NULL_ARRAY)
-        else:
-            lon, lat = decode_score(s)
-            out.append([human(lon), human(lat)])
+    get = d.get
+    for lo in range(2, len(argv), GEO_PIECE):
+        for m in argv[lo : lo + GEO_PIECE]:
+            s = get(m)
+            out.append(missing if s is None else f(s))
+        yield
     return out
 
 
@@ -426,20 +438,17 @@ def geodist(c: Any, argv: list[bytes]) -> Any:
 def geohash(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     d = z.dict if z is not None else {}
-    out: list[Any] = []
-    for m in argv[2:]:
-        s = d.get(m)
-        if s is None:
-            out.append(None)
-            continue
-        lon, lat = decode_score(s)
-        bits = encode(lon, lat, 26, (-180.0, 180.0), (-90.0, 90.0))
-        chars = bytearray()
-        for i in range(11):
-            idx = 0 if i == 10 else (bits >> (52 - (i + 1) * 5)) & 0x1F
-            chars.append(ALPHABET[idx])
-        out.append(bytes(chars))
-    return out
+    return bigwork.compute(c, argv, 4 * len(argv), lambda: _each_member(d, argv, _hash, None))
+
+
+def _hash(s: float) -> bytes:
+    lon, lat = decode_score(s)
+    bits = encode(lon, lat, 26, (-180.0, 180.0), (-90.0, 90.0))
+    chars = bytearray()
+    for i in range(11):
+        idx = 0 if i == 10 else (bits >> (52 - (i + 1) * 5)) & 0x1F
+        chars.append(ALPHABET[idx])
+    return bytes(chars)
 
 
 COORDS, MEMBER, SEARCH, SEARCHSTORE, NOSTORE = 1, 2, 4, 8, 16

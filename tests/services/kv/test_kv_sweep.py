@@ -456,3 +456,20 @@ def test_a_geo_search_over_many_members_in_slices(argv: tuple[str, ...]) -> None
 def test_a_geo_search_over_many_members_as_redis(redis_port: int, kv_port: int) -> None:
     after = [("ZRANGE", "dst", "0", "-1", "WITHSCORES")]
     _side_by_side((redis_port, kv_port), _geo(), GEOS, after, fresh=False)
+
+
+GEO_ARGS = [
+    ("GEOPOS", "g", *[b"p%d" % i for i in range(0, 2 * GN, 2)]),  # (half of them missing)
+    ("GEOHASH", "g", *[b"p%d" % i for i in range(0, 2 * GN, 2)]),
+]
+
+
+@pytest.mark.parametrize("argv", GEO_ARGS, ids=lambda a: a[0])
+def test_geopos_geohash_of_many_members_in_slices(argv: tuple[Any, ...]) -> None:
+    """GEOPOS or GEOHASH of a million members: 6 s of the whole suite."""
+    got = _in_slices(_geo(), argv, ("PING",))
+    assert len(got[0]) == GN and got[0][0] and got[0][-1] in (None, []) and got[1] == b"PONG"
+
+
+def test_geopos_geohash_of_many_members_as_redis(redis_port: int, kv_port: int) -> None:
+    _side_by_side((redis_port, kv_port), _geo(), GEO_ARGS, [], fresh=False)
