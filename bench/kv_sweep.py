@@ -780,7 +780,9 @@ def run_family(name: str, twistd: str | None) -> tuple[dict[str, Row], float, li
         ctx = multiprocessing.get_context("fork")
         stop_flag = ctx.Event()
         parent_end, child_end = ctx.Pipe()
-        pinger = ctx.Process(target=_pinger, args=(echo, stop_flag, child_end), daemon=True)
+        pinger = ctx.Process(  # (waits up to 600 s a round trip: a stall of minutes too)
+            target=_pinger, args=(echo, stop_flag, ctx.Value("i", 0), child_end, 600), daemon=True
+        )
         pinger.start()
         time.sleep(0.5)
         t0 = time.monotonic()
