@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -852,6 +853,8 @@ def coverage(table: list[Any]) -> list[str]:
 
 
 def main() -> None:
+    # (killed by `timeout`: the suite it started is stopped too, by run_family's finally)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     fams = FAMILIES or list(FAMILY_STEPS)
     before: dict[str, dict[str, Row]] = {}
     bindir = before_bin()
