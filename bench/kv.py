@@ -160,9 +160,9 @@ def _cmd(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
-def _pinger(port: int, stop_flag: Any, mark: Any, out: Any) -> None:
+def _pinger(port: int, stop_flag: Any, mark: Any, out: Any, timeout: float = 30) -> None:
     """One echo round trip every 5 ms until told to stop; sends [(t, rtt)] back."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     start_at = time.monotonic()
     samples = []
     while not stop_flag.is_set():

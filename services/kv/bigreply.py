@@ -149,6 +149,38 @@ def start(
     return NO_REPLY
 
 
+def any_list(c: Any, r: list[Any]) -> Any:
+    """
+    Any plain list reply of C{BIG} elements or more that its command did not slice
+    (SMISMEMBER, HMGET, MGET, ZMSCORE, GEOPOS… of a million arguments), or a short
+    list ending with one ([cursor, elements] of a SCAN with a huge COUNT, [key,
+    elements]): encoded a slice per turn, each element as the client's protocol
+    encodes it. C{r} is the command's own list (freed in slices after). Else C{r}.
+    """
+    if len(r) >= BIG:
+        items, header = r, b"*%d\r\n" % len(r)
+    elif 1 < len(r) <= 4 and type(r[-1]) is list and len(r[-1]) >= BIG:
+        head: list[bytes] = [b"*%d\r\n" % len(r)]
+        for x in r[:-1]:
+            c.enc(x, head)
+        items = r[-1]
+        head.append(b"*%d\r\n" % len(items))
+        header = b"".join(head)
+    else:
+        return r
+    if not possible(c, len(items)):
+        return r
+    enc = c.enc
+
+    def encode(lo: int, hi: int) -> bytes:
+        out: list[bytes] = []
+        for x in items[lo:hi]:
+            enc(x, out)
+        return b"".join(out)
+
+    return start(c, header, len(items), encode, items)
+
+
 def _bulks(items: Sequence[bytes]) -> Callable[[int, int], bytes]:
     return lambda lo, hi: b"".join([b"$%d\r\n%s\r\n" % (len(x), x) for x in items[lo:hi]])
 
@@ -162,6 +194,35 @@ def array(c: Any, items: list[bytes], own: bool = False) -> Any:
     if not possible(c, len(items)):
         return items
     return start(c, b"*%d\r\n" % len(items), len(items), _bulks(items), items if own else None)
+
+
+def keyed_array(c: Any, key: bytes, items: list[bytes]) -> Any:
+    """C{[key, items]} (LMPOP, BLMPOP), C{items} (nothing else holds them) in slices when big."""
+    if not possible(c, len(items)):
+        return [key, items]
+    header = b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(key), key, len(items))
+    return start(c, header, len(items), _bulks(items), items)
+
+
+def keyed_pairs(
+    c: Any, key: bytes, pairs: list[tuple[Any, Any]], make: Callable[[Any, Any], Any]
+) -> Any:
+    """
+    C{[key, [make(a, b) for (a, b) in pairs]]} (ZMPOP: [member, score] each), the
+    elements made and encoded a slice at a time when many (C{pairs}: nothing else holds it).
+    """
+    if not possible(c, len(pairs)):
+        return [key, [make(a, b) for a, b in pairs]]
+    header = b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(key), key, len(pairs))
+    enc = c.enc
+
+    def encode(lo: int, hi: int) -> bytes:
+        out: list[bytes] = []
+        for a, b in pairs[lo:hi]:
+            enc(make(a, b), out)
+        return b"".join(out)
+
+    return start(c, header, len(pairs), encode, pairs)
 
 
 def nullable_array(c: Any, items: list[bytes | None], own: bool = False) -> Any:

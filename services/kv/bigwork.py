@@ -381,7 +381,7 @@ def take(it: Iterable[T], n: int) -> Steps[list[T]]:
     """The first C{n} elements of C{it} (an iterator: a range of a SortedList), a piece at a time."""
     out: list[T] = []
     it = iter(it)
-    for _ in range(0, n, PIECE):
-        out += islice(it, PIECE)
+    for i in range(0, n, PIECE):
+        out += islice(it, min(PIECE, n - i))
         yield
     return out

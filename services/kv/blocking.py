@@ -124,8 +124,8 @@ def block_on(
 
     r = attempt()
     if r is not NOT_READY:
-        if c.blocked is not None:
-            unblock(c)
+        if c.blocked is not None and r is not NO_REPLY:  # (NO_REPLY: computed in slices,
+            unblock(c)  # c.blocked is that work: bigwork.py)
         return r
     if c.blocked is not None:  # woken, but someone else got it: keep waiting
         return NO_REPLY

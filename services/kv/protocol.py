@@ -18,7 +18,8 @@ from zope.interface import implementer
 
 from portsuite.api import format_peer, is_loopback
 from portsuite_services.kv import multiwork
-from portsuite_services.kv.bigreply import Sending
+from portsuite_services.kv.bigreply import BIG as SLICED
+from portsuite_services.kv.bigreply import Sending, any_list
 from portsuite_services.kv.bigwork import Working
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
@@ -836,6 +837,10 @@ class KVProtocol(Protocol):
                 self.big_out = True
         elif r is OK:
             out.append(b"+OK\r\n")
+        elif type(r) is list and len(r) > 1 and (len(r) >= SLICED or type(r[-1]) is list):
+            r = any_list(self, r)  # (a million elements: encoded a slice per turn)
+            if r is not NO_REPLY:
+                self.enc(r, out)
         else:
             self.enc(r, out)
             if type(r) is memoryview:  # (GETRANGE of a big range)

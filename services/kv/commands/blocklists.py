@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from portsuite_services.kv import bigreply
 from portsuite_services.kv.blocking import (
     NOT_READY,
     block_on,
@@ -12,7 +13,8 @@ from portsuite_services.kv.blocking import (
     parse_timeout,
     retrying,
 )
-from portsuite_services.kv.commands import SYNTAX, CommandError, command, wrongtype
+from portsuite_services.kv.commands import NO_REPLY, SYNTAX, CommandError, command, wrongtype
+from portsuite_services.kv.commands.containers import pop_many
 from portsuite_services.kv.resp import NULL_ARRAY, string2ll
 
 L = "list"
@@ -29,8 +31,13 @@ def _list(c: Any, key: bytes) -> Any:
     raise wrongtype()
 
 
-def _pop_first(c: Any, keys: list[bytes], left: bool, count: int | None) -> Any:
-    """Pop from the first non-empty list of C{keys}; the AOF records LPOP/RPOP."""
+def _pop_first(
+    c: Any, keys: list[bytes], left: bool, count: int | None, argv: list[bytes] | None = None
+) -> Any:
+    """
+    Pop from the first non-empty list of C{keys}; the AOF records LPOP/RPOP. With a
+    C{count}, C{argv} is the command (many elements are copied in slices: L{pop_many}).
+    """
     for key in keys:
         lst = _list(c, key)
         if not lst:
@@ -43,9 +50,12 @@ def _pop_first(c: Any, keys: list[bytes], left: bool, count: int | None) -> Any:
             c.also = [[name, key]]
             reply: Any = [key, value]
         else:
-            got = [pop() for _ in range(min(count, len(lst)))]
+            assert argv is not None
+            got = pop_many(c, argv, key, lst, min(count, len(lst)), left)
+            if got is NO_REPLY:
+                return got
             c.also = [[name, key, b"%d" % len(got)]]
-            reply = [key, got]
+            reply = bigreply.keyed_array(c, key, got)
         store.dirty += 1
         if not lst:
             store.delete(key)
@@ -189,7 +199,8 @@ def blmpop(c: Any, argv: list[bytes]) -> Any:
         count = 1
     timeout = parse_timeout(argv[1])
     keys = argv[3:where]
-    return block_on(c, argv, keys, timeout, lambda: _pop_first(c, keys, left, count), NULL_ARRAY)
+    attempt = lambda: _pop_first(c, keys, left, count, argv)  # noqa: E731
+    return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
 
 
 command(

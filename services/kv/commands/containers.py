@@ -104,7 +104,8 @@ def _store_grown(c: Any, key: bytes, made: Any) -> Any:
 def hmset(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2:
         raise wrong_arity("hmset")
-    hset(c, argv)
+    if hset(c, argv) is NO_REPLY:  # (a million fields: built in slices, then run again)
+        return NO_REPLY
     return OK
 
 
@@ -310,10 +311,63 @@ def _pop(c: Any, argv: list[bytes], left: bool) -> Any:
         c.store.dirty += 1
         _drop_if_empty(c, argv[1], lst)
         return v
-    out = [pop() for _ in range(min(count, len(lst)))]
+    out = pop_many(c, argv, argv[1], lst, min(count, len(lst)), left)
+    if out is NO_REPLY:
+        return out
     if out:
         c.store.dirty += 1
         _drop_if_empty(c, argv[1], lst)
+    return bigreply.array(c, out, own=True)
+
+
+POP_ASIDE = 4 * bigwork.BIG  # popping this many of a longer list: the rest makes a new list
+
+
+def pop_many(c: Any, argv: list[bytes], key: bytes, lst: Any, k: int, left: bool) -> Any:
+    """
+    The first (or last) C{k} elements of C{lst} at C{key}, popped (LPOP/RPOP/LMPOP
+    with a count): past C{bigwork.BIG} they are copied in slices first (C{NO_REPLY}
+    then, and the command runs again with them), and all of them dropping the key
+    (its list freed by lazyfree), or past C{POP_ASIDE} the rest built aside as a new
+    list, rather than popped one by one while the suite waits (a million: 5 s).
+    """
+    n = len(lst)
+    made = bigwork.sliced(c, argv, k if k < POP_ASIDE else n, lambda: _pop_steps(lst, k, left))
+    if made is NO_REPLY:
+        return made
+    if made is None:
+        pop = lst.popleft if left else lst.pop
+        return [pop() for _ in range(k)]
+    popped, kept = made
+    if k == n:
+        c.store.drop(key)  # (what the caller sees as not emptied: gone anyway)
+    elif kept is not None:
+        c.store.set(key, kept, keepttl=True)  # (the old list freed by lazyfree)
+        c.store.dirty -= 1  # (counted by the caller, once)
+    else:
+        pop = lst.popleft if left else lst.pop
+        for _ in range(k):
+            pop()
+    return popped
+
+
+def _pop_steps(lst: Any, k: int, left: bool) -> bigwork.Steps[tuple[list[bytes], Any]]:
+    """L{pop_many}'s copies: the C{k} popped, in order, and past C{POP_ASIDE} the others."""
+    n = len(lst)
+    popped = yield from bigwork.take(iter(lst) if left else reversed(lst), k)
+    kept = None
+    if POP_ASIDE <= k < n:
+        kept = yield from _deque_steps(lst, k if left else 0, n - k)
+    return popped, kept
+
+
+def _deque_steps(lst: Any, start: int, count: int) -> bigwork.Steps[deque[bytes]]:
+    """A new list of C{count} elements of C{lst} from C{start}, a piece at a time."""
+    out: deque[bytes] = deque()
+    it = islice(lst, start, start + count)
+    for _ in range(0, count, bigwork.PIECE):
+        out.extend(islice(it, bigwork.PIECE))
+        yield
     return out
 
 
@@ -530,14 +584,28 @@ def ltrim(c: Any, argv: list[bytes]) -> Any:
     if start < 0:
         start = 0
     if start > end or start >= n:
-        keep: list[bytes] = []
+        start = stop = 0
     else:
-        keep = list(islice(lst, start, min(end, n - 1) + 1))
-    if len(keep) != n:
+        stop = min(end, n - 1) + 1
+    if stop - start == n:
+        return OK
+    if n < bigwork.BIG:
+        keep = list(islice(lst, start, stop))
         lst.clear()
         lst.extend(keep)
         c.store.dirty += 1
         _drop_if_empty(c, argv[1], lst)
+        return OK
+    # a big list: what it keeps makes a new one (in slices when many), the old one
+    # freed by lazyfree (cleared at once, a million elements held the suite 100 ms)
+    made = bigwork.compute(c, argv, stop - start, lambda: _deque_steps(lst, start, stop - start))
+    if made is NO_REPLY:
+        return made
+    if made:
+        c.store.set(argv[1], made, keepttl=True)
+    else:
+        c.store.drop(argv[1])
+        c.store.dirty += 1
     return OK
 
 

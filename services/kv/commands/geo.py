@@ -8,13 +8,22 @@ Redis scans, in its order, so replies (order included) match redis-server's.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from math import asin, cos, sin, sqrt
 from typing import Any
 
-from portsuite_services.kv.commands import SYNTAX, CommandError, command, to_int, wrongtype
-from portsuite_services.kv.commands.zsets import NOT_FLOAT, get_zset, zadd
+from portsuite_services.kv import bigwork
+from portsuite_services.kv.commands import (
+    NO_REPLY,
+    SYNTAX,
+    CommandError,
+    command,
+    to_int,
+    wrongtype,
+)
+from portsuite_services.kv.commands.zsets import NOT_FLOAT, _store_range, get_zset, zadd
 from portsuite_services.kv.resp import NULL_ARRAY, Preencoded
-from portsuite_services.kv.zset import ZSet, strict_float
+from portsuite_services.kv.zset import ZSet, sorted_list_steps, strict_float
 
 G = "geo"
 LONG_MIN, LONG_MAX = -180.0, 180.0
@@ -264,30 +273,54 @@ class Shape:
         return out
 
 
-def search(z: ZSet, shape: Shape, limit: int) -> list[tuple[float, float, float, float, bytes]]:
-    """(dist_m, score, lon, lat, member) of the members inside, in Redis's scan order."""
+Found = tuple[float, float, float, float, bytes]  # (dist_m, score, lon, lat, member)
+GEO_PIECE = 1024  # members a step of a search decodes and measures (a few ms)
+
+
+def spans(z: ZSet, shape: Shape) -> list[tuple[int, int]]:
+    """The ranks [start, stop) of the members in each box a search scans, in its order."""
     boxes = shape.boxes()
-    found: list[tuple[float, float, float, float, bytes]] = []
-    sl = z.sl
+    out = []
     last = 0
     for i, (bits, step) in enumerate(boxes):
         if bits == 0 and step == 0:
             continue
         if last and (bits, step) == boxes[last]:
             continue
-        if found and limit and len(found) >= limit:
-            break
         shift = 52 - step * 2
         lo, hi = bits << shift, (bits + 1) << shift
-        start, stop = z.score_span(float(lo), False, float(hi), True)
-        for score, member in sl.islice(start, stop):
-            lon, lat = decode_score(score)
-            d = shape.contains(lon, lat)
-            if d is not None:
-                found.append((d, score, lon, lat, member))
-            if found and limit and len(found) >= limit:
-                break
+        out.append(z.score_span(float(lo), False, float(hi), True))
         last = i
+    return out
+
+
+def search(z: ZSet, shape: Shape, limit: int) -> list[Found]:
+    """(dist_m, score, lon, lat, member) of the members inside, in Redis's scan order."""
+    return bigwork.run_through(search_steps(z, shape, spans(z, shape), limit))
+
+
+def search_steps(
+    z: ZSet, shape: Shape, ranks: list[tuple[int, int]], limit: int
+) -> bigwork.Steps[list[Found]]:
+    """L{search}, C{GEO_PIECE} members a step (bigwork: a million took seconds)."""
+    found: list[Found] = []
+    sl = z.sl
+    contains = shape.contains
+    for start, stop in ranks:
+        if found and limit and len(found) >= limit:
+            break
+        for lo in range(start, stop, GEO_PIECE):
+            for score, member in sl.islice(lo, min(stop, lo + GEO_PIECE)):
+                lon, lat = decode_score(score)
+                d = contains(lon, lat)
+                if d is not None:
+                    found.append((d, score, lon, lat, member))
+                if found and limit and len(found) >= limit:
+                    break
+            else:
+                yield
+                continue
+            break
     return found
 
 
@@ -362,14 +395,25 @@ def geoadd(c: Any, argv: list[bytes]) -> Any:
 def geopos(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     d = z.dict if z is not None else {}
+    return bigwork.compute(c, argv, 4 * len(argv), lambda: _each_member(d, argv, _position))
+
+
+def _position(s: float) -> Any:
+    lon, lat = decode_score(s)
+    return [human(lon), human(lat)]
+
+
+def _each_member(
+    d: dict[bytes, float], argv: list[bytes], f: Callable[[float], Any], missing: Any = NULL_ARRAY
+) -> bigwork.Steps[list[Any]]:
+    """C{f(score)} of each member C{argv[2:]} names, or C{missing}, C{GEO_PIECE} a step."""
     out: list[Any] = []
-    for m in argv[2:]:
-        s = d.get(m)
-        if s is None:
-            out.append(NULL_ARRAY)
-        else:
-            lon, lat = decode_score(s)
-            out.append([human(lon), human(lat)])
+    get = d.get
+    for lo in range(2, len(argv), GEO_PIECE):
+        for m in argv[lo : lo + GEO_PIECE]:
+            s = get(m)
+            out.append(missing if s is None else f(s))
+        yield
     return out
 
 
@@ -394,20 +438,17 @@ def geodist(c: Any, argv: list[bytes]) -> Any:
 def geohash(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     d = z.dict if z is not None else {}
-    out: list[Any] = []
-    for m in argv[2:]:
-        s = d.get(m)
-        if s is None:
-            out.append(None)
-            continue
-        lon, lat = decode_score(s)
-        bits = encode(lon, lat, 26, (-180.0, 180.0), (-90.0, 90.0))
-        chars = bytearray()
-        for i in range(11):
-            idx = 0 if i == 10 else (bits >> (52 - (i + 1) * 5)) & 0x1F
-            chars.append(ALPHABET[idx])
-        out.append(bytes(chars))
-    return out
+    return bigwork.compute(c, argv, 4 * len(argv), lambda: _each_member(d, argv, _hash, None))
+
+
+def _hash(s: float) -> bytes:
+    lon, lat = decode_score(s)
+    bits = encode(lon, lat, 26, (-180.0, 180.0), (-90.0, 90.0))
+    chars = bytearray()
+    for i in range(11):
+        idx = 0 if i == 10 else (bits >> (52 - (i + 1) * 5)) & 0x1F
+        chars.append(ALPHABET[idx])
+    return bytes(chars)
 
 
 COORDS, MEMBER, SEARCH, SEARCHSTORE, NOSTORE = 1, 2, 4, 8, 16
@@ -528,39 +569,100 @@ def georadius_generic(c: Any, argv: list[bytes], src_at: int, flags: int) -> Any
         return []
     if count and not sort and not any_:
         sort = 1
-    found = search(z, shape, count if any_ else 0)
-    if not found and store is None:
-        return []
-    if sort:
-        found.sort(key=lambda p: p[0], reverse=sort == 2)
+    ranks = spans(z, shape)
+    cost = sum(stop - start for start, stop in ranks) * 4  # (a member costs about 4 copied)
+    made = bigwork.compute(
+        c,
+        argv,
+        cost,
+        lambda: _found_steps(
+            c, z, shape, ranks, count, any_, sort, store, storedist, (withdist, withhash, withcoord)
+        ),
+    )
+    if made is NO_REPLY or store is None:
+        return made
+    return _store_range(c, store, made)
+
+
+def _found_steps(
+    c: Any,
+    z: ZSet,
+    shape: Shape,
+    ranks: list[tuple[int, int]],
+    count: int,
+    any_: bool,
+    sort: int,
+    store: bytes | None,
+    storedist: bool,
+    withs: tuple[bool, bool, bool],
+) -> bigwork.Steps[Any]:
+    """
+    The search, sorted, cut to C{count}, as the reply's list, or the sorted set to
+    store (None: none found), a piece at a time (bigwork).
+    """
+    found = yield from search_steps(z, shape, ranks, count if any_ else 0)
+    if not found:
+        return None if store is not None else []
+    piece = bigwork.PIECE
+    if sort:  # (by distance only, the scan order kept between equals, as a stable sort)
+        sign = -1.0 if sort == 2 else 1.0
+        keys: list[tuple[float, int]] = []
+        for lo in range(0, len(found), piece):
+            keys += [(sign * found[i][0], i) for i in range(lo, min(len(found), lo + piece))]
+            yield
+        keyed = yield from bigwork.sort(keys)
+        if count:
+            keyed = keyed[:count]
+        ordered: list[Found] = []
+        for lo in range(0, len(keyed), piece):
+            ordered += [found[i] for _, i in keyed[lo : lo + piece]]
+            yield
+        found = ordered
     if count:
         found = found[:count]
     conv = shape.conversion
     if store is None:
+        withdist, withhash, withcoord = withs
+        if not (withdist or withhash or withcoord):
+            names: list[bytes] = []
+            for lo in range(0, len(found), piece):
+                names += [f[4] for f in found[lo : lo + piece]]
+                yield
+            return names
         out: list[Any] = []
-        for d, score, lon, lat, member in found:
-            if not (withdist or withhash or withcoord):
-                out.append(member)
-                continue
-            item: list[Any] = [member]
-            if withdist:
-                item.append(dist_reply(d / conv))
-            if withhash:
-                item.append(int(score))
-            if withcoord:
-                item.append([human(lon), human(lat)])
-            out.append(item)
+        for lo in range(0, len(found), GEO_PIECE):
+            for d, score, lon, lat, member in found[lo : lo + GEO_PIECE]:
+                item: list[Any] = [member]
+                if withdist:
+                    item.append(dist_reply(d / conv))
+                if withhash:
+                    item.append(int(score))
+                if withcoord:
+                    item.append([human(lon), human(lat)])
+                out.append(item)
+            yield
         return out
-    c.touched = [store]
-    if not found:
-        if c.store.drop(store):
-            c.store.dirty += 1
-        return 0
+    if len(found) < bigwork.BIG:
+        result = ZSet()
+        for d, score, _, _, member in found:
+            result.add(member, d / conv if storedist else score)
+        return result
+    pairs: list[tuple[float, bytes]] = []
+    for lo in range(0, len(found), piece):
+        if storedist:
+            pairs += [(f[0] / conv, f[4]) for f in found[lo : lo + piece]]
+        else:
+            pairs += [(f[1], f[4]) for f in found[lo : lo + piece]]
+        yield
     result = ZSet()
-    for d, score, _, _, member in found:
-        result.add(member, d / conv if storedist else score)
-    c.store.set(store, result)
-    return len(found)
+    scores: dict[bytes, float] = {}
+    for lo in range(0, len(pairs), piece):
+        scores.update([(m, sc) for sc, m in pairs[lo : lo + piece]])
+        yield
+    result.dict = scores
+    pairs = yield from bigwork.sort(pairs)
+    result.sl = yield from sorted_list_steps(pairs)
+    return result
 
 
 @command("georadius", -6, "write denyoom", G, "Query members within a radius of a point")

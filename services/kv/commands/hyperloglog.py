@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from portsuite_services.kv import hll
-from portsuite_services.kv.commands import CommandError, command, wrongtype
+from portsuite_services.kv import bigwork, hll
+from portsuite_services.kv.commands import NO_REPLY, CommandError, command, wrongtype
 from portsuite_services.kv.resp import OK
 
 H = "hyperloglog"
@@ -113,18 +113,53 @@ def pfcount(c: Any, argv: list[bytes]) -> Any:
         hll.set_cache(b, card)
         c.store.set_raw(argv[1], bytes(b), keepttl=True)
         return card
+    got = _merged(c, argv, argv[1:])
+    return got if got is NO_REPLY else hll.count(got[0])
+
+
+KEY_WORK = 1024  # a key merged costs about as much as this many elements (bigwork)
+KEYS_A_STEP = 8  # keys merged a step (a third of a millisecond each)
+
+
+def _merged(c: Any, argv: list[bytes], keys: list[bytes]) -> Any:
+    """
+    The registers of C{keys} merged, and whether one was dense: at once for a few
+    keys, else in slices (bigwork: a thousand keys took two seconds, 0.3 now), C{NO_REPLY} then.
+    """
+    return bigwork.compute(c, argv, len(keys) * KEY_WORK, lambda: _merge_steps(c, keys))
+
+
+def _merge_steps(c: Any, keys: list[bytes]) -> bigwork.Steps[tuple[bytearray, bool]]:
+    """Each key checked and merged in turn, as Redis does (the first error is the reply)."""
     merged = bytearray(hll.REGISTERS)
-    for key in argv[1:]:
+    dense = False
+    for i, key in enumerate(keys):
         v = _hll(c, key)
-        if v is None:
-            continue
-        _max_into(merged, _regs(v))
-    return hll.count(merged)
+        if v is not None:
+            if v[4] == hll.DENSE:
+                dense = True
+            _max_into(merged, _regs(v))
+        if i % KEYS_A_STEP == KEYS_A_STEP - 1:
+            yield
+    return merged, dense
+
+
+_HIGH = int.from_bytes(b"\x80" * hll.REGISTERS, "little")
+_ALL = int.from_bytes(b"\xff" * hll.REGISTERS, "little")
 
 
 def _max_into(into: bytearray, regs: bytearray) -> None:
+    """
+    C{into[i] = max(into[i], regs[i])} for every register, on two big ints a byte a
+    lane (registers are under 64: C{(a | 0x80) - b} never borrows from the next lane,
+    and its high bit says C{a >= b}): 0.3 ms where C{map(max, ...)} took 2-7.
+    """
     if any(regs):
-        into[:] = bytes(map(max, into, regs))
+        a = int.from_bytes(into, "little")
+        b = int.from_bytes(regs, "little")
+        a_ge = (((a | _HIGH) - b) & _HIGH) >> 7
+        mask = a_ge * 0xFF
+        into[:] = ((a & mask) | (b & (_ALL ^ mask))).to_bytes(hll.REGISTERS, "little")
 
 
 @command(
@@ -136,15 +171,10 @@ def _max_into(into: bytearray, regs: bytearray) -> None:
     keys=(1, -1, 1),
 )
 def pfmerge(c: Any, argv: list[bytes]) -> Any:
-    merged = bytearray(hll.REGISTERS)
-    use_dense = False
-    for key in argv[1:]:
-        v = _hll(c, key)
-        if v is None:
-            continue
-        if v[4] == hll.DENSE:
-            use_dense = True
-        _max_into(merged, _regs(v))
+    got = _merged(c, argv, argv[1:])
+    if got is NO_REPLY:
+        return got
+    merged, use_dense = got
     v = _hll(c, argv[1])
     t = _Target(hll.empty_sparse() if v is None else v)
     if use_dense and t.sparse is not None:

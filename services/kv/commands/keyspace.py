@@ -22,7 +22,7 @@ from portsuite_services.kv.commands import (
     wrongtype,
 )
 from portsuite_services.kv.commands.connection import REDIS_VERSION
-from portsuite_services.kv.commands.containers import _drop_if_empty, _get, small_hash
+from portsuite_services.kv.commands.containers import _drop_if_empty, _get, pop_many, small_hash
 from portsuite_services.kv.commands.keys import scan_reply
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Verbatim, string2ll
 from portsuite_services.kv.zset import LISTPACK_LIMITS, listpack_fits
@@ -320,14 +320,15 @@ def lmpop(c: Any, argv: list[bytes]) -> Any:
         if not lst:
             continue
         n = min(count, len(lst))
-        pop = lst.popleft if where == b"left" else lst.pop
-        got = [pop() for _ in range(n)]
+        got = pop_many(c, argv, key, lst, n, where == b"left")
+        if got is NO_REPLY:
+            return got
         _drop_if_empty(c, key, lst)
         c.store.dirty += 1
         side = b"LPOP" if where == b"left" else b"RPOP"
         c.also = [[side, key, b"%d" % n]]
         c.touched = [key]
-        return [key, got]
+        return bigreply.keyed_array(c, key, got)
     return NULL_ARRAY
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
@@ -24,6 +25,8 @@ from portsuite_services.kv.commands import (
 from portsuite_services.kv.commands.connection import REDIS_VERSION
 from portsuite_services.kv.lazyfree import effort
 from portsuite_services.kv.resp import OK, Double, Map, Simple, Verbatim, string2ll
+from portsuite_services.kv.stream import Stream
+from portsuite_services.kv.zset import ZSet
 
 S = "server"
 
@@ -96,7 +99,7 @@ def _size(v: Any) -> int:
         return len(v) + 9
     if isinstance(v, (int, float)):
         return 8
-    if isinstance(v, tuple):
+    if isinstance(v, (tuple, list)):  # (a zset's pair, a stream entry's fields)
         return sum(_size(x) for x in v) + 8
     return sys.getsizeof(v)
 
@@ -120,8 +123,13 @@ def usage_steps(key: bytes, value: Any, samples: int) -> bigwork.Steps[int]:
         return base + sys.getsizeof(value)
     if n == 0:
         return base + 16
+    it: Iterator[Any]
     if isinstance(value, dict):
         it = iter(value.items())
+    elif isinstance(value, ZSet):  # (not iterable: its members and scores)
+        it = iter(value.dict.items())
+    elif isinstance(value, Stream):  # its entries' fields and values
+        it = iter(value.entries.values())
     else:
         it = iter(value)
     limit = n if samples == 0 else min(samples, n)

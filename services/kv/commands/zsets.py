@@ -662,11 +662,29 @@ def zremrangebylex(c: Any, argv: list[bytes]) -> Any:
 
 
 def pop_entries(
-    c: Any, key: bytes, z: ZSet, count: int, maximum: bool
-) -> list[tuple[float, bytes]]:
-    """Take C{count} members off the bottom (or the top); deletes an emptied key."""
+    c: Any, key: bytes, z: ZSet, count: int, maximum: bool, argv: list[bytes] | None = None
+) -> Any:
+    """
+    Take C{count} members off the bottom (or the top); deletes an emptied key. With
+    the command's C{argv}, many are copied in slices first (C{NO_REPLY} then, and the
+    command runs again with them), and the members kept make a new sorted set (the
+    old one freed by lazyfree): a million popped at once held the suite 0.3 s.
+    """
     sl = z.sl
     count = min(count, len(sl))
+    if argv is not None and count >= bigwork.BIG:
+        made = bigwork.sliced(c, argv, len(sl), lambda: _pop_steps(z, count, maximum))
+        if made is NO_REPLY:
+            return made
+        if made is not None:
+            popped, kept = made
+            if kept is None:
+                c.store.drop(key)
+            else:
+                c.store.set(key, kept, keepttl=True)
+                c.store.dirty -= 1  # (counted once, below)
+            c.store.dirty += 1
+            return popped
     if maximum:
         popped = list(sl.islice(len(sl) - count, len(sl), reverse=True))
         del sl[len(sl) - count :]
@@ -682,6 +700,19 @@ def pop_entries(
     return popped
 
 
+def _pop_steps(z: ZSet, count: int, maximum: bool) -> bigwork.Steps[tuple[list[Any], Any]]:
+    """L{pop_entries}'s copies: the C{count} popped, in order, and a new zset of the others."""
+    n = len(z)
+    if maximum:
+        popped = yield from bigwork.take(z.sl.islice(n - count, n, reverse=True), count)
+    else:
+        popped = yield from bigwork.take(z.sl.islice(0, count), count)
+    if count == n:
+        return popped, None
+    kept = yield from _kept(z, n - count, n) if maximum else _kept(z, 0, count)
+    return popped, kept
+
+
 def _zpop(c: Any, argv: list[bytes], maximum: bool) -> Any:
     if len(argv) > 3:
         raise CommandError(SYNTAX)
@@ -693,11 +724,13 @@ def _zpop(c: Any, argv: list[bytes], maximum: bool) -> Any:
     z = get_zset(c, argv[1])
     if z is None or count == 0:
         return []
-    popped = pop_entries(c, argv[1], z, 1 if count == -1 else count, maximum)
+    popped = pop_entries(c, argv[1], z, 1 if count == -1 else count, maximum, argv)
+    if popped is NO_REPLY:
+        return popped
     if count == -1 and c.resp != 2:
         s, m = popped[0]
         return [m, Double(s)]
-    return with_scores(c, popped)
+    return with_scores(c, popped, own=True)
 
 
 @command("zpopmin", -2, "write fast", Z, "Remove and return members with the lowest scores")
@@ -735,16 +768,21 @@ def parse_zmpop(argv: list[bytes], at: int) -> tuple[list[bytes], bool, int]:
     return keys, w == b"max", max(count, 1)
 
 
-def zmpop_keys(c: Any, keys: list[bytes], maximum: bool, count: int) -> Any:
-    """Pop from the first non-empty sorted set of C{keys}: [key, [[member, score]...]] or None."""
+def zmpop_keys(c: Any, keys: list[bytes], maximum: bool, count: int, argv: list[bytes]) -> Any:
+    """
+    Pop from the first non-empty sorted set of C{keys}: [key, [[member, score]...]]
+    or None (C{NO_REPLY} while many are copied in slices: L{pop_entries}).
+    """
     for key in keys:
         z = get_zset(c, key)
         if z is None:
             continue
-        popped = pop_entries(c, key, z, count, maximum)
+        popped = pop_entries(c, key, z, count, maximum, argv)
+        if popped is NO_REPLY:
+            return popped
         c.touched = [key]
         c.also = [[b"ZPOPMAX" if maximum else b"ZPOPMIN", key, b"%d" % len(popped)]]
-        return [key, [[m, Double(s)] for s, m in popped]]
+        return bigreply.keyed_pairs(c, key, popped, lambda s, m: [m, Double(s)])
     return None
 
 
@@ -758,7 +796,7 @@ def zmpop_keys(c: Any, keys: list[bytes], maximum: bool, count: int) -> Any:
 )
 def zmpop(c: Any, argv: list[bytes]) -> Any:
     keys, maximum, count = parse_zmpop(argv, 1)
-    r = zmpop_keys(c, keys, maximum, count)
+    r = zmpop_keys(c, keys, maximum, count, argv)
     return NULL_ARRAY if r is None else r
 
 
@@ -1191,7 +1229,7 @@ def bzmpop(c: Any, argv: list[bytes]) -> Any:
     def attempt() -> Any:
         for key in keys:
             if _zset_waking(c, key):
-                return zmpop_keys(c, [key], maximum, count)
+                return zmpop_keys(c, [key], maximum, count, argv)
         return NOT_READY
 
     return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
