@@ -232,7 +232,7 @@ class Store:
     def _drop_heaps(self) -> None:
         """The expiry heaps emptied; big ones freed a slice at a time (lazyfree)."""
         for heap in (self._heap, self._old):
-            if heap and self.free is not None:
+            if len(heap) > COMPACT and self.free is not None:  # (a smaller one: now)
                 self.free(heap)
         self._heap, self._old = [], []
 

@@ -89,5 +89,12 @@ def test_flush_and_swap_carry_the_heap_set_aside() -> None:
     assert store._old == [] and other._old and len(other.expires) == N
     freed: list[object] = []
     other.free = freed.append
+    big = [h for h in (other._heap, other._old) if len(h) > COMPACT]
+    assert big  # (the one set aside, at least)
     other.flush()
-    assert other._heap == other._old == [] and len(freed) == 2  # (both heaps, lazily)
+    assert other._heap == other._old == [] and freed == big  # (freed lazily)
+    small = Store(clock, 2)
+    small.set_expire(b"k", 2_000_000_000)
+    small.free = freed.append
+    small.flush()
+    assert freed == big and small._heap == []  # (a small one at once)
