@@ -308,15 +308,24 @@ def run(port: int, echo: int | None, pid: int | None = None) -> dict[str, tuple[
     time.sleep(0.3)
     c.sock.close()
     if pinger is not None:
-        samples = pinger()
-        # the pinger's clock started about 0.5 s before t0
-        base = samples[0][0]
-        for name, a, b in spans:
-            during = [r for w, r in samples if a - 0.01 <= w - base - 0.5 <= b + 0.05]
+        quiet, round_trips = _round_trips(pinger(), spans)
+        for name, during in round_trips.items():
             out[name] = (out[name][0], max(during, default=0) * 1000)
-        quiet = [r for w, r in samples if w - base < 0.5]
         out["(baseline)"] = (0.0, max(quiet, default=0) * 1000)
     return out
+
+
+def _round_trips(
+    samples: list[tuple[float, float]], spans: list[tuple[str, float, float]]
+) -> tuple[list[float], dict[str, list[float]]]:
+    """The pinger's round trips before the first step, and during each step's span (its
+    clock started about 0.5 s before the steps')."""
+    base = samples[0][0]
+    quiet = [r for w, r in samples if w - base < 0.5]
+    return quiet, {
+        name: [r for w, r in samples if a - 0.01 <= w - base - 0.5 <= b + 0.05]
+        for name, a, b in spans
+    }
 
 
 RSS: dict[str, tuple[float, float]] = {}  # the last run's (RSS at its start, peak), MB
@@ -476,10 +485,8 @@ def run_strings(
     time.sleep(0.3)
     c.sock.close()
     if pinger is not None:
-        samples = pinger()
-        base = samples[0][0]
-        for name, a, b in spans:
-            during = [r for w, r in samples if a - 0.01 <= w - base - 0.5 <= b + 0.05]
+        quiet, round_trips = _round_trips(pinger(), spans)
+        for name, during in round_trips.items():
             p99 = (
                 statistics.quantiles(during, n=100, method="inclusive")[98]
                 if len(during) > 2
@@ -487,7 +494,6 @@ def run_strings(
             )
             k = out[name]
             out[name] = (k[0], max(during, default=0) * 1000, p99 * 1000, k[3])
-        quiet = [r for w, r in samples if w - base < 0.5]
         out["(baseline)"] = (0.0, max(quiet, default=0) * 1000, 0.0, 0)
     return out
 
