@@ -529,3 +529,35 @@ def test_a_client_that_never_reads_huge_replies_costs_no_copy(suite: Any) -> Non
     hog.close()
     assert got == [big, big, big[1:-1], len(big)]
     assert _call(kv, "DEL", "big", "other") == 2
+
+
+def test_a_big_reply_to_a_fast_reader_goes_a_few_slices_a_turn() -> None:
+    """Under twistd the suite's write goes straight to the socket: a client reading as
+    fast as it is sent never makes the transport pause kv, so a GET of 100 MB went out
+    in one callback (40-60 ms of every other service's time). A transport that never
+    pauses stands for that client here."""
+    from test_kv_bigreply import _client as _plain_client
+    from test_kv_bigwork import _turn
+
+    from portsuite_services.kv.protocol import TURN_BYTES
+
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    a, t = _plain_client(server)  # (a StringTransport: it never pauses its producer)
+    value = random.Random(7).randbytes(8 * MIB)
+    a.dataReceived(_cmd("SET", "v", value))
+    t.clear()
+    a.dataReceived(_cmd("GET", "v") + _cmd("PING"))
+    turns = 0
+    while clock.getDelayedCalls():
+        assert len(t.value()) <= (turns + 1) * TURN_BYTES + 64  # a few slices a turn
+        _turn(clock)
+        turns += 1
+    assert turns >= 8 * MIB // TURN_BYTES - 1
+    assert t.value() == b"$%d\r\n%s\r\n+PONG\r\n" % (len(value), value)
+    # a client gone mid-reply: nothing left to run
+    t.clear()
+    a.dataReceived(_cmd("GET", "v"))
+    assert clock.getDelayedCalls()
+    a.connectionLost(None)
+    assert clock.getDelayedCalls() == []
