@@ -231,6 +231,18 @@ def _pieces(add: Callable[[Iterable[Any]], Any], items: Collection[Any]) -> Step
         yield
 
 
+def mapped(
+    fn: Callable[[Any], Any], items: Collection[Any], drop: bool = False
+) -> Steps[list[Any]]:
+    """C{[fn(x) for x in items]}, without its falsy results if C{drop}, a piece at a time."""
+    out: list[Any] = []
+    if drop:
+        yield from _pieces(lambda piece: out.extend(filter(None, map(fn, piece))), items)
+    else:
+        yield from _pieces(lambda piece: out.extend(map(fn, piece)), items)
+    return out
+
+
 def as_list(items: Collection[Any]) -> Steps[list[Any]]:
     """C{list(items)}, a piece at a time."""
     out: list[Any] = []

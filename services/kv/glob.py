@@ -9,10 +9,17 @@ len(pattern) x len(key) steps: a hostile pattern cannot stall the server.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 STAR = -1
 ANY = -2
+_SPECIAL = re.compile(rb"[*?[\\]")
+
+
+def is_literal(pattern: bytes) -> bool:
+    """Whether C{pattern} matches only itself (no C{*}, C{?}, C{[} or C{\\})."""
+    return _SPECIAL.search(pattern) is None
 
 
 @lru_cache(maxsize=256)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def spec_keys(name: str, argv: list[bytes]) -> Keys | None:
             return None
         if last >= argc or last < first or first >= argc:
             return None
-        out.extend((argv[i], flags) for i in range(first, last + 1, step or 1))
+        out.extend(zip(argv[first : last + 1 : step or 1], repeat(flags)))
         if "incomplete" in flags:
             return None
     return out

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from portsuite_services.kv import bigstr, bigwork
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     SYNTAX,
     CommandError,
     command,
@@ -76,11 +78,29 @@ def auth(c: Any, argv: list[bytes]) -> Any:
     return OK
 
 
-def _valid_name(name: bytes) -> None:
-    if any(b < 33 or b > 126 for b in name):
-        raise CommandError(
-            "ERR Client names cannot contain spaces, newlines or special characters."
-        )
+_NAME_BYTES = bytes(range(33, 127))  # what Redis allows in a name: '!' to '~'
+
+
+def _first_special(names: list[bytes]) -> bigwork.Steps[int]:
+    """
+    The index of the first of C{names} holding a space, a newline or another byte
+    Redis refuses in a name (-1: none), C{bigstr.STEP} bytes a step.
+    """
+    for i, name in enumerate(names):
+        for at in range(0, len(name), bigstr.STEP):
+            if name[at : at + bigstr.STEP].translate(None, _NAME_BYTES):
+                return i
+            yield
+    return -1
+
+
+def _special(c: Any, argv: list[bytes], names: list[bytes]) -> Any:
+    """L{_first_special} (sliced past L{bigstr.SLICED} bytes: then C{NO_REPLY} first)."""
+    size = sum(map(len, names))
+    return bigstr.compute(c, argv, size, lambda: _first_special(names))
+
+
+_BAD_NAME = "ERR Client names cannot contain spaces, newlines or special characters."
 
 
 @command("hello", -1, "noauth fast", C, "Handshake with Redis", keys=(0, 0, 0))
@@ -96,6 +116,8 @@ def hello(c: Any, argv: list[bytes]) -> Any:
         ver = v
         j = 2
     user = password = name = None
+    names = []
+    syntax = None
     while j < len(argv):
         more = len(argv) - 1 - j
         opt = argv[j].lower()
@@ -104,12 +126,18 @@ def hello(c: Any, argv: list[bytes]) -> Any:
             j += 3
         elif opt == b"setname" and more >= 1:
             name = argv[j + 1]
-            _valid_name(name)
+            names.append(name)
             j += 2
         else:
-            raise CommandError(
-                f"ERR Syntax error in HELLO option '{argv[j].decode('utf-8', 'replace')}'"
-            )
+            syntax = f"ERR Syntax error in HELLO option '{argv[j].decode('utf-8', 'replace')}'"
+            break
+    bad = _special(c, argv, names)  # (the names before a syntax error, as Redis checks them)
+    if bad is NO_REPLY:
+        return bad
+    if bad >= 0:
+        raise CommandError(_BAD_NAME)
+    if syntax is not None:
+        raise CommandError(syntax)
     if user is not None and password is not None:
         found = check_password(c, user, password)
         if found is None:
@@ -218,7 +246,11 @@ def client_id(c: Any, argv: list[bytes]) -> Any:
 
 @command("setname", 3, "fast", C, "Set the current connection name", parent="client")
 def client_setname(c: Any, argv: list[bytes]) -> Any:
-    _valid_name(argv[2])
+    bad = _special(c, argv, [argv[2]])
+    if bad is NO_REPLY:
+        return bad
+    if bad >= 0:
+        raise CommandError(_BAD_NAME)
     c.name = argv[2] or None
     return OK
 
@@ -233,7 +265,10 @@ def client_setinfo(c: Any, argv: list[bytes]) -> Any:
     attr = argv[2].lower()
     if attr not in (b"lib-name", b"lib-ver"):
         raise CommandError(f"ERR Unrecognized option '{argv[2].decode('utf-8', 'replace')}'")
-    if any(b < 33 or b > 126 for b in argv[3]):
+    bad = _special(c, argv, [argv[3]])
+    if bad is NO_REPLY:
+        return bad
+    if bad >= 0:
         raise CommandError(
             f"ERR {attr.decode()} cannot contain spaces, newlines or special characters."
         )

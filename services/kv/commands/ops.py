@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterator
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from portsuite_services.kv import bigwork, glob, keyspecs
@@ -798,7 +799,7 @@ def _getkeys(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
 
 @command("getkeys", -4, "", S, "Extract keys given a full Redis command", parent="command")
 def command_getkeys(c: Any, argv: list[bytes]) -> Any:
-    return [k for k, _ in _getkeys(argv)]
+    return bigwork.compute(c, argv, len(argv), lambda: _keys_reply(argv, False))
 
 
 @command(
@@ -810,7 +811,25 @@ def command_getkeys(c: Any, argv: list[bytes]) -> Any:
     parent="command",
 )
 def command_getkeysandflags(c: Any, argv: list[bytes]) -> Any:
-    return [[k, [Simple(f) for f in flags]] for k, flags in _getkeys(argv)]
+    return bigwork.compute(c, argv, len(argv), lambda: _keys_reply(argv, True))
+
+
+def _keys_reply(argv: list[bytes], with_flags: bool) -> bigwork.Steps[list[Any]]:
+    """COMMAND GETKEYS' reply (with their flags: GETKEYSANDFLAGS'), a piece at a time."""
+    keys = _getkeys(argv)
+    yield
+    if not with_flags:
+        return (yield from bigwork.mapped(itemgetter(0), keys))
+    shown: dict[tuple[str, ...], list[Simple]] = {}  # (one list for the keys of one spec)
+
+    def shape(key_flags: tuple[bytes, list[str]]) -> list[Any]:
+        k, flags = key_flags
+        made = shown.get(tuple(flags))
+        if made is None:
+            made = shown[tuple(flags)] = [Simple(f) for f in flags]
+        return [k, made]
+
+    return (yield from bigwork.mapped(shape, keys))
 
 
 @command("list", -2, "", S, "Get an array of Redis command names", parent="command")

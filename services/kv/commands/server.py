@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from portsuite_services.kv import glob, lazyfree
+from portsuite_services.kv import bigwork, glob, lazyfree
 from portsuite_services.kv.commands import (
     COMMANDS,
+    NO_REPLY,
     SYNTAX,
     Command,
     CommandError,
@@ -135,13 +136,25 @@ def command_count(c: Any, argv: list[bytes]) -> Any:
 @command("info", -2, "", S, "Get array of specific Redis command details", parent="command")
 def command_info(c: Any, argv: list[bytes]) -> Any:
     names = argv[2:] or list(COMMANDS)
-    return [_command_info(COMMANDS[n.lower()]) if n.lower() in COMMANDS else None for n in names]
+    return bigwork.compute(c, argv, len(names), lambda: bigwork.mapped(_info_of, names))
+
+
+def _info_of(name: bytes) -> Any:
+    cmd = COMMANDS.get(name.lower())
+    return None if cmd is None else _command_info(cmd)
 
 
 @command("docs", -2, "", S, "Get array of specific Redis command documentation", parent="command")
 def command_docs(c: Any, argv: list[bytes]) -> Any:
-    names = [n.lower() for n in argv[2:]] or list(COMMANDS)
-    return Map((n, _command_docs(COMMANDS[n])) for n in names if n in COMMANDS)
+    names = argv[2:] or list(COMMANDS)
+    docs = bigwork.compute(c, argv, len(names), lambda: bigwork.mapped(_docs_of, names, True))
+    return docs if docs is NO_REPLY else Map(docs)
+
+
+def _docs_of(name: bytes) -> tuple[bytes, Any] | None:
+    name = name.lower()
+    cmd = COMMANDS.get(name)
+    return None if cmd is None else (name, _command_docs(cmd))
 
 
 @command("list", -2, "", S, "Get an array of Redis command names", parent="command")
@@ -403,15 +416,35 @@ help_command(
 @command("get", -3, "admin", S, "Get the values of configuration parameters", parent="config")
 def config_get(c: Any, argv: list[bytes]) -> Any:
     params = c.server.config_params()
-    out = []
-    seen = set()
-    for pattern in argv[2:]:
+    cost = (len(argv) - 2) * len(params)  # (a glob is tried on every parameter)
+    found = bigwork.compute(c, argv, cost, lambda: _config_get(params, argv[2:]))
+    return found if found is NO_REPLY else Map(found)
+
+
+def _config_get(params: dict[str, str], patterns: list[bytes]) -> bigwork.Steps[list[Any]]:
+    """(name, value) of the parameters the patterns name, each once, in their order."""
+    out: list[Any] = []
+    seen: set[str] = set()
+    names = [(name, name.encode()) for name in params]
+    work = 0
+    for pattern in patterns:
         pattern = pattern.lower()
-        for name, value in params.items():
-            if name not in seen and glob.match(pattern, name.encode()):
+        if glob.is_literal(pattern):  # a name: looked up, not matched against them all
+            name = pattern.decode("latin-1")
+            if name in params and name not in seen:
                 seen.add(name)
-                out.append((name.encode(), value.encode()))
-    return Map(out)
+                out.append((pattern, params[name].encode()))
+            work += 1
+        else:
+            for name, raw in names:
+                if name not in seen and glob.match(pattern, raw):
+                    seen.add(name)
+                    out.append((raw, params[name].encode()))
+            work = bigwork.PIECE  # (a match costs what a few dozen lookups do: a step each)
+        if work >= bigwork.PIECE:
+            work = 0
+            yield
+    return out
 
 
 @command("set", -4, "admin", S, "Set configuration parameters to the given values", parent="config")
