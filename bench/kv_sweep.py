@@ -183,6 +183,10 @@ def load_server(c: Client) -> None:
     fill(c, lambda lo, hi: [b"RPUSH", b"l", *members(b"", hi - lo, lo)])
 
 
+def load_nothing(c: Client) -> None:
+    """The admin family needs no data: its size is in its arguments."""
+
+
 def load_multi(c: Client) -> None:
     load_set(c)
     load_list(c)
@@ -635,6 +639,28 @@ SERVER: list[Step] = [
     ("CLIENT KILL all the others", one(b"CLIENT", b"KILL", b"SKIPME", b"yes")),
 ]
 
+HUGE_NAME = 100 << 20  # bytes of a client name
+
+ADMIN: list[Step] = [
+    ("CONFIG GET of N names", lambda: one(b"CONFIG", b"GET", *members(b"nosuch"))),
+    (
+        "CONFIG GET of 2,000 patterns",
+        lambda: one(b"CONFIG", b"GET", *[b"*x%d*" % i for i in range(2000)]),
+    ),
+    ("CLIENT SETNAME of 100 MB", lambda: one(b"CLIENT", b"SETNAME", b"n" * HUGE_NAME)),
+    ("HELLO 2 SETNAME of 100 MB", lambda: one(b"HELLO", b"2", b"SETNAME", b"n" * HUGE_NAME)),
+    (
+        "CLIENT SETINFO LIB-NAME of 100 MB",
+        lambda: one(b"CLIENT", b"SETINFO", b"LIB-NAME", b"n" * HUGE_NAME),
+    ),
+    (
+        "COMMAND GETKEYSANDFLAGS DEL of N keys",
+        lambda: one(b"COMMAND", b"GETKEYSANDFLAGS", b"DEL", *members(b"k")),
+    ),
+    ("COMMAND INFO of N names", lambda: one(b"COMMAND", b"INFO", *members(b"x"))),
+    ("COMMAND DOCS of N names", lambda: one(b"COMMAND", b"DOCS", *members(b"x"))),
+]
+
 MULTI: list[Step] = [
     (
         "MULTI SMEMBERS+HGETALL+ZRANGE EXEC",
@@ -732,6 +758,7 @@ FAMILY_STEPS: dict[str, tuple[Callable[[Client], None], list[Step]]] = {
     "keys": (load_keys, KEYS),
     "server": (load_server, SERVER),
     "multi": (load_multi, MULTI),
+    "admin": (load_nothing, ADMIN),
 }
 
 
