@@ -23,6 +23,7 @@ from portsuite_services.kv.bigreply import Sending, any_list
 from portsuite_services.kv.bigwork import Working
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
+from portsuite_services.kv.delivery import forget
 from portsuite_services.kv.notify import notify_after, notify_before
 from portsuite_services.kv.resp import (
     BULK_HEADS,
@@ -206,17 +207,15 @@ class KVProtocol(Protocol):
             self.monitor = False
             server.remove_monitor(self)
         server.paused_clients.discard(self)
-        for mine, where in (
-            (self.channels, server.channels),
-            (self.patterns, server.patterns),
-            (self.shards, server.shards),
-        ):
-            for ch in mine:
-                subs = where.get(ch)
-                if subs is not None:
-                    subs.discard(self)
-                    if not subs:
-                        del where[ch]
+        if self.channels or self.patterns or self.shards:  # (a million: in slices)
+            forget(
+                self,
+                [
+                    (self.channels, server.channels),
+                    (self.patterns, server.patterns),
+                    (self.shards, server.shards),
+                ],
+            )
         self.channels = set()
         self.patterns = set()
         self.shards = set()
@@ -548,10 +547,16 @@ class KVProtocol(Protocol):
             return
         out: list[bytes] = []
         self.enc(reply, out)
+        self.push_encoded(out[0] if len(out) == 1 else b"".join(out))
+
+    def push_encoded(self, data: bytes) -> None:
+        """L{push} of a reply encoded already (one message to many subscribers)."""
+        if self.closed or self.reply_mode == "off":
+            return
         if self._out is not None:
-            self._out.extend(out)
+            self._out.append(data)
         else:
-            self.send(b"".join(out))
+            self.send(data)
 
     # -- requests --------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ fsyncs the file when stopped (SIGTERM, suite stop).
 from __future__ import annotations
 
 import time
+from collections import deque
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from portsuite_services.kv import tuning
 from portsuite_services.kv.acl import ACLLog, User, build_users
 from portsuite_services.kv.aof import AOF, TEMP_INFIX, AOFError, read_records
 from portsuite_services.kv.commands import COMMANDS
+from portsuite_services.kv.delivery import Chore, Patterns, Subscriptions
 from portsuite_services.kv.lazyfree import LazyFree
 from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol
 from portsuite_services.kv.scan import Snapshots
@@ -148,9 +150,14 @@ class KVServer(ServerFactory):
         self.slowlog_ids = 0
         self.slowlog_threshold = 10000  # microseconds; < 0: off
         self.slowlog_max = 128
-        self.channels: dict[bytes, set[KVProtocol]] = {}
-        self.patterns: dict[bytes, set[KVProtocol]] = {}
-        self.shards: dict[bytes, set[KVProtocol]] = {}  # SSUBSCRIBE
+        # pub/sub (delivery.py): subscriptions, keyspace events waiting to be delivered,
+        # the server's own work waiting for a sliced command to end
+        self.channels = Subscriptions()
+        self.patterns = Patterns()
+        self.shards = Subscriptions()  # SSUBSCRIBE
+        self.outbox: deque[Any] = deque()
+        self.delivery_spent = 0  # what this command's keyspace events cost so far
+        self.chores: deque[Chore] = deque()
         self._ids = 0
         self._replayed_db = 0
         self.total_connections = 0
@@ -337,6 +344,9 @@ class KVServer(ServerFactory):
         A command computed in slices starts (or ends): every other client waits, and
         the clock of expiry stands still for it (Redis's command time snapshot).
         """
+        if job is None and self.chores:  # the server's own work that waited for it
+            job = self.chores.popleft()
+            job.start()
         self.busy = job
         frozen = 0 if job is None else int(self.clock() * 1000)
         for db in self.dbs:
@@ -531,6 +541,7 @@ class KVServer(ServerFactory):
     def _cron(self) -> None:
         """Every 100 ms: active expiry, keyspaces being sharded, idle clients, AOF growth."""
         expired = 0
+        self.delivery_spent = 0  # (the keyspace events of expiry: a share per tick)
         budget = MOVE  # (keys moved into a sharded keyspace's shards, all dbs together)
         for db in self.dbs if self.busy is None else ():  # (no key changes under a sliced command)
             if db._heap or db._old:
