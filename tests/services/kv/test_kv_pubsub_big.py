@@ -118,7 +118,12 @@ def test_a_publish_trying_many_patterns_runs_in_slices() -> None:
     assert _replies(tp.value()) == [2, b"after"] and _replies(to.value()) == [2]
     got = [(m[1], m[3]) for m in _replies(ts.value())]
     # in Redis's order: the whole of the first PUBLISH, then the second
-    assert got == [(b"?1*", b"hello"), (b"?12*", b"hello"), (b"?1*", b"second"), (b"?12*", b"second")]
+    assert got == [
+        (b"?1*", b"hello"),
+        (b"?12*", b"hello"),
+        (b"?1*", b"second"),
+        (b"?12*", b"second"),
+    ]
 
 
 def test_keyspace_events_past_a_commands_share_are_delivered_in_slices_in_order() -> None:
