@@ -33,6 +33,7 @@ A client's subscriptions are dropped the same way when it goes (L{forget}).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from heapq import merge
 from itertools import islice
@@ -42,15 +43,15 @@ from typing import Any
 from twisted.logger import Logger
 
 from portsuite_services.kv.bigwork import BUDGET, Steps
-from portsuite_services.kv.glob import STAR, matches, tokens
+from portsuite_services.kv.glob import matches, tokens
 from portsuite_services.kv.resp import Push
 
 log = Logger(namespace="portsuite.kv")
 
 STEP = 256  # units of work between two yields of a delivery (well under a millisecond)
 PUSH = 8  # units a message pushed costs (a pattern tried: one)
-INLINE = 16  # steps of deliveries run at once in one command; the rest in slices
-COARSE = 16  # steps of ours per bigwork step (bigwork runs MAX_STEPS of its steps a turn)
+INLINE = 4  # steps of deliveries run at once in one command; the rest in slices
+COARSE = 4  # steps of ours per bigwork step (bigwork runs MAX_STEPS of its steps a turn)
 
 
 class Subscriptions(dict[bytes, set[Any]]):
@@ -90,7 +91,8 @@ class Patterns(Subscriptions):
 
     def __init__(self) -> None:
         super().__init__()
-        self.compiled: dict[bytes, tuple[int, tuple[object, ...]]] = {}  # (order, tokens)
+        self.order: dict[bytes, int] = {}  # when each was first subscribed
+        self.compiled: dict[bytes, tuple[object, ...]] = {}  # tokens, once tried
         self.seq = 0
         self.prefixed: dict[bytes, dict[bytes, None]] = {}
         self.prefix_lens: dict[int, int] = {}
@@ -99,10 +101,9 @@ class Patterns(Subscriptions):
         self.free: dict[bytes, None] = {}
 
     def added(self, name: bytes) -> None:
-        toks = tokens(name)
         self.seq += 1
-        self.compiled[name] = (self.seq, toks)
-        place = self._place(toks)
+        self.order[name] = self.seq
+        place = self._place(name)
         if place is None:
             self.free[name] = None
             return
@@ -114,8 +115,9 @@ class Patterns(Subscriptions):
         bucket[name] = None
 
     def removed(self, name: bytes) -> None:
-        _, toks = self.compiled.pop(name)
-        place = self._place(toks)
+        del self.order[name]
+        self.compiled.pop(name, None)
+        place = self._place(name)
         if place is None:
             del self.free[name]
             return
@@ -130,20 +132,38 @@ class Patterns(Subscriptions):
             else:
                 lens[n] -= 1
 
+    def tokens(self, name: bytes) -> tuple[object, ...]:
+        """The pattern's tokens (compiled the first time it is tried)."""
+        toks = self.compiled.get(name)
+        if toks is None:
+            toks = self.compiled[name] = tokens(name)
+        return toks
+
     def _place(
-        self, toks: tuple[object, ...]
+        self, name: bytes
     ) -> tuple[dict[bytes, dict[bytes, None]], dict[int, int], bytes] | None:
         """Where a pattern is indexed: its literal prefix, else its literal suffix."""
-        i = 0
-        while i < len(toks) and _literal(toks[i]):
-            i += 1
-        if i:
-            return self.prefixed, self.prefix_lens, bytes(toks[:i])  # type: ignore[arg-type]
-        j = len(toks)
-        while j > 0 and _literal(toks[j - 1]):
-            j -= 1
-        if j < len(toks) and STAR in toks:  # (no star: a prefix-less fixed length, tried)
-            return self.suffixed, self.suffix_lens, bytes(toks[j:])  # type: ignore[arg-type]
+        if b"[" in name or b"\\" in name:  # (classes, escapes: read from its tokens)
+            toks = tokens(name)
+            i = 0
+            while i < len(toks) and _literal(toks[i]):
+                i += 1
+            prefix = bytes(toks[:i])  # type: ignore[arg-type]
+            j = len(toks)
+            while j > 0 and _literal(toks[j - 1]):
+                j -= 1
+            suffix = bytes(toks[j:])  # type: ignore[arg-type]
+        else:
+            found = _WILD.search(name)
+            if found is None:
+                prefix, suffix = name, b""
+            else:
+                prefix = name[: found.start()]
+                suffix = name[max(name.rfind(b"*"), name.rfind(b"?")) + 1 :]
+        if prefix:
+            return self.prefixed, self.prefix_lens, prefix
+        if suffix:
+            return self.suffixed, self.suffix_lens, suffix
         return None
 
     def buckets(self, channel: bytes) -> Steps[list[dict[bytes, None]]]:
@@ -171,6 +191,9 @@ class Patterns(Subscriptions):
 
 def _literal(tok: object) -> bool:
     return type(tok) is int and tok >= 0
+
+
+_WILD = re.compile(rb"[*?]")
 
 
 def _push_each(clients: list[Any], reply: Push) -> Steps[int]:
@@ -207,11 +230,11 @@ def deliver(server: Any, channel: bytes, message: bytes, shard: bool = False) ->
     if not found:
         return n
     yield
-    compiled = patterns.compiled
+    order = patterns.order
     # snapshots (subscribers may go meanwhile), in subscription order
     lists = [list(b) for b in found]
     ordered: Iterable[bytes] = (
-        lists[0] if len(lists) == 1 else merge(*lists, key=lambda p: compiled.get(p, _GONE)[0])
+        lists[0] if len(lists) == 1 else merge(*lists, key=lambda p: order.get(p, 0))
     )
     tried = 0
     for pattern in ordered:
@@ -219,16 +242,12 @@ def deliver(server: Any, channel: bytes, message: bytes, shard: bool = False) ->
         if tried >= STEP:
             tried = 0
             yield
-        entry = compiled.get(pattern)
-        if entry is None or not matches(entry[1], channel):
+        if pattern not in order or not matches(patterns.tokens(pattern), channel):
             continue
         subs = patterns.get(pattern)
         if subs:
             n += yield from _push_each(list(subs), Push([b"pmessage", pattern, channel, message]))
     return n
-
-
-_GONE = (0, ())
 
 
 def drain(server: Any) -> Steps[None]:

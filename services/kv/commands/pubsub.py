@@ -16,7 +16,6 @@ from portsuite_services.kv.commands import (
 )
 from portsuite_services.kv.delivery import Subscriptions, in_pieces
 from portsuite_services.kv.glob import matches, tokens
-from portsuite_services.kv.resp import Push
 
 P = "pubsub"
 
@@ -28,7 +27,11 @@ P = "pubsub"
 # sent a piece at a time; PUBLISH delivers in slices when it has much to do
 # (delivery.py).
 
-PIECE = 1024  # channels (un)subscribed, and confirmations encoded, per step
+PIECE = 512  # channels (un)subscribed, and confirmations encoded, per step
+# what a channel (un)subscribed costs, in bigwork's elements (a C-level set operation
+# on one): a few microseconds of Python, so 2,048 channels are what runs at once
+SUBSCRIBE_COST = 16
+MATCH_COST = 4  # a channel name matched against a pattern (PUBSUB CHANNELS)
 
 
 def subscribing(
@@ -36,7 +39,8 @@ def subscribing(
 ) -> Any:
     """(P|S)SUBSCRIBE: each name added, each confirmed (C{count()}: the client's count)."""
     names = argv[1:]
-    compute(c, argv, len(names), lambda: _subscribe(c, names, kind, mine, where, count))
+    cost = len(names) * SUBSCRIBE_COST
+    compute(c, argv, cost, lambda: _subscribe(c, names, kind, mine, where, count))
     return NO_REPLY
 
 
@@ -45,20 +49,26 @@ def _subscribe(
 ) -> Steps[None]:
     for piece in in_pieces(names, PIECE):
         out: list[bytes] = []
+        head = _head(c, kind)
         for ch in piece:
             if ch not in mine:
                 mine.add(ch)
                 where.add(ch, c)
-            c.enc(Push([kind, ch, count()]), out)
+            out.append(b"%s$%d\r\n%s\r\n:%d\r\n" % (head, len(ch), ch, count()))
         c.push_encoded(b"".join(out))
         yield
+
+
+def _head(c: Any, kind: bytes) -> bytes:
+    """The start of a confirmation (a push of 3: the kind, the name, the count)."""
+    return b"%s3\r\n$%d\r\n%s\r\n" % (b">" if c.resp == 3 else b"*", len(kind), kind)
 
 
 def unsubscribing(
     c: Any, argv: list[bytes], kind: bytes, mine: set[bytes], where: Subscriptions, count: Any
 ) -> Any:
     """(P|S)UNSUBSCRIBE: the names given, or all the client's (sorted), each confirmed."""
-    cost = len(argv) - 1 or len(mine)
+    cost = (len(argv) - 1 or len(mine)) * SUBSCRIBE_COST
     compute(c, argv, cost, lambda: _unsubscribe(c, argv[1:], kind, mine, where, count))
     return NO_REPLY
 
@@ -73,11 +83,12 @@ def _unsubscribe(
         names = yield from sort((yield from as_list(mine)))
     for piece in in_pieces(names, PIECE):
         out: list[bytes] = []
+        head = _head(c, kind)
         for ch in piece:
             if ch in mine:
                 mine.discard(ch)
                 where.remove(ch, c)
-            c.enc(Push([kind, ch, count()]), out)
+            out.append(b"%s$%d\r\n%s\r\n:%d\r\n" % (head, len(ch), ch, count()))
         c.push_encoded(b"".join(out))
         yield
 
@@ -102,7 +113,8 @@ def _unsub(c: Any, argv: list[bytes], pattern: bool) -> Any:
 
 def names_matching(c: Any, argv: list[bytes], names: Any, pattern: bytes | None) -> Any:
     """PUBSUB CHANNELS, SHARDCHANNELS: the names matching C{pattern} (None: all)."""
-    return compute(c, argv, len(names), lambda: _matching(names, pattern))
+    cost = len(names) * (1 if pattern is None else MATCH_COST)
+    return compute(c, argv, cost, lambda: _matching(names, pattern))
 
 
 def _matching(names: Any, pattern: bytes | None) -> Steps[list[bytes]]:
@@ -111,7 +123,7 @@ def _matching(names: Any, pattern: bytes | None) -> Steps[list[bytes]]:
         return every
     toks = tokens(pattern)
     out: list[bytes] = []
-    for piece in in_pieces(every, 4 * PIECE):
+    for piece in in_pieces(every, 2 * PIECE):
         out += [ch for ch in piece if matches(toks, ch)]
         yield
     return out
@@ -119,12 +131,12 @@ def _matching(names: Any, pattern: bytes | None) -> Steps[list[bytes]]:
 
 def numbers(c: Any, argv: list[bytes], where: Subscriptions) -> Any:
     """PUBSUB NUMSUB, SHARDNUMSUB: each channel and its number of subscribers."""
-    return compute(c, argv, len(argv), lambda: _numbers(argv[2:], where))
+    return compute(c, argv, len(argv) * MATCH_COST, lambda: _numbers(argv[2:], where))
 
 
 def _numbers(names: list[bytes], where: Subscriptions) -> Steps[list[Any]]:
     out: list[Any] = []
-    for piece in in_pieces(names, 4 * PIECE):
+    for piece in in_pieces(names, 2 * PIECE):
         out += [x for ch in piece for x in (ch, len(where.get(ch, ())))]
         yield
     return out
