@@ -80,11 +80,14 @@ class Subscriptions(dict[bytes, set[Any]]):
         pass
 
 
+Bucket = bytes | dict[bytes, None]  # the patterns of one prefix (or suffix), in order
+
+
 class Patterns(Subscriptions):
     """
     Pattern -> the clients subscribed to it, with each pattern's tokens and
     its place in the index: C{prefixed[p]}, the patterns whose literal prefix is
-    C{p} (in subscription order), C{prefix_lens} their prefixes' lengths (each
+    C{p} (in subscription order; the pattern itself when it is the only one), C{prefix_lens} their prefixes' lengths (each
     with how many prefixes have it); the same by suffix for patterns with no
     literal prefix; C{free} the patterns with neither.
     """
@@ -94,9 +97,9 @@ class Patterns(Subscriptions):
         self.order: dict[bytes, int] = {}  # when each was first subscribed
         self.compiled: dict[bytes, tuple[object, ...]] = {}  # tokens, once tried
         self.seq = 0
-        self.prefixed: dict[bytes, dict[bytes, None]] = {}
+        self.prefixed: dict[bytes, Bucket] = {}
         self.prefix_lens: dict[int, int] = {}
-        self.suffixed: dict[bytes, dict[bytes, None]] = {}
+        self.suffixed: dict[bytes, Bucket] = {}
         self.suffix_lens: dict[int, int] = {}
         self.free: dict[bytes, None] = {}
 
@@ -109,10 +112,13 @@ class Patterns(Subscriptions):
             return
         index, lens, key = place
         bucket = index.get(key)
-        if bucket is None:
-            index[key] = bucket = {}
+        if bucket is None:  # (one pattern: itself, not a dict the collector would walk)
+            index[key] = name
             lens[len(key)] = lens.get(len(key), 0) + 1
-        bucket[name] = None
+        elif isinstance(bucket, bytes):
+            index[key] = {bucket: None, name: None}
+        else:
+            bucket[name] = None
 
     def removed(self, name: bytes) -> None:
         del self.order[name]
@@ -123,8 +129,9 @@ class Patterns(Subscriptions):
             return
         index, lens, key = place
         bucket = index[key]
-        del bucket[name]
-        if not bucket:
+        if type(bucket) is dict and len(bucket) > 1:
+            del bucket[name]
+        else:
             del index[key]
             n = len(key)
             if lens[n] == 1:
@@ -139,9 +146,7 @@ class Patterns(Subscriptions):
             toks = self.compiled[name] = tokens(name)
         return toks
 
-    def _place(
-        self, name: bytes
-    ) -> tuple[dict[bytes, dict[bytes, None]], dict[int, int], bytes] | None:
+    def _place(self, name: bytes) -> tuple[dict[bytes, Bucket], dict[int, int], bytes] | None:
         """Where a pattern is indexed: its literal prefix, else its literal suffix."""
         if b"[" in name or b"\\" in name:  # (classes, escapes: read from its tokens)
             toks = tokens(name)
@@ -166,7 +171,7 @@ class Patterns(Subscriptions):
             return self.suffixed, self.suffix_lens, suffix
         return None
 
-    def buckets(self, channel: bytes) -> Steps[list[dict[bytes, None]]]:
+    def buckets(self, channel: bytes) -> Steps[list[Bucket]]:
         """The index's buckets of patterns C{channel} may match (a few dict lookups)."""
         found = []
         n = len(channel)
@@ -232,7 +237,7 @@ def deliver(server: Any, channel: bytes, message: bytes, shard: bool = False) ->
     yield
     order = patterns.order
     # snapshots (subscribers may go meanwhile), in subscription order
-    lists = [list(b) for b in found]
+    lists = [[b] if type(b) is bytes else list(b) for b in found]
     ordered: Iterable[bytes] = (
         lists[0] if len(lists) == 1 else merge(*lists, key=lambda p: order.get(p, 0))
     )
