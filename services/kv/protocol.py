@@ -126,6 +126,7 @@ class KVProtocol(Protocol):
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
         self.shards: set[bytes] = set()  # SSUBSCRIBE's shard channels
+        self.soft_since: float | None = None  # over the pubsub soft output limit since
         self.close_after_reply = False
         self.closed = False
         self.also: list[list[bytes]] | None = None  # what goes to the AOF instead of argv
@@ -519,10 +520,14 @@ class KVProtocol(Protocol):
             return
         self.queue.append(data)
         self.queued += len(data)
-        limit = self.server.settings.client_output_buffer_limit
         # (one big reply alone may pass the limit, as a normal client's may in Redis;
         # replies and pushes piling up behind it may not)
-        if limit and self.queued - len(self.queue[0]) + self.qoff > limit:
+        over = self.queued - len(self.queue[0]) + self.qoff
+        if self.channels or self.patterns or self.shards:
+            limit = self._pubsub_limit(over)
+        else:
+            limit = self.server.settings.client_output_buffer_limit
+        if limit and over > limit:
             log.warn(
                 "kv: closing {peer}: output buffer over {limit} bytes "
                 "(the client sends commands but does not read the replies)",
@@ -538,6 +543,22 @@ class KVProtocol(Protocol):
             return
         if not self.paused:
             self._drain()
+
+    def _pubsub_limit(self, over: int) -> int:
+        """
+        The limit of a subscribed client's queued output now: the pubsub class's hard
+        one, or its soft one once over it for its seconds (client-output-buffer-limit).
+        """
+        hard, soft, seconds = self.server.pubsub_limits
+        if not soft or over <= soft:
+            self.soft_since = None
+            return hard
+        now = self.server.clock()
+        if self.soft_since is None:
+            self.soft_since = now
+        elif now - self.soft_since >= seconds:
+            return soft
+        return hard
 
     def push(self, reply: Any) -> None:
         """An out-of-band reply (pub/sub): now, or with the current batch."""

@@ -31,6 +31,9 @@ from portsuite_services.kv.scan import Snapshots
 from portsuite_services.kv.sharded import MOVE
 from portsuite_services.kv.store import COMPACT, Store
 
+PUBSUB_SOFT = 8 * 1024 * 1024  # Redis's default soft limit of pub/sub clients…
+PUBSUB_SECONDS = 60  # …over it for this long: disconnected
+
 log = Logger(namespace="portsuite.kv")
 AOF_CONTROL = frozenset((b"multi", b"exec", b"select"))  # records that are not writes
 
@@ -155,6 +158,9 @@ class KVServer(ServerFactory):
         self.channels = Subscriptions()
         self.patterns = Patterns()
         self.shards = Subscriptions()  # SSUBSCRIBE
+        # client-output-buffer-limit's pubsub class (hard, soft, soft seconds): Redis's
+        # soft limit by default; the hard one is client_output_buffer_limit
+        self.pubsub_limits = (settings.client_output_buffer_limit, PUBSUB_SOFT, PUBSUB_SECONDS)
         self.outbox: deque[Any] = deque()
         self.delivery_spent = 0  # what this command's keyspace events cost so far
         self.chores: deque[Chore] = deque()
@@ -596,12 +602,15 @@ class KVServer(ServerFactory):
     def config_params(self) -> dict[str, str]:
         s = self.settings
         limit = s.client_output_buffer_limit
+        hard, soft, seconds = self.pubsub_limits
         return self.tuning | {
             "maxclients": str(s.maxclients),
             "timeout": str(s.timeout),
             "requirepass": s.password or "",
             "proto-max-bulk-len": str(s.proto_max_bulk_len),
-            "client-output-buffer-limit": f"normal {limit} {limit} 0 slave 0 0 0 pubsub {limit} {limit} 0",
+            "client-output-buffer-limit": (
+                f"normal {limit} {limit} 0 slave 0 0 0 pubsub {hard} {soft} {seconds}"
+            ),
             "appendonly": "yes" if self.aof is not None else "no",
             "appendfsync": s.fsync,
             "appendfilename": s.data.name if s.data else "",
@@ -677,12 +686,18 @@ class KVServer(ServerFactory):
                 self.tuning[name] = stored
                 if name in tuning.ALIASES:  # (one parameter, two names)
                     self.tuning[tuning.ALIASES[name]] = stored
-                if name == "client-output-buffer-limit":  # kv has one limit: normal's hard one
+                if name == "client-output-buffer-limit":  # normal's hard limit, pubsub's
                     words = stored.split()
                     for i in range(0, len(words), 4):
                         if words[i].lower() == "normal":
                             self.settings.client_output_buffer_limit = (
                                 tuning.memory_value(words[i + 1]) or 0
+                            )
+                        elif words[i].lower() == "pubsub":
+                            self.pubsub_limits = (
+                                tuning.memory_value(words[i + 1]) or 0,
+                                tuning.memory_value(words[i + 2]) or 0,
+                                int(words[i + 3]),
                             )
                 elif name == "client-query-buffer-limit":
                     self.query_buffer_limit = self._query_buffer_limit()

@@ -287,3 +287,50 @@ def test_many_patterns_side_by_side_with_redis(redis_port: int, kv_port: int) ->
         _cmd("PUBLISH", "p0", "z"),
     ]
     assert _exchange(kv_port, commands, len(pats)) == _exchange(redis_port, commands, len(pats))
+
+
+# -- subscribers that never read -----------------------------------------------------
+
+
+def test_subscribers_that_never_read_go_at_the_pubsub_limits() -> None:
+    """client-output-buffer-limit's pubsub class: hard at once, soft after its seconds."""
+    clock, server = _server()
+    admin, ta = _client(server)
+    admin.dataReceived(
+        _cmd("CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 256kb 10")
+        + _cmd("CONFIG", "GET", "client-output-buffer-limit")
+    )
+    assert _replies(ta.value())[-1][1].endswith(b" pubsub 1048576 262144 10")
+    subs = []
+    for _ in range(300):  # a PUBLISH to them all runs in slices
+        sub, ts = _client(server)
+        sub.dataReceived(_cmd("SUBSCRIBE", "news"))
+        sub.pauseProducing()  # their socket buffers are full: nothing more is written
+        subs.append((sub, ts))
+    message = b"x" * 100_000
+    ta.clear()
+    admin.dataReceived(_cmd("PUBLISH", "news", message) * 3)
+    _drive(clock, lambda: len(_replies(ta.value())) == 3)
+    assert _replies(ta.value()) == [300, 300, 300]  # queued: under the soft limit
+    assert not any(ts.disconnected for _, ts in subs)
+    for _ in range(2):  # over the soft limit, not for 10 s yet
+        admin.dataReceived(_cmd("PUBLISH", "news", message))
+        _settle(clock, server)
+    clock.advance(5)
+    admin.dataReceived(_cmd("PUBLISH", "news", message))
+    _settle(clock, server)
+    assert not any(ts.disconnected for _, ts in subs)
+    clock.advance(5)  # over it for 10 s: the next message closes them
+    admin.dataReceived(_cmd("PUBLISH", "news", message))
+    _settle(clock, server)
+    assert all(ts.disconnected for _, ts in subs)
+    # one that stays over the hard limit goes at once
+    sub, ts = _client(server)
+    sub.dataReceived(_cmd("SUBSCRIBE", "news"))
+    sub.pauseProducing()
+    admin.dataReceived(_cmd("PUBLISH", "news", b"y" * 600_000) * 2)
+    _settle(clock, server)  # (the 300 closed ones are tried too: gone when the reactor says)
+    assert not ts.disconnected
+    admin.dataReceived(_cmd("PUBLISH", "news", b"y" * 600_000))
+    _settle(clock, server)
+    assert ts.disconnected
