@@ -256,14 +256,23 @@ def deliver(server: Any, channel: bytes, message: bytes, shard: bool = False) ->
 
 
 def drain(server: Any) -> Steps[None]:
-    """The deliveries waiting in the outbox, in order (the first may have begun)."""
+    """
+    The deliveries waiting in the outbox, in order, a step of the first at a time:
+    a PUBLISH may drain it while the chore that was to do it waits for its turn, and
+    each goes on with whatever is first then.
+    """
     outbox = server.outbox
     while outbox:
         first = outbox[0]
         if type(first) is tuple:  # (channel, message): not begun
             first = outbox[0] = deliver(server, *first)
-        yield from first
-        outbox.popleft()
+        try:
+            next(first)
+        except StopIteration:
+            if outbox and outbox[0] is first:
+                outbox.popleft()
+            continue
+        yield
 
 
 def coarse(steps: Steps[Any]) -> Steps[Any]:

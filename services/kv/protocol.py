@@ -321,8 +321,9 @@ class KVProtocol(Protocol):
         server = self.server
         busy = server.busy
         if busy is not None:  # a command computed in slices: everything else waits
-            # (but for a blocked client served after it: the command has done its work)
-            return busy.client is not self and not server.serving
+            # (but for a blocked client served after it: the command has done its work;
+            # and for a transaction whose events started delivering: delivery.py)
+            return busy.client is not self and not server.serving and not self.in_exec
         if not server.pause_end or self.in_exec:
             return False
         if cmd.fullname == "client|unpause":

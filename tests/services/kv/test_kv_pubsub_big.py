@@ -334,3 +334,31 @@ def test_subscribers_that_never_read_go_at_the_pubsub_limits() -> None:
     admin.dataReceived(_cmd("PUBLISH", "news", b"y" * 600_000))
     _settle(clock, server)
     assert ts.disconnected
+
+
+def test_a_transaction_whose_events_go_to_the_outbox_runs_whole() -> None:
+    clock, server = _server()
+    sub, ts = _client(server)
+    a, ta = _client(server)
+    a.dataReceived(_cmd("CONFIG", "SET", "notify-keyspace-events", "KEA"))
+    sub.dataReceived(_cmd("PSUBSCRIBE", *[b"?_key*@0__:*k%d*" % i for i in range(MANY)]))
+    _settle(clock, server)
+    ts.clear()
+    ta.clear()
+    a.dataReceived(
+        _cmd("MULTI")
+        + _cmd("SET", "k1", "v")
+        + _cmd("SET", "k2", "w")
+        + _cmd("PUBLISH", "__keyspace@0__:k1", "mine")
+        + _cmd("GET", "k1")
+        + _cmd("EXEC")
+        + _cmd("GET", "k2")
+    )
+    _settle(clock, server)
+    assert _replies(ta.value())[-2:] == [[b"OK", b"OK", 1, b"v"], b"w"]
+    got = [(m[1], m[3]) for m in _replies(ts.value())]
+    assert got == [
+        (b"?_key*@0__:*k1*", b"set"),
+        (b"?_key*@0__:*k2*", b"set"),
+        (b"?_key*@0__:*k1*", b"mine"),
+    ]
