@@ -315,7 +315,26 @@ def publish(c: Any, argv: list[bytes], shard: bool = False) -> Any:
     done, n, _ = run_some(steps, INLINE)
     if done:
         return n
-    return compute(c, argv, BIG, lambda: coarse(steps))
+    return compute(c, argv, BIG, lambda: Outliving(coarse(steps)))  # type: ignore[return-value]
+
+
+class Outliving:
+    """
+    A delivery's steps, which go on if the publisher goes meanwhile (bigwork drops a
+    job whose client is gone; a message half delivered would reach only some).
+    """
+
+    __slots__ = ("steps",)
+    outlives_client = True
+
+    def __init__(self, steps: Steps[Any]):
+        self.steps = steps
+
+    def __iter__(self) -> Outliving:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self.steps)  # (its StopIteration, with the result, goes through)
 
 
 def _after(first: Steps[Any], then: Steps[int]) -> Steps[int]:

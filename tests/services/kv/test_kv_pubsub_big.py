@@ -362,3 +362,28 @@ def test_a_transaction_whose_events_go_to_the_outbox_runs_whole() -> None:
         (b"?_key*@0__:*k2*", b"set"),
         (b"?_key*@0__:*k1*", b"mine"),
     ]
+
+
+def test_a_publish_half_delivered_reaches_everyone_when_the_publisher_goes() -> None:
+    clock, server = _server()
+    subs = []
+    for _ in range(3):
+        sub, ts = _client(server)
+        sub.dataReceived(_cmd("PSUBSCRIBE", *[b"?%d*" % i for i in range(MANY)]))
+        subs.append(ts)
+    _settle(clock, server)
+    for ts in subs:
+        ts.clear()
+    pub, _ = _client(server)
+    other, to = _client(server)
+    pub.dataReceived(_cmd("PUBLISH", b"x%d" % (MANY - 1), "hello"))
+    assert server.busy is not None
+    _turn(clock)
+    pub.connectionLost(None)  # gone mid-way
+    other.dataReceived(_cmd("PING"))
+    assert _turns_while_busy(clock, server, to) >= 1
+    _drive(clock, lambda: to.value() != b"")
+    assert to.value() == b"+PONG\r\n"
+    for ts in subs:  # every subscriber has the message, as if the publisher had stayed
+        got = [m[1] for m in _replies(ts.value())]
+        assert got == [b"?%s*" % str(MANY - 1)[:n].encode() for n in range(1, 6)]
