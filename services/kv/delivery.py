@@ -315,7 +315,7 @@ def publish(c: Any, argv: list[bytes], shard: bool = False) -> Any:
     done, n, _ = run_some(steps, INLINE)
     if done:
         return n
-    return compute(c, argv, BIG, lambda: Outliving(coarse(steps)))  # type: ignore[return-value]
+    return compute(c, argv, BIG, lambda: Outliving(coarse(steps)))  # type: ignore[arg-type,return-value]
 
 
 class Outliving:
