@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 
 import hiredis
-from benchlib import before_bin, pin
-from kv import TWISTD, _cmd, start_kv_and_echo, start_pinger, stop
+from kv import _cmd, on_each_build, start_pinger
 
 N = int(os.environ.get("N", "200000"))
 
@@ -53,7 +52,7 @@ def _read(sock: socket.socket, n: int) -> list[object]:
     return got
 
 
-def run(port: int, echo: int) -> list[tuple[str, float, float, str]]:
+def run(port: int, echo: int, pid: int) -> list[tuple[str, float, float, str]]:
     """[(step, seconds, worst echo rtt ms during it, what it answered)]."""
     pinger = start_pinger(echo)
     conns = {k: socket.create_connection(("127.0.0.1", port), timeout=120) for k in "ABCD"}
@@ -108,28 +107,20 @@ def run(port: int, echo: int) -> list[tuple[str, float, float, str]]:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kv-pubsub-"))
-    results: dict[str, list[tuple[str, float, float, str]]] = {}
-    bindir = before_bin()
-    builds = [("before", str(bindir / "twistd"))] if bindir is not None else []
-    builds.append(("now", TWISTD))
-    for label, twistd in builds:
-        proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd)
-        try:
-            results[label] = run(kv, echo)
-        finally:
-            stop(proc)
+    results: dict[str, list[tuple[str, float, float, str]]] = on_each_build(tmp, run)
+    builds = list(results)
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nN = {N:,}; load average {os.getloadavg()[0]:.2f}")
     print(f"{'step':32} {'build':7} {'kv s':>7} {'worst echo rtt ms':>18}  reply")
     for i, (name, *_) in enumerate(results["now"]):
-        for label, _ in builds:
+        for label in builds:
             _, s, worst, reply = results[label][i]
             print(f"{name:32} {label:7} {s:7.2f} {worst:18.1f}  {reply}")
     print(
         "SUMMARY worst echo rtt ms: "
         + " ".join(
             f"{label}:{name.split()[0]}_{i}={worst:.0f}"
-            for label, _ in builds
+            for label in builds
             for i, (name, _, worst, _) in enumerate(results[label])
         )
     )
