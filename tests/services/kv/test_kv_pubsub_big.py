@@ -265,7 +265,7 @@ def _read(s: socket.socket, n: int) -> bytes:
     reader = hiredis.Reader()
     data = b""
     got = 0
-    s.settimeout(30)
+    s.settimeout(120)
     while got < n:
         chunk = s.recv(1 << 20)
         assert chunk
