@@ -265,8 +265,10 @@ def drain(server: Any) -> Steps[None]:
     outbox = server.outbox
     while outbox:
         first = outbox[0]
-        if type(first) is tuple:  # (channel, message): not begun
-            first = outbox[0] = deliver(server, *first)
+        if type(first) is tuple:  # not begun: (channel, message), or an event
+            first = outbox[0] = (
+                deliver(server, *first) if len(first) == 2 else _event(server, *first)
+            )
         try:
             next(first)
         except StopIteration:
@@ -368,6 +370,30 @@ def announce(server: Any, channel: bytes, message: bytes) -> None:
             return
     server.outbox.append(steps)
     run_chore(server, drain(server))
+
+
+def announce_event(server: Any, db: int, event: bytes, key: bytes, which: int) -> None:
+    """
+    A keyspace event: on C{__keyspace@<db>__:<key>} (C{which} & 1) and
+    C{__keyevent@<db>__:<event>} (& 2). Waiting in the outbox, it is one small tuple
+    (a million of them: tens of MB), its channels made when it is delivered.
+    """
+    if server.outbox:
+        server.outbox.append((db, event, key, which))
+        return
+    if not server.channels and not server.patterns:
+        return  # (nobody listens: the common case)
+    if which & 1:
+        announce(server, b"__keyspace@%d__:%s" % (db, key), event)
+    if which & 2:
+        announce(server, b"__keyevent@%d__:%s" % (db, event), key)
+
+
+def _event(server: Any, db: int, event: bytes, key: bytes, which: int) -> Steps[None]:
+    if which & 1:
+        yield from deliver(server, b"__keyspace@%d__:%s" % (db, key), event)
+    if which & 2:
+        yield from deliver(server, b"__keyevent@%d__:%s" % (db, event), key)
 
 
 def forget(c: Any, subscriptions: list[tuple[set[bytes], Subscriptions]]) -> None:

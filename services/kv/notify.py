@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portsuite_services.kv.delivery import announce
+from portsuite_services.kv.delivery import announce_event
 from portsuite_services.kv.resp import string2ll
 
 KEYSPACE, KEYEVENT = 1, 2
@@ -87,15 +87,17 @@ def notify_db(server: Any, db: int, kind: str, event: str | bytes, key: bytes) -
     flags = server.notify_flags
     if not flags & CLASSES[kind]:
         return
-    ev = event.encode() if isinstance(event, str) else event
-    if flags & KEYSPACE:
-        _publish(server, b"__keyspace@%d__:%s" % (db, key), ev)
-    if flags & KEYEVENT:
-        _publish(server, b"__keyevent@%d__:%s" % (db, ev), key)
+    if isinstance(event, str):
+        ev = _EVENT_BYTES.get(event)
+        if ev is None:
+            ev = _EVENT_BYTES[event] = event.encode()
+    else:
+        ev = event
+    # (at once, or in slices after the command: delivery.py)
+    announce_event(server, db, ev, key, flags & (KEYSPACE | KEYEVENT))
 
 
-def _publish(server: Any, channel: bytes, message: bytes) -> None:
-    announce(server, channel, message)  # (at once, or in slices after the command: delivery.py)
+_EVENT_BYTES: dict[str, bytes] = {}  # (one bytes object per event name)
 
 
 # -- what the dispatcher calls ---------------------------------------------------------
