@@ -387,3 +387,24 @@ def test_a_publish_half_delivered_reaches_everyone_when_the_publisher_goes() -> 
     for ts in subs:  # every subscriber has the message, as if the publisher had stayed
         got = [m[1] for m in _replies(ts.value())]
         assert got == [b"?%s*" % str(MANY - 1)[:n].encode() for n in range(1, 6)]
+
+
+def test_a_subscriber_that_reads_up_starts_the_soft_limits_clock_anew() -> None:
+    clock, server = _server()
+    admin, _ = _client(server)
+    admin.dataReceived(_cmd("CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 256kb 10"))
+    sub, ts = _client(server)
+    sub.dataReceived(_cmd("SUBSCRIBE", "news"))
+    message = b"x" * 200_000
+    sub.pauseProducing()
+    admin.dataReceived(_cmd("PUBLISH", "news", message) * 3)  # over the soft limit
+    clock.advance(8)
+    sub.resumeProducing()  # it reads everything
+    _drive(clock, lambda: not sub.queue)
+    clock.advance(8)
+    sub.pauseProducing()
+    admin.dataReceived(_cmd("PUBLISH", "news", message) * 3)  # over it again, just now
+    assert not ts.disconnected
+    clock.advance(10)
+    admin.dataReceived(_cmd("PUBLISH", "news", message))
+    assert ts.disconnected
