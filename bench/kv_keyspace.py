@@ -31,8 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchlib import before_bin, pin
-from kv import TWISTD, _cmd, _rss, start_kv_and_echo, start_pinger, stop
+from kv import _cmd, _rss, on_each_build, start_pinger
 
 N = int(os.environ.get("N", "3000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the load names
@@ -121,16 +120,8 @@ def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, 
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kv-keyspace-"))
-    results: dict[str, dict[str, Any]] = {}
-    bindir = before_bin()
-    builds = [("before", str(bindir / "twistd"))] if bindir is not None else []
-    builds.append(("now", TWISTD))
-    for label, twistd in builds:
-        proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd)
-        try:
-            results[label] = run(kv, echo, proc.pid)
-        finally:
-            stop(proc)
+    results: dict[str, dict[str, Any]] = on_each_build(tmp, run)
+    builds = list(results)
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nN = {N:,} keys; load average {os.getloadavg()[0]:.2f}")
     print(
@@ -138,7 +129,7 @@ def main() -> None:
         f"{'> 50 ms':>8} {'RSS B/key':>10}"
     )
     for name in ["(baseline)", *(n for n, _ in LOADS), "FLUSHALL"]:
-        for label, _ in builds:
+        for label in builds:
             if name not in results[label]:
                 continue
             s, worst, p99, over, per_key = results[label][name]
@@ -147,7 +138,7 @@ def main() -> None:
         "SUMMARY worst echo rtt ms: "
         + " ".join(
             f"{label}:{n.replace(' ', '_')}={r[1]:.0f}"
-            for label, _ in builds
+            for label in builds
             for n, r in results[label].items()
         )
     )

@@ -137,8 +137,12 @@ class Working(Blocked):
         if self.call is not None and self.call.active():
             self.call.cancel()
         self.call = None
-        self.steps = _done()
+        steps, self.steps = self.steps, _done()
         server = self.client.server
+        if getattr(steps, "outlives_client", False):  # (a PUBLISH half delivered)
+            from portsuite_services.kv.delivery import run_chore
+
+            run_chore(server, steps)  # (after this job: it starts as the server's now)
         if server.busy is self:
             server.set_busy(None)
             server.release_waiting()

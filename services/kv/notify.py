@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from portsuite_services.kv import glob
-from portsuite_services.kv.resp import Push, string2ll
+from portsuite_services.kv.delivery import announce_event
+from portsuite_services.kv.resp import string2ll
 
 KEYSPACE, KEYEVENT = 1, 2
 CLASSES = {
@@ -87,20 +87,17 @@ def notify_db(server: Any, db: int, kind: str, event: str | bytes, key: bytes) -
     flags = server.notify_flags
     if not flags & CLASSES[kind]:
         return
-    ev = event.encode() if isinstance(event, str) else event
-    if flags & KEYSPACE:
-        _publish(server, b"__keyspace@%d__:%s" % (db, key), ev)
-    if flags & KEYEVENT:
-        _publish(server, b"__keyevent@%d__:%s" % (db, ev), key)
+    if isinstance(event, str):
+        ev = _EVENT_BYTES.get(event)
+        if ev is None:
+            ev = _EVENT_BYTES[event] = event.encode()
+    else:
+        ev = event
+    # (at once, or in slices after the command: delivery.py)
+    announce_event(server, db, ev, key, flags & (KEYSPACE | KEYEVENT))
 
 
-def _publish(server: Any, channel: bytes, message: bytes) -> None:
-    for sub in list(server.channels.get(channel, ())):
-        sub.push(Push([b"message", channel, message]))
-    for pattern, subs in list(server.patterns.items()):
-        if glob.match(pattern, channel):
-            for sub in list(subs):
-                sub.push(Push([b"pmessage", pattern, channel, message]))
+_EVENT_BYTES: dict[str, bytes] = {}  # (one bytes object per event name)
 
 
 # -- what the dispatcher calls ---------------------------------------------------------
@@ -108,6 +105,7 @@ def _publish(server: Any, channel: bytes, message: bytes) -> None:
 
 def notify_before(c: Any, cmd: Any, argv: list[bytes]) -> dict[bytes, bool] | None:
     """Which of the command's keys exist (for del/new events, and key misses of reads)."""
+    c.server.delivery_spent = 0  # (each command delivers a share of events at once)
     if not cmd.write and not c.server.notify_flags & CLASSES["m"]:
         return None
     if not cmd.first_key or cmd.name in _NO_MISS:

@@ -23,6 +23,7 @@ from portsuite_services.kv.bigreply import Sending, any_list
 from portsuite_services.kv.bigwork import Working
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
+from portsuite_services.kv.delivery import forget
 from portsuite_services.kv.notify import notify_after, notify_before
 from portsuite_services.kv.resp import (
     BULK_HEADS,
@@ -125,6 +126,7 @@ class KVProtocol(Protocol):
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
         self.shards: set[bytes] = set()  # SSUBSCRIBE's shard channels
+        self.soft_since: float | None = None  # over the pubsub soft output limit since
         self.close_after_reply = False
         self.closed = False
         self.also: list[list[bytes]] | None = None  # what goes to the AOF instead of argv
@@ -206,17 +208,15 @@ class KVProtocol(Protocol):
             self.monitor = False
             server.remove_monitor(self)
         server.paused_clients.discard(self)
-        for mine, where in (
-            (self.channels, server.channels),
-            (self.patterns, server.patterns),
-            (self.shards, server.shards),
-        ):
-            for ch in mine:
-                subs = where.get(ch)
-                if subs is not None:
-                    subs.discard(self)
-                    if not subs:
-                        del where[ch]
+        if self.channels or self.patterns or self.shards:  # (a million: in slices)
+            forget(
+                self,
+                [
+                    (self.channels, server.channels),
+                    (self.patterns, server.patterns),
+                    (self.shards, server.shards),
+                ],
+            )
         self.channels = set()
         self.patterns = set()
         self.shards = set()
@@ -321,8 +321,9 @@ class KVProtocol(Protocol):
         server = self.server
         busy = server.busy
         if busy is not None:  # a command computed in slices: everything else waits
-            # (but for a blocked client served after it: the command has done its work)
-            return busy.client is not self and not server.serving
+            # (but for a blocked client served after it: the command has done its work;
+            # and for a transaction whose events started delivering: delivery.py)
+            return busy.client is not self and not server.serving and not self.in_exec
         if not server.pause_end or self.in_exec:
             return False
         if cmd.fullname == "client|unpause":
@@ -520,10 +521,14 @@ class KVProtocol(Protocol):
             return
         self.queue.append(data)
         self.queued += len(data)
-        limit = self.server.settings.client_output_buffer_limit
         # (one big reply alone may pass the limit, as a normal client's may in Redis;
         # replies and pushes piling up behind it may not)
-        if limit and self.queued - len(self.queue[0]) + self.qoff > limit:
+        over = self.queued - len(self.queue[0]) + self.qoff
+        if self.channels or self.patterns or self.shards:
+            limit = self._pubsub_limit(over)
+        else:
+            limit = self.server.settings.client_output_buffer_limit
+        if limit and over > limit:
             log.warn(
                 "kv: closing {peer}: output buffer over {limit} bytes "
                 "(the client sends commands but does not read the replies)",
@@ -540,6 +545,22 @@ class KVProtocol(Protocol):
         if not self.paused:
             self._drain()
 
+    def _pubsub_limit(self, over: int) -> int:
+        """
+        The limit of a subscribed client's queued output now: the pubsub class's hard
+        one, or its soft one once over it for its seconds (client-output-buffer-limit).
+        """
+        hard, soft, seconds = self.server.pubsub_limits
+        if not soft or over <= soft:
+            self.soft_since = None
+            return hard
+        now = self.server.clock()
+        if self.soft_since is None:
+            self.soft_since = now
+        elif now - self.soft_since >= seconds:
+            return soft
+        return hard
+
     def push(self, reply: Any) -> None:
         """An out-of-band reply (pub/sub): now, or with the current batch."""
         if type(reply) is list:
@@ -548,10 +569,16 @@ class KVProtocol(Protocol):
             return
         out: list[bytes] = []
         self.enc(reply, out)
+        self.push_encoded(out[0] if len(out) == 1 else b"".join(out))
+
+    def push_encoded(self, data: bytes) -> None:
+        """L{push} of a reply encoded already (one message to many subscribers)."""
+        if self.closed or self.reply_mode == "off":
+            return
         if self._out is not None:
-            self._out.extend(out)
+            self._out.append(data)
         else:
-            self.send(b"".join(out))
+            self.send(data)
 
     # -- requests --------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ fsyncs the file when stopped (SIGTERM, suite stop).
 from __future__ import annotations
 
 import time
+from collections import deque
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,15 @@ from portsuite_services.kv import tuning
 from portsuite_services.kv.acl import ACLLog, User, build_users
 from portsuite_services.kv.aof import AOF, TEMP_INFIX, AOFError, read_records
 from portsuite_services.kv.commands import COMMANDS
+from portsuite_services.kv.delivery import Chore, Patterns, Subscriptions
 from portsuite_services.kv.lazyfree import LazyFree
 from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol
 from portsuite_services.kv.scan import Snapshots
 from portsuite_services.kv.sharded import MOVE
 from portsuite_services.kv.store import COMPACT, Store
+
+PUBSUB_SOFT = 8 * 1024 * 1024  # Redis's default soft limit of pub/sub clients…
+PUBSUB_SECONDS = 60  # …over it for this long: disconnected
 
 log = Logger(namespace="portsuite.kv")
 AOF_CONTROL = frozenset((b"multi", b"exec", b"select"))  # records that are not writes
@@ -148,9 +153,17 @@ class KVServer(ServerFactory):
         self.slowlog_ids = 0
         self.slowlog_threshold = 10000  # microseconds; < 0: off
         self.slowlog_max = 128
-        self.channels: dict[bytes, set[KVProtocol]] = {}
-        self.patterns: dict[bytes, set[KVProtocol]] = {}
-        self.shards: dict[bytes, set[KVProtocol]] = {}  # SSUBSCRIBE
+        # pub/sub (delivery.py): subscriptions, keyspace events waiting to be delivered,
+        # the server's own work waiting for a sliced command to end
+        self.channels = Subscriptions()
+        self.patterns = Patterns()
+        self.shards = Subscriptions()  # SSUBSCRIBE
+        # client-output-buffer-limit's pubsub class (hard, soft, soft seconds): Redis's
+        # soft limit by default; the hard one is client_output_buffer_limit
+        self.pubsub_limits = (settings.client_output_buffer_limit, PUBSUB_SOFT, PUBSUB_SECONDS)
+        self.outbox: deque[Any] = deque()
+        self.delivery_spent = 0  # what this command's keyspace events cost so far
+        self.chores: deque[Chore] = deque()
         self._ids = 0
         self._replayed_db = 0
         self.total_connections = 0
@@ -337,6 +350,9 @@ class KVServer(ServerFactory):
         A command computed in slices starts (or ends): every other client waits, and
         the clock of expiry stands still for it (Redis's command time snapshot).
         """
+        if job is None and self.chores:  # the server's own work that waited for it
+            job = self.chores.popleft()
+            job.start()
         self.busy = job
         frozen = 0 if job is None else int(self.clock() * 1000)
         for db in self.dbs:
@@ -531,6 +547,7 @@ class KVServer(ServerFactory):
     def _cron(self) -> None:
         """Every 100 ms: active expiry, keyspaces being sharded, idle clients, AOF growth."""
         expired = 0
+        self.delivery_spent = 0  # (the keyspace events of expiry: a share per tick)
         budget = MOVE  # (keys moved into a sharded keyspace's shards, all dbs together)
         for db in self.dbs if self.busy is None else ():  # (no key changes under a sliced command)
             if db._heap or db._old:
@@ -585,12 +602,15 @@ class KVServer(ServerFactory):
     def config_params(self) -> dict[str, str]:
         s = self.settings
         limit = s.client_output_buffer_limit
+        hard, soft, seconds = self.pubsub_limits
         return self.tuning | {
             "maxclients": str(s.maxclients),
             "timeout": str(s.timeout),
             "requirepass": s.password or "",
             "proto-max-bulk-len": str(s.proto_max_bulk_len),
-            "client-output-buffer-limit": f"normal {limit} {limit} 0 slave 0 0 0 pubsub {limit} {limit} 0",
+            "client-output-buffer-limit": (
+                f"normal {limit} {limit} 0 slave 0 0 0 pubsub {hard} {soft} {seconds}"
+            ),
             "appendonly": "yes" if self.aof is not None else "no",
             "appendfsync": s.fsync,
             "appendfilename": s.data.name if s.data else "",
@@ -666,12 +686,18 @@ class KVServer(ServerFactory):
                 self.tuning[name] = stored
                 if name in tuning.ALIASES:  # (one parameter, two names)
                     self.tuning[tuning.ALIASES[name]] = stored
-                if name == "client-output-buffer-limit":  # kv has one limit: normal's hard one
+                if name == "client-output-buffer-limit":  # normal's hard limit, pubsub's
                     words = stored.split()
                     for i in range(0, len(words), 4):
                         if words[i].lower() == "normal":
                             self.settings.client_output_buffer_limit = (
                                 tuning.memory_value(words[i + 1]) or 0
+                            )
+                        elif words[i].lower() == "pubsub":
+                            self.pubsub_limits = (
+                                tuning.memory_value(words[i + 1]) or 0,
+                                tuning.memory_value(words[i + 2]) or 0,
+                                int(words[i + 3]),
                             )
                 elif name == "client-query-buffer-limit":
                     self.query_buffer_limit = self._query_buffer_limit()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from portsuite_services.kv import glob
+from portsuite_services.kv import delivery
+from portsuite_services.kv.bigwork import Steps, as_list, compute, sort
 from portsuite_services.kv.commands import (
     NO_REPLY,
     CommandError,
@@ -13,45 +14,132 @@ from portsuite_services.kv.commands import (
     to_int,
     wrong_arity,
 )
-from portsuite_services.kv.resp import (
-    Push,
-)
+from portsuite_services.kv.delivery import Subscriptions, in_pieces
+from portsuite_services.kv.glob import matches, tokens
 
 P = "pubsub"
 
 
 # -- pub/sub ---------------------------------------------------------------------
+#
+# A command naming a million channels (or UNSUBSCRIBE of all of a client's million)
+# runs in slices (bigwork.compute: the server busy meanwhile), its confirmations
+# sent a piece at a time; PUBLISH delivers in slices when it has much to do
+# (delivery.py).
+
+PIECE = 512  # channels (un)subscribed, and confirmations encoded, per step
+# what a channel (un)subscribed costs, in bigwork's elements (a C-level set operation
+# on one): a few microseconds of Python, so 2,048 channels are what runs at once
+SUBSCRIBE_COST = 16
+MATCH_COST = 4  # a channel name matched against a pattern (PUBSUB CHANNELS)
+
+
+def subscribing(
+    c: Any, argv: list[bytes], kind: bytes, mine: set[bytes], where: Subscriptions, count: Any
+) -> Any:
+    """(P|S)SUBSCRIBE: each name added, each confirmed (C{count()}: the client's count)."""
+    names = argv[1:]
+    cost = len(names) * SUBSCRIBE_COST
+    compute(c, argv, cost, lambda: _subscribe(c, names, kind, mine, where, count))
+    return NO_REPLY
+
+
+def _subscribe(
+    c: Any, names: list[bytes], kind: bytes, mine: set[bytes], where: Subscriptions, count: Any
+) -> Steps[None]:
+    for piece in in_pieces(names, PIECE):
+        out: list[bytes] = []
+        head = _head(c, kind)
+        for ch in piece:
+            if ch not in mine:
+                mine.add(ch)
+                where.add(ch, c)
+            out.append(b"%s$%d\r\n%s\r\n:%d\r\n" % (head, len(ch), ch, count()))
+        c.push_encoded(b"".join(out))
+        yield
+
+
+def _head(c: Any, kind: bytes) -> bytes:
+    """The start of a confirmation (a push of 3: the kind, the name, the count)."""
+    return b"%s3\r\n$%d\r\n%s\r\n" % (b">" if c.resp == 3 else b"*", len(kind), kind)
+
+
+def unsubscribing(
+    c: Any, argv: list[bytes], kind: bytes, mine: set[bytes], where: Subscriptions, count: Any
+) -> Any:
+    """(P|S)UNSUBSCRIBE: the names given, or all the client's (sorted), each confirmed."""
+    cost = (len(argv) - 1 or len(mine)) * SUBSCRIBE_COST
+    compute(c, argv, cost, lambda: _unsubscribe(c, argv[1:], kind, mine, where, count))
+    return NO_REPLY
+
+
+def _unsubscribe(
+    c: Any, names: list[bytes], kind: bytes, mine: set[bytes], where: Subscriptions, count: Any
+) -> Steps[None]:
+    if not names:
+        if not mine:
+            c.push([kind, None, count()])
+            return
+        names = yield from sort((yield from as_list(mine)))
+    for piece in in_pieces(names, PIECE):
+        out: list[bytes] = []
+        head = _head(c, kind)
+        for ch in piece:
+            if ch in mine:
+                mine.discard(ch)
+                where.remove(ch, c)
+            out.append(b"%s$%d\r\n%s\r\n:%d\r\n" % (head, len(ch), ch, count()))
+        c.push_encoded(b"".join(out))
+        yield
+
+
+def _count(c: Any) -> int:
+    return len(c.channels) + len(c.patterns)
 
 
 def _sub(c: Any, argv: list[bytes], pattern: bool) -> Any:
-    kind = b"psubscribe" if pattern else b"subscribe"
-    mine = c.patterns if pattern else c.channels
-    where = c.server.patterns if pattern else c.server.channels
-    for ch in argv[1:]:
-        if ch not in mine:
-            mine.add(ch)
-            where.setdefault(ch, set()).add(c)
-        c.push([kind, ch, len(c.channels) + len(c.patterns)])
-    return NO_REPLY
+    if pattern:
+        return subscribing(c, argv, b"psubscribe", c.patterns, c.server.patterns, lambda: _count(c))
+    return subscribing(c, argv, b"subscribe", c.channels, c.server.channels, lambda: _count(c))
 
 
 def _unsub(c: Any, argv: list[bytes], pattern: bool) -> Any:
-    kind = b"punsubscribe" if pattern else b"unsubscribe"
-    mine = c.patterns if pattern else c.channels
-    where = c.server.patterns if pattern else c.server.channels
-    targets = argv[1:] or sorted(mine)
-    if not targets:
-        c.push([kind, None, len(c.channels) + len(c.patterns)])
-    for ch in targets:
-        if ch in mine:
-            mine.discard(ch)
-            subs = where.get(ch)
-            if subs is not None:
-                subs.discard(c)
-                if not subs:
-                    del where[ch]
-        c.push([kind, ch, len(c.channels) + len(c.patterns)])
-    return NO_REPLY
+    if pattern:
+        return unsubscribing(
+            c, argv, b"punsubscribe", c.patterns, c.server.patterns, lambda: _count(c)
+        )
+    return unsubscribing(c, argv, b"unsubscribe", c.channels, c.server.channels, lambda: _count(c))
+
+
+def names_matching(c: Any, argv: list[bytes], names: Any, pattern: bytes | None) -> Any:
+    """PUBSUB CHANNELS, SHARDCHANNELS: the names matching C{pattern} (None: all)."""
+    cost = len(names) * (1 if pattern is None else MATCH_COST)
+    return compute(c, argv, cost, lambda: _matching(names, pattern))
+
+
+def _matching(names: Any, pattern: bytes | None) -> Steps[list[bytes]]:
+    every = yield from as_list(names)
+    if pattern is None:
+        return every
+    toks = tokens(pattern)
+    out: list[bytes] = []
+    for piece in in_pieces(every, 2 * PIECE):
+        out += [ch for ch in piece if matches(toks, ch)]
+        yield
+    return out
+
+
+def numbers(c: Any, argv: list[bytes], where: Subscriptions) -> Any:
+    """PUBSUB NUMSUB, SHARDNUMSUB: each channel and its number of subscribers."""
+    return compute(c, argv, len(argv) * MATCH_COST, lambda: _numbers(argv[2:], where))
+
+
+def _numbers(names: list[bytes], where: Subscriptions) -> Steps[list[Any]]:
+    out: list[Any] = []
+    for piece in in_pieces(names, 2 * PIECE):
+        out += [x for ch in piece for x in (ch, len(where.get(ch, ())))]
+        yield
+    return out
 
 
 @command(
@@ -104,17 +192,7 @@ def punsubscribe(c: Any, argv: list[bytes]) -> Any:
 
 @command("publish", 3, "pubsub fast", P, "Post a message to a channel", keys=(0, 0, 0))
 def publish(c: Any, argv: list[bytes]) -> Any:
-    ch, msg = argv[1], argv[2]
-    n = 0
-    for sub in list(c.server.channels.get(ch, ())):
-        sub.push(Push([b"message", ch, msg]))
-        n += 1
-    for pat, subs in list(c.server.patterns.items()):
-        if glob.match(pat, ch):
-            for sub in list(subs):
-                sub.push(Push([b"pmessage", pat, ch, msg]))
-                n += 1
-    return n
+    return delivery.publish(c, argv)
 
 
 PUBSUB_HELP = help_reply(
@@ -139,20 +217,15 @@ PUBSUB_HELP = help_reply(
 def pubsub(c: Any, argv: list[bytes]) -> Any:
     sub = argv[1].lower()
     if sub == b"channels" and len(argv) <= 3:
-        pat = argv[2] if len(argv) == 3 else None
-        return [ch for ch in c.server.channels if pat is None or glob.match(pat, ch)]
+        return names_matching(c, argv, c.server.channels, argv[2] if len(argv) == 3 else None)
     if sub == b"numsub":
-        return [x for ch in argv[2:] for x in (ch, len(c.server.channels.get(ch, ())))]
+        return numbers(c, argv, c.server.channels)
     if sub == b"numpat" and len(argv) == 2:
         return len(c.server.patterns)
     if sub == b"shardchannels" and len(argv) <= 3:
-        from portsuite_services.kv.commands.shard import shardchannels
-
-        return shardchannels(c, argv[2] if len(argv) == 3 else None)
+        return names_matching(c, argv, c.server.shards, argv[2] if len(argv) == 3 else None)
     if sub == b"shardnumsub":
-        from portsuite_services.kv.commands.shard import shardnumsub
-
-        return shardnumsub(c, argv[2:])
+        return numbers(c, argv, c.server.shards)
     if sub == b"help":
         if len(argv) != 2:
             raise wrong_arity("pubsub|help")
