@@ -44,6 +44,7 @@ Steps = Generator[Any, None, T]  # (what a step yields, if not None, is freed la
 
 PIECE = 4096  # elements a step of a generator handles (well under a millisecond)
 BIG = 32768  # elements touched: less is done at once
+ARGS = BIG // 4  # arguments past which a command over each of them may go on in slices
 BUDGET = 0.005  # seconds of steps per turn of the reactor
 MAX_STEPS = 8  # and at most this many steps a turn
 
@@ -370,6 +371,26 @@ def sliced(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -
     if getattr(c, "precomputed", None) is None and not possible(c, cost):
         return None
     return compute(c, argv, cost, make)
+
+
+def each(
+    c: Any, argv: list[bytes], start: int, f: Callable[[list[bytes]], list[T]], weight: int = 1
+) -> list[T] | Any:
+    """
+    C{f(piece)} for the pieces of C{argv[start:]}, joined (a reply element per
+    argument: SMISMEMBER, HMGET, ZMSCORE, MGET of a million), in slices when many
+    (C{NO_REPLY} then, and this returns the list when the command runs again);
+    C{weight}: about how many elements one argument costs.
+    """
+    return compute(c, argv, weight * len(argv), lambda: _each(argv, start, f))
+
+
+def _each(argv: list[bytes], start: int, f: Callable[[list[bytes]], list[T]]) -> Steps[list[T]]:
+    out: list[T] = []
+    for lo in range(start, len(argv), PIECE):
+        out += f(argv[lo : lo + PIECE])
+        yield
+    return out
 
 
 def fill(add: Callable[[Iterable[Any]], Any], items: Collection[Any]) -> Steps[None]:

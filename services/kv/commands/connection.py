@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from portsuite_services.kv import bigwork
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     SYNTAX,
     CommandError,
     command,
@@ -196,6 +198,10 @@ def discard(c: Any, argv: list[bytes]) -> Any:
 def watch(c: Any, argv: list[bytes]) -> Any:
     if c.multi is not None:
         raise CommandError("ERR WATCH inside MULTI is not allowed")
+    if len(argv) > bigwork.ARGS:  # a million keys: watched a slice at a time
+        if bigwork.each(c, argv, 1, lambda keys: c.watch(keys) or []) is NO_REPLY:
+            return NO_REPLY
+        return OK
     c.watch(argv[1:])
     return OK
 

@@ -100,6 +100,47 @@ def _store_grown(c: Any, key: bytes, made: Any) -> Any:
     return added
 
 
+def _shrunk(c: Any, argv: list[bytes], old: Any, in_place: int) -> Any:
+    """
+    SREM's or HDEL's of many: the members (fields) of C{argv[2:]} that C{old} holds,
+    found in slices, as a set for the command to remove in place when at most
+    C{in_place}; past that, the new value is built aside without them (or the key
+    goes) and this answers how many went (an int, the reply).
+    """
+    found = bigwork.compute(c, argv, len(argv), lambda: _without(old, argv, in_place))
+    if found is NO_REPLY:
+        return found
+    gone, kept = found
+    if kept is None:
+        return gone
+    if kept:
+        c.store.set(argv[1], kept, keepttl=True)  # (the old value freed lazily)
+    else:
+        c.store.drop(argv[1])
+        c.store.dirty += 1
+    return len(gone)
+
+
+def _without(old: Any, argv: list[bytes], in_place: int) -> bigwork.Steps[tuple[Any, Any]]:
+    """L{_shrunk}'s work: (the members found, None or the value without them)."""
+    pairs = type(old) is dict
+    found = old.keys().__and__ if pairs else old.intersection  # (looked up in C)
+    gone: set[bytes] = set()
+    for lo in range(2, len(argv), bigwork.PIECE):
+        gone.update(found(argv[lo : lo + bigwork.PIECE]))
+        yield
+    if len(gone) <= in_place:
+        return gone, None
+    kept: Any = type(old)()
+    if len(gone) < len(old):
+        it = iter(old.items() if pairs else old)
+        for _ in range(0, len(old), bigwork.PIECE):
+            piece = islice(it, bigwork.PIECE)
+            kept.update([kv for kv in piece if kv[0] not in gone] if pairs else set(piece) - gone)
+            yield
+    return gone, kept
+
+
 @command("hmset", -4, "write denyoom fast", H, "Set multiple hash fields to multiple values")
 def hmset(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2:
@@ -132,6 +173,8 @@ def hget(c: Any, argv: list[bytes]) -> Any:
 @command("hmget", -3, "readonly fast", H, "Get the values of all the given hash fields")
 def hmget(c: Any, argv: list[bytes]) -> Any:
     h = _get(c, argv[1], dict) or {}
+    if len(argv) > bigwork.ARGS:  # a million fields: looked up in slices
+        return bigwork.each(c, argv, 2, lambda fields: list(map(h.get, fields)))
     return [h.get(f) for f in argv[2:]]
 
 
@@ -140,8 +183,14 @@ def hdel(c: Any, argv: list[bytes]) -> Any:
     h = _get(c, argv[1], dict)
     if h is None:
         return 0
+    fields: Any = argv[2:]
+    if len(argv) > bigwork.ARGS:  # a million fields: those present found in slices
+        found = _shrunk(c, argv, h, ARGS_HASH)
+        if found is NO_REPLY or type(found) is int:
+            return found
+        fields = found
     n = 0
-    for f in argv[2:]:
+    for f in fields:
         if h.pop(f, None) is not None:
             n += 1
     if n:
@@ -506,8 +555,14 @@ def srem(c: Any, argv: list[bytes]) -> Any:
     s = _get(c, argv[1], set)
     if s is None:
         return 0
+    members: Any = argv[2:]
+    if len(argv) > bigwork.ARGS:  # a million members: those present found in slices
+        found = _shrunk(c, argv, s, ARGS_SET)
+        if found is NO_REPLY or type(found) is int:
+            return found
+        members = found
     before = len(s)
-    s.difference_update(argv[2:])
+    s.difference_update(members)
     removed = before - len(s)
     if removed:
         c.store.dirty += 1
@@ -555,6 +610,8 @@ def sismember(c: Any, argv: list[bytes]) -> Any:
 )
 def smismember(c: Any, argv: list[bytes]) -> Any:
     s = _get(c, argv[1], set) or ()
+    if len(argv) > bigwork.ARGS:  # a million members: looked up in slices
+        return bigwork.each(c, argv, 2, lambda members: [int(m in s) for m in members])
     return [int(m in s) for m in argv[2:]]
 
 

@@ -19,6 +19,7 @@ from portsuite_services.kv.commands import (
     wrongtype,
 )
 from portsuite_services.kv.commands.containers import _drop_if_empty, _get, _sets, inter_cost
+from portsuite_services.kv.commands.keys import exists
 from portsuite_services.kv.commands.strings import getrange
 from portsuite_services.kv.resp import SetReply
 
@@ -306,7 +307,7 @@ def srandmember(c: Any, argv: list[bytes]) -> Any:
     "touch", -2, "readonly fast", K, "Alters the last access time of a key(s)", keys=(1, -1, 1)
 )
 def touch(c: Any, argv: list[bytes]) -> Any:
-    return sum(1 for k in argv[1:] if c.store.get(k) is not None)
+    return exists(c, argv)  # (no access times kept here: it counts the keys that exist)
 
 
 @command("substr", 4, "readonly", G, "Get a substring of the string stored at a key")

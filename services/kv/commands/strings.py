@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from portsuite_services.kv import bigstr, longdouble
+from portsuite_services.kv import bigstr, bigwork, longdouble
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -195,12 +197,18 @@ def psetex(c: Any, argv: list[bytes]) -> Any:
 
 @command("mget", -2, "readonly fast", G, "Get the values of all the given keys", keys=(1, -1, 1))
 def mget(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # a million keys: looked up in slices
+        return bigwork.each(c, argv, 1, partial(_values, c.store.get), 2)
     get_ = c.store.get
     out = []
     for key in argv[1:]:
         v = get_(key)
         out.append(v if type(v) is bytes else None)
     return out
+
+
+def _values(get: Callable[[bytes], Any], keys: list[bytes]) -> list[bytes | None]:
+    return [v if type(v) is bytes else None for v in map(get, keys)]
 
 
 @command("mset", -3, "write denyoom", G, "Set multiple keys to multiple values", keys=(1, -1, 2))
