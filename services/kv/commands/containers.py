@@ -100,14 +100,17 @@ def _store_grown(c: Any, key: bytes, made: Any) -> Any:
     return added
 
 
-def _shrunk(c: Any, argv: list[bytes], old: Any, in_place: int) -> Any:
+REMOVES_IN_PLACE = bigwork.BIG // 2  # members SREM or HDEL removes in place (~2 ms), else aside
+
+
+def _shrunk(c: Any, argv: list[bytes], old: Any) -> Any:
     """
     SREM's or HDEL's of many: the members (fields) of C{argv[2:]} that C{old} holds,
     found in slices, as a set for the command to remove in place when at most
-    C{in_place}; past that, the new value is built aside without them (or the key
-    goes) and this answers how many went (an int, the reply).
+    C{REMOVES_IN_PLACE}; past that, the new value is built aside without them (or
+    the key goes) and this answers how many went (an int, the reply).
     """
-    found = bigwork.compute(c, argv, len(argv), lambda: _without(old, argv, in_place))
+    found = bigwork.compute(c, argv, len(argv), lambda: _without(old, argv))
     if found is NO_REPLY:
         return found
     gone, kept = found
@@ -121,7 +124,7 @@ def _shrunk(c: Any, argv: list[bytes], old: Any, in_place: int) -> Any:
     return len(gone)
 
 
-def _without(old: Any, argv: list[bytes], in_place: int) -> bigwork.Steps[tuple[Any, Any]]:
+def _without(old: Any, argv: list[bytes]) -> bigwork.Steps[tuple[Any, Any]]:
     """L{_shrunk}'s work: (the members found, None or the value without them)."""
     pairs = type(old) is dict
     found = old.keys().__and__ if pairs else old.intersection  # (looked up in C)
@@ -129,7 +132,7 @@ def _without(old: Any, argv: list[bytes], in_place: int) -> bigwork.Steps[tuple[
     for lo in range(2, len(argv), bigwork.PIECE):
         gone.update(found(argv[lo : lo + bigwork.PIECE]))
         yield
-    if len(gone) <= in_place:
+    if len(gone) <= REMOVES_IN_PLACE:
         return gone, None
     kept: Any = type(old)()
     if len(gone) < len(old):
@@ -185,7 +188,7 @@ def hdel(c: Any, argv: list[bytes]) -> Any:
         return 0
     fields: Any = argv[2:]
     if len(argv) > bigwork.ARGS:  # a million fields: those present found in slices
-        found = _shrunk(c, argv, h, ARGS_HASH)
+        found = _shrunk(c, argv, h)
         if found is NO_REPLY or type(found) is int:
             return found
         fields = found
@@ -557,7 +560,7 @@ def srem(c: Any, argv: list[bytes]) -> Any:
         return 0
     members: Any = argv[2:]
     if len(argv) > bigwork.ARGS:  # a million members: those present found in slices
-        found = _shrunk(c, argv, s, ARGS_SET)
+        found = _shrunk(c, argv, s)
         if found is NO_REPLY or type(found) is int:
             return found
         members = found

@@ -38,7 +38,9 @@ def unlink(c: Any, argv: list[bytes]) -> Any:
 def exists(c: Any, argv: list[bytes]) -> Any:
     get = c.store.get
     if len(argv) > bigwork.ARGS:  # a million keys: looked up in slices
-        counts = bigwork.each(c, argv, 1, lambda keys: [sum(1 for k in keys if get(k) is not None)])
+        counts = bigwork.each(
+            c, argv, 1, lambda keys: [sum(1 for k in keys if get(k) is not None)], 2
+        )
         return counts if counts is NO_REPLY else sum(counts)
     return sum(1 for key in argv[1:] if get(key) is not None)
 

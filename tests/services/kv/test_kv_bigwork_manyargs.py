@@ -1,0 +1,152 @@
+"""
+One command of a million arguments or keys (bench/kv_sweep.py found each holding the
+suite 0.2-3 s: ZREM, GEOADD, PFADD, ZMSCORE, SMISMEMBER, HMGET, SREM, HDEL, MGET,
+EXISTS, TOUCH, WATCH) runs in slices (bigwork.py): other kv clients wait for the
+whole command, the reactor serves the rest of the suite between slices, and the
+reply, the value, the AOF record and WATCH are those of the command run whole (in
+MULTI/EXEC), and redis-server's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_kv_bigreply import _client, _cmd, _replies
+from test_kv_bigwork import _turn
+from test_kv_bigwork_writes import check_in_slices
+from test_kv_sweep import _side_by_side
+from twisted.internet.task import Clock
+
+from portsuite_services.kv import KVServer, Settings
+from portsuite_services.kv.bigwork import ARGS
+from portsuite_services.kv.commands.containers import REMOVES_IN_PLACE
+from portsuite_services.kv.commands.zsets import REMOVES
+
+A = ARGS + 1000  # arguments: past what is done at once
+R = REMOVES_IN_PLACE + 100  # members of the big set and hash: past what SREM/HDEL remove in place
+Z = REMOVES + 500  # members of the big zset: past what ZREM removes in place
+
+
+def _names(prefix: str, n: int, start: int = 0) -> list[bytes]:
+    return [b"%s%d" % (prefix.encode(), i) for i in range(start, start + n)]
+
+
+def _pairs(prefix: str, n: int, value: bytes = b"v") -> list[bytes]:
+    return [x for m in _names(prefix, n) for x in (m, value)]
+
+
+SETUP = [
+    ("SADD", "s", *_names("m", R)),
+    ("PEXPIREAT", "s", "99999999999999"),
+    ("HSET", "h", *_pairs("f", R)),
+    ("ZADD", "z", *[x for i in range(Z) for x in (b"%d" % (i % 97), b"m%d" % i)]),
+    ("PEXPIREAT", "z", "99999999999999"),
+    ("MSET", *_pairs("k", A // 2)),
+    ("SADD", "notstring", "x"),
+    ("PFADD", "hll", "a", "b"),
+    ("GEOADD", "g", "13.361389", "38.115556", "Palermo"),
+]
+
+# (each: the members present, some missing, some twice)
+SOME = [*_names("m", A // 3), *_names("nope", A // 3), *_names("m", A // 3)]
+
+MANY_ARGS = [
+    # reads: one reply element per argument
+    ("SMISMEMBER", "s", *SOME),
+    ("HMGET", "h", *[b"f" + m[1:] for m in SOME]),
+    ("ZMSCORE", "z", *SOME),
+    ("MGET", *_names("k", A // 2), "notstring", *_names("nope", A // 2)),
+    ("EXISTS", *_names("k", A // 2), "s", *_names("nope", A // 2), "k1"),
+    ("TOUCH", *_names("k", A // 2), "s", *_names("nope", A // 2)),
+    ("ZMSCORE", "s", *SOME),  # WRONGTYPE
+    # removals: a few (in place), most (the rest built aside), all (the key goes)
+    ("ZREM", "z", *SOME),
+    ("ZREM", "z", *_names("m", Z - 7, 3), *_names("nope", 100)),
+    ("ZREM", "z", *_names("m", Z), *_names("m", A)),
+    ("ZREM", "h", *SOME),  # WRONGTYPE
+    ("SREM", "s", *SOME),
+    ("SREM", "s", *_names("m", R - 5, 2), "nope"),
+    ("SREM", "s", *_names("m", R), "nope"),
+    ("HDEL", "h", *[b"f" + m[1:] for m in SOME]),
+    ("HDEL", "h", *_names("f", R - 5, 2), "nope"),
+    ("HDEL", "h", *_names("f", R), "nope"),
+    # additions computed aside
+    ("PFADD", "hll", *_names("e", A)),
+    ("PFADD", "new", *_names("e", A), *_names("e", A)),
+    ("PFADD", "notstring", *_names("e", A)),  # WRONGTYPE
+    (
+        "GEOADD",
+        "g",
+        *[
+            x
+            for i in range(A)
+            for x in (b"%d" % (i % 179), b"%d" % (i % 85), b"p%d" % (i % (A - 9)))
+        ],
+    ),
+    ("GEOADD", "geo", "CH", *[x for i in range(A) for x in (b"1.5", b"2.5", b"p%d" % i)]),
+    (
+        "GEOADD",
+        "g",
+        "XX",
+        "CH",
+        *[x for i in range(A) for x in (b"3", b"4", b"Palermo" if i == 7 else b"p%d" % i)],
+    ),
+    (
+        "GEOADD",
+        "g",
+        *[x for i in range(A) for x in (b"3", b"4" if i < A - 1 else b"91", b"p%d" % i)],
+    ),  # one bad pair: nothing added
+]
+
+
+def _id(argv: tuple[Any, ...]) -> str:
+    words = [str(a) for a in argv[1:3] if type(a) is str]
+    return " ".join([argv[0], *words, str(len(argv))])
+
+
+@pytest.mark.parametrize("argv", MANY_ARGS, ids=_id)
+def test_a_command_of_many_arguments_runs_in_slices(argv: tuple[Any, ...]) -> None:
+    check_in_slices(argv, SETUP)
+
+
+def test_many_arguments_as_redis(redis_port: int, kv_port: int) -> None:
+    """The same replies (RESP2 and RESP3) and the same values after, as redis-server's."""
+    after = [
+        ("SCARD", "s"),
+        ("HLEN", "h"),
+        ("ZCARD", "z"),
+        ("ZRANGE", "z", "0", "20", "WITHSCORES"),
+        ("PEXPIRETIME", "s"),
+        ("PEXPIRETIME", "z"),
+        ("PFCOUNT", "hll"),
+        ("PFCOUNT", "new"),
+        ("GEOPOS", "g", "Palermo", "p1", "p7", "p100"),
+        ("ZCARD", "g"),
+        ("DBSIZE",),
+    ]
+    _side_by_side((redis_port, kv_port), SETUP, MANY_ARGS, after)
+
+
+def test_watch_of_many_keys_in_slices() -> None:
+    """WATCH of a million keys: watched a slice at a time; a write to any one is seen."""
+    clock = Clock()
+    clock.advance(1000)
+    server = KVServer(Settings(), clock)
+    a, ta = _client(server)
+    b, tb = _client(server)
+    keys = _names("k", 3 * ARGS)
+    a.dataReceived(_cmd("WATCH", *keys) + _cmd("MULTI") + _cmd("PING"))
+    b.dataReceived(_cmd("SET", keys[-1], "changed"))
+    turns = 0
+    while server.busy is not None:
+        assert ta.value() == tb.value() == b""  # (the SET waits for the whole WATCH)
+        _turn(clock)
+        turns += 1
+    assert turns >= 2
+    clock.advance(0)
+    a.dataReceived(_cmd("EXEC"))
+    assert _replies(ta.value()) == [b"OK", b"OK", b"QUEUED", None]  # the SET came after
+    assert _replies(tb.value()) == [b"OK"]
+    a.dataReceived(_cmd("UNWATCH"))
+    assert server.store.watched == {}
