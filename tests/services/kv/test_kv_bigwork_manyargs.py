@@ -46,7 +46,24 @@ SETUP = [
     ("SADD", "notstring", "x"),
     ("PFADD", "hll", "a", "b"),
     ("GEOADD", "g", "13.361389", "38.115556", "Palermo"),
+    ("SET", "bf", bytes(range(256)) * 8),
 ]
+
+
+def _bitfield_ops(n: int) -> list[bytes]:
+    """GETs, SETs and INCRBYs of types and offsets that vary, under each OVERFLOW."""
+    out: list[bytes] = []
+    for i in range(n):
+        kind = (b"GET", b"SET", b"INCRBY", b"OVERFLOW")[i % 4]
+        t = (b"u8", b"i5", b"u63", b"i64", b"u1")[i % 5]
+        if kind == b"OVERFLOW":
+            out += (kind, (b"WRAP", b"SAT", b"FAIL")[i % 3])
+        else:
+            out += (kind, t, b"#%d" % (i * 7 % 3001) if i % 3 else b"%d" % (i * 13 % 40000))
+            if kind != b"GET":
+                out.append(b"%d" % (i * 977 % 300 - 150))
+    return out
+
 
 # (each: the members present, some missing, some twice)
 SOME = [*_names("m", A // 3), *_names("nope", A // 3), *_names("m", A // 3)]
@@ -71,6 +88,12 @@ MANY_ARGS = [
     ("HDEL", "h", *[b"f" + m[1:] for m in SOME]),
     ("HDEL", "h", *_names("f", R - 5, 2), "nope"),
     ("HDEL", "h", *_names("f", R), "nope"),
+    # BITFIELD's operations
+    ("BITFIELD", "bf", *_bitfield_ops(A // 3)),
+    ("BITFIELD", "new", *_bitfield_ops(A // 3)),
+    ("BITFIELD_RO", "bf", *[x for i in range(A // 3) for x in (b"GET", b"i9", b"%d" % i)]),
+    ("BITFIELD", "bf", *_bitfield_ops(A // 3), b"GET", b"u64", b"0"),  # (u64: an error)
+    ("BITFIELD", "s", *_bitfield_ops(A // 3)),  # WRONGTYPE
     # additions computed aside
     ("PFADD", "hll", *_names("e", A)),
     ("PFADD", "new", *_names("e", A), *_names("e", A)),
@@ -123,6 +146,8 @@ def test_many_arguments_as_redis(redis_port: int, kv_port: int) -> None:
         ("PFCOUNT", "new"),
         ("GEOPOS", "g", "Palermo", "p1", "p7", "p100"),
         ("ZCARD", "g"),
+        ("GET", "bf"),
+        ("GET", "new"),
         ("DBSIZE",),
     ]
     _side_by_side((redis_port, kv_port), SETUP, MANY_ARGS, after)
