@@ -52,7 +52,7 @@ MAX_STEPS = 8  # and at most this many steps a turn
 class Working(Blocked):
     """A job in progress: the client's C{blocked} and the server's C{busy}."""
 
-    __slots__ = ("client", "cmd", "steps", "call", "result", "spent")
+    __slots__ = ("client", "cmd", "steps", "call", "result", "spent", "commits")
 
     def __init__(self, c: Any, argv: list[bytes], steps: Steps[Any]):
         super().__init__(argv, {}, c.store, None)
@@ -61,12 +61,13 @@ class Working(Blocked):
         self.call: Any = None
         self.result: Any = None
         self.spent = 0.0  # seconds its steps ran, over all turns (SLOWLOG's time for it)
+        self.commits = False  # its steps change the keyspace: it ends even if its client goes
 
     def step(self) -> None:
         """Run steps for C{BUDGET} seconds (C{MAX_STEPS} at most); then the next turn, or the end."""
         self.call = None
         c = self.client
-        if c.closed or c.blocked is not self:
+        if not self.commits and (c.closed or c.blocked is not self):
             self.stop()
             return
         start = perf_counter()
@@ -120,6 +121,8 @@ class Working(Blocked):
         finally:
             c.precomputed = None
             server.set_busy(None)
+        if c.closed and server.aof is not None:  # (a job that commits: no reply to write it)
+            server.write_aof()
         # SLOWLOG: the command's own time, all its turns together (Redis's, run whole)
         micros = int((self.spent + perf_counter() - start) * 1_000_000)
         if 0 <= server.slowlog_threshold <= micros:
@@ -190,6 +193,22 @@ def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
     c.server.set_busy(job)
     job.call = c.server.reactor.callLater(0, job.step)
     return NO_REPLY
+
+
+def applied(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any:
+    """
+    L{compute} for a write whose steps change the keyspace themselves (DEL, MSET of a
+    million keys), a piece at a time: nothing else runs meanwhile, so nobody sees it
+    half done, and once started it runs to its end even if its client goes, as Redis
+    runs a command whole (then its AOF record is written all the same). At once while
+    keyspace notifications are on (their events are told from the keys as they were).
+    """
+    if c.server.notify_flags and getattr(c, "precomputed", None) is None:
+        return run_through(make())
+    done = compute(c, argv, cost, make)
+    if type(c.blocked) is Working:
+        c.blocked.commits = True
+    return done
 
 
 def compute_growing(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any:

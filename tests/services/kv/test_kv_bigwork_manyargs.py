@@ -12,18 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_kv_bigreply import _client, _cmd, _replies
-from test_kv_bigwork import _turn
+from test_kv_bigreply import _client, _cmd, _drive, _replies, _settle
+from test_kv_bigwork import _RecordingAOF, _turn
 from test_kv_bigwork_writes import check_in_slices
 from test_kv_sweep import _side_by_side
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings
-from portsuite_services.kv.bigwork import ARGS
+from portsuite_services.kv.bigwork import ARGS, MAX_STEPS, PIECE
 from portsuite_services.kv.commands.containers import REMOVES_IN_PLACE
 from portsuite_services.kv.commands.zsets import REMOVES
 
-A = ARGS + 1000  # arguments: past what is done at once
+A = MAX_STEPS * PIECE + 1000  # arguments: more steps than a turn runs
 R = REMOVES_IN_PLACE + 100  # members of the big set and hash: past what SREM/HDEL remove in place
 Z = REMOVES + 500  # members of the big zset: past what ZREM removes in place
 
@@ -88,6 +88,12 @@ MANY_ARGS = [
     ("HDEL", "h", *[b"f" + m[1:] for m in SOME]),
     ("HDEL", "h", *_names("f", R - 5, 2), "nope"),
     ("HDEL", "h", *_names("f", R), "nope"),
+    # many keys changed, a slice at a time
+    ("DEL", *_names("k", A // 2), "s", "h", *_names("nope", A // 2)),
+    ("UNLINK", *_names("k", A // 2, 10), "k3"),
+    ("MSET", *_pairs("k", A // 2, b"new"), *_pairs("n", A // 2)),
+    ("MSETNX", *_pairs("n", A // 2), *_pairs("o", A // 2)),
+    ("MSETNX", *_pairs("n", A // 2), *_pairs("o", A // 2), "k7", "x"),  # (k7 is there: 0)
     # BITFIELD's operations
     ("BITFIELD", "bf", *_bitfield_ops(A // 3)),
     ("BITFIELD", "new", *_bitfield_ops(A // 3)),
@@ -148,6 +154,7 @@ def test_many_arguments_as_redis(redis_port: int, kv_port: int) -> None:
         ("ZCARD", "g"),
         ("GET", "bf"),
         ("GET", "new"),
+        ("MGET", "k0", "k7", "k100", "n0", "n1", "o5"),
         ("DBSIZE",),
     ]
     _side_by_side((redis_port, kv_port), SETUP, MANY_ARGS, after)
@@ -175,3 +182,26 @@ def test_watch_of_many_keys_in_slices() -> None:
     assert _replies(tb.value()) == [b"OK"]
     a.dataReceived(_cmd("UNWATCH"))
     assert server.store.watched == {}
+
+
+def test_many_keys_deleted_even_if_the_client_goes() -> None:
+    """A DEL of a million keys, once started, runs to its end and is recorded (Redis's whole)."""
+    clock = Clock()
+    clock.advance(1000)
+    server = KVServer(Settings(), clock)
+    records: list[list[bytes]] = []
+    server.aof = _RecordingAOF(records)  # type: ignore[assignment]
+    admin, _ = _client(server)
+    admin.dataReceived(_cmd("MSET", *_pairs("k", 2 * ARGS)))
+    _settle(server)
+    a, _ = _client(server)
+    b, tb = _client(server)
+    argv = ["DEL", *_names("k", 2 * ARGS), "nope"]
+    a.dataReceived(_cmd(*argv))
+    b.dataReceived(_cmd("DBSIZE"))
+    _turn(clock)
+    assert server.busy is not None and 0 < len(server.store.data) < 2 * ARGS
+    a.connectionLost(None)
+    _drive(clock, lambda: server.busy is None and tb.value() != b"")
+    assert tb.value() == b":0\r\n" and len(server.store.data) == 0
+    assert records[-1] == [x.encode() if type(x) is str else x for x in argv]
