@@ -342,13 +342,13 @@ def _bitfield_steps(c: Any, argv: list[bytes], readonly: bool, aside: bool) -> b
     v = _string(c, argv[1])
     if not writes:
         buf = v or b""
-        out = []
+        out: list[int | None] = []
         for lo in range(0, len(ops), OPS):
             out += [_get_bits(buf, off, bits, sg) for _, sg, bits, off, _, _ in ops[lo : lo + OPS]]
             yield
         return (out, None) if aside else out
     wbuf = _Patched(v or b"")  # (no copy of a big string: the bytes changed, aside)
-    out = []
+    out = []  # (its type: the GETs')
     changed = False
     for k, (kind, signed, bits, off, arg, omode) in enumerate(ops):
         if not k % OPS:

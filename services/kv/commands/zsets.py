@@ -625,13 +625,7 @@ def _present(z: ZSet, argv: list[bytes]) -> bigwork.Steps[tuple[Any, ZSet | None
         pairs += [p for p in islice(it, bigwork.PIECE) if p[1] not in gone]
         yield
     return gone, (yield from _laid_out(pairs))
-    pairs: list[tuple[float, bytes]] = []
-    it = iter(d.items())
-    for _ in range(0, len(d), bigwork.PIECE):
-        pairs += [(s, m) for m, s in islice(it, bigwork.PIECE) if m not in gone]
-        yield
-    kept = yield from zset_steps(dict([(m, s) for s, m in pairs]))
-    return gone, kept
+
 
 
 def _remove_span(c: Any, argv: list[bytes], z: ZSet, start: int, stop: int) -> Any:
