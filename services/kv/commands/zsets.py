@@ -627,7 +627,6 @@ def _present(z: ZSet, argv: list[bytes]) -> bigwork.Steps[tuple[Any, ZSet | None
     return gone, (yield from _laid_out(pairs))
 
 
-
 def _remove_span(c: Any, argv: list[bytes], z: ZSet, start: int, stop: int) -> Any:
     """ZREMRANGEBY*: the members at ranks [start, stop) removed (the rest kept aside when many)."""
     if stop <= start:
