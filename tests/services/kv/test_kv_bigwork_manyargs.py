@@ -180,8 +180,16 @@ def test_watch_of_many_keys_in_slices() -> None:
     a.dataReceived(_cmd("EXEC"))
     assert _replies(ta.value()) == [b"OK", b"OK", b"QUEUED", None]  # the SET came after
     assert _replies(tb.value()) == [b"OK"]
-    a.dataReceived(_cmd("UNWATCH"))
-    assert server.store.watched == {}
+    # EXEC unwatched them all: they are forgotten a piece per turn, and meanwhile a
+    # write to one of them fails no transaction, unless watched again
+    assert server.store.watched
+    a.dataReceived(_cmd("MULTI") + _cmd("PING"))
+    b.dataReceived(_cmd("SET", keys[0], "x"))
+    a.dataReceived(_cmd("EXEC") + _cmd("WATCH", keys[1]) + _cmd("MULTI") + _cmd("PING"))
+    b.dataReceived(_cmd("SET", keys[1], "y") + _cmd("SET", keys[2], "z"))
+    a.dataReceived(_cmd("EXEC"))
+    assert _replies(ta.value())[4:] == [b"OK", b"QUEUED", [b"PONG"], b"OK", b"OK", b"QUEUED", None]
+    _drive(clock, lambda: not server.store.watched)
 
 
 def test_many_keys_deleted_even_if_the_client_goes() -> None:
