@@ -723,6 +723,32 @@ def _sets(c: Any, keys: list[bytes]) -> list[set[bytes] | None]:
     return out
 
 
+def many_sets(c: Any, keys: list[bytes], op: str, out: Any, limit: int = 0) -> bigwork.Steps[Any]:
+    """
+    SINTER, SUNION, SDIFF (C{op}: "inter", "union", "diff"), their STOREs and
+    SINTERCARD ("card", up to C{limit}) over many keys: the sets looked up a piece a
+    step (missing: None, another type: WRONGTYPE, as L{_sets}), then the operation's
+    steps, into C{out} (a list for a reply, a set to store).
+    """
+    sets: list[set[bytes] | None] = []
+    for lo in range(0, len(keys), bigwork.PIECE):
+        sets += _sets(c, keys[lo : lo + bigwork.PIECE])
+        yield
+    if op == "union":
+        live = [s for s in sets if s]
+        return (yield from (bigwork.union_members if type(out) is list else bigwork.union)(live))
+    first = sets[0]
+    if op == "diff":
+        if first is None:
+            return out
+        return (yield from bigwork.diff(first, [s for s in sets[1:] if s], out))
+    if any(s is None for s in sets):
+        return 0 if op == "card" else out
+    if op == "card":
+        return (yield from bigwork.inter_count(sets, limit))  # type: ignore[arg-type]
+    return (yield from bigwork.inter(sets, out))  # type: ignore[arg-type]
+
+
 def inter_cost(sets: list[set[bytes]]) -> int:
     """About how many lookups an intersection makes: the smallest set's size, per set."""
     return min(map(len, sets)) * len(sets)
@@ -738,6 +764,8 @@ def _set_reply(c: Any, argv: list[bytes], cost: int, work: Any) -> Any:
 
 @command("sinter", -2, "readonly", S, "Intersect multiple sets", keys=(1, -1, 1))
 def sinter(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # many keys: looked up in slices too
+        return _set_reply(c, argv, 2 * len(argv), lambda: many_sets(c, argv[1:], "inter", []))
     sets = _sets(c, argv[1:])
     if any(s is None for s in sets):
         return SetReply()
@@ -747,12 +775,16 @@ def sinter(c: Any, argv: list[bytes]) -> Any:
 
 @command("sunion", -2, "readonly", S, "Add multiple sets", keys=(1, -1, 1))
 def sunion(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # many keys: looked up in slices too
+        return _set_reply(c, argv, 2 * len(argv), lambda: many_sets(c, argv[1:], "union", []))
     sets = [s for s in _sets(c, argv[1:]) if s is not None]
     return _set_reply(c, argv, sum(map(len, sets)), lambda: bigwork.union_members(sets))
 
 
 @command("sdiff", -2, "readonly", S, "Subtract multiple sets", keys=(1, -1, 1))
 def sdiff(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # many keys: looked up in slices too
+        return _set_reply(c, argv, 2 * len(argv), lambda: many_sets(c, argv[1:], "diff", []))
     sets = _sets(c, argv[1:])
     first = sets[0]
     if first is None:

@@ -47,6 +47,7 @@ SETUP = [
     ("PFADD", "hll", "a", "b"),
     ("GEOADD", "g", "13.361389", "38.115556", "Palermo"),
     ("SET", "bf", bytes(range(256)) * 8),
+    ("SADD", "t", "m1", "m2", "x"),
 ]
 
 
@@ -94,6 +95,18 @@ MANY_ARGS = [
     ("MSET", *_pairs("k", A // 2, b"new"), *_pairs("n", A // 2)),
     ("MSETNX", *_pairs("n", A // 2), *_pairs("o", A // 2)),
     ("MSETNX", *_pairs("n", A // 2), *_pairs("o", A // 2), "k7", "x"),  # (k7 is there: 0)
+    # set operations over many keys
+    ("SINTER", *["s", "t"] * (A // 2)),
+    ("SINTER", "s", "t", *_names("nope", A)),
+    ("SUNION", "t", *_names("nope", A), "s"),
+    ("SDIFF", "s", *_names("nope", A), "t"),
+    ("SINTERSTORE", "dst", *["t", "s"] * (A // 2)),
+    ("SUNIONSTORE", "dst", "t", *_names("nope", A)),
+    ("SUNIONSTORE", "t", *_names("nope", A)),  # (nothing: t goes)
+    ("SDIFFSTORE", "dst", "s", *["t"] * A),
+    ("SINTERCARD", str(A), *["s", "t"] * (A // 2)),
+    ("SINTERCARD", str(A), *["s", "t"] * (A // 2), "LIMIT", "1"),
+    ("SUNION", "t", *_names("nope", A), "h"),  # WRONGTYPE
     # BITFIELD's operations
     ("BITFIELD", "bf", *_bitfield_ops(A // 3)),
     ("BITFIELD", "new", *_bitfield_ops(A // 3)),
@@ -155,6 +168,8 @@ def test_many_arguments_as_redis(redis_port: int, kv_port: int) -> None:
         ("GET", "bf"),
         ("GET", "new"),
         ("MGET", "k0", "k7", "k100", "n0", "n1", "o5"),
+        ("SCARD", "dst"),
+        ("SMEMBERS", "t"),
         ("DBSIZE",),
     ]
     _side_by_side((redis_port, kv_port), SETUP, MANY_ARGS, after)
