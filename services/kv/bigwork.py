@@ -412,6 +412,31 @@ def _each(argv: list[bytes], start: int, f: Callable[[list[bytes]], list[T]]) ->
     return out
 
 
+def removed(c: Any, argv: list[bytes], make: Callable[[], Steps[tuple[Any, Any]]]) -> Any:
+    """
+    SREM's, HDEL's or ZREM's C{argv[2:]}: what to remove in place (them, when few);
+    when many, C{make()}'s steps find (the members present, None or the value without
+    them, built aside when most go): the members present to remove in place, or, the
+    new value stored (an empty one: the key dropped), the reply (an int); or C{NO_REPLY}.
+    """
+    if len(argv) <= ARGS:
+        return argv[2:]
+    found = compute(c, argv, len(argv), make)
+    from portsuite_services.kv.commands import NO_REPLY
+
+    if found is NO_REPLY:
+        return found
+    gone, kept = found
+    if kept is None:
+        return gone
+    if kept:
+        c.store.set(argv[1], kept, keepttl=True)  # (the old value freed lazily)
+    else:
+        c.store.drop(argv[1])
+        c.store.dirty += 1
+    return len(gone)
+
+
 def fill(add: Callable[[Iterable[Any]], Any], items: Collection[Any]) -> Steps[None]:
     """C{add(piece)} for each piece of C{items} (a copy made in slices: COPY)."""
     yield from _pieces(add, items)

@@ -103,29 +103,12 @@ def _store_grown(c: Any, key: bytes, made: Any) -> Any:
 REMOVES_IN_PLACE = bigwork.BIG // 2  # members SREM or HDEL removes in place (~2 ms), else aside
 
 
-def _shrunk(c: Any, argv: list[bytes], old: Any) -> Any:
-    """
-    SREM's or HDEL's of many: the members (fields) of C{argv[2:]} that C{old} holds,
-    found in slices, as a set for the command to remove in place when at most
-    C{REMOVES_IN_PLACE}; past that, the new value is built aside without them (or
-    the key goes) and this answers how many went (an int, the reply).
-    """
-    found = bigwork.compute(c, argv, len(argv), lambda: _without(old, argv))
-    if found is NO_REPLY:
-        return found
-    gone, kept = found
-    if kept is None:
-        return gone
-    if kept:
-        c.store.set(argv[1], kept, keepttl=True)  # (the old value freed lazily)
-    else:
-        c.store.drop(argv[1])
-        c.store.dirty += 1
-    return len(gone)
-
-
 def _without(old: Any, argv: list[bytes]) -> bigwork.Steps[tuple[Any, Any]]:
-    """L{_shrunk}'s work: (the members found, None or the value without them)."""
+    """
+    SREM's or HDEL's of many (L{bigwork.removed}): the members (fields) of C{argv[2:]}
+    that C{old} holds, found in slices, and None when at most C{REMOVES_IN_PLACE}
+    (removed in place), else the new value built aside without them.
+    """
     pairs = type(old) is dict
     found = old.keys().__and__ if pairs else old.intersection  # (looked up in C)
     gone: set[bytes] = set()
@@ -186,12 +169,9 @@ def hdel(c: Any, argv: list[bytes]) -> Any:
     h = _get(c, argv[1], dict)
     if h is None:
         return 0
-    fields: Any = argv[2:]
-    if len(argv) > bigwork.ARGS:  # a million fields: those present found in slices
-        found = _shrunk(c, argv, h)
-        if found is NO_REPLY or type(found) is int:
-            return found
-        fields = found
+    fields = bigwork.removed(c, argv, lambda: _without(h, argv))  # (a million: in slices)
+    if fields is NO_REPLY or type(fields) is int:
+        return fields
     n = 0
     for f in fields:
         if h.pop(f, None) is not None:
@@ -558,12 +538,9 @@ def srem(c: Any, argv: list[bytes]) -> Any:
     s = _get(c, argv[1], set)
     if s is None:
         return 0
-    members: Any = argv[2:]
-    if len(argv) > bigwork.ARGS:  # a million members: those present found in slices
-        found = _shrunk(c, argv, s)
-        if found is NO_REPLY or type(found) is int:
-            return found
-        members = found
+    members = bigwork.removed(c, argv, lambda: _without(s, argv))  # (a million: in slices)
+    if members is NO_REPLY or type(members) is int:
+        return members
     before = len(s)
     s.difference_update(members)
     removed = before - len(s)

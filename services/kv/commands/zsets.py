@@ -578,19 +578,9 @@ def zrem(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     if z is None:
         return 0
-    members: Any = argv[2:]
-    if len(argv) > bigwork.ARGS:  # a million members: those present found in slices
-        found = bigwork.compute(c, argv, len(argv), lambda: _present(z, argv))
-        if found is NO_REPLY:
-            return found
-        members, kept = found
-        if kept is not None:  # most of them: the others make a new zset, or the key goes
-            if kept:
-                c.store.set(argv[1], kept, keepttl=True)  # (the old zset freed lazily)
-            else:
-                c.store.drop(argv[1])
-                c.store.dirty += 1
-            return len(members)
+    members = bigwork.removed(c, argv, lambda: _present(z, argv))  # (a million: in slices)
+    if members is NO_REPLY or type(members) is int:
+        return members
     n = 0
     for m in members:
         if z.remove(m):
