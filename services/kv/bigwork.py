@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from twisted.logger import Logger
 
 from portsuite.api import freeze_young
+from portsuite_services.kv.aof import AOF, record_steps
 from portsuite_services.kv.bigreply import may_slice
 from portsuite_services.kv.blocking import Blocked, unblock
 
@@ -121,6 +122,8 @@ class Working(Blocked):
         finally:
             c.precomputed = None
             server.set_busy(None)
+            if isinstance(server.aof, AOF):
+                server.aof.ready = None  # (not taken: the command changed nothing)
         if c.closed and server.aof is not None:  # (a job that commits: no reply to write it)
             server.write_aof()
         # SLOWLOG: the command's own time, all its turns together (Redis's, run whole)
@@ -183,12 +186,12 @@ def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
     from portsuite_services.kv.commands import NO_REPLY
 
     if cost >= BIG and getattr(c, "transaction", None) is not None and may_slice(c):
-        c.blocked = Working(c, argv, make())  # stepped by the transaction (multiwork.py)
+        c.blocked = Working(c, argv, _recorded(c, argv, make()))  # stepped by the transaction
         return NO_REPLY
     if not possible(c, cost):
         return run_through(make())
 
-    job = Working(c, argv, make())
+    job = Working(c, argv, _recorded(c, argv, make()))
     c.blocked = job
     c.server.set_busy(job)
     job.call = c.server.reactor.callLater(0, job.step)
@@ -209,6 +212,24 @@ def applied(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
     if type(c.blocked) is Working:
         c.blocked.commits = True
     return done
+
+
+def _recorded(c: Any, argv: list[bytes], steps: Steps[T]) -> Steps[T]:
+    """
+    C{steps}; then, for a write of many arguments while the AOF is on, its record
+    encoded a piece a step, for the AOF to take as it is when the command runs again
+    (a million arguments took 0.2 s at once).
+    """
+    result = yield from steps
+    aof = c.server.aof
+    if len(argv) > ARGS and isinstance(aof, AOF):
+        from portsuite_services.kv.commands import COMMANDS
+
+        cmd = COMMANDS.get(argv[0].lower())
+        if cmd is not None and cmd.write:
+            parts = yield from record_steps(argv)
+            aof.ready = None if parts is None else (argv, parts)
+    return result
 
 
 def compute_growing(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any:

@@ -9,6 +9,7 @@ MULTI/EXEC), and redis-server's.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,3 +229,31 @@ def test_many_keys_deleted_even_if_the_client_goes() -> None:
     _drive(clock, lambda: server.busy is None and tb.value() != b"")
     assert tb.value() == b":0\r\n" and len(server.store.data) == 0
     assert records[-1] == [x.encode() if type(x) is str else x for x in argv]
+
+
+@pytest.mark.parametrize("argv", [MANY_ARGS[0], ("SREM", "s", *SOME), ("DEL", *SOME, "s")], ids=_id)
+def test_the_aof_record_of_many_arguments_encoded_in_slices(
+    argv: tuple[Any, ...], tmp_path: Path
+) -> None:
+    """
+    With the AOF on, a write's record of a million arguments is encoded a piece a step
+    while the command runs (0.2 s at once), then written as the whole command's.
+    """
+    clock = Clock()
+    clock.advance(1000)
+    server = KVServer(Settings(data=tmp_path / "kv.aof"), clock)
+    try:
+        a, ta = _client(server)
+        a.dataReceived(_cmd("SADD", "s", "m1") + _cmd(*argv))
+        turns = 0
+        while server.busy is not None:
+            _turn(clock)
+            turns += 1
+        _drive(clock, lambda: len(_replies(ta.value())) == 2)
+        data = (tmp_path / "kv.aof").read_bytes()
+        assert data.endswith(
+            _cmd("SADD", "s", "m1") + (_cmd(*argv) if argv[0] != "SMISMEMBER" else b"")
+        )
+        assert turns >= 2 and server.aof is not None and server.aof.ready is None
+    finally:
+        server.stopFactory()
