@@ -307,8 +307,10 @@ def _bitfield_steps(c: Any, argv: list[bytes], readonly: bool, aside: bool) -> b
     j = 2
     n = len(argv)
     writes = False
+    parsed = 0
     while j < n:
-        if not len(ops) % OPS:
+        parsed += 1
+        if not parsed % OPS:
             yield
         sub = argv[j].lower()
         left = n - j - 1
