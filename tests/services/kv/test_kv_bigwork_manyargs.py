@@ -170,7 +170,7 @@ def test_many_arguments_as_redis(redis_port: int, kv_port: int) -> None:
         ("GET", "new"),
         ("MGET", "k0", "k7", "k100", "n0", "n1", "o5"),
         ("SCARD", "dst"),
-        ("SMEMBERS", "t"),
+        ("SMISMEMBER", "t", "m1", "m2", "x", "nope"),
         ("DBSIZE",),
     ]
     _side_by_side((redis_port, kv_port), SETUP, MANY_ARGS, after)
