@@ -9,6 +9,7 @@ MULTI/EXEC), and redis-server's.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from test_kv_bigreply import _client, _cmd, _drive, _replies, _settle
 from test_kv_bigwork import _RecordingAOF, _turn
 from test_kv_bigwork_writes import check_in_slices
-from test_kv_sweep import _side_by_side
+from test_kv_sweep import _call, _side_by_side
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings
@@ -173,7 +174,28 @@ def test_many_arguments_as_redis(redis_port: int, kv_port: int) -> None:
         ("SMISMEMBER", "t", "m1", "m2", "x", "nope"),
         ("DBSIZE",),
     ]
-    _side_by_side((redis_port, kv_port), SETUP, MANY_ARGS, after)
+    ordered = [a for a in MANY_ARGS if a[0] not in UNORDERED]
+    _side_by_side((redis_port, kv_port), SETUP, ordered, after)
+
+
+UNORDERED = ("SINTER", "SUNION", "SDIFF")  # (a set's members: in an order of its own)
+
+
+def test_set_operations_of_many_keys_as_redis(redis_port: int, kv_port: int) -> None:
+    """SINTER, SUNION, SDIFF of many keys: the same members (or error) as redis-server's."""
+    got = []
+    for port in (redis_port, kv_port):
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as r:
+            replies = []
+            for argv in [a for a in MANY_ARGS if a[0] in UNORDERED]:
+                _call(r, "FLUSHALL")
+                for line in SETUP:
+                    _call(r, *line)
+                reply = _replies(_call(r, *argv))[0]
+                replies.append(sorted(reply) if type(reply) is list else str(reply))
+            _call(r, "FLUSHALL")
+            got.append(replies)
+    assert got[0] == got[1]
 
 
 def test_watch_of_many_keys_in_slices() -> None:
