@@ -590,6 +590,27 @@ KEYS: list[Step] = [
     ("MSET 100k pairs", lambda: [[b"MSET", *pairs(0, 100_000, b"k", b"v")]]),
     ("MSETNX 100k pairs", lambda: [[b"MSETNX", *pairs(0, 100_000, b"n", b"v")]]),
     ("WATCH 100k keys", lambda: [[b"WATCH", *members(b"k", 100_000)], [b"UNWATCH"]]),
+    ("WATCH 600k keys", lambda: [[b"WATCH", *members(b"k", min(N, 600_000))], [b"UNWATCH"]]),
+    ("SUNIONSTORE 600k keys", lambda: [[b"SUNIONSTORE", b"u", *members(b"x", min(N, 600_000))]]),
+    (
+        "SINTERCARD 600k keys",
+        lambda: [[b"SINTERCARD", b"%d" % min(N, 600_000), *members(b"x", min(N, 600_000))]],
+    ),
+    (
+        "BITFIELD N/4 ops",
+        lambda: [
+            [
+                b"BITFIELD",
+                b"bf",
+                *(
+                    x
+                    for i in range(N // 4)
+                    for x in (b"INCRBY", b"u8", b"#%d" % (i % 100_000), b"1")
+                ),
+            ]
+        ],
+    ),
+    ("DEL 600k keys", lambda: [[b"DEL", *members(b"k", min(N, 600_000))]]),
     ("SWAPDB 0 1 twice", [[b"SWAPDB", b"0", b"1"], [b"SWAPDB", b"0", b"1"]]),
     ("MOVE big set", one(b"MOVE", b"s", b"1")),
     ("FLUSHDB ASYNC db 1", [[b"SELECT", b"1"], [b"FLUSHDB", b"ASYNC"], [b"SELECT", b"0"]]),

@@ -42,6 +42,7 @@ def build(parts: Sequence[Any]) -> bigwork.Steps[bytes]:
     """
     out = BytesIO()
     write = out.write
+    small = 0  # small parts written since the last step (BITFIELD's: a million of them)
     for part in parts:
         if type(part) is int:
             left = part
@@ -51,6 +52,13 @@ def build(parts: Sequence[Any]) -> bigwork.Steps[bytes]:
                 yield
             continue
         view = memoryview(part)
+        if len(view) < bigwork.PIECE:
+            write(view)
+            small += 1
+            if small == bigwork.PIECE:
+                small = 0
+                yield
+            continue
         for i in range(0, len(view), STEP):
             write(view[i : i + STEP])
             yield

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from twisted.logger import Logger
 
 from portsuite.api import freeze_young
+from portsuite_services.kv.aof import AOF, record_steps
 from portsuite_services.kv.bigreply import may_slice
 from portsuite_services.kv.blocking import Blocked, unblock
 
@@ -44,6 +45,7 @@ Steps = Generator[Any, None, T]  # (what a step yields, if not None, is freed la
 
 PIECE = 4096  # elements a step of a generator handles (well under a millisecond)
 BIG = 32768  # elements touched: less is done at once
+ARGS = BIG // 4  # arguments past which a command over each of them may go on in slices
 BUDGET = 0.005  # seconds of steps per turn of the reactor
 MAX_STEPS = 8  # and at most this many steps a turn
 
@@ -51,7 +53,7 @@ MAX_STEPS = 8  # and at most this many steps a turn
 class Working(Blocked):
     """A job in progress: the client's C{blocked} and the server's C{busy}."""
 
-    __slots__ = ("client", "cmd", "steps", "call", "result", "spent")
+    __slots__ = ("client", "cmd", "steps", "call", "result", "spent", "commits")
 
     def __init__(self, c: Any, argv: list[bytes], steps: Steps[Any]):
         super().__init__(argv, {}, c.store, None)
@@ -60,12 +62,13 @@ class Working(Blocked):
         self.call: Any = None
         self.result: Any = None
         self.spent = 0.0  # seconds its steps ran, over all turns (SLOWLOG's time for it)
+        self.commits = False  # its steps change the keyspace: it ends even if its client goes
 
     def step(self) -> None:
         """Run steps for C{BUDGET} seconds (C{MAX_STEPS} at most); then the next turn, or the end."""
         self.call = None
         c = self.client
-        if c.closed or c.blocked is not self:
+        if not self.commits and (c.closed or c.blocked is not self):
             self.stop()
             return
         start = perf_counter()
@@ -119,6 +122,10 @@ class Working(Blocked):
         finally:
             c.precomputed = None
             server.set_busy(None)
+            if isinstance(server.aof, AOF):
+                server.aof.ready = None  # (not taken: the command changed nothing)
+        if c.closed and server.aof is not None:  # (a job that commits: no reply to write it)
+            server.write_aof()
         # SLOWLOG: the command's own time, all its turns together (Redis's, run whole)
         micros = int((self.spent + perf_counter() - start) * 1_000_000)
         if 0 <= server.slowlog_threshold <= micros:
@@ -183,16 +190,50 @@ def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
     from portsuite_services.kv.commands import NO_REPLY
 
     if cost >= BIG and getattr(c, "transaction", None) is not None and may_slice(c):
-        c.blocked = Working(c, argv, make())  # stepped by the transaction (multiwork.py)
+        c.blocked = Working(c, argv, _recorded(c, argv, make()))  # stepped by the transaction
         return NO_REPLY
     if not possible(c, cost):
         return run_through(make())
 
-    job = Working(c, argv, make())
+    job = Working(c, argv, _recorded(c, argv, make()))
     c.blocked = job
     c.server.set_busy(job)
     job.call = c.server.reactor.callLater(0, job.step)
     return NO_REPLY
+
+
+def applied(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any:
+    """
+    L{compute} for a write whose steps change the keyspace themselves (DEL, MSET of a
+    million keys), a piece at a time: nothing else runs meanwhile, so nobody sees it
+    half done, and once started it runs to its end even if its client goes, as Redis
+    runs a command whole (then its AOF record is written all the same). At once while
+    keyspace notifications are on (their events are told from the keys as they were).
+    """
+    if c.server.notify_flags and getattr(c, "precomputed", None) is None:
+        return run_through(make())
+    done = compute(c, argv, cost, make)
+    if type(c.blocked) is Working:
+        c.blocked.commits = True
+    return done
+
+
+def _recorded(c: Any, argv: list[bytes], steps: Steps[T]) -> Steps[T]:
+    """
+    C{steps}; then, for a write of many arguments while the AOF is on, its record
+    encoded a piece a step, for the AOF to take as it is when the command runs again
+    (a million arguments took 0.2 s at once).
+    """
+    result = yield from steps
+    aof = c.server.aof
+    if len(argv) > ARGS and isinstance(aof, AOF):
+        from portsuite_services.kv.commands import COMMANDS
+
+        cmd = COMMANDS.get(argv[0].lower())
+        if cmd is not None and cmd.write:
+            parts = yield from record_steps(argv)
+            aof.ready = None if parts is None else (argv, parts)
+    return result
 
 
 def compute_growing(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any:
@@ -386,6 +427,51 @@ def sliced(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -
     if getattr(c, "precomputed", None) is None and not possible(c, cost):
         return None
     return compute(c, argv, cost, make)
+
+
+def each(
+    c: Any, argv: list[bytes], start: int, f: Callable[[list[bytes]], list[T]], weight: int = 1
+) -> list[T] | Any:
+    """
+    C{f(piece)} for the pieces of C{argv[start:]}, joined (a reply element per
+    argument: SMISMEMBER, HMGET, ZMSCORE, MGET of a million), in slices when many
+    (C{NO_REPLY} then, and this returns the list when the command runs again);
+    C{weight}: about how many elements one argument costs.
+    """
+    return compute(c, argv, weight * len(argv), lambda: _each(argv, start, f))
+
+
+def _each(argv: list[bytes], start: int, f: Callable[[list[bytes]], list[T]]) -> Steps[list[T]]:
+    out: list[T] = []
+    for lo in range(start, len(argv), PIECE):
+        out += f(argv[lo : lo + PIECE])
+        yield
+    return out
+
+
+def removed(c: Any, argv: list[bytes], make: Callable[[], Steps[tuple[Any, Any]]]) -> Any:
+    """
+    SREM's, HDEL's or ZREM's C{argv[2:]}: what to remove in place (them, when few);
+    when many, C{make()}'s steps find (the members present, None or the value without
+    them, built aside when most go): the members present to remove in place, or, the
+    new value stored (an empty one: the key dropped), the reply (an int); or C{NO_REPLY}.
+    """
+    if len(argv) <= ARGS:
+        return argv[2:]
+    found = compute(c, argv, len(argv), make)
+    from portsuite_services.kv.commands import NO_REPLY
+
+    if found is NO_REPLY:
+        return found
+    gone, kept = found
+    if kept is None:
+        return gone
+    if kept:
+        c.store.set(argv[1], kept, keepttl=True)  # (the old value freed lazily)
+    else:
+        c.store.drop(argv[1])
+        c.store.dirty += 1
+    return len(gone)
 
 
 def fill(add: Callable[[Iterable[Any]], Any], items: Collection[Any]) -> Steps[None]:

@@ -95,6 +95,7 @@ SLICE = 256 * 1024  # a bigger reply is handed to the transport in slices, as it
 TURN_BYTES = 4 * SLICE  # queued output handed over in one turn of the reactor at most
 BIG_REPLY = 1024 * 1024  # a string this long is sent as it is, not copied into its reply
 MAX_WAITING = 100_000  # commands sent behind a blocked one before we stop reading
+FORGET_PIECE = 8192  # WATCHed keys UNWATCH (EXEC, DISCARD, a close) forgets a turn
 MAY_REPLICATE = frozenset(
     ("publish", "spublish", "eval", "evalsha", "fcall", "script", "function", "pfcount")
 )
@@ -390,16 +391,31 @@ class KVProtocol(Protocol):
                 store.watched.setdefault(key, set()).add(self)
 
     def unwatch(self) -> None:
+        watching = self.watching
+        self.watching = set()
+        self.watch_dirty = False
+        if len(watching) <= FORGET_PIECE:
+            self._forget(iter(watching))
+        else:  # a million keys: forgotten a piece per turn (a write to one looks first
+            # whether its watchers still watch it: server.touch)
+            self.server.reactor.callLater(0, self._forget, iter(watching))
+
+    def _forget(self, keys: Any) -> None:
+        """The keys this client watched, which it no longer does, forgotten (a piece)."""
         dbs = self.server.dbs
-        for db, key in self.watching:
+        watching = self.watching
+        n = 0
+        for db, key in keys:
             watched = dbs[db].watched
             clients = watched.get(key)
-            if clients is not None:
+            if clients is not None and (db, key) not in watching:  # (or watched again)
                 clients.discard(self)
                 if not clients:
                     del watched[key]
-        self.watching = set()
-        self.watch_dirty = False
+            n += 1
+            if n == FORGET_PIECE:
+                self.server.reactor.callLater(0, self._forget, keys)
+                return
 
     def reset(self) -> None:
         self.unwatch()

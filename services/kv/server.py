@@ -238,16 +238,19 @@ class KVServer(ServerFactory):
     def touch(self, store: Store, keys: Any) -> None:
         """A write changed C{keys} of C{store}: transactions WATCHing them will fail."""
         watched = store.watched
+        db = store.id
         for key in keys:
             for client in watched.get(key, ()):
-                client.watch_dirty = True
+                if (db, key) in client.watching:  # (not one it is forgetting: unwatch)
+                    client.watch_dirty = True
 
     def touch_all(self, store: Store) -> None:
         """FLUSHDB/FLUSHALL/SWAPDB: every WATCHed key of C{store} that exists changes."""
         for key, watchers in store.watched.items():
             if key in store.data:
                 for client in watchers:
-                    client.watch_dirty = True
+                    if (store.id, key) in client.watching:
+                        client.watch_dirty = True
 
     def signal_ready(self, store: Store, keys: Any) -> None:
         """A write changed C{keys} of C{store}: clients blocked on them get a try."""
@@ -261,7 +264,8 @@ class KVServer(ServerFactory):
 
     def _expired(self, store: Store, key: bytes) -> None:
         for client in store.watched.get(key, ()):
-            client.watch_dirty = True
+            if (store.id, key) in client.watching:
+                client.watch_dirty = True
         if self.aof is not None:
             self.aof.feed_db(store.id, [b"DEL", key])
         if self.notify_flags:

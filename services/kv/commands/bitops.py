@@ -217,15 +217,23 @@ class _Patched:
 
     def parts(self) -> list[Any]:
         """The new value, in pieces for L{bigstr.joined}."""
+        return bigwork.run_through(self.parts_steps())
+
+    def parts_steps(self) -> bigwork.Steps[list[Any]]:
+        """L{parts}, a piece of the changed bytes a step (a million of them: BITFIELD's)."""
         base = memoryview(self.base)
         out: list[Any] = []
         at = 0
-        for i in [*sorted(self.changed), self.size]:
-            out.append(base[at:i])
-            out.append(max(0, i - max(at, len(base))))  # (zeros past the old end)
-            if i < self.size:
-                out.append(bytes((self.changed[i],)))
-            at = i + 1
+        where = yield from bigwork.sort(list(self.changed))
+        where.append(self.size)
+        for lo in range(0, len(where), bigwork.PIECE):
+            for i in where[lo : lo + bigwork.PIECE]:
+                out.append(base[at:i])
+                out.append(max(0, i - max(at, len(base))))  # (zeros past the old end)
+                if i < self.size:
+                    out.append(bytes((self.changed[i],)))
+                at = i + 1
+            yield
         return [p for p in out if p]
 
 
@@ -274,12 +282,36 @@ def _overflow(value: int, signed: bool, bits: int, mode: int) -> int | None:
 
 
 def _bitfield(c: Any, argv: list[bytes], readonly: bool) -> Any:
+    if len(argv) <= bigwork.ARGS:
+        return bigwork.run_through(_bitfield_steps(c, argv, readonly, False))
+    # a million operations: parsed, run and the new value made in slices
+    made = bigwork.compute(c, argv, 4 * len(argv), lambda: _bitfield_steps(c, argv, readonly, True))
+    if made is NO_REPLY:
+        return made
+    out, new = made
+    if new is not None:
+        c.store.set_raw(argv[1], new, keepttl=True)
+    return out
+
+
+OPS = bigwork.PIECE // 4  # BITFIELD's operations parsed or run a step
+
+
+def _bitfield_steps(c: Any, argv: list[bytes], readonly: bool, aside: bool) -> bigwork.Steps[Any]:
+    """
+    BITFIELD's reply, with the value changed when written (at once), or when C{aside}
+    (reply, new value or None) with no change made (the command stores it after).
+    """
     ops: list[tuple[str, bool, int, int, int, int]] = []
     mode = _WRAP
     j = 2
     n = len(argv)
     writes = False
+    parsed = 0
     while j < n:
+        parsed += 1
+        if not parsed % OPS:
+            yield
         sub = argv[j].lower()
         left = n - j - 1
         if sub == b"get" and left >= 2:
@@ -312,11 +344,17 @@ def _bitfield(c: Any, argv: list[bytes], readonly: bool) -> Any:
     v = _string(c, argv[1])
     if not writes:
         buf = v or b""
-        return [_get_bits(buf, off, bits, signed) for _, signed, bits, off, _, _ in ops]
+        out: list[int | None] = []
+        for lo in range(0, len(ops), OPS):
+            out += [_get_bits(buf, off, bits, sg) for _, sg, bits, off, _, _ in ops[lo : lo + OPS]]
+            yield
+        return (out, None) if aside else out
     wbuf = _Patched(v or b"")  # (no copy of a big string: the bytes changed, aside)
-    out: list[Any] = []
+    out = []  # (its type: the GETs')
     changed = False
-    for kind, signed, bits, off, arg, omode in ops:
+    for k, (kind, signed, bits, off, arg, omode) in enumerate(ops):
+        if not k % OPS:
+            yield
         if kind == "get":
             out.append(_get_bits(wbuf, off, bits, signed))
             continue
@@ -341,6 +379,11 @@ def _bitfield(c: Any, argv: list[bytes], readonly: bool) -> Any:
             _set_bits(wbuf, off, bits, new)
             out.append(new)
         changed = True
+    if aside:
+        made = None
+        if changed:
+            made = yield from bigstr.build((yield from wbuf.parts_steps()))
+        return out, made
     if changed:
         new = bigstr.joined(c, argv, wbuf.parts())  # (a big one in slices)
         if new is NO_REPLY:

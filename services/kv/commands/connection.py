@@ -224,6 +224,10 @@ def discard(c: Any, argv: list[bytes]) -> Any:
 def watch(c: Any, argv: list[bytes]) -> Any:
     if c.multi is not None:
         raise CommandError("ERR WATCH inside MULTI is not allowed")
+    if len(argv) > bigwork.ARGS:  # a million keys: watched a slice at a time
+        if bigwork.each(c, argv, 1, lambda keys: c.watch(keys) or [], 4) is NO_REPLY:
+            return NO_REPLY
+        return OK
     c.watch(argv[1:])
     return OK
 

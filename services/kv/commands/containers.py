@@ -100,6 +100,33 @@ def _store_grown(c: Any, key: bytes, made: Any) -> Any:
     return added
 
 
+REMOVES_IN_PLACE = bigwork.BIG // 2  # members SREM or HDEL removes in place (~2 ms), else aside
+
+
+def _without(old: Any, argv: list[bytes]) -> bigwork.Steps[tuple[Any, Any]]:
+    """
+    SREM's or HDEL's of many (L{bigwork.removed}): the members (fields) of C{argv[2:]}
+    that C{old} holds, found in slices, and None when at most C{REMOVES_IN_PLACE}
+    (removed in place), else the new value built aside without them.
+    """
+    pairs = type(old) is dict
+    found = old.keys().__and__ if pairs else old.intersection  # (looked up in C)
+    gone: set[bytes] = set()
+    for lo in range(2, len(argv), bigwork.PIECE):
+        gone.update(found(argv[lo : lo + bigwork.PIECE]))
+        yield
+    if len(gone) <= REMOVES_IN_PLACE:
+        return gone, None
+    kept: Any = type(old)()
+    if len(gone) < len(old):
+        it = iter(old.items() if pairs else old)
+        for _ in range(0, len(old), bigwork.PIECE):
+            piece = islice(it, bigwork.PIECE)
+            kept.update([kv for kv in piece if kv[0] not in gone] if pairs else set(piece) - gone)
+            yield
+    return gone, kept
+
+
 @command("hmset", -4, "write denyoom fast", H, "Set multiple hash fields to multiple values")
 def hmset(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2:
@@ -132,6 +159,8 @@ def hget(c: Any, argv: list[bytes]) -> Any:
 @command("hmget", -3, "readonly fast", H, "Get the values of all the given hash fields")
 def hmget(c: Any, argv: list[bytes]) -> Any:
     h = _get(c, argv[1], dict) or {}
+    if len(argv) > bigwork.ARGS:  # a million fields: looked up in slices
+        return bigwork.each(c, argv, 2, lambda fields: list(map(h.get, fields)))
     return [h.get(f) for f in argv[2:]]
 
 
@@ -140,8 +169,11 @@ def hdel(c: Any, argv: list[bytes]) -> Any:
     h = _get(c, argv[1], dict)
     if h is None:
         return 0
+    fields = bigwork.removed(c, argv, lambda: _without(h, argv))  # (a million: in slices)
+    if fields is NO_REPLY or type(fields) is int:
+        return fields
     n = 0
-    for f in argv[2:]:
+    for f in fields:
         if h.pop(f, None) is not None:
             n += 1
     if n:
@@ -506,8 +538,11 @@ def srem(c: Any, argv: list[bytes]) -> Any:
     s = _get(c, argv[1], set)
     if s is None:
         return 0
+    members = bigwork.removed(c, argv, lambda: _without(s, argv))  # (a million: in slices)
+    if members is NO_REPLY or type(members) is int:
+        return members
     before = len(s)
-    s.difference_update(argv[2:])
+    s.difference_update(members)
     removed = before - len(s)
     if removed:
         c.store.dirty += 1
@@ -555,6 +590,8 @@ def sismember(c: Any, argv: list[bytes]) -> Any:
 )
 def smismember(c: Any, argv: list[bytes]) -> Any:
     s = _get(c, argv[1], set) or ()
+    if len(argv) > bigwork.ARGS:  # a million members: looked up in slices
+        return bigwork.each(c, argv, 2, lambda members: [int(m in s) for m in members])
     return [int(m in s) for m in argv[2:]]
 
 
@@ -663,6 +700,32 @@ def _sets(c: Any, keys: list[bytes]) -> list[set[bytes] | None]:
     return out
 
 
+def many_sets(c: Any, keys: list[bytes], op: str, out: Any, limit: int = 0) -> bigwork.Steps[Any]:
+    """
+    SINTER, SUNION, SDIFF (C{op}: "inter", "union", "diff"), their STOREs and
+    SINTERCARD ("card", up to C{limit}) over many keys: the sets looked up a piece a
+    step (missing: None, another type: WRONGTYPE, as L{_sets}), then the operation's
+    steps, into C{out} (a list for a reply, a set to store).
+    """
+    sets: list[set[bytes] | None] = []
+    for lo in range(0, len(keys), bigwork.PIECE):
+        sets += _sets(c, keys[lo : lo + bigwork.PIECE])
+        yield
+    if op == "union":
+        live = [s for s in sets if s]
+        return (yield from (bigwork.union_members if type(out) is list else bigwork.union)(live))
+    first = sets[0]
+    if op == "diff":
+        if first is None:
+            return out
+        return (yield from bigwork.diff(first, [s for s in sets[1:] if s], out))
+    if any(s is None for s in sets):
+        return 0 if op == "card" else out
+    if op == "card":
+        return (yield from bigwork.inter_count(sets, limit))  # type: ignore[arg-type]
+    return (yield from bigwork.inter(sets, out))  # type: ignore[arg-type]
+
+
 def inter_cost(sets: list[set[bytes]]) -> int:
     """About how many lookups an intersection makes: the smallest set's size, per set."""
     return min(map(len, sets)) * len(sets)
@@ -678,6 +741,8 @@ def _set_reply(c: Any, argv: list[bytes], cost: int, work: Any) -> Any:
 
 @command("sinter", -2, "readonly", S, "Intersect multiple sets", keys=(1, -1, 1))
 def sinter(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # many keys: looked up in slices too
+        return _set_reply(c, argv, 2 * len(argv), lambda: many_sets(c, argv[1:], "inter", []))
     sets = _sets(c, argv[1:])
     if any(s is None for s in sets):
         return SetReply()
@@ -687,12 +752,16 @@ def sinter(c: Any, argv: list[bytes]) -> Any:
 
 @command("sunion", -2, "readonly", S, "Add multiple sets", keys=(1, -1, 1))
 def sunion(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # many keys: looked up in slices too
+        return _set_reply(c, argv, 2 * len(argv), lambda: many_sets(c, argv[1:], "union", []))
     sets = [s for s in _sets(c, argv[1:]) if s is not None]
     return _set_reply(c, argv, sum(map(len, sets)), lambda: bigwork.union_members(sets))
 
 
 @command("sdiff", -2, "readonly", S, "Subtract multiple sets", keys=(1, -1, 1))
 def sdiff(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # many keys: looked up in slices too
+        return _set_reply(c, argv, 2 * len(argv), lambda: many_sets(c, argv[1:], "diff", []))
     sets = _sets(c, argv[1:])
     first = sets[0]
     if first is None:

@@ -161,7 +161,8 @@ def swapdb(c: Any, argv: list[bytes]) -> Any:
         for key, watchers in db.watched.items():
             if key in db.data or key in other.data:
                 for client in watchers:
-                    client.watch_dirty = True
+                    if (db.id, key) in client.watching:  # (not one it is forgetting)
+                        client.watch_dirty = True
     one.swap(two)
     for db in (one, two):  # clients blocked in either db may be served now
         server.signal_ready(db, [k for k in db.blocking if k in db.data])

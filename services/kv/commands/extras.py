@@ -18,7 +18,14 @@ from portsuite_services.kv.commands import (
     to_int,
     wrongtype,
 )
-from portsuite_services.kv.commands.containers import _drop_if_empty, _get, _sets, inter_cost
+from portsuite_services.kv.commands.containers import (
+    _drop_if_empty,
+    _get,
+    _sets,
+    inter_cost,
+    many_sets,
+)
+from portsuite_services.kv.commands.keys import exists
 from portsuite_services.kv.commands.strings import getrange
 from portsuite_services.kv.resp import SetReply
 
@@ -187,6 +194,8 @@ def _store_op(c: Any, argv: list[bytes], cost: int, work: Any) -> Any:
     "sinterstore", -3, "write denyoom", S, "Intersect sets and store the result", keys=(1, -1, 1)
 )
 def sinterstore(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # many keys: looked up in slices too
+        return _store_op(c, argv, 2 * len(argv), lambda: many_sets(c, argv[2:], "inter", set()))
     sets = _sets(c, argv[2:])
     if any(s is None for s in sets):
         return _store_set(c, argv[1], set())
@@ -196,6 +205,8 @@ def sinterstore(c: Any, argv: list[bytes]) -> Any:
 
 @command("sunionstore", -3, "write denyoom", S, "Add sets and store the result", keys=(1, -1, 1))
 def sunionstore(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # many keys: looked up in slices too
+        return _store_op(c, argv, 2 * len(argv), lambda: many_sets(c, argv[2:], "union", set()))
     sets = [s for s in _sets(c, argv[2:]) if s is not None]
     return _store_op(c, argv, sum(map(len, sets)), lambda: bigwork.union(sets))
 
@@ -204,6 +215,8 @@ def sunionstore(c: Any, argv: list[bytes]) -> Any:
     "sdiffstore", -3, "write denyoom", S, "Subtract sets and store the result", keys=(1, -1, 1)
 )
 def sdiffstore(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # many keys: looked up in slices too
+        return _store_op(c, argv, 2 * len(argv), lambda: many_sets(c, argv[2:], "diff", set()))
     sets = _sets(c, argv[2:])
     first = sets[0]
     if first is None:
@@ -237,6 +250,11 @@ def sintercard(c: Any, argv: list[bytes]) -> Any:
             i += 2
         else:
             raise CommandError(SYNTAX)
+    if numkeys > bigwork.ARGS:  # many keys: looked up in slices too
+        keys = argv[2 : 2 + numkeys]
+        return bigwork.compute(
+            c, argv, 2 * numkeys, lambda: many_sets(c, keys, "card", None, limit)
+        )
     sets = _sets(c, argv[2 : 2 + numkeys])
     if any(s is None for s in sets):
         return 0
@@ -306,7 +324,7 @@ def srandmember(c: Any, argv: list[bytes]) -> Any:
     "touch", -2, "readonly fast", K, "Alters the last access time of a key(s)", keys=(1, -1, 1)
 )
 def touch(c: Any, argv: list[bytes]) -> Any:
-    return sum(1 for k in argv[1:] if c.store.get(k) is not None)
+    return exists(c, argv)  # (no access times kept here: it counts the keys that exist)
 
 
 @command("substr", 4, "readonly", G, "Get a substring of the string stored at a key")

@@ -21,7 +21,15 @@ from portsuite_services.kv.commands import (
     to_int,
     wrongtype,
 )
-from portsuite_services.kv.commands.zsets import NOT_FLOAT, _store_range, get_zset, zadd
+from portsuite_services.kv.commands.zsets import (
+    ARGS_ZSET,
+    NOT_FLOAT,
+    _store_range,
+    _zadd_aside,
+    get_zset,
+    store_aside,
+    zadd,
+)
 from portsuite_services.kv.resp import NULL_ARRAY, Preencoded
 from portsuite_services.kv.zset import ZSet, sorted_list_steps, strict_float
 
@@ -384,11 +392,43 @@ def geoadd(c: Any, argv: list[bytes]) -> Any:
         i += 1
     if (len(argv) - i) % 3 or (nx and xx):
         raise CommandError(SYNTAX)
+    if len(argv) - i >= 3 * ARGS_ZSET:  # a million members: converted and added aside, in slices
+        z = get_zset(c, argv[1])
+        if z is None and xx:
+            return 0
+        flags = (nx, xx, False, False, False)
+        cost = 2 * (len(argv) + len(z or ()))
+        made = bigwork.sliced(c, argv, cost, lambda: _geoadd_aside(z, argv, i, flags))
+        if made is NO_REPLY:
+            return made
+        if made is not None:
+            return store_aside(c, argv, made, False, b"ch" in map(bytes.lower, argv[2:i]))
     zargv = [b"zadd", *argv[1:i]]
-    for j in range(i, len(argv), 3):
-        lon, lat = _lonlat(argv[j], argv[j + 1])
-        zargv += (b"%d" % encode(lon, lat, STEP_MAX), argv[j + 2])
+    zargv += _score_member(argv, i, len(argv))
     return zadd(c, zargv)
+
+
+def _score_member(argv: list[bytes], start: int, stop: int) -> list[bytes]:
+    """ZADD's arguments for GEOADD's triples C{argv[start:stop]} (checked, as Redis)."""
+    out: list[bytes] = []
+    for j in range(start, stop, 3):
+        lon, lat = _lonlat(argv[j], argv[j + 1])
+        out += (b"%d" % encode(lon, lat, STEP_MAX), argv[j + 2])
+    return out
+
+
+def _geoadd_aside(
+    z: ZSet | None, argv: list[bytes], i: int, flags: tuple[bool, ...]
+) -> bigwork.Steps[Any]:
+    """A big GEOADD: its triples made ZADD's arguments C{GEO_PIECE} a step, then ZADD's aside."""
+    zargv = [b"zadd", argv[1]]
+    n = len(argv)
+    for lo in range(i, n, 3 * GEO_PIECE):
+        zargv += _score_member(argv, lo, min(n, lo + 3 * GEO_PIECE))
+        yield
+    made = yield from _zadd_aside(z, zargv, 2, flags)
+    yield zargv  # (a million score strings: freed lazily)
+    return made
 
 
 @command("geopos", -2, "readonly", G, "Returns longitude and latitude of members")

@@ -77,19 +77,31 @@ class _Target:
 def pfadd(c: Any, argv: list[bytes]) -> Any:
     v = _hll(c, argv[1])
     created = v is None
-    t = _Target(hll.empty_sparse() if v is None else v)
-    changed = False
-    pat = hll.pat_len
-    for ele in argv[2:]:
-        index, n = pat(ele)
-        if t.set(index, n):
-            changed = True
+    # (a million elements: hashed in slices, each costs a microsecond or two)
+    made = bigwork.compute(c, argv, 4 * len(argv), lambda: _added(v, argv))
+    if made is NO_REPLY:
+        return made
+    t, changed = made
     if changed or created:
         c.store.set_raw(argv[1], t.value(True), keepttl=True)
         return 1
     if v is not None and t.sparse is not None:
         hll.remember(v, t.sparse)  # unchanged: still the stored value, parsed
     return 0
+
+
+def _added(v: bytes | None, argv: list[bytes]) -> bigwork.Steps[tuple[_Target, bool]]:
+    """PFADD's new value (and whether a register changed): C{argv[2:]} added to C{v}."""
+    t = _Target(hll.empty_sparse() if v is None else v)
+    changed = False
+    pat = hll.pat_len
+    for lo in range(2, len(argv), bigwork.PIECE):
+        for ele in argv[lo : lo + bigwork.PIECE]:
+            index, n = pat(ele)
+            if t.set(index, n):
+                changed = True
+        yield
+    return t, changed
 
 
 @command(

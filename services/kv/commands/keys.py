@@ -26,7 +26,23 @@ G = "generic"
 @command("del", -2, "write", G, "Delete a key", keys=(1, -1, 1))
 def del_(c: Any, argv: list[bytes]) -> Any:
     drop = c.store.drop  # a big value is freed a slice at a time, DEL as UNLINK
+    if len(argv) > bigwork.ARGS:  # a million keys: deleted a slice at a time
+        n = bigwork.applied(c, argv, 2 * len(argv), lambda: _dropped(c.store, argv))
+        if n is not NO_REPLY and n:
+            c.store.dirty += 1  # (the last change: the dispatch sees the command's)
+        return n
     return sum(1 for key in argv[1:] if drop(key))
+
+
+def _dropped(store: Any, argv: list[bytes]) -> bigwork.Steps[int]:
+    """DEL's keys dropped, a piece a step: how many there were."""
+    drop = store.drop
+    n = 0
+    for lo in range(1, len(argv), bigwork.PIECE):
+        n += sum(1 for key in argv[lo : lo + bigwork.PIECE] if drop(key))
+        yield
+    store.dirty -= n > 0  # (counted again by the command, when it runs again)
+    return n
 
 
 @command("unlink", -2, "write fast", G, "Delete a key asynchronously", keys=(1, -1, 1))
@@ -37,6 +53,11 @@ def unlink(c: Any, argv: list[bytes]) -> Any:
 @command("exists", -2, "readonly fast", G, "Determine if a key exists", keys=(1, -1, 1))
 def exists(c: Any, argv: list[bytes]) -> Any:
     get = c.store.get
+    if len(argv) > bigwork.ARGS:  # a million keys: looked up in slices
+        counts = bigwork.each(
+            c, argv, 1, lambda keys: [sum(1 for k in keys if get(k) is not None)], 2
+        )
+        return counts if counts is NO_REPLY else sum(counts)
     return sum(1 for key in argv[1:] if get(key) is not None)
 
 

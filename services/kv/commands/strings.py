@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from portsuite_services.kv import bigstr, longdouble
+from portsuite_services.kv import bigstr, bigwork, longdouble
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -195,6 +197,8 @@ def psetex(c: Any, argv: list[bytes]) -> Any:
 
 @command("mget", -2, "readonly fast", G, "Get the values of all the given keys", keys=(1, -1, 1))
 def mget(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > bigwork.ARGS:  # a million keys: looked up in slices
+        return bigwork.each(c, argv, 1, partial(_values, c.store.get), 2)
     get_ = c.store.get
     out = []
     for key in argv[1:]:
@@ -203,13 +207,43 @@ def mget(c: Any, argv: list[bytes]) -> Any:
     return out
 
 
+def _values(get: Callable[[bytes], Any], keys: list[bytes]) -> list[bytes | None]:
+    return [v if type(v) is bytes else None for v in map(get, keys)]
+
+
 @command("mset", -3, "write denyoom", G, "Set multiple keys to multiple values", keys=(1, -1, 2))
 def mset(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2 == 0:
         raise wrong_arity("mset")
+    if len(argv) > bigwork.ARGS:  # a million keys: set a slice at a time
+        done = bigwork.applied(c, argv, 2 * len(argv), lambda: _set_all(c.store, argv, False))
+        if done is NO_REPLY:
+            return done
+        c.store.dirty += 1  # (the last change: the dispatch sees the command's)
+        return OK
     for i in range(1, len(argv), 2):
         c.store.set(argv[i], argv[i + 1])
     return OK
+
+
+def _set_all(store: Any, argv: list[bytes], nx: bool) -> bigwork.Steps[int]:
+    """
+    MSET's (or MSETNX's: when C{nx}, none may exist) pairs set, a piece a step: 1,
+    or 0 when MSETNX found one.
+    """
+    if nx:
+        get = store.get
+        for lo in range(1, len(argv), 2 * bigwork.PIECE):
+            if any(get(k) is not None for k in argv[lo : lo + 2 * bigwork.PIECE : 2]):
+                return 0
+            yield
+    put = store.set
+    for lo in range(1, len(argv), 2 * bigwork.PIECE):
+        for i in range(lo, min(len(argv), lo + 2 * bigwork.PIECE), 2):
+            put(argv[i], argv[i + 1])
+        yield
+    store.dirty -= 1  # (counted again by the command, when it runs again)
+    return 1
 
 
 @command(
@@ -223,6 +257,11 @@ def mset(c: Any, argv: list[bytes]) -> Any:
 def msetnx(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2 == 0:
         raise wrong_arity("msetnx")
+    if len(argv) > bigwork.ARGS:  # a million keys: looked up, then set, a slice at a time
+        done = bigwork.applied(c, argv, 2 * len(argv), lambda: _set_all(c.store, argv, True))
+        if done == 1:
+            c.store.dirty += 1  # (the last change: the dispatch sees the command's)
+        return done
     for i in range(1, len(argv), 2):
         if c.store.get(argv[i]) is not None:
             return 0

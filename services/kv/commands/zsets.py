@@ -164,13 +164,7 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
         if made is NO_REPLY:
             return made
         if made is not None:
-            z2, (added, updated, processed, new_score) = made
-            if added or updated:
-                c.store.set(key, z2, keepttl=True)  # (the old zset freed lazily)
-            # a million score strings nothing else holds: freed a slice per turn, once
-            # the dispatch (AOF, notifications) is done with argv
-            c.server.lazyfree.free(argv)
-            return _zadd_reply(incr, ch, added, updated, processed, new_score)
+            return store_aside(c, argv, made, incr, ch)
     scores = [_score(argv[j]) for j in range(i, n, 2)]
     if z is None:
         z = ZSet()
@@ -186,6 +180,17 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
         c.store.dirty += 1
     else:
         _drop_if_empty(c, key, z)
+    return _zadd_reply(incr, ch, added, updated, processed, new_score)
+
+
+def store_aside(c: Any, argv: list[bytes], made: Any, incr: bool, ch: bool) -> Any:
+    """ZADD's (or GEOADD's) sorted set built aside by L{_zadd_aside}: stored; the reply."""
+    z2, (added, updated, processed, new_score) = made
+    if added or updated:
+        c.store.set(argv[1], z2, keepttl=True)  # (the old zset freed lazily)
+    # a million score strings nothing else holds: freed a slice per turn, once
+    # the dispatch (AOF, notifications) is done with argv
+    c.server.lazyfree.free(argv)
     return _zadd_reply(incr, ch, added, updated, processed, new_score)
 
 
@@ -324,11 +329,13 @@ def zscore(c: Any, argv: list[bytes]) -> Any:
 def zmscore(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     d = z.dict if z is not None else {}
-    out = []
-    for m in argv[2:]:
-        s = d.get(m)
-        out.append(None if s is None else Double(s))
-    return out
+    if len(argv) > bigwork.ARGS:  # a million members: looked up in slices
+        return bigwork.each(c, argv, 2, lambda members: _scores_of(d, members), 2)
+    return _scores_of(d, argv[2:])
+
+
+def _scores_of(d: dict[bytes, float], members: list[bytes]) -> list[Double | None]:
+    return [None if s is None else Double(s) for s in map(d.get, members)]
 
 
 def _rank(c: Any, argv: list[bytes], rev: bool) -> Any:
@@ -571,14 +578,43 @@ def zrem(c: Any, argv: list[bytes]) -> Any:
     z = get_zset(c, argv[1])
     if z is None:
         return 0
+    members = bigwork.removed(c, argv, lambda: _present(z, argv))  # (a million: in slices)
+    if members is NO_REPLY or type(members) is int:
+        return members
     n = 0
-    for m in argv[2:]:
+    for m in members:
         if z.remove(m):
             n += 1
     if n:
         c.store.dirty += 1
         _drop_if_empty(c, argv[1], z)
     return n
+
+
+REMOVES = bigwork.PIECE  # members a ZREM removes in place at most (each ~3 µs), else aside
+
+
+def _present(z: ZSet, argv: list[bytes]) -> bigwork.Steps[tuple[Any, ZSet | None]]:
+    """
+    ZREM's members C{argv[2:]} that C{z} holds, as a set; when they are more than
+    C{REMOVES}, the sorted set without them too (empty: all of them), built a piece
+    at a time (else None: they are removed in place).
+    """
+    d = z.dict
+    gone: set[bytes] = set()
+    for lo in range(2, len(argv), bigwork.PIECE):
+        gone.update(d.keys() & argv[lo : lo + bigwork.PIECE])  # (looked up in C)
+        yield
+    if len(gone) <= REMOVES:
+        return gone, None
+    if len(gone) == len(d):
+        return gone, ZSet()
+    pairs: list[tuple[float, bytes]] = []
+    it = iter(z.sl)
+    for _ in range(0, len(d), bigwork.PIECE):
+        pairs += [p for p in islice(it, bigwork.PIECE) if p[1] not in gone]
+        yield
+    return gone, (yield from _laid_out(pairs))
 
 
 def _remove_span(c: Any, argv: list[bytes], z: ZSet, start: int, stop: int) -> Any:
@@ -620,14 +656,19 @@ def _kept(z: ZSet, start: int, stop: int) -> bigwork.Steps[ZSet]:
     """A new ZSet of C{z}'s members outside ranks [start, stop), built a piece at a time."""
     pairs = yield from bigwork.take(z.sl.islice(0, start), start)
     pairs += yield from bigwork.take(z.sl.islice(stop, len(z)), len(z) - stop)
+    return (yield from _laid_out(pairs))
+
+
+def _laid_out(pairs: list[tuple[float, bytes]]) -> bigwork.Steps[ZSet]:
+    """A new ZSet of C{pairs} (in order already), built a piece at a time."""
     d: dict[bytes, float] = {}
     for lo in range(0, len(pairs), bigwork.PIECE):
         d.update([(m, s) for s, m in pairs[lo : lo + bigwork.PIECE]])
         yield
-    kept = ZSet()
-    kept.dict = d
-    kept.sl = yield from sorted_list_steps(pairs)
-    return kept
+    z = ZSet()
+    z.dict = d
+    z.sl = yield from sorted_list_steps(pairs)
+    return z
 
 
 @command("zremrangebyrank", 4, "write", Z, "Remove all members within the given indexes")
