@@ -1148,15 +1148,11 @@ def zscan(c: Any, argv: list[bytes]) -> Any:
             if pattern is None or glob.match(pattern, m):
                 out += (m, format_score(s))
         return [b"0", out]
-    r = scan_reply(z.dict, argv[2], argv, 3, c, False)
+    d = z.dict
+    r = scan_reply(d, argv[2], argv, 3, c, False, value=lambda m: format_score(d[m]))
     if r is None:
         return NO_REPLY
-    nxt, members = r
-    flat: list[bytes] = []
-    d = z.dict
-    for m in members:
-        flat += (m, format_score(d[m]))
-    return [b"%d" % nxt, flat]
+    return [b"%d" % r[0], r[1]]
 
 
 # -- blocking pops (on kv's blocking mechanism) ---------------------------------------
