@@ -16,6 +16,8 @@ from test_kv_bigreply import _client, _cmd, _drive, _replies
 from test_kv_bigwork import _turn
 from test_kv_sweep import _call, _server
 
+from portsuite_services.kv.bigreply import SLICE_ITEMS
+
 M = 20_000  # members: each command's page costs past bigwork.BIG
 K = "10000000"
 
@@ -81,7 +83,13 @@ def _one_call(
         _turn(clock)
         turns += 1
     assert turns >= 2 and served == list(range(turns))  # the suite is served between
-    _drive(clock, lambda: _replies(ta.value()) != [] and _replies(tb.value()) != [])
+    after = 0  # turns its reply took to go out (a big one: in slices, bigreply.py)
+    while _replies(ta.value()) == []:
+        _turn(clock)
+        after += 1
+    if len(_replies(ta.value())[0][-1]) >= 2 * SLICE_ITEMS:
+        assert after >= 2
+    _drive(clock, lambda: _replies(tb.value()) != [])
     assert _replies(tb.value()) == [b"PONG"]
     return _replies(ta.value())[0]
 
