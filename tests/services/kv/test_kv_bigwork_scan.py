@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from test_kv_bigreply import _client, _cmd, _drive, _replies
 from test_kv_bigwork import _turn
-from test_kv_sweep import _call, _server
+from test_kv_sweep import _big_values, _busy_turns, _call, _server
 
 from portsuite_services.kv.bigreply import SLICE_ITEMS
 
@@ -23,12 +23,7 @@ K = "10000000"
 
 
 def _values(n: int = M) -> list[tuple[Any, ...]]:
-    return [
-        ("SADD", "s", *[b"m%d" % i for i in range(n)]),
-        ("HSET", "h", *[x for i in range(n) for x in (b"f%d" % i, b"v%d" % i)]),
-        ("ZADD", "z", *[x for i in range(n) for x in (b"%d.5" % i, b"m%d" % i)]),
-        ("MSET", *[x for i in range(n) for x in (b"k%d" % i, b"v")]),
-    ]
+    return _big_values(n)
 
 
 SCANS = [
@@ -75,14 +70,7 @@ def _one_call(
     a.dataReceived(_cmd(*argv))
     b.dataReceived(_cmd("PING"))
     assert ta.value() == tb.value() == b""
-    turns = 0
-    served: list[int] = []
-    while server.busy is not None:
-        assert tb.value() == b""  # the other kv client waits for the whole call
-        clock.callLater(0, served.append, turns)
-        _turn(clock)
-        turns += 1
-    assert turns >= 2 and served == list(range(turns))  # the suite is served between
+    _busy_turns(clock, server, tb)
     after = 0  # turns its reply took to go out (a big one: in slices, bigreply.py)
     while _replies(ta.value()) == []:
         _turn(clock)

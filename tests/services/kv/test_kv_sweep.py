@@ -49,14 +49,7 @@ def _in_slices(
     a.dataReceived(_cmd(*argv))
     b.dataReceived(_cmd(*other))
     assert ta.value() == tb.value() == b""
-    turns = 0
-    served: list[int] = []
-    while server.busy is not None:
-        assert tb.value() == b""  # the other kv client waits for the whole command
-        clock.callLater(0, served.append, turns)
-        _turn(clock)
-        turns += 1
-    assert turns >= 2 and served == list(range(turns))  # the suite is served between
+    _busy_turns(clock, server, tb)
     _drive(clock, lambda: _replies(ta.value()) != [] and _replies(tb.value()) != [])
     got = _replies(ta.value())
     clock2, server2 = _server(*setup)
@@ -65,6 +58,22 @@ def _in_slices(
     _drive(clock2, lambda: server2.busy is None and tw.value().count(b"\r\n") > 2)
     assert tw.value().endswith(b"*1\r\n" + ta.value())  # (EXEC's array of one, same bytes)
     return [*got, *_replies(tb.value())]
+
+
+def _busy_turns(clock: Clock, server: KVServer, waiting: Any) -> int:
+    """
+    The turns while C{server} is busy (two at least): the other kv client, whose
+    transport is C{waiting}, is not answered; the reactor's other calls run between.
+    """
+    turns = 0
+    served: list[int] = []
+    while server.busy is not None:
+        assert waiting.value() == b""  # the other kv client waits for the whole command
+        clock.callLater(0, served.append, turns)
+        _turn(clock)
+        turns += 1
+    assert turns >= 2 and served == list(range(turns))  # the suite is served between
+    return turns
 
 
 # -- MEMORY USAGE of a sorted set or a stream ----------------------------------------
@@ -330,12 +339,12 @@ def _sent_in_slices(setup: list[tuple[Any, ...]], argv: tuple[Any, ...]) -> Any:
 MANY = 3 * BIG
 
 
-def _big_values() -> list[tuple[Any, ...]]:
+def _big_values(n: int = MANY) -> list[tuple[Any, ...]]:
     return [
-        ("SADD", "s", *[b"m%d" % i for i in range(MANY)]),
-        ("HSET", "h", *[x for i in range(MANY) for x in (b"f%d" % i, b"v%d" % i)]),
-        ("ZADD", "z", *[x for i in range(MANY) for x in (b"%d" % i, b"m%d" % i)]),
-        ("MSET", *[x for i in range(MANY) for x in (b"k%d" % i, b"v")]),
+        ("SADD", "s", *[b"m%d" % i for i in range(n)]),
+        ("HSET", "h", *[x for i in range(n) for x in (b"f%d" % i, b"v%d" % i)]),
+        ("ZADD", "z", *[x for i in range(n) for x in (b"%d" % i, b"m%d" % i)]),
+        ("MSET", *[x for i in range(n) for x in (b"k%d" % i, b"v")]),
     ]
 
 
