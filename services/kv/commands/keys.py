@@ -96,7 +96,8 @@ def scan_reply(
 ) -> tuple[int, list[bytes]] | None:
     """
     One SCAN-family call over the live collection C{coll} (L{cursors.steps}: O(COUNT)
-    once the scan has started); C{present} tells whether an element is still there;
+    once the scan has started); C{present} tells whether an element is still there
+    (None: any element of C{coll} is);
     with C{value}, each element is followed by its value (HSCAN, ZSCAN). A call of
     many elements (a new scan's snapshot, a COUNT of a million) runs in slices, the
     page a piece at a time, matched and paired as it goes: None meanwhile (the
@@ -129,11 +130,13 @@ def scan_reply(
         return 0, []
     if pattern == b"*":
         pattern = None
-    keep = _keeper(c, present or coll.__contains__, pattern, type_filter, value)
-    filtered = pattern is not None or type_filter is not None or value is not None
-    weight = cursors.FILTERED if filtered else 1
     snaps = c.server.scans
     at = cursors.where(snaps, coll, cursor)
+    if present is None and at[2] is not None:  # (a snapshot taken now holds what is there)
+        present = coll.__contains__
+    keep = _keeper(c, present, pattern, type_filter, value)
+    filtered = pattern is not None or type_filter is not None or value is not None
+    weight = cursors.FILTERED if filtered else 1
     r = bigwork.compute(
         c,
         argv,
@@ -145,7 +148,7 @@ def scan_reply(
 
 def _keeper(
     c: Any,
-    present: Callable[[bytes], bool],
+    present: Callable[[bytes], bool] | None,
     pattern: bytes | None,
     type_filter: str | None,
     value: Callable[[bytes], bytes] | None,
@@ -160,7 +163,7 @@ def _keeper(
         if type_filter is not None:
             get, name = store.get, store.type_name
             xs = [k for k in xs if (v := get(k)) is not None and name(v) == type_filter]
-        else:
+        elif present is not None:
             xs = [x for x in xs if present(x)]
         if value is None:
             return xs
@@ -175,7 +178,9 @@ def _keeper(
 @command("scan", -2, "readonly", G, "Incrementally iterate the keys space", keys=(0, 0, 0))
 def scan(c: Any, argv: list[bytes]) -> Any:
     store = c.store
-    r = scan_reply(store.data, argv[1], argv, 2, c, True, lambda k: store.get(k) is not None)
+    # (without TTLs every key there is live; else an expired one is left out, as Redis)
+    live = (lambda k: store.get(k) is not None) if store.expires else None
+    r = scan_reply(store.data, argv[1], argv, 2, c, True, live)
     if r is None:
         return NO_REPLY
     return [b"%d" % r[0], r[1]]
