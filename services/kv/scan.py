@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Collection
+from time import perf_counter
 from typing import Any
 
 from portsuite_services.kv.bigwork import PIECE, Steps, as_list, run_through
@@ -101,6 +102,7 @@ class Snapshots:
 
 Keep = Callable[[list[Any]], list[Any]]  # what a call answers of a piece of its page
 FILTERED = 8  # a page's element costs about this many when matched, typed or paired
+SLOW_PIECE = 0.004  # seconds: a piece of the page taking longer halves the next ones
 
 
 def where(
@@ -143,8 +145,17 @@ def steps(
             sid, pos = snaps.start(coll, items, owner), 0
     end = min(pos + count, len(items))
     out: list[Any] = []
-    for lo in range(pos, end, piece):
-        out += keep(items[lo : min(end, lo + piece)])
+    lo, most = pos, piece
+    while lo < end:
+        hi = min(end, lo + piece)
+        began = perf_counter()
+        out += keep(items[lo:hi])
+        took = perf_counter() - began
+        if took > SLOW_PIECE:  # (long keys matched against a long pattern: fewer a step)
+            piece = max(1, piece // 2)
+        elif took < SLOW_PIECE / 4:
+            piece = min(most, piece * 2)
+        lo = hi
         yield
     if end >= len(items):
         if sid:

@@ -137,11 +137,13 @@ def scan_reply(
     keep = _keeper(c, present, pattern, type_filter, value)
     filtered = pattern is not None or type_filter is not None or value is not None
     weight = cursors.FILTERED if filtered else 1
+    if pattern is not None:  # (a match costs up to the pattern's length times the key's)
+        weight *= 1 + len(pattern) // 16
     r = bigwork.compute(
         c,
         argv,
         cursors.cost(coll, count, at[1], at[2], weight),
-        lambda: cursors.steps(snaps, coll, count, keep, c.id, at, bigwork.PIECE // weight),
+        lambda: cursors.steps(snaps, coll, count, keep, c.id, at, max(1, bigwork.PIECE // weight)),
     )
     return None if r is NO_REPLY else r  # type: ignore[no-any-return]
 

@@ -139,3 +139,17 @@ def test_scans_of_many_elements_as_redis(redis_port: int, kv_port: int) -> None:
         for s in conns:
             _call(s, "FLUSHALL")
             s.close()
+
+
+def test_a_long_pattern_over_long_members_in_slices() -> None:
+    """
+    Few members, but each long, matched against a long pattern (up to its length
+    times theirs, each): 2,000 members of 2 KB and a pattern of 200 took 0.8 s at once.
+    """
+    setup = [
+        ("SADD", "s", *[b"a" * 2000 + b"%d" % i for i in range(500 * j, 500 * j + 500)])
+        for j in range(4)
+    ]
+    pattern = b"*a" * 100 + b"*1"
+    cursor, got = _sliced_call(setup, [], ("SSCAN", "s", "0", "MATCH", pattern, "COUNT", K))
+    assert cursor == b"0" and len(got) == len([i for i in range(2000) if i % 10 == 1])
