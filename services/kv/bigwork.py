@@ -174,6 +174,11 @@ def possible(c: Any, cost: int) -> bool:
     return cost >= BIG and may_slice(c) and c.server.busy is None
 
 
+def in_transaction(c: Any, cost: int) -> bool:
+    """May work touching C{cost} elements run in slices inside an EXEC going on across turns?"""
+    return cost >= BIG and getattr(c, "transaction", None) is not None and may_slice(c)
+
+
 def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any:
     """
     The result of C{make()}'s generator: computed at once when small, else in
@@ -189,7 +194,7 @@ def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
         return result
     from portsuite_services.kv.commands import NO_REPLY
 
-    if cost >= BIG and getattr(c, "transaction", None) is not None and may_slice(c):
+    if in_transaction(c, cost):
         c.blocked = Working(c, argv, _recorded(c, argv, make()))  # stepped by the transaction
         return NO_REPLY
     if not possible(c, cost):
@@ -424,7 +429,9 @@ def sliced(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -
     changes: ZADD, SADD, HSET of a million arguments): None when it would run at once,
     for the command to change the value in place as before.
     """
-    if getattr(c, "precomputed", None) is None and not possible(c, cost):
+    if getattr(c, "precomputed", None) is None and not (
+        possible(c, cost) or in_transaction(c, cost)
+    ):
         return None
     return compute(c, argv, cost, make)
 

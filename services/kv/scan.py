@@ -18,14 +18,22 @@ answers more than COUNT elements, so a forged cursor on a collection of millions
 cannot hold the event loop with one giant reply. (The price: a client whose
 snapshot is evicted again and again, by scans of C{MAX_REFS} elements between each
 of its calls, starts over each time.)
+
+A call is a bigwork generator (L{steps}): the snapshot copied and the page matched,
+typed and paired with values a piece at a time, so a call of many elements (a
+million, COUNT 10^7, with MATCH or TYPE) runs in slices, the server busy meanwhile,
+and still answers what Redis does: every element of the page in one reply (Redis
+reads COUNT as a number of buckets to visit, and visits them all in one call).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Collection
+from time import perf_counter
 from typing import Any
 
+from portsuite_services.kv.bigwork import PIECE, Steps, as_list, run_through
 from portsuite_services.kv.sharded import ShardedDict
 
 POSITION_BITS = 32
@@ -92,6 +100,70 @@ class Snapshots:
             self.held.pop(owner, None)
 
 
+Keep = Callable[[list[Any]], list[Any]]  # what a call answers of a piece of its page
+FILTERED = 8  # a page's element costs about this many when matched, typed or paired
+SLOW_PIECE = 0.004  # seconds: a piece of the page taking longer halves the next ones
+
+
+def where(
+    snaps: Snapshots, coll: Collection[Any], cursor: int
+) -> tuple[int, int, list[Any] | None]:
+    """C{cursor}'s snapshot id, position and snapshot (None: a new scan, from the start)."""
+    if cursor:
+        sid, pos = cursor >> POSITION_BITS, cursor & ((1 << POSITION_BITS) - 1)
+        found = snaps.get(sid, coll)
+        if found is not None:
+            return sid, pos, found
+    return 0, 0, None
+
+
+def cost(coll: Collection[Any], count: int, pos: int, items: list[Any] | None, weight: int) -> int:
+    """About how many elements one call touches (L{bigwork.compute}'s cost)."""
+    if items is None:  # a new snapshot, then the page
+        return len(coll) + min(count, len(coll)) * weight
+    return max(0, min(count, len(items) - pos)) * weight
+
+
+def steps(
+    snaps: Snapshots,
+    coll: Collection[Any],
+    count: int,
+    keep: Keep,
+    owner: int,
+    at: tuple[int, int, list[Any] | None],
+    piece: int = PIECE,
+) -> Steps[tuple[int, list[Any]]]:
+    """
+    One SCAN call over C{coll} from C{at} (L{where}), as a bigwork generator: the next
+    cursor and what C{keep} makes of each piece of up to C{count} elements (those
+    still present, matching, paired with their values), C{piece} elements a step.
+    """
+    sid, pos, items = at
+    if items is None:  # a new scan, or one whose snapshot is gone: from the start
+        items = yield from as_list(coll)
+        if len(items) > count:
+            sid, pos = snaps.start(coll, items, owner), 0
+    end = min(pos + count, len(items))
+    out: list[Any] = []
+    lo, most = pos, piece
+    while lo < end:
+        hi = min(end, lo + piece)
+        began = perf_counter()
+        out += keep(items[lo:hi])
+        took = perf_counter() - began
+        if took > SLOW_PIECE:  # (long keys matched against a long pattern: fewer a step)
+            piece = max(1, piece // 2)
+        elif took < SLOW_PIECE / 4:
+            piece = min(most, piece * 2)
+        lo = hi
+        yield
+    if end >= len(items):
+        if sid:
+            snaps.done(sid)
+        return 0, out
+    return sid << POSITION_BITS | end, out
+
+
 def step(
     snaps: Snapshots,
     coll: Collection[Any],
@@ -99,29 +171,9 @@ def step(
     count: int,
     present: Callable[[Any], bool],
     owner: int = 0,
-    take: Callable[[Collection[Any]], Any] = list,
-) -> tuple[int, list[Any]] | None:
-    """
-    One SCAN call over C{coll}: the next cursor and up to C{count} elements. A new
-    snapshot is C{take(coll)}; None from it (being copied in slices, see bigwork.py)
-    is None here: the command answers when it runs again.
-    """
-    found = None
-    if cursor:
-        sid, pos = cursor >> POSITION_BITS, cursor & ((1 << POSITION_BITS) - 1)
-        found = snaps.get(sid, coll)
-    if found is None:  # a new scan, or one whose snapshot is gone: from the start
-        if len(coll) <= count:
-            return 0, list(coll)
-        items = take(coll)
-        if items is None:
-            return None
-        sid, pos = snaps.start(coll, items, owner), 0
-    else:
-        items = found
-    end = pos + count
-    out = [x for x in items[pos:end] if present(x)]
-    if end >= len(items):
-        snaps.done(sid)
-        return 0, out
-    return sid << POSITION_BITS | end, out
+) -> tuple[int, list[Any]]:
+    """One SCAN call over C{coll} at once: the next cursor and up to C{count} elements."""
+    at = where(snaps, coll, cursor)
+    return run_through(
+        steps(snaps, coll, count, lambda xs: [x for x in xs if present(x)], owner, at)
+    )

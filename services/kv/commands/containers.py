@@ -281,14 +281,10 @@ def hscan(c: Any, argv: list[bytes]) -> Any:
             if pattern is None or glob.match(pattern, k):
                 out += (k, v)
         return [b"0", out]
-    r = scan_reply(h, argv[2], argv, 3, c, False)
+    r = scan_reply(h, argv[2], argv, 3, c, False, value=h.__getitem__)
     if r is None:
         return NO_REPLY
-    nxt, fields = r
-    flat: list[bytes] = []
-    for k in fields:
-        flat += (k, h[k])
-    return [b"%d" % nxt, flat]
+    return [b"%d" % r[0], r[1]]
 
 
 def _match_arg(argv: list[bytes]) -> bytes | None:

@@ -8,6 +8,7 @@ from itertools import islice
 from typing import Any
 
 from portsuite_services.kv import bigreply, bigwork, glob, randompick
+from portsuite_services.kv import scan as cursors
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NO_SUCH_KEY,
@@ -18,7 +19,6 @@ from portsuite_services.kv.commands import (
     to_int,
 )
 from portsuite_services.kv.resp import LLONG_MAX, LLONG_MIN, Simple, string2ll
-from portsuite_services.kv.scan import step as scan_step
 
 G = "generic"
 
@@ -113,12 +113,16 @@ def scan_reply(
     c: Any,
     with_type: bool,
     present: Callable[[bytes], bool] | None = None,
+    value: Callable[[bytes], bytes] | None = None,
 ) -> tuple[int, list[bytes]] | None:
     """
-    One SCAN-family call over the live collection C{coll} (L{scan.step}: O(COUNT)
-    once the scan has started); C{present} tells whether an element is still there.
-    None: a big collection's snapshot is being copied in slices (the command
-    answers when it runs again, see bigwork.py).
+    One SCAN-family call over the live collection C{coll} (L{cursors.steps}: O(COUNT)
+    once the scan has started); C{present} tells whether an element is still there
+    (None: any element of C{coll} is);
+    with C{value}, each element is followed by its value (HSCAN, ZSCAN). A call of
+    many elements (a new scan's snapshot, a COUNT of a million) runs in slices, the
+    page a piece at a time, matched and paired as it goes: None meanwhile (the
+    command answers when it runs again, see bigwork.py).
     """
     cursor = string2ll(cursor_raw)
     if cursor is None or cursor < 0:
@@ -145,39 +149,61 @@ def scan_reply(
             raise CommandError(SYNTAX)
     if not coll:
         return 0, []
-    stepped = scan_step(
-        c.server.scans,
-        coll,
-        cursor,
-        count,
-        present or coll.__contains__,
-        c.id,
-        lambda coll: _snapshot(c, argv, coll),
+    if pattern == b"*":
+        pattern = None
+    snaps = c.server.scans
+    at = cursors.where(snaps, coll, cursor)
+    if present is None and at[2] is not None:  # (a snapshot taken now holds what is there)
+        present = coll.__contains__
+    keep = _keeper(c, present, pattern, type_filter, value)
+    filtered = pattern is not None or type_filter is not None or value is not None
+    weight = cursors.FILTERED if filtered else 1
+    if pattern is not None:  # (a match costs up to the pattern's length times the key's)
+        weight *= 1 + len(pattern) // 16
+    r = bigwork.compute(
+        c,
+        argv,
+        cursors.cost(coll, count, at[1], at[2], weight),
+        lambda: cursors.steps(snaps, coll, count, keep, c.id, at, max(1, bigwork.PIECE // weight)),
     )
-    if stepped is None:
-        return None
-    nxt, out = stepped
-    if pattern is not None and pattern != b"*":
-        out = [k for k in out if glob.match(pattern, k)]
-    if type_filter is not None:
-        out = [
-            k
-            for k in out
-            if (v := c.store.get(k)) is not None and c.store.type_name(v) == type_filter
-        ]
-    return nxt, out
+    return None if r is NO_REPLY else r  # type: ignore[no-any-return]
 
 
-def _snapshot(c: Any, argv: list[bytes], coll: Collection[bytes]) -> list[bytes] | None:
-    """A new scan's snapshot of C{coll}; copied in slices when big (None meanwhile)."""
-    items = bigwork.compute(c, argv, len(coll), lambda: bigwork.as_list(coll))
-    return None if items is NO_REPLY else items
+def _keeper(
+    c: Any,
+    present: Callable[[bytes], bool] | None,
+    pattern: bytes | None,
+    type_filter: str | None,
+    value: Callable[[bytes], bytes] | None,
+) -> cursors.Keep:
+    """What a SCAN call answers of a piece of its page (Redis's order: MATCH, then TYPE)."""
+    match = glob.match
+    store = c.store
+
+    def keep(xs: list[bytes]) -> list[bytes]:
+        if pattern is not None:
+            xs = [x for x in xs if match(pattern, x)]
+        if type_filter is not None:
+            get, name = store.get, store.type_name
+            xs = [k for k in xs if (v := get(k)) is not None and name(v) == type_filter]
+        elif present is not None:
+            xs = [x for x in xs if present(x)]
+        if value is None:
+            return xs
+        flat: list[bytes] = []
+        for x in xs:
+            flat += (x, value(x))
+        return flat
+
+    return keep
 
 
 @command("scan", -2, "readonly", G, "Incrementally iterate the keys space", keys=(0, 0, 0))
 def scan(c: Any, argv: list[bytes]) -> Any:
     store = c.store
-    r = scan_reply(store.data, argv[1], argv, 2, c, True, lambda k: store.get(k) is not None)
+    # (without TTLs every key there is live; else an expired one is left out, as Redis)
+    live = (lambda k: store.get(k) is not None) if store.expires else None
+    r = scan_reply(store.data, argv[1], argv, 2, c, True, live)
     if r is None:
         return NO_REPLY
     return [b"%d" % r[0], r[1]]

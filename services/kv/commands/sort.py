@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from portsuite_services.kv import bigreply, bigwork
@@ -158,18 +159,22 @@ def _sort_steps(
         # the native order (from the tail with DESC), only the range asked
         if end >= start:
             if t is ZSet:
-                items = [m for _, m in value.items(start, end + 1, desc)]
+                pairs = value.items(start, end + 1, desc)
+                items = yield from bigwork.take(map(itemgetter(1), pairs), end + 1 - start)
             else:
                 it = reversed(value) if desc else iter(value)
-                items = list(islice(it, start, end + 1))
+                items = yield from bigwork.take(islice(it, start, None), end + 1 - start)
         else:
             items = []
         start, end = 0, len(items) - 1
     else:
-        items = list(value.dict) if t is ZSet else list(value)
+        items = yield from bigwork.as_list(value.dict if t is ZSet else value)
     if not dontsort:
         items = yield from _sorted(c, items, sortby, alpha, desc, storing)
-    out_items = items[start : end + 1] if end >= start else []
+    if start == 0 and end == len(items) - 1:
+        out_items = items
+    else:
+        out_items = items[start : end + 1] if end >= start else []
     if not gets:
         return out_items
     out: list[Any] = []
