@@ -77,7 +77,11 @@ def match(pattern: bytes, s: bytes) -> bool:
     """Whether C{s} matches the glob C{pattern}."""
     if pattern == b"*":
         return True
-    toks = compile_glob(pattern)
+    return match_tokens(compile_glob(pattern), s)
+
+
+def match_tokens(toks: tuple[object, ...], s: bytes) -> bool:
+    """L{match} with the pattern's tokens (L{compile_glob}'s) at hand: what keeps many compiled."""
     ti = si = 0
     nt, ns = len(toks), len(s)
     star_t = star_s = -1
