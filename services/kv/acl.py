@@ -595,7 +595,10 @@ class User:
         parts += ["#" + p for p in self.passwords]
         if self.keys:
             parts.append(keys)
-        parts.append(channels if self.channels else "resetchannels")
+        if self.all_channels:
+            parts.append(channels)
+        else:  # (as Redis 7.0 writes it: resetchannels, then the patterns)
+            parts.append(f"resetchannels {channels}" if self.channels else "resetchannels")
         parts.append(commands)
         return " ".join(parts)
 
