@@ -122,11 +122,11 @@ class Patterns:
                     break
                 n += 1
             if n == len(toks):  # escapes only: the name they make
-                lit = bytes(toks)
+                lit = bytes(toks)  # type: ignore[arg-type]  # (all ints, as just seen)
                 self.exact[lit] = self.exact.get(lit, 0) | bit
                 return
             cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
-            prefix = bytes(toks[:cut])
+            prefix = bytes(toks[:cut])  # type: ignore[arg-type]
             matcher = None if toks[cut:] == (glob.STAR,) else toks
         bucket = self.prefixed.get(prefix)
         if bucket is None:
