@@ -270,6 +270,13 @@ class User:
             self.channel_patterns = self.channel_patterns.copy()
             self.own_patterns = True
 
+    def parts(self) -> list[Any]:
+        """Its big containers (a deleted user's, freed in slices by lazyfree)."""
+        out: list[Any] = [self.keys, self.channels, self.allowed, self.cmd_rules, self.first_args]
+        for p in (self.key_patterns, self.channel_patterns):
+            out += [p.exact, p.prefixed]
+        return out
+
     @property
     def open(self) -> bool:
         """Is a new connection logged in as this user without AUTH (default, nopass)?"""

@@ -111,8 +111,11 @@ def acl_deluser(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR The 'default' user cannot be removed")
     gone: dict[str, User | None] = {}
     for name in names:
-        if c.server.users.pop(name, None) is not None:
+        user = c.server.users.pop(name, None)
+        if user is not None:
             gone[name] = None
+            for part in user.parts():  # (100,000 patterns: tens of ms to free at once)
+                c.server.lazyfree.free(part)
     if gone:
         c.server.users_changed(gone)
     return len(gone)

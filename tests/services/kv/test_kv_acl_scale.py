@@ -263,3 +263,20 @@ def test_a_big_user_as_redis(redis_port: int, kv_port: int) -> None:
     assert len(got) == len(want)
     for w, g in zip(want, got, strict=True):
         assert g == w
+
+
+def test_deluser_of_a_big_user_frees_it_in_slices() -> None:
+    """Its clients are gone at once; its 100,000 patterns are freed a piece a turn."""
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    admin, ta = _client(server)
+    rules = [b"~k%d" % i for i in range(50_000)] + [b"&c%d*" % i for i in range(50_000)]
+    admin.dataReceived(_cmd("ACL", "SETUSER", "u", "on", ">pw", "+@all", *rules))
+    _drive(clock, lambda: ta.value() == b"+OK\r\n")
+    u, tu = _logged_in(server, "u")
+    ta.clear()
+    admin.dataReceived(_cmd("ACL", "DELUSER", "u") + _cmd("ACL", "USERS"))
+    assert _replies(ta.value()) == [1, [b"default"]]
+    assert u.closed and tu.disconnecting
+    assert server.lazyfree.pending > 0  # not all at once
+    _drive(clock, lambda: server.lazyfree.pending == 0)
