@@ -7,6 +7,12 @@ resetkeys &pat allchannels resetchannels reset}).
 The C{default} user is what every connection starts as. While it may run
 everything (the usual case), the dispatch path checks nothing: only a client
 logged in as a restricted user has its commands checked (L{User.denies}).
+
+A user may hold any number of key and channel patterns (a client can send a
+SETUSER of a million): they are compiled once and indexed (L{Patterns}), so a
+check looks at the patterns that could match the key, not all of them; SETUSER
+applies its rules a piece at a time (L{User.apply_steps}, in slices when big:
+security.py), and the user's descriptions (ACL GETUSER, ACL LIST) are built then.
 """
 
 from __future__ import annotations
@@ -14,9 +20,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Collection, Generator
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from portsuite.api.i18n import gettext as _
 from portsuite_services.kv import glob, keyspecs
@@ -34,6 +45,120 @@ def _load_categories() -> tuple[list[str], dict[str, list[str]]]:
 
 
 CATEGORIES, REDIS_CATEGORIES = _load_categories()
+
+T = TypeVar("T")
+Steps = Generator[None, None, T]
+RULES_PIECE = 512  # SETUSER rules applied a step (about a millisecond)
+TEXT_PIECE = 4096  # patterns described a step
+
+
+# -- patterns, compiled and indexed -------------------------------------------------
+
+READ, WRITE = 1, 2  # what a key pattern allows (%R~, %W~; ~ is both)
+# by what a check needs (0, READ, WRITE, both): the patterns that serve it, as bits 1 << mask
+_SERVES = (0b1110, 0b1010, 0b1100, 0b1000)
+
+
+def _cuts() -> list[int]:
+    out, n = [], 1
+    while n < 1 << 32:
+        out += [n, n + n // 2] if n >= 2 else [n]
+        n *= 2
+    return out
+
+
+CUTS = _cuts()  # 1 2 3 4 6 8 12 16 24…: where a literal prefix is cut to be indexed
+_SPECIAL = re.compile(rb"[*?[\\]")
+
+
+class Patterns:
+    """
+    Glob patterns (Redis's C{stringmatchlen}, glob.py), each with what it allows,
+    compiled once and indexed, so that a check tries only the patterns that may match:
+    a literal pattern is found in a dict; the others by their literal prefix, cut to the
+    longest of L{CUTS} it has (a key's prefixes of those few lengths are looked up);
+    C{prefix*} then matches at once, anything else is matched token by token. Only
+    patterns starting with a wildcard (C{*x*}) are tried one by one, for every key.
+    Shared by the copies of a user until one adds a pattern (copy on write).
+    """
+
+    __slots__ = ("exact", "prefixed", "lengths", "mine", "count")
+
+    def __init__(self) -> None:
+        self.exact: dict[bytes, int] = {}  # literal -> bits of the masks it comes with
+        # a cut prefix -> (bit, matcher): None (matches), the prefix to start with, or tokens
+        self.prefixed: dict[bytes, list[tuple[int, Any]]] = {}
+        self.lengths: list[int] = []  # the cut lengths in use, ascending
+        self.mine: set[bytes] | None = None  # buckets this copy owns (None: all)
+        self.count = 0
+
+    def copy(self) -> Patterns:
+        p = Patterns()
+        p.exact = dict(self.exact)
+        p.prefixed = dict(self.prefixed)  # (its lists copied when added to)
+        p.lengths = list(self.lengths)
+        p.mine = set()
+        p.count = self.count
+        return p
+
+    def add(self, pattern: bytes, mask: int) -> None:
+        bit = 1 << mask
+        self.count += 1
+        special = _SPECIAL.search(pattern)
+        matcher: Any
+        if special is None:  # a key's name
+            self.exact[pattern] = self.exact.get(pattern, 0) | bit
+            return
+        n = special.start()
+        if pattern.count(b"*", n) == len(pattern) - n:  # prefix*: starts with it
+            cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
+            prefix = pattern[:cut]
+            matcher = None if cut == n else pattern[:n]
+        else:
+            toks = glob.tokens(pattern)  # (not the small shared cache)
+            n = 0
+            for t in toks:
+                if type(t) is not int or t < 0:  # (STAR, ANY, a class)
+                    break
+                n += 1
+            if n == len(toks):  # escapes only: the name they make
+                lit = bytes(toks)  # type: ignore[arg-type]  # (all ints, as just seen)
+                self.exact[lit] = self.exact.get(lit, 0) | bit
+                return
+            cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
+            prefix = bytes(toks[:cut])  # type: ignore[arg-type]
+            matcher = None if toks[cut:] == (glob.STAR,) else toks
+        bucket = self.prefixed.get(prefix)
+        if bucket is None:
+            bucket = self.prefixed[prefix] = []
+            if cut not in self.lengths:
+                self.lengths.append(cut)
+                self.lengths.sort()
+        elif self.mine is not None and prefix not in self.mine:
+            bucket = self.prefixed[prefix] = list(bucket)
+        if self.mine is not None:
+            self.mine.add(prefix)
+        bucket.append((bit, matcher))
+
+    def match(self, s: bytes, need: int) -> bool:
+        """Does a pattern allowing at least C{need} (READ|WRITE bits) match C{s}?"""
+        serves = _SERVES[need]
+        if self.exact.get(s, 0) & serves:
+            return True
+        prefixed = self.prefixed
+        size = len(s)
+        match = glob.matches
+        for cut in self.lengths:
+            if cut > size:
+                break
+            bucket = prefixed.get(s[:cut])
+            if bucket is not None:
+                for bit, m in bucket:
+                    if bit & serves and (
+                        m is None or (s.startswith(m) if type(m) is bytes else match(m, s))
+                    ):
+                        return True
+        return False
 
 
 class ACLError(Exception):
@@ -120,6 +245,10 @@ class User:
         self.channels: dict[bytes, None] = {}
         self.all_channels = False
         self.unrestricted = False
+        self.key_patterns = Patterns()  # self.keys, indexed (what checks use)
+        self.channel_patterns = Patterns()
+        self.own_patterns = True  # False: a copy's, shared with the user it was copied from
+        self.texts: tuple[str, str, str, str] | None = None  # commands, keys, channels, line
 
     def copy(self) -> User:
         """A copy to change (SETUSER applies all its rules or none)."""
@@ -131,7 +260,22 @@ class User:
         u.cmd_rules = dict(self.cmd_rules)
         u.keys = dict(self.keys)
         u.channels = dict(self.channels)
+        u.own_patterns = False
         return u
+
+    def _own(self) -> None:
+        """Before a pattern is added: this user's own indexes, no longer its original's."""
+        if not self.own_patterns:
+            self.key_patterns = self.key_patterns.copy()
+            self.channel_patterns = self.channel_patterns.copy()
+            self.own_patterns = True
+
+    def parts(self) -> list[Any]:
+        """Its big containers (a deleted user's, freed in slices by lazyfree)."""
+        out: list[Any] = [self.keys, self.channels, self.allowed, self.cmd_rules, self.first_args]
+        for p in (self.key_patterns, self.channel_patterns):
+            out += [p.exact, p.prefixed]
+        return out
 
     @property
     def open(self) -> bool:
@@ -142,20 +286,41 @@ class User:
 
     def apply(self, rules: list[bytes]) -> None:
         """Apply SETUSER rules in order; raises L{ACLError} (with the rule) at the first bad one."""
-        for raw in rules:
-            try:
-                self._apply(raw)
-            except ACLError as e:
-                text = raw.decode("utf-8", "replace")
-                raise ACLError(f"Error in ACL SETUSER modifier '{text}': {e}") from None
+        deque(self.apply_steps(rules), 0)
+
+    def apply_steps(self, rules: list[bytes]) -> Generator[None, None, None]:
+        """L{apply}, yielding every L{RULES_PIECE} rules, then the descriptions, built."""
+        self.texts = None
+        apply = self._apply
+        for i in range(0, len(rules), RULES_PIECE):
+            for raw in rules[i : i + RULES_PIECE]:
+                try:
+                    apply(raw)
+                except ACLError as e:
+                    text = raw.decode("utf-8", "replace")
+                    raise ACLError(f"Error in ACL SETUSER modifier '{text}': {e}") from None
+            yield
         self.unrestricted = (
             len(self.allowed) >= len(every_name())
             and self.all_keys
             and self.all_channels
             and self.enabled
         )
+        keys = yield from _joined(self.keys, _key_text)
+        channels = yield from _joined(self.channels, _channel_text)
+        commands = yield from _joined(
+            self.cmd_rules.values(), str, "+@all" if self.all_commands else "-@all"
+        )
+        self.texts = (commands, keys, channels, self._line(commands, keys, channels))
 
     def _apply(self, raw: bytes) -> None:
+        first = raw[:1]
+        if first == b"~":  # (the usual rules of a long list first, before any decoding)
+            self._key_rule(raw)
+            return
+        if first == b"&":
+            self._channel_rule(raw[1:])
+            return
         r = raw.decode("utf-8", "replace")
         low = r.lower()
         if low == "on":
@@ -170,18 +335,14 @@ class User:
             self.passwords = []
         elif low in ("skip-sanitize-payload", "sanitize-payload"):
             self.sanitize = low == "sanitize-payload"
-        elif low in ("allkeys", "~*"):
-            self.all_keys = True
-            self.keys = {(b"*", True, True): None}
+        elif low == "allkeys":
+            self._all_keys()
         elif low == "resetkeys":
-            self.all_keys = False
-            self.keys = {}
-        elif low in ("allchannels", "&*"):
-            self.all_channels = True
-            self.channels = {b"*": None}
+            self._reset_keys()
+        elif low == "allchannels":
+            self._all_channels()
         elif low == "resetchannels":
-            self.all_channels = False
-            self.channels = {}
+            self._reset_channels()
         elif low in ("allcommands", "+@all"):
             self._base(True)
         elif low in ("nocommands", "-@all"):
@@ -191,10 +352,8 @@ class User:
             self.nopass = False
             self.enabled = False
             self.sanitize = True
-            self.all_keys = False
-            self.keys = {}
-            self.all_channels = False
-            self.channels = {}
+            self._reset_keys()
+            self._reset_channels()
             self._base(False)
         elif r.startswith(">"):
             h = sha256_hex(raw[1:])
@@ -223,12 +382,8 @@ class User:
                         "The password you are trying to remove from the user does not exist"
                     )
                 self.passwords.remove(h)
-        elif r.startswith("~") or r.startswith("%"):
+        elif r.startswith("%"):
             self._key_rule(raw)
-        elif r.startswith("&"):
-            if self.all_channels:
-                return  # already every channel
-            self.channels[raw[1:]] = None
         elif r.startswith("+") or r.startswith("-"):
             self._command_rule(r[0] == "+", low[1:])
         elif r.startswith("("):
@@ -236,7 +391,40 @@ class User:
         else:
             raise ACLError("Syntax error")
 
+    def _reset_keys(self) -> None:
+        self.all_keys = False
+        self.keys = {}
+        self.key_patterns = Patterns()
+
+    def _all_keys(self) -> None:
+        self._reset_keys()
+        self.all_keys = True
+        self.keys = {(b"*", True, True): None}
+        self.key_patterns.add(b"*", READ | WRITE)
+
+    def _reset_channels(self) -> None:
+        self.all_channels = False
+        self.channels = {}
+        self.channel_patterns = Patterns()
+
+    def _all_channels(self) -> None:
+        self._reset_channels()
+        self.all_channels = True
+        self.channels = {b"*": None}
+        self.channel_patterns.add(b"*", READ)
+
+    def _channel_rule(self, pat: bytes) -> None:
+        if pat == b"*":
+            self._all_channels()
+        elif not self.all_channels and pat not in self.channels:  # (all: already every one)
+            self.channels[pat] = None
+            self._own()
+            self.channel_patterns.add(pat, READ)
+
     def _key_rule(self, raw: bytes) -> None:
+        if raw == b"~*":
+            self._all_keys()
+            return
         if raw.startswith(b"~"):
             read = write = True
             pat = raw[1:]
@@ -254,7 +442,11 @@ class User:
                 "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and "
                 "does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
             )
-        self.keys[(pat, read, write)] = None
+        rule = (pat, read, write)
+        if rule not in self.keys:
+            self.keys[rule] = None
+            self._own()
+            self.key_patterns.add(pat, (READ if read else 0) | (WRITE if write else 0))
 
     def _base(self, allow: bool) -> None:
         self.all_commands = allow
@@ -355,39 +547,43 @@ class User:
 
     def _key_ok(self, key: bytes, flags: list[str]) -> bool:
         """Redis's C{ACLSelectorCheckKey}: a pattern with every permission the flags need."""
-        read = "access" in flags
-        write = "insert" in flags or "delete" in flags or "update" in flags
-        for pat, r, w in self.keys:
-            if (r or not read) and (w or not write) and glob.match(pat, key):
-                return True
-        return False
+        need = READ if "access" in flags else 0
+        if "insert" in flags or "delete" in flags or "update" in flags:
+            need |= WRITE
+        return self.key_patterns.match(key, need)
 
     def full_key_access(self, read: bool = True, write: bool = False) -> bool:
         """Redis's C{ACLSelectorHasUnrestrictedKeyAccess}: a C{*} pattern with those rights."""
         if self.all_keys:
             return True
-        return any(pat == b"*" and (r or not read) and (w or not write) for pat, r, w in self.keys)
+        keys = self.keys
+        return (
+            (b"*", True, True) in keys
+            or (not write and (b"*", True, False) in keys)
+            or (not read and (b"*", False, True) in keys)
+        )
 
     def _channel_ok(self, ch: bytes, pattern: bool) -> bool:
-        for pat in self.channels:
-            if (pat == ch) if pattern else glob.match(pat, ch):
-                return True
-        return False
+        if pattern:  # PSUBSCRIBE: a pattern the user has, as it is
+            return self.all_channels or ch in self.channels
+        return self.channel_patterns.match(ch, 0)
 
-    # -- descriptions ----------------------------------------------------------------
+    # -- descriptions (built once a SETUSER is applied: L{apply_steps}) ----------------
+
+    def _described(self) -> tuple[str, str, str, str]:
+        if self.texts is None:
+            deque(self.apply_steps([]), 0)
+        assert self.texts is not None
+        return self.texts
 
     def commands_text(self) -> str:
-        return " ".join([("+@all" if self.all_commands else "-@all"), *self.cmd_rules.values()])
+        return self._described()[0]
 
     def keys_text(self) -> str:
-        out = []
-        for pat, read, write in self.keys:
-            text = pat.decode("utf-8", "replace")
-            out.append(f"~{text}" if read and write else f"%{'R' if read else 'W'}~{text}")
-        return " ".join(out)
+        return self._described()[1]
 
     def channels_text(self) -> str:
-        return " ".join("&" + p.decode("utf-8", "replace") for p in self.channels)
+        return self._described()[2]
 
     def flags(self) -> list[str]:
         out = ["on" if self.enabled else "off"]
@@ -399,13 +595,39 @@ class User:
 
     def describe(self) -> str:
         """The ACL LIST line (aclfile syntax)."""
+        return self._described()[3]
+
+    def _line(self, commands: str, keys: str, channels: str) -> str:
         parts = ["user", self.name, *self.flags()]
         parts += ["#" + p for p in self.passwords]
         if self.keys:
-            parts.append(self.keys_text())
-        parts.append(self.channels_text() if self.channels else "resetchannels")
-        parts.append(self.commands_text())
+            parts.append(keys)
+        if self.all_channels:
+            parts.append(channels)
+        else:  # (as Redis 7.0 writes it: resetchannels, then the patterns)
+            parts.append(f"resetchannels {channels}" if self.channels else "resetchannels")
+        parts.append(commands)
         return " ".join(parts)
+
+
+def _key_text(rule: tuple[bytes, bool, bool]) -> str:
+    pat, read, write = rule
+    text = pat.decode("utf-8", "replace")
+    return f"~{text}" if read and write else f"%{'R' if read else 'W'}~{text}"
+
+
+def _channel_text(pat: bytes) -> str:
+    return "&" + pat.decode("utf-8", "replace")
+
+
+def _joined(items: Collection[T], text: Callable[[T], str], first: str = "") -> Steps[str]:
+    """C{" ".join(map(text, items))}, a piece of L{TEXT_PIECE} items at a time."""
+    parts = [first] if first else []
+    it = iter(items)
+    for _start in range(0, len(items), TEXT_PIECE):
+        parts.append(" ".join(map(text, islice(it, TEXT_PIECE))))
+        yield
+    return " ".join(parts)
 
 
 def default_user(password: str | None) -> User:

@@ -279,9 +279,13 @@ class KVProtocol(Protocol):
             self.transport.resumeProducing()
 
     def kill(self) -> None:
-        """CLIENT KILL, ACL DELUSER: gone now (not in CLIENT LIST), output dropped."""
+        """
+        CLIENT KILL, ACL DELUSER: gone now (not in CLIENT LIST, nothing more read, output
+        dropped); its connection is closed within a few turns (L{KVServer.abort}).
+        """
         self.connectionLost()
-        self.transport.abortConnection()
+        self.transport.pauseProducing()
+        self.server.abort(self.transport)
 
     def set_reply_mode(self, mode: str | None) -> None:
         """CLIENT REPLY: while not on, commands go through L{_execute_quiet}."""

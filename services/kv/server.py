@@ -35,6 +35,7 @@ PUBSUB_SOFT = 8 * 1024 * 1024  # Redis's default soft limit of pub/sub clientsâ€
 PUBSUB_SECONDS = 60  # â€¦over it for this long: disconnected
 
 log = Logger(namespace="portsuite.kv")
+ABORTS_PER_TURN = 64  # killed clients' connections closed a turn (KVServer.abort)
 AOF_CONTROL = frozenset((b"multi", b"exec", b"select"))  # records that are not writes
 
 
@@ -138,6 +139,9 @@ class KVServer(ServerFactory):
             self.notify_flags = parse_flags(settings.notify_keyspace_events) or 0
         self.users: dict[str, User] = build_users(settings.password, settings.acl)
         self.acl_log = ACLLog(time.time)
+        self.aborting: deque[Any] = deque()  # killed clients' transports, closed turn by turn
+        self.aborts_call: Any = None
+        self.aborted = 0  # how many this turn
         # MONITOR and CLIENT PAUSE look at every command: while one is on, no client
         # takes the fast dispatch path (KVProtocol.plain)
         self.every_command = False
@@ -277,13 +281,43 @@ class KVServer(ServerFactory):
 
     def user_changed(self, name: str, user: User | None) -> None:
         """ACL SETUSER/DELUSER: clients logged in as C{name} follow (deleted: disconnected)."""
+        self.users_changed({name: user})
+
+    def users_changed(self, changed: dict[str, User | None]) -> None:
+        """L{user_changed} for many users at once (ACL DELUSER of thousands: one pass)."""
         for client in list(self.clients.values()):
-            if client.user.name != name:
+            name = client.user.name
+            if name not in changed:
                 continue
+            user = changed[name]
             if user is None:
                 client.kill()
             else:
                 client.set_user(user)
+
+    def abort(self, transport: Any) -> None:
+        """
+        Close the connection of a killed client (CLIENT KILL, ACL DELUSER): at most
+        L{ABORTS_PER_TURN} a turn of the reactor, the others at the next turns. Each costs
+        Twisted's teardown and the suite's log line (about 0.2 ms): closing 3,000 at once
+        held every service for most of a second.
+        """
+        if self.aborts_call is None:
+            self.aborts_call = self.reactor.callLater(0, self._abort_more)
+            self.aborted = 0
+        if self.aborted < ABORTS_PER_TURN and not self.aborting:
+            self.aborted += 1
+            transport.abortConnection()
+        else:
+            self.aborting.append(transport)
+
+    def _abort_more(self) -> None:
+        self.aborts_call = None
+        aborting = self.aborting
+        for _i in range(min(ABORTS_PER_TURN, len(aborting))):
+            aborting.popleft().abortConnection()
+        if aborting:
+            self.aborts_call = self.reactor.callLater(0, self._abort_more)
 
     # -- MONITOR, CLIENT PAUSE --------------------------------------------------------
 

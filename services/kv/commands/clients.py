@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from portsuite_services.kv import bigwork
 from portsuite_services.kv.commands import SYNTAX, CommandError, command
+from portsuite_services.kv.commands.connection import CLIENT_COST, CLIENTS_PIECE
 from portsuite_services.kv.resp import OK, Map, SetReply, string2ll
 
 C = "connection"
@@ -94,8 +96,21 @@ def client_kill(c: Any, argv: list[bytes]) -> Any:
             tests.append(_older(now - age))
         else:
             raise CommandError(SYNTAX)
-    victims = [cl for cl in clients if all(t(cl) for t in tests) and not (skipme and cl is c)]
-    return _kill(c, victims)
+
+    def kills() -> bigwork.Steps[int]:
+        """Kill the clients that match, a piece a step (thousands: bigwork.py's slices)."""
+        n = 0
+        for i in range(0, len(clients), CLIENTS_PIECE):
+            victims = [
+                cl
+                for cl in clients[i : i + CLIENTS_PIECE]
+                if not cl.closed and all(t(cl) for t in tests) and not (skipme and cl is c)
+            ]
+            n += _kill(c, victims)
+            yield
+        return n
+
+    return bigwork.compute(c, argv, len(clients) * CLIENT_COST, kills)
 
 
 @command(

@@ -303,7 +303,31 @@ def client_list(c: Any, argv: list[bytes]) -> Any:
         clients = [cl for cl in clients if cl.id in ids]
     elif len(argv) != 2:
         raise CommandError(SYNTAX)
-    return Verbatim("".join(cl.info_line() + "\n" for cl in clients))
+
+    def lines() -> bigwork.Steps[str]:
+        mine = c.info_line()  # (now: while the others' are made, it waits: flag b)
+        return _info_lines(clients, c, mine)
+
+    # thousands of clients (25 us a line): the lines are made in slices (bigwork.py)
+    text = bigwork.compute(c, argv, len(clients) * CLIENT_COST, lines)
+    return text if text is NO_REPLY else Verbatim(text)
+
+
+CLIENTS_PIECE = 128  # clients described (CLIENT LIST) or killed (CLIENT KILL) a step
+CLIENT_COST = bigwork.PIECE // CLIENTS_PIECE  # a client: worth that many elements
+
+
+def _info_lines(clients: list[Any], c: Any, mine: str) -> bigwork.Steps[str]:
+    """CLIENT LIST's text, a piece of clients a step (those that closed meanwhile left out)."""
+    out = []
+    for i in range(0, len(clients), CLIENTS_PIECE):
+        out += [
+            (mine if cl is c else cl.info_line()) + "\n"
+            for cl in clients[i : i + CLIENTS_PIECE]
+            if not cl.closed
+        ]
+        yield
+    return "".join(out)
 
 
 @command(

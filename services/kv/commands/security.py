@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
-from portsuite_services.kv.acl import CATEGORIES, ACLError, User, category_names
+from portsuite_services.kv import bigwork
+from portsuite_services.kv.acl import CATEGORIES, RULES_PIECE, ACLError, User, category_names
 from portsuite_services.kv.commands import (
     COMMANDS,
+    NO_REPLY,
     NOT_INT,
     CommandError,
     command,
@@ -17,6 +20,7 @@ from portsuite_services.kv.commands import (
 from portsuite_services.kv.resp import OK, Double, Map, SetReply, string2ll
 
 S = "server"
+_BAD_NAME = re.compile(rb"[\x00- ]")  # (a username of 100 MB is looked at in C)
 
 container("acl", S, "A container for Access List Control commands")
 
@@ -48,16 +52,27 @@ def acl_cat(c: Any, argv: list[bytes]) -> Any:
     parent="acl",
 )
 def acl_setuser(c: Any, argv: list[bytes]) -> Any:
-    name = _text(argv[2])
-    if any(b <= 32 for b in argv[2]):
+    if _BAD_NAME.search(argv[2]):
         raise CommandError("ERR Usernames can't contain spaces or null characters")
+    name = _text(argv[2])
     users = c.server.users
-    old = users.get(name)
-    user = User(name) if old is None else old.copy()
+    rules = argv[3:]
+
+    def changed() -> bigwork.Steps[User]:  # the user's new version, made aside
+        old = users.get(name)
+        user = User(name) if old is None else old.copy()
+        yield from user.apply_steps(rules)
+        return user
+
+    # a long list of rules (a million key patterns) is applied in slices, the rest of kv
+    # waiting (bigwork.py): each step applies RULES_PIECE rules, worth PIECE elements
+    cost = len(rules) * (bigwork.PIECE // RULES_PIECE)
     try:
-        user.apply(argv[3:])
+        user = bigwork.compute(c, argv, cost, changed)
     except ACLError as e:
         raise CommandError(f"ERR {e}") from None
+    if user is NO_REPLY:
+        return NO_REPLY
     users[name] = user
     c.server.user_changed(name, user)
     return OK
@@ -94,12 +109,16 @@ def acl_deluser(c: Any, argv: list[bytes]) -> Any:
     names = [_text(a) for a in argv[2:]]
     if "default" in names:
         raise CommandError("ERR The 'default' user cannot be removed")
-    n = 0
+    gone: dict[str, User | None] = {}
     for name in names:
-        if c.server.users.pop(name, None) is not None:
-            n += 1
-            c.server.user_changed(name, None)
-    return n
+        user = c.server.users.pop(name, None)
+        if user is not None:
+            gone[name] = None
+            for part in user.parts():  # (100,000 patterns: tens of ms to free at once)
+                c.server.lazyfree.free(part)
+    if gone:
+        c.server.users_changed(gone)
+    return len(gone)
 
 
 @command(

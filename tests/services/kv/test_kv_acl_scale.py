@@ -1,0 +1,282 @@
+"""
+ACL users with very many rules, and CLIENT KILL / CLIENT LIST over thousands of
+clients: what used to hold the reactor (every service of the suite) for a long
+time. A check looks at the patterns that may match the key, not all of them; a
+long SETUSER, CLIENT KILL and CLIENT LIST run in slices (bigwork.py) and killed
+clients' connections close a few dozen a turn. On a Clock and StringTransport first
+(no timing), then side by side with redis-server on real sockets.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import hiredis
+import pytest
+from test_kv_bigreply import _client, _cmd, _drive, _replies
+from test_kv_bigwork import _turn
+from twisted.internet.task import Clock
+
+from portsuite_services.kv import KVServer, Settings, glob
+from portsuite_services.kv.acl import READ, WRITE, Patterns
+from portsuite_services.kv.bigwork import BIG
+from portsuite_services.kv.server import ABORTS_PER_TURN
+
+
+@contextmanager
+def _glob_calls() -> Iterator[list[int]]:
+    """How many times glob.py's matchers run meanwhile (a profile hook: nothing replaced)."""
+    count = [0]
+    code = {
+        f.__code__ for f in vars(glob).values() if callable(f) and f.__name__.startswith("match")
+    }
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code in code:
+            count[0] += 1
+
+    sys.setprofile(hook)
+    try:
+        yield count
+    finally:
+        sys.setprofile(None)
+
+
+def _random_pattern(rnd: random.Random) -> bytes:
+    return bytes(rnd.choice(b"ab*?[]^-\\") for _ in range(rnd.randint(0, 7)))
+
+
+def test_indexed_patterns_match_as_redis_globs() -> None:
+    """Patterns (the index) answers what trying every pattern with glob.match answers."""
+    rnd = random.Random(10)
+    for _ in range(300):
+        rules = [(_random_pattern(rnd), rnd.choice((READ, WRITE, READ | WRITE))) for _ in range(8)]
+        # literal and prefix patterns too (the indexed cases), some with escapes
+        rules += [(b"ab", READ), (b"a\\*b", WRITE), (b"ba*", READ | WRITE), (b"abab*", READ)]
+        index = Patterns()
+        for pat, mask in rules:
+            index.add(pat, mask)
+        for _ in range(40):
+            key = bytes(rnd.choice(b"ab*?[]^-\\") for _ in range(rnd.randint(0, 9)))
+            for need in (0, READ, WRITE, READ | WRITE):
+                want = any(m & need == need and glob.match(p, key) for p, m in rules)
+                assert index.match(key, need) == want, (rules, key, need)
+
+
+def _shown(reply: Any) -> Any:
+    return f"-{reply}" if isinstance(reply, hiredis.ReplyError) else reply
+
+
+def _logged_in(server: KVServer, user: str) -> tuple[Any, Any]:
+    c, t = _client(server)
+    c.dataReceived(_cmd("AUTH", user, "pw"))
+    assert t.value() == b"+OK\r\n"
+    t.clear()
+    return c, t
+
+
+def test_a_check_tries_only_the_patterns_that_may_match() -> None:
+    """20,000 patterns: each check used to run the matcher on all of them (0.5 s at 100,000)."""
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    admin, ta = _client(server)
+    rules = [b"~k%d" % i for i in range(10_000)] + [b"~p%d:*" % i for i in range(10_000)]
+    admin.dataReceived(_cmd("ACL", "SETUSER", "u", "on", ">pw", "+@all", *rules, "&c*"))
+    _drive(clock, lambda: ta.value() == b"+OK\r\n")
+    u, tu = _logged_in(server, "u")
+    with _glob_calls() as calls:
+        u.dataReceived(
+            _cmd("GET", "zzz")
+            + _cmd("GET", "k9999")
+            + _cmd("SET", "p1234:x", "v")
+            + _cmd("GET", "p12345")
+            + _cmd("PUBLISH", "d", "m")
+        )
+    key_denied = "-NOPERM this user has no permissions to access one of the keys used as arguments"
+    assert [_shown(r) for r in _replies(tu.value())] == [
+        key_denied,
+        None,
+        b"OK",
+        key_denied,
+        "-NOPERM this user has no permissions to access one of the channels used as arguments",
+    ]
+    assert calls[0] <= 4
+
+
+def test_a_long_setuser_runs_in_slices_and_is_atomic() -> None:
+    """The other clients wait for it (as Redis, it is one command); a bad rule: nothing changes."""
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    admin, ta = _client(server)
+    other, to = _client(server)
+    rules = [b"~k%d" % i for i in range(BIG)]
+    admin.dataReceived(
+        _cmd("ACL", "SETUSER", "u", "on", ">pw", "+get", *rules) + _cmd("ACL", "GETUSER", "u")
+    )
+    assert ta.value() == b""  # in slices: the reactor is free meanwhile
+    other.dataReceived(_cmd("ACL", "GETUSER", "u"))
+    assert to.value() == b""  # kv's other clients wait for the whole command
+    _drive(clock, lambda: len(_replies(ta.value())) == 2)
+    ok, got = _replies(ta.value())
+    assert ok == b"OK"
+    assert got[7] == b" ".join(b"~k%d" % i for i in range(BIG))
+    assert _replies(to.value()) == [got]
+    before = ta.value()
+    # a bad rule at the end of a long list: an error, and the user as it was
+    ta.clear()
+    admin.dataReceived(
+        _cmd("ACL", "SETUSER", "u", "resetkeys", *[b"~x%d" % i for i in range(BIG)], "bogus")
+        + _cmd("ACL", "GETUSER", "u")
+    )
+    _drive(clock, lambda: len(_replies(ta.value())) == 2)
+    err, again = _replies(ta.value())
+    assert _shown(err) == "-ERR Error in ACL SETUSER modifier 'bogus': Syntax error"
+    assert again == got and before
+
+
+def test_client_kill_of_thousands_closes_them_over_turns() -> None:
+    """Gone from CLIENT LIST at once, their connections closed ABORTS_PER_TURN a turn."""
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    admin, ta = _client(server)
+    victims = [_client(server) for _ in range(3000)]
+    admin.dataReceived(_cmd("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
+
+    def aborted() -> int:
+        return sum(1 for _, t in victims if t.disconnecting)
+
+    closed = [aborted()]  # (by the command itself)
+
+    for _ in range(1000):
+        if ta.value() and aborted() == len(victims):
+            break
+        before = aborted()
+        _turn(clock)
+        closed[0] = max(closed[0], aborted() - before)
+    assert ta.value() == b":3000\r\n"
+    assert aborted() == len(victims)
+    assert closed[0] <= ABORTS_PER_TURN  # never all at once
+    # what a killed client sends is not run
+    c, t = victims[0]
+    c.dataReceived(_cmd("SET", "k", "v"))
+    assert t.value() == b""
+    ta.clear()
+    admin.dataReceived(_cmd("CLIENT", "LIST"))
+    _drive(clock, lambda: bool(ta.value()))
+    assert _replies(ta.value())[0].count(b"\n") == 1
+
+
+def test_client_list_of_thousands_is_the_whole_list() -> None:
+    """Made in slices: the same text as made whole (the caller's own line without flag b)."""
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    admin, ta = _client(server)
+    others = [_client(server) for _ in range(3000)]
+    for i, (c, _t) in enumerate(others):
+        c.dataReceived(_cmd("CLIENT", "SETNAME", f"c{i}"))
+    admin.dataReceived(_cmd("CLIENT", "LIST"))
+    assert ta.value() == b""  # in slices
+    _drive(clock, lambda: bool(ta.value()))
+    sliced = _replies(ta.value())[0]
+    whole: list[bytes] = []
+    admin.execute([b"CLIENT", b"LIST"], whole)  # (no batch: made whole)
+    assert _replies(b"".join(whole))[0] == sliced
+    lines = sliced.decode().splitlines()
+    assert len(lines) == 3001 and " name=c2999 " in lines[-1]
+    assert " flags=N " in lines[0] and " cmd=client|list " in lines[0]
+
+
+# -- side by side with redis-server ----------------------------------------------------
+
+
+def _call(sock: socket.socket, *args: str | bytes) -> bytes:
+    """One command, its whole reply as bytes."""
+    sock.sendall(_cmd(*args))
+    data = b""
+    while True:
+        data += sock.recv(1 << 20)
+        r = hiredis.Reader()
+        r.feed(data)
+        if r.gets() is not False:
+            return data
+
+
+BIG_USER = [
+    "on",
+    ">pw",
+    *[f"~k{i}" for i in range(3000)],
+    *[f"%R~r{i}:*" for i in range(1000)],
+    *[f"%W~w*{i}" for i in range(500)],
+    "~[ab]x?y",
+    "~esc\\*aped",
+    *[f"&c{i}*" for i in range(2000)],
+    "+@all",
+    "-hgetall",
+]
+DRYRUNS = [
+    "GET k5",
+    "GET k3000",
+    "GET r5:x",
+    "SET r5:x v",
+    "SET w12345 v",
+    "GET w12345",
+    "GET ax5y",
+    "GET esc*aped",
+    "GET escXaped",
+    "HGETALL k5",
+    "MGET k1 k2 k2999",
+    "MGET k1 zz",
+    "PUBLISH c5x m",
+    "PUBLISH zz m",
+    "SUBSCRIBE c77 c1999abc",
+    "SUBSCRIBE c77 d",
+]
+
+
+def _big_user(port: int) -> list[bytes]:
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    out = []
+    try:
+        out.append(_call(s, "ACL", "SETUSER", "big", *BIG_USER))
+        out.append(_call(s, "ACL", "GETUSER", "big"))
+        out.append(b"\n".join(x for x in _call(s, "ACL", "LIST").split(b"\r\n") if b"big" in x))
+        for line in DRYRUNS:
+            out.append(_call(s, "ACL", "DRYRUN", "big", *line.split()) + line.encode())
+        bad = [*[f"~q{i}" for i in range(5000)], "&x", "nosuchrule"]
+        out.append(_call(s, "ACL", "SETUSER", "big", "resetkeys", *bad))
+        out.append(_call(s, "ACL", "GETUSER", "big"))  # unchanged
+    finally:
+        _call(s, "ACL", "DELUSER", "big")
+        s.close()
+    return out
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_big_user_as_redis(redis_port: int, kv_port: int) -> None:
+    want = _big_user(redis_port)
+    got = _big_user(kv_port)
+    assert len(got) == len(want)
+    for w, g in zip(want, got, strict=True):
+        assert g == w
+
+
+def test_deluser_of_a_big_user_frees_it_in_slices() -> None:
+    """Its clients are gone at once; its 100,000 patterns are freed a piece a turn."""
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    admin, ta = _client(server)
+    rules = [b"~k%d" % i for i in range(50_000)] + [b"&c%d*" % i for i in range(50_000)]
+    admin.dataReceived(_cmd("ACL", "SETUSER", "u", "on", ">pw", "+@all", *rules))
+    _drive(clock, lambda: ta.value() == b"+OK\r\n")
+    u, tu = _logged_in(server, "u")
+    ta.clear()
+    admin.dataReceived(_cmd("ACL", "DELUSER", "u") + _cmd("ACL", "USERS"))
+    assert _replies(ta.value()) == [1, [b"default"]]
+    assert u.closed and tu.disconnecting
+    assert server.lazyfree.pending > 0  # not all at once
+    _drive(clock, lambda: server.lazyfree.pending == 0)
