@@ -227,17 +227,24 @@ def _recorded(c: Any, argv: list[bytes], steps: Steps[T]) -> Steps[T]:
     """
     C{steps}; then, for a write of many arguments while the AOF is on, its record
     encoded a piece a step, for the AOF to take as it is when the command runs again
-    (a million arguments took 0.2 s at once).
+    (a million arguments took 0.2 s at once). Other work's C{steps} are kept as they
+    are (a PUBLISH's delivery: L{Working.stop} looks at them).
     """
-    result = yield from steps
     aof = c.server.aof
-    if len(argv) > ARGS and isinstance(aof, AOF):
-        from portsuite_services.kv.commands import COMMANDS
+    if len(argv) <= ARGS or not isinstance(aof, AOF):
+        return steps
+    from portsuite_services.kv.commands import COMMANDS
 
-        cmd = COMMANDS.get(argv[0].lower())
-        if cmd is not None and cmd.write:
-            parts = yield from record_steps(argv)
-            aof.ready = None if parts is None else (argv, parts)
+    cmd = COMMANDS.get(argv[0].lower())
+    if cmd is None or not cmd.write:
+        return steps
+    return _then_recorded(aof, argv, steps)
+
+
+def _then_recorded(aof: AOF, argv: list[bytes], steps: Steps[T]) -> Steps[T]:
+    result = yield from steps
+    parts = yield from record_steps(argv)
+    aof.ready = None if parts is None else (argv, parts)
     return result
 
 
