@@ -9,10 +9,12 @@ rebuilds the pending entries lists.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
-from portsuite_services.kv import bigreply, blocking  # (XREAD BLOCK waits as BLPOP does)
+from portsuite_services.kv import bigreply, bigwork, blocking  # (XREAD BLOCK waits as BLPOP does)
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NOT_INT,
     SYNTAX,
     CommandError,
@@ -23,7 +25,7 @@ from portsuite_services.kv.commands import (
     wrong_arity,
     wrongtype,
 )
-from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, string2ll
+from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Preencoded, string2ll
 from portsuite_services.kv.stream import (
     INVALID_READ,
     MAX_ID,
@@ -41,6 +43,9 @@ X = "stream"
 INVALID_ID = "ERR Invalid stream ID specified as stream command argument"
 LONG_MAX = LLONG_MAX
 TRIM_DEFAULT_LIMIT = 100 * 100  # 100 * stream-node-max-entries
+# entries a step of a big read or write handles: each costs a few microseconds of
+# Python (a NACK, two pending lists, maybe an AOF record), so fewer than bigwork.PIECE
+PIECE = 512
 
 
 def _stream(c: Any, key: bytes) -> Stream | None:
@@ -520,14 +525,21 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     can_block = block >= 0 and not history
 
     def attempt() -> Any:
-        out, also = _xread_now(c, targets, count, noack, cname, now)
-        if group_mode and also:
+        steps = lambda: _xread_steps(c, targets, count, noack, cname, now)  # noqa: E731
+        if group_mode:  # (a big read: its entries delivered a piece at a time, bigwork.py)
+            done = bigwork.compute(c, argv, _xread_cost(targets, count), steps)
+            if done is NO_REPLY:
+                return done
+        else:
+            done = bigwork.run_through(steps())
+        parts, changed = done
+        if changed:
             c.store.dirty += 1
-            c.also = also
+            c.also = []  # (recorded as it was delivered: L{_record})
             c.touched = [t[0] for t in targets]  # (WATCH: the streams read)
-        if not out:
+        if not parts:
             return blocking.NOT_READY if can_block else NULL_ARRAY
-        return _keyed(c, out)
+        return _entries_reply(c, parts)
 
     if not can_block:
         return attempt()
@@ -539,19 +551,48 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     return blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY)
 
 
-def _xread_now(
+Part = tuple[bytes, list[tuple[int, int]], list[Any]]  # a key, IDs, their fields (None: deleted)
+
+
+def _xread_cost(targets: list[Any], count: int) -> int:
+    """About how many entries XREADGROUP delivers (bigwork's cost)."""
+    n = 0
+    for _key, s, g, start in targets:
+        if s is None or g is None:
+            continue
+        if start is None:
+            left = len(s.ids) - bisect.bisect_right(s.ids, g.last_id)
+        else:  # (its consumer's PEL is at most the group's)
+            left = len(g.pel.order) - g.pel.after(start)
+        n += min(left, count) if count else left
+    return n
+
+
+def _record(c: Any, argv: list[bytes]) -> None:
+    """Say C{argv} to the AOF now (a big write recorded a piece at a time, as applied)."""
+    aof = c.server.aof
+    if aof is not None:
+        aof.feed_db(c.store.id, argv)
+
+
+def _xread_steps(
     c: Any, targets: list[Any], count: int, noack: bool, cname: bytes | None, now: int
-) -> tuple[list[tuple[bytes, Any]], list[list[bytes]]]:
-    """What XREAD/XREADGROUP can deliver now (and what the AOF gets for it)."""
-    out: list[tuple[bytes, Any]] = []
-    also: list[list[bytes]] = []
+) -> bigwork.Steps[tuple[list[Part], bool]]:
+    """
+    What XREAD/XREADGROUP delivers now, and whether it changed a group. The entries
+    go to the pending lists a piece at a time, each piece recorded as Redis
+    propagates it (an XCLAIM each, or XGROUP SETID): a read stopped half-way (its
+    client gone) is a read of fewer entries, in memory and in the AOF alike.
+    """
+    out: list[Part] = []
+    changed = False
     for key, s, g, start in targets:
         if s is None:
             continue
         if g is None:
             got = s.after(start, count)
             if got:
-                out.append((key, [entry(s, i) for i in got]))
+                out.append((key, got, list(map(s.entries.__getitem__, got))))
             continue
         assert cname is not None
         if start is None and not (s.ids and s.ids[-1] > g.last_id):
@@ -559,40 +600,66 @@ def _xread_now(
         cons = g.consumers.get(cname)
         if cons is None:
             cons = g.consumers[cname] = Consumer(cname, now)
-            also.append([b"XGROUP", b"CREATECONSUMER", key, g.name, cname])
+            _record(c, [b"XGROUP", b"CREATECONSUMER", key, g.name, cname])
+            changed = True
         cons.seen = now
         if start is None:  # '>': new entries
             got = s.after(g.last_id, count)
             if not got:
                 continue
-            entries = []
-            for i in got:
-                s.group_read(g, i)
-                entries.append(entry(s, i))
-                if not noack:
-                    old = g.pel.get(i)
-                    if old is not None:
-                        del old.consumer.pel[i]
-                    nack = NACK(cons, now, 1)
-                    g.pel[i] = nack
-                    cons.pel[i] = nack
-                    also.append(_xclaim_prop(key, g, cons.name, i, nack))
-            if noack:
-                also.append(_setid_prop(key, g))
-            out.append((key, entries))
+            changed = True
+            aof = c.server.aof
+            for lo in range(0, len(got), PIECE):
+                for i in got[lo : lo + PIECE]:
+                    s.group_read(g, i)
+                    if not noack:
+                        old = g.pel.get(i)
+                        if old is not None:
+                            del old.consumer.pel[i]
+                        nack = NACK(cons, now, 1)
+                        g.pel[i] = nack
+                        cons.pel[i] = nack
+                        if aof is not None:
+                            _record(c, _xclaim_prop(key, g, cons.name, i, nack))
+                if noack:
+                    _record(c, _setid_prop(key, g))
+                yield
+            out.append((key, got, list(map(s.entries.__getitem__, got))))
         else:  # history: this consumer's pending entries after the ID
-            ids = cons.pel.live_from(cons.pel.after(start), count)
-            entries = []
-            for i in ids:
-                if i in s.entries:
-                    nack = cons.pel[i]
-                    nack.time = now
-                    nack.count += 1
-                    entries.append(entry(s, i))
-                else:
-                    entries.append([fmt(i), NULL_ARRAY])
-            out.append((key, entries))
-    return out, also
+            got = cons.pel.live_from(cons.pel.after(start), count)
+            fields: list[Any] = []
+            get = s.entries.get
+            pel = cons.pel
+            for lo in range(0, len(got), PIECE):
+                for i in got[lo : lo + PIECE]:
+                    fv = get(i)
+                    if fv is not None:
+                        nack = pel[i]
+                        nack.time = now
+                        nack.count += 1
+                    fields.append(fv)
+                yield
+            out.append((key, got, fields))
+    return out, changed
+
+
+def _entries_reply(c: Any, parts: list[Part]) -> Any:
+    """XREAD/XREADGROUP's reply: small at once, big in slices (bigreply.py)."""
+    if bigreply.possible(c, sum(len(p[1]) for p in parts)):
+        return bigreply.keyed_stream_entries(c, parts)
+    return _keyed(
+        c,
+        [
+            (
+                key,
+                [
+                    [fmt(i), NULL_ARRAY if fv is None else list(fv)]
+                    for i, fv in zip(ids, fields, strict=True)
+                ],
+            )
+            for key, ids, fields in parts
+        ],
+    )
 
 
 def _xclaim_prop(key: bytes, g: Group, cname: bytes, i: tuple[int, int], nack: NACK) -> list[bytes]:
@@ -869,20 +936,34 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
         pel = owner.pel if owner is not None else PEL()
     else:
         pel = g.pel
+    if not count or start > end:
+        return []
+    lo = pel.after(start, inclusive=True)
+    cost = min(bisect.bisect_right(pel.order, end) - lo, count if not min_idle else LONG_MAX)
+    return bigwork.compute(
+        c, argv, cost, lambda: _pending_steps(pel, lo, end, count, min_idle, now)
+    )
+
+
+def _pending_steps(
+    pel: PEL, lo: int, end: tuple[int, int], count: int, min_idle: int, now: int
+) -> bigwork.Steps[list[Any]]:
+    """XPENDING's entries from position C{lo} of the PEL's order, a piece at a time."""
     out: list[Any] = []
-    if count and start <= end:
-        order = pel.order
-        for k in range(pel.after(start, inclusive=True), len(order)):
-            i = order[k]
-            if i not in pel:
-                continue
-            if i > end or len(out) >= count:
-                break
-            nack = pel[i]
-            idle = max(now - nack.time, 0)
-            if min_idle and idle < min_idle:
-                continue
-            out.append([fmt(i), nack.consumer.name, idle, nack.count])
+    order = pel.order
+    for k in range(lo, len(order)):
+        if not (k - lo + 1) % PIECE:
+            yield
+        i = order[k]
+        if i not in pel:
+            continue
+        if i > end or len(out) >= count:
+            break
+        nack = pel[i]
+        idle = max(now - nack.time, 0)
+        if min_idle and idle < min_idle:
+            continue
+        out.append([fmt(i), nack.consumer.name, idle, nack.count])
     return out
 
 
@@ -1133,44 +1214,84 @@ def xinfo_stream(c: Any, argv: list[bytes]) -> Any:
                 ("last-entry", last if last is not None else None),
             ]
         )
-    ids = s.ids[:count] if count else s.ids
-    groups = []
+    cost = min(len(s), count or len(s)) + sum(
+        min(len(g.pel), count or len(g.pel)) * 2 + len(g.consumers) for g in s.groups.values()
+    )
+    return bigwork.compute(c, argv, cost, lambda: _full_steps(c, s, head, count))
+
+
+def _full_steps(c: Any, s: Stream, head: list[Any], count: int) -> bigwork.Steps[Preencoded]:
+    """
+    XINFO STREAM FULL's reply, encoded a piece at a time (its entries, its groups'
+    and consumers' pending entries: C{count} of each, 0 for all of them).
+    """
+    enc = c.enc
+    out: list[bytes] = []
+    chunks: list[bytes] = []
+    resp3 = c.resp == 3
+
+    def map_of(n: int) -> None:
+        out.append(b"%%%d\r\n" % n if resp3 else b"*%d\r\n" % (2 * n))
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        for k, v in items:
+            enc(k, out)
+            enc(v, out)
+
+    done = 0  # elements encoded since the last step
+
+    def array(items: list[Any], make: Any) -> bigwork.Steps[None]:
+        nonlocal done, out
+        out.append(b"*%d\r\n" % len(items))
+        for lo in range(0, len(items), PIECE):
+            piece = items[lo : lo + PIECE]
+            for x in piece:
+                enc(make(x), out)
+            done += len(piece)
+            if done >= PIECE:
+                done = 0
+                chunks.append(b"".join(out))  # (joined as it goes: the end joins few)
+                out = []
+                yield
+
+    map_of(len(head) + 2)
+    pairs(head)
+    enc("entries", out)
+    yield from array(s.ids[:count] if count else s.ids, lambda i: entry(s, i))
+    enc("groups", out)
+    out.append(b"*%d\r\n" % len(s.groups))
     for g in _by_name(s.groups):
-        pel = g.sorted_pel()
-        pel_c = pel[:count] if count else pel
-        consumers = []
-        for cons in _by_name(g.consumers):
-            cp = cons.pel.live_from(0, count)
-            consumers.append(
-                Map(
-                    [
-                        ("name", cons.name),
-                        ("seen-time", cons.seen),
-                        ("pel-count", len(cons.pel)),
-                        ("pending", [[fmt(i), cons.pel[i].time, cons.pel[i].count] for i in cp]),
-                    ]
-                )
-            )
-        groups.append(
-            Map(
-                [
-                    ("name", g.name),
-                    ("last-delivered-id", fmt(g.last_id)),
-                    ("entries-read", g.entries_read if g.entries_read != INVALID_READ else None),
-                    ("lag", s.lag(g)),
-                    ("pel-count", len(g.pel)),
-                    (
-                        "pending",
-                        [
-                            [fmt(i), g.pel[i].consumer.name, g.pel[i].time, g.pel[i].count]
-                            for i in pel_c
-                        ],
-                    ),
-                    ("consumers", consumers),
-                ]
-            )
+        map_of(7)
+        pairs(
+            [
+                ("name", g.name),
+                ("last-delivered-id", fmt(g.last_id)),
+                ("entries-read", g.entries_read if g.entries_read != INVALID_READ else None),
+                ("lag", s.lag(g)),
+                ("pel-count", len(g.pel)),
+            ]
         )
-    return Map([*head, ("entries", [entry(s, i) for i in ids]), ("groups", groups)])
+        enc("pending", out)
+        gpel = g.pel
+        yield from array(
+            gpel.live_from(0, count),
+            lambda i, p=gpel: [fmt(i), p[i].consumer.name, p[i].time, p[i].count],
+        )
+        enc("consumers", out)
+        consumers = _by_name(g.consumers)
+        out.append(b"*%d\r\n" % len(consumers))
+        for cons in consumers:
+            map_of(4)
+            pairs([("name", cons.name), ("seen-time", cons.seen), ("pel-count", len(cons.pel))])
+            enc("pending", out)
+            cpel = cons.pel
+            yield from array(
+                cpel.live_from(0, count), lambda i, p=cpel: [fmt(i), p[i].time, p[i].count]
+            )
+            done += 1
+    chunks.append(b"".join(out))
+    raw = b"".join(chunks)
+    return Preencoded(raw, raw)
 
 
 NO_KEY = "ERR no such key"
