@@ -275,9 +275,23 @@ def _entries(
     return encode
 
 
-def stream_entries(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]]) -> Any:
-    """XRANGE's entries (only when L{possible}): each its ID and its fields and values."""
-    return start(c, b"*%d\r\n" % len(ids), len(ids), _entries(ids, fields), per=ENTRIES)
+def _ids(ids: list[tuple[int, int]]) -> Callable[[int, int], bytes]:
+    """Stream IDs as bulk strings."""
+
+    def encode(lo: int, hi: int) -> bytes:
+        raws = [b"%d-%d" % i for i in ids[lo:hi]]
+        return b"".join([b"$%d\r\n%s\r\n" % (len(r), r) for r in raws])
+
+    return encode
+
+
+def stream_entries(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]] | None) -> Any:
+    """
+    XRANGE's entries (only when L{possible}): each its ID and its fields and values
+    (the IDs alone when C{fields} is None: XCLAIM's JUSTID).
+    """
+    body = _ids(ids) if fields is None else _entries(ids, fields)
+    return start(c, b"*%d\r\n" % len(ids), len(ids), body, per=ENTRIES)
 
 
 def keyed_stream_entries(c: Any, parts: list[tuple[bytes, list[Any], list[Any]]]) -> Any:
@@ -299,6 +313,31 @@ def keyed_stream_entries(c: Any, parts: list[tuple[bytes, list[Any], list[Any]]]
     header = b"%s%d\r\n" % (b"%" if resp3 else b"*", len(parts))
     nil = b"_\r\n" if resp3 else b"*-1\r\n"
     return start(c, header, len(ids), _entries(ids, fields, nil), ids, ENTRIES)
+
+
+def claimed(
+    c: Any,
+    nxt: bytes,
+    ids: list[tuple[int, int]],
+    fields: list[list[bytes]] | None,
+    deleted: list[bytes],
+) -> Any:
+    """
+    XAUTOCLAIM's C{[next, claimed, deleted]} (only when L{possible}): the claimed
+    entries (their IDs alone when C{fields} is None: JUSTID) a slice a turn, the
+    deleted IDs after them.
+    """
+    n = len(ids)
+    header = b"*3\r\n$%d\r\n%s\r\n*%d\r\n" % (len(nxt), nxt, n)
+    body = _ids(ids) if fields is None else _entries(ids, fields)
+
+    def encode(lo: int, hi: int) -> bytes:
+        data = body(lo, min(hi, n))
+        if hi > n:  # (the last element: the deleted IDs)
+            data += b"*%d\r\n" % len(deleted) + _bulks(deleted)(0, len(deleted))
+        return data
+
+    return start(c, header, n + 1, encode, ids, ENTRIES)
 
 
 def set_members(c: Any, items: list[bytes], own: bool = False) -> Any:

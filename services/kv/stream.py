@@ -185,27 +185,48 @@ class Stream:
         if len(self.ids) == 1:
             self.first_id = i
 
-    def _node_of(self, i: tuple[int, int]) -> int:
-        masters = [n.master for n in self.nodes]
-        return bisect.bisect_right(masters, i) - 1
-
     def delete(self, i: tuple[int, int]) -> bool:
-        if i not in self.entries:
-            return False
-        del self.entries[i]
-        pos = bisect.bisect_left(self.ids, i)
-        del self.ids[pos]
-        n = self._node_of(i)
-        if n >= 0:
-            node = self.nodes[n]
-            node.live -= 1
-            if node.live <= 0:
-                del self.nodes[n]
-        if i > self.max_deleted:
-            self.max_deleted = i
-        if i == self.first_id:
-            self.first_id = self.ids[0] if self.ids else ZERO
-        return True
+        return self.delete_many([i]) == 1
+
+    def delete_many(self, ids: list[tuple[int, int]]) -> int:
+        """
+        Delete the entries of C{ids} (XDEL); how many there were. The list of IDs is
+        cut once, around all of them (a cut per ID moved the rest of a stream of a
+        million each time: XDEL of 125,000 IDs took 35 s), and the nodes are found
+        by bisection on their masters, listed once.
+        """
+        entries = self.entries
+        gone = sorted({i for i in ids if i in entries})
+        if not gone:
+            return 0
+        for i in gone:
+            del entries[i]
+        nodes = self.nodes
+        masters = [n.master for n in nodes]
+        emptied = False
+        for i in gone:
+            k = bisect.bisect_right(masters, i) - 1
+            if k >= 0:
+                node = nodes[k]
+                node.live -= 1
+                emptied = emptied or node.live <= 0
+        if emptied:
+            self.nodes = [n for n in nodes if n.live > 0]
+        old = self.ids
+        kept: list[tuple[int, int]] = []
+        prev = 0
+        for i in gone:
+            pos = bisect.bisect_left(old, i, prev)
+            kept += old[prev:pos]
+            prev = pos + 1
+        kept += old[prev:]
+        self.ids = kept
+        if gone[-1] > self.max_deleted:
+            self.max_deleted = gone[-1]
+        k = bisect.bisect_left(gone, self.first_id)
+        if k < len(gone) and gone[k] == self.first_id:
+            self.first_id = kept[0] if kept else ZERO
+        return len(gone)
 
     def trim(
         self,

@@ -10,6 +10,7 @@ rebuilds the pending entries lists.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from typing import Any
 
 from portsuite_services.kv import bigreply, bigwork, blocking  # (XREAD BLOCK waits as BLPOP does)
@@ -351,9 +352,23 @@ def _range(c: Any, argv: list[bytes], rev: bool) -> Any:
     if lo > hi:
         return []
     ids = s.range(lo, hi, max(count, 0), rev)
-    if bigreply.possible(c, len(ids)):  # a snapshot of the entries, sent in slices
-        return bigreply.stream_entries(c, ids, list(map(s.entries.__getitem__, ids)))
-    return [entry(s, i) for i in ids]
+    if not bigreply.possible(c, len(ids)):
+        return [entry(s, i) for i in ids]
+    # a snapshot of the entries (taken a piece at a time: bigwork.py), sent in slices
+    fields = bigwork.compute(c, argv, len(ids), lambda: _fields(s, ids))
+    if fields is NO_REPLY:
+        return fields
+    return bigreply.stream_entries(c, ids, fields)
+
+
+def _fields(s: Stream, ids: list[tuple[int, int]]) -> bigwork.Steps[list[list[bytes]]]:
+    """The fields of the entries C{ids}, a piece at a time."""
+    out: list[list[bytes]] = []
+    get = s.entries.__getitem__
+    for lo in range(0, len(ids), bigwork.PIECE):
+        out += map(get, ids[lo : lo + bigwork.PIECE])
+        yield
+    return out
 
 
 @command("xrange", -4, "readonly", X, "Return a range of elements in a stream")
@@ -374,14 +389,67 @@ def xlen(c: Any, argv: list[bytes]) -> Any:
 
 @command("xdel", -3, "write fast", X, "Removes the specified entries from the stream")
 def xdel(c: Any, argv: list[bytes]) -> Any:
-    ids = [_sid(b) for b in argv[2:]]
+    return _applied(c, argv, WEIGHT * (len(argv) - 2), lambda: _xdel_steps(c, argv))
+
+
+def _xdel_steps(c: Any, argv: list[bytes]) -> bigwork.Steps[tuple[bool, Any]]:
+    ids = yield from _parsed(argv[2:])
     s = _stream(c, argv[1])
     if s is None:
-        return 0
-    n = sum(1 for i in ids if s.delete(i))
-    if n:
+        return False, 0
+    n = 0
+    step = bigwork.PIECE  # (a piece cuts the list of IDs once: more IDs, fewer cuts)
+    for lo in range(0, len(ids), step):
+        k = s.delete_many(ids[lo : lo + step])
+        if k:
+            n += k
+            _applied_piece(c, argv[1], [b"XDEL", argv[1], *argv[2 + lo : 2 + lo + step]])
+        yield
+    return n > 0, n
+
+
+# -- writes over many IDs, a piece at a time ------------------------------------------
+
+WEIGHT = 16  # bigwork's cost of a stream ID or entry (a few microseconds of Python each)
+
+
+def _applied(
+    c: Any, argv: list[bytes], cost: int, make: Callable[[], bigwork.Steps[tuple[bool, Any]]]
+) -> Any:
+    """
+    A write over many IDs (XDEL, XACK, XCLAIM, XAUTOCLAIM, XGROUP DELCONSUMER):
+    C{make()}'s generator applies it a piece at a time, each piece recorded to the
+    AOF as a command of its own as it is applied (L{_applied_piece}), and returns
+    whether anything changed and the reply; in slices when big (bigwork.py), at once
+    when small. Stopped half-way (its client gone), it is the same command over fewer
+    IDs, in memory and in the file alike.
+    """
+    done = bigwork.compute(c, argv, cost, make)
+    if done is NO_REPLY:
+        return done
+    changed, reply = done
+    if changed:
         c.store.dirty += 1
-    return n
+        c.also = []  # (recorded piece by piece)
+    return reply
+
+
+def _applied_piece(c: Any, key: bytes, record: list[bytes] | None) -> None:
+    """A piece of a big write is done: WATCH sees it now (the rest may never come), the AOF has it."""
+    store = c.store
+    if store.watched:
+        c.server.touch(store, [key])
+    if record is not None:
+        _record(c, record)
+
+
+def _parsed(raw: list[bytes]) -> bigwork.Steps[list[tuple[int, int]]]:
+    """Stream IDs parsed a piece at a time (an invalid one: the command's error, nothing changed)."""
+    out: list[tuple[int, int]] = []
+    for lo in range(0, len(raw), bigwork.PIECE):
+        out += [_sid(b) for b in raw[lo : lo + bigwork.PIECE]]
+        yield
+    return out
 
 
 @command("xsetid", -3, "write denyoom fast", X, "Set the last entry ID of a stream")
@@ -525,13 +593,15 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     can_block = block >= 0 and not history
 
     def attempt() -> Any:
-        steps = lambda: _xread_steps(c, targets, count, noack, cname, now)  # noqa: E731
-        if group_mode:  # (a big read: its entries delivered a piece at a time, bigwork.py)
-            done = bigwork.compute(c, argv, _xread_cost(targets, count), steps)
-            if done is NO_REPLY:
-                return done
-        else:
-            done = bigwork.run_through(steps())
+        # (a big read: its entries gathered, and delivered, a piece at a time: bigwork.py)
+        done = bigwork.compute(
+            c,
+            argv,
+            _xread_cost(targets, count),
+            lambda: _xread_steps(c, targets, count, noack, cname, now),
+        )
+        if done is NO_REPLY:
+            return done
         parts, changed = done
         if changed:
             c.store.dirty += 1
@@ -555,16 +625,18 @@ Part = tuple[bytes, list[tuple[int, int]], list[Any]]  # a key, IDs, their field
 
 
 def _xread_cost(targets: list[Any], count: int) -> int:
-    """About how many entries XREADGROUP delivers (bigwork's cost)."""
+    """About how much XREAD/XREADGROUP does (bigwork's cost): the entries it gathers or delivers."""
     n = 0
     for _key, s, g, start in targets:
-        if s is None or g is None:
+        if s is None:
             continue
-        if start is None:
+        if g is None:
+            left = len(s.ids) - bisect.bisect_right(s.ids, start)
+        elif start is None:
             left = len(s.ids) - bisect.bisect_right(s.ids, g.last_id)
         else:  # (its consumer's PEL is at most the group's)
             left = len(g.pel.order) - g.pel.after(start)
-        n += min(left, count) if count else left
+        n += (1 if g is None else WEIGHT) * (min(left, count) if count else left)
     return n
 
 
@@ -589,10 +661,14 @@ def _xread_steps(
     for key, s, g, start in targets:
         if s is None:
             continue
+        fields: list[Any] = []
         if g is None:
             got = s.after(start, count)
+            for lo in range(0, len(got), bigwork.PIECE):
+                fields += map(s.entries.__getitem__, got[lo : lo + bigwork.PIECE])
+                yield
             if got:
-                out.append((key, got, list(map(s.entries.__getitem__, got))))
+                out.append((key, got, fields))
             continue
         assert cname is not None
         if start is None and not (s.ids and s.ids[-1] > g.last_id):
@@ -610,7 +686,9 @@ def _xread_steps(
             changed = True
             aof = c.server.aof
             for lo in range(0, len(got), PIECE):
-                for i in got[lo : lo + PIECE]:
+                piece = got[lo : lo + PIECE]
+                fields += map(s.entries.__getitem__, piece)
+                for i in piece:
                     s.group_read(g, i)
                     if not noack:
                         old = g.pel.get(i)
@@ -624,10 +702,9 @@ def _xread_steps(
                 if noack:
                     _record(c, _setid_prop(key, g))
                 yield
-            out.append((key, got, list(map(s.entries.__getitem__, got))))
+            out.append((key, got, fields))
         else:  # history: this consumer's pending entries after the ID
             got = cons.pel.live_from(cons.pel.after(start), count)
-            fields: list[Any] = []
             get = s.entries.get
             pel = cons.pel
             for lo in range(0, len(got), PIECE):
@@ -798,8 +875,13 @@ def _xgroup(c: Any, argv: list[bytes]) -> Any:
         c.also = [[b"XGROUP", b"SETID", key, gname, fmt(gid), b"ENTRIESREAD", b"%d" % entries_read]]
         return OK
     if opt == b"destroy" and n == 4:
-        if s.groups.pop(gname, None) is None:
+        g = s.groups.pop(gname, None)
+        if g is None:
             return 0
+        free = c.server.lazyfree.free  # (a million pending entries freed a slice at a time)
+        free(g.pel)
+        for cons in g.consumers.values():
+            free(cons.pel)
         c.store.dirty += 1
         return 1
     if opt == b"createconsumer" and n == 5:
@@ -811,14 +893,37 @@ def _xgroup(c: Any, argv: list[bytes]) -> Any:
         return 1
     if opt == b"delconsumer" and n == 5:
         assert g is not None
-        cons = g.consumers.pop(argv[4], None)
+        cons = g.consumers.get(argv[4])
         if cons is None:
             return 0
-        for pid in cons.pel:
-            g.pel.pop(pid, None)
-        c.store.dirty += 1
-        return len(cons.pel)
+        return _applied(c, argv, WEIGHT * len(cons.pel), lambda: _delconsumer_steps(c, argv))
     raise _subsyntax(argv)
+
+
+def _delconsumer_steps(c: Any, argv: list[bytes]) -> bigwork.Steps[tuple[bool, Any]]:
+    """
+    XGROUP DELCONSUMER: its pending entries leave the group a piece at a time, each
+    piece recorded as the XACK it is, then the consumer goes (recorded as it is).
+    """
+    key, gname = argv[2], argv[3]
+    g = _stream(c, key).groups[gname]  # type: ignore[union-attr]
+    cons = g.consumers[argv[4]]
+    pel = cons.pel
+    pending = len(pel)
+    if pending > PIECE:
+        ids = pel.ids()
+        for lo in range(0, len(ids) - PIECE, PIECE):  # (the last piece goes with it)
+            piece = ids[lo : lo + PIECE]
+            for i in piece:
+                g.pel.pop(i, None)
+                del pel[i]
+            _applied_piece(c, key, [b"XACK", key, gname, *map(fmt, piece)])
+            yield
+    for i in pel:
+        g.pel.pop(i, None)
+    del g.consumers[argv[4]]
+    _applied_piece(c, key, list(argv))
+    return True, pending
 
 
 for _name, _arity, _flags, _summary in (
@@ -858,22 +963,28 @@ help_command(
 
 @command("xack", -4, "write fast", X, "Marks a pending message as correctly processed")
 def xack(c: Any, argv: list[bytes]) -> Any:
-    ids = [_sid(b) for b in argv[3:]]
+    return _applied(c, argv, WEIGHT * (len(argv) - 3), lambda: _xack_steps(c, argv))
+
+
+def _xack_steps(c: Any, argv: list[bytes]) -> bigwork.Steps[tuple[bool, Any]]:
+    ids = yield from _parsed(argv[3:])
     s = _stream(c, argv[1])
-    if s is None:
-        return 0
-    g = s.groups.get(argv[2])
+    g = s.groups.get(argv[2]) if s is not None else None
     if g is None:
-        return 0
+        return False, 0
     n = 0
-    for i in ids:
-        nack = g.pel.pop(i, None)
-        if nack is not None:
-            nack.consumer.pel.pop(i, None)
-            n += 1
-    if n:
-        c.store.dirty += 1
-    return n
+    for lo in range(0, len(ids), PIECE):
+        k = 0
+        for i in ids[lo : lo + PIECE]:
+            nack = g.pel.pop(i, None)
+            if nack is not None:
+                nack.consumer.pel.pop(i, None)
+                k += 1
+        if k:
+            n += k
+            _applied_piece(c, argv[1], [b"XACK", argv[1], argv[2], *argv[3 + lo : 3 + lo + PIECE]])
+        yield
+    return n > 0, n
 
 
 @command("xpending", -3, "readonly", X, "Return information about pending entries of a group")
@@ -1007,74 +1118,112 @@ def _claim_opts(c: Any, argv: list[bytes], j: int) -> dict[str, Any]:
     return o
 
 
+def _nogroup_in(argv: list[bytes]) -> CommandError:
+    return CommandError(
+        f"NOGROUP No such key '{argv[1].decode('utf-8', 'replace')}' or consumer group "
+        f"'{argv[2].decode('utf-8', 'replace')}'"
+    )
+
+
 @command("xclaim", -6, "write fast", X, "Changes the ownership of a pending message")
 def xclaim(c: Any, argv: list[bytes]) -> Any:
     s = _stream(c, argv[1])
     g = s.groups.get(argv[2]) if s is not None else None
     if g is None:
-        raise CommandError(
-            f"NOGROUP No such key '{argv[1].decode('utf-8', 'replace')}' or consumer group "
-            f"'{argv[2].decode('utf-8', 'replace')}'"
-        )
+        raise _nogroup_in(argv)
     min_idle = to_int(argv[4], "ERR Invalid min-idle-time argument for XCLAIM")
     if min_idle < 0:
         min_idle = 0
+    assert s is not None
+    done = _applied(
+        c, argv, WEIGHT * (len(argv) - 5), lambda: _xclaim_steps(c, argv, s, g, min_idle)
+    )
+    if done is NO_REPLY:
+        return done
+    return _entry_list(c, *done)
+
+
+def _entry_list(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]] | None) -> Any:
+    """
+    Entries as XRANGE answers them (their IDs alone when C{fields} is None: JUSTID),
+    in slices when many (bigreply.py).
+    """
+    if bigreply.possible(c, len(ids)):
+        return bigreply.stream_entries(c, ids, fields)
+    if fields is None:
+        return [fmt(i) for i in ids]
+    return [[fmt(i), list(fv)] for i, fv in zip(ids, fields, strict=True)]
+
+
+def _xclaim_steps(
+    c: Any, argv: list[bytes], s: Stream, g: Group, min_idle: int
+) -> bigwork.Steps[tuple[bool, Any]]:
+    """XCLAIM's IDs parsed, then claimed a piece at a time, each recorded as Redis does."""
     j = 5
-    ids = []
-    while j < len(argv):
+    n = len(argv)
+    while j < n:
         try:
-            ids.append(_sid(argv[j]))
+            _sid(argv[j])
         except CommandError:
             break
         j += 1
+        if not j % bigwork.PIECE:
+            yield
     o = _claim_opts(c, argv, j)
-    assert s is not None
+    ids = yield from _parsed(argv[5:j])
+    key = argv[1]
     now = c.store.now_ms()
-    if o["lastid"] is not None and o["lastid"] > g.last_id:
-        g.last_id = o["lastid"]
-    cons = None
-    out: list[Any] = []
-    also: list[list[bytes]] = []
     changed = o["lastid"] is not None
-    for i in ids:
-        nack = g.pel.get(i)
-        if i not in s.entries:
-            if nack is not None:  # (propagated: the replay drops it from the PEL too)
-                also.append(_xclaim_prop(argv[1], g, nack.consumer.name, i, nack))
-                del g.pel[i]
-                nack.consumer.pel.pop(i, None)
-                changed = True
-            continue
-        if o["force"] and nack is None:
+    if changed and o["lastid"] > g.last_id:
+        g.last_id = o["lastid"]
+    recorded = False
+    cons = None
+    out: list[tuple[int, int]] = []
+    entries = s.entries
+    for lo in range(0, len(ids), PIECE):
+        records = []
+        for i in ids[lo : lo + PIECE]:
+            nack = g.pel.get(i)
+            if i not in entries:
+                if nack is not None:  # (propagated: the replay drops it from the PEL too)
+                    records.append(_xclaim_prop(key, g, nack.consumer.name, i, nack))
+                    del g.pel[i]
+                    nack.consumer.pel.pop(i, None)
+                continue
+            if o["force"] and nack is None:
+                if cons is None:
+                    cons = _consumer(g, argv[3], now)
+                nack = NACK(cons, now, 1)
+                g.pel[i] = nack
+                cons.pel[i] = nack
+            if nack is None:
+                continue
+            if min_idle and now - nack.time < min_idle:
+                continue
             if cons is None:
                 cons = _consumer(g, argv[3], now)
-            nack = NACK(cons, now, 1)
-            g.pel[i] = nack
-            cons.pel[i] = nack
-        if nack is None:
-            continue
-        if min_idle and now - nack.time < min_idle:
-            continue
-        if cons is None:
-            cons = _consumer(g, argv[3], now)
-        if nack.consumer is not cons:
-            nack.consumer.pel.pop(i, None)
-            nack.consumer = cons
-            cons.pel[i] = nack
-        nack.time = o["time"]
-        if o["retry"] is not None:
-            nack.count = o["retry"]
-        elif not o["justid"]:
-            nack.count += 1
-        cons.seen = now
-        changed = True
-        out.append(fmt(i) if o["justid"] else entry(s, i))
-        also.append(_xclaim_prop(argv[1], g, cons.name, i, nack))
-    if changed:
-        c.store.dirty += 1
-        if also:
-            c.also = also
-    return out
+            if nack.consumer is not cons:
+                nack.consumer.pel.pop(i, None)
+                nack.consumer = cons
+                cons.pel[i] = nack
+            nack.time = o["time"]
+            if o["retry"] is not None:
+                nack.count = o["retry"]
+            elif not o["justid"]:
+                nack.count += 1
+            cons.seen = now
+            out.append(i)
+            records.append(_xclaim_prop(key, g, cons.name, i, nack))
+        if records:
+            changed = recorded = True
+            _applied_piece(c, key, None)
+            for r in records:
+                _record(c, r)
+        yield
+    if changed and not recorded:  # (LASTID alone: the command as it is, as before)
+        _record(c, argv)
+    fields = None if o["justid"] else list(map(entries.__getitem__, out))
+    return changed, (out, fields)
 
 
 def _consumer(g: Group, name: bytes, now: int) -> Consumer:
@@ -1090,10 +1239,7 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
     s = _stream(c, argv[1])
     g = s.groups.get(argv[2]) if s is not None else None
     if g is None:
-        raise CommandError(
-            f"NOGROUP No such key '{argv[1].decode('utf-8', 'replace')}' or consumer group "
-            f"'{argv[2].decode('utf-8', 'replace')}'"
-        )
+        raise _nogroup_in(argv)
     min_idle = to_int(argv[4], "ERR Invalid min-idle-time argument for XAUTOCLAIM")
     if min_idle < 0:
         min_idle = 0
@@ -1119,45 +1265,89 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
         else:
             raise CommandError(SYNTAX)
     assert s is not None
+    cost = WEIGHT * min(count * 10, len(g.pel))
+    done = _applied(
+        c, argv, cost, lambda: _xautoclaim_steps(c, argv, s, g, min_idle, start, count, justid)
+    )
+    if done is NO_REPLY:
+        return done
+    nxt, ids, fields, deleted = done
+    if bigreply.possible(c, len(ids)):
+        return bigreply.claimed(c, fmt(nxt), ids, fields, deleted)
+    return [fmt(nxt), _entry_list(c, ids, fields), deleted]
+
+
+def _xautoclaim_steps(
+    c: Any,
+    argv: list[bytes],
+    s: Stream,
+    g: Group,
+    min_idle: int,
+    start: tuple[int, int],
+    count: int,
+    justid: bool,
+) -> bigwork.Steps[tuple[bool, Any]]:
+    """
+    XAUTOCLAIM's walk of the group's PEL from C{start}, a piece at a time (a COUNT
+    of 100,000 tries a million entries), each piece recorded as Redis does.
+    """
+    key = argv[1]
     now = c.store.now_ms()
     attempts = count * 10
     cons = None
-    claimed: list[Any] = []
+    claimed: list[tuple[int, int]] = []
     deleted: list[bytes] = []
-    also: list[list[bytes]] = []
-    ids = g.pel.live_from(g.pel.after(start, inclusive=True), attempts + 1)
-    nxt = ZERO
-    k = 0
-    while k < len(ids) and attempts > 0 and len(claimed) < count:
-        i = ids[k]
-        k += 1
+    pel = g.pel
+    order = pel.order  # (a compaction makes a new list: this one stays as it is)
+    pos = pel.after(start, inclusive=True)
+    entries = s.entries
+    changed = False
+    records: list[list[bytes]] = []
+    while pos < len(order) and attempts > 0 and len(claimed) < count:
+        i = order[pos]
+        pos += 1
+        if i not in pel:
+            continue
         attempts -= 1
-        nack = g.pel[i]
-        if i not in s.entries:
-            also.append(_xclaim_prop(argv[1], g, nack.consumer.name, i, nack))
-            del g.pel[i]
+        nack = pel[i]
+        if i not in entries:
+            records.append(_xclaim_prop(key, g, nack.consumer.name, i, nack))
+            del pel[i]
             nack.consumer.pel.pop(i, None)
             deleted.append(fmt(i))
-            continue
-        if min_idle and now - nack.time < min_idle:
-            continue
-        if cons is None:
-            cons = _consumer(g, argv[3], now)
-        if nack.consumer is not cons:
-            nack.consumer.pel.pop(i, None)
-            nack.consumer = cons
-            cons.pel[i] = nack
-        nack.time = now
-        if not justid:
-            nack.count += 1
-        claimed.append(fmt(i) if justid else entry(s, i))
-        also.append(_xclaim_prop(argv[1], g, cons.name, i, nack))
-    if k < len(ids):
-        nxt = ids[k]
-    if claimed or deleted:
-        c.store.dirty += 1
-        c.also = also
-    return [fmt(nxt), claimed, deleted]
+        elif not (min_idle and now - nack.time < min_idle):
+            if cons is None:
+                cons = _consumer(g, argv[3], now)
+            if nack.consumer is not cons:
+                nack.consumer.pel.pop(i, None)
+                nack.consumer = cons
+                cons.pel[i] = nack
+            nack.time = now
+            if not justid:
+                nack.count += 1
+            claimed.append(i)
+            records.append(_xclaim_prop(key, g, cons.name, i, nack))
+        if len(records) >= PIECE or not pos % PIECE:
+            if records:
+                changed = True
+                _applied_piece(c, key, None)
+                for r in records:
+                    _record(c, r)
+                records = []
+            yield
+    if records:
+        changed = True
+        _applied_piece(c, key, None)
+        for r in records:
+            _record(c, r)
+    nxt = ZERO
+    while pos < len(order):  # (the next pending entry, or 0-0)
+        if order[pos] in pel:
+            nxt = order[pos]
+            break
+        pos += 1
+    fields = None if justid else list(map(entries.__getitem__, claimed))
+    return changed, (nxt, claimed, fields, deleted)
 
 
 def _by_name(d: dict[bytes, Any]) -> list[Any]:
