@@ -241,6 +241,17 @@ class Stream:
         ids are cut once at the end (not a node at a time: each cut moved all the
         others); C{dropped}, if given, receives the removed entries (to free lazily).
         """
+        deleted, whole, partial = self.trim_plan(maxlen, minid, approx, limit)
+        self.cut(whole, partial, dropped)
+        return deleted
+
+    def trim_plan(
+        self, maxlen: int | None, minid: tuple[int, int] | None, approx: bool, limit: int
+    ) -> tuple[int, int, int]:
+        """
+        What L{trim} removes, changing nothing: (entries, whole nodes from the first,
+        entries from the first node after them).
+        """
         deleted = 0  # (the first C{deleted} ids are gone)
         ids = self.ids
         n = len(ids)
@@ -269,17 +280,27 @@ class Stream:
                 if minid is not None and ids[deleted + k] >= minid:
                     break
                 k += 1
-            node.live -= k
-            deleted += k
-            break
-        del nodes[:gone_nodes]
+            return deleted + k, gone_nodes, k
+        return deleted, gone_nodes, 0
+
+    def cut(self, whole: int, partial: int, dropped: list[Any] | None = None) -> None:
+        """
+        Remove the first C{whole} nodes' entries, then C{partial} entries of the node
+        after them (L{trim_plan}'s plan, or a first piece of it); C{dropped}, if given,
+        receives the removed entries.
+        """
+        nodes = self.nodes
+        deleted = sum(n.live for n in nodes[:whole]) + partial
+        del nodes[:whole]
+        if partial:
+            nodes[0].live -= partial
+        ids = self.ids
         pop = self.entries.pop
         gone = [pop(i) for i in ids[:deleted]]
         del ids[:deleted]
         if dropped is not None:
             dropped += gone
-        self.first_id = self.ids[0] if self.ids else ZERO
-        return deleted
+        self.first_id = ids[0] if ids else ZERO
 
     def range(
         self, start: tuple[int, int], end: tuple[int, int], count: int = 0, rev: bool = False

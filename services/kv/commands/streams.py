@@ -226,6 +226,8 @@ def _trim(c: Any, s: Stream, a: TrimArgs) -> int:
 
 @command("xadd", -5, "write denyoom fast", X, "Appends a new entry to a stream")
 def xadd(c: Any, argv: list[bytes]) -> Any:
+    if getattr(c, "precomputed", None) is not None:  # (its big trim is done: bigwork.py)
+        return _applied(c, argv, 0, _nothing)
     a = _trim_args(argv, True)
     pos = a.id_pos
     if pos >= len(argv):
@@ -278,6 +280,8 @@ def xadd(c: Any, argv: list[bytes]) -> Any:
             raise CommandError(
                 "ERR The ID specified in XADD is equal or smaller than the target stream top item"
             )
+    if not created and _trim_cost(s, a) >= bigwork.BIG:
+        return _applied(c, argv, bigwork.BIG, lambda: _xadd_steps(c, argv, s, new, a))
     if created:
         c.store.set(argv[1], s, keepttl=True)
     s.append(new, list(argv[pos + 1 :]))
@@ -293,9 +297,71 @@ def xadd(c: Any, argv: list[bytes]) -> Any:
     return newid
 
 
-def _exact_trim(s: Stream, a: TrimArgs) -> list[bytes]:
+def _nothing() -> bigwork.Steps[tuple[bool, Any]]:
+    raise AssertionError("computed already")
+    yield
+
+
+def _xadd_steps(
+    c: Any, argv: list[bytes], s: Stream, new: tuple[int, int], a: TrimArgs
+) -> bigwork.Steps[tuple[bool, Any]]:
+    """XADD whose trim removes many entries: the entry added, then the trim in pieces."""
+    key = argv[1]
+    fields = list(argv[a.id_pos + 1 :])
+    s.append(new, fields)
+    _applied_piece(c, key, [b"XADD", key, fmt(new), *fields])
+    yield from _trim_pieces(c, key, s, a)
+    _applied_piece(c, key, [b"XTRIM", key, *_exact_trim(s, a, False)])
+    return True, fmt(new)
+
+
+TRIM_PIECE = 2 * bigwork.PIECE  # entries a piece of a big trim removes, about
+
+
+def _trim_cost(s: Stream, a: TrimArgs) -> int:
+    """About how many entries a trim removes."""
+    if a.maxlen is not None:
+        n = len(s) - a.maxlen
+    elif a.minid is not None:
+        n = bisect.bisect_left(s.ids, a.minid)
+    else:
+        return 0
+    return min(n, a.limit) if a.limit else n
+
+
+def _trim_pieces(c: Any, key: bytes, s: Stream, a: TrimArgs) -> bigwork.Steps[int]:
+    """
+    L{Stream.trim} a few nodes at a time (a million entries popped at once held the
+    suite a quarter of a second), each piece but the last recorded as the exact trim
+    it is (C{MAXLEN = what is left}); how many entries it removed. The caller
+    records the last piece.
+    """
+    total, whole, partial = s.trim_plan(a.maxlen, a.minid, a.approx, a.limit)
+    free = c.server.lazyfree.free
+    left = whole
+    while left:
+        n = m = 0
+        nodes = s.nodes
+        while n < left and m < TRIM_PIECE:
+            m += nodes[n].live
+            n += 1
+        dropped: list[list[bytes]] = []
+        s.cut(n, 0, dropped)
+        free(dropped)  # (freed a slice at a time)
+        left -= n
+        if left or partial:
+            _applied_piece(c, key, [b"XTRIM", key, b"MAXLEN", b"=", b"%d" % len(s)])
+            yield
+    if partial:
+        dropped = []
+        s.cut(0, partial, dropped)
+        free(dropped)
+    return total
+
+
+def _exact_trim(s: Stream, a: TrimArgs, xadd: bool = True) -> list[bytes]:
     """Redis's streamRewriteApproxSpecifier/TrimArgument: `~ N` becomes what it did."""
-    head = [b"NOMKSTREAM"] if a.nomkstream else []
+    head = [b"NOMKSTREAM"] if a.nomkstream and xadd else []
     if a.maxlen is not None or not s.ids:
         return [*head, b"MAXLEN", b"=", b"%d" % len(s)]
     return [*head, b"MINID", b"=", fmt(s.ids[0])]
@@ -309,12 +375,26 @@ def xtrim(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(SYNTAX)
     if s is None:
         return 0
+    cost = _trim_cost(s, a)
+    if cost >= bigwork.BIG or getattr(c, "precomputed", None) is not None:
+        return _applied(c, argv, cost, lambda: _xtrim_steps(c, argv, s, a))
     n = _trim(c, s, a)
     if n:
         c.store.dirty += 1
         if a.approx:
             c.also = [[b"XTRIM", argv[1], *_exact_trim(s, a)]]
     return n
+
+
+def _xtrim_steps(
+    c: Any, argv: list[bytes], s: Stream, a: TrimArgs
+) -> bigwork.Steps[tuple[bool, Any]]:
+    """XTRIM of many entries in pieces; its last piece recorded as XTRIM is."""
+    n = yield from _trim_pieces(c, argv[1], s, a)
+    if n:
+        last = [b"XTRIM", argv[1], *_exact_trim(s, a)] if a.approx else list(argv)
+        _applied_piece(c, argv[1], last)
+    return n > 0, n
 
 
 # -- XRANGE XREVRANGE XLEN XDEL -----------------------------------------------------
@@ -684,6 +764,7 @@ def _xread_steps(
             if not got:
                 continue
             changed = True
+            _applied_piece(c, key, None)  # (WATCH sees it now: the rest may never come)
             aof = c.server.aof
             for lo in range(0, len(got), PIECE):
                 piece = got[lo : lo + PIECE]
@@ -1050,7 +1131,9 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
     if not count or start > end:
         return []
     lo = pel.after(start, inclusive=True)
-    cost = min(bisect.bisect_right(pel.order, end) - lo, count if not min_idle else LONG_MAX)
+    cost = WEIGHT * min(
+        bisect.bisect_right(pel.order, end) - lo, count if not min_idle else LONG_MAX
+    )
     return bigwork.compute(
         c, argv, cost, lambda: _pending_steps(pel, lo, end, count, min_idle, now)
     )
@@ -1404,8 +1487,11 @@ def xinfo_stream(c: Any, argv: list[bytes]) -> Any:
                 ("last-entry", last if last is not None else None),
             ]
         )
-    cost = min(len(s), count or len(s)) + sum(
-        min(len(g.pel), count or len(g.pel)) * 2 + len(g.consumers) for g in s.groups.values()
+    cost = WEIGHT * (
+        min(len(s), count or len(s))
+        + sum(
+            min(len(g.pel), count or len(g.pel)) * 2 + len(g.consumers) for g in s.groups.values()
+        )
     )
     return bigwork.compute(c, argv, cost, lambda: _full_steps(c, s, head, count))
 
