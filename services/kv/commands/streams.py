@@ -1285,10 +1285,7 @@ def _xclaim_steps(
                 continue
             if cons is None:
                 cons = _consumer(g, argv[3], now)
-            if nack.consumer is not cons:
-                nack.consumer.pel.pop(i, None)
-                nack.consumer = cons
-                cons.pel[i] = nack
+            _give(nack, cons, i)
             nack.time = o["time"]
             if o["retry"] is not None:
                 nack.count = o["retry"]
@@ -1307,6 +1304,14 @@ def _xclaim_steps(
         _record(c, argv)
     fields = None if o["justid"] else list(map(entries.__getitem__, out))
     return changed, (out, fields)
+
+
+def _give(nack: NACK, cons: Consumer, i: tuple[int, int]) -> None:
+    """The pending entry C{i} (C{nack}) belongs to C{cons} now."""
+    if nack.consumer is not cons:
+        nack.consumer.pel.pop(i, None)
+        nack.consumer = cons
+        cons.pel[i] = nack
 
 
 def _consumer(g: Group, name: bytes, now: int) -> Consumer:
@@ -1401,10 +1406,7 @@ def _xautoclaim_steps(
         elif not (min_idle and now - nack.time < min_idle):
             if cons is None:
                 cons = _consumer(g, argv[3], now)
-            if nack.consumer is not cons:
-                nack.consumer.pel.pop(i, None)
-                nack.consumer = cons
-                cons.pel[i] = nack
+            _give(nack, cons, i)
             nack.time = now
             if not justid:
                 nack.count += 1
