@@ -974,10 +974,10 @@ def _xgroup(c: Any, argv: list[bytes]) -> Any:
         return 1
     if opt == b"delconsumer" and n == 5:
         assert g is not None
-        cons = g.consumers.get(argv[4])
-        if cons is None:
+        gone = g.consumers.get(argv[4])
+        if gone is None:
             return 0
-        return _applied(c, argv, WEIGHT * len(cons.pel), lambda: _delconsumer_steps(c, argv))
+        return _applied(c, argv, WEIGHT * len(gone.pel), lambda: _delconsumer_steps(c, argv))
     raise _subsyntax(argv)
 
 
