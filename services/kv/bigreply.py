@@ -30,6 +30,7 @@ from portsuite_services.kv.resp import Map, SetReply
 SLICE_ITEMS = 4096  # elements encoded per turn of the reactor (a few ms)
 SLICE_BYTES = 256 * 1024  # fewer elements a slice when they are big
 BIG = 2 * SLICE_ITEMS  # a smaller reply is answered whole, as before
+ENTRIES = 1024  # stream entries a slice (each an array of an ID and an array of fields)
 
 
 class Sending(Blocked):
@@ -124,16 +125,23 @@ def possible(c: Any, count: int) -> bool:
 
 
 def start(
-    c: Any, header: bytes, count: int, encode: Callable[[int, int], bytes], garbage: Any = None
+    c: Any,
+    header: bytes,
+    count: int,
+    encode: Callable[[int, int], bytes],
+    garbage: Any = None,
+    per: int = SLICE_ITEMS,
 ) -> Any:
     """
     Answer C{header} then C{encode(lo, hi)} for every slice of C{range(count)}: the
     header and the first slice with the batch's replies, the rest on later turns.
     C{garbage}: a big list C{encode} reads that nothing else holds, freed in slices after.
+    C{per}: elements a slice at most (fewer for elements that are arrays themselves).
     """
     from portsuite_services.kv.commands import NO_REPLY
 
     sending = Sending(c, count, encode)
+    sending.per = per
     sending.garbage = garbage
     probe = min(count, 64)  # (how big are the elements?)
     first = encode(0, probe)
@@ -241,18 +249,95 @@ def nullable_array(c: Any, items: list[bytes | None], own: bool = False) -> Any:
     )
 
 
-def stream_entries(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]]) -> Any:
-    """XRANGE's entries (only when L{possible}): each its ID and its fields and values."""
+def _entries(
+    ids: list[Any], fields: list[Any], nil: bytes = b"*-1\r\n"
+) -> Callable[[int, int], bytes]:
+    """
+    Stream entries, each its ID and its fields and values; a None for fields is a
+    deleted entry (a null array: C{nil}), a None for an ID says its fields are bytes
+    already encoded (the key heading the next stream of an XREAD reply).
+    """
 
     def encode(lo: int, hi: int) -> bytes:
         out = []
-        for (ms, seq), fv in zip(ids[lo:hi], fields[lo:hi], strict=True):
-            i = b"%d-%d" % (ms, seq)
-            out.append(b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(i), i, len(fv)))
+        for i, fv in zip(ids[lo:hi], fields[lo:hi], strict=True):
+            if i is None:
+                out.append(fv)
+                continue
+            raw = b"%d-%d" % i
+            if fv is None:
+                out.append(b"*2\r\n$%d\r\n%s\r\n%s" % (len(raw), raw, nil))
+                continue
+            out.append(b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(raw), raw, len(fv)))
             out += [b"$%d\r\n%s\r\n" % (len(x), x) for x in fv]
         return b"".join(out)
 
-    return start(c, b"*%d\r\n" % len(ids), len(ids), encode)
+    return encode
+
+
+def _ids(ids: list[tuple[int, int]]) -> Callable[[int, int], bytes]:
+    """Stream IDs as bulk strings."""
+
+    def encode(lo: int, hi: int) -> bytes:
+        raws = [b"%d-%d" % i for i in ids[lo:hi]]
+        return b"".join([b"$%d\r\n%s\r\n" % (len(r), r) for r in raws])
+
+    return encode
+
+
+def stream_entries(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]] | None) -> Any:
+    """
+    XRANGE's entries (only when L{possible}): each its ID and its fields and values
+    (the IDs alone when C{fields} is None: XCLAIM's JUSTID).
+    """
+    body = _ids(ids) if fields is None else _entries(ids, fields)
+    return start(c, b"*%d\r\n" % len(ids), len(ids), body, per=ENTRIES)
+
+
+def keyed_stream_entries(c: Any, parts: list[tuple[bytes, list[Any], list[Any]]]) -> Any:
+    """
+    XREAD/XREADGROUP's reply (only when L{possible} for all the entries): for each
+    C{(key, ids, fields)} the key and its entries (a map of them in RESP3); a None in
+    C{fields} is an entry deleted since it was delivered (a null array).
+    """
+    resp3 = c.resp == 3
+    ids: list[Any] = []
+    fields: list[Any] = []
+    for key, kids, kfields in parts:
+        ids.append(None)
+        fields.append(
+            (b"" if resp3 else b"*2\r\n") + b"$%d\r\n%s\r\n*%d\r\n" % (len(key), key, len(kids))
+        )
+        ids += kids
+        fields += kfields
+    header = b"%s%d\r\n" % (b"%" if resp3 else b"*", len(parts))
+    nil = b"_\r\n" if resp3 else b"*-1\r\n"
+    return start(c, header, len(ids), _entries(ids, fields, nil), ids, ENTRIES)
+
+
+def claimed(
+    c: Any,
+    nxt: bytes,
+    ids: list[tuple[int, int]],
+    fields: list[list[bytes]] | None,
+    deleted: list[bytes],
+) -> Any:
+    """
+    XAUTOCLAIM's C{[next, claimed, deleted]} (only when L{possible}): the claimed
+    entries (their IDs alone when C{fields} is None: JUSTID) a slice a turn, the
+    deleted IDs after them.
+    """
+    n = len(ids)
+    header = b"*3\r\n$%d\r\n%s\r\n*%d\r\n" % (len(nxt), nxt, n)
+    body = _ids(ids) if fields is None else _entries(ids, fields)
+
+    def encode(lo: int, hi: int) -> bytes:
+        data = body(lo, min(hi, n))
+        if hi > n:  # (the last element: the deleted IDs)
+            data += b"*%d\r\n" % len(deleted) + _bulks(deleted)(0, len(deleted))
+        return data
+
+    return start(c, header, n + 1, encode, ids, ENTRIES)
 
 
 def set_members(c: Any, items: list[bytes], own: bool = False) -> Any:

@@ -19,7 +19,7 @@ from collections import deque
 from typing import Any
 
 from portsuite_services.kv.sharded import ShardedDict
-from portsuite_services.kv.stream import Stream
+from portsuite_services.kv.stream import PEL, Stream
 from portsuite_services.kv.zset import ZSet
 
 THRESHOLD = 64  # Redis's LAZYFREE_THRESHOLD: smaller values are freed at once
@@ -31,8 +31,10 @@ def effort(value: Any) -> int:
     t = type(value)
     if t is set or t is dict or t is deque or t is list or t is ZSet:
         return len(value)
+    if t is PEL:  # (a consumer group's, destroyed)
+        return len(value)
     if t is Stream:
-        return len(value.entries)
+        return len(value.entries) + sum(len(g.pel) for g in value.groups.values())
     if t is ShardedDict:  # (FLUSHALL of a big keyspace)
         return len(value)
     return 0
@@ -96,7 +98,18 @@ class LazyFree:
         elif t is ShardedDict:  # its dicts, each freed in turn
             self.queue.extend(v.take_parts())
             return 1
-        elif t is Stream:  # its entries (the ids, nodes and groups go with the last piece)
+        elif t is PEL:
+            v.order = []
+            popitem = dict.popitem
+            for _ in range(n):
+                popitem(v)
+        elif t is Stream:  # its entries (the ids and nodes go with the last piece)
+            if v.groups:  # its groups' pending lists, each freed in turn
+                for g in v.groups.values():
+                    self.queue.append(g.pel)
+                    self.queue.extend(cons.pel for cons in g.consumers.values())
+                v.groups = {}
+                return 1
             n = min(n, len(v.entries))
             del v.ids[-n:]
             popitem = v.entries.popitem

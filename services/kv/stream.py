@@ -185,27 +185,48 @@ class Stream:
         if len(self.ids) == 1:
             self.first_id = i
 
-    def _node_of(self, i: tuple[int, int]) -> int:
-        masters = [n.master for n in self.nodes]
-        return bisect.bisect_right(masters, i) - 1
-
     def delete(self, i: tuple[int, int]) -> bool:
-        if i not in self.entries:
-            return False
-        del self.entries[i]
-        pos = bisect.bisect_left(self.ids, i)
-        del self.ids[pos]
-        n = self._node_of(i)
-        if n >= 0:
-            node = self.nodes[n]
-            node.live -= 1
-            if node.live <= 0:
-                del self.nodes[n]
-        if i > self.max_deleted:
-            self.max_deleted = i
-        if i == self.first_id:
-            self.first_id = self.ids[0] if self.ids else ZERO
-        return True
+        return self.delete_many([i]) == 1
+
+    def delete_many(self, ids: list[tuple[int, int]]) -> int:
+        """
+        Delete the entries of C{ids} (XDEL); how many there were. The list of IDs is
+        cut once, around all of them (a cut per ID moved the rest of a stream of a
+        million each time: XDEL of 125,000 IDs took 35 s), and the nodes are found
+        by bisection on their masters, listed once.
+        """
+        entries = self.entries
+        gone = sorted({i for i in ids if i in entries})
+        if not gone:
+            return 0
+        for i in gone:
+            del entries[i]
+        nodes = self.nodes
+        masters = [n.master for n in nodes]
+        emptied = False
+        for i in gone:
+            k = bisect.bisect_right(masters, i) - 1
+            if k >= 0:
+                node = nodes[k]
+                node.live -= 1
+                emptied = emptied or node.live <= 0
+        if emptied:
+            self.nodes = [n for n in nodes if n.live > 0]
+        old = self.ids
+        kept: list[tuple[int, int]] = []
+        prev = 0
+        for i in gone:
+            pos = bisect.bisect_left(old, i, prev)
+            kept += old[prev:pos]
+            prev = pos + 1
+        kept += old[prev:]
+        self.ids = kept
+        if gone[-1] > self.max_deleted:
+            self.max_deleted = gone[-1]
+        k = bisect.bisect_left(gone, self.first_id)
+        if k < len(gone) and gone[k] == self.first_id:
+            self.first_id = kept[0] if kept else ZERO
+        return len(gone)
 
     def trim(
         self,
@@ -219,6 +240,17 @@ class Stream:
         Redis's streamTrim: whole nodes first; within a node only when exact. The
         ids are cut once at the end (not a node at a time: each cut moved all the
         others); C{dropped}, if given, receives the removed entries (to free lazily).
+        """
+        deleted, whole, partial = self.trim_plan(maxlen, minid, approx, limit)
+        self.cut(whole, partial, dropped)
+        return deleted
+
+    def trim_plan(
+        self, maxlen: int | None, minid: tuple[int, int] | None, approx: bool, limit: int
+    ) -> tuple[int, int, int]:
+        """
+        What L{trim} removes, changing nothing: (entries, whole nodes from the first,
+        entries from the first node after them).
         """
         deleted = 0  # (the first C{deleted} ids are gone)
         ids = self.ids
@@ -248,17 +280,27 @@ class Stream:
                 if minid is not None and ids[deleted + k] >= minid:
                     break
                 k += 1
-            node.live -= k
-            deleted += k
-            break
-        del nodes[:gone_nodes]
+            return deleted + k, gone_nodes, k
+        return deleted, gone_nodes, 0
+
+    def cut(self, whole: int, partial: int, dropped: list[Any] | None = None) -> None:
+        """
+        Remove the first C{whole} nodes' entries, then C{partial} entries of the node
+        after them (L{trim_plan}'s plan, or a first piece of it); C{dropped}, if given,
+        receives the removed entries.
+        """
+        nodes = self.nodes
+        deleted = sum(n.live for n in nodes[:whole]) + partial
+        del nodes[:whole]
+        if partial:
+            nodes[0].live -= partial
+        ids = self.ids
         pop = self.entries.pop
         gone = [pop(i) for i in ids[:deleted]]
         del ids[:deleted]
         if dropped is not None:
             dropped += gone
-        self.first_id = self.ids[0] if self.ids else ZERO
-        return deleted
+        self.first_id = ids[0] if ids else ZERO
 
     def range(
         self, start: tuple[int, int], end: tuple[int, int], count: int = 0, rev: bool = False

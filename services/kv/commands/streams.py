@@ -9,10 +9,13 @@ rebuilds the pending entries lists.
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable
 from typing import Any
 
-from portsuite_services.kv import bigreply, blocking  # (XREAD BLOCK waits as BLPOP does)
+from portsuite_services.kv import bigreply, bigwork, blocking  # (XREAD BLOCK waits as BLPOP does)
 from portsuite_services.kv.commands import (
+    NO_REPLY,
     NOT_INT,
     SYNTAX,
     CommandError,
@@ -23,7 +26,7 @@ from portsuite_services.kv.commands import (
     wrong_arity,
     wrongtype,
 )
-from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, string2ll
+from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Preencoded, string2ll
 from portsuite_services.kv.stream import (
     INVALID_READ,
     MAX_ID,
@@ -41,6 +44,9 @@ X = "stream"
 INVALID_ID = "ERR Invalid stream ID specified as stream command argument"
 LONG_MAX = LLONG_MAX
 TRIM_DEFAULT_LIMIT = 100 * 100  # 100 * stream-node-max-entries
+# entries a step of a big read or write handles: each costs a few microseconds of
+# Python (a NACK, two pending lists, maybe an AOF record), so fewer than bigwork.PIECE
+PIECE = 512
 
 
 def _stream(c: Any, key: bytes) -> Stream | None:
@@ -220,6 +226,8 @@ def _trim(c: Any, s: Stream, a: TrimArgs) -> int:
 
 @command("xadd", -5, "write denyoom fast", X, "Appends a new entry to a stream")
 def xadd(c: Any, argv: list[bytes]) -> Any:
+    if getattr(c, "precomputed", None) is not None:  # (its big trim is done: bigwork.py)
+        return _applied(c, argv, 0, _nothing)
     a = _trim_args(argv, True)
     pos = a.id_pos
     if pos >= len(argv):
@@ -272,6 +280,8 @@ def xadd(c: Any, argv: list[bytes]) -> Any:
             raise CommandError(
                 "ERR The ID specified in XADD is equal or smaller than the target stream top item"
             )
+    if not created and _trim_cost(s, a) >= bigwork.BIG:
+        return _applied(c, argv, bigwork.BIG, lambda: _xadd_steps(c, argv, s, new, a))
     if created:
         c.store.set(argv[1], s, keepttl=True)
     s.append(new, list(argv[pos + 1 :]))
@@ -287,9 +297,71 @@ def xadd(c: Any, argv: list[bytes]) -> Any:
     return newid
 
 
-def _exact_trim(s: Stream, a: TrimArgs) -> list[bytes]:
+def _nothing() -> bigwork.Steps[tuple[bool, Any]]:
+    raise AssertionError("computed already")
+    yield
+
+
+def _xadd_steps(
+    c: Any, argv: list[bytes], s: Stream, new: tuple[int, int], a: TrimArgs
+) -> bigwork.Steps[tuple[bool, Any]]:
+    """XADD whose trim removes many entries: the entry added, then the trim in pieces."""
+    key = argv[1]
+    fields = list(argv[a.id_pos + 1 :])
+    s.append(new, fields)
+    _applied_piece(c, key, [b"XADD", key, fmt(new), *fields])
+    yield from _trim_pieces(c, key, s, a)
+    _applied_piece(c, key, [b"XTRIM", key, *_exact_trim(s, a, False)])
+    return True, fmt(new)
+
+
+TRIM_PIECE = 2 * bigwork.PIECE  # entries a piece of a big trim removes, about
+
+
+def _trim_cost(s: Stream, a: TrimArgs) -> int:
+    """About how many entries a trim removes."""
+    if a.maxlen is not None:
+        n = len(s) - a.maxlen
+    elif a.minid is not None:
+        n = bisect.bisect_left(s.ids, a.minid)
+    else:
+        return 0
+    return min(n, a.limit) if a.limit else n
+
+
+def _trim_pieces(c: Any, key: bytes, s: Stream, a: TrimArgs) -> bigwork.Steps[int]:
+    """
+    L{Stream.trim} a few nodes at a time (a million entries popped at once held the
+    suite a quarter of a second), each piece but the last recorded as the exact trim
+    it is (C{MAXLEN = what is left}); how many entries it removed. The caller
+    records the last piece.
+    """
+    total, whole, partial = s.trim_plan(a.maxlen, a.minid, a.approx, a.limit)
+    free = c.server.lazyfree.free
+    left = whole
+    while left:
+        n = m = 0
+        nodes = s.nodes
+        while n < left and m < TRIM_PIECE:
+            m += nodes[n].live
+            n += 1
+        dropped: list[list[bytes]] = []
+        s.cut(n, 0, dropped)
+        free(dropped)  # (freed a slice at a time)
+        left -= n
+        if left or partial:
+            _applied_piece(c, key, [b"XTRIM", key, b"MAXLEN", b"=", b"%d" % len(s)])
+            yield
+    if partial:
+        dropped = []
+        s.cut(0, partial, dropped)
+        free(dropped)
+    return total
+
+
+def _exact_trim(s: Stream, a: TrimArgs, xadd: bool = True) -> list[bytes]:
     """Redis's streamRewriteApproxSpecifier/TrimArgument: `~ N` becomes what it did."""
-    head = [b"NOMKSTREAM"] if a.nomkstream else []
+    head = [b"NOMKSTREAM"] if a.nomkstream and xadd else []
     if a.maxlen is not None or not s.ids:
         return [*head, b"MAXLEN", b"=", b"%d" % len(s)]
     return [*head, b"MINID", b"=", fmt(s.ids[0])]
@@ -303,12 +375,26 @@ def xtrim(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(SYNTAX)
     if s is None:
         return 0
+    cost = _trim_cost(s, a)
+    if cost >= bigwork.BIG or getattr(c, "precomputed", None) is not None:
+        return _applied(c, argv, cost, lambda: _xtrim_steps(c, argv, s, a))
     n = _trim(c, s, a)
     if n:
         c.store.dirty += 1
         if a.approx:
             c.also = [[b"XTRIM", argv[1], *_exact_trim(s, a)]]
     return n
+
+
+def _xtrim_steps(
+    c: Any, argv: list[bytes], s: Stream, a: TrimArgs
+) -> bigwork.Steps[tuple[bool, Any]]:
+    """XTRIM of many entries in pieces; its last piece recorded as XTRIM is."""
+    n = yield from _trim_pieces(c, argv[1], s, a)
+    if n:
+        last = [b"XTRIM", argv[1], *_exact_trim(s, a)] if a.approx else list(argv)
+        _applied_piece(c, argv[1], last)
+    return n > 0, n
 
 
 # -- XRANGE XREVRANGE XLEN XDEL -----------------------------------------------------
@@ -346,9 +432,23 @@ def _range(c: Any, argv: list[bytes], rev: bool) -> Any:
     if lo > hi:
         return []
     ids = s.range(lo, hi, max(count, 0), rev)
-    if bigreply.possible(c, len(ids)):  # a snapshot of the entries, sent in slices
-        return bigreply.stream_entries(c, ids, list(map(s.entries.__getitem__, ids)))
-    return [entry(s, i) for i in ids]
+    if not bigreply.possible(c, len(ids)):
+        return [entry(s, i) for i in ids]
+    # a snapshot of the entries (taken a piece at a time: bigwork.py), sent in slices
+    fields = bigwork.compute(c, argv, len(ids), lambda: _fields(s, ids))
+    if fields is NO_REPLY:
+        return fields
+    return bigreply.stream_entries(c, ids, fields)
+
+
+def _fields(s: Stream, ids: list[tuple[int, int]]) -> bigwork.Steps[list[list[bytes]]]:
+    """The fields of the entries C{ids}, a piece at a time."""
+    out: list[list[bytes]] = []
+    get = s.entries.__getitem__
+    for lo in range(0, len(ids), bigwork.PIECE):
+        out += map(get, ids[lo : lo + bigwork.PIECE])
+        yield
+    return out
 
 
 @command("xrange", -4, "readonly", X, "Return a range of elements in a stream")
@@ -369,14 +469,67 @@ def xlen(c: Any, argv: list[bytes]) -> Any:
 
 @command("xdel", -3, "write fast", X, "Removes the specified entries from the stream")
 def xdel(c: Any, argv: list[bytes]) -> Any:
-    ids = [_sid(b) for b in argv[2:]]
+    return _applied(c, argv, WEIGHT * (len(argv) - 2), lambda: _xdel_steps(c, argv))
+
+
+def _xdel_steps(c: Any, argv: list[bytes]) -> bigwork.Steps[tuple[bool, Any]]:
+    ids = yield from _parsed(argv[2:])
     s = _stream(c, argv[1])
     if s is None:
-        return 0
-    n = sum(1 for i in ids if s.delete(i))
-    if n:
+        return False, 0
+    n = 0
+    step = bigwork.PIECE  # (a piece cuts the list of IDs once: more IDs, fewer cuts)
+    for lo in range(0, len(ids), step):
+        k = s.delete_many(ids[lo : lo + step])
+        if k:
+            n += k
+            _applied_piece(c, argv[1], [b"XDEL", argv[1], *argv[2 + lo : 2 + lo + step]])
+        yield
+    return n > 0, n
+
+
+# -- writes over many IDs, a piece at a time ------------------------------------------
+
+WEIGHT = 16  # bigwork's cost of a stream ID or entry (a few microseconds of Python each)
+
+
+def _applied(
+    c: Any, argv: list[bytes], cost: int, make: Callable[[], bigwork.Steps[tuple[bool, Any]]]
+) -> Any:
+    """
+    A write over many IDs (XDEL, XACK, XCLAIM, XAUTOCLAIM, XGROUP DELCONSUMER):
+    C{make()}'s generator applies it a piece at a time, each piece recorded to the
+    AOF as a command of its own as it is applied (L{_applied_piece}), and returns
+    whether anything changed and the reply; in slices when big (bigwork.py), at once
+    when small. Stopped half-way (its client gone), it is the same command over fewer
+    IDs, in memory and in the file alike.
+    """
+    done = bigwork.compute(c, argv, cost, make)
+    if done is NO_REPLY:
+        return done
+    changed, reply = done
+    if changed:
         c.store.dirty += 1
-    return n
+        c.also = []  # (recorded piece by piece)
+    return reply
+
+
+def _applied_piece(c: Any, key: bytes, record: list[bytes] | None) -> None:
+    """A piece of a big write is done: WATCH sees it now (the rest may never come), the AOF has it."""
+    store = c.store
+    if store.watched:
+        c.server.touch(store, [key])
+    if record is not None:
+        _record(c, record)
+
+
+def _parsed(raw: list[bytes]) -> bigwork.Steps[list[tuple[int, int]]]:
+    """Stream IDs parsed a piece at a time (an invalid one: the command's error, nothing changed)."""
+    out: list[tuple[int, int]] = []
+    for lo in range(0, len(raw), bigwork.PIECE):
+        out += [_sid(b) for b in raw[lo : lo + bigwork.PIECE]]
+        yield
+    return out
 
 
 @command("xsetid", -3, "write denyoom fast", X, "Set the last entry ID of a stream")
@@ -520,14 +673,23 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     can_block = block >= 0 and not history
 
     def attempt() -> Any:
-        out, also = _xread_now(c, targets, count, noack, cname, now)
-        if group_mode and also:
+        # (a big read: its entries gathered, and delivered, a piece at a time: bigwork.py)
+        done = bigwork.compute(
+            c,
+            argv,
+            _xread_cost(targets, count),
+            lambda: _xread_steps(c, targets, count, noack, cname, now),
+        )
+        if done is NO_REPLY:
+            return done
+        parts, changed = done
+        if changed:
             c.store.dirty += 1
-            c.also = also
+            c.also = []  # (recorded as it was delivered: L{_record})
             c.touched = [t[0] for t in targets]  # (WATCH: the streams read)
-        if not out:
+        if not parts:
             return blocking.NOT_READY if can_block else NULL_ARRAY
-        return _keyed(c, out)
+        return _entries_reply(c, parts)
 
     if not can_block:
         return attempt()
@@ -539,19 +701,54 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     return blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY)
 
 
-def _xread_now(
-    c: Any, targets: list[Any], count: int, noack: bool, cname: bytes | None, now: int
-) -> tuple[list[tuple[bytes, Any]], list[list[bytes]]]:
-    """What XREAD/XREADGROUP can deliver now (and what the AOF gets for it)."""
-    out: list[tuple[bytes, Any]] = []
-    also: list[list[bytes]] = []
-    for key, s, g, start in targets:
+Part = tuple[bytes, list[tuple[int, int]], list[Any]]  # a key, IDs, their fields (None: deleted)
+
+
+def _xread_cost(targets: list[Any], count: int) -> int:
+    """About how much XREAD/XREADGROUP does (bigwork's cost): the entries it gathers or delivers."""
+    n = 0
+    for _key, s, g, start in targets:
         if s is None:
             continue
         if g is None:
+            left = len(s.ids) - bisect.bisect_right(s.ids, start)
+        elif start is None:
+            left = len(s.ids) - bisect.bisect_right(s.ids, g.last_id)
+        else:  # (its consumer's PEL is at most the group's)
+            left = len(g.pel.order) - g.pel.after(start)
+        n += (1 if g is None else WEIGHT) * (min(left, count) if count else left)
+    return n
+
+
+def _record(c: Any, argv: list[bytes]) -> None:
+    """Say C{argv} to the AOF now (a big write recorded a piece at a time, as applied)."""
+    aof = c.server.aof
+    if aof is not None:
+        aof.feed_db(c.store.id, argv)
+
+
+def _xread_steps(
+    c: Any, targets: list[Any], count: int, noack: bool, cname: bytes | None, now: int
+) -> bigwork.Steps[tuple[list[Part], bool]]:
+    """
+    What XREAD/XREADGROUP delivers now, and whether it changed a group. The entries
+    go to the pending lists a piece at a time, each piece recorded as Redis
+    propagates it (an XCLAIM each, or XGROUP SETID): a read stopped half-way (its
+    client gone) is a read of fewer entries, in memory and in the AOF alike.
+    """
+    out: list[Part] = []
+    changed = False
+    for key, s, g, start in targets:
+        if s is None:
+            continue
+        fields: list[Any] = []
+        if g is None:
             got = s.after(start, count)
+            for lo in range(0, len(got), bigwork.PIECE):
+                fields += map(s.entries.__getitem__, got[lo : lo + bigwork.PIECE])
+                yield
             if got:
-                out.append((key, [entry(s, i) for i in got]))
+                out.append((key, got, fields))
             continue
         assert cname is not None
         if start is None and not (s.ids and s.ids[-1] > g.last_id):
@@ -559,40 +756,68 @@ def _xread_now(
         cons = g.consumers.get(cname)
         if cons is None:
             cons = g.consumers[cname] = Consumer(cname, now)
-            also.append([b"XGROUP", b"CREATECONSUMER", key, g.name, cname])
+            _record(c, [b"XGROUP", b"CREATECONSUMER", key, g.name, cname])
+            changed = True
         cons.seen = now
         if start is None:  # '>': new entries
             got = s.after(g.last_id, count)
             if not got:
                 continue
-            entries = []
-            for i in got:
-                s.group_read(g, i)
-                entries.append(entry(s, i))
-                if not noack:
-                    old = g.pel.get(i)
-                    if old is not None:
-                        del old.consumer.pel[i]
-                    nack = NACK(cons, now, 1)
-                    g.pel[i] = nack
-                    cons.pel[i] = nack
-                    also.append(_xclaim_prop(key, g, cons.name, i, nack))
-            if noack:
-                also.append(_setid_prop(key, g))
-            out.append((key, entries))
+            changed = True
+            _applied_piece(c, key, None)  # (WATCH sees it now: the rest may never come)
+            aof = c.server.aof
+            for lo in range(0, len(got), PIECE):
+                piece = got[lo : lo + PIECE]
+                fields += map(s.entries.__getitem__, piece)
+                for i in piece:
+                    s.group_read(g, i)
+                    if not noack:
+                        old = g.pel.get(i)
+                        if old is not None:
+                            del old.consumer.pel[i]
+                        nack = NACK(cons, now, 1)
+                        g.pel[i] = nack
+                        cons.pel[i] = nack
+                        if aof is not None:
+                            _record(c, _xclaim_prop(key, g, cons.name, i, nack))
+                if noack:
+                    _record(c, _setid_prop(key, g))
+                yield
+            out.append((key, got, fields))
         else:  # history: this consumer's pending entries after the ID
-            ids = cons.pel.live_from(cons.pel.after(start), count)
-            entries = []
-            for i in ids:
-                if i in s.entries:
-                    nack = cons.pel[i]
-                    nack.time = now
-                    nack.count += 1
-                    entries.append(entry(s, i))
-                else:
-                    entries.append([fmt(i), NULL_ARRAY])
-            out.append((key, entries))
-    return out, also
+            got = cons.pel.live_from(cons.pel.after(start), count)
+            get = s.entries.get
+            pel = cons.pel
+            for lo in range(0, len(got), PIECE):
+                for i in got[lo : lo + PIECE]:
+                    fv = get(i)
+                    if fv is not None:
+                        nack = pel[i]
+                        nack.time = now
+                        nack.count += 1
+                    fields.append(fv)
+                yield
+            out.append((key, got, fields))
+    return out, changed
+
+
+def _entries_reply(c: Any, parts: list[Part]) -> Any:
+    """XREAD/XREADGROUP's reply: small at once, big in slices (bigreply.py)."""
+    if bigreply.possible(c, sum(len(p[1]) for p in parts)):
+        return bigreply.keyed_stream_entries(c, parts)
+    return _keyed(
+        c,
+        [
+            (
+                key,
+                [
+                    [fmt(i), NULL_ARRAY if fv is None else list(fv)]
+                    for i, fv in zip(ids, fields, strict=True)
+                ],
+            )
+            for key, ids, fields in parts
+        ],
+    )
 
 
 def _xclaim_prop(key: bytes, g: Group, cname: bytes, i: tuple[int, int], nack: NACK) -> list[bytes]:
@@ -731,8 +956,13 @@ def _xgroup(c: Any, argv: list[bytes]) -> Any:
         c.also = [[b"XGROUP", b"SETID", key, gname, fmt(gid), b"ENTRIESREAD", b"%d" % entries_read]]
         return OK
     if opt == b"destroy" and n == 4:
-        if s.groups.pop(gname, None) is None:
+        g = s.groups.pop(gname, None)
+        if g is None:
             return 0
+        free = c.server.lazyfree.free  # (a million pending entries freed a slice at a time)
+        free(g.pel)
+        for cons in g.consumers.values():
+            free(cons.pel)
         c.store.dirty += 1
         return 1
     if opt == b"createconsumer" and n == 5:
@@ -744,14 +974,37 @@ def _xgroup(c: Any, argv: list[bytes]) -> Any:
         return 1
     if opt == b"delconsumer" and n == 5:
         assert g is not None
-        cons = g.consumers.pop(argv[4], None)
-        if cons is None:
+        gone = g.consumers.get(argv[4])
+        if gone is None:
             return 0
-        for pid in cons.pel:
-            g.pel.pop(pid, None)
-        c.store.dirty += 1
-        return len(cons.pel)
+        return _applied(c, argv, WEIGHT * len(gone.pel), lambda: _delconsumer_steps(c, argv))
     raise _subsyntax(argv)
+
+
+def _delconsumer_steps(c: Any, argv: list[bytes]) -> bigwork.Steps[tuple[bool, Any]]:
+    """
+    XGROUP DELCONSUMER: its pending entries leave the group a piece at a time, each
+    piece recorded as the XACK it is, then the consumer goes (recorded as it is).
+    """
+    key, gname = argv[2], argv[3]
+    g = _stream(c, key).groups[gname]  # type: ignore[union-attr]
+    cons = g.consumers[argv[4]]
+    pel = cons.pel
+    pending = len(pel)
+    if pending > PIECE:
+        ids = pel.ids()
+        for lo in range(0, len(ids) - PIECE, PIECE):  # (the last piece goes with it)
+            piece = ids[lo : lo + PIECE]
+            for i in piece:
+                g.pel.pop(i, None)
+                del pel[i]
+            _applied_piece(c, key, [b"XACK", key, gname, *map(fmt, piece)])
+            yield
+    for i in pel:
+        g.pel.pop(i, None)
+    del g.consumers[argv[4]]
+    _applied_piece(c, key, list(argv))
+    return True, pending
 
 
 for _name, _arity, _flags, _summary in (
@@ -791,22 +1044,28 @@ help_command(
 
 @command("xack", -4, "write fast", X, "Marks a pending message as correctly processed")
 def xack(c: Any, argv: list[bytes]) -> Any:
-    ids = [_sid(b) for b in argv[3:]]
+    return _applied(c, argv, WEIGHT * (len(argv) - 3), lambda: _xack_steps(c, argv))
+
+
+def _xack_steps(c: Any, argv: list[bytes]) -> bigwork.Steps[tuple[bool, Any]]:
+    ids = yield from _parsed(argv[3:])
     s = _stream(c, argv[1])
-    if s is None:
-        return 0
-    g = s.groups.get(argv[2])
+    g = s.groups.get(argv[2]) if s is not None else None
     if g is None:
-        return 0
+        return False, 0
     n = 0
-    for i in ids:
-        nack = g.pel.pop(i, None)
-        if nack is not None:
-            nack.consumer.pel.pop(i, None)
-            n += 1
-    if n:
-        c.store.dirty += 1
-    return n
+    for lo in range(0, len(ids), PIECE):
+        k = 0
+        for i in ids[lo : lo + PIECE]:
+            nack = g.pel.pop(i, None)
+            if nack is not None:
+                nack.consumer.pel.pop(i, None)
+                k += 1
+        if k:
+            n += k
+            _applied_piece(c, argv[1], [b"XACK", argv[1], argv[2], *argv[3 + lo : 3 + lo + PIECE]])
+        yield
+    return n > 0, n
 
 
 @command("xpending", -3, "readonly", X, "Return information about pending entries of a group")
@@ -869,20 +1128,36 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
         pel = owner.pel if owner is not None else PEL()
     else:
         pel = g.pel
+    if not count or start > end:
+        return []
+    lo = pel.after(start, inclusive=True)
+    cost = WEIGHT * min(
+        bisect.bisect_right(pel.order, end) - lo, count if not min_idle else LONG_MAX
+    )
+    return bigwork.compute(
+        c, argv, cost, lambda: _pending_steps(pel, lo, end, count, min_idle, now)
+    )
+
+
+def _pending_steps(
+    pel: PEL, lo: int, end: tuple[int, int], count: int, min_idle: int, now: int
+) -> bigwork.Steps[list[Any]]:
+    """XPENDING's entries from position C{lo} of the PEL's order, a piece at a time."""
     out: list[Any] = []
-    if count and start <= end:
-        order = pel.order
-        for k in range(pel.after(start, inclusive=True), len(order)):
-            i = order[k]
-            if i not in pel:
-                continue
-            if i > end or len(out) >= count:
-                break
-            nack = pel[i]
-            idle = max(now - nack.time, 0)
-            if min_idle and idle < min_idle:
-                continue
-            out.append([fmt(i), nack.consumer.name, idle, nack.count])
+    order = pel.order
+    for k in range(lo, len(order)):
+        if not (k - lo + 1) % PIECE:
+            yield
+        i = order[k]
+        if i not in pel:
+            continue
+        if i > end or len(out) >= count:
+            break
+        nack = pel[i]
+        idle = max(now - nack.time, 0)
+        if min_idle and idle < min_idle:
+            continue
+        out.append([fmt(i), nack.consumer.name, idle, nack.count])
     return out
 
 
@@ -926,74 +1201,117 @@ def _claim_opts(c: Any, argv: list[bytes], j: int) -> dict[str, Any]:
     return o
 
 
+def _nogroup_in(argv: list[bytes]) -> CommandError:
+    return CommandError(
+        f"NOGROUP No such key '{argv[1].decode('utf-8', 'replace')}' or consumer group "
+        f"'{argv[2].decode('utf-8', 'replace')}'"
+    )
+
+
 @command("xclaim", -6, "write fast", X, "Changes the ownership of a pending message")
 def xclaim(c: Any, argv: list[bytes]) -> Any:
     s = _stream(c, argv[1])
     g = s.groups.get(argv[2]) if s is not None else None
     if g is None:
-        raise CommandError(
-            f"NOGROUP No such key '{argv[1].decode('utf-8', 'replace')}' or consumer group "
-            f"'{argv[2].decode('utf-8', 'replace')}'"
-        )
+        raise _nogroup_in(argv)
     min_idle = to_int(argv[4], "ERR Invalid min-idle-time argument for XCLAIM")
     if min_idle < 0:
         min_idle = 0
+    assert s is not None
+    done = _applied(
+        c, argv, WEIGHT * (len(argv) - 5), lambda: _xclaim_steps(c, argv, s, g, min_idle)
+    )
+    if done is NO_REPLY:
+        return done
+    return _entry_list(c, *done)
+
+
+def _entry_list(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]] | None) -> Any:
+    """
+    Entries as XRANGE answers them (their IDs alone when C{fields} is None: JUSTID),
+    in slices when many (bigreply.py).
+    """
+    if bigreply.possible(c, len(ids)):
+        return bigreply.stream_entries(c, ids, fields)
+    if fields is None:
+        return [fmt(i) for i in ids]
+    return [[fmt(i), list(fv)] for i, fv in zip(ids, fields, strict=True)]
+
+
+def _xclaim_steps(
+    c: Any, argv: list[bytes], s: Stream, g: Group, min_idle: int
+) -> bigwork.Steps[tuple[bool, Any]]:
+    """XCLAIM's IDs parsed, then claimed a piece at a time, each recorded as Redis does."""
     j = 5
-    ids = []
-    while j < len(argv):
+    n = len(argv)
+    while j < n:
         try:
-            ids.append(_sid(argv[j]))
+            _sid(argv[j])
         except CommandError:
             break
         j += 1
+        if not j % bigwork.PIECE:
+            yield
     o = _claim_opts(c, argv, j)
-    assert s is not None
+    ids = yield from _parsed(argv[5:j])
+    key = argv[1]
     now = c.store.now_ms()
-    if o["lastid"] is not None and o["lastid"] > g.last_id:
-        g.last_id = o["lastid"]
-    cons = None
-    out: list[Any] = []
-    also: list[list[bytes]] = []
     changed = o["lastid"] is not None
-    for i in ids:
-        nack = g.pel.get(i)
-        if i not in s.entries:
-            if nack is not None:  # (propagated: the replay drops it from the PEL too)
-                also.append(_xclaim_prop(argv[1], g, nack.consumer.name, i, nack))
-                del g.pel[i]
-                nack.consumer.pel.pop(i, None)
-                changed = True
-            continue
-        if o["force"] and nack is None:
+    if changed and o["lastid"] > g.last_id:
+        g.last_id = o["lastid"]
+    recorded = False
+    cons = None
+    out: list[tuple[int, int]] = []
+    entries = s.entries
+    for lo in range(0, len(ids), PIECE):
+        records = []
+        for i in ids[lo : lo + PIECE]:
+            nack = g.pel.get(i)
+            if i not in entries:
+                if nack is not None:  # (propagated: the replay drops it from the PEL too)
+                    records.append(_xclaim_prop(key, g, nack.consumer.name, i, nack))
+                    del g.pel[i]
+                    nack.consumer.pel.pop(i, None)
+                continue
+            if o["force"] and nack is None:
+                if cons is None:
+                    cons = _consumer(g, argv[3], now)
+                nack = NACK(cons, now, 1)
+                g.pel[i] = nack
+                cons.pel[i] = nack
+            if nack is None:
+                continue
+            if min_idle and now - nack.time < min_idle:
+                continue
             if cons is None:
                 cons = _consumer(g, argv[3], now)
-            nack = NACK(cons, now, 1)
-            g.pel[i] = nack
-            cons.pel[i] = nack
-        if nack is None:
-            continue
-        if min_idle and now - nack.time < min_idle:
-            continue
-        if cons is None:
-            cons = _consumer(g, argv[3], now)
-        if nack.consumer is not cons:
-            nack.consumer.pel.pop(i, None)
-            nack.consumer = cons
-            cons.pel[i] = nack
-        nack.time = o["time"]
-        if o["retry"] is not None:
-            nack.count = o["retry"]
-        elif not o["justid"]:
-            nack.count += 1
-        cons.seen = now
-        changed = True
-        out.append(fmt(i) if o["justid"] else entry(s, i))
-        also.append(_xclaim_prop(argv[1], g, cons.name, i, nack))
-    if changed:
-        c.store.dirty += 1
-        if also:
-            c.also = also
-    return out
+            _give(nack, cons, i)
+            nack.time = o["time"]
+            if o["retry"] is not None:
+                nack.count = o["retry"]
+            elif not o["justid"]:
+                nack.count += 1
+            cons.seen = now
+            out.append(i)
+            records.append(_xclaim_prop(key, g, cons.name, i, nack))
+        if records:
+            changed = recorded = True
+            _applied_piece(c, key, None)
+            for r in records:
+                _record(c, r)
+        yield
+    if changed and not recorded:  # (LASTID alone: the command as it is, as before)
+        _record(c, argv)
+    fields = None if o["justid"] else list(map(entries.__getitem__, out))
+    return changed, (out, fields)
+
+
+def _give(nack: NACK, cons: Consumer, i: tuple[int, int]) -> None:
+    """The pending entry C{i} (C{nack}) belongs to C{cons} now."""
+    if nack.consumer is not cons:
+        nack.consumer.pel.pop(i, None)
+        nack.consumer = cons
+        cons.pel[i] = nack
 
 
 def _consumer(g: Group, name: bytes, now: int) -> Consumer:
@@ -1009,10 +1327,7 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
     s = _stream(c, argv[1])
     g = s.groups.get(argv[2]) if s is not None else None
     if g is None:
-        raise CommandError(
-            f"NOGROUP No such key '{argv[1].decode('utf-8', 'replace')}' or consumer group "
-            f"'{argv[2].decode('utf-8', 'replace')}'"
-        )
+        raise _nogroup_in(argv)
     min_idle = to_int(argv[4], "ERR Invalid min-idle-time argument for XAUTOCLAIM")
     if min_idle < 0:
         min_idle = 0
@@ -1038,45 +1353,86 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
         else:
             raise CommandError(SYNTAX)
     assert s is not None
+    cost = WEIGHT * min(count * 10, len(g.pel))
+    done = _applied(
+        c, argv, cost, lambda: _xautoclaim_steps(c, argv, s, g, min_idle, start, count, justid)
+    )
+    if done is NO_REPLY:
+        return done
+    nxt, ids, fields, deleted = done
+    if bigreply.possible(c, len(ids)):
+        return bigreply.claimed(c, fmt(nxt), ids, fields, deleted)
+    return [fmt(nxt), _entry_list(c, ids, fields), deleted]
+
+
+def _xautoclaim_steps(
+    c: Any,
+    argv: list[bytes],
+    s: Stream,
+    g: Group,
+    min_idle: int,
+    start: tuple[int, int],
+    count: int,
+    justid: bool,
+) -> bigwork.Steps[tuple[bool, Any]]:
+    """
+    XAUTOCLAIM's walk of the group's PEL from C{start}, a piece at a time (a COUNT
+    of 100,000 tries a million entries), each piece recorded as Redis does.
+    """
+    key = argv[1]
     now = c.store.now_ms()
     attempts = count * 10
     cons = None
-    claimed: list[Any] = []
+    claimed: list[tuple[int, int]] = []
     deleted: list[bytes] = []
-    also: list[list[bytes]] = []
-    ids = g.pel.live_from(g.pel.after(start, inclusive=True), attempts + 1)
-    nxt = ZERO
-    k = 0
-    while k < len(ids) and attempts > 0 and len(claimed) < count:
-        i = ids[k]
-        k += 1
+    pel = g.pel
+    order = pel.order  # (a compaction makes a new list: this one stays as it is)
+    pos = pel.after(start, inclusive=True)
+    entries = s.entries
+    changed = False
+    records: list[list[bytes]] = []
+    while pos < len(order) and attempts > 0 and len(claimed) < count:
+        i = order[pos]
+        pos += 1
+        if i not in pel:
+            continue
         attempts -= 1
-        nack = g.pel[i]
-        if i not in s.entries:
-            also.append(_xclaim_prop(argv[1], g, nack.consumer.name, i, nack))
-            del g.pel[i]
+        nack = pel[i]
+        if i not in entries:
+            records.append(_xclaim_prop(key, g, nack.consumer.name, i, nack))
+            del pel[i]
             nack.consumer.pel.pop(i, None)
             deleted.append(fmt(i))
-            continue
-        if min_idle and now - nack.time < min_idle:
-            continue
-        if cons is None:
-            cons = _consumer(g, argv[3], now)
-        if nack.consumer is not cons:
-            nack.consumer.pel.pop(i, None)
-            nack.consumer = cons
-            cons.pel[i] = nack
-        nack.time = now
-        if not justid:
-            nack.count += 1
-        claimed.append(fmt(i) if justid else entry(s, i))
-        also.append(_xclaim_prop(argv[1], g, cons.name, i, nack))
-    if k < len(ids):
-        nxt = ids[k]
-    if claimed or deleted:
-        c.store.dirty += 1
-        c.also = also
-    return [fmt(nxt), claimed, deleted]
+        elif not (min_idle and now - nack.time < min_idle):
+            if cons is None:
+                cons = _consumer(g, argv[3], now)
+            _give(nack, cons, i)
+            nack.time = now
+            if not justid:
+                nack.count += 1
+            claimed.append(i)
+            records.append(_xclaim_prop(key, g, cons.name, i, nack))
+        if len(records) >= PIECE or not pos % PIECE:
+            if records:
+                changed = True
+                _applied_piece(c, key, None)
+                for r in records:
+                    _record(c, r)
+                records = []
+            yield
+    if records:
+        changed = True
+        _applied_piece(c, key, None)
+        for r in records:
+            _record(c, r)
+    nxt = ZERO
+    while pos < len(order):  # (the next pending entry, or 0-0)
+        if order[pos] in pel:
+            nxt = order[pos]
+            break
+        pos += 1
+    fields = None if justid else list(map(entries.__getitem__, claimed))
+    return changed, (nxt, claimed, fields, deleted)
 
 
 def _by_name(d: dict[bytes, Any]) -> list[Any]:
@@ -1133,44 +1489,87 @@ def xinfo_stream(c: Any, argv: list[bytes]) -> Any:
                 ("last-entry", last if last is not None else None),
             ]
         )
-    ids = s.ids[:count] if count else s.ids
-    groups = []
-    for g in _by_name(s.groups):
-        pel = g.sorted_pel()
-        pel_c = pel[:count] if count else pel
-        consumers = []
-        for cons in _by_name(g.consumers):
-            cp = cons.pel.live_from(0, count)
-            consumers.append(
-                Map(
-                    [
-                        ("name", cons.name),
-                        ("seen-time", cons.seen),
-                        ("pel-count", len(cons.pel)),
-                        ("pending", [[fmt(i), cons.pel[i].time, cons.pel[i].count] for i in cp]),
-                    ]
-                )
-            )
-        groups.append(
-            Map(
-                [
-                    ("name", g.name),
-                    ("last-delivered-id", fmt(g.last_id)),
-                    ("entries-read", g.entries_read if g.entries_read != INVALID_READ else None),
-                    ("lag", s.lag(g)),
-                    ("pel-count", len(g.pel)),
-                    (
-                        "pending",
-                        [
-                            [fmt(i), g.pel[i].consumer.name, g.pel[i].time, g.pel[i].count]
-                            for i in pel_c
-                        ],
-                    ),
-                    ("consumers", consumers),
-                ]
-            )
+    cost = WEIGHT * (
+        min(len(s), count or len(s))
+        + sum(
+            min(len(g.pel), count or len(g.pel)) * 2 + len(g.consumers) for g in s.groups.values()
         )
-    return Map([*head, ("entries", [entry(s, i) for i in ids]), ("groups", groups)])
+    )
+    return bigwork.compute(c, argv, cost, lambda: _full_steps(c, s, head, count))
+
+
+def _full_steps(c: Any, s: Stream, head: list[Any], count: int) -> bigwork.Steps[Preencoded]:
+    """
+    XINFO STREAM FULL's reply, encoded a piece at a time (its entries, its groups'
+    and consumers' pending entries: C{count} of each, 0 for all of them).
+    """
+    enc = c.enc
+    out: list[bytes] = []
+    chunks: list[bytes] = []
+    resp3 = c.resp == 3
+
+    def map_of(n: int) -> None:
+        out.append(b"%%%d\r\n" % n if resp3 else b"*%d\r\n" % (2 * n))
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        for k, v in items:
+            enc(k, out)
+            enc(v, out)
+
+    done = 0  # elements encoded since the last step
+
+    def array(items: list[Any], make: Any) -> bigwork.Steps[None]:
+        nonlocal done, out
+        out.append(b"*%d\r\n" % len(items))
+        for lo in range(0, len(items), PIECE):
+            piece = items[lo : lo + PIECE]
+            for x in piece:
+                enc(make(x), out)
+            done += len(piece)
+            if done >= PIECE:
+                done = 0
+                chunks.append(b"".join(out))  # (joined as it goes: the end joins few)
+                out = []
+                yield
+
+    map_of(len(head) + 2)
+    pairs(head)
+    enc("entries", out)
+    yield from array(s.ids[:count] if count else s.ids, lambda i: entry(s, i))
+    enc("groups", out)
+    out.append(b"*%d\r\n" % len(s.groups))
+    for g in _by_name(s.groups):
+        map_of(7)
+        pairs(
+            [
+                ("name", g.name),
+                ("last-delivered-id", fmt(g.last_id)),
+                ("entries-read", g.entries_read if g.entries_read != INVALID_READ else None),
+                ("lag", s.lag(g)),
+                ("pel-count", len(g.pel)),
+            ]
+        )
+        enc("pending", out)
+        gpel = g.pel
+        yield from array(
+            gpel.live_from(0, count),
+            lambda i, p=gpel: [fmt(i), p[i].consumer.name, p[i].time, p[i].count],
+        )
+        enc("consumers", out)
+        consumers = _by_name(g.consumers)
+        out.append(b"*%d\r\n" % len(consumers))
+        for cons in consumers:
+            map_of(4)
+            pairs([("name", cons.name), ("seen-time", cons.seen), ("pel-count", len(cons.pel))])
+            enc("pending", out)
+            cpel = cons.pel
+            yield from array(
+                cpel.live_from(0, count), lambda i, p=cpel: [fmt(i), p[i].time, p[i].count]
+            )
+            done += 1
+    chunks.append(b"".join(out))
+    raw = b"".join(chunks)
+    return Preencoded(raw, raw)
 
 
 NO_KEY = "ERR no such key"
