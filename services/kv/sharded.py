@@ -23,7 +23,16 @@ shards, in C. A store emptied (FLUSHDB, FLUSHALL) starts again from a plain dict
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, KeysView, MutableMapping, ValuesView
+from collections.abc import (
+    Generator,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    MutableMapping,
+    MutableSet,
+    ValuesView,
+)
 from itertools import chain, islice
 from typing import Any, TypeVar, overload
 
@@ -137,6 +146,31 @@ class ShardedDict(MutableMapping[bytes, V]):
     def __repr__(self) -> str:
         return f"ShardedDict({dict(self.items())!r})"
 
+    def update(self, other: Any = (), /, **kw: V) -> None:  # type: ignore[override]
+        """Each pair set as C{__setitem__} does (a hash's HSET of many fields)."""
+        pairs = other.items() if hasattr(other, "items") else other
+        old = self.old
+        shards = self.shards
+        added = 0
+        for key, value in pairs:
+            if old and key in old:
+                old[key] = value
+                continue
+            shard = shards[hash(key) % SHARDS]
+            if key not in shard:
+                added += 1
+            shard[key] = value
+        self.size += added
+        for key, value in kw.items():  # (not used by kv; MutableMapping's contract)
+            self[key.encode()] = value  # type: ignore[index]
+
+    def copy(self) -> ShardedDict[V]:
+        """A copy, dict by dict (each a C-level copy of a small table)."""
+        new: ShardedDict[V] = ShardedDict(self.old.copy())
+        new.shards = [shard.copy() for shard in self.shards]
+        new.size = self.size
+        return new
+
     # -- growing ------------------------------------------------------------------------
 
     @property
@@ -191,3 +225,169 @@ class _Items(ItemsView[bytes, V]):
 
     def __iter__(self) -> Iterator[tuple[bytes, V]]:
         return chain.from_iterable(p.items() for p in self._d.parts())
+
+
+class ShardedSet(MutableSet[bytes]):
+    """
+    A big set's members (SADD past C{SHARD_AT}) as C{SHARDS} small sets chosen by
+    hash, and the set it grew from (C{old}), which never grows again (a member it
+    holds stays there until removed; new members go to the shards): so adding a
+    member copies at most a shard's table, however big the set. Iteration walks the
+    old set, then the shards, in C. What a set operation makes (C{&}, C{|}, C{-})
+    is a plain set.
+    """
+
+    __slots__ = ("shards", "old", "size")
+
+    def __init__(self, old: set[bytes] | None = None) -> None:
+        self.shards: list[set[bytes]] = [set() for _ in range(SHARDS)]
+        self.old: set[bytes] = set() if old is None else old
+        self.size = len(self.old)
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[bytes]) -> set[bytes]:  # type: ignore[override]
+        return set(it)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __contains__(self, member: object) -> bool:
+        if member in self.shards[hash(member) % SHARDS]:
+            return True
+        old = self.old
+        return bool(old) and member in old
+
+    def __iter__(self) -> Iterator[bytes]:
+        return chain(self.old, *self.shards)
+
+    def add(self, member: bytes) -> None:
+        old = self.old
+        if old and member in old:
+            return
+        shard = self.shards[hash(member) % SHARDS]
+        if member not in shard:
+            shard.add(member)
+            self.size += 1
+
+    def discard(self, member: bytes) -> None:
+        shard = self.shards[hash(member) % SHARDS]
+        if member in shard:
+            shard.remove(member)
+            self.size -= 1
+            return
+        old = self.old
+        if old and member in old:
+            old.remove(member)
+            self.size -= 1
+
+    def update(self, members: Iterable[bytes]) -> None:
+        """Each member added (SADD of many)."""
+        old = self.old
+        shards = self.shards
+        added = 0
+        for m in members:
+            if old and m in old:
+                continue
+            shard = shards[hash(m) % SHARDS]
+            if m not in shard:
+                shard.add(m)
+                added += 1
+        self.size += added
+
+    def difference_update(self, members: Iterable[bytes]) -> None:
+        """Each member removed (SREM of many, SPOP)."""
+        for m in members:
+            self.discard(m)
+
+    def clear(self) -> None:
+        self.shards = [set() for _ in range(SHARDS)]
+        self.old = set()
+        self.size = 0
+
+    def copy(self) -> ShardedSet:
+        """A copy, set by set (each a C-level copy of a small table)."""
+        new = ShardedSet(self.old.copy())
+        new.shards = [shard.copy() for shard in self.shards]
+        new.size = self.size
+        return new
+
+    def parts(self) -> list[set[bytes]]:
+        """The sets holding the members: the old one, then the shards."""
+        return [self.old, *self.shards]
+
+    @property
+    def grown_from(self) -> set[bytes]:
+        """The plain set this one grew from (SSCAN's snapshots of it stay valid)."""
+        return self.old
+
+    def at(self, i: int) -> bytes:
+        """The member at position C{i} of the iteration order (SRANDMEMBER), in C mostly."""
+        for part in self.parts():
+            n = len(part)
+            if i < n:
+                return next(islice(iter(part), i, None))
+            i -= n
+        raise IndexError(i)
+
+    def take_parts(self) -> list[set[bytes]]:
+        """Its sets that hold members (for lazyfree, a slice at a time); empty now."""
+        parts = [p for p in self.parts() if p]
+        self.clear()
+        return parts
+
+    def __repr__(self) -> str:
+        return f"ShardedSet({set(self)!r})"
+
+
+# -- big values: a hash (dict) or a set past SHARD_AT members ------------------------
+
+# the plain type each sharded one stands for (TYPE, OBJECT ENCODING, WRONGTYPE checks,
+# DUMP, the AOF rewrite…: a big hash is a hash)
+KIND: dict[type, type] = {ShardedDict: dict, ShardedSet: set}
+
+
+def kind(value: object) -> type:
+    """C{type(value)}, a sharded container's being the plain type it stands for."""
+    t = type(value)
+    return KIND.get(t, t)
+
+
+def sharded(value: Any) -> Any:
+    """A hash (dict) or set past C{SHARD_AT} members as its sharded form; others as they are."""
+    t = type(value)
+    if t is dict and len(value) > SHARD_AT:
+        return ShardedDict(value)
+    if t is set and len(value) > SHARD_AT:
+        return ShardedSet(value)
+    return value
+
+
+def new_like(t: type, n: int) -> Any:
+    """An empty hash (C{t} dict) or set for about C{n} members: sharded past C{SHARD_AT}."""
+    if n > SHARD_AT:
+        return ShardedDict() if t is dict else ShardedSet()
+    return t()
+
+
+COPY = 32  # shards copied a step of L{copy_steps} (a few ms at ten million members)
+
+
+def copy_steps(value: Any, big: bool = False) -> Generator[None, None, Any]:
+    """
+    A copy of a hash or set (a bigwork generator: COPY, SADD of a million members):
+    a sharded one a few shards a step, into a sharded copy; a plain one at once (a
+    C-level copy), sharded past C{SHARD_AT} members, or when C{big} (it will grow).
+    """
+    t = type(value)
+    if t is ShardedDict or t is ShardedSet:
+        new = t(value.old.copy())
+        parts, shards = new.shards, value.shards
+        for lo in range(0, SHARDS, COPY):
+            parts[lo : lo + COPY] = [part.copy() for part in shards[lo : lo + COPY]]
+            yield
+        new.size = value.size
+        return new
+    copy = value.copy()
+    if big or len(copy) > SHARD_AT:
+        return ShardedDict(copy) if t is dict else ShardedSet(copy)
+    return copy

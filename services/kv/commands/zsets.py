@@ -28,6 +28,7 @@ from portsuite_services.kv.commands import (
 )
 from portsuite_services.kv.commands.keys import scan_reply
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, Double, Preencoded, string2ll
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict, copy_steps, kind
 from portsuite_services.kv.zset import (
     ZSet,
     format_score,
@@ -205,6 +206,8 @@ def _zadd_steps(
     added = updated = 0
     processed = 0
     d = z.dict
+    if len(d) + len(scores) > SHARD_AT and type(d) is dict:
+        d = z.dict = ShardedDict(d)  # (big: it grows a shard at a time, see sharded.py)
     new_score = 0.0
     for k, score in enumerate(scores):
         if k and not k % ADDS:
@@ -263,9 +266,9 @@ def _zadd_aside(
     for lo in range(i, n, 2 * bigwork.PIECE):
         scores += [_score(argv[j]) for j in range(lo, min(n, lo + 2 * bigwork.PIECE), 2)]
         yield
-    d = dict(z.dict) if z else {}
-    counts = yield from _zadd_steps(_Scores(d), argv, i, scores, flags)
-    made = yield from zset_steps(d)
+    aside = _Scores((yield from copy_steps(z.dict)) if z else {})
+    counts = yield from _zadd_steps(aside, argv, i, scores, flags)
+    made = yield from zset_steps(aside.dict)
     return made, counts
 
 
@@ -855,7 +858,7 @@ UNION, INTER, DIFF = "union", "inter", "diff"
 
 def _source(c: Any, key: bytes) -> Any:
     v = c.store.get(key)
-    if v is None or type(v) is ZSet or type(v) is set:
+    if v is None or type(v) is ZSet or kind(v) is set:
         return v
     raise wrongtype()
 
