@@ -41,7 +41,8 @@ def _at(coll: Collection[Any], positions: list[int]) -> list[Any]:
 def one(coll: Collection[Any]) -> Any:
     """An element at random (C{coll} not empty)."""
     if type(coll) in KIND:  # (a big keyspace, hash or set: to its shard, then within it)
-        return coll.at(random.randrange(len(coll)))
+        big: Any = coll
+        return big.at(random.randrange(len(coll)))
     return next(islice(iter(coll), random.randrange(len(coll)), None))
 
 

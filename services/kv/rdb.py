@@ -1090,9 +1090,10 @@ def load_zset(r: Any, t: int, limits: tuple[int, int]) -> Steps[ZSet]:
     skiplist Redis would hold as a listpack (C{limits}) has its -0 scores made 0, as
     Redis's conversion makes them.
     """
-    scores: dict[bytes, float] = {}
+    scores: Any = {}
     if t == T_ZSET or t == T_ZSET_2:
         n = r.plain_len()
+        scores = new_like(dict, n)  # (a big one: sharded, it never resizes a big table)
         string, take, unpack = r.string, r.take, _dbl.unpack
         left = n
         while left:  # (never more than the payload holds: no preallocation)

@@ -10,7 +10,7 @@ from portsuite_services.kv import bigwork
 from portsuite_services.kv.commands import NO_REPLY, SYNTAX, CommandError, command
 from portsuite_services.kv.lazyfree import effort
 from portsuite_services.kv.resp import OK, string2ll
-from portsuite_services.kv.sharded import KIND, SHARD_AT
+from portsuite_services.kv.sharded import KIND, SHARD_AT, new_like
 from portsuite_services.kv.sharded import copy_steps as sharded_copy_steps
 from portsuite_services.kv.stream import Stream
 from portsuite_services.kv.zset import ZSet, sorted_list_steps
@@ -95,7 +95,7 @@ def copy_steps(v: Any) -> Any:
         return deque((yield from bigwork.as_list(v)))
     if t is ZSet:
         pairs = yield from bigwork.as_list(v.sl)
-        d: dict[bytes, float] = {}
+        d: Any = new_like(dict, len(v))  # (a big one: sharded, see sharded.py)
         yield from bigwork.fill(d.update, v.dict.items())
         z = ZSet()
         z.dict = d

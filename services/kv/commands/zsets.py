@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 
@@ -28,7 +29,7 @@ from portsuite_services.kv.commands import (
 )
 from portsuite_services.kv.commands.keys import scan_reply
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, Double, Preencoded, string2ll
-from portsuite_services.kv.sharded import SHARD_AT, ShardedDict, copy_steps, kind
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict, copy_steps, kind, new_like
 from portsuite_services.kv.zset import (
     ZSet,
     format_score,
@@ -623,7 +624,7 @@ def _kept(z: ZSet, start: int, stop: int) -> bigwork.Steps[ZSet]:
     """A new ZSet of C{z}'s members outside ranks [start, stop), built a piece at a time."""
     pairs = yield from bigwork.take(z.sl.islice(0, start), start)
     pairs += yield from bigwork.take(z.sl.islice(stop, len(z)), len(z) - stop)
-    d: dict[bytes, float] = {}
+    d: Any = new_like(dict, len(pairs))  # (a big one: sharded, see sharded.py)
     for lo in range(0, len(pairs), bigwork.PIECE):
         d.update([(m, s) for s, m in pairs[lo : lo + bigwork.PIECE]])
         yield
@@ -1055,7 +1056,7 @@ def _zset_of(result: dict[bytes, float]) -> bigwork.Steps[ZSet | None]:
     return z
 
 
-def _scores(v: Any, members: set[bytes]) -> dict[bytes, float]:
+def _scores(v: Any, members: set[bytes]) -> Mapping[bytes, float]:
     """A dict holding C{members}' scores in C{v}: its own, or 1 each for a plain set."""
     return v.dict if type(v) is ZSet else dict.fromkeys(members, 1.0)
 
