@@ -4,7 +4,8 @@ kv's request path in instructions (callgrind), beside the bare RESP floor of
 bench/resp_floor.py: what one SET / GET costs in KVProtocol.dataReceived (parse,
 dispatch, reply) on a fake transport, alone and in a pipeline of 16, without the
 reactor and the sockets; then the same in a database of 100,000 keys ("big": a
-sharded keyspace, see services/kv/sharded.py). Instruction counts do not move with the load of a shared
+sharded keyspace, see services/kv/sharded.py); then SADD, HSET and ZADD of a member
+already in a small set, hash and sorted set (the container path). Instruction counts do not move with the load of a shared
 machine, so small changes show; they are not time (C string scans, syscalls).
 
     .venv/bin/python bench/kv_callgrind.py          # N=2000 to change
@@ -27,6 +28,7 @@ from pathlib import Path
 N = int(os.environ.get("N", "2000"))
 BIG = 100_000  # keys of the "big" cases' database
 CASES = ("SET", "GET", "SET x16", "GET x16", "SET big", "GET big", "SET x16 big", "GET x16 big")
+CASES += ("SADD", "HSET", "ZADD")  # (a small set, hash, sorted set: a member set again)
 HERE = Path(__file__).resolve().parent
 
 
@@ -85,6 +87,9 @@ def inner() -> None:
         ("GET big", get, 1, kv_big),
         ("SET x16 big", set_ * 16, 16, kv_big),
         ("GET x16 big", get * 16, 16, kv_big),
+        ("SADD", _cmd(b"SADD", b"set:small", b"member:1"), 1, kv),
+        ("HSET", _cmd(b"HSET", b"hash:small", b"field:1", b"xxx"), 1, kv),
+        ("ZADD", _cmd(b"ZADD", b"zset:small", b"1", b"member:1"), 1, kv),
     ):
         for who, run in (("kv", proto.dataReceived), ("floor", floor.replies)):
             n = N // per

@@ -353,12 +353,18 @@ def kind(value: object) -> type:
 
 
 def sharded(value: Any) -> Any:
-    """A hash (dict) or set past C{SHARD_AT} members as its sharded form; others as they are."""
+    """
+    A value about to be stored: a hash (dict) or set past C{SHARD_AT} members as its
+    sharded form; a sharded one built for more than it holds (SINTERSTORE of two big
+    sets, few in common) plain again under C{SHARD_AT // 2}, since its shards' empty
+    tables weigh ~200 KB; others as they are.
+    """
     t = type(value)
-    if t is dict and len(value) > SHARD_AT:
-        return ShardedDict(value)
-    if t is set and len(value) > SHARD_AT:
-        return ShardedSet(value)
+    if t is dict or t is set:
+        if len(value) > SHARD_AT:
+            return ShardedDict(value) if t is dict else ShardedSet(value)
+    elif (t is ShardedSet or t is ShardedDict) and len(value) < SHARD_AT // 2:
+        return set(value) if t is ShardedSet else dict(value.items())
     return value
 
 

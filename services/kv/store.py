@@ -115,6 +115,8 @@ class Store:
         data = self.data
         old = data.get(key)
         if type(value) is not bytes:
+            if old is value or (old is not None and getattr(old, "old", None) is value):
+                return  # (the value there already, or the big plain one it grew from)
             value = sharded(value)  # (a hash or set of more than SHARD_AT: sharded)
         data[key] = value
         if len(data) > SHARD_AT and type(data) is dict:

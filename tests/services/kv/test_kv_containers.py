@@ -12,6 +12,7 @@ begun before it returns every member), and small containers stay plain.
 
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,8 +123,11 @@ def test_what_builds_a_big_set_or_hash_whole_builds_it_sharded() -> None:
     _check_bounded(server)
     assert set(server.store.get(b"s-restored")) == set(members)
     assert dict(server.store.get(b"h-restored").items()) == dict(zip(members, members, strict=True))
-    # a set built with fewer members than the line in one go stays plain
-    assert _call(c, t, "SINTERSTORE", "few", "s", "small-or-none") == 0
+    # a set built for many that holds few is stored plain (its empty shards weigh)
+    assert _call(c, t, "SINTERSTORE", "none", "s", "no-such-key") == 0
+    assert _call(c, t, "SADD", "three", "m1", "m2", "x") == 3
+    assert _call(c, t, "SINTERSTORE", "few", "s", "three") == 2
+    assert type(server.store.get(b"few")) is set
 
 
 def _big(server: KVServer, c: Any) -> tuple[set[bytes], dict[bytes, bytes]]:
@@ -245,3 +249,34 @@ def test_the_aof_rewrite_and_restart_keep_big_containers(tmp_path: Path) -> None
     assert set(again.store.get(b"s")) == model
     assert dict(again.store.get(b"h").items()) == hmodel
     assert type(again.store.get(b"s")) is ShardedSet  # (loading grew them as SADD does)
+
+
+def test_a_sharded_set_and_dict_behave_as_a_set_and_a_dict() -> None:
+    rnd = random.Random(7)
+    plain = {b"%d" % i for i in range(2000)}
+    big, model = ShardedSet(set(plain)), set(plain)
+    hplain = {b"%d" % i: b"v" for i in range(2000)}
+    hbig, hmodel = ShardedDict(dict(hplain)), dict(hplain)
+    for _ in range(20_000):
+        m = b"%d" % rnd.randrange(4000)
+        op = rnd.randrange(4)
+        if op == 0:
+            big.add(m), model.add(m)
+            hbig[m], hmodel[m] = m, m
+        elif op == 1:
+            big.discard(m), model.discard(m)
+            assert hbig.pop(m, None) == hmodel.pop(m, None)
+        elif op == 2:
+            big.update([m, m + b"x"]), model.update([m, m + b"x"])
+            hbig.update({m: b"u"}), hmodel.update({m: b"u"})
+        else:
+            big.difference_update([m]), model.difference_update([m])
+        assert (m in big) == (m in model) and hbig.get(m) == hmodel.get(m)
+    assert len(big) == len(model) and set(big) == model and big == model
+    assert len(hbig) == len(hmodel) and dict(hbig.items()) == hmodel
+    assert set(big.copy()) == model and dict(hbig.copy().items()) == hmodel
+    assert type(big & {b"1", b"2"}) is set and big & {b"1", b"2"} == model & {b"1", b"2"}
+    assert big | {b"new"} == model | {b"new"} and big - {b"1"} == model - {b"1"}
+    assert {big.at(i) for i in range(len(big))} == model
+    popped = big.pop()
+    assert popped in model and popped not in big and len(big) == len(model) - 1
