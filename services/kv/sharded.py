@@ -164,6 +164,28 @@ class ShardedDict(MutableMapping[bytes, V]):
         for key, value in kw.items():  # (not used by kv; MutableMapping's contract)
             self[key.encode()] = value  # type: ignore[index]
 
+    def set_many(self, pairs: Iterable[tuple[bytes, V]]) -> int:
+        """
+        Each pair set (HSET of many fields); how many keys were new. A big hash's old
+        dict gives two of its keys to the shards for each new one (so lookups soon
+        find every key in its shard), as the keyspace's cron moves them.
+        """
+        old = self.old
+        shards = self.shards
+        added = 0
+        for key, value in pairs:
+            if old and key in old:
+                old[key] = value
+                continue
+            shard = shards[hash(key) % SHARDS]
+            if key not in shard:
+                added += 1
+            shard[key] = value
+        self.size += added
+        if old and added:
+            self.move(2 * added)
+        return added
+
     def copy(self) -> ShardedDict[V]:
         """A copy, dict by dict (each a C-level copy of a small table)."""
         new: ShardedDict[V] = ShardedDict(self.old.copy())
@@ -293,6 +315,21 @@ class ShardedSet(MutableSet[bytes]):
                 shard.add(m)
                 added += 1
         self.size += added
+        if old and added:  # (its old set gives two to the shards for each new one)
+            self.move(2 * added)
+
+    def move(self, n: int) -> int:
+        """Move up to C{n} members of the old set into the shards; how many moved."""
+        old = self.old
+        n = min(n, len(old))
+        pop = old.pop
+        shards = self.shards
+        for _ in range(n):
+            m = pop()
+            shards[hash(m) % SHARDS].add(m)
+        if n and not old:
+            old.clear()  # (its table, emptied member by member, is freed now)
+        return n
 
     def difference_update(self, members: Iterable[bytes]) -> None:
         """Each member removed (SREM of many, SPOP)."""
