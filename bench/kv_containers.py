@@ -22,18 +22,13 @@ same run ("before"). C{ONLY="SADD"}: a subset of the loads.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from benchlib import before_bin, pin
-from kv import TWISTD, _cmd, start_kv_and_echo, start_pinger, stop
-from kv_keyspace import _replies
+from kv import _cmd, start_pinger
+from kv_keyspace import _replies, each_build, figures
 
 N = int(os.environ.get("N", "3000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the load names
@@ -60,7 +55,7 @@ LOADS: list[tuple[str, bytes, Callable[[int, int], bytes]]] = [
 ]
 
 
-def run(port: int, echo: int) -> dict[str, tuple[float, float, float, int]]:
+def run(port: int, echo: int) -> dict[str, tuple[Any, ...]]:
     """{load: (seconds, worst echo rtt ms, p99 ms, round trips over 50 ms)}."""
     pinger = start_pinger(echo)
     sock = socket.create_connection(("127.0.0.1", port), timeout=300)
@@ -82,32 +77,11 @@ def run(port: int, echo: int) -> dict[str, tuple[float, float, float, int]]:
         _replies(sock, 1)
         time.sleep(1.5)
     sock.close()
-    samples = pinger()
-    base = samples[0][0]  # (the pinger's clock started about 0.5 s before t0)
-    out = {}
-    for name, a, b in spans:
-        during = [r * 1000 for w, r in samples if a - 0.01 <= w - base - 0.5 <= b + 0.05]
-        p99 = statistics.quantiles(during, n=100)[98] if len(during) > 2 else 0.0
-        over = sum(1 for r in during if r > 50)
-        out[name] = (b - a, max(during, default=0), p99, over)
-    quiet = [r * 1000 for w, r in samples if w - base < 0.5]
-    out["(baseline)"] = (0.0, max(quiet, default=0), 0.0, 0)
-    return out
+    return figures(pinger(), spans)
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="kv-containers-"))
-    results: dict[str, dict[str, Any]] = {}
-    bindir = before_bin()
-    builds = [("before", str(bindir / "twistd"))] if bindir is not None else []
-    builds.append(("now", TWISTD))
-    for label, twistd in builds:
-        proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd)
-        try:
-            results[label] = run(kv, echo)
-        finally:
-            stop(proc)
-    shutil.rmtree(tmp, ignore_errors=True)
+    builds, results = each_build("kv-containers-", lambda kv, echo, pid: run(kv, echo))
     print(f"\nN = {N:,} members, {BATCH} a command; load average {os.getloadavg()[0]:.2f}")
     print(
         f"{'load':12} {'build':7} {'s':>6} {'worst echo rtt ms':>18} {'p99 ms':>7} {'> 50 ms':>8}"

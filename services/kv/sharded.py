@@ -147,20 +147,8 @@ class ShardedDict(MutableMapping[bytes, V]):
         return f"ShardedDict({dict(self.items())!r})"
 
     def update(self, other: Any = (), /, **kw: V) -> None:  # type: ignore[override]
-        """Each pair set as C{__setitem__} does (a hash's HSET of many fields)."""
-        pairs = other.items() if hasattr(other, "items") else other
-        old = self.old
-        shards = self.shards
-        added = 0
-        for key, value in pairs:
-            if old and key in old:
-                old[key] = value
-                continue
-            shard = shards[hash(key) % SHARDS]
-            if key not in shard:
-                added += 1
-            shard[key] = value
-        self.size += added
+        """Each pair set as C{__setitem__} does (the keyspace's batch of SETs)."""
+        self._set_pairs(other.items() if hasattr(other, "items") else other)
         for key, value in kw.items():  # (not used by kv; MutableMapping's contract)
             self[key.encode()] = value  # type: ignore[index]
 
@@ -170,20 +158,24 @@ class ShardedDict(MutableMapping[bytes, V]):
         dict gives two of its keys to the shards for each new one (so lookups soon
         find every key in its shard), as the keyspace's cron moves them.
         """
+        added = self._set_pairs(pairs)
+        if self.old and added:
+            self.move(2 * added)
+        return added
+
+    def _set_pairs(self, pairs: Iterable[tuple[bytes, V]]) -> int:
         old = self.old
         shards = self.shards
         added = 0
         for key, value in pairs:
             if old and key in old:
-                old[key] = value
+                old[key] = value  # (in place: the old dict never grows)
                 continue
             shard = shards[hash(key) % SHARDS]
             if key not in shard:
                 added += 1
             shard[key] = value
         self.size += added
-        if old and added:
-            self.move(2 * added)
         return added
 
     def copy(self) -> ShardedDict[V]:
