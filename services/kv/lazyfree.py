@@ -76,7 +76,7 @@ class LazyFree:
     def _drain(self, v: Any, n: int) -> int:
         """Remove up to C{n} elements of C{v}; how many were removed."""
         t = type(v)
-        n = min(n, len(v))
+        n = min(n, len(v.sl) if t is ZSet else len(v))  # (a ZSet's dict may be gone first)
         if t is set or t is deque:
             pop = v.pop
             for _ in range(n):

@@ -173,7 +173,32 @@ def test_every_set_command_answers_on_a_big_set_as_on_its_model() -> None:
     assert _call(c, t, "HSET", "s", "f", "v").args[0].startswith("WRONGTYPE")
     assert _call(c, t, "ZUNIONSTORE", "zs", "1", "s") == len(model)
     assert set(_call(c, t, "SMEMBERS", "s")) == model
-    assert _call(c, t, "DEL", "s") == 1
+    assert _call(c, t, "DEL", "s", "zs") == 2
+    _freed(clock, server)
+
+
+def _freed(clock: Clock, server: KVServer) -> None:
+    """What was deleted is freed a slice per turn (lazyfree), to the end."""
+    for _ in range(1000):
+        if not server.lazyfree.pending:
+            return
+        clock.advance(0)
+    raise AssertionError("lazyfree never emptied")
+
+
+def test_a_big_sorted_set_answers_and_is_freed() -> None:
+    clock, server = _server()
+    c, t = _client(server)
+    _grow(server, c, "ZADD", "z", SHARD_AT + 10, 2)
+    z = server.store.get(b"z")
+    assert type(z.dict) is ShardedDict
+    assert _call(c, t, "ZSCORE", "z", "m5") == b"5" and _call(c, t, "ZRANK", "z", "m65540") == 65540
+    assert (
+        _call(c, t, "ZREM", "z", "m5", "m65540") == 2 and _call(c, t, "ZCARD", "z") == SHARD_AT + 8
+    )
+    assert _call(c, t, "COPY", "z", "z2") == 1 and _call(c, t, "ZCARD", "z2") == SHARD_AT + 8
+    assert _call(c, t, "DEL", "z", "z2") == 2
+    _freed(clock, server)
 
 
 def test_every_hash_command_answers_on_a_big_hash_as_on_its_model() -> None:
