@@ -48,7 +48,55 @@ MOVE = 8192  # keys of the old dict moved into the shards per step (about 1–2 
 _MISSING: Any = object()
 
 
-class ShardedDict(MutableMapping[bytes, V]):
+class _Parts:
+    """
+    What a sharded dict and a sharded set share: C{SHARDS} small tables by hash
+    (C{shards}), the table it grew from (C{old}), and how many keys they hold (C{size}).
+    """
+
+    __slots__ = ()
+    shards: list[Any]
+    old: Any
+    size: int
+
+    def clear(self) -> None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.shards[hash(key) % SHARDS]:
+            return True
+        old = self.old
+        return bool(old) and key in old
+
+    def parts(self) -> list[Any]:
+        """The tables holding the keys: the old one, then the shards."""
+        return [self.old, *self.shards]
+
+    @property
+    def grown_from(self) -> Any:
+        """The plain table this one grew from (a SCAN's snapshot of it stays valid)."""
+        return self.old
+
+    def at(self, i: int) -> bytes:
+        """The key at position C{i} of the iteration order (RANDOMKEY, SRANDMEMBER), in C mostly."""
+        for part in self.parts():
+            n = len(part)
+            if i < n:
+                return next(islice(iter(part), i, None))  # type: ignore[no-any-return]
+            i -= n
+        raise IndexError(i)
+
+    def take_parts(self) -> list[Any]:
+        """Its tables that hold keys (for lazyfree, which frees them a slice at a time); empty now."""
+        parts = [p for p in self.parts() if p]
+        self.clear()  # (new tables: the old ones are in parts)
+        return parts
+
+
+class ShardedDict(_Parts, MutableMapping[bytes, V]):
     """
     A dict of bytes keys split into C{SHARDS} dicts by hash, with the dict it grew
     from (C{old}) still holding the keys not moved yet. Values are never None (as
@@ -61,15 +109,6 @@ class ShardedDict(MutableMapping[bytes, V]):
         self.shards: list[dict[bytes, V]] = [{} for _ in range(SHARDS)]
         self.old: dict[bytes, V] = {} if old is None else old  # (never grows: see __setitem__)
         self.size = len(self.old)
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __contains__(self, key: object) -> bool:
-        if key in self.shards[hash(key) % SHARDS]:
-            return True
-        old = self.old
-        return bool(old) and key in old
 
     @overload
     def get(self, key: bytes, /) -> V | None: ...
@@ -124,12 +163,8 @@ class ShardedDict(MutableMapping[bytes, V]):
 
     def clear(self) -> None:
         self.shards = [{} for _ in range(SHARDS)]
-        self.old.clear()
+        self.old = {}  # (not cleared in place: take_parts hands the old one on)
         self.size = 0
-
-    def parts(self) -> list[dict[bytes, V]]:
-        """The dicts holding the keys: the old one, then the shards."""
-        return [self.old, *self.shards]
 
     def __iter__(self) -> Iterator[bytes]:
         return chain(self.old, *self.shards)
@@ -187,11 +222,6 @@ class ShardedDict(MutableMapping[bytes, V]):
 
     # -- growing ------------------------------------------------------------------------
 
-    @property
-    def grown_from(self) -> dict[bytes, V]:
-        """The plain dict this one grew from (SCAN's snapshots of it stay valid)."""
-        return self.old
-
     def move(self, n: int) -> int:
         """Move up to C{n} keys of the old dict into the shards; how many moved."""
         old = self.old
@@ -204,23 +234,6 @@ class ShardedDict(MutableMapping[bytes, V]):
         if n and not old:
             old.clear()  # (its table, emptied entry by entry, is freed now)
         return n
-
-    def at(self, i: int) -> bytes:
-        """The key at position C{i} of the iteration order (RANDOMKEY), in C mostly."""
-        for part in self.parts():
-            n = len(part)
-            if i < n:
-                return next(islice(iter(part), i, None))
-            i -= n
-        raise IndexError(i)
-
-    def take_parts(self) -> list[dict[bytes, V]]:
-        """Its dicts that hold keys (for lazyfree, which frees them a slice at a time); empty now."""
-        parts = [p for p in self.parts() if p]
-        self.shards = [{} for _ in range(SHARDS)]
-        self.old = {}
-        self.size = 0
-        return parts
 
 
 class _Values(ValuesView[V]):
@@ -241,7 +254,7 @@ class _Items(ItemsView[bytes, V]):
         return chain.from_iterable(p.items() for p in self._d.parts())
 
 
-class ShardedSet(MutableSet[bytes]):
+class ShardedSet(_Parts, MutableSet[bytes]):
     """
     A big set's members (SADD past C{SHARD_AT}) as C{SHARDS} small sets chosen by
     hash, and the set it grew from (C{old}), which never grows again (a member it
@@ -261,15 +274,6 @@ class ShardedSet(MutableSet[bytes]):
     @classmethod
     def _from_iterable(cls, it: Iterable[bytes]) -> set[bytes]:  # type: ignore[override]
         return set(it)
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __contains__(self, member: object) -> bool:
-        if member in self.shards[hash(member) % SHARDS]:
-            return True
-        old = self.old
-        return bool(old) and member in old
 
     def __iter__(self) -> Iterator[bytes]:
         return chain(self.old, *self.shards)
@@ -339,30 +343,6 @@ class ShardedSet(MutableSet[bytes]):
         new.shards = [shard.copy() for shard in self.shards]
         new.size = self.size
         return new
-
-    def parts(self) -> list[set[bytes]]:
-        """The sets holding the members: the old one, then the shards."""
-        return [self.old, *self.shards]
-
-    @property
-    def grown_from(self) -> set[bytes]:
-        """The plain set this one grew from (SSCAN's snapshots of it stay valid)."""
-        return self.old
-
-    def at(self, i: int) -> bytes:
-        """The member at position C{i} of the iteration order (SRANDMEMBER), in C mostly."""
-        for part in self.parts():
-            n = len(part)
-            if i < n:
-                return next(islice(iter(part), i, None))
-            i -= n
-        raise IndexError(i)
-
-    def take_parts(self) -> list[set[bytes]]:
-        """Its sets that hold members (for lazyfree, a slice at a time); empty now."""
-        parts = [p for p in self.parts() if p]
-        self.clear()
-        return parts
 
     def __repr__(self) -> str:
         return f"ShardedSet({set(self)!r})"
