@@ -4,7 +4,8 @@ kv's request path in instructions (callgrind), beside the bare RESP floor of
 bench/resp_floor.py: what one SET / GET costs in KVProtocol.dataReceived (parse,
 dispatch, reply) on a fake transport, alone and in a pipeline of 16, without the
 reactor and the sockets; then the same in a database of 100,000 keys ("big": a
-sharded keyspace, see services/kv/sharded.py). Instruction counts do not move with the load of a shared
+sharded keyspace, see services/kv/sharded.py); then SADD, HSET and ZADD of a member
+already in a small set, hash and sorted set (the container path). Instruction counts do not move with the load of a shared
 machine, so small changes show; they are not time (C string scans, syscalls).
 
     .venv/bin/python bench/kv_callgrind.py          # N=2000 to change
@@ -30,6 +31,7 @@ CASES = ("SET", "GET", "SET x16", "GET x16", "SET big", "GET big", "SET x16 big"
 # commands of a few keys or arguments (their many-argument forms run in slices): the
 # floor answers them with an error, only kv's figure and now/before mean something
 FEW = ("MGET 3", "MSET 2", "EXISTS 2", "DEL 2", "SADD 3", "HMGET 3")
+CASES += ("SADD", "HSET", "ZADD")  # (a small set, hash, sorted set: a member set again)
 HERE = Path(__file__).resolve().parent
 
 
@@ -94,6 +96,9 @@ def inner() -> None:
         ("DEL 2", _cmd(b"DEL", b"nokey", b"nokey2"), 1, kv_big),
         ("SADD 3", _cmd(b"SADD", b"s", b"a", b"b", b"c"), 1, kv),
         ("HMGET 3", _cmd(b"HMGET", b"h", b"a", b"b", b"c"), 1, kv),
+        ("SADD", _cmd(b"SADD", b"set:small", b"member:1"), 1, kv),
+        ("HSET", _cmd(b"HSET", b"hash:small", b"field:1", b"xxx"), 1, kv),
+        ("ZADD", _cmd(b"ZADD", b"zset:small", b"1", b"member:1"), 1, kv),
     ):
         for who, run in (("kv", proto.dataReceived), ("floor", floor.replies)):
             n = N // per

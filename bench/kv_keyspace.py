@@ -105,24 +105,38 @@ def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, 
             _replies(sock, 1)
             time.sleep(1.5)
     sock.close()
-    samples = pinger()
+    return figures(pinger(), spans)
+
+
+def figures(samples: list[tuple[float, float]], spans: list[Any]) -> dict[str, tuple[Any, ...]]:
+    """
+    {name: (seconds, worst echo rtt ms, p99 ms, round trips over 50 ms, *more)} of each
+    span (name, start, end, *more) of the pinger's C{samples}; and "(baseline)".
+    """
     base = samples[0][0]  # (the pinger's clock started about 0.5 s before t0)
     out = {}
-    for name, a, b, per_key in spans:
+    for name, a, b, *more in spans:
         during = [r * 1000 for w, r in samples if a - 0.01 <= w - base - 0.5 <= b + 0.05]
         p99 = statistics.quantiles(during, n=100)[98] if len(during) > 2 else 0.0
         over = sum(1 for r in during if r > 50)
-        out[name] = (b - a, max(during, default=0), p99, over, per_key)
+        out[name] = (b - a, max(during, default=0), p99, over, *more)
     quiet = [r * 1000 for w, r in samples if w - base < 0.5]
-    out["(baseline)"] = (0.0, max(quiet, default=0), 0.0, 0, 0.0)
+    out["(baseline)"] = (0.0, max(quiet, default=0), 0.0, 0, *([0.0] * len(more)))
     return out
 
 
-def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="kv-keyspace-"))
+def each_build(
+    prefix: str, run: Callable[[int, int, int], dict[str, Any]]
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """L{on_each_build} in a scratch folder: the builds' labels (before, now) and results."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     results: dict[str, dict[str, Any]] = on_each_build(tmp, run)
-    builds = list(results)
     shutil.rmtree(tmp, ignore_errors=True)
+    return list(results), results
+
+
+def main() -> None:
+    builds, results = each_build("kv-keyspace-", run)
     print(f"\nN = {N:,} keys; load average {os.getloadavg()[0]:.2f}")
     print(
         f"{'load':16} {'build':7} {'s':>6} {'worst echo rtt ms':>18} {'p99 ms':>7} "

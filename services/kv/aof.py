@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from portsuite_services.kv.resp import BIG_ARG, command_bytes, command_parts, runs, string2ll
+from portsuite_services.kv.sharded import kind
 
 FSYNC_CHOICES = ("always", "everysec", "no")
 TEMP_INFIX = ".rewrite-"  # kv.aof.rewrite-PID.tmp: a compaction in progress
@@ -272,7 +273,7 @@ def dump_commands(store: Any) -> Any:
         when = expires.get(key)
         if when is not None and when <= now:
             continue
-        t = type(value)
+        t = kind(value)  # (a big hash or set, sharded, is one)
         if t is bytes:
             yield [b"SET", key, value]
         elif t is dict:

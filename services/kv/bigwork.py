@@ -38,6 +38,7 @@ from portsuite.api import freeze_young
 from portsuite_services.kv.aof import AOF, record_steps
 from portsuite_services.kv.bigreply import may_slice
 from portsuite_services.kv.blocking import Blocked, unblock
+from portsuite_services.kv.sharded import KIND, new_like
 
 log = Logger(namespace="portsuite.kv")
 T = TypeVar("T")
@@ -309,7 +310,7 @@ def as_list(items: Collection[Any]) -> Steps[list[Any]]:
 
 def union(sets: list[Any]) -> Steps[set[Any]]:
     """The union as a set (SUNIONSTORE): the biggest set's members, then the others'."""
-    out: set[Any] = set()
+    out: Any = new_like(set, sum(map(len, sets)))  # (big: sharded, see sharded.py)
     for s in sorted(sets, key=len, reverse=True):
         yield from _pieces(out.update, s)
     return out
@@ -336,7 +337,7 @@ def union_members(sets: list[Any]) -> Steps[list[Any]]:
     for s in sets[1:]:
         it = iter(s)
         for _ in range(0, len(s), PIECE):
-            for x in set(islice(it, PIECE)).difference(first):
+            for x in _without(set(islice(it, PIECE)), first):
                 adds[hash(x) & mask](x)
             yield
     for shard in shards:
@@ -352,7 +353,7 @@ def inter(sets: list[Any], out: Any) -> Steps[Any]:
     add = out.extend if type(out) is list else out.update
     it = iter(first)
     for _ in range(0, len(first), PIECE):
-        add(set(islice(it, PIECE)).intersection(*others))
+        add(_within(set(islice(it, PIECE)), others))
         yield
     return out
 
@@ -364,7 +365,7 @@ def inter_count(sets: list[Any], limit: int) -> Steps[int]:
     n = 0
     it = iter(first)
     for _ in range(0, len(first), PIECE):
-        n += len(set(islice(it, PIECE)).intersection(*others))
+        n += len(_within(set(islice(it, PIECE)), others))
         if limit and n >= limit:
             return limit
         yield
@@ -378,10 +379,25 @@ def diff(first: Any, others: list[Any], out: Any) -> Steps[Any]:
     for _ in range(0, len(first), PIECE):
         piece = set(islice(it, PIECE))
         for o in others:
-            piece = piece - o  # (iterates the piece, not the big set)
+            piece = _without(piece, o)  # (iterates the piece, not the big set)
         add(piece)
         yield
     return out
+
+
+def _within(piece: set[Any], others: list[Any]) -> set[Any]:
+    """The members of C{piece} in every one of C{others} (a big set, sharded: asked each)."""
+    plain = [o for o in others if type(o) not in KIND]
+    piece = piece.intersection(*plain) if plain else piece
+    for o in others:
+        if type(o) in KIND:
+            piece = {x for x in piece if x in o}
+    return piece
+
+
+def _without(piece: set[Any], o: Any) -> set[Any]:
+    """The members of C{piece} not in C{o} (C{piece - o}, which iterates a sharded C{o})."""
+    return piece - o if type(o) not in KIND else {x for x in piece if x not in o}
 
 
 RUN = 8192  # elements sorted at once before the runs are merged

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from portsuite_services.kv.sharded import ShardedDict
+from portsuite_services.kv.sharded import ShardedDict, ShardedSet
 from portsuite_services.kv.stream import PEL, Stream
 from portsuite_services.kv.zset import ZSet
 
@@ -29,13 +29,15 @@ PIECE = 8192  # elements freed per turn of the reactor (a few ms)
 def effort(value: Any) -> int:
     """How many elements freeing C{value} touches (0 for a string)."""
     t = type(value)
-    if t is set or t is dict or t is deque or t is list or t is ZSet:
+    if t is ZSet:
+        return len(value.sl)  # (its dict may be gone first: see _drain)
+    if t is set or t is dict or t is deque or t is list:
         return len(value)
     if t is PEL:  # (a consumer group's, destroyed)
         return len(value)
     if t is Stream:
         return len(value.entries) + sum(len(g.pel) for g in value.groups.values())
-    if t is ShardedDict:  # (FLUSHALL of a big keyspace)
+    if t is ShardedDict or t is ShardedSet:  # (FLUSHALL of a big keyspace; a big hash or set)
         return len(value)
     return 0
 
@@ -76,7 +78,7 @@ class LazyFree:
     def _drain(self, v: Any, n: int) -> int:
         """Remove up to C{n} elements of C{v}; how many were removed."""
         t = type(v)
-        n = min(n, len(v))
+        n = min(n, len(v.sl) if t is ZSet else len(v))  # (a ZSet's dict may be gone first)
         if t is set or t is deque:
             pop = v.pop
             for _ in range(n):
@@ -91,11 +93,16 @@ class LazyFree:
             del v[-n:]
         elif t is ZSet:
             n = min(n, PIECE // 2)  # (a SortedList pop costs more)
-            popitem, pop = v.dict.popitem, v.sl.pop
+            d = v.dict
+            if type(d) is not dict:  # a big one's sharded dict: its dicts freed in turn
+                self.queue.extend(d.take_parts())
+                v.dict = d = {}
+            popitem, pop = d.popitem, v.sl.pop
             for _ in range(n):
-                popitem()
+                if d:
+                    popitem()
                 pop()
-        elif t is ShardedDict:  # its dicts, each freed in turn
+        elif t is ShardedDict or t is ShardedSet:  # its dicts (or sets), each freed in turn
             self.queue.extend(v.take_parts())
             return 1
         elif t is PEL:

@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Any
 
 from portsuite_services.kv import bigwork
-from portsuite_services.kv.sharded import ShardedDict
+from portsuite_services.kv.sharded import KIND, new_like
 
 DENSE = 8  # wanting more than 1/DENSE of the elements: copy them
 
@@ -40,8 +40,9 @@ def _at(coll: Collection[Any], positions: list[int]) -> list[Any]:
 
 def one(coll: Collection[Any]) -> Any:
     """An element at random (C{coll} not empty)."""
-    if type(coll) is ShardedDict:  # (a big keyspace: to its shard, then within it)
-        return coll.at(random.randrange(len(coll)))
+    if type(coll) in KIND:  # (a big keyspace, hash or set: to its shard, then within it)
+        big: Any = coll
+        return big.at(random.randrange(len(coll)))
     return next(islice(iter(coll), random.randrange(len(coll)), None))
 
 
@@ -196,7 +197,7 @@ def split_steps(coll: Collection[Any], k: int) -> Any:
     members = yield from bigwork.as_list(coll)
     yield from _shuffle_head(members, k)
     picked: list[Any] = []
-    kept: set[Any] = set()
+    kept: Any = new_like(set, len(members) - k)  # (sharded when big: no big resize)
     for lo in range(0, len(members), STEP * 4):
         hi = lo + STEP * 4
         if lo < k:

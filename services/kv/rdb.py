@@ -23,6 +23,7 @@ from typing import Any
 
 from portsuite_services.kv.bigwork import BIG, PIECE, Steps, fill, run_through
 from portsuite_services.kv.resp import string2ll
+from portsuite_services.kv.sharded import kind, new_like
 from portsuite_services.kv.stream import NACK, U64, ZERO, Consumer, Group, Stream
 from portsuite_services.kv.zset import (
     LISTPACK_LIMITS,
@@ -132,13 +133,13 @@ _SHORT = [bytes([n]) for n in range(64)]  # the length of a string under 64 byte
 
 def dumpable(value: Any) -> bool:
     """Can L{dump} write this value?"""
-    t = type(value)
+    t = kind(value)  # (a big hash or set, sharded, is one)
     return t is bytes or t is deque or t is set or t is dict or t is Stream or t is ZSet
 
 
 def effort(value: Any) -> int:
     """About how many steps' worth of work DUMP of C{value} is (for bigwork.py)."""
-    t = type(value)
+    t = kind(value)
     if t is bytes:
         return len(value) // 32  # (copied and checksummed: 1 MiB is BIG)
     n = len(value) * (4 if t is Stream else 2 if t is ZSet else 1)
@@ -166,7 +167,7 @@ def dump_steps(
     set is written as Redis holds it with these zset-max-listpack-entries/-value, its
     strings compressed as with rdbcompression when C{lzf} (and small: L{LZF_MAX}).
     """
-    t = type(value)
+    t = kind(value)
     out: list[bytes] = []
     if t is bytes:
         out += (bytes([T_STRING]), _len(len(value)), value)  # (not copied: see _payload)
@@ -682,13 +683,13 @@ def load_steps(payload: bytes, zset_limits: tuple[int, int] = LISTPACK_LIMITS) -
         if t == T_STRING:
             v: Any = yield from r.string_steps()
         elif t == T_LIST or t == T_SET:
-            v = deque() if t == T_LIST else set()
-            yield from strings(r, r.plain_len(), v.extend if t == T_LIST else v.update)
+            n = r.plain_len()  # (a big set: sharded, it never resizes a big table)
+            v = deque() if t == T_LIST else new_like(set, n)
+            yield from strings(r, n, v.extend if t == T_LIST else v.update)
         elif t == T_HASH:
-            v = {}
-            yield from strings(
-                r, 2 * r.plain_len(), lambda p: v.update(zip(p[::2], p[1::2], strict=True)), 2
-            )
+            n = r.plain_len()
+            v = new_like(dict, n)
+            yield from strings(r, 2 * n, lambda p: v.update(zip(p[::2], p[1::2], strict=True)), 2)
         elif t == T_INTSET:
             v = set()
             yield from fill(v.update, (yield from _intset((yield from r.string_steps()))))
@@ -1089,9 +1090,10 @@ def load_zset(r: Any, t: int, limits: tuple[int, int]) -> Steps[ZSet]:
     skiplist Redis would hold as a listpack (C{limits}) has its -0 scores made 0, as
     Redis's conversion makes them.
     """
-    scores: dict[bytes, float] = {}
+    scores: Any = {}
     if t == T_ZSET or t == T_ZSET_2:
         n = r.plain_len()
+        scores = new_like(dict, n)  # (a big one: sharded, it never resizes a big table)
         string, take, unpack = r.string, r.take, _dbl.unpack
         left = n
         while left:  # (never more than the payload holds: no preallocation)

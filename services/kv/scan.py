@@ -34,7 +34,7 @@ from time import perf_counter
 from typing import Any
 
 from portsuite_services.kv.bigwork import PIECE, Steps, as_list, run_through
-from portsuite_services.kv.sharded import ShardedDict
+from portsuite_services.kv.sharded import KIND
 
 POSITION_BITS = 32
 MAX_REFS = 8_000_000  # elements held by all snapshots together (8 bytes each)
@@ -80,8 +80,10 @@ class Snapshots:
         entry = self.entries.get(sid)
         if entry is None:
             return None
-        if entry[0] is not coll and not (type(coll) is ShardedDict and entry[0] is coll.grown_from):
-            return None  # (a keyspace sharded since the scan began still has its snapshot)
+        if entry[0] is not coll and not (type(coll) in KIND and entry[0] is coll.grown_from):
+            return (
+                None  # (a keyspace, hash or set sharded since the scan began: still its snapshot)
+            )
         self.mine[entry[2]].move_to_end(sid)
         return entry[1]
 

@@ -19,13 +19,15 @@ from collections import deque
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from portsuite_services.kv.sharded import SHARD_AT, ShardedDict
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict, ShardedSet, sharded
 from portsuite_services.kv.stream import Stream
 
 COMPACT = 8192  # entries of a set-aside expiry heap moved back a cron tick (under 2 ms)
 
 TYPE_NAMES: dict[type, str] = {bytes: "string", dict: "hash", deque: "list", set: "set"}
 TYPE_NAMES[Stream] = "stream"
+TYPE_NAMES[ShardedDict] = "hash"  # (a hash or a set past SHARD_AT members: sharded.py)
+TYPE_NAMES[ShardedSet] = "set"
 
 
 class Store:
@@ -98,11 +100,12 @@ class Store:
             self._set_over(key, value)
         else:  # (every key holds a plain string: nothing to free or forget, no lookup)
             data = self.data
+            if type(value) is not bytes:
+                value = sharded(value)  # (a big hash or set: see sharded.py)
+                self.boxed = 1
             data[key] = value
             if len(data) > SHARD_AT and type(data) is dict:
                 self.grow()
-            if type(value) is not bytes:
-                self.boxed = 1
         if not keepttl and self.expires:
             self.expires.pop(key, None)
         self.dirty += 1
@@ -111,6 +114,10 @@ class Store:
         """L{set} where the value it replaces may need freeing (lazily) or forgetting."""
         data = self.data
         old = data.get(key)
+        if type(value) is not bytes:
+            if old is value or (old is not None and getattr(old, "old", None) is value):
+                return  # (the value there already, or the big plain one it grew from)
+            value = sharded(value)  # (a hash or set of more than SHARD_AT: sharded)
         data[key] = value
         if len(data) > SHARD_AT and type(data) is dict:
             self.grow()
@@ -153,6 +160,15 @@ class Store:
         if type(value) is not bytes and self.free is not None:
             self.free(value)
         return True
+
+    def reshard(self, key: bytes, value: Any) -> Any:
+        """
+        The hash or set at C{key}, about to grow past C{SHARD_AT} members, stored in its
+        sharded form (which never resizes a big table); that form, for the caller to fill.
+        """
+        new = ShardedDict(value) if type(value) is dict else ShardedSet(value)
+        self.data[key] = new  # (the key is there: the keyspace does not grow)
+        return new
 
     def grow(self) -> None:
         """The keyspace passed SHARD_AT keys: sharded from now on (its keys move in steps)."""

@@ -17,6 +17,7 @@ from collections.abc import Generator, Iterator
 
 from sortedcontainers import SortedList
 
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict
 from portsuite_services.kv.store import TYPE_NAMES
 
 INF = math.inf
@@ -72,7 +73,7 @@ class ZSet:
     __slots__ = ("dict", "sl")
 
     def __init__(self) -> None:
-        self.dict: dict[bytes, float] = {}
+        self.dict: dict[bytes, float] | ShardedDict[float] = {}  # (sharded when big)
         self.sl = SortedList()
 
     def __len__(self) -> int:
@@ -89,6 +90,8 @@ class ZSet:
         if old is None:
             d[member] = score
             self.sl.add((score, member))
+            if len(d) > SHARD_AT and type(d) is dict:
+                self.dict = ShardedDict(d)  # (big: it grows a shard at a time, see sharded.py)
             return True
         if old != score:  # (-0 and 0 are the same score, as in Redis)
             self.sl.remove((old, member))
@@ -176,7 +179,7 @@ class ZSet:
     def copy(self) -> ZSet:
         """An independent copy (COPY, RESTORE)."""
         z = ZSet()
-        z.dict = dict(self.dict)
+        z.dict = self.dict.copy()  # (a big one's: sharded, dict by dict)
         z.sl = SortedList(self.sl)
         return z
 

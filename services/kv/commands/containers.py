@@ -23,11 +23,14 @@ from portsuite_services.kv.commands import (
 )
 from portsuite_services.kv.commands.keys import scan_reply
 from portsuite_services.kv.resp import NULL_ARRAY, OK, Map, SetReply, string2ll
+from portsuite_services.kv.sharded import KIND, SHARD_AT, copy_steps
 
 
 def _get(c: Any, key: bytes, kind: type) -> Any:
     v = c.store.get(key)
     if v is None or type(v) is kind:
+        return v
+    if KIND.get(type(v)) is kind:  # (a big hash or set, sharded: sharded.py)
         return v
     raise wrongtype()
 
@@ -54,6 +57,12 @@ def hset(c: Any, argv: list[bytes]) -> Any:
     if h is None:
         h = {}
         c.store.set(argv[1], h)
+    if len(h) + len(argv) // 2 > SHARD_AT and type(h) is dict:
+        h = c.store.reshard(argv[1], h)  # (big from now on: it grows a shard at a time)
+    if type(h) is not dict:  # (a big hash, sharded: its loop in one method)
+        added = h.set_many(zip(argv[2::2], argv[3::2], strict=True))
+        c.store.dirty += 1
+        return added
     added = 0
     for i in range(2, len(argv), 2):
         if argv[i] not in h:
@@ -64,9 +73,11 @@ def hset(c: Any, argv: list[bytes]) -> Any:
 
 
 # SADD's members, HSET's fields from which the new value is built aside (bigwork):
-# fewer are added in place within ~30 ms (a set's add is cheaper than a field's)
-ARGS_SET = 8 * bigwork.BIG
-ARGS_HASH = 4 * bigwork.BIG
+# fewer are added in place within ~15 ms. That many make a set or hash sharded
+# (sharded.py), whose adds are method calls, about 4 times a plain set's: 65,536
+# members or fields (2^16 = SHARD_AT), where a plain set took 262,144 in that time
+ARGS_SET = 2 * bigwork.BIG
+ARGS_HASH = 2 * bigwork.BIG
 
 
 def _grown(old: Any, argv: list[bytes], pairs: bool) -> bigwork.Steps[tuple[Any, int]]:
@@ -74,9 +85,14 @@ def _grown(old: Any, argv: list[bytes], pairs: bool) -> bigwork.Steps[tuple[Any,
     A copy of C{old} (a set, a dict, or None) with C{argv[2:]} added (members, or
     field value pairs when C{pairs}), a piece at a time; and how many were new.
     """
-    new: Any = (dict if pairs else set)(old or ())  # (a C-level copy, sized at once)
-    before = len(new)
     n = len(argv)
+    plain = dict if pairs else set
+    if type(old) in KIND or len(old or ()) + n // (1 + pairs) > SHARD_AT:
+        # (big, or to be: sharded, so that it grows a shard at a time; copied so too)
+        new: Any = yield from copy_steps(plain() if old is None else old, True)
+    else:
+        new = plain(old or ())  # (a C-level copy, sized at once)
+    before = len(new)
     step = 2 * bigwork.PIECE if pairs else bigwork.PIECE
     for lo in range(2, n, step):
         hi = min(n, lo + step)
@@ -93,7 +109,7 @@ def _store_grown(c: Any, key: bytes, made: Any) -> Any:
     if made is NO_REPLY:
         return made
     new, added = made
-    if type(new) is set and not added:  # nothing changed: the copy goes
+    if KIND.get(type(new), type(new)) is set and not added:  # nothing changed: the copy goes
         c.server.lazyfree.free(new)
         return 0
     c.store.set(key, new, keepttl=True)
@@ -253,6 +269,8 @@ def hincrby(c: Any, argv: list[bytes]) -> Any:
     if h is None:
         h = {}
         c.store.set(argv[1], h)
+    elif len(h) >= SHARD_AT and type(h) is dict:
+        h = c.store.reshard(argv[1], h)
     h[argv[2]] = b"%d" % new
     c.store.dirty += 1
     return new
@@ -521,6 +539,8 @@ def sadd(c: Any, argv: list[bytes]) -> Any:
     if s is None:
         s = set()
         c.store.set(argv[1], s)
+    if len(s) + len(argv) > SHARD_AT and type(s) is set:
+        s = c.store.reshard(argv[1], s)  # (big from now on: it grows a shard at a time)
     before = len(s)
     s.update(argv[2:])
     added = len(s) - before
@@ -667,7 +687,9 @@ def smove(c: Any, argv: list[bytes]) -> Any:
     dst = c.store.get(argv[2])
     if src is None:
         return 0
-    if type(src) is not set or (dst is not None and type(dst) is not set):
+    if KIND.get(type(src), type(src)) is not set or (
+        dst is not None and KIND.get(type(dst), type(dst)) is not set
+    ):
         raise wrongtype()
     member = argv[3]
     if src is dst:
@@ -681,6 +703,8 @@ def smove(c: Any, argv: list[bytes]) -> Any:
         c.store.set(argv[2], dst)
     if member in dst:  # the destination does not change: a WATCH on it holds
         c.touched = [argv[1]]
+    elif len(dst) >= SHARD_AT and type(dst) is set:
+        dst = c.store.reshard(argv[2], dst)
     dst.add(member)
     c.store.dirty += 1
     return 1
@@ -690,7 +714,7 @@ def _sets(c: Any, keys: list[bytes]) -> list[set[bytes] | None]:
     out = []
     for key in keys:
         v = c.store.get(key)
-        if v is not None and type(v) is not set:
+        if v is not None and type(v) is not set and KIND.get(type(v)) is not set:
             raise wrongtype()
         out.append(v)
     return out
@@ -785,6 +809,8 @@ def hincrbyfloat(c: Any, argv: list[bytes]) -> Any:
     if h is None:
         h = {}
         c.store.set(argv[1], h)
+    elif len(h) >= SHARD_AT and type(h) is dict:
+        h = c.store.reshard(argv[1], h)
     h[argv[2]] = r
     c.store.dirty += 1
     c.also = [[b"HSET", argv[1], argv[2], r]]

@@ -10,6 +10,8 @@ from portsuite_services.kv import bigwork
 from portsuite_services.kv.commands import NO_REPLY, SYNTAX, CommandError, command
 from portsuite_services.kv.lazyfree import effort
 from portsuite_services.kv.resp import OK, string2ll
+from portsuite_services.kv.sharded import KIND, SHARD_AT, new_like
+from portsuite_services.kv.sharded import copy_steps as sharded_copy_steps
 from portsuite_services.kv.stream import Stream
 from portsuite_services.kv.zset import ZSet, sorted_list_steps
 
@@ -83,6 +85,8 @@ def copy_value(v: Any) -> Any:
 def copy_steps(v: Any) -> Any:
     """L{copy_value} a piece at a time (a bigwork generator: COPY of a million members)."""
     t = type(v)
+    if t in KIND or ((t is dict or t is set) and len(v) > SHARD_AT):
+        return (yield from sharded_copy_steps(v))  # (a big hash or set: sharded, see sharded.py)
     if t is dict or t is set:
         out: Any = t()
         yield from bigwork.fill(out.update, v.items() if t is dict else v)
@@ -91,7 +95,7 @@ def copy_steps(v: Any) -> Any:
         return deque((yield from bigwork.as_list(v)))
     if t is ZSet:
         pairs = yield from bigwork.as_list(v.sl)
-        d: dict[bytes, float] = {}
+        d: Any = new_like(dict, len(v))  # (a big one: sharded, see sharded.py)
         yield from bigwork.fill(d.update, v.dict.items())
         z = ZSet()
         z.dict = d

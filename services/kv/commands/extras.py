@@ -28,6 +28,7 @@ from portsuite_services.kv.commands.containers import (
 from portsuite_services.kv.commands.keys import exists
 from portsuite_services.kv.commands.strings import getrange
 from portsuite_services.kv.resp import SetReply
+from portsuite_services.kv.sharded import new_like
 
 L, S, G, B, K = "list", "set", "string", "bitmap", "generic"
 MAX_RANDOM = 1 << 24  # SRANDMEMBER key -COUNT: members drawn at most
@@ -200,7 +201,8 @@ def sinterstore(c: Any, argv: list[bytes]) -> Any:
     if any(s is None for s in sets):
         return _store_set(c, argv[1], set())
     live: list[set[bytes]] = sets  # type: ignore[assignment]
-    return _store_op(c, argv, inter_cost(live), lambda: bigwork.inter(live, set()))
+    out = new_like(set, min(map(len, live)))  # (sharded when it may be big: sharded.py)
+    return _store_op(c, argv, inter_cost(live), lambda: bigwork.inter(live, out))
 
 
 @command("sunionstore", -3, "write denyoom", S, "Add sets and store the result", keys=(1, -1, 1))
@@ -222,7 +224,8 @@ def sdiffstore(c: Any, argv: list[bytes]) -> Any:
     if first is None:
         return _store_set(c, argv[1], set())
     others = [s for s in sets[1:] if s]
-    return _store_op(c, argv, len(first) * len(sets), lambda: bigwork.diff(first, others, set()))
+    out = new_like(set, len(first))
+    return _store_op(c, argv, len(first) * len(sets), lambda: bigwork.diff(first, others, out))
 
 
 @command(

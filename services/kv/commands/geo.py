@@ -8,7 +8,7 @@ Redis scans, in its order, so replies (order included) match redis-server's.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from math import asin, cos, sin, sqrt
 from typing import Any
 
@@ -31,6 +31,7 @@ from portsuite_services.kv.commands.zsets import (
     zadd,
 )
 from portsuite_services.kv.resp import NULL_ARRAY, Preencoded
+from portsuite_services.kv.sharded import new_like
 from portsuite_services.kv.zset import ZSet, sorted_list_steps, strict_float
 
 G = "geo"
@@ -444,7 +445,10 @@ def _position(s: float) -> Any:
 
 
 def _each_member(
-    d: dict[bytes, float], argv: list[bytes], f: Callable[[float], Any], missing: Any = NULL_ARRAY
+    d: Mapping[bytes, float],
+    argv: list[bytes],
+    f: Callable[[float], Any],
+    missing: Any = NULL_ARRAY,
 ) -> bigwork.Steps[list[Any]]:
     """C{f(score)} of each member C{argv[2:]} names, or C{missing}, C{GEO_PIECE} a step."""
     out: list[Any] = []
@@ -695,7 +699,7 @@ def _found_steps(
             pairs += [(f[1], f[4]) for f in found[lo : lo + piece]]
         yield
     result = ZSet()
-    scores: dict[bytes, float] = {}
+    scores: Any = new_like(dict, len(pairs))  # (a big one: sharded, see sharded.py)
     for lo in range(0, len(pairs), piece):
         scores.update([(m, sc) for sc, m in pairs[lo : lo + piece]])
         yield

@@ -25,6 +25,7 @@ from portsuite_services.kv.commands.connection import REDIS_VERSION
 from portsuite_services.kv.commands.containers import _drop_if_empty, _get, pop_many, small_hash
 from portsuite_services.kv.commands.keys import scan_reply
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Verbatim, string2ll
+from portsuite_services.kv.sharded import kind
 from portsuite_services.kv.zset import LISTPACK_LIMITS, listpack_fits
 
 K = "generic"
@@ -49,7 +50,7 @@ def encoding(
     sorted set, C{zset_limits}: zset-max-listpack-entries and -value; for a hash,
     C{hash_limits}: hash-max-listpack-entries and -value).
     """
-    t = type(v)
+    t = kind(v)  # (a big hash or set, sharded, is one)
     if t is bytes:
         if len(v) <= 20 and string2ll(v) is not None:
             return "int"

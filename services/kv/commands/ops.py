@@ -26,6 +26,7 @@ from portsuite_services.kv.commands import (
 from portsuite_services.kv.commands.connection import REDIS_VERSION
 from portsuite_services.kv.lazyfree import effort
 from portsuite_services.kv.resp import OK, Double, Map, Simple, Verbatim, string2ll
+from portsuite_services.kv.sharded import kind
 from portsuite_services.kv.stream import Stream
 from portsuite_services.kv.zset import ZSet
 
@@ -125,7 +126,7 @@ def usage_steps(key: bytes, value: Any, samples: int) -> bigwork.Steps[int]:
     if n == 0:
         return base + 16
     it: Iterator[Any]
-    if isinstance(value, dict):
+    if kind(value) is dict:  # (a big hash, sharded, too)
         it = iter(value.items())
     elif isinstance(value, ZSet):  # (not iterable: its members and scores)
         it = iter(value.dict.items())

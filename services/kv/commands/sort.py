@@ -21,6 +21,7 @@ from portsuite_services.kv.commands import (
     to_int,
     wrongtype,
 )
+from portsuite_services.kv.sharded import kind
 from portsuite_services.kv.zset import ZSet, _strtod
 
 NOT_DOUBLE = "ERR One or more scores can't be converted into double"
@@ -44,7 +45,7 @@ def lookup_by_pattern(c: Any, pattern: bytes, subst: bytes) -> bytes | None:
     if v is None:
         return None
     if field is not None:
-        return v.get(field) if type(v) is dict else None
+        return v.get(field) if kind(v) is dict else None
     return v if type(v) is bytes else None
 
 
@@ -107,7 +108,7 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
             raise CommandError(SYNTAX)
         j += 1
     value = c.store.get(argv[1])
-    t = type(value)
+    t = kind(value)  # (a big set, sharded, is a set)
     if value is not None and t is not deque and t is not set and t is not ZSet:
         raise wrongtype()
     if value is None:

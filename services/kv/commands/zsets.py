@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 
@@ -28,6 +29,7 @@ from portsuite_services.kv.commands import (
 )
 from portsuite_services.kv.commands.keys import scan_reply
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, Double, Preencoded, string2ll
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict, copy_steps, kind, new_like
 from portsuite_services.kv.zset import (
     ZSet,
     format_score,
@@ -210,6 +212,8 @@ def _zadd_steps(
     added = updated = 0
     processed = 0
     d = z.dict
+    if len(d) + len(scores) > SHARD_AT and type(d) is dict:
+        d = z.dict = ShardedDict(d)  # (big: it grows a shard at a time, see sharded.py)
     new_score = 0.0
     for k, score in enumerate(scores):
         if k and not k % ADDS:
@@ -268,9 +272,9 @@ def _zadd_aside(
     for lo in range(i, n, 2 * bigwork.PIECE):
         scores += [_score(argv[j]) for j in range(lo, min(n, lo + 2 * bigwork.PIECE), 2)]
         yield
-    d = dict(z.dict) if z else {}
-    counts = yield from _zadd_steps(_Scores(d), argv, i, scores, flags)
-    made = yield from zset_steps(d)
+    aside = _Scores((yield from copy_steps(z.dict)) if z else {})
+    counts = yield from _zadd_steps(aside, argv, i, scores, flags)
+    made = yield from zset_steps(aside.dict)
     return made, counts
 
 
@@ -661,7 +665,7 @@ def _kept(z: ZSet, start: int, stop: int) -> bigwork.Steps[ZSet]:
 
 def _laid_out(pairs: list[tuple[float, bytes]]) -> bigwork.Steps[ZSet]:
     """A new ZSet of C{pairs} (in order already), built a piece at a time."""
-    d: dict[bytes, float] = {}
+    d: Any = new_like(dict, len(pairs))  # (a big one: sharded, see sharded.py)
     for lo in range(0, len(pairs), bigwork.PIECE):
         d.update([(m, s) for s, m in pairs[lo : lo + bigwork.PIECE]])
         yield
@@ -896,7 +900,7 @@ UNION, INTER, DIFF = "union", "inter", "diff"
 
 def _source(c: Any, key: bytes) -> Any:
     v = c.store.get(key)
-    if v is None or type(v) is ZSet or type(v) is set:
+    if v is None or type(v) is ZSet or kind(v) is set:
         return v
     raise wrongtype()
 
@@ -1122,7 +1126,7 @@ def _zset_of(result: dict[bytes, float]) -> bigwork.Steps[ZSet | None]:
     return z
 
 
-def _scores(v: Any, members: set[bytes]) -> dict[bytes, float]:
+def _scores(v: Any, members: set[bytes]) -> Mapping[bytes, float]:
     """A dict holding C{members}' scores in C{v}: its own, or 1 each for a plain set."""
     return v.dict if type(v) is ZSet else dict.fromkeys(members, 1.0)
 

@@ -499,7 +499,8 @@ def test_what_work_in_slices_builds_is_frozen_not_walked_by_collections() -> Non
     owner.start()
     try:
         a, ta = _client(server)
-        clock.advance(1)
+        clock.advance(1)  # (the SADDs of N, built aside in slices: their last freeze…)
+        clock.advance(1)  # (…a while ago now)
         before = owner.freezes
         a.dataReceived(_cmd("SUNIONSTORE", "dst", "s2", "s3"))
         turns = 0
