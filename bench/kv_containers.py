@@ -94,9 +94,7 @@ def main() -> None:
             print(f"{name:12} {label:7} {s:6.1f} {worst:18.1f} {p99:7.1f} {over:8}")
     print(
         "SUMMARY worst echo rtt ms: "
-        + " ".join(
-            f"{label}:{n}={r[1]:.0f}" for label in builds for n, r in results[label].items()
-        )
+        + " ".join(f"{label}:{n}={r[1]:.0f}" for label in builds for n, r in results[label].items())
     )
 
 

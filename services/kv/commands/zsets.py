@@ -338,7 +338,7 @@ def zmscore(c: Any, argv: list[bytes]) -> Any:
     return _scores_of(d, argv[2:])
 
 
-def _scores_of(d: dict[bytes, float], members: list[bytes]) -> list[Double | None]:
+def _scores_of(d: Mapping[bytes, float], members: list[bytes]) -> list[Double | None]:
     return [None if s is None else Double(s) for s in map(d.get, members)]
 
 
