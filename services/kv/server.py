@@ -106,11 +106,27 @@ _ESCAPED = [_escape(b) for b in range(256)]
 _PLAIN = bytes(b for b in range(32, 127) if b not in (0x5C, 0x22))  # written as they are
 
 
+def _escape_plain(piece: bytes) -> bytes:
+    """sdscatrepr's escapes of bytes holding no backslash (see L{_repr})."""
+    out = piece.decode("latin-1").encode("unicode_escape").replace(b'"', b'\\"')
+    if b"\x07" in piece:
+        out = out.replace(b"\\x07", b"\\a")  # (no backslash in piece: each is one byte's)
+    if b"\x08" in piece:
+        out = out.replace(b"\\x08", b"\\b")
+    return out
+
+
 def _repr(arg: bytes) -> bytes:
-    """Redis's C{sdscatrepr}: the argument quoted, with C-style escapes."""
-    if not arg.translate(None, _PLAIN):  # (C-level checks: 100 MB of text in ~40 ms)
+    """
+    Redis's C{sdscatrepr}: the argument quoted, with C-style escapes, at C speed. Text
+    is checked by C{translate} (100 MB in ~40 ms); other bytes are escaped by the
+    C{unicode_escape} codec, which writes each byte as sdscatrepr does (lower-case
+    C{\\xNN}, C{\\n}, C{\\\\}, printable as it is) but for C{"}, 0x07 and 0x08
+    (C{\\"}, C{\\a}, C{\\b}), fixed after it between the backslashes of the data.
+    """
+    if not arg.translate(None, _PLAIN):
         return b'"' + arg + b'"'
-    return b'"' + b"".join(map(_ESCAPED.__getitem__, arg)) + b'"'
+    return b'"' + b"\\\\".join(map(_escape_plain, arg.split(b"\\"))) + b'"'
 
 
 class KVServer(ServerFactory):
