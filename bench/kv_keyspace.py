@@ -13,6 +13,11 @@ a batch), SETEX (every key with a TTL: the expiry times grow as the keys do). Pr
 per load its time, the worst echo round trip, its 99th percentile, how many were over
 50 ms, and the server's RSS growth per key.
 
+C{ONLY=BGREWRITEAOF}: the kv service gets an append-only file (fsync no), N keys are
+loaded by SET (untimed), then BGREWRITEAOF runs and INFO persistence is polled until
+the rewrite is over (a build that rewrites in the reactor answers when it is done):
+its time and the echo round trips while it ran.
+
     flock /tmp/bench.lock .venv/bin/python bench/kv_keyspace.py     # N=3000000 to change
 
 With C{PORTSUITE_BEFORE_BIN} (see bench/README.md), that build's figures too, in the
@@ -37,6 +42,7 @@ from kv import TWISTD, _cmd, _rss, start_kv_and_echo, start_pinger, stop
 N = int(os.environ.get("N", "3000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the load names
 BATCH = 10_000  # keys sent at once, their replies read before the next batch
+REWRITE = "BGREWRITEAOF" in ONLY.split(",")  # (its kv gets a data file)
 
 
 def _set(lo: int, hi: int) -> tuple[bytes, int]:
@@ -65,11 +71,33 @@ LOADS: list[tuple[str, Callable[[int, int], tuple[bytes, int]]]] = [
 def _replies(sock: socket.socket, n: int) -> None:
     """Read n simple replies (+OK, or :n of FLUSHALL… all end a line)."""
     got = 0
+    last = b""  # (a CRLF cut in two by the reads is counted too)
     while got < n:
         data = sock.recv(1 << 20)
         if not data:
             raise ConnectionError("closed")
-        got += data.count(b"\r\n")
+        got += (last + data).count(b"\r\n")
+        last = data[-1:]
+
+
+def _info_field(sock: socket.socket, field: bytes) -> bytes:
+    """INFO persistence's C{field} (read off a raw socket)."""
+    sock.sendall(_cmd(b"INFO", b"persistence"))
+    buf = b""
+    while b"\r\n" not in buf:
+        buf += sock.recv(1 << 16)
+    head, rest = buf.split(b"\r\n", 1)
+    while len(rest) < int(head[1:]) + 2:
+        rest += sock.recv(1 << 16)
+    return rest.split(field + b":", 1)[1].split(b"\r\n", 1)[0]
+
+
+def _rewrite(sock: socket.socket) -> None:
+    """BGREWRITEAOF, then until it is over."""
+    sock.sendall(_cmd(b"BGREWRITEAOF"))
+    _replies(sock, 1)
+    while _info_field(sock, b"aof_rewrite_in_progress") != b"0":
+        time.sleep(0.01)
 
 
 def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, int, float]]:
@@ -78,10 +106,10 @@ def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, 
     sock = socket.create_connection(("127.0.0.1", port), timeout=300)
     spans = []
     t0 = time.monotonic()
-    for name, make in LOADS + [("FLUSHALL", _set)]:
-        if ONLY and name not in ONLY.split(","):
+    for name, make in LOADS + [("FLUSHALL", _set), ("BGREWRITEAOF", _set)]:
+        if (ONLY and name not in ONLY.split(",")) or (name == "BGREWRITEAOF" and not REWRITE):
             continue
-        if name == "FLUSHALL":  # (of a keyspace of N, loaded by SET first, untimed)
+        if name in ("FLUSHALL", "BGREWRITEAOF"):  # (of N keys, loaded by SET first, untimed)
             for lo in range(0, N, BATCH):
                 data, n = _set(lo, min(N, lo + BATCH))
                 sock.sendall(data)
@@ -93,6 +121,8 @@ def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, 
             sock.sendall(_cmd(b"FLUSHALL"))
             _replies(sock, 1)
             time.sleep(1.0)  # (the old keys are freed a slice per turn meanwhile)
+        elif name == "BGREWRITEAOF":
+            _rewrite(sock)
         else:
             for lo in range(0, N, BATCH):
                 data, n = make(lo, min(N, lo + BATCH))
@@ -126,7 +156,8 @@ def main() -> None:
     builds = [("before", str(bindir / "twistd"))] if bindir is not None else []
     builds.append(("now", TWISTD))
     for label, twistd in builds:
-        proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd)
+        extra = f'data = "{tmp / (label + ".aof")}"\nfsync = "no"\n' if REWRITE else ""
+        proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd, extra)
         try:
             results[label] = run(kv, echo, proc.pid)
         finally:
@@ -137,7 +168,7 @@ def main() -> None:
         f"{'load':16} {'build':7} {'s':>6} {'worst echo rtt ms':>18} {'p99 ms':>7} "
         f"{'> 50 ms':>8} {'RSS B/key':>10}"
     )
-    for name in ["(baseline)", *(n for n, _ in LOADS), "FLUSHALL"]:
+    for name in ["(baseline)", *(n for n, _ in LOADS), "FLUSHALL", "BGREWRITEAOF"]:
         for label, _ in builds:
             if name not in results[label]:
                 continue
