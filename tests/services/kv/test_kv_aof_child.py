@@ -76,6 +76,16 @@ def _finish(reactor: MemoryReactorClock, server: KVServer) -> None:
     assert server.rewriting is not rw, "the compaction never ended"
 
 
+def _ended(reactor: MemoryReactorClock, server: KVServer, c: _Client) -> dict[str, str]:
+    """L{_finish}, then: the child reaped, no temp file left; INFO persistence."""
+    rw = server.rewriting
+    assert rw is not None and server.aof is not None
+    _finish(reactor, server)
+    assert _reaped(rw.pid)
+    assert not list(server.aof.path.parent.glob("*.tmp"))
+    return _info(c)
+
+
 def _reaped(pid: int) -> bool:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -144,12 +154,9 @@ def test_writes_served_during_the_rewrite_are_in_the_new_file(tmp_path: Path) ->
         assert list(tmp_path.glob("kv.aof.rewrite-*.tmp"))
     finally:
         os.kill(rw.pid, signal.SIGCONT)
-    _finish(reactor, server)
-    assert _reaped(rw.pid)
-    info = _info(c)
+    info = _ended(reactor, server, c)
     assert info["aof_rewrite_in_progress"] == "0"
     assert info["aof_last_bgrewrite_status"] == "ok"
-    assert not list(tmp_path.glob("*.tmp"))
     text = aof.read_bytes()
     assert b"$3\r\nold\r\n" not in text  # compacted…
     assert aof.stat().st_size < before + 400 * 4000
@@ -183,12 +190,9 @@ def test_a_killed_child_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     assert rw is not None
     os.kill(rw.pid, signal.SIGKILL)
     assert c.call("SET", "meanwhile", "1") == b"+OK\r\n"
-    _finish(reactor, server)
-    assert _reaped(rw.pid)
-    info = _info(c)
+    info = _ended(reactor, server, c)
     assert info["aof_last_bgrewrite_status"] == "err"
     assert info["aof_rewrites_consecutive_failures"] == "1"
-    assert not list(tmp_path.glob("*.tmp"))
     assert _replayed(aof) == _data(server)
     # the automatic rewrite waits a moment after a failure; a command does not
     assert c.call("BGREWRITEAOF").startswith(b"+Background")
