@@ -312,3 +312,40 @@ def test_under_twistd_the_child_is_reaped_and_a_stop_kills_it(tmp_path: Path) ->
     with suite_running(cfg, base_dir=tmp_path) as s:
         r = redis.Redis(port=s.port("kv"))
         assert r.mget("k", "after") == [b"99", b"1"] and r.strlen("big") == 1_000_000
+
+
+class _PollReactor(MemoryReactorClock):
+    """A reactor with portsuite's C{call_after_poll}: the test says when a poll ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after: list[Any] = []
+
+    def call_after_poll(self, f: Any) -> None:
+        self.after.append(f)
+
+    def end_poll(self) -> None:
+        after, self.after = self.after, []
+        for f in after:
+            f()
+
+
+def test_a_client_paused_and_resumed_while_its_replies_wait_for_the_aof_reads_again(
+    tmp_path: Path,
+) -> None:
+    # a pipelining client whose transport paused it (its buffer full) and resumed it
+    # (drained) within the poll that held its replies for the AOF's write: after the
+    # write its replies go and its socket is read again (it stalled for ever before)
+    reactor = _PollReactor()
+    server = KVServer(Settings(data=tmp_path / "kv.aof"), reactor)
+    server.startFactory()
+    c = _Client(server)
+    c.send("SET", "a", "1")
+    assert c.t.value() == b""  # held until the file is written
+    c.p.pauseProducing()  # (the transport's buffer went over its mark…)
+    c.p.resumeProducing()  # (…and drained, in the same poll)
+    assert c.t.producerState == "paused"
+    reactor.end_poll()
+    assert c.t.value() == b"+OK\r\n"
+    assert c.t.producerState == "producing"
+    server.stopFactory()
