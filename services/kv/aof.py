@@ -494,10 +494,6 @@ def _child(
 
         size, where = write_snapshot(tmp_fd, dbs, alive)
         os.fsync(tmp_fd)
-        # the old file's unwritten pages too (fsync no, after a 512 MB SET): else the
-        # server's fsync of the folder after the rename waits for them (a journal
-        # commit writes them first), seconds in the reactor
-        os.fsync(read_fd)
         copied = start
         for _ in range(CATCH_UP_ROUNDS):
             end = os.fstat(read_fd).st_size
