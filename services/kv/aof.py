@@ -225,11 +225,11 @@ class AOF:
     def temp_path(self) -> Path:
         return self.path.with_name(f"{self.path.name}{TEMP_INFIX}{os.getpid()}.tmp")
 
-    def _reopen(self, size: int, close: Any = os.close) -> None:
+    def _reopen(self, size: int) -> None:
         """The new file is in place: make it durable, append to it from now on."""
         _fsync_dir(self.path.parent)
         if self.fd >= 0:
-            close(self.fd)
+            os.close(self.fd)
         self.fd = -1
         self.open()
         self.size = self.base_size = size
@@ -267,11 +267,10 @@ class AOF:
         self.rewrites += 1
         return Rewrite(pid, kind, tmp, tmp_fd, read_fd, pipe_r, start, self.db)
 
-    def finish_rewrite(self, rw: Rewrite, close: Any = os.close) -> None:
+    def finish_rewrite(self, rw: Rewrite) -> None:
         """
         The child is done: what was appended since its last copy goes to the temp
-        file, which is fsynced and renamed over the file. C{close} closes the old
-        file's descriptors.
+        file, which is fsynced and renamed over the file.
 
         @raise OSError: the file or the temp file cannot be written (the temp file
             is removed; the file is as it was, complete).
@@ -292,13 +291,8 @@ class AOF:
         except OSError:
             self.drop_rewrite(rw)
             raise
-        # the old file's last descriptors: their close frees its pages (and waits for
-        # those being written back: seconds after a 512 MB SET with fsync no), so it
-        # is C{close}'s, which the server does in a thread
-        close(rw.read_fd)
-        rw.read_fd = -1
         rw.close()
-        self._reopen(size, close)
+        self._reopen(size)
         self.db = db
 
     def drop_rewrite(self, rw: Rewrite) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from twisted.internet.interfaces import IReactorFDSet, IReactorThreads
+from twisted.internet.interfaces import IReactorFDSet
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -636,20 +636,13 @@ class KVServer(ServerFactory):
         why = rw.outcome(status)
         if why is None:
             try:
-                self.aof.finish_rewrite(rw, self._close_later)
+                self.aof.finish_rewrite(rw)
             except OSError as e:
                 why = e.strerror or str(e)
         else:
             self.aof.drop_rewrite(rw)
         self.last_rewrite_secs = int(time.monotonic() - rw.started)
         self._compacted(rw.kind, why, rw.pid)
-
-    def _close_later(self, fd: int) -> None:
-        """Close C{fd} in a thread (the GIL is let go meanwhile), or now without threads."""
-        if IReactorThreads.providedBy(self.reactor):
-            self.reactor.callInThread(os.close, fd)
-        else:
-            os.close(fd)
 
     def _compacted(self, kind: str, why: str | None, pid: int = 0) -> None:
         """A compaction ended (C{why}: None, or what failed): INFO, the log, SAVE's clients."""
