@@ -223,17 +223,20 @@ def start_kv_and_echo(
     return proc, kv, echo
 
 
-def on_each_build(tmp: Path, run: Callable[[int, int, int], Any]) -> dict[str, Any]:
+def on_each_build(
+    tmp: Path, run: Callable[[int, int, int], Any], options: Callable[[str], str] = lambda _: ""
+) -> dict[str, Any]:
     """
     C{run(kv port, echo port, pid)} on a suite of kv + echo (pinned to cpu 0) of each
-    build: "before" (C{PORTSUITE_BEFORE_BIN}) first when given, then "now".
+    build: "before" (C{PORTSUITE_BEFORE_BIN}) first when given, then "now";
+    C{options(label)}: lines of TOML for that build's kv.
     """
     bindir = before_bin()
     builds = [("before", str(bindir / "twistd"))] if bindir is not None else []
     builds.append(("now", TWISTD))
     results = {}
     for label, twistd in builds:
-        proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd)
+        proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd, options(label))
         try:
             results[label] = run(kv, echo, proc.pid)
         finally:

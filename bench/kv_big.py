@@ -372,7 +372,7 @@ STR_STEPS: list[tuple[str, list[list[bytes]]]] = [
     ),
     ("FLUSHALL", [[b"FLUSHALL"]]),
     ("SET (aof)", [[b"SET", b"s", b"$S"]]),
-    ("BGREWRITEAOF (aof)", [[b"BGREWRITEAOF"]]),
+    ("BGREWRITEAOF (aof)", [[b"BGREWRITEAOF"], [b"wait-rewrite"]]),
     ("DEL (aof)", [[b"DEL", b"s"]]),
 ]
 
@@ -471,6 +471,10 @@ def run_strings(
         try:
             skipper = _Skipper(c.sock)
             for argv in cmds:
+                if argv == [b"wait-rewrite"]:  # (the reply comes when the child starts)
+                    while b"aof_rewrite_in_progress:1" in c.call(b"INFO", b"persistence"):
+                        time.sleep(0.01)
+                    continue
                 _send_big(c.sock, argv)
                 skipper.reply()
             took = time.perf_counter() - t

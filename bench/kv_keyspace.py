@@ -13,6 +13,11 @@ a batch), SETEX (every key with a TTL: the expiry times grow as the keys do). Pr
 per load its time, the worst echo round trip, its 99th percentile, how many were over
 50 ms, and the server's RSS growth per key.
 
+C{ONLY=BGREWRITEAOF}: the kv service gets an append-only file (fsync no) of N SETs,
+written before it starts (loaded at startup, untimed), then BGREWRITEAOF runs and INFO persistence is polled until
+the rewrite is over (a build that rewrites in the reactor answers when it is done):
+its time and the echo round trips while it ran.
+
     flock /tmp/bench.lock .venv/bin/python bench/kv_keyspace.py     # N=3000000 to change
 
 With C{PORTSUITE_BEFORE_BIN} (see bench/README.md), that build's figures too, in the
@@ -36,6 +41,7 @@ from kv import _cmd, _rss, on_each_build, start_pinger
 N = int(os.environ.get("N", "3000000"))
 ONLY = os.environ.get("ONLY", "")  # a comma-separated subset of the load names
 BATCH = 10_000  # keys sent at once, their replies read before the next batch
+REWRITE = "BGREWRITEAOF" in ONLY.split(",")  # (its kv gets a data file)
 
 
 def _set(lo: int, hi: int) -> tuple[bytes, int]:
@@ -64,11 +70,33 @@ LOADS: list[tuple[str, Callable[[int, int], tuple[bytes, int]]]] = [
 def _replies(sock: socket.socket, n: int) -> None:
     """Read n simple replies (+OK, or :n of FLUSHALL… all end a line)."""
     got = 0
+    last = b""  # (a CRLF cut in two by the reads is counted too)
     while got < n:
         data = sock.recv(1 << 20)
         if not data:
             raise ConnectionError("closed")
-        got += data.count(b"\r\n")
+        got += (last + data).count(b"\r\n")
+        last = data[-1:]
+
+
+def _info_field(sock: socket.socket, field: bytes) -> bytes:
+    """INFO persistence's C{field} (read off a raw socket)."""
+    sock.sendall(_cmd(b"INFO", b"persistence"))
+    buf = b""
+    while b"\r\n" not in buf:
+        buf += sock.recv(1 << 16)
+    head, rest = buf.split(b"\r\n", 1)
+    while len(rest) < int(head[1:]) + 2:
+        rest += sock.recv(1 << 16)
+    return rest.split(field + b":", 1)[1].split(b"\r\n", 1)[0]
+
+
+def _rewrite(sock: socket.socket) -> None:
+    """BGREWRITEAOF, then until it is over."""
+    sock.sendall(_cmd(b"BGREWRITEAOF"))
+    _replies(sock, 1)
+    while _info_field(sock, b"aof_rewrite_in_progress") != b"0":
+        time.sleep(0.01)
 
 
 def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, int, float]]:
@@ -77,10 +105,10 @@ def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, 
     sock = socket.create_connection(("127.0.0.1", port), timeout=300)
     spans = []
     t0 = time.monotonic()
-    for name, make in LOADS + [("FLUSHALL", _set)]:
-        if ONLY and name not in ONLY.split(","):
+    for name, make in LOADS + [("FLUSHALL", _set), ("BGREWRITEAOF", _set)]:
+        if (ONLY and name not in ONLY.split(",")) or (name == "BGREWRITEAOF" and not REWRITE):
             continue
-        if name == "FLUSHALL":  # (of a keyspace of N, loaded by SET first, untimed)
+        if name == "FLUSHALL":  # (of N keys, loaded by SET first, untimed)
             for lo in range(0, N, BATCH):
                 data, n = _set(lo, min(N, lo + BATCH))
                 sock.sendall(data)
@@ -92,6 +120,8 @@ def run(port: int, echo: int, pid: int) -> dict[str, tuple[float, float, float, 
             sock.sendall(_cmd(b"FLUSHALL"))
             _replies(sock, 1)
             time.sleep(1.0)  # (the old keys are freed a slice per turn meanwhile)
+        elif name == "BGREWRITEAOF":
+            _rewrite(sock)
         else:
             for lo in range(0, N, BATCH):
                 data, n = make(lo, min(N, lo + BATCH))
@@ -126,23 +156,39 @@ def figures(samples: list[tuple[float, float]], spans: list[Any]) -> dict[str, t
 
 
 def each_build(
-    prefix: str, run: Callable[[int, int, int], dict[str, Any]]
+    prefix: str,
+    run: Callable[[int, int, int], dict[str, Any]],
+    options: Callable[[Path, str], str] = lambda _tmp, _label: "",
 ) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """L{on_each_build} in a scratch folder: the builds' labels (before, now) and results."""
+    """
+    L{on_each_build} in a scratch folder: the builds' labels (before, now) and results;
+    C{options(folder, label)}: lines of TOML for that build's kv.
+    """
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    results: dict[str, dict[str, Any]] = on_each_build(tmp, run)
+    results: dict[str, dict[str, Any]] = on_each_build(tmp, run, lambda label: options(tmp, label))
     shutil.rmtree(tmp, ignore_errors=True)
     return list(results), results
 
 
+def _data_file(tmp: Path, label: str) -> str:
+    """With BGREWRITEAOF: the keys in a data file, loaded at startup (fsync off)."""
+    if not REWRITE:
+        return ""
+    data = tmp / (label + ".aof")
+    with data.open("wb") as f:
+        for lo in range(0, N, BATCH):
+            f.write(_set(lo, min(N, lo + BATCH))[0])
+    return f'data = "{data}"\nfsync = "no"\n'
+
+
 def main() -> None:
-    builds, results = each_build("kv-keyspace-", run)
+    builds, results = each_build("kv-keyspace-", run, _data_file)
     print(f"\nN = {N:,} keys; load average {os.getloadavg()[0]:.2f}")
     print(
         f"{'load':16} {'build':7} {'s':>6} {'worst echo rtt ms':>18} {'p99 ms':>7} "
         f"{'> 50 ms':>8} {'RSS B/key':>10}"
     )
-    for name in ["(baseline)", *(n for n, _ in LOADS), "FLUSHALL"]:
+    for name in ["(baseline)", *(n for n, _ in LOADS), "FLUSHALL", "BGREWRITEAOF"]:
         for label in builds:
             if name not in results[label]:
                 continue

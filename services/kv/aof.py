@@ -14,21 +14,45 @@ the bytes are forced to the disk:
 Compaction writes the whole keyspace to a temp file, fsyncs it, renames it over
 the file and fsyncs the folder: at every instant the file on disk is either the
 old one or the new one, complete.
+
+It runs in a forked child, as Redis's BGREWRITEAOF does (L{AOF.fork_rewrite}), so
+that writing and fsyncing a file of a million keys or a 512 MB value never holds
+the event loop every service of the suite shares. The child has the keyspace as it
+was at the fork (the kernel copies a page only when the parent changes it); it
+writes it to the temp file, fsyncs, then copies what the parent appended to the old
+file since the fork (the old file is the rewrite buffer: every write still goes to
+it, so a crash at any point loses nothing), reports on a pipe and exits. The
+parent, told by the pipe's end of file (L{ChildWatch}, read by the reactor), reaps
+it, appends the little written since the child's last copy, fsyncs and renames.
+The child writes the file and nothing else: no reactor, no logging, its
+inherited descriptors closed, default signal handlers, C{os._exit}. A child whose
+parent died stops and removes its temp file; a temp file left by a kill is removed
+at the next start. Where there is no fork or no reactor to watch the pipe (a bare
+C{Clock} in unit tests), L{AOF.rewrite} does it all at once, as before.
 """
 
 from __future__ import annotations
 
+import errno
+import gc
 import os
+import signal
+import time
 from collections import deque
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from twisted.internet.interfaces import IReadDescriptor
+from zope.interface import implementer
 
 from portsuite_services.kv.resp import BIG_ARG, command_bytes, command_parts, runs, string2ll
 from portsuite_services.kv.sharded import kind
 
 FSYNC_CHOICES = ("always", "everysec", "no")
 TEMP_INFIX = ".rewrite-"  # kv.aof.rewrite-PID.tmp: a compaction in progress
+CATCH_UP = 1 << 20  # the child copies the parent's appends until less than this is left
+CATCH_UP_ROUNDS = 8  # (and at most this many times: the parent copies the rest)
 
 
 class AOFError(Exception):
@@ -194,44 +218,97 @@ class AOF:
         return self.size >= min_size and self.size >= 2 * max(self.base_size, 1)
 
     def rewrite(self, dbs: Any) -> None:
-        """Compact: the keyspace (every database) as a fresh file, swapped in atomically."""
+        """Compact at once (no fork): the keyspace as a fresh file, swapped in atomically."""
         self.flush()
-        tmp = self.path.with_name(f"{self.path.name}{TEMP_INFIX}{os.getpid()}.tmp")
+        tmp = self.temp_path()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        size = 0
         try:
-            chunk: list[bytes] = []
-            pending = 0
-            where = [0]
-            for argv in dump_databases(dbs if isinstance(dbs, list) else [dbs], where):
-                if max(map(len, argv)) >= BIG_ARG:  # a big string: written as it is
-                    size += _write_all(fd, b"".join(chunk))
-                    chunk.clear()
-                    pending = 0
-                    for part in command_parts(argv):
-                        size += _write_all(fd, part)
-                    continue
-                b = command_bytes(argv)
-                chunk.append(b)
-                pending += len(b)
-                if pending > 1 << 20:
-                    size += _write_all(fd, b"".join(chunk))
-                    chunk.clear()
-                    pending = 0
-            size += _write_all(fd, b"".join(chunk))
+            size, where = write_snapshot(fd, dbs)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
+        self._reopen(size)
+        self.db = where
+        self.rewrites += 1
+
+    def temp_path(self) -> Path:
+        return self.path.with_name(f"{self.path.name}{TEMP_INFIX}{os.getpid()}.tmp")
+
+    def _reopen(self, size: int) -> None:
+        """The new file is in place: make it durable, append to it from now on."""
         _fsync_dir(self.path.parent)
         if self.fd >= 0:
             os.close(self.fd)
         self.fd = -1
         self.open()
-        self.db = where[0]
         self.size = self.base_size = size
-        self.rewrites += 1
         self.unsynced = False
+
+    def fork_rewrite(self, dbs: Any, kind: str) -> Rewrite:
+        """
+        Start a compaction in a child process (see the module's docstring).
+
+        @raise OSError: the temp file cannot be made, the file cannot be written
+            (what the last batch changed), or there is no fork (no memory, too
+            many processes).
+        """
+        self.flush()  # (the child's snapshot and the file agree from here on)
+        start = os.fstat(self.fd).st_size
+        tmp = self.temp_path()
+        tmp_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fds = [tmp_fd]
+        try:
+            fds.append(os.open(self.path, os.O_RDONLY | os.O_CLOEXEC))
+            fds += os.pipe()
+            parent = os.getpid()
+            pid = os.fork()
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        read_fd, pipe_r, pipe_w = fds[1:]
+        if pid == 0:  # the child: never returns
+            os.close(pipe_r)
+            _child(dbs, tmp, tmp_fd, read_fd, pipe_w, start, self.db, parent)
+        os.close(pipe_w)
+        os.set_blocking(pipe_r, False)
+        self.rewrites += 1
+        return Rewrite(pid, kind, tmp, tmp_fd, read_fd, pipe_r, start, self.db)
+
+    def finish_rewrite(self, rw: Rewrite) -> None:
+        """
+        The child is done: what was appended since its last copy goes to the temp
+        file, which is fsynced and renamed over the file.
+
+        @raise OSError: the file or the temp file cannot be written (the temp file
+            is removed; the file is as it was, complete).
+        """
+        db = self.db  # (the new file ends with the old one's appends: in their database)
+        try:
+            self.flush()
+            end = os.fstat(rw.read_fd).st_size
+            size = os.fstat(rw.tmp_fd).st_size
+            if end > rw.copied:
+                if rw.copied == rw.start and rw.where != rw.db:  # (as the child does)
+                    size += os.pwrite(rw.tmp_fd, _select(rw.db), size)
+                size += copy_range(rw.read_fd, rw.tmp_fd, rw.copied, end, size)
+            elif rw.copied == rw.start:  # nothing was appended since the fork
+                db = rw.where
+            os.fsync(rw.tmp_fd)
+            os.replace(rw.tmp, self.path)
+        except OSError:
+            self.drop_rewrite(rw)
+            raise
+        rw.close()
+        self._reopen(size)
+        self.db = db
+
+    def drop_rewrite(self, rw: Rewrite) -> None:
+        """A compaction that failed or was stopped: its temp file goes."""
+        rw.close()
+        rw.tmp.unlink(missing_ok=True)
 
     def truncate(self, good_size: int) -> None:
         os.truncate(self.path, good_size)
@@ -252,6 +329,198 @@ def _write_all(fd: int, data: bytes) -> int:
         n = os.write(fd, view)
         view = view[n:]
     return len(data)
+
+
+def _select(db: int) -> bytes:
+    return command_bytes([b"SELECT", b"%d" % db])
+
+
+def write_snapshot(fd: int, dbs: Any, alive: Any = None) -> tuple[int, int]:
+    """
+    Write the commands that rebuild C{dbs} (a list, or one database) to C{fd}.
+
+    @param alive: if given, called every megabyte or so; false stops the writing.
+    @return: (bytes written, the database the last record applies to).
+    """
+    size = 0
+    chunk: list[bytes] = []
+    pending = 0
+    where = [0]
+    for argv in dump_databases(dbs if isinstance(dbs, list) else [dbs], where):
+        if max(map(len, argv)) >= BIG_ARG:  # a big string: written as it is
+            size += _write_all(fd, b"".join(chunk))
+            chunk.clear()
+            pending = 0
+            for part in command_parts(argv):
+                size += _write_all(fd, part)
+            continue
+        b = command_bytes(argv)
+        chunk.append(b)
+        pending += len(b)
+        if pending > 1 << 20:
+            size += _write_all(fd, b"".join(chunk))
+            chunk.clear()
+            pending = 0
+            if alive is not None and not alive():
+                raise OSError(errno.ECHILD, "the server is gone")
+    size += _write_all(fd, b"".join(chunk))
+    return size, where[0]
+
+
+def copy_range(src: int, dst: int, start: int, end: int, at: int) -> int:
+    """Copy bytes C{start} to C{end} of C{src} to C{dst} at C{at} (in the kernel when it can)."""
+    done = 0
+    n = end - start
+    while done < n:
+        try:
+            k = os.copy_file_range(src, dst, n - done, start + done, at + done)
+        except OSError as e:  # (not between these files: read and write)
+            if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            data = os.pread(src, min(n - done, 1 << 20), start + done)
+            k = os.pwrite(dst, data, at + done) if data else 0
+        if k <= 0:
+            raise OSError(errno.EIO, "the file is shorter than it was")
+        done += k
+    return n
+
+
+class Rewrite:
+    """A compaction running in a child process (L{AOF.fork_rewrite})."""
+
+    def __init__(
+        self,
+        pid: int,
+        kind: str,
+        tmp: Path,
+        tmp_fd: int,
+        read_fd: int,
+        pipe: int,
+        start: int,
+        db: int,
+    ):
+        self.pid = pid
+        self.kind = kind  # "aof" (BGREWRITEAOF, automatic) or "rdb" (BGSAVE, SAVE)
+        self.tmp = tmp
+        self.tmp_fd = tmp_fd
+        self.read_fd = read_fd  # the file being replaced, read for what was appended
+        self.pipe = pipe  # the child's report; end of file when it exits
+        self.start = start  # the file's size at the fork: its appends come after
+        self.copied = start  # how far the child copied them (from its report)
+        self.db = db  # the database those appends were written for (the file's last SELECT)
+        self.where = db  # the one the child's writing ends in (from its report)
+        self.started = time.monotonic()
+        self.report = b""
+
+    def close(self) -> None:
+        for fd in (self.tmp_fd, self.read_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.tmp_fd = self.read_fd = -1
+
+    def outcome(self, status: int) -> str | None:
+        """None if the child succeeded (C{status}: waitpid's), else what went wrong."""
+        words = self.report.split()
+        if os.WIFSIGNALED(status):
+            return f"killed by signal {os.WTERMSIG(status)}"
+        if status == 0 and len(words) == 3 and words[0] == b"ok":
+            self.copied, self.where = int(words[1]), int(words[2])
+            return None
+        if words[:1] == [b"err"]:
+            return self.report[4:].decode("utf-8", "replace").strip()
+        return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+@implementer(IReadDescriptor)
+class ChildWatch:
+    """The reactor's reader of a compaction child's pipe: C{done()} at its end of file."""
+
+    def __init__(self, reactor: Any, rw: Rewrite, done: Any):
+        self.reactor = reactor
+        self.rw = rw
+        self.done = done
+
+    def fileno(self) -> int:
+        return self.rw.pipe
+
+    def logPrefix(self) -> str:
+        return "kv-rewrite"
+
+    def doRead(self) -> None:
+        try:
+            data = os.read(self.rw.pipe, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.rw.report = (self.rw.report + data)[-4096:]
+            return
+        self.connectionLost(None)
+
+    def stop(self) -> bool:
+        """Stop watching; False if it was stopped already."""
+        if self.rw.pipe < 0:
+            return False
+        self.reactor.removeReader(self)
+        os.close(self.rw.pipe)
+        self.rw.pipe = -1
+        return True
+
+    def connectionLost(self, reason: Any) -> None:
+        """The end of the pipe (epoll tells it as a hang-up, without a read)."""
+        if self.stop():
+            self.done()
+
+
+def _child(
+    dbs: Any, tmp: Path, tmp_fd: int, read_fd: int, report: int, start: int, db: int, parent: int
+) -> NoReturn:
+    """The forked compaction: write the snapshot, catch up with the file, report, exit."""
+    code = 1
+    try:
+        gc.disable()  # (a collection would touch, so copy, every page of the parent's objects)
+        try:  # the reactor's handlers and wakeup fd are the parent's
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+        except ValueError:  # (not the main thread: Python installed no handler here)
+            pass
+        keep = sorted((tmp_fd, read_fd, report))
+        lo = 3
+        for fd in keep:  # the listeners, the clients, the reactor's: the parent's alone
+            os.closerange(lo, fd)
+            lo = fd + 1
+        os.closerange(lo, os.sysconf("SC_OPEN_MAX"))
+
+        def alive() -> bool:
+            return os.getppid() == parent
+
+        size, where = write_snapshot(tmp_fd, dbs, alive)
+        os.fsync(tmp_fd)
+        copied = start
+        for _ in range(CATCH_UP_ROUNDS):
+            end = os.fstat(read_fd).st_size
+            if end - copied < CATCH_UP or not alive():
+                break
+            if copied == start and where != db:  # the appends were written for database db
+                size += _write_all(tmp_fd, _select(db))
+                where = db
+            size += copy_range(read_fd, tmp_fd, copied, end, size)
+            copied = end
+            os.fsync(tmp_fd)
+        if not alive():
+            raise OSError(errno.ECHILD, "the server is gone")
+        _write_all(report, b"ok %d %d\n" % (copied, where))
+        code = 0
+    except BaseException as e:  # (nothing may escape into the parent's code)
+        try:
+            if os.getppid() != parent:
+                tmp.unlink(missing_ok=True)
+            os.write(report, b"err " + str(e).encode("utf-8", "replace")[:300] + b"\n")
+        except BaseException:
+            pass
+    os._exit(code)
 
 
 def dump_databases(dbs: list[Any], where: list[int]) -> Any:

@@ -490,12 +490,16 @@ class KVProtocol(Protocol):
         if type(self.blocked) is Sending:
             self.blocked.resume()  # a big reply started meanwhile waits for the queue
             return
-        if self.queue or self.paused or self.pending is None or self.blocked is not None:
+        if self.queue or self.paused or self.blocked is not None:
             return
-        if not self.waiting:
+        if self.pending is not None and not self.waiting:
             cmds, error = self.pending
             self.pending = None
             self.run(cmds, error)
+        # a resumeProducing that came while the replies were held drained nothing and
+        # left the socket unread: read it again, or a client that pipelines waits forever
+        if not self.paused and not self.closed and self.pending is None and not self.queue:
+            self.transport.resumeProducing()
 
     def _drain(self) -> None:
         """

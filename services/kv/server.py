@@ -2,11 +2,15 @@
 L{KVServer}: the factory of the kv service. It holds the keyspace, the append-only
 file, the pub/sub channels and the clients; it loads the data file when built (so a
 corrupt file stops startup), runs expiry and compaction every 100 ms, and flushes and
-fsyncs the file when stopped (SIGTERM, suite stop).
+fsyncs the file when stopped (SIGTERM, suite stop). Compaction (BGREWRITEAOF, BGSAVE,
+SAVE, the automatic one) runs in a child process (aof.py) that L{KVServer.compact}
+starts and the reactor watches; stopping the service kills it.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import deque
 from glob import escape as glob_escape
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from twisted.internet.interfaces import IReactorFDSet
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -22,11 +27,13 @@ from portsuite.api import RefusingProtocol
 from portsuite.api.i18n import gettext as _
 from portsuite_services.kv import tuning
 from portsuite_services.kv.acl import ACLLog, User, build_users
-from portsuite_services.kv.aof import AOF, TEMP_INFIX, AOFError, read_records
-from portsuite_services.kv.commands import COMMANDS
+from portsuite_services.kv.aof import AOF, TEMP_INFIX, AOFError, ChildWatch, Rewrite, read_records
+from portsuite_services.kv.blocking import Blocked, wake
+from portsuite_services.kv.commands import COMMANDS, NO_REPLY, CommandError
 from portsuite_services.kv.delivery import Chore, Patterns, Subscriptions
 from portsuite_services.kv.lazyfree import LazyFree
 from portsuite_services.kv.protocol import MAX_CLIENTS, KVProtocol
+from portsuite_services.kv.resp import OK, Simple
 from portsuite_services.kv.scan import Snapshots
 from portsuite_services.kv.sharded import MOVE
 from portsuite_services.kv.store import COMPACT, Store
@@ -37,6 +44,13 @@ PUBSUB_SECONDS = 60  # …over it for this long: disconnected
 log = Logger(namespace="portsuite.kv")
 ABORTS_PER_TURN = 64  # killed clients' connections closed a turn (KVServer.abort)
 AOF_CONTROL = frozenset((b"multi", b"exec", b"select"))  # records that are not writes
+RETRY = 5.0  # seconds before an automatic compaction that failed is tried again
+
+
+class Saving(Blocked):
+    """A client whose SAVE waits for the compaction's end (CLIENT UNBLOCK leaves it)."""
+
+    __slots__ = ()
 
 
 class _WallClock:
@@ -98,11 +112,27 @@ _ESCAPED = [_escape(b) for b in range(256)]
 _PLAIN = bytes(b for b in range(32, 127) if b not in (0x5C, 0x22))  # written as they are
 
 
+def _escape_plain(piece: bytes) -> bytes:
+    """sdscatrepr's escapes of bytes holding no backslash (see L{_repr})."""
+    out = piece.decode("latin-1").encode("unicode_escape").replace(b'"', b'\\"')
+    if b"\x07" in piece:
+        out = out.replace(b"\\x07", b"\\a")  # (no backslash in piece: each is one byte's)
+    if b"\x08" in piece:
+        out = out.replace(b"\\x08", b"\\b")
+    return out
+
+
 def _repr(arg: bytes) -> bytes:
-    """Redis's C{sdscatrepr}: the argument quoted, with C-style escapes."""
-    if not arg.translate(None, _PLAIN):  # (C-level checks: 100 MB of text in ~40 ms)
+    """
+    Redis's C{sdscatrepr}: the argument quoted, with C-style escapes, at C speed. Text
+    is checked by C{translate} (100 MB in ~40 ms); other bytes are escaped by the
+    C{unicode_escape} codec, which writes each byte as sdscatrepr does (lower-case
+    C{\\xNN}, C{\\n}, C{\\\\}, printable as it is) but for C{"}, 0x07 and 0x08
+    (C{\\"}, C{\\a}, C{\\b}), fixed after it between the backslashes of the data.
+    """
+    if not arg.translate(None, _PLAIN):
         return b'"' + arg + b'"'
-    return b'"' + b"".join(map(_ESCAPED.__getitem__, arg)) + b'"'
+    return b'"' + b"\\\\".join(map(_escape_plain, arg.split(b"\\"))) + b'"'
 
 
 class KVServer(ServerFactory):
@@ -177,6 +207,19 @@ class KVServer(ServerFactory):
         self.started = time.time()
         self.last_save = time.time()
         self.aof: AOF | None = None
+        # the compaction running in a child process (aof.py), and what waits for it
+        self.rewriting: Rewrite | None = None
+        self._watch: ChildWatch | None = None
+        self._reap_call: Any = None
+        self.rewrite_scheduled = False  # BGREWRITEAOF while another child ran, or in EXEC
+        self.bgsave_scheduled = False
+        self.savers: list[KVProtocol] = []  # SAVE: answered when the compaction ends
+        self.save_status = {"aof": "ok", "rdb": "ok"}  # INFO's last bgrewrite/bgsave status
+        self.rewrite_failures = 0  # in a row
+        self.last_rewrite_secs = -1
+        self._retry_at = 0.0
+        # a child process needs fork and a reactor to watch its pipe (a bare Clock has none)
+        self.can_fork = hasattr(os, "fork") and IReactorFDSet.providedBy(reactor)
         # the replies held until the AOF is written once for every client served in
         # this poll (see hold); only on portsuite's reactor, which calls back after a
         # poll's events (another reactor: the AOF is written after each read)
@@ -546,6 +589,7 @@ class KVServer(ServerFactory):
         return multi_at
 
     def rewrite_aof(self) -> None:
+        """Compact the data file at once, in the reactor (where no child process can)."""
         if self.aof is None:
             return
         self.aof.rewrite(self.dbs)
@@ -553,6 +597,165 @@ class KVServer(ServerFactory):
         log.info(
             "kv: compacted {path} to {size} bytes", path=str(self.aof.path), size=self.aof.size
         )
+
+    # -- compaction in a child process: SAVE, BGSAVE, BGREWRITEAOF, the automatic one ----
+
+    def save(self, c: KVProtocol) -> Any:
+        """SAVE: the client waits for a compaction (started, or the one running)."""
+        rw = self.rewriting
+        if rw is not None and rw.kind == "rdb":
+            raise CommandError("ERR Background save already in progress")
+        if rw is None and not self.compact("save"):
+            raise CommandError("ERR")
+        if self.rewriting is None:  # (done at once: no child process here)
+            return OK
+        c.blocked = Saving([b"SAVE"], {}, c.store, None)
+        self.savers.append(c)
+        return NO_REPLY
+
+    def bgsave(self, c: KVProtocol, schedule: bool) -> Any:
+        """BGSAVE [SCHEDULE]: a compaction (kv's snapshot is its data file), as Redis answers."""
+        rw = self.rewriting
+        if rw is not None and rw.kind == "rdb":
+            raise CommandError("ERR Background save already in progress")
+        if rw is not None or c.in_exec:
+            if schedule or c.in_exec:
+                self.bgsave_scheduled = True
+                return Simple("Background saving scheduled")
+            raise CommandError(
+                "ERR Another child process is active (AOF?): can't BGSAVE right now. Use "
+                "BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
+            )
+        if not self.compact("rdb"):
+            raise CommandError("ERR")
+        return Simple("Background saving started")
+
+    def bgrewriteaof(self, c: KVProtocol) -> Any:
+        """BGREWRITEAOF, as Redis 7 answers it."""
+        rw = self.rewriting
+        if rw is not None and rw.kind == "aof":
+            raise CommandError("ERR Background append only file rewriting already in progress")
+        if rw is not None or c.in_exec:
+            self.rewrite_scheduled = True
+            return Simple("Background append only file rewriting scheduled")
+        if not self.compact("aof"):
+            raise CommandError(
+                "ERR Can't execute an AOF background rewriting. Please check the server "
+                "logs for more information."
+            )
+        return Simple("Background append only file rewriting started")
+
+    def compact(self, kind: str) -> bool:
+        """
+        Start compacting the data file: in a child process where it can, else at once.
+        C{kind}: "aof" (BGREWRITEAOF, automatic), "rdb" (BGSAVE) or "save" (SAVE), for
+        INFO and the replies. False if it could not start or failed at once (logged).
+        """
+        aof = self.aof
+        if aof is None or self.rewriting is not None:
+            return False
+        if kind == "aof":
+            self.rewrite_scheduled = False
+        elif kind == "rdb":
+            self.bgsave_scheduled = False
+        try:
+            if not self.can_fork:
+                self.rewrite_aof()
+                self._compacted(kind, None)
+                return True
+            rw = aof.fork_rewrite(self.dbs, kind)
+        except OSError as e:
+            self._compacted(kind, e.strerror or str(e))
+            return False
+        self.rewriting = rw
+        self._watch = ChildWatch(self.reactor, rw, self._child_done)
+        self.reactor.addReader(self._watch)
+        log.info("kv: compacting {path} in process {pid}", path=str(aof.path), pid=rw.pid)
+        return True
+
+    def _child_done(self) -> None:
+        """The child's pipe ended (it exits): reap it, then swap the file in, or drop it."""
+        self._reap_call = None
+        rw = self.rewriting
+        if rw is None or self.aof is None:
+            return
+        try:
+            pid, status = os.waitpid(rw.pid, os.WNOHANG)
+        except ChildProcessError:  # (reaped by someone else: its report says how it went)
+            pid, status = rw.pid, 0
+        if pid == 0:  # (its pipe is closed, its exit not yet done)
+            self._reap_call = self.reactor.callLater(0.01, self._child_done)
+            return
+        self.rewriting = self._watch = None
+        why = rw.outcome(status)
+        if why is None:
+            try:
+                self.aof.finish_rewrite(rw)
+            except OSError as e:
+                why = e.strerror or str(e)
+        else:
+            self.aof.drop_rewrite(rw)
+        self.last_rewrite_secs = int(time.monotonic() - rw.started)
+        self._compacted(rw.kind, why, rw.pid)
+
+    def _compacted(self, kind: str, why: str | None, pid: int = 0) -> None:
+        """A compaction ended (C{why}: None, or what failed): INFO, the log, SAVE's clients."""
+        aof = self.aof
+        path = str(aof.path) if aof is not None else ""
+        self.save_status["rdb" if kind == "save" else kind] = "ok" if why is None else "err"
+        if why is None:
+            self.rewrite_failures = 0
+            self.last_save = time.time()
+            if pid:
+                log.info(
+                    "kv: compacted {path} to {size} bytes (process {pid})",
+                    path=path,
+                    size=aof.size if aof is not None else 0,
+                    pid=pid,
+                )
+        else:
+            self.rewrite_failures += 1
+            self._retry_at = self.clock() + RETRY
+            log.error(
+                "kv: the compaction of {path} failed ({why}); the file is as it was, complete",
+                path=path,
+                why=why,
+            )
+        self._answer_savers(OK if why is None else CommandError("ERR"))
+
+    def _answer_savers(self, reply: Any) -> None:
+        savers, self.savers = self.savers, []
+        for c in savers:
+            if not c.closed and type(c.blocked) is Saving:
+                wake(c, reply)
+
+    def _stop_compaction(self) -> None:
+        """The service stops: the child is killed and reaped, its temp file removed."""
+        rw = self.rewriting
+        if rw is None or self.aof is None:
+            return
+        self.rewriting = None
+        if self._reap_call is not None and self._reap_call.active():
+            self._reap_call.cancel()
+        self._reap_call = None
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+        try:
+            os.kill(rw.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(rw.pid, 0)
+        except ChildProcessError:
+            pass
+        self.aof.drop_rewrite(rw)
+        log.info(
+            "kv: compaction of {path} stopped (process {pid} killed); the file is complete",
+            path=str(self.aof.path),
+            pid=rw.pid,
+        )
+        self._answer_savers(CommandError("ERR"))
 
     # -- factory ---------------------------------------------------------------------
 
@@ -623,14 +826,23 @@ class KVServer(ServerFactory):
                 log.info("kv: {path} is writable again", path=str(aof.path))
             except OSError:
                 return
-        if aof.needs_rewrite(self.settings.aof_rewrite_min_size):
-            self.rewrite_aof()
+        if self.rewriting is not None or self.busy is not None:
+            return  # (a transaction across turns: its records are not in the file yet)
+        if self.rewrite_scheduled:
+            self.compact("aof")
+        elif self.bgsave_scheduled:
+            self.compact("rdb")
+        elif (
+            aof.needs_rewrite(self.settings.aof_rewrite_min_size) and self.clock() >= self._retry_at
+        ):
+            self.compact("aof")
 
     def stopFactory(self) -> None:
         for loop in self._loops:
             if loop.running:
                 loop.stop()
         self._loops.clear()
+        self._stop_compaction()
         if self.aof is not None:
             self.aof.close()
             log.info("kv: {path} flushed and fsynced", path=str(self.aof.path))

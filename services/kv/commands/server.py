@@ -223,14 +223,24 @@ def info_text(c: Any, sections: list[bytes]) -> str:
         ],
     )
     aof = server.aof
+    rw = server.rewriting  # a compaction in a child process: BGSAVE's "rdb", else "aof"
+    child = rw.kind if rw is not None else None
+    running = int(time.monotonic() - rw.started) if rw is not None and child == "aof" else -1
     section(
         "Persistence",
         [
             ("loading", 0),
             ("rdb_changes_since_last_save", sum(db.dirty for db in server.dbs)),
+            ("rdb_bgsave_in_progress", int(child == "rdb")),
+            ("rdb_last_save_time", int(server.last_save)),
+            ("rdb_last_bgsave_status", server.save_status["rdb"]),
             ("aof_enabled", int(aof is not None)),
-            ("aof_rewrite_in_progress", 0),
-            ("aof_last_bgrewrite_status", "ok"),
+            ("aof_rewrite_in_progress", int(child == "aof")),
+            ("aof_rewrite_scheduled", int(server.rewrite_scheduled)),
+            ("aof_last_rewrite_time_sec", server.last_rewrite_secs),
+            ("aof_current_rewrite_time_sec", running),
+            ("aof_last_bgrewrite_status", server.save_status["aof"]),
+            ("aof_rewrites_consecutive_failures", server.rewrite_failures),
             ("aof_last_write_status", "ok" if aof is None or aof.ok else "err"),
             ("aof_current_size", aof.size if aof else 0),
             ("aof_base_size", aof.base_size if aof else 0),
@@ -370,8 +380,7 @@ def lastsave(c: Any, argv: list[bytes]) -> Any:
 def save(c: Any, argv: list[bytes]) -> Any:
     if c.server.aof is None:
         raise CommandError('ERR no data file configured: kv runs memory-only (set data = "kv.aof")')
-    c.server.rewrite_aof()
-    return OK
+    return c.server.save(c)  # (the client waits for the compaction's child process)
 
 
 @command("bgsave", -1, "admin", S, "Asynchronously save the dataset to disk", keys=(0, 0, 0))
@@ -382,16 +391,16 @@ def bgsave(c: Any, argv: list[bytes]) -> Any:
         # Redis's reply, so scripts that snapshot go on; memory-only kv has no file to write
         c.server.note_memory_only_save()
         return Simple("Background saving started")
-    save(c, argv[:1])
-    return Simple("Background saving started")
+    return c.server.bgsave(c, len(argv) == 2)
 
 
 @command(
     "bgrewriteaof", 1, "admin", S, "Asynchronously rewrite the append-only file", keys=(0, 0, 0)
 )
 def bgrewriteaof(c: Any, argv: list[bytes]) -> Any:
-    save(c, argv)
-    return Simple("Background append only file rewriting started")
+    if c.server.aof is None:
+        raise CommandError('ERR no data file configured: kv runs memory-only (set data = "kv.aof")')
+    return c.server.bgrewriteaof(c)
 
 
 container("config", S, "A container for server configuration commands")

@@ -48,3 +48,17 @@ def wait_for(what: Callable[[], Any], timeout: float = 30.0, message: str = "") 
     got = testing.wait_for(what, timeout)
     assert got, f"timed out waiting for {message or what}"
     return got
+
+
+def wait_compacted(r: Any) -> None:
+    """
+    Until no compaction runs or waits: BGREWRITEAOF and BGSAVE answer when their child
+    process starts, as Redis's do (C{r}: a redis-py client).
+    """
+
+    def done() -> bool:
+        info = r.info("persistence")
+        busy = ("aof_rewrite_in_progress", "aof_rewrite_scheduled", "rdb_bgsave_in_progress")
+        return not any(info[k] for k in busy)
+
+    wait_for(done, message="the compaction's end")

@@ -441,6 +441,22 @@ def test_monitor_shows_every_byte_as_redis_does(kv_port: int, redis_port: int) -
     assert lines[0] == lines[1]
 
 
+def test_monitor_escapes_at_c_speed_exactly_as_byte_by_byte() -> None:
+    from portsuite_services.kv.server import _ESCAPED, _repr
+
+    def one_by_one(arg: bytes) -> bytes:  # sdscatrepr's loop
+        return b'"' + b"".join(_ESCAPED[c] for c in arg) + b'"'
+
+    rng = random.Random(7)
+    tricky = b'\x07\x08"\\ax07\n\r\t\x00\x7f\xff'  # (a backslash before "x07" too)
+    for n in (1, 2, 5, 64, 3000):
+        for _ in range(50):
+            arg = bytes(rng.choice(tricky) for _ in range(n))
+            assert _repr(arg) == one_by_one(arg)
+            arg = rng.randbytes(n)
+            assert _repr(arg) == one_by_one(arg)
+
+
 # -- hostile clients, on a real twistd ---------------------------------------------------
 
 

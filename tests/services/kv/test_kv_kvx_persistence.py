@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from kvdb_help import wait_compacted
 
 from portsuite.testing import suite_running
 
@@ -94,6 +95,7 @@ def test_kvx_types_survive_a_restart(tmp_path: Path, rewrite: bool) -> None:
         before = _snapshot(r)
         if rewrite:
             assert r.bgrewriteaof()
+            wait_compacted(r)
             text = aof.read_bytes()
             for word in (b"XSETID", b"ENTRIESADDED", b"XGROUP", b"CREATECONSUMER", b"XCLAIM"):
                 assert word in text

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from kvdb_help import wait_compacted
 from twisted.internet.task import Clock
 
 from portsuite import api as configmod
@@ -99,6 +100,7 @@ def test_bgrewriteaof_command(tmp_path: Path) -> None:
         for i in range(50):
             r.set("k", i)
         assert r.bgrewriteaof()
+        wait_compacted(r)
         assert aof.read_bytes() == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n49\r\n"
         r.set("after", "1")
     with suite_running(_cfg(aof), base_dir=tmp_path) as s:

@@ -17,6 +17,7 @@ import hiredis
 import pytest
 import redis
 from kv_raw import Raw
+from kvdb_help import wait_compacted
 from test_kv_bigwork import _client, _cmd, _drive, _filled, _replies, _turn
 from test_kv_notify import _messages
 
@@ -509,6 +510,7 @@ def test_a_restored_zset_survives_a_restart(tmp_path: Path) -> None:
             assert r.ttl("ttl") > 90
             if not rewrite:
                 assert r.bgrewriteaof()
+                wait_compacted(r)
 
 
 # -- garbled and hostile payloads ----------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from kvdb_help import wait_compacted
 
 from portsuite.testing import suite_running
 
@@ -57,6 +58,7 @@ def test_zsets_and_geo_survive_a_restart_and_a_compaction(tmp_path: Path) -> Non
         before = {k: r.zrange(k, 0, -1, withscores=True) for k in (b"z", b"many", b"Sicily", b"u")}
         assert r.geodist("Sicily", "Palermo", "Catania") == 166274.1516
         assert r.bgrewriteaof()
+        wait_compacted(r)
         text = aof.read_bytes()
         assert b"ZADD" in text and b"ZINCRBY" not in text and b"GEOADD" not in text
     with suite_running(_cfg(aof), base_dir=tmp_path) as s:  # the compacted file replayed
