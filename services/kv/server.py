@@ -18,16 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from twisted.internet.interfaces import IReactorFDSet
+from twisted.internet.interfaces import IReactorFDSet, IReactorThreads
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from portsuite.api import RefusingProtocol
 from portsuite.api.i18n import gettext as _
 from portsuite_services.kv import tuning
 from portsuite_services.kv.acl import ACLLog, User, build_users
-from portsuite_services.kv.aof import AOF, TEMP_INFIX, AOFError, ChildWatch, Rewrite, read_records
+from portsuite_services.kv.aof import (
+    AOF,
+    TEMP_INFIX,
+    AOFError,
+    ChildWatch,
+    Rewrite,
+    fsync_and_close,
+    read_records,
+)
 from portsuite_services.kv.blocking import Blocked, wake
 from portsuite_services.kv.commands import COMMANDS, NO_REPLY, CommandError
 from portsuite_services.kv.delivery import Chore, Patterns, Subscriptions
@@ -226,6 +235,7 @@ class KVServer(ServerFactory):
         self.call_after_poll = getattr(reactor, "call_after_poll", None)
         self.held: list[KVProtocol] = []
         self._loops: list[LoopingCall] = []
+        self.syncing = False  # an everysec fsync under way in a thread
         self._ticks = 0
         self.scans = Snapshots()  # SCAN-family cursors (scan.py)
         self.lazyfree = LazyFree(reactor)  # big values deleted, freed in slices (lazyfree.py)
@@ -780,10 +790,35 @@ class KVServer(ServerFactory):
         self._loops.append(loop)
 
     def _sync(self) -> None:
-        try:
-            self.aof.sync()  # type: ignore[union-attr]
-        except OSError as e:
-            log.error("kv: fsync of the data file failed: {error}", error=e)
+        """
+        C{everysec}: the file's new data to disk, in a thread of the reactor's pool when
+        it has one (after a SET of 512 MB the fsync took 1-2 s, every service held); the
+        next second's waits while one is under way, as Redis postpones its own.
+        """
+        aof = self.aof
+        assert aof is not None
+        if self.syncing:
+            return
+        if not IReactorThreads.providedBy(self.reactor):  # (a bare Clock: the tests')
+            try:
+                aof.sync()
+            except OSError as e:
+                log.error("kv: fsync of the data file failed: {error}", error=e)
+            return
+        fd = aof.to_sync()
+        if fd < 0:
+            return
+        self.syncing = True
+        d = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), fsync_and_close, fd)
+        d.addErrback(self._sync_failed, aof)
+        d.addBoth(self._synced)
+
+    def _sync_failed(self, failure: Any, aof: AOF) -> None:
+        aof.unsynced = True  # (tried again the next second)
+        log.error("kv: fsync of the data file failed: {error}", error=failure.value)
+
+    def _synced(self, _: Any) -> None:
+        self.syncing = False
 
     def _cron(self) -> None:
         """Every 100 ms: active expiry, keyspaces being sharded, idle clients, AOF growth."""
