@@ -135,6 +135,8 @@ class AOF:
         self.path = path
         self.fsync = fsync
         self.buf: list[bytes] = []
+        self.writing: deque[memoryview] = deque()  # records being written (flush_step)
+        self.writing_size = 0
         self.db = 0  # the database the file's next record applies to (its last SELECT)
         self.fd = -1
         self.size = 0
@@ -176,37 +178,57 @@ class AOF:
         self.buf.append(command_bytes([b"SELECT", b"%d" % db]))
 
     def flush(self) -> None:
-        """Write what the last batch changed (and fsync it with C{always})."""
-        if not self.buf or self.fd < 0:
-            return
-        buf = self.buf
-        size = sum(map(len, buf))
-        parts = [b"".join(buf)] if size < BIG_ARG else runs(buf)  # (no copy of a big value)
-        buf.clear()
-        view = memoryview(b"")
-        done = 0  # parts written whole
+        """Write what the last batches changed (and fsync it with C{always})."""
+        self.flush_step(None)
+
+    def flush_step(self, limit: int | None) -> bool:
+        """
+        L{flush}, at most C{limit} bytes now: True once all is written. The records
+        taken stay in C{writing} until then (a SET of 512 MB was one write of 1-2 s);
+        records fed meanwhile wait in C{buf}, after them.
+        """
+        writing = self.writing
+        if not writing and (not self.buf or self.fd < 0):
+            return True
         try:
-            for part in parts:
-                view = memoryview(part)
-                while view:
-                    n = os.write(self.fd, view)
-                    view = view[n:]
-                done += 1
+            while True:
+                if not writing:  # (records fed while the last ones were written: theirs too)
+                    if not self.buf:
+                        break
+                    self._take()
+                while writing and (limit is None or limit > 0):
+                    view = writing[0]
+                    n = os.write(self.fd, view if limit is None else view[:limit])
+                    if n == len(view):
+                        writing.popleft()
+                    else:
+                        writing[0] = view[n:]
+                    if limit is not None:
+                        limit -= n
+                if writing:
+                    return False
+                self.size += self.writing_size
             if self.fsync == "always":
                 os.fsync(self.fd)
         except OSError as e:
             # keep what was not written; writes are refused until a retry succeeds
-            if view:
-                buf.append(bytes(view))
-                done += 1
-            buf += parts[done:]
+            self.buf[:0] = [bytes(v) for v in writing]
+            writing.clear()
             self.ok = False
             self.error = e.strerror or str(e)
             raise
         self.ok = True
-        self.size += size
         if self.fsync != "always":
             self.unsynced = True
+        return True
+
+    def _take(self) -> None:
+        """The records fed so far become those being written (no copy of a big value)."""
+        buf = self.buf
+        self.writing_size = sum(map(len, buf))
+        parts = [b"".join(buf)] if self.writing_size < BIG_ARG else runs(buf)
+        buf.clear()
+        self.writing.extend(map(memoryview, parts))
 
     def sync(self) -> None:
         """The once-a-second fsync of C{everysec}, at once."""

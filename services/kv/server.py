@@ -52,6 +52,7 @@ PUBSUB_SECONDS = 60  # …over it for this long: disconnected
 
 log = Logger(namespace="portsuite.kv")
 ABORTS_PER_TURN = 64  # killed clients' connections closed a turn (KVServer.abort)
+WRITE_STEP = 2 << 20  # bytes of AOF records written a turn (a SET of 512 MB: 1.8 s at once)
 AOF_CONTROL = frozenset((b"multi", b"exec", b"select"))  # records that are not writes
 RETRY = 5.0  # seconds before an automatic compaction that failed is tried again
 
@@ -252,11 +253,22 @@ class KVServer(ServerFactory):
 
     def release(self) -> None:
         """
-        After a poll: the AOF records of every client served, in one write (and one
-        fsync with C{always}), then their replies; none if the write fails.
+        After a poll: the AOF records of every client served, written (and fsynced with
+        C{always}), then their replies; none if the write fails. Big records (a SET of
+        512 MB: 1.8 s in one write) are written L{WRITE_STEP} bytes a turn, the replies
+        held until all are, the commands of later turns after them.
         """
+        aof = self.aof
+        written = True
+        if aof is not None and aof.ok and (aof.writing or aof.buf):
+            try:
+                if not aof.flush_step(WRITE_STEP):
+                    self.call_after_poll(self.release)  # type: ignore[misc]
+                    return
+            except OSError:
+                self._write_failed(aof)
+                written = False
         clients, self.held = self.held, []
-        written = self.write_aof()
         for client in clients:
             if written:
                 client.release()
@@ -270,13 +282,17 @@ class KVServer(ServerFactory):
             try:
                 aof.flush()
             except OSError:
-                log.error(
-                    "kv: cannot write {path}: {error}; writes are refused (MISCONF) until it works",
-                    path=str(aof.path),
-                    error=aof.error,
-                )
+                self._write_failed(aof)
                 return False
         return True
+
+    @staticmethod
+    def _write_failed(aof: AOF) -> None:
+        log.error(
+            "kv: cannot write {path}: {error}; writes are refused (MISCONF) until it works",
+            path=str(aof.path),
+            error=aof.error,
+        )
 
     def next_id(self) -> int:
         self._ids += 1
