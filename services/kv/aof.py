@@ -39,7 +39,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -136,6 +136,9 @@ class AOF:
         self.fsync = fsync
         self.buf: list[bytes] = []
         self.writing: deque[memoryview] = deque()  # records being written (flush_step)
+        # closes the replaced file's descriptor: its last link is gone, so the close frees
+        # its blocks (0.17 s for 512 MB); the server does it in a thread where it can
+        self.close_old: Callable[[int], None] = os.close
         self.writing_size = 0
         self.db = 0  # the database the file's next record applies to (its last SELECT)
         self.fd = -1
@@ -272,7 +275,7 @@ class AOF:
         """The new file is in place: make it durable, append to it from now on."""
         _fsync_dir(self.path.parent)
         if self.fd >= 0:
-            os.close(self.fd)
+            self.close_old(self.fd)
         self.fd = -1
         self.open()
         self.size = self.base_size = size

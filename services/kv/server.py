@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections import deque
+from functools import partial
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
@@ -562,6 +563,8 @@ class KVServer(ServerFactory):
                 path=str(path),
             )
         aof.open()
+        if IReactorThreads.providedBy(self.reactor):
+            aof.close_old = partial(self.reactor.callInThread, os.close)
         aof.db = self._replayed_db
         self.aof = aof
 

@@ -185,6 +185,7 @@ def test_a_killed_child_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     for i in range(300):
         c.send("SET", "k", f"{i}")
         c.send("SADD", "s", f"m{i}")
+    c.send("SET", "big", "x" * (64 << 20))  # (the child writes a while: killed before its end)
     assert c.call("BGREWRITEAOF").startswith(b"+Background")
     rw = server.rewriting
     assert rw is not None
@@ -198,7 +199,7 @@ def test_a_killed_child_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     assert c.call("BGREWRITEAOF").startswith(b"+Background")
     _finish(reactor, server)
     assert _info(c)["aof_last_bgrewrite_status"] == "ok"
-    assert aof.read_bytes().count(b"SET") == 2  # k and meanwhile
+    assert aof.read_bytes().count(b"SET") == 3  # k, big and meanwhile
     server.stopFactory()
 
 
