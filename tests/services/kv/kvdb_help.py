@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kv_raw import Raw
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 
 from portsuite import testing
 
@@ -62,3 +64,27 @@ def wait_compacted(r: Any) -> None:
         return not any(info[k] for k in busy)
 
     wait_for(done, message="the compaction's end")
+
+
+class _AfterPoll:
+    """portsuite's reactor's C{call_after_poll} (internals.py): the test says when a poll ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after: list[Any] = []
+
+    def call_after_poll(self, f: Any) -> None:
+        self.after.append(f)
+
+    def end_poll(self) -> None:
+        after, self.after = self.after, []
+        for f in after:
+            f()
+
+
+class PollingClock(_AfterPoll, Clock):
+    """A Clock whose reactor calls back after a poll."""
+
+
+class PollReactor(_AfterPoll, MemoryReactorClock):
+    """A MemoryReactorClock (it can watch a child's pipe) calling back after a poll."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import redis
-from kvdb_help import wait_compacted, wait_for
+from kvdb_help import PollReactor, wait_compacted, wait_for
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -315,29 +315,13 @@ def test_under_twistd_the_child_is_reaped_and_a_stop_kills_it(tmp_path: Path) ->
         assert r.mget("k", "after") == [b"99", b"1"] and r.strlen("big") == 1_000_000
 
 
-class _PollReactor(MemoryReactorClock):
-    """A reactor with portsuite's C{call_after_poll}: the test says when a poll ends."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.after: list[Any] = []
-
-    def call_after_poll(self, f: Any) -> None:
-        self.after.append(f)
-
-    def end_poll(self) -> None:
-        after, self.after = self.after, []
-        for f in after:
-            f()
-
-
 def test_a_client_paused_and_resumed_while_its_replies_wait_for_the_aof_reads_again(
     tmp_path: Path,
 ) -> None:
     # a pipelining client whose transport paused it (its buffer full) and resumed it
     # (drained) within the poll that held its replies for the AOF's write: after the
     # write its replies go and its socket is read again (it stalled for ever before)
-    reactor = _PollReactor()
+    reactor = PollReactor()
     server = KVServer(Settings(data=tmp_path / "kv.aof"), reactor)
     server.startFactory()
     c = _Client(server)

@@ -7,27 +7,19 @@ replays to the data set.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
+from kvdb_help import PollingClock
 from test_kv_bigreply import _client, _cmd
-from test_kv_bigwork import _turn
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings
 from portsuite_services.kv.server import WRITE_STEP
 
 
-class _Reactor(Clock):
-    """A Clock with the suite's reactor's call_after_poll (internals.py): the next turn."""
-
-    def call_after_poll(self, f: Callable[[], None]) -> None:
-        self.callLater(0, f)
-
-
 def test_a_big_record_is_written_a_slice_a_turn_the_replies_after(tmp_path: Path) -> None:
     aof = tmp_path / "kv.aof"
-    reactor = _Reactor()
+    reactor = PollingClock()
     server = KVServer(Settings(data=aof, fsync="no"), reactor)
     server.startFactory()
     big = b"v" * (3 * WRITE_STEP + 5)
@@ -37,7 +29,7 @@ def test_a_big_record_is_written_a_slice_a_turn_the_replies_after(tmp_path: Path
     sizes = []
     turns = 0
     while ta.value() == b"":
-        _turn(reactor)
+        reactor.end_poll()
         turns += 1
         sizes.append(aof.stat().st_size)
         if turns == 1:  # another client's write meanwhile: after it, in the file and in time

@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 from kv_raw import Raw
-from kvdb_help import wait_for
+from kvdb_help import PollingClock, wait_for
 from twisted.internet.address import IPv4Address
-from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from portsuite.testing import suite_running
@@ -229,24 +228,8 @@ def test_aof_records_of_lean_sets(tmp_path: Path) -> None:
 # -- the append-only file written once a poll (KVServer.hold / release) -------------
 
 
-class _PollingClock(Clock):
-    """A clock whose reactor calls back after a poll, as portsuite's does."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.after: list[Any] = []
-
-    def call_after_poll(self, f: Any) -> None:
-        self.after.append(f)
-
-    def end_poll(self) -> None:
-        after, self.after = self.after, []
-        for f in after:
-            f()
-
-
-def _held_server(tmp_path: Path, fsync: str = "everysec") -> tuple[KVServer, _PollingClock]:
-    clock = _PollingClock()
+def _held_server(tmp_path: Path, fsync: str = "everysec") -> tuple[KVServer, PollingClock]:
+    clock = PollingClock()
     server = KVServer(Settings(data=tmp_path / "kv.aof", fsync=fsync), clock)
     server.startFactory()
     return server, clock
