@@ -147,10 +147,9 @@ class Working(Blocked):
         self.call = None
         steps, self.steps = self.steps, _done()
         server = self.client.server
-        if getattr(steps, "outlives_client", False):  # (a PUBLISH half delivered)
-            from portsuite_services.kv.delivery import run_chore
-
-            run_chore(server, steps)  # (after this job: it starts as the server's now)
+        outlive = getattr(steps, "outlive", None)  # (a PUBLISH half delivered: delivery.py)
+        if outlive is not None:
+            outlive(server)  # (after this job: it starts as the server's now)
         if server.busy is self:
             server.set_busy(None)
             server.release_waiting()

@@ -332,10 +332,13 @@ class Outliving:
     """
 
     __slots__ = ("steps",)
-    outlives_client = True
 
     def __init__(self, steps: Steps[Any]):
         self.steps = steps
+
+    def outlive(self, server: Any) -> None:
+        """Its publisher is gone: the rest goes on as a chore of the server's."""
+        run_chore(server, self.steps)
 
     def __iter__(self) -> Outliving:
         return self
