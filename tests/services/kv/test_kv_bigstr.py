@@ -509,9 +509,9 @@ def test_a_huge_bulk_sent_slowly_then_dropped_holds_only_what_arrived(suite: Any
         s.close()  # mid-bulk
         assert _call(kv, "EXISTS", "huge") == 0
         after.append(_rss(pid))
-    # what each one sent was let go: the attacks do not add up (the allocator may keep
-    # the first one's 16 MiB for the next)
-    assert after[-1] - after[1] < 8 * MIB
+    # what each one sent was let go: the attacks do not add up (32 MiB from the second to
+    # the last if they did; glibc's allocator may keep one more 16 MiB buffer in its heap)
+    assert after[-1] - after[1] < 24 * MIB
     assert max(after) - before < 32 * MIB
 
 
