@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from test_kv_bigreply import _client, _cmd, _drive, _replies, _settle
 from test_kv_bigwork import _RecordingAOF, _turn
+from test_kv_sweep import _busy_turns
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings
@@ -138,14 +139,7 @@ def _sliced(
     a.dataReceived(_cmd(*argv))
     b.dataReceived(_cmd("XLEN", "x"))
     assert ta.value() == tb.value() == b""  # (the old code answered at once)
-    turns = 0
-    served: list[int] = []
-    while server.busy is not None:
-        assert tb.value() == b""  # every other kv client waits for the whole command
-        clock.callLater(0, served.append, turns)
-        _turn(clock)
-        turns += 1
-    assert turns >= 1 and served == list(range(turns))  # the suite is served between
+    _busy_turns(clock, server, tb, at_least=1)  # others wait; the suite is served
     _drive(clock, lambda: _replies(ta.value()) != [] and tb.value() != b"")
     return server, ta.value(), records
 
