@@ -97,14 +97,33 @@ def bit_count(view: memoryview) -> bigwork.Steps[int]:
 
 def skip_run(view: memoryview, skip: int) -> bigwork.Steps[int]:
     """How many bytes C{view} starts with that are C{skip} (0 or 0xFF), a C{STEP} at a time."""
-    strip = bytes([skip])
+    run = _RUNS[skip]
     for i in range(0, len(view), STEP):
         piece = bytes(view[i : i + STEP])
-        rest = piece.lstrip(strip)
-        if rest:
-            return i + len(piece) - len(rest)
+        if piece != run[: len(piece)]:
+            return i + _run_length(piece, run)
         yield
     return len(view)
+
+
+_RUNS = {0: bytes(STEP), 0xFF: b"\xff" * STEP}
+
+
+def _run_length(piece: bytes, run: bytes) -> int:
+    """
+    How many bytes C{piece} starts with that C{run} (a C{STEP} of one byte) also
+    starts with: halves compared with C{memcmp} (C{bytes.lstrip} tests a byte at a
+    time, 6-20 ms for 2 MiB).
+    """
+    lo, hi = 0, len(piece)  # piece[:lo] is all the byte; piece[hi - 1] is not, or hi is the end
+    while hi - lo > 64:
+        mid = (lo + hi) // 2
+        if piece[lo:mid] == run[: mid - lo]:
+            lo = mid
+        else:
+            hi = mid
+    tail = piece[lo:hi]
+    return lo + len(tail) - len(tail.lstrip(run[:1]))
 
 
 def bitop(op: bytes, values: list[bytes], size: int) -> bigwork.Steps[bytes]:

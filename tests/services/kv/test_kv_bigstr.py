@@ -457,6 +457,31 @@ def test_monitor_escapes_at_c_speed_exactly_as_byte_by_byte() -> None:
             assert _repr(arg) == one_by_one(arg)
 
 
+def test_bitpos_finds_the_end_of_a_run_exactly_as_lstrip() -> None:
+    from portsuite_services.kv.bigstr import STEP, skip_run
+
+    def run(value: bytes, skip: int) -> int:
+        steps = skip_run(memoryview(value), skip)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return int(done.value)
+
+    rng = random.Random(11)
+    for n in (0, 1, 63, 64, 65, 1000, STEP - 1, STEP, STEP + 3, 2 * STEP + 5):
+        for skip in (0, 0xFF):
+            for _ in range(6):
+                value = bytearray([skip]) * n
+                if n and rng.random() < 0.8:  # another byte somewhere, a few more after it
+                    at = rng.randrange(n)
+                    value[at] = rng.choice([b for b in (0, 1, 0x80, 0xFE, 0xFF) if b != skip])
+                    for i in range(at + 1, min(n, at + rng.randrange(5))):
+                        value[i] = rng.randrange(256)
+                expected = n - len(bytes(value).lstrip(bytes([skip])))
+                assert run(bytes(value), skip) == expected
+
+
 # -- hostile clients, on a real twistd ---------------------------------------------------
 
 
