@@ -12,8 +12,8 @@ reactor, atomically (the other kv clients wait, as for any sliced command). A
 new value is written into a C{BytesIO} a piece at a time, whose C{getvalue()} is
 the value without a final copy (as the request reader does for a big bulk).
 
-What this cannot bound: freeing a 512 MB string (one C{munmap} of its pages, when
-the last reference goes) and its one C{write} to the append-only file.
+What this cannot bound: a 512 MB string's one C{write} to the append-only file.
+(Freeing one, a C{munmap} of all its pages, is done in a thread: lazyfree.Strings.)
 """
 
 from __future__ import annotations

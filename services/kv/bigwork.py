@@ -191,6 +191,7 @@ def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
         result = done.result
         if type(result) is Failed:
             raise result.error
+        c.server.lazyfree.strings.watch(result)  # (a big string built: freed off the loop)
         return result
     from portsuite_services.kv.commands import NO_REPLY
 
@@ -198,7 +199,9 @@ def compute(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
         c.blocked = Working(c, argv, _recorded(c, argv, make()))  # stepped by the transaction
         return NO_REPLY
     if not possible(c, cost):
-        return run_through(make())
+        result = run_through(make())
+        c.server.lazyfree.strings.watch(result)
+        return result
 
     job = Working(c, argv, _recorded(c, argv, make()))
     c.blocked = job

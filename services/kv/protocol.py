@@ -24,6 +24,7 @@ from portsuite_services.kv.bigwork import Working
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
 from portsuite_services.kv.delivery import forget
+from portsuite_services.kv.lazyfree import BIG_STRING
 from portsuite_services.kv.notify import notify_after, notify_before
 from portsuite_services.kv.resp import (
     BULK_HEADS,
@@ -119,6 +120,7 @@ class KVProtocol(Protocol):
         self.acl_user = None if self.user.unrestricted else self.user  # checked on dispatch
         self.authenticated = self.user.open
         self.parser = RequestParser(s.proto_max_bulk_len, locked=not self.authenticated)
+        self.parser.on_big = server.lazyfree.strings.watch  # (freed off the loop: lazyfree.py)
         self.resp = 2
         self.enc = encode2
         self.id = server.next_id()
@@ -225,7 +227,10 @@ class KVProtocol(Protocol):
         self.queued = 0
         self.qoff = 0
         self.pending = None
-        self.parser.big = None  # (a big bulk cut off mid-way: up to 512 MB, let go now)
+        big = self.parser.big  # a big bulk cut off mid-way: up to 512 MB, let go now
+        self.parser.big = None
+        if big is not None and big.tell() >= BIG_STRING:  # (its pages: in a thread)
+            server.lazyfree.strings.watch(big.getvalue())
         self.parser.argv = None
 
     @property

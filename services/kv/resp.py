@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from io import BytesIO
 from itertools import accumulate, chain
 from typing import Any
@@ -214,6 +215,7 @@ class RequestParser:
         "_fast",
         "big",
         "big_left",
+        "on_big",
     )
 
     def __init__(self, max_bulk: int = DEFAULT_MAX_BULK, locked: bool = False):
@@ -224,6 +226,8 @@ class RequestParser:
         # (copying 100 MB at once would stall every client for a good part of a second)
         self.big: BytesIO | None = None
         self.big_left = 0  # bytes of it still to come, its CRLF included
+        # called with each big bulk read whole (kv: lazyfree.Strings.watch)
+        self.on_big: Callable[[bytes], None] | None = None
         self.argv: list[bytes] | None = None  # the multibulk being read
         self.left = 0  # arguments still to read in it
         self.max_bulk = max_bulk
@@ -336,7 +340,10 @@ class RequestParser:
         if self.big_left:
             return b""
         self.big = None
-        self.argv.append(big.getvalue())  # type: ignore[union-attr]
+        value = big.getvalue()
+        self.argv.append(value)  # type: ignore[union-attr]
+        if self.on_big is not None:
+            self.on_big(value)
         self.left -= 1
         return data[take:]
 

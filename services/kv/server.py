@@ -546,6 +546,8 @@ class KVServer(ServerFactory):
                     count=len(cmds),
                 )
             multi_at = self.replay(cmds, path)
+            for argv in cmds:  # (a big string loaded, freed one day: off the loop)
+                self.lazyfree.strings.watch_all(argv)
             if multi_at is not None:
                 good = starts[multi_at]
                 log.warn(
@@ -896,6 +898,7 @@ class KVServer(ServerFactory):
             if loop.running:
                 loop.stop()
         self._loops.clear()
+        self.lazyfree.strings.stop()
         self._stop_compaction()
         if self.aof is not None:
             self.aof.close()

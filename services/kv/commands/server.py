@@ -219,7 +219,7 @@ def info_text(c: Any, sections: list[bytes]) -> str:
             ("maxmemory_policy", server.tuning.get("maxmemory-policy", "noeviction")),
             ("mem_allocator", "python"),
             ("lazyfree_pending_objects", server.lazyfree.pending),
-            ("lazyfreed_objects", server.lazyfree.freed),
+            ("lazyfreed_objects", server.lazyfree.done),
         ],
     )
     aof = server.aof
