@@ -7,11 +7,11 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 
 from portsuite.api import ServiceStats, line_refusal
 from portsuite.testing import MemorySuite, memory_suite
-from portsuite.wrappers import ServiceFactory
+from portsuite.wrappers import Closings, ServiceFactory
 from portsuite_services.echo import Echo
 
 
@@ -186,3 +186,58 @@ def test_tls_sits_outside_the_wrapper_in_memory(tmp_path: Any) -> None:
         second = s.connect("secure", tls=ssl.optionsForClientTLS("localhost", trustRoot=ca))
         assert second.received() == b"portsuite: too many connections (max_connections = 1)\r\n"
         assert second.closed
+
+
+def test_thousands_closing_together_log_a_hundred_lines_and_one_count() -> None:
+    """
+    3,000 peers closing in the same second: the first LINES closes are logged one by
+    one as before, the others counted in one line when the second ends (formatting
+    3,000 lines on the reactor thread was most of what those closes held it).
+    """
+    events: list[dict[str, Any]] = []
+    factory, clock = make()
+    conns = [connect(factory, port=1000 + i) for i in range(3000)]
+    for proto, _ in conns:
+        proto.dataReceived(b"hi")
+    clock.advance(2)
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for proto, _ in conns:
+            close(proto)
+        said = [e for e in events if "closed" in e.get("log_format", "")]
+        assert len(said) == Closings.LINES  # the rest waits for the end of the second
+        assert said[0]["peer"] == "127.0.0.1:1000" and said[0]["bytes_in"] == 2
+        clock.advance(Closings.WINDOW)
+        said = [e for e in events if "closed" in e.get("log_format", "")]
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert len(said) == Closings.LINES + 1
+    count = said[-1]
+    assert (count["count"], count["bytes_in"], count["bytes_out"], count["open"]) == (
+        3000 - Closings.LINES,
+        2 * (3000 - Closings.LINES),
+        2 * (3000 - Closings.LINES),
+        0,
+    )
+    assert "2900 more clients closed" in formatEvent(count)
+    assert factory.stats.open == 0 and not factory.per_host
+
+
+def test_a_close_a_second_later_is_logged_in_full_again() -> None:
+    events: list[dict[str, Any]] = []
+    factory, clock = make()
+    conns = [connect(factory, port=1000 + i) for i in range(Closings.LINES + 5)]
+    late, _ = connect(factory, port=9)
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for proto, _ in conns:
+            close(proto)
+        clock.advance(Closings.WINDOW)
+        close(late)
+        factory.doStop()  # (nothing left to count: no empty count line)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    said = [formatEvent(e) for e in events if "closed" in e.get("log_format", "")]
+    assert len(said) == Closings.LINES + 2
+    assert said[-2].startswith("svc: 5 more clients closed")
+    assert said[-1].startswith("svc: 127.0.0.1:9 closed after")
