@@ -41,7 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL
-from twisted.internet import tcp
+from twisted.internet import main, tcp
 from twisted.python import log
 from twisted.python.failure import Failure
 
@@ -168,6 +168,35 @@ class _Writer:
         if type(data) is not bytes:
             data = bytes(data)  # a memoryview: Twisted's buffer takes bytes only
         raw.write(data)
+
+
+def close_at_eof(transport: Any) -> bool:
+    """
+    The peer closed its side and the protocol does not half-close: close now when
+    nothing is left to send (and no pull producer or paused streaming producer waits
+    to), as C{loseConnection} does for a transport whose write side is already shut,
+    instead of C{loseConnection}'s way, which asks the reactor for a writable event
+    to find an empty buffer (two C{epoll_ctl} calls and a turn of the loop more per
+    close; 3,000 peers closing together paid it 3,000 times in one turn). The same
+    C{ConnectionDone}, the same orderly close (FIN). Answers whether it closed: False
+    where not supported (TLS, another transport or Twisted) or something waits, and
+    the caller uses C{loseConnection}.
+    """
+    raw = transport
+    if (
+        not supported(raw)
+        or raw.TLS
+        or not raw.connected
+        or raw.disconnecting
+        or raw._tempDataLen
+        or raw.offset != len(raw.dataBuffer)
+        or (raw.producer is not None and (not raw.streamingProducer or raw.producerPaused))
+    ):
+        return False
+    raw.stopReading()
+    raw.stopWriting()
+    raw.connectionLost(Failure(main.CONNECTION_DONE))
+    return True
 
 
 def sends_some(transport: Any) -> bool:

@@ -14,6 +14,7 @@ import pytest
 from corehelp import drain
 from OpenSSL import SSL
 from twisted.internet import tcp
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor, StringTransport
 
@@ -621,3 +622,40 @@ def test_a_full_socket_pauses_the_streaming_producer_until_it_drains() -> None:
     assert got == sent
     assert producer.events == ["pause", "resume"]  # drained: Twisted resumes it
     peer.close()
+
+
+class _Lost(Protocol):
+    reason: Any = None
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.reason = reason
+
+
+def test_close_at_eof_closes_an_idle_connection_at_once_with_a_fin() -> None:
+    conn, peer, reactor = _connection()
+    proto = _Lost()
+    conn.protocol = proto
+    reactor.addReader(conn)
+    peer.shutdown(socket.SHUT_WR)  # the peer is done sending
+    assert internals.close_at_eof(conn)
+    assert proto.reason is not None and proto.reason.check(ConnectionDone)
+    assert peer.recv(10) == b""  # an orderly close (a reset would raise)
+    assert conn not in reactor.readers and conn not in reactor.writers
+    peer.close()
+
+
+def test_close_at_eof_leaves_a_connection_with_bytes_to_send() -> None:
+    conn, peer, reactor = _connection()
+    proto = _Lost()
+    conn.protocol = proto
+    conn.write(b"reply")  # queued by Twisted until the socket is writable
+    assert not internals.close_at_eof(conn)
+    assert proto.reason is None and conn.connected
+    conn.loseConnection()  # (what the wrapper does then: the reply goes first)
+    conn.doWrite()
+    assert peer.recv(10) == b"reply"
+    peer.close()
+
+
+def test_close_at_eof_is_not_for_other_transports() -> None:
+    assert not internals.close_at_eof(StringTransport())
