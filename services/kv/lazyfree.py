@@ -163,6 +163,11 @@ def _libc_madvise() -> Any:
 _madvise = _libc_madvise()
 
 
+def address(value: bytes) -> int | None:
+    """Where C{value}'s bytes are: a C{c_char_p} made of a C{bytes} points at them (no copy)."""
+    return ctypes.cast(ctypes.c_char_p(value), ctypes.c_void_p).value
+
+
 def drop_pages(value: bytes) -> int:
     """
     Hand the whole pages inside C{value}'s bytes back to the system (C{madvise
@@ -174,7 +179,7 @@ def drop_pages(value: bytes) -> int:
     """
     if _madvise is None or type(value) is not bytes:
         return 0
-    addr = ctypes.cast(value, ctypes.c_void_p).value
+    addr = address(value)
     if addr is None:
         return 0
     start = -(-addr // PAGE) * PAGE
