@@ -11,7 +11,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from portsuite.api import ServiceStats, line_refusal
 from portsuite.testing import MemorySuite, memory_suite
-from portsuite.wrappers import Closings, ServiceFactory
+from portsuite.wrappers import Closings, EOFCloses, ServiceFactory
 from portsuite_services.echo import Echo
 
 
@@ -241,3 +241,25 @@ def test_a_close_a_second_later_is_logged_in_full_again() -> None:
     assert len(said) == Closings.LINES + 2
     assert said[-2].startswith("svc: 5 more clients closed")
     assert said[-1].startswith("svc: 127.0.0.1:9 closed after")
+
+
+def test_thousands_of_eofs_in_one_turn_are_closed_64_a_turn() -> None:
+    """The first EOFs of a turn close at once; past EOFCloses.PIECE, in the next turns."""
+    factory, clock = make()
+    conns = [connect(factory, port=1000 + i) for i in range(3000)]
+    for proto, _ in conns:
+        proto.readConnectionLost()  # 3,000 peers closed their side in one poll
+    closing = [t for _, t in conns if t.disconnecting]
+    assert closing == [t for _, t in conns[: EOFCloses.PIECE]]
+    turns = 0
+    while clock.calls and turns < 1000:  # one turn at a time (Clock.advance runs them all)
+        before = sum(t.disconnecting for _, t in conns)
+        call = clock.calls.pop(0)
+        call.func(*call.args, **call.kw)
+        assert sum(t.disconnecting for _, t in conns) - before <= EOFCloses.PIECE
+        turns += 1
+    assert all(t.disconnecting for _, t in conns)  # in arrival order, every one in the end
+    assert turns >= 3000 // EOFCloses.PIECE - 1
+    late, t = connect(factory, port=9)
+    late.readConnectionLost()
+    assert t.disconnecting  # a quiet turn: at once, as before
