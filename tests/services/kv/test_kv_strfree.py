@@ -23,9 +23,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import hiredis
 import pytest
-from twisted.internet.address import IPv4Address
+from test_kv_bigstr import _cmd, _Reader
 from twisted.internet.task import Clock
 
 from portsuite_services.kv import KVServer, Settings, lazyfree
@@ -46,11 +45,6 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _cmd(*args: str | bytes) -> bytes:
-    parts = [a.encode() if isinstance(a, str) else a for a in args]
-    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
-
-
 class _Pool(Clock):
     """A Clock with a thread pool whose jobs wait until L{run_jobs}."""
 
@@ -69,28 +63,13 @@ class _Pool(Clock):
         return n
 
 
-class _Transport:
+class _Transport(_Reader):
     """A client's socket: read at once while C{reading}, else it fills and pauses kv."""
 
-    disconnecting = False
-
     def __init__(self) -> None:
-        self.reader = hiredis.Reader()
+        super().__init__()
         self.reading = True
         self.held: list[bytes] = []
-        self.producer: Any = None
-
-    def getPeer(self) -> IPv4Address:
-        return IPv4Address("TCP", "127.0.0.1", 5555)
-
-    def getHost(self) -> IPv4Address:
-        return IPv4Address("TCP", "127.0.0.1", 6379)
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self.producer = producer
-
-    def unregisterProducer(self) -> None:
-        self.producer = None
 
     def write(self, data: bytes) -> None:
         if self.reading:
@@ -106,18 +85,6 @@ class _Transport:
             self.reader.feed(self.held.pop(0))
         if self.producer.paused:
             self.producer.resumeProducing()
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def loseConnection(self) -> None:
-        pass
-
-    def abortConnection(self) -> None:
-        raise AssertionError("the client was disconnected")
 
 
 class _Kv:
