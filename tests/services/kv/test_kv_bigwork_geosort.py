@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -169,3 +170,76 @@ def test_a_geo_search_makes_and_frees_a_bounded_amount_a_turn() -> None:
 def test_geo_searches_of_a_big_set_as_redis(redis_port: int, kv_port: int) -> None:
     after = [("ZCARD", "gs"), ("ZRANGE", "gs", "0", "40", "WITHSCORES"), ("ZSCORE", "gs", "p9")]
     _side_by_side((redis_port, kv_port), GEO_SETUP, SEARCHES, after, fresh=False)
+
+
+# -- commands that looked up every key or read every argument before any slice ------
+
+K = MAX_STEPS * PIECE + 1000  # keys none of which exists: more than a turn's steps of them
+NONE = [b"none%d" % i for i in range(K)]
+KEYS_SETUP = [
+    ("RPUSH", "l", "a", "b", "c"),
+    ("ZADD", "z", "1", "a", "2", "b", "3", "c"),
+    ("SET", "k1", b"\xff\x0f\x00"),
+    ("SET", "k2", "abcdef"),
+    ("SADD", "set", "m"),
+]
+MANY_KEYS = [
+    ("LMPOP", str(K + 1), *NONE, "l", "LEFT", "COUNT", "2"),
+    ("LMPOP", str(K + 2), *NONE, "set", "l", "RIGHT"),  # WRONGTYPE, told where it is met
+    ("LMPOP", str(K), *NONE, "LEFT"),
+    ("ZMPOP", str(K + 1), *NONE, "z", "MAX", "COUNT", "2"),
+    ("ZMPOP", str(K + 1), *NONE, "l", "MIN"),
+    ("BITOP", "OR", "dst", *NONE, "k1", "k2"),
+    ("BITOP", "XOR", "dst", "k2", *NONE, "k1"),
+    ("BITOP", "AND", "dst", "k2", *NONE),
+    ("BITOP", "AND", "dst", *NONE),  # nothing: dst deleted
+    ("BITOP", "OR", "dst", *NONE, "set"),
+    ("CONFIG", "SET", *[x for n in NONE[: K // 2] for x in (n, b"1")]),  # an unknown name
+    ("CONFIG", "SET", *[x for n in NONE[: K // 2] for x in (n, b"1")], "none7", "2"),  # twice
+]
+
+
+def _key(argv: tuple[Any, ...]) -> str:
+    """The key a command of L{MANY_KEYS} changes (or any, for CONFIG SET)."""
+    if argv[0] == "BITOP":
+        return "dst"
+    return {"LMPOP": "l", "ZMPOP": "z"}.get(argv[0], "k1")
+
+
+@pytest.mark.parametrize("argv", MANY_KEYS, ids=_id)
+def test_a_command_of_many_keys_looks_them_up_in_slices(argv: tuple[Any, ...]) -> None:
+    assert busy_turns(argv, KEYS_SETUP) >= len(argv) // (MAX_STEPS * PIECE)
+    record = {"LMPOP": ("LPOP", "l", "2"), "ZMPOP": ("ZPOPMAX", "z", "2")}.get(argv[0])
+    check_in_slices(argv, KEYS_SETUP, _key(argv), record)
+
+
+def test_commands_of_many_keys_as_redis(redis_port: int, kv_port: int) -> None:
+    after = [("LRANGE", "l", "0", "-1"), ("ZRANGE", "z", "0", "-1"), ("GET", "dst")]
+    runs = MANY_KEYS[:-1]  # (a name given twice: kv tells it first, Redis an unknown name)
+    _side_by_side((redis_port, kv_port), KEYS_SETUP, runs, after)
+
+
+def test_bitop_of_many_keys_holds_one_window_at_a_time() -> None:
+    """
+    BITOP of many keys, one of them long, folds each key's window in as it reads it:
+    it held every key's window at once, padded to 64 KB (a million keys: 64 GB).
+    """
+    long = bytes(range(256)) * 1024  # 256 KB
+    setup = [*KEYS_SETUP, ("SET", "long", long)]
+    for keys in (3000, K):  # (run at once, and in slices)
+        argv = ("BITOP", "XOR", "dst", "long", *[b"k%d" % (1 + i % 2) for i in range(keys)])
+        clock = Clock()
+        clock.advance(1000)
+        server = _server(clock, setup)
+        a, ta = _client(server)
+        tracemalloc.start()
+        try:
+            a.dataReceived(_cmd(*argv))
+            while clock.getDelayedCalls():
+                _turn(clock)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert ta.value() == b":%d\r\n" % len(long)
+        assert peak < 3000 * (64 << 10) // 4, keys  # (it was 3000 windows of 64 KB and more)
+    check_in_slices(argv, setup, "dst")

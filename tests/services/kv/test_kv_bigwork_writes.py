@@ -95,13 +95,16 @@ def test_a_command_of_many_arguments_runs_in_slices(argv: tuple[Any, ...]) -> No
 
 
 def check_in_slices(
-    argv: tuple[Any, ...], setup: list[tuple[Any, ...]], at: str | None = None
+    argv: tuple[Any, ...],
+    setup: list[tuple[Any, ...]],
+    at: str | None = None,
+    record: tuple[Any, ...] | None = None,
 ) -> None:
     """
     C{argv} on a server loaded with C{setup}: it takes several turns while another
     kv client waits and the reactor serves other calls between them; its reply, the
-    value at its key (C{argv[1]}, or C{at}), its AOF record and a WATCH on that key are
-    those of the command run whole inside MULTI/EXEC.
+    value at its key (C{argv[1]}, or C{at}), its AOF record (C{argv}, or C{record})
+    and a WATCH on that key are those of the command run whole inside MULTI/EXEC.
     """
     clock = Clock()
     clock.advance(1000)
@@ -141,8 +144,9 @@ def check_in_slices(
     assert twhole.value().startswith(head) and ta.value() == twhole.value()[len(head) :]
     assert _value(server, key) == _value(server2, key)
     changed = server2.store.dirty != _server(Clock(), setup).store.dirty
-    mine = [r for r in records if r[0] == argv[0].encode()]  # (EXEC's SET when it ran)
-    assert mine == ([[x.encode() if type(x) is str else x for x in argv]] if changed else [])
+    record = argv if record is None else record
+    mine = [r for r in records if r[0] == record[0].encode()]  # (EXEC's SET when it ran)
+    assert mine == ([[x.encode() if type(x) is str else x for x in record]] if changed else [])
     assert (_replies(tw.value())[-1] is None) == changed  # WATCH saw the change
     assert tb.value() == b":%d\r\n" % (key in server.store.data)
 
