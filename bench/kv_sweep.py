@@ -679,6 +679,12 @@ ADMIN: list[Step] = [
         lambda: one(b"COMMAND", b"GETKEYSANDFLAGS", b"DEL", *members(b"k")),
     ),
     ("COMMAND INFO of N names", lambda: one(b"COMMAND", b"INFO", *members(b"x"))),
+    ("LATENCY HISTOGRAM of N names", lambda: one(b"LATENCY", b"HISTOGRAM", *members(b"x"))),
+    ("SORT of N/2 GET #", lambda: one(b"SORT", b"nolist", *[b"GET", b"#"] * (N // 2))),
+    (
+        "SORT_RO of N/2 GET pattern",
+        lambda: one(b"SORT_RO", b"nolist", *[b"GET", b"w_*"] * (N // 2)),
+    ),
     ("COMMAND DOCS of N names", lambda: one(b"COMMAND", b"DOCS", *members(b"x"))),
 ]
 
