@@ -679,6 +679,16 @@ ADMIN: list[Step] = [
         lambda: one(b"COMMAND", b"GETKEYSANDFLAGS", b"DEL", *members(b"k")),
     ),
     ("COMMAND INFO of N names", lambda: one(b"COMMAND", b"INFO", *members(b"x"))),
+    ("LMPOP of N keys", lambda: one(b"LMPOP", b"%d" % N, *members(b"x"), b"LEFT")),
+    ("ZMPOP of N keys", lambda: one(b"ZMPOP", b"%d" % N, *members(b"x"), b"MIN")),
+    ("BITOP of N keys", lambda: one(b"BITOP", b"AND", b"dst", *members(b"x"))),
+    ("CONFIG SET of N names", lambda: one(b"CONFIG", b"SET", *members(b"x"))),
+    ("LATENCY HISTOGRAM of N names", lambda: one(b"LATENCY", b"HISTOGRAM", *members(b"x"))),
+    ("SORT of N/2 GET #", lambda: one(b"SORT", b"nolist", *[b"GET", b"#"] * (N // 2))),
+    (
+        "SORT_RO of N/2 GET pattern",
+        lambda: one(b"SORT_RO", b"nolist", *[b"GET", b"w_*"] * (N // 2)),
+    ),
     ("COMMAND DOCS of N names", lambda: one(b"COMMAND", b"DOCS", *members(b"x"))),
 ]
 

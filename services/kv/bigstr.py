@@ -127,29 +127,35 @@ def _run_length(piece: bytes, run: bytes) -> int:
 
 
 def bitop(op: bytes, values: list[bytes], size: int) -> bigwork.Steps[bytes]:
-    """BITOP's result (shorter values padded with zero bytes), a piece at a time."""
+    """
+    BITOP's result (shorter values padded with zero bytes), a piece at a time: a step
+    reads about C{COUNT_STEP} bytes, and at most C{bigwork.PIECE} sources (a million
+    keys: each one's window is folded in as it is read, never all held at once).
+    """
     out = BytesIO()
-    views = [memoryview(v) for v in values]
     step = max(COUNT_STEP // len(values), 1 << 16)  # (each source's piece is read a step)
+    piece = bigwork.PIECE
     for i in range(0, size, step):
         width = min(step, size - i)
-        ints = []
-        for v in views:
-            piece = v[i : i + width]
-            x = int.from_bytes(piece, "big") if len(piece) else 0
-            ints.append(x << (8 * (width - len(piece))))
-        n = ints[0]
+        n = 0
+        read = 0
+        for k, v in enumerate(values):
+            chunk = memoryview(v)[i : i + width]
+            x = int.from_bytes(chunk, "big") << (8 * (width - len(chunk))) if len(chunk) else 0
+            if not k:
+                n = x
+            elif op == b"and":
+                n &= x
+            elif op == b"or":
+                n |= x
+            else:
+                n ^= x
+            read += len(chunk)
+            if k % piece == piece - 1 or read > COUNT_STEP:
+                read = 0
+                yield
         if op == b"not":
             n ^= (1 << (8 * width)) - 1
-        elif op == b"and":
-            for x in ints[1:]:
-                n &= x
-        elif op == b"or":
-            for x in ints[1:]:
-                n |= x
-        else:
-            for x in ints[1:]:
-                n ^= x
         out.write(n.to_bytes(width, "big"))
         yield
     return out.getvalue()

@@ -519,3 +519,25 @@ def take(it: Iterable[T], n: int) -> Steps[list[T]]:
         out += islice(it, min(PIECE, n - i))
         yield
     return out
+
+
+def first(c: Any, argv: list[bytes], keys: list[bytes], found: Callable[[bytes], Any]) -> Any:
+    """
+    Where a command looking for the first of its C{keys} that holds something starts
+    (LMPOP, ZMPOP of many keys): 0 when they are few (its own loop looks them up), else
+    the index of the first for which C{found(key)} is truthy (C{len(keys)} if none; what
+    it raises, WRONGTYPE, is the command's error), found in slices (C{NO_REPLY} then,
+    and this returns the index when the command runs again).
+    """
+    if len(keys) <= ARGS:
+        return 0
+    return compute(c, argv, 4 * len(keys), lambda: _first(keys, found))
+
+
+def _first(keys: list[bytes], found: Callable[[bytes], Any]) -> Steps[int]:
+    for lo in range(0, len(keys), PIECE):
+        for i, key in enumerate(keys[lo : lo + PIECE], lo):
+            if found(key):
+                return i
+        yield
+    return len(keys)

@@ -52,9 +52,20 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
     srcs = argv[3:]
     if op == b"not" and len(srcs) != 1:
         raise CommandError("ERR BITOP NOT must be called with a single source key.")
+    dest = argv[2]
+    if len(srcs) > bigwork.ARGS:  # many keys: looked up in slices, then the operation
+        result = bigwork.compute(c, argv, 4 * len(srcs), lambda: _bitop_many(c, op, srcs))
+        if result is NO_REPLY:
+            return result
+        c.touched = [dest]
+        if not result:
+            c.store.drop(dest)
+            c.store.dirty += 1
+            return 0
+        c.store.set_raw(dest, result)
+        return len(result)
     values = [_string(c, k) or b"" for k in srcs]
     maxlen = max(len(v) for v in values)
-    dest = argv[2]
     c.touched = [dest]
     if maxlen == 0:
         c.store.drop(dest)
@@ -66,6 +77,18 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
     c.store.set_raw(dest, result)
     c.touched = [dest]
     return maxlen
+
+
+def _bitop_many(c: Any, op: bytes, srcs: list[bytes]) -> bigwork.Steps[bytes]:
+    """BITOP of many keys: their values looked up a piece a step, then combined."""
+    values = yield from bigwork.mapped(lambda k: _string(c, k) or b"", srcs)
+    maxlen = 0
+    for lo in range(0, len(values), bigwork.PIECE):
+        maxlen = max(maxlen, *map(len, values[lo : lo + bigwork.PIECE]))
+        yield
+    if maxlen == 0:
+        return b""
+    return (yield from bigstr.bitop(op, values, maxlen))
 
 
 # -- BITPOS --------------------------------------------------------------------------

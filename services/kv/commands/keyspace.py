@@ -316,7 +316,11 @@ def lmpop(c: Any, argv: list[bytes]) -> Any:
             raise CommandError(SYNTAX)
     if count == -1:
         count = 1
-    for key in argv[2:where_at]:
+    keys = argv[2:where_at]
+    start = bigwork.first(c, argv, keys, lambda key: _get(c, key, deque))
+    if start is NO_REPLY:
+        return start
+    for key in keys[start:] if start else keys:
         lst = _get(c, key, deque)
         if not lst:
             continue

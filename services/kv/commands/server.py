@@ -460,16 +460,12 @@ def _config_get(params: dict[str, str], patterns: list[bytes]) -> bigwork.Steps[
 def config_set(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2:
         raise wrong_arity("config|set")
-    pairs = [
-        (argv[i].lower().decode("utf-8", "replace"), argv[i + 1]) for i in range(2, len(argv), 2)
-    ]
-    seen: set[str] = set()
-    for name, _ in pairs:
-        if name in seen:
-            raise CommandError(
-                f"ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
-            )
-        seen.add(name)
+    if len(argv) > bigwork.ARGS:  # (a million names: 0.47 s at once)
+        pairs = bigwork.compute(c, argv, 4 * len(argv), lambda: _config_pairs(argv))
+        if pairs is NO_REPLY:
+            return pairs
+    else:
+        pairs = bigwork.run_through(_config_pairs(argv))
     for name, value in pairs:
         error = c.server.config_set(name, value, check_only=True)
         if error:
@@ -477,6 +473,26 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
     for name, value in pairs:
         c.server.config_set(name, value)
     return OK
+
+
+def _config_pairs(argv: list[bytes]) -> bigwork.Steps[list[tuple[str, bytes]]]:
+    """CONFIG SET's (name, value) pairs, none named twice, a piece a step."""
+    pairs: list[tuple[str, bytes]] = []
+    seen: set[str] = set()
+    for lo in range(2, len(argv), bigwork.PIECE):
+        for i in range(lo, min(len(argv), lo + bigwork.PIECE), 2):
+            name = argv[i].lower().decode("utf-8", "replace")
+            pairs.append((name, argv[i + 1]))
+        yield
+    for lo in range(0, len(pairs), bigwork.PIECE):
+        for name, _ in pairs[lo : lo + bigwork.PIECE]:
+            if name in seen:
+                raise CommandError(
+                    f"ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                )
+            seen.add(name)
+        yield
+    return pairs
 
 
 @command("resetstat", 2, "admin", S, "Reset the stats returned by INFO", parent="config")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Callable
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -65,39 +66,54 @@ def _full_key_access(c: Any) -> bool:
     return user is None or user.full_key_access()
 
 
-def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
-    desc = alpha = dontsort = False
-    limit_start, limit_count = 0, -1
-    store: bytes | None = None
-    sortby: bytes | None = None
-    gets: list[bytes] = []
+class _Options:
+    """What SORT's arguments ask for."""
+
+    __slots__ = ("desc", "alpha", "dontsort", "start", "count", "store", "sortby", "gets")
+
+    def __init__(self) -> None:
+        self.desc = self.alpha = self.dontsort = False
+        self.start, self.count = 0, -1
+        self.store: bytes | None = None
+        self.sortby: bytes | None = None
+        self.gets: list[bytes] = []
+
+
+def _options(c: Any, argv: list[bytes], readonly: bool) -> bigwork.Steps[_Options]:
+    """SORT's options, C{bigwork.PIECE} arguments a step (GET # 600,000 times took 0.3 s)."""
+    o = _Options()
+    gets = o.gets
     j = 2
     n = len(argv)
+    mark = j + bigwork.PIECE
     while j < n:
-        o = argv[j].lower()
+        if j >= mark:
+            mark = j + bigwork.PIECE
+            yield
+        a = argv[j].lower()
         left = n - j - 1
-        if o == b"asc":
-            desc = False
-        elif o == b"desc":
-            desc = True
-        elif o == b"alpha":
-            alpha = True
-        elif o == b"limit" and left >= 2:
-            limit_start = to_int(argv[j + 1])
-            limit_count = to_int(argv[j + 2])
+        if a == b"asc":
+            o.desc = False
+        elif a == b"desc":
+            o.desc = True
+        elif a == b"alpha":
+            o.alpha = True
+        elif a == b"limit" and left >= 2:
+            o.start = to_int(argv[j + 1])
+            o.count = to_int(argv[j + 2])
             j += 2
-        elif not readonly and o == b"store" and left >= 1:
-            store = argv[j + 1]
+        elif not readonly and a == b"store" and left >= 1:
+            o.store = argv[j + 1]
             j += 1
-        elif o == b"by" and left >= 1:
-            sortby = argv[j + 1]
-            dontsort = b"*" not in sortby
-            if not dontsort and not _full_key_access(c):
+        elif a == b"by" and left >= 1:
+            o.sortby = argv[j + 1]
+            o.dontsort = b"*" not in o.sortby
+            if not o.dontsort and not _full_key_access(c):
                 raise CommandError(
                     "ERR BY option of SORT denied due to insufficient ACL permissions."
                 )
             j += 1
-        elif o == b"get" and left >= 1:
+        elif a == b"get" and left >= 1:
             if not _full_key_access(c):
                 raise CommandError(
                     "ERR GET option of SORT denied due to insufficient ACL permissions."
@@ -107,32 +123,24 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
         else:
             raise CommandError(SYNTAX)
         j += 1
-    value = c.store.get(argv[1])
-    t = kind(value)  # (a big set, sharded, is a set)
-    if value is not None and t is not deque and t is not set and t is not ZSet:
-        raise wrongtype()
-    if value is None:
-        value, t = deque(), deque
-    if dontsort and t is set and store is not None:
-        dontsort, alpha, sortby = False, True, None  # a set's order must be reproducible
-    size = len(value)
-    start = max(limit_start, 0)
-    end = size - 1 if limit_count < 0 else start + limit_count - 1
-    if start >= size:
-        start, end = size - 1, size - 2
-    end = min(end, size - 1)
-    if dontsort and t is not set:
-        cost = max(0, end - start + 1) * (1 + len(gets))
+    return o
+
+
+def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
+    if len(argv) > bigwork.ARGS:  # many options: read in slices too, then the sort's steps
+        done = bigwork.compute(c, argv, 4 * len(argv), lambda: _sort_all(c, argv, readonly))
+        if done is NO_REPLY:
+            return done
+        o, result = done
     else:
-        cost = size * (1 + len(gets))
-    work = lambda: _sort_steps(  # noqa: E731
-        c, value, t, dontsort, desc, alpha, sortby, gets, start, end, store is not None
-    )
-    result = bigwork.compute(c, argv, cost, work)
-    if result is NO_REPLY:
-        return result
+        o = bigwork.run_through(_options(c, argv, readonly))
+        cost, work = _work(c, argv[1], o)
+        result = bigwork.compute(c, argv, cost, work)
+        if result is NO_REPLY:
+            return result
+    store = o.store
     if store is None:
-        reply = bigreply.nullable_array if gets else bigreply.array
+        reply = bigreply.nullable_array if o.gets else bigreply.array
         return reply(c, result, own=True)
     c.touched = [store]
     if result:
@@ -140,6 +148,42 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
     elif c.store.drop(store):
         c.store.dirty += 1
     return len(result)
+
+
+def _sort_all(c: Any, argv: list[bytes], readonly: bool) -> bigwork.Steps[tuple[_Options, Any]]:
+    """SORT of many arguments: its options, then its elements, in slices."""
+    o = yield from _options(c, argv, readonly)
+    _, work = _work(c, argv[1], o)
+    result = yield from work()
+    return o, result
+
+
+def _work(c: Any, key: bytes, o: _Options) -> tuple[int, Callable[[], bigwork.Steps[list[Any]]]]:
+    """How many elements the sort touches, and its steps."""
+    value = c.store.get(key)
+    t = kind(value)  # (a big set, sharded, is a set)
+    if value is not None and t is not deque and t is not set and t is not ZSet:
+        raise wrongtype()
+    if value is None:
+        value, t = deque(), deque
+    dontsort, alpha, sortby = o.dontsort, o.alpha, o.sortby
+    if dontsort and t is set and o.store is not None:
+        dontsort, alpha, sortby = False, True, None  # a set's order must be reproducible
+    size = len(value)
+    start = max(o.start, 0)
+    end = size - 1 if o.count < 0 else start + o.count - 1
+    if start >= size:
+        start, end = size - 1, size - 2
+    end = min(end, size - 1)
+    gets = o.gets
+    if dontsort and t is not set:
+        cost = max(0, end - start + 1) * (1 + len(gets))
+    else:
+        cost = size * (1 + len(gets))
+    work = lambda: _sort_steps(  # noqa: E731
+        c, value, t, dontsort, o.desc, alpha, sortby, gets, start, end, o.store is not None
+    )
+    return cost, work
 
 
 def _sort_steps(
@@ -179,12 +223,18 @@ def _sort_steps(
     if not gets:
         return out_items
     out: list[Any] = []
-    for i in range(0, len(out_items), bigwork.PIECE):
-        for x in out_items[i : i + bigwork.PIECE]:
-            for g in gets:
-                v = lookup_by_pattern(c, g, x)
-                out.append(b"" if v is None and storing else v)
-        yield
+    # a step looks up about PIECE patterns: a piece of the elements, or of one's GETs
+    per = max(1, bigwork.PIECE // len(gets))
+    for i in range(0, len(out_items), per):
+        for x in out_items[i : i + per]:
+            for lo in range(0, len(gets), bigwork.PIECE):
+                for g in gets[lo : lo + bigwork.PIECE]:
+                    v = lookup_by_pattern(c, g, x)
+                    out.append(b"" if v is None and storing else v)
+                if per == 1:
+                    yield
+        if per > 1:
+            yield
     return out
 
 

@@ -841,7 +841,10 @@ def zmpop_keys(c: Any, keys: list[bytes], maximum: bool, count: int, argv: list[
 )
 def zmpop(c: Any, argv: list[bytes]) -> Any:
     keys, maximum, count = parse_zmpop(argv, 1)
-    r = zmpop_keys(c, keys, maximum, count, argv)
+    start = bigwork.first(c, argv, keys, lambda key: get_zset(c, key))
+    if start is NO_REPLY:
+        return start
+    r = zmpop_keys(c, keys[start:] if start else keys, maximum, count, argv)
     return NULL_ARRAY if r is None else r
 
 

@@ -94,12 +94,17 @@ def test_a_command_of_many_arguments_runs_in_slices(argv: tuple[Any, ...]) -> No
     check_in_slices(argv, SETUP)
 
 
-def check_in_slices(argv: tuple[Any, ...], setup: list[tuple[Any, ...]]) -> None:
+def check_in_slices(
+    argv: tuple[Any, ...],
+    setup: list[tuple[Any, ...]],
+    at: str | None = None,
+    record: tuple[Any, ...] | None = None,
+) -> None:
     """
     C{argv} on a server loaded with C{setup}: it takes several turns while another
     kv client waits and the reactor serves other calls between them; its reply, the
-    value at its key (C{argv[1]}), its AOF record and a WATCH on that key are those
-    of the command run whole inside MULTI/EXEC.
+    value at its key (C{argv[1]}, or C{at}), its AOF record (C{argv}, or C{record})
+    and a WATCH on that key are those of the command run whole inside MULTI/EXEC.
     """
     clock = Clock()
     clock.advance(1000)
@@ -109,7 +114,8 @@ def check_in_slices(argv: tuple[Any, ...], setup: list[tuple[Any, ...]]) -> None
     a, ta = _client(server)
     b, tb = _client(server)
     w, tw = _client(server)
-    key = argv[1] if type(argv[1]) is bytes else argv[1].encode()
+    key = at.encode() if at is not None else argv[1]
+    key = key if type(key) is bytes else key.encode()
     w.dataReceived(_cmd("WATCH", key) + _cmd("MULTI") + _cmd("SET", "x", "1"))
     a.dataReceived(_cmd(*argv) + _cmd("PTTL", key) + _cmd("TYPE", key))
     b.dataReceived(_cmd("EXISTS", key))
@@ -138,8 +144,9 @@ def check_in_slices(argv: tuple[Any, ...], setup: list[tuple[Any, ...]]) -> None
     assert twhole.value().startswith(head) and ta.value() == twhole.value()[len(head) :]
     assert _value(server, key) == _value(server2, key)
     changed = server2.store.dirty != _server(Clock(), setup).store.dirty
-    mine = [r for r in records if r[0] == argv[0].encode()]  # (EXEC's SET when it ran)
-    assert mine == ([[x.encode() if type(x) is str else x for x in argv]] if changed else [])
+    record = argv if record is None else record
+    mine = [r for r in records if r[0] == record[0].encode()]  # (EXEC's SET when it ran)
+    assert mine == ([[x.encode() if type(x) is str else x for x in record]] if changed else [])
     assert (_replies(tw.value())[-1] is None) == changed  # WATCH saw the change
     assert tb.value() == b":%d\r\n" % (key in server.store.data)
 
