@@ -997,7 +997,9 @@ class KVProtocol(Protocol):
             acl = self.acl_user
             if acl is not None:
                 verdict = self.acl_verdict
-                if verdict is not None and verdict[0] is argv:  # (checked in slices)
+                if self.precomputed is not None:  # its second run: checked on its first
+                    denied = None
+                elif verdict is not None and verdict[0] is argv:  # (checked in slices)
                     self.acl_verdict = None
                     denied = verdict[1]
                 elif len(argv) > ARGS and self.multi is None and possible(self, BIG):
