@@ -39,14 +39,14 @@ from collections.abc import Iterable, Iterator
 from heapq import merge
 from itertools import chain, islice
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.logger import Logger
 
 from portsuite_services.kv.bigwork import BUDGET, Steps
 from portsuite_services.kv.glob import matches, tokens
 from portsuite_services.kv.resp import Push
-from portsuite_services.kv.sharded import ShardedDict
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict
 
 log = Logger(namespace="portsuite.kv")
 
@@ -131,6 +131,8 @@ class Ordered:
 
 
 Bucket = bytes | Ordered  # the patterns of one prefix (or suffix), in order
+V = TypeVar("V")
+Table = dict[bytes, V] | ShardedDict[V]
 
 
 class Patterns(Subscriptions):
@@ -155,12 +157,13 @@ class Patterns(Subscriptions):
 
     def __init__(self) -> None:
         super().__init__()
-        self.order: ShardedDict[int] = ShardedDict()  # when each was first subscribed
-        self.compiled: ShardedDict[tuple[object, ...]] = ShardedDict()  # tokens, once tried
+        # (plain dicts, C-fast, while they hold at most SHARD_AT: L{_grown})
+        self.order: Table[int] = {}  # when each was first subscribed
+        self.compiled: Table[tuple[object, ...]] = {}  # tokens, once tried
         self.seq = 0
-        self.prefixed: ShardedDict[Bucket] = ShardedDict()
+        self.prefixed: Table[Bucket] = {}
         self.prefix_lens: dict[int, int] = {}
-        self.suffixed: ShardedDict[Bucket] = ShardedDict()
+        self.suffixed: Table[Bucket] = {}
         self.suffix_lens: dict[int, int] = {}
         self.free = Ordered()
 
@@ -170,6 +173,8 @@ class Patterns(Subscriptions):
     def added(self, name: bytes) -> None:
         self.seq += 1
         self.order[name] = self.seq
+        if len(self.order) > SHARD_AT and type(self.order) is dict:
+            self._grown()
         place = self._place(name)
         if place is None:
             self.free.add(name)
@@ -203,6 +208,13 @@ class Patterns(Subscriptions):
             else:
                 lens[n] -= 1
 
+    def _grown(self) -> None:
+        """Past C{SHARD_AT} patterns, the index's tables sharded (so never copied whole)."""
+        self.order = _sharded(self.order)
+        self.compiled = _sharded(self.compiled)
+        self.prefixed = _sharded(self.prefixed)
+        self.suffixed = _sharded(self.suffixed)
+
     def tokens(self, name: bytes) -> tuple[object, ...]:
         """The pattern's tokens (compiled the first time it is tried)."""
         toks = self.compiled.get(name)
@@ -210,7 +222,7 @@ class Patterns(Subscriptions):
             toks = self.compiled[name] = tokens(name)
         return toks
 
-    def _place(self, name: bytes) -> tuple[ShardedDict[Bucket], dict[int, int], bytes] | None:
+    def _place(self, name: bytes) -> tuple[Table[Bucket], dict[int, int], bytes] | None:
         """Where a pattern is indexed: its literal prefix, else its literal suffix."""
         if b"[" in name or b"\\" in name:  # (classes, escapes: read from its tokens)
             toks = tokens(name)
@@ -256,6 +268,10 @@ class Patterns(Subscriptions):
         if self.free:
             found.append(self.free)
         return found
+
+
+def _sharded(table: Table[V]) -> ShardedDict[V]:
+    return table if isinstance(table, ShardedDict) else ShardedDict(table)
 
 
 def _literal(tok: object) -> bool:
