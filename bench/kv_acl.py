@@ -9,9 +9,10 @@ in twistd, a process sending one echo round trip every 5 ms, and per step the wo
 and p99 echo round trip while it ran, kv's time for it and its reply. The steps:
 SETUSER of RULES (100,000) key patterns, GETUSER / LIST of that user, GET by it (one,
 then 20 pipelined), DRYRUN, SETUSER of RULES/2 `+get|x` rules and of RULES channel
-patterns, PUBLISH / SUBSCRIBE by that user, a user with RULES/5 patterns starting
-with `*` (never indexed: tried one by one), then CLIENT LIST and CLIENT KILL of
-CLIENTS (3,000) idle connections.
+patterns, PUBLISH / SUBSCRIBE by that user (one channel, then 2 x RULES whose last is
+denied: checked in slices), a user with RULES/5 patterns C{*x<i>*} (indexed by their
+literal run) and one with RULES C{*:<i>} (by literal suffix) and a GET by each, then
+CLIENT LIST and CLIENT KILL of CLIENTS (3,000) idle connections.
 
     flock /tmp/bench.lock .venv/bin/python bench/kv_acl.py
     RULES=20000 CLIENTS=1000 ...     # smaller
@@ -66,9 +67,15 @@ ACL: list[Step] = [
     setuser(b"w", b"on", b">pw", b"+@all", b"~*", rule=b"&c%d*", n=RULES),
     ("PUBLISH as w", as_user(b"w", [b"PUBLISH", b"zz", b"x"])),
     ("SUBSCRIBE as w (denied)", as_user(b"w", [b"SUBSCRIBE", b"zz"])),
+    (
+        f"SUBSCRIBE {2 * RULES:,} as w (last denied)",
+        as_user(b"w", [b"SUBSCRIBE", *[b"c%d" % i for i in range(2 * RULES)], b"zz"]),
+    ),
     setuser(b"x", b"on", b">pw", b"+@all", rule=b"~*x%d*", n=RULES // 5),
-    ("GET as x (patterns tried one by one)", as_user(b"x", [b"GET", b"zzz"])),
-    ("ACL DELUSER u v w x", one(b"ACL", b"DELUSER", b"u", b"v", b"w", b"x")),
+    ("GET as x (by literal run)", as_user(b"x", [b"GET", b"zzz"])),
+    setuser(b"y", b"on", b">pw", b"+@all", rule=b"~*:%d", n=RULES),
+    ("GET as y (by literal suffix)", as_user(b"y", [b"GET", b"k:77"])),
+    ("ACL DELUSER u v w x y", one(b"ACL", b"DELUSER", b"u", b"v", b"w", b"x", b"y")),
     (f"CLIENT LIST ({CLIENTS:,} clients)", one(b"CLIENT", b"LIST")),
     (
         f"CLIENT KILL TYPE normal ({CLIENTS:,})",

@@ -50,6 +50,7 @@ T = TypeVar("T")
 Steps = Generator[None, None, T]
 RULES_PIECE = 512  # SETUSER rules applied a step (about a millisecond)
 TEXT_PIECE = 4096  # patterns described a step
+CHECK_PIECE = 2048  # keys or channels of one command checked a step (about a millisecond)
 
 
 # -- patterns, compiled and indexed -------------------------------------------------
@@ -71,25 +72,52 @@ CUTS = _cuts()  # 1 2 3 4 6 8 12 16 24…: where a literal prefix is cut to be i
 _SPECIAL = re.compile(rb"[*?[\\]")
 
 
+RUN = 4  # bytes of a literal run inside a pattern (C{*abc*}) by which it is indexed, at most
+
+
+def _literal(tok: object) -> bool:
+    return type(tok) is int and tok >= 0
+
+
 class Patterns:
     """
     Glob patterns (Redis's C{stringmatchlen}, glob.py), each with what it allows,
     compiled once and indexed, so that a check tries only the patterns that may match:
     a literal pattern is found in a dict; the others by their literal prefix, cut to the
     longest of L{CUTS} it has (a key's prefixes of those few lengths are looked up);
-    C{prefix*} then matches at once, anything else is matched token by token. Only
-    patterns starting with a wildcard (C{*x*}) are tried one by one, for every key.
+    C{prefix*} then matches at once, anything else is matched token by token. A
+    pattern starting with a wildcard is indexed the same way by its literal suffix
+    (C{*:x}: a key's suffixes are looked up), else by the first L{RUN} bytes of its
+    longest literal run (C{*x12*}: every such piece of the key is looked up, so a
+    check costs the key's length, not the number of patterns). Only patterns with no
+    literal byte at all (C{*}, C{?*}, C{[ab]*}) are tried one by one, for every key.
     Shared by the copies of a user until one adds a pattern (copy on write).
     """
 
-    __slots__ = ("exact", "prefixed", "lengths", "mine", "count")
+    __slots__ = (
+        "exact",
+        "prefixed",
+        "lengths",
+        "suffixed",
+        "suffix_lengths",
+        "inner",
+        "inner_lengths",
+        "mine",
+        "count",
+    )
 
     def __init__(self) -> None:
         self.exact: dict[bytes, int] = {}  # literal -> bits of the masks it comes with
         # a cut prefix -> (bit, matcher): None (matches), the prefix to start with, or tokens
         self.prefixed: dict[bytes, list[tuple[int, Any]]] = {}
         self.lengths: list[int] = []  # the cut lengths in use, ascending
-        self.mine: set[bytes] | None = None  # buckets this copy owns (None: all)
+        # a cut literal suffix -> (bit, None (C{*suffix}: matches) or tokens), the same
+        self.suffixed: dict[bytes, list[tuple[int, Any]]] = {}
+        self.suffix_lengths: list[int] = []
+        # the start of a literal run inside (C{*abc*}) -> (bit, tokens); its lengths (<= RUN)
+        self.inner: dict[bytes, list[tuple[int, Any]]] = {}
+        self.inner_lengths: list[int] = []
+        self.mine: set[tuple[int, bytes]] | None = None  # buckets this copy owns (None: all)
         self.count = 0
 
     def copy(self) -> Patterns:
@@ -97,6 +125,10 @@ class Patterns:
         p.exact = dict(self.exact)
         p.prefixed = dict(self.prefixed)  # (its lists copied when added to)
         p.lengths = list(self.lengths)
+        p.suffixed = dict(self.suffixed)
+        p.suffix_lengths = list(self.suffix_lengths)
+        p.inner = dict(self.inner)
+        p.inner_lengths = list(self.inner_lengths)
         p.mine = set()
         p.count = self.count
         return p
@@ -118,27 +150,70 @@ class Patterns:
             toks = glob.tokens(pattern)  # (not the small shared cache)
             n = 0
             for t in toks:
-                if type(t) is not int or t < 0:  # (STAR, ANY, a class)
+                if not _literal(t):  # (STAR, ANY, a class)
                     break
                 n += 1
             if n == len(toks):  # escapes only: the name they make
                 lit = bytes(toks)  # type: ignore[arg-type]  # (all ints, as just seen)
                 self.exact[lit] = self.exact.get(lit, 0) | bit
                 return
+            if n == 0 and self._add_inside(toks, bit):
+                return
             cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
             prefix = bytes(toks[:cut])  # type: ignore[arg-type]
             matcher = None if toks[cut:] == (glob.STAR,) else toks
-        bucket = self.prefixed.get(prefix)
+        self._put(0, self.prefixed, self.lengths, prefix, (bit, matcher))
+
+    def _add_inside(self, toks: tuple[object, ...], bit: int) -> bool:
+        """A pattern starting with a wildcard, by its literal suffix or run: False if it has none."""
+        end = len(toks)
+        j = end
+        while j and _literal(toks[j - 1]):
+            j -= 1
+        best, at, i = 0, 0, 0
+        while i < j:  # the longest literal run before the suffix
+            if _literal(toks[i]):
+                start = i
+                while i < j and _literal(toks[i]):
+                    i += 1
+                if i - start > best:
+                    best, at = i - start, start
+            else:
+                i += 1
+        tail = end - j
+        if tail and tail >= min(best, RUN):
+            cut = CUTS[bisect_right(CUTS, tail) - 1]
+            matcher = None if toks[:j] == (glob.STAR,) and cut == tail else toks
+            suffix = bytes(toks[end - cut :])  # type: ignore[arg-type]
+            self._put(1, self.suffixed, self.suffix_lengths, suffix, (bit, matcher))
+            return True
+        if best:
+            k = min(best, RUN)
+            run = bytes(toks[at : at + k])  # type: ignore[arg-type]
+            self._put(2, self.inner, self.inner_lengths, run, (bit, toks))
+            return True
+        return False
+
+    def _put(
+        self,
+        which: int,
+        index: dict[bytes, list[tuple[int, Any]]],
+        lengths: list[int],
+        key: bytes,
+        entry: tuple[int, Any],
+    ) -> None:
+        """C{entry} into C{index}'s bucket C{key} (copied first if this copy does not own it)."""
+        bucket = index.get(key)
         if bucket is None:
-            bucket = self.prefixed[prefix] = []
-            if cut not in self.lengths:
-                self.lengths.append(cut)
-                self.lengths.sort()
-        elif self.mine is not None and prefix not in self.mine:
-            bucket = self.prefixed[prefix] = list(bucket)
+            bucket = index[key] = []
+            if len(key) not in lengths:
+                lengths.append(len(key))
+                lengths.sort()
+        elif self.mine is not None and (which, key) not in self.mine:
+            bucket = index[key] = list(bucket)
         if self.mine is not None:
-            self.mine.add(prefix)
-        bucket.append((bit, matcher))
+            self.mine.add((which, key))
+        bucket.append(entry)
 
     def match(self, s: bytes, need: int) -> bool:
         """Does a pattern allowing at least C{need} (READ|WRITE bits) match C{s}?"""
@@ -158,6 +233,29 @@ class Patterns:
                         m is None or (s.startswith(m) if type(m) is bytes else match(m, s))
                     ):
                         return True
+        suffixed = self.suffixed
+        for cut in self.suffix_lengths:
+            if cut > size:
+                break
+            bucket = suffixed.get(s[size - cut :])
+            if bucket is not None:
+                for bit, m in bucket:
+                    if bit & serves and (m is None or match(m, s)):
+                        return True
+        inner = self.inner
+        if inner:
+            for k in self.inner_lengths:
+                if k > size:
+                    break
+                tried: set[bytes] = set()
+                for i in range(size - k + 1):
+                    run = s[i : i + k]
+                    bucket = inner.get(run)
+                    if bucket is not None and run not in tried:
+                        tried.add(run)
+                        for bit, m in bucket:
+                            if bit & serves and match(m, s):
+                                return True
         return False
 
 
@@ -274,7 +372,7 @@ class User:
         """Its big containers (a deleted user's, freed in slices by lazyfree)."""
         out: list[Any] = [self.keys, self.channels, self.allowed, self.cmd_rules, self.first_args]
         for p in (self.key_patterns, self.channel_patterns):
-            out += [p.exact, p.prefixed]
+            out += [p.exact, p.prefixed, p.suffixed, p.inner]
         return out
 
     @property
@@ -519,6 +617,15 @@ class User:
         None when this user may run C{argv}, else C{(reason, object)}: reason is
         C{command}, C{key} or C{channel}, as in ACL LOG.
         """
+        steps = self.denies_steps(cmd, argv)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def denies_steps(self, cmd: Any, argv: list[bytes]) -> Steps[tuple[str, str] | None]:
+        """L{denies}, yielding every L{CHECK_PIECE} keys or channels checked (a SUBSCRIBE of a million)."""
         if cmd.noauth:  # AUTH, HELLO, QUIT, RESET: always allowed, as in Redis
             return None
         name = cmd.fullname
@@ -527,9 +634,14 @@ class User:
             if firsts is None or len(argv) < 2 or argv[1].lower() not in firsts:
                 return ("command", name)
         if not self.all_keys:
+            n = 0
             for key, flags in keyspecs.acl_keys(cmd, argv):
                 if not self._key_ok(key, flags):
                     return ("key", key.decode("utf-8", "replace"))
+                n += 1
+                if n == CHECK_PIECE:
+                    n = 0
+                    yield
         if not self.all_channels:
             top = cmd.name if cmd.parent is None else ""
             if top in ("publish", "spublish"):
@@ -540,9 +652,12 @@ class User:
                 chans, pattern = argv[1:], True
             else:
                 chans, pattern = [], False
-            for ch in chans:
-                if not self._channel_ok(ch, pattern):
-                    return ("channel", ch.decode("utf-8", "replace"))
+            for lo in range(0, len(chans), CHECK_PIECE):
+                if lo:
+                    yield
+                for ch in chans[lo : lo + CHECK_PIECE]:
+                    if not self._channel_ok(ch, pattern):
+                        return ("channel", ch.decode("utf-8", "replace"))
         return None
 
     def _key_ok(self, key: bytes, flags: list[str]) -> bool:

@@ -37,15 +37,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from heapq import merge
-from itertools import islice
+from itertools import chain, islice
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.logger import Logger
 
 from portsuite_services.kv.bigwork import BUDGET, Steps
 from portsuite_services.kv.glob import matches, tokens
 from portsuite_services.kv.resp import Push
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict
 
 log = Logger(namespace="portsuite.kv")
 
@@ -55,8 +56,14 @@ INLINE = 4  # steps of deliveries run at once in one command; the rest in slices
 COARSE = 4  # steps of ours per bigwork step (bigwork runs MAX_STEPS of its steps a turn)
 
 
-class Subscriptions(dict[bytes, set[Any]]):
-    """Channel (or pattern) -> the clients subscribed to it."""
+class Subscriptions(ShardedDict[set[Any]]):
+    """
+    Channel (or pattern) -> the clients subscribed to it. Sharded (sharded.py): a
+    SUBSCRIBE of a million channels never grows one big table at once (a dict of
+    200,000 copied its table in 10-20 ms, and the few that grow together in one step).
+    """
+
+    __slots__ = ()
 
     def add(self, name: bytes, client: Any) -> None:
         subs = self.get(name)
@@ -81,7 +88,51 @@ class Subscriptions(dict[bytes, set[Any]]):
         pass
 
 
-Bucket = bytes | dict[bytes, None]  # the patterns of one prefix (or suffix), in order
+SEGMENT = 1 << 14  # names a segment of an L{Ordered} holds (its dict's resizes: well under 1 ms)
+
+
+class Ordered:
+    """
+    Names in the order they were added (a bucket of patterns, those with no literal
+    prefix or suffix), as dicts of at most C{SEGMENT} names each: adding one never
+    copies a big table. Iteration is in order, in C.
+    """
+
+    __slots__ = ("segments", "size")
+
+    def __init__(self, *names: bytes) -> None:
+        self.segments: list[dict[bytes, None]] = [dict.fromkeys(names)]
+        self.size = len(self.segments[0])
+
+    def add(self, name: bytes) -> None:
+        last = self.segments[-1]
+        if len(last) >= SEGMENT:
+            last = {}
+            self.segments.append(last)
+        if name not in last:
+            last[name] = None
+            self.size += 1
+
+    def discard(self, name: bytes) -> None:
+        segments = self.segments
+        for i, seg in enumerate(segments):
+            if name in seg:
+                del seg[name]
+                self.size -= 1
+                if not seg and len(segments) > 1:
+                    del segments[i]
+                return
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return chain.from_iterable(self.segments)
+
+
+Bucket = bytes | Ordered  # the patterns of one prefix (or suffix), in order
+V = TypeVar("V")
+Table = dict[bytes, V] | ShardedDict[V]
 
 
 class Patterns(Subscriptions):
@@ -93,45 +144,62 @@ class Patterns(Subscriptions):
     literal prefix; C{free} the patterns with neither.
     """
 
+    __slots__ = (
+        "order",
+        "compiled",
+        "seq",
+        "prefixed",
+        "prefix_lens",
+        "suffixed",
+        "suffix_lens",
+        "free",
+    )
+
     def __init__(self) -> None:
         super().__init__()
-        self.order: dict[bytes, int] = {}  # when each was first subscribed
-        self.compiled: dict[bytes, tuple[object, ...]] = {}  # tokens, once tried
+        # (plain dicts, C-fast, while they hold at most SHARD_AT: L{_grown})
+        self.order: Table[int] = {}  # when each was first subscribed
+        self.compiled: Table[tuple[object, ...]] = {}  # tokens, once tried
         self.seq = 0
-        self.prefixed: dict[bytes, Bucket] = {}
+        self.prefixed: Table[Bucket] = {}
         self.prefix_lens: dict[int, int] = {}
-        self.suffixed: dict[bytes, Bucket] = {}
+        self.suffixed: Table[Bucket] = {}
         self.suffix_lens: dict[int, int] = {}
-        self.free: dict[bytes, None] = {}
+        self.free = Ordered()
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]  # (the index too)
 
     def added(self, name: bytes) -> None:
         self.seq += 1
         self.order[name] = self.seq
+        if len(self.order) > SHARD_AT and type(self.order) is dict:
+            self._grown()
         place = self._place(name)
         if place is None:
-            self.free[name] = None
+            self.free.add(name)
             return
         index, lens, key = place
         bucket = index.get(key)
         if bucket is None:  # (one pattern: itself, not a dict the collector would walk)
             index[key] = name
             lens[len(key)] = lens.get(len(key), 0) + 1
-        elif isinstance(bucket, bytes):
-            index[key] = {bucket: None, name: None}
+        elif isinstance(bucket, Ordered):
+            bucket.add(name)
         else:
-            bucket[name] = None
+            index[key] = Ordered(bucket, name)
 
     def removed(self, name: bytes) -> None:
         del self.order[name]
         self.compiled.pop(name, None)
         place = self._place(name)
         if place is None:
-            del self.free[name]
+            self.free.discard(name)
             return
         index, lens, key = place
         bucket = index[key]
-        if type(bucket) is dict and len(bucket) > 1:
-            del bucket[name]
+        if type(bucket) is Ordered and len(bucket) > 1:
+            bucket.discard(name)
         else:
             del index[key]
             n = len(key)
@@ -140,6 +208,13 @@ class Patterns(Subscriptions):
             else:
                 lens[n] -= 1
 
+    def _grown(self) -> None:
+        """Past C{SHARD_AT} patterns, the index's tables sharded (so never copied whole)."""
+        self.order = _sharded(self.order)
+        self.compiled = _sharded(self.compiled)
+        self.prefixed = _sharded(self.prefixed)
+        self.suffixed = _sharded(self.suffixed)
+
     def tokens(self, name: bytes) -> tuple[object, ...]:
         """The pattern's tokens (compiled the first time it is tried)."""
         toks = self.compiled.get(name)
@@ -147,7 +222,7 @@ class Patterns(Subscriptions):
             toks = self.compiled[name] = tokens(name)
         return toks
 
-    def _place(self, name: bytes) -> tuple[dict[bytes, Bucket], dict[int, int], bytes] | None:
+    def _place(self, name: bytes) -> tuple[Table[Bucket], dict[int, int], bytes] | None:
         """Where a pattern is indexed: its literal prefix, else its literal suffix."""
         if b"[" in name or b"\\" in name:  # (classes, escapes: read from its tokens)
             toks = tokens(name)
@@ -193,6 +268,10 @@ class Patterns(Subscriptions):
         if self.free:
             found.append(self.free)
         return found
+
+
+def _sharded(table: Table[V]) -> ShardedDict[V]:
+    return table if isinstance(table, ShardedDict) else ShardedDict(table)
 
 
 def _literal(tok: object) -> bool:

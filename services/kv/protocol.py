@@ -20,10 +20,10 @@ from portsuite.api import format_peer, is_loopback
 from portsuite_services.kv import multiwork
 from portsuite_services.kv.bigreply import BIG as SLICED
 from portsuite_services.kv.bigreply import Sending, any_list
-from portsuite_services.kv.bigwork import Working
+from portsuite_services.kv.bigwork import ARGS, BIG, Working, possible
 from portsuite_services.kv.blocking import handle_ready, unblock
 from portsuite_services.kv.commands import COMMANDS, COMMANDS_ANY_CASE, NO_REPLY, CommandError
-from portsuite_services.kv.delivery import forget
+from portsuite_services.kv.delivery import forget, run_chore
 from portsuite_services.kv.lazyfree import BIG_STRING
 from portsuite_services.kv.notify import notify_after, notify_before
 from portsuite_services.kv.resp import (
@@ -163,6 +163,7 @@ class KVProtocol(Protocol):
         self.monitor = False
         self.held = False  # replies wait in queue for the AOF's write (KVServer.hold)
         self.precomputed: Any = None  # a sliced command's result, for its second run (bigwork.py)
+        self.acl_verdict: tuple[list[bytes], Any] | None = None  # a check made in slices
         self.big_out = False  # the last command answered a big string (sent as it is)
         self.transaction: Any = None  # an EXEC going on across turns, while it runs (multiwork.py)
         self.refresh()
@@ -360,6 +361,20 @@ class KVProtocol(Protocol):
         self.run(cmds, error)
         if not self.paused and not self.closed and self.pending is None and not self.queue:
             self.transport.resumeProducing()
+
+    def check_in_slices(self, acl: Any, cmd: Any, argv: list[bytes]) -> None:
+        """
+        The ACL check of a command of very many keys or channels (a SUBSCRIBE of
+        200,000 names by a user with channel rules: 70-100 ms) as the server's work in
+        slices, every kv client waiting (this one too): the command runs again once
+        its verdict is known (C{acl_verdict}), as Redis checks it, whole, first.
+        """
+
+        def steps() -> Any:
+            denied = yield from acl.denies_steps(cmd, argv)
+            self.acl_verdict = (argv, denied)
+
+        run_chore(self.server, steps())
 
     def acl_denied(self, cmd: Any, argv: list[bytes], denied: tuple[str, str]) -> bytes:
         """The NOPERM reply for a denied command; the denial goes to ACL LOG."""
@@ -986,7 +1001,18 @@ class KVProtocol(Protocol):
                 return None
             acl = self.acl_user
             if acl is not None:
-                denied = acl.denies(cmd, argv)
+                verdict = self.acl_verdict
+                if self.precomputed is not None:  # its second run: checked on its first
+                    denied = None
+                elif verdict is not None and verdict[0] is argv:  # (checked in slices)
+                    self.acl_verdict = None
+                    denied = verdict[1]
+                elif len(argv) > ARGS and self.multi is None and possible(self, BIG):
+                    self.check_in_slices(acl, cmd, argv)
+                    self.waiting = True  # (run again once checked)
+                    return None
+                else:
+                    denied = acl.denies(cmd, argv)
                 if denied is not None:
                     out.append(self.acl_denied(cmd, argv, denied))
                     if self.multi is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableSet
 from typing import Any
 
 from portsuite_services.kv import delivery
@@ -16,6 +17,7 @@ from portsuite_services.kv.commands import (
 )
 from portsuite_services.kv.delivery import Subscriptions, in_pieces
 from portsuite_services.kv.glob import matches, tokens
+from portsuite_services.kv.sharded import SHARD_AT, ShardedSet
 
 P = "pubsub"
 
@@ -35,19 +37,27 @@ MATCH_COST = 4  # a channel name matched against a pattern (PUBSUB CHANNELS)
 
 
 def subscribing(
-    c: Any, argv: list[bytes], kind: bytes, mine: set[bytes], where: Subscriptions, count: Any
+    c: Any, argv: list[bytes], kind: bytes, attr: str, where: Subscriptions, count: Any
 ) -> Any:
-    """(P|S)SUBSCRIBE: each name added, each confirmed (C{count()}: the client's count)."""
+    """
+    (P|S)SUBSCRIBE: each name added to the client's set C{attr} and to C{where}, each
+    confirmed (C{count()}: the client's count).
+    """
     names = argv[1:]
     cost = len(names) * SUBSCRIBE_COST
-    compute(c, argv, cost, lambda: _subscribe(c, names, kind, mine, where, count))
+    compute(c, argv, cost, lambda: _subscribe(c, names, kind, attr, where, count))
     return NO_REPLY
 
 
 def _subscribe(
-    c: Any, names: list[bytes], kind: bytes, mine: set[bytes], where: Subscriptions, count: Any
+    c: Any, names: list[bytes], kind: bytes, attr: str, where: Subscriptions, count: Any
 ) -> Steps[None]:
     for piece in in_pieces(names, PIECE):
+        mine = getattr(c, attr)
+        if type(mine) is set and len(mine) + len(piece) > SHARD_AT:
+            # past it, the client's set is sharded too: it never copies a big table at once
+            mine = ShardedSet(mine)
+            setattr(c, attr, mine)
         out: list[bytes] = []
         head = _head(c, kind)
         for ch in piece:
@@ -65,16 +75,22 @@ def _head(c: Any, kind: bytes) -> bytes:
 
 
 def unsubscribing(
-    c: Any, argv: list[bytes], kind: bytes, mine: set[bytes], where: Subscriptions, count: Any
+    c: Any, argv: list[bytes], kind: bytes, attr: str, where: Subscriptions, count: Any
 ) -> Any:
     """(P|S)UNSUBSCRIBE: the names given, or all the client's (sorted), each confirmed."""
+    mine = getattr(c, attr)
     cost = (len(argv) - 1 or len(mine)) * SUBSCRIBE_COST
     compute(c, argv, cost, lambda: _unsubscribe(c, argv[1:], kind, mine, where, count))
     return NO_REPLY
 
 
 def _unsubscribe(
-    c: Any, names: list[bytes], kind: bytes, mine: set[bytes], where: Subscriptions, count: Any
+    c: Any,
+    names: list[bytes],
+    kind: bytes,
+    mine: MutableSet[bytes],
+    where: Subscriptions,
+    count: Any,
 ) -> Steps[None]:
     if not names:
         if not mine:
@@ -99,16 +115,16 @@ def _count(c: Any) -> int:
 
 def _sub(c: Any, argv: list[bytes], pattern: bool) -> Any:
     if pattern:
-        return subscribing(c, argv, b"psubscribe", c.patterns, c.server.patterns, lambda: _count(c))
-    return subscribing(c, argv, b"subscribe", c.channels, c.server.channels, lambda: _count(c))
+        return subscribing(c, argv, b"psubscribe", "patterns", c.server.patterns, lambda: _count(c))
+    return subscribing(c, argv, b"subscribe", "channels", c.server.channels, lambda: _count(c))
 
 
 def _unsub(c: Any, argv: list[bytes], pattern: bool) -> Any:
     if pattern:
         return unsubscribing(
-            c, argv, b"punsubscribe", c.patterns, c.server.patterns, lambda: _count(c)
+            c, argv, b"punsubscribe", "patterns", c.server.patterns, lambda: _count(c)
         )
-    return unsubscribing(c, argv, b"unsubscribe", c.channels, c.server.channels, lambda: _count(c))
+    return unsubscribing(c, argv, b"unsubscribe", "channels", c.server.channels, lambda: _count(c))
 
 
 def names_matching(c: Any, argv: list[bytes], names: Any, pattern: bytes | None) -> Any:

@@ -65,8 +65,11 @@ def acl_setuser(c: Any, argv: list[bytes]) -> Any:
         return user
 
     # a long list of rules (a million key patterns) is applied in slices, the rest of kv
-    # waiting (bigwork.py): each step applies RULES_PIECE rules, worth PIECE elements
-    cost = len(rules) * (bigwork.PIECE // RULES_PIECE)
+    # waiting (bigwork.py): each step applies RULES_PIECE rules, worth PIECE elements; a
+    # user of many patterns is copied, and its descriptions made again, in slices too
+    old = users.get(name)
+    size = 0 if old is None else len(old.keys) + len(old.channels)
+    cost = len(rules) * (bigwork.PIECE // RULES_PIECE) + size
     try:
         user = bigwork.compute(c, argv, cost, changed)
     except ACLError as e:

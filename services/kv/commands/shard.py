@@ -24,7 +24,7 @@ P = "pubsub"
     keys=(1, -1, 1),
 )
 def ssubscribe(c: Any, argv: list[bytes]) -> Any:
-    return subscribing(c, argv, b"ssubscribe", c.shards, c.server.shards, lambda: len(c.shards))
+    return subscribing(c, argv, b"ssubscribe", "shards", c.server.shards, lambda: len(c.shards))
 
 
 @command(
@@ -36,7 +36,7 @@ def ssubscribe(c: Any, argv: list[bytes]) -> Any:
     keys=(1, -1, 1),
 )
 def sunsubscribe(c: Any, argv: list[bytes]) -> Any:
-    return unsubscribing(c, argv, b"sunsubscribe", c.shards, c.server.shards, lambda: len(c.shards))
+    return unsubscribing(c, argv, b"sunsubscribe", "shards", c.server.shards, lambda: len(c.shards))
 
 
 @command(
