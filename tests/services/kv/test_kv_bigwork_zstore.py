@@ -12,12 +12,14 @@ replies, values and AOF records as run whole, and as redis-server's.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from test_kv_bigreply import _client, _cmd, _drive, _replies
 from test_kv_bigwork import _RecordingAOF, _turn
-from test_kv_bigwork_combine import _values
+from test_kv_bigwork_combine import _values, _watching_results
 from test_kv_sweep import _busy_turns, _call, _in_slices, _server
 
 from portsuite_services.kv.bigwork import MAX_STEPS
@@ -53,14 +55,7 @@ def test_a_big_store_grows_no_table_of_all_its_members(op: str) -> None:
     if op != "inter":
         b = _zset(n, b"x")  # (union: 2n members; diff: all of a's)
     steps = _combined(op, [a, b], [1.0, 1.0], "sum", False, 0, True, STORED_SHARDS)
-    biggest = 0
-    try:
-        while True:
-            next(steps)
-            results = steps.gi_frame.f_locals.get("results", [])  # type: ignore[union-attr]
-            biggest = max([biggest, *map(len, results)])
-    except StopIteration as done:
-        z = done.value
+    z, biggest = _watching_results(steps)
     assert 0 < biggest < 4 * n // STORED_SHARDS
     assert type(z.dict) is ShardedDict and max(map(len, z.dict.parts())) < SHARD_AT // 8
     want = sorted({m: s for m, s in [*a.dict.items(), *b.dict.items()]}.items())
@@ -97,17 +92,26 @@ def test_a_big_store_in_slices(argv: tuple[str, ...]) -> None:
 
 def test_big_stores_as_redis(redis_port: int, kv_port: int) -> None:
     """The same replies and stored sorted sets as redis-server's, byte for byte."""
-    conns = [socket.create_connection(("127.0.0.1", p), timeout=120) for p in (redis_port, kv_port)]
-    try:
-        for s in conns:
-            _call(s, "FLUSHALL")
-            for line in _values():
-                _call(s, *line)
+    with _side_by_side(redis_port, kv_port, _values()) as conns:
         for argv in STORES:
             got = [
                 (_call(s, *argv), _call(s, "ZRANGE", "dst", "0", "-1", "WITHSCORES")) for s in conns
             ]
             assert got[0] == got[1], argv
+
+
+@contextmanager
+def _side_by_side(
+    redis_port: int, kv_port: int, setup: list[tuple[Any, ...]]
+) -> Iterator[list[socket.socket]]:
+    """Connections to redis-server and kv, both loaded with C{setup}; flushed after."""
+    conns = [socket.create_connection(("127.0.0.1", p), timeout=120) for p in (redis_port, kv_port)]
+    try:
+        for s in conns:
+            _call(s, "FLUSHALL")
+            for line in setup:
+                _call(s, *line)
+        yield conns
     finally:
         for s in conns:
             _call(s, "FLUSHALL")
@@ -170,18 +174,9 @@ def test_a_zadd_in_slices_is_recorded_as_sent() -> None:
 
 
 def test_a_big_zadd_as_redis(redis_port: int, kv_port: int) -> None:
-    conns = [socket.create_connection(("127.0.0.1", p), timeout=120) for p in (redis_port, kv_port)]
-    try:
-        for s in conns:
-            _call(s, "FLUSHALL")
-            for line in _big_zset():
-                _call(s, *line)
+    with _side_by_side(redis_port, kv_port, _big_zset()) as conns:
         for options in [(), ("CH",), ("NX",), ("XX", "GT", "CH"), ("LT",)]:
             got = [_call(s, *_zadd(*options)) for s in conns]
             assert got[0] == got[1], options
         got = [_call(s, "ZRANGE", "z", "0", "-1", "WITHSCORES") for s in conns]
         assert got[0] == got[1]
-    finally:
-        for s in conns:
-            _call(s, "FLUSHALL")
-            s.close()
