@@ -88,6 +88,7 @@ SMALL_BATCH = 32
 # reads 16 KiB per turn; kv reads up to 256 KiB).
 TURN = 0.005
 TURN_CHECK = 32
+TURN_ARGS = 2048  # and after commands of this many arguments (ZADDs into a big sorted set)
 # A read is parsed whole before any of it runs: 256 KiB of small commands (9,000 SADD)
 # took 15-40 ms to parse. 64 KiB, as Twisted reads, keeps that to a few ms; a 100 MB
 # value still comes in reads of 64 KiB (Redis reads 16 KiB).
@@ -758,10 +759,12 @@ class KVProtocol(Protocol):
             every = cmds
         clock = server.clock  # (the reactor's: a test's Clock stands still)
         deadline = clock() + TURN if cmds else 0.0
+        args = 0
         for argv in cmds:
             mark = len(out)
             execute(argv, out)
             done += 1
+            args += len(argv)
             if self.close_after_reply or self.closed or self.waiting:
                 break
             if self.blocked is not None:
@@ -783,7 +786,10 @@ class KVProtocol(Protocol):
                     self.pending = (cmds[done:], error)
                     self._out = None
                     return
-            if not done % TURN_CHECK and done < len(cmds) and clock() > deadline:
+            if (not done % TURN_CHECK or args > TURN_ARGS) and done < len(cmds):
+                args = 0
+                if clock() <= deadline:
+                    continue
                 # a long pipeline lets the reactor serve the others (clients, services)
                 # every TURN seconds, and goes on at the next turn
                 if out and not self._flush(out, size):

@@ -99,6 +99,23 @@ class ZSet:
             self.sl.add((score, member))
         return False
 
+    def insert(self, member: bytes, score: float) -> None:
+        """Add C{member}, known to be new (ZADD, which looked it up already)."""
+        score += 0.0
+        d = self.dict
+        d[member] = score
+        self.sl.add((score, member))
+        if len(d) > SHARD_AT and type(d) is dict:
+            self.dict = ShardedDict(d)
+
+    def rescore(self, member: bytes, old: float, score: float) -> None:
+        """Change C{member}'s score from C{old}, a different one (ZADD, which looked it up)."""
+        score += 0.0
+        sl = self.sl
+        sl.remove((old, member))
+        self.dict[member] = score
+        sl.add((score, member))
+
     def remove(self, member: bytes) -> bool:
         old = self.dict.pop(member, None)
         if old is None:

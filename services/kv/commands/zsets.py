@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob, randompick, tuning
+from portsuite_services.kv import bigreply, bigwork, glob, randompick, sharded, tuning
 from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NO_REPLY,
@@ -171,10 +171,20 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
     if z is None:
         z = ZSet()
         c.store.set(key, z)
+    zset = z
     try:
-        added, updated, processed, new_score = bigwork.run_through(
-            _zadd_steps(z, argv, i, scores, flags)
-        )
+        if len(z) > SHARD_AT and elements >= 2 * ADDS:  # inserts into a big index: in slices
+            done = bigwork.applied(
+                c,
+                argv,
+                INSERT_COST * (elements // 2),
+                lambda: _zadd_steps(zset, argv, i, scores, flags),
+            )
+            if done is NO_REPLY:
+                return done
+        else:
+            done = bigwork.run_through(_zadd_steps(z, argv, i, scores, flags))
+        added, updated, processed, new_score = done
     except CommandError:
         _drop_if_empty(c, key, z)
         raise
@@ -207,16 +217,21 @@ def _zadd_reply(
 def _zadd_steps(
     z: ZSet | _Scores, argv: list[bytes], i: int, scores: list[float], flags: tuple[bool, ...]
 ) -> bigwork.Steps[tuple[int, int, int, float]]:
-    """ZADD's changes to C{z}, C{ADDS} members a step: (added, updated, processed, score)."""
+    """
+    ZADD's changes to C{z}, C{ADDS} members a step (a quarter of that into a big
+    sorted set, whose inserts miss the caches): (added, updated, processed, score).
+    """
     nx, xx, incr, gt, lt = flags
     added = updated = 0
     processed = 0
     d = z.dict
     if len(d) + len(scores) > SHARD_AT and type(d) is dict:
         d = z.dict = ShardedDict(d)  # (big: it grows a shard at a time, see sharded.py)
+    every = ADDS // 4 if type(z) is ZSet and type(d) is not dict else ADDS
+    insert, rescore = z.insert, z.rescore
     new_score = 0.0
     for k, score in enumerate(scores):
-        if k and not k % ADDS:
+        if k and not k % every:
             yield
         member = argv[i + 2 * k + 1]
         cur = d.get(member)
@@ -230,14 +245,14 @@ def _zadd_steps(
             if (lt and score >= cur) or (gt and score <= cur):
                 continue
             new_score = score
-            if score != cur:
-                z.add(member, score)
+            if score != cur:  # (-0 and 0 are the same score, as in Redis)
+                rescore(member, cur, score)
                 updated += 1
             processed += 1
         else:
             if xx:
                 continue
-            z.add(member, score)
+            insert(member, score)
             new_score = score
             added += 1
             processed += 1
@@ -245,6 +260,9 @@ def _zadd_steps(
 
 
 ARGS_ZSET = bigwork.BIG // 4  # ZADD's pairs from which the new zset is built aside (~20 ms)
+# what a member ZADD inserts into a big sorted set costs, in the elements of bigwork's
+# cost (a random insert misses the caches: ~10 µs, 10,000 of them 120-170 ms at load 6)
+INSERT_COST = 32
 
 
 class _Scores:
@@ -258,6 +276,12 @@ class _Scores:
     def add(self, member: bytes, score: float) -> bool:
         self.dict[member] = score + 0.0  # (-0 stored as 0, as ZSet.add)
         return True
+
+    def insert(self, member: bytes, score: float) -> None:
+        self.dict[member] = score + 0.0
+
+    def rescore(self, member: bytes, old: float, score: float) -> None:
+        self.dict[member] = score + 0.0
 
 
 def _zadd_aside(
@@ -278,7 +302,7 @@ def _zadd_aside(
     return made, counts
 
 
-def zset_steps(d: dict[bytes, float]) -> bigwork.Steps[ZSet]:
+def zset_steps(d: dict[bytes, float] | ShardedDict[float]) -> bigwork.Steps[ZSet]:
     """A ZSet of these scores (its own dict): pairs made, sorted and laid out in slices."""
     pairs: list[tuple[float, bytes]] = []
     it = iter(d.items())
@@ -501,7 +525,7 @@ def zrange_generic(
     if store is not None:
         if stop <= start:
             return _store_range(c, store, None)
-        made = bigwork.compute(c, argv, stop - start, lambda: _zset_from(pairs, stop - start))
+        made = bigwork.compute(c, argv, stop - start, lambda: _zset_from(pairs, stop - start, rev))
         if made is NO_REPLY:
             return made
         return _store_range(c, store, made)
@@ -521,15 +545,15 @@ def _store_range(c: Any, dest: bytes, z: ZSet | None) -> int:
     return len(z)
 
 
-def _zset_from(pairs: Any, n: int) -> bigwork.Steps[ZSet]:
-    """A ZSet of the C{n} C{(score, member)} pairs of C{pairs}, a piece at a time."""
-    z = ZSet()
-    add = z.add
-    for _ in range(0, n, ADDS):
-        for s, m in islice(pairs, ADDS):
-            add(m, s)
-        yield
-    return z
+def _zset_from(pairs: Any, n: int, rev: bool) -> bigwork.Steps[ZSet]:
+    """
+    A ZSet of the C{n} C{(score, member)} pairs of C{pairs} (in order, or in reverse
+    order if C{rev}), a piece at a time: its index laid out from them as they are.
+    """
+    got = yield from bigwork.take(pairs, n)
+    if rev:
+        got.reverse()
+    return (yield from _laid_out(got))
 
 
 @command("zrange", -4, "readonly", Z, "Return a range of members in a sorted set")
@@ -967,7 +991,9 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
     else:
         cost = sum(len(s) for s in srcs if s)
     stored = dest is not None
-    shards = SHARDS if cost >= bigwork.BIG and not stored and not card else 1
+    shards = 1
+    if cost >= bigwork.BIG and not card:  # (a big STORE's: the shards of its ShardedDict)
+        shards = STORED_SHARDS if stored else SHARDS
     done = bigwork.compute(
         c, argv, cost, lambda: _combined(op, srcs, weights, agg, card, limit, stored, shards)
     )
@@ -993,13 +1019,13 @@ def _combined(
     """
     The result of L{combine}, a piece at a time (bigwork.py): ZINTERCARD's count,
     the ZSet to store (None: empty), or the C{(score, member)} pairs of the reply,
-    in order. A big reply's members are told apart in C{shards} dicts by hash: one
+    in order. A big result's members are told apart in C{shards} dicts by hash: one
     dict of millions would hold the loop while it grows (each resize copies its
-    whole table at once: 80 ms past 1.4 million members).
+    whole table at once: 80 ms past 1.4 million members); a big STORE's are the
+    shards of the stored set's L{ShardedDict}.
     """
     results: list[dict[bytes, float]] = [{} for _ in range(shards)]
     result = results[0]
-    mask = shards - 1
     piece = bigwork.PIECE
     if op == DIFF:
         first = srcs[0]
@@ -1009,7 +1035,7 @@ def _combined(
             for _ in range(0, len(first), piece):
                 for m, s in islice(it, piece):
                     if not any(_has(o, m) is not None for o in others):
-                        results[hash(m) & mask][m] = s
+                        results[hash(m) % shards][m] = s
                 yield
     elif op == INTER:
         order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]) if srcs[i] else 0)
@@ -1044,13 +1070,13 @@ def _combined(
                             score += d[m]
                             if score != score:
                                 score = 0.0
-                        results[hash(m) & mask][m] = score
+                        results[hash(m) % shards][m] = score
                 else:
                     for m in common:
                         score = _weigh(w0, d0[m])
                         for d, w in rest:
                             score = _aggregate(agg, score, d[m] * w)
-                        results[hash(m) & mask][m] = score
+                        results[hash(m) % shards][m] = score
                 yield
             if card:
                 return min(found, limit) if limit else found
@@ -1079,24 +1105,38 @@ def _combined(
     if card:
         return len(result)
     if stored:
-        return (yield from _zset_of(result))
+        return (yield from _zset_of(result if shards == 1 else _sharded_of(results)))
     ordered: list[tuple[float, bytes]] = []
-    for result in results:
+    for k, result in enumerate(results):
         pairs = zip(result.values(), result.keys(), strict=True)
         for _ in range(0, len(result), piece):
             ordered += islice(pairs, piece)
             yield
-    return (yield from bigwork.sort(ordered))
+        results[k] = {}
+        yield result  # (freed by lazyfree: freeing a million entries at the end held the loop)
+    del result, pairs
+    done = yield from bigwork.sort(ordered)
+    yield ordered  # (the same pairs, sorted in done: freed a slice at a time)
+    return done
 
 
 SHARDS = 64  # dicts a big ZUNION/ZINTER/ZDIFF reply's members are told apart in
+STORED_SHARDS = sharded.SHARDS  # a big STORE's: those of the ShardedDict it stores
+
+
+def _sharded_of(results: list[dict[bytes, float]]) -> dict[bytes, float] | ShardedDict[float]:
+    """A big STORE's C{results} (by C{hash % STORED_SHARDS}) as one dict: sharded, or plain when few."""
+    d: ShardedDict[float] = ShardedDict()
+    d.shards = results
+    d.size = sum(map(len, results))
+    return sharded.sharded(d)  # type: ignore[no-any-return]
 
 
 def _merge_into(results: list[dict[bytes, float]], vals: dict[bytes, float], agg: str) -> None:
     """C{vals} aggregated into L{_combined}'s C{results}, each member into its shard."""
-    mask = len(results) - 1
+    n = len(results)
     for m, v in vals.items():
-        d = results[hash(m) & mask]
+        d = results[hash(m) % n]
         old = d.get(m)
         if old is None:
             d[m] = v
@@ -1107,26 +1147,26 @@ def _merge_into(results: list[dict[bytes, float]], vals: dict[bytes, float], agg
             d[m] = _aggregate(agg, old, v)
 
 
-def _zset_of(result: dict[bytes, float]) -> bigwork.Steps[ZSet | None]:
-    """A ZSet holding C{result} (which it takes), -0 stored as 0; None if empty."""
+def _zset_of(result: dict[bytes, float] | ShardedDict[float]) -> bigwork.Steps[ZSet | None]:
+    """
+    A ZSet holding C{result} (which it takes), -0 stored as 0; None if empty. A big
+    one's index is laid out from its sorted pairs (L{zset_steps}), a piece a step.
+    """
     if not result:
         return None
-    z = ZSet()
-    z.dict = result
     if len(result) < bigwork.BIG:
         for m in [m for m, v in result.items() if v == 0.0]:
             result[m] = 0.0  # (-0 is stored as 0; ZUNION's reply keeps it)
+        z = ZSet()
+        z.dict = result
         z.sl.update(zip(result.values(), result.keys(), strict=True))
         return z
-    add = z.sl.add  # (one update would sort them all at once)
     it = iter(result.items())
-    for _ in range(0, len(result), ADDS):
-        for m, s in islice(it, ADDS):
-            if s == 0.0:
-                s = result[m] = 0.0  # (a value replaced: the dict's size is unchanged)
-            add((s, m))
+    for _ in range(0, len(result), bigwork.PIECE):
+        for m in [m for m, v in islice(it, bigwork.PIECE) if v == 0.0]:
+            result[m] = 0.0  # (a value replaced: the dict's size is unchanged)
         yield
-    return z
+    return (yield from zset_steps(result))
 
 
 def _scores(v: Any, members: set[bytes]) -> Mapping[bytes, float]:

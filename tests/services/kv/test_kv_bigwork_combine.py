@@ -62,6 +62,18 @@ def test_a_big_combined_reply_in_slices(argv: tuple[str, ...]) -> None:
     _sliced_call(_values(), [], argv)
 
 
+def _watching_results(steps: Any) -> tuple[Any, int]:
+    """L{_combined}'s result, and the most members one of its C{results} dicts held."""
+    biggest = 0
+    try:
+        while True:
+            next(steps)
+            results = steps.gi_frame.f_locals.get("results", [])
+            biggest = max([biggest, *map(len, results)])
+    except StopIteration as done:
+        return done.value, biggest
+
+
 def test_a_big_union_is_no_one_dict_of_all_its_members() -> None:
     """Its members are told apart in SHARDS dicts, none of them near the whole."""
     zs = []
@@ -70,15 +82,9 @@ def test_a_big_union_is_no_one_dict_of_all_its_members() -> None:
         for i in range(M):
             z.add(b"m%d.%d" % (k, i), float(i))
         zs.append(z)
-    steps = _combined(UNION, zs, [1.0, 1.0], "sum", False, 0, False, SHARDS)
-    biggest = 0
-    try:
-        while True:
-            next(steps)
-            results = steps.gi_frame.f_locals.get("results", [])  # type: ignore[union-attr]
-            biggest = max([biggest, *map(len, results)])
-    except StopIteration as done:
-        pairs = done.value
+    pairs, biggest = _watching_results(
+        _combined(UNION, zs, [1.0, 1.0], "sum", False, 0, False, SHARDS)
+    )
     assert len(pairs) == 2 * M and pairs == sorted(pairs)
     assert 0 < biggest < 4 * 2 * M // SHARDS
 
