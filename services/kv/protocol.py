@@ -531,7 +531,7 @@ class KVProtocol(Protocol):
             known = len(item)
             piece = item[self.qoff : self.qoff + SLICE]
             self.queued += len(item) - known  # (a MONITOR line grows as it is escaped)
-            budget -= len(piece)
+            budget -= SLICE  # (a MONITOR line's slice may be shorter: it costs the same)
             self.qoff += len(piece)
             self.queued -= len(piece)
             if self.qoff >= len(item):

@@ -152,7 +152,8 @@ def _escaped(arg: bytes) -> bytes:
     return b"\\\\".join(map(_escape_plain, arg.split(b"\\")))
 
 
-ESCAPED_PIECE = 64 * 1024  # bytes of an argument a MONITOR line escapes at a time
+ESCAPED_PIECE = 16 * 1024  # bytes a slice of a MONITOR line escapes at most (~1 ms)
+ARG_COST = 16  # what an argument costs that slice beyond its bytes
 
 
 class MonitorLine:
@@ -161,9 +162,11 @@ class MonitorLine:
     piece at a time: the same bytes as Redis's line, never built whole (a SET of
     512 MB was escaped, quoted and formatted in one step, seconds for binary data and
     up to four times its size). A queued output item, as a L{Chain} is, read in order
-    by the client's drain (C{line[a:b]}, C{a} where the last slice ended); its length
-    is what it will be as far as it is known: the arguments not yet escaped count as
-    their own size, and the line grows as they are (the client's C{queued} with it).
+    by the client's drain (C{line[a:b]}, C{a} where the last slice ended), which may
+    get less than it asked for: a slice escapes C{ESCAPED_PIECE} bytes at most (text
+    that needs no escape is taken as it is). Its length is what it will be as far as
+    it is known: the arguments not yet escaped count as their own size, and the line
+    grows as they are (the client's C{queued} with it).
     """
 
     __slots__ = ("pieces", "size", "buf", "base")
@@ -176,23 +179,28 @@ class MonitorLine:
         self.base = 0  # where buf starts in the line
 
     @staticmethod
-    def _pieces(head: bytes, argv: list[bytes]) -> Iterator[tuple[bytes, int]]:
-        """The line's bytes in order, each with how much longer than counted it is."""
-        yield head, 0
+    def _pieces(head: bytes, argv: list[bytes]) -> Iterator[tuple[bytes, int, int]]:
+        """The line's bytes in order: each piece, how much longer than counted, its cost."""
+        yield head, 0, 0
         sep = b'"'
         for a in argv:
             if len(a) < ESCAPED_PIECE:
                 e = _escaped(a)
-                yield sep + e, len(e) - len(a)
-            else:
-                yield sep, 0
-                view = memoryview(a)
-                for i in range(0, len(a), ESCAPED_PIECE):
-                    raw = view[i : i + ESCAPED_PIECE].tobytes()
-                    e = _escaped(raw)
-                    yield e, len(e) - len(raw)
+                yield sep + e, len(e) - len(a), ARG_COST + (len(a) if e is not a else 0)
+                sep = b'" "'
+                continue
+            yield sep, 0, 0
+            view = memoryview(a)
+            for i in range(0, len(a), SLICE):
+                raw = view[i : i + SLICE].tobytes()
+                if not raw.translate(None, _PLAIN):
+                    yield raw, 0, 0  # (text: as it is)
+                    continue
+                for k in range(0, len(raw), ESCAPED_PIECE):
+                    e = _escaped(raw[k : k + ESCAPED_PIECE])
+                    yield e, len(e) - min(ESCAPED_PIECE, len(raw) - k), ESCAPED_PIECE
             sep = b'" "'
-        yield b'"\r\n', 0
+        yield b'"\r\n', 0, 0
 
     def __len__(self) -> int:
         return self.size
@@ -203,12 +211,13 @@ class MonitorLine:
         buf = self.buf
         if len(buf) < stop - start:
             more = [buf]
-            have = len(buf)
-            for piece, longer in self.pieces:
+            have, spent = len(buf), 0
+            for piece, longer, cost in self.pieces:
                 more.append(piece)
                 have += len(piece)
                 self.size += longer
-                if have >= stop - start:
+                spent += cost
+                if have >= stop - start or spent >= ESCAPED_PIECE:
                     break
             buf = b"".join(more)
         out, self.buf = buf[: stop - start], buf[stop - start :]

@@ -447,11 +447,17 @@ class Stream:
             h = Group(name, g.last_id, g.entries_read)
             for cname, cons in g.consumers.items():
                 h.consumers[cname] = Consumer(cname, cons.seen)
-            for i, nack in g.pel.items():
-                c2 = h.consumers[nack.consumer.name]
-                n2 = NACK(c2, nack.time, nack.count)
-                h.pel[i] = n2
-                c2.pel[i] = n2
+            # (in order: each ID appended, not inserted; a piece a step)
+            pel, order = g.pel, g.pel.order
+            for lo in range(0, len(order), self.COPIED):
+                for i in order[lo : lo + self.COPIED]:
+                    nack = pel.get(i)
+                    if nack is not None:
+                        c2 = h.consumers[nack.consumer.name]
+                        n2 = NACK(c2, nack.time, nack.count)
+                        h.pel[i] = n2
+                        c2.pel[i] = n2
+                yield
             s.groups[name] = h
         return s
 
