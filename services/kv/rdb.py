@@ -883,7 +883,7 @@ def dump_stream(s: Stream) -> Steps[list[bytes]]:
         out.append(_len(len(pel)))
         nacks = g.pel
         for lo in range(0, len(pel), LP_PIECE):  # (a pending list of 250,000 whole: 130 ms)
-            piece = []
+            piece: list[bytes] = []
             for i in pel[lo : lo + LP_PIECE]:
                 nack = nacks[i]
                 piece += (_sid(i), _ms.pack(nack.time), _len(nack.count))
@@ -913,7 +913,8 @@ def _lp_strs(items: list[bytes]) -> Steps[list[bytes]]:
 
 def _live_ids(pel: PEL) -> Steps[list[tuple[int, int]]]:
     """The IDs of a pending list in order, a piece of its C{order} a step."""
-    order, out = pel.order, []
+    order = pel.order
+    out: list[tuple[int, int]] = []
     for lo in range(0, len(order), PIECE):
         out += filter(pel.__contains__, order[lo : lo + PIECE])
         yield

@@ -1313,7 +1313,7 @@ def _xclaim_steps(
         yield
     if changed and not recorded:  # (LASTID alone: the command as it is, as before)
         _record(c, argv)
-    fields = None
+    fields: list[list[bytes]] | None = None
     if not o["justid"]:
         fields = []
         for lo in range(0, len(out), bigwork.PIECE):
