@@ -959,7 +959,7 @@ def load_stream(r: Any, t: int) -> Steps[Stream]:
             if not flags & DELETED:
                 s.append(i, fields)
                 last = i
-                if len(s.ids) % PIECE == 0:
+                if len(s.ids) % LP_PIECE == 0:
                     yield
     if r.plain_len() != len(s.ids):
         raise bad
@@ -983,7 +983,7 @@ def load_stream(r: Any, t: int) -> Steps[Stream]:
         for k in range(r.plain_len()):
             i = _read_id(r)
             g.pel[i] = NACK(None, _ms.unpack(r.take(8))[0], r.plain_len())  # type: ignore[arg-type]
-            if k % PIECE == PIECE - 1:
+            if k % LP_PIECE == LP_PIECE - 1:
                 yield
         for _ in range(r.plain_len()):
             cname = yield from r.string_steps()
@@ -993,7 +993,7 @@ def load_stream(r: Any, t: int) -> Steps[Stream]:
             if t >= T_STREAM_LISTPACKS_3:
                 r.take(8)  # (active-time: Redis 7.2's, not kept)
             for k in range(r.plain_len()):
-                if k % PIECE == PIECE - 1:
+                if k % LP_PIECE == LP_PIECE - 1:
                     yield
                 i = _read_id(r)
                 nack = g.pel.get(i)
