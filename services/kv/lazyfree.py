@@ -120,7 +120,7 @@ class LazyFree:
             self.queue.extend(v.take_parts())
             return 1
         elif t is PEL:
-            v.order = []
+            v.forget()
             popitem = dict.popitem
             for _ in range(n):
                 popitem(v)

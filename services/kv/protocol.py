@@ -9,7 +9,7 @@ the AOF (fsynced first with C{fsync = always}) and answered with one write.
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
@@ -42,6 +42,9 @@ from portsuite_services.kv.resp import (
     split_alike,
 )
 from portsuite_services.kv.sharded import SHARD_AT
+
+if TYPE_CHECKING:
+    from portsuite_services.kv.server import MonitorLine
 
 log = Logger(namespace="portsuite.kv")
 
@@ -138,7 +141,8 @@ class KVProtocol(Protocol):
         self._out: list[bytes] | None = None
         self.paused = False
         self.pending: tuple[list[list[bytes]], str | None] | None = None  # waiting to run
-        self.queue: list[bytes | Chain] = []  # output waiting for the transport to drain
+        # output waiting for the transport to drain
+        self.queue: list[bytes | Chain | MonitorLine] = []
         self.qoff = 0  # how much of queue[0] was already written
         self.drain_call: Any = None  # the rest of the queue, at the next turn (_drain)
         self.queued = 0
@@ -545,8 +549,10 @@ class KVProtocol(Protocol):
                 budget -= len(item)
                 self.transport.write(item)
                 continue
+            known = len(item)
             piece = item[self.qoff : self.qoff + SLICE]
-            budget -= len(piece)
+            self.queued += len(item) - known  # (a MONITOR line grows as it is escaped)
+            budget -= SLICE  # (a MONITOR line's slice may be shorter: it costs the same)
             self.qoff += len(piece)
             self.queued -= len(piece)
             if self.qoff >= len(item):
@@ -560,7 +566,7 @@ class KVProtocol(Protocol):
         if not self.closed:
             self.resumeProducing()
 
-    def send(self, data: bytes | Chain) -> None:
+    def send(self, data: bytes | Chain | MonitorLine) -> None:
         if not self.paused and not self.queue and len(data) <= SLICE:
             self.transport.write(data)
             return

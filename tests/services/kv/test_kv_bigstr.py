@@ -23,12 +23,15 @@ from typing import Any
 import hiredis
 import pytest
 import redis
+from test_kv_bigreply import _client
+from test_kv_bigwork import _turn
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 
 from portsuite.testing import suite_running
 from portsuite_services.kv import KVServer, Settings
 from portsuite_services.kv.bigstr import SLICED
+from portsuite_services.kv.server import _ESCAPED
 
 MIB = 1 << 20
 SIZE = 5 * SLICED  # big enough to be sliced, with room under the bound below
@@ -422,27 +425,62 @@ def test_a_big_value_reaches_the_aof_without_a_copy(tmp_path: Path) -> None:
 
 
 def test_monitor_shows_every_byte_as_redis_does(kv_port: int, redis_port: int) -> None:
-    value = bytes(range(256)) + b"x" * MIB
+    # text, then binary (escaped four bytes for one), then many arguments: lines kv
+    # escapes as it sends them (MonitorLine), a piece at a time
+    value = bytes(range(256)) + b"x" * MIB + random.Random(3).randbytes(MIB) + b'\\"\x07'
+    many = [b"a\\%d\n" % i for i in range(60_000)]
     lines = []
     for port in (kv_port, redis_port):
         mon = socket.create_connection(("127.0.0.1", port), timeout=10)
         mon.sendall(_cmd("MONITOR"))
         assert mon.recv(5) == b"+OK\r\n"
         with socket.create_connection(("127.0.0.1", port), timeout=10) as cl:
-            cl.sendall(_cmd("SET", "m", value) + _cmd("DEL", "m"))
+            cl.sendall(_cmd("SET", "m", value) + _cmd("RPUSH", "l", *many) + _cmd("DEL", "m", "l"))
             got = b""
-            while got.count(b"\r\n") < 2:
+            while got.count(b"\r\n") < 3:
                 got += cl.recv(64)
         data = b""
-        while data.count(b"\r\n") < 2:  # the SET and the DEL
+        while data.count(b"\r\n") < 3:  # the SET, the RPUSH and the DEL
             data += mon.recv(1 << 20)
-        lines.append(data.split(b"\r\n", 1)[0].split(b"] ", 1)[1])  # the SET's line
+        lines.append([x.split(b"] ", 1)[1] for x in data.split(b"\r\n")[:3]])
         mon.close()
     assert lines[0] == lines[1]
 
 
+def test_a_monitor_line_of_a_huge_argument_is_escaped_as_it_is_sent() -> None:
+    """
+    A SET of a big binary value while a client runs MONITOR: the line is not built in
+    the SET's step (it was: escaping 64 MB of binary took 8 s in one call, and held
+    four times its size); each turn escapes a bounded part of it, as the client reads.
+    The MONITOR client's output limit still counts the lines queued behind it.
+    """
+    clock = Clock()
+    server = KVServer(Settings(client_output_buffer_limit=3 * MIB), clock)
+    mon, tm = _client(server)
+    mon.dataReceived(_cmd("MONITOR"))
+    c, t = _client(server)
+    value = random.Random(5).randbytes(2 * MIB)
+    want = b' "SET" "k" "' + b"".join(_ESCAPED[b] for b in value) + b'"\r\n'
+    c.dataReceived(_cmd("SET", "k", value))
+    assert t.value() == b"+OK\r\n"
+    # not escaped yet (about 3.2 bytes a byte): counted as far as known, its own size
+    assert len(tm.value()) < MIB and mon.queued < len(want) // 2
+    turns = 0
+    while mon.queued:
+        _turn(clock)
+        turns += 1
+        if turns == 1:
+            assert len(tm.value()) < MIB  # a turn hands over a bounded part of it
+    assert tm.value().endswith(want) and turns > 8
+    # a MONITOR client that reads nothing: the lines behind the first count
+    mon.pauseProducing()
+    for _ in range(3):
+        c.dataReceived(_cmd("SET", "k", value))
+    assert tm.disconnecting and mon.closed
+
+
 def test_monitor_escapes_at_c_speed_exactly_as_byte_by_byte() -> None:
-    from portsuite_services.kv.server import _ESCAPED, _repr
+    from portsuite_services.kv.server import _repr
 
     def one_by_one(arg: bytes) -> bytes:  # sdscatrepr's loop
         return b'"' + b"".join(_ESCAPED[c] for c in arg) + b'"'

@@ -18,9 +18,9 @@ from test_kv_bigwork import _RecordingAOF, _turn
 from test_kv_sweep import _busy_turns
 from twisted.internet.task import Clock
 
-from portsuite_services.kv import KVServer, Settings
+from portsuite_services.kv import KVServer, Settings, rdb
 from portsuite_services.kv.commands.streams import _trim_args
-from portsuite_services.kv.stream import Stream
+from portsuite_services.kv.stream import NACK, PEL, Consumer, Stream
 
 N = 6000  # entries: a read of them is big work (commands.streams.WEIGHT each)
 
@@ -276,3 +276,90 @@ def test_a_big_trim_runs_in_slices(argv: tuple[Any, ...]) -> None:
             (n.master, n.live, n.total) for n in t.nodes
         ]
     assert _counters_blank(_state(server)) == _counters_blank(_replayed(records, setup))
+
+
+# -- pending lists: compacted a few IDs per change ----------------------------------
+
+
+class _CountingPEL(PEL):
+    """A pending list that counts the lookups made in it (a compaction's work)."""
+
+    looked = 0
+
+    def __contains__(self, i: object) -> bool:
+        _CountingPEL.looked += 1
+        return dict.__contains__(self, i)
+
+
+def test_no_change_of_a_pending_list_compacts_all_of_it() -> None:
+    """
+    Acknowledged IDs stay in a pending list's sorted order until half of it is
+    acknowledged ones: that compaction walked the whole list in one change (XACK or
+    XCLAIM of 250,000 IDs held the suite 150 ms in it, two lists for XCLAIM). Now each
+    change moves it on by a few IDs; what readers see is always the live IDs in
+    order, and the list does not keep growing with acknowledged ones.
+    """
+    rng = random.Random(11)
+    pel = _CountingPEL()
+    live: set[tuple[int, int]] = set()
+    worst = 0
+    nack = NACK(Consumer(b"c", 0), 0)
+    for step in range(60_000):
+        i = (rng.randrange(30_000), 1)
+        before = _CountingPEL.looked
+        if step < 20_000 or rng.random() < 0.4:
+            pel[i] = nack
+            live.add(i)
+        else:
+            assert (pel.pop(i, None) is None) is (i not in live)
+            live.discard(i)
+        worst = max(worst, _CountingPEL.looked - before)
+        if step % 5000 == 4999:
+            assert pel.ids() == sorted(live)
+            assert pel.dead == len(pel.order) - len(live)
+            assert len(pel.order) < 2 * len(live) + 2048 + len(pel.order) // 4
+    assert worst <= 2 * PEL.COMPACTED + 2  # (it was the whole list: 20,000 here)
+    assert _CountingPEL.looked > 10_000  # (and compactions did happen)
+
+
+# -- DUMP of a stream with long pending lists ----------------------------------------
+
+
+def _steps(steps: Any) -> tuple[int, Any]:
+    """How many steps a generator of bigwork's takes, and its result."""
+    n = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return n, done.value
+        n += 1
+
+
+def test_dump_of_a_stream_with_long_pending_lists_runs_in_small_steps() -> None:
+    """
+    The pending lists of a stream's DUMP were written whole in one step (250,000 IDs,
+    twice: the group's and the consumer's: 130 ms), its entries 4,096 a step (100 ms),
+    and RESTORE read as many a step: now a few hundred elements a step, and the payload
+    restores to the same stream.
+    """
+    clock = _clock()
+    server = _server(clock)
+    s = server.store.data[b"x"]
+    pending = sum(len(g.pel) for g in s.groups.values())
+    assert pending > N // 2
+    steps, payload = _steps(rdb.dump_steps(s))
+    assert steps >= 2 * pending // rdb.LP_PIECE + 5 * len(s) // rdb.LP_PIECE
+    # and RESTORE's reading of it (4,096 entries, or pending entries, a step: 100-140 ms)
+    steps, restored = _steps(rdb.load_steps(payload))
+    assert steps >= (pending + len(s)) // rdb.LP_PIECE and len(restored) == len(s)
+    c, t = _client(server)
+    c.dataReceived(_cmd("RESTORE", "y", "0", payload))
+    _drive(clock, lambda: len(_replies(t.value())) == 1)
+    assert _replies(t.value()) == [b"OK"]
+    full = [_cmd("XINFO", "STREAM", k, "FULL", "COUNT", "0") for k in ("x", "y")]
+    t.clear()
+    c.dataReceived(b"".join(full))
+    _drive(clock, lambda: len(_replies(t.value())) == 2)
+    x, y = _replies(t.value())
+    assert x == y
