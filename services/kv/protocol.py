@@ -30,6 +30,7 @@ from portsuite_services.kv.resp import (
     BULK_HEADS,
     NULL_ARRAY,
     OK,
+    SLICE,
     Chain,
     Preencoded,
     ProtocolError,
@@ -44,7 +45,7 @@ from portsuite_services.kv.resp import (
 from portsuite_services.kv.sharded import SHARD_AT
 
 if TYPE_CHECKING:
-    from portsuite_services.kv.server import MonitorLine
+    from portsuite_services.kv.monitor import MonitorLine
 
 log = Logger(namespace="portsuite.kv")
 
@@ -96,7 +97,6 @@ TURN_ARGS = 2048  # and after commands of this many arguments (ZADDs into a big 
 # took 15-40 ms to parse. 64 KiB, as Twisted reads, keeps that to a few ms; a 100 MB
 # value still comes in reads of 64 KiB (Redis reads 16 KiB).
 READ_SIZE = 64 * 1024
-SLICE = 256 * 1024  # a bigger reply is handed to the transport in slices, as it drains
 TURN_BYTES = 4 * SLICE  # queued output handed over in one turn of the reactor at most
 BIG_REPLY = 1024 * 1024  # a string this long is sent as it is, not copied into its reply
 MAX_WAITING = 100_000  # commands sent behind a blocked one before we stop reading

@@ -538,6 +538,9 @@ class Preencoded:
         self.r3 = r3
 
 
+SLICE = 256 * 1024  # a bigger reply is handed to the transport in slices, as it drains
+
+
 class Chain:
     """
     Replies holding big strings, as one reply that is not joined: its parts stay

@@ -31,7 +31,7 @@ from twisted.internet.task import Clock
 from portsuite.testing import suite_running
 from portsuite_services.kv import KVServer, Settings
 from portsuite_services.kv.bigstr import SLICED
-from portsuite_services.kv.server import _ESCAPED
+from portsuite_services.kv.monitor import _ESCAPED
 
 MIB = 1 << 20
 SIZE = 5 * SLICED  # big enough to be sliced, with room under the bound below
@@ -480,7 +480,7 @@ def test_a_monitor_line_of_a_huge_argument_is_escaped_as_it_is_sent() -> None:
 
 
 def test_monitor_escapes_at_c_speed_exactly_as_byte_by_byte() -> None:
-    from portsuite_services.kv.server import _repr
+    from portsuite_services.kv.monitor import _repr
 
     def one_by_one(arg: bytes) -> bytes:  # sdscatrepr's loop
         return b'"' + b"".join(_ESCAPED[c] for c in arg) + b'"'
