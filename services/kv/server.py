@@ -209,6 +209,7 @@ class KVServer(ServerFactory):
         self.pubsub_limits = (settings.client_output_buffer_limit, PUBSUB_SOFT, PUBSUB_SECONDS)
         self.outbox: deque[Any] = deque()
         self.delivery_spent = 0  # what this command's keyspace events cost so far
+        self.telling = False  # this command's steps tell its keyspace events (notify.py)
         self.chores: deque[Chore] = deque()
         self._ids = 0
         self._replayed_db = 0
