@@ -9,12 +9,14 @@ kind the last counts).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from kv_raw import Raw
 from kvdb_help import wait_for
 from test_kv_bigreply import _client, _cmd, _drive, _replies
 from test_kv_sweep import _busy_turns
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 
 from portsuite_services.kv import KVServer, Settings
 from portsuite_services.kv.bigwork import MAX_STEPS, PIECE
@@ -26,18 +28,26 @@ def _ids(text: bytes) -> list[int]:
     return [int(x) for x in re.findall(rb"^id=(\d+) ", text, re.M)]
 
 
-def test_client_list_of_many_ids_in_slices() -> None:
+def _server() -> tuple[Clock, KVServer, list[tuple[Any, StringTransport]]]:
+    """A server on a Clock, and four clients."""
     clock = Clock()
     server = KVServer(Settings(), clock)
-    a, ta = _client(server)
-    b, tb = _client(server)
-    c, _ = _client(server)
+    return clock, server, [_client(server) for _ in range(4)]
+
+
+def _done(clock: Clock, server: KVServer, ta: StringTransport, tb: StringTransport) -> None:
+    """In slices: the other kv client (tb) answered once the command (ta) is."""
+    _busy_turns(clock, server, tb)
+    _drive(clock, lambda: ta.value() != b"" and tb.value() != b"")
+
+
+def test_client_list_of_many_ids_in_slices() -> None:
+    clock, server, [(a, ta), (b, tb), (c, _), _] = _server()
     ids = [str(x) for x in range(10**6, 10**6 + N)]  # (none of them a client)
     ids[N // 2 : N // 2] = [str(c.id), str(a.id), str(c.id)]
     a.dataReceived(_cmd("CLIENT", "LIST", "ID", *ids))
     b.dataReceived(_cmd("PING"))
-    _busy_turns(clock, server, tb)
-    _drive(clock, lambda: ta.value() != b"" and tb.value() != b"")
+    _done(clock, server, ta, tb)
     assert _ids(_replies(ta.value())[0]) == [c.id, a.id, c.id]
     ta.clear()
     a.dataReceived(_cmd("CLIENT", "LIST", "ID", *ids, "x"))  # (checked to the end)
@@ -46,17 +56,11 @@ def test_client_list_of_many_ids_in_slices() -> None:
 
 
 def test_client_kill_of_many_options_in_slices() -> None:
-    clock = Clock()
-    server = KVServer(Settings(), clock)
-    a, ta = _client(server)
-    b, tb = _client(server)
-    victim, tv = _client(server)
-    spared, ts = _client(server)
+    clock, server, [(a, ta), (b, tb), (victim, _), (spared, _)] = _server()
     opts = [x for i in range(N // 2) for x in ("ID", str(spared.id if i % 2 else 10**6 + i))]
     a.dataReceived(_cmd("CLIENT", "KILL", *opts, "SKIPME", "yes", "ID", str(victim.id)))
     b.dataReceived(_cmd("PING"))
-    _busy_turns(clock, server, tb)
-    _drive(clock, lambda: ta.value() != b"" and tb.value() != b"")
+    _done(clock, server, ta, tb)
     assert _replies(ta.value()) == [1]
     assert victim.closed and not spared.closed
 
