@@ -10,15 +10,20 @@ command run on few keys.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from kv_raw import Raw
+from kvdb_help import wait_for
 from test_kv_bigreply import _client, _cmd, _drive, _replies
 from test_kv_bigwork import _RecordingAOF, _turn
 from test_kv_sweep import _busy_turns
 from twisted.internet.task import Clock
 
+from portsuite.testing import suite_running
 from portsuite_services.kv import KVServer, Settings
+from portsuite_services.kv.aof import read_records
 from portsuite_services.kv.bigwork import MAX_STEPS
 from portsuite_services.kv.blocking import MANY, PIECE
 
@@ -217,3 +222,27 @@ def test_a_client_gone_while_it_registers_leaves_no_registration() -> None:
     b, tb = _client(server)
     b.dataReceived(_cmd("RPUSH", _keys()[0], "kept") + _cmd("LLEN", _keys()[0]))
     assert _replies(tb.value()) == [1, 1]
+
+
+def test_the_append_only_file_records_the_pops_of_many_keys(tmp_path: Path) -> None:
+    aof = tmp_path / "kv.aof"
+    cfg = {"services": {"kv": {"type": "kv", "port": 0, "data": str(aof)}}}
+    keys = [k.decode() for k in _keys()]
+    with suite_running(cfg, base_dir=tmp_path) as s:
+        port = s.port("kv")
+        admin, a = Raw(port), Raw(port)
+        admin.call("RPUSH", keys[-2], "1")
+        assert a.call("BLPOP", *keys, "0") == _cmd(keys[-2], "1")  # (an array of two bulks)
+        a.send(_cmd("BRPOP", *keys, "0"))
+        wait_for(lambda: b"blocked_clients:1" in admin.call("INFO", "clients"))
+        admin.call("RPUSH", keys[-1], "x", "y")
+        assert a.reply() == _cmd(keys[-1], "y")
+        admin.close()
+        a.close()
+    cmds, _, _, _ = read_records(aof)
+    assert cmds == [
+        [b"RPUSH", keys[-2].encode(), b"1"],
+        [b"LPOP", keys[-2].encode()],
+        [b"RPUSH", keys[-1].encode(), b"x", b"y"],
+        [b"RPOP", keys[-1].encode()],
+    ]
