@@ -692,6 +692,38 @@ ADMIN: list[Step] = [
     ("COMMAND DOCS of N names", lambda: one(b"COMMAND", b"DOCS", *members(b"x"))),
 ]
 
+
+def _ids(n: int) -> list[bytes]:
+    return [b"%d" % (10**9 + i) for i in range(n)]  # (no such clients)
+
+
+BLOCKING: list[Step] = [  # blocking commands, CLIENT LIST/KILL ID and notifications, N keys
+    ("BLPOP of N keys, timeout", lambda: one(b"BLPOP", *members(b"b"), b"0.3")),
+    ("BZPOPMIN of N keys, timeout", lambda: one(b"BZPOPMIN", *members(b"b"), b"0.3")),
+    (
+        "BLMPOP of N keys, timeout",
+        lambda: one(b"BLMPOP", b"0.3", b"%d" % N, *members(b"b"), b"LEFT"),
+    ),
+    (
+        "BLPOP of N keys, the last one there",
+        lambda: [[b"RPUSH", b"b%d" % (N - 1), b"x"], [b"BLPOP", *members(b"b"), b"0"]],
+    ),
+    ("CLIENT LIST ID of N IDs", lambda: one(b"CLIENT", b"LIST", b"ID", *_ids(N))),
+    (
+        "CLIENT KILL ID of N/2 options",
+        lambda: one(b"CLIENT", b"KILL", *(x for i in _ids(N // 2) for x in (b"ID", i))),
+    ),
+    ("notify KEA on", one(b"CONFIG", b"SET", b"notify-keyspace-events", b"KEAm")),
+    ("MSET of N keys, notified", lambda: one(b"MSET", *pairs(0, N, b"k", b"v"))),
+    ("MGET of N keys, notified", lambda: one(b"MGET", *members(b"k"), *members(b"none"))),
+    ("DEL of N keys, notified", lambda: one(b"DEL", *members(b"k"))),
+    ("MSETNX of N keys, notified", lambda: one(b"MSETNX", *pairs(0, N, b"k", b"v"))),
+    ("UNLINK of N keys, notified", lambda: one(b"UNLINK", *members(b"k"))),
+    ("LPUSH of N elements, notified", lambda: one(b"LPUSH", b"l", *members(b"e"))),
+    ("RPUSH of N elements, notified", lambda: one(b"RPUSH", b"l", *members(b"e"))),
+    ("notify off", one(b"CONFIG", b"SET", b"notify-keyspace-events", b"")),
+]
+
 MULTI: list[Step] = [
     (
         "MULTI SMEMBERS+HGETALL+ZRANGE EXEC",
@@ -790,6 +822,7 @@ FAMILY_STEPS: dict[str, tuple[Callable[[Client], None], list[Step]]] = {
     "server": (load_server, SERVER),
     "multi": (load_multi, MULTI),
     "admin": (load_nothing, ADMIN),
+    "blocking": (load_nothing, BLOCKING),
 }
 
 

@@ -217,9 +217,11 @@ def applied(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) 
     million keys), a piece at a time: nothing else runs meanwhile, so nobody sees it
     half done, and once started it runs to its end even if its client goes, as Redis
     runs a command whole (then its AOF record is written all the same). At once while
-    keyspace notifications are on (their events are told from the keys as they were).
+    keyspace notifications are on, unless its steps tell the events as they go
+    (C{server.telling}, notify.py); else they are told from the keys as they were.
     """
-    if c.server.notify_flags and getattr(c, "precomputed", None) is None:
+    server = c.server
+    if server.notify_flags and not server.telling and getattr(c, "precomputed", None) is None:
         return run_through(make())
     done = compute(c, argv, cost, make)
     if type(c.blocked) is Working:

@@ -30,13 +30,28 @@ does not wake it, as in Redis 7.0). C{retrying(c)} tells an attempt it is such a
 re-run (so it answers NOT_READY instead of WRONGTYPE). What a served client writes
 (a BLMOVE's push) can make other keys ready: they are served in the same loop.
 
+A woken client is served from the key that woke it (Redis 7.0's
+C{serveClientsBlockedOnKey}): C{attempt(keys)} is given that key alone, so a wake-up
+costs the same whatever the number of keys it waits on, and of two keys made ready by
+one EXEC the first made ready serves it, as in Redis.
+
 A blocked client that disconnects is removed from every key; CLIENT UNBLOCK id
 [TIMEOUT|ERROR] answers it the timeout reply or C{-UNBLOCKED}.
+
+Many keys (BLPOP of 200,000: 0.4 s at once) never hold the loop: the first run looks
+for the first key that exists and registers the client on the keys a piece a step, as
+a bigwork.py job (the server busy meanwhile, so no write can come between: a key pushed
+during the registration waits for it, then wakes the client); forgetting them (served,
+timed out, unblocked, gone) is done a piece per turn after the client has gone on. A
+registration is tagged with its L{Blocked}, so one not yet forgotten never wakes a
+client that now waits on something else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from itertools import islice
 from typing import Any
 
 from portsuite_services.kv import longdouble
@@ -47,20 +62,34 @@ from portsuite_services.kv.resp import string2ll
 NOT_READY = object()  # an attempt that cannot serve now
 MAX_DELAY = 3600.0  # longer timeouts re-arm their timer every hour (epoll's limit is ~25 days)
 LLONG_MAX = 2**63 - 1
+MANY = 8192  # keys past which a blocking command registers (and is forgotten) in slices
+PIECE = 4096  # keys registered or forgotten a step
 
 
 class Blocked:
     """What a blocked client waits for."""
 
-    __slots__ = ("argv", "keys", "store", "timeout_reply", "deadline", "timer")
+    __slots__ = (
+        "argv",
+        "keys",
+        "store",
+        "timeout_reply",
+        "deadline",
+        "timer",
+        "ready",
+        "registering",
+    )
 
-    def __init__(self, argv: list[bytes], keys: dict[bytes, None], store: Any, reply: Any):
+    def __init__(self, argv: list[bytes], keys: Any, store: Any, reply: Any):
         self.argv = argv
-        self.keys = keys
+        self.keys = keys  # (a list: the same key twice is registered once)
         self.store = store
         self.timeout_reply = reply
         self.deadline = 0.0  # seconds on the reactor's clock; 0 = forever
         self.timer: Any = None
+        self.ready: bytes | None = None  # the key a wake-up serves it from
+        # (a job's: the Blocked it is registering, forgotten if the client goes first)
+        self.registering: Blocked | None = None
 
 
 def parse_timeout(raw: bytes) -> int:
@@ -107,9 +136,10 @@ def block_on(
     argv: list[bytes],
     keys: list[bytes],
     timeout_ms: int,
-    attempt: Callable[[], Any],
+    attempt: Callable[[list[bytes]], Any],
     timeout_reply: Any,
     deny_reply: Any = NOT_READY,
+    ordered: bool = True,
 ) -> Any:
     """
     Serve now, answer at once (inside MULTI/EXEC), or block C{c} on C{keys}; a
@@ -117,30 +147,88 @@ def block_on(
 
     @param argv: the command a wake-up re-runs; pass a rewritten one when the first run
         resolves something the re-run must not (XREAD's C{$} becomes the last ID then).
+    @param attempt: tries C{keys} (those given: all, from the first that exists, or
+        the one that woke it).
     @param deny_reply: what it answers inside MULTI, if not C{timeout_reply}.
+    @param ordered: the first key of C{keys} that exists decides (BLPOP, BZMPOP…: a
+        list or sorted set that exists is not empty); else (XREAD) C{attempt} reads
+        them all.
     @return: the reply, or C{NO_REPLY} when the client now waits.
     """
     from portsuite_services.kv.commands import NO_REPLY
 
-    r = attempt()
-    if r is not NOT_READY:
-        if c.blocked is not None and r is not NO_REPLY:  # (NO_REPLY: computed in slices,
-            unblock(c)  # c.blocked is that work: bigwork.py)
+    waiting = c.blocked
+    if waiting is not None:  # a re-run after a wake-up
+        ready = waiting.ready if ordered and type(waiting) is Blocked else None
+        r = attempt(keys if ready is None else [ready])
+        if r is NOT_READY:  # someone else got it: keep waiting
+            return NO_REPLY
+        if r is not NO_REPLY:  # (NO_REPLY: computed in slices, c.blocked is that work)
+            unblock(c)
+        elif c.blocked is not waiting and type(waiting) is Blocked:
+            _forget(c, waiting)  # (its pop goes on as a job: bigwork.py)
         return r
-    if c.blocked is not None:  # woken, but someone else got it: keep waiting
-        return NO_REPLY
+    state = Blocked(argv, keys, c.store, timeout_reply)
+    if len(keys) > MANY and ordered and not c.deny_blocking:
+        from portsuite_services.kv import bigwork
+
+        found = bigwork.compute(c, argv, len(keys), lambda: _first_or_wait(c, state))
+        if found is NO_REPLY:
+            c.blocked.registering = state  # (the job: gone with its client)
+            return NO_REPLY
+        if isinstance(found, Blocked):  # none exists: registered
+            return _wait(c, found, timeout_ms)
+        r = attempt(keys[found:])  # (the first that exists decides)
+    else:
+        r = attempt(keys)
+    if r is not NOT_READY:
+        return r
     if c.deny_blocking:  # (BLMOVE answers a null there, and a null array on timeout)
         return timeout_reply if deny_reply is NOT_READY else deny_reply
-    server = c.server
-    store = c.store
-    state = Blocked(argv, dict.fromkeys(keys), store, timeout_reply)
-    blocking = store.blocking
-    for key in state.keys:
+    _register(c, state, keys)
+    return _wait(c, state, timeout_ms)
+
+
+def _first_or_wait(c: Any, state: Blocked) -> Generator[None, None, int | Blocked]:
+    """
+    A bigwork job: the index of the first of C{state}'s keys that exists (for the
+    command to try it); or, none existing, C{c} registered on them all: C{state}.
+    """
+    get = state.store.get  # (expires what it finds expired, as the command's lookups do)
+    keys = state.keys
+    for lo in range(0, len(keys), PIECE):
+        for i, value in enumerate(map(get, keys[lo : lo + PIECE]), lo):
+            if value is not None:
+                return i
+        yield
+    for lo in range(0, len(keys), PIECE):
+        _register(c, state, keys[lo : lo + PIECE])
+        yield
+    job = c.blocked
+    if job is not None:  # registered whole: the job's end no longer forgets it
+        job.registering = None
+    return state
+
+
+def _register(c: Any, state: Blocked, keys: list[bytes]) -> None:
+    """C{c} waits on C{keys}, after the clients already waiting on each."""
+    blocking = state.store.blocking
+    for key in keys:
         waiters = blocking.get(key)
         if waiters is None:
-            blocking[key] = {c: None}
-        else:
-            waiters[c] = None
+            blocking[key] = {c: state}
+            continue
+        old = waiters.get(c)
+        if old is not state:
+            if old is not None:  # (a registration of before, not yet forgotten)
+                del waiters[c]
+            waiters[c] = state
+
+
+def _wait(c: Any, state: Blocked, timeout_ms: int) -> Any:
+    from portsuite_services.kv.commands import NO_REPLY
+
+    server = c.server
     c.blocked = state
     server.blocked_clients.add(c)
     if timeout_ms:
@@ -174,17 +262,62 @@ def unblock(c: Any) -> None:
         return
     c.blocked = None
     c.server.blocked_clients.discard(c)
+    inner = state.registering
+    if inner is not None:  # a registration in slices, its client gone
+        state.registering = None
+        _forget(c, inner)
+    _forget(c, state)
+
+
+def _forget(c: Any, state: Blocked) -> None:
+    """C{state}'s timer stopped and its registrations removed: now, or a piece a turn."""
     if state.timer is not None:
         if state.timer.active():
             state.timer.cancel()
         state.timer = None
+    keys = state.keys
+    if len(keys) <= MANY:
+        _unregister(c, state, keys)
+    else:
+        c.server.forgetting.add(c, state)
+
+
+def _unregister(c: Any, state: Blocked, keys: Any) -> None:
     blocking = state.store.blocking
-    for key in state.keys:
+    for key in keys:
         waiters = blocking.get(key)
-        if waiters is not None:
-            waiters.pop(c, None)
+        if waiters is not None and waiters.get(c) is state:
+            del waiters[c]
             if not waiters:
                 del blocking[key]
+
+
+class Forgetting:
+    """Registrations of many keys being removed, a piece per turn of the reactor."""
+
+    def __init__(self, reactor: Any):
+        self.reactor = reactor
+        self.queue: deque[tuple[Any, Blocked, Iterator[bytes]]] = deque()
+        self.call: Any = None
+
+    def add(self, c: Any, state: Blocked) -> None:
+        self.queue.append((c, state, iter(state.keys)))
+        if self.call is None:
+            self.call = self.reactor.callLater(0, self.step)
+
+    def step(self) -> None:
+        self.call = None
+        budget = PIECE
+        queue = self.queue
+        while queue and budget > 0:
+            c, state, it = queue[0]
+            piece = list(islice(it, budget))
+            _unregister(c, state, piece)
+            budget -= len(piece)
+            if budget > 0:  # (that one is done)
+                queue.popleft()
+        if queue:
+            self.call = self.reactor.callLater(0, self.step)
 
 
 def wake(c: Any, reply: Any) -> None:
@@ -218,14 +351,15 @@ def handle_ready(server: Any) -> None:
                 waiters = store.blocking.get(key)
                 if not waiters:
                     continue
-                for client in list(waiters):
-                    state = client.blocked
-                    if state is None or client.closed:
-                        continue
+                for client, state in list(waiters.items()):
+                    if client.blocked is not state or client.closed:
+                        continue  # (a registration of before, not yet forgotten)
                     if key not in store.data:
                         break  # popped empty (or deleted) by the one before
                     out: list[bytes] = []
+                    state.ready = key
                     client.execute(state.argv, out)
+                    state.ready = None
                     if client.blocked is state and out:  # an error: it does not wait on
                         unblock(client)
                     if client.blocked is None:

@@ -16,6 +16,12 @@ write has changed something, publishes the events Redis publishes for it
 table (sorted sets, streams…) calls L{notify} itself, one call per event::
 
     notify(c, "z", "zadd", key)
+
+A command of many keys that runs in slices (DEL, UNLINK, MSET, MSETNX, MGET of a
+million: bigwork.py) does not have them all looked up first: L{notify_before} answers
+L{TOLD}, and its steps tell each key's events as they change it (L{teller}), in the
+order and number Redis tells them (a key given twice: one "new", two "set" or
+"keymiss"); the dispatcher then tells nothing more.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from portsuite_services.kv.bigwork import ARGS
 from portsuite_services.kv.delivery import announce_event
 from portsuite_services.kv.resp import string2ll
 
@@ -103,11 +110,20 @@ _EVENT_BYTES: dict[str, bytes] = {}  # (one bytes object per event name)
 # -- what the dispatcher calls ---------------------------------------------------------
 
 
+TOLD: dict[bytes, bool] = {}  # notify_before's answer when the command tells its own events
+_TELLS = frozenset(("del", "unlink", "mset", "msetnx", "mget"))  # (with more than ARGS keys)
+
+
 def notify_before(c: Any, cmd: Any, argv: list[bytes]) -> dict[bytes, bool] | None:
     """Which of the command's keys exist (for del/new events, and key misses of reads)."""
-    c.server.delivery_spent = 0  # (each command delivers a share of events at once)
-    if not cmd.write and not c.server.notify_flags & CLASSES["m"]:
+    server = c.server
+    server.delivery_spent = 0  # (each command delivers a share of events at once)
+    server.telling = False
+    if not cmd.write and not server.notify_flags & CLASSES["m"]:
         return None
+    if len(argv) > ARGS and cmd.name in _TELLS:
+        server.telling = True
+        return TOLD
     if not cmd.first_key or cmd.name in _NO_MISS:
         return None
     last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
@@ -118,6 +134,19 @@ def notify_before(c: Any, cmd: Any, argv: list[bytes]) -> dict[bytes, bool] | No
         if dst is not None:
             pre[dst] = get(dst) is not None
     return pre
+
+
+def teller(c: Any, kind: str, event: str) -> Callable[[bytes], None] | None:
+    """
+    For a command whose L{notify_before} was L{TOLD}: what tells C{event} (of class
+    C{kind}) on one key as the command's steps reach it; None if it is not told.
+    """
+    server = c.server
+    if not server.telling or not server.notify_flags & CLASSES[kind]:
+        return None
+    db = c.store.id
+    ev = event.encode()
+    return lambda key: notify_db(server, db, kind, ev, key)
 
 
 def _store_key(argv: list[bytes]) -> bytes | None:
@@ -131,9 +160,12 @@ def notify_after(
     c: Any, cmd: Any, argv: list[bytes], reply: Any, pre: Any, changed: bool = True
 ) -> None:
     """The events of a command that ran: key misses of its reads, then its changes."""
+    if pre is TOLD:  # (its steps told them)
+        return
     if pre and c.server.notify_flags & CLASSES["m"]:
-        if not cmd.write:
-            missed: Any = pre
+        if not cmd.write:  # (each time a key is given, as Redis looks it up each time)
+            last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
+            missed: Any = argv[cmd.first_key : last + 1 : cmd.key_step or 1]
         else:  # a write's lookups that are reads in Redis (GETDEL, SINTERSTORE's sources…)
             where = _READ_LOOKUPS.get(cmd.name)
             missed = argv[where:] if cmd.name.endswith("store") else argv[where:2] if where else ()
@@ -173,8 +205,10 @@ def _new(c: Any, key: bytes, pre: Any, db: Any = None) -> None:
 
 def _simple(kind: str, event: str, step: int = 1) -> Callable[..., None]:
     def spec(c: Any, argv: list[bytes], reply: Any, pre: Any) -> None:
+        added: set[bytes] = set()
         for key in argv[1 : len(argv) if step > 1 else 2 : step]:
-            if step > 1:  # MSET: each key's "new" just before its "set"
+            if step > 1 and key not in added:  # MSET: a key's "new" before its first "set"
+                added.add(key)
                 _new(c, key, pre)
             notify(c, kind, event, key)
 

@@ -38,7 +38,7 @@ from portsuite_services.kv.aof import (
     fsync_and_close,
     read_records,
 )
-from portsuite_services.kv.blocking import Blocked, wake
+from portsuite_services.kv.blocking import Blocked, Forgetting, wake
 from portsuite_services.kv.commands import COMMANDS, NO_REPLY, CommandError
 from portsuite_services.kv.delivery import Chore, Patterns, Subscriptions
 from portsuite_services.kv.lazyfree import LazyFree
@@ -138,6 +138,7 @@ class KVServer(ServerFactory):
         self.ready_keys: list[tuple[Store, bytes]] = []
         self.ready_set: set[tuple[int, bytes]] = set()
         self.serving = False
+        self.forgetting = Forgetting(reactor)  # registrations on many keys, removed in slices
         self.notify_flags = 0  # keyspace notifications (notify.py): 0 = off
         if settings.notify_keyspace_events:
             from portsuite_services.kv.notify import parse_flags
@@ -173,6 +174,7 @@ class KVServer(ServerFactory):
         self.pubsub_limits = (settings.client_output_buffer_limit, PUBSUB_SOFT, PUBSUB_SECONDS)
         self.outbox: deque[Any] = deque()
         self.delivery_spent = 0  # what this command's keyspace events cost so far
+        self.telling = False  # this command's steps tell its keyspace events (notify.py)
         self.chores: deque[Chore] = deque()
         self._ids = 0
         self._replayed_db = 0

@@ -41,7 +41,9 @@ class Store:
         self.clock = clock  # seconds since the epoch (the reactor's clock)
         self.id = id
         self.watched: dict[bytes, set[Any]] = {}  # WATCHed keys and the clients watching
-        self.blocking: dict[bytes, dict[Any, None]] = {}  # key -> clients, in arrival order
+        self.blocking: dict[
+            bytes, dict[Any, Any]
+        ] = {}  # key -> clients (their Blocked), in arrival order
         # plain dicts, sharded past SHARD_AT keys (grow); protocol.py's lean path writes
         # data too, and checks its size as set does
         self.data: MutableMapping[bytes, Any] = {}

@@ -67,7 +67,7 @@ def _pop_first(
 def _bpop(c: Any, argv: list[bytes], left: bool) -> Any:
     timeout = parse_timeout(argv[-1])
     keys = argv[1:-1]
-    return block_on(c, argv, keys, timeout, lambda: _pop_first(c, keys, left, None), NULL_ARRAY)
+    return block_on(c, argv, keys, timeout, lambda ks: _pop_first(c, ks, left, None), NULL_ARRAY)
 
 
 @command(
@@ -145,7 +145,7 @@ def blmove(c: Any, argv: list[bytes]) -> Any:
     timeout = parse_timeout(argv[5])
     src, dst = argv[1], argv[2]
     record = [b"LMOVE", src, dst, argv[3], argv[4]]
-    attempt = lambda: _lmove(c, src, dst, frm, to, record)  # noqa: E731
+    attempt = lambda _: _lmove(c, src, dst, frm, to, record)  # noqa: E731
     return block_on(c, argv, [src], timeout, attempt, NULL_ARRAY, None)
 
 
@@ -162,7 +162,7 @@ def brpoplpush(c: Any, argv: list[bytes]) -> Any:
     timeout = parse_timeout(argv[3])
     src, dst = argv[1], argv[2]
     record = [b"RPOPLPUSH", src, dst]
-    attempt = lambda: _lmove(c, src, dst, False, True, record)  # noqa: E731
+    attempt = lambda _: _lmove(c, src, dst, False, True, record)  # noqa: E731
     return block_on(c, argv, [src], timeout, attempt, NULL_ARRAY, None)
 
 
@@ -199,7 +199,7 @@ def blmpop(c: Any, argv: list[bytes]) -> Any:
         count = 1
     timeout = parse_timeout(argv[1])
     keys = argv[3:where]
-    attempt = lambda: _pop_first(c, keys, left, count, argv)  # noqa: E731
+    attempt = lambda ks: _pop_first(c, ks, left, count, argv)  # noqa: E731
     return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
 
 

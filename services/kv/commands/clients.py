@@ -35,6 +35,59 @@ def _kill(c: Any, victims: list[Any]) -> int:
     return len(victims)
 
 
+def _filters(c: Any, argv: list[bytes]) -> bigwork.Steps[tuple[list[Callable[[Any], bool]], bool]]:
+    """
+    CLIENT KILL's filters, a piece of options a step (a million arguments): each
+    option names one filter, the last given counts (Redis 7.0: C{ID 1 ID 2} kills 2).
+    """
+    skipme = True
+    tests: dict[bytes, Callable[[Any], bool]] = {}
+    for lo in range(2, len(argv), bigwork.PIECE):
+        for i in range(lo, min(lo + bigwork.PIECE, len(argv)), 2):
+            opt, val = argv[i].lower(), argv[i + 1]
+            if opt == b"skipme":
+                if val.lower() not in (b"yes", b"no"):
+                    raise CommandError(SYNTAX)
+                skipme = val.lower() == b"yes"
+            else:
+                tests[opt] = _filter(c, opt, val)
+        yield
+    return list(tests.values()), skipme
+
+
+def _filter(c: Any, opt: bytes, val: bytes) -> Callable[[Any], bool]:
+    """The clients CLIENT KILL's option C{opt} C{val} matches; Redis's errors."""
+    if opt == b"id":
+        cid = string2ll(val)  # (not a number: Redis says the same)
+        if cid is None or cid <= 0:
+            raise CommandError("ERR client-id should be greater than 0")
+        return _attr_is("id", cid)
+    if opt == b"type":
+        kind = val.lower()
+        if kind not in _TYPES:
+            raise CommandError(f"ERR Unknown client type '{val.decode('utf-8', 'replace')}'")
+        if kind == b"pubsub":
+            return lambda cl: bool(cl.subscribed)
+        if kind == b"normal":
+            return lambda cl: not cl.subscribed
+        return lambda cl: False
+    if opt == b"user":
+        name = val.decode("utf-8", "replace")
+        if name not in c.server.users:
+            raise CommandError(f"ERR No such user '{name}'")
+        return _user_is(name)
+    if opt == b"addr":
+        return _attr_is("peer", val.decode("latin-1"))
+    if opt == b"laddr":
+        return _attr_is("laddr", val.decode("latin-1"))
+    if opt == b"maxage":
+        age = string2ll(val)
+        if age is None:
+            raise CommandError(SYNTAX)
+        return _older(c.server.clock() - age)
+    raise CommandError(SYNTAX)
+
+
 @command(
     "kill",
     -3,
@@ -54,51 +107,10 @@ def client_kill(c: Any, argv: list[bytes]) -> Any:
         return OK
     if len(argv) % 2:
         raise CommandError(SYNTAX)
-    skipme = True
-    tests: list[Callable[[Any], bool]] = []
-    for i in range(2, len(argv), 2):
-        opt, val = argv[i].lower(), argv[i + 1]
-        if opt == b"id":
-            cid = string2ll(val)  # (not a number: Redis says the same)
-            if cid is None or cid <= 0:
-                raise CommandError("ERR client-id should be greater than 0")
-            tests.append(_attr_is("id", cid))
-        elif opt == b"type":
-            kind = val.lower()
-            if kind not in _TYPES:
-                raise CommandError(f"ERR Unknown client type '{val.decode('utf-8', 'replace')}'")
-            if kind == b"pubsub":
-                tests.append(lambda cl: cl.subscribed)
-            elif kind == b"normal":
-                tests.append(lambda cl: not cl.subscribed)
-            else:
-                tests.append(lambda cl: False)
-        elif opt == b"user":
-            name = val.decode("utf-8", "replace")
-            if name not in c.server.users:
-                raise CommandError(f"ERR No such user '{name}'")
-            tests.append(_user_is(name))
-        elif opt == b"addr":
-            addr = val.decode("latin-1")
-            tests.append(_attr_is("peer", addr))
-        elif opt == b"laddr":
-            laddr = val.decode("latin-1")
-            tests.append(_attr_is("laddr", laddr))
-        elif opt == b"skipme":
-            if val.lower() not in (b"yes", b"no"):
-                raise CommandError(SYNTAX)
-            skipme = val.lower() == b"yes"
-        elif opt == b"maxage":
-            age = string2ll(val)
-            if age is None:
-                raise CommandError(SYNTAX)
-            now = c.server.clock()
-            tests.append(_older(now - age))
-        else:
-            raise CommandError(SYNTAX)
 
     def kills() -> bigwork.Steps[int]:
         """Kill the clients that match, a piece a step (thousands: bigwork.py's slices)."""
+        tests, skipme = yield from _filters(c, argv)
         n = 0
         for i in range(0, len(clients), CLIENTS_PIECE):
             victims = [
@@ -110,7 +122,7 @@ def client_kill(c: Any, argv: list[bytes]) -> Any:
             yield
         return n
 
-    return bigwork.compute(c, argv, len(clients) * CLIENT_COST, kills)
+    return bigwork.compute(c, argv, len(argv) + len(clients) * CLIENT_COST, kills)
 
 
 @command(

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob, randompick
+from portsuite_services.kv import bigreply, bigwork, glob, notify, randompick
 from portsuite_services.kv import scan as cursors
 from portsuite_services.kv.commands import (
     NO_REPLY,
@@ -27,20 +27,31 @@ G = "generic"
 def del_(c: Any, argv: list[bytes]) -> Any:
     drop = c.store.drop  # a big value is freed a slice at a time, DEL as UNLINK
     if len(argv) > bigwork.ARGS:  # a million keys: deleted a slice at a time
-        n = bigwork.applied(c, argv, 2 * len(argv), lambda: _dropped(c.store, argv))
+        gone = notify.teller(c, "g", "del")
+        n = bigwork.applied(c, argv, 2 * len(argv), lambda: _dropped(c.store, argv, gone))
         if n is not NO_REPLY and n:
             c.store.dirty += 1  # (the last change: the dispatch sees the command's)
         return n
     return sum(1 for key in argv[1:] if drop(key))
 
 
-def _dropped(store: Any, argv: list[bytes]) -> bigwork.Steps[int]:
-    """DEL's keys dropped, a piece a step: how many there were."""
+def _dropped(
+    store: Any, argv: list[bytes], gone: Callable[[bytes], None] | None
+) -> bigwork.Steps[int]:
+    """DEL's keys dropped, a piece a step, C{gone(key)} for each: how many there were."""
     drop = store.drop
     n = 0
-    for lo in range(1, len(argv), bigwork.PIECE):
-        n += sum(1 for key in argv[lo : lo + bigwork.PIECE] if drop(key))
-        yield
+    if gone is None:
+        for lo in range(1, len(argv), bigwork.PIECE):
+            n += sum(1 for key in argv[lo : lo + bigwork.PIECE] if drop(key))
+            yield
+    else:  # (an event each: smaller pieces)
+        for lo in range(1, len(argv), bigwork.PIECE // 4):
+            for key in argv[lo : lo + bigwork.PIECE // 4]:
+                if drop(key):
+                    n += 1
+                    gone(key)
+            yield
     store.dirty -= n > 0  # (counted again by the command, when it runs again)
     return n
 

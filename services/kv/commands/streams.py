@@ -683,7 +683,7 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     history = any(t[3] is not None for t in targets) if group_mode else False
     can_block = block >= 0 and not history
 
-    def attempt() -> Any:
+    def attempt(_keys: list[bytes] | None = None) -> Any:
         # (a big read: its entries gathered, and delivered, a piece at a time: bigwork.py)
         done = bigwork.compute(
             c,
@@ -709,7 +709,7 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     for k, (_key, st, _g, _start) in enumerate(targets):
         if raw_ids[k] == b"$":
             rerun[streams_at + nk + k] = fmt(st.last_id if st is not None else ZERO)
-    return blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY)
+    return blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY, ordered=False)
 
 
 Part = tuple[bytes, list[tuple[int, int]], list[Any]]  # a key, IDs, their fields (None: deleted)

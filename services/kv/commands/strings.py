@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from portsuite_services.kv import bigstr, bigwork, longdouble
+from portsuite_services.kv import bigstr, bigwork, longdouble, notify
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -198,7 +198,9 @@ def psetex(c: Any, argv: list[bytes]) -> Any:
 @command("mget", -2, "readonly fast", G, "Get the values of all the given keys", keys=(1, -1, 1))
 def mget(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > bigwork.ARGS:  # a million keys: looked up in slices
-        return bigwork.each(c, argv, 1, partial(_values, c.store.get), 2)
+        return bigwork.each(
+            c, argv, 1, partial(_values, c.store.get, notify.teller(c, "m", "keymiss")), 2
+        )
     get_ = c.store.get
     out = []
     for key in argv[1:]:
@@ -207,8 +209,15 @@ def mget(c: Any, argv: list[bytes]) -> Any:
     return out
 
 
-def _values(get: Callable[[bytes], Any], keys: list[bytes]) -> list[bytes | None]:
-    return [v if type(v) is bytes else None for v in map(get, keys)]
+def _values(
+    get: Callable[[bytes], Any], missed: Callable[[bytes], None] | None, keys: list[bytes]
+) -> list[bytes | None]:
+    values = list(map(get, keys))
+    if missed is not None:  # (keyspace notifications' "keymiss", each key as it is read)
+        for key, v in zip(keys, values, strict=True):
+            if v is None:
+                missed(key)
+    return [v if type(v) is bytes else None for v in values]
 
 
 @command("mset", -3, "write denyoom", G, "Set multiple keys to multiple values", keys=(1, -1, 2))
@@ -216,7 +225,7 @@ def mset(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2 == 0:
         raise wrong_arity("mset")
     if len(argv) > bigwork.ARGS:  # a million keys: set a slice at a time
-        done = bigwork.applied(c, argv, 2 * len(argv), lambda: _set_all(c.store, argv, False))
+        done = bigwork.applied(c, argv, 2 * len(argv), lambda: _set_all(c, argv, False))
         if done is NO_REPLY:
             return done
         c.store.dirty += 1  # (the last change: the dispatch sees the command's)
@@ -226,21 +235,31 @@ def mset(c: Any, argv: list[bytes]) -> Any:
     return OK
 
 
-def _set_all(store: Any, argv: list[bytes], nx: bool) -> bigwork.Steps[int]:
+def _set_all(c: Any, argv: list[bytes], nx: bool) -> bigwork.Steps[int]:
     """
     MSET's (or MSETNX's: when C{nx}, none may exist) pairs set, a piece a step: 1,
-    or 0 when MSETNX found one.
+    or 0 when MSETNX found one. Their keyspace events told as each is set, if so asked.
     """
+    store = c.store
+    get = store.get
     if nx:
-        get = store.get
         for lo in range(1, len(argv), 2 * bigwork.PIECE):
             if any(get(k) is not None for k in argv[lo : lo + 2 * bigwork.PIECE : 2]):
                 return 0
             yield
     put = store.set
-    for lo in range(1, len(argv), 2 * bigwork.PIECE):
-        for i in range(lo, min(len(argv), lo + 2 * bigwork.PIECE), 2):
-            put(argv[i], argv[i + 1])
+    new, told = notify.teller(c, "n", "new"), notify.teller(c, "$", "set")
+    step = 2 * bigwork.PIECE if told is None else bigwork.PIECE // 2  # (an event each)
+    for lo in range(1, len(argv), step):
+        for i in range(lo, min(len(argv), lo + step), 2):
+            key = argv[i]
+            if new is not None and get(key) is None:
+                put(key, argv[i + 1])
+                new(key)  # (Redis's "new" as the key is added: once for a key given twice)
+            else:
+                put(key, argv[i + 1])
+            if told is not None:
+                told(key)
         yield
     store.dirty -= 1  # (counted again by the command, when it runs again)
     return 1
@@ -258,7 +277,7 @@ def msetnx(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2 == 0:
         raise wrong_arity("msetnx")
     if len(argv) > bigwork.ARGS:  # a million keys: looked up, then set, a slice at a time
-        done = bigwork.applied(c, argv, 2 * len(argv), lambda: _set_all(c.store, argv, True))
+        done = bigwork.applied(c, argv, 2 * len(argv), lambda: _set_all(c, argv, True))
         if done == 1:
             c.store.dirty += 1  # (the last change: the dispatch sees the command's)
         return done

@@ -1289,7 +1289,7 @@ def _bzpop(c: Any, argv: list[bytes], maximum: bool) -> Any:
     timeout = parse_timeout(argv[-1])
     keys = argv[1:-1]
 
-    def attempt() -> Any:
+    def attempt(keys: list[bytes]) -> Any:
         for key in keys:
             z = _zset_waking(c, key)
             if not z:
@@ -1339,7 +1339,7 @@ def bzmpop(c: Any, argv: list[bytes]) -> Any:
     keys, maximum, count = parse_zmpop(argv, 2)
     timeout = parse_timeout(argv[1])
 
-    def attempt() -> Any:
+    def attempt(keys: list[bytes]) -> Any:
         for key in keys:
             if _zset_waking(c, key):
                 return zmpop_keys(c, [key], maximum, count, argv)

@@ -170,6 +170,12 @@ def _story_push_order_and_pipeline(port: int, resp3: bool) -> list[bytes]:
         out.append(w.call(*line))
     out.append(w.call("RPUSH", "q", "after"))
     out.append(a.reply())
+    # two of its keys made ready by one EXEC: served from the first made ready (Redis 7.0)
+    for block in (("BLPOP", "r1", "r2", "0"), ("BLMPOP", "0", "2", "r1", "r2", "LEFT")):
+        s.block(a, *block)
+        for line in (("MULTI",), ("RPUSH", "r2", "x"), ("RPUSH", "r1", "y"), ("EXEC",)):
+            out.append(w.call(*line))
+        out += [a.reply(), w.call("LRANGE", "r1", "0", "-1"), w.call("DEL", "r1", "r2")]
     # a key made ready by RENAME, MOVE and SWAPDB
     s.block(a, "BLPOP", "q", "0")
     w.call("RPUSH", "tmp", "renamed")
