@@ -91,10 +91,16 @@ def command(
     flags: str = "",
     group: str = "generic",
     summary: str = "",
-    keys: tuple[int, int, int] = (1, 1, 1),
+    keys: tuple[int, int, int] | None = None,
     parent: str | None = None,
 ) -> Callable[[Callable[[Any, list[bytes]], Any]], Callable[[Any, list[bytes]], Any]]:
-    """Register a handler under C{name} (or as a subcommand of C{parent})."""
+    """
+    Register a handler under C{name} (or as a subcommand of C{parent}). C{keys}: first,
+    last and step of its keys; by default the first argument for a command, none for
+    a subcommand (CLIENT SETINFO's argv[1] is "SETINFO", not a key).
+    """
+    if keys is None:
+        keys = (1, 1, 1) if parent is None else (0, 0, 0)
 
     def register(f: Callable[[Any, list[bytes]], Any]) -> Callable[[Any, list[bytes]], Any]:
         cmd = Command(
