@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from twisted.logger import Logger
 
 from portsuite.api import freeze_young
+from portsuite_services.kv import blocking
 from portsuite_services.kv.aof import AOF, record_steps
 from portsuite_services.kv.bigreply import may_slice
 from portsuite_services.kv.blocking import Blocked, unblock
@@ -449,6 +450,25 @@ def _merge(a: list[Any], b: list[Any]) -> Steps[list[Any]]:
     out += a[i:]
     out += b[j:]
     return out
+
+
+def block_on(
+    c: Any,
+    argv: list[bytes],
+    keys: list[bytes],
+    timeout_ms: int,
+    attempt: Callable[[list[bytes]], Any],
+    timeout_reply: Any,
+    deny_reply: Any = blocking.NOT_READY,
+) -> Any:
+    """
+    L{blocking.block_on} for a command whose first existing key decides (BLPOP,
+    BZMPOP…): past C{blocking.MANY} keys it looks for that key, or registers on them
+    all, in slices (L{compute}).
+    """
+    return blocking.block_on(
+        c, argv, keys, timeout_ms, attempt, timeout_reply, deny_reply, compute=compute
+    )
 
 
 def sliced(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any | None:

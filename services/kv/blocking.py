@@ -140,6 +140,7 @@ def block_on(
     timeout_reply: Any,
     deny_reply: Any = NOT_READY,
     ordered: bool = True,
+    compute: Callable[..., Any] | None = None,
 ) -> Any:
     """
     Serve now, answer at once (inside MULTI/EXEC), or block C{c} on C{keys}; a
@@ -153,6 +154,9 @@ def block_on(
     @param ordered: the first key of C{keys} that exists decides (BLPOP, BZMPOP…: a
         list or sorted set that exists is not empty); else (XREAD) C{attempt} reads
         them all.
+    @param compute: C{bigwork.compute}, which looks for that key (or registers on
+        them all) in slices past L{MANY} keys (L{bigwork.block_on} passes it: bigwork
+        imports this module); None: at once.
     @return: the reply, or C{NO_REPLY} when the client now waits.
     """
     from portsuite_services.kv.commands import NO_REPLY
@@ -169,10 +173,8 @@ def block_on(
             _forget(c, waiting)  # (its pop goes on as a job: bigwork.py)
         return r
     state = Blocked(argv, keys, c.store, timeout_reply)
-    if len(keys) > MANY and ordered and not c.deny_blocking:
-        from portsuite_services.kv import bigwork
-
-        found = bigwork.compute(c, argv, len(keys), lambda: _first_or_wait(c, state))
+    if len(keys) > MANY and ordered and compute is not None and not c.deny_blocking:
+        found = compute(c, argv, len(keys), lambda: _first_or_wait(c, state))
         if found is NO_REPLY:
             c.blocked.registering = state  # (the job: gone with its client)
             return NO_REPLY

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from portsuite_services.kv import bigreply
+from portsuite_services.kv import bigreply, bigwork
 from portsuite_services.kv.blocking import (
     NOT_READY,
-    block_on,
     client_unblock,
     parse_timeout,
     retrying,
@@ -67,7 +66,9 @@ def _pop_first(
 def _bpop(c: Any, argv: list[bytes], left: bool) -> Any:
     timeout = parse_timeout(argv[-1])
     keys = argv[1:-1]
-    return block_on(c, argv, keys, timeout, lambda ks: _pop_first(c, ks, left, None), NULL_ARRAY)
+    return bigwork.block_on(
+        c, argv, keys, timeout, lambda ks: _pop_first(c, ks, left, None), NULL_ARRAY
+    )
 
 
 @command(
@@ -146,7 +147,7 @@ def blmove(c: Any, argv: list[bytes]) -> Any:
     src, dst = argv[1], argv[2]
     record = [b"LMOVE", src, dst, argv[3], argv[4]]
     attempt = lambda _: _lmove(c, src, dst, frm, to, record)  # noqa: E731
-    return block_on(c, argv, [src], timeout, attempt, NULL_ARRAY, None)
+    return bigwork.block_on(c, argv, [src], timeout, attempt, NULL_ARRAY, None)
 
 
 @command(
@@ -163,7 +164,7 @@ def brpoplpush(c: Any, argv: list[bytes]) -> Any:
     src, dst = argv[1], argv[2]
     record = [b"RPOPLPUSH", src, dst]
     attempt = lambda _: _lmove(c, src, dst, False, True, record)  # noqa: E731
-    return block_on(c, argv, [src], timeout, attempt, NULL_ARRAY, None)
+    return bigwork.block_on(c, argv, [src], timeout, attempt, NULL_ARRAY, None)
 
 
 def _range_arg(raw: bytes, error: str) -> int:
@@ -200,7 +201,7 @@ def blmpop(c: Any, argv: list[bytes]) -> Any:
     timeout = parse_timeout(argv[1])
     keys = argv[3:where]
     attempt = lambda ks: _pop_first(c, ks, left, count, argv)  # noqa: E731
-    return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
+    return bigwork.block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
 
 
 command(

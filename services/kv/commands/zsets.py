@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any
 
 from portsuite_services.kv import bigreply, bigwork, glob, randompick, sharded, tuning
-from portsuite_services.kv.blocking import NOT_READY, block_on, parse_timeout, retrying
+from portsuite_services.kv.blocking import NOT_READY, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -1300,7 +1300,7 @@ def _bzpop(c: Any, argv: list[bytes], maximum: bool) -> Any:
             return [key, m, Double(s)]
         return NOT_READY
 
-    return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
+    return bigwork.block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
 
 
 @command(
@@ -1345,4 +1345,4 @@ def bzmpop(c: Any, argv: list[bytes]) -> Any:
                 return zmpop_keys(c, [key], maximum, count, argv)
         return NOT_READY
 
-    return block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
+    return bigwork.block_on(c, argv, keys, timeout, attempt, NULL_ARRAY)
