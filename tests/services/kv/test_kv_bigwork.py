@@ -503,11 +503,11 @@ def test_what_work_in_slices_builds_is_frozen_not_walked_by_collections() -> Non
         clock.advance(1)  # (…a while ago now)
         before = owner.freezes
         a.dataReceived(_cmd("SUNIONSTORE", "dst", "s2", "s3"))
-        turns = 0
         while not _replies(ta.value()):
             clock.advance(gcpause.FREEZE_EVERY / 4)  # (the reactor's turns take time)
-            turns += 1
-        assert before + 1 < owner.freezes <= before + 2 + turns // 4  # (and at the end)
+        # before each step (what the last one made, young: not walked by the next's
+        # collections), and at the end; a step handles a PIECE of the 2N members
+        assert before + 1 < owner.freezes <= before + 2 + 2 * (2 * N) // PIECE
         union = server.store.data[b"dst"]
         assert len(union) == len({3 * i for i in range(N)} | {2 * i for i in range(N)})
         assert not any(o is union for o in gc.get_objects())  # frozen: no pass sees it
