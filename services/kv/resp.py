@@ -58,6 +58,34 @@ LLONG_MAX = 2**63 - 1
 LLONG_MIN = -(2**63)
 
 
+RUN_MIN = 32  # arguments left in a multibulk past which L{_bulk_run} reads them
+
+
+def _bulk_run(data: bytes, pos: int, end: int, left: int) -> tuple[list[bytes], int]:
+    """
+    The complete, well-formed C{$len\\r\\nbytes\\r\\n} arguments at C{data[pos:end]}, at
+    most C{left} of them, and where they end: split on CRLF and checked a column at a
+    time (the reader's loop took 3-6 us an argument: a command of a million arguments
+    spent 25-50 ms a 64 KiB read in it). Exact: a bulk that holds a CRLF, a length
+    that does not match or is not written as Redis writes it, anything else stops the
+    run at that argument, which the reader's loop then reads (or refuses) as before.
+    """
+    parts = data[pos:end].split(b"\r\n", 2 * left)
+    k = min(left, (len(parts) - 1) // 2)  # (an argument is whole once its CRLF came)
+    heads = parts[0 : 2 * k : 2]
+    values = parts[1 : 2 * k : 2]
+    try:
+        want = list(map(_head, map(len, values)))
+    except IndexError:  # a bulk of 1 KiB or more
+        want = [b"$%d" % len(v) for v in values]
+    if heads != want:
+        i = 0
+        while heads[i] == want[i]:
+            i += 1
+        del values[i:], want[i:]
+    return values, pos + sum(map(len, want)) + sum(map(len, values)) + 4 * len(values)
+
+
 class ProtocolError(Exception):
     """Malformed request: the client gets C{-ERR Protocol error: <text>} and is closed."""
 
@@ -451,6 +479,10 @@ class RequestParser:
                 argv = []
                 left = n
             # the arguments of a multibulk: $len\r\nbytes\r\n each
+            if left > RUN_MIN:  # (many: the complete ones at C speed, the rest below)
+                run, pos = _bulk_run(data, pos, end, left)
+                argv += run
+                left -= len(run)
             while left:
                 cr = data.find(b"\r", pos)
                 if cr < 0:

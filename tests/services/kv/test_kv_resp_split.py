@@ -126,3 +126,49 @@ def test_split_is_not_used_before_auth() -> None:
     p = RequestParser(locked=True)
     with pytest.raises(ProtocolError, match="unauthenticated multibulk length"):
         p.feed(_request([b"x"] * 11))
+
+
+def _read(data: bytes, sizes: list[int]) -> tuple[list[list[bytes]], str | None]:
+    p = RequestParser()
+    cmds: list[list[bytes]] = []
+    i = k = 0
+    while i < len(data):
+        chunk, i = data[i : i + sizes[k % len(sizes)]], i + sizes[k % len(sizes)]
+        k += 1
+        try:
+            cmds += p.feed(chunk)
+        except ProtocolError as e:
+            return cmds + p.ready, str(e)
+    return cmds, None
+
+
+def test_the_arguments_of_a_long_request_are_read_as_the_loop_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    A request of many arguments spread over reads (a million arguments: 64 KiB a read)
+    is read a run of arguments at a time (resp._bulk_run); whatever the requests and
+    the reads, it gives what the reader's own loop gives, argument by argument.
+    """
+    import portsuite_services.kv.resp as resp
+
+    rng = random.Random(2026)
+    runs = 0
+    for trial in range(300):
+        args = [
+            rng.choice(ODD_ARGS if rng.random() < 0.03 else PLAIN_ARGS)
+            for _ in range(rng.randint(30, 3000))
+        ]
+        data = _request(args) + _request([b"PING"])
+        if trial % 3 == 1:  # a lying length, a non-canonical one or garbage somewhere
+            at = rng.randrange(len(data))
+            data = data[:at] + rng.choice([b"$07", b"x", b"\r\n", b"*", b"$1\r\n"]) + data[at:]
+        sizes = [rng.choice([1, 7, 100, 4096, 65536, 10**6]) for _ in range(5)]
+        got = _read(data, sizes)
+        with monkeypatch.context() as m:
+            m.setattr(resp, "RUN_MIN", 10**9)  # the loop alone
+            assert _read(data, sizes) == got
+        if trial % 3 != 1:
+            assert got == ([args, [b"PING"]], None)
+            runs += 1
+    assert runs > 150
