@@ -243,3 +243,17 @@ def test_bitop_of_many_keys_holds_one_window_at_a_time() -> None:
         assert ta.value() == b":%d\r\n" % len(long)
         assert peak < 3000 * (64 << 10) // 4, keys  # (it was 3000 windows of 64 KB and more)
     check_in_slices(argv, setup, "dst")
+
+
+def test_config_set_of_many_names_drops_its_pairs_a_slice_a_turn() -> None:
+    """The pairs of a CONFIG SET of many names go to lazyfree (50 ms to drop at once)."""
+    clock = Clock()
+    clock.advance(1000)
+    server = _server(clock, KEYS_SETUP)
+    a, ta = _client(server)
+    before = server.lazyfree.done
+    a.dataReceived(_cmd("CONFIG", "SET", *[x for n in NONE[: K // 2] for x in (n, b"1")]))
+    while clock.getDelayedCalls():
+        _turn(clock)
+    assert ta.value().startswith(b"-ERR Unknown option or number of arguments for CONFIG SET")
+    assert server.lazyfree.done == before + 1
