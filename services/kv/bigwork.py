@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Generator, Iterable
+from functools import partial
 from itertools import islice
 from time import perf_counter
 from typing import Any, TypeVar
@@ -452,23 +453,10 @@ def _merge(a: list[Any], b: list[Any]) -> Steps[list[Any]]:
     return out
 
 
-def block_on(
-    c: Any,
-    argv: list[bytes],
-    keys: list[bytes],
-    timeout_ms: int,
-    attempt: Callable[[list[bytes]], Any],
-    timeout_reply: Any,
-    deny_reply: Any = blocking.NOT_READY,
-) -> Any:
-    """
-    L{blocking.block_on} for a command whose first existing key decides (BLPOP,
-    BZMPOP…): past C{blocking.MANY} keys it looks for that key, or registers on them
-    all, in slices (L{compute}).
-    """
-    return blocking.block_on(
-        c, argv, keys, timeout_ms, attempt, timeout_reply, deny_reply, compute=compute
-    )
+#: L{blocking.block_on} for a command whose first existing key decides (BLPOP,
+#: BZMPOP…): past C{blocking.MANY} keys it looks for that key, or registers on them
+#: all, in slices (L{compute}; bigwork imports blocking, so it is lent here)
+block_on = partial(blocking.block_on, compute=compute)
 
 
 def sliced(c: Any, argv: list[bytes], cost: int, make: Callable[[], Steps[T]]) -> T | Any | None:
