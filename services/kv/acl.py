@@ -73,10 +73,29 @@ _SPECIAL = re.compile(rb"[*?[\\]")
 
 
 RUN = 4  # bytes of a literal run inside a pattern (C{*abc*}) by which it is indexed, at most
+LONG = 4096  # a name this long costs a unit of check work per LONG bytes matched
+LOOSE = CHECK_PIECE  # patterns with no literal byte (not mere lengths) past which a check is sliced
 
 
 def _literal(tok: object) -> bool:
     return type(tok) is int and tok >= 0
+
+
+def _loose_form(toks: tuple[object, ...]) -> tuple[object, ...]:
+    """C{toks} with each run of C{*} and C{?} written C{?…?*} (C{*?*}, C{?*}, C{**?}: one form)."""
+    out: list[object] = []
+    anys, star = 0, False
+    for t in (*toks, None):
+        if t == glob.ANY:
+            anys += 1
+        elif t == glob.STAR:
+            star = True
+        else:
+            out += [glob.ANY] * anys + ([glob.STAR] if star else [])
+            anys, star = 0, False
+            if t is not None:
+                out.append(t)
+    return tuple(out)
 
 
 class Patterns:
@@ -89,8 +108,11 @@ class Patterns:
     pattern starting with a wildcard is indexed the same way by its literal suffix
     (C{*:x}: a key's suffixes are looked up), else by the first L{RUN} bytes of its
     longest literal run (C{*x12*}: every such piece of the key is looked up, so a
-    check costs the key's length, not the number of patterns). Only patterns with no
-    literal byte at all (C{*}, C{?*}, C{[ab]*}) are tried one by one, for every key.
+    check costs the key's length, not the number of patterns). Patterns with no
+    literal byte at all are grouped: those of C{*} and C{?} only say a length
+    (C{*?*}: at least one byte, C{??}: two), one number or a dict lookup; the others
+    (C{[ab]*}, C{[a-c]?}), written in one form (C{*?[a]} as C{?*[a]}) and deduplicated,
+    are tried one by one, a check of many of them in slices (L{match_steps}).
     Shared by the copies of a user until one adds a pattern (copy on write).
     """
 
@@ -102,6 +124,9 @@ class Patterns:
         "suffix_lengths",
         "inner",
         "inner_lengths",
+        "at_least",
+        "sized",
+        "loose",
         "mine",
         "count",
     )
@@ -117,6 +142,11 @@ class Patterns:
         # the start of a literal run inside (C{*abc*}) -> (bit, tokens); its lengths (<= RUN)
         self.inner: dict[bytes, list[tuple[int, Any]]] = {}
         self.inner_lengths: list[int] = []
+        # no literal byte: of C{*} and C{?} only, bit -> the least length / length -> bits;
+        # the others, in their L{_loose_form} -> bits
+        self.at_least: dict[int, int] = {}
+        self.sized: dict[int, int] = {}
+        self.loose: dict[tuple[object, ...], int] = {}
         self.mine: set[tuple[int, bytes]] | None = None  # buckets this copy owns (None: all)
         self.count = 0
 
@@ -129,6 +159,9 @@ class Patterns:
         p.suffix_lengths = list(self.suffix_lengths)
         p.inner = dict(self.inner)
         p.inner_lengths = list(self.inner_lengths)
+        p.at_least = dict(self.at_least)
+        p.sized = dict(self.sized)
+        p.loose = dict(self.loose)
         p.mine = set()
         p.count = self.count
         return p
@@ -143,6 +176,9 @@ class Patterns:
             return
         n = special.start()
         if pattern.count(b"*", n) == len(pattern) - n:  # prefix*: starts with it
+            if not n:  # C{*}: any name but the empty one (L{match_steps})
+                self.at_least[bit] = 0
+                return
             cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
             prefix = pattern[:cut]
             matcher = None if cut == n else pattern[:n]
@@ -158,6 +194,9 @@ class Patterns:
                 self.exact[lit] = self.exact.get(lit, 0) | bit
                 return
             if n == 0 and self._add_inside(toks, bit):
+                return
+            if n == 0:  # no literal byte at all
+                self._add_loose(toks, bit)
                 return
             cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
             prefix = bytes(toks[:cut])  # type: ignore[arg-type]
@@ -194,6 +233,27 @@ class Patterns:
             return True
         return False
 
+    def _add_loose(self, toks: tuple[object, ...], bit: int) -> None:
+        form = _loose_form(toks)
+        if all(t == glob.ANY for t in form[:-1]) and form[-1] in (glob.ANY, glob.STAR):
+            if form[-1] == glob.STAR:  # at least so many bytes
+                least = len(form) - 1
+                self.at_least[bit] = min(least, self.at_least.get(bit, least))
+            else:  # exactly so many
+                self.sized[len(form)] = self.sized.get(len(form), 0) | bit
+        else:
+            self.loose[form] = self.loose.get(form, 0) | bit
+
+    @property
+    def patterned(self) -> bool:
+        """Does it hold a pattern that is not a mere name or length?"""
+        return bool(self.prefixed or self.suffixed or self.inner or self.loose)
+
+    @property
+    def heavy(self) -> bool:
+        """Are there so many patterns to try one by one that a check goes in slices?"""
+        return len(self.loose) > LOOSE
+
     def _put(
         self,
         which: int,
@@ -217,11 +277,29 @@ class Patterns:
 
     def match(self, s: bytes, need: int) -> bool:
         """Does a pattern allowing at least C{need} (READ|WRITE bits) match C{s}?"""
+        steps = self.match_steps(s, need)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def match_steps(self, s: bytes, need: int) -> Steps[bool]:
+        """L{match}, yielding every L{CHECK_PIECE} units of work (a pattern, LONG bytes)."""
         serves = _SERVES[need]
         if self.exact.get(s, 0) & serves:
             return True
-        prefixed = self.prefixed
         size = len(s)
+        if not size:  # (stringmatchlen: an empty name matches the empty pattern only)
+            return False
+        for bit, least in self.at_least.items():
+            if bit & serves and size >= least:
+                return True
+        if self.sized.get(size, 0) & serves:
+            return True
+        work = 0
+        unit = 1 + size // LONG
+        prefixed = self.prefixed
         match = glob.matches
         for cut in self.lengths:
             if cut > size:
@@ -233,6 +311,10 @@ class Patterns:
                         m is None or (s.startswith(m) if type(m) is bytes else match(m, s))
                     ):
                         return True
+                    work += unit
+                    if work >= CHECK_PIECE:
+                        work = 0
+                        yield
         suffixed = self.suffixed
         for cut in self.suffix_lengths:
             if cut > size:
@@ -242,21 +324,68 @@ class Patterns:
                 for bit, m in bucket:
                     if bit & serves and (m is None or match(m, s)):
                         return True
+                    work += unit
+                    if work >= CHECK_PIECE:
+                        work = 0
+                        yield
         inner = self.inner
         if inner:
-            for k in self.inner_lengths:
-                if k > size:
-                    break
-                tried: set[bytes] = set()
-                for i in range(size - k + 1):
-                    run = s[i : i + k]
-                    bucket = inner.get(run)
-                    if bucket is not None and run not in tried:
-                        tried.add(run)
-                        for bit, m in bucket:
-                            if bit & serves and match(m, s):
-                                return True
+            found = yield from self._inside(s, serves)
+            if found:
+                return True
+        for form, bits in self.loose.items():
+            if bits & serves and match(form, s):
+                return True
+            work += unit
+            if work >= CHECK_PIECE:
+                work = 0
+                yield
         return False
+
+    def _inside(self, s: bytes, serves: int) -> Steps[bool]:
+        """The patterns indexed by a literal run that C{s} holds, in slices."""
+        inner = self.inner
+        match = glob.matches
+        size = len(s)
+        unit = 1 + size // LONG
+        work = 0
+        if len(inner) * 64 < size:  # a long name, few runs: each run looked for (in C)
+            for run, bucket in list(inner.items()):
+                if run in s:
+                    for bit, m in bucket:
+                        if bit & serves and match(m, s):
+                            return True
+                work += unit
+                if work >= CHECK_PIECE:
+                    work = 0
+                    yield
+            return False
+        for k in self.inner_lengths:
+            if k > size:
+                break
+            tried: set[bytes] = set()
+            for i in range(size - k + 1):
+                run = s[i : i + k]
+                bucket = inner.get(run)
+                if bucket is not None and run not in tried:
+                    tried.add(run)
+                    for bit, m in bucket:
+                        if bit & serves and match(m, s):
+                            return True
+                        work += unit
+                work += 1
+                if work >= CHECK_PIECE:
+                    work = 0
+                    yield
+        return False
+
+
+def _need(flags: list[str]) -> int:
+    """Redis's C{ACLSelectorCheckKey}: the permissions a key's flags need."""
+    need = READ if "access" in flags else 0
+    if "insert" in flags or "delete" in flags or "update" in flags:
+        need |= WRITE
+    return need
 
 
 class ACLError(Exception):
@@ -372,7 +501,7 @@ class User:
         """Its big containers (a deleted user's, freed in slices by lazyfree)."""
         out: list[Any] = [self.keys, self.channels, self.allowed, self.cmd_rules, self.first_args]
         for p in (self.key_patterns, self.channel_patterns):
-            out += [p.exact, p.prefixed, p.suffixed, p.inner]
+            out += [p.exact, p.prefixed, p.suffixed, p.inner, p.loose, p.sized]
         return out
 
     @property
@@ -636,7 +765,7 @@ class User:
         if not self.all_keys:
             n = 0
             for key, flags in keyspecs.acl_keys(cmd, argv):
-                if not self._key_ok(key, flags):
+                if not (yield from self.key_patterns.match_steps(key, _need(flags))):
                     return ("key", key.decode("utf-8", "replace"))
                 n += 1
                 if n == CHECK_PIECE:
@@ -656,16 +785,22 @@ class User:
                 if lo:
                     yield
                 for ch in chans[lo : lo + CHECK_PIECE]:
-                    if not self._channel_ok(ch, pattern):
+                    if pattern:  # PSUBSCRIBE: a pattern the user has, as it is
+                        if ch not in self.channels:
+                            return ("channel", ch.decode("utf-8", "replace"))
+                    elif not (yield from self.channel_patterns.match_steps(ch, 0)):
                         return ("channel", ch.decode("utf-8", "replace"))
         return None
 
-    def _key_ok(self, key: bytes, flags: list[str]) -> bool:
-        """Redis's C{ACLSelectorCheckKey}: a pattern with every permission the flags need."""
-        need = READ if "access" in flags else 0
-        if "insert" in flags or "delete" in flags or "update" in flags:
-            need |= WRITE
-        return self.key_patterns.match(key, need)
+    def slow_check(self, argv: list[bytes]) -> bool:
+        """
+        Might checking C{argv} hold kv for long though it has few arguments: patterns by
+        the thousand tried one by one (L{Patterns.heavy}), or a long name matched?
+        """
+        k, c = self.key_patterns, self.channel_patterns
+        if (not self.all_keys and k.heavy) or (not self.all_channels and c.heavy):
+            return True
+        return max(map(len, argv)) > LONG * 4 and (k.patterned or c.patterned)
 
     def full_key_access(self, read: bool = True, write: bool = False) -> bool:
         """Redis's C{ACLSelectorHasUnrestrictedKeyAccess}: a C{*} pattern with those rights."""
@@ -677,11 +812,6 @@ class User:
             or (not write and (b"*", True, False) in keys)
             or (not read and (b"*", False, True) in keys)
         )
-
-    def _channel_ok(self, ch: bytes, pattern: bool) -> bool:
-        if pattern:  # PSUBSCRIBE: a pattern the user has, as it is
-            return self.all_channels or ch in self.channels
-        return self.channel_patterns.match(ch, 0)
 
     # -- descriptions (built once a SETUSER is applied: L{apply_steps}) ----------------
 
