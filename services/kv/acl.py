@@ -74,6 +74,7 @@ _SPECIAL = re.compile(rb"[*?[\\]")
 
 RUN = 4  # bytes of a literal run inside a pattern (C{*abc*}) by which it is indexed, at most
 LONG = 4096  # a name this long costs a unit of check work per LONG bytes matched
+FIRST = 16  # a pattern of no literal byte starting with a class this small: indexed by it
 LOOSE = CHECK_PIECE  # patterns with no literal byte (not mere lengths) past which a check is sliced
 
 
@@ -111,8 +112,10 @@ class Patterns:
     check costs the key's length, not the number of patterns). Patterns with no
     literal byte at all are grouped: those of C{*} and C{?} only say a length
     (C{*?*}: at least one byte, C{??}: two), one number or a dict lookup; the others
-    (C{[ab]*}, C{[a-c]?}), written in one form (C{*?[a]} as C{?*[a]}) and deduplicated,
-    are tried one by one, a check of many of them in slices (L{match_steps}).
+    (C{[ab]*}, C{[a-c]?}) are written in one form (C{*?[a]} as C{?*[a]}); those
+    starting with a class of up to L{FIRST} bytes are indexed by each of them (a
+    key's first byte is looked up), the rest deduplicated and tried one by one, a
+    check of many of them in slices (L{match_steps}).
     Shared by the copies of a user until one adds a pattern (copy on write).
     """
 
@@ -127,6 +130,8 @@ class Patterns:
         "at_least",
         "sized",
         "loose",
+        "first",
+        "firsts",
         "mine",
         "count",
     )
@@ -147,6 +152,9 @@ class Patterns:
         self.at_least: dict[int, int] = {}
         self.sized: dict[int, int] = {}
         self.loose: dict[tuple[object, ...], int] = {}
+        # those starting with a small class (C{[ab]*}): each of its bytes -> (bit, form)
+        self.first: dict[bytes, list[tuple[int, Any]]] = {}
+        self.firsts = 0  # patterns in it
         self.mine: set[tuple[int, bytes]] | None = None  # buckets this copy owns (None: all)
         self.count = 0
 
@@ -162,6 +170,8 @@ class Patterns:
         p.at_least = dict(self.at_least)
         p.sized = dict(self.sized)
         p.loose = dict(self.loose)
+        p.first = dict(self.first)
+        p.firsts = self.firsts
         p.mine = set()
         p.count = self.count
         return p
@@ -241,18 +251,22 @@ class Patterns:
                 self.at_least[bit] = min(least, self.at_least.get(bit, least))
             else:  # exactly so many
                 self.sized[len(form)] = self.sized.get(len(form), 0) | bit
+        elif type(form[0]) is tuple and not form[0][1] and len(form[0][0]) <= FIRST:
+            self.firsts += 1
+            for b in form[0][0]:
+                self._put(3, self.first, [], bytes((b,)), (bit, form))
         else:
             self.loose[form] = self.loose.get(form, 0) | bit
 
     @property
     def patterned(self) -> bool:
         """Does it hold a pattern that is not a mere name or length?"""
-        return bool(self.prefixed or self.suffixed or self.inner or self.loose)
+        return bool(self.prefixed or self.suffixed or self.inner or self.loose or self.first)
 
     @property
     def heavy(self) -> bool:
         """Are there so many patterns to try one by one that a check goes in slices?"""
-        return len(self.loose) > LOOSE
+        return len(self.loose) + self.firsts > LOOSE
 
     def _put(
         self,
@@ -333,6 +347,15 @@ class Patterns:
             found = yield from self._inside(s, serves)
             if found:
                 return True
+        bucket = self.first.get(s[:1])
+        if bucket is not None:
+            for bit, form in bucket:
+                if bit & serves and match(form, s):
+                    return True
+                work += unit
+                if work >= CHECK_PIECE:
+                    work = 0
+                    yield
         for form, bits in self.loose.items():
             if bits & serves and match(form, s):
                 return True
@@ -501,7 +524,7 @@ class User:
         """Its big containers (a deleted user's, freed in slices by lazyfree)."""
         out: list[Any] = [self.keys, self.channels, self.allowed, self.cmd_rules, self.first_args]
         for p in (self.key_patterns, self.channel_patterns):
-            out += [p.exact, p.prefixed, p.suffixed, p.inner, p.loose, p.sized]
+            out += [p.exact, p.prefixed, p.suffixed, p.inner, p.loose, p.first]
         return out
 
     @property

@@ -12,9 +12,10 @@ A short subject is matched token by token with the classic two-pointer algorithm
 checked against C{*x*}: 400 ms walked byte by byte in Python) is matched by the
 pattern's L{Plan}: cut at its stars into fixed-width segments, the first anchored at
 the start, the last at the end, each one between found at its leftmost place
-(C{bytes.find} for a literal segment, a compiled regular expression of as many
-one-byte atoms for one with C{?} or classes, a length check for one of C{?} only);
-leftmost is enough, as for any glob whose only variable-width token is C{*}.
+(C{bytes.find} for a literal segment, a length check for one of C{?} only, for one
+with classes a compiled regular expression of as many one-byte atoms when the span
+is long, else place by place); leftmost is enough, as for any glob whose only
+variable-width token is C{*}.
 """
 
 from __future__ import annotations
@@ -112,7 +113,22 @@ def matches(toks: tuple[object, ...], s: bytes) -> bool:
     if not ns:
         return not nt  # (stringmatchlen's loop never runs: only an empty pattern matches)
     if ns > SHORT or nt > SHORT:
-        return plan(toks).matches(s)
+        # the bytes before the first star and after the last first, token by token (a
+        # refuted head costs a step, no plan); what lies between them, by the plan
+        i = 0
+        while i < nt and toks[i] != STAR:
+            if i >= ns or not _one(toks[i], s[i]):
+                return False
+            i += 1
+        if i == nt:
+            return ns == nt
+        j = nt - 1
+        while toks[j] != STAR:
+            k = ns - nt + j
+            if k < i or not _one(toks[j], s[k]):
+                return False
+            j -= 1
+        return i == j or plan(toks).matches(s)
     ti = si = 0
     star_t = star_s = -1
     while si < ns:
@@ -150,38 +166,67 @@ def _atom(tok: object) -> bytes:
     return b"[" + b"".join(b"\\x%02x" % c for c in sorted(chosen)) + b"]"
 
 
-class Segment:
-    """Fixed-width tokens between stars: C{bytes} (literal), None (C{?}s only) or a regex."""
+FIND_RX = 4096  # a class segment is looked for by a compiled regex in a span this long
 
-    __slots__ = ("width", "literal", "rx")
+
+class Segment:
+    """
+    Fixed-width tokens between stars: C{literal} bytes, or C{checks}, the offsets
+    and tokens that are not C{?} (none: C{?}s only, a mere width). Checked at a
+    place token by token; looked for with C{bytes.find} (literal), in a long span
+    with a regular expression (compiled then, and cached), else place by place.
+    """
+
+    __slots__ = ("toks", "width", "literal", "checks")
 
     def __init__(self, toks: tuple[object, ...]):
+        self.toks = toks
         self.width = len(toks)
         self.literal: bytes | None = None
-        self.rx: re.Pattern[bytes] | None = None
         if all(type(t) is int and t >= 0 for t in toks):  # type: ignore[operator]
             self.literal = bytes(toks)  # type: ignore[arg-type]
-        elif any(t != ANY for t in toks):
-            self.rx = re.compile(b"".join(map(_atom, toks)), re.DOTALL)
+        # literal bytes first: the cheapest to refute
+        checks = [(i, t) for i, t in enumerate(toks) if t != ANY]
+        checks.sort(key=lambda c: type(c[1]) is not int)
+        self.checks = checks
 
     def at(self, s: bytes, i: int) -> bool:
         """Does it match C{s} at C{i} (C{s} long enough)?"""
         if self.literal is not None:
             return s.startswith(self.literal, i)
-        return self.rx is None or self.rx.match(s, i) is not None
+        for k, tok in self.checks:
+            ch = s[i + k]
+            if type(tok) is int:
+                if tok != ch:
+                    return False
+            elif (ch in tok[0]) == tok[1]:  # type: ignore[index]
+                return False
+        return True
 
     def find(self, s: bytes, i: int, end: int) -> int:
         """Where it first matches in C{s[i:end]} (-1: nowhere)."""
         if self.literal is not None:
             return s.find(self.literal, i, end)
-        if self.rx is None:
-            return i if end - i >= self.width else -1
-        m = self.rx.search(s, i, end)
-        return -1 if m is None else m.start()
+        last = end - self.width
+        if not self.checks:
+            return i if i <= last else -1
+        if end - i > FIND_RX:
+            m = _regex(self.toks).search(s, i, end)
+            return -1 if m is None else m.start()
+        at = self.at
+        for j in range(i, last + 1):
+            if at(s, j):
+                return j
+        return -1
+
+
+@lru_cache(maxsize=256)
+def _regex(toks: tuple[object, ...]) -> re.Pattern[bytes]:
+    return re.compile(b"".join(map(_atom, toks)), re.DOTALL)
 
 
 class Plan:
-    """A pattern cut at its stars (L{Segment}s), to match long subjects in C."""
+    """A pattern cut at its stars (L{Segment}s), to match long subjects mostly in C."""
 
     __slots__ = ("head", "middle", "tail", "starred", "width")
 
