@@ -878,6 +878,48 @@ class User:
         return " ".join(parts)
 
 
+def revoked_subscribers(clients: Collection[Any], old: User, new: User) -> Steps[list[Any]]:
+    """
+    Redis 7.0's C{ACLKillPubsubClientsIfNeeded}: the clients logged in as C{old} with a
+    subscription C{new} (its next version) no longer allows, which SETUSER disconnects.
+    None when C{new} has every channel, or keeps each of C{old}'s channel patterns;
+    else a channel must match one of C{new}'s patterns, a PSUBSCRIBE pattern be one
+    of them as it is. In slices (a subscriber of 200,000 channels).
+    """
+    if new.all_channels:
+        return []
+    mine = [
+        c for c in clients if c.user is old and (c.channels or c.patterns or c.shards)
+    ]
+    if not mine:
+        return []
+    kept, n = True, 0
+    for pat in old.channels:
+        if pat not in new.channels:
+            kept = False
+            break
+        n += 1
+        if n % CHECK_PIECE == 0:
+            yield
+    if kept:
+        return []
+    out = []
+    allowed = new.channel_patterns.match_steps
+    for c in mine:
+        n = 0
+        revoked = any(p not in new.channels for p in c.patterns)
+        for ch in (*c.channels, *c.shards) if not revoked else ():
+            if not (yield from allowed(ch, 0)):
+                revoked = True
+                break
+            n += 1
+            if n % CHECK_PIECE == 0:
+                yield
+        if revoked:
+            out.append(c)
+    return out
+
+
 def _key_text(rule: tuple[bytes, bool, bool]) -> str:
     pat, read, write = rule
     text = pat.decode("utf-8", "replace")
