@@ -24,8 +24,8 @@ import re
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Collection, Generator
-from itertools import islice
+from collections.abc import Callable, Collection, Generator, Iterator
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +51,101 @@ Steps = Generator[None, None, T]
 RULES_PIECE = 512  # SETUSER rules applied a step (about a millisecond)
 TEXT_PIECE = 4096  # patterns described a step
 CHECK_PIECE = 2048  # keys or channels of one command checked a step (about a millisecond)
+
+
+# -- tables of a million rules ----------------------------------------------------
+
+TABLE_AT = 4096  # entries past which a table is cut into FAN dicts by hash
+FAN = 257  # (a prime: a part's keys keep varied low hash bits, as in sharded.py)
+
+
+class Table:
+    """
+    A dict of a user's rules that neither grows nor is copied by a million at once:
+    a plain dict while small; past L{TABLE_AT} entries, L{FAN} dicts by hash, so a
+    resize copies a part (a dict of a million rules took 50-90 ms to grow, a SETUSER
+    step). A copy (SETUSER works on one) shares the parts until it writes one (copy
+    on write, a part at a time). C{ordered}: iterated in insertion order (ACL
+    GETUSER's), kept in a list beside; else the parts' order.
+    """
+
+    __slots__ = ("small", "parts", "mine", "order", "size")
+
+    def __init__(self, ordered: bool = False) -> None:
+        self.small: dict[Any, Any] | None = {}
+        self.parts: list[dict[Any, Any]] = []
+        self.mine: set[int] | None = None  # parts written since copied (None: all)
+        self.order: list[Any] | None = [] if ordered else None
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def __contains__(self, key: object) -> bool:
+        small = self.small
+        if small is not None:
+            return key in small
+        return key in self.parts[hash(key) % FAN]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        small = self.small
+        if small is not None:
+            return small.get(key, default)
+        return self.parts[hash(key) % FAN].get(key, default)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        small = self.small
+        if small is not None:
+            if self.mine is not None:  # (a copy's first write: its own dict)
+                small = self.small = dict(small)
+                self.mine = None
+            new = key not in small
+            small[key] = value
+            if new and len(small) > TABLE_AT:
+                self._fan()
+        else:
+            i = hash(key) % FAN
+            part = self.parts[i]
+            if self.mine is not None and i not in self.mine:
+                part = self.parts[i] = dict(part)
+                self.mine.add(i)
+            new = key not in part
+            part[key] = value
+        if new:
+            self.size += 1
+            if self.order is not None:
+                self.order.append(key)
+
+    def _fan(self) -> None:
+        parts: list[dict[Any, Any]] = [{} for _ in range(FAN)]
+        assert self.small is not None
+        for k, v in self.small.items():
+            parts[hash(k) % FAN][k] = v
+        self.parts, self.small = parts, None
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.order is not None:
+            return iter(self.order)
+        if self.small is not None:
+            return iter(self.small)
+        return chain.from_iterable(self.parts)
+
+    def copy(self) -> Table:
+        t = Table()
+        t.small = self.small
+        t.parts = list(self.parts)
+        t.mine = set()
+        t.order = None if self.order is None else list(self.order)
+        t.size = self.size
+        return t
+
+    def containers(self) -> list[Any]:
+        """What holds its entries (freed by lazyfree a piece at a time)."""
+        out: list[Any] = [] if self.order is None else [self.order]
+        return out + ([self.small] if self.small is not None else self.parts)
 
 
 # -- patterns, compiled and indexed -------------------------------------------------
@@ -137,15 +232,15 @@ class Patterns:
     )
 
     def __init__(self) -> None:
-        self.exact: dict[bytes, int] = {}  # literal -> bits of the masks it comes with
+        self.exact = Table()  # literal -> bits of the masks it comes with
         # a cut prefix -> (bit, matcher): None (matches), the prefix to start with, or tokens
-        self.prefixed: dict[bytes, list[tuple[int, Any]]] = {}
+        self.prefixed = Table()
         self.lengths: list[int] = []  # the cut lengths in use, ascending
         # a cut literal suffix -> (bit, None (C{*suffix}: matches) or tokens), the same
-        self.suffixed: dict[bytes, list[tuple[int, Any]]] = {}
+        self.suffixed = Table()
         self.suffix_lengths: list[int] = []
         # the start of a literal run inside (C{*abc*}) -> (bit, tokens); its lengths (<= RUN)
-        self.inner: dict[bytes, list[tuple[int, Any]]] = {}
+        self.inner = Table()
         self.inner_lengths: list[int] = []
         # no literal byte: of C{*} and C{?} only, bit -> the least length / length -> bits;
         # the others, in their L{_loose_form} -> bits
@@ -153,26 +248,26 @@ class Patterns:
         self.sized: dict[int, int] = {}
         self.loose: dict[tuple[object, ...], int] = {}
         # those starting with a small class (C{[ab]*}): each of its bytes -> (bit, form)
-        self.first: dict[bytes, list[tuple[int, Any]]] = {}
+        self.first = Table()
         self.firsts = 0  # patterns in it
-        self.mine: set[tuple[int, bytes]] | None = None  # buckets this copy owns (None: all)
+        self.mine: Table | None = None  # buckets this copy owns, (which, key) (None: all)
         self.count = 0
 
     def copy(self) -> Patterns:
         p = Patterns()
-        p.exact = dict(self.exact)
-        p.prefixed = dict(self.prefixed)  # (its lists copied when added to)
+        p.exact = self.exact.copy()
+        p.prefixed = self.prefixed.copy()  # (its lists copied when added to)
         p.lengths = list(self.lengths)
-        p.suffixed = dict(self.suffixed)
+        p.suffixed = self.suffixed.copy()
         p.suffix_lengths = list(self.suffix_lengths)
-        p.inner = dict(self.inner)
+        p.inner = self.inner.copy()
         p.inner_lengths = list(self.inner_lengths)
         p.at_least = dict(self.at_least)
         p.sized = dict(self.sized)
         p.loose = dict(self.loose)
-        p.first = dict(self.first)
+        p.first = self.first.copy()
         p.firsts = self.firsts
-        p.mine = set()
+        p.mine = Table()
         p.count = self.count
         return p
 
@@ -271,7 +366,7 @@ class Patterns:
     def _put(
         self,
         which: int,
-        index: dict[bytes, list[tuple[int, Any]]],
+        index: Table,
         lengths: list[int],
         key: bytes,
         entry: tuple[int, Any],
@@ -286,7 +381,7 @@ class Patterns:
         elif self.mine is not None and (which, key) not in self.mine:
             bucket = index[key] = list(bucket)
         if self.mine is not None:
-            self.mine.add((which, key))
+            self.mine[(which, key)] = True
         bucket.append(entry)
 
     def match(self, s: bytes, need: int) -> bool:
@@ -373,8 +468,9 @@ class Patterns:
         unit = 1 + size // LONG
         work = 0
         if len(inner) * 64 < size:  # a long name, few runs: each run looked for (in C)
-            for run, bucket in list(inner.items()):
+            for run in list(inner):
                 if run in s:
+                    bucket = inner.get(run)
                     for bit, m in bucket:
                         if bit & serves and match(m, s):
                             return True
@@ -490,15 +586,16 @@ class User:
         self.first_args: dict[str, set[bytes]] = {}  # +get|x: the command with that argument
         self.all_commands = False
         self.cmd_rules: dict[str, str] = {}  # the description after the base: body -> rule
-        self.keys: dict[tuple[bytes, bool, bool], None] = {}  # (pattern, read, write), ordered
+        self.keys = Table(ordered=True)  # (pattern, read, write) -> None, in order
         self.all_keys = False
-        self.channels: dict[bytes, None] = {}
+        self.channels = Table(ordered=True)
         self.all_channels = False
         self.unrestricted = False
         self.key_patterns = Patterns()  # self.keys, indexed (what checks use)
         self.channel_patterns = Patterns()
         self.own_patterns = True  # False: a copy's, shared with the user it was copied from
-        self.texts: tuple[str, str, str, str] | None = None  # commands, keys, channels, line
+        self.texts: tuple[str, str, str] | None = None  # commands, keys, channels
+        self.line: str | None = None  # ACL LIST's (made when first asked: 16 MB for a big user)
 
     def copy(self) -> User:
         """A copy to change (SETUSER applies all its rules or none)."""
@@ -508,8 +605,8 @@ class User:
         u.allowed = set(self.allowed)
         u.first_args = {k: set(v) for k, v in self.first_args.items()}
         u.cmd_rules = dict(self.cmd_rules)
-        u.keys = dict(self.keys)
-        u.channels = dict(self.channels)
+        u.keys = self.keys.copy()
+        u.channels = self.channels.copy()
         u.own_patterns = False
         return u
 
@@ -522,9 +619,12 @@ class User:
 
     def parts(self) -> list[Any]:
         """Its big containers (a deleted user's, freed in slices by lazyfree)."""
-        out: list[Any] = [self.keys, self.channels, self.allowed, self.cmd_rules, self.first_args]
+        out: list[Any] = [self.allowed, self.cmd_rules, self.first_args]
         for p in (self.key_patterns, self.channel_patterns):
-            out += [p.exact, p.prefixed, p.suffixed, p.inner, p.loose, p.first]
+            out.append(p.loose)
+            for t in (p.exact, p.prefixed, p.suffixed, p.inner, p.first):
+                out += t.containers()
+        out += self.keys.containers() + self.channels.containers()
         return out
 
     @property
@@ -538,11 +638,14 @@ class User:
         """Apply SETUSER rules in order; raises L{ACLError} (with the rule) at the first bad one."""
         deque(self.apply_steps(rules), 0)
 
-    def apply_steps(self, rules: list[bytes]) -> Generator[None, None, None]:
-        """L{apply}, yielding every L{RULES_PIECE} rules, then the descriptions, built."""
-        self.texts = None
+    def apply_steps(self, rules: list[bytes], start: int = 0) -> Generator[None, None, None]:
+        """
+        L{apply} (of C{rules[start:]}: SETUSER's argv, not copied), yielding every
+        L{RULES_PIECE} rules, then the descriptions, built.
+        """
+        self.texts = self.line = None
         apply = self._apply
-        for i in range(0, len(rules), RULES_PIECE):
+        for i in range(start, len(rules), RULES_PIECE):
             for raw in rules[i : i + RULES_PIECE]:
                 try:
                     apply(raw)
@@ -561,7 +664,7 @@ class User:
         commands = yield from _joined(
             self.cmd_rules.values(), str, "+@all" if self.all_commands else "-@all"
         )
-        self.texts = (commands, keys, channels, self._line(commands, keys, channels))
+        self.texts = (commands, keys, channels)
 
     def _apply(self, raw: bytes) -> None:
         first = raw[:1]
@@ -643,24 +746,24 @@ class User:
 
     def _reset_keys(self) -> None:
         self.all_keys = False
-        self.keys = {}
+        self.keys = Table(ordered=True)
         self.key_patterns = Patterns()
 
     def _all_keys(self) -> None:
         self._reset_keys()
         self.all_keys = True
-        self.keys = {(b"*", True, True): None}
+        self.keys[(b"*", True, True)] = None
         self.key_patterns.add(b"*", READ | WRITE)
 
     def _reset_channels(self) -> None:
         self.all_channels = False
-        self.channels = {}
+        self.channels = Table(ordered=True)
         self.channel_patterns = Patterns()
 
     def _all_channels(self) -> None:
         self._reset_channels()
         self.all_channels = True
-        self.channels = {b"*": None}
+        self.channels[b"*"] = None
         self.channel_patterns.add(b"*", READ)
 
     def _channel_rule(self, pat: bytes) -> None:
@@ -838,7 +941,7 @@ class User:
 
     # -- descriptions (built once a SETUSER is applied: L{apply_steps}) ----------------
 
-    def _described(self) -> tuple[str, str, str, str]:
+    def _described(self) -> tuple[str, str, str]:
         if self.texts is None:
             deque(self.apply_steps([]), 0)
         assert self.texts is not None
@@ -863,7 +966,9 @@ class User:
 
     def describe(self) -> str:
         """The ACL LIST line (aclfile syntax)."""
-        return self._described()[3]
+        if self.line is None:
+            self.line = self._line(*self._described())
+        return self.line
 
     def _line(self, commands: str, keys: str, channels: str) -> str:
         parts = ["user", self.name, *self.flags()]

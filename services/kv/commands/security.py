@@ -63,14 +63,13 @@ def acl_setuser(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR Usernames can't contain spaces or null characters")
     name = _text(argv[2])
     users = c.server.users
-    rules = argv[3:]
 
     clients = c.server.clients.values()
 
     def changed() -> bigwork.Steps[tuple[User, list[Any]]]:  # the user's new version, made aside
         old = users.get(name)
         user = User(name) if old is None else old.copy()
-        yield from user.apply_steps(rules)
+        yield from user.apply_steps(argv, 3)  # (its rules: argv[3:], not copied)
         revoked = [] if old is None else (yield from revoked_subscribers(clients, old, user))
         return user, revoked
 
@@ -86,7 +85,7 @@ def acl_setuser(c: Any, argv: list[bytes]) -> Any:
             for x in clients
             if x.user is old
         )
-    cost = len(rules) * (bigwork.PIECE // RULES_PIECE) + size
+    cost = (len(argv) - 3) * (bigwork.PIECE // RULES_PIECE) + size
     try:
         done = bigwork.compute(c, argv, cost, changed)
     except ACLError as e:
