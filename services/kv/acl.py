@@ -993,9 +993,7 @@ def revoked_subscribers(clients: Collection[Any], old: User, new: User) -> Steps
     """
     if new.all_channels:
         return []
-    mine = [
-        c for c in clients if c.user is old and (c.channels or c.patterns or c.shards)
-    ]
+    mine = [c for c in clients if c.user is old and (c.channels or c.patterns or c.shards)]
     if not mine:
         return []
     kept, n = True, 0

@@ -81,9 +81,7 @@ def acl_setuser(c: Any, argv: list[bytes]) -> Any:
     size = 0 if old is None else len(old.keys) + len(old.channels)
     if old is not None and c.server.clients_subscribed():
         size += sum(
-            len(x.channels) + len(x.patterns) + len(x.shards)
-            for x in clients
-            if x.user is old
+            len(x.channels) + len(x.patterns) + len(x.shards) for x in clients if x.user is old
         )
     cost = (len(argv) - 3) * (bigwork.PIECE // RULES_PIECE) + size
     try:

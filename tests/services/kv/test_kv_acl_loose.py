@@ -20,7 +20,19 @@ from portsuite_services.kv.acl import READ, WRITE, Patterns
 from portsuite_services.kv.bigwork import BIG
 
 KEY_DENIED = "-NOPERM this user has no permissions to access one of the keys used as arguments"
-WILD = [b"*", b"?", b"[ab]", b"[^a]", b"[a-c]", b"[c-a]", b"[]", b"[^]", b"[\\]]", b"[b", b"[\xff-a]"]
+WILD = [
+    b"*",
+    b"?",
+    b"[ab]",
+    b"[^a]",
+    b"[a-c]",
+    b"[c-a]",
+    b"[]",
+    b"[^]",
+    b"[\\]]",
+    b"[b",
+    b"[\xff-a]",
+]
 
 
 def _no_literal(rnd: random.Random) -> bytes:
@@ -137,3 +149,27 @@ def test_a_command_of_very_many_keys_is_checked_as_they_come() -> None:
 
     made = keyspecs.acl_keys(COMMANDS[b"mget"], [b"mget", *keys])
     assert not isinstance(made, list) and next(iter(made)) == (b"k0", ["RO", "access"])
+
+
+def test_a_copy_of_a_big_table_changes_only_itself() -> None:
+    """Past TABLE_AT entries a Table is cut in parts; a copy writes its own parts only."""
+    from portsuite_services.kv.acl import TABLE_AT, Table
+
+    t = Table(ordered=True)
+    names = [b"k%d" % i for i in range(3 * TABLE_AT)]
+    for n in names:
+        t[n] = None
+    c = t.copy()
+    for n in names[::7] + [b"new%d" % i for i in range(TABLE_AT)]:
+        c[n] = 1
+    assert list(t) == names and len(t) == len(names)
+    assert all(t.get(n) is None for n in names) and b"new1" not in t
+    assert list(c) == names + [b"new%d" % i for i in range(TABLE_AT)]
+    assert c.get(names[7]) == 1 and c.get(names[8]) is None and b"new1" in c
+    index = Patterns()
+    for n in names:
+        index.add(n, READ)
+    more = index.copy()
+    more.add(names[3], WRITE)
+    assert index.match(names[3], READ) and not index.match(names[3], WRITE)
+    assert more.match(names[3], WRITE) and more.match(names[4], READ)

@@ -36,7 +36,12 @@ CASES: list[tuple[str, list[str], list[list[str]], list[str] | None]] = [
     ("shard channel", ["&a*"], [["SSUBSCRIBE", "ab"]], ["resetchannels", "&b*"]),
     ("a bad rule: nothing changes", ["&a*"], [["SUBSCRIBE", "ab"]], ["resetchannels", "bogus"]),
     ("another user changes", ["&a*"], [["SUBSCRIBE", "ab"]], None),
-    ("many, one revoked", ["&a*", "&b"], [["SUBSCRIBE", "ab", "b", "ac"]], ["resetchannels", "&a*"]),
+    (
+        "many, one revoked",
+        ["&a*", "&b"],
+        [["SUBSCRIBE", "ab", "b", "ac"]],
+        ["resetchannels", "&a*"],
+    ),
 ]
 
 

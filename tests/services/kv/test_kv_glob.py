@@ -215,4 +215,3 @@ def test_a_pattern_of_many_stars(size: int) -> None:
     s = b"a" * (size * 3)
     assert glob.match(p, s) is False
     assert glob.match(p, s + b"b") is True
-
