@@ -24,13 +24,14 @@ import re
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Collection, Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 from portsuite.api.i18n import gettext as _
 from portsuite_services.kv import glob, keyspecs
+from portsuite_services.kv.bigwork import run_through
 
 
 def _load_categories() -> tuple[list[str], dict[str, list[str]]]:
@@ -386,12 +387,7 @@ class Patterns:
 
     def match(self, s: bytes, need: int) -> bool:
         """Does a pattern allowing at least C{need} (READ|WRITE bits) match C{s}?"""
-        steps = self.match_steps(s, need)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+        return run_through(self.match_steps(s, need))
 
     def match_steps(self, s: bytes, need: int) -> Steps[bool]:
         """L{match}, yielding every L{CHECK_PIECE} units of work (a pattern, LONG bytes)."""
@@ -406,53 +402,37 @@ class Patterns:
                 return True
         if self.sized.get(size, 0) & serves:
             return True
-        work = 0
-        unit = 1 + size // LONG
-        prefixed = self.prefixed
-        match = glob.matches
-        for cut in self.lengths:
-            if cut > size:
-                break
-            bucket = prefixed.get(s[:cut])
-            if bucket is not None:
-                for bit, m in bucket:
-                    if bit & serves and (
-                        m is None or (s.startswith(m) if type(m) is bytes else match(m, s))
-                    ):
-                        return True
-                    work += unit
-                    if work >= CHECK_PIECE:
-                        work = 0
-                        yield
-        suffixed = self.suffixed
-        for cut in self.suffix_lengths:
-            if cut > size:
-                break
-            bucket = suffixed.get(s[size - cut :])
-            if bucket is not None:
-                for bit, m in bucket:
-                    if bit & serves and (m is None or match(m, s)):
-                        return True
-                    work += unit
-                    if work >= CHECK_PIECE:
-                        work = 0
-                        yield
-        inner = self.inner
-        if inner:
-            found = yield from self._inside(s, serves)
-            if found:
-                return True
-        bucket = self.first.get(s[:1])
-        if bucket is not None:
-            for bit, form in bucket:
-                if bit & serves and match(form, s):
+        tried = self._tried
+        for index, lengths, tail in (
+            (self.prefixed, self.lengths, False),
+            (self.suffixed, self.suffix_lengths, True),
+        ):
+            for cut in lengths:
+                if cut > size:
+                    break
+                bucket = index.get(s[size - cut :] if tail else s[:cut])
+                if bucket is not None and (yield from tried(bucket, s, serves)):
                     return True
-                work += unit
-                if work >= CHECK_PIECE:
-                    work = 0
-                    yield
-        for form, bits in self.loose.items():
-            if bits & serves and match(form, s):
+        if self.inner and (yield from self._inside(s, serves)):
+            return True
+        bucket = self.first.get(s[:1])
+        if bucket is not None and (yield from tried(bucket, s, serves)):
+            return True
+        return (yield from tried(((b, f) for f, b in self.loose.items()), s, serves))
+
+    @staticmethod
+    def _tried(entries: Iterable[tuple[int, Any]], s: bytes, serves: int) -> Steps[bool]:
+        """
+        Does one of C{entries} (bit, matcher: None, a literal prefix or tokens) that
+        allows C{serves} match C{s}? Yields every L{CHECK_PIECE} units of work.
+        """
+        unit = 1 + len(s) // LONG
+        work = 0
+        match = glob.matches
+        for bit, m in entries:
+            if bit & serves and (
+                m is None or (s.startswith(m) if type(m) is bytes else match(m, s))
+            ):
                 return True
             work += unit
             if work >= CHECK_PIECE:
@@ -469,11 +449,8 @@ class Patterns:
         work = 0
         if len(inner) * 64 < size:  # a long name, few runs: each run looked for (in C)
             for run in list(inner):
-                if run in s:
-                    bucket = inner.get(run)
-                    for bit, m in bucket:
-                        if bit & serves and match(m, s):
-                            return True
+                if run in s and (yield from self._tried(inner.get(run), s, serves)):
+                    return True
                 work += unit
                 if work >= CHECK_PIECE:
                     work = 0
@@ -872,12 +849,7 @@ class User:
         None when this user may run C{argv}, else C{(reason, object)}: reason is
         C{command}, C{key} or C{channel}, as in ACL LOG.
         """
-        steps = self.denies_steps(cmd, argv)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+        return run_through(self.denies_steps(cmd, argv))
 
     def denies_steps(self, cmd: Any, argv: list[bytes]) -> Steps[tuple[str, str] | None]:
         """L{denies}, yielding every L{CHECK_PIECE} keys or channels checked (a SUBSCRIBE of a million)."""
