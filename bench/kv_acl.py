@@ -11,8 +11,11 @@ SETUSER of RULES (100,000) key patterns, GETUSER / LIST of that user, GET by it 
 then 20 pipelined), DRYRUN, SETUSER of RULES/2 `+get|x` rules and of RULES channel
 patterns, PUBLISH / SUBSCRIBE by that user (one channel, then 2 x RULES whose last is
 denied: checked in slices), a user with RULES/5 patterns C{*x<i>*} (indexed by their
-literal run) and one with RULES C{*:<i>} (by literal suffix) and a GET by each, then
-CLIENT LIST and CLIENT KILL of CLIENTS (3,000) idle connections.
+literal run) and one with RULES C{*:<i>} (by literal suffix) and a GET by each, a GET of
+a key of 1 MB by the first, an MGET of 2 x RULES keys, a user of RULES/2 patterns of
+no literal byte (C{[xyz]*}, C{[^…]?*}) and GETs by it, SETUSER of 10 x RULES patterns
+and a change of that user, then CLIENT LIST and CLIENT KILL of CLIENTS (3,000) idle
+connections.
 
     flock /tmp/bench.lock .venv/bin/python bench/kv_acl.py
     RULES=20000 CLIENTS=1000 ...     # smaller
@@ -24,6 +27,7 @@ About a minute a build on the dev VM.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 
@@ -47,6 +51,17 @@ def setuser(name: bytes, *fixed: bytes, rule: bytes, n: int) -> Step:
         f"ACL SETUSER {name.decode()} {n:,} {what}",
         lambda: one(b"ACL", b"SETUSER", name, *fixed, *[rule % i for i in range(n)]),
     )
+
+
+def _classes(n: int) -> list[bytes]:
+    """C{n} distinct key patterns of no literal byte: C{~[xyz]*}, and n/10 C{~[^\\x01…]?*}."""
+    alpha = [bytes([b]) for b in range(0x21, 0x7F) if b not in b"]\\-^*?["]
+    rnd = random.Random(3)
+    out: set[bytes] = set()
+    while len(out) < n:
+        out.add(b"~[" + b"".join(rnd.sample(alpha, 3)) + b"]*")
+    neg = {b"~[^\x01" + b"".join(rnd.sample(alpha, 60)) + b"]?*" for _ in range(n // 10)}
+    return sorted(out) + sorted(neg)
 
 
 def load_clients(c: Client) -> None:
@@ -75,7 +90,20 @@ ACL: list[Step] = [
     ("GET as x (by literal run)", as_user(b"x", [b"GET", b"zzz"])),
     setuser(b"y", b"on", b">pw", b"+@all", rule=b"~*:%d", n=RULES),
     ("GET as y (by literal suffix)", as_user(b"y", [b"GET", b"k:77"])),
-    ("ACL DELUSER u v w x y", one(b"ACL", b"DELUSER", b"u", b"v", b"w", b"x", b"y")),
+    ("GET of a 1 MB key as x", as_user(b"x", [b"GET", b"a" * 1_000_000])),
+    (
+        f"MGET {2 * RULES:,} as u (from k{RULES:,} denied)",
+        lambda: as_user(b"u", [b"MGET", *[b"k%d" % i for i in range(2 * RULES)]]),
+    ),
+    (
+        f"ACL SETUSER z {RULES // 2:,} [abc]* (no literal)",
+        lambda: one(b"ACL", b"SETUSER", b"z", b"on", b">pw", b"+@all", *_classes(RULES // 2)),
+    ),
+    ("GET as z (tried by first byte)", as_user(b"z", [b"GET", b"zzz"])),
+    ("GET as z (denied: every [^..]?* tried)", as_user(b"z", [b"GET", b"\x01"])),
+    setuser(b"m", b"on", b">pw", b"+@all", rule=b"~k%d", n=10 * RULES),
+    ("ACL SETUSER m ~z (a copy of it)", one(b"ACL", b"SETUSER", b"m", b"~z")),
+    ("ACL DELUSER u v w x y z m", one(b"ACL", b"DELUSER", *[bytes([c]) for c in b"uvwxyzm"])),
     (f"CLIENT LIST ({CLIENTS:,} clients)", one(b"CLIENT", b"LIST")),
     (
         f"CLIENT KILL TYPE normal ({CLIENTS:,})",

@@ -24,13 +24,14 @@ import re
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Collection, Generator
-from itertools import islice
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 from portsuite.api.i18n import gettext as _
 from portsuite_services.kv import glob, keyspecs
+from portsuite_services.kv.bigwork import run_through
 
 
 def _load_categories() -> tuple[list[str], dict[str, list[str]]]:
@@ -53,6 +54,101 @@ TEXT_PIECE = 4096  # patterns described a step
 CHECK_PIECE = 2048  # keys or channels of one command checked a step (about a millisecond)
 
 
+# -- tables of a million rules ----------------------------------------------------
+
+TABLE_AT = 4096  # entries past which a table is cut into FAN dicts by hash
+FAN = 257  # (a prime: a part's keys keep varied low hash bits, as in sharded.py)
+
+
+class Table:
+    """
+    A dict of a user's rules that neither grows nor is copied by a million at once:
+    a plain dict while small; past L{TABLE_AT} entries, L{FAN} dicts by hash, so a
+    resize copies a part (a dict of a million rules took 50-90 ms to grow, a SETUSER
+    step). A copy (SETUSER works on one) shares the parts until it writes one (copy
+    on write, a part at a time). C{ordered}: iterated in insertion order (ACL
+    GETUSER's), kept in a list beside; else the parts' order.
+    """
+
+    __slots__ = ("small", "parts", "mine", "order", "size")
+
+    def __init__(self, ordered: bool = False) -> None:
+        self.small: dict[Any, Any] | None = {}
+        self.parts: list[dict[Any, Any]] = []
+        self.mine: set[int] | None = None  # parts written since copied (None: all)
+        self.order: list[Any] | None = [] if ordered else None
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def __contains__(self, key: object) -> bool:
+        small = self.small
+        if small is not None:
+            return key in small
+        return key in self.parts[hash(key) % FAN]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        small = self.small
+        if small is not None:
+            return small.get(key, default)
+        return self.parts[hash(key) % FAN].get(key, default)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        small = self.small
+        if small is not None:
+            if self.mine is not None:  # (a copy's first write: its own dict)
+                small = self.small = dict(small)
+                self.mine = None
+            new = key not in small
+            small[key] = value
+            if new and len(small) > TABLE_AT:
+                self._fan()
+        else:
+            i = hash(key) % FAN
+            part = self.parts[i]
+            if self.mine is not None and i not in self.mine:
+                part = self.parts[i] = dict(part)
+                self.mine.add(i)
+            new = key not in part
+            part[key] = value
+        if new:
+            self.size += 1
+            if self.order is not None:
+                self.order.append(key)
+
+    def _fan(self) -> None:
+        parts: list[dict[Any, Any]] = [{} for _ in range(FAN)]
+        assert self.small is not None
+        for k, v in self.small.items():
+            parts[hash(k) % FAN][k] = v
+        self.parts, self.small = parts, None
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.order is not None:
+            return iter(self.order)
+        if self.small is not None:
+            return iter(self.small)
+        return chain.from_iterable(self.parts)
+
+    def copy(self) -> Table:
+        t = Table()
+        t.small = self.small
+        t.parts = list(self.parts)
+        t.mine = set()
+        t.order = None if self.order is None else list(self.order)
+        t.size = self.size
+        return t
+
+    def containers(self) -> list[Any]:
+        """What holds its entries (freed by lazyfree a piece at a time)."""
+        out: list[Any] = [] if self.order is None else [self.order]
+        return out + ([self.small] if self.small is not None else self.parts)
+
+
 # -- patterns, compiled and indexed -------------------------------------------------
 
 READ, WRITE = 1, 2  # what a key pattern allows (%R~, %W~; ~ is both)
@@ -73,10 +169,30 @@ _SPECIAL = re.compile(rb"[*?[\\]")
 
 
 RUN = 4  # bytes of a literal run inside a pattern (C{*abc*}) by which it is indexed, at most
+LONG = 4096  # a name this long costs a unit of check work per LONG bytes matched
+FIRST = 16  # a pattern of no literal byte starting with a class this small: indexed by it
+LOOSE = CHECK_PIECE  # patterns with no literal byte (not mere lengths) past which a check is sliced
 
 
 def _literal(tok: object) -> bool:
     return type(tok) is int and tok >= 0
+
+
+def _loose_form(toks: tuple[object, ...]) -> tuple[object, ...]:
+    """C{toks} with each run of C{*} and C{?} written C{?…?*} (C{*?*}, C{?*}, C{**?}: one form)."""
+    out: list[object] = []
+    anys, star = 0, False
+    for t in (*toks, None):
+        if t == glob.ANY:
+            anys += 1
+        elif t == glob.STAR:
+            star = True
+        else:
+            out += [glob.ANY] * anys + ([glob.STAR] if star else [])
+            anys, star = 0, False
+            if t is not None:
+                out.append(t)
+    return tuple(out)
 
 
 class Patterns:
@@ -89,8 +205,13 @@ class Patterns:
     pattern starting with a wildcard is indexed the same way by its literal suffix
     (C{*:x}: a key's suffixes are looked up), else by the first L{RUN} bytes of its
     longest literal run (C{*x12*}: every such piece of the key is looked up, so a
-    check costs the key's length, not the number of patterns). Only patterns with no
-    literal byte at all (C{*}, C{?*}, C{[ab]*}) are tried one by one, for every key.
+    check costs the key's length, not the number of patterns). Patterns with no
+    literal byte at all are grouped: those of C{*} and C{?} only say a length
+    (C{*?*}: at least one byte, C{??}: two), one number or a dict lookup; the others
+    (C{[ab]*}, C{[a-c]?}) are written in one form (C{*?[a]} as C{?*[a]}); those
+    starting with a class of up to L{FIRST} bytes are indexed by each of them (a
+    key's first byte is looked up), the rest deduplicated and tried one by one, a
+    check of many of them in slices (L{match_steps}).
     Shared by the copies of a user until one adds a pattern (copy on write).
     """
 
@@ -102,34 +223,52 @@ class Patterns:
         "suffix_lengths",
         "inner",
         "inner_lengths",
+        "at_least",
+        "sized",
+        "loose",
+        "first",
+        "firsts",
         "mine",
         "count",
     )
 
     def __init__(self) -> None:
-        self.exact: dict[bytes, int] = {}  # literal -> bits of the masks it comes with
+        self.exact = Table()  # literal -> bits of the masks it comes with
         # a cut prefix -> (bit, matcher): None (matches), the prefix to start with, or tokens
-        self.prefixed: dict[bytes, list[tuple[int, Any]]] = {}
+        self.prefixed = Table()
         self.lengths: list[int] = []  # the cut lengths in use, ascending
         # a cut literal suffix -> (bit, None (C{*suffix}: matches) or tokens), the same
-        self.suffixed: dict[bytes, list[tuple[int, Any]]] = {}
+        self.suffixed = Table()
         self.suffix_lengths: list[int] = []
         # the start of a literal run inside (C{*abc*}) -> (bit, tokens); its lengths (<= RUN)
-        self.inner: dict[bytes, list[tuple[int, Any]]] = {}
+        self.inner = Table()
         self.inner_lengths: list[int] = []
-        self.mine: set[tuple[int, bytes]] | None = None  # buckets this copy owns (None: all)
+        # no literal byte: of C{*} and C{?} only, bit -> the least length / length -> bits;
+        # the others, in their L{_loose_form} -> bits
+        self.at_least: dict[int, int] = {}
+        self.sized: dict[int, int] = {}
+        self.loose: dict[tuple[object, ...], int] = {}
+        # those starting with a small class (C{[ab]*}): each of its bytes -> (bit, form)
+        self.first = Table()
+        self.firsts = 0  # patterns in it
+        self.mine: Table | None = None  # buckets this copy owns, (which, key) (None: all)
         self.count = 0
 
     def copy(self) -> Patterns:
         p = Patterns()
-        p.exact = dict(self.exact)
-        p.prefixed = dict(self.prefixed)  # (its lists copied when added to)
+        p.exact = self.exact.copy()
+        p.prefixed = self.prefixed.copy()  # (its lists copied when added to)
         p.lengths = list(self.lengths)
-        p.suffixed = dict(self.suffixed)
+        p.suffixed = self.suffixed.copy()
         p.suffix_lengths = list(self.suffix_lengths)
-        p.inner = dict(self.inner)
+        p.inner = self.inner.copy()
         p.inner_lengths = list(self.inner_lengths)
-        p.mine = set()
+        p.at_least = dict(self.at_least)
+        p.sized = dict(self.sized)
+        p.loose = dict(self.loose)
+        p.first = self.first.copy()
+        p.firsts = self.firsts
+        p.mine = Table()
         p.count = self.count
         return p
 
@@ -143,6 +282,9 @@ class Patterns:
             return
         n = special.start()
         if pattern.count(b"*", n) == len(pattern) - n:  # prefix*: starts with it
+            if not n:  # C{*}: any name but the empty one (L{match_steps})
+                self.at_least[bit] = 0
+                return
             cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
             prefix = pattern[:cut]
             matcher = None if cut == n else pattern[:n]
@@ -158,6 +300,9 @@ class Patterns:
                 self.exact[lit] = self.exact.get(lit, 0) | bit
                 return
             if n == 0 and self._add_inside(toks, bit):
+                return
+            if n == 0:  # no literal byte at all
+                self._add_loose(toks, bit)
                 return
             cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
             prefix = bytes(toks[:cut])  # type: ignore[arg-type]
@@ -194,10 +339,35 @@ class Patterns:
             return True
         return False
 
+    def _add_loose(self, toks: tuple[object, ...], bit: int) -> None:
+        form = _loose_form(toks)
+        if all(t == glob.ANY for t in form[:-1]) and form[-1] in (glob.ANY, glob.STAR):
+            if form[-1] == glob.STAR:  # at least so many bytes
+                least = len(form) - 1
+                self.at_least[bit] = min(least, self.at_least.get(bit, least))
+            else:  # exactly so many
+                self.sized[len(form)] = self.sized.get(len(form), 0) | bit
+        elif type(form[0]) is tuple and not form[0][1] and len(form[0][0]) <= FIRST:
+            self.firsts += 1
+            for b in form[0][0]:
+                self._put(3, self.first, [], bytes((b,)), (bit, form))
+        else:
+            self.loose[form] = self.loose.get(form, 0) | bit
+
+    @property
+    def patterned(self) -> bool:
+        """Does it hold a pattern that is not a mere name or length?"""
+        return bool(self.prefixed or self.suffixed or self.inner or self.loose or self.first)
+
+    @property
+    def heavy(self) -> bool:
+        """Are there so many patterns to try one by one that a check goes in slices?"""
+        return len(self.loose) + self.firsts > LOOSE
+
     def _put(
         self,
         which: int,
-        index: dict[bytes, list[tuple[int, Any]]],
+        index: Table,
         lengths: list[int],
         key: bytes,
         entry: tuple[int, Any],
@@ -212,51 +382,106 @@ class Patterns:
         elif self.mine is not None and (which, key) not in self.mine:
             bucket = index[key] = list(bucket)
         if self.mine is not None:
-            self.mine.add((which, key))
+            self.mine[(which, key)] = True
         bucket.append(entry)
 
     def match(self, s: bytes, need: int) -> bool:
         """Does a pattern allowing at least C{need} (READ|WRITE bits) match C{s}?"""
+        return run_through(self.match_steps(s, need))
+
+    def match_steps(self, s: bytes, need: int) -> Steps[bool]:
+        """L{match}, yielding every L{CHECK_PIECE} units of work (a pattern, LONG bytes)."""
         serves = _SERVES[need]
         if self.exact.get(s, 0) & serves:
             return True
-        prefixed = self.prefixed
         size = len(s)
-        match = glob.matches
-        for cut in self.lengths:
-            if cut > size:
-                break
-            bucket = prefixed.get(s[:cut])
-            if bucket is not None:
-                for bit, m in bucket:
-                    if bit & serves and (
-                        m is None or (s.startswith(m) if type(m) is bytes else match(m, s))
-                    ):
-                        return True
-        suffixed = self.suffixed
-        for cut in self.suffix_lengths:
-            if cut > size:
-                break
-            bucket = suffixed.get(s[size - cut :])
-            if bucket is not None:
-                for bit, m in bucket:
-                    if bit & serves and (m is None or match(m, s)):
-                        return True
-        inner = self.inner
-        if inner:
-            for k in self.inner_lengths:
-                if k > size:
+        if not size:  # (stringmatchlen: an empty name matches the empty pattern only)
+            return False
+        for bit, least in self.at_least.items():
+            if bit & serves and size >= least:
+                return True
+        if self.sized.get(size, 0) & serves:
+            return True
+        tried = self._tried
+        for index, lengths, tail in (
+            (self.prefixed, self.lengths, False),
+            (self.suffixed, self.suffix_lengths, True),
+        ):
+            for cut in lengths:
+                if cut > size:
                     break
-                tried: set[bytes] = set()
-                for i in range(size - k + 1):
-                    run = s[i : i + k]
-                    bucket = inner.get(run)
-                    if bucket is not None and run not in tried:
-                        tried.add(run)
-                        for bit, m in bucket:
-                            if bit & serves and match(m, s):
-                                return True
+                bucket = index.get(s[size - cut :] if tail else s[:cut])
+                if bucket is not None and (yield from tried(bucket, s, serves)):
+                    return True
+        if self.inner and (yield from self._inside(s, serves)):
+            return True
+        bucket = self.first.get(s[:1])
+        if bucket is not None and (yield from tried(bucket, s, serves)):
+            return True
+        return (yield from tried(((b, f) for f, b in self.loose.items()), s, serves))
+
+    @staticmethod
+    def _tried(entries: Iterable[tuple[int, Any]], s: bytes, serves: int) -> Steps[bool]:
+        """
+        Does one of C{entries} (bit, matcher: None, a literal prefix or tokens) that
+        allows C{serves} match C{s}? Yields every L{CHECK_PIECE} units of work.
+        """
+        unit = 1 + len(s) // LONG
+        work = 0
+        match = glob.matches
+        for bit, m in entries:
+            if bit & serves and (
+                m is None or (s.startswith(m) if type(m) is bytes else match(m, s))
+            ):
+                return True
+            work += unit
+            if work >= CHECK_PIECE:
+                work = 0
+                yield
         return False
+
+    def _inside(self, s: bytes, serves: int) -> Steps[bool]:
+        """The patterns indexed by a literal run that C{s} holds, in slices."""
+        inner = self.inner
+        match = glob.matches
+        size = len(s)
+        unit = 1 + size // LONG
+        work = 0
+        if len(inner) * 64 < size:  # a long name, few runs: each run looked for (in C)
+            for run in list(inner):
+                if run in s and (yield from self._tried(inner.get(run), s, serves)):
+                    return True
+                work += unit
+                if work >= CHECK_PIECE:
+                    work = 0
+                    yield
+            return False
+        for k in self.inner_lengths:
+            if k > size:
+                break
+            tried: set[bytes] = set()
+            for i in range(size - k + 1):
+                run = s[i : i + k]
+                bucket = inner.get(run)
+                if bucket is not None and run not in tried:
+                    tried.add(run)
+                    for bit, m in bucket:
+                        if bit & serves and match(m, s):
+                            return True
+                        work += unit
+                work += 1
+                if work >= CHECK_PIECE:
+                    work = 0
+                    yield
+        return False
+
+
+def _need(flags: list[str]) -> int:
+    """Redis's C{ACLSelectorCheckKey}: the permissions a key's flags need."""
+    need = READ if "access" in flags else 0
+    if "insert" in flags or "delete" in flags or "update" in flags:
+        need |= WRITE
+    return need
 
 
 class ACLError(Exception):
@@ -338,15 +563,16 @@ class User:
         self.first_args: dict[str, set[bytes]] = {}  # +get|x: the command with that argument
         self.all_commands = False
         self.cmd_rules: dict[str, str] = {}  # the description after the base: body -> rule
-        self.keys: dict[tuple[bytes, bool, bool], None] = {}  # (pattern, read, write), ordered
+        self.keys = Table(ordered=True)  # (pattern, read, write) -> None, in order
         self.all_keys = False
-        self.channels: dict[bytes, None] = {}
+        self.channels = Table(ordered=True)
         self.all_channels = False
         self.unrestricted = False
         self.key_patterns = Patterns()  # self.keys, indexed (what checks use)
         self.channel_patterns = Patterns()
         self.own_patterns = True  # False: a copy's, shared with the user it was copied from
-        self.texts: tuple[str, str, str, str] | None = None  # commands, keys, channels, line
+        self.texts: tuple[str, str, str] | None = None  # commands, keys, channels
+        self.line: str | None = None  # ACL LIST's (made when first asked: 16 MB for a big user)
 
     def copy(self) -> User:
         """A copy to change (SETUSER applies all its rules or none)."""
@@ -356,8 +582,8 @@ class User:
         u.allowed = set(self.allowed)
         u.first_args = {k: set(v) for k, v in self.first_args.items()}
         u.cmd_rules = dict(self.cmd_rules)
-        u.keys = dict(self.keys)
-        u.channels = dict(self.channels)
+        u.keys = self.keys.copy()
+        u.channels = self.channels.copy()
         u.own_patterns = False
         return u
 
@@ -370,9 +596,12 @@ class User:
 
     def parts(self) -> list[Any]:
         """Its big containers (a deleted user's, freed in slices by lazyfree)."""
-        out: list[Any] = [self.keys, self.channels, self.allowed, self.cmd_rules, self.first_args]
+        out: list[Any] = [self.allowed, self.cmd_rules, self.first_args]
         for p in (self.key_patterns, self.channel_patterns):
-            out += [p.exact, p.prefixed, p.suffixed, p.inner]
+            out.append(p.loose)
+            for t in (p.exact, p.prefixed, p.suffixed, p.inner, p.first):
+                out += t.containers()
+        out += self.keys.containers() + self.channels.containers()
         return out
 
     @property
@@ -386,11 +615,14 @@ class User:
         """Apply SETUSER rules in order; raises L{ACLError} (with the rule) at the first bad one."""
         deque(self.apply_steps(rules), 0)
 
-    def apply_steps(self, rules: list[bytes]) -> Generator[None, None, None]:
-        """L{apply}, yielding every L{RULES_PIECE} rules, then the descriptions, built."""
-        self.texts = None
+    def apply_steps(self, rules: list[bytes], start: int = 0) -> Generator[None, None, None]:
+        """
+        L{apply} (of C{rules[start:]}: SETUSER's argv, not copied), yielding every
+        L{RULES_PIECE} rules, then the descriptions, built.
+        """
+        self.texts = self.line = None
         apply = self._apply
-        for i in range(0, len(rules), RULES_PIECE):
+        for i in range(start, len(rules), RULES_PIECE):
             for raw in rules[i : i + RULES_PIECE]:
                 try:
                     apply(raw)
@@ -409,7 +641,7 @@ class User:
         commands = yield from _joined(
             self.cmd_rules.values(), str, "+@all" if self.all_commands else "-@all"
         )
-        self.texts = (commands, keys, channels, self._line(commands, keys, channels))
+        self.texts = (commands, keys, channels)
 
     def _apply(self, raw: bytes) -> None:
         first = raw[:1]
@@ -491,24 +723,24 @@ class User:
 
     def _reset_keys(self) -> None:
         self.all_keys = False
-        self.keys = {}
+        self.keys = Table(ordered=True)
         self.key_patterns = Patterns()
 
     def _all_keys(self) -> None:
         self._reset_keys()
         self.all_keys = True
-        self.keys = {(b"*", True, True): None}
+        self.keys[(b"*", True, True)] = None
         self.key_patterns.add(b"*", READ | WRITE)
 
     def _reset_channels(self) -> None:
         self.all_channels = False
-        self.channels = {}
+        self.channels = Table(ordered=True)
         self.channel_patterns = Patterns()
 
     def _all_channels(self) -> None:
         self._reset_channels()
         self.all_channels = True
-        self.channels = {b"*": None}
+        self.channels[b"*"] = None
         self.channel_patterns.add(b"*", READ)
 
     def _channel_rule(self, pat: bytes) -> None:
@@ -617,12 +849,7 @@ class User:
         None when this user may run C{argv}, else C{(reason, object)}: reason is
         C{command}, C{key} or C{channel}, as in ACL LOG.
         """
-        steps = self.denies_steps(cmd, argv)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+        return run_through(self.denies_steps(cmd, argv))
 
     def denies_steps(self, cmd: Any, argv: list[bytes]) -> Steps[tuple[str, str] | None]:
         """L{denies}, yielding every L{CHECK_PIECE} keys or channels checked (a SUBSCRIBE of a million)."""
@@ -636,7 +863,7 @@ class User:
         if not self.all_keys:
             n = 0
             for key, flags in keyspecs.acl_keys(cmd, argv):
-                if not self._key_ok(key, flags):
+                if not (yield from self.key_patterns.match_steps(key, _need(flags))):
                     return ("key", key.decode("utf-8", "replace"))
                 n += 1
                 if n == CHECK_PIECE:
@@ -656,16 +883,22 @@ class User:
                 if lo:
                     yield
                 for ch in chans[lo : lo + CHECK_PIECE]:
-                    if not self._channel_ok(ch, pattern):
+                    if pattern:  # PSUBSCRIBE: a pattern the user has, as it is
+                        if ch not in self.channels:
+                            return ("channel", ch.decode("utf-8", "replace"))
+                    elif not (yield from self.channel_patterns.match_steps(ch, 0)):
                         return ("channel", ch.decode("utf-8", "replace"))
         return None
 
-    def _key_ok(self, key: bytes, flags: list[str]) -> bool:
-        """Redis's C{ACLSelectorCheckKey}: a pattern with every permission the flags need."""
-        need = READ if "access" in flags else 0
-        if "insert" in flags or "delete" in flags or "update" in flags:
-            need |= WRITE
-        return self.key_patterns.match(key, need)
+    def slow_check(self, argv: list[bytes]) -> bool:
+        """
+        Might checking C{argv} hold kv for long though it has few arguments: patterns by
+        the thousand tried one by one (L{Patterns.heavy}), or a long name matched?
+        """
+        k, c = self.key_patterns, self.channel_patterns
+        if (not self.all_keys and k.heavy) or (not self.all_channels and c.heavy):
+            return True
+        return max(map(len, argv)) > LONG * 4 and (k.patterned or c.patterned)
 
     def full_key_access(self, read: bool = True, write: bool = False) -> bool:
         """Redis's C{ACLSelectorHasUnrestrictedKeyAccess}: a C{*} pattern with those rights."""
@@ -678,14 +911,9 @@ class User:
             or (not read and (b"*", False, True) in keys)
         )
 
-    def _channel_ok(self, ch: bytes, pattern: bool) -> bool:
-        if pattern:  # PSUBSCRIBE: a pattern the user has, as it is
-            return self.all_channels or ch in self.channels
-        return self.channel_patterns.match(ch, 0)
-
     # -- descriptions (built once a SETUSER is applied: L{apply_steps}) ----------------
 
-    def _described(self) -> tuple[str, str, str, str]:
+    def _described(self) -> tuple[str, str, str]:
         if self.texts is None:
             deque(self.apply_steps([]), 0)
         assert self.texts is not None
@@ -710,7 +938,9 @@ class User:
 
     def describe(self) -> str:
         """The ACL LIST line (aclfile syntax)."""
-        return self._described()[3]
+        if self.line is None:
+            self.line = self._line(*self._described())
+        return self.line
 
     def _line(self, commands: str, keys: str, channels: str) -> str:
         parts = ["user", self.name, *self.flags()]
@@ -723,6 +953,46 @@ class User:
             parts.append(f"resetchannels {channels}" if self.channels else "resetchannels")
         parts.append(commands)
         return " ".join(parts)
+
+
+def revoked_subscribers(clients: Collection[Any], old: User, new: User) -> Steps[list[Any]]:
+    """
+    Redis 7.0's C{ACLKillPubsubClientsIfNeeded}: the clients logged in as C{old} with a
+    subscription C{new} (its next version) no longer allows, which SETUSER disconnects.
+    None when C{new} has every channel, or keeps each of C{old}'s channel patterns;
+    else a channel must match one of C{new}'s patterns, a PSUBSCRIBE pattern be one
+    of them as it is. In slices (a subscriber of 200,000 channels).
+    """
+    if new.all_channels:
+        return []
+    mine = [c for c in clients if c.user is old and (c.channels or c.patterns or c.shards)]
+    if not mine:
+        return []
+    kept, n = True, 0
+    for pat in old.channels:
+        if pat not in new.channels:
+            kept = False
+            break
+        n += 1
+        if n % CHECK_PIECE == 0:
+            yield
+    if kept:
+        return []
+    out = []
+    allowed = new.channel_patterns.match_steps
+    for c in mine:
+        n = 0
+        revoked = any(p not in new.channels for p in c.patterns)
+        for ch in (*c.channels, *c.shards) if not revoked else ():
+            if not (yield from allowed(ch, 0)):
+                revoked = True
+                break
+            n += 1
+            if n % CHECK_PIECE == 0:
+                yield
+        if revoked:
+            out.append(c)
+    return out
 
 
 def _key_text(rule: tuple[bytes, bool, bool]) -> str:

@@ -1019,7 +1019,11 @@ class KVProtocol(Protocol):
                 elif verdict is not None and verdict[0] is argv:  # (checked in slices)
                     self.acl_verdict = None
                     denied = verdict[1]
-                elif len(argv) > ARGS and self.multi is None and possible(self, BIG):
+                elif (
+                    (len(argv) > ARGS or acl.slow_check(argv))
+                    and self.multi is None
+                    and possible(self, BIG)
+                ):
                     self.check_in_slices(acl, cmd, argv)
                     self.waiting = True  # (run again once checked)
                     return None

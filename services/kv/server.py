@@ -316,6 +316,10 @@ class KVServer(ServerFactory):
 
     # -- ACL users ---------------------------------------------------------------------
 
+    def clients_subscribed(self) -> bool:
+        """Is any client subscribed to anything (a channel, a pattern, a shard channel)?"""
+        return bool(len(self.channels) or len(self.patterns) or len(self.shards))
+
     def user_changed(self, name: str, user: User | None) -> None:
         """ACL SETUSER/DELUSER: clients logged in as C{name} follow (deleted: disconnected)."""
         self.users_changed({name: user})

@@ -792,7 +792,7 @@ def _getkeys(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
     if name in keyspecs.KEY_SPECS:
         keys = keyspecs.command_keys(name, args)
     else:  # a command Redis 7.0 does not have: kv's first/last/step
-        keys = keyspecs.acl_keys(cmd, args)
+        keys = list(keyspecs.acl_keys(cmd, args))
     if not keys and name not in keyspecs.NO_MANDATORY_KEYS:
         raise CommandError("ERR Invalid arguments specified for command")
     return keys

@@ -7,7 +7,14 @@ import secrets
 from typing import Any
 
 from portsuite_services.kv import bigwork
-from portsuite_services.kv.acl import CATEGORIES, RULES_PIECE, ACLError, User, category_names
+from portsuite_services.kv.acl import (
+    CATEGORIES,
+    RULES_PIECE,
+    ACLError,
+    User,
+    category_names,
+    revoked_subscribers,
+)
 from portsuite_services.kv.commands import (
     COMMANDS,
     NO_REPLY,
@@ -56,27 +63,38 @@ def acl_setuser(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("ERR Usernames can't contain spaces or null characters")
     name = _text(argv[2])
     users = c.server.users
-    rules = argv[3:]
 
-    def changed() -> bigwork.Steps[User]:  # the user's new version, made aside
+    clients = c.server.clients.values()
+
+    def changed() -> bigwork.Steps[tuple[User, list[Any]]]:  # the user's new version, made aside
         old = users.get(name)
         user = User(name) if old is None else old.copy()
-        yield from user.apply_steps(rules)
-        return user
+        yield from user.apply_steps(argv, 3)  # (its rules: argv[3:], not copied)
+        revoked = [] if old is None else (yield from revoked_subscribers(clients, old, user))
+        return user, revoked
 
     # a long list of rules (a million key patterns) is applied in slices, the rest of kv
     # waiting (bigwork.py): each step applies RULES_PIECE rules, worth PIECE elements; a
-    # user of many patterns is copied, and its descriptions made again, in slices too
+    # user of many patterns is copied, and its descriptions made again, in slices too, and
+    # so are the subscriptions of its clients checked against its new channel rules
     old = users.get(name)
     size = 0 if old is None else len(old.keys) + len(old.channels)
-    cost = len(rules) * (bigwork.PIECE // RULES_PIECE) + size
+    if old is not None and c.server.clients_subscribed():
+        size += sum(
+            len(x.channels) + len(x.patterns) + len(x.shards) for x in clients if x.user is old
+        )
+    cost = (len(argv) - 3) * (bigwork.PIECE // RULES_PIECE) + size
     try:
-        user = bigwork.compute(c, argv, cost, changed)
+        done = bigwork.compute(c, argv, cost, changed)
     except ACLError as e:
         raise CommandError(f"ERR {e}") from None
-    if user is NO_REPLY:
+    if done is NO_REPLY:
         return NO_REPLY
+    user, revoked = done
     users[name] = user
+    for victim in revoked:  # (as Redis 7.0: their subscriptions are no longer allowed)
+        if not victim.closed:
+            victim.kill()
     c.server.user_changed(name, user)
     return OK
 
