@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob, randompick, sharded, tuning
+from portsuite_services.kv import bigreply, bigwork, glob, notify, randompick, sharded, tuning
 from portsuite_services.kv.blocking import NOT_READY, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NO_REPLY,
@@ -926,8 +926,12 @@ UNION, INTER, DIFF = "union", "inter", "diff"
 
 
 def _source(c: Any, key: bytes) -> Any:
+    """A sorted set or a set to combine (None: missing, told as a key miss, as Redis)."""
     v = c.store.get(key)
-    if v is None or type(v) is ZSet or kind(v) is set:
+    if v is None:
+        notify.missed(c, key)
+        return v
+    if type(v) is ZSet or kind(v) is set:
         return v
     raise wrongtype()
 
