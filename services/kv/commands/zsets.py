@@ -161,25 +161,18 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
         return None if incr else 0
     flags = (nx, xx, incr, gt, lt)
     if elements >= 2 * ARGS_ZSET:  # a million members: the new zset built aside, in slices
-        cost = 2 * (elements + len(z or ()))
-        made = bigwork.sliced(c, argv, cost, lambda: _zadd_aside(z, argv, i, flags))
+        made = _aside(c, argv, z, i, flags)
         if made is NO_REPLY:
             return made
         if made is not None:
             return store_aside(c, argv, made, incr, ch)
-    scores = [_score(argv[j]) for j in range(i, n, 2)]
+    scores = list(map(_score, argv[i:n:2]))  # (map, no comprehension: argv stays a plain local)
     if z is None:
         z = ZSet()
         c.store.set(key, z)
-    zset = z
     try:
-        if len(z) > SHARD_AT and elements >= 2 * ADDS:  # inserts into a big index: in slices
-            done = bigwork.applied(
-                c,
-                argv,
-                INSERT_COST * (elements // 2),
-                lambda: _zadd_steps(zset, argv, i, scores, flags),
-            )
+        if elements >= 2 * ADDS and len(z) > SHARD_AT:  # inserts into a big index: in slices
+            done = _inserted(c, argv, z, i, scores, flags)
             if done is NO_REPLY:
                 return done
         else:
@@ -193,6 +186,24 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
     else:
         _drop_if_empty(c, key, z)
     return _zadd_reply(incr, ch, added, updated, processed, new_score)
+
+
+# (ZADD's work in slices, its lambdas out of zadd: a closure there made every local it
+# names a cell, read through it on the path of every small ZADD too)
+
+
+def _aside(c: Any, argv: list[bytes], z: ZSet | None, i: int, flags: tuple[bool, ...]) -> Any:
+    """L{_zadd_aside} through L{bigwork.sliced} (None: ZADD changes C{z} in place)."""
+    cost = 2 * (len(argv) - i + len(z or ()))
+    return bigwork.sliced(c, argv, cost, lambda: _zadd_aside(z, argv, i, flags))
+
+
+def _inserted(
+    c: Any, argv: list[bytes], z: ZSet, i: int, scores: list[float], flags: tuple[bool, ...]
+) -> Any:
+    """L{_zadd_steps} into a big sorted set, as an applied job (bigwork.py)."""
+    cost = INSERT_COST * len(scores)
+    return bigwork.applied(c, argv, cost, lambda: _zadd_steps(z, argv, i, scores, flags))
 
 
 def store_aside(c: Any, argv: list[bytes], made: Any, incr: bool, ch: bool) -> Any:
@@ -227,8 +238,7 @@ def _zadd_steps(
     d = z.dict
     if len(d) + len(scores) > SHARD_AT and type(d) is dict:
         d = z.dict = ShardedDict(d)  # (big: it grows a shard at a time, see sharded.py)
-    every = ADDS // 4 if type(z) is ZSet and type(d) is not dict else ADDS
-    insert, rescore = z.insert, z.rescore
+    every = ADDS // 4 if type(d) is not dict and type(z) is ZSet else ADDS
     new_score = 0.0
     for k, score in enumerate(scores):
         if k and not k % every:
@@ -246,13 +256,13 @@ def _zadd_steps(
                 continue
             new_score = score
             if score != cur:  # (-0 and 0 are the same score, as in Redis)
-                rescore(member, cur, score)
+                z.rescore(member, cur, score)
                 updated += 1
             processed += 1
         else:
             if xx:
                 continue
-            insert(member, score)
+            z.insert(member, score)
             new_score = score
             added += 1
             processed += 1
