@@ -63,7 +63,9 @@ def test_many_keys_looked_up_in_slices(argv: tuple[Any, ...], want: Any) -> None
 def test_a_union_of_thousands_of_small_sorted_sets_in_slices() -> None:
     """2,000 sources of one member each: the sum of each member's seven scores."""
     keys = [f"one{i}" for i in range(2000)]
-    got = _in_slices(SETUP * 1, ("ZUNION", str(len(keys) * 20), *keys * 20, "WITHSCORES"), ("PING",))
+    got = _in_slices(
+        SETUP * 1, ("ZUNION", str(len(keys) * 20), *keys * 20, "WITHSCORES"), ("PING",)
+    )
     pairs = dict(zip(got[0][::2], got[0][1::2], strict=True))
     assert len(pairs) == 300
     want = sum(20 * (i % 7) for i in range(2000) if i % 300 == 7)
