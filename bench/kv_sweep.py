@@ -597,6 +597,34 @@ KEYS: list[Step] = [
         lambda: [[b"SINTERCARD", b"%d" % min(N, 600_000), *members(b"x", min(N, 600_000))]],
     ),
     (
+        "ZINTERCARD 600k keys",
+        lambda: [[b"ZINTERCARD", b"%d" % min(N, 600_000), *members(b"x", min(N, 600_000))]],
+    ),
+    (
+        "ZUNIONSTORE 600k keys",
+        lambda: [[b"ZUNIONSTORE", b"zu", b"%d" % min(N, 600_000), *members(b"x", min(N, 600_000))]],
+    ),
+    (
+        "ZINTERSTORE 600k keys (k0 first)",
+        lambda: [[b"ZINTERSTORE", b"zu", b"%d" % min(N, 600_000), *members(b"k", min(N, 600_000))]],
+    ),
+    (
+        "ZDIFF 600k keys",
+        lambda: [[b"ZDIFF", b"%d" % min(N, 600_000), *members(b"x", min(N, 600_000))]],
+    ),
+    (
+        "ZUNION 600k keys WEIGHTS",
+        lambda: [
+            [
+                b"ZUNION",
+                b"%d" % min(N, 600_000),
+                *members(b"x", min(N, 600_000)),
+                b"WEIGHTS",
+                *[b"2"] * min(N, 600_000),
+            ]
+        ],
+    ),
+    (
         "BITFIELD N/4 ops",
         lambda: [
             [

@@ -49,6 +49,7 @@ CLASSES = {
     "n": 8192,
 }
 ALL = sum(CLASSES[ch] for ch in "g$lshzxetd")  # 'A'
+MISS = CLASSES["m"]
 _ORDER = "g$lshzxetdn"
 
 
@@ -111,7 +112,9 @@ _EVENT_BYTES: dict[str, bytes] = {}  # (one bytes object per event name)
 
 
 TOLD: dict[bytes, bool] = {}  # notify_before's answer when the command tells its own events
-_TELLS = frozenset(("del", "unlink", "mset", "msetnx", "mget"))  # (with more than ARGS keys)
+_TELLS = frozenset(
+    ("del", "unlink", "mset", "msetnx", "mget", "touch")
+)  # (with more than ARGS keys)
 
 
 def notify_before(c: Any, cmd: Any, argv: list[bytes]) -> dict[bytes, bool] | None:
@@ -124,8 +127,10 @@ def notify_before(c: Any, cmd: Any, argv: list[bytes]) -> dict[bytes, bool] | No
     if len(argv) > ARGS and cmd.name in _TELLS:
         server.telling = True
         return TOLD
-    if not cmd.first_key or cmd.name in _NO_MISS:
+    if not cmd.first_key or (cmd.parent or cmd.name) in _NO_MISS:
         return None
+    if cmd.name in MISS_INLINE:  # (its lookups tell their misses; a write: its destination)
+        return {argv[1]: c.store.get(argv[1]) is not None} if cmd.write else None
     last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
     get = c.store.get
     pre = {k: get(k) is not None for k in argv[cmd.first_key : last + 1 : cmd.key_step or 1]}
@@ -134,6 +139,18 @@ def notify_before(c: Any, cmd: Any, argv: list[bytes]) -> dict[bytes, bool] | No
         if dst is not None:
             pre[dst] = get(dst) is not None
     return pre
+
+
+def missed(c: Any, key: bytes) -> None:
+    """
+    A command's lookup found no C{key}: Redis's "keymiss" (class m), told where the
+    command looks the key up (L{MISS_INLINE}), so that a lookup before an error is told
+    too, as Redis tells it; not again when a command whose work ran in slices runs
+    again with its result (bigwork.py).
+    """
+    server = c.server
+    if server.notify_flags & MISS and getattr(c, "precomputed", None) is None:
+        notify_db(server, c.store.id, "m", "keymiss", key)
 
 
 def teller(c: Any, kind: str, event: str) -> Callable[[bytes], None] | None:
@@ -166,9 +183,9 @@ def notify_after(
         if not cmd.write:  # (each time a key is given, as Redis looks it up each time)
             last = cmd.last_key if cmd.last_key >= 0 else len(argv) + cmd.last_key
             missed: Any = argv[cmd.first_key : last + 1 : cmd.key_step or 1]
-        else:  # a write's lookups that are reads in Redis (GETDEL, SINTERSTORE's sources…)
-            where = _READ_LOOKUPS.get(cmd.name)
-            missed = argv[where:] if cmd.name.endswith("store") else argv[where:2] if where else ()
+        else:  # a write's lookups that are reads in Redis (GETDEL, COPY's source…)
+            reads = _READ_LOOKUPS.get(cmd.name)
+            missed = reads(argv) if reads is not None else ()
         for key in missed:
             if pre.get(key) is False:
                 notify(c, "m", "keymiss", key)
@@ -519,16 +536,41 @@ EVENTS: dict[str, Callable[[Any, list[bytes], Any, Any], None]] = {
     "xgroup|delconsumer": _xgroup("xgroup-delconsumer", always=True),
 }
 # writes whose lookups of argv[n:] (SINTERSTORE…) or argv[n] are reads (a key miss is told)
-_READ_LOOKUPS = {
-    "getdel": 1,
-    "getex": 1,
-    "copy": 1,
-    "sinterstore": 2,
-    "sunionstore": 2,
-    "sdiffstore": 2,
+_READ_LOOKUPS: dict[str, Callable[[list[bytes]], list[bytes]]] = {
+    "getdel": lambda argv: argv[1:2],
+    "getex": lambda argv: argv[1:2],
+    "copy": lambda argv: argv[1:2],
+    "sort": lambda argv: argv[1:2],  # (not its STORE destination)
+    "georadius": lambda argv: argv[1:2],
+    "georadiusbymember": lambda argv: argv[1:2],
+    "zrangestore": lambda argv: argv[2:3],  # (its source, not its destination)
+    "geosearchstore": lambda argv: argv[2:3],
+    "bitop": lambda argv: argv[3:],  # (its sources)
+    "bitfield": lambda argv: argv[1:2] if _gets_only(argv) else [],
 }
+
+
+def _gets_only(argv: list[bytes]) -> bool:
+    """BITFIELD of GETs only, which Redis looks up as a read (SET, INCRBY: a write)."""
+    return not any(a.lower() in (b"set", b"incrby") for a in argv[2:])
+
+
+# commands whose handlers tell their own key misses (L{missed}), each as it looks its
+# keys up: many keys in slices, and those looked up before an error (WRONGTYPE) too
+MISS_INLINE = frozenset(
+    (
+        "sinter",
+        "sunion",
+        "sdiff",
+        "sinterstore",
+        "sunionstore",
+        "sdiffstore",
+        "pfcount",
+        "pfmerge",
+    )
+)
 _STORE_OPTION = frozenset(("sort", "georadius", "georadiusbymember"))
 # commands whose "new" events come inside their own (specs call _new)
 _NEW_INLINE = frozenset(("mset", "msetnx", "move", "copy", "smove"))
 # reads that look a key up without a key-miss event in Redis
-_NO_MISS = frozenset(("type", "touch", "scan", "keys", "object"))
+_NO_MISS = frozenset(("scan", "keys", "object", "watch"))

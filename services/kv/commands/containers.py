@@ -7,7 +7,7 @@ from collections.abc import Collection
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob, longdouble, tuning
+from portsuite_services.kv import bigreply, bigwork, glob, longdouble, notify, tuning
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NO_SUCH_KEY,
@@ -711,10 +711,14 @@ def smove(c: Any, argv: list[bytes]) -> Any:
 
 
 def _sets(c: Any, keys: list[bytes]) -> list[set[bytes] | None]:
+    """The sets of C{keys} (None: missing, told as a key miss), as Redis looks them up."""
     out = []
+    get = c.store.get
     for key in keys:
-        v = c.store.get(key)
-        if v is not None and type(v) is not set and KIND.get(type(v)) is not set:
+        v = get(key)
+        if v is None:
+            notify.missed(c, key)
+        elif type(v) is not set and KIND.get(type(v)) is not set:
             raise wrongtype()
         out.append(v)
     return out

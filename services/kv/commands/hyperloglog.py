@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portsuite_services.kv import bigwork, hll
+from portsuite_services.kv import bigwork, hll, notify
 from portsuite_services.kv.commands import NO_REPLY, CommandError, command, wrongtype
 from portsuite_services.kv.resp import OK
 
@@ -116,6 +116,7 @@ def pfcount(c: Any, argv: list[bytes]) -> Any:
     if len(argv) == 2:
         v = _hll(c, argv[1])
         if v is None:
+            notify.missed(c, argv[1])
             return 0
         card = hll.cached(v)
         if card is not None:
@@ -147,7 +148,9 @@ def _merge_steps(c: Any, keys: list[bytes]) -> bigwork.Steps[tuple[bytearray, bo
     dense = False
     for i, key in enumerate(keys):
         v = _hll(c, key)
-        if v is not None:
+        if v is None:
+            notify.missed(c, key)  # (as Redis looks it up: before a WRONGTYPE after it too)
+        else:
             if v[4] == hll.DENSE:
                 dense = True
             _max_into(merged, _regs(v))

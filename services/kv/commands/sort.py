@@ -144,7 +144,7 @@ def sort_generic(c: Any, argv: list[bytes], readonly: bool) -> Any:
         return reply(c, result, own=True)
     c.touched = [store]
     if result:
-        c.store.set(store, deque(result))
+        c.store.set(store, result if type(result) is deque else deque(result))
     elif c.store.drop(store):
         c.store.dirty += 1
     return len(result)
@@ -158,7 +158,7 @@ def _sort_all(c: Any, argv: list[bytes], readonly: bool) -> bigwork.Steps[tuple[
     return o, result
 
 
-def _work(c: Any, key: bytes, o: _Options) -> tuple[int, Callable[[], bigwork.Steps[list[Any]]]]:
+def _work(c: Any, key: bytes, o: _Options) -> tuple[int, Callable[[], bigwork.Steps[Any]]]:
     """How many elements the sort touches, and its steps."""
     value = c.store.get(key)
     t = kind(value)  # (a big set, sharded, is a set)
@@ -180,10 +180,28 @@ def _work(c: Any, key: bytes, o: _Options) -> tuple[int, Callable[[], bigwork.St
         cost = max(0, end - start + 1) * (1 + len(gets))
     else:
         cost = size * (1 + len(gets))
+    storing = o.store is not None
     work = lambda: _sort_steps(  # noqa: E731
-        c, value, t, dontsort, o.desc, alpha, sortby, gets, start, end, o.store is not None
+        c, value, t, dontsort, o.desc, alpha, sortby, gets, start, end, storing
     )
+    if storing:
+        return cost, lambda: _as_deque(work())
     return cost, work
+
+
+def _as_deque(steps: bigwork.Steps[list[Any]]) -> bigwork.Steps[deque[Any]]:
+    """
+    What SORT … STORE stores: the list its steps made, as a deque made a piece a step
+    when big (one C{deque()} of a million elements held the loop), the list then freed
+    by lazyfree.
+    """
+    items = yield from steps
+    if len(items) < bigwork.BIG:
+        return deque(items)
+    out: deque[Any] = deque()
+    yield from bigwork.fill(out.extend, items)
+    yield items  # (done with: freed a slice at a time)
+    return out
 
 
 def _sort_steps(

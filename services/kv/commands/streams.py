@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, blocking  # (XREAD BLOCK waits as BLPOP does)
+from portsuite_services.kv import bigreply, bigwork, blocking, notify  # (XREAD BLOCK: as BLPOP)
 from portsuite_services.kv.commands import (
     NO_REPLY,
     NOT_INT,
@@ -654,6 +654,8 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     targets: list[tuple[bytes, Stream | None, Group | None, Any]] = []
     for key, raw in zip(keys, raw_ids, strict=True):
         s = _stream(c, key)
+        if s is None:
+            notify.missed(c, key)  # (Redis's first lookup of each key)
         g = None
         if group_mode:
             g = s.groups.get(gname) if s is not None else None  # type: ignore[arg-type]
@@ -684,6 +686,10 @@ def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
     can_block = block >= 0 and not history
 
     def attempt(_keys: list[bytes] | None = None) -> Any:
+        if not group_mode:  # (Redis looks each key up again to serve it: a second key miss)
+            for key, st, _g, _start in targets:
+                if st is None:
+                    notify.missed(c, key)
         # (a big read: its entries gathered, and delivered, a piece at a time: bigwork.py)
         done = bigwork.compute(
             c,
@@ -1114,6 +1120,8 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
         if j + 3 < n:
             consumer = argv[j + 3]  # (Redis ignores what follows)
     s = _stream(c, argv[1])
+    if s is None:
+        notify.missed(c, argv[1])  # (told before the error, as Redis's lookup tells it)
     g = s.groups.get(argv[2]) if s is not None else None
     if g is None:
         raise CommandError(
@@ -1484,6 +1492,7 @@ def xinfo_stream(c: Any, argv: list[bytes]) -> Any:
             raise CommandError(SYNTAX)
     s = _stream(c, argv[2])
     if s is None:
+        notify.missed(c, argv[2])
         raise CommandError(NO_KEY)
     head = [
         ("length", len(s)),

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
 
-from portsuite_services.kv import bigreply, bigwork, glob, randompick, sharded, tuning
+from portsuite_services.kv import bigreply, bigwork, glob, notify, randompick, sharded, tuning
 from portsuite_services.kv.blocking import NOT_READY, parse_timeout, retrying
 from portsuite_services.kv.commands import (
     NO_REPLY,
@@ -161,25 +161,18 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
         return None if incr else 0
     flags = (nx, xx, incr, gt, lt)
     if elements >= 2 * ARGS_ZSET:  # a million members: the new zset built aside, in slices
-        cost = 2 * (elements + len(z or ()))
-        made = bigwork.sliced(c, argv, cost, lambda: _zadd_aside(z, argv, i, flags))
+        made = _aside(c, argv, z, i, flags)
         if made is NO_REPLY:
             return made
         if made is not None:
             return store_aside(c, argv, made, incr, ch)
-    scores = [_score(argv[j]) for j in range(i, n, 2)]
+    scores = list(map(_score, argv[i:n:2]))  # (map, no comprehension: argv stays a plain local)
     if z is None:
         z = ZSet()
         c.store.set(key, z)
-    zset = z
     try:
-        if len(z) > SHARD_AT and elements >= 2 * ADDS:  # inserts into a big index: in slices
-            done = bigwork.applied(
-                c,
-                argv,
-                INSERT_COST * (elements // 2),
-                lambda: _zadd_steps(zset, argv, i, scores, flags),
-            )
+        if elements >= 2 * ADDS and len(z) > SHARD_AT:  # inserts into a big index: in slices
+            done = _inserted(c, argv, z, i, scores, flags)
             if done is NO_REPLY:
                 return done
         else:
@@ -193,6 +186,24 @@ def zadd(c: Any, argv: list[bytes]) -> Any:
     else:
         _drop_if_empty(c, key, z)
     return _zadd_reply(incr, ch, added, updated, processed, new_score)
+
+
+# (ZADD's work in slices, its lambdas out of zadd: a closure there made every local it
+# names a cell, read through it on the path of every small ZADD too)
+
+
+def _aside(c: Any, argv: list[bytes], z: ZSet | None, i: int, flags: tuple[bool, ...]) -> Any:
+    """L{_zadd_aside} through L{bigwork.sliced} (None: ZADD changes C{z} in place)."""
+    cost = 2 * (len(argv) - i + len(z or ()))
+    return bigwork.sliced(c, argv, cost, lambda: _zadd_aside(z, argv, i, flags))
+
+
+def _inserted(
+    c: Any, argv: list[bytes], z: ZSet, i: int, scores: list[float], flags: tuple[bool, ...]
+) -> Any:
+    """L{_zadd_steps} into a big sorted set, as an applied job (bigwork.py)."""
+    cost = INSERT_COST * len(scores)
+    return bigwork.applied(c, argv, cost, lambda: _zadd_steps(z, argv, i, scores, flags))
 
 
 def store_aside(c: Any, argv: list[bytes], made: Any, incr: bool, ch: bool) -> Any:
@@ -227,8 +238,7 @@ def _zadd_steps(
     d = z.dict
     if len(d) + len(scores) > SHARD_AT and type(d) is dict:
         d = z.dict = ShardedDict(d)  # (big: it grows a shard at a time, see sharded.py)
-    every = ADDS // 4 if type(z) is ZSet and type(d) is not dict else ADDS
-    insert, rescore = z.insert, z.rescore
+    every = ADDS // 4 if type(d) is not dict and type(z) is ZSet else ADDS
     new_score = 0.0
     for k, score in enumerate(scores):
         if k and not k % every:
@@ -246,13 +256,13 @@ def _zadd_steps(
                 continue
             new_score = score
             if score != cur:  # (-0 and 0 are the same score, as in Redis)
-                rescore(member, cur, score)
+                z.rescore(member, cur, score)
                 updated += 1
             processed += 1
         else:
             if xx:
                 continue
-            insert(member, score)
+            z.insert(member, score)
             new_score = score
             added += 1
             processed += 1
@@ -926,8 +936,12 @@ UNION, INTER, DIFF = "union", "inter", "diff"
 
 
 def _source(c: Any, key: bytes) -> Any:
+    """A sorted set or a set to combine (None: missing, told as a key miss, as Redis)."""
     v = c.store.get(key)
-    if v is None or type(v) is ZSet or kind(v) is set:
+    if v is None:
+        notify.missed(c, key)
+        return v
+    if type(v) is ZSet or kind(v) is set:
         return v
     raise wrongtype()
 
@@ -954,7 +968,40 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
     if setnum > len(argv) - (at + 1):
         raise CommandError(SYNTAX)
     keys = argv[at + 1 : at + 1 + setnum]
-    srcs = [_source(c, k) for k in keys]
+    stored = dest is not None
+    if setnum > bigwork.ARGS:  # many keys: looked up (then the options read) in slices too
+        many = bigwork.compute(
+            c, argv, 2 * setnum, lambda: _combine_many(c, argv, at, keys, op, stored, card)
+        )
+        if many is NO_REPLY:
+            return many
+        done, withscores = many
+    else:
+        srcs = [_source(c, k) for k in keys]
+        opts = bigwork.run_through(_options(argv, at, setnum, op, stored, card))
+        weights, agg, withscores, limit = opts
+        sizes = [len(s) if s else 0 for s in srcs]
+        cost = _cost(op, sizes, min(sizes), sum(sizes))
+        shards = _shards(cost, card, stored)
+        done = bigwork.compute(
+            c,
+            argv,
+            cost,
+            lambda: _combined(op, srcs, weights, agg, card, limit, stored, shards, sizes),
+        )
+    if done is NO_REPLY or card:
+        return done
+    if dest is not None:
+        return _store_range(c, dest, done)
+    if withscores:
+        return with_scores(c, done, own=True)
+    return members_reply(c, done, own=True)
+
+
+def _options(
+    argv: list[bytes], at: int, setnum: int, op: str, stored: bool, card: bool
+) -> bigwork.Steps[tuple[list[float], str, bool, int]]:
+    """L{combine}'s options after its keys: (weights, aggregate, withscores, limit)."""
     weights = [1.0] * setnum
     agg = "sum"
     withscores = False
@@ -965,8 +1012,10 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
         left = n - j
         o = argv[j].lower()
         if op != DIFF and left >= setnum + 1 and o == b"weights":
-            for i in range(setnum):
-                weights[i] = _score(argv[j + 1 + i], "ERR weight value is not a float")
+            for lo in range(0, setnum, bigwork.PIECE):  # (a million weights: in slices)
+                for i in range(lo, min(setnum, lo + bigwork.PIECE)):
+                    weights[i] = _score(argv[j + 1 + i], "ERR weight value is not a float")
+                yield
             j += setnum + 1
         elif op != DIFF and left >= 2 and o == b"aggregate":
             a = argv[j + 1].lower()
@@ -974,7 +1023,7 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
                 raise CommandError(SYNTAX)
             agg = a.decode()
             j += 2
-        elif left >= 1 and dest is None and not card and o == b"withscores":
+        elif left >= 1 and not stored and not card and o == b"withscores":
             withscores = True
             j += 1
         elif card and left >= 2 and o == b"limit":
@@ -984,26 +1033,69 @@ def combine(c: Any, argv: list[bytes], at: int, op: str, dest: bytes | None, car
             j += 2
         else:
             raise CommandError(SYNTAX)
+    return weights, agg, withscores, limit
+
+
+def _cost(op: str, sizes: list[int], smallest: int, total: int) -> int:
+    """About how many members L{_combined} touches."""
     if op == INTER:
-        cost = min(len(s) if s else 0 for s in srcs) * setnum
-    elif op == DIFF:
-        cost = len(srcs[0]) * setnum if srcs[0] else 0
-    else:
-        cost = sum(len(s) for s in srcs if s)
-    stored = dest is not None
-    shards = 1
+        return smallest * len(sizes)
+    if op == DIFF:
+        return sizes[0] * len(sizes)
+    return total
+
+
+def _shards(cost: int, card: bool, stored: bool) -> int:
     if cost >= bigwork.BIG and not card:  # (a big STORE's: the shards of its ShardedDict)
-        shards = STORED_SHARDS if stored else SHARDS
-    done = bigwork.compute(
-        c, argv, cost, lambda: _combined(op, srcs, weights, agg, card, limit, stored, shards)
-    )
-    if done is NO_REPLY or card:
-        return done
-    if dest is not None:
-        return _store_range(c, dest, done)
-    if withscores:
-        return with_scores(c, done, own=True)
-    return members_reply(c, done, own=True)
+        return STORED_SHARDS if stored else SHARDS
+    return 1
+
+
+def _combine_many(
+    c: Any, argv: list[bytes], at: int, keys: list[bytes], op: str, stored: bool, card: bool
+) -> bigwork.Steps[tuple[Any, bool]]:
+    """
+    L{combine} of many keys, in slices: the keys looked up a piece a step (WRONGTYPE
+    from any of them first, as Redis, which looks them all up before it reads the
+    options), the options, then L{_combined}: (its result, withscores).
+    """
+    srcs: list[Any] = []
+    sizes: list[int] = []
+    smallest, total = LLONG_MAX, 0
+    for lo in range(0, len(keys), bigwork.PIECE):
+        got = [_source(c, k) for k in keys[lo : lo + bigwork.PIECE]]
+        counts = [len(s) if s else 0 for s in got]
+        srcs += got
+        sizes += counts
+        smallest, total = min(smallest, *counts), total + sum(counts)
+        yield
+    weights, agg, withscores, limit = yield from _options(argv, at, len(keys), op, stored, card)
+    cost = _cost(op, sizes, smallest, total)
+    shards = _shards(cost, card, stored)
+    done = yield from _combined(op, srcs, weights, agg, card, limit, stored, shards, sizes)
+    return done, withscores
+
+
+def _by_size(sizes: list[int]) -> bigwork.Steps[list[int]]:
+    """The sources' indexes, smallest first (stable, as C{sorted}), in slices when many."""
+    n = len(sizes)
+    if n <= bigwork.ARGS:
+        return sorted(range(n), key=sizes.__getitem__)
+    groups: dict[int, list[int]] = {}  # (few sizes: a sort of a million indexes took 230 ms)
+    for lo in range(0, n, bigwork.PIECE):
+        for i in range(lo, min(n, lo + bigwork.PIECE)):
+            size = sizes[i]
+            group = groups.get(size)
+            if group is None:
+                groups[size] = [i]
+            else:
+                group.append(i)
+        yield
+    order: list[int] = []
+    for size in sorted(groups):
+        order += groups[size]
+        yield
+    return order
 
 
 def _combined(
@@ -1015,6 +1107,7 @@ def _combined(
     limit: int,
     stored: bool,
     shards: int = 1,
+    sizes: list[int] | None = None,
 ) -> bigwork.Steps[Any]:
     """
     The result of L{combine}, a piece at a time (bigwork.py): ZINTERCARD's count,
@@ -1022,86 +1115,123 @@ def _combined(
     in order. A big result's members are told apart in C{shards} dicts by hash: one
     dict of millions would hold the loop while it grows (each resize copies its
     whole table at once: 80 ms past 1.4 million members); a big STORE's are the
-    shards of the stored set's L{ShardedDict}.
+    shards of the stored set's L{ShardedDict}. A step touches about C{PIECE}
+    members however many sources there are (hundreds of thousands of keys), whose
+    C{sizes} are given when known.
     """
+    if sizes is None:
+        sizes = [len(s) if s else 0 for s in srcs]
     results: list[dict[bytes, float]] = [{} for _ in range(shards)]
     result = results[0]
     piece = bigwork.PIECE
     if op == DIFF:
         first = srcs[0]
         if first is not None:
-            others = [s for s in srcs[1:] if s]
+            others = yield from bigwork.mapped(_itself, srcs[1:], drop=True)
             it = iter(_pairs(first))
             for _ in range(0, len(first), piece):
-                for m, s in islice(it, piece):
-                    if not any(_has(o, m) is not None for o in others):
+                got = dict(islice(it, piece))
+                left = set(got)
+                work = 0
+                for o in others:
+                    left.difference_update(_keys(o) & left)  # (iterates the piece)
+                    if not left:
+                        break
+                    work += len(left)
+                    if work >= piece:
+                        work = 0
+                        yield
+                for m, s in got.items():
+                    if m in left:
                         results[hash(m) % shards][m] = s
                 yield
     elif op == INTER:
-        order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]) if srcs[i] else 0)
         if all(srcs):
+            order = yield from _by_size(sizes)
             smallest = srcs[order[0]]
-            others = [_keys(srcs[i]) for i in order[1:]]
-            ws = [weights[i] for i in order]
+            others = yield from bigwork.mapped(lambda i: _keys(srcs[i]), order[1:])
+            ws = yield from bigwork.mapped(weights.__getitem__, order)
             w0 = ws[0]
-            plain = agg == "sum" and all(w == 1.0 for w in ws)
+            plain = agg == "sum" and ws.count(1.0) == len(ws)
             found = 0
             it = iter(_keys(smallest))
             for _ in range(0, len(smallest), piece):
                 # the members in all of them, found by C-level set intersections
                 common = set(islice(it, piece))
+                work = 0
                 for keys in others:
                     common = keys & common  # (iterates the piece, not the big set)
                     if not common:
                         break
+                    work += len(common)
+                    if work >= piece:
+                        work = 0
+                        yield
                 if card:
                     found += len(common)
                     if limit and found >= limit:
                         return limit
                     yield
                     continue
-                # the scores: a plain set's members count 1 (a dict for this piece)
-                d0, *dicts = [_scores(srcs[i], common) for i in order]
-                rest = list(zip(dicts, ws[1:], strict=True))
-                if plain:
-                    for m in common:  # (inline: a call per member costs as much as the rest)
-                        score = d0[m]
-                        for d, _ in rest:
-                            score += d[m]
-                            if score != score:
-                                score = 0.0
-                        results[hash(m) % shards][m] = score
-                else:
+                if len(order) > piece:  # a member's score: from steps of PIECE sources
                     for m in common:
-                        score = _weigh(w0, d0[m])
-                        for d, w in rest:
-                            score = _aggregate(agg, score, d[m] * w)
+                        score = yield from _score_of(m, srcs, order, ws, agg)
                         results[hash(m) % shards][m] = score
-                yield
+                    continue
+                # the scores, for chunks of members of about PIECE lookups: a plain set's
+                # members count 1 (a dict for the chunk)
+                members = list(common)
+                per = max(1, 2 * piece // len(order))
+                for lo in range(0, len(members), per):
+                    chunk = members[lo : lo + per]
+                    d0, *dicts = [_scores(srcs[i], chunk) for i in order]
+                    rest = list(zip(dicts, ws[1:], strict=True))
+                    if plain:
+                        for m in chunk:  # (inline: a call per member costs as much as the rest)
+                            score = d0[m]
+                            for d, _ in rest:
+                                score += d[m]
+                                if score != score:
+                                    score = 0.0
+                            results[hash(m) % shards][m] = score
+                    else:
+                        for m in chunk:
+                            score = _weigh(w0, d0[m])
+                            for d, w in rest:
+                                score = _aggregate(agg, score, d[m] * w)
+                            results[hash(m) % shards][m] = score
+                    yield
             if card:
                 return min(found, limit) if limit else found
     else:
-        order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]) if srcs[i] else 0)
+        order = yield from _by_size(sizes)
+        work = 0
         for i in order:
             src = srcs[i]
+            work += 1
             if not src:
+                if work >= piece:
+                    work = 0
+                    yield
                 continue
             it = iter(_pairs(src))
             for _ in range(0, len(src), piece):
                 vals = _weighted(src, it, weights[i])
+                work += len(vals)
                 if shards > 1:
                     _merge_into(results, vals, agg)
-                    yield
-                    continue
-                if agg == "sum":
+                elif agg == "sum":
                     for m in result.keys() & vals.keys():
                         v = result[m] + vals.pop(m)
                         result[m] = v if v == v else 0.0
+                    result.update(vals)
                 else:
                     for m in result.keys() & vals.keys():
                         result[m] = _aggregate(agg, result[m], vals.pop(m))
-                result.update(vals)
-                yield
+                    result.update(vals)
+                if work >= piece:
+                    work = 0
+                    yield
     if card:
         return len(result)
     if stored:
@@ -1118,6 +1248,23 @@ def _combined(
     done = yield from bigwork.sort(ordered)
     yield ordered  # (the same pairs, sorted in done: freed a slice at a time)
     return done
+
+
+def _itself(x: Any) -> Any:
+    return x
+
+
+def _score_of(
+    m: bytes, srcs: list[Any], order: list[int], ws: list[float], agg: str
+) -> bigwork.Steps[float]:
+    """C{m}'s score in an intersection of very many sources, PIECE sources a step."""
+    score = _weigh(ws[0], _has(srcs[order[0]], m))  # type: ignore[arg-type]
+    n = len(order)
+    for lo in range(1, n, bigwork.PIECE):
+        for k in range(lo, min(n, lo + bigwork.PIECE)):
+            score = _aggregate(agg, score, _has(srcs[order[k]], m) * ws[k])  # type: ignore[operator]
+        yield
+    return score
 
 
 SHARDS = 64  # dicts a big ZUNION/ZINTER/ZDIFF reply's members are told apart in
@@ -1169,7 +1316,7 @@ def _zset_of(result: dict[bytes, float] | ShardedDict[float]) -> bigwork.Steps[Z
     return (yield from zset_steps(result))
 
 
-def _scores(v: Any, members: set[bytes]) -> Mapping[bytes, float]:
+def _scores(v: Any, members: Iterable[bytes]) -> Mapping[bytes, float]:
     """A dict holding C{members}' scores in C{v}: its own, or 1 each for a plain set."""
     return v.dict if type(v) is ZSet else dict.fromkeys(members, 1.0)
 

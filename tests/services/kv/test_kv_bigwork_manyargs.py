@@ -109,6 +109,31 @@ MANY_ARGS = [
     ("SINTERCARD", str(A), *["s", "t"] * (A // 2)),
     ("SINTERCARD", str(A), *["s", "t"] * (A // 2), "LIMIT", "1"),
     ("SUNION", "t", *_names("nope", A), "h"),  # WRONGTYPE
+    # sorted-set operations over many keys (the keys, the weights, the sources: in slices)
+    ("ZUNION", str(A + 2), "z", "t", *_names("nope", A), "WITHSCORES"),
+    ("ZINTER", str(A), *["z", "t"] * (A // 2), "WITHSCORES"),
+    (
+        "ZINTER",
+        str(A),
+        *["t", "z"] * (A // 2),
+        "WEIGHTS",
+        *["2", "-0.5"] * (A // 2),
+        "AGGREGATE",
+        "MAX",
+        "WITHSCORES",
+    ),
+    ("ZDIFF", str(A + 1), "z", *_names("nope", A - 1), "t"),
+    ("ZINTERCARD", str(A), *["z", "t"] * (A // 2)),
+    ("ZINTERCARD", str(A), *["z", "t"] * (A // 2), "LIMIT", "1"),
+    ("ZUNIONSTORE", "dst", str(A), "t", *_names("nope", A - 1), "WEIGHTS", *["3"] * A),
+    ("ZINTERSTORE", "dst", str(A), *["t", "z"] * (A // 2), "AGGREGATE", "MIN"),
+    ("ZDIFFSTORE", "dst", str(A + 1), "z", *["t"] * A),
+    # errors: WRONGTYPE before the options' (Redis looks every key up first), then theirs
+    ("ZUNION", str(A + 1), *_names("nope", A), "h", "WEIGHTS", "x"),
+    ("ZINTERSTORE", "dst", str(A), *_names("nope", A), "WEIGHTS", *["1"] * (A - 1), "x"),
+    ("ZUNION", str(A), *_names("nope", A), "AGGREGATE", "avg"),
+    ("ZINTERCARD", str(A + 5), *_names("nope", A)),  # (more keys than arguments)
+    ("ZINTERCARD", str(A), *_names("nope", A), "LIMIT", "-1"),
     # BITFIELD's operations
     ("BITFIELD", "bf", *_bitfield_ops(A // 3)),
     ("BITFIELD", "new", *_bitfield_ops(A // 3)),
@@ -177,6 +202,7 @@ def test_many_arguments_as_redis(first: int, redis_port: int, kv_port: int) -> N
         ("GET", "new"),
         ("MGET", "k0", "k7", "k100", "n0", "n1", "o5"),
         ("SCARD", "dst"),
+        ("ZRANGE", "dst", "0", "20", "WITHSCORES"),
         ("SMISMEMBER", "t", "m1", "m2", "x", "nope"),
         ("DBSIZE",),
     ]
