@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -774,7 +774,7 @@ def function_stats(c: Any, argv: list[bytes]) -> Any:
 # -- COMMAND GETKEYS / GETKEYSANDFLAGS / LIST FILTERBY ---------------------------------
 
 
-def _getkeys(argv: list[bytes]) -> list[tuple[bytes, list[str]]]:
+def _getkeys(argv: list[bytes]) -> Collection[tuple[bytes, list[str]]]:
     """Redis's C{commandGetKeys}: the same keys the ACL checks (L{keyspecs.acl_keys})."""
     args = argv[2:]
     cmd = COMMANDS.get(args[0].lower())
