@@ -33,7 +33,8 @@ re-run (so it answers NOT_READY instead of WRONGTYPE). What a served client writ
 A woken client is served from the key that woke it (Redis 7.0's
 C{serveClientsBlockedOnKey}): C{attempt(keys)} is given that key alone, so a wake-up
 costs the same whatever the number of keys it waits on, and of two keys made ready by
-one EXEC the first made ready serves it, as in Redis.
+one EXEC the first made ready serves it, as in Redis. XREAD/XREADGROUP too (its re-run
+reads the stream that woke it alone, after the ID its L{Blocked.since} holds for it).
 
 A blocked client that disconnects is removed from every key; CLIENT UNBLOCK id
 [TIMEOUT|ERROR] answers it the timeout reply or C{-UNBLOCKED}.
@@ -42,7 +43,8 @@ Many keys (BLPOP of 200,000: 0.4 s at once) never hold the loop: the first run l
 for the first key that exists and registers the client on the keys a piece a step, as
 a bigwork.py job (the server busy meanwhile, so no write can come between: a key pushed
 during the registration waits for it, then wakes the client); forgetting them (served,
-timed out, unblocked, gone) is done a piece per turn after the client has gone on. A
+timed out, unblocked, gone) is done a piece per turn after the client has gone on
+(XREAD of many streams registers with L{register_steps} at the end of its own job). A
 registration is tagged with its L{Blocked}, so one not yet forgotten never wakes a
 client that now waits on something else.
 """
