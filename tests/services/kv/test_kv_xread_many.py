@@ -343,3 +343,37 @@ def test_in_multi_a_blocked_read_of_many_streams_is_answered_at_once(
 
 def _xread_args(keys: list[bytes]) -> list[Any]:
     return ["XREAD", "BLOCK", "0", "STREAMS", *keys, *[b"$"] * len(keys)]
+
+
+@pytest.mark.parametrize("noack", [False, True], ids=["pending", "NOACK"])
+def test_a_woken_group_read_of_many_entries_is_delivered_in_slices(noack: bool) -> None:
+    clock, server, records = _server()
+    admin, tadmin = _client(server)
+    admin.dataReceived(
+        _cmd("XGROUP", "CREATE", "x", "g", "$", "MKSTREAM")
+        + _cmd("XGROUP", "CREATE", "other", "g", "$", "MKSTREAM")
+    )
+    a, ta = _client(server)
+    a.dataReceived(_xreadgroup([b"other", b"x"], *(["NOACK"] if noack else []), "BLOCK", "0"))
+    assert a.blocked is not None
+    n = 4 * PIECE  # (entries a delivery of which goes on in slices)
+    admin.dataReceived(
+        _cmd("MULTI")
+        + b"".join(_cmd("XADD", "x", b"%d-1" % (i + 1), "f", b"%d" % i) for i in range(n))
+        + _cmd("EXEC")
+    )
+    b, tb = _client(server)
+    b.dataReceived(_cmd("XLEN", "x"))
+    _busy_turns(clock, server, tb)
+    _drive(clock, lambda: ta.value() != b"" and tb.value() != b"")
+    got = _replies(ta.value())[0]
+    assert [k for k, _ in got] == [b"x"] and len(got[0][1]) == n
+    assert got[0][1][-1] == [b"%d-1" % n, [b"f", b"%d" % (n - 1)]]
+    assert a.blocked is None and _replies(tb.value()) == [n]
+    c, tc = _client(server)
+    c.dataReceived(_cmd("XPENDING", "x", "g") + _cmd("XINFO", "GROUPS", "x"))
+    _drive(clock, lambda: len(_replies(tc.value())) == 2)
+    pending, groups = _replies(tc.value())
+    assert pending[0] == (0 if noack else n)
+    assert groups[0][groups[0].index(b"last-delivered-id") + 1] == b"%d-1" % n
+    _drive(clock, lambda: not server.store.blocking)
