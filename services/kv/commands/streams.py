@@ -13,6 +13,7 @@ import bisect
 import re
 from collections.abc import Callable
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from portsuite_services.kv import bigreply, bigwork, blocking  # (XREAD BLOCK waits as BLPOP does)
@@ -765,12 +766,20 @@ def _attempt(
     return attempt
 
 
-def _read_reply(c: Any, parts: list[Part], changed: bool) -> Any:
+def _read_reply(
+    c: Any,
+    parts: list[Part],
+    changed: bool,
+    flat: bigreply.Flat | None = None,
+    touched: list[bytes] | None = None,
+) -> Any:
+    """The reply of a read of C{parts}; C{flat}, C{touched}: made beforehand (many streams)."""
     if changed:
         c.store.dirty += 1
         c.also = []  # (recorded as it was delivered: L{_record})
-        c.touched = [p[0] for p in parts]  # (WATCH, blocked clients: the streams it changed)
-    return _entries_reply(c, parts)
+        # (WATCH, blocked clients: the streams it changed)
+        c.touched = [p[0] for p in parts] if touched is None else touched
+    return _entries_reply(c, parts, flat)
 
 
 def _woken(c: Any, argv: list[bytes], a: _ReadArgs, waiting: Any) -> Any:
@@ -808,9 +817,9 @@ def _xread_many(c: Any, argv: list[bytes], a: _ReadArgs) -> Any:
     done = bigwork.compute(c, argv, WEIGHT * a.nk, lambda: _many_steps(c, argv, a, state))
     if done is NO_REPLY:
         return done
-    parts, changed, registered = done
+    parts, changed, registered, laid = done
     if parts:
-        return _read_reply(c, parts, changed)
+        return _read_reply(c, parts, changed, *(laid or ()))
     if registered is None:
         return NULL_ARRAY
     return blocking.start_waiting(c, registered, a.block)
@@ -819,31 +828,41 @@ def _xread_many(c: Any, argv: list[bytes], a: _ReadArgs) -> Any:
 KEYS_PIECE = bigwork.PIECE // 4  # streams looked up and checked a step (a few µs each)
 
 
+Laid = tuple["bigreply.Flat", "list[bytes] | None"]  # a reply's layout, the keys it changed
+
+
 def _many_steps(
     c: Any, argv: list[bytes], a: _ReadArgs, state: blocking.Blocked
-) -> bigwork.Steps[tuple[list[Part], bool, blocking.Blocked | None]]:
+) -> bigwork.Steps[tuple[list[Part], bool, blocking.Blocked | None, Laid | None]]:
     streams_at, nk = a.streams_at, a.nk
     targets: list[Target] = []
     # (what it would wait on: a key named twice, its first ID; sharded: its resizes)
     since: dict[bytes, Any] = new_like(dict, nk if a.block >= 0 else 0)
+    history = False  # (a group's read of a consumer's history: never waits)
     for lo in range(streams_at, streams_at + nk, KEYS_PIECE):
         hi = min(lo + KEYS_PIECE, streams_at + nk)
         piece = list(map(partial(_target, c, a), argv[lo:hi], argv[lo + nk : hi + nk]))
         targets += piece
+        if a.group_mode and not history:
+            history = any(t[3] is not None for t in piece)
         if a.block >= 0:
             for key, _s, _g, start in piece:
                 since.setdefault(key, start)
         yield
-    history = any(t[3] is not None for t in targets) if a.group_mode else False
     now = c.store.now_ms()
     parts, changed = yield from _xread_steps(c, targets, a.count, a.noack, a.cname, now)
     yield targets  # (freed by lazyfree, not all at once)
     del targets
     if parts or a.block < 0 or history or c.deny_blocking:
         yield since
-        return parts, changed, None
+        laid = None
+        if len(parts) > bigreply.STREAMS_PIECE:  # (the reply's layout, the keys changed: in pieces)
+            flat = yield from bigreply.flat_steps(c.resp == 3, parts)
+            touched = (yield from bigwork.mapped(itemgetter(0), parts)) if changed else None
+            laid = (flat, touched)
+        return parts, changed, None, laid
     state.keys = state.since = since
-    return parts, changed, (yield from blocking.register_steps(c, state))
+    return parts, changed, (yield from blocking.register_steps(c, state)), None
 
 
 Part = tuple[bytes, list[tuple[int, int]], list[Any]]  # a key, IDs, their fields (None: deleted)
@@ -872,6 +891,9 @@ def _record(c: Any, argv: list[bytes]) -> None:
         aof.feed_db(c.store.id, argv)
 
 
+GROUP_WEIGHT = bigwork.PIECE // PIECE  # a group's delivery of an entry, in a step's work
+
+
 def _xread_steps(
     c: Any, targets: list[Any], count: int, noack: bool, cname: bytes | None, now: int
 ) -> bigwork.Steps[tuple[list[Part], bool]]:
@@ -883,17 +905,24 @@ def _xread_steps(
     """
     out: list[Part] = []
     changed = False
-    for n, (key, s, g, start) in enumerate(targets, 1):
-        if not n % bigwork.PIECE:
-            yield  # (many streams: a piece of them a step)
+    work = 0  # (since the last step: a stream counts one, an entry one, a group's eight)
+    for key, s, g, start in targets:
+        work += 1
+        if work >= bigwork.PIECE:  # (many streams, or many entries: a piece a step)
+            work = 0
+            yield
         if s is None:
             continue
         fields: list[Any] = []
         if g is None:
             got = s.after(start, count)
             for lo in range(0, len(got), bigwork.PIECE):
-                fields += map(s.entries.__getitem__, got[lo : lo + bigwork.PIECE])
-                yield
+                piece = got[lo : lo + bigwork.PIECE]
+                fields += map(s.entries.__getitem__, piece)
+                work += len(piece)
+                if work >= bigwork.PIECE:
+                    work = 0
+                    yield
             if got:
                 out.append((key, got, fields))
             continue
@@ -929,7 +958,10 @@ def _xread_steps(
                             _record(c, _xclaim_prop(key, g, cons.name, i, nack))
                 if noack:
                     _record(c, _setid_prop(key, g))
-                yield
+                work += len(piece) * GROUP_WEIGHT
+                if work >= bigwork.PIECE:
+                    work = 0
+                    yield
             out.append((key, got, fields))
         else:  # history: this consumer's pending entries after the ID
             got = cons.pel.live_from(cons.pel.after(start), count)
@@ -943,15 +975,22 @@ def _xread_steps(
                         nack.time = now
                         nack.count += 1
                     fields.append(fv)
-                yield
+                work += min(PIECE, len(got) - lo) * GROUP_WEIGHT
+                if work >= bigwork.PIECE:
+                    work = 0
+                    yield
             out.append((key, got, fields))
     return out, changed
 
 
-def _entries_reply(c: Any, parts: list[Part]) -> Any:
-    """XREAD/XREADGROUP's reply: small at once, big in slices (bigreply.py)."""
-    if bigreply.possible(c, sum(len(p[1]) for p in parts)):
-        return bigreply.keyed_stream_entries(c, parts)
+def _entries_reply(c: Any, parts: list[Part], flat: bigreply.Flat | None = None) -> Any:
+    """
+    XREAD/XREADGROUP's reply: small at once, big in slices (bigreply.py); C{flat}: its
+    entries laid out beforehand (many streams: L{_many_steps}).
+    """
+    n = sum(len(p[1]) for p in parts) if flat is None else len(flat[0])
+    if bigreply.possible(c, n):
+        return bigreply.keyed_stream_entries(c, parts, flat)
     return _keyed(
         c,
         [
