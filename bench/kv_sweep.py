@@ -751,6 +751,26 @@ BLOCKING: list[Step] = [  # blocking commands, CLIENT LIST/KILL ID and notificat
             *[b">"] * (N // 4),
         ),
     ),
+    (
+        "XADD to each of the N/4 streams",
+        lambda: [[b"XADD", b"g%d" % i, b"1-1", b"f", b"v"] for i in range(N // 4)],
+    ),
+    (
+        "XREADGROUP of N/4 streams, each one new",
+        lambda: one(
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c",
+            b"STREAMS",
+            *members(b"g", N // 4),
+            *[b">"] * (N // 4),
+        ),
+    ),
+    (
+        "XREAD of N/4 streams, each one there",
+        lambda: one(b"XREAD", b"STREAMS", *members(b"g", N // 4), *[b"0"] * (N // 4)),
+    ),
     ("DEL of the N/4 streams", lambda: one(b"DEL", *members(b"g", N // 4))),
     ("CLIENT LIST ID of N IDs", lambda: one(b"CLIENT", b"LIST", b"ID", *_ids(N))),
     (
