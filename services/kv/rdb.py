@@ -145,11 +145,22 @@ def effort(value: Any) -> int:
     n = len(value) * (4 if t is Stream else 2 if t is ZSet else 1)
     if n < BIG:  # (a few elements, maybe huge ones: their bytes)
         if t is Stream:
-            return n + sum(len(x) for fields in value.entries.values() for x in fields) // 32
+            return _stream_effort(value, n)
         n += sum(map(len, value.dict if t is ZSet else value)) // 32
         if t is dict:
             n += sum(map(len, value.values())) // 32
     return n
+
+
+def _stream_effort(s: Stream, n: int) -> int:
+    """L{effort} of a stream of few entries: their bytes, up to BIG fields looked at."""
+    fields = size = 0
+    for fv in s.entries.values():
+        fields += len(fv)
+        if fields >= BIG:  # (entries of many fields: big enough)
+            return BIG
+        size += sum(map(len, fv))
+    return n + size // 32
 
 
 def dump(
