@@ -819,7 +819,10 @@ def _xread_many(c: Any, argv: list[bytes], a: _ReadArgs) -> Any:
         return done
     parts, changed, registered, laid = done
     if parts:
-        return _read_reply(c, parts, changed, *(laid or ()))
+        r = _read_reply(c, parts, changed, *(laid or ()))
+        if laid is not None:  # (the reply is laid out: a stream's read, each, freed in slices)
+            c.server.lazyfree.free(parts)
+        return r
     if registered is None:
         return NULL_ARRAY
     return blocking.start_waiting(c, registered, a.block)
