@@ -43,6 +43,7 @@ from kv import _cmd, _pinger, start_kv_and_echo, stop
 
 N = int(os.environ.get("N", "1000000"))
 BIGCOUNT = b"10000000"  # a count argument past every value's size
+HUGE = 100 << 20  # bytes of a huge value (a client name, a stream entry's field)
 FAMILIES = [f for f in os.environ.get("FAMILY", "").split(",") if f]
 ONLY = [s for s in os.environ.get("ONLY", "").split(",") if s]
 CLIENTS = int(os.environ.get("CLIENTS", "2000"))  # connections open for CLIENT LIST
@@ -508,6 +509,12 @@ STREAM: list[Step] = [
         ],
     ),
     ("XADD / XSETID", [[b"XADD", b"x", b"*", b"f", b"v"], [b"XSETID", b"x", b"99999999999999-0"]]),
+    ("XADD of a 100 MB value", lambda: one(b"XADD", b"xh", b"1-1", b"f", b"v" * HUGE, b"g", b"1")),
+    ("DUMP of a 100 MB entry", one(b"DUMP", b"xh")),
+    ("RESTORE of it", one(b"RESTORE", b"xh2", b"0", b"$last")),
+    ("XRANGE of a 100 MB entry", one(b"XRANGE", b"xh2", b"-", b"+")),
+    ("XREAD of a 100 MB entry", one(b"XREAD", b"STREAMS", b"xh", b"0")),
+    ("DEL of 100 MB entries", one(b"DEL", b"xh", b"xh2")),
     *generic(b"x"),
     ("XDEL N/8 ids", lambda: [[b"XDEL", b"x", *(b"%d-1" % i for i in range(1, N // 8 + 1))]]),
     ("XTRIM MINID half", [[b"COPY", b"x", b"xt"], [b"XTRIM", b"xt", b"MINID", b"%d" % (N // 8)]]),
@@ -688,7 +695,7 @@ SERVER: list[Step] = [
     ("CLIENT KILL all the others", one(b"CLIENT", b"KILL", b"SKIPME", b"yes")),
 ]
 
-HUGE_NAME = 100 << 20  # bytes of a client name
+HUGE_NAME = HUGE  # bytes of a client name
 
 ADMIN: list[Step] = [
     ("CONFIG GET of N names", lambda: one(b"CONFIG", b"GET", *members(b"nosuch"))),
@@ -725,6 +732,10 @@ def _ids(n: int) -> list[bytes]:
     return [b"%d" % (10**9 + i) for i in range(n)]  # (no such clients)
 
 
+def _streams(n: int, prefix: bytes = b"b") -> list[bytes]:
+    return members(prefix, n) + [b"$"] * n
+
+
 BLOCKING: list[Step] = [  # blocking commands, CLIENT LIST/KILL ID and notifications, N keys
     ("BLPOP of N keys, timeout", lambda: one(b"BLPOP", *members(b"b"), b"0.3")),
     ("BZPOPMIN of N keys, timeout", lambda: one(b"BZPOPMIN", *members(b"b"), b"0.3")),
@@ -736,6 +747,59 @@ BLOCKING: list[Step] = [  # blocking commands, CLIENT LIST/KILL ID and notificat
         "BLPOP of N keys, the last one there",
         lambda: [[b"RPUSH", b"b%d" % (N - 1), b"x"], [b"BLPOP", *members(b"b"), b"0"]],
     ),
+    (
+        "XREAD BLOCK of N/2 streams, timeout",
+        lambda: one(b"XREAD", b"BLOCK", b"300", b"STREAMS", *_streams(N // 2)),
+    ),
+    (
+        "XREAD of N/2 streams, the last one there",
+        lambda: [
+            [b"XADD", b"b%d" % (N // 2 - 1), b"1-1", b"f", b"v"],
+            [b"XREAD", b"COUNT", BIGCOUNT, b"STREAMS", *members(b"b", N // 2), *[b"0"] * (N // 2)],
+            [b"DEL", b"b%d" % (N // 2 - 1)],
+        ],
+    ),
+    (
+        "XGROUP CREATE MKSTREAM of N/4 streams",
+        lambda: [
+            [b"XGROUP", b"CREATE", b"g%d" % i, b"g", b"$", b"MKSTREAM"] for i in range(N // 4)
+        ],
+    ),
+    (
+        "XREADGROUP BLOCK of N/4 streams, timeout",
+        lambda: one(
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c",
+            b"BLOCK",
+            b"300",
+            b"STREAMS",
+            *members(b"g", N // 4),
+            *[b">"] * (N // 4),
+        ),
+    ),
+    (
+        "XADD to each of the N/4 streams",
+        lambda: [[b"XADD", b"g%d" % i, b"1-1", b"f", b"v"] for i in range(N // 4)],
+    ),
+    (
+        "XREADGROUP of N/4 streams, each one new",
+        lambda: one(
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c",
+            b"STREAMS",
+            *members(b"g", N // 4),
+            *[b">"] * (N // 4),
+        ),
+    ),
+    (
+        "XREAD of N/4 streams, each one there",
+        lambda: one(b"XREAD", b"STREAMS", *members(b"g", N // 4), *[b"0"] * (N // 4)),
+    ),
+    ("DEL of the N/4 streams", lambda: one(b"DEL", *members(b"g", N // 4))),
     ("CLIENT LIST ID of N IDs", lambda: one(b"CLIENT", b"LIST", b"ID", *_ids(N))),
     (
         "CLIENT KILL ID of N/2 options",
@@ -907,6 +971,7 @@ def run_family(name: str, twistd: str | None) -> tuple[dict[str, Row], float, li
         time.sleep(0.5)
         t0 = time.monotonic()
         spans = []
+        payload = b""
         for step, cmds in steps:
             if ONLY and not any(step.startswith(o) for o in ONLY):
                 continue
@@ -918,6 +983,8 @@ def run_family(name: str, twistd: str | None) -> tuple[dict[str, Row], float, li
             try:
                 chunk: list[Argv] = []
                 for argv in [*argvs, [b"sleep", b"0"]]:
+                    if b"$last" in argv:  # (the previous step's reply: DUMP's payload)
+                        argv = [payload if x == b"$last" else x for x in argv]
                     if argv[0] == b"sleep":
                         if chunk:
                             replies += c.pipeline(chunk)
@@ -929,6 +996,7 @@ def run_family(name: str, twistd: str | None) -> tuple[dict[str, Row], float, li
                 replies = [f"closed: {e}"]
                 c = Client(kv)
             del argvs
+            payload = replies[-1] if replies and type(replies[-1]) is bytes else b""
             print(f"  {name} {step}: {time.perf_counter() - t:.2f} s", file=sys.stderr, flush=True)
             spans.append(
                 (step, a - t0, time.monotonic() - t0, time.perf_counter() - t, replies[-1:])

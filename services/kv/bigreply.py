@@ -21,7 +21,7 @@ REPLY OFF/SKIP or for a small reply, the handler answers the whole reply as befo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from portsuite_services.kv.blocking import Blocked, unblock
@@ -294,15 +294,44 @@ def stream_entries(c: Any, ids: list[tuple[int, int]], fields: list[list[bytes]]
     return start(c, b"*%d\r\n" % len(ids), len(ids), body, per=ENTRIES)
 
 
-def keyed_stream_entries(c: Any, parts: list[tuple[bytes, list[Any], list[Any]]]) -> Any:
+def keyed_stream_entries(
+    c: Any, parts: list[tuple[bytes, list[Any], list[Any]]], flat: Flat | None = None
+) -> Any:
     """
     XREAD/XREADGROUP's reply (only when L{possible} for all the entries): for each
     C{(key, ids, fields)} the key and its entries (a map of them in RESP3); a None in
-    C{fields} is an entry deleted since it was delivered (a null array).
+    C{fields} is an entry deleted since it was delivered (a null array). C{flat}: their
+    layout made beforehand (L{flat_steps}), for many streams.
     """
     resp3 = c.resp == 3
-    ids: list[Any] = []
-    fields: list[Any] = []
+    ids, fields = flat if flat is not None else _flat(resp3, parts, ([], []))
+    header = b"%s%d\r\n" % (b"%" if resp3 else b"*", len(parts))
+    nil = b"_\r\n" if resp3 else b"*-1\r\n"
+    return start(c, header, len(ids), _entries(ids, fields, nil), ids, ENTRIES)
+
+
+Flat = tuple[list[Any], list[Any]]  # an XREAD reply's entries in a row, each stream's key first
+
+
+def flat_steps(
+    resp3: bool, parts: list[tuple[bytes, list[Any], list[Any]]]
+) -> Generator[None, None, Flat]:
+    """
+    What L{keyed_stream_entries} lays out, a piece of the streams a step (a bigwork
+    generator: XREAD of 200,000 streams with entries took 1.1 s in one go).
+    """
+    out: Flat = ([], [])
+    for lo in range(0, len(parts), STREAMS_PIECE):
+        _flat(resp3, parts[lo : lo + STREAMS_PIECE], out)
+        yield
+    return out
+
+
+STREAMS_PIECE = 4096  # streams L{flat_steps} lays out a step
+
+
+def _flat(resp3: bool, parts: list[tuple[bytes, list[Any], list[Any]]], out: Flat) -> Flat:
+    ids, fields = out
     for key, kids, kfields in parts:
         ids.append(None)
         fields.append(
@@ -310,9 +339,7 @@ def keyed_stream_entries(c: Any, parts: list[tuple[bytes, list[Any], list[Any]]]
         )
         ids += kids
         fields += kfields
-    header = b"%s%d\r\n" % (b"%" if resp3 else b"*", len(parts))
-    nil = b"_\r\n" if resp3 else b"*-1\r\n"
-    return start(c, header, len(ids), _entries(ids, fields, nil), ids, ENTRIES)
+    return ids, fields
 
 
 def claimed(

@@ -33,7 +33,8 @@ re-run (so it answers NOT_READY instead of WRONGTYPE). What a served client writ
 A woken client is served from the key that woke it (Redis 7.0's
 C{serveClientsBlockedOnKey}): C{attempt(keys)} is given that key alone, so a wake-up
 costs the same whatever the number of keys it waits on, and of two keys made ready by
-one EXEC the first made ready serves it, as in Redis.
+one EXEC the first made ready serves it, as in Redis. XREAD/XREADGROUP too (its re-run
+reads the stream that woke it alone, after the ID its L{Blocked.since} holds for it).
 
 A blocked client that disconnects is removed from every key; CLIENT UNBLOCK id
 [TIMEOUT|ERROR] answers it the timeout reply or C{-UNBLOCKED}.
@@ -42,7 +43,8 @@ Many keys (BLPOP of 200,000: 0.4 s at once) never hold the loop: the first run l
 for the first key that exists and registers the client on the keys a piece a step, as
 a bigwork.py job (the server busy meanwhile, so no write can come between: a key pushed
 during the registration waits for it, then wakes the client); forgetting them (served,
-timed out, unblocked, gone) is done a piece per turn after the client has gone on. A
+timed out, unblocked, gone) is done a piece per turn after the client has gone on
+(XREAD of many streams registers with L{register_steps} at the end of its own job). A
 registration is tagged with its L{Blocked}, so one not yet forgotten never wakes a
 client that now waits on something else.
 """
@@ -56,6 +58,7 @@ from typing import Any
 
 from portsuite_services.kv import longdouble
 from portsuite_services.kv.resp import string2ll
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict
 
 # (the command table imports this module: its names are taken when first needed)
 
@@ -78,6 +81,7 @@ class Blocked:
         "timer",
         "ready",
         "registering",
+        "since",
     )
 
     def __init__(self, argv: list[bytes], keys: Any, store: Any, reply: Any):
@@ -90,6 +94,9 @@ class Blocked:
         self.ready: bytes | None = None  # the key a wake-up serves it from
         # (a job's: the Blocked it is registering, forgotten if the client goes first)
         self.registering: Blocked | None = None
+        # (XREAD's: each stream's ID it waits after, None for a group's '>'; a wake-up
+        # serves from the stream that woke it, as Redis 7.0 does)
+        self.since: dict[bytes, Any] | None = None
 
 
 def parse_timeout(raw: bytes) -> int:
@@ -176,10 +183,9 @@ def block_on(
     if len(keys) > MANY and ordered and compute is not None and not c.deny_blocking:
         found = compute(c, argv, len(keys), lambda: _first_or_wait(c, state))
         if found is NO_REPLY:
-            c.blocked.registering = state  # (the job: gone with its client)
             return NO_REPLY
         if isinstance(found, Blocked):  # none exists: registered
-            return _wait(c, found, timeout_ms)
+            return start_waiting(c, found, timeout_ms)
         r = attempt(keys[found:])  # (the first that exists decides)
     else:
         r = attempt(keys)
@@ -188,7 +194,7 @@ def block_on(
     if c.deny_blocking:  # (BLMOVE answers a null there, and a null array on timeout)
         return timeout_reply if deny_reply is NOT_READY else deny_reply
     _register(c, state, keys)
-    return _wait(c, state, timeout_ms)
+    return start_waiting(c, state, timeout_ms)
 
 
 def _first_or_wait(c: Any, state: Blocked) -> Generator[None, None, int | Blocked]:
@@ -203,18 +209,32 @@ def _first_or_wait(c: Any, state: Blocked) -> Generator[None, None, int | Blocke
             if value is not None:
                 return i
         yield
-    for lo in range(0, len(keys), PIECE):
-        _register(c, state, keys[lo : lo + PIECE])
+    return (yield from register_steps(c, state))
+
+
+def register_steps(c: Any, state: Blocked) -> Generator[None, None, Blocked]:
+    """
+    A bigwork job's steps: C{c} registered on C{state}'s keys (a list, or a dict: its
+    keys) a piece a step; if its client goes meanwhile, the job's end forgets them.
+    """
+    job = c.blocked  # (the job; None when run through at once)
+    if job is not None:
+        job.registering = state
+    it = iter(state.keys)
+    for _ in range(0, len(state.keys), PIECE):
+        _register(c, state, list(islice(it, PIECE)))
         yield
-    job = c.blocked
-    if job is not None:  # registered whole: the job's end no longer forgets it
+    if job is not None and c.blocked is job:  # registered whole: no longer forgotten with it
         job.registering = None
     return state
 
 
 def _register(c: Any, state: Blocked, keys: list[bytes]) -> None:
     """C{c} waits on C{keys}, after the clients already waiting on each."""
-    blocking = state.store.blocking
+    store = state.store
+    blocking = store.blocking
+    if len(blocking) > SHARD_AT and type(blocking) is dict:  # (its resizes: sharded.py)
+        blocking = store.blocking = ShardedDict(blocking)
     for key in keys:
         waiters = blocking.get(key)
         if waiters is None:
@@ -227,7 +247,8 @@ def _register(c: Any, state: Blocked, keys: list[bytes]) -> None:
             waiters[c] = state
 
 
-def _wait(c: Any, state: Blocked, timeout_ms: int) -> Any:
+def start_waiting(c: Any, state: Blocked, timeout_ms: int) -> Any:
+    """C{c}, registered on C{state}'s keys, waits: C{NO_REPLY}."""
     from portsuite_services.kv.commands import NO_REPLY
 
     server = c.server
@@ -285,13 +306,16 @@ def _forget(c: Any, state: Blocked) -> None:
 
 
 def _unregister(c: Any, state: Blocked, keys: Any) -> None:
-    blocking = state.store.blocking
+    store = state.store
+    blocking = store.blocking
     for key in keys:
         waiters = blocking.get(key)
         if waiters is not None and waiters.get(c) is state:
             del waiters[c]
             if not waiters:
                 del blocking[key]
+    if not blocking and type(blocking) is not dict:  # (plain again: every write looks at it)
+        store.blocking = {}
 
 
 class Forgetting:

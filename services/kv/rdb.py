@@ -143,11 +143,24 @@ def effort(value: Any) -> int:
     if t is bytes:
         return len(value) // 32  # (copied and checksummed: 1 MiB is BIG)
     n = len(value) * (4 if t is Stream else 2 if t is ZSet else 1)
-    if n < BIG and t is not Stream:  # (a few elements, maybe huge ones: their bytes)
+    if n < BIG:  # (a few elements, maybe huge ones: their bytes)
+        if t is Stream:
+            return _stream_effort(value, n)
         n += sum(map(len, value.dict if t is ZSet else value)) // 32
         if t is dict:
             n += sum(map(len, value.values())) // 32
     return n
+
+
+def _stream_effort(s: Stream, n: int) -> int:
+    """L{effort} of a stream of few entries: their bytes, up to BIG fields looked at."""
+    fields = size = 0
+    for fv in s.entries.values():
+        fields += len(fv)
+        if fields >= BIG:  # (entries of many fields: big enough)
+            return BIG
+        size += sum(map(len, fv))
+    return n + size // 32
 
 
 def dump(
@@ -789,6 +802,44 @@ def _lp_str(b: bytes) -> bytes:
     return b"\xf0" + n.to_bytes(4, "little") + b
 
 
+LONG_ELEMENT = 1 << 13  # a stream's listpack string this long is not copied into its listpack
+
+# an element of a listpack being written: its bytes, or a long string's header and the
+# string itself (L{_lp_parts} puts them in the payload as they are, for L{_payload} to
+# copy a piece a step: a 100 MB field value was copied five times in one step, 1.4 s)
+Element = bytes | tuple[bytes, bytes]
+
+
+def _lp_elem(b: bytes) -> Element:
+    """L{_lp_str}, a long string left as it is."""
+    if len(b) < LONG_ELEMENT:
+        return _lp_str(b)
+    return (b"\xf0" + len(b).to_bytes(4, "little"), b)
+
+
+def _lp_parts(encoded: list[Element]) -> list[bytes]:
+    """The bytes of L{listpack}C{(encoded)} as parts (long strings among them as they are)."""
+    parts: list[bytes] = []
+    run: list[bytes] = []
+    for e in encoded:
+        if isinstance(e, bytes):
+            run.append(e + _backlen(len(e)))
+            continue
+        head, value = e
+        if run:
+            parts.append(b"".join(run))
+            run = []
+        parts += (head, value, _backlen(len(head) + len(value)))
+    if run:
+        parts.append(b"".join(run))
+    size = 6 + sum(map(len, parts)) + 1
+    return [
+        size.to_bytes(4, "little") + min(len(encoded), 65535).to_bytes(2, "little"),
+        *parts,
+        b"\xff",
+    ]
+
+
 def _backlen(n: int) -> bytes:
     """lpEncodeBacklen: the entry's size, 7 bits a byte, read from the end."""
     size = 1 if n <= 127 else 2 if n < 16383 else 3 if n < 2097151 else 4 if n < 268435455 else 5
@@ -850,7 +901,7 @@ def dump_stream(s: Stream) -> Steps[list[bytes]]:
         master_fields = entries[mine[0]][0::2]
         nmf = len(master_fields)
         mms, mseq = node.master
-        lp = [_lp_int(len(mine)), _lp_int(0), _lp_int(nmf)]
+        lp: list[Element] = [_lp_int(len(mine)), _lp_int(0), _lp_int(nmf)]
         lp += yield from _lp_strs(master_fields)
         lp.append(_lp_int(0))
         for i in mine:
@@ -868,8 +919,8 @@ def dump_stream(s: Stream) -> Steps[list[bytes]]:
             if done >= LP_PIECE:  # (4,096 entries a step, 20,000 elements, took 100 ms)
                 done = 0
                 yield
-        packed = listpack(lp)
-        out += (_len(16), _sid(node.master), _len(len(packed)), packed)
+        packed = _lp_parts(lp)
+        out += (_len(16), _sid(node.master), _len(sum(map(len, packed))), *packed)
     out.append(_len(len(ids)))
     for i in (s.last_id, s.first_id, s.max_deleted):
         out += (_len(i[0]), _len(i[1]))
@@ -900,13 +951,13 @@ def dump_stream(s: Stream) -> Steps[list[bytes]]:
     return out
 
 
-def _lp_strs(items: list[bytes]) -> Steps[list[bytes]]:
-    """L{_lp_str} of each of C{items} (an entry's fields: maybe very many), a piece a step."""
+def _lp_strs(items: list[bytes]) -> Steps[list[Element]]:
+    """L{_lp_elem} of each of C{items} (an entry's fields: maybe very many), a piece a step."""
     if len(items) <= LP_PIECE:
-        return [_lp_str(x) for x in items]
-    out: list[bytes] = []
+        return [_lp_elem(x) for x in items]
+    out: list[Element] = []
     for lo in range(0, len(items), LP_PIECE):
-        out += [_lp_str(x) for x in items[lo : lo + LP_PIECE]]
+        out += [_lp_elem(x) for x in items[lo : lo + LP_PIECE]]
         yield
     return out
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from portsuite_services.kv import bigreply, bigwork, blocking, notify  # (XREAD BLOCK: as BLPOP)
@@ -28,6 +30,7 @@ from portsuite_services.kv.commands import (
     wrongtype,
 )
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Preencoded, string2ll
+from portsuite_services.kv.sharded import new_like
 from portsuite_services.kv.stream import (
     INVALID_READ,
     MAX_ID,
@@ -596,126 +599,288 @@ def _keyed(c: Any, pairs: list[tuple[bytes, Any]]) -> Any:
     return [[k, v] for k, v in pairs]
 
 
-def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
-    name = "xreadgroup" if group_mode else "xread"
-    count = 0
-    block = -1
-    noack = False
-    gname = cname = None
-    streams_at = -1
-    j = 1
-    n = len(argv)
-    while j < n:
-        opt = argv[j].lower()
-        left = n - j - 1
-        if opt == b"block" and left >= 1:
-            block = to_int(argv[j + 1], "ERR timeout is not an integer or out of range")
-            if block < 0:
-                raise CommandError("ERR timeout is negative")
-            j += 2
-        elif opt == b"count" and left >= 1:
-            count = to_int(argv[j + 1])
-            if count < 0:
-                count = 0
-            j += 2
-        elif opt == b"streams" and left >= 1:
-            streams_at = j + 1
-            break
-        elif opt == b"group" and left >= 2:
-            if not group_mode:
-                raise CommandError(
-                    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD "
-                    "instead."
-                )
-            gname, cname = argv[j + 1], argv[j + 2]
-            j += 3
-        elif opt == b"noack":
-            if not group_mode:
-                raise CommandError(
-                    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD "
-                    "instead."
-                )
-            noack = True
-            j += 1
-        else:
+class _ReadArgs:
+    """XREAD's/XREADGROUP's options, and where its streams start in its argv."""
+
+    __slots__ = ("group_mode", "count", "block", "noack", "gname", "cname", "streams_at", "nk")
+
+    def __init__(self, argv: list[bytes], group_mode: bool):
+        self.group_mode = group_mode
+        self.count = 0
+        self.block = -1
+        self.noack = False
+        self.gname: bytes | None = None
+        self.cname: bytes | None = None
+        streams_at = -1
+        j = 1
+        n = len(argv)
+        while j < n:
+            opt = argv[j].lower()
+            left = n - j - 1
+            if opt == b"block" and left >= 1:
+                block = to_int(argv[j + 1], "ERR timeout is not an integer or out of range")
+                if block < 0:
+                    raise CommandError("ERR timeout is negative")
+                self.block = block
+                j += 2
+            elif opt == b"count" and left >= 1:
+                self.count = max(to_int(argv[j + 1]), 0)
+                j += 2
+            elif opt == b"streams" and left >= 1:
+                streams_at = j + 1
+                break
+            elif opt == b"group" and left >= 2:
+                if not group_mode:
+                    raise CommandError(
+                        "ERR The GROUP option is only supported by XREADGROUP. You called XREAD "
+                        "instead."
+                    )
+                self.gname, self.cname = argv[j + 1], argv[j + 2]
+                j += 3
+            elif opt == b"noack":
+                if not group_mode:
+                    raise CommandError(
+                        "ERR The NOACK option is only supported by XREADGROUP. You called XREAD "
+                        "instead."
+                    )
+                self.noack = True
+                j += 1
+            else:
+                raise CommandError(SYNTAX)
+        if streams_at < 0:
             raise CommandError(SYNTAX)
-    if streams_at < 0:
-        raise CommandError(SYNTAX)
-    rest = argv[streams_at:]
-    if len(rest) % 2:
-        raise CommandError(
-            f"ERR Unbalanced {name.upper()} list of streams: for each stream key an ID or '$' must "
-            "be specified."
+        if (n - streams_at) % 2:
+            name = "XREADGROUP" if group_mode else "XREAD"
+            raise CommandError(
+                f"ERR Unbalanced {name} list of streams: for each stream key an ID or '$' must "
+                "be specified."
+            )
+        if group_mode and self.gname is None:
+            raise CommandError("ERR Missing GROUP option for XREADGROUP")
+        self.streams_at = streams_at
+        self.nk = (n - streams_at) // 2
+
+    def one(self, argv: list[bytes], key: bytes, raw: bytes) -> list[bytes]:
+        """The command on C{key} alone, from C{raw} (a woken read going on in slices)."""
+        out = [argv[0]]
+        if self.gname is not None and self.cname is not None:
+            out += (b"GROUP", self.gname, self.cname)
+        if self.count:
+            out += (b"COUNT", b"%d" % self.count)
+        if self.noack:
+            out.append(b"NOACK")
+        return out + [b"STREAMS", key, raw]
+
+
+Target = tuple[bytes, "Stream | None", "Group | None", Any]  # a key, its stream, group, start
+
+
+def _target(c: Any, a: _ReadArgs, key: bytes, raw: bytes) -> Target:
+    """A stream to read (Redis's checks, in its order: type, group, ID)."""
+    s = _stream(c, key)
+    if s is None:
+        notify.missed(c, key)  # (Redis's first lookup of each key)
+    g = None
+    if a.group_mode:
+        gname = a.gname
+        assert gname is not None
+        g = s.groups.get(gname) if s is not None else None
+        if g is None:
+            raise CommandError(
+                f"NOGROUP No such key '{key.decode('utf-8', 'replace')}' or consumer group "
+                f"'{gname.decode('utf-8', 'replace')}' in XREADGROUP with GROUP option"
+            )
+    if raw == b"$":
+        if a.group_mode:
+            raise CommandError(
+                "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read "
+                "the history of this consumer by specifying a proper ID, or use the > ID to "
+                "get new messages. The $ ID would just return an empty result set."
+            )
+        return (key, s, g, s.last_id if s is not None else ZERO)
+    if raw == b">":
+        if not a.group_mode:
+            raise CommandError(
+                "ERR The > ID can be specified only when calling XREADGROUP using the "
+                "GROUP <group> <consumer> option."
+            )
+        return (key, s, g, None)
+    return (key, s, g, _sid(raw))
+
+
+def _xread(c: Any, argv: list[bytes], group_mode: bool) -> Any:
+    a = _ReadArgs(argv, group_mode)
+    waiting = c.blocked
+    if waiting is not None and waiting.since is not None and waiting.ready is not None:
+        return _woken(c, argv, a, waiting)
+    if a.nk > blocking.MANY:
+        return _xread_many(c, argv, a)
+    streams_at, nk = a.streams_at, a.nk
+    targets = [
+        _target(c, a, key, raw)
+        for key, raw in zip(
+            argv[streams_at : streams_at + nk], argv[streams_at + nk :], strict=True
         )
-    if group_mode and gname is None:
-        raise CommandError("ERR Missing GROUP option for XREADGROUP")
-    nk = len(rest) // 2
-    keys, raw_ids = rest[:nk], rest[nk:]
-    targets: list[tuple[bytes, Stream | None, Group | None, Any]] = []
-    for key, raw in zip(keys, raw_ids, strict=True):
-        s = _stream(c, key)
-        if s is None:
-            notify.missed(c, key)  # (Redis's first lookup of each key)
-        g = None
-        if group_mode:
-            g = s.groups.get(gname) if s is not None else None  # type: ignore[arg-type]
-            if g is None:
-                raise CommandError(
-                    f"NOGROUP No such key '{key.decode('utf-8', 'replace')}' or consumer group "
-                    f"'{gname.decode('utf-8', 'replace')}' in XREADGROUP with GROUP option"  # type: ignore[union-attr]
-                )
-        if raw == b"$":
-            if group_mode:
-                raise CommandError(
-                    "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read "
-                    "the history of this consumer by specifying a proper ID, or use the > ID to "
-                    "get new messages. The $ ID would just return an empty result set."
-                )
-            targets.append((key, s, g, s.last_id if s is not None else ZERO))
-        elif raw == b">":
-            if not group_mode:
-                raise CommandError(
-                    "ERR The > ID can be specified only when calling XREADGROUP using the "
-                    "GROUP <group> <consumer> option."
-                )
-            targets.append((key, s, g, None))
-        else:
-            targets.append((key, s, g, _sid(raw)))
-    now = c.store.now_ms()
+    ]
     history = any(t[3] is not None for t in targets) if group_mode else False
-    can_block = block >= 0 and not history
+    can_block = a.block >= 0 and not history
+    attempt = _attempt(c, argv, a, targets, can_block)
+    if not can_block:
+        return attempt()
+    r = blocking.block_on(
+        c, argv, [t[0] for t in targets], a.block, attempt, NULL_ARRAY, ordered=False
+    )
+    state = c.blocked
+    if r is NO_REPLY and type(state) is blocking.Blocked and state.since is None:
+        state.since = _since(targets)
+    return r
+
+
+def _since(targets: list[Target]) -> dict[bytes, Any]:
+    """Each stream's ID a blocked read waits after (the first, for a stream named twice)."""
+    since: dict[bytes, Any] = {}
+    for key, _s, _g, start in targets:
+        since.setdefault(key, start)
+    return since
+
+
+def _attempt(
+    c: Any, argv: list[bytes], a: _ReadArgs, targets: list[Target], can_block: bool
+) -> Callable[..., Any]:
+    """XREAD's read of C{targets} now: its reply, NOT_READY (nothing, may wait), or NO_REPLY."""
+    now = c.store.now_ms()
 
     def attempt(_keys: list[bytes] | None = None) -> Any:
-        if not group_mode:  # (Redis looks each key up again to serve it: a second key miss)
-            for key, st, _g, _start in targets:
-                if st is None:
-                    notify.missed(c, key)
+        if not a.group_mode:  # (Redis looks each key up again to serve it: a second key miss)
+            _missed_again(c, targets)
         # (a big read: its entries gathered, and delivered, a piece at a time: bigwork.py)
         done = bigwork.compute(
             c,
             argv,
-            _xread_cost(targets, count),
-            lambda: _xread_steps(c, targets, count, noack, cname, now),
+            _xread_cost(targets, a.count),
+            lambda: _xread_steps(c, targets, a.count, a.noack, a.cname, now),
         )
         if done is NO_REPLY:
             return done
         parts, changed = done
-        if changed:
-            c.store.dirty += 1
-            c.also = []  # (recorded as it was delivered: L{_record})
-            c.touched = [t[0] for t in targets]  # (WATCH: the streams read)
         if not parts:
             return blocking.NOT_READY if can_block else NULL_ARRAY
-        return _entries_reply(c, parts)
+        return _read_reply(c, parts, changed)
 
-    if not can_block:
-        return attempt()
-    # a re-run after a wake-up must not read '$' again: it becomes the ID it meant
-    rerun = list(argv)
-    for k, (_key, st, _g, _start) in enumerate(targets):
-        if raw_ids[k] == b"$":
-            rerun[streams_at + nk + k] = fmt(st.last_id if st is not None else ZERO)
-    return blocking.block_on(c, rerun, list(keys), block, attempt, NULL_ARRAY, ordered=False)
+    return attempt
+
+
+def _missed_again(c: Any, targets: list[Target]) -> None:
+    """XREAD's second key miss of each stream not there (Redis looks it up again to serve it)."""
+    for key, s, _g, _start in targets:
+        if s is None:
+            notify.missed(c, key)
+
+
+def _read_reply(
+    c: Any,
+    parts: list[Part],
+    changed: bool,
+    flat: bigreply.Flat | None = None,
+    touched: list[bytes] | None = None,
+) -> Any:
+    """The reply of a read of C{parts}; C{flat}, C{touched}: made beforehand (many streams)."""
+    if changed:
+        c.store.dirty += 1
+        c.also = []  # (recorded as it was delivered: L{_record})
+        # (WATCH, blocked clients: the streams it changed)
+        c.touched = [p[0] for p in parts] if touched is None else touched
+    return _entries_reply(c, parts, flat)
+
+
+def _woken(c: Any, argv: list[bytes], a: _ReadArgs, waiting: Any) -> Any:
+    """
+    A blocked read woken by a write to one of its streams: served from that stream
+    alone, from the ID it waits after (a group's: the group's last ID now), as Redis
+    7.0's C{serveClientsBlockedOnStreamKey}; the same cost however many it waits on.
+    """
+    key = waiting.ready
+    v = c.store.get(key)
+    if type(v) is not Stream:  # (gone, or another type now: it keeps waiting)
+        return NO_REPLY
+    start = waiting.since[key]
+    g = None
+    if a.gname is not None:
+        g = v.groups.get(a.gname)
+        if g is None:
+            raise CommandError(
+                "NOGROUP the consumer group this client was blocked on no longer exists"
+            )
+    raw = b">" if start is None else fmt(start)
+    # (a delivery in slices runs again as the read of this stream alone)
+    attempt = _attempt(c, a.one(argv, key, raw), a, [(key, v, g, start)], True)
+    return blocking.block_on(c, argv, [key], a.block, attempt, NULL_ARRAY, ordered=False)
+
+
+def _xread_many(c: Any, argv: list[bytes], a: _ReadArgs) -> Any:
+    """
+    XREAD/XREADGROUP of many streams (hundreds of thousands: their lookups, checks and
+    a blocked read's registration took 0.5 s at once): one bigwork job looks them up,
+    reads them and, nothing read and BLOCK given, registers the client on them, a
+    piece a step, while the other kv clients wait; its second run replies or waits.
+    """
+    state = blocking.Blocked(argv, {}, c.store, NULL_ARRAY)
+    done = bigwork.compute(c, argv, WEIGHT * a.nk, lambda: _many_steps(c, argv, a, state))
+    if done is NO_REPLY:
+        return done
+    parts, changed, registered, laid = done
+    if parts:
+        r = _read_reply(c, parts, changed, *(laid or ()))
+        if laid is not None:  # (the reply is laid out: a stream's read, each, freed in slices)
+            c.server.lazyfree.free(parts)
+        return r
+    if registered is None:
+        return NULL_ARRAY
+    return blocking.start_waiting(c, registered, a.block)
+
+
+KEYS_PIECE = bigwork.PIECE // 4  # streams looked up and checked a step (a few µs each)
+
+
+Laid = tuple["bigreply.Flat", "list[bytes] | None"]  # a reply's layout, the keys it changed
+
+
+def _many_steps(
+    c: Any, argv: list[bytes], a: _ReadArgs, state: blocking.Blocked
+) -> bigwork.Steps[tuple[list[Part], bool, blocking.Blocked | None, Laid | None]]:
+    streams_at, nk = a.streams_at, a.nk
+    targets: list[Target] = []
+    # (what it would wait on: a key named twice, its first ID; sharded: its resizes)
+    since: dict[bytes, Any] = new_like(dict, nk if a.block >= 0 else 0)
+    history = False  # (a group's read of a consumer's history: never waits)
+    for lo in range(streams_at, streams_at + nk, KEYS_PIECE):
+        hi = min(lo + KEYS_PIECE, streams_at + nk)
+        piece = list(map(partial(_target, c, a), argv[lo:hi], argv[lo + nk : hi + nk]))
+        targets += piece
+        if a.group_mode and not history:
+            history = any(t[3] is not None for t in piece)
+        if a.block >= 0:
+            for key, _s, _g, start in piece:
+                since.setdefault(key, start)
+        yield
+    if not a.group_mode:
+        for lo in range(0, len(targets), KEYS_PIECE):
+            _missed_again(c, targets[lo : lo + KEYS_PIECE])
+            yield
+    now = c.store.now_ms()
+    parts, changed = yield from _xread_steps(c, targets, a.count, a.noack, a.cname, now)
+    yield targets  # (freed by lazyfree, not all at once)
+    del targets
+    if parts or a.block < 0 or history or c.deny_blocking:
+        yield since
+        laid = None
+        if len(parts) > bigreply.STREAMS_PIECE:  # (the reply's layout, the keys changed: in pieces)
+            flat = yield from bigreply.flat_steps(c.resp == 3, parts)
+            touched = (yield from bigwork.mapped(itemgetter(0), parts)) if changed else None
+            laid = (flat, touched)
+        return parts, changed, None, laid
+    state.keys = state.since = since
+    return parts, changed, (yield from blocking.register_steps(c, state)), None
 
 
 Part = tuple[bytes, list[tuple[int, int]], list[Any]]  # a key, IDs, their fields (None: deleted)
@@ -744,6 +909,9 @@ def _record(c: Any, argv: list[bytes]) -> None:
         aof.feed_db(c.store.id, argv)
 
 
+GROUP_WEIGHT = bigwork.PIECE // PIECE  # a group's delivery of an entry, in a step's work
+
+
 def _xread_steps(
     c: Any, targets: list[Any], count: int, noack: bool, cname: bytes | None, now: int
 ) -> bigwork.Steps[tuple[list[Part], bool]]:
@@ -755,15 +923,24 @@ def _xread_steps(
     """
     out: list[Part] = []
     changed = False
+    work = 0  # (since the last step: a stream counts one, an entry one, a group's eight)
     for key, s, g, start in targets:
+        work += 1
+        if work >= bigwork.PIECE:  # (many streams, or many entries: a piece a step)
+            work = 0
+            yield
         if s is None:
             continue
         fields: list[Any] = []
         if g is None:
             got = s.after(start, count)
             for lo in range(0, len(got), bigwork.PIECE):
-                fields += map(s.entries.__getitem__, got[lo : lo + bigwork.PIECE])
-                yield
+                piece = got[lo : lo + bigwork.PIECE]
+                fields += map(s.entries.__getitem__, piece)
+                work += len(piece)
+                if work >= bigwork.PIECE:
+                    work = 0
+                    yield
             if got:
                 out.append((key, got, fields))
             continue
@@ -799,7 +976,10 @@ def _xread_steps(
                             _record(c, _xclaim_prop(key, g, cons.name, i, nack))
                 if noack:
                     _record(c, _setid_prop(key, g))
-                yield
+                work += len(piece) * GROUP_WEIGHT
+                if work >= bigwork.PIECE:
+                    work = 0
+                    yield
             out.append((key, got, fields))
         else:  # history: this consumer's pending entries after the ID
             got = cons.pel.live_from(cons.pel.after(start), count)
@@ -813,15 +993,22 @@ def _xread_steps(
                         nack.time = now
                         nack.count += 1
                     fields.append(fv)
-                yield
+                work += min(PIECE, len(got) - lo) * GROUP_WEIGHT
+                if work >= bigwork.PIECE:
+                    work = 0
+                    yield
             out.append((key, got, fields))
     return out, changed
 
 
-def _entries_reply(c: Any, parts: list[Part]) -> Any:
-    """XREAD/XREADGROUP's reply: small at once, big in slices (bigreply.py)."""
-    if bigreply.possible(c, sum(len(p[1]) for p in parts)):
-        return bigreply.keyed_stream_entries(c, parts)
+def _entries_reply(c: Any, parts: list[Part], flat: bigreply.Flat | None = None) -> Any:
+    """
+    XREAD/XREADGROUP's reply: small at once, big in slices (bigreply.py); C{flat}: its
+    entries laid out beforehand (many streams: L{_many_steps}).
+    """
+    n = sum(len(p[1]) for p in parts) if flat is None else len(flat[0])
+    if bigreply.possible(c, n):
+        return bigreply.keyed_stream_entries(c, parts, flat)
     return _keyed(
         c,
         [

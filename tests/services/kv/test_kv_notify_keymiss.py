@@ -239,6 +239,7 @@ MANY: list[list[str]] = [
     ["ZUNIONSTORE", "d", str(M), *_many("a"), "WEIGHTS", *["1"] * (M - 1), "x"],
     ["TOUCH", *_many("a")],
     ["PFCOUNT", *_many("a", 300), "sr"],
+    ["XREAD", "STREAMS", *_many("a"), *["0"] * M],  # (many streams: read in slices)
 ]
 
 
@@ -248,3 +249,59 @@ def test_key_misses_of_many_keys_as_redis(redis_port: int, kv_port: int) -> None
     assert [len(keys) for _, keys in got] == [len(keys) for _, keys in want]
     assert got == want
     assert len(want[0][1]) == M and len(want[7][1]) == M // 2
+
+
+def _woken_misses(port: int, streams: int) -> list[Any]:
+    """XREAD BLOCK on missing streams and one there, woken by an XADD: its reply's first
+    bytes and the key misses told from its start to its reply."""
+    sub, w, blocked = Raw(port), Raw(port), Raw(port)
+    try:
+        w.call("FLUSHALL")
+        w.call("XADD", "s", "1-1", "f", "v")
+        w.call("CONFIG", "SET", "notify-keyspace-events", "Em")
+        sub.call("SUBSCRIBE", "__keyevent@0__:keymiss", "end")
+        sub.reply()
+        names = _many("nk", streams)
+        blocked.call("CLIENT", "SETNAME", "reader")
+        blocked.send(
+            b"*%d\r\n" % (4 + 2 * (streams + 1))
+            + b"".join(
+                b"$%d\r\n%s\r\n" % (len(a), a)
+                for a in [b"XREAD", b"BLOCK", b"0", b"STREAMS"]
+                + [n.encode() for n in names]
+                + [b"s"]
+                + [b"$"] * (streams + 1)
+            )
+        )
+        while b"cmd=xread" not in w.call("CLIENT", "LIST"):  # (it waits)
+            pass
+        w.call("XADD", "s", "2-1", "f", "v")
+        reply = blocked.reply()
+        w.call("PUBLISH", "end", "x")
+        reader = hiredis.Reader()
+        keys = []
+        while True:
+            while (msg := reader.gets()) is False:
+                reader.feed(sub.sock.recv(1 << 16))
+            if msg[1] == b"end":
+                break
+            keys.append(msg[2])
+        return [reply[:1], keys]
+    finally:
+        w.call("CONFIG", "SET", "notify-keyspace-events", "")
+        w.call("FLUSHALL")
+        for r in (sub, w, blocked):
+            r.close()
+
+
+def test_a_woken_xread_tells_no_new_key_miss_as_redis(redis_port: int, kv_port: int) -> None:
+    """
+    A blocked XREAD woken by a write is served from the stream that woke it, as Redis
+    7.0: the misses of its other streams are told when it starts (twice each, as any
+    XREAD), not again when it wakes (kv ran the whole read again and told them again).
+    """
+    for streams in (3, M):
+        want = _woken_misses(redis_port, streams)
+        got = _woken_misses(kv_port, streams)
+        assert got == want
+        assert len(want[1]) == 2 * streams and want[0] == b"*"
