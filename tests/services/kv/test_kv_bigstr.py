@@ -575,8 +575,10 @@ def test_a_huge_bulk_sent_slowly_then_dropped_holds_only_what_arrived(suite: Any
         wait_for(lambda: _rss(pid) - before < 32 * MIB, 10)
         after.append(_rss(pid))
     # what each one sent was let go: the attacks do not add up (32 MiB from the second to
-    # the last if they did; glibc's allocator may keep one more 16 MiB buffer in its heap)
-    assert after[-1] - after[1] < 24 * MIB
+    # the last if they did; glibc's allocator may keep one more 16 MiB buffer in its heap).
+    # Waited for: on a busy machine the pool thread may not have handed the last one's
+    # pages back yet when the loop's bound was met (33 MiB once at load 5), a leak stays.
+    wait_for(lambda: _rss(pid) - after[1] < 24 * MIB, 10)
     assert max(after) - before < 32 * MIB
 
 
