@@ -29,12 +29,12 @@ from portsuite_services.kv.commands import (
 )
 from portsuite_services.kv.resp import LLONG_MAX, NULL_ARRAY, OK, Map, Preencoded, string2ll
 from portsuite_services.kv.stream import (
+    FEW,
     INVALID_READ,
     MAX_ID,
     NACK,
     PEL,
     U64,
-    FEW,
     ZERO,
     Consumer,
     Group,
