@@ -5,7 +5,8 @@ for issue 10's target (no input of any size from one kv client delays another se
 of the suite by more than 50 ms).
 
 For each family (list, set of strings, set of integers, hash, sorted set, stream,
-HyperLogLog + geo, keyspace, clients/server, transactions and pipelines) a fresh suite of
+HyperLogLog + geo, keyspace, clients/server, transactions and pipelines, and kv with an
+append-only file: FAMILY=aof) a fresh suite of
 kv + echo runs in twistd (pinned to cpu 0), the family's values of N members are loaded,
 then a process of its own sends one echo round trip every 5 ms while one kv client runs
 each step (a command or a pipeline of them) and reads the whole reply. Per step: the
@@ -181,6 +182,7 @@ def load_keys(c: Client) -> None:
 def load_server(c: Client) -> None:
     fill(c, lambda lo, hi: [b"SADD", b"s", *members(b"m", hi - lo, lo)])
     fill(c, lambda lo, hi: [b"RPUSH", b"l", *members(b"", hi - lo, lo)])
+    fill(c, lambda lo, hi: [b"HSET", b"h", *pairs(lo, hi, b"f", b"")])
 
 
 def load_aof(c: Client) -> None:
@@ -700,6 +702,30 @@ SERVER: list[Step] = [
     ("SAVE", one(b"SAVE")),
     ("BGSAVE", [[b"BGSAVE"], [b"sleep", b"1"]]),
     ("BGREWRITEAOF", [[b"BGREWRITEAOF"], [b"sleep", b"1"]]),
+    ("PUBLISH of 4 MB to many subscribers", lambda: [[b"PUBLISH", b"ch", b"x" * (4 << 20)]]),
+    (
+        "HELLO 3 HGETALL / SMEMBERS (RESP3 map, set)",
+        [[b"HELLO", b"3"], [b"HGETALL", b"h"], [b"SMEMBERS", b"s"], [b"HELLO", b"2"]],
+    ),
+    ("pipeline of 100k INCR", [[b"INCR", b"c%d" % (i % 100)] for i in range(100_000)]),
+    (
+        "MULTI of 100k INCR, EXEC",
+        [[b"MULTI"], *([b"INCR", b"c%d" % (i % 100)] for i in range(100_000)), [b"EXEC"]],
+    ),
+    (
+        "MULTI of 100k LRANGE 0 99, EXEC",
+        [[b"MULTI"], *([b"LRANGE", b"l", b"0", b"99"] for _ in range(100_000)), [b"EXEC"]],
+    ),
+    (
+        "SLOWLOG of commands of huge arguments",
+        lambda: [
+            [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"],
+            *([b"SET", b"sl", b"x" * (8 << 20)] for _ in range(20)),
+            [b"SADD", b"sl2", *members(b"q", N // 4)],
+            [b"SLOWLOG", b"GET", b"-1"],
+            [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"10000"],
+        ],
+    ),
     ("CLIENT KILL all the others", one(b"CLIENT", b"KILL", b"SKIPME", b"yes")),
 ]
 
