@@ -81,3 +81,25 @@ def test_active_expiry_of_many_keys_goes_in_slices() -> None:
         clock.advance(0.1)
         server._cron()  # (the next tick)
     assert list(store.data) == [b"alive"] and server._expiry_call is None
+
+
+def test_a_big_message_is_published_to_a_few_subscribers_a_step() -> None:
+    # PUBLISH of 4 MB pushed it to 128 subscribers in the command's own step, each
+    # handed a turn's output of it: 148 ms in-process
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    subs = [_client(server) for _ in range(40)]
+    for s, _ in subs:
+        s.dataReceived(_cmd("SUBSCRIBE", "ch"))
+    a, ta = _client(server)
+    b, tb = _client(server)
+    a.dataReceived(_cmd("PUBLISH", "ch", b"x" * (1 << 20)))
+    b.dataReceived(_cmd("PING"))
+    assert ta.value() == b""  # delivery goes on in slices
+    _busy_turns(clock, server, tb)
+    _drive(clock, lambda: ta.value() != b"" and tb.value() != b"")
+    assert _replies(ta.value()) == [40] and _replies(tb.value()) == [b"PONG"]
+    whole = len(_cmd("SUBSCRIBE", "ch")) + len(_cmd("message", "ch", b"x" * (1 << 20)))
+    _drive(clock, lambda: all(len(t.value()) >= whole for _, t in subs))  # (a slice a turn)
+    for _, t in subs:
+        assert _replies(t.value())[-1] == [b"message", b"ch", b"x" * (1 << 20)]
