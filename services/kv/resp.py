@@ -411,6 +411,17 @@ class RequestParser:
         self.ready = cmds
         return cmds
 
+    def _then(self, cmds: list[list[bytes]], data: bytes) -> list[list[bytes]]:
+        """C{cmds}, read already, then those of C{data} (with them, if it is refused)."""
+        try:
+            more = self.feed(data)
+        except ProtocolError:
+            self.ready[:0] = cmds
+            raise
+        cmds += more
+        self.ready = cmds
+        return cmds
+
     def feed(self, data: bytes) -> list[list[bytes]]:
         if self.big is not None:
             return self._feed_after_big(data)
@@ -445,12 +456,7 @@ class RequestParser:
                 fast = self._feed_fast(data)
                 if fast is not None:
                     if self.tail:  # (a request begun: the exact reader keeps it)
-                        try:
-                            rest = self.feed(data[len(data) - self.tail :])
-                        except ProtocolError:
-                            self.ready[:0] = fast
-                            raise
-                        fast += rest
+                        return self._then(fast, data[len(data) - self.tail :])
                     self.ready = fast
                     return fast
         # (a request the last read left unfinished comes first)
@@ -551,14 +557,7 @@ class RequestParser:
                 self.argv = None
                 self.left = 0
                 self.need = 0
-                try:
-                    more = self.feed(data[pos:])
-                except ProtocolError:
-                    self.ready[:0] = cmds
-                    raise
-                cmds += more
-                self.ready = cmds
-                return cmds
+                return self._then(cmds, data[pos:])
         if pos < end:
             self.need = need or end - pos + 1
             buf += data[pos:] if pos else data

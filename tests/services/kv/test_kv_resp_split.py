@@ -8,6 +8,7 @@ read (or refused) by the readers behind it.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -25,11 +26,18 @@ def _exact(data: bytes) -> tuple[list[list[bytes]], str | None, bool]:
     """
     p = RequestParser()
     p._fast = None
-    cmds: list[list[bytes]] = []
     rng = random.Random(len(data))
+    return _read_in(p, data, lambda: rng.randint(1, 10))
+
+
+def _read_in(
+    p: RequestParser, data: bytes, size: Callable[[], int]
+) -> tuple[list[list[bytes]], str | None, bool]:
+    """C{data} read by C{p} in reads of C{size()} bytes: (requests, error, all read)."""
+    cmds: list[list[bytes]] = []
     i = 0
     while i < len(data):
-        step = rng.randint(1, 10)
+        step = size()
         chunk, i = data[i : i + step], i + step
         try:
             cmds += p.feed(chunk)
@@ -187,17 +195,9 @@ ODD_PIECES = [
 
 def _in_reads(data: bytes, rng: random.Random) -> tuple[list[list[bytes]], str | None, bool]:
     """C{data} read by one parser in reads of random sizes, as a long pipeline comes."""
-    p = RequestParser()
-    cmds: list[list[bytes]] = []
-    i = 0
-    while i < len(data):
-        step = rng.choice([rng.randint(1, 300), rng.randint(300, 70000)])
-        chunk, i = data[i : i + step], i + step
-        try:
-            cmds += p.feed(chunk)
-        except ProtocolError as e:
-            return cmds + p.ready, str(e), False
-    return cmds, None, not p.buf and p.argv is None
+    return _read_in(
+        RequestParser(), data, lambda: rng.choice([rng.randint(1, 300), rng.randint(300, 70000)])
+    )
 
 
 def test_a_long_pipeline_in_reads_of_any_size_is_read_as_the_exact_reader_does() -> None:
