@@ -5,7 +5,8 @@ for issue 10's target (no input of any size from one kv client delays another se
 of the suite by more than 50 ms).
 
 For each family (list, set of strings, set of integers, hash, sorted set, stream,
-HyperLogLog + geo, keyspace, clients/server, transactions and pipelines) a fresh suite of
+HyperLogLog + geo, keyspace, clients/server, transactions and pipelines, and kv with an
+append-only file: FAMILY=aof) a fresh suite of
 kv + echo runs in twistd (pinned to cpu 0), the family's values of N members are loaded,
 then a process of its own sends one echo round trip every 5 ms while one kv client runs
 each step (a command or a pipeline of them) and reads the whole reply. Per step: the
@@ -39,7 +40,7 @@ from typing import Any
 
 import hiredis
 from benchlib import before_bin, pin
-from kv import _cmd, _pinger, start_kv_and_echo, stop
+from kv import TWISTD, _cmd, _pinger, start_kv_and_echo, stop
 
 N = int(os.environ.get("N", "1000000"))
 BIGCOUNT = b"10000000"  # a count argument past every value's size
@@ -182,6 +183,15 @@ def load_keys(c: Client) -> None:
 def load_server(c: Client) -> None:
     fill(c, lambda lo, hi: [b"SADD", b"s", *members(b"m", hi - lo, lo)])
     fill(c, lambda lo, hi: [b"RPUSH", b"l", *members(b"", hi - lo, lo)])
+    fill(c, lambda lo, hi: [b"HSET", b"h", *pairs(lo, hi, b"f", b"")])
+
+
+def load_aof(c: Client) -> None:
+    """Big values and many keys, with the append-only file on (the family's option)."""
+    fill(c, lambda lo, hi: [b"SADD", b"s", *members(b"m", hi - lo, lo)])
+    fill(c, lambda lo, hi: [b"HSET", b"h", *pairs(lo, hi, b"f", b"")])
+    fill(c, lambda lo, hi: [b"MSET", *pairs(lo, hi, b"k", b"v")], min(N, 600_000))
+    fill(c, lambda lo, hi: [b"MSET", *pairs(lo, hi, b"e", b"v")], 100_000)
 
 
 def load_nothing(c: Client) -> None:
@@ -654,6 +664,41 @@ KEYS: list[Step] = [
 ]
 
 
+WAIT = [b"wait"]  # a step's pseudo-command: until no compaction's child runs
+
+AOF: list[Step] = [  # kv with an append-only file (FAMILY_OPTIONS)
+    ("BGREWRITEAOF of the big keyspace", [[b"BGREWRITEAOF"], WAIT]),
+    ("SAVE of the big keyspace", one(b"SAVE")),
+    ("BGSAVE", [[b"BGSAVE"], WAIT]),
+    (
+        "SADD N args during a BGREWRITEAOF",
+        lambda: [[b"BGREWRITEAOF"], [b"SADD", b"ns", *members(b"n")], WAIT],
+    ),
+    ("HSET N args (AOF record)", lambda: [[b"HSET", b"nh", *pairs(0, N, b"f", b"")]]),
+    ("DEL of the big set (AOF)", one(b"DEL", b"ns")),
+    ("COPY / RENAME onto the big hash", [[b"COPY", b"h", b"h2"], [b"RENAME", b"k1", b"h2"]]),
+    ("SET 100 MB", lambda: [[b"SET", b"big", b"x" * (100 << 20)]]),
+    ("BGREWRITEAOF with a 100 MB string", [[b"BGREWRITEAOF"], WAIT]),
+    ("SET over the 100 MB string", one(b"SET", b"big", b"small")),
+    (
+        "expire 100k keys at once (AOF: a DEL each)",
+        lambda: [*([b"PEXPIRE", b"e%d" % i, b"20"] for i in range(100_000)), [b"sleep", b"1.0"]],
+    ),
+    (
+        "RANDOMKEY among expired keys",
+        lambda: [
+            *([b"PEXPIRE", b"k%d" % i, b"1"] for i in range(min(N, 600_000))),
+            [b"sleep", b"0.05"],
+            [b"RANDOMKEY"],
+        ],
+    ),
+    ("SWAPDB 0 1 twice (AOF)", [[b"SWAPDB", b"0", b"1"], [b"SWAPDB", b"0", b"1"]]),
+    ("MOVE the big hash", one(b"MOVE", b"h", b"3")),
+    ("FLUSHALL SYNC (AOF)", one(b"FLUSHALL", b"SYNC")),
+    ("BGREWRITEAOF of nothing", [[b"BGREWRITEAOF"], WAIT]),
+]
+
+
 def _many_clients(port: int) -> list[socket.socket]:
     socks = []
     for i in range(CLIENTS):
@@ -692,6 +737,30 @@ SERVER: list[Step] = [
     ("SAVE", one(b"SAVE")),
     ("BGSAVE", [[b"BGSAVE"], [b"sleep", b"1"]]),
     ("BGREWRITEAOF", [[b"BGREWRITEAOF"], [b"sleep", b"1"]]),
+    ("PUBLISH of 4 MB to many subscribers", lambda: [[b"PUBLISH", b"ch", b"x" * (4 << 20)]]),
+    (
+        "HELLO 3 HGETALL / SMEMBERS (RESP3 map, set)",
+        [[b"HELLO", b"3"], [b"HGETALL", b"h"], [b"SMEMBERS", b"s"], [b"HELLO", b"2"]],
+    ),
+    ("pipeline of 100k INCR", [[b"INCR", b"c%d" % (i % 100)] for i in range(100_000)]),
+    (
+        "MULTI of 100k INCR, EXEC",
+        [[b"MULTI"], *([b"INCR", b"c%d" % (i % 100)] for i in range(100_000)), [b"EXEC"]],
+    ),
+    (
+        "MULTI of 100k LRANGE 0 99, EXEC",
+        [[b"MULTI"], *([b"LRANGE", b"l", b"0", b"99"] for _ in range(100_000)), [b"EXEC"]],
+    ),
+    (
+        "SLOWLOG of commands of huge arguments",
+        lambda: [
+            [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"],
+            *([b"SET", b"sl", b"x" * (8 << 20)] for _ in range(20)),
+            [b"SADD", b"sl2", *members(b"q", N // 4)],
+            [b"SLOWLOG", b"GET", b"-1"],
+            [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"10000"],
+        ],
+    ),
     ("CLIENT KILL all the others", one(b"CLIENT", b"KILL", b"SKIPME", b"yes")),
 ]
 
@@ -915,7 +984,9 @@ FAMILY_STEPS: dict[str, tuple[Callable[[Client], None], list[Step]]] = {
     "multi": (load_multi, MULTI),
     "admin": (load_nothing, ADMIN),
     "blocking": (load_nothing, BLOCKING),
+    "aof": (load_aof, AOF),
 }
+FAMILY_OPTIONS = {"aof": 'data = "kv.aof"\n'}  # more lines of the kv service's table
 
 
 # -- running -----------------------------------------------------------------------
@@ -945,7 +1016,7 @@ def run_family(name: str, twistd: str | None) -> tuple[dict[str, Row], float, li
     """One family on a fresh suite: {step: row}, the load time, kv's COMMAND table."""
     loader, steps = FAMILY_STEPS[name]
     tmp = Path(tempfile.mkdtemp(prefix="kv-sweep-"))
-    proc, kv, echo = start_kv_and_echo(tmp, pin(0), *([twistd] if twistd else []))
+    proc, kv, echo = start_kv_and_echo(tmp, pin(0), twistd or TWISTD, FAMILY_OPTIONS.get(name, ""))
     out: dict[str, Row] = {}
     table: list[Any] = []
     try:
@@ -985,11 +1056,14 @@ def run_family(name: str, twistd: str | None) -> tuple[dict[str, Row], float, li
                 for argv in [*argvs, [b"sleep", b"0"]]:
                     if b"$last" in argv:  # (the previous step's reply: DUMP's payload)
                         argv = [payload if x == b"$last" else x for x in argv]
-                    if argv[0] == b"sleep":
+                    if argv[0] in (b"sleep", b"wait"):
                         if chunk:
                             replies += c.pipeline(chunk)
                             chunk = []
-                        time.sleep(float(argv[1]))
+                        if argv[0] == b"wait":
+                            _compacted(c)
+                        else:
+                            time.sleep(float(argv[1]))
                     else:
                         chunk.append(argv)
             except (ConnectionError, OSError) as e:
@@ -1021,6 +1095,16 @@ def run_family(name: str, twistd: str | None) -> tuple[dict[str, Row], float, li
     finally:
         stop(proc)
     return out, loaded, table
+
+
+def _compacted(c: Client) -> None:
+    """Until no BGREWRITEAOF or BGSAVE child runs (INFO persistence), 300 s at most."""
+    end = time.monotonic() + 300
+    while time.monotonic() < end:
+        info = c.pipeline([[b"INFO", b"persistence"]])[0]
+        if b"_in_progress:1" not in info and b"scheduled:1" not in info:
+            return
+        time.sleep(0.05)
 
 
 def coverage(table: list[Any]) -> list[str]:

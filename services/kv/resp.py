@@ -241,6 +241,7 @@ class RequestParser:
         "ready",
         "locked",
         "_fast",
+        "tail",
         "big",
         "big_left",
         "on_big",
@@ -262,6 +263,7 @@ class RequestParser:
         self.locked = locked  # not authenticated yet: small requests only
         self.ready: list[list[bytes]] = []
         self._fast = _HiredisReader() if _HiredisReader is not None else None
+        self.tail = 0  # bytes of a batch hiredis read left to the exact reader (a request begun)
 
     def _feed_fast(self, data: bytes) -> list[list[bytes]] | None:
         """
@@ -289,9 +291,21 @@ class RequestParser:
             # Did the batch end between two requests? A reader at the top level reads
             # this probe as an empty request; one inside a request makes it part of it.
             reader.feed(b"*0\r\n")  # type: ignore[union-attr]
-            probe = gets()
-            if type(probe) is not list or probe or reader.has_data():  # type: ignore[union-attr]
-                raise ValueError
+            try:
+                probe = gets()
+                ended = type(probe) is list and not probe and not reader.has_data()  # type: ignore[union-attr]
+            except _HiredisError:  # (the probe glued to a header cut short: "*4*0")
+                ended = False
+            if not ended:
+                # the batch ends inside a request (a long pipeline's reads nearly always
+                # do): its whole requests, if they are exactly their canonical bytes, and
+                # the rest left to the exact reader (which read all of every such batch:
+                # 40 µs a command in-process, 20-40 ms a read of 64 KiB)
+                self._fast = _HiredisReader()
+                whole = b"".join(map(command_bytes, cmds))
+                if not cmds or not data.startswith(whole):
+                    return None
+                self.tail = len(data) - len(whole)
             return cmds
         except (_HiredisError, ValueError, TypeError):
             self._fast = _HiredisReader()
@@ -397,6 +411,17 @@ class RequestParser:
         self.ready = cmds
         return cmds
 
+    def _then(self, cmds: list[list[bytes]], data: bytes) -> list[list[bytes]]:
+        """C{cmds}, read already, then those of C{data} (with them, if it is refused)."""
+        try:
+            more = self.feed(data)
+        except ProtocolError:
+            self.ready[:0] = cmds
+            raise
+        cmds += more
+        self.ready = cmds
+        return cmds
+
     def feed(self, data: bytes) -> list[list[bytes]]:
         if self.big is not None:
             return self._feed_after_big(data)
@@ -427,10 +452,15 @@ class RequestParser:
                 and _NOT_BULK.search(data) is None
                 and _BIG_COUNT.search(data) is None
             ):
+                self.tail = 0
                 fast = self._feed_fast(data)
                 if fast is not None:
+                    if self.tail:  # (a request begun: the exact reader keeps it)
+                        return self._then(fast, data[len(data) - self.tail :])
                     self.ready = fast
                     return fast
+        # (a request the last read left unfinished comes first)
+        resumed = bool(buf) or self.argv is not None
         if buf:
             buf += data
             if len(buf) < self.need:
@@ -519,6 +549,15 @@ class RequestParser:
                 break
             cmds.append(argv)
             argv = None
+            if resumed and end - pos > FAST_MIN:
+                # the request the last read left unfinished is whole: the rest is read as
+                # a fresh read is (by hiredis's reader when well formed), not by this loop
+                # (a pipeline's reads nearly always end inside a request: every read of
+                # 100,000 pipelined commands went here, 40 µs a command in-process)
+                self.argv = None
+                self.left = 0
+                self.need = 0
+                return self._then(cmds, data[pos:])
         if pos < end:
             self.need = need or end - pos + 1
             buf += data[pos:] if pos else data

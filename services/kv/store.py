@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, MutableMapping
+from time import perf_counter
 from typing import Any
 
 from portsuite_services.kv.sharded import SHARD_AT, ShardedDict, ShardedSet, sharded
@@ -275,8 +276,13 @@ class Store:
         self.dirty += 1
         other.dirty += 1
 
-    def expire_cycle(self, limit: int = 2000) -> int:
-        """Active expiry: delete up to C{limit} keys whose time has come."""
+    def expire_cycle(self, limit: int = 2000, until: float | None = None) -> int:
+        """
+        Active expiry: delete up to C{limit} keys whose time has come, and stop at
+        C{until} (a C{perf_counter} time, looked at every 32 keys) if given: 2,000 keys
+        with a DEL each for the AOF were 18 ms of CPU at once, 50-80 ms of the suite's
+        time on a busy machine, every 100 ms while keys expired by the hundred thousand.
+        """
         if self.loading or not (self._heap or self._old):
             return 0
         now = self.now_ms()
@@ -289,7 +295,14 @@ class Store:
                 if self.expires.get(key) == when:
                     self._expire(key)
                     done += 1
+                if until is not None and not looked % 32 and perf_counter() > until:
+                    return done
         return done
+
+    def due(self) -> bool:
+        """Are keys (or stale entries of the expiry heaps) due now? (L{expire_cycle} has more.)"""
+        now = self.now_ms()
+        return any(heap and heap[0][0] <= now for heap in (self._heap, self._old))
 
     def type_name(self, value: Any) -> str:
         return TYPE_NAMES[type(value)]

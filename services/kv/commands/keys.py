@@ -78,16 +78,6 @@ def type_(c: Any, argv: list[bytes]) -> Any:
     return Simple("none" if v is None else c.store.type_name(v))
 
 
-def _live_keys(c: Any) -> list[bytes]:
-    store = c.store
-    if store.expires:  # (the expired keys told apart in C: the TTLs may be sharded)
-        now = store.now_ms()
-        dead = {k for k, when in store.expires.items() if when <= now}
-        if dead:
-            return [k for k in store.data if k not in dead]
-    return list(store.data)
-
-
 @command("keys", 2, "readonly", G, "Find all keys matching the given pattern", keys=(0, 0, 0))
 def keys(c: Any, argv: list[bytes]) -> Any:
     pattern = argv[1]
@@ -224,13 +214,18 @@ def scan(c: Any, argv: list[bytes]) -> Any:
 def randomkey(c: Any, argv: list[bytes]) -> Any:
     store = c.store
     expires = store.expires
-    for _ in range(100):  # a key at random, not a copy of them all; an expired one: again
-        if not store.data:
-            return None
-        key = randompick.one(store.data)
-        if key not in expires or store.get(key) is not None:
-            return key
-    live = _live_keys(c)  # (mostly expired keys: the live ones)
+    if getattr(c, "precomputed", None) is None:  # (not when its live keys are found)
+        for _ in range(100):  # a key at random, not a copy of them all; an expired one: again
+            if not store.data:
+                return None
+            key = randompick.one(store.data)
+            if key not in expires or store.get(key) is not None:
+                return key
+    # mostly expired keys: the live ones, a piece of the keyspace a step (600,000 keys
+    # told apart at once held the suite 0.5 s)
+    live = bigwork.compute(c, argv, len(store.data), lambda: _matching(store, b"*"))
+    if live is NO_REPLY:
+        return live
     return random.choice(live) if live else None
 
 

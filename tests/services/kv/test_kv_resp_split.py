@@ -8,6 +8,7 @@ read (or refused) by the readers behind it.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -25,11 +26,18 @@ def _exact(data: bytes) -> tuple[list[list[bytes]], str | None, bool]:
     """
     p = RequestParser()
     p._fast = None
-    cmds: list[list[bytes]] = []
     rng = random.Random(len(data))
+    return _read_in(p, data, lambda: rng.randint(1, 10))
+
+
+def _read_in(
+    p: RequestParser, data: bytes, size: Callable[[], int]
+) -> tuple[list[list[bytes]], str | None, bool]:
+    """C{data} read by C{p} in reads of C{size()} bytes: (requests, error, all read)."""
+    cmds: list[list[bytes]] = []
     i = 0
     while i < len(data):
-        step = rng.randint(1, 10)
+        step = size()
         chunk, i = data[i : i + step], i + step
         try:
             cmds += p.feed(chunk)
@@ -172,3 +180,37 @@ def test_the_arguments_of_a_long_request_are_read_as_the_loop_reads_them(
             assert got == ([args, [b"PING"]], None)
             runs += 1
     assert runs > 150
+
+
+ODD_PIECES = [
+    b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n",  # non-canonical: not hiredis's to take
+    b"GET k\r\n",  # inline
+    b'SET k "a\\x41"\r\n',
+    b"*1\r\n*1\r\n$1\r\nk\r\n",  # nested: a protocol error
+    b"*2\r\n$3\r\nGET\r\n:1\r\n",
+    b"*0\r\n",
+    b"*-1\r\n",
+]
+
+
+def _in_reads(data: bytes, rng: random.Random) -> tuple[list[list[bytes]], str | None, bool]:
+    """C{data} read by one parser in reads of random sizes, as a long pipeline comes."""
+    return _read_in(
+        RequestParser(), data, lambda: rng.choice([rng.randint(1, 300), rng.randint(300, 70000)])
+    )
+
+
+def test_a_long_pipeline_in_reads_of_any_size_is_read_as_the_exact_reader_does() -> None:
+    # a read ending inside a request (nearly every read of a long pipeline) had all of
+    # it read by the exact reader (40 µs a command): its whole requests go to hiredis
+    # now when they are exactly their canonical bytes, the request begun to the exact
+    # reader, and a read that ends such a request hands what follows it to hiredis
+    rng = random.Random(2026)
+    for _ in range(60):
+        parts = [_random_batch(rng) for _ in range(rng.randint(20, 200))]
+        if rng.random() < 0.5:
+            parts.insert(rng.randrange(len(parts)), rng.choice(ODD_PIECES))
+        data = b"".join(parts)
+        want = _exact(data)
+        for _ in range(3):
+            assert _in_reads(data, rng) == want
