@@ -732,6 +732,50 @@ def test_the_quiet_reactor_tears_down_the_waiting_ones_when_it_stops() -> None:
     assert len(turns) == n
 
 
+def test_twisted_ports_still_count_their_accepts_a_turn_in_number_accepts() -> None:
+    # what CappedPort caps: if Twisted renames or drops it, the cap does nothing
+    source = inspect.getsource(tcp.Port.doRead)
+    assert "numAccepts = self.numberAccepts" in source, "Twisted changed tcp.Port.doRead"
+    assert "self.numberAccepts += 20" in source, "Twisted changed tcp.Port.doRead"
+    from twisted.internet.posixbase import PosixReactorBase
+
+    assert "p = tcp.Port(port, factory, backlog, interface, self)" in inspect.getsource(
+        PosixReactorBase.listenTCP
+    ), "Twisted changed listenTCP: update QuietEPollReactor.listenTCP"
+
+
+def test_the_quiet_reactor_accepts_a_bounded_number_of_connections_a_turn() -> None:
+    from twisted.internet.protocol import Factory
+
+    reactor = _quiet_reactor()
+    made: list[Protocol] = []
+
+    class Note(Protocol):
+        def connectionMade(self) -> None:
+            made.append(self)
+
+    port = reactor.listenTCP(0, Factory.forProtocol(Note), backlog=500, interface="127.0.0.1")
+    assert isinstance(port, internals.CappedPort)
+    n = internals.ACCEPTS * 4
+    peers = [socket.create_connection(("127.0.0.1", port.getHost().port)) for _ in range(n)]
+    per_turn = []
+    for _ in range(100):
+        before = len(made)
+        port.doRead()  # what the reactor calls each turn the port is readable
+        per_turn.append(len(made) - before)
+        if len(made) == n:
+            break
+    assert len(made) == n
+    # Twisted's accepted 100 in the first turn, then 120, 140…
+    assert max(per_turn) == internals.ACCEPTS
+    for p in made:
+        assert p.transport is not None
+        p.transport.abortConnection()
+    for peer in peers:
+        peer.close()
+    port.stopListening()
+
+
 @pytest.mark.parametrize(
     ("first", "installed", "name"),
     [("", "True", "QuietEPollReactor"), ("from twisted.internet import reactor", "False", "")],
