@@ -404,7 +404,9 @@ def reactor_class() -> Any:
             p.startListening()
             return p
 
-        def _disconnectSelectable(self, selectable: Any, why: Any, isRead: bool) -> None:
+        def _disconnectSelectable(  # type: ignore[override]
+            self, selectable: Any, why: Any, isRead: bool
+        ) -> None:
             """
             Twisted's, for the first L{TEARDOWNS} connections lost in a turn of the
             reactor (and for everything but a TCP connection's loss, the half-close
