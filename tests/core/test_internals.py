@@ -691,9 +691,11 @@ def test_the_quiet_reactor_tears_down_a_bounded_number_of_lost_connections_a_tur
     assert not [c for c in reactor.getReaders() + reactor.getWriters() if c in conns]
 
 
-def test_a_connection_waiting_for_its_teardown_can_still_be_written_and_closed() -> None:
+def _first_poll_of_resets(
+    n: int,
+) -> tuple[Any, list[tuple[int, Any]], list[int], list[tcp.Connection]]:
+    """C{n} peers reset, and the quiet reactor's first poll that read (some of) them."""
     reactor = _quiet_reactor()
-    n = internals.TEARDOWNS + 20
     turns: list[tuple[int, Any]] = []
     turn = [0]
     conns = _resetting_peers(reactor, n, lambda: _Teardown(turns, turn))
@@ -703,6 +705,12 @@ def test_a_connection_waiting_for_its_teardown_can_still_be_written_and_closed()
         reactor.doIteration(0.1)
         if turns:
             break
+    return reactor, turns, turn, conns
+
+
+def test_a_connection_waiting_for_its_teardown_can_still_be_written_and_closed() -> None:
+    n = internals.TEARDOWNS + 20
+    reactor, turns, turn, conns = _first_poll_of_resets(n)
     waiting = [c for c in conns if not c.disconnected]
     assert waiting, "all torn down at once"
     for c in waiting[: len(waiting) // 2]:
@@ -718,15 +726,8 @@ def test_a_connection_waiting_for_its_teardown_can_still_be_written_and_closed()
 
 
 def test_the_quiet_reactor_tears_down_the_waiting_ones_when_it_stops() -> None:
-    reactor = _quiet_reactor()
     n = internals.TEARDOWNS + 20
-    turns: list[tuple[int, Any]] = []
-    turn = [0]
-    _resetting_peers(reactor, n, lambda: _Teardown(turns, turn))
-    for _ in range(20):
-        reactor.doIteration(0.1)
-        if turns:
-            break
+    reactor, turns, _turn, _conns = _first_poll_of_resets(n)
     assert 0 < len(turns) < n
     reactor.fireSystemEvent("shutdown")
     assert len(turns) == n
