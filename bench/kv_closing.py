@@ -13,6 +13,8 @@ With C{PORTSUITE_BEFORE_BIN}, that build first, in the same run.
     flock /tmp/bench.lock .venv/bin/python bench/kv_closing.py
     N=1000 ROUNDS=2 ...                                  # smaller
     RESET=1 ...                                          # the peers reset (SO_LINGER 0)
+    CMD=1 ...                                            # each sends a command, then closes
+    CONNECT=1 ...                                        # N peers connecting together instead
     PORTSUITE_BEFORE_BIN=/tmp/before/.venv/bin ...       # that build first, same run
 """
 
@@ -32,6 +34,8 @@ from kv import on_each_build, start_pinger
 
 N = int(os.environ.get("N", "3000"))
 RESET = os.environ.get("RESET") == "1"  # close with a reset (SO_LINGER 0), not a FIN
+CMD = os.environ.get("CMD") == "1"  # each peer sends one command (SET, or a byte) and closes
+CONNECT = os.environ.get("CONNECT") == "1"  # what is measured: N connecting together
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SETTLE = 1.5  # seconds after the last close that count
 
@@ -51,8 +55,42 @@ def _open(port: int, kv: bool) -> list[socket.socket]:
     return socks
 
 
+def _connect_together(port: int) -> list[socket.socket]:
+    """N connects started at once (non-blocking), then waited for (SYN retries too)."""
+    import selectors
+
+    socks = []
+    sel = selectors.DefaultSelector()
+    for _ in range(N):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        socks.append(s)
+        sel.register(s, selectors.EVENT_WRITE)
+    waiting = len(socks)
+    deadline = time.monotonic() + 30
+    while waiting and time.monotonic() < deadline:
+        for key, _ in sel.select(1):
+            sel.unregister(key.fileobj)
+            waiting -= 1
+    sel.close()
+    return socks
+
+
+def _close(socks: list[socket.socket], kv: bool) -> None:
+    """Close them together (a command sent first with CMD=1; reset with RESET=1)."""
+    if RESET:
+        for s in socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    command = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n" if kv else b"x"
+    for s in socks:
+        if CMD:
+            s.sendall(command)
+        s.close()
+
+
 def run(kv: int, echo: int, pid: int) -> dict[str, Any]:
-    """{target: ([worst echo rtt ms per round], [server CPU ms per 1,000 closed])}."""
+    """{target: ([worst echo rtt ms per round], [server CPU ms per 1,000 peers])}."""
     pinger = start_pinger(echo)
     t0 = time.monotonic() - 0.5  # (about where the pinger's clock starts)
     spans: list[tuple[str, float, float]] = []
@@ -60,22 +98,24 @@ def run(kv: int, echo: int, pid: int) -> dict[str, Any]:
     quiet: list[tuple[float, float]] = []
     for _ in range(ROUNDS):
         for target, port in (("kv", kv), ("echo", echo)):
-            socks = _open(port, target == "kv")
+            socks = [] if CONNECT else _open(port, target == "kv")
             time.sleep(0.5)
             q = time.monotonic() - t0
             time.sleep(0.3)
             quiet.append((q, time.monotonic() - t0))
             c0 = cpu_seconds(pid)
             a = time.monotonic() - t0
-            if RESET:
-                for s in socks:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            for s in socks:
-                s.close()
-            socks.clear()
+            if CONNECT:
+                socks = _connect_together(port)
+            else:
+                _close(socks, target == "kv")
+                socks.clear()
             time.sleep(SETTLE)
             cpu[target].append((cpu_seconds(pid) - c0) * 1000 / (N / 1000))
             spans.append((target, a, time.monotonic() - t0))
+            for s in socks:  # (the connected ones go, outside the measured span)
+                s.close()
+            time.sleep(1.0 if socks else 0)
     samples = pinger()
     out: dict[str, Any] = {}
     for target in ("kv", "echo"):
@@ -95,14 +135,18 @@ def main() -> None:
         os.sched_setaffinity(0, {1})
     results = on_each_build(tmp, run)
     load = os.getloadavg()
+    if CONNECT:
+        what = "opened"
+    else:
+        what = ("reset" if RESET else "closed") + (" after a command" if CMD else "")
     print(
-        f"\nN = {N:,} connections {'reset' if RESET else 'closed'} together, {ROUNDS} rounds; "
+        f"\nN = {N:,} connections {what} together, {ROUNDS} rounds; "
         f"load average "
         f"{load[0]:.2f} {load[1]:.2f}"
     )
     print(
         f"{'build':8} {'peers of':9} {'worst echo ms (rounds)':32} {'median':>7} "
-        f"{'CPU ms / 1,000 closed':>22} {'idle worst':>11}"
+        f"{'CPU ms / 1,000 peers':>22} {'idle worst':>11}"
     )
     for label, res in results.items():
         for target in ("kv", "echo"):

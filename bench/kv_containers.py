@@ -16,7 +16,8 @@ time, the worst echo round trip, its 99th percentile and how many were over 50 m
     flock /tmp/bench.lock .venv/bin/python bench/kv_containers.py    # N=3000000 to change
 
 With C{PORTSUITE_BEFORE_BIN} (see bench/README.md), that build's figures too, in the
-same run ("before"). C{ONLY="SADD"}: a subset of the loads.
+same run ("before"). C{ONLY="SADD"}: a subset of the loads. C{REDIS=1}: the same loads
+against a redis-server (pinned to cpu 0 too) in the same run, and kv's time over its.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kv import _cmd, start_pinger
+from benchlib import pin
+from kv import _cmd, start, start_pinger, stop
 from kv_keyspace import _replies, each_build, figures
 
 N = int(os.environ.get("N", "3000000"))
@@ -55,9 +57,10 @@ LOADS: list[tuple[str, bytes, Callable[[int, int], bytes]]] = [
 ]
 
 
-def run(port: int, echo: int) -> dict[str, tuple[Any, ...]]:
-    """{load: (seconds, worst echo rtt ms, p99 ms, round trips over 50 ms)}."""
-    pinger = start_pinger(echo)
+def run(port: int, echo: int | None) -> dict[str, tuple[Any, ...]]:
+    """{load: (seconds, worst echo rtt ms, p99 ms, round trips over 50 ms)}; without an
+    echo service (redis-server), {load: (seconds,)}."""
+    pinger = start_pinger(echo) if echo is not None else None
     sock = socket.create_connection(("127.0.0.1", port), timeout=300)
     spans = []
     t0 = time.monotonic()
@@ -77,7 +80,23 @@ def run(port: int, echo: int) -> dict[str, tuple[Any, ...]]:
         _replies(sock, 1)
         time.sleep(1.5)
     sock.close()
+    if pinger is None:
+        return {name: (b - a,) for name, a, b in spans}
     return figures(pinger(), spans)
+
+
+def redis_times() -> dict[str, tuple[Any, ...]]:
+    """The loads against a redis-server on cpu 0: {load: (seconds,)}."""
+    import tempfile
+    from pathlib import Path
+
+    proc, port = start("redis", False, Path(tempfile.mkdtemp(prefix="kv-containers-redis-")))
+    try:
+        if pin(0):  # (as the suite's twistd)
+            os.sched_setaffinity(proc.pid, {0})
+        return run(port, None)
+    finally:
+        stop(proc)
 
 
 def main() -> None:
@@ -92,6 +111,11 @@ def main() -> None:
                 continue
             s, worst, p99, over = results[label][name]
             print(f"{name:12} {label:7} {s:6.1f} {worst:18.1f} {p99:7.1f} {over:8}")
+    if os.environ.get("REDIS") == "1":
+        redis = redis_times()
+        for name, (s,) in redis.items():
+            ratio = results["now"][name][0] / s
+            print(f"{name:12} {'redis':7} {s:6.1f}   kv now / redis-server time: {ratio:.2f}")
     print(
         "SUMMARY worst echo rtt ms: "
         + " ".join(f"{label}:{n}={r[1]:.0f}" for label in builds for n, r in results[label].items())

@@ -22,7 +22,11 @@ C{doWrite} through C{log.callWithLogger}, which copies two dicts and pushes a co
 so that old-style C{log.msg} lines carry the connection's prefix; that was 2-3 us of
 the 9 us of server CPU an echo round trip took (50 clients). Its C{call_after_poll(f)}
 runs C{f} once the events of the current poll are handled (Redis's C{beforeSleep}):
-kv writes its append-only file there once for every client of the poll.
+kv writes its append-only file there once for every client of the poll. It also tears
+down at most L{TEARDOWNS} lost connections a turn (the rest are taken out of the poll at
+once and torn down in the next turns), and its TCP ports (L{CappedPort}) accept at most
+L{ACCEPTS} connections a turn: 3,000 peers resetting or connecting together held every
+service for the turn that read them. Another reactor does as Twisted does.
 
 L{tls_context} is L{portsuite.tls}'s fallback for a pyOpenSSL that has already frozen
 the context C{CertificateOptions.getContext()} returns (marked it used) before
@@ -37,11 +41,13 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from OpenSSL import SSL
-from twisted.internet import main, tcp
+from twisted.internet import error, main, tcp
+from twisted.internet.interfaces import IHalfCloseableDescriptor
 from twisted.python import log
 from twisted.python.failure import Failure
 
@@ -334,7 +340,33 @@ def tls_context(options: Any, configure: Callable[[SSL.Context], None]) -> SSL.C
 
 
 # what the quiet reactor reads or calls on Twisted's EPollReactor
-REACTOR_PRIVATE_FIELDS = ("_poller", "_selectables", "_doReadOrWrite")
+REACTOR_PRIVATE_FIELDS = ("_poller", "_selectables", "_doReadOrWrite", "_disconnectSelectable")
+
+# connections the quiet reactor tears down (lost: reset or closed) in one turn at most
+TEARDOWNS = 64
+
+# connections one TCP port of the quiet reactor accepts in one turn at most
+ACCEPTS = 64
+
+
+class CappedPort(tcp.Port):
+    """
+    Twisted's listening port, accepting at most L{ACCEPTS} connections a turn. Twisted's
+    accepts up to C{numberAccepts} a turn and adds 20 to it each turn that reaches it,
+    without end: 3,000 peers connecting together had hundreds accepted in one turn
+    (each built, logged and started reading: about 55 us), every other connection
+    waiting. The rest wait in the kernel's accept queue for the next turns.
+    """
+
+    _accepts = ACCEPTS
+
+    @property  # type: ignore[override]
+    def numberAccepts(self) -> int:
+        return self._accepts
+
+    @numberAccepts.setter
+    def numberAccepts(self, n: int) -> None:
+        self._accepts = min(n, ACCEPTS)
 
 
 def reactor_class() -> Any:
@@ -357,8 +389,89 @@ def reactor_class() -> Any:
             super().__init__()
             self._after_poll: list[Callable[[], None]] = []
             self._dispatching = False
-            if all(hasattr(self, f) for f in REACTOR_PRIVATE_FIELDS):
+            # connections lost (reset, or closed) past TEARDOWNS in a turn: torn down
+            # in the next turns, TEARDOWNS a turn (see _disconnectSelectable)
+            self._lost: deque[tuple[Any, Any, bool]] = deque()
+            self._torn = 0  # torn down this turn
+            self._lost_call: Any = None
+            self._bounded = all(hasattr(self, f) for f in REACTOR_PRIVATE_FIELDS)
+            if self._bounded:
                 self.doIteration = self.doPoll = self._poll_quietly  # type: ignore[method-assign]
+                self.addSystemEventTrigger("during", "shutdown", self._tear_down_all)
+
+        def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+            """Twisted's, with a L{CappedPort} (a Twisted that no longer counts its
+            accepts in C{numberAccepts} ignores the cap: a test says so)."""
+            if not self._bounded:
+                return super().listenTCP(port, factory, backlog, interface)
+            p = CappedPort(port, factory, backlog, interface, self)
+            p.startListening()
+            return p
+
+        def _disconnectSelectable(  # type: ignore[override]
+            self, selectable: Any, why: Any, isRead: bool
+        ) -> None:
+            """
+            Twisted's, for the first L{TEARDOWNS} connections lost in a turn of the
+            reactor (and for everything but a TCP connection's loss, the half-close
+            notice of an EOF included). Past them, a connection that is lost is only
+            taken out of the poll now, and torn down (C{connectionLost}, its socket
+            closed) in the next turns, L{TEARDOWNS} a turn, in the order they came: 3,000
+            peers resetting together came in one poll, and each was torn down in the
+            turn that read its reset (Twisted's teardown and the protocols' cleanup,
+            tens of microseconds each), while every other connection waited. In
+            between the connection is as if its loss had not arrived yet: a write to
+            it fails as one to a reset socket does (and is discarded).
+            """
+            if (
+                not self._bounded
+                or not isinstance(selectable, tcp.Connection)
+                or (
+                    isRead
+                    and type(why) is error.ConnectionDone
+                    and IHalfCloseableDescriptor.providedBy(selectable)
+                )  # (the half-close notice: read side only, nothing torn down)
+                or type(why) not in (error.ConnectionDone, error.ConnectionLost)
+            ):
+                super()._disconnectSelectable(selectable, why, isRead)
+                return
+            if self._torn < TEARDOWNS and not self._lost:
+                self._torn += 1
+                super()._disconnectSelectable(selectable, why, isRead)
+                return
+            self.removeReader(selectable)
+            self.removeWriter(selectable)
+            self._lost.append((selectable, why, isRead))
+            if self._lost_call is None:
+                self._lost_call = self.callLater(0, self._tear_down_some)
+
+        def _tear_down_some(self) -> None:
+            """The next L{TEARDOWNS} connections lost, at the start of a turn."""
+            self._lost_call = None
+            self._tear_down(TEARDOWNS)
+            if self._lost:
+                self._lost_call = self.callLater(0, self._tear_down_some)
+
+        def _tear_down_all(self) -> None:
+            """The reactor stops: every connection still waiting is torn down now."""
+            if self._lost_call is not None and self._lost_call.active():
+                self._lost_call.cancel()
+            self._lost_call = None
+            self._tear_down(self._torn + len(self._lost))
+
+        def _tear_down(self, limit: int) -> None:
+            lost = self._lost
+            while lost and self._torn < limit:
+                selectable, why, isRead = lost.popleft()
+                if selectable.disconnected:  # (torn down meanwhile: aborted, or lost again)
+                    continue
+                self._torn += 1
+                try:
+                    super()._disconnectSelectable(selectable, why, isRead)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:
+                    log.callWithLogger(selectable, log.err, Failure())
 
         def call_after_poll(self, f: Callable[[], None]) -> None:
             """
@@ -398,6 +511,7 @@ def reactor_class() -> Any:
                         log.callWithLogger(selectable, log.err, Failure())
             finally:
                 self._dispatching = False
+                self._torn = 0  # the next turn's teardowns: from its timed calls on
             if self._after_poll:
                 after, self._after_poll = self._after_poll, []
                 for f in after:

@@ -82,12 +82,7 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
             # no timer to reset, no fault, no subclass (transcripts): the protocol's
             # write() is the counting send itself, one call a reply fewer
             self.write = self._send  # type: ignore[method-assign,assignment]
-        log.info(
-            "{service}: {peer} connected ({open} open)",
-            service=self.stats.name,
-            peer=self.client.peer,
-            open=self.stats.open,
-        )
+        factory.openings.opened(self.client)  # (at most 100 lines a second)
         try:
             self.wrappedProtocol.makeConnection(self)
         except Exception:
@@ -269,15 +264,14 @@ class EOFCloses:
             self.call = self.reactor.callLater(0, self._turn)
 
 
-class Closings:
+class _Lines:
     """
-    The "closed" lines of one service: each connection's own line, up to L{LINES}
-    a second; past them, the closes of the rest of that second are counted and said
-    in one line when it ends. Each line is formatted by Twisted's logger on the
-    reactor thread (string.Formatter, the timestamp, the write: about half of what
-    a close cost the suite), so 3,000 peers closing together held every service for
-    their 3,000 lines; a busy service's log keeps the first lines of each second in
-    full, and the count and traffic of the others.
+    One kind of per-connection line of one service, up to L{LINES} a second; past them,
+    the rest of that second are counted and said in one line when it ends (L{_count}).
+    Each line is formatted by Twisted's logger on the reactor thread (string.Formatter,
+    the timestamp, the write), so thousands of peers connecting or closing together held
+    every service for their lines; a busy service's log keeps the first lines of each
+    second in full, and the count of the others.
     """
 
     LINES = 100  # full lines a second, per service
@@ -288,39 +282,96 @@ class Closings:
         self.reactor = reactor
         self.until = float("-inf")  # when the current second ends
         self.lines = 0  # full lines said in it
-        self.more = 0  # closes counted past them, and their traffic
-        self.bytes_in = 0
-        self.bytes_out = 0
+        self.more = 0  # counted past them
+        self.now = 0.0  # (the time of the last one)
         self.call: Any = None
 
-    def closed(self, client: ClientInfo) -> None:
-        now = self.reactor.seconds()
+    def _in_full(self) -> bool:
+        """Is this one said in full? (Else it is counted.)"""
+        self.now = now = self.reactor.seconds()
         if now >= self.until:
             self.until = now + self.WINDOW
             self.lines = 0
         if self.lines < self.LINES:
             self.lines += 1
+            return True
+        self.more += 1
+        if self.call is None:
+            self.call = self.reactor.callLater(self.until - now, self.flush)
+        return False
+
+    def flush(self) -> None:
+        """The second is over: the ones past its L{LINES}, in one line."""
+        self.call = None
+        if not self.more:
+            return
+        self._count()
+        self.more = 0
+
+    def _count(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """The service stops: what was counted so far is said now."""
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.flush()
+
+
+class Openings(_Lines):
+    """
+    The "connected" lines of one service (L{_Lines}): 3,000 peers connecting together
+    had 3,000 lines formatted in the turns that accepted them.
+    """
+
+    def opened(self, client: ClientInfo) -> None:
+        if self._in_full():
+            log.info(
+                "{service}: {peer} connected ({open} open)",
+                service=self.stats.name,
+                peer=client.peer,
+                open=self.stats.open,
+            )
+
+    def _count(self) -> None:
+        log.info(
+            "{service}: {count} more clients connected in {window:.0f}s (over {lines} a "
+            "second, counted here); {open} open",
+            service=self.stats.name,
+            count=self.more,
+            window=self.WINDOW,
+            lines=self.LINES,
+            open=self.stats.open,
+        )
+
+
+class Closings(_Lines):
+    """
+    The "closed" lines of one service (L{_Lines}), the traffic of those counted added
+    up: formatting them was about half of what a close cost the suite.
+    """
+
+    def __init__(self, stats: ServiceStats, reactor: Any):
+        super().__init__(stats, reactor)
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def closed(self, client: ClientInfo) -> None:
+        if self._in_full():
             log.info(
                 "{service}: {peer} closed after {duration:.3f}s, {bytes_in} B in, "
                 "{bytes_out} B out",
                 service=self.stats.name,
                 peer=client.peer,
-                duration=now - client.since,
+                duration=self.now - client.since,
                 bytes_in=client.bytes_in,
                 bytes_out=client.bytes_out,
             )
             return
-        self.more += 1
         self.bytes_in += client.bytes_in
         self.bytes_out += client.bytes_out
-        if self.call is None:
-            self.call = self.reactor.callLater(self.until - now, self.flush)
 
-    def flush(self) -> None:
-        """The second is over: the closes past its L{LINES}, in one line."""
-        self.call = None
-        if not self.more:
-            return
+    def _count(self) -> None:
         log.info(
             "{service}: {count} more clients closed in {window:.0f}s (over {lines} a "
             "second, counted here), {bytes_in} B in, {bytes_out} B out; {open} open",
@@ -332,13 +383,7 @@ class Closings:
             bytes_out=self.bytes_out,
             open=self.stats.open,
         )
-        self.more = self.bytes_in = self.bytes_out = 0
-
-    def stop(self) -> None:
-        """The service stops: the closes counted so far are said now."""
-        if self.call is not None and self.call.active():
-            self.call.cancel()
-        self.flush()
+        self.bytes_in = self.bytes_out = 0
 
 
 class ServiceFactory(WrappingFactory[ServiceProtocol]):
@@ -378,6 +423,7 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
         # portsuite.faults.Faults for the next connections (config, or portsuite fault)
         self.faults: Any = None
         self.per_host: dict[str, int] = {}
+        self.openings = Openings(stats, reactor)  # the "connected" lines (100 a second)
         self.closings = Closings(stats, reactor)  # the "closed" lines (at most 100 a second)
         self.eof_closes = EOFCloses(reactor)  # peers that closed: at most 64 closes a turn
         if protocol_class is not None:
@@ -387,6 +433,7 @@ class ServiceFactory(WrappingFactory[ServiceProtocol]):
         return self.stats.name
 
     def stopFactory(self) -> None:
+        self.openings.stop()
         self.closings.stop()
         super().stopFactory()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -578,6 +579,202 @@ def test_the_quiet_reactor_closes_only_the_connection_that_raised_and_logs_it() 
     assert logged[RuntimeError] == pairs[0][0].logPrefix()
     for _conn, peer in pairs:
         peer.close()
+
+
+# Twisted 26.10's _disconnectSelectable, which the quiet reactor calls as it is (for the
+# first TEARDOWNS connections lost in a turn, and for the rest in the next turns) and
+# whose first steps it takes alone meanwhile (out of the poll): if Twisted changes it,
+# this test fails: check QuietEPollReactor._disconnectSelectable against the new one.
+TWISTED_DISCONNECT = """
+def _disconnectSelectable(
+    self,
+    selectable,
+    why,
+    isRead,
+    faildict={
+        error.ConnectionDone: failure.Failure(error.ConnectionDone()),
+        error.ConnectionLost: failure.Failure(error.ConnectionLost()),
+    },
+):
+    self.removeReader(selectable)
+    f = faildict.get(why.__class__)
+    if f:
+        if (
+            isRead
+            and why.__class__ == error.ConnectionDone
+            and IHalfCloseableDescriptor.providedBy(selectable)
+        ):
+            selectable.readConnectionLost(f)
+        else:
+            self.removeWriter(selectable)
+            selectable.connectionLost(f)
+    else:
+        self.removeWriter(selectable)
+        selectable.connectionLost(failure.Failure(why))
+"""
+
+
+def test_twisted_still_disconnects_the_way_the_quiet_reactor_defers() -> None:
+    from twisted.internet.posixbase import _DisconnectSelectableMixin
+
+    assert _code(inspect.getsource(_DisconnectSelectableMixin._disconnectSelectable)) == _code(
+        TWISTED_DISCONNECT
+    ), "Twisted changed _disconnectSelectable: update portsuite.internals.reactor_class"
+    from twisted.internet.posixbase import _PollLikeMixin
+
+    # the one caller, which hands it (selectable, why, isRead)
+    assert "self._disconnectSelectable(selectable, why, inRead)" in inspect.getsource(
+        _PollLikeMixin._doReadOrWrite
+    )
+
+
+class _Teardown(Protocol):
+    """Notes the reactor's turn its connection was lost in, and why."""
+
+    def __init__(self, turns: list[tuple[int, Any]], turn: list[int]) -> None:
+        self.turns = turns
+        self.turn = turn
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.turns.append((self.turn[0], reason.type))
+
+
+def _resetting_peers(reactor: Any, n: int, protocol: Any) -> list[tcp.Connection]:
+    """C{n} TCP connections of C{reactor}, reading, whose peers have reset them (RST)."""
+    import struct
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=n)
+    conns, peers = [], []
+    for _ in range(n):
+        peer = socket.create_connection(listener.getsockname(), timeout=5)
+        ours, _addr = listener.accept()
+        ours.setblocking(False)
+        conn = tcp.Connection(ours, protocol(), reactor=reactor)
+        conn.connected = True
+        conn.protocol.makeConnection(conn)
+        conn.startReading()
+        conns.append(conn)
+        peers.append(peer)
+    listener.close()
+    for peer in peers:
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # RST
+    return conns
+
+
+def _turns_until(reactor: Any, turn: list[int], done: Callable[[], bool]) -> None:
+    """Turn C{reactor} (its timed calls, then one poll) until C{done()}."""
+    for _ in range(500):
+        turn[0] += 1
+        reactor.runUntilCurrent()
+        reactor.doIteration(0 if reactor.getDelayedCalls() else 0.1)
+        if done():
+            return
+    raise AssertionError("never done")
+
+
+def test_the_quiet_reactor_tears_down_a_bounded_number_of_lost_connections_a_turn() -> None:
+    from twisted.internet.error import ConnectionLost
+
+    reactor = _quiet_reactor()
+    n = internals.TEARDOWNS * 4 + 10
+    turns: list[tuple[int, Any]] = []
+    turn = [0]
+    conns = _resetting_peers(reactor, n, lambda: _Teardown(turns, turn))
+    _turns_until(reactor, turn, lambda: len(turns) == n)
+    # every reset told as Twisted tells it (ConnectionLost, once each), sockets closed
+    assert all(r is ConnectionLost for _, r in turns)
+    assert all(c.disconnected and not hasattr(c, "socket") for c in conns)
+    per_turn = [sum(1 for t, _ in turns if t == k) for k in range(turn[0] + 1)]
+    # Twisted's own tore down each in the turn that read it: all n, in a turn or two
+    assert max(per_turn) <= internals.TEARDOWNS
+    assert not [c for c in reactor.getReaders() + reactor.getWriters() if c in conns]
+
+
+def _first_poll_of_resets(
+    n: int,
+) -> tuple[Any, list[tuple[int, Any]], list[int], list[tcp.Connection]]:
+    """C{n} peers reset, and the quiet reactor's first poll that read (some of) them."""
+    reactor = _quiet_reactor()
+    turns: list[tuple[int, Any]] = []
+    turn = [0]
+    conns = _resetting_peers(reactor, n, lambda: _Teardown(turns, turn))
+    # one poll reads the resets (as a rule: all of them arrived), the first torn down
+    for _ in range(20):
+        turn[0] += 1
+        reactor.doIteration(0.1)
+        if turns:
+            break
+    return reactor, turns, turn, conns
+
+
+def test_a_connection_waiting_for_its_teardown_can_still_be_written_and_closed() -> None:
+    n = internals.TEARDOWNS + 20
+    reactor, turns, turn, conns = _first_poll_of_resets(n)
+    waiting = [c for c in conns if not c.disconnected]
+    assert waiting, "all torn down at once"
+    for c in waiting[: len(waiting) // 2]:
+        internals.writer(c)(b"late reply")  # to a reset socket: fails, queued, discarded
+    for c in waiting[len(waiting) // 2 :]:
+        c.loseConnection()
+    _turns_until(reactor, turn, lambda: len(turns) == n)
+    for _ in range(3):  # (and nothing more)
+        reactor.runUntilCurrent()
+        reactor.doIteration(0)
+    assert len(turns) == n  # once each
+    assert not [c for c in reactor.getReaders() + reactor.getWriters() if c in conns]
+
+
+def test_the_quiet_reactor_tears_down_the_waiting_ones_when_it_stops() -> None:
+    n = internals.TEARDOWNS + 20
+    reactor, turns, _turn, _conns = _first_poll_of_resets(n)
+    assert 0 < len(turns) < n
+    reactor.fireSystemEvent("shutdown")
+    assert len(turns) == n
+
+
+def test_twisted_ports_still_count_their_accepts_a_turn_in_number_accepts() -> None:
+    # what CappedPort caps: if Twisted renames or drops it, the cap does nothing
+    source = inspect.getsource(tcp.Port.doRead)
+    assert "numAccepts = self.numberAccepts" in source, "Twisted changed tcp.Port.doRead"
+    assert "self.numberAccepts += 20" in source, "Twisted changed tcp.Port.doRead"
+    from twisted.internet.posixbase import PosixReactorBase
+
+    assert "p = tcp.Port(port, factory, backlog, interface, self)" in inspect.getsource(
+        PosixReactorBase.listenTCP
+    ), "Twisted changed listenTCP: update QuietEPollReactor.listenTCP"
+
+
+def test_the_quiet_reactor_accepts_a_bounded_number_of_connections_a_turn() -> None:
+    from twisted.internet.protocol import Factory
+
+    reactor = _quiet_reactor()
+    made: list[Protocol] = []
+
+    class Note(Protocol):
+        def connectionMade(self) -> None:
+            made.append(self)
+
+    port = reactor.listenTCP(0, Factory.forProtocol(Note), backlog=500, interface="127.0.0.1")
+    assert isinstance(port, internals.CappedPort)
+    n = internals.ACCEPTS * 4
+    peers = [socket.create_connection(("127.0.0.1", port.getHost().port)) for _ in range(n)]
+    per_turn = []
+    for _ in range(100):
+        before = len(made)
+        port.doRead()  # what the reactor calls each turn the port is readable
+        per_turn.append(len(made) - before)
+        if len(made) == n:
+            break
+    assert len(made) == n
+    # Twisted's accepted 100 in the first turn, then 120, 140…
+    assert max(per_turn) == internals.ACCEPTS
+    for p in made:
+        assert p.transport is not None
+        p.transport.abortConnection()
+    for peer in peers:
+        peer.close()
+    port.stopListening()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from portsuite.api import ServiceStats, line_refusal
 from portsuite.testing import MemorySuite, memory_suite
-from portsuite.wrappers import Closings, EOFCloses, ServiceFactory
+from portsuite.wrappers import Closings, EOFCloses, Openings, ServiceFactory
 from portsuite_services.echo import Echo
 
 
@@ -221,6 +221,34 @@ def test_thousands_closing_together_log_a_hundred_lines_and_one_count() -> None:
     )
     assert "2900 more clients closed" in formatEvent(count)
     assert factory.stats.open == 0 and not factory.per_host
+
+
+def test_thousands_connecting_together_log_a_hundred_lines_and_one_count() -> None:
+    """
+    3,000 peers connecting in the same second: the first LINES are logged one by one
+    as before, the others counted in one line when the second ends (each line is
+    formatted on the reactor thread, in the turn that accepted the connection).
+    """
+    events: list[dict[str, Any]] = []
+    factory, clock = make()
+    globalLogPublisher.addObserver(events.append)
+    try:
+        conns = [connect(factory, port=1000 + i) for i in range(3000)]
+        said = [e for e in events if "connected" in e.get("log_format", "")]
+        assert len(said) == Openings.LINES  # the rest waits for the end of the second
+        assert formatEvent(said[0]) == "svc: 127.0.0.1:1000 connected (1 open)"
+        clock.advance(Openings.WINDOW)
+        said = [e for e in events if "connected" in e.get("log_format", "")]
+        assert len(said) == Openings.LINES + 1
+        assert formatEvent(said[-1]).startswith(
+            "svc: 2900 more clients connected in 1s (over 100 a second, counted here); 3000 open"
+        )
+        late, _ = connect(factory, port=9)  # a second later: in full again
+        said = [formatEvent(e) for e in events if "connected" in e.get("log_format", "")]
+        assert said[-1] == "svc: 127.0.0.1:9 connected (3001 open)"
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert factory.stats.open == 3001 and len(conns) == 3000
 
 
 def test_a_close_a_second_later_is_logged_in_full_again() -> None:
