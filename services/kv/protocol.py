@@ -98,6 +98,30 @@ TURN_ARGS = 2048  # and after commands of this many arguments (ZADDs into a big 
 # value still comes in reads of 64 KiB (Redis reads 16 KiB).
 READ_SIZE = 64 * 1024
 TURN_BYTES = 4 * SLICE  # queued output handed over in one turn of the reactor at most
+# ... and by all of the service's clients together: a 4 MB PUBLISH to 200 subscribers that
+# do not read handed each a megabyte a turn (turns of 60-95 ms of send()s into their full
+# sockets; 4 MB a turn for all still made 60-95 ms turns: one client's share it is)
+TURN_OUT = TURN_BYTES
+
+
+class TurnOut:
+    """The bytes a service's clients may still hand over from their queues in this turn."""
+
+    __slots__ = ("left", "reactor")
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.left = TURN_OUT
+
+    def spend(self, n: int) -> None:
+        if self.left == TURN_OUT and n:  # (the turn's first: a new allowance at the next)
+            self.reactor.callLater(0, self._next_turn)
+        self.left -= n
+
+    def _next_turn(self) -> None:
+        self.left = TURN_OUT
+
+
 BIG_REPLY = 1024 * 1024  # a string this long is sent as it is, not copied into its reply
 MAX_WAITING = 100_000  # commands sent behind a blocked one before we stop reading
 FORGET_PIECE = 8192  # WATCHed keys UNWATCH (EXEC, DISCARD, a close) forgets a turn
@@ -531,14 +555,17 @@ class KVProtocol(Protocol):
         Hand queued output to the transport, a slice at a time, until it pauses us, or
         C{TURN_BYTES} a turn: a client reading as fast as the socket sends never pauses
         it (the suite's write goes straight to the socket), and a GET of 100 MB handed
-        over whole held every other service for its 40-60 ms.
+        over whole held every other service for its 40-60 ms; and no more than what is
+        left of the service's C{TURN_OUT} for the turn (L{TurnOut}), the rest next turn.
         """
         if self.drain_call is not None:
             return  # (this turn's share went: the rest at the next turn)
         queue = self.queue
-        budget = TURN_BYTES
+        out = self.server.turn_out
+        budget = start = min(TURN_BYTES, out.left)
         while queue and not self.paused and not self.closed and not self.held:
             if budget <= 0:  # as if the transport paused us: the rest at the next turn
+                out.spend(start - budget)
                 self.pauseProducing()
                 self.drain_call = self.server.reactor.callLater(0, self._drain_on)
                 return
@@ -559,6 +586,7 @@ class KVProtocol(Protocol):
                 queue.pop(0)
                 self.qoff = 0
             self.transport.write(piece)
+        out.spend(start - budget)
 
     def _drain_on(self) -> None:
         """The next turn of L{_drain}: then what the transport's own resume would do."""

@@ -43,7 +43,7 @@ from portsuite_services.kv.commands import COMMANDS, NO_REPLY, CommandError
 from portsuite_services.kv.delivery import Chore, Patterns, Subscriptions
 from portsuite_services.kv.lazyfree import LazyFree
 from portsuite_services.kv.monitor import MonitorLine, _repr
-from portsuite_services.kv.protocol import MAX_CLIENTS, SLICE, KVProtocol
+from portsuite_services.kv.protocol import MAX_CLIENTS, SLICE, KVProtocol, TurnOut
 from portsuite_services.kv.resp import OK, Simple
 from portsuite_services.kv.scan import Snapshots
 from portsuite_services.kv.sharded import MOVE
@@ -210,6 +210,7 @@ class KVServer(ServerFactory):
         self.syncing = False  # an everysec fsync under way in a thread
         self._ticks = 0
         self.scans = Snapshots()  # SCAN-family cursors (scan.py)
+        self.turn_out = TurnOut(reactor)  # what its clients' queues may send this turn
         self.lazyfree = LazyFree(reactor)  # big values deleted, freed in slices (lazyfree.py)
         for db in self.dbs:
             db.free = self.lazyfree.free

@@ -64,12 +64,18 @@ class _Side:
         5 ms (a busy machine, the process preempted mid-way) goes on at the next
         turns (multiwork, C{callLater(0)}) with the server busy, and replies then, as
         in twistd. This clock does not turn by itself: without this, EXEC's reply was
-        missing on one side, once in a while (and INFO's, behind it). Only while
+        missing on one side, once in a while (and INFO's, behind it). So does a big
+        reply once the service's output for the turn went (protocol.TurnOut). Only while
         something goes on: the expiry timer stays where each story put it.
         """
         clock = self.clock
         for _ in range(10_000):
-            if self.server.busy is None and self.client.blocked is None:
+            if (
+                self.server.busy is None
+                and self.client.blocked is None
+                and self.client.drain_call is None
+                and self.admin.drain_call is None
+            ):
                 return
             clock.advance(0)
         raise AssertionError("work across turns never ended")

@@ -643,4 +643,44 @@ def test_a_big_reply_to_a_fast_reader_goes_a_few_slices_a_turn() -> None:
     a.dataReceived(_cmd("GET", "v"))
     assert clock.getDelayedCalls()
     a.connectionLost(None)
-    assert clock.getDelayedCalls() == []
+    # (the service's allowance for the next turn, protocol.TurnOut, is not the client's)
+    assert [c.func for c in clock.getDelayedCalls()] in ([], [server.turn_out._next_turn])
+
+
+def test_big_pushes_to_many_subscribers_go_a_service_wide_share_a_turn() -> None:
+    """
+    A PUBLISH of 4 MB to 200 subscribers that did not read handed each its first
+    megabyte in the same turn (TURN_BYTES is a client's share): 1.9 s of send()s in a
+    few turns, the echo of the same suite 180-750 ms late. All of kv's clients together
+    now hand over TURN_OUT a turn, and each subscriber still gets the whole message.
+    """
+    from test_kv_bigreply import _client as _plain_client
+    from test_kv_bigreply import _replies
+
+    from portsuite_services.kv.protocol import SLICE, TURN_BYTES
+
+    share = TURN_BYTES + SLICE  # (TURN_OUT: one client's share; a slice may overshoot it)
+
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    subs = [_plain_client(server) for _ in range(40)]  # (StringTransports: never paused)
+    for proto, t in subs:
+        proto.dataReceived(_cmd("SUBSCRIBE", "ch"))
+        t.clear()
+    pub, tp = _plain_client(server)
+    message = random.Random(3).randbytes(4 * MIB)
+    pub.dataReceived(_cmd("PUBLISH", "ch", message))  # (the turn that read it)
+    sent = sum(len(t.value()) for _, t in subs)
+    assert sent <= share
+    turns = 0
+    while clock.getDelayedCalls():
+        _turn(clock)
+        turns += 1
+        now = sum(len(t.value()) for _, t in subs)
+        assert now - sent <= share
+        sent = now
+        assert turns < 10_000, "never done"
+    assert turns >= 40 * 4 * MIB // share
+    assert _replies(tp.value()) == [40]
+    push = b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$%d\r\n%s\r\n" % (len(message), message)
+    assert all(t.value() == push for _, t in subs)
