@@ -4,6 +4,7 @@ process CPU time."""
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -74,6 +75,18 @@ def terminate(*procs: subprocess.Popen[bytes], group: bool = False, timeout: flo
         except subprocess.TimeoutExpired:
             send(proc, signal.SIGKILL)
             proc.wait(timeout)
+
+
+def open_files(want: int) -> int:
+    """
+    Raise this process's soft limit of open files towards C{want} (the servers it starts
+    inherit it): a normal user's is often 1,024. Returns the limit now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        soft = min(hard, want)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
 
 
 def pin(cpu: int) -> list[str]:

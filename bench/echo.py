@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import selectors
 import socket
 import statistics
@@ -33,7 +32,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import before_bin, cpu_seconds, free_port, pin, terminate, wait_listening
+from benchlib import (
+    before_bin,
+    cpu_seconds,
+    free_port,
+    open_files,
+    pin,
+    terminate,
+    wait_listening,
+)
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -220,10 +227,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--idle", type=int, default=10000)
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, args.idle * 2 + 512)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    open_files(args.idle * 2 + 512)
     os.sched_setaffinity(0, {1}) if os.cpu_count() and os.cpu_count() >= 2 else None  # type: ignore[func-returns-value,operator]
     names = ["twisted", "asyncio", "portsuite"] + (["before"] if before_bin() else [])
     results: dict[str, dict[str, list[float]]] = {n: {} for n in names}

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import hiredis
-from benchlib import before_bin, pin
+from benchlib import before_bin, open_files, pin
 from kv import TWISTD, _cmd, _pinger, start_kv_and_echo, stop
 
 N = int(os.environ.get("N", "1000000"))
@@ -1126,6 +1126,9 @@ def coverage(table: list[Any]) -> list[str]:
 def main() -> None:
     # (killed by `timeout`: the suite it started is stopped too, by run_family's finally)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    # (the `server` family's CLIENTS connections and 200 subscribers, in this process and
+    # in the suite's: a normal user's 1,024 open files stopped it with EMFILE)
+    open_files(CLIENTS + 1024)
     fams = FAMILIES or list(FAMILY_STEPS)
     before: dict[str, dict[str, Row]] = {}
     bindir = before_bin()
