@@ -97,11 +97,11 @@ TURN_ARGS = 2048  # and after commands of this many arguments (ZADDs into a big 
 # took 15-40 ms to parse. 64 KiB, as Twisted reads, keeps that to a few ms; a 100 MB
 # value still comes in reads of 64 KiB (Redis reads 16 KiB).
 READ_SIZE = 64 * 1024
-TURN_BYTES = 4 * SLICE  # queued output handed over in one turn of the reactor at most
-# ... and by all of the service's clients together: a 4 MB PUBLISH to 200 subscribers that
-# do not read handed each a megabyte a turn (turns of 60-95 ms of send()s into their full
-# sockets; 4 MB a turn for all still made 60-95 ms turns: one client's share it is)
-TURN_OUT = TURN_BYTES
+# queued output handed over in one turn of the reactor at most, by all of a service's
+# clients together: a 4 MB PUBLISH to 200 subscribers that do not read handed each a
+# megabyte a turn, when this was each client's own (turns of 60-95 ms of send()s into
+# their full sockets; 4 MB a turn for all of them still made turns of 60-95 ms)
+TURN_BYTES = 4 * SLICE
 
 
 class TurnOut:
@@ -111,15 +111,15 @@ class TurnOut:
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
-        self.left = TURN_OUT
+        self.left = TURN_BYTES
 
     def spend(self, n: int) -> None:
-        if self.left == TURN_OUT and n:  # (the turn's first: a new allowance at the next)
+        if self.left == TURN_BYTES and n:  # (the turn's first: a new allowance at the next)
             self.reactor.callLater(0, self._next_turn)
         self.left -= n
 
     def _next_turn(self) -> None:
-        self.left = TURN_OUT
+        self.left = TURN_BYTES
 
 
 BIG_REPLY = 1024 * 1024  # a string this long is sent as it is, not copied into its reply
@@ -553,16 +553,16 @@ class KVProtocol(Protocol):
     def _drain(self) -> None:
         """
         Hand queued output to the transport, a slice at a time, until it pauses us, or
-        C{TURN_BYTES} a turn: a client reading as fast as the socket sends never pauses
-        it (the suite's write goes straight to the socket), and a GET of 100 MB handed
-        over whole held every other service for its 40-60 ms; and no more than what is
-        left of the service's C{TURN_OUT} for the turn (L{TurnOut}), the rest next turn.
+        the service's C{TURN_BYTES} for this turn went (L{TurnOut}): a client reading as
+        fast as the socket sends never pauses it (the suite's write goes straight to the
+        socket), and a GET of 100 MB handed over whole held every other service for its
+        40-60 ms.
         """
         if self.drain_call is not None:
             return  # (this turn's share went: the rest at the next turn)
         queue = self.queue
         out = self.server.turn_out
-        budget = start = min(TURN_BYTES, out.left)
+        budget = start = out.left
         while queue and not self.paused and not self.closed and not self.held:
             if budget <= 0:  # as if the transport paused us: the rest at the next turn
                 out.spend(start - budget)

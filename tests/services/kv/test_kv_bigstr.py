@@ -652,14 +652,14 @@ def test_big_pushes_to_many_subscribers_go_a_service_wide_share_a_turn() -> None
     A PUBLISH of 4 MB to 200 subscribers that did not read handed each its first
     megabyte in the same turn (TURN_BYTES is a client's share): 1.9 s of send()s in a
     few turns, the echo of the same suite 180-750 ms late. All of kv's clients together
-    now hand over TURN_OUT a turn, and each subscriber still gets the whole message.
+    now hand over TURN_BYTES a turn, and each subscriber still gets the whole message.
     """
     from test_kv_bigreply import _client as _plain_client
     from test_kv_bigreply import _replies
 
     from portsuite_services.kv.protocol import SLICE, TURN_BYTES
 
-    share = TURN_BYTES + SLICE  # (TURN_OUT: one client's share; a slice may overshoot it)
+    share = TURN_BYTES + SLICE  # (a slice may overshoot it)
 
     clock = Clock()
     server = KVServer(Settings(), clock)
