@@ -348,6 +348,12 @@ TEARDOWNS = 64
 # connections one TCP port of the quiet reactor accepts in one turn at most
 ACCEPTS = 64
 
+# events the quiet reactor takes from one poll at most: the rest stay ready in the kernel
+# and come first in the next polls (epoll hands a level-triggered event it returned back
+# to the end of its ready list), so a storm of 3,000 peers, each a reset or a command,
+# is served over 24 short turns, with the timed calls and the other services in between
+POLL_EVENTS = 128
+
 
 class CappedPort(tcp.Port):
     """
@@ -376,7 +382,10 @@ def reactor_class() -> Any:
     logged (with the connection's prefix) and close only that connection, as Twisted
     does; old-style C{log.msg} lines written inside a connection's callbacks are
     prefixed C{-} instead of the connection's C{logPrefix()} (portsuite logs through
-    C{twisted.logger} with the service's name). An instance whose fields are not the
+    C{twisted.logger} with the service's name). It takes L{POLL_EVENTS} events from a
+    poll at most, tears down L{TEARDOWNS} lost connections a turn and its TCP ports
+    accept L{ACCEPTS} a turn: a storm of peers is served over several short turns. An
+    instance whose fields are not the
     ones this module knows polls exactly as Twisted's. None where there is no epoll.
     """
     try:
@@ -489,7 +498,8 @@ def reactor_class() -> Any:
             # Twisted's doPoll, calling _doReadOrWrite without log.callWithLogger
             try:
                 events = self._poller.poll(
-                    -1 if timeout is None else timeout, len(self._selectables)
+                    -1 if timeout is None else timeout,
+                    min(len(self._selectables), POLL_EVENTS),
                 )
             except OSError as err:
                 if err.errno == errno.EINTR:

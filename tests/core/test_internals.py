@@ -777,6 +777,47 @@ def test_the_quiet_reactor_accepts_a_bounded_number_of_connections_a_turn() -> N
     port.stopListening()
 
 
+def test_the_quiet_reactor_serves_a_storm_of_ready_connections_over_short_turns() -> None:
+    # n peers all ready at once (each a command, or a reset); a tenth of them chatty,
+    # ready again as soon as they are read: every one is still served within a few
+    # turns, POLL_EVENTS a turn at most (Twisted's took all n in one turn)
+    reactor = _quiet_reactor()
+    n = internals.POLL_EVENTS * 3 + 10
+    turn = [0]
+    first: dict[int, int] = {}
+    per_turn: dict[int, int] = {}
+    peers: dict[int, socket.socket] = {}
+
+    class Note(Protocol):
+        def __init__(self, i: int) -> None:
+            self.i = i
+
+        def dataReceived(self, data: bytes) -> None:
+            first.setdefault(self.i, turn[0])
+            per_turn[turn[0]] = per_turn.get(turn[0], 0) + 1
+            if self.i % 10 == 0:
+                peers[self.i].sendall(b"again")  # readable again by the next poll
+
+    conns = []
+    for i in range(n):
+        conn, peer = _reading(reactor, Note(i))
+        conns.append(conn)
+        peers[i] = peer
+    for peer in peers.values():
+        peer.sendall(b"x")
+    while len(first) < n and turn[0] < 50:
+        turn[0] += 1
+        reactor.doIteration(0.1)
+    assert len(first) == n, f"{n - len(first)} connections never served in 50 turns"
+    assert max(per_turn.values()) <= internals.POLL_EVENTS
+    # the ones not taken come first in the next poll: nobody waits behind the chatty
+    assert max(first.values()) <= n // internals.POLL_EVENTS + 2
+    for conn in conns:
+        conn.abortConnection()
+    for peer in peers.values():
+        peer.close()
+
+
 @pytest.mark.parametrize(
     ("first", "installed", "name"),
     [("", "True", "QuietEPollReactor"), ("from twisted.internet import reactor", "False", "")],
