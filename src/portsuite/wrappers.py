@@ -223,7 +223,18 @@ class ServiceProtocol(ProtocolWrapper, TimeoutMixin):
                 service=self.stats.name,
                 peer=client.peer,
             )
+        # the last reference cycle of a connection (this wrapper -> the protocol's bound
+        # dataReceived -> the protocol -> its transport, this wrapper; Twisted breaks the
+        # others): broken, a closed connection is freed at once, in the turn that tears
+        # it down, instead of by the collector's next pass over the oldest generation
+        # (3,000 peers closing together: one pass of 27-35 ms), and is not kept forever
+        # when it was frozen while open (portsuite.gcpause)
+        self._deliver = _closed
         self.factory.closings.closed(client)
+
+
+def _closed(data: bytes) -> None:
+    """What a closed connection delivers (nothing: Twisted reads no more)."""
 
 
 class EOFCloses:
