@@ -323,6 +323,10 @@ class LabShell(recvline.HistoricRecvLine):
         if self.session is not None:
             self.service.sessions.remove(self.session)
             self.session = None
+        # Twisted's key map holds this shell's bound methods: a reference cycle that kept
+        # the whole session (terminal, telnet layers, about 55 objects) for the
+        # collector's next full pass; broken, a closed session is freed at once
+        self.keyHandlers = {}
 
     # -- keys -----------------------------------------------------------------------
 

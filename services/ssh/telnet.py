@@ -93,6 +93,13 @@ class LabTelnetTransport(telnet.TelnetTransport):
     def write(self, data: bytes) -> None:
         self.transport.write(data.replace(telnet.IAC, telnet.IAC + telnet.IAC))
 
+    def connectionLost(self, reason: Any = None) -> None:
+        telnet.TelnetTransport.connectionLost(self, reason)
+        # Twisted's maps of this transport's (and the bootstrap's) bound methods are
+        # reference cycles: broken, a closed session is freed at once
+        self.commandMap = {}
+        self.negotiationMap = {}
+
 
 class LabTelnetFactory(ServerFactory):
     """Each connection: telnet transport → bootstrap → terminal → lab shell (login first)."""
