@@ -31,8 +31,9 @@ timer pass either (a ZADD of a million pairs made young passes of 33-66 ms, and 
 pass of 57).
 
 Cyclic garbage is still reclaimed within a second, except in one case: an object
-frozen while in use that later becomes part of a reference cycle nobody holds (a
-connection that was open at a freeze and closes, about 20 objects) stays in memory.
+frozen while in use that later becomes part of a reference cycle nobody holds stays in
+memory. (A connection that was open at a freeze and closes is not one: the services'
+wrapper breaks a closed connection's cycles, L{portsuite.wrappers.ServiceProtocol}.)
 Freezes happen at startup, after slow passes and after such bursts only, that is while
 the data grows by tens of thousands of objects a second: what stays is a small fraction
 of that growth.
