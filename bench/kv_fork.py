@@ -7,13 +7,16 @@ A suite of kv (with an append-only file) + echo runs in twistd pinned to cpu 0; 
 `aof` family of kv_sweep.py is loaded (a set and a hash of N members, 600,000 keys,
 100,000 more), then EXTRA more small keys. While a process of its own sends an echo
 round trip every 5 ms, BGREWRITEAOF and BGSAVE run ROUNDS times each, one at a time,
-each waited for. Per compaction: kv's own fork time (INFO `latest_fork_usec`), the
-worst and p99 echo round trip while the child ran, and the reactor's turns over 20 ms
-during it (TURNS=1: the turn logger of tools/turnsite, TURNSITE its folder). Then
-redis-server gets the same data and the same compactions, a PING every 5 ms instead
-of the echo: its `latest_fork_usec` and worst PING, and both processes' RSS.
+each waited for (STEPS=BGSAVE: one of them). Per compaction: kv's own fork time
+(INFO `latest_fork_usec`), the worst and p99 echo round trip while the child ran, when
+the worst came, how many were over 20 and 50 ms, how long the server waited for a cpu
+meanwhile (/proc/PID/schedstat: a stall with no long turn is that), and the reactor's
+turns over 10 ms during it (TURNSITE: the folder of a sitecustomize.py logging them,
+each line starting with its time.monotonic()). Then redis-server (REDIS=0: not) gets
+the same data and the same compactions, a PING every 5 ms instead of the echo: its
+`latest_fork_usec` and worst PING, and its RSS.
 
-    flock /tmp/bench.lock .venv/bin/python bench/kv_fork.py
+    flock /tmp/bench.lock .venv/bin/python bench/kv_fork.py     # 900 MB: EXTRA=4000000
     N=500000 EXTRA=2000000 ROUNDS=2 flock /tmp/bench.lock .venv/bin/python bench/kv_fork.py
 
 With C{PORTSUITE_BEFORE_BIN} (bench/README.md) the same on that build first.
@@ -37,8 +40,9 @@ from kv_sweep import Client, _compacted, _p99, fill, load_aof, pairs
 
 EXTRA = int(os.environ.get("EXTRA", "0"))  # more small keys, past the aof family's
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
-TURNSITE = os.environ.get("TURNSITE", "/work/wt/tools/turnsite")
-TURNS = os.environ.get("TURNS", "1") == "1" and Path(TURNSITE, "sitecustomize.py").exists()
+# a folder whose sitecustomize.py logs the reactor's long turns to $TURNLOG, each line
+# starting with its time.monotonic() (optional: without it, no turns are shown)
+TURNSITE = os.environ.get("TURNSITE", "")
 STEPS = os.environ.get("STEPS", "BGREWRITEAOF,BGSAVE").encode().split(b",")
 REDIS = os.environ.get("REDIS", "1") == "1"  # REDIS=0: kv alone
 
@@ -133,6 +137,8 @@ def compactions(
             f"    {step:<13} fork {fork / 1000:6.1f} ms  worst {worst[0]:6.1f} (at +{worst[1]:.2f} s)"
             f"  p99 {_p99([r for r, _ in during]):5.1f}  child {b - a:5.2f} s  {_short(reply)}"
         )
+        over = [sum(r > x for r, _ in during) for x in (20, 50)]
+        lines.append(f"        round trips over 20 ms: {over[0]}, over 50 ms: {over[1]}")
         lines.append(
             f"        waited for a cpu: server {waits[0] * 1000:.0f} ms, pinger {waits[1] * 1000:.0f} ms"
         )
@@ -162,7 +168,7 @@ def kv_suite(tmp: Path, twistd: str) -> tuple[subprocess.Popen[bytes], int, int,
     )
     env = dict(os.environ)
     log = None
-    if TURNS:
+    if TURNSITE:
         log = tmp / "turns.log"
         env["PYTHONPATH"] = TURNSITE
         env["TURNLOG"] = str(log)
