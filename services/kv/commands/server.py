@@ -257,6 +257,8 @@ def info_text(c: Any, sections: list[bytes]) -> str:
             ("expired_keys", sum(db.expired_keys for db in server.dbs)),
             ("pubsub_channels", len(server.channels)),
             ("pubsub_patterns", len(server.patterns)),
+            ("latest_fork_usec", aof.fork_usec if aof else 0),
+            ("total_forks", aof.forks if aof else 0),
         ],
     )
     section(

@@ -334,3 +334,55 @@ def test_a_client_paused_and_resumed_while_its_replies_wait_for_the_aof_reads_ag
     assert c.t.value() == b"+OK\r\n"
     assert c.t.producerState == "producing"
     server.stopFactory()
+
+
+def _stats(c: _Client) -> dict[str, str]:
+    text = c.call("INFO", "stats").decode()
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def test_the_child_yields_the_cpu_to_the_suite(tmp_path: Path) -> None:
+    """
+    `ps -o ni` shows the compaction's child at nice 19 (CHILD_NICE), the server
+    unchanged: on a busy cpu the suite's reactor is run first, the child after it.
+    """
+    aof = tmp_path / "kv.aof"
+    reactor, server = _server(aof)
+    c = _Client(server)
+    c.send("SET", "big", "x" * (64 << 20))  # (the child writes a while)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert c.call("BGREWRITEAOF").startswith(b"+Background")
+    rw = server.rewriting
+    assert rw is not None
+    # (set by the child as it starts: looked at until then, or until it has exited)
+    wait_for(lambda: os.getpriority(os.PRIO_PROCESS, rw.pid) != ours or _exited(rw.pid), 10)
+    assert os.getpriority(os.PRIO_PROCESS, rw.pid) == max(ours, 19)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == ours
+    _finish(reactor, server)
+    assert _info(c)["aof_last_bgrewrite_status"] == "ok"
+    server.stopFactory()
+
+
+def _exited(pid: int) -> bool:
+    """A zombie: the child has exited, not yet reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_info_tells_the_forks_and_the_latest_ones_time(tmp_path: Path) -> None:
+    """INFO stats' total_forks and latest_fork_usec, as Redis's: the fork holds the suite."""
+    aof = tmp_path / "kv.aof"
+    reactor, server = _server(aof)
+    c = _Client(server)
+    c.send("SET", "a", "1")
+    assert (_stats(c)["total_forks"], _stats(c)["latest_fork_usec"]) == ("0", "0")
+    assert c.call("BGSAVE") == b"+Background saving started\r\n"
+    _finish(reactor, server)
+    assert c.call("BGREWRITEAOF").startswith(b"+Background")
+    _finish(reactor, server)
+    stats = _stats(c)
+    assert stats["total_forks"] == "2"
+    assert 0 < int(stats["latest_fork_usec"]) < 60_000_000
+    server.stopFactory()
