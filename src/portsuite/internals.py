@@ -385,7 +385,9 @@ class CappedPort(tcp.Port):
 def reactor_class() -> Any:
     """
     Twisted's C{EPollReactor} whose C{doPoll} hands each event to C{_doReadOrWrite}
-    directly, without C{log.callWithLogger}'s per-event log context. Errors are still
+    directly, without C{log.callWithLogger}'s per-event log context (and reads a TCP
+    connection that is only readable itself, as C{_doReadOrWrite} and
+    C{Connection.doRead} would: L{FAST_READ_CLASSES}). Errors are still
     logged (with the connection's prefix) and close only that connection, as Twisted
     does; old-style C{log.msg} lines written inside a connection's callbacks are
     prefixed C{-} instead of the connection's C{logPrefix()} (portsuite logs through
