@@ -8,6 +8,7 @@ second (redis: appendonly yes, appendfsync everysec; kv: data = "...", fsync =
 machine has two CPUs. Prints ops/s and the ratio kv / redis.
 
     .venv/bin/python bench/kv.py            # N1=50000 NP=400000 ROUNDS=2 to change
+                                            # SETUPS=memory: the memory-only setup alone
     .venv/bin/python bench/kv.py --hostile  # echo round trips while kv clients attack
     .venv/bin/python bench/kv.py --memory   # bytes per small key, kv vs redis used_memory
     .venv/bin/python bench/kv.py --floors   # memory-only, beside bare RESP servers
@@ -44,6 +45,8 @@ ROUNDS = int(os.environ.get("ROUNDS", "2"))
 CLIENTS = int(os.environ.get("CLIENTS", "50"))
 PIPE = int(os.environ.get("PIPE", "16"))
 FILL = int(os.environ.get("FILL", "1500000"))  # --hostile: small sets stored
+# the setups run, in this order: SETUPS=memory leaves out the append-only one
+SETUPS = tuple(os.environ.get("SETUPS", "memory,aof everysec").split(","))
 TWISTD = str(Path(sys.executable).parent / "twistd")
 FLOORS = ("twisted", "twisted-direct", "asyncio")  # bench/resp_floor.py
 
@@ -428,7 +431,7 @@ def main() -> None:
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: apt-get install redis-server redis-tools")
     results: dict[tuple[str, str, int, str], list[tuple[float, float]]] = {}
-    for setup in ("memory", "aof everysec"):
+    for setup in SETUPS:
         for r in range(ROUNDS):
             for kind in ("redis", "kv") + (("before",) if before_bin() else ()):
                 tmp = Path(tempfile.mkdtemp(prefix="kv-bench-"))
@@ -454,7 +457,7 @@ def main() -> None:
         f"{'kv/redis':>9} {'target':>7} {'redis cpu us/req':>17} {'kv cpu us/req':>14} "
         f"{'redis/kv cpu':>13}"
     )
-    for setup in ("memory", "aof everysec"):
+    for setup in SETUPS:
         for pipeline in (1, PIPE):
             for test in ("SET", "GET"):
                 ref = results[(setup, "redis", pipeline, test)]
@@ -475,7 +478,7 @@ def main() -> None:
             f"{'setup':13} {'test':4} {'-P':>3} {'before ops/s':>13} {'now ops/s':>10} "
             f"{'now/before':>11} {'before/redis':>13} {'before cpu/now cpu':>19}  now/before by round"
         )
-        for setup in ("memory", "aof everysec"):
+        for setup in SETUPS:
             for pipeline in (1, PIPE):
                 for test in ("SET", "GET"):
                     old = results[(setup, "before", pipeline, test)]

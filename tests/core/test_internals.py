@@ -581,6 +581,119 @@ def test_the_quiet_reactor_closes_only_the_connection_that_raised_and_logs_it() 
         peer.close()
 
 
+# Twisted 26.10's Connection.doRead and _dataReceived, and the read branch of
+# _doReadOrWrite, which the quiet reactor runs itself for a readable TCP connection (see
+# FAST_READ_CLASSES): if Twisted changes them, this test fails: bring _poll_quietly's
+# read up to date with them.
+TWISTED_DOREAD = """
+def doRead(self) -> ConnectionLost | ConnectionDone | None:
+    try:
+        data = self.socket.recv(self.bufferSize)
+    except OSError as se:
+        if se.args[0] == EWOULDBLOCK:
+            return None
+        else:
+            return main.CONNECTION_LOST
+
+    return self._dataReceived(data)
+"""
+TWISTED_DATARECEIVED = """
+def _dataReceived(self, data: bytes | None) -> ConnectionDone | None:
+    if not data:
+        return main.CONNECTION_DONE
+    self.protocol.dataReceived(data)
+    return None
+"""
+
+
+def test_twisted_still_reads_a_tcp_connection_the_way_the_quiet_reactor_copies() -> None:
+    from twisted.internet.posixbase import _PollLikeMixin
+
+    for method, copied in (
+        (tcp.Connection.doRead, TWISTED_DOREAD),
+        (tcp.Connection._dataReceived, TWISTED_DATARECEIVED),
+    ):
+        assert _code(inspect.getsource(method)) == _code(copied), (
+            f"Twisted changed tcp.Connection.{method.__name__}: update "
+            "portsuite.internals.reactor_class's _poll_quietly"
+        )
+    source = inspect.getsource(_PollLikeMixin._doReadOrWrite)
+    for line in (
+        "if selectable.fileno() == -1:",
+        "why = selectable.doRead()",
+        "inRead = True",
+        "why = sys.exc_info()[1]",
+        "log.err()",
+        "self._disconnectSelectable(selectable, why, inRead)",
+    ):
+        assert line in source, f"Twisted changed _doReadOrWrite ({line})"
+    assert internals.FAST_READ_CLASSES == {tcp.Connection, tcp.Server}
+
+
+def test_the_quiet_reactor_reads_a_tcp_connection_itself_as_twisted_would() -> None:
+    from twisted.internet.error import ConnectionDone
+
+    reactor = _quiet_reactor()
+    got: list[bytes] = []
+    lost: list[Any] = []
+
+    class Note(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            got.append(data)
+
+        def connectionLost(self, reason: Any = None) -> None:
+            lost.append(reason.type)
+
+    dispatched = []
+    twisteds = reactor._doReadOrWrite
+    reactor._doReadOrWrite = lambda *a: (dispatched.append(a), twisteds(*a))
+    conn, peer = _reading(reactor, Note())
+    peer.sendall(b"ping")
+    for _ in range(10):
+        reactor.doIteration(0.5)
+        if got:
+            break
+    assert got == [b"ping"] and dispatched == []  # read without Twisted's three calls
+    peer.close()  # (a socket pair's close is a hang-up too: Twisted's own path)
+    for _ in range(10):
+        reactor.doIteration(0.5)
+        if lost:
+            break
+    assert lost == [ConnectionDone]
+    assert conn.disconnected
+
+
+def test_the_quiet_reactors_own_read_finds_the_end_of_a_tcp_connection() -> None:
+    from twisted.internet.error import ConnectionDone
+
+    reactor = _quiet_reactor()
+    lost: list[Any] = []
+
+    class Note(Protocol):
+        def connectionLost(self, reason: Any = None) -> None:
+            lost.append(reason.type)
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    peer = socket.create_connection(listener.getsockname(), timeout=5)
+    ours, _addr = listener.accept()
+    listener.close()
+    ours.setblocking(False)
+    conn = tcp.Server(ours, Note(), ("127.0.0.1", 0), None, 1, reactor)
+    conn.protocol.makeConnection(conn)
+    conn.startReading()
+    dispatched = []
+    twisteds = reactor._doReadOrWrite
+    reactor._doReadOrWrite = lambda *a: (dispatched.append(a), twisteds(*a))
+    peer.shutdown(socket.SHUT_WR)  # a FIN alone: readable, the read finds the end
+    for _ in range(10):
+        reactor.doIteration(0.5)
+        if lost:
+            break
+    assert lost == [ConnectionDone] and dispatched == []
+    assert conn.disconnected
+    peer.close()
+
+
 # Twisted 26.10's _disconnectSelectable, which the quiet reactor calls as it is (for the
 # first TEARDOWNS connections lost in a turn, and for the rest in the next turns) and
 # whose first steps it takes alone meanwhile (out of the poll): if Twisted changes it,

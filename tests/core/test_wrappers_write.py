@@ -26,13 +26,15 @@ class _Conn(tcp.Connection):
         return IPv4Address("TCP", "127.0.0.1", 7)
 
 
-def _wrapped(**limits: Any) -> tuple[Any, _Conn, socket.socket, MemoryReactorClock, ServiceStats]:
+def _wrapped(
+    protocol: type[Protocol] = Protocol, **limits: Any
+) -> tuple[Any, _Conn, socket.socket, MemoryReactorClock, ServiceStats]:
     ours, peer = socket.socketpair()
     ours.setblocking(False)
     peer.settimeout(5)
     reactor = MemoryReactorClock()
     stats = ServiceStats(name="s", type="echo")
-    factory = ServiceFactory(Factory.forProtocol(Protocol), stats, reactor, **limits)
+    factory = ServiceFactory(Factory.forProtocol(protocol), stats, reactor, **limits)
     proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
     conn = _Conn(ours, proto, reactor=reactor)
     conn.connected = True
@@ -90,4 +92,25 @@ def test_writes_reset_the_idle_timer_on_a_real_connection() -> None:
     reactor.advance(3)
     assert conn.disconnecting  # idle for 11 s: closed
     assert stats.bytes_out == len(b"still here")
+    peer.close()
+
+
+def test_reads_without_a_timer_are_counted_and_a_crash_closes_only_that_connection() -> None:
+    """No idle_timeout: each read goes through the wrapper's _Received, as before."""
+    seen: list[bytes] = []
+
+    class Boom(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            seen.append(data)
+            if data == b"boom":
+                raise ValueError("boom")
+
+    proto, conn, peer, reactor, stats = _wrapped(Boom)
+    assert type(proto.dataReceived.__self__).__name__ == "_Received"
+    proto.dataReceived(b"hello")
+    assert seen == [b"hello"] and proto.client.bytes_in == 5
+    assert not conn.disconnecting
+    proto.dataReceived(b"boom")
+    assert conn.disconnecting  # closed, logged, counted
+    assert stats.errors == 1 and proto.client.bytes_in == 9
     peer.close()
