@@ -30,6 +30,7 @@ from portsuite_services.kv.resp import Double, Map, SetReply
 
 SLICE_ITEMS = 4096  # elements encoded per turn of the reactor at most (a few ms)
 PIECES = 8  # a slice is encoded in this many pieces, the turn's share looked at after each
+PROBE = 64  # elements encoded first, to see how big they are
 SLICE_BYTES = 256 * 1024  # fewer elements a slice when they are big
 BIG = 2 * SLICE_ITEMS  # a smaller reply is answered whole, as before
 ENTRIES = 1024  # stream entries a slice (each an array of an ID and an array of fields)
@@ -160,15 +161,14 @@ def start(
     sending = Sending(c, count, encode)
     sending.per = per
     sending.garbage = garbage
-    probe = min(count, 64)  # (how big are the elements?)
+    probe = min(count, PROBE)  # (how big are the elements?)
     first = encode(0, probe)
     sending.adapt(probe, len(first))
-    hi = min(count, max(probe, sending.per))
-    if hi > probe:
-        first += encode(probe, hi)
+    sending.pos = probe
+    if probe < count:  # (a slice, or less once the turn's share is spent)
+        first += sending.next_slice()
     tx = getattr(c, "transaction", None)  # (inside EXEC: into its reply, multiwork.py)
     (c._out if tx is None else tx.out).append(header + first)
-    sending.pos = hi
     c.blocked = sending
     sending.call = c.server.reactor.callLater(0, sending.step)
     return NO_REPLY

@@ -28,10 +28,11 @@ TURN = 0.005  # seconds of kv's work in slices a turn of the reactor, all of it 
 class Turn:
     """The end of this turn's share of kv's work in slices (C{perf_counter} time)."""
 
-    __slots__ = ("reactor", "end", "_call")
+    __slots__ = ("reactor", "share", "end", "_call")
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: Any, share: float = TURN) -> None:
         self.reactor = reactor
+        self.share = share  # seconds a turn
         self.end = 0.0
         self._call: Any = None
 
@@ -41,7 +42,7 @@ class Turn:
         time: a read's parsing counts) by the turn's first caller.
         """
         if self._call is None:
-            self.end = (perf_counter() if since is None else since) + TURN
+            self.end = (perf_counter() if since is None else since) + self.share
             self._call = self.reactor.callLater(0, self._next_turn)
         return self.end
 
