@@ -71,15 +71,15 @@ class Sending(Blocked):
         if not c.closed:
             self.call = c.server.reactor.callLater(0, self.step)
 
-    def next_slice(self) -> bytes:
+    def next_slice(self, last: int = 0) -> bytes:
         """
         The next slice of the reply, encoded: C{per} elements at most, in pieces, and
         no more pieces once the turn's share of kv's work in slices is spent (L{Turn}:
         ZMPOP's pairs took 11 ms a slice of 4,096 while lazyfree freed its set in the
-        same turns).
+        same turns). C{last}: where the slice ends at most instead (the first one).
         """
         end = self.client.server.turn.deadline()
-        last = min(self.count, self.pos + self.per)
+        last = min(self.count, last or self.pos + self.per)
         piece = max(1, self.per // PIECES)
         parts = []
         pos = self.pos
@@ -166,7 +166,7 @@ def start(
     sending.adapt(probe, len(first))
     sending.pos = probe
     if probe < count:  # (a slice, or less once the turn's share is spent)
-        first += sending.next_slice()
+        first += sending.next_slice(max(probe, sending.per))
     tx = getattr(c, "transaction", None)  # (inside EXEC: into its reply, multiwork.py)
     (c._out if tx is None else tx.out).append(header + first)
     c.blocked = sending

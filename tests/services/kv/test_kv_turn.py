@@ -17,10 +17,12 @@ from test_kv_bigreply import _client, _cmd, _replies, _settle
 from test_kv_bigwork import _turn
 from twisted.internet.task import Clock
 
+from portsuite.api import collector
 from portsuite_services.kv import KVServer, Settings
 from portsuite_services.kv.bigreply import PIECES, PROBE, SLICE_ITEMS
 from portsuite_services.kv.lazyfree import BIT
 from portsuite_services.kv.protocol import TURN_CHECK
+from portsuite_services.kv.sharded import ShardedDict, ShardedSet
 
 
 class MovingClock(Clock):
@@ -116,3 +118,22 @@ def test_a_big_reply_sends_a_piece_once_the_turn_is_spent() -> None:
     pairs: Any = _replies(got)[0]
     assert pairs[0] == b"z" and len(pairs[1]) == 50_000
     assert pairs[1][:2] == [[b"m0", b"0"], [b"m1", b"1"]]
+
+
+def test_a_sharded_set_or_dict_is_frozen_as_it_is_made() -> None:
+    # a set sharded as pipelined SADDs grew it kept its 1,021 shards young while they
+    # filled: young passes of the collector walked every member (54 ms), then the oldest
+    # generation's pass (67 ms), in the turns of the next pipeline
+    frozen: list[bool] = []
+    before = collector.freezer()
+    collector.set_freezer(frozen.append)
+    try:
+        s = ShardedSet({b"m%d" % i for i in range(100)})
+        assert frozen == [True]
+        d = ShardedDict({b"k": {b"a"}})
+        assert frozen == [True, True]
+        s.add(b"x")
+        d[b"y"] = {b"b"}
+        assert frozen == [True, True]  # (made, not each change)
+    finally:
+        collector.set_freezer(before)
