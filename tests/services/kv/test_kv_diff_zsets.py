@@ -11,11 +11,11 @@ import random
 import socket
 import time
 
-import hiredis
 import pytest
 import redis
 from kv_raw import Raw
 from kvdb_help import same_replies
+from test_kv_sweep import _call
 
 CASES = {
     "blocking_zset_pops_served_at_once": [
@@ -730,20 +730,6 @@ def test_big_replies_match_redis(resp3: bool, redis_port: int, kv_port: int) -> 
         ours.close()
 
 
-def _whole_reply(sock: socket.socket, *argv: str) -> bytes:
-    """One command's reply, as its bytes (nothing else is in flight on C{sock})."""
-    parts = [a.encode("latin-1") for a in argv]
-    sock.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
-    reader, got = hiredis.Reader(), b""
-    while True:
-        chunk = sock.recv(1 << 20)
-        assert chunk, "closed"
-        got += chunk
-        reader.feed(chunk)
-        if reader.gets() is not False:
-            return got
-
-
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 def test_big_zmpop_replies_match_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
     """ZMPOP and BZMPOP of a COUNT past bigreply.BIG: kv's reply goes in slices, Redis's bytes."""
@@ -754,16 +740,16 @@ def test_big_zmpop_replies_match_redis(resp3: bool, redis_port: int, kv_port: in
     try:
         for sock in socks:
             if resp3:
-                _whole_reply(sock, "HELLO", "3")
-            _whole_reply(sock, "FLUSHALL")
-            _whole_reply(sock, "ZADD", "z", *args)
+                _call(sock, "HELLO", "3")
+            _call(sock, "FLUSHALL")
+            _call(sock, "ZADD", "z", *args)
         for line in (
             ["ZMPOP", "1", "z", "MIN", "COUNT", "9000"],
             ["BZMPOP", "0", "2", "nokey", "z", "MAX", "COUNT", "9000"],
             ["ZMPOP", "1", "z", "MAX", "COUNT", "10000000"],
             ["EXISTS", "z"],
         ):
-            want, got = (_whole_reply(sock, *line) for sock in socks)
+            want, got = (_call(sock, *line) for sock in socks)
             assert got == want, line
     finally:
         for sock in socks:
