@@ -49,7 +49,7 @@ Steps = Generator[Any, None, T]  # (what a step yields, if not None, is freed la
 PIECE = 4096  # elements a step of a generator handles (well under a millisecond)
 BIG = 32768  # elements touched: less is done at once
 ARGS = BIG // 4  # arguments past which a command over each of them may go on in slices
-BUDGET = 0.005  # seconds of steps per turn of the reactor
+BUDGET = 0.005  # seconds of steps run at once in a command (then: the turn's share, turn.py)
 MAX_STEPS = 8  # and at most this many steps a turn
 
 
@@ -68,14 +68,17 @@ class Working(Blocked):
         self.commits = False  # its steps change the keyspace: it ends even if its client goes
 
     def step(self) -> None:
-        """Run steps for C{BUDGET} seconds (C{MAX_STEPS} at most); then the next turn, or the end."""
+        """
+        Run steps until the turn's share of kv's work in slices is spent (L{Turn}: one
+        step at least, C{MAX_STEPS} at most); then the next turn, or the end.
+        """
         self.call = None
         c = self.client
         if not self.commits and (c.closed or c.blocked is not self):
             self.stop()
             return
         start = perf_counter()
-        done = self.run_steps(start + BUDGET)
+        done = self.run_steps(c.server.turn.deadline(start))
         self.spent += perf_counter() - start
         if not done:
             self.call = c.server.reactor.callLater(0, self.step)

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from twisted.logger import Logger
 
-from portsuite_services.kv.bigwork import BUDGET, Steps
+from portsuite_services.kv.bigwork import Steps
 from portsuite_services.kv.glob import matches, tokens
 from portsuite_services.kv.resp import Push
 from portsuite_services.kv.sharded import SHARD_AT, ShardedDict
@@ -524,11 +524,15 @@ class Chore:
         self.call = self.server.reactor.callLater(0, self.step)
 
     def step(self) -> None:
-        """Steps for C{BUDGET} seconds; then the next turn, or the end."""
+        """
+        Steps until the turn's share of kv's work in slices is spent (turn.py: one at
+        least); then the next turn, or the end.
+        """
         self.call = None
-        end = perf_counter() + BUDGET
+        end = self.server.turn.deadline()
         steps = self.steps
         try:
+            next(steps)
             while perf_counter() < end:
                 next(steps)
         except StopIteration:

@@ -7,7 +7,8 @@ whole suite shares while Python deallocates every member.
 The key is gone at once (the command's effect and reply are unchanged); the value,
 no longer reachable from the keyspace, goes to a queue that the reactor empties
 C{PIECE} elements per turn (C{callLater(0)}: other connections are served in
-between). Values of at most C{THRESHOLD} elements are freed at once, as Redis does
+between; and no more than the turn's share of kv's work in slices allows, L{Turn},
+C{BIT} elements at least). Values of at most C{THRESHOLD} elements are freed at once, as Redis does
 (C{LAZYFREE_THRESHOLD}). Nested values (FLUSHALL's old keyspace holds a set of a
 million members) are queued in turn. INFO's C{lazyfree_pending_objects} is
 C{pending}.
@@ -24,14 +25,17 @@ import mmap
 import sys
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from portsuite_services.kv.sharded import ShardedDict, ShardedSet
 from portsuite_services.kv.stream import PEL, Stream
+from portsuite_services.kv.turn import Turn
 from portsuite_services.kv.zset import ZSet
 
 THRESHOLD = 64  # Redis's LAZYFREE_THRESHOLD: smaller values are freed at once
-PIECE = 8192  # elements freed per turn of the reactor (a few ms)
+PIECE = 8192  # elements freed per turn of the reactor at most (a few ms)
+BIT = 1024  # and at least, the turn's share spent or not (then the clock is read again)
 
 
 def effort(value: Any) -> int:
@@ -53,8 +57,9 @@ def effort(value: Any) -> int:
 class LazyFree:
     """The queue of values to free, emptied a piece per reactor turn."""
 
-    def __init__(self, reactor: Any):
+    def __init__(self, reactor: Any, turn: Turn):
         self.reactor = reactor
+        self.turn = turn
         self.queue: deque[Any] = deque()
         self.call: Any = None
         self.freed = 0  # INFO lazyfreed_objects
@@ -79,13 +84,16 @@ class LazyFree:
 
     def _step(self) -> None:
         self.call = None
+        end = self.turn.deadline()
         budget = PIECE
         queue = self.queue
         while queue and budget > 0:
-            budget -= self._drain(queue[0], budget)
+            budget -= self._drain(queue[0], min(budget, BIT))
             if not effort(queue[0]):
                 queue.popleft()
                 self.freed += 1
+            if perf_counter() > end:
+                break
         if queue:
             self.call = self.reactor.callLater(0, self._step)
 

@@ -163,7 +163,7 @@ class Transaction(Working):
         mark = len(aof.buf) if aof is not None else 0
         start = perf_counter()
         try:
-            done = self.advance(start + BUDGET)
+            done = self.advance(c.server.turn.deadline(start))
         except Exception:  # a bug: logged, this client closed, the transaction ends here
             log.failure("kv {name}: EXEC failed", name=c.server.name)
             c.closed = True

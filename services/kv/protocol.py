@@ -86,11 +86,11 @@ FLUSH_SIZE = 64 * 1024  # replies of one batch past this size are written before
 # A batch of at most this many commands runs whole, replies counted at the end: big
 # strings are the stored values themselves, not copies, so it holds little more.
 SMALL_BATCH = 32
-# A pipeline runs for at most TURN seconds per reactor turn (the clock is read every
-# TURN_CHECK commands), then the rest waits for the next turn: a client that sends
+# A pipeline runs until the turn's share of kv's work in slices is spent (turn.Turn:
+# the read's parsing counts; the clock is read every TURN_CHECK commands, so that
+# many run at least), then the rest waits for the next turn: a client that sends
 # thousands of commands at once does not hold the other clients and services (Redis
-# reads 16 KiB per turn; kv reads up to 256 KiB).
-TURN = 0.005
+# reads 16 KiB per turn; kv reads up to 64 KiB).
 TURN_CHECK = 32
 TURN_ARGS = 2048  # and after commands of this many arguments (ZADDs into a big sorted set)
 # A read is parsed whole before any of it runs: 256 KiB of small commands (9,000 SADD)
@@ -195,6 +195,7 @@ class KVProtocol(Protocol):
         self.acl_verdict: tuple[list[bytes], Any] | None = None  # a check made in slices
         self.big_out = False  # the last command answered a big string (sent as it is)
         self.transaction: Any = None  # an EXEC going on across turns, while it runs (multiwork.py)
+        self.read_at: float | None = None  # when the read being run began (perf_counter)
         self.refresh()
 
     # -- connection ----------------------------------------------------------------
@@ -702,6 +703,7 @@ class KVProtocol(Protocol):
                             self._reply(reply)
                         return
         error = None
+        self.read_at = perf_counter()  # (parsing a long read is part of the turn's share)
         try:
             cmds = parser.feed(data)
         except ProtocolError as e:
@@ -715,11 +717,13 @@ class KVProtocol(Protocol):
             return
         if server.slowlog_threshold < 0 or not cmds:
             self.run(cmds, error)
+            self.read_at = None
             return
         # SLOWLOG: timed per request (a pipeline is one), not per command, to keep
         # the dispatch path free of clock reads
         t0 = perf_counter()
         self.run(cmds, error)
+        self.read_at = None
         micros = (perf_counter() - t0) * 1_000_000
         job = self.blocked
         if job is not None and job is server.busy and isinstance(job, Working):
@@ -791,8 +795,9 @@ class KVProtocol(Protocol):
             size = 0
             rest = []
             every = cmds
-        clock = server.clock  # (the reactor's: a test's Clock stands still)
-        deadline = clock() + TURN if cmds else 0.0
+        # (the reactor's clock: a test's Clock stands still, and the batch runs whole)
+        clock = server.clock
+        deadline = clock() + server.turn.left(self.read_at) if cmds else 0.0
         args = 0
         for argv in cmds:
             mark = len(out)
@@ -825,7 +830,7 @@ class KVProtocol(Protocol):
                 if clock() <= deadline:
                     continue
                 # a long pipeline lets the reactor serve the others (clients, services)
-                # every TURN seconds, and goes on at the next turn
+                # once the turn's share is spent, and goes on at the next turn
                 if out and not self._flush(out, size):
                     return
                 server.total_commands += done

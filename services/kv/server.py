@@ -48,6 +48,7 @@ from portsuite_services.kv.resp import OK, Simple
 from portsuite_services.kv.scan import Snapshots
 from portsuite_services.kv.sharded import MOVE
 from portsuite_services.kv.store import COMPACT, Store
+from portsuite_services.kv.turn import Turn
 
 PUBSUB_SOFT = 8 * 1024 * 1024  # Redis's default soft limit of pub/sub clients…
 PUBSUB_SECONDS = 60  # …over it for this long: disconnected
@@ -211,7 +212,10 @@ class KVServer(ServerFactory):
         self._ticks = 0
         self.scans = Snapshots()  # SCAN-family cursors (scan.py)
         self.turn_out = TurnOut(reactor)  # what its clients' queues may send this turn
-        self.lazyfree = LazyFree(reactor)  # big values deleted, freed in slices (lazyfree.py)
+        self.turn = Turn(reactor)  # this turn's share of its work in slices (turn.py)
+        self.lazyfree = LazyFree(
+            reactor, self.turn
+        )  # big values deleted, freed in slices (lazyfree.py)
         for db in self.dbs:
             db.free = self.lazyfree.free
         if settings.data is not None:
@@ -864,18 +868,23 @@ class KVServer(ServerFactory):
 
     def _expire_slice(self, share: float) -> None:
         """
-        Active expiry, C{EXPIRY_SLICE} seconds of it a turn of the reactor, then the next
-        turn while keys are due, up to C{share} seconds a tick of the cron (Redis's slow
-        cycle takes at most 25% of the time too): the rest of the suite is served between.
+        Active expiry, C{EXPIRY_SLICE} seconds of it a turn of the reactor at most (and
+        no more than what is left of the turn's share of kv's work in slices, L{Turn}:
+        32 keys at least), then the next turn while keys are due, up to C{share} seconds
+        a tick of the cron (Redis's slow cycle takes at most 25% of the time too): the
+        rest of the suite is served between.
         """
         self._expiry_call = None
         if self.busy is not None:  # (no key changes under a sliced command)
             return
-        end = time.perf_counter() + EXPIRY_SLICE
+        dbs = [db for db in self.dbs if db._heap or db._old]
+        if not dbs:
+            return
+        start = time.perf_counter()
+        end = min(start + EXPIRY_SLICE, self.turn.deadline(start))
         expired = 0
-        for db in self.dbs:
-            if db._heap or db._old:
-                expired += db.expire_cycle(until=end)
+        for db in dbs:
+            expired += db.expire_cycle(until=end)
         if not expired:
             return
         if self.aof is not None and self.aof.ok:
@@ -883,7 +892,7 @@ class KVServer(ServerFactory):
                 self.aof.flush()
             except OSError:
                 pass
-        share -= EXPIRY_SLICE
+        share -= max(time.perf_counter() - start, 0.0002)
         if share > 0 and any(db.due() for db in self.dbs):
             self._expiry_call = self.reactor.callLater(0, self._expire_slice, share)
 

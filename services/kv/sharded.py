@@ -36,6 +36,8 @@ from collections.abc import (
 from itertools import chain, islice
 from typing import Any, TypeVar, overload
 
+from portsuite.api import freeze_young
+
 V = TypeVar("V")
 T = TypeVar("T")
 
@@ -52,6 +54,10 @@ class _Parts:
     """
     What a sharded dict and a sharded set share: C{SHARDS} small tables by hash
     (C{shards}), the table it grew from (C{old}), and how many keys they hold (C{size}).
+    They are frozen as soon as they are made (L{freeze_young}): the garbage collector's
+    passes walk every member of every young set, and a set grown to a million members
+    by pipelined SADDs right after it was sharded kept its 1,021 shards young: a young
+    pass of 54 ms in the next pipeline's turns, then the oldest generation's of 67 ms.
     """
 
     __slots__ = ()
@@ -109,6 +115,7 @@ class ShardedDict(_Parts, MutableMapping[bytes, V]):
         self.shards: list[dict[bytes, V]] = [{} for _ in range(SHARDS)]
         self.old: dict[bytes, V] = {} if old is None else old  # (never grows: see __setitem__)
         self.size = len(self.old)
+        freeze_young(now=True)  # (see _Parts)
 
     @overload
     def get(self, key: bytes, /) -> V | None: ...
@@ -270,6 +277,7 @@ class ShardedSet(_Parts, MutableSet[bytes]):
         self.shards: list[set[bytes]] = [set() for _ in range(SHARDS)]
         self.old: set[bytes] = set() if old is None else old
         self.size = len(self.old)
+        freeze_young(now=True)  # (see _Parts)
 
     @classmethod
     def _from_iterable(cls, it: Iterable[bytes]) -> set[bytes]:  # type: ignore[override]

@@ -861,7 +861,7 @@ def zmpop_keys(c: Any, keys: list[bytes], maximum: bool, count: int, argv: list[
             return popped
         c.touched = [key]
         c.also = [[b"ZPOPMAX" if maximum else b"ZPOPMIN", key, b"%d" % len(popped)]]
-        return bigreply.keyed_pairs(c, key, popped, lambda s, m: [m, Double(s)])
+        return bigreply.keyed_scored(c, key, popped)
     return None
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import random
+import socket
 import time
 
 import pytest
 import redis
 from kv_raw import Raw
 from kvdb_help import same_replies
+from test_kv_sweep import _call
 
 CASES = {
     "blocking_zset_pops_served_at_once": [
@@ -726,6 +728,32 @@ def test_big_replies_match_redis(resp3: bool, redis_port: int, kv_port: int) -> 
     finally:
         ref.close()
         ours.close()
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+def test_big_zmpop_replies_match_redis(resp3: bool, redis_port: int, kv_port: int) -> None:
+    """ZMPOP and BZMPOP of a COUNT past bigreply.BIG: kv's reply goes in slices, Redis's bytes."""
+    args: list[str] = []
+    for i in range(20_000):
+        args += [["inf", "-inf", str(i / 7), str(-i), "1e300"][i % 5], f"m{i:05d}\x00\xff"]
+    socks = [socket.create_connection(("127.0.0.1", p), timeout=30) for p in (redis_port, kv_port)]
+    try:
+        for sock in socks:
+            if resp3:
+                _call(sock, "HELLO", "3")
+            _call(sock, "FLUSHALL")
+            _call(sock, "ZADD", "z", *args)
+        for line in (
+            ["ZMPOP", "1", "z", "MIN", "COUNT", "9000"],
+            ["BZMPOP", "0", "2", "nokey", "z", "MAX", "COUNT", "9000"],
+            ["ZMPOP", "1", "z", "MAX", "COUNT", "10000000"],
+            ["EXISTS", "z"],
+        ):
+            want, got = (_call(sock, *line) for sock in socks)
+            assert got == want, line
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def test_bzpopmin_waits_for_a_zadd(kv_port: int) -> None:
