@@ -17,7 +17,6 @@ from bisect import bisect_right
 from collections.abc import Callable
 from io import BytesIO
 from itertools import accumulate, chain
-from operator import itemgetter
 from typing import Any
 
 try:
@@ -109,42 +108,39 @@ def string2ll(s: bytes) -> int | None:
     return v
 
 
-# sdssplitargs, at C speed: the line's quoted parts are found by one split (on the
-# quotes themselves when every quote closes at the next one, as nearly always; by
-# _SEGMENT otherwise), the arguments are cut on a separator no argument can hold (NUL:
-# the line ends at its first NUL), and the escapes of "double quotes" are undone by
-# Python's unicode_escape codec once every escape Redis reads otherwise is rewritten.
-# The loop it replaces went a byte at a time: 11-30 ms for a 64 KiB line of quotes.
-# "double quotes": any byte but " and \, or \ and any byte; 'single quotes': any
-# byte but ' and \, or \' (a \ before anything else is itself); a quote that does
-# not close takes the rest of the line (split_args refuses it: no other quote is
-# tried, so a line of unbalanced quotes costs one pass, not one a quote).
+# sdssplitargs at C speed. The quoted parts of a line are found by one split: on the
+# quotes themselves when each quote closes at the next one (no \ before a quote), as
+# nearly always; else by _SEGMENT, a match a quoted part. The arguments are then cut
+# on a separator none can hold (NUL: the line ends at its first NUL; \0\2 when \x00
+# can make one), and the escapes of "double quotes" are read by Python's
+# unicode_escape codec once the ones Redis reads otherwise are rewritten. The loop it
+# replaced went a byte at a time: 11-30 ms of CPU for 64 KiB of quoted arguments.
+# _SEGMENT: the opening quote, what is inside ("double quotes": any byte but " and \,
+# or \ and any byte; 'single quotes': any byte but ' and \, or \' (a \ before
+# anything else is itself)), the same quote; or a quote that does not close, which
+# takes the rest of the line (no group: split_args refuses the line) so that no other
+# quote is tried: a line of unclosed quotes costs one pass, not one a quote.
 _SEGMENT = re.compile(
-    rb'("[^"\\]*(?:\\[\s\S][^"\\]*)*"'
-    rb"|'[^'\\]*(?:\\(?:'|(?!'))[^'\\]*)*'"
-    rb"|[\"'][\s\S]*)"
+    rb"""(?:(["'])((?<=")[^"\\]*(?:\\[\s\S][^"\\]*)*"""
+    rb"""|(?<=')[^'\\]*(?:\\(?:'|(?!'))[^'\\]*)*)\1|["'][\s\S]*)"""
 )
-_CLOSED = re.compile(
-    rb'"[^"\\]*(?:\\[\s\S][^"\\]*)*"|\'[^\'\\]*(?:\\(?:\'|(?!\'))[^\'\\]*)*\''
-).fullmatch
 # in the text outside quotes (joined on "): a closing quote followed by anything but
 # a space (isspace: \v and \f too) or the end is Redis's "unbalanced quotes"
 _GLUED = re.compile(rb'"[^ \t\n\r\v\f]').search
-# where an argument ends, outside quotes, with \v or \f in the line: Redis skips all
-# six isspace bytes between arguments but ends an unquoted one at space, \t, \n, \r
-# only (a\vb is one argument)
-_BREAK = re.compile(rb'(?<=")[ \t\n\r\v\f]+|[ \t\n\r][ \t\n\r\v\f]*')
+# where an argument ends, outside quotes, when the line holds \v or \f: Redis skips
+# all six isspace bytes between arguments but ends an unquoted one at space, \t, \n,
+# \r only (a\vb is one argument). (A blank first: the search skips to blanks in C.)
+_BREAK = re.compile(rb'[ \t\n\r\v\f](?:(?<=[ \t\n\r])|(?<="[\v\f]))[ \t\n\r\v\f]*')
 # a \ that Redis drops (\q is q; \f \v \0 \u \N, \<LF>, \x without two hex digits
 # too), where unicode_escape would read or keep it; only \xHH \n \r \t \b \a are left
 _DROPPED = re.compile(rb"\\(?=[^xnrtba]|x(?![0-9a-fA-F]{2}))")
 _NOT_QUOTES = bytes(c for c in range(256) if c not in b"\"'")
 _AS_DOUBLE = bytes.maketrans(b"'", b'"')
-_first = itemgetter(0)
 
 
 def _unescape_double(inside: list[bytes], sep: bytes) -> list[bytes]:
     """The contents of "double quotes", their escapes read as Redis reads them."""
-    # \\ first, left to right as Redis pairs them; then every \ starts an escape
+    # \\ first, paired left to right as Redis reads them: then every \ starts an escape
     text = _DROPPED.sub(b"", sep.join(inside).replace(b"\\\\", b"\\x5c"))
     if len(sep) > 1:  # a NUL read from \x00 is written \0\1 (sep is \0\2)
         text = text.replace(b"\\x00", b"\\x00\\x01")
@@ -174,44 +170,38 @@ def split_args(line: bytes) -> list[bytes] | None:
     if not line:
         return []
     if quotes[0::2] == quotes[1::2] and b'\\"' not in line and b"\\'" not in line:
-        # each quote closes at the next one (no \ before a quote): cut at every quote
         pieces = line.translate(_AS_DOUBLE).split(b'"')
-        inside = pieces[1::2]
-        kinds = quotes[0::2]
+        outside, kinds, inside = pieces[0::2], quotes[0::2], pieces[1::2]
     else:
         pieces = _SEGMENT.split(line)
-        if len(pieces) > 1 and _CLOSED(pieces[-2]) is None:
+        if len(pieces) > 1 and pieces[-3] is None:  # a quote that does not close
             return None
-        kinds = bytes(map(_first, pieces[1::2]))
-        inside = [q[1:-1] for q in pieces[1::2]]
-    outside = b'"'.join(pieces[0::2])  # (no quote left in it)
-    if _GLUED(outside) is not None:
+        outside, kinds, inside = pieces[0::3], b"".join(pieces[1::3]), pieces[2::3]
+    text = b'"'.join(outside)  # (no quote in it but these)
+    if _GLUED(text) is not None:
         return None
     sep = b"\0\2" if b"\\x00" in line else b"\0"
     if vf:
-        outside = _BREAK.sub(sep, outside)
-        if outside.endswith(sep):
-            outside = outside[: -len(sep)]
+        text = _BREAK.sub(sep, text)
+        if text.endswith(sep):
+            text = text[: -len(sep)]
     else:
-        outside = sep.join(outside.split())
-    pieces[0::2] = outside.split(b'"')
-    if kinds and b"\\" in line:
-        if b"'" not in kinds:
-            inside = _unescape_double(inside, sep)
-        elif b'"' not in kinds:
-            inside = _unescape_single(inside, sep)
-        else:  # both kinds: each read apart, then put together again
-            double = [s if k == 34 else b"" for s, k in zip(inside, kinds)]
-            single = [s if k == 39 else b"" for s, k in zip(inside, kinds)]
-            inside = list(
-                map(
-                    bytes.__add__,
-                    _unescape_double(double, sep),
-                    _unescape_single(single, sep),
-                )
-            )
-    pieces[1::2] = inside
-    args = b"".join(pieces).split(sep)
+        text = sep.join(text.split())
+    # the line again: what is outside quotes, then each quoted part's reading as
+    # "double quotes" and as 'single quotes' (b"" for the other kind)
+    out = [b""] * (3 * len(inside) + 1)
+    out[0::3] = text.split(b'"')
+    if not inside or b"\\" not in line:
+        out[1::3] = inside
+    elif b"'" not in kinds:
+        out[1::3] = _unescape_double(inside, sep)
+    elif b'"' not in kinds:
+        out[2::3] = _unescape_single(inside, sep)
+    else:
+        pairs = list(zip(inside, kinds, strict=True))
+        out[1::3] = _unescape_double([s if k == 34 else b"" for s, k in pairs], sep)
+        out[2::3] = _unescape_single([s if k == 39 else b"" for s, k in pairs], sep)
+    args = b"".join(out).split(sep)
     if len(sep) > 1:
         args = [a.replace(b"\0\1", b"\0") if b"\0" in a else a for a in args]
     return args
