@@ -134,6 +134,13 @@ class Table:
             return iter(self.small)
         return chain.from_iterable(self.parts)
 
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        if self.order is not None:
+            return ((k, self.get(k)) for k in self.order)
+        if self.small is not None:
+            return iter(self.small.items())
+        return chain.from_iterable(p.items() for p in self.parts)
+
     def copy(self) -> Table:
         t = Table()
         t.small = self.small
@@ -247,7 +254,7 @@ class Patterns:
         # the others, in their L{_loose_form} -> bits
         self.at_least: dict[int, int] = {}
         self.sized: dict[int, int] = {}
-        self.loose: dict[tuple[object, ...], int] = {}
+        self.loose = Table()  # (a million of them: no dict grown or copied at once)
         # those starting with a small class (C{[ab]*}): each of its bytes -> (bit, form)
         self.first = Table()
         self.firsts = 0  # patterns in it
@@ -265,7 +272,7 @@ class Patterns:
         p.inner_lengths = list(self.inner_lengths)
         p.at_least = dict(self.at_least)
         p.sized = dict(self.sized)
-        p.loose = dict(self.loose)
+        p.loose = self.loose.copy()
         p.first = self.first.copy()
         p.firsts = self.firsts
         p.mine = Table()
@@ -443,13 +450,13 @@ class Patterns:
     def _inside(self, s: bytes, serves: int) -> Steps[bool]:
         """The patterns indexed by a literal run that C{s} holds, in slices."""
         inner = self.inner
-        match = glob.matches
+        tried = self._tried
         size = len(s)
         unit = 1 + size // LONG
         work = 0
         if len(inner) * 64 < size:  # a long name, few runs: each run looked for (in C)
             for run in list(inner):
-                if run in s and (yield from self._tried(inner.get(run), s, serves)):
+                if run in s and (yield from tried(inner.get(run), s, serves)):
                     return True
                 work += unit
                 if work >= CHECK_PIECE:
@@ -459,16 +466,15 @@ class Patterns:
         for k in self.inner_lengths:
             if k > size:
                 break
-            tried: set[bytes] = set()
+            seen: set[bytes] = set()
             for i in range(size - k + 1):
                 run = s[i : i + k]
                 bucket = inner.get(run)
-                if bucket is not None and run not in tried:
-                    tried.add(run)
-                    for bit, m in bucket:
-                        if bit & serves and match(m, s):
-                            return True
-                        work += unit
+                if bucket is not None and run not in seen:
+                    seen.add(run)
+                    if (yield from tried(bucket, s, serves)):
+                        return True
+                    work += unit * len(bucket)
                 work += 1
                 if work >= CHECK_PIECE:
                     work = 0
@@ -598,8 +604,7 @@ class User:
         """Its big containers (a deleted user's, freed in slices by lazyfree)."""
         out: list[Any] = [self.allowed, self.cmd_rules, self.first_args]
         for p in (self.key_patterns, self.channel_patterns):
-            out.append(p.loose)
-            for t in (p.exact, p.prefixed, p.suffixed, p.inner, p.first):
+            for t in (p.exact, p.prefixed, p.suffixed, p.inner, p.loose, p.first):
                 out += t.containers()
         out += self.keys.containers() + self.channels.containers()
         return out
