@@ -50,6 +50,7 @@ CATEGORIES, REDIS_CATEGORIES = _load_categories()
 T = TypeVar("T")
 Steps = Generator[None, None, T]
 RULES_PIECE = 512  # SETUSER rules applied a step (about a millisecond)
+RULE_BYTES = 8  # and a rule counts as one more for every so many of its bytes (its pattern's)
 TEXT_PIECE = 4096  # patterns described a step
 CHECK_PIECE = 2048  # keys or channels of one command checked a step (about a millisecond)
 
@@ -172,24 +173,30 @@ def _cuts() -> list[int]:
 
 
 CUTS = _cuts()  # 1 2 3 4 6 8 12 16 24…: where a literal prefix is cut to be indexed
+CUT_MAX = 4096  # (a literal prefix or suffix of megabytes: indexed by its first 3,072 bytes)
 _SPECIAL = re.compile(rb"[*?[\\]")
+# Redis refuses a key or channel pattern holding an isspace byte or a NUL (ACLStringHasSpaces)
+_BLANK = re.compile(rb"[ \t\n\v\f\r\0]").search
 
 
 RUN = 4  # bytes of a literal run inside a pattern (C{*abc*}) by which it is indexed, at most
 LONG = 4096  # a name this long costs a unit of check work per LONG bytes matched
 FIRST = 16  # a pattern of no literal byte starting with a class this small: indexed by it
 LOOSE = CHECK_PIECE  # patterns with no literal byte (not mere lengths) past which a check is sliced
+PIECE = glob.TOKENS_PIECE  # tokens of one pattern looked at a step as it is added
 
 
 def _literal(tok: object) -> bool:
     return type(tok) is int and tok >= 0
 
 
-def _loose_form(toks: tuple[object, ...]) -> tuple[object, ...]:
+def _loose_form(toks: tuple[object, ...]) -> Steps[tuple[object, ...]]:
     """C{toks} with each run of C{*} and C{?} written C{?…?*} (C{*?*}, C{?*}, C{**?}: one form)."""
     out: list[object] = []
     anys, star = 0, False
-    for t in (*toks, None):
+    for i, t in enumerate((*toks, None), 1):
+        if not i % PIECE:
+            yield
         if t == glob.ANY:
             anys += 1
         elif t == glob.STAR:
@@ -280,6 +287,10 @@ class Patterns:
         return p
 
     def add(self, pattern: bytes, mask: int) -> None:
+        run_through(self.add_steps(pattern, mask))
+
+    def add_steps(self, pattern: bytes, mask: int) -> Steps[None]:
+        """L{add}, yielding every L{glob.TOKENS_PIECE} bytes or tokens (a pattern of megabytes)."""
         bit = 1 << mask
         self.count += 1
         special = _SPECIAL.search(pattern)
@@ -292,49 +303,54 @@ class Patterns:
             if not n:  # C{*}: any name but the empty one (L{match_steps})
                 self.at_least[bit] = 0
                 return
-            cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
+            cut = CUTS[bisect_right(CUTS, min(n, CUT_MAX)) - 1] if n else 0
             prefix = pattern[:cut]
             matcher = None if cut == n else pattern[:n]
         else:
-            toks = glob.tokens(pattern)  # (not the small shared cache)
+            toks = yield from glob.tokens_steps(pattern)  # (not the small shared cache)
             n = 0
             for t in toks:
                 if not _literal(t):  # (STAR, ANY, a class)
                     break
                 n += 1
+                if not n % PIECE:
+                    yield
             if n == len(toks):  # escapes only: the name they make
                 lit = bytes(toks)  # type: ignore[arg-type]  # (all ints, as just seen)
                 self.exact[lit] = self.exact.get(lit, 0) | bit
                 return
-            if n == 0 and self._add_inside(toks, bit):
+            if n == 0 and (yield from self._add_inside(toks, bit)):
                 return
             if n == 0:  # no literal byte at all
-                self._add_loose(toks, bit)
+                yield from self._add_loose(toks, bit)
                 return
-            cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
+            cut = CUTS[bisect_right(CUTS, min(n, CUT_MAX)) - 1] if n else 0
             prefix = bytes(toks[:cut])  # type: ignore[arg-type]
-            matcher = None if toks[cut:] == (glob.STAR,) else toks
+            matcher = None if len(toks) == cut + 1 and toks[cut] == glob.STAR else toks
         self._put(0, self.prefixed, self.lengths, prefix, (bit, matcher))
 
-    def _add_inside(self, toks: tuple[object, ...], bit: int) -> bool:
+    def _add_inside(self, toks: tuple[object, ...], bit: int) -> Steps[bool]:
         """A pattern starting with a wildcard, by its literal suffix or run: False if it has none."""
         end = len(toks)
         j = end
         while j and _literal(toks[j - 1]):
             j -= 1
-        best, at, i = 0, 0, 0
-        while i < j:  # the longest literal run before the suffix
+            if not j % PIECE:
+                yield
+        best, at, start = 0, 0, -1
+        for i in range(j):  # the longest literal run before the suffix (the first such)
             if _literal(toks[i]):
-                start = i
-                while i < j and _literal(toks[i]):
-                    i += 1
-                if i - start > best:
-                    best, at = i - start, start
+                if start < 0:
+                    start = i
+                if i + 1 - start > best:
+                    best, at = i + 1 - start, start
             else:
-                i += 1
+                start = -1
+            if not (i + 1) % PIECE:
+                yield
         tail = end - j
         if tail and tail >= min(best, RUN):
-            cut = CUTS[bisect_right(CUTS, tail) - 1]
+            cut = CUTS[bisect_right(CUTS, min(tail, CUT_MAX)) - 1]
             matcher = None if toks[:j] == (glob.STAR,) and cut == tail else toks
             suffix = bytes(toks[end - cut :])  # type: ignore[arg-type]
             self._put(1, self.suffixed, self.suffix_lengths, suffix, (bit, matcher))
@@ -346,9 +362,12 @@ class Patterns:
             return True
         return False
 
-    def _add_loose(self, toks: tuple[object, ...], bit: int) -> None:
-        form = _loose_form(toks)
-        if all(t == glob.ANY for t in form[:-1]) and form[-1] in (glob.ANY, glob.STAR):
+    def _add_loose(self, toks: tuple[object, ...], bit: int) -> Steps[None]:
+        form = yield from _loose_form(toks)
+        last = form[-1]
+        if last in (glob.ANY, glob.STAR) and form.count(glob.ANY) + (last == glob.STAR) == len(
+            form
+        ):
             if form[-1] == glob.STAR:  # at least so many bytes
                 least = len(form) - 1
                 self.at_least[bit] = min(least, self.at_least.get(bit, least))
@@ -579,6 +598,8 @@ class User:
         self.own_patterns = True  # False: a copy's, shared with the user it was copied from
         self.texts: tuple[str, str, str] | None = None  # commands, keys, channels
         self.line: str | None = None  # ACL LIST's (made when first asked: 16 MB for a big user)
+        # patterns longer than glob.TOKENS_PIECE, added by apply_steps in slices
+        self.big: list[tuple[Patterns, bytes, int]] = []
 
     def copy(self) -> User:
         """A copy to change (SETUSER applies all its rules or none)."""
@@ -591,6 +612,7 @@ class User:
         u.keys = self.keys.copy()
         u.channels = self.channels.copy()
         u.own_patterns = False
+        u.big = []
         return u
 
     def _own(self) -> None:
@@ -627,14 +649,21 @@ class User:
         """
         self.texts = self.line = None
         apply = self._apply
-        for i in range(start, len(rules), RULES_PIECE):
-            for raw in rules[i : i + RULES_PIECE]:
-                try:
-                    apply(raw)
-                except ACLError as e:
-                    text = raw.decode("utf-8", "replace")
-                    raise ACLError(f"Error in ACL SETUSER modifier '{text}': {e}") from None
-            yield
+        work = 0
+        for raw in islice(rules, start, None):
+            try:
+                apply(raw)
+            except ACLError as e:  # (the rule as a C string: up to a NUL)
+                text = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+                raise ACLError(f"Error in ACL SETUSER modifier '{text}': {e}") from None
+            while self.big:  # (a pattern of megabytes: 1-3 s of tokens in one step)
+                patterns, pat, mask = self.big.pop()
+                yield from patterns.add_steps(pat, mask)
+            work += 1 + len(raw) // RULE_BYTES
+            if work >= RULES_PIECE:
+                work = 0
+                yield
+        yield
         self.unrestricted = (
             len(self.allowed) >= len(every_name())
             and self.all_keys
@@ -655,6 +684,9 @@ class User:
             return
         if first == b"&":
             self._channel_rule(raw[1:])
+            return
+        if first == b"%":
+            self._key_rule(raw)
             return
         r = raw.decode("utf-8", "replace")
         low = r.lower()
@@ -717,8 +749,6 @@ class User:
                         "The password you are trying to remove from the user does not exist"
                     )
                 self.passwords.remove(h)
-        elif r.startswith("%"):
-            self._key_rule(raw)
         elif r.startswith("+") or r.startswith("-"):
             self._command_rule(r[0] == "+", low[1:])
         elif r.startswith("("):
@@ -752,9 +782,11 @@ class User:
         if pat == b"*":
             self._all_channels()
         elif not self.all_channels and pat not in self.channels:  # (all: already every one)
+            if _BLANK(pat) is not None:
+                raise ACLError("Syntax error")
             self.channels[pat] = None
             self._own()
-            self.channel_patterns.add(pat, READ)
+            self._add(self.channel_patterns, pat, READ)
 
     def _key_rule(self, raw: bytes) -> None:
         if raw == b"~*":
@@ -777,11 +809,19 @@ class User:
                 "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and "
                 "does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
             )
+        if _BLANK(pat) is not None:
+            raise ACLError("Syntax error")
         rule = (pat, read, write)
         if rule not in self.keys:
             self.keys[rule] = None
             self._own()
-            self.key_patterns.add(pat, (READ if read else 0) | (WRITE if write else 0))
+            self._add(self.key_patterns, pat, (READ if read else 0) | (WRITE if write else 0))
+
+    def _add(self, patterns: Patterns, pat: bytes, mask: int) -> None:
+        if len(pat) > glob.TOKENS_PIECE:
+            self.big.append((patterns, pat, mask))
+        else:
+            patterns.add(pat, mask)
 
     def _base(self, allow: bool) -> None:
         self.all_commands = allow

@@ -186,3 +186,41 @@ def test_thousands_of_loose_patterns_are_kept_in_parts() -> None:
             assert index.match(key, need) == want, (key, need)
             more = need != READ and glob.match(b"[^" + bytes(range(0x21, 0x7F)) + b"]?*", key)
             assert copy.match(key, need) == (want or more), (key, need)
+
+
+def test_a_pattern_of_a_megabyte_is_added_in_slices() -> None:
+    """
+    ACL SETUSER of key and channel patterns of a megabyte each: tokenized and indexed
+    in slices, another callback of the reactor running between them (Redis takes any
+    length; kv spent 0.5-3 s on one of 4 MB in one step); the checks stay
+    stringmatchlen's.
+    """
+    clock = Clock()
+    server = KVServer(Settings(), clock)
+    admin, ta = _client(server)
+    classes = b"[ab]" * 250_000
+    inner = b"*" + b"x" * 1_000_000 + b"*"
+    rules = [b"~" + classes, b"%R~" + inner, b"&" + classes]
+    got, turns = _sliced(
+        clock, admin, ta, _cmd("ACL", "SETUSER", "u", "on", ">pw", "+@all", *rules)
+    )
+    assert got == [b"OK"]
+    assert turns >= 10
+    u, tu = _logged_in(server, "u")
+    inside = b"a" + b"x" * 1_000_000 + b"b"
+    got, _turns = _sliced(
+        clock,
+        u,
+        tu,
+        _cmd("SET", b"ab" * 125_000, "v")
+        + _cmd("SET", b"ab" * 124_999 + b"ac", "v")
+        + _cmd("GET", inside)
+        + _cmd("SET", inside, "v")
+        + _cmd("PUBLISH", b"ba" * 125_000, "m")
+        + _cmd("PUBLISH", b"ba", "m"),
+        6,
+    )
+    channel_denied = (
+        "-NOPERM this user has no permissions to access one of the channels used as arguments"
+    )
+    assert [_shown(r) for r in got] == [b"OK", KEY_DENIED, None, KEY_DENIED, 0, channel_denied]

@@ -408,6 +408,26 @@ def test_a_big_user_as_redis(redis_port: int, kv_port: int) -> None:
         assert g == w
 
 
+def _long_and_blank_patterns(port: int) -> list[bytes]:
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    long = b"[ab]" * 250_000  # (a megabyte: Redis takes any length)
+    try:
+        out = [_call(s, "ACL", "SETUSER", "lp", "on", b"~" + long, b"%R~*x" + long, b"&" + long)]
+        out.append(_call(s, "ACL", "GETUSER", "lp"))
+        # a pattern holding an isspace byte or a NUL: refused (shown up to the NUL)
+        for rule in (b"~a b", b"&a\tb", b"%R~a\nb", b"~a\vb", b"&a\fb", b"~a\0b"):
+            out.append(_call(s, "ACL", "SETUSER", "lp", rule) + rule)
+        out.append(_call(s, "ACL", "GETUSER", "lp"))
+    finally:
+        _call(s, "ACL", "DELUSER", "lp")
+        s.close()
+    return out
+
+
+def test_long_and_blank_patterns_as_redis(redis_port: int, kv_port: int) -> None:
+    assert _long_and_blank_patterns(kv_port) == _long_and_blank_patterns(redis_port)
+
+
 def test_deluser_of_a_big_user_frees_it_in_slices() -> None:
     """Its clients are gone at once; its 100,000 patterns are freed a piece a turn."""
     clock = Clock()
