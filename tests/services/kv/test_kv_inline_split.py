@@ -24,7 +24,7 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 def bytewise_split_args(line: bytes) -> list[bytes] | None:
-    """resp.split_args as it was: Redis's sdssplitargs transcribed a byte at a time."""
+    """resp.split_args as it was (its two quoted states folded in one): sdssplitargs a byte at a time."""
     nul = line.find(b"\0")
     if nul >= 0:
         line = line[:nul]
@@ -39,9 +39,10 @@ def bytewise_split_args(line: bytes) -> list[bytes] | None:
         inq = insq = False
         while True:
             c = line[i] if i < n else 0
-            if inq:
+            if inq or insq:
                 if (
-                    c == 92
+                    inq
+                    and c == 92
                     and i + 3 < n
                     and line[i + 1] == 120
                     and line[i + 2] in _HEX
@@ -49,24 +50,14 @@ def bytewise_split_args(line: bytes) -> list[bytes] | None:
                 ):
                     cur.append(int(line[i + 2 : i + 4], 16))
                     i += 3
-                elif c == 92 and i + 1 < n:
+                elif inq and c == 92 and i + 1 < n:
                     i += 1
                     e = line[i]
                     cur.append(_ESCAPES.get(e, e))
-                elif c == 34:
-                    if i + 1 < n and line[i + 1] not in _SPACE:
-                        return None
-                    i += 1
-                    break
-                elif i >= n:
-                    return None
-                else:
-                    cur.append(c)
-            elif insq:
-                if c == 92 and i + 1 < n and line[i + 1] == 39:
+                elif insq and c == 92 and i + 1 < n and line[i + 1] == 39:
                     i += 1
                     cur.append(39)
-                elif c == 39:
+                elif c == (34 if inq else 39):  # the closing quote: then a space or the end
                     if i + 1 < n and line[i + 1] not in _SPACE:
                         return None
                     i += 1
