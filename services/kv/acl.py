@@ -287,46 +287,55 @@ class Patterns:
         return p
 
     def add(self, pattern: bytes, mask: int) -> None:
-        run_through(self.add_steps(pattern, mask))
+        if not self._add_plain(pattern, mask):
+            deque(self._add_tokens(pattern, 1 << mask), 0)
 
     def add_steps(self, pattern: bytes, mask: int) -> Steps[None]:
         """L{add}, yielding every L{glob.TOKENS_PIECE} bytes or tokens (a pattern of megabytes)."""
+        if not self._add_plain(pattern, mask):
+            yield from self._add_tokens(pattern, 1 << mask)
+
+    def _add_plain(self, pattern: bytes, mask: int) -> bool:
+        """A name or C{prefix*} (no tokens to make: most patterns of a long list): False if not."""
         bit = 1 << mask
         self.count += 1
         special = _SPECIAL.search(pattern)
-        matcher: Any
         if special is None:  # a key's name
             self.exact[pattern] = self.exact.get(pattern, 0) | bit
-            return
+            return True
         n = special.start()
-        if pattern.count(b"*", n) == len(pattern) - n:  # prefix*: starts with it
-            if not n:  # C{*}: any name but the empty one (L{match_steps})
-                self.at_least[bit] = 0
-                return
-            cut = CUTS[bisect_right(CUTS, min(n, CUT_MAX)) - 1] if n else 0
-            prefix = pattern[:cut]
-            matcher = None if cut == n else pattern[:n]
-        else:
-            toks = yield from glob.tokens_steps(pattern)  # (not the small shared cache)
-            n = 0
-            for t in toks:
-                if not _literal(t):  # (STAR, ANY, a class)
-                    break
-                n += 1
-                if not n % PIECE:
-                    yield
-            if n == len(toks):  # escapes only: the name they make
-                lit = bytes(toks)  # type: ignore[arg-type]  # (all ints, as just seen)
-                self.exact[lit] = self.exact.get(lit, 0) | bit
-                return
-            if n == 0 and (yield from self._add_inside(toks, bit)):
-                return
-            if n == 0:  # no literal byte at all
-                yield from self._add_loose(toks, bit)
-                return
-            cut = CUTS[bisect_right(CUTS, min(n, CUT_MAX)) - 1] if n else 0
-            prefix = bytes(toks[:cut])  # type: ignore[arg-type]
-            matcher = None if len(toks) == cut + 1 and toks[cut] == glob.STAR else toks
+        if pattern.count(b"*", n) != len(pattern) - n:
+            return False
+        if not n:  # C{*}: any name but the empty one (L{match_steps})
+            self.at_least[bit] = 0
+            return True
+        cut = CUTS[bisect_right(CUTS, min(n, CUT_MAX)) - 1]
+        matcher = None if cut == n else pattern[:n]
+        self._put(0, self.prefixed, self.lengths, pattern[:cut], (bit, matcher))
+        return True
+
+    def _add_tokens(self, pattern: bytes, bit: int) -> Steps[None]:
+        """The other patterns, by their tokens: a literal prefix, suffix or run, or none."""
+        toks = yield from glob.tokens_steps(pattern)  # (not the small shared cache)
+        n = 0
+        for t in toks:
+            if not _literal(t):  # (STAR, ANY, a class)
+                break
+            n += 1
+            if not n % PIECE:
+                yield
+        if n == len(toks):  # escapes only: the name they make
+            lit = bytes(toks)  # type: ignore[arg-type]  # (all ints, as just seen)
+            self.exact[lit] = self.exact.get(lit, 0) | bit
+            return
+        if n == 0 and (yield from self._add_inside(toks, bit)):
+            return
+        if n == 0:  # no literal byte at all
+            yield from self._add_loose(toks, bit)
+            return
+        cut = CUTS[bisect_right(CUTS, min(n, CUT_MAX)) - 1]
+        prefix = bytes(toks[:cut])  # type: ignore[arg-type]
+        matcher = None if len(toks) == cut + 1 and toks[cut] == glob.STAR else toks
         self._put(0, self.prefixed, self.lengths, prefix, (bit, matcher))
 
     def _add_inside(self, toks: tuple[object, ...], bit: int) -> Steps[bool]:
