@@ -50,6 +50,7 @@ CATEGORIES, REDIS_CATEGORIES = _load_categories()
 T = TypeVar("T")
 Steps = Generator[None, None, T]
 RULES_PIECE = 512  # SETUSER rules applied a step (about a millisecond)
+RULE_BYTES = 8  # and a rule counts as one more for every so many of its bytes (its pattern's)
 TEXT_PIECE = 4096  # patterns described a step
 CHECK_PIECE = 2048  # keys or channels of one command checked a step (about a millisecond)
 
@@ -134,6 +135,13 @@ class Table:
             return iter(self.small)
         return chain.from_iterable(self.parts)
 
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        if self.order is not None:
+            return ((k, self.get(k)) for k in self.order)
+        if self.small is not None:
+            return iter(self.small.items())
+        return chain.from_iterable(p.items() for p in self.parts)
+
     def copy(self) -> Table:
         t = Table()
         t.small = self.small
@@ -165,24 +173,30 @@ def _cuts() -> list[int]:
 
 
 CUTS = _cuts()  # 1 2 3 4 6 8 12 16 24…: where a literal prefix is cut to be indexed
+CUT_MAX = 4096  # (a literal prefix or suffix of megabytes: indexed by its first 3,072 bytes)
 _SPECIAL = re.compile(rb"[*?[\\]")
+# Redis refuses a key or channel pattern holding an isspace byte or a NUL (ACLStringHasSpaces)
+_BLANK = re.compile(rb"[ \t\n\v\f\r\0]").search
 
 
 RUN = 4  # bytes of a literal run inside a pattern (C{*abc*}) by which it is indexed, at most
 LONG = 4096  # a name this long costs a unit of check work per LONG bytes matched
 FIRST = 16  # a pattern of no literal byte starting with a class this small: indexed by it
 LOOSE = CHECK_PIECE  # patterns with no literal byte (not mere lengths) past which a check is sliced
+PIECE = glob.TOKENS_PIECE  # tokens of one pattern looked at a step as it is added
 
 
 def _literal(tok: object) -> bool:
     return type(tok) is int and tok >= 0
 
 
-def _loose_form(toks: tuple[object, ...]) -> tuple[object, ...]:
+def _loose_form(toks: tuple[object, ...]) -> Steps[tuple[object, ...]]:
     """C{toks} with each run of C{*} and C{?} written C{?…?*} (C{*?*}, C{?*}, C{**?}: one form)."""
     out: list[object] = []
     anys, star = 0, False
-    for t in (*toks, None):
+    for i, t in enumerate((*toks, None), 1):
+        if not i % PIECE:
+            yield
         if t == glob.ANY:
             anys += 1
         elif t == glob.STAR:
@@ -247,7 +261,7 @@ class Patterns:
         # the others, in their L{_loose_form} -> bits
         self.at_least: dict[int, int] = {}
         self.sized: dict[int, int] = {}
-        self.loose: dict[tuple[object, ...], int] = {}
+        self.loose = Table()  # (a million of them: no dict grown or copied at once)
         # those starting with a small class (C{[ab]*}): each of its bytes -> (bit, form)
         self.first = Table()
         self.firsts = 0  # patterns in it
@@ -265,7 +279,7 @@ class Patterns:
         p.inner_lengths = list(self.inner_lengths)
         p.at_least = dict(self.at_least)
         p.sized = dict(self.sized)
-        p.loose = dict(self.loose)
+        p.loose = self.loose.copy()
         p.first = self.first.copy()
         p.firsts = self.firsts
         p.mine = Table()
@@ -273,61 +287,79 @@ class Patterns:
         return p
 
     def add(self, pattern: bytes, mask: int) -> None:
+        if not self._add_plain(pattern, mask):
+            deque(self._add_tokens(pattern, 1 << mask), 0)
+
+    def add_steps(self, pattern: bytes, mask: int) -> Steps[None]:
+        """L{add}, yielding every L{glob.TOKENS_PIECE} bytes or tokens (a pattern of megabytes)."""
+        if not self._add_plain(pattern, mask):
+            yield from self._add_tokens(pattern, 1 << mask)
+
+    def _add_plain(self, pattern: bytes, mask: int) -> bool:
+        """A name or C{prefix*} (no tokens to make: most patterns of a long list): False if not."""
         bit = 1 << mask
         self.count += 1
         special = _SPECIAL.search(pattern)
-        matcher: Any
         if special is None:  # a key's name
             self.exact[pattern] = self.exact.get(pattern, 0) | bit
-            return
+            return True
         n = special.start()
-        if pattern.count(b"*", n) == len(pattern) - n:  # prefix*: starts with it
-            if not n:  # C{*}: any name but the empty one (L{match_steps})
-                self.at_least[bit] = 0
-                return
-            cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
-            prefix = pattern[:cut]
-            matcher = None if cut == n else pattern[:n]
-        else:
-            toks = glob.tokens(pattern)  # (not the small shared cache)
-            n = 0
-            for t in toks:
-                if not _literal(t):  # (STAR, ANY, a class)
-                    break
-                n += 1
-            if n == len(toks):  # escapes only: the name they make
-                lit = bytes(toks)  # type: ignore[arg-type]  # (all ints, as just seen)
-                self.exact[lit] = self.exact.get(lit, 0) | bit
-                return
-            if n == 0 and self._add_inside(toks, bit):
-                return
-            if n == 0:  # no literal byte at all
-                self._add_loose(toks, bit)
-                return
-            cut = CUTS[bisect_right(CUTS, n) - 1] if n else 0
-            prefix = bytes(toks[:cut])  # type: ignore[arg-type]
-            matcher = None if toks[cut:] == (glob.STAR,) else toks
+        if pattern.count(b"*", n) != len(pattern) - n:
+            return False
+        if not n:  # C{*}: any name but the empty one (L{match_steps})
+            self.at_least[bit] = 0
+            return True
+        cut = CUTS[bisect_right(CUTS, min(n, CUT_MAX)) - 1]
+        matcher = None if cut == n else pattern[:n]
+        self._put(0, self.prefixed, self.lengths, pattern[:cut], (bit, matcher))
+        return True
+
+    def _add_tokens(self, pattern: bytes, bit: int) -> Steps[None]:
+        """The other patterns, by their tokens: a literal prefix, suffix or run, or none."""
+        toks = yield from glob.tokens_steps(pattern)  # (not the small shared cache)
+        n = 0
+        for t in toks:
+            if not _literal(t):  # (STAR, ANY, a class)
+                break
+            n += 1
+            if not n % PIECE:
+                yield
+        if n == len(toks):  # escapes only: the name they make
+            lit = bytes(toks)  # type: ignore[arg-type]  # (all ints, as just seen)
+            self.exact[lit] = self.exact.get(lit, 0) | bit
+            return
+        if n == 0 and (yield from self._add_inside(toks, bit)):
+            return
+        if n == 0:  # no literal byte at all
+            yield from self._add_loose(toks, bit)
+            return
+        cut = CUTS[bisect_right(CUTS, min(n, CUT_MAX)) - 1]
+        prefix = bytes(toks[:cut])  # type: ignore[arg-type]
+        matcher = None if len(toks) == cut + 1 and toks[cut] == glob.STAR else toks
         self._put(0, self.prefixed, self.lengths, prefix, (bit, matcher))
 
-    def _add_inside(self, toks: tuple[object, ...], bit: int) -> bool:
+    def _add_inside(self, toks: tuple[object, ...], bit: int) -> Steps[bool]:
         """A pattern starting with a wildcard, by its literal suffix or run: False if it has none."""
         end = len(toks)
         j = end
         while j and _literal(toks[j - 1]):
             j -= 1
-        best, at, i = 0, 0, 0
-        while i < j:  # the longest literal run before the suffix
+            if not j % PIECE:
+                yield
+        best, at, start = 0, 0, -1
+        for i in range(j):  # the longest literal run before the suffix (the first such)
             if _literal(toks[i]):
-                start = i
-                while i < j and _literal(toks[i]):
-                    i += 1
-                if i - start > best:
-                    best, at = i - start, start
+                if start < 0:
+                    start = i
+                if i + 1 - start > best:
+                    best, at = i + 1 - start, start
             else:
-                i += 1
+                start = -1
+            if not (i + 1) % PIECE:
+                yield
         tail = end - j
         if tail and tail >= min(best, RUN):
-            cut = CUTS[bisect_right(CUTS, tail) - 1]
+            cut = CUTS[bisect_right(CUTS, min(tail, CUT_MAX)) - 1]
             matcher = None if toks[:j] == (glob.STAR,) and cut == tail else toks
             suffix = bytes(toks[end - cut :])  # type: ignore[arg-type]
             self._put(1, self.suffixed, self.suffix_lengths, suffix, (bit, matcher))
@@ -339,9 +371,12 @@ class Patterns:
             return True
         return False
 
-    def _add_loose(self, toks: tuple[object, ...], bit: int) -> None:
-        form = _loose_form(toks)
-        if all(t == glob.ANY for t in form[:-1]) and form[-1] in (glob.ANY, glob.STAR):
+    def _add_loose(self, toks: tuple[object, ...], bit: int) -> Steps[None]:
+        form = yield from _loose_form(toks)
+        last = form[-1]
+        if last in (glob.ANY, glob.STAR) and form.count(glob.ANY) + (last == glob.STAR) == len(
+            form
+        ):
             if form[-1] == glob.STAR:  # at least so many bytes
                 least = len(form) - 1
                 self.at_least[bit] = min(least, self.at_least.get(bit, least))
@@ -443,13 +478,13 @@ class Patterns:
     def _inside(self, s: bytes, serves: int) -> Steps[bool]:
         """The patterns indexed by a literal run that C{s} holds, in slices."""
         inner = self.inner
-        match = glob.matches
+        tried = self._tried
         size = len(s)
         unit = 1 + size // LONG
         work = 0
         if len(inner) * 64 < size:  # a long name, few runs: each run looked for (in C)
             for run in list(inner):
-                if run in s and (yield from self._tried(inner.get(run), s, serves)):
+                if run in s and (yield from tried(inner.get(run), s, serves)):
                     return True
                 work += unit
                 if work >= CHECK_PIECE:
@@ -459,16 +494,15 @@ class Patterns:
         for k in self.inner_lengths:
             if k > size:
                 break
-            tried: set[bytes] = set()
+            seen: set[bytes] = set()
             for i in range(size - k + 1):
                 run = s[i : i + k]
                 bucket = inner.get(run)
-                if bucket is not None and run not in tried:
-                    tried.add(run)
-                    for bit, m in bucket:
-                        if bit & serves and match(m, s):
-                            return True
-                        work += unit
+                if bucket is not None and run not in seen:
+                    seen.add(run)
+                    if (yield from tried(bucket, s, serves)):
+                        return True
+                    work += unit * len(bucket)
                 work += 1
                 if work >= CHECK_PIECE:
                     work = 0
@@ -573,6 +607,8 @@ class User:
         self.own_patterns = True  # False: a copy's, shared with the user it was copied from
         self.texts: tuple[str, str, str] | None = None  # commands, keys, channels
         self.line: str | None = None  # ACL LIST's (made when first asked: 16 MB for a big user)
+        # patterns longer than glob.TOKENS_PIECE, added by apply_steps in slices
+        self.big: list[tuple[Patterns, bytes, int]] = []
 
     def copy(self) -> User:
         """A copy to change (SETUSER applies all its rules or none)."""
@@ -585,6 +621,7 @@ class User:
         u.keys = self.keys.copy()
         u.channels = self.channels.copy()
         u.own_patterns = False
+        u.big = []
         return u
 
     def _own(self) -> None:
@@ -598,8 +635,7 @@ class User:
         """Its big containers (a deleted user's, freed in slices by lazyfree)."""
         out: list[Any] = [self.allowed, self.cmd_rules, self.first_args]
         for p in (self.key_patterns, self.channel_patterns):
-            out.append(p.loose)
-            for t in (p.exact, p.prefixed, p.suffixed, p.inner, p.first):
+            for t in (p.exact, p.prefixed, p.suffixed, p.inner, p.loose, p.first):
                 out += t.containers()
         out += self.keys.containers() + self.channels.containers()
         return out
@@ -622,14 +658,21 @@ class User:
         """
         self.texts = self.line = None
         apply = self._apply
-        for i in range(start, len(rules), RULES_PIECE):
-            for raw in rules[i : i + RULES_PIECE]:
-                try:
-                    apply(raw)
-                except ACLError as e:
-                    text = raw.decode("utf-8", "replace")
-                    raise ACLError(f"Error in ACL SETUSER modifier '{text}': {e}") from None
-            yield
+        work = 0
+        for raw in islice(rules, start, None):
+            try:
+                apply(raw)
+            except ACLError as e:  # (the rule as a C string: up to a NUL)
+                text = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+                raise ACLError(f"Error in ACL SETUSER modifier '{text}': {e}") from None
+            while self.big:  # (a pattern of megabytes: 1-3 s of tokens in one step)
+                patterns, pat, mask = self.big.pop()
+                yield from patterns.add_steps(pat, mask)
+            work += 1 + len(raw) // RULE_BYTES
+            if work >= RULES_PIECE:
+                work = 0
+                yield
+        yield
         self.unrestricted = (
             len(self.allowed) >= len(every_name())
             and self.all_keys
@@ -650,6 +693,9 @@ class User:
             return
         if first == b"&":
             self._channel_rule(raw[1:])
+            return
+        if first == b"%":
+            self._key_rule(raw)
             return
         r = raw.decode("utf-8", "replace")
         low = r.lower()
@@ -712,8 +758,6 @@ class User:
                         "The password you are trying to remove from the user does not exist"
                     )
                 self.passwords.remove(h)
-        elif r.startswith("%"):
-            self._key_rule(raw)
         elif r.startswith("+") or r.startswith("-"):
             self._command_rule(r[0] == "+", low[1:])
         elif r.startswith("("):
@@ -747,9 +791,11 @@ class User:
         if pat == b"*":
             self._all_channels()
         elif not self.all_channels and pat not in self.channels:  # (all: already every one)
+            if _BLANK(pat) is not None:
+                raise ACLError("Syntax error")
             self.channels[pat] = None
             self._own()
-            self.channel_patterns.add(pat, READ)
+            self._add(self.channel_patterns, pat, READ)
 
     def _key_rule(self, raw: bytes) -> None:
         if raw == b"~*":
@@ -772,11 +818,19 @@ class User:
                 "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and "
                 "does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
             )
+        if _BLANK(pat) is not None:
+            raise ACLError("Syntax error")
         rule = (pat, read, write)
         if rule not in self.keys:
             self.keys[rule] = None
             self._own()
-            self.key_patterns.add(pat, (READ if read else 0) | (WRITE if write else 0))
+            self._add(self.key_patterns, pat, (READ if read else 0) | (WRITE if write else 0))
+
+    def _add(self, patterns: Patterns, pat: bytes, mask: int) -> None:
+        if len(pat) > glob.TOKENS_PIECE:
+            self.big.append((patterns, pat, mask))
+        else:
+            patterns.add(pat, mask)
 
     def _base(self, allow: bool) -> None:
         self.all_commands = allow

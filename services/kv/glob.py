@@ -21,12 +21,14 @@ variable-width token is C{*}.
 from __future__ import annotations
 
 import re
+from collections.abc import Generator
 from functools import lru_cache
 
 STAR = -1
 ANY = -2
 _SPECIAL = re.compile(rb"[*?[\\]")
 SHORT = 32  # subjects and patterns up to this long are matched token by token
+TOKENS_PIECE = 16384  # pattern bytes tokenized a step by tokens_steps (a few ms)
 
 
 def is_literal(pattern: bytes) -> bool:
@@ -40,9 +42,25 @@ def _signed(c: int) -> int:
 
 def tokens(pattern: bytes) -> tuple[object, ...]:
     """Tokens: STAR, ANY, an int (a literal byte) or a (frozenset, negated) class."""
+    steps = tokens_steps(pattern)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def tokens_steps(
+    pattern: bytes, piece: int = TOKENS_PIECE
+) -> Generator[None, None, tuple[object, ...]]:
+    """L{tokens}, yielding every C{piece} bytes read (an ACL pattern of megabytes)."""
     out: list[object] = []
     i, n = 0, len(pattern)
+    mark = piece
     while i < n:
+        if i >= mark:
+            mark = i + piece
+            yield
         c = pattern[i]
         if c == 42:  # *
             if not out or out[-1] != STAR:
@@ -59,6 +77,9 @@ def tokens(pattern: bytes) -> tuple[object, ...]:
                 if i >= n:
                     i -= 1  # unterminated: the class ends with the pattern
                     break
+                if i >= mark:  # (a class of megabytes)
+                    mark = i + piece
+                    yield
                 p = pattern[i]
                 if p == 92 and n - i >= 2:
                     i += 1

@@ -937,8 +937,8 @@ class KVProtocol(Protocol):
         try:
             r = cmd.handler(self, argv)
         except CommandError as e:
-            text = str(e)
-            out.append(b"-%s\r\n" % text.encode())
+            text = str(e)  # (a client's bytes in it: no CR or LF, as addReplyErrorFormat)
+            out.append(b"-%s\r\n" % text.replace("\r", " ").replace("\n", " ").encode())
             kind = text.split(" ", 1)[0]
             stats = server.error_stats
             stats[kind] = stats.get(kind, 0) + 1

@@ -9,6 +9,7 @@ from typing import Any
 from portsuite_services.kv import bigwork
 from portsuite_services.kv.acl import (
     CATEGORIES,
+    RULE_BYTES,
     RULES_PIECE,
     ACLError,
     User,
@@ -83,7 +84,10 @@ def acl_setuser(c: Any, argv: list[bytes]) -> Any:
         size += sum(
             len(x.channels) + len(x.patterns) + len(x.shards) for x in clients if x.user is old
         )
-    cost = (len(argv) - 3) * (bigwork.PIECE // RULES_PIECE) + size
+    rules = len(argv) - 3
+    if rules < bigwork.BIG:  # (and the bytes of a few long ones: a pattern of megabytes)
+        rules += sum(map(len, argv[3:])) // RULE_BYTES
+    cost = rules * (bigwork.PIECE // RULES_PIECE) + size
     try:
         done = bigwork.compute(c, argv, cost, changed)
     except ACLError as e:

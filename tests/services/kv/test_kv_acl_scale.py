@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -149,15 +149,33 @@ def same_as_globs(
             assert copy.match(key, need) == (want or extra), (rules, more, key, need)
 
 
+def same_as_globs_at_random(
+    seed: int,
+    rounds: int,
+    pattern: Callable[[random.Random], bytes],
+    rules: int,
+    key: tuple[bytes, int, int],
+    more: int,
+) -> None:
+    """
+    L{same_as_globs} on C{rounds} random sets of C{rules} patterns made by C{pattern},
+    each allowing READ, WRITE or both, and keys of C{key}: (their bytes, how long at
+    most, how many); C{more}: what the copy's extra pattern allows.
+    """
+    rnd = random.Random(seed)
+    alphabet, longest, count = key
+    for _ in range(rounds):
+        drawn = [(pattern(rnd), rnd.choice((READ, WRITE, READ | WRITE))) for _ in range(rules)]
+        keys = [
+            bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, longest)))
+            for _ in range(count)
+        ]
+        same_as_globs(drawn, (pattern(rnd), more), keys)
+
+
 def test_patterns_starting_with_a_wildcard_match_as_redis_globs() -> None:
     """By literal suffix or by literal run: the index answers what glob.match answers."""
-    rnd = random.Random(11)
-    for _ in range(200):
-        rules = [(_wild_pattern(rnd), rnd.choice((READ, WRITE, READ | WRITE))) for _ in range(12)]
-        keys = [
-            bytes(rnd.choice(b"abc*?[]^-\\") for _ in range(rnd.randint(0, 12))) for _ in range(40)
-        ]
-        same_as_globs(rules, (_wild_pattern(rnd), READ), keys)
+    same_as_globs_at_random(11, 200, _wild_pattern, 12, (b"abc*?[]^-\\", 12, 40), READ)
 
 
 def test_a_check_among_patterns_starting_with_a_wildcard_tries_few() -> None:
@@ -388,6 +406,26 @@ def test_a_big_user_as_redis(redis_port: int, kv_port: int) -> None:
     assert len(got) == len(want)
     for w, g in zip(want, got, strict=True):
         assert g == w
+
+
+def _long_and_blank_patterns(port: int) -> list[bytes]:
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    long = b"[ab]" * 250_000  # (a megabyte: Redis takes any length)
+    try:
+        out = [_call(s, "ACL", "SETUSER", "lp", "on", b"~" + long, b"%R~*x" + long, b"&" + long)]
+        out.append(_call(s, "ACL", "GETUSER", "lp"))
+        # a pattern holding an isspace byte or a NUL: refused (shown up to the NUL)
+        for rule in (b"~a b", b"&a\tb", b"%R~a\nb", b"~a\vb", b"&a\fb", b"~a\0b"):
+            out.append(_call(s, "ACL", "SETUSER", "lp", rule) + rule)
+        out.append(_call(s, "ACL", "GETUSER", "lp"))
+    finally:
+        _call(s, "ACL", "DELUSER", "lp")
+        s.close()
+    return out
+
+
+def test_long_and_blank_patterns_as_redis(redis_port: int, kv_port: int) -> None:
+    assert _long_and_blank_patterns(kv_port) == _long_and_blank_patterns(redis_port)
 
 
 def test_deluser_of_a_big_user_frees_it_in_slices() -> None:
