@@ -216,5 +216,6 @@ def test_closed_telnet_sessions_are_freed_at_once(portsuite: Any, lab: Any) -> N
     for c in peers:
         c.close()
     wait_for(lambda: s.service("telnet")["connections"]["open"] == 0)
-    left = call_in_reactor(gc.collect)  # unreachable objects it found
-    assert left < n, f"{left} objects of {n} closed telnet sessions left to the collector"
+    left = call_in_reactor(gc.collect)  # unreachable objects it found (60 a session)
+    # (a few from elsewhere in the suite may be found too: 31 once, for 30 sessions)
+    assert left < 3 * n, f"{left} objects of {n} closed telnet sessions left to the collector"
