@@ -1198,6 +1198,8 @@ def _lean_set(c: KVProtocol, argv: list[bytes], out: list[bytes]) -> bool:
             b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
             % (len(name), name, len(key), key, len(value), value)
         )
+        if aof.tracker is not None:  # (a compaction without fork: snapshot.py)
+            aof.tracker.touched(store.id, (key,))
     table = store.data
     table[argv[1]] = argv[2]
     if len(table) > SHARD_AT and type(table) is dict:
@@ -1277,6 +1279,8 @@ def _batch_set(c: KVProtocol, parts: list[bytes], data: bytes) -> bytes | None:
                 return None  # (Store.set frees a container lazily, forgets "raw")
         if aof is not None:
             aof.buf.append(data)  # (canonical requests: their own records)
+            if aof.tracker is not None:
+                aof.tracker.touched(store.id, (key,))
         table = store.data
         table[key] = parts[6]
         if len(table) > SHARD_AT and type(table) is dict:
@@ -1292,6 +1296,8 @@ def _batch_set(c: KVProtocol, parts: list[bytes], data: bytes) -> bytes | None:
         return None
     if aof is not None:
         aof.buf.append(data)
+        if aof.tracker is not None:
+            aof.tracker.touched(store.id, keys)
     table = store.data
     table.update(zip(keys, parts[6::7], strict=True))  # (a read: 2,400 keys at most)
     if len(table) > SHARD_AT and type(table) is dict:

@@ -47,6 +47,7 @@ from portsuite_services.kv.protocol import MAX_CLIENTS, SLICE, KVProtocol, TurnO
 from portsuite_services.kv.resp import OK, Simple
 from portsuite_services.kv.scan import Snapshots
 from portsuite_services.kv.sharded import MOVE
+from portsuite_services.kv.snapshot import FORK_MAX_MEMORY, Snapshot, memory_used
 from portsuite_services.kv.store import COMPACT, Store
 from portsuite_services.kv.turn import Turn
 
@@ -109,6 +110,7 @@ class Settings:
     timeout: int = 0
     protected_mode: bool = True
     aof_rewrite_min_size: int = 64 * 1024 * 1024
+    fork_max_memory: int = FORK_MAX_MEMORY
     databases: int = 16
     notify_keyspace_events: str = ""
     acl: list[str] = attrs.field(factory=list)  # aclfile lines: "user alice on >pw ~* +@all"
@@ -188,8 +190,9 @@ class KVServer(ServerFactory):
         self.started = time.time()
         self.last_save = time.time()
         self.aof: AOF | None = None
-        # the compaction running in a child process (aof.py), and what waits for it
-        self.rewriting: Rewrite | None = None
+        # the compaction running in a child process (aof.py) or in slices here
+        # (snapshot.py), and what waits for it
+        self.rewriting: Rewrite | Snapshot | None = None
         self._watch: ChildWatch | None = None
         self._reap_call: Any = None
         self._expiry_call: Any = None  # active expiry's next slice in this tick
@@ -673,6 +676,17 @@ class KVServer(ServerFactory):
                 self.rewrite_aof()
                 self._compacted(kind, None)
                 return True
+            used = memory_used()
+            if used >= self.settings.fork_max_memory:
+                self.rewriting = Snapshot(self, kind, self._snapshot_done)
+                log.info(
+                    "kv: compacting {path} in slices, without fork ({mb} MB in use, "
+                    "fork_max_memory is {max} MB)",
+                    path=str(aof.path),
+                    mb=used >> 20,
+                    max=self.settings.fork_max_memory >> 20,
+                )
+                return True
             rw = aof.fork_rewrite(self.dbs, kind)
         except OSError as e:
             self._compacted(kind, e.strerror or str(e))
@@ -687,7 +701,7 @@ class KVServer(ServerFactory):
         """The child's pipe ended (it exits): reap it, then swap the file in, or drop it."""
         self._reap_call = None
         rw = self.rewriting
-        if rw is None or self.aof is None:
+        if not isinstance(rw, Rewrite) or self.aof is None:
             return
         try:
             pid, status = os.waitpid(rw.pid, os.WNOHANG)
@@ -697,7 +711,33 @@ class KVServer(ServerFactory):
             self._reap_call = self.reactor.callLater(0.01, self._child_done)
             return
         self.rewriting = self._watch = None
-        why = rw.outcome(status)
+        self._switch(rw, rw.outcome(status), rw.pid)
+
+    def _snapshot_done(self, why: str | None) -> None:
+        """The compaction without fork ended: its file is written and fsynced, or it failed."""
+        snap = self.rewriting
+        if not isinstance(snap, Snapshot) or self.aof is None:
+            return
+        self.rewriting = None
+        rw = snap.rewrite
+        if rw is None:  # (failed: its temp file is gone)
+            self.last_rewrite_secs = int(time.monotonic() - snap.started)
+            self._compacted(snap.kind, why or "failed")
+            return
+        self._switch(rw, why, 0)
+        if why is None:
+            log.info(
+                "kv: compacted {path} to {size} bytes, without fork ({rounds} rounds of keys "
+                "changed meanwhile, {restarts} restarts)",
+                path=str(self.aof.path),
+                size=self.aof.size,
+                rounds=snap.rounds,
+                restarts=snap.restarts,
+            )
+
+    def _switch(self, rw: Rewrite, why: str | None, pid: int) -> None:
+        """A compaction's file is complete (C{why} None): swap it in; else drop it."""
+        assert self.aof is not None
         if why is None:
             try:
                 self.aof.finish_rewrite(rw)
@@ -706,7 +746,7 @@ class KVServer(ServerFactory):
         else:
             self.aof.drop_rewrite(rw)
         self.last_rewrite_secs = int(time.monotonic() - rw.started)
-        self._compacted(rw.kind, why, rw.pid)
+        self._compacted(rw.kind, why, pid)
 
     def _compacted(self, kind: str, why: str | None, pid: int = 0) -> None:
         """A compaction ended (C{why}: None, or what failed): INFO, the log, SAVE's clients."""
@@ -745,6 +785,13 @@ class KVServer(ServerFactory):
         if rw is None or self.aof is None:
             return
         self.rewriting = None
+        if isinstance(rw, Snapshot):
+            rw.stop()
+            log.info(
+                "kv: compaction of {path} stopped; the file is complete", path=str(self.aof.path)
+            )
+            self._answer_savers(CommandError("ERR"))
+            return
         if self._reap_call is not None and self._reap_call.active():
             self._reap_call.cancel()
         self._reap_call = None
@@ -827,7 +874,7 @@ class KVServer(ServerFactory):
         for db in self.dbs if self.busy is None else ():  # (no key changes under a sliced command)
             if db._old:
                 db.compact(COMPACT)
-            if budget > 0:
+            if budget > 0 and type(self.rewriting) is not Snapshot:  # (its walk: keys stay put)
                 budget -= db.rehash(budget)
         if self._expiry_call is None:
             self._expire_slice(EXPIRY_SHARE)

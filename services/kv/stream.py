@@ -11,8 +11,8 @@ C{MINID ~}) only removes whole nodes, and XLEN after it must be Redis's.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Generator
-from itertools import islice
+from collections.abc import Generator, Iterator
+from itertools import chain, islice
 from typing import Any
 
 U64 = (1 << 64) - 1
@@ -508,13 +508,25 @@ class Stream:
             s.groups[name] = h
         return s
 
-    def rewrite_commands(self, key: bytes) -> Any:
-        """What Redis's AOF rewrite writes for a stream (rewriteStreamObject)."""
-        if self.ids:
-            for i in self.ids:
-                yield [b"XADD", key, fmt(i), *self.entries[i]]
+    def rewrite_commands(self, key: bytes, copy: bool = False) -> Iterator[list[bytes]]:
+        """
+        What Redis's AOF rewrite writes for a stream (rewriteStreamObject). C{copy}:
+        as the stream is now, its IDs and entries copied and its groups' records made
+        at once (written across turns: aof.key_records).
+        """
+        if not self.ids:
+            head: Iterator[list[bytes]] = iter(
+                ([b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"],)
+            )
+        elif copy:
+            ids, entries = list(self.ids), self.entries.copy()
+            head = ([b"XADD", key, fmt(i), *entries[i]] for i in ids)
         else:
-            yield [b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]
+            head = ([b"XADD", key, fmt(i), *self.entries[i]] for i in self.ids)
+        groups = self._group_commands(key)
+        return chain(head, list(groups) if copy else groups)
+
+    def _group_commands(self, key: bytes) -> Iterator[list[bytes]]:
         yield [
             b"XSETID",
             key,

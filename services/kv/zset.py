@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from itertools import islice
 
 from sortedcontainers import SortedList
 
@@ -230,16 +231,18 @@ class ZSet:
             f -= 1
         return f + 1, k + 1
 
-    def rewrite_commands(self, key: bytes) -> Iterator[list[bytes]]:
-        """ZADD batches that rebuild it (the AOF rewrite)."""
-        batch: list[bytes] = []
-        for score, member in self.sl:
+    def rewrite_commands(self, key: bytes, copy: bool = False) -> Iterator[list[bytes]]:
+        """ZADD batches that rebuild it (the AOF rewrite); C{copy}: of its pairs now."""
+        return _zadds(key, list(self.sl) if copy else self.sl)
+
+
+def _zadds(key: bytes, pairs: Iterable[tuple[float, bytes]]) -> Iterator[list[bytes]]:
+    it = iter(pairs)
+    while chunk := list(islice(it, 64)):
+        batch = [b"ZADD", key]
+        for score, member in chunk:
             batch += (format_score(score), member)
-            if len(batch) >= 128:
-                yield [b"ZADD", key, *batch]
-                batch = []
-        if batch:
-            yield [b"ZADD", key, *batch]
+        yield batch
 
 
 TYPE_NAMES[ZSet] = "zset"

@@ -36,6 +36,7 @@ PEER = IPv4Address("TCP", "127.0.0.1", 1)
 def _server(aof: Path, **settings: Any) -> tuple[MemoryReactorClock, KVServer]:
     reactor = MemoryReactorClock()
     reactor.advance(1_700_000_000)
+    settings.setdefault("fork_max_memory", 1 << 62)  # (a child, whatever the test process uses)
     server = KVServer(Settings(data=aof, **settings), reactor)
     server.startFactory()
     assert server.can_fork
