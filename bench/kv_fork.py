@@ -19,7 +19,10 @@ the same data and the same compactions, a PING every 5 ms instead of the echo: i
     flock /tmp/bench.lock .venv/bin/python bench/kv_fork.py     # 900 MB: EXTRA=4000000
     N=500000 EXTRA=2000000 ROUNDS=2 flock /tmp/bench.lock .venv/bin/python bench/kv_fork.py
 
-With C{PORTSUITE_BEFORE_BIN} (bench/README.md) the same on that build first.
+Each of MODES (default both) is a run of its own: "fork" compacts in a child (the
+server's fork_max_memory past its size), "slices" without fork (fork_max_memory = 0,
+snapshot.py; its "child" column is the compaction's time, its fork 0). With
+C{PORTSUITE_BEFORE_BIN} (bench/README.md) the same on that build first.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 TURNSITE = os.environ.get("TURNSITE", "")
 STEPS = os.environ.get("STEPS", "BGREWRITEAOF,BGSAVE").encode().split(b",")
 REDIS = os.environ.get("REDIS", "1") == "1"  # REDIS=0: kv alone
+# this build's ways to compact, each its own run: "fork" (fork_max_memory past the
+# server's size: a child), "slices" (fork_max_memory = 0: snapshot.py, no fork)
+MODES = os.environ.get("MODES", "fork,slices").split(",")
+FORK_MAX = {"fork": 1 << 50, "slices": 0}
 
 
 def _pinger(port: int, ask: bytes, answer: int, stop_flag: Any, out: Any) -> None:
@@ -159,12 +166,15 @@ def _short(reply: Any) -> str:
     return reply.decode(errors="replace") if isinstance(reply, bytes) else repr(reply)[:40]
 
 
-def kv_suite(tmp: Path, twistd: str) -> tuple[subprocess.Popen[bytes], int, int, Path | None]:
+def kv_suite(
+    tmp: Path, twistd: str, fork_max: int | None = None
+) -> tuple[subprocess.Popen[bytes], int, int, Path | None]:
     kv, echo = free_port(), free_port()
     cfg = tmp / "suite.toml"
     cfg.write_text(
         f'[services.kv]\ntype = "kv"\nport = {kv}\ndata = "{tmp / "kv.aof"}"\n'
-        f'[services.echo]\ntype = "echo"\nport = {echo}\n'
+        + (f"fork_max_memory = {fork_max}\n" if fork_max is not None else "")
+        + f'[services.echo]\ntype = "echo"\nport = {echo}\n'
     )
     env = dict(os.environ)
     log = None
@@ -187,11 +197,13 @@ def kv_suite(tmp: Path, twistd: str) -> tuple[subprocess.Popen[bytes], int, int,
 def main() -> None:
     print(f"load {os.getloadavg()[0]:.2f}", flush=True)
     bindir = before_bin()
-    builds = [("before", str(bindir / "twistd"))] if bindir is not None else []
-    builds.append(("now", TWISTD))
-    for label, twistd in builds:
+    builds: list[tuple[str, str, int | None]] = []
+    if bindir is not None:
+        builds.append(("before", str(bindir / "twistd"), None))
+    builds += [(f"now, {mode}", TWISTD, FORK_MAX[mode]) for mode in MODES]
+    for label, twistd, fork_max in builds:
         tmp = Path(tempfile.mkdtemp(prefix="kv-fork-"))
-        proc, kv, echo, log = kv_suite(tmp, twistd)
+        proc, kv, echo, log = kv_suite(tmp, twistd, fork_max)
         try:
             c = Client(kv)
             t = time.perf_counter()

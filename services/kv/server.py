@@ -356,7 +356,6 @@ class KVServer(ServerFactory):
         """
         if self.aborts_call is None:
             self.aborts_call = self.reactor.callLater(0, self._abort_more)
-            self.aborted = 0
         if self.aborted < ABORTS_PER_TURN and not self.aborting:
             self.aborted += 1
             transport.abortConnection()
@@ -364,11 +363,15 @@ class KVServer(ServerFactory):
             self.aborting.append(transport)
 
     def _abort_more(self) -> None:
+        """A new turn: the next ones closed; this turn's count holds until the next turn
+        (a kill in slices calling L{abort} later in this turn closed 64 more in it)."""
         self.aborts_call = None
+        self.aborted = 0
         aborting = self.aborting
         for _i in range(min(ABORTS_PER_TURN, len(aborting))):
             aborting.popleft().abortConnection()
-        if aborting:
+            self.aborted += 1
+        if self.aborted:
             self.aborts_call = self.reactor.callLater(0, self._abort_more)
 
     # -- MONITOR, CLIENT PAUSE --------------------------------------------------------
