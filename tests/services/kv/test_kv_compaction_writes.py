@@ -366,6 +366,11 @@ EXPECTED_ERRORS = (
     "no such key",
     "source and destination objects are the same",
     "value is not an integer",
+    "value is not a valid float",
+    "hash value is not a float",
+    "no such key",
+    "index out of range",
+    "The XGROUP subcommand requires the key to exist",
 )
 
 
@@ -451,8 +456,12 @@ class Writes:
                 ["SET", key("s"), f"v{rng.random()}"],
                 ["SET", t, "short", "PX", rng.randint(*SHORT_TTL)],
                 ["APPEND", key("s"), "+"],
+                ["SETRANGE", key("s"), rng.randrange(30), "~"],
+                ["GETDEL", key("s")],
+                ["GETEX", key("s"), "PX", rng.randint(*SHORT_TTL)],
                 ["INCR", key("n")],
                 ["INCRBY", key("n"), rng.randint(-50, 50)],
+                ["INCRBYFLOAT", key("n"), f"{rng.random():.3f}"],
             ]
         elif p == "list":
             choices = [
@@ -460,17 +469,21 @@ class Writes:
                 ["LPOP", key("l")],
                 ["LMOVE", key("l"), key("l"), "LEFT", "RIGHT"],
                 ["RPOPLPUSH", key("l"), key("l")],
+                ["LSET", key("l"), 0, m()],
+                ["LTRIM", key("l"), 0, rng.randint(3, 15)],
             ]
         elif p == "hash":
             choices = [
                 ["HSET", key("h"), f"f{rng.randrange(25)}", rng.random(), "g", m()],
                 ["HDEL", key("h"), f"f{rng.randrange(25)}"],
+                ["HINCRBYFLOAT", key("h"), f"f{rng.randrange(25)}", "0.5"],
             ]
         elif p == "set":
             choices = [
                 ["SADD", key("S"), m(), m()],
                 ["SREM", key("S"), m()],
                 ["SMOVE", key("S"), key("S"), m()],
+                ["SPOP", key("S")],
                 ["SUNIONSTORE", key("S"), key("S"), key("S")],
             ]
         elif p == "zset":
@@ -493,6 +506,7 @@ class Writes:
                 ["XCLAIM", x, "g1", c, 0, self.sid()],
                 ["XAUTOCLAIM", x, "g1", c, 0, "0-0", "COUNT", 2],
                 ["XGROUP", "CREATE", x, "g1", "0", "MKSTREAM"],
+                ["XGROUP", "DELCONSUMER", x, "g1", c],
             ]
         elif p == "hll":  # (a PFMERGE of dense ones takes kv ~20 ms: a few)
             choices = [["PFADD", key("p"), m(), f"x{rng.randrange(10**6)}"]] * 9
@@ -503,6 +517,7 @@ class Writes:
                 ["EXPIRE", k, rng.randint(*LONG_TTL)],
                 ["PEXPIRE", k, rng.randint(*SHORT_TTL)],
                 ["PERSIST", k],
+                ["PEXPIREAT", k, int(time.time() * 1000) + rng.randint(*SHORT_TTL)],
             ]
         else:
             k = key()
