@@ -457,6 +457,7 @@ class Writes:
                 ["SET", t, "short", "PX", rng.randint(*SHORT_TTL)],
                 ["APPEND", key("s"), "+"],
                 ["SETRANGE", key("s"), rng.randrange(30), "~"],
+                ["GET", t],  # (expired: deleted as it is read, the DEL recorded)
                 ["GETDEL", key("s")],
                 ["GETEX", key("s"), "PX", rng.randint(*SHORT_TTL)],
                 ["INCR", key("n")],
