@@ -1161,6 +1161,7 @@ def _xgroup(c: Any, argv: list[bytes]) -> Any:
             gid = s.last_id if s is not None else ZERO
         else:
             gid = _sid(raw)
+        created = s is None
         if s is None:
             s = Stream()
             c.store.set(key, s)
@@ -1168,9 +1169,10 @@ def _xgroup(c: Any, argv: list[bytes]) -> Any:
             raise CommandError("BUSYGROUP Consumer Group name already exists")
         s.groups[gname] = Group(gname, gid, entries_read)
         c.store.dirty += 1
-        c.also = [
-            [b"XGROUP", b"CREATE", key, gname, fmt(gid), b"ENTRIESREAD", b"%d" % entries_read]
-        ]
+        record = [b"XGROUP", b"CREATE", key, gname, fmt(gid), b"ENTRIESREAD", b"%d" % entries_read]
+        # (the stream MKSTREAM made is made again by the replay: without, the file
+        # would not load, the key missing)
+        c.also = [[*record, b"MKSTREAM"] if created else record]
         return OK
     assert s is not None
     if opt == b"setid" and n in (5, 7):

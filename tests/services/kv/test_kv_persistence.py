@@ -243,6 +243,22 @@ def test_transactions_are_written_between_multi_and_exec(tmp_path: Path) -> None
     server.stopFactory()
 
 
+def test_a_stream_made_by_xgroup_create_mkstream_is_made_again(tmp_path: Path) -> None:
+    # the record had no MKSTREAM: the file did not load ("requires the key to exist")
+    aof = tmp_path / "kv.aof"
+    with suite_running(_cfg(aof), base_dir=tmp_path) as s:
+        r = redis.Redis(port=s.port("kv"))
+        assert r.xgroup_create("new", "g", "$", mkstream=True)
+        r.xadd("old", {"f": "v"}, id="1-1")
+        assert r.xgroup_create("old", "g", "0", mkstream=True)  # (there already: none)
+    text = aof.read_bytes()
+    assert text.count(b"MKSTREAM") == 1
+    with suite_running(_cfg(aof), base_dir=tmp_path) as s:
+        r = redis.Redis(port=s.port("kv"))
+        assert r.xlen("new") == 0 and [g["name"] for g in r.xinfo_groups("new")] == [b"g"]
+        assert [g["name"] for g in r.xinfo_groups("old")] == [b"g"]
+
+
 def test_temp_files_of_a_killed_compaction_are_removed(tmp_path: Path) -> None:
     aof = tmp_path / "kv.aof"
     aof.write_bytes(SET_A)
