@@ -730,12 +730,16 @@ class KVServer(ServerFactory):
         self._switch(rw, why, 0)
         if why is None:
             log.info(
-                "kv: compacted {path} to {size} bytes, without fork ({rounds} rounds of keys "
-                "changed meanwhile, {restarts} restarts)",
+                "kv: compacted {path} to {size} bytes without fork in {secs:.1f} s ({rounds} "
+                "rounds of keys changed meanwhile, {restarts} restarts; last turn: {keys} "
+                "keys copied in {ms:.1f} ms)",
                 path=str(self.aof.path),
                 size=self.aof.size,
+                secs=time.monotonic() - snap.started,
                 rounds=snap.rounds,
                 restarts=snap.restarts,
+                keys=snap.last[0],
+                ms=snap.last[1],
             )
 
     def _switch(self, rw: Rewrite, why: str | None, pid: int) -> None:

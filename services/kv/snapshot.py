@@ -44,6 +44,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 
 from portsuite_services.kv.aof import Rewrite, key_records
 from portsuite_services.kv.commands import COMMANDS
@@ -61,6 +62,7 @@ FINAL_ELEMENTS = 1 << 17  # members of those values (C-speed copies: a few ms)
 ROUNDS = 16  # rounds of dirty keys before the last turn, whatever is dirty then
 BIG = 8192  # members of a dirty key left to the last turn's copy (not written each round)
 _first = itemgetter(0)
+log = Logger(namespace="portsuite.kv")
 
 
 class Snapshot:
@@ -81,6 +83,7 @@ class Snapshot:
         self.rewrite: Rewrite | None = None  # once the last turn marked the file
         self.rounds = 0
         self.restarts = 0
+        self.last = (0, 0.0)  # the last turn: keys copied, milliseconds
         self.call: Any = None
         self._reset()
         aof.tracker = self
@@ -165,6 +168,10 @@ class Snapshot:
                     break
         except OSError as e:
             self._fail(e.strerror or str(e))
+            return
+        except Exception as e:  # (a bug: the compaction fails, the file stays as it was)
+            log.failure("kv: the compaction without fork failed")
+            self._fail(f"{type(e).__name__}: {e}")
             return
         self.call = self.server.reactor.callLater(0, self._step)
 
@@ -253,6 +260,7 @@ class Snapshot:
         """
         server = self.server
         aof = self.aof
+        t = time.perf_counter()
         copies: list[tuple[int, bytes, Iterator[list[bytes]] | None]] = []
         for db, keys in enumerate(self.dirty):
             store = server.dbs[db]
@@ -270,6 +278,7 @@ class Snapshot:
         read_fd = os.open(aof.path, os.O_RDONLY | os.O_CLOEXEC)
         start = os.fstat(read_fd).st_size
         self.rewrite = Rewrite(0, self.kind, self.tmp, self.fd, read_fd, -1, start, aof.db)
+        self.last = (len(copies), (time.perf_counter() - t) * 1000)
         yield True
         for db, key, records in copies:
             self._select(db)
