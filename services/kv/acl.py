@@ -790,7 +790,13 @@ class User:
     def _channel_rule(self, pat: bytes) -> None:
         if pat == b"*":
             self._all_channels()
-        elif not self.all_channels and pat not in self.channels:  # (all: already every one)
+        elif self.all_channels:  # (Redis 7.0: an error, and the SETUSER changes nothing)
+            raise ACLError(
+                "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid "
+                "and does not have any effect. Try 'resetchannels' to start with an empty list "
+                "of channels"
+            )
+        elif pat not in self.channels:
             if _BLANK(pat) is not None:
                 raise ACLError("Syntax error")
             self.channels[pat] = None
@@ -801,6 +807,11 @@ class User:
         if raw == b"~*":
             self._all_keys()
             return
+        if self.all_keys:  # (Redis 7.0: whatever the rest of the rule, %RW~* and %X~x too)
+            raise ACLError(
+                "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and "
+                "does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
+            )
         if raw.startswith(b"~"):
             read = write = True
             pat = raw[1:]
@@ -811,13 +822,6 @@ class User:
                 raise ACLError("Syntax error")
             read, write = b"R" in flags, b"W" in flags
             pat = raw[tilde + 1 :]
-        if self.all_keys:
-            if read and write:
-                return
-            raise ACLError(
-                "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and "
-                "does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
-            )
         if _BLANK(pat) is not None:
             raise ACLError("Syntax error")
         rule = (pat, read, write)
