@@ -53,6 +53,9 @@ RULES_PIECE = 512  # SETUSER rules applied a step (about a millisecond)
 RULE_BYTES = 8  # and a rule counts as one more for every so many of its bytes (its pattern's)
 TEXT_PIECE = 4096  # patterns described a step
 CHECK_PIECE = 2048  # keys or channels of one command checked a step (about a millisecond)
+# a client's bytes in a description or an error (patterns, rules), UTF-8 or not, as Redis
+# gives them back: decoded with this error handler, they come back whole from encode(RAW)
+RAW = "surrogateescape"
 
 
 # -- tables of a million rules ----------------------------------------------------
@@ -662,8 +665,8 @@ class User:
         for raw in islice(rules, start, None):
             try:
                 apply(raw)
-            except ACLError as e:  # (the rule as a C string: up to a NUL)
-                text = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+            except ACLError as e:  # (the rule as a C string: up to a NUL; its bytes as given)
+                text = raw.split(b"\0", 1)[0].decode("utf-8", RAW)
                 raise ACLError(f"Error in ACL SETUSER modifier '{text}': {e}") from None
             while self.big:  # (a pattern of megabytes: 1-3 s of tokens in one step)
                 patterns, pat, mask = self.big.pop()
@@ -1055,12 +1058,12 @@ def revoked_subscribers(clients: Collection[Any], old: User, new: User) -> Steps
 
 def _key_text(rule: tuple[bytes, bool, bool]) -> str:
     pat, read, write = rule
-    text = pat.decode("utf-8", "replace")
+    text = pat.decode("utf-8", RAW)
     return f"~{text}" if read and write else f"%{'R' if read else 'W'}~{text}"
 
 
 def _channel_text(pat: bytes) -> str:
-    return "&" + pat.decode("utf-8", "replace")
+    return "&" + pat.decode("utf-8", RAW)
 
 
 def _joined(items: Collection[T], text: Callable[[T], str], first: str = "") -> Steps[str]:

@@ -937,8 +937,10 @@ class KVProtocol(Protocol):
         try:
             r = cmd.handler(self, argv)
         except CommandError as e:
-            text = str(e)  # (a client's bytes in it: no CR or LF, as addReplyErrorFormat)
-            out.append(b"-%s\r\n" % text.replace("\r", " ").replace("\n", " ").encode())
+            text = str(e)  # (a client's bytes in it: no CR or LF, as addReplyErrorFormat;
+            # bytes that are not UTF-8 as they came, where decoded with surrogateescape)
+            line = text.replace("\r", " ").replace("\n", " ")
+            out.append(b"-%s\r\n" % line.encode("utf-8", "surrogateescape"))
             kind = text.split(" ", 1)[0]
             stats = server.error_stats
             stats[kind] = stats.get(kind, 0) + 1

@@ -9,6 +9,7 @@ from typing import Any
 from portsuite_services.kv import bigwork
 from portsuite_services.kv.acl import (
     CATEGORIES,
+    RAW,
     RULE_BYTES,
     RULES_PIECE,
     ACLError,
@@ -120,8 +121,8 @@ def acl_getuser(c: Any, argv: list[bytes]) -> Any:
             (b"flags", SetReply([f.encode() for f in user.flags()])),
             (b"passwords", [p.encode() for p in user.passwords]),
             (b"commands", user.commands_text().encode()),
-            (b"keys", user.keys_text().encode()),
-            (b"channels", user.channels_text().encode()),
+            (b"keys", user.keys_text().encode("utf-8", RAW)),
+            (b"channels", user.channels_text().encode("utf-8", RAW)),
             (b"selectors", []),
         ]
     )
@@ -167,7 +168,7 @@ def acl_users(c: Any, argv: list[bytes]) -> Any:
     parent="acl",
 )
 def acl_list(c: Any, argv: list[bytes]) -> Any:
-    return [c.server.users[n].describe().encode() for n in sorted(c.server.users)]
+    return [c.server.users[n].describe().encode("utf-8", RAW) for n in sorted(c.server.users)]
 
 
 @command(

@@ -76,6 +76,46 @@ def test_pattern_after_every_key_or_channel_as_redis(
         assert g == w
 
 
+# patterns that are not UTF-8 (a lone byte, a cut sequence), next to ones that are
+RAW_BYTES = [
+    [
+        _a("ACL", "SETUSER", "u", "on", ">pw", b"~\xff*", b"%R~a\xfe\xc3", b"%W~\x80w"),
+        _a("ACL", "SETUSER", "u", b"&\xffch", b"&caf\xc3\xa9", b"~caf\xc3\xa9", "+@all"),
+    ],
+    [_a("ACL", "SETUSER", "u", b"~\xff x")],  # errors quote the rule as it was sent
+    [_a("ACL", "SETUSER", "u", b"&\xff x")],
+    [_a("ACL", "SETUSER", "u", b"+g\xffet")],
+    [_a("ACL", "SETUSER", "u", b"\xfe")],
+    [_a("ACL", "SETUSER", "u", b"%R\xff~x")],
+    [_a("ACL", "SETUSER", "u", "allkeys", b"~\xff")],
+]
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+def test_patterns_not_utf8_come_back_as_set_as_redis(
+    resp3: bool, redis_port: int, kv_port: int
+) -> None:
+    want = _session(redis_port, resp3, RAW_BYTES)
+    got = _session(kv_port, resp3, RAW_BYTES)
+    for w, g in zip(want, got, strict=True):
+        assert g == w
+
+
+def test_getuser_gives_a_patterns_bytes_back(kv_port: int) -> None:
+    """kv alone: the bytes set, not U+FFFD (EF BF BD) in their place."""
+    raw = Raw(kv_port, resp3=True)
+    try:
+        raw.call("ACL", "DELUSER", "u")
+        assert raw.call("ACL", "SETUSER", "u", b"~k\xff", b"&c\xfe") == b"+OK\r\n"
+        reply = raw.call("ACL", "GETUSER", "u")
+        assert b"$4\r\nkeys\r\n$3\r\n~k\xff\r\n" in reply
+        assert b"$8\r\nchannels\r\n$3\r\n&c\xfe\r\n" in reply
+        assert raw.call("ACL", "LIST").endswith(b"user u off ~k\xff resetchannels &c\xfe -@all\r\n")
+    finally:
+        raw.call("ACL", "DELUSER", "u")
+        raw.close()
+
+
 def test_pattern_after_allkeys_is_an_error_that_changes_nothing(kv_port: int) -> None:
     """What a user sees on kv alone: the error, and the user as it was."""
     raw = Raw(kv_port)
