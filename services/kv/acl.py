@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from portsuite.api.i18n import gettext as _
 from portsuite_services.kv import glob, keyspecs
 from portsuite_services.kv.bigwork import run_through
+from portsuite_services.kv.resp import RAW
 
 
 def _load_categories() -> tuple[list[str], dict[str, list[str]]]:
@@ -53,9 +54,6 @@ RULES_PIECE = 512  # SETUSER rules applied a step (about a millisecond)
 RULE_BYTES = 8  # and a rule counts as one more for every so many of its bytes (its pattern's)
 TEXT_PIECE = 4096  # patterns described a step
 CHECK_PIECE = 2048  # keys or channels of one command checked a step (about a millisecond)
-# a client's bytes in a description or an error (patterns, rules), UTF-8 or not, as Redis
-# gives them back: decoded with this error handler, they come back whole from encode(RAW)
-RAW = "surrogateescape"
 
 
 # -- tables of a million rules ----------------------------------------------------
@@ -925,7 +923,7 @@ class User:
             n = 0
             for key, flags in keyspecs.acl_keys(cmd, argv):
                 if not (yield from self.key_patterns.match_steps(key, _need(flags))):
-                    return ("key", key.decode("utf-8", "replace"))
+                    return ("key", key.decode("utf-8", RAW))
                 n += 1
                 if n == CHECK_PIECE:
                     n = 0
@@ -946,9 +944,9 @@ class User:
                 for ch in chans[lo : lo + CHECK_PIECE]:
                     if pattern:  # PSUBSCRIBE: a pattern the user has, as it is
                         if ch not in self.channels:
-                            return ("channel", ch.decode("utf-8", "replace"))
+                            return ("channel", ch.decode("utf-8", RAW))
                     elif not (yield from self.channel_patterns.match_steps(ch, 0)):
-                        return ("channel", ch.decode("utf-8", "replace"))
+                        return ("channel", ch.decode("utf-8", RAW))
         return None
 
     def slow_check(self, argv: list[bytes]) -> bool:
