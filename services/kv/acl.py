@@ -25,6 +25,7 @@ import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -598,7 +599,8 @@ class User:
         self.first_args: dict[str, set[bytes]] = {}  # +get|x: the command with that argument
         self.all_commands = False
         self.cmd_rules: dict[str, str] = {}  # the description after the base: body -> rule
-        self.keys = Table(ordered=True)  # (pattern, read, write) -> None, in order
+        # pattern -> READ|WRITE, in the order first given (%R~a then %W~a: ~a, as Redis)
+        self.keys = Table(ordered=True)
         self.all_keys = False
         self.channels = Table(ordered=True)
         self.all_channels = False
@@ -680,7 +682,7 @@ class User:
             and self.all_channels
             and self.enabled
         )
-        keys = yield from _joined(self.keys, _key_text)
+        keys = yield from _joined(self.keys, partial(_key_text, self.keys))
         channels = yield from _joined(self.channels, _channel_text)
         commands = yield from _joined(
             self.cmd_rules.values(), str, "+@all" if self.all_commands else "-@all"
@@ -774,7 +776,7 @@ class User:
     def _all_keys(self) -> None:
         self._reset_keys()
         self.all_keys = True
-        self.keys[(b"*", True, True)] = None
+        self.keys[b"*"] = READ | WRITE
         self.key_patterns.add(b"*", READ | WRITE)
 
     def _reset_channels(self) -> None:
@@ -825,11 +827,12 @@ class User:
             pat = raw[tilde + 1 :]
         if _BLANK(pat) is not None:
             raise ACLError("Syntax error")
-        rule = (pat, read, write)
-        if rule not in self.keys:
-            self.keys[rule] = None
+        had = self.keys.get(pat, 0)
+        mask = had | (READ if read else 0) | (WRITE if write else 0)
+        if mask != had:  # (a pattern given again adds its rights to the first, as Redis)
+            self.keys[pat] = mask
             self._own()
-            self._add(self.key_patterns, pat, (READ if read else 0) | (WRITE if write else 0))
+            self._add(self.key_patterns, pat, mask)
 
     def _add(self, patterns: Patterns, pat: bytes, mask: int) -> None:
         if len(pat) > glob.TOKENS_PIECE:
@@ -963,12 +966,9 @@ class User:
         """Redis's C{ACLSelectorHasUnrestrictedKeyAccess}: a C{*} pattern with those rights."""
         if self.all_keys:
             return True
-        keys = self.keys
-        return (
-            (b"*", True, True) in keys
-            or (not write and (b"*", True, False) in keys)
-            or (not read and (b"*", False, True) in keys)
-        )
+        has = self.keys.get(b"*", 0)
+        need = (READ if read else 0) | (WRITE if write else 0)
+        return bool(has) and has & need == need
 
     # -- descriptions (built once a SETUSER is applied: L{apply_steps}) ----------------
 
@@ -1054,10 +1054,10 @@ def revoked_subscribers(clients: Collection[Any], old: User, new: User) -> Steps
     return out
 
 
-def _key_text(rule: tuple[bytes, bool, bool]) -> str:
-    pat, read, write = rule
+def _key_text(keys: Table, pat: bytes) -> str:
+    mask = keys.get(pat)
     text = pat.decode("utf-8", RAW)
-    return f"~{text}" if read and write else f"%{'R' if read else 'W'}~{text}"
+    return f"~{text}" if mask == READ | WRITE else f"%{'R' if mask == READ else 'W'}~{text}"
 
 
 def _channel_text(pat: bytes) -> str:

@@ -1,8 +1,8 @@
 """
 ACL SETUSER's key and channel patterns side by side with redis-server 7.0, byte for
 byte in RESP2 and RESP3: a pattern after C{allkeys}/C{~*} (or C{allchannels}/C{&*}) is
-an error that changes nothing, and GETUSER / LIST give a pattern's bytes back as they
-were set, UTF-8 or not.
+an error that changes nothing, GETUSER / LIST give a pattern's bytes back as they were
+set, UTF-8 or not, and a key pattern given again adds its rights to the first.
 """
 
 from __future__ import annotations
@@ -114,6 +114,31 @@ def test_getuser_gives_a_patterns_bytes_back(kv_port: int) -> None:
     finally:
         raw.call("ACL", "DELUSER", "u")
         raw.close()
+
+
+# a key pattern given again with other rights: one pattern, its rights added up, where
+# it was first given (Redis 7.0 describes %R~a %W~a as ~a)
+REPEATED = [
+    ["%R~a", "%W~a"],
+    ["%R~a", "~a"],
+    ["~a", "%R~a"],
+    ["%R~a", "%R~a"],
+    ["%R~a", "~b", "%W~a"],
+    ["%R~*", "%W~*"],
+    ["%W~a", "%RW~a", "%R~a"],
+    ["%R~a", "%WR~a"],
+]
+
+
+@pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
+def test_a_pattern_given_again_adds_its_rights_as_redis(
+    resp3: bool, redis_port: int, kv_port: int
+) -> None:
+    steps = [[_a("ACL", "SETUSER", "u", "on", *rules)] for rules in REPEATED]
+    want = _session(redis_port, resp3, steps)
+    got = _session(kv_port, resp3, steps)
+    for w, g in zip(want, got, strict=True):
+        assert g == w
 
 
 def test_pattern_after_allkeys_is_an_error_that_changes_nothing(kv_port: int) -> None:
