@@ -25,6 +25,7 @@ import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 from portsuite.api.i18n import gettext as _
 from portsuite_services.kv import glob, keyspecs
 from portsuite_services.kv.bigwork import run_through
+from portsuite_services.kv.resp import RAW
 
 
 def _load_categories() -> tuple[list[str], dict[str, list[str]]]:
@@ -597,7 +599,8 @@ class User:
         self.first_args: dict[str, set[bytes]] = {}  # +get|x: the command with that argument
         self.all_commands = False
         self.cmd_rules: dict[str, str] = {}  # the description after the base: body -> rule
-        self.keys = Table(ordered=True)  # (pattern, read, write) -> None, in order
+        # pattern -> READ|WRITE, in the order first given (%R~a then %W~a: ~a, as Redis)
+        self.keys = Table(ordered=True)
         self.all_keys = False
         self.channels = Table(ordered=True)
         self.all_channels = False
@@ -662,8 +665,8 @@ class User:
         for raw in islice(rules, start, None):
             try:
                 apply(raw)
-            except ACLError as e:  # (the rule as a C string: up to a NUL)
-                text = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+            except ACLError as e:  # (the rule as a C string: up to a NUL; its bytes as given)
+                text = raw.split(b"\0", 1)[0].decode("utf-8", RAW)
                 raise ACLError(f"Error in ACL SETUSER modifier '{text}': {e}") from None
             while self.big:  # (a pattern of megabytes: 1-3 s of tokens in one step)
                 patterns, pat, mask = self.big.pop()
@@ -679,7 +682,7 @@ class User:
             and self.all_channels
             and self.enabled
         )
-        keys = yield from _joined(self.keys, _key_text)
+        keys = yield from _joined(self.keys, partial(_key_text, self.keys))
         channels = yield from _joined(self.channels, _channel_text)
         commands = yield from _joined(
             self.cmd_rules.values(), str, "+@all" if self.all_commands else "-@all"
@@ -773,7 +776,7 @@ class User:
     def _all_keys(self) -> None:
         self._reset_keys()
         self.all_keys = True
-        self.keys[(b"*", True, True)] = None
+        self.keys[b"*"] = READ | WRITE
         self.key_patterns.add(b"*", READ | WRITE)
 
     def _reset_channels(self) -> None:
@@ -790,7 +793,13 @@ class User:
     def _channel_rule(self, pat: bytes) -> None:
         if pat == b"*":
             self._all_channels()
-        elif not self.all_channels and pat not in self.channels:  # (all: already every one)
+        elif self.all_channels:  # (Redis 7.0: an error, and the SETUSER changes nothing)
+            raise ACLError(
+                "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid "
+                "and does not have any effect. Try 'resetchannels' to start with an empty list "
+                "of channels"
+            )
+        elif pat not in self.channels:
             if _BLANK(pat) is not None:
                 raise ACLError("Syntax error")
             self.channels[pat] = None
@@ -801,6 +810,11 @@ class User:
         if raw == b"~*":
             self._all_keys()
             return
+        if self.all_keys:  # (Redis 7.0: whatever the rest of the rule, %RW~* and %X~x too)
+            raise ACLError(
+                "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and "
+                "does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
+            )
         if raw.startswith(b"~"):
             read = write = True
             pat = raw[1:]
@@ -811,20 +825,14 @@ class User:
                 raise ACLError("Syntax error")
             read, write = b"R" in flags, b"W" in flags
             pat = raw[tilde + 1 :]
-        if self.all_keys:
-            if read and write:
-                return
-            raise ACLError(
-                "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and "
-                "does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
-            )
         if _BLANK(pat) is not None:
             raise ACLError("Syntax error")
-        rule = (pat, read, write)
-        if rule not in self.keys:
-            self.keys[rule] = None
+        had = self.keys.get(pat, 0)
+        mask = had | (READ if read else 0) | (WRITE if write else 0)
+        if mask != had:  # (a pattern given again adds its rights to the first, as Redis)
+            self.keys[pat] = mask
             self._own()
-            self._add(self.key_patterns, pat, (READ if read else 0) | (WRITE if write else 0))
+            self._add(self.key_patterns, pat, mask)
 
     def _add(self, patterns: Patterns, pat: bytes, mask: int) -> None:
         if len(pat) > glob.TOKENS_PIECE:
@@ -918,7 +926,7 @@ class User:
             n = 0
             for key, flags in keyspecs.acl_keys(cmd, argv):
                 if not (yield from self.key_patterns.match_steps(key, _need(flags))):
-                    return ("key", key.decode("utf-8", "replace"))
+                    return ("key", key.decode("utf-8", RAW))
                 n += 1
                 if n == CHECK_PIECE:
                     n = 0
@@ -939,9 +947,9 @@ class User:
                 for ch in chans[lo : lo + CHECK_PIECE]:
                     if pattern:  # PSUBSCRIBE: a pattern the user has, as it is
                         if ch not in self.channels:
-                            return ("channel", ch.decode("utf-8", "replace"))
+                            return ("channel", ch.decode("utf-8", RAW))
                     elif not (yield from self.channel_patterns.match_steps(ch, 0)):
-                        return ("channel", ch.decode("utf-8", "replace"))
+                        return ("channel", ch.decode("utf-8", RAW))
         return None
 
     def slow_check(self, argv: list[bytes]) -> bool:
@@ -958,12 +966,9 @@ class User:
         """Redis's C{ACLSelectorHasUnrestrictedKeyAccess}: a C{*} pattern with those rights."""
         if self.all_keys:
             return True
-        keys = self.keys
-        return (
-            (b"*", True, True) in keys
-            or (not write and (b"*", True, False) in keys)
-            or (not read and (b"*", False, True) in keys)
-        )
+        has = self.keys.get(b"*", 0)
+        need = (READ if read else 0) | (WRITE if write else 0)
+        return bool(has) and has & need == need
 
     # -- descriptions (built once a SETUSER is applied: L{apply_steps}) ----------------
 
@@ -1049,14 +1054,14 @@ def revoked_subscribers(clients: Collection[Any], old: User, new: User) -> Steps
     return out
 
 
-def _key_text(rule: tuple[bytes, bool, bool]) -> str:
-    pat, read, write = rule
-    text = pat.decode("utf-8", "replace")
-    return f"~{text}" if read and write else f"%{'R' if read else 'W'}~{text}"
+def _key_text(keys: Table, pat: bytes) -> str:
+    mask = keys.get(pat)
+    text = pat.decode("utf-8", RAW)
+    return f"~{text}" if mask == READ | WRITE else f"%{'R' if mask == READ else 'W'}~{text}"
 
 
 def _channel_text(pat: bytes) -> str:
-    return "&" + pat.decode("utf-8", "replace")
+    return "&" + pat.decode("utf-8", RAW)
 
 
 def _joined(items: Collection[T], text: Callable[[T], str], first: str = "") -> Steps[str]:

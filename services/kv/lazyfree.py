@@ -4,14 +4,13 @@ FLUSHDB of a value with a million members, or a SET, RENAME, RESTORE/COPY REPLAC
 *STORE or expiry that drops one (L{Store.free}), no longer hold the event loop the
 whole suite shares while Python deallocates every member.
 
-The key is gone at once (the command's effect and reply are unchanged); the value,
-no longer reachable from the keyspace, goes to a queue that the reactor empties
-C{PIECE} elements per turn (C{callLater(0)}: other connections are served in
-between; and no more than the turn's share of kv's work in slices allows, L{Turn},
-C{BIT} elements at least). Values of at most C{THRESHOLD} elements are freed at once, as Redis does
+The key is gone at once (the command's effect and reply are unchanged); the value, no
+longer reachable from the keyspace, goes to a queue that the reactor empties C{PIECE}
+elements per turn (C{callLater(0)}: other connections are served in between; and no
+more than the turn's share of kv's work in slices allows, L{Turn}, C{BIT} elements at
+least). Values of at most C{THRESHOLD} elements are freed at once, as Redis does
 (C{LAZYFREE_THRESHOLD}). Nested values (FLUSHALL's old keyspace holds a set of a
-million members) are queued in turn. INFO's C{lazyfree_pending_objects} is
-C{pending}.
+million members) are queued in turn. INFO's C{lazyfree_pending_objects} is C{pending}.
 
 A big string cannot be freed a piece at a time: the last reference to a 512 MB
 C{bytes} going away is one C{munmap} of its 131,072 pages, 25-100 ms of the event

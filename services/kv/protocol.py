@@ -30,6 +30,7 @@ from portsuite_services.kv.resp import (
     BULK_HEADS,
     NULL_ARRAY,
     OK,
+    RAW,
     SLICE,
     Chain,
     Preencoded,
@@ -414,7 +415,7 @@ class KVProtocol(Protocol):
         self.server.acl_log.add(denied[0], context, denied[1], self.user.name, self.info_line())
         if self.in_exec:  # the rules changed since the command was queued
             return b"-NOPERM %s\r\n" % exec_noperm_text(denied).encode()
-        return b"-NOPERM %s\r\n" % noperm_text(denied, cmd).encode()
+        return b"-NOPERM %s\r\n" % noperm_text(denied, cmd).encode("utf-8", RAW)
 
     def set_resp(self, version: int) -> None:
         self.resp = version
@@ -937,8 +938,10 @@ class KVProtocol(Protocol):
         try:
             r = cmd.handler(self, argv)
         except CommandError as e:
-            text = str(e)  # (a client's bytes in it: no CR or LF, as addReplyErrorFormat)
-            out.append(b"-%s\r\n" % text.replace("\r", " ").replace("\n", " ").encode())
+            text = str(e)  # (a client's bytes in it: no CR or LF, as addReplyErrorFormat;
+            # bytes that are not UTF-8 as they came, where decoded with surrogateescape)
+            line = text.replace("\r", " ").replace("\n", " ")
+            out.append(b"-%s\r\n" % line.encode("utf-8", RAW))
             kind = text.split(" ", 1)[0]
             stats = server.error_stats
             stats[kind] = stats.get(kind, 0) + 1

@@ -56,6 +56,10 @@ DEFAULT_MAX_BULK = 512 * 1024 * 1024
 INT_MAX = 2**31 - 1
 LLONG_MAX = 2**63 - 1
 LLONG_MIN = -(2**63)
+# a client's bytes in a text kv sends back (an ACL pattern or user name, a word in an
+# error), UTF-8 or not, as Redis gives them: decoded with this error handler, they come
+# back whole from encode("utf-8", RAW) (text without such bytes encodes as with strict)
+RAW = "surrogateescape"
 
 
 RUN_MIN = 32  # arguments left in a multibulk past which L{_bulk_run} reads them
@@ -748,8 +752,11 @@ def encode2(r: Any, out: list[bytes]) -> None:
     elif t is Double:
         b = _double(r)
         out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    elif t is Verbatim or t is str:
+    elif t is str:
         b = r.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    elif t is Verbatim:  # (CLIENT LIST/INFO: a user name's bytes, as they were given)
+        b = r.encode("utf-8", RAW)
         out.append(b"$%d\r\n%s\r\n" % (len(b), b))
     elif r is NULL_ARRAY:
         out.append(b"*-1\r\n")
@@ -795,7 +802,7 @@ def encode3(r: Any, out: list[bytes]) -> None:
     elif t is Double:
         out.append(b",%s\r\n" % _double(r))
     elif t is Verbatim:
-        b = r.encode()
+        b = r.encode("utf-8", RAW)
         out.append(b"=%d\r\ntxt:%s\r\n" % (len(b) + 4, b))
     elif t is str:
         b = r.encode()

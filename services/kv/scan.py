@@ -9,15 +9,15 @@ present from the first call to the last is in the snapshot, so it is returned;
 elements added meanwhile may or may not be (they are not); elements removed
 meanwhile are dropped from the slice they would be in.
 
-Snapshots are kept for the latest scans, up to C{MAX_REFS} elements in all (past
-that, the least recently used snapshot of the client holding the most goes first, so
-a client starting scan after scan evicts its own). A cursor whose snapshot is gone
-(evicted, or a cursor kv did not give) starts the scan again on a new snapshot: every element present all
-along is still returned (some twice, which Redis allows too), and no call ever
-answers more than COUNT elements, so a forged cursor on a collection of millions
-cannot hold the event loop with one giant reply. (The price: a client whose
-snapshot is evicted again and again, by scans of C{MAX_REFS} elements between each
-of its calls, starts over each time.)
+Snapshots are kept for the latest scans, up to C{MAX_REFS} elements in all (past that,
+the least recently used snapshot of the client holding the most goes first, so a
+client starting scan after scan evicts its own). A cursor whose snapshot is gone
+(evicted, or a cursor kv did not give) starts the scan again on a new snapshot: every
+element present all along is still returned (some twice, which Redis allows too), and
+no call ever answers more than COUNT elements, so a forged cursor on a collection of
+millions cannot hold the event loop with one giant reply. (The price: a client whose
+snapshot is evicted again and again, by scans of C{MAX_REFS} elements between each of
+its calls, starts over each time.)
 
 A call is a bigwork generator (L{steps}): the snapshot copied and the page matched,
 typed and paired with values a piece at a time, so a call of many elements (a

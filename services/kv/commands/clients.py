@@ -8,7 +8,7 @@ from typing import Any
 from portsuite_services.kv import bigwork
 from portsuite_services.kv.commands import SYNTAX, CommandError, command
 from portsuite_services.kv.commands.connection import CLIENT_COST, CLIENTS_PIECE
-from portsuite_services.kv.resp import OK, Map, SetReply, string2ll
+from portsuite_services.kv.resp import OK, RAW, Map, SetReply, string2ll
 
 C = "connection"
 _TYPES = (b"normal", b"master", b"slave", b"replica", b"pubsub")
@@ -72,7 +72,7 @@ def _filter(c: Any, opt: bytes, val: bytes) -> Callable[[Any], bool]:
             return lambda cl: not cl.subscribed
         return lambda cl: False
     if opt == b"user":
-        name = val.decode("utf-8", "replace")
+        name = val.decode("utf-8", RAW)
         if name not in c.server.users:
             raise CommandError(f"ERR No such user '{name}'")
         return _user_is(name)

@@ -16,6 +16,7 @@ from portsuite_services.kv.commands import (
 )
 from portsuite_services.kv.resp import (
     OK,
+    RAW,
     Map,
     Simple,
     Verbatim,
@@ -50,7 +51,7 @@ def quit_(c: Any, argv: list[bytes]) -> Any:
 
 def check_password(c: Any, user: bytes, password: bytes) -> Any:
     """The ACL user C{user}/C{password} opens, else None (and the failure goes to ACL LOG)."""
-    name = user.decode("utf-8", "replace")
+    name = user.decode("utf-8", RAW)  # (not UTF-8: another name, not U+FFFD's)
     found = c.server.users.get(name)
     if found is not None and found.check_password(password):
         return found

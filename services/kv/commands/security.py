@@ -25,7 +25,7 @@ from portsuite_services.kv.commands import (
     container,
     help_command,
 )
-from portsuite_services.kv.resp import OK, Double, Map, SetReply, string2ll
+from portsuite_services.kv.resp import OK, RAW, Double, Map, SetReply, string2ll
 
 S = "server"
 _BAD_NAME = re.compile(rb"[\x00- ]")  # (a username of 100 MB is looked at in C)
@@ -34,7 +34,8 @@ container("acl", S, "A container for Access List Control commands")
 
 
 def _text(b: bytes) -> str:
-    return b.decode("utf-8", "replace")
+    """A client's bytes (a user name, a word in an error), UTF-8 or not, kept (L{RAW})."""
+    return b.decode("utf-8", RAW)
 
 
 @command(
@@ -120,8 +121,8 @@ def acl_getuser(c: Any, argv: list[bytes]) -> Any:
             (b"flags", SetReply([f.encode() for f in user.flags()])),
             (b"passwords", [p.encode() for p in user.passwords]),
             (b"commands", user.commands_text().encode()),
-            (b"keys", user.keys_text().encode()),
-            (b"channels", user.channels_text().encode()),
+            (b"keys", user.keys_text().encode("utf-8", RAW)),
+            (b"channels", user.channels_text().encode("utf-8", RAW)),
             (b"selectors", []),
         ]
     )
@@ -155,7 +156,7 @@ def acl_deluser(c: Any, argv: list[bytes]) -> Any:
     parent="acl",
 )
 def acl_users(c: Any, argv: list[bytes]) -> Any:
-    return [n.encode() for n in sorted(c.server.users)]
+    return [n.encode("utf-8", RAW) for n in sorted(c.server.users)]
 
 
 @command(
@@ -167,7 +168,7 @@ def acl_users(c: Any, argv: list[bytes]) -> Any:
     parent="acl",
 )
 def acl_list(c: Any, argv: list[bytes]) -> Any:
-    return [c.server.users[n].describe().encode() for n in sorted(c.server.users)]
+    return [c.server.users[n].describe().encode("utf-8", RAW) for n in sorted(c.server.users)]
 
 
 @command(
@@ -179,7 +180,7 @@ def acl_list(c: Any, argv: list[bytes]) -> Any:
     parent="acl",
 )
 def acl_whoami(c: Any, argv: list[bytes]) -> Any:
-    return c.user.name.encode()
+    return c.user.name.encode("utf-8", RAW)
 
 
 @command(
@@ -236,10 +237,10 @@ def acl_log(c: Any, argv: list[bytes]) -> Any:
                 (b"count", e["count"]),
                 (b"reason", e["reason"].encode()),
                 (b"context", e["context"].encode()),
-                (b"object", e["object"].encode()),
-                (b"username", e["username"].encode()),
+                (b"object", e["object"].encode("utf-8", RAW)),
+                (b"username", e["username"].encode("utf-8", RAW)),
                 (b"age-seconds", Double(round(now - e["created"], 3))),
-                (b"client-info", e["client-info"].encode()),
+                (b"client-info", e["client-info"].encode("utf-8", RAW)),
             ]
         )
         for e in log.entries[:count]
@@ -271,7 +272,7 @@ def acl_dryrun(c: Any, argv: list[bytes]) -> Any:
     denied = user.denies(cmd, args)
     if denied is None:
         return OK
-    return noperm_text(denied, cmd, dryrun=True).encode()
+    return noperm_text(denied, cmd, dryrun=True).encode("utf-8", RAW)
 
 
 def exec_noperm_text(denied: tuple[str, str]) -> str:

@@ -326,6 +326,8 @@ def test_repeated_store_keyword_checks_every_target(kv_port: int) -> None:
     """
     admin, user = Raw(kv_port), Raw(kv_port)
     try:
+        # (the server is shared: an earlier test may have left adest or ageo behind)
+        admin.call("DEL", "ageo", "adest", "zdest")
         admin.call("ACL", "SETUSER", "u5", "reset", "on", ">pw", "~a*", "+@all")
         admin.call("GEOADD", "ageo", "13.36", "38.11", "palermo")
         assert user.call("AUTH", "u5", "pw") == b"+OK\r\n"
@@ -339,6 +341,6 @@ def test_repeated_store_keyword_checks_every_target(kv_port: int) -> None:
         )
     finally:
         admin.call("ACL", "DELUSER", "u5")
-        admin.call("DEL", "ageo", "adest")
+        admin.call("DEL", "ageo", "adest", "zdest")
         admin.close()
         user.close()
