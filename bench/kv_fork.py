@@ -21,7 +21,8 @@ the same data and the same compactions, a PING every 5 ms instead of the echo: i
 
 Each of MODES (default both) is a run of its own: "fork" compacts in a child (the
 server's fork_max_memory past its size), "slices" without fork (fork_max_memory = 0,
-snapshot.py; its "child" column is the compaction's time, its fork 0). With
+snapshot.py; its "child" column is the compaction's time, its fork 0). WRITES=1:
+redis-benchmark sends SETs of random keys all through each compaction. With
 C{PORTSUITE_BEFORE_BIN} (bench/README.md) the same on that build first.
 """
 
@@ -52,6 +53,9 @@ REDIS = os.environ.get("REDIS", "1") == "1"  # REDIS=0: kv alone
 # server's size: a child), "slices" (fork_max_memory = 0: snapshot.py, no fork)
 MODES = os.environ.get("MODES", "fork,slices").split(",")
 FORK_MAX = {"fork": 1 << 50, "slices": 0}
+# WRITES=1: redis-benchmark sends SETs of random keys (-r 1000000, -P 16) to the server
+# all through each compaction (the keys a compaction without fork writes again)
+WRITES = os.environ.get("WRITES", "0") == "1"
 
 
 def _pinger(port: int, ask: bytes, answer: int, stop_flag: Any, out: Any) -> None:
@@ -121,10 +125,14 @@ def compactions(
         for step in STEPS:
             time.sleep(0.3)
             w0, p0 = _waited(pid), _waited(pinger.pid or 0)
+            writer = _writer(c.sock.getpeername()[1]) if WRITES else None
             a = time.monotonic()
             reply = c.pipeline([[step]])[0]
             _compacted(c)
             b = time.monotonic()
+            if writer is not None:
+                writer.terminate()
+                writer.wait(10)
             waits = (_waited(pid) - w0, _waited(pinger.pid or 0) - p0)
             turns: list[str] = []
             if log is not None:
@@ -151,6 +159,16 @@ def compactions(
         )
         lines.extend(f"        {_turn(t, a)}" for t in turns)
     return lines
+
+
+def _writer(port: int) -> subprocess.Popen[bytes]:
+    """redis-benchmark's SETs of random keys, for at most 10,000,000 requests."""
+    cmd = ["redis-benchmark", "-p", str(port), "-t", "set", "-n", "10000000", "-r", "1000000"]
+    return subprocess.Popen(
+        [*pin(1), *cmd, "-P", "16", "-c", "4", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _turn(line: str, a: float) -> str:

@@ -568,17 +568,7 @@ def _child(
 
         size, where = write_snapshot(tmp_fd, dbs, alive)
         os.fsync(tmp_fd)
-        copied = start
-        for _ in range(CATCH_UP_ROUNDS):
-            end = os.fstat(read_fd).st_size
-            if end - copied < CATCH_UP or not alive():
-                break
-            if copied == start and where != db:  # the appends were written for database db
-                size += _write_all(tmp_fd, _select(db))
-                where = db
-            size += copy_range(read_fd, tmp_fd, copied, end, size)
-            copied = end
-            os.fsync(tmp_fd)
+        copied, where = catch_up(tmp_fd, size, read_fd, start, db, where, alive)
         if not alive():
             raise OSError(errno.ECHILD, "the server is gone")
         _write_all(report, b"ok %d %d\n" % (copied, where))
@@ -591,6 +581,30 @@ def _child(
         except BaseException:
             pass
     os._exit(code)
+
+
+def catch_up(
+    tmp_fd: int, size: int, read_fd: int, start: int, db: int, where: int, alive: Any
+) -> tuple[int, int]:
+    """
+    After a snapshot of C{size} bytes (its last record for database C{where}), fsynced:
+    copy what the file got since its byte C{start} (records for database C{db}) to the
+    temp file and fsync, while more than L{CATCH_UP} is left (L{CATCH_UP_ROUNDS} at
+    most), so that the switch copies little. How far it copied, and the database the
+    temp file's last record is for.
+    """
+    copied = start
+    for _ in range(CATCH_UP_ROUNDS):
+        end = os.fstat(read_fd).st_size
+        if end - copied < CATCH_UP or not alive():
+            break
+        if copied == start and where != db:  # the appends were written for database db
+            size += _write_all(tmp_fd, _select(db))
+            where = db
+        size += copy_range(read_fd, tmp_fd, copied, end, size)
+        copied = end
+        os.fsync(tmp_fd)
+    return copied, where
 
 
 def dump_databases(dbs: list[Any], where: list[int]) -> Any:

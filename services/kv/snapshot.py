@@ -46,16 +46,16 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from portsuite_services.kv.aof import Rewrite, key_records
+from portsuite_services.kv.aof import Rewrite, catch_up, key_records
 from portsuite_services.kv.commands import COMMANDS
 from portsuite_services.kv.keyspecs import acl_keys
 from portsuite_services.kv.resp import BIG_ARG, command_bytes, command_parts, string2ll
-from portsuite_services.kv.sharded import ShardedDict
+from portsuite_services.kv.sharded import SHARD_AT, ShardedDict, ShardedSet
 
 # a server using this much memory or more compacts without fork (the setting's default):
 # its fork would take some 8 ms quiet, 20 ms on a busy machine
 FORK_MAX_MEMORY = 256 << 20
-PIECE = 4096  # arguments of records made a piece (about 0.5 ms), small keys together
+PIECE = 1024  # arguments of records made a piece (under 1.5 ms), small keys together
 WRITE = 1 << 20  # bytes of records gathered for one write to the temp file (then a piece)
 FINAL_KEYS = 1024  # dirty keys whose values the last turn copies, at most (else a round)
 FINAL_ELEMENTS = 1 << 17  # members of those values (C-speed copies: a few ms)
@@ -84,6 +84,7 @@ class Snapshot:
         self.rounds = 0
         self.restarts = 0
         self.last = (0, 0.0)  # the last turn: keys copied, milliseconds
+        self.threaded = False  # the last fsync and copy in a thread, under way
         self.call: Any = None
         self._reset()
         aof.tracker = self
@@ -92,7 +93,7 @@ class Snapshot:
 
     def _reset(self) -> None:
         """Start from nothing (the start, and SWAPDB)."""
-        self.dirty: list[set[bytes]] = [set() for _ in self.server.dbs]
+        self.dirty: list[Any] = [set() for _ in self.server.dbs]  # (sets, or ShardedSets)
         self.small: list[bytes] = []  # records not written yet, joined at WRITE bytes
         self.small_size = 0
         self.views: deque[memoryview] = deque()  # what is ready to be written, in order
@@ -120,7 +121,7 @@ class Snapshot:
             return
         if cmd.subcommands and len(argv) > 1:
             cmd = cmd.subcommands.get(argv[1].lower(), cmd)
-        self.dirty[db].update(map(_first, acl_keys(cmd, argv)))
+        self._mark(db, map(_first, acl_keys(cmd, argv)))
         if name == b"move" and len(argv) > 2:
             self.touched(string2ll(argv[2]), (argv[1],))
         elif name == b"copy":
@@ -131,7 +132,14 @@ class Snapshot:
     def touched(self, db: int | None, keys: Iterable[bytes]) -> None:
         """C{keys} of database C{db} changed (the lean paths' SETs, MOVE's and COPY's target)."""
         if db is not None and 0 <= db < len(self.dirty):
-            self.dirty[db].update(keys)
+            self._mark(db, keys)
+
+    def _mark(self, db: int, keys: Iterable[bytes]) -> None:
+        """C{keys} of C{db} are dirty (a set sharded past SHARD_AT: it never grows at once)."""
+        dirty = self.dirty[db]
+        dirty.update(keys)
+        if type(dirty) is set and len(dirty) > SHARD_AT:
+            self.dirty[db] = ShardedSet(dirty)
 
     def _flushed(self, db: int | None, argv: list[bytes]) -> None:
         """FLUSHDB (of C{db}), FLUSHALL: written where they happen; the key being written is dirty."""
@@ -140,7 +148,7 @@ class Snapshot:
         self._add(argv)
         if self.current is not None:
             cdb, key = self.current
-            self.dirty[cdb].add(key)
+            self._mark(cdb, (key,))
 
     # -- the work, a slice a turn --------------------------------------------------------
 
@@ -181,9 +189,8 @@ class Snapshot:
         for store in list(server.dbs):
             data = store.data
             for table in data.parts() if isinstance(data, ShardedDict) else [data]:
-                dirty = self.dirty[store.id]
                 for key in list(table):
-                    if key not in dirty:
+                    if key not in self.dirty[store.id]:
                         yield from self._key(store, key, False)
                     self.work += 1  # (keys skipped, or gone since: in pieces too)
                     if self.work >= PIECE:
@@ -197,17 +204,16 @@ class Snapshot:
             self.dirty = [set() for _ in dirty]
             for db, keys in enumerate(dirty):
                 store = server.dbs[db]
-                big = self.dirty[db]
                 for key in keys:
                     if _members(store.data.get(key)) > BIG:
-                        big.add(key)  # (copied in the last turn, once)
+                        self._mark(db, (key,))  # (copied in the last turn, once)
                     else:
                         yield from self._key(store, key, True)
         while server.busy is not None or self.aof.writing:  # (records not in the file yet)
             yield True
         yield from self._last()
 
-    def _few(self, dirty: list[set[bytes]]) -> bool:
+    def _few(self, dirty: list[Any]) -> bool:
         """Whether the last turn can copy what C{dirty}'s small keys hold (a few ms)."""
         keys = elements = 0
         for db, names in enumerate(dirty):
@@ -249,8 +255,9 @@ class Snapshot:
                     yield True
                     if key in self.dirty[db] and not again:
                         break  # (changed: written again later, after a DEL)
+                    self._select(db)  # (a FLUSHDB of another one may have been written)
         except RuntimeError:  # (changed in size by a command not recorded yet: bigwork.py)
-            self.dirty[db].add(key)
+            self._mark(db, (key,))
         self.current = None
 
     def _last(self) -> Generator[bool, None, None]:
@@ -334,21 +341,39 @@ class Snapshot:
             self.size += n
 
     def _sync(self) -> None:
-        """All is written: fsync in a thread of the reactor's pool, then done."""
+        """
+        All is written: fsync, and copy what the file got since the last turn (as a
+        child does: L{catch_up}), in a thread of the reactor's pool; then done.
+        """
         rw = self.rewrite
         assert rw is not None
         rw.where = self.where
         reactor = self.server.reactor
         if not IReactorThreads.providedBy(reactor):  # (a bare Clock: the tests')
-            os.fsync(self.fd)
-            self._synced(None)
+            self._synced(self._finish(rw))
             return
-        self.call = d = deferToThreadPool(reactor, reactor.getThreadPool(), os.fsync, self.fd)
+        self.threaded = True
+        self.call = d = deferToThreadPool(reactor, reactor.getThreadPool(), self._finish, rw)
+        d.addBoth(self._threaded, rw)
         d.addCallbacks(self._synced, lambda f: self._fail(str(f.value)))
 
-    def _synced(self, _: Any) -> None:
+    def _finish(self, rw: Rewrite) -> tuple[int, int]:
+        os.fsync(rw.tmp_fd)
+        return catch_up(rw.tmp_fd, self.size, rw.read_fd, rw.start, rw.db, rw.where, _yes)
+
+    def _threaded(self, result: Any, rw: Rewrite) -> Any:
+        """The thread is done with the files: if the compaction was stopped meanwhile, closed."""
+        self.threaded = False
+        if self.rewrite is not rw:
+            rw.close()
+        return result
+
+    def _synced(self, caught_up: tuple[int, int]) -> None:
         self.call = None
-        if self.rewrite is not None and self.rewrite.tmp_fd >= 0:
+        rw = self.rewrite
+        if rw is not None:
+            self.fd = -1  # (the server's switch closes it, with rw)
+            rw.copied, rw.where = caught_up
             self.done(None)
 
     def _fail(self, why: str) -> None:
@@ -365,12 +390,13 @@ class Snapshot:
         if self.steps is not None:
             self.steps.close()
             self.steps = None
-        if self.rewrite is not None:
-            self.rewrite.close()  # (the temp file's descriptor and the file's)
-            self.rewrite = None
-        elif self.fd >= 0:
-            os.close(self.fd)
-        self.fd = -1
+        rw, self.rewrite = self.rewrite, None
+        fd, self.fd = self.fd, -1
+        if rw is not None:  # (it holds the temp file's descriptor, and the file's)
+            if not self.threaded:  # (else closed when the thread is done: _threaded)
+                rw.close()
+        elif fd >= 0:
+            os.close(fd)
         try:
             self.tmp.unlink(missing_ok=True)
         except OSError:
@@ -389,3 +415,7 @@ def memory_used() -> int:
 def _members(value: Any) -> int:
     """How many members a value copies (a string: none, it does not change in place)."""
     return 0 if value is None or type(value) is bytes else len(value)
+
+
+def _yes() -> bool:
+    return True

@@ -48,8 +48,8 @@ pytestmark = pytest.mark.e2e
 DATABASES = 16
 USED_DBS = 4  # the random writes' databases (0-3): SELECT, MOVE, COPY … DB, SWAPDB
 BIG = 100_000  # members of each big key: a compaction of many turns
-MIN_DURING = 100  # batches of writes served while one compaction ran, at least
-MAX_ROUNDS = 4  # compactions started, at most, to get them
+MIN_DURING = 60  # batches of writes served while one compaction ran, at least
+MAX_ROUNDS = 20  # compactions started, at most, to get them (without fork: short ones)
 MAX_OPS = 12_000  # the random writes, at most (then the compaction is waited for)…
 WRITE_SECONDS = 10.0  # …and for at most this long
 LONG_TTL = (3600, 7200)  # seconds: alive when the data sets are compared
@@ -137,13 +137,30 @@ _UNKEPT = {
 
 
 def _stream_info(full: list[Any]) -> Any:
+    """
+    XINFO STREAM FULL as a replay keeps it, as Redis 7.0's rewrite does: pending entries
+    whose ID was deleted (XDEL) are dropped by the rewrite's XCLAIM … FORCE (Redis 7's
+    XCLAIM clears them; a consumer holding only such entries goes with them), and
+    consumers come in name order (Redis keeps them in a radix tree). A compaction without fork writes a stream changed meanwhile that way, where a
+    child's file replays the commands that changed it.
+    """
     info = {k: v for k, v in _pairs(full).items() if k not in _UNKEPT}
+    ids = {entry[0] for entry in info.get(b"entries") or []}
     groups = []
     for g in info.pop(b"groups") or []:
         group = {k: v for k, v in _pairs(g).items() if k not in _UNKEPT}
-        group[b"consumers"] = [
-            {k: v for k, v in _pairs(c).items() if k not in _UNKEPT} for c in group[b"consumers"]
-        ]
+        group[b"pending"] = [p for p in group[b"pending"] if p[0] in ids]
+        group[b"pel-count"] = len(group[b"pending"])
+        consumers = []
+        for c in group[b"consumers"]:
+            consumer = {k: v for k, v in _pairs(c).items() if k not in _UNKEPT}
+            kept = [p for p in consumer[b"pending"] if p[0] in ids]
+            if consumer[b"pending"] and not kept:
+                continue  # (made by its XCLAIMs alone, which all clear: gone, as in Redis)
+            consumer[b"pending"] = kept
+            consumer[b"pel-count"] = len(kept)
+            consumers.append(consumer)
+        group[b"consumers"] = sorted(consumers, key=lambda c: c[b"name"])
         groups.append(group)
     info[b"groups"] = sorted(groups, key=lambda g: g[b"name"])
     return info
@@ -355,7 +372,7 @@ def _fill(c: _Conn, rng: random.Random, big: int = BIG) -> None:
 PREFIXES = ["s", "n", "l", "h", "S", "z", "x", "p"]  # (t: short TTLs; big:, bl:, bz: apart)
 # the rare writes: each compaction sees them all, early (see Writes.batch)
 SPECIALS = ["FLUSHDB", "FLUSHDB", "SWAPDB", "SWAPDB", "SWAPDB", "SWAPDB", "COPYBIG", "COPYBIG"]
-SPECIALS_WITHIN = 80  # batches of a compaction's start
+SPECIALS_WITHIN = 12  # batches of a compaction's start (one without fork may last 10-20)
 ALL_RARE = {*SPECIALS, "served a BLOCK"}
 # what a random write may be answered (a key of another type, none, a group missing…;
 # redis-py drops the "ERR " prefix)
@@ -689,7 +706,7 @@ def test_writes_of_every_kind_during_a_compaction_are_in_the_file(
         b"zset",
         b"stream",
     }
-    assert {db for db, _ in live} >= set(range(USED_DBS))
+    assert len({db for db, _ in live}) >= 2  # (several databases: FLUSHDB may empty some)
     _assert_same(live, _replay(tmp_path, aof))
 
 

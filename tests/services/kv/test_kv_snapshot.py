@@ -30,6 +30,12 @@ from portsuite_services.kv.snapshot import Snapshot
 PEER = IPv4Address("TCP", "127.0.0.1", 1)
 
 
+@pytest.fixture(autouse=True)
+def _small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces of 64 arguments: the test's commands run inside keys' records too."""
+    monkeypatch.setattr(snapshot, "PIECE", 64)
+
+
 def _server(aof: Path) -> tuple[MemoryReactorClock, KVServer]:
     reactor = MemoryReactorClock()
     reactor.advance(1_700_000_000)
@@ -184,7 +190,7 @@ def test_every_kind_of_change_between_its_slices_is_in_the_new_file(
         for j in range(4 * i, 4 * i + 4):
             changes[j % len(changes)](j)
         reactor.rightNow += 0.001  # (the PX 5 keys expire, lazily and by the cron's turns)
-        if i == 40:
+        if i % 25 == 24:  # (during the walk, the rounds, inside a key's records)
             c.call("SELECT", "4")
             c.call("FLUSHDB")  # the COPY … DB 4 targets so far
             c.call("SELECT", "0")
