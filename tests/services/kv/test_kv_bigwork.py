@@ -178,6 +178,7 @@ class _RecordingAOF:
     ok = True
     db = 0
     buf: list[bytes] = []
+    tracker = None  # (no compaction without fork)
 
     def __init__(self, records: list[list[bytes]]):
         self.records = records
