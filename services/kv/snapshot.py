@@ -247,18 +247,24 @@ class Snapshot:
         self.current = (db, key)
         records = key_records(key, value, when, copy=again)
         try:
-            for record in records:
-                self._add(record)
-                self.work += len(record)
-                if self.work >= PIECE:
-                    self.work = 0
-                    yield True
-                    if key in self.dirty[db] and not again:
-                        break  # (changed: written again later, after a DEL)
-                    self._select(db)  # (a FLUSHDB of another one may have been written)
+            yield from self._records(db, records, None if again else key)
         except RuntimeError:  # (changed in size by a command not recorded yet: bigwork.py)
             self._mark(db, (key,))
         self.current = None
+
+    def _records(
+        self, db: int, records: Iterator[list[bytes]], key: bytes | None = None
+    ) -> Generator[bool, None, None]:
+        """Records for database C{db}, a piece a step; C{key}: stop once it is dirty (the walk)."""
+        for record in records:
+            self._add(record)
+            self.work += len(record)
+            if self.work >= PIECE:
+                self.work = 0
+                yield True
+                if key is not None and key in self.dirty[db]:
+                    return  # (changed: written again later, after a DEL)
+                self._select(db)  # (a FLUSHDB of another database may have been written)
 
     def _last(self) -> Generator[bool, None, None]:
         """
@@ -291,12 +297,7 @@ class Snapshot:
             self._select(db)
             self._add([b"DEL", key])
             if records is not None:
-                for record in records:
-                    self._add(record)
-                    self.work += len(record)
-                    if self.work >= PIECE:
-                        self.work = 0
-                        yield True
+                yield from self._records(db, records)
 
     # -- the temp file --------------------------------------------------------------------
 
