@@ -584,19 +584,26 @@ def _child(
 
 
 def catch_up(
-    tmp_fd: int, size: int, read_fd: int, start: int, db: int, where: int, alive: Any
+    tmp_fd: int,
+    size: int,
+    read_fd: int,
+    start: int,
+    db: int,
+    where: int,
+    alive: Any,
+    left: int = CATCH_UP,
 ) -> tuple[int, int]:
     """
     After a snapshot of C{size} bytes (its last record for database C{where}), fsynced:
     copy what the file got since its byte C{start} (records for database C{db}) to the
-    temp file and fsync, while more than L{CATCH_UP} is left (L{CATCH_UP_ROUNDS} at
+    temp file and fsync, while more than C{left} is left (L{CATCH_UP_ROUNDS} times at
     most), so that the switch copies little. How far it copied, and the database the
     temp file's last record is for.
     """
     copied = start
     for _ in range(CATCH_UP_ROUNDS):
         end = os.fstat(read_fd).st_size
-        if end - copied < CATCH_UP or not alive():
+        if end - copied < left or not alive():
             break
         if copied == start and where != db:  # the appends were written for database db
             size += _write_all(tmp_fd, _select(db))
