@@ -5,8 +5,8 @@ between its slices do (to a key it is writing, to keys it wrote or has not reach
 FLUSHDB, FLUSHALL, SWAPDB, MOVE, COPY … DB, MULTI, expiries), the file after it
 replays to exactly the data set; no child process is made.
 
-The reactor is a MemoryReactorClock and the test plays its turns (L{_turn}: the calls
-due now, not those they add), with kv's share of a turn at nothing, so the compaction
+The reactor is a MemoryReactorClock and the test plays its turns (bigwork's L{_turn}:
+the calls due now, not those they add), with kv's share of a turn at nothing, so the compaction
 does one piece a turn and the test's commands run between any two of them.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 from kvdb_help import wait_compacted
+from test_kv_bigwork import _turn
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -44,16 +45,6 @@ def _server(aof: Path) -> tuple[MemoryReactorClock, KVServer]:
     assert server.can_fork  # (it could: it does not, past fork_max_memory)
     server.turn.share = 0  # one piece of the compaction a turn
     return reactor, server
-
-
-def _turn(reactor: MemoryReactorClock) -> None:
-    """One turn of the reactor: the calls due now (not the ones they schedule for now)."""
-    now = reactor.seconds()
-    for call in [c for c in reactor.getDelayedCalls() if c.getTime() <= now]:
-        if call.active():
-            reactor.calls.remove(call)
-            call.called = 1
-            call.func(*call.args, **call.kw)
 
 
 class _Client:
